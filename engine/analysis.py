@@ -1,0 +1,58 @@
+"""What the rules could still decide for a case: MYCIN's "skip a rule whose
+premise is already false", applied after a run.
+
+Each rule that did not fire is judged in three-valued logic over the case's
+known findings and the facts the run derived: *false* (a known value rules
+it out), or *undecided* (it waits on an unknown field, directly or through a
+derived fact that an undecided rule could still assert). The unknown fields
+of the undecided rules are what the result reports as `missing`, and what an
+interview would ask next.
+"""
+
+from typing import Dict, List, Set
+
+from . import conditions
+from .rulebase import RuleBase, RuleSpec
+
+
+def undecided_rules(rulebase: RuleBase, facts: dict, derived: Dict[str, list], fired: Set[str],
+                    stance_layers: Set[str]) -> List[RuleSpec]:
+    """The rules that did not fire and whose premise is not yet false, in layer order.
+
+    `derived` maps each derived name to the values the run asserted;
+    `stance_layers` are the layers in which a stance was set.
+    """
+    pending: List[RuleSpec] = []
+    unknown_derived: Set[str] = set()
+
+    def lookup(name):
+        if name in rulebase.schema.fields:
+            return [facts[name]] if name in facts else conditions.UNKNOWN
+        values = derived.get(name, [])
+        return conditions.UNKNOWN if not values and name in unknown_derived else values
+
+    for layer in rulebase.layers:
+        earlier_stance = any(l in stance_layers for l in
+                             (x.name for x in rulebase.layers if x.sets_stance and x.index < layer.index))
+        in_layer = [r for r in rulebase.rules if r.layer == layer.name and r.id not in fired]
+        if layer.sets_stance and earlier_stance:
+            continue  # the stance is already set by an earlier layer: these rules cannot fire
+        changed = True
+        while changed:  # a layer's rules may feed each other
+            changed = False
+            for rule in in_layer:
+                if rule in pending or conditions.evaluate(rule.when, lookup) is not None:
+                    continue
+                pending.append(rule)
+                for name in rule.derives:
+                    if not derived.get(name) and name not in unknown_derived:
+                        unknown_derived.add(name)
+                        changed = True
+    return pending
+
+
+def missing_fields(rulebase: RuleBase, facts: dict, undecided: List[RuleSpec]) -> List[str]:
+    """The unknown case fields the undecided rules test, in schema order."""
+    wanted = {t.name for r in undecided for t in conditions.tests(r.when)
+              if t.name in rulebase.schema.fields and t.name not in facts}
+    return [name for name in rulebase.schema.fields if name in wanted]

@@ -1,0 +1,128 @@
+"""Compiling a RuleBase onto experta: one Rule per rule spec, on one engine class.
+
+Working memory holds two kinds of fact:
+
+- ``Finding(name=..., value=...)``: one per known field of the case;
+- ``Derived(name=..., value=..., layer=...)``: asserted by rules (derived
+  classifications, the stance, the dose, warnings).
+
+Each condition test becomes a pattern on one of them, bound to a name so
+that the right-hand side learns which facts the activation matched: the
+trace is read from experta's activations, not reconstructed. The RHS of
+every rule is the same generic function; what it asserts is data.
+"""
+
+from dataclasses import dataclass, field
+from typing import List
+
+from . import conditions
+from ._experta import AS, NOT, OR, AND, Fact, KnowledgeEngine, L, P, Rule
+from .rulebase import STANCE, RuleBase, RuleSpec
+
+
+class Finding(Fact):
+    """A known field of the case."""
+
+
+class Derived(Fact):
+    """A fact a rule asserted."""
+
+
+@dataclass
+class Firing:
+    """One rule firing: what it matched and what it asserted."""
+    rule: RuleSpec
+    matched: List[Fact]
+    asserted: List[dict] = field(default_factory=list)
+
+
+class AdvisorEngine(KnowledgeEngine):
+    """The knowledge engine; subclasses carry the compiled rules."""
+
+    rulebase: RuleBase = None
+
+    def evaluate(self, facts: dict, order) -> List[Firing]:
+        """Run the rules over a case's facts; return the firings in order."""
+        self.reset()
+        self.firings: List[Firing] = []
+        self.asserted_by = {}
+        for name in order:  # schema order: fact ids, and so the agenda, never depend on input order
+            if name in facts:
+                self.declare(Finding(name=name, value=facts[name]))
+        self.run()
+        return self.firings
+
+    def fire(self, rule: RuleSpec, bound: dict):
+        matched = sorted((f for f in bound.values() if isinstance(f, Fact)),
+                         key=lambda f: f["__factid__"])
+        firing = Firing(rule, matched)
+        self.firings.append(firing)
+        for name, value in rule.derives.items():
+            fact = Derived(name=name, value=value, layer=rule.layer)
+            declared = self.declare(fact)
+            if declared is not None:
+                self.asserted_by[declared["__factid__"]] = len(self.firings) - 1
+            firing.asserted.append({"name": name, "value": value})
+        if "dose" in rule.then:
+            firing.asserted.append({"name": "dose", "value": dose_text(rule.then["dose"])})
+        for warning in rule.warnings:
+            firing.asserted.append({"name": "warning", "value": warning["code"]})
+
+
+def dose_text(dose: dict) -> str:
+    """A dose as one line: '0.4 g/kg/day x 5 days = 2 g/kg'."""
+    total = f"{dose['total_g_per_kg']:g} g/kg"
+    if dose.get("g_per_kg_per_day") is not None:
+        return f"{dose['g_per_kg_per_day']:g} g/kg/day x {dose['days']:g} days = {total}"
+    return f"{total} in total"
+
+
+def _pattern(test: conditions.Test, cls, binding):
+    if test.op == "known":
+        pattern = cls(name=test.name)
+        return binding << pattern if test.operand else NOT(pattern)
+    if test.op == "eq":
+        return binding << cls(name=test.name, value=L(test.operand))
+    return binding << cls(name=test.name, value=P(test.holds))
+
+
+def _compile_condition(cond, kind_of, counter):
+    if isinstance(cond, conditions.Test):
+        counter.append(None)
+        binding = getattr(AS, f"f{len(counter)}")
+        return _pattern(cond, kind_of(cond.name), binding)
+    parts = [_compile_condition(c, kind_of, counter) for c in cond.items]
+    if len(parts) == 1:
+        return parts[0]
+    return AND(*parts) if isinstance(cond, conditions.AllOf) else OR(*parts)
+
+
+def compile_rule(spec: RuleSpec, rulebase: RuleBase) -> Rule:
+    """One experta Rule for one rule spec."""
+    def kind_of(name):
+        return Finding if name in rulebase.schema.fields else Derived
+
+    cond = conditions.normal(spec.when)
+    patterns = [_compile_condition(cond, kind_of, [])]
+    layer = rulebase.layer(spec.layer)
+    if layer.sets_stance:
+        # A stance set by an earlier layer is final: later layers only fill
+        # the gap. Rules of one layer do not hide each other, so that a
+        # conflict inside a layer shows in the result instead of vanishing.
+        earlier = tuple(l.name for l in rulebase.layers if l.sets_stance and l.index < layer.index)
+        if earlier:
+            patterns.append(NOT(Derived(name=STANCE, layer=P(lambda v, e=earlier: v in e))))
+
+    def rhs(engine, **bound):
+        engine.fire(spec, bound)
+
+    rhs.__name__ = spec.id
+    return Rule(*patterns, salience=spec.salience)(rhs)
+
+
+def compile_rulebase(rulebase: RuleBase, rules=None) -> type:
+    """The engine class holding every rule of `rules` (default: the whole base)."""
+    members = {"rulebase": rulebase}
+    for spec in rules if rules is not None else rulebase.rules:
+        members["rule_" + spec.id.replace("-", "_")] = compile_rule(spec, rulebase)
+    return type("IvigEngine", (AdvisorEngine,), members)

@@ -1,0 +1,172 @@
+"""Evaluating cases: validated facts -> engine run -> Result.
+
+`evaluate_case(mapping)` is the one-call API; `Advisor` keeps one compiled
+engine and reuses it (experta's ``reset()``) for every case it evaluates.
+"""
+
+from dataclasses import dataclass, field
+from typing import List, Optional
+
+from .analysis import missing_fields, undecided_rules
+from .rulebase import IVIG_GIVEN, SEVERITIES, STANCE, RuleBase
+from .schema import Case, CaseInvalid
+from .yamlsrc import SourceError
+
+
+@dataclass
+class Result:
+    """The answer for one case, in the shape of the result contract."""
+    id: str
+    status: str = "ok"
+    error: Optional[dict] = None
+    ivig: Optional[dict] = None
+    dose: Optional[dict] = None
+    warnings: List[dict] = field(default_factory=list)
+    trace: List[dict] = field(default_factory=list)
+    missing: List[str] = field(default_factory=list)
+    source: Optional[str] = None
+    line: Optional[int] = None
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_dict(self) -> dict:
+        """The JSON form: the result contract's keys, in its order."""
+        return {"id": self.id, "status": self.status, "error": self.error, "ivig": self.ivig,
+                "dose": self.dose, "warnings": self.warnings, "trace": self.trace,
+                "missing": self.missing, "source": self.source, "line": self.line}
+
+    @classmethod
+    def failure(cls, case_id: str, errors: List[SourceError]) -> "Result":
+        """A result for a case that could not be evaluated."""
+        first = errors[0]
+        error = {"message": first.message, "field": first.field, "source": first.source,
+                 "line": first.line}
+        if len(errors) > 1:
+            error["others"] = [{"message": e.message, "field": e.field, "line": e.line} for e in errors[1:]]
+        return cls(id=case_id, status="error", error=error, source=first.source, line=first.line)
+
+
+class Advisor:
+    """A rule base compiled once, evaluating case after case."""
+
+    def __init__(self, rulebase: Optional[RuleBase] = None):
+        self.rulebase = rulebase or RuleBase.load()
+        self.engine = self.rulebase.compile()()
+        self.order = list(self.rulebase.schema.fields)
+
+    def validate(self, data, source=None, line=None, default_id=None) -> Case:
+        """Check a case mapping against the schema (raises CaseInvalid)."""
+        return self.rulebase.schema.validate(data, source, line, default_id)
+
+    def evaluate_mapping(self, data, source=None, line=None, default_id=None) -> Result:
+        """Validate and evaluate one case mapping; a bad case gives an error Result."""
+        try:
+            case = self.validate(data, source, line, default_id)
+        except CaseInvalid as exc:
+            case_id = data.get("id") if isinstance(data, dict) else None
+            return Result.failure(str(case_id or default_id or "case"), exc.errors)
+        return self.evaluate(case)
+
+    def evaluate(self, case: Case) -> Result:
+        """Run the rules over a validated case."""
+        firings = self.engine.evaluate(case.facts, self.order)
+        result = Result(id=case.id, source=case.source, line=case.line)
+        derived, stance_layers, fired = {}, set(), set()
+        index_of_fact = {}
+        for i, firing in enumerate(firings):
+            fired.add(firing.rule.id)
+            for name, value in firing.rule.derives.items():
+                derived.setdefault(name, [])
+                if value not in derived[name]:
+                    derived[name].append(value)
+            if "recommend" in firing.rule.then:
+                stance_layers.add(firing.rule.layer)
+        for fact_id, i in self.engine.asserted_by.items():
+            index_of_fact[fact_id] = firings[i].rule.id
+        result.trace = [_trace_entry(f, index_of_fact) for f in firings]
+        _conclude(result, firings, case.facts)
+        undecided = undecided_rules(self.rulebase, case.facts, derived, fired, stance_layers)
+        result.missing = missing_fields(self.rulebase, case.facts, undecided)
+        if result.dose and "weight_kg" not in case.facts and "weight_kg" not in result.missing:
+            result.missing.append("weight_kg")
+        return result
+
+
+def _fact_entry(fact, asserted_by) -> dict:
+    entry = {"fact": type(fact).__name__, "name": fact["name"], "value": _plain(fact["value"])}
+    if type(fact).__name__ == "Derived":
+        entry["from"] = asserted_by.get(fact["__factid__"])
+    return entry
+
+
+def _plain(value):
+    return list(value) if isinstance(value, (tuple, list)) or type(value).__name__ == "frozenlist" else value
+
+
+def _trace_entry(firing, asserted_by) -> dict:
+    return {"rule": firing.rule.id, "layer": firing.rule.layer,
+            "matched": [_fact_entry(f, asserted_by) for f in firing.matched],
+            "asserted": firing.asserted}
+
+
+def _conclude(result: Result, firings, facts: dict):
+    """Read the stance, dose and warnings off the firings, in firing order."""
+    stances, doses, warnings = [], [], {}
+    for firing in firings:
+        rule, then = firing.rule, firing.rule.then
+        if "recommend" in then:
+            stances.append((rule, then["recommend"]))
+        if "dose" in then:
+            doses.append((rule, then["dose"]))
+        for w in rule.warnings:
+            # one entry per (code, rule): a rule whose OR matched twice warns once
+            warnings.setdefault((w["code"], rule.id), dict(w, rule=rule.id))
+    if stances:
+        rule, rec = stances[0]
+        result.ivig = {"stance": rec["stance"], "summary": rec["summary"], "rule": rule.id}
+        others = sorted({r.id for r, x in stances if x["stance"] != rec["stance"]})
+        if others:
+            warnings[("rule-conflict", None)] = {
+                "code": "rule-conflict", "severity": "critical", "rule": rule.id, "action": None,
+                "message": f"Rules disagree on the stance: {rule.id} says {rec['stance']}, "
+                           f"{', '.join(others)} say otherwise. The rule base needs review."}
+    if doses and result.ivig and result.ivig["stance"] in IVIG_GIVEN:
+        rule, dose = doses[0]
+        weight = facts.get("weight_kg")
+        result.dose = {
+            "total_g_per_kg": dose["total_g_per_kg"], "g_per_kg_per_day": dose["g_per_kg_per_day"],
+            "days": dose["days"],
+            "total_g": round(dose["total_g_per_kg"] * weight, 1) if weight is not None else None,
+            "repeat": dose["repeat"], "note": dose["note"], "rule": rule.id}
+        if any(d != dose for _, d in doses[1:]):
+            warnings[("dose-conflict", None)] = {
+                "code": "dose-conflict", "severity": "critical", "rule": rule.id, "action": None,
+                "message": "Rules give different doses: " + ", ".join(r.id for r, _ in doses)
+                           + ". The rule base needs review."}
+    result.warnings = sorted(warnings.values(), key=lambda w: SEVERITIES.index(w["severity"]))
+
+
+_default: Optional[Advisor] = None
+
+
+def default_advisor() -> Advisor:
+    """The Advisor over the packaged rule base, built on first use."""
+    global _default
+    if _default is None:
+        _default = Advisor()
+    return _default
+
+
+def evaluate_case(mapping: dict, rulebase: Optional[RuleBase] = None) -> Result:
+    """Evaluate one case given as a mapping of fields (see facts/case.yaml).
+
+    >>> evaluate_case({"diagnosis": "mmn", "weight_kg": 70}).ivig["stance"]
+    'first-line'
+    """
+    advisor = Advisor(rulebase) if rulebase is not None else default_advisor()
+    return advisor.evaluate_mapping(mapping)
+
+
+__all__ = ["Advisor", "Result", "evaluate_case", "default_advisor", "STANCE"]

@@ -1,0 +1,456 @@
+"""The rule language: loading rule files from rules/, and checking them on load.
+
+A rule base is a directory with a manifest (``rulebase.yaml``: name,
+version, the ordered layers, the rule files) and the rule files it names.
+Every problem is reported as ``file:line`` with the field, and loading stops
+only after the whole base has been read, so one run shows every error.
+"""
+
+import difflib
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from . import conditions
+from .schema import CaseSchema
+from .yamlsrc import Located, SourceError, load_one
+
+STANCES = ("first-line", "second-line", "trial-justified", "not-established", "not-effective",
+           "out-of-scope")
+IVIG_GIVEN = ("first-line", "second-line", "trial-justified")
+SEVERITIES = ("critical", "warning", "info")
+BASES = ("review", "assumption")
+STATUSES = ("draft", "reviewed", "approved", "needs-change", "retired")
+STANCE = "stance"  # the derived fact a `recommend` action sets
+
+RULE_KEYS = ("id", "title", "layer", "when", "then", "basis", "rationale", "claims", "assumptions",
+             "source", "evidence", "flags", "status", "explanation")
+FILE_KEYS = ("topic", "title", "maintenance", "defaults", "rules")
+SOURCE_KEYS = ("section", "refs", "lines", "quote", "quote_en")
+ACTION_KEYS = ("derive", "recommend", "dose", "warn")
+DOSE_KEYS = ("total_g_per_kg", "g_per_kg_per_day", "days", "repeat", "note")
+WARN_KEYS = ("code", "severity", "message", "action")
+ID_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+
+
+@dataclass
+class Layer:
+    name: str
+    sets_stance: bool
+    help: str
+    index: int
+
+
+@dataclass
+class RuleSpec:
+    """One rule as written, checked, with where it was written."""
+    id: str
+    title: str
+    layer: str
+    when: conditions.Condition
+    then: dict
+    basis: str
+    file: str
+    line: int
+    topic: str
+    position: int = 0
+    salience: int = 0
+    rationale: str = ""
+    claims: Tuple[str, ...] = ()
+    assumptions: Tuple[str, ...] = ()
+    source: dict = field(default_factory=dict)
+    evidence: Tuple[str, ...] = ()
+    flags: Tuple[str, ...] = ()
+    status: str = "draft"
+    explanation: str = ""
+    raw: dict = field(default_factory=dict)
+
+    @property
+    def derives(self) -> Dict[str, object]:
+        """The derived facts this rule asserts, name -> value (stance included)."""
+        out = dict(self.then.get("derive") or {})
+        if "recommend" in self.then:
+            out[STANCE] = self.then["recommend"]["stance"]
+        return out
+
+    @property
+    def warnings(self) -> List[dict]:
+        return list(self.then.get("warn") or [])
+
+
+class RuleBaseInvalid(Exception):
+    """A rule base with errors; `errors` lists every SourceError found."""
+
+    def __init__(self, errors: List[SourceError]):
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = errors
+
+
+class RuleBase:
+    """The rules, their layers and the case schema they are written against."""
+
+    def __init__(self, manifest: dict, layers: List[Layer], rules: List[RuleSpec],
+                 schema: CaseSchema, directory: Optional[Path], extras: Dict[str, object]):
+        self.manifest = manifest
+        self.layers = layers
+        self.rules = rules
+        self.schema = schema
+        self.directory = directory
+        self.extras = extras  # data files named by the manifest (evidence, claims, ...)
+        self.by_id = {r.id: r for r in rules}
+        self._engine_class = None
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest.get("name", "rules"))
+
+    @property
+    def version(self) -> str:
+        return str(self.manifest.get("version", "0"))
+
+    def layer(self, name: str) -> Layer:
+        return next(l for l in self.layers if l.name == name)
+
+    def producers(self, name: str) -> List[RuleSpec]:
+        """The rules that assert the derived fact `name`."""
+        return [r for r in self.rules if name in r.derives]
+
+    @classmethod
+    def load(cls, directory: Optional[Path] = None, schema: Optional[CaseSchema] = None) -> "RuleBase":
+        """Read and check a rule base (default: the packaged rules/); raise RuleBaseInvalid."""
+        schema = schema or CaseSchema.load()
+        if directory is None:
+            root = resources.files("ivig_advisor").joinpath("rules")
+            label = "rules"
+        else:
+            root, label = Path(directory), str(directory)
+
+        def read(name):
+            return load_one(root.joinpath(name).read_text(encoding="utf-8"), f"{label}/{name}")
+
+        errors: List[SourceError] = []
+        try:
+            manifest = read("rulebase.yaml")
+        except (OSError, SourceError) as exc:
+            raise RuleBaseInvalid([exc if isinstance(exc, SourceError)
+                                   else SourceError(f"cannot read the manifest: {exc}", f"{label}/rulebase.yaml")])
+        msource = f"{label}/rulebase.yaml"
+        layers = _layers(manifest, msource, errors)
+        rules: List[RuleSpec] = []
+        for index, name in enumerate(manifest.get("rule_files") or []):
+            try:
+                data = read(name)
+            except OSError as exc:
+                errors.append(SourceError(f"cannot read rule file '{name}': {exc.strerror}", msource,
+                                          manifest["rule_files"].line_of(index)))
+                continue
+            except SourceError as exc:
+                errors.append(exc)
+                continue
+            rules.extend(_rule_file(data, f"{label}/{name}", layers, errors))
+        extras = {}
+        for key, name in (manifest.get("data_files") or {}).items():
+            try:
+                extras[key] = read(name)
+            except (OSError, SourceError) as exc:
+                errors.append(exc if isinstance(exc, SourceError)
+                              else SourceError(f"cannot read data file '{name}'", msource))
+        if not errors:
+            _order(rules, layers)
+            _check_names(rules, layers, schema, errors)
+            _check_references(rules, extras, errors)
+        if errors:
+            raise RuleBaseInvalid(errors)
+        return cls(manifest, layers, rules, schema, None if directory is None else Path(directory), extras)
+
+    def compile(self):
+        """The experta engine class for this rule base, built once and cached."""
+        if self._engine_class is None:
+            from .compiler import compile_rulebase
+            self._engine_class = compile_rulebase(self)
+        return self._engine_class
+
+
+def _layers(manifest, source, errors) -> List[Layer]:
+    layers = []
+    items = manifest.get("layers") if isinstance(manifest, dict) else None
+    if not isinstance(items, list) or not items:
+        errors.append(SourceError("the manifest needs a list of 'layers'", source, 1))
+        return layers
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            errors.append(SourceError("a layer needs a 'name'", source, items.line_of(i)))
+            continue
+        layers.append(Layer(item["name"], bool(item.get("sets_stance", False)),
+                            " ".join(str(item.get("help", "")).split()), len(layers)))
+    return layers
+
+
+def _rule_file(data, source, layers, errors) -> List[RuleSpec]:
+    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+        errors.append(SourceError("a rule file needs a 'rules' list", source, getattr(data, "line", 1)))
+        return []
+    for key in data:
+        if key not in FILE_KEYS:
+            errors.append(SourceError(f"unknown rule-file key '{key}'{_suggest(key, FILE_KEYS)}",
+                                      source, data.line_of(key)))
+    topic = str(data.get("topic", Path(source).stem))
+    defaults = data.get("defaults") or {}
+    out = []
+    for i, raw in enumerate(data["rules"]):
+        line = data["rules"].line_of(i)
+        if not isinstance(raw, dict):
+            errors.append(SourceError("a rule must be a mapping", source, line))
+            continue
+        rule = _rule(raw, source, line, topic, defaults, layers, errors)
+        if rule is not None:
+            out.append(rule)
+    return out
+
+
+def _suggest(word, choices) -> str:
+    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def _rule(raw: Located, source, line, topic, defaults, layers, errors) -> Optional[RuleSpec]:
+    def err(message, key=None, at=None):
+        errors.append(SourceError(message, source, at or (raw.line_of(key) if key else line),
+                                  f"{raw.get('id', '?')}.{key}" if key else raw.get("id")))
+
+    before = len(errors)
+    for key in raw:
+        if key not in RULE_KEYS:
+            err(f"unknown rule key '{key}'{_suggest(key, RULE_KEYS)}", key)
+    for key in ("id", "title", "layer", "when", "then", "basis"):
+        if key not in raw:
+            err(f"the rule has no '{key}'")
+    if len(errors) > before:
+        return None
+    rule_id = raw["id"]
+    if not isinstance(rule_id, str) or not ID_PATTERN.match(rule_id):
+        err("an id is lower-case words joined by '-'", "id")
+    layer_names = [l.name for l in layers]
+    if raw["layer"] not in layer_names:
+        err(f"unknown layer '{raw['layer']}'{_suggest(raw['layer'], layer_names)}", "layer")
+    if raw["basis"] not in BASES:
+        err(f"basis must be one of {', '.join(BASES)}", "basis")
+    status = raw.get("status", defaults.get("status", "draft"))
+    if status not in STATUSES:
+        err(f"status must be one of {', '.join(STATUSES)}", "status")
+    src = raw.get("source") or {}
+    if not isinstance(src, dict):
+        err("source must be a mapping", "source")
+        src = {}
+    for key in src:
+        if key not in SOURCE_KEYS:
+            err(f"unknown source key '{key}'{_suggest(key, SOURCE_KEYS)}", "source", src.line_of(key))
+    if raw["basis"] == "review" and not (src.get("refs") or src.get("quote")):
+        err("a rule with basis 'review' must cite the review: source.refs or source.quote", "source")
+    if raw["basis"] == "assumption" and not str(raw.get("rationale", "")).strip():
+        err("a rule with basis 'assumption' must give its rationale", "rationale")
+    if not raw.get("claims"):
+        err("a rule must name the claims (C..) it encodes", "claims")
+    try:
+        when = conditions.parse(raw["when"], source, raw.line_of("when"))
+    except SourceError as exc:
+        errors.append(exc)
+        when = None
+    then = _then(raw["then"], source, raw.line_of("then"), err)
+    if len(errors) > before:
+        return None
+    layer = next(l for l in layers if l.name == raw["layer"])
+    if "recommend" in then and not layer.sets_stance:
+        err(f"layer '{layer.name}' does not set the stance; a 'recommend' belongs in "
+            f"{', '.join(l.name for l in layers if l.sets_stance)}", "then")
+        return None
+
+    def strings(key):
+        value = raw.get(key)
+        if value is None:
+            return ()
+        return tuple(str(v) for v in (value if isinstance(value, list) else [value]))
+
+    return RuleSpec(id=rule_id, title=" ".join(str(raw["title"]).split()), layer=raw["layer"],
+                    when=when, then=then, basis=raw["basis"], file=source, line=line, topic=topic,
+                    rationale=" ".join(str(raw.get("rationale", "")).split()),
+                    claims=strings("claims"), assumptions=strings("assumptions"), source=dict(src),
+                    evidence=strings("evidence"), flags=strings("flags"), status=status,
+                    explanation=" ".join(str(raw.get("explanation", "")).split()), raw=raw)
+
+
+def _then(data, source, line, err) -> dict:
+    if not isinstance(data, dict) or not data:
+        err("'then' must be a mapping of actions: " + ", ".join(ACTION_KEYS), "then")
+        return {}
+    out = {}
+    for key, value in data.items():
+        at = data.line_of(key) if isinstance(data, Located) else line
+        if key not in ACTION_KEYS:
+            err(f"unknown action '{key}'{_suggest(key, ACTION_KEYS)}", "then", at)
+        elif key == "derive":
+            if not isinstance(value, dict) or not value:
+                err("'derive' takes a mapping of name: value", "then", at)
+            elif any(k == STANCE for k in value):
+                err("the stance is set with 'recommend', not 'derive'", "then", at)
+            else:
+                out["derive"] = dict(value)
+        elif key == "recommend":
+            if not isinstance(value, dict) or value.get("stance") not in STANCES or not value.get("summary"):
+                err(f"'recommend' needs a stance ({', '.join(STANCES)}) and a summary", "then", at)
+            else:
+                out["recommend"] = {"stance": value["stance"], "summary": " ".join(str(value["summary"]).split())}
+        elif key == "dose":
+            out["dose"] = _dose(value, at, err)
+        else:
+            items = value if isinstance(value, list) else [value]
+            out["warn"] = [w for w in (_warning(item, at, err) for item in items) if w]
+    return out
+
+
+def _dose(value, at, err) -> dict:
+    if not isinstance(value, dict):
+        err("'dose' must be a mapping", "then", at)
+        return {}
+    for key in value:
+        if key not in DOSE_KEYS:
+            err(f"unknown dose key '{key}'{_suggest(key, DOSE_KEYS)}", "then", value.line_of(key))
+    dose = {k: value.get(k) for k in DOSE_KEYS}
+    for key in ("total_g_per_kg", "g_per_kg_per_day", "days"):
+        number = dose[key]
+        if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float)) or number <= 0):
+            err(f"dose.{key} must be a positive number or null", "then", value.line_of(key))
+            return {}
+    total, per_day, days = dose["total_g_per_kg"], dose["g_per_kg_per_day"], dose["days"]
+    if total is None:
+        err("dose.total_g_per_kg is required: the review gives at least a total", "then", at)
+    elif per_day is not None and days is not None and abs(per_day * days - total) > 1e-9:
+        err(f"dose: {per_day} g/kg/day x {days} days is not the total {total} g/kg", "then", at)
+    if (per_day is None) != (days is None):
+        err("dose: give both g_per_kg_per_day and days, or neither", "then", at)
+    dose["note"] = " ".join(str(dose["note"]).split()) if dose["note"] else None
+    return dose
+
+
+def _warning(item, at, err) -> Optional[dict]:
+    if not isinstance(item, dict):
+        err("a warning must be a mapping", "then", at)
+        return None
+    here = item.line_of("code") if isinstance(item, Located) else at
+    for key in item:
+        if key not in WARN_KEYS:
+            err(f"unknown warning key '{key}'{_suggest(key, WARN_KEYS)}", "then", here)
+    code, severity = item.get("code"), item.get("severity")
+    if not isinstance(code, str) or not ID_PATTERN.match(code):
+        err("a warning needs a code of lower-case words joined by '-'", "then", here)
+        return None
+    if severity not in SEVERITIES:
+        err(f"warning '{code}' needs a severity: {', '.join(SEVERITIES)}", "then", here)
+        return None
+    if not item.get("message"):
+        err(f"warning '{code}' needs a message", "then", here)
+        return None
+    return {"code": code, "severity": severity, "message": " ".join(str(item["message"]).split()),
+            "action": " ".join(str(item["action"]).split()) if item.get("action") else None}
+
+
+def _order(rules: List[RuleSpec], layers: List[Layer]):
+    """Give every rule its own salience: layers first, then the order written.
+
+    experta orders equal-salience activations by hash-seeded sets, so a
+    total order is what makes results and traces identical across runs.
+    """
+    step = len(rules) + 1
+    for position, rule in enumerate(rules):
+        rule.position = position
+    by_layer = {l.name: l.index for l in layers}
+    for rank, rule in enumerate(sorted(rules, key=lambda r: (by_layer[r.layer], r.position))):
+        rule.salience = step * len(layers) - rank
+
+
+def _check_names(rules: List[RuleSpec], layers: List[Layer], schema: CaseSchema, errors):
+    """Every name and value a rule tests must exist; derived facts must exist before they are tested."""
+    seen: Dict[str, RuleSpec] = {}
+    for rule in rules:
+        if rule.id in seen:
+            errors.append(SourceError(f"duplicate rule id '{rule.id}' (first at {seen[rule.id].file}:"
+                                      f"{seen[rule.id].line})", rule.file, rule.line, rule.id))
+        seen.setdefault(rule.id, rule)
+    index = {l.name: l.index for l in layers}
+    produced: Dict[str, List[RuleSpec]] = {}
+    for rule in rules:
+        for name in rule.derives:
+            if name in schema.fields:
+                errors.append(SourceError(f"'{name}' is a case field; a rule cannot derive it",
+                                          rule.file, rule.line, rule.id))
+            produced.setdefault(name, []).append(rule)
+    for rule in rules:
+        for test in conditions.tests(rule.when):
+            where = (rule.file, test.line or rule.line, f"{rule.id}.when.{test.name}")
+            if test.name in schema.fields:
+                message = _check_field_test(test, schema.fields[test.name])
+                if message:
+                    errors.append(SourceError(message, *where))
+                continue
+            makers = produced.get(test.name)
+            if not makers:
+                known = list(schema.fields) + list(produced)
+                errors.append(SourceError(f"'{test.name}' is neither a case field nor derived by any rule"
+                                          f"{_suggest(test.name, known)}", *where))
+                continue
+            values = {m.derives[test.name] for m in makers}
+            if test.op in ("eq", "ne") and test.operand not in values:
+                errors.append(SourceError(f"no rule derives {test.name} = {test.operand!r} "
+                                          f"(derived values: {sorted(map(str, values))})", *where))
+            late = [m for m in makers if index[m.layer] > index[rule.layer]]
+            negative = test.op == "known" and test.operand is False  # a NOT pattern
+            same = [m for m in makers if index[m.layer] == index[rule.layer]]
+            if late or (negative and same):
+                other = (late or same)[0]
+                errors.append(SourceError(
+                    f"tests '{test.name}', which rule '{other.id}' derives in layer '{other.layer}', "
+                    f"{'after' if late else 'in the same layer as'} this rule's layer '{rule.layer}'",
+                    *where))
+
+
+def _check_references(rules: List[RuleSpec], extras: dict, errors):
+    """Claims, assumptions and evidence a rule names must exist in the data files."""
+    claims = extras.get("claims") or {}
+    known = {"claims": set(claims.get("claims") or ()) | set(claims.get("not_encoded") or ()),
+             "assumptions": set(claims.get("assumptions") or ()),
+             "evidence": set(extras.get("evidence") or ())}
+    if not any(known.values()):
+        return  # a rule base without data files: nothing to check against
+    for rule in rules:
+        for kind, names in (("claims", rule.claims), ("assumptions", rule.assumptions),
+                            ("evidence", rule.evidence)):
+            for name in names:
+                if name not in known[kind]:
+                    errors.append(SourceError(f"unknown {kind[:-1] if kind != 'evidence' else kind} "
+                                              f"'{name}'{_suggest(name, known[kind])}",
+                                              rule.file, rule.raw.line_of(kind), f"{rule.id}.{kind}"))
+
+
+def _check_field_test(test: conditions.Test, spec) -> Optional[str]:
+    """Why a test cannot apply to a case field, or None."""
+    if test.op == "known":
+        return None
+    kind = spec.type
+    operands = test.operand if isinstance(test.operand, tuple) else (test.operand,)
+    if test.op in ("lt", "le", "gt", "ge"):
+        return None if kind in ("number", "integer") else f"'{test.op}' compares numbers; '{spec.name}' is {kind}"
+    if test.op in ("contains", "excludes"):
+        if kind != "list":
+            return f"'{test.op}' applies to lists; '{spec.name}' is {kind}"
+    elif kind == "list":
+        return f"'{spec.name}' is a list: test it with contains/excludes"
+    for value in operands:
+        if kind in ("enum", "list") and value not in spec.values:
+            return f"'{value}' is not a value of '{spec.name}'{_suggest(value, spec.values)}"
+        if kind == "boolean" and not isinstance(value, bool):
+            return f"'{spec.name}' is yes/no: compare it with true or false, not {value!r}"
+        if kind in ("number", "integer") and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return f"'{spec.name}' is a number, not {value!r}"
+    return None
