@@ -48,11 +48,33 @@ def undecided_rules(rulebase: RuleBase, facts: dict, derived: Dict[str, list], f
                     if not derived.get(name) and name not in unknown_derived:
                         unknown_derived.add(name)
                         changed = True
-    return pending
+    return _relevant(rulebase, pending)
 
 
-def missing_fields(rulebase: RuleBase, facts: dict, undecided: List[RuleSpec]) -> List[str]:
-    """The unknown case fields the undecided rules test, in schema order."""
+def _relevant(rulebase: RuleBase, pending: List[RuleSpec]) -> List[RuleSpec]:
+    """Keep the undecided rules that could still change the answer.
+
+    A rule that sets the stance, a dose or a warning matters; a rule that
+    only derives a fact matters if an undecided rule that matters tests it.
+    (Age is not missing for a patient who will not receive IVIG, though it
+    would still decide whether they are "elderly".)
+    """
+    keep = [r for r in pending if any(k in r.then for k in ("recommend", "dose", "warn"))]
+    names = {t.name for r in keep for t in conditions.tests(r.when)}
+    changed = True
+    while changed:
+        changed = False
+        for rule in pending:
+            if rule not in keep and names & set(rule.derives):
+                keep.append(rule)
+                names |= {t.name for t in conditions.tests(rule.when)}
+                changed = True
+    return [r for r in pending if r in keep]
+
+
+def missing_fields(rulebase: RuleBase, facts: dict, undecided: List[RuleSpec], also=()) -> List[str]:
+    """The unknown case fields the undecided rules test (and `also`), in schema order."""
     wanted = {t.name for r in undecided for t in conditions.tests(r.when)
               if t.name in rulebase.schema.fields and t.name not in facts}
+    wanted |= {name for name in also if name not in facts}
     return [name for name in rulebase.schema.fields if name in wanted]

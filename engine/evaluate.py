@@ -88,9 +88,8 @@ class Advisor:
         result.trace = [_trace_entry(f, index_of_fact) for f in firings]
         _conclude(result, firings, case.facts)
         undecided = undecided_rules(self.rulebase, case.facts, derived, fired, stance_layers)
-        result.missing = missing_fields(self.rulebase, case.facts, undecided)
-        if result.dose and "weight_kg" not in case.facts and "weight_kg" not in result.missing:
-            result.missing.append("weight_kg")
+        also = ["weight_kg"] if result.dose else []  # grams need the weight
+        result.missing = missing_fields(self.rulebase, case.facts, undecided, also)
         return result
 
 

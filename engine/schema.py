@@ -32,10 +32,10 @@ class FieldSpec:
         """How a value of this field reads to a person."""
         if isinstance(value, bool):
             return "yes" if value else "no"
-        if self.values and value in self.values:
-            return self.values[value].get("label", str(value))
         if isinstance(value, (list, tuple)):
             return ", ".join(self.label(v) for v in value) or "none"
+        if self.values and value in self.values:
+            return self.values[value].get("label", str(value))
         return f"{value:g} {self.unit}" if self.unit and isinstance(value, (int, float)) else str(value)
 
     def alias_of(self, text: str) -> Optional[str]:

@@ -1,0 +1,155 @@
+"""Renderers: a Result as text for a person, or as JSON / JSON Lines for programs."""
+
+import json
+from collections import Counter
+from typing import Callable, Iterable, List, Optional
+
+from .rulebase import RuleBase
+
+STANCE_WORDS = {
+    "first-line": "IVIG first-line", "second-line": "IVIG second-line",
+    "trial-justified": "IVIG trial justified", "not-established": "IVIG not established",
+    "not-effective": "IVIG not effective", "out-of-scope": "Out of scope",
+}
+STANCE_COLOURS = {"first-line": "green", "second-line": "green", "trial-justified": "yellow",
+                  "not-established": "yellow", "not-effective": "red", "out-of-scope": "magenta"}
+SEVERITY_COLOURS = {"critical": "red", "warning": "yellow", "info": "blue"}
+
+
+def to_json(result) -> str:
+    return json.dumps(result.to_dict(), ensure_ascii=False)
+
+
+def _plain_style(text, **_):
+    return text
+
+
+class TextRenderer:
+    """Renders results for a terminal; `style` is click.style or a no-op."""
+
+    def __init__(self, rulebase: RuleBase, style: Callable = _plain_style, chain: bool = True):
+        self.rulebase = rulebase
+        self.style = style
+        self.chain = chain
+
+    def value(self, name, value) -> str:
+        spec = self.rulebase.schema.fields.get(name)
+        if spec is not None:
+            return spec.label(value)
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        return str(value)
+
+    def render(self, result) -> str:
+        s = self.style
+        lines = []
+        if not result.ok:
+            e = result.error
+            where = e.get("source") or ""
+            if e.get("line"):
+                where += f":{e['line']}"
+            lines.append(f"{s(result.id, bold=True)}  {s('ERROR', fg='red', bold=True)}  {where}")
+            field = f" [{e['field']}]" if e.get("field") else ""
+            lines.append(f"  {e['message']}{field}")
+            for other in e.get("others", []):
+                at = f"line {other['line']}: " if other.get("line") else ""
+                fld = f" [{other['field']}]" if other.get("field") else ""
+                lines.append(f"  {at}{other['message']}{fld}")
+            return "\n".join(lines)
+        stance = result.ivig["stance"]
+        badge = s(STANCE_WORDS[stance], fg=STANCE_COLOURS[stance], bold=True)
+        lines.append(f"{s(result.id, bold=True)}  {badge}")
+        lines.append(f"  {result.ivig['summary']}")
+        lines.append(s(f"  (rule {result.ivig['rule']})", dim=True))
+        if result.dose:
+            lines.append("  " + s("Dose: ", bold=True) + self.dose_line(result.dose))
+            if result.dose.get("note"):
+                lines.append(f"    {result.dose['note']}")
+        if result.warnings:
+            lines.append("  " + s("Warnings:", bold=True))
+            for w in result.warnings:
+                tag = s(f"{w['severity'].upper():8}", fg=SEVERITY_COLOURS[w["severity"]], bold=True)
+                lines.append(f"    {tag} {w['code']}: {w['message']}")
+                if w.get("action"):
+                    lines.append(f"             -> {w['action']}")
+        if result.missing:
+            lines.append("  " + s("Unknown, would let more rules decide: ", bold=True) + ", ".join(result.missing))
+        if self.chain and result.trace:
+            lines.append("  " + s("How:", bold=True))
+            lines.extend("    " + line for line in self.chain_lines(result))
+        return "\n".join(lines)
+
+    def dose_line(self, dose) -> str:
+        if dose.get("g_per_kg_per_day") is not None:
+            text = f"{dose['g_per_kg_per_day']:g} g/kg/day x {dose['days']:g} days = {dose['total_g_per_kg']:g} g/kg"
+        else:
+            text = f"{dose['total_g_per_kg']:g} g/kg per course (the review gives the total only)"
+        if dose.get("total_g") is not None:
+            text += f" = {dose['total_g']:g} g for this patient"
+        else:
+            text += " (no weight given: grams unknown)"
+        if dose.get("repeat"):
+            text += f"; {dose['repeat']}"
+        return text
+
+    def chain_lines(self, result) -> List[str]:
+        """The chain behind the stance, the dose and the non-info warnings, as a tree
+        from each conclusion back to the input findings."""
+        first_by_rule = {}
+        for entry in result.trace:
+            first_by_rule.setdefault(entry["rule"], entry)
+        outputs = [result.ivig["rule"]]
+        if result.dose:
+            outputs.append(result.dose["rule"])
+        outputs += [w["rule"] for w in result.warnings if w["severity"] != "info"]
+        lines, shown = [], set()
+        for rule_id in dict.fromkeys(outputs):
+            entry = first_by_rule.get(rule_id)
+            if entry is None:
+                continue
+            asserted = ", ".join(f"{a['name']} = {self.value(a['name'], a['value'])}" for a in entry["asserted"])
+            lines.append(f"{asserted}  ← {self._rule_tag(entry['rule'])}")
+            shown.add(rule_id)
+            self._children(entry, first_by_rule, lines, "", shown)
+        return lines
+
+    def _rule_tag(self, rule_id) -> str:
+        rule = self.rulebase.by_id.get(rule_id)
+        tag = self.style(rule_id, bold=True)
+        return tag + (self.style(f" [{rule.basis}{self._cite(rule)}]", dim=True) if rule else "")
+
+    def _children(self, entry, first_by_rule, lines, indent, shown):
+        matched = entry["matched"]
+        for i, fact in enumerate(matched):
+            last = i == len(matched) - 1
+            branch, deeper = ("└─ ", "   ") if last else ("├─ ", "│  ")
+            text = f"{fact['name']} = {self.value(fact['name'], fact['value'])}"
+            parent = first_by_rule.get(fact.get("from")) if fact["fact"] == "Derived" else None
+            if parent is None:
+                lines.append(indent + branch + text + self.style("  (input)", dim=True))
+            elif parent["rule"] in shown:
+                lines.append(indent + branch + text + f"  ← {self._rule_tag(parent['rule'])}"
+                             + self.style(" (as above)", dim=True))
+            else:
+                shown.add(parent["rule"])
+                lines.append(indent + branch + text + f"  ← {self._rule_tag(parent['rule'])}")
+                self._children(parent, first_by_rule, lines, indent + deeper, shown)
+
+    @staticmethod
+    def _cite(rule) -> str:
+        refs = rule.source.get("refs") if rule.source else None
+        return f"; refs {', '.join(map(str, refs))}" if refs else ""
+
+
+def summary_line(results: Iterable) -> str:
+    """'12 cases: 11 ok, 1 error; first-line 5, ...'."""
+    counts, stances = Counter(), Counter()
+    for r in results:
+        counts[r.status] += 1
+        if r.ok:
+            stances[r.ivig["stance"]] += 1
+    total = sum(counts.values())
+    text = f"{total} case{'s' if total != 1 else ''}: {counts['ok']} ok, {counts['error']} error{'s' if counts['error'] != 1 else ''}"
+    if stances:
+        text += "; " + ", ".join(f"{k} {v}" for k, v in sorted(stances.items()))
+    return text
