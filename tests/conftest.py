@@ -1,0 +1,27 @@
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ivig_advisor.cli import main
+from ivig_advisor.engine import RuleBase
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def rulebase():
+    return RuleBase.load()
+
+
+@pytest.fixture
+def run_cli():
+    """Run the real `ivig` command; returns click's Result."""
+    def run(*args, input=None):
+        return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+    return run
+
+
+def jsonl(output: str):
+    return [json.loads(line) for line in output.splitlines() if line.strip()]
