@@ -1,0 +1,105 @@
+"""Loading the rule language: the shipped base is clean; broken bases fail with file:line."""
+
+import shutil
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from ivig_advisor.engine import RuleBase, RuleBaseInvalid
+from ivig_advisor.engine.rulebase import IVIG_GIVEN
+
+
+@pytest.fixture
+def rules_copy(tmp_path):
+    target = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", target)
+    return target
+
+
+def mutate(path, old, new):
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+
+
+def load_errors(directory):
+    with pytest.raises(RuleBaseInvalid) as info:
+        RuleBase.load(directory)
+    return info.value.errors
+
+
+def test_shipped_rule_base_loads(rulebase):
+    assert len(rulebase.rules) > 50
+    assert len({r.salience for r in rulebase.rules}) == len(rulebase.rules), "salience must be a total order"
+
+
+def test_every_rule_cites_the_review_or_says_why_it_is_an_assumption(rulebase):
+    for rule in rulebase.rules:
+        if rule.basis == "review":
+            assert rule.source.get("refs") or rule.source.get("quote"), rule.id
+        else:
+            assert rule.rationale, rule.id
+        assert rule.claims, rule.id
+
+
+def test_dose_rules_only_for_stances_that_give_ivig(rulebase):
+    for rule in rulebase.rules:
+        if "dose" in rule.then:
+            stance_tests = [t for t in __import__("ivig_advisor.engine.conditions", fromlist=["x"]).tests(rule.when)
+                            if t.name == "stance"]
+            assert stance_tests, rule.id
+            for t in stance_tests:
+                values = t.operand if isinstance(t.operand, tuple) else (t.operand,)
+                assert set(values) <= set(IVIG_GIVEN), rule.id
+
+
+@pytest.mark.parametrize("file, old, new, words", [
+    ("mmn.yaml", "id: mmn-general", "id: mmn-maintenance", "duplicate rule id 'mmn-maintenance'"),
+    ("mmn.yaml", "when: {diagnosis: mmn}", "when: {diagnosis: mnn}", "'mnn' is not a value of 'diagnosis'; did you mean 'mmn'?"),
+    ("mmn.yaml", "when: {diagnosis: mmn}", "when: {diagnoses: mmn}", "did you mean 'diagnosis'?"),
+    ("gbs.yaml", "    when: {diagnosis: miller_fisher}", "    when: {diagnosis: miller_fisher, age: {ge: old}}", "'ge' takes a number"),
+    ("cns.yaml", "        total_g_per_kg: 2.0\n        repeat: monthly for 3 months\n        note: >-",
+     "        total_g_per_kg: 2.0\n        g_per_kg_per_day: 0.4\n        days: 4\n        repeat: monthly for 3 months\n        note: >-",
+     "is not the total 2.0 g/kg"),
+    ("junction.yaml", "    layer: general\n    when: {diagnosis: lems}", "    layer: generall\n    when: {diagnosis: lems}", "did you mean 'general'?"),
+    ("scope.yaml", "    basis: review\n    claims: [S01]", "    basis: assumption\n    claims: [S01]", "must give its rationale"),
+    ("cidp.yaml", "        stance: first-line\n        summary: >-\n          IVIG is a first-line treatment of CIDP",
+     "        stance: first line\n        summary: >-\n          IVIG is a first-line treatment of CIDP", "needs a stance"),
+    ("safety.yaml", "    claims: [C49]", "    claims: [C99]", "unknown claim 'C99'"),
+    ("gbs.yaml", "    layer: classify\n    when:\n      all:\n        - diagnosis: gbs",
+     "    layer: plan\n    when:\n      all:\n        - diagnosis: gbs", "derives in layer 'plan', after this rule's layer"),
+])
+def test_broken_rule_base_fails_with_file_line_and_field(rules_copy, file, old, new, words):
+    mutate(rules_copy / file, old, new)
+    errors = load_errors(rules_copy)
+    match = [e for e in errors if words in e.message]
+    assert match, [str(e) for e in errors]
+    assert match[0].source.endswith(file) and match[0].line
+
+
+def test_a_review_rule_without_citation_fails(rules_copy):
+    path = rules_copy / "junction.yaml"
+    data = path.read_text(encoding="utf-8")
+    start = data.index("  - id: lems-general")
+    block_end = data.index("  - id: lems-dose")
+    block = data[start:block_end]
+    cut = block[:block.index("    source:")]
+    path.write_text(data[:start] + cut + data[block_end:], encoding="utf-8")
+    errors = load_errors(rules_copy)
+    assert any("must cite the review" in e.message and e.field == "lems-general.source" for e in errors)
+
+
+def test_a_contradictory_stance_in_one_layer_shows_as_a_conflict(rules_copy):
+    mutate(rules_copy / "myopathy.yaml", "        stance: second-line\n        summary: IVIG is effective in aggressive",
+           "        stance: not-effective\n        summary: IVIG is effective in aggressive")
+    from ivig_advisor.engine import Advisor
+    result = Advisor(RuleBase.load(rules_copy)).evaluate_mapping(
+        {"diagnosis": "dermatomyositis", "refractory": True, "aggressive": True})
+    codes = [w["code"] for w in result.warnings]
+    assert "rule-conflict" in codes
+
+
+def test_rule_files_are_valid_yaml_without_the_loader(rulebase):
+    for name in rulebase.manifest["rule_files"]:
+        assert isinstance(yaml.safe_load((ROOT / "rules" / name).read_text(encoding="utf-8")), dict)
