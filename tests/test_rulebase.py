@@ -6,7 +6,7 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from ivig_advisor.engine import RuleBase, RuleBaseInvalid
+from ivig_advisor.engine import RuleBase, RuleBaseInvalid, conditions
 from ivig_advisor.engine.rulebase import IVIG_GIVEN
 
 
@@ -46,8 +46,7 @@ def test_every_rule_cites_the_review_or_says_why_it_is_an_assumption(rulebase):
 def test_dose_rules_only_for_stances_that_give_ivig(rulebase):
     for rule in rulebase.rules:
         if "dose" in rule.then:
-            stance_tests = [t for t in __import__("ivig_advisor.engine.conditions", fromlist=["x"]).tests(rule.when)
-                            if t.name == "stance"]
+            stance_tests = [t for t in conditions.tests(rule.when) if t.name == "stance"]
             assert stance_tests, rule.id
             for t in stance_tests:
                 values = t.operand if isinstance(t.operand, tuple) else (t.operand,)
