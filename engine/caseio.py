@@ -81,7 +81,7 @@ def _read_path(path: str, stdin) -> Iterator[CaseRecord]:
     kind = CASE_SUFFIXES.get(Path(path).suffix.lower())
     if kind is None:
         yield CaseRecord(None, source, None, name, SourceError(
-            f"not a case file: use .yaml, .yml, .json or .jsonl", source))
+            "not a case file: use .yaml, .yml, .json or .jsonl", source))
         return
     try:
         handle = open(path, encoding="utf-8")

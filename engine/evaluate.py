@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import List, Optional
 
 from .analysis import missing_fields, undecided_rules
-from .rulebase import IVIG_GIVEN, SEVERITIES, STANCE, RuleBase
+from .rulebase import IVIG_GIVEN, SEVERITIES, RuleBase
 from .schema import Case, CaseInvalid
 from .yamlsrc import SourceError
 
@@ -74,8 +74,7 @@ class Advisor:
         firings = self.engine.evaluate(case.facts, self.order)
         result = Result(id=case.id, source=case.source, line=case.line)
         derived, stance_layers, fired = {}, set(), set()
-        index_of_fact = {}
-        for i, firing in enumerate(firings):
+        for firing in firings:
             fired.add(firing.rule.id)
             for name, value in firing.rule.derives.items():
                 derived.setdefault(name, [])
@@ -83,9 +82,8 @@ class Advisor:
                     derived[name].append(value)
             if "recommend" in firing.rule.then:
                 stance_layers.add(firing.rule.layer)
-        for fact_id, i in self.engine.asserted_by.items():
-            index_of_fact[fact_id] = firings[i].rule.id
-        result.trace = [_trace_entry(f, index_of_fact) for f in firings]
+        rule_of_fact = {fact_id: firings[i].rule.id for fact_id, i in self.engine.asserted_by.items()}
+        result.trace = [_trace_entry(f, rule_of_fact) for f in firings]
         _conclude(result, firings, case.facts)
         undecided = undecided_rules(self.rulebase, case.facts, derived, fired, stance_layers)
         also = ["weight_kg"] if result.dose else []  # grams need the weight
@@ -168,4 +166,4 @@ def evaluate_case(mapping: dict, rulebase: Optional[RuleBase] = None) -> Result:
     return advisor.evaluate_mapping(mapping)
 
 
-__all__ = ["Advisor", "Result", "evaluate_case", "default_advisor", "STANCE"]
+__all__ = ["Advisor", "Result", "evaluate_case", "default_advisor"]

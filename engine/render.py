@@ -2,7 +2,7 @@
 
 import json
 from collections import Counter
-from typing import Callable, Iterable, List, Optional
+from typing import Callable, Iterable, List
 
 from .rulebase import RuleBase
 
