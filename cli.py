@@ -43,7 +43,7 @@ def main():
 
 
 @main.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
               help="text for a person; json (one array) or jsonl (one object per line) for programs.")
 @click.option("--rules", "rules_dir", type=click.Path(exists=True, file_okay=False),
@@ -58,19 +58,16 @@ def evaluate(paths, fmt, rules_dir, no_chain, quiet):
     """
     from ivig_advisor.engine import Advisor
     from ivig_advisor.engine.batch import evaluate_files
-    from ivig_advisor.engine.render import TextRenderer, summary_line, to_json
+    from ivig_advisor.engine.render import Summary, TextRenderer, to_json
 
-    for path in paths:
-        if path != "-" and not os.path.exists(path):
-            raise click.BadParameter(f"no such file or directory: {path}", param_hint="PATHS")
     advisor = Advisor(_load_rules(rules_dir))
     renderer = TextRenderer(advisor.rulebase, style=_style(), chain=not no_chain)
-    tally = []
+    summary = Summary()
     first = True
     if fmt == "json":
         click.echo("[")
     for result in evaluate_files(paths, advisor, stdin=sys.stdin):
-        tally.append(_Tally(result))
+        summary.add(result)
         if fmt == "text":
             click.echo(("" if first else "\n") + renderer.render(result))
         elif fmt == "json":
@@ -81,17 +78,8 @@ def evaluate(paths, fmt, rules_dir, no_chain, quiet):
     if fmt == "json":
         click.echo("\n]")
     if not quiet:
-        click.echo(summary_line(tally), err=True)
-    sys.exit(1 if any(not t.ok for t in tally) else 0)
-
-
-class _Tally:
-    """What the summary needs of a result, without keeping the result (memory stays flat)."""
-    __slots__ = ("status", "ok", "ivig")
-
-    def __init__(self, result):
-        self.status, self.ok = result.status, result.ok
-        self.ivig = {"stance": result.ivig["stance"]} if result.ok else None
+        click.echo(str(summary), err=True)
+    sys.exit(1 if summary.failed else 0)
 
 
 if __name__ == "__main__":  # pragma: no cover

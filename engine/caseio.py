@@ -59,17 +59,9 @@ def _numbered(records: Iterator[CaseRecord]) -> Iterator[CaseRecord]:
     if second is None:
         yield first
         return
-    for n, record in enumerate(_chain(first, second, records), start=1):
+    for n, record in enumerate(itertools.chain([first, second], records), start=1):
         record.default_id = f"{record.default_id}:{n}"
         yield record
-
-
-def _chain(*parts):
-    for part in parts:
-        if isinstance(part, CaseRecord):
-            yield part
-        else:
-            yield from part
 
 
 def _read_path(path: str, stdin) -> Iterator[CaseRecord]:
@@ -130,7 +122,7 @@ def _read_jsonl(lines, source, name) -> Iterator[CaseRecord]:
 
 def _read_json(text, source, name) -> Iterator[CaseRecord]:
     try:
-        json.loads(text)
+        data = json.loads(text)
     except ValueError as exc:
         yield CaseRecord(None, source, getattr(exc, "lineno", None), name, SourceError(
             f"not valid JSON: {getattr(exc, 'msg', exc)}", source, getattr(exc, "lineno", None)))
@@ -138,7 +130,7 @@ def _read_json(text, source, name) -> Iterator[CaseRecord]:
     try:  # valid JSON is read again through the line-keeping loader, for error lines
         data = load_one(text, source)
     except SourceError:
-        data = json.loads(text)
+        pass  # JSON that YAML cannot read: keep the plain data, without lines
     yield from _cases_of(data, source, name, getattr(data, "line", 1))
 
 

@@ -2,7 +2,7 @@
 
 import json
 from collections import Counter
-from typing import Callable, Iterable, List
+from typing import Callable, List
 
 from .rulebase import RuleBase
 
@@ -141,15 +141,26 @@ class TextRenderer:
         return f"; refs {', '.join(map(str, refs))}" if refs else ""
 
 
-def summary_line(results: Iterable) -> str:
-    """'12 cases: 11 ok, 1 error; first-line 5, ...'."""
-    counts, stances = Counter(), Counter()
-    for r in results:
-        counts[r.status] += 1
-        if r.ok:
-            stances[r.ivig["stance"]] += 1
-    total = sum(counts.values())
-    text = f"{total} case{'s' if total != 1 else ''}: {counts['ok']} ok, {counts['error']} error{'s' if counts['error'] != 1 else ''}"
-    if stances:
-        text += "; " + ", ".join(f"{k} {v}" for k, v in sorted(stances.items()))
-    return text
+class Summary:
+    """Counts of a batch as it streams by: constant memory, whatever the batch size."""
+
+    def __init__(self):
+        self.statuses, self.stances = Counter(), Counter()
+
+    def add(self, result):
+        self.statuses[result.status] += 1
+        if result.ok:
+            self.stances[result.ivig["stance"]] += 1
+
+    @property
+    def failed(self) -> bool:
+        return self.statuses["error"] > 0
+
+    def __str__(self) -> str:
+        """'12 cases: 11 ok, 1 error; first-line 5, ...'."""
+        total, errors = sum(self.statuses.values()), self.statuses["error"]
+        text = (f"{total} case{'s' if total != 1 else ''}: {self.statuses['ok']} ok, "
+                f"{errors} error{'s' if errors != 1 else ''}")
+        if self.stances:
+            text += "; " + ", ".join(f"{k} {v}" for k, v in sorted(self.stances.items()))
+        return text
