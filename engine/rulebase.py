@@ -99,6 +99,9 @@ class RuleBase:
         self.schema = schema
         self.directory = directory
         self.extras = extras  # data files named by the manifest (evidence, claims, ...)
+        self.root = directory  # where the files are (a Traversable for the packaged rules)
+        self.label = str(directory or "rules")  # how errors name that place
+        self.topics: Dict[str, str] = {}  # topic -> the title of its rule file
         self.by_id = {r.id: r for r in rules}
         self._engine_class = None
 
@@ -139,6 +142,7 @@ class RuleBase:
         msource = f"{label}/rulebase.yaml"
         layers = _layers(manifest, msource, errors)
         rules: List[RuleSpec] = []
+        topics: Dict[str, str] = {}
         for index, name in enumerate(manifest.get("rule_files") or []):
             try:
                 data = read(name)
@@ -150,6 +154,8 @@ class RuleBase:
                 errors.append(exc)
                 continue
             rules.extend(_rule_file(data, f"{label}/{name}", layers, errors))
+            if isinstance(data, dict):
+                topics[str(data.get("topic", Path(name).stem))] = " ".join(str(data.get("title", "")).split())
         extras = {}
         for key, name in (manifest.get("data_files") or {}).items():
             try:
@@ -163,7 +169,9 @@ class RuleBase:
             _check_references(rules, extras, errors)
         if errors:
             raise RuleBaseInvalid(errors)
-        return cls(manifest, layers, rules, schema, None if directory is None else Path(directory), extras)
+        base = cls(manifest, layers, rules, schema, None if directory is None else Path(directory), extras)
+        base.root, base.label, base.topics = root, label, topics
+        return base
 
     def compile(self):
         """The experta engine class for this rule base, built once and cached."""
@@ -216,9 +224,9 @@ def _suggest(word, choices) -> str:
 
 
 def _rule(raw: Located, source, line, topic, defaults, layers, errors) -> Optional[RuleSpec]:
-    def err(message, key=None, at=None):
+    def err(message, key=None, at=None, kind="schema"):
         errors.append(SourceError(message, source, at or (raw.line_of(key) if key else line),
-                                  f"{raw.get('id', '?')}.{key}" if key else raw.get("id")))
+                                  f"{raw.get('id', '?')}.{key}" if key else raw.get("id"), kind))
 
     before = len(errors)
     for key in raw:
@@ -248,11 +256,12 @@ def _rule(raw: Located, source, line, topic, defaults, layers, errors) -> Option
         if key not in SOURCE_KEYS:
             err(f"unknown source key '{key}'{_suggest(key, SOURCE_KEYS)}", "source", src.line_of(key))
     if raw["basis"] == "review" and not (src.get("refs") or src.get("quote")):
-        err("a rule with basis 'review' must cite the review: source.refs or source.quote", "source")
+        err("a rule with basis 'review' must cite the review: source.refs or source.quote", "source",
+            kind="provenance")
     if raw["basis"] == "assumption" and not str(raw.get("rationale", "")).strip():
-        err("a rule with basis 'assumption' must give its rationale", "rationale")
+        err("a rule with basis 'assumption' must give its rationale", "rationale", kind="provenance")
     if not raw.get("claims"):
-        err("a rule must name the claims (C..) it encodes", "claims")
+        err("a rule must name the claims (C..) it encodes", "claims", kind="provenance")
     try:
         when = conditions.parse(raw["when"], source, raw.line_of("when"))
     except SourceError as exc:
@@ -376,7 +385,7 @@ def _check_names(rules: List[RuleSpec], layers: List[Layer], schema: CaseSchema,
     for rule in rules:
         if rule.id in seen:
             errors.append(SourceError(f"duplicate rule id '{rule.id}' (first at {seen[rule.id].file}:"
-                                      f"{seen[rule.id].line})", rule.file, rule.line, rule.id))
+                                      f"{seen[rule.id].line})", rule.file, rule.line, rule.id, "duplicate-id"))
         seen.setdefault(rule.id, rule)
     index = {l.name: l.index for l in layers}
     produced: Dict[str, List[RuleSpec]] = {}

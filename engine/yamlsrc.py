@@ -81,6 +81,7 @@ class SourceError(Exception):
     source: Optional[str] = None
     line: Optional[int] = None
     field: Optional[str] = None
+    kind: str = "schema"  # what an audit calls it: schema, duplicate-id, provenance, ...
 
     def __str__(self):
         where = self.source or "<input>"

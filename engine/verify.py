@@ -1,0 +1,531 @@
+"""Static verification of a rule base, after Drools' Verifier: unreachable,
+conflicting, redundant and subsumed rules, and gaps, checked exhaustively.
+
+The fact space is finite once numbers are cut at the thresholds the rules
+use (see `domains`): every field a rule tests takes each of its values, or
+stays unknown. For each diagnosis the checker walks that space layer by
+layer, as the engine fires, and after each layer merges the partial cases
+that no later rule can tell apart (they agree on every field and derived
+fact a later layer tests). Merging is exact, not sampling: each state
+carries how many full combinations it stands for, and the report says how
+many combinations were covered and how many distinct states that took.
+Inside a layer a field is split into its values only when a still-undecided
+rule needs it (MYCIN's "skip a rule whose premise is already false").
+
+The walk reads the rules' conditions directly, so it is a second reading of
+the engine's semantics (layers in order, each rule at most once, a stance
+from an earlier stance layer final); tests/test_audit.py holds it to the
+real experta engine on the golden cases and on random cases.
+"""
+
+from collections import Counter
+from fractions import Fraction
+from dataclasses import dataclass, field
+from itertools import combinations as subsets, product
+from math import prod
+from typing import Dict, List, Optional, Tuple
+
+from . import conditions
+from .rulebase import IVIG_GIVEN, STANCE, RuleBase, RuleSpec
+from .schema import CaseSchema
+
+UNKNOWN_VALUE = None  # in an assignment: the field is absent from the case
+
+
+@dataclass
+class Finding:
+    """One problem found in a rule base, with where it is written."""
+    kind: str
+    message: str
+    file: Optional[str] = None
+    line: Optional[int] = None
+    rule: Optional[str] = None
+    witness: Optional[dict] = None  # one case showing it: field -> value (None: unknown)
+    combinations: int = 0           # how many combinations show it
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}: " if self.file else ""
+        return f"{where}{self.kind}: {self.message}"
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "message": self.message, "file": self.file, "line": self.line,
+                "rule": self.rule, "witness": self.witness, "combinations": self.combinations}
+
+
+@dataclass
+class Coverage:
+    """What one diagnosis's walk covered."""
+    diagnosis: str
+    fields: List[str]
+    combinations: int
+    excluded: int
+    states: int
+
+
+@dataclass
+class Verification:
+    """The result of `verify`: findings, and how much of the fact space was walked."""
+    findings: List[Finding]
+    coverage: List[Coverage] = field(default_factory=list)
+    reach: Counter = field(default_factory=Counter)  # rule id -> combinations in which it fires
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+    @property
+    def combinations(self) -> int:
+        return sum(c.combinations for c in self.coverage)
+
+    @property
+    def states(self) -> int:
+        return sum(c.states for c in self.coverage)
+
+    @property
+    def excluded(self) -> int:
+        return sum(c.excluded for c in self.coverage)
+
+
+def domains(rulebase: RuleBase) -> Dict[str, list]:
+    """The values each tested field can take, cut at the thresholds the rules use.
+
+    ``None`` (unknown) is always one of them. Numbers get a value below,
+    at, between and above the thresholds, inside the schema's range; lists
+    every subset of the values the rules test.
+    """
+    tested: Dict[str, set] = {}
+    for rule in rulebase.rules:
+        for test in conditions.tests(rule.when):
+            if test.name in rulebase.schema.fields and test.op != "known":
+                operands = test.operand if isinstance(test.operand, tuple) else (test.operand,)
+                tested.setdefault(test.name, set()).update(operands)
+            elif test.name in rulebase.schema.fields:
+                tested.setdefault(test.name, set())
+    out = {}
+    for name, operands in tested.items():
+        spec = rulebase.schema.fields[name]
+        if spec.type == "boolean":
+            values = [True, False]
+        elif spec.type == "enum":
+            values = list(spec.values)
+        elif spec.type == "list":
+            used = [v for v in spec.values if v in operands]
+            values = [tuple(sorted(c)) for n in range(len(used) + 1) for c in subsets(used, n)]
+        elif spec.type in ("number", "integer"):
+            values = _cuts(sorted(operands), spec)
+        else:
+            values = ["(any text)"]
+        out[name] = [UNKNOWN_VALUE] + values
+    return out
+
+
+def _cuts(thresholds, spec) -> list:
+    low = spec.min if spec.min is not None else (thresholds[0] - 1 if thresholds else 0)
+    high = spec.max if spec.max is not None else (thresholds[-1] + 1 if thresholds else 1)
+    points = [low] + list(thresholds) + [high]
+    values = []
+    for a, b in zip(points, points[1:]):
+        if b > a:
+            middle = (a + b) // 2 if spec.type == "integer" else (a + b) / 2
+            if a < middle < b:
+                values.append(middle)
+        values.append(b)
+    values = [low] + values
+    return sorted({v for v in values if (spec.min is None or v >= spec.min) and (spec.max is None or v <= spec.max)})
+
+
+@dataclass
+class _State:
+    assign: dict       # field -> value (None: unknown); only what later layers can see
+    derived: dict      # derived name -> tuple of values
+    count: int         # full combinations this state stands for
+    witness: dict      # one full history: every field assigned so far
+    stance_layer: Optional[str] = None
+    dose: Optional[Tuple[str, tuple]] = None  # (rule id, dose) of the first dose
+    stance_rule: Optional[str] = None  # the rule that set the stance (not part of the key)
+
+    def key(self):
+        return (tuple(sorted(self.assign.items(), key=lambda kv: kv[0])),
+                tuple(sorted(self.derived.items())), self.stance_layer, self.dose[1] if self.dose else None)
+
+
+_UNSET = object()  # a field not split on yet (None is "split on, and unknown")
+
+
+@dataclass
+class _Group:
+    """Rules of one layer that share fields or derived facts, and what they read."""
+    index: int
+    rules: List[RuleSpec]
+    fields: Tuple[str, ...]
+    derived: Tuple[str, ...]  # derived facts from earlier layers that they test
+
+
+@dataclass
+class _Outcome:
+    """One way a group can go: what fired, what was split on, and its share of the state."""
+    fired: List[RuleSpec]
+    assign: dict      # the fields split on that later layers (or constraints) can see
+    witness: dict     # every field split on
+    derived: dict     # derived facts added
+    weight: Fraction
+
+
+def _groups(rules: List[RuleSpec], fields) -> List[_Group]:
+    """Split a layer's rules into groups that share no field to split on and no
+    fact derived in the layer (the diagnosis and earlier facts are fixed inputs)."""
+    made_here = {n for r in rules for n in r.derives}
+    names = {r.id: {t.name for t in conditions.tests(r.when)
+                    if t.name != "diagnosis" and (t.name in fields or t.name in made_here)}
+             | set(r.derives) for r in rules}
+    groups: List[List[RuleSpec]] = []
+    for rule in rules:
+        joined = [g for g in groups if any(names[r.id] & names[rule.id] for r in g)]
+        merged = [r for g in joined for r in g] + [rule]
+        groups = [g for g in groups if g not in joined] + [merged]
+    out = []
+    for index, members in enumerate(groups):
+        members.sort(key=lambda r: -r.salience)
+        tested = {t.name for r in members for t in conditions.tests(r.when)}
+        made = {n for r in members for n in r.derives}
+        out.append(_Group(index, members, tuple(sorted(n for n in tested if n in fields)),
+                          tuple(sorted(n for n in tested if n not in fields and n not in made))))
+    return out
+
+
+class _Walk:
+    """The layer-by-layer walk over one rule base."""
+
+    def __init__(self, rulebase: RuleBase, fixed: Optional[dict] = None):
+        self.rb = rulebase
+        self.schema: CaseSchema = rulebase.schema
+        self.domains = domains(rulebase)
+        if fixed is not None:  # one case: every field takes its one value
+            self.domains = {name: [fixed.get(name)] for name in self.domains}
+        self.findings: Dict[tuple, Finding] = {}
+        self.reach: Counter = Counter()
+        self.cofire: Dict[str, set] = {}
+        self.by_layer = {l.name: sorted((r for r in rulebase.rules if r.layer == l.name),
+                                        key=lambda r: -r.salience) for l in rulebase.layers}
+        self.derives = {r.id: r.derives for r in rulebase.rules}
+        self.groups = {name: _groups(rules, self.schema.fields) for name, rules in self.by_layer.items()}
+        self.constrained = {t.name for w, r, _, _ in self.schema.constraints
+                            for c in (w, r) for t in conditions.tests(c)}
+        self.cache: Dict[tuple, list] = {}
+        self.stance_layers = [l.name for l in rulebase.layers if l.sets_stance]
+        self.last_stance = self.stance_layers[-1] if self.stance_layers else None
+        # what each layer's successors can see: fields and derived names they test
+        self.seen_after = {}
+        later_names = set()
+        for layer in reversed(rulebase.layers):
+            self.seen_after[layer.name] = set(later_names)
+            for rule in self.by_layer[layer.name]:
+                later_names |= {t.name for t in conditions.tests(rule.when)}
+
+    def add(self, kind, message, rule: Optional[RuleSpec], state_or_witness, count, key=None):
+        witness = state_or_witness.witness if isinstance(state_or_witness, _State) else state_or_witness
+        key = key or (kind, rule.id if rule else message)
+        finding = self.findings.get(key)
+        if finding is None:
+            # a gap belongs to no rule: it is placed at the diagnosis in the case schema
+            where = (rule.file, rule.line) if rule else (self.schema.source, self.schema.fields["diagnosis"].line)
+            self.findings[key] = Finding(kind, message, *where, rule.id if rule else None,
+                                         dict(witness), count)
+        else:
+            finding.combinations += count
+
+    def run(self, diagnoses=None) -> Verification:
+        coverage = [self.walk_diagnosis(value) for value in diagnoses or self.schema.fields["diagnosis"].values]
+        self.unreachable()
+        self.redundant()
+        return Verification(sorted(self.findings.values(), key=_order), coverage, self.reach)
+
+    def live_fields(self, diagnosis) -> List[str]:
+        """The fields tested by the rules that the diagnosis alone does not rule out."""
+        names = {t.name for rule in live_rules(self.rb, diagnosis) for t in conditions.tests(rule.when)
+                 if t.name in self.domains and t.name != "diagnosis"}
+        return [n for n in self.schema.fields if n in names]
+
+    def walk_diagnosis(self, diagnosis) -> Coverage:
+        names = self.live_fields(diagnosis)
+        total = prod(len(self.domains[n]) for n in names)
+        self.excluded = 0
+        states = [_State({"diagnosis": diagnosis}, {}, total, {"diagnosis": diagnosis})]
+        evaluated = 0
+        for layer in self.rb.layers:
+            merged: Dict[tuple, _State] = {}
+            for state in states:
+                evaluated += 1
+                for after in self.settle(state, layer):
+                    self.after_layer(after, layer)
+                    after = self.project(after, layer)
+                    key = after.key()
+                    if key in merged:
+                        merged[key].count += after.count
+                    else:
+                        merged[key] = after
+            states = list(merged.values())
+        return Coverage(diagnosis, names, total, self.excluded, evaluated)
+
+    def settle(self, state: _State, layer):
+        """Fire one layer over a state; yield one state per way the layer can go.
+
+        The layer's rules fall into independent groups (no field or derived
+        fact in common); each group's outcomes are worked out once per input
+        it can see, and the layer's outcomes are their product.
+        """
+        if layer.sets_stance and state.stance_layer not in (None, layer.name):
+            yield self.conclude(state, layer, [], dict(state.derived))  # an earlier stance is final
+            return
+        parts = [self.outcomes(state, layer.name, group) for group in self.groups[layer.name]]
+        for combo in product(*parts):
+            weight = prod((part.weight for part in combo), start=Fraction(1))
+            count = state.count * weight
+            assert count.denominator == 1, "a state's count splits evenly over a field's values"
+            witness = dict(state.witness)
+            assign = dict(state.assign)
+            derived = {k: list(v) for k, v in state.derived.items()}
+            for part in combo:
+                witness.update(part.witness)
+                assign.update(part.assign)
+                for name, values in part.derived.items():
+                    derived.setdefault(name, []).extend(v for v in values if v not in derived[name])
+            if not self.schema.check_constraints({k: v for k, v in witness.items() if v is not None}):
+                self.excluded += int(count)
+                continue
+            fired = sorted((r for part in combo for r in part.fired), key=lambda r: -r.salience)
+            yield self.conclude(_State(assign, state.derived, int(count), witness, state.stance_layer,
+                                       state.dose, state.stance_rule), layer, fired, derived)
+
+    def outcomes(self, state: _State, layer_name: str, group: "_Group") -> List["_Outcome"]:
+        """The ways one group of a layer's rules can go from this state, merged."""
+        seen = tuple(state.assign.get(n, _UNSET) for n in group.fields) + \
+            tuple(state.derived.get(n) for n in group.derived)
+        key = (layer_name, group.index, seen)
+        if key in self.cache:
+            return self.cache[key]
+        keep = self.seen_after[layer_name] | self.constrained
+        merged: Dict[tuple, _Outcome] = {}
+        stack = [({}, Fraction(1))]
+        while stack:
+            added, weight = stack.pop()
+            fired, derived, need = self.fire(group.rules, dict(state.assign, **added), state.derived)
+            if need is not None:
+                values = self.domains[need]
+                stack.extend((dict(added, **{need: v}), weight / len(values)) for v in reversed(values))
+                continue
+            visible = {k: v for k, v in added.items() if k in keep}
+            new = {k: v for k, v in derived.items() if v != list(state.derived.get(k, ()))}
+            mkey = (tuple(r.id for r in fired), tuple(sorted(visible.items())),
+                    tuple(sorted((k, tuple(v)) for k, v in new.items())))
+            if mkey in merged:
+                merged[mkey].weight += weight
+            else:
+                merged[mkey] = _Outcome(fired, visible, added, new, weight)
+        self.cache[key] = list(merged.values())
+        return self.cache[key]
+
+    def fire(self, rules: List[RuleSpec], assign: dict, before: dict):
+        """The rules of a group that fire, or the field to split on first."""
+        derived = {k: list(v) for k, v in before.items()}
+        decided: Dict[str, bool] = {}
+        fired: List[RuleSpec] = []
+        fields = self.schema.fields
+        progress = True
+        while progress:
+            progress = False
+            pending = {n for r in rules if r.id not in decided for n in self.derives[r.id]}
+
+            def lookup(name):
+                if name in fields:
+                    if name not in assign:
+                        return conditions.UNKNOWN
+                    value = assign[name]
+                    return [] if value is None else [value]
+                return conditions.UNKNOWN if name in pending else derived.get(name, [])
+
+            for rule in rules:
+                if rule.id in decided:
+                    continue
+                verdict = conditions.evaluate(rule.when, lookup)
+                if verdict is None:
+                    continue
+                decided[rule.id], progress = verdict, True
+                if verdict:
+                    fired.append(rule)
+                    for name, value in self.derives[rule.id].items():
+                        if value not in derived.setdefault(name, []):
+                            derived[name].append(value)
+                pending = {n for r in rules if r.id not in decided for n in self.derives[r.id]}
+        for rule in rules:
+            if rule.id not in decided:
+                for test in conditions.tests(rule.when):
+                    if test.name in fields and test.name not in assign:
+                        return fired, derived, test.name
+        return fired, derived, None  # the rest wait only on each other: none can fire
+
+    def conclude(self, state: _State, layer, fired: List[RuleSpec], derived: dict) -> _State:
+        ids = {r.id for r in fired}
+        for rule in fired:
+            self.reach[rule.id] += state.count
+            self.cofire[rule.id] = self.cofire.get(rule.id, ids) & ids
+        after = _State(dict(state.assign), {k: tuple(v) for k, v in derived.items() if v},
+                       state.count, state.witness, state.stance_layer, state.dose, state.stance_rule)
+        stances = [r for r in fired if "recommend" in r.then]
+        if stances and after.stance_layer is None:
+            after.stance_layer, after.stance_rule = layer.name, stances[0].id
+        different = sorted({r.then["recommend"]["stance"] for r in stances})
+        if len(different) > 1:
+            pair = [r for r in stances if r.then["recommend"]["stance"] != stances[0].then["recommend"]["stance"]]
+            self.add("conflict", f"rules {stances[0].id} ({stances[0].then['recommend']['stance']}) and "
+                     f"{pair[0].id} ({pair[0].then['recommend']['stance']}) set different stances "
+                     f"for one case", pair[0], state, state.count, ("conflict", stances[0].id, pair[0].id))
+        for rule in fired:
+            if "dose" not in rule.then:
+                continue
+            dose = tuple(sorted(rule.then["dose"].items()))
+            if after.dose is None:
+                after.dose = (rule.id, dose)
+            elif after.dose[1] != dose:
+                self.add("conflict", f"rules {after.dose[0]} and {rule.id} give different doses for one case",
+                         rule, state, state.count, ("dose-conflict", after.dose[0], rule.id))
+        self.severity_conflicts(fired, state)
+        return after
+
+    def severity_conflicts(self, fired, state):
+        seen = {}
+        for rule in fired:
+            for warning in rule.warnings:
+                other = seen.setdefault(warning["code"], (rule, warning["severity"]))
+                if other[1] != warning["severity"]:
+                    self.add("conflict", f"rules {other[0].id} and {rule.id} give warning "
+                             f"'{warning['code']}' different severities for one case",
+                             rule, state, state.count, ("severity", other[0].id, rule.id))
+
+    def after_layer(self, state: _State, layer):
+        """Gaps: checked where the layer that should have closed them has run."""
+        diagnosis = state.witness["diagnosis"]
+        if layer.name == self.last_stance and STANCE not in state.derived:
+            self.add("gap", f"no rule sets a stance for diagnosis '{diagnosis}' in this situation",
+                     None, state, state.count, ("gap", diagnosis))
+        if layer.index == len(self.rb.layers) - 1:
+            given = [s for s in state.derived.get(STANCE, ()) if s in IVIG_GIVEN]
+            if given and state.dose is None:
+                self.add("gap", f"IVIG is {given[0]} for diagnosis '{diagnosis}' (rule {state.stance_rule}) "
+                         f"but no rule gives a regimen", self.rb.by_id.get(state.stance_rule), state,
+                         state.count, ("dose-gap", diagnosis, given[0]))
+
+    def project(self, state: _State, layer) -> _State:
+        seen = self.seen_after[layer.name]
+        state.assign = {k: v for k, v in state.assign.items() if k in seen or k == "diagnosis"}
+        state.derived = {k: v for k, v in state.derived.items() if k in seen or k == STANCE}
+        return state
+
+    def unreachable(self):
+        for rule in self.rb.rules:
+            if self.reach[rule.id]:
+                continue
+            if _satisfiable(rule, self.domains, self.rb):
+                why = ("its conditions can hold, but never when it could fire: an earlier stance "
+                       "layer always decides first, or a fact it tests is never derived")
+            else:
+                why = "its conditions can never hold together"
+            self.add("unreachable", f"rule {rule.id} fires in none of the combinations: {why}",
+                     rule, {}, 0)
+
+    def redundant(self):
+        """A rule that always fires with another that concludes at least as much."""
+        for rule in self.rb.rules:
+            if not self.reach[rule.id]:
+                continue
+            for other_id in sorted(self.cofire.get(rule.id, ()) - {rule.id}):
+                other = self.rb.by_id[other_id]
+                if not _concludes_all(other, rule):
+                    continue
+                if self.reach[other_id] > self.reach[rule.id]:
+                    kind, how = "subsumed", "narrower than"
+                elif rule.id in self.cofire.get(other_id, ()) and _concludes_all(rule, other) \
+                        and rule.position < other.position:
+                    continue  # an equivalent pair is reported once, on the later rule
+                else:
+                    kind, how = "redundant", "equivalent to"
+                self.add(kind, f"rule {rule.id} is {how} {other_id}: whenever it fires, {other_id} "
+                         f"fires and concludes the same", rule, {}, self.reach[rule.id],
+                         (kind, rule.id, other_id))
+                break
+
+
+def _atoms(rule: RuleSpec) -> set:
+    out = {("derive", k, v) for k, v in (rule.then.get("derive") or {}).items()}
+    out |= {("warn", w["code"], w["severity"]) for w in rule.warnings}
+    if "recommend" in rule.then:
+        out.add(("stance", rule.then["recommend"]["stance"]))
+    if "dose" in rule.then:
+        out.add(("dose", tuple(sorted(rule.then["dose"].items()))))
+    return out
+
+
+def _concludes_all(a: RuleSpec, b: RuleSpec) -> bool:
+    """Whether `a` concludes everything `b` does, and shows first where only one is shown."""
+    if not _atoms(b) <= _atoms(a):
+        return False
+    shown_first = ("recommend" in b.then or "dose" in b.then)
+    return a.salience > b.salience if shown_first else True
+
+
+def _satisfiable(rule: RuleSpec, domains: Dict[str, list], rulebase: RuleBase) -> bool:
+    """Whether some values of the names a rule tests make its condition true
+    (a derived fact may be absent or take any value some rule derives)."""
+    names = sorted({t.name for t in conditions.tests(rule.when)})
+    choices = []
+    for name in names:
+        if name in domains:
+            values = [v for v in domains[name] if v is not None]
+        else:
+            values = list(dict.fromkeys(r.derives[name] for r in rulebase.producers(name)))
+        choices.append([[]] + [[v] for v in values])
+    for combo in product(*choices):
+        table = dict(zip(names, combo))
+        if conditions.evaluate(rule.when, lambda n: table[n]):
+            return True
+    return False
+
+
+def _order(finding: Finding):
+    return (finding.file or "", finding.line or 0, finding.kind, finding.message)
+
+
+def verify(rulebase: RuleBase) -> Verification:
+    """Check a loaded rule base exhaustively per diagnosis; see the module doc."""
+    return _Walk(rulebase).run()
+
+
+def live_rules(rulebase: RuleBase, diagnosis: str) -> List[RuleSpec]:
+    """The rules that can fire for a patient with this diagnosis, all else unknown.
+
+    A derived fact that no such rule asserts is absent, so a rule that needs
+    it (e.g. CIDP's rules for a GBS patient) is ruled out too.
+    """
+    live = list(rulebase.rules)
+    while True:
+        made = {name for rule in live for name in rule.derives}
+
+        def lookup(name):
+            if name == "diagnosis":
+                return [diagnosis]
+            if name in rulebase.schema.fields or name in made:
+                return conditions.UNKNOWN
+            return []
+
+        still = [r for r in live if conditions.evaluate(r.when, lookup) is not False]
+        if len(still) == len(live):
+            return live
+        live = still
+
+
+def walk_case(rulebase: RuleBase, facts: dict) -> List[str]:
+    """The rules the walk fires for one case, in rule-base order: the walk's
+    reading of the engine, which the tests hold to experta's."""
+    walk = _Walk(rulebase, fixed=facts)
+    walk.walk_diagnosis(facts["diagnosis"])
+    return [r.id for r in rulebase.rules if walk.reach[r.id]]
