@@ -82,5 +82,256 @@ def evaluate(paths, fmt, rules_dir, no_chain, quiet):
     sys.exit(1 if summary.failed else 0)
 
 
+
+# -- ivig audit --------------------------------------------------------------
+
+AUDIT_FORMATS = ("text", "json", "markdown")
+
+
+def _echo_json(data):
+    import json
+    click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+
+
+@main.group()
+@click.option("--rules", "rules_dir", type=click.Path(exists=True, file_okay=False),
+              help="Audit another rule base directory (default: the packaged rules).")
+@click.pass_context
+def audit(ctx, rules_dir):
+    """For clinical reviewers: the rules in plain language, their provenance and
+    sign-off, a static check, coverage, why a rule did not fire, and what an
+    edit changes."""
+    ctx.obj = {"rules_dir": rules_dir}
+
+
+def _rulebase(ctx):
+    return _load_rules(ctx.obj["rules_dir"])
+
+
+@audit.command("rules")
+@click.option("--disease", help="Only the rules that can fire for this diagnosis (abbreviations work: mg, gbs).")
+@click.option("--basis", type=click.Choice(("review", "assumption")), help="Only rules on this basis.")
+@click.option("--status", help="Only rules with this review status (draft, reviewed, approved, ...).")
+@click.option("--format", "fmt", type=click.Choice(AUDIT_FORMATS), default="text", show_default=True)
+@click.pass_context
+def audit_rules(ctx, disease, basis, status, fmt):
+    """Every rule in plain language, with its source in the review, basis, status and sign-off."""
+    from ivig_advisor.engine import audit as A
+    from ivig_advisor.engine.audit_text import rules_markdown, rules_text
+    from ivig_advisor.engine.signoff import ReviewLog
+
+    rulebase = _rulebase(ctx)
+    try:
+        diagnosis = A.diagnosis_value(rulebase, disease) if disease else None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--disease")
+    rules = A.rules_for(rulebase, diagnosis, basis, status)
+    log = ReviewLog.load(rulebase)
+    for error in log.errors:
+        click.echo(f"warning: {error}", err=True)
+    if fmt == "json":
+        _echo_json([A.rule_record(rulebase, r, log) for r in rules])
+    elif fmt == "markdown":
+        click.echo(rules_markdown(rulebase, rules, log))
+    else:
+        click.echo(rules_text(rulebase, rules, log, _style()))
+
+
+@audit.command("show")
+@click.argument("rule_id", metavar="RULE")
+@click.option("--cases", "case_paths", multiple=True, type=click.Path(exists=True),
+              help="Case files or directories to find the cases that fire the rule "
+                   "(default: the checkout's tests/cases and examples).")
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
+@click.pass_context
+def audit_show(ctx, rule_id, case_paths, fmt):
+    """One rule in full: provenance, evidence, the rules that feed it and that it
+    feeds, and the cases that exercise it."""
+    from ivig_advisor.engine import Advisor
+    from ivig_advisor.engine import audit as A
+    from ivig_advisor.engine.audit_text import show_text
+    from ivig_advisor.engine.rulebase import _suggest
+    from ivig_advisor.engine.signoff import ReviewLog
+
+    rulebase = _rulebase(ctx)
+    if rule_id not in rulebase.by_id:
+        raise click.BadParameter(f"no rule '{rule_id}'{_suggest(rule_id, rulebase.by_id)}", param_hint="RULE")
+    rule = rulebase.by_id[rule_id]
+    paths = list(case_paths) or A.default_corpus(rulebase)
+    cases = None
+    if paths:
+        cases = [r.id for r in A.run_corpus(Advisor(rulebase), paths)
+                 if r.ok and any(t["rule"] == rule_id for t in r.trace)]
+    feeds, fed_by = A.feeds(rulebase), A.fed_by(rulebase)
+    log = ReviewLog.load(rulebase)
+    if fmt == "json":
+        _echo_json(dict(A.rule_record(rulebase, rule, log), feeds=feeds[rule_id], fed_by=fed_by[rule_id],
+                        cases=cases))
+    else:
+        click.echo(show_text(rulebase, rule, log, feeds, fed_by, cases, _style()))
+
+
+@audit.command("check")
+@click.option("--strict", is_flag=True, help="Also fail on rules without a current 'approved' sign-off.")
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
+@click.pass_context
+def audit_check(ctx, strict, fmt):
+    """Static verification, exhaustive over the fact space; exit 1 on any finding.
+
+    On load: schema errors, unknown fields or values, duplicate ids, missing
+    provenance. Then, for every diagnosis and every combination of the values
+    the rules distinguish: unreachable rules, conflicting stances, doses or
+    warning severities, redundant and subsumed rules, and gaps.
+    """
+    from ivig_advisor.engine.audit import check
+    from ivig_advisor.engine.audit_text import check_text
+
+    report = check(ctx.obj["rules_dir"], strict=strict)
+    if fmt == "json":
+        v = report.verification
+        _echo_json({"ok": report.ok, "findings": [f.to_dict() for f in report.findings],
+                    "combinations": v.combinations if v else None, "excluded": v.excluded if v else None,
+                    "states": v.states if v else None, "signoff": report.signoff,
+                    "per_diagnosis": [c.__dict__ for c in v.coverage] if v else []})
+    else:
+        click.echo(check_text(report, _style()))
+    sys.exit(0 if report.ok else 1)
+
+
+@audit.command("coverage")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
+@click.option("--require-all", is_flag=True, help="Exit 1 if some rule never fired.")
+@click.pass_context
+def audit_coverage(ctx, paths, fmt, require_all):
+    """How often each rule fired over a case corpus, and the rules never fired."""
+    from ivig_advisor.engine import Advisor
+    from ivig_advisor.engine.audit import coverage
+    from ivig_advisor.engine.audit_text import coverage_text
+
+    rulebase = _rulebase(ctx)
+    report = coverage(Advisor(rulebase), paths, stdin=sys.stdin)
+    if fmt == "json":
+        _echo_json({"cases": report.cases, "errors": report.errors,
+                    "rules": [{"id": r.id, "fired": report.fired[r.id], "cases": report.examples.get(r.id, [])}
+                              for r in rulebase.rules],
+                    "never_fired": report.never(rulebase)})
+    else:
+        click.echo(coverage_text(rulebase, report))
+    sys.exit(1 if require_all and report.never(rulebase) else 0)
+
+
+@audit.command("why-not")
+@click.argument("case_path", metavar="CASE", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
+@click.argument("rule_id", metavar="RULE")
+@click.option("--id", "case_id", help="The case to explain, when the file holds several.")
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
+@click.pass_context
+def audit_why_not(ctx, case_path, rule_id, case_id, fmt):
+    """Which condition of RULE failed for the case in CASE, and what values would make it fire."""
+    from ivig_advisor.engine import Advisor, CaseInvalid
+    from ivig_advisor.engine.audit import read_corpus, why_not
+    from ivig_advisor.engine.audit_text import why_not_text
+
+    rulebase = _rulebase(ctx)
+    records = list(read_corpus([case_path], stdin=sys.stdin))
+    chosen = [r for r in records if case_id is None or _record_id(r) == case_id]
+    if len(chosen) != 1:
+        ids = ", ".join(_record_id(r) for r in records)
+        raise click.BadParameter(f"{'no case ' + repr(case_id) if case_id else 'the file holds several cases'}"
+                                 f" (cases: {ids}); choose one with --id", param_hint="CASE")
+    record = chosen[0]
+    try:
+        if record.error is not None:
+            raise CaseInvalid([record.error])
+        answer = why_not(Advisor(rulebase), record.data, rule_id, record.source, record.line, record.default_id)
+    except CaseInvalid as exc:
+        for error in exc.errors:
+            click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="RULE")
+    if fmt == "json":
+        _echo_json({"case": answer.case_id, "rule": rule_id, "fired": answer.fired,
+                    "tests": [t.__dict__ for t in answer.tests], "blocked_by": answer.blocked_by,
+                    "would_fire_if": answer.fixes})
+    else:
+        click.echo(why_not_text(rulebase, answer, _style()))
+
+
+def _record_id(record):
+    data = record.data if isinstance(record.data, dict) else {}
+    return str(data.get("id") or record.default_id)
+
+
+@audit.command("diff")
+@click.option("--base", "base_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="The rule base to compare against (e.g. the rules before an edit).")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
+@click.option("--format", "fmt", type=click.Choice(("text", "json")), default="text", show_default=True)
+@click.pass_context
+def audit_diff(ctx, base_dir, paths, fmt):
+    """The cases whose stance, dose or warnings differ between --base and this
+    rule base, side by side. Exit 0 when none differ, 1 when some do (like diff)."""
+    from ivig_advisor.engine import Advisor
+    from ivig_advisor.engine.audit import diff
+    from ivig_advisor.engine.audit_text import diff_text
+
+    base, this = Advisor(_load_rules(base_dir)), Advisor(_rulebase(ctx))
+    compared, differences = 0, []
+    for difference in diff(base, this, paths, stdin=sys.stdin):
+        compared += 1
+        if difference is not None:
+            differences.append(difference)
+    if fmt == "json":
+        _echo_json({"compared": compared, "differ": len(differences),
+                    "cases": [d.__dict__ | {"changed": d.changed} for d in differences]})
+    else:
+        click.echo(diff_text(differences, compared, f"base ({base_dir})",
+                             f"this ({ctx.obj['rules_dir'] or 'packaged rules'})"))
+    sys.exit(1 if differences else 0)
+
+
+@audit.command("sign")
+@click.argument("rule_ids", metavar="RULE...", nargs=-1, required=True)
+@click.option("--verdict", type=click.Choice(("approved", "needs-change")), required=True)
+@click.option("--reviewer", required=True, help="Who gives the verdict.")
+@click.option("--comment", help="What to change (required with needs-change).")
+@click.option("--date", help="The date of the review (default: today), YYYY-MM-DD.")
+@click.pass_context
+def audit_sign(ctx, rule_ids, verdict, reviewer, comment, date):
+    """Record a reviewer's verdict on rules in the review log beside the rules.
+
+    The verdict is tied to the rule's content hash: edit the rule and the
+    sign-off shows as stale.
+    """
+    from ivig_advisor.engine.signoff import LOG_NAME, sign
+
+    rulebase = _rulebase(ctx)
+    for rule_id in rule_ids:
+        try:
+            entry = sign(rulebase, rule_id, verdict, reviewer, comment, date)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc))
+        click.echo(f"{rule_id}: {verdict} by {entry['reviewer']} on {entry['date']} "
+                   f"(hash {entry['hash']}) -> {rulebase.label}/{LOG_NAME}")
+
+
+@audit.command("report")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False, writable=True),
+              help="The HTML file to write.")
+@click.option("--cases", "case_paths", multiple=True, type=click.Path(exists=True),
+              help="The corpus for coverage (default: the checkout's tests/cases and examples).")
+@click.pass_context
+def audit_report(ctx, out_path, case_paths):
+    """One self-contained HTML file for reviewers: rules by disease with provenance,
+    status and sign-off, the assumptions, the check, coverage and the rule graph."""
+    from ivig_advisor.engine.report import write_report
+
+    rulebase = _rulebase(ctx)
+    summary = write_report(rulebase, out_path, list(case_paths) or None)
+    click.echo(f"wrote {out_path}: {summary}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

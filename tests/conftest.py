@@ -1,4 +1,5 @@
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -25,3 +26,18 @@ def run_cli():
 
 def jsonl(output: str):
     return [json.loads(line) for line in output.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def rules_copy(tmp_path):
+    """An editable copy of the shipped rules/."""
+    target = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", target)
+    return target
+
+
+def mutate(path, old, new):
+    """Replace the first `old` in a file by `new` (which must be there)."""
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")

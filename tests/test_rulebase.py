@@ -1,26 +1,11 @@
 """Loading the rule language: the shipped base is clean; broken bases fail with file:line."""
 
-import shutil
-
 import pytest
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, mutate
 from ivig_advisor.engine import RuleBase, RuleBaseInvalid, conditions
 from ivig_advisor.engine.rulebase import IVIG_GIVEN
-
-
-@pytest.fixture
-def rules_copy(tmp_path):
-    target = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", target)
-    return target
-
-
-def mutate(path, old, new):
-    text = path.read_text(encoding="utf-8")
-    assert old in text
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
 
 
 def load_errors(directory):

@@ -1,0 +1,422 @@
+"""What a clinical reviewer asks of a rule base, as data: each rule in plain
+language with its provenance, how rules feed each other, the static check,
+coverage over a case corpus, why a rule did not fire, and what changes between
+two rule bases. Renderers (engine.audit_text, engine.report) turn these into
+text, Markdown, JSON and HTML.
+"""
+
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, Iterable, Iterator, List, Optional
+
+from . import conditions
+from .caseio import CaseRecord, read_cases
+from .compiler import dose_text
+from .evaluate import Advisor, Result
+from .rulebase import RuleBase, RuleBaseInvalid, RuleSpec, _suggest
+from .signoff import ReviewLog, rule_hash
+from .verify import Finding, Verification, domains, live_rules, verify
+
+STANCE_PHRASES = {"first-line": "IVIG is first-line", "second-line": "IVIG is second-line",
+                  "trial-justified": "a trial of IVIG is justified",
+                  "not-established": "IVIG is not established", "not-effective": "IVIG is not effective",
+                  "out-of-scope": "the case is outside the review"}
+
+
+# -- plain language ---------------------------------------------------------
+
+def value_label(rulebase: RuleBase, name: str, value) -> str:
+    """How a value reads to a person (schema labels for case fields)."""
+    spec = rulebase.schema.fields.get(name)
+    if spec is not None:
+        return spec.label(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def condition_text(rulebase: RuleBase, cond) -> str:
+    return conditions.describe(cond, lambda n, v: value_label(rulebase, n, v))
+
+
+def conclusions(rule: RuleSpec) -> List[str]:
+    """What a rule asserts, one phrase per action."""
+    out = []
+    for name, value in (rule.then.get("derive") or {}).items():
+        out.append(f"{name.replace('_', ' ')} is {'yes' if value is True else 'no' if value is False else value}")
+    if "recommend" in rule.then:
+        out.append(STANCE_PHRASES[rule.then["recommend"]["stance"]])
+    if "dose" in rule.then:
+        dose = rule.then["dose"]
+        out.append("DOSE " + dose_text(dose) + (f", {dose['repeat']}" if dose.get("repeat") else ""))
+    for w in rule.warnings:
+        out.append(f"WARN ({w['severity']}) {w['code'].replace('-', ' ')}")
+    return out
+
+
+def sentence(rulebase: RuleBase, rule: RuleSpec) -> str:
+    """'IF diagnosis is MMN THEN IVIG is first-line; WARN (critical) avoid corticosteroids'."""
+    return f"IF {condition_text(rulebase, rule.when)} THEN {'; '.join(conclusions(rule))}"
+
+
+def citation(rule: RuleSpec) -> dict:
+    """Where in the review a rule comes from."""
+    src = rule.source or {}
+    return {"section": src.get("section"), "refs": list(src.get("refs") or []),
+            "lines": list(src.get("lines") or []), "quote": src.get("quote"),
+            "quote_en": src.get("quote_en"), "claims": list(rule.claims),
+            "assumptions": list(rule.assumptions), "evidence": list(rule.evidence)}
+
+
+def rule_record(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog] = None) -> dict:
+    """One rule as a stable JSON object for `audit rules --format json`."""
+    record = {"id": rule.id, "title": rule.title, "topic": rule.topic, "layer": rule.layer,
+              "plain": sentence(rulebase, rule), "basis": rule.basis, "rationale": rule.rationale or None,
+              "citation": citation(rule), "flags": list(rule.flags), "status": rule.status,
+              "file": rule.file, "line": rule.line, "hash": rule_hash(rule)}
+    if log is not None:
+        signoff = log.state(rule)
+        record["signoff"] = {"state": signoff.state, **(signoff.entry or {})}
+    return record
+
+
+# -- which rules are which --------------------------------------------------
+
+def diagnosis_value(rulebase: RuleBase, text: str) -> str:
+    """The diagnosis a reviewer named ('mg', 'MMN', 'myasthenia_gravis'); ValueError if none."""
+    spec = rulebase.schema.fields["diagnosis"]
+    value = spec.alias_of(text)
+    if value is None:
+        raise ValueError(f"no diagnosis '{text}' (diagnoses: {', '.join(spec.values)})")
+    return value
+
+
+def rules_for(rulebase: RuleBase, diagnosis: Optional[str] = None, basis: Optional[str] = None,
+              status: Optional[str] = None) -> List[RuleSpec]:
+    """The rules that can fire for a diagnosis (shared safety rules included), filtered."""
+    out = []
+    for rule in rulebase.rules if diagnosis is None else live_rules(rulebase, diagnosis):
+        if basis is not None and rule.basis != basis:
+            continue
+        if status is not None and rule.status != status:
+            continue
+        out.append(rule)
+    return out
+
+
+def feeds(rulebase: RuleBase) -> Dict[str, List[str]]:
+    """rule id -> the rules that test a fact it derives (the dependency graph's edges).
+
+    An edge needs the value to pass the test (stance = first-line feeds a
+    rule testing for first-line, not one testing for not-effective) and a
+    diagnosis for which both rules can fire (MMN's stance does not feed the
+    GBS dose).
+    """
+    diagnoses: Dict[str, set] = {r.id: set() for r in rulebase.rules}
+    for value in rulebase.schema.fields["diagnosis"].values:
+        for rule in live_rules(rulebase, value):
+            diagnoses[rule.id].add(value)
+
+    def passes(test, value):
+        return test.op == "known" and test.operand or test.op != "known" and test.holds(value)
+
+    out = {}
+    for rule in rulebase.rules:
+        targets = [other for other in rulebase.rules if other is not rule
+                   and diagnoses[rule.id] & diagnoses[other.id]
+                   and any(t.name in rule.derives and passes(t, rule.derives[t.name])
+                           for t in conditions.tests(other.when))]
+        out[rule.id] = [t.id for t in targets]
+    return out
+
+
+def fed_by(rulebase: RuleBase) -> Dict[str, List[str]]:
+    """rule id -> the rules whose derived facts it tests."""
+    out: Dict[str, List[str]] = {r.id: [] for r in rulebase.rules}
+    for source, targets in feeds(rulebase).items():
+        for target in targets:
+            out[target].append(source)
+    return out
+
+
+# -- the static check -------------------------------------------------------
+
+@dataclass
+class CheckReport:
+    """`audit check`: load errors or the verification, and where sign-off stands."""
+    findings: List[Finding]
+    verification: Optional[Verification] = None
+    signoff: Dict[str, int] = field(default_factory=dict)
+    rulebase: Optional[RuleBase] = None
+
+    @property
+    def ok(self) -> bool:
+        return not self.findings
+
+
+def check(directory=None, strict: bool = False) -> CheckReport:
+    """Load a rule base and verify it; every problem is a Finding with file:line.
+
+    Load errors (schema, unknown names, duplicate ids, missing provenance) stop
+    before the exhaustive walk, which needs a rule base that loads. `strict`
+    also counts missing, stale and needs-change sign-offs as findings.
+    """
+    try:
+        rulebase = RuleBase.load(directory)
+    except RuleBaseInvalid as exc:
+        return CheckReport([Finding(e.kind, e.message + (f" [{e.field}]" if e.field else ""), e.source, e.line)
+                            for e in exc.errors])
+    return check_rulebase(rulebase, strict)
+
+
+def check_rulebase(rulebase: RuleBase, strict: bool = False) -> CheckReport:
+    """`check` for a rule base already loaded."""
+    result = verify(rulebase)
+    log = ReviewLog.load(rulebase)
+    findings = list(result.findings)
+    findings += [Finding("review-log", e.message, e.source, e.line, e.field) for e in log.errors]
+    if strict:
+        for rule in rulebase.rules:
+            signoff = log.state(rule)
+            if signoff.state != "approved":
+                findings.append(Finding("sign-off", f"rule {rule.id}: {signoff.describe()}",
+                                        rule.file, rule.line, rule.id))
+    return CheckReport(findings, result, log.counts(), rulebase)
+
+
+# -- case corpora -----------------------------------------------------------
+
+def read_corpus(paths: Iterable[str], stdin=None) -> Iterator[CaseRecord]:
+    """Case records from case files; golden files ({name, case, expect} items) give their cases."""
+    for record in read_cases(paths, stdin=stdin):
+        data = record.data
+        if isinstance(data, dict) and "case" in data and set(data) <= {"name", "case", "expect"}:
+            record = CaseRecord(data["case"], record.source, record.line,
+                                str(data.get("name") or record.default_id), record.error)
+        yield record
+
+
+def default_corpus(rulebase: RuleBase) -> List[str]:
+    """The golden cases and examples of the checkout the rules live in, where present."""
+    if rulebase.root is None:
+        return []
+    home = Path(str(rulebase.root)).parent
+    return [str(p) for p in (home / "tests" / "cases", home / "examples") if p.is_dir()]
+
+
+def run_corpus(advisor: Advisor, paths: Iterable[str], stdin=None) -> Iterator[Result]:
+    from .batch import evaluate_record
+    for record in read_corpus(paths, stdin):
+        yield evaluate_record(record, advisor)
+
+
+@dataclass
+class CoverageReport:
+    """How often each rule fired over a corpus."""
+    cases: int
+    errors: int
+    fired: Counter        # rule id -> cases in which it fired
+    examples: Dict[str, List[str]]  # rule id -> the first few case ids
+
+    def never(self, rulebase: RuleBase) -> List[str]:
+        return [r.id for r in rulebase.rules if not self.fired[r.id]]
+
+
+def coverage(advisor: Advisor, paths: Iterable[str], stdin=None, keep: int = 5) -> CoverageReport:
+    """Run a corpus and count, per rule, the cases in which it fired."""
+    report = CoverageReport(0, 0, Counter(), {})
+    for result in run_corpus(advisor, paths, stdin):
+        report.cases += 1
+        if not result.ok:
+            report.errors += 1
+            continue
+        for rule_id in dict.fromkeys(t["rule"] for t in result.trace):
+            report.fired[rule_id] += 1
+            examples = report.examples.setdefault(rule_id, [])
+            if len(examples) < keep:
+                examples.append(result.id)
+    return report
+
+
+# -- why not ----------------------------------------------------------------
+
+@dataclass
+class TestStatus:
+    """One test of a rule's condition against a case: holds, fails, or unknown."""
+    text: str
+    verdict: Optional[bool]
+    actual: str
+    depth: int
+
+
+@dataclass
+class WhyNot:
+    rule: RuleSpec
+    case_id: str
+    fired: bool
+    tests: List[TestStatus]
+    blocked_by: Optional[dict] = None          # the stance an earlier layer set
+    fixes: List[Dict[str, object]] = field(default_factory=list)  # changes that make it fire
+    result: Optional[Result] = None
+
+
+def why_not(advisor: Advisor, data: dict, rule_id: str, source=None, line=None, default_id=None,
+            max_fixes: int = 5) -> WhyNot:
+    """Why a rule did not fire for a case, and the smallest changes of the case that make it fire.
+
+    The condition is read test by test over the case and the facts the run
+    derived; the changes are found by re-running the real engine with one
+    field (then two) set to each value the rules distinguish.
+    """
+    rulebase = advisor.rulebase
+    if rule_id not in rulebase.by_id:
+        raise ValueError(f"no rule '{rule_id}'{_suggest(rule_id, rulebase.by_id)}")
+    rule = rulebase.by_id[rule_id]
+    case = advisor.validate(data, source, line, default_id)
+    result = advisor.evaluate(case)
+    fired = any(t["rule"] == rule_id for t in result.trace)
+    derived: Dict[str, list] = {}
+    for entry in result.trace:
+        for a in entry["asserted"]:
+            derived.setdefault(a["name"], []).append(a["value"])
+
+    def lookup(name):
+        if name in rulebase.schema.fields:
+            return [case.facts[name]] if name in case.facts else []
+        return derived.get(name, [])
+
+    statuses: List[TestStatus] = []
+    _walk_condition(rulebase, rule.when, lookup, statuses, 0)
+    report = WhyNot(rule, case.id, fired, statuses, result=result)
+    layer = rulebase.layer(rule.layer)
+    if not fired and layer.sets_stance and result.ivig:
+        setter = rulebase.by_id[result.ivig["rule"]]
+        if rulebase.layer(setter.layer).index < layer.index:
+            report.blocked_by = {"rule": setter.id, "stance": result.ivig["stance"], "layer": setter.layer}
+    if not fired:
+        report.fixes = _fixes(advisor, case.facts, rule, max_fixes)
+    return report
+
+
+def _walk_condition(rulebase, cond, lookup, out, depth):
+    if isinstance(cond, conditions.Test):
+        verdict = conditions.evaluate(cond, lambda n: lookup(n))
+        values = lookup(cond.name)
+        if cond.name in rulebase.schema.fields:
+            actual = value_label(rulebase, cond.name, values[0]) if values else "unknown"
+        else:
+            actual = ", ".join(value_label(rulebase, cond.name, v) for v in values) if values else "not derived"
+        if cond.op != "known" and not values:
+            verdict = None if cond.name in rulebase.schema.fields else False
+        out.append(TestStatus(condition_text(rulebase, cond), verdict, actual, depth))
+        return
+    verdict = conditions.evaluate(cond, lambda n: lookup(n) if lookup(n) or n not in rulebase.schema.fields
+                                  else conditions.UNKNOWN)
+    kind = {conditions.AllOf: "all of", conditions.AnyOf: "any of", conditions.Not: "not"}[type(cond)]
+    out.append(TestStatus(kind, verdict, "", depth))
+    for item in (cond.items if not isinstance(cond, conditions.Not) else (cond.item,)):
+        _walk_condition(rulebase, item, lookup, out, depth + 1)
+
+
+def _fixes(advisor: Advisor, facts: dict, rule: RuleSpec, limit: int) -> List[dict]:
+    """Changes of one field, else two, that make the rule fire (with the real engine)."""
+    rulebase = advisor.rulebase
+    space = domains(rulebase)
+    own = _cone(rulebase, rule)
+    names = sorted(space, key=lambda n: (n not in own, list(rulebase.schema.fields).index(n)))
+    names = [n for n in names if n != "diagnosis" or n in own]
+
+    def fires(change):
+        trial = {k: v for k, v in dict(facts, **change).items() if v is not None}
+        if not rulebase.schema.check_constraints(trial):
+            return False
+        firings = advisor.engine.evaluate(trial, advisor.order)
+        return any(f.rule.id == rule.id for f in firings)
+
+    found = []
+    for name in names:
+        for value in space[name]:
+            if value != facts.get(name) and fires({name: value}):
+                found.append({name: value})
+                break
+        if len(found) >= limit:
+            return found
+    if found:
+        return found
+    pairs = [n for n in names if n in own]
+    for i, a in enumerate(pairs):
+        for b in pairs[i + 1:]:
+            for va in space[a]:
+                if va == facts.get(a):
+                    continue
+                hit = next((vb for vb in space[b] if vb != facts.get(b) and fires({a: va, b: vb})), _NONE)
+                if hit is not _NONE:
+                    found.append({a: va, b: hit})
+                    break
+            if len(found) >= limit:
+                return found
+    return found
+
+
+_NONE = object()
+
+
+def _cone(rulebase: RuleBase, rule: RuleSpec, seen=None) -> set:
+    """The case fields a rule depends on, directly or through derived facts."""
+    seen = seen if seen is not None else set()
+    out = set()
+    for test in conditions.tests(rule.when):
+        if test.name in rulebase.schema.fields:
+            out.add(test.name)
+        elif test.name not in seen:
+            seen.add(test.name)
+            for producer in rulebase.producers(test.name):
+                out |= _cone(rulebase, producer, seen)
+    return out
+
+
+# -- diff -------------------------------------------------------------------
+
+def outcome(result: Result) -> dict:
+    """What a reviewer compares between two rule bases: stance, dose, warnings (or the error)."""
+    if not result.ok:
+        return {"status": "error", "error": result.error["message"]}
+    dose = result.dose
+    return {"status": "ok", "stance": result.ivig["stance"], "stance_rule": result.ivig["rule"],
+            "dose": None if dose is None else {k: dose[k] for k in
+                                               ("total_g_per_kg", "g_per_kg_per_day", "days", "total_g", "repeat")},
+            "warnings": sorted(f"{w['code']} ({w['severity']})" for w in result.warnings)}
+
+
+@dataclass
+class Difference:
+    case_id: str
+    source: Optional[str]
+    line: Optional[int]
+    base: dict
+    this: dict
+
+    @property
+    def changed(self) -> List[str]:
+        return [k for k in ("status", "error", "stance", "stance_rule", "dose", "warnings")
+                if self.base.get(k) != self.this.get(k)]
+
+
+def diff(base: Advisor, this: Advisor, paths: Iterable[str], stdin=None) -> Iterator[Optional[Difference]]:
+    """For each case of a corpus: a Difference where the two rule bases disagree,
+    else None (so that callers can count the cases compared)."""
+    from .batch import evaluate_record
+    for record in read_corpus(paths, stdin):
+        a, b = evaluate_record(record, base), evaluate_record(record, this)
+        before, after = outcome(a), outcome(b)
+        if {k: v for k, v in before.items() if k != "stance_rule"} != \
+                {k: v for k, v in after.items() if k != "stance_rule"}:
+            yield Difference(b.id, b.source, b.line, before, after)
+        else:
+            yield None
+
+
+__all__ = ["CheckReport", "CoverageReport", "Difference", "WhyNot", "check", "check_rulebase", "citation", "conclusions",
+           "coverage", "default_corpus", "diff", "feeds", "fed_by", "outcome", "read_corpus", "rule_record",
+           "rules_for", "sentence", "why_not"]

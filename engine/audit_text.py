@@ -1,0 +1,219 @@
+"""Text and Markdown renderings of the audit views (engine.audit) for a terminal or a review."""
+
+from itertools import groupby
+from typing import Callable, Dict, List, Optional
+
+from . import audit
+from .render import _plain_style
+from .rulebase import RuleBase, RuleSpec
+from .signoff import ReviewLog
+
+MARKS = {True: "✓", False: "✗", None: "?"}
+
+
+def _provenance(rule: RuleSpec) -> str:
+    c = audit.citation(rule)
+    parts = [c["section"]] if c["section"] else []
+    if c["refs"]:
+        parts.append("refs " + ", ".join(map(str, c["refs"])))
+    if c["lines"]:
+        parts.append("TR L" + ", ".join(map(str, c["lines"])))
+    if c["claims"]:
+        parts.append("claims " + ", ".join(c["claims"]))
+    if c["assumptions"]:
+        parts.append("assumptions " + ", ".join(c["assumptions"]))
+    if c["evidence"]:
+        parts.append("evidence " + ", ".join(c["evidence"]))
+    return "; ".join(parts)
+
+
+def rule_lines(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog], style: Callable = _plain_style,
+               full: bool = False) -> List[str]:
+    """One rule for a reviewer: plain sentence, provenance, basis, status, sign-off."""
+    s = style
+    tag = s(f"[{rule.basis}]", fg="green" if rule.basis == "review" else "yellow")
+    signoff = log.state(rule) if log is not None else None
+    lines = [f"{s(rule.id, bold=True)}  {tag} status: {rule.status}"
+             + (f"; sign-off: {signoff.describe()}" if signoff else ""),
+             f"  {rule.title}",
+             f"  {audit.sentence(rulebase, rule)}",
+             f"  Source: {_provenance(rule)}"]
+    if rule.source.get("quote"):
+        lines.append(f"  Quote: {rule.source['quote']}")
+    if full and rule.source.get("quote_en"):
+        lines.append(f"  In English: {rule.source['quote_en']}")
+    if rule.basis == "assumption" or (full and rule.rationale):
+        lines.append(f"  Rationale: {rule.rationale}")
+    for flag in rule.flags:
+        lines.append(f"  Flag: {flag}")
+    if full:
+        if rule.explanation:
+            lines.append(f"  Explanation: {rule.explanation}")
+        if "recommend" in rule.then:
+            lines.append(f"  Says: {rule.then['recommend']['summary']}")
+        if rule.then.get("dose", {}).get("note"):
+            lines.append(f"  Dose note: {rule.then['dose']['note']}")
+        for w in rule.warnings:
+            lines.append(f"  Warns ({w['severity']}) {w['code']}: {w['message']}"
+                         + (f" -> {w['action']}" if w.get("action") else ""))
+    lines.append(s(f"  {rule.file}:{rule.line}", dim=True))
+    return lines
+
+
+def rules_text(rulebase: RuleBase, rules: List[RuleSpec], log: Optional[ReviewLog],
+               style: Callable = _plain_style) -> str:
+    out = []
+    for topic, members in groupby(rules, key=lambda r: r.topic):
+        title = rulebase.topics.get(topic) or topic
+        out.append(style(f"== {title} ({topic}) ==", bold=True))
+        for rule in members:
+            out.extend(rule_lines(rulebase, rule, log, style))
+            out.append("")
+    if log is not None:
+        counts = log.counts()
+        out.append("Sign-off: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+    out.append(f"{len(rules)} rule{'s' if len(rules) != 1 else ''} "
+               f"({sum(r.basis == 'assumption' for r in rules)} resting on assumptions)")
+    return "\n".join(out)
+
+
+def rules_markdown(rulebase: RuleBase, rules: List[RuleSpec], log: Optional[ReviewLog]) -> str:
+    out = [f"# Rules of {rulebase.name} (version {rulebase.version})", ""]
+    for topic, members in groupby(rules, key=lambda r: r.topic):
+        out += [f"## {rulebase.topics.get(topic) or topic}", ""]
+        for rule in members:
+            signoff = log.state(rule).describe() if log is not None else "-"
+            out += [f"### `{rule.id}` — {rule.title}", "",
+                    f"**{audit.sentence(rulebase, rule)}**", "",
+                    f"- basis: {rule.basis}; status: {rule.status}; sign-off: {signoff}",
+                    f"- source: {_provenance(rule)}"]
+            if rule.source.get("quote"):
+                out.append(f"- quote: {rule.source['quote']}")
+            if rule.rationale:
+                out.append(f"- rationale: {rule.rationale}")
+            out += [f"- flag: {flag}" for flag in rule.flags]
+            out += [f"- written at `{rule.file}:{rule.line}`", ""]
+    return "\n".join(out)
+
+
+def show_text(rulebase: RuleBase, rule: RuleSpec, log: ReviewLog, feeds: Dict[str, List[str]],
+              fed_by: Dict[str, List[str]], cases: Optional[List[str]], style: Callable = _plain_style) -> str:
+    lines = rule_lines(rulebase, rule, log, style, full=True)
+    lines.append(f"  Layer: {rule.layer} — {rulebase.layer(rule.layer).help}")
+    evidence = rulebase.extras.get("evidence") or {}
+    for name in rule.evidence:
+        record = evidence.get(name) or {}
+        lines.append(f"  Evidence {name}: {record.get('trial', '?')}; {record.get('design', '')}"
+                     + (f", n={record['n']}" if record.get("n") else "")
+                     + (f"; {record['result']}" if record.get("result") else ""))
+    assumptions = (rulebase.extras.get("claims") or {}).get("assumptions") or {}
+    for name in rule.assumptions:
+        lines.append(f"  Assumption {name}: {assumptions.get(name, '?')}")
+    lines.append("  Fed by: " + (", ".join(fed_by[rule.id]) or "the case's fields only"))
+    lines.append("  Feeds: " + (", ".join(feeds[rule.id]) or "no other rule (a conclusion of the result)"))
+    if cases is None:
+        lines.append("  Cases: no case corpus found (pass --cases)")
+    else:
+        lines.append(f"  Cases that fire it ({len(cases)}): " + (", ".join(cases) or "none"))
+    return "\n".join(lines)
+
+
+def witness_text(rulebase: RuleBase, witness: Optional[dict]) -> str:
+    """One case showing a finding: its known fields; every other field unknown."""
+    if not witness:
+        return ""
+    known = [f"{n.replace('_', ' ')} = {audit.value_label(rulebase, n, v)}" for n, v in witness.items() if v is not None]
+    return "e.g. " + ", ".join(known) + " (every other field unknown)"
+
+
+def check_text(report: audit.CheckReport, style: Callable = _plain_style) -> str:
+    rulebase = report.rulebase
+    out = []
+    for finding in report.findings:
+        out.append(style(str(finding), fg="red"))
+        if rulebase is not None and finding.witness:
+            out.append(f"    {witness_text(rulebase, finding.witness)}"
+                       + (f"; {finding.combinations:,} combinations" if finding.combinations else ""))
+    v = report.verification
+    if v is not None:
+        out.append(f"Checked exhaustively: {v.combinations:,} combinations of the fields the rules test, "
+                   f"over {len(v.coverage)} diagnoses ({v.excluded:,} excluded by the schema's constraints; "
+                   f"{v.states:,} distinct states evaluated).")
+        out.append("Checks: duplicate ids, schema, provenance (on load); unreachable, conflicting stances, "
+                   "doses and warning severities, redundant and subsumed rules, gaps (exhaustive).")
+    if report.signoff:
+        out.append("Sign-off: " + ", ".join(f"{n} {k}" for k, n in report.signoff.items()))
+    n = len(report.findings)
+    out.append(style("OK: no findings" if report.ok else f"{n} finding{'s' if n != 1 else ''}",
+                     fg="green" if report.ok else "red", bold=True))
+    return "\n".join(out)
+
+
+def coverage_text(rulebase: RuleBase, report: audit.CoverageReport) -> str:
+    out = [f"{report.cases} cases ({report.errors} with errors); rules fired:"]
+    width = max(len(r.id) for r in rulebase.rules)
+    for rule in rulebase.rules:
+        n = report.fired[rule.id]
+        share = f"{100 * n / report.cases:5.1f}%" if report.cases else "    -"
+        out.append(f"  {rule.id:{width}}  {n:6d}  {share}")
+    never = report.never(rulebase)
+    out.append(f"Never fired ({len(never)} of {len(rulebase.rules)}): " + (", ".join(never) or "none"))
+    return "\n".join(out)
+
+
+def why_not_text(rulebase: RuleBase, w: audit.WhyNot, style: Callable = _plain_style) -> str:
+    rule = w.rule
+    if w.fired:
+        head = f"Rule {rule.id} fired for case {w.case_id}."
+    else:
+        head = f"Rule {rule.id} did not fire for case {w.case_id}."
+    out = [style(head, bold=True), f"  {audit.sentence(rulebase, rule)}"]
+    for t in w.tests:
+        mark = {True: style("✓", fg="green"), False: style("✗", fg="red"), None: style("?", fg="yellow")}[t.verdict]
+        actual = f"   ({t.actual})" if t.actual else ""
+        out.append(f"  {'  ' * t.depth}{mark} {t.text}{actual}")
+    if w.blocked_by:
+        b = w.blocked_by
+        out.append(f"  Blocked: the earlier layer '{b['layer']}' already set the stance "
+                   f"({b['stance']}, rule {b['rule']}); a stance set earlier is final.")
+    if not w.fired:
+        if w.fixes:
+            out.append("  It would fire if:")
+            for change in w.fixes:
+                out.append("    " + " and ".join(
+                    f"{n.replace('_', ' ')} were {audit.value_label(rulebase, n, v) if v is not None else 'unknown'}"
+                    for n, v in change.items()))
+        else:
+            out.append("  No change of one or two fields makes it fire.")
+    return "\n".join(out)
+
+
+def _dose(d) -> str:
+    if not d:
+        return "—"
+    text = f"{d['total_g_per_kg']:g} g/kg"
+    if d.get("g_per_kg_per_day") is not None:
+        text = f"{d['g_per_kg_per_day']:g} g/kg/d x {d['days']:g} = " + text
+    return text + (f" ({d['total_g']:g} g)" if d.get("total_g") is not None else "")
+
+
+def diff_text(differences: List[audit.Difference], compared: int, base_label: str, this_label: str) -> str:
+    out = []
+    for d in differences:
+        where = f"{d.source}:{d.line}" if d.source and d.line else (d.source or "")
+        out.append(f"{d.case_id}  {where}")
+        rows = [("", base_label, this_label)]
+        for key in d.changed:
+            if key == "dose":
+                rows.append(("dose", _dose(d.base.get("dose")), _dose(d.this.get("dose"))))
+            elif key == "warnings":
+                before, after = set(d.base.get("warnings") or ()), set(d.this.get("warnings") or ())
+                rows.append(("warnings", ", ".join(sorted(before - after)) or "—",
+                             ", ".join(sorted(after - before)) or "—"))
+            else:
+                rows.append((key, str(d.base.get(key, "—")), str(d.this.get(key, "—"))))
+        width = max(len(r[1]) for r in rows)
+        out += [f"  {a:11} {b:{width}} | {c}" for a, b, c in rows]
+        out.append("")
+    out.append(f"{len(differences)} of {compared} cases differ")
+    return "\n".join(out)

@@ -1,0 +1,329 @@
+"""`ivig audit`: the reviewers' commands, through the real CLI, on the shipped
+rule base and on mutated copies that each break it in one known way."""
+
+import json
+import re
+from math import prod
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import ROOT, mutate
+from ivig_advisor.engine import Advisor, RuleBase
+from ivig_advisor.engine.verify import domains, verify, walk_case
+
+GOLDEN = ROOT / "tests" / "cases" / "golden.yaml"
+GOLDEN_CASES = len(yaml.safe_load(GOLDEN.read_text(encoding="utf-8")))
+
+EXTRA_RULE = """
+  - id: {id}
+    title: A rule added by the test
+    layer: {layer}
+    when: {when}
+    then: {then}
+    basis: review
+    claims: [C23]
+    source: {{refs: [49]}}
+"""
+
+
+def add_rule(rules_dir, file="mmn.yaml", **fields):
+    path = rules_dir / file
+    path.write_text(path.read_text(encoding="utf-8") + EXTRA_RULE.format(**fields), encoding="utf-8")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next(i for i, line in enumerate(lines, 1) if line.strip() == f"- id: {fields['id']}")
+
+
+def check_json(run_cli, rules_dir=None):
+    args = (["--rules", str(rules_dir)] if rules_dir else []) + ["check", "--format", "json"]
+    result = run_cli("audit", *args)
+    return result.exit_code, json.loads(result.stdout)
+
+
+# -- the walk is the engine ---------------------------------------------------
+
+def fired_by_engine(advisor, case):
+    return sorted({entry["rule"] for entry in advisor.evaluate(case).trace},
+                  key=lambda i: advisor.rulebase.by_id[i].position)
+
+
+def test_the_walk_fires_what_experta_fires_on_every_golden_case(rulebase):
+    advisor = Advisor(rulebase)
+    for item in yaml.safe_load(GOLDEN.read_text(encoding="utf-8")):
+        case = advisor.validate(item["case"])
+        assert walk_case(rulebase, case.facts) == fired_by_engine(advisor, case), item["name"]
+
+
+SHIPPED = Advisor(RuleBase.load())
+
+
+@st.composite
+def cut_cases(draw):
+    facts = {name: draw(st.sampled_from(values)) for name, values in domains(SHIPPED.rulebase).items()}
+    facts["diagnosis"] = facts["diagnosis"] or "gbs"
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in facts.items() if v is not None}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cut_cases())
+def test_the_walk_fires_what_experta_fires_on_random_cases(data):
+    advisor, rulebase = SHIPPED, SHIPPED.rulebase
+    if not rulebase.schema.check_constraints({k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}):
+        return
+    case = advisor.validate(data)
+    assert walk_case(rulebase, case.facts) == fired_by_engine(advisor, case)
+
+
+# -- check on the shipped base ------------------------------------------------
+
+def test_check_passes_on_the_shipped_rules_and_says_how_much_it_checked(run_cli, rulebase):
+    result = run_cli("audit", "check")
+    assert result.exit_code == 0, result.output
+    counted = re.search(r"Checked exhaustively: ([\d,]+) combinations", result.output)
+    assert counted and "OK: no findings" in result.output
+    code, report = check_json(run_cli)
+    assert code == 0 and report["ok"] and report["findings"] == []
+    assert int(counted.group(1).replace(",", "")) == report["combinations"]
+    # the count is the product of the cut domains of each diagnosis's fields, worked out here anew
+    space = domains(rulebase)
+    assert report["combinations"] == sum(prod(len(space[f]) for f in d["fields"]) for d in report["per_diagnosis"])
+    assert {d["diagnosis"] for d in report["per_diagnosis"]} == set(rulebase.schema.fields["diagnosis"].values)
+
+
+def test_every_shipped_rule_is_reachable_in_the_walk(rulebase):
+    reach = verify(rulebase).reach
+    assert [r.id for r in rulebase.rules if not reach[r.id]] == []
+
+
+def test_cut_domains_straddle_the_thresholds(rulebase):
+    ages = domains(rulebase)["age"]
+    assert None in ages and 65 in ages and any(a < 65 for a in ages if a is not None)
+
+
+# -- check on broken copies ---------------------------------------------------
+
+@pytest.mark.parametrize("edit, kind, words", [
+    (("mmn.yaml", "id: mmn-general", "id: mmn-maintenance"), "duplicate-id", "duplicate rule id 'mmn-maintenance'"),
+    (("mmn.yaml", "      refs: [49, 50, 51]\n", ""), None, None),  # still has a quote: fine
+    (("cns.yaml", "basis: assumption", "basis: review"), "provenance", "must cite the review"),
+    (("mmn.yaml", "when: {diagnosis: mmn}", "when: {diagnosis: mnn}"), "schema", "did you mean 'mmn'?"),
+])
+def test_load_errors_are_findings_with_file_and_line(run_cli, rules_copy, edit, kind, words):
+    file, old, new = edit
+    mutate(rules_copy / file, old, new)
+    code, report = check_json(run_cli, rules_copy)
+    if kind is None:
+        assert code == 0, report["findings"]
+        return
+    assert code == 1
+    finding = next(f for f in report["findings"] if f["kind"] == kind)
+    assert words in finding["message"] and finding["file"].endswith(file) and finding["line"] > 0
+
+
+def test_a_missing_citation_fails(run_cli, rules_copy):
+    line = add_rule(rules_copy, id="mmn-uncited", layer="general", when="{diagnosis: mmn}",
+                    then="{recommend: {stance: first-line, summary: x}}")
+    mutate(rules_copy / "mmn.yaml", "    source: {refs: [49]}\n", "")  # the first such line is the new rule's
+    result = run_cli("audit", "--rules", str(rules_copy), "check")
+    assert result.exit_code == 1
+    assert f"mmn.yaml:{line}: provenance: a rule with basis 'review' must cite the review" in result.output
+
+
+def test_a_contradictory_stance_is_a_conflict_with_a_witness(run_cli, rules_copy):
+    line = add_rule(rules_copy, id="mmn-contradiction", layer="general",
+                    when="{all: [{diagnosis: mmn}, {conduction_block: true}]}",
+                    then="{recommend: {stance: not-effective, summary: x}}")
+    result = run_cli("audit", "--rules", str(rules_copy), "check")
+    assert result.exit_code == 1
+    assert (f"mmn.yaml:{line}: conflict: rules mmn-general (first-line) and mmn-contradiction "
+            f"(not-effective) set different stances") in result.output
+    assert "e.g. diagnosis = Multifocal motor neuropathy, conduction block = yes" in result.output
+
+
+def test_an_unsatisfiable_condition_is_unreachable(run_cli, rules_copy):
+    line = add_rule(rules_copy, id="mmn-never", layer="general",
+                    when="{all: [{diagnosis: mmn}, {diagnosis: gbs}]}",
+                    then="{recommend: {stance: first-line, summary: x}}")
+    code, report = check_json(run_cli, rules_copy)
+    assert code == 1
+    assert [(f["kind"], f["rule"], f["line"]) for f in report["findings"]] == [("unreachable", "mmn-never", line)]
+    assert "can never hold together" in report["findings"][0]["message"]
+
+
+def test_a_rule_an_earlier_layer_always_preempts_is_unreachable(run_cli, rules_copy):
+    add_rule(rules_copy, id="mmn-shadowed", layer="general",
+             when="{all: [{diagnosis: mmn}, {treatment_phase: maintenance}]}",
+             then="{recommend: {stance: first-line, summary: x}}")
+    code, report = check_json(run_cli, rules_copy)
+    assert [(f["kind"], f["rule"]) for f in report["findings"]] == [("unreachable", "mmn-shadowed")]
+    assert "earlier stance layer always decides first" in report["findings"][0]["message"]
+
+
+def test_a_narrower_rule_with_the_same_conclusion_is_subsumed(run_cli, rules_copy):
+    add_rule(rules_copy, file="safety.yaml", id="migraine-again", layer="safety",
+             when="{all: [{ivig_on_the_table: true}, {migraine: true}, {age: {ge: 40}}]}",
+             then="{warn: {code: aseptic-meningitis, severity: warning, message: x}}")
+    code, report = check_json(run_cli, rules_copy)
+    assert code == 1
+    assert [(f["kind"], f["rule"]) for f in report["findings"]] == [("subsumed", "migraine-again")]
+    assert "narrower than aseptic-meningitis" in report["findings"][0]["message"]
+
+
+def test_a_warning_given_two_severities_at_once_is_a_conflict(run_cli, rules_copy):
+    add_rule(rules_copy, file="safety.yaml", id="migraine-critical", layer="safety",
+             when="{all: [{ivig_on_the_table: true}, {migraine: true}, {age: {ge: 40}}]}",
+             then="{warn: {code: aseptic-meningitis, severity: critical, message: x}}")
+    code, report = check_json(run_cli, rules_copy)
+    assert ("conflict", "migraine-critical") in [(f["kind"], f["rule"]) for f in report["findings"]]
+
+
+def test_a_diagnosis_without_a_stance_is_a_gap(run_cli, rules_copy):
+    mutate(rules_copy / "mmn.yaml", "    when: {diagnosis: mmn}\n", "    when: {diagnosis: mmn, conduction_block: true}\n")
+    code, report = check_json(run_cli, rules_copy)
+    gaps = [f for f in report["findings"] if f["kind"] == "gap"]
+    assert code == 1 and len(gaps) == 1
+    assert "no rule sets a stance for diagnosis 'mmn'" in gaps[0]["message"]
+    assert gaps[0]["file"] == "facts/case.yaml" and gaps[0]["witness"]["diagnosis"] == "mmn"
+    assert gaps[0]["witness"]["conduction_block"] is not True
+
+
+def test_ivig_given_without_a_regimen_is_a_gap(run_cli, rules_copy):
+    mutate(rules_copy / "gbs.yaml", "stance: first-line", "stance: second-line")
+    code, report = check_json(run_cli, rules_copy)
+    assert code == 1
+    assert any(f["kind"] == "gap" and "no rule gives a regimen" in f["message"] for f in report["findings"])
+
+
+# -- rules, show ----------------------------------------------------------------
+
+def test_rules_json_is_a_stable_list_with_provenance(run_cli, rulebase):
+    first = run_cli("audit", "rules", "--format", "json").output
+    assert first == run_cli("audit", "rules", "--format", "json").output
+    records = json.loads(first)
+    assert [r["id"] for r in records] == [r.id for r in rulebase.rules]
+    for record in records:
+        assert {"id", "title", "basis", "citation", "status", "plain", "signoff", "hash"} <= set(record)
+    mmn = next(r for r in records if r["id"] == "mmn-general")
+    assert mmn["plain"] == "IF diagnosis is Multifocal motor neuropathy THEN IVIG is first-line"
+    assert mmn["citation"]["refs"] == [49, 50, 51] and mmn["signoff"]["state"] == "missing"
+
+
+def test_rules_filters(run_cli, rulebase):
+    records = json.loads(run_cli("audit", "rules", "--disease", "mg", "--format", "json").output)
+    ids = {r["id"] for r in records}
+    assert {"mg-crisis", "mg-dose", "anaphylaxis-iga"} <= ids
+    assert not ids & {"gbs-severe-first-line", "cidp-general", "lems-dose"}
+    assumptions = json.loads(run_cli("audit", "rules", "--basis", "assumption", "--format", "json").output)
+    assert {r["id"] for r in assumptions} == {r.id for r in rulebase.rules if r.basis == "assumption"}
+    assert json.loads(run_cli("audit", "rules", "--status", "approved", "--format", "json").output) == []
+    bad = run_cli("audit", "rules", "--disease", "flu")
+    assert bad.exit_code == 2 and "no diagnosis 'flu'" in bad.output
+
+
+def test_rules_text_and_markdown_read_as_sentences(run_cli):
+    text = run_cli("audit", "rules", "--disease", "mmn").output
+    assert "IF diagnosis is Multifocal motor neuropathy AND corticosteroids" not in text
+    assert "== Multifocal motor neuropathy, and ALS as its mimic (mmn) ==" in text
+    assert "WARN (critical) avoid corticosteroids" in text
+    markdown = run_cli("audit", "rules", "--format", "markdown").output
+    assert markdown.startswith("# Rules of ") and "### `mmn-general` — " in markdown
+
+
+def test_show_gives_the_rule_its_links_and_its_cases(run_cli):
+    out = run_cli("audit", "show", "gbs-severe").output
+    assert "Feeds: gbs-severe-first-line" in out and "Fed by: the case's fields only" in out
+    assert "Assumption A01:" in out and "Evidence ref36:" in out
+    assert re.search(r"Cases that fire it \(\d+\): .*gbs-cannot-walk", out)
+    data = json.loads(run_cli("audit", "show", "thrombosis", "--format", "json").output)
+    assert data["fed_by"] == ["ivig-on-the-table", "thrombosis-risk-group", "thrombosis-risk-paraprotein"]
+    assert data["feeds"] == [] and data["cases"]
+    wrong = run_cli("audit", "show", "gbs-sever")
+    assert wrong.exit_code == 2 and "did you mean 'gbs-severe'?" in wrong.output
+
+
+# -- coverage, why-not, diff -------------------------------------------------
+
+def test_coverage_counts_rules_over_a_corpus(run_cli, rulebase):
+    full = json.loads(run_cli("audit", "coverage", str(GOLDEN), "--format", "json").output)
+    assert full["never_fired"] == [] and full["cases"] == GOLDEN_CASES
+    one = run_cli("audit", "coverage", str(ROOT / "examples" / "mmn.yaml"), "--require-all")
+    assert one.exit_code == 1 and "Never fired (" in one.output
+    counts = json.loads(run_cli("audit", "coverage", str(ROOT / "examples" / "mmn.yaml"), "--format", "json").output)
+    fired = {r["id"]: r["fired"] for r in counts["rules"]}
+    assert fired["mmn-general"] == 1 and fired["gbs-dose"] == 0
+
+
+def test_why_not_names_the_failed_test_and_the_value_that_would_fire(run_cli):
+    case = ROOT / "examples" / "gbs-unable-to-walk.yaml"
+    out = run_cli("audit", "why-not", str(case), "gbs-mild-ambulatory").output
+    assert "did not fire" in out and "✗ walks unaided is yes   (no)" in out
+    assert "walks unaided were yes" in out
+    blocked = run_cli("audit", "why-not", str(case), "gbs-general").output
+    assert "Blocked: the earlier layer 'situation' already set the stance (first-line, rule gbs-severe-first-line)" in blocked
+    data = json.loads(run_cli("audit", "why-not", str(case), "thrombosis", "--format", "json").output)
+    assert data["fired"] is False and {"age": 65} in data["would_fire_if"] and {"diabetes": True} in data["would_fire_if"]
+    fired = run_cli("audit", "why-not", str(case), "gbs-severe-first-line").output
+    assert "fired for case" in fired
+
+
+def test_why_not_picks_one_case_from_a_file_of_several(run_cli):
+    several = run_cli("audit", "why-not", str(GOLDEN), "gbs-dose")
+    assert several.exit_code == 2 and "choose one with --id" in several.output
+    one = run_cli("audit", "why-not", str(GOLDEN), "gbs-dose", "--id", "gbs-mild-ambulatory")
+    assert one.exit_code == 0 and "stance is first-line" in one.output
+
+
+def test_diff_shows_the_cases_an_edit_changes(run_cli, rules_copy):
+    same = run_cli("audit", "--rules", str(rules_copy), "diff", "--base", str(ROOT / "rules"), str(GOLDEN))
+    assert same.exit_code == 0 and same.output.strip().endswith(f"0 of {GOLDEN_CASES} cases differ")
+    mutate(rules_copy / "safety.yaml", "severity: critical", "severity: warning")  # anaphylaxis-iga
+    changed = run_cli("audit", "--rules", str(rules_copy), "diff", "--base", str(ROOT / "rules"), str(GOLDEN),
+                      "--format", "json")
+    assert changed.exit_code == 1
+    report = json.loads(changed.output)
+    assert report["compared"] == GOLDEN_CASES and report["differ"] >= 1
+    for case in report["cases"]:
+        assert case["changed"] == ["warnings"]
+        assert "anaphylaxis-iga (critical)" in case["base"]["warnings"]
+        assert "anaphylaxis-iga (warning)" in case["this"]["warnings"]
+
+
+# -- sign-off -----------------------------------------------------------------
+
+def test_sign_off_is_recorded_and_goes_stale_when_the_rule_changes(run_cli, rules_copy):
+    signed = run_cli("audit", "--rules", str(rules_copy), "sign", "mmn-general", "gbs-dose",
+                     "--verdict", "approved", "--reviewer", "Dr Rev", "--date", "2026-11-20")
+    assert signed.exit_code == 0, signed.output
+    needs = run_cli("audit", "--rules", str(rules_copy), "sign", "mg-dose", "--verdict", "needs-change",
+                    "--reviewer", "Dr Rev")
+    assert needs.exit_code == 2 and "needs a comment" in needs.output
+
+    def states():
+        records = json.loads(run_cli("audit", "--rules", str(rules_copy), "rules", "--format", "json").output)
+        return {r["id"]: r["signoff"]["state"] for r in records}
+
+    assert states()["mmn-general"] == "approved" and states()["gbs-dose"] == "approved"
+    mutate(rules_copy / "mmn.yaml", "title: IVIG is the treatment of choice for MMN",
+           "title: IVIG is the treatment of choice in MMN")
+    assert states()["mmn-general"] == "stale" and states()["gbs-dose"] == "approved"
+    strict = run_cli("audit", "--rules", str(rules_copy), "check", "--strict")
+    assert strict.exit_code == 1
+    assert "sign-off: rule mmn-general: stale (approved by Dr Rev on 2026-11-20" in strict.output
+    assert "Sign-off: 1 approved, 0 needs-change, 1 stale, " in run_cli("audit", "--rules", str(rules_copy), "check").output
+    log = yaml.safe_load((rules_copy / "review-log.yaml").read_text(encoding="utf-8"))
+    assert [e["rule"] for e in log["signoffs"]] == ["mmn-general", "gbs-dose"]
+
+
+def test_a_broken_review_log_is_a_finding_with_its_line(run_cli, rules_copy):
+    (rules_copy / "review-log.yaml").write_text(
+        "signoffs:\n- rule: mmn-general\n  verdict: approved\n  reviewer: A\n  date: 2026-01-01\n  hash: x\n"
+        "- rule: mmn-generall\n  verdict: maybe\n  reviewer: A\n  date: 2026-01-01\n  hash: x\n", encoding="utf-8")
+    code, report = check_json(run_cli, rules_copy)
+    assert code == 1
+    found = {(f["line"], f["message"]) for f in report["findings"] if f["kind"] == "review-log"}
+    assert (7, "no rule 'mmn-generall'; did you mean 'mmn-general'?") in found
+    assert (7, "verdict must be one of approved, needs-change") in found
+    records = json.loads(run_cli("audit", "--rules", str(rules_copy), "rules", "--format", "json").stdout)
+    assert next(r for r in records if r["id"] == "mmn-general")["signoff"]["state"] == "stale"  # hash x
