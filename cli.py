@@ -192,7 +192,9 @@ def audit_check(ctx, strict, fmt):
         _echo_json({"ok": report.ok, "findings": [f.to_dict() for f in report.findings],
                     "combinations": v.combinations if v else None, "excluded": v.excluded if v else None,
                     "states": v.states if v else None, "signoff": report.signoff,
-                    "per_diagnosis": [c.__dict__ for c in v.coverage] if v else []})
+                    "per_diagnosis": [{k: getattr(c, k) for k in ("diagnosis", "fields", "combinations",
+                                                                  "excluded", "states")}
+                                      for c in v.coverage] if v else []})
     else:
         click.echo(check_text(report, _style()))
     sys.exit(0 if report.ok else 1)

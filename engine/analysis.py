@@ -78,3 +78,26 @@ def missing_fields(rulebase: RuleBase, facts: dict, undecided: List[RuleSpec], a
               if t.name in rulebase.schema.fields and t.name not in facts}
     wanted |= {name for name in also if name not in facts}
     return [name for name in rulebase.schema.fields if name in wanted]
+
+
+def live_rules(rulebase: RuleBase, diagnosis: str) -> List[RuleSpec]:
+    """The rules that can fire for a patient with this diagnosis, all else unknown.
+
+    A derived fact that no such rule asserts is absent, so a rule that needs
+    it (e.g. CIDP's rules for a GBS patient) is ruled out too.
+    """
+    live = list(rulebase.rules)
+    while True:
+        made = {name for rule in live for name in rule.derives}
+
+        def lookup(name):
+            if name == "diagnosis":
+                return [diagnosis]
+            if name in rulebase.schema.fields or name in made:
+                return conditions.UNKNOWN
+            return []
+
+        still = [r for r in live if conditions.evaluate(r.when, lookup) is not False]
+        if len(still) == len(live):
+            return live
+        live = still

@@ -16,7 +16,8 @@ from .compiler import dose_text
 from .evaluate import Advisor, Result
 from .rulebase import RuleBase, RuleBaseInvalid, RuleSpec, _suggest
 from .signoff import ReviewLog, rule_hash
-from .verify import Finding, Verification, domains, live_rules, verify
+from .analysis import live_rules
+from .verify import Finding, Verification, domains, verify
 
 STANCE_PHRASES = {"first-line": "IVIG is first-line", "second-line": "IVIG is second-line",
                   "trial-justified": "a trial of IVIG is justified",
@@ -331,7 +332,7 @@ def _fixes(advisor: Advisor, facts: dict, rule: RuleSpec, limit: int) -> List[di
         trial = {k: v for k, v in dict(facts, **change).items() if v is not None}
         if not rulebase.schema.check_constraints(trial):
             return False
-        firings = advisor.engine.evaluate(trial, advisor.order)
+        firings = advisor.engine_for(trial).evaluate(trial, advisor.order)
         return any(f.rule.id == rule.id for f in firings)
 
     found = []

@@ -40,15 +40,20 @@ class AdvisorEngine(KnowledgeEngine):
     """The knowledge engine; subclasses carry the compiled rules."""
 
     rulebase: RuleBase = None
+    tested: frozenset = frozenset()  # the names the compiled rules test
 
     def evaluate(self, facts: dict, order) -> List[Firing]:
         """Run the rules over a case's facts; return the firings in order."""
         self.reset()
         self.firings: List[Firing] = []
         self.asserted_by = {}
-        for name in order:  # schema order: fact ids, and so the agenda, never depend on input order
-            if name in facts:
-                self.declare(Finding(name=name, value=facts[name]))
+        # In schema order, so fact ids never depend on the input's order; only
+        # the fields some rule here tests; and in one declare, so the Rete
+        # settles once instead of once per fact.
+        findings = [Finding(name=name, value=facts[name]) for name in order
+                    if name in facts and name in self.tested]
+        if findings:
+            self.declare(*findings)
         self.run()
         return self.firings
 
@@ -122,7 +127,8 @@ def compile_rule(spec: RuleSpec, rulebase: RuleBase) -> Rule:
 
 def compile_rulebase(rulebase: RuleBase, rules=None) -> type:
     """The engine class holding every rule of `rules` (default: the whole base)."""
-    members = {"rulebase": rulebase}
-    for spec in rules if rules is not None else rulebase.rules:
+    rules = rulebase.rules if rules is None else rules
+    members = {"rulebase": rulebase, "tested": frozenset(t.name for r in rules for t in conditions.tests(r.when))}
+    for spec in rules:
         members["rule_" + spec.id.replace("-", "_")] = compile_rule(spec, rulebase)
     return type("IvigEngine", (AdvisorEngine,), members)

@@ -54,10 +54,12 @@ class Test:
             return value in x
         if op == "not_in":
             return value not in x
-        if op == "contains":
-            return x in value
-        if op == "excludes":
-            return x not in value
+        if op in ("contains", "excludes"):
+            # experta's Rete may try this check on another field's fact before
+            # checking the name, so a value that is not a list simply fails
+            if isinstance(value, (str, bytes)) or not hasattr(value, "__contains__"):
+                return False
+            return (x in value) == (op == "contains")
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             return False
         return {"lt": value < x, "le": value <= x, "gt": value > x, "ge": value >= x}[op]

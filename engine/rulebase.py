@@ -103,7 +103,7 @@ class RuleBase:
         self.label = str(directory or "rules")  # how errors name that place
         self.topics: Dict[str, str] = {}  # topic -> the title of its rule file
         self.by_id = {r.id: r for r in rules}
-        self._engine_class = None
+        self._engine_classes: Dict[Optional[str], type] = {}
 
     @property
     def name(self) -> str:
@@ -173,12 +173,20 @@ class RuleBase:
         base.root, base.label, base.topics = root, label, topics
         return base
 
-    def compile(self):
-        """The experta engine class for this rule base, built once and cached."""
-        if self._engine_class is None:
+    def compile(self, diagnosis: Optional[str] = None):
+        """The experta engine class for this rule base, built once and cached.
+
+        With a diagnosis, the engine holds only the rules that can fire for
+        it (analysis.live_rules): experta's cost per case grows with every
+        rule in the network, even one that cannot fire, and the rules left
+        out provably never fire for that diagnosis.
+        """
+        if diagnosis not in self._engine_classes:
+            from .analysis import live_rules
             from .compiler import compile_rulebase
-            self._engine_class = compile_rulebase(self)
-        return self._engine_class
+            rules = None if diagnosis is None else live_rules(self, diagnosis)
+            self._engine_classes[diagnosis] = compile_rulebase(self, rules)
+        return self._engine_classes[diagnosis]
 
 
 def _layers(manifest, source, errors) -> List[Layer]:

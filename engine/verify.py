@@ -26,6 +26,7 @@ from math import prod
 from typing import Dict, List, Optional, Tuple
 
 from . import conditions
+from .analysis import live_rules
 from .rulebase import IVIG_GIVEN, STANCE, RuleBase, RuleSpec
 from .schema import CaseSchema
 
@@ -60,6 +61,7 @@ class Coverage:
     combinations: int
     excluded: int
     states: int
+    fired: frozenset = frozenset()  # the rules that fire in some combination
 
 
 @dataclass
@@ -212,6 +214,7 @@ class _Walk:
         self.constrained = {t.name for w, r, _, _ in self.schema.constraints
                             for c in (w, r) for t in conditions.tests(c)}
         self.cache: Dict[tuple, list] = {}
+        self.fired_now: set = set()
         self.stance_layers = [l.name for l in rulebase.layers if l.sets_stance]
         self.last_stance = self.stance_layers[-1] if self.stance_layers else None
         # what each layer's successors can see: fields and derived names they test
@@ -265,7 +268,9 @@ class _Walk:
                     else:
                         merged[key] = after
             states = list(merged.values())
-        return Coverage(diagnosis, names, total, self.excluded, evaluated)
+        fired = frozenset(self.fired_now)
+        self.fired_now = set()
+        return Coverage(diagnosis, names, total, self.excluded, evaluated, fired)
 
     def settle(self, state: _State, layer):
         """Fire one layer over a state; yield one state per way the layer can go.
@@ -368,6 +373,7 @@ class _Walk:
         ids = {r.id for r in fired}
         for rule in fired:
             self.reach[rule.id] += state.count
+            self.fired_now.add(rule.id)
             self.cofire[rule.id] = self.cofire.get(rule.id, ids) & ids
         after = _State(dict(state.assign), {k: tuple(v) for k, v in derived.items() if v},
                        state.count, state.witness, state.stance_layer, state.dose, state.stance_rule)
@@ -498,29 +504,6 @@ def _order(finding: Finding):
 def verify(rulebase: RuleBase) -> Verification:
     """Check a loaded rule base exhaustively per diagnosis; see the module doc."""
     return _Walk(rulebase).run()
-
-
-def live_rules(rulebase: RuleBase, diagnosis: str) -> List[RuleSpec]:
-    """The rules that can fire for a patient with this diagnosis, all else unknown.
-
-    A derived fact that no such rule asserts is absent, so a rule that needs
-    it (e.g. CIDP's rules for a GBS patient) is ruled out too.
-    """
-    live = list(rulebase.rules)
-    while True:
-        made = {name for rule in live for name in rule.derives}
-
-        def lookup(name):
-            if name == "diagnosis":
-                return [diagnosis]
-            if name in rulebase.schema.fields or name in made:
-                return conditions.UNKNOWN
-            return []
-
-        still = [r for r in live if conditions.evaluate(r.when, lookup) is not False]
-        if len(still) == len(live):
-            return live
-        live = still
 
 
 def walk_case(rulebase: RuleBase, facts: dict) -> List[str]:

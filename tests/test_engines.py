@@ -1,0 +1,44 @@
+"""One engine per diagnosis gives the same results as one engine with every rule."""
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import ROOT
+from ivig_advisor.engine import Advisor, RuleBase
+from ivig_advisor.engine.analysis import live_rules
+from ivig_advisor.engine.verify import domains, verify
+
+RULES = RuleBase.load()
+SPLIT, WHOLE = Advisor(RULES), Advisor(RULES, per_disease=False)
+
+
+def test_per_disease_engines_hold_fewer_rules(rulebase):
+    for diagnosis in rulebase.schema.fields["diagnosis"].values:
+        assert len(live_rules(rulebase, diagnosis)) < len(rulebase.rules) / 2, diagnosis
+
+
+def test_no_rule_left_out_of_a_diagnosis_engine_fires_anywhere_in_the_fact_space(rulebase):
+    """The exhaustive walk (held to experta in test_audit) over every combination of every
+    diagnosis: what fires is always inside that diagnosis's engine."""
+    for coverage in verify(rulebase).coverage:
+        kept = {r.id for r in live_rules(rulebase, coverage.diagnosis)}
+        assert coverage.fired and coverage.fired <= kept, coverage.diagnosis
+
+
+def test_golden_cases_give_identical_results():
+    for item in yaml.safe_load((ROOT / "tests" / "cases" / "golden.yaml").read_text(encoding="utf-8")):
+        assert SPLIT.evaluate_mapping(item["case"]).to_dict() == WHOLE.evaluate_mapping(item["case"]).to_dict()
+
+
+@st.composite
+def cases(draw):
+    facts = {name: draw(st.sampled_from(values)) for name, values in domains(RULES).items()}
+    facts["weight_kg"] = draw(st.one_of(st.none(), st.integers(20, 150)))
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in facts.items() if v is not None}
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_random_cases_give_identical_results(data):
+    assert SPLIT.evaluate_mapping(data).to_dict() == WHOLE.evaluate_mapping(data).to_dict()
