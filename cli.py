@@ -11,14 +11,16 @@ import click
 
 from ivig_advisor import __version__
 
-FORMATS = ("text", "json", "jsonl")
+FORMATS = ("text", "json", "jsonl", "csv")
+
+
+def _plain(text, **_):
+    return text
 
 
 def _style():
     """click.style, or plain text when NO_COLOR is set (https://no-color.org)."""
-    if os.environ.get("NO_COLOR"):
-        return lambda text, **_: text
-    return click.style
+    return _plain if os.environ.get("NO_COLOR") else click.style
 
 
 def _load_rules(rules_dir):
@@ -45,42 +47,52 @@ def main():
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
-              help="text for a person; json (one array) or jsonl (one object per line) for programs.")
+              help="text for a person; json (one array), jsonl (one object per line) or csv "
+                   "(one row per case) for programs.")
+@click.option("--output", "-o", "output", type=click.Path(dir_okay=False, writable=True),
+              help="Write the results to this file, atomically: it appears whole or not at all.")
+@click.option("--workers", "-j", type=click.IntRange(min=1),
+              help="Processes evaluating cases [default: the number of cores, for batches of "
+                   "512 cases or more]. Output is identical for any number.")
 @click.option("--rules", "rules_dir", type=click.Path(exists=True, file_okay=False),
               help="Use another rule base directory (default: the packaged rules).")
 @click.option("--no-chain", is_flag=True, help="Text format: leave out the chain of rules.")
-@click.option("--quiet", "-q", is_flag=True, help="No summary line on stderr.")
-def evaluate(paths, fmt, rules_dir, no_chain, quiet):
+@click.option("--quiet", "-q", is_flag=True, help="No progress line and no summary on stderr.")
+def evaluate(paths, fmt, output, workers, rules_dir, no_chain, quiet):
     """Evaluate case files (YAML, JSON, JSONL), directories (recursively) or - for stdin.
 
-    Exit status: 0 when every case was evaluated, 1 when some case had an
-    error (each error has its own result), 2 for usage errors.
+    Every case gets one result, in input order; a case that cannot be read or
+    validated gets an error result naming file, line and field. Exit status:
+    0 when every case was evaluated, 1 when some case had an error, 2 for
+    usage errors.
     """
+    from contextlib import nullcontext
+
     from ivig_advisor.engine import Advisor
+    from ivig_advisor.engine.atomic import atomic_writer
     from ivig_advisor.engine.batch import evaluate_files
-    from ivig_advisor.engine.render import Summary, TextRenderer, to_json
+    from ivig_advisor.engine.render import Formatter, Progress, ResultWriter, Summary
 
     advisor = Advisor(_load_rules(rules_dir))
-    renderer = TextRenderer(advisor.rulebase, style=_style(), chain=not no_chain)
+    colour = output is None and sys.stdout.isatty()  # as click.echo does: no escapes into files or pipes
+    formatter = Formatter(fmt, chain=not no_chain, style=_style() if colour else _plain)
     summary = Summary()
-    first = True
-    if fmt == "json":
-        click.echo("[")
-    for result in evaluate_files(paths, advisor, stdin=sys.stdin):
-        summary.add(result)
-        if fmt == "text":
-            click.echo(("" if first else "\n") + renderer.render(result))
-        elif fmt == "json":
-            click.echo(("" if first else ",\n") + to_json(result), nl=False)
-        else:
-            click.echo(to_json(result))
-        first = False
-    if fmt == "json":
-        click.echo("\n]")
+    progress = Progress() if not quiet and sys.stderr.isatty() else None
+    with (atomic_writer(output) if output else nullcontext(sys.stdout)) as stream:
+        writer = ResultWriter(stream, fmt)
+        try:
+            for item in evaluate_files(paths, advisor, stdin=sys.stdin, workers=workers, finish=formatter):
+                summary.add(item)
+                writer.write(item)
+                if progress:
+                    progress.add(item)
+        finally:
+            if progress:
+                progress.close()
+        writer.close()
     if not quiet:
         click.echo(str(summary), err=True)
     sys.exit(1 if summary.failed else 0)
-
 
 
 # -- ivig audit --------------------------------------------------------------

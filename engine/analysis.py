@@ -9,19 +9,22 @@ of the undecided rules are what the result reports as `missing`, and what an
 interview would ask next.
 """
 
-from typing import Dict, List, Set
+from typing import Dict, List, Optional, Set
 
 from . import conditions
 from .rulebase import RuleBase, RuleSpec
 
 
 def undecided_rules(rulebase: RuleBase, facts: dict, derived: Dict[str, list], fired: Set[str],
-                    stance_layers: Set[str]) -> List[RuleSpec]:
+                    stance_layers: Set[str], rules: Optional[List[RuleSpec]] = None) -> List[RuleSpec]:
     """The rules that did not fire and whose premise is not yet false, in layer order.
 
     `derived` maps each derived name to the values the run asserted;
-    `stance_layers` are the layers in which a stance was set.
+    `stance_layers` are the layers in which a stance was set; `rules` limits
+    the search (to the rules that can fire for the diagnosis: the others are
+    false already).
     """
+    rules = rulebase.rules if rules is None else rules
     pending: List[RuleSpec] = []
     unknown_derived: Set[str] = set()
 
@@ -34,7 +37,7 @@ def undecided_rules(rulebase: RuleBase, facts: dict, derived: Dict[str, list], f
     for layer in rulebase.layers:
         earlier_stance = any(l in stance_layers for l in
                              (x.name for x in rulebase.layers if x.sets_stance and x.index < layer.index))
-        in_layer = [r for r in rulebase.rules if r.layer == layer.name and r.id not in fired]
+        in_layer = [r for r in rules if r.layer == layer.name and r.id not in fired]
         if layer.sets_stance and earlier_stance:
             continue  # the stance is already set by an earlier layer: these rules cannot fire
         changed = True
@@ -101,3 +104,17 @@ def live_rules(rulebase: RuleBase, diagnosis: str) -> List[RuleSpec]:
         if len(still) == len(live):
             return live
         live = still
+
+
+def fields_behind(rulebase: RuleBase, rule: RuleSpec, seen=None) -> set:
+    """The case fields a rule depends on, directly or through derived facts."""
+    seen = seen if seen is not None else set()
+    out = set()
+    for test in conditions.tests(rule.when):
+        if test.name in rulebase.schema.fields:
+            out.add(test.name)
+        elif test.name not in seen:
+            seen.add(test.name)
+            for producer in rulebase.producers(test.name):
+                out |= fields_behind(rulebase, producer, seen)
+    return out

@@ -16,7 +16,7 @@ from .compiler import dose_text
 from .evaluate import Advisor, Result
 from .rulebase import RuleBase, RuleBaseInvalid, RuleSpec, _suggest
 from .signoff import ReviewLog, rule_hash
-from .analysis import live_rules
+from .analysis import fields_behind, live_rules
 from .verify import Finding, Verification, domains, verify
 
 STANCE_PHRASES = {"first-line": "IVIG is first-line", "second-line": "IVIG is second-line",
@@ -324,7 +324,7 @@ def _fixes(advisor: Advisor, facts: dict, rule: RuleSpec, limit: int) -> List[di
     """Changes of one field, else two, that make the rule fire (with the real engine)."""
     rulebase = advisor.rulebase
     space = domains(rulebase)
-    own = _cone(rulebase, rule)
+    own = fields_behind(rulebase, rule)
     names = sorted(space, key=lambda n: (n not in own, list(rulebase.schema.fields).index(n)))
     names = [n for n in names if n != "diagnosis" or n in own]
 
@@ -361,20 +361,6 @@ def _fixes(advisor: Advisor, facts: dict, rule: RuleSpec, limit: int) -> List[di
 
 
 _NONE = object()
-
-
-def _cone(rulebase: RuleBase, rule: RuleSpec, seen=None) -> set:
-    """The case fields a rule depends on, directly or through derived facts."""
-    seen = seen if seen is not None else set()
-    out = set()
-    for test in conditions.tests(rule.when):
-        if test.name in rulebase.schema.fields:
-            out.add(test.name)
-        elif test.name not in seen:
-            seen.add(test.name)
-            for producer in rulebase.producers(test.name):
-                out |= _cone(rulebase, producer, seen)
-    return out
 
 
 # -- diff -------------------------------------------------------------------

@@ -1,9 +1,33 @@
-"""Many cases at once: files and streams in, one Result per case out, in order."""
+"""Many cases at once: files, streams or mappings in, one Result per case out, in order.
 
-from typing import Iterable, Iterator, Optional
+With ``workers`` > 1 the cases go to a pool of processes, each of which loads
+and compiles the rule base once. Cases travel in chunks, and only a few
+chunks per worker are in flight at a time, so memory stays flat whatever the
+size of the input; results come back in input order, identical for any
+number of workers.
+"""
+
+import itertools
+import os
+from collections import deque
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, List, Optional
 
 from .caseio import CaseRecord, read_cases
 from .evaluate import Advisor, Result, default_advisor
+
+CHUNK = 64             # cases per task sent to a worker
+IN_FLIGHT = 4          # tasks per worker queued at once: enough to keep it busy, bounded for memory
+POOL_MIN_CASES = 512   # below this, starting processes costs more than it saves (automatic mode)
+
+
+def default_workers() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
 
 
 def evaluate_record(record: CaseRecord, advisor: Advisor) -> Result:
@@ -13,15 +37,79 @@ def evaluate_record(record: CaseRecord, advisor: Advisor) -> Result:
     return advisor.evaluate_mapping(record.data, record.source, record.line, record.default_id)
 
 
-def evaluate_files(paths: Iterable[str], advisor: Optional[Advisor] = None, stdin=None) -> Iterator[Result]:
+def evaluate_records(records: Iterable[CaseRecord], advisor: Optional[Advisor] = None,
+                     workers: Optional[int] = 1, finish: Optional[Callable] = None) -> Iterator:
+    """Evaluate records lazily, in order.
+
+    `workers`: 1 evaluates here; N > 1 uses a pool of N processes; None picks
+    the number of cores, and a pool only when the batch is long enough to
+    pay for starting one. `finish(result, rulebase)`, if given, runs where
+    the case was evaluated and its value is yielded instead of the Result
+    (the CLI renders in the workers, so the reading process only writes).
+    """
+    advisor = advisor or default_advisor()
+    records = iter(records)
+    if workers is None:
+        head = list(itertools.islice(records, POOL_MIN_CASES))
+        records = itertools.chain(head, records)
+        workers = default_workers() if len(head) == POOL_MIN_CASES else 1
+    if workers <= 1:
+        return (_finished(evaluate_record(record, advisor), advisor, finish) for record in records)
+    return _pooled(records, advisor, workers, finish)
+
+
+def _finished(result: Result, advisor: Advisor, finish: Optional[Callable]):
+    return result if finish is None else finish(result, advisor.rulebase)
+
+
+def evaluate_files(paths: Iterable[str], advisor: Optional[Advisor] = None, stdin=None,
+                   workers: Optional[int] = 1, finish: Optional[Callable] = None) -> Iterator:
     """Evaluate every case in files, directories or '-' (stdin), lazily, in input order."""
-    advisor = advisor or default_advisor()
-    for record in read_cases(paths, stdin=stdin):
-        yield evaluate_record(record, advisor)
+    return evaluate_records(read_cases(paths, stdin=stdin), advisor, workers, finish)
 
 
-def evaluate_many(cases: Iterable[dict], advisor: Optional[Advisor] = None) -> Iterator[Result]:
-    """Evaluate case mappings lazily, in order; case N without an id is called 'case:N'."""
-    advisor = advisor or default_advisor()
-    for n, case in enumerate(cases, start=1):
-        yield advisor.evaluate_mapping(case, default_id=f"case:{n}")
+def evaluate_many(cases: Iterable[dict], advisor: Optional[Advisor] = None,
+                  workers: Optional[int] = 1) -> Iterator[Result]:
+    """Evaluate case mappings lazily, in order; case N without an id is called 'case:N'.
+
+    >>> [r.ivig["stance"] for r in evaluate_many([{"diagnosis": "mmn"}, {"diagnosis": "als"}])]
+    ['first-line', 'not-effective']
+    """
+    records = (CaseRecord(case, None, None, f"case:{n}") for n, case in enumerate(cases, start=1))
+    return evaluate_records(records, advisor, workers)
+
+
+# -- the pool -----------------------------------------------------------------
+
+_worker_advisor: Optional[Advisor] = None
+_worker_finish: Optional[Callable] = None
+
+
+def _start_worker(directory: Optional[str], per_disease: bool, finish: Optional[Callable]):
+    global _worker_advisor, _worker_finish
+    from .rulebase import RuleBase
+    rulebase = RuleBase.load(Path(directory) if directory else None)
+    _worker_advisor, _worker_finish = Advisor(rulebase, per_disease=per_disease), finish
+
+
+def _evaluate_chunk(records: List[CaseRecord]) -> list:
+    return [_finished(evaluate_record(record, _worker_advisor), _worker_advisor, _worker_finish)
+            for record in records]
+
+
+def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finish: Optional[Callable]) -> Iterator:
+    directory = advisor.rulebase.directory
+    pool = ProcessPoolExecutor(workers, initializer=_start_worker,
+                               initargs=(str(directory) if directory else None, advisor.per_disease, finish))
+    pending = deque()
+    try:
+        while True:
+            chunk = list(itertools.islice(records, CHUNK))
+            if chunk:
+                pending.append(pool.submit(_evaluate_chunk, chunk))
+            if pending and (not chunk or len(pending) >= workers * IN_FLIGHT):
+                yield from pending.popleft().result()
+            if not chunk and not pending:
+                break
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)

@@ -50,6 +50,12 @@ def read_cases(paths: Iterable[str], stdin=None) -> Iterator[CaseRecord]:
         yield from _numbered(_read_path(path, stdin))
 
 
+def read_jsonl_lines(lines: Iterable[str], source: str) -> Iterator[CaseRecord]:
+    """The cases of a JSON Lines file given as its lines, as `read_cases` reads them
+    (line numbers from 1, ids 'name:N'): for readers that hold the lines already."""
+    return _numbered(_read_jsonl(lines, source, Path(source).name))
+
+
 def _numbered(records: Iterator[CaseRecord]) -> Iterator[CaseRecord]:
     """Give ids 'name:N' when a file holds several cases, plain 'name' when one."""
     first = next(records, None)

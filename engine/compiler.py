@@ -40,7 +40,8 @@ class AdvisorEngine(KnowledgeEngine):
     """The knowledge engine; subclasses carry the compiled rules."""
 
     rulebase: RuleBase = None
-    tested: frozenset = frozenset()  # the names the compiled rules test
+    rules: List[RuleSpec] = []       # the rules compiled in, in rule-base order
+    tested: frozenset = frozenset()  # the names they test
 
     def evaluate(self, facts: dict, order) -> List[Firing]:
         """Run the rules over a case's facts; return the firings in order."""
@@ -128,7 +129,8 @@ def compile_rule(spec: RuleSpec, rulebase: RuleBase) -> Rule:
 def compile_rulebase(rulebase: RuleBase, rules=None) -> type:
     """The engine class holding every rule of `rules` (default: the whole base)."""
     rules = rulebase.rules if rules is None else rules
-    members = {"rulebase": rulebase, "tested": frozenset(t.name for r in rules for t in conditions.tests(r.when))}
+    members = {"rulebase": rulebase, "rules": list(rules),
+               "tested": frozenset(t.name for r in rules for t in conditions.tests(r.when))}
     for spec in rules:
         members["rule_" + spec.id.replace("-", "_")] = compile_rule(spec, rulebase)
     return type("IvigEngine", (AdvisorEngine,), members)

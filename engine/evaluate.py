@@ -83,6 +83,10 @@ class Advisor:
 
     def evaluate(self, case: Case) -> Result:
         """Run the rules over a validated case."""
+        return self.run(case)[0]
+
+    def run(self, case: Case):
+        """The Result, and the rules still undecided for the case (what `missing` comes from)."""
         engine = self.engine_for(case.facts)
         firings = engine.evaluate(case.facts, self.order)
         result = Result(id=case.id, source=case.source, line=case.line)
@@ -98,10 +102,10 @@ class Advisor:
         rule_of_fact = {fact_id: firings[i].rule.id for fact_id, i in engine.asserted_by.items()}
         result.trace = [_trace_entry(f, rule_of_fact) for f in firings]
         _conclude(result, firings, case.facts)
-        undecided = undecided_rules(self.rulebase, case.facts, derived, fired, stance_layers)
+        undecided = undecided_rules(self.rulebase, case.facts, derived, fired, stance_layers, engine.rules)
         also = ["weight_kg"] if result.dose else []  # grams need the weight
         result.missing = missing_fields(self.rulebase, case.facts, undecided, also)
-        return result
+        return result, undecided
 
 
 def _fact_entry(fact, asserted_by) -> dict:

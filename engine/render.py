@@ -1,8 +1,13 @@
 """Renderers: a Result as text for a person, or as JSON / JSON Lines for programs."""
 
+import csv
+import io
 import json
+import sys
+import time
 from collections import Counter
-from typing import Callable, List
+from dataclasses import dataclass
+from typing import Callable, List, Optional, TextIO
 
 from .rulebase import RuleBase
 
@@ -164,3 +169,119 @@ class Summary:
         if self.stances:
             text += "; " + ", ".join(f"{k} {v}" for k, v in sorted(self.stances.items()))
         return text
+
+
+CSV_COLUMNS = ("id", "status", "stance", "rule", "total_g_per_kg", "g_per_kg_per_day", "days", "total_g",
+               "repeat", "warnings", "missing", "error", "source", "line")
+
+
+def csv_row(result) -> list:
+    """One case as a CSV row: warnings are codes, and missing fields names, joined by ';'."""
+    dose = result.dose or {}
+    error = result.error or {}
+    return [result.id, result.status, (result.ivig or {}).get("stance", ""), (result.ivig or {}).get("rule", ""),
+            *("" if dose.get(k) is None else dose[k] for k in ("total_g_per_kg", "g_per_kg_per_day", "days",
+                                                                 "total_g", "repeat")),
+            ";".join(w["code"] for w in result.warnings), ";".join(result.missing),
+            error.get("message", "") + (f" [{error['field']}]" if error.get("field") else ""),
+            result.source or "", "" if result.line is None else result.line]
+
+
+@dataclass
+class Formatted:
+    """A result already rendered, with what the summary and progress need of it."""
+    id: str
+    status: str
+    ivig: Optional[dict]
+    text: str
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class Formatter:
+    """Renders one result as one item of an output format; picklable, so that
+    worker processes can render what they evaluate."""
+
+    FORMATS = ("text", "json", "jsonl", "csv")
+
+    def __init__(self, fmt: str, chain: bool = True, style: Callable = _plain_style):
+        self.fmt, self.chain, self.style = fmt, chain, style
+        self._renderers = {}
+
+    def __getstate__(self):
+        return {"fmt": self.fmt, "chain": self.chain, "style": self.style, "_renderers": {}}
+
+    def __call__(self, result, rulebase: RuleBase) -> Formatted:
+        if self.fmt == "text":
+            renderer = self._renderers.get(id(rulebase))
+            if renderer is None:
+                renderer = self._renderers[id(rulebase)] = TextRenderer(rulebase, self.style, self.chain)
+            text = renderer.render(result)
+        elif self.fmt == "csv":
+            line = io.StringIO()
+            csv.writer(line, lineterminator="").writerow(csv_row(result))
+            text = line.getvalue()
+        else:
+            text = to_json(result)
+        return Formatted(result.id, result.status, result.ivig and {"stance": result.ivig["stance"]}, text)
+
+
+class ResultWriter:
+    """Writes formatted results to a stream: separators, header and footer of each format."""
+
+    def __init__(self, stream: TextIO, fmt: str):
+        self.stream, self.fmt = stream, fmt
+        self.count = 0
+        if fmt == "json":
+            stream.write("[")
+        elif fmt == "csv":
+            csv.writer(stream, lineterminator="\n").writerow(CSV_COLUMNS)
+
+    def write(self, item: Formatted):
+        first = self.count == 0
+        self.count += 1
+        if self.fmt == "text":
+            self.stream.write(("" if first else "\n") + item.text + "\n")
+        elif self.fmt == "json":
+            self.stream.write(("\n" if first else ",\n") + item.text)
+        else:
+            self.stream.write(item.text + "\n")
+
+    def close(self):
+        if self.fmt == "json":
+            self.stream.write("\n]\n")
+        self.stream.flush()
+
+
+class Progress:
+    """A one-line counter on a terminal's stderr for long batches: cases, rate, errors.
+
+    Silent for the first second (a short batch shows nothing), then redrawn
+    at most five times a second; `close()` wipes it.
+    """
+
+    def __init__(self, stream: TextIO = None, delay: float = 1.0, every: float = 0.2):
+        self.stream = stream or sys.stderr
+        self.start = time.monotonic()
+        self.delay, self.every = delay, every
+        self.next = self.start + delay
+        self.cases = self.errors = 0
+        self.shown = False
+
+    def add(self, result):
+        self.cases += 1
+        self.errors += not result.ok
+        now = time.monotonic()
+        if now >= self.next:
+            self.next = now + self.every
+            rate = self.cases / max(now - self.start, 1e-9)
+            self.stream.write(f"\r  {self.cases:,} cases  {rate:,.0f}/s  {self.errors:,} errors ")
+            self.stream.flush()
+            self.shown = True
+
+    def close(self):
+        if self.shown:
+            self.stream.write("\r" + " " * 60 + "\r")
+            self.stream.flush()

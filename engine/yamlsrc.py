@@ -83,6 +83,9 @@ class SourceError(Exception):
     field: Optional[str] = None
     kind: str = "schema"  # what an audit calls it: schema, duplicate-id, provenance, ...
 
+    def __reduce__(self):  # so that an error crosses to and from worker processes
+        return (SourceError, (self.message, self.source, self.line, self.field, self.kind))
+
     def __str__(self):
         where = self.source or "<input>"
         if self.line is not None:

@@ -1,0 +1,149 @@
+"""Batch evaluation: every case in gives one result out, in order, whatever the
+number of workers, the hash seed or the output format; --output is atomic."""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, jsonl
+from ivig_advisor.engine import evaluate_many
+from ivig_advisor.engine.batch import evaluate_files
+from ivig_advisor.engine.render import CSV_COLUMNS, Progress
+
+GOOD = [{"diagnosis": "mmn", "weight_kg": 70}, {"diagnosis": "gbs", "walks_unaided": False, "age": 70},
+        {"diagnosis": "als"}, {"diagnosis": "myasthenia_gravis", "mg_crisis": True, "weight_kg": 60}]
+BAD_LINES = ["not json at all", '{"diagnosis": "flu"}', '{"diagnosis": "gbs", "age": -3}', "[1, 2",
+             '{"diagnosis": "cidp", "colour": "blue"}']
+
+
+@pytest.fixture
+def mixed(tmp_path):
+    """A JSONL export of 300 cases with bad lines and blank lines mixed in, and a YAML file
+    with a tag that must never be executed."""
+    lines = []
+    for i in range(300):
+        lines.append(BAD_LINES[i // 7 % len(BAD_LINES)] if i % 7 == 3 else json.dumps(dict(GOOD[i % 4], id=f"c{i}")))
+        if i % 50 == 0:
+            lines.append("")
+    export = tmp_path / "export.jsonl"
+    export.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    tagged = tmp_path / "tagged.yaml"
+    tagged.write_text("diagnosis: !!python/object/apply:os.system ['touch pwned']\n", encoding="utf-8")
+    return tmp_path, 300 + 1
+
+
+def test_every_case_in_gives_one_result_out_in_order(run_cli, mixed):
+    folder, expected = mixed
+    results = jsonl(run_cli("evaluate", str(folder), "--format", "jsonl", "--quiet").stdout)
+    assert len(results) == expected
+    ids = [r["id"] for r in results[:-1]]
+    assert ids[:3] == ["c0", "c1", "c2"] and ids[3] == "export.jsonl:4"  # the bad line keeps its place
+    errors = [r for r in results if r["status"] == "error"]
+    assert len(errors) == sum(1 for i in range(300) if i % 7 == 3) + 1
+    assert all(r["error"]["message"] and r["source"] for r in errors)
+    assert results[-1]["source"].endswith("tagged.yaml") and "python" in results[-1]["error"]["message"]
+    assert not (folder / "pwned").exists() and not os.path.exists("pwned")
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "csv", "text", "json"])
+def test_output_is_identical_for_any_number_of_workers(run_cli, mixed, fmt):
+    folder, _ = mixed
+    outputs = {n: run_cli("evaluate", str(folder), "--format", fmt, "--workers", str(n), "--quiet").stdout
+               for n in (1, 2, 3)}
+    assert outputs[1] == outputs[2] == outputs[3]
+    assert outputs[1].count("c299") == 1
+
+
+def test_output_is_identical_across_hash_seeds_and_workers(mixed):
+    folder, _ = mixed
+    runs = set()
+    for seed, workers in (("0", "1"), ("1", "2"), ("12345", "2")):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        out = subprocess.run([sys.executable, "-m", "ivig_advisor.cli", "evaluate", str(folder), "--format", "jsonl",
+                              "--workers", workers, "--quiet"], capture_output=True, text=True, env=env)
+        assert out.returncode == 1 and out.stdout
+        runs.add(out.stdout)
+    assert len(runs) == 1
+
+
+def test_the_api_matches_the_cli_for_any_workers(mixed):
+    folder, _ = mixed
+    one = [r.to_dict() for r in evaluate_files([str(folder)], workers=1)]
+    assert [r.to_dict() for r in evaluate_files([str(folder)], workers=2)] == one
+    cases = GOOD * 200 + [{"diagnosis": "flu"}]
+    serial = [r.to_dict() for r in evaluate_many(cases)]
+    assert [r.to_dict() for r in evaluate_many(cases, workers=2)] == serial
+    assert [r.to_dict() for r in evaluate_many(iter(cases), workers=None)] == serial  # automatic: a pool
+    assert serial[-1]["status"] == "error" and serial[-1]["id"] == f"case:{len(cases)}"
+
+
+def test_csv_has_one_row_per_case_with_stance_dose_and_warning_codes(run_cli, tmp_path):
+    path = tmp_path / "cases.jsonl"
+    path.write_text(json.dumps({"id": "p1", "diagnosis": "gbs", "walks_unaided": False, "weight_kg": 80, "age": 70})
+                    + "\nbroken\n", encoding="utf-8")
+    rows = list(csv.DictReader(io.StringIO(run_cli("evaluate", str(path), "--format", "csv").stdout)))
+    assert list(rows[0]) == list(CSV_COLUMNS) and len(rows) == 2
+    assert rows[0]["stance"] == "first-line" and rows[0]["total_g"] == "160.0" and rows[0]["days"] == "5"
+    assert "thrombosis" in rows[0]["warnings"].split(";")
+    assert rows[1]["status"] == "error" and rows[1]["line"] == "2" and "not valid JSON" in rows[1]["error"]
+
+
+def test_output_file_is_written_whole_or_not_at_all(run_cli, tmp_path, monkeypatch):
+    out = tmp_path / "results.jsonl"
+    done = run_cli("evaluate", str(ROOT / "examples"), "--format", "jsonl", "--output", str(out))
+    assert done.exit_code == 0 and done.stdout == "" and len(jsonl(out.read_text())) == 15
+    before = out.read_text()
+
+    from ivig_advisor.engine import render
+    real = render.ResultWriter.write
+
+    def crash_midway(self, result):
+        if self.count == 5:
+            raise RuntimeError("disk on fire")
+        real(self, result)
+
+    monkeypatch.setattr(render.ResultWriter, "write", crash_midway)
+    with pytest.raises(RuntimeError):
+        run_cli("evaluate", str(ROOT / "examples"), "--format", "jsonl", "--output", str(out))
+    assert out.read_text() == before, "the old file is untouched"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl"], "no temporary file left"
+
+
+def test_summary_on_stderr_and_quiet_silences_it(run_cli, mixed):
+    folder, _ = mixed
+    loud = run_cli("evaluate", str(folder), "--format", "jsonl")
+    assert loud.stderr.startswith("301 cases: 257 ok, 44 errors; ")
+    assert "first-line" in loud.stderr and "\r" not in loud.stderr  # no progress line off a terminal
+    assert run_cli("evaluate", str(folder), "--format", "jsonl", "--quiet").stderr == ""
+
+
+def test_progress_counts_and_wipes_itself():
+    stream = io.StringIO()
+    progress = Progress(stream, delay=0, every=0)
+
+    class R:
+        ok = False
+
+    for _ in range(3):
+        progress.add(R())
+    progress.close()
+    text = stream.getvalue()
+    assert "3 cases" in text and "3 errors" in text and text.endswith("\r")
+
+
+def test_dask_bag_gives_what_ivig_evaluate_gives(mixed, run_cli):
+    dask = pytest.importorskip("dask")
+    import dask.bag as db
+    from ivig_advisor.engine.dask_bag import evaluate_bag
+
+    folder, _ = mixed
+    export = str(folder / "export.jsonl")
+    expected = jsonl(run_cli("evaluate", export, "--format", "jsonl", "--quiet").stdout)
+    bag = db.read_text([export], blocksize=None, include_path=True)
+    with dask.config.set(scheduler="processes", num_workers=2):
+        assert evaluate_bag(bag).compute() == expected
