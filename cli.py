@@ -95,6 +95,190 @@ def evaluate(paths, fmt, output, workers, rules_dir, no_chain, quiet):
     sys.exit(1 if summary.failed else 0)
 
 
+# -- ivig interview ----------------------------------------------------------
+
+INTERVIEW_HELP = """At any question you may answer:
+  why      which rules need this answer, and what they would conclude
+  unknown  leave it unknown (it is reported as missing)
+  back     change the previous answer
+  how      the chain of rules so far
+  help     this text, and what the question means
+  quit     stop (the answers so far are shown, and can be saved)"""
+
+
+@main.command()
+@click.option("--resume", "resume_path", type=click.Path(exists=True, dir_okay=False),
+              help="Start from the answers in this case file; only what is missing is asked.")
+@click.option("--save", "save_path", type=click.Path(dir_okay=False, writable=True),
+              help="Save the case here (and the result beside it as .result.json) without asking.")
+@click.option("--rules", "rules_dir", type=click.Path(exists=True, file_okay=False),
+              help="Use another rule base directory (default: the packaged rules).")
+def interview(resume_path, save_path, rules_dir):
+    """Interview in the terminal: only the questions that matter for this patient.
+
+    Answers are read line by line, so the interview can be scripted by piping
+    answers in. Exit status: 0 when the interview reached an answer, 1 when it
+    was stopped early, 2 for usage errors.
+    """
+    from ivig_advisor.engine import Advisor
+    from ivig_advisor.engine.interview import Interview
+
+    advisor = Advisor(_load_rules(rules_dir))
+    answers, case_id = _resumed(advisor, resume_path) if resume_path else ({}, None)
+    session = Interview(advisor, answers)
+    style = _style()
+    click.echo(style("IVIG advice after Dalakas, JAMA 2004", bold=True)
+               + " - type why, unknown, back, how, help or quit at any question.")
+    if answers:
+        click.echo(f"Resumed from {resume_path}: {len(answers)} answers given.")
+    try:
+        finished = _ask_all(session, style)
+    except KeyboardInterrupt:
+        click.echo("\nInterview interrupted.")
+        finished = False
+    result = session.result() if "diagnosis" in session.answers else None
+    if finished:
+        from ivig_advisor.engine.render import TextRenderer
+        result.id = case_id or "interview"
+        click.echo("")
+        click.echo(TextRenderer(advisor.rulebase, style=style).render(result))
+    elif session.answers:
+        import yaml
+        click.echo("The answers so far:\n" + yaml.safe_dump(session.case(), sort_keys=False, allow_unicode=True).rstrip())
+    _offer_save(session, result if finished else None, save_path, case_id)
+    sys.exit(0 if finished else 1)
+
+
+def _resumed(advisor, path):
+    from ivig_advisor.engine import CaseInvalid
+    from ivig_advisor.engine.caseio import read_cases
+    record = next(iter(read_cases([path])), None)
+    try:
+        if record is None or record.error is not None:
+            raise CaseInvalid([record.error] if record else [])
+        case = advisor.validate(record.data, record.source, record.line, record.default_id)
+    except CaseInvalid as exc:
+        for error in exc.errors or ["no case in the file"]:
+            click.echo(f"error: {error}", err=True)
+        raise SystemExit(2)
+    answers = {k: list(v) if isinstance(v, tuple) else v for k, v in case.facts.items()}
+    return answers, case.id if case.id != record.default_id else None
+
+
+def _read(prompt):
+    """One line of input: with line editing on a terminal, plainly from a pipe; None at end of input."""
+    click.echo(prompt, nl=False)
+    if sys.stdin.isatty():
+        try:
+            return input()
+        except EOFError:
+            click.echo("")
+            return None
+    line = sys.stdin.readline()
+    if not line:
+        click.echo("")
+        return None
+    click.echo(line.rstrip("\n"))  # a scripted answer shows in the transcript
+    return line.rstrip("\n")
+
+
+def _ask_all(session, style) -> bool:
+    """Ask until no question can change the answer; False when stopped early."""
+    from ivig_advisor.engine.interview import COMMANDS, AnswerError
+    number = 0
+    while True:
+        spec = session.next_question()
+        if spec is None:
+            return True
+        number += 1
+        click.echo("")
+        click.echo(style(f"{number}. {spec.question or spec.name}", bold=True) + session.range_text(spec))
+        options = list(spec.values)
+        for i, value in enumerate(options, start=1):
+            click.echo(f"   {i:2d}) {spec.values[value].get('label', value)}  [{value}]")
+        hint = {"boolean": "yes/no", "list": "numbers or names, comma-separated, or none"}.get(spec.type, "")
+        while True:
+            text = _read(f"   > {'(' + hint + ') ' if hint else ''}")
+            if text is None:
+                click.echo("End of input.")
+                return False
+            command = COMMANDS.get(text.strip().lower())
+            if command == "quit":
+                return False
+            if command == "help":
+                click.echo(f"   {spec.help}" if spec.help else "")
+                click.echo(INTERVIEW_HELP)
+                continue
+            if command == "why":
+                for reason in session.why(spec.name):
+                    click.echo(f"   - {reason.sentence}" + (f"  [{reason.rule}; {reason.cite}]" if reason.cite else ""))
+                continue
+            if command == "how":
+                _show_how(session, style)
+                continue
+            if command == "back":
+                undone = session.back()
+                click.echo(f"   Back to: {session.schema.fields[undone].question}" if undone else "   Nothing to go back to.")
+                if undone:
+                    number -= 2
+                    break
+                continue
+            if command == "unknown":
+                if spec.required:
+                    click.echo(style("   ✗ the diagnosis is needed: every rule starts from it", fg="red"))
+                    continue
+                session.skip(spec.name)
+                break
+            if not text.strip():
+                click.echo("   Please answer, or type unknown, why or help.")
+                continue
+            try:
+                session.give(spec.name, session.parse(spec, text))
+                break
+            except AnswerError as exc:
+                click.echo(style(f"   ✗ {exc}", fg="red"))
+
+
+def _show_how(session, style):
+    from ivig_advisor.engine.render import TextRenderer
+    if "diagnosis" not in session.answers:
+        click.echo("   No answer yet.")
+        return
+    renderer = TextRenderer(session.advisor.rulebase, style=style)
+    result = session.result()
+    click.echo("\n".join("   " + line for line in renderer.chain_lines(result)))
+
+
+def _offer_save(session, result, save_path, case_id):
+    """Save the case (and the result, when there is one) as files `ivig evaluate` reads."""
+    if not session.answers:
+        return
+    path = save_path
+    if path is None:
+        try:
+            path = _read("Save the case to a file? (file name, or Enter to skip) ")
+        except KeyboardInterrupt:
+            path = None
+        if not path or not path.strip():
+            return
+        path = path.strip()
+    import datetime
+    import json
+
+    import yaml
+    from ivig_advisor.engine.atomic import write_text_atomic
+    case = dict({"id": case_id} if case_id else {}, **session.case())
+    text = (f"# Case from ivig interview, {datetime.date.today().isoformat()}"
+            f"{'' if result else ' (stopped before the end)'}; unknown fields are left out.\n"
+            + yaml.safe_dump(case, sort_keys=False, allow_unicode=True))
+    write_text_atomic(path, text)
+    click.echo(f"Saved the case to {path}")
+    if result is not None:
+        target = str(path).rsplit(".", 1)[0] + ".result.json"
+        write_text_atomic(target, json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
+        click.echo(f"Saved the result to {target}")
+
+
 # -- ivig audit --------------------------------------------------------------
 
 AUDIT_FORMATS = ("text", "json", "markdown")

@@ -168,6 +168,11 @@ def _field_spec(name, spec, groups, source, line) -> FieldSpec:
     if group not in groups:
         raise SourceError(f"field '{name}' is in unknown group {group!r}", source, line, name)
     values = {str(k): dict(v or {}) for k, v in (spec.get("values") or {}).items()}
+    for value, about in values.items():
+        extra = set(about) - {"label", "aliases"}
+        if extra:  # e.g. an unquoted comma in a flow mapping's label
+            raise SourceError(f"value '{value}' of field '{name}' has unknown keys: {', '.join(map(str, sorted(extra, key=str)))}"
+                              " (quote a label that holds a comma)", source, line, name)
     return FieldSpec(name=name, type=kind, group=group, values=values,
                      required=bool(spec.get("required", False)), min=spec.get("min"),
                      max=spec.get("max"), unit=spec.get("unit"), question=spec.get("question"),

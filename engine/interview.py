@@ -1,0 +1,234 @@
+"""A consultation in MYCIN's manner: ask only what the rules still need for
+this patient, never twice, and say why a question is asked.
+
+`Interview` holds the answers and decides the next question; it does no I/O,
+so the terminal front end (cli.py) and the tests drive the same object. The
+next question is found by re-running the engine on the answers so far: the
+unknown fields that undecided rules test (analysis.undecided_rules) are the
+candidates, in the schema's order, and a candidate is asked only if some
+value of it would change the answer (stance, regimen, dose or warnings).
+Safety questions therefore come only when IVIG is on the table, and weight
+only when a dose will be given.
+"""
+
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple
+
+from . import audit
+from .analysis import fields_behind
+from .evaluate import Advisor, Result
+from .schema import CaseInvalid, FieldSpec, _check_value
+from .verify import domains
+
+YES = {"y", "yes", "true", "t", "1", "si", "oui", "ja", "positive", "present"}
+NO = {"n", "no", "false", "f", "0", "non", "nein", "negative", "absent", "none"}
+COMMANDS = {"why": "why", "?": "why", "unknown": "unknown", "u": "unknown", "skip": "unknown",
+            "back": "back", "b": "back", "help": "help", "h": "help", "quit": "quit", "q": "quit",
+            "exit": "quit", "how": "how"}
+
+
+class AnswerError(ValueError):
+    """An answer that does not fit the question; the message says why."""
+
+
+@dataclass
+class Reason:
+    """Why a field is asked: a rule still waiting on it, and what it would conclude."""
+    rule: str
+    sentence: str
+    cite: str
+
+
+def outcome_key(result: Result) -> tuple:
+    """What the clinician is told: stance and its rule, the regimen and dose, the warnings."""
+    if not result.ok:
+        return ("error", result.error["message"])
+    dose = tuple(sorted((result.dose or {}).items()))
+    return (result.ivig["stance"], result.ivig["rule"], dose,
+            tuple(sorted((w["code"], w["severity"]) for w in result.warnings)))
+
+
+class Interview:
+    """The answers of one consultation and the choice of the next question."""
+
+    def __init__(self, advisor: Advisor, answers: Optional[Dict[str, object]] = None):
+        self.advisor = advisor
+        self.schema = advisor.rulebase.schema
+        self.answers: Dict[str, object] = dict(answers or {})
+        self.unknown: List[str] = []          # fields the clinician chose to leave unknown
+        self.history: List[Tuple[str, object]] = []  # (field, previous state) for `back`
+        self.space = domains(advisor.rulebase)
+
+    # -- state --------------------------------------------------------------
+
+    def case(self) -> dict:
+        """The answers as a case mapping, in schema order (the case-file contract)."""
+        return {name: self.answers[name] for name in self.schema.fields if name in self.answers}
+
+    def evaluate(self, answers: Optional[dict] = None):
+        """(Result, undecided rules) for the answers (or for other answers)."""
+        data = self.case() if answers is None else answers
+        return self.advisor.run(self.advisor.validate(data))
+
+    def result(self) -> Result:
+        return self.evaluate()[0]
+
+    # -- the next question --------------------------------------------------
+
+    def next_question(self) -> Optional[FieldSpec]:
+        """The field whose answer could still change the result, or None when done.
+
+        Questions that could change the stance come first, then the regimen
+        and dose, then the warnings (schema order within each), so that
+        safety questions are asked once the stance is settled.
+        """
+        if "diagnosis" not in self.answers:
+            return self.schema.fields["diagnosis"]
+        result, _ = self.evaluate()
+        best = None
+        for name in result.missing:
+            if name in self.unknown or name in self.answers:
+                continue
+            rank = self.impact(name, result)
+            if rank is not None and (best is None or rank < best[0]):
+                best = (rank, name)
+                if rank == 0:
+                    break
+        return self.schema.fields[best[1]] if best else None
+
+    def impact(self, name: str, result: Result) -> Optional[int]:
+        """What some value of the field, the other answers kept, would change:
+        0 the stance, 1 the regimen or dose, 2 the warnings; None: nothing."""
+        current = outcome_key(result)
+        rank = None
+        for value in self.candidates(name):
+            trial = dict(self.case(), **{name: list(value) if isinstance(value, tuple) else value})
+            try:
+                other = outcome_key(self.evaluate(trial)[0])
+            except CaseInvalid:
+                continue  # a value the other answers rule out (a constraint)
+            if other[:2] != current[:2]:
+                return 0
+            if other[2] != current[2]:
+                changed = 1
+            elif other[3] != current[3]:
+                changed = 2
+            else:
+                changed = None
+            if changed is not None and (rank is None or changed < rank):
+                rank = changed
+        return rank
+
+    def candidates(self, name: str) -> list:
+        values = [v for v in self.space.get(name, []) if v is not None]
+        if name == "weight_kg" and not values:
+            values = [70]  # any weight: it turns g/kg into grams
+        return values
+
+    # -- answers ------------------------------------------------------------
+
+    def parse(self, spec: FieldSpec, text: str):
+        """The typed value of an answer, or AnswerError saying what would fit."""
+        text = text.strip()
+        if spec.type == "boolean":
+            word = text.lower()
+            if word in YES:
+                return True
+            if word in NO:
+                return False
+            raise AnswerError("answer yes or no (y/n)")
+        if spec.type == "enum":
+            return self._choice(spec, text)
+        if spec.type == "list":
+            if text.lower() in ("none", "no", "nothing", "-"):
+                return []
+            return sorted({self._choice(spec, part) for part in text.replace(";", ",").split(",") if part.strip()})
+        if spec.type in ("integer", "number"):
+            try:
+                number = float(text.replace(",", "."))
+            except ValueError:
+                raise AnswerError(f"answer a number{self.range_text(spec)}") from None
+            if spec.type == "integer" or number.is_integer():
+                number = int(number) if number.is_integer() else number
+            try:
+                return _check_value(spec, number)
+            except ValueError as exc:
+                raise AnswerError(str(exc)) from None
+        return text
+
+    def _choice(self, spec: FieldSpec, text: str):
+        text = text.strip()
+        values = list(spec.values)
+        if text.isdigit() and 1 <= int(text) <= len(values):
+            return values[int(text) - 1]
+        exact = spec.alias_of(text)
+        if exact is not None:
+            return exact
+        word = text.lower().replace(" ", "_")
+        starts = [v for v in values if v.startswith(word) or spec.values[v].get("label", "").lower().startswith(text.lower())]
+        starts += [v for v in values for alias in spec.values[v].get("aliases", [])
+                   if alias.lower().startswith(text.lower()) and v not in starts]
+        if len(starts) == 1 and text:
+            return starts[0]
+        if len(starts) > 1:
+            raise AnswerError(f"'{text}' could be {', '.join(starts)}: type more letters or the number")
+        raise AnswerError(f"choose a number from the list, or a name (e.g. {values[0]})")
+
+    def give(self, name: str, value) -> None:
+        """Record an answer; raises AnswerError when the case it makes is invalid."""
+        trial = dict(self.case(), **{name: value})
+        try:
+            self.advisor.validate(trial)
+        except CaseInvalid as exc:
+            raise AnswerError("; ".join(e.message for e in exc.errors)) from None
+        self.history.append((name, self.answers.get(name, _UNSET)))
+        self.answers[name] = value
+
+    def skip(self, name: str) -> None:
+        """Leave a field unknown: it is not asked again and is reported as missing."""
+        self.history.append((name, _SKIPPED))
+        self.unknown.append(name)
+
+    def back(self) -> Optional[str]:
+        """Undo the last answer (or skip); return the field to ask again, or None."""
+        if not self.history:
+            return None
+        name, before = self.history.pop()
+        if before is _SKIPPED:
+            self.unknown.remove(name)
+        elif before is _UNSET:
+            self.answers.pop(name, None)
+        else:
+            self.answers[name] = before
+        return name
+
+    # -- why ----------------------------------------------------------------
+
+    def why(self, name: str) -> List[Reason]:
+        """The undecided rules that need this field, in plain language with their source."""
+        rulebase = self.advisor.rulebase
+        if name == "diagnosis":
+            return [Reason("all", "Every rule starts from the diagnosis: it decides which of the review's "
+                                  "recommendations apply.", "")]
+        _, undecided = self.evaluate()
+        out = []
+        for rule in undecided:
+            if name in fields_behind(rulebase, rule):
+                refs = rule.source.get("refs") if rule.source else None
+                cite = f"{rule.basis}" + (f"; refs {', '.join(map(str, refs))}" if refs else "")
+                out.append(Reason(rule.id, audit.sentence(rulebase, rule), cite))
+        return out
+
+    @staticmethod
+    def range_text(spec: FieldSpec) -> str:
+        parts = []
+        if spec.min is not None or spec.max is not None:
+            parts.append(f"{spec.min:g} to {spec.max:g}" if spec.min is not None and spec.max is not None
+                         else f"at least {spec.min:g}" if spec.min is not None else f"at most {spec.max:g}")
+        if spec.unit:
+            parts.append(spec.unit)
+        return f" ({', '.join(parts)})" if parts else ""
+
+
+_UNSET = object()
+_SKIPPED = object()
