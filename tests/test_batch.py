@@ -147,3 +147,19 @@ def test_dask_bag_gives_what_ivig_evaluate_gives(mixed, run_cli):
     bag = db.read_text([export], blocksize=None, include_path=True)
     with dask.config.set(scheduler="processes", num_workers=2):
         assert evaluate_bag(bag).compute() == expected
+
+
+def test_a_long_batch_shows_progress_on_a_terminal(tmp_path):
+    """In a real pseudo-terminal: a counter while it runs, wiped before the summary."""
+    pexpect = pytest.importorskip("pexpect")
+    path = tmp_path / "many.jsonl"
+    path.write_text("".join(json.dumps(dict(GOOD[i % 4], id=f"c{i}")) + "\n" for i in range(2500)), encoding="utf-8")
+    child = pexpect.spawn(sys.executable, ["-m", "ivig_advisor.cli", "evaluate", str(path), "--format", "jsonl",
+                                           "--output", str(tmp_path / "out.jsonl"), "--workers", "1"],
+                          encoding="utf-8", timeout=120)
+    child.expect(r"\r  [\d,]+ cases  [\d,]+/s  0 errors")
+    child.expect("2500 cases: 2500 ok, 0 errors")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 2500

@@ -261,3 +261,21 @@ def test_end_of_input_before_the_end_keeps_the_answers(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path, env=dict(os.environ, NO_COLOR="1"))
     assert run.returncode == 1 and "End of input." in run.stdout and "diagnosis: mmn" in run.stdout
     assert yaml.safe_load((tmp_path / "p.yaml").read_text()) == {"diagnosis": "mmn"}
+
+
+@pytest.mark.parametrize("no_color", [True, False])
+def test_colour_on_a_terminal_and_none_with_no_color(tmp_path, no_color):
+    env = dict(os.environ, TERM="xterm-256color")
+    env.pop("NO_COLOR", None)
+    if no_color:
+        env["NO_COLOR"] = "1"
+    child = pexpect.spawn(sys.executable, ["-m", "ivig_advisor.cli", "interview"], cwd=str(tmp_path), env=env,
+                          encoding="utf-8", timeout=30)
+    child.expect("> ")
+    child.sendline("als")
+    child.expect("Save the case to a file")
+    shown = child.before
+    child.sendline("")
+    child.expect(pexpect.EOF)
+    assert "IVIG not effective" in shown and "└─ diagnosis = Amyotrophic lateral sclerosis" in shown
+    assert ("\x1b[" in shown) is not no_color
