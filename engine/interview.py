@@ -11,6 +11,7 @@ Safety questions therefore come only when IVIG is on the table, and weight
 only when a dose will be given.
 """
 
+import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
@@ -25,6 +26,10 @@ NO = {"n", "no", "false", "f", "0", "non", "nein", "negative", "absent", "none"}
 COMMANDS = {"why": "why", "?": "why", "unknown": "unknown", "u": "unknown", "skip": "unknown",
             "back": "back", "b": "back", "help": "help", "h": "help", "quit": "quit", "q": "quit",
             "exit": "quit", "how": "how"}
+
+
+NUMBER = re.compile(r"^\s*([-+]?\d+(?:[.,]\d+)?)\s*([a-zA-Z]*)\.?\s*$")  # "70", "70 kg", "65y"
+UNIT_WORDS = {"years": ("y", "yr", "yrs", "year"), "kg": ("kgs", "kilo", "kilos", "kilograms")}
 
 
 class AnswerError(ValueError):
@@ -144,10 +149,11 @@ class Interview:
                 return []
             return sorted({self._choice(spec, part) for part in text.replace(";", ",").split(",") if part.strip()})
         if spec.type in ("integer", "number"):
-            try:
-                number = float(text.replace(",", "."))
-            except ValueError:
-                raise AnswerError(f"answer a number{self.range_text(spec)}") from None
+            found = NUMBER.match(text)
+            unit = found.group(2).lower() if found else ""
+            if not found or unit and unit not in {(spec.unit or "").lower(), *UNIT_WORDS.get(spec.unit, ())}:
+                raise AnswerError(f"answer a number{self.range_text(spec)}")
+            number = float(found.group(1).replace(",", "."))
             if spec.type == "integer" or number.is_integer():
                 number = int(number) if number.is_integer() else number
             try:

@@ -86,6 +86,10 @@ def test_answers_in_many_forms():
         session.parse(walks, "maybe")
     with pytest.raises(AnswerError):
         session.parse(SCHEMA.fields["age"], "200")
+    assert [session.parse(SCHEMA.fields["weight_kg"], t) for t in ("70", "70 kg", "70.5kg", "70,5")] == [70, 70, 70.5, 70.5]
+    assert session.parse(SCHEMA.fields["age"], "65 y") == 65
+    with pytest.raises(AnswerError, match="answer a number"):
+        session.parse(SCHEMA.fields["weight_kg"], "70 lb")
     assert session.parse(SCHEMA.fields["planned_cotherapy"], "2, plasma") == ["corticosteroids", "plasma_exchange"]
     assert session.parse(SCHEMA.fields["planned_cotherapy"], "none") == []
 
