@@ -75,6 +75,7 @@ def rule_record(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog] = N
     record = {"id": rule.id, "title": rule.title, "topic": rule.topic, "layer": rule.layer,
               "plain": sentence(rulebase, rule), "basis": rule.basis, "rationale": rule.rationale or None,
               "citation": citation(rule), "flags": list(rule.flags), "status": rule.status,
+              "maintenance": rulebase.maintenance.get(rule.topic, {}),
               "file": rule.file, "line": rule.line, "hash": rule_hash(rule)}
     if log is not None:
         signoff = log.state(rule)

@@ -100,6 +100,9 @@ def show_text(rulebase: RuleBase, rule: RuleSpec, log: ReviewLog, feeds: Dict[st
               fed_by: Dict[str, List[str]], cases: Optional[List[str]], style: Callable = _plain_style) -> str:
     lines = rule_lines(rulebase, rule, log, style, full=True)
     lines.append(f"  Layer: {rule.layer} — {rulebase.layer(rule.layer).help}")
+    upkeep = rulebase.maintenance.get(rule.topic)
+    if upkeep:
+        lines.append("  Maintenance: " + "; ".join(f"{k} {v}" for k, v in upkeep.items()))
     evidence = rulebase.extras.get("evidence") or {}
     for name in rule.evidence:
         record = evidence.get(name) or {}

@@ -141,6 +141,9 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
     body.append('<h2 id="rules">Rules by disease</h2>')
     for topic in topics:
         body.append(f'<h3 id="topic-{_e(topic)}">{_e(rulebase.topics.get(topic) or topic)}</h3>')
+        upkeep = rulebase.maintenance.get(topic)
+        if upkeep:
+            body.append('<p class="meta">Maintenance: ' + _e("; ".join(f"{k} {v}" for k, v in upkeep.items())) + "</p>")
         for rule in (r for r in rulebase.rules if r.topic == topic):
             body.append(_rule_card(rulebase, rule, log, feeds, fed_by,
                                    cover.fired[rule.id] if cover else None))

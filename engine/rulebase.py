@@ -102,6 +102,7 @@ class RuleBase:
         self.root = directory  # where the files are (a Traversable for the packaged rules)
         self.label = str(directory or "rules")  # how errors name that place
         self.topics: Dict[str, str] = {}  # topic -> the title of its rule file
+        self.maintenance: Dict[str, dict] = {}  # topic -> author, specialist, version (Arden's slots)
         self.by_id = {r.id: r for r in rules}
         self._engine_classes: Dict[Optional[str], type] = {}
 
@@ -143,6 +144,7 @@ class RuleBase:
         layers = _layers(manifest, msource, errors)
         rules: List[RuleSpec] = []
         topics: Dict[str, str] = {}
+        maintenance: Dict[str, dict] = {}
         for index, name in enumerate(manifest.get("rule_files") or []):
             try:
                 data = read(name)
@@ -155,7 +157,9 @@ class RuleBase:
                 continue
             rules.extend(_rule_file(data, f"{label}/{name}", layers, errors))
             if isinstance(data, dict):
-                topics[str(data.get("topic", Path(name).stem))] = " ".join(str(data.get("title", "")).split())
+                topic = str(data.get("topic", Path(name).stem))
+                topics[topic] = " ".join(str(data.get("title", "")).split())
+                maintenance[topic] = dict(data.get("maintenance") or {})
         extras = {}
         for key, name in (manifest.get("data_files") or {}).items():
             try:
@@ -170,7 +174,7 @@ class RuleBase:
         if errors:
             raise RuleBaseInvalid(errors)
         base = cls(manifest, layers, rules, schema, None if directory is None else Path(directory), extras)
-        base.root, base.label, base.topics = root, label, topics
+        base.root, base.label, base.topics, base.maintenance = root, label, topics, maintenance
         return base
 
     def compile(self, diagnosis: Optional[str] = None):

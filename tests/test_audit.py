@@ -235,6 +235,7 @@ def test_show_gives_the_rule_its_links_and_its_cases(run_cli):
     out = run_cli("audit", "show", "gbs-severe").output
     assert "Feeds: gbs-severe-first-line" in out and "Fed by: the case's fields only" in out
     assert "Assumption A01:" in out and "Evidence ref36:" in out
+    assert "Maintenance: author ivig-advisor developers; specialist unassigned" in out
     assert re.search(r"Cases that fire it \(\d+\): .*gbs-cannot-walk", out)
     data = json.loads(run_cli("audit", "show", "thrombosis", "--format", "json").output)
     assert data["fed_by"] == ["ivig-on-the-table", "thrombosis-risk-group", "thrombosis-risk-paraprotein"]
