@@ -15,8 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
 
-from . import audit
-from .analysis import fields_behind
+from . import audit, conditions
 from .evaluate import Advisor, Result
 from .schema import CaseInvalid, FieldSpec, _check_value
 from .verify import domains
@@ -211,19 +210,26 @@ class Interview:
     # -- why ----------------------------------------------------------------
 
     def why(self, name: str) -> List[Reason]:
-        """The undecided rules that need this field, in plain language with their source."""
+        """The undecided rules that test this field, and those that test what they
+        would derive, in plain language with their source (the stance itself is
+        not followed: every rule after it would be listed)."""
         rulebase = self.advisor.rulebase
         if name == "diagnosis":
             return [Reason("all", "Every rule starts from the diagnosis: it decides which of the review's "
                                   "recommendations apply.", "")]
         _, undecided = self.evaluate()
-        out = []
-        for rule in undecided:
-            if name in fields_behind(rulebase, rule):
+        wanted, out, seen = {name}, [], set()
+        while True:
+            found = [r for r in undecided if r.id not in seen
+                     and wanted & {t.name for t in conditions.tests(r.when)}]
+            if not found:
+                return out
+            for rule in found:
+                seen.add(rule.id)
                 refs = rule.source.get("refs") if rule.source else None
                 cite = f"{rule.basis}" + (f"; refs {', '.join(map(str, refs))}" if refs else "")
                 out.append(Reason(rule.id, audit.sentence(rulebase, rule), cite))
-        return out
+            wanted = {n for r in found for n in (r.then.get("derive") or {})}
 
     @staticmethod
     def range_text(spec: FieldSpec) -> str:
