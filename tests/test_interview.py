@@ -103,8 +103,9 @@ def test_back_and_unknown_and_constraints():
     session.skip("walks_unaided")
     assert session.back() == "walks_unaided" and "walks_unaided" not in session.unknown
     assert session.back() == "needs_ventilation" and "needs_ventilation" not in session.answers
-    reasons = session.why("walks_unaided")
-    assert any(r.rule == "gbs-severe" for r in reasons)
+    reasons = [r.rule for r in session.why("walks_unaided")]
+    assert reasons[0] == "gbs-severe" and "gbs-severe-first-line" in reasons  # and what it feeds
+    assert all(r.startswith("gbs-") for r in reasons), "not every rule behind the stance"
 
 
 # -- the real command in a pseudo-terminal --------------------------------------
