@@ -142,6 +142,8 @@ def check_text(report: audit.CheckReport, style: Callable = _plain_style) -> str
         out.append(f"Checked exhaustively: {v.combinations:,} combinations of the fields the rules test, "
                    f"over {len(v.coverage)} diagnoses ({v.excluded:,} excluded by the schema's constraints; "
                    f"{v.states:,} distinct states evaluated).")
+        for c in v.coverage:
+            out.append(f"  {c.diagnosis:28} {len(c.fields):2d} fields  {c.combinations:>13,} combinations")
         out.append("Checks: duplicate ids, schema, provenance (on load); unreachable, conflicting stances, "
                    "doses and warning severities, redundant and subsumed rules, gaps (exhaustive).")
     if report.signoff:
