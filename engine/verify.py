@@ -145,10 +145,12 @@ class _State:
     stance_layer: Optional[str] = None
     dose: Optional[Tuple[str, tuple]] = None  # (rule id, dose) of the first dose
     stance_rule: Optional[str] = None  # the rule that set the stance (not part of the key)
+    warned: tuple = ()  # (code, severity, rule) given so far, for codes rules give at several severities
 
     def key(self):
         return (tuple(sorted(self.assign.items(), key=lambda kv: kv[0])),
-                tuple(sorted(self.derived.items())), self.stance_layer, self.dose[1] if self.dose else None)
+                tuple(sorted(self.derived.items())), self.stance_layer, self.dose[1] if self.dose else None,
+                tuple(sorted({w[:2] for w in self.warned})))
 
 
 _UNSET = object()  # a field not split on yet (None is "split on, and unknown")
@@ -215,6 +217,11 @@ class _Walk:
                             for c in (w, r) for t in conditions.tests(c)}
         self.cache: Dict[tuple, list] = {}
         self.fired_now: set = set()
+        severities: Dict[str, set] = {}
+        for rule in rulebase.rules:
+            for warning in rule.warnings:
+                severities.setdefault(warning["code"], set()).add(warning["severity"])
+        self.multi_severity = {code for code, found in severities.items() if len(found) > 1}
         self.stance_layers = [l.name for l in rulebase.layers if l.sets_stance]
         self.last_stance = self.stance_layers[-1] if self.stance_layers else None
         # what each layer's successors can see: fields and derived names they test
@@ -300,7 +307,7 @@ class _Walk:
                 continue
             fired = sorted((r for part in combo for r in part.fired), key=lambda r: -r.salience)
             yield self.conclude(_State(assign, state.derived, int(count), witness, state.stance_layer,
-                                       state.dose, state.stance_rule), layer, fired, derived)
+                                       state.dose, state.stance_rule, state.warned), layer, fired, derived)
 
     def outcomes(self, state: _State, layer_name: str, group: "_Group") -> List["_Outcome"]:
         """The ways one group of a layer's rules can go from this state, merged."""
@@ -376,7 +383,7 @@ class _Walk:
             self.fired_now.add(rule.id)
             self.cofire[rule.id] = self.cofire.get(rule.id, ids) & ids
         after = _State(dict(state.assign), {k: tuple(v) for k, v in derived.items() if v},
-                       state.count, state.witness, state.stance_layer, state.dose, state.stance_rule)
+                       state.count, state.witness, state.stance_layer, state.dose, state.stance_rule, state.warned)
         stances = [r for r in fired if "recommend" in r.then]
         if stances and after.stance_layer is None:
             after.stance_layer, after.stance_rule = layer.name, stances[0].id
@@ -395,11 +402,12 @@ class _Walk:
             elif after.dose[1] != dose:
                 self.add("conflict", f"rules {after.dose[0]} and {rule.id} give different doses for one case",
                          rule, state, state.count, ("dose-conflict", after.dose[0], rule.id))
-        self.severity_conflicts(fired, state)
+        self.severity_conflicts(fired, state, after)
         return after
 
-    def severity_conflicts(self, fired, state):
-        seen = {}
+    def severity_conflicts(self, fired, state, after):
+        """One warning code at two severities for one case, within a layer or across layers."""
+        seen = {code: (self.rb.by_id[rule_id], severity) for code, severity, rule_id in state.warned}
         for rule in fired:
             for warning in rule.warnings:
                 other = seen.setdefault(warning["code"], (rule, warning["severity"]))
@@ -407,6 +415,8 @@ class _Walk:
                     self.add("conflict", f"rules {other[0].id} and {rule.id} give warning "
                              f"'{warning['code']}' different severities for one case",
                              rule, state, state.count, ("severity", other[0].id, rule.id))
+                elif warning["code"] in self.multi_severity and other[0] is rule:
+                    after.warned += ((warning["code"], warning["severity"], rule.id),)
 
     def after_layer(self, state: _State, layer):
         """Gaps: checked where the layer that should have closed them has run."""

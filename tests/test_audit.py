@@ -171,12 +171,18 @@ def test_a_narrower_rule_with_the_same_conclusion_is_subsumed(run_cli, rules_cop
     assert "narrower than aseptic-meningitis" in report["findings"][0]["message"]
 
 
-def test_a_warning_given_two_severities_at_once_is_a_conflict(run_cli, rules_copy):
-    add_rule(rules_copy, file="safety.yaml", id="migraine-critical", layer="safety",
-             when="{all: [{ivig_on_the_table: true}, {migraine: true}, {age: {ge: 40}}]}",
+@pytest.mark.parametrize("layer, when", [
+    ("safety", "{all: [{ivig_on_the_table: true}, {migraine: true}, {age: {ge: 40}}]}"),
+    ("plan", "{all: [{diagnosis: gbs}, {migraine: true}]}"),  # an earlier layer than the other rule's
+])
+def test_a_warning_given_two_severities_at_once_is_a_conflict(run_cli, rules_copy, layer, when):
+    add_rule(rules_copy, file="safety.yaml", id="migraine-critical", layer=layer, when=when,
              then="{warn: {code: aseptic-meningitis, severity: critical, message: x}}")
     code, report = check_json(run_cli, rules_copy)
-    assert ("conflict", "migraine-critical") in [(f["kind"], f["rule"]) for f in report["findings"]]
+    assert code == 1
+    assert [f["kind"] for f in report["findings"]] == ["conflict"]
+    assert "migraine-critical" in report["findings"][0]["message"]
+    assert "aseptic-meningitis" in report["findings"][0]["message"] and "different severities" in report["findings"][0]["message"]
 
 
 def test_a_diagnosis_without_a_stance_is_a_gap(run_cli, rules_copy):
