@@ -14,13 +14,10 @@ from ivig_advisor import __version__
 FORMATS = ("text", "json", "jsonl", "csv")
 
 
-def _plain(text, **_):
-    return text
-
-
 def _style():
     """click.style, or plain text when NO_COLOR is set (https://no-color.org)."""
-    return _plain if os.environ.get("NO_COLOR") else click.style
+    from ivig_advisor.engine.render import plain_style
+    return plain_style if os.environ.get("NO_COLOR") else click.style
 
 
 def _load_rules(rules_dir):
@@ -71,11 +68,11 @@ def evaluate(paths, fmt, output, workers, rules_dir, no_chain, quiet):
     from ivig_advisor.engine import Advisor
     from ivig_advisor.engine.atomic import atomic_writer
     from ivig_advisor.engine.batch import evaluate_files
-    from ivig_advisor.engine.render import Formatter, Progress, ResultWriter, Summary
+    from ivig_advisor.engine.render import Formatter, Progress, ResultWriter, Summary, plain_style
 
     advisor = Advisor(_load_rules(rules_dir))
     colour = output is None and sys.stdout.isatty()  # as click.echo does: no escapes into files or pipes
-    formatter = Formatter(fmt, chain=not no_chain, style=_style() if colour else _plain)
+    formatter = Formatter(fmt, chain=not no_chain, style=_style() if colour else plain_style)
     summary = Summary()
     progress = Progress() if not quiet and sys.stderr.isatty() else None
     with (atomic_writer(output) if output else nullcontext(sys.stdout)) as stream:
@@ -358,7 +355,8 @@ def audit_show(ctx, rule_id, case_paths, fmt):
     if paths:
         cases = [r.id for r in A.run_corpus(Advisor(rulebase), paths)
                  if r.ok and any(t["rule"] == rule_id for t in r.trace)]
-    feeds, fed_by = A.feeds(rulebase), A.fed_by(rulebase)
+    feeds = A.feeds(rulebase)
+    fed_by = A.fed_by(feeds)
     log = ReviewLog.load(rulebase)
     if fmt == "json":
         _echo_json(dict(A.rule_record(rulebase, rule, log), feeds=feeds[rule_id], fed_by=fed_by[rule_id],

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional
 
 from . import conditions
+from .batch import evaluate_record, evaluate_records
 from .caseio import CaseRecord, read_cases
 from .compiler import dose_text
 from .evaluate import Advisor, Result
@@ -68,6 +69,23 @@ def citation(rule: RuleSpec) -> dict:
             "lines": list(src.get("lines") or []), "quote": src.get("quote"),
             "quote_en": src.get("quote_en"), "claims": list(rule.claims),
             "assumptions": list(rule.assumptions), "evidence": list(rule.evidence)}
+
+
+def provenance(rule: RuleSpec, with_assumptions: bool = True) -> str:
+    """The citation as one line: section; refs; TR lines; claims; assumptions; evidence."""
+    c = citation(rule)
+    parts = [c["section"]] if c["section"] else []
+    if c["refs"]:
+        parts.append("refs " + ", ".join(map(str, c["refs"])))
+    if c["lines"]:
+        parts.append("TR L" + ", ".join(map(str, c["lines"])))
+    if c["claims"]:
+        parts.append("claims " + ", ".join(c["claims"]))
+    if c["assumptions"] and with_assumptions:
+        parts.append("assumptions " + ", ".join(c["assumptions"]))
+    if c["evidence"]:
+        parts.append("evidence " + ", ".join(c["evidence"]))
+    return "; ".join(parts)
 
 
 def rule_record(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog] = None) -> dict:
@@ -133,10 +151,10 @@ def feeds(rulebase: RuleBase) -> Dict[str, List[str]]:
     return out
 
 
-def fed_by(rulebase: RuleBase) -> Dict[str, List[str]]:
-    """rule id -> the rules whose derived facts it tests."""
-    out: Dict[str, List[str]] = {r.id: [] for r in rulebase.rules}
-    for source, targets in feeds(rulebase).items():
+def fed_by(edges: Dict[str, List[str]]) -> Dict[str, List[str]]:
+    """The other direction of `feeds(...)`: rule id -> the rules whose derived facts it tests."""
+    out: Dict[str, List[str]] = {rule_id: [] for rule_id in edges}
+    for source, targets in edges.items():
         for target in targets:
             out[target].append(source)
     return out
@@ -208,9 +226,8 @@ def default_corpus(rulebase: RuleBase) -> List[str]:
 
 
 def run_corpus(advisor: Advisor, paths: Iterable[str], stdin=None) -> Iterator[Result]:
-    from .batch import evaluate_record
-    for record in read_corpus(paths, stdin):
-        yield evaluate_record(record, advisor)
+    """One Result per case of a corpus, in order."""
+    return evaluate_records(read_corpus(paths, stdin), advisor)
 
 
 @dataclass
@@ -303,7 +320,7 @@ def why_not(advisor: Advisor, data: dict, rule_id: str, source=None, line=None, 
 
 def _walk_condition(rulebase, cond, lookup, out, depth):
     if isinstance(cond, conditions.Test):
-        verdict = conditions.evaluate(cond, lambda n: lookup(n))
+        verdict = conditions.evaluate(cond, lookup)
         values = lookup(cond.name)
         if cond.name in rulebase.schema.fields:
             actual = value_label(rulebase, cond.name, values[0]) if values else "unknown"
@@ -313,8 +330,11 @@ def _walk_condition(rulebase, cond, lookup, out, depth):
             verdict = None if cond.name in rulebase.schema.fields else False
         out.append(TestStatus(condition_text(rulebase, cond), verdict, actual, depth))
         return
-    verdict = conditions.evaluate(cond, lambda n: lookup(n) if lookup(n) or n not in rulebase.schema.fields
-                                  else conditions.UNKNOWN)
+    def unknown_as_undecided(name):  # an unknown field leaves a branch undecided, not false
+        values = lookup(name)
+        return values if values or name not in rulebase.schema.fields else conditions.UNKNOWN
+
+    verdict = conditions.evaluate(cond, unknown_as_undecided)
     kind = {conditions.AllOf: "all of", conditions.AnyOf: "any of", conditions.Not: "not"}[type(cond)]
     out.append(TestStatus(kind, verdict, "", depth))
     for item in (cond.items if not isinstance(cond, conditions.Not) else (cond.item,)):
@@ -394,7 +414,6 @@ class Difference:
 def diff(base: Advisor, this: Advisor, paths: Iterable[str], stdin=None) -> Iterator[Optional[Difference]]:
     """For each case of a corpus: a Difference where the two rule bases disagree,
     else None (so that callers can count the cases compared)."""
-    from .batch import evaluate_record
     for record in read_corpus(paths, stdin):
         a, b = evaluate_record(record, base), evaluate_record(record, this)
         before, after = outcome(a), outcome(b)
@@ -405,6 +424,6 @@ def diff(base: Advisor, this: Advisor, paths: Iterable[str], stdin=None) -> Iter
             yield None
 
 
-__all__ = ["CheckReport", "CoverageReport", "Difference", "WhyNot", "check", "check_rulebase", "citation", "conclusions",
+__all__ = ["CheckReport", "CoverageReport", "Difference", "WhyNot", "check", "check_rulebase", "citation", "conclusions", "provenance",
            "coverage", "default_corpus", "diff", "feeds", "fed_by", "outcome", "read_corpus", "rule_record",
            "rules_for", "sentence", "why_not"]

@@ -4,30 +4,15 @@ from itertools import groupby
 from typing import Callable, Dict, List, Optional
 
 from . import audit
-from .render import _plain_style
+from .compiler import dose_text
+from .render import plain_style
 from .rulebase import RuleBase, RuleSpec
 from .signoff import ReviewLog
 
 MARKS = {True: "✓", False: "✗", None: "?"}
 
 
-def _provenance(rule: RuleSpec) -> str:
-    c = audit.citation(rule)
-    parts = [c["section"]] if c["section"] else []
-    if c["refs"]:
-        parts.append("refs " + ", ".join(map(str, c["refs"])))
-    if c["lines"]:
-        parts.append("TR L" + ", ".join(map(str, c["lines"])))
-    if c["claims"]:
-        parts.append("claims " + ", ".join(c["claims"]))
-    if c["assumptions"]:
-        parts.append("assumptions " + ", ".join(c["assumptions"]))
-    if c["evidence"]:
-        parts.append("evidence " + ", ".join(c["evidence"]))
-    return "; ".join(parts)
-
-
-def rule_lines(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog], style: Callable = _plain_style,
+def rule_lines(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog], style: Callable = plain_style,
                full: bool = False) -> List[str]:
     """One rule for a reviewer: plain sentence, provenance, basis, status, sign-off."""
     s = style
@@ -37,7 +22,7 @@ def rule_lines(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog], sty
              + (f"; sign-off: {signoff.describe()}" if signoff else ""),
              f"  {rule.title}",
              f"  {audit.sentence(rulebase, rule)}",
-             f"  Source: {_provenance(rule)}"]
+             f"  Source: {audit.provenance(rule)}"]
     if rule.source.get("quote"):
         lines.append(f"  Quote: {rule.source['quote']}")
     if full and rule.source.get("quote_en"):
@@ -61,7 +46,7 @@ def rule_lines(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog], sty
 
 
 def rules_text(rulebase: RuleBase, rules: List[RuleSpec], log: Optional[ReviewLog],
-               style: Callable = _plain_style) -> str:
+               style: Callable = plain_style) -> str:
     out = []
     for topic, members in groupby(rules, key=lambda r: r.topic):
         title = rulebase.topics.get(topic) or topic
@@ -86,7 +71,7 @@ def rules_markdown(rulebase: RuleBase, rules: List[RuleSpec], log: Optional[Revi
             out += [f"### `{rule.id}` — {rule.title}", "",
                     f"**{audit.sentence(rulebase, rule)}**", "",
                     f"- basis: {rule.basis}; status: {rule.status}; sign-off: {signoff}",
-                    f"- source: {_provenance(rule)}"]
+                    f"- source: {audit.provenance(rule)}"]
             if rule.source.get("quote"):
                 out.append(f"- quote: {rule.source['quote']}")
             if rule.rationale:
@@ -97,7 +82,7 @@ def rules_markdown(rulebase: RuleBase, rules: List[RuleSpec], log: Optional[Revi
 
 
 def show_text(rulebase: RuleBase, rule: RuleSpec, log: ReviewLog, feeds: Dict[str, List[str]],
-              fed_by: Dict[str, List[str]], cases: Optional[List[str]], style: Callable = _plain_style) -> str:
+              fed_by: Dict[str, List[str]], cases: Optional[List[str]], style: Callable = plain_style) -> str:
     lines = rule_lines(rulebase, rule, log, style, full=True)
     lines.append(f"  Layer: {rule.layer} — {rulebase.layer(rule.layer).help}")
     upkeep = rulebase.maintenance.get(rule.topic)
@@ -129,7 +114,7 @@ def witness_text(rulebase: RuleBase, witness: Optional[dict]) -> str:
     return "e.g. " + ", ".join(known) + " (every other field unknown)"
 
 
-def check_text(report: audit.CheckReport, style: Callable = _plain_style) -> str:
+def check_text(report: audit.CheckReport, style: Callable = plain_style) -> str:
     rulebase = report.rulebase
     out = []
     for finding in report.findings:
@@ -166,7 +151,7 @@ def coverage_text(rulebase: RuleBase, report: audit.CoverageReport) -> str:
     return "\n".join(out)
 
 
-def why_not_text(rulebase: RuleBase, w: audit.WhyNot, style: Callable = _plain_style) -> str:
+def why_not_text(rulebase: RuleBase, w: audit.WhyNot, style: Callable = plain_style) -> str:
     rule = w.rule
     if w.fired:
         head = f"Rule {rule.id} fired for case {w.case_id}."
@@ -196,10 +181,7 @@ def why_not_text(rulebase: RuleBase, w: audit.WhyNot, style: Callable = _plain_s
 def _dose(d) -> str:
     if not d:
         return "—"
-    text = f"{d['total_g_per_kg']:g} g/kg"
-    if d.get("g_per_kg_per_day") is not None:
-        text = f"{d['g_per_kg_per_day']:g} g/kg/d x {d['days']:g} = " + text
-    return text + (f" ({d['total_g']:g} g)" if d.get("total_g") is not None else "")
+    return dose_text(d) + (f" ({d['total_g']:g} g)" if d.get("total_g") is not None else "")
 
 
 def diff_text(differences: List[audit.Difference], compared: int, base_label: str, this_label: str) -> str:

@@ -125,8 +125,9 @@ class Interview:
 
     def candidates(self, name: str) -> list:
         values = [v for v in self.space.get(name, []) if v is not None]
-        if name == "weight_kg" and not values:
-            values = [70]  # any weight: it turns g/kg into grams
+        if not values:  # no rule tests it, but the result uses it (weight: g/kg into grams)
+            spec = self.schema.fields[name]
+            values = [spec.min if spec.min is not None else spec.max if spec.max is not None else 1]
         return values
 
     # -- answers ------------------------------------------------------------

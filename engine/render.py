@@ -25,14 +25,15 @@ def to_json(result) -> str:
     return json.dumps(result.to_dict(), ensure_ascii=False)
 
 
-def _plain_style(text, **_):
+def plain_style(text, **_):
+    """A `style` that leaves text plain (NO_COLOR, files, pipes); picklable for workers."""
     return text
 
 
 class TextRenderer:
     """Renders results for a terminal; `style` is click.style or a no-op."""
 
-    def __init__(self, rulebase: RuleBase, style: Callable = _plain_style, chain: bool = True):
+    def __init__(self, rulebase: RuleBase, style: Callable = plain_style, chain: bool = True):
         self.rulebase = rulebase
         self.style = style
         self.chain = chain
@@ -206,7 +207,7 @@ class Formatter:
 
     FORMATS = ("text", "json", "jsonl", "csv")
 
-    def __init__(self, fmt: str, chain: bool = True, style: Callable = _plain_style):
+    def __init__(self, fmt: str, chain: bool = True, style: Callable = plain_style):
         self.fmt, self.chain, self.style = fmt, chain, style
         self._renderers = {}
 

@@ -50,12 +50,8 @@ def _rule_card(rulebase: RuleBase, rule: RuleSpec, log: ReviewLog, feeds, fed_by
              f'<span class="badge">status: {_e(rule.status)}</span>'
              f'<span class="badge {signoff.state}">sign-off: {_e(signoff.state)}</span></div>',
              f'<p class="if">{_e(audit.sentence(rulebase, rule))}</p>']
-    source = "; ".join(x for x in (
-        c["section"], "refs " + ", ".join(map(str, c["refs"])) if c["refs"] else "",
-        "TR L" + ", ".join(map(str, c["lines"])) if c["lines"] else "",
-        "claims " + ", ".join(c["claims"]) if c["claims"] else "",
-        "evidence " + ", ".join(c["evidence"]) if c["evidence"] else "") if x)
-    parts.append(f'<div class="meta">Source: {_e(source)}</div>')
+    # assumptions are listed next, as links to the assumptions table
+    parts.append(f'<div class="meta">Source: {_e(audit.provenance(rule, with_assumptions=False))}</div>')
     if c["assumptions"]:
         parts.append('<div class="meta">Assumptions: ' + ", ".join(
             f'<a href="#assumption-{_e(a)}">{_e(a)}</a>' for a in c["assumptions"]) + "</div>")
@@ -109,7 +105,8 @@ def _graph(rulebase: RuleBase, feeds) -> str:
 def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> str:
     """The report as one HTML string (see the module doc)."""
     log = ReviewLog.load(rulebase)
-    feeds, fed_by = audit.feeds(rulebase), audit.fed_by(rulebase)
+    feeds = audit.feeds(rulebase)
+    fed_by = audit.fed_by(feeds)
     checked = audit.check_rulebase(rulebase)
     paths = case_paths if case_paths is not None else audit.default_corpus(rulebase)
     cover = audit.coverage(Advisor(rulebase), paths) if paths else None

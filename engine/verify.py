@@ -98,11 +98,11 @@ def domains(rulebase: RuleBase) -> Dict[str, list]:
     tested: Dict[str, set] = {}
     for rule in rulebase.rules:
         for test in conditions.tests(rule.when):
-            if test.name in rulebase.schema.fields and test.op != "known":
-                operands = test.operand if isinstance(test.operand, tuple) else (test.operand,)
-                tested.setdefault(test.name, set()).update(operands)
-            elif test.name in rulebase.schema.fields:
-                tested.setdefault(test.name, set())
+            if test.name not in rulebase.schema.fields:
+                continue
+            operands = () if test.op == "known" else \
+                test.operand if isinstance(test.operand, tuple) else (test.operand,)
+            tested.setdefault(test.name, set()).update(operands)
     out = {}
     for name, operands in tested.items():
         spec = rulebase.schema.fields[name]
@@ -244,8 +244,8 @@ class _Walk:
         else:
             finding.combinations += count
 
-    def run(self, diagnoses=None) -> Verification:
-        coverage = [self.walk_diagnosis(value) for value in diagnoses or self.schema.fields["diagnosis"].values]
+    def run(self) -> Verification:
+        coverage = [self.walk_diagnosis(value) for value in self.schema.fields["diagnosis"].values]
         self.unreachable()
         self.redundant()
         return Verification(sorted(self.findings.values(), key=_order), coverage, self.reach)
@@ -343,19 +343,19 @@ class _Walk:
         decided: Dict[str, bool] = {}
         fired: List[RuleSpec] = []
         fields = self.schema.fields
+        pending = {n for r in rules for n in self.derives[r.id]}  # facts a rule still undecided may add
+
+        def lookup(name):
+            if name in fields:
+                if name not in assign:
+                    return conditions.UNKNOWN
+                value = assign[name]
+                return [] if value is None else [value]
+            return conditions.UNKNOWN if name in pending else derived.get(name, [])
+
         progress = True
         while progress:
             progress = False
-            pending = {n for r in rules if r.id not in decided for n in self.derives[r.id]}
-
-            def lookup(name):
-                if name in fields:
-                    if name not in assign:
-                        return conditions.UNKNOWN
-                    value = assign[name]
-                    return [] if value is None else [value]
-                return conditions.UNKNOWN if name in pending else derived.get(name, [])
-
             for rule in rules:
                 if rule.id in decided:
                     continue

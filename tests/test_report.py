@@ -34,8 +34,7 @@ frame.onload = () => {
     if (!target) { broken.push(id); continue; }
     a.dispatchEvent(new MouseEvent("click", {bubbles: true, cancelable: true, view: win}));
     const top = target.getBoundingClientRect().top;
-    if (win.location.hash !== "#" + encodeURIComponent(id).replace(/%2D/g, "-") && win.location.hash !== "#" + id
-        || top < -2 || top > win.innerHeight) missed.push(id + " at " + top);
+    if (win.location.hash !== "#" + id || top < -2 || top > win.innerHeight) missed.push(id + " at " + top);
   }
   const external = [...doc.querySelectorAll("[src],[href]")]
     .map(e => e.getAttribute("src") || e.getAttribute("href")).filter(u => !u.startsWith("#"));
