@@ -26,7 +26,7 @@ STATUSES = ("draft", "reviewed", "approved", "needs-change", "retired")
 STANCE = "stance"  # the derived fact a `recommend` action sets
 
 RULE_KEYS = ("id", "title", "layer", "when", "then", "basis", "rationale", "claims", "assumptions",
-             "source", "evidence", "flags", "status", "explanation")
+             "source", "evidence", "flags", "status", "explanation", "changes")
 FILE_KEYS = ("topic", "title", "maintenance", "defaults", "rules")
 SOURCE_KEYS = ("section", "refs", "lines", "quote", "quote_en")
 ACTION_KEYS = ("derive", "recommend", "dose", "warn")
@@ -65,6 +65,7 @@ class RuleSpec:
     flags: Tuple[str, ...] = ()
     status: str = "draft"
     explanation: str = ""
+    changes: Tuple[str, ...] = ()  # what changed in the rule, when and why (newest last)
     raw: dict = field(default_factory=dict)
 
     @property
@@ -267,6 +268,9 @@ def _rule(raw: Located, source, line, topic, defaults, layers, errors) -> Option
     for key in src:
         if key not in SOURCE_KEYS:
             err(f"unknown source key '{key}'{_suggest(key, SOURCE_KEYS)}", "source", src.line_of(key))
+    if src.get("quote") and not str(src.get("quote_en") or "").strip():
+        err("a quote from the translation needs its English rendering: source.quote_en", "source",
+            src.line_of("quote"), kind="provenance")
     if raw["basis"] == "review" and not (src.get("refs") or src.get("quote")):
         err("a rule with basis 'review' must cite the review: source.refs or source.quote", "source",
             kind="provenance")
@@ -299,7 +303,8 @@ def _rule(raw: Located, source, line, topic, defaults, layers, errors) -> Option
                     rationale=" ".join(str(raw.get("rationale", "")).split()),
                     claims=strings("claims"), assumptions=strings("assumptions"), source=dict(src),
                     evidence=strings("evidence"), flags=strings("flags"), status=status,
-                    explanation=" ".join(str(raw.get("explanation", "")).split()), raw=raw)
+                    explanation=" ".join(str(raw.get("explanation", "")).split()),
+                    changes=tuple(" ".join(c.split()) for c in strings("changes")), raw=raw)
 
 
 def _then(data, source, line, err) -> dict:
