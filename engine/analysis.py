@@ -27,12 +27,7 @@ def undecided_rules(rulebase: RuleBase, facts: dict, derived: Dict[str, list], f
     rules = rulebase.rules if rules is None else rules
     pending: List[RuleSpec] = []
     unknown_derived: Set[str] = set()
-
-    def lookup(name):
-        if name in rulebase.schema.fields:
-            return [facts[name]] if name in facts else conditions.UNKNOWN
-        values = derived.get(name, [])
-        return conditions.UNKNOWN if not values and name in unknown_derived else values
+    lookup = _lookup(rulebase, facts, derived, unknown_derived)
 
     for layer in rulebase.layers:
         earlier_stance = any(l in stance_layers for l in
@@ -46,15 +41,61 @@ def undecided_rules(rulebase: RuleBase, facts: dict, derived: Dict[str, list], f
             for rule in in_layer:
                 if rule in pending or conditions.evaluate(rule.when, lookup) is not None:
                     continue
+                if _moot(rule, derived):
+                    continue
                 pending.append(rule)
                 for name in rule.derives:
                     if not derived.get(name) and name not in unknown_derived:
                         unknown_derived.add(name)
                         changed = True
-    return _relevant(rulebase, pending)
+    return _relevant(rulebase, pending, lookup)
 
 
-def _relevant(rulebase: RuleBase, pending: List[RuleSpec]) -> List[RuleSpec]:
+def _lookup(rulebase: RuleBase, facts: dict, derived: Dict[str, list], unknown_derived: Set[str]):
+    """Three-valued lookup over a run: a case field is its value or unknown; a
+    derived fact its values, unknown while a rule still undecided may assert
+    it, absent otherwise."""
+    def lookup(name):
+        if name in rulebase.schema.fields:
+            return [facts[name]] if name in facts else conditions.UNKNOWN
+        values = derived.get(name, [])
+        return conditions.UNKNOWN if not values and name in unknown_derived else values
+    return lookup
+
+
+def _pursued(cond, lookup, fields):
+    """The tests of an undecided condition worth finding out now, in MYCIN's
+    order: in an `all`, a premise that waits on a conclusion not yet reached
+    (a derived fact) is pursued before the premises after it. So the safety
+    fields of a patient who may not receive IVIG wait until it is known
+    whether they will: what decides `receives_ivig` is asked first."""
+    if conditions.evaluate(cond, lookup) is not None:
+        return
+    if isinstance(cond, conditions.Test):
+        yield cond
+    elif isinstance(cond, conditions.Not):
+        yield from _pursued(cond.item, lookup, fields)
+    elif isinstance(cond, conditions.AllOf):
+        for item in cond.items:
+            found = list(_pursued(item, lookup, fields))
+            yield from found
+            if any(test.name not in fields for test in found):
+                return
+    else:
+        for item in cond.items:
+            yield from _pursued(item, lookup, fields)
+
+
+def _moot(rule: RuleSpec, derived: Dict[str, list]) -> bool:
+    """A rule that only derives facts the run already holds cannot change the
+    answer: asking for its fields would be a question without consequence
+    (receives_ivig already derived from the stance makes ivig_planned moot)."""
+    if any(k in rule.then for k in ("recommend", "dose", "warn")):
+        return False
+    return all(value in derived.get(name, []) for name, value in rule.derives.items())
+
+
+def _relevant(rulebase: RuleBase, pending: List[RuleSpec], lookup) -> List[RuleSpec]:
     """Keep the undecided rules that could still change the answer.
 
     A rule that sets the stance, a dose or a warning matters; a rule that
@@ -62,25 +103,39 @@ def _relevant(rulebase: RuleBase, pending: List[RuleSpec]) -> List[RuleSpec]:
     (Age is not missing for a patient who will not receive IVIG, though it
     would still decide whether they are "elderly".)
     """
+    fields = rulebase.schema.fields
+
+    def pursued(rule):
+        return {t.name for t in _pursued(rule.when, lookup, fields)}
+
     keep = [r for r in pending if any(k in r.then for k in ("recommend", "dose", "warn"))]
-    names = {t.name for r in keep for t in conditions.tests(r.when)}
+    names = set().union(*(pursued(r) for r in keep))
     changed = True
     while changed:
         changed = False
         for rule in pending:
             if rule not in keep and names & set(rule.derives):
                 keep.append(rule)
-                names |= {t.name for t in conditions.tests(rule.when)}
+                names |= pursued(rule)
                 changed = True
     return [r for r in pending if r in keep]
 
 
-def missing_fields(rulebase: RuleBase, facts: dict, undecided: List[RuleSpec], also=()) -> List[str]:
-    """The unknown case fields the undecided rules test (and `also`), in schema order."""
-    wanted = {t.name for r in undecided for t in conditions.tests(r.when)
-              if t.name in rulebase.schema.fields and t.name not in facts}
+def missing_fields(rulebase: RuleBase, facts: dict, undecided: List[RuleSpec], also=(),
+                   derived: Optional[Dict[str, list]] = None) -> List[str]:
+    """The unknown case fields worth finding out now for the undecided rules
+    (and `also`), in schema order: a field in a branch already decided is left
+    out (a non-LEMS patient is never asked whether LEMS is refractory), and so
+    is one behind a conclusion not yet reached (see `_pursued`). `derived`:
+    the facts the run derived."""
+    derived = derived or {}
+    waiting = {n for r in undecided for n in r.derives if not derived.get(n)}
+    lookup = _lookup(rulebase, facts, derived, waiting)
+    fields = rulebase.schema.fields
+    wanted = {t.name for r in undecided for t in _pursued(r.when, lookup, fields)
+              if t.name in fields and t.name not in facts}
     wanted |= {name for name in also if name not in facts}
-    return [name for name in rulebase.schema.fields if name in wanted]
+    return [name for name in fields if name in wanted]
 
 
 def live_rules(rulebase: RuleBase, diagnosis: str) -> List[RuleSpec]:

@@ -31,11 +31,25 @@ class Result:
     def ok(self) -> bool:
         return self.status == "ok"
 
+    @property
+    def max_severity(self) -> Optional[str]:
+        """The highest severity among the warnings (critical, warning, info), or None.
+
+        Carried beside the stance so that a consumer who filters on the stance
+        alone (a CSV column, a JSON query) still sees a critical warning.
+        """
+        return min((w["severity"] for w in self.warnings), key=SEVERITIES.index, default=None)
+
+    @property
+    def critical(self) -> List[str]:
+        """The codes of the critical warnings, in order."""
+        return [w["code"] for w in self.warnings if w["severity"] == "critical"]
+
     def to_dict(self) -> dict:
         """The JSON form: the result contract's keys, in its order."""
         return {"id": self.id, "status": self.status, "error": self.error, "ivig": self.ivig,
-                "dose": self.dose, "warnings": self.warnings, "trace": self.trace,
-                "missing": self.missing, "source": self.source, "line": self.line}
+                "max_severity": self.max_severity, "dose": self.dose, "warnings": self.warnings,
+                "trace": self.trace, "missing": self.missing, "source": self.source, "line": self.line}
 
     @classmethod
     def failure(cls, case_id: str, errors: List[SourceError]) -> "Result":
@@ -104,7 +118,7 @@ class Advisor:
         _conclude(result, firings, case.facts)
         undecided = undecided_rules(self.rulebase, case.facts, derived, fired, stance_layers, engine.rules)
         also = ["weight_kg"] if result.dose else []  # grams need the weight
-        result.missing = missing_fields(self.rulebase, case.facts, undecided, also)
+        result.missing = missing_fields(self.rulebase, case.facts, undecided, also, derived)
         return result, undecided
 
 

@@ -9,6 +9,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, List, Optional, TextIO
 
+from .escape import for_spreadsheet, for_terminal
 from .rulebase import RuleBase
 
 STANCE_WORDS = {
@@ -47,43 +48,61 @@ class TextRenderer:
         return str(value)
 
     def render(self, result) -> str:
+        """A result as lines for a person. Critical warnings stand on the
+        headline and in full right under it, before anything else: a
+        clinician who reads one line still sees them. Text that came from
+        input (ids, sources, error messages) is escaped for the terminal."""
         s = self.style
         lines = []
+        name = s(for_terminal(result.id), bold=True)
         if not result.ok:
             e = result.error
-            where = e.get("source") or ""
+            where = for_terminal(e.get("source") or "")
             if e.get("line"):
                 where += f":{e['line']}"
-            lines.append(f"{s(result.id, bold=True)}  {s('ERROR', fg='red', bold=True)}  {where}")
-            field = f" [{e['field']}]" if e.get("field") else ""
-            lines.append(f"  {e['message']}{field}")
+            lines.append(f"{name}  {s('ERROR', fg='red', bold=True)}  {where}")
+            field = f" [{for_terminal(e['field'])}]" if e.get("field") else ""
+            lines.append(f"  {for_terminal(e['message'])}{field}")
             for other in e.get("others", []):
                 at = f"line {other['line']}: " if other.get("line") else ""
-                fld = f" [{other['field']}]" if other.get("field") else ""
-                lines.append(f"  {at}{other['message']}{fld}")
+                fld = f" [{for_terminal(other['field'])}]" if other.get("field") else ""
+                lines.append(f"  {at}{for_terminal(other['message'])}{fld}")
             return "\n".join(lines)
         stance = result.ivig["stance"]
-        badge = s(STANCE_WORDS[stance], fg=STANCE_COLOURS[stance], bold=True)
-        lines.append(f"{s(result.id, bold=True)}  {badge}")
+        headline = f"{name}  {s(STANCE_WORDS[stance], fg=STANCE_COLOURS[stance], bold=True)}"
+        critical = [w for w in result.warnings if w["severity"] == "critical"]
+        if critical:
+            headline += "  -  " + s("CRITICAL: " + ", ".join(w["code"] for w in critical), fg="red", bold=True)
+        lines.append(headline)
+        lines.extend(self.warning_lines(critical))
         lines.append(f"  {result.ivig['summary']}")
-        lines.append(s(f"  (rule {result.ivig['rule']})", dim=True))
+        source = f"; {for_terminal(result.source)}" + (f":{result.line}" if result.line else "") \
+            if result.source else ""
+        lines.append(s(f"  (rule {result.ivig['rule']}{source})", dim=True))
         if result.dose:
             lines.append("  " + s("Dose: ", bold=True) + self.dose_line(result.dose))
             if result.dose.get("note"):
                 lines.append(f"    {result.dose['note']}")
-        if result.warnings:
+        others = [w for w in result.warnings if w["severity"] != "critical"]
+        if others:
             lines.append("  " + s("Warnings:", bold=True))
-            for w in result.warnings:
-                tag = s(f"{w['severity'].upper():8}", fg=SEVERITY_COLOURS[w["severity"]], bold=True)
-                lines.append(f"    {tag} {w['code']}: {w['message']}")
-                if w.get("action"):
-                    lines.append(f"             -> {w['action']}")
+            lines.extend(self.warning_lines(others))
         if result.missing:
             lines.append("  " + s("Unknown, would let more rules decide: ", bold=True) + ", ".join(result.missing))
         if self.chain and result.trace:
             lines.append("  " + s("How:", bold=True))
             lines.extend("    " + line for line in self.chain_lines(result))
         return "\n".join(lines)
+
+    def warning_lines(self, warnings) -> List[str]:
+        """Each warning as a tagged line, and its action under it."""
+        lines = []
+        for w in warnings:
+            tag = self.style(f"{w['severity'].upper():8}", fg=SEVERITY_COLOURS[w["severity"]], bold=True)
+            lines.append(f"    {tag} {w['code']}: {w['message']}")
+            if w.get("action"):
+                lines.append(f"             -> {w['action']}")
+        return lines
 
     def dose_line(self, dose) -> str:
         if dose.get("g_per_kg_per_day") is not None:
@@ -172,20 +191,27 @@ class Summary:
         return text
 
 
-CSV_COLUMNS = ("id", "status", "stance", "rule", "total_g_per_kg", "g_per_kg_per_day", "days", "total_g",
-               "repeat", "warnings", "missing", "error", "source", "line")
+CSV_COLUMNS = ("id", "status", "stance", "max_severity", "critical", "rule", "total_g_per_kg",
+               "g_per_kg_per_day", "days", "total_g", "repeat", "warnings", "missing", "error", "source", "line")
 
 
 def csv_row(result) -> list:
-    """One case as a CSV row: warnings are codes, and missing fields names, joined by ';'."""
+    """One case as a CSV row: warnings are codes, and missing fields names, joined by ';'.
+
+    The highest severity and the critical codes sit beside the stance, so a
+    spreadsheet filtered on the stance still shows them. Every text cell is
+    made safe for spreadsheets (no cell from input can start a formula).
+    """
     dose = result.dose or {}
     error = result.error or {}
-    return [result.id, result.status, (result.ivig or {}).get("stance", ""), (result.ivig or {}).get("rule", ""),
-            *("" if dose.get(k) is None else dose[k] for k in ("total_g_per_kg", "g_per_kg_per_day", "days",
-                                                                 "total_g", "repeat")),
-            ";".join(w["code"] for w in result.warnings), ";".join(result.missing),
-            error.get("message", "") + (f" [{error['field']}]" if error.get("field") else ""),
-            result.source or "", "" if result.line is None else result.line]
+    row = [result.id, result.status, (result.ivig or {}).get("stance", ""), result.max_severity or "",
+           ";".join(result.critical), (result.ivig or {}).get("rule", ""),
+           *("" if dose.get(k) is None else dose[k] for k in ("total_g_per_kg", "g_per_kg_per_day", "days",
+                                                                "total_g", "repeat")),
+           ";".join(w["code"] for w in result.warnings), ";".join(result.missing),
+           error.get("message", "") + (f" [{error['field']}]" if error.get("field") else ""),
+           result.source or "", "" if result.line is None else result.line]
+    return [for_spreadsheet(cell) for cell in row]
 
 
 @dataclass
@@ -221,9 +247,11 @@ class Formatter:
                 renderer = self._renderers[id(rulebase)] = TextRenderer(rulebase, self.style, self.chain)
             text = renderer.render(result)
         elif self.fmt == "csv":
+            # with an empty line terminator the csv module would not quote a
+            # cell holding a newline: write a whole row, then drop its end
             line = io.StringIO()
-            csv.writer(line, lineterminator="").writerow(csv_row(result))
-            text = line.getvalue()
+            csv.writer(line, lineterminator="\n").writerow(csv_row(result))
+            text = line.getvalue()[:-1]
         else:
             text = to_json(result)
         return Formatted(result.id, result.status, result.ivig and {"stance": result.ivig["stance"]}, text)

@@ -33,6 +33,11 @@ def test_golden_case(golden, results):
         for key, value in expect["dose"].items():
             assert result["dose"][key] == value, key
     assert sorted(w["code"] for w in result["warnings"]) == sorted(expect["warnings"])
+    if "max_severity" in expect:
+        assert result["max_severity"] == expect["max_severity"]
+    severity = {w["code"]: w["severity"] for w in result["warnings"]}
+    for code, level in expect.get("severity", {}).items():
+        assert severity[code] == level, code
     fired = [t["rule"] for t in result["trace"]]
     for rule in expect.get("fired", []):
         assert rule in fired
