@@ -498,19 +498,30 @@ def audit_diff(ctx, base_dir, paths, fmt):
 def audit_sign(ctx, rule_ids, verdict, reviewer, comment, date):
     """Record a reviewer's verdict on rules in the review log beside the rules.
 
-    The verdict is tied to the rule's content hash: edit the rule and the
-    sign-off shows as stale.
+    The verdict is tied to a hash of what decides the rule's outcome: edit the
+    rule, a rule that feeds or pre-empts it, or the layer order, and the
+    sign-off shows as stale. All or nothing: one bad rule id or a damaged log
+    records nothing (exit 2).
     """
-    from ivig_advisor.engine.signoff import LOG_NAME, sign
+    from ivig_advisor.engine.signoff import BadSignOff, LogUnusable, NoLogHere, sign
 
     rulebase = _rulebase(ctx)
-    for rule_id in rule_ids:
-        try:
-            entry = sign(rulebase, rule_id, verdict, reviewer, comment, date)
-        except ValueError as exc:
-            raise click.BadParameter(str(exc))
-        click.echo(f"{rule_id}: {verdict} by {entry['reviewer']} on {entry['date']} "
-                   f"(hash {entry['hash']}) -> {rulebase.label}/{LOG_NAME}")
+    try:
+        path, entries = sign(rulebase, rule_ids, verdict, reviewer, comment, date)
+    except BadSignOff as exc:
+        raise click.BadParameter(str(exc), param_hint=exc.param)
+    except LogUnusable as exc:
+        for error in exc.errors:
+            click.echo(f"error: {error}", err=True)
+        click.echo("error: the review log is damaged; nothing was recorded (mend the log, then sign again)",
+                   err=True)
+        raise SystemExit(2)
+    except (NoLogHere, TimeoutError) as exc:
+        click.echo(f"error: {exc}; nothing was recorded", err=True)
+        raise SystemExit(2)
+    for entry in entries:
+        click.echo(f"{entry['rule']}: {verdict} by {entry['reviewer']} on {entry['date']} (hash {entry['hash']})")
+    click.echo(f"recorded {len(entries)} sign-off{'s' if len(entries) != 1 else ''} in {path}")
 
 
 @audit.command("report")

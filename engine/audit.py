@@ -16,7 +16,7 @@ from .caseio import CaseRecord, read_cases
 from .compiler import dose_text
 from .evaluate import Advisor, Result
 from .rulebase import RuleBase, RuleBaseInvalid, RuleSpec, _suggest
-from .signoff import ReviewLog, rule_hash
+from .signoff import ReviewLog, signoff_hash
 from .analysis import fields_behind, live_rules
 from .verify import Finding, Verification, domains, verify
 
@@ -94,7 +94,7 @@ def rule_record(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog] = N
               "plain": sentence(rulebase, rule), "basis": rule.basis, "rationale": rule.rationale or None,
               "citation": citation(rule), "flags": list(rule.flags), "status": rule.status,
               "maintenance": rulebase.maintenance.get(rule.topic, {}),
-              "file": rule.file, "line": rule.line, "hash": rule_hash(rule)}
+              "file": rule.file, "line": rule.line, "hash": signoff_hash(rulebase, rule)}
     if log is not None:
         signoff = log.state(rule)
         record["signoff"] = {"state": signoff.state, **(signoff.entry or {})}

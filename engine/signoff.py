@@ -1,92 +1,328 @@
 """Reviewers' sign-off: a YAML log of verdicts kept beside the rules.
 
 Each entry records a verdict on one rule (``approved``, or ``needs-change``
-with a comment), who gave it, when, and the hash of the rule's content at the
-time. A verdict holds only for that content: edit the rule and its sign-off is
-*stale*. The log is append-only; the newest entry for a rule is the one that
-counts, and the older ones stay as history (Arden Syntax's maintenance slots
-keep the same record inside each module).
+with a comment), who gave it, when, and a hash of everything that decides the
+rule's outcome at the time (see `signoff_hash`). A verdict holds only for that:
+edit the rule, a rule that feeds it or competes with it, or the layer order,
+and its sign-off is *stale*. The log is append-only; the newest entry for a
+rule is the one that counts, and the older ones stay as history (Arden
+Syntax's maintenance slots keep the same record inside each module).
+
+The log is the record reviewers read, diff and merge in version control, so it
+stays one YAML file, the only copy. Concurrent `sign` runs take an exclusive
+lock on a lock file beside it around read, check, append and the atomic
+rename, so none loses another's entry. A log that does not read as a list of
+well-formed sign-offs is refused with its file:line, never appended to and
+never read as "no sign-offs".
 """
 
 import datetime
 import hashlib
 import json
-from dataclasses import dataclass
+import os
+import re
+import time
+import weakref
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional, Tuple
 
 import yaml
 
-from .atomic import write_text_atomic
+from . import conditions
+from .atomic import atomic_writer
 from .rulebase import RuleBase, RuleSpec, _suggest
-from .yamlsrc import SourceError, load_one
+from .yamlsrc import LocatedList, SourceError, _LineLoader, _yaml_error
 
 LOG_NAME = "review-log.yaml"
+LOCK_NAME = f".{LOG_NAME}.lock"
+LOCK_TIMEOUT = 30.0  # seconds; a sign holds the lock for milliseconds
 VERDICTS = ("approved", "needs-change")
-STATES = ("approved", "needs-change", "stale", "missing")
+STATES = ("approved", "needs-change", "stale", "missing", "unreadable")
 ENTRY_KEYS = ("rule", "verdict", "reviewer", "date", "hash", "comment")
+REQUIRED_KEYS = ("rule", "verdict", "reviewer", "date", "hash")
+DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 HEADER = """\
 # Clinical reviewers' verdicts on the rules, newest last; `ivig audit sign` appends.
-# A verdict holds for the rule content whose hash it records: edit the rule and
-# the sign-off is stale until a reviewer looks again.
+# A verdict holds for the rule's outcome whose hash it records: edit the rule, a
+# rule that feeds or pre-empts it, or the layer order, and the sign-off is stale
+# until a reviewer looks again.
 signoffs:
 """
 
 
+# -- what a sign-off is tied to ------------------------------------------------
+
 def rule_hash(rule: RuleSpec) -> str:
     """A short hash of what a rule says (everything written, except its status)."""
-    content = {k: v for k, v in rule.raw.items() if k != "status"}
+    return _digest({k: v for k, v in rule.raw.items() if k != "status"})
+
+
+def signoff_hash(rulebase: RuleBase, rule: RuleSpec) -> str:
+    """A short hash of everything that decides when `rule` fires and what it concludes.
+
+    That is the rule's own content (status aside); the layer order; and, in
+    firing order, the decisive part (condition, layer, what it asserts) of the
+    rules it depends on: those that derive a fact it tests, those that assert
+    what it asserts (an earlier stance, the first dose, the same warning wins),
+    and transitively theirs. Only rules that can fire for a common diagnosis
+    count, so an MMN edit leaves GBS sign-offs alone; titles, quotes and
+    messages of other rules are not part of this rule's outcome.
+    """
+    cache = _hash_cache.get(rulebase)
+    if cache is None:
+        cache = _hash_cache[rulebase] = _Dependencies(rulebase)
+    return cache.hash_of(rule)
+
+
+_hash_cache: "weakref.WeakKeyDictionary[RuleBase, _Dependencies]" = weakref.WeakKeyDictionary()
+
+
+def _digest(content) -> str:
     text = json.dumps(content, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
+def _decisive(rule: RuleSpec) -> dict:
+    """The part of another rule that can change this one's outcome."""
+    return {"when": rule.raw.get("when"), "layer": rule.layer, "derives": rule.derives,
+            "dose": "dose" in rule.then, "warns": sorted(w["code"] for w in rule.warnings)}
+
+
+def _outputs(rule: RuleSpec) -> set:
+    """What a rule asserts that another rule may assert first (and so pre-empt it)."""
+    out = set(rule.derives)
+    if "dose" in rule.then:
+        out.add("dose")
+    out |= {"warn:" + w["code"] for w in rule.warnings}
+    return out
+
+
+class _Dependencies:
+    """The rules each rule's outcome depends on, for one rule base (computed once)."""
+
+    def __init__(self, rulebase: RuleBase):
+        from .analysis import live_rules
+        self.rulebase = rulebase
+        self.diagnoses: Dict[str, set] = {r.id: set() for r in rulebase.rules}
+        for value in rulebase.schema.fields["diagnosis"].values:
+            for rule in live_rules(rulebase, value):
+                self.diagnoses[rule.id].add(value)
+        self.layers = [(l.name, l.sets_stance) for l in rulebase.layers]
+        self.hashes: Dict[str, str] = {}
+
+    def _related(self, rule: RuleSpec) -> Iterable[RuleSpec]:
+        tested = {t.name for t in conditions.tests(rule.when)}
+        outputs = _outputs(rule)
+        for other in self.rulebase.rules:
+            if other is rule or not self.diagnoses[rule.id] & self.diagnoses[other.id]:
+                continue
+            if tested & set(other.derives) or outputs & _outputs(other):
+                yield other
+
+    def hash_of(self, rule: RuleSpec) -> str:
+        if rule.id not in self.hashes:
+            closure, todo = {rule.id: rule}, [rule]
+            while todo:
+                for other in self._related(todo.pop()):
+                    if other.id not in closure:
+                        closure[other.id] = other
+                        todo.append(other)
+            ordered = sorted(closure.values(), key=lambda r: -r.salience)
+            self.hashes[rule.id] = _digest({
+                "rule": {k: v for k, v in rule.raw.items() if k != "status"},
+                "layers": self.layers,
+                "context": ["this rule" if r is rule else _decisive(r) for r in ordered]})
+        return self.hashes[rule.id]
+
+
+# -- reading the log -------------------------------------------------------------
+
+class _LogLoader(_LineLoader):
+    """Every scalar of the log is text: '2026-01-01' is a date only once checked,
+    and a hash of digits keeps its leading zeros."""
+
+    yaml_implicit_resolvers: dict = {}
+
+
+@dataclass
+class LogContents:
+    """A log as read: its valid entries, the errors that make it unusable, and the
+    sign-offs of rules no longer in the rule base (history, not corruption)."""
+    entries: List[dict] = field(default_factory=list)
+    errors: List[SourceError] = field(default_factory=list)
+    orphans: List[SourceError] = field(default_factory=list)
+
+
+def date_problem(text: str) -> Optional[str]:
+    """Why `text` is not a calendar date written YYYY-MM-DD, or None."""
+    if not DATE.match(text):
+        return f"the date '{text}' is not written YYYY-MM-DD"
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return f"'{text}' is not a date of the calendar"
+    return None
+
+
+def parse_log(text: str, source: str, rulebase: RuleBase) -> LogContents:
+    """Read a log's text strictly: anything but a mapping holding one 'signoffs'
+    list of well-formed sign-offs is an error with its line."""
+    out = LogContents()
+    try:
+        data = yaml.load(text, Loader=_LogLoader)
+    except yaml.YAMLError as exc:
+        out.errors.append(_yaml_error(exc, source))
+        return out
+    except RecursionError:
+        out.errors.append(SourceError("not a review log: nested too deeply", source, 1))
+        return out
+    except Exception as exc:  # whatever else the reader refuses (a bound, a tag) is this file's error
+        out.errors.append(SourceError(f"not a readable review log: {getattr(exc, 'message', exc)}", source,
+                                      getattr(exc, "line", None) or 1))
+        return out
+    if data is None:
+        out.errors.append(SourceError("the review log is empty; it needs a line 'signoffs:' "
+                                      "(delete the file to start a new log)", source, 1))
+        return out
+    if not isinstance(data, dict):
+        out.errors.append(SourceError("the review log must be a mapping with a 'signoffs' list",
+                                      source, getattr(data, "line", 1)))
+        return out
+    for key in data:
+        if key != "signoffs":
+            out.errors.append(SourceError(f"unknown top-level key '{key}' (the log holds only 'signoffs')",
+                                          source, data.line_of(key)))
+    items = data.get("signoffs", "")
+    if "signoffs" not in data:
+        out.errors.append(SourceError("the review log has no 'signoffs' list", source, data.line))
+    elif items == "":  # `signoffs:` with nothing under it yet
+        items = []
+    elif not isinstance(items, list):
+        out.errors.append(SourceError("'signoffs' must be a list of sign-offs", source, data.line_of("signoffs")))
+        items = []
+    for i, item in enumerate(items):
+        _entry(item, items.line_of(i) if isinstance(items, LocatedList) else None, source, rulebase, out)
+    return out
+
+
+def _entry(item, line, source, rulebase, out: LogContents):
+    if not isinstance(item, dict):
+        out.errors.append(SourceError("a sign-off must be a mapping of " + ", ".join(ENTRY_KEYS),
+                                      source, line, kind="review-log"))
+        return
+    rule = item.get("rule")
+    problems = [f"unknown key '{k}'{_suggest(k, ENTRY_KEYS)}" for k in item if k not in ENTRY_KEYS]
+    problems += [f"'{k}' must be text" for k in ENTRY_KEYS if k in item and not isinstance(item[k], str)]
+    problems += [f"'{k}' is missing" for k in REQUIRED_KEYS if not item.get(k)]
+    if item.get("verdict") and item["verdict"] not in VERDICTS:
+        problems.append(f"verdict must be one of {', '.join(VERDICTS)}")
+    if item.get("verdict") == "needs-change" and not item.get("comment"):
+        problems.append("a 'needs-change' verdict needs a comment saying what to change")
+    if isinstance(item.get("date"), str) and item["date"]:
+        problems += [p for p in [date_problem(item["date"])] if p]
+    for problem in problems:
+        out.errors.append(SourceError(problem, source, line, rule if isinstance(rule, str) else None, "review-log"))
+    if problems:
+        return
+    out.entries.append({k: item[k] for k in ENTRY_KEYS if item.get(k)})
+    if rule not in rulebase.by_id:
+        out.orphans.append(SourceError(f"no rule '{rule}'{_suggest(rule, rulebase.by_id)} (a sign-off of a "
+                                       "rule no longer in the rule base)", source, line, rule, "review-log"))
+
+
+# -- where the log lives ---------------------------------------------------------
+
+class NoLogHere(ValueError):
+    """The rule base has no place where a sign-off may be written."""
+
+
+def log_path(rulebase: RuleBase) -> Optional[Path]:
+    """The log of a rule base: beside its rules (None for rules not on a file system)."""
+    root = rulebase.root
+    return Path(str(root.joinpath(LOG_NAME))) if isinstance(root, Path) or rulebase.directory else None
+
+
+def writable_log_path(rulebase: RuleBase) -> Path:
+    """Where `sign` may write: beside the rules the reviewer named with --rules, or
+    beside the packaged rules only when they are the rules/ of a writable checkout.
+
+    An installed package is not a place for a record: the next upgrade
+    replaces it, and the reviewer did not choose it.
+    """
+    path = log_path(rulebase)
+    if rulebase.directory is None:
+        package = Path(str(rulebase.root)).parent if path is not None else None
+        if package is None or not (package / ".git").exists():
+            raise NoLogHere(f"the packaged rules are installed at {rulebase.root}, not in a checkout: "
+                            "sign the rule base you work on with `ivig audit --rules DIR sign ...` "
+                            "(the log is written beside the rules, in DIR/" + LOG_NAME + ")")
+    if not os.access(path.parent, os.W_OK):
+        raise NoLogHere(f"cannot write the review log in {path.parent}: the directory is not writable")
+    return path
+
+
+# -- the log of a rule base --------------------------------------------------------
+
 @dataclass
 class SignOff:
     """Where one rule stands with its reviewers."""
-    state: str                    # approved | needs-change | stale | missing
+    state: str                    # approved | needs-change | stale | missing | unreadable
     entry: Optional[dict] = None  # the newest log entry for the rule, if any
 
     def describe(self) -> str:
+        if self.state == "unreadable":
+            return "unknown: the review log has errors (see `ivig audit check`)"
         if self.entry is None:
             return "no sign-off"
         e = self.entry
         text = f"{e['verdict']} by {e['reviewer']} on {e['date']}"
         if e.get("comment"):
             text += f": {e['comment']}"
-        return f"stale ({text}; the rule has changed since)" if self.state == "stale" else text
+        return f"stale ({text}; the rule or what decides its outcome has changed since)" \
+            if self.state == "stale" else text
 
 
 class ReviewLog:
-    """The sign-off log of one rule base, checked against its rules."""
+    """The sign-off log of one rule base, checked against its rules.
 
-    def __init__(self, rulebase: RuleBase, entries: List[dict], errors: List[SourceError], source: str):
+    A log with errors is *unreadable* as a whole: a damaged record may hide a
+    newer verdict, so no rule's sign-off is taken from it.
+    """
+
+    def __init__(self, rulebase: RuleBase, contents: LogContents, source: str, path: Optional[Path] = None):
         self.rulebase = rulebase
-        self.entries = entries
-        self.errors = errors
+        self.entries = contents.entries
+        self.errors = contents.errors + contents.orphans  # every problem, for reports
+        self.readable = not contents.errors
         self.source = source
+        self.path = path
         self.latest: Dict[str, dict] = {}
-        for entry in entries:
+        for entry in self.entries:
             self.latest[entry["rule"]] = entry
 
     @classmethod
-    def load(cls, rulebase: RuleBase) -> "ReviewLog":
+    def load(cls, rulebase: RuleBase, path: Optional[Path] = None) -> "ReviewLog":
         """Read the log beside the rules (none yet: an empty log); errors are kept, not raised."""
-        source = f"{rulebase.label}/{LOG_NAME}"
-        path = rulebase.root.joinpath(LOG_NAME) if rulebase.root is not None else None
-        if path is None or not path.is_file():
-            return cls(rulebase, [], [], source)
+        path = path or log_path(rulebase)
+        source = str(path) if path is not None else f"{rulebase.label}/{LOG_NAME}"
+        if path is None or not path.exists():
+            return cls(rulebase, LogContents(), source, path)
         try:
-            data = load_one(path.read_text(encoding="utf-8"), source)
-        except SourceError as exc:
-            return cls(rulebase, [], [exc], source)
-        entries, errors = _entries(data, rulebase, source)
-        return cls(rulebase, entries, errors, source)
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            return cls(rulebase, LogContents(errors=[SourceError(f"cannot read the review log: {exc}", source, 1)]),
+                       source, path)
+        return cls(rulebase, parse_log(text, source, rulebase), source, path)
 
     def state(self, rule: RuleSpec) -> SignOff:
+        if not self.readable:
+            return SignOff("unreadable")
         entry = self.latest.get(rule.id)
         if entry is None:
             return SignOff("missing")
-        if entry["hash"] != rule_hash(rule):
+        if entry["hash"] != signoff_hash(self.rulebase, rule):
             return SignOff("stale", entry)
         return SignOff(entry["verdict"], entry)
 
@@ -94,60 +330,148 @@ class ReviewLog:
         out = dict.fromkeys(STATES, 0)
         for rule in self.rulebase.rules:
             out[self.state(rule).state] += 1
+        if not out["unreadable"]:
+            del out["unreadable"]
         return out
 
 
-def _entries(data, rulebase: RuleBase, source: str):
-    entries, errors = [], []
-    items = data.get("signoffs") if isinstance(data, dict) else None
-    if items is None:
-        items = []
-    if not isinstance(items, list):
-        return [], [SourceError("the review log needs a 'signoffs' list", source, getattr(data, "line", 1))]
-    for i, item in enumerate(items):
-        line = items.line_of(i)
-        if not isinstance(item, dict):
-            errors.append(SourceError("a sign-off must be a mapping", source, line, kind="review-log"))
-            continue
-        problems = [f"unknown key '{k}'{_suggest(k, ENTRY_KEYS)}" for k in item if k not in ENTRY_KEYS]
-        problems += [f"'{k}' is missing" for k in ("rule", "verdict", "reviewer", "date", "hash") if not item.get(k)]
-        if item.get("rule") and item["rule"] not in rulebase.by_id:
-            problems.append(f"no rule '{item['rule']}'{_suggest(item['rule'], rulebase.by_id)}")
-        if item.get("verdict") and item["verdict"] not in VERDICTS:
-            problems.append(f"verdict must be one of {', '.join(VERDICTS)}")
-        if item.get("verdict") == "needs-change" and not item.get("comment"):
-            problems.append("a 'needs-change' verdict needs a comment saying what to change")
-        for problem in problems:
-            errors.append(SourceError(problem, source, line, item.get("rule"), "review-log"))
-        if not problems:
-            entries.append({k: (str(item[k]) if item.get(k) is not None else None) for k in ENTRY_KEYS})
-    return entries, errors
+# -- signing -----------------------------------------------------------------------
+
+class BadSignOff(ValueError):
+    """An argument of a sign-off is wrong; `param` names it (RULE, --date, ...)."""
+
+    def __init__(self, message: str, param: str):
+        super().__init__(message)
+        self.param = param
 
 
-def sign(rulebase: RuleBase, rule_id: str, verdict: str, reviewer: str, comment: Optional[str] = None,
-         date: Optional[str] = None) -> dict:
-    """Append a verdict on one rule to the log beside the rules; return the entry.
+class LogUnusable(ValueError):
+    """The log on disk is not a well-formed review log; nothing was written."""
 
-    The file is rewritten whole through a temporary file and a rename
-    (engine.atomic), so a crash never leaves half an entry.
-    """
-    if rule_id not in rulebase.by_id:
-        raise ValueError(f"no rule '{rule_id}'{_suggest(rule_id, rulebase.by_id)}")
+    def __init__(self, errors: List[SourceError]):
+        super().__init__("\n".join(map(str, errors)))
+        self.errors = errors
+
+
+def new_entries(rulebase: RuleBase, rule_ids: List[str], verdict: str, reviewer: str,
+                comment: Optional[str] = None, date: Optional[str] = None) -> List[dict]:
+    """The entries a sign would append, every argument checked first (all or nothing)."""
+    unknown = [r for r in rule_ids if r not in rulebase.by_id]
+    if unknown:
+        raise BadSignOff("; ".join(f"no rule '{r}'{_suggest(r, rulebase.by_id)}" for r in unknown)
+                         + " (nothing was recorded)", "RULE")
     if verdict not in VERDICTS:
-        raise ValueError(f"verdict must be one of {', '.join(VERDICTS)}")
+        raise BadSignOff(f"verdict must be one of {', '.join(VERDICTS)}", "--verdict")
+    comment = " ".join((comment or "").split())
     if verdict == "needs-change" and not comment:
-        raise ValueError("a 'needs-change' verdict needs a comment saying what to change")
-    if not reviewer.strip():
-        raise ValueError("a sign-off needs the reviewer's name")
-    path = Path(str(rulebase.root.joinpath(LOG_NAME)))
-    entry = {"rule": rule_id, "verdict": verdict, "reviewer": reviewer.strip(),
-             "date": date or datetime.date.today().isoformat(),
-             "hash": rule_hash(rulebase.by_id[rule_id])}
-    if comment:
-        entry["comment"] = " ".join(comment.split())
-    text = path.read_text(encoding="utf-8") if path.exists() else HEADER
-    if not text.endswith("\n"):
-        text += "\n"
-    text += yaml.safe_dump([entry], sort_keys=False, allow_unicode=True, width=100)
-    write_text_atomic(path, text)
-    return entry
+        raise BadSignOff("a 'needs-change' verdict needs a comment saying what to change", "--comment")
+    reviewer = " ".join((reviewer or "").split())
+    if not reviewer:
+        raise BadSignOff("a sign-off needs the reviewer's name", "--reviewer")
+    today = datetime.date.today()
+    date = today.isoformat() if date is None else date
+    problem = date_problem(date)
+    if problem is None and datetime.date.fromisoformat(date) > today:
+        problem = f"{date} is after today ({today.isoformat()}): a review is dated when it was done"
+    if problem:
+        raise BadSignOff(problem, "--date")
+    entries = []
+    for rule_id in dict.fromkeys(rule_ids):
+        entry = {"rule": rule_id, "verdict": verdict, "reviewer": reviewer, "date": date,
+                 "hash": signoff_hash(rulebase, rulebase.by_id[rule_id])}
+        if comment:
+            entry["comment"] = comment
+        entries.append(entry)
+    return entries
+
+
+def sign(rulebase: RuleBase, rule_ids: List[str], verdict: str, reviewer: str, comment: Optional[str] = None,
+         date: Optional[str] = None, path: Optional[Path] = None) -> Tuple[Path, List[dict]]:
+    """Append verdicts on rules to the log; return where it was written and the entries.
+
+    All or nothing: every argument is checked before anything is written, and
+    under the lock the log is read and checked whole; a log with errors is
+    refused (LogUnusable). The new file replaces the old in one rename, so a
+    crash never leaves half an entry.
+    """
+    entries = new_entries(rulebase, list(rule_ids), verdict, reviewer, comment, date)
+    path = Path(os.path.abspath(path if path is not None else writable_log_path(rulebase)))
+    source = str(path)
+    with _locked(path.parent / f".{path.name}.lock"):
+        text = path.read_text(encoding="utf-8") if path.exists() else HEADER
+        before = parse_log(text, source, rulebase)
+        if before.errors:
+            raise LogUnusable(before.errors)
+        new_text = _appended(text, before.entries, entries, source, rulebase)
+        with atomic_writer(path) as out:
+            out.write(new_text)
+            out.flush()
+            os.fsync(out.fileno())  # on disk before the rename makes it the log
+    return path, entries
+
+
+def _appended(text: str, old: List[dict], new: List[dict], source: str, rulebase: RuleBase) -> str:
+    """The log's text with the new entries at the end.
+
+    Appending keeps every earlier line as written (and the diff to one hunk);
+    where the log's layout does not allow it (`signoffs: []`, an indented
+    list), the log is written anew from its entries. Either way the result is
+    read back and must hold exactly the old entries and the new.
+    """
+    wanted = old + new
+    candidate = (text if text.endswith("\n") else text + "\n") + _dump(new)
+    if _reads_as(candidate, wanted, source, rulebase):
+        return candidate
+    candidate = HEADER + _dump(wanted)
+    if not _reads_as(candidate, wanted, source, rulebase):  # pragma: no cover - a bug, not an input
+        raise RuntimeError("the review log would not read back as written; nothing was recorded")
+    return candidate
+
+
+def _reads_as(text: str, entries: List[dict], source: str, rulebase: RuleBase) -> bool:
+    contents = parse_log(text, source, rulebase)
+    return not contents.errors and contents.entries == entries
+
+
+def _dump(entries: List[dict]) -> str:
+    return yaml.safe_dump(entries, sort_keys=False, allow_unicode=True, width=100) if entries else ""
+
+
+@contextmanager
+def _locked(lock_path: Path, timeout: float = LOCK_TIMEOUT):
+    """Hold an exclusive lock on `lock_path` (created if need be) for the block.
+
+    The lock file is never removed: removing it would let two writers lock
+    two different files. The log itself cannot carry the lock, as each write
+    replaces it with a new file.
+    """
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        deadline = time.monotonic() + timeout
+        while not _try_lock(fd):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the review log is locked by another process ({lock_path}); try again")
+            time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+try:
+    import fcntl
+
+    def _try_lock(fd) -> bool:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            return False
+except ImportError:  # pragma: no cover - Windows
+    import msvcrt
+
+    def _try_lock(fd) -> bool:
+        try:
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+            return True
+        except OSError:
+            return False

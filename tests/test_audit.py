@@ -326,11 +326,15 @@ def test_sign_off_is_recorded_and_goes_stale_when_the_rule_changes(run_cli, rule
 def test_a_broken_review_log_is_a_finding_with_its_line(run_cli, rules_copy):
     (rules_copy / "review-log.yaml").write_text(
         "signoffs:\n- rule: mmn-general\n  verdict: approved\n  reviewer: A\n  date: 2026-01-01\n  hash: x\n"
-        "- rule: mmn-generall\n  verdict: maybe\n  reviewer: A\n  date: 2026-01-01\n  hash: x\n", encoding="utf-8")
+        "- rule: mmn-generall\n  verdict: approved\n  reviewer: A\n  date: 2026-01-01\n  hash: x\n"
+        "- rule: gbs-dose\n  verdict: maybe\n  reviewer: A\n  date: 2026-01-01\n  hash: x\n", encoding="utf-8")
     code, report = check_json(run_cli, rules_copy)
     assert code == 1
     found = {(f["line"], f["message"]) for f in report["findings"] if f["kind"] == "review-log"}
-    assert (7, "no rule 'mmn-generall'; did you mean 'mmn-general'?") in found
-    assert (7, "verdict must be one of approved, needs-change") in found
+    assert (7, "no rule 'mmn-generall'; did you mean 'mmn-general'? (a sign-off of a rule no longer in "
+               "the rule base)") in found
+    assert (12, "verdict must be one of approved, needs-change") in found
+    # a damaged log is not read as "no sign-offs", nor half read: no sign-off is taken from it
+    assert report["signoff"]["unreadable"] == len(json.loads(run_cli("audit", "rules", "--format", "json").stdout))
     records = json.loads(run_cli("audit", "--rules", str(rules_copy), "rules", "--format", "json").stdout)
-    assert next(r for r in records if r["id"] == "mmn-general")["signoff"]["state"] == "stale"  # hash x
+    assert {r["signoff"]["state"] for r in records} == {"unreadable"}
