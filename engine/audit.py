@@ -7,6 +7,7 @@ text, Markdown, JSON and HTML.
 
 from collections import Counter
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional
 
@@ -16,9 +17,10 @@ from .caseio import CaseRecord, read_cases
 from .compiler import dose_text
 from .evaluate import Advisor, Result
 from .rulebase import RuleBase, RuleBaseInvalid, RuleSpec, _suggest
-from .signoff import ReviewLog, signoff_hash
+from .signoff import LOG_NAME, ReviewLog, signoff_hash
 from .analysis import fields_behind, live_rules
 from .verify import Finding, Verification, domains, verify
+from .yamlsrc import SourceError, load_one
 
 STANCE_PHRASES = {"first-line": "IVIG is first-line", "second-line": "IVIG is second-line",
                   "trial-justified": "a trial of IVIG is justified",
@@ -185,9 +187,32 @@ def check(directory=None, strict: bool = False) -> CheckReport:
     try:
         rulebase = RuleBase.load(directory)
     except RuleBaseInvalid as exc:
+        root = Path(directory) if directory is not None else Path(str(resources.files("ivig_advisor") / "rules"))
+        try:
+            manifest = load_one((root / "rulebase.yaml").read_text(encoding="utf-8"), "rulebase.yaml")
+        except (OSError, SourceError):
+            manifest = {}
         return CheckReport([Finding(e.kind, e.message + (f" [{e.field}]" if e.field else ""), e.source, e.line)
-                            for e in exc.errors])
+                            for e in exc.errors] + unlisted(root, str(directory or "rules"), manifest))
     return check_rulebase(rulebase, strict)
+
+
+def unlisted(root, label: str, manifest) -> List[Finding]:
+    """A finding for each YAML file in the rule directory that the manifest does not name.
+
+    The loader reads only what rulebase.yaml lists: a reviewer who drops a
+    rule file in beside the others must not think its rules are live.
+    """
+    if not isinstance(root, Path) or not root.is_dir() or not isinstance(manifest, dict):
+        return []
+    named = {"rulebase.yaml", LOG_NAME}
+    for names in (manifest.get("rule_files"), (manifest.get("data_files") or {}).values()
+                  if isinstance(manifest.get("data_files"), dict) else None):
+        named |= {Path(n).as_posix() for n in (names or []) if isinstance(n, str)}
+    return [Finding("unlisted", f"{path.name} is in the rule directory but not listed in rulebase.yaml "
+                                "(rule_files or data_files): its rules are not loaded", f"{label}/{path.name}", 1)
+            for path in sorted(root.iterdir())
+            if path.suffix in (".yaml", ".yml") and not path.name.startswith(".") and path.name not in named]
 
 
 def check_rulebase(rulebase: RuleBase, strict: bool = False) -> CheckReport:
@@ -196,6 +221,7 @@ def check_rulebase(rulebase: RuleBase, strict: bool = False) -> CheckReport:
     log = ReviewLog.load(rulebase)
     findings = list(result.findings)
     findings += [Finding("review-log", e.message, e.source, e.line, e.field) for e in log.errors]
+    findings += unlisted(rulebase.root, rulebase.label, rulebase.manifest)
     if strict:
         for rule in rulebase.rules:
             signoff = log.state(rule)

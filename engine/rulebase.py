@@ -135,6 +135,22 @@ class RuleBase:
         def read(name):
             return load_one(root.joinpath(name).read_text(encoding="utf-8"), f"{label}/{name}")
 
+        def outside(name) -> Optional[str]:
+            """Why a file the manifest names is not a file of this rule directory, or None.
+
+            A manifest is data: it must not make the loader read /etc/passwd or
+            ../x.yaml, nor follow a symbolic link out of the directory.
+            """
+            if not isinstance(name, str) or not name.strip():
+                return f"a file name must be text, not {name!r}"
+            if Path(name).is_absolute() or re.match(r"[A-Za-z]:|[\\/]", name) or ".." in re.split(r"[\\/]", name):
+                return f"'{name}' is outside the rule directory: name files relative to it, without '..'"
+            if isinstance(root, Path):
+                base, target = root.resolve(), (root / name).resolve()
+                if base not in target.parents:
+                    return f"'{name}' leads outside the rule directory (a symbolic link to {target})"
+            return None
+
         errors: List[SourceError] = []
         try:
             manifest = read("rulebase.yaml")
@@ -147,6 +163,10 @@ class RuleBase:
         topics: Dict[str, str] = {}
         maintenance: Dict[str, dict] = {}
         for index, name in enumerate(manifest.get("rule_files") or []):
+            problem = outside(name)
+            if problem:
+                errors.append(SourceError(problem, msource, manifest["rule_files"].line_of(index)))
+                continue
             try:
                 data = read(name)
             except OSError as exc:
@@ -163,11 +183,16 @@ class RuleBase:
                 maintenance[topic] = dict(data.get("maintenance") or {})
         extras = {}
         for key, name in (manifest.get("data_files") or {}).items():
+            line = manifest["data_files"].line_of(key)
+            problem = outside(name)
+            if problem:
+                errors.append(SourceError(problem, msource, line))
+                continue
             try:
                 extras[key] = read(name)
             except (OSError, SourceError) as exc:
                 errors.append(exc if isinstance(exc, SourceError)
-                              else SourceError(f"cannot read data file '{name}'", msource))
+                              else SourceError(f"cannot read data file '{name}': {exc.strerror}", msource, line))
         if not errors:
             _order(rules, layers)
             _check_names(rules, layers, schema, errors)

@@ -338,3 +338,48 @@ def test_a_broken_review_log_is_a_finding_with_its_line(run_cli, rules_copy):
     assert report["signoff"]["unreadable"] == len(json.loads(run_cli("audit", "rules", "--format", "json").stdout))
     records = json.loads(run_cli("audit", "--rules", str(rules_copy), "rules", "--format", "json").stdout)
     assert {r["signoff"]["state"] for r in records} == {"unreadable"}
+
+
+# -- rule files stay in the rule directory ------------------------------------------
+
+def manifest_line(rules_dir, text):
+    lines = (rules_dir / "rulebase.yaml").read_text(encoding="utf-8").splitlines()
+    return next(i for i, line in enumerate(lines, 1) if line == text)
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../outside.yaml", "gbs/../../outside.yaml", "link.yaml"])
+def test_a_rule_file_outside_the_rule_directory_is_refused(run_cli, rules_copy, name):
+    outside = rules_copy.parent / "outside.yaml"
+    outside.write_text("topic: outside\nrules: []\n", encoding="utf-8")
+    (rules_copy / "link.yaml").symlink_to(outside)
+    mutate(rules_copy / "rulebase.yaml", "  - safety.yaml\n", f"  - safety.yaml\n  - {name}\n")
+    line = manifest_line(rules_copy, f"  - {name}")
+    code, report = check_json(run_cli, rules_copy)
+    assert code == 1
+    assert any(f["file"].endswith("rulebase.yaml") and f["line"] == line and "outside the rule directory" in f["message"]
+               for f in report["findings"]), report["findings"]
+    case = ROOT / "examples" / "mmn.yaml"
+    refused = run_cli("evaluate", "--rules", str(rules_copy), str(case))
+    assert refused.exit_code == 2 and f"rulebase.yaml:{line}:" in refused.output
+    assert "root:" not in refused.output  # nothing of /etc/passwd is read or shown
+
+
+def test_a_data_file_outside_the_rule_directory_is_refused(run_cli, rules_copy):
+    mutate(rules_copy / "rulebase.yaml", "  claims: claims.yaml", "  claims: ../claims.yaml")
+    line = manifest_line(rules_copy, "  claims: ../claims.yaml")
+    refused = run_cli("evaluate", "--rules", str(rules_copy), str(ROOT / "examples" / "mmn.yaml"))
+    assert refused.exit_code == 2 and f"rulebase.yaml:{line}:" in refused.output
+    assert "outside the rule directory" in refused.output
+
+
+def test_a_rule_file_the_manifest_does_not_list_is_a_finding(run_cli, rules_copy):
+    assert run_cli("audit", "--rules", str(rules_copy), "sign", "mmn-general", "--verdict", "approved",
+                   "--reviewer", "Dr R").exit_code == 0  # the review log is not a rule file
+    (rules_copy / "mmn-extra.yaml").write_text((rules_copy / "mmn.yaml").read_text(encoding="utf-8"),
+                                               encoding="utf-8")
+    code, report = check_json(run_cli, rules_copy)
+    assert code == 1
+    assert [(f["kind"], f["file"].rsplit("/", 1)[-1]) for f in report["findings"]] == [("unlisted", "mmn-extra.yaml")]
+    assert "not listed in rulebase.yaml" in report["findings"][0]["message"]
+    assert "not loaded" in report["findings"][0]["message"]
+
