@@ -1,5 +1,7 @@
 """Text and Markdown renderings of the audit views (engine.audit) for a terminal or a review."""
 
+import html
+import re
 from itertools import groupby
 from typing import Callable, Dict, List, Optional
 
@@ -62,22 +64,40 @@ def rules_text(rulebase: RuleBase, rules: List[RuleSpec], log: Optional[ReviewLo
     return "\n".join(out)
 
 
+# Markdown's inline syntax, and what starts a block: escaped wherever rule text
+# goes, so that a title can neither run HTML (<script>) nor forge a link, a
+# heading or a table cell in the review document.
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")
+
+
+def md(text) -> str:
+    """Text from the rules (or the log) as Markdown that shows exactly that text, on one line."""
+    text = html.escape(" ".join(str(text).split()), quote=False)
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def md_code(text) -> str:
+    """A code span, unless the text could close it; then escaped plain text."""
+    text = " ".join(str(text).split())
+    return f"`{text}`" if "`" not in text else md(text)
+
+
 def rules_markdown(rulebase: RuleBase, rules: List[RuleSpec], log: Optional[ReviewLog]) -> str:
-    out = [f"# Rules of {rulebase.name} (version {rulebase.version})", ""]
+    out = [f"# Rules of {md(rulebase.name)} (version {md(rulebase.version)})", ""]
     for topic, members in groupby(rules, key=lambda r: r.topic):
-        out += [f"## {rulebase.topics.get(topic) or topic}", ""]
+        out += [f"## {md(rulebase.topics.get(topic) or topic)}", ""]
         for rule in members:
             signoff = log.state(rule).describe() if log is not None else "-"
-            out += [f"### `{rule.id}` — {rule.title}", "",
-                    f"**{audit.sentence(rulebase, rule)}**", "",
-                    f"- basis: {rule.basis}; status: {rule.status}; sign-off: {signoff}",
-                    f"- source: {audit.provenance(rule)}"]
+            out += [f"### {md_code(rule.id)} — {md(rule.title)}", "",
+                    f"**{md(audit.sentence(rulebase, rule))}**", "",
+                    f"- basis: {md(rule.basis)}; status: {md(rule.status)}; sign-off: {md(signoff)}",
+                    f"- source: {md(audit.provenance(rule))}"]
             if rule.source.get("quote"):
-                out.append(f"- quote: {rule.source['quote']}")
+                out.append(f"- quote: {md(rule.source['quote'])}")
             if rule.rationale:
-                out.append(f"- rationale: {rule.rationale}")
-            out += [f"- flag: {flag}" for flag in rule.flags]
-            out += [f"- written at `{rule.file}:{rule.line}`", ""]
+                out.append(f"- rationale: {md(rule.rationale)}")
+            out += [f"- flag: {md(flag)}" for flag in rule.flags]
+            out += [f"- written at {md_code(f'{rule.file}:{rule.line}')}", ""]
     return "\n".join(out)
 
 

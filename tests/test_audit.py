@@ -383,3 +383,17 @@ def test_a_rule_file_the_manifest_does_not_list_is_a_finding(run_cli, rules_copy
     assert "not listed in rulebase.yaml" in report["findings"][0]["message"]
     assert "not loaded" in report["findings"][0]["message"]
 
+
+# -- markdown from rule text ------------------------------------------------------------
+
+def test_markdown_escapes_what_the_rules_say(run_cli, rules_copy):
+    mutate(rules_copy / "mmn.yaml", "title: IVIG is the treatment of choice for MMN",
+           "title: <script>alert(1)</script> *bold* [link](javascript:alert(1)) `code`")
+    mutate(rules_copy / "mmn.yaml", '      quote_en: "On the basis', '      quote: "x\\n\\n# Forged heading\\n<img src=x onerror=alert(1)>"\n'
+                                   '      quote_en: "On the basis')
+    mutate(rules_copy / "mmn.yaml", "      quote: 対照臨床試験に基づいて、IVIGはギラン・バレー症候群、多巣性運動ニューロパチー、CIDPの治療に選択され…\n", "")
+    markdown = run_cli("audit", "--rules", str(rules_copy), "rules", "--format", "markdown").output
+    assert "<script>" not in markdown and "<img" not in markdown
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in markdown
+    assert "[link](" not in markdown and "\\[link\\](javascript" in markdown and "\\*bold\\*" in markdown
+    assert "\n# Forged heading" not in markdown and "\\# Forged heading" in markdown
