@@ -26,7 +26,7 @@ import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import yaml
 
@@ -104,36 +104,41 @@ class _Dependencies:
 
     def __init__(self, rulebase: RuleBase):
         from .analysis import live_rules
-        self.rulebase = rulebase
-        self.diagnoses: Dict[str, set] = {r.id: set() for r in rulebase.rules}
+        diagnoses: Dict[str, set] = {r.id: set() for r in rulebase.rules}
         for value in rulebase.schema.fields["diagnosis"].values:
             for rule in live_rules(rulebase, value):
-                self.diagnoses[rule.id].add(value)
+                diagnoses[rule.id].add(value)
+        producers: Dict[str, List[RuleSpec]] = {}  # derived name -> the rules that assert it
+        emitters: Dict[str, List[RuleSpec]] = {}   # output -> the rules that assert it
+        for rule in rulebase.rules:
+            for name in rule.derives:
+                producers.setdefault(name, []).append(rule)
+            for output in _outputs(rule):
+                emitters.setdefault(output, []).append(rule)
+        # rule id -> the rules that feed it or assert what it asserts, for a shared diagnosis
+        self.related: Dict[str, List[RuleSpec]] = {}
+        for rule in rulebase.rules:
+            near = {o.id: o for t in conditions.tests(rule.when) for o in producers.get(t.name, ())}
+            near.update((o.id, o) for output in _outputs(rule) for o in emitters[output])
+            self.related[rule.id] = [o for o in near.values()
+                                     if o is not rule and diagnoses[rule.id] & diagnoses[o.id]]
+        self.decisive = {r.id: _digest(_decisive(r)) for r in rulebase.rules}
         self.layers = [(l.name, l.sets_stance) for l in rulebase.layers]
         self.hashes: Dict[str, str] = {}
-
-    def _related(self, rule: RuleSpec) -> Iterable[RuleSpec]:
-        tested = {t.name for t in conditions.tests(rule.when)}
-        outputs = _outputs(rule)
-        for other in self.rulebase.rules:
-            if other is rule or not self.diagnoses[rule.id] & self.diagnoses[other.id]:
-                continue
-            if tested & set(other.derives) or outputs & _outputs(other):
-                yield other
 
     def hash_of(self, rule: RuleSpec) -> str:
         if rule.id not in self.hashes:
             closure, todo = {rule.id: rule}, [rule]
             while todo:
-                for other in self._related(todo.pop()):
+                for other in self.related[todo.pop().id]:
                     if other.id not in closure:
                         closure[other.id] = other
                         todo.append(other)
-            ordered = sorted(closure.values(), key=lambda r: -r.salience)
+            ordered = sorted(closure.values(), key=lambda r: -r.salience)  # firing order
             self.hashes[rule.id] = _digest({
                 "rule": {k: v for k, v in rule.raw.items() if k != "status"},
                 "layers": self.layers,
-                "context": ["this rule" if r is rule else _decisive(r) for r in ordered]})
+                "context": ["this rule" if r is rule else self.decisive[r.id] for r in ordered]})
         return self.hashes[rule.id]
 
 
