@@ -7,6 +7,7 @@ from typing import Callable, Dict, List, Optional
 
 from . import audit
 from .compiler import dose_text
+from .escape import for_terminal
 from .render import plain_style
 from .rulebase import RuleBase, RuleSpec
 from .signoff import ReviewLog
@@ -20,30 +21,36 @@ def rule_lines(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog], sty
     s = style
     tag = s(f"[{rule.basis}]", fg="green" if rule.basis == "review" else "yellow")
     signoff = log.state(rule) if log is not None else None
-    lines = [f"{s(rule.id, bold=True)}  {tag} status: {rule.status}"
-             + (f"; sign-off: {signoff.describe()}" if signoff else ""),
+    # Text from the rules and the log is shown with its control characters
+    # made visible (\\e, \\n): an escape sequence in a title must not clear the
+    # reviewer's screen or forge a line.
+    lines = [f"{s(rule.id, bold=True)}  {tag} status: {for_terminal(rule.status)}"
+             + (f"; sign-off: {for_terminal(signoff.describe())}" if signoff else ""),
              f"  {rule.title}",
              f"  {audit.sentence(rulebase, rule)}",
              f"  Source: {audit.provenance(rule)}"]
+    lines[1:] = [for_terminal(line) for line in lines[1:]]
+    more = []
     if rule.source.get("quote"):
-        lines.append(f"  Quote: {rule.source['quote']}")
+        more.append(f"  Quote: {rule.source['quote']}")
     if full and rule.source.get("quote_en"):
-        lines.append(f"  In English: {rule.source['quote_en']}")
+        more.append(f"  In English: {rule.source['quote_en']}")
     if rule.basis == "assumption" or (full and rule.rationale):
-        lines.append(f"  Rationale: {rule.rationale}")
+        more.append(f"  Rationale: {rule.rationale}")
     for flag in rule.flags:
-        lines.append(f"  Flag: {flag}")
+        more.append(f"  Flag: {flag}")
     if full:
         if rule.explanation:
-            lines.append(f"  Explanation: {rule.explanation}")
+            more.append(f"  Explanation: {rule.explanation}")
         if "recommend" in rule.then:
-            lines.append(f"  Says: {rule.then['recommend']['summary']}")
+            more.append(f"  Says: {rule.then['recommend']['summary']}")
         if rule.then.get("dose", {}).get("note"):
-            lines.append(f"  Dose note: {rule.then['dose']['note']}")
+            more.append(f"  Dose note: {rule.then['dose']['note']}")
         for w in rule.warnings:
-            lines.append(f"  Warns ({w['severity']}) {w['code']}: {w['message']}"
-                         + (f" -> {w['action']}" if w.get("action") else ""))
-    lines.append(s(f"  {rule.file}:{rule.line}", dim=True))
+            more.append(f"  Warns ({w['severity']}) {w['code']}: {w['message']}"
+                        + (f" -> {w['action']}" if w.get("action") else ""))
+    lines += [for_terminal(line) for line in more]
+    lines.append(s(for_terminal(f"  {rule.file}:{rule.line}"), dim=True))
     return lines
 
 
@@ -52,7 +59,7 @@ def rules_text(rulebase: RuleBase, rules: List[RuleSpec], log: Optional[ReviewLo
     out = []
     for topic, members in groupby(rules, key=lambda r: r.topic):
         title = rulebase.topics.get(topic) or topic
-        out.append(style(f"== {title} ({topic}) ==", bold=True))
+        out.append(style(for_terminal(f"== {title} ({topic}) =="), bold=True))
         for rule in members:
             out.extend(rule_lines(rulebase, rule, log, style))
             out.append("")
@@ -103,8 +110,8 @@ def rules_markdown(rulebase: RuleBase, rules: List[RuleSpec], log: Optional[Revi
 
 def show_text(rulebase: RuleBase, rule: RuleSpec, log: ReviewLog, feeds: Dict[str, List[str]],
               fed_by: Dict[str, List[str]], cases: Optional[List[str]], style: Callable = plain_style) -> str:
-    lines = rule_lines(rulebase, rule, log, style, full=True)
-    lines.append(f"  Layer: {rule.layer} — {rulebase.layer(rule.layer).help}")
+    head = rule_lines(rulebase, rule, log, style, full=True)
+    lines = [f"  Layer: {rule.layer} — {rulebase.layer(rule.layer).help}"]
     upkeep = rulebase.maintenance.get(rule.topic)
     if upkeep:
         lines.append("  Maintenance: " + "; ".join(f"{k} {v}" for k, v in upkeep.items()))
@@ -123,7 +130,7 @@ def show_text(rulebase: RuleBase, rule: RuleSpec, log: ReviewLog, feeds: Dict[st
         lines.append("  Cases: no case corpus found (pass --cases)")
     else:
         lines.append(f"  Cases that fire it ({len(cases)}): " + (", ".join(cases) or "none"))
-    return "\n".join(lines)
+    return "\n".join(head + [for_terminal(line) for line in lines])  # case ids and data files are input too
 
 
 def witness_text(rulebase: RuleBase, witness: Optional[dict]) -> str:

@@ -25,7 +25,7 @@ article.rule:target{outline:3px solid #f0b400}
 .if{font-weight:600}.meta{color:#556;font-size:.9em}.quote{color:#334;font-size:.92em;margin:.3em 0}
 .badge{display:inline-block;border-radius:10px;padding:0 8px;font-size:.8em;margin-left:4px;border:1px solid}
 .review{color:#176d2c;border-color:#176d2c}.assumption{color:#8a5a00;border-color:#8a5a00}
-.approved{color:#176d2c;border-color:#176d2c}.needs-change,.stale,.finding{color:#a11;border-color:#a11}
+.approved{color:#176d2c;border-color:#176d2c}.needs-change,.stale,.unreadable,.finding{color:#a11;border-color:#a11}
 .missing{color:#667;border-color:#99a}.flag{color:#8a5a00}
 table{border-collapse:collapse;width:100%;background:#fff}td,th{border:1px solid #dde;padding:4px 8px;text-align:left;vertical-align:top}
 .ok{color:#176d2c;font-weight:600}.bad{color:#a11;font-weight:600}

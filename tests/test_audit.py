@@ -163,7 +163,7 @@ def test_a_rule_an_earlier_layer_always_preempts_is_unreachable(run_cli, rules_c
 
 def test_a_narrower_rule_with_the_same_conclusion_is_subsumed(run_cli, rules_copy):
     add_rule(rules_copy, file="safety.yaml", id="migraine-again", layer="safety",
-             when="{all: [{ivig_on_the_table: true}, {migraine: true}, {age: {ge: 40}}]}",
+             when="{all: [{receives_ivig: true}, {migraine: true}, {age: {ge: 40}}]}",
              then="{warn: {code: aseptic-meningitis, severity: warning, message: x}}")
     code, report = check_json(run_cli, rules_copy)
     assert code == 1
@@ -172,7 +172,7 @@ def test_a_narrower_rule_with_the_same_conclusion_is_subsumed(run_cli, rules_cop
 
 
 @pytest.mark.parametrize("layer, when", [
-    ("safety", "{all: [{ivig_on_the_table: true}, {migraine: true}, {age: {ge: 40}}]}"),
+    ("safety", "{all: [{receives_ivig: true}, {migraine: true}, {age: {ge: 40}}]}"),
     ("plan", "{all: [{diagnosis: gbs}, {migraine: true}]}"),  # an earlier layer than the other rule's
 ])
 def test_a_warning_given_two_severities_at_once_is_a_conflict(run_cli, rules_copy, layer, when):
@@ -244,7 +244,8 @@ def test_show_gives_the_rule_its_links_and_its_cases(run_cli):
     assert "Maintenance: author ivig-advisor developers; specialist unassigned" in out
     assert re.search(r"Cases that fire it \(\d+\): .*gbs-cannot-walk", out)
     data = json.loads(run_cli("audit", "show", "thrombosis", "--format", "json").output)
-    assert data["fed_by"] == ["ivig-on-the-table", "thrombosis-risk-group", "thrombosis-risk-paraprotein"]
+    assert data["fed_by"] == ["receives-ivig-by-stance", "receives-ivig-planned", "thrombosis-risk-group",
+                              "thrombosis-risk-thrombocytosis", "thrombosis-risk-paraprotein"]
     assert data["feeds"] == [] and data["cases"]
     wrong = run_cli("audit", "show", "gbs-sever")
     assert wrong.exit_code == 2 and "did you mean 'gbs-severe'?" in wrong.output
@@ -397,3 +398,18 @@ def test_markdown_escapes_what_the_rules_say(run_cli, rules_copy):
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in markdown
     assert "[link](" not in markdown and "\\[link\\](javascript" in markdown and "\\*bold\\*" in markdown
     assert "\n# Forged heading" not in markdown and "\\# Forged heading" in markdown
+
+
+def test_text_shows_control_characters_from_the_rules_and_the_log_as_visible_escapes(rules_copy):
+    from click.testing import CliRunner
+    from ivig_advisor.cli import main
+    mutate(rules_copy / "mmn.yaml", "title: IVIG is the treatment of choice for MMN",
+           'title: "IVIG\\e[2J\\e[1;1H for MMN"')
+    runner = CliRunner()
+    signed = runner.invoke(main, ["audit", "--rules", str(rules_copy), "sign", "mmn-general", "--verdict",
+                                  "approved", "--reviewer", "Dr \x1b]0;owned\x07R"])
+    assert signed.exit_code == 0, signed.output
+    for args in (["rules", "--disease", "mmn"], ["show", "mmn-general"]):
+        out = runner.invoke(main, ["audit", "--rules", str(rules_copy), *args], color=True).output
+        assert "\x1b[2J" not in out and "\x07" not in out and "\x1b]0" not in out
+        assert "IVIG\\e[2J\\e[1;1H for MMN" in out
