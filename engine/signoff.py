@@ -37,7 +37,7 @@ from .yamlsrc import LocatedList, SourceError, _LineLoader, _yaml_error
 
 LOG_NAME = "review-log.yaml"
 LOCK_NAME = f".{LOG_NAME}.lock"
-LOCK_TIMEOUT = 30.0  # seconds; a sign holds the lock for milliseconds
+LOCK_TIMEOUT = 120.0  # seconds; a sign holds the lock for the time it takes to read the log twice
 VERDICTS = ("approved", "needs-change")
 STATES = ("approved", "needs-change", "stale", "missing", "unreadable")
 ENTRY_KEYS = ("rule", "verdict", "reviewer", "date", "hash", "comment")
