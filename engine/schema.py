@@ -1,13 +1,14 @@
 """The case schema (facts/case.yaml): loading it, and validating cases against it."""
 
 import difflib
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Dict, List, Optional
 
 from . import conditions
-from .yamlsrc import Located, SourceError, load_one
+from .yamlsrc import DECIMAL_FLOAT, MAX_NUMBER, Located, SourceError, load_one, shown
 
 TYPES = ("string", "integer", "number", "boolean", "enum", "list")
 
@@ -123,7 +124,7 @@ class CaseSchema:
             if value is None:  # null means unknown
                 continue
             try:
-                facts[key] = _check_value(spec, value)
+                facts[key] = _check_value(spec, _as_written(spec, data, key, value))
             except ValueError as exc:
                 errors.append(SourceError(str(exc), source, where(key), key))
         for name, spec in self.fields.items():
@@ -139,6 +140,15 @@ class CaseSchema:
             raise CaseInvalid(errors)
         case_id = facts.pop("id", None) or default_id or "case"
         return Case(str(case_id), facts, source, line)
+
+    def id_of(self, data, default_id: Optional[str] = None) -> str:
+        """The id of a case mapping as written (``id: 00123`` is '00123', not 123),
+        valid or not: for naming the result of a case that failed validation."""
+        value = data.get("id") if isinstance(data, dict) else None
+        spec = self.fields.get("id")
+        if value is not None and spec is not None:
+            value = _as_written(spec, data, "id", value)
+        return str(value if value not in (None, "") else default_id or "case")
 
     def check_constraints(self, facts: dict) -> bool:
         """Whether a set of facts breaks no constraint (used by exhaustive checks)."""
@@ -181,39 +191,97 @@ def _field_spec(name, spec, groups, source, line) -> FieldSpec:
 
 
 def _unknown_field(key, fields) -> str:
-    message = f"unknown field '{key}'"
+    message = f"unknown field {shown(key)}"
     close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
     return message + (f"; did you mean '{close[0]}'?" if close else "")
 
 
+def _read(value) -> str:
+    """A value as the file wrote it, for an error: JSON's spelling of true, false, null."""
+    if isinstance(value, bool) or value is None:
+        return {True: "'true'", False: "'false'", None: "'null'"}[value]
+    if isinstance(value, (dict, list)):
+        return f"a {'mapping' if isinstance(value, dict) else 'list'}"
+    return shown(value)
+
+
 def _unknown_value(spec: FieldSpec, value) -> str:
-    message = f"'{value}' is not an allowed value of '{spec.name}' ({', '.join(spec.values)})"
-    suggestion = spec.alias_of(str(value)) or next(iter(
-        difflib.get_close_matches(str(value), list(spec.values), n=1, cutoff=0.6)), None)
+    message = f"{_read(value)} is not an allowed value of '{spec.name}' ({', '.join(spec.values)})"
+    if not isinstance(value, str):  # a suggestion for false or 3 would be a guess ('als'?)
+        return message
+    suggestion = spec.alias_of(value) or next(iter(
+        difflib.get_close_matches(value, list(spec.values), n=1, cutoff=0.6)), None)
     return message + (f"; did you mean '{suggestion}'?" if suggestion else "")
+
+
+# Number forms that YAML 1.1 would have read as another number than a person
+# reads (or as a date): refused by name, never converted.
+NUMBER_FORMS = [
+    (re.compile(r"[-+]?0[xX][0-9a-fA-F_]*\Z"), "hexadecimal"),
+    (re.compile(r"[-+]?0[oO][0-7_]*\Z"), "octal"),
+    (re.compile(r"[-+]?0[bB][01_]*\Z"), "binary"),
+    (re.compile(r"[-+]?[0-9][0-9_]*(?::[0-5]?[0-9])+(?:\.[0-9_]*)?\Z"), "base 60, as a time"),
+    (re.compile(r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}(?:[Tt ].*)?\Z"), "a date"),
+    (re.compile(r"[-+]?[0-9][0-9_]*(?:\.[0-9_]*)?(?:[eE][-+]?[0-9]+)?\Z"), "digits with underscores"),
+    (re.compile(r"[-+]?\.(?:inf|Inf|INF|nan|NaN|NAN)\Z"), "infinity or not-a-number"),
+]
+YES_NO = {"yes": True, "no": False, "true": True, "false": False}
+
+
+def _as_written(spec: FieldSpec, data, key, value):
+    """A text field takes a plain scalar as written: `id: 00123` is '00123' and
+    `id: 1.50` is '1.50', not the number YAML reads."""
+    if spec.type == "string" and not isinstance(value, str) and isinstance(data, Located):
+        return data.text_of(key) or value
+    return value
+
+
+def _not_a_number(spec: FieldSpec, value) -> str:
+    """Why a value is not a number, saying what was read."""
+    if isinstance(value, str):
+        text = value.strip()
+        if DECIMAL_FLOAT.match(text) and len(text) > MAX_NUMBER:
+            return f"{shown(text)} has {len(text):,} characters: too long to be a number of '{spec.name}'"
+        if DECIMAL_FLOAT.match(text):
+            return f"'{spec.name}' must be a number, not the text {shown(value)}: remove the quotes"
+        for pattern, form in NUMBER_FORMS:
+            if pattern.match(text):
+                return f"{shown(value)} is not a number as written ({form}): write it in decimal"
+    return f"'{spec.name}' must be a number, not {_read(value)}"
+
+
+def _check_number(spec: FieldSpec, value):
+    """The number if it fits the field; ValueError saying why not."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        raise ValueError(_not_a_number(spec, value))
+    if isinstance(value, int) and abs(value) > 10 ** 15:  # beyond any range, and beyond a float's digits
+        raise ValueError(f"'{spec.name}' is a number of more than 15 digits: too large")
+    if spec.type == "integer" and not float(value).is_integer():
+        raise ValueError(f"'{spec.name}' must be a whole number")
+    low, high = spec.min, spec.max
+    if (low is not None and value < low) or (high is not None and value > high):
+        unit = f" {spec.unit}" if spec.unit else ""
+        raise ValueError(f"'{spec.name}' is {value:g}{unit}, outside {low:g}-{high:g}{unit}")
+    return value
 
 
 def _check_value(spec: FieldSpec, value):
     """The value if it fits the field; ValueError saying why not."""
     kind = spec.type
     if kind == "string":
-        if isinstance(value, bool) or not isinstance(value, (str, int)):
-            raise ValueError(f"'{spec.name}' must be text")
+        if isinstance(value, bool) or not isinstance(value, (str, int, float)) or value != value:
+            raise ValueError(f"'{spec.name}' must be text, not {_read(value)}")
         return str(value)
     if kind == "boolean":
+        # YAML 1.2 reads only true/false as booleans; yes and no are read here,
+        # for boolean fields only, so `diagnosis: no` stays the text 'no'.
+        if isinstance(value, str) and value.strip().lower() in YES_NO:
+            return YES_NO[value.strip().lower()]
         if not isinstance(value, bool):
-            raise ValueError(f"'{spec.name}' must be true or false, not {value!r}")
+            raise ValueError(f"'{spec.name}' must be true or false (or yes or no), not {_read(value)}")
         return value
     if kind in ("number", "integer"):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
-            raise ValueError(f"'{spec.name}' must be a number, not {value!r}")
-        if kind == "integer" and not float(value).is_integer():
-            raise ValueError(f"'{spec.name}' must be a whole number")
-        low, high = spec.min, spec.max
-        if (low is not None and value < low) or (high is not None and value > high):
-            unit = f" {spec.unit}" if spec.unit else ""
-            raise ValueError(f"'{spec.name}' is {value:g}{unit}, outside {low:g}-{high:g}{unit}")
-        return value
+        return _check_number(spec, value)
     if kind == "enum":
         if not isinstance(value, str) or value not in spec.values:
             raise ValueError(_unknown_value(spec, value))

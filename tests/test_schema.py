@@ -25,7 +25,15 @@ def test_null_is_unknown(rulebase):
     ({"diagnosis": "gbs", "age": "old"}, "age", "must be a number"),
     ({"diagnosis": "gbs", "age": True}, "age", "must be a number"),
     ({"diagnosis": "gbs", "weight_kg": 0.5}, "weight_kg", "outside 1-350 kg"),
-    ({"diagnosis": "gbs", "walks_unaided": "no"}, "walks_unaided", "true or false"),
+    ({"diagnosis": "gbs", "walks_unaided": "maybe"}, "walks_unaided", "true or false"),
+    ({"diagnosis": "gbs", "walks_unaided": "off"}, "walks_unaided", "not 'off'"),
+    ({"diagnosis": "gbs", "age": "0x41"}, "age", "'0x41' is not a number as written (hexadecimal): write it in decimal"),
+    ({"diagnosis": "gbs", "age": "1:05"}, "age", "(base 60, as a time)"),
+    ({"diagnosis": "gbs", "age": "65"}, "age", "remove the quotes"),
+    ({"diagnosis": "gbs", "age": 10 ** 5000}, "age", "more than 15 digits: too large"),
+    ({"diagnosis": False}, "diagnosis", "'false' is not an allowed value"),
+    ({"diagnosis": "no"}, "diagnosis", "'no' is not an allowed value"),
+    ({"diagnosis": "x" * 10_000}, "diagnosis", "(10,000 characters)"),
     ({"diagnosis": "lambert"}, "diagnosis", "not an allowed value"),
     ({"diagnosis": "lems", "planned_cotherapy": "steroids"}, "planned_cotherapy", "must be a list"),
     ({"diagnosis": "lems", "planned_cotherapy": ["steroids"]}, "planned_cotherapy", "did you mean 'corticosteroids'"),
@@ -36,6 +44,24 @@ def test_null_is_unknown(rulebase):
 def test_invalid_cases_name_the_field(case, field, words, rulebase):
     errors = errors_of(case, rulebase)
     assert errors[0].field == field and words in errors[0].message
+
+
+@pytest.mark.parametrize("written, value", [("yes", True), ("No", False), ("TRUE", True), ("false", False)])
+def test_yes_and_no_are_read_for_boolean_fields_only(written, value, rulebase):
+    assert rulebase.schema.validate({"diagnosis": "gbs", "walks_unaided": written}).facts["walks_unaided"] is value
+
+
+def test_a_text_field_keeps_a_plain_scalar_as_written(rulebase):
+    from ivig_advisor.engine.yamlsrc import load_one
+    for written in ("00123", "1.50", "1e3", "true", "12:30"):
+        data = load_one(f"id: {written}\ndiagnosis: als\n", "x.yaml")
+        assert rulebase.schema.validate(data).id == written
+        assert rulebase.schema.id_of(data) == written
+
+
+def test_suggestions_only_for_text(rulebase):
+    errors = errors_of({"diagnosis": False}, rulebase)
+    assert "did you mean" not in errors[0].message
 
 
 def test_every_error_is_reported_not_only_the_first(rulebase):
