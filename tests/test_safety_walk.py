@@ -1,0 +1,213 @@
+"""Safety before efficacy, over the whole fact space.
+
+The adverse events of the review (TR L159-163, claims C48-C53) belong to
+IVIG, not to a disease: every patient who receives or is about to receive
+IVIG must get every warning that applies. This test walks every diagnosis's
+fact space exhaustively, as `ivig audit check` does (verify's layer-by-layer
+walk, which tests/test_audit.py holds to the experta engine), and checks the
+requirements below in every state the walk reaches. The requirements are
+written here, from the review, independently of the rules they check.
+"""
+
+import shutil
+
+import pytest
+import yaml
+
+from conftest import ROOT
+from ivig_advisor.engine import RuleBase, conditions
+from ivig_advisor.engine.rulebase import SEVERITIES, STANCE
+from ivig_advisor.engine.verify import _Walk
+
+# Stances after which IVIG may be given: not-effective advises against it, and
+# out-of-scope says nothing; those patients are warned only when the case says
+# IVIG is planned (ivig_planned).
+OFF_THE_TABLE = {"not-effective", "out-of-scope"}
+
+ANY = object()  # a field the walk did not split on: the state stands for all its values
+
+
+def _is(value, wanted):
+    """Whether a field's value in a state can be `wanted` (ANY: it can)."""
+    return value is ANY or value == wanted
+
+
+# (what, when it applies, warning code, lowest acceptable severity); checked in
+# the states of the last layer, where these fields are exact.
+REQUIREMENTS = [
+    ("any patient given IVIG: infusion-rate reactions (C48)", lambda f: True, "infusion-reactions", "info"),
+    ("any patient given IVIG: skin reactions, moderate (C50)", lambda f: True, "skin-reactions", "warning"),
+    ("any patient given IVIG: aseptic meningitis, moderate (C49)", lambda f: True, "aseptic-meningitis", "warning"),
+    ("severe IgA deficiency with anti-IgA antibodies (C51)",
+     lambda f: _is(f("iga_deficiency"), True) and _is(f("anti_iga_antibodies"), True), "anaphylaxis-iga", "critical"),
+    ("severe IgA deficiency, antibodies unknown (C51, A30)",
+     lambda f: _is(f("iga_deficiency"), True) and _is(f("anti_iga_antibodies"), None), "anaphylaxis-iga", "warning"),
+    ("kidney disease with volume depletion (C52)",
+     lambda f: _is(f("renal_disease"), True) and _is(f("volume_depletion"), True), "renal-failure", "critical"),
+    ("kidney disease (C52, A31)", lambda f: _is(f("renal_disease"), True), "renal-failure", "warning"),
+    ("in the thrombosis risk group (C53)", lambda f: f(RISK_GROUP) is True, "thrombosis", "warning"),
+]
+ADVERSE_EVENTS = {code for _, _, code, _ in REQUIREMENTS}
+
+# The thrombosis risk group is read in the first layer and its fields are
+# merged away after it (the walk keeps one history per merged state), so it
+# is checked in two steps: in the first layer, each risk factor must put the
+# patient in the group; in the last, the group must be warned.
+RISK_GROUP = "thrombosis_risk"
+RISK_FACTORS = [
+    ("elderly, 65 or more (A29)", lambda f: f("age") is ANY or any(v is not None and v >= 65 for v in f("age"))),
+    ("diabetes", lambda f: _is(f("diabetes"), True)),
+    ("thrombocytopenia, as translated", lambda f: _is(f("thrombocytopenia"), True)),
+    ("thrombocytosis, the likelier original (A28)", lambda f: _is(f("thrombocytosis"), True)),
+    ("hypergammaglobulinemia", lambda f: _is(f("hypergammaglobulinemia"), True)),
+]
+
+
+class SafetyWalk(_Walk):
+    """The verifier's walk, checking the requirements on every input it fires rules on.
+
+    The walk merges histories that no later rule can tell apart, and inside
+    the last layer it merges inputs that fire the same rules, keeping one as
+    the witness; so the check runs where each input is still whole: in
+    `fire`, once per distinct input of each group of rules, with every field
+    the group reads split (a field absent was not needed: any value).
+    """
+
+    def __init__(self, rulebase):
+        super().__init__(rulebase)
+        self.first, self.last = rulebase.layers[0].name, rulebase.layers[-1].name
+        self.violations = []
+        self.checked = {what: 0 for what, *_ in REQUIREMENTS + RISK_FACTORS}
+        self.quiet = 0
+
+    def fire(self, group, assign, before):
+        fired, derived, need = super().fire(group, assign, before)
+        rules = getattr(group, "rules", group)  # a group of rules, or the list of them
+        if need is None and rules[0].layer == self.first:
+            self.check_risk_group(assign, rules, derived)
+        if need is None and rules[0].layer == self.last:
+            self.check(assign, rules, derived, fired)
+        return fired, derived, need
+
+    def values(self, assign, name):
+        """A number's possible values: the walk holds an interval of its cut
+        domain, (low, high) positions, or one value."""
+        value = assign.get(name, ANY)
+        if value is ANY:
+            return ANY
+        if isinstance(value, tuple) and name in getattr(self, "numeric", ()):
+            return self.domains[name][value[0]:value[1]]
+        return [value]
+
+    def check_risk_group(self, assign, rules, derived):
+        if not any(RISK_GROUP in r.derives for r in rules):
+            return
+        def field(name):
+            return self.values(assign, name) if name == "age" else assign.get(name, ANY)
+        for what, applies in RISK_FACTORS:
+            if applies(field):
+                self.checked[what] += 1
+                if not derived.get(RISK_GROUP):
+                    self.violations.append(f"{what}: not in the thrombosis risk group: {assign}")
+
+    def check(self, assign, rules, derived, fired):
+        def field(name):
+            if name == RISK_GROUP:
+                return bool(derived.get(RISK_GROUP))
+            return assign.get(name, ANY)
+
+        codes = {w["code"] for r in rules for w in r.warnings}
+        warned = {}
+        for rule in fired:
+            for w in rule.warnings:
+                level = SEVERITIES.index(w["severity"])
+                warned[w["code"]] = min(level, warned.get(w["code"], level))
+        stances = derived.get(STANCE, [])
+        stance = stances[0] if stances else None
+        if stance not in OFF_THE_TABLE or field("ivig_planned") is True:
+            for what, applies, code, lowest in REQUIREMENTS:
+                if code in codes and applies(field):
+                    self.checked[what] += 1
+                    if warned.get(code, len(SEVERITIES)) > SEVERITIES.index(lowest):
+                        self.violations.append(f"{what}: no {lowest} '{code}' for {assign} (stance {stance})")
+        elif field("ivig_planned") is ANY:
+            if codes & ADVERSE_EVENTS:
+                self.violations.append(f"IVIG off the table, but ivig_planned never looked at: {assign}")
+        else:
+            self.quiet += 1
+            given = ADVERSE_EVENTS & set(warned)
+            if given:
+                self.violations.append(f"adverse-event warnings {sorted(given)} for a patient not given IVIG: {assign}")
+
+
+def walk(rulebase):
+    checker = SafetyWalk(rulebase)
+    checker.run()
+    # the risk group must lead to the warning: if no rule reads it, the walk
+    # drops it after the first layer and the last layer could not see it
+    if not any(t.name == RISK_GROUP for r in rulebase.rules if r.warnings for t in conditions.tests(r.when)):
+        checker.violations.append(f"no warning rule reads the thrombosis risk group ({RISK_GROUP})")
+    given = {w["code"] for r in rulebase.rules if r.layer == checker.last for w in r.warnings}
+    for what, _, code, _ in REQUIREMENTS:  # a requirement is checked where its warning is given
+        if code not in given:
+            checker.violations.append(f"{what}: no rule gives '{code}'")
+    assert all(rule.layer == checker.last for rule in rulebase.rules if rule.warnings), \
+        "a warning outside the last layer: the walk checks the last layer only"
+    return checker
+
+
+def test_no_patient_given_ivig_goes_without_a_warning_that_applies(rulebase):
+    checker = walk(rulebase)
+    assert checker.violations == []
+    # not vacuous: every requirement met in some state, and some patients not given IVIG seen
+    assert all(checker.checked.values()), checker.checked
+    assert checker.quiet > 0
+
+
+def _mutated(tmp_path, change):
+    target = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", target)
+    path = target / "safety.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    change(data)
+    path.write_text(yaml.safe_dump(data, allow_unicode=True, sort_keys=False), encoding="utf-8")
+    return RuleBase.load(target)
+
+
+def _drop(rule_id):
+    def change(data):
+        data["rules"] = [r for r in data["rules"] if r["id"] != rule_id]
+    return change
+
+
+def _retarget(rule_id, when):
+    def change(data):
+        next(r for r in data["rules"] if r["id"] == rule_id)["when"] = when
+    return change
+
+
+@pytest.mark.parametrize("change, expected", [
+    (_drop("thrombosis-risk-thrombocytosis"), "thrombocytosis"),
+    (_drop("thrombosis"), "thrombosis risk group"),
+    (_drop("aseptic-meningitis-any-patient"), "aseptic meningitis"),
+    (_retarget("anaphylaxis-iga", {"all": [{"receives_ivig": True}, {"iga_deficiency": True},
+                                           {"anti_iga_antibodies": True}, {"migraine": True}]}),
+     "anti-IgA"),
+], ids=["risk factor dropped", "group warning dropped", "general warning dropped", "warning narrowed"])
+def test_the_walk_finds_a_missing_warning(tmp_path, change, expected):
+    checker = walk(_mutated(tmp_path, change))
+    assert any(expected in v for v in checker.violations), checker.violations[:3]
+
+
+def test_the_walk_finds_warnings_gated_on_efficacy_again(tmp_path):
+    """The defect of issue 10: warnings only where the stance gives IVIG."""
+    target = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", target)
+    scope = target / "scope.yaml"
+    text = scope.read_text(encoding="utf-8")
+    old = "when: {stance: {not_in: [not-effective, out-of-scope]}}"
+    assert old in text
+    scope.write_text(text.replace(old, "when: {stance: {in: [first-line, second-line, trial-justified]}}"),
+                     encoding="utf-8")
+    checker = walk(RuleBase.load(target))
+    assert any("not-established" in v for v in checker.violations)
