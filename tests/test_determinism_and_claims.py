@@ -33,7 +33,10 @@ def test_every_claim_is_encoded_or_declared_out(rulebase):
         assert claim in encoded, f"{claim} is not encoded by any rule"
     assert not encoded & declared, "a claim cannot be both encoded and declared out"
     assumptions = set(claims["assumptions"])
-    assert {f"A{n:02d}" for n in range(1, 35)} == assumptions
+    listed = {f"A{n:02d}" for n in range(1, 35)}  # claims.md's A01-A34
+    assert listed <= assumptions
+    ours = assumptions - listed  # the project's own decisions: each taken by some rule
+    assert ours <= {a for r in rulebase.rules for a in r.assumptions}, ours
 
 
 def test_claims_index_matches_the_shared_claims_list(rulebase):
@@ -83,14 +86,16 @@ def test_any_valid_case_reaches_exactly_one_consistent_answer(case):
     stance = result.ivig["stance"]
     codes = [w["code"] for w in result.warnings]
     assert "rule-conflict" not in codes and "dose-conflict" not in codes
+    # safety before efficacy: whoever receives IVIG is warned, whatever the stance
+    receives = stance not in ("not-effective", "out-of-scope") or case.get("ivig_planned") is True
+    assert ("infusion-reactions" in codes) == receives
+    assert result.max_severity == (result.warnings[0]["severity"] if result.warnings else None)
     if stance in IVIG_GIVEN:
         assert result.dose is not None and result.dose["total_g_per_kg"] > 0
-        assert "infusion-reactions" in codes
         if "weight_kg" in case:
             assert result.dose["total_g"] == round(result.dose["total_g_per_kg"] * case["weight_kg"], 1)
     else:
         assert result.dose is None
-        assert "infusion-reactions" not in codes
     assert not set(result.missing) & set(case)
     if case["diagnosis"] == "other":
         assert stance == "out-of-scope"
