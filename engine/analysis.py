@@ -63,27 +63,28 @@ def _lookup(rulebase: RuleBase, facts: dict, derived: Dict[str, list], unknown_d
     return lookup
 
 
-def _pursued(cond, lookup, fields):
+def _pursued(cond, lookup):
     """The tests of an undecided condition worth finding out now, in MYCIN's
-    order: in an `all`, a premise that waits on a conclusion not yet reached
-    (a derived fact) is pursued before the premises after it. So the safety
-    fields of a patient who may not receive IVIG wait until it is known
-    whether they will: what decides `receives_ivig` is asked first."""
+    order: the premises of an `all` are pursued one at a time, in the order
+    written, and the next only once the one before is settled. So anti-IgA
+    antibodies wait for IgA deficiency, and the safety fields of a patient
+    who may not receive IVIG wait until it is known whether they will (what
+    decides `receives_ivig` comes first). In an `any`, every open branch."""
     if conditions.evaluate(cond, lookup) is not None:
         return
     if isinstance(cond, conditions.Test):
         yield cond
     elif isinstance(cond, conditions.Not):
-        yield from _pursued(cond.item, lookup, fields)
+        yield from _pursued(cond.item, lookup)
     elif isinstance(cond, conditions.AllOf):
         for item in cond.items:
-            found = list(_pursued(item, lookup, fields))
-            yield from found
-            if any(test.name not in fields for test in found):
+            found = list(_pursued(item, lookup))
+            if found:
+                yield from found
                 return
     else:
         for item in cond.items:
-            yield from _pursued(item, lookup, fields)
+            yield from _pursued(item, lookup)
 
 
 def _moot(rule: RuleSpec, derived: Dict[str, list]) -> bool:
@@ -106,7 +107,7 @@ def _relevant(rulebase: RuleBase, pending: List[RuleSpec], lookup) -> List[RuleS
     fields = rulebase.schema.fields
 
     def pursued(rule):
-        return {t.name for t in _pursued(rule.when, lookup, fields)}
+        return {t.name for t in _pursued(rule.when, lookup)}
 
     keep = [r for r in pending if any(k in r.then for k in ("recommend", "dose", "warn"))]
     names = set().union(*(pursued(r) for r in keep))
@@ -132,7 +133,7 @@ def missing_fields(rulebase: RuleBase, facts: dict, undecided: List[RuleSpec], a
     waiting = {n for r in undecided for n in r.derives if not derived.get(n)}
     lookup = _lookup(rulebase, facts, derived, waiting)
     fields = rulebase.schema.fields
-    wanted = {t.name for r in undecided for t in _pursued(r.when, lookup, fields)
+    wanted = {t.name for r in undecided for t in _pursued(r.when, lookup)
               if t.name in fields and t.name not in facts}
     wanted |= {name for name in also if name not in facts}
     return [name for name in fields if name in wanted]

@@ -48,6 +48,8 @@ def test_golden_case(golden, results):
             assert result["missing"] == []
         for field in expect["missing"]:
             assert field in result["missing"]
+    for field in expect.get("not_missing", []):
+        assert field not in result["missing"]
 
 
 def test_every_rule_is_exercised_by_a_golden_case(results, rulebase):
