@@ -12,12 +12,24 @@ many combinations were covered and how many distinct states that took.
 Inside a layer a field is split into its values only when a still-undecided
 rule needs it (MYCIN's "skip a rule whose premise is already false").
 
+Numbers are split into intervals, not points: a group of rules that tests
+age at 65 splits it into unknown, below 65 and 65 or more, whatever other
+thresholds other rules use; a later group that tests 70 splits the interval
+again where it needs to. A state's count is spread evenly over its interval
+(each is a run of the cut domain's values), so the counts stay exact, and
+its witness holds the interval's first value, which every test so far
+treats as it treats the whole interval. Once no later rule of the diagnosis
+can tell two intervals apart, they merge. Each diagnosis is walked with
+only its live rules (`analysis.live_rules`), so thresholds that one
+disease's rules use do not cut the numbers of another.
+
 The walk reads the rules' conditions directly, so it is a second reading of
 the engine's semantics (layers in order, each rule at most once, a stance
 from an earlier stance layer final); tests/test_audit.py holds it to the
 real experta engine on the golden cases and on random cases.
 """
 
+from bisect import bisect_right
 from collections import Counter
 from fractions import Fraction
 from dataclasses import dataclass, field
@@ -163,6 +175,7 @@ class _Group:
     rules: List[RuleSpec]
     fields: Tuple[str, ...]
     derived: Tuple[str, ...]  # derived facts from earlier layers that they test
+    key: tuple = ()  # the ids of its rules: groups of the same rules share outcomes across diagnoses
 
 
 @dataclass
@@ -193,7 +206,8 @@ def _groups(rules: List[RuleSpec], fields) -> List[_Group]:
         tested = {t.name for r in members for t in conditions.tests(r.when)}
         made = {n for r in members for n in r.derives}
         out.append(_Group(index, members, tuple(sorted(n for n in tested if n in fields)),
-                          tuple(sorted(n for n in tested if n not in fields and n not in made))))
+                          tuple(sorted(n for n in tested if n not in fields and n not in made)),
+                          tuple(r.id for r in members)))
     return out
 
 
@@ -209,13 +223,21 @@ class _Walk:
         self.findings: Dict[tuple, Finding] = {}
         self.reach: Counter = Counter()
         self.cofire: Dict[str, set] = {}
+        self.cofired: set = set()  # the sets of rules seen firing together (cofire is updated once per set)
         self.by_layer = {l.name: sorted((r for r in rulebase.rules if r.layer == l.name),
                                         key=lambda r: -r.salience) for l in rulebase.layers}
         self.derives = {r.id: r.derives for r in rulebase.rules}
+        self.tests = {r.id: tuple(conditions.tests(r.when)) for r in rulebase.rules}
+        self.compiled = {r.id: _compile(r.when) for r in rulebase.rules}
         self.groups = {name: _groups(rules, self.schema.fields) for name, rules in self.by_layer.items()}
         self.constrained = {t.name for w, r, _, _ in self.schema.constraints
                             for c in (w, r) for t in conditions.tests(c)}
+        # numbers are split into intervals of their cut domain (see the module doc); a field a
+        # constraint tests keeps its points, since constraints are checked on the witness
+        self.numeric = {name for name in self.domains if name in self.schema.fields and name not in self.constrained
+                        and self.schema.fields[name].type in ("number", "integer")}
         self.cache: Dict[tuple, list] = {}
+        self.cut_cache: Dict[tuple, tuple] = {}
         self.fired_now: set = set()
         severities: Dict[str, set] = {}
         for rule in rulebase.rules:
@@ -225,12 +247,18 @@ class _Walk:
         self.stance_layers = [l.name for l in rulebase.layers if l.sets_stance]
         self.last_stance = self.stance_layers[-1] if self.stance_layers else None
         # what each layer's successors can see: fields and derived names they test
+        # (a subclass may add names, to keep them in the states to the end)
         self.seen_after = {}
         later_names = set()
         for layer in reversed(rulebase.layers):
             self.seen_after[layer.name] = set(later_names)
             for rule in self.by_layer[layer.name]:
-                later_names |= {t.name for t in conditions.tests(rule.when)}
+                later_names |= {t.name for t in self.tests[rule.id]}
+        self.tested_after = {name: set(seen) for name, seen in self.seen_after.items()}
+        # groups are folded only when the walk concludes as it does here (see `foldable`)
+        self.folding = all(getattr(type(self), name) is getattr(_Walk, name)
+                           for name in ("conclude", "severity_conflicts", "after_layer", "project"))
+        self.prepare(None)
 
     def add(self, kind, message, rule: Optional[RuleSpec], state_or_witness, count, key=None):
         witness = state_or_witness.witness if isinstance(state_or_witness, _State) else state_or_witness
@@ -256,7 +284,52 @@ class _Walk:
                  if t.name in self.domains and t.name != "diagnosis"}
         return [n for n in self.schema.fields if n in names]
 
+    def prepare(self, diagnosis):
+        """Set up the walk of one diagnosis (None: every rule): its live rules in
+        groups, what each layer's successors see, and where they cut numbers."""
+        live = set(r.id for r in (self.rb.rules if diagnosis is None else live_rules(self.rb, diagnosis)))
+        self.live_groups: Dict[str, List[_Group]] = {}
+        self.seen_now: Dict[str, set] = {}
+        self.cells_now: Dict[str, Dict[str, tuple]] = {}
+        later_names: set = set()
+        later_tests: Dict[str, list] = {}
+        for layer in reversed(self.rb.layers):
+            rules = [r for r in self.by_layer[layer.name] if r.id in live]
+            order = {r.id: g.index for g in self.groups[layer.name] for r in g.rules}
+            groups = sorted(_groups(rules, self.schema.fields), key=lambda g: min(order[r.id] for r in g.rules))
+            self.live_groups[layer.name] = [_Group(i, g.rules, g.fields, g.derived, g.key) for i, g in enumerate(groups)]
+            extra = self.seen_after[layer.name] - self.tested_after[layer.name]  # kept by a subclass
+            self.seen_now[layer.name] = later_names | extra
+            # where later rules can tell numbers apart; a number a subclass keeps is kept as split
+            self.cells_now[layer.name] = {name: self.cuts(name, later_tests.get(name, ()))
+                                          for name in self.numeric if name not in extra}
+            for rule in rules:
+                for test in self.tests[rule.id]:
+                    later_names.add(test.name)
+                    if test.name in self.numeric:
+                        later_tests.setdefault(test.name, []).append(test)
+
+    def cuts(self, name, tests) -> tuple:
+        """The places in a number's cut domain where one of `tests` changes its verdict,
+        in order: place i lies between values i-1 and i; place 1 keeps unknown apart."""
+        key = (name, frozenset((t.op, t.operand) for t in tests))
+        if key not in self.cut_cache:
+            values = self.domains[name]
+            places = {1}
+            for test in tests:
+                verdicts = [_verdict(test, v) for v in values]
+                places.update(i for i in range(1, len(values)) if verdicts[i] != verdicts[i - 1])
+            self.cut_cache[key] = tuple(sorted(p for p in places if 0 < p < len(values)))
+        return self.cut_cache[key]
+
+    def group_cuts(self, group: "_Group", name) -> tuple:
+        key = (group.key, name)
+        if key not in self.cut_cache:
+            self.cut_cache[key] = self.cuts(name, [t for r in group.rules for t in self.tests[r.id] if t.name == name])
+        return self.cut_cache[key]
+
     def walk_diagnosis(self, diagnosis) -> Coverage:
+        self.prepare(diagnosis)
         names = self.live_fields(diagnosis)
         total = prod(len(self.domains[n]) for n in names)
         self.excluded = 0
@@ -289,12 +362,26 @@ class _Walk:
         if layer.sets_stance and state.stance_layer not in (None, layer.name):
             yield self.conclude(state, layer, [], dict(state.derived))  # an earlier stance is final
             return
-        parts = [self.outcomes(state, layer.name, group) for group in self.groups[layer.name]]
+        parts = [self.outcomes(state, layer.name, group) for group in self.live_groups[layer.name]]
+        folded = [part for part in parts if self.foldable(part, layer)]
+        if folded:
+            parts = [part for part in parts if not any(part is f for f in folded)]
+        # a folded group's rules that fire in each of its outcomes go with every combination
+        always = [r for part in folded for r in part[0].fired if all(r in o.fired for o in part[1:])]
+        always_ids = {r.id for r in always}
+        first = {}
+        for part in folded:
+            first.update(part[0].witness)
+        total, common = 0, None  # counts of the combinations kept, and the rules all of them fire
         for combo in product(*parts):
-            weight = prod((part.weight for part in combo), start=Fraction(1))
-            count = state.count * weight
-            assert count.denominator == 1, "a state's count splits evenly over a field's values"
+            numerator, denominator = state.count, 1
+            for part in combo:
+                numerator *= part.weight.numerator
+                denominator *= part.weight.denominator
+            count, rest = divmod(numerator, denominator)
+            assert not rest, "a state's count splits evenly over a field's values"
             witness = dict(state.witness)
+            witness.update(first)
             assign = dict(state.assign)
             derived = {k: list(v) for k, v in state.derived.items()}
             for part in combo:
@@ -302,26 +389,78 @@ class _Walk:
                 assign.update(part.assign)
                 for name, values in part.derived.items():
                     derived.setdefault(name, []).extend(v for v in values if v not in derived[name])
-            if not self.schema.check_constraints({k: v for k, v in witness.items() if v is not None}):
-                self.excluded += int(count)
+            if self.constrained and not self.schema.check_constraints(
+                    {k: v for k, v in witness.items() if v is not None}):
+                self.excluded += count
                 continue
-            fired = sorted((r for part in combo for r in part.fired), key=lambda r: -r.salience)
-            yield self.conclude(_State(assign, state.derived, int(count), witness, state.stance_layer,
+            fired = [r for part in combo for r in part.fired]
+            if folded:
+                total += count
+                ids = {r.id for r in fired}
+                common = ids if common is None else common & ids
+                fired += always
+            fired.sort(key=lambda r: -r.salience)
+            yield self.conclude(_State(assign, state.derived, count, witness, state.stance_layer,
                                        state.dose, state.stance_rule, state.warned), layer, fired, derived)
+        if folded and total:
+            self.fold(folded, total, common | always_ids)
+
+    def foldable(self, part: List["_Outcome"], layer) -> bool:
+        """Whether a group's outcomes can be left out of the product of the layer's
+        groups: they differ, but in nothing that a finding or a later layer reads
+        (no stance, dose, warning given at several severities, field or fact seen
+        later, or field a constraint tests). Only when `conclude` is the walk's own:
+        a subclass that overrides it sees every combination."""
+        if len(part) < 2 or not self.folding:
+            return False
+        seen = self.seen_now[layer.name]
+        for outcome in part:
+            if outcome.assign or any(k in seen or k == STANCE for k in outcome.derived) or \
+                    any(k in self.constrained for k in outcome.witness):
+                return False
+            for rule in outcome.fired:
+                if "recommend" in rule.then or "dose" in rule.then or \
+                        any(w["code"] in self.multi_severity for w in rule.warnings):
+                    return False
+        return True
+
+    def fold(self, folded: List[List["_Outcome"]], total: int, common: set):
+        """What the folded groups add, as if each of their outcomes had gone with
+        each combination kept (`total` of them, all firing `common`): reach, and
+        the rules that always fire together."""
+        for part in folded:
+            for outcome in part:
+                ids = common | {r.id for r in outcome.fired}
+                for rule in outcome.fired:
+                    if rule.id in common:
+                        continue  # fires in every outcome: it went with every combination
+                    count, rest = divmod(total * outcome.weight.numerator, outcome.weight.denominator)
+                    assert not rest, "a state's count splits evenly over a field's values"
+                    self.reach[rule.id] += count
+                    self.fired_now.add(rule.id)
+                    self.cofire[rule.id] = self.cofire.get(rule.id, ids) & ids
 
     def outcomes(self, state: _State, layer_name: str, group: "_Group") -> List["_Outcome"]:
         """The ways one group of a layer's rules can go from this state, merged."""
+        keep = self.seen_now[layer_name] | self.constrained
         seen = tuple(state.assign.get(n, _UNSET) for n in group.fields) + \
             tuple(state.derived.get(n) for n in group.derived)
-        key = (layer_name, group.index, seen)
+        key = (layer_name, group.key, tuple(n in keep for n in group.fields), seen)
         if key in self.cache:
             return self.cache[key]
-        keep = self.seen_after[layer_name] | self.constrained
         merged: Dict[tuple, _Outcome] = {}
         stack = [({}, Fraction(1))]
         while stack:
             added, weight = stack.pop()
-            fired, derived, need = self.fire(group.rules, dict(state.assign, **added), state.derived)
+            assign = dict(state.assign, **added)
+            fired, derived, need = self.fire(group, assign, state.derived)
+            if need in self.numeric:  # split the interval where the group's tests tell values apart
+                low, high = assign.get(need, (0, len(self.domains[need])))
+                places = self.group_cuts(group, need)
+                bounds = [low] + [p for p in places if low < p < high] + [high]
+                stack.extend((dict(added, **{need: (a, b)}), weight * Fraction(b - a, high - low))
+                             for a, b in reversed(list(zip(bounds, bounds[1:]))))
+                continue
             if need is not None:
                 values = self.domains[need]
                 stack.extend((dict(added, **{need: v}), weight / len(values)) for v in reversed(values))
@@ -333,25 +472,39 @@ class _Walk:
             if mkey in merged:
                 merged[mkey].weight += weight
             else:
-                merged[mkey] = _Outcome(fired, visible, added, new, weight)
+                witness = {k: self.domains[k][v[0]] if k in self.numeric else v for k, v in added.items()}
+                merged[mkey] = _Outcome(fired, visible, witness, new, weight)
         self.cache[key] = list(merged.values())
         return self.cache[key]
 
-    def fire(self, rules: List[RuleSpec], assign: dict, before: dict):
-        """The rules of a group that fire, or the field to split on first."""
+    def fire(self, group: "_Group", assign: dict, before: dict):
+        """The rules of a group that fire, or the field to split on first
+        (a number is split again if the group's tests tell its interval apart)."""
+        rules = group.rules
         derived = {k: list(v) for k, v in before.items()}
         decided: Dict[str, bool] = {}
         fired: List[RuleSpec] = []
         fields = self.schema.fields
-        pending = {n for r in rules for n in self.derives[r.id]}  # facts a rule still undecided may add
+        pending = Counter(n for r in rules for n in self.derives[r.id])  # facts a rule still undecided may add
+        split = {}  # number -> whether its interval is one value for the group's tests
+
+        def settled(name):
+            if name not in split:
+                low, high = assign[name]
+                split[name] = all(not low < p < high for p in self.group_cuts(group, name))
+            return split[name]
 
         def lookup(name):
             if name in fields:
                 if name not in assign:
                     return conditions.UNKNOWN
                 value = assign[name]
+                if name in self.numeric:
+                    if not settled(name):
+                        return conditions.UNKNOWN
+                    value = self.domains[name][value[0]]
                 return [] if value is None else [value]
-            return conditions.UNKNOWN if name in pending else derived.get(name, [])
+            return conditions.UNKNOWN if pending[name] else derived.get(name, [])
 
         progress = True
         while progress:
@@ -359,29 +512,36 @@ class _Walk:
             for rule in rules:
                 if rule.id in decided:
                     continue
-                verdict = conditions.evaluate(rule.when, lookup)
+                verdict = self.compiled[rule.id](lookup)
                 if verdict is None:
                     continue
-                decided[rule.id], progress = verdict, True
+                decided[rule.id] = verdict
                 if verdict:
                     fired.append(rule)
                     for name, value in self.derives[rule.id].items():
                         if value not in derived.setdefault(name, []):
                             derived[name].append(value)
-                pending = {n for r in rules if r.id not in decided for n in self.derives[r.id]}
+                if self.derives[rule.id]:  # else what the other rules read is unchanged
+                    progress = True
+                    pending.subtract(list(self.derives[rule.id]))
         for rule in rules:
             if rule.id not in decided:
-                for test in conditions.tests(rule.when):
-                    if test.name in fields and test.name not in assign:
+                for test in self.tests[rule.id]:
+                    if test.name in fields and (test.name not in assign or
+                                                (test.name in self.numeric and not settled(test.name))):
                         return fired, derived, test.name
         return fired, derived, None  # the rest wait only on each other: none can fire
 
     def conclude(self, state: _State, layer, fired: List[RuleSpec], derived: dict) -> _State:
         ids = {r.id for r in fired}
+        together = frozenset(ids)
+        first_time = together not in self.cofired
+        self.cofired.add(together)
         for rule in fired:
             self.reach[rule.id] += state.count
             self.fired_now.add(rule.id)
-            self.cofire[rule.id] = self.cofire.get(rule.id, ids) & ids
+            if first_time:
+                self.cofire[rule.id] = self.cofire.get(rule.id, ids) & ids
         after = _State(dict(state.assign), {k: tuple(v) for k, v in derived.items() if v},
                        state.count, state.witness, state.stance_layer, state.dose, state.stance_rule, state.warned)
         stances = [r for r in fired if "recommend" in r.then]
@@ -432,8 +592,16 @@ class _Walk:
                          state.count, ("dose-gap", diagnosis, given[0]))
 
     def project(self, state: _State, layer) -> _State:
-        seen = self.seen_after[layer.name]
-        state.assign = {k: v for k, v in state.assign.items() if k in seen or k == "diagnosis"}
+        """Keep what later layers can see: the fields and facts they test, and of
+        a number the widest interval that their tests treat as one value."""
+        seen, cells = self.seen_now[layer.name], self.cells_now[layer.name]
+        assign = {}
+        for name, value in state.assign.items():
+            if name in seen or name == "diagnosis":
+                if name in cells:
+                    value = _widen(value, cells[name], len(self.domains[name]))
+                assign[name] = value
+        state.assign = assign
         state.derived = {k: v for k, v in state.derived.items() if k in seen or k == STANCE}
         return state
 
@@ -471,6 +639,50 @@ class _Walk:
                 break
 
 
+def _compile(cond):
+    """`conditions.evaluate` for one condition, as a function of `lookup` (the walk's hot loop)."""
+    unknown = conditions.UNKNOWN
+    if isinstance(cond, conditions.Test):
+        name, holds = cond.name, cond.holds
+        if cond.op == "known":
+            wanted = cond.operand
+            return lambda lookup: None if (values := lookup(name)) is unknown else bool(values) == wanted
+        return lambda lookup: None if (values := lookup(name)) is unknown else any(holds(v) for v in values)
+    if isinstance(cond, conditions.Not):
+        inner = _compile(cond.item)
+        return lambda lookup: None if (verdict := inner(lookup)) is None else not verdict
+    items = [_compile(c) for c in cond.items]
+    decisive = isinstance(cond, conditions.AnyOf)  # the verdict that decides: True for any, False for all
+
+    def evaluate(lookup):
+        undecided = False
+        for item in items:
+            verdict = item(lookup)
+            if verdict is None:
+                undecided = True
+            elif verdict == decisive:
+                return decisive
+        return None if undecided else not decisive
+    return evaluate
+
+
+def _verdict(test: conditions.Test, value) -> bool:
+    """A test's verdict on one value of a field (None: unknown), as `conditions.evaluate` gives it."""
+    if test.op == "known":
+        return (value is not None) == test.operand
+    return value is not None and test.holds(value)
+
+
+def _widen(interval, places, size):
+    """The widest interval of a cut domain around `interval` that crosses none of `places`,
+    or `interval` itself if it crosses one."""
+    low, high = interval
+    i = bisect_right(places, low)
+    left = places[i - 1] if i else 0
+    right = places[i] if i < len(places) else size
+    return (left, right) if high <= right else interval
+
+
 def _atoms(rule: RuleSpec) -> set:
     out = {("derive", k, v) for k, v in (rule.then.get("derive") or {}).items()}
     out |= {("warn", w["code"], w["severity"]) for w in rule.warnings}
@@ -496,7 +708,13 @@ def _satisfiable(rule: RuleSpec, domains: Dict[str, list], rulebase: RuleBase) -
     choices = []
     for name in names:
         if name in domains:
-            values = [v for v in domains[name] if v is not None]
+            # one value for each way the rule's tests of the name can go: the condition reads no more
+            tested = [t for t in conditions.tests(rule.when) if t.name == name]
+            ways: Dict[tuple, object] = {}
+            for value in domains[name]:
+                if value is not None:
+                    ways.setdefault(tuple(_verdict(t, value) for t in tested), value)
+            values = list(ways.values())
         else:
             values = list(dict.fromkeys(r.derives[name] for r in rulebase.producers(name)))
         choices.append([[]] + [[v] for v in values])
