@@ -9,17 +9,21 @@ number of workers.
 
 import itertools
 import os
+import signal
+import threading
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, List, Optional
 
+from .atomic import same_file
 from .caseio import CaseRecord, read_cases
 from .evaluate import Advisor, Result, default_advisor
 
 CHUNK = 64             # cases per task sent to a worker
 IN_FLIGHT = 4          # tasks per worker queued at once: enough to keep it busy, bounded for memory
 POOL_MIN_CASES = 512   # below this, starting processes costs more than it saves (automatic mode)
+WORKERS_PER_CORE = 2   # evaluation is CPU-bound: more processes than this only cost memory
 
 
 def default_workers() -> int:
@@ -28,6 +32,11 @@ def default_workers() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
+
+
+def max_workers() -> int:
+    """The most worker processes a batch starts, whatever is asked: a few per core."""
+    return default_workers() * WORKERS_PER_CORE
 
 
 def evaluate_record(record: CaseRecord, advisor: Advisor) -> Result:
@@ -41,9 +50,9 @@ def evaluate_records(records: Iterable[CaseRecord], advisor: Optional[Advisor] =
                      workers: Optional[int] = 1, finish: Optional[Callable] = None) -> Iterator:
     """Evaluate records lazily, in order.
 
-    `workers`: 1 evaluates here; N > 1 uses a pool of N processes; None picks
-    the number of cores, and a pool only when the batch is long enough to
-    pay for starting one. `finish(result, rulebase)`, if given, runs where
+    `workers`: 1 evaluates here; N > 1 uses a pool of N processes (at most
+    `max_workers()`); None picks the number of cores, and a pool only when
+    the batch is long enough to pay for starting one. `finish(result, rulebase)`, if given, runs where
     the case was evaluated and its value is yielded instead of the Result
     (the CLI renders in the workers, so the reading process only writes).
     """
@@ -53,6 +62,7 @@ def evaluate_records(records: Iterable[CaseRecord], advisor: Optional[Advisor] =
         head = list(itertools.islice(records, POOL_MIN_CASES))
         records = itertools.chain(head, records)
         workers = default_workers() if len(head) == POOL_MIN_CASES else 1
+    workers = min(workers, max_workers())
     if workers <= 1:
         return (_finished(evaluate_record(record, advisor), advisor, finish) for record in records)
     return _pooled(records, advisor, workers, finish)
@@ -63,9 +73,28 @@ def _finished(result: Result, advisor: Advisor, finish: Optional[Callable]):
 
 
 def evaluate_files(paths: Iterable[str], advisor: Optional[Advisor] = None, stdin=None,
-                   workers: Optional[int] = 1, finish: Optional[Callable] = None) -> Iterator:
-    """Evaluate every case in files, directories or '-' (stdin), lazily, in input order."""
-    return evaluate_records(read_cases(paths, stdin=stdin), advisor, workers, finish)
+                   workers: Optional[int] = 1, finish: Optional[Callable] = None,
+                   exclude: Optional[str] = None) -> Iterator:
+    """Evaluate every case in files, directories or '-' (stdin), lazily, in input order.
+
+    `exclude` names a file whose cases are left out: the output file, when it
+    lies in a folder being read, so that a run never reads its own results.
+    """
+    records = read_cases(paths, stdin=stdin)
+    if exclude is not None:
+        records = _without(records, exclude)
+    return evaluate_records(records, advisor, workers, finish)
+
+
+def _without(records: Iterable[CaseRecord], exclude: str) -> Iterator[CaseRecord]:
+    """The records that do not come from the file `exclude` (compared as files, once per source)."""
+    verdicts = {}
+    for record in records:
+        source = record.source
+        if source not in verdicts:
+            verdicts[source] = source is not None and source != "<stdin>" and same_file(source, exclude)
+        if not verdicts[source]:
+            yield record
 
 
 def evaluate_many(cases: Iterable[dict], advisor: Optional[Advisor] = None,
@@ -85,8 +114,9 @@ _worker_advisor: Optional[Advisor] = None
 _worker_finish: Optional[Callable] = None
 
 
-def _start_worker(directory: Optional[str], per_disease: bool, finish: Optional[Callable]):
+def _start_worker(directory: Optional[str], per_disease: bool, finish: Optional[Callable], bound: bool):
     global _worker_advisor, _worker_finish
+    _own_signals(bound)
     from .rulebase import RuleBase
     rulebase = RuleBase.load(Path(directory) if directory else None)
     _worker_advisor, _worker_finish = Advisor(rulebase, per_disease=per_disease), finish
@@ -97,10 +127,43 @@ def _evaluate_chunk(records: List[CaseRecord]) -> list:
             for record in records]
 
 
+def _own_signals(bound: bool):
+    """A worker leaves stopping to the process that started it.
+
+    Ctrl-C reaches every process of the terminal's group: the parent stops the
+    pool, so a worker ignores SIGINT and finishes its chunk rather than dying
+    with a traceback. SIGTERM and SIGHUP end a worker at once (the parent's
+    handlers, inherited through fork, are reset). When `bound`, a worker also
+    ends when its parent dies, even by SIGKILL (Linux), rather than wait
+    forever on a queue nobody writes to.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    for name in ("SIGTERM", "SIGHUP"):
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), signal.SIG_DFL)
+    if bound:
+        _die_with_parent()
+
+
+def _die_with_parent():
+    parent = os.getppid()
+    try:
+        import ctypes
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):  # pragma: no cover - not Linux
+        return
+    if os.getppid() != parent:  # the parent died before the line above
+        os._exit(1)
+
+
 def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finish: Optional[Callable]) -> Iterator:
     directory = advisor.rulebase.directory
+    # PR_SET_PDEATHSIG fires when the *thread* that started the worker ends:
+    # only safe to ask for when that thread is the main one, which ends with the process.
+    bound = threading.current_thread() is threading.main_thread()
     pool = ProcessPoolExecutor(workers, initializer=_start_worker,
-                               initargs=(str(directory) if directory else None, advisor.per_disease, finish))
+                               initargs=(str(directory) if directory else None, advisor.per_disease, finish, bound))
     pending = deque()
     try:
         while True:
