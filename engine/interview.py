@@ -9,13 +9,23 @@ candidates, in the schema's order, and a candidate is asked only if some
 value of it would change the answer (stance, regimen, dose or warnings).
 Safety questions therefore come only when IVIG is on the table, and weight
 only when a dose will be given.
+
+The interview's files are here too, without the terminal: which case a
+`--resume` file gives (`pick_case`), and where and how a case and its result
+are saved (`save_paths`, `check_save`, `save_case`).
 """
 
+import datetime
+import json
 import re
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from pathlib import Path
+from typing import Dict, Iterable, List, Optional, Tuple
+
+import yaml
 
 from . import audit, conditions
+from .atomic import writable_target, write_text_atomic
 from .evaluate import Advisor, Result
 from .schema import CaseInvalid, FieldSpec, _check_value
 from .verify import domains
@@ -245,3 +255,92 @@ class Interview:
 
 _UNSET = object()
 _SKIPPED = object()
+
+
+# -- the interview's files ------------------------------------------------------
+
+SAVE_FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl"}
+
+
+class ResumeError(ValueError):
+    """A `--resume` file that does not give exactly one case; the message names the file."""
+
+
+def record_id(record) -> str:
+    """The id of a case as read: its own `id`, or the one the reader gave it."""
+    data = record.data if isinstance(record.data, dict) else {}
+    return str(data.get("id") or record.default_id)
+
+
+def pick_case(records: Iterable, wanted: Optional[str], source) -> object:
+    """The one record to resume: the only one in the file, or the one whose id is `wanted`.
+
+    A file with several cases is refused rather than silently cut to its
+    first: the clinician would go on with another patient's answers.
+    """
+    records = list(records)
+    ids = [record_id(r) for r in records]
+    listed = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
+    if not records:
+        raise ResumeError(f"{source}: no case in the file")
+    if wanted is None:
+        if len(records) > 1:
+            raise ResumeError(f"{source} holds {len(records)} cases ({listed}); choose one with --id")
+        return records[0]
+    chosen = [r for r, i in zip(records, ids) if i == wanted]
+    if len(chosen) != 1:
+        raise ResumeError(f"{source}: {'no case' if not chosen else f'{len(chosen)} cases'} with the id "
+                          f"{wanted!r} (cases: {listed})")
+    return chosen[0]
+
+
+def save_paths(path) -> Tuple[Path, Path]:
+    """The case file and the result beside it: p.yaml -> p.result.json, ward.v2/p8 -> ward.v2/p8.result.json.
+
+    Only a case-file suffix is replaced; any other dot belongs to the name.
+    """
+    case = Path(path)
+    stem = case.stem if case.suffix.lower() in SAVE_FORMATS else case.name
+    return case, case.with_name(stem + ".result.json")
+
+
+def check_save(path, with_result: bool, overwrite: bool = False) -> List[Path]:
+    """The files saving to `path` would write, once it is known they can be written.
+
+    Raises atomic.OutputRefused for a path that cannot be written (no such
+    folder, not a regular file), and FileExistsError (its `filename` the
+    existing files, joined) when a file exists and `overwrite` is false;
+    both before anything is written.
+    """
+    targets = list(save_paths(path)[:2 if with_result else 1])
+    for target in targets:
+        writable_target(target)
+    existing = [str(t) for t in targets if t.exists()]
+    if existing and not overwrite:
+        raise FileExistsError(17, "exists", " and ".join(existing))
+    return targets
+
+
+def save_case(path, case: dict, result: Optional[Result], overwrite: bool = False) -> List[Path]:
+    """Save a case (and the result, when the interview reached one); the paths written.
+
+    The case is written in the format its suffix names (YAML unless .json or
+    .jsonl), so that `ivig evaluate` and `--resume` read it back.
+    """
+    targets = check_save(path, result is not None, overwrite)
+    write_text_atomic(targets[0], case_text(case, targets[0], finished=result is not None))
+    if result is not None:
+        write_text_atomic(targets[1], json.dumps(result.to_dict(), ensure_ascii=False, indent=2) + "\n")
+    return targets
+
+
+def case_text(case: dict, path, finished: bool) -> str:
+    """A case as the text of a case file of the kind `path`'s suffix names."""
+    kind = SAVE_FORMATS.get(Path(path).suffix.lower(), "yaml")
+    if kind == "json":
+        return json.dumps(case, ensure_ascii=False, indent=2) + "\n"
+    if kind == "jsonl":
+        return json.dumps(case, ensure_ascii=False) + "\n"
+    return (f"# Case from ivig interview, {datetime.date.today().isoformat()}"
+            f"{'' if finished else ' (stopped before the end)'}; unknown fields are left out.\n"
+            + yaml.safe_dump(case, sort_keys=False, allow_unicode=True))
