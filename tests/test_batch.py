@@ -108,8 +108,8 @@ def test_output_file_is_written_whole_or_not_at_all(run_cli, tmp_path, monkeypat
         real(self, result)
 
     monkeypatch.setattr(render.ResultWriter, "write", crash_midway)
-    with pytest.raises(RuntimeError):
-        run_cli("evaluate", str(ROOT / "examples"), "--format", "jsonl", "--output", str(out))
+    crashed = run_cli("evaluate", str(ROOT / "examples"), "--format", "jsonl", "--output", str(out))
+    assert crashed.exit_code == 70 and "internal error (RuntimeError: disk on fire)" in crashed.stderr
     assert out.read_text() == before, "the old file is untouched"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["results.jsonl"], "no temporary file left"
 
