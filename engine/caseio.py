@@ -1,22 +1,34 @@
 """Reading case files: YAML (one or many documents), JSON, JSONL, directories, stdin.
 
-Everything streams: cases are yielded one at a time, in file order, so a
-100,000-line JSONL export is never held in memory. Each yielded record is
-either a case mapping with where it came from, or an error that says where;
-a broken line or document never hides the cases around it.
+Everything streams: cases are yielded one at a time, in file order, and no
+file or standard input is ever held whole (a JSON array is read element by
+element, YAML a block at a time, JSON Lines a line at a time). Each yielded
+record is either a case mapping with where it came from, or an error that
+says where; whatever one line, element, document or file raises becomes that
+record's error, so a broken case never hides the cases around it.
+
+Input is UTF-8 (a byte-order mark is accepted); UTF-16 and UTF-32 are named,
+not misread. JSON is read strictly: duplicate keys, NaN and Infinity are
+refused, with the line of every key kept for error messages.
 """
 
-import itertools
+import bisect
 import json
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Optional
+from typing import Iterable, Iterator, Optional, Tuple
 
-from .yamlsrc import SourceError, load_all, load_one
+from .yamlsrc import (MAX_DEPTH, MAX_NUMBER, MAX_SCALAR, Located, LocatedList, SourceError,
+                      read_documents, shown)
 
 CASE_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 STDIN = "-"
+STDIN_NAME = "<stdin>"
+BLOCK = 1 << 16              # bytes read at a time
+MAX_CASE_CHARS = 1_000_000   # one JSON element or JSON Lines line; a case is a few hundred
+UTF8_BOM = b"\xef\xbb\xbf"
 
 
 @dataclass
@@ -32,123 +44,574 @@ class CaseRecord:
 def expand_paths(paths: Iterable[str]) -> Iterator[str]:
     """Files named, and the case files below directories named (sorted, recursive)."""
     for path in paths:
-        if path == STDIN:
-            yield path
-            continue
-        p = Path(path)
-        if p.is_dir():
-            for child in sorted(p.rglob("*")):
-                if child.is_file() and child.suffix.lower() in CASE_SUFFIXES:
-                    yield str(child)
+        if path != STDIN and Path(path).is_dir():
+            yield from (str(child) for child in _case_files(Path(path)))
         else:
             yield path
 
 
 def read_cases(paths: Iterable[str], stdin=None) -> Iterator[CaseRecord]:
-    """Every case of every path, in order."""
-    for path in expand_paths(paths):
-        yield from _numbered(_read_path(path, stdin))
+    """Every case of every path, in order.
+
+    A case's default id is its file's name: the path below the directory
+    given (``a/p.yaml``), or a file's own name; when that name was already
+    used in this run, the path as given. Several cases in one file are
+    ``name:N``.
+    """
+    used = set()
+
+    def unique(name, path):
+        name = path if name in used else name
+        used.add(name)
+        return name
+
+    for path in paths:
+        if path == STDIN:
+            yield from _guarded(_read_stdin, stdin or sys.stdin, STDIN_NAME, STDIN_NAME)
+            continue
+        root = Path(path)
+        if not root.is_dir():
+            name = unique(root.name, path)
+            yield from _guarded(_read_path, path, path, name)
+            continue
+        files = _case_files(root)
+        for child in files:
+            name = unique(child.relative_to(root).as_posix(), str(child))
+            yield from _guarded(_read_path, str(child), str(child), name)
+        if not files:
+            yield CaseRecord(None, path, None, unique(root.name, path), SourceError(
+                f"no case files ({', '.join(CASE_SUFFIXES)}) in this directory", path))
 
 
 def read_jsonl_lines(lines: Iterable[str], source: str) -> Iterator[CaseRecord]:
     """The cases of a JSON Lines file given as its lines, as `read_cases` reads them
     (line numbers from 1, ids 'name:N'): for readers that hold the lines already."""
-    return _numbered(_read_jsonl(lines, source, Path(source).name))
+    name = Path(source).name
+
+    def numbered():
+        for number, text in enumerate(lines, start=1):
+            yield number, (text[1:] if number == 1 and text.startswith("\ufeff") else text)
+    return _guarded(lambda _lines, _name: _jsonl(numbered(), source, name), None, source, name)
 
 
-def _numbered(records: Iterator[CaseRecord]) -> Iterator[CaseRecord]:
-    """Give ids 'name:N' when a file holds several cases, plain 'name' when one."""
-    first = next(records, None)
-    if first is None:
-        return
-    second = next(records, None)
-    if second is None:
-        yield first
-        return
-    for n, record in enumerate(itertools.chain([first, second], records), start=1):
-        record.default_id = f"{record.default_id}:{n}"
-        yield record
+def _case_files(root: Path) -> list:
+    return [child for child in sorted(root.rglob("*"))
+            if child.is_file() and child.suffix.lower() in CASE_SUFFIXES]
 
 
-def _read_path(path: str, stdin) -> Iterator[CaseRecord]:
-    name = "<stdin>" if path == STDIN else Path(path).name
-    source = "<stdin>" if path == STDIN else path
-    if path == STDIN:
-        yield from _read_stdin(stdin or sys.stdin, source, name)
-        return
-    kind = CASE_SUFFIXES.get(Path(path).suffix.lower())
-    if kind is None:
-        yield CaseRecord(None, source, None, name, SourceError(
-            "not a case file: use .yaml, .yml, .json or .jsonl", source))
-        return
+def _guarded(read, what, source: str, name: str) -> Iterator[CaseRecord]:
+    """The records of ``read(what, name)``: one file's, with ids 'name:N' when it
+    holds several; one error record when it holds none, or when reading it
+    fails in a way no reader below foresaw (the next file is read all the same)."""
+    count, first = 0, None
     try:
-        handle = open(path, encoding="utf-8")
-    except OSError as exc:
-        yield CaseRecord(None, source, None, name, SourceError(f"cannot read: {exc.strerror}", source))
-        return
-    with handle:
-        try:
-            if kind == "jsonl":
-                yield from _read_jsonl(handle, source, name)
-            elif kind == "json":
-                yield from _read_json(handle.read(), source, name)
-            else:
-                yield from _read_yaml(handle, source, name)
-        except UnicodeDecodeError:
-            yield CaseRecord(None, source, None, name, SourceError("not UTF-8 text", source))
-
-
-def _read_stdin(stream, source, name) -> Iterator[CaseRecord]:
-    first = stream.readline()
-    while first and not first.strip():
-        first = stream.readline()
-    if first.lstrip().startswith("{"):
-        try:
-            json.loads(first)
-        except ValueError:
-            pass
-        else:  # a whole object on the first line: JSON Lines
-            yield from _read_jsonl(itertools.chain([first], stream), source, name)
-            return
-    yield from _read_yaml(first + stream.read(), source, name)
-
-
-def _read_jsonl(lines, source, name) -> Iterator[CaseRecord]:
-    for number, text in enumerate(lines, start=1):
-        if not text.strip():
-            continue
-        try:
-            data = json.loads(text)
-        except ValueError as exc:
-            yield CaseRecord(None, source, number, name,
-                             SourceError(f"not valid JSON: {getattr(exc, 'msg', exc)}", source, number))
-            continue
-        yield CaseRecord(data, source, number, name)
-
-
-def _read_json(text, source, name) -> Iterator[CaseRecord]:
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        yield CaseRecord(None, source, getattr(exc, "lineno", None), name, SourceError(
-            f"not valid JSON: {getattr(exc, 'msg', exc)}", source, getattr(exc, "lineno", None)))
-        return
-    try:  # valid JSON is read again through the line-keeping loader, for error lines
-        data = load_one(text, source)
-    except SourceError:
-        pass  # JSON that YAML cannot read: keep the plain data, without lines
-    yield from _cases_of(data, source, name, getattr(data, "line", 1))
-
-
-def _read_yaml(stream, source, name) -> Iterator[CaseRecord]:
-    """`stream` is text or an open file; documents are parsed one at a time."""
-    try:
-        for document in load_all(stream, source):
-            if document is None:
+        for record in read(what, name):
+            count += 1
+            if count == 1:
+                first = record  # held back: 'name' or 'name:1' is known at the second
                 continue
-            yield from _cases_of(document, source, name, getattr(document, "line", None))
-    except SourceError as exc:
+            if count == 2:
+                first.default_id = f"{first.default_id}:1"
+                yield first
+            record.default_id = f"{record.default_id}:{count}"
+            yield record
+    except Exception as exc:  # the last resort: this file's error, never the run's
+        if count == 1:
+            first.default_id = f"{first.default_id}:1"
+            yield first
+        count += 1
+        yield CaseRecord(None, source, None, f"{name}:{count}" if count > 1 else name,
+                         SourceError(f"cannot be read: {type(exc).__name__}: {shown(exc, 200)}", source))
+        return
+    if count == 1:
+        yield first
+    elif count == 0:
+        what = "standard input holds" if source == STDIN_NAME else "the file holds"
+        yield CaseRecord(None, source, None, name, SourceError(f"{what} no case", source))
+
+
+# -- bytes and text -------------------------------------------------------------
+
+class _Bytes:
+    """A binary stream with bytes already read put back in front of it."""
+
+    def __init__(self, raw, head: bytes = b""):
+        self.raw, self.head = raw, head
+
+    def read(self, size: int = BLOCK) -> bytes:
+        if self.head:
+            out, self.head = self.head[:size], self.head[size:]
+            return out
+        return self.raw.read(size)
+
+    def readline(self, limit: int) -> bytes:
+        if self.head:
+            cut = self.head.find(b"\n", 0, limit)
+            cut = limit if cut < 0 else cut + 1
+            if cut <= len(self.head):
+                out, self.head = self.head[:cut], self.head[cut:]
+                return out
+            out, self.head = self.head, b""
+            return out + self.raw.readline(limit - len(out))
+        return self.raw.readline(limit)
+
+
+class _EncodedText:
+    """A text stream (io.StringIO, say) read as UTF-8 bytes, for callers that pass one."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def read(self, size: int = BLOCK) -> bytes:
+        return self.stream.read(size).encode("utf-8", "surrogateescape")
+
+    def readline(self, limit: int) -> bytes:
+        return self.stream.readline(limit).encode("utf-8", "surrogateescape")
+
+
+def _encoding_problem(head: bytes) -> Optional[str]:
+    """What a file's first bytes say it is, when that is not UTF-8."""
+    for bom, name in ((b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe\x00\x00", "UTF-32"),
+                      (b"\xfe\xff", "UTF-16"), (b"\xff\xfe", "UTF-16")):
+        if head.startswith(bom):
+            return f"{name} text (it starts with a {name} byte-order mark)"
+    if len(head) >= 4 and (head[:3] == b"\0\0\0" or head[1:4] == b"\0\0\0"):
+        return "UTF-32 text (every character takes four bytes)"
+    if len(head) >= 2 and (head[0] == 0) != (head[1] == 0):
+        return "UTF-16 text (every other byte is zero)"
+    return None
+
+
+def _opened(raw, source) -> Tuple[Optional[_Bytes], Optional[SourceError]]:
+    """A stream past its UTF-8 byte-order mark, or the error naming its encoding."""
+    head = b""
+    while len(head) < 4:
+        more = raw.read(4 - len(head))
+        if not more:
+            break
+        head += more
+    problem = _encoding_problem(head)
+    if problem:
+        return None, SourceError(f"the file is {problem}: save it as UTF-8", source, 1)
+    return _Bytes(raw, head[3:] if head.startswith(UTF8_BOM) else head), None
+
+
+class _Text:
+    """UTF-8 text decoded a block at a time; an undecodable byte is a SourceError
+    naming its line, raised after the text before it has been given out."""
+
+    def __init__(self, raw: _Bytes, source: str):
+        self.raw, self.source = raw, source
+        self.pending, self.newlines, self.failed = b"", 0, None
+
+    def read(self, size: int = -1) -> str:
+        while True:
+            if self.failed:
+                raise self.failed
+            block = self.raw.read(BLOCK)
+            data, self.pending = self.pending + block, b""
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                if block and exc.reason == "unexpected end of data":  # a character cut by the block
+                    self.pending = data[exc.start:]
+                else:
+                    line = self.newlines + data.count(b"\n", 0, exc.start) + 1
+                    self.failed = SourceError(f"not UTF-8 text: byte 0x{data[exc.start]:02x} on line {line} "
+                                              "cannot be decoded (save the file as UTF-8)", self.source, line)
+                data = data[:exc.start]
+                text = data.decode("utf-8")
+            self.newlines += data.count(b"\n")
+            if text or (not block and not self.failed):
+                return text  # '' only at the end; an error waits until the text before it is read
+
+
+# -- JSON, strictly, with lines ----------------------------------------------------
+
+_WS = re.compile(r"[ \t\n\r]*")
+_NUMBER = re.compile(r"(-?(?:0|[1-9][0-9]*))(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+_LITERALS = (("true", True), ("false", False), ("null", None))
+
+
+class _Json:
+    """A strict JSON parser for one case's text that keeps the line of every
+    key, refuses duplicate keys, NaN and Infinity, and bounds nesting and
+    number length (the standard library's parser does none of these)."""
+
+    def __init__(self, text: str, source: str, line: int):
+        self.s, self.source, self.line0, self.breaks = text, source, line, None
+
+    def parse(self):
+        value, end = self.value(_WS.match(self.s).end(), 0)
+        end = _WS.match(self.s, end).end()
+        if end != len(self.s):
+            self.fail("extra text after the value", end)
+        return value
+
+    def line_at(self, pos: int) -> int:
+        if self.breaks is None:
+            self.breaks = [m.start() for m in re.finditer("\n", self.s)]
+        return self.line0 + bisect.bisect_left(self.breaks, pos)
+
+    def fail(self, message: str, pos: int):
+        raise SourceError(f"not valid JSON: {message}", self.source, self.line_at(pos))
+
+    def value(self, i: int, depth: int):
+        s = self.s
+        c = s[i:i + 1]
+        if c == '"':
+            return self.string(i)
+        if c == "{":
+            return self.mapping(i, depth + 1)
+        if c == "[":
+            return self.array(i, depth + 1)
+        for word, value in _LITERALS:
+            if s.startswith(word, i):
+                return value, i + len(word)
+        number = _NUMBER.match(s, i)
+        if number:
+            if number.end() - i > MAX_NUMBER:
+                self.fail(f"a number of {number.end() - i:,} digits is too long to be meant", i)
+            integer, fraction, exponent = number.groups()
+            text = number.group()
+            return (float(text) if fraction or exponent else int(integer)), number.end()
+        for word in ("NaN", "Infinity", "-Infinity"):
+            if s.startswith(word, i):
+                self.fail(f"{word} is not a number JSON allows", i)
+        self.fail("expecting a value" if c else "the text ends where a value should be", i)
+
+    def string(self, i: int):
+        try:
+            text, end = json.decoder.scanstring(self.s, i + 1, True)
+        except json.JSONDecodeError as exc:
+            self.fail(exc.msg, exc.pos)
+        if len(text) > MAX_SCALAR:
+            self.fail(f"a value of {len(text):,} characters (at most {MAX_SCALAR:,})", i)
+        return text, end
+
+    def nested(self, i: int, depth: int):
+        if depth > MAX_DEPTH:
+            self.fail(f"nested more than {MAX_DEPTH} levels deep", i)
+
+    def mapping(self, i: int, depth: int):
+        self.nested(i, depth)
+        s, result = self.s, Located()
+        result.line, result.key_lines = self.line_at(i), {}
+        i = _WS.match(s, i + 1).end()
+        if s[i:i + 1] == "}":
+            return result, i + 1
+        while True:
+            if s[i:i + 1] != '"':
+                self.fail("expecting a key in double quotes", i)
+            line = self.line_at(i)
+            key, i = self.string(i)
+            if key in result.key_lines:
+                raise SourceError(f"duplicate key {shown(key)}: first on line {result.key_lines[key]}, "
+                                  f"again on line {line}", self.source, line, key)
+            i = _WS.match(s, i).end()
+            if s[i:i + 1] != ":":
+                self.fail("expecting ':' after a key", i)
+            result[key], i = self.value(_WS.match(s, i + 1).end(), depth)
+            result.key_lines[key] = line
+            i = _WS.match(s, i).end()
+            if s[i:i + 1] == ",":
+                i = _WS.match(s, i + 1).end()
+            elif s[i:i + 1] == "}":
+                return result, i + 1
+            else:
+                self.fail("expecting ',' or '}'", i)
+
+    def array(self, i: int, depth: int):
+        self.nested(i, depth)
+        s, result = self.s, LocatedList()
+        result.line, result.item_lines = self.line_at(i), []
+        i = _WS.match(s, i + 1).end()
+        if s[i:i + 1] == "]":
+            return result, i + 1
+        while True:
+            result.item_lines.append(self.line_at(i))
+            item, i = self.value(i, depth)
+            result.append(item)
+            i = _WS.match(s, i).end()
+            if s[i:i + 1] == ",":
+                i = _WS.match(s, i + 1).end()
+            elif s[i:i + 1] == "]":
+                return result, i + 1
+            else:
+                self.fail("expecting ',' or ']'", i)
+
+
+def parse_json(text: str, source: str, line: int = 1):
+    """One JSON value, strictly, with lines (see _Json); raise SourceError.
+
+    A value on one line that cannot be too deep or hold too long a string
+    (most JSON Lines cases) is decoded by the standard library's C decoder,
+    several times faster, with hooks that refuse what _Json refuses; whatever
+    it refuses or fails on is read again by _Json, for the same error message."""
+    if "\n" not in text.rstrip("\r\n") and len(text) <= MAX_SCALAR and text.count("[") + text.count("{") <= MAX_DEPTH:
+        try:
+            return json.loads(text, object_pairs_hook=lambda pairs: _one_line_mapping(pairs, line),
+                              parse_int=_bounded(int), parse_float=_bounded(float), parse_constant=_refuse)
+        except Exception:  # _Json says what is wrong, or reads what the shortcut would not
+            pass
+    return _Json(text, source, line).parse()
+
+
+def _one_line_mapping(pairs, line: int) -> Located:
+    result = Located(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate key")
+    result.line, result.key_lines = line, dict.fromkeys(result, line)
+    return result
+
+
+def _bounded(kind):
+    def convert(text):
+        if len(text) > MAX_NUMBER:
+            raise ValueError("number too long")
+        return kind(text)
+    return convert
+
+
+def _refuse(text):
+    raise ValueError(f"{text} is not a number JSON allows")
+
+
+# -- JSON files: element by element ------------------------------------------------
+
+_TOKEN = re.compile(r'["\[\]{}]')
+_STRING_PART = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.S)  # up to a closing quote or a lone backslash
+_SCALAR_END = re.compile(r"[ \t\n\r,\]}]")
+_CASES_HEAD = re.compile(r'\{[ \t\n\r]*"cases"[ \t\n\r]*:[ \t\n\r]*\[')
+
+
+class _Buffer:
+    """Decoded text read a block at a time, with the line of the reading position.
+
+    Values are cut out by matching brackets outside strings, so each one is
+    parsed alone and only one (at most MAX_CASE_CHARS) is ever held."""
+
+    def __init__(self, text: _Text):
+        self.reader, self.text, self.pos, self.line, self.eof = text, "", 0, 1, False
+
+    def more(self) -> bool:
+        """Read another block onto the end; False at the end of the input."""
+        if self.eof:
+            return False
+        block = self.reader.read(BLOCK)
+        if not block:
+            self.eof = True
+            return False
+        self.text += block
+        return True
+
+    def compact(self) -> None:
+        """Drop the text already read, now and then: never the cost of a copy per case."""
+        if self.pos > BLOCK:
+            self.text, self.pos = self.text[self.pos:], 0
+
+    def advance(self, end: int) -> None:
+        self.line += self.text.count("\n", self.pos, end)
+        self.pos = end
+
+    def peek(self) -> str:
+        """The next character that is not white space ('' at the end), not consumed."""
+        while True:
+            self.advance(_WS.match(self.text, self.pos).end())
+            if self.pos < len(self.text):
+                return self.text[self.pos]
+            self.compact()
+            if not self.more():
+                return ""
+
+    def starts(self, pattern) -> bool:
+        """Whether the text here matches `pattern` (consumed if so); reads enough to tell."""
+        while len(self.text) - self.pos < 256 and self.more():
+            pass
+        match = pattern.match(self.text, self.pos)
+        if match:
+            self.advance(match.end())
+        return bool(match)
+
+    def take(self) -> Tuple[Optional[str], int, Optional[SourceError]]:
+        """The next value's text and line, or an error for it (it is skipped whole)."""
+        self.peek()
+        self.compact()
+        line = self.line
+        end = self._end()
+        if end is None:
+            self.advance(len(self.text))
+            return None, line, SourceError(f"the input ends inside the value that starts on line {line}",
+                                           self.reader.source, line)
+        if end < 0:
+            return None, line, SourceError(f"a value of more than {MAX_CASE_CHARS:,} characters: "
+                                           "too large to be a case", self.reader.source, line)
+        text = self.text[self.pos:end]
+        self.advance(end)
+        return text, line, None
+
+    def _end(self) -> Optional[int]:
+        """Where the value at `pos` ends: scanned once, brackets counted outside
+        strings. None if the input ends first; -1 (having skipped it, holding
+        none of it) if it is larger than a case can be."""
+        i, depth, in_string, skipped = self.pos, 0, False, False
+        scalar = self.text[self.pos:self.pos + 1] not in ("[", "{", '"')  # a number, a literal or junk
+        while True:
+            if len(self.text) - self.pos > MAX_CASE_CHARS:
+                self.advance(i)
+                self.text, self.pos, i, skipped = self.text[i:], 0, 0, True
+            if scalar:
+                found = _SCALAR_END.search(self.text, i)
+                if found:
+                    return self._ended(found.start(), skipped)
+                i = len(self.text)
+            elif in_string:
+                i = _STRING_PART.match(self.text, i).end()
+                if self.text[i:i + 1] == '"':
+                    in_string, i = False, i + 1
+                    if depth == 0:
+                        return self._ended(i, skipped)
+                    continue
+            else:
+                token = _TOKEN.search(self.text, i)
+                if token:
+                    i = token.end()
+                    if token.group() == '"':
+                        in_string = True
+                        continue
+                    depth += 1 if token.group() in "[{" else -1
+                    if depth <= 0:
+                        return self._ended(i, skipped)
+                    continue
+                i = len(self.text)
+            if not self.more():
+                return len(self.text) if scalar and not skipped else None
+
+    def _ended(self, end: int, skipped: bool) -> int:
+        if skipped:
+            self.advance(end)
+            return -1
+        return end
+
+
+def _read_json(text: _Text, source: str, name: str) -> Iterator[CaseRecord]:
+    """A JSON file: one case, a list of cases, or {"cases": [...]}; lists are
+    read element by element, so a file of any length takes little memory."""
+    buffer = _Buffer(text)
+    try:
+        if buffer.peek() == "":
+            return
+        if buffer.peek() == "[":
+            buffer.advance(buffer.pos + 1)
+            yield from _json_elements(buffer, source, name)
+        elif buffer.starts(_CASES_HEAD):
+            yield from _json_elements(buffer, source, name)
+            if buffer.peek() != "}":
+                raise SourceError("'cases' must be the only key of a file that holds a list of cases",
+                                  source, buffer.line, "cases")
+            buffer.advance(buffer.pos + 1)
+        else:
+            value, line, error = buffer.take()
+            if error:
+                yield CaseRecord(None, source, line, name, error)
+                return
+            yield from _parsed(lambda: _cases_of(parse_json(value, source, line), source, name, line),
+                               source, line, name)
+        if buffer.peek() != "":
+            raise SourceError("extra text after the JSON value", source, buffer.line)
+    except SourceError as exc:  # the rest of the file cannot be trusted: one error, then stop
         yield CaseRecord(None, source, exc.line, name, exc)
+
+
+def _json_elements(buffer: _Buffer, source: str, name: str) -> Iterator[CaseRecord]:
+    """The elements of a JSON list whose '[' was just read, each its own record."""
+    if buffer.peek() == "]":
+        buffer.advance(buffer.pos + 1)
+        return
+    while True:
+        value, line, error = buffer.take()
+        if error:
+            yield CaseRecord(None, source, line, name, error)
+        else:
+            yield from _parsed(lambda: [CaseRecord(parse_json(value, source, line), source, line, name)],
+                               source, line, name)
+        after = buffer.peek()
+        if after == "]":
+            buffer.advance(buffer.pos + 1)
+            return
+        if after != ",":
+            raise SourceError(f"not valid JSON: expecting ',' or ']' after the case on line {line}",
+                              source, buffer.line)
+        buffer.advance(buffer.pos + 1)
+
+
+def _parsed(read, source, line, name) -> Iterator[CaseRecord]:
+    """The records `read()` gives, or one error record for whatever it raised."""
+    try:
+        records = list(read())
+    except SourceError as exc:
+        records = [CaseRecord(None, source, exc.line or line, name, exc)]
+    except Exception as exc:
+        records = [CaseRecord(None, source, line, name, SourceError(
+            f"cannot be read: {type(exc).__name__}: {shown(exc, 200)}", source, line))]
+    yield from records
+
+
+# -- JSON Lines: line by line ---------------------------------------------------------
+
+def _binary_lines(raw: _Bytes) -> Iterator[Tuple[int, object]]:
+    """(number, bytes) per line; a line longer than MAX_CASE_CHARS is skipped
+    whole and given as a SourceError instead, so it never fills memory."""
+    number = 0
+    while True:
+        line = raw.readline(MAX_CASE_CHARS + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_CASE_CHARS and not line.endswith(b"\n"):
+            while line and not line.endswith(b"\n"):
+                line = raw.readline(BLOCK)
+            yield number, SourceError(f"a line of more than {MAX_CASE_CHARS:,} characters: "
+                                      "too large to be a case", None, number)
+            continue
+        yield number, line
+
+
+def _decoded(lines: Iterable[Tuple[int, object]]) -> Iterator[Tuple[int, object]]:
+    """Each line decoded on its own: one undecodable byte costs one line, not the file."""
+    for number, line in lines:
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                line = SourceError(f"not UTF-8 text: byte 0x{line[exc.start]:02x} at column {exc.start + 1} "
+                                   "cannot be decoded (save the file as UTF-8)", None, number)
+        yield number, line
+
+
+def _jsonl(lines: Iterable[Tuple[int, object]], source: str, name: str) -> Iterator[CaseRecord]:
+    """One case per line; blank lines are skipped, and each line's error is its own."""
+    for number, text in lines:
+        if isinstance(text, SourceError):
+            text.source = source
+            yield CaseRecord(None, source, number, name, text)
+            continue
+        if not text.strip(" \t\r\n"):
+            continue
+        yield from _parsed(lambda: [CaseRecord(parse_json(text, source, number), source, number, name)],
+                           source, number, name)
+
+
+# -- YAML ---------------------------------------------------------------------------
+
+def _read_yaml(text, source, name) -> Iterator[CaseRecord]:
+    """`text` is a string or a `_Text`; documents are parsed one at a time, and a
+    document that cannot be built is one error, the others still read."""
+    for document, line, error in read_documents(text, source):
+        if error is not None:
+            yield CaseRecord(None, source, error.line or line, name, error)
+        elif document is not None:
+            yield from _cases_of(document, source, name, line)
 
 
 def _cases_of(document, source, name, line) -> Iterator[CaseRecord]:
@@ -166,3 +629,70 @@ def _cases_of(document, source, name, line) -> Iterator[CaseRecord]:
     for i, item in enumerate(items):
         at = getattr(item, "line", None) or (items.line_of(i) if hasattr(items, "line_of") else line)
         yield CaseRecord(item, source, at, name)
+
+
+# -- files and standard input ---------------------------------------------------------
+
+def _read_path(path: str, name: str) -> Iterator[CaseRecord]:
+    kind = CASE_SUFFIXES.get(Path(path).suffix.lower())
+    if kind is None:
+        yield CaseRecord(None, path, None, name, SourceError(
+            "not a case file: use .yaml, .yml, .json or .jsonl", path))
+        return
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        yield CaseRecord(None, path, None, name, SourceError(f"cannot read: {exc.strerror}", path))
+        return
+    with handle:
+        yield from _read_stream(handle, kind, path, name)
+
+
+def _read_stream(raw, kind: str, source: str, name: str) -> Iterator[CaseRecord]:
+    stream, error = _opened(raw, source)
+    if error:
+        yield CaseRecord(None, source, 1, name, error)
+    elif kind == "jsonl":
+        yield from _jsonl(_decoded(_binary_lines(stream)), source, name)
+    elif kind == "json":
+        yield from _read_json(_Text(stream, source), source, name)
+    else:
+        yield from _read_yaml(_Text(stream, source), source, name)
+
+
+def _read_stdin(stdin, name: str) -> Iterator[CaseRecord]:
+    """Standard input, read as it arrives: JSON Lines when its first line is a
+    whole JSON object, a JSON list when it starts with '[' and an object or
+    ']', YAML otherwise."""
+    raw = getattr(stdin, "buffer", None) or _EncodedText(stdin)
+    stream, error = _opened(raw, STDIN_NAME)
+    if error:
+        yield CaseRecord(None, STDIN_NAME, 1, STDIN_NAME, error)
+        return
+    seen = b""
+    while not seen.strip():  # blank lines first: they decide nothing
+        line = stream.readline(MAX_CASE_CHARS)
+        if not line:
+            break
+        seen += line
+    first = seen.strip()
+    while first.startswith(b"[") and len(first) < 2:  # '[' alone on its line: look at what follows
+        line = stream.readline(MAX_CASE_CHARS)
+        if not line:
+            break
+        seen += line
+        first = seen.strip()
+    stream = _Bytes(stream, seen)
+    yield from _read_stream(stream, _stdin_kind(first), STDIN_NAME, STDIN_NAME)
+
+
+def _stdin_kind(first: bytes) -> str:
+    if first.startswith(b"{") and b"\n" not in first:
+        try:
+            if isinstance(json.loads(first), dict):
+                return "jsonl"
+        except Exception:  # not JSON (or JSON too odd to sniff): YAML will say what is wrong
+            pass
+    if re.match(rb'\[[ \t\r\n]*[{\]]', first):
+        return "json"
+    return "yaml"
