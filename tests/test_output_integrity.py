@@ -272,6 +272,22 @@ def test_a_signal_stops_the_batch_cleanly(big, signum, code):
     assert out.read_text(encoding="utf-8") == "the old results\n" and not leftovers(out.parent)
 
 
+def test_ctrl_c_at_a_terminal_stops_the_batch_cleanly(big):
+    """Ctrl-C reaches the whole process group: the workers must not die with tracebacks."""
+    path, out = big
+    child = pexpect.spawn(sys.executable, ["-m", "ivig_advisor.cli", "evaluate", str(path), "-j", "2", "-o", str(out),
+                                           "--format", "jsonl", "--quiet"], env=ENV, encoding="utf-8", timeout=30)
+    workers = _wait_for_workers(child.pid)
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130
+    assert child.before.replace("^C", "").strip() == "ivig: stopped by Ctrl-C (SIGINT)"  # ^C: the echo
+    time.sleep(0.5)
+    assert not alive(workers)
+    assert out.read_text(encoding="utf-8") == "the old results\n" and not leftovers(out.parent)
+
+
 def test_timeout_stops_the_batch_cleanly(big):
     path, out = big
     child = subprocess.Popen(["timeout", "--preserve-status", "4", *IVIG, "evaluate", str(path), "-j", "2",
