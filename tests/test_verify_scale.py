@@ -1,0 +1,109 @@
+"""`audit check` at scale (issue 11): the walk over rule bases with many threshold
+rules gives exactly what the walk before the issue gave, and big ones complete.
+
+The rule bases are the shipped rules plus generated rules with thresholds on
+age and weight (bench/bench_verify.py, which also times them). Speed is the
+benchmark's to check, not these tests'.
+"""
+
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import ROOT
+from ivig_advisor.engine import Advisor, RuleBase
+from ivig_advisor.engine.verify import _Walk, domains, verify, walk_case
+
+sys.path.insert(0, str(ROOT / "bench"))
+from bench_verify import reference_verify, summary, threshold_rules  # noqa: E402
+
+
+def generated(tmp_path, n, shape="disease"):
+    return RuleBase.load(threshold_rules(tmp_path / f"rules-{shape}-{n}", n, shape=shape))
+
+
+def test_the_walk_equals_the_reference_on_the_shipped_rules(rulebase):
+    assert summary(verify(rulebase)) == summary(reference_verify(rulebase))
+
+
+@pytest.mark.parametrize("shape, n", [("disease", 4), ("disease", 9), ("shared", 2)])
+def test_the_walk_equals_the_reference_on_threshold_rules(tmp_path, shape, n):
+    """Findings (kind, rule, place, count and the witness case), per-diagnosis
+    combinations, exclusions and fired rules, and each rule's reach."""
+    rulebase = generated(tmp_path, n, shape)
+    new, old = verify(rulebase), reference_verify(rulebase)
+    assert summary(new) == summary(old)
+    assert new.states <= old.states
+
+
+def test_a_few_hundred_threshold_rules_complete(tmp_path):
+    rulebase = generated(tmp_path, 150)
+    result = verify(rulebase)
+    space = domains(rulebase)
+    assert len(space["age"]) > 100 and len(space["weight_kg"]) > 100  # the cuts are there
+    for coverage in result.coverage:
+        total = 1
+        for name in coverage.fields:
+            total *= len(space[name])
+        assert coverage.combinations == total
+        assert coverage.excluded < total
+    for rule in rulebase.rules:
+        assert result.reach[rule.id] <= result.combinations
+    # every generated rule either fires somewhere or is reported
+    reported = {f.rule for f in result.findings}
+    assert all(result.reach[r.id] or r.id in reported for r in rulebase.rules if r.id.startswith("bench-"))
+
+
+RULES_20 = RuleBase.load(threshold_rules(Path(tempfile.mkdtemp()) / "rules", 20))
+ADVISOR_20 = Advisor(RULES_20)
+
+
+@st.composite
+def cases_20(draw):
+    space = domains(RULES_20)
+    facts = {name: draw(st.sampled_from(values)) for name, values in space.items()}
+    facts["diagnosis"] = facts["diagnosis"] or "mmn"
+    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in facts.items() if v is not None}
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases_20())
+def test_the_walk_fires_what_experta_fires_with_threshold_rules(data):
+    """The interval walk, one case at a time, against the real engine."""
+    rulebase = RULES_20
+    if not rulebase.schema.check_constraints({k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}):
+        return
+    case = ADVISOR_20.validate(data)
+    fired = sorted({entry["rule"] for entry in ADVISOR_20.evaluate(case).trace},
+                   key=lambda i: rulebase.by_id[i].position)
+    assert walk_case(rulebase, case.facts) == fired
+
+
+class Counting(_Walk):
+    """A walk that overrides the hook, as a safety check would: it must see every state."""
+
+    def __init__(self, rulebase):
+        super().__init__(rulebase)
+        self.seen = {}
+        self.bad_witness = []
+
+    def conclude(self, state, layer, fired, derived):
+        if layer.name == self.rb.layers[-1].name:
+            diagnosis = state.witness["diagnosis"]
+            self.seen[diagnosis] = self.seen.get(diagnosis, 0) + state.count
+            self.bad_witness += [(k, v) for k, v in state.witness.items() if v not in self.domains[k]]
+        return super().conclude(state, layer, fired, derived)
+
+
+def test_a_walk_that_overrides_conclude_sees_every_combination_once(tmp_path):
+    rulebase = generated(tmp_path, 12)
+    walk = Counting(rulebase)
+    result = walk.run()
+    assert walk.bad_witness == []
+    for coverage in result.coverage:
+        assert walk.seen[coverage.diagnosis] == coverage.combinations - coverage.excluded
+    assert summary(result) == summary(verify(rulebase))
