@@ -662,8 +662,8 @@ def _read_stream(raw, kind: str, source: str, name: str) -> Iterator[CaseRecord]
 
 def _read_stdin(stdin, name: str) -> Iterator[CaseRecord]:
     """Standard input, read as it arrives: JSON Lines when its first line is a
-    whole JSON object, a JSON list when it starts with '[' and an object or
-    ']', YAML otherwise."""
+    whole JSON object, a JSON list when it starts with '[{"' (or '[]'), YAML
+    otherwise."""
     raw = getattr(stdin, "buffer", None) or _EncodedText(stdin)
     stream, error = _opened(raw, STDIN_NAME)
     if error:
@@ -693,6 +693,6 @@ def _stdin_kind(first: bytes) -> str:
                 return "jsonl"
         except Exception:  # not JSON (or JSON too odd to sniff): YAML will say what is wrong
             pass
-    if re.match(rb'\[[ \t\r\n]*[{\]]', first):
+    if re.match(rb'\[[ \t\r\n]*(?:\{[ \t\r\n]*["}]|\])', first):  # not a YAML flow list: [{diagnosis: als}]
         return "json"
     return "yaml"

@@ -202,25 +202,55 @@ def test_a_bad_yaml_document_keeps_the_documents_after_it(run_cli, tmp_path):
 
 # -- 5. alias bombs -----------------------------------------------------------
 
-def test_an_alias_bomb_under_a_known_field_is_refused_quickly(run_cli, tmp_path):
+def bounded_ivig(*args, seconds=60, memory=2 << 30):
+    """`ivig ARGS` in a process held to `memory` bytes and `seconds`: should the
+    defence ever regress, the test fails instead of taking the machine's memory."""
+    import resource
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+    return subprocess.run([sys.executable, "-m", "ivig_advisor.cli", *map(str, args)], preexec_fn=limit,
+                          capture_output=True, text=True, timeout=seconds)
+
+
+def test_an_alias_bomb_under_a_known_field_is_refused_quickly(tmp_path):
     text = f"diagnosis: als\nplanned_cotherapy: {bomb()}\n"
     assert len(text) < 600
+    (tmp_path / "case.yaml").write_text(text)
     start = time.monotonic()
-    error = one(run_cli, tmp_path, text)["error"]
-    assert time.monotonic() - start < 5
-    assert "alias" in error["message"] and error["line"] is not None
+    out = bounded_ivig("evaluate", "--format", "jsonl", "-q", tmp_path / "case.yaml")
+    assert time.monotonic() - start < 20
+    error = jsonl(out.stdout)[0]["error"]
+    assert out.returncode == 1 and "alias" in error["message"] and error["line"] == 2
 
 
-def test_an_alias_bomb_in_a_rule_file_is_refused(run_cli, rules_copy, tmp_path):
+def test_an_alias_bomb_in_a_rule_file_is_refused(rules_copy, tmp_path):
     mutate(rules_copy / "mmn.yaml",
            "title: Maintenance IVIG is effective in MMN, though the disease keeps progressing slowly",
            f"title: {bomb()}")
     case = tmp_path / "c.yaml"
     case.write_text("diagnosis: mmn\ntreatment_phase: maintenance\n")
-    start = time.monotonic()
+    out = bounded_ivig("evaluate", "--rules", rules_copy, case)
+    assert out.returncode == 2 and "alias" in out.stderr and "mmn.yaml" in out.stderr
+
+
+def test_a_date_in_a_rule_file_is_text_not_a_crash(run_cli, rules_copy, tmp_path):
+    mutate(rules_copy / "mmn.yaml",
+           "title: Maintenance IVIG is effective in MMN, though the disease keeps progressing slowly",
+           "title: 2024-02-30")
+    case = tmp_path / "c.yaml"
+    case.write_text("diagnosis: mmn\ntreatment_phase: maintenance\n")
+    assert run_cli("evaluate", "--rules", str(rules_copy), str(case)).exit_code == 0
+
+
+def test_a_tag_in_a_rule_file_is_a_load_error(run_cli, rules_copy, tmp_path):
+    mutate(rules_copy / "mmn.yaml",
+           "title: Maintenance IVIG is effective in MMN, though the disease keeps progressing slowly",
+           "title: !!timestamp 2024-02-30")
+    case = tmp_path / "c.yaml"
+    case.write_text("diagnosis: mmn\n")
     out = run_cli("evaluate", "--rules", str(rules_copy), str(case))
-    assert time.monotonic() - start < 5
-    assert out.exit_code == 2 and "alias" in out.stderr and "mmn.yaml" in out.stderr
+    assert out.exit_code == 2 and "mmn.yaml" in out.stderr and "not allowed" in out.stderr
 
 
 # -- 6. memory stays flat ------------------------------------------------------
@@ -283,6 +313,17 @@ def test_json_cases_mapping_and_a_broken_element(run_cli, tmp_path):
     path = tmp_path / "cases.json"
     path.write_text('{"cases": [{"diagnosis": "als"}, {"diagnosis": }, {"diagnosis": "mmn"}]}')
     assert [r["status"] for r in results_of(run_cli, path)] == ["ok", "error", "ok"]
+
+
+@pytest.mark.parametrize("text, stances", [
+    ('[\n  {"diagnosis": "als"},\n  {"diagnosis": "mmn"}\n]\n', ["not-effective", "first-line"]),
+    ("[{diagnosis: als}, {diagnosis: mmn}]\n", ["not-effective", "first-line"]),  # YAML flow, not JSON
+    ('{"diagnosis": "als"}\n{"diagnosis": "mmn"}\n', ["not-effective", "first-line"]),
+    ("{diagnosis: als}\n", ["not-effective"]),
+    ("\n\ndiagnosis: als\n---\ndiagnosis: mmn\n", ["not-effective", "first-line"]),
+])
+def test_stdin_is_read_in_each_format(run_cli, text, stances):
+    assert [r["ivig"]["stance"] for r in results_of(run_cli, "-", input=text)] == stances
 
 
 # -- 7. a file without a case --------------------------------------------------
