@@ -4,6 +4,7 @@
 engine and reuses it (experta's ``reset()``) for every case it evaluates.
 """
 
+import itertools
 from dataclasses import dataclass, field
 from typing import List, Optional
 
@@ -103,6 +104,8 @@ class Advisor:
         """The Result, and the rules still undecided for the case (what `missing` comes from)."""
         engine = self.engine_for(case.facts)
         firings = engine.evaluate(case.facts, self.order)
+        rule_of_fact = {fact_id: firings[i].rule.id for fact_id, i in engine.asserted_by.items()}
+        firings = _canonical(firings)
         result = Result(id=case.id, source=case.source, line=case.line)
         derived, stance_layers, fired = {}, set(), set()
         for firing in firings:
@@ -113,13 +116,26 @@ class Advisor:
                     derived[name].append(value)
             if "recommend" in firing.rule.then:
                 stance_layers.add(firing.rule.layer)
-        rule_of_fact = {fact_id: firings[i].rule.id for fact_id, i in engine.asserted_by.items()}
         result.trace = [_trace_entry(f, rule_of_fact) for f in firings]
         _conclude(result, firings, case.facts)
         undecided = undecided_rules(self.rulebase, case.facts, derived, fired, stance_layers, engine.rules)
         also = ["weight_kg"] if result.dose else []  # grams need the weight
         result.missing = missing_fields(self.rulebase, case.facts, undecided, also, derived)
         return result, undecided
+
+
+def _canonical(firings):
+    """The firings with the activations of one rule in a fixed order.
+
+    A rule whose `any` matches in two ways fires once per way, at one
+    salience; experta orders such activations by its network, which differs
+    between an engine holding one diagnosis's rules and one holding all. Put
+    in the order of what they matched, the trace is the same in every engine
+    and every run."""
+    out = []
+    for _, run in itertools.groupby(firings, key=lambda f: f.rule.id):
+        out.extend(sorted(run, key=lambda f: [(type(x).__name__, x["name"], repr(x["value"])) for x in f.matched]))
+    return out
 
 
 def _fact_entry(fact, asserted_by) -> dict:
