@@ -91,9 +91,8 @@ class Advisor:
         """Validate and evaluate one case mapping; a bad case gives an error Result."""
         try:
             case = self.validate(data, source, line, default_id)
-        except CaseInvalid as exc:
-            case_id = data.get("id") if isinstance(data, dict) else None
-            return Result.failure(str(case_id or default_id or "case"), exc.errors)
+        except CaseInvalid as exc:  # named as written: id 00123 stays '00123'
+            return Result.failure(self.rulebase.schema.id_of(data, default_id), exc.errors)
         return self.evaluate(case)
 
     def evaluate(self, case: Case) -> Result:
