@@ -94,7 +94,8 @@ def rule_record(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog] = N
     """One rule as a stable JSON object for `audit rules --format json`."""
     record = {"id": rule.id, "title": rule.title, "topic": rule.topic, "layer": rule.layer,
               "plain": sentence(rulebase, rule), "basis": rule.basis, "rationale": rule.rationale or None,
-              "citation": citation(rule), "flags": list(rule.flags), "status": rule.status,
+              "citation": citation(rule), "flags": list(rule.flags), "changes": list(rule.changes),
+              "status": rule.status,
               "maintenance": rulebase.maintenance.get(rule.topic, {}),
               "file": rule.file, "line": rule.line, "hash": signoff_hash(rulebase, rule)}
     if log is not None:

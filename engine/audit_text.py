@@ -39,6 +39,8 @@ def rule_lines(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog], sty
         more.append(f"  Rationale: {rule.rationale}")
     for flag in rule.flags:
         more.append(f"  Flag: {flag}")
+    for change in rule.changes:  # what a reviewer who signed before must look at again
+        more.append(f"  Changed: {change}")
     if full:
         if rule.explanation:
             more.append(f"  Explanation: {rule.explanation}")
@@ -104,6 +106,7 @@ def rules_markdown(rulebase: RuleBase, rules: List[RuleSpec], log: Optional[Revi
             if rule.rationale:
                 out.append(f"- rationale: {md(rule.rationale)}")
             out += [f"- flag: {md(flag)}" for flag in rule.flags]
+            out += [f"- changed: {md(change)}" for change in rule.changes]
             out += [f"- written at {md_code(f'{rule.file}:{rule.line}')}", ""]
     return "\n".join(out)
 

@@ -26,7 +26,7 @@ article.rule:target{outline:3px solid #f0b400}
 .badge{display:inline-block;border-radius:10px;padding:0 8px;font-size:.8em;margin-left:4px;border:1px solid}
 .review{color:#176d2c;border-color:#176d2c}.assumption{color:#8a5a00;border-color:#8a5a00}
 .approved{color:#176d2c;border-color:#176d2c}.needs-change,.stale,.unreadable,.finding{color:#a11;border-color:#a11}
-.missing{color:#667;border-color:#99a}.flag{color:#8a5a00}
+.missing{color:#667;border-color:#99a}.flag{color:#8a5a00}.change{color:#2a4d8f}
 table{border-collapse:collapse;width:100%;background:#fff}td,th{border:1px solid #dde;padding:4px 8px;text-align:left;vertical-align:top}
 .ok{color:#176d2c;font-weight:600}.bad{color:#a11;font-weight:600}
 svg text{font:11px system-ui,sans-serif}svg a:hover rect{fill:#ffe9a8}
@@ -62,6 +62,7 @@ def _rule_card(rulebase: RuleBase, rule: RuleSpec, log: ReviewLog, feeds, fed_by
     if rule.rationale:
         parts.append(f'<div class="meta">Rationale: {_e(rule.rationale)}</div>')
     parts += [f'<div class="flag">Flag: {_e(flag)}</div>' for flag in rule.flags]
+    parts += [f'<div class="change">Changed: {_e(change)}</div>' for change in rule.changes]
     parts.append(f'<div class="meta">Sign-off: {_e(signoff.describe())}</div>')
     links = []
     if fed_by[rule.id]:
