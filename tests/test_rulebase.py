@@ -87,3 +87,28 @@ def test_a_contradictory_stance_in_one_layer_shows_as_a_conflict(rules_copy):
 def test_rule_files_are_valid_yaml_without_the_loader(rulebase):
     for name in rulebase.manifest["rule_files"]:
         assert isinstance(yaml.safe_load((ROOT / "rules" / name).read_text(encoding="utf-8")), dict)
+
+
+def test_a_quote_without_its_english_rendering_is_refused_at_its_line(rules_copy):
+    path = rules_copy / "safety.yaml"
+    text = path.read_text(encoding="utf-8")
+    line = next(i for i, l in enumerate(text.splitlines(), start=1) if "quote_en:" in l)
+    mutate(path, text.splitlines()[line - 1] + "\n", "")
+    errors = load_errors(rules_copy)
+    assert len(errors) == 1
+    assert errors[0].line == line - 1 and "quote_en" in errors[0].message and errors[0].kind == "provenance"
+
+
+def test_every_rule_quoting_the_translation_renders_it_in_english(rulebase):
+    for rule in rulebase.rules:
+        if rule.source.get("quote"):
+            assert rule.source.get("quote_en"), rule.id
+
+
+def test_what_changed_in_a_rule_reaches_the_reviewer(run_cli):
+    shown = run_cli("audit", "show", "skin-reactions").output
+    assert "Changed: 2026-11-25: severity info -> warning" in shown
+    import json
+    records = {r["id"]: r for r in json.loads(run_cli("audit", "rules", "--format", "json").output)}
+    assert records["mmn-maintenance-dose"]["basis"] == "assumption"
+    assert any("1-7" in c for c in records["mmn-maintenance-dose"]["changes"])
