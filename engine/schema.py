@@ -79,11 +79,12 @@ class CaseSchema:
     @classmethod
     def load(cls, path: Optional[Path] = None) -> "CaseSchema":
         """Read and check the schema file (default: the packaged facts/case.yaml)."""
-        if path is None:
-            ref = resources.files("ivig_advisor").joinpath("facts", "case.yaml")
-            text, source = ref.read_text(encoding="utf-8"), "facts/case.yaml"
-        else:
-            text, source = Path(path).read_text(encoding="utf-8"), str(path)
+        ref = resources.files("ivig_advisor").joinpath("facts", "case.yaml") if path is None else Path(path)
+        source = "facts/case.yaml" if path is None else str(path)
+        try:
+            text = ref.read_text(encoding="utf-8-sig")
+        except UnicodeDecodeError as exc:  # a schema saved as UTF-16, say: its error, not a traceback
+            raise SourceError(f"not UTF-8 text ({exc.reason} at byte {exc.start}): save it as UTF-8", source)
         data = load_one(text, source)
         if not isinstance(data, Located) or not isinstance(data.get("fields"), dict):
             raise SourceError("the case schema needs a 'fields' mapping", source, 1)
