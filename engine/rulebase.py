@@ -133,7 +133,11 @@ class RuleBase:
             root, label = Path(directory), str(directory)
 
         def read(name):
-            return load_one(root.joinpath(name).read_text(encoding="utf-8"), f"{label}/{name}")
+            try:
+                text = root.joinpath(name).read_text(encoding="utf-8-sig")
+            except UnicodeDecodeError as exc:  # a rule file saved as UTF-16 is an error that names it
+                raise SourceError(f"not UTF-8 text (byte {exc.start}): save it as UTF-8", f"{label}/{name}") from None
+            return load_one(text, f"{label}/{name}")
 
         def outside(name) -> Optional[str]:
             """Why a file the manifest names is not a file of this rule directory, or None.

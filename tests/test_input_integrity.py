@@ -69,8 +69,6 @@ def test_ids_keep_the_text_as_written(run_cli, tmp_path, written, kept):
     assert (result["status"], result["id"]) == ("ok", kept)
 
 
-@pytest.mark.xfail(reason="engine/evaluate.py names a failed case by data.get('id'); it needs "
-                          "CaseSchema.id_of(data, default_id) (not this test's owner's file)")
 def test_an_id_with_an_error_keeps_its_text_too(run_cli, tmp_path):
     result = one(run_cli, tmp_path, "id: 00123\ndiagnosis: als\nage: old\n")
     assert result["status"] == "error" and result["id"] == "00123"

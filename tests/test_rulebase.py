@@ -112,3 +112,10 @@ def test_what_changed_in_a_rule_reaches_the_reviewer(run_cli):
     records = {r["id"]: r for r in json.loads(run_cli("audit", "rules", "--format", "json").output)}
     assert records["mmn-maintenance-dose"]["basis"] == "assumption"
     assert any("1-7" in c for c in records["mmn-maintenance-dose"]["changes"])
+
+
+def test_a_rule_file_not_in_utf8_is_an_error_that_names_it(rules_copy):
+    path = rules_copy / "mmn.yaml"
+    path.write_bytes(path.read_text(encoding="utf-8").encode("utf-16"))
+    errors = load_errors(rules_copy)
+    assert any(e.source.endswith("mmn.yaml") and "UTF-8" in e.message for e in errors), errors
