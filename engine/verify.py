@@ -258,6 +258,18 @@ class _Walk:
         # groups are folded only when the walk concludes as it does here (see `foldable`)
         self.folding = all(getattr(type(self), name) is getattr(_Walk, name)
                            for name in ("conclude", "severity_conflicts", "after_layer", "project"))
+        # the incremental search stands in for `fire` only where `fire` is the walk's own
+        self.fast_fire = type(self).fire is _Walk.fire
+        # the last layer's effects are replayed only where nothing else watches them (see `_settle_last`)
+        self.replaying = self.folding and all(getattr(type(self), name) is getattr(_Walk, name)
+                                              for name in ("add", "settle", "_combine", "fold", "_parts"))
+        self.effects: Dict[tuple, tuple] = {}
+        self.fold_memo: Dict[int, tuple] = {}
+        self.always_memo: Dict[tuple, tuple] = {}
+        self.content_memo: Dict[int, tuple] = {}
+        self.search_memo: Dict[tuple, tuple] = {}
+        self.warns = {r.id: tuple(r.warnings) for r in rulebase.rules}
+        self.flat: Dict[tuple, bool] = {}
         self.prepare(None)
 
     def add(self, kind, message, rule: Optional[RuleSpec], state_or_witness, count, key=None):
@@ -288,6 +300,7 @@ class _Walk:
         """Set up the walk of one diagnosis (None: every rule): its live rules in
         groups, what each layer's successors see, and where they cut numbers."""
         live = set(r.id for r in (self.rb.rules if diagnosis is None else live_rules(self.rb, diagnosis)))
+        self.fold_memo, self.always_memo = {}, {}  # foldable depends on what this diagnosis's later layers see
         self.live_groups: Dict[str, List[_Group]] = {}
         self.seen_now: Dict[str, set] = {}
         self.cells_now: Dict[str, Dict[str, tuple]] = {}
@@ -298,6 +311,9 @@ class _Walk:
             order = {r.id: g.index for g in self.groups[layer.name] for r in g.rules}
             groups = sorted(_groups(rules, self.schema.fields), key=lambda g: min(order[r.id] for r in g.rules))
             self.live_groups[layer.name] = [_Group(i, g.rules, g.fields, g.derived, g.key) for i, g in enumerate(groups)]
+            for g in groups:  # whether no rule of the group reads a fact the group derives
+                made = {n for r in g.rules for n in self.derives[r.id]}
+                self.flat[g.key] = not any(t.name in made for r in g.rules for t in self.tests[r.id])
             extra = self.seen_after[layer.name] - self.tested_after[layer.name]  # kept by a subclass
             self.seen_now[layer.name] = later_names | extra
             # where later rules can tell numbers apart; a number a subclass keeps is kept as split
@@ -336,6 +352,11 @@ class _Walk:
         states = [_State({"diagnosis": diagnosis}, {}, total, {"diagnosis": diagnosis})]
         evaluated = 0
         for layer in self.rb.layers:
+            if layer.index == len(self.rb.layers) - 1 and self.replaying:
+                evaluated += len(states)
+                for state in states:  # nothing reads the states after the last layer
+                    self._settle_last(state, layer)
+                break
             merged: Dict[tuple, _State] = {}
             for state in states:
                 evaluated += 1
@@ -362,17 +383,48 @@ class _Walk:
         if layer.sets_stance and state.stance_layer not in (None, layer.name):
             yield self.conclude(state, layer, [], dict(state.derived))  # an earlier stance is final
             return
+        parts, folded = self._parts(state, layer)
+        yield from self._combine(state, layer, parts, folded)
+        total, common, _ = self.combined
+        if folded and total:
+            self.fold(folded, total, common | self._always(folded)[0])
+
+    def _parts(self, state: _State, layer):
+        """The outcomes of each group of the layer from this state: those that go
+        into the product, and those folded (see `foldable`)."""
         parts = [self.outcomes(state, layer.name, group) for group in self.live_groups[layer.name]]
-        folded = [part for part in parts if self.foldable(part, layer)]
-        if folded:
-            parts = [part for part in parts if not any(part is f for f in folded)]
-        # a folded group's rules that fire in each of its outcomes go with every combination
-        always = [r for part in folded for r in part[0].fired if all(r in o.fired for o in part[1:])]
-        always_ids = {r.id for r in always}
-        first = {}
-        for part in folded:
-            first.update(part[0].witness)
+        if not self.folding:
+            return parts, []
+        rest, folded = [], []
+        for part in parts:
+            known = self.fold_memo.get(id(part))  # outcome lists live in self.cache: ids stay theirs
+            if known is None:
+                known = self.fold_memo[id(part)] = (part, self.foldable(part, layer))
+            (folded if known[1] else rest).append(part)
+        return rest, folded
+
+    def _always(self, folded):
+        """The rules of folded groups that fire in each of their outcomes (they go
+        with every combination), their ids, and the first outcomes' witness."""
+        key = tuple(map(id, folded))
+        if key not in self.always_memo:
+            always = [r for part in folded for r in part[0].fired
+                      if all(any(r is o for o in other.fired) for other in part[1:])]
+            first = {}
+            for part in folded:
+                first.update(part[0].witness)
+            self.always_memo[key] = ({r.id for r in always}, always, first, folded)
+        memo = self.always_memo[key]
+        return memo[0], memo[1], memo[2]
+
+    def _combine(self, state: _State, layer, parts, folded):
+        """Conclude each combination of the groups' outcomes that the constraints
+        allow; leaves in `self.combined` the count they cover and the rules all
+        of them fire."""
+        always_ids, always, first = self._always(folded) if folded else ((), (), {})
         total, common = 0, None  # counts of the combinations kept, and the rules all of them fire
+        together: Dict[frozenset, None] = {}  # the sets of rules fired (but `always`), in order
+        self.combined = (0, None, [])
         for combo in product(*parts):
             numerator, denominator = state.count, 1
             for part in combo:
@@ -394,25 +446,92 @@ class _Walk:
                 self.excluded += count
                 continue
             fired = [r for part in combo for r in part.fired]
+            total += count
+            ids = {r.id for r in fired}
+            common = ids if common is None else common & ids
+            together[frozenset(ids)] = None
             if folded:
-                total += count
-                ids = {r.id for r in fired}
-                common = ids if common is None else common & ids
                 fired += always
             fired.sort(key=lambda r: -r.salience)
+            self.combined = (total, common, list(together))
             yield self.conclude(_State(assign, state.derived, count, witness, state.stance_layer,
                                        state.dose, state.stance_rule, state.warned), layer, fired, derived)
-        if folded and total:
-            self.fold(folded, total, common | always_ids)
+        self.combined = (total, common, list(together))
 
-    def foldable(self, part: List["_Outcome"], layer) -> bool:
-        """Whether a group's outcomes can be left out of the product of the layer's
-        groups: they differ, but in nothing that a finding or a later layer reads
-        (no stance, dose, warning given at several severities, field or fact seen
-        later, or field a constraint tests). Only when `conclude` is the walk's own:
-        a subclass that overrides it sees every combination."""
-        if len(part) < 2 or not self.folding:
-            return False
+    def _settle_last(self, state: _State, layer):
+        """`settle` in the last layer, with the walk's own hooks, where the states
+        it yields go nowhere. What a state adds to the findings, the exclusions
+        and the reach of the rules of groups that cannot be folded depends only
+        on those groups' outcomes and the state's stance, dose, warnings, facts,
+        constrained fields and diagnosis: it is worked out once, as a share of
+        the state's count, and replayed for the next states that conclude alike.
+        The rules of quiet groups (see `_quiet`: no finding reads them) are added
+        state by state, as `conclude` and `fold` would. A finding is always made
+        by the first state that shows it, so it keeps its witness."""
+        if layer.sets_stance and state.stance_layer not in (None, layer.name):
+            for after in self.settle(state, layer):
+                self.after_layer(after, layer)
+            return
+        parts, folded = self._parts(state, layer)
+        single = [part for part in parts if len(part) == 1 and self._quiet(part, layer)]
+        alone = {r.id for part in single for r in part[0].fired}  # rules of quiet groups that go one way
+        always = alone | self._always(folded)[0] if folded else alone
+        sig = (tuple(self._content(part) for part in parts if not any(part is p for p in single)),
+               state.stance_layer, state.dose, state.stance_rule, state.warned,
+               tuple(sorted(state.derived.items())), state.witness.get("diagnosis"),
+               tuple(state.witness.get(n) for n in sorted(self.constrained)))
+        count = state.count
+        effect = self.effects.get(sig)
+        if effect is None:
+            reach = dict(self.reach)
+            found = {k: f.combinations for k, f in self.findings.items()}
+            excluded = self.excluded
+            for after in self._combine(state, layer, parts, folded):
+                self.after_layer(after, layer)
+            total, common, together = self.combined
+            self.effects[sig] = (
+                [(k, Fraction(n - reach.get(k, 0), count)) for k, n in self.reach.items()
+                 if n != reach.get(k, 0) and k not in always],
+                [(k, Fraction(f.combinations - found.get(k, 0), count)) for k, f in self.findings.items()
+                 if f.combinations != found.get(k, 0)],
+                Fraction(self.excluded - excluded, count), Fraction(total, count),
+                None if common is None else common - alone, [ids - alone for ids in together])
+        else:
+            reach, found, excluded, share, common, together = effect
+            for k, part in reach:
+                self.reach[k] += _whole(count * part)
+            for k, part in found:
+                self.findings[k].combinations += _whole(count * part)
+            self.excluded += _whole(count * excluded)
+            total = _whole(count * share)
+            if total:
+                common = common | alone
+                for rule_id in always:  # they fire in every combination kept
+                    self.reach[rule_id] += total
+                    self.fired_now.add(rule_id)
+                for ids in together:  # as `conclude` records the rules that fire together
+                    ids = ids | always
+                    fired = frozenset(ids)
+                    if fired not in self.cofired:
+                        self.cofired.add(fired)
+                        for rule_id in ids:
+                            self.cofire[rule_id] = self.cofire.get(rule_id, ids) & ids
+        if folded and total:
+            self.fold(folded, total, common | self._always(folded)[0])
+
+    def _content(self, part: List["_Outcome"]) -> tuple:
+        """What of a group's outcomes `conclude` reads, but the witness."""
+        known = self.content_memo.get(id(part))
+        if known is None:
+            known = self.content_memo[id(part)] = (part, tuple(
+                (tuple(r.id for r in o.fired), tuple(sorted(o.assign.items())),
+                 tuple(sorted((k, tuple(v)) for k, v in o.derived.items())), o.weight) for o in part))
+        return known[1]
+
+    def _quiet(self, part: List["_Outcome"], layer) -> bool:
+        """Whether nothing a finding or a later layer reads comes out of a group's
+        outcomes: no stance, dose, warning given at several severities, field or
+        fact seen later, or field a constraint tests."""
         seen = self.seen_now[layer.name]
         for outcome in part:
             if outcome.assign or any(k in seen or k == STANCE for k in outcome.derived) or \
@@ -420,9 +539,17 @@ class _Walk:
                 return False
             for rule in outcome.fired:
                 if "recommend" in rule.then or "dose" in rule.then or \
-                        any(w["code"] in self.multi_severity for w in rule.warnings):
+                        any(w["code"] in self.multi_severity for w in self.warns[rule.id]):
                     return False
         return True
+
+    def foldable(self, part: List["_Outcome"], layer) -> bool:
+        """Whether a group's outcomes can be left out of the product of the layer's
+        groups: they differ, but in nothing that a finding or a later layer reads
+        (no stance, dose, warning given at several severities, field or fact seen
+        later, or field a constraint tests). Only when `conclude` is the walk's own:
+        a subclass that overrides it sees every combination."""
+        return len(part) >= 2 and self.folding and self._quiet(part, layer)
 
     def fold(self, folded: List[List["_Outcome"]], total: int, common: set):
         """What the folded groups add, as if each of their outcomes had gone with
@@ -441,41 +568,188 @@ class _Walk:
                     self.cofire[rule.id] = self.cofire.get(rule.id, ids) & ids
 
     def outcomes(self, state: _State, layer_name: str, group: "_Group") -> List["_Outcome"]:
-        """The ways one group of a layer's rules can go from this state, merged."""
+        """The ways one group of a layer's rules can go from this state, merged.
+
+        Outcomes that differ only inside a cell of a number that later layers
+        cannot tell apart are merged here already (the first keeps its witness,
+        as the merge after the layer would keep it)."""
         keep = self.seen_now[layer_name] | self.constrained
         seen = tuple(state.assign.get(n, _UNSET) for n in group.fields) + \
             tuple(state.derived.get(n) for n in group.derived)
-        key = (layer_name, group.key, tuple(n in keep for n in group.fields), seen)
+        cells = self.cells_now[layer_name]
+        key = (layer_name, group.key, tuple(n in keep and cells.get(n) for n in group.fields), seen)
         if key in self.cache:
             return self.cache[key]
         merged: Dict[tuple, _Outcome] = {}
-        stack = [({}, Fraction(1))]
-        while stack:
-            added, weight = stack.pop()
-            assign = dict(state.assign, **added)
-            fired, derived, need = self.fire(group, assign, state.derived)
-            if need in self.numeric:  # split the interval where the group's tests tell values apart
-                low, high = assign.get(need, (0, len(self.domains[need])))
-                places = self.group_cuts(group, need)
-                bounds = [low] + [p for p in places if low < p < high] + [high]
-                stack.extend((dict(added, **{need: (a, b)}), weight * Fraction(b - a, high - low))
-                             for a, b in reversed(list(zip(bounds, bounds[1:]))))
-                continue
-            if need is not None:
-                values = self.domains[need]
-                stack.extend((dict(added, **{need: v}), weight / len(values)) for v in reversed(values))
-                continue
-            visible = {k: v for k, v in added.items() if k in keep}
-            new = {k: v for k, v in derived.items() if v != list(state.derived.get(k, ()))}
-            mkey = (tuple(r.id for r in fired), tuple(sorted(visible.items())),
-                    tuple(sorted((k, tuple(v)) for k, v in new.items())))
+        made: Dict[tuple, tuple] = {}  # fired ids -> (derived added, its part of the key)
+
+        def leaf(added, fired, derived, weight):
+            visible = tuple(sorted(
+                (k, _widen(v, cells[k], len(self.domains[k])) if k in cells else v)
+                for k, v in added.items() if k in keep))
+            ids = tuple(r.id for r in fired)
+            if derived is None:  # the group's rules read no fact they derive: build it once per fired set
+                if ids not in made:
+                    new = {}
+                    for rule in fired:
+                        for name, value in self.derives[rule.id].items():
+                            values = new.setdefault(name, list(state.derived.get(name, ())))
+                            if value not in values:
+                                values.append(value)
+                    new = {k: v for k, v in new.items() if v != list(state.derived.get(k, ()))}
+                    made[ids] = (new, tuple(sorted((k, tuple(v)) for k, v in new.items())))
+                new, new_key = made[ids]
+            else:
+                new = {k: v for k, v in derived.items() if v != list(state.derived.get(k, ()))}
+                new_key = tuple(sorted((k, tuple(v)) for k, v in new.items()))
+            mkey = (ids, visible, new_key)
             if mkey in merged:
                 merged[mkey].weight += weight
             else:
                 witness = {k: self.domains[k][v[0]] if k in self.numeric else v for k, v in added.items()}
-                merged[mkey] = _Outcome(fired, visible, witness, new, weight)
+                merged[mkey] = _Outcome(fired, dict(visible), witness, new, weight)
+
+        if self.fast_fire and self.flat[group.key]:
+            self._search(state, group, leaf)
+        else:
+            stack = [({}, Fraction(1))]
+            while stack:
+                added, weight = stack.pop()
+                assign = dict(state.assign, **added)
+                fired, derived, need = self.fire(group, assign, state.derived)
+                if need in self.numeric:  # split the interval where the group's tests tell values apart
+                    low, high = assign.get(need, (0, len(self.domains[need])))
+                    places = self.group_cuts(group, need)
+                    bounds = [low] + [p for p in places if low < p < high] + [high]
+                    stack.extend((dict(added, **{need: (a, b)}), weight * Fraction(b - a, high - low))
+                                 for a, b in reversed(list(zip(bounds, bounds[1:]))))
+                    continue
+                if need is not None:
+                    values = self.domains[need]
+                    stack.extend((dict(added, **{need: v}), weight / len(values)) for v in reversed(values))
+                    continue
+                leaf(added, fired, derived, weight)
         self.cache[key] = list(merged.values())
         return self.cache[key]
+
+    def _search(self, state: _State, group: "_Group", leaf):
+        """`fire` over every input of a group whose rules read no fact the group
+        derives, incrementally. The inputs are split in the order `fire` asks
+        for them (the first undecided rule's first field not known, a number at
+        every place the group's tests tell apart), a split re-reads only the
+        undecided rules that test the field split, and sibling intervals of a
+        number on which every undecided rule's tests agree share what lies
+        below them. Each input, every rule decided, goes to `leaf` in the order
+        `fire` would meet it, with the rules it fires in rule order (as `fire`
+        gives them for such a group)."""
+        rules = group.rules
+        fields = self.schema.fields
+        numeric, domains = self.numeric, self.domains
+        if group.key not in self.search_memo:
+            asked = [tuple(t.name for t in self.tests[r.id] if t.name in fields) for r in rules]
+            reads = [set(names) for names in asked]
+            cuts = {name: self.group_cuts(group, name) for name in set().union(*reads) if name in numeric}
+            own = [{name: self.cuts(name, [t for t in self.tests[r.id] if t.name == name])
+                    for name in reads[i] if name in cuts} for i, r in enumerate(rules)]
+            self.search_memo[group.key] = ([self.compiled[r.id] for r in rules], asked, reads, cuts, own)
+        compiled, asked, reads, cuts, own = self.search_memo[group.key]
+        before = state.derived
+        current = dict(state.assign)
+        unknown = conditions.UNKNOWN
+
+        def settled(name, value):
+            low, high = value
+            places = cuts[name]
+            i = bisect_right(places, low)
+            return i == len(places) or places[i] >= high
+
+        def lookup(name):
+            if name in fields:
+                value = current.get(name, _UNSET)
+                if value is _UNSET:
+                    return unknown
+                if name in cuts:
+                    if not settled(name, value):
+                        return unknown
+                    value = domains[name][value[0]]
+                return () if value is None else (value,)
+            return before.get(name, ())
+
+        def evaluate(verdicts, undecided, split):
+            still = []
+            for i in undecided:
+                if split is None or split in reads[i]:
+                    verdict = compiled[i](lookup)
+                    if verdict is not None:
+                        verdicts[i] = verdict
+                        continue
+                still.append(i)
+            return still
+
+        def expand(verdicts, still):
+            """The inputs below a node, in order: (fields split, in order; rules fired; share)."""
+            if not still:
+                return [((), tuple(i for i, v in enumerate(verdicts) if v), 1, 1)]
+            need = None
+            for name in asked[still[0]]:
+                value = current.get(name, _UNSET)
+                if value is _UNSET or (name in cuts and not settled(name, value)):
+                    need = name
+                    break
+            if need is None:  # cannot happen: a rule is decided once every field it reads is known
+                raise AssertionError(f"rule {rules[still[0]].id} undecided on known fields")
+            previous = current.get(need, _UNSET)
+            if need in numeric:
+                low, high = (0, len(domains[need])) if previous is _UNSET else previous
+                bounds = [low] + [p for p in cuts[need] if low < p < high] + [high]
+                children = [((a, b), b - a, high - low) for a, b in zip(bounds, bounds[1:])]
+            else:
+                size = len(domains[need])
+                children = [(v, 1, size) for v in domains[need]]
+            out = []
+            below: Dict[tuple, list] = {}
+            read = [i for i in still if need in reads[i]]
+            kept = [i for i in still if need not in reads[i]]
+            met: Dict[tuple, Optional[bool]] = {}  # (rule, where the value falls for its tests) -> verdict
+            for value, num, den in children:
+                current[need] = value
+                verdicts_here = list(verdicts)
+                still_here = list(kept)
+                places = []
+                for i in read:
+                    # across these siblings a rule's verdict changes only where its own tests do
+                    place = bisect_right(own[i][need], value[0]) if need in cuts else value
+                    verdict = met.get((i, place), _UNSET)
+                    if verdict is _UNSET:
+                        verdict = met[(i, place)] = compiled[i](lookup)
+                    if verdict is None:
+                        still_here.append(i)
+                        places.append(place)
+                    else:
+                        verdicts_here[i] = verdict
+                if len(still_here) > len(kept):
+                    still_here.sort()
+                if need in cuts:  # what lies below depends on the value only through these
+                    same = (tuple(verdicts_here), tuple(places))
+                    sub = below.get(same)
+                    if sub is None:
+                        sub = below[same] = expand(verdicts_here, still_here)
+                else:
+                    sub = expand(verdicts_here, still_here)
+                step = ((need, value),)
+                out.extend((step + split, fired, num * n, den * d) for split, fired, n, d in sub)
+            if previous is _UNSET:
+                del current[need]
+            else:
+                current[need] = previous
+            return out
+
+        verdicts = [None] * len(rules)
+        fired_rules: Dict[tuple, list] = {}
+        for split, fired, num, den in expand(verdicts, evaluate(verdicts, range(len(rules)), None)):
+            if fired not in fired_rules:
+                fired_rules[fired] = [rules[i] for i in fired]
+            leaf(dict(split), fired_rules[fired], None, Fraction(num, den))
 
     def fire(self, group: "_Group", assign: dict, before: dict):
         """The rules of a group that fire, or the field to split on first
@@ -671,6 +945,12 @@ def _verdict(test: conditions.Test, value) -> bool:
     if test.op == "known":
         return (value is not None) == test.operand
     return value is not None and test.holds(value)
+
+
+def _whole(share) -> int:
+    """A share of a state's count, which the walk's counts make a whole number."""
+    assert share.denominator == 1, "a state's count splits evenly over a field's values"
+    return share.numerator
 
 
 def _widen(interval, places, size):
