@@ -16,7 +16,6 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, List, Optional
 
-from .atomic import same_file
 from .caseio import CaseRecord, read_cases
 from .evaluate import Advisor, Result, default_advisor
 
@@ -80,21 +79,7 @@ def evaluate_files(paths: Iterable[str], advisor: Optional[Advisor] = None, stdi
     `exclude` names a file whose cases are left out: the output file, when it
     lies in a folder being read, so that a run never reads its own results.
     """
-    records = read_cases(paths, stdin=stdin)
-    if exclude is not None:
-        records = _without(records, exclude)
-    return evaluate_records(records, advisor, workers, finish)
-
-
-def _without(records: Iterable[CaseRecord], exclude: str) -> Iterator[CaseRecord]:
-    """The records that do not come from the file `exclude` (compared as files, once per source)."""
-    verdicts = {}
-    for record in records:
-        source = record.source
-        if source not in verdicts:
-            verdicts[source] = source is not None and source != "<stdin>" and same_file(source, exclude)
-        if not verdicts[source]:
-            yield record
+    return evaluate_records(read_cases(paths, stdin=stdin, exclude=exclude), advisor, workers, finish)
 
 
 def evaluate_many(cases: Iterable[dict], advisor: Optional[Advisor] = None,

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Tuple
 
+from .atomic import same_file
 from .yamlsrc import (MAX_DEPTH, MAX_NUMBER, MAX_SCALAR, Located, LocatedList, SourceError,
                       read_documents, shown)
 
@@ -50,8 +51,10 @@ def expand_paths(paths: Iterable[str]) -> Iterator[str]:
             yield path
 
 
-def read_cases(paths: Iterable[str], stdin=None) -> Iterator[CaseRecord]:
-    """Every case of every path, in order.
+def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None) -> Iterator[CaseRecord]:
+    """Every case of every path, in order; `exclude` names a file never read
+    from a directory (the output of the run, so that it never reads its own
+    results back).
 
     A case's default id is its file's name: the path below the directory
     given (``a/p.yaml``), or a file's own name; when that name was already
@@ -74,7 +77,7 @@ def read_cases(paths: Iterable[str], stdin=None) -> Iterator[CaseRecord]:
             name = unique(root.name, path)
             yield from _guarded(_read_path, path, path, name)
             continue
-        files = _case_files(root)
+        files = [f for f in _case_files(root) if exclude is None or not same_file(f, exclude)]
         for child in files:
             name = unique(child.relative_to(root).as_posix(), str(child))
             yield from _guarded(_read_path, str(child), str(child), name)
