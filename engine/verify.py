@@ -302,6 +302,7 @@ class _Walk:
         live = set(r.id for r in (self.rb.rules if diagnosis is None else live_rules(self.rb, diagnosis)))
         self.fold_memo, self.always_memo = {}, {}  # foldable depends on what this diagnosis's later layers see
         self.live_groups: Dict[str, List[_Group]] = {}
+        self.reads_now: Dict[str, dict] = {}
         self.seen_now: Dict[str, set] = {}
         self.cells_now: Dict[str, Dict[str, tuple]] = {}
         later_names: set = set()
@@ -319,6 +320,9 @@ class _Walk:
             # where later rules can tell numbers apart; a number a subclass keeps is kept as split
             self.cells_now[layer.name] = {name: self.cuts(name, later_tests.get(name, ()))
                                           for name in self.numeric if name not in extra}
+            keep = self.seen_now[layer.name] | self.constrained  # what of a group's fields later layers read
+            self.reads_now[layer.name] = {g.key: tuple(n in keep and self.cells_now[layer.name].get(n)
+                                                       for n in g.fields) for g in groups}
             for rule in rules:
                 for test in self.tests[rule.id]:
                     later_names.add(test.name)
@@ -573,13 +577,14 @@ class _Walk:
         Outcomes that differ only inside a cell of a number that later layers
         cannot tell apart are merged here already (the first keeps its witness,
         as the merge after the layer would keep it)."""
+        assign, derived = state.assign, state.derived
+        key = (layer_name, group.key, tuple(assign.get(n, _UNSET) for n in group.fields),
+               tuple(derived.get(n) for n in group.derived), self.reads_now[layer_name].get(group.key))
+        known = self.cache.get(key)
+        if known is not None:
+            return known
         keep = self.seen_now[layer_name] | self.constrained
-        seen = tuple(state.assign.get(n, _UNSET) for n in group.fields) + \
-            tuple(state.derived.get(n) for n in group.derived)
         cells = self.cells_now[layer_name]
-        key = (layer_name, group.key, tuple(n in keep and cells.get(n) for n in group.fields), seen)
-        if key in self.cache:
-            return self.cache[key]
         merged: Dict[tuple, _Outcome] = {}
         made: Dict[tuple, tuple] = {}  # fired ids -> (derived added, its part of the key)
 
