@@ -245,7 +245,7 @@ def interview(resume_path, wanted_id, save_path, overwrite, rules_dir):
     from ivig_advisor.engine import Advisor
     from ivig_advisor.engine.interview import Interview
 
-    if save_path:
+    if save_path is not None:
         _check_save_option(save_path, overwrite)
     advisor = Advisor(_load_rules(rules_dir))
     answers, case_id = _resumed(advisor, resume_path, wanted_id) if resume_path else ({}, None)
@@ -292,6 +292,9 @@ def _check_save_option(path, overwrite):
         check_save(path, with_result=True, overwrite=overwrite or sys.stdin.isatty())
     except FileExistsError as exc:
         _say(f"error: {exc.filename} exists; add --overwrite to replace it, or --save another file", err=True)
+        raise SystemExit(EXIT_USAGE)
+    except OSError as exc:  # '', '.', 'dir/': not a file name
+        _say(f"error: --save {path!r}: {exc.strerror or exc}", err=True)
         raise SystemExit(EXIT_USAGE)
 
 
@@ -455,6 +458,9 @@ def _ask_file_name():
         word = (text or "").strip()
         if not word or word.lower() in NO or word.lower() in ("q", "quit", "skip"):
             return None
+        if word.lower() in ("help", "back", "why", "how", "unknown", "?") or word in ("~", "-"):
+            _say(f"   '{word}' is not a file name here: type a file name, or Enter to skip.")
+            continue
         if word.lower() not in YES:
             return word
         prompt = "File name (or Enter to skip): "
@@ -474,12 +480,9 @@ AUDIT_FORMATS = ("text", "json", "markdown")
 
 
 def _echo_json(data):
-    """JSON for programs, that a terminal shows safely too: the control and bidi characters JSON
-    leaves raw (C1, DEL, U+202A-E, U+2066-9) become \\u escapes of the same characters."""
-    import json
-    import re
-    text = json.dumps(data, ensure_ascii=False, indent=2)
-    click.echo(re.sub("[\x7f-\x9f\u202a-\u202e\u2066-\u2069]", lambda m: f"\\u{ord(m.group()):04x}", text))
+    """JSON for programs, that a terminal shows safely too (escape.json_text)."""
+    from ivig_advisor.engine.escape import json_text
+    click.echo(json_text(data, indent=2))
 
 
 @main.group(epilog=exit_status("a finding (check), a difference (diff), a rule never fired (coverage "

@@ -81,7 +81,7 @@ _MD_SPECIAL = re.compile(r"([\\`*_\[\]#|~])")
 
 def md(text) -> str:
     """Text from the rules (or the log) as Markdown that shows exactly that text, on one line."""
-    text = html.escape(" ".join(str(text).split()), quote=False)
+    text = html.escape(for_terminal(" ".join(str(text).split())), quote=False)
     return _MD_SPECIAL.sub(r"\\\1", text)
 
 

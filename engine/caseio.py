@@ -102,6 +102,30 @@ def _case_files(root: Path) -> list:
             if child.is_file() and child.suffix.lower() in CASE_SUFFIXES]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _whole_text(record: CaseRecord) -> CaseRecord:
+    """The record, or its error when a text in it holds a lone surrogate
+    (JSON's "\\udfff", YAML's "\\uDFFF"): not a character, it cannot be
+    shown or written, and would stop the whole run at the output."""
+    stack = [(None, record.data)]
+    while stack:
+        field, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((field or str(k), k) for k in value)
+            stack.extend((field or str(k), v) for k, v in value.items())
+        elif isinstance(value, list):
+            stack.extend((field, v) for v in value)
+        elif isinstance(value, str) and _SURROGATE.search(value):
+            at = getattr(record.data, "line_of", lambda _: None)(field) or record.line
+            field = _SURROGATE.sub("?", field) if field else None
+            return CaseRecord(None, record.source, at, record.default_id, SourceError(
+                "a lone surrogate escape (such as \\udfff) is not a character: the text is damaged",
+                record.source, at, field))
+    return record
+
+
 def _guarded(read, what, source: str, name: str) -> Iterator[CaseRecord]:
     """The records of ``read(what, name)``: one file's, with ids 'name:N' when it
     holds several; one error record when it holds none, or when reading it
@@ -109,6 +133,7 @@ def _guarded(read, what, source: str, name: str) -> Iterator[CaseRecord]:
     count, first = 0, None
     try:
         for record in read(what, name):
+            record = _whole_text(record)
             count += 1
             if count == 1:
                 first = record  # held back: 'name' or 'name:1' is known at the second

@@ -6,11 +6,19 @@ or a formula that a spreadsheet runs. Everything that came from input passes
 through one of these two functions on its way out.
 """
 
+import json
 import re
 
-# C0 and C1 control characters, DEL, and the Unicode bidirectional overrides
-# and isolates (they reorder what a reader sees: "Trojan Source").
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+# C0 and C1 control characters and DEL; the Unicode marks that reorder or hide
+# what a reader sees ("Trojan Source"): bidirectional overrides, isolates and
+# marks, zero-width characters, line and paragraph separators, the soft
+# hyphen, the byte-order mark and the tag characters.
+_INVISIBLE = ("\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
+              "\U000e0000-\U000e007f")
+_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_INVISIBLE}]")
+_UNSAFE_BUT_NEWLINE = re.compile(f"[\x00-\x09\x0b-\x1f\x7f-\x9f{_INVISIBLE}]")
+# what json.dumps(ensure_ascii=False) leaves raw (it escapes C0 itself)
+_JSON_RAW = re.compile(f"[\x7f-\x9f{_INVISIBLE}]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\e"}
 
 # OWASP, CSV injection: a cell that starts with one of these is a formula
@@ -24,11 +32,23 @@ def for_terminal(text) -> str:
     >>> for_terminal("p1\\x1b[2J\\nFAKE")
     'p1\\\\e[2J\\\\nFAKE'
     """
-    text = str(text)
-    if not _UNSAFE.search(text):
+    return _escaped(str(text), _UNSAFE)
+
+
+def _escaped(text: str, unsafe) -> str:
+    if not unsafe.search(text):
         return text
-    return _UNSAFE.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
-                                            else f"\\u{ord(m.group()):04x}"), text)
+    return unsafe.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
+                                           else f"\\u{ord(m.group()):04x}" if ord(m.group()) < 0x10000
+                                           else f"\\U{ord(m.group()):08x}"), text)
+
+
+def json_text(data, **options) -> str:
+    """JSON that a terminal shows safely too: the characters json.dumps leaves
+    raw (C1, DEL, the invisible and reordering marks) become \\u escapes of
+    the same characters, so the data is unchanged."""
+    text = json.dumps(data, ensure_ascii=False, **options)
+    return _JSON_RAW.sub(lambda m: json.dumps(m.group())[1:-1], text)
 
 
 def for_spreadsheet(value):
@@ -40,6 +60,8 @@ def for_spreadsheet(value):
     >>> for_spreadsheet("=HYPERLINK(\\"http://x\\")")
     '\\'=HYPERLINK("http://x")'
     """
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
+    if not isinstance(value, str):
+        return value
+    # control characters are shown as escapes (a newline stays: the cell is quoted)
+    value = _escaped(value, _UNSAFE_BUT_NEWLINE)
+    return "'" + value if value.startswith(_FORMULA_START) else value

@@ -16,6 +16,8 @@ are saved (`save_paths`, `check_save`, `save_case`).
 """
 
 import datetime
+import errno
+import os
 import json
 import re
 from dataclasses import dataclass
@@ -300,6 +302,8 @@ def save_paths(path) -> Tuple[Path, Path]:
     Only a case-file suffix is replaced; any other dot belongs to the name.
     """
     case = Path(path)
+    if not str(path).strip() or case.name in ("", ".", "..") or str(path).endswith(("/", os.sep)):
+        raise IsADirectoryError(errno.EISDIR, "not a file name", str(path))  # '', '.', '/', 'dir/'
     stem = case.stem if case.suffix.lower() in SAVE_FORMATS else case.name
     return case, case.with_name(stem + ".result.json")
 

@@ -2,14 +2,13 @@
 
 import csv
 import io
-import json
 import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, List, Optional, TextIO
 
-from .escape import for_spreadsheet, for_terminal
+from .escape import for_spreadsheet, for_terminal, json_text
 from .rulebase import RuleBase
 
 STANCE_WORDS = {
@@ -23,7 +22,8 @@ SEVERITY_COLOURS = {"critical": "red", "warning": "yellow", "info": "blue"}
 
 
 def to_json(result) -> str:
-    return json.dumps(result.to_dict(), ensure_ascii=False)
+    """A result as one line of JSON, safe to show on a terminal (see escape.json_text)."""
+    return json_text(result.to_dict())
 
 
 def plain_style(text, **_):

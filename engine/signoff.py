@@ -403,7 +403,10 @@ def sign(rulebase: RuleBase, rule_ids: List[str], verdict: str, reviewer: str, c
     path = Path(os.path.abspath(path if path is not None else writable_log_path(rulebase)))
     source = str(path)
     with _locked(path.parent / f".{path.name}.lock"):
-        text = path.read_text(encoding="utf-8") if path.exists() else HEADER
+        try:
+            text = path.read_text(encoding="utf-8") if path.exists() else HEADER
+        except UnicodeDecodeError as exc:  # refused like any damaged log, never appended to
+            raise LogUnusable([SourceError(f"the review log is not UTF-8 text (byte {exc.start})", source, 1)])
         before = parse_log(text, source, rulebase)
         if before.errors:
             raise LogUnusable(before.errors)

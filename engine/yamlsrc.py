@@ -213,6 +213,9 @@ def _bool(loader, node) -> bool:
 
 
 def _null(loader, node) -> None:
+    # `!!null true` would turn a written value into "unknown" without a word
+    if _text(node) not in ("", "~", "null", "Null", "NULL"):
+        raise _Refused(f"{shown(node.value)} is not null: the tag !!null would drop a written value", _line(node))
     return None
 
 

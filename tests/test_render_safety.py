@@ -52,14 +52,16 @@ def test_csv_carries_max_severity_and_the_critical_codes(run_cli, cases):
     assert (rows[1]["max_severity"], rows[1]["critical"]) == ("", "")
 
 
-@pytest.mark.parametrize("hostile", ["=HYPERLINK(\"http://evil\",\"x\")", "@SUM(1+1)", "+cmd|' /C calc'!A0",
-                                     "-2+3", "\t=1", "＝1"])
-def test_csv_cells_from_input_never_start_a_formula(run_cli, tmp_path, hostile):
+@pytest.mark.parametrize("hostile, cell", [
+    ("=HYPERLINK(\"http://evil\",\"x\")", "'=HYPERLINK(\"http://evil\",\"x\")"), ("@SUM(1+1)", "'@SUM(1+1)"),
+    ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"), ("-2+3", "'-2+3"), ("\t=1", "\\t=1"), ("＝1", "'＝1"),
+    ("\x1b[2J\x1b[HFAKE", "\\e[2J\\e[HFAKE")])
+def test_csv_cells_from_input_never_start_a_formula_nor_hold_an_escape(run_cli, tmp_path, hostile, cell):
     path = tmp_path / "c.jsonl"
     path.write_text(json.dumps({"id": hostile, "diagnosis": "mmn"}) + "\n", encoding="utf-8")
     out = run_cli("evaluate", "--format", "csv", "--quiet", str(path))
     row = next(csv.DictReader(io.StringIO(out.output)))
-    assert row["id"] == "'" + hostile
+    assert row["id"] == cell
 
 
 def test_csv_quotes_a_cell_that_holds_a_newline(run_cli, tmp_path):
@@ -79,3 +81,14 @@ def test_text_escapes_control_characters_from_input(run_cli, tmp_path):
     assert "\x1b" not in out.output and "\r" not in out.output
     assert not any(line.startswith("FAKE") for line in out.output.splitlines())
     assert "p1\\e[2J\\e[H\\nFAKE" in out.output
+
+
+@pytest.mark.parametrize("mark", ["\u200f", "\u061c", "\u2028", "\u200b", "\u00ad", "\U000e0041", "\u009b"])
+def test_invisible_and_reordering_marks_are_shown_not_obeyed(run_cli, tmp_path, mark):
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"id": f"A{mark}B", "diagnosis": f"als{mark}"}) + "\n", encoding="utf-8")
+    for fmt in ("text", "json", "jsonl", "csv"):
+        out = run_cli("evaluate", "--format", fmt, "--quiet", str(path)).output
+        assert mark not in out, fmt
+    data = json.loads(run_cli("evaluate", "--format", "json", "--quiet", str(path)).output)
+    assert data[0]["id"] == f"A{mark}B"  # JSON escapes the mark; the data is unchanged
