@@ -333,7 +333,10 @@ def read_documents(stream, source: str) -> Iterator[Tuple[object, Optional[int],
                     return
                 node = loader.get_node()
             except Exception as exc:  # the parser's state is unknown: nothing after can be trusted
-                yield None, None, _as_source_error(exc, source)
+                error = _as_source_error(exc, source)
+                # say so: documents after this point are lost, and the reader must know
+                error.message += "; nothing after this point in the file was read (fix it and run again)"
+                yield None, None, error
                 return
             line = _line(node) if node is not None else None
             try:

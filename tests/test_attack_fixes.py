@@ -52,3 +52,11 @@ def test_save_names_that_are_not_files_are_refused_or_asked_again(tmp_path):
     assert asked.returncode == 0, asked.stderr
     assert "not a file name" in asked.stdout and "diagnosis: other" in asked.stdout  # the answers are shown
     assert list(tmp_path.iterdir()) == []  # no file named 'unknown' or 'help'
+
+
+def test_a_yaml_syntax_error_says_the_rest_of_the_file_was_not_read(run_cli, tmp_path):
+    path = tmp_path / "b.yaml"
+    path.write_text("---\ndiagnosis: als\n---\ndiagnosis: gbs\n  bad: indent\n---\ndiagnosis: mmn\n", encoding="utf-8")
+    results = [json.loads(line) for line in run_cli("evaluate", "--format", "jsonl", "--quiet", str(path)).output.splitlines()]
+    assert [r["status"] for r in results] == ["ok", "error"]
+    assert results[1]["error"]["line"] == 5 and "nothing after this point" in results[1]["error"]["message"]
