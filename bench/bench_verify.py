@@ -218,7 +218,7 @@ from typing import Dict, List, Optional  # noqa: E402
 
 from ivig_advisor.engine import conditions  # noqa: E402
 from ivig_advisor.engine.analysis import live_rules  # noqa: E402
-from ivig_advisor.engine.rulebase import IVIG_GIVEN, STANCE, RuleBase, RuleSpec  # noqa: E402
+from ivig_advisor.engine.rulebase import IVIG_GIVEN, STANCE, RuleSpec  # noqa: E402
 from ivig_advisor.engine.schema import CaseSchema  # noqa: E402
 from ivig_advisor.engine.verify import (  # noqa: E402
     Coverage, Finding, Verification, _concludes_all, _groups, _Group, _order, _Outcome, _State, _UNSET, domains)

@@ -104,8 +104,6 @@ def _relevant(rulebase: RuleBase, pending: List[RuleSpec], lookup) -> List[RuleS
     (Age is not missing for a patient who will not receive IVIG, though it
     would still decide whether they are "elderly".)
     """
-    fields = rulebase.schema.fields
-
     def pursued(rule):
         return {t.name for t in _pursued(rule.when, lookup)}
 

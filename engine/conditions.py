@@ -205,21 +205,6 @@ def evaluate(cond: Condition, lookup: Callable) -> Optional[bool]:
     return None if None in results else False
 
 
-def open_tests(cond: Condition, lookup: Callable):
-    """The tests that can still decide a condition: those not inside a part
-    that is already true or false (in an `any` with one branch true, the
-    other branches no longer matter)."""
-    if evaluate(cond, lookup) is not None:
-        return
-    if isinstance(cond, Test):
-        yield cond
-    elif isinstance(cond, Not):
-        yield from open_tests(cond.item, lookup)
-    else:
-        for item in cond.items:
-            yield from open_tests(item, lookup)
-
-
 def describe(cond: Condition, label: Callable = lambda name, value: str(value),
              name_label: Callable = lambda name: name.replace("_", " ")) -> str:
     """A plain-language reading of a condition."""

@@ -70,11 +70,10 @@ class TextRenderer:
             return "\n".join(lines)
         stance = result.ivig["stance"]
         headline = f"{name}  {s(STANCE_WORDS[stance], fg=STANCE_COLOURS[stance], bold=True)}"
-        critical = [w for w in result.warnings if w["severity"] == "critical"]
-        if critical:
-            headline += "  -  " + s("CRITICAL: " + ", ".join(w["code"] for w in critical), fg="red", bold=True)
+        if result.critical:
+            headline += "  -  " + s("CRITICAL: " + ", ".join(result.critical), fg="red", bold=True)
         lines.append(headline)
-        lines.extend(self.warning_lines(critical))
+        lines.extend(self.warning_lines(w for w in result.warnings if w["severity"] == "critical"))
         lines.append(f"  {result.ivig['summary']}")
         source = f"; {for_terminal(result.source)}" + (f":{result.line}" if result.line else "") \
             if result.source else ""

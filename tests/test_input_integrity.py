@@ -6,7 +6,6 @@ directly, to try many more inputs than the CLI could in the time.
 """
 
 import json
-import os
 import subprocess
 import sys
 import tempfile

@@ -20,7 +20,7 @@ import pexpect
 import pytest
 import yaml
 
-from conftest import ROOT, jsonl
+from conftest import jsonl
 
 IVIG = [sys.executable, "-m", "ivig_advisor.cli"]
 ENV = dict(os.environ, NO_COLOR="1")
