@@ -3,7 +3,8 @@
 Case files are written by people and exported by systems we do not control:
 an id can hold an escape sequence that clears the screen and forges a line,
 or a formula that a spreadsheet runs. Everything that came from input passes
-through one of these two functions on its way out.
+through one of these functions on its way out: `for_terminal` (text for a
+person), `for_spreadsheet` (CSV cells) or `json_text` (JSON).
 """
 
 import json
