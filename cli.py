@@ -303,6 +303,7 @@ def _resumed(advisor, path, wanted_id):
     from ivig_advisor.engine import CaseInvalid
     from ivig_advisor.engine.caseio import read_cases
     from ivig_advisor.engine.interview import ResumeError, pick_case
+    from ivig_advisor.engine.words import plain
     try:
         record = pick_case(read_cases([path]), wanted_id, path)
         if record.error is not None:
@@ -315,7 +316,7 @@ def _resumed(advisor, path, wanted_id):
         for error in exc.errors:
             _say(f"error: {error}", err=True)
         raise SystemExit(EXIT_USAGE)
-    answers = {k: list(v) if isinstance(v, tuple) else v for k, v in case.facts.items()}
+    answers = {k: plain(v) for k, v in case.facts.items()}
     return answers, case.id if case.id != record.default_id else None
 
 
@@ -543,12 +544,12 @@ def audit_show(ctx, rule_id, case_paths, fmt):
     from ivig_advisor.engine import Advisor
     from ivig_advisor.engine import audit as A
     from ivig_advisor.engine.audit_text import show_text
-    from ivig_advisor.engine.rulebase import _suggest
+    from ivig_advisor.engine.words import suggest
     from ivig_advisor.engine.signoff import ReviewLog
 
     rulebase = _rulebase(ctx)
     if rule_id not in rulebase.by_id:
-        raise click.BadParameter(_safe(f"no rule '{rule_id}'{_suggest(rule_id, rulebase.by_id)}"), param_hint="RULE")
+        raise click.BadParameter(_safe(f"no rule '{rule_id}'{suggest(rule_id, rulebase.by_id)}"), param_hint="RULE")
     rule = rulebase.by_id[rule_id]
     paths = list(case_paths) or A.default_corpus(rulebase)
     cases = None

@@ -218,7 +218,7 @@ from typing import Dict, List, Optional  # noqa: E402
 
 from ivig_advisor.engine import conditions  # noqa: E402
 from ivig_advisor.engine.analysis import live_rules  # noqa: E402
-from ivig_advisor.engine.rulebase import IVIG_GIVEN, STANCE, RuleSpec  # noqa: E402
+from ivig_advisor.engine.rulebase import STANCE, RuleSpec  # noqa: E402
 from ivig_advisor.engine.schema import CaseSchema  # noqa: E402
 from ivig_advisor.engine.verify import (  # noqa: E402
     Coverage, Finding, Verification, _concludes_all, _groups, _Group, _order, _Outcome, _State, _UNSET, domains)
@@ -458,7 +458,7 @@ class ReferenceWalk:
             self.add("gap", f"no rule sets a stance for diagnosis '{diagnosis}' in this situation",
                      None, state, state.count, ("gap", diagnosis))
         if layer.index == len(self.rb.layers) - 1:
-            given = [s for s in state.derived.get(STANCE, ()) if s in IVIG_GIVEN]
+            given = [s for s in state.derived.get(STANCE, ()) if s in self.rb.ivig_given]
             if given and state.dose is None:
                 self.add("gap", f"IVIG is {given[0]} for diagnosis '{diagnosis}' (rule {state.stance_rule}) "
                          f"but no rule gives a regimen", self.rb.by_id.get(state.stance_rule), state,

@@ -7,8 +7,13 @@ it out), or *undecided* (it waits on an unknown field, directly or through a
 derived fact that an undecided rule could still assert). The unknown fields
 of the undecided rules are what the result reports as `missing`, and what an
 interview would ask next.
+
+The fact space (`domains`) is the set of values each tested field can take,
+cut at the rules' own thresholds: the static check walks it, and the
+interview reads it to know which answers could change the advice.
 """
 
+from itertools import combinations
 from typing import Dict, List, Optional, Set
 
 from . import conditions
@@ -172,3 +177,53 @@ def fields_behind(rulebase: RuleBase, rule: RuleSpec, seen=None) -> set:
             for producer in rulebase.producers(test.name):
                 out |= fields_behind(rulebase, producer, seen)
     return out
+
+
+# -- the fact space ----------------------------------------------------------
+
+def domains(rulebase: RuleBase) -> Dict[str, list]:
+    """The values each tested field can take, cut at the thresholds the rules use.
+
+    ``None`` (unknown) is always one of them. Numbers get a value below,
+    at, between and above the thresholds, inside the schema's range; lists
+    every subset of the values the rules test.
+    """
+    tested: Dict[str, set] = {}
+    for rule in rulebase.rules:
+        for test in conditions.tests(rule.when):
+            if test.name not in rulebase.schema.fields:
+                continue
+            operands = () if test.op == "known" else \
+                test.operand if isinstance(test.operand, tuple) else (test.operand,)
+            tested.setdefault(test.name, set()).update(operands)
+    out = {}
+    for name, operands in tested.items():
+        spec = rulebase.schema.fields[name]
+        if spec.type == "boolean":
+            values = [True, False]
+        elif spec.type == "enum":
+            values = list(spec.values)
+        elif spec.type == "list":
+            used = [v for v in spec.values if v in operands]
+            values = [tuple(sorted(c)) for n in range(len(used) + 1) for c in combinations(used, n)]
+        elif spec.type in ("number", "integer"):
+            values = _cuts(sorted(operands), spec)
+        else:
+            values = ["(any text)"]
+        out[name] = [None] + values  # None: the field is absent from the case
+    return out
+
+
+def _cuts(thresholds, spec) -> list:
+    low = spec.min if spec.min is not None else (thresholds[0] - 1 if thresholds else 0)
+    high = spec.max if spec.max is not None else (thresholds[-1] + 1 if thresholds else 1)
+    points = [low] + list(thresholds) + [high]
+    values = []
+    for a, b in zip(points, points[1:]):
+        if b > a:
+            middle = (a + b) // 2 if spec.type == "integer" else (a + b) / 2
+            if a < middle < b:
+                values.append(middle)
+        values.append(b)
+    values = [low] + values
+    return sorted({v for v in values if (spec.min is None or v >= spec.min) and (spec.max is None or v <= spec.max)})

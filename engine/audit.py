@@ -14,81 +14,13 @@ from typing import Dict, Iterable, Iterator, List, Optional
 from . import conditions
 from .batch import evaluate_record, evaluate_records
 from .caseio import CaseRecord, read_cases
-from .compiler import dose_text
 from .evaluate import Advisor, Result
-from .rulebase import RuleBase, RuleBaseInvalid, RuleSpec, _suggest
+from .rulebase import RuleBase, RuleBaseInvalid, RuleSpec
 from .signoff import LOG_NAME, ReviewLog, signoff_hash
-from .analysis import fields_behind, live_rules
-from .verify import Finding, Verification, domains, verify
+from .analysis import domains, fields_behind, live_rules
+from .verify import CheckFinding, Verification, verify
+from .words import citation, condition_text, sentence, suggest, value_label
 from .yamlsrc import SourceError, load_one
-
-STANCE_PHRASES = {"first-line": "IVIG is first-line", "second-line": "IVIG is second-line",
-                  "trial-justified": "a trial of IVIG is justified",
-                  "not-established": "IVIG is not established", "not-effective": "IVIG is not effective",
-                  "out-of-scope": "the case is outside the review"}
-
-
-# -- plain language ---------------------------------------------------------
-
-def value_label(rulebase: RuleBase, name: str, value) -> str:
-    """How a value reads to a person (schema labels for case fields)."""
-    spec = rulebase.schema.fields.get(name)
-    if spec is not None:
-        return spec.label(value)
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
-
-
-def condition_text(rulebase: RuleBase, cond) -> str:
-    return conditions.describe(cond, lambda n, v: value_label(rulebase, n, v))
-
-
-def conclusions(rule: RuleSpec) -> List[str]:
-    """What a rule asserts, one phrase per action."""
-    out = []
-    for name, value in (rule.then.get("derive") or {}).items():
-        out.append(f"{name.replace('_', ' ')} is {'yes' if value is True else 'no' if value is False else value}")
-    if "recommend" in rule.then:
-        out.append(STANCE_PHRASES[rule.then["recommend"]["stance"]])
-    if "dose" in rule.then:
-        dose = rule.then["dose"]
-        out.append("DOSE " + dose_text(dose) + (f", {dose['repeat']}" if dose.get("repeat") else ""))
-    for w in rule.warnings:
-        out.append(f"WARN ({w['severity']}) {w['code'].replace('-', ' ')}")
-    return out
-
-
-def sentence(rulebase: RuleBase, rule: RuleSpec) -> str:
-    """'IF diagnosis is MMN THEN IVIG is first-line; WARN (critical) avoid corticosteroids'."""
-    return f"IF {condition_text(rulebase, rule.when)} THEN {'; '.join(conclusions(rule))}"
-
-
-def citation(rule: RuleSpec) -> dict:
-    """Where in the review a rule comes from."""
-    src = rule.source or {}
-    return {"section": src.get("section"), "refs": list(src.get("refs") or []),
-            "lines": list(src.get("lines") or []), "quote": src.get("quote"),
-            "quote_en": src.get("quote_en"), "claims": list(rule.claims),
-            "assumptions": list(rule.assumptions), "evidence": list(rule.evidence)}
-
-
-def provenance(rule: RuleSpec, with_assumptions: bool = True) -> str:
-    """The citation as one line: section; refs; TR lines; claims; assumptions; evidence."""
-    c = citation(rule)
-    parts = [c["section"]] if c["section"] else []
-    if c["refs"]:
-        parts.append("refs " + ", ".join(map(str, c["refs"])))
-    if c["lines"]:
-        parts.append("TR L" + ", ".join(map(str, c["lines"])))
-    if c["claims"]:
-        parts.append("claims " + ", ".join(c["claims"]))
-    if c["assumptions"] and with_assumptions:
-        parts.append("assumptions " + ", ".join(c["assumptions"]))
-    if c["evidence"]:
-        parts.append("evidence " + ", ".join(c["evidence"]))
-    return "; ".join(parts)
-
 
 def rule_record(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog] = None) -> dict:
     """One rule as a stable JSON object for `audit rules --format json`."""
@@ -168,7 +100,7 @@ def fed_by(edges: Dict[str, List[str]]) -> Dict[str, List[str]]:
 @dataclass
 class CheckReport:
     """`audit check`: load errors or the verification, and where sign-off stands."""
-    findings: List[Finding]
+    findings: List[CheckFinding]
     verification: Optional[Verification] = None
     signoff: Dict[str, int] = field(default_factory=dict)
     rulebase: Optional[RuleBase] = None
@@ -179,7 +111,7 @@ class CheckReport:
 
 
 def check(directory=None, strict: bool = False) -> CheckReport:
-    """Load a rule base and verify it; every problem is a Finding with file:line.
+    """Load a rule base and verify it; every problem is a CheckFinding with file:line.
 
     Load errors (schema, unknown names, duplicate ids, missing provenance) stop
     before the exhaustive walk, which needs a rule base that loads. `strict`
@@ -193,12 +125,12 @@ def check(directory=None, strict: bool = False) -> CheckReport:
             manifest = load_one((root / "rulebase.yaml").read_text(encoding="utf-8"), "rulebase.yaml")
         except (OSError, SourceError):
             manifest = {}
-        return CheckReport([Finding(e.kind, e.message + (f" [{e.field}]" if e.field else ""), e.source, e.line)
+        return CheckReport([CheckFinding(e.kind, e.message + (f" [{e.field}]" if e.field else ""), e.source, e.line)
                             for e in exc.errors] + unlisted(root, str(directory or "rules"), manifest))
     return check_rulebase(rulebase, strict)
 
 
-def unlisted(root, label: str, manifest) -> List[Finding]:
+def unlisted(root, label: str, manifest) -> List[CheckFinding]:
     """A finding for each YAML file in the rule directory that the manifest does not name.
 
     The loader reads only what rulebase.yaml lists: a reviewer who drops a
@@ -210,7 +142,7 @@ def unlisted(root, label: str, manifest) -> List[Finding]:
     for names in (manifest.get("rule_files"), (manifest.get("data_files") or {}).values()
                   if isinstance(manifest.get("data_files"), dict) else None):
         named |= {Path(n).as_posix() for n in (names or []) if isinstance(n, str)}
-    return [Finding("unlisted", f"{path.name} is in the rule directory but not listed in rulebase.yaml "
+    return [CheckFinding("unlisted", f"{path.name} is in the rule directory but not listed in rulebase.yaml "
                                 "(rule_files or data_files): its rules are not loaded", f"{label}/{path.name}", 1)
             for path in sorted(root.iterdir())
             if path.suffix in (".yaml", ".yml") and not path.name.startswith(".") and path.name not in named]
@@ -221,13 +153,13 @@ def check_rulebase(rulebase: RuleBase, strict: bool = False) -> CheckReport:
     result = verify(rulebase)
     log = ReviewLog.load(rulebase)
     findings = list(result.findings)
-    findings += [Finding("review-log", e.message, e.source, e.line, e.field) for e in log.errors]
+    findings += [CheckFinding("review-log", e.message, e.source, e.line, e.field) for e in log.errors]
     findings += unlisted(rulebase.root, rulebase.label, rulebase.manifest)
     if strict:
         for rule in rulebase.rules:
             signoff = log.state(rule)
             if signoff.state != "approved":
-                findings.append(Finding("sign-off", f"rule {rule.id}: {signoff.describe()}",
+                findings.append(CheckFinding("sign-off", f"rule {rule.id}: {signoff.describe()}",
                                         rule.file, rule.line, rule.id))
     return CheckReport(findings, result, log.counts(), rulebase)
 
@@ -317,20 +249,16 @@ def why_not(advisor: Advisor, data: dict, rule_id: str, source=None, line=None, 
     """
     rulebase = advisor.rulebase
     if rule_id not in rulebase.by_id:
-        raise ValueError(f"no rule '{rule_id}'{_suggest(rule_id, rulebase.by_id)}")
+        raise ValueError(f"no rule '{rule_id}'{suggest(rule_id, rulebase.by_id)}")
     rule = rulebase.by_id[rule_id]
     case = advisor.validate(data, source, line, default_id)
-    result = advisor.evaluate(case)
-    fired = any(t["rule"] == rule_id for t in result.trace)
-    derived: Dict[str, list] = {}
-    for entry in result.trace:
-        for a in entry["asserted"]:
-            derived.setdefault(a["name"], []).append(a["value"])
+    run = advisor.run(case)
+    result, fired = run.result, rule_id in run.fired
 
     def lookup(name):
         if name in rulebase.schema.fields:
             return [case.facts[name]] if name in case.facts else []
-        return derived.get(name, [])
+        return run.derived.get(name, [])
 
     statuses: List[TestStatus] = []
     _walk_condition(rulebase, rule.when, lookup, statuses, 0)
@@ -451,6 +379,6 @@ def diff(base: Advisor, this: Advisor, paths: Iterable[str], stdin=None) -> Iter
             yield None
 
 
-__all__ = ["CheckReport", "CoverageReport", "Difference", "WhyNot", "check", "check_rulebase", "citation", "conclusions", "provenance",
-           "coverage", "default_corpus", "diff", "feeds", "fed_by", "outcome", "read_corpus", "rule_record",
-           "rules_for", "sentence", "why_not"]
+__all__ = ["CheckReport", "CoverageReport", "Difference", "WhyNot", "check", "check_rulebase", "coverage",
+           "default_corpus", "diagnosis_value", "diff", "feeds", "fed_by", "outcome", "read_corpus", "rule_record",
+           "rules_for", "run_corpus", "unlisted", "why_not"]

@@ -6,11 +6,11 @@ from itertools import groupby
 from typing import Callable, Dict, List, Optional
 
 from . import audit
-from .compiler import dose_text
 from .escape import for_terminal
 from .render import plain_style
 from .rulebase import RuleBase, RuleSpec
 from .signoff import ReviewLog
+from .words import dose_line, provenance, sentence, value_label
 
 MARKS = {True: "✓", False: "✗", None: "?"}
 
@@ -27,8 +27,8 @@ def rule_lines(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog], sty
     lines = [f"{s(rule.id, bold=True)}  {tag} status: {for_terminal(rule.status)}"
              + (f"; sign-off: {for_terminal(signoff.describe())}" if signoff else ""),
              f"  {rule.title}",
-             f"  {audit.sentence(rulebase, rule)}",
-             f"  Source: {audit.provenance(rule)}"]
+             f"  {sentence(rulebase, rule)}",
+             f"  Source: {provenance(rule)}"]
     lines[1:] = [for_terminal(line) for line in lines[1:]]
     more = []
     if rule.source.get("quote"):
@@ -98,9 +98,9 @@ def rules_markdown(rulebase: RuleBase, rules: List[RuleSpec], log: Optional[Revi
         for rule in members:
             signoff = log.state(rule).describe() if log is not None else "-"
             out += [f"### {md_code(rule.id)} — {md(rule.title)}", "",
-                    f"**{md(audit.sentence(rulebase, rule))}**", "",
+                    f"**{md(sentence(rulebase, rule))}**", "",
                     f"- basis: {md(rule.basis)}; status: {md(rule.status)}; sign-off: {md(signoff)}",
-                    f"- source: {md(audit.provenance(rule))}"]
+                    f"- source: {md(provenance(rule))}"]
             if rule.source.get("quote"):
                 out.append(f"- quote: {md(rule.source['quote'])}")
             if rule.rationale:
@@ -140,7 +140,7 @@ def witness_text(rulebase: RuleBase, witness: Optional[dict]) -> str:
     """One case showing a finding: its known fields; every other field unknown."""
     if not witness:
         return ""
-    known = [f"{n.replace('_', ' ')} = {audit.value_label(rulebase, n, v)}" for n, v in witness.items() if v is not None]
+    known = [f"{n.replace('_', ' ')} = {value_label(rulebase, n, v)}" for n, v in witness.items() if v is not None]
     return "e.g. " + ", ".join(known) + " (every other field unknown)"
 
 
@@ -187,7 +187,7 @@ def why_not_text(rulebase: RuleBase, w: audit.WhyNot, style: Callable = plain_st
         head = f"Rule {rule.id} fired for case {w.case_id}."
     else:
         head = f"Rule {rule.id} did not fire for case {w.case_id}."
-    out = [style(head, bold=True), f"  {audit.sentence(rulebase, rule)}"]
+    out = [style(head, bold=True), f"  {sentence(rulebase, rule)}"]
     for t in w.tests:
         mark = {True: style("✓", fg="green"), False: style("✗", fg="red"), None: style("?", fg="yellow")}[t.verdict]
         actual = f"   ({t.actual})" if t.actual else ""
@@ -201,7 +201,7 @@ def why_not_text(rulebase: RuleBase, w: audit.WhyNot, style: Callable = plain_st
             out.append("  It would fire if:")
             for change in w.fixes:
                 out.append("    " + " and ".join(
-                    f"{n.replace('_', ' ')} were {audit.value_label(rulebase, n, v) if v is not None else 'unknown'}"
+                    f"{n.replace('_', ' ')} were {value_label(rulebase, n, v) if v is not None else 'unknown'}"
                     for n, v in change.items()))
         else:
             out.append("  No change of one or two fields makes it fire.")
@@ -211,7 +211,7 @@ def why_not_text(rulebase: RuleBase, w: audit.WhyNot, style: Callable = plain_st
 def _dose(d) -> str:
     if not d:
         return "—"
-    return dose_text(d) + (f" ({d['total_g']:g} g)" if d.get("total_g") is not None else "")
+    return dose_line(d) + (f" ({d['total_g']:g} g)" if d.get("total_g") is not None else "")
 
 
 def diff_text(differences: List[audit.Difference], compared: int, base_label: str, this_label: str) -> str:

@@ -143,7 +143,8 @@ def _die_with_parent():
 
 
 def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finish: Optional[Callable]) -> Iterator:
-    directory = advisor.rulebase.directory
+    rulebase = advisor.rulebase
+    directory = None if rulebase.packaged else str(rulebase.root)
     # PR_SET_PDEATHSIG fires when the *thread* that started the worker ends:
     # only safe to ask for when that thread is the main one, which ends with the process.
     bound = threading.current_thread() is threading.main_thread()

@@ -18,6 +18,7 @@ from typing import List
 from . import conditions
 from ._experta import AS, NOT, OR, AND, Fact, KnowledgeEngine, L, P, Rule
 from .rulebase import STANCE, RuleBase, RuleSpec
+from .words import dose_line
 
 
 class Finding(Fact):
@@ -70,17 +71,10 @@ class AdvisorEngine(KnowledgeEngine):
                 self.asserted_by[declared["__factid__"]] = len(self.firings) - 1
             firing.asserted.append({"name": name, "value": value})
         if "dose" in rule.then:
-            firing.asserted.append({"name": "dose", "value": dose_text(rule.then["dose"])})
+            firing.asserted.append({"name": "dose", "value": dose_line(rule.then["dose"])})
         for warning in rule.warnings:
             firing.asserted.append({"name": "warning", "value": warning["code"]})
 
-
-def dose_text(dose: dict) -> str:
-    """A dose as one line: '0.4 g/kg/day x 5 days = 2 g/kg'."""
-    total = f"{dose['total_g_per_kg']:g} g/kg"
-    if dose.get("g_per_kg_per_day") is not None:
-        return f"{dose['g_per_kg_per_day']:g} g/kg/day x {dose['days']:g} days = {total}"
-    return f"{total} in total"
 
 
 def _pattern(test: conditions.Test, cls, binding):

@@ -6,11 +6,13 @@ engine and reuses it (experta's ``reset()``) for every case it evaluates.
 
 import itertools
 from dataclasses import dataclass, field
-from typing import List, Optional
+from typing import Dict, List, Optional
 
-from .analysis import missing_fields, undecided_rules
-from .rulebase import IVIG_GIVEN, SEVERITIES, RuleBase
+from .analysis import live_rules, missing_fields, undecided_rules
+from .compiler import Derived, compile_rulebase
+from .rulebase import SEVERITIES, RuleBase, RuleSpec
 from .schema import Case, CaseInvalid
+from .words import plain
 from .yamlsrc import SourceError
 
 
@@ -72,15 +74,21 @@ class Advisor:
         False: one engine with every rule."""
         self.rulebase = rulebase or RuleBase.load()
         self.per_disease = per_disease
-        self.engines: dict = {}
+        self.engines: dict = {}  # diagnosis (None: every rule) -> a running engine
         self.order = list(self.rulebase.schema.fields)
 
     def engine_for(self, facts: dict):
-        """The engine that runs a case: its diagnosis's, built on first use."""
+        """The engine that runs a case: its diagnosis's, built on first use.
+
+        A diagnosis's engine holds only the rules that can fire for it
+        (analysis.live_rules): experta's cost per case grows with every rule
+        in the network, even one that cannot fire, and the rules left out
+        provably never fire for that diagnosis."""
         key = facts.get("diagnosis") if self.per_disease else None
         engine = self.engines.get(key)
         if engine is None:
-            engine = self.engines[key] = self.rulebase.compile(key)()
+            rules = None if key is None else live_rules(self.rulebase, key)
+            engine = self.engines[key] = compile_rulebase(self.rulebase, rules)()
         return engine
 
     def validate(self, data, source=None, line=None, default_id=None) -> Case:
@@ -97,18 +105,21 @@ class Advisor:
 
     def evaluate(self, case: Case) -> Result:
         """Run the rules over a validated case."""
-        return self.run(case)[0]
+        return self.run(case).result
 
-    def run(self, case: Case):
-        """The Result, and the rules still undecided for the case (what `missing` comes from)."""
+    def run(self, case: Case) -> "Run":
+        """One run of the rules over a validated case, with what the run knows
+        beyond its Result: the derived facts, the rules fired and the rules
+        still undecided (what `missing`, the interview and `why-not` read)."""
         engine = self.engine_for(case.facts)
         firings = engine.evaluate(case.facts, self.order)
         rule_of_fact = {fact_id: firings[i].rule.id for fact_id, i in engine.asserted_by.items()}
         firings = _canonical(firings)
         result = Result(id=case.id, source=case.source, line=case.line)
-        derived, stance_layers, fired = {}, set(), set()
+        derived, stance_layers, fired = {}, set(), []
         for firing in firings:
-            fired.add(firing.rule.id)
+            if firing.rule.id not in fired:
+                fired.append(firing.rule.id)
             for name, value in firing.rule.derives.items():
                 derived.setdefault(name, [])
                 if value not in derived[name]:
@@ -116,11 +127,21 @@ class Advisor:
             if "recommend" in firing.rule.then:
                 stance_layers.add(firing.rule.layer)
         result.trace = [_trace_entry(f, rule_of_fact) for f in firings]
-        _conclude(result, firings, case.facts)
-        undecided = undecided_rules(self.rulebase, case.facts, derived, fired, stance_layers, engine.rules)
+        _conclude(result, firings, case.facts, self.rulebase.ivig_given)
+        undecided = undecided_rules(self.rulebase, case.facts, derived, set(fired), stance_layers, engine.rules)
         also = ["weight_kg"] if result.dose else []  # grams need the weight
         result.missing = missing_fields(self.rulebase, case.facts, undecided, also, derived)
-        return result, undecided
+        return Run(case, result, derived, fired, undecided)
+
+
+@dataclass
+class Run:
+    """One run of the rules over a case: its Result, and what the run derived and decided."""
+    case: Case
+    result: Result
+    derived: Dict[str, list]  # derived fact -> the values asserted, in firing order (the stance too)
+    fired: List[str]  # the ids of the rules that fired, in firing order
+    undecided: List[RuleSpec]  # rules that did not fire but might, once a missing field is known
 
 
 def _canonical(firings):
@@ -138,14 +159,11 @@ def _canonical(firings):
 
 
 def _fact_entry(fact, asserted_by) -> dict:
-    entry = {"fact": type(fact).__name__, "name": fact["name"], "value": _plain(fact["value"])}
-    if type(fact).__name__ == "Derived":
+    entry = {"fact": type(fact).__name__, "name": fact["name"], "value": plain(fact["value"])}
+    if isinstance(fact, Derived):
         entry["from"] = asserted_by.get(fact["__factid__"])
     return entry
 
-
-def _plain(value):
-    return list(value) if isinstance(value, (tuple, list)) or type(value).__name__ == "frozenlist" else value
 
 
 def _trace_entry(firing, asserted_by) -> dict:
@@ -154,7 +172,7 @@ def _trace_entry(firing, asserted_by) -> dict:
             "asserted": firing.asserted}
 
 
-def _conclude(result: Result, firings, facts: dict):
+def _conclude(result: Result, firings, facts: dict, ivig_given: frozenset):
     """Read the stance, dose and warnings off the firings, in firing order."""
     stances, doses, warnings = [], [], {}
     for firing in firings:
@@ -175,7 +193,7 @@ def _conclude(result: Result, firings, facts: dict):
                 "code": "rule-conflict", "severity": "critical", "rule": rule.id, "action": None,
                 "message": f"Rules disagree on the stance: {rule.id} says {rec['stance']}, "
                            f"{', '.join(others)} say otherwise. The rule base needs review."}
-    if doses and result.ivig and result.ivig["stance"] in IVIG_GIVEN:
+    if doses and result.ivig and result.ivig["stance"] in ivig_given:
         rule, dose = doses[0]
         weight = facts.get("weight_kg")
         result.dose = {
@@ -212,4 +230,4 @@ def evaluate_case(mapping: dict, rulebase: Optional[RuleBase] = None) -> Result:
     return advisor.evaluate_mapping(mapping)
 
 
-__all__ = ["Advisor", "Result", "evaluate_case", "default_advisor"]
+__all__ = ["Advisor", "Result", "Run", "evaluate_case", "default_advisor"]

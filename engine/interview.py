@@ -26,11 +26,12 @@ from typing import Dict, Iterable, List, Optional, Tuple
 
 import yaml
 
-from . import audit, conditions
+from . import conditions
 from .atomic import writable_target, write_text_atomic
-from .evaluate import Advisor, Result
-from .schema import CaseInvalid, FieldSpec, _check_value
-from .verify import domains
+from .analysis import domains
+from .evaluate import Advisor, Result, Run
+from . import words
+from .schema import CaseInvalid, FieldSpec, check_value
 
 YES = {"y", "yes", "true", "t", "1", "si", "oui", "ja", "positive", "present"}
 NO = {"n", "no", "false", "f", "0", "non", "nein", "negative", "absent", "none"}
@@ -81,13 +82,13 @@ class Interview:
         """The answers as a case mapping, in schema order (the case-file contract)."""
         return {name: self.answers[name] for name in self.schema.fields if name in self.answers}
 
-    def evaluate(self, answers: Optional[dict] = None):
-        """(Result, undecided rules) for the answers (or for other answers)."""
+    def evaluate(self, answers: Optional[dict] = None) -> Run:
+        """The run of the rules over the answers (or over other answers)."""
         data = self.case() if answers is None else answers
         return self.advisor.run(self.advisor.validate(data))
 
     def result(self) -> Result:
-        return self.evaluate()[0]
+        return self.evaluate().result
 
     # -- the next question --------------------------------------------------
 
@@ -100,7 +101,7 @@ class Interview:
         """
         if "diagnosis" not in self.answers:
             return self.schema.fields["diagnosis"]
-        result, _ = self.evaluate()
+        result = self.evaluate().result
         best = None
         for name in result.missing:
             if name in self.unknown or name in self.answers:
@@ -118,9 +119,9 @@ class Interview:
         current = outcome_key(result)
         rank = None
         for value in self.candidates(name):
-            trial = dict(self.case(), **{name: list(value) if isinstance(value, tuple) else value})
+            trial = dict(self.case(), **{name: words.plain(value)})
             try:
-                other = outcome_key(self.evaluate(trial)[0])
+                other = outcome_key(self.evaluate(trial).result)
             except CaseInvalid:
                 continue  # a value the other answers rule out (a constraint)
             if other[:2] != current[:2]:
@@ -169,7 +170,7 @@ class Interview:
             if spec.type == "integer" or number.is_integer():
                 number = int(number) if number.is_integer() else number
             try:
-                return _check_value(spec, number)
+                return check_value(spec, number)
             except ValueError as exc:
                 raise AnswerError(str(exc)) from None
         return text
@@ -230,7 +231,7 @@ class Interview:
         if name == "diagnosis":
             return [Reason("all", "Every rule starts from the diagnosis: it decides which of the review's "
                                   "recommendations apply.", "")]
-        _, undecided = self.evaluate()
+        undecided = self.evaluate().undecided
         wanted, out, seen = {name}, [], set()
         while True:
             found = [r for r in undecided if r.id not in seen
@@ -239,9 +240,7 @@ class Interview:
                 return out
             for rule in found:
                 seen.add(rule.id)
-                refs = rule.source.get("refs") if rule.source else None
-                cite = f"{rule.basis}" + (f"; refs {', '.join(map(str, refs))}" if refs else "")
-                out.append(Reason(rule.id, audit.sentence(rulebase, rule), cite))
+                out.append(Reason(rule.id, words.sentence(rulebase, rule), words.basis_and_refs(rule)))
             wanted = {n for r in found for n in (r.then.get("derive") or {})}
 
     @staticmethod

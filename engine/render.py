@@ -10,12 +10,8 @@ from typing import Callable, List, Optional, TextIO
 
 from .escape import for_spreadsheet, for_terminal, json_text
 from .rulebase import RuleBase
+from .words import basis_and_refs, dose_line, stance_label
 
-STANCE_WORDS = {
-    "first-line": "IVIG first-line", "second-line": "IVIG second-line",
-    "trial-justified": "IVIG trial justified", "not-established": "IVIG not established",
-    "not-effective": "IVIG not effective", "out-of-scope": "Out of scope",
-}
 STANCE_COLOURS = {"first-line": "green", "second-line": "green", "trial-justified": "yellow",
                   "not-established": "yellow", "not-effective": "red", "out-of-scope": "magenta"}
 SEVERITY_COLOURS = {"critical": "red", "warning": "yellow", "info": "blue"}
@@ -69,7 +65,7 @@ class TextRenderer:
                 lines.append(f"  {at}{for_terminal(other['message'])}{fld}")
             return "\n".join(lines)
         stance = result.ivig["stance"]
-        headline = f"{name}  {s(STANCE_WORDS[stance], fg=STANCE_COLOURS[stance], bold=True)}"
+        headline = f"{name}  {s(stance_label(stance), fg=STANCE_COLOURS[stance], bold=True)}"
         if result.critical:
             headline += "  -  " + s("CRITICAL: " + ", ".join(result.critical), fg="red", bold=True)
         lines.append(headline)
@@ -79,7 +75,7 @@ class TextRenderer:
             if result.source else ""
         lines.append(s(f"  (rule {result.ivig['rule']}{source})", dim=True))
         if result.dose:
-            lines.append("  " + s("Dose: ", bold=True) + self.dose_line(result.dose))
+            lines.append("  " + s("Dose: ", bold=True) + dose_line(result.dose, patient=True))
             if result.dose.get("note"):
                 lines.append(f"    {result.dose['note']}")
         others = [w for w in result.warnings if w["severity"] != "critical"]
@@ -102,19 +98,6 @@ class TextRenderer:
             if w.get("action"):
                 lines.append(f"             -> {w['action']}")
         return lines
-
-    def dose_line(self, dose) -> str:
-        if dose.get("g_per_kg_per_day") is not None:
-            text = f"{dose['g_per_kg_per_day']:g} g/kg/day x {dose['days']:g} days = {dose['total_g_per_kg']:g} g/kg"
-        else:
-            text = f"{dose['total_g_per_kg']:g} g/kg per course (the review gives the total only)"
-        if dose.get("total_g") is not None:
-            text += f" = {dose['total_g']:g} g for this patient"
-        else:
-            text += " (no weight given: grams unknown)"
-        if dose.get("repeat"):
-            text += f"; {dose['repeat']}"
-        return text
 
     def chain_lines(self, result) -> List[str]:
         """The chain behind the stance, the dose and the non-info warnings, as a tree
@@ -140,7 +123,7 @@ class TextRenderer:
     def _rule_tag(self, rule_id) -> str:
         rule = self.rulebase.by_id.get(rule_id)
         tag = self.style(rule_id, bold=True)
-        return tag + (self.style(f" [{rule.basis}{self._cite(rule)}]", dim=True) if rule else "")
+        return tag + (self.style(f" [{basis_and_refs(rule)}]", dim=True) if rule else "")
 
     def _children(self, entry, first_by_rule, lines, indent, shown):
         matched = entry["matched"]
@@ -158,11 +141,6 @@ class TextRenderer:
                 shown.add(parent["rule"])
                 lines.append(indent + branch + text + f"  ← {self._rule_tag(parent['rule'])}")
                 self._children(parent, first_by_rule, lines, indent + deeper, shown)
-
-    @staticmethod
-    def _cite(rule) -> str:
-        refs = rule.source.get("refs") if rule.source else None
-        return f"; refs {', '.join(map(str, refs))}" if refs else ""
 
 
 class Summary:

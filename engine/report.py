@@ -13,6 +13,7 @@ from .atomic import write_text_atomic
 from .evaluate import Advisor
 from .rulebase import RuleBase, RuleSpec
 from .signoff import ReviewLog
+from . import words
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI","Noto Sans CJK JP","Hiragino Sans","Yu Gothic",Meiryo,sans-serif;margin:0;color:#1d232a;background:#fafafa}
@@ -43,15 +44,15 @@ def _rule_link(rule_id: str) -> str:
 
 def _rule_card(rulebase: RuleBase, rule: RuleSpec, log: ReviewLog, feeds, fed_by, fired: Optional[int]) -> str:
     signoff = log.state(rule)
-    c = audit.citation(rule)
+    c = words.citation(rule)
     parts = [f'<article class="rule" id="rule-{_e(rule.id)}">',
              f'<div><strong>{_e(rule.id)}</strong> — {_e(rule.title)}'
              f'<span class="badge {rule.basis}">{rule.basis}</span>'
              f'<span class="badge">status: {_e(rule.status)}</span>'
              f'<span class="badge {signoff.state}">sign-off: {_e(signoff.state)}</span></div>',
-             f'<p class="if">{_e(audit.sentence(rulebase, rule))}</p>']
+             f'<p class="if">{_e(words.sentence(rulebase, rule))}</p>']
     # assumptions are listed next, as links to the assumptions table
-    parts.append(f'<div class="meta">Source: {_e(audit.provenance(rule, with_assumptions=False))}</div>')
+    parts.append(f'<div class="meta">Source: {_e(words.provenance(rule, with_assumptions=False))}</div>')
     if c["assumptions"]:
         parts.append('<div class="meta">Assumptions: ' + ", ".join(
             f'<a href="#assumption-{_e(a)}">{_e(a)}</a>' for a in c["assumptions"]) + "</div>")

@@ -6,7 +6,6 @@ Every problem is reported as ``file:line`` with the field, and loading stops
 only after the whole base has been read, so one run shows every error.
 """
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -15,11 +14,9 @@ from typing import Dict, List, Optional, Tuple
 
 from . import conditions
 from .schema import CaseSchema
+from .words import suggest
 from .yamlsrc import Located, SourceError, load_one
 
-STANCES = ("first-line", "second-line", "trial-justified", "not-established", "not-effective",
-           "out-of-scope")
-IVIG_GIVEN = ("first-line", "second-line", "trial-justified")
 SEVERITIES = ("critical", "warning", "info")
 BASES = ("review", "assumption")
 STATUSES = ("draft", "reviewed", "approved", "needs-change", "retired")
@@ -92,20 +89,27 @@ class RuleBaseInvalid(Exception):
 class RuleBase:
     """The rules, their layers and the case schema they are written against."""
 
-    def __init__(self, manifest: dict, layers: List[Layer], rules: List[RuleSpec],
-                 schema: CaseSchema, directory: Optional[Path], extras: Dict[str, object]):
+    def __init__(self, *, root, label: str, packaged: bool, manifest: dict, layers: List[Layer],
+                 stances: Dict[str, bool], rules: List[RuleSpec], schema: CaseSchema,
+                 extras: Dict[str, object], topics: Dict[str, str], maintenance: Dict[str, dict]):
+        """Built whole by `load`; the arguments are what it read."""
+        self.root = root  # where the files are: a Path, or a Traversable for the packaged rules
+        self.label = label  # how errors name that place
+        self.packaged = packaged  # the rules shipped with ivig, not a directory a user named
         self.manifest = manifest
         self.layers = layers
+        self.stances = stances  # stance -> whether it gives IVIG (the manifest's `stances`)
         self.rules = rules
         self.schema = schema
-        self.directory = directory
         self.extras = extras  # data files named by the manifest (evidence, claims, ...)
-        self.root = directory  # where the files are (a Traversable for the packaged rules)
-        self.label = str(directory or "rules")  # how errors name that place
-        self.topics: Dict[str, str] = {}  # topic -> the title of its rule file
-        self.maintenance: Dict[str, dict] = {}  # topic -> author, specialist, version (Arden's slots)
+        self.topics = topics  # topic -> the title of its rule file
+        self.maintenance = maintenance  # topic -> author, specialist, version (Arden's slots)
         self.by_id = {r.id: r for r in rules}
-        self._engine_classes: Dict[Optional[str], type] = {}
+
+    @property
+    def ivig_given(self) -> frozenset:
+        """The stances under which the review supports giving IVIG: a regimen follows."""
+        return frozenset(name for name, gives in self.stances.items() if gives)
 
     @property
     def name(self) -> str:
@@ -163,6 +167,7 @@ class RuleBase:
                                    else SourceError(f"cannot read the manifest: {exc}", f"{label}/rulebase.yaml")])
         msource = f"{label}/rulebase.yaml"
         layers = _layers(manifest, msource, errors)
+        stances = _stances(manifest, msource, errors)
         rules: List[RuleSpec] = []
         topics: Dict[str, str] = {}
         maintenance: Dict[str, dict] = {}
@@ -180,7 +185,7 @@ class RuleBase:
             except SourceError as exc:
                 errors.append(exc)
                 continue
-            rules.extend(_rule_file(data, f"{label}/{name}", layers, errors))
+            rules.extend(_rule_file(data, f"{label}/{name}", layers, stances, errors))
             if isinstance(data, dict):
                 topic = str(data.get("topic", Path(name).stem))
                 topics[topic] = " ".join(str(data.get("title", "")).split())
@@ -203,24 +208,10 @@ class RuleBase:
             _check_references(rules, extras, errors)
         if errors:
             raise RuleBaseInvalid(errors)
-        base = cls(manifest, layers, rules, schema, None if directory is None else Path(directory), extras)
-        base.root, base.label, base.topics, base.maintenance = root, label, topics, maintenance
-        return base
+        return cls(root=root, label=label, packaged=directory is None, manifest=manifest, layers=layers,
+                   stances=stances, rules=rules, schema=schema, extras=extras, topics=topics,
+                   maintenance=maintenance)
 
-    def compile(self, diagnosis: Optional[str] = None):
-        """The experta engine class for this rule base, built once and cached.
-
-        With a diagnosis, the engine holds only the rules that can fire for
-        it (analysis.live_rules): experta's cost per case grows with every
-        rule in the network, even one that cannot fire, and the rules left
-        out provably never fire for that diagnosis.
-        """
-        if diagnosis not in self._engine_classes:
-            from .analysis import live_rules
-            from .compiler import compile_rulebase
-            rules = None if diagnosis is None else live_rules(self, diagnosis)
-            self._engine_classes[diagnosis] = compile_rulebase(self, rules)
-        return self._engine_classes[diagnosis]
 
 
 def _layers(manifest, source, errors) -> List[Layer]:
@@ -238,13 +229,30 @@ def _layers(manifest, source, errors) -> List[Layer]:
     return layers
 
 
-def _rule_file(data, source, layers, errors) -> List[RuleSpec]:
+def _stances(manifest, source, errors) -> Dict[str, bool]:
+    """The manifest's stances: name -> whether the stance gives IVIG (a regimen follows)."""
+    items = manifest.get("stances") if isinstance(manifest, dict) else None
+    if not isinstance(items, list) or not items:
+        errors.append(SourceError("the manifest needs a list of 'stances' (name, gives_ivig)", source, 1))
+        return {}
+    out: Dict[str, bool] = {}
+    for i, item in enumerate(items):
+        if (not isinstance(item, dict) or not isinstance(item.get("name"), str)
+                or not ID_PATTERN.match(item["name"]) or not isinstance(item.get("gives_ivig"), bool)):
+            errors.append(SourceError("a stance needs a 'name' (lower-case words joined by '-') and "
+                                      "'gives_ivig: true' or 'false'", source, items.line_of(i)))
+            continue
+        out[item["name"]] = item["gives_ivig"]
+    return out
+
+
+def _rule_file(data, source, layers, stances, errors) -> List[RuleSpec]:
     if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
         errors.append(SourceError("a rule file needs a 'rules' list", source, getattr(data, "line", 1)))
         return []
     for key in data:
         if key not in FILE_KEYS:
-            errors.append(SourceError(f"unknown rule-file key '{key}'{_suggest(key, FILE_KEYS)}",
+            errors.append(SourceError(f"unknown rule-file key '{key}'{suggest(key, FILE_KEYS)}",
                                       source, data.line_of(key)))
     topic = str(data.get("topic", Path(source).stem))
     defaults = data.get("defaults") or {}
@@ -254,18 +262,14 @@ def _rule_file(data, source, layers, errors) -> List[RuleSpec]:
         if not isinstance(raw, dict):
             errors.append(SourceError("a rule must be a mapping", source, line))
             continue
-        rule = _rule(raw, source, line, topic, defaults, layers, errors)
+        rule = _rule(raw, source, line, topic, defaults, layers, stances, errors)
         if rule is not None:
             out.append(rule)
     return out
 
 
-def _suggest(word, choices) -> str:
-    close = difflib.get_close_matches(str(word), list(choices), n=1, cutoff=0.6)
-    return f"; did you mean '{close[0]}'?" if close else ""
 
-
-def _rule(raw: Located, source, line, topic, defaults, layers, errors) -> Optional[RuleSpec]:
+def _rule(raw: Located, source, line, topic, defaults, layers, stances, errors) -> Optional[RuleSpec]:
     def err(message, key=None, at=None, kind="schema"):
         errors.append(SourceError(message, source, at or (raw.line_of(key) if key else line),
                                   f"{raw.get('id', '?')}.{key}" if key else raw.get("id"), kind))
@@ -273,7 +277,7 @@ def _rule(raw: Located, source, line, topic, defaults, layers, errors) -> Option
     before = len(errors)
     for key in raw:
         if key not in RULE_KEYS:
-            err(f"unknown rule key '{key}'{_suggest(key, RULE_KEYS)}", key)
+            err(f"unknown rule key '{key}'{suggest(key, RULE_KEYS)}", key)
     for key in ("id", "title", "layer", "when", "then", "basis"):
         if key not in raw:
             err(f"the rule has no '{key}'")
@@ -284,7 +288,7 @@ def _rule(raw: Located, source, line, topic, defaults, layers, errors) -> Option
         err("an id is lower-case words joined by '-'", "id")
     layer_names = [l.name for l in layers]
     if raw["layer"] not in layer_names:
-        err(f"unknown layer '{raw['layer']}'{_suggest(raw['layer'], layer_names)}", "layer")
+        err(f"unknown layer '{raw['layer']}'{suggest(raw['layer'], layer_names)}", "layer")
     if raw["basis"] not in BASES:
         err(f"basis must be one of {', '.join(BASES)}", "basis")
     status = raw.get("status", defaults.get("status", "draft"))
@@ -296,7 +300,7 @@ def _rule(raw: Located, source, line, topic, defaults, layers, errors) -> Option
         src = {}
     for key in src:
         if key not in SOURCE_KEYS:
-            err(f"unknown source key '{key}'{_suggest(key, SOURCE_KEYS)}", "source", src.line_of(key))
+            err(f"unknown source key '{key}'{suggest(key, SOURCE_KEYS)}", "source", src.line_of(key))
     if src.get("quote") and not str(src.get("quote_en") or "").strip():
         err("a quote from the translation needs its English rendering: source.quote_en", "source",
             src.line_of("quote"), kind="provenance")
@@ -312,7 +316,7 @@ def _rule(raw: Located, source, line, topic, defaults, layers, errors) -> Option
     except SourceError as exc:
         errors.append(exc)
         when = None
-    then = _then(raw["then"], source, raw.line_of("then"), err)
+    then = _then(raw["then"], source, raw.line_of("then"), stances, err)
     if len(errors) > before:
         return None
     layer = next(l for l in layers if l.name == raw["layer"])
@@ -336,7 +340,7 @@ def _rule(raw: Located, source, line, topic, defaults, layers, errors) -> Option
                     changes=tuple(" ".join(c.split()) for c in strings("changes")), raw=raw)
 
 
-def _then(data, source, line, err) -> dict:
+def _then(data, source, line, stances, err) -> dict:
     if not isinstance(data, dict) or not data:
         err("'then' must be a mapping of actions: " + ", ".join(ACTION_KEYS), "then")
         return {}
@@ -344,7 +348,7 @@ def _then(data, source, line, err) -> dict:
     for key, value in data.items():
         at = data.line_of(key) if isinstance(data, Located) else line
         if key not in ACTION_KEYS:
-            err(f"unknown action '{key}'{_suggest(key, ACTION_KEYS)}", "then", at)
+            err(f"unknown action '{key}'{suggest(key, ACTION_KEYS)}", "then", at)
         elif key == "derive":
             if not isinstance(value, dict) or not value:
                 err("'derive' takes a mapping of name: value", "then", at)
@@ -353,8 +357,8 @@ def _then(data, source, line, err) -> dict:
             else:
                 out["derive"] = dict(value)
         elif key == "recommend":
-            if not isinstance(value, dict) or value.get("stance") not in STANCES or not value.get("summary"):
-                err(f"'recommend' needs a stance ({', '.join(STANCES)}) and a summary", "then", at)
+            if not isinstance(value, dict) or value.get("stance") not in stances or not value.get("summary"):
+                err(f"'recommend' needs a stance ({', '.join(stances)}) and a summary", "then", at)
             else:
                 out["recommend"] = {"stance": value["stance"], "summary": " ".join(str(value["summary"]).split())}
         elif key == "dose":
@@ -371,7 +375,7 @@ def _dose(value, at, err) -> dict:
         return {}
     for key in value:
         if key not in DOSE_KEYS:
-            err(f"unknown dose key '{key}'{_suggest(key, DOSE_KEYS)}", "then", value.line_of(key))
+            err(f"unknown dose key '{key}'{suggest(key, DOSE_KEYS)}", "then", value.line_of(key))
     dose = {k: value.get(k) for k in DOSE_KEYS}
     for key in ("total_g_per_kg", "g_per_kg_per_day", "days"):
         number = dose[key]
@@ -396,7 +400,7 @@ def _warning(item, at, err) -> Optional[dict]:
     here = item.line_of("code") if isinstance(item, Located) else at
     for key in item:
         if key not in WARN_KEYS:
-            err(f"unknown warning key '{key}'{_suggest(key, WARN_KEYS)}", "then", here)
+            err(f"unknown warning key '{key}'{suggest(key, WARN_KEYS)}", "then", here)
     code, severity = item.get("code"), item.get("severity")
     if not isinstance(code, str) or not ID_PATTERN.match(code):
         err("a warning needs a code of lower-case words joined by '-'", "then", here)
@@ -453,7 +457,7 @@ def _check_names(rules: List[RuleSpec], layers: List[Layer], schema: CaseSchema,
             if not makers:
                 known = list(schema.fields) + list(produced)
                 errors.append(SourceError(f"'{test.name}' is neither a case field nor derived by any rule"
-                                          f"{_suggest(test.name, known)}", *where))
+                                          f"{suggest(test.name, known)}", *where))
                 continue
             values = {m.derives[test.name] for m in makers}
             if test.op in ("eq", "ne") and test.operand not in values:
@@ -484,7 +488,7 @@ def _check_references(rules: List[RuleSpec], extras: dict, errors):
             for name in names:
                 if name not in known[kind]:
                     errors.append(SourceError(f"unknown {kind[:-1] if kind != 'evidence' else kind} "
-                                              f"'{name}'{_suggest(name, known[kind])}",
+                                              f"'{name}'{suggest(name, known[kind])}",
                                               rule.file, rule.raw.line_of(kind), f"{rule.id}.{kind}"))
 
 
@@ -503,7 +507,7 @@ def _check_field_test(test: conditions.Test, spec) -> Optional[str]:
         return f"'{spec.name}' is a list: test it with contains/excludes"
     for value in operands:
         if kind in ("enum", "list") and value not in spec.values:
-            return f"'{value}' is not a value of '{spec.name}'{_suggest(value, spec.values)}"
+            return f"'{value}' is not a value of '{spec.name}'{suggest(value, spec.values)}"
         if kind == "boolean" and not isinstance(value, bool):
             return f"'{spec.name}' is yes/no: compare it with true or false, not {value!r}"
         if kind in ("number", "integer") and (isinstance(value, bool) or not isinstance(value, (int, float))):

@@ -1,6 +1,5 @@
 """The case schema (facts/case.yaml): loading it, and validating cases against it."""
 
-import difflib
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -8,6 +7,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from . import conditions
+from .words import suggest
 from .yamlsrc import DECIMAL_FLOAT, MAX_NUMBER, Located, SourceError, load_one, shown
 
 TYPES = ("string", "integer", "number", "boolean", "enum", "list")
@@ -125,7 +125,7 @@ class CaseSchema:
             if value is None:  # null means unknown
                 continue
             try:
-                facts[key] = _check_value(spec, _as_written(spec, data, key, value))
+                facts[key] = check_value(spec, _as_written(spec, data, key, value))
             except ValueError as exc:
                 errors.append(SourceError(str(exc), source, where(key), key))
         for name, spec in self.fields.items():
@@ -193,8 +193,7 @@ def _field_spec(name, spec, groups, source, line) -> FieldSpec:
 
 def _unknown_field(key, fields) -> str:
     message = f"unknown field {shown(key)}"
-    close = difflib.get_close_matches(str(key), list(fields), n=1, cutoff=0.6)
-    return message + (f"; did you mean '{close[0]}'?" if close else "")
+    return message + suggest(key, fields)
 
 
 def _read(value) -> str:
@@ -210,9 +209,8 @@ def _unknown_value(spec: FieldSpec, value) -> str:
     message = f"{_read(value)} is not an allowed value of '{spec.name}' ({', '.join(spec.values)})"
     if not isinstance(value, str):  # a suggestion for false or 3 would be a guess ('als'?)
         return message
-    suggestion = spec.alias_of(value) or next(iter(
-        difflib.get_close_matches(value, list(spec.values), n=1, cutoff=0.6)), None)
-    return message + (f"; did you mean '{suggestion}'?" if suggestion else "")
+    alias = spec.alias_of(value)  # 'MG' -> myasthenia_gravis, before any spelling guess
+    return message + (f"; did you mean '{alias}'?" if alias else suggest(value, spec.values))
 
 
 # Number forms that YAML 1.1 would have read as another number than a person
@@ -266,7 +264,7 @@ def _check_number(spec: FieldSpec, value):
     return value
 
 
-def _check_value(spec: FieldSpec, value):
+def check_value(spec: FieldSpec, value):
     """The value if it fits the field; ValueError saying why not."""
     kind = spec.type
     if kind == "string":

@@ -32,7 +32,8 @@ import yaml
 
 from . import conditions
 from .atomic import atomic_writer
-from .rulebase import RuleBase, RuleSpec, _suggest
+from .rulebase import RuleBase, RuleSpec
+from .words import suggest
 from .yamlsrc import LocatedList, SourceError, _LineLoader, _yaml_error
 
 LOG_NAME = "review-log.yaml"
@@ -218,7 +219,7 @@ def _entry(item, line, source, rulebase, out: LogContents):
                                       source, line, kind="review-log"))
         return
     rule = item.get("rule")
-    problems = [f"unknown key '{k}'{_suggest(k, ENTRY_KEYS)}" for k in item if k not in ENTRY_KEYS]
+    problems = [f"unknown key '{k}'{suggest(k, ENTRY_KEYS)}" for k in item if k not in ENTRY_KEYS]
     problems += [f"'{k}' must be text" for k in ENTRY_KEYS if k in item and not isinstance(item[k], str)]
     problems += [f"'{k}' is missing" for k in REQUIRED_KEYS if not item.get(k)]
     if item.get("verdict") and item["verdict"] not in VERDICTS:
@@ -233,7 +234,7 @@ def _entry(item, line, source, rulebase, out: LogContents):
         return
     out.entries.append({k: item[k] for k in ENTRY_KEYS if item.get(k)})
     if rule not in rulebase.by_id:
-        out.orphans.append(SourceError(f"no rule '{rule}'{_suggest(rule, rulebase.by_id)} (a sign-off of a "
+        out.orphans.append(SourceError(f"no rule '{rule}'{suggest(rule, rulebase.by_id)} (a sign-off of a "
                                        "rule no longer in the rule base)", source, line, rule, "review-log"))
 
 
@@ -246,7 +247,7 @@ class NoLogHere(ValueError):
 def log_path(rulebase: RuleBase) -> Optional[Path]:
     """The log of a rule base: beside its rules (None for rules not on a file system)."""
     root = rulebase.root
-    return Path(str(root.joinpath(LOG_NAME))) if isinstance(root, Path) or rulebase.directory else None
+    return Path(str(root.joinpath(LOG_NAME))) if isinstance(root, Path) or not rulebase.packaged else None
 
 
 def writable_log_path(rulebase: RuleBase) -> Path:
@@ -257,7 +258,7 @@ def writable_log_path(rulebase: RuleBase) -> Path:
     replaces it, and the reviewer did not choose it.
     """
     path = log_path(rulebase)
-    if rulebase.directory is None:
+    if rulebase.packaged:
         package = Path(str(rulebase.root)).parent if path is not None else None
         if package is None or not (package / ".git").exists():
             raise NoLogHere(f"the packaged rules are installed at {rulebase.root}, not in a checkout: "
@@ -363,7 +364,7 @@ def new_entries(rulebase: RuleBase, rule_ids: List[str], verdict: str, reviewer:
     """The entries a sign would append, every argument checked first (all or nothing)."""
     unknown = [r for r in rule_ids if r not in rulebase.by_id]
     if unknown:
-        raise BadSignOff("; ".join(f"no rule '{r}'{_suggest(r, rulebase.by_id)}" for r in unknown)
+        raise BadSignOff("; ".join(f"no rule '{r}'{suggest(r, rulebase.by_id)}" for r in unknown)
                          + " (nothing was recorded)", "RULE")
     if verdict not in VERDICTS:
         raise BadSignOff(f"verdict must be one of {', '.join(VERDICTS)}", "--verdict")

@@ -33,20 +33,20 @@ from bisect import bisect_right
 from collections import Counter
 from fractions import Fraction
 from dataclasses import dataclass, field
-from itertools import combinations as subsets, product
+from itertools import product
 from math import prod
 from typing import Dict, List, Optional, Tuple
 
 from . import conditions
-from .analysis import live_rules
-from .rulebase import IVIG_GIVEN, STANCE, RuleBase, RuleSpec
+from .analysis import domains, live_rules
+from .rulebase import STANCE, RuleBase, RuleSpec
 from .schema import CaseSchema
 
 UNKNOWN_VALUE = None  # in an assignment: the field is absent from the case
 
 
 @dataclass
-class Finding:
+class CheckFinding:
     """One problem found in a rule base, with where it is written."""
     kind: str
     message: str
@@ -79,7 +79,7 @@ class Coverage:
 @dataclass
 class Verification:
     """The result of `verify`: findings, and how much of the fact space was walked."""
-    findings: List[Finding]
+    findings: List[CheckFinding]
     coverage: List[Coverage] = field(default_factory=list)
     reach: Counter = field(default_factory=Counter)  # rule id -> combinations in which it fires
 
@@ -98,54 +98,6 @@ class Verification:
     @property
     def excluded(self) -> int:
         return sum(c.excluded for c in self.coverage)
-
-
-def domains(rulebase: RuleBase) -> Dict[str, list]:
-    """The values each tested field can take, cut at the thresholds the rules use.
-
-    ``None`` (unknown) is always one of them. Numbers get a value below,
-    at, between and above the thresholds, inside the schema's range; lists
-    every subset of the values the rules test.
-    """
-    tested: Dict[str, set] = {}
-    for rule in rulebase.rules:
-        for test in conditions.tests(rule.when):
-            if test.name not in rulebase.schema.fields:
-                continue
-            operands = () if test.op == "known" else \
-                test.operand if isinstance(test.operand, tuple) else (test.operand,)
-            tested.setdefault(test.name, set()).update(operands)
-    out = {}
-    for name, operands in tested.items():
-        spec = rulebase.schema.fields[name]
-        if spec.type == "boolean":
-            values = [True, False]
-        elif spec.type == "enum":
-            values = list(spec.values)
-        elif spec.type == "list":
-            used = [v for v in spec.values if v in operands]
-            values = [tuple(sorted(c)) for n in range(len(used) + 1) for c in subsets(used, n)]
-        elif spec.type in ("number", "integer"):
-            values = _cuts(sorted(operands), spec)
-        else:
-            values = ["(any text)"]
-        out[name] = [UNKNOWN_VALUE] + values
-    return out
-
-
-def _cuts(thresholds, spec) -> list:
-    low = spec.min if spec.min is not None else (thresholds[0] - 1 if thresholds else 0)
-    high = spec.max if spec.max is not None else (thresholds[-1] + 1 if thresholds else 1)
-    points = [low] + list(thresholds) + [high]
-    values = []
-    for a, b in zip(points, points[1:]):
-        if b > a:
-            middle = (a + b) // 2 if spec.type == "integer" else (a + b) / 2
-            if a < middle < b:
-                values.append(middle)
-        values.append(b)
-    values = [low] + values
-    return sorted({v for v in values if (spec.min is None or v >= spec.min) and (spec.max is None or v <= spec.max)})
 
 
 @dataclass
@@ -220,7 +172,7 @@ class _Walk:
         self.domains = domains(rulebase)
         if fixed is not None:  # one case: every field takes its one value
             self.domains = {name: [fixed.get(name)] for name in self.domains}
-        self.findings: Dict[tuple, Finding] = {}
+        self.findings: Dict[tuple, CheckFinding] = {}
         self.reach: Counter = Counter()
         self.cofire: Dict[str, set] = {}
         self.cofired: set = set()  # the sets of rules seen firing together (cofire is updated once per set)
@@ -279,7 +231,7 @@ class _Walk:
         if finding is None:
             # a gap belongs to no rule: it is placed at the diagnosis in the case schema
             where = (rule.file, rule.line) if rule else (self.schema.source, self.schema.fields["diagnosis"].line)
-            self.findings[key] = Finding(kind, message, *where, rule.id if rule else None,
+            self.findings[key] = CheckFinding(kind, message, *where, rule.id if rule else None,
                                          dict(witness), count)
         else:
             finding.combinations += count
@@ -864,7 +816,7 @@ class _Walk:
             self.add("gap", f"no rule sets a stance for diagnosis '{diagnosis}' in this situation",
                      None, state, state.count, ("gap", diagnosis))
         if layer.index == len(self.rb.layers) - 1:
-            given = [s for s in state.derived.get(STANCE, ()) if s in IVIG_GIVEN]
+            given = [s for s in state.derived.get(STANCE, ()) if s in self.rb.ivig_given]
             if given and state.dose is None:
                 self.add("gap", f"IVIG is {given[0]} for diagnosis '{diagnosis}' (rule {state.stance_rule}) "
                          f"but no rule gives a regimen", self.rb.by_id.get(state.stance_rule), state,
@@ -1010,7 +962,7 @@ def _satisfiable(rule: RuleSpec, domains: Dict[str, list], rulebase: RuleBase) -
     return False
 
 
-def _order(finding: Finding):
+def _order(finding: CheckFinding):
     return (finding.file or "", finding.line or 0, finding.kind, finding.message)
 
 

@@ -10,7 +10,6 @@ from hypothesis import given, settings, strategies as st
 
 from conftest import ROOT
 from ivig_advisor.engine import evaluate_case
-from ivig_advisor.engine.rulebase import IVIG_GIVEN
 
 
 def test_output_is_identical_across_hash_seeds():
@@ -75,7 +74,8 @@ def _case_strategy(schema):
 
 from ivig_advisor.engine import RuleBase  # noqa: E402
 
-_SCHEMA = RuleBase.load().schema
+SHIPPED_RULES = RuleBase.load()
+_SCHEMA = SHIPPED_RULES.schema
 
 
 @settings(max_examples=300, deadline=None)
@@ -90,7 +90,7 @@ def test_any_valid_case_reaches_exactly_one_consistent_answer(case):
     receives = stance not in ("not-effective", "out-of-scope") or case.get("ivig_planned") is True
     assert ("infusion-reactions" in codes) == receives
     assert result.max_severity == (result.warnings[0]["severity"] if result.warnings else None)
-    if stance in IVIG_GIVEN:
+    if stance in SHIPPED_RULES.ivig_given:
         assert result.dose is not None and result.dose["total_g_per_kg"] > 0
         if "weight_kg" in case:
             assert result.dose["total_g"] == round(result.dose["total_g_per_kg"] * case["weight_kg"], 1)

@@ -14,8 +14,7 @@ import yaml
 from conftest import ROOT
 from ivig_advisor.engine import Advisor, RuleBase
 from ivig_advisor.engine.interview import AnswerError, Interview, outcome_key
-from ivig_advisor.engine.rulebase import IVIG_GIVEN
-from ivig_advisor.engine.verify import domains
+from ivig_advisor.engine.analysis import domains
 
 ADVISOR = Advisor(RuleBase.load())
 SCHEMA = ADVISOR.rulebase.schema
@@ -66,7 +65,7 @@ def test_every_question_asked_could_change_the_answer(item):
     receives = any(t["rule"].startswith("receives-ivig") for t in result.trace)
     if not receives:  # stance questions come first, and ivig_planned before any safety question
         assert not {name for name, _ in asked} & (SAFETY | {"weight_kg"}), "safety asked without IVIG"
-    if result.ivig["stance"] not in IVIG_GIVEN:
+    if result.ivig["stance"] not in ADVISOR.rulebase.ivig_given:
         assert "weight_kg" not in dict(asked), "weight asked without a dose"
     if "weight_kg" in dict(asked):
         assert result.dose is not None

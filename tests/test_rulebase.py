@@ -5,7 +5,6 @@ import yaml
 
 from conftest import ROOT, mutate
 from ivig_advisor.engine import RuleBase, RuleBaseInvalid, conditions
-from ivig_advisor.engine.rulebase import IVIG_GIVEN
 
 
 def load_errors(directory):
@@ -35,7 +34,7 @@ def test_dose_rules_only_for_stances_that_give_ivig(rulebase):
             assert stance_tests, rule.id
             for t in stance_tests:
                 values = t.operand if isinstance(t.operand, tuple) else (t.operand,)
-                assert set(values) <= set(IVIG_GIVEN), rule.id
+                assert set(values) <= rulebase.ivig_given, rule.id
 
 
 @pytest.mark.parametrize("file, old, new, words", [

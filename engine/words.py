@@ -1,0 +1,142 @@
+"""The words a person reads: one home for each phrase the system writes.
+
+Every renderer (text, Markdown, HTML, the interview, the audit) and every
+error message takes its wording from here, so that a stance, a dose, a rule
+or a citation reads the same wherever it appears. What the words are *about*
+(which stances exist, which of them give IVIG) is clinical knowledge and
+lives in rules/rulebase.yaml; this module only says it.
+"""
+
+import difflib
+from typing import List
+
+from . import conditions
+
+# The stance as a headline ("IVIG first-line") and inside a sentence ("IVIG is first-line").
+# A stance the manifest adds without words here reads as its own name.
+STANCE_LABELS = {
+    "first-line": "IVIG first-line", "second-line": "IVIG second-line",
+    "trial-justified": "IVIG trial justified", "not-established": "IVIG not established",
+    "not-effective": "IVIG not effective", "out-of-scope": "Out of scope",
+}
+STANCE_PHRASES = {
+    "first-line": "IVIG is first-line", "second-line": "IVIG is second-line",
+    "trial-justified": "a trial of IVIG is justified", "not-established": "IVIG is not established",
+    "not-effective": "IVIG is not effective", "out-of-scope": "the case is outside the review",
+}
+
+
+def stance_label(stance: str) -> str:
+    """The stance as a headline: 'IVIG first-line'."""
+    return STANCE_LABELS.get(stance, stance)
+
+
+def suggest(word, choices) -> str:
+    """"; did you mean 'x'?" for the closest of `choices`, or ''."""
+    close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def plain(value):
+    """A value as JSON has it: a tuple (or experta's frozenlist) becomes a list."""
+    if isinstance(value, (tuple, list)) or type(value).__name__ == "frozenlist":
+        return [plain(v) for v in value]
+    return value
+
+
+def yes_no(value) -> str:
+    return "yes" if value is True else "no" if value is False else str(value)
+
+
+# -- doses ------------------------------------------------------------------
+
+def dose_line(dose: dict, patient: bool = False) -> str:
+    """A regimen as one line: '0.4 g/kg/day x 5 days = 2 g/kg'.
+
+    With `patient`, what this patient gets follows: the grams (or why they
+    are unknown) and when to repeat.
+    """
+    total = f"{dose['total_g_per_kg']:g} g/kg"
+    if dose.get("g_per_kg_per_day") is not None:
+        text = f"{dose['g_per_kg_per_day']:g} g/kg/day x {dose['days']:g} days = {total}"
+    else:
+        text = f"{total} per course (the review gives the total only)"
+    if not patient:
+        return text
+    if dose.get("total_g") is not None:
+        text += f" = {dose['total_g']:g} g for this patient"
+    else:
+        text += " (no weight given: grams unknown)"
+    if dose.get("repeat"):
+        text += f"; {dose['repeat']}"
+    return text
+
+
+# -- rules in plain language -------------------------------------------------
+
+def value_label(rulebase, name: str, value) -> str:
+    """How a value reads to a person (the schema's labels for case fields)."""
+    spec = rulebase.schema.fields.get(name)
+    if spec is not None:
+        return spec.label(value)
+    return yes_no(value)
+
+
+def condition_text(rulebase, cond) -> str:
+    """A rule's condition in words: 'diagnosis is MMN and age is at least 65'."""
+    return conditions.describe(cond, lambda n, v: value_label(rulebase, n, v))
+
+
+def conclusions(rule) -> List[str]:
+    """What a rule asserts, one phrase per action."""
+    out = []
+    for name, value in (rule.then.get("derive") or {}).items():
+        out.append(f"{name.replace('_', ' ')} is {yes_no(value)}")
+    if "recommend" in rule.then:
+        stance = rule.then["recommend"]["stance"]
+        out.append(STANCE_PHRASES.get(stance, f"the stance is {stance}"))
+    if "dose" in rule.then:
+        dose = rule.then["dose"]
+        out.append("DOSE " + dose_line(dose) + (f", {dose['repeat']}" if dose.get("repeat") else ""))
+    for w in rule.warnings:
+        out.append(f"WARN ({w['severity']}) {w['code'].replace('-', ' ')}")
+    return out
+
+
+def sentence(rulebase, rule) -> str:
+    """'IF diagnosis is MMN THEN IVIG is first-line; WARN (critical) avoid corticosteroids'."""
+    return f"IF {condition_text(rulebase, rule.when)} THEN {'; '.join(conclusions(rule))}"
+
+
+# -- citations ---------------------------------------------------------------
+
+def citation(rule) -> dict:
+    """Where in the review a rule comes from, as data."""
+    src = rule.source or {}
+    return {"section": src.get("section"), "refs": list(src.get("refs") or []),
+            "lines": list(src.get("lines") or []), "quote": src.get("quote"),
+            "quote_en": src.get("quote_en"), "claims": list(rule.claims),
+            "assumptions": list(rule.assumptions), "evidence": list(rule.evidence)}
+
+
+def provenance(rule, with_assumptions: bool = True) -> str:
+    """The citation as one line: section; refs; TR lines; claims; assumptions; evidence."""
+    c = citation(rule)
+    parts = [c["section"]] if c["section"] else []
+    if c["refs"]:
+        parts.append("refs " + ", ".join(map(str, c["refs"])))
+    if c["lines"]:
+        parts.append("TR L" + ", ".join(map(str, c["lines"])))
+    if c["claims"]:
+        parts.append("claims " + ", ".join(c["claims"]))
+    if c["assumptions"] and with_assumptions:
+        parts.append("assumptions " + ", ".join(c["assumptions"]))
+    if c["evidence"]:
+        parts.append("evidence " + ", ".join(c["evidence"]))
+    return "; ".join(parts)
+
+
+def basis_and_refs(rule) -> str:
+    """The short citation a chain or a `why` shows beside a rule: 'review; refs 12, 13'."""
+    refs = citation(rule)["refs"]
+    return rule.basis + (f"; refs {', '.join(map(str, refs))}" if refs else "")
