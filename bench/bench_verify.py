@@ -217,11 +217,11 @@ from math import prod  # noqa: E402
 from typing import Dict, List, Optional  # noqa: E402
 
 from ivig_advisor.engine import conditions  # noqa: E402
-from ivig_advisor.engine.analysis import live_rules  # noqa: E402
+from ivig_advisor.engine.analysis import domains, live_rules  # noqa: E402
 from ivig_advisor.engine.rulebase import STANCE, RuleSpec  # noqa: E402
 from ivig_advisor.engine.schema import CaseSchema  # noqa: E402
 from ivig_advisor.engine.verify import (  # noqa: E402
-    Coverage, Finding, Verification, _concludes_all, _groups, _Group, _order, _Outcome, _State, _UNSET, domains)
+    CheckFinding as Finding, Coverage, Verification, _concludes_all, _groups, _Group, _order, _Outcome, _State, _UNSET)
 
 
 def reference_verify(rulebase) -> Verification:
