@@ -25,9 +25,11 @@ STANCE = "stance"  # the derived fact a `recommend` action sets
 RULE_KEYS = ("id", "title", "layer", "when", "then", "basis", "rationale", "claims", "assumptions",
              "source", "evidence", "flags", "status", "explanation", "changes")
 FILE_KEYS = ("topic", "title", "maintenance", "defaults", "rules")
-SOURCE_KEYS = ("section", "refs", "lines", "quote", "quote_en")
+SOURCE_KEYS = ("section", "refs", "lines", "quote", "quote_en", "cite")
+PASSAGE_KEYS = ("quote", "quote_en")  # a passage of the review that several rules cite (passages.yaml)
 ACTION_KEYS = ("derive", "recommend", "dose", "warn")
 DOSE_KEYS = ("total_g_per_kg", "g_per_kg_per_day", "days", "repeat", "note")
+REGIMEN_KEYS = ("diagnosis", "situation") + DOSE_KEYS  # a row of the regimen table (regimens.yaml)
 WARN_KEYS = ("code", "severity", "message", "action")
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
@@ -190,7 +192,7 @@ class RuleBase:
                 topic = str(data.get("topic", Path(name).stem))
                 topics[topic] = " ".join(str(data.get("title", "")).split())
                 maintenance[topic] = dict(data.get("maintenance") or {})
-        extras = {}
+        extras, sources = {}, {}
         for key, name in (manifest.get("data_files") or {}).items():
             line = manifest["data_files"].line_of(key)
             problem = outside(name)
@@ -198,10 +200,12 @@ class RuleBase:
                 errors.append(SourceError(problem, msource, line))
                 continue
             try:
-                extras[key] = read(name)
+                extras[key], sources[key] = read(name), f"{label}/{name}"
             except (OSError, SourceError) as exc:
                 errors.append(exc if isinstance(exc, SourceError)
                               else SourceError(f"cannot read data file '{name}': {exc.strerror}", msource, line))
+        if not errors:
+            _resolve(rules, extras, sources, errors)
         if not errors:
             _order(rules, layers)
             _check_names(rules, layers, schema, errors)
@@ -301,11 +305,14 @@ def _rule(raw: Located, source, line, topic, defaults, layers, stances, errors) 
     for key in src:
         if key not in SOURCE_KEYS:
             err(f"unknown source key '{key}'{suggest(key, SOURCE_KEYS)}", "source", src.line_of(key))
+    if src.get("cite") and (src.get("quote") or src.get("quote_en")):
+        err(f"source.cite '{src['cite']}' brings its quote from passages.yaml: drop quote and quote_en here",
+            "source", src.line_of("cite"))
     if src.get("quote") and not str(src.get("quote_en") or "").strip():
         err("a quote from the translation needs its English rendering: source.quote_en", "source",
             src.line_of("quote"), kind="provenance")
-    if raw["basis"] == "review" and not (src.get("refs") or src.get("quote")):
-        err("a rule with basis 'review' must cite the review: source.refs or source.quote", "source",
+    if raw["basis"] == "review" and not (src.get("refs") or src.get("quote") or src.get("cite")):
+        err("a rule with basis 'review' must cite the review: source.refs, source.quote or source.cite", "source",
             kind="provenance")
     if raw["basis"] == "assumption" and not str(raw.get("rationale", "")).strip():
         err("a rule with basis 'assumption' must give its rationale", "rationale", kind="provenance")
@@ -369,13 +376,17 @@ def _then(data, source, line, stances, err) -> dict:
     return out
 
 
-def _dose(value, at, err) -> dict:
+def _dose(value, at, err, keys=DOSE_KEYS) -> dict:
+    """A dose as written in a rule, or a row of the regimen table; a rule may
+    instead name a row (`dose: gbs`), resolved once the table is read."""
+    if isinstance(value, str) and ID_PATTERN.match(value):
+        return {"regimen": value}
     if not isinstance(value, dict):
-        err("'dose' must be a mapping", "then", at)
+        err("'dose' must be a mapping, or the id of a regimen in regimens.yaml", "then", at)
         return {}
     for key in value:
-        if key not in DOSE_KEYS:
-            err(f"unknown dose key '{key}'{suggest(key, DOSE_KEYS)}", "then", value.line_of(key))
+        if key not in keys:
+            err(f"unknown dose key '{key}'{suggest(key, keys)}", "then", value.line_of(key))
     dose = {k: value.get(k) for k in DOSE_KEYS}
     for key in ("total_g_per_kg", "g_per_kg_per_day", "days"):
         number = dose[key]
@@ -391,6 +402,67 @@ def _dose(value, at, err) -> dict:
         err("dose: give both g_per_kg_per_day and days, or neither", "then", at)
     dose["note"] = " ".join(str(dose["note"]).split()) if dose["note"] else None
     return dose
+
+
+def _resolve(rules: List[RuleSpec], extras: dict, sources: Dict[str, str], errors):
+    """Put in each rule the passage it cites and the regimen it names.
+
+    A passage several rules quote, and the review's regimens, are written
+    once (passages.yaml, regimens.yaml); a rule names them by id, and from
+    here on it carries their content as if written in it.
+    """
+    passages = _table(extras, sources, "passages", PASSAGE_KEYS, errors)
+    regimens = _table(extras, sources, "regimens", REGIMEN_KEYS, errors)
+    for rule in rules:
+        cite = rule.source.get("cite")
+        if cite is not None:
+            where = (rule.file, rule.raw["source"].line_of("cite"), f"{rule.id}.source.cite")
+            if cite not in passages:
+                errors.append(SourceError(f"no passage '{cite}' in passages.yaml{suggest(cite, passages)}", *where))
+            else:
+                rule.source.update(passages[cite])
+        named = (rule.then.get("dose") or {}).get("regimen")
+        if named is not None:
+            where = (rule.file, rule.raw["then"].line_of("dose"), f"{rule.id}.then.dose")
+            if named not in regimens:
+                errors.append(SourceError(f"no regimen '{named}' in regimens.yaml{suggest(named, regimens)}", *where))
+            else:
+                rule.then["dose"] = {k: regimens[named][k] for k in DOSE_KEYS}
+
+
+def _table(extras: dict, sources: Dict[str, str], key: str, keys, errors) -> Dict[str, dict]:
+    """A data file of records by id (passages, regimens), each checked."""
+    data = extras.get(key)
+    if data is None:
+        return {}
+    source = sources[key]
+    if not isinstance(data, dict):
+        errors.append(SourceError(f"{key} must be a mapping of id: record", source, 1))
+        return {}
+    out = {}
+    for name, record in data.items():
+        line = data.line_of(name)
+
+        def err(message, _field=None, at=None, kind="schema", _name=name):
+            errors.append(SourceError(message, source, at or line, f"{key}.{_name}", kind))
+
+        if not isinstance(name, str) or not ID_PATTERN.match(name) or not isinstance(record, dict):
+            err("a record needs an id of lower-case words joined by '-' and a mapping")
+            continue
+        if key == "regimens":
+            dose = _dose(record, line, err, keys)
+            if dose and "regimen" not in dose:
+                out[name] = dose
+            continue
+        for k in record:
+            if k not in keys:
+                err(f"unknown key '{k}'{suggest(k, keys)}", at=record.line_of(k))
+        if not all(str(record.get(k) or "").strip() for k in keys):
+            err(f"a passage needs {' and '.join(keys)}: the translation's words and their English rendering",
+                kind="provenance")
+            continue
+        out[name] = {k: str(record[k]) for k in keys}
+    return out
 
 
 def _warning(item, at, err) -> Optional[dict]:

@@ -42,9 +42,19 @@ def test_dose_rules_only_for_stances_that_give_ivig(rulebase):
     ("mmn.yaml", "when: {diagnosis: mmn}", "when: {diagnosis: mnn}", "'mnn' is not a value of 'diagnosis'; did you mean 'mmn'?"),
     ("mmn.yaml", "when: {diagnosis: mmn}", "when: {diagnoses: mmn}", "did you mean 'diagnosis'?"),
     ("gbs.yaml", "    when: {diagnosis: miller_fisher}", "    when: {diagnosis: miller_fisher, age: {ge: old}}", "'ge' takes a number"),
-    ("cns.yaml", "        total_g_per_kg: 2.0\n        repeat: monthly for 3 months\n        note: >-",
-     "        total_g_per_kg: 2.0\n        g_per_kg_per_day: 0.4\n        days: 4\n        repeat: monthly for 3 months\n        note: >-",
+    ("regimens.yaml", "  total_g_per_kg: 2.0, g_per_kg_per_day: null, days: null,\n  repeat: \"monthly for 3 months\",\n  note: \"The regimen of the controlled trial (ref 71)",
+     "  total_g_per_kg: 2.0, g_per_kg_per_day: 0.4, days: 4,\n  repeat: \"monthly for 3 months\",\n  note: \"The regimen of the controlled trial (ref 71)",
      "is not the total 2.0 g/kg"),
+    ("regimens.yaml", "  repeat: \"one course\",\n", "  repeat: \"one course\", per_week: 1,\n", "unknown dose key 'per_week'"),
+    ("gbs.yaml", "      dose: gbs\n", "      dose: gbss\n", "no regimen 'gbss' in regimens.yaml; did you mean 'gbs'?"),
+    ("gbs.yaml", "      dose: gbs\n", "      dose: [gbs]\n", "'dose' must be a mapping, or the id of a regimen"),
+    ("mmn.yaml", "      cite: mmn-study-regimen\n", "      cite: mmn-study-regimn\n",
+     "no passage 'mmn-study-regimn' in passages.yaml; did you mean 'mmn-study-regimen'?"),
+    ("mmn.yaml", "      cite: mmn-steroids-worsen\n", "      cite: mmn-steroids-worsen\n      quote: x\n",
+     "brings its quote from passages.yaml"),
+    ("passages.yaml", "  quote_en: \"Unlike CIDP, MMN does not respond to steroids; rather, steroids may worsen it.\"\n", "",
+     "a passage needs quote and quote_en"),
+    ("passages.yaml", "  quote_en: \"Unlike CIDP", "  quote_english: x\n  quote_en: \"Unlike CIDP", "unknown key 'quote_english'"),
     ("junction.yaml", "    layer: general\n    when: {diagnosis: lems}", "    layer: generall\n    when: {diagnosis: lems}", "did you mean 'general'?"),
     ("scope.yaml", "    basis: review\n    claims: [S01]", "    basis: assumption\n    claims: [S01]", "must give its rationale"),
     ("cidp.yaml", "        stance: first-line\n        summary: >-\n          IVIG is a first-line treatment of CIDP",
@@ -59,6 +69,22 @@ def test_broken_rule_base_fails_with_file_line_and_field(rules_copy, file, old, 
     match = [e for e in errors if words in e.message]
     assert match, [str(e) for e in errors]
     assert match[0].source.endswith(file) and match[0].line
+
+
+def test_a_cited_passage_and_a_named_regimen_read_as_if_written_in_the_rule(rulebase):
+    """`cite:` and `dose: <id>` are resolved on load: every rule citing a passage
+    carries its quote and English rendering, every rule naming a regimen its row."""
+    passages, regimens = rulebase.extras["passages"], rulebase.extras["regimens"]
+    citing = [r for r in rulebase.rules if "cite" in r.source]
+    assert len(citing) >= 2 * len(passages), "a passage is for text several rules share"
+    for rule in citing:
+        assert rule.source["quote"] == passages[rule.source["cite"]]["quote"], rule.id
+        assert rule.source["quote_en"] == passages[rule.source["cite"]]["quote_en"], rule.id
+    named = {r.raw["then"]["dose"]: r for r in rulebase.rules if isinstance(r.raw["then"].get("dose"), str)}
+    assert set(named) == set(regimens), "every regimen is used, and every dose comes from the table"
+    for name, rule in named.items():
+        assert rule.then["dose"]["total_g_per_kg"] == regimens[name]["total_g_per_kg"]
+        assert rule.then["dose"]["repeat"] == regimens[name]["repeat"]
 
 
 def test_a_review_rule_without_citation_fails(rules_copy):
