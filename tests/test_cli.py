@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from conftest import ROOT, jsonl
 
 
@@ -80,12 +82,23 @@ def test_yaml_syntax_error_keeps_the_documents_before_it(run_cli, tmp_path):
     assert results[2]["error"]["line"] is not None
 
 
-def test_yaml_tags_are_never_executed(run_cli, tmp_path):
+@pytest.mark.parametrize("payload", [
+    "!!python/object/apply:os.system ['touch {marker}']",
+    "!!python/object/apply:subprocess.call [['touch', '{marker}']]",
+    "!!python/object/apply:builtins.open ['{marker}', 'w']",
+    "!!python/object/new:builtins.open ['{marker}', 'w']",
+])
+def test_yaml_tags_are_never_executed(run_cli, tmp_path, payload):
+    # The proof is the side effect, not the output: a command that ran would have
+    # written its output to the real stdout, and the status is "error" either way.
+    marker = tmp_path / "pwned"
     path = tmp_path / "evil.yaml"
-    path.write_text("diagnosis: !!python/object/apply:os.system ['echo pwned']\n")
+    path.write_text("diagnosis: " + payload.format(marker=marker) + "\n")
     out = run_cli("evaluate", "--format", "jsonl", str(path))
+    assert not marker.exists(), "a YAML tag ran code"
     result = jsonl(out.stdout)[0]
-    assert result["status"] == "error" and "pwned" not in out.stdout.replace(str(path), "")
+    assert result["status"] == "error" and "python" in result["error"]["message"]
+    assert out.exit_code == 1
 
 
 def test_stdin_jsonl_and_yaml(run_cli):
