@@ -15,6 +15,7 @@ from .words import basis_and_refs, dose_line, stance_label
 STANCE_COLOURS = {"first-line": "green", "second-line": "green", "trial-justified": "yellow",
                   "not-established": "yellow", "not-effective": "red", "out-of-scope": "magenta"}
 SEVERITY_COLOURS = {"critical": "red", "warning": "yellow", "info": "blue"}
+FORMATS = ("text", "json", "jsonl", "csv")  # what `Formatter` and `ResultWriter` write
 
 
 def to_json(result) -> str:
@@ -208,9 +209,9 @@ class Formatter:
     """Renders one result as one item of an output format; picklable, so that
     worker processes can render what they evaluate."""
 
-    FORMATS = ("text", "json", "jsonl", "csv")
-
     def __init__(self, fmt: str, chain: bool = True, style: Callable = plain_style):
+        if fmt not in FORMATS:
+            raise ValueError(f"no output format '{fmt}' (formats: {', '.join(FORMATS)})")
         self.fmt, self.chain, self.style = fmt, chain, style
         self._renderers = {}
 
