@@ -2,8 +2,10 @@
 real headless browser (Debian's chromium) that clicks every link."""
 
 import json
+import os
 import re
 import shutil
+import stat
 import subprocess
 from html.parser import HTMLParser
 
@@ -67,8 +69,12 @@ def report(tmp_path_factory):
     from click.testing import CliRunner
     from ivig_advisor.cli import main
     out = tmp_path_factory.mktemp("report") / "report.html"
-    result = CliRunner().invoke(main, ["audit", "report", "--out", str(out),
-                                       "--cases", str(ROOT / "tests" / "cases"), "--cases", str(ROOT / "examples")])
+    umask = os.umask(0o022)  # a known umask, so that the file's mode is known: 0o666 & ~0o022
+    try:
+        result = CliRunner().invoke(main, ["audit", "report", "--out", str(out),
+                                           "--cases", str(ROOT / "tests" / "cases"), "--cases", str(ROOT / "examples")])
+    finally:
+        os.umask(umask)
     assert result.exit_code == 0, result.output
     assert result.output.startswith(f"wrote {out}: ")
     return out
@@ -87,7 +93,8 @@ def test_the_report_is_one_self_contained_file(report, rulebase):
     assert "Static check: <span class=\"ok\">passes</span>" in text
     assert re.search(r"[\d,]+ combinations checked exhaustively", text)
     assert 'id="assumption-A01"' in text and "sign-off: missing" in text
-    assert report.stat().st_mode & 0o044, "readable like any file the user writes"
+    # the mode a plain open() gives under the umask (0o022), not mkstemp's private 0o600
+    assert stat.S_IMODE(report.stat().st_mode) == 0o644, oct(report.stat().st_mode)
 
 
 def test_the_report_shows_sign_offs_and_findings(run_cli, rules_copy, tmp_path):
