@@ -113,7 +113,7 @@ def sentence(rulebase, rule) -> str:
 def citation(rule) -> dict:
     """Where in the review a rule comes from, as data."""
     src = rule.source or {}
-    return {"section": src.get("section"), "refs": list(src.get("refs") or []),
+    return {"section": src.get("section"), "passage": src.get("cite"), "refs": list(src.get("refs") or []),
             "lines": list(src.get("lines") or []), "quote": src.get("quote"),
             "quote_en": src.get("quote_en"), "claims": list(rule.claims),
             "assumptions": list(rule.assumptions), "evidence": list(rule.evidence)}
@@ -123,6 +123,8 @@ def provenance(rule, with_assumptions: bool = True) -> str:
     """The citation as one line: section; refs; TR lines; claims; assumptions; evidence."""
     c = citation(rule)
     parts = [c["section"]] if c["section"] else []
+    if c["passage"]:
+        parts.append(f"passage {c['passage']}")
     if c["refs"]:
         parts.append("refs " + ", ".join(map(str, c["refs"])))
     if c["lines"]:
