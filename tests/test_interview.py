@@ -73,6 +73,26 @@ def test_every_question_asked_could_change_the_answer(item):
         assert result.ivig["stance"] == expected["stance"]
 
 
+# Golden cases that answer every question the interview asks: the branch above
+# that compares with the golden answer is reached for these, deterministically.
+FULLY_ANSWERED = ["gbs-cannot-walk", "cidp-maintenance-every-risk-factor",
+                  "als-every-risk-factor-ivig-not-planned-known"]
+
+
+@pytest.mark.parametrize("name", FULLY_ANSWERED)
+def test_an_interview_answered_from_a_full_case_reaches_the_golden_answer(name):
+    item = next(g for g in GOLDEN if g["name"] == name)
+    session, asked = simulate(item["case"])
+    assert len(asked) > 1 and {n for n, _ in asked} <= item["case"].keys(), "a question the case does not answer"
+    result, expected = session.result(), item["expect"]
+    assert (result.ivig["stance"], result.ivig["rule"]) == (expected["stance"], expected["rule"])
+    assert {w["code"] for w in result.warnings} == set(expected["warnings"])
+    if expected.get("dose") is None:
+        assert result.dose is None
+    else:
+        assert {k: result.dose[k] for k in expected["dose"]} == expected["dose"]
+
+
 def test_answers_in_many_forms():
     session = Interview(ADVISOR)
     diagnosis = SCHEMA.fields["diagnosis"]
