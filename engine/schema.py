@@ -259,8 +259,15 @@ def _check_number(spec: FieldSpec, value):
         raise ValueError(f"'{spec.name}' must be a whole number")
     low, high = spec.min, spec.max
     if (low is not None and value < low) or (high is not None and value > high):
+        # a field may have a minimum only, or a maximum only
         unit = f" {spec.unit}" if spec.unit else ""
-        raise ValueError(f"'{spec.name}' is {value:g}{unit}, outside {low:g}-{high:g}{unit}")
+        if low is not None and high is not None:
+            bound = f"outside {low:g}-{high:g}{unit}"
+        elif low is not None:
+            bound = f"below the minimum {low:g}{unit}"
+        else:
+            bound = f"above the maximum {high:g}{unit}"
+        raise ValueError(f"'{spec.name}' is {value:g}{unit}, {bound}")
     return value
 
 

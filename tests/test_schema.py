@@ -76,3 +76,37 @@ def test_every_field_documents_itself(rulebase):
             assert spec.question, spec.name
         if spec.type in ("number", "integer"):
             assert spec.unit and spec.min is not None and spec.max is not None
+
+
+def _schema_with(tmp_path, *edits):
+    """The shipped case schema, edited (see conftest.mutate), loaded from a temporary file."""
+    from conftest import ROOT, mutate
+    from ivig_advisor.engine.schema import CaseSchema
+    path = tmp_path / "case.yaml"
+    path.write_text((ROOT / "facts" / "case.yaml").read_text(encoding="utf-8"), encoding="utf-8")
+    for old, new in edits:
+        mutate(path, old, new)
+    return CaseSchema.load(path)
+
+
+AGE_RANGE = "    min: 0\n    max: 120\n"
+MIN_ONLY, MAX_ONLY = (AGE_RANGE, "    min: 0\n"), (AGE_RANGE, "    max: 120\n")
+
+
+@pytest.mark.parametrize("edit, case, words", [
+    (MIN_ONLY, {"age": -1}, "'age' is -1 years, below the minimum 0 years"),
+    (MAX_ONLY, {"age": 121}, "'age' is 121 years, above the maximum 120 years"),
+    ((AGE_RANGE, AGE_RANGE), {"age": 121}, "'age' is 121 years, outside 0-120 years"),
+    (("    max: 350\n    unit: kg\n", ""), {"weight_kg": 0.5}, "'weight_kg' is 0.5, below the minimum 1"),  # no unit
+])
+def test_a_number_beyond_a_single_bound_says_which(tmp_path, edit, case, words):
+    schema = _schema_with(tmp_path, edit)
+    with pytest.raises(CaseInvalid) as info:
+        schema.validate(dict(case, diagnosis="gbs"), "x.yaml")
+    (error,) = info.value.errors
+    assert (error.field, error.message) == (next(iter(case)), words)
+
+
+@pytest.mark.parametrize("edit, age", [(MIN_ONLY, 300), (MAX_ONLY, -5)])
+def test_a_single_bound_leaves_the_other_side_open(tmp_path, edit, age):
+    assert _schema_with(tmp_path, edit).validate({"diagnosis": "gbs", "age": age}).facts["age"] == age
