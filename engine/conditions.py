@@ -182,7 +182,14 @@ UNKNOWN = object()
 
 
 def evaluate(cond: Condition, lookup: Callable) -> Optional[bool]:
-    """True, False, or None (cannot be decided yet) in Kleene's logic."""
+    """True, False, or None (cannot be decided yet) in Kleene's logic.
+
+    A test on a fact with several values holds when one of them passes it, as
+    a rule's pattern matches any one fact. `not` is read pushed down to the
+    tests, as the compiled rules read it (``not x == 1``: x known and != 1):
+    over a case field that is Kleene's not; over a derived fact with several
+    values, or none, it is not (``not x == 1`` holds for x = [1, 2], and not
+    for x absent)."""
     if isinstance(cond, Test):
         values = lookup(cond.name)
         if cond.op == "known":
@@ -193,8 +200,7 @@ def evaluate(cond: Condition, lookup: Callable) -> Optional[bool]:
             return None
         return any(cond.holds(v) for v in values)
     if isinstance(cond, Not):
-        inner = evaluate(cond.item, lookup)
-        return None if inner is None else not inner
+        return evaluate(negate(cond.item), lookup)
     results = [evaluate(c, lookup) for c in cond.items]
     if isinstance(cond, AllOf):
         if False in results:
