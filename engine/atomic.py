@@ -18,13 +18,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterable, Optional
 
-
-class OutputRefused(ValueError):
-    """A target that must not or cannot be written; found before writing anything."""
-
-
-class WriteFailed(OSError):
-    """Writing failed midway (a full disk, an I/O error); the old file is untouched."""
+from .errors import OutputRefused, WriteFailed  # noqa: F401 - raised here, and imported from here
 
 
 def writable_target(path) -> Path:

@@ -13,9 +13,11 @@ from typing import Dict, Iterable, Iterator, List, Optional
 
 from . import conditions
 from .batch import evaluate_record, evaluate_records
-from .caseio import CaseRecord, read_cases
+from .caseio import CaseRecord, pick_case, read_cases
+from .errors import UnknownDiagnosis, UnknownRule
 from .evaluate import Advisor, Result
-from .rulebase import RuleBase, RuleBaseInvalid, RuleSpec
+from .rulebase import STANCE, RuleBase, RuleBaseInvalid, RuleSpec
+from .schema import CaseInvalid
 from .signoff import LOG_NAME, ReviewLog, signoff_hash
 from .analysis import domains, fields_behind, live_rules
 from .verify import CheckFinding, Verification, verify
@@ -39,12 +41,19 @@ def rule_record(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog] = N
 # -- which rules are which --------------------------------------------------
 
 def diagnosis_value(rulebase: RuleBase, text: str) -> str:
-    """The diagnosis a reviewer named ('mg', 'MMN', 'myasthenia_gravis'); ValueError if none."""
+    """The diagnosis a reviewer named ('mg', 'MMN', 'myasthenia_gravis'); UnknownDiagnosis if none."""
     spec = rulebase.schema.fields["diagnosis"]
     value = spec.alias_of(text)
     if value is None:
-        raise ValueError(f"no diagnosis '{text}' (diagnoses: {', '.join(spec.values)})")
+        raise UnknownDiagnosis(f"no diagnosis '{text}' (diagnoses: {', '.join(spec.values)})", text)
     return value
+
+
+def rule_named(rulebase: RuleBase, rule_id: str) -> RuleSpec:
+    """The rule with this id; UnknownRule, suggesting the nearest id, if none."""
+    if rule_id not in rulebase.by_id:
+        raise UnknownRule(f"no rule '{rule_id}'{suggest(rule_id, rulebase.by_id)}", rule_id)
+    return rulebase.by_id[rule_id]
 
 
 def rules_for(rulebase: RuleBase, diagnosis: Optional[str] = None, basis: Optional[str] = None,
@@ -60,6 +69,15 @@ def rules_for(rulebase: RuleBase, diagnosis: Optional[str] = None, basis: Option
     return out
 
 
+def _diagnoses(rulebase: RuleBase) -> Dict[str, set]:
+    """rule id -> the diagnoses for which it can fire (analysis.live_rules)."""
+    diagnoses: Dict[str, set] = {r.id: set() for r in rulebase.rules}
+    for value in rulebase.schema.fields["diagnosis"].values:
+        for rule in live_rules(rulebase, value):
+            diagnoses[rule.id].add(value)
+    return diagnoses
+
+
 def feeds(rulebase: RuleBase) -> Dict[str, List[str]]:
     """rule id -> the rules that test a fact it derives (the dependency graph's edges).
 
@@ -68,10 +86,7 @@ def feeds(rulebase: RuleBase) -> Dict[str, List[str]]:
     diagnosis for which both rules can fire (MMN's stance does not feed the
     GBS dose).
     """
-    diagnoses: Dict[str, set] = {r.id: set() for r in rulebase.rules}
-    for value in rulebase.schema.fields["diagnosis"].values:
-        for rule in live_rules(rulebase, value):
-            diagnoses[rule.id].add(value)
+    diagnoses = _diagnoses(rulebase)
 
     def passes(test, value):
         return test.op == "known" and test.operand or test.op != "known" and test.holds(value)
@@ -87,12 +102,83 @@ def feeds(rulebase: RuleBase) -> Dict[str, List[str]]:
 
 
 def fed_by(edges: Dict[str, List[str]]) -> Dict[str, List[str]]:
-    """The other direction of `feeds(...)`: rule id -> the rules whose derived facts it tests."""
+    """The other direction of `feeds(...)` (or of `preempts(...)`): rule id -> the rules
+    whose edges reach it."""
     out: Dict[str, List[str]] = {rule_id: [] for rule_id in edges}
     for source, targets in edges.items():
         for target in targets:
             out[target].append(source)
     return out
+
+
+def preempts(rulebase: RuleBase) -> Dict[str, List[str]]:
+    """rule id -> the rules it pre-empts: a stance set by one layer is final, so a rule
+    that sets a stance keeps every rule of a later stance-setting layer from firing
+    (whatever that rule concludes), for a diagnosis for which both can fire.
+
+    The edges say what can happen, not what does for every patient: two rules
+    whose conditions exclude each other (walks unaided, does not) still share
+    an edge. Rules of one layer never pre-empt each other (a conflict inside a
+    layer shows in the result).
+    """
+    diagnoses = _diagnoses(rulebase)
+    out = {}
+    for rule in rulebase.rules:
+        layer = rulebase.layer(rule.layer)
+        if not layer.sets_stance or STANCE not in rule.derives:
+            out[rule.id] = []
+            continue
+        out[rule.id] = [other.id for other in rulebase.rules
+                        if rulebase.layer(other.layer).sets_stance
+                        and rulebase.layer(other.layer).index > layer.index
+                        and diagnoses[rule.id] & diagnoses[other.id]]
+    return out
+
+
+preempted_by = fed_by  # the other direction of `preempts(...)`
+
+
+def review_flags(rulebase: RuleBase, rule: RuleSpec) -> Dict[str, str]:
+    """field -> the schema's review flag (the source's wording is uncertain), for each
+    flagged case field the rule tests."""
+    fields = rulebase.schema.fields
+    return {t.name: " ".join(str(fields[t.name].review_flag).split())
+            for t in conditions.tests(rule.when) if t.name in fields and fields[t.name].review_flag}
+
+
+@dataclass
+class RuleView:
+    """`audit show`: one rule with its links to the others (what it feeds and is fed
+    by, what it pre-empts and is pre-empted by), the review flags of the fields it
+    tests, and the corpus cases that fire it (None: no corpus found)."""
+    rulebase: RuleBase
+    rule: RuleSpec
+    log: ReviewLog
+    feeds: List[str]
+    fed_by: List[str]
+    preempts: List[str]
+    preempted_by: List[str]
+    review_flags: Dict[str, str]
+    cases: Optional[List[str]]
+
+    @classmethod
+    def of(cls, advisor: Advisor, rule_id: str, case_paths: Optional[List[str]] = None) -> "RuleView":
+        """The view of one rule; UnknownRule before any work. The corpus defaults to the
+        checkout's golden cases and examples (`default_corpus`)."""
+        rulebase = advisor.rulebase
+        rule = rule_named(rulebase, rule_id)
+        paths = case_paths or default_corpus(rulebase)
+        cases = [r.id for r in run_corpus(advisor, paths)
+                 if r.ok and any(t["rule"] == rule_id for t in r.trace)] if paths else None
+        edges, over = feeds(rulebase), preempts(rulebase)
+        return cls(rulebase, rule, ReviewLog.load(rulebase), edges[rule_id], fed_by(edges)[rule_id], over[rule_id],
+                   preempted_by(over)[rule_id], review_flags(rulebase, rule), cases)
+
+    def to_dict(self) -> dict:
+        """`audit show --format json`: the rule's record (`rule_record`) and its links."""
+        return dict(rule_record(self.rulebase, self.rule, self.log), feeds=self.feeds, fed_by=self.fed_by,
+                    preempts=self.preempts, preempted_by=self.preempted_by, review_flags=self.review_flags,
+                    cases=self.cases)
 
 
 # -- the static check -------------------------------------------------------
@@ -108,6 +194,16 @@ class CheckReport:
     @property
     def ok(self) -> bool:
         return not self.findings
+
+    def to_dict(self) -> dict:
+        """`audit check --format json`."""
+        v = self.verification
+        return {"ok": self.ok, "findings": [f.to_dict() for f in self.findings],
+                "combinations": v.combinations if v else None, "excluded": v.excluded if v else None,
+                "states": v.states if v else None, "signoff": self.signoff,
+                "per_diagnosis": [{k: getattr(c, k) for k in ("diagnosis", "fields", "combinations",
+                                                              "excluded", "states")}
+                                  for c in v.coverage] if v else []}
 
 
 def check(directory=None, strict: bool = False) -> CheckReport:
@@ -196,14 +292,23 @@ class CoverageReport:
     errors: int
     fired: Counter        # rule id -> cases in which it fired
     examples: Dict[str, List[str]]  # rule id -> the first few case ids
+    rules: List[str] = field(default_factory=list)  # every rule id of the rule base, in order
 
-    def never(self, rulebase: RuleBase) -> List[str]:
-        return [r.id for r in rulebase.rules if not self.fired[r.id]]
+    def never(self, rulebase: Optional[RuleBase] = None) -> List[str]:
+        """The rules that fired in no case, in the rule base's order."""
+        ids = [r.id for r in rulebase.rules] if rulebase is not None else self.rules
+        return [rule_id for rule_id in ids if not self.fired[rule_id]]
+
+    def to_dict(self) -> dict:
+        """`audit coverage --format json`."""
+        return {"cases": self.cases, "errors": self.errors,
+                "rules": [{"id": r, "fired": self.fired[r], "cases": self.examples.get(r, [])} for r in self.rules],
+                "never_fired": self.never()}
 
 
 def coverage(advisor: Advisor, paths: Iterable[str], stdin=None, keep: int = 5) -> CoverageReport:
     """Run a corpus and count, per rule, the cases in which it fired."""
-    report = CoverageReport(0, 0, Counter(), {})
+    report = CoverageReport(0, 0, Counter(), {}, [r.id for r in advisor.rulebase.rules])
     for result in run_corpus(advisor, paths, stdin):
         report.cases += 1
         if not result.ok:
@@ -238,6 +343,12 @@ class WhyNot:
     fixes: List[Dict[str, object]] = field(default_factory=list)  # changes that make it fire
     result: Optional[Result] = None
 
+    def to_dict(self) -> dict:
+        """`audit why-not --format json`."""
+        return {"case": self.case_id, "rule": self.rule.id, "fired": self.fired,
+                "tests": [t.__dict__ for t in self.tests], "blocked_by": self.blocked_by,
+                "would_fire_if": self.fixes}
+
 
 def why_not(advisor: Advisor, data: dict, rule_id: str, source=None, line=None, default_id=None,
             max_fixes: int = 5) -> WhyNot:
@@ -248,9 +359,7 @@ def why_not(advisor: Advisor, data: dict, rule_id: str, source=None, line=None, 
     field (then two) set to each value the rules distinguish.
     """
     rulebase = advisor.rulebase
-    if rule_id not in rulebase.by_id:
-        raise ValueError(f"no rule '{rule_id}'{suggest(rule_id, rulebase.by_id)}")
-    rule = rulebase.by_id[rule_id]
+    rule = rule_named(rulebase, rule_id)  # before any engine work
     case = advisor.validate(data, source, line, default_id)
     run = advisor.run(case)
     result, fired = run.result, rule_id in run.fired
@@ -271,6 +380,21 @@ def why_not(advisor: Advisor, data: dict, rule_id: str, source=None, line=None, 
     if not fired:
         report.fixes = _fixes(advisor, case.facts, rule, max_fixes)
     return report
+
+
+def why_not_in(advisor: Advisor, path: str, rule_id: str, case_id: Optional[str] = None,
+               stdin=None) -> WhyNot:
+    """`why_not` for the case of a case file (golden files give their cases): the only
+    one, or the one whose id is `case_id`.
+
+    Raises UnknownRule before reading anything, CaseChoice when the file does not
+    give exactly one case, CaseInvalid when that case cannot be read or validated.
+    """
+    rule_named(advisor.rulebase, rule_id)
+    record = pick_case(read_corpus([path], stdin=stdin), case_id, path, advisor.rulebase.schema)
+    if record.error is not None:
+        raise CaseInvalid([record.error])
+    return why_not(advisor, record.data, rule_id, record.source, record.line, record.default_id)
 
 
 def _walk_condition(rulebase, cond, lookup, out, depth):
@@ -354,6 +478,7 @@ def outcome(result: Result) -> dict:
 
 @dataclass
 class Difference:
+    """One case whose outcome differs between two rule bases."""
     case_id: str
     source: Optional[str]
     line: Optional[int]
@@ -365,20 +490,45 @@ class Difference:
         return [k for k in ("status", "error", "stance", "stance_rule", "dose", "warnings")
                 if self.base.get(k) != self.this.get(k)]
 
+    def to_dict(self) -> dict:
+        return {"case_id": self.case_id, "source": self.source, "line": self.line, "base": self.base,
+                "this": self.this, "changed": self.changed}
 
-def diff(base: Advisor, this: Advisor, paths: Iterable[str], stdin=None) -> Iterator[Optional[Difference]]:
-    """For each case of a corpus: a Difference where the two rule bases disagree,
-    else None (so that callers can count the cases compared)."""
+
+@dataclass
+class DiffReport:
+    """`audit diff`: how many cases were compared, and those whose outcome differs."""
+    compared: int = 0
+    differences: List[Difference] = field(default_factory=list)
+
+    @property
+    def differ(self) -> int:
+        return len(self.differences)
+
+    @property
+    def same(self) -> bool:
+        return not self.differences
+
+    def to_dict(self) -> dict:
+        """`audit diff --format json`."""
+        return {"compared": self.compared, "differ": self.differ, "cases": [d.to_dict() for d in self.differences]}
+
+
+def diff(base: Advisor, this: Advisor, paths: Iterable[str], stdin=None) -> DiffReport:
+    """Run a corpus under two rule bases; the cases whose stance, dose or warnings
+    (or error) differ. Which rule set the stance is shown, not counted."""
+    report = DiffReport()
     for record in read_corpus(paths, stdin):
         a, b = evaluate_record(record, base), evaluate_record(record, this)
         before, after = outcome(a), outcome(b)
+        report.compared += 1
         if {k: v for k, v in before.items() if k != "stance_rule"} != \
                 {k: v for k, v in after.items() if k != "stance_rule"}:
-            yield Difference(b.id, b.source, b.line, before, after)
-        else:
-            yield None
+            report.differences.append(Difference(b.id, b.source, b.line, before, after))
+    return report
 
 
-__all__ = ["CheckReport", "CoverageReport", "Difference", "WhyNot", "check", "check_rulebase", "coverage",
-           "default_corpus", "diagnosis_value", "diff", "feeds", "fed_by", "outcome", "read_corpus", "rule_record",
-           "rules_for", "run_corpus", "unlisted", "why_not"]
+__all__ = ["CheckReport", "CoverageReport", "DiffReport", "Difference", "TestStatus", "WhyNot", "check",
+           "check_rulebase", "coverage", "default_corpus", "diagnosis_value", "diff", "fed_by", "feeds", "outcome",
+           "preempted_by", "preempts", "read_corpus", "review_flags", "rule_named", "rule_record", "RuleView", "rules_for",
+           "run_corpus", "unlisted", "why_not", "why_not_in"]

@@ -3,17 +3,14 @@
 import html
 import re
 from itertools import groupby
-from typing import Callable, Dict, List, Optional
+from typing import Callable, List, Optional
 
 from . import audit
 from .escape import for_terminal
 from .render import plain_style
-from .rulebase import RuleBase, RuleSpec
+from .rulebase import STANCE, RuleBase, RuleSpec
 from .signoff import ReviewLog
 from .words import dose_line, provenance, sentence, value_label
-
-MARKS = {True: "✓", False: "✗", None: "?"}
-
 
 def rule_lines(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog], style: Callable = plain_style,
                full: bool = False) -> List[str]:
@@ -111,9 +108,9 @@ def rules_markdown(rulebase: RuleBase, rules: List[RuleSpec], log: Optional[Revi
     return "\n".join(out)
 
 
-def show_text(rulebase: RuleBase, rule: RuleSpec, log: ReviewLog, feeds: Dict[str, List[str]],
-              fed_by: Dict[str, List[str]], cases: Optional[List[str]], style: Callable = plain_style) -> str:
-    head = rule_lines(rulebase, rule, log, style, full=True)
+def show_text(view: audit.RuleView, style: Callable = plain_style) -> str:
+    rulebase, rule = view.rulebase, view.rule
+    head = rule_lines(rulebase, rule, view.log, style, full=True)
     lines = [f"  Layer: {rule.layer} — {rulebase.layer(rule.layer).help}"]
     upkeep = rulebase.maintenance.get(rule.topic)
     if upkeep:
@@ -127,13 +124,27 @@ def show_text(rulebase: RuleBase, rule: RuleSpec, log: ReviewLog, feeds: Dict[st
     assumptions = (rulebase.extras.get("claims") or {}).get("assumptions") or {}
     for name in rule.assumptions:
         lines.append(f"  Assumption {name}: {assumptions.get(name, '?')}")
-    lines.append("  Fed by: " + (", ".join(fed_by[rule.id]) or "the case's fields only"))
-    lines.append("  Feeds: " + (", ".join(feeds[rule.id]) or "no other rule (a conclusion of the result)"))
-    if cases is None:
+    for name, flag in view.review_flags.items():
+        lines.append(f"  Review flag ({name}): {flag}")
+    lines.append("  Fed by: " + (", ".join(view.fed_by) or "the case's fields only"))
+    lines.append("  Feeds: " + (", ".join(view.feeds) or "no other rule (a conclusion of the result)"))
+    lines += precedence_lines(rulebase, view)
+    if view.cases is None:
         lines.append("  Cases: no case corpus found (pass --cases)")
     else:
-        lines.append(f"  Cases that fire it ({len(cases)}): " + (", ".join(cases) or "none"))
+        lines.append(f"  Cases that fire it ({len(view.cases)}): " + (", ".join(view.cases) or "none"))
     return "\n".join(head + [for_terminal(line) for line in lines])  # case ids and data files are input too
+
+
+def precedence_lines(rulebase: RuleBase, view: audit.RuleView) -> List[str]:
+    """Which rules this rule keeps from firing, and which keep it from firing (a stance
+    set by an earlier layer is final)."""
+    if not rulebase.layer(view.rule.layer).sets_stance:
+        return [f"  Precedence: none (the layer '{view.rule.layer}' sets no stance; its rules do not pre-empt "
+                "or get pre-empted)"]
+    sets = STANCE in view.rule.derives
+    return ["  Pre-empts: " + (", ".join(view.preempts) or ("no rule" if sets else "no rule (it sets no stance)")),
+            "  Pre-empted by: " + (", ".join(view.preempted_by) or "no rule (no earlier layer sets a stance for it)")]
 
 
 def witness_text(rulebase: RuleBase, witness: Optional[dict]) -> str:
@@ -214,9 +225,9 @@ def _dose(d) -> str:
     return dose_line(d) + (f" ({d['total_g']:g} g)" if d.get("total_g") is not None else "")
 
 
-def diff_text(differences: List[audit.Difference], compared: int, base_label: str, this_label: str) -> str:
+def diff_text(report: audit.DiffReport, base_label: str, this_label: str) -> str:
     out = []
-    for d in differences:
+    for d in report.differences:
         where = f"{d.source}:{d.line}" if d.source and d.line else (d.source or "")
         out.append(f"{d.case_id}  {where}")
         rows = [("", base_label, this_label)]
@@ -232,5 +243,5 @@ def diff_text(differences: List[audit.Difference], compared: int, base_label: st
         width = max(len(r[1]) for r in rows)
         out += [f"  {a:11} {b:{width}} | {c}" for a, b, c in rows]
         out.append("")
-    out.append(f"{len(differences)} of {compared} cases differ")
+    out.append(f"{report.differ} of {report.compared} cases differ")
     return "\n".join(out)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Iterable, Iterator, Optional, Tuple
 
 from .atomic import same_file
+from .errors import CaseChoice
 from .yamlsrc import (MAX_DEPTH, MAX_NUMBER, MAX_SCALAR, Located, LocatedList, SourceError,
                       read_documents, shown)
 
@@ -40,6 +41,34 @@ class CaseRecord:
     line: Optional[int]
     default_id: str
     error: Optional[SourceError] = None
+
+    def case_id(self, schema) -> str:
+        """The id of the case as read (schema.id_of: its own `id` as written, else
+        `default_id`), valid or not."""
+        return schema.id_of(self.data, self.default_id)
+
+
+def pick_case(records: Iterable[CaseRecord], wanted: Optional[str], source, schema) -> CaseRecord:
+    """The one record a command that takes one case works on: the only one in the
+    file, or the one whose id (`CaseRecord.case_id`) is `wanted`; else CaseChoice.
+
+    A file with several cases is refused rather than silently cut to its
+    first: the clinician would go on with another patient's answers.
+    """
+    records = list(records)
+    ids = [r.case_id(schema) for r in records]
+    listed = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
+    if not records:
+        raise CaseChoice(f"{source}: no case in the file")
+    if wanted is None:
+        if len(records) > 1:
+            raise CaseChoice(f"{source} holds {len(records)} cases ({listed}); choose one with --id")
+        return records[0]
+    chosen = [r for r, i in zip(records, ids) if i == wanted]
+    if len(chosen) != 1:
+        raise CaseChoice(f"{source}: {'no case' if not chosen else f'{len(chosen)} cases'} with the id "
+                         f"{wanted!r} (cases: {listed})")
+    return chosen[0]
 
 
 def expand_paths(paths: Iterable[str]) -> Iterator[str]:

@@ -2,7 +2,7 @@
 this patient, never twice, and say why a question is asked.
 
 `Interview` holds the answers and decides the next question; it does no I/O,
-so the terminal front end (cli.py) and the tests drive the same object. The
+so the terminal front end (engine.console) and the tests drive the same object. The
 next question is found by re-running the engine on the answers so far: the
 unknown fields that undecided rules test (analysis.undecided_rules) are the
 candidates, in the schema's order, and a candidate is asked only if some
@@ -10,9 +10,10 @@ value of it would change the answer (stance, regimen, dose or warnings).
 Safety questions therefore come only when IVIG is on the table, and weight
 only when a dose will be given.
 
-The interview's files are here too, without the terminal: which case a
-`--resume` file gives (`pick_case`), and where and how a case and its result
-are saved (`save_paths`, `check_save`, `save_case`).
+The interview's files are here too, without the terminal: the answers a
+`--resume` file gives (`resume`), and where and how a case and its result
+are saved (`save_paths`, `check_save`, `save_case`). The terminal is
+engine.console.
 """
 
 import datetime
@@ -22,13 +23,15 @@ import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import yaml
 
 from . import conditions
 from .atomic import writable_target, write_text_atomic
 from .analysis import domains
+from .caseio import pick_case, read_cases
+from .errors import ResumeError
 from .evaluate import Advisor, Result, Run
 from . import words
 from .schema import CaseInvalid, FieldSpec, check_value
@@ -263,36 +266,19 @@ _SKIPPED = object()
 SAVE_FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl"}
 
 
-class ResumeError(ValueError):
-    """A `--resume` file that does not give exactly one case; the message names the file."""
+def resume(advisor: Advisor, path, wanted: Optional[str] = None) -> Tuple[Dict[str, object], Optional[str]]:
+    """The answers of the case to resume from a case file, and its own id (None when
+    the case has none: the file's name is no patient's id).
 
-
-def record_id(record) -> str:
-    """The id of a case as read: its own `id`, or the one the reader gave it."""
-    data = record.data if isinstance(record.data, dict) else {}
-    return str(data.get("id") or record.default_id)
-
-
-def pick_case(records: Iterable, wanted: Optional[str], source) -> object:
-    """The one record to resume: the only one in the file, or the one whose id is `wanted`.
-
-    A file with several cases is refused rather than silently cut to its
-    first: the clinician would go on with another patient's answers.
+    Raises errors.CaseChoice when the file does not give exactly one case
+    (caseio.pick_case), CaseInvalid when that case cannot be read or validated.
     """
-    records = list(records)
-    ids = [record_id(r) for r in records]
-    listed = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
-    if not records:
-        raise ResumeError(f"{source}: no case in the file")
-    if wanted is None:
-        if len(records) > 1:
-            raise ResumeError(f"{source} holds {len(records)} cases ({listed}); choose one with --id")
-        return records[0]
-    chosen = [r for r, i in zip(records, ids) if i == wanted]
-    if len(chosen) != 1:
-        raise ResumeError(f"{source}: {'no case' if not chosen else f'{len(chosen)} cases'} with the id "
-                          f"{wanted!r} (cases: {listed})")
-    return chosen[0]
+    record = pick_case(read_cases([str(path)]), wanted, path, advisor.rulebase.schema)
+    if record.error is not None:
+        raise CaseInvalid([record.error])
+    case = advisor.validate(record.data, record.source, record.line, record.default_id)
+    answers = {k: words.plain(v) for k, v in case.facts.items()}
+    return answers, case.id if case.id != record.default_id else None
 
 
 def save_paths(path) -> Tuple[Path, Path]:
@@ -347,3 +333,7 @@ def case_text(case: dict, path, finished: bool) -> str:
     return (f"# Case from ivig interview, {datetime.date.today().isoformat()}"
             f"{'' if finished else ' (stopped before the end)'}; unknown fields are left out.\n"
             + yaml.safe_dump(case, sort_keys=False, allow_unicode=True))
+
+
+__all__ = ["AnswerError", "Interview", "NO", "Reason", "ResumeError", "YES", "case_text", "check_save", "outcome_key",
+           "pick_case", "resume", "save_case", "save_paths"]

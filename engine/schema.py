@@ -143,8 +143,12 @@ class CaseSchema:
         return Case(str(case_id), facts, source, line)
 
     def id_of(self, data, default_id: Optional[str] = None) -> str:
-        """The id of a case mapping as written (``id: 00123`` is '00123', not 123),
-        valid or not: for naming the result of a case that failed validation."""
+        """The id of a case mapping, valid or not: its `id` as written (``id: 00123``
+        is '00123', not 123), else `default_id` (the reader's: the file's name,
+        ``name:N`` for the Nth case of a file), else 'case'.
+
+        The one rule for a case's id: the result of a case that failed
+        validation, `--id` choosing a case of a file (caseio.pick_case)."""
         value = data.get("id") if isinstance(data, dict) else None
         spec = self.fields.get("id")
         if value is not None and spec is not None:

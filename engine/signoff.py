@@ -32,6 +32,7 @@ import yaml
 
 from . import conditions
 from .atomic import atomic_writer
+from .errors import BadSignOff, LogLocked, LogUnusable, NoLogHere  # noqa: F401 - raised here, imported from here
 from .rulebase import RuleBase, RuleSpec
 from .words import suggest
 from .yamlsrc import LocatedList, SourceError, _LineLoader, _yaml_error
@@ -240,10 +241,6 @@ def _entry(item, line, source, rulebase, out: LogContents):
 
 # -- where the log lives ---------------------------------------------------------
 
-class NoLogHere(ValueError):
-    """The rule base has no place where a sign-off may be written."""
-
-
 def log_path(rulebase: RuleBase) -> Optional[Path]:
     """The log of a rule base: beside its rules (None for rules not on a file system)."""
     root = rulebase.root
@@ -262,7 +259,7 @@ def writable_log_path(rulebase: RuleBase) -> Path:
         package = Path(str(rulebase.root)).parent if path is not None else None
         if package is None or not (package / ".git").exists():
             raise NoLogHere(f"the packaged rules are installed at {rulebase.root}, not in a checkout: "
-                            "sign the rule base you work on with `ivig audit --rules DIR sign ...` "
+                            "sign the rule base you work on with `ivig audit sign --rules DIR ...` "
                             "(the log is written beside the rules, in DIR/" + LOG_NAME + ")")
     if not os.access(path.parent, os.W_OK):
         raise NoLogHere(f"cannot write the review log in {path.parent}: the directory is not writable")
@@ -342,22 +339,6 @@ class ReviewLog:
 
 
 # -- signing -----------------------------------------------------------------------
-
-class BadSignOff(ValueError):
-    """An argument of a sign-off is wrong; `param` names it (RULE, --date, ...)."""
-
-    def __init__(self, message: str, param: str):
-        super().__init__(message)
-        self.param = param
-
-
-class LogUnusable(ValueError):
-    """The log on disk is not a well-formed review log; nothing was written."""
-
-    def __init__(self, errors: List[SourceError]):
-        super().__init__("\n".join(map(str, errors)))
-        self.errors = errors
-
 
 def new_entries(rulebase: RuleBase, rule_ids: List[str], verdict: str, reviewer: str,
                 comment: Optional[str] = None, date: Optional[str] = None) -> List[dict]:
@@ -459,7 +440,7 @@ def _locked(lock_path: Path, timeout: float = LOCK_TIMEOUT):
         deadline = time.monotonic() + timeout
         while not _try_lock(fd):
             if time.monotonic() > deadline:
-                raise TimeoutError(f"the review log is locked by another process ({lock_path}); try again")
+                raise LogLocked(f"the review log is locked by another process ({lock_path}); try again")
             time.sleep(0.02)
         yield
     finally:

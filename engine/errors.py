@@ -1,0 +1,104 @@
+"""The errors the library raises on purpose, in one hierarchy under `IvigError`.
+
+Each says what is wrong with what the user gave (a case, a rule id, a path, a
+review log) in a message meant for that user; the command line maps each
+class to an exit status and a message in one table (cli.ERRORS). Any other
+exception is a bug in ivig.
+
+Each class also derives from the built-in error it refines (a `ValueError`,
+`LookupError`, `OSError`, `TimeoutError`), so that code written against
+those keeps working. This module imports nothing of the engine: every other
+module may import it.
+
+The classes whose module is owned elsewhere (`schema.CaseInvalid`,
+`rulebase.RuleBaseInvalid`) are listed by the command line's table beside
+these; they are to derive from `InvalidSource` here.
+"""
+
+from typing import List
+
+
+class IvigError(Exception):
+    """An error in what the user gave ivig, said in the message; not a bug."""
+
+
+class InvalidSource(IvigError):
+    """A file that breaks its contract; `errors` lists every SourceError (file:line: message), the
+    first is the headline."""
+
+    def __init__(self, errors: List[object]):
+        super().__init__("\n".join(str(e) for e in errors))
+        self.errors = list(errors)
+
+
+# -- names a user typed -------------------------------------------------------
+
+class UnknownRule(IvigError, LookupError):
+    """A rule id that is not in the rule base; the message suggests the nearest."""
+
+    def __init__(self, message: str, rule_id: str):
+        super().__init__(message)
+        self.rule_id = rule_id
+
+
+class UnknownDiagnosis(IvigError, LookupError):
+    """A diagnosis that no value, label or alias of the schema names; the message lists them."""
+
+    def __init__(self, message: str, text: str):
+        super().__init__(message)
+        self.text = text
+
+
+class CaseChoice(IvigError, ValueError):
+    """A case file that does not give exactly the one case a command needs (none, several
+    without --id, no case with the --id); the message names the file and the ids in it."""
+
+
+ResumeError = CaseChoice  # the name `interview --resume` knew it by
+
+
+# -- the review log -----------------------------------------------------------------
+
+class BadSignOff(IvigError, ValueError):
+    """An argument of a sign-off is wrong; `param` names it (RULE, --date, ...)."""
+
+    def __init__(self, message: str, param: str):
+        super().__init__(message)
+        self.param = param
+
+
+class LogUnusable(InvalidSource, ValueError):
+    """The log on disk is not a well-formed review log; nothing was written."""
+
+
+class NoLogHere(IvigError, ValueError):
+    """The rule base has no place where a sign-off may be written."""
+
+
+class LogLocked(IvigError, TimeoutError):
+    """Another process holds the review log's lock; nothing was written."""
+
+
+# -- signals -----------------------------------------------------------------------
+
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP arrived: unwinds like KeyboardInterrupt, so that every
+    `finally` runs (the pool is shut down, a temporary output file removed)."""
+
+    def __init__(self, signum):
+        super().__init__(signum)
+        self.signum = signum
+
+
+# -- writing files -------------------------------------------------------------------
+
+class OutputRefused(IvigError, ValueError):
+    """A target that must not or cannot be written; found before writing anything."""
+
+
+class WriteFailed(IvigError, OSError):
+    """Writing failed midway (a full disk, an I/O error); the old file is untouched."""
+
+
+__all__ = ["BadSignOff", "CaseChoice", "InvalidSource", "IvigError", "LogLocked", "LogUnusable", "NoLogHere",
+           "OutputRefused", "ResumeError", "Stopped", "UnknownDiagnosis", "UnknownRule", "WriteFailed"]
