@@ -55,34 +55,54 @@ def error_table():
     """How each error ends a command: (class, exit status, how it is shown).
 
     The first row whose class the error is an instance of decides. The status
-    is a number, or a function of the error (a signal's own number). "RULE",
-    "--disease", "param": the message is a usage error about that parameter
-    (click's form: the usage line, then "Invalid value for ..."; "param": the
-    one the error names); "each": one `error:` line per problem found (file:line:
-    message); "error": one `error:` line; any other text is added to the
-    `error:` lines. The engine is imported only here, when a command failed.
+    is a number, or a function of the error (a signal's own number); `shown`
+    gives the lines for stderr, or raises click's usage error about the
+    parameter the error is about. The engine is imported only here, once a
+    command has failed.
     """
     from ivig_advisor.engine import CaseInvalid, RuleBaseInvalid
     from ivig_advisor.engine.errors import (BadSignOff, CaseChoice, InvalidSource, IvigError, LogLocked, LogUnusable,
                                             NoLogHere, OutputRefused, Stopped, UnknownDiagnosis, UnknownRule, WriteFailed)
     return (
-        (UnknownRule, EXIT_USAGE, "RULE"),
-        (UnknownDiagnosis, EXIT_USAGE, "--disease"),
-        (BadSignOff, EXIT_USAGE, "param"),
-        (CaseChoice, EXIT_USAGE, "error"),
-        (CaseInvalid, EXIT_USAGE, "each"),
-        (RuleBaseInvalid, EXIT_USAGE, "each"),
-        (LogUnusable, EXIT_USAGE, "the review log is damaged; nothing was recorded (mend the log, then sign again)"),
-        (InvalidSource, EXIT_USAGE, "each"),
-        (NoLogHere, EXIT_USAGE, "; nothing was recorded"),
-        (LogLocked, EXIT_USAGE, "; nothing was recorded"),
-        (OutputRefused, EXIT_USAGE, "error"),
-        (WriteFailed, EXIT_IO, "strerror"),
-        (IvigError, EXIT_USAGE, "error"),  # any other error in what the user gave
-        (OSError, EXIT_IO, "error"),
-        (KeyboardInterrupt, 128 + signal.SIGINT, "stopped"),
-        (Stopped, lambda exc: 128 + exc.signum, "stopped"),
+        (UnknownRule, EXIT_USAGE, _usage("RULE")),
+        (UnknownDiagnosis, EXIT_USAGE, _usage("--disease")),
+        (BadSignOff, EXIT_USAGE, _usage(None)),  # the error names its parameter
+        (CaseChoice, EXIT_USAGE, _one()),
+        (CaseInvalid, EXIT_USAGE, _each()),
+        (RuleBaseInvalid, EXIT_USAGE, _each()),
+        (LogUnusable, EXIT_USAGE, _each("the review log is damaged; nothing was recorded (mend the log, then sign again)")),
+        (InvalidSource, EXIT_USAGE, _each()),
+        (NoLogHere, EXIT_USAGE, _one("; nothing was recorded")),
+        (LogLocked, EXIT_USAGE, _one("; nothing was recorded")),
+        (OutputRefused, EXIT_USAGE, _one()),
+        (WriteFailed, EXIT_IO, lambda exc, ctx: [f"error: {exc.strerror}"]),
+        (IvigError, EXIT_USAGE, _one()),  # any other error in what the user gave
+        (OSError, EXIT_IO, _one()),
+        (KeyboardInterrupt, 128 + signal.SIGINT, lambda exc, ctx: ["ivig: stopped by Ctrl-C (SIGINT)"]),
+        (Stopped, lambda exc: 128 + exc.signum,
+         lambda exc, ctx: [f"ivig: stopped by {signal.Signals(exc.signum).name}"]),
+        (BaseException, EXIT_INTERNAL,
+         lambda exc, ctx: [f"ivig: internal error ({type(exc).__name__}: {exc}); this is a bug in ivig, "
+                           f"not in the input: run again as `ivig --debug ...` for the traceback"]),
     )
+
+
+def _one(then: str = ""):
+    """One `error:` line, the message and `then`."""
+    return lambda exc, ctx: [f"error: {exc}{then}"]
+
+
+def _each(then: str = ""):
+    """One `error:` line per problem found (file:line: message), then `then` on a line of its own."""
+    return lambda exc, ctx: [f"error: {e}" for e in exc.errors] + ([f"error: {then}"] if then else [])
+
+
+def _usage(param):
+    """click's usage error about `param` (the usage line, then "Invalid value for ..."), status 2."""
+    def raise_it(exc, ctx):
+        from ivig_advisor.engine.escape import for_terminal
+        raise click.BadParameter(for_terminal(str(exc)), ctx=ctx, param_hint=param or exc.param) from None
+    return raise_it
 
 
 def _stop(signum, frame):
@@ -96,42 +116,19 @@ def _fail(exc: BaseException, ctx: click.Context):
     """End the command that raised `exc` as `error_table()` says: the message on
     stderr (the traceback too with --debug), and its exit status."""
     from ivig_advisor.engine.escape import for_terminal
-    debug = ctx.find_root().params.get("debug")
     if isinstance(exc, OSError) and exc.errno == 32:  # EPIPE, also as WriteFailed
         _silence_stdout()
         sys.exit(EXIT_PIPE)  # like a process killed by SIGPIPE, quietly: the reader chose to stop
-    status, shown = EXIT_INTERNAL, None
-    for klass, code, how in error_table():
-        if isinstance(exc, klass):
-            status, shown = (code(exc) if callable(code) else code), how
-            break
-    if shown in ("RULE", "--disease", "param"):
-        hint = getattr(exc, "param", None) if shown == "param" else shown
-        raise click.BadParameter(for_terminal(str(exc)), ctx=ctx, param_hint=hint) from None
-    if shown == "each":
-        lines = [f"error: {e}" for e in exc.errors]
-    elif shown == "stopped":
-        lines = ["ivig: stopped by " + ("Ctrl-C (SIGINT)" if isinstance(exc, KeyboardInterrupt)
-                                        else signal.Signals(exc.signum).name)]
-    elif shown == "strerror":
-        lines = [f"error: {exc.strerror}"]
-    elif shown == "error":
-        lines = [f"error: {exc}"]
-    elif shown and shown.startswith(";"):
-        lines = [f"error: {exc}{shown}"]
-    elif shown:
-        lines = [f"error: {e}" for e in getattr(exc, "errors", [exc])] + [f"error: {shown}"]
-    else:
-        lines = [f"ivig: internal error ({type(exc).__name__}: {exc}); this is a bug in ivig, "
-                 f"not in the input: run again as `ivig --debug ...` for the traceback"]
+    status, shown = next((code, shown) for klass, code, shown in error_table() if isinstance(exc, klass))
+    lines = shown(exc, ctx)
     if isinstance(exc, OSError):
         _silence_stdout()
-    if debug:
+    if ctx.find_root().params.get("debug"):
         import traceback
         traceback.print_exception(type(exc), exc, exc.__traceback__)
     for line in lines:
         click.echo(for_terminal(line), err=True)
-    sys.exit(status)
+    sys.exit(status(exc) if callable(status) else status)
 
 
 def _silence_stdout():

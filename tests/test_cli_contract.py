@@ -120,10 +120,9 @@ def test_every_library_error_has_a_row_in_the_table():
     classes = [getattr(errors, name) for name in errors.__all__]
     for klass in classes:
         if isinstance(klass, type) and issubclass(klass, (errors.IvigError, errors.Stopped)):
-            rows = [row for row in table if issubclass(klass, row[0])]
-            assert rows, klass
-            status = rows[0][1]
-            assert callable(status) or status in (cli.EXIT_USAGE, cli.EXIT_IO), klass
+            first = next(row for row in table if issubclass(klass, row[0]))
+            assert first[0] is klass or klass is errors.IvigError, (klass, first)  # its own row, not a catch-all
+            assert callable(first[1]) or first[1] in (cli.EXIT_USAGE, cli.EXIT_IO), klass
     from ivig_advisor.engine import CaseInvalid, RuleBaseInvalid
     assert [row[1] for row in table if row[0] in (CaseInvalid, RuleBaseInvalid)] == [2, 2]
 
@@ -213,17 +212,23 @@ def test_each_report_is_the_json_the_command_prints(rules_copy):
 
     check = A.check()
     assert printed("audit", "check") == same(check.to_dict()) and check.to_dict()["ok"] is True
+    assert list(check.to_dict()) == ["ok", "findings", "combinations", "excluded", "states", "signoff",
+                                     "per_diagnosis"]
     cover = A.coverage(advisor, [str(MMN), str(GBS)])
     assert printed("audit", "coverage", MMN, GBS) == same(cover.to_dict())
     assert cover.to_dict()["cases"] == 2 and len(cover.to_dict()["rules"]) == len(advisor.rulebase.rules)
     why = A.why_not_in(advisor, str(GBS), "gbs-mild-ambulatory")
     assert printed("audit", "why-not", GBS, "gbs-mild-ambulatory") == same(why.to_dict())
     assert why.to_dict()["rule"] == "gbs-mild-ambulatory" and why.to_dict()["fired"] is False
+    assert list(why.to_dict()) == ["case", "rule", "fired", "tests", "blocked_by", "would_fire_if"]
+    assert list(cover.to_dict()) == ["cases", "errors", "rules", "never_fired"]
     mutate(rules_copy / "safety.yaml", "severity: critical", "severity: warning")
     report = A.diff(advisor, Advisor(RuleBase.load(rules_copy)), [str(GOLDEN)])
     data = report.to_dict()
     assert data["compared"] == report.compared == len(list(A.read_corpus([str(GOLDEN)])))
     assert data["differ"] == len(data["cases"]) == len(report.differences) >= 1
+    assert list(data) == ["compared", "differ", "cases"]
+    assert list(data["cases"][0]) == ["case_id", "source", "line", "base", "this", "changed"]
     assert printed("audit", "diff", "--rules", rules_copy, "--base", ROOT / "rules", GOLDEN) == same(data)
 
 
