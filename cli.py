@@ -194,9 +194,9 @@ def format_option(*choices, help=None):
                         help=help or f"text for a person; {', '.join(choices[1:])} for programs.")
 
 
-def output_option(help, required=False):
+def output_option(help):
     """-o/--output, the file a command writes (atomically)."""
-    return click.option("--output", "-o", "output", type=click.Path(dir_okay=False), required=required, help=help)
+    return click.option("--output", "-o", "output", type=click.Path(), help=help)
 
 
 def _group_rules(ctx, param, value):
@@ -502,7 +502,7 @@ def audit_sign(rule_ids, rules_dir, verdict, reviewer, comment, date):
 @audit.command("report")
 @output_option("The HTML file to write.")
 @rules_option
-@click.option("--out", "out_path", type=click.Path(dir_okay=False), hidden=True, help="The old name of --output.")
+@click.option("--out", "out_path", type=click.Path(), hidden=True, help="The old name of --output.")
 @click.option("--cases", "case_paths", multiple=True, type=click.Path(exists=True),
               help="The corpus for coverage (default: the checkout's tests/cases and examples).")
 def audit_report(output, rules_dir, out_path, case_paths):
