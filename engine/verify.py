@@ -42,9 +42,6 @@ from .analysis import domains, live_rules
 from .rulebase import STANCE, RuleBase, RuleSpec
 from .schema import CaseSchema
 
-UNKNOWN_VALUE = None  # in an assignment: the field is absent from the case
-
-
 @dataclass
 class CheckFinding:
     """One problem found in a rule base, with where it is written."""
@@ -209,7 +206,9 @@ class _Walk:
         self.tested_after = {name: set(seen) for name, seen in self.seen_after.items()}
         # groups are folded only when the walk concludes as it does here (see `foldable`)
         self.folding = all(getattr(type(self), name) is getattr(_Walk, name)
-                           for name in ("conclude", "severity_conflicts", "after_layer", "project"))
+                           for name in ("conclude", "record_fired", "stance_conflicts", "dose_conflicts",
+                                        "severity_conflicts", "after_layer", "stance_gaps", "dose_gaps",
+                                        "project"))
         # the incremental search stands in for `fire` only where `fire` is the walk's own
         self.fast_fire = type(self).fire is _Walk.fire
         # the last layer's effects are replayed only where nothing else watches them (see `_settle_last`)
@@ -764,6 +763,23 @@ class _Walk:
         return fired, derived, None  # the rest wait only on each other: none can fire
 
     def conclude(self, state: _State, layer, fired: List[RuleSpec], derived: dict) -> _State:
+        """The state after a layer fires `fired` (one combination of its groups'
+        outcomes) over `state`: records where the rules fire, and runs the
+        checks that read one case's conclusions (stance, dose and severity
+        conflicts), each carrying forward what later layers' checks need."""
+        self.record_fired(state, fired)
+        after = _State(dict(state.assign), {k: tuple(v) for k, v in derived.items() if v},
+                       state.count, state.witness, state.stance_layer, state.dose, state.stance_rule, state.warned)
+        self.stance_conflicts(fired, state, after, layer)
+        self.dose_conflicts(fired, state, after)
+        self.severity_conflicts(fired, state, after)
+        return after
+
+    def record_fired(self, state: _State, fired: List[RuleSpec]):
+        """Reach and co-firing, which the checks after the walk read: a rule that
+        fires in no combination is unreachable (`unreachable`), one that always
+        fires with another that concludes as much is redundant or subsumed
+        (`redundant`). Co-firing is updated once per set of rules seen together."""
         ids = {r.id for r in fired}
         together = frozenset(ids)
         first_time = together not in self.cofired
@@ -773,8 +789,12 @@ class _Walk:
             self.fired_now.add(rule.id)
             if first_time:
                 self.cofire[rule.id] = self.cofire.get(rule.id, ids) & ids
-        after = _State(dict(state.assign), {k: tuple(v) for k, v in derived.items() if v},
-                       state.count, state.witness, state.stance_layer, state.dose, state.stance_rule, state.warned)
+
+    def stance_conflicts(self, fired, state, after, layer):
+        """Conflict: rules that fire for one case set different stances (reported
+        on the first rule whose stance differs from the first one's). Carries
+        the stance forward: the layer and rule that set it first, since a
+        stance from an earlier stance layer is final."""
         stances = [r for r in fired if "recommend" in r.then]
         if stances and after.stance_layer is None:
             after.stance_layer, after.stance_rule = layer.name, stances[0].id
@@ -784,6 +804,11 @@ class _Walk:
             self.add("conflict", f"rules {stances[0].id} ({stances[0].then['recommend']['stance']}) and "
                      f"{pair[0].id} ({pair[0].then['recommend']['stance']}) set different stances "
                      f"for one case", pair[0], state, state.count, ("conflict", stances[0].id, pair[0].id))
+
+    def dose_conflicts(self, fired, state, after):
+        """Conflict: rules that fire for one case give different doses, within a
+        layer or across layers (each against the first dose given). Carries the
+        first dose forward, for this check and the dose gap (`dose_gaps`)."""
         for rule in fired:
             if "dose" not in rule.then:
                 continue
@@ -793,11 +818,11 @@ class _Walk:
             elif after.dose[1] != dose:
                 self.add("conflict", f"rules {after.dose[0]} and {rule.id} give different doses for one case",
                          rule, state, state.count, ("dose-conflict", after.dose[0], rule.id))
-        self.severity_conflicts(fired, state, after)
-        return after
 
     def severity_conflicts(self, fired, state, after):
-        """One warning code at two severities for one case, within a layer or across layers."""
+        """Conflict: one warning code at two severities for one case, within a
+        layer or across layers. Carries forward the warnings given so far of the
+        codes that rules give at several severities (no other can conflict)."""
         seen = {code: (self.rb.by_id[rule_id], severity) for code, severity, rule_id in state.warned}
         for rule in fired:
             for warning in rule.warnings:
@@ -811,10 +836,22 @@ class _Walk:
 
     def after_layer(self, state: _State, layer):
         """Gaps: checked where the layer that should have closed them has run."""
+        self.stance_gaps(state, layer)
+        self.dose_gaps(state, layer)
+
+    def stance_gaps(self, state: _State, layer):
+        """Gap: a case of a diagnosis for which no rule sets a stance, checked once
+        the last stance layer has run. A gap belongs to no rule: one finding per
+        diagnosis, placed at the diagnosis in the case schema."""
         diagnosis = state.witness["diagnosis"]
         if layer.name == self.last_stance and STANCE not in state.derived:
             self.add("gap", f"no rule sets a stance for diagnosis '{diagnosis}' in this situation",
                      None, state, state.count, ("gap", diagnosis))
+
+    def dose_gaps(self, state: _State, layer):
+        """Gap: a stance under which IVIG is given, but no rule gives a regimen,
+        checked once the last layer has run; reported on the stance's rule."""
+        diagnosis = state.witness["diagnosis"]
         if layer.index == len(self.rb.layers) - 1:
             given = [s for s in state.derived.get(STANCE, ()) if s in self.rb.ivig_given]
             if given and state.dose is None:
@@ -837,6 +874,10 @@ class _Walk:
         return state
 
     def unreachable(self):
+        """Unreachable: a rule that fires in none of the combinations walked, and
+        why: its condition can never hold (`_satisfiable`), or it can but never
+        where the rule could fire (an earlier stance layer decides first, or a
+        fact it tests is never derived)."""
         for rule in self.rb.rules:
             if self.reach[rule.id]:
                 continue
@@ -849,25 +890,35 @@ class _Walk:
                      rule, {}, 0)
 
     def redundant(self):
-        """A rule that always fires with another that concludes at least as much."""
+        """Redundancy and subsumption: a rule that always fires with another that
+        concludes at least as much adds nothing (see `_overlap`). One finding
+        per rule, against the first such rule in id order."""
         for rule in self.rb.rules:
             if not self.reach[rule.id]:
                 continue
             for other_id in sorted(self.cofire.get(rule.id, ()) - {rule.id}):
-                other = self.rb.by_id[other_id]
-                if not _concludes_all(other, rule):
+                overlap = self._overlap(rule, self.rb.by_id[other_id])
+                if overlap is None:
                     continue
-                if self.reach[other_id] > self.reach[rule.id]:
-                    kind, how = "subsumed", "narrower than"
-                elif rule.id in self.cofire.get(other_id, ()) and _concludes_all(rule, other) \
-                        and rule.position < other.position:
-                    continue  # an equivalent pair is reported once, on the later rule
-                else:
-                    kind, how = "redundant", "equivalent to"
+                kind, how = overlap
                 self.add(kind, f"rule {rule.id} is {how} {other_id}: whenever it fires, {other_id} "
                          f"fires and concludes the same", rule, {}, self.reach[rule.id],
                          (kind, rule.id, other_id))
                 break
+
+    def _overlap(self, rule: RuleSpec, other: RuleSpec):
+        """How `rule` overlaps `other`, which fires whenever it fires: subsumed if
+        `other` fires in more combinations (`rule` is the narrower), redundant if
+        in as many (an equivalent pair is reported once, on the later rule);
+        None if `other` does not conclude everything `rule` does."""
+        if not _concludes_all(other, rule):
+            return None
+        if self.reach[other.id] > self.reach[rule.id]:
+            return "subsumed", "narrower than"
+        if rule.id in self.cofire.get(other.id, ()) and _concludes_all(rule, other) \
+                and rule.position < other.position:
+            return None  # reported on `other`
+        return "redundant", "equivalent to"
 
 
 def _compile(cond):
