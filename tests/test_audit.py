@@ -392,9 +392,9 @@ def test_a_rule_file_the_manifest_does_not_list_is_a_finding(run_cli, rules_copy
 def test_markdown_escapes_what_the_rules_say(run_cli, rules_copy):
     mutate(rules_copy / "mmn.yaml", "title: IVIG is the treatment of choice for MMN",
            "title: <script>alert(1)</script> *bold* [link](javascript:alert(1)) `code`")
-    mutate(rules_copy / "mmn.yaml", '      quote_en: "On the basis', '      quote: "x\\n\\n# Forged heading\\n<img src=x onerror=alert(1)>"\n'
-                                   '      quote_en: "On the basis')
-    mutate(rules_copy / "mmn.yaml", "      quote: 対照臨床試験に基づいて、IVIGはギラン・バレー症候群、多巣性運動ニューロパチー、CIDPの治療に選択され…\n", "")
+    # the quote comes from a passage the rule cites: forged there, it must be escaped all the same
+    mutate(rules_copy / "passages.yaml", '  quote: "対照臨床試験に基づいて、IVIGはギラン・バレー症候群、多巣性運動ニューロパチー、CIDPの治療に選択され…"',
+           '  quote: "x\\n\\n# Forged heading\\n<img src=x onerror=alert(1)>"')
     markdown = run_cli("audit", "--rules", str(rules_copy), "rules", "--format", "markdown").output
     assert "<script>" not in markdown and "<img" not in markdown
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in markdown
