@@ -60,7 +60,6 @@ def error_table():
     parameter the error is about. The engine is imported only here, once a
     command has failed.
     """
-    from ivig_advisor.engine import CaseInvalid, RuleBaseInvalid
     from ivig_advisor.engine.errors import (BadSignOff, CaseChoice, InvalidSource, IvigError, LogLocked, LogUnusable,
                                             NoLogHere, OutputRefused, Stopped, UnknownDiagnosis, UnknownRule, WriteFailed)
     return (
@@ -68,10 +67,8 @@ def error_table():
         (UnknownDiagnosis, EXIT_USAGE, _usage("--disease")),
         (BadSignOff, EXIT_USAGE, _usage(None)),  # the error names its parameter
         (CaseChoice, EXIT_USAGE, _one()),
-        (CaseInvalid, EXIT_USAGE, _each()),
-        (RuleBaseInvalid, EXIT_USAGE, _each()),
         (LogUnusable, EXIT_USAGE, _each("the review log is damaged; nothing was recorded (mend the log, then sign again)")),
-        (InvalidSource, EXIT_USAGE, _each()),
+        (InvalidSource, EXIT_USAGE, _each()),  # a case (CaseInvalid), a rule base (RuleBaseInvalid), ...
         (NoLogHere, EXIT_USAGE, _one("; nothing was recorded")),
         (LogLocked, EXIT_USAGE, _one("; nothing was recorded")),
         (OutputRefused, EXIT_USAGE, _one()),

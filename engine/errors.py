@@ -10,9 +10,9 @@ Each class also derives from the built-in error it refines (a `ValueError`,
 those keeps working. This module imports nothing of the engine: every other
 module may import it.
 
-The classes whose module is owned elsewhere (`schema.CaseInvalid`,
-`rulebase.RuleBaseInvalid`) are listed by the command line's table beside
-these; they are to derive from `InvalidSource` here.
+Two classes live beside what they guard and derive from `InvalidSource`
+here: `schema.CaseInvalid` (a case) and `rulebase.RuleBaseInvalid` (a rule
+base).
 """
 
 from typing import List

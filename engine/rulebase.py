@@ -14,6 +14,7 @@ from typing import Dict, List, Optional, Tuple
 
 from . import conditions
 from .schema import CaseSchema
+from .errors import InvalidSource
 from .words import suggest
 from .yamlsrc import Located, SourceError, load_one
 
@@ -80,12 +81,8 @@ class RuleSpec:
         return list(self.then.get("warn") or [])
 
 
-class RuleBaseInvalid(Exception):
+class RuleBaseInvalid(InvalidSource):
     """A rule base with errors; `errors` lists every SourceError found."""
-
-    def __init__(self, errors: List[SourceError]):
-        super().__init__("\n".join(str(e) for e in errors))
-        self.errors = errors
 
 
 class RuleBase:

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from . import conditions
+from .errors import InvalidSource
 from .words import suggest
 from .yamlsrc import DECIMAL_FLOAT, MAX_NUMBER, Located, SourceError, load_one, shown
 
@@ -58,12 +59,12 @@ class Case:
     line: Optional[int] = None
 
 
-class CaseInvalid(Exception):
+class CaseInvalid(InvalidSource):
     """A case that breaks the schema; `errors` are SourceErrors, the first is the headline."""
 
     def __init__(self, errors: List[SourceError]):
-        super().__init__(str(errors[0]))
-        self.errors = errors
+        super().__init__(errors)
+        self.args = (str(errors[0]),)  # the message is the headline: one case, one line
 
 
 class CaseSchema:
@@ -139,8 +140,8 @@ class CaseSchema:
                     errors.append(SourceError(message, source, where(first), first))
         if errors:
             raise CaseInvalid(errors)
-        case_id = facts.pop("id", None) or default_id or "case"
-        return Case(str(case_id), facts, source, line)
+        facts.pop("id", None)
+        return Case(self.id_of(data, default_id), facts, source, line)
 
     def id_of(self, data, default_id: Optional[str] = None) -> str:
         """The id of a case mapping, valid or not: its `id` as written (``id: 00123``
