@@ -188,32 +188,13 @@ class _Walk:
         self.cache: Dict[tuple, list] = {}
         self.cut_cache: Dict[tuple, tuple] = {}
         self.fired_now: set = set()
-        severities: Dict[str, set] = {}
-        for rule in rulebase.rules:
-            for warning in rule.warnings:
-                severities.setdefault(warning["code"], set()).add(warning["severity"])
-        self.multi_severity = {code for code, found in severities.items() if len(found) > 1}
+        self.multi_severity = _several_severities(rulebase.rules)
         self.stance_layers = [l.name for l in rulebase.layers if l.sets_stance]
         self.last_stance = self.stance_layers[-1] if self.stance_layers else None
-        # what each layer's successors can see: fields and derived names they test
-        # (a subclass may add names, to keep them in the states to the end)
-        self.seen_after = {}
-        later_names = set()
-        for layer in reversed(rulebase.layers):
-            self.seen_after[layer.name] = set(later_names)
-            for rule in self.by_layer[layer.name]:
-                later_names |= {t.name for t in self.tests[rule.id]}
+        # (a subclass may add names to seen_after, to keep them in the states to the end)
+        self.seen_after = self._seen_after()
         self.tested_after = {name: set(seen) for name, seen in self.seen_after.items()}
-        # groups are folded only when the walk concludes as it does here (see `foldable`)
-        self.folding = all(getattr(type(self), name) is getattr(_Walk, name)
-                           for name in ("conclude", "record_fired", "stance_conflicts", "dose_conflicts",
-                                        "severity_conflicts", "after_layer", "stance_gaps", "dose_gaps",
-                                        "project"))
-        # the incremental search stands in for `fire` only where `fire` is the walk's own
-        self.fast_fire = type(self).fire is _Walk.fire
-        # the last layer's effects are replayed only where nothing else watches them (see `_settle_last`)
-        self.replaying = self.folding and all(getattr(type(self), name) is getattr(_Walk, name)
-                                              for name in ("add", "settle", "_combine", "fold", "_parts"))
+        self._shortcuts()
         self.effects: Dict[tuple, tuple] = {}
         self.fold_memo: Dict[int, tuple] = {}
         self.always_memo: Dict[tuple, tuple] = {}
@@ -222,6 +203,33 @@ class _Walk:
         self.warns = {r.id: tuple(r.warnings) for r in rulebase.rules}
         self.flat: Dict[tuple, bool] = {}
         self.prepare(None)
+
+    # the hooks a subclass overrides to watch every combination: folding (see
+    # `foldable`) is exact only with the walk's own, and so is replaying the
+    # last layer (see `_settle_last`), which also needs the walk's own bookkeeping
+    FOLD_HOOKS = ("conclude", "record_fired", "stance_conflicts", "dose_conflicts", "severity_conflicts",
+                  "after_layer", "stance_gaps", "dose_gaps", "project")
+    REPLAY_HOOKS = ("add", "settle", "_combine", "fold", "_parts")
+
+    def _shortcuts(self):
+        """Which of the walk's shortcuts this class may take: folding and replaying
+        where it keeps the hooks above, the incremental search (`_search`) where
+        it keeps `fire`. A subclass that overrides a hook goes the long way and
+        sees every combination (as tests/test_safety_walk.py relies on)."""
+        def own(names):
+            return all(getattr(type(self), name) is getattr(_Walk, name) for name in names)
+        self.folding = own(self.FOLD_HOOKS)
+        self.fast_fire = own(("fire",))
+        self.replaying = self.folding and own(self.REPLAY_HOOKS)
+
+    def _seen_after(self) -> Dict[str, set]:
+        """What each layer's successors can see: the fields and derived names they test."""
+        seen, later_names = {}, set()
+        for layer in reversed(self.rb.layers):
+            seen[layer.name] = set(later_names)
+            for rule in self.by_layer[layer.name]:
+                later_names |= {t.name for t in self.tests[rule.id]}
+        return seen
 
     def add(self, kind, message, rule: Optional[RuleSpec], state_or_witness, count, key=None):
         witness = state_or_witness.witness if isinstance(state_or_witness, _State) else state_or_witness
@@ -300,6 +308,7 @@ class _Walk:
         return self.cut_cache[key]
 
     def walk_diagnosis(self, diagnosis) -> Coverage:
+        """Walk one diagnosis's fact space, layer by layer; what it covered."""
         self.prepare(diagnosis)
         names = self.live_fields(diagnosis)
         total = prod(len(self.domains[n]) for n in names)
@@ -307,26 +316,31 @@ class _Walk:
         states = [_State({"diagnosis": diagnosis}, {}, total, {"diagnosis": diagnosis})]
         evaluated = 0
         for layer in self.rb.layers:
+            evaluated += len(states)
             if layer.index == len(self.rb.layers) - 1 and self.replaying:
-                evaluated += len(states)
                 for state in states:  # nothing reads the states after the last layer
                     self._settle_last(state, layer)
                 break
-            merged: Dict[tuple, _State] = {}
-            for state in states:
-                evaluated += 1
-                for after in self.settle(state, layer):
-                    self.after_layer(after, layer)
-                    after = self.project(after, layer)
-                    key = after.key()
-                    if key in merged:
-                        merged[key].count += after.count
-                    else:
-                        merged[key] = after
-            states = list(merged.values())
+            states = self.walk_layer(states, layer)
         fired = frozenset(self.fired_now)
         self.fired_now = set()
         return Coverage(diagnosis, names, total, self.excluded, evaluated, fired)
+
+    def walk_layer(self, states: List[_State], layer) -> List[_State]:
+        """Fire a layer over each state, check the gaps it should close, and merge
+        the states after it that no later layer can tell apart (their counts
+        add up; the first keeps its witness)."""
+        merged: Dict[tuple, _State] = {}
+        for state in states:
+            for after in self.settle(state, layer):
+                self.after_layer(after, layer)
+                after = self.project(after, layer)
+                key = after.key()
+                if key in merged:
+                    merged[key].count += after.count
+                else:
+                    merged[key] = after
+        return list(merged.values())
 
     def settle(self, state: _State, layer):
         """Fire one layer over a state; yield one state per way the layer can go.
@@ -435,44 +449,59 @@ class _Walk:
                state.stance_layer, state.dose, state.stance_rule, state.warned,
                tuple(sorted(state.derived.items())), state.witness.get("diagnosis"),
                tuple(state.witness.get(n) for n in sorted(self.constrained)))
-        count = state.count
         effect = self.effects.get(sig)
         if effect is None:
-            reach = dict(self.reach)
-            found = {k: f.combinations for k, f in self.findings.items()}
-            excluded = self.excluded
-            for after in self._combine(state, layer, parts, folded):
-                self.after_layer(after, layer)
-            total, common, together = self.combined
-            self.effects[sig] = (
-                [(k, Fraction(n - reach.get(k, 0), count)) for k, n in self.reach.items()
-                 if n != reach.get(k, 0) and k not in always],
-                [(k, Fraction(f.combinations - found.get(k, 0), count)) for k, f in self.findings.items()
-                 if f.combinations != found.get(k, 0)],
-                Fraction(self.excluded - excluded, count), Fraction(total, count),
-                None if common is None else common - alone, [ids - alone for ids in together])
+            total, common = self._learn_effect(sig, state, layer, parts, folded, alone, always)
         else:
-            reach, found, excluded, share, common, together = effect
-            for k, part in reach:
-                self.reach[k] += _whole(count * part)
-            for k, part in found:
-                self.findings[k].combinations += _whole(count * part)
-            self.excluded += _whole(count * excluded)
-            total = _whole(count * share)
-            if total:
-                common = common | alone
-                for rule_id in always:  # they fire in every combination kept
-                    self.reach[rule_id] += total
-                    self.fired_now.add(rule_id)
-                for ids in together:  # as `conclude` records the rules that fire together
-                    ids = ids | always
-                    fired = frozenset(ids)
-                    if fired not in self.cofired:
-                        self.cofired.add(fired)
-                        for rule_id in ids:
-                            self.cofire[rule_id] = self.cofire.get(rule_id, ids) & ids
+            total, common = self._replay_effect(effect, state.count, alone, always)
         if folded and total:
             self.fold(folded, total, common | self._always(folded)[0])
+
+    def _learn_effect(self, sig, state: _State, layer, parts, folded, alone, always):
+        """Settle the last layer over a state the long way, and keep what it added
+        (reach but that of `always`, findings' counts, exclusions, the count kept)
+        as shares of the state's count, with the rules that fired together but
+        `alone`, under `sig`. The count kept and the rules all of it fires."""
+        count = state.count
+        reach = dict(self.reach)
+        found = {k: f.combinations for k, f in self.findings.items()}
+        excluded = self.excluded
+        for after in self._combine(state, layer, parts, folded):
+            self.after_layer(after, layer)
+        total, common, together = self.combined
+        self.effects[sig] = (
+            [(k, Fraction(n - reach.get(k, 0), count)) for k, n in self.reach.items()
+             if n != reach.get(k, 0) and k not in always],
+            [(k, Fraction(f.combinations - found.get(k, 0), count)) for k, f in self.findings.items()
+             if f.combinations != found.get(k, 0)],
+            Fraction(self.excluded - excluded, count), Fraction(total, count),
+            None if common is None else common - alone, [ids - alone for ids in together])
+        return total, common
+
+    def _replay_effect(self, effect, count: int, alone, always):
+        """Add what `_learn_effect` kept, for a state of `count` combinations, with
+        the rules of `always` firing in every combination kept, as `conclude`
+        would record them. The count kept and the rules all of it fires."""
+        reach, found, excluded, share, common, together = effect
+        for k, part in reach:
+            self.reach[k] += _whole(count * part)
+        for k, part in found:
+            self.findings[k].combinations += _whole(count * part)
+        self.excluded += _whole(count * excluded)
+        total = _whole(count * share)
+        if total:
+            common = common | alone
+            for rule_id in always:  # they fire in every combination kept
+                self.reach[rule_id] += total
+                self.fired_now.add(rule_id)
+            for ids in together:  # as `record_fired` records the rules that fire together
+                ids = ids | always
+                fired = frozenset(ids)
+                if fired not in self.cofired:
+                    self.cofired.add(fired)
+                    for rule_id in ids:
+                        self.cofire[rule_id] = self.cofire.get(rule_id, ids) & ids
+        return total, common
 
     def _content(self, part: List["_Outcome"]) -> tuple:
         """What of a group's outcomes `conclude` reads, but the witness."""
@@ -546,14 +575,7 @@ class _Walk:
             ids = tuple(r.id for r in fired)
             if derived is None:  # the group's rules read no fact they derive: build it once per fired set
                 if ids not in made:
-                    new = {}
-                    for rule in fired:
-                        for name, value in self.derives[rule.id].items():
-                            values = new.setdefault(name, list(state.derived.get(name, ())))
-                            if value not in values:
-                                values.append(value)
-                    new = {k: v for k, v in new.items() if v != list(state.derived.get(k, ()))}
-                    made[ids] = (new, tuple(sorted((k, tuple(v)) for k, v in new.items())))
+                    made[ids] = self._facts_added(state.derived, fired)
                 new, new_key = made[ids]
             else:
                 new = {k: v for k, v in derived.items() if v != list(state.derived.get(k, ()))}
@@ -568,144 +590,70 @@ class _Walk:
         if self.fast_fire and self.flat[group.key]:
             self._search(state, group, leaf)
         else:
-            stack = [({}, Fraction(1))]
-            while stack:
-                added, weight = stack.pop()
-                assign = dict(state.assign, **added)
-                fired, derived, need = self.fire(group, assign, state.derived)
-                if need in self.numeric:  # split the interval where the group's tests tell values apart
-                    low, high = assign.get(need, (0, len(self.domains[need])))
-                    places = self.group_cuts(group, need)
-                    bounds = [low] + [p for p in places if low < p < high] + [high]
-                    stack.extend((dict(added, **{need: (a, b)}), weight * Fraction(b - a, high - low))
-                                 for a, b in reversed(list(zip(bounds, bounds[1:]))))
-                    continue
-                if need is not None:
-                    values = self.domains[need]
-                    stack.extend((dict(added, **{need: v}), weight / len(values)) for v in reversed(values))
-                    continue
-                leaf(added, fired, derived, weight)
+            self._split_and_fire(state, group, leaf)
         self.cache[key] = list(merged.values())
         return self.cache[key]
 
+    def _facts_added(self, before: dict, fired: List[RuleSpec]):
+        """The derived facts that the rules `fired` add to `before` (in a group
+        whose rules read none of the facts it derives), and their part of an
+        outcome's key."""
+        new: Dict[str, list] = {}
+        for rule in fired:
+            for name, value in self.derives[rule.id].items():
+                values = new.setdefault(name, list(before.get(name, ())))
+                if value not in values:
+                    values.append(value)
+        new = {k: v for k, v in new.items() if v != list(before.get(k, ()))}
+        return new, tuple(sorted((k, tuple(v)) for k, v in new.items()))
+
+    def _split_and_fire(self, state: _State, group: "_Group", leaf):
+        """`fire` over every input of a group, the general way (through the hook):
+        split the field it asks for (a number where the group's tests tell its
+        interval apart) until every rule is decided; each input, with the rules
+        it fires, the facts derived and its share, goes to `leaf`."""
+        stack = [({}, Fraction(1))]
+        while stack:
+            added, weight = stack.pop()
+            assign = dict(state.assign, **added)
+            fired, derived, need = self.fire(group, assign, state.derived)
+            if need in self.numeric:  # split the interval where the group's tests tell values apart
+                low, high = assign.get(need, (0, len(self.domains[need])))
+                places = self.group_cuts(group, need)
+                bounds = [low] + [p for p in places if low < p < high] + [high]
+                stack.extend((dict(added, **{need: (a, b)}), weight * Fraction(b - a, high - low))
+                             for a, b in reversed(list(zip(bounds, bounds[1:]))))
+                continue
+            if need is not None:
+                values = self.domains[need]
+                stack.extend((dict(added, **{need: v}), weight / len(values)) for v in reversed(values))
+                continue
+            leaf(added, fired, derived, weight)
+
     def _search(self, state: _State, group: "_Group", leaf):
         """`fire` over every input of a group whose rules read no fact the group
-        derives, incrementally. The inputs are split in the order `fire` asks
-        for them (the first undecided rule's first field not known, a number at
-        every place the group's tests tell apart), a split re-reads only the
-        undecided rules that test the field split, and sibling intervals of a
-        number on which every undecided rule's tests agree share what lies
-        below them. Each input, every rule decided, goes to `leaf` in the order
-        `fire` would meet it, with the rules it fires in rule order (as `fire`
-        gives them for such a group)."""
-        rules = group.rules
-        fields = self.schema.fields
-        numeric, domains = self.numeric, self.domains
+        derives, incrementally (see `_Search`). Each input, every rule decided,
+        goes to `leaf` in the order `fire` would meet it, with the rules it
+        fires in rule order (as `fire` gives them for such a group)."""
+        fired_rules: Dict[tuple, list] = {}
+        for split, fired, num, den in _Search(self, state, group).inputs():
+            if fired not in fired_rules:
+                fired_rules[fired] = [group.rules[i] for i in fired]
+            leaf(dict(split), fired_rules[fired], None, Fraction(num, den))
+
+    def search_plan(self, group: "_Group") -> tuple:
+        """What `_Search` reads of a group, worked out once: each rule's compiled
+        condition, the fields it reads (in order, and as a set), the places the
+        group's tests cut each number, and where each rule's own tests cut it."""
         if group.key not in self.search_memo:
+            fields, rules = self.schema.fields, group.rules
             asked = [tuple(t.name for t in self.tests[r.id] if t.name in fields) for r in rules]
             reads = [set(names) for names in asked]
-            cuts = {name: self.group_cuts(group, name) for name in set().union(*reads) if name in numeric}
+            cuts = {name: self.group_cuts(group, name) for name in set().union(*reads) if name in self.numeric}
             own = [{name: self.cuts(name, [t for t in self.tests[r.id] if t.name == name])
                     for name in reads[i] if name in cuts} for i, r in enumerate(rules)]
             self.search_memo[group.key] = ([self.compiled[r.id] for r in rules], asked, reads, cuts, own)
-        compiled, asked, reads, cuts, own = self.search_memo[group.key]
-        before = state.derived
-        current = dict(state.assign)
-        unknown = conditions.UNKNOWN
-
-        def settled(name, value):
-            low, high = value
-            places = cuts[name]
-            i = bisect_right(places, low)
-            return i == len(places) or places[i] >= high
-
-        def lookup(name):
-            if name in fields:
-                value = current.get(name, _UNSET)
-                if value is _UNSET:
-                    return unknown
-                if name in cuts:
-                    if not settled(name, value):
-                        return unknown
-                    value = domains[name][value[0]]
-                return () if value is None else (value,)
-            return before.get(name, ())
-
-        def evaluate(verdicts, undecided, split):
-            still = []
-            for i in undecided:
-                if split is None or split in reads[i]:
-                    verdict = compiled[i](lookup)
-                    if verdict is not None:
-                        verdicts[i] = verdict
-                        continue
-                still.append(i)
-            return still
-
-        def expand(verdicts, still):
-            """The inputs below a node, in order: (fields split, in order; rules fired; share)."""
-            if not still:
-                return [((), tuple(i for i, v in enumerate(verdicts) if v), 1, 1)]
-            need = None
-            for name in asked[still[0]]:
-                value = current.get(name, _UNSET)
-                if value is _UNSET or (name in cuts and not settled(name, value)):
-                    need = name
-                    break
-            if need is None:  # cannot happen: a rule is decided once every field it reads is known
-                raise AssertionError(f"rule {rules[still[0]].id} undecided on known fields")
-            previous = current.get(need, _UNSET)
-            if need in numeric:
-                low, high = (0, len(domains[need])) if previous is _UNSET else previous
-                bounds = [low] + [p for p in cuts[need] if low < p < high] + [high]
-                children = [((a, b), b - a, high - low) for a, b in zip(bounds, bounds[1:])]
-            else:
-                size = len(domains[need])
-                children = [(v, 1, size) for v in domains[need]]
-            out = []
-            below: Dict[tuple, list] = {}
-            read = [i for i in still if need in reads[i]]
-            kept = [i for i in still if need not in reads[i]]
-            met: Dict[tuple, Optional[bool]] = {}  # (rule, where the value falls for its tests) -> verdict
-            for value, num, den in children:
-                current[need] = value
-                verdicts_here = list(verdicts)
-                still_here = list(kept)
-                places = []
-                for i in read:
-                    # across these siblings a rule's verdict changes only where its own tests do
-                    place = bisect_right(own[i][need], value[0]) if need in cuts else value
-                    verdict = met.get((i, place), _UNSET)
-                    if verdict is _UNSET:
-                        verdict = met[(i, place)] = compiled[i](lookup)
-                    if verdict is None:
-                        still_here.append(i)
-                        places.append(place)
-                    else:
-                        verdicts_here[i] = verdict
-                if len(still_here) > len(kept):
-                    still_here.sort()
-                if need in cuts:  # what lies below depends on the value only through these
-                    same = (tuple(verdicts_here), tuple(places))
-                    sub = below.get(same)
-                    if sub is None:
-                        sub = below[same] = expand(verdicts_here, still_here)
-                else:
-                    sub = expand(verdicts_here, still_here)
-                step = ((need, value),)
-                out.extend((step + split, fired, num * n, den * d) for split, fired, n, d in sub)
-            if previous is _UNSET:
-                del current[need]
-            else:
-                current[need] = previous
-            return out
-
-        verdicts = [None] * len(rules)
-        fired_rules: Dict[tuple, list] = {}
-        for split, fired, num, den in expand(verdicts, evaluate(verdicts, range(len(rules)), None)):
-            if fired not in fired_rules:
-                fired_rules[fired] = [rules[i] for i in fired]
-            leaf(dict(split), fired_rules[fired], None, Fraction(num, den))
+        return self.search_memo[group.key]
 
     def fire(self, group: "_Group", assign: dict, before: dict):
         """The rules of a group that fire, or the field to split on first
@@ -720,8 +668,7 @@ class _Walk:
 
         def settled(name):
             if name not in split:
-                low, high = assign[name]
-                split[name] = all(not low < p < high for p in self.group_cuts(group, name))
+                split[name] = _settled(self.group_cuts(group, name), assign[name])
             return split[name]
 
         def lookup(name):
@@ -754,13 +701,21 @@ class _Walk:
                 if self.derives[rule.id]:  # else what the other rules read is unchanged
                     progress = True
                     pending.subtract(list(self.derives[rule.id]))
+        return fired, derived, self._needed(rules, decided, assign, settled)
+
+    def _needed(self, rules: List[RuleSpec], decided: dict, assign: dict, settled) -> Optional[str]:
+        """The field `fire` asks to split: the first field an undecided rule tests
+        (in rule order) that the input does not know, or a number whose interval
+        the group's tests still tell apart. None: the undecided rules wait only
+        on each other, so none can fire."""
+        fields = self.schema.fields
         for rule in rules:
             if rule.id not in decided:
                 for test in self.tests[rule.id]:
                     if test.name in fields and (test.name not in assign or
                                                 (test.name in self.numeric and not settled(test.name))):
-                        return fired, derived, test.name
-        return fired, derived, None  # the rest wait only on each other: none can fire
+                        return test.name
+        return None
 
     def conclude(self, state: _State, layer, fired: List[RuleSpec], derived: dict) -> _State:
         """The state after a layer fires `fired` (one combination of its groups'
@@ -919,6 +874,147 @@ class _Walk:
                 and rule.position < other.position:
             return None  # reported on `other`
         return "redundant", "equivalent to"
+
+
+def _several_severities(rules: List[RuleSpec]) -> set:
+    """The warning codes that rules give at more than one severity: only their
+    warnings can conflict (`_Walk.severity_conflicts`)."""
+    severities: Dict[str, set] = {}
+    for rule in rules:
+        for warning in rule.warnings:
+            severities.setdefault(warning["code"], set()).add(warning["severity"])
+    return {code for code, found in severities.items() if len(found) > 1}
+
+
+class _Search:
+    """The incremental search of `_Walk._search` over one group of rules (that
+    read no fact the group derives) from one state.
+
+    The inputs are split in the order `fire` asks for them: the first
+    undecided rule's first field not known, a number at every place the
+    group's tests tell apart. A split re-reads only the undecided rules that
+    test the field split, and sibling intervals of a number on which every
+    undecided rule's tests agree share what lies below them."""
+
+    def __init__(self, walk: _Walk, state: _State, group: _Group):
+        self.rules = group.rules
+        self.compiled, self.asked, self.reads, self.cuts, self.own = walk.search_plan(group)
+        self.numeric, self.domains = walk.numeric, walk.domains
+        self.current = current = dict(state.assign)  # the input split so far
+        fields, cuts, domains, before = walk.schema.fields, self.cuts, walk.domains, state.derived
+        unknown = conditions.UNKNOWN
+
+        def lookup(name):  # as `fire` reads a field or a fact (a closure: the walk's hot loop)
+            if name in fields:
+                value = current.get(name, _UNSET)
+                if value is _UNSET:
+                    return unknown
+                if name in cuts:
+                    if not _settled(cuts[name], value):
+                        return unknown
+                    value = domains[name][value[0]]
+                return () if value is None else (value,)
+            return before.get(name, ())
+        self.lookup = lookup
+
+    def inputs(self) -> list:
+        """Every input of the group, every rule decided, in the order `fire` would
+        meet it: (fields split, in order; the indexes of the rules it fires, in
+        rule order; its share as numerator and denominator)."""
+        verdicts, still = [None] * len(self.rules), []
+        for i, condition in enumerate(self.compiled):
+            verdict = condition(self.lookup)
+            if verdict is None:
+                still.append(i)
+            else:
+                verdicts[i] = verdict
+        return self.expand(verdicts, still)
+
+    def expand(self, verdicts: list, still: list) -> list:
+        """The inputs below a node of the search (the rules of `still` undecided),
+        as `inputs` gives them."""
+        if not still:
+            return [((), tuple(i for i, v in enumerate(verdicts) if v), 1, 1)]
+        current, cuts, reads = self.current, self.cuts, self.reads
+        need = self.next_split(still[0])
+        previous = current.get(need, _UNSET)
+        out = []
+        below: Dict[tuple, list] = {}
+        read = [i for i in still if need in reads[i]]
+        kept = [i for i in still if need not in reads[i]]
+        met: Dict[tuple, Optional[bool]] = {}  # (rule, where the value falls for its tests) -> verdict
+        for value, num, den in self.children(need, previous):
+            current[need] = value
+            verdicts_here, still_here, places = self.decide(need, value, verdicts, read, kept, met)
+            if need in cuts:  # what lies below depends on the value only through these
+                same = (tuple(verdicts_here), tuple(places))
+                sub = below.get(same)
+                if sub is None:
+                    sub = below[same] = self.expand(verdicts_here, still_here)
+            else:
+                sub = self.expand(verdicts_here, still_here)
+            step = ((need, value),)
+            out.extend((step + split, fired, num * n, den * d) for split, fired, n, d in sub)
+        if previous is _UNSET:
+            del current[need]
+        else:
+            current[need] = previous
+        return out
+
+    def next_split(self, i: int) -> str:
+        """The field to split next, as `fire` asks for it: the first field rule i
+        reads that is not known, or a number whose interval its group's tests
+        still tell apart."""
+        current, cuts = self.current, self.cuts
+        for name in self.asked[i]:
+            value = current.get(name, _UNSET)
+            if value is _UNSET or (name in cuts and not _settled(cuts[name], value)):
+                return name
+        # cannot happen: a rule is decided once every field it reads is known
+        raise AssertionError(f"rule {self.rules[i].id} undecided on known fields")
+
+    def children(self, need: str, previous) -> list:
+        """The values a split gives a field, each with its share: a number's
+        interval cut at the group's places, or each value of another field."""
+        domain = self.domains[need]
+        if need in self.numeric:
+            low, high = (0, len(domain)) if previous is _UNSET else previous
+            bounds = [low] + [p for p in self.cuts[need] if low < p < high] + [high]
+            return [((a, b), b - a, high - low) for a, b in zip(bounds, bounds[1:])]
+        return [(v, 1, len(domain)) for v in domain]
+
+    def decide(self, need: str, value, verdicts: list, read: list, kept: list, met: dict):
+        """Decide again, with `need` just split to `value`, the undecided rules
+        that read it (`read`; those of `kept` do not). Across the siblings of a
+        split a rule's verdict changes only where its own tests do, so verdicts
+        are shared through `met`. The verdicts, the rules still undecided (in
+        order), and where the value falls for the tests of each of them."""
+        compiled, own, lookup = self.compiled, self.own, self.lookup
+        numbered = need in self.cuts
+        verdicts_here = list(verdicts)
+        still_here = list(kept)
+        places = []
+        for i in read:
+            place = bisect_right(own[i][need], value[0]) if numbered else value
+            verdict = met.get((i, place), _UNSET)
+            if verdict is _UNSET:
+                verdict = met[(i, place)] = compiled[i](lookup)
+            if verdict is None:
+                still_here.append(i)
+                places.append(place)
+            else:
+                verdicts_here[i] = verdict
+        if len(still_here) > len(kept):
+            still_here.sort()
+        return verdicts_here, still_here, places
+
+
+def _settled(places: tuple, interval: tuple) -> bool:
+    """Whether no place of `places` (in order) lies inside `interval` of a cut
+    domain: the tests that cut there treat the interval as one value."""
+    low, high = interval
+    i = bisect_right(places, low)
+    return i == len(places) or places[i] >= high
 
 
 def _compile(cond):
