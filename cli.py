@@ -22,7 +22,7 @@ import click
 
 from ivig_advisor import __version__
 
-FORMATS = ("text", "json", "jsonl", "csv")
+FORMATS = ("text", "json", "jsonl", "csv")  # render.FORMATS, spelled here so that `ivig --help` loads no engine
 AUDIT_FORMATS = ("text", "json", "markdown")
 
 EXIT_FOUND = 1       # what a command reports: a case with an error, a finding, a difference (see each command)

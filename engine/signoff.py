@@ -35,7 +35,7 @@ from .atomic import atomic_writer
 from .errors import BadSignOff, LogLocked, LogUnusable, NoLogHere  # noqa: F401 - raised here, imported from here
 from .rulebase import RuleBase, RuleSpec
 from .words import suggest
-from .yamlsrc import LocatedList, SourceError, _LineLoader, _yaml_error
+from .yamlsrc import LocatedList, SourceError, LineLoader, yaml_error
 
 LOG_NAME = "review-log.yaml"
 LOCK_NAME = f".{LOG_NAME}.lock"
@@ -64,7 +64,8 @@ def rule_hash(rule: RuleSpec) -> str:
 def signoff_hash(rulebase: RuleBase, rule: RuleSpec) -> str:
     """A short hash of everything that decides when `rule` fires and what it concludes.
 
-    That is the rule's own content (status aside); the layer order; and, in
+    That is the rule's own content (status aside), with the regimen and the
+    passage it names by id read in; the layer order; and, in
     firing order, the decisive part (condition, layer, what it asserts) of the
     rules it depends on: those that derive a fact it tests, those that assert
     what it asserts (an earlier stance, the first dose, the same warning wins),
@@ -139,6 +140,8 @@ class _Dependencies:
             ordered = sorted(closure.values(), key=lambda r: -r.salience)  # firing order
             self.hashes[rule.id] = _digest({
                 "rule": {k: v for k, v in rule.raw.items() if k != "status"},
+                # as resolved: a regimen (dose: gbs) or passage (cite:) the rule names by id
+                "resolved": {"then": rule.then, "source": rule.source},
                 "layers": self.layers,
                 "context": ["this rule" if r is rule else self.decisive[r.id] for r in ordered]})
         return self.hashes[rule.id]
@@ -146,7 +149,7 @@ class _Dependencies:
 
 # -- reading the log -------------------------------------------------------------
 
-class _LogLoader(_LineLoader):
+class _LogLoader(LineLoader):
     """Every scalar of the log is text: '2026-01-01' is a date only once checked,
     and a hash of digits keeps its leading zeros."""
 
@@ -180,7 +183,7 @@ def parse_log(text: str, source: str, rulebase: RuleBase) -> LogContents:
     try:
         data = yaml.load(text, Loader=_LogLoader)
     except yaml.YAMLError as exc:
-        out.errors.append(_yaml_error(exc, source))
+        out.errors.append(yaml_error(exc, source))
         return out
     except RecursionError:
         out.errors.append(SourceError("not a review log: nested too deeply", source, 1))

@@ -258,8 +258,10 @@ for _tag, _build in [(STR, _scalar), (INT, _int), (FLOAT, _float), (BOOL, _bool)
     _Constructor.add_constructor(_tag, _build)
 
 
+# LineLoader: the YAML 1.2 core loader that records lines (the C parser when
+# PyYAML has it); signoff subclasses it for the review log.
 if _Parser is not None:
-    class _LineLoader(_Parser, _Constructor, _Resolver):
+    class LineLoader(_Parser, _Constructor, _Resolver):
         def __init__(self, stream):
             _Parser.__init__(self, stream)
             _Constructor.__init__(self)
@@ -270,7 +272,7 @@ else:  # pragma: no cover - PyYAML without libyaml
     from yaml.reader import Reader
     from yaml.scanner import Scanner
 
-    class _LineLoader(Reader, Scanner, Parser, Composer, _Constructor, _Resolver):
+    class LineLoader(Reader, Scanner, Parser, Composer, _Constructor, _Resolver):
         def __init__(self, stream):
             Reader.__init__(self, stream)
             Scanner.__init__(self)
@@ -282,7 +284,8 @@ else:  # pragma: no cover - PyYAML without libyaml
 
 # -- reading -------------------------------------------------------------------
 
-def _yaml_error(exc: yaml.YAMLError, source: str) -> SourceError:
+def yaml_error(exc: yaml.YAMLError, source: str) -> SourceError:
+    """A YAML syntax error as a SourceError at the line where the parser stopped."""
     mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
     problem = getattr(exc, "problem", None) or str(exc)
     context = getattr(exc, "context", None)
@@ -297,7 +300,7 @@ def _as_source_error(exc: BaseException, source: str, line: Optional[int] = None
     if isinstance(exc, _Refused):
         return SourceError(exc.message, source, exc.line or line, exc.field)
     if isinstance(exc, yaml.YAMLError):
-        return _yaml_error(exc, source)
+        return yaml_error(exc, source)
     if isinstance(exc, RecursionError):
         return SourceError(f"nested too deep to read (at most {MAX_DEPTH} levels)", source, line)
     if isinstance(exc, MemoryError):
@@ -307,7 +310,7 @@ def _as_source_error(exc: BaseException, source: str, line: Optional[int] = None
 
 def load_one(text: str, source: str):
     """Parse one YAML (or JSON) document with line information; raise SourceError."""
-    loader = _LineLoader(text)
+    loader = LineLoader(text)
     try:
         return loader.get_single_data()
     except Exception as exc:  # whatever one file raises is that file's error, never a crash
@@ -325,7 +328,7 @@ def read_documents(stream, source: str) -> Iterator[Tuple[object, Optional[int],
     after it are still read; a syntax error, or an error from the stream
     itself, ends the stream after the documents before it.
     """
-    loader = _LineLoader(stream)
+    loader = LineLoader(stream)
     try:
         while True:
             try:

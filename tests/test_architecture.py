@@ -77,3 +77,9 @@ def test_the_evaluation_path_uses_none_of_the_reviewers_tools():
             reached.add(module)
             todo.extend(edges.get(module, ()))
     assert not reached & REVIEWER_TOOLS, reached & REVIEWER_TOOLS
+
+
+def test_the_cli_offers_exactly_the_formats_the_renderer_writes():
+    from ivig_advisor import cli
+    from ivig_advisor.engine import render
+    assert cli.FORMATS == render.FORMATS

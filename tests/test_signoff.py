@@ -190,6 +190,21 @@ def test_a_feeding_rule_changing_stales_the_rules_it_feeds_and_no_others(run_cli
     assert [now[r] for r in rules] == ["stale", "stale", "stale", "approved", "approved"]
 
 
+def test_editing_a_regimen_or_a_cited_passage_stales_the_rules_that_use_it(run_cli, rules_copy):
+    """A rule that names a regimen (dose: gbs) or cites a passage carries their
+    content: the reviewer approved that content, not the id."""
+    rules = ("gbs-dose", "mmn-dose", "mmn-general", "gbs-general", "mg-dose")
+    assert sign(run_cli, rules_copy, *rules, *SIGN).exit_code == 0
+    mutate(rules_copy / "regimens.yaml", "  total_g_per_kg: 2.0, g_per_kg_per_day: 0.4, days: 5,\n  repeat: \"one course\",\n",
+           "  total_g_per_kg: 2.0, g_per_kg_per_day: 0.4, days: 5,\n  repeat: \"one course, edited\",\n")
+    now = states(run_cli, rules_copy)
+    assert [now[r] for r in rules] == ["stale", "approved", "approved", "approved", "approved"]
+    mutate(rules_copy / "passages.yaml", "IVIG is chosen for the treatment of GBS, MMN and CIDP ...",
+           "IVIG is chosen for GBS, MMN and CIDP ...")
+    now = states(run_cli, rules_copy)
+    assert [now[r] for r in rules] == ["stale", "approved", "stale", "stale", "approved"]
+
+
 # -- where the log lives -----------------------------------------------------------------
 
 def installed_copy(tmp_path, checkout=False):
