@@ -1027,8 +1027,9 @@ def _compile(cond):
             return lambda lookup: None if (values := lookup(name)) is unknown else bool(values) == wanted
         return lambda lookup: None if (values := lookup(name)) is unknown else any(holds(v) for v in values)
     if isinstance(cond, conditions.Not):
-        inner = _compile(cond.item)
-        return lambda lookup: None if (verdict := inner(lookup)) is None else not verdict
+        # as the compiled rules read it: the negation pushed down to the tests
+        # (`not x == 1` is x known and != 1), not Kleene's not of the inner verdict
+        return _compile(conditions.negate(cond.item))
     items = [_compile(c) for c in cond.items]
     decisive = isinstance(cond, conditions.AnyOf)  # the verdict that decides: True for any, False for all
 

@@ -269,8 +269,6 @@ def test_evaluate_reads_not_over_a_derived_fact_as_the_engine_does(rules_copy):
         assert evaluate(rule.when, lookup) is False, data
 
 
-@pytest.mark.xfail(strict=True, reason="engine/verify.py's _compile keeps its own copy of evaluate, "
-                                       "with Kleene's not; fix it there as in conditions.evaluate")
 def test_the_walk_reads_not_over_a_derived_fact_as_the_engine_does(rules_copy):
     from ivig_advisor.engine.verify import walk_case
     advisor, rule = _advisor_with_not_rule(rules_copy)
