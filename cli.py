@@ -266,40 +266,27 @@ def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet):
     Every case gets one result, in input order; a case that cannot be read or
     validated gets an error result naming file, line and field.
     """
-    from contextlib import closing, nullcontext
+    from contextlib import nullcontext
 
     from ivig_advisor.engine import Advisor
     from ivig_advisor.engine.atomic import GuardedStream, atomic_writer, refuse_inputs, writable_target
-    from ivig_advisor.engine.batch import WORKERS_PER_CORE, evaluate_files, max_workers
-    from ivig_advisor.engine.render import Formatter, Progress, ResultWriter, Summary, plain_style
+    from ivig_advisor.engine.batch import fit_workers, write_results
+    from ivig_advisor.engine.render import Formatter, Progress, plain_style
 
     if output:  # before the rules load: a bad target is known at once
         refuse_inputs(output, paths, sys.stdin)
         writable_target(output)
-    if workers is not None and workers > max_workers():
-        click.echo(f"ivig: --workers {workers} is more than this machine can use; using {max_workers()} "
-                   f"({WORKERS_PER_CORE} per core)", err=True)
-        workers = max_workers()
+    workers, note = fit_workers(workers)
+    if note:
+        click.echo(note, err=True)
     advisor = Advisor(_load_rules(rules_dir))
     colour = output is None and sys.stdout.isatty()  # as click.echo does: no escapes into files or pipes
     formatter = Formatter(fmt, chain=not no_chain, style=_style() if colour else plain_style)
-    summary = Summary()
     progress = Progress() if not quiet and sys.stderr.isatty() else None
     target = atomic_writer(output) if output else nullcontext(GuardedStream(sys.stdout, "standard output"))
     with target as stream:
-        writer = ResultWriter(stream, fmt)
-        results = evaluate_files(paths, advisor, stdin=sys.stdin, workers=workers, finish=formatter, exclude=output)
-        with closing(results):  # on any exit, at once: the pool stops before the temporary file goes
-            try:
-                for item in results:
-                    summary.add(item)
-                    writer.write(item)
-                    if progress:
-                        progress.add(item)
-            finally:
-                if progress:
-                    progress.close()
-        writer.close()
+        summary = write_results(paths, advisor, stream, formatter, stdin=sys.stdin, workers=workers,
+                                exclude=output, progress=progress)
     if not quiet:
         click.echo(str(summary), err=True)
     _exit(EXIT_FOUND if summary.failed else 0)

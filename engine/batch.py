@@ -82,6 +82,43 @@ def evaluate_files(paths: Iterable[str], advisor: Optional[Advisor] = None, stdi
     return evaluate_records(read_cases(paths, stdin=stdin, exclude=exclude), advisor, workers, finish)
 
 
+def write_results(paths: Iterable[str], advisor: Advisor, stream, formatter, stdin=None,
+                  workers: Optional[int] = 1, exclude: Optional[str] = None, progress=None):
+    """Evaluate every case of `paths` and write each result to `stream`, in
+    input order, in `formatter`'s format; return the batch's Summary.
+
+    Workers render what they evaluate (`formatter` travels to them), so this
+    process only writes. On any exit the pool is stopped before the stream
+    is given back: an output file being written atomically is then removed
+    with no worker still running. `progress`, if given, sees every result.
+    """
+    from contextlib import closing
+
+    from .render import ResultWriter, Summary
+    summary, writer = Summary(), ResultWriter(stream, formatter.fmt)
+    results = evaluate_files(paths, advisor, stdin=stdin, workers=workers, finish=formatter, exclude=exclude)
+    with closing(results):
+        try:
+            for item in results:
+                summary.add(item)
+                writer.write(item)
+                if progress:
+                    progress.add(item)
+        finally:
+            if progress:
+                progress.close()
+    writer.close()
+    return summary
+
+
+def fit_workers(asked: Optional[int]):
+    """The number of workers to use for `asked`, and a note when it was more than this machine can use."""
+    if asked is None or asked <= max_workers():
+        return asked, None
+    return max_workers(), (f"ivig: --workers {asked} is more than this machine can use; using {max_workers()} "
+                           f"({WORKERS_PER_CORE} per core)")
+
+
 def evaluate_many(cases: Iterable[dict], advisor: Optional[Advisor] = None,
                   workers: Optional[int] = 1) -> Iterator[Result]:
     """Evaluate case mappings lazily, in order; case N without an id is called 'case:N'.

@@ -164,3 +164,22 @@ def test_a_long_batch_shows_progress_on_a_terminal(tmp_path):
     child.close()
     assert child.exitstatus == 0
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 2500
+
+
+def test_write_results_is_the_evaluate_command_as_a_library_call(tmp_path):
+    """`ivig evaluate` is parsing and rendering over batch.write_results: the same
+    bytes come out of the library, and the Summary counts what was written."""
+    import io
+    from click.testing import CliRunner
+    from ivig_advisor.cli import main
+    from ivig_advisor.engine import Advisor
+    from ivig_advisor.engine.batch import write_results
+    from ivig_advisor.engine.render import Formatter
+    (tmp_path / "cases.jsonl").write_text('{"id": "a", "diagnosis": "mmn"}\n{"id": "b", "diagnosis": "mnn"}\n'
+                                          '{"id": "c", "diagnosis": "als"}\n', encoding="utf-8")
+    stream = io.StringIO()
+    summary = write_results([str(tmp_path / "cases.jsonl")], Advisor(), stream, Formatter("json"))
+    assert (summary.statuses["ok"], summary.statuses["error"], summary.failed) == (2, 1, True)
+    assert [r["id"] for r in json.loads(stream.getvalue())] == ["a", "b", "c"]
+    cli = CliRunner().invoke(main, ["evaluate", "-q", "--format", "json", str(tmp_path / "cases.jsonl")])
+    assert cli.exit_code == 1 and cli.stdout == stream.getvalue()
