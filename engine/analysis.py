@@ -193,9 +193,7 @@ def domains(rulebase: RuleBase) -> Dict[str, list]:
         for test in conditions.tests(rule.when):
             if test.name not in rulebase.schema.fields:
                 continue
-            operands = () if test.op == "known" else \
-                test.operand if isinstance(test.operand, tuple) else (test.operand,)
-            tested.setdefault(test.name, set()).update(operands)
+            tested.setdefault(test.name, set()).update(test.operands)
     out = {}
     for name, operands in tested.items():
         spec = rulebase.schema.fields[name]

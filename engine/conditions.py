@@ -43,6 +43,13 @@ class Test:
     operand: object
     line: Optional[int] = None
 
+    @property
+    def operands(self) -> tuple:
+        """The values the test names: one, several (in, not_in), none (known)."""
+        if self.op == "known":
+            return ()
+        return self.operand if isinstance(self.operand, tuple) else (self.operand,)
+
     def holds(self, value) -> bool:
         """Whether a known value passes the test (never called for ``known``)."""
         op, x = self.op, self.operand

@@ -566,7 +566,7 @@ def _check_field_test(test: conditions.Test, spec) -> Optional[str]:
     if test.op == "known":
         return None
     kind = spec.type
-    operands = test.operand if isinstance(test.operand, tuple) else (test.operand,)
+    operands = test.operands
     if test.op in ("lt", "le", "gt", "ge"):
         return None if kind in ("number", "integer") else f"'{test.op}' compares numbers; '{spec.name}' is {kind}"
     if test.op in ("contains", "excludes"):

@@ -275,3 +275,9 @@ def test_the_walk_reads_not_over_a_derived_fact_as_the_engine_does(rules_copy):
     for data in CASES_FOR_NOT_RULE:
         case = advisor.validate(data)
         assert rule.id not in walk_case(advisor.rulebase, case.facts), data
+
+
+def test_a_test_names_its_operands_one_several_or_none():
+    assert conditions.Test("age", "ge", 65).operands == (65,)
+    assert conditions.Test("diagnosis", "in", ("gbs", "cidp")).operands == ("gbs", "cidp")
+    assert conditions.Test("age", "known", True).operands == ()

@@ -33,8 +33,7 @@ def test_dose_rules_only_for_stances_that_give_ivig(rulebase):
             stance_tests = [t for t in conditions.tests(rule.when) if t.name == "stance"]
             assert stance_tests, rule.id
             for t in stance_tests:
-                values = t.operand if isinstance(t.operand, tuple) else (t.operand,)
-                assert set(values) <= rulebase.ivig_given, rule.id
+                assert set(t.operands) <= rulebase.ivig_given, rule.id
 
 
 @pytest.mark.parametrize("file, old, new, words", [
