@@ -362,6 +362,24 @@ def audit_rules(fmt, rules_dir, disease, basis, status):
         click.echo(rules_text(rulebase, rules, log, _style()))
 
 
+@audit.command("doses")
+@format_option(*AUDIT_FORMATS, help="text for a person; markdown for a review document; json for programs.")
+@rules_option
+def audit_doses(fmt, rules_dir):
+    """The review's regimens as one table (rules/regimens.yaml): diagnosis,
+    situation, dose, repeat, and the rules that give each."""
+    from ivig_advisor.engine.audit import regimens
+    from ivig_advisor.engine.audit_text import regimens_markdown, regimens_text
+
+    rows = regimens(_load_rules(rules_dir))
+    if fmt == "json":
+        _echo_json(rows)
+    elif fmt == "markdown":
+        click.echo(regimens_markdown(rows))
+    else:
+        click.echo(regimens_text(rows, _style()))
+
+
 @audit.command("show")
 @click.argument("rule_id", metavar="RULE")
 @format_option("text", "json")

@@ -21,7 +21,7 @@ from .schema import CaseInvalid
 from .signoff import LOG_NAME, ReviewLog, signoff_hash
 from .analysis import domains, fields_behind, live_rules
 from .verify import CheckFinding, Verification, verify
-from .words import citation, condition_text, sentence, suggest, value_label
+from .words import citation, condition_text, dose_line, sentence, suggest, value_label
 from .yamlsrc import SourceError, load_one
 
 def rule_record(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog] = None) -> dict:
@@ -47,6 +47,35 @@ def diagnosis_value(rulebase: RuleBase, text: str) -> str:
     if value is None:
         raise UnknownDiagnosis(f"no diagnosis '{text}' (diagnoses: {', '.join(spec.values)})", text)
     return value
+
+
+def regimens(rulebase: RuleBase) -> List[dict]:
+    """The review's regimens as one table: a row per regimen of rules/regimens.yaml,
+    with the rules that name it, then a row per dose written inside a rule."""
+    table = rulebase.extras.get("regimens") or {}
+    named: Dict[str, List[str]] = {}
+    rows = []
+    for rule in rulebase.rules:
+        written = (rule.raw.get("then") or {}).get("dose")
+        if isinstance(written, str):
+            named.setdefault(written, []).append(rule.id)
+        elif "dose" in rule.then:
+            rows.append(dict(_regimen_row(rulebase, None, rule.then["dose"], None, None), rules=[rule.id]))
+    return [dict(_regimen_row(rulebase, name, _row_dose(row), row.get("diagnosis"),
+                              row.get("situation")), rules=ids)
+            for name, row in table.items() for ids in [named.get(name, [])]] + rows
+
+
+def _row_dose(row) -> dict:
+    return {k: row.get(k) for k in ("total_g_per_kg", "g_per_kg_per_day", "days", "repeat", "note")}
+
+
+def _regimen_row(rulebase: RuleBase, name, dose: dict, diagnosis, situation) -> dict:
+    return {"regimen": name, "diagnosis": diagnosis,
+            "diagnosis_label": value_label(rulebase, "diagnosis", diagnosis) if diagnosis else None,
+            "situation": " ".join(str(situation).split()) if situation else None,
+            "dose": dose_line(dose), **{k: dose.get(k) for k in ("total_g_per_kg", "g_per_kg_per_day", "days",
+                                                                  "repeat", "note")}}
 
 
 def rule_named(rulebase: RuleBase, rule_id: str) -> RuleSpec:

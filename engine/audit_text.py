@@ -108,6 +108,34 @@ def rules_markdown(rulebase: RuleBase, rules: List[RuleSpec], log: Optional[Revi
     return "\n".join(out)
 
 
+def regimens_text(rows: List[dict], style: Callable = plain_style) -> str:
+    """The regimen table for a terminal: a line per regimen, its repeat and rules under it."""
+    if not rows:
+        return "No rule gives a dose."
+    width = max(len(r["regimen"] or "(in a rule)") for r in rows)
+    out = []
+    for r in rows:
+        who = r["diagnosis_label"] or "-"
+        out.append(f"{r['regimen'] or '(in a rule)':{width}}  {r['dose']}")
+        out.append(f"{'':{width}}  {who}: {r['situation'] or '-'}")
+        if r["repeat"]:
+            out.append(f"{'':{width}}  repeat: {r['repeat']}")
+        out.append(f"{'':{width}}  rules: {', '.join(r['rules']) or 'none (an unused row)'}")
+    # what the rules say is escaped for the terminal; the heading is styled after
+    return "\n".join([style(f"{'regimen':{width}}  dose", bold=True)] + [for_terminal(line) for line in out])
+
+
+def regimens_markdown(rows: List[dict]) -> str:
+    """The regimen table as one Markdown table."""
+    out = ["| regimen | diagnosis | situation | dose | repeat | rules |", "| --- | --- | --- | --- | --- | --- |"]
+    for r in rows:
+        cells = [md_code(r["regimen"]) if r["regimen"] else "(in a rule)", md(r["diagnosis_label"] or "-"),
+                 md(r["situation"] or "-"), md(r["dose"]), md(r["repeat"] or "-"),
+                 ", ".join(md_code(i) for i in r["rules"]) or "none"]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out)
+
+
 def show_text(view: audit.RuleView, style: Callable = plain_style) -> str:
     rulebase, rule = view.rulebase, view.rule
     head = rule_lines(rulebase, rule, view.log, style, full=True)

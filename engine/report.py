@@ -121,6 +121,7 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
             f'{_e(rulebase.manifest.get("source", ""))}</div>',
             "<nav><ul>"
             '<li><a href="#summary">Summary</a></li><li><a href="#rules">Rules by disease</a></li>'
+            '<li><a href="#regimens">Regimens</a></li>'
             '<li><a href="#assumptions">Assumptions</a></li><li><a href="#check">Static check</a></li>'
             '<li><a href="#coverage">Coverage</a></li><li><a href="#graph">Dependency graph</a></li>'
             + "".join(f'<li><a href="#topic-{_e(t)}">{_e(rulebase.topics.get(t) or t)}</a></li>' for t in topics)
@@ -146,6 +147,7 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
         for rule in (r for r in rulebase.rules if r.topic == topic):
             body.append(_rule_card(rulebase, rule, log, feeds, fed_by,
                                    cover.fired[rule.id] if cover else None))
+    body += _regimens(rulebase)
     body += _assumptions(rulebase)
     body += _check_section(rulebase, checked)
     body += _coverage_section(rulebase, cover)
@@ -156,6 +158,19 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
     return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>Rule audit: {_e(rulebase.name)}</title><style>{CSS}</style></head><body>\n"
             + "\n".join(body) + "\n</body></html>\n")
+
+
+def _regimens(rulebase: RuleBase) -> List[str]:
+    out = ['<h2 id="regimens">Regimens</h2>',
+           '<p class="meta">The review\'s doses at a glance (rules/regimens.yaml), with the rules that give '
+           'each.</p><table><tr><th>regimen</th><th>diagnosis</th><th>situation</th><th>dose</th><th>repeat</th>'
+           '<th>rules</th></tr>']
+    for row in audit.regimens(rulebase):
+        out.append(f'<tr><td>{_e(row["regimen"] or "(in a rule)")}</td><td>{_e(row["diagnosis_label"] or "—")}</td>'
+                   f'<td>{_e(row["situation"] or "—")}</td><td>{_e(row["dose"])}</td><td>{_e(row["repeat"] or "—")}</td>'
+                   f'<td>{", ".join(_rule_link(r) for r in row["rules"]) or "—"}</td></tr>')
+    out.append("</table>")
+    return out
 
 
 def _assumptions(rulebase: RuleBase) -> List[str]:

@@ -202,7 +202,7 @@ class RuleBase:
                 errors.append(exc if isinstance(exc, SourceError)
                               else SourceError(f"cannot read data file '{name}': {exc.strerror}", msource, line))
         if not errors:
-            _resolve(rules, extras, sources, errors)
+            _resolve(rules, extras, sources, schema, errors)
         if not errors:
             _order(rules, layers)
             _check_names(rules, layers, schema, errors)
@@ -401,7 +401,7 @@ def _dose(value, at, err, keys=DOSE_KEYS) -> dict:
     return dose
 
 
-def _resolve(rules: List[RuleSpec], extras: dict, sources: Dict[str, str], errors):
+def _resolve(rules: List[RuleSpec], extras: dict, sources: Dict[str, str], schema: CaseSchema, errors):
     """Put in each rule the passage it cites and the regimen it names.
 
     A passage several rules quote, and the review's regimens, are written
@@ -410,6 +410,11 @@ def _resolve(rules: List[RuleSpec], extras: dict, sources: Dict[str, str], error
     """
     passages = _table(extras, sources, "passages", PASSAGE_KEYS, errors)
     regimens = _table(extras, sources, "regimens", REGIMEN_KEYS, errors)
+    diagnosis = schema.fields.get("diagnosis")
+    for name, row in (extras.get("regimens") or {}).items():
+        if name in regimens and diagnosis and row.get("diagnosis") not in (None, *diagnosis.values):
+            errors.append(SourceError(f"'{row['diagnosis']}' is not a diagnosis{suggest(row['diagnosis'], diagnosis.values)}",
+                                      sources["regimens"], row.line_of("diagnosis"), f"regimens.{name}.diagnosis"))
     for rule in rules:
         cite = rule.source.get("cite")
         if cite is not None:

@@ -415,3 +415,27 @@ def test_text_shows_control_characters_from_the_rules_and_the_log_as_visible_esc
         out = runner.invoke(main, ["audit", "--rules", str(rules_copy), *args], color=True).output
         assert "\x1b[2J" not in out and "\x07" not in out and "\x1b]0" not in out
         assert "IVIG\\e[2J\\e[1;1H for MMN" in out
+
+
+# -- the regimen table ----------------------------------------------------------------
+
+def test_audit_doses_lists_every_regimen_with_the_rules_that_give_it(run_cli, rulebase):
+    rows = json.loads(run_cli("audit", "doses", "--format", "json").stdout)
+    assert [r["regimen"] for r in rows] == list(rulebase.extras["regimens"])
+    dose_rules = sorted(r.id for r in rulebase.rules if "dose" in r.then)
+    assert sorted(i for row in rows for i in row["rules"]) == dose_rules
+    gbs = next(r for r in rows if r["regimen"] == "gbs")
+    assert (gbs["dose"], gbs["rules"], gbs["diagnosis_label"]) == \
+        ("0.4 g/kg/day x 5 days = 2 g/kg", ["gbs-dose"], "Guillain-Barré syndrome")
+    text = run_cli("audit", "doses").stdout
+    assert all(f"rules: {', '.join(r['rules'])}" in text for r in rows)
+
+
+def test_a_regimen_no_rule_names_shows_as_unused_and_cells_are_escaped(run_cli, rules_copy):
+    mutate(rules_copy / "regimens.yaml", "sps: {", 'spare: {diagnosis: gbs, situation: "a | b", total_g_per_kg: 1.0,\n'
+                                               '  g_per_kg_per_day: null, days: null, repeat: null, note: null}\n\nsps: {')
+    rows = json.loads(run_cli("audit", "doses", "--rules", str(rules_copy), "--format", "json").stdout)
+    assert next(r for r in rows if r["regimen"] == "spare")["rules"] == []
+    assert "rules: none (an unused row)" in run_cli("audit", "doses", "--rules", str(rules_copy)).stdout
+    markdown = run_cli("audit", "doses", "--rules", str(rules_copy), "--format", "markdown").stdout
+    assert "| a \\| b |" in markdown

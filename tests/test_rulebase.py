@@ -45,6 +45,7 @@ def test_dose_rules_only_for_stances_that_give_ivig(rulebase):
      "  total_g_per_kg: 2.0, g_per_kg_per_day: 0.4, days: 4,\n  repeat: \"monthly for 3 months\",\n  note: \"The regimen of the controlled trial (ref 71)",
      "is not the total 2.0 g/kg"),
     ("regimens.yaml", "  repeat: \"one course\",\n", "  repeat: \"one course\", per_week: 1,\n", "unknown dose key 'per_week'"),
+    ("regimens.yaml", "gbs: {diagnosis: gbs,", "gbs: {diagnosis: gbss,", "'gbss' is not a diagnosis; did you mean 'gbs'?"),
     ("gbs.yaml", "      dose: gbs\n", "      dose: gbss\n", "no regimen 'gbss' in regimens.yaml; did you mean 'gbs'?"),
     ("gbs.yaml", "      dose: gbs\n", "      dose: [gbs]\n", "'dose' must be a mapping, or the id of a regimen"),
     ("mmn.yaml", "      cite: mmn-study-regimen\n", "      cite: mmn-study-regimn\n",
