@@ -83,3 +83,14 @@ def test_the_cli_offers_exactly_the_formats_the_renderer_writes():
     from ivig_advisor import cli
     from ivig_advisor.engine import render
     assert cli.FORMATS == render.FORMATS
+
+
+def test_the_readme_layout_names_every_engine_module_and_no_other():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    row = next(line for line in readme.splitlines() if line.startswith("| `engine/` |"))
+    import re
+    named = set(re.findall(r"`([a-z_]+)`", row))
+    modules = {p.stem for p in ENGINE.glob("*.py") if p.stem != "__init__"}
+    assert modules <= named, f"not in the README's layout: {sorted(modules - named)}"
+    classes = {"Advisor", "Run", "Result", "write_results"}
+    assert named - modules - classes == set(), f"in the layout but not a module: {sorted(named - modules - classes)}"
