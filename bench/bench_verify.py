@@ -221,7 +221,7 @@ from ivig_advisor.engine.analysis import domains, live_rules  # noqa: E402
 from ivig_advisor.engine.rulebase import STANCE, RuleSpec  # noqa: E402
 from ivig_advisor.engine.schema import CaseSchema  # noqa: E402
 from ivig_advisor.engine.verify import (  # noqa: E402
-    CheckFinding as Finding, Coverage, Verification, _concludes_all, _groups, _Group, _order, _Outcome, _State, _UNSET)
+    CheckFinding as Finding, Coverage, Verification, _concludes_all, _groups, _Group, _order, _merged, _Outcome, _State, _UNSET)
 
 
 def reference_verify(rulebase) -> Verification:
@@ -296,18 +296,14 @@ class ReferenceWalk:
         states = [_State({"diagnosis": diagnosis}, {}, total, {"diagnosis": diagnosis})]
         evaluated = 0
         for layer in self.rb.layers:
-            merged: Dict[tuple, _State] = {}
-            for state in states:
-                evaluated += 1
+            evaluated += len(states)
+
+            def settled(state, layer=layer):
                 for after in self.settle(state, layer):
                     self.after_layer(after, layer)
-                    after = self.project(after, layer)
-                    key = after.key()
-                    if key in merged:
-                        merged[key].count += after.count
-                    else:
-                        merged[key] = after
-            states = list(merged.values())
+                    yield self.project(after, layer)
+
+            states = _merged(after for state in states for after in settled(state))
         fired = frozenset(self.fired_now)
         self.fired_now = set()
         return Coverage(diagnosis, names, total, self.excluded, evaluated, fired)

@@ -330,17 +330,12 @@ class _Walk:
         """Fire a layer over each state, check the gaps it should close, and merge
         the states after it that no later layer can tell apart (their counts
         add up; the first keeps its witness)."""
-        merged: Dict[tuple, _State] = {}
-        for state in states:
+        def settled(state):
             for after in self.settle(state, layer):
                 self.after_layer(after, layer)
-                after = self.project(after, layer)
-                key = after.key()
-                if key in merged:
-                    merged[key].count += after.count
-                else:
-                    merged[key] = after
-        return list(merged.values())
+                yield self.project(after, layer)
+
+        return _merged(after for state in states for after in settled(state))
 
     def settle(self, state: _State, layer):
         """Fire one layer over a state; yield one state per way the layer can go.
@@ -1015,6 +1010,19 @@ def _settled(places: tuple, interval: tuple) -> bool:
     low, high = interval
     i = bisect_right(places, low)
     return i == len(places) or places[i] >= high
+
+
+def _merged(states) -> List[_State]:
+    """States that no later layer can tell apart, as one each: their counts add
+    up, and the first keeps its witness."""
+    merged: Dict[tuple, _State] = {}
+    for state in states:
+        key = state.key()
+        if key in merged:
+            merged[key].count += state.count
+        else:
+            merged[key] = state
+    return list(merged.values())
 
 
 def _compile(cond):
