@@ -560,4 +560,4 @@ def diff(base: Advisor, this: Advisor, paths: Iterable[str], stdin=None) -> Diff
 __all__ = ["CheckReport", "CoverageReport", "DiffReport", "Difference", "TestStatus", "WhyNot", "check",
            "check_rulebase", "coverage", "default_corpus", "diagnosis_value", "diff", "fed_by", "feeds", "outcome",
            "preempted_by", "preempts", "read_corpus", "review_flags", "rule_named", "rule_record", "RuleView", "rules_for",
-           "run_corpus", "unlisted", "why_not", "why_not_in"]
+           "regimens", "run_corpus", "unlisted", "why_not", "why_not_in"]

@@ -42,7 +42,8 @@ def _rule_link(rule_id: str) -> str:
     return f'<a href="#rule-{_e(rule_id)}">{_e(rule_id)}</a>'
 
 
-def _rule_card(rulebase: RuleBase, rule: RuleSpec, log: ReviewLog, feeds, fed_by, fired: Optional[int]) -> str:
+def _rule_card(rulebase: RuleBase, rule: RuleSpec, log: ReviewLog, feeds, fed_by, fired: Optional[int],
+               preempts=None, preempted_by=None) -> str:
     signoff = log.state(rule)
     c = words.citation(rule)
     parts = [f'<article class="rule" id="rule-{_e(rule.id)}">',
@@ -70,6 +71,10 @@ def _rule_card(rulebase: RuleBase, rule: RuleSpec, log: ReviewLog, feeds, fed_by
         links.append("fed by " + ", ".join(_rule_link(r) for r in fed_by[rule.id]))
     if feeds[rule.id]:
         links.append("feeds " + ", ".join(_rule_link(r) for r in feeds[rule.id]))
+    if preempts and preempts[rule.id]:
+        links.append("pre-empts " + ", ".join(_rule_link(r) for r in preempts[rule.id]))
+    if preempted_by and preempted_by[rule.id]:
+        links.append("pre-empted by " + ", ".join(_rule_link(r) for r in preempted_by[rule.id]))
     if fired is not None:
         links.append(f"fired in {fired} corpus case{'s' if fired != 1 else ''}")
     links.append(f"written at {_e(rule.file)}:{rule.line}")
@@ -109,6 +114,8 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
     log = ReviewLog.load(rulebase)
     feeds = audit.feeds(rulebase)
     fed_by = audit.fed_by(feeds)
+    preempts = audit.preempts(rulebase)
+    preempted_by = audit.preempted_by(preempts)
     checked = audit.check_rulebase(rulebase)
     paths = case_paths if case_paths is not None else audit.default_corpus(rulebase)
     cover = audit.coverage(Advisor(rulebase), paths) if paths else None
@@ -146,7 +153,7 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
             body.append('<p class="meta">Maintenance: ' + _e("; ".join(f"{k} {v}" for k, v in upkeep.items())) + "</p>")
         for rule in (r for r in rulebase.rules if r.topic == topic):
             body.append(_rule_card(rulebase, rule, log, feeds, fed_by,
-                                   cover.fired[rule.id] if cover else None))
+                                   cover.fired[rule.id] if cover else None, preempts, preempted_by))
     body += _regimens(rulebase)
     body += _assumptions(rulebase)
     body += _check_section(rulebase, checked)

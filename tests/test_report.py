@@ -88,8 +88,11 @@ def test_the_report_is_one_self_contained_file(report, rulebase):
     assert page.sources == [] and all(h.startswith("#") for h in page.hrefs), "no file or network resource"
     assert {f"rule-{r.id}" for r in rulebase.rules} <= page.ids
     assert not [h for h in page.hrefs if h[1:] not in page.ids], "every in-page link has a target"
-    for section in ("summary", "rules", "assumptions", "check", "coverage", "graph"):
+    for section in ("summary", "rules", "regimens", "assumptions", "check", "coverage", "graph"):
         assert section in page.ids
+    # precedence and the regimen table, each a link to the rule it names
+    assert 'pre-empted by <a href="#rule-gbs-second-course">gbs-second-course</a>' in text
+    assert re.search(r'<td>0\.4 g/kg/day x 5 days = 2 g/kg</td><td>one course</td><td><a href="#rule-gbs-dose">', text)
     assert "Static check: <span class=\"ok\">passes</span>" in text
     assert re.search(r"[\d,]+ combinations checked exhaustively", text)
     assert 'id="assumption-A01"' in text and "sign-off: missing" in text
