@@ -177,7 +177,7 @@ def test_the_shared_options_have_one_name_and_one_place():
                     seen.setdefault(option.name, set()).add(option.help)
     assert len(seen["rules_dir"]) == 1
     formats = {path for path, command in commands() if any(p.name == "fmt" for p in command.params)}
-    assert formats == {("evaluate",), ("audit", "rules"), ("audit", "show"), ("audit", "check"),
+    assert formats == {("evaluate",), ("audit", "rules"), ("audit", "doses"), ("audit", "show"), ("audit", "check"),
                        ("audit", "coverage"), ("audit", "why-not"), ("audit", "diff")}
 
 
