@@ -260,7 +260,10 @@ def main(debug):
                    "512 cases or more; at most 2 per core]. Output is identical for any number.")
 @click.option("--no-chain", is_flag=True, help="Text format: leave out the chain of rules.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line and no summary on stderr.")
-def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet):
+@click.option("--no-cache", is_flag=True,
+              help="Run the rules for every case, even one in a clinical situation seen before "
+                   "(the output is the same; only slower).")
+def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache):
     """Evaluate case files (YAML, JSON, JSONL), directories (recursively) or - for stdin.
 
     Every case gets one result, in input order; a case that cannot be read or
@@ -279,7 +282,7 @@ def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet):
     workers, note = fit_workers(workers)
     if note:
         click.echo(note, err=True)
-    advisor = Advisor(_load_rules(rules_dir))
+    advisor = Advisor(_load_rules(rules_dir), **({"cache": 0} if no_cache else {}))
     colour = output is None and sys.stdout.isatty()  # as click.echo does: no escapes into files or pipes
     formatter = Formatter(fmt, chain=not no_chain, style=_style() if colour else plain_style)
     progress = Progress() if not quiet and sys.stderr.isatty() else None

@@ -136,12 +136,12 @@ _worker_advisor: Optional[Advisor] = None
 _worker_finish: Optional[Callable] = None
 
 
-def _start_worker(directory: Optional[str], per_disease: bool, finish: Optional[Callable], bound: bool):
+def _start_worker(directory: Optional[str], per_disease: bool, cache: int, finish: Optional[Callable], bound: bool):
     global _worker_advisor, _worker_finish
     _own_signals(bound)
     from .rulebase import RuleBase
     rulebase = RuleBase.load(Path(directory) if directory else None)
-    _worker_advisor, _worker_finish = Advisor(rulebase, per_disease=per_disease), finish
+    _worker_advisor, _worker_finish = Advisor(rulebase, per_disease=per_disease, cache=cache), finish
 
 
 def _evaluate_chunk(records: List[CaseRecord]) -> list:
@@ -186,7 +186,8 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
     # only safe to ask for when that thread is the main one, which ends with the process.
     bound = threading.current_thread() is threading.main_thread()
     pool = ProcessPoolExecutor(workers, initializer=_start_worker,
-                               initargs=(str(directory) if directory else None, advisor.per_disease, finish, bound))
+                               initargs=(str(directory) if directory else None, advisor.per_disease,
+                                         advisor.situations.maxsize if advisor.situations else 0, finish, bound))
     pending = deque()
     try:
         while True:

@@ -12,6 +12,7 @@ from .analysis import live_rules, missing_fields, undecided_rules
 from .compiler import Derived, compile_rulebase
 from .rulebase import SEVERITIES, RuleBase, RuleSpec
 from .schema import Case, CaseInvalid
+from .situations import DEFAULT_SIZE, Keyer, Situation, SituationCache
 from .words import plain
 from .yamlsrc import SourceError
 
@@ -68,13 +69,18 @@ class Result:
 class Advisor:
     """A rule base compiled once, evaluating case after case."""
 
-    def __init__(self, rulebase: Optional[RuleBase] = None, per_disease: bool = True):
+    def __init__(self, rulebase: Optional[RuleBase] = None, per_disease: bool = True,
+                 cache: int = DEFAULT_SIZE):
         """`per_disease`: one engine per diagnosis, each holding only the rules
         that can fire for it (same results, a fraction of the cost per case);
-        False: one engine with every rule."""
+        False: one engine with every rule. `cache`: how many clinical
+        situations to remember (engine/situations.py; the same results, a
+        fraction of the cost for a case like one seen before); 0: none."""
         self.rulebase = rulebase or RuleBase.load()
         self.per_disease = per_disease
         self.engines: dict = {}  # diagnosis (None: every rule) -> a running engine
+        self.keyers: dict = {}   # the same keys -> the Keyer of that engine's situations
+        self.situations = SituationCache(cache) if cache else None
         self.order = list(self.rulebase.schema.fields)
 
     def engine_for(self, facts: dict):
@@ -89,7 +95,14 @@ class Advisor:
         if engine is None:
             rules = None if key is None else live_rules(self.rulebase, key)
             engine = self.engines[key] = compile_rulebase(self.rulebase, rules)()
+            self.keyers[key] = Keyer(engine.rules, self.rulebase.schema.fields)
         return engine
+
+    def situation(self, facts: dict) -> tuple:
+        """The clinical situation of a case: all that decides what its rules conclude."""
+        engine = self.engine_for(facts)
+        key = facts.get("diagnosis") if self.per_disease else None
+        return (key, self.keyers[key].key(facts)), engine
 
     def validate(self, data, source=None, line=None, default_id=None) -> Case:
         """Check a case mapping against the schema (raises CaseInvalid)."""
@@ -110,8 +123,20 @@ class Advisor:
     def run(self, case: Case) -> "Run":
         """One run of the rules over a validated case, with what the run knows
         beyond its Result: the derived facts, the rules fired and the rules
-        still undecided (what `missing`, the interview and `why-not` read)."""
-        engine = self.engine_for(case.facts)
+        still undecided (what `missing`, the interview and `why-not` read).
+
+        A case in a situation seen before is answered from the cache."""
+        if self.situations is None:
+            return self._run(case, self.engine_for(case.facts))
+        key, engine = self.situation(case.facts)
+        known = self.situations.get(key)
+        if known is not None:
+            return known.replay(case, Result, Run)
+        run = self._run(case, engine)
+        self.situations.put(key, Situation.of(run))
+        return run
+
+    def _run(self, case: Case, engine) -> "Run":
         firings = engine.evaluate(case.facts, self.order)
         rule_of_fact = {fact_id: firings[i].rule.id for fact_id, i in engine.asserted_by.items()}
         firings = _canonical(firings)
