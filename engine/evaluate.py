@@ -95,14 +95,16 @@ class Advisor:
         if engine is None:
             rules = None if key is None else live_rules(self.rulebase, key)
             engine = self.engines[key] = compile_rulebase(self.rulebase, rules)()
-            self.keyers[key] = Keyer(engine.rules, self.rulebase.schema.fields)
         return engine
 
     def situation(self, facts: dict) -> tuple:
         """The clinical situation of a case: all that decides what its rules conclude."""
         engine = self.engine_for(facts)
         key = facts.get("diagnosis") if self.per_disease else None
-        return (key, self.keyers[key].key(facts)), engine
+        keyer = self.keyers.get(key)
+        if keyer is None:
+            keyer = self.keyers[key] = Keyer(engine.rules, self.rulebase.schema.fields)
+        return (key, keyer.key(facts)), engine
 
     def validate(self, data, source=None, line=None, default_id=None) -> Case:
         """Check a case mapping against the schema (raises CaseInvalid)."""

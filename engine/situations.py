@@ -16,6 +16,7 @@ base. It is bounded (least recently used out), so memory stays flat whatever
 the size of the input.
 """
 
+import copy
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Tuple
@@ -81,8 +82,11 @@ class Situation:
 
     @classmethod
     def of(cls, run) -> "Situation":
+        """A copy of what the run concluded: the run's own Result goes to its
+        caller, who may change it."""
         r = run.result
-        return cls(r.status, r.ivig, r.dose, r.warnings, r.trace, r.missing, run.derived, run.fired, run.undecided)
+        kept = copy.deepcopy((r.ivig, r.dose, r.warnings, r.trace, r.missing, run.derived))
+        return cls(r.status, *kept[:5], kept[5], list(run.fired), list(run.undecided))
 
     def replay(self, case, result_type, run_type):
         """The run of this situation for `case`: fresh objects, the case's own values."""

@@ -1,0 +1,219 @@
+"""Deciding once per clinical situation (engine/situations.py): the cache changes
+nothing but the time. Results with the cache on are byte-identical to results
+with it off, over the golden cases, random cases and a sample of each
+diagnosis's fact space; every field a rule tests is part of the key."""
+
+import itertools
+import json
+import random
+
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from conftest import ROOT, jsonl
+from ivig_advisor.engine import Advisor, RuleBase, conditions
+from ivig_advisor.engine.analysis import domains, live_rules
+from ivig_advisor.engine.situations import READ_BY_RESULT, Keyer
+
+RULES = RuleBase.load()
+GOLDEN = yaml.safe_load((ROOT / "tests" / "cases" / "golden.yaml").read_text(encoding="utf-8"))
+SPACE = domains(RULES)
+FIELDS = RULES.schema.fields
+
+
+def as_json(result) -> str:
+    return json.dumps(result.to_dict(), sort_keys=False, ensure_ascii=False)
+
+
+PLAIN = Advisor(RULES, cache=0)  # engines compiled once for the module: a run costs milliseconds
+SHARED = Advisor(RULES)  # one cache across hypothesis's examples: more hits, and their mixing
+
+
+def same_answers(cases, cached=None):
+    """Evaluate `cases` with and without the cache; assert every result is byte-identical."""
+    cached = cached or Advisor(RULES)
+    for case in cases:
+        assert as_json(cached.evaluate_mapping(case)) == as_json(PLAIN.evaluate_mapping(case)), case
+    return cached
+
+
+def variant(case, rnd):
+    """The same case with other numbers, ids and weights: often the same situation, not always."""
+    out = dict(case, id=f"v{rnd.randrange(10 ** 6)}")
+    for name, spec in FIELDS.items():
+        if name in out and spec.type in ("number", "integer") and rnd.random() < 0.7:
+            low, high = spec.min if spec.min is not None else 0, spec.max if spec.max is not None else 150
+            out[name] = rnd.randint(int(low), int(high)) if spec.type == "integer" else round(rnd.uniform(low, high), 1)
+    if rnd.random() < 0.2:
+        out.pop("weight_kg", None)
+    return out
+
+
+def test_golden_cases_give_the_same_results_with_the_cache():
+    rnd = random.Random(1)
+    cases = [dict(g["case"], id=g["name"]) for g in GOLDEN]
+    cached = same_answers(cases + [variant(c, rnd) for c in cases for _ in range(5)])
+    assert cached.situations.hits > len(cases), "the variants hit the cache"
+
+
+def test_the_cli_gives_the_same_bytes_with_and_without_the_cache(run_cli, tmp_path):
+    rnd = random.Random(2)
+    cases = [dict(g["case"], id=g["name"]) for g in GOLDEN]
+    path = tmp_path / "cases.jsonl"
+    path.write_text("".join(json.dumps(variant(c, rnd)) + "\n" for c in cases * 10), encoding="utf-8")
+    outputs = {}
+    for args in ((), ("--no-cache",), ("-j", "2"), ("-j", "2", "--no-cache")):
+        result = run_cli("evaluate", "--format", "jsonl", "-q", *args, str(path))
+        assert result.exit_code in (0, 1), result.output
+        outputs[args] = result.stdout
+    assert len(set(outputs.values())) == 1
+    assert len(jsonl(outputs[()])) == len(cases) * 10
+
+
+# -- random cases ------------------------------------------------------------------------
+
+def field_value(name):
+    spec = FIELDS[name]
+    if spec.type in ("number", "integer"):
+        low, high = spec.min if spec.min is not None else 0, spec.max if spec.max is not None else 150
+        cuts = [v for v in SPACE.get(name, []) if v is not None]
+        anywhere = st.integers(int(low), int(high)) if spec.type == "integer" else \
+            st.floats(low, high, allow_nan=False).map(lambda v: round(v, 1))
+        return st.one_of(st.sampled_from(cuts), anywhere) if cuts else anywhere
+    return st.sampled_from([v for v in SPACE[name] if v is not None])
+
+
+def valid(case):
+    return RULES.schema.check_constraints(case)
+
+
+@st.composite
+def cases(draw):
+    case = {"diagnosis": draw(st.sampled_from([d for d in SPACE["diagnosis"] if d is not None]))}
+    for name in sorted(SPACE):
+        if name != "diagnosis" and draw(st.booleans()):
+            value = draw(field_value(name))
+            case[name] = list(value) if isinstance(value, tuple) else value
+    if draw(st.booleans()):
+        case["weight_kg"] = draw(st.integers(30, 120))
+    return case
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(cases(), min_size=2, max_size=12))
+def test_random_cases_give_the_same_results_with_the_cache(batch):
+    batch = [c for c in batch if valid(c)]
+    # each case twice, the second time with other numbers: hits and near misses
+    rnd = random.Random(len(batch))
+    same_answers(list(itertools.chain.from_iterable((c, variant(c, rnd)) for c in batch)), SHARED)
+
+
+# -- a sample of each diagnosis's fact space ---------------------------------------------
+
+@pytest.mark.parametrize("diagnosis", [d for d in SPACE["diagnosis"] if d is not None])
+def test_a_sample_of_each_diagnosis_fact_space(diagnosis):
+    rnd = random.Random(diagnosis)
+    tested = sorted({t.name for r in live_rules(RULES, diagnosis) for t in conditions.tests(r.when)
+                     if t.name in FIELDS and t.name != "diagnosis"})
+    sample = []
+    for _ in range(120):
+        case = {"diagnosis": diagnosis, "weight_kg": 70}
+        for name in tested:
+            value = rnd.choice(SPACE[name])
+            if value is not None:
+                case[name] = list(value) if isinstance(value, tuple) else value
+        if valid(case):
+            sample += [case, variant(case, rnd)]
+    same_answers(sample)
+
+
+# -- the key --------------------------------------------------------------------------
+
+def test_the_key_reads_every_field_some_rule_of_the_engine_tests():
+    advisor = Advisor(RULES)
+    for diagnosis in (d for d in SPACE["diagnosis"] if d is not None):
+        advisor.situation({"diagnosis": diagnosis})
+        engine_rules = advisor.engines[diagnosis].rules
+        tested = {t.name for r in engine_rules for t in conditions.tests(r.when) if t.name in FIELDS}
+        assert advisor.keyers[diagnosis].names == tested | set(READ_BY_RESULT), diagnosis
+
+
+def test_two_cases_that_differ_in_one_tested_field_are_not_taken_for_one_situation():
+    """For every field some rule tests: a case, and the same case with that field
+    changed so that the answer changes, evaluated one after the other with the
+    cache on, get their own answers. Leaving any such field out of the key fails."""
+    checked, plain = set(), PLAIN
+    for diagnosis in (d for d in SPACE["diagnosis"] if d is not None):
+        names = sorted({t.name for r in live_rules(RULES, diagnosis) for t in conditions.tests(r.when)
+                        if t.name in FIELDS and t.name != "diagnosis"})
+        base = {"diagnosis": diagnosis, "weight_kg": 70}
+        for name in names:
+            answers = {}
+            for value in SPACE[name]:
+                case = dict(base, **({} if value is None else {name: list(value) if isinstance(value, tuple) else value}))
+                if valid(case):
+                    answers.setdefault(as_json(plain.evaluate_mapping(case)), case)
+            if len(answers) < 2:
+                continue  # with everything else unknown, this field changes nothing here
+            checked.add(name)
+            cached = Advisor(RULES)
+            cached.engines = PLAIN.engines  # the engines compiled once; the cache and its keys its own
+            for expected, case in list(answers.items()) + list(answers.items()):
+                assert as_json(cached.evaluate_mapping(case)) == expected, (diagnosis, name, case)
+    assert len(checked) >= 15, sorted(checked)
+
+
+def test_a_dropped_field_would_be_caught(monkeypatch):
+    """The test above can fail: a Keyer that leaves out one tested field
+    (here age, which decides 'elderly') mixes two situations."""
+    original = Keyer.__init__
+
+    def without_age(self, rules, fields):
+        original(self, rules, fields)
+        self.fields = tuple((n, h) for n, h in self.fields if n != "age")
+
+    monkeypatch.setattr(Keyer, "__init__", without_age)
+    with pytest.raises(AssertionError):
+        test_two_cases_that_differ_in_one_tested_field_are_not_taken_for_one_situation()
+
+
+# -- bounded, and safe to change ------------------------------------------------------------
+
+def test_the_cache_keeps_at_most_its_size_and_forgets_the_least_recently_used():
+    advisor = Advisor(RULES, cache=3)
+    ages = [20, 70]  # below and above the 'elderly' threshold: two situations per diagnosis
+    for diagnosis in ("gbs", "cidp", "mmn"):
+        for age in ages:
+            advisor.evaluate_mapping({"diagnosis": diagnosis, "age": age})
+    assert len(advisor.situations) == 3
+    misses = advisor.situations.misses
+    advisor.evaluate_mapping({"diagnosis": "mmn", "age": 71})  # recent: a hit
+    assert advisor.situations.misses == misses
+    advisor.evaluate_mapping({"diagnosis": "gbs", "age": 21})  # forgotten: run again
+    assert advisor.situations.misses == misses + 1
+
+
+def test_changing_a_result_does_not_change_the_next_one():
+    advisor = Advisor(RULES)
+    case = {"diagnosis": "gbs", "walks_unaided": False, "weight_kg": 70, "age": 80}
+    first = advisor.evaluate_mapping(case)
+    before = as_json(first)
+    first.ivig["stance"] = "changed"
+    first.warnings[0]["code"] = "changed"
+    first.trace[0]["matched"][0]["value"] = "changed"
+    first.dose["days"] = 99
+    first.missing.append("changed")
+    second = advisor.evaluate_mapping(dict(case, age=81))
+    assert advisor.situations.hits == 1
+    assert as_json(second) == before.replace('"age", "value": 80', '"age", "value": 81')
+
+
+def test_the_run_record_of_a_hit_is_the_runs():
+    advisor, plain = Advisor(RULES), Advisor(RULES, cache=0)
+    case = advisor.validate({"diagnosis": "mmn", "age": 50})
+    advisor.run(case)
+    hit, fresh = advisor.run(case), plain.run(case)
+    assert advisor.situations.hits == 1
+    assert (hit.derived, hit.fired, [r.id for r in hit.undecided]) == \
+        (fresh.derived, fresh.fired, [r.id for r in fresh.undecided])
