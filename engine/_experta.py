@@ -16,7 +16,33 @@ for _name in ("Mapping", "MutableMapping", "Sequence", "MutableSequence",
         setattr(collections, _name, getattr(collections.abc, _name))
 
 from experta import AS, NOT, OR, AND, Fact, KnowledgeEngine, L, P, Rule  # noqa: E402
+from experta.matchers.rete import ReteMatcher  # noqa: E402
 from experta.strategies import DepthStrategy  # noqa: E402
 
+EXPERTA_VERSION = "1.9.4"  # what `trim_overheads` assumes of experta's insides (tests/test_experta.py pins it)
+
+
+def trim_overheads(engine: KnowledgeEngine) -> KnowledgeEngine:
+    """Remember, for this engine, two things experta works out again for every case.
+
+    - `ReteMatcher._get_conflict_set_nodes` walks the network for the nodes
+      that hold activations. Its ``lru_cache(maxsize=1)`` is shared by every
+      engine, so with one engine per diagnosis it is recomputed whenever two
+      consecutive cases have different diagnoses. The network never changes
+      once built: one list per engine.
+    - `reset()` finds the engine's DefFacts with `inspect.getmembers` on every
+      call. They are fixed by the class: found once.
+
+    Both give what experta would have computed; results stay byte-identical.
+    """
+    matcher = engine.matcher
+    if isinstance(matcher, ReteMatcher):
+        nodes = ReteMatcher._get_conflict_set_nodes.__wrapped__(matcher)
+        matcher._get_conflict_set_nodes = lambda: nodes
+    deffacts = type(engine).get_deffacts(engine)
+    engine.get_deffacts = lambda: deffacts
+    return engine
+
+
 __all__ = ["AS", "AND", "NOT", "OR", "Fact", "KnowledgeEngine", "L", "P", "Rule",
-           "DepthStrategy"]
+           "DepthStrategy", "EXPERTA_VERSION", "trim_overheads"]

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import List
 
 from . import conditions
-from ._experta import AS, NOT, OR, AND, Fact, KnowledgeEngine, L, P, Rule
+from ._experta import AS, NOT, OR, AND, Fact, KnowledgeEngine, L, P, Rule, trim_overheads
 from .rulebase import STANCE, RuleBase, RuleSpec
 from .words import dose_line
 
@@ -43,6 +43,10 @@ class AdvisorEngine(KnowledgeEngine):
     rulebase: RuleBase = None
     rules: List[RuleSpec] = []       # the rules compiled in, in rule-base order
     tested: frozenset = frozenset()  # the names they test
+
+    def __init__(self):
+        super().__init__()
+        trim_overheads(self)
 
     def evaluate(self, facts: dict, order) -> List[Firing]:
         """Run the rules over a case's facts; return the firings in order."""
