@@ -44,11 +44,18 @@ def _escaped(text: str, unsafe) -> str:
                                            else f"\\U{ord(m.group()):08x}"), text)
 
 
+# One encoder for the common case (json.dumps builds one per call unless called
+# bare). The standard library's, not a faster one: results are a contract, and
+# orjson's bytes differ (it writes floats and escapes otherwise).
+_ENCODER = json.JSONEncoder(ensure_ascii=False)
+
+
 def json_text(data, **options) -> str:
     """JSON that a terminal shows safely too: the characters json.dumps leaves
     raw (C1, DEL, the invisible and reordering marks) become \\u escapes of
     the same characters, so the data is unchanged."""
-    text = json.dumps(data, ensure_ascii=False, **options)
+    encoder = _ENCODER if not options else json.JSONEncoder(ensure_ascii=False, **options)
+    text = encoder.encode(data)
     return _JSON_RAW.sub(lambda m: json.dumps(m.group())[1:-1], text)
 
 
