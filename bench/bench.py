@@ -1,15 +1,32 @@
-"""Benchmark of batch evaluation: per-case cost, worker scaling, memory, start-up.
+"""Benchmark of batch evaluation: per-case cost, the situation cache, worker scaling, memory, start-up.
 
-    python bench/bench.py            # the figures the README quotes (a few minutes)
-    python bench/bench.py --quick    # smaller batches, for a first look
+    python bench/bench.py            # the figures the README quotes (10-15 minutes on 2 cores)
+    python bench/bench.py --quick    # 1k and 10k cases only, for a first look (2-3 minutes)
 
-Targets (issue 6): per-disease engines cost at most half of one engine with
-every rule; 2 workers at least 1.8x one; peak memory the same for 10k and
-200k cases; `ivig --help` and `ivig --version` under 150 ms. Each line says
-whether its target is met, and by how much it misses if not.
+One run, on the same generated cases, measures through the real CLI
+(`python -m ivig_advisor.cli evaluate FILE --format jsonl -q -j N [--no-cache]`,
+output to a file): wall time, cases/s and ms/case with 1 and 2 workers at 1k,
+10k and 100k cases, cache on and off; the peak memory of the whole process
+tree (sum of the RSS of the command and its workers, sampled from /proc every
+20 ms) and of its largest single process (RSS sampled, and the kernel's VmHWM);
+the sha256 of every output. In process, an `Advisor()` over the same cases
+gives the cache's hit rate. Then the worst case for the cache: cases drawn
+uniformly over the fact space, almost every one a new situation (5k cases,
+one worker, cache on and off).
+
+Targets, each line saying whether it is met and by how much it misses if not:
+issue 13: at 100k cases one worker with the cache at least 3x the cache-off
+throughput; memory per worker under 64 MiB; output byte-identical with the
+cache on and off (a difference is reported loudly with its first differing
+line, and the run exits 1); two workers at least 1.8x one at 10k cases and
+above. Issue 6: per-disease engines cost at most half of one engine with
+every rule; peak memory per process flat (5%) between the two largest batches
+with the cache off; `ivig --help` and `ivig --version` under 150 ms.
 """
 
 import argparse
+import hashlib
+import inspect
 import json
 import os
 import platform
@@ -17,37 +34,150 @@ import random
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
-from ivig_advisor.engine import Advisor, RuleBase
-from ivig_advisor.engine.verify import domains
+from ivig_advisor.engine import Advisor, CaseInvalid, RuleBase
+from ivig_advisor.engine.analysis import domains
 
 IVIG = [sys.executable, "-m", "ivig_advisor.cli"]
+SIZES, QUICK_SIZES = (1_000, 10_000, 100_000), (1_000, 10_000)
+WORKERS = (1, 2)
+MIB = 1024 * 1024
+
+# The ranges numbers are drawn from (a real batch's spread, not only the rules' cut values);
+# a number field not named here is drawn over its schema range.
+NUMBER_RANGES = {"age": (1, 100), "weight_kg": (30, 120)}
+# How often each diagnosis comes up in a batch (relative; one not named: 1).
+DIAGNOSES = {"cidp": 25, "gbs": 20, "myasthenia_gravis": 15, "mmn": 10, "paraproteinemic_neuropathy": 5,
+             "dermatomyositis": 5, "multiple_sclerosis": 4, "miller_fisher": 3, "polymyositis": 3,
+             "inclusion_body_myositis": 3, "lems": 2, "stiff_person_syndrome": 2}
+# How often a recorded yes/no field is yes (one not named: 1 in 2). Risk factors are uncommon.
+YES = {"iga_deficiency": 0.01, "anti_iga_antibodies": 0.01, "renal_disease": 0.10, "volume_depletion": 0.05,
+       "migraine": 0.12, "diabetes": 0.15, "thrombocytopenia": 0.03, "thrombocytosis": 0.02,
+       "hypergammaglobulinemia": 0.03, "ivig_planned": 0.80, "refractory": 0.30, "needs_ventilation": 0.15,
+       "walks_unaided": 0.30, "plasma_exchange_available": 0.60}
+UNKNOWN = 0.02     # a field the case's diagnosis's rules read is left blank (unknown) this often
+STRAY = 0.03       # a field only other diagnoses' rules read is filled in anyway this often
+LIST_ITEM = 0.15   # each item of a list field (planned co-therapy) is there this often
+INVALID = (  # every 50th case is invalid, in one of these ways, in turn
+    lambda case: case.update(age=-1),                                   # out of range
+    lambda case: case.update(diagnosis="scurvy"),                       # not a value of the enum
+    lambda case: case.update(weight_kg="heavy"),                        # not a number
+    lambda case: case.update(needs_ventilation=True, walks_unaided=True),  # breaks a constraint
+    lambda case: case.pop("diagnosis"),                                 # a required field missing
+)
 
 
-def synthetic_cases(n, seed=2004):
-    """Cases drawn over the values the rules distinguish, with weights; about 1 in 50 invalid."""
+# -- the cases -----------------------------------------------------------------
+
+def synthetic_cases(n, seed=2004, uniform=False):
+    """Cases like a real batch's, deterministic for a seed; 1 in 50 invalid.
+
+    A diagnosis drawn by how common it is (DIAGNOSES); the fields its rules
+    read (its engine's situation key) recorded 49 times in 50, with uncommon risk
+    factors (YES); the fields only other diagnoses' rules read seldom filled
+    in; numbers across their ranges (age 1-100, weight 30-120 kg, some with a
+    decimal), not only at the rules' cut values. Weight and sex, which no rule
+    tests, are there too (weight gives the grams of a dose).
+
+    `uniform`: every tested field drawn uniformly over the fact space
+    (analysis.domains, unknown included), numbers still across their ranges:
+    the worst case for the situation cache, almost every case a new situation.
+    """
     rulebase = RuleBase.load()
-    space = domains(rulebase)
+    fields, space = rulebase.schema.fields, domains(rulebase)
     rnd = random.Random(seed)
     diagnoses = [d for d in space["diagnosis"] if d is not None]
+    weights = [1 if uniform else DIAGNOSES.get(d, 1) for d in diagnoses]
+    reads = _fields_read(rulebase, diagnoses)
     for i in range(n):
-        case = {name: rnd.choice(values) for name, values in space.items()}
-        case["diagnosis"] = rnd.choice(diagnoses)
-        case["weight_kg"] = rnd.randint(30, 120)
-        case["id"] = f"case-{i}"
+        diagnosis = rnd.choices(diagnoses, weights)[0]
+        case = {"id": f"case-{i}", "diagnosis": diagnosis}
+        for name, values in space.items():
+            if name == "diagnosis":
+                continue
+            spec = fields[name]
+            if uniform:
+                unknown = rnd.random() < 1 / len(values)  # as often as the fact space has it
+            else:
+                unknown = rnd.random() < (UNKNOWN if name in reads[diagnosis] else 1 - STRAY)
+            if unknown:
+                continue
+            if spec.type in ("number", "integer"):
+                case[name] = _number(rnd, name, spec)
+            elif uniform:
+                case[name] = rnd.choice([v for v in values if v is not None])
+            elif spec.type == "boolean":
+                case[name] = rnd.random() < YES.get(name, 0.5)
+            elif spec.type == "list":
+                case[name] = [v for v in spec.values if rnd.random() < LIST_ITEM]
+            else:
+                case[name] = rnd.choice([v for v in values if v is not None])
+        if rnd.random() >= 0.05:
+            case["weight_kg"] = _number(rnd, "weight_kg", fields["weight_kg"])
+        sex = rnd.choice(["female", "male", "female", "male", "other", None])
+        if sex:
+            case["sex"] = sex
         if case.get("needs_ventilation"):
             case["walks_unaided"] = False
+        case = {k: list(v) if isinstance(v, tuple) else v for k, v in case.items()}
         if i % 50 == 49:
-            case["age"] = -1  # an invalid case: an error result, not a crash
-        yield {k: list(v) if isinstance(v, tuple) else v for k, v in case.items() if v is not None}
+            INVALID[(i // 50) % len(INVALID)](case)
+        yield case
 
 
-def write_jsonl(path, n):
+_READS = {}
+
+
+def _fields_read(rulebase, diagnoses):
+    """For each diagnosis, the case fields the rules of its engine read (its situations' key)."""
+    if not _READS:
+        advisor = Advisor(rulebase)
+        for d in diagnoses:
+            advisor.situation({"diagnosis": d})  # builds the engine of d and its Keyer
+            _READS[d] = set(advisor.keyers[d].names)
+    return _READS
+
+
+def _number(rnd, name, spec):
+    low, high = NUMBER_RANGES.get(name, (spec.min if spec.min is not None else 0,
+                                         spec.max if spec.max is not None else 100))
+    value = rnd.randint(int(low), int(high))
+    if spec.type == "number" and rnd.random() < 0.3:
+        value = min(high, round(value + rnd.random(), 1))
+    return value
+
+
+def write_jsonl(path, n, uniform=False):
     with open(path, "w", encoding="utf-8") as out:
-        for case in synthetic_cases(n):
+        for case in synthetic_cases(n, uniform=uniform):
             out.write(json.dumps(case) + "\n")
+
+
+# -- in process ----------------------------------------------------------------
+
+def has_cache():
+    """Whether this build's Advisor has the situation cache (issue 13)."""
+    return "cache" in inspect.signature(Advisor).parameters
+
+
+def cli_has_no_cache():
+    """Whether this build's `ivig evaluate` takes --no-cache."""
+    out = subprocess.run([*IVIG, "evaluate", "--help"], capture_output=True, text=True, check=True)
+    return "--no-cache" in out.stdout
+
+
+def make_advisor(rulebase=None, per_disease=True, cache=None):
+    """An Advisor; cache=0 is an Advisor without the cache, also on a build that has none."""
+    if cache is None:
+        return Advisor(rulebase, per_disease=per_disease)
+    if not has_cache():
+        if cache:
+            raise RuntimeError("this build has no situation cache")
+        return Advisor(rulebase, per_disease=per_disease)
+    return Advisor(rulebase, per_disease=per_disease, cache=cache)
 
 
 def per_case_ms(advisor, cases):
@@ -59,15 +189,165 @@ def per_case_ms(advisor, cases):
     return (time.perf_counter() - start) * 1000 / len(cases)
 
 
-def run_batch(path, workers):
-    """Wall time and peak RSS (largest process: the reader or a worker) of one `ivig evaluate`."""
-    probe = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
-             "subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=False); "
-             "print(time.perf_counter() - t, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)")
-    out = subprocess.run([sys.executable, "-c", probe, *IVIG, "evaluate", str(path), "--format", "jsonl",
-                          "--quiet", "--workers", str(workers)], capture_output=True, text=True, check=True)
-    seconds, kib = out.stdout.split()
-    return float(seconds), int(kib) / 1024
+def distinct_situations(n, uniform):
+    """(distinct situations, valid cases) among n generated cases: what an unbounded cache would miss."""
+    advisor, seen, valid = Advisor(), set(), 0
+    for i, case in enumerate(synthetic_cases(n, uniform=uniform)):
+        try:
+            facts = advisor.validate(case, default_id=f"case:{i + 1}").facts
+        except CaseInvalid:
+            continue
+        valid += 1
+        seen.add(advisor.situation(facts)[0])
+    return len(seen), valid
+
+
+def cache_in_process(sizes):
+    """An `Advisor()` (the default cache) over the cases the CLI runs read, in one pass over the
+    largest batch (the first n cases of it are the n-case batch): at each size, hits, misses, time."""
+    advisor = Advisor()
+    distinct, valid, errors, seconds = set(), 0, 0, 0.0
+    for i, case in enumerate(synthetic_cases(max(sizes))):
+        start = time.perf_counter()
+        result = advisor.evaluate_mapping(case, default_id=f"case:{i + 1}")
+        seconds += time.perf_counter() - start
+        errors += result.status == "error"
+        try:  # the number of distinct situations: what an unbounded cache would miss
+            facts = advisor.validate(case, default_id=f"case:{i + 1}").facts
+            distinct.add(advisor.situation(facts)[0])
+            valid += 1
+        except CaseInvalid:
+            pass
+        if i + 1 in sizes:
+            cache = advisor.situations
+            yield ({"n": i + 1, "seconds": seconds, "hits": cache.hits, "misses": cache.misses,
+                        "size": len(cache), "maxsize": cache.maxsize, "distinct": len(distinct),
+                        "valid": valid, "errors": errors})
+
+
+# -- through the CLI -------------------------------------------------------------
+
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class TreeSampler(threading.Thread):
+    """Samples the memory of a process and all its descendants from /proc every `interval` seconds."""
+
+    def __init__(self, root, interval=0.02):
+        super().__init__(daemon=True)
+        self.root, self.interval = root, interval
+        self.stop = threading.Event()
+        self.tree_peak = 0       # the largest sum of RSS over the tree at one sample
+        self.process_peak = 0    # the largest RSS of any single process at one sample
+        self.hwm = 0             # the largest VmHWM (the kernel's peak RSS of a process) seen
+        self.pids, self.samples = set(), 0
+
+    def run(self):
+        while not self.stop.is_set():
+            memory = {pid: _memory(pid) for pid in _descendants(self.root)}
+            memory = {pid: m for pid, m in memory.items() if m}
+            self.pids |= set(memory)
+            self.tree_peak = max(self.tree_peak, sum(rss for rss, _ in memory.values()))
+            self.process_peak = max([self.process_peak, *(rss for rss, _ in memory.values())])
+            self.hwm = max([self.hwm, *(hwm for _, hwm in memory.values())])
+            self.samples += 1
+            self.stop.wait(self.interval)
+
+
+def _descendants(root):
+    children = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as f:
+                    stat = f.read()
+            except OSError:
+                continue
+            ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo.extend(children.get(pid, ()))
+    return out
+
+
+def _memory(pid):
+    """(RSS, VmHWM) of a process in bytes; None once it has gone (or is a zombie)."""
+    try:
+        with open(f"/proc/{pid}/status", "rb") as f:
+            status = f.read()
+    except OSError:
+        return None
+    found = {}
+    for line in status.splitlines():
+        if line.startswith((b"VmRSS:", b"VmHWM:")):
+            key, value = line.split(b":")
+            found[key] = int(value.split()[0]) * 1024
+    return (found[b"VmRSS"], found[b"VmHWM"]) if len(found) == 2 else None
+
+
+def run_cli(path, workers, cache, output):
+    """One `ivig evaluate` of `path` into `output`: wall time, memory, the output's sha256."""
+    command = [*IVIG, "evaluate", str(path), "--format", "jsonl", "-q", "-j", str(workers)]
+    if not cache and CLI_NO_CACHE:
+        command.append("--no-cache")
+    with open(output, "wb") as out:
+        start = time.perf_counter()
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.PIPE)
+        sampler = TreeSampler(proc.pid)
+        sampler.start()
+        _, status = os.waitpid(proc.pid, 0)
+        seconds = time.perf_counter() - start
+        sampler.stop.set()
+        sampler.join()
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    stderr = proc.stderr.read().decode(errors="replace")
+    proc.stderr.close()
+    if proc.returncode not in (0, 1):  # 1: some cases are invalid, on purpose
+        raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n{stderr}")
+    return {"seconds": seconds, "tree": sampler.tree_peak / MIB, "process": sampler.process_peak / MIB,
+            "hwm": sampler.hwm / MIB, "processes": len(sampler.pids), "samples": sampler.samples,
+            "sha256": sha256(output)}
+
+
+def sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def first_difference(a, b):
+    """The first line where two files differ: (line number, line of a, line of b)."""
+    number = 0
+    with open(a, "rb") as fa, open(b, "rb") as fb:
+        for number, (x, y) in enumerate(zip(fa, fb), start=1):
+            if x != y:
+                return number, x.decode(errors="replace"), y.decode(errors="replace")
+        rest_a, rest_b = fa.readline(), fb.readline()
+        return number + 1 if rest_a or rest_b else None, rest_a.decode(), rest_b.decode()
+
+
+def shorten(line, at, width=160):
+    start = max(0, at - width // 2)
+    return ("..." if start else "") + line[start:start + width].rstrip("\n") + ("..." if start + width < len(line) else "")
+
+
+def loud_difference(label, a, b):
+    number, x, y = first_difference(a, b)
+    at = next((i for i, (p, q) in enumerate(zip(x, y)) if p != q), min(len(x), len(y)))
+    print(f"!!! OUTPUT DIFFERS: {label}; first differing line {number}, at character {at}:")
+    print(f"!!!   {shorten(x, at)}")
+    print(f"!!!   {shorten(y, at)}")
+
+
+# -- the report ------------------------------------------------------------------
+
+def verdict(ok, miss):
+    return "meets target" if ok else f"MISSES target by {miss}"
 
 
 def startup_ms(args, runs=7):
@@ -79,51 +359,207 @@ def startup_ms(args, runs=7):
     return best * 1000
 
 
-def verdict(ok, miss):
-    return "meets target" if ok else f"MISSES target by {miss}"
+def say(*args):
+    print(*args, flush=True)
+
+
+def machine():
+    commit = subprocess.run(["git", "-C", str(Path(__file__).parent), "describe", "--always", "--dirty"],
+                            capture_output=True, text=True).stdout.strip() or "?"
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}, {platform.system()} {platform.release()}; code {commit}; "
+            f"load average {load}")
 
 
 def main():
+    global CLI_NO_CACHE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="smaller batches")
+    parser.add_argument("--quick", action="store_true", help="1k and 10k cases only")
+    parser.add_argument("--sizes", help="batch sizes to run instead, e.g. 500,2000 (a trial of the bench itself)")
     args = parser.parse_args()
-    small, large, scaling, inproc = (2_000, 20_000, 4_000, 1_000) if args.quick else (10_000, 200_000, 20_000, 5_000)
+    sizes, inproc = (QUICK_SIZES, 500) if args.quick else (SIZES, 2_000)
+    if args.sizes:
+        sizes, inproc = tuple(int(x) for x in args.sizes.split(",")), 500
     os.environ.setdefault("PYTHONHASHSEED", "0")
+    began = time.perf_counter()
 
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+    say(machine())
+    cached = has_cache()
+    CLI_NO_CACHE = cli_has_no_cache()
+    caches = (False, True) if cached and CLI_NO_CACHE else (False,)
+    if len(caches) == 1:
+        say("NOTE: this build has no situation cache "
+            f"(Advisor(cache=...): {'yes' if cached else 'no'}, evaluate --no-cache: "
+            f"{'yes' if CLI_NO_CACHE else 'no'}); measuring it as it is, cache off")
+
+    # -- per case, in process (issue 6), the cache off unless said
     rulebase = RuleBase.load()
-    whole, split = Advisor(rulebase, per_disease=False), Advisor(rulebase)
-    cases = [whole.validate(c) for c in synthetic_cases(inproc) if c.get("age", 0) >= 0]
+    whole, split = make_advisor(rulebase, per_disease=False, cache=0), make_advisor(rulebase, cache=0)
+    cases = []
+    for c in synthetic_cases(inproc):
+        try:
+            cases.append(whole.validate(c))
+        except CaseInvalid:
+            pass
     naive, ours = per_case_ms(whole, cases), per_case_ms(split, cases)
-    print(f"per case, one engine with all {len(rulebase.rules)} rules: {naive:.2f} ms")
-    print(f"per case, one engine per diagnosis:          {ours:.2f} ms  = {ours / naive:.2f} of it; "
-          + verdict(ours <= naive / 2, f"{ours / naive - 0.5:.2f}"))
+    say(f"per case, one engine with all {len(rulebase.rules)} rules: {naive:.2f} ms")
+    say(f"per case, one engine per diagnosis:          {ours:.2f} ms  = {ours / naive:.2f} of it; "
+        + verdict(ours <= naive / 2, f"{ours / naive - 0.5:.2f}"))
+    if cached:
+        warm = per_case_ms(make_advisor(rulebase), cases)
+        say(f"per case, per diagnosis with the cache:       {warm:.2f} ms  = {ours / warm:.2f}x faster "
+            f"({len(cases):,} valid cases, in process)")
 
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "scaling.jsonl"
-        write_jsonl(path, scaling)
-        one, _ = run_batch(path, 1)
-        two, _ = run_batch(path, 2)
-        print(f"{scaling:,} cases, 1 worker: {one:.1f} s ({scaling / one:,.0f}/s); 2 workers: {two:.1f} s "
-              f"({scaling / two:,.0f}/s) = {one / two:.2f}x; " + verdict(one / two >= 1.8, f"{1.8 - one / two:.2f}x"))
-        peaks = []
-        for n in (small, large):  # the default: as many workers as cores
+    # -- the cache's hit rate, in process
+    say("\nthe cache in process: Advisor() over the same cases as the CLI runs below")
+    if cached:
+        for c in cache_in_process(sizes):
+            n = c["n"]
+            looked = c["hits"] + c["misses"]
+            rate = c["hits"] / looked if looked else 0
+            ideal = (f"; {c['distinct']:,} distinct situations among {c['valid']:,} valid cases "
+                     f"(an unbounded cache: {1 - c['distinct'] / c['valid']:.1%} hits)") if c["distinct"] else ""
+            say(f"  {n:>7,} cases: {c['hits']:,} hits, {c['misses']:,} misses = {rate:.1%} hits; "
+                f"{c['size']:,} of at most {c['maxsize']:,} kept{ideal}; "
+                f"{c['seconds'] * 1000 / n:.3f} ms/case; {c['errors']:,} invalid")
+    else:
+        say("  not measured: no cache in this build")
+
+    # -- through the CLI
+    say("\nthrough the CLI: evaluate FILE --format jsonl -q -j N [--no-cache] > file; memory in MiB: "
+        "tree = peak sum of RSS over the command and its workers, process = the largest single process "
+        "(both sampled from /proc every 20 ms), hwm = the largest VmHWM (the kernel's own peak RSS of a process)")
+    header = (f"{'cases':>8} {'cache':>5} {'-j':>2} {'wall s':>8} {'cases/s':>8} {'ms/case':>8} "
+              f"{'tree':>6} {'process':>7} {'hwm':>6} {'procs':>5}  sha256")
+    say(header)
+    runs, identical, failures = {}, [], 0
+    with tempfile.TemporaryDirectory(prefix="ivig-bench-") as tmp:
+        for n in sizes:
             path = Path(tmp) / f"{n}.jsonl"
             write_jsonl(path, n)
-            seconds, mib = run_batch(path, os.cpu_count())
-            peaks.append(mib)
-            print(f"{n:,} cases, {os.cpu_count()} workers: {seconds:.1f} s ({n / seconds:,.0f}/s), "
-                  f"peak RSS {mib:.0f} MiB")
+            outputs = {}
+            for workers in WORKERS:
+                for cache in caches:
+                    output = Path(tmp) / f"out-{n}-{workers}-{'on' if cache else 'off'}.jsonl"
+                    # a small batch is mostly start-up: take the best of 2 (not in a quick run)
+                    repeats = 2 if n <= 1_000 and not (args.quick or args.sizes) else 1
+                    tries = [run_cli(path, workers, cache, output) for _ in range(repeats)]
+                    r = min(tries, key=lambda t: t["seconds"])
+                    if len({t["sha256"] for t in tries}) > 1:
+                        say(f"!!! OUTPUT DIFFERS between repeats of the same run: {n:,} cases, -j {workers}, "
+                            f"cache {'on' if cache else 'off'}")
+                        failures += 1
+                    runs[n, workers, cache], outputs[workers, cache] = r, output
+                    say(f"{n:>8,} {'on' if cache else 'off':>5} {workers:>2} {r['seconds']:>8.2f} "
+                        f"{n / r['seconds']:>8,.0f} {r['seconds'] * 1000 / n:>8.3f} {r['tree']:>6.1f} "
+                        f"{r['process']:>7.1f} {r['hwm']:>6.1f} {r['processes']:>5}  {r['sha256'][:16]}")
+            for workers in WORKERS:  # cache on vs off: the target
+                if True in caches:
+                    same = runs[n, workers, True]["sha256"] == runs[n, workers, False]["sha256"]
+                    identical.append(same)
+                    if not same:
+                        failures += 1
+                        loud_difference(f"{n:,} cases, -j {workers}, cache off vs on",
+                                        outputs[workers, False], outputs[workers, True])
+            for cache in caches:  # 1 vs 2 workers: the contract (issue 6)
+                if runs[n, 1, cache]["sha256"] != runs[n, 2, cache]["sha256"]:
+                    failures += 1
+                    loud_difference(f"{n:,} cases, cache {'on' if cache else 'off'}, -j 1 vs -j 2",
+                                    outputs[1, cache], outputs[2, cache])
+            for output in outputs.values():
+                output.unlink()
             path.unlink()
-        growth = peaks[1] / peaks[0] - 1
-        print(f"  peak memory {small:,} -> {large:,} cases: {growth:+.1%}; "
-              + verdict(abs(growth) <= 0.05, f"{abs(growth) - 0.05:.1%} over a 5% tolerance"))
 
+    worst_rows = {}
+    if True in caches:
+        n = 1_000 if args.quick or args.sizes else 5_000
+        distinct, valid = distinct_situations(n, uniform=True)
+        say(f"\nworst case for the cache: {n:,} cases drawn uniformly over the fact space; {distinct:,} distinct "
+            f"situations among {valid:,} valid cases (at most {1 - distinct / valid:.1%} hits)")
+        say(header)
+        with tempfile.TemporaryDirectory(prefix="ivig-bench-") as tmp:
+            path, hashes = Path(tmp) / "uniform.jsonl", {}
+            write_jsonl(path, n, uniform=True)
+            for cache in caches:
+                output = Path(tmp) / f"out-{'on' if cache else 'off'}.jsonl"
+                r = worst_rows[cache] = run_cli(path, 1, cache, output)
+                hashes[cache] = output
+                say(f"{n:>8,} {'on' if cache else 'off':>5} {1:>2} {r['seconds']:>8.2f} "
+                    f"{n / r['seconds']:>8,.0f} {r['seconds'] * 1000 / n:>8.3f} {r['tree']:>6.1f} "
+                    f"{r['process']:>7.1f} {r['hwm']:>6.1f} {r['processes']:>5}  {r['sha256'][:16]}")
+            same = worst_rows[True]["sha256"] == worst_rows[False]["sha256"]
+            identical.append(same)
+            if not same:
+                failures += 1
+                loud_difference(f"worst case, {n:,} cases, -j 1, cache off vs on", hashes[False], hashes[True])
+        say(f"  cache on vs off: {worst_rows[False]['seconds'] / worst_rows[True]['seconds']:.2f}x")
+
+    say("\nspeed-ups (throughput ratios)")
+    for n in sizes:
+        parts = [f"2 vs 1 worker, cache {'on' if c else 'off'}: "
+                 f"{runs[n, 1, c]['seconds'] / runs[n, 2, c]['seconds']:.2f}x" for c in caches]
+        if True in caches:
+            parts = [f"cache on vs off, -j {w}: {runs[n, w, False]['seconds'] / runs[n, w, True]['seconds']:.2f}x"
+                     for w in WORKERS] + parts
+        say(f"  {n:>7,} cases: " + "; ".join(parts))
+
+    if True in caches:
+        for n in sizes:  # the cache grows a process that uses it: if the workers' do not, is it on there?
+            grew = {w: max(runs[n, w, True]["process"], runs[n, w, True]["hwm"])
+                    - max(runs[n, w, False]["process"], runs[n, w, False]["hwm"]) for w in WORKERS}
+            if grew[1] > 5 and grew[2] < 2:
+                say(f"  !!! {n:,} cases: the cache grows the one process of -j 1 by {grew[1]:.1f} MiB but the "
+                    f"workers of -j 2 by {grew[2]:.1f} MiB: is the cache on in the workers?")
+
+    say("\ntargets")
+    big = sizes[-1]
+    if True in caches:
+        gain = runs[big, 1, False]["seconds"] / runs[big, 1, True]["seconds"]
+        note = "" if big == 100_000 else f" (the target is at 100,000; --quick stops at {big:,})"
+        say(f"  {big:,} cases, 1 worker, cache on vs off: {gain:.2f}x; "
+            + verdict(gain >= 3, f"{3 - gain:.2f}x (wants >= 3x)") + note)
+    else:
+        say("  cache on vs off: not measured (no cache in this build)")
+    worst_key = max(runs, key=lambda k: max(runs[k]["process"], runs[k]["hwm"]))
+    worst = max(runs[worst_key]["process"], runs[worst_key]["hwm"])
+    n, w, c = worst_key
+    say(f"  memory per worker (largest single process of any run; the larger of RSS and VmHWM): "
+        f"{worst:.1f} MiB, at {n:,} cases, -j {w}, cache {'on' if c else 'off'}; "
+        + verdict(worst < 64, f"{worst - 64:.1f} MiB (wants < 64 MiB)"))
+    if worst_rows:
+        worst = max(max(r["process"], r["hwm"]) for r in worst_rows.values())
+        say(f"  memory per worker, worst case for the cache (uniform fact space): {worst:.1f} MiB; "
+            + verdict(worst < 64, f"{worst - 64:.1f} MiB (wants < 64 MiB)"))
+    if True in caches:
+        say(f"  output byte-identical, cache on vs off: {sum(identical)} of {len(identical)} runs (every size "
+            f"and worker count, and the worst case); " + verdict(all(identical), f"{len(identical) - sum(identical)} runs DIFFER"))
+    else:
+        say("  output byte-identical, cache on vs off: not measured (no cache in this build)")
+    for n in sizes:
+        if n < 10_000:
+            continue
+        for c in caches:
+            ratio = runs[n, 1, c]["seconds"] / runs[n, 2, c]["seconds"]
+            say(f"  {n:,} cases, cache {'on' if c else 'off'}: 2 workers {ratio:.2f}x one; "
+                + verdict(ratio >= 1.8, f"{1.8 - ratio:.2f}x (wants >= 1.8x)"))
+    small, large = sizes[-2], sizes[-1]
+    a, b = (max(runs[m, 2, False]["process"], runs[m, 2, False]["hwm"]) for m in (small, large))
+    growth = b / a - 1
+    say(f"  peak memory per process, 2 workers, cache off, {small:,} -> {large:,} cases: "
+        f"{a:.1f} -> {b:.1f} MiB = {growth:+.1%}; "
+        + verdict(abs(growth) <= 0.05, f"{abs(growth) - 0.05:.1%} over a 5% tolerance"))
     for what in (["--help"], ["--version"]):
         ms = startup_ms(what)
-        print(f"ivig {what[0]}: {ms:.0f} ms; " + verdict(ms < 150, f"{ms - 150:.0f} ms"))
+        say(f"  ivig {what[0]}: {ms:.0f} ms; " + verdict(ms < 150, f"{ms - 150:.0f} ms"))
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    say(f"\n{time.perf_counter() - began:.0f} s in all; load average at the end {load}")
+    if failures:
+        say(f"!!! {failures} OUTPUT DIFFERENCES (see the lines starting with !!! above)")
+        sys.exit(1)
 
+
+CLI_NO_CACHE = False
 
 if __name__ == "__main__":
     main()
