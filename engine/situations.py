@@ -16,15 +16,13 @@ base. It is bounded (least recently used out), so memory stays flat whatever
 the size of the input.
 """
 
-import copy
 from collections import OrderedDict
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from . import conditions
 from .words import plain
 
-DEFAULT_SIZE = 4096  # situations kept per process; see bench/ for the memory this takes
+DEFAULT_SIZE = 8192  # situations kept per process: worst case about 3 KiB each (bench/ measures it)
 
 # Case fields whose value reaches the result although no rule tests it: their
 # presence is part of the key. (Their values are re-read from each case.)
@@ -54,57 +52,99 @@ class Keyer:
         """Every case field the key reads."""
         return frozenset(name for name, _ in self.fields) | frozenset(self.present_only)
 
-    def key(self, facts: dict) -> tuple:
-        """For each tested field: None when unknown, else the verdict of each test on its value."""
-        out = []
+    def key(self, facts: dict) -> str:
+        """For each tested field, '-' when unknown, else one 1 or 0 per test of it
+        on its value; then 1 or 0 for the presence of each field the result reads.
+        A short string: a cache of thousands of situations stays small."""
+        parts = []
         for name, holds in self.fields:
-            value = facts.get(name, _ABSENT)
-            out.append(None if value is _ABSENT else tuple(h(value) for h in holds))
-        out.extend(name in facts for name in self.present_only)
-        return tuple(out)
+            if name in facts:
+                value = facts[name]
+                parts.append("".join("1" if h(value) else "0" for h in holds))
+            else:
+                parts.append("-")
+        parts.extend("1" if name in facts else "0" for name in self.present_only)
+        return "|".join(parts)
 
 
-_ABSENT = object()
-
-
-@dataclass
 class Situation:
-    """What a run concluded, with the parts that are the case's own left to fill in."""
-    status: str
-    ivig: Optional[dict]
-    dose: Optional[dict]
-    warnings: List[dict]
-    trace: List[dict]
-    missing: List[str]
-    derived: Dict[str, list]
-    fired: List[str]
-    undecided: list
+    """What a run concluded, frozen, with the parts that are the case's own left
+    to fill in (the values of its findings in the trace are blanked).
 
-    @classmethod
-    def of(cls, run) -> "Situation":
-        """A copy of what the run concluded: the run's own Result goes to its
-        caller, who may change it."""
+    Frozen means tuples interned in `shared`: most of a trace (which rule fired
+    on which facts, asserting what) and most warnings are the same in many
+    situations, so a situation costs little more than its references.
+    """
+    __slots__ = ("status", "frozen", "undecided")
+
+    def __init__(self, run, shared: dict):
         r = run.result
-        kept = copy.deepcopy((r.ivig, r.dose, r.warnings, r.trace, r.missing, run.derived))
-        return cls(r.status, *kept[:5], kept[5], list(run.fired), list(run.undecided))
+        trace = [dict(e, matched=[dict(m, value=None) if m["fact"] == "Finding" else m for m in e["matched"]])
+                 for e in r.trace]
+        self.status = r.status
+        self.frozen = _freeze((r.ivig, r.dose, r.warnings, trace, r.missing, run.derived, run.fired), shared)
+        self.undecided = tuple(run.undecided)
 
     def replay(self, case, result_type, run_type):
         """The run of this situation for `case`: fresh objects, the case's own values."""
         facts = case.facts
-        dose = None
-        if self.dose is not None:
+        ivig, dose, warnings, trace, missing, derived, fired = _thaw(self.frozen)
+        if dose is not None:
             weight = facts.get("weight_kg")
-            dose = dict(self.dose, total_g=round(self.dose["total_g_per_kg"] * weight, 1) if weight is not None
-                        else None)
-        trace = [{"rule": e["rule"], "layer": e["layer"],
-                  "matched": [dict(m, value=plain(facts[m["name"]])) if m["fact"] == "Finding" else dict(m)
-                              for m in e["matched"]],
-                  "asserted": [dict(a) for a in e["asserted"]]} for e in self.trace]
-        result = result_type(id=case.id, status=self.status, ivig=dict(self.ivig) if self.ivig else None,
-                             dose=dose, warnings=[dict(w) for w in self.warnings], trace=trace,
-                             missing=list(self.missing), source=case.source, line=case.line)
-        derived = {name: list(values) for name, values in self.derived.items()}
-        return run_type(case, result, derived, list(self.fired), list(self.undecided))
+            dose["total_g"] = round(dose["total_g_per_kg"] * weight, 1) if weight is not None else None
+        for entry in trace:
+            for fact in entry["matched"]:
+                if fact["fact"] == "Finding":
+                    fact["value"] = plain(facts[fact["name"]])
+        result = result_type(id=case.id, status=self.status, ivig=ivig, dose=dose, warnings=warnings,
+                             trace=trace, missing=missing, source=case.source, line=case.line)
+        return run_type(case, result, derived, fired, list(self.undecided))
+
+
+class _Dict(tuple):
+    """A frozen dict: its items, in order."""
+
+
+class _List(tuple):
+    """A frozen list."""
+
+
+SHARED_LIMIT = 100_000  # interned parts kept for sharing; past it the table starts again
+
+
+def _freeze(value, shared: dict):
+    """The value as interned tuples (dicts keep their key order). The table of
+    interned parts is bounded: when full it is emptied, and what situations
+    already hold stays theirs."""
+    if len(shared) > SHARED_LIMIT:
+        shared.clear()
+    return _frozen(value, shared)[0]
+
+
+def _frozen(value, shared: dict):
+    """(frozen value, its identity): the identity tells True from 1 and 2.0 from 2,
+    and a list from a dict, which tuples alone would take for equal."""
+    if isinstance(value, dict):
+        items = [(k, _frozen(v, shared)) for k, v in value.items()]
+        frozen, identity = _Dict((k, f) for k, (f, _) in items), (_Dict, tuple((k, i) for k, (_, i) in items))
+    elif isinstance(value, (list, tuple)):
+        items = [_frozen(v, shared) for v in value]
+        frozen, identity = _List(f for f, _ in items), (_List, tuple(i for _, i in items))
+    else:
+        return value, (type(value), value)
+    entry = shared.get(identity)
+    if entry is None:  # the identity is kept too, so that a parent's identity shares its children's
+        entry = shared[identity] = (frozen, identity)
+    return entry
+
+
+def _thaw(value):
+    """Fresh dicts and lists from a frozen value: a caller may change them."""
+    if type(value) is _Dict:
+        return {k: _thaw(v) for k, v in value}
+    if type(value) is _List:
+        return [_thaw(v) for v in value]
+    return value
 
 
 class SituationCache:
@@ -114,11 +154,12 @@ class SituationCache:
         self.maxsize = maxsize
         self.hits = self.misses = 0
         self._entries: "OrderedDict[tuple, Situation]" = OrderedDict()
+        self.shared: dict = {}  # the interned parts of the situations (see Situation)
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: tuple) -> Optional[Situation]:
+    def get(self, key) -> Optional[Situation]:
         entry = self._entries.get(key)
         if entry is None:
             self.misses += 1
@@ -127,7 +168,7 @@ class SituationCache:
         self._entries.move_to_end(key)
         return entry
 
-    def put(self, key: tuple, situation: Situation):
+    def put(self, key, situation: Situation):
         self._entries[key] = situation
         if len(self._entries) > self.maxsize:
             self._entries.popitem(last=False)
