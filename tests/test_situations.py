@@ -217,3 +217,15 @@ def test_the_run_record_of_a_hit_is_the_runs():
     assert advisor.situations.hits == 1
     assert (hit.derived, hit.fired, [r.id for r in hit.undecided]) == \
         (fresh.derived, fresh.fired, [r.id for r in fresh.undecided])
+
+
+def test_freezing_keeps_types_and_order_even_for_values_python_calls_equal():
+    from ivig_advisor.engine.situations import _freeze, _thaw
+    shared = {}
+    first = _freeze({"value": 1, "list": [], "n": 2.0, "items": [1, 2]}, shared)
+    second = _freeze({"value": True, "list": {}, "n": 2, "items": [True, 2.0]}, shared)
+    assert repr(_thaw(first)) == repr({"value": 1, "list": [], "n": 2.0, "items": [1, 2]})
+    assert repr(_thaw(second)) == repr({"value": True, "list": {}, "n": 2, "items": [True, 2.0]})
+    assert list(_thaw(_freeze({"b": 1, "a": 2}, shared))) == ["b", "a"]
+    again = _freeze({"value": 1, "list": [], "n": 2.0, "items": [1, 2]}, shared)
+    assert again is first, "equal parts are shared"
