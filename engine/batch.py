@@ -187,7 +187,7 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
     bound = threading.current_thread() is threading.main_thread()
     pool = ProcessPoolExecutor(workers, initializer=_start_worker,
                                initargs=(str(directory) if directory else None, advisor.per_disease,
-                                         advisor.situations.maxsize if advisor.situations else 0, finish, bound))
+                                         advisor.situations.maxsize if advisor.situations is not None else 0, finish, bound))
     pending = deque()
     try:
         while True:

@@ -135,7 +135,8 @@ class Advisor:
         if known is not None:
             return known.replay(case, Result, Run)
         run = self._run(case, engine)
-        self.situations.put(key, Situation(run, self.situations.shared))
+        if self.situations.worth_storing():
+            self.situations.put(key, Situation(run, self.situations.shared))
         return run
 
     def _run(self, case: Case, engine) -> "Run":

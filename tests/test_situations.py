@@ -229,3 +229,20 @@ def test_freezing_keeps_types_and_order_even_for_values_python_calls_equal():
     assert list(_thaw(_freeze({"b": 1, "a": 2}, shared))) == ["b", "a"]
     again = _freeze({"value": 1, "list": [], "n": 2.0, "items": [1, 2]}, shared)
     assert again is first, "equal parts are shared"
+
+
+def test_a_batch_that_never_repeats_stores_only_a_sample_and_still_answers_the_same():
+    from ivig_advisor.engine.situations import SAMPLE_WHEN_IDLE
+    advisor = Advisor(RULES)
+    # 800 ages, each its own situation when the only test on age is a threshold? no: vary a key field instead
+    cases = [{"diagnosis": "cidp", "age": 20 + (i % 2) * 60, "weight_kg": 70, "id": str(i),
+              "diabetes": bool(i & 2), "migraine": bool(i & 4), "renal_disease": bool(i & 8),
+              "iga_deficiency": bool(i & 16), "hypergammaglobulinemia": bool(i & 32),
+              "thrombocytopenia": bool(i & 64), "thrombocytosis": bool(i & 128), "volume_depletion": bool(i & 256)}
+             for i in range(512)] * 1 + [{"diagnosis": "gbs", "age": a, "walks_unaided": w, "weight_kg": k}
+                                        for a in range(1, 100) for w in (True, False) for k in (50, 90)][:300]
+    same_answers([c for c in cases if valid(c)], advisor)
+    assert advisor.situations.misses > 512
+    stored = len(advisor.situations)
+    assert stored < advisor.situations.misses, "past 512 misses with few hits, misses are sampled"
+    assert stored >= 512 + (advisor.situations.misses - 512) // SAMPLE_WHEN_IDLE - 1
