@@ -183,3 +183,21 @@ def test_write_results_is_the_evaluate_command_as_a_library_call(tmp_path):
     assert [r["id"] for r in json.loads(stream.getvalue())] == ["a", "b", "c"]
     cli = CliRunner().invoke(main, ["evaluate", "-q", "--format", "json", str(tmp_path / "cases.jsonl")])
     assert cli.exit_code == 1 and cli.stdout == stream.getvalue()
+
+
+def _worker_cache(result, rulebase):
+    """Runs in a worker: the size of the cache its Advisor keeps (0: none)."""
+    from ivig_advisor.engine import batch
+    situations = batch._worker_advisor.situations
+    return situations.maxsize if situations is not None else 0
+
+
+def test_workers_keep_the_situation_cache_of_the_advisor_they_serve():
+    """An empty cache must not read as 'no cache' (the bench found workers running without one)."""
+    from ivig_advisor.engine import Advisor
+    from ivig_advisor.engine.batch import evaluate_records
+    from ivig_advisor.engine.caseio import CaseRecord
+    records = [CaseRecord({"diagnosis": "mmn"}, None, None, f"c{i}") for i in range(130)]
+    for advisor, expected in ((Advisor(), Advisor().situations.maxsize), (Advisor(cache=100), 100),
+                              (Advisor(cache=0), 0)):
+        assert set(evaluate_records(records, advisor, workers=2, finish=_worker_cache)) == {expected}
