@@ -156,7 +156,9 @@ def test_a_long_batch_shows_progress_on_a_terminal(tmp_path):
     path = tmp_path / "many.jsonl"
     path.write_text("".join(json.dumps(dict(GOOD[i % 4], id=f"c{i}")) + "\n" for i in range(2500)), encoding="utf-8")
     child = pexpect.spawn(sys.executable, ["-m", "ivig_advisor.cli", "evaluate", str(path), "--format", "jsonl",
-                                           "--output", str(tmp_path / "out.jsonl"), "--workers", "1"],
+                                           "--output", str(tmp_path / "out.jsonl"), "--workers", "1",
+                                           # four situations: cached, the batch ends before the 1-second silence
+                                           "--no-cache"],
                           encoding="utf-8", timeout=120)
     child.expect(r"\r  [\d,]+ cases  [\d,]+/s  0 errors")
     child.expect("2500 cases: 2500 ok, 0 errors")
