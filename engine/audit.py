@@ -16,7 +16,7 @@ from .batch import evaluate_record, evaluate_records
 from .caseio import CaseRecord, pick_case, read_cases
 from .errors import UnknownDiagnosis, UnknownRule
 from .evaluate import Advisor, Result
-from .rulebase import STANCE, RuleBase, RuleBaseInvalid, RuleSpec
+from .rulebase import DOSE_KEYS, STANCE, RuleBase, RuleBaseInvalid, RuleSpec
 from .schema import CaseInvalid
 from .signoff import LOG_NAME, ReviewLog, signoff_hash
 from .analysis import domains, fields_behind, live_rules
@@ -61,21 +61,16 @@ def regimens(rulebase: RuleBase) -> List[dict]:
             named.setdefault(written, []).append(rule.id)
         elif "dose" in rule.then:
             rows.append(dict(_regimen_row(rulebase, None, rule.then["dose"], None, None), rules=[rule.id]))
-    return [dict(_regimen_row(rulebase, name, _row_dose(row), row.get("diagnosis"),
+    return [dict(_regimen_row(rulebase, name, row, row.get("diagnosis"),
                               row.get("situation")), rules=ids)
             for name, row in table.items() for ids in [named.get(name, [])]] + rows
-
-
-def _row_dose(row) -> dict:
-    return {k: row.get(k) for k in ("total_g_per_kg", "g_per_kg_per_day", "days", "repeat", "note")}
 
 
 def _regimen_row(rulebase: RuleBase, name, dose: dict, diagnosis, situation) -> dict:
     return {"regimen": name, "diagnosis": diagnosis,
             "diagnosis_label": value_label(rulebase, "diagnosis", diagnosis) if diagnosis else None,
             "situation": " ".join(str(situation).split()) if situation else None,
-            "dose": dose_line(dose), **{k: dose.get(k) for k in ("total_g_per_kg", "g_per_kg_per_day", "days",
-                                                                  "repeat", "note")}}
+            "dose": dose_line(dose), **{k: dose.get(k) for k in DOSE_KEYS}}
 
 
 def rule_named(rulebase: RuleBase, rule_id: str) -> RuleSpec:

@@ -186,7 +186,7 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
     # only safe to ask for when that thread is the main one, which ends with the process.
     bound = threading.current_thread() is threading.main_thread()
     pool = ProcessPoolExecutor(workers, initializer=_start_worker,
-                               initargs=(str(directory) if directory else None, advisor.per_disease,
+                               initargs=(directory, advisor.per_disease,
                                          advisor.situations.maxsize if advisor.situations is not None else 0, finish, bound))
     pending = deque()
     try:

@@ -12,7 +12,7 @@ from .analysis import live_rules, missing_fields, undecided_rules
 from .compiler import Derived, compile_rulebase
 from .rulebase import SEVERITIES, RuleBase, RuleSpec
 from .schema import Case, CaseInvalid
-from .situations import DEFAULT_SIZE, Keyer, Situation, SituationCache
+from .situations import DEFAULT_SIZE, Keyer, SituationCache
 from .words import plain
 from .yamlsrc import SourceError
 
@@ -90,17 +90,19 @@ class Advisor:
         (analysis.live_rules): experta's cost per case grows with every rule
         in the network, even one that cannot fire, and the rules left out
         provably never fire for that diagnosis."""
-        key = facts.get("diagnosis") if self.per_disease else None
+        key = self._engine_key(facts)
         engine = self.engines.get(key)
         if engine is None:
             rules = None if key is None else live_rules(self.rulebase, key)
             engine = self.engines[key] = compile_rulebase(self.rulebase, rules)()
         return engine
 
+    def _engine_key(self, facts: dict):
+        return facts.get("diagnosis") if self.per_disease else None
+
     def situation(self, facts: dict) -> tuple:
         """The clinical situation of a case: all that decides what its rules conclude."""
-        engine = self.engine_for(facts)
-        key = facts.get("diagnosis") if self.per_disease else None
+        engine, key = self.engine_for(facts), self._engine_key(facts)
         keyer = self.keyers.get(key)
         if keyer is None:
             keyer = self.keyers[key] = Keyer(engine.rules, self.rulebase.schema.fields)
@@ -135,8 +137,7 @@ class Advisor:
         if known is not None:
             return known.replay(case, Result, Run)
         run = self._run(case, engine)
-        if self.situations.worth_storing():
-            self.situations.put(key, Situation(run, self.situations.shared))
+        self.situations.store(key, run)
         return run
 
     def _run(self, case: Case, engine) -> "Run":

@@ -179,6 +179,12 @@ class SituationCache:
             return True
         return self.misses % SAMPLE_WHEN_IDLE == 0
 
+    def store(self, key, run):
+        """Keep a run under its situation, if `worth_storing`; frozen, so that the
+        caller keeps its own Result to change."""
+        if self.worth_storing():
+            self.put(key, Situation(run, self.shared))
+
     def put(self, key, situation: Situation):
         self._entries[key] = situation
         if len(self._entries) > self.maxsize:
