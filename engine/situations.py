@@ -1,20 +1,23 @@
 """Deciding once per clinical situation: a bounded cache of runs.
 
 What the rules conclude for a case depends only on what they can tell apart:
-for each case field some rule of the case's engine tests, whether the field is
-known and, if it is, which of those tests its value passes. Age 70 and age 80
-are one situation when the only age test is ``age >= 65``. Two cases in one
-situation fire the same rules in the same order, so the second case's result
-is the first one's, with what is the case's own read from the case: its id,
-source and line, the values of its findings in the trace, and the grams of
-the dose (the weight is not a test, but its presence is part of the key, as
-`missing` names it when a dose is given).
+for each test some rule of the case's engine makes on a case field, whether
+the field is known and, if it is, whether its value passes. Age 70 and age 80
+are one situation when the only age test is ``age >= 65``. A test that only
+rules already false for the case make (MYCIN's "skip a rule whose premise is
+already false") tells nothing apart: volume depletion, read only by the
+renal-failure rules, does not split the situations of a patient without
+renal disease. Two cases in one situation fire the same rules in the same
+order, so the second case's result is the first one's, with what is the
+case's own read from the case: its id, source and line, the values of its
+findings in the trace, and the grams of the dose (the weight is not a test,
+but its presence is part of the key, as `missing` names it when a dose is
+given).
 
 The key is built from the engine's own rules (`Keyer`), so it changes with
 them and can never go stale; the cache belongs to one `Advisor` and one rule
 base. It is bounded (least recently used out), so memory stays flat whatever
-the size of the input.
-"""
+the size of the input."""
 
 from collections import OrderedDict
 from typing import Dict, Optional, Tuple
@@ -31,41 +34,100 @@ READ_BY_RESULT = ("weight_kg",)
 
 
 class Keyer:
-    """The situation of a case, for one engine: a key from that engine's tests."""
+    """The situation of a case, for one engine: a key from that engine's tests.
+
+    Each distinct test of a case field (in negation normal form, as the rules
+    are compiled) gives 1 or 0 on the case's value, or '-' when the field is
+    unknown. A test is shown in the key only if some rule holding it is not
+    already false for the case (MYCIN's "skip a rule whose premise is already
+    false"): such a rule can neither fire nor wait on a missing field, so what
+    only it reads changes nothing. Whether a rule is already false is read off
+    its own tests (derived facts taken as unknown), so two cases with one key
+    have the same rules already false, and the same bits for every other rule.
+    """
 
     def __init__(self, rules, fields):
-        tests: Dict[str, Dict[tuple, conditions.Test]] = {}
+        index: Dict[tuple, conditions.Test] = {}  # (name, op, operand) -> the test, first written
+        premises = []
         for rule in rules:
-            for test in conditions.tests(rule.when):
-                if test.name not in fields:
-                    continue  # a derived fact: decided by the rules from the fields
-                same = tests.setdefault(test.name, {})
-                if test.op != "known":  # `known` asks only whether the field is there
-                    same.setdefault((test.op, test.operand), test)
-        present_only = [name for name in READ_BY_RESULT if name in fields and name not in tests]
+            premise = conditions.normal(rule.when)  # `not` pushed down, as the compiler reads it
+            for test in conditions.tests(premise):
+                if test.name in fields:  # a derived fact: decided by the rules from the fields
+                    index.setdefault(_identity(test), test)
+            premises.append(premise)
+        order = {name: i for i, name in enumerate(fields)}
         # field order is the schema's, so that the key never depends on the order rules are written
-        self.fields: Tuple[Tuple[str, tuple], ...] = tuple(
-            (name, tuple(t.holds for t in tests[name].values())) for name in fields if name in tests)
-        self.present_only: Tuple[str, ...] = tuple(present_only)
+        identities = sorted(index, key=lambda k: order[k[0]])
+        self.tests: Tuple[conditions.Test, ...] = tuple(index[k] for k in identities)
+        position = {k: i for i, k in enumerate(identities)}
+        self._outcomes = tuple(_outcome(test) for test in self.tests)
+        rule_tests = []
+        for premise in premises:
+            reads = frozenset(position[_identity(t)] for t in conditions.tests(premise) if t.name in fields)
+            if reads:  # a premise on derived facts alone is never false before the run
+                rule_tests.append((_kleene(premise, position, fields), reads))
+        self._rules = tuple(rule_tests)
+        tested = {test.name for test in self.tests}
+        self.present_only: Tuple[str, ...] = tuple(
+            name for name in READ_BY_RESULT if name in fields and name not in tested)
 
     @property
     def names(self) -> frozenset:
         """Every case field the key reads."""
-        return frozenset(name for name, _ in self.fields) | frozenset(self.present_only)
+        return frozenset(test.name for test in self.tests) | frozenset(self.present_only)
 
     def key(self, facts: dict) -> str:
-        """For each tested field, '-' when unknown, else one 1 or 0 per test of it
-        on its value; then 1 or 0 for the presence of each field the result reads.
-        A short string: a cache of thousands of situations stays small."""
-        parts = []
-        for name, holds in self.fields:
-            if name in facts:
-                value = facts[name]
-                parts.append("".join("1" if h(value) else "0" for h in holds))
-            else:
-                parts.append("-")
-        parts.extend("1" if name in facts else "0" for name in self.present_only)
-        return "|".join(parts)
+        """One character per test: 1 or 0 on the case's value, '-' for an unknown
+        field, '.' for a test only rules already false hold; then 1 or 0 for the
+        presence of each field the result reads. A short string: a cache of
+        thousands of situations stays small."""
+        outcomes = [outcome(facts) for outcome in self._outcomes]
+        shown = set()
+        for premise, reads in self._rules:
+            if premise(outcomes) is not False:
+                shown |= reads
+        chars = ["." if i not in shown else "-" if o is None else "1" if o else "0"
+                 for i, o in enumerate(outcomes)]
+        chars.append("|")
+        chars.extend("1" if name in facts else "0" for name in self.present_only)
+        return "".join(chars)
+
+
+def _identity(test: conditions.Test) -> tuple:
+    """A test as what it asks, whatever line it was written on."""
+    return test.name, test.op, test.operand
+
+
+def _outcome(test: conditions.Test):
+    """The test on a case's facts: True, False, or None for an unknown field."""
+    name, holds = test.name, test.holds
+    if test.op == "known":
+        wanted = test.operand
+        return lambda facts: (name in facts) == wanted
+    return lambda facts: holds(facts[name]) if name in facts else None
+
+
+def _kleene(premise, position, fields):
+    """The premise as a function of the test outcomes, in Kleene's logic, with
+    every derived fact unknown (None): False means no run can make it true."""
+    if isinstance(premise, conditions.Test):
+        if premise.name not in fields:
+            return lambda outcomes: None
+        i = position[_identity(premise)]
+        return lambda outcomes: outcomes[i]
+    parts = tuple(_kleene(item, position, fields) for item in premise.items)  # no Not: normal form
+    decisive = isinstance(premise, conditions.AnyOf)  # True settles an any, False an all
+
+    def combined(outcomes):
+        result = not decisive
+        for part in parts:
+            value = part(outcomes)
+            if value is decisive:
+                return decisive
+            if value is None:
+                result = None
+        return result
+    return combined
 
 
 class Situation:

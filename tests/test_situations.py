@@ -164,6 +164,20 @@ def test_two_cases_that_differ_in_one_tested_field_are_not_taken_for_one_situati
     assert len(checked) >= 15, sorted(checked)
 
 
+def test_a_field_only_rules_already_false_read_does_not_split_a_situation():
+    """MYCIN's skip: volume depletion is read only by the renal-failure rules,
+    which need renal disease. Without renal disease, depleted, not depleted and
+    unknown are one situation with one answer; with it they are three."""
+    for renal, situations in ((False, 1), (True, 3)):
+        advisor = Advisor(RULES)
+        cases = [{"diagnosis": "myasthenia_gravis", "ivig_planned": True, "age": 40, "weight_kg": 60,
+                  "renal_disease": renal, **depleted} for depleted in
+                 ({"volume_depletion": True}, {"volume_depletion": False}, {})]
+        same_answers(cases, advisor)
+        assert len(advisor.situations) == situations, renal
+        assert advisor.situations.hits == 3 - situations
+
+
 def test_a_dropped_field_would_be_caught(monkeypatch):
     """The test above can fail: a Keyer that leaves out one tested field
     (here age, which decides 'elderly') mixes two situations."""
@@ -171,7 +185,8 @@ def test_a_dropped_field_would_be_caught(monkeypatch):
 
     def without_age(self, rules, fields):
         original(self, rules, fields)
-        self.fields = tuple((n, h) for n, h in self.fields if n != "age")
+        self._outcomes = tuple((lambda facts: True) if t.name == "age" else o  # age read as always old
+                               for t, o in zip(self.tests, self._outcomes))
 
     monkeypatch.setattr(Keyer, "__init__", without_age)
     with pytest.raises(AssertionError):
@@ -233,14 +248,20 @@ def test_freezing_keeps_types_and_order_even_for_values_python_calls_equal():
 
 def test_a_batch_that_never_repeats_stores_only_a_sample_and_still_answers_the_same():
     from ivig_advisor.engine.situations import SAMPLE_WHEN_IDLE
-    advisor = Advisor(RULES)
-    # 800 ages, each its own situation when the only test on age is a threshold? no: vary a key field instead
-    cases = [{"diagnosis": "cidp", "age": 20 + (i % 2) * 60, "weight_kg": 70, "id": str(i),
-              "diabetes": bool(i & 2), "migraine": bool(i & 4), "renal_disease": bool(i & 8),
-              "iga_deficiency": bool(i & 16), "hypergammaglobulinemia": bool(i & 32),
-              "thrombocytopenia": bool(i & 64), "thrombocytosis": bool(i & 128), "volume_depletion": bool(i & 256)}
-             for i in range(512)] * 1 + [{"diagnosis": "gbs", "age": a, "walks_unaided": w, "weight_kg": k}
-                                        for a in range(1, 100) for w in (True, False) for k in (50, 90)][:300]
+    advisor, keys, cases, rnd = Advisor(RULES), set(), [], random.Random(13)
+    PLAIN.situation({"diagnosis": "cidp"})
+    tested = sorted(PLAIN.keyers["cidp"].names)
+    while len(cases) < 800:  # 800 cases, each a situation of its own
+        case = {"diagnosis": "cidp", "weight_kg": 70, "id": str(len(cases))}
+        for name in tested:
+            value = rnd.choice(SPACE.get(name, [None]))
+            if value is not None:
+                case[name] = list(value) if isinstance(value, tuple) else value
+        if valid(case):
+            key = PLAIN.situation(PLAIN.validate(case).facts)[0]
+            if key not in keys:
+                keys.add(key)
+                cases.append(case)
     same_answers([c for c in cases if valid(c)], advisor)
     assert advisor.situations.misses > 512
     stored = len(advisor.situations)
