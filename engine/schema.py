@@ -1,17 +1,47 @@
-"""The case schema (facts/case.yaml): loading it, and validating cases against it."""
+"""The case schema (facts/case.yaml): loading it, and validating cases against it.
 
+It is also the one reader of values for every way a case comes in: case
+files (YAML, JSON, JSON Lines, CSV) and the interview's answers. `read_value`
+takes a value as written (a YAML or JSON value, or a text: a spreadsheet
+cell, a typed answer) and gives the field's value, saying whether it was
+read from another spelling than the value itself (an alias, a label, a
+unit, another word for yes): those are listed in the result under
+`normalised`. What may be written is the schema's (`values` with their
+labels and aliases, `spellings`), never this module's.
+"""
+
+import math
 import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, NamedTuple, Optional, Tuple
 
 from . import conditions
 from .errors import InvalidSource
-from .words import suggest
-from .yamlsrc import DECIMAL_FLOAT, MAX_NUMBER, Located, SourceError, load_one, shown
+from .words import plain, suggest
+from .yamlsrc import DECIMAL_FLOAT, DECIMAL_INT, MAX_NUMBER, Located, SourceError, load_one, shown
 
 TYPES = ("string", "integer", "number", "boolean", "enum", "list")
+LIST_SEPARATOR = ";"  # between the items of a list field written as text (a CSV cell)
+
+
+@dataclass(frozen=True)
+class Spellings:
+    """The schema's other ways to write a value (facts/case.yaml, `spellings`):
+    words for yes and no, words for a list with no item, and the ways to write
+    each unit after a number. All lower case; matched in any case."""
+    yes: Tuple[str, ...] = ()
+    no: Tuple[str, ...] = ()
+    empty_list: Tuple[str, ...] = ()
+    units: Dict[str, Tuple[str, ...]] = field(default_factory=dict)
+
+
+class Reading(NamedTuple):
+    """A value read for a field: the value, and whether it was written otherwise
+    (an alias, a label, another case, a unit, another word for yes or no)."""
+    value: object
+    normalised: bool
 
 
 @dataclass
@@ -29,6 +59,22 @@ class FieldSpec:
     help: str = ""
     review_flag: Optional[str] = None
     line: Optional[int] = None
+    spellings: Spellings = field(default_factory=Spellings)
+
+    def __post_init__(self):
+        # every name of a value, lower case -> the value (the loader refuses a name of two values)
+        self.names: Dict[str, str] = {}
+        for value, about in self.values.items():
+            for name in [value, about.get("label", "")] + list(about.get("aliases", [])):
+                if str(name).strip():
+                    self.names.setdefault(str(name).strip().lower(), value)
+
+    @property
+    def unit_names(self) -> Tuple[str, ...]:
+        """The ways to write this field's unit after a number (its unit first), lower case."""
+        if not self.unit:
+            return ()
+        return (self.unit.lower(),) + self.spellings.units.get(self.unit, ())
 
     def label(self, value) -> str:
         """How a value of this field reads to a person."""
@@ -41,22 +87,21 @@ class FieldSpec:
         return f"{value:g} {self.unit}" if self.unit and isinstance(value, (int, float)) else str(value)
 
     def alias_of(self, text: str) -> Optional[str]:
-        """The value that `text` names (a value, label or alias), if any."""
-        wanted = text.strip().lower()
-        for value, spec in self.values.items():
-            names = [value, spec.get("label", "")] + list(spec.get("aliases", []))
-            if wanted in (n.lower() for n in names):
-                return value
-        return None
+        """The value that `text` names (a value, label or alias, in any case), if any."""
+        return self.names.get(text.strip().lower())
 
 
 @dataclass
 class Case:
-    """A validated case: its id and the known facts (unknown fields are absent)."""
+    """A validated case: its id and the known facts (unknown fields are absent).
+
+    `normalised` lists the values read from another spelling than the value
+    itself, in the order written: ``{"field", "written", "read"}``."""
     id: str
     facts: Dict[str, object]
     source: Optional[str] = None
     line: Optional[int] = None
+    normalised: List[dict] = field(default_factory=list)
 
 
 class CaseInvalid(InvalidSource):
@@ -90,9 +135,10 @@ class CaseSchema:
         if not isinstance(data, Located) or not isinstance(data.get("fields"), dict):
             raise SourceError("the case schema needs a 'fields' mapping", source, 1)
         groups = dict(data.get("groups") or {})
+        spellings = _spellings(data.get("spellings"), source, data.line_of("spellings"))
         fields = {}
         for name, spec in data["fields"].items():
-            fields[name] = _field_spec(name, spec, groups, source, data["fields"].line_of(name))
+            fields[name] = _field_spec(name, spec, groups, spellings, source, data["fields"].line_of(name))
         constraints = []
         for i, item in enumerate(data.get("constraints") or []):
             line = data["constraints"].line_of(i)
@@ -113,7 +159,7 @@ class CaseSchema:
         if not isinstance(data, dict):
             raise CaseInvalid([SourceError(
                 f"a case must be a mapping of fields, not {type(data).__name__}", source, line)])
-        errors, facts = [], {}
+        errors, facts, normalised = [], {}, []
 
         def where(key):
             return data.line_of(key) if isinstance(data, Located) else line
@@ -126,9 +172,13 @@ class CaseSchema:
             if value is None:  # null means unknown
                 continue
             try:
-                facts[key] = check_value(spec, _as_written(spec, data, key, value))
+                facts[key], changed = read_value(spec, _as_written(spec, data, key, value))
             except ValueError as exc:
                 errors.append(SourceError(str(exc), source, where(key), key))
+                continue
+            if changed:
+                normalised.append({"field": key, "written": plain(list(value) if isinstance(value, list) else value),
+                                   "read": plain(facts[key])})
         for name, spec in self.fields.items():
             if spec.required and name not in facts and not any(e.field == name for e in errors):
                 errors.append(SourceError(f"'{name}' is required", source, line, name))
@@ -141,7 +191,7 @@ class CaseSchema:
         if errors:
             raise CaseInvalid(errors)
         facts.pop("id", None)
-        return Case(self.id_of(data, default_id), facts, source, line)
+        return Case(self.id_of(data, default_id), facts, source, line, normalised)
 
     def id_of(self, data, default_id: Optional[str] = None) -> str:
         """The id of a case mapping, valid or not: its `id` as written (``id: 00123``
@@ -167,7 +217,36 @@ def _lookup(facts):
     return lambda name: [facts[name]] if name in facts else conditions.UNKNOWN
 
 
-def _field_spec(name, spec, groups, source, line) -> FieldSpec:
+def _words(value, what: str, source, line) -> Tuple[str, ...]:
+    """A list of words of the schema's `spellings`, lower case."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(w, str) and w.strip() for w in value):
+        raise SourceError(f"spellings: {what} must be a list of words", source, line, "spellings")
+    return tuple(w.strip().lower() for w in value)
+
+
+def _spellings(data, source, line) -> Spellings:
+    """The schema's `spellings`, checked: no word read two ways, and no number read as yes or no."""
+    if data is None:
+        return Spellings()
+    if not isinstance(data, dict) or set(data) - {"yes", "no", "empty_list", "units"}:
+        raise SourceError("spellings may give only yes, no, empty_list and units", source, line, "spellings")
+    at = data.line_of if isinstance(data, Located) else (lambda _: line)
+    yes, no = _words(data.get("yes"), "yes", source, at("yes")), _words(data.get("no"), "no", source, at("no"))
+    for word in yes + no:
+        if word in YES_NO or (word in yes and word in no):
+            raise SourceError(f"spellings: {shown(word)} is read as both yes and no", source, at("yes"), "spellings")
+        if DECIMAL_FLOAT.match(word):  # `walks_unaided: 1` must stay an error: a boolean is not a number
+            raise SourceError(f"spellings: {shown(word)} is a number, never a yes or a no", source, at("yes"), "spellings")
+    units = data.get("units") or {}
+    if not isinstance(units, dict):
+        raise SourceError("spellings: units must map a unit to its other spellings", source, at("units"), "spellings")
+    return Spellings(yes, no, _words(data.get("empty_list"), "empty_list", source, at("empty_list")),
+                     {str(unit): _words(names, f"units: {unit}", source, at("units")) for unit, names in units.items()})
+
+
+def _field_spec(name, spec, groups, spellings, source, line) -> FieldSpec:
     if not isinstance(spec, dict):
         raise SourceError(f"field '{name}' must be a mapping", source, line, name)
     unknown = set(spec) - {"type", "group", "values", "required", "min", "max", "unit",
@@ -184,16 +263,29 @@ def _field_spec(name, spec, groups, source, line) -> FieldSpec:
     if group not in groups:
         raise SourceError(f"field '{name}' is in unknown group {group!r}", source, line, name)
     values = {str(k): dict(v or {}) for k, v in (spec.get("values") or {}).items()}
+    named = {}  # every name of a value, lower case -> the value: one name, one value
     for value, about in values.items():
         extra = set(about) - {"label", "aliases"}
         if extra:  # e.g. an unquoted comma in a flow mapping's label
             raise SourceError(f"value '{value}' of field '{name}' has unknown keys: {', '.join(map(str, sorted(extra, key=str)))}"
                               " (quote a label that holds a comma)", source, line, name)
+        aliases = about.get("aliases", [])
+        if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
+            raise SourceError(f"the aliases of value '{value}' of field '{name}' must be a list of texts",
+                              source, line, name)
+        for alias in [value, about.get("label", "")] + aliases:
+            key = str(alias).strip().lower()
+            if key and named.setdefault(key, value) != value:
+                raise SourceError(f"{shown(alias)} names two values of field '{name}': "
+                                  f"'{named[key]}' and '{value}'", source, line, name)
+            if kind == "list" and LIST_SEPARATOR in key:
+                raise SourceError(f"{shown(alias)} of field '{name}' holds '{LIST_SEPARATOR}', which separates "
+                                  "the items of a list written as text", source, line, name)
     return FieldSpec(name=name, type=kind, group=group, values=values,
                      required=bool(spec.get("required", False)), min=spec.get("min"),
                      max=spec.get("max"), unit=spec.get("unit"), question=spec.get("question"),
                      help=" ".join(str(spec.get("help", "")).split()),
-                     review_flag=spec.get("review_flag"), line=line)
+                     review_flag=spec.get("review_flag"), line=line, spellings=spellings)
 
 
 def _unknown_field(key, fields) -> str:
@@ -214,8 +306,11 @@ def _unknown_value(spec: FieldSpec, value) -> str:
     message = f"{_read(value)} is not an allowed value of '{spec.name}' ({', '.join(spec.values)})"
     if not isinstance(value, str):  # a suggestion for false or 3 would be a guess ('als'?)
         return message
-    alias = spec.alias_of(value)  # 'MG' -> myasthenia_gravis, before any spelling guess
-    return message + (f"; did you mean '{alias}'?" if alias else suggest(value, spec.values))
+    close = suggest(value.strip().lower(), spec.names)  # a value, label or alias spelt nearly right
+    if close:
+        named = spec.names[close.split("'")[1]]
+        close = close if close.split("'")[1] == named else close[:-1] + f" ({named})?"
+    return message + close
 
 
 # Number forms that YAML 1.1 would have read as another number than a person
@@ -246,12 +341,44 @@ def _not_a_number(spec: FieldSpec, value) -> str:
         text = value.strip()
         if DECIMAL_FLOAT.match(text) and len(text) > MAX_NUMBER:
             return f"{shown(text)} has {len(text):,} characters: too long to be a number of '{spec.name}'"
-        if DECIMAL_FLOAT.match(text):
-            return f"'{spec.name}' must be a number, not the text {shown(value)}: remove the quotes"
         for pattern, form in NUMBER_FORMS:
             if pattern.match(text):
                 return f"{shown(value)} is not a number as written ({form}): write it in decimal"
+        if _NUMBER_WITH_COMMA.match(text):
+            return (f"{shown(value)} has a comma, which may mark decimals or thousands: write the number "
+                    "with a decimal point and no separator")
+        if text.lower() in YES_NO or text.lower() in spec.spellings.yes + spec.spellings.no:
+            return f"'{spec.name}' must be a number, not {shown(value)}: a number is never a yes or a no"
+        return f"'{spec.name}' must be a number, not the text {shown(value)}"
     return f"'{spec.name}' must be a number, not {_read(value)}"
+
+
+# A number as a person writes it in a text (a spreadsheet cell, an answer, a
+# quoted value), optionally followed by its unit: '70', '070' (seventy),
+# '70.5 kg', '65y'. Digits are ASCII only: Python's int() would read other
+# scripts' digits and underscores, which a person does not mean.
+_NUMBER_TEXT = re.compile(r"(?P<number>[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)"
+                          r"(?:\s*(?P<unit>[^\W\d_][^\d]*?)\.?)?\Z")
+_NUMBER_WITH_COMMA = re.compile(r"[-+]?[0-9]+(?:,[0-9]+)+(?:\.[0-9]*)?(?:\s*[^\W\d_][^\d]*)?\Z")
+
+
+def _number_of_text(spec: FieldSpec, text: str) -> Reading:
+    """The number a text writes (with the field's unit, if any, after it)."""
+    found = _NUMBER_TEXT.match(text.strip())
+    if not found or len(found.group("number")) > MAX_NUMBER:
+        raise ValueError(_not_a_number(spec, text))
+    number, unit = found.group("number"), found.group("unit")
+    if unit is not None:
+        unit = " ".join(unit.lower().split())
+        if not spec.unit:
+            raise ValueError(f"'{spec.name}' takes a plain number, not {shown(text)}")
+        if unit not in spec.unit_names:
+            raise ValueError(f"{shown(text)}: '{spec.name}' is in {spec.unit}, not {shown(unit)}"
+                             + suggest(unit, spec.unit_names))
+    value = int(number) if DECIMAL_INT.match(number) else float(number)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"'{spec.name}' is {shown(text)}: too large to be a number")
+    return Reading(_check_number(spec, value), unit is not None)
 
 
 def _check_number(spec: FieldSpec, value):
@@ -276,31 +403,87 @@ def _check_number(spec: FieldSpec, value):
     return value
 
 
-def check_value(spec: FieldSpec, value):
-    """The value if it fits the field; ValueError saying why not."""
+def _boolean(spec: FieldSpec, value) -> Reading:
+    """True or false; yes and no (any case) are the values too, and the schema's
+    other words for them are read as such. A number is never a boolean."""
+    if isinstance(value, bool):
+        return Reading(value, False)
+    if isinstance(value, str):
+        word = value.strip().lower()
+        if word in YES_NO:
+            return Reading(YES_NO[word], False)
+        if word in spec.spellings.yes or word in spec.spellings.no:
+            return Reading(word in spec.spellings.yes, True)
+        if DECIMAL_FLOAT.match(word):
+            raise ValueError(f"'{spec.name}' must be true or false (or yes or no), not {shown(value)}: "
+                             "a boolean is never a number")
+        words = list(YES_NO) + list(spec.spellings.yes + spec.spellings.no)
+        raise ValueError(f"'{spec.name}' must be true or false (or yes or no), not {shown(value)}"
+                         + (suggest(word, words) if len(word) > 2 else ""))
+    raise ValueError(f"'{spec.name}' must be true or false (or yes or no), not {_read(value)}"
+                     + (": a boolean is never a number" if isinstance(value, (int, float)) else ""))
+
+
+def _choice(spec: FieldSpec, value) -> Reading:
+    """One value of an enum (or one item of a list): the value, or a label or
+    alias of it in any case."""
+    if isinstance(value, str):
+        if value in spec.values:
+            return Reading(value, False)
+        named = spec.alias_of(value)
+        if named is not None:
+            return Reading(named, named != value.strip())
+    raise ValueError(_unknown_value(spec, value))
+
+
+def _items(spec: FieldSpec, value) -> Reading:
+    """A list field: a list of items, or a text of items separated by ';' (a
+    spreadsheet cell), or a word for no item. Items are kept once, sorted."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() in spec.spellings.empty_list:
+            return Reading((), True)
+        items = [item.strip() for item in text.split(LIST_SEPARATOR) if item.strip()]
+        if not items:
+            raise ValueError(f"'{spec.name}' is an empty text: write "
+                             f"{' or '.join(repr(w) for w in ('[]',) + spec.spellings.empty_list[:1])} for no item, "
+                             "or leave the field out when it is unknown")
+        readings = [_choice(spec, item) for item in items]
+    elif isinstance(value, list):
+        readings = [_choice(spec, item) for item in value]
+    else:
+        raise ValueError(f"'{spec.name}' must be a list (possibly empty) of: {', '.join(spec.values)}")
+    return Reading(tuple(sorted({r.value for r in readings})), any(r.normalised for r in readings))
+
+
+def read_value(spec: FieldSpec, value) -> Reading:
+    """The value of field `spec` that `value` writes, and whether it was written
+    otherwise than the value itself; ValueError saying why it is not one.
+
+    `value` is what a YAML or JSON file holds, or a text (a CSV cell, an
+    answer typed in the interview): numbers may be text, with the field's
+    unit after them ('70 kg'); enum values and list items may be a label or
+    an alias, in any case; booleans take true/false, yes/no and the schema's
+    other words for them; a list may be a text of items separated by ';'.
+    Never read: a boolean as a number or a number as a boolean, a number in
+    another base ('070' is seventy, '0x41' an error), a value no name of the
+    schema gives."""
     kind = spec.type
     if kind == "string":
         if isinstance(value, bool) or not isinstance(value, (str, int, float)) or value != value:
             raise ValueError(f"'{spec.name}' must be text, not {_read(value)}")
-        return str(value)
+        return Reading(str(value), False)
     if kind == "boolean":
-        # YAML 1.2 reads only true/false as booleans; yes and no are read here,
-        # for boolean fields only, so `diagnosis: no` stays the text 'no'.
-        if isinstance(value, str) and value.strip().lower() in YES_NO:
-            return YES_NO[value.strip().lower()]
-        if not isinstance(value, bool):
-            raise ValueError(f"'{spec.name}' must be true or false (or yes or no), not {_read(value)}")
-        return value
+        return _boolean(spec, value)
     if kind in ("number", "integer"):
-        return _check_number(spec, value)
+        if isinstance(value, str):
+            return _number_of_text(spec, value)
+        return Reading(_check_number(spec, value), False)
     if kind == "enum":
-        if not isinstance(value, str) or value not in spec.values:
-            raise ValueError(_unknown_value(spec, value))
-        return value
-    # list
-    if not isinstance(value, list):
-        raise ValueError(f"'{spec.name}' must be a list (possibly empty) of: {', '.join(spec.values)}")
-    for item in value:
-        if not isinstance(item, str) or item not in spec.values:
-            raise ValueError(_unknown_value(spec, item))
-    return tuple(sorted(set(value)))
+        return _choice(spec, value)
+    return _items(spec, value)
+
+
+def check_value(spec: FieldSpec, value):
+    """The value of field `spec` that `value` writes (see `read_value`); ValueError saying why not."""
+    return read_value(spec, value).value

@@ -29,14 +29,25 @@ def test_null_is_unknown(rulebase):
     ({"diagnosis": "gbs", "walks_unaided": "off"}, "walks_unaided", "not 'off'"),
     ({"diagnosis": "gbs", "age": "0x41"}, "age", "'0x41' is not a number as written (hexadecimal): write it in decimal"),
     ({"diagnosis": "gbs", "age": "1:05"}, "age", "(base 60, as a time)"),
-    ({"diagnosis": "gbs", "age": "65"}, "age", "remove the quotes"),
+    ({"diagnosis": "gbs", "age": "65 lb"}, "age", "'65 lb': 'age' is in years, not 'lb'"),
+    ({"diagnosis": "gbs", "weight_kg": "70,5"}, "weight_kg", "has a comma"),
+    ({"diagnosis": "gbs", "age": "٦٥"}, "age", "must be a number"),  # digits of another script: not read
+    ({"diagnosis": "gbs", "age": "1e999"}, "age", "too large"),
+    ({"diagnosis": "gbs", "age": "yes"}, "age", "never a yes or a no"),
+    ({"diagnosis": "gbs", "walks_unaided": 1}, "walks_unaided", "a boolean is never a number"),
+    ({"diagnosis": "gbs", "walks_unaided": "0"}, "walks_unaided", "a boolean is never a number"),
+    ({"diagnosis": "gbs", "walks_unaided": "yess"}, "walks_unaided", "did you mean 'yes'"),
+    ({"diagnosis": "gsb"}, "diagnosis", "did you mean 'gbs'"),
+    ({"diagnosis": "myastenia"}, "diagnosis", "did you mean 'myasthenia' (myasthenia_gravis)?"),
     ({"diagnosis": "gbs", "age": 10 ** 5000}, "age", "more than 15 digits: too large"),
     ({"diagnosis": False}, "diagnosis", "'false' is not an allowed value"),
     ({"diagnosis": "no"}, "diagnosis", "'no' is not an allowed value"),
     ({"diagnosis": "x" * 10_000}, "diagnosis", "(10,000 characters)"),
     ({"diagnosis": "lambert"}, "diagnosis", "not an allowed value"),
-    ({"diagnosis": "lems", "planned_cotherapy": "steroids"}, "planned_cotherapy", "must be a list"),
-    ({"diagnosis": "lems", "planned_cotherapy": ["steroids"]}, "planned_cotherapy", "did you mean 'corticosteroids'"),
+    ({"diagnosis": "lems", "planned_cotherapy": {"steroids": 1}}, "planned_cotherapy", "must be a list"),
+    ({"diagnosis": "lems", "planned_cotherapy": ["steroid"]}, "planned_cotherapy", "did you mean 'steroids' (corticosteroids)?"),
+    ({"diagnosis": "lems", "planned_cotherapy": ""}, "planned_cotherapy", "an empty text"),
+    ({"diagnosis": "lems", "planned_cotherapy": "pe; ivig"}, "planned_cotherapy", "'ivig' is not an allowed value"),
     ({"diagnosis": "gbs", "refactory": True}, "refactory", "did you mean 'refractory'"),
     ({"age": 4}, "diagnosis", "required"),
     ({"diagnosis": "gbs", "needs_ventilation": True, "walks_unaided": True}, "needs_ventilation", "cannot walk unaided"),
@@ -49,6 +60,78 @@ def test_invalid_cases_name_the_field(case, field, words, rulebase):
 @pytest.mark.parametrize("written, value", [("yes", True), ("No", False), ("TRUE", True), ("false", False)])
 def test_yes_and_no_are_read_for_boolean_fields_only(written, value, rulebase):
     assert rulebase.schema.validate({"diagnosis": "gbs", "walks_unaided": written}).facts["walks_unaided"] is value
+
+
+@pytest.mark.parametrize("written, read", [
+    ({"diagnosis": "mg"}, {"diagnosis": "myasthenia_gravis"}),
+    ({"diagnosis": "GBS"}, {"diagnosis": "gbs"}),
+    ({"diagnosis": " Myasthenia Gravis "}, {"diagnosis": "myasthenia_gravis"}),  # the label
+    ({"diagnosis": "gbs", "walks_unaided": "N"}, {"walks_unaided": False}),
+    ({"diagnosis": "gbs", "walks_unaided": "present"}, {"walks_unaided": True}),
+    ({"diagnosis": "gbs", "weight_kg": "70 kg"}, {"weight_kg": 70}),
+    ({"diagnosis": "gbs", "weight_kg": "70.5KG"}, {"weight_kg": 70.5}),
+    ({"diagnosis": "gbs", "weight_kg": "70 Kilos."}, {"weight_kg": 70}),
+    ({"diagnosis": "gbs", "age": "65y"}, {"age": 65}),
+    ({"diagnosis": "gbs", "planned_cotherapy": ["Steroids", "plex"]},
+     {"planned_cotherapy": ("corticosteroids", "plasma_exchange")}),
+    ({"diagnosis": "gbs", "planned_cotherapy": "steroids; PE"}, {"planned_cotherapy": ("corticosteroids", "plasma_exchange")}),
+    ({"diagnosis": "gbs", "planned_cotherapy": "None"}, {"planned_cotherapy": ()}),
+])
+def test_aliases_labels_units_and_words_are_read_and_listed(written, read, rulebase):
+    case = rulebase.schema.validate(written)
+    assert {k: case.facts[k] for k in read} == read
+    listed = {n["field"]: (n["written"], n["read"]) for n in case.normalised}
+    for name, value in read.items():
+        as_written = list(written[name]) if isinstance(written[name], list) else written[name]
+        assert listed.pop(name) == (as_written, list(value) if isinstance(value, tuple) else value)
+    assert listed == {}  # a value written as itself is not listed
+
+
+@pytest.mark.parametrize("written, read", [
+    ({"diagnosis": "gbs", "age": "070"}, {"age": 70}),  # seventy, never octal 56
+    ({"diagnosis": "gbs", "age": " 65 "}, {"age": 65}),
+    ({"diagnosis": "gbs", "weight_kg": "70.0"}, {"weight_kg": 70.0}),
+    ({"diagnosis": "gbs", "walks_unaided": "Yes"}, {"walks_unaided": True}),
+    ({"diagnosis": "gbs", "walks_unaided": "FALSE"}, {"walks_unaided": False}),
+    ({"diagnosis": "gbs", "planned_cotherapy": "corticosteroids;plasma_exchange"},
+     {"planned_cotherapy": ("corticosteroids", "plasma_exchange")}),
+    ({"diagnosis": "gbs", "planned_cotherapy": ["plasma_exchange", "plasma_exchange"]},
+     {"planned_cotherapy": ("plasma_exchange",)}),
+])
+def test_a_value_written_as_itself_is_read_and_not_listed(written, read, rulebase):
+    case = rulebase.schema.validate(written)
+    assert {k: case.facts[k] for k in read} == read and type(case.facts.get("age", 0)) is int
+    assert case.normalised == []
+
+
+def test_a_number_as_text_reads_as_yaml_reads_it(rulebase):
+    """'70' from a CSV cell and 70 from YAML are one fact, of one type: results are identical."""
+    from ivig_advisor.engine.yamlsrc import load_one
+    for text in ("70", "070", "70.0", "7e1", "-0", "+70"):
+        from_yaml = rulebase.schema.validate(load_one(f"diagnosis: gbs\nage: {text}\n", "x.yaml")).facts["age"]
+        from_text = rulebase.schema.validate({"diagnosis": "gbs", "age": text}).facts["age"]
+        assert (from_text, type(from_text)) == (from_yaml, type(from_yaml)), text
+
+
+def test_the_spellings_come_from_the_schema_file(tmp_path):
+    """Nothing of the vocabulary is in Python: an edited schema reads other words."""
+    schema = _schema_with(tmp_path, ("  yes: [y,", "  yes: [jawohl, y,"), ("    kg: [kgs,", "    kg: [stone-free, kgs,"))
+    case = schema.validate({"diagnosis": "gbs", "walks_unaided": "Jawohl", "weight_kg": "70 stone-free"})
+    assert case.facts["walks_unaided"] is True and case.facts["weight_kg"] == 70
+
+
+@pytest.mark.parametrize("edit, words", [
+    (("  yes: [y,", "  yes: ['1', y,"), "is a number, never a yes or a no"),
+    (("  yes: [y,", "  yes: [1, y,"), "must be a list of words"),
+    (("  yes: [y,", "  yes: [absent, y,"), "read as both yes and no"),
+    (("aliases: [mg, myasthenia]", "aliases: [mg, myasthenia, ms]"), "'ms' names two values of field 'diagnosis'"),
+    (("aliases: [steroids,", "aliases: [steroids; pe,"), "holds ';'"),
+])
+def test_a_schema_whose_spellings_read_one_word_two_ways_is_refused(tmp_path, edit, words):
+    from ivig_advisor.engine.yamlsrc import SourceError
+    with pytest.raises(SourceError) as info:
+        _schema_with(tmp_path, edit)
+    assert words in str(info.value)
 
 
 def test_a_text_field_keeps_a_plain_scalar_as_written(rulebase):
