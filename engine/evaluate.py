@@ -30,6 +30,7 @@ class Result:
     missing: List[str] = field(default_factory=list)
     source: Optional[str] = None
     line: Optional[int] = None
+    normalised: List[dict] = field(default_factory=list)  # the case's (schema.Case.normalised)
 
     @property
     def ok(self) -> bool:
@@ -50,10 +51,16 @@ class Result:
         return [w["code"] for w in self.warnings if w["severity"] == "critical"]
 
     def to_dict(self) -> dict:
-        """The JSON form: the result contract's keys, in its order."""
-        return {"id": self.id, "status": self.status, "error": self.error, "ivig": self.ivig,
-                "max_severity": self.max_severity, "dose": self.dose, "warnings": self.warnings,
-                "trace": self.trace, "missing": self.missing, "source": self.source, "line": self.line}
+        """The JSON form: the result contract's keys, in its order. `normalised`
+        (after `missing`) only when some value was read from another spelling,
+        so that the result of a case written in the values themselves is as it was."""
+        out = {"id": self.id, "status": self.status, "error": self.error, "ivig": self.ivig,
+               "max_severity": self.max_severity, "dose": self.dose, "warnings": self.warnings,
+               "trace": self.trace, "missing": self.missing}
+        if self.normalised:
+            out["normalised"] = self.normalised
+        out.update(source=self.source, line=self.line)
+        return out
 
     @classmethod
     def failure(cls, case_id: str, errors: List[SourceError]) -> "Result":
@@ -130,6 +137,11 @@ class Advisor:
         still undecided (what `missing`, the interview and `why-not` read).
 
         A case in a situation seen before is answered from the cache."""
+        run = self._run_or_replay(case)
+        run.result.normalised = [dict(n) for n in case.normalised]  # the case's own, never a cached case's
+        return run
+
+    def _run_or_replay(self, case: Case) -> "Run":
         if self.situations is None:
             return self._run(case, self.engine_for(case.facts))
         key, engine = self.situation(case.facts)
