@@ -116,6 +116,66 @@ def test_nan_and_infinity_are_not_json_numbers(run_cli, tmp_path):
     assert result["status"] == "error" and "NaN" in result["error"]["message"]
 
 
+# -- 1b. aliases, labels and units: what the interview takes, a file takes -----
+
+WRITTEN = {"diagnosis": "MG", "mg_crisis": "no", "weight_kg": "70 kg", "refractory": "Y",
+           "planned_cotherapy": "steroids; PE"}
+CANONICAL = {"diagnosis": "myasthenia_gravis", "mg_crisis": False, "weight_kg": 70, "refractory": True,
+             "planned_cotherapy": ["corticosteroids", "plasma_exchange"]}
+LISTED = [{"field": "diagnosis", "written": "MG", "read": "myasthenia_gravis"},
+          {"field": "weight_kg", "written": "70 kg", "read": 70},
+          {"field": "refractory", "written": "Y", "read": True},
+          {"field": "planned_cotherapy", "written": "steroids; PE", "read": ["corticosteroids", "plasma_exchange"]}]
+
+
+def _yaml_of(case):
+    return "".join(f"{k}: {json.dumps(v)}\n" for k, v in case.items())
+
+
+@pytest.mark.parametrize("name, text", [
+    ("case.yaml", "diagnosis: MG\nmg_crisis: no\nweight_kg: 70 kg\nrefractory: Y\nplanned_cotherapy: steroids; PE\n"),
+    ("case.json", json.dumps(WRITTEN, indent=1)),
+    ("case.jsonl", json.dumps(WRITTEN) + "\n"),
+])
+def test_a_file_reads_aliases_and_units_and_says_so(run_cli, tmp_path, name, text):
+    written = one(run_cli, tmp_path, text, name)
+    canonical = one(run_cli, tmp_path, _yaml_of(CANONICAL), "canonical.yaml")
+    assert written["status"] == "ok" and written["normalised"] == LISTED  # 'no' is a value of a boolean: not listed
+    assert "normalised" not in canonical  # a case written in the values: the result as it always was
+    same = {k: v for k, v in written.items() if k not in ("id", "source", "normalised")}
+    assert same == {k: v for k, v in canonical.items() if k not in ("id", "source")}
+
+
+def test_a_list_of_aliases_in_yaml_is_read_item_by_item(run_cli, tmp_path):
+    result = one(run_cli, tmp_path, "diagnosis: gbs\nplanned_cotherapy: [plex, Corticosteroids]\n")
+    assert result["normalised"] == [{"field": "planned_cotherapy", "written": ["plex", "Corticosteroids"],
+                                     "read": ["corticosteroids", "plasma_exchange"]}]
+
+
+def test_the_cache_never_lends_one_case_what_another_was_read_from(run_cli, tmp_path):
+    """Two cases in one clinical situation: each result lists its own case's spellings."""
+    path = tmp_path / "two.jsonl"
+    path.write_text('{"diagnosis": "MG"}\n{"diagnosis": "myasthenia_gravis"}\n{"diagnosis": "myasthenia"}\n')
+    results = results_of(run_cli, path)
+    assert [r.get("normalised") for r in results] == [
+        [{"field": "diagnosis", "written": "MG", "read": "myasthenia_gravis"}], None,
+        [{"field": "diagnosis", "written": "myasthenia", "read": "myasthenia_gravis"}]]
+
+
+@pytest.mark.parametrize("text, field, line, words", [
+    ("diagnosis: gsb\n", "diagnosis", 1, "did you mean 'gbs'?"),
+    ("diagnosis: no\n", "diagnosis", 1, "'no' is not an allowed value"),
+    ("diagnosis: gbs\nage: 4\nweight_kg: 70 lb\n", "weight_kg", 3, "'weight_kg' is in kg, not 'lb'"),
+    ("diagnosis: gbs\nwalks_unaided: 1\n", "walks_unaided", 2, "a boolean is never a number"),
+    ("diagnosis: gbs\nage: true\n", "age", 2, "must be a number"),
+    ("diagnosis: gbs\nplanned_cotherapy: steroids; ivig\n", "planned_cotherapy", 2, "'ivig' is not an allowed value"),
+])
+def test_a_value_that_is_no_alias_is_still_an_error_with_field_and_line(run_cli, tmp_path, text, field, line, words):
+    result = one(run_cli, tmp_path, text)
+    assert result["status"] == "error"
+    assert (result["error"]["field"], result["error"]["line"]) == (field, line) and words in result["error"]["message"]
+
+
 # -- 2. duplicate keys --------------------------------------------------------
 
 def test_duplicate_json_keys_are_refused_naming_both_lines(run_cli, tmp_path):
