@@ -274,7 +274,7 @@ def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache):
     from ivig_advisor.engine import Advisor
     from ivig_advisor.engine.atomic import GuardedStream, atomic_writer, refuse_inputs, writable_target
     from ivig_advisor.engine.batch import fit_workers, write_results
-    from ivig_advisor.engine.render import Formatter, Progress, plain_style
+    from ivig_advisor.engine.render import Formatter, Progress, plain_style, terminal_width
 
     if output:  # before the rules load: a bad target is known at once
         refuse_inputs(output, paths, sys.stdin)
@@ -284,7 +284,8 @@ def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache):
         click.echo(note, err=True)
     advisor = Advisor(_load_rules(rules_dir), **({"cache": 0} if no_cache else {}))
     colour = output is None and sys.stdout.isatty()  # as click.echo does: no escapes into files or pipes
-    formatter = Formatter(fmt, chain=not no_chain, style=_style() if colour else plain_style)
+    formatter = Formatter(fmt, chain=not no_chain, style=_style() if colour else plain_style,
+                          width=terminal_width() if colour else None)  # wrapped for a person, not a file
     progress = Progress() if not quiet and sys.stderr.isatty() else None
     target = atomic_writer(output) if output else nullcontext(GuardedStream(sys.stdout, "standard output"))
     with target as stream:

@@ -2,8 +2,11 @@
 
 import csv
 import io
+import re
+import shutil
 import sys
 import time
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, List, Optional, TextIO
@@ -28,13 +31,154 @@ def plain_style(text, **_):
     return text
 
 
-class TextRenderer:
-    """Renders results for a terminal; `style` is click.style or a no-op."""
+# -- wrapping text for a terminal -------------------------------------------------
+#
+# Text reaches these functions already made safe (escape.for_terminal): the
+# only escape sequences left are the SGR styles our own `style` adds, which
+# take no columns and are never split. Widths are display columns: an East
+# Asian wide or fullwidth character takes two, a combining mark none.
 
-    def __init__(self, rulebase: RuleBase, style: Callable = plain_style, chain: bool = True):
+_SGR = re.compile(r"\x1b\[[0-9;]*m")
+_PIECE = re.compile(r"\x1b\[[0-9;]*m| +|[^ ]")
+
+
+def terminal_width(stream=None) -> Optional[int]:
+    """The columns to wrap text for `stream` (standard output): its terminal's
+    width, or None (no wrapping) when it is not a terminal, so that files and
+    pipes get one line per item, as grep wants."""
+    stream = stream or sys.stdout
+    try:
+        if not stream.isatty():
+            return None
+    except (AttributeError, ValueError):  # a closed or unusual stream
+        return None
+    return shutil.get_terminal_size().columns
+
+
+def char_width(char: str) -> int:
+    """The columns one character takes on a terminal."""
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def display_width(text: str) -> int:
+    """The columns text takes on a terminal (styles take none)."""
+    return sum(char_width(c) for c in _SGR.sub("", text))
+
+
+def wrap(line: str, width: Optional[int], hang: str = "") -> str:
+    """One line broken at spaces to fit `width` columns; each further line starts with `hang`.
+
+    The line's own leading spaces are kept. A word is broken only where it
+    could not fit on any line; East Asian wide text, which has no spaces, may
+    break between its characters (not before closing punctuation). With no
+    width (not a terminal) the line is returned as it is.
+    """
+    if not width or display_width(line) <= width:
+        return line
+    if display_width(hang) > width // 2:  # a narrow terminal: keep room for the text
+        hang = hang[:width // 2]
+    indent = line[:len(line) - len(line.lstrip(" "))]
+    lines = _Lines(width, hang, indent)
+    for glue, word in _words(line[len(indent):]):
+        lines.add(glue, word)
+    return lines.text()
+
+
+class _Lines:
+    """The lines of one wrapped line, as they fill."""
+
+    def __init__(self, width: int, hang: str, indent: str):
+        self.width, self.hang = width, hang
+        self.done, self.current, self.used, self.fresh = [], indent, display_width(indent), True
+
+    def add(self, glue: str, word: str) -> None:
+        """A word and the spaces before it: on this line, the next, or broken when no line holds it."""
+        size = display_width(word)
+        if self.fresh or self.used + display_width(glue) + size <= self.width:
+            self.place("" if self.fresh else glue, word, size)  # a line starts with its indent only
+            return
+        self.newline()
+        self.place("", word, size)
+
+    def place(self, glue: str, word: str, size: int) -> None:
+        if self.used + display_width(glue) + size <= self.width:
+            self.current += glue + word
+            self.used += display_width(glue) + size
+        else:  # longer than any line: break it, a character at a time (styles kept whole)
+            self.current += glue
+            self.used += display_width(glue)
+            for piece in _PIECE.findall(word):
+                size = 0 if piece.startswith("\x1b") else char_width(piece)
+                if self.used + size > self.width and not self.fresh:
+                    self.newline()
+                self.current += piece
+                self.used += size
+                self.fresh = self.fresh and size == 0
+        self.fresh = self.fresh and size == 0
+
+    def newline(self) -> None:
+        self.done.append(self.current.rstrip(" "))
+        self.current, self.used, self.fresh = self.hang, display_width(self.hang), True
+
+    def text(self) -> str:
+        return "\n".join(self.done + [self.current.rstrip(" ")])
+
+
+def _words(text: str):
+    """(the spaces before, the word) for each piece a line may break before."""
+    words, glue, word = [], "", ""
+    for piece in _PIECE.findall(text):
+        if piece.startswith(" "):
+            if _SGR.sub("", word):
+                words.append((glue, word))
+                glue, word = "", ""
+            glue += piece
+        elif char_width(piece[0]) == 2 and not unicodedata.category(piece).startswith(("Pe", "Pf", "Po")):
+            if _SGR.sub("", word):  # a wide character may start a line
+                words.append((glue, word))
+                glue, word = "", ""
+            word += piece
+        elif _SGR.sub("", word) and char_width(word[-1]) == 2 and piece[0] != "\x1b" \
+                and not unicodedata.category(piece).startswith(("Pe", "Pf", "Po")):
+            words.append((glue, word))  # after a wide character, the next may start a line
+            glue, word = "", piece
+        else:
+            word += piece
+    if word or glue:
+        words.append((glue, word))
+    return _bind_connectors(words)
+
+
+def _bind_connectors(words):
+    """A lone arrow or sign ('←', '->', '=') stays with the word after it, so
+    no line ends with an arrow pointing at nothing."""
+    out = []
+    for glue, word in words:
+        if out and _connector(out[-1][1]) and (len(out) > 1 or out[-1][0]):
+            out[-1] = (out[-1][0], out[-1][1] + glue + word)
+        else:
+            out.append((glue, word))
+    return out
+
+
+def _connector(word: str) -> bool:
+    visible = _SGR.sub("", word)
+    return 0 < len(visible) <= 2 and all(unicodedata.category(c)[0] in "SP" for c in visible) \
+        and visible not in ("(", "[", ")", "]")
+
+
+class TextRenderer:
+    """Renders results for a terminal; `style` is click.style or a no-op; `width`
+    the columns to wrap to (None: no wrapping, for files and pipes)."""
+
+    def __init__(self, rulebase: RuleBase, style: Callable = plain_style, chain: bool = True,
+                 width: Optional[int] = None):
         self.rulebase = rulebase
         self.style = style
         self.chain = chain
+        self.width = width
 
     def value(self, name, value) -> str:
         spec = self.rulebase.schema.fields.get(name)
@@ -44,65 +188,80 @@ class TextRenderer:
             return "yes" if value else "no"
         return str(value)
 
-    def render(self, result) -> str:
+    def fit(self, line: str, hang) -> str:
+        """A line wrapped to the width; further lines start with `hang` (spaces, or a prefix)."""
+        return wrap(line, self.width, " " * hang if isinstance(hang, int) else hang)
+
+    def render(self, result, unknown: Optional[List[str]] = None) -> str:
         """A result as lines for a person. Critical warnings stand on the
         headline and in full right under it, before anything else: a
         clinician who reads one line still sees them. Text that came from
-        input (ids, sources, error messages) is escaped for the terminal."""
-        s = self.style
-        lines = []
-        name = s(for_terminal(result.id), bold=True)
+        input (ids, sources, error messages) is escaped for the terminal.
+
+        `unknown`: what to report as unknown instead of the missing fields'
+        names, one item a line (the interview gives its questions)."""
         if not result.ok:
-            e = result.error
-            where = for_terminal(e.get("source") or "")
-            if e.get("line"):
-                where += f":{e['line']}"
-            lines.append(f"{name}  {s('ERROR', fg='red', bold=True)}  {where}")
-            field = f" [{for_terminal(e['field'])}]" if e.get("field") else ""
-            lines.append(f"  {for_terminal(e['message'])}{field}")
-            for other in e.get("others", []):
-                at = f"line {other['line']}: " if other.get("line") else ""
-                fld = f" [{for_terminal(other['field'])}]" if other.get("field") else ""
-                lines.append(f"  {at}{for_terminal(other['message'])}{fld}")
-            return "\n".join(lines)
+            return "\n".join(self.error_lines(result))
+        s = self.style
         stance = result.ivig["stance"]
-        headline = f"{name}  {s(stance_label(stance), fg=STANCE_COLOURS[stance], bold=True)}"
+        headline = f"{s(for_terminal(result.id), bold=True)}  {s(stance_label(stance), fg=STANCE_COLOURS[stance], bold=True)}"
         if result.critical:
             headline += "  -  " + s("CRITICAL: " + ", ".join(result.critical), fg="red", bold=True)
-        lines.append(headline)
+        lines = [self.fit(headline, 4)]
         lines.extend(self.warning_lines(w for w in result.warnings if w["severity"] == "critical"))
-        lines.append(f"  {result.ivig['summary']}")
+        lines.append(self.fit(f"  {result.ivig['summary']}", 2))
         source = f"; {for_terminal(result.source)}" + (f":{result.line}" if result.line else "") \
             if result.source else ""
-        lines.append(s(f"  (rule {result.ivig['rule']}{source})", dim=True))
+        lines.append(self.fit(s(f"  (rule {result.ivig['rule']}{source})", dim=True), 3))
         if result.dose:
-            lines.append("  " + s("Dose: ", bold=True) + dose_line(result.dose, patient=True))
+            lines.append(self.fit("  " + s("Dose: ", bold=True) + dose_line(result.dose, patient=True), 8))
             if result.dose.get("note"):
-                lines.append(f"    {result.dose['note']}")
+                lines.append(self.fit(f"    {result.dose['note']}", 4))
         others = [w for w in result.warnings if w["severity"] != "critical"]
         if others:
             lines.append("  " + s("Warnings:", bold=True))
             lines.extend(self.warning_lines(others))
-        if result.missing:
-            lines.append("  " + s("Unknown, would let more rules decide: ", bold=True) + ", ".join(result.missing))
+        lines.extend(self.unknown_lines(result.missing, unknown))
         if self.chain and result.trace:
             lines.append("  " + s("How:", bold=True))
-            lines.extend("    " + line for line in self.chain_lines(result))
+            lines.extend(self.chain_lines(result, prefix="    "))
         return "\n".join(lines)
+
+    def error_lines(self, result) -> List[str]:
+        """An error result: the headline with where, the message, and the other errors."""
+        s, e = self.style, result.error
+        where = for_terminal(e.get("source") or "")
+        if e.get("line"):
+            where += f":{e['line']}"
+        lines = [self.fit(f"{s(for_terminal(result.id), bold=True)}  {s('ERROR', fg='red', bold=True)}  {where}", 4)]
+        field = f" [{for_terminal(e['field'])}]" if e.get("field") else ""
+        lines.append(self.fit(f"  {for_terminal(e['message'])}{field}", 4))
+        for other in e.get("others", []):
+            at = f"line {other['line']}: " if other.get("line") else ""
+            fld = f" [{for_terminal(other['field'])}]" if other.get("field") else ""
+            lines.append(self.fit(f"  {at}{for_terminal(other['message'])}{fld}", 4))
+        return lines
+
+    def unknown_lines(self, missing: List[str], unknown: Optional[List[str]]) -> List[str]:
+        """The unknown fields: their names on one line, or the given items one a line."""
+        heading = self.style("Unknown, would let more rules decide:", bold=True)
+        if unknown is None:
+            return [self.fit(f"  {heading} " + ", ".join(missing), 4)] if missing else []
+        return [f"  {heading}"] + [self.fit(f"    - {item}", 6) for item in unknown] if unknown else []
 
     def warning_lines(self, warnings) -> List[str]:
         """Each warning as a tagged line, and its action under it."""
         lines = []
         for w in warnings:
             tag = self.style(f"{w['severity'].upper():8}", fg=SEVERITY_COLOURS[w["severity"]], bold=True)
-            lines.append(f"    {tag} {w['code']}: {w['message']}")
+            lines.append(self.fit(f"    {tag} {w['code']}: {w['message']}", 13))
             if w.get("action"):
-                lines.append(f"             -> {w['action']}")
+                lines.append(self.fit(f"             -> {w['action']}", 16))
         return lines
 
-    def chain_lines(self, result) -> List[str]:
+    def chain_lines(self, result, prefix: str = "") -> List[str]:
         """The chain behind the stance, the dose and the non-info warnings, as a tree
-        from each conclusion back to the input findings."""
+        from each conclusion back to the input findings; each line starts with `prefix`."""
         first_by_rule = {}
         for entry in result.trace:
             first_by_rule.setdefault(entry["rule"], entry)
@@ -116,9 +275,10 @@ class TextRenderer:
             if entry is None:
                 continue
             asserted = ", ".join(f"{a['name']} = {self.value(a['name'], a['value'])}" for a in entry["asserted"])
-            lines.append(f"{asserted}  ← {self._rule_tag(entry['rule'])}")
+            lines.append(self.fit(f"{prefix}{asserted}  ← {self._rule_tag(entry['rule'])}",
+                                  prefix + ("│  " if entry["matched"] else "   ") + "   "))
             shown.add(rule_id)
-            self._children(entry, first_by_rule, lines, "", shown)
+            self._children(entry, first_by_rule, lines, prefix, shown)
         return lines
 
     def _rule_tag(self, rule_id) -> str:
@@ -133,14 +293,17 @@ class TextRenderer:
             branch, deeper = ("└─ ", "   ") if last else ("├─ ", "│  ")
             text = f"{fact['name']} = {self.value(fact['name'], fact['value'])}"
             parent = first_by_rule.get(fact.get("from")) if fact["fact"] == "Derived" else None
+            expands = parent is not None and parent["rule"] not in shown
+            # a wrapped line keeps the tree: its own branch continues, and so does a subtree under it
+            hang = indent + deeper + ("│  " if expands and parent["matched"] else "   ") + "   "
             if parent is None:
-                lines.append(indent + branch + text + self.style("  (input)", dim=True))
-            elif parent["rule"] in shown:
-                lines.append(indent + branch + text + f"  ← {self._rule_tag(parent['rule'])}"
-                             + self.style(" (as above)", dim=True))
+                lines.append(self.fit(indent + branch + text + self.style("  (input)", dim=True), hang))
+            elif not expands:
+                lines.append(self.fit(indent + branch + text + f"  ← {self._rule_tag(parent['rule'])}"
+                                      + self.style(" (as above)", dim=True), hang))
             else:
                 shown.add(parent["rule"])
-                lines.append(indent + branch + text + f"  ← {self._rule_tag(parent['rule'])}")
+                lines.append(self.fit(indent + branch + text + f"  ← {self._rule_tag(parent['rule'])}", hang))
                 self._children(parent, first_by_rule, lines, indent + deeper, shown)
 
 
@@ -209,20 +372,21 @@ class Formatter:
     """Renders one result as one item of an output format; picklable, so that
     worker processes can render what they evaluate."""
 
-    def __init__(self, fmt: str, chain: bool = True, style: Callable = plain_style):
+    def __init__(self, fmt: str, chain: bool = True, style: Callable = plain_style, width: Optional[int] = None):
+        """`width`: the columns text is wrapped to (terminal_width() for a terminal; None: no wrapping)."""
         if fmt not in FORMATS:
             raise ValueError(f"no output format '{fmt}' (formats: {', '.join(FORMATS)})")
-        self.fmt, self.chain, self.style = fmt, chain, style
+        self.fmt, self.chain, self.style, self.width = fmt, chain, style, width
         self._renderers = {}
 
     def __getstate__(self):
-        return {"fmt": self.fmt, "chain": self.chain, "style": self.style, "_renderers": {}}
+        return {"fmt": self.fmt, "chain": self.chain, "style": self.style, "width": self.width, "_renderers": {}}
 
     def __call__(self, result, rulebase: RuleBase) -> Formatted:
         if self.fmt == "text":
             renderer = self._renderers.get(id(rulebase))
             if renderer is None:
-                renderer = self._renderers[id(rulebase)] = TextRenderer(rulebase, self.style, self.chain)
+                renderer = self._renderers[id(rulebase)] = TextRenderer(rulebase, self.style, self.chain, self.width)
             text = renderer.render(result)
         elif self.fmt == "csv":
             # with an empty line terminator the csv module would not quote a
