@@ -1,4 +1,4 @@
-"""Reading case files: YAML (one or many documents), JSON, JSONL, directories, stdin.
+"""Reading case files: YAML (one or many documents), JSON, JSONL, CSV, directories, stdin.
 
 Everything streams: cases are yielded one at a time, in file order, and no
 file or standard input is ever held whole (a JSON array is read element by
@@ -9,10 +9,13 @@ record's error, so a broken case never hides the cases around it.
 
 Input is UTF-8 (a byte-order mark is accepted); UTF-16 and UTF-32 are named,
 not misread. JSON is read strictly: duplicate keys, NaN and Infinity are
-refused, with the line of every key kept for error messages.
+refused, with the line of every key kept for error messages. CSV is a
+header row of field names and a case per row; its cells are text, which the
+schema reads as it reads an interview's answers (schema.read_value).
 """
 
 import bisect
+import csv
 import json
 import re
 import sys
@@ -25,7 +28,8 @@ from .errors import CaseChoice
 from .yamlsrc import (MAX_DEPTH, MAX_NUMBER, MAX_SCALAR, Located, LocatedList, SourceError,
                       read_documents, shown)
 
-CASE_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+CASE_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl",
+                 ".csv": "csv"}
 STDIN = "-"
 STDIN_NAME = "<stdin>"
 BLOCK = 1 << 16              # bytes read at a time
@@ -688,13 +692,148 @@ def _cases_of(document, source, name, line) -> Iterator[CaseRecord]:
         yield CaseRecord(item, source, at, name)
 
 
+# -- CSV: a header row of field names, then a case per row -----------------------------
+
+# A header as a spreadsheet writes it: names (quoted or not) separated by commas.
+_CSV_HEADER = re.compile(rb'"?[A-Za-z_][A-Za-z0-9_ ]*"?(?:[ \t]*,[ \t]*(?:"?[A-Za-z_][A-Za-z0-9_ ]*"?)?)+\Z')
+
+# csv's own words for what is wrong, and what a person who made the file needs to hear.
+_CSV_PROBLEMS = (
+    ("unexpected end of data", "a quoted cell of this row is never closed: the file ends inside it"),
+    ("expected after", 'a quote (") inside a cell that is not quoted as a whole, or not doubled: '
+                       'quote the cell and write a quote inside it as ""'),
+    ("field larger than field limit", f"a cell of more than {csv.field_size_limit():,} characters: too large"),
+    ("new-line character seen in unquoted field", "a line break (\\r) inside a cell that is not quoted: "
+                                                  "save the file with \\n or \\r\\n line endings"),
+)
+
+
+class _Unreadable(Exception):
+    """A line of a CSV file that cannot be read: the error of the row it is in."""
+
+    def __init__(self, error: SourceError):
+        super().__init__(error.message)
+        self.error = error
+
+
+class _CsvLines:
+    """The physical lines of a CSV stream, one at a time, as csv.reader takes
+    them: each decoded on its own and bounded (see _binary_lines), numbered,
+    and the lines of one row bounded together, so that a quoted cell that is
+    never closed cannot fill memory either."""
+
+    def __init__(self, raw: _Bytes):
+        self.lines = _decoded(_binary_lines(raw))
+        self.number = 0        # the last line given out
+        self.row_chars = 0     # characters given out for the row being read
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        self.number, text = next(self.lines)
+        if isinstance(text, SourceError):
+            raise _Unreadable(text)
+        self.row_chars += len(text)
+        if self.row_chars > MAX_CASE_CHARS:
+            raise _Unreadable(SourceError(f"a row of more than {MAX_CASE_CHARS:,} characters: too large to be a "
+                                          "case (is a quoted cell never closed?)", None, self.number))
+        return text
+
+
+def _read_csv(raw: _Bytes, source: str, name: str) -> Iterator[CaseRecord]:
+    """A CSV file: the first row names the fields, each further row is a case.
+
+    An empty cell is unknown; cells are text, read by the schema (a list
+    field's items separated by ';'). Each row's line is the physical line it
+    starts on, whatever quoted line breaks come before it. A row that cannot
+    be read is its own error and the rows after it are read; a header that
+    cannot be read or names a field twice ends the file."""
+    lines = _CsvLines(raw)
+    rows = csv.reader(lines, strict=True)
+    header = None
+    while True:
+        start, lines.row_chars = lines.number + 1, 0
+        try:
+            cells = next(rows)
+        except StopIteration:
+            return
+        except (_Unreadable, csv.Error) as exc:
+            error = _csv_error(exc, source, start)
+            if header is None:
+                error.message += "; the header row names the fields, so nothing in this file was read"
+                yield CaseRecord(None, source, start, name, error)
+                return
+            yield CaseRecord(None, source, start, name, error)
+            continue
+        if not any(cell.strip() for cell in cells):
+            continue  # a blank line, or a row of empty cells: no case
+        if header is None:
+            header, error = _csv_header(cells, source, start)
+            if error:
+                yield CaseRecord(None, source, start, name, error)
+                return
+            continue
+        yield _csv_row(header, cells, source, start, name)
+
+
+def _csv_error(exc: Exception, source: str, line: int) -> SourceError:
+    if isinstance(exc, _Unreadable):
+        return SourceError(exc.error.message, source, line)
+    said = str(exc)
+    message = next((ours for theirs, ours in _CSV_PROBLEMS if theirs in said), f"not valid CSV: {shown(said, 200)}")
+    return SourceError(message, source, line)
+
+
+def _csv_header(cells, source: str, line: int):
+    """(the field name of each column, '' for a column without one), or the error that ends the file."""
+    names = [cell.strip() for cell in cells]
+    seen = {}
+    for column, field in enumerate(names, start=1):
+        if field and field in seen:
+            return None, SourceError(f"the header names {shown(field)} twice (columns {seen[field]} and {column}): "
+                                     "nothing in this file was read", source, line, field)
+        seen.setdefault(field, column)
+    named = [n for n in names if n]
+    if len(named) == 1 and ";" in named[0]:
+        return None, SourceError(f"the header {shown(named[0], 60)} is one column: separate the columns with "
+                                 "commas (';' separates the items of a list in one cell)", source, line)
+    if {"status", "stance"} <= set(named):
+        return None, SourceError("this is a file of results (ivig evaluate --format csv), not of cases",
+                                 source, line)
+    return names, None
+
+
+def _csv_row(header, cells, source: str, line: int, name: str) -> CaseRecord:
+    """One row as a case mapping: the fields of its cells that are not empty, all on the row's line."""
+    data = Located()
+    data.line, data.key_lines, data.texts = line, {}, {}
+    for column, cell in enumerate(cells, start=1):
+        text = cell.strip()
+        if not text:
+            continue
+        field = header[column - 1] if column <= len(header) else ""
+        problem = None
+        if not field:
+            problem = f"a value in column {column}, which the header does not name"
+        elif "\x00" in text:
+            problem = "a NUL byte in the cell: the file is damaged, or not text"
+        elif len(text) > MAX_SCALAR:
+            problem = f"a value of {len(text):,} characters (at most {MAX_SCALAR:,})"
+        if problem:
+            return CaseRecord(None, source, line, name, SourceError(problem, source, line, field or None))
+        data[field] = text
+        data.key_lines[field] = line
+    return CaseRecord(data, source, line, name)
+
+
 # -- files and standard input ---------------------------------------------------------
 
 def _read_path(path: str, name: str) -> Iterator[CaseRecord]:
     kind = CASE_SUFFIXES.get(Path(path).suffix.lower())
     if kind is None:
         yield CaseRecord(None, path, None, name, SourceError(
-            "not a case file: use .yaml, .yml, .json or .jsonl", path))
+            f"not a case file: use {', '.join(CASE_SUFFIXES)}", path))
         return
     try:
         handle = open(path, "rb")
@@ -713,14 +852,16 @@ def _read_stream(raw, kind: str, source: str, name: str) -> Iterator[CaseRecord]
         yield from _jsonl(_decoded(_binary_lines(stream)), source, name)
     elif kind == "json":
         yield from _read_json(_Text(stream, source), source, name)
+    elif kind == "csv":
+        yield from _read_csv(stream, source, name)
     else:
         yield from _read_yaml(_Text(stream, source), source, name)
 
 
 def _read_stdin(stdin, name: str) -> Iterator[CaseRecord]:
     """Standard input, read as it arrives: JSON Lines when its first line is a
-    whole JSON object, a JSON list when it starts with '[{"' (or '[]'), YAML
-    otherwise."""
+    whole JSON object, a JSON list when it starts with '[{"' (or '[]'), CSV
+    when it is a header of names separated by commas, YAML otherwise."""
     raw = getattr(stdin, "buffer", None) or _EncodedText(stdin)
     stream, error = _opened(raw, STDIN_NAME)
     if error:
@@ -752,4 +893,6 @@ def _stdin_kind(first: bytes) -> str:
             pass
     if re.match(rb'\[[ \t\r\n]*(?:\{[ \t\r\n]*["}]|\])', first):  # not a YAML flow list: [{diagnosis: als}]
         return "json"
+    if _CSV_HEADER.match(first):  # YAML would read it as one text, never a case
+        return "csv"
     return "yaml"

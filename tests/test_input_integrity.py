@@ -461,7 +461,7 @@ GARBAGE = st.one_of(st.binary(max_size=120), YAMLISH.map(str.encode),
                     JSON_VALUES.map(lambda v: json.dumps(v).encode()),
                     st.dictionaries(st.sampled_from(["diagnosis", "age", "id", "walks_unaided", "x"]), JSON_VALUES,
                                     max_size=3).map(lambda v: json.dumps(v).encode()))
-SUFFIXES = st.sampled_from([".yaml", ".json", ".jsonl"])
+SUFFIXES = st.sampled_from([".yaml", ".json", ".jsonl", ".csv"])
 
 
 def _evaluate_dir(files, advisor):
