@@ -2,16 +2,20 @@
 reads the answers line by line, and offers to save the case.
 
 `run_interview` is the entry; `check_save_option` refuses a `--save` target
-before the first question. Input comes with line editing at a terminal and
-plainly from a pipe (a scripted interview shows its answers in the
-transcript); everything from input is shown made safe for a terminal
-(escape.for_terminal). Ctrl-C at a question ends the interview (its answers
-are shown and can be saved); SIGTERM and SIGHUP (errors.Stopped) show the
+before the first question. At a terminal, input comes through GNU readline
+or libedit when Python has it (line editing, the session's answers as
+history, Tab completing the question's choices); from a pipe it is read
+plainly, and a scripted interview shows its answers in the transcript.
+Everything from input is shown made safe for a terminal
+(escape.for_terminal), and text is wrapped to the terminal's width
+(render.wrap). Ctrl-C at a question ends the interview (its answers are
+shown and can be saved); SIGTERM and SIGHUP (errors.Stopped) show the
 answers and unwind at once.
 """
 
+import re
 import sys
-from typing import Callable, Dict, Optional
+from typing import Callable, Dict, Iterable, List, Optional
 
 import click
 import yaml
@@ -19,21 +23,38 @@ import yaml
 from .errors import OutputRefused, Stopped, WriteFailed
 from .escape import for_terminal
 from .evaluate import Advisor
-from .interview import COMMANDS, NO, YES, AnswerError, Interview, check_save, save_case
-from .render import TextRenderer, plain_style
+from .interview import COMMANDS, NO, YES, AnswerError, Interview, Step, check_save, save_case
+from .render import TextRenderer, plain_style, terminal_width, wrap
 
 INTERVIEW_HELP = """At any question you may answer:
-  why      which rules need this answer, and what they would conclude
+  why      which rules need this answer; why again climbs to the goal they serve
   unknown  leave it unknown (it is reported as missing)
   back     change the previous answer
   how      the chain of rules so far
   help     this text, and what the question means
-  quit     stop (the answers so far are shown, and can be saved)"""
+  quit     stop (the answers so far are shown, and can be saved)
+At a terminal, Tab completes an answer, the arrow keys edit it, and up and down recall earlier ones."""
+
+# The parts of the advice (interview.GOALS) as a `why` names them.
+GOAL_WORDS = {"stance": "the stance on IVIG", "dose": "the dose", "warnings": "the warnings"}
 
 
 def say(text, err: bool = False, nl: bool = True) -> None:
     """Echo text that holds something from input (an id, a path, an answer) made safe for a terminal."""
     click.echo("\n".join(for_terminal(line) for line in str(text).split("\n")), err=err, nl=nl)
+
+
+def show(text: str, hang=0) -> None:
+    """Echo text that is already safe (input escaped, our own styles), each line
+    wrapped to the terminal's width; further lines of a line start with `hang`
+    (spaces, or the prefix itself). The width is read each time: a terminal may be resized."""
+    width, prefix = terminal_width(), " " * hang if isinstance(hang, int) else hang
+    click.echo("\n".join(wrap(line, width, prefix) for line in str(text).split("\n")))
+
+
+def tell(text, hang=0) -> None:
+    """`show` for plain text that holds something from input: escaped, then wrapped."""
+    show("\n".join(for_terminal(line) for line in str(text).split("\n")), hang)
 
 
 def check_save_option(path, overwrite: bool) -> None:
@@ -71,13 +92,14 @@ class _Console:
     def __init__(self, session: Interview, style: Callable):
         self.session = session
         self.style = style
+        start_history()  # the answers of this session only: no patient's answers from another
 
     def run(self, case_id, save_path, overwrite, resumed_from) -> bool:
         session, style = self.session, self.style
-        click.echo(style("IVIG advice after Dalakas, JAMA 2004", bold=True)
-                   + " - type why, unknown, back, how, help or quit at any question.")
+        show(style("IVIG advice after Dalakas, JAMA 2004", bold=True)
+             + " - type why, unknown, back, how, help or quit at any question.")
         if session.answers:
-            say(f"Resumed from {resumed_from}: {len(session.answers)} answers given.")
+            tell(f"Resumed from {resumed_from}: {len(session.answers)} answers given.")
         try:
             finished = self.ask_all()
         except KeyboardInterrupt:
@@ -94,7 +116,7 @@ class _Console:
         if finished:
             result.id = case_id or "interview"
             click.echo("")
-            click.echo(TextRenderer(session.advisor.rulebase, style=style).render(result))
+            click.echo(self.renderer().render(result, unknown=self.open_questions(result)))
         elif session.answers:
             show_answers(session.case(), "The answers so far:")
         case = dict({"id": case_id} if case_id else {}, **session.case())
@@ -102,84 +124,224 @@ class _Console:
             offer_save(case, result if finished else None, save_path, overwrite)
         return finished
 
+    def renderer(self) -> TextRenderer:
+        """The text renderer, at the terminal's width now."""
+        return TextRenderer(self.session.advisor.rulebase, style=self.style, width=terminal_width())
+
+    def open_questions(self, result) -> List[str]:
+        """The questions left unknown that could still change the advice, as the clinician read them."""
+        fields = self.session.schema.fields
+        return [for_terminal(fields[name].question or name) for name in self.session.still_open(result)]
+
     def ask_all(self) -> bool:
         """Ask until no question can change the answer; False when stopped early."""
-        session, style, safe = self.session, self.style, for_terminal
+        session = self.session
         number = 0
         while True:
             spec = session.next_question()
             if spec is None:
                 return True
             number += 1
-            click.echo("")
-            click.echo(style(f"{number}. {safe(spec.question or spec.name)}", bold=True)
-                       + safe(session.range_text(spec)))
-            options = list(spec.values)
-            for i, value in enumerate(options, start=1):
-                say(f"   {i:2d}) {spec.values[value].get('label', value)}  [{value}]")
-            hint = {"boolean": "yes/no", "list": "numbers or names, comma-separated, or none"}.get(spec.type, "")
-            while True:
-                text = read_line(f"   > {'(' + hint + ') ' if hint else ''}")
-                if text is None:
-                    click.echo("End of input.")
-                    return False
-                command = COMMANDS.get(text.strip().lower())
-                if command == "quit":
-                    return False
-                if command == "help":
-                    say(f"   {spec.help}" if spec.help else "")
-                    self.show_review_flag(spec)
-                    click.echo(INTERVIEW_HELP)
+            self.show_question(number, spec)
+            outcome = self.answer(spec)
+            if outcome is None:
+                return False
+            if outcome == "back":
+                number -= 2
+
+    def show_question(self, number: int, spec) -> None:
+        """The question, its unit and range, and its choices, numbered."""
+        safe = for_terminal
+        click.echo("")
+        show(self.style(f"{number}. {safe(spec.question or spec.name)}", bold=True)
+             + safe(self.session.range_text(spec)), len(f"{number}. "))
+        for i, value in enumerate(spec.values, start=1):
+            tell(f"   {i:2d}) {spec.values[value].get('label', value)}  [{value}]", 7)
+
+    def answer(self, spec) -> Optional[str]:
+        """Read answers to one question until one is taken: 'answered', 'back', or None to stop."""
+        session = self.session
+        hint = {"boolean": "yes/no", "list": "numbers or names, comma-separated, or none"}.get(spec.type, "")
+        choices = session.choices(spec) + list(dict.fromkeys(COMMANDS.values()))
+        whys = 0  # a further `why` at the same question climbs one goal higher
+        while True:
+            text = read_line("   > " + (self.style(f"({hint})", dim=True) + " " if hint else ""), choices)
+            if text is None:
+                click.echo("End of input.")
+                return None
+            command = COMMANDS.get(text.strip().lower())
+            if command == "quit":
+                return None
+            if command == "why":
+                self.show_why(spec, whys)
+                whys += 1
+                continue
+            if command == "help":
+                self.show_help(spec)
+                continue
+            if command == "how":
+                self.show_how()
+                continue
+            if command == "back":
+                undone = session.back()
+                tell(f"   Back to: {session.schema.fields[undone].question}" if undone
+                     else "   Nothing to go back to.", 5)
+                if undone:
+                    return "back"
+                continue
+            if command == "unknown":
+                if spec.required:
+                    click.echo(self.style("   ✗ the diagnosis is needed: every rule starts from it", fg="red"))
                     continue
-                if command == "why":
-                    for reason in session.why(spec.name):
-                        say(f"   - {reason.sentence}" + (f"  [{reason.rule}; {reason.cite}]" if reason.cite else ""))
-                    self.show_review_flag(spec)
-                    continue
-                if command == "how":
-                    self.show_how()
-                    continue
-                if command == "back":
-                    undone = session.back()
-                    say(f"   Back to: {session.schema.fields[undone].question}" if undone
-                        else "   Nothing to go back to.")
-                    if undone:
-                        number -= 2
-                        break
-                    continue
-                if command == "unknown":
-                    if spec.required:
-                        click.echo(style("   ✗ the diagnosis is needed: every rule starts from it", fg="red"))
-                        continue
-                    session.skip(spec.name)
-                    break
-                if not text.strip():
-                    click.echo("   Please answer, or type unknown, why or help.")
-                    continue
-                try:
-                    session.give(spec.name, session.parse(spec, text))
-                    break
-                except AnswerError as exc:
-                    click.echo(style(f"   ✗ {safe(exc)}", fg="red"))
+                session.skip(spec.name)
+                return "answered"
+            if self.take(spec, text):
+                return "answered"
+
+    def take(self, spec, text: str) -> bool:
+        """Record an answer, echoing what a name or number stood for; False (with the reason) if it does not fit."""
+        if not text.strip():
+            click.echo("   Please answer, or type unknown, why or help.")
+            return False
+        try:
+            value = self.session.parse(spec, text)
+            self.session.give(spec.name, value)
+        except AnswerError as exc:
+            show(self.style(f"   ✗ {for_terminal(exc)}", fg="red"), 5)
+            return False
+        if spec.type in ("enum", "list") and text.strip().lower() != spec.label(value).lower():
+            tell(f"   → {spec.label(value)}", 5)  # 'mg' -> Myasthenia gravis: the clinician sees what was taken
+        return True
+
+    def show_help(self, spec) -> None:
+        """What the question means (the schema's help and review flag), and the commands."""
+        if spec.help:
+            tell(f"   {' '.join(spec.help.split())}", 3)
+        self.show_review_flag(spec)
+        for line in INTERVIEW_HELP.split("\n"):
+            show(line, 11 if line.startswith("  ") else 0)
+
+    def show_why(self, spec, level: int) -> None:
+        """The `level`-th answer to why at this question: one step up the goal
+        tree each time, then the top goal, then that nothing is higher."""
+        steps = self.session.why_chain(spec.name)
+        if level < len(steps):
+            self.show_step(spec, steps, level)
+            if level == 0:
+                self.show_review_flag(spec)
+        elif level == len(steps):
+            tell(f"   [{level + 1}] That is the top goal: {_joined(_goals_of(steps))}, what this consultation "
+                 "decides for the patient.", 7)
+        else:
+            tell(f"   Nothing is above the top goal ({_joined(_goals_of(steps))}). Answer the question, or type help.", 5)
+
+    def show_step(self, spec, steps: List[Step], level: int) -> None:
+        """One step of `why`: what it explains, the rules waiting on it, and where the next `why` leads."""
+        step = steps[level]
+        feeds = steps[level + 1].needs if level + 1 < len(steps) else []
+        does = [f"feed {_joined(n.replace('_', ' ') for n in feeds)}"] if feeds else []
+        does += [f"decide {_joined(step.goals)}"] if step.goals else []
+        they = f"; they {' and '.join(does)}" if does else ""
+        if level == 0 and not step.tested:
+            head = f"No rule tests this answer, but these rules use it in what they conclude{they}:"
+        elif level == 0:
+            head = f"These rules test this answer{they}:"
+        else:
+            head = f"In turn, {_joined(n.replace('_', ' ') for n in step.needs)} is tested by these rules{they}:"
+        tell(f"   [{level + 1}] {head}", 7)
+        for reason in step.reasons:
+            tell(f"   - {reason.sentence}" + (f"  [{reason.rule}; {reason.cite}]" if reason.cite else ""), 5)
+        if level == 0 and not step.tested and spec.help:
+            tell(f"     ({' '.join(spec.help.split())})", 6)  # the schema says what the answer is used for
+        tell("   (why again: " + (f"why {_joined(n.replace('_', ' ') for n in feeds)} matters)" if feeds
+                                   else "the goal these rules serve)"), 5)
 
     def show_review_flag(self, spec) -> None:
         """The schema's note that the source's wording behind this question is uncertain."""
         if spec.review_flag:
-            say(self.style(f"   Review flag: {' '.join(str(spec.review_flag).split())}", fg="yellow"))
+            show(self.style(f"   Review flag: {for_terminal(' '.join(str(spec.review_flag).split()))}",
+                            fg="yellow"), 5)
 
     def show_how(self) -> None:
         session = self.session
         if "diagnosis" not in session.answers:
             click.echo("   No answer yet.")
             return
-        renderer = TextRenderer(session.advisor.rulebase, style=self.style)
-        click.echo("\n".join("   " + line for line in renderer.chain_lines(session.result())))
+        click.echo("\n".join(self.renderer().chain_lines(session.result(), prefix="   ")))
 
 
-def read_line(prompt: str) -> Optional[str]:
-    """One line of input: with line editing on a terminal, plainly from a pipe; None at end of input."""
+def _goals_of(steps: List[Step]) -> List[str]:
+    """The parts of the advice a chain of steps decides, in GOAL_WORDS's order."""
+    reached = {g for step in steps for g in step.goals}
+    return [g for g in GOAL_WORDS if g in reached]
+
+
+def _joined(items: Iterable[str]) -> str:
+    """'a', 'a and b', 'a, b and c' (goals in their words)."""
+    items = [GOAL_WORDS.get(i, i) for i in items]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1] if items else ""
+
+
+# -- reading a line ---------------------------------------------------------------
+
+_COMPLETIONS: List[str] = []  # what Tab completes at the current prompt
+_SGR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def line_editor():
+    """The readline module when both input and output are a terminal, set up once
+    (Tab completes, only ',' separates words); None otherwise, or when Python
+    has no readline: then input is read plainly and nothing is sent to the terminal."""
+    try:
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):
+            return None
+    except (AttributeError, ValueError):
+        return None
+    try:
+        import readline
+    except ImportError:  # Windows, or a Python built without it
+        return None
+    if readline.get_completer() is not _complete:
+        libedit = "libedit" in (readline.__doc__ or "") or getattr(readline, "backend", "") == "editline"
+        readline.parse_and_bind("bind ^I rl_complete" if libedit else "tab: complete")
+        readline.set_completer_delims(",")  # a list answer completes each item; spaces belong to names
+        readline.set_completer(_complete)
+    return readline
+
+
+def start_history() -> None:
+    """Forget the lines of any earlier session: history holds this interview's answers only."""
+    editor = line_editor()
+    if editor is not None:
+        editor.clear_history()
+
+
+def _complete(text: str, state: int) -> Optional[str]:
+    """readline's completer: the state-th choice that starts with what was typed (any case)."""
+    typed = text.lstrip()
+    matches = [text[:len(text) - len(typed)] + c for c in _COMPLETIONS if c.lower().startswith(typed.lower())]
+    return matches[state] if state < len(matches) else None
+
+
+def ignore_markers(prompt: str) -> str:
+    """The prompt with each style sequence between readline's ignore markers
+    (\\001, \\002), so that it counts the prompt's columns right."""
+    return _SGR.sub(lambda m: "\001" + m.group() + "\002", prompt)
+
+
+def read_line(prompt: str, choices: Iterable[str] = ()) -> Optional[str]:
+    """One line of input, None at end of input: edited at a terminal (Tab completes
+    `choices`), plainly from a pipe, where it is echoed so the transcript shows it."""
+    editor = line_editor()
+    if editor is not None:
+        _COMPLETIONS[:] = list(choices)
+        try:
+            return input(ignore_markers(prompt))
+        except EOFError:
+            click.echo("")
+            return None
     click.echo(prompt, nl=False)
-    if sys.stdin.isatty():
+    if sys.stdin.isatty():  # a terminal without readline, or output to a file
         try:
             return input()
         except EOFError:
@@ -217,7 +379,7 @@ def offer_save(case: dict, result, save_path, overwrite: bool) -> None:
         except FileExistsError as exc:
             many = " and " in exc.filename
             exist = f"{exc.filename} exist{'' if many else 's'}"
-            if sys.stdin.isatty() and yes(f"{exist}. Overwrite {'them' if many else 'it'}? [y/N] "):
+            if sys.stdin.isatty() and yes(f"{for_terminal(exist)}. Overwrite {'them' if many else 'it'}? [y/N] "):
                 confirmed.add(path)
                 continue
             say(f"   {exist}: not replaced (--overwrite replaces it); give another name.")

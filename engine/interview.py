@@ -33,6 +33,7 @@ from .analysis import domains
 from .caseio import pick_case, read_cases
 from .errors import ResumeError
 from .evaluate import Advisor, Result, Run
+from .rulebase import STANCE, RuleSpec
 from . import words
 from .schema import CaseInvalid, FieldSpec, check_value
 
@@ -57,6 +58,27 @@ class Reason:
     rule: str
     sentence: str
     cite: str
+
+
+# The parts of the advice, in the order a question about them is ranked (see
+# Interview.impact): the top goals of the consultation.
+GOALS = ("stance", "dose", "warnings")
+
+
+@dataclass
+class Step:
+    """One answer to `why`, one level up MYCIN's goal tree.
+
+    `needs`: what this step explains (the field asked, then the derived facts
+    it feeds); `reasons`: the rules waiting on it; `goals`: the parts of the
+    advice (GOALS) those rules decide themselves; `tested`: False when no
+    rule tests the field and the answer is used by a rule's conclusion (the
+    weight turns a dose rule's g/kg into grams).
+    """
+    needs: List[str]
+    reasons: List[Reason]
+    goals: List[str]
+    tested: bool = True
 
 
 def outcome_key(result: Result) -> tuple:
@@ -119,25 +141,25 @@ class Interview:
     def impact(self, name: str, result: Result) -> Optional[int]:
         """What some value of the field, the other answers kept, would change:
         0 the stance, 1 the regimen or dose, 2 the warnings; None: nothing."""
-        current = outcome_key(result)
         rank = None
+        for changed, _ in self._changes(name, result):
+            if changed == 0:
+                return 0
+            rank = changed if rank is None else min(rank, changed)
+        return rank
+
+    def _changes(self, name: str, result: Result):
+        """(rank as in `impact`, the other result) for each value of the field that changes the result."""
+        current = outcome_key(result)
         for value in self.candidates(name):
             trial = dict(self.case(), **{name: words.plain(value)})
             try:
-                other = outcome_key(self.evaluate(trial).result)
+                other = self.evaluate(trial).result
             except CaseInvalid:
                 continue  # a value the other answers rule out (a constraint)
-            if other[:2] != current[:2]:
-                return 0
-            if other[2] != current[2]:
-                changed = 1
-            elif other[3] != current[3]:
-                changed = 2
-            else:
-                changed = None
-            if changed is not None and (rank is None or changed < rank):
-                rank = changed
-        return rank
+            rank = _rank(current, outcome_key(other))
+            if rank is not None:
+                yield rank, other
 
     def candidates(self, name: str) -> list:
         values = [v for v in self.space.get(name, []) if v is not None]
@@ -145,6 +167,11 @@ class Interview:
             spec = self.schema.fields[name]
             values = [spec.min if spec.min is not None else spec.max if spec.max is not None else 1]
         return values
+
+    def still_open(self, result: Result) -> List[str]:
+        """The missing fields of a result that could still change it: what the
+        clinician left unknown, not what the interview chose not to ask."""
+        return [name for name in result.missing if self.impact(name, result) is not None]
 
     # -- answers ------------------------------------------------------------
 
@@ -157,7 +184,7 @@ class Interview:
                 return True
             if word in NO:
                 return False
-            raise AnswerError("answer yes or no (y/n)")
+            raise AnswerError("answer yes or no (y/n)" + words.suggest(word, ["yes", "no"]))
         if spec.type == "enum":
             return self._choice(spec, text)
         if spec.type == "list":
@@ -186,15 +213,25 @@ class Interview:
         exact = spec.alias_of(text)
         if exact is not None:
             return exact
-        word = text.lower().replace(" ", "_")
-        starts = [v for v in values if v.startswith(word) or spec.values[v].get("label", "").lower().startswith(text.lower())]
-        starts += [v for v in values for alias in spec.values[v].get("aliases", [])
-                   if alias.lower().startswith(text.lower()) and v not in starts]
-        if len(starts) == 1 and text:
+        starts = [v for v in values if text and any(n.lower().startswith(text.lower()) or
+                                                    n.startswith(text.lower().replace(" ", "_"))
+                                                    for n in choice_names(spec, v))]
+        if len(starts) == 1:
             return starts[0]
-        if len(starts) > 1:
+        if starts:  # in the list's order, each once ('m' is ALS by two of its aliases)
             raise AnswerError(f"'{text}' could be {', '.join(starts)}: type more letters or the number")
-        raise AnswerError(f"choose a number from the list, or a name (e.g. {values[0]})")
+        hint = words.suggest(text.lower(), [n.lower() for v in values for n in choice_names(spec, v)])
+        how = f"choose a number from the list, or a name (e.g. {values[0]})"
+        raise AnswerError(f"'{text}' is not one of the choices" + (f"{hint} {how[0].upper()}{how[1:]}" if hint
+                                                                    else f": {how}"))
+
+    @staticmethod
+    def choices(spec: FieldSpec) -> List[str]:
+        """What an answer to the question may be typed as, for completion: the
+        values and their aliases (enum and list), yes/no (boolean), each once."""
+        if spec.type == "boolean":
+            return ["yes", "no"]
+        return list(dict.fromkeys(n for v in spec.values for n in [v, *spec.values[v].get("aliases", [])]))
 
     def give(self, name: str, value) -> None:
         """Record an answer; raises AnswerError when the case it makes is invalid."""
@@ -227,24 +264,48 @@ class Interview:
     # -- why ----------------------------------------------------------------
 
     def why(self, name: str) -> List[Reason]:
-        """The undecided rules that test this field, and those that test what they
-        would derive, in plain language with their source (the stance itself is
-        not followed: every rule after it would be listed)."""
-        rulebase = self.advisor.rulebase
-        if name == "diagnosis":
-            return [Reason("all", "Every rule starts from the diagnosis: it decides which of the review's "
-                                  "recommendations apply.", "")]
-        undecided = self.evaluate().undecided
-        wanted, out, seen = {name}, [], set()
-        while True:
-            found = [r for r in undecided if r.id not in seen
-                     and wanted & {t.name for t in conditions.tests(r.when)}]
+        """Every rule behind the question, from the rules that test the field up
+        to those that decide the advice (the steps of `why_chain`, flattened)."""
+        return [reason for step in self.why_chain(name) for reason in step.reasons]
+
+    def why_chain(self, name: str) -> List[Step]:
+        """Why the field is asked, one Step per `why`, as MYCIN climbed its goal tree.
+
+        The first step is the undecided rules that test the field; each next
+        step the undecided rules that test what the rules before derive, until
+        the rules decide the advice itself (the stance is not followed: every
+        rule after it would be listed). A field no rule tests is asked for what
+        it changes in a conclusion (the weight: a dose rule's grams).
+        """
+        spec = self.schema.fields[name]
+        if spec.required:  # every rule tests it: the first step would be the whole rule base
+            return [Step([name], [Reason("all", f"Every rule starts from the {name.replace('_', ' ')}: it decides "
+                                                "which of the review's recommendations apply.", "")], list(GOALS))]
+        run = self.evaluate()
+        steps, wanted, seen = [], [name], set()
+        while wanted:
+            found = [r for r in run.undecided if r.id not in seen
+                     and set(wanted) & {t.name for t in conditions.tests(r.when)}]
             if not found:
-                return out
-            for rule in found:
-                seen.add(rule.id)
-                out.append(Reason(rule.id, words.sentence(rulebase, rule), words.basis_and_refs(rule)))
-            wanted = {n for r in found for n in (r.then.get("derive") or {})}
+                break
+            seen.update(r.id for r in found)
+            steps.append(Step(wanted, [self._reason(r) for r in found], _goals(found)))
+            wanted = list(dict.fromkeys(n for r in found for n in r.derives if n != STANCE))
+        return steps or self._used_by_conclusions(name, run.result)
+
+    def _used_by_conclusions(self, name: str, result: Result) -> List[Step]:
+        """The step for a field no undecided rule tests: the rules whose conclusions its value changes."""
+        by_id = self.advisor.rulebase.by_id
+        rules: Dict[str, RuleSpec] = {}
+        for rank, other in self._changes(name, result):
+            for rule_id in _rules_behind(rank, (result, other)):
+                if rule_id in by_id:
+                    rules.setdefault(rule_id, by_id[rule_id])
+        found = list(rules.values())
+        return [Step([name], [self._reason(r) for r in found], _goals(found), tested=False)] if found else []
+
+    def _reason(self, rule: RuleSpec) -> Reason:
+        return Reason(rule.id, words.sentence(self.advisor.rulebase, rule), words.basis_and_refs(rule))
 
     @staticmethod
     def range_text(spec: FieldSpec) -> str:
@@ -255,6 +316,40 @@ class Interview:
         if spec.unit:
             parts.append(spec.unit)
         return f" ({', '.join(parts)})" if parts else ""
+
+
+def _rank(current: tuple, other: tuple) -> Optional[int]:
+    """Which part of the advice differs between two outcome keys: 0 the stance, 1 the dose, 2 the warnings."""
+    if other[:2] != current[:2]:
+        return 0
+    if other[2] != current[2]:
+        return 1
+    if other[3] != current[3]:
+        return 2
+    return None
+
+
+def _rules_behind(rank: int, results) -> List[str]:
+    """The rules that give the part of the advice (by rank) in these results."""
+    ok = [r for r in results if r.ok]
+    if rank == 0:
+        return [r.ivig["rule"] for r in ok]
+    if rank == 1:
+        return [r.dose["rule"] for r in ok if r.dose]
+    return [w["rule"] for r in ok for w in r.warnings]
+
+
+def _goals(rules: List[RuleSpec]) -> List[str]:
+    """The parts of the advice (GOALS) these rules conclude themselves."""
+    made = {"stance" if "recommend" in r.then else None for r in rules} | \
+           {"dose" if "dose" in r.then else None for r in rules} | {"warnings" for r in rules if r.warnings}
+    return [g for g in GOALS if g in made]
+
+
+def choice_names(spec: FieldSpec, value: str) -> List[str]:
+    """The names a value of an enum or list answers to: the value, its label, its aliases."""
+    item = spec.values[value]
+    return [value, item.get("label", value), *item.get("aliases", [])]
 
 
 _UNSET = object()
@@ -335,5 +430,5 @@ def case_text(case: dict, path, finished: bool) -> str:
             + yaml.safe_dump(case, sort_keys=False, allow_unicode=True))
 
 
-__all__ = ["AnswerError", "Interview", "NO", "Reason", "ResumeError", "YES", "case_text", "check_save", "outcome_key",
+__all__ = ["AnswerError", "GOALS", "Interview", "NO", "Reason", "Step", "ResumeError", "YES", "case_text", "check_save", "outcome_key",
            "pick_case", "resume", "save_case", "save_paths"]
