@@ -1,10 +1,12 @@
 """Many cases at once: files, streams or mappings in, one Result per case out, in order.
 
-With ``workers`` > 1 the cases go to a pool of processes, each of which loads
-and compiles the rule base once. Cases travel in chunks, and only a few
-chunks per worker are in flight at a time, so memory stays flat whatever the
-size of the input; results come back in input order, identical for any
-number of workers.
+With ``workers`` > 1 the cases go to worker processes, each of which loads
+and compiles the rule base once and keeps its own cache of clinical
+situations; the cases of one diagnosis go to one worker while the load
+allows (`_Router`), so that each learns only its own diagnoses' situations.
+Cases travel in chunks, and only a few chunks per worker are in flight at a
+time, so memory stays flat whatever the size of the input; results come back
+in input order, identical for any number of workers.
 """
 
 import itertools
@@ -179,24 +181,95 @@ def _die_with_parent():
         os._exit(1)
 
 
+class _Router:
+    """Which worker a case goes to.
+
+    Each worker keeps its own cache of clinical situations, and a situation
+    belongs to one diagnosis: the cases of one diagnosis go to one worker (its
+    home, the least loaded when the diagnosis first comes up), so that each
+    worker learns only its diagnoses' situations instead of every worker
+    learning all of them. Routing never changes an answer, only where it is
+    worked out: a worker that is more than SPILL cases ahead of the least
+    loaded one passes its cases on, so that one diagnosis cannot keep one
+    worker busy and leave the other idle.
+    """
+
+    SPILL = 256
+
+    def __init__(self, workers: int):
+        self.load = [0] * workers
+        self.home: dict = {}
+
+    def worker_for(self, record: CaseRecord) -> int:
+        least = self.load.index(min(self.load))
+        worker = self.home.setdefault(_diagnosis_of(record), least)
+        if self.load[worker] - self.load[least] > self.SPILL:
+            worker = least
+        self.load[worker] += 1
+        return worker
+
+
+def _diagnosis_of(record: CaseRecord):
+    """The diagnosis as written, for routing only (a misspelt one just goes somewhere)."""
+    value = record.data.get("diagnosis") if isinstance(record.data, dict) else None
+    return value.strip().lower() if isinstance(value, str) else None
+
+
 def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finish: Optional[Callable]) -> Iterator:
+    """The results of `records`, in input order, from `workers` processes of one
+    worker each (a shared pool cannot send a case to a chosen worker: _Router)."""
     rulebase = advisor.rulebase
     directory = None if rulebase.packaged else str(rulebase.root)
     # PR_SET_PDEATHSIG fires when the *thread* that started the worker ends:
     # only safe to ask for when that thread is the main one, which ends with the process.
     bound = threading.current_thread() is threading.main_thread()
-    pool = ProcessPoolExecutor(workers, initializer=_start_worker,
-                               initargs=(directory, advisor.per_disease,
-                                         advisor.situations.maxsize if advisor.situations is not None else 0, finish, bound))
-    pending = deque()
+    cache = advisor.situations.maxsize if advisor.situations is not None else 0
+    pools = [ProcessPoolExecutor(1, initializer=_start_worker,
+                                 initargs=(directory, advisor.per_disease, cache, finish, bound))
+             for _ in range(workers)]
+    router = _Router(workers)
+    waiting = [[] for _ in pools]   # per worker: (index, record) not yet sent
+    in_flight = deque()             # (future, indices), in the order sent
+    done = {}                       # index -> result, for results that came back ahead of their turn
+    turn = 0                        # the index of the next result to yield
+
+    def send(worker):
+        chunk, waiting[worker] = waiting[worker], []
+        future = pools[worker].submit(_evaluate_chunk, [record for _, record in chunk])
+        in_flight.append((future, [index for index, _ in chunk]))
+
+    def receive():
+        """Wait for the results that hold the next turn (sending its chunk if it still waits)."""
+        for worker, chunk in enumerate(waiting):
+            if chunk and chunk[0][0] == turn:
+                send(worker)
+        entry = next(entry for entry in in_flight if turn in entry[1])
+        in_flight.remove(entry)
+        done.update(zip(entry[1], entry[0].result()))
+
+    read = 0  # cases read so far
     try:
-        while True:
-            chunk = list(itertools.islice(records, CHUNK))
+        for record in records:
+            worker = router.worker_for(record)
+            waiting[worker].append((read, record))
+            read += 1
+            if len(waiting[worker]) == CHUNK:
+                send(worker)
+            while len(in_flight) >= workers * IN_FLIGHT:  # bounded: take results before reading on
+                receive()
+                while turn in done:
+                    yield done.pop(turn)
+                    turn += 1
+        for worker, chunk in enumerate(waiting):  # the last, short chunks, all at once
             if chunk:
-                pending.append(pool.submit(_evaluate_chunk, chunk))
-            if pending and (not chunk or len(pending) >= workers * IN_FLIGHT):
-                yield from pending.popleft().result()
-            if not chunk and not pending:
-                break
+                send(worker)
+        while turn < read:
+            if turn not in done:
+                receive()
+            yield done.pop(turn)
+            turn += 1
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+        for pool in pools:
+            pool.shutdown(wait=False, cancel_futures=True)
+        for pool in pools:
+            pool.shutdown(wait=True)

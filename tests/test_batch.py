@@ -203,3 +203,43 @@ def test_workers_keep_the_situation_cache_of_the_advisor_they_serve():
     for advisor, expected in ((Advisor(), Advisor().situations.maxsize), (Advisor(cache=100), 100),
                               (Advisor(cache=0), 0)):
         assert set(evaluate_records(records, advisor, workers=2, finish=_worker_cache)) == {expected}
+
+
+def _where(result, rulebase):
+    """Runs in a worker: which worker evaluated the case."""
+    return os.getpid(), result.id
+
+
+def _records(diagnoses):
+    from ivig_advisor.engine.caseio import CaseRecord
+    return [CaseRecord({"diagnosis": d, "id": f"c{i}"}, None, None, f"c{i}") for i, d in enumerate(diagnoses)]
+
+
+def test_the_cases_of_one_diagnosis_go_to_one_worker_so_each_learns_only_its_situations():
+    from ivig_advisor.engine.batch import evaluate_records
+    import random
+    diagnoses = ["gbs", "mmn"] * 200
+    random.Random(7).shuffle(diagnoses)
+    out = list(evaluate_records(_records(diagnoses), workers=2, finish=_where))
+    assert [case_id for _, case_id in out] == [f"c{i}" for i in range(400)]
+    workers = {d: {pid for (pid, _), x in zip(out, diagnoses) if x == d} for d in ("gbs", "mmn")}
+    assert len(workers["gbs"]) == len(workers["mmn"]) == 1 and workers["gbs"] != workers["mmn"]
+
+
+def test_a_batch_of_one_diagnosis_still_keeps_every_worker_busy():
+    from ivig_advisor.engine.batch import evaluate_records
+    out = list(evaluate_records(_records(["mmn"] * 1200), workers=2, finish=_where))
+    assert [case_id for _, case_id in out] == [f"c{i}" for i in range(1200)]
+    shares = sorted(sum(pid == p for pid, _ in out) for p in {pid for pid, _ in out})
+    assert len(shares) == 2 and shares[0] >= 400, shares
+
+
+def test_a_rare_diagnosis_whose_chunk_never_fills_does_not_hold_the_batch_back(monkeypatch):
+    from ivig_advisor.engine import batch
+    from ivig_advisor.engine.batch import evaluate_records
+    monkeypatch.setattr(batch._Router, "SPILL", 10 ** 9)  # no spilling: the als worker's chunk stays short
+    diagnoses = ["gbs"] * 3000
+    for i in (1, 700, 2999):
+        diagnoses[i] = "als"
+    results = evaluate_records(_records(diagnoses), workers=2, finish=_where)
+    assert [case_id for _, case_id in results] == [f"c{i}" for i in range(3000)]
