@@ -326,6 +326,27 @@ def interview(rules_dir, resume_path, wanted_id, save_path, overwrite):
     _exit(0 if finished else EXIT_FOUND)
 
 
+@main.command("test", epilog=exit_status("some scenario failed, or could not be read or run"))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
+@format_option("text", "json")
+@rules_option
+def run_tests(paths, fmt, rules_dir):
+    """Run scenario files: cases with an `expect:` block (stance, rule, dose,
+    warnings, max_severity, severity, fired, not_fired, missing, not_missing).
+
+    Each scenario passes or fails, with the differences shown; a scenario that
+    cannot be read or checked (an unknown key, rule or field in `expect`) is
+    an error. Exit 1 when any scenario did not pass. `ivig evaluate` reads the
+    same files as cases.
+    """
+    from ivig_advisor.engine import Advisor
+    from ivig_advisor.engine.scenarios import report_text, run_scenarios
+
+    report = run_scenarios(paths, Advisor(_load_rules(rules_dir)), stdin=sys.stdin)
+    _echo_json(report.to_dict()) if fmt == "json" else click.echo(report_text(report, _style()))
+    _exit(0 if report.ok else EXIT_FOUND)
+
+
 # -- ivig audit --------------------------------------------------------------
 
 @main.group(epilog=exit_status("a finding (check), a difference (diff), a rule never fired (coverage "
