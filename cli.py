@@ -347,6 +347,35 @@ def run_tests(paths, fmt, rules_dir):
     _exit(0 if report.ok else EXIT_FOUND)
 
 
+@main.command("schema")
+@format_option("text", "json", "json-schema",
+               help="text for a person; json (every field as data) or json-schema (a JSON Schema, draft "
+                    "2020-12, of a case file) for programs and form builders.")
+@output_option("Write to this file, atomically, instead of standard output.")
+@rules_option
+def show_schema(fmt, output, rules_dir):
+    """Every field of a case: name, type, values with labels and aliases, unit
+    and range, question and help; or a JSON Schema of case files."""
+    from ivig_advisor.engine.escape import json_text
+    from ivig_advisor.engine.schema import schema_text
+    from ivig_advisor.engine.scenarios import file_json_schema
+
+    rulebase = _load_rules(rules_dir)
+    if fmt == "json-schema":
+        text = json_text(file_json_schema(rulebase), indent=2)
+    elif fmt == "json":
+        text = json_text(rulebase.schema.describe(), indent=2)
+    else:
+        text = schema_text(rulebase.schema)
+    if output:
+        from ivig_advisor.engine.atomic import write_text_atomic, writable_target
+        writable_target(output)
+        write_text_atomic(output, text + "\n")
+        _say(f"wrote {output}", err=True)
+    else:
+        click.echo(text)
+
+
 # -- ivig audit --------------------------------------------------------------
 
 @main.group(epilog=exit_status("a finding (check), a difference (diff), a rule never fired (coverage "

@@ -116,11 +116,12 @@ class CaseSchema:
     """The fields a case may have, their domains, and the constraints between them."""
 
     def __init__(self, fields: Dict[str, FieldSpec], groups: Dict[str, str],
-                 constraints: list, source: str):
+                 constraints: list, source: str, spellings: Optional[Spellings] = None):
         self.fields = fields
         self.groups = groups
         self.constraints = constraints
         self.source = source
+        self.spellings = spellings or Spellings()  # each field has them too (FieldSpec.spellings)
 
     @classmethod
     def load(cls, path: Optional[Path] = None) -> "CaseSchema":
@@ -150,7 +151,7 @@ class CaseSchema:
                 if test.name not in fields:
                     raise SourceError(f"constraint names unknown field '{test.name}'", source, test.line)
             constraints.append((when, require, str(item["message"]), line))
-        return cls(fields, groups, constraints, source)
+        return cls(fields, groups, constraints, source, spellings)
 
     def validate(self, data, source: Optional[str] = None, line: Optional[int] = None,
                  default_id: Optional[str] = None) -> Case:
@@ -206,11 +207,121 @@ class CaseSchema:
             value = _as_written(spec, data, "id", value)
         return str(value if value not in (None, "") else default_id or "case")
 
+    def describe(self) -> dict:
+        """Every field as data (name, type, group, required, values with labels and
+        aliases, unit and its other spellings, range, question, help, review
+        flag), and the spellings every field of a type takes: `ivig schema --format json`."""
+        fields = []
+        for spec in self.fields.values():
+            fields.append({
+                "name": spec.name, "type": spec.type, "group": spec.group, "required": spec.required,
+                "values": [{"value": v, "label": about.get("label", v), "aliases": list(about.get("aliases", []))}
+                           for v, about in spec.values.items()],
+                "unit": spec.unit, "unit_aliases": list(spec.unit_names[1:]), "min": spec.min, "max": spec.max,
+                "question": spec.question, "help": spec.help,
+                "review_flag": " ".join(str(spec.review_flag).split()) if spec.review_flag else None})
+        words = self.spellings
+        return {"fields": fields, "groups": dict(self.groups),
+                "spellings": {"yes": ["true", "yes"] + list(words.yes), "no": ["false", "no"] + list(words.no),
+                              "empty_list": list(words.empty_list), "list_separator": LIST_SEPARATOR}}
+
+    def json_schema(self) -> dict:
+        """One case as a JSON Schema (draft 2020-12) object: a property per field in
+        its canonical form (what a pipeline should write; `read_value` also reads
+        labels, aliases and spellings), the required fields, and each constraint
+        that is a plain equality of fields (`if`/`then`)."""
+        schema = {"type": "object", "properties": {n: _json_property(s) for n, s in self.fields.items()},
+                  "required": [n for n, s in self.fields.items() if s.required], "additionalProperties": False}
+        rules = [_json_constraint(when, require, message) for when, require, message, _ in self.constraints]
+        if any(rules):
+            schema["allOf"] = [r for r in rules if r]
+        return schema
+
     def check_constraints(self, facts: dict) -> bool:
         """Whether a set of facts breaks no constraint (used by exhaustive checks)."""
         lookup = _lookup(facts)
         return not any(conditions.evaluate(w, lookup) and conditions.evaluate(r, lookup) is False
                        for w, r, _, _ in self.constraints)
+
+
+def _json_property(spec: FieldSpec) -> dict:
+    """A field as a JSON Schema property: null (unknown) unless required; enum
+    values with their labels as titles, as form builders show them."""
+    nullable = [] if spec.required else [{"type": "null"}]
+    about = {"title": spec.question or spec.name,
+             "description": spec.help + (f" Unit: {spec.unit}." if spec.unit else "")}
+    choices = [{"const": value, "title": v.get("label", value)} for value, v in spec.values.items()]
+    if spec.type == "enum":
+        return dict(about, oneOf=choices + nullable)
+    if spec.type == "list":
+        return dict(about, type=["array", "null"], items={"oneOf": choices})
+    # a text field also takes a number, as written: `id: 00123` is '00123'
+    kind = {"string": ["string", "number"], "boolean": ["boolean"], "number": ["number"], "integer": ["integer"]}[spec.type]
+    out = dict(about, type=kind + ([] if spec.required else ["null"]))
+    if spec.min is not None:
+        out["minimum"] = spec.min
+    if spec.max is not None:
+        out["maximum"] = spec.max
+    return out
+
+
+def _equalities(cond) -> Optional[Dict[str, object]]:
+    """{field: value} when a condition only asks fields to equal values, else None."""
+    tests = [cond] if isinstance(cond, conditions.Test) else list(getattr(cond, "items", ())) \
+        if isinstance(cond, conditions.AllOf) else []
+    if not tests or not all(isinstance(t, conditions.Test) and t.op == "eq" for t in tests):
+        return None
+    return {t.name: t.operand for t in tests}
+
+
+def _json_constraint(when, require, message: str) -> Optional[dict]:
+    """A constraint as JSON Schema: if the `when` fields equal their values, each
+    `require` field is its value or unknown. None when it is not that simple."""
+    if_equal, then_equal = _equalities(when), _equalities(require)
+    if if_equal is None or then_equal is None:
+        return None
+    return {"description": message,
+            "if": {"properties": {n: {"const": v} for n, v in if_equal.items()}, "required": list(if_equal)},
+            "then": {"properties": {n: {"anyOf": [{"const": v}, {"type": "null"}]} for n, v in then_equal.items()}}}
+
+
+def schema_text(schema: "CaseSchema") -> str:
+    """Every field for a person, by group: name, type, values with labels and
+    aliases, unit and range, question and help; and how values may be written."""
+    described = schema.describe()
+    words = described["spellings"]
+    lines = ["Case fields (facts/case.yaml). A field left out, or null, is unknown, never false.",
+             "Values are read in any case: an enum value or list item also as its label or an alias; yes/no "
+             f"fields as {', '.join(words['yes'])} / {', '.join(words['no'])}; a list in one text with its items "
+             f"separated by '{words['list_separator']}', or {' or '.join(words['empty_list'])} for no item; "
+             "a number with its unit after it.", ""]
+    by_group: Dict[str, list] = {}
+    for item in described["fields"]:
+        by_group.setdefault(item["group"], []).append(item)
+    for group, items in by_group.items():
+        lines.append(f"{group}: {described['groups'].get(group, '')}")
+        for item in items:
+            lines.extend(_field_lines(item))
+        lines.append("")
+    return "\n".join(lines).rstrip()
+
+
+def _field_lines(item: dict) -> List[str]:
+    kind = {"string": "text", "boolean": "yes/no", "enum": "one of", "list": "a list of"}.get(item["type"], item["type"])
+    if item["min"] is not None or item["max"] is not None:
+        kind += f", {item['min']:g}-{item['max']:g}" if item["min"] is not None and item["max"] is not None \
+            else f", at least {item['min']:g}" if item["min"] is not None else f", at most {item['max']:g}"
+    if item["unit"]:
+        kind += f" {item['unit']}" + (f" (also: {', '.join(item['unit_aliases'])})" if item["unit_aliases"] else "")
+    lines = [f"  {item['name']}  {kind}{'  (required)' if item['required'] else ''}"]
+    width = max((len(v["value"]) for v in item["values"]), default=0)
+    for v in item["values"]:
+        also = f"  (also: {', '.join(v['aliases'])})" if v["aliases"] else ""
+        lines.append(f"      {v['value']:<{width}}  {v['label']}{also}")
+    for text in (item["question"], item["help"], item["review_flag"] and f"Review flag: {item['review_flag']}"):
+        if text:
+            lines.append(f"      {text}")
+    return lines
 
 
 def _lookup(facts):
@@ -306,7 +417,8 @@ def _unknown_value(spec: FieldSpec, value) -> str:
     message = f"{_read(value)} is not an allowed value of '{spec.name}' ({', '.join(spec.values)})"
     if not isinstance(value, str):  # a suggestion for false or 3 would be a guess ('als'?)
         return message
-    close = suggest(value.strip().lower(), spec.names)  # a value, label or alias spelt nearly right
+    # a value spelt nearly right, else a label or alias: 'mnm' is mmn, never MND (als), its mimic
+    close = suggest(value.strip().lower(), spec.values) or suggest(value.strip().lower(), spec.names)
     if close:
         named = spec.names[close.split("'")[1]]
         close = close if close.split("'")[1] == named else close[:-1] + f" ({named})?"
