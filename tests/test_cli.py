@@ -50,7 +50,7 @@ def test_bad_cases_get_errors_with_file_line_and_field_and_the_rest_still_run(ru
                     'this is not json\n'
                     '\n'
                     '{"diagnosis": "lems", "age": 300}\n'
-                    '{"diagnosis": "mg"}\n'
+                    '{"diagnosis": "myastenia"}\n'
                     '{"diagnosis": "als"}\n')
     out = run_cli("evaluate", "--format", "jsonl", str(path))
     assert out.exit_code == 1
