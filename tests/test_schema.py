@@ -38,14 +38,16 @@ def test_null_is_unknown(rulebase):
     ({"diagnosis": "gbs", "walks_unaided": "0"}, "walks_unaided", "a boolean is never a number"),
     ({"diagnosis": "gbs", "walks_unaided": "yess"}, "walks_unaided", "did you mean 'yes'"),
     ({"diagnosis": "gsb"}, "diagnosis", "did you mean 'gbs'"),
-    ({"diagnosis": "myastenia"}, "diagnosis", "did you mean 'myasthenia' (myasthenia_gravis)?"),
+    ({"diagnosis": "myastenia"}, "diagnosis", "did you mean 'myasthenia_gravis'?"),
+    ({"diagnosis": "mnm"}, "diagnosis", "did you mean 'mmn'?"),  # a value first: never 'mnd' (als), its mimic
+    ({"diagnosis": "lamber eaton"}, "diagnosis", "did you mean 'lambert eaton' (lems)?"),  # else an alias
     ({"diagnosis": "gbs", "age": 10 ** 5000}, "age", "more than 15 digits: too large"),
     ({"diagnosis": False}, "diagnosis", "'false' is not an allowed value"),
     ({"diagnosis": "no"}, "diagnosis", "'no' is not an allowed value"),
     ({"diagnosis": "x" * 10_000}, "diagnosis", "(10,000 characters)"),
     ({"diagnosis": "lambert"}, "diagnosis", "not an allowed value"),
     ({"diagnosis": "lems", "planned_cotherapy": {"steroids": 1}}, "planned_cotherapy", "must be a list"),
-    ({"diagnosis": "lems", "planned_cotherapy": ["steroid"]}, "planned_cotherapy", "did you mean 'steroids' (corticosteroids)?"),
+    ({"diagnosis": "lems", "planned_cotherapy": ["steroid"]}, "planned_cotherapy", "did you mean 'corticosteroids'?"),
     ({"diagnosis": "lems", "planned_cotherapy": ""}, "planned_cotherapy", "an empty text"),
     ({"diagnosis": "lems", "planned_cotherapy": "pe; ivig"}, "planned_cotherapy", "'ivig' is not an allowed value"),
     ({"diagnosis": "gbs", "refactory": True}, "refactory", "did you mean 'refractory'"),
