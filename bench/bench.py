@@ -1,7 +1,7 @@
 """Benchmark of batch evaluation: per-case cost, the situation cache, worker scaling, memory, start-up.
 
     python bench/bench.py            # the figures the README quotes (10-15 minutes on 2 cores)
-    python bench/bench.py --quick    # 1k and 10k cases only, for a first look (2-3 minutes)
+    python bench/bench.py --quick    # 1k and 4k cases only, for a first look (about 2 minutes)
 
 One run, on the same generated cases, measures through the real CLI
 (`python -m ivig_advisor.cli evaluate FILE --format jsonl -q -j N [--no-cache]`,
@@ -42,7 +42,7 @@ from ivig_advisor.engine import Advisor, CaseInvalid, RuleBase
 from ivig_advisor.engine.analysis import domains
 
 IVIG = [sys.executable, "-m", "ivig_advisor.cli"]
-SIZES, QUICK_SIZES = (1_000, 10_000, 100_000), (1_000, 10_000)
+SIZES, QUICK_SIZES = (1_000, 10_000, 100_000), (1_000, 4_000)
 WORKERS = (1, 2)
 MIB = 1024 * 1024
 
@@ -375,7 +375,7 @@ def machine():
 def main():
     global CLI_NO_CACHE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="1k and 10k cases only")
+    parser.add_argument("--quick", action="store_true", help="1k and 4k cases only")
     parser.add_argument("--sizes", help="batch sizes to run instead, e.g. 500,2000 (a trial of the bench itself)")
     args = parser.parse_args()
     sizes, inproc = (QUICK_SIZES, 500) if args.quick else (SIZES, 2_000)

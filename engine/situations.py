@@ -25,7 +25,11 @@ from typing import Dict, Optional, Tuple
 from . import conditions
 from .words import plain
 
-DEFAULT_SIZE = 6144  # situations kept per process, about 4 KiB each: a worker stays under 64 MiB (bench/)
+DEFAULT_SIZE = 10240  # situations kept per process, about 2 KiB each: a worker stays under 64 MiB (bench/)
+# Interned parts kept for sharing, per situation kept: the parts of situations
+# already forgotten stay in the table until it is full, then it starts again
+# (what situations still hold stays theirs), so memory stays bounded.
+SHARED_PER_SITUATION = 2
 SAMPLE_WHEN_IDLE = 16  # a cache that is not paying off stores only 1 miss in this many (see `worth_storing`)
 
 # Case fields whose value reaches the result although no rule tests it: their
@@ -172,15 +176,8 @@ class _List(tuple):
     """A frozen list."""
 
 
-SHARED_LIMIT = 100_000  # interned parts kept for sharing; past it the table starts again
-
-
 def _freeze(value, shared: dict):
-    """The value as interned tuples (dicts keep their key order). The table of
-    interned parts is bounded: when full it is emptied, and what situations
-    already hold stays theirs."""
-    if len(shared) > SHARED_LIMIT:
-        shared.clear()
+    """The value as interned tuples (dicts keep their key order)."""
     return _frozen(value, shared)[0]
 
 
@@ -245,6 +242,8 @@ class SituationCache:
         """Keep a run under its situation, if `worth_storing`; frozen, so that the
         caller keeps its own Result to change."""
         if self.worth_storing():
+            if len(self.shared) > SHARED_PER_SITUATION * self.maxsize:
+                self.shared.clear()
             self.put(key, Situation(run, self.shared))
 
     def put(self, key, situation: Situation):

@@ -209,6 +209,24 @@ def test_the_cache_keeps_at_most_its_size_and_forgets_the_least_recently_used():
     assert advisor.situations.misses == misses + 1
 
 
+def test_the_parts_shared_between_situations_stay_bounded_too():
+    """Parts of forgotten situations are not kept forever: the table of shared
+    parts starts again past SHARED_PER_SITUATION per situation kept."""
+    from ivig_advisor.engine.situations import SHARED_PER_SITUATION
+    advisor, largest = Advisor(RULES, cache=4), 0
+    advisor.engines = PLAIN.engines
+    for i in range(300):
+        case = {"diagnosis": "cidp", "weight_kg": 70, "ivig_planned": True, "age": 20 + (i % 2) * 60,
+                **{name: bool(i >> bit & 1) for bit, name in enumerate(
+                    ("diabetes", "migraine", "renal_disease", "thrombocytosis", "refractory",
+                     "hypergammaglobulinemia", "thrombocytopenia", "volume_depletion"), start=1)}}
+        advisor.evaluate_mapping(case)
+        largest = max(largest, len(advisor.situations.shared))
+    assert advisor.situations.misses > 100
+    one_situation = 200  # far more parts than one run interns
+    assert largest <= SHARED_PER_SITUATION * 4 + one_situation
+
+
 def test_changing_a_result_does_not_change_the_next_one():
     advisor = Advisor(RULES)
     case = {"diagnosis": "gbs", "walks_unaided": False, "weight_kg": 70, "age": 80}
