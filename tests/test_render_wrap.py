@@ -3,15 +3,18 @@ evaluate` in a real pseudo-terminal of 80 columns against the same command
 writing to a pipe (one line per item, unwrapped)."""
 
 import os
+import pickle
 import re
+import shlex
 import sys
+import tempfile
 import unicodedata
 
 import pexpect
 import pytest
 
 from conftest import ROOT
-from ivig_advisor.engine.render import wrap
+from ivig_advisor.engine.render import Formatter, wrap
 
 CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 TREE = set("│├└─")
@@ -94,12 +97,17 @@ def test_an_arrow_stays_with_the_rule_it_points_to():
 # -- `ivig evaluate` at a terminal and into a pipe ------------------------------------------
 
 def terminal(*args, cwd=ROOT):
-    """`ivig ...` in a pseudo-terminal of 80 columns (its width from the pty alone)."""
+    """`ivig ...` with its standard output in a pseudo-terminal of 80 columns (its
+    width from the pty alone): what the terminal showed, and the exit status.
+    Standard error goes to a file: the text for a person is the subject here."""
     env = dict(os.environ, TERM="xterm", NO_COLOR="1")
     for name in ("COLUMNS", "LINES"):
         env.pop(name, None)
-    out, status = pexpect.run(f"{sys.executable} -m ivig_advisor.cli {' '.join(args)}", cwd=str(cwd), env=env,
-                              encoding="utf-8", timeout=120, dimensions=(24, 80), withexitstatus=True)
+    with tempfile.TemporaryDirectory() as folder:
+        command = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "ivig_advisor.cli", *args))
+        out, status = pexpect.run("/bin/sh", args=["-c", f"exec {command} 2>{shlex.quote(folder)}/stderr"],
+                                  cwd=str(cwd), env=env, encoding="utf-8", timeout=120, dimensions=(24, 80),
+                                  withexitstatus=True)
     return out.replace("\r\n", "\n"), status
 
 
@@ -116,6 +124,11 @@ def test_evaluate_wraps_at_a_terminal_and_writes_one_line_per_item_to_a_pipe(run
             assert nxt == "" or re.match(r" {4}(WARNING|CRITICAL|INFO) | {2}\S| {13}\S", nxt), (line, nxt)
         if line.startswith("  Dose: ") and columns(line) > 70:  # continued under the regimen, or the note
             assert re.match(r" {8}\S| {4}\S", nxt), (line, nxt)
+
+
+def test_the_width_travels_with_the_formatter_to_workers():
+    """Workers render what they evaluate; a worker started by spawn gets the formatter pickled."""
+    assert pickle.loads(pickle.dumps(Formatter("text", width=80))).width == 80
 
 
 def test_evaluate_is_the_same_with_workers_at_a_terminal():
