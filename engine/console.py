@@ -92,7 +92,6 @@ class _Console:
     def __init__(self, session: Interview, style: Callable):
         self.session = session
         self.style = style
-        start_history()  # the answers of this session only: no patient's answers from another
 
     def run(self, case_id, save_path, overwrite, resumed_from) -> bool:
         session, style = self.session, self.style
@@ -291,7 +290,10 @@ _SGR = re.compile(r"\x1b\[[0-9;]*m")
 def line_editor():
     """The readline module when both input and output are a terminal, set up once
     (Tab completes, only ',' separates words); None otherwise, or when Python
-    has no readline: then input is read plainly and nothing is sent to the terminal."""
+    has no readline: then input is read plainly and nothing is sent to the terminal.
+
+    History is the process's own: `ivig` loads no history file and saves none,
+    so up and down recall this session's answers only, and none outlives it."""
     try:
         if not (sys.stdin.isatty() and sys.stdout.isatty()):
             return None
@@ -307,13 +309,6 @@ def line_editor():
         readline.set_completer_delims(",")  # a list answer completes each item; spaces belong to names
         readline.set_completer(_complete)
     return readline
-
-
-def start_history() -> None:
-    """Forget the lines of any earlier session: history holds this interview's answers only."""
-    editor = line_editor()
-    if editor is not None:
-        editor.clear_history()
 
 
 def _complete(text: str, state: int) -> Optional[str]:

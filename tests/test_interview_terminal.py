@@ -41,8 +41,9 @@ def env(colour=False):
     return out
 
 
-def spawn(*args, cwd, colour=False, command=("-m", "ivig_advisor.cli", "interview")):
-    child = pexpect.spawn(sys.executable, [*command, *args], cwd=str(cwd), env=env(colour), encoding="utf-8",
+def spawn(*args, cwd, colour=False, command=("-m", "ivig_advisor.cli", "interview"), home=None):
+    child = pexpect.spawn(sys.executable, [*command, *args], cwd=str(cwd),
+                          env=dict(env(colour), **({"HOME": str(home)} if home else {})), encoding="utf-8",
                           timeout=30, dimensions=(24, 80))
     child.logfile_read = io.StringIO()  # the whole transcript, as the terminal received it
     return child
@@ -88,7 +89,9 @@ def joined(transcript: str) -> str:
 # -- line editing, history, completion -------------------------------------------------
 
 def test_the_left_arrow_edits_the_answer_and_up_recalls_an_earlier_one(tmp_path):
-    child = spawn("--save", "s.yaml", cwd=tmp_path)
+    home = tmp_path / "home"
+    home.mkdir()
+    child = spawn("--save", "s.yaml", cwd=tmp_path, home=home)
     question(child)
     child.send("gs" + LEFT + "b\r")  # typed gs, went back one character, inserted b
     child.expect("→ Guillain-Barré syndrome")
@@ -101,6 +104,7 @@ def test_the_left_arrow_edits_the_answer_and_up_recalls_an_earlier_one(tmp_path)
     saved = yaml.safe_load((tmp_path / "s.yaml").read_text(encoding="utf-8"))
     assert saved["diagnosis"] == "gbs" and saved[first] is False and saved[second] is False
     assert "not one of the choices" not in child.logfile_read.getvalue()
+    assert list(home.iterdir()) == []  # no history file: a patient's answers do not outlive the session
 
 
 def test_tab_completes_the_choices_of_the_question_and_the_commands(tmp_path):
