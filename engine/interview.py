@@ -330,20 +330,22 @@ def _rank(current: tuple, other: tuple) -> Optional[int]:
 
 
 def _rules_behind(rank: int, results) -> List[str]:
-    """The rules that give the part of the advice (by rank) in these results."""
+    """The rules that give the part of the advice (by rank) that differs between two results."""
     ok = [r for r in results if r.ok]
     if rank == 0:
         return [r.ivig["rule"] for r in ok]
     if rank == 1:
         return [r.dose["rule"] for r in ok if r.dose]
-    return [w["rule"] for r in ok for w in r.warnings]
+    given = [{(w["code"], w["rule"]) for w in r.warnings} for r in ok]
+    return sorted({rule for _, rule in set.union(*given) - set.intersection(*given)})
+
+
+_GOAL_ACTIONS = {"stance": "recommend", "dose": "dose", "warnings": "warn"}  # the action that decides each
 
 
 def _goals(rules: List[RuleSpec]) -> List[str]:
     """The parts of the advice (GOALS) these rules conclude themselves."""
-    made = {"stance" if "recommend" in r.then else None for r in rules} | \
-           {"dose" if "dose" in r.then else None for r in rules} | {"warnings" for r in rules if r.warnings}
-    return [g for g in GOALS if g in made]
+    return [goal for goal in GOALS if any(_GOAL_ACTIONS[goal] in r.then for r in rules)]
 
 
 def choice_names(spec: FieldSpec, value: str) -> List[str]:
@@ -430,5 +432,5 @@ def case_text(case: dict, path, finished: bool) -> str:
             + yaml.safe_dump(case, sort_keys=False, allow_unicode=True))
 
 
-__all__ = ["AnswerError", "GOALS", "Interview", "NO", "Reason", "Step", "ResumeError", "YES", "case_text", "check_save", "outcome_key",
-           "pick_case", "resume", "save_case", "save_paths"]
+__all__ = ["AnswerError", "GOALS", "Interview", "NO", "Reason", "ResumeError", "Step", "YES", "case_text", "check_save",
+           "choice_names", "outcome_key", "pick_case", "resume", "save_case", "save_paths"]
