@@ -1,6 +1,7 @@
 """Renderers: a Result as text for a person, or as JSON / JSON Lines for programs."""
 
 import csv
+import functools
 import io
 import re
 import shutil
@@ -55,6 +56,7 @@ def terminal_width(stream=None) -> Optional[int]:
     return shutil.get_terminal_size().columns
 
 
+@functools.lru_cache(maxsize=4096)
 def char_width(char: str) -> int:
     """The columns one character takes on a terminal."""
     if unicodedata.combining(char):
@@ -62,9 +64,16 @@ def char_width(char: str) -> int:
     return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
 
 
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
 def display_width(text: str) -> int:
     """The columns text takes on a terminal (styles take none)."""
-    return sum(char_width(c) for c in _SGR.sub("", text))
+    if "\x1b" in text:
+        text = _SGR.sub("", text)
+    if text.isascii():
+        return len(text)
+    return len(text) + sum(char_width(c) - 1 for c in _NON_ASCII.findall(text))  # few are not ASCII
 
 
 def wrap(line: str, width: Optional[int], hang: str = "") -> str:
@@ -80,37 +89,78 @@ def wrap(line: str, width: Optional[int], hang: str = "") -> str:
     if display_width(hang) > width // 2:  # a narrow terminal: keep room for the text
         hang = hang[:width // 2]
     indent = line[:len(line) - len(line.lstrip(" "))]
-    lines = _Lines(width, hang, indent)
-    for glue, word in _words(line[len(indent):]):
-        lines.add(glue, word)
-    return lines.text()
+    return _Lines(width, hang, indent).fill(_words(line[len(indent):]))
+
+
+# A word and the spaces before it. A short sign ('←', '->', '=', '-') is bound to
+# the word after it, so that no line ends with an arrow pointing at nothing.
+_SPACED = re.compile(r"( *)((?:[^\w\s\[\]()\x1b]{1,2} +)?[^ ]+)")
+_CLOSING = ("Pe", "Pf", "Po")  # punctuation that closes: no line starts with it
+
+
+def _words(text: str):
+    """(the spaces before, the word) for each piece a line may break before."""
+    for glue, word in _SPACED.findall(text):
+        if word.isascii():  # the common case: a word is the run between spaces
+            yield glue, word
+        else:
+            yield from _wide_breaks(glue, word)
+
+
+def _wide_breaks(glue: str, word: str):
+    """A run cut where East Asian wide text may break: before and after a wide
+    character, never before closing punctuation, never inside a style."""
+    out, current, wide_before = [], "", False
+    for piece in _PIECE.findall(word):
+        if piece.startswith(("\x1b", " ")):
+            current += piece
+            wide_before = False
+            continue
+        wide = char_width(piece) == 2
+        breakable = (wide or wide_before) and not unicodedata.category(piece).startswith(_CLOSING)
+        if breakable and _SGR.sub("", current).strip():
+            out.append((glue, current))
+            glue, current = "", ""
+        current += piece
+        wide_before = wide
+    out.append((glue, current))
+    return out
 
 
 class _Lines:
-    """The lines of one wrapped line, as they fill."""
+    """The lines of one wrapped line, as they fill. Glue is spaces: its width is its length."""
 
     def __init__(self, width: int, hang: str, indent: str):
         self.width, self.hang = width, hang
         self.done, self.current, self.used, self.fresh = [], indent, display_width(indent), True
 
-    def add(self, glue: str, word: str) -> None:
-        """A word and the spaces before it: on this line, the next, or broken when no line holds it."""
-        size = display_width(word)
-        if self.fresh or self.used + display_width(glue) + size <= self.width:
-            self.place("" if self.fresh else glue, word, size)  # a line starts with its indent only
-            return
-        self.newline()
-        self.place("", word, size)
+    def fill(self, words) -> str:
+        """Lay out (spaces, word) pairs; the wrapped text."""
+        width = self.width
+        for glue, word in words:
+            size = len(word) if word.isascii() and "\x1b" not in word else display_width(word)
+            if not self.fresh and self.used + len(glue) + size <= width:  # the common case, kept short
+                self.current += glue + word
+                self.used += len(glue) + size
+            else:
+                self.add(word, size)
+        return self.text()
+
+    def add(self, word: str, size: int) -> None:
+        """A word that starts a line, or does not fit on this one: on the next, or broken when no line holds it."""
+        if not self.fresh:
+            self.newline()
+        self.place("", word, size)  # a line starts with its indent only
 
     def place(self, glue: str, word: str, size: int) -> None:
-        if self.used + display_width(glue) + size <= self.width:
+        if self.used + len(glue) + size <= self.width:
             self.current += glue + word
-            self.used += display_width(glue) + size
+            self.used += len(glue) + size
         else:  # longer than any line: break it, a character at a time (styles kept whole)
             self.current += glue
-            self.used += display_width(glue)
+            self.used += len(glue)
             for piece in _PIECE.findall(word):
-                size = 0 if piece.startswith("\x1b") else char_width(piece)
+                size = display_width(piece)
                 if self.used + size > self.width and not self.fresh:
                     self.newline()
                 self.current += piece
@@ -124,49 +174,6 @@ class _Lines:
 
     def text(self) -> str:
         return "\n".join(self.done + [self.current.rstrip(" ")])
-
-
-def _words(text: str):
-    """(the spaces before, the word) for each piece a line may break before."""
-    words, glue, word = [], "", ""
-    for piece in _PIECE.findall(text):
-        if piece.startswith(" "):
-            if _SGR.sub("", word):
-                words.append((glue, word))
-                glue, word = "", ""
-            glue += piece
-        elif char_width(piece[0]) == 2 and not unicodedata.category(piece).startswith(("Pe", "Pf", "Po")):
-            if _SGR.sub("", word):  # a wide character may start a line
-                words.append((glue, word))
-                glue, word = "", ""
-            word += piece
-        elif _SGR.sub("", word) and char_width(word[-1]) == 2 and piece[0] != "\x1b" \
-                and not unicodedata.category(piece).startswith(("Pe", "Pf", "Po")):
-            words.append((glue, word))  # after a wide character, the next may start a line
-            glue, word = "", piece
-        else:
-            word += piece
-    if word or glue:
-        words.append((glue, word))
-    return _bind_connectors(words)
-
-
-def _bind_connectors(words):
-    """A lone arrow or sign ('←', '->', '=') stays with the word after it, so
-    no line ends with an arrow pointing at nothing."""
-    out = []
-    for glue, word in words:
-        if out and _connector(out[-1][1]) and (len(out) > 1 or out[-1][0]):
-            out[-1] = (out[-1][0], out[-1][1] + glue + word)
-        else:
-            out.append((glue, word))
-    return out
-
-
-def _connector(word: str) -> bool:
-    visible = _SGR.sub("", word)
-    return 0 < len(visible) <= 2 and all(unicodedata.category(c)[0] in "SP" for c in visible) \
-        and visible not in ("(", "[", ")", "]")
 
 
 class TextRenderer:
