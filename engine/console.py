@@ -224,7 +224,10 @@ class _Console:
         """The `level`-th answer to why at this question: one step up the goal
         tree each time, then the top goal, then that nothing is higher."""
         steps = self.session.why_chain(spec.name)
-        if level < len(steps):
+        if not steps:  # not reached by the questions the interview chooses; an answer all the same
+            tell("   No rule is waiting on this answer now." + (f" ({' '.join(spec.help.split())})" if spec.help
+                                                              else ""), 5)
+        elif level < len(steps):
             self.show_step(spec, steps, level)
             if level == 0:
                 self.show_review_flag(spec)

@@ -317,3 +317,23 @@ def test_colour_on_a_terminal_and_none_with_no_color(tmp_path, no_color):
     child.expect(pexpect.EOF)
     assert "IVIG not effective" in shown and "└─ diagnosis = Amyotrophic lateral sclerosis" in shown
     assert ("\x1b[" in shown) is not no_color
+
+
+@pytest.mark.parametrize("diagnosis", list(SCHEMA.fields["diagnosis"].values))
+def test_why_answers_at_every_question_and_climbs_to_a_named_top_goal(diagnosis, capsys):
+    """Whatever field is asked (even one no rule waits on), each `why` prints an
+    answer, and the climb ends at a top goal that names what it is."""
+    from ivig_advisor.engine.console import _Console
+    console = _Console(Interview(ADVISOR, {"diagnosis": diagnosis}), style=lambda text, **_: text)
+    for name, spec in SCHEMA.fields.items():
+        if name == "id":
+            continue
+        steps = console.session.why_chain(name)
+        for level in range(len(steps) + 2):
+            console.show_why(spec, level)
+            shown = capsys.readouterr().out
+            assert shown.strip(), (name, level)
+            for goal in re.findall(r"top goal(?:: | \()([^,.)]*)", shown):  # a top goal is always named
+                assert goal.startswith(("the stance on IVIG", "the dose", "the warnings")), shown
+            if steps and level == len(steps):
+                assert "That is the top goal: " in shown, shown
