@@ -61,10 +61,12 @@ def error_table():
     command has failed.
     """
     from ivig_advisor.engine.errors import (BadSignOff, CaseChoice, InvalidSource, IvigError, LogLocked, LogUnusable,
-                                            NoLogHere, OutputRefused, Stopped, UnknownDiagnosis, UnknownRule, WriteFailed)
+                                            NoLogHere, OutputRefused, Stopped, UnknownDiagnosis, UnknownRule,
+                                            UnknownStage, WriteFailed)
     return (
         (UnknownRule, EXIT_USAGE, _usage("RULE")),
         (UnknownDiagnosis, EXIT_USAGE, _usage("--disease")),
+        (UnknownStage, EXIT_USAGE, _usage("--status")),
         (BadSignOff, EXIT_USAGE, _usage(None)),  # the error names its parameter
         (CaseChoice, EXIT_USAGE, _one()),
         (LogUnusable, EXIT_USAGE, _each("the review log is damaged; nothing was recorded (mend the log, then sign again)")),
@@ -396,7 +398,8 @@ def audit(ctx, rules_dir):
 @rules_option
 @click.option("--disease", help="Only the rules that can fire for this diagnosis (abbreviations work: mg, gbs).")
 @click.option("--basis", type=click.Choice(("review", "assumption")), help="Only rules on this basis.")
-@click.option("--status", help="Only rules with this review status (draft, reviewed, approved, ...).")
+@click.option("--status", help="Only rules at this stage of their lifecycle: draft, approved, needs-change, "
+                                "stale, retired (or unknown, while the review log has errors).")
 def audit_rules(fmt, rules_dir, disease, basis, status):
     """Every rule in plain language, with its source in the review, basis, status and sign-off."""
     from ivig_advisor.engine import audit as A

@@ -14,11 +14,11 @@ from typing import Dict, Iterable, Iterator, List, Optional
 from . import conditions
 from .batch import evaluate_record, evaluate_records
 from .caseio import CaseRecord, pick_case, read_cases
-from .errors import UnknownDiagnosis, UnknownRule
+from .errors import UnknownDiagnosis, UnknownRule, UnknownStage
 from .evaluate import Advisor, Result
 from .rulebase import DOSE_KEYS, STANCE, RuleBase, RuleBaseInvalid, RuleSpec
 from .schema import CaseInvalid
-from .signoff import LOG_NAME, ReviewLog, signoff_hash
+from .signoff import LOG_NAME, STAGES, ReviewLog, signoff_hash
 from .analysis import domains, fields_behind, live_rules
 from .verify import CheckFinding, Verification, verify
 from .words import citation, condition_text, dose_line, sentence, suggest, value_label
@@ -29,7 +29,8 @@ def rule_record(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog] = N
     record = {"id": rule.id, "title": rule.title, "topic": rule.topic, "layer": rule.layer,
               "plain": sentence(rulebase, rule), "basis": rule.basis, "rationale": rule.rationale or None,
               "citation": citation(rule), "flags": list(rule.flags), "changes": list(rule.changes),
-              "status": rule.status,
+              "lifecycle": (log.state(rule).stage if log is not None
+                            else "retired" if rule.status == "retired" else "draft"),
               "maintenance": rulebase.maintenance.get(rule.topic, {}),
               "file": rule.file, "line": rule.line, "hash": signoff_hash(rulebase, rule)}
     if log is not None:
@@ -81,13 +82,18 @@ def rule_named(rulebase: RuleBase, rule_id: str) -> RuleSpec:
 
 
 def rules_for(rulebase: RuleBase, diagnosis: Optional[str] = None, basis: Optional[str] = None,
-              status: Optional[str] = None) -> List[RuleSpec]:
-    """The rules that can fire for a diagnosis (shared safety rules included), filtered."""
+              stage: Optional[str] = None, log: Optional[ReviewLog] = None) -> List[RuleSpec]:
+    """The rules that can fire for a diagnosis (shared safety rules included), filtered
+    by basis and by lifecycle stage (signoff.STAGES; read from `log`, else the rule base's own)."""
+    if stage is not None and stage not in STAGES:
+        raise UnknownStage(f"no stage '{stage}'{suggest(stage, STAGES)} (stages: {', '.join(STAGES)})", stage)
+    if stage is not None and log is None:
+        log = ReviewLog.load(rulebase)
     out = []
     for rule in rulebase.rules if diagnosis is None else live_rules(rulebase, diagnosis):
         if basis is not None and rule.basis != basis:
             continue
-        if status is not None and rule.status != status:
+        if stage is not None and log.state(rule).stage != stage:
             continue
         out.append(rule)
     return out
@@ -278,7 +284,7 @@ def check_rulebase(rulebase: RuleBase, strict: bool = False) -> CheckReport:
     if strict:
         for rule in rulebase.rules:
             signoff = log.state(rule)
-            if signoff.state != "approved":
+            if signoff.stage != "approved":
                 findings.append(CheckFinding("sign-off", f"rule {rule.id}: {signoff.describe()}",
                                         rule.file, rule.line, rule.id))
     return CheckReport(findings, result, log.counts(), rulebase)

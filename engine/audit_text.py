@@ -14,15 +14,13 @@ from .words import dose_line, provenance, sentence, value_label
 
 def rule_lines(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog], style: Callable = plain_style,
                full: bool = False) -> List[str]:
-    """One rule for a reviewer: plain sentence, provenance, basis, status, sign-off."""
+    """One rule for a reviewer: plain sentence, provenance, basis, where it is in its lifecycle."""
     s = style
     tag = s(f"[{rule.basis}]", fg="green" if rule.basis == "review" else "yellow")
-    signoff = log.state(rule) if log is not None else None
     # Text from the rules and the log is shown with its control characters
     # made visible (\\e, \\n): an escape sequence in a title must not clear the
     # reviewer's screen or forge a line.
-    lines = [f"{s(rule.id, bold=True)}  {tag} status: {for_terminal(rule.status)}"
-             + (f"; sign-off: {for_terminal(signoff.describe())}" if signoff else ""),
+    lines = [f"{s(rule.id, bold=True)}  {tag} {for_terminal(lifecycle(rule, log))}",
              f"  {rule.title}",
              f"  {sentence(rulebase, rule)}",
              f"  Source: {provenance(rule)}"]
@@ -30,7 +28,7 @@ def rule_lines(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog], sty
     more = []
     if rule.source.get("quote"):
         more.append(f"  Quote: {rule.source['quote']}")
-    if full and rule.source.get("quote_en"):
+    if rule.source.get("quote_en"):  # the review is in Japanese: every view gives the English too
         more.append(f"  In English: {rule.source['quote_en']}")
     if rule.basis == "assumption" or (full and rule.rationale):
         more.append(f"  Rationale: {rule.rationale}")
@@ -53,6 +51,18 @@ def rule_lines(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog], sty
     return lines
 
 
+def lifecycle(rule: RuleSpec, log: Optional[ReviewLog]) -> str:
+    """'approved by A on 2026-11-02', 'draft: not signed yet', 'stale: ...': one line, the same everywhere."""
+    if log is None:
+        return "retired" if rule.status == "retired" else "draft: no review log read"
+    return log.state(rule).describe()
+
+
+def lifecycle_counts(log: ReviewLog) -> str:
+    """'Lifecycle: 82 draft, 2 approved, 0 needs-change, 1 stale'."""
+    return "Lifecycle: " + ", ".join(f"{n} {k}" for k, n in log.counts().items())
+
+
 def rules_text(rulebase: RuleBase, rules: List[RuleSpec], log: Optional[ReviewLog],
                style: Callable = plain_style) -> str:
     out = []
@@ -63,8 +73,7 @@ def rules_text(rulebase: RuleBase, rules: List[RuleSpec], log: Optional[ReviewLo
             out.extend(rule_lines(rulebase, rule, log, style))
             out.append("")
     if log is not None:
-        counts = log.counts()
-        out.append("Sign-off: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        out.append(lifecycle_counts(log))
     out.append(f"{len(rules)} rule{'s' if len(rules) != 1 else ''} "
                f"({sum(r.basis == 'assumption' for r in rules)} resting on assumptions)")
     return "\n".join(out)
@@ -93,13 +102,14 @@ def rules_markdown(rulebase: RuleBase, rules: List[RuleSpec], log: Optional[Revi
     for topic, members in groupby(rules, key=lambda r: r.topic):
         out += [f"## {md(rulebase.topics.get(topic) or topic)}", ""]
         for rule in members:
-            signoff = log.state(rule).describe() if log is not None else "-"
             out += [f"### {md_code(rule.id)} — {md(rule.title)}", "",
                     f"**{md(sentence(rulebase, rule))}**", "",
-                    f"- basis: {md(rule.basis)}; status: {md(rule.status)}; sign-off: {md(signoff)}",
+                    f"- basis: {md(rule.basis)}; {md(lifecycle(rule, log))}",
                     f"- source: {md(provenance(rule))}"]
             if rule.source.get("quote"):
                 out.append(f"- quote: {md(rule.source['quote'])}")
+            if rule.source.get("quote_en"):
+                out.append(f"- in English: {md(rule.source['quote_en'])}")
             if rule.rationale:
                 out.append(f"- rationale: {md(rule.rationale)}")
             out += [f"- flag: {md(flag)}" for flag in rule.flags]
@@ -201,7 +211,7 @@ def check_text(report: audit.CheckReport, style: Callable = plain_style) -> str:
         out.append("Checks: duplicate ids, schema, provenance (on load); unreachable, conflicting stances, "
                    "doses and warning severities, redundant and subsumed rules, gaps (exhaustive).")
     if report.signoff:
-        out.append("Sign-off: " + ", ".join(f"{n} {k}" for k, n in report.signoff.items()))
+        out.append("Lifecycle: " + ", ".join(f"{n} {k}" for k, n in report.signoff.items()))
     n = len(report.findings)
     out.append(style("OK: no findings" if report.ok else f"{n} finding{'s' if n != 1 else ''}",
                      fg="green" if report.ok else "red", bold=True))

@@ -49,6 +49,14 @@ class UnknownDiagnosis(IvigError, LookupError):
         self.text = text
 
 
+class UnknownStage(IvigError, LookupError):
+    """A lifecycle stage (draft, approved, ...) that is not one; the message lists them."""
+
+    def __init__(self, message: str, text: str):
+        super().__init__(message)
+        self.text = text
+
+
 class CaseChoice(IvigError, ValueError):
     """A case file that does not give exactly the one case a command needs (none, several
     without --id, no case with the --id); the message names the file and the ids in it."""
@@ -101,4 +109,4 @@ class WriteFailed(IvigError, OSError):
 
 
 __all__ = ["BadSignOff", "CaseChoice", "InvalidSource", "IvigError", "LogLocked", "LogUnusable", "NoLogHere",
-           "OutputRefused", "ResumeError", "Stopped", "UnknownDiagnosis", "UnknownRule", "WriteFailed"]
+           "OutputRefused", "ResumeError", "Stopped", "UnknownDiagnosis", "UnknownRule", "UnknownStage", "WriteFailed"]

@@ -1,6 +1,6 @@
 """The reviewers' HTML report: one self-contained file (no script, no network)
 that a reviewer can open and mail. It holds the rules by disease with their
-provenance, status and sign-off, the assumptions, the static check, coverage
+provenance and lifecycle (draft, approved, stale...), the assumptions, the static check, coverage
 over a case corpus, and the rule dependency graph as inline SVG.
 """
 
@@ -16,7 +16,7 @@ from .signoff import ReviewLog
 from . import words
 
 CSS = """
-body{font:15px/1.45 system-ui,-apple-system,"Segoe UI","Noto Sans CJK JP","Hiragino Sans","Yu Gothic",Meiryo,sans-serif;margin:0;color:#1d232a;background:#fafafa}
+body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans CJK JP","Noto Sans JP","Source Han Sans JP","Hiragino Sans","Hiragino Kaku Gothic ProN","Yu Gothic","Meiryo","MS PGothic","IPAexGothic","IPAPGothic","TakaoPGothic","VL PGothic","Droid Sans Fallback","WenQuanYi Micro Hei",sans-serif;margin:0;color:#1d232a;background:#fafafa}
 header,main{max-width:1100px;margin:0 auto;padding:0 24px}
 header{padding-top:24px}
 h1{font-size:1.6em;margin:.2em 0}h2{border-bottom:2px solid #ccd;padding-bottom:4px;margin-top:2em}
@@ -26,11 +26,11 @@ article.rule:target{outline:3px solid #f0b400}
 .if{font-weight:600}.meta{color:#556;font-size:.9em}.quote{color:#334;font-size:.92em;margin:.3em 0}
 .badge{display:inline-block;border-radius:10px;padding:0 8px;font-size:.8em;margin-left:4px;border:1px solid}
 .review{color:#176d2c;border-color:#176d2c}.assumption{color:#8a5a00;border-color:#8a5a00}
-.approved{color:#176d2c;border-color:#176d2c}.needs-change,.stale,.unreadable,.finding{color:#a11;border-color:#a11}
-.missing{color:#667;border-color:#99a}.flag{color:#8a5a00}.change{color:#2a4d8f}
+.approved{color:#176d2c;border-color:#176d2c}.needs-change,.stale,.unknown,.finding{color:#a11;border-color:#a11}
+.draft,.retired{color:#667;border-color:#99a}.flag{color:#8a5a00}.change{color:#2a4d8f}
 table{border-collapse:collapse;width:100%;background:#fff}td,th{border:1px solid #dde;padding:4px 8px;text-align:left;vertical-align:top}
 .ok{color:#176d2c;font-weight:600}.bad{color:#a11;font-weight:600}
-svg text{font:11px system-ui,sans-serif}svg a:hover rect{fill:#ffe9a8}
+svg text{font-size:11px;font-family:inherit}svg a:hover rect{fill:#ffe9a8}
 """
 
 
@@ -49,8 +49,7 @@ def _rule_card(rulebase: RuleBase, rule: RuleSpec, log: ReviewLog, feeds, fed_by
     parts = [f'<article class="rule" id="rule-{_e(rule.id)}">',
              f'<div><strong>{_e(rule.id)}</strong> — {_e(rule.title)}'
              f'<span class="badge {rule.basis}">{rule.basis}</span>'
-             f'<span class="badge">status: {_e(rule.status)}</span>'
-             f'<span class="badge {signoff.state}">sign-off: {_e(signoff.state)}</span></div>',
+             f'<span class="badge {signoff.stage}">{_e(signoff.stage)}</span></div>',
              f'<p class="if">{_e(words.sentence(rulebase, rule))}</p>']
     # assumptions are listed next, as links to the assumptions table
     parts.append(f'<div class="meta">Source: {_e(words.provenance(rule, with_assumptions=False))}</div>')
@@ -65,7 +64,7 @@ def _rule_card(rulebase: RuleBase, rule: RuleSpec, log: ReviewLog, feeds, fed_by
         parts.append(f'<div class="meta">Rationale: {_e(rule.rationale)}</div>')
     parts += [f'<div class="flag">Flag: {_e(flag)}</div>' for flag in rule.flags]
     parts += [f'<div class="change">Changed: {_e(change)}</div>' for change in rule.changes]
-    parts.append(f'<div class="meta">Sign-off: {_e(signoff.describe())}</div>')
+    parts.append(f'<div class="meta">Lifecycle: {_e(signoff.describe())}</div>')
     links = []
     if fed_by[rule.id]:
         links.append("fed by " + ", ".join(_rule_link(r) for r in fed_by[rule.id]))
@@ -139,7 +138,7 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
     body += ['<h2 id="summary">Summary</h2><ul>',
              f"<li>{len(rulebase.rules)} rules: {len(rulebase.rules) - basis} from the review, "
              f'{basis} resting on assumptions (<a href="#assumptions">list</a>).</li>',
-             "<li>Sign-off: " + ", ".join(f"{n} {_e(k)}" for k, n in counts.items()) + ".</li>",
+             "<li>Lifecycle: " + ", ".join(f"{n} {_e(k)}" for k, n in counts.items()) + ".</li>",
              f'<li>Static check: {verdict}'
              + (f"; {v.combinations:,} combinations checked exhaustively." if v else ".") + "</li>"]
     if cover:

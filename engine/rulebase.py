@@ -20,7 +20,7 @@ from .yamlsrc import Located, SourceError, load_one
 
 SEVERITIES = ("critical", "warning", "info")
 BASES = ("review", "assumption")
-STATUSES = ("draft", "reviewed", "approved", "needs-change", "retired")
+STATUSES = ("draft", "retired")  # written in a rule; approval is a sign-off in the review log (signoff.py)
 STANCE = "stance"  # the derived fact a `recommend` action sets
 
 RULE_KEYS = ("id", "title", "layer", "when", "then", "basis", "rationale", "claims", "assumptions",
@@ -293,7 +293,10 @@ def _rule(raw: Located, source, line, topic, defaults, layers, stances, errors) 
     if raw["basis"] not in BASES:
         err(f"basis must be one of {', '.join(BASES)}", "basis")
     status = raw.get("status", defaults.get("status", "draft"))
-    if status not in STATUSES:
+    if status in ("reviewed", "approved", "needs-change"):
+        err(f"status '{status}' is not written in a rule: a reviewer's sign-off gives it "
+            "(`ivig audit sign`); a rule's status is draft or retired", "status")
+    elif status not in STATUSES:
         err(f"status must be one of {', '.join(STATUSES)}", "status")
     src = raw.get("source") or {}
     if not isinstance(src, dict):

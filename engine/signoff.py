@@ -42,6 +42,11 @@ LOCK_NAME = f".{LOG_NAME}.lock"
 LOCK_TIMEOUT = 120.0  # seconds; a sign holds the lock for the time it takes to read the log twice
 VERDICTS = ("approved", "needs-change")
 STATES = ("approved", "needs-change", "stale", "missing", "unreadable")
+# A rule's one lifecycle, as a reviewer reads it everywhere (show, rules, the
+# report, check --strict): draft until signed; approved, or needs-change, by
+# the newest verdict; stale when the rule changed after it; retired when the
+# rule file says so. `unknown` while the log has errors.
+STAGES = ("draft", "approved", "needs-change", "stale", "retired", "unknown")
 ENTRY_KEYS = ("rule", "verdict", "reviewer", "date", "hash", "comment")
 REQUIRED_KEYS = ("rule", "verdict", "reviewer", "date", "hash")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -276,18 +281,29 @@ class SignOff:
     """Where one rule stands with its reviewers."""
     state: str                    # approved | needs-change | stale | missing | unreadable
     entry: Optional[dict] = None  # the newest log entry for the rule, if any
+    retired: bool = False         # the rule file says the rule is retired
+
+    @property
+    def stage(self) -> str:
+        """Where the rule is in its lifecycle (STAGES)."""
+        if self.retired:
+            return "retired"
+        return {"missing": "draft", "unreadable": "unknown"}.get(self.state, self.state)
 
     def describe(self) -> str:
+        """The stage and what it rests on: 'approved by A on 2026-11-02', 'draft: not signed yet'."""
+        stage = self.stage
         if self.state == "unreadable":
-            return "unknown: the review log has errors (see `ivig audit check`)"
+            return f"{stage}: the review log has errors (see `ivig audit check`)"
         if self.entry is None:
-            return "no sign-off"
+            return f"{stage}: not signed yet" if stage == "draft" else stage
         e = self.entry
         text = f"{e['verdict']} by {e['reviewer']} on {e['date']}"
         if e.get("comment"):
             text += f": {e['comment']}"
-        return f"stale ({text}; the rule or what decides its outcome has changed since)" \
-            if self.state == "stale" else text
+        if self.state == "stale":
+            return f"stale: {text}; the rule, or what decides its outcome, has changed since"
+        return text if stage == e["verdict"] else f"{stage}; {text}"
 
 
 class ReviewLog:
@@ -323,21 +339,25 @@ class ReviewLog:
         return cls(rulebase, parse_log(text, source, rulebase), source, path)
 
     def state(self, rule: RuleSpec) -> SignOff:
+        """Where a rule stands with its reviewers (its `stage` is its lifecycle)."""
+        retired = rule.status == "retired"
         if not self.readable:
-            return SignOff("unreadable")
+            return SignOff("unreadable", retired=retired)
         entry = self.latest.get(rule.id)
         if entry is None:
-            return SignOff("missing")
+            return SignOff("missing", retired=retired)
         if entry["hash"] != signoff_hash(self.rulebase, rule):
-            return SignOff("stale", entry)
-        return SignOff(entry["verdict"], entry)
+            return SignOff("stale", entry, retired)
+        return SignOff(entry["verdict"], entry, retired)
 
     def counts(self) -> Dict[str, int]:
-        out = dict.fromkeys(STATES, 0)
+        """How many rules are at each stage of the lifecycle (unknown and retired only when some are)."""
+        out = dict.fromkeys(STAGES, 0)
         for rule in self.rulebase.rules:
-            out[self.state(rule).state] += 1
-        if not out["unreadable"]:
-            del out["unreadable"]
+            out[self.state(rule).stage] += 1
+        for rare in ("retired", "unknown"):
+            if not out[rare]:
+                del out[rare]
         return out
 
 

@@ -212,7 +212,7 @@ def test_rules_json_is_a_stable_list_with_provenance(run_cli, rulebase):
     records = json.loads(first)
     assert [r["id"] for r in records] == [r.id for r in rulebase.rules]
     for record in records:
-        assert {"id", "title", "basis", "citation", "status", "plain", "signoff", "hash"} <= set(record)
+        assert {"id", "title", "basis", "citation", "lifecycle", "plain", "signoff", "hash"} <= set(record)
     mmn = next(r for r in records if r["id"] == "mmn-general")
     assert mmn["plain"] == "IF diagnosis is Multifocal motor neuropathy THEN IVIG is first-line"
     assert mmn["citation"]["refs"] == [49, 50, 51] and mmn["signoff"]["state"] == "missing"
@@ -320,8 +320,8 @@ def test_sign_off_is_recorded_and_goes_stale_when_the_rule_changes(run_cli, rule
     assert states()["mmn-general"] == "stale" and states()["gbs-dose"] == "approved"
     strict = run_cli("audit", "--rules", str(rules_copy), "check", "--strict")
     assert strict.exit_code == 1
-    assert "sign-off: rule mmn-general: stale (approved by Dr Rev on 2026-11-20" in strict.output
-    assert "Sign-off: 1 approved, 0 needs-change, 1 stale, " in run_cli("audit", "--rules", str(rules_copy), "check").output
+    assert "sign-off: rule mmn-general: stale: approved by Dr Rev on 2026-11-20" in strict.output
+    assert ", 1 approved, 0 needs-change, 1 stale\n" in run_cli("audit", "--rules", str(rules_copy), "check").output
     log = yaml.safe_load((rules_copy / "review-log.yaml").read_text(encoding="utf-8"))
     assert [e["rule"] for e in log["signoffs"]] == ["mmn-general", "gbs-dose"]
 
@@ -338,7 +338,7 @@ def test_a_broken_review_log_is_a_finding_with_its_line(run_cli, rules_copy):
                "the rule base)") in found
     assert (12, "verdict must be one of approved, needs-change") in found
     # a damaged log is not read as "no sign-offs", nor half read: no sign-off is taken from it
-    assert report["signoff"]["unreadable"] == len(json.loads(run_cli("audit", "rules", "--format", "json").stdout))
+    assert report["signoff"]["unknown"] == len(json.loads(run_cli("audit", "rules", "--format", "json").stdout))
     records = json.loads(run_cli("audit", "--rules", str(rules_copy), "rules", "--format", "json").stdout)
     assert {r["signoff"]["state"] for r in records} == {"unreadable"}
 
@@ -439,3 +439,14 @@ def test_a_regimen_no_rule_names_shows_as_unused_and_cells_are_escaped(run_cli, 
     assert "rules: none (an unused row)" in run_cli("audit", "doses", "--rules", str(rules_copy)).stdout
     markdown = run_cli("audit", "doses", "--rules", str(rules_copy), "--format", "markdown").stdout
     assert "| a \\| b |" in markdown
+
+
+def test_audit_rules_gives_the_english_of_every_quote_as_show_and_the_report_do(run_cli):
+    from ivig_advisor.engine import RuleBase
+    rule = RuleBase.load().by_id["receives-ivig-planned"]
+    english = rule.source["quote_en"]
+    for fmt in ("text", "markdown"):
+        shown = run_cli("audit", "rules", "--format", fmt).output
+        assert (f"In English: {english}" if fmt == "text" else "- in English: The adverse reactions") in shown, fmt
+    assert sum(1 for r in RuleBase.load().rules if r.source.get("quote_en")) == \
+        run_cli("audit", "rules").output.count("  In English: ")

@@ -95,9 +95,21 @@ def test_the_report_is_one_self_contained_file(report, rulebase):
     assert re.search(r'<td>0\.4 g/kg/day x 5 days = 2 g/kg</td><td>one course</td><td><a href="#rule-gbs-dose">', text)
     assert "Static check: <span class=\"ok\">passes</span>" in text
     assert re.search(r"[\d,]+ combinations checked exhaustively", text)
-    assert 'id="assumption-A01"' in text and "sign-off: missing" in text
+    assert 'id="assumption-A01"' in text and 'class="badge draft">draft<' in text
     # the mode a plain open() gives under the umask (0o022), not mkstemp's private 0o600
     assert stat.S_IMODE(report.stat().st_mode) == 0o644, oct(report.stat().st_mode)
+
+
+def test_the_japanese_quotes_name_common_cjk_fonts_to_fall_back_on(report):
+    """Without a CJK font the review's quotes are empty boxes: the page names the
+    fonts that carry Japanese on Linux, macOS and Windows, before the generic one."""
+    text = report.read_text(encoding="utf-8")
+    chain = re.search(r"body\{font:[^;]*?,([^;{}]*)sans-serif;", text).group(1)
+    for font in ("Noto Sans CJK JP", "Source Han Sans JP", "Hiragino Sans", "Yu Gothic", "Meiryo",
+                 "IPAexGothic", "Droid Sans Fallback"):
+        assert f'"{font}"' in chain, font
+    assert "svg text{font-size:11px;font-family:inherit}" in text  # the graph's labels too
+    assert "IVIGの使用に関連する有害反応には" in text
 
 
 def test_the_report_shows_sign_offs_and_findings(run_cli, rules_copy, tmp_path):
@@ -107,7 +119,7 @@ def test_the_report_shows_sign_offs_and_findings(run_cli, rules_copy, tmp_path):
     out = tmp_path / "r.html"
     assert run_cli("audit", "--rules", str(rules_copy), "report", "--out", str(out)).exit_code == 0
     text = out.read_text(encoding="utf-8")
-    assert "sign-off: approved" in text and "approved by Dr R" in text
+    assert 'class="badge approved">approved<' in text and "approved by Dr R" in text
     assert '<td class="bad">gap</td>' in text and "no rule gives a regimen" in text
 
 

@@ -168,12 +168,12 @@ def test_reordering_layers_makes_the_sign_offs_it_changes_stale(run_cli, rules_c
     now = states(run_cli, rules_copy)
     assert now["mmn-general"] == now["mmn-without-conduction-block"] == now["gbs-dose"] == "stale"
     shown = run_cli("audit", "--rules", str(rules_copy), "show", "mmn-without-conduction-block")
-    assert "sign-off: stale (approved by Dr Rev on 2026-01-02" in shown.output
+    assert "stale: approved by Dr Rev on 2026-01-02" in shown.output
     text_rules = run_cli("audit", "--rules", str(rules_copy), "rules", "--disease", "mmn").output
-    assert "sign-off: stale (approved by Dr Rev on 2026-01-02" in text_rules
+    assert "stale: approved by Dr Rev on 2026-01-02" in text_rules
     strict = run_cli("audit", "--rules", str(rules_copy), "check", "--strict")
     assert strict.exit_code == 1
-    assert "sign-off: rule mmn-without-conduction-block: stale (approved by Dr Rev" in strict.output
+    assert "sign-off: rule mmn-without-conduction-block: stale: approved by Dr Rev" in strict.output
 
 
 def test_a_feeding_rule_changing_stales_the_rules_it_feeds_and_no_others(run_cli, rules_copy):
@@ -240,3 +240,59 @@ def test_the_rules_of_a_checkout_are_signed_beside_them_and_it_says_where(tmp_pa
     assert proc.returncode == 0, err
     log = package / "rules" / "review-log.yaml"
     assert log.exists() and str(log) in out
+
+
+# -- one lifecycle --------------------------------------------------------------------
+
+def test_one_lifecycle_reads_the_same_in_show_rules_the_report_and_check(run_cli, rules_copy, tmp_path):
+    """draft -> approved -> stale, in the same words everywhere; never a file's
+    'status: draft' beside a log's 'approved'."""
+    assert sign(run_cli, rules_copy, "mmn-general", *SIGN, "--date", "2026-01-02").exit_code == 0
+    approved, draft = "approved by Dr Rev on 2026-01-02", "draft: not signed yet"
+    report = tmp_path / "report.html"
+    run_cli("audit", "report", "--rules", str(rules_copy), "-o", str(report))
+    views = {
+        "show": run_cli("audit", "show", "--rules", str(rules_copy), "mmn-general").output,
+        "rules": run_cli("audit", "rules", "--rules", str(rules_copy), "--disease", "mmn").output,
+        "markdown": run_cli("audit", "rules", "--rules", str(rules_copy), "--disease", "mmn",
+                            "--format", "markdown").output,
+        "report": report.read_text(encoding="utf-8"),
+    }
+    for name, text in views.items():
+        assert approved in text and (draft in text or name == "show"), name
+        assert "status:" not in text and "sign-off: approved" not in text, name
+    strict = run_cli("audit", "check", "--rules", str(rules_copy), "--strict").output
+    assert f"rule mmn-maintenance: {draft}" in strict and "rule mmn-general:" not in strict
+    assert "Lifecycle: 84 draft, 1 approved, 0 needs-change, 0 stale" in strict
+    records = json.loads(run_cli("audit", "rules", "--rules", str(rules_copy), "--format", "json").stdout)
+    stages = {r["id"]: r["lifecycle"] for r in records}
+    assert stages["mmn-general"] == "approved" and set(stages.values()) == {"approved", "draft"}
+
+
+def test_the_stage_filter_names_the_stages_and_refuses_others(rules_copy, run_cli):
+    from ivig_advisor.engine import RuleBase, audit
+    from ivig_advisor.engine.errors import UnknownStage
+    assert sign(run_cli, rules_copy, "mmn-general", "gbs-dose", *SIGN).exit_code == 0
+    rulebase = RuleBase.load(rules_copy)
+    assert sorted(r.id for r in audit.rules_for(rulebase, stage="approved")) == ["gbs-dose", "mmn-general"]
+    assert len(audit.rules_for(rulebase, stage="draft")) == len(rulebase.rules) - 2
+    with pytest.raises(UnknownStage, match="no stage 'aproved'; did you mean 'approved'"):
+        audit.rules_for(rulebase, stage="aproved")
+    bogus = run_cli("audit", "rules", "--rules", str(rules_copy), "--status", "aproved")
+    assert bogus.exit_code == 2 and "Invalid value for --status: no stage 'aproved'" in bogus.output
+    shown = run_cli("audit", "rules", "--rules", str(rules_copy), "--status", "approved", "--format", "json")
+    assert sorted(r["id"] for r in json.loads(shown.stdout)) == ["gbs-dose", "mmn-general"]
+
+
+@pytest.mark.parametrize("status", ["approved", "reviewed", "needs-change"])
+def test_a_rule_file_cannot_claim_what_only_a_sign_off_gives(rules_copy, status):
+    from ivig_advisor.engine import RuleBase, RuleBaseInvalid
+    path = rules_copy / "mmn.yaml"
+    text = path.read_text(encoding="utf-8")
+    at = text.index("  - id: mmn-general\n") + len("  - id: mmn-general\n")
+    path.write_text(text[:at] + f"    status: {status}\n" + text[at:], encoding="utf-8")
+    with pytest.raises(RuleBaseInvalid) as caught:
+        RuleBase.load(rules_copy)
+    error = caught.value.errors[0]
+    assert (error.field, error.source.endswith("mmn.yaml")) == ("mmn-general.status", True)
+    assert "a reviewer's sign-off gives it (`ivig audit sign`)" in error.message and error.line
