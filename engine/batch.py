@@ -43,7 +43,7 @@ def max_workers() -> int:
 def evaluate_record(record: CaseRecord, advisor: Advisor) -> Result:
     """The Result of one record read from a file: an error result if it could not be read."""
     if record.error is not None:
-        return Result.failure(record.default_id, [record.error])
+        return advisor.failure(record.default_id, [record.error])
     return advisor.evaluate_mapping(record.data, record.source, record.line, record.default_id)
 
 

@@ -31,6 +31,7 @@ class Result:
     source: Optional[str] = None
     line: Optional[int] = None
     normalised: List[dict] = field(default_factory=list)  # the case's (schema.Case.normalised)
+    rules: Optional[dict] = None  # the rules it ran on: name, version, content hash (RuleBase.stamp)
 
     @property
     def ok(self) -> bool:
@@ -59,7 +60,7 @@ class Result:
                "trace": self.trace, "missing": self.missing}
         if self.normalised:
             out["normalised"] = self.normalised
-        out.update(source=self.source, line=self.line)
+        out.update(source=self.source, line=self.line, rules=self.rules)
         return out
 
     @classmethod
@@ -89,6 +90,7 @@ class Advisor:
         self.keyers: dict = {}   # the same keys -> the Keyer of that engine's situations
         self.situations = SituationCache(cache) if cache else None
         self.order = list(self.rulebase.schema.fields)
+        self.stamp = self.rulebase.stamp
 
     def engine_for(self, facts: dict):
         """The engine that runs a case: its diagnosis's, built on first use.
@@ -124,8 +126,14 @@ class Advisor:
         try:
             case = self.validate(data, source, line, default_id)
         except CaseInvalid as exc:  # named as written: id 00123 stays '00123'
-            return Result.failure(self.rulebase.schema.id_of(data, default_id), exc.errors)
+            return self.failure(self.rulebase.schema.id_of(data, default_id), exc.errors)
         return self.evaluate(case)
+
+    def failure(self, case_id: str, errors) -> Result:
+        """The error Result of a case that could not be read or validated, tied to these rules."""
+        result = Result.failure(case_id, errors)
+        result.rules = dict(self.stamp)
+        return result
 
     def evaluate(self, case: Case) -> Result:
         """Run the rules over a validated case."""
@@ -139,6 +147,7 @@ class Advisor:
         A case in a situation seen before is answered from the cache."""
         run = self._run_or_replay(case)
         run.result.normalised = [dict(n) for n in case.normalised]  # the case's own, never a cached case's
+        run.result.rules = dict(self.stamp)
         return run
 
     def _run_or_replay(self, case: Case) -> "Run":

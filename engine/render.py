@@ -340,7 +340,8 @@ class Summary:
 
 
 CSV_COLUMNS = ("id", "status", "stance", "max_severity", "critical", "rule", "total_g_per_kg",
-               "g_per_kg_per_day", "days", "total_g", "repeat", "warnings", "missing", "error", "source", "line")
+               "g_per_kg_per_day", "days", "total_g", "repeat", "warnings", "missing", "error", "source", "line",
+               "rules_version", "rules_hash")
 
 
 def csv_row(result) -> list:
@@ -358,7 +359,8 @@ def csv_row(result) -> list:
                                                                 "total_g", "repeat")),
            ";".join(w["code"] for w in result.warnings), ";".join(result.missing),
            error.get("message", "") + (f" [{error['field']}]" if error.get("field") else ""),
-           result.source or "", "" if result.line is None else result.line]
+           result.source or "", "" if result.line is None else result.line,
+           (result.rules or {}).get("version", ""), (result.rules or {}).get("hash", "")]
     return [for_spreadsheet(cell) for cell in row]
 
 

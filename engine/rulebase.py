@@ -6,6 +6,7 @@ Every problem is reported as ``file:line`` with the field, and loading stops
 only after the whole base has been read, so one run shows every error.
 """
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -90,7 +91,8 @@ class RuleBase:
 
     def __init__(self, *, root, label: str, packaged: bool, manifest: dict, layers: List[Layer],
                  stances: Dict[str, bool], rules: List[RuleSpec], schema: CaseSchema,
-                 extras: Dict[str, object], topics: Dict[str, str], maintenance: Dict[str, dict]):
+                 extras: Dict[str, object], topics: Dict[str, str], maintenance: Dict[str, dict],
+                 digest: str = ""):
         """Built whole by `load`; the arguments are what it read."""
         self.root = root  # where the files are: a Path, or a Traversable for the packaged rules
         self.label = label  # how errors name that place
@@ -104,6 +106,14 @@ class RuleBase:
         self.topics = topics  # topic -> the title of its rule file
         self.maintenance = maintenance  # topic -> author, specialist, version (Arden's slots)
         self.by_id = {r.id: r for r in rules}
+        self.digest = digest  # sha256 of the schema and every file read, in order
+
+    @property
+    def stamp(self) -> dict:
+        """What each result carries to tie it to these rules: name, version and a
+        content hash (16 hex digits of `digest`; any edit to a rule, data or
+        schema file changes it), so that an old result can be re-run on them."""
+        return {"name": self.name, "version": self.version, "hash": f"sha256:{self.digest[:16]}"}
 
     @property
     def ivig_given(self) -> frozenset:
@@ -135,11 +145,14 @@ class RuleBase:
         else:
             root, label = Path(directory), str(directory)
 
+        content = hashlib.sha256(schema.digest.encode())  # what a result is tied to: every file read
+
         def read(name):
             try:
                 text = root.joinpath(name).read_text(encoding="utf-8-sig")
             except UnicodeDecodeError as exc:  # a rule file saved as UTF-16 is an error that names it
                 raise SourceError(f"not UTF-8 text (byte {exc.start}): save it as UTF-8", f"{label}/{name}") from None
+            content.update(f"\0{name}\0{text}".encode("utf-8"))
             return load_one(text, f"{label}/{name}")
 
         def outside(name) -> Optional[str]:
@@ -211,7 +224,7 @@ class RuleBase:
             raise RuleBaseInvalid(errors)
         return cls(root=root, label=label, packaged=directory is None, manifest=manifest, layers=layers,
                    stances=stances, rules=rules, schema=schema, extras=extras, topics=topics,
-                   maintenance=maintenance)
+                   maintenance=maintenance, digest=content.hexdigest())
 
 
 

@@ -10,6 +10,7 @@ unit, another word for yes): those are listed in the result under
 labels and aliases, `spellings`), never this module's.
 """
 
+import hashlib
 import math
 import re
 from dataclasses import dataclass, field
@@ -122,6 +123,7 @@ class CaseSchema:
         self.constraints = constraints
         self.source = source
         self.spellings = spellings or Spellings()  # each field has them too (FieldSpec.spellings)
+        self.digest = ""  # sha256 of the file's text, set by `load`: part of the rule base's content hash
 
     @classmethod
     def load(cls, path: Optional[Path] = None) -> "CaseSchema":
@@ -151,7 +153,9 @@ class CaseSchema:
                 if test.name not in fields:
                     raise SourceError(f"constraint names unknown field '{test.name}'", source, test.line)
             constraints.append((when, require, str(item["message"]), line))
-        return cls(fields, groups, constraints, source, spellings)
+        schema = cls(fields, groups, constraints, source, spellings)
+        schema.digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        return schema
 
     def validate(self, data, source: Optional[str] = None, line: Optional[int] = None,
                  default_id: Optional[str] = None) -> Case:

@@ -275,3 +275,36 @@ def test_a_rare_diagnosis_whose_chunk_never_fills_does_not_hold_the_batch_back(m
         diagnoses[i] = "als"
     results = evaluate_records(_records(diagnoses), workers=2, finish=_where)
     assert [case_id for _, case_id in results] == [f"c{i}" for i in range(3000)]
+
+
+# -- every result is tied to the rules it ran on -----------------------------------------
+
+def test_every_result_carries_the_rules_version_and_content_hash(run_cli, mixed, rules_copy, tmp_path):
+    """ok and error results alike, in JSON Lines and CSV; the hash is the rules'
+    content (the same in another process, another for any edit), so that an old
+    result can be tied to the rules that produced it and re-run on them."""
+    from conftest import mutate
+    from ivig_advisor.engine import RuleBase
+    folder, _ = mixed
+    export = str(folder / "export.jsonl")
+    results = jsonl(run_cli("evaluate", export, "--format", "jsonl", "-q", "-j", "2").stdout)
+    stamp = RuleBase.load().stamp
+    assert {r["status"] for r in results} == {"ok", "error"}
+    assert all(r["rules"] == stamp for r in results)
+    assert stamp["version"] == RuleBase.load().manifest["version"] and len(stamp["hash"]) == len("sha256:") + 16
+    rows = list(csv.DictReader(io.StringIO(run_cli("evaluate", export, "--format", "csv", "-q").stdout)))
+    assert {(r["rules_version"], r["rules_hash"]) for r in rows} == {(stamp["version"], stamp["hash"])}
+
+    same = RuleBase.load(rules_copy).stamp["hash"]
+    assert same == stamp["hash"], "the same content, wherever it is, is the same rules"
+    mutate(rules_copy / "mmn.yaml", "title:", "title: (edited)")  # words only: another content
+    edited = RuleBase.load(rules_copy).stamp["hash"]
+    assert edited != stamp["hash"]
+    again = subprocess.run([sys.executable, "-c", "from ivig_advisor.engine import RuleBase; import sys; "
+                            f"print(RuleBase.load(sys.argv[1]).stamp['hash'])", str(rules_copy)],
+                           capture_output=True, text=True, env=dict(os.environ, PYTHONHASHSEED="7"))
+    assert again.stdout.strip() == edited
+    schema = tmp_path / "case.yaml"
+    schema.write_text((ROOT / "facts" / "case.yaml").read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
+    from ivig_advisor.engine.schema import CaseSchema
+    assert RuleBase.load(schema=CaseSchema.load(schema)).stamp["hash"] != stamp["hash"], "the mapping counts too"
