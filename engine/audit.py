@@ -375,7 +375,7 @@ class WhyNot:
 
     def to_dict(self) -> dict:
         """`audit why-not --format json`."""
-        return {"case": self.case_id, "rule": self.rule.id, "fired": self.fired,
+        return {"id": self.case_id, "rule": self.rule.id, "fired": self.fired,
                 "tests": [t.__dict__ for t in self.tests], "blocked_by": self.blocked_by,
                 "would_fire_if": self.fixes}
 
@@ -495,21 +495,31 @@ _NONE = object()
 
 # -- diff -------------------------------------------------------------------
 
+DIFF_DOSE_KEYS = ("total_g_per_kg", "g_per_kg_per_day", "days", "total_g", "repeat")
+
+
 def outcome(result: Result) -> dict:
-    """What a reviewer compares between two rule bases: stance, dose, warnings (or the error)."""
-    if not result.ok:
-        return {"status": "error", "error": result.error["message"]}
+    """What a reviewer compares between two rule bases, in the result contract's
+    own names and shapes (`ivig evaluate --format json`): status, error, the
+    stance (`ivig`), the dose, the warnings (code, severity, rule)."""
     dose = result.dose
-    return {"status": "ok", "stance": result.ivig["stance"], "stance_rule": result.ivig["rule"],
-            "dose": None if dose is None else {k: dose[k] for k in
-                                               ("total_g_per_kg", "g_per_kg_per_day", "days", "total_g", "repeat")},
-            "warnings": sorted(f"{w['code']} ({w['severity']})" for w in result.warnings)}
+    return {"status": result.status, "error": result.error,
+            "ivig": None if result.ivig is None else {k: result.ivig[k] for k in ("stance", "rule")},
+            "dose": None if dose is None else {k: dose[k] for k in DIFF_DOSE_KEYS},
+            "warnings": [{k: w[k] for k in ("code", "severity", "rule")} for w in result.warnings]}
+
+
+def _compared(outcome: dict) -> dict:
+    """An outcome as compared: which rule set the stance or gave a warning is shown, not counted."""
+    return {"status": outcome["status"], "error": (outcome["error"] or {}).get("message"),
+            "ivig": (outcome["ivig"] or {}).get("stance"), "dose": outcome["dose"],
+            "warnings": sorted((w["code"], w["severity"]) for w in outcome["warnings"])}
 
 
 @dataclass
 class Difference:
     """One case whose outcome differs between two rule bases."""
-    case_id: str
+    id: str
     source: Optional[str]
     line: Optional[int]
     base: dict
@@ -517,11 +527,13 @@ class Difference:
 
     @property
     def changed(self) -> List[str]:
-        return [k for k in ("status", "error", "stance", "stance_rule", "dose", "warnings")
-                if self.base.get(k) != self.this.get(k)]
+        """The parts of the outcome that differ (status, error, ivig, dose, warnings)."""
+        before, after = _compared(self.base), _compared(self.this)
+        return [k for k in before if before[k] != after[k]]
 
     def to_dict(self) -> dict:
-        return {"case_id": self.case_id, "source": self.source, "line": self.line, "base": self.base,
+        """One case of `audit diff --format json`: `id`, `source`, `line` as in a result."""
+        return {"id": self.id, "source": self.source, "line": self.line, "base": self.base,
                 "this": self.this, "changed": self.changed}
 
 
@@ -552,8 +564,7 @@ def diff(base: Advisor, this: Advisor, paths: Iterable[str], stdin=None) -> Diff
         a, b = evaluate_record(record, base), evaluate_record(record, this)
         before, after = outcome(a), outcome(b)
         report.compared += 1
-        if {k: v for k, v in before.items() if k != "stance_rule"} != \
-                {k: v for k, v in after.items() if k != "stance_rule"}:
+        if _compared(before) != _compared(after):
             report.differences.append(Difference(b.id, b.source, b.line, before, after))
     return report
 

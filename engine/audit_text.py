@@ -263,19 +263,32 @@ def _dose(d) -> str:
     return dose_line(d) + (f" ({d['total_g']:g} g)" if d.get("total_g") is not None else "")
 
 
+def _warning_words(outcome: dict) -> set:
+    return {f"{w['code']} ({w['severity']})" for w in outcome["warnings"]}
+
+
+def _stance_words(outcome: dict) -> str:
+    ivig = outcome["ivig"]
+    return f"{ivig['stance']} ({ivig['rule']})" if ivig else "—"
+
+
 def diff_text(report: audit.DiffReport, base_label: str, this_label: str) -> str:
     out = []
     for d in report.differences:
         where = f"{d.source}:{d.line}" if d.source and d.line else (d.source or "")
-        out.append(f"{d.case_id}  {where}")
+        out.append(f"{d.id}  {where}")
         rows = [("", base_label, this_label)]
         for key in d.changed:
             if key == "dose":
                 rows.append(("dose", _dose(d.base.get("dose")), _dose(d.this.get("dose"))))
             elif key == "warnings":
-                before, after = set(d.base.get("warnings") or ()), set(d.this.get("warnings") or ())
+                before, after = (_warning_words(o) for o in (d.base, d.this))
                 rows.append(("warnings", ", ".join(sorted(before - after)) or "—",
                              ", ".join(sorted(after - before)) or "—"))
+            elif key == "ivig":
+                rows.append(("stance", *(_stance_words(o) for o in (d.base, d.this))))
+            elif key == "error":
+                rows.append(("error", *((o["error"] or {}).get("message", "—") for o in (d.base, d.this))))
             else:
                 rows.append((key, str(d.base.get(key, "—")), str(d.this.get(key, "—"))))
         width = max(len(r[1]) for r in rows)

@@ -269,7 +269,11 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
             yield done.pop(turn)
             turn += 1
     finally:
+        # Cancel what no worker has started, everywhere first; then wait for each
+        # worker's current chunk. (shutdown(wait=False) would let go of the
+        # pool's thread unjoined, and Python 3.11 then writes to its closed
+        # pipe at exit: "Exception ignored ... Bad file descriptor".)
+        for future, _ in in_flight:
+            future.cancel()
         for pool in pools:
-            pool.shutdown(wait=False, cancel_futures=True)
-        for pool in pools:
-            pool.shutdown(wait=True)
+            pool.shutdown(wait=True, cancel_futures=True)

@@ -294,10 +294,17 @@ def test_diff_shows_the_cases_an_edit_changes(run_cli, rules_copy):
     assert changed.exit_code == 1
     report = json.loads(changed.output)
     assert report["compared"] == GOLDEN_CASES and report["differ"] >= 1
+    evaluated = {r["id"]: r for r in json.loads(run_cli("evaluate", str(GOLDEN), "--format", "json").stdout)}
     for case in report["cases"]:
         assert case["changed"] == ["warnings"]
-        assert "anaphylaxis-iga (critical)" in case["base"]["warnings"]
-        assert "anaphylaxis-iga (warning)" in case["this"]["warnings"]
+        # one shape with `ivig evaluate`: `id`, and warnings as objects with code, severity and rule
+        assert {"code": "anaphylaxis-iga", "severity": "critical", "rule": "anaphylaxis-iga"} in case["base"]["warnings"]
+        assert {"code": "anaphylaxis-iga", "severity": "warning", "rule": "anaphylaxis-iga"} in case["this"]["warnings"]
+        result = evaluated[case["id"]]
+        assert case["base"]["ivig"] == {k: result["ivig"][k] for k in ("stance", "rule")}
+        assert case["base"]["warnings"] == [{k: w[k] for k in ("code", "severity", "rule")} for w in result["warnings"]]
+    text = run_cli("audit", "--rules", str(rules_copy), "diff", "--base", str(ROOT / "rules"), str(GOLDEN)).output
+    assert "anaphylaxis-iga (critical)" in text and "anaphylaxis-iga (warning)" in text
 
 
 # -- sign-off -----------------------------------------------------------------

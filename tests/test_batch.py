@@ -308,3 +308,23 @@ def test_every_result_carries_the_rules_version_and_content_hash(run_cli, mixed,
     schema.write_text((ROOT / "facts" / "case.yaml").read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
     from ivig_advisor.engine.schema import CaseSchema
     assert RuleBase.load(schema=CaseSchema.load(schema)).stamp["hash"] != stamp["hash"], "the mapping counts too"
+
+
+def test_a_pooled_run_ends_without_noise_on_stderr():
+    """The pool is shut down joined: Python 3.11 otherwise writes 'Exception ignored
+    ... Bad file descriptor' at exit, into the stderr a pipeline reads."""
+    done = subprocess.run([sys.executable, "-m", "ivig_advisor.cli", "evaluate", str(ROOT / "examples"),
+                           str(ROOT / "tests" / "cases"), "-j", "2", "--format", "jsonl"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0
+    assert done.stderr.count("\n") == 1 and done.stderr.startswith(f"{len(jsonl(done.stdout))} cases: "), done.stderr
+
+
+def test_a_pooled_batch_joins_its_pools_before_it_returns():
+    """No pool's manager thread outlives the batch (one let go unjoined is what
+    makes Python 3.11 write to a closed pipe at exit)."""
+    import threading
+    from concurrent.futures.process import _ExecutorManagerThread
+    from ivig_advisor.engine.batch import evaluate_records
+    assert len(list(evaluate_records(_records(["gbs", "mmn"] * 100), workers=2))) == 200
+    assert not [t for t in threading.enumerate() if isinstance(t, _ExecutorManagerThread) and t.is_alive()]

@@ -60,7 +60,7 @@ def test_an_id_is_matched_as_written(tmp_path):
     path.write_text("id: 00123\ndiagnosis: gbs\nwalks_unaided: false\n---\nid: 7\ndiagnosis: mmn\n", encoding="utf-8")
     chosen = run("audit", "why-not", path, "gbs-dose", "--id", "00123", "--format", "json")
     assert chosen.exit_code == 0, chosen.output
-    assert json.loads(chosen.stdout)["case"] == "00123"
+    assert json.loads(chosen.stdout)["id"] == "00123"
 
 
 @pytest.mark.parametrize("args, param", [
@@ -222,7 +222,7 @@ def test_each_report_is_the_json_the_command_prints(rules_copy):
     why = A.why_not_in(advisor, str(GBS), "gbs-mild-ambulatory")
     assert printed("audit", "why-not", GBS, "gbs-mild-ambulatory") == same(why.to_dict())
     assert why.to_dict()["rule"] == "gbs-mild-ambulatory" and why.to_dict()["fired"] is False
-    assert list(why.to_dict()) == ["case", "rule", "fired", "tests", "blocked_by", "would_fire_if"]
+    assert list(why.to_dict()) == ["id", "rule", "fired", "tests", "blocked_by", "would_fire_if"]
     assert list(cover.to_dict()) == ["cases", "errors", "rules", "never_fired"]
     mutate(rules_copy / "safety.yaml", "severity: critical", "severity: warning")
     report = A.diff(advisor, Advisor(RuleBase.load(rules_copy)), [str(GOLDEN)])
@@ -230,7 +230,7 @@ def test_each_report_is_the_json_the_command_prints(rules_copy):
     assert data["compared"] == report.compared == len(list(A.read_corpus([str(GOLDEN)])))
     assert data["differ"] == len(data["cases"]) == len(report.differences) >= 1
     assert list(data) == ["compared", "differ", "cases"]
-    assert list(data["cases"][0]) == ["case_id", "source", "line", "base", "this", "changed"]
+    assert list(data["cases"][0]) == ["id", "source", "line", "base", "this", "changed"]
     assert printed("audit", "diff", "--rules", rules_copy, "--base", ROOT / "rules", GOLDEN) == same(data)
 
 

@@ -358,7 +358,7 @@ def test_json_output_of_audit_carries_no_raw_control_characters(run_cli, tmp_pat
     out = run_cli("audit", "why-not", str(path), "als-not-effective", "--format", "json")
     assert out.exit_code == 0, out.output
     assert "\x85" not in out.stdout and "\u202e" not in out.stdout
-    assert json.loads(out.stdout)["case"] == "a\x85b\u202ec"
+    assert json.loads(out.stdout)["id"] == "a\x85b\u202ec"
 
 
 def test_a_piped_answer_is_echoed_escaped(tmp_path):
