@@ -210,6 +210,20 @@ def rules_option(f):
                         help="Use another rule base directory (default: the packaged rules).")(f)
 
 
+def _complete_rule_ids(ctx, param, incomplete: str) -> list:
+    """Shell completion of a rule id (`_IVIG_COMPLETE`), from the rule base the
+    command line names with --rules, else the packaged one; nothing if it does not load."""
+    from pathlib import Path
+
+    from ivig_advisor.engine import RuleBase
+    rules_dir = ctx.params.get("rules_dir") or (ctx.parent.params.get("rules_dir") if ctx.parent else None)
+    try:
+        rulebase = RuleBase.load(Path(rules_dir) if rules_dir else None)
+    except Exception:  # noqa: BLE001 - completion must never print a traceback into the shell
+        return []
+    return [rule.id for rule in rulebase.rules if rule.id.startswith(incomplete)]
+
+
 def _say(text: str, err=False):
     """Echo text that holds something from input (an id, a path) made safe for a terminal."""
     from ivig_advisor.engine.console import say
@@ -438,7 +452,7 @@ def audit_doses(fmt, rules_dir):
 
 
 @audit.command("show")
-@click.argument("rule_id", metavar="RULE")
+@click.argument("rule_id", metavar="RULE", shell_complete=_complete_rule_ids)
 @format_option("text", "json")
 @rules_option
 @click.option("--cases", "case_paths", multiple=True, type=click.Path(exists=True),
@@ -481,17 +495,22 @@ def audit_check(fmt, rules_dir, strict):
 
 
 @audit.command("coverage", epilog=exit_status("with --require-all, some rule never fired"))
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
+@click.argument("paths", nargs=-1, type=click.Path(exists=True, allow_dash=True))
 @format_option("text", "json")
 @rules_option
 @click.option("--require-all", is_flag=True, help="Exit 1 if some rule never fired.")
 def audit_coverage(paths, fmt, rules_dir, require_all):
-    """How often each rule fired over a case corpus, and the rules never fired."""
+    """How often each rule fired over a case corpus (default: the golden cases and
+    examples shipped with the rules, as `show` and `report` read), and the rules never fired."""
     from ivig_advisor.engine import Advisor
-    from ivig_advisor.engine.audit import coverage
+    from ivig_advisor.engine.audit import coverage, default_corpus
     from ivig_advisor.engine.audit_text import coverage_text
 
     rulebase = _load_rules(rules_dir)
+    paths = paths or default_corpus(rulebase)
+    if not paths:
+        raise click.UsageError("no CASES given, and no golden cases or examples beside the rules: name the case "
+                               "files or folders to read")
     report = coverage(Advisor(rulebase), paths, stdin=sys.stdin)
     _echo_json(report.to_dict()) if fmt == "json" else click.echo(coverage_text(rulebase, report))
     _exit(EXIT_FOUND if require_all and report.never() else 0)
@@ -499,7 +518,7 @@ def audit_coverage(paths, fmt, rules_dir, require_all):
 
 @audit.command("why-not", epilog=exit_status("not used: a case that cannot be read, chosen or validated is 2"))
 @click.argument("case_path", metavar="CASE", type=click.Path(exists=True, dir_okay=False, allow_dash=True))
-@click.argument("rule_id", metavar="RULE")
+@click.argument("rule_id", metavar="RULE", shell_complete=_complete_rule_ids)
 @format_option("text", "json")
 @rules_option
 @click.option("--id", "case_id", help="The case to explain, when the file holds several.")
@@ -536,7 +555,7 @@ def audit_diff(paths, fmt, rules_dir, base_dir):
 
 
 @audit.command("sign")
-@click.argument("rule_ids", metavar="RULE...", nargs=-1, required=True)
+@click.argument("rule_ids", metavar="RULE...", nargs=-1, required=True, shell_complete=_complete_rule_ids)
 @rules_option
 @click.option("--verdict", type=click.Choice(("approved", "needs-change")), required=True)
 @click.option("--reviewer", required=True, help="Who gives the verdict.")

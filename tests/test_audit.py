@@ -2,15 +2,21 @@
 rule base and on mutated copies that each break it in one known way."""
 
 import json
+import os
 import re
+import subprocess
+import sys
 from math import prod
+from pathlib import Path
 
 import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
+from click.testing import CliRunner
 from conftest import ROOT, mutate
+from ivig_advisor.cli import main
 from ivig_advisor.engine import Advisor, RuleBase
 from ivig_advisor.engine.verify import domains, verify, walk_case
 
@@ -457,3 +463,31 @@ def test_audit_rules_gives_the_english_of_every_quote_as_show_and_the_report_do(
         assert (f"In English: {english}" if fmt == "text" else "- in English: The adverse reactions") in shown, fmt
     assert sum(1 for r in RuleBase.load().rules if r.source.get("quote_en")) == \
         run_cli("audit", "rules").output.count("  In English: ")
+
+
+def test_coverage_reads_the_shipped_cases_by_default_as_show_and_report_do(run_cli, rules_copy):
+    """One rule for the three: without CASES, the golden cases and examples beside the rules."""
+    default = json.loads(run_cli("audit", "coverage", "--format", "json").stdout)
+    named = json.loads(run_cli("audit", "coverage", str(ROOT / "tests" / "cases"), str(ROOT / "examples"),
+                               "--format", "json").stdout)
+    assert default == named and default["cases"] > 50 and sum(r["fired"] for r in default["rules"]) > 0
+    alone = CliRunner().invoke(main, ["audit", "coverage", "--rules", str(rules_copy)])
+    assert alone.exit_code == 2 and "no CASES given, and no golden cases or examples beside the rules" in alone.output
+
+
+def test_shell_completion_offers_rule_ids_of_the_rules_named(rules_copy):
+    """`_IVIG_COMPLETE` (click's protocol, as bash calls it) completes a rule id for
+    show, why-not and sign, from --rules when given."""
+    mutate(rules_copy / "mmn.yaml", "id: mmn-general\n", "id: mmn-general-renamed\n")
+
+    def complete(words):
+        env = dict(os.environ, _IVIG_COMPLETE="bash_complete", COMP_WORDS=words,
+                   COMP_CWORD=str(len(words.split()) - 1))
+        ivig = Path(sys.executable).parent / "ivig"  # the installed command: bash completes by its name
+        out = subprocess.run([str(ivig)], env=env, capture_output=True, text=True)
+        return [line.split(",", 1)[1] for line in out.stdout.splitlines()]
+
+    assert "mmn-general" in complete("ivig audit show mmn-g")
+    assert complete(f"ivig audit show --rules {rules_copy} mmn-gen") == ["mmn-general-renamed"]
+    assert "gbs-dose" in complete("ivig audit sign mmn-general gbs-d")
+    assert complete("ivig audit why-not case.yaml mmn-ma") == ["mmn-maintenance", "mmn-maintenance-dose"]
