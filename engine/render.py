@@ -229,6 +229,8 @@ class TextRenderer:
             lines.append("  " + s("Warnings:", bold=True))
             lines.extend(self.warning_lines(others))
         lines.extend(self.unknown_lines(result.missing, unknown))
+        if result.normalised:  # what was read from another spelling, so a person can check it
+            lines.append(self.fit("  " + s("Read as: ", bold=True) + normalised_text(result.normalised), 4))
         if self.chain and result.trace:
             lines.append("  " + s("How:", bold=True))
             lines.extend(self.chain_lines(result, prefix="    "))
@@ -341,7 +343,22 @@ class Summary:
 
 CSV_COLUMNS = ("id", "status", "stance", "max_severity", "critical", "rule", "total_g_per_kg",
                "g_per_kg_per_day", "days", "total_g", "repeat", "warnings", "missing", "error", "source", "line",
-               "rules_version", "rules_hash")
+               "normalised", "rules_version", "rules_hash")
+
+
+def normalised_text(normalised: List[dict]) -> str:
+    """'diagnosis: mg -> myasthenia_gravis; weight_kg: 70 kg -> 70', escaped: the written side is input."""
+    return "; ".join(f"{n['field']}: {for_terminal(str(n['written']))} -> {_as_written(n['read'])}"
+                     for n in normalised)
+
+
+def _as_written(value) -> str:
+    """A value as a case file writes it: true/false, a list in brackets."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_as_written(v) for v in value) + "]"
+    return str(value)
 
 
 def csv_row(result) -> list:
@@ -359,7 +376,7 @@ def csv_row(result) -> list:
                                                                 "total_g", "repeat")),
            ";".join(w["code"] for w in result.warnings), ";".join(result.missing),
            error.get("message", "") + (f" [{error['field']}]" if error.get("field") else ""),
-           result.source or "", "" if result.line is None else result.line,
+           result.source or "", "" if result.line is None else result.line, normalised_text(result.normalised),
            (result.rules or {}).get("version", ""), (result.rules or {}).get("hash", "")]
     return [for_spreadsheet(cell) for cell in row]
 

@@ -328,3 +328,16 @@ def test_a_pooled_batch_joins_its_pools_before_it_returns():
     from ivig_advisor.engine.batch import evaluate_records
     assert len(list(evaluate_records(_records(["gbs", "mmn"] * 100), workers=2))) == 200
     assert not [t for t in threading.enumerate() if isinstance(t, _ExecutorManagerThread) and t.is_alive()]
+
+
+def test_text_and_csv_say_what_was_read_from_another_spelling(run_cli, tmp_path):
+    """What JSON lists under `normalised`, a person and a spreadsheet see too."""
+    case = tmp_path / "mg.yaml"
+    case.write_text("diagnosis: MG\nweight_kg: 70 kg\nplanned_cotherapy: none\n", encoding="utf-8")
+    said = "diagnosis: MG -> myasthenia_gravis; weight_kg: 70 kg -> 70; planned_cotherapy: none -> []"
+    assert f"  Read as: {said}" in run_cli("evaluate", str(case)).output
+    row = next(csv.DictReader(io.StringIO(run_cli("evaluate", str(case), "--format", "csv", "-q").stdout)))
+    assert row["normalised"] == said
+    plain = tmp_path / "plain.yaml"
+    plain.write_text("diagnosis: myasthenia_gravis\nweight_kg: 70\n", encoding="utf-8")
+    assert "Read as" not in run_cli("evaluate", str(plain)).output
