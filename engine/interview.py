@@ -35,8 +35,10 @@ from .errors import ResumeError
 from .evaluate import Advisor, Result, Run
 from .rulebase import STANCE, RuleSpec
 from . import words
-from .schema import CaseInvalid, FieldSpec, check_value
+from .schema import CaseInvalid, FieldSpec, read_value
 
+# Answers to the console's own yes/no prompts (save the case?). A field's yes or
+# no is read by the schema (read_value), as in files, where 1 and 0 are not booleans.
 YES = {"y", "yes", "true", "t", "1", "si", "oui", "ja", "positive", "present"}
 NO = {"n", "no", "false", "f", "0", "non", "nein", "negative", "absent", "none"}
 COMMANDS = {"why": "why", "?": "why", "unknown": "unknown", "u": "unknown", "skip": "unknown",
@@ -44,8 +46,6 @@ COMMANDS = {"why": "why", "?": "why", "unknown": "unknown", "u": "unknown", "ski
             "exit": "quit", "how": "how"}
 
 
-NUMBER = re.compile(r"^\s*([-+]?\d+(?:[.,]\d+)?)\s*([a-zA-Z]*)\.?\s*$")  # "70", "70 kg", "65y"
-UNIT_WORDS = {"years": ("y", "yr", "yrs", "year"), "kg": ("kgs", "kilo", "kilos", "kilograms")}
 
 
 class AnswerError(ValueError):
@@ -178,13 +178,11 @@ class Interview:
     def parse(self, spec: FieldSpec, text: str):
         """The typed value of an answer, or AnswerError saying what would fit."""
         text = text.strip()
-        if spec.type == "boolean":
-            word = text.lower()
-            if word in YES:
-                return True
-            if word in NO:
-                return False
-            raise AnswerError("answer yes or no (y/n)" + words.suggest(word, ["yes", "no"]))
+        if spec.type == "boolean":  # the schema's reader, as files and CSV cells are read: never 1 or 0
+            try:
+                return read_value(spec, text).value
+            except ValueError:
+                raise AnswerError("answer yes or no (y/n)" + words.suggest(text.lower(), ["yes", "no"])) from None
         if spec.type == "enum":
             return self._choice(spec, text)
         if spec.type == "list":
@@ -192,17 +190,13 @@ class Interview:
                 return []
             return sorted({self._choice(spec, part) for part in text.replace(";", ",").split(",") if part.strip()})
         if spec.type in ("integer", "number"):
-            found = NUMBER.match(text)
-            unit = found.group(2).lower() if found else ""
-            if not found or unit and unit not in {(spec.unit or "").lower(), *UNIT_WORDS.get(spec.unit, ())}:
-                raise AnswerError(f"answer a number{self.range_text(spec)}")
-            number = float(found.group(1).replace(",", "."))
-            if spec.type == "integer" or number.is_integer():
-                number = int(number) if number.is_integer() else number
+            if re.fullmatch(r"\s*[-+]?\d+,\d+.*", text):  # '70,5' is 70.5 to some and 705 to others
+                raise AnswerError(f"write decimals with a point ({text.replace(',', '.', 1)}), "
+                                  f"as case files do{self.range_text(spec)}")
             try:
-                return check_value(spec, number)
+                return read_value(spec, text).value
             except ValueError as exc:
-                raise AnswerError(str(exc)) from None
+                raise AnswerError(f"answer a number{self.range_text(spec)}: {exc}") from None
         return text
 
     def _choice(self, spec: FieldSpec, text: str):
