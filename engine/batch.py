@@ -14,7 +14,7 @@ import os
 import signal
 import threading
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, List, Optional
 
@@ -186,18 +186,18 @@ class _Router:
 
     Each worker keeps its own cache of clinical situations, and a situation
     belongs to one diagnosis: the cases of one diagnosis go to one worker (its
-    home, the least loaded when the diagnosis first comes up), so that each
+    home, the least busy when the diagnosis first comes up), so that each
     worker learns only its diagnoses' situations instead of every worker
     learning all of them. Routing never changes an answer, only where it is
-    worked out: a worker that is more than SPILL cases ahead of the least
-    loaded one passes its cases on, so that one diagnosis cannot keep one
-    worker busy and leave the other idle.
+    worked out: a worker with more than SPILL cases still to do beyond the
+    least busy one passes cases on, so that neither one diagnosis nor a
+    worker slowed by new situations leaves another idle.
     """
 
-    SPILL = 256
+    SPILL = 2 * CHUNK
 
     def __init__(self, workers: int):
-        self.load = [0] * workers
+        self.load = [0] * workers  # cases sent to each worker (or waiting to be) and not yet back
         self.home: dict = {}
 
     def worker_for(self, record: CaseRecord) -> int:
@@ -207,6 +207,9 @@ class _Router:
             worker = least
         self.load[worker] += 1
         return worker
+
+    def returned(self, worker: int, cases: int):
+        self.load[worker] -= cases
 
 
 def _diagnosis_of(record: CaseRecord):
@@ -229,23 +232,39 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
              for _ in range(workers)]
     router = _Router(workers)
     waiting = [[] for _ in pools]   # per worker: (index, record) not yet sent
-    in_flight = deque()             # (future, indices), in the order sent
+    in_flight = deque()             # (future, indices, worker), in the order sent
     done = {}                       # index -> result, for results that came back ahead of their turn
     turn = 0                        # the index of the next result to yield
+    ahead = workers * IN_FLIGHT * CHUNK  # results kept ahead of their turn, at most (then wait for it)
 
     def send(worker):
         chunk, waiting[worker] = waiting[worker], []
         future = pools[worker].submit(_evaluate_chunk, [record for _, record in chunk])
-        in_flight.append((future, [index for index, _ in chunk]))
+        in_flight.append((future, [index for index, _ in chunk], worker))
 
-    def receive():
-        """Wait for the results that hold the next turn (sending its chunk if it still waits)."""
-        for worker, chunk in enumerate(waiting):
-            if chunk and chunk[0][0] == turn:
-                send(worker)
-        entry = next(entry for entry in in_flight if turn in entry[1])
+    def take(entry):
         in_flight.remove(entry)
-        done.update(zip(entry[1], entry[0].result()))
+        future, indices, worker = entry
+        done.update(zip(indices, future.result()))
+        router.returned(worker, len(indices))
+
+    def receive(block_on_turn: bool):
+        """Take every chunk that is back, so that no worker waits behind a slower
+        one's chunk. If none is, wait: for the one holding the next turn (sending
+        its chunk if it still waits), or for any."""
+        finished = [entry for entry in in_flight if entry[0].done()]
+        for entry in finished:
+            take(entry)
+        if finished and not block_on_turn:
+            return
+        if block_on_turn and turn not in done:
+            for worker, chunk in enumerate(waiting):
+                if chunk and chunk[0][0] == turn:
+                    send(worker)
+            take(next(entry for entry in in_flight if turn in entry[1]))
+        elif not finished and in_flight:
+            wait([entry[0] for entry in in_flight], return_when=FIRST_COMPLETED)
+            receive(False)
 
     read = 0  # cases read so far
     try:
@@ -256,7 +275,7 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
             if len(waiting[worker]) == CHUNK:
                 send(worker)
             while len(in_flight) >= workers * IN_FLIGHT:  # bounded: take results before reading on
-                receive()
+                receive(block_on_turn=len(done) >= ahead)
                 while turn in done:
                     yield done.pop(turn)
                     turn += 1
@@ -265,7 +284,7 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
                 send(worker)
         while turn < read:
             if turn not in done:
-                receive()
+                receive(block_on_turn=True)
             yield done.pop(turn)
             turn += 1
     finally:
@@ -273,7 +292,7 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
         # worker's current chunk. (shutdown(wait=False) would let go of the
         # pool's thread unjoined, and Python 3.11 then writes to its closed
         # pipe at exit: "Exception ignored ... Bad file descriptor".)
-        for future, _ in in_flight:
+        for future, _, _ in in_flight:
             future.cancel()
         for pool in pools:
             pool.shutdown(wait=True, cancel_futures=True)

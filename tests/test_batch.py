@@ -259,11 +259,19 @@ def test_the_cases_of_one_diagnosis_go_to_one_worker_so_each_learns_only_its_sit
 
 
 def test_a_batch_of_one_diagnosis_still_keeps_every_worker_busy():
+    """One diagnosis, each case a situation of its own (all work, no cache hit):
+    the home worker falls behind and passes cases on, so both work."""
     from ivig_advisor.engine.batch import evaluate_records
-    out = list(evaluate_records(_records(["mmn"] * 1200), workers=2, finish=_where))
-    assert [case_id for _, case_id in out] == [f"c{i}" for i in range(1200)]
+    from ivig_advisor.engine.caseio import CaseRecord
+    flags = ("diabetes", "migraine", "renal_disease", "thrombocytosis", "refractory", "hypergammaglobulinemia",
+             "thrombocytopenia", "volume_depletion", "iga_deficiency")
+    records = [CaseRecord({"diagnosis": "cidp", "id": f"c{i}", "ivig_planned": True, "age": 20 + (i & 1) * 60,
+                           **{name: bool(i >> bit & 1) for bit, name in enumerate(flags, start=1)}},
+                          None, None, f"c{i}") for i in range(1000)]
+    out = list(evaluate_records(records, workers=2, finish=_where))
+    assert [case_id for _, case_id in out] == [f"c{i}" for i in range(1000)]
     shares = sorted(sum(pid == p for pid, _ in out) for p in {pid for pid, _ in out})
-    assert len(shares) == 2 and shares[0] >= 400, shares
+    assert len(shares) == 2 and shares[0] >= 300, shares
 
 
 def test_a_rare_diagnosis_whose_chunk_never_fills_does_not_hold_the_batch_back(monkeypatch):
