@@ -194,7 +194,7 @@ class _Router:
     worker slowed by new situations leaves another idle.
     """
 
-    SPILL = 2 * CHUNK
+    SPILL = IN_FLIGHT * CHUNK
 
     def __init__(self, workers: int):
         self.load = [0] * workers  # cases sent to each worker (or waiting to be) and not yet back
