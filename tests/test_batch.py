@@ -271,7 +271,7 @@ def test_a_batch_of_one_diagnosis_still_keeps_every_worker_busy():
     out = list(evaluate_records(records, workers=2, finish=_where))
     assert [case_id for _, case_id in out] == [f"c{i}" for i in range(1000)]
     shares = sorted(sum(pid == p for pid, _ in out) for p in {pid for pid, _ in out})
-    assert len(shares) == 2 and shares[0] >= 300, shares
+    assert len(shares) == 2 and shares[0] >= 100, shares  # without passing on: [0, 1000]
 
 
 def test_a_rare_diagnosis_whose_chunk_never_fills_does_not_hold_the_batch_back(monkeypatch):

@@ -14,7 +14,7 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from conftest import jsonl
@@ -251,6 +251,11 @@ def schema():
 def test_any_csv_written_from_valid_cases_reads_back_as_those_cases(schema, data, quoting, newline):
     from ivig_advisor.engine.caseio import read_cases
     cases = data.draw(st.lists(_case_strategy(schema), min_size=1, max_size=6))
+    # Python's writer quotes only the characters of its own line ending: with '\n' it leaves a
+    # '\r' in a cell bare, which no spreadsheet writes and the reader refuses (a lone '\r' ends
+    # a line in old files). Such a file is not one a valid case makes.
+    assume(not (quoting == csv.QUOTE_MINIMAL and newline == "\n"
+                and any("\r" in _cell(v) for case in cases for v in case.values())))
     fields = list(schema.fields)
     out = io.StringIO(newline="")
     writer = csv.writer(out, quoting=quoting, lineterminator=newline)
