@@ -13,7 +13,7 @@ from .compiler import Derived, compile_rulebase
 from .rulebase import SEVERITIES, RuleBase, RuleSpec
 from .schema import Case, CaseInvalid
 from .situations import DEFAULT_SIZE, Keyer, SituationCache
-from .words import plain
+from .words import plain, total_grams
 from .yamlsrc import SourceError
 
 
@@ -249,7 +249,7 @@ def _conclude(result: Result, firings, facts: dict, ivig_given: frozenset):
         result.dose = {
             "total_g_per_kg": dose["total_g_per_kg"], "g_per_kg_per_day": dose["g_per_kg_per_day"],
             "days": dose["days"],
-            "total_g": round(dose["total_g_per_kg"] * weight, 1) if weight is not None else None,
+            "total_g": total_grams(dose, weight),
             "repeat": dose["repeat"], "note": dose["note"], "rule": rule.id}
         if any(d != dose for _, d in doses[1:]):
             warnings[("dose-conflict", None)] = {

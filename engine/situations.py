@@ -23,7 +23,7 @@ from collections import OrderedDict
 from typing import Dict, Optional, Tuple
 
 from . import conditions
-from .words import plain
+from .words import plain, total_grams
 
 DEFAULT_SIZE = 10240  # situations kept per process, about 2 KiB each: a worker stays under 64 MiB (bench/)
 # Interned parts kept for sharing, per situation kept: the parts of situations
@@ -157,8 +157,7 @@ class Situation:
         facts = case.facts
         ivig, dose, warnings, trace, missing, derived, fired = _thaw(self.frozen)
         if dose is not None:
-            weight = facts.get("weight_kg")
-            dose["total_g"] = round(dose["total_g_per_kg"] * weight, 1) if weight is not None else None
+            dose["total_g"] = total_grams(dose, facts.get("weight_kg"))
         for entry in trace:
             for fact in entry["matched"]:
                 if fact["fact"] == "Finding":

@@ -8,7 +8,7 @@ lives in rules/rulebase.yaml; this module only says it.
 """
 
 import difflib
-from typing import List
+from typing import List, Optional
 
 from . import conditions
 
@@ -49,6 +49,13 @@ def yes_no(value) -> str:
 
 
 # -- doses ------------------------------------------------------------------
+
+def total_grams(dose: dict, weight) -> Optional[float]:
+    """The grams of a course for this patient: the total g/kg times the weight in
+    kg, to 0.1 g; None without a weight. (A run and a replay of a cached
+    situation both give the dose's grams here, so they cannot disagree.)"""
+    return round(dose["total_g_per_kg"] * weight, 1) if weight is not None else None
+
 
 def dose_line(dose: dict, patient: bool = False) -> str:
     """A regimen as one line: '0.4 g/kg/day x 5 days = 2 g/kg'.
