@@ -18,7 +18,7 @@ from .errors import UnknownDiagnosis, UnknownRule, UnknownStage
 from .evaluate import Advisor, Result
 from .rulebase import DOSE_KEYS, STANCE, RuleBase, RuleBaseInvalid, RuleSpec
 from .schema import CaseInvalid
-from .signoff import LOG_NAME, STAGES, ReviewLog, signoff_hash
+from .signoff import LOG_NAME, STAGES, ReviewLog, signoff_hash, unsigned
 from .analysis import domains, fields_behind, live_rules
 from .verify import CheckFinding, Verification, verify
 from .words import citation, condition_text, dose_line, sentence, suggest, value_label
@@ -29,8 +29,7 @@ def rule_record(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog] = N
     record = {"id": rule.id, "title": rule.title, "topic": rule.topic, "layer": rule.layer,
               "plain": sentence(rulebase, rule), "basis": rule.basis, "rationale": rule.rationale or None,
               "citation": citation(rule), "flags": list(rule.flags), "changes": list(rule.changes),
-              "lifecycle": (log.state(rule).stage if log is not None
-                            else "retired" if rule.status == "retired" else "draft"),
+              "lifecycle": (log.state(rule) if log is not None else unsigned(rule)).stage,
               "maintenance": rulebase.maintenance.get(rule.topic, {}),
               "file": rule.file, "line": rule.line, "hash": signoff_hash(rulebase, rule)}
     if log is not None:

@@ -9,7 +9,7 @@ from . import audit
 from .escape import for_terminal
 from .render import plain_style
 from .rulebase import STANCE, RuleBase, RuleSpec
-from .signoff import ReviewLog
+from .signoff import ReviewLog, unsigned
 from .words import dose_line, provenance, sentence, value_label
 
 def rule_lines(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog], style: Callable = plain_style,
@@ -54,13 +54,14 @@ def rule_lines(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog], sty
 def lifecycle(rule: RuleSpec, log: Optional[ReviewLog]) -> str:
     """'approved by A on 2026-11-02', 'draft: not signed yet', 'stale: ...': one line, the same everywhere."""
     if log is None:
-        return "retired" if rule.status == "retired" else "draft: no review log read"
+        stage = unsigned(rule).stage
+        return stage if stage == "retired" else f"{stage}: no review log read"
     return log.state(rule).describe()
 
 
-def lifecycle_counts(log: ReviewLog) -> str:
-    """'Lifecycle: 82 draft, 2 approved, 0 needs-change, 1 stale'."""
-    return "Lifecycle: " + ", ".join(f"{n} {k}" for k, n in log.counts().items())
+def lifecycle_counts(counts: dict) -> str:
+    """'Lifecycle: 82 draft, 2 approved, 0 needs-change, 1 stale' (ReviewLog.counts)."""
+    return "Lifecycle: " + ", ".join(f"{n} {k}" for k, n in counts.items())
 
 
 def rules_text(rulebase: RuleBase, rules: List[RuleSpec], log: Optional[ReviewLog],
@@ -73,7 +74,7 @@ def rules_text(rulebase: RuleBase, rules: List[RuleSpec], log: Optional[ReviewLo
             out.extend(rule_lines(rulebase, rule, log, style))
             out.append("")
     if log is not None:
-        out.append(lifecycle_counts(log))
+        out.append(lifecycle_counts(log.counts()))
     out.append(f"{len(rules)} rule{'s' if len(rules) != 1 else ''} "
                f"({sum(r.basis == 'assumption' for r in rules)} resting on assumptions)")
     return "\n".join(out)
@@ -211,7 +212,7 @@ def check_text(report: audit.CheckReport, style: Callable = plain_style) -> str:
         out.append("Checks: duplicate ids, schema, provenance (on load); unreachable, conflicting stances, "
                    "doses and warning severities, redundant and subsumed rules, gaps (exhaustive).")
     if report.signoff:
-        out.append("Lifecycle: " + ", ".join(f"{n} {k}" for k, n in report.signoff.items()))
+        out.append(lifecycle_counts(report.signoff))
     n = len(report.findings)
     out.append(style("OK: no findings" if report.ok else f"{n} finding{'s' if n != 1 else ''}",
                      fg="green" if report.ok else "red", bold=True))

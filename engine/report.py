@@ -10,6 +10,7 @@ from typing import List, Optional
 
 from . import audit
 from .atomic import write_text_atomic
+from .audit_text import lifecycle_counts
 from .evaluate import Advisor
 from .rulebase import RuleBase, RuleSpec
 from .signoff import ReviewLog
@@ -138,7 +139,7 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
     body += ['<h2 id="summary">Summary</h2><ul>',
              f"<li>{len(rulebase.rules)} rules: {len(rulebase.rules) - basis} from the review, "
              f'{basis} resting on assumptions (<a href="#assumptions">list</a>).</li>',
-             "<li>Lifecycle: " + ", ".join(f"{n} {_e(k)}" for k, n in counts.items()) + ".</li>",
+             f"<li>{_e(lifecycle_counts(counts))}.</li>",
              f'<li>Static check: {verdict}'
              + (f"; {v.combinations:,} combinations checked exhaustively." if v else ".") + "</li>"]
     if cover:

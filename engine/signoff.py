@@ -306,6 +306,11 @@ class SignOff:
         return text if stage == e["verdict"] else f"{stage}; {text}"
 
 
+def unsigned(rule: RuleSpec) -> SignOff:
+    """Where a rule stands with no sign-off read for it: draft, or retired if its file says so."""
+    return SignOff("missing", retired=rule.status == "retired")
+
+
 class ReviewLog:
     """The sign-off log of one rule base, checked against its rules.
 
@@ -345,7 +350,7 @@ class ReviewLog:
             return SignOff("unreadable", retired=retired)
         entry = self.latest.get(rule.id)
         if entry is None:
-            return SignOff("missing", retired=retired)
+            return unsigned(rule)
         if entry["hash"] != signoff_hash(self.rulebase, rule):
             return SignOff("stale", entry, retired)
         return SignOff(entry["verdict"], entry, retired)
