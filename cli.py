@@ -198,6 +198,14 @@ def output_option(help):
     return click.option("--output", "-o", "output", type=click.Path(), help=help)
 
 
+def as_of_option(f):
+    """--as-of DATE: the evaluation date, at which a FHIR Patient's age is read from its birthDate."""
+    return click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]),
+                        callback=lambda ctx, param, value: value.date() if value else None,
+                        help="FHIR input: the date at which ages are computed from birthDate, YYYY-MM-DD "
+                             "[default: today].")(f)
+
+
 def _group_rules(ctx, param, value):
     """A subcommand's --rules, else the one given before it (`ivig audit --rules DIR check`)."""
     return value if value is not None else (ctx.obj or {}).get("rules_dir")
@@ -279,11 +287,15 @@ def main(debug):
 @click.option("--no-cache", is_flag=True,
               help="Run the rules for every case, even one in a clinical situation seen before "
                    "(the output is the same; only slower).")
-def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache):
-    """Evaluate case files (YAML, JSON, JSONL), directories (recursively) or - for stdin.
+@as_of_option
+def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache, as_of):
+    """Evaluate case files (YAML, JSON, JSONL, CSV), FHIR R4 records (Bundles, Bulk
+    Data NDJSON exports), directories (recursively) or - for stdin.
 
     Every case gets one result, in input order; a case that cannot be read or
-    validated gets an error result naming file, line and field.
+    validated gets an error result naming file, line and field (for FHIR, the
+    resource and its path). A FHIR record gives one case per Patient, and its
+    result names the resource each input came from.
     """
     from contextlib import nullcontext
 
@@ -306,7 +318,7 @@ def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache):
     target = atomic_writer(output) if output else nullcontext(GuardedStream(sys.stdout, "standard output"))
     with target as stream:
         summary = write_results(paths, advisor, stream, formatter, stdin=sys.stdin, workers=workers,
-                                exclude=output, progress=progress)
+                                exclude=output, progress=progress, as_of=as_of)
     if not quiet:
         click.echo(str(summary), err=True)
     _exit(EXIT_FOUND if summary.failed else 0)
@@ -390,6 +402,63 @@ def show_schema(fmt, output, rules_dir):
         _say(f"wrote {output}", err=True)
     else:
         click.echo(text)
+
+
+# -- ivig fhir ----------------------------------------------------------------
+
+@main.group(epilog=exit_status("some record could not be read (map)"))
+def fhir():
+    """FHIR R4 input: what a record becomes, and the mapping that decides it (facts/fhir-map.yaml)."""
+
+
+@fhir.command("map")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
+@output_option("Write the case file here, atomically, instead of standard output.")
+@click.option("--id", "wanted_id", help="Only the case of this Patient id.")
+@click.option("--explain", is_flag=True,
+              help="Say, beside each field, which resource and code set it, and list what was not read.")
+@as_of_option
+def fhir_map(paths, output, wanted_id, explain, as_of):
+    """Print what FHIR records (Bundles, Bulk Data NDJSON) become as a case file:
+    one YAML document per Patient, which `ivig evaluate` reads back."""
+    import datetime
+
+    from ivig_advisor.engine.caseio import read_cases
+    from ivig_advisor.engine.fhirio import default_schema
+    from ivig_advisor.engine.fhirtext import case_file
+
+    records = read_cases(paths, stdin=sys.stdin, as_of=as_of)
+    if wanted_id is not None:
+        records = (r for r in records if r.case_id(default_schema()) == wanted_id)
+    failed, found, parts = False, False, []
+    for record in records:
+        found = True
+        failed = failed or record.error is not None
+        parts.append(case_file(record, default_schema(), explain, as_of or datetime.date.today()))
+    if not found:
+        raise click.UsageError(f"no case with the id {wanted_id!r}" if wanted_id else "no case in the input")
+    text = "\n".join(parts) + "\n"
+    if output:
+        from ivig_advisor.engine.atomic import write_text_atomic, writable_target
+        writable_target(output)
+        write_text_atomic(output, text)
+        _say(f"wrote {output}", err=True)
+    else:
+        click.echo(text, nl=False)
+    _exit(EXIT_FOUND if failed else 0)
+
+
+@fhir.command("codes")
+@format_option("text", "json")
+def fhir_codes(fmt):
+    """The mapping from coded FHIR data to case fields, for review: every entry with
+    its codes and where each was checked, the statuses that count, the
+    assumptions, and the gaps."""
+    from ivig_advisor.engine.fhirmap import default_map
+    from ivig_advisor.engine.fhirtext import mapping_text
+
+    fmap = default_map()
+    _echo_json(fmap.describe()) if fmt == "json" else click.echo(mapping_text(fmap))
 
 
 # -- ivig audit --------------------------------------------------------------

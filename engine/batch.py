@@ -43,8 +43,12 @@ def max_workers() -> int:
 def evaluate_record(record: CaseRecord, advisor: Advisor) -> Result:
     """The Result of one record read from a file: an error result if it could not be read."""
     if record.error is not None:
-        return advisor.failure(record.default_id, [record.error])
-    return advisor.evaluate_mapping(record.data, record.source, record.line, record.default_id)
+        result = advisor.failure(record.id or record.default_id, [record.error, *record.others])
+    else:
+        result = advisor.evaluate_mapping(record.data, record.source, record.line, record.default_id)
+    if record.provenance is not None:
+        record.provenance.apply(result)
+    return result
 
 
 def evaluate_records(records: Iterable[CaseRecord], advisor: Optional[Advisor] = None,
@@ -75,17 +79,18 @@ def _finished(result: Result, advisor: Advisor, finish: Optional[Callable]):
 
 def evaluate_files(paths: Iterable[str], advisor: Optional[Advisor] = None, stdin=None,
                    workers: Optional[int] = 1, finish: Optional[Callable] = None,
-                   exclude: Optional[str] = None) -> Iterator:
+                   exclude: Optional[str] = None, as_of=None) -> Iterator:
     """Evaluate every case in files, directories or '-' (stdin), lazily, in input order.
 
     `exclude` names a file whose cases are left out: the output file, when it
     lies in a folder being read, so that a run never reads its own results.
+    `as_of`: the date a FHIR Patient's age is computed at (default: today).
     """
-    return evaluate_records(read_cases(paths, stdin=stdin, exclude=exclude), advisor, workers, finish)
+    return evaluate_records(read_cases(paths, stdin=stdin, exclude=exclude, as_of=as_of), advisor, workers, finish)
 
 
 def write_results(paths: Iterable[str], advisor: Advisor, stream, formatter, stdin=None,
-                  workers: Optional[int] = 1, exclude: Optional[str] = None, progress=None):
+                  workers: Optional[int] = 1, exclude: Optional[str] = None, progress=None, as_of=None):
     """Evaluate every case of `paths` and write each result to `stream`, in
     input order, in `formatter`'s format; return the batch's Summary.
 
@@ -98,7 +103,8 @@ def write_results(paths: Iterable[str], advisor: Advisor, stream, formatter, std
 
     from .render import ResultWriter, Summary
     summary, writer = Summary(), ResultWriter(stream, formatter.fmt)
-    results = evaluate_files(paths, advisor, stdin=stdin, workers=workers, finish=formatter, exclude=exclude)
+    results = evaluate_files(paths, advisor, stdin=stdin, workers=workers, finish=formatter, exclude=exclude,
+                             as_of=as_of)
     with closing(results):
         try:
             for item in results:

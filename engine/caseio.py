@@ -16,6 +16,8 @@ schema reads as it reads an interview's answers (schema.read_value).
 
 import bisect
 import csv
+import datetime
+import itertools
 import json
 import re
 import sys
@@ -23,6 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Optional, Tuple
 
+from . import fhirio
 from .atomic import same_file
 from .errors import CaseChoice
 from .yamlsrc import (MAX_DEPTH, MAX_NUMBER, MAX_SCALAR, Located, LocatedList, SourceError,
@@ -53,11 +56,14 @@ class CaseRecord:
     default_id: str
     error: Optional[SourceError] = None
     scenario: Optional[Located] = None
+    provenance: Optional[object] = None   # a FHIR case's (fhir.Provenance): where its fields came from
+    others: tuple = ()                    # errors after `error`, when a record has several
+    id: Optional[str] = None              # an id the record has whatever its data (a FHIR Patient's)
 
     def case_id(self, schema) -> str:
         """The id of the case as read (schema.id_of: its own `id` as written, else
         `default_id`), valid or not."""
-        return schema.id_of(self.data, self.default_id)
+        return self.id or schema.id_of(self.data, self.default_id)
 
 
 def pick_case(records: Iterable[CaseRecord], wanted: Optional[str], source, schema) -> CaseRecord:
@@ -92,7 +98,8 @@ def expand_paths(paths: Iterable[str]) -> Iterator[str]:
             yield path
 
 
-def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None) -> Iterator[CaseRecord]:
+def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None,
+               as_of: Optional[datetime.date] = None) -> Iterator[CaseRecord]:
     """Every case of every path, in order; `exclude` names a file never read
     from a directory (the output of the run, so that it never reads its own
     results back).
@@ -101,6 +108,11 @@ def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None) 
     given (``a/p.yaml``), or a file's own name; when that name was already
     used in this run, the path as given. Several cases in one file are
     ``name:N``.
+
+    FHIR is recognised by content (engine/fhirio.py): a Bundle gives a case
+    per Patient, and the NDJSON files of a Bulk Data export in one directory
+    are read together as one export. `as_of` is the date ages are computed
+    at from a Patient's birthDate (default: today).
     """
     used = set()
 
@@ -109,22 +121,81 @@ def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None) 
         used.add(name)
         return name
 
+    units = []  # in order: the records of a file or of stdin, or a FHIR export's [(file, name)]
+    exports = {}  # directory -> [(path, name)]: its FHIR NDJSON files, read as one export
     for path in paths:
         if path == STDIN:
-            yield from _guarded(_read_stdin, stdin or sys.stdin, STDIN_NAME, STDIN_NAME)
+            units.append(("records", _guarded(_read_stdin, stdin or sys.stdin, STDIN_NAME, STDIN_NAME)))
             continue
         root = Path(path)
         if not root.is_dir():
-            name = unique(root.name, path)
-            yield from _guarded(_read_path, path, path, name)
-            continue
-        files = [f for f in _case_files(root) if exclude is None or not same_file(f, exclude)]
-        for child in files:
-            name = unique(child.relative_to(root).as_posix(), str(child))
-            yield from _guarded(_read_path, str(child), str(child), name)
-        if not files:
-            yield CaseRecord(None, path, None, unique(root.name, path), SourceError(
-                f"no case files ({', '.join(CASE_SUFFIXES)}) in this directory", path))
+            files = [(path, unique(root.name, path))]
+        else:
+            files = [(str(f), unique(f.relative_to(root).as_posix(), str(f)))
+                     for f in _case_files(root) if exclude is None or not same_file(f, exclude)]
+            if not files:
+                units.append(("records", [CaseRecord(None, path, None, unique(root.name, path), SourceError(
+                    f"no case files ({', '.join(CASE_SUFFIXES)}) in this directory", path))]))
+        for file, name in files:
+            if _fhir_export_file(file):
+                group = str(Path(file).resolve().parent)
+                if group not in exports:
+                    exports[group] = []
+                    units.append(("export", exports[group]))
+                exports[group].append((file, name))
+            else:
+                units.append(("records", _guarded(_read_path, file, file, name)))
+    for kind, unit in units:
+        if kind == "export":
+            records = itertools.chain.from_iterable(_guarded(_read_path, f, f, n) for f, n in unit)
+            yield from _fhir_records(records, unit[0][1], as_of, export=True)
+        else:
+            yield from _fhir_records(unit, None, as_of)
+
+
+def _fhir_export_file(path: str) -> bool:
+    """Whether a JSON Lines file is part of a FHIR export: its first line is a FHIR
+    resource other than a Bundle (a file of Bundles holds whole records)."""
+    if Path(path).suffix.lower() not in (".ndjson", ".jsonl"):
+        return False
+    try:
+        with open(path, "rb") as handle:
+            for line in iter(lambda: handle.readline(MAX_CASE_CHARS), b""):
+                if line.strip():
+                    value = json.loads(line.decode("utf-8-sig"))
+                    return fhirio.is_fhir(value) and value["resourceType"] != "Bundle"
+    except Exception:  # unreadable or not JSON: the case reader says what is wrong
+        return False
+    return False
+
+
+def _fhir_records(records: Iterable[CaseRecord], name: Optional[str], as_of, export: bool = False) -> Iterator[CaseRecord]:
+    """The records, with FHIR turned into cases: each Bundle (or lone resource) into a case per
+    Patient; and a stream of resources (a FHIR export's NDJSON files, standard input whose
+    first record is a resource) joined into a case per Patient (engine/fhirio.py)."""
+    records = iter(records)
+    first = next(records, None)
+    if first is None:
+        return
+    records = itertools.chain([first], records)
+    if export or (first.error is None and fhirio.is_fhir(first.data) and first.data["resourceType"] != "Bundle"
+                  and first.source == STDIN_NAME):
+        lines = ((r.source, r.line, r.error if r.error is not None else r.data) for r in records)
+        yield from _from_fhir(fhirio.bulk_cases(lines, as_of), name or first.default_id)
+        return
+    for record in records:
+        if record.error is None and fhirio.is_fhir(record.data):
+            yield from _from_fhir(fhirio.bundle_cases(record.data, record.source, record.line, as_of),
+                                  record.default_id)
+        else:
+            yield record
+
+
+def _from_fhir(cases, name: str) -> Iterator[CaseRecord]:
+    for number, case in enumerate(cases, start=1):
+        default_id = case.id or f"{name}:{number}"
+        yield CaseRecord(case.data, case.source, case.line, default_id, case.errors[0] if case.errors else None,
+                         provenance=case.provenance, others=tuple(case.errors[1:]), id=case.id)
 
 
 def read_jsonl_lines(lines: Iterable[str], source: str) -> Iterator[CaseRecord]:

@@ -31,6 +31,8 @@ class Result:
     source: Optional[str] = None
     line: Optional[int] = None
     normalised: List[dict] = field(default_factory=list)  # the case's (schema.Case.normalised)
+    origins: Optional[Dict[str, List[str]]] = None  # a FHIR case's: field -> the resources that set it
+    unmapped: Optional[List[dict]] = None  # a FHIR case's: what in the record the mapping does not read
     rules: Optional[dict] = None  # the rules it ran on: name, version, content hash (RuleBase.stamp)
 
     @property
@@ -54,12 +56,15 @@ class Result:
     def to_dict(self) -> dict:
         """The JSON form: the result contract's keys, in its order. `normalised`
         (after `missing`) only when some value was read from another spelling,
-        so that the result of a case written in the values themselves is as it was."""
+        so that the result of a case written in the values themselves is as it was;
+        `origins` and `unmapped` only for a case read from FHIR."""
         out = {"id": self.id, "status": self.status, "error": self.error, "ivig": self.ivig,
                "max_severity": self.max_severity, "dose": self.dose, "warnings": self.warnings,
                "trace": self.trace, "missing": self.missing}
         if self.normalised:
             out["normalised"] = self.normalised
+        if self.origins is not None:  # a case read from FHIR (engine/fhir.py)
+            out["origins"], out["unmapped"] = self.origins, self.unmapped
         out.update(source=self.source, line=self.line, rules=self.rules)
         return out
 

@@ -231,6 +231,7 @@ class TextRenderer:
         lines.extend(self.unknown_lines(result.missing, unknown))
         if result.normalised:  # what was read from another spelling, so a person can check it
             lines.append(self.fit("  " + s("Read as: ", bold=True) + normalised_text(result.normalised), 4))
+        lines.extend(self.record_lines(result))
         if self.chain and result.trace:
             lines.append("  " + s("How:", bold=True))
             lines.extend(self.chain_lines(result, prefix="    "))
@@ -249,6 +250,23 @@ class TextRenderer:
             at = f"line {other['line']}: " if other.get("line") else ""
             fld = f" [{for_terminal(other['field'])}]" if other.get("field") else ""
             lines.append(self.fit(f"  {at}{for_terminal(other['message'])}{fld}", 4))
+        return lines + self.record_lines(result)
+
+    def record_lines(self, result) -> List[str]:
+        """For a case read from FHIR: which resource set each field, and what the mapping did not read."""
+        if result.origins is None:
+            return []
+        s, lines = self.style, []
+        if result.origins:
+            lines.append("  " + s("From the record:", bold=True))
+            lines.extend(self.fit(f"    {name}: " + for_terminal("; ".join(where)), 6)
+                         for name, where in result.origins.items())
+        if result.unmapped:
+            lines.append("  " + s(f"Not read ({len(result.unmapped)}; extend facts/fhir-map.yaml to read them):",
+                                  bold=True))
+            for u in result.unmapped:
+                codes = f" {'; '.join(u['codes'])}" if u["codes"] else ""
+                lines.append(self.fit(for_terminal(f"    {u['resource']}{codes}: {u['reason']}"), 6))
         return lines
 
     def unknown_lines(self, missing: List[str], unknown: Optional[List[str]]) -> List[str]:
@@ -305,8 +323,9 @@ class TextRenderer:
             expands = parent is not None and parent["rule"] not in shown
             # a wrapped line keeps the tree: its own branch continues, and so does a subtree under it
             hang = indent + deeper + ("│  " if expands and parent["matched"] else "   ") + "   "
-            if parent is None:
-                lines.append(self.fit(indent + branch + text + self.style("  (input)", dim=True), hang))
+            if parent is None:  # an input: from the case file, or from the FHIR resources that set it
+                origin = "input" if not fact.get("origin") else "from " + for_terminal("; ".join(fact["origin"]))
+                lines.append(self.fit(indent + branch + text + self.style(f"  ({origin})", dim=True), hang))
             elif not expands:
                 lines.append(self.fit(indent + branch + text + f"  ← {self._rule_tag(parent['rule'])}"
                                       + self.style(" (as above)", dim=True), hang))

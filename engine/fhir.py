@@ -1,0 +1,445 @@
+"""FHIR R4 in: the resources of one patient become one case, with where each field came from.
+
+`patient_case` is the heart: a Patient and the resources joined to it give
+a case mapping (validated later by the schema, like any case file), a
+`Provenance` (which resource set which field, and the codes nothing maps),
+or the errors that keep the record from being read. What the codes mean is
+data (facts/fhir-map.yaml, engine/fhirmap.py); how records are read and
+joined (Bundles, Bulk Data NDJSON) is engine/fhirio.py.
+
+Resources are checked for structure with `fhir.resources` (its R4B models,
+which read R4 data: the package has no R4 models for pydantic 2); status
+values, references and units are checked here, where the message can say
+what is wrong in clinical terms.
+"""
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Optional, Tuple
+
+from .fhirmap import Entry, FhirMap, Quantity
+from .yamlsrc import Located, SourceError, shown
+
+READ_TYPES = ("Patient", "Condition", "Observation", "MedicationRequest", "MedicationStatement", "Procedure",
+              "AllergyIntolerance", "Medication")
+# The element that joins a resource to its Patient.
+SUBJECT = {"AllergyIntolerance": "patient"}
+_DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
+
+
+@dataclass
+class Item:
+    """One resource as read: where it is (file, line, FHIR path) and how to name it."""
+    resource: dict
+    source: str
+    line: Optional[int]
+    path: str                 # Bundle.entry[3].resource, or the resource type in an NDJSON line
+    full_url: Optional[str] = None  # the Bundle entry's fullUrl
+
+    @property
+    def type(self) -> str:
+        return self.resource.get("resourceType") if isinstance(self.resource, dict) else None
+
+    @property
+    def ref(self) -> str:
+        """The resource's name for a person: Condition/123, or where it is when it has no id."""
+        rid = self.resource.get("id") if isinstance(self.resource, dict) else None
+        return f"{self.type}/{rid}" if isinstance(rid, str) and rid else f"{self.type} at {self.path}"
+
+    def error(self, message: str, element: Optional[str] = None) -> SourceError:
+        """An error about this resource, naming it and the FHIR path of `element`."""
+        at = self.path + (f".{element}" if element else "")
+        line = self.resource.line_of(element.split(".")[0].split("[")[0]) \
+            if element and isinstance(self.resource, Located) else self.line
+        return SourceError(f"{self.ref}: {message}", self.source, line or self.line, at)
+
+
+@dataclass
+class Provenance:
+    """Where a FHIR case's fields came from, and what in the record nothing maps.
+
+    `origins`: field -> the resources (and codes) that set it; `unmapped`:
+    codes and resources the mapping does not read, each with the reason, for
+    a reviewer extending facts/fhir-map.yaml."""
+    origins: Dict[str, List[str]] = field(default_factory=dict)
+    unmapped: List[dict] = field(default_factory=list)
+    mapping: str = ""  # the mapping's digest
+
+    def apply(self, result) -> None:
+        """Put the provenance on a Result: every input fact of its trace names where it came from."""
+        result.origins = {k: list(v) for k, v in self.origins.items()}
+        result.unmapped = [dict(u) for u in self.unmapped]
+        for entry in result.trace:
+            for fact in entry["matched"]:
+                if fact["fact"] == "Finding" and fact["name"] in self.origins:
+                    fact["origin"] = list(self.origins[fact["name"]])
+
+
+def validate_structure(item: Item) -> List[SourceError]:
+    """The structure errors of one resource, by the `fhir.resources` models (required
+    elements, primitive types, unknown elements), each with its FHIR path."""
+    try:
+        model = _model(item.type)
+    except Exception:  # pragma: no cover - a model the package lacks: nothing to check against
+        return []
+    try:
+        model.model_validate(item.resource)
+    except Exception as exc:
+        errors = getattr(exc, "errors", None)
+        if not callable(errors):
+            return [item.error(f"not a valid {item.type}: {shown(exc, 200)}")]
+        found = []
+        for problem in errors()[:5]:
+            element = _element_path(problem.get("loc", ()))
+            found.append(item.error(f"not a valid {item.type}: {problem.get('msg', 'invalid')}"
+                                    + (f" ({element})" if element else ""), element or None))
+        return found
+    return []
+
+
+_MODELS: dict = {}
+
+
+def _model(rtype: str):
+    model = _MODELS.get(rtype)
+    if model is None:
+        from fhir.resources.R4B import get_fhir_model_class  # 0.4 s to import: only when FHIR is read
+        model = _MODELS[rtype] = get_fhir_model_class(rtype)
+    return model
+
+
+def _element_path(loc) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not str(part).startswith(("function-", "value_error")):
+            out += ("." if out else "") + str(part).replace("__", "")
+    return out
+
+
+# -- one patient ---------------------------------------------------------------
+
+@dataclass
+class _Setting:
+    """A value a resource gives a field."""
+    value: object
+    origin: str
+    item: Item
+    element: str
+    entry: Optional[Entry] = None
+
+
+class _Patient:
+    """The case of one Patient, built from its resources."""
+
+    def __init__(self, fmap: FhirMap, schema, as_of: dt.date, medication: Callable[[Item, str], Optional[Item]]):
+        self.fmap, self.schema, self.as_of, self.medication = fmap, schema, as_of, medication
+        self.settings: Dict[str, List[_Setting]] = {}
+        self.weights: List[tuple] = []   # (when, kg, setting)
+        self.unmapped: List[dict] = []
+        self.errors: List[SourceError] = []
+
+    def give(self, field_name, value, origin, item, element, entry=None):
+        self.settings.setdefault(field_name, []).append(_Setting(value, origin, item, element, entry))
+
+    def unread(self, item: Item, element: str, codings: List[dict], reason: str):
+        entry = {"resource": item.ref, "path": f"{item.path}.{element}", "codes": [self.coding_label(c) for c in codings],
+                 "reason": reason}
+        self.unmapped.append(entry)
+
+    def coding_label(self, coding) -> str:
+        if not isinstance(coding, dict):
+            return shown(coding, 60)
+        system = self.fmap.system_name(coding.get("system")) if coding.get("system") else "(no system)"
+        text = f"{system} {coding.get('code')}"
+        return text + (f" {coding['display']}" if isinstance(coding.get("display"), str) else "")
+
+    # -- Patient ---------------------------------------------------------------------
+
+    def patient(self, item: Item):
+        resource = item.resource
+        birth = resource.get("birthDate")
+        if birth is not None:
+            self.age(item, birth)
+        gender = resource.get("gender")
+        if gender is not None:
+            if gender not in self.fmap.sex_values:
+                self.errors.append(item.error(f"gender {shown(gender)} is not one of "
+                                              f"{', '.join(self.fmap.sex_values)}", "gender"))
+            elif self.fmap.sex_values[gender] is not None:
+                self.give("sex", self.fmap.sex_values[gender], f"{item.ref} gender {gender}", item, "gender")
+
+    def age(self, item: Item, birth):
+        match = _DATE.fullmatch(birth) if isinstance(birth, str) else None
+        if not match:
+            self.errors.append(item.error(f"birthDate {shown(birth)} is not a FHIR date (YYYY, YYYY-MM or "
+                                          "YYYY-MM-DD)", "birthDate"))
+            return
+        try:
+            first, last = _date_range(*match.groups())
+        except ValueError:
+            self.errors.append(item.error(f"birthDate {shown(birth)} is not a date of the calendar", "birthDate"))
+            return
+        if first > self.as_of:
+            self.errors.append(item.error(f"birthDate {birth} is after the evaluation date {self.as_of} "
+                                          "(--as-of)", "birthDate"))
+            return
+        oldest, youngest = _years(first, self.as_of), _years(min(last, self.as_of), self.as_of)
+        if oldest != youngest:
+            self.unmapped.append({"resource": item.ref, "path": f"{item.path}.birthDate", "codes": [],
+                                  "reason": f"birthDate {birth} gives an age of {youngest} or {oldest} at "
+                                            f"{self.as_of}: the age stays unknown"})
+            return
+        self.give("age", oldest, f"{item.ref} birthDate {birth} (age at {self.as_of})", item, "birthDate")
+
+    # -- coded resources ------------------------------------------------------------------
+
+    def resource(self, item: Item):
+        rtype = item.type
+        if rtype == "Observation":
+            return self.observation(item)
+        state = self.state(item)
+        if state is None:
+            return
+        kind, why = state
+        if rtype in ("MedicationRequest", "MedicationStatement"):
+            element, codings = self.medication_codings(item)
+        else:
+            element, codings = "code", _codings(item.resource.get("code"))
+        if codings is None:
+            return
+        self.coded(item, element, codings, kind, why)
+
+    def state(self, item: Item) -> Optional[Tuple[str, str]]:
+        """(current | past | ignore, the status as read) of a resource; None after an error."""
+        spec = self.fmap.states[item.type]
+        kind, said = self.status_kind(item, spec.element, spec.kinds, spec.absent)
+        if kind is None:
+            return None
+        if spec.also:
+            value = item.resource.get(spec.also)
+            codes = _status_codes(value)
+            if value is not None:
+                known = [c for c in codes if c in spec.also_known]
+                if not known:
+                    self.errors.append(item.error(f"{spec.also} {shown(codes[0] if codes else value)} is not one of "
+                                                  f"{', '.join(sorted(spec.also_known))}", spec.also))
+                    return None
+                if known[0] not in spec.also_counts:
+                    return "ignore", f"{spec.also} {known[0]}"
+            elif not spec.also_absent_counts:
+                return "ignore", f"no {spec.also}"
+        return kind, said
+
+    def status_kind(self, item: Item, element: str, kinds: dict, absent: str):
+        value = item.resource.get(element)
+        if value is None:
+            return absent, f"no {element}"
+        codes = _status_codes(value)
+        known = [c for c in codes if c in kinds]
+        if not known:
+            self.errors.append(item.error(f"{element} {shown(codes[0] if codes else value)} is not one of "
+                                          f"{', '.join(kinds)}", element))
+            return None, None
+        return kinds[known[0]], f"{element} {known[0]}"
+
+    def medication_codings(self, item: Item):
+        """The codings of a medication resource: its medicationCodeableConcept, or the
+        code and ingredients of the Medication it references (contained or in the input)."""
+        resource = item.resource
+        if "medicationCodeableConcept" in resource:
+            return "medicationCodeableConcept", _codings(resource["medicationCodeableConcept"])
+        reference = resource.get("medicationReference")
+        target = reference.get("reference") if isinstance(reference, dict) else None
+        if not isinstance(target, str):
+            self.errors.append(item.error("has no medication (medicationCodeableConcept or medicationReference)",
+                                          "medication[x]"))
+            return None, None
+        medication = self.medication(item, target)
+        if medication is None:
+            self.errors.append(item.error(f"medicationReference {shown(target)} is no Medication in the input",
+                                          "medicationReference.reference"))
+            return None, None
+        codings = list(_codings(medication.resource.get("code")))
+        for ingredient in medication.resource.get("ingredient") or ():
+            if isinstance(ingredient, dict):
+                codings.extend(_codings(ingredient.get("itemCodeableConcept")))
+        return "medicationReference", codings
+
+    def coded(self, item: Item, element: str, codings: List[dict], kind: str, why: str):
+        if not codings:
+            self.unread(item, element, [], "no coding: " + (
+                f"text only ({shown(item.resource.get(element, {}).get('text'), 60)})"
+                if isinstance(item.resource.get(element), dict) and item.resource[element].get("text") else "not coded"))
+            return
+        matched = []
+        for coding in codings:
+            for entry, code in self.fmap.matches(coding.get("system"), coding.get("code")):
+                if isinstance(entry, Entry) and item.type in entry.resources:
+                    matched.append((entry, code, coding))
+        if not matched:
+            self.unread(item, element, codings, "no entry of the mapping has this code")
+            return
+        if kind == "ignore":
+            self.unread(item, element, codings, f"{why}: not counted")
+            return
+        given = False
+        for entry, code, coding in matched:
+            for field_name, value in (entry.current if kind == "current" else entry.past).items():
+                origin = f"{item.ref} {self.coding_label(dict(coding, display=None))}"
+                self.give(field_name, value, origin, item, element, entry)
+                given = True
+        if not given:
+            self.unread(item, element, codings, f"{why}: the mapping sets nothing for a {kind} "
+                                                f"{item.type} ({matched[0][0].name})")
+
+    def observation(self, item: Item):
+        codings = _codings(item.resource.get("code"))
+        quantities = [(q, coding) for coding in codings
+                      for q, _ in self.fmap.matches(coding.get("system"), coding.get("code")) if isinstance(q, Quantity)]
+        if not quantities:
+            self.unread(item, "code", codings, "no entry of the mapping has this code")
+            return
+        state = self.state(item)
+        if state is None:
+            return
+        if state[0] != "current":
+            self.unread(item, "code", codings, f"{state[1]}: not counted")
+            return
+        quantity = quantities[0][0]
+        value = item.resource.get("valueQuantity")
+        if not isinstance(value, dict) or not isinstance(value.get("value"), (int, float)) \
+                or isinstance(value.get("value"), bool):
+            self.unread(item, "value[x]", codings, f"a {quantity.name} without a valueQuantity")
+            return
+        unit = (self.fmap.canonical.get(value.get("system"), value.get("system")), value.get("code"))
+        factor = quantity.units.get(unit)
+        if factor is None:
+            written = value.get("code") or value.get("unit")
+            self.errors.append(item.error(
+                f"a {quantity.name} in the unit {shown(written)}"
+                + ("" if value.get("system") else " with no system") + ": ivig reads "
+                + ", ".join(f"{c} ({self.fmap.system_name(u)})" for u, c in quantity.units), "valueQuantity.code"))
+            return
+        number = round(value["value"] * factor, 3)
+        when = _effective(item.resource)
+        origin = f"{item.ref} {self.coding_label(dict(quantities[0][1], display=None))} = {value['value']} {value.get('code')}"
+        self.weights.append((when, number, _Setting(number, origin, item, "valueQuantity", None), quantity))
+
+    # -- the case ------------------------------------------------------------------------------
+
+    def case(self, case_id: Optional[str], patient: Item) -> Located:
+        """The case mapping, with each field on the line of the resource that set it."""
+        self.latest_weight()
+        data = Located()
+        data.line, data.key_lines = patient.line, {}
+        origins = {}
+        if case_id is not None:
+            data["id"], data.key_lines["id"] = case_id, patient.line
+        for field_name, settings in self.settings.items():
+            value = self.resolve(field_name, settings)
+            if value is None:
+                continue
+            data[field_name] = value
+            data.key_lines[field_name] = settings[0].item.line
+            origins[field_name] = list(dict.fromkeys(s.origin for s in settings))
+        self.origins = origins
+        return data
+
+    def latest_weight(self):
+        for quantity in {q.name: q for *_, q in self.weights}.values():
+            found = [(w, n, s) for w, n, s, q in self.weights if q is quantity]
+            latest = max((w for w, _, _ in found), key=lambda w: (w is not None, w or ""))
+            chosen = [(n, s) for w, n, s in found if w == latest]
+            if len({n for n, _ in chosen}) > 1:
+                a, b = chosen[0][1], next(s for n, s in chosen if n != chosen[0][0])
+                when = f"at {latest}" if latest else "with no date"
+                self.errors.append(b.item.error(f"two {quantity.name} values {when}: {a.origin} and {b.origin}",
+                                                "valueQuantity"))
+                continue
+            self.settings.setdefault(quantity.field, []).append(chosen[0][1])
+
+    def resolve(self, field_name: str, settings: List[_Setting]):
+        spec = self.schema.fields.get(field_name)
+        if spec is not None and spec.type == "list":
+            order = list(spec.values or ())
+            values = {v for s in settings for v in (s.value if isinstance(s.value, list) else [s.value])}
+            return sorted(values, key=lambda v: order.index(v) if v in order else len(order))
+        values = list(dict.fromkeys(s.value for s in settings))
+        if len(values) > 1:  # a more specific entry refines a broader one (Miller Fisher over GBS)
+            refined = {s.entry.refines.get(field_name) for s in settings if s.entry and field_name in s.entry.refines}
+            values = [v for v in values if v not in refined]
+        if len(values) > 1:
+            a = next(s for s in settings if s.value == values[0])
+            b = next(s for s in settings if s.value == values[1])
+            self.errors.append(b.item.error(
+                f"the record gives two values of {field_name}: {values[0]} ({a.origin}) and {values[1]} ({b.origin})"
+                + (": evaluate them as separate cases" if field_name == "diagnosis" else ""), b.element))
+            return None
+        return values[0]
+
+
+def patient_case(patient: Item, items: List[Item], fmap: FhirMap, schema, as_of: dt.date,
+                 medication: Callable[[Item, str], Optional[Item]]):
+    """(case mapping, Provenance, errors) of one Patient and its resources."""
+    builder = _Patient(fmap, schema, as_of, medication)
+    for item in [patient] + items:
+        builder.errors.extend(validate_structure(item))
+    if builder.errors:
+        return None, Provenance(mapping=fmap.digest), builder.errors
+    builder.patient(patient)
+    for item in items:
+        builder.resource(item)
+    pid = patient.resource.get("id")
+    data = builder.case(pid if isinstance(pid, str) and pid else None, patient)
+    provenance = Provenance(builder.origins, builder.unmapped, fmap.digest)
+    return data, provenance, builder.errors
+
+
+# -- small readers -----------------------------------------------------------------------
+
+def _codings(concept) -> List[dict]:
+    if not isinstance(concept, dict):
+        return []
+    return [c for c in concept.get("coding") or () if isinstance(c, dict)]
+
+
+def _status_codes(value) -> List[str]:
+    """The codes of a status element: a code, or a CodeableConcept's codings."""
+    if isinstance(value, str):
+        return [value]
+    return [c.get("code") for c in _codings(value) if isinstance(c.get("code"), str)]
+
+
+def _date_range(year, month, day) -> Tuple[dt.date, dt.date]:
+    """The first and last day a FHIR date (YYYY, YYYY-MM, YYYY-MM-DD) can stand for."""
+    y = int(year)
+    if day:
+        d = dt.date(y, int(month), int(day))
+        return d, d
+    if month:
+        m = int(month)
+        first = dt.date(y, m, 1)
+        last = (dt.date(y + (m == 12), m % 12 + 1, 1) - dt.timedelta(days=1))
+        return first, last
+    return dt.date(y, 1, 1), dt.date(y, 12, 31)
+
+
+def _years(born: dt.date, on: dt.date) -> int:
+    return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
+
+
+def _effective(resource: dict) -> Optional[str]:
+    """When an observation holds (for 'the latest'): effective[x] (a period's end, else its start),
+    else issued; as text, which for FHIR's dateTime orders as time does within one time zone."""
+    for key in ("effectiveDateTime", "effectiveInstant"):
+        if isinstance(resource.get(key), str):
+            return resource[key]
+    period = resource.get("effectivePeriod")
+    if isinstance(period, dict):
+        for key in ("end", "start"):
+            if isinstance(period.get(key), str):
+                return period[key]
+    return resource.get("issued") if isinstance(resource.get("issued"), str) else None

@@ -1,0 +1,291 @@
+"""FHIR records in: Bundles and Bulk Data exports, joined into one case per Patient.
+
+caseio recognises FHIR by content and hands over what it parsed: a Bundle
+(or a lone resource) as one document, or a Bulk Data export as a stream of
+(source, line, resource) from its NDJSON files. This module joins each
+Patient to the resources that reference it and gives `FhirCase`s, which
+caseio turns into case records like any other.
+
+A Bulk export puts each resource type in its own files, so one patient's
+resources are spread across the whole export. They are joined on disk, in a
+temporary SQLite database (removed when reading ends), so that memory stays
+flat whatever the number of patients; patients come out in the order of the
+export's Patient files.
+"""
+
+import datetime as dt
+import json
+import os
+import sqlite3
+import tempfile
+from dataclasses import dataclass, field
+from typing import Iterable, Iterator, List, Optional, Tuple
+
+from .fhir import READ_TYPES, SUBJECT, Item, Provenance, patient_case
+from .fhirmap import default_map
+from .yamlsrc import SourceError, shown
+
+# Bundle types that hold a record; the others hold versions or replies.
+RECORD_BUNDLES = ("collection", "searchset", "transaction", "batch", "document", "message")
+
+
+@dataclass
+class FhirCase:
+    """One Patient's case mapping, or the errors that kept it (or a resource) from being read."""
+    data: Optional[dict]
+    source: str
+    line: Optional[int]
+    id: Optional[str]                 # the Patient's id, or the resource an error is about
+    errors: List[SourceError] = field(default_factory=list)
+    provenance: Optional[Provenance] = None
+
+
+def is_fhir(value) -> bool:
+    """Whether a parsed document is a FHIR resource (it names its resourceType)."""
+    return isinstance(value, dict) and isinstance(value.get("resourceType"), str)
+
+
+def default_schema():
+    """The packaged case schema, which the mapping is checked against (loaded once)."""
+    from .schema import CaseSchema
+    global _SCHEMA
+    if _SCHEMA is None:
+        _SCHEMA = CaseSchema.load()
+    return _SCHEMA
+
+
+_SCHEMA = None
+
+
+def _today(as_of: Optional[dt.date]) -> dt.date:
+    return as_of or dt.date.today()
+
+
+# -- references ------------------------------------------------------------------
+
+def local_key(reference) -> Optional[str]:
+    """'Type/id' of a relative or absolute RESTful reference (its version dropped), else None."""
+    if not isinstance(reference, str) or not reference or reference.startswith(("#", "urn:")):
+        return None
+    parts = reference.split("/")
+    if len(parts) >= 4 and parts[-2] == "_history":
+        parts = parts[:-2]
+    if len(parts) < 2 or not parts[-2][:1].isupper():
+        return None
+    return f"{parts[-2]}/{parts[-1]}"
+
+
+def _without_version(reference: str) -> str:
+    parts = reference.split("/")
+    return "/".join(parts[:-2]) if len(parts) >= 4 and parts[-2] == "_history" else reference
+
+
+def _subject(item: Item) -> Tuple[str, Optional[str]]:
+    """(the element, its reference text or None) that joins a resource to its Patient."""
+    element = SUBJECT.get(item.type, "subject")
+    value = item.resource.get(element)
+    reference = value.get("reference") if isinstance(value, dict) else None
+    return element, reference if isinstance(reference, str) else None
+
+
+def _contained(item: Item, reference: str) -> Optional[Item]:
+    for i, resource in enumerate(item.resource.get("contained") or ()):
+        if isinstance(resource, dict) and f"#{resource.get('id')}" == reference:
+            return Item(resource, item.source, getattr(resource, "line", item.line), f"{item.path}.contained[{i}]")
+    return None
+
+
+# -- Bundles and lone resources ---------------------------------------------------------
+
+def bundle_cases(document: dict, source: str, line: Optional[int], as_of: Optional[dt.date] = None) -> Iterator[FhirCase]:
+    """The cases of one FHIR document: a Bundle (one case per Patient in it) or a lone resource."""
+    if document.get("resourceType") != "Bundle":
+        items = [Item(document, source, line, document["resourceType"])]
+    else:
+        kind = document.get("type")
+        if kind not in RECORD_BUNDLES:
+            yield FhirCase(None, source, line, None, [SourceError(
+                f"a Bundle of type {shown(kind)}: ivig reads {', '.join(RECORD_BUNDLES)} Bundles, which hold a record",
+                source, getattr(document, "line_of", lambda k: line)("type"), "Bundle.type")])
+            return
+        entries = document.get("entry") or []
+        if not isinstance(entries, list):
+            yield FhirCase(None, source, line, None, [SourceError("Bundle.entry must be a list", source, line,
+                                                                  "Bundle.entry")])
+            return
+        items = []
+        for i, entry in enumerate(entries):
+            resource = entry.get("resource") if isinstance(entry, dict) else None
+            if is_fhir(resource):
+                url = entry.get("fullUrl")
+                items.append(Item(resource, source, getattr(resource, "line", None) or line,
+                                  f"Bundle.entry[{i}].resource", url if isinstance(url, str) else None))
+            elif resource is not None:
+                yield FhirCase(None, source, getattr(entry, "line", line), f"Bundle.entry[{i}]", [SourceError(
+                    "the entry's resource names no resourceType", source, getattr(entry, "line", line),
+                    f"Bundle.entry[{i}].resource")])
+    yield from _joined(items, source, line, _BundleIndex(items), as_of)
+
+
+class _BundleIndex:
+    """Resolves references inside one Bundle (FHIR's rules for resolving references in Bundles)."""
+
+    def __init__(self, items: List[Item]):
+        self.by_url, self.by_key = {}, {}
+        for item in items:
+            if item.full_url:
+                self.by_url.setdefault(item.full_url, item)
+            rid = item.resource.get("id")
+            if isinstance(rid, str) and rid:
+                self.by_key.setdefault(f"{item.type}/{rid}", item)
+
+    def resolve(self, reference: str) -> Optional[Item]:
+        reference = _without_version(reference)
+        found = self.by_url.get(reference)
+        if found is None and "://" not in reference and not reference.startswith("urn:"):
+            found = self.by_key.get(reference)  # relative: Type/id
+        return found
+
+
+def _joined(items: List[Item], source: str, line, index: "_BundleIndex", as_of) -> Iterator[FhirCase]:
+    patients, joined, seen = [], {}, {}
+    for item in items:
+        if item.type == "Patient":
+            rid = item.resource.get("id")
+            key = f"Patient/{rid}" if isinstance(rid, str) and rid else id(item)
+            if key in seen:
+                yield FhirCase(None, source, item.line, item.ref, [item.error(
+                    f"a second {item.ref} in one Bundle (the first is {seen[key].path}): one record per patient")])
+                continue
+            seen[key] = item
+            patients.append(item)
+            joined[id(item)] = []
+    for item in items:
+        if item.type in ("Patient", "Medication") or item.type not in READ_TYPES:
+            continue
+        element, reference = _subject(item)
+        target = index.resolve(reference) if reference else None
+        if target is None or target.type != "Patient" or id(target) not in joined:
+            yield _orphan(item, element, reference)
+            continue
+        joined[id(target)].append(item)
+    if not patients and not any(i.type in READ_TYPES for i in items):
+        yield FhirCase(None, source, line, None, [SourceError(
+            "the Bundle holds no Patient and no resource ivig reads ("
+            + ", ".join(READ_TYPES) + ")", source, line, "Bundle.entry")])
+        return
+
+    def medication(item: Item, reference: str) -> Optional[Item]:
+        found = _contained(item, reference) if reference.startswith("#") else index.resolve(reference)
+        return found if found is not None and found.type == "Medication" else None
+
+    for patient in patients:
+        yield _case(patient, joined[id(patient)], medication, as_of)
+
+
+def _orphan(item: Item, element: str, reference: Optional[str]) -> FhirCase:
+    problem = (f"its {element} {shown(reference)} is no Patient in the input" if reference
+               else f"it has no {element} reference, so it belongs to no Patient")
+    return FhirCase(None, item.source, item.line, item.ref, [item.error(problem, f"{element}.reference"
+                                                                       if reference else element)])
+
+
+def _case(patient: Item, items: List[Item], medication, as_of) -> FhirCase:
+    fmap = default_map()
+    data, provenance, errors = patient_case(patient, items, fmap, default_schema(), _today(as_of), medication)
+    rid = patient.resource.get("id")
+    return FhirCase(None if errors else data, patient.source, patient.line,
+                    rid if isinstance(rid, str) and rid else None, errors, provenance)
+
+
+# -- Bulk Data exports -----------------------------------------------------------------
+
+def bulk_cases(lines: Iterable[Tuple[str, int, object]], as_of: Optional[dt.date] = None) -> Iterator[FhirCase]:
+    """The cases of a Bulk Data export, given as (source, line, parsed resource or SourceError)
+    for every line of its NDJSON files. Errors of single lines come first, as they are read;
+    then one case per Patient, in the order of the Patients; then resources whose subject is no
+    Patient of the export."""
+    with tempfile.TemporaryDirectory(prefix="ivig-bulk-") as directory:
+        db = sqlite3.connect(os.path.join(directory, "join.sqlite"))
+        try:
+            yield from _bulk(db, lines, as_of)
+        finally:
+            db.close()
+
+
+_TABLES = """
+pragma journal_mode = off;
+pragma synchronous = off;
+create table patient (seq integer primary key, key text, source text, line integer, body text);
+create table resource (seq integer primary key, patient text, source text, line integer, path text, body text);
+create table medication (key text primary key, source text, line integer, body text);
+"""
+
+
+def _bulk(db, lines, as_of) -> Iterator[FhirCase]:
+    db.executescript(_TABLES)
+    seen_patients = set()
+    batch = []
+    for source, number, value in lines:
+        if isinstance(value, SourceError):
+            yield FhirCase(None, source, number, None, [value])
+            continue
+        if not is_fhir(value):
+            yield FhirCase(None, source, number, None, [SourceError(
+                "a line of a FHIR export that is no FHIR resource (it names no resourceType)", source, number)])
+            continue
+        rtype, body = value["resourceType"], json.dumps(value, ensure_ascii=False)
+        item = Item(value, source, number, rtype)
+        if rtype == "Patient":
+            rid = value.get("id")
+            if not isinstance(rid, str) or not rid:
+                yield FhirCase(None, source, number, None, [item.error("a Patient without an id cannot be joined "
+                                                                       "to its resources", "id")])
+                continue
+            if rid in seen_patients:  # a set of ids: a few dozen bytes a patient, not the record
+                yield FhirCase(None, source, number, item.ref, [item.error(
+                    f"a second Patient/{rid} in the export: one record per patient")])
+                continue
+            seen_patients.add(rid)
+            batch.append(("insert into patient (key, source, line, body) values (?, ?, ?, ?)",
+                          (f"Patient/{rid}", source, number, body)))
+        elif rtype == "Medication":
+            rid = value.get("id")
+            if isinstance(rid, str) and rid:
+                batch.append(("insert or ignore into medication values (?, ?, ?, ?)",
+                              (f"Medication/{rid}", source, number, body)))
+        elif rtype in READ_TYPES:
+            element, reference = _subject(item)
+            key = local_key(reference)
+            if key is None or not key.startswith("Patient/"):
+                yield _orphan(item, element, reference)
+                continue
+            batch.append(("insert into resource (patient, source, line, path, body) values (?, ?, ?, ?, ?)",
+                          (key, source, number, rtype, body)))
+        if len(batch) >= 1000:
+            _flush(db, batch)
+    _flush(db, batch)
+    db.execute("create index resource_patient on resource (patient, seq)")
+
+    def medication(item: Item, reference: str) -> Optional[Item]:
+        if reference.startswith("#"):
+            return _contained(item, reference)
+        key = local_key(reference)
+        row = db.execute("select source, line, body from medication where key = ?", (key,)).fetchone()
+        return Item(json.loads(row[2]), row[0], row[1], "Medication") if row else None
+
+    for key, source, number, body in db.execute("select key, source, line, body from patient order by seq"):
+        items = [Item(json.loads(b), s, n, p) for s, n, p, b in db.execute(
+            "select source, line, path, body from resource where patient = ? order by seq", (key,))]
+        yield _case(Item(json.loads(body), source, number, "Patient"), items, medication, as_of)
+    for source, number, path, body in db.execute(
+            "select source, line, path, body from resource where patient not in (select key from patient) "
+            "order by seq"):
+        item = Item(json.loads(body), source, number, path)
+        yield _orphan(item, *_subject(item))
+
+
+def _flush(db, batch: list) -> None:
+    for statement, values in batch:
+        db.execute(statement, values)
+    batch.clear()

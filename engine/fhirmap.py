@@ -1,0 +1,457 @@
+"""The FHIR mapping (facts/fhir-map.yaml): which coded data sets which case field.
+
+`FhirMap.load()` reads and checks the file against its own contract and the
+case schema (every field and value it sets must be the schema's), and
+raises FhirMapInvalid listing every problem as file:line. The loaded map
+answers the reader's questions (engine/fhir.py): which entries a coding
+matches, what a resource's status makes it, how a weight converts.
+"""
+
+import hashlib
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+from .errors import InvalidSource
+from .schema import CaseSchema, check_value
+from .yamlsrc import Located, SourceError, load_one
+
+SCHEMA_NAME = "ivig-advisor-fhir-map"
+RESOURCE_TYPES = ("Condition", "MedicationRequest", "MedicationStatement", "Procedure", "Observation",
+                  "AllergyIntolerance")
+STATE_KINDS = ("current", "past", "ignore")
+MATCHES = ("code", "prefix")
+TOP_KEYS = {"schema", "version", "fhir_version", "checked_on", "systems", "sources", "assumptions", "states",
+            "patient", "quantities", "entries", "gaps"}
+
+
+class FhirMapInvalid(InvalidSource):
+    """A mapping file that breaks its contract; `errors` lists every problem."""
+
+
+@dataclass(frozen=True)
+class Code:
+    """One code of an entry: a coding matches it when its system is `uri` and
+    its code is `code` (or starts with it, for `match: prefix`)."""
+    system: str   # the key in `systems` (icd-10-cm)
+    uri: str
+    code: str
+    display: str
+    match: str
+    checked: str
+    line: Optional[int] = None
+
+    def label(self, names: Dict[str, str]) -> str:
+        return f"{names.get(self.uri, self.uri)} {self.code}{'*' if self.match == 'prefix' else ''}"
+
+
+@dataclass
+class Entry:
+    """Codes that, on a resource of one of `resources`, set case fields."""
+    name: str
+    resources: Tuple[str, ...]
+    current: Dict[str, object]
+    past: Dict[str, object]
+    refines: Dict[str, object]
+    codes: List[Code]
+    assumptions: List[str] = field(default_factory=list)
+    note: str = ""
+    line: Optional[int] = None
+
+
+@dataclass
+class State:
+    """How the status elements of one resource type decide whether it counts."""
+    element: str
+    kinds: Dict[str, str]             # status code -> current | past | ignore
+    absent: str                       # what a resource without the element counts as
+    also: Optional[str] = None        # a second element (Condition.verificationStatus)
+    also_counts: frozenset = frozenset()
+    also_known: frozenset = frozenset()
+    also_absent_counts: bool = True
+    assumptions: List[str] = field(default_factory=list)
+
+
+@dataclass
+class Quantity:
+    """An Observation whose valueQuantity gives a number field, in the field's unit."""
+    name: str
+    field: str
+    unit: str
+    latest: bool
+    codes: List[Code]
+    units: Dict[Tuple[str, str], float]   # (UCUM uri, unit code) -> factor to the field's unit
+    assumptions: List[str] = field(default_factory=list)
+
+
+class FhirMap:
+    """The mapping, loaded and checked."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.version = None
+        self.systems: Dict[str, dict] = {}     # key -> {uri, name, also}
+        self.names: Dict[str, str] = {}        # any accepted uri -> name
+        self.canonical: Dict[str, str] = {}    # any accepted uri -> the system's uri
+        self.dotless: set = set()              # uris whose codes match with or without dots
+        self.sources: Dict[str, str] = {}
+        self.assumptions: Dict[str, str] = {}
+        self.states: Dict[str, State] = {}
+        self.sex_values: Dict[str, Optional[str]] = {}
+        self.patient_assumptions: List[str] = []
+        self.quantities: List[Quantity] = []
+        self.entries: List[Entry] = []
+        self.gaps: List[dict] = []
+        self.digest = ""
+        self._exact: Dict[tuple, List] = {}
+        self._prefix: Dict[str, List[tuple]] = {}
+
+    # -- questions the reader asks -------------------------------------------------
+
+    def matches(self, system: Optional[str], code: Optional[str]) -> List[tuple]:
+        """(entry or quantity, Code) for every entry code a coding matches."""
+        if not system or not isinstance(code, str):
+            return []
+        uri = self.canonical.get(system, system)
+        key = self.keyed(uri, code)
+        found = list(self._exact.get((uri, key), ()))
+        for item, entry_code in self._prefix.get(uri, ()):
+            prefix = self.keyed(uri, entry_code.code)
+            if key.startswith(prefix) and key != prefix:
+                found.append((item, entry_code))
+        return found
+
+    def keyed(self, uri: str, code: str) -> str:
+        """A code as it is compared: without dots in a system whose dots are optional."""
+        return code.replace(".", "") if uri in self.dotless else code
+
+    def system_name(self, uri: Optional[str]) -> str:
+        return self.names.get(uri or "", uri or "(no system)")
+
+    def codes_for(self, field_name: str, value) -> List[Code]:
+        """The codes of the entries that set `field_name` to `value` when current (for generators and tests)."""
+        return [c for e in self.entries if e.current.get(field_name) == value for c in e.codes]
+
+    def describe(self) -> dict:
+        """The mapping as data: `ivig fhir codes --format json`."""
+        def code(c: Code):
+            return {"system": self.system_name(c.uri), "uri": c.uri, "code": c.code, "match": c.match,
+                    "display": c.display, "checked": c.checked}
+        return {
+            "source": self.source, "version": self.version, "digest": self.digest,
+            "entries": [{"name": e.name, "resources": list(e.resources), "current": e.current, "past": e.past,
+                         "refines": e.refines, "assumptions": e.assumptions, "note": e.note,
+                         "codes": [code(c) for c in e.codes]} for e in self.entries],
+            "quantities": [{"name": q.name, "field": q.field, "unit": q.unit, "codes": [code(c) for c in q.codes],
+                            "units": [{"uri": u, "code": c, "factor": f} for (u, c), f in q.units.items()]}
+                           for q in self.quantities],
+            "states": {t: {"element": s.element, "kinds": s.kinds, "absent": s.absent, "also": s.also,
+                           "also_counts": sorted(s.also_counts)} for t, s in self.states.items()},
+            "assumptions": self.assumptions, "gaps": self.gaps, "sources": self.sources}
+
+    # -- loading -----------------------------------------------------------------------
+
+    @classmethod
+    def load(cls, path: Optional[Path] = None, schema: Optional[CaseSchema] = None) -> "FhirMap":
+        """Read and check the mapping (default: the packaged facts/fhir-map.yaml)."""
+        ref = resources.files("ivig_advisor").joinpath("facts", "fhir-map.yaml") if path is None else Path(path)
+        source = "facts/fhir-map.yaml" if path is None else str(path)
+        try:
+            text = ref.read_text(encoding="utf-8-sig")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise FhirMapInvalid([SourceError(f"cannot read the mapping: {exc}", source)]) from None
+        try:
+            data = load_one(text, source)
+        except SourceError as exc:
+            raise FhirMapInvalid([exc]) from None
+        fmap = cls(source)
+        fmap.digest = "sha256:" + hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+        errors = _Reader(fmap, schema or CaseSchema.load(), source).read(data)
+        if errors:
+            raise FhirMapInvalid(errors)
+        return fmap
+
+
+class _Reader:
+    """Checks the file while it fills the FhirMap; every problem is kept, with its line."""
+
+    def __init__(self, fmap: FhirMap, schema: CaseSchema, source: str):
+        self.fmap, self.schema, self.source, self.errors = fmap, schema, source, []
+
+    def err(self, message: str, node=None, key=None):
+        line = node.line_of(key) if isinstance(node, Located) and key is not None else getattr(node, "line", None)
+        self.errors.append(SourceError(message, self.source, line, None if key is None else str(key)))
+
+    def mapping(self, node, key, where, required=True) -> Located:
+        value = node.get(key) if isinstance(node, dict) else None
+        if value is None:
+            if required:
+                self.err(f"{where} needs '{key}'", node, key if isinstance(node, dict) and key in node else None)
+            return Located()
+        if not isinstance(value, dict):
+            self.err(f"'{key}' must be a mapping", node, key)
+            return Located()
+        return value
+
+    def listing(self, node, key, where, required=True) -> list:
+        value = node.get(key) if isinstance(node, dict) else None
+        if value is None:
+            if required:
+                self.err(f"{where} needs '{key}'", node)
+            return []
+        if not isinstance(value, list):
+            self.err(f"'{key}' must be a list", node, key)
+            return []
+        return value
+
+    def text(self, node, key, where, required=True) -> str:
+        value = node.get(key) if isinstance(node, dict) else None
+        if value is None:
+            if required:
+                self.err(f"{where} needs '{key}'", node)
+            return ""
+        if isinstance(value, (dict, list, bool)):
+            self.err(f"'{key}' must be a text", node, key)
+            return ""
+        written = node.text_of(key) if isinstance(node, Located) else None
+        return written or str(value)
+
+    def only(self, node, allowed, where):
+        for key in node:
+            if key not in allowed:
+                self.err(f"{where}: unknown key '{key}' (allowed: {', '.join(sorted(allowed))})", node, key)
+
+    def read(self, data) -> List[SourceError]:
+        fmap = self.fmap
+        if not isinstance(data, dict):
+            self.err("the mapping file must be a mapping")
+            return self.errors
+        self.only(data, TOP_KEYS, "the mapping")
+        if data.get("schema") != SCHEMA_NAME:
+            self.err(f"'schema' must be {SCHEMA_NAME}", data, "schema" if "schema" in data else None)
+        if data.get("version") != 1:
+            self.err("'version' must be 1 (the only version this ivig reads)", data, "version" if "version" in data else None)
+        fmap.version = data.get("version")
+        self.systems(self.mapping(data, "systems", "the mapping"))
+        for key, value in self.mapping(data, "sources", "the mapping").items():
+            fmap.sources[str(key)] = str(value)
+        for key, value in self.mapping(data, "assumptions", "the mapping").items():
+            fmap.assumptions[str(key)] = str(value)
+        for rtype, node in self.mapping(data, "states", "the mapping").items():
+            self.state(rtype, node)
+        for rtype in RESOURCE_TYPES:
+            if rtype not in fmap.states:
+                self.err(f"'states' has no entry for {rtype}", data, "states")
+        self.patient(self.mapping(data, "patient", "the mapping"))
+        for node in self.listing(data, "quantities", "the mapping"):
+            self.quantity(node)
+        names = set()
+        for node in self.listing(data, "entries", "the mapping"):
+            entry = self.entry(node)
+            if entry is None:
+                continue
+            if entry.name in names:
+                self.err(f"two entries are named {entry.name!r}", node, "name")
+            names.add(entry.name)
+            fmap.entries.append(entry)
+        self.check_codes_unique()
+        for node in self.listing(data, "gaps", "the mapping", required=False):
+            self.gap(node)
+        return self.errors
+
+    def systems(self, node):
+        for key, value in node.items():
+            if not isinstance(value, dict):
+                self.err(f"system {key!r} must be a mapping with uri and name", node, key)
+                continue
+            self.only(value, {"uri", "name", "also", "dots"}, f"system {key!r}")
+            if value.get("dots", "kept") not in ("kept", "optional"):
+                self.err(f"system {key!r}: 'dots' must be kept or optional", value, "dots")
+            uri, name = self.text(value, "uri", f"system {key!r}"), self.text(value, "name", f"system {key!r}")
+            also = [str(u) for u in self.listing(value, "also", f"system {key!r}", required=False)]
+            self.fmap.systems[str(key)] = {"uri": uri, "name": name, "also": also}
+            for accepted in [uri] + also:
+                self.fmap.names[accepted] = name
+                self.fmap.canonical[accepted] = uri
+            if value.get("dots") == "optional":
+                self.fmap.dotless.add(uri)
+
+    def refs(self, node, key) -> List[str]:
+        """Assumption ids named under `key`, each one the file defines."""
+        ids = [str(a) for a in self.listing(node, key, "", required=False)]
+        for a in ids:
+            if a not in self.fmap.assumptions:
+                self.err(f"assumption {a!r} is not under 'assumptions'", node, key)
+        return ids
+
+    def state(self, rtype, node):
+        where = f"states.{rtype}"
+        if rtype not in RESOURCE_TYPES:
+            self.err(f"{where}: ivig reads only {', '.join(RESOURCE_TYPES)}", node)
+            return
+        if not isinstance(node, dict):
+            self.err(f"{where} must be a mapping", node)
+            return
+        self.only(node, {"element", "absent", "also", "assumptions"} | set(STATE_KINDS), where)
+        kinds = {}
+        for kind in STATE_KINDS:
+            for code in self.listing(node, kind, where, required=False):
+                if str(code) in kinds:
+                    self.err(f"{where}: {code!r} is both {kinds[str(code)]} and {kind}", node, kind)
+                kinds[str(code)] = kind
+        absent = str(node.get("absent", "ignore"))
+        if absent not in STATE_KINDS:
+            self.err(f"{where}: 'absent' must be one of {', '.join(STATE_KINDS)}", node, "absent")
+        state = State(self.text(node, "element", where), kinds, absent, assumptions=self.refs(node, "assumptions"))
+        also = node.get("also")
+        if also is not None:
+            if not isinstance(also, dict):
+                self.err(f"{where}.also must be a mapping", node, "also")
+            else:
+                self.only(also, {"element", "counts", "not_counted", "absent"}, f"{where}.also")
+                state.also = self.text(also, "element", f"{where}.also")
+                state.also_counts = frozenset(str(c) for c in self.listing(also, "counts", f"{where}.also"))
+                not_counted = frozenset(str(c) for c in self.listing(also, "not_counted", f"{where}.also"))
+                state.also_known = state.also_counts | not_counted
+                if also.get("absent", "counts") not in ("counts", "not_counted"):
+                    self.err(f"{where}.also: 'absent' must be counts or not_counted", also, "absent")
+                state.also_absent_counts = also.get("absent", "counts") == "counts"
+        self.fmap.states[rtype] = state
+
+    def patient(self, node):
+        self.only(node, {"age", "sex"}, "patient")
+        age = self.mapping(node, "age", "patient")
+        if age.get("from") != "birthDate":
+            self.err("patient.age: 'from' must be birthDate", age, "from" if "from" in age else None)
+        self.fmap.patient_assumptions = self.refs(age, "assumptions")
+        sex = self.mapping(node, "sex", "patient")
+        if sex.get("from") != "gender":
+            self.err("patient.sex: 'from' must be gender", sex, "from" if "from" in sex else None)
+        for gender, value in self.mapping(sex, "values", "patient.sex").items():
+            if value is not None:
+                value = self.value("sex", value, sex, "values")
+            self.fmap.sex_values[str(gender)] = value
+
+    def value(self, field_name, value, node, key):
+        """The case value `value` writes for `field_name`, checked against the case schema."""
+        spec = self.schema.fields.get(field_name)
+        if spec is None:
+            self.err(f"{field_name!r} is not a field of the case schema", node, key)
+            return None
+        try:
+            return check_value(spec, value)
+        except ValueError as exc:
+            self.err(f"{field_name}: {exc}", node, key)
+            return None
+
+    def code(self, node, where) -> Optional[Code]:
+        if not isinstance(node, dict):
+            self.err(f"{where}: a code must be a mapping (system, code, display, checked)", node)
+            return None
+        self.only(node, {"system", "code", "display", "match", "checked"}, where)
+        system = self.text(node, "system", where)
+        if system and system not in self.fmap.systems:
+            self.err(f"{where}: system {system!r} is not under 'systems'", node, "system")
+            return None
+        match = str(node.get("match", "code"))
+        if match not in MATCHES:
+            self.err(f"{where}: 'match' must be code or prefix", node, "match")
+        checked = self.text(node, "checked", where)
+        if checked and checked.split()[0] not in self.fmap.sources:
+            self.err(f"{where}: 'checked' must start with a key of 'sources' ({checked.split()[0]!r} is not one)",
+                     node, "checked")
+        uri = self.fmap.systems.get(system, {}).get("uri", "")
+        return Code(system, uri, self.text(node, "code", where), self.text(node, "display", where), match,
+                    checked, getattr(node, "line", None))
+
+    def codes(self, node, where) -> List[Code]:
+        found = [self.code(c, f"{where} code") for c in self.listing(node, "codes", where)]
+        if not found:
+            self.err(f"{where} has no code", node)
+        return [c for c in found if c is not None]
+
+    def quantity(self, node):
+        if not isinstance(node, dict):
+            self.err("a quantity must be a mapping", node)
+            return
+        self.only(node, {"name", "field", "unit", "latest", "codes", "units", "assumptions"}, "quantity")
+        name = self.text(node, "name", "a quantity")
+        field_name = self.text(node, "field", f"quantity {name!r}")
+        spec = self.schema.fields.get(field_name)
+        if spec is None or spec.type != "number":
+            self.err(f"quantity {name!r}: {field_name!r} is not a number field of the case schema", node, "field")
+        unit = self.text(node, "unit", f"quantity {name!r}")
+        if spec is not None and spec.unit != unit:
+            self.err(f"quantity {name!r}: the field's unit is {spec.unit!r}, not {unit!r}", node, "unit")
+        units = {}
+        for u in self.listing(node, "units", f"quantity {name!r}"):
+            factor = u.get("factor") if isinstance(u, dict) else None
+            if not isinstance(factor, (int, float)) or isinstance(factor, bool) or factor <= 0 \
+                    or u.get("system") not in self.fmap.systems or not u.get("code"):
+                self.err(f"quantity {name!r}: a unit needs a system of 'systems', a code and a positive factor", u)
+                continue
+            units[(self.fmap.systems[u["system"]]["uri"], str(u["code"]))] = float(factor)
+        self.fmap.quantities.append(Quantity(name, field_name, unit, bool(node.get("latest", True)),
+                                             self.codes(node, f"quantity {name!r}"), units, self.refs(node, "assumptions")))
+
+    def entry(self, node) -> Optional[Entry]:
+        if not isinstance(node, dict):
+            self.err("an entry must be a mapping", node)
+            return None
+        self.only(node, {"name", "resources", "current", "past", "refines", "codes", "assumptions", "note"}, "entry")
+        name = self.text(node, "name", "an entry")
+        where = f"entry {name!r}"
+        kinds = [str(r) for r in self.listing(node, "resources", where)]
+        for r in kinds:
+            if r not in RESOURCE_TYPES:
+                self.err(f"{where}: ivig reads only {', '.join(RESOURCE_TYPES)}, not {r!r}", node, "resources")
+        sets = {}
+        for part in ("current", "past", "refines"):
+            values = self.mapping(node, part, where, required=part == "current")
+            sets[part] = {str(k): self.value(str(k), v, values, k) for k, v in values.items()}
+        for k, v in sets["refines"].items():
+            if sets["current"].get(k) is None:
+                self.err(f"{where}: refines {k} but sets no {k} of its own", node, "refines")
+        return Entry(name, tuple(kinds), sets["current"], sets["past"], sets["refines"], self.codes(node, where),
+                     self.refs(node, "assumptions"), self.text(node, "note", where, required=False),
+                     getattr(node, "line", None))
+
+    def check_codes_unique(self):
+        """Index every code; a code in two entries of one resource type would be read twice."""
+        fmap, seen = self.fmap, {}
+        for item in fmap.entries + fmap.quantities:
+            kinds = item.resources if isinstance(item, Entry) else ("Observation",)
+            for c in item.codes:
+                for kind in kinds:
+                    key = (kind, c.uri, fmap.keyed(c.uri, c.code), c.match)
+                    if key in seen and seen[key] is not item:
+                        self.errors.append(SourceError(f"{c.label(fmap.names)} is in two entries for {kind}: "
+                                                       f"{seen[key].name!r} and {item.name!r}", self.source, c.line))
+                    seen[key] = item
+                if c.match == "prefix":
+                    fmap._prefix.setdefault(c.uri, []).append((item, c))
+                fmap._exact.setdefault((c.uri, fmap.keyed(c.uri, c.code)), []).append((item, c))
+
+    def gap(self, node):
+        if not isinstance(node, dict):
+            self.err("a gap must be a mapping (field, why)", node)
+            return
+        self.only(node, {"field", "value", "why"}, "gap")
+        field_name = self.text(node, "field", "a gap")
+        if "value" in node:
+            self.value(field_name, node["value"], node, "value")
+        elif field_name not in self.schema.fields:
+            self.err(f"{field_name!r} is not a field of the case schema", node, "field")
+        self.fmap.gaps.append({"field": field_name, "value": node.get("value"), "why": self.text(node, "why", "a gap")})
+
+
+_default: Optional[FhirMap] = None
+
+
+def default_map() -> FhirMap:
+    """The packaged mapping, loaded on first use."""
+    global _default
+    if _default is None:
+        _default = FhirMap.load()
+    return _default
