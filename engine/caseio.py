@@ -37,6 +37,7 @@ STDIN = "-"
 STDIN_NAME = "<stdin>"
 BLOCK = 1 << 16              # bytes read at a time
 MAX_CASE_CHARS = 1_000_000   # one JSON element or JSON Lines line; a case is a few hundred
+MAX_DOCUMENT_CHARS = 32_000_000  # a JSON file that is one value: a FHIR Bundle holds a whole record
 UTF8_BOM = b"\xef\xbb\xbf"
 # A scenario's own keys (engine/scenarios.py): beside its case's fields, or
 # beside `case:` holding them. Never case fields: every reader takes them off.
@@ -622,31 +623,33 @@ class _Buffer:
             self.advance(match.end())
         return bool(match)
 
-    def take(self) -> Tuple[Optional[str], int, Optional[SourceError]]:
+    def take(self, limit: int = MAX_CASE_CHARS) -> Tuple[Optional[str], int, Optional[SourceError]]:
         """The next value's text and line, or an error for it (it is skipped whole)."""
         self.peek()
         self.compact()
         line = self.line
-        end = self._end()
+        end = self._end(limit)
         if end is None:
             self.advance(len(self.text))
             return None, line, SourceError(f"the input ends inside the value that starts on line {line}",
                                            self.reader.source, line)
         if end < 0:
-            return None, line, SourceError(f"a value of more than {MAX_CASE_CHARS:,} characters: "
-                                           "too large to be a case", self.reader.source, line)
+            too_large = "too large to be a case" if limit == MAX_CASE_CHARS else \
+                "too large to read (a FHIR record this large: export it as Bulk Data NDJSON)"
+            return None, line, SourceError(f"a value of more than {limit:,} characters: {too_large}",
+                                           self.reader.source, line)
         text = self.text[self.pos:end]
         self.advance(end)
         return text, line, None
 
-    def _end(self) -> Optional[int]:
+    def _end(self, limit: int = MAX_CASE_CHARS) -> Optional[int]:
         """Where the value at `pos` ends: scanned once, brackets counted outside
         strings. None if the input ends first; -1 (having skipped it, holding
         none of it) if it is larger than a case can be."""
         i, depth, in_string, skipped = self.pos, 0, False, False
         scalar = self.text[self.pos:self.pos + 1] not in ("[", "{", '"')  # a number, a literal or junk
         while True:
-            if len(self.text) - self.pos > MAX_CASE_CHARS:
+            if len(self.text) - self.pos > limit:
                 self.advance(i)
                 self.text, self.pos, i, skipped = self.text[i:], 0, 0, True
             if scalar:
@@ -699,8 +702,8 @@ def _read_json(text: _Text, source: str, name: str) -> Iterator[CaseRecord]:
                 raise SourceError("'cases' must be the only key of a file that holds a list of cases",
                                   source, buffer.line, "cases")
             buffer.advance(buffer.pos + 1)
-        else:
-            value, line, error = buffer.take()
+        else:  # one value: a case, or a FHIR Bundle, which may be larger
+            value, line, error = buffer.take(MAX_DOCUMENT_CHARS)
             if error:
                 yield CaseRecord(None, source, line, name, error)
                 return

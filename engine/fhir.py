@@ -338,7 +338,8 @@ class _Patient:
         origins = {}
         if case_id is not None:
             data["id"], data.key_lines["id"] = case_id, patient.line
-        for field_name, settings in self.settings.items():
+        order = list(self.schema.fields)
+        for field_name, settings in sorted(self.settings.items(), key=lambda kv: order.index(kv[0])):
             value = self.resolve(field_name, settings)
             if value is None:
                 continue
@@ -395,6 +396,10 @@ def patient_case(patient: Item, items: List[Item], fmap: FhirMap, schema, as_of:
     pid = patient.resource.get("id")
     data = builder.case(pid if isinstance(pid, str) and pid else None, patient)
     provenance = Provenance(builder.origins, builder.unmapped, fmap.digest)
+    if "diagnosis" not in data and not builder.errors:  # said in the record's terms, not the schema's
+        builder.errors.append(SourceError(
+            f"{patient.ref}: no Condition of the record gives a diagnosis the mapping reads "
+            f"({len(builder.unmapped)} codes not read: see unmapped)", patient.source, patient.line, "diagnosis"))
     return data, provenance, builder.errors
 
 

@@ -264,9 +264,11 @@ class TextRenderer:
         if result.unmapped:
             lines.append("  " + s(f"Not read ({len(result.unmapped)}; extend facts/fhir-map.yaml to read them):",
                                   bold=True))
-            for u in result.unmapped:
+            for u in result.unmapped[:UNMAPPED_SHOWN]:
                 codes = f" {'; '.join(u['codes'])}" if u["codes"] else ""
                 lines.append(self.fit(for_terminal(f"    {u['resource']}{codes}: {u['reason']}"), 6))
+            if len(result.unmapped) > UNMAPPED_SHOWN:
+                lines.append(f"    ... and {len(result.unmapped) - UNMAPPED_SHOWN} more (every one in --format json)")
         return lines
 
     def unknown_lines(self, missing: List[str], unknown: Optional[List[str]]) -> List[str]:
@@ -360,9 +362,11 @@ class Summary:
         return text
 
 
+UNMAPPED_SHOWN = 20  # text output: the first codes not read; JSON and CSV hold them all
+
 CSV_COLUMNS = ("id", "status", "stance", "max_severity", "critical", "rule", "total_g_per_kg",
                "g_per_kg_per_day", "days", "total_g", "repeat", "warnings", "missing", "error", "source", "line",
-               "normalised", "rules_version", "rules_hash")
+               "normalised", "rules_version", "rules_hash", "unmapped")
 
 
 def normalised_text(normalised: List[dict]) -> str:
@@ -384,8 +388,9 @@ def csv_row(result) -> list:
     """One case as a CSV row: warnings are codes, and missing fields names, joined by ';'.
 
     The highest severity and the critical codes sit beside the stance, so a
-    spreadsheet filtered on the stance still shows them. Every text cell is
-    made safe for spreadsheets (no cell from input can start a formula).
+    spreadsheet filtered on the stance still shows them. `unmapped` (last) lists, for a
+    case read from FHIR, the resources and codes the mapping did not read. Every text
+    cell is made safe for spreadsheets (no cell from input can start a formula).
     """
     dose = result.dose or {}
     error = result.error or {}
@@ -396,7 +401,8 @@ def csv_row(result) -> list:
            ";".join(w["code"] for w in result.warnings), ";".join(result.missing),
            error.get("message", "") + (f" [{error['field']}]" if error.get("field") else ""),
            result.source or "", "" if result.line is None else result.line, normalised_text(result.normalised),
-           (result.rules or {}).get("version", ""), (result.rules or {}).get("hash", "")]
+           (result.rules or {}).get("version", ""), (result.rules or {}).get("hash", ""),
+           "; ".join(u["resource"] + (f" {', '.join(u['codes'])}" if u["codes"] else "") for u in result.unmapped or ())]
     return [for_spreadsheet(cell) for cell in row]
 
 

@@ -129,7 +129,8 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
             "<nav><ul>"
             '<li><a href="#summary">Summary</a></li><li><a href="#rules">Rules by disease</a></li>'
             '<li><a href="#regimens">Regimens</a></li>'
-            '<li><a href="#assumptions">Assumptions</a></li><li><a href="#check">Static check</a></li>'
+            '<li><a href="#assumptions">Assumptions</a></li><li><a href="#fhir">FHIR mapping</a></li>'
+            '<li><a href="#check">Static check</a></li>'
             '<li><a href="#coverage">Coverage</a></li><li><a href="#graph">Dependency graph</a></li>'
             + "".join(f'<li><a href="#topic-{_e(t)}">{_e(rulebase.topics.get(t) or t)}</a></li>' for t in topics)
             + "</ul></nav></header><main>"]
@@ -156,6 +157,7 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
                                    cover.fired[rule.id] if cover else None, preempts, preempted_by))
     body += _regimens(rulebase)
     body += _assumptions(rulebase)
+    body += _fhir_mapping()
     body += _check_section(rulebase, checked)
     body += _coverage_section(rulebase, cover)
     body += ['<h2 id="graph">Dependency graph</h2>',
@@ -194,6 +196,34 @@ def _assumptions(rulebase: RuleBase) -> List[str]:
     for name in list(listed) + [n for n in users if n not in listed]:
         out.append(f'<tr id="assumption-{_e(name)}"><td>{_e(name)}</td><td>{_e(listed.get(name, ""))}</td>'
                    f'<td>{", ".join(_rule_link(r) for r in users.get(name, [])) or "—"}</td></tr>')
+    out.append("</table>")
+    return out
+
+
+def _fhir_mapping() -> List[str]:
+    """facts/fhir-map.yaml for the reviewer: what each code sets, where it was checked, its assumptions and gaps."""
+    from .fhirmap import default_map
+    fmap = default_map()
+    out = ['<h2 id="fhir">FHIR mapping</h2>',
+           f'<p class="meta">How FHIR R4 records become cases ({_e(fmap.source)}, {_e(fmap.digest)}): the codes '
+           'that set each field, and where each code was checked. A code not listed is reported under '
+           '<code>unmapped</code> in the result, never guessed.</p>',
+           '<table><tr><th>entry</th><th>resources</th><th>sets</th><th>codes (checked in)</th></tr>']
+    for entry in fmap.entries:
+        sets = ", ".join(f"{k} = {v}" for k, v in entry.current.items())
+        if entry.past:
+            sets += "; when past: " + ", ".join(f"{k} = {v}" for k, v in entry.past.items())
+        if entry.assumptions:
+            sets += " (" + ", ".join(entry.assumptions) + ")"
+        codes = "<br>".join(f"{_e(c.label(fmap.names))} {_e(c.display)} <span class=\"meta\">({_e(c.checked)})</span>"
+                            for c in entry.codes)
+        out.append(f"<tr><td>{_e(entry.name)}</td><td>{_e(', '.join(entry.resources))}</td><td>{_e(sets)}</td>"
+                   f"<td>{codes}</td></tr>")
+    out.append("</table><h3>Mapping assumptions</h3><table><tr><th>id</th><th>decision</th></tr>")
+    out += [f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in fmap.assumptions.items()]
+    out.append("</table><h3>Gaps</h3><table><tr><th>field</th><th>why a record cannot set it</th></tr>")
+    out += [f"<tr><td>{_e(g['field'])}{_e(' = ' + str(g['value'])) if g['value'] is not None else ''}</td>"
+            f"<td>{_e(g['why'])}</td></tr>" for g in fmap.gaps]
     out.append("</table>")
     return out
 
