@@ -185,6 +185,8 @@ def _fhir_records(records: Iterable[CaseRecord], name: Optional[str], as_of, exp
         yield from _from_fhir(fhirio.bulk_cases(lines, as_of), name or first.default_id)
         return
     for record in records:
+        if record.error is None and fhirio.is_bulk_manifest(record.data):
+            continue  # the export's table of contents, beside its NDJSON files: no case
         if record.error is None and fhirio.is_fhir(record.data):
             yield from _from_fhir(fhirio.bundle_cases(record.data, record.source, record.line, as_of),
                                   record.default_id)

@@ -45,6 +45,12 @@ def is_fhir(value) -> bool:
     return isinstance(value, dict) and isinstance(value.get("resourceType"), str)
 
 
+def is_bulk_manifest(value) -> bool:
+    """Whether a parsed document is a Bulk Data export's manifest (transactionTime, output[])."""
+    return isinstance(value, dict) and "transactionTime" in value and isinstance(value.get("output"), list) \
+        and "resourceType" not in value
+
+
 def default_schema():
     """The packaged case schema, which the mapping is checked against (loaded once)."""
     from .schema import CaseSchema
@@ -227,11 +233,12 @@ def _bulk(db, lines, as_of) -> Iterator[FhirCase]:
     seen_patients = set()
     batch = []
     for source, number, value in lines:
+        at = f"{os.path.basename(source)}:{number}"  # the id of a line's own error: where it is
         if isinstance(value, SourceError):
-            yield FhirCase(None, source, number, None, [value])
+            yield FhirCase(None, source, number, at, [value])
             continue
         if not is_fhir(value):
-            yield FhirCase(None, source, number, None, [SourceError(
+            yield FhirCase(None, source, number, at, [SourceError(
                 "a line of a FHIR export that is no FHIR resource (it names no resourceType)", source, number)])
             continue
         rtype, body = value["resourceType"], json.dumps(value, ensure_ascii=False)
@@ -239,8 +246,8 @@ def _bulk(db, lines, as_of) -> Iterator[FhirCase]:
         if rtype == "Patient":
             rid = value.get("id")
             if not isinstance(rid, str) or not rid:
-                yield FhirCase(None, source, number, None, [item.error("a Patient without an id cannot be joined "
-                                                                       "to its resources", "id")])
+                yield FhirCase(None, source, number, at, [item.error("a Patient without an id cannot be joined "
+                                                                     "to its resources", "id")])
                 continue
             if rid in seen_patients:  # a set of ids: a few dozen bytes a patient, not the record
                 yield FhirCase(None, source, number, item.ref, [item.error(
