@@ -665,5 +665,68 @@ def audit_report(output, rules_dir, out_path, case_paths):
     _say(f"wrote {output}: {summary}")
 
 
+@audit.command("overrides")
+@format_option("text", "json")
+@click.option("--db", "db_path", type=click.Path(exists=True, dir_okay=False), default="ivig-feedback.sqlite",
+              show_default=True, help="The feedback file `ivig serve` keeps.")
+def audit_overrides(fmt, db_path):
+    """Which rules' cards clinicians accept or override in the EHR, and the reasons they
+    give: from the feedback `ivig serve` received."""
+    from ivig_advisor.engine.feedback import FeedbackStore, overrides_text
+
+    rows = FeedbackStore(db_path).overrides()
+    _echo_json(rows) if fmt == "json" else click.echo(overrides_text(rows))
+
+
+# -- ivig serve ----------------------------------------------------------------
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+@main.command("serve")
+@rules_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
+@click.option("--workers", "-j", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Worker processes (each with its own engines).")
+@click.option("--trust", "trust_path", type=click.Path(exists=True, dir_okay=False),
+              help="The issuers whose signed JWTs are accepted, with their JWK Sets (YAML or JSON: "
+                   "issuers: [{iss, jwks}]).")
+@click.option("--insecure-dev", is_flag=True,
+              help="Accept calls without a JWT: for development on a loopback address only.")
+@click.option("--public-url", help="The base URL clients call, which their JWT's aud names "
+                                   "[default: http://HOST:PORT].")
+@click.option("--feedback-db", default="ivig-feedback.sqlite", show_default=True, type=click.Path(dir_okay=False),
+              help="The SQLite file where cards and clinicians' feedback are kept.")
+@click.option("--cors-origin", "cors_origins", multiple=True,
+              help="A browser origin allowed to call (CORS); repeat for several [default: the CDS Hooks sandbox].")
+def serve(rules_dir, host, port, workers, trust_path, insecure_dev, public_url, feedback_db, cors_origins):
+    """Serve the advice as a CDS Hooks 2.0 service: cards in the EHR when a clinician
+    orders IVIG (order-select, order-sign) or opens a patient's chart (patient-view).
+
+    Needs the serve extra: pip install -e ".[serve]".
+    """
+    try:
+        import uvicorn
+
+        from ivig_advisor.engine.service import ENV, Settings, create_app
+    except ImportError as exc:
+        raise click.UsageError(f"ivig serve needs the serve extra (pip install -e \".[serve]\"): {exc}")
+    if insecure_dev and host not in LOOPBACK:
+        raise click.BadParameter("--insecure-dev listens on a loopback address only (127.0.0.1, localhost, ::1)",
+                                 param_hint="'--host'")
+    if not insecure_dev and not trust_path:
+        raise click.UsageError("give --trust FILE (the EHRs whose JWTs to accept), or --insecure-dev on localhost")
+    settings = Settings(public_url=public_url or f"http://{host}:{port}", trust=trust_path, insecure_dev=insecure_dev,
+                        feedback_db=feedback_db, rules=rules_dir,
+                        **({"cors_origins": list(cors_origins)} if cors_origins else {}))
+    create_app(settings)  # a bad trust file, rule base or feedback path is known now, not in a worker
+    os.environ[ENV] = settings.to_env()
+    _say(f"ivig serve: CDS Hooks discovery at {settings.public_url}/cds-services"
+         + (" (insecure-dev: no JWT needed)" if insecure_dev else ""), err=True)
+    uvicorn.run("ivig_advisor.engine.service:app_from_environment", factory=True, host=host, port=port,
+                workers=workers, log_level="warning")
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

@@ -4,7 +4,8 @@ Case files are written by people and exported by systems we do not control:
 an id can hold an escape sequence that clears the screen and forges a line,
 or a formula that a spreadsheet runs. Everything that came from input passes
 through one of these functions on its way out: `for_terminal` (text for a
-person), `for_spreadsheet` (CSV cells) or `json_text` (JSON).
+person), `for_spreadsheet` (CSV cells), `for_markdown` (a CDS Hooks card's
+detail, which an EHR renders) or `json_text` (JSON).
 """
 
 import json
@@ -73,3 +74,19 @@ def for_spreadsheet(value):
     # control characters are shown as escapes (a newline stays: the cell is quoted)
     value = _escaped(value, _UNSAFE_BUT_NEWLINE)
     return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+# Markdown's punctuation that can start a link, an image, emphasis, code, a
+# heading, a list, a table or raw HTML in GitHub Flavored Markdown.
+_MARKDOWN = re.compile(r"([\\`*_{}\[\]()#+\-.!|<>~&])")
+
+
+def for_markdown(text) -> str:
+    """Text from input as literal Markdown: its punctuation backslash-escaped, so a
+    display text cannot become a link, an image or HTML in an EHR's card; and no
+    control or invisible character, shown as for a terminal.
+
+    >>> for_markdown("[x](javascript:alert(1))")
+    '\\\\[x\\\\]\\\\(javascript:alert\\\\(1\\\\)\\\\)'
+    """
+    return _MARKDOWN.sub(r"\\\1", for_terminal(" ".join(str(text).split())))

@@ -31,7 +31,8 @@ RECORD_BUNDLES = ("collection", "searchset", "transaction", "batch", "document",
 
 @dataclass
 class FhirCase:
-    """One Patient's case mapping, or the errors that kept it (or a resource) from being read."""
+    """One Patient's case mapping and the errors that keep it from being evaluated (a
+    resource's error has no data)."""
     data: Optional[dict]
     source: str
     line: Optional[int]
@@ -200,8 +201,10 @@ def _case(patient: Item, items: List[Item], medication, as_of) -> FhirCase:
     fmap = default_map()
     data, provenance, errors = patient_case(patient, items, fmap, default_schema(), _today(as_of), medication)
     rid = patient.resource.get("id")
-    return FhirCase(None if errors else data, patient.source, patient.line,
-                    rid if isinstance(rid, str) and rid else None, errors, provenance)
+    # the data stays beside its errors: a hook call still gives the safety warnings of an
+    # IVIG order for a record whose only fault is that no diagnosis maps (engine/cdshooks.py)
+    return FhirCase(data, patient.source, patient.line, rid if isinstance(rid, str) and rid else None,
+                    errors, provenance)
 
 
 # -- Bulk Data exports -----------------------------------------------------------------

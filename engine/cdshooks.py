@@ -1,0 +1,297 @@
+"""CDS Hooks 2.0 as a library: discovery, and a hook call's request -> cards.
+
+No web framework here (engine/service.py serves it over HTTP): `CdsServices`
+reads facts/cds-services.yaml; `Hooks.call(service_id, request)` checks the
+request, gathers the patient's record from `prefetch` (fetching a key the EHR
+did not send from its FHIR server, through the `fetch` it is given), builds
+one FHIR collection Bundle of the record and the draft orders, and reads it
+as any other FHIR input (engine/fhirio.py): the same case, the same rules, the
+same Result, rendered as cards (engine/cards.py).
+
+A request that is not a hook call this service answers is a HookError with
+the HTTP status the spec asks: 400 (malformed), 404 (no such service), 412
+(required data neither prefetched nor fetchable). Bad data in the record is
+no error of the call: a card says what could not be read.
+"""
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+from .cards import CardMaker, short
+from .errors import InvalidSource, IvigError
+from .fhirio import bundle_cases, is_fhir
+from .yamlsrc import SourceError, load_one
+
+HOOKS = ("order-select", "order-sign", "patient-view")
+ORDER_HOOKS = ("order-select", "order-sign")
+_TOKEN = re.compile(r"\{\{\s*context\.([A-Za-z]+)\s*\}\}")
+
+
+class HookError(IvigError):
+    """A call the service cannot answer, with its HTTP status."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class CdsServicesInvalid(InvalidSource):
+    """facts/cds-services.yaml breaks its contract."""
+
+
+@dataclass
+class Service:
+    id: str
+    hooks: List[str]
+    title: str
+    description: str
+    trigger: str
+
+
+@dataclass
+class CdsServices:
+    """The services file, loaded and checked."""
+    services: List[Service]
+    source: dict
+    prefetch: Dict[str, dict]
+    override_reasons: dict
+    dose_tolerance: float
+    path: str = ""
+
+    @classmethod
+    def load(cls, path: Optional[Path] = None) -> "CdsServices":
+        ref = resources.files("ivig_advisor").joinpath("facts", "cds-services.yaml") if path is None else Path(path)
+        source = "facts/cds-services.yaml" if path is None else str(path)
+        try:
+            data = load_one(ref.read_text(encoding="utf-8-sig"), source)
+        except SourceError as exc:
+            raise CdsServicesInvalid([exc]) from None
+        errors = []
+
+        def need(node, key, kind, where):
+            value = node.get(key) if isinstance(node, dict) else None
+            if not isinstance(value, kind):
+                line = node.line_of(key) if hasattr(node, "line_of") else None
+                errors.append(SourceError(f"{where} needs '{key}' ({kind.__name__})", source, line, key))
+                return kind()
+            return value
+
+        if not isinstance(data, dict) or data.get("schema") != "ivig-advisor-cds-services" or data.get("version") != 1:
+            raise CdsServicesInvalid([SourceError("not an ivig-advisor-cds-services file of version 1", source, 1)])
+        services = []
+        for node in need(data, "services", list, "the file"):
+            hooks = need(node, "hooks", list, "a service")
+            for hook in hooks:
+                if hook not in HOOKS:
+                    errors.append(SourceError(f"hook {hook!r} is not one of {', '.join(HOOKS)}", source,
+                                              getattr(node, "line", None), "hooks"))
+            trigger = need(node, "trigger", str, "a service")
+            if trigger not in ("ivig-order", "covered-diagnosis"):
+                errors.append(SourceError(f"trigger {trigger!r} is not ivig-order or covered-diagnosis", source,
+                                          getattr(node, "line", None), "trigger"))
+            services.append(Service(need(node, "id", str, "a service"), hooks, need(node, "title", str, "a service"),
+                                    " ".join(need(node, "description", str, "a service").split()), trigger))
+        src = need(data, "source", dict, "the file")
+        for key in ("label", "url", "topic_system"):
+            need(src, key, str, "source")
+        prefetch = {}
+        for key, value in need(data, "prefetch", dict, "the file").items():
+            prefetch[str(key)] = {"query": need(value, "query", str, f"prefetch {key}"),
+                                  "required": bool(value.get("required", False)) if isinstance(value, dict) else False}
+        reasons = need(data, "override_reasons", dict, "the file")
+        for reason in need(reasons, "reasons", list, "override_reasons"):
+            need(reason, "code", str, "an override reason")
+            need(reason, "display", str, "an override reason")  # the spec: every reason has a display
+        tolerance = data.get("dose_tolerance", 0.05)
+        if errors:
+            raise CdsServicesInvalid(errors)
+        return cls(services, dict(src), prefetch, dict(reasons), float(tolerance), source)
+
+    def discovery(self) -> dict:
+        """GET /cds-services: one entry per service and hook (one id may serve two hooks)."""
+        templates = {key: p["query"] for key, p in self.prefetch.items()}
+        return {"services": [{"hook": hook, "title": s.title, "description": s.description, "id": s.id,
+                              "prefetch": dict(templates)} for s in self.services for hook in s.hooks]}
+
+    def service(self, service_id: str) -> Optional[Service]:
+        return next((s for s in self.services if s.id == service_id), None)
+
+
+@dataclass
+class Answer:
+    """A call's response body, and what the feedback store keeps of each card."""
+    response: dict
+    cards: List[dict] = field(default_factory=list)  # uuid, rule, code, indicator per card
+    result: Optional[object] = None
+
+
+class Hooks:
+    """Answers hook calls with one Advisor (not thread-safe: the caller serialises calls)."""
+
+    def __init__(self, advisor, services: Optional[CdsServices] = None):
+        self.advisor = advisor
+        self.services = services or CdsServices.load()
+        self.cards = CardMaker(self.services, advisor.rulebase)
+
+    def call(self, service_id: str, request, fetch: Optional[Callable[[str, dict], Optional[dict]]] = None,
+             as_of: Optional[dt.date] = None) -> Answer:
+        """The answer to POST /cds-services/{service_id}; HookError when the call is not one to answer.
+
+        `fetch(query, request)`: the resource or Bundle a FHIR query gives on the
+        request's fhirServer (service.py does it over HTTP), for a prefetch key
+        the EHR did not send."""
+        service = self.services.service(service_id)
+        if service is None:
+            raise HookError(404, f"no CDS service {service_id!r} (GET /cds-services lists them)")
+        context = _check_request(request, service)
+        resources, notes = self.record(request, context, fetch)
+        orders = _draft_orders(request["hook"], context)
+        bundle = {"resourceType": "Bundle", "type": "collection",
+                  "entry": [{"resource": r} for r in resources + [o for o, _ in orders]]}
+        patient_id = context["patientId"]
+        found = [c for c in bundle_cases(bundle, f"cds-hooks:{request['hookInstance']}", None, as_of)
+                 if c.id == patient_id]
+        if not found:
+            raise HookError(412, f"no Patient/{patient_id} among the prefetched resources or on the FHIR server")
+        return self.answer(service, found[0], request["hook"], orders, notes)
+
+    def record(self, request: dict, context: dict, fetch) -> tuple:
+        """The resources of the patient's record, and notes on what could not be had."""
+        prefetch = request.get("prefetch") or {}
+        if not isinstance(prefetch, dict):
+            raise HookError(400, "'prefetch' must be an object of prefetched resources")
+        resources, notes = [], []
+        for key, spec in self.services.prefetch.items():
+            if key in prefetch:
+                value = prefetch[key]  # null: the EHR has no such data
+            elif fetch is not None and request.get("fhirServer") and request.get("fhirAuthorization"):
+                value = fetch(_query(spec["query"], context), request)
+            elif spec["required"]:
+                raise HookError(412, f"prefetch '{key}' ({spec['query']}) was not sent and there is no fhirServer "
+                                     "with fhirAuthorization to fetch it from")
+            else:
+                notes.append(f"{key} (not sent)")
+                continue
+            resources.extend(_resources(key, value, notes))
+        return resources, notes
+
+    def answer(self, service: Service, case, hook: str, orders, notes) -> Answer:
+        ordered_ids = set()
+        if case.provenance is not None:
+            for origin in case.provenance.origins.get("ivig_planned", []):
+                ordered_ids.add(origin.split(" ", 1)[0])
+        ivig_orders = [o for o, selected in orders if selected and f"MedicationRequest/{o.get('id')}" in ordered_ids]
+        if service.trigger == "ivig-order" and not ivig_orders:
+            return Answer({"cards": []})  # no immune globulin among the selected orders: nothing to say
+        data = case.data
+        only_no_diagnosis = case.errors and all(e.field == "diagnosis" for e in case.errors)
+        if only_no_diagnosis and service.trigger == "covered-diagnosis":
+            return Answer({"cards": []})
+        if only_no_diagnosis and data is not None:
+            # An IVIG order for a disease the review does not cover: its stance is out of
+            # scope, and every adverse-event warning that applies still reaches the clinician.
+            data = dict(data, diagnosis="other")
+        if case.errors and not only_no_diagnosis or data is None:
+            return self.unreadable(case)
+        result = self.advisor.evaluate_mapping(data, case.source, case.line, case.id)
+        if case.provenance is not None:
+            case.provenance.apply(result)
+        if not result.ok:
+            return self.unreadable(case, result.error["message"])
+        cards = self.cards.cards(result, ivig_orders, data.get("weight_kg"), notes)
+        return Answer({"cards": cards}, [_kept(c) for c in cards], result)
+
+    def unreadable(self, case, message: Optional[str] = None) -> Answer:
+        """A card that says what in the record could not be read: never advice from a record misread."""
+        errors = [message] if message else [e.message for e in case.errors]
+        detail = "The record could not be read, so there is no advice:\n\n" + "\n".join(
+            f"- {_md(e)}" for e in errors)
+        card = self.cards.card(short("IVIG advice unavailable: " + errors[0]), "warning", detail, None)
+        return Answer({"cards": [card]}, [_kept(card)])
+
+
+def _md(text: str) -> str:
+    from .escape import for_markdown
+    return for_markdown(text)
+
+
+def _kept(card: dict) -> dict:
+    topic = card["source"].get("topic") or {}
+    return {"uuid": card["uuid"], "rule": topic.get("code"), "indicator": card["indicator"],
+            "summary": card["summary"], "suggestions": [s["uuid"] for s in card.get("suggestions", [])]}
+
+
+def _check_request(request, service: Service) -> dict:
+    """The request's context, once the call is one this service answers (else HookError 400)."""
+    if not isinstance(request, dict):
+        raise HookError(400, "the request body must be a JSON object")
+    hook = request.get("hook")
+    if hook not in service.hooks:
+        raise HookError(400, f"service {service.id!r} answers the hooks {', '.join(service.hooks)}, not {hook!r}")
+    if not isinstance(request.get("hookInstance"), str) or not request["hookInstance"]:
+        raise HookError(400, "'hookInstance' is required (a UUID for this call)")
+    if request.get("fhirAuthorization") is not None and not request.get("fhirServer"):
+        raise HookError(400, "'fhirServer' is required when 'fhirAuthorization' is given")
+    context = request.get("context")
+    if not isinstance(context, dict):
+        raise HookError(400, "'context' is required (an object)")
+    for key in ("userId", "patientId"):
+        if not isinstance(context.get(key), str) or not context[key]:
+            raise HookError(400, f"context.{key} is required for {hook}")
+    if hook in ORDER_HOOKS:
+        orders = context.get("draftOrders")
+        if not isinstance(orders, dict) or orders.get("resourceType") != "Bundle" \
+                or not isinstance(orders.get("entry", []), list):
+            raise HookError(400, f"context.draftOrders is required for {hook}: a FHIR Bundle of the draft orders")
+    if hook == "order-select" and (not isinstance(context.get("selections"), list)
+                                   or not all(isinstance(s, str) for s in context["selections"])):
+        raise HookError(400, "context.selections is required for order-select: the ids of the selected orders")
+    return context
+
+
+def _draft_orders(hook: str, context: dict) -> list:
+    """(order, selected) for each resource of context.draftOrders; order-sign selects all."""
+    if hook not in ORDER_HOOKS:
+        return []
+    selections = set(context.get("selections") or ())
+    out = []
+    for entry in context["draftOrders"].get("entry") or []:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if is_fhir(resource):
+            ref = f"{resource['resourceType']}/{resource.get('id')}"
+            out.append((resource, hook == "order-sign" or ref in selections))
+    return out
+
+
+def _query(template: str, context: dict) -> str:
+    """A prefetch template with its {{context.x}} tokens filled."""
+    return _TOKEN.sub(lambda m: str(context.get(m.group(1), "")), template)
+
+
+def _resources(key: str, value, notes: List[str]) -> list:
+    """The resources a prefetch value holds: a resource, a searchset Bundle's entries, or none
+    (null, an OperationOutcome: the EHR could not get it, said in the notes)."""
+    if value is None:
+        return []
+    if not is_fhir(value):
+        raise HookError(400, f"prefetch '{key}' must be a FHIR resource or Bundle (or null)")
+    if value["resourceType"] == "OperationOutcome":
+        notes.append(f"{key} (the EHR reported an error getting it)")
+        return []
+    if value["resourceType"] != "Bundle":
+        return [value]
+    entries = value.get("entry") or []
+    if not isinstance(entries, list):
+        raise HookError(400, f"prefetch '{key}': Bundle.entry must be a list")
+    found = []
+    for entry in entries:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if is_fhir(resource) and resource["resourceType"] != "OperationOutcome":
+            found.append(resource)
+        elif is_fhir(resource):
+            notes.append(f"{key} (the EHR reported an error getting part of it)")
+    return found

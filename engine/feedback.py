@@ -1,0 +1,179 @@
+"""What clinicians did with the cards: an embedded SQLite file a reviewer can read.
+
+`ivig serve` keeps each card it returns (its uuid, service, hook, the rule
+and indicator: never patient data) and each feedback the EHR posts
+(accepted or overridden, the override reason, the suggestions taken), so
+that `ivig audit overrides` can show which rules clinicians override and
+why. The same file keeps the JWT ids already seen (`jti`), so that a token
+replayed to any worker process is refused.
+
+Several uvicorn workers write the file at once: it is in WAL mode, every
+write is one short transaction, and a writer waits (busy timeout) rather
+than fails when another holds the lock.
+"""
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import List
+
+_SCHEMA = """
+create table if not exists card (
+    uuid text primary key, service text not null, hook text not null, rule text,
+    indicator text not null, summary text not null, suggestions text not null, created real not null);
+create table if not exists feedback (
+    id integer primary key, card text not null, service text not null, outcome text not null,
+    reason_system text, reason_code text, reason_display text, comment text,
+    accepted text not null, outcome_time text not null, received real not null);
+create index if not exists feedback_card on feedback (card);
+create table if not exists seen_token (jti text primary key, expires real not null);
+"""
+OUTCOMES = ("accepted", "overridden")
+
+
+class FeedbackInvalid(ValueError):
+    """A feedback body that breaks the CDS Hooks 2.0 contract; the message says where."""
+
+
+class FeedbackStore:
+    """The SQLite file; one connection per thread, each write its own transaction."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        db = self._db()
+        db.execute("pragma journal_mode = wal")  # outside a transaction, where it can change
+        db.executescript(_SCHEMA)
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("pragma busy_timeout = 30000")
+        return db
+
+    def _connection(self) -> "_Transaction":
+        return _Transaction(self._db())
+
+    def keep_cards(self, service: str, hook: str, cards: List[dict]) -> None:
+        """Remember the cards of one answer, so that feedback can name their rules."""
+        now = time.time()
+        with self._connection() as db:
+            db.executemany("insert or ignore into card values (?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(c["uuid"], service, hook, c.get("rule"), c["indicator"], c["summary"],
+                             json.dumps(c.get("suggestions", [])), now) for c in cards])
+
+    def record(self, service: str, body) -> int:
+        """Store a POSTed feedback body (all of it or none); the number of items stored."""
+        items = _checked(body)
+        now = time.time()
+        rows = []
+        for item in items:
+            reason = (item.get("overrideReason") or {}).get("reason") or {}
+            rows.append((item["card"], service, item["outcome"], reason.get("system"), reason.get("code"),
+                         reason.get("display"), (item.get("overrideReason") or {}).get("userComment"),
+                         json.dumps([s["id"] for s in item.get("acceptedSuggestions", [])]),
+                         item["outcomeTimestamp"], now))
+        with self._connection() as db:
+            db.executemany("insert into feedback (card, service, outcome, reason_system, reason_code, reason_display, "
+                           "comment, accepted, outcome_time, received) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        return len(rows)
+
+    def first_use(self, jti: str, expires: float) -> bool:
+        """True the first time a token id is seen (then kept until it expires); False on a replay."""
+        now = time.time()
+        with self._connection() as db:
+            db.execute("delete from seen_token where expires < ?", (now - 60,))
+            try:
+                db.execute("insert into seen_token values (?, ?)", (jti, expires))
+            except sqlite3.IntegrityError:
+                return False
+        return True
+
+    def overrides(self) -> List[dict]:
+        """Per rule: cards shown, feedback accepted and overridden, and the override reasons given."""
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            rows = db.execute(
+                "select c.rule, c.indicator, count(distinct c.uuid), "
+                "sum(f.outcome = 'accepted'), sum(f.outcome = 'overridden') "
+                "from card c left join feedback f on f.card = c.uuid group by c.rule, c.indicator "
+                "order by sum(f.outcome = 'overridden') desc, c.rule").fetchall()
+            reasons = db.execute(
+                "select c.rule, coalesce(f.reason_display, f.reason_code, '(no reason given)'), count(*) "
+                "from feedback f join card c on c.uuid = f.card where f.outcome = 'overridden' "
+                "group by 1, 2 order by 3 desc").fetchall()
+            unknown = db.execute("select count(*) from feedback where card not in (select uuid from card)").fetchone()[0]
+        finally:
+            db.close()
+        out = [{"rule": rule, "indicator": indicator, "cards": cards, "accepted": accepted or 0,
+                "overridden": overridden or 0,
+                "reasons": [{"reason": r, "count": n} for rr, r, n in reasons if rr == rule]}
+               for rule, indicator, cards, accepted, overridden in rows]
+        if unknown:
+            out.append({"rule": None, "indicator": None, "cards": 0, "accepted": 0, "overridden": 0, "reasons": [],
+                        "unknown_cards": unknown})
+        return out
+
+
+class _Transaction:
+    """`with`: one immediate transaction on a connection, committed or rolled back."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("begin immediate")
+        return self.db
+
+    def __exit__(self, kind, value, tb) -> None:
+        self.db.execute("commit" if kind is None else "rollback")
+
+
+def _checked(body) -> list:
+    """The feedback items of a body, each checked against CDS Hooks 2.0 section 6."""
+    if not isinstance(body, dict) or not isinstance(body.get("feedback"), list) or not body["feedback"]:
+        raise FeedbackInvalid("the body must be an object with a non-empty 'feedback' array")
+    for i, item in enumerate(body["feedback"]):
+        where = f"feedback[{i}]"
+        if not isinstance(item, dict):
+            raise FeedbackInvalid(f"{where} must be an object")
+        for key in ("card", "outcome", "outcomeTimestamp"):
+            if not isinstance(item.get(key), str) or not item[key]:
+                raise FeedbackInvalid(f"{where}.{key} is required (a string)")
+        if item["outcome"] not in OUTCOMES:
+            raise FeedbackInvalid(f"{where}.outcome must be accepted or overridden")
+        accepted = item.get("acceptedSuggestions")
+        if item["outcome"] == "accepted" and (not isinstance(accepted, list) or not accepted):
+            raise FeedbackInvalid(f"{where}.acceptedSuggestions is required when the outcome is accepted")
+        if accepted is not None and (not isinstance(accepted, list)
+                                     or not all(isinstance(s, dict) and isinstance(s.get("id"), str) for s in accepted)):
+            raise FeedbackInvalid(f"{where}.acceptedSuggestions must be a list of {{\"id\": ...}}")
+        reason = item.get("overrideReason")
+        if reason is not None:
+            if not isinstance(reason, dict) or not (reason.get("reason") or reason.get("userComment")):
+                raise FeedbackInvalid(f"{where}.overrideReason needs a reason (a Coding) or a userComment")
+            coding = reason.get("reason")
+            if coding is not None and (not isinstance(coding, dict) or not isinstance(coding.get("code"), str)):
+                raise FeedbackInvalid(f"{where}.overrideReason.reason must be a Coding with a code")
+            if reason.get("userComment") is not None and not isinstance(reason["userComment"], str):
+                raise FeedbackInvalid(f"{where}.overrideReason.userComment must be a string")
+    return body["feedback"]
+
+
+def overrides_text(rows: List[dict]) -> str:
+    """`ivig audit overrides` for a person: per rule, cards shown, accepted, overridden, and why."""
+    if not rows:
+        return "No cards kept yet."
+    out = [f"{'rule':40} {'indicator':9} {'cards':>6} {'accepted':>9} {'overridden':>11}"]
+    for row in rows:
+        if row["rule"] is None and row.get("unknown_cards"):
+            out.append(f"({row['unknown_cards']} feedback items name cards this file does not hold)")
+            continue
+        out.append(f"{row['rule'] or '(no rule)':40} {row['indicator'] or '':9} {row['cards']:>6} "
+                   f"{row['accepted']:>9} {row['overridden']:>11}")
+        out += [f"    overridden {r['count']}x: {r['reason']}" for r in row["reasons"]]
+    return "\n".join(out)

@@ -1,0 +1,137 @@
+"""Trusting CDS clients: the signed JWT of CDS Hooks 2.0 (section "Trusting CDS Clients").
+
+Each call carries `Authorization: Bearer <JWT>`, signed by the EHR with an
+asymmetric key. A token is accepted only when its issuer (`iss`) is one the
+service was told to trust, its signature verifies against that issuer's JWK
+Set (a file, or a URL configured here: a `jku` in the token is used only when
+it is that URL, never fetched on the token's word), its `kid` names a key of
+the set, its algorithm is an asymmetric one (never `none` or HMAC), `aud`
+is the endpoint being called, `exp` has not passed, `iat` is not in the
+future, and its `jti` has not been seen before (replay), across all workers.
+
+The trust file (YAML or JSON):
+
+    issuers:
+      - iss: https://ehr.example.org/
+        jwks: /etc/ivig/ehr-jwks.json          # or https://ehr.example.org/jwks.json
+        tenant: 2ddd6c3a                       # optional: the only tenant accepted
+"""
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Dict, List, Optional
+
+from .errors import IvigError
+from .yamlsrc import SourceError, load_one
+
+ALGORITHMS = ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
+LEEWAY = 30           # seconds of clock skew allowed on exp and iat
+MAX_LIFETIME = 3600   # best practice: a token lives no more than an hour
+
+
+class Unauthorized(IvigError):
+    """A call whose token is missing or not trusted; the message is for the log, never the client."""
+
+
+class TrustInvalid(IvigError, ValueError):
+    """A trust file that cannot be used; the message names the file and the problem."""
+
+
+@dataclass
+class Issuer:
+    iss: str
+    jwks: str
+    tenant: Optional[str] = None
+
+
+class Trust:
+    """The issuers a service trusts, with their keys."""
+
+    def __init__(self, issuers: List[Issuer], source: str = ""):
+        self.issuers: Dict[str, Issuer] = {i.iss: i for i in issuers}
+        self.source = source
+        self._keys: Dict[str, object] = {}   # iss -> PyJWKSet or PyJWKClient
+
+    @classmethod
+    def load(cls, path) -> "Trust":
+        try:
+            data = load_one(Path(path).read_text(encoding="utf-8-sig"), str(path))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise TrustInvalid(f"{path}: cannot read the trust file: {exc}") from None
+        except SourceError as exc:
+            raise TrustInvalid(str(exc)) from None
+        if not isinstance(data, dict) or not isinstance(data.get("issuers"), list) or not data["issuers"]:
+            raise TrustInvalid(f"{path}: needs 'issuers', a list of {{iss, jwks}}")
+        issuers = []
+        for i, node in enumerate(data["issuers"]):
+            if not isinstance(node, dict) or not isinstance(node.get("iss"), str) or not isinstance(node.get("jwks"), str):
+                raise TrustInvalid(f"{path}: issuers[{i}] needs 'iss' and 'jwks' (a JWK Set file or https URL)")
+            jwks = node["jwks"]
+            if not jwks.startswith(("https://", "http://")):
+                jwks = str((Path(path).parent / jwks).resolve())
+                if not Path(jwks).is_file():
+                    raise TrustInvalid(f"{path}: issuers[{i}]: no JWK Set file {jwks}")
+            issuers.append(Issuer(node["iss"], jwks, node.get("tenant")))
+        trust = cls(issuers, str(path))
+        for issuer in issuers:
+            if not issuer.jwks.startswith(("https://", "http://")):
+                trust._key_source(issuer)  # a bad key file is known at start, not at the first call
+        return trust
+
+    def _key_source(self, issuer: Issuer):
+        import jwt
+        source = self._keys.get(issuer.iss)
+        if source is None:
+            if issuer.jwks.startswith(("https://", "http://")):
+                source = jwt.PyJWKClient(issuer.jwks, cache_keys=True, lifespan=300, timeout=5)
+            else:
+                try:
+                    source = jwt.PyJWKSet.from_dict(json.loads(Path(issuer.jwks).read_text(encoding="utf-8")))
+                except Exception as exc:
+                    raise TrustInvalid(f"{issuer.jwks}: not a JWK Set: {exc}") from None
+            self._keys[issuer.iss] = source
+        return source
+
+    def verify(self, authorization: Optional[str], audience: str, first_use) -> dict:
+        """The claims of a trusted token for a call to `audience` (the endpoint's URL);
+        Unauthorized otherwise. `first_use(jti, exp)` is False for a replayed token."""
+        import jwt
+        if not authorization or not authorization.startswith("Bearer "):
+            raise Unauthorized("no bearer token")
+        token = authorization[len("Bearer "):].strip()
+        try:
+            header = jwt.get_unverified_header(token)
+            claims = jwt.decode(token, options={"verify_signature": False})
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"not a JWT: {exc}") from None
+        alg, kid = header.get("alg"), header.get("kid")
+        if alg not in ALGORITHMS:
+            raise Unauthorized(f"algorithm {alg!r} is not accepted (asymmetric only, never none or HMAC)")
+        if header.get("typ", "JWT") != "JWT" or not isinstance(kid, str):
+            raise Unauthorized("the header needs typ JWT and a kid")
+        issuer = self.issuers.get(claims.get("iss"))
+        if issuer is None:
+            raise Unauthorized("issuer not trusted")
+        if header.get("jku") is not None and header["jku"] != issuer.jwks:
+            raise Unauthorized("jku is not the issuer's configured JWK Set")
+        source = self._key_source(issuer)
+        try:
+            if isinstance(source, jwt.PyJWKClient):
+                key = source.get_signing_key(kid).key
+            else:
+                key = next((k.key for k in source.keys if k.key_id == kid), None)
+                if key is None:
+                    raise Unauthorized("no key with this kid")
+            claims = jwt.decode(token, key, algorithms=[alg], audience=audience, issuer=issuer.iss, leeway=LEEWAY,
+                                options={"require": ["iss", "aud", "exp", "iat", "jti"]})
+        except jwt.PyJWTError as exc:
+            raise Unauthorized(f"token refused: {type(exc).__name__}") from None
+        if claims["iat"] > time.time() + LEEWAY or claims["exp"] - claims["iat"] > MAX_LIFETIME:
+            raise Unauthorized("iat in the future, or a lifetime over an hour")
+        if issuer.tenant is not None and claims.get("tenant") != issuer.tenant:
+            raise Unauthorized("tenant not trusted")
+        if not isinstance(claims["jti"], str) or not first_use(f"{issuer.iss} {claims['jti']}", claims["exp"]):
+            raise Unauthorized("jti already used (a replay)")
+        return claims

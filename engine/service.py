@@ -1,0 +1,184 @@
+"""The CDS Hooks 2.0 service over HTTP (Starlette; `ivig serve` runs it under uvicorn).
+
+Routes: `GET /cds-services` (discovery), `POST /cds-services/{id}` (a hook
+call: engine/cdshooks.py does the work), `POST /cds-services/{id}/feedback`
+(engine/feedback.py keeps it). Every route but CORS preflight needs a
+trusted JWT (engine/jwtauth.py) unless the service runs in `insecure_dev`
+mode, which `ivig serve` allows on a loopback address only.
+
+experta engines are not thread-safe, and Starlette runs handlers in a thread
+pool: one Advisor per process, and a lock so that one call at a time runs
+it. Worker processes (uvicorn --workers) each have their own.
+
+Nothing from a request is logged: not the token, not the record, not the
+cards. A call that cannot be answered gets its status (400, 401, 404, 412,
+413, 415) and an OperationOutcome saying why (401: no body, as the spec's
+best practice asks); an unexpected failure is a 500 that says only that.
+"""
+
+import json
+import logging
+import os
+import threading
+from dataclasses import asdict, dataclass, field
+from typing import List, Optional
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .cdshooks import HookError, Hooks
+from .feedback import FeedbackInvalid, FeedbackStore
+from .jwtauth import Trust, Unauthorized
+
+ENV = "IVIG_SERVE_SETTINGS"   # how `ivig serve` hands settings to each uvicorn worker
+MAX_BODY = 8_000_000          # bytes of one request: a record with its draft orders
+log = logging.getLogger("ivig.serve")
+
+
+@dataclass
+class Settings:
+    """How the service runs; `ivig serve` fills it from its options."""
+    public_url: str = "http://127.0.0.1:8080"   # the base URL clients call: the JWT's aud is built on it
+    trust: Optional[str] = None                 # the trust file (engine/jwtauth.py)
+    insecure_dev: bool = False                  # no JWT at all (loopback only; `ivig serve` checks)
+    feedback_db: str = "ivig-feedback.sqlite"
+    cors_origins: List[str] = field(default_factory=lambda: ["https://sandbox.cds-hooks.org"])
+    rules: Optional[str] = None
+    fhir_timeout: float = 5.0
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(**json.loads(os.environ[ENV]))
+
+
+def app_from_environment() -> Starlette:
+    """The app of one uvicorn worker, from the settings `ivig serve` put in the environment."""
+    return create_app(Settings.from_env())
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The Starlette app for `settings`."""
+    from .evaluate import Advisor
+    from .rulebase import RuleBase
+
+    if not settings.insecure_dev and not settings.trust:
+        raise ValueError("a trust file is needed unless the service runs in insecure_dev mode")
+    trust = Trust.load(settings.trust) if settings.trust else None
+    store = FeedbackStore(settings.feedback_db)
+    hooks = Hooks(Advisor(RuleBase.load(settings.rules) if settings.rules else None))
+    lock = threading.Lock()
+    base = settings.public_url.rstrip("/")
+
+    def authorised(request: Request) -> None:
+        if settings.insecure_dev:
+            return
+        trust.verify(request.headers.get("authorization"), base + request.url.path, store.first_use)
+
+    async def discovery(request: Request):
+        authorised(request)
+        return JSONResponse(hooks.services.discovery())
+
+    async def call(request: Request):
+        authorised(request)
+        body = await _json_body(request)
+        service_id = request.path_params["service"]
+
+        def run():
+            with lock:
+                return hooks.call(service_id, body, fetch=lambda query, req: _fetch(query, req, settings.fhir_timeout))
+        answer = await run_in_threadpool(run)
+        if answer.cards:
+            await run_in_threadpool(store.keep_cards, service_id, body["hook"], answer.cards)
+        return JSONResponse(answer.response)
+
+    async def feedback(request: Request):
+        authorised(request)
+        service_id = request.path_params["service"]
+        if hooks.services.service(service_id) is None:
+            raise HookError(404, f"no CDS service {service_id!r}")
+        body = await _json_body(request)
+        try:
+            count = await run_in_threadpool(store.record, service_id, body)
+        except FeedbackInvalid as exc:
+            raise HookError(400, str(exc)) from None
+        return JSONResponse({"stored": count})
+
+    async def refused(request: Request, exc: Unauthorized):
+        log.warning("refused a call to %s: %s", request.url.path, exc)  # the reason, never the token
+        return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    async def failed(request: Request, exc: HookError):
+        return JSONResponse(_outcome(str(exc)), status_code=exc.status)
+
+    async def broken(request: Request, exc: Exception):
+        log.error("internal error on %s: %s", request.url.path, type(exc).__name__)
+        return JSONResponse(_outcome("internal error in the service; nothing was decided"), status_code=500)
+
+    routes = [Route("/cds-services", discovery, methods=["GET"]),
+              Route("/cds-services/{service}", call, methods=["POST"]),
+              Route("/cds-services/{service}/feedback", feedback, methods=["POST"])]
+    middleware = [Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                             allow_headers=["Authorization", "Content-Type"])]
+    return Starlette(routes=routes, middleware=middleware,
+                     exception_handlers={Unauthorized: refused, HookError: failed, Exception: broken})
+
+
+async def _json_body(request: Request):
+    """The request's JSON body; HookError 413, 415 or 400 when it is not one to read."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in ("application/json", "application/fhir+json", ""):
+        raise HookError(415, f"the body must be JSON (application/json), not {kind}")
+    size = request.headers.get("content-length")
+    if size is not None and size.isdigit() and int(size) > MAX_BODY:
+        raise HookError(413, f"a body of more than {MAX_BODY:,} bytes")
+    data = b""
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_BODY:
+            raise HookError(413, f"a body of more than {MAX_BODY:,} bytes")
+    try:
+        return json.loads(data, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:
+        raise HookError(400, f"the body is not valid JSON: {str(exc)[:120]}") from None
+
+
+def _no_constant(text):
+    raise ValueError(f"{text} is not a number JSON allows")
+
+
+def _outcome(message: str) -> dict:
+    """An OperationOutcome saying why a call was not answered (CDS Hooks 3.0 asks for one; 2.0 allows it)."""
+    return {"resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": "processing", "diagnostics": message}]}
+
+
+def _fetch(query: str, request: dict, timeout: float):
+    """A prefetch query run on the call's fhirServer with its access token; HookError 412 when it fails."""
+    import httpx
+    server = str(request["fhirServer"]).rstrip("/")
+    if not server.startswith(("https://", "http://")):
+        raise HookError(400, "fhirServer must be an http(s) URL")
+    auth = request.get("fhirAuthorization") or {}
+    try:
+        reply = httpx.get(f"{server}/{query}", timeout=timeout,
+                          headers={"Authorization": f"Bearer {auth.get('access_token', '')}",
+                                   "Accept": "application/fhir+json"})
+    except httpx.HTTPError as exc:
+        raise HookError(412, f"the FHIR server could not be reached for {query.split('?')[0]}: "
+                             f"{type(exc).__name__}") from None
+    if reply.status_code == 404:
+        return None
+    if reply.status_code != 200:
+        raise HookError(412, f"the FHIR server answered {reply.status_code} for {query.split('?')[0]}")
+    try:
+        return reply.json()
+    except ValueError:
+        raise HookError(412, f"the FHIR server's answer for {query.split('?')[0]} is not JSON") from None
