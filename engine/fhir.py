@@ -14,7 +14,9 @@ what is wrong in clinical terms.
 """
 
 import datetime as dt
+import json
 import re
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
@@ -78,13 +80,28 @@ class Provenance:
 
 def validate_structure(item: Item) -> List[SourceError]:
     """The structure errors of one resource, by the `fhir.resources` models (required
-    elements, primitive types, unknown elements), each with its FHIR path."""
+    elements, primitive types, unknown elements), each with its FHIR path.
+
+    A resource seen valid before is not checked again (its canonical JSON is
+    remembered, a few thousand at most): a CDS Hooks client sends the same
+    record at order-select and order-sign, and the check is most of a call's cost."""
     try:
         model = _model(item.type)
     except Exception:  # pragma: no cover - a model the package lacks: nothing to check against
         return []
     try:
+        known = json.dumps(item.resource, sort_keys=True, ensure_ascii=False)
+    except (TypeError, ValueError):  # pragma: no cover - parsed JSON always serialises
+        known = None
+    if known is not None and known in _VALID:
+        _VALID.move_to_end(known)
+        return []
+    try:
         model.model_validate(item.resource)
+        if known is not None:
+            _VALID[known] = True
+            if len(_VALID) > _VALID_SIZE:
+                _VALID.popitem(last=False)
     except Exception as exc:
         errors = getattr(exc, "errors", None)
         if not callable(errors):
@@ -99,6 +116,8 @@ def validate_structure(item: Item) -> List[SourceError]:
 
 
 _MODELS: dict = {}
+_VALID: "OrderedDict[str, bool]" = OrderedDict()   # resources (canonical JSON) found valid, most recent last
+_VALID_SIZE = 4096
 
 
 def _model(rtype: str):
