@@ -225,7 +225,7 @@ def bulk_cases(lines: Iterable[Tuple[str, int, object]], as_of: Optional[dt.date
 _TABLES = """
 pragma journal_mode = off;
 pragma synchronous = off;
-create table patient (seq integer primary key, key text, source text, line integer, body text);
+create table patient (seq integer primary key, key text unique, source text, line integer, body text);
 create table resource (seq integer primary key, patient text, source text, line integer, path text, body text);
 create table medication (key text primary key, source text, line integer, body text);
 """
@@ -233,8 +233,6 @@ create table medication (key text primary key, source text, line integer, body t
 
 def _bulk(db, lines, as_of) -> Iterator[FhirCase]:
     db.executescript(_TABLES)
-    seen_patients = set()
-    batch = []
     for source, number, value in lines:
         at = f"{os.path.basename(source)}:{number}"  # the id of a line's own error: where it is
         if isinstance(value, SourceError):
@@ -252,29 +250,25 @@ def _bulk(db, lines, as_of) -> Iterator[FhirCase]:
                 yield FhirCase(None, source, number, at, [item.error("a Patient without an id cannot be joined "
                                                                      "to its resources", "id")])
                 continue
-            if rid in seen_patients:  # a set of ids: a few dozen bytes a patient, not the record
+            try:  # the unique key, not a set in memory: memory stays flat in the number of patients
+                db.execute("insert into patient (key, source, line, body) values (?, ?, ?, ?)",
+                           (f"Patient/{rid}", source, number, body))
+            except sqlite3.IntegrityError:
                 yield FhirCase(None, source, number, item.ref, [item.error(
                     f"a second Patient/{rid} in the export: one record per patient")])
-                continue
-            seen_patients.add(rid)
-            batch.append(("insert into patient (key, source, line, body) values (?, ?, ?, ?)",
-                          (f"Patient/{rid}", source, number, body)))
         elif rtype == "Medication":
             rid = value.get("id")
             if isinstance(rid, str) and rid:
-                batch.append(("insert or ignore into medication values (?, ?, ?, ?)",
-                              (f"Medication/{rid}", source, number, body)))
+                db.execute("insert or ignore into medication values (?, ?, ?, ?)",
+                           (f"Medication/{rid}", source, number, body))
         elif rtype in READ_TYPES:
             element, reference = _subject(item)
             key = local_key(reference)
             if key is None or not key.startswith("Patient/"):
                 yield _orphan(item, element, reference)
                 continue
-            batch.append(("insert into resource (patient, source, line, path, body) values (?, ?, ?, ?, ?)",
-                          (key, source, number, rtype, body)))
-        if len(batch) >= 1000:
-            _flush(db, batch)
-    _flush(db, batch)
+            db.execute("insert into resource (patient, source, line, path, body) values (?, ?, ?, ?, ?)",
+                       (key, source, number, rtype, body))
     db.execute("create index resource_patient on resource (patient, seq)")
 
     def medication(item: Item, reference: str) -> Optional[Item]:
@@ -293,9 +287,3 @@ def _bulk(db, lines, as_of) -> Iterator[FhirCase]:
             "order by seq"):
         item = Item(json.loads(body), source, number, path)
         yield _orphan(item, *_subject(item))
-
-
-def _flush(db, batch: list) -> None:
-    for statement, values in batch:
-        db.execute(statement, values)
-    batch.clear()
