@@ -174,7 +174,8 @@ def patient(rnd, pool: Pool, as_of: dt.date = AS_OF, cotherapy: bool = True):
 
     cotherapy=False: no planned co-therapy (corticosteroid and immunosuppressant requests all
     completed, plasma exchange only completed), which the patient's case would list under
-    planned_cotherapy: for runs that must avoid that field (a known bug, see the tests).
+    planned_cotherapy: for runs comparable with the first ones, made while a bug turned every
+    patient with planned co-therapy into an error result (fixed in engine/fhir.py).
 
     notes: what a test can check the origins against: `diagnosis`, the diagnosis Condition's id;
     `weights`, the counted weight Observations' ids, oldest first; `weight`, the latest one's."""

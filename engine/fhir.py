@@ -385,7 +385,7 @@ class _Patient:
         spec = self.schema.fields.get(field_name)
         if spec is not None and spec.type == "list":
             order = list(spec.values or ())
-            values = {v for s in settings for v in (s.value if isinstance(s.value, list) else [s.value])}
+            values = {v for s in settings for v in (s.value if isinstance(s.value, (list, tuple)) else [s.value])}
             return sorted(values, key=lambda v: order.index(v) if v in order else len(order))
         values = list(dict.fromkeys(s.value for s in settings))
         if len(values) > 1:  # a more specific entry refines a broader one (Miller Fisher over GBS)

@@ -131,7 +131,9 @@ class FhirMap:
 
     def codes_for(self, field_name: str, value) -> List[Code]:
         """The codes of the entries that set `field_name` to `value` when current (for generators and tests)."""
-        return [c for e in self.entries if e.current.get(field_name) == value for c in e.codes]
+        def sets(given):  # a list field's value is the tuple of its items
+            return given == value or (isinstance(given, tuple) and value in given)
+        return [c for e in self.entries if field_name in e.current and sets(e.current[field_name]) for c in e.codes]
 
     def describe(self) -> dict:
         """The mapping as data: `ivig fhir codes --format json`."""
