@@ -189,16 +189,23 @@ def _fhir_records(records: Iterable[CaseRecord], name: Optional[str], as_of, exp
             continue  # the export's table of contents, beside its NDJSON files: no case
         if record.error is None and fhirio.is_fhir(record.data):
             yield from _from_fhir(fhirio.bundle_cases(record.data, record.source, record.line, as_of),
-                                  record.default_id)
+                                  record.default_id, record.source)
         else:
             yield record
 
 
-def _from_fhir(cases, name: str) -> Iterator[CaseRecord]:
-    for number, case in enumerate(cases, start=1):
-        default_id = case.id or f"{name}:{number}"
-        yield CaseRecord(case.data, case.source, case.line, default_id, case.errors[0] if case.errors else None,
-                         provenance=case.provenance, others=tuple(case.errors[1:]), id=case.id)
+def _from_fhir(cases, name: str, source: Optional[str] = None) -> Iterator[CaseRecord]:
+    """FhirCases as records; whatever the FHIR reader raises (a shape nothing foresaw) is one
+    more error record, never the run's end."""
+    number = 0
+    try:
+        for number, case in enumerate(cases, start=1):
+            default_id = case.id or f"{name}:{number}"
+            yield CaseRecord(case.data, case.source, case.line, default_id, case.errors[0] if case.errors else None,
+                             provenance=case.provenance, others=tuple(case.errors[1:]), id=case.id)
+    except Exception as exc:
+        yield CaseRecord(None, source or name, None, f"{name}:{number + 1}", SourceError(
+            f"cannot be read as FHIR: {type(exc).__name__}: {shown(exc, 200)}", source or name))
 
 
 def read_jsonl_lines(lines: Iterable[str], source: str) -> Iterator[CaseRecord]:
@@ -224,6 +231,8 @@ def _whole_text(record: CaseRecord) -> CaseRecord:
     """The record, or its error when a text in it holds a lone surrogate
     (JSON's "\\udfff", YAML's "\\uDFFF"): not a character, it cannot be
     shown or written, and would stop the whole run at the output."""
+    if record.data is None or not _SURROGATE.search(_all_text(record.data)):
+        return record  # most records: one pass in C, not a walk in Python (a FHIR resource is deep)
     stack = [(None, record.data)]
     while stack:
         field, value = stack.pop()
@@ -239,6 +248,14 @@ def _whole_text(record: CaseRecord) -> CaseRecord:
                 "a lone surrogate escape (such as \\udfff) is not a character: the text is damaged",
                 record.source, at, field))
     return record
+
+
+def _all_text(data) -> str:
+    """Every text of a parsed document, keys too, in one string (json.dumps keeps a lone surrogate as it is)."""
+    try:
+        return json.dumps(data, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):  # pragma: no cover - parsed documents serialise
+        return "\ud800"  # let the walk decide
 
 
 def _guarded(read, what, source: str, name: str) -> Iterator[CaseRecord]:

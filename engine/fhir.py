@@ -159,6 +159,7 @@ class _Patient:
         self.weights: List[tuple] = []   # (when, kg, setting)
         self.unmapped: List[dict] = []
         self.errors: List[SourceError] = []
+        self.read: List[Item] = []       # the resources a code of the mapping matched, and their Medications
 
     def give(self, field_name, value, origin, item, element, entry=None):
         self.settings.setdefault(field_name, []).append(_Setting(value, origin, item, element, entry))
@@ -281,6 +282,7 @@ class _Patient:
             self.errors.append(item.error(f"medicationReference {shown(target)} is no Medication in the input",
                                           "medicationReference.reference"))
             return None, None
+        self.read.append(medication)
         codings = list(_codings(medication.resource.get("code")))
         for ingredient in medication.resource.get("ingredient") or ():
             if isinstance(ingredient, dict):
@@ -301,6 +303,7 @@ class _Patient:
         if not matched:
             self.unread(item, element, codings, "no entry of the mapping has this code")
             return
+        self.read.append(item)
         if kind == "ignore":
             self.unread(item, element, codings, f"{why}: not counted")
             return
@@ -321,6 +324,7 @@ class _Patient:
         if not quantities:
             self.unread(item, "code", codings, "no entry of the mapping has this code")
             return
+        self.read.append(item)
         state = self.state(item)
         if state is None:
             return
@@ -405,13 +409,20 @@ def patient_case(patient: Item, items: List[Item], fmap: FhirMap, schema, as_of:
                  medication: Callable[[Item, str], Optional[Item]]):
     """(case mapping, Provenance, errors) of one Patient and its resources."""
     builder = _Patient(fmap, schema, as_of, medication)
-    for item in [patient] + items:
-        builder.errors.extend(validate_structure(item))
-    if builder.errors:
-        return None, Provenance(mapping=fmap.digest), builder.errors
-    builder.patient(patient)
-    for item in items:
-        builder.resource(item)
+    try:
+        builder.patient(patient)
+        for item in items:
+            builder.resource(item)
+        failure = None
+    except Exception as exc:  # a structure the mapper did not expect: the check below says where
+        failure, builder.read = exc, [patient] + items
+    # The structure of what was read (the Patient, and each resource a code of the mapping
+    # matched, with the Medications it named) is checked; a resource nothing reads is only
+    # listed under unmapped, and its shape decides nothing.
+    structure = [e for item in {id(i): i for i in [patient] + builder.read}.values() for e in validate_structure(item)]
+    if structure or failure is not None:
+        return None, Provenance(mapping=fmap.digest), structure or [patient.error(
+            f"cannot be read: {type(failure).__name__}: {shown(failure, 200)}")]
     pid = patient.resource.get("id")
     data = builder.case(pid if isinstance(pid, str) and pid else None, patient)
     provenance = Provenance(builder.origins, builder.unmapped, fmap.digest)
