@@ -10,7 +10,8 @@ and the rule that decided it. Text from the record (ids, codes, displays) is
 escaped for Markdown (escape.for_markdown): an EHR renders `detail`.
 """
 
-import copy
+import json
+import math
 import uuid
 from typing import List, Optional
 
@@ -109,9 +110,9 @@ class CardMaker:
             return None
         ordered = ordered_grams_a_day(order, weight)
         daily = round(dose["g_per_kg_per_day"] * weight, 1)
-        if ordered is None or abs(ordered - daily) <= self.services.dose_tolerance * daily:
+        if ordered is None or not math.isfinite(ordered) or abs(ordered - daily) <= self.services.dose_tolerance * daily:
             return None
-        corrected = copy.deepcopy(order)
+        corrected = json.loads(json.dumps(order))  # the whole order, the dose changed: a copy of plain JSON
         instruction = (corrected.get("dosageInstruction") or [{}])[0]
         corrected["dosageInstruction"] = [instruction] + list(corrected.get("dosageInstruction") or [])[1:]
         rates = instruction.get("doseAndRate")
@@ -166,8 +167,11 @@ def ordered_grams_a_day(order: dict, weight: float) -> Optional[float]:
     value, unit = quantity.get("value"), quantity.get("code") or quantity.get("unit")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         return None
-    if unit in _GRAMS:
-        return round(value * _GRAMS[unit], 1)
-    if unit in _PER_KG:
-        return round(value * _PER_KG[unit] * weight, 1)
+    try:
+        if unit in _GRAMS:
+            return round(float(value) * _GRAMS[unit], 1)
+        if unit in _PER_KG:
+            return round(float(value) * _PER_KG[unit] * weight, 1)
+    except OverflowError:  # 10**400 g: no dose a person writes; nothing to compare
+        return None
     return None

@@ -24,6 +24,7 @@ from typing import Callable, Dict, List, Optional
 from .cards import CardMaker, short
 from .errors import InvalidSource, IvigError
 from .fhirio import bundle_cases, is_fhir
+from .fhirmap import default_map
 from .yamlsrc import SourceError, load_one
 
 HOOKS = ("order-select", "order-sign", "patient-view")
@@ -185,12 +186,18 @@ class Hooks:
             for origin in case.provenance.origins.get("ivig_planned", []):
                 ordered_ids.add(origin.split(" ", 1)[0])
         ivig_orders = [o for o, selected in orders if selected and f"MedicationRequest/{o.get('id')}" in ordered_ids]
-        if service.trigger == "ivig-order" and not ivig_orders:
-            return Answer({"cards": []})  # no immune globulin among the selected orders: nothing to say
         data = case.data
         only_no_diagnosis = case.errors and all(e.field == "diagnosis" for e in case.errors)
-        if only_no_diagnosis and service.trigger == "covered-diagnosis":
-            return Answer({"cards": []})
+        if case.errors and not only_no_diagnosis and service.trigger == "ivig-order":
+            # the record could not be read: whether an IVIG order is among the selected ones
+            # is read off the orders' own codes, so that the clinician hears it
+            fmap = default_map()
+            ivig_orders = [o for o, selected in orders if selected and _orders_ivig(o, fmap)]
+            return self.unreadable(case) if ivig_orders else Answer({"cards": []})
+        if service.trigger == "ivig-order" and not ivig_orders:
+            return Answer({"cards": []})  # no immune globulin among the selected orders: nothing to say
+        if case.errors and service.trigger == "covered-diagnosis":
+            return Answer({"cards": []})  # no covered diagnosis read: a chart this service has nothing for
         if only_no_diagnosis and data is not None:
             # An IVIG order for a disease the review does not cover: its stance is out of
             # scope, and every adverse-event warning that applies still reaches the clinician.
@@ -212,6 +219,26 @@ class Hooks:
             f"- {_md(e)}" for e in errors)
         card = self.cards.card(short("IVIG advice unavailable: " + errors[0]), "warning", detail, None)
         return Answer({"cards": [card]}, [_kept(card)])
+
+
+def _orders_ivig(order: dict, fmap) -> bool:
+    """Whether a draft order's medication (its codes, or a contained Medication's) is one the
+    mapping reads as IVIG (an entry that sets ivig_planned)."""
+    concepts = [order.get("medicationCodeableConcept")]
+    reference = order.get("medicationReference")
+    target = reference.get("reference") if isinstance(reference, dict) else None
+    for contained in order.get("contained") or ():
+        if isinstance(contained, dict) and isinstance(target, str) and f"#{contained.get('id')}" == target:
+            concepts.append(contained.get("code"))
+            concepts += [i.get("itemCodeableConcept") for i in contained.get("ingredient") or () if isinstance(i, dict)]
+    for concept in concepts:
+        for coding in (concept.get("coding") or ()) if isinstance(concept, dict) else ():
+            if not isinstance(coding, dict) or not isinstance(coding.get("system"), str):
+                continue
+            for entry, _ in fmap.matches(coding["system"], coding.get("code")):
+                if "ivig_planned" in getattr(entry, "current", {}):
+                    return True
+    return False
 
 
 def _md(text: str) -> str:

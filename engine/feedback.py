@@ -149,7 +149,7 @@ def _checked(body) -> list:
         accepted = item.get("acceptedSuggestions")
         if item["outcome"] == "accepted" and (not isinstance(accepted, list) or not accepted):
             raise FeedbackInvalid(f"{where}.acceptedSuggestions is required when the outcome is accepted")
-        if accepted is not None and (not isinstance(accepted, list)
+        if "acceptedSuggestions" in item and (not isinstance(accepted, list)
                                      or not all(isinstance(s, dict) and isinstance(s.get("id"), str) for s in accepted)):
             raise FeedbackInvalid(f"{where}.acceptedSuggestions must be a list of {{\"id\": ...}}")
         reason = item.get("overrideReason")
@@ -157,8 +157,11 @@ def _checked(body) -> list:
             if not isinstance(reason, dict) or not (reason.get("reason") or reason.get("userComment")):
                 raise FeedbackInvalid(f"{where}.overrideReason needs a reason (a Coding) or a userComment")
             coding = reason.get("reason")
-            if coding is not None and (not isinstance(coding, dict) or not isinstance(coding.get("code"), str)):
-                raise FeedbackInvalid(f"{where}.overrideReason.reason must be a Coding with a code")
+            if coding is not None and (not isinstance(coding, dict) or not isinstance(coding.get("code"), str)
+                                       or any(coding.get(k) is not None and not isinstance(coding[k], str)
+                                              for k in ("system", "display"))):
+                raise FeedbackInvalid(f"{where}.overrideReason.reason must be a Coding: code, system and display "
+                                      "are strings")
             if reason.get("userComment") is not None and not isinstance(reason["userComment"], str):
                 raise FeedbackInvalid(f"{where}.overrideReason.userComment must be a string")
     return body["feedback"]

@@ -78,9 +78,9 @@ class Provenance:
                     fact["origin"] = list(self.origins[fact["name"]])
 
 
-def validate_structure(item: Item) -> List[SourceError]:
-    """The structure errors of one resource, by the `fhir.resources` models (required
-    elements, primitive types, unknown elements), each with its FHIR path.
+def structure_problems(item: Item) -> List[Tuple[str, str]]:
+    """(element, message) for each structure error of one resource, by the `fhir.resources`
+    models (required elements, primitive types, unknown elements); element '' is the resource.
 
     A resource seen valid before is not checked again (its canonical JSON is
     remembered, a few thousand at most): a CDS Hooks client sends the same
@@ -98,21 +98,38 @@ def validate_structure(item: Item) -> List[SourceError]:
         return []
     try:
         model.model_validate(item.resource)
-        if known is not None:
-            _VALID[known] = True
-            if len(_VALID) > _VALID_SIZE:
-                _VALID.popitem(last=False)
     except Exception as exc:
         errors = getattr(exc, "errors", None)
         if not callable(errors):
-            return [item.error(f"not a valid {item.type}: {shown(exc, 200)}")]
-        found = []
-        for problem in errors()[:5]:
-            element = _element_path(problem.get("loc", ()))
-            found.append(item.error(f"not a valid {item.type}: {problem.get('msg', 'invalid')}"
-                                    + (f" ({element})" if element else ""), element or None))
-        return found
+            return [("", f"not a valid {item.type}: {shown(exc, 200)}")]
+        return [(_element_path(p.get("loc", ())), f"not a valid {item.type}: {p.get('msg', 'invalid')}")
+                for p in errors()[:50]]
+    if known is not None:
+        _VALID[known] = True
+        if len(_VALID) > _VALID_SIZE:
+            _VALID.popitem(last=False)
     return []
+
+
+# The elements the mapping reads, per resource type: a structure error there keeps the
+# record from being read; one elsewhere (an order's dosage written the STU3 way, say) is
+# listed under unmapped and decides nothing.
+READ_ELEMENTS = {
+    "Patient": ("id", "birthDate", "gender"),
+    "Condition": ("id", "code", "clinicalStatus", "verificationStatus", "subject"),
+    "Observation": ("id", "code", "status", "subject", "valueQuantity", "effectiveDateTime", "effectivePeriod",
+                    "effectiveInstant", "issued"),
+    "MedicationRequest": ("id", "status", "subject", "medicationCodeableConcept", "medicationReference"),
+    "MedicationStatement": ("id", "status", "subject", "medicationCodeableConcept", "medicationReference"),
+    "Procedure": ("id", "code", "status", "subject"),
+    "AllergyIntolerance": ("id", "code", "clinicalStatus", "patient"),
+    "Medication": ("id", "code", "ingredient"),
+}
+
+
+def _read_element(rtype: str, element: str) -> bool:
+    top = element.split(".")[0].split("[")[0]
+    return top == "" or top in READ_ELEMENTS.get(rtype, ())
 
 
 _MODELS: dict = {}
@@ -346,7 +363,10 @@ class _Patient:
                 + ("" if value.get("system") else " with no system") + ": ivig reads "
                 + ", ".join(f"{c} ({self.fmap.system_name(u)})" for u, c in quantity.units), "valueQuantity.code"))
             return
-        number = round(value["value"] * factor, 3)
+        try:
+            number = round(float(value["value"]) * factor, 3)
+        except OverflowError:
+            number = float("inf")  # the schema's range refuses it, naming the field
         when = _effective(item.resource)
         origin = f"{item.ref} {self.coding_label(dict(quantities[0][1], display=None))} = {value['value']} {value.get('code')}"
         self.weights.append((when, number, _Setting(number, origin, item, "valueQuantity", None), quantity))
@@ -419,7 +439,14 @@ def patient_case(patient: Item, items: List[Item], fmap: FhirMap, schema, as_of:
     # The structure of what was read (the Patient, and each resource a code of the mapping
     # matched, with the Medications it named) is checked; a resource nothing reads is only
     # listed under unmapped, and its shape decides nothing.
-    structure = [e for item in {id(i): i for i in [patient] + builder.read}.values() for e in validate_structure(item)]
+    structure = []
+    for item in {id(i): i for i in [patient] + builder.read}.values():
+        for element, message in structure_problems(item):
+            if _read_element(item.type, element):
+                structure.append(item.error(message + (f" ({element})" if element else ""), element or None))
+            else:
+                builder.unmapped.append({"resource": item.ref, "path": f"{item.path}.{element}", "codes": [],
+                                         "reason": f"{message} ({element}): not read, so it decides nothing"})
     if structure or failure is not None:
         return None, Provenance(mapping=fmap.digest), structure or [patient.error(
             f"cannot be read: {type(failure).__name__}: {shown(failure, 200)}")]

@@ -104,14 +104,15 @@ class Trust:
         try:
             header = jwt.get_unverified_header(token)
             claims = jwt.decode(token, options={"verify_signature": False})
-        except jwt.PyJWTError as exc:
-            raise Unauthorized(f"not a JWT: {exc}") from None
+        except Exception as exc:
+            raise Unauthorized(f"not a JWT: {type(exc).__name__}") from None
         alg, kid = header.get("alg"), header.get("kid")
         if alg not in ALGORITHMS:
             raise Unauthorized(f"algorithm {alg!r} is not accepted (asymmetric only, never none or HMAC)")
         if header.get("typ", "JWT") != "JWT" or not isinstance(kid, str):
             raise Unauthorized("the header needs typ JWT and a kid")
-        issuer = self.issuers.get(claims.get("iss"))
+        iss = claims.get("iss") if isinstance(claims, dict) else None
+        issuer = self.issuers.get(iss) if isinstance(iss, str) else None
         if issuer is None:
             raise Unauthorized("issuer not trusted")
         if header.get("jku") is not None and header["jku"] != issuer.jwks:
@@ -126,9 +127,12 @@ class Trust:
                     raise Unauthorized("no key with this kid")
             claims = jwt.decode(token, key, algorithms=[alg], audience=audience, issuer=issuer.iss, leeway=LEEWAY,
                                 options={"require": ["iss", "aud", "exp", "iat", "jti"]})
-        except jwt.PyJWTError as exc:
+        except Unauthorized:
+            raise
+        except Exception as exc:  # PyJWTError, or a TypeError when the alg does not fit the kid's key
             raise Unauthorized(f"token refused: {type(exc).__name__}") from None
-        if claims["iat"] > time.time() + LEEWAY or claims["exp"] - claims["iat"] > MAX_LIFETIME:
+        if not all(isinstance(claims[k], (int, float)) and not isinstance(claims[k], bool) for k in ("iat", "exp")) \
+                or claims["iat"] > time.time() + LEEWAY or claims["exp"] - claims["iat"] > MAX_LIFETIME:
             raise Unauthorized("iat in the future, or a lifetime over an hour")
         if issuer.tenant is not None and claims.get("tenant") != issuer.tenant:
             raise Unauthorized("tenant not trusted")

@@ -37,6 +37,7 @@ from .jwtauth import Trust, Unauthorized
 
 ENV = "IVIG_SERVE_SETTINGS"   # how `ivig serve` hands settings to each uvicorn worker
 MAX_BODY = 8_000_000          # bytes of one request: a record with its draft orders
+MAX_DEPTH = 100               # nesting of a request: a FHIR resource in a Bundle in a request is ~20
 log = logging.getLogger("ivig.serve")
 
 
@@ -145,9 +146,23 @@ async def _json_body(request: Request):
         if len(data) > MAX_BODY:
             raise HookError(413, f"a body of more than {MAX_BODY:,} bytes")
     try:
-        return json.loads(data, parse_constant=_no_constant)
+        body = json.loads(data, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
         raise HookError(400, f"the body is not valid JSON: {str(exc)[:120]}") from None
+    if _depth(body) > MAX_DEPTH:
+        raise HookError(400, f"the body is nested more than {MAX_DEPTH} levels deep: no FHIR record is")
+    return body
+
+
+def _depth(value) -> int:
+    """How deeply a parsed body nests, found without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
 
 
 def _no_constant(text):
@@ -171,7 +186,9 @@ def _fetch(query: str, request: dict, timeout: float):
         reply = httpx.get(f"{server}/{query}", timeout=timeout,
                           headers={"Authorization": f"Bearer {auth.get('access_token', '')}",
                                    "Accept": "application/fhir+json"})
-    except httpx.HTTPError as exc:
+    except httpx.InvalidURL:
+        raise HookError(400, "fhirServer is not a URL that can be called") from None
+    except (httpx.HTTPError, ValueError) as exc:
         raise HookError(412, f"the FHIR server could not be reached for {query.split('?')[0]}: "
                              f"{type(exc).__name__}") from None
     if reply.status_code == 404:

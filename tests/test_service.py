@@ -369,11 +369,6 @@ def test_mmn_with_prednisone_ordered_is_a_critical_card(dev, tmp_path):
     assert_same_as_evaluate(cards, evaluate(request, tmp_path), weight=70)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an IVIG draft order that is not a valid R4 MedicationRequest (here "
-                                       "the spec's own order-select example's doseAndRate object) is dropped "
-                                       "silently: 200 {\"cards\": []}, no safety card and no 'advice unavailable' "
-                                       "card, while ivig evaluate reports the error (cdshooks.Hooks.answer returns "
-                                       "no cards before looking at case.errors)")
 @pytest.mark.parametrize("form", ["doseAndRate-object", "stu3-doseQuantity", "unknown-element"])
 def test_an_ivig_order_that_fails_r4_validation_is_not_silently_dropped(dev, form):
     request = load("order-select-critical")
@@ -387,6 +382,8 @@ def test_an_ivig_order_that_fails_r4_validation_is_not_silently_dropped(dev, for
         order["note"] = [{"text": "infuse slowly", "authorString": "x", "unknownElement": 1}]
     cards = check_response(dev.call(request).json())["cards"]
     assert cards, "an IVIG order for a patient with a critical risk gave no card at all"
+    # the order's dosage is not what the mapping reads: its shape decides nothing, the advice stands
+    assert any(c["indicator"] == "critical" for c in cards), [c["summary"] for c in cards]
 
 
 # -- 4. errors -------------------------------------------------------------------------
@@ -601,15 +598,11 @@ def test_fhir_server_without_the_patient_is_412(dev):
     assert reply.status_code == 412
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a fhirServer that is no valid URL (http://[::1) makes httpx raise "
-                                       "InvalidURL, which service._fetch does not catch: 500 instead of 400/412")
 def test_invalid_fhir_server_url_is_no_500(dev):
     reply = dev.call(fetching(load("order-select-mmn"), "http://[::1"))
     assert reply.status_code in (400, 412)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a doseQuantity.value too large for a float (10**400) raises "
-                                       "OverflowError in cards.ordered_grams_a_day: 500")
 def test_huge_integer_dose_is_no_500(dev):
     request = load("order-select-mmn")
     request["context"]["draftOrders"]["entry"][1]["resource"]["dosageInstruction"][0]["doseAndRate"][0][
@@ -678,10 +671,6 @@ def test_malformed_feedback_is_400(dev, body):
     outcome(reply)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: feedback the checks let through then breaks the store: "
-                                       "acceptedSuggestions: null (TypeError iterating None in FeedbackStore.record) "
-                                       "or an overrideReason Coding whose system/display is not a string "
-                                       "(sqlite3 ProgrammingError binding a dict): 500")
 @pytest.mark.parametrize("item", [
     {"acceptedSuggestions": None},
     {"overrideReason": {"reason": {"code": "a", "system": {"not": "a string"}}}},
@@ -690,7 +679,7 @@ def test_malformed_feedback_is_400(dev, body):
 def test_feedback_with_odd_types_is_no_500(dev, item):
     body = {"feedback": [dict({"card": "c", "outcome": "overridden", "outcomeTimestamp": "2020-12-11T00:00:00Z"},
                               **item)]}
-    assert dev.post("/cds-services/ivig-order/feedback", body).status_code in (200, 400)
+    assert dev.post("/cds-services/ivig-order/feedback", body).status_code == 400  # null and non-strings are refused
 
 
 # -- 6. JWT ------------------------------------------------------------------------------
@@ -818,17 +807,13 @@ def test_a_refused_token_does_not_burn_its_jti(secure, keys):
     assert secure.call(load("order-select-mmn"), headers=bearer(es384(keys, payload))).status_code == 200
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an unverified token whose iss is a list or object makes "
-                                       "Trust.verify call dict.get with an unhashable key (TypeError): "
-                                       "500 before any signature is checked, instead of 401")
 def test_token_with_a_list_iss_is_401(secure, keys):
-    reply = secure.call(load("order-select-mmn"), headers=bearer(es384(keys, claims(secure, iss=[ISSUER]))))
-    assert_refused(reply)
+    """PyJWT will not encode a list iss, so the token is signed as raw JWS: a client can send one."""
+    payload = json.dumps(claims(secure, iss=[ISSUER])).encode()
+    token = jwt.api_jws.PyJWS().encode(payload, keys.ec, algorithm="ES384", headers={"kid": "ehr-ec-1", "typ": "JWT"})
+    assert_refused(secure.call(load("order-select-mmn"), headers=bearer(token)))
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a token whose alg does not fit the key its kid names (ES384 with the "
-                                       "RSA key's kid, or RS384 with the EC key's) makes PyJWT raise TypeError, "
-                                       "which Trust.verify does not catch: 500 instead of 401")
 @pytest.mark.parametrize("alg", ["ES384", "RS384"])
 def test_token_whose_alg_does_not_fit_its_kid_is_401(secure, keys, alg):
     if alg == "ES384":
