@@ -19,6 +19,7 @@ import csv
 import datetime
 import itertools
 import json
+import os
 import re
 import sys
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ UTF8_BOM = b"\xef\xbb\xbf"
 # A scenario's own keys (engine/scenarios.py): beside its case's fields, or
 # beside `case:` holding them. Never case fields: every reader takes them off.
 SCENARIO_KEYS = ("name", "description", "expect")
+EMPTY_FILE, EMPTY_STDIN = "the file holds no case", "standard input holds no case"
 SCENARIO_CASE = "case"
 
 
@@ -139,7 +141,7 @@ def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None,
                     f"no case files ({', '.join(CASE_SUFFIXES)}) in this directory", path))]))
         for file, name in files:
             if _fhir_export_file(file):
-                group = str(Path(file).resolve().parent)
+                group = os.path.abspath(os.path.dirname(file))  # as listed: a link joins the export it is in
                 if group not in exports:
                     exports[group] = []
                     units.append(("export", exports[group]))
@@ -148,29 +150,63 @@ def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None,
                 units.append(("records", _guarded(_read_path, file, file, name)))
     for kind, unit in units:
         if kind == "export":
-            records = itertools.chain.from_iterable(_guarded(_read_path, f, f, n) for f, n in unit)
-            yield from _fhir_records(records, unit[0][1], as_of, export=True)
+            records = (r for f, n in unit for r in _guarded(_read_path, f, f, n)
+                       if not (r.error is not None and r.error.message == EMPTY_FILE))  # no resource of a type: fine
+            base = _export_base(os.path.dirname(unit[0][0]) or ".")
+            yield from _fhir_records(records, unit[0][1], as_of, export=True, base=base)
         else:
             yield from _fhir_records(unit, None, as_of)
 
 
+SNIFF_LINES = 20  # lines looked at to tell a FHIR export's file from a file of cases
+
+
 def _fhir_export_file(path: str) -> bool:
-    """Whether a JSON Lines file is part of a FHIR export: its first line is a FHIR
-    resource other than a Bundle (a file of Bundles holds whole records)."""
+    """Whether a JSON Lines file is part of a FHIR export: one of its first lines is a
+    FHIR resource other than a Bundle (a file of Bundles holds whole records). A damaged
+    line among them costs that line, not the file's reading as an export."""
     if Path(path).suffix.lower() not in (".ndjson", ".jsonl"):
         return False
     try:
         with open(path, "rb") as handle:
+            looked = 0
             for line in iter(lambda: handle.readline(MAX_CASE_CHARS), b""):
-                if line.strip():
-                    value = json.loads(line.decode("utf-8-sig"))
-                    return fhirio.is_fhir(value) and value["resourceType"] != "Bundle"
-    except Exception:  # unreadable or not JSON: the case reader says what is wrong
+                line = line.removeprefix(UTF8_BOM) if looked == 0 else line
+                if not line.strip():
+                    continue
+                looked += 1
+                try:
+                    value = json.loads(line.decode("utf-8"))
+                except ValueError:  # damaged, or not JSON: look further
+                    value = None
+                if fhirio.is_fhir(value) and value["resourceType"] != "Bundle":
+                    return True
+                if isinstance(value, dict) and not fhirio.is_fhir(value):
+                    return False  # a case
+                if looked >= SNIFF_LINES:
+                    return False
+    except OSError:  # unreadable: the case reader says so
         return False
     return False
 
 
-def _fhir_records(records: Iterable[CaseRecord], name: Optional[str], as_of, export: bool = False) -> Iterator[CaseRecord]:
+def _export_base(directory: str) -> Optional[str]:
+    """The server base of a Bulk export, from the manifest beside its files (its `request`
+    URL, up to the resource or Group the export was asked of), or None without one."""
+    for path in sorted(Path(directory).glob("*.json")):
+        try:
+            if path.stat().st_size > MAX_CASE_CHARS:
+                continue
+            manifest = json.loads(path.read_text(encoding="utf-8-sig"))
+        except (OSError, ValueError):
+            continue
+        if fhirio.is_bulk_manifest(manifest) and isinstance(manifest.get("request"), str):
+            return fhirio.export_base(manifest["request"])
+    return None
+
+
+def _fhir_records(records: Iterable[CaseRecord], name: Optional[str], as_of, export: bool = False,
+                  base: Optional[str] = None) -> Iterator[CaseRecord]:
     """The records, with FHIR turned into cases: each Bundle (or lone resource) into a case per
     Patient; and a stream of resources (a FHIR export's NDJSON files, standard input whose
     first record is a resource) joined into a case per Patient (engine/fhirio.py)."""
@@ -182,7 +218,7 @@ def _fhir_records(records: Iterable[CaseRecord], name: Optional[str], as_of, exp
     if export or (first.error is None and fhirio.is_fhir(first.data) and first.data["resourceType"] != "Bundle"
                   and first.source == STDIN_NAME):
         lines = ((r.source, r.line, r.error if r.error is not None else r.data) for r in records)
-        yield from _from_fhir(fhirio.bulk_cases(lines, as_of), name or first.default_id)
+        yield from _from_fhir(fhirio.bulk_cases(lines, as_of, base), name or first.default_id)
         return
     for record in records:
         if record.error is None and fhirio.is_bulk_manifest(record.data):
@@ -274,7 +310,8 @@ def _scenario_apart(record: CaseRecord) -> CaseRecord:
     layout of tests/cases/golden.yaml); a scenario that gives both, or a
     `case:` or `name` that is not what it must be, is the record's error."""
     data = record.data
-    if not isinstance(data, dict) or not any(k in data for k in SCENARIO_KEYS + (SCENARIO_CASE,)):
+    if not isinstance(data, dict) or not any(k in data for k in SCENARIO_KEYS + (SCENARIO_CASE,)) \
+            or fhirio.is_fhir(data):  # a FHIR Patient's `name` is a person's name, not a scenario's
         return record
     scenario, case = _located(data, lambda k: k in SCENARIO_KEYS), _located(data, lambda k: k not in SCENARIO_KEYS)
     problem, at, field = None, None, SCENARIO_CASE
@@ -335,8 +372,8 @@ def _numbered(read, what, source: str, name: str) -> Iterator[CaseRecord]:
     if count == 1:
         yield first
     elif count == 0:
-        what = "standard input holds" if source == STDIN_NAME else "the file holds"
-        yield CaseRecord(None, source, None, name, SourceError(f"{what} no case", source))
+        yield CaseRecord(None, source, None, name, SourceError(EMPTY_STDIN if source == STDIN_NAME else EMPTY_FILE,
+                                                               source))
 
 
 # -- bytes and text -------------------------------------------------------------
@@ -417,7 +454,7 @@ class _Text:
         while True:
             if self.failed:
                 raise self.failed
-            block = self.raw.read(BLOCK)
+            block = self.raw.read(max(size, BLOCK))
             data, self.pending = self.pending + block, b""
             try:
                 text = data.decode("utf-8")
@@ -607,7 +644,8 @@ class _Buffer:
         """Read another block onto the end; False at the end of the input."""
         if self.eof:
             return False
-        block = self.reader.read(BLOCK)
+        # as much again as is held: a value of n characters costs n, not n squared, in copies
+        block = self.reader.read(max(BLOCK, len(self.text) - self.pos))
         if not block:
             self.eof = True
             return False
@@ -809,6 +847,7 @@ def _jsonl(lines: Iterable[Tuple[int, object]], source: str, name: str) -> Itera
             continue
         if not text.strip(" \t\r\n"):
             continue
+        text = text.rstrip("\r\n")  # the line's end is not part of its value: an error there is on this line
         yield from _parsed(lambda: [CaseRecord(parse_json(text, source, number), source, number, name)],
                            source, number, name)
 

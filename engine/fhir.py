@@ -14,6 +14,7 @@ what is wrong in clinical terms.
 """
 
 import datetime as dt
+import hashlib
 import json
 import re
 from collections import OrderedDict
@@ -67,10 +68,17 @@ class Provenance:
     origins: Dict[str, List[str]] = field(default_factory=dict)
     unmapped: List[dict] = field(default_factory=list)
     mapping: str = ""  # the mapping's digest
+    paths: Dict[str, str] = field(default_factory=dict)  # field -> the FHIR path of the element that set it
 
     def apply(self, result) -> None:
-        """Put the provenance on a Result: every input fact of its trace names where it came from."""
+        """Put the provenance on a Result: every input fact of its trace names where it came from,
+        and an error about a field names the resources that gave it."""
         result.origins = {k: list(v) for k, v in self.origins.items()}
+        field_name = (result.error or {}).get("field")
+        if field_name in self.origins:  # an error about a field read from the record: said where in it
+            result.error["message"] = f"{field_name}: {result.error['message']} " \
+                                      f"(from {'; '.join(self.origins[field_name])})"
+            result.error["field"] = self.paths.get(field_name, field_name)
         result.unmapped = [dict(u) for u in self.unmapped]
         for entry in result.trace:
             for fact in entry["matched"]:
@@ -89,9 +97,10 @@ def structure_problems(item: Item) -> List[Tuple[str, str]]:
         model = _model(item.type)
     except Exception:  # pragma: no cover - a model the package lacks: nothing to check against
         return []
-    try:
-        known = json.dumps(item.resource, sort_keys=True, ensure_ascii=False)
-    except (TypeError, ValueError):  # pragma: no cover - parsed JSON always serialises
+    try:  # a digest, not the text: a resource may be a million characters
+        known = hashlib.sha256(json.dumps(item.resource, sort_keys=True, ensure_ascii=False)
+                               .encode("utf-8", "surrogatepass")).digest()
+    except (TypeError, ValueError, RecursionError):  # pragma: no cover - parsed JSON always serialises
         known = None
     if known is not None and known in _VALID:
         _VALID.move_to_end(known)
@@ -133,7 +142,7 @@ def _read_element(rtype: str, element: str) -> bool:
 
 
 _MODELS: dict = {}
-_VALID: "OrderedDict[str, bool]" = OrderedDict()   # resources (canonical JSON) found valid, most recent last
+_VALID: "OrderedDict[bytes, bool]" = OrderedDict()  # sha256 of resources found valid, most recent last
 _VALID_SIZE = 4096
 
 
@@ -295,6 +304,11 @@ class _Patient:
                                           "medication[x]"))
             return None, None
         medication = self.medication(item, target)
+        if medication is None and target.startswith("#") and sum(
+                isinstance(r, dict) and f"#{r.get('id')}" == target for r in item.resource.get("contained") or ()) > 1:
+            self.errors.append(item.error(f"two contained resources have the id {shown(target[1:])}: which "
+                                          "medication is meant cannot be told", "contained"))
+            return None, None
         if medication is None:
             self.errors.append(item.error(f"medicationReference {shown(target)} is no Medication in the input",
                                           "medicationReference.reference"))
@@ -312,6 +326,8 @@ class _Patient:
                 f"text only ({shown(item.resource.get(element, {}).get('text'), 60)})"
                 if isinstance(item.resource.get(element), dict) and item.resource[element].get("text") else "not coded"))
             return
+        if any(not isinstance(c.get("code"), str) or not isinstance(c.get("system", ""), str) for c in codings):
+            self.read.append(item)  # a code that is not text: the structure check says where (never "unmapped")
         matched = []
         for coding in codings:
             for entry, code in self.fmap.matches(coding.get("system"), coding.get("code")):
@@ -390,6 +406,8 @@ class _Patient:
             data.key_lines[field_name] = settings[0].item.line
             origins[field_name] = list(dict.fromkeys(s.origin for s in settings))
         self.origins = origins
+        self.paths = {name: f"{settings[0].item.path}.{settings[0].element}"
+                      for name, settings in self.settings.items() if name in origins}
         return data
 
     def latest_weight(self):
@@ -452,7 +470,7 @@ def patient_case(patient: Item, items: List[Item], fmap: FhirMap, schema, as_of:
             f"cannot be read: {type(failure).__name__}: {shown(failure, 200)}")]
     pid = patient.resource.get("id")
     data = builder.case(pid if isinstance(pid, str) and pid else None, patient)
-    provenance = Provenance(builder.origins, builder.unmapped, fmap.digest)
+    provenance = Provenance(builder.origins, builder.unmapped, fmap.digest, builder.paths)
     if "diagnosis" not in data and not builder.errors:  # said in the record's terms, not the schema's
         builder.errors.append(SourceError(
             f"{patient.ref}: no Condition of the record gives a diagnosis the mapping reads "
@@ -493,15 +511,31 @@ def _years(born: dt.date, on: dt.date) -> int:
     return on.year - born.year - ((on.month, on.day) < (born.month, born.day))
 
 
-def _effective(resource: dict) -> Optional[str]:
+def _effective(resource: dict):
     """When an observation holds (for 'the latest'): effective[x] (a period's end, else its start),
-    else issued; as text, which for FHIR's dateTime orders as time does within one time zone."""
+    else issued; as an instant in UTC, so that times in two zones compare as times (a date, or a
+    time with no zone, is taken as UTC); the text itself when it is no FHIR dateTime."""
     for key in ("effectiveDateTime", "effectiveInstant"):
         if isinstance(resource.get(key), str):
-            return resource[key]
+            return _instant(resource[key])
     period = resource.get("effectivePeriod")
     if isinstance(period, dict):
         for key in ("end", "start"):
             if isinstance(period.get(key), str):
-                return period[key]
-    return resource.get("issued") if isinstance(resource.get("issued"), str) else None
+                return _instant(period[key])
+    return _instant(resource["issued"]) if isinstance(resource.get("issued"), str) else None
+
+
+def _instant(text: str):
+    match = _DATE.match(text)
+    try:
+        if match and len(text) > 10:
+            when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+            when = when if when.tzinfo else when.replace(tzinfo=dt.timezone.utc)
+            return when.astimezone(dt.timezone.utc).isoformat()
+        if match:
+            first, _ = _date_range(*match.groups())
+            return dt.datetime.combine(first, dt.time(), dt.timezone.utc).isoformat()
+    except ValueError:
+        pass
+    return text

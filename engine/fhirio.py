@@ -14,6 +14,7 @@ export's Patient files.
 """
 
 import datetime as dt
+import functools
 import json
 import os
 import sqlite3
@@ -39,6 +40,21 @@ class FhirCase:
     id: Optional[str]                 # the Patient's id, or the resource an error is about
     errors: List[SourceError] = field(default_factory=list)
     provenance: Optional[Provenance] = None
+
+
+@functools.lru_cache(maxsize=None)
+def is_resource_type(name: str) -> bool:
+    """Whether `name` is a FHIR resource type (fhir.resources' R4B models, which read R4:
+    a misspelt 'Conditon' is none, nor is a data type such as Coding)."""
+    if not isinstance(name, str) or not name.isidentifier():
+        return False
+    from fhir.resources.R4B import get_fhir_model_class
+    from fhir.resources.R4B.resource import Resource
+    try:
+        model = get_fhir_model_class(name)
+    except Exception:
+        return False
+    return isinstance(model, type) and issubclass(model, Resource) and model.__name__ == name
 
 
 def is_fhir(value) -> bool:
@@ -82,6 +98,16 @@ def local_key(reference) -> Optional[str]:
     return f"{parts[-2]}/{parts[-1]}"
 
 
+def _root(full_url: Optional[str]) -> Optional[str]:
+    """The server root of a RESTful fullUrl (http://x/fhir/ of http://x/fhir/Patient/1), else None."""
+    if not full_url or "://" not in full_url:
+        return None
+    parts = _without_version(full_url).split("/")
+    if len(parts) < 5 or not parts[-2][:1].isupper():
+        return None
+    return "/".join(parts[:-2]) + "/"
+
+
 def _without_version(reference: str) -> str:
     parts = reference.split("/")
     return "/".join(parts[:-2]) if len(parts) >= 4 and parts[-2] == "_history" else reference
@@ -96,10 +122,11 @@ def _subject(item: Item) -> Tuple[str, Optional[str]]:
 
 
 def _contained(item: Item, reference: str) -> Optional[Item]:
-    for i, resource in enumerate(item.resource.get("contained") or ()):
-        if isinstance(resource, dict) and f"#{resource.get('id')}" == reference:
-            return Item(resource, item.source, getattr(resource, "line", item.line), f"{item.path}.contained[{i}]")
-    return None
+    """The contained resource `#id` names: the one with that id (None when none, or several, has it)."""
+    found = [Item(r, item.source, getattr(r, "line", item.line), f"{item.path}.contained[{i}]")
+             for i, r in enumerate(item.resource.get("contained") or ())
+             if isinstance(r, dict) and isinstance(r.get("id"), str) and r["id"] and f"#{r['id']}" == reference]
+    return found[0] if len(found) == 1 else None
 
 
 # -- Bundles and lone resources ---------------------------------------------------------
@@ -123,14 +150,26 @@ def bundle_cases(document: dict, source: str, line: Optional[int], as_of: Option
         items = []
         for i, entry in enumerate(entries):
             resource = entry.get("resource") if isinstance(entry, dict) else None
-            if is_fhir(resource):
+            at, where = getattr(entry, "line", line), f"Bundle.entry[{i}]"
+            problem = None
+            if not isinstance(entry, dict):
+                problem = "a Bundle entry must be an object"
+            elif resource is None:
+                continue  # a DELETE in a transaction, a search outcome: no resource to read
+            elif not is_fhir(resource):
+                problem = "the entry's resource names no resourceType"
+            elif not is_resource_type(resource["resourceType"]):
+                problem = f"{shown(resource['resourceType'])} is not a FHIR R4 resource type"
+            elif resource["resourceType"] == "Bundle":  # a Bundle in a Bundle: its own record
+                yield from bundle_cases(resource, source, getattr(resource, "line", at), as_of)
+                continue
+            else:
                 url = entry.get("fullUrl")
                 items.append(Item(resource, source, getattr(resource, "line", None) or line,
-                                  f"Bundle.entry[{i}].resource", url if isinstance(url, str) else None))
-            elif resource is not None:
-                yield FhirCase(None, source, getattr(entry, "line", line), f"Bundle.entry[{i}]", [SourceError(
-                    "the entry's resource names no resourceType", source, getattr(entry, "line", line),
-                    f"Bundle.entry[{i}].resource")])
+                                  f"{where}.resource", url if isinstance(url, str) else None))
+                continue
+            yield FhirCase(None, source, at, f"{os.path.basename(source)}:{where}",
+                           [SourceError(problem, source, at, f"{where}.resource" if resource is not None else where)])
     yield from _joined(items, source, line, _BundleIndex(items), as_of)
 
 
@@ -146,11 +185,20 @@ class _BundleIndex:
             if isinstance(rid, str) and rid:
                 self.by_key.setdefault(f"{item.type}/{rid}", item)
 
-    def resolve(self, reference: str) -> Optional[Item]:
+    def resolve(self, reference: str, within: Optional[Item] = None) -> Optional[Item]:
+        """The entry a reference names. A relative `Type/id` in an entry whose fullUrl is
+        RESTful means that server's root + Type/id (FHIR's rules for resolving references in
+        Bundles); where the entries have no such fullUrl, it means the entry with that id."""
         reference = _without_version(reference)
         found = self.by_url.get(reference)
-        if found is None and "://" not in reference and not reference.startswith("urn:"):
-            found = self.by_key.get(reference)  # relative: Type/id
+        if found is not None or "://" in reference or reference.startswith(("urn:", "#")):
+            return found
+        root = _root(within.full_url) if within is not None else None
+        if root is not None and root + reference in self.by_url:
+            return self.by_url[root + reference]
+        found = self.by_key.get(reference)
+        if found is not None and root is not None and _root(found.full_url) not in (None, root):
+            return None  # Patient/23 on another server is not this one's Patient/23
         return found
 
 
@@ -171,30 +219,33 @@ def _joined(items: List[Item], source: str, line, index: "_BundleIndex", as_of) 
         if item.type in ("Patient", "Medication") or item.type not in READ_TYPES:
             continue
         element, reference = _subject(item)
-        target = index.resolve(reference) if reference else None
+        target = index.resolve(reference, item) if reference else None
         if target is None or target.type != "Patient" or id(target) not in joined:
             yield _orphan(item, element, reference)
             continue
         joined[id(target)].append(item)
-    if not patients and not any(i.type in READ_TYPES for i in items):
+    if not patients and not any(i.type in READ_TYPES and i.type not in ("Patient", "Medication") for i in items):
         yield FhirCase(None, source, line, None, [SourceError(
             "the Bundle holds no Patient and no resource ivig reads ("
             + ", ".join(READ_TYPES) + ")", source, line, "Bundle.entry")])
         return
 
     def medication(item: Item, reference: str) -> Optional[Item]:
-        found = _contained(item, reference) if reference.startswith("#") else index.resolve(reference)
+        found = _contained(item, reference) if reference.startswith("#") else index.resolve(reference, item)
         return found if found is not None and found.type == "Medication" else None
 
     for patient in patients:
         yield _case(patient, joined[id(patient)], medication, as_of)
 
 
-def _orphan(item: Item, element: str, reference: Optional[str]) -> FhirCase:
+def _orphan(item: Item, element: str, reference: Optional[str], why: Optional[str] = None) -> FhirCase:
     problem = (f"its {element} {shown(reference)} is no Patient in the input" if reference
                else f"it has no {element} reference, so it belongs to no Patient")
-    return FhirCase(None, item.source, item.line, item.ref, [item.error(problem, f"{element}.reference"
-                                                                       if reference else element)])
+    if why:
+        problem += f": {why}"
+    # its id: Observation/14, or its fullUrl when it has one (two servers' Observation/14 are two resources)
+    return FhirCase(None, item.source, item.line, item.full_url or item.ref,
+                    [item.error(problem, f"{element}.reference" if reference else element)])
 
 
 def _case(patient: Item, items: List[Item], medication, as_of) -> FhirCase:
@@ -202,14 +253,30 @@ def _case(patient: Item, items: List[Item], medication, as_of) -> FhirCase:
     data, provenance, errors = patient_case(patient, items, fmap, default_schema(), _today(as_of), medication)
     rid = patient.resource.get("id")
     # the data stays beside its errors: a hook call still gives the safety warnings of an
-    # IVIG order for a record whose only fault is that no diagnosis maps (engine/cdshooks.py)
-    return FhirCase(data, patient.source, patient.line, rid if isinstance(rid, str) and rid else None,
+    # IVIG order for a record whose only fault is that no diagnosis maps (engine/cdshooks.py).
+    # Its id: the Patient's, else its entry's fullUrl (urn:uuid:...), else the reader's name:N.
+    return FhirCase(data, patient.source, patient.line, rid if isinstance(rid, str) and rid else patient.full_url,
                     errors, provenance)
 
 
 # -- Bulk Data exports -----------------------------------------------------------------
 
-def bulk_cases(lines: Iterable[Tuple[str, int, object]], as_of: Optional[dt.date] = None) -> Iterator[FhirCase]:
+def export_base(request: str) -> Optional[str]:
+    """The server base of a Bulk export's kick-off request URL: https://x/fhir/ of
+    https://x/fhir/Patient/$export?... or https://x/fhir/Group/7/$export."""
+    path = request.split("?", 1)[0]
+    if "$export" not in path:
+        return None
+    parts = path.split("$export", 1)[0].rstrip("/").split("/")
+    if parts and parts[-1] == "Patient":
+        parts = parts[:-1]
+    elif len(parts) >= 2 and parts[-2] == "Group":
+        parts = parts[:-2]
+    return "/".join(parts) + "/"
+
+
+def bulk_cases(lines: Iterable[Tuple[str, int, object]], as_of: Optional[dt.date] = None,
+               base: Optional[str] = None) -> Iterator[FhirCase]:
     """The cases of a Bulk Data export, given as (source, line, parsed resource or SourceError)
     for every line of its NDJSON files. Errors of single lines come first, as they are read;
     then one case per Patient, in the order of the Patients; then resources whose subject is no
@@ -217,7 +284,7 @@ def bulk_cases(lines: Iterable[Tuple[str, int, object]], as_of: Optional[dt.date
     with tempfile.TemporaryDirectory(prefix="ivig-bulk-") as directory:
         db = sqlite3.connect(os.path.join(directory, "join.sqlite"))
         try:
-            yield from _bulk(db, lines, as_of)
+            yield from _bulk(db, lines, as_of, base)
         finally:
             db.close()
 
@@ -231,7 +298,7 @@ create table medication (key text primary key, source text, line integer, body t
 """
 
 
-def _bulk(db, lines, as_of) -> Iterator[FhirCase]:
+def _bulk(db, lines, as_of, base: Optional[str]) -> Iterator[FhirCase]:
     db.executescript(_TABLES)
     for source, number, value in lines:
         at = f"{os.path.basename(source)}:{number}"  # the id of a line's own error: where it is
@@ -242,7 +309,15 @@ def _bulk(db, lines, as_of) -> Iterator[FhirCase]:
             yield FhirCase(None, source, number, at, [SourceError(
                 "a line of a FHIR export that is no FHIR resource (it names no resourceType)", source, number)])
             continue
-        rtype, body = value["resourceType"], json.dumps(value, ensure_ascii=False)
+        rtype = value["resourceType"]
+        if rtype == "Bundle":  # a whole record on one line: read as any Bundle
+            yield from bundle_cases(value, source, number, as_of)
+            continue
+        if not is_resource_type(rtype):
+            yield FhirCase(None, source, number, at, [SourceError(
+                f"{shown(rtype)} is not a FHIR R4 resource type", source, number, "resourceType")])
+            continue
+        body = json.dumps(value, ensure_ascii=False)
         item = Item(value, source, number, rtype)
         if rtype == "Patient":
             rid = value.get("id")
@@ -267,6 +342,11 @@ def _bulk(db, lines, as_of) -> Iterator[FhirCase]:
             if key is None or not key.startswith("Patient/"):
                 yield _orphan(item, element, reference)
                 continue
+            if "://" in reference and (base is None or not reference.startswith(base)):
+                yield _orphan(item, element, reference, "an absolute reference to a server this export is not from"
+                              if base else "an absolute reference, and no manifest beside the export says "
+                              "which server it is from (put the export's manifest .json beside its files)")
+                continue
             db.execute("insert into resource (patient, source, line, path, body) values (?, ?, ?, ?, ?)",
                        (key, source, number, rtype, body))
     db.execute("create index resource_patient on resource (patient, seq)")
@@ -275,6 +355,8 @@ def _bulk(db, lines, as_of) -> Iterator[FhirCase]:
         if reference.startswith("#"):
             return _contained(item, reference)
         key = local_key(reference)
+        if "://" in reference and (base is None or not reference.startswith(base)):
+            return None
         row = db.execute("select source, line, body from medication where key = ?", (key,)).fetchone()
         return Item(json.loads(row[2]), row[0], row[1], "Medication") if row else None
 

@@ -54,13 +54,18 @@ def case_files(records: Iterable, schema, explain: bool = False, as_of=None) -> 
         yield case_file(record, schema, explain, as_of)
 
 
+def _value(value) -> str:
+    """A value as the mapping file writes it: a list field's items joined, not a Python tuple."""
+    return ", ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
+
+
 def mapping_text(fmap) -> str:
     """The mapping for a reviewer: each entry with what it sets and its codes, then the
     patient fields, the states that count, the assumptions and the gaps."""
     out: List[str] = [f"FHIR mapping {fmap.source} (version {fmap.version}, {fmap.digest})", ""]
     for entry in fmap.entries:
-        sets = ", ".join(f"{k} = {v}" for k, v in entry.current.items())
-        past = ", ".join(f"{k} = {v}" for k, v in entry.past.items())
+        sets = ", ".join(f"{k} = {_value(v)}" for k, v in entry.current.items())
+        past = ", ".join(f"{k} = {_value(v)}" for k, v in entry.past.items())
         out.append(f"{entry.name}  [{', '.join(entry.resources)}]  sets {sets}"
                    + (f"; when past: {past}" if past else "")
                    + (f"; refines {', '.join(f'{k} {v}' for k, v in entry.refines.items())}" if entry.refines else "")

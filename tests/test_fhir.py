@@ -136,8 +136,7 @@ def test_r4_examples_are_the_selection_and_small():
     assert sum(p.stat().st_size for p in R4.iterdir()) < 400_000
 
 
-@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=LONE_MEDICATION_BUG))
-                                  if n == "Medication-med0311.json" else n for n in R4_FILES])
+@pytest.mark.parametrize("name", R4_FILES)
 def test_every_r4_example_evaluates_without_internal_error(name):
     """Every official example is read as FHIR: exit 0 or 1 (never 2 or 70), every result ok or an
     error that names its source; nothing raises."""
@@ -179,16 +178,12 @@ def test_lone_r4_resources_name_their_join_element(name, rid, element):
     assert f"its {element} 'Patient/" in result["error"]["message"]
 
 
-@pytest.mark.xfail(strict=True, reason=LONE_MEDICATION_BUG)
 def test_lone_medication_is_no_case():
     """A lone Medication belongs to no Patient and is no record: one error result."""
     code, [result] = evaluate(R4 / "Medication-med0311.json")
     assert code == 1 and result["status"] == "error" and result["error"]["field"] == "Bundle.entry"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a lone Patient (or an NDJSON Patient line) with a `name` element is "
-                                       "read as a scenario (caseio._scenario_apart, key 'name') before FHIR is "
-                                       "recognised: \"'name' must be a text that names the scenario\"")
 def test_lone_patient_example_is_a_patient_without_diagnosis():
     """Patient-example.json alone is a Patient with no Condition: the error is about the diagnosis."""
     _, [result] = evaluate(R4 / "Patient-example.json")
@@ -246,18 +241,21 @@ def test_r4_contained_medication_is_read(tmp_path):
                                    "reason": "no entry of the mapping has this code"}]
 
 
+URN = "urn:uuid:04121321-4af5-424c-a0e1-ed3aab1c349d"  # the fullUrl of Bundle-bundle-references' id-less Patient
+
+
 def test_bundle_references_resolve_relative_absolute_urn_and_versioned():
     """Bundle-bundle-references.json: Patient/23 gets Observation/123 (relative) and /124 (absolute);
-    the Patient without id (urn:uuid) gets Observation/12 and its id is the file's ':N'; Patient/45
+    the Patient without id gets Observation/12 and its id is its entry's fullUrl (urn:uuid:...); Patient/45
     gets Observation/47 (Patient/45/_history/2)."""
     code, results = evaluate(R4 / "Bundle-bundle-references.json")
     assert code == 1
     got = by_id(results)
     assert [u["resource"] for u in got["23"]["unmapped"]][:2] == ["Observation/123", "Observation/124"]
-    assert [u["resource"] for u in got["Bundle-bundle-references.json:5"]["unmapped"]] == ["Observation/12"]
-    assert got["Bundle-bundle-references.json:5"]["line"] == 25  # the id-less Patient
+    assert [u["resource"] for u in got[URN]["unmapped"]] == ["Observation/12"]
+    assert got[URN]["line"] == 25  # the id-less Patient
     assert [u["resource"] for u in got["45"]["unmapped"]] == ["Observation/47"]
-    for pid in ("23", "Bundle-bundle-references.json:5", "45"):  # no Condition: no diagnosis
+    for pid in ("23", URN, "45"):  # no Condition: no diagnosis
         assert got[pid]["error"]["field"] == "diagnosis"
 
 
@@ -265,11 +263,11 @@ def test_bundle_references_orphans_name_resource_and_path():
     """The other-server reference and the identifier-only reference are orphan errors naming the
     resource and its path; the second version of Patient/45 is refused, naming the first."""
     _, results = evaluate(R4 / "Bundle-bundle-references.json")
-    other = [r["error"] for r in results if r["id"] == "Observation/14"]
+    other = [r["error"] for r in results if r["id"] == "http://example.org/fhir/Observation/14"]
     assert {"field": "Bundle.entry[5].resource.subject.reference", "source": str(R4 / "Bundle-bundle-references.json"),
             "line": 124, "message": "Observation/14: its subject 'http://example.org/fhir-2/Patient/1' is no "
                                     "Patient in the input"} in other
-    identifier_only = the_error(results, "Observation/48")
+    identifier_only = the_error(results, "http://example.org/fhir/Observation/48")  # an orphan: its fullUrl
     assert identifier_only["field"] == "Bundle.entry[10].resource.subject"
     assert identifier_only["message"] == "Observation/48: it has no subject reference, so it belongs to no Patient"
     second = the_error(results, "Patient/45")
@@ -277,23 +275,19 @@ def test_bundle_references_orphans_name_resource_and_path():
     assert "the first is Bundle.entry[7].resource" in second["message"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: fhirio._BundleIndex.resolve reads a relative reference as Type/id "
-                                       "anywhere in the Bundle, not against the base of the entry's RESTful "
-                                       "fullUrl (R4 bundle.html#references): http://example.org/fhir-2/"
-                                       "Observation/14's 'Patient/23' is joined to http://example.org/fhir/Patient/23")
 def test_bundle_references_relative_reference_is_read_against_its_own_server():
     """The Observation/14 of http://example.org/fhir-2 says Patient/23, i.e. http://example.org/fhir-2/Patient/23,
     which is not in the Bundle: an orphan, not a resource of http://example.org/fhir/Patient/23."""
     _, results = evaluate(R4 / "Bundle-bundle-references.json")
     assert "Observation/14" not in [u["resource"] for u in by_id(results)["23"]["unmapped"]]
-    fields = [r["error"]["field"] for r in results if r["id"] == "Observation/14"]
+    fields = [r["error"]["field"] for r in results if r["id"] == "http://example.org/fhir-2/Observation/14"]
     assert "Bundle.entry[6].resource.subject.reference" in fields
 
 
 def test_searchset_bundle_example():
     """Bundle-bundle-example.json (searchset): its MedicationRequest's Patient/347 is not in the page."""
     code, [result] = evaluate(R4 / "Bundle-bundle-example.json")
-    assert code == 1 and result["id"] == "MedicationRequest/3123"
+    assert code == 1 and result["id"] == "https://example.com/base/MedicationRequest/3123"  # an orphan: its fullUrl
     assert result["error"]["field"] == "Bundle.entry[0].resource.subject.reference"
 
 
@@ -302,8 +296,10 @@ def test_transaction_bundle_example_gives_a_case_per_patient():
     id, two with ids); the entries without a resource (DELETE, GET) and the Parameters are skipped."""
     code, results = evaluate(R4 / "Bundle-bundle-transaction.json")
     assert code == 1
-    name = "Bundle-bundle-transaction.json"
-    assert [r["id"] for r in results] == [f"{name}:1", f"{name}:2", "123", f"{name}:4", "123a"]
+    # a Patient without id is named by its entry's fullUrl
+    assert [r["id"] for r in results] == ["urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a",
+                                          "urn:uuid:88f151c0-a954-468a-88bd-5ae15c08e059", "123",
+                                          "urn:uuid:74891afc-ed52-42a2-bcd7-f13d9b60f096", "123a"]
     assert all(r["error"]["field"] == "diagnosis" for r in results)
 
 
@@ -497,7 +493,6 @@ def test_refuted_condition_is_listed_not_counted(bad):
                                    "codes": ["ICD-10-CM G70.00"], "reason": "verificationStatus refuted: not counted"}]
 
 
-@pytest.mark.xfail(strict=True, reason=NUMERIC_CODE_BUG)
 def test_structurally_invalid_condition(bad):
     """code.coding[0].code = 5 (not a string): an error naming the exact FHIR path."""
     broken = condition("c2", "p", coding(CM, "G61.81"))
@@ -508,7 +503,6 @@ def test_structurally_invalid_condition(bad):
     assert error["message"].startswith("Condition/c2: not a valid Condition: ")
 
 
-@pytest.mark.xfail(strict=True, reason=NUMERIC_CODE_BUG)
 def test_snomed_code_written_as_a_number_is_not_silently_dropped(tmp_path):
     """Chronic kidney disease as SNOMED 709044004 written as a JSON number: an error at
     code.coding[0].code, not an ok result without the kidney warning that says the mapping lacks the code."""
@@ -523,12 +517,21 @@ def test_snomed_code_written_as_a_number_is_not_silently_dropped(tmp_path):
 
 
 def test_invalid_element_of_a_read_resource(bad):
-    """A resource the mapping reads is checked for structure: recordedDate "yesterday" is an error at its path."""
-    dm = condition("dm", "p", coding(CM, "E11.9"), recordedDate="yesterday")
-    path = write(bad / "recorded.json", bundle(patient("p"), condition("c1", "p", coding(CM, "G61.82")), dm))
+    """A resource the mapping reads is checked for structure: clinicalStatus written as a bare code
+    (it is a CodeableConcept) is an error at its path; recordedDate "yesterday", an element the
+    mapping does not read, is listed under unmapped and decides nothing."""
+    dm = condition("dm", "p", coding(CM, "E11.9"), clinicalStatus="active")
+    path = write(bad / "status.json", bundle(patient("p"), condition("c1", "p", coding(CM, "G61.82")), dm))
     error = the_error(_with_good(bad, path), "p")
-    assert error["field"] == "Bundle.entry[2].resource.recordedDate"
+    assert error["field"] == "Bundle.entry[2].resource.clinicalStatus"
     assert error["message"].startswith("Condition/dm: not a valid Condition: ")
+    dm = condition("dm", "q", coding(CM, "E11.9"), recordedDate="yesterday")
+    path = write(bad / "recorded.json", bundle(patient("q"), condition("c1", "q", coding(CM, "G61.82")), dm))
+    _, results = evaluate(path)
+    [result] = results
+    assert result["status"] == "ok" and result["origins"]["diabetes"] == ["Condition/dm ICD-10-CM E11.9"]
+    [note] = [u for u in result["unmapped"] if u["path"] == "Bundle.entry[2].resource.recordedDate"]
+    assert note["resource"] == "Condition/dm" and note["reason"].endswith("not read, so it decides nothing")
 
 
 def test_partial_birth_dates(bad):
@@ -664,9 +667,6 @@ def test_bulk_malformed_line_costs_one_line(export):
     assert [r["id"] for r in results if r["status"] == "ok"] == ["b1", "b2", "b3"]
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a JSON Lines line cut short is reported one line too far (the "
-                                       "parser's position is past the line's newline): line 3 for line 2; "
-                                       "the same for case files in .jsonl")
 def test_bulk_malformed_line_names_its_line(export):
     """The broken line is line 2 of Condition.ndjson."""
     path = export / "Condition.ndjson"
@@ -690,9 +690,6 @@ def test_bulk_orphan_and_missing_medication(export):
                                                                "Patient in the input")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: an NDJSON Patient line with a `name` element (as every real export "
-                                       "has) is read as a scenario: the Patient is lost and all its resources "
-                                       "become orphans")
 def test_bulk_patient_with_a_name(export):
     """A Patient with a human name is a Patient like any other."""
     rows = [patient(pid, birth, name=[{"family": "Doe", "given": ["Jo"]}]) for pid, birth in BIRTHS.items()]
@@ -766,9 +763,6 @@ def test_fhir_codes_lists_every_entry_and_code():
         assert f"  {key}: " in text.stdout
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: `ivig fhir codes` prints a list value as a Python tuple, \"sets "
-                                       "planned_cotherapy = ('corticosteroids',)\" (fhirtext.mapping_text formats "
-                                       "Entry.current with str; the case reader's half was fixed in af0d2b2)")
 def test_fhir_codes_text_shows_values_as_the_schema_writes_them():
     """The text says `sets planned_cotherapy = corticosteroids`, not a Python tuple."""
     out = invoke("fhir", "codes")
