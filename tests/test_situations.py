@@ -285,3 +285,43 @@ def test_a_batch_that_never_repeats_stores_only_a_sample_and_still_answers_the_s
     stored = len(advisor.situations)
     assert stored < advisor.situations.misses, "past 512 misses with few hits, misses are sampled"
     assert stored >= 512 + (advisor.situations.misses - 512) // SAMPLE_WHEN_IDLE - 1
+
+
+# -- the key's reading of a premise is the rules' own --------------------------------------
+
+ENGINE_RULES = {d: live_rules(RULES, d) for d in SPACE["diagnosis"] if d is not None}
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases())
+def test_the_key_reads_a_premise_as_conditions_evaluate_does(case):
+    """situations._kleene, which decides whether a rule is already false from the key's test
+    outcomes alone, gives what conditions.evaluate gives on the case with every derived fact
+    unknown: the MYCIN skip can never hide a test of a rule that might still fire."""
+    from ivig_advisor.engine.situations import _identity, _kleene
+    facts = {k: tuple(v) if isinstance(v, list) else v for k, v in case.items()}
+    rules = ENGINE_RULES[case["diagnosis"]]
+    keyer = Keyer(rules, FIELDS)
+    position = {_identity(t): i for i, t in enumerate(keyer.tests)}
+    outcomes = [outcome(facts) for outcome in keyer._outcomes]
+
+    def lookup(name):
+        return [facts[name]] if name in FIELDS and name in facts else conditions.UNKNOWN
+
+    def reference(cond):
+        """Kleene's logic over the case as final: a field's `known` test is decided by its
+        presence (the engine runs on this case, not on one still being filled in, which is
+        what conditions.evaluate reads `known` for); every other test as conditions reads it."""
+        if isinstance(cond, conditions.Test):
+            if cond.name not in FIELDS:
+                return None  # derived: decided by the run
+            if cond.op == "known":
+                return (cond.name in facts) == cond.operand
+            return conditions.evaluate(cond, lookup)
+        results = [reference(item) for item in cond.items]
+        decisive = isinstance(cond, conditions.AnyOf)
+        return decisive if decisive in results else None if None in results else not decisive
+
+    for rule in rules:
+        premise = conditions.normal(rule.when)
+        assert _kleene(premise, position, FIELDS)(outcomes) == reference(premise), rule.id
