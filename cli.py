@@ -414,27 +414,28 @@ def fhir():
 @fhir.command("map")
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
 @output_option("Write the case file here, atomically, instead of standard output.")
+@rules_option
 @click.option("--id", "wanted_id", help="Only the case of this Patient id.")
 @click.option("--explain", is_flag=True,
               help="Say, beside each field, which resource and code set it, and list what was not read.")
 @as_of_option
-def fhir_map(paths, output, wanted_id, explain, as_of):
+def fhir_map(paths, output, rules_dir, wanted_id, explain, as_of):
     """Print what FHIR records (Bundles, Bulk Data NDJSON) become as a case file:
     one YAML document per Patient, which `ivig evaluate` reads back."""
     import datetime
 
     from ivig_advisor.engine.caseio import read_cases
-    from ivig_advisor.engine.fhirio import default_schema
     from ivig_advisor.engine.fhirtext import case_file
 
+    schema = _load_rules(rules_dir).schema  # the case file's fields, in its schema's order
     records = read_cases(paths, stdin=sys.stdin, as_of=as_of)
     if wanted_id is not None:
-        records = (r for r in records if r.case_id(default_schema()) == wanted_id)
+        records = (r for r in records if r.case_id(schema) == wanted_id)
     failed, found, parts = False, False, []
     for record in records:
         found = True
         failed = failed or record.error is not None
-        parts.append(case_file(record, default_schema(), explain, as_of or datetime.date.today()))
+        parts.append(case_file(record, schema, explain, as_of or datetime.date.today()))
     if not found:
         raise click.UsageError(f"no case with the id {wanted_id!r}" if wanted_id else "no case in the input")
     text = "\n".join(parts) + "\n"
@@ -450,14 +451,16 @@ def fhir_map(paths, output, wanted_id, explain, as_of):
 
 @fhir.command("codes")
 @format_option("text", "json")
-def fhir_codes(fmt):
+@rules_option
+def fhir_codes(fmt, rules_dir):
     """The mapping from coded FHIR data to case fields, for review: every entry with
     its codes and where each was checked, the statuses that count, the
-    assumptions, and the gaps."""
-    from ivig_advisor.engine.fhirmap import default_map
+    assumptions, and the gaps. With --rules, it is checked against that rule
+    base's case schema."""
+    from ivig_advisor.engine.fhirmap import FhirMap, default_map
     from ivig_advisor.engine.fhirtext import mapping_text
 
-    fmap = default_map()
+    fmap = FhirMap.load(schema=_load_rules(rules_dir).schema) if rules_dir else default_map()
     _echo_json(fmap.describe()) if fmt == "json" else click.echo(mapping_text(fmap))
 
 
@@ -667,9 +670,10 @@ def audit_report(output, rules_dir, out_path, case_paths):
 
 @audit.command("overrides")
 @format_option("text", "json")
+@rules_option
 @click.option("--db", "db_path", type=click.Path(exists=True, dir_okay=False), default="ivig-feedback.sqlite",
               show_default=True, help="The feedback file `ivig serve` keeps.")
-def audit_overrides(fmt, db_path):
+def audit_overrides(fmt, rules_dir, db_path):
     """Which rules' cards clinicians accept or override in the EHR, and the reasons they
     give: from the feedback `ivig serve` received."""
     from ivig_advisor.engine.feedback import FeedbackStore, overrides_text

@@ -177,7 +177,7 @@ def _fhir_export_file(path: str) -> bool:
                 looked += 1
                 try:
                     value = json.loads(line.decode("utf-8"))
-                except ValueError:  # damaged, or not JSON: look further
+                except (ValueError, RecursionError):  # damaged, nested too deep, or not JSON: look further
                     value = None
                 if fhirio.is_fhir(value) and value["resourceType"] != "Bundle":
                     return True

@@ -178,7 +178,8 @@ def test_the_shared_options_have_one_name_and_one_place():
     assert len(seen["rules_dir"]) == 1
     formats = {path for path, command in commands() if any(p.name == "fmt" for p in command.params)}
     assert formats == {("evaluate",), ("audit", "rules"), ("audit", "doses"), ("audit", "show"), ("audit", "check"),
-                       ("audit", "coverage"), ("audit", "why-not"), ("audit", "diff"), ("test",), ("schema",)}
+                       ("audit", "coverage"), ("audit", "why-not"), ("audit", "diff"), ("test",), ("schema",),
+                       ("audit", "overrides"), ("fhir", "codes")}
 
 
 def test_rules_is_taken_after_the_subcommand_and_in_the_old_place(rules_copy):
