@@ -160,6 +160,18 @@ class Hooks:
             raise HookError(412, f"no Patient/{patient_id} among the prefetched resources or on the FHIR server")
         return self.answer(service, found[0], request["hook"], orders, notes)
 
+    def to_fetch(self, service_id: str, request) -> List[tuple]:
+        """(key, query) of each prefetch key a call leaves out and its FHIR server can give:
+        what the service fetches (away from the engine) before it answers the call."""
+        if self.services.service(service_id) is None or not isinstance(request, dict):
+            return []
+        prefetch, context = request.get("prefetch"), request.get("context")
+        if not (isinstance(prefetch, (dict, type(None))) and isinstance(context, dict)
+                and request.get("fhirServer") and request.get("fhirAuthorization")):
+            return []
+        return [(key, _query(spec["query"], context)) for key, spec in self.services.prefetch.items()
+                if key not in (prefetch or {})]
+
     def record(self, request: dict, context: dict, fetch) -> tuple:
         """The resources of the patient's record, and notes on what could not be had."""
         prefetch = request.get("prefetch") or {}

@@ -111,6 +111,11 @@ class Advisor:
             engine = self.engines[key] = compile_rulebase(self.rulebase, rules)()
         return engine
 
+    def warm(self) -> None:
+        """Build every diagnosis's engine now (a service does, so that no call pays for one)."""
+        for diagnosis in self.rulebase.schema.fields["diagnosis"].values:
+            self.engine_for({"diagnosis": diagnosis})
+
     def _engine_key(self, facts: dict):
         return facts.get("diagnosis") if self.per_disease else None
 

@@ -53,6 +53,9 @@ class FeedbackStore:
         if db is None:
             db = self._local.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
             db.execute("pragma busy_timeout = 30000")
+            # WAL with NORMAL sync: a commit is not an fsync (that cost a call several ms); the
+            # file is never corrupted, and a power cut can lose only the last commits
+            db.execute("pragma synchronous = normal")
         return db
 
     def _connection(self) -> "_Transaction":
@@ -60,11 +63,16 @@ class FeedbackStore:
 
     def keep_cards(self, service: str, hook: str, cards: List[dict]) -> None:
         """Remember the cards of one answer, so that feedback can name their rules."""
+        self.keep_many([(service, hook, cards)])
+
+    def keep_many(self, answers: List[tuple]) -> None:
+        """Remember the cards of several answers, (service, hook, cards) each, in one transaction."""
         now = time.time()
         with self._connection() as db:
             db.executemany("insert or ignore into card values (?, ?, ?, ?, ?, ?, ?, ?)",
                            [(c["uuid"], service, hook, c.get("rule"), c["indicator"], c["summary"],
-                             json.dumps(c.get("suggestions", [])), now) for c in cards])
+                             json.dumps(c.get("suggestions", [])), now)
+                            for service, hook, cards in answers for c in cards])
 
     def record(self, service: str, body) -> int:
         """Store a POSTed feedback body (all of it or none); the number of items stored."""
@@ -117,6 +125,68 @@ class FeedbackStore:
             out.append({"rule": None, "indicator": None, "cards": 0, "accepted": 0, "overridden": 0, "reasons": [],
                         "unknown_cards": unknown})
         return out
+
+
+class CardKeeper:
+    """Keeps cards from a writer thread of its own, many to a transaction.
+
+    A call only queues its cards; one transaction per call (in a thread per call) had
+    cost every call's latency, and tripled it at the tail. The queue is written every
+    `every` seconds, and whatever is left when the service stops."""
+
+    def __init__(self, store: FeedbackStore, every: float = 0.05):
+        import queue
+        self.store, self.every, self.queue = store, every, queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._write, name="ivig-card-keeper", daemon=True)
+        self.thread.start()
+
+    def keep(self, service: str, hook: str, cards: List[dict]) -> None:
+        if cards:
+            self.queue.put((service, hook, cards))
+
+    def close(self) -> None:
+        """Write what is queued and stop."""
+        self.queue.put(None)
+        self.thread.join(timeout=30)
+
+    def flush(self) -> None:
+        """Return once every card queued before this call is written (feedback may name them)."""
+        done = threading.Event()
+        self.queue.put(done)
+        done.wait(timeout=30)
+
+    def _write(self) -> None:
+        """Gather what arrives within `every` of the first item (500 answers at most), write it in
+        one transaction; a flush writes at once, and None (close) writes and stops. Items are
+        written in the order they were queued."""
+        import queue
+        carried = False  # an item read past a full batch: the next batch's first
+        while True:
+            batch, item = [], carried if carried is not False else self.queue.get()
+            carried = False
+            while item is not None and not isinstance(item, threading.Event):
+                if len(batch) == 500:
+                    carried = item
+                    break
+                batch.append(item)
+                try:
+                    item = self.queue.get(timeout=self.every)
+                except queue.Empty:
+                    item = False
+                    break
+            self._write_batch(batch)
+            if isinstance(item, threading.Event) and carried is False:
+                item.set()
+            elif item is None:
+                return
+
+    def _write_batch(self, batch: list) -> None:
+        if batch:
+            try:
+                self.store.keep_many(batch)
+            except Exception as exc:  # a full disk, say: the service goes on; the log says so
+                import logging
+                logging.getLogger("ivig.serve").error("cards not kept: %s", type(exc).__name__)
 
 
 class _Transaction:

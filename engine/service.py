@@ -6,9 +6,11 @@ call: engine/cdshooks.py does the work), `POST /cds-services/{id}/feedback`
 trusted JWT (engine/jwtauth.py) unless the service runs in `insecure_dev`
 mode, which `ivig serve` allows on a loopback address only.
 
-experta engines are not thread-safe, and Starlette runs handlers in a thread
-pool: one Advisor per process, and a lock so that one call at a time runs
-it. Worker processes (uvicorn --workers) each have their own.
+experta engines are not thread-safe: one Advisor per process, run on the
+event loop itself, so that calls run it one at a time, in arrival order; only
+the slow parts that touch no engine go to threads (fetching from the EHR's
+FHIR server; the cards are kept by a writer thread of their own). Worker processes
+(uvicorn --workers) each have their own.
 
 Nothing from a request is logged: not the token, not the record, not the
 cards. A call that cannot be answered gets its status (400, 401, 404, 412,
@@ -16,10 +18,11 @@ cards. A call that cannot be answered gets its status (400, 401, 404, 412,
 best practice asks); an unexpected failure is a 500 that says only that.
 """
 
+import contextlib
+import gc
 import json
 import logging
 import os
-import threading
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
@@ -32,7 +35,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .cdshooks import HookError, Hooks
-from .feedback import FeedbackInvalid, FeedbackStore
+from .feedback import CardKeeper, FeedbackInvalid, FeedbackStore
 from .jwtauth import Trust, Unauthorized
 
 ENV = "IVIG_SERVE_SETTINGS"   # how `ivig serve` hands settings to each uvicorn worker
@@ -74,8 +77,9 @@ def create_app(settings: Settings) -> Starlette:
         raise ValueError("a trust file is needed unless the service runs in insecure_dev mode")
     trust = Trust.load(settings.trust) if settings.trust else None
     store = FeedbackStore(settings.feedback_db)
+    keeper = CardKeeper(store)
     hooks = Hooks(Advisor(RuleBase.load(settings.rules) if settings.rules else None))
-    lock = threading.Lock()
+    hooks.advisor.warm()  # every diagnosis's engine built now: no call pays half a second for one
     base = settings.public_url.rstrip("/")
 
     def authorised(request: Request) -> None:
@@ -91,13 +95,15 @@ def create_app(settings: Settings) -> Starlette:
         authorised(request)
         body = await _json_body(request)
         service_id = request.path_params["service"]
-
-        def run():
-            with lock:
-                return hooks.call(service_id, body, fetch=lambda query, req: _fetch(query, req, settings.fhir_timeout))
-        answer = await run_in_threadpool(run)
-        if answer.cards:
-            await run_in_threadpool(store.keep_cards, service_id, body["hook"], answer.cards)
+        missing = hooks.to_fetch(service_id, body)
+        if missing:  # from the EHR's FHIR server, in threads, so that other calls go on meanwhile
+            fetched = await run_in_threadpool(
+                lambda: {key: _fetch(query, body, settings.fhir_timeout) for key, query in missing})
+            body["prefetch"] = dict(body.get("prefetch") or {}, **fetched)
+        # The engine runs here, on the event loop: one call at a time by construction (experta
+        # is not thread-safe), in arrival order, with no hand-off to a thread (2 ms a call).
+        answer = hooks.call(service_id, body)
+        keeper.keep(service_id, body["hook"], answer.cards)  # queued: written by the keeper's thread
         return JSONResponse(answer.response)
 
     async def feedback(request: Request):
@@ -106,6 +112,7 @@ def create_app(settings: Settings) -> Starlette:
         if hooks.services.service(service_id) is None:
             raise HookError(404, f"no CDS service {service_id!r}")
         body = await _json_body(request)
+        await run_in_threadpool(keeper.flush)  # the cards it names are in the file first
         try:
             count = await run_in_threadpool(store.record, service_id, body)
         except FeedbackInvalid as exc:
@@ -123,12 +130,21 @@ def create_app(settings: Settings) -> Starlette:
         log.error("internal error on %s: %s", request.url.path, type(exc).__name__)
         return JSONResponse(_outcome("internal error in the service; nothing was decided"), status_code=500)
 
+    # What start-up built (rule base, engines, mapping) lives as long as the process: out of
+    # the collector's sight, so that a full collection does not walk it in the middle of a call.
+    gc.collect()
+    gc.freeze()
     routes = [Route("/cds-services", discovery, methods=["GET"]),
               Route("/cds-services/{service}", call, methods=["POST"]),
               Route("/cds-services/{service}/feedback", feedback, methods=["POST"])]
     middleware = [Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
                              allow_headers=["Authorization", "Content-Type"])]
-    return Starlette(routes=routes, middleware=middleware,
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        keeper.close()  # the cards still queued are written before the process ends
+
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
                      exception_handlers={Unauthorized: refused, HookError: failed, Exception: broken})
 
 
