@@ -185,27 +185,25 @@ class _Reader:
         line = node.line_of(key) if isinstance(node, Located) and key is not None else getattr(node, "line", None)
         self.errors.append(SourceError(message, self.source, line, None if key is None else str(key)))
 
-    def mapping(self, node, key, where, required=True) -> Located:
+    def typed(self, node, key, where, kind, required=True):
+        """node[key] when it is a `kind` (dict: a mapping, list: a list); else an empty one, and an
+        error when it is there but of another type, or missing and required."""
         value = node.get(key) if isinstance(node, dict) else None
+        empty = Located() if kind is dict else []
         if value is None:
             if required:
                 self.err(f"{where} needs '{key}'", node, key if isinstance(node, dict) and key in node else None)
-            return Located()
-        if not isinstance(value, dict):
-            self.err(f"'{key}' must be a mapping", node, key)
-            return Located()
+            return empty
+        if not isinstance(value, kind):
+            self.err(f"'{key}' must be a {'mapping' if kind is dict else 'list'}", node, key)
+            return empty
         return value
 
+    def mapping(self, node, key, where, required=True) -> Located:
+        return self.typed(node, key, where, dict, required)
+
     def listing(self, node, key, where, required=True) -> list:
-        value = node.get(key) if isinstance(node, dict) else None
-        if value is None:
-            if required:
-                self.err(f"{where} needs '{key}'", node)
-            return []
-        if not isinstance(value, list):
-            self.err(f"'{key}' must be a list", node, key)
-            return []
-        return value
+        return self.typed(node, key, where, list, required)
 
     def text(self, node, key, where, required=True) -> str:
         value = node.get(key) if isinstance(node, dict) else None

@@ -59,6 +59,12 @@ def check_response(body: dict) -> dict:
     return body
 
 
+def cards_of(reply) -> list:
+    """The cards of a hook call's reply, which must be a 200 with a valid body."""
+    assert reply.status_code == 200, reply.text
+    return check_response(reply.json())["cards"]
+
+
 def load(name: str) -> dict:
     return json.loads((CDS / f"{name}.json").read_text(encoding="utf-8"))
 
@@ -239,9 +245,7 @@ def assert_same_as_evaluate(cards, result, weight=None):
 
 def test_order_select_mmn_gives_stance_warnings_and_a_dose_update(dev, tmp_path):
     request = load("order-select-mmn")
-    reply = dev.call(request)
-    assert reply.status_code == 200, reply.text
-    cards = check_response(reply.json())["cards"]
+    cards = cards_of(dev.call(request))
     stance = cards[0]
     assert stance["indicator"] == "info"
     assert stance["summary"].startswith("IVIG first-line for Multifocal motor neuropathy")
@@ -268,9 +272,7 @@ def test_order_select_mmn_gives_stance_warnings_and_a_dose_update(dev, tmp_path)
 
 def test_order_sign_evaluates_every_draft_order_and_a_right_dose_gets_no_dose_card(dev, tmp_path):
     request = load("order-sign-mmn")
-    reply = dev.call(request)
-    assert reply.status_code == 200, reply.text
-    cards = check_response(reply.json())["cards"]
+    cards = cards_of(dev.call(request))
     assert cards[0]["source"]["topic"]["code"] == "mmn-general"
     assert "anaphylaxis-iga-antibodies-unknown" in topics(cards)
     assert not any(c.get("suggestions") for c in cards)  # 28 g a day at 70 kg is the review's dose
@@ -289,9 +291,7 @@ def test_order_sign_with_a_wrong_dose_gets_the_dose_card(dev):
 
 def test_patient_view_with_a_covered_diagnosis(dev, tmp_path):
     request = load("patient-view-cidp")
-    reply = dev.call(request)
-    assert reply.status_code == 200, reply.text
-    cards = check_response(reply.json())["cards"]
+    cards = cards_of(dev.call(request))
     assert cards[0]["source"]["topic"]["code"] == "cidp-general"
     assert cards[0]["indicator"] == "info"
     assert not any(c.get("suggestions") for c in cards)  # no order, no dose card
