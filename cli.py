@@ -127,7 +127,16 @@ def _fail(exc: BaseException, ctx: click.Context):
         traceback.print_exception(type(exc), exc, exc.__traceback__)
     for line in lines:
         click.echo(for_terminal(line), err=True)
-    sys.exit(status(exc) if callable(status) else status)
+    code = status(exc) if callable(status) else status
+    batch = sys.modules.get("ivig_advisor.engine.batch")  # loaded only if a batch ran
+    if batch is not None and batch.abandoned_pools:  # a signal stopped a pool: the interpreter's exit could wait on it for ever
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os._exit(code)
+    sys.exit(code)
 
 
 def _silence_stdout():

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, List, Optional
 
 from .caseio import CaseRecord, read_cases
+from .errors import Stopped
 from .evaluate import Advisor, Result, default_advisor
 
 CHUNK = 64             # cases per task sent to a worker
@@ -273,6 +274,7 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
             receive(False)
 
     read = 0  # cases read so far
+    stopped = False
     try:
         for record in records:
             worker = router.worker_for(record)
@@ -293,6 +295,9 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
                 receive(block_on_turn=True)
             yield done.pop(turn)
             turn += 1
+    except (Stopped, KeyboardInterrupt):
+        stopped = True
+        raise
     finally:
         # Cancel what no worker has started, everywhere first; then wait for each
         # worker's current chunk. (shutdown(wait=False) would let go of the
@@ -301,4 +306,45 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
         for future, _, _ in in_flight:
             future.cancel()
         for pool in pools:
-            pool.shutdown(wait=True, cancel_futures=True)
+            if stopped:
+                _abandon(pool)
+            else:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+
+# Pools let go of on a signal: the process must then end with os._exit (cli._fail does),
+# since the interpreter's own exit would wait for their threads, and could wait forever.
+abandoned_pools = []
+
+
+def _abandon(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool on a signal without waiting for it. A worker killed by the signal in the
+    middle of sending a result leaves the pool's thread reading the rest of it for ever (the
+    pipe's other end stays open in this process), and joining that thread hung the batch."""
+    manager = getattr(pool, "_executor_manager_thread", None)
+    if manager is not None:
+        _silence(manager)
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        try:
+            process.terminate()
+        except (OSError, ValueError, AttributeError):  # already gone
+            pass
+    pool.shutdown(wait=False, cancel_futures=True)
+    abandoned_pools.append(pool)
+
+
+_silenced: set = set()
+
+
+def _silence(thread: threading.Thread) -> None:
+    """Let an abandoned pool's thread die without a traceback on stderr: told its workers are
+    gone, Python 3.11's pool sets an exception on futures already cancelled (InvalidStateError),
+    a race of the library's in a process that is ending on a signal anyway."""
+    if not _silenced:
+        previous = threading.excepthook
+
+        def hook(args):
+            if args.thread not in _silenced:
+                previous(args)
+        threading.excepthook = hook
+    _silenced.add(thread)
