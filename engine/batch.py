@@ -43,6 +43,7 @@ def max_workers() -> int:
 
 def evaluate_record(record: CaseRecord, advisor: Advisor) -> Result:
     """The Result of one record read from a file: an error result if it could not be read."""
+    record = record.resolved()  # a pending FHIR case is read from its resources here (in a worker)
     if record.error is not None:
         result = advisor.failure(record.id or record.default_id, [record.error, *record.others])
     else:
@@ -87,7 +88,8 @@ def evaluate_files(paths: Iterable[str], advisor: Optional[Advisor] = None, stdi
     lies in a folder being read, so that a run never reads its own results.
     `as_of`: the date a FHIR Patient's age is computed at (default: today).
     """
-    return evaluate_records(read_cases(paths, stdin=stdin, exclude=exclude, as_of=as_of), advisor, workers, finish)
+    records = read_cases(paths, stdin=stdin, exclude=exclude, as_of=as_of, defer_fhir=True)
+    return evaluate_records(records, advisor, workers, finish)
 
 
 def write_results(paths: Iterable[str], advisor: Advisor, stream, formatter, stdin=None,

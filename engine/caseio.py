@@ -60,8 +60,16 @@ class CaseRecord:
     error: Optional[SourceError] = None
     scenario: Optional[Located] = None
     provenance: Optional[object] = None   # a FHIR case's (fhir.Provenance): where its fields came from
+    pending: Optional[object] = None      # a FHIR case not yet read from its resources (fhirio.Pending)
     others: tuple = ()                    # errors after `error`, when a record has several
     id: Optional[str] = None              # an id the record has whatever its data (a FHIR Patient's)
+
+    def resolved(self) -> "CaseRecord":
+        """The record with a pending FHIR case read from its resources (done where it is
+        evaluated: in a worker, for a batch); itself when nothing is pending."""
+        if self.pending is None:
+            return self
+        return _record_of(self.pending.build(), self.default_id)
 
     def case_id(self, schema) -> str:
         """The id of the case as read (schema.id_of: its own `id` as written, else
@@ -102,7 +110,7 @@ def expand_paths(paths: Iterable[str]) -> Iterator[str]:
 
 
 def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None,
-               as_of: Optional[datetime.date] = None) -> Iterator[CaseRecord]:
+               as_of: Optional[datetime.date] = None, defer_fhir: bool = False) -> Iterator[CaseRecord]:
     """Every case of every path, in order; `exclude` names a file never read
     from a directory (the output of the run, so that it never reads its own
     results back).
@@ -115,7 +123,8 @@ def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None,
     FHIR is recognised by content (engine/fhirio.py): a Bundle gives a case
     per Patient, and the NDJSON files of a Bulk Data export in one directory
     are read together as one export. `as_of` is the date ages are computed
-    at from a Patient's birthDate (default: today).
+    at from a Patient's birthDate (default: today). `defer_fhir`: FHIR cases come
+    pending, to be read from their resources where they are evaluated (batch workers).
     """
     used = set()
 
@@ -153,9 +162,9 @@ def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None,
             records = (r for f, n in unit for r in _guarded(_read_path, f, f, n)
                        if not (r.error is not None and r.error.message == EMPTY_FILE))  # no resource of a type: fine
             base = _export_base(os.path.dirname(unit[0][0]) or ".")
-            yield from _fhir_records(records, unit[0][1], as_of, export=True, base=base)
+            yield from _fhir_records(records, unit[0][1], as_of, export=True, base=base, defer=defer_fhir)
         else:
-            yield from _fhir_records(unit, None, as_of)
+            yield from _fhir_records(unit, None, as_of, defer=defer_fhir)
 
 
 SNIFF_LINES = 20  # lines looked at to tell a FHIR export's file from a file of cases
@@ -190,6 +199,12 @@ def _fhir_export_file(path: str) -> bool:
     return False
 
 
+def _record_of(case, default_id: str) -> CaseRecord:
+    """A built FhirCase as a record."""
+    return CaseRecord(case.data, case.source, case.line, default_id, case.errors[0] if case.errors else None,
+                      provenance=case.provenance, others=tuple(case.errors[1:]), id=case.id)
+
+
 def _export_base(directory: str) -> Optional[str]:
     """The server base of a Bulk export, from the manifest beside its files (its `request`
     URL, up to the resource or Group the export was asked of), or None without one."""
@@ -206,7 +221,7 @@ def _export_base(directory: str) -> Optional[str]:
 
 
 def _fhir_records(records: Iterable[CaseRecord], name: Optional[str], as_of, export: bool = False,
-                  base: Optional[str] = None) -> Iterator[CaseRecord]:
+                  base: Optional[str] = None, defer: bool = False) -> Iterator[CaseRecord]:
     """The records, with FHIR turned into cases: each Bundle (or lone resource) into a case per
     Patient; and a stream of resources (a FHIR export's NDJSON files, standard input whose
     first record is a resource) joined into a case per Patient (engine/fhirio.py)."""
@@ -218,27 +233,30 @@ def _fhir_records(records: Iterable[CaseRecord], name: Optional[str], as_of, exp
     if export or (first.error is None and fhirio.is_fhir(first.data) and first.data["resourceType"] != "Bundle"
                   and first.source == STDIN_NAME):
         lines = ((r.source, r.line, r.error if r.error is not None else r.data) for r in records)
-        yield from _from_fhir(fhirio.bulk_cases(lines, as_of, base), name or first.default_id)
+        yield from _from_fhir(fhirio.bulk_cases(lines, as_of, base), name or first.default_id, defer=defer)
         return
     for record in records:
         if record.error is None and fhirio.is_bulk_manifest(record.data):
             continue  # the export's table of contents, beside its NDJSON files: no case
         if record.error is None and fhirio.is_fhir(record.data):
             yield from _from_fhir(fhirio.bundle_cases(record.data, record.source, record.line, as_of),
-                                  record.default_id, record.source)
+                                  record.default_id, record.source, defer)
         else:
             yield record
 
 
-def _from_fhir(cases, name: str, source: Optional[str] = None) -> Iterator[CaseRecord]:
+def _from_fhir(cases, name: str, source: Optional[str] = None, defer: bool = False) -> Iterator[CaseRecord]:
     """FhirCases as records; whatever the FHIR reader raises (a shape nothing foresaw) is one
-    more error record, never the run's end."""
+    more error record, never the run's end. `defer`: a Patient's case is read from its
+    resources where it is evaluated (CaseRecord.resolved), not here."""
     number = 0
     try:
         for number, case in enumerate(cases, start=1):
             default_id = case.id or f"{name}:{number}"
-            yield CaseRecord(case.data, case.source, case.line, default_id, case.errors[0] if case.errors else None,
-                             provenance=case.provenance, others=tuple(case.errors[1:]), id=case.id)
+            if case.pending is not None and defer:
+                yield CaseRecord(None, case.source, case.line, default_id, pending=case.pending, id=case.id)
+            else:
+                yield _record_of(case.built(), default_id)
     except Exception as exc:
         yield CaseRecord(None, source or name, None, f"{name}:{number + 1}", SourceError(
             f"cannot be read as FHIR: {type(exc).__name__}: {shown(exc, 200)}", source or name))

@@ -154,7 +154,7 @@ class Hooks:
         bundle = {"resourceType": "Bundle", "type": "collection",
                   "entry": [{"resource": r} for r in resources + [o for o, _ in orders]]}
         patient_id = context["patientId"]
-        found = [c for c in bundle_cases(bundle, f"cds-hooks:{request['hookInstance']}", None, as_of)
+        found = [c.built() for c in bundle_cases(bundle, f"cds-hooks:{request['hookInstance']}", None, as_of)
                  if c.id == patient_id]
         if not found:
             raise HookError(412, f"no Patient/{patient_id} among the prefetched resources or on the FHIR server")

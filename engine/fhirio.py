@@ -20,7 +20,7 @@ import os
 import sqlite3
 import tempfile
 from dataclasses import dataclass, field
-from typing import Iterable, Iterator, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .fhir import READ_TYPES, SUBJECT, Item, Provenance, patient_case
 from .fhirmap import default_map
@@ -33,13 +33,38 @@ RECORD_BUNDLES = ("collection", "searchset", "transaction", "batch", "document",
 @dataclass
 class FhirCase:
     """One Patient's case mapping and the errors that keep it from being evaluated (a
-    resource's error has no data)."""
+    resource's error has no data); or, `pending`, the Patient and its resources still to be
+    read into one (`built()`), which a worker process can do as well as the reader."""
     data: Optional[dict]
     source: str
     line: Optional[int]
     id: Optional[str]                 # the Patient's id, or the resource an error is about
     errors: List[SourceError] = field(default_factory=list)
     provenance: Optional[Provenance] = None
+    pending: Optional["Pending"] = None
+
+    def built(self) -> "FhirCase":
+        """The case read from its resources (itself when it was already)."""
+        return self.pending.build() if self.pending is not None else self
+
+
+@dataclass
+class Pending:
+    """A Patient joined to its resources, with the Medications they name already found (the
+    join's indexes stay with the reader): everything the mapping needs, and picklable."""
+    patient: Item
+    items: List[Item]
+    medications: Dict[tuple, Item]   # (index in items, reference) -> the Medication
+    as_of: Optional[dt.date]
+
+    def build(self) -> FhirCase:
+        index = {id(item): i for i, item in enumerate(self.items)}
+        data, provenance, errors = patient_case(
+            self.patient, self.items, default_map(), default_schema(), _today(self.as_of),
+            lambda item, reference: self.medications.get((index.get(id(item)), reference)))
+        # the data stays beside its errors: a hook call still gives the safety warnings of an
+        # IVIG order for a record whose only fault is that no diagnosis maps (engine/cdshooks.py)
+        return FhirCase(data, self.patient.source, self.patient.line, _patient_id(self.patient), errors, provenance)
 
 
 @functools.lru_cache(maxsize=None)
@@ -249,14 +274,24 @@ def _orphan(item: Item, element: str, reference: Optional[str], why: Optional[st
 
 
 def _case(patient: Item, items: List[Item], medication, as_of) -> FhirCase:
-    fmap = default_map()
-    data, provenance, errors = patient_case(patient, items, fmap, default_schema(), _today(as_of), medication)
+    """A Patient's case, pending: the Medications its resources name are found now, while the
+    join's indexes are at hand; the mapping runs when the case is built."""
+    medications = {}
+    for i, item in enumerate(items):
+        reference = item.resource.get("medicationReference")
+        target = reference.get("reference") if isinstance(reference, dict) else None
+        if item.type in ("MedicationRequest", "MedicationStatement") and isinstance(target, str):
+            found = medication(item, target)
+            if found is not None:
+                medications[(i, target)] = found
+    return FhirCase(None, patient.source, patient.line, _patient_id(patient),
+                    pending=Pending(patient, items, medications, as_of))
+
+
+def _patient_id(patient: Item) -> Optional[str]:
+    """A Patient's case id: its id, else its entry's fullUrl (urn:uuid:...); None: the reader's name:N."""
     rid = patient.resource.get("id")
-    # the data stays beside its errors: a hook call still gives the safety warnings of an
-    # IVIG order for a record whose only fault is that no diagnosis maps (engine/cdshooks.py).
-    # Its id: the Patient's, else its entry's fullUrl (urn:uuid:...), else the reader's name:N.
-    return FhirCase(data, patient.source, patient.line, rid if isinstance(rid, str) and rid else patient.full_url,
-                    errors, provenance)
+    return rid if isinstance(rid, str) and rid else patient.full_url
 
 
 # -- Bulk Data exports -----------------------------------------------------------------
