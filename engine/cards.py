@@ -115,9 +115,7 @@ class CardMaker:
         corrected = json.loads(json.dumps(order))  # the whole order, the dose changed: a copy of plain JSON
         instruction = (corrected.get("dosageInstruction") or [{}])[0]
         corrected["dosageInstruction"] = [instruction] + list(corrected.get("dosageInstruction") or [])[1:]
-        rates = instruction.get("doseAndRate")
-        rate = rates[0] if isinstance(rates, list) and rates else rates if isinstance(rates, dict) else {}
-        rate = dict(rate)
+        rate = dict(_first_rate(instruction) or {})
         rate["doseQuantity"] = {"value": daily, "unit": "g", "system": "http://unitsofmeasure.org", "code": "g"}
         instruction["doseAndRate"] = [rate]
         regimen = dose_line(dose)
@@ -152,6 +150,15 @@ _GRAMS = {"g": 1.0, "mg": 0.001, "kg": 1000.0}
 _PER_KG = {"g/kg": 1.0, "mg/kg": 0.001}
 
 
+def _first_rate(instruction: dict) -> Optional[dict]:
+    """A dosage instruction's first doseAndRate: R4 writes a list, some clients (the spec's own
+    order-select example) one object; None when there is no such object (STU3 puts the dose on
+    the instruction itself)."""
+    rates = instruction.get("doseAndRate")
+    rate = rates[0] if isinstance(rates, list) and rates else rates
+    return rate if isinstance(rate, dict) else None
+
+
 def ordered_grams_a_day(order: dict, weight: float) -> Optional[float]:
     """The daily grams an order's first dose gives (IVIG is given once a day), or None
     when it writes no dose in a unit this reads (g, mg, g/kg, mg/kg)."""
@@ -159,9 +166,8 @@ def ordered_grams_a_day(order: dict, weight: float) -> Optional[float]:
     instruction = instructions[0] if isinstance(instructions, list) and instructions else None
     if not isinstance(instruction, dict):
         return None
-    rates = instruction.get("doseAndRate")
-    rate = rates[0] if isinstance(rates, list) and rates else rates
-    quantity = (rate or {}).get("doseQuantity") if isinstance(rate, dict) else instruction.get("doseQuantity")
+    rate = _first_rate(instruction)
+    quantity = rate.get("doseQuantity") if rate is not None else instruction.get("doseQuantity")
     if not isinstance(quantity, dict):
         return None
     value, unit = quantity.get("value"), quantity.get("code") or quantity.get("unit")

@@ -611,6 +611,20 @@ def test_huge_integer_dose_is_no_500(dev):
     assert reply.status_code != 500
 
 
+def test_a_dose_beside_an_odd_dose_and_rate_gets_its_dose_card(dev):
+    """doseAndRate holding no object, and the dose written on the instruction (STU3): the dose
+    is read there, and the corrected order is built without reading the odd doseAndRate (it once
+    was, and the call was a 500)."""
+    request = load("order-select-mmn")
+    order = request["context"]["draftOrders"]["entry"][1]["resource"]
+    grams = {"value": 35, "unit": "g", "system": "http://unitsofmeasure.org", "code": "g"}
+    order["dosageInstruction"] = [{"doseAndRate": ["odd"], "doseQuantity": grams}]
+    (dose,) = [c for c in cards_of(dev.call(request)) if c.get("suggestions")]
+    corrected = dose["suggestions"][0]["actions"][0]["resource"]
+    assert "35 g a day" in dose["summary"]
+    assert corrected["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["code"] == "g"
+
+
 def test_body_over_the_limit_is_413(dev):
     reply = dev.post("/cds-services/ivig-order", content=b" " * 8_000_001)
     assert reply.status_code == 413
