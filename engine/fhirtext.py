@@ -59,16 +59,28 @@ def _value(value) -> str:
     return ", ".join(str(v) for v in value) if isinstance(value, (list, tuple)) else str(value)
 
 
+def entry_sets(entry) -> str:
+    """What an entry of the mapping sets, as the mapping file writes values: 'diagnosis = gbs;
+    when past: previously_treated = True; refines ...' (its assumptions apart)."""
+    text = ", ".join(f"{k} = {_value(v)}" for k, v in entry.current.items())
+    if entry.past:
+        text += "; when past: " + ", ".join(f"{k} = {_value(v)}" for k, v in entry.past.items())
+    if entry.refines:
+        text += "; refines " + ", ".join(f"{k} {_value(v)}" for k, v in entry.refines.items())
+    return text
+
+
+def gap_field(gap: dict) -> str:
+    """A gap's field, and its value when the gap is about one: 'diagnosis = paraproteinemic_neuropathy'."""
+    return gap["field"] + (f" = {gap['value']}" if gap["value"] is not None else "")
+
+
 def mapping_text(fmap) -> str:
     """The mapping for a reviewer: each entry with what it sets and its codes, then the
     patient fields, the states that count, the assumptions and the gaps."""
     out: List[str] = [f"FHIR mapping {fmap.source} (version {fmap.version}, {fmap.digest})", ""]
     for entry in fmap.entries:
-        sets = ", ".join(f"{k} = {_value(v)}" for k, v in entry.current.items())
-        past = ", ".join(f"{k} = {_value(v)}" for k, v in entry.past.items())
-        out.append(f"{entry.name}  [{', '.join(entry.resources)}]  sets {sets}"
-                   + (f"; when past: {past}" if past else "")
-                   + (f"; refines {', '.join(f'{k} {v}' for k, v in entry.refines.items())}" if entry.refines else "")
+        out.append(f"{entry.name}  [{', '.join(entry.resources)}]  sets {entry_sets(entry)}"
                    + (f"  (assumptions {', '.join(entry.assumptions)})" if entry.assumptions else ""))
         if entry.note:
             out.append(f"    note: {entry.note}")
@@ -93,6 +105,5 @@ def mapping_text(fmap) -> str:
     out += ["", "Assumptions (where the mapping decides more than a code says):"]
     out += [f"  {key}: {text}" for key, text in fmap.assumptions.items()]
     out += ["", "Gaps (fields a record cannot set, and why):"]
-    out += [f"  {g['field']}" + (f" = {g['value']}" if g["value"] is not None else "") + f": {' '.join(g['why'].split())}"
-            for g in fmap.gaps]
+    out += [f"  {gap_field(g)}: {' '.join(g['why'].split())}" for g in fmap.gaps]
     return "\n".join(out)

@@ -203,6 +203,7 @@ def _assumptions(rulebase: RuleBase) -> List[str]:
 def _fhir_mapping() -> List[str]:
     """facts/fhir-map.yaml for the reviewer: what each code sets, where it was checked, its assumptions and gaps."""
     from .fhirmap import default_map
+    from .fhirtext import entry_sets, gap_field
     fmap = default_map()
     out = ['<h2 id="fhir">FHIR mapping</h2>',
            f'<p class="meta">How FHIR R4 records become cases ({_e(fmap.source)}, {_e(fmap.digest)}): the codes '
@@ -210,11 +211,7 @@ def _fhir_mapping() -> List[str]:
            '<code>unmapped</code> in the result, never guessed.</p>',
            '<table><tr><th>entry</th><th>resources</th><th>sets</th><th>codes (checked in)</th></tr>']
     for entry in fmap.entries:
-        sets = ", ".join(f"{k} = {v}" for k, v in entry.current.items())
-        if entry.past:
-            sets += "; when past: " + ", ".join(f"{k} = {v}" for k, v in entry.past.items())
-        if entry.assumptions:
-            sets += " (" + ", ".join(entry.assumptions) + ")"
+        sets = entry_sets(entry) + (" (" + ", ".join(entry.assumptions) + ")" if entry.assumptions else "")
         codes = "<br>".join(f"{_e(c.label(fmap.names))} {_e(c.display)} <span class=\"meta\">({_e(c.checked)})</span>"
                             for c in entry.codes)
         out.append(f"<tr><td>{_e(entry.name)}</td><td>{_e(', '.join(entry.resources))}</td><td>{_e(sets)}</td>"
@@ -222,8 +219,7 @@ def _fhir_mapping() -> List[str]:
     out.append("</table><h3>Mapping assumptions</h3><table><tr><th>id</th><th>decision</th></tr>")
     out += [f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in fmap.assumptions.items()]
     out.append("</table><h3>Gaps</h3><table><tr><th>field</th><th>why a record cannot set it</th></tr>")
-    out += [f"<tr><td>{_e(g['field'])}{_e(' = ' + str(g['value'])) if g['value'] is not None else ''}</td>"
-            f"<td>{_e(g['why'])}</td></tr>" for g in fmap.gaps]
+    out += [f"<tr><td>{_e(gap_field(g))}</td><td>{_e(g['why'])}</td></tr>" for g in fmap.gaps]
     out.append("</table>")
     return out
 

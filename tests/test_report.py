@@ -147,3 +147,12 @@ def test_the_report_renders_in_a_real_browser_and_its_links_work(report, rulebas
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 1200
     assert len(png) > 20_000, "a page with text, not a blank one"
+
+
+def test_the_fhir_mapping_section_writes_values_as_the_mapping_file_does(report):
+    """What an entry sets reads as in `ivig fhir codes` (fhirtext.entry_sets): a list field's
+    value is its item, never a Python tuple, and a refinement is said."""
+    html = report.read_text(encoding="utf-8")
+    assert 'id="fhir"' in html
+    assert "planned_cotherapy = corticosteroids" in html and "(&#x27;corticosteroids&#x27;,)" not in html
+    assert "refines diagnosis gbs" in html
