@@ -23,6 +23,8 @@ from typing import Callable, Dict, List, Optional
 
 from .cards import CardMaker, short
 from .errors import InvalidSource, IvigError
+from .escape import for_markdown
+from .fhir import medication_codings, medication_reference
 from .fhirio import bundle_cases, is_fhir
 from .fhirmap import default_map
 from .yamlsrc import SourceError, load_one
@@ -228,34 +230,20 @@ class Hooks:
         """A card that says what in the record could not be read: never advice from a record misread."""
         errors = [message] if message else [e.message for e in case.errors]
         detail = "The record could not be read, so there is no advice:\n\n" + "\n".join(
-            f"- {_md(e)}" for e in errors)
+            f"- {for_markdown(e)}" for e in errors)
         card = self.cards.card(short("IVIG advice unavailable: " + errors[0]), "warning", detail, None)
         return Answer({"cards": [card]}, [_kept(card)])
 
 
 def _orders_ivig(order: dict, fmap) -> bool:
-    """Whether a draft order's medication (its codes, or a contained Medication's) is one the
-    mapping reads as IVIG (an entry that sets ivig_planned)."""
-    concepts = [order.get("medicationCodeableConcept")]
-    reference = order.get("medicationReference")
-    target = reference.get("reference") if isinstance(reference, dict) else None
-    for contained in order.get("contained") or ():
-        if isinstance(contained, dict) and isinstance(target, str) and f"#{contained.get('id')}" == target:
-            concepts.append(contained.get("code"))
-            concepts += [i.get("itemCodeableConcept") for i in contained.get("ingredient") or () if isinstance(i, dict)]
-    for concept in concepts:
-        for coding in (concept.get("coding") or ()) if isinstance(concept, dict) else ():
-            if not isinstance(coding, dict) or not isinstance(coding.get("system"), str):
-                continue
-            for entry, _ in fmap.matches(coding["system"], coding.get("code")):
-                if "ivig_planned" in getattr(entry, "current", {}):
-                    return True
-    return False
-
-
-def _md(text: str) -> str:
-    from .escape import for_markdown
-    return for_markdown(text)
+    """Whether a draft order's medication (its codes, or those of a contained Medication it
+    names) is one the mapping reads as IVIG (an entry that sets ivig_planned)."""
+    target = medication_reference(order)
+    contained = [r for r in order.get("contained") or ()
+                 if isinstance(r, dict) and target is not None and f"#{r.get('id')}" == target]
+    return any("ivig_planned" in getattr(entry, "current", {})
+               for coding in medication_codings(order, contained)
+               for entry, _ in fmap.matches(coding.get("system"), coding.get("code")))
 
 
 def _kept(card: dict) -> dict:

@@ -53,8 +53,7 @@ class Item:
     def error(self, message: str, element: Optional[str] = None) -> SourceError:
         """An error about this resource, naming it and the FHIR path of `element`."""
         at = self.path + (f".{element}" if element else "")
-        line = self.resource.line_of(element.split(".")[0].split("[")[0]) \
-            if element and isinstance(self.resource, Located) else self.line
+        line = self.resource.line_of(_top(element)) if element and isinstance(self.resource, Located) else self.line
         return SourceError(f"{self.ref}: {message}", self.source, line or self.line, at)
 
 
@@ -67,7 +66,6 @@ class Provenance:
     a reviewer extending facts/fhir-map.yaml."""
     origins: Dict[str, List[str]] = field(default_factory=dict)
     unmapped: List[dict] = field(default_factory=list)
-    mapping: str = ""  # the mapping's digest
     paths: Dict[str, str] = field(default_factory=dict)  # field -> the FHIR path of the element that set it
 
     def apply(self, result) -> None:
@@ -90,8 +88,8 @@ def structure_problems(item: Item) -> List[Tuple[str, str]]:
     """(element, message) for each structure error of one resource, by the `fhir.resources`
     models (required elements, primitive types, unknown elements); element '' is the resource.
 
-    A resource seen valid before is not checked again (its canonical JSON is
-    remembered, a few thousand at most): a CDS Hooks client sends the same
+    A resource seen valid before is not checked again (a digest of its canonical
+    JSON is remembered, a few thousand at most): a CDS Hooks client sends the same
     record at order-select and order-sign, and the check is most of a call's cost."""
     try:
         model = _model(item.type)
@@ -137,8 +135,13 @@ READ_ELEMENTS = {
 
 
 def _read_element(rtype: str, element: str) -> bool:
-    top = element.split(".")[0].split("[")[0]
+    top = _top(element)
     return top == "" or top in READ_ELEMENTS.get(rtype, ())
+
+
+def _top(element: str) -> str:
+    """The resource's own element a FHIR path starts with: code of code.coding[0].code."""
+    return element.split(".")[0].split("[")[0]
 
 
 _MODELS: dict = {}
@@ -182,7 +185,7 @@ class _Patient:
     def __init__(self, fmap: FhirMap, schema, as_of: dt.date, medication: Callable[[Item, str], Optional[Item]]):
         self.fmap, self.schema, self.as_of, self.medication = fmap, schema, as_of, medication
         self.settings: Dict[str, List[_Setting]] = {}
-        self.weights: List[tuple] = []   # (when, kg, setting)
+        self.weights: List[tuple] = []   # (when, kg, setting, quantity)
         self.unmapped: List[dict] = []
         self.errors: List[SourceError] = []
         self.read: List[Item] = []       # the resources a code of the mapping matched, and their Medications
@@ -261,45 +264,40 @@ class _Patient:
     def state(self, item: Item) -> Optional[Tuple[str, str]]:
         """(current | past | ignore, the status as read) of a resource; None after an error."""
         spec = self.fmap.states[item.type]
-        kind, said = self.status_kind(item, spec.element, spec.kinds, spec.absent)
-        if kind is None:
+        ok, code = self.status(item, spec.element, spec.kinds)
+        if not ok:
             return None
+        kind, said = (spec.absent, f"no {spec.element}") if code is None else (spec.kinds[code], f"{spec.element} {code}")
         if spec.also:
-            value = item.resource.get(spec.also)
-            codes = _status_codes(value)
-            if value is not None:
-                known = [c for c in codes if c in spec.also_known]
-                if not known:
-                    self.errors.append(item.error(f"{spec.also} {shown(codes[0] if codes else value)} is not one of "
-                                                  f"{', '.join(sorted(spec.also_known))}", spec.also))
-                    return None
-                if known[0] not in spec.also_counts:
-                    return "ignore", f"{spec.also} {known[0]}"
-            elif not spec.also_absent_counts:
-                return "ignore", f"no {spec.also}"
+            ok, also = self.status(item, spec.also, sorted(spec.also_known))
+            if not ok:
+                return None
+            if not (spec.also_absent_counts if also is None else also in spec.also_counts):
+                return "ignore", f"no {spec.also}" if also is None else f"{spec.also} {also}"
         return kind, said
 
-    def status_kind(self, item: Item, element: str, kinds: dict, absent: str):
+    def status(self, item: Item, element: str, known) -> Tuple[bool, Optional[str]]:
+        """(True, the first code of a status element that is one of `known`, or None when the
+        element is absent); (False, None) after an error naming the value (a required binding)."""
         value = item.resource.get(element)
         if value is None:
-            return absent, f"no {element}"
+            return True, None
         codes = _status_codes(value)
-        known = [c for c in codes if c in kinds]
-        if not known:
+        found = next((c for c in codes if c in known), None)
+        if found is None:
             self.errors.append(item.error(f"{element} {shown(codes[0] if codes else value)} is not one of "
-                                          f"{', '.join(kinds)}", element))
-            return None, None
-        return kinds[known[0]], f"{element} {known[0]}"
+                                          f"{', '.join(known)}", element))
+            return False, None
+        return True, found
 
     def medication_codings(self, item: Item):
         """The codings of a medication resource: its medicationCodeableConcept, or the
         code and ingredients of the Medication it references (contained or in the input)."""
         resource = item.resource
         if "medicationCodeableConcept" in resource:
-            return "medicationCodeableConcept", _codings(resource["medicationCodeableConcept"])
-        reference = resource.get("medicationReference")
-        target = reference.get("reference") if isinstance(reference, dict) else None
-        if not isinstance(target, str):
+            return "medicationCodeableConcept", medication_codings(resource, [])
+        target = medication_reference(resource)
+        if target is None:
             self.errors.append(item.error("has no medication (medicationCodeableConcept or medicationReference)",
                                           "medication[x]"))
             return None, None
@@ -314,11 +312,7 @@ class _Patient:
                                           "medicationReference.reference"))
             return None, None
         self.read.append(medication)
-        codings = list(_codings(medication.resource.get("code")))
-        for ingredient in medication.resource.get("ingredient") or ():
-            if isinstance(ingredient, dict):
-                codings.extend(_codings(ingredient.get("itemCodeableConcept")))
-        return "medicationReference", codings
+        return "medicationReference", medication_codings(resource, [medication.resource])
 
     def coded(self, item: Item, element: str, codings: List[dict], kind: str, why: str):
         if not codings:
@@ -466,11 +460,11 @@ def patient_case(patient: Item, items: List[Item], fmap: FhirMap, schema, as_of:
                 builder.unmapped.append({"resource": item.ref, "path": f"{item.path}.{element}", "codes": [],
                                          "reason": f"{message} ({element}): not read, so it decides nothing"})
     if structure or failure is not None:
-        return None, Provenance(mapping=fmap.digest), structure or [patient.error(
+        return None, Provenance(), structure or [patient.error(
             f"cannot be read: {type(failure).__name__}: {shown(failure, 200)}")]
     pid = patient.resource.get("id")
     data = builder.case(pid if isinstance(pid, str) and pid else None, patient)
-    provenance = Provenance(builder.origins, builder.unmapped, fmap.digest, builder.paths)
+    provenance = Provenance(builder.origins, builder.unmapped, builder.paths)
     if "diagnosis" not in data and not builder.errors:  # said in the record's terms, not the schema's
         builder.errors.append(SourceError(
             f"{patient.ref}: no Condition of the record gives a diagnosis the mapping reads "
@@ -484,6 +478,27 @@ def _codings(concept) -> List[dict]:
     if not isinstance(concept, dict):
         return []
     return [c for c in concept.get("coding") or () if isinstance(c, dict)]
+
+
+def medication_reference(resource: dict) -> Optional[str]:
+    """The reference of a MedicationRequest's or MedicationStatement's medicationReference, if any."""
+    reference = resource.get("medicationReference")
+    target = reference.get("reference") if isinstance(reference, dict) else None
+    return target if isinstance(target, str) else None
+
+
+def medication_codings(resource: dict, medications: List[dict]) -> List[dict]:
+    """The codings a medication resource gives: its medicationCodeableConcept, or the code and
+    the ingredients' codes of the Medication resources it references."""
+    if "medicationCodeableConcept" in resource:
+        return _codings(resource["medicationCodeableConcept"])
+    codings = []
+    for medication in medications:
+        codings.extend(_codings(medication.get("code")))
+        for ingredient in medication.get("ingredient") or ():
+            if isinstance(ingredient, dict):
+                codings.extend(_codings(ingredient.get("itemCodeableConcept")))
+    return codings
 
 
 def _status_codes(value) -> List[str]:

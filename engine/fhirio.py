@@ -22,7 +22,7 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
-from .fhir import READ_TYPES, SUBJECT, Item, Provenance, patient_case
+from .fhir import READ_TYPES, SUBJECT, Item, Provenance, medication_reference, patient_case
 from .fhirmap import default_map
 from .yamlsrc import SourceError, shown
 
@@ -115,9 +115,7 @@ def local_key(reference) -> Optional[str]:
     """'Type/id' of a relative or absolute RESTful reference (its version dropped), else None."""
     if not isinstance(reference, str) or not reference or reference.startswith(("#", "urn:")):
         return None
-    parts = reference.split("/")
-    if len(parts) >= 4 and parts[-2] == "_history":
-        parts = parts[:-2]
+    parts = _without_version(reference).split("/")
     if len(parts) < 2 or not parts[-2][:1].isupper():
         return None
     return f"{parts[-2]}/{parts[-1]}"
@@ -278,9 +276,8 @@ def _case(patient: Item, items: List[Item], medication, as_of) -> FhirCase:
     join's indexes are at hand; the mapping runs when the case is built."""
     medications = {}
     for i, item in enumerate(items):
-        reference = item.resource.get("medicationReference")
-        target = reference.get("reference") if isinstance(reference, dict) else None
-        if item.type in ("MedicationRequest", "MedicationStatement") and isinstance(target, str):
+        target = medication_reference(item.resource)
+        if item.type in ("MedicationRequest", "MedicationStatement") and target is not None:
             found = medication(item, target)
             if found is not None:
                 medications[(i, target)] = found
@@ -333,6 +330,13 @@ create table medication (key text primary key, source text, line integer, body t
 """
 
 
+def _foreign(reference: str, base: Optional[str]) -> bool:
+    """Whether an export's reference is absolute and not rooted in the export's server (a base
+    the manifest gives): another server's Patient/1 is not this one's, and without a base an
+    absolute reference cannot be told from one."""
+    return "://" in reference and (base is None or not reference.startswith(base))
+
+
 def _bulk(db, lines, as_of, base: Optional[str]) -> Iterator[FhirCase]:
     db.executescript(_TABLES)
     for source, number, value in lines:
@@ -377,7 +381,7 @@ def _bulk(db, lines, as_of, base: Optional[str]) -> Iterator[FhirCase]:
             if key is None or not key.startswith("Patient/"):
                 yield _orphan(item, element, reference)
                 continue
-            if "://" in reference and (base is None or not reference.startswith(base)):
+            if _foreign(reference, base):
                 yield _orphan(item, element, reference, "an absolute reference to a server this export is not from"
                               if base else "an absolute reference, and no manifest beside the export says "
                               "which server it is from (put the export's manifest .json beside its files)")
@@ -389,9 +393,9 @@ def _bulk(db, lines, as_of, base: Optional[str]) -> Iterator[FhirCase]:
     def medication(item: Item, reference: str) -> Optional[Item]:
         if reference.startswith("#"):
             return _contained(item, reference)
-        key = local_key(reference)
-        if "://" in reference and (base is None or not reference.startswith(base)):
+        if _foreign(reference, base):
             return None
+        key = local_key(reference)
         row = db.execute("select source, line, body from medication where key = ?", (key,)).fetchone()
         return Item(json.loads(row[2]), row[0], row[1], "Medication") if row else None
 

@@ -111,8 +111,8 @@ class FhirMap:
 
     def matches(self, system: Optional[str], code: Optional[str]) -> List[tuple]:
         """(entry or quantity, Code) for every entry code a coding matches."""
-        if not system or not isinstance(code, str):
-            return []
+        if not system or not isinstance(system, str) or not isinstance(code, str):
+            return []  # a coding with no system, or one that is not text, matches nothing
         uri = self.canonical.get(system, system)
         key = self.keyed(uri, code)
         found = list(self._exact.get((uri, key), ()))
