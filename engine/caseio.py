@@ -133,11 +133,11 @@ def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None,
         used.add(name)
         return name
 
-    units = []  # in order: the records of a file or of stdin, or a FHIR export's [(file, name)]
-    exports = {}  # directory -> [(path, name)]: its FHIR NDJSON files, read as one export
+    units = []  # in order: ("records", the records of a file or stdin, None) or ("export", [(file, name)], directory)
+    exports = {}  # directory -> [(file, name)]: its FHIR NDJSON files, read as one export
     for path in paths:
         if path == STDIN:
-            units.append(("records", _guarded(_read_stdin, stdin or sys.stdin, STDIN_NAME, STDIN_NAME)))
+            units.append(("records", _guarded(_read_stdin, stdin or sys.stdin, STDIN_NAME, STDIN_NAME), None))
             continue
         root = Path(path)
         if not root.is_dir():
@@ -147,22 +147,22 @@ def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None,
                      for f in _case_files(root) if exclude is None or not same_file(f, exclude)]
             if not files:
                 units.append(("records", [CaseRecord(None, path, None, unique(root.name, path), SourceError(
-                    f"no case files ({', '.join(CASE_SUFFIXES)}) in this directory", path))]))
+                    f"no case files ({', '.join(CASE_SUFFIXES)}) in this directory", path))], None))
         for file, name in files:
             if _fhir_export_file(file):
                 group = os.path.abspath(os.path.dirname(file))  # as listed: a link joins the export it is in
                 if group not in exports:
                     exports[group] = []
-                    units.append(("export", exports[group]))
+                    units.append(("export", exports[group], group))
                 exports[group].append((file, name))
             else:
-                units.append(("records", _guarded(_read_path, file, file, name)))
-    for kind, unit in units:
+                units.append(("records", _guarded(_read_path, file, file, name), None))
+    for kind, unit, directory in units:
         if kind == "export":
             records = (r for f, n in unit for r in _guarded(_read_path, f, f, n)
                        if not (r.error is not None and r.error.message == EMPTY_FILE))  # no resource of a type: fine
-            base = _export_base(os.path.dirname(unit[0][0]) or ".")
-            yield from _fhir_records(records, unit[0][1], as_of, export=True, base=base, defer=defer_fhir)
+            yield from _fhir_records(records, unit[0][1], as_of, export=True, base=_export_base(directory),
+                                     defer=defer_fhir)
         else:
             yield from _fhir_records(unit, None, as_of, defer=defer_fhir)
 
