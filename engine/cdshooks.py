@@ -1,10 +1,11 @@
 """CDS Hooks 2.0 as a library: discovery, and a hook call's request -> cards.
 
 No web framework here (engine/service.py serves it over HTTP): `CdsServices`
-reads facts/cds-services.yaml; `Hooks.call(service_id, request)` checks the
-request, gathers the patient's record from `prefetch` (fetching a key the EHR
-did not send from its FHIR server, through the `fetch` it is given), builds
-one FHIR collection Bundle of the record and the draft orders, and reads it
+reads facts/cds-services.yaml; `Hooks.to_fetch` says which prefetch keys the
+EHR left out and its FHIR server can give (the caller fetches them into
+`prefetch`: service.py does, over HTTP, away from the engine);
+`Hooks.call(service_id, request)` checks the request, gathers the patient's
+record from `prefetch`, builds one FHIR collection Bundle of the record and the draft orders, and reads it
 as any other FHIR input (engine/fhirio.py): the same case, the same rules, the
 same Result, rendered as cards (engine/cards.py).
 
@@ -19,7 +20,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Dict, List, Optional
+from typing import Dict, List, Optional
 
 from .cards import CardMaker, short
 from .errors import InvalidSource, IvigError
@@ -140,18 +141,13 @@ class Hooks:
         self.services = services or CdsServices.load()
         self.cards = CardMaker(self.services, advisor.rulebase)
 
-    def call(self, service_id: str, request, fetch: Optional[Callable[[str, dict], Optional[dict]]] = None,
-             as_of: Optional[dt.date] = None) -> Answer:
-        """The answer to POST /cds-services/{service_id}; HookError when the call is not one to answer.
-
-        `fetch(query, request)`: the resource or Bundle a FHIR query gives on the
-        request's fhirServer (service.py does it over HTTP), for a prefetch key
-        the EHR did not send."""
+    def call(self, service_id: str, request, as_of: Optional[dt.date] = None) -> Answer:
+        """The answer to POST /cds-services/{service_id}; HookError when the call is not one to answer."""
         service = self.services.service(service_id)
         if service is None:
             raise HookError(404, f"no CDS service {service_id!r} (GET /cds-services lists them)")
         context = _check_request(request, service)
-        resources, notes = self.record(request, context, fetch)
+        resources, notes = self.record(request)
         orders = _draft_orders(request["hook"], context)
         bundle = {"resourceType": "Bundle", "type": "collection",
                   "entry": [{"resource": r} for r in resources + [o for o, _ in orders]]}
@@ -174,50 +170,44 @@ class Hooks:
         return [(key, _query(spec["query"], context)) for key, spec in self.services.prefetch.items()
                 if key not in (prefetch or {})]
 
-    def record(self, request: dict, context: dict, fetch) -> tuple:
-        """The resources of the patient's record, and notes on what could not be had."""
+    def record(self, request: dict) -> tuple:
+        """The resources of the patient's record (what `prefetch` holds, fetched keys too), and
+        notes on what could not be had; HookError 412 when a required key is neither."""
         prefetch = request.get("prefetch") or {}
         if not isinstance(prefetch, dict):
             raise HookError(400, "'prefetch' must be an object of prefetched resources")
         resources, notes = [], []
         for key, spec in self.services.prefetch.items():
-            if key in prefetch:
-                value = prefetch[key]  # null: the EHR has no such data
-            elif fetch is not None and request.get("fhirServer") and request.get("fhirAuthorization"):
-                value = fetch(_query(spec["query"], context), request)
+            if key in prefetch:  # null: the EHR has no such data
+                resources.extend(_resources(key, prefetch[key], notes))
             elif spec["required"]:
                 raise HookError(412, f"prefetch '{key}' ({spec['query']}) was not sent and there is no fhirServer "
                                      "with fhirAuthorization to fetch it from")
             else:
                 notes.append(f"{key} (not sent)")
-                continue
-            resources.extend(_resources(key, value, notes))
         return resources, notes
 
     def answer(self, service: Service, case, hook: str, orders, notes) -> Answer:
-        ordered_ids = set()
-        if case.provenance is not None:
-            for origin in case.provenance.origins.get("ivig_planned", []):
-                ordered_ids.add(origin.split(" ", 1)[0])
-        ivig_orders = [o for o, selected in orders if selected and f"MedicationRequest/{o.get('id')}" in ordered_ids]
-        data = case.data
-        only_no_diagnosis = case.errors and all(e.field == "diagnosis" for e in case.errors)
-        if case.errors and not only_no_diagnosis and service.trigger == "ivig-order":
-            # the record could not be read: whether an IVIG order is among the selected ones
-            # is read off the orders' own codes, so that the clinician hears it
+        # A record whose only fault is that no diagnosis maps can still be advised on (below);
+        # any other error keeps it from being read.
+        readable = all(e.field == "diagnosis" for e in case.errors)
+        if service.trigger == "covered-diagnosis":
+            if case.errors:
+                return Answer({"cards": []})  # no covered diagnosis read: a chart this service has nothing for
+        elif not readable:
+            # whether an IVIG order is among the selected ones is read off the orders' own codes,
+            # so that the clinician hears the record could not be read
             fmap = default_map()
-            ivig_orders = [o for o, selected in orders if selected and _orders_ivig(o, fmap)]
-            return self.unreadable(case) if ivig_orders else Answer({"cards": []})
+            ordered = any(selected and _orders_ivig(o, fmap) for o, selected in orders)
+            return self.unreadable(case) if ordered else Answer({"cards": []})
+        origins = case.provenance.origins.get("ivig_planned", []) if case.provenance is not None else []
+        ordered_ids = {origin.split(" ", 1)[0] for origin in origins}
+        ivig_orders = [o for o, selected in orders if selected and f"MedicationRequest/{o.get('id')}" in ordered_ids]
         if service.trigger == "ivig-order" and not ivig_orders:
             return Answer({"cards": []})  # no immune globulin among the selected orders: nothing to say
-        if case.errors and service.trigger == "covered-diagnosis":
-            return Answer({"cards": []})  # no covered diagnosis read: a chart this service has nothing for
-        if only_no_diagnosis and data is not None:
-            # An IVIG order for a disease the review does not cover: its stance is out of
-            # scope, and every adverse-event warning that applies still reaches the clinician.
-            data = dict(data, diagnosis="other")
-        if case.errors and not only_no_diagnosis or data is None:
-            return self.unreadable(case)
+        # An IVIG order for a disease the review does not cover: its stance is out of scope, and
+        # every adverse-event warning that applies still reaches the clinician.
+        data = dict(case.data, diagnosis="other") if case.errors else case.data
         result = self.advisor.evaluate_mapping(data, case.source, case.line, case.id)
         if case.provenance is not None:
             case.provenance.apply(result)
