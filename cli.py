@@ -722,7 +722,7 @@ def serve(rules_dir, host, port, workers, trust_path, insecure_dev, public_url, 
     try:
         import uvicorn
 
-        from ivig_advisor.engine.service import ENV, Settings, create_app
+        from ivig_advisor.engine.service import ENV, Settings, prepared
     except ImportError as exc:
         raise click.UsageError(f"ivig serve needs the serve extra (pip install -e \".[serve]\"): {exc}")
     if insecure_dev and host not in LOOPBACK:
@@ -733,7 +733,7 @@ def serve(rules_dir, host, port, workers, trust_path, insecure_dev, public_url, 
     settings = Settings(public_url=public_url or f"http://{host}:{port}", trust=trust_path, insecure_dev=insecure_dev,
                         feedback_db=feedback_db, rules=rules_dir,
                         **({"cors_origins": list(cors_origins)} if cors_origins else {}))
-    create_app(settings)  # a bad trust file, rule base or feedback path is known now, not in a worker
+    prepared(settings)  # a bad trust file, rule base or feedback path is known now, not in a worker
     os.environ[ENV] = settings.to_env()
     _say(f"ivig serve: CDS Hooks discovery at {settings.public_url}/cds-services"
          + (" (insecure-dev: no JWT needed)" if insecure_dev else ""), err=True)

@@ -68,17 +68,25 @@ def app_from_environment() -> Starlette:
     return create_app(Settings.from_env())
 
 
-def create_app(settings: Settings) -> Starlette:
-    """The Starlette app for `settings`."""
-    from .evaluate import Advisor
+def prepared(settings: Settings) -> tuple:
+    """(trust, feedback store, rule base) of `settings`, each loaded and checked: what `ivig serve`
+    checks before it starts a worker, so that a bad trust file, feedback path or rule base is
+    said at once (and what each worker's app is built from)."""
     from .rulebase import RuleBase
 
     if not settings.insecure_dev and not settings.trust:
         raise ValueError("a trust file is needed unless the service runs in insecure_dev mode")
     trust = Trust.load(settings.trust) if settings.trust else None
-    store = FeedbackStore(settings.feedback_db)
+    return trust, FeedbackStore(settings.feedback_db), RuleBase.load(settings.rules) if settings.rules else None
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The Starlette app for `settings`."""
+    from .evaluate import Advisor
+
+    trust, store, rulebase = prepared(settings)
     keeper = CardKeeper(store)
-    hooks = Hooks(Advisor(RuleBase.load(settings.rules) if settings.rules else None))
+    hooks = Hooks(Advisor(rulebase))
     hooks.advisor.warm()  # every diagnosis's engine built now: no call pays half a second for one
     base = settings.public_url.rstrip("/")
 
