@@ -58,17 +58,14 @@ class FeedbackStore:
             db.execute("pragma synchronous = normal")
         return db
 
-    def _connection(self) -> "_Transaction":
+    def _transaction(self) -> "_Transaction":
         return _Transaction(self._db())
 
-    def keep_cards(self, service: str, hook: str, cards: List[dict]) -> None:
-        """Remember the cards of one answer, so that feedback can name their rules."""
-        self.keep_many([(service, hook, cards)])
-
     def keep_many(self, answers: List[tuple]) -> None:
-        """Remember the cards of several answers, (service, hook, cards) each, in one transaction."""
+        """Remember the cards of several answers, (service, hook, cards) each, in one transaction,
+        so that feedback can name their rules (CardKeeper's writer thread calls it)."""
         now = time.time()
-        with self._connection() as db:
+        with self._transaction() as db:
             db.executemany("insert or ignore into card values (?, ?, ?, ?, ?, ?, ?, ?)",
                            [(c["uuid"], service, hook, c.get("rule"), c["indicator"], c["summary"],
                              json.dumps(c.get("suggestions", [])), now)
@@ -85,7 +82,7 @@ class FeedbackStore:
                          reason.get("display"), (item.get("overrideReason") or {}).get("userComment"),
                          json.dumps([s["id"] for s in item.get("acceptedSuggestions", [])]),
                          item["outcomeTimestamp"], now))
-        with self._connection() as db:
+        with self._transaction() as db:
             db.executemany("insert into feedback (card, service, outcome, reason_system, reason_code, reason_display, "
                            "comment, accepted, outcome_time, received) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         return len(rows)
@@ -93,7 +90,7 @@ class FeedbackStore:
     def first_use(self, jti: str, expires: float) -> bool:
         """True the first time a token id is seen (then kept until it expires); False on a replay."""
         now = time.time()
-        with self._connection() as db:
+        with self._transaction() as db:
             db.execute("delete from seen_token where expires < ?", (now - 60,))
             try:
                 db.execute("insert into seen_token values (?, ?)", (jti, expires))
