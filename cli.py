@@ -247,6 +247,17 @@ def _say(text: str, err=False):
     say(text, err=err)
 
 
+def _emit(text: str, output=None):
+    """A command's text on standard output, or written atomically to `output` (-o) and said so."""
+    if output:
+        from ivig_advisor.engine.atomic import write_text_atomic, writable_target
+        writable_target(output)
+        write_text_atomic(output, text + "\n")
+        _say(f"wrote {output}", err=True)
+    else:
+        click.echo(text)
+
+
 def _echo_json(data):
     """JSON for programs, that a terminal shows safely too (escape.json_text)."""
     from ivig_advisor.engine.escape import json_text
@@ -404,13 +415,7 @@ def show_schema(fmt, output, rules_dir):
         text = json_text(rulebase.schema.describe(), indent=2)
     else:
         text = schema_text(rulebase.schema)
-    if output:
-        from ivig_advisor.engine.atomic import write_text_atomic, writable_target
-        writable_target(output)
-        write_text_atomic(output, text + "\n")
-        _say(f"wrote {output}", err=True)
-    else:
-        click.echo(text)
+    _emit(text, output)
 
 
 # -- ivig fhir ----------------------------------------------------------------
@@ -447,14 +452,7 @@ def fhir_map(paths, output, rules_dir, wanted_id, explain, as_of):
         parts.append(case_file(record, schema, explain, as_of or datetime.date.today()))
     if not found:
         raise click.UsageError(f"no case with the id {wanted_id!r}" if wanted_id else "no case in the input")
-    text = "\n".join(parts) + "\n"
-    if output:
-        from ivig_advisor.engine.atomic import write_text_atomic, writable_target
-        writable_target(output)
-        write_text_atomic(output, text)
-        _say(f"wrote {output}", err=True)
-    else:
-        click.echo(text, nl=False)
+    _emit("\n".join(parts), output)
     _exit(EXIT_FOUND if failed else 0)
 
 

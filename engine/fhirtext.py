@@ -6,7 +6,7 @@ each field and what the mapping did not read, as comments. `mapping_text`
 lists facts/fhir-map.yaml for a reviewer: every entry, code and assumption.
 """
 
-from typing import Iterable, Iterator, List
+from typing import List
 
 import yaml
 
@@ -46,12 +46,6 @@ def case_file(record, schema, explain: bool = False, as_of=None) -> str:
             codes = f" {'; '.join(u['codes'])}" if u["codes"] else ""
             lines.append(f"#   {_comment(u['resource'] + codes)}: {_comment(u['reason'])} [{_comment(u['path'])}]")
     return "\n".join(lines)
-
-
-def case_files(records: Iterable, schema, explain: bool = False, as_of=None) -> Iterator[str]:
-    """`case_file` of each record."""
-    for record in records:
-        yield case_file(record, schema, explain, as_of)
 
 
 def _value(value) -> str:
