@@ -45,6 +45,11 @@ class Issuer:
     jwks: str
     tenant: Optional[str] = None
 
+    @property
+    def remote(self) -> bool:
+        """Whether its JWK Set is fetched from a URL (else read from a file)."""
+        return self.jwks.startswith(("https://", "http://"))
+
 
 class Trust:
     """The issuers a service trusts, with their keys."""
@@ -68,15 +73,15 @@ class Trust:
         for i, node in enumerate(data["issuers"]):
             if not isinstance(node, dict) or not isinstance(node.get("iss"), str) or not isinstance(node.get("jwks"), str):
                 raise TrustInvalid(f"{path}: issuers[{i}] needs 'iss' and 'jwks' (a JWK Set file or https URL)")
-            jwks = node["jwks"]
-            if not jwks.startswith(("https://", "http://")):
-                jwks = str((Path(path).parent / jwks).resolve())
-                if not Path(jwks).is_file():
-                    raise TrustInvalid(f"{path}: issuers[{i}]: no JWK Set file {jwks}")
-            issuers.append(Issuer(node["iss"], jwks, node.get("tenant")))
+            issuer = Issuer(node["iss"], node["jwks"], node.get("tenant"))
+            if not issuer.remote:
+                issuer.jwks = str((Path(path).parent / issuer.jwks).resolve())
+                if not Path(issuer.jwks).is_file():
+                    raise TrustInvalid(f"{path}: issuers[{i}]: no JWK Set file {issuer.jwks}")
+            issuers.append(issuer)
         trust = cls(issuers, str(path))
         for issuer in issuers:
-            if not issuer.jwks.startswith(("https://", "http://")):
+            if not issuer.remote:
                 trust._key_source(issuer)  # a bad key file is known at start, not at the first call
         return trust
 
@@ -84,7 +89,7 @@ class Trust:
         import jwt
         source = self._keys.get(issuer.iss)
         if source is None:
-            if issuer.jwks.startswith(("https://", "http://")):
+            if issuer.remote:
                 source = jwt.PyJWKClient(issuer.jwks, cache_keys=True, lifespan=300, timeout=5)
             else:
                 try:
