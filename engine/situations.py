@@ -20,12 +20,13 @@ base. It is bounded (least recently used out), so memory stays flat whatever
 the size of the input."""
 
 from collections import OrderedDict
+from pickle import HIGHEST_PROTOCOL, dumps, loads
 from typing import Dict, Optional, Tuple
 
 from . import conditions
 from .words import plain, total_grams
 
-DEFAULT_SIZE = 10240  # situations kept per process, about 2 KiB each: a worker stays under 64 MiB (bench/)
+DEFAULT_SIZE = 32768  # situations kept per process, about 0.6 KiB each (20 MiB): a worker stays under 64 MiB (bench/)
 # Interned parts kept for sharing, per situation kept: the parts of situations
 # already forgotten stay in the table until it is full, then it starts again
 # (what situations still hold stays theirs), so memory stays bounded.
@@ -138,72 +139,54 @@ class Situation:
     """What a run concluded, frozen, with the parts that are the case's own left
     to fill in (the values of its findings in the trace are blanked).
 
-    Frozen means tuples interned in `shared`: most of a trace (which rule fired
-    on which facts, asserting what) and most warnings are the same in many
-    situations, so a situation costs little more than its references.
+    Frozen means pickled, part by part, and interned in `shared`: most trace
+    entries (which rule fired on which facts, asserting what) and most
+    warnings are the same in many situations, so a situation costs little more
+    than its references. A pickle gives back exactly what went in (True is not
+    1, 2.0 is not 2, a tuple is not a list), and unpickling in C is what makes
+    a hit cheap.
     """
-    __slots__ = ("status", "frozen", "undecided")
+    __slots__ = ("status", "parts", "warnings", "trace", "undecided")
 
     def __init__(self, run, shared: dict):
         r = run.result
         trace = [dict(e, matched=[dict(m, value=None) if m["fact"] == "Finding" else m for m in e["matched"]])
                  for e in r.trace]
+        dose = None if r.dose is None else dict(r.dose, total_g=None)  # the grams are the case's own
         self.status = r.status
-        self.frozen = _freeze((r.ivig, r.dose, r.warnings, trace, r.missing, run.derived, run.fired), shared)
+        self.parts = _shared(tuple(_interned(part, shared) for part in (r.ivig, dose, r.missing, run.derived)),
+                             shared)
+        self.warnings = _shared(tuple(_interned(w, shared) for w in r.warnings), shared)
+        self.trace = _shared(tuple(_interned(e, shared) for e in trace), shared)
         self.undecided = tuple(run.undecided)
 
     def replay(self, case, result_type, run_type):
         """The run of this situation for `case`: fresh objects, the case's own values."""
         facts = case.facts
-        ivig, dose, warnings, trace, missing, derived, fired = _thaw(self.frozen)
+        ivig, dose, missing, derived = map(loads, self.parts)
+        warnings, trace = [loads(w) for w in self.warnings], [loads(e) for e in self.trace]
         if dose is not None:
             dose["total_g"] = total_grams(dose, facts.get("weight_kg"))
         for entry in trace:
             for fact in entry["matched"]:
                 if fact["fact"] == "Finding":
                     fact["value"] = plain(facts[fact["name"]])
+        fired = list(dict.fromkeys(entry["rule"] for entry in trace))  # as the run lists them: first firing first
         result = result_type(id=case.id, status=self.status, ivig=ivig, dose=dose, warnings=warnings,
                              trace=trace, missing=missing, source=case.source, line=case.line)
         return run_type(case, result, derived, fired, list(self.undecided))
 
 
-class _Dict(tuple):
-    """A frozen dict: its items, in order."""
+def _interned(value, shared: dict) -> bytes:
+    """The value pickled; an equal pickle already in `shared` is that one, shared.
+    (Only what a run of ours built is pickled, and only here: nothing read from
+    a file is ever unpickled.)"""
+    return _shared(dumps(value, HIGHEST_PROTOCOL), shared)
 
 
-class _List(tuple):
-    """A frozen list."""
-
-
-def _freeze(value, shared: dict):
-    """The value as interned tuples (dicts keep their key order)."""
-    return _frozen(value, shared)[0]
-
-
-def _frozen(value, shared: dict):
-    """(frozen value, its identity): the identity tells True from 1 and 2.0 from 2,
-    and a list from a dict, which tuples alone would take for equal."""
-    if isinstance(value, dict):
-        items = [(k, _frozen(v, shared)) for k, v in value.items()]
-        frozen, identity = _Dict((k, f) for k, (f, _) in items), (_Dict, tuple((k, i) for k, (_, i) in items))
-    elif isinstance(value, (list, tuple)):
-        items = [_frozen(v, shared) for v in value]
-        frozen, identity = _List(f for f, _ in items), (_List, tuple(i for _, i in items))
-    else:
-        return value, (type(value), value)
-    entry = shared.get(identity)
-    if entry is None:  # the identity is kept too, so that a parent's identity shares its children's
-        entry = shared[identity] = (frozen, identity)
-    return entry
-
-
-def _thaw(value):
-    """Fresh dicts and lists from a frozen value: a caller may change them."""
-    if type(value) is _Dict:
-        return {k: _thaw(v) for k, v in value}
-    if type(value) is _List:
-        return [_thaw(v) for v in value]
-    return value
+def _shared(value, shared: dict):
+    """An equal value already in `shared`, or this one, put there."""
+    return shared.setdefault(value, value)
 
 
 class SituationCache:
@@ -229,9 +212,10 @@ class SituationCache:
 
     def worth_storing(self) -> bool:
         """Whether to store the situation just missed. Freezing a run costs about a
-        tenth of the run: in a batch that never repeats (under 5% hits after 512
-        cases) only 1 miss in SAMPLE_WHEN_IDLE is stored, so the cache costs
-        little there and still learns if the batch starts to repeat."""
+        hundredth of the run, but a batch that never repeats would fill the cache
+        with situations never seen again: there (under 5% hits after 512 cases)
+        only 1 miss in SAMPLE_WHEN_IDLE is stored, so the cache costs little and
+        still learns if the batch starts to repeat."""
         looked = self.hits + self.misses
         if looked < 512 or self.hits * 20 >= looked:
             return True

@@ -253,15 +253,17 @@ def test_the_run_record_of_a_hit_is_the_runs():
 
 
 def test_freezing_keeps_types_and_order_even_for_values_python_calls_equal():
-    from ivig_advisor.engine.situations import _freeze, _thaw
+    from pickle import loads
+    from ivig_advisor.engine.situations import _interned
     shared = {}
-    first = _freeze({"value": 1, "list": [], "n": 2.0, "items": [1, 2]}, shared)
-    second = _freeze({"value": True, "list": {}, "n": 2, "items": [True, 2.0]}, shared)
-    assert repr(_thaw(first)) == repr({"value": 1, "list": [], "n": 2.0, "items": [1, 2]})
-    assert repr(_thaw(second)) == repr({"value": True, "list": {}, "n": 2, "items": [True, 2.0]})
-    assert list(_thaw(_freeze({"b": 1, "a": 2}, shared))) == ["b", "a"]
-    again = _freeze({"value": 1, "list": [], "n": 2.0, "items": [1, 2]}, shared)
+    first = _interned({"value": 1, "list": [], "n": 2.0, "items": [1, 2], "t": (1,)}, shared)
+    second = _interned({"value": True, "list": {}, "n": 2, "items": [True, 2.0], "t": [1]}, shared)
+    assert repr(loads(first)) == repr({"value": 1, "list": [], "n": 2.0, "items": [1, 2], "t": (1,)})
+    assert repr(loads(second)) == repr({"value": True, "list": {}, "n": 2, "items": [True, 2.0], "t": [1]})
+    assert list(loads(_interned({"b": 1, "a": 2}, shared))) == ["b", "a"]
+    again = _interned({"value": 1, "list": [], "n": 2.0, "items": [1, 2], "t": (1,)}, shared)
     assert again is first, "equal parts are shared"
+    assert loads(first) is not loads(first), "each replay gets objects of its own"
 
 
 def test_a_batch_that_never_repeats_stores_only_a_sample_and_still_answers_the_same():
