@@ -552,3 +552,14 @@ def test_exit_codes_are_in_the_help(run_cli, command):
     text = " ".join(run_cli(*command, "--help").stdout.split())
     for code in ("0 ", "1 ", "2 ", "70 ", "130", "143"):
         assert code in text, (command, code)
+
+
+@pytest.mark.parametrize("raw", ["\x7f", "\x85", "\u202e", "\u200b", "\ufeff", "a\x7fb"])
+def test_evaluate_jsonl_escapes_what_json_leaves_raw_even_in_an_otherwise_ascii_line(run_cli, tmp_path, raw):
+    """json_text returns an all-ASCII line as it is; DEL is ASCII and still escaped."""
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps({"id": f"p{raw}1", "diagnosis": "mmn"}) + "\n")
+    out = run_cli("evaluate", str(path), "--format", "jsonl", "-q")
+    assert out.exit_code == 0, out.output
+    assert raw not in out.stdout
+    assert json.loads(out.stdout)["id"] == f"p{raw}1"
