@@ -153,29 +153,26 @@ class CardKeeper:
         done.wait(timeout=30)
 
     def _write(self) -> None:
-        """Gather what arrives within `every` of the first item (500 answers at most), write it in
+        """Gather what arrives within `every` of the item before (500 answers at most), write it in
         one transaction; a flush writes at once, and None (close) writes and stops. Items are
         written in the order they were queued."""
         import queue
-        carried = False  # an item read past a full batch: the next batch's first
+        item = self.queue.get()
         while True:
-            batch, item = [], carried if carried is not False else self.queue.get()
-            carried = False
-            while item is not None and not isinstance(item, threading.Event):
-                if len(batch) == 500:
-                    carried = item
-                    break
+            batch = []
+            while isinstance(item, tuple) and len(batch) < 500:  # an item read past a full batch starts the next
                 batch.append(item)
                 try:
                     item = self.queue.get(timeout=self.every)
                 except queue.Empty:
-                    item = False
-                    break
+                    item = False  # nothing more for now
             self._write_batch(batch)
-            if isinstance(item, threading.Event) and carried is False:
-                item.set()
-            elif item is None:
+            if item is None:
                 return
+            if isinstance(item, threading.Event):
+                item.set()
+            if not isinstance(item, tuple):
+                item = self.queue.get()
 
     def _write_batch(self, batch: list) -> None:
         if batch:
