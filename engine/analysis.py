@@ -21,17 +21,19 @@ from .rulebase import RuleBase, RuleSpec
 
 
 def undecided_rules(rulebase: RuleBase, facts: dict, derived: Dict[str, list], fired: Set[str],
-                    stance_layers: Set[str], rules: Optional[List[RuleSpec]] = None) -> List[RuleSpec]:
+                    stance_layers: Set[str], rules: Optional[List[RuleSpec]] = None,
+                    waiting: Optional[Set[str]] = None) -> List[RuleSpec]:
     """The rules that did not fire and whose premise is not yet false, in layer order.
 
     `derived` maps each derived name to the values the run asserted;
     `stance_layers` are the layers in which a stance was set; `rules` limits
     the search (to the rules that can fire for the diagnosis: the others are
-    false already).
+    false already). `waiting`, if given (an empty set), receives the derived
+    facts read as unknown: those a rule not yet false may still assert.
     """
     rules = rulebase.rules if rules is None else rules
     pending: List[RuleSpec] = []
-    unknown_derived: Set[str] = set()
+    unknown_derived: Set[str] = set() if waiting is None else waiting
     lookup = _lookup(rulebase, facts, derived, unknown_derived)
 
     for layer in rulebase.layers:

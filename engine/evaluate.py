@@ -124,7 +124,7 @@ class Advisor:
         engine, key = self.engine_for(facts), self._engine_key(facts)
         keyer = self.keyers.get(key)
         if keyer is None:
-            keyer = self.keyers[key] = Keyer(engine.rules, self.rulebase.schema.fields)
+            keyer = self.keyers[key] = Keyer(engine.rules, self.rulebase)
         return (key, keyer.key(facts)), engine
 
     def validate(self, data, source=None, line=None, default_id=None) -> Case:
@@ -168,7 +168,7 @@ class Advisor:
         if known is not None:
             return known.replay(case, Result, Run)
         run = self._run(case, engine)
-        self.situations.store(key, run)
+        self.situations.store(key, run, self.keyers[key[0]])
         return run
 
     def _run(self, case: Case, engine) -> "Run":
@@ -188,10 +188,12 @@ class Advisor:
                 stance_layers.add(firing.rule.layer)
         result.trace = [_trace_entry(f, rule_of_fact) for f in firings]
         _conclude(result, firings, case.facts, self.rulebase.ivig_given)
-        undecided = undecided_rules(self.rulebase, case.facts, derived, set(fired), stance_layers, engine.rules)
+        waiting = set()
+        undecided = undecided_rules(self.rulebase, case.facts, derived, set(fired), stance_layers, engine.rules,
+                                    waiting=waiting)
         also = ["weight_kg"] if result.dose else []  # grams need the weight
         result.missing = missing_fields(self.rulebase, case.facts, undecided, also, derived)
-        return Run(case, result, derived, fired, undecided)
+        return Run(case, result, derived, fired, undecided, frozenset(waiting))
 
 
 @dataclass
@@ -202,6 +204,7 @@ class Run:
     derived: Dict[str, list]  # derived fact -> the values asserted, in firing order (the stance too)
     fired: List[str]  # the ids of the rules that fired, in firing order
     undecided: List[RuleSpec]  # rules that did not fire but might, once a missing field is known
+    waiting: frozenset = frozenset()  # derived facts a rule not yet false may still assert (read as unknown)
 
 
 def _canonical(firings):

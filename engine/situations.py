@@ -3,27 +3,31 @@
 What the rules conclude for a case depends only on what they can tell apart:
 for each test some rule of the case's engine makes on a case field, whether
 the field is known and, if it is, whether its value passes. Age 70 and age 80
-are one situation when the only age test is ``age >= 65``. A test that only
-rules already false for the case make (MYCIN's "skip a rule whose premise is
-already false") tells nothing apart: volume depletion, read only by the
-renal-failure rules, does not split the situations of a patient without
-renal disease. Two cases in one situation fire the same rules in the same
-order, so the second case's result is the first one's, with what is the
-case's own read from the case: its id, source and line, the values of its
-findings in the trace, and the grams of the dose (the weight is not a test,
-but its presence is part of the key, as `missing` names it when a dose is
-given).
+are one situation when the only age test is ``age >= 65``. A case's key
+(`Keyer`) is those outcomes, one character per test.
 
-The key is built from the engine's own rules (`Keyer`), so it changes with
-them and can never go stale; the cache belongs to one `Advisor` and one rule
-base. It is bounded (least recently used out), so memory stays flat whatever
-the size of the input."""
+A run reads only some of them: a rule already false for the case (MYCIN's
+"skip a rule whose premise is already false") reads nothing more, and a rule
+whose premise needs a fact the run never derived reads nothing at all. So a
+run is stored under its *support* (engine/support.py): the positions of the
+key it depended on, and the characters there. A later case whose key agrees
+on those positions fires the same rules in the same order, and its result is
+the stored one, with what is the case's own read from the case: its id,
+source and line, the values of its findings in the trace, and the grams of
+the dose (the weight is not a test, but its presence is in the key, as
+`missing` names it when a dose is given).
+
+The key and the support are read from the engine's own rules, so they change
+with them and can never go stale; the cache belongs to one `Advisor` and one
+rule base. It is bounded (least recently used out), so memory stays flat
+whatever the size of the input."""
 
 from collections import OrderedDict
 from pickle import HIGHEST_PROTOCOL, dumps, loads
-from typing import Dict, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from . import conditions
+from .support import SupportReader, projector
 from .words import plain, total_grams
 
 DEFAULT_SIZE = 32768  # situations kept per process, about 0.6 KiB each (20 MiB): a worker stays under 64 MiB (bench/)
@@ -39,42 +43,31 @@ READ_BY_RESULT = ("weight_kg",)
 
 
 class Keyer:
-    """The situation of a case, for one engine: a key from that engine's tests.
+    """The key of a case for one engine, and the support of its runs.
 
     Each distinct test of a case field (in negation normal form, as the rules
     are compiled) gives 1 or 0 on the case's value, or '-' when the field is
-    unknown. A test is shown in the key only if some rule holding it is not
-    already false for the case (MYCIN's "skip a rule whose premise is already
-    false"): such a rule can neither fire nor wait on a missing field, so what
-    only it reads changes nothing. Whether a rule is already false is read off
-    its own tests (derived facts taken as unknown), so two cases with one key
-    have the same rules already false, and the same bits for every other rule.
+    unknown; then, after '|', 1 or 0 for the presence of each field the result
+    reads. The support of a run (engine/support.py) is a set of its positions.
     """
 
-    def __init__(self, rules, fields):
+    def __init__(self, rules, rulebase):
+        fields = rulebase.schema.fields
         index: Dict[tuple, conditions.Test] = {}  # (name, op, operand) -> the test, first written
-        premises = []
         for rule in rules:
-            premise = conditions.normal(rule.when)  # `not` pushed down, as the compiler reads it
-            for test in conditions.tests(premise):
+            for test in conditions.tests(conditions.normal(rule.when)):  # `not` pushed down, as compiled
                 if test.name in fields:  # a derived fact: decided by the rules from the fields
                     index.setdefault(_identity(test), test)
-            premises.append(premise)
         order = {name: i for i, name in enumerate(fields)}
         # field order is the schema's, so that the key never depends on the order rules are written
         identities = sorted(index, key=lambda k: order[k[0]])
         self.tests: Tuple[conditions.Test, ...] = tuple(index[k] for k in identities)
-        position = {k: i for i, k in enumerate(identities)}
         self._outcomes = tuple(_outcome(test) for test in self.tests)
-        rule_tests = []
-        for premise in premises:
-            reads = frozenset(position[_identity(t)] for t in conditions.tests(premise) if t.name in fields)
-            if reads:  # a premise on derived facts alone is never false before the run
-                rule_tests.append((_kleene(premise, position, fields), reads))
-        self._rules = tuple(rule_tests)
         tested = {test.name for test in self.tests}
         self.present_only: Tuple[str, ...] = tuple(
             name for name in READ_BY_RESULT if name in fields and name not in tested)
+        presence = tuple(range(len(self.tests) + 1, len(self.tests) + 1 + len(self.present_only)))
+        self.reader = SupportReader(rules, rulebase, {k: i for i, k in enumerate(identities)}, presence)
 
     @property
     def names(self) -> frozenset:
@@ -83,19 +76,15 @@ class Keyer:
 
     def key(self, facts: dict) -> str:
         """One character per test: 1 or 0 on the case's value, '-' for an unknown
-        field, '.' for a test only rules already false hold; then 1 or 0 for the
-        presence of each field the result reads. A short string: a cache of
-        thousands of situations stays small."""
-        outcomes = [outcome(facts) for outcome in self._outcomes]
-        shown = set()
-        for premise, reads in self._rules:
-            if premise(outcomes) is not False:
-                shown |= reads
-        chars = ["." if i not in shown else "-" if o is None else "1" if o else "0"
-                 for i, o in enumerate(outcomes)]
+        field; then '|' and 1 or 0 for the presence of each field the result reads."""
+        chars = ["-" if o is None else "1" if o else "0" for o in (outcome(facts) for outcome in self._outcomes)]
         chars.append("|")
         chars.extend("1" if name in facts else "0" for name in self.present_only)
         return "".join(chars)
+
+    def support(self, key: str, run) -> Tuple[int, ...]:
+        """The positions of `key` that the run of its case depended on."""
+        return self.reader.support(key, run)
 
 
 def _identity(test: conditions.Test) -> tuple:
@@ -112,29 +101,6 @@ def _outcome(test: conditions.Test):
     return lambda facts: holds(facts[name]) if name in facts else None
 
 
-def _kleene(premise, position, fields):
-    """The premise as a function of the test outcomes, in Kleene's logic, with
-    every derived fact unknown (None): False means no run can make it true."""
-    if isinstance(premise, conditions.Test):
-        if premise.name not in fields:
-            return lambda outcomes: None
-        i = position[_identity(premise)]
-        return lambda outcomes: outcomes[i]
-    parts = tuple(_kleene(item, position, fields) for item in premise.items)  # no Not: normal form
-    decisive = isinstance(premise, conditions.AnyOf)  # True settles an any, False an all
-
-    def combined(outcomes):
-        result = not decisive
-        for part in parts:
-            value = part(outcomes)
-            if value is decisive:
-                return decisive
-            if value is None:
-                result = None
-        return result
-    return combined
-
-
 class Situation:
     """What a run concluded, frozen, with the parts that are the case's own left
     to fill in (the values of its findings in the trace are blanked).
@@ -146,7 +112,7 @@ class Situation:
     1, 2.0 is not 2, a tuple is not a list), and unpickling in C is what makes
     a hit cheap.
     """
-    __slots__ = ("status", "parts", "warnings", "trace", "undecided")
+    __slots__ = ("status", "parts", "warnings", "trace", "undecided", "waiting", "entry")
 
     def __init__(self, run, shared: dict):
         r = run.result
@@ -159,6 +125,7 @@ class Situation:
         self.warnings = _shared(tuple(_interned(w, shared) for w in r.warnings), shared)
         self.trace = _shared(tuple(_interned(e, shared) for e in trace), shared)
         self.undecided = tuple(run.undecided)
+        self.waiting = _shared(run.waiting, shared)
 
     def replay(self, case, result_type, run_type):
         """The run of this situation for `case`: fresh objects, the case's own values."""
@@ -174,7 +141,7 @@ class Situation:
         fired = list(dict.fromkeys(entry["rule"] for entry in trace))  # as the run lists them: first firing first
         result = result_type(id=case.id, status=self.status, ivig=ivig, dose=dose, warnings=warnings,
                              trace=trace, missing=missing, source=case.source, line=case.line)
-        return run_type(case, result, derived, fired, list(self.undecided))
+        return run_type(case, result, derived, fired, list(self.undecided), self.waiting)
 
 
 def _interned(value, shared: dict) -> bytes:
@@ -189,30 +156,60 @@ def _shared(value, shared: dict):
     return shared.setdefault(value, value)
 
 
+class _Shape:
+    """The situations of one engine stored under one set of key positions."""
+    __slots__ = ("positions", "project", "table")
+
+    def __init__(self, positions: Tuple[int, ...]):
+        self.positions, self.project = positions, projector(positions)
+        self.table: Dict[str, Situation] = {}  # the key's characters there -> the situation
+
+
 class SituationCache:
-    """The most recently used situations, at most `maxsize` of them."""
+    """The most recently used situations, at most `maxsize` of them, each under its support.
+
+    A situation is found by its support: the cache tries each set of positions
+    stored situations of the case's engine depend on, most used first, and
+    takes a situation whose characters there are the case's. Any one found is
+    right (engine/support.py).
+    """
 
     def __init__(self, maxsize: int = DEFAULT_SIZE):
         self.maxsize = maxsize
         self.hits = self.misses = 0
-        self._entries: "OrderedDict[tuple, Situation]" = OrderedDict()
+        self._entries: "OrderedDict[tuple, Situation]" = OrderedDict()  # (engine, positions, chars) -> situation
+        self._shapes: Dict[object, List[_Shape]] = {}  # engine -> its shapes, most used first
+        self._shape_of: Dict[tuple, _Shape] = {}  # (engine, positions) -> that shape
         self.shared: dict = {}  # the interned parts of the situations (see Situation)
 
     def __len__(self) -> int:
         return len(self._entries)
 
     def get(self, key) -> Optional[Situation]:
-        entry = self._entries.get(key)
-        if entry is None:
+        """The situation of `key` = (engine, the case's key), or None (a miss)."""
+        entry, situation = self._search(key)
+        if situation is None:
             self.misses += 1
             return None
         self.hits += 1
-        self._entries.move_to_end(key)
-        return entry
+        self._entries.move_to_end(entry)
+        return situation
+
+    def _search(self, key):
+        engine, chars = key
+        shapes = self._shapes.get(engine, ())
+        for i, shape in enumerate(shapes):
+            part = shape.project(chars)
+            situation = shape.table.get(part)
+            if situation is not None:
+                if i:  # one step towards the front: the shapes most used are tried first
+                    shapes[i - 1], shapes[i] = shape, shapes[i - 1]
+                return situation.entry, situation
+        return None, None
 
     def worth_storing(self) -> bool:
-        """Whether to store the situation just missed. Freezing a run costs about a
-        hundredth of the run, but a batch that never repeats would fill the cache
+        """Whether to store the situation just missed. Reading a run's support and
+        freezing it cost a few hundredths of the run, but a batch that never repeats would fill the cache
         with situations never seen again: there (under 5% hits after 512 cases)
         only 1 miss in SAMPLE_WHEN_IDLE is stored, so the cache costs little and
         still learns if the batch starts to repeat."""
@@ -221,15 +218,30 @@ class SituationCache:
             return True
         return self.misses % SAMPLE_WHEN_IDLE == 0
 
-    def store(self, key, run):
-        """Keep a run under its situation, if `worth_storing`; frozen, so that the
-        caller keeps its own Result to change."""
+    def store(self, key, run, keyer: Keyer):
+        """Keep a run under its support (read by `keyer`), if `worth_storing`;
+        frozen, so that the caller keeps its own Result to change."""
         if self.worth_storing():
             if len(self.shared) > SHARED_PER_SITUATION * self.maxsize:
                 self.shared.clear()
-            self.put(key, Situation(run, self.shared))
+            self.put(key, keyer.support(key[1], run), Situation(run, self.shared))
 
-    def put(self, key, situation: Situation):
-        self._entries[key] = situation
+    def put(self, key, positions: Tuple[int, ...], situation: Situation):
+        """Keep `situation` for every case whose key agrees with `key` at `positions`."""
+        engine, chars = key
+        shape = self._shape_of.get((engine, positions))
+        if shape is None:
+            shape = self._shape_of[engine, positions] = _Shape(positions)
+            self._shapes.setdefault(engine, []).append(shape)
+        part = shape.project(chars)
+        shape.table[part] = situation
+        entry = situation.entry = (engine, shape.positions, part)  # what a hit finds to move to the end
+        self._entries[entry] = situation
+        self._entries.move_to_end(entry)
         if len(self._entries) > self.maxsize:
-            self._entries.popitem(last=False)
+            (engine, positions, part), _ = self._entries.popitem(last=False)
+            shape = self._shape_of[engine, positions]
+            del shape.table[part]
+            if not shape.table:
+                del self._shape_of[engine, positions]
+                self._shapes[engine].remove(shape)

@@ -14,7 +14,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from conftest import ROOT, jsonl
 from ivig_advisor.engine import Advisor, RuleBase, conditions
 from ivig_advisor.engine.analysis import domains, live_rules
-from ivig_advisor.engine.situations import READ_BY_RESULT, Keyer
+from ivig_advisor.engine.evaluate import Result, Run
+from ivig_advisor.engine.situations import READ_BY_RESULT, Keyer, Situation
+from ivig_advisor.engine.support import project
 
 RULES = RuleBase.load()
 GOLDEN = yaml.safe_load((ROOT / "tests" / "cases" / "golden.yaml").read_text(encoding="utf-8"))
@@ -178,13 +180,33 @@ def test_a_field_only_rules_already_false_read_does_not_split_a_situation():
         assert advisor.situations.hits == 3 - situations
 
 
+def test_a_field_only_rules_needing_a_fact_never_derived_read_does_not_split_a_situation():
+    """A run never derived that an ALS patient not planned for IVIG receives it, so the
+    safety rules read nothing: migraine yes, no and unknown are one situation. Planned,
+    the patient receives IVIG, and migraine splits it in three."""
+    for planned, situations in ((False, 1), (True, 3)):
+        advisor = Advisor(RULES)
+        cases = [{"diagnosis": "als", "ivig_planned": planned, "age": 50, "weight_kg": 70, **migraine}
+                 for migraine in ({"migraine": True}, {"migraine": False}, {})]
+        same_answers(cases, advisor)
+        assert len(advisor.situations) == situations, planned
+
+
+def test_a_support_of_every_position_would_split_it(monkeypatch):
+    """The test above can fail: a support that is the whole key (a cache keyed on
+    every outcome) keeps the three migraine answers apart."""
+    monkeypatch.setattr(Keyer, "support", lambda self, key, run: tuple(range(len(key))))
+    with pytest.raises(AssertionError):
+        test_a_field_only_rules_needing_a_fact_never_derived_read_does_not_split_a_situation()
+
+
 def test_a_dropped_field_would_be_caught(monkeypatch):
     """The test above can fail: a Keyer that leaves out one tested field
     (here age, which decides 'elderly') mixes two situations."""
     original = Keyer.__init__
 
-    def without_age(self, rules, fields):
-        original(self, rules, fields)
+    def without_age(self, rules, rulebase):
+        original(self, rules, rulebase)
         self._outcomes = tuple((lambda facts: True) if t.name == "age" else o  # age read as always old
                                for t, o in zip(self.tests, self._outcomes))
 
@@ -271,7 +293,7 @@ def test_a_batch_that_never_repeats_stores_only_a_sample_and_still_answers_the_s
     advisor, keys, cases, rnd = Advisor(RULES), set(), [], random.Random(13)
     PLAIN.situation({"diagnosis": "cidp"})
     tested = sorted(PLAIN.keyers["cidp"].names)
-    while len(cases) < 800:  # 800 cases, each a situation of its own
+    while len(cases) < 800:  # 800 cases, each a key of its own (mostly a situation of its own too)
         case = {"diagnosis": "cidp", "weight_kg": 70, "id": str(len(cases))}
         for name in tested:
             value = rnd.choice(SPACE.get(name, [None]))
@@ -289,41 +311,79 @@ def test_a_batch_that_never_repeats_stores_only_a_sample_and_still_answers_the_s
     assert stored >= 512 + (advisor.situations.misses - 512) // SAMPLE_WHEN_IDLE - 1
 
 
-# -- the key's reading of a premise is the rules' own --------------------------------------
+# -- a run's support: any case agreeing with it there gets the same run ------------------------
 
 ENGINE_RULES = {d: live_rules(RULES, d) for d in SPACE["diagnosis"] if d is not None}
+KEYERS = {d: Keyer(rules, RULES) for d, rules in ENGINE_RULES.items()}
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cases())
-def test_the_key_reads_a_premise_as_conditions_evaluate_does(case):
-    """situations._kleene, which decides whether a rule is already false from the key's test
-    outcomes alone, gives what conditions.evaluate gives on the case with every derived fact
-    unknown: the MYCIN skip can never hide a test of a rule that might still fire."""
-    from ivig_advisor.engine.situations import _identity, _kleene
-    facts = {k: tuple(v) if isinstance(v, list) else v for k, v in case.items()}
-    rules = ENGINE_RULES[case["diagnosis"]]
-    keyer = Keyer(rules, FIELDS)
-    position = {_identity(t): i for i, t in enumerate(keyer.tests)}
-    outcomes = [outcome(facts) for outcome in keyer._outcomes]
+def run_record(run) -> tuple:
+    return (as_json(run.result), run.derived, run.fired, [r.id for r in run.undecided], sorted(run.waiting))
 
-    def lookup(name):
-        return [facts[name]] if name in FIELDS and name in facts else conditions.UNKNOWN
 
-    def reference(cond):
-        """Kleene's logic over the case as final: a field's `known` test is decided by its
-        presence (the engine runs on this case, not on one still being filled in, which is
-        what conditions.evaluate reads `known` for); every other test as conditions reads it."""
-        if isinstance(cond, conditions.Test):
-            if cond.name not in FIELDS:
-                return None  # derived: decided by the run
-            if cond.op == "known":
-                return (cond.name in facts) == cond.operand
-            return conditions.evaluate(cond, lookup)
-        results = [reference(item) for item in cond.items]
-        decisive = isinstance(cond, conditions.AnyOf)
-        return decisive if decisive in results else None if None in results else not decisive
+def agreeing_case(case, support, rnd):
+    """`case` with as many fields as possible changed (each redrawn in turn, kept
+    only if the key still agrees at `support` and the case is still valid)."""
+    keyer = KEYERS[case["diagnosis"]]
+    wanted = project(keyer.key(PLAIN.validate(case).facts), support)
+    other = dict(case, id="other")
+    for name in sorted(keyer.names - {"diagnosis"}):
+        value = rnd.choice(SPACE.get(name, [None]) + [None])
+        if name in ("age", "weight_kg") and rnd.random() < 0.5:
+            value = rnd.randint(1, 100)
+        changed = dict(other)
+        if value is None:
+            changed.pop(name, None)
+        else:
+            changed[name] = list(value) if isinstance(value, tuple) else value
+        if valid(changed) and project(keyer.key(PLAIN.validate(changed).facts), support) == wanted:
+            other = changed
+    return other
 
-    for rule in rules:
-        premise = conditions.normal(rule.when)
-        assert _kleene(premise, position, FIELDS)(outcomes) == reference(premise), rule.id
+
+def check_supports(cases, rnd, support=None):
+    """For each case: its run's support, a case agreeing with it there, and that
+    case's own run compared with the stored run replayed for it. Returns how many
+    cases differed from the first in some field."""
+    moved = 0
+    for case in cases:
+        keyer = KEYERS[case["diagnosis"]]
+        first = PLAIN.run(PLAIN.validate(case))
+        positions = (support or keyer.support)(keyer.key(first.case.facts), first)
+        other = agreeing_case(case, positions, rnd)
+        moved += other != dict(case, id="other")
+        validated = PLAIN.validate(other)
+        replayed = Situation(first, {}).replay(validated, Result, Run)
+        replayed.result.rules, replayed.result.normalised = dict(PLAIN.stamp), validated.normalised  # as Advisor.run
+        assert run_record(replayed) == run_record(PLAIN.run(validated)), (case, other, positions)
+    return moved
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cases(), st.integers(0, 2 ** 32))
+def test_a_case_that_agrees_with_a_runs_support_gets_that_run(case, seed):
+    """engine/support.py's argument, checked: a random case, then another with every
+    field that keeps the key's characters at the first run's support redrawn; the
+    first run, replayed for the other case, is the other case's own run."""
+    if valid(case):
+        check_supports([case], random.Random(seed))
+
+
+def test_the_support_leaves_out_what_the_run_did_not_read():
+    """Not a formality: most cases agreeing with a support differ in some field."""
+    rnd = random.Random(5)
+    cases = [c for c in (dict(g["case"], id=g["name"]) for g in GOLDEN) if valid(c)]
+    assert check_supports(cases, rnd) > len(cases) // 2
+
+
+def test_a_support_missing_a_position_would_be_caught():
+    """The check above can fail: a support that forgets one position it needs (each
+    run's highest) lets a case in that the stored run does not answer."""
+    rnd = random.Random(6)
+    cases = [c for c in (dict(g["case"], id=g["name"]) for g in GOLDEN) if valid(c)]
+
+    def short(key, run):
+        return KEYERS[run.case.facts["diagnosis"]].support(key, run)[:-1]
+
+    with pytest.raises(AssertionError):
+        check_supports(cases, rnd, short)
