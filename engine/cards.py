@@ -173,6 +173,8 @@ def ordered_grams_a_day(order: dict, weight: float) -> Optional[float]:
     value, unit = quantity.get("value"), quantity.get("code") or quantity.get("unit")
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
         return None
+    if not isinstance(unit, str):  # a list or an object where a unit's code belongs: no unit this reads
+        return None
     try:
         if unit in _GRAMS:
             return round(float(value) * _GRAMS[unit], 1)

@@ -611,6 +611,17 @@ def test_huge_integer_dose_is_no_500(dev):
     assert reply.status_code != 500
 
 
+@pytest.mark.parametrize("code", [["g"], {"g": 1}])
+def test_a_dose_unit_that_is_not_text_is_no_500(dev, code):
+    """Found by the fuzzer (test_service_fuzz): a unit code written as a list was looked up
+    in the table of units, and the call was a 500. Now the dose is one this does not read."""
+    request = load("order-select-mmn")
+    request["context"]["draftOrders"]["entry"][1]["resource"]["dosageInstruction"][0]["doseAndRate"][0][
+        "doseQuantity"]["code"] = code
+    reply = dev.call(request)
+    assert reply.status_code == 200, reply.text
+
+
 def test_a_dose_beside_an_odd_dose_and_rate_gets_its_dose_card(dev):
     """doseAndRate holding no object, and the dose written on the instruction (STU3): the dose
     is read there, and the corrected order is built without reading the odd doseAndRate (it once
