@@ -44,6 +44,11 @@ class Test:
     line: Optional[int] = None
 
     @property
+    def identity(self) -> tuple:
+        """What the test asks, whatever line it was written on: equal for tests written alike."""
+        return self.name, self.op, self.operand
+
+    @property
     def operands(self) -> tuple:
         """The values the test names: one, several (in, not_in), none (known)."""
         if self.op == "known":

@@ -57,7 +57,7 @@ class Keyer:
         for rule in rules:
             for test in conditions.tests(conditions.normal(rule.when)):  # `not` pushed down, as compiled
                 if test.name in fields:  # a derived fact: decided by the rules from the fields
-                    index.setdefault(_identity(test), test)
+                    index.setdefault(test.identity, test)
         order = {name: i for i, name in enumerate(fields)}
         # field order is the schema's, so that the key never depends on the order rules are written
         identities = sorted(index, key=lambda k: order[k[0]])
@@ -85,11 +85,6 @@ class Keyer:
     def support(self, key: str, run) -> Tuple[int, ...]:
         """The positions of `key` that the run of its case depended on."""
         return self.reader.support(key, run)
-
-
-def _identity(test: conditions.Test) -> tuple:
-    """A test as what it asks, whatever line it was written on."""
-    return test.name, test.op, test.operand
 
 
 def _outcome(test: conditions.Test):
@@ -209,8 +204,8 @@ class SituationCache:
 
     def worth_storing(self) -> bool:
         """Whether to store the situation just missed. Reading a run's support and
-        freezing it cost a few hundredths of the run, but a batch that never repeats would fill the cache
-        with situations never seen again: there (under 5% hits after 512 cases)
+        freezing it cost a few hundredths of the run, but a batch that never
+        repeats would fill the cache with situations never seen again: there (under 5% hits after 512 cases)
         only 1 miss in SAMPLE_WHEN_IDLE is stored, so the cache costs little and
         still learns if the batch starts to repeat."""
         looked = self.hits + self.misses

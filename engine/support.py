@@ -182,7 +182,7 @@ class _Any(_All):
 def _node(cond, position: Dict[tuple, int], fields):
     if isinstance(cond, conditions.Test):
         if cond.name in fields:
-            return _FieldTest(position[(cond.name, cond.op, cond.operand)], cond)
+            return _FieldTest(position[cond.identity], cond)
         return _DerivedTest(cond)
     items = tuple(_node(item, position, fields) for item in cond.items)  # no Not: normal form
     return _All(items) if isinstance(cond, conditions.AllOf) else _Any(items)
@@ -207,7 +207,7 @@ class SupportReader:
 
     def __init__(self, rules: Sequence[RuleSpec], rulebase: RuleBase, position: Dict[tuple, int],
                  presence: Tuple[int, ...]):
-        """`position`: each field test's (name, op, operand) -> its place in the key;
+        """`position`: each field test's identity (conditions.Test) -> its place in the key;
         `presence`: the places of the fields whose presence the result reads
         (the weight, for the grams of a dose)."""
         fields = rulebase.schema.fields
@@ -257,9 +257,4 @@ def projector(positions: Tuple[int, ...]):
     return lambda key: ""
 
 
-def project(key: str, positions: Tuple[int, ...]) -> str:
-    """The characters of `key` at `positions`."""
-    return projector(positions)(key)
-
-
-__all__ = ["SupportReader", "project", "projector"]
+__all__ = ["SupportReader", "projector"]

@@ -16,7 +16,7 @@ from ivig_advisor.engine import Advisor, RuleBase, conditions
 from ivig_advisor.engine.analysis import domains, live_rules
 from ivig_advisor.engine.evaluate import Result, Run
 from ivig_advisor.engine.situations import READ_BY_RESULT, Keyer, Situation
-from ivig_advisor.engine.support import project
+from ivig_advisor.engine.support import projector
 
 RULES = RuleBase.load()
 GOLDEN = yaml.safe_load((ROOT / "tests" / "cases" / "golden.yaml").read_text(encoding="utf-8"))
@@ -324,8 +324,8 @@ def run_record(run) -> tuple:
 def agreeing_case(case, support, rnd):
     """`case` with as many fields as possible changed (each redrawn in turn, kept
     only if the key still agrees at `support` and the case is still valid)."""
-    keyer = KEYERS[case["diagnosis"]]
-    wanted = project(keyer.key(PLAIN.validate(case).facts), support)
+    keyer, pick = KEYERS[case["diagnosis"]], projector(support)
+    wanted = pick(keyer.key(PLAIN.validate(case).facts))
     other = dict(case, id="other")
     for name in sorted(keyer.names - {"diagnosis"}):
         value = rnd.choice(SPACE.get(name, [None]) + [None])
@@ -336,7 +336,7 @@ def agreeing_case(case, support, rnd):
             changed.pop(name, None)
         else:
             changed[name] = list(value) if isinstance(value, tuple) else value
-        if valid(changed) and project(keyer.key(PLAIN.validate(changed).facts), support) == wanted:
+        if valid(changed) and pick(keyer.key(PLAIN.validate(changed).facts)) == wanted:
             other = changed
     return other
 
