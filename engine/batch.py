@@ -3,8 +3,9 @@
 With ``workers`` > 1 the cases go to worker processes, each of which loads
 and compiles the rule base once and keeps its own cache of clinical
 situations; the cases of one diagnosis go to one worker while the load
-allows (`_Router`), so that each learns only its own diagnoses' situations.
-Cases travel in chunks, and only a few chunks per worker are in flight at a
+allows (`_Router`), so that each learns only its own diagnoses' situations,
+and what one worker learns travels to the others with their next chunk, so
+that a situation is run once per batch. Cases travel in chunks, and only a few chunks per worker are in flight at a
 time, so memory stays flat whatever the size of the input; results come back
 in input order, identical for any number of workers.
 """
@@ -16,7 +17,7 @@ import threading
 from collections import deque
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, List, Optional
+from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
 from .caseio import CaseRecord, read_cases
 from .errors import Stopped
@@ -26,6 +27,7 @@ CHUNK = 64             # cases per task sent to a worker
 IN_FLIGHT = 4          # tasks per worker queued at once: enough to keep it busy, bounded for memory
 POOL_MIN_CASES = 512   # below this, starting processes costs more than it saves (automatic mode)
 WORKERS_PER_CORE = 2   # evaluation is CPU-bound: more processes than this only cost memory
+LEARNT_WAITING = 8 * 1024 * 1024  # bytes of situations kept per worker until its next chunk; then the oldest go
 
 
 def default_workers() -> int:
@@ -153,11 +155,21 @@ def _start_worker(directory: Optional[str], per_disease: bool, cache: int, finis
     from .rulebase import RuleBase
     rulebase = RuleBase.load(Path(directory) if directory else None)
     _worker_advisor, _worker_finish = Advisor(rulebase, per_disease=per_disease, cache=cache), finish
+    if _worker_advisor.situations is not None:
+        _worker_advisor.situations.share_learning()
 
 
-def _evaluate_chunk(records: List[CaseRecord]) -> list:
-    return [_finished(evaluate_record(record, _worker_advisor), _worker_advisor, _worker_finish)
-            for record in records]
+def _evaluate_chunk(records: List[CaseRecord], learnt_elsewhere: Iterable[bytes] = ()) -> Tuple[list, bytes]:
+    """The finished results of a chunk, and the situations this worker learnt on it.
+
+    `learnt_elsewhere`: what the other workers learnt since this one's last chunk, kept first."""
+    cache = _worker_advisor.situations
+    if cache is not None:
+        for learnt in learnt_elsewhere:
+            cache.adopt(learnt)
+    results = [_finished(evaluate_record(record, _worker_advisor), _worker_advisor, _worker_finish)
+               for record in records]
+    return results, cache.take_learnt() if cache is not None else b""
 
 
 def _own_signals(bound: bool):
@@ -241,6 +253,7 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
              for _ in range(workers)]
     router = _Router(workers)
     waiting = [[] for _ in pools]   # per worker: (index, record) not yet sent
+    learnt = [_Learnt() for _ in pools]  # per worker: situations the others learnt, not yet sent to it
     in_flight = deque()             # (future, indices, worker), in the order sent
     done = {}                       # index -> result, for results that came back ahead of their turn
     turn = 0                        # the index of the next result to yield
@@ -248,14 +261,19 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
 
     def send(worker):
         chunk, waiting[worker] = waiting[worker], []
-        future = pools[worker].submit(_evaluate_chunk, [record for _, record in chunk])
+        future = pools[worker].submit(_evaluate_chunk, [record for _, record in chunk], learnt[worker].take())
         in_flight.append((future, [index for index, _ in chunk], worker))
 
     def take(entry):
         in_flight.remove(entry)
         future, indices, worker = entry
-        done.update(zip(indices, future.result()))
+        results, news = future.result()
+        done.update(zip(indices, results))
         router.returned(worker, len(indices))
+        if news:
+            for other, waiting_news in enumerate(learnt):
+                if other != worker:
+                    waiting_news.add(news)
 
     def receive(block_on_turn: bool):
         """Take every chunk that is back, so that no worker waits behind a slower
@@ -312,6 +330,24 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
                 _abandon(pool)
             else:
                 pool.shutdown(wait=True, cancel_futures=True)
+
+
+class _Learnt:
+    """What the other workers learnt, waiting for a worker's next chunk: at most LEARNT_WAITING
+    bytes, the oldest forgotten beyond (a worker that gets no chunk for long learns them itself)."""
+
+    def __init__(self):
+        self.blobs, self.size = deque(), 0
+
+    def add(self, blob: bytes) -> None:
+        self.blobs.append(blob)
+        self.size += len(blob)
+        while self.size > LEARNT_WAITING:
+            self.size -= len(self.blobs.popleft())
+
+    def take(self) -> list:
+        blobs, self.blobs, self.size = list(self.blobs), deque(), 0
+        return blobs
 
 
 # Pools let go of on a signal: the process must then end with os._exit (cli._fail does),

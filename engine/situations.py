@@ -122,6 +122,20 @@ class Situation:
         self.undecided = tuple(run.undecided)
         self.waiting = _shared(run.waiting, shared)
 
+    def __getstate__(self):  # what travels to another worker (SituationCache.adopt); not its entry
+        return self.status, self.parts, self.warnings, self.trace, self.undecided, self.waiting
+
+    def __setstate__(self, state):
+        self.status, self.parts, self.warnings, self.trace, self.undecided, self.waiting = state
+
+    def interned(self, shared: dict) -> "Situation":
+        """This situation with its parts shared with equal ones in `shared` (one come from another process)."""
+        self.parts = _shared(tuple(_shared(p, shared) for p in self.parts), shared)
+        self.warnings = _shared(tuple(_shared(w, shared) for w in self.warnings), shared)
+        self.trace = _shared(tuple(_shared(e, shared) for e in self.trace), shared)
+        self.waiting = _shared(self.waiting, shared)
+        return self
+
     def replay(self, case, result_type, run_type):
         """The run of this situation for `case`: fresh objects, the case's own values."""
         facts = case.facts
@@ -176,6 +190,7 @@ class SituationCache:
         self._shapes: Dict[object, List[_Shape]] = {}  # engine -> its shapes, most used first
         self._shape_of: Dict[tuple, _Shape] = {}  # (engine, positions) -> that shape
         self.shared: dict = {}  # the interned parts of the situations (see Situation)
+        self.learnt: Optional[list] = None  # a list: what `store` kept is also put here, for `take_learnt`
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -219,7 +234,33 @@ class SituationCache:
         if self.worth_storing():
             if len(self.shared) > SHARED_PER_SITUATION * self.maxsize:
                 self.shared.clear()
-            self.put(key, keyer.support(key[1], run), Situation(run, self.shared))
+            positions, situation = keyer.support(key[1], run), Situation(run, self.shared)
+            self.put(key, positions, situation)
+            if self.learnt is not None:
+                self.learnt.append((key, positions, situation))
+
+    def share_learning(self) -> None:
+        """From now on, remember what `store` keeps, for `take_learnt` (a pool's worker does)."""
+        self.learnt = []
+
+    def take_learnt(self) -> bytes:
+        """The situations stored since the last call, pickled for another process's `adopt`."""
+        learnt, self.learnt = self.learnt or [], []
+        return dumps(learnt, HIGHEST_PROTOCOL) if learnt else b""
+
+    def adopt(self, learnt: bytes) -> None:
+        """Keep the situations another worker of the same batch learnt (`take_learnt`).
+
+        Any situation stored under a support is right for every case that agrees
+        there, whichever process ran it (engine/support.py), so a situation is
+        run once per batch rather than once per worker. The pickle is one our own
+        workers made of their own runs, handed on by the batch that started
+        them; nothing read from a file is ever unpickled."""
+        for key, positions, situation in (loads(learnt) if learnt else ()):
+            engine, chars = key
+            shape = self._shape_of.get((engine, positions))
+            if shape is None or shape.project(chars) not in shape.table:
+                self.put(key, positions, situation.interned(self.shared))
 
     def put(self, key, positions: Tuple[int, ...], situation: Situation):
         """Keep `situation` for every case whose key agrees with `key` at `positions`."""

@@ -285,6 +285,45 @@ def test_a_rare_diagnosis_whose_chunk_never_fills_does_not_hold_the_batch_back(m
     assert [case_id for _, case_id in results] == [f"c{i}" for i in range(3000)]
 
 
+def _misses(result, rulebase):
+    """Runs in a worker: which worker, how many runs its cache has missed so far, and the result."""
+    from ivig_advisor.engine import batch
+    from ivig_advisor.engine.render import to_json
+    return os.getpid(), batch._worker_advisor.situations.misses, to_json(result)
+
+
+def test_a_situation_one_worker_learnt_is_not_run_again_by_another(monkeypatch):
+    """What a worker learns goes to the others with their next chunk: the first 512 cases (8 chunks,
+    all in flight before any result is taken) go to one worker, the rest to the other, which then
+    answers the same situation from what the first learnt, and the same as a run would."""
+    import itertools
+    from ivig_advisor.engine import batch
+    from ivig_advisor.engine.batch import evaluate_records
+    from ivig_advisor.engine.caseio import CaseRecord
+    sent = itertools.count()
+    monkeypatch.setattr(batch._Router, "worker_for", lambda self, record: 0 if next(sent) < 512 else 1)
+    case = {"diagnosis": "cidp", "ivig_planned": True, "age": 70, "diabetes": True, "weight_kg": 80}
+    records = [CaseRecord(dict(case, id=f"c{i}", weight_kg=60 + i % 40), None, None, f"c{i}") for i in range(640)]
+    out = list(evaluate_records(records, workers=2, finish=_misses))
+    misses = {}
+    for pid, missed, _ in out:
+        misses[pid] = max(misses.get(pid, 0), missed)
+    assert len(misses) == 2 and sorted(misses.values()) == [0, 1], misses  # without sharing: [1, 1]
+    from ivig_advisor.engine.render import to_json
+    alone = list(evaluate_records(records, workers=1, finish=lambda result, _: to_json(result)))
+    assert [text for _, _, text in out] == alone
+
+
+def test_what_waits_for_a_worker_is_bounded_and_forgets_the_oldest(monkeypatch):
+    from ivig_advisor.engine import batch
+    monkeypatch.setattr(batch, "LEARNT_WAITING", 10)
+    waiting = batch._Learnt()
+    for blob in (b"aaaa", b"bbbb", b"cccc", b"dd"):
+        waiting.add(blob)
+    assert waiting.size == 10 and waiting.take() == [b"bbbb", b"cccc", b"dd"]
+    assert waiting.take() == [] and waiting.size == 0
+
+
 # -- every result is tied to the rules it ran on -----------------------------------------
 
 def test_every_result_carries_the_rules_version_and_content_hash(run_cli, mixed, rules_copy, tmp_path):
