@@ -1,12 +1,17 @@
 """Benchmark of batch evaluation: per-case cost, the situation cache, worker scaling, memory, start-up.
 
-    python bench/bench.py            # the figures the README quotes (10-15 minutes on 2 cores)
-    python bench/bench.py --quick    # 1k and 4k cases only, for a first look (about 2 minutes)
+    python bench/bench.py            # the figures the README quotes (about 50 minutes on 2 cores)
+    python bench/bench.py --quick    # 1k and 4k cases only, one round, for a first look (about 2 minutes)
+    python bench/bench.py --rounds 3 # more rounds: a ratio less at the mercy of the machine's drift
 
 One run, on the same generated cases, measures through the real CLI
 (`python -m ivig_advisor.cli evaluate FILE --format jsonl -q -j N [--no-cache]`,
 output to a file): wall time, cases/s and ms/case with 1 and 2 workers at 1k,
-10k and 100k cases, cache on and off; the peak memory of the whole process
+10k and 100k cases, cache on and off. Each configuration runs once per round,
+and the rounds alternate their order (ABBA: off, on, on, off): a machine whose
+speed drifts slows both sides of a ratio alike. A configuration's time is its
+mean over the rounds; a ratio is given with each round's own, so their spread
+shows how far one run can be trusted. Also measured: the peak memory of the whole process
 tree (sum of the RSS of the command and its workers, sampled from /proc every
 20 ms) and of its largest single process (RSS sampled, and the kernel's VmHWM);
 the sha256 of every output. In process, an `Advisor()` over the same cases
@@ -334,6 +339,32 @@ def loud_difference(label, a, b):
 
 # -- the report ------------------------------------------------------------------
 
+def row(n, cache, workers, r, round_):
+    return (f"{n:>8,} {'on' if cache else 'off':>5} {workers:>2} {round_:>5} {r['seconds']:>8.2f} "
+            f"{n / r['seconds']:>8,.0f} {r['seconds'] * 1000 / n:>8.3f} {r['tree']:>6.1f} "
+            f"{r['process']:>7.1f} {r['hwm']:>6.1f} {r['processes']:>5}  {r['sha256'][:16]}")
+
+
+def ratios(slow, fast):
+    """How many times faster `fast` ran than `slow`: of their mean times, and in each round."""
+    each = [a / b for a, b in zip(slow.get("each", [slow["seconds"]]), fast.get("each", [fast["seconds"]]))]
+    return slow["seconds"] / fast["seconds"], each
+
+
+def shown_ratio(slow, fast):
+    ratio, each = ratios(slow, fast)
+    return f"{ratio:.2f}x" + (f" (rounds: {', '.join(f'{x:.2f}' for x in each)})" if len(each) > 1 else "")
+
+
+def every_round(each, target):
+    """Whether each round on its own met the target too, when there was more than one."""
+    if len(each) < 2:
+        return ""
+    met = sum(x >= target for x in each)
+    return f"; {met} of {len(each)} rounds meet it on their own"
+
+
+
 def verdict(ok, miss):
     return "meets target" if ok else f"MISSES target by {miss}"
 
@@ -365,7 +396,10 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1k and 4k cases only")
     parser.add_argument("--sizes", help="batch sizes to run instead, e.g. 500,2000 (a trial of the bench itself)")
+    parser.add_argument("--rounds", type=int,
+                        help="times each CLI configuration runs, in alternating order (default 2; 1 with --quick or --sizes)")
     args = parser.parse_args()
+    rounds = max(1, args.rounds or (1 if args.quick or args.sizes else 2))
     sizes, inproc = (QUICK_SIZES, 500) if args.quick else (SIZES, 2_000)
     if args.sizes:
         sizes, inproc = tuple(int(x) for x in args.sizes.split(",")), 500
@@ -418,30 +452,35 @@ def main():
     say("\nthrough the CLI: evaluate FILE --format jsonl -q -j N [--no-cache] > file; memory in MiB: "
         "tree = peak sum of RSS over the command and its workers, process = the largest single process "
         "(both sampled from /proc every 20 ms), hwm = the largest VmHWM (the kernel's own peak RSS of a process)")
-    header = (f"{'cases':>8} {'cache':>5} {'-j':>2} {'wall s':>8} {'cases/s':>8} {'ms/case':>8} "
+    header = (f"{'cases':>8} {'cache':>5} {'-j':>2} {'round':>5} {'wall s':>8} {'cases/s':>8} {'ms/case':>8} "
               f"{'tree':>6} {'process':>7} {'hwm':>6} {'procs':>5}  sha256")
+    say(f"{rounds} round(s), each configuration once per round, the order reversed every other round")
     say(header)
+    configurations = [(workers, cache) for workers in WORKERS for cache in caches]
     runs, identical, failures = {}, [], 0
     with tempfile.TemporaryDirectory(prefix="ivig-bench-") as tmp:
         for n in sizes:
             path = Path(tmp) / f"{n}.jsonl"
             write_jsonl(path, n)
-            outputs = {}
-            for workers in WORKERS:
-                for cache in caches:
-                    output = Path(tmp) / f"out-{n}-{workers}-{'on' if cache else 'off'}.jsonl"
-                    # a small batch is mostly start-up: take the best of 2 (not in a quick run)
-                    repeats = 2 if n <= 1_000 and not (args.quick or args.sizes) else 1
-                    tries = [run_cli(path, workers, cache, output) for _ in range(repeats)]
-                    r = min(tries, key=lambda t: t["seconds"])
-                    if len({t["sha256"] for t in tries}) > 1:
-                        say(f"!!! OUTPUT DIFFERS between repeats of the same run: {n:,} cases, -j {workers}, "
-                            f"cache {'on' if cache else 'off'}")
-                        failures += 1
-                    runs[n, workers, cache], outputs[workers, cache] = r, output
-                    say(f"{n:>8,} {'on' if cache else 'off':>5} {workers:>2} {r['seconds']:>8.2f} "
-                        f"{n / r['seconds']:>8,.0f} {r['seconds'] * 1000 / n:>8.3f} {r['tree']:>6.1f} "
-                        f"{r['process']:>7.1f} {r['hwm']:>6.1f} {r['processes']:>5}  {r['sha256'][:16]}")
+            outputs, tries = {}, {c: [] for c in configurations}
+            for round_ in range(rounds):
+                for workers, cache in configurations[::-1] if round_ % 2 else configurations:
+                    output = Path(tmp) / f"out-{n}-{workers}-{'on' if cache else 'off'}-{round_}.jsonl"
+                    r = run_cli(path, workers, cache, output)
+                    tries[workers, cache].append(r)
+                    say(row(n, cache, workers, r, round_ + 1))
+                    first = outputs.setdefault((workers, cache), output)
+                    if first != output:  # a repeat: the same bytes as the first, then no need to keep it
+                        if r["sha256"] != tries[workers, cache][0]["sha256"]:
+                            say(f"!!! OUTPUT DIFFERS between rounds of the same run: {n:,} cases, -j {workers}, "
+                                f"cache {'on' if cache else 'off'}")
+                            failures += 1
+                            loud_difference(f"{n:,} cases, -j {workers}, round 1 vs {round_ + 1}", first, output)
+                        output.unlink()
+            for (workers, cache), each in tries.items():
+                runs[n, workers, cache] = dict(
+                    each[0], seconds=sum(t["seconds"] for t in each) / len(each), each=[t["seconds"] for t in each],
+                    **{m: max(t[m] for t in each) for m in ("tree", "process", "hwm", "processes")})
             for workers in WORKERS:  # cache on vs off: the target
                 if True in caches:
                     same = runs[n, workers, True]["sha256"] == runs[n, workers, False]["sha256"]
@@ -473,9 +512,7 @@ def main():
                 output = Path(tmp) / f"out-{'on' if cache else 'off'}.jsonl"
                 r = worst_rows[cache] = run_cli(path, 1, cache, output)
                 hashes[cache] = output
-                say(f"{n:>8,} {'on' if cache else 'off':>5} {1:>2} {r['seconds']:>8.2f} "
-                    f"{n / r['seconds']:>8,.0f} {r['seconds'] * 1000 / n:>8.3f} {r['tree']:>6.1f} "
-                    f"{r['process']:>7.1f} {r['hwm']:>6.1f} {r['processes']:>5}  {r['sha256'][:16]}")
+                say(row(n, cache, 1, r, 1))
             same = worst_rows[True]["sha256"] == worst_rows[False]["sha256"]
             identical.append(same)
             if not same:
@@ -483,12 +520,12 @@ def main():
                 loud_difference(f"worst case, {n:,} cases, -j 1, cache off vs on", hashes[False], hashes[True])
         say(f"  cache on vs off: {worst_rows[False]['seconds'] / worst_rows[True]['seconds']:.2f}x")
 
-    say("\nspeed-ups (throughput ratios)")
+    say("\nspeed-ups (throughput ratios: of the mean times, then each round's own)")
     for n in sizes:
-        parts = [f"2 vs 1 worker, cache {'on' if c else 'off'}: "
-                 f"{runs[n, 1, c]['seconds'] / runs[n, 2, c]['seconds']:.2f}x" for c in caches]
+        parts = [f"2 vs 1 worker, cache {'on' if c else 'off'}: " + shown_ratio(runs[n, 1, c], runs[n, 2, c])
+                 for c in caches]
         if True in caches:
-            parts = [f"cache on vs off, -j {w}: {runs[n, w, False]['seconds'] / runs[n, w, True]['seconds']:.2f}x"
+            parts = [f"cache on vs off, -j {w}: " + shown_ratio(runs[n, w, False], runs[n, w, True])
                      for w in WORKERS] + parts
         say(f"  {n:>7,} cases: " + "; ".join(parts))
 
@@ -503,10 +540,10 @@ def main():
     say("\ntargets")
     big = sizes[-1]
     if True in caches:
-        gain = runs[big, 1, False]["seconds"] / runs[big, 1, True]["seconds"]
-        note = "" if big == 100_000 else f" (the target is at 100,000; --quick stops at {big:,})"
-        say(f"  {big:,} cases, 1 worker, cache on vs off: {gain:.2f}x; "
-            + verdict(gain >= 3, f"{3 - gain:.2f}x (wants >= 3x)") + note)
+        gain, each = ratios(runs[big, 1, False], runs[big, 1, True])
+        note = "" if big == 100_000 else f" (the target is at 100,000; this run stops at {big:,})"
+        say(f"  {big:,} cases, 1 worker, cache on vs off: {shown_ratio(runs[big, 1, False], runs[big, 1, True])}; "
+            + verdict(gain >= 3, f"{3 - gain:.2f}x (wants >= 3x)") + every_round(each, 3) + note)
     else:
         say("  cache on vs off: not measured (no cache in this build)")
     worst_key = max(runs, key=lambda k: max(runs[k]["process"], runs[k]["hwm"]))
@@ -528,9 +565,9 @@ def main():
         if n < 10_000:
             continue
         for c in caches:
-            ratio = runs[n, 1, c]["seconds"] / runs[n, 2, c]["seconds"]
-            say(f"  {n:,} cases, cache {'on' if c else 'off'}: 2 workers {ratio:.2f}x one; "
-                + verdict(ratio >= 1.8, f"{1.8 - ratio:.2f}x (wants >= 1.8x)"))
+            ratio, each = ratios(runs[n, 1, c], runs[n, 2, c])
+            say(f"  {n:,} cases, cache {'on' if c else 'off'}: 2 workers {shown_ratio(runs[n, 1, c], runs[n, 2, c])} "
+                "one; " + verdict(ratio >= 1.8, f"{1.8 - ratio:.2f}x (wants >= 1.8x)") + every_round(each, 1.8))
     if len(sizes) >= 2:  # flat memory needs two sizes (--sizes may give one)
         small, large = sizes[-2], sizes[-1]
         a, b = (max(runs[m, 2, False]["process"], runs[m, 2, False]["hwm"]) for m in (small, large))
