@@ -5,9 +5,10 @@ and compiles the rule base once and keeps its own cache of clinical
 situations; the cases of one diagnosis go to one worker while the load
 allows (`_Router`), so that each learns only its own diagnoses' situations,
 and what one worker learns travels to the others with their next chunk, so
-that a situation is run once per batch. Cases travel in chunks, and only a few chunks per worker are in flight at a
-time, so memory stays flat whatever the size of the input; results come back
-in input order, identical for any number of workers.
+that a situation is run once per batch. Cases travel in chunks, and only a
+few chunks per worker are in flight at a time, so memory stays flat whatever
+the size of the input; results come back in input order, identical for any
+number of workers.
 """
 
 import itertools
@@ -166,7 +167,7 @@ def _evaluate_chunk(records: List[CaseRecord], learnt_elsewhere: Iterable[bytes]
     cache = _worker_advisor.situations
     if cache is not None:
         for learnt in learnt_elsewhere:
-            cache.adopt(learnt)
+            cache.adopt(learnt, _worker_advisor.rulebase.by_id)
     results = [_finished(evaluate_record(record, _worker_advisor), _worker_advisor, _worker_finish)
                for record in records]
     return results, cache.take_learnt() if cache is not None else b""
@@ -267,13 +268,13 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
     def take(entry):
         in_flight.remove(entry)
         future, indices, worker = entry
-        results, news = future.result()
+        results, learnt_there = future.result()
         done.update(zip(indices, results))
         router.returned(worker, len(indices))
-        if news:
-            for other, waiting_news in enumerate(learnt):
+        if learnt_there:
+            for other, outbox in enumerate(learnt):
                 if other != worker:
-                    waiting_news.add(news)
+                    outbox.add(learnt_there)
 
     def receive(block_on_turn: bool):
         """Take every chunk that is back, so that no worker waits behind a slower

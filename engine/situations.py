@@ -122,14 +122,19 @@ class Situation:
         self.undecided = tuple(run.undecided)
         self.waiting = _shared(run.waiting, shared)
 
-    def __getstate__(self):  # what travels to another worker (SituationCache.adopt); not its entry
-        return self.status, self.parts, self.warnings, self.trace, self.undecided, self.waiting
+    def __getstate__(self):
+        """What travels to another worker (SituationCache.adopt): the undecided rules by id
+        (the rule base's own objects stay where they are), not the entry."""
+        undecided = tuple(rule.id for rule in self.undecided)
+        return self.status, self.parts, self.warnings, self.trace, undecided, self.waiting
 
     def __setstate__(self, state):
         self.status, self.parts, self.warnings, self.trace, self.undecided, self.waiting = state
 
-    def interned(self, shared: dict) -> "Situation":
-        """This situation with its parts shared with equal ones in `shared` (one come from another process)."""
+    def adopted(self, shared: dict, rules: Dict[str, object]) -> "Situation":
+        """This situation come from another process, made one of this process's: its undecided
+        rules this rule base's (`rules`: by id), its parts shared with equal ones in `shared`."""
+        self.undecided = tuple(rules[rule_id] for rule_id in self.undecided)
         self.parts = _shared(tuple(_shared(p, shared) for p in self.parts), shared)
         self.warnings = _shared(tuple(_shared(w, shared) for w in self.warnings), shared)
         self.trace = _shared(tuple(_shared(e, shared) for e in self.trace), shared)
@@ -232,8 +237,7 @@ class SituationCache:
         """Keep a run under its support (read by `keyer`), if `worth_storing`;
         frozen, so that the caller keeps its own Result to change."""
         if self.worth_storing():
-            if len(self.shared) > SHARED_PER_SITUATION * self.maxsize:
-                self.shared.clear()
+            self._bound_shared()
             positions, situation = keyer.support(key[1], run), Situation(run, self.shared)
             self.put(key, positions, situation)
             if self.learnt is not None:
@@ -248,19 +252,25 @@ class SituationCache:
         learnt, self.learnt = self.learnt or [], []
         return dumps(learnt, HIGHEST_PROTOCOL) if learnt else b""
 
-    def adopt(self, learnt: bytes) -> None:
+    def adopt(self, learnt: bytes, rules: Dict[str, object]) -> None:
         """Keep the situations another worker of the same batch learnt (`take_learnt`).
 
         Any situation stored under a support is right for every case that agrees
         there, whichever process ran it (engine/support.py), so a situation is
         run once per batch rather than once per worker. The pickle is one our own
         workers made of their own runs, handed on by the batch that started
-        them; nothing read from a file is ever unpickled."""
+        them; nothing read from a file is ever unpickled. `rules`: the rule
+        base's rules by id (both processes load the same rule base)."""
         for key, positions, situation in (loads(learnt) if learnt else ()):
             engine, chars = key
             shape = self._shape_of.get((engine, positions))
             if shape is None or shape.project(chars) not in shape.table:
-                self.put(key, positions, situation.interned(self.shared))
+                self._bound_shared()
+                self.put(key, positions, situation.adopted(self.shared, rules))
+
+    def _bound_shared(self) -> None:
+        if len(self.shared) > SHARED_PER_SITUATION * self.maxsize:
+            self.shared.clear()
 
     def put(self, key, positions: Tuple[int, ...], situation: Situation):
         """Keep `situation` for every case whose key agrees with `key` at `positions`."""

@@ -249,6 +249,35 @@ def test_the_parts_shared_between_situations_stay_bounded_too():
     assert largest <= SHARED_PER_SITUATION * 4 + one_situation
 
 
+def test_situations_another_worker_learnt_answer_here_as_a_run_would():
+    """A pool's worker hands on what it stored (take_learnt); another adopts it (adopt): its cases
+    in those situations are then hits, answered byte for byte as a run answers them; a situation
+    it knows already is not kept twice, and adopted parts are shared with its own equal ones."""
+    rnd = random.Random(5)
+    cases = [dict(g["case"], id=g["name"]) for g in GOLDEN]
+    teacher, learner = Advisor(RULES), Advisor(RULES)
+    teacher.situations.share_learning()
+    for case in cases:
+        teacher.evaluate_mapping(case)
+    learnt = teacher.situations.take_learnt()
+    assert teacher.situations.take_learnt() == b"", "each situation is handed on once"
+    known = cases[:10]
+    for case in known:  # the learner ran some of them itself
+        learner.evaluate_mapping(case)
+    mine = len(learner.situations)
+    learner.situations.adopt(learnt, RULES.by_id)
+    assert len(learner.situations) == len(teacher.situations), "what it knew is not kept twice"
+    misses = learner.situations.misses
+    same_answers([variant(c, rnd) for c in cases], cached=learner)
+    ran = learner.situations.misses - misses
+    assert ran < len(cases) // 4, f"{ran} of {len(cases)} variants ran again"
+    assert mine < len(learner.situations)
+    adopted = [rule for s in learner.situations._entries.values() for rule in s.undecided]
+    assert adopted and all(rule is RULES.by_id[rule.id] for rule in adopted), "the rule base's own rules, not copies"
+    own = {id(p) for s in learner.situations._entries.values() for p in s.warnings}
+    assert len(own) < sum(len(s.warnings) for s in learner.situations._entries.values()), "parts shared"
+
+
 def test_changing_a_result_does_not_change_the_next_one():
     advisor = Advisor(RULES)
     case = {"diagnosis": "gbs", "walks_unaided": False, "weight_kg": 70, "age": 80}
