@@ -13,7 +13,7 @@ speed drifts slows both sides of a ratio alike. A configuration's time is its
 mean over the rounds; a ratio is given with each round's own, so their spread
 shows how far one run can be trusted. Also measured: the peak memory of the whole process
 tree (sum of the RSS of the command and its workers, sampled from /proc every
-20 ms) and of its largest single process (RSS sampled, and the kernel's VmHWM);
+50 ms) and of its largest single process (RSS sampled, and the kernel's VmHWM);
 the sha256 of every output. In process, an `Advisor()` over the same cases
 gives the cache's hit rate. Then the worst case for the cache: cases drawn
 uniformly over the fact space, almost every one a new situation (5k cases,
@@ -224,11 +224,17 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 class TreeSampler(threading.Thread):
-    """Samples the memory of a process and all its descendants from /proc every `interval` seconds."""
+    """Samples the memory of a process and all its descendants from /proc every `interval` seconds.
 
-    def __init__(self, root, interval=0.02):
+    Finding the descendants means reading every process's stat (about 1.5 ms), so
+    the tree is looked for again only every `rescan` seconds (a batch starts its
+    workers at once); sampling the tree found costs a tenth of that. Scanning
+    all of /proc every 20 ms took an eighth of a core, which the workers of a
+    2-worker run need."""
+
+    def __init__(self, root, interval=0.05, rescan=0.5):
         super().__init__(daemon=True)
-        self.root, self.interval = root, interval
+        self.root, self.interval, self.rescan = root, interval, rescan
         self.stop = threading.Event()
         self.tree_peak = 0       # the largest sum of RSS over the tree at one sample
         self.process_peak = 0    # the largest RSS of any single process at one sample
@@ -236,8 +242,11 @@ class TreeSampler(threading.Thread):
         self.pids, self.samples = set(), 0
 
     def run(self):
+        tree, scanned = [self.root], -float("inf")
         while not self.stop.is_set():
-            memory = {pid: _memory(pid) for pid in _descendants(self.root)}
+            if time.monotonic() - scanned >= self.rescan:
+                tree, scanned = _descendants(self.root), time.monotonic()
+            memory = {pid: _memory(pid) for pid in tree}
             memory = {pid: m for pid, m in memory.items() if m}
             self.pids |= set(memory)
             self.tree_peak = max(self.tree_peak, sum(rss for rss, _ in memory.values()))
@@ -451,7 +460,7 @@ def main():
     # -- through the CLI
     say("\nthrough the CLI: evaluate FILE --format jsonl -q -j N [--no-cache] > file; memory in MiB: "
         "tree = peak sum of RSS over the command and its workers, process = the largest single process "
-        "(both sampled from /proc every 20 ms), hwm = the largest VmHWM (the kernel's own peak RSS of a process)")
+        "(both sampled from /proc every 50 ms), hwm = the largest VmHWM (the kernel's own peak RSS of a process)")
     header = (f"{'cases':>8} {'cache':>5} {'-j':>2} {'round':>5} {'wall s':>8} {'cases/s':>8} {'ms/case':>8} "
               f"{'tree':>6} {'process':>7} {'hwm':>6} {'procs':>5}  sha256")
     say(f"{rounds} round(s), each configuration once per round, the order reversed every other round")
