@@ -248,9 +248,12 @@ class SituationCache:
         self.learnt = []
 
     def take_learnt(self) -> bytes:
-        """The situations stored since the last call, pickled for another process's `adopt`."""
-        learnt, self.learnt = self.learnt or [], []
-        return dumps(learnt, HIGHEST_PROTOCOL) if learnt else b""
+        """The situations stored since the last call, pickled for another process's `adopt`
+        (nothing unless `share_learning` was called)."""
+        if not self.learnt:
+            return b""
+        learnt, self.learnt = self.learnt, []
+        return dumps(learnt, HIGHEST_PROTOCOL)
 
     def adopt(self, learnt: bytes, rules: Dict[str, object]) -> None:
         """Keep the situations another worker of the same batch learnt (`take_learnt`).

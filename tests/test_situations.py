@@ -256,6 +256,9 @@ def test_situations_another_worker_learnt_answer_here_as_a_run_would():
     rnd = random.Random(5)
     cases = [dict(g["case"], id=g["name"]) for g in GOLDEN]
     teacher, learner = Advisor(RULES), Advisor(RULES)
+    teacher.evaluate_mapping(cases[0])
+    assert teacher.situations.take_learnt() == b"" and teacher.situations.learnt is None, "only when asked"
+    teacher.situations = Advisor(RULES).situations
     teacher.situations.share_learning()
     for case in cases:
         teacher.evaluate_mapping(case)
