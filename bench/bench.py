@@ -315,6 +315,32 @@ def run_cli(path, workers, cache, output):
             "sha256": sha256(output)}
 
 
+def alternate(path, n, configurations, rounds, tmp, label):
+    """Run each (workers, cache) of `configurations` on `path` once per round, the order
+    reversed every other round (ABBA), printing a row per run. Returns (rows, outputs,
+    failures): per configuration, its row with the mean time, each round's time and the
+    largest memory of any round; its first output (a repeat's output, once compared with
+    it, is removed); and how many repeats gave other bytes than the first."""
+    outputs, tries, failures = {}, {c: [] for c in configurations}, 0
+    for round_ in range(rounds):
+        for workers, cache in configurations[::-1] if round_ % 2 else configurations:
+            output = Path(tmp) / f"out-{label}-{workers}-{'on' if cache else 'off'}-{round_}.jsonl"
+            r = run_cli(path, workers, cache, output)
+            tries[workers, cache].append(r)
+            say(row(n, cache, workers, r, round_ + 1))
+            first = outputs.setdefault((workers, cache), output)
+            if first != output:  # a repeat: the same bytes as the first, then no need to keep it
+                if r["sha256"] != tries[workers, cache][0]["sha256"]:
+                    failures += 1
+                    loud_difference(f"{label}, -j {workers}, cache {'on' if cache else 'off'}, round 1 vs "
+                                    f"{round_ + 1}", first, output)
+                output.unlink()
+    rows = {c: dict(each[0], seconds=sum(t["seconds"] for t in each) / len(each), each=[t["seconds"] for t in each],
+                    **{m: max(t[m] for t in each) for m in ("tree", "process", "hwm", "processes")})
+            for c, each in tries.items()}
+    return rows, outputs, failures
+
+
 def sha256(path):
     digest = hashlib.sha256()
     with open(path, "rb") as f:
@@ -357,7 +383,7 @@ def row(n, cache, workers, r, round_):
 
 def ratios(slow, fast):
     """How many times faster `fast` ran than `slow`: of their mean times, and in each round."""
-    each = [a / b for a, b in zip(slow.get("each", [slow["seconds"]]), fast.get("each", [fast["seconds"]]))]
+    each = [a / b for a, b in zip(slow["each"], fast["each"])]
     return slow["seconds"] / fast["seconds"], each
 
 
@@ -372,7 +398,6 @@ def every_round(each, target):
         return ""
     met = sum(x >= target for x in each)
     return f"; {met} of {len(each)} rounds meet it on their own"
-
 
 
 def verdict(ok, miss):
@@ -472,25 +497,9 @@ def main():
         for n in sizes:
             path = Path(tmp) / f"{n}.jsonl"
             write_jsonl(path, n)
-            outputs, tries = {}, {c: [] for c in configurations}
-            for round_ in range(rounds):
-                for workers, cache in configurations[::-1] if round_ % 2 else configurations:
-                    output = Path(tmp) / f"out-{n}-{workers}-{'on' if cache else 'off'}-{round_}.jsonl"
-                    r = run_cli(path, workers, cache, output)
-                    tries[workers, cache].append(r)
-                    say(row(n, cache, workers, r, round_ + 1))
-                    first = outputs.setdefault((workers, cache), output)
-                    if first != output:  # a repeat: the same bytes as the first, then no need to keep it
-                        if r["sha256"] != tries[workers, cache][0]["sha256"]:
-                            say(f"!!! OUTPUT DIFFERS between rounds of the same run: {n:,} cases, -j {workers}, "
-                                f"cache {'on' if cache else 'off'}")
-                            failures += 1
-                            loud_difference(f"{n:,} cases, -j {workers}, round 1 vs {round_ + 1}", first, output)
-                        output.unlink()
-            for (workers, cache), each in tries.items():
-                runs[n, workers, cache] = dict(
-                    each[0], seconds=sum(t["seconds"] for t in each) / len(each), each=[t["seconds"] for t in each],
-                    **{m: max(t[m] for t in each) for m in ("tree", "process", "hwm", "processes")})
+            rows, outputs, differ = alternate(path, n, configurations, rounds, tmp, f"{n:,} cases")
+            failures += differ
+            runs.update(((n, *c), r) for c, r in rows.items())
             for workers in WORKERS:  # cache on vs off: the target
                 if True in caches:
                     same = runs[n, workers, True]["sha256"] == runs[n, workers, False]["sha256"]
@@ -516,24 +525,14 @@ def main():
             f"nothing hits {hits:,} of {valid:,} valid cases ({hits / valid:.1%})")
         say(header)
         with tempfile.TemporaryDirectory(prefix="ivig-bench-") as tmp:
-            path, hashes, tries = Path(tmp) / "uniform.jsonl", {}, {cache: [] for cache in caches}
+            path = Path(tmp) / "uniform.jsonl"
             write_jsonl(path, n, uniform=True)
-            for round_ in range(max(rounds, WORST_ROUNDS)):  # short runs: more rounds, as drift weighs more
-                for cache in caches[::-1] if round_ % 2 else caches:
-                    output = Path(tmp) / f"out-{'on' if cache else 'off'}-{round_}.jsonl"
-                    r = run_cli(path, 1, cache, output)
-                    tries[cache].append(r)
-                    say(row(n, cache, 1, r, round_ + 1))
-                    if hashes.setdefault(cache, output) != output:
-                        if r["sha256"] != tries[cache][0]["sha256"]:
-                            failures += 1
-                            loud_difference(f"worst case, cache {'on' if cache else 'off'}, round 1 vs {round_ + 1}",
-                                            hashes[cache], output)
-                        output.unlink()
-            for cache, each in tries.items():
-                worst_rows[cache] = dict(each[0], seconds=sum(t["seconds"] for t in each) / len(each),
-                                         each=[t["seconds"] for t in each],
-                                         **{m: max(t[m] for t in each) for m in ("process", "hwm")})
+            # short runs: more rounds, as drift weighs more
+            rows, outputs, differ = alternate(path, n, [(1, c) for c in caches], max(rounds, WORST_ROUNDS), tmp,
+                                              f"worst case, {n:,} cases")
+            failures += differ
+            worst_rows = {cache: r for (_, cache), r in rows.items()}
+            hashes = {cache: output for (_, cache), output in outputs.items()}
             same = worst_rows[True]["sha256"] == worst_rows[False]["sha256"]
             identical.append(same)
             if not same:
