@@ -9,10 +9,12 @@ import json
 import os
 import re
 import resource
+import shlex
 import signal
 import stat
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -233,12 +235,29 @@ def alive(pids):
 
 
 @pytest.fixture
-def big(tmp_path):
-    path = tmp_path / "big.jsonl"
-    path.write_text("".join(json.dumps(dict(GBS, id=f"c{i}")) + "\n" for i in range(40_000)), encoding="utf-8")
+def old_output(tmp_path):
     out = tmp_path / "out.jsonl"
     out.write_text("the old results\n", encoding="utf-8")
-    return path, out
+    return out
+
+
+def endless(*command):
+    """`ivig` started on an input that never ends: standard input is a pipe fed cases until the
+    process goes away. A batch of any size is done in a few seconds on a fast machine, so a
+    signal is sure to arrive mid-batch only if the batch cannot end."""
+    child = subprocess.Popen([*command], env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+    lines = "".join(json.dumps(dict(GBS, id=f"c{i}")) + "\n" for i in range(1000))
+
+    def feed():
+        try:
+            while True:
+                child.stdin.write(lines)
+                child.stdin.flush()
+        except (OSError, ValueError):  # the process went away: the pipe is broken or closed
+            pass
+    threading.Thread(target=feed, daemon=True).start()
+    return child
 
 
 def _wait_for_workers(pid, count=2, within=30):
@@ -253,10 +272,9 @@ def _wait_for_workers(pid, count=2, within=30):
 
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_a_signal_stops_the_batch_cleanly(big, signum, code):
-    path, out = big
-    child = subprocess.Popen([*IVIG, "evaluate", str(path), "-j", "2", "-o", str(out), "--format", "jsonl"],
-                             env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def test_a_signal_stops_the_batch_cleanly(old_output, signum, code):
+    out = old_output
+    child = endless(*IVIG, "evaluate", "-", "-j", "2", "-o", str(out), "--format", "jsonl")
     workers = _wait_for_workers(child.pid)
     os.kill(child.pid, signum)
     try:
@@ -272,12 +290,16 @@ def test_a_signal_stops_the_batch_cleanly(big, signum, code):
     assert out.read_text(encoding="utf-8") == "the old results\n" and not leftovers(out.parent)
 
 
-def test_ctrl_c_at_a_terminal_stops_the_batch_cleanly(big):
-    """Ctrl-C reaches the whole process group: the workers must not die with tracebacks."""
-    path, out = big
-    child = pexpect.spawn(sys.executable, ["-m", "ivig_advisor.cli", "evaluate", str(path), "-j", "2", "-o", str(out),
-                                           "--format", "jsonl", "--quiet"], env=ENV, encoding="utf-8", timeout=30)
-    workers = _wait_for_workers(child.pid)
+def test_ctrl_c_at_a_terminal_stops_the_batch_cleanly(old_output):
+    """Ctrl-C reaches the whole process group: the workers must not die with tracebacks.
+    `yes` feeds an input that never ends, so the batch is still running when Ctrl-C comes."""
+    out = old_output
+    line = json.dumps(GBS)
+    ivig_command = " ".join(map(shlex.quote, [*IVIG, "evaluate", "-", "-j", "2", "-o", str(out), "--format",
+                                              "jsonl", "--quiet"]))
+    child = pexpect.spawn("bash", ["-c", f"yes {shlex.quote(line)} | {ivig_command}"], env=ENV, encoding="utf-8",
+                          timeout=30)
+    workers = _wait_for_workers(child.pid, count=4)  # yes, ivig and its two workers
     child.sendintr()
     child.expect(pexpect.EOF)
     child.close()
@@ -288,16 +310,16 @@ def test_ctrl_c_at_a_terminal_stops_the_batch_cleanly(big):
     assert out.read_text(encoding="utf-8") == "the old results\n" and not leftovers(out.parent)
 
 
-def test_timeout_stops_the_batch_cleanly(big):
-    path, out = big
-    child = subprocess.Popen(["timeout", "--preserve-status", "4", *IVIG, "evaluate", str(path), "-j", "2",
-                              "-o", str(out), "--format", "jsonl"], env=ENV, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+def test_timeout_stops_the_batch_cleanly(old_output):
+    out = old_output
+    child = endless("timeout", "--preserve-status", "4", *IVIG, "evaluate", "-", "-j", "2", "-o", str(out),
+                    "--format", "jsonl")
     workers = _wait_for_workers(child.pid, count=3)  # ivig and its two workers
     try:
-        _, stderr = child.communicate(timeout=30)
+        child.wait(timeout=30)  # not communicate(): it would close standard input, ending the batch
     finally:
         child.kill()
+    stderr = child.stderr.read()
     assert child.returncode == 143 and "Traceback" not in stderr
     time.sleep(0.5)
     assert not alive(workers)
