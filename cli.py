@@ -28,6 +28,7 @@ AUDIT_FORMATS = ("text", "json", "markdown")
 EXIT_FOUND = 1       # what a command reports: a case with an error, a finding, a difference (see each command)
 EXIT_USAGE = 2       # a usage error, or an input that cannot be used (found before anything is written)
 EXIT_INTERNAL = 70   # sysexits.h EX_SOFTWARE: a bug in ivig, whatever the input
+EXIT_WORKER = 71     # sysexits.h EX_OSERR: a worker process died (killed by hand, or out of memory)
 EXIT_IO = 74         # sysexits.h EX_IOERR: a file or standard output could not be read or written
 EXIT_PIPE = 128 + 13  # the reader of standard output went away, as if killed by SIGPIPE
 STOP_SIGNALS = ("SIGTERM", "SIGHUP")  # handled like Ctrl-C (SIGINT); the status is 128 + the signal's number
@@ -43,6 +44,8 @@ Exit status:
        one case a command reads (interview --resume, audit why-not), the review
        log (nothing was written)
   70   internal error, a bug: `ivig --debug ...` shows the traceback
+  71   a worker process died (killed, or out of memory): the cases without a
+       result are named, and an output file is left as it was
   74   a file or standard output could not be read or written (a full disk)
   130  stopped by Ctrl-C; 143 by SIGTERM, 129 by SIGHUP (128 + the signal);
        an output file is left as it was, and no worker or temporary file stays
@@ -62,7 +65,7 @@ def error_table():
     """
     from ivig_advisor.engine.errors import (BadSignOff, CaseChoice, InvalidSource, IvigError, LogLocked, LogUnusable,
                                             NoLogHere, OutputRefused, Stopped, UnknownDiagnosis, UnknownRule,
-                                            UnknownStage, WriteFailed)
+                                            UnknownStage, WorkerDied, WriteFailed)
     return (
         (UnknownRule, EXIT_USAGE, _usage("RULE")),
         (UnknownDiagnosis, EXIT_USAGE, _usage("--disease")),
@@ -75,6 +78,7 @@ def error_table():
         (LogLocked, EXIT_USAGE, _one("; nothing was recorded")),
         (OutputRefused, EXIT_USAGE, _one()),
         (WriteFailed, EXIT_IO, lambda exc, ctx: [f"error: {exc.strerror}"]),
+        (WorkerDied, EXIT_WORKER, lambda exc, ctx: [f"error: {exc}" + _kept(ctx)]),
         (IvigError, EXIT_USAGE, _one()),  # any other error in what the user gave
         (OSError, EXIT_IO, _one()),
         (KeyboardInterrupt, 128 + signal.SIGINT, lambda exc, ctx: ["ivig: stopped by Ctrl-C (SIGINT)"]),
@@ -94,6 +98,12 @@ def _one(then: str = ""):
 def _each(then: str = ""):
     """One `error:` line per problem found (file:line: message), then `then` on a line of its own."""
     return lambda exc, ctx: [f"error: {e}" for e in exc.errors] + ([f"error: {then}"] if then else [])
+
+
+def _kept(ctx) -> str:
+    """'; FILE was left as it was' when the command was writing an output file (-o)."""
+    output = ctx.params.get("output")
+    return f"; {output} was left as it was" if output else ""
 
 
 def _usage(param):

@@ -15,19 +15,22 @@ import itertools
 import os
 import signal
 import threading
+import time
 from collections import deque
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ALL_COMPLETED, FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
 from .caseio import CaseRecord, read_cases
-from .errors import Stopped
+from .errors import Stopped, WorkerDied
 from .evaluate import Advisor, Result, default_advisor
 
 CHUNK = 64             # cases per task sent to a worker
 IN_FLIGHT = 4          # tasks per worker queued at once: enough to keep it busy, bounded for memory
 POOL_MIN_CASES = 512   # below this, starting processes costs more than it saves (automatic mode)
 WORKERS_PER_CORE = 2   # evaluation is CPU-bound: more processes than this only cost memory
+POLL = 0.5             # seconds between checks that the workers are alive, while waiting on them
 LEARNT_WAITING = 8 * 1024 * 1024  # bytes of situations kept per worker until its next chunk; then the oldest go
 
 
@@ -260,14 +263,20 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
     turn = 0                        # the index of the next result to yield
     ahead = workers * IN_FLIGHT * CHUNK  # results kept ahead of their turn, at most (then wait for it)
 
+    unwritten = {}                  # index -> the record's (id, source, line), until its result is yielded
+    processes = {}                  # worker -> its process, kept to say how it ended if it dies
+
     def send(worker):
         chunk, waiting[worker] = waiting[worker], []
         future = pools[worker].submit(_evaluate_chunk, [record for _, record in chunk], learnt[worker].take())
         in_flight.append((future, [index for index, _ in chunk], worker))
+        if worker not in processes:
+            processes.update((worker, p) for p in (getattr(pools[worker], "_processes", None) or {}).values())
 
     def take(entry):
         in_flight.remove(entry)
         future, indices, worker = entry
+        _wait_alive([future], processes.values())
         results, learnt_there = future.result()
         done.update(zip(indices, results))
         router.returned(worker, len(indices))
@@ -291,7 +300,7 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
                     send(worker)
             take(next(entry for entry in in_flight if turn in entry[1]))
         elif not finished and in_flight:
-            wait([entry[0] for entry in in_flight], return_when=FIRST_COMPLETED)
+            _wait_alive([entry[0] for entry in in_flight], processes.values(), FIRST_COMPLETED)
             receive(False)
 
     read = 0  # cases read so far
@@ -300,12 +309,14 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
         for record in records:
             worker = router.worker_for(record)
             waiting[worker].append((read, record))
+            unwritten[read] = (record.case_id(advisor.rulebase.schema), record.source, record.line)
             read += 1
             if len(waiting[worker]) == CHUNK:
                 send(worker)
             while len(in_flight) >= workers * IN_FLIGHT:  # bounded: take results before reading on
                 receive(block_on_turn=len(done) >= ahead)
                 while turn in done:
+                    del unwritten[turn]
                     yield done.pop(turn)
                     turn += 1
         for worker, chunk in enumerate(waiting):  # the last, short chunks, all at once
@@ -314,11 +325,17 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
         while turn < read:
             if turn not in done:
                 receive(block_on_turn=True)
+            del unwritten[turn]
             yield done.pop(turn)
             turn += 1
     except (Stopped, KeyboardInterrupt):
         stopped = True
         raise
+    except BrokenProcessPool:
+        # A worker was killed (kill -9, the kernel's OOM killer): its pool's thread may be stuck
+        # reading half a result, so the pools are let go of, as on a signal.
+        stopped = True
+        raise WorkerDied(_death_note(processes.values(), turn, unwritten.get(turn)), turn) from None
     finally:
         # Cancel what no worker has started, everywhere first; then wait for each
         # worker's current chunk. (shutdown(wait=False) would let go of the
@@ -331,6 +348,49 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
                 _abandon(pool)
             else:
                 pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _wait_alive(futures, processes, return_when=ALL_COMPLETED) -> None:
+    """wait() for futures, checking every POLL seconds that no worker died meanwhile.
+
+    A worker killed while it sends a result leaves its pool's thread reading the rest for
+    ever, so the pool never says it broke: BrokenProcessPool is raised here instead."""
+    while True:
+        done, pending = wait(futures, timeout=POLL, return_when=return_when)
+        if not pending or (done and return_when == FIRST_COMPLETED):
+            return
+        if any(process.exitcode is not None for process in processes):
+            raise BrokenProcessPool("a worker process died")
+
+
+def _death_note(processes, written: int, first: Optional[tuple]) -> str:
+    """What to say when a worker died: which one and how, and from which case on there are no results."""
+    from .escape import for_terminal
+    processes, dead = list(processes), []
+    for _ in range(20):  # the pool's own thread may be reaping the dead one this very moment
+        dead = [p for p in processes if p.exitcode is not None]
+        if dead:
+            break
+        time.sleep(0.05)
+    how = "died"
+    if dead:
+        code = dead[0].exitcode
+        if code is not None and code < 0:
+            try:
+                how = f"was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                how = f"was killed by signal {-code}"
+        elif code is not None:
+            how = f"exited with status {code}"
+        how = f"(pid {dead[0].pid}) {how}"
+    done = f"the first {written:,} case{' was' if written == 1 else 's were'} evaluated"
+    rest = "; no case after them has a result"
+    if first is not None:
+        case_id, source, line = first
+        where = f"{source}:{line}" if source and line else (source or "")
+        rest = f"; the case {case_id}{f' ({where})' if where else ''} and every case after it have no result"
+    return for_terminal(f"a worker process {how} (killed by hand, or by the system when memory ran out?): "
+                        f"{done}{rest}")
 
 
 class _Learnt:

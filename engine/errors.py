@@ -108,5 +108,18 @@ class WriteFailed(IvigError, OSError):
     """Writing failed midway (a full disk, an I/O error); the old file is untouched."""
 
 
+# -- the machine ----------------------------------------------------------------------
+
+class WorkerDied(IvigError, ChildProcessError):
+    """A worker process of a batch died (killed by hand, or by the system when memory ran out):
+    not a bug, not the input's fault. The message says how it died and from which case on there
+    are no results; `written` results came before it."""
+
+    def __init__(self, message: str, written: int):
+        super().__init__(message)
+        self.written = written
+
+
 __all__ = ["BadSignOff", "CaseChoice", "InvalidSource", "IvigError", "LogLocked", "LogUnusable", "NoLogHere",
-           "OutputRefused", "ResumeError", "Stopped", "UnknownDiagnosis", "UnknownRule", "UnknownStage", "WriteFailed"]
+           "OutputRefused", "ResumeError", "Stopped", "UnknownDiagnosis", "UnknownRule", "UnknownStage", "WorkerDied",
+           "WriteFailed"]

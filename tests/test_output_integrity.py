@@ -326,6 +326,30 @@ def test_timeout_stops_the_batch_cleanly(old_output):
     assert out.read_text(encoding="utf-8") == "the old results\n" and not leftovers(out.parent)
 
 
+def test_a_worker_that_dies_is_named_and_not_called_a_bug(old_output):
+    """kill -9 of one worker (or the kernel's OOM killer): one line saying a worker died and from
+    which case on there are no results, a status of its own, and the old output file kept."""
+    out = old_output
+    child = endless(*IVIG, "evaluate", "-", "-j", "2", "-o", str(out), "--format", "jsonl")
+    workers = _wait_for_workers(child.pid)
+    os.kill(workers[-1], signal.SIGKILL)
+    try:
+        child.wait(timeout=30)
+    finally:
+        child.kill()
+    line = one_line(child.stderr.read())
+    assert child.returncode == 71, line
+    assert re.search(r"a worker process \(pid \d+\) was killed by SIGKILL", line), line
+    assert re.search(r"the first [\d,]+ cases were evaluated; the case c\d+ \(<stdin>:\d+\) and every case after "
+                     r"it have no result", line), line
+    assert "bug" not in line and f"{out} was left as it was" in line
+    assert out.read_text(encoding="utf-8") == "the old results\n" and not leftovers(out.parent)
+    deadline = time.monotonic() + 5
+    while alive(workers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not alive(workers)
+
+
 def test_workers_are_capped_at_a_few_per_core(tmp_path):
     from ivig_advisor.engine.batch import max_workers
     path = tmp_path / "some.jsonl"
