@@ -63,14 +63,15 @@ def error_table():
     parameter the error is about. The engine is imported only here, once a
     command has failed.
     """
-    from ivig_advisor.engine.errors import (BadSignOff, CaseChoice, InvalidSource, IvigError, LogLocked, LogUnusable,
-                                            NoLogHere, OutputRefused, Stopped, UnknownDiagnosis, UnknownRule,
-                                            UnknownStage, WorkerDied, WriteFailed)
+    from ivig_advisor.engine.errors import (BadSignOff, CaseChoice, FormatContradicted, InvalidSource, IvigError, LogLocked, LogUnusable,
+                                            NoLogHere, OutputRefused, Stopped, StreamClosed, UnknownDiagnosis,
+                                            UnknownRule, UnknownStage, WorkerDied, WriteFailed)
     return (
         (UnknownRule, EXIT_USAGE, _usage("RULE")),
         (UnknownDiagnosis, EXIT_USAGE, _usage("--disease")),
         (UnknownStage, EXIT_USAGE, _usage("--status")),
         (BadSignOff, EXIT_USAGE, _usage(None)),  # the error names its parameter
+        (FormatContradicted, EXIT_USAGE, _usage(None)),
         (CaseChoice, EXIT_USAGE, _one()),
         (LogUnusable, EXIT_USAGE, _each("the review log is damaged; nothing was recorded (mend the log, then sign again)")),
         (InvalidSource, EXIT_USAGE, _each()),  # a case (CaseInvalid), a rule base (RuleBaseInvalid), ...
@@ -78,6 +79,7 @@ def error_table():
         (LogLocked, EXIT_USAGE, _one("; nothing was recorded")),
         (OutputRefused, EXIT_USAGE, _one()),
         (WriteFailed, EXIT_IO, lambda exc, ctx: [f"error: {exc.strerror}"]),
+        (StreamClosed, EXIT_IO, _one()),
         (WorkerDied, EXIT_WORKER, lambda exc, ctx: [f"error: {exc}" + _kept(ctx)]),
         (IvigError, EXIT_USAGE, _one()),  # any other error in what the user gave
         (OSError, EXIT_IO, _one()),
@@ -191,6 +193,9 @@ class Ivig(Group):
     def invoke(self, ctx):
         import threading
         from contextlib import ExitStack
+
+        from ivig_advisor.engine.stdio import stand_in
+        stand_in()  # a standard stream closed at start fails where it is used, in one line
         with ExitStack() as stack:
             for name in STOP_SIGNALS:  # only the main thread may set handlers (CliRunner in a thread)
                 if hasattr(signal, name) and threading.current_thread() is threading.main_thread():
@@ -206,8 +211,13 @@ def _exit(status: int):
 
 # -- the options commands share -------------------------------------------------------
 
-def format_option(*choices, help=None):
-    """--format, the rendering (text for a person, the others for programs)."""
+def format_option(*choices, help=None, by_extension=False):
+    """--format, the rendering (text for a person, the others for programs). `by_extension`: with
+    no --format, the output file's extension decides (None is passed on to render.output_format)."""
+    if by_extension:
+        return click.option("--format", "fmt", type=click.Choice(choices), default=None,
+                            help=(help or "") + " [default: what the -o file's extension names (.csv, .json, "
+                                                ".jsonl, .ndjson), else text]")
     return click.option("--format", "fmt", type=click.Choice(choices), default=choices[0], show_default=True,
                         help=help or f"text for a person; {', '.join(choices[1:])} for programs.")
 
@@ -304,7 +314,7 @@ def main(debug):
 @main.command(epilog=exit_status("some case had an error (its result says which and where)"))
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
 @format_option(*FORMATS, help="text for a person; json (one array), jsonl (one object per line) or csv "
-                              "(one row per case) for programs.")
+                              "(one row per case) for programs.", by_extension=True)
 @output_option("Write the results to this file, atomically: it appears whole or not at all. A link is "
                "written through; an input, a device or a file in a missing folder is refused (exit 2). "
                "A folder being read never reads it back.")
@@ -332,11 +342,18 @@ def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache, 
     from ivig_advisor.engine import Advisor
     from ivig_advisor.engine.atomic import GuardedStream, atomic_writer, refuse_inputs, writable_target
     from ivig_advisor.engine.batch import fit_workers, write_results
-    from ivig_advisor.engine.render import Formatter, Progress, plain_style, terminal_width
+    from ivig_advisor.engine.caseio import STDIN
+    from ivig_advisor.engine.render import Formatter, Progress, output_format, plain_style, terminal_width
+    from ivig_advisor.engine.stdio import require_open
 
+    fmt = output_format(fmt, output)
     if output:  # before the rules load: a bad target is known at once
         refuse_inputs(output, paths, sys.stdin)
         writable_target(output)
+    else:
+        require_open(sys.stdout, "standard output", "write the results to a file with -o FILE")
+    if STDIN in paths:
+        require_open(sys.stdin, "standard input", "'-' has nothing to read")
     workers, note = fit_workers(workers)
     if note:
         click.echo(note, err=True)
@@ -375,7 +392,10 @@ def interview(rules_dir, resume_path, wanted_id, save_path, overwrite):
     from ivig_advisor.engine import Advisor
     from ivig_advisor.engine.console import check_save_option, run_interview
     from ivig_advisor.engine.interview import resume
+    from ivig_advisor.engine.stdio import require_open
 
+    require_open(sys.stdin, "standard input", "the interview reads its answers there")
+    require_open(sys.stdout, "standard output", "the interview asks its questions there")
     if save_path is not None:
         check_save_option(save_path, overwrite)  # before any question
     advisor = Advisor(_load_rules(rules_dir))

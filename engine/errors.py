@@ -65,6 +65,14 @@ class CaseChoice(IvigError, ValueError):
 ResumeError = CaseChoice  # the name `interview --resume` knew it by
 
 
+class FormatContradicted(IvigError, ValueError):
+    """--format names one format and the output file's extension another (`-o r.csv --format json`)."""
+
+    def __init__(self, message: str, param: str):
+        super().__init__(message)
+        self.param = param
+
+
 # -- the review log -----------------------------------------------------------------
 
 class BadSignOff(IvigError, ValueError):
@@ -108,6 +116,17 @@ class WriteFailed(IvigError, OSError):
     """Writing failed midway (a full disk, an I/O error); the old file is untouched."""
 
 
+class StreamClosed(IvigError, OSError):
+    """A standard stream (input or output) was closed when ivig started (`ivig ... >&-`)."""
+
+    def __init__(self, name: str, needed_for: str = ""):
+        reason = f"{name} is closed (ivig was started with it closed)" + (f": {needed_for}" if needed_for else "")
+        super().__init__(9, reason)  # EBADF, as the system says of a closed descriptor
+
+    def __str__(self) -> str:
+        return self.strerror
+
+
 # -- the machine ----------------------------------------------------------------------
 
 class WorkerDied(IvigError, ChildProcessError):
@@ -120,6 +139,6 @@ class WorkerDied(IvigError, ChildProcessError):
         self.written = written
 
 
-__all__ = ["BadSignOff", "CaseChoice", "InvalidSource", "IvigError", "LogLocked", "LogUnusable", "NoLogHere",
-           "OutputRefused", "ResumeError", "Stopped", "UnknownDiagnosis", "UnknownRule", "UnknownStage", "WorkerDied",
-           "WriteFailed"]
+__all__ = ["BadSignOff", "CaseChoice", "FormatContradicted", "InvalidSource", "IvigError", "LogLocked", "LogUnusable", "NoLogHere",
+           "OutputRefused", "ResumeError", "Stopped", "StreamClosed", "UnknownDiagnosis", "UnknownRule", "UnknownStage",
+           "WorkerDied", "WriteFailed"]

@@ -3,6 +3,7 @@
 import csv
 import functools
 import io
+import os
 import re
 import shutil
 import sys
@@ -12,6 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, List, Optional, TextIO
 
+from .errors import FormatContradicted
 from .escape import for_spreadsheet, for_terminal, json_text
 from .rulebase import RuleBase
 from .words import basis_and_refs, dose_line, stance_label
@@ -20,6 +22,21 @@ STANCE_COLOURS = {"first-line": "green", "second-line": "green", "trial-justifie
                   "not-established": "yellow", "not-effective": "red", "out-of-scope": "magenta"}
 SEVERITY_COLOURS = {"critical": "red", "warning": "yellow", "info": "blue"}
 FORMATS = ("text", "json", "jsonl", "csv")  # what `Formatter` and `ResultWriter` write
+# The format an output file's extension names; any other name is written as text by default.
+EXTENSION_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+def output_format(asked: Optional[str], output: Optional[str]) -> str:
+    """The format to write: `asked` (--format), else the one the output file's extension names
+    (`results.csv` is CSV, not 24 MB of text in a file called .csv), else text.
+
+    FormatContradicted when `asked` is not the format the extension names."""
+    implied = EXTENSION_FORMATS.get(os.path.splitext(output)[1].lower()) if output else None
+    if asked is not None and implied is not None and asked != implied:
+        raise FormatContradicted(f"{asked} contradicts the output file's name {output} (a "
+                                 f"{os.path.splitext(output)[1]} file is {implied}): leave out --format, or name "
+                                 f"the file for {asked}", "--format")
+    return asked or implied or "text"
 
 
 def to_json(result) -> str:

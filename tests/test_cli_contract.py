@@ -122,7 +122,7 @@ def test_every_library_error_has_a_row_in_the_table():
         if isinstance(klass, type) and issubclass(klass, (errors.IvigError, errors.Stopped)):
             first = next(row for row in table if issubclass(klass, row[0]))
             assert first[0] is klass or klass is errors.IvigError, (klass, first)  # its own row, not a catch-all
-            assert callable(first[1]) or first[1] in (cli.EXIT_USAGE, cli.EXIT_IO), klass
+            assert callable(first[1]) or first[1] in (cli.EXIT_USAGE, cli.EXIT_IO, cli.EXIT_WORKER), klass
     from ivig_advisor.engine import CaseInvalid, IvigError, RuleBaseInvalid
     for klass in (CaseInvalid, RuleBaseInvalid):  # beside what they guard, in the one hierarchy
         assert issubclass(klass, errors.InvalidSource) and issubclass(klass, IvigError)

@@ -1,0 +1,121 @@
+"""The command line at its edges (issue 25): closed standard streams, an output file that is a
+case file, the format an output file's name implies, what the summary and progress line say,
+and CSV cells that hold line breaks.
+
+Through the real command: a subprocess where the process's streams matter (a closed descriptor
+cannot be faked in process), click's CliRunner elsewhere.
+"""
+
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import ROOT, jsonl
+from ivig_advisor.cli import main
+
+IVIG = [sys.executable, "-m", "ivig_advisor.cli"]
+ENV = dict(os.environ, NO_COLOR="1")
+
+
+def shell(command: str, cwd=None):
+    """`command` run by bash, where `ivig` is the real command (redirections such as >&- apply)."""
+    script = f"ivig() {{ {' '.join(IVIG)} \"$@\"; }}; {command}"
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=120)
+
+
+def lines(text: str) -> list:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+# -- closed standard streams -----------------------------------------------------------------
+
+def test_evaluate_with_standard_output_closed_is_one_line_and_74():
+    run = shell("ivig evaluate examples >&-", cwd=ROOT)
+    assert run.returncode == 74, run.stderr
+    assert lines(run.stderr) == ["error: standard output is closed (ivig was started with it closed): write the "
+                                 "results to a file with -o FILE"]
+
+
+def test_evaluate_with_standard_input_closed_is_one_line_and_74():
+    run = shell("ivig evaluate - <&-")
+    assert run.returncode == 74, run.stderr
+    assert lines(run.stderr) == ["error: standard input is closed (ivig was started with it closed): '-' has "
+                                 "nothing to read"]
+    assert run.stdout == ""
+
+
+@pytest.mark.parametrize("command", ["ivig schema", "ivig audit rules --disease mmn"])
+def test_a_command_that_prints_does_not_succeed_into_a_closed_output(command):
+    # click.echo drops text when sys.stdout is None: these exited 0 having printed nothing
+    run = shell(f"{command} >&-", cwd=ROOT)
+    assert run.returncode == 74
+    assert lines(run.stderr) == ["error: standard output is closed (ivig was started with it closed)"]
+
+
+def test_the_interview_with_standard_input_closed_is_refused_before_any_question():
+    run = shell("ivig interview <&-")
+    assert run.returncode == 74, run.stderr
+    assert run.stdout == ""
+    assert lines(run.stderr) == ["error: standard input is closed (ivig was started with it closed): the "
+                                 "interview reads its answers there"]
+
+
+def test_evaluate_into_a_file_needs_no_standard_output(tmp_path):
+    out = tmp_path / "out.jsonl"
+    run = shell(f"ivig evaluate examples/mmn.yaml -o {out} >&-", cwd=ROOT)
+    assert run.returncode == 0, run.stderr
+    assert [r["id"] for r in jsonl(out.read_text(encoding="utf-8"))] == ["mmn.yaml"]
+
+
+def test_a_closed_standard_error_costs_only_the_messages():
+    run = shell("ivig evaluate examples/mmn.yaml --format jsonl 2>&-", cwd=ROOT)
+    assert run.returncode == 0
+    assert [r["ivig"]["stance"] for r in jsonl(run.stdout)] == ["first-line"]
+
+
+# -- the output file's name says its format ---------------------------------------------------
+
+@pytest.mark.parametrize("name, check", [
+    ("results.csv", lambda text: next(csv.reader(io.StringIO(text)))[:3] == ["id", "status", "stance"]),
+    ("results.CSV", lambda text: next(csv.reader(io.StringIO(text)))[:3] == ["id", "status", "stance"]),
+    ("results.json", lambda text: json.loads(text)[0]["id"] == "mmn.yaml"),
+    ("results.jsonl", lambda text: jsonl(text)[0]["id"] == "mmn.yaml"),
+    ("results.ndjson", lambda text: jsonl(text)[0]["id"] == "mmn.yaml"),
+    ("results.txt", lambda text: text.startswith("mmn.yaml  IVIG first-line")),
+    ("results", lambda text: text.startswith("mmn.yaml  IVIG first-line")),
+])
+def test_without_format_the_output_file_s_extension_decides(run_cli, tmp_path, name, check):
+    out = tmp_path / name
+    result = run_cli("evaluate", str(ROOT / "examples" / "mmn.yaml"), "-o", str(out))
+    assert result.exit_code == 0, result.output
+    assert check(out.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name, fmt", [("results.csv", "json"), ("results.json", "csv"), ("results.jsonl", "text"),
+                                       ("results.ndjson", "json"), ("results.csv", "text")])
+def test_a_format_that_contradicts_the_extension_is_refused_and_nothing_written(run_cli, tmp_path, name, fmt):
+    out = tmp_path / name
+    out.write_text("the old results\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["evaluate", str(ROOT / "examples" / "mmn.yaml"), "-o", str(out),
+                                                       "--format", fmt])
+    assert result.exit_code == 2
+    assert f"Invalid value for --format: {fmt} contradicts the output file's name" in " ".join(result.stderr.split())
+    assert out.read_text(encoding="utf-8") == "the old results\n"
+
+
+@pytest.mark.parametrize("name, fmt", [("results.csv", "csv"), ("results.txt", "json"), ("results.out", "csv"),
+                                       ("results", "jsonl")])
+def test_a_format_that_agrees_or_a_name_that_says_nothing_is_taken(run_cli, tmp_path, name, fmt):
+    out = tmp_path / name
+    result = run_cli("evaluate", str(ROOT / "examples" / "mmn.yaml"), "-o", str(out), "--format", fmt)
+    assert result.exit_code == 0, result.output
+    text = out.read_text(encoding="utf-8")
+    assert {"csv": text.startswith("id,status"), "json": text.startswith("[\n{"),
+            "jsonl": text.startswith('{"id"')}[fmt]
