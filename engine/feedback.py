@@ -1,10 +1,12 @@
 """What clinicians did with the cards: an embedded SQLite file a reviewer can read.
 
 `ivig serve` keeps each card it returns (its uuid, service, hook, the rule
-and indicator: never patient data) and each feedback the EHR posts
-(accepted or overridden, the override reason, the suggestions taken), so
-that `ivig audit overrides` can show which rules clinicians override and
-why. The same file keeps the JWT ids already seen (`jti`), so that a token
+and indicator, and the issuer and tenant of the token it answered: never
+patient data) and each feedback the EHR posts (accepted or overridden, the
+override reason, the suggestions taken), so that `ivig audit overrides` can
+show which rules clinicians override and why. Feedback is taken only for
+cards the service issued to the same issuer and tenant, so that no caller
+can fill the file with cards that never were, or speak for another's. The same file keeps the JWT ids already seen (`jti`), so that a token
 replayed to any worker process is refused.
 
 Several uvicorn workers write the file at once: it is in WAL mode, every
@@ -12,12 +14,14 @@ write is one short transaction, and a writer waits (busy timeout) rather
 than fails when another holds the lock.
 """
 
+import datetime as dt
 import json
+import re
 import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import List
+from typing import List, Optional
 
 _SCHEMA = """
 create table if not exists card (
@@ -30,11 +34,18 @@ create table if not exists feedback (
 create index if not exists feedback_card on feedback (card);
 create table if not exists seen_token (jti text primary key, expires real not null);
 """
+_CALLER_COLUMNS = ("issuer", "tenant")  # of card: added to files written before they were kept
 OUTCOMES = ("accepted", "overridden")
+# CDS Hooks 2.0: outcomeTimestamp is an ISO 8601 date and time in UTC (an offset is read too)
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})", re.ASCII)
 
 
 class FeedbackInvalid(ValueError):
     """A feedback body that breaks the CDS Hooks 2.0 contract; the message says where."""
+
+
+class CardUnknown(LookupError):
+    """Feedback that names a card this service did not issue to the caller; the message says which."""
 
 
 class FeedbackStore:
@@ -47,6 +58,11 @@ class FeedbackStore:
         db = self._db()
         db.execute("pragma journal_mode = wal")  # outside a transaction, where it can change
         db.executescript(_SCHEMA)
+        with self._transaction() as db:
+            have = {row[1] for row in db.execute("pragma table_info(card)")}
+            for column in _CALLER_COLUMNS:
+                if column not in have:
+                    db.execute(f"alter table card add column {column} text")
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -62,17 +78,20 @@ class FeedbackStore:
         return _Transaction(self._db())
 
     def keep_many(self, answers: List[tuple]) -> None:
-        """Remember the cards of several answers, (service, hook, cards) each, in one transaction,
-        so that feedback can name their rules (CardKeeper's writer thread calls it)."""
+        """Remember the cards of several answers, (service, hook, cards, issuer, tenant) each, in one
+        transaction, so that feedback can name their rules (CardKeeper's writer thread calls it)."""
         now = time.time()
         with self._transaction() as db:
-            db.executemany("insert or ignore into card values (?, ?, ?, ?, ?, ?, ?, ?)",
+            db.executemany("insert or ignore into card (uuid, service, hook, rule, indicator, summary, suggestions, "
+                           "created, issuer, tenant) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            [(c["uuid"], service, hook, c.get("rule"), c["indicator"], c["summary"],
-                             json.dumps(c.get("suggestions", [])), now)
-                            for service, hook, cards in answers for c in cards])
+                             json.dumps(c.get("suggestions", [])), now, issuer, tenant)
+                            for service, hook, cards, issuer, tenant in answers for c in cards])
 
-    def record(self, service: str, body) -> int:
-        """Store a POSTed feedback body (all of it or none); the number of items stored."""
+    def record(self, service: str, body, issuer: Optional[str] = None, tenant: Optional[str] = None) -> int:
+        """Store a POSTed feedback body (all of it or none); the number of items stored.
+        FeedbackInvalid when it breaks the spec; CardUnknown when an item names a card this
+        service did not issue to `issuer` and `tenant` (None, None: the insecure_dev caller)."""
         items = _checked(body)
         now = time.time()
         rows = []
@@ -83,6 +102,7 @@ class FeedbackStore:
                          json.dumps([s["id"] for s in item.get("acceptedSuggestions", [])]),
                          item["outcomeTimestamp"], now))
         with self._transaction() as db:
+            _check_issued(db, [item["card"] for item in items], service, issuer, tenant)
             db.executemany("insert into feedback (card, service, outcome, reason_system, reason_code, reason_display, "
                            "comment, accepted, outcome_time, received) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         return len(rows)
@@ -137,9 +157,11 @@ class CardKeeper:
         self.thread = threading.Thread(target=self._write, name="ivig-card-keeper", daemon=True)
         self.thread.start()
 
-    def keep(self, service: str, hook: str, cards: List[dict]) -> None:
+    def keep(self, service: str, hook: str, cards: List[dict], issuer: Optional[str] = None,
+             tenant: Optional[str] = None) -> None:
+        """Queue the cards of one answer, issued to `issuer` and `tenant` (None: no token)."""
         if cards:
-            self.queue.put((service, hook, cards))
+            self.queue.put((service, hook, cards, issuer, tenant))
 
     def close(self) -> None:
         """Write what is queued and stop."""
@@ -197,6 +219,26 @@ class _Transaction:
         self.db.execute("commit" if kind is None else "rollback")
 
 
+def _check_issued(db: sqlite3.Connection, cards: List[str], service: str, issuer, tenant) -> None:
+    """CardUnknown unless each card is one `service` issued to `issuer` and `tenant`."""
+    for i, card in enumerate(cards):
+        found = db.execute("select 1 from card where uuid = ? and service = ? and issuer is ? and tenant is ?",
+                           (card, service, issuer, tenant)).fetchone()
+        if found is None:
+            raise CardUnknown(f"feedback[{i}].card names no card this service issued to the caller")
+
+
+def _is_timestamp(text: str) -> bool:
+    """Whether `text` is an ISO 8601 date and time with its offset from UTC, a real one."""
+    if not _TIMESTAMP.fullmatch(text):
+        return False
+    try:
+        dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:  # a 13th month, a 31st of June
+        return False
+    return True
+
+
 def _checked(body) -> list:
     """The feedback items of a body, each checked against CDS Hooks 2.0 section 6."""
     if not isinstance(body, dict) or not isinstance(body.get("feedback"), list) or not body["feedback"]:
@@ -210,6 +252,9 @@ def _checked(body) -> list:
                 raise FeedbackInvalid(f"{where}.{key} is required (a string)")
         if item["outcome"] not in OUTCOMES:
             raise FeedbackInvalid(f"{where}.outcome must be accepted or overridden")
+        if not _is_timestamp(item["outcomeTimestamp"]):
+            raise FeedbackInvalid(f"{where}.outcomeTimestamp must be a date and time in UTC, such as "
+                                  "2021-12-11T10:05:31Z")
         accepted = item.get("acceptedSuggestions")
         if item["outcome"] == "accepted" and (not isinstance(accepted, list) or not accepted):
             raise FeedbackInvalid(f"{where}.acceptedSuggestions is required when the outcome is accepted")

@@ -15,6 +15,8 @@ The trust file (YAML or JSON):
       - iss: https://ehr.example.org/
         jwks: /etc/ivig/ehr-jwks.json          # or https://ehr.example.org/jwks.json
         tenant: 2ddd6c3a                       # optional: the only tenant accepted
+
+A JWK Set URL must be https: keys fetched over plain http could be anyone's.
 """
 
 import json
@@ -48,7 +50,16 @@ class Issuer:
     @property
     def remote(self) -> bool:
         """Whether its JWK Set is fetched from a URL (else read from a file)."""
-        return self.jwks.startswith(("https://", "http://"))
+        return self.jwks.startswith("https://")
+
+
+def caller_of(claims: dict) -> tuple:
+    """(issuer, tenant) of a trusted token's claims: whom the service answers, and to whom the
+    cards it issues belong (engine/feedback.py). A tenant that is no string is kept as its JSON."""
+    tenant = claims.get("tenant")
+    if tenant is not None and not isinstance(tenant, str):
+        tenant = json.dumps(tenant, sort_keys=True)
+    return claims["iss"], tenant
 
 
 class Trust:
@@ -74,6 +85,9 @@ class Trust:
             if not isinstance(node, dict) or not isinstance(node.get("iss"), str) or not isinstance(node.get("jwks"), str):
                 raise TrustInvalid(f"{path}: issuers[{i}] needs 'iss' and 'jwks' (a JWK Set file or https URL)")
             issuer = Issuer(node["iss"], node["jwks"], node.get("tenant"))
+            if issuer.jwks.lower().startswith("http://"):
+                raise TrustInvalid(f"{path}: issuers[{i}] ({issuer.iss}): the JWK Set {issuer.jwks} is plain http, "
+                                   "where anyone on the way could give their own keys: give an https URL or a file")
             if not issuer.remote:
                 issuer.jwks = str((Path(path).parent / issuer.jwks).resolve())
                 if not Path(issuer.jwks).is_file():

@@ -13,12 +13,20 @@ FHIR server; the cards are kept by a writer thread of their own). Worker process
 (uvicorn --workers) each have their own.
 
 Nothing from a request is logged: not the token, not the record, not the
-cards. A call that cannot be answered gets its status (400, 401, 404, 412,
-413, 415) and an OperationOutcome saying why (401: no body, as the spec's
-best practice asks); an unexpected failure is a 500 that says only that.
+cards (a path is, with its control characters escaped). A call that cannot be
+answered gets its status (400, 401, 404, 408, 412, 413, 415) and an
+OperationOutcome saying why (401: no body, as the spec's best practice asks);
+an unexpected failure is a 500 that says only that.
+
+No client holds a connection for ever: its request's headers must arrive
+within `header_timeout` (BoundedH11Protocol: uvicorn has no such bound), its
+body within `body_timeout` (408), and a worker serves `max_connections` open
+connections at a time (uvicorn's limit_concurrency: 503 beyond).
 """
 
+import asyncio
 import contextlib
+import functools
 import gc
 import json
 import logging
@@ -26,17 +34,20 @@ import os
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
+import h11
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.cors import CORSMiddleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .cdshooks import HookError, Hooks
-from .feedback import CardKeeper, FeedbackInvalid, FeedbackStore
-from .jwtauth import Trust, Unauthorized
+from .escape import for_terminal
+from .feedback import CardKeeper, CardUnknown, FeedbackInvalid, FeedbackStore
+from .jwtauth import Trust, Unauthorized, caller_of
 
 ENV = "IVIG_SERVE_SETTINGS"   # how `ivig serve` hands settings to each uvicorn worker
 MAX_BODY = 8_000_000          # bytes of one request: a record with its draft orders
@@ -54,6 +65,9 @@ class Settings:
     cors_origins: List[str] = field(default_factory=lambda: ["https://sandbox.cds-hooks.org"])
     rules: Optional[str] = None
     fhir_timeout: float = 5.0
+    header_timeout: float = 5.0                 # seconds a client has to send a request's headers
+    body_timeout: float = 15.0                  # seconds, from the headers, to send the whole body (8 MB)
+    max_connections: int = 100                  # open connections one worker serves; 503 beyond
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -66,6 +80,60 @@ class Settings:
 def app_from_environment() -> Starlette:
     """The app of one uvicorn worker, from the settings `ivig serve` put in the environment."""
     return create_app(Settings.from_env())
+
+
+def uvicorn_options(settings: Settings) -> dict:
+    """What uvicorn.run needs beyond the app and the address for `settings` to hold: the HTTP
+    protocol that bounds the time to send headers, and the bound on open connections."""
+    # uvicorn answers 503 once the open connections, the caller's own among them, reach
+    # limit_concurrency: one more than the connections served
+    return {"http": f"{__name__}:BoundedH11Protocol", "limit_concurrency": settings.max_connections + 1}
+
+
+@functools.lru_cache(maxsize=1)
+def _process_settings() -> Settings:
+    """The settings of this worker process (the defaults when `ivig serve` did not start it)."""
+    return Settings.from_env() if ENV in os.environ else Settings()
+
+
+class BoundedH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, with a bound on the time a client takes to send a request's
+    headers: uvicorn has none, and a client that opens a connection and sends half a request line
+    holds it for ever. The clock starts when the connection opens, or with the first byte of the
+    next request on a kept-alive one (until then uvicorn's keep-alive timeout closes it); when it
+    runs out, the connection is closed: there is no request to answer."""
+
+    header_clock: Optional[asyncio.TimerHandle] = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._watch_headers()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._watch_headers()
+
+    def connection_lost(self, exc) -> None:
+        self._stop_header_clock()
+        super().connection_lost(exc)
+
+    def _watch_headers(self) -> None:
+        """Start the clock while a request's headers are awaited; stop it once they are read."""
+        awaited = self.conn.their_state is h11.IDLE and not self.transport.is_closing()
+        if not awaited:
+            self._stop_header_clock()
+        elif self.header_clock is None:
+            self.header_clock = self.loop.call_later(_process_settings().header_timeout, self._headers_too_slow)
+
+    def _stop_header_clock(self) -> None:
+        if self.header_clock is not None:
+            self.header_clock.cancel()
+            self.header_clock = None
+
+    def _headers_too_slow(self) -> None:
+        self.header_clock = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
 
 
 def prepared(settings: Settings) -> tuple:
@@ -90,18 +158,19 @@ def create_app(settings: Settings) -> Starlette:
     hooks.advisor.warm()  # every diagnosis's engine built now: no call pays half a second for one
     base = settings.public_url.rstrip("/")
 
-    def authorised(request: Request) -> None:
+    def authorised(request: Request) -> tuple:
+        """(issuer, tenant) of the call's trusted token; (None, None) in insecure_dev mode."""
         if settings.insecure_dev:
-            return
-        trust.verify(request.headers.get("authorization"), base + request.url.path, store.first_use)
+            return None, None
+        return caller_of(trust.verify(request.headers.get("authorization"), base + request.url.path, store.first_use))
 
     async def discovery(request: Request):
         authorised(request)
         return JSONResponse(hooks.services.discovery())
 
     async def call(request: Request):
-        authorised(request)
-        body = await _json_body(request)
+        caller = authorised(request)
+        body = await _json_body(request, settings.body_timeout)
         service_id = request.path_params["service"]
         missing = hooks.to_fetch(service_id, body)
         if missing:  # from the EHR's FHIR server, in threads, so that other calls go on meanwhile
@@ -111,31 +180,42 @@ def create_app(settings: Settings) -> Starlette:
         # The engine runs here, on the event loop: one call at a time by construction (experta
         # is not thread-safe), in arrival order, with no hand-off to a thread (2 ms a call).
         answer = hooks.call(service_id, body)
-        keeper.keep(service_id, body["hook"], answer.cards)  # queued: written by the keeper's thread
+        keeper.keep(service_id, body["hook"], answer.cards, *caller)  # queued: written by the keeper's thread
         return JSONResponse(answer.response)
 
     async def feedback(request: Request):
-        authorised(request)
+        caller = authorised(request)
         service_id = request.path_params["service"]
         if hooks.services.service(service_id) is None:
             raise HookError(404, f"no CDS service {service_id!r}")
-        body = await _json_body(request)
+        body = await _json_body(request, settings.body_timeout)
         await run_in_threadpool(keeper.flush)  # the cards it names are in the file first
         try:
-            count = await run_in_threadpool(store.record, service_id, body)
+            count = await run_in_threadpool(store.record, service_id, body, *caller)
         except FeedbackInvalid as exc:
             raise HookError(400, str(exc)) from None
+        except CardUnknown as exc:
+            raise HookError(404, str(exc)) from None
         return JSONResponse({"stored": count})
 
     async def refused(request: Request, exc: Unauthorized):
-        log.warning("refused a call to %s: %s", request.url.path, exc)  # the reason, never the token
+        log.warning("refused a call to %s: %s", _path(request), exc)  # the reason, never the token
         return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
     async def failed(request: Request, exc: HookError):
-        return JSONResponse(_outcome(str(exc)), status_code=exc.status)
+        if exc.status == 408:
+            log.warning("%s: %s", _path(request), exc)
+        # an answer given before the whole body was read ends the connection: what the client
+        # still sends would otherwise keep it open
+        closing = {"Connection": "close"} if exc.status in (408, 413) else None
+        return JSONResponse(_outcome(str(exc)), status_code=exc.status, headers=closing)
+
+    async def gone(request: Request, exc: ClientDisconnect):
+        log.warning("the client went away before its request to %s arrived whole", _path(request))
+        return Response(status_code=400)  # read by no one
 
     async def broken(request: Request, exc: Exception):
-        log.error("internal error on %s: %s", request.url.path, type(exc).__name__)
+        log.error("internal error on %s: %s", _path(request), type(exc).__name__)
         return JSONResponse(_outcome("internal error in the service; nothing was decided"), status_code=500)
 
     # What start-up built (rule base, engines, mapping) lives as long as the process: out of
@@ -153,22 +233,28 @@ def create_app(settings: Settings) -> Starlette:
         keeper.close()  # the cards still queued are written before the process ends
 
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
-                     exception_handlers={Unauthorized: refused, HookError: failed, Exception: broken})
+                     exception_handlers={Unauthorized: refused, HookError: failed, ClientDisconnect: gone,
+                                         Exception: broken})
 
 
-async def _json_body(request: Request):
-    """The request's JSON body; HookError 413, 415 or 400 when it is not one to read."""
+def _path(request: Request) -> str:
+    """The path called, as the log shows it: a path can hold any character, an escape among them."""
+    return for_terminal(request.url.path[:200])
+
+
+async def _json_body(request: Request, timeout: float):
+    """The request's JSON body; HookError 413, 415, 408 (not whole within `timeout` seconds)
+    or 400 when it is not one to read."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in ("application/json", "application/fhir+json", ""):
         raise HookError(415, f"the body must be JSON (application/json), not {kind}")
     size = request.headers.get("content-length")
     if size is not None and size.isdigit() and int(size) > MAX_BODY:
         raise HookError(413, f"a body of more than {MAX_BODY:,} bytes")
-    data = b""
-    async for chunk in request.stream():
-        data += chunk
-        if len(data) > MAX_BODY:
-            raise HookError(413, f"a body of more than {MAX_BODY:,} bytes")
+    try:
+        data = await asyncio.wait_for(_body_bytes(request), timeout)
+    except TimeoutError:
+        raise HookError(408, f"the body did not arrive whole within {timeout:g} s") from None
     try:
         body = json.loads(data, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
@@ -176,6 +262,16 @@ async def _json_body(request: Request):
     if _depth(body) > MAX_DEPTH:
         raise HookError(400, f"the body is nested more than {MAX_DEPTH} levels deep: no FHIR record is")
     return body
+
+
+async def _body_bytes(request: Request) -> bytearray:
+    """The body as it arrives; HookError 413 past MAX_BODY, ClientDisconnect when the client goes."""
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_BODY:
+            raise HookError(413, f"a body of more than {MAX_BODY:,} bytes")
+    return data
 
 
 def _depth(value) -> int:
