@@ -741,7 +741,14 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
               help="The SQLite file where cards and clinicians' feedback are kept.")
 @click.option("--cors-origin", "cors_origins", multiple=True,
               help="A browser origin allowed to call (CORS); repeat for several [default: the CDS Hooks sandbox].")
-def serve(rules_dir, host, port, workers, trust_path, insecure_dev, public_url, feedback_db, cors_origins):
+@click.option("--header-timeout", type=click.FloatRange(min=0, min_open=True),
+              help="Seconds a client has to send a request's headers, then the connection is closed [default: 5].")
+@click.option("--body-timeout", type=click.FloatRange(min=0, min_open=True),
+              help="Seconds a client has, after the headers, to send the whole body, then 408 [default: 15].")
+@click.option("--max-connections", type=click.IntRange(min=1),
+              help="Open connections each worker serves at once; a call beyond them is 503 [default: 100].")
+def serve(rules_dir, host, port, workers, trust_path, insecure_dev, public_url, feedback_db, cors_origins,
+          header_timeout, body_timeout, max_connections):
     """Serve the advice as a CDS Hooks 2.0 service: cards in the EHR when a clinician
     orders IVIG (order-select, order-sign) or opens a patient's chart (patient-view).
 
@@ -750,7 +757,7 @@ def serve(rules_dir, host, port, workers, trust_path, insecure_dev, public_url, 
     try:
         import uvicorn
 
-        from ivig_advisor.engine.service import ENV, Settings, prepared
+        from ivig_advisor.engine.service import ENV, Settings, prepared, uvicorn_options
     except ImportError as exc:
         raise click.UsageError(f"ivig serve needs the serve extra (pip install -e \".[serve]\"): {exc}")
     if insecure_dev and host not in LOOPBACK:
@@ -758,15 +765,17 @@ def serve(rules_dir, host, port, workers, trust_path, insecure_dev, public_url, 
                                  param_hint="'--host'")
     if not insecure_dev and not trust_path:
         raise click.UsageError("give --trust FILE (the EHRs whose JWTs to accept), or --insecure-dev on localhost")
+    given = {"header_timeout": header_timeout, "body_timeout": body_timeout, "max_connections": max_connections,
+             "cors_origins": list(cors_origins) or None}
     settings = Settings(public_url=public_url or f"http://{host}:{port}", trust=trust_path, insecure_dev=insecure_dev,
                         feedback_db=feedback_db, rules=rules_dir,
-                        **({"cors_origins": list(cors_origins)} if cors_origins else {}))
+                        **{key: value for key, value in given.items() if value is not None})
     prepared(settings)  # a bad trust file, rule base or feedback path is known now, not in a worker
     os.environ[ENV] = settings.to_env()
     _say(f"ivig serve: CDS Hooks discovery at {settings.public_url}/cds-services"
          + (" (insecure-dev: no JWT needed)" if insecure_dev else ""), err=True)
     uvicorn.run("ivig_advisor.engine.service:app_from_environment", factory=True, host=host, port=port,
-                workers=workers, log_level="warning")
+                workers=workers, log_level="warning", **uvicorn_options(settings))
 
 
 if __name__ == "__main__":  # pragma: no cover
