@@ -18,7 +18,6 @@ import re
 _INVISIBLE = ("\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
               "\U000e0000-\U000e007f")
 _UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_INVISIBLE}]")
-_UNSAFE_BUT_NEWLINE = re.compile(f"[\x00-\x09\x0b-\x1f\x7f-\x9f{_INVISIBLE}]")
 # what json.dumps(ensure_ascii=False) leaves raw (it escapes C0 itself)
 _JSON_RAW = re.compile(f"[\x7f-\x9f{_INVISIBLE}]")
 _NAMED = {"\n": "\\n", "\r": "\\r", "\t": "\\t", "\x1b": "\\e"}
@@ -75,8 +74,9 @@ def for_spreadsheet(value):
     """
     if not isinstance(value, str):
         return value
-    # control characters are shown as escapes (a newline stays: the cell is quoted)
-    value = _escaped(value, _UNSAFE_BUT_NEWLINE)
+    # control characters are shown as escapes, a line break too: a row stays one physical
+    # line, so that a reader going by lines (grep, wc -l, a careless import) sees one case
+    value = _escaped(value, _UNSAFE)
     return "'" + value if value.startswith(_FORMULA_START) else value
 
 

@@ -119,3 +119,19 @@ def test_a_format_that_agrees_or_a_name_that_says_nothing_is_taken(run_cli, tmp_
     text = out.read_text(encoding="utf-8")
     assert {"csv": text.startswith("id,status"), "json": text.startswith("[\n{"),
             "jsonl": text.startswith('{"id"')}[fmt]
+
+
+# -- CSV cells -------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("case_id, shown", [("a\nb", "a\\nb"), ("a\r\nb", "a\\r\\nb"), ("\n=1+1", "\\n=1+1"),
+                                            ("=1+1\n", "'=1+1\\n"), ("x\u2028y", "x\\u2028y")])
+def test_a_line_break_from_input_is_escaped_in_a_csv_cell(run_cli, tmp_path, case_id, shown):
+    path = tmp_path / "cases.jsonl"
+    path.write_text(json.dumps({"id": case_id, "diagnosis": "mmn"}) + "\n"
+                    + json.dumps({"id": case_id, "diagnosis": "nonsense"}) + "\n", encoding="utf-8")
+    result = run_cli("evaluate", str(path), "--format", "csv")
+    rows = result.stdout.splitlines()
+    assert len(rows) == 3, rows  # the header and one physical line per case: no raw line break in a cell
+    cells = list(csv.reader(io.StringIO(result.stdout)))
+    assert [row[0] for row in cells[1:]] == [shown, shown]
+    assert cells[2][1] == "error" and "\n" not in cells[2][cells[0].index("error")]

@@ -64,15 +64,6 @@ def test_csv_cells_from_input_never_start_a_formula_nor_hold_an_escape(run_cli, 
     assert row["id"] == cell
 
 
-def test_csv_quotes_a_cell_that_holds_a_newline(run_cli, tmp_path):
-    path = tmp_path / "c.jsonl"
-    path.write_text(json.dumps({"id": "a\nb", "diagnosis": "mmn"}) + "\n"
-                    + json.dumps({"id": "c", "diagnosis": "als"}) + "\n", encoding="utf-8")
-    out = run_cli("evaluate", "--format", "csv", "--quiet", str(path))
-    rows = list(csv.DictReader(io.StringIO(out.output, newline="")))
-    assert [r["id"] for r in rows] == ["a\nb", "c"]
-
-
 def test_text_escapes_control_characters_from_input(run_cli, tmp_path):
     forged = "p1\x1b[2J\x1b[H\nFAKE  IVIG first-line\r"
     path = tmp_path / "c.jsonl"
