@@ -322,6 +322,9 @@ class _Patient:
             return
         if any(not isinstance(c.get("code"), str) or not isinstance(c.get("system", ""), str) for c in codings):
             self.read.append(item)  # a code that is not text: the structure check says where (never "unmapped")
+        codings = self.well_formed(item, element, codings)
+        if not codings:
+            return
         matched = []
         for coding in codings:
             for entry, code in self.fmap.matches(coding.get("system"), coding.get("code")):
@@ -344,6 +347,18 @@ class _Patient:
             self.unread(item, element, codings, f"{why}: the mapping sets nothing for a {kind} "
                                                 f"{item.type} ({matched[0][0].name})")
 
+    def well_formed(self, item: Item, element: str, codings: List[dict]) -> List[dict]:
+        """The codings whose codes are written as their system writes codes; each other one
+        (ICD-10-CM G6.182) is listed under unmapped with why, and read as no code at all."""
+        kept = []
+        for coding in codings:
+            problem = self.fmap.malformed(coding.get("system"), coding.get("code"))
+            if problem:
+                self.unread(item, element, [coding], problem)
+            else:
+                kept.append(coding)
+        return kept
+
     def observation(self, item: Item):
         codings = _codings(item.resource.get("code"))
         quantities = [(q, coding) for coding in codings
@@ -360,9 +375,17 @@ class _Patient:
             return
         quantity = quantities[0][0]
         value = item.resource.get("valueQuantity")
-        if not isinstance(value, dict) or not isinstance(value.get("value"), (int, float)) \
-                or isinstance(value.get("value"), bool):
+        if not isinstance(value, dict) or value.get("value") is None:
             self.unread(item, "value[x]", codings, f"a {quantity.name} without a valueQuantity")
+            return
+        if not isinstance(value["value"], (int, float)) or isinstance(value["value"], bool):
+            # "70" passes the structure check (pydantic reads it as a decimal), but FHIR JSON writes a number
+            self.errors.append(item.error(f"a {quantity.name} whose value {shown(value['value'])} is not a number "
+                                          "(FHIR JSON writes a decimal as a number)", "valueQuantity.value"))
+            return
+        when = _effective(item.resource)
+        if value.get("comparator") is not None:
+            self.bound(item, codings, quantity, value, when)
             return
         unit = (self.fmap.canonical.get(value.get("system"), value.get("system")), value.get("code"))
         factor = quantity.units.get(unit)
@@ -377,15 +400,24 @@ class _Patient:
             number = round(float(value["value"]) * factor, 3)
         except OverflowError:
             number = float("inf")  # the schema's range refuses it, naming the field
-        when = _effective(item.resource)
         origin = f"{item.ref} {self.coding_label(dict(quantities[0][1], display=None))} = {value['value']} {value.get('code')}"
         self.weights.append((when, number, _Setting(number, origin, item, "valueQuantity", None), quantity))
+
+    def bound(self, item: Item, codings: List[dict], quantity: Quantity, value: dict, when):
+        """A quantity with a comparator (> 70 kg) is a bound, not a value: it sets nothing, but it
+        takes part in which is the latest (a later bound leaves the value unknown)."""
+        unit = value.get("code") or value.get("unit") or ""
+        said = " ".join(str(part)[:40] for part in (value["comparator"], value["value"], unit) if part != "")
+        self.unread(item, "valueQuantity", codings, f"a {quantity.name} of {said} is a bound "
+                                                    "(valueQuantity.comparator), not a weight: it sets nothing")
+        self.weights.append((when, None, _Setting(None, item.ref, item, "valueQuantity"), quantity))
 
     # -- the case ------------------------------------------------------------------------------
 
     def case(self, case_id: Optional[str], patient: Item) -> Located:
         """The case mapping, with each field on the line of the resource that set it."""
         self.latest_weight()
+        self.otherwise(patient)
         data = Located()
         data.line, data.key_lines = patient.line, {}
         origins = {}
@@ -400,15 +432,29 @@ class _Patient:
             data.key_lines[field_name] = settings[0].item.line
             origins[field_name] = list(dict.fromkeys(s.origin for s in settings))
         self.origins = origins
-        self.paths = {name: f"{settings[0].item.path}.{settings[0].element}"
+        self.paths = {name: ".".join(filter(None, (settings[0].item.path, settings[0].element)))
                       for name, settings in self.settings.items() if name in origins}
         return data
+
+    def otherwise(self, patient: Item):
+        """The mapping's value of each field nothing in the record set (a diagnosis: other), its
+        origin saying why and how many codes were not read. A field given two values is not
+        unset: that stays an error."""
+        unread = sum(len(u["codes"]) for u in self.unmapped)
+        count = f"{unread} code{'' if unread == 1 else 's'} not read" + (": see unmapped" if unread else "")
+        for field_name, default in self.fmap.otherwise.items():
+            if field_name not in self.settings:
+                self.give(field_name, default.value, f"{default.why} ({count})", patient, "")
 
     def latest_weight(self):
         for quantity in {q.name: q for *_, q in self.weights}.values():
             found = [(w, n, s) for w, n, s, q in self.weights if q is quantity]
             latest = max((w for w, _, _ in found), key=lambda w: (w is not None, w or ""))
             chosen = [(n, s) for w, n, s in found if w == latest]
+            bound = next((s for n, s in chosen if n is None), None)
+            if bound is not None:
+                self.superseded(quantity, bound, [(w == latest, s) for w, n, s in found if n is not None])
+                continue
             if len({n for n, _ in chosen}) > 1:
                 a, b = chosen[0][1], next(s for n, s in chosen if n != chosen[0][0])
                 when = f"at {latest}" if latest else "with no date"
@@ -416,6 +462,13 @@ class _Patient:
                                                 "valueQuantity"))
                 continue
             self.settings.setdefault(quantity.field, []).append(chosen[0][1])
+
+    def superseded(self, quantity: Quantity, bound: _Setting, weights: List[tuple]):
+        """List the values (at_latest, setting) that a latest bound leaves unused: the value is unknown."""
+        for at_latest, setting in weights:
+            self.unread(setting.item, "valueQuantity", _codings(setting.item.resource.get("code")),
+                        f"{'another' if at_latest else 'an earlier'} {quantity.name}: the latest, {bound.origin}, "
+                        "is a bound, so the weight is unknown")
 
     def resolve(self, field_name: str, settings: List[_Setting]):
         spec = self.schema.fields.get(field_name)
@@ -464,12 +517,7 @@ def patient_case(patient: Item, items: List[Item], fmap: FhirMap, schema, as_of:
             f"cannot be read: {type(failure).__name__}: {shown(failure, 200)}")]
     pid = patient.resource.get("id")
     data = builder.case(pid if isinstance(pid, str) and pid else None, patient)
-    provenance = Provenance(builder.origins, builder.unmapped, builder.paths)
-    if "diagnosis" not in data and not builder.errors:  # said in the record's terms, not the schema's
-        builder.errors.append(SourceError(
-            f"{patient.ref}: no Condition of the record gives a diagnosis the mapping reads "
-            f"({len(builder.unmapped)} codes not read: see unmapped)", patient.source, patient.line, "diagnosis"))
-    return data, provenance, builder.errors
+    return data, Provenance(builder.origins, builder.unmapped, builder.paths), builder.errors
 
 
 # -- small readers -----------------------------------------------------------------------

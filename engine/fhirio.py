@@ -20,7 +20,7 @@ import os
 import sqlite3
 import tempfile
 from dataclasses import dataclass, field
-from typing import Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 from .fhir import READ_TYPES, SUBJECT, Item, Provenance, medication_reference, patient_case
 from .fhirmap import default_map
@@ -62,8 +62,8 @@ class Pending:
         data, provenance, errors = patient_case(
             self.patient, self.items, default_map(), default_schema(), _today(self.as_of),
             lambda item, reference: self.medications.get((index.get(id(item)), reference)))
-        # the data stays beside its errors: a hook call still gives the safety warnings of an
-        # IVIG order for a record whose only fault is that no diagnosis maps (engine/cdshooks.py)
+        # the data stays beside its errors (what was read); a record whose diagnosis the mapping
+        # does not read has none: it is `other` (facts/fhir-map.yaml, otherwise), with every warning
         return FhirCase(data, self.patient.source, self.patient.line, _patient_id(self.patient), errors, provenance)
 
 
@@ -226,18 +226,11 @@ class _BundleIndex:
 
 
 def _joined(items: List[Item], source: str, line, index: "_BundleIndex", as_of) -> Iterator[FhirCase]:
-    patients, joined, seen = [], {}, {}
-    for item in items:
-        if item.type == "Patient":
-            rid = item.resource.get("id")
-            key = f"Patient/{rid}" if isinstance(rid, str) and rid else id(item)
-            if key in seen:
-                yield FhirCase(None, source, item.line, item.ref, [item.error(
-                    f"a second {item.ref} in one Bundle (the first is {seen[key].path}): one record per patient")])
-                continue
-            seen[key] = item
-            patients.append(item)
-            joined[id(item)] = []
+    patients = [item for item in items if item.type == "Patient"]
+    joined = {id(patient): [] for patient in patients}
+    named: Dict[object, List[Item]] = {}  # a Patient's name (id, else fullUrl) -> the Patients of that name
+    for patient in patients:
+        named.setdefault(_patient_id(patient) or id(patient), []).append(patient)
     for item in items:
         if item.type in ("Patient", "Medication") or item.type not in READ_TYPES:
             continue
@@ -258,7 +251,32 @@ def _joined(items: List[Item], source: str, line, index: "_BundleIndex", as_of) 
         return found if found is not None and found.type == "Medication" else None
 
     for patient in patients:
-        yield _case(patient, joined[id(patient)], medication, as_of)
+        same = named[_patient_id(patient) or id(patient)]
+        if len(same) > 1:
+            yield _duplicate(patient, same, _entry_place)
+        else:
+            yield _case(patient, joined[id(patient)], medication, as_of)
+
+
+def _duplicate(patient: Item, same: List[Item], place: Callable[[Item], str]) -> FhirCase:
+    """The error of one of several Patients with one name (id, or fullUrl without one): which of
+    them the resources naming it belong to cannot be told, so none is read (never advice for
+    one of them with the other's record). Each is named by `place`."""
+    rid = patient.resource.get("id")
+    name = f"the id {rid}" if isinstance(rid, str) and rid else f"the fullUrl {patient.full_url}"
+    return FhirCase(None, patient.source, patient.line, _patient_id(patient), [patient.error(
+        f"{len(same)} Patients have {name} ({', '.join(place(p) for p in same)}): one record is one patient, "
+        "so none of them is read")])
+
+
+def _entry_place(item: Item) -> str:
+    """Where a Bundle entry is: its path, and its fullUrl when it has one."""
+    return item.path + (f" ({item.full_url})" if item.full_url else "")
+
+
+def _line_place(item: Item) -> str:
+    """Where a line of an export is: file:line."""
+    return f"{os.path.basename(item.source)}:{item.line}"
 
 
 def _orphan(item: Item, element: str, reference: Optional[str], why: Optional[str] = None) -> FhirCase:
@@ -327,6 +345,8 @@ pragma synchronous = off;
 create table patient (seq integer primary key, key text unique, source text, line integer, body text);
 create table resource (seq integer primary key, patient text, source text, line integer, path text, body text);
 create table medication (key text primary key, source text, line integer, body text);
+create table duplicate (seq integer primary key, key text, source text, line integer, body text);
+create index duplicate_key on duplicate (key);
 """
 
 
@@ -367,9 +387,9 @@ def _bulk(db, lines, as_of, base: Optional[str]) -> Iterator[FhirCase]:
             try:  # the unique key, not a set in memory: memory stays flat in the number of patients
                 db.execute("insert into patient (key, source, line, body) values (?, ?, ?, ?)",
                            (f"Patient/{rid}", source, number, body))
-            except sqlite3.IntegrityError:
-                yield FhirCase(None, source, number, item.ref, [item.error(
-                    f"a second Patient/{rid} in the export: one record per patient")])
+            except sqlite3.IntegrityError:  # each of them is an error, where the first would have been a case
+                db.execute("insert into duplicate (key, source, line, body) values (?, ?, ?, ?)",
+                           (f"Patient/{rid}", source, number, body))
         elif rtype == "Medication":
             rid = value.get("id")
             if isinstance(rid, str) and rid:
@@ -399,7 +419,15 @@ def _bulk(db, lines, as_of, base: Optional[str]) -> Iterator[FhirCase]:
         row = db.execute("select source, line, body from medication where key = ?", (key,)).fetchone()
         return Item(json.loads(row[2]), row[0], row[1], "Medication") if row else None
 
-    for key, source, number, body in db.execute("select key, source, line, body from patient order by seq"):
+    for key, source, number, body, twice in db.execute(
+            "select key, source, line, body, exists (select 1 from duplicate where duplicate.key = patient.key) "
+            "from patient order by seq"):
+        if twice:
+            same = [Item(json.loads(body), source, number, "Patient")] + [
+                Item(json.loads(b), s, n, "Patient") for s, n, b in db.execute(
+                    "select source, line, body from duplicate where key = ? order by seq", (key,))]
+            yield from (_duplicate(patient, same, _line_place) for patient in same)
+            continue
         items = [Item(json.loads(b), s, n, p) for s, n, p, b in db.execute(
             "select source, line, path, body from resource where patient = ? order by seq", (key,))]
         yield _case(Item(json.loads(body), source, number, "Patient"), items, medication, as_of)

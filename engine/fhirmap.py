@@ -4,7 +4,9 @@
 case schema (every field and value it sets must be the schema's), and
 raises FhirMapInvalid listing every problem as file:line. The loaded map
 answers the reader's questions (engine/fhir.py): which entries a coding
-matches, what a resource's status makes it, how a weight converts.
+matches (and why a code written against its system's rule matches none),
+what a resource's status makes it, how a weight converts, what a field is
+when nothing in the record sets it.
 """
 
 import hashlib
@@ -23,7 +25,7 @@ RESOURCE_TYPES = ("Condition", "MedicationRequest", "MedicationStatement", "Proc
 STATE_KINDS = ("current", "past", "ignore")
 MATCHES = ("code", "prefix")
 TOP_KEYS = {"schema", "version", "fhir_version", "checked_on", "systems", "sources", "assumptions", "states",
-            "patient", "quantities", "entries", "gaps"}
+            "patient", "quantities", "entries", "otherwise", "gaps"}
 
 
 class FhirMapInvalid(InvalidSource):
@@ -85,6 +87,14 @@ class Quantity:
     assumptions: List[str] = field(default_factory=list)
 
 
+@dataclass
+class Otherwise:
+    """What a field is when nothing in a record sets it, and why (said in the field's origin)."""
+    value: object
+    why: str
+    assumptions: List[str] = field(default_factory=list)
+
+
 class FhirMap:
     """The mapping, loaded and checked."""
 
@@ -94,7 +104,7 @@ class FhirMap:
         self.systems: Dict[str, dict] = {}     # key -> {uri, name, also}
         self.names: Dict[str, str] = {}        # any accepted uri -> name
         self.canonical: Dict[str, str] = {}    # any accepted uri -> the system's uri
-        self.dotless: set = set()              # uris whose codes match with or without dots
+        self.dots: Dict[str, int] = {}         # uri -> the character its codes' one dot comes after
         self.sources: Dict[str, str] = {}
         self.assumptions: Dict[str, str] = {}
         self.states: Dict[str, State] = {}
@@ -102,6 +112,7 @@ class FhirMap:
         self.patient_assumptions: List[str] = []
         self.quantities: List[Quantity] = []
         self.entries: List[Entry] = []
+        self.otherwise: Dict[str, Otherwise] = {}
         self.gaps: List[dict] = []
         self.digest = ""
         self._exact: Dict[tuple, List] = {}
@@ -115,6 +126,8 @@ class FhirMap:
             return []  # a coding with no system, or one that is not text, matches nothing
         uri = self.canonical.get(system, system)
         key = self.keyed(uri, code)
+        if key is None:
+            return []  # a code its system does not write so (G6.182): no code at all, never a neighbour's
         found = list(self._exact.get((uri, key), ()))
         for item, entry_code in self._prefix.get(uri, ()):
             prefix = self.keyed(uri, entry_code.code)
@@ -122,9 +135,33 @@ class FhirMap:
                 found.append((item, entry_code))
         return found
 
-    def keyed(self, uri: str, code: str) -> str:
-        """A code as it is compared: without dots in a system whose dots are optional."""
-        return code.replace(".", "") if uri in self.dotless else code
+    def keyed(self, uri: str, code: str) -> Optional[str]:
+        """A code as it is compared: in a system with a dot (ICD-10-CM G61.82), the code without
+        it, so that G61.82 and G6182 are one code; None when the code is not written as its
+        system writes codes (a dot elsewhere, or a second one)."""
+        after = self.dots.get(uri)
+        if after is None:
+            return code
+        if "." not in code:
+            return code
+        if code.count(".") == 1 and code.index(".") == after and len(code) > after + 1:
+            return code.replace(".", "")
+        return None
+
+    def malformed(self, system, code) -> Optional[str]:
+        """Why a coding's code is not one of its system as written (G6.182 in ICD-10-CM), or None."""
+        if not isinstance(system, str) or not isinstance(code, str):
+            return None  # not text: the structure check says so
+        uri = self.canonical.get(system, system)
+        if self.keyed(uri, code) is not None:
+            return None
+        return (f"{code} is no {self.system_name(uri)} code as written: its one dot comes after the "
+                f"{ordinal(self.dots[uri])} character (or is left out)")
+
+    @property
+    def dotless(self) -> set:
+        """The uris whose codes match with or without their one dot (bench/fhir_bulk.py writes both)."""
+        return set(self.dots)
 
     def system_name(self, uri: Optional[str]) -> str:
         return self.names.get(uri or "", uri or "(no system)")
@@ -150,6 +187,9 @@ class FhirMap:
                            for q in self.quantities],
             "states": {t: {"element": s.element, "kinds": s.kinds, "absent": s.absent, "also": s.also,
                            "also_counts": sorted(s.also_counts)} for t, s in self.states.items()},
+            "otherwise": {k: {"value": o.value, "why": o.why, "assumptions": o.assumptions}
+                          for k, o in self.otherwise.items()},
+            "dots": {self.system_name(uri): after for uri, after in self.dots.items()},
             "assumptions": self.assumptions, "gaps": self.gaps, "sources": self.sources}
 
     # -- loading -----------------------------------------------------------------------
@@ -256,6 +296,8 @@ class _Reader:
             names.add(entry.name)
             fmap.entries.append(entry)
         self.check_codes_unique()
+        for field_name, node in self.mapping(data, "otherwise", "the mapping", required=False).items():
+            self.otherwise_field(str(field_name), node)
         for node in self.listing(data, "gaps", "the mapping", required=False):
             self.gap(node)
         return self.errors
@@ -265,17 +307,18 @@ class _Reader:
             if not isinstance(value, dict):
                 self.err(f"system {key!r} must be a mapping with uri and name", node, key)
                 continue
-            self.only(value, {"uri", "name", "also", "dots"}, f"system {key!r}")
-            if value.get("dots", "kept") not in ("kept", "optional"):
-                self.err(f"system {key!r}: 'dots' must be kept or optional", value, "dots")
+            self.only(value, {"uri", "name", "also", "dot_after"}, f"system {key!r}")
             uri, name = self.text(value, "uri", f"system {key!r}"), self.text(value, "name", f"system {key!r}")
             also = [str(u) for u in self.listing(value, "also", f"system {key!r}", required=False)]
             self.fmap.systems[str(key)] = {"uri": uri, "name": name, "also": also}
             for accepted in [uri] + also:
                 self.fmap.names[accepted] = name
                 self.fmap.canonical[accepted] = uri
-            if value.get("dots") == "optional":
-                self.fmap.dotless.add(uri)
+            after = value.get("dot_after")
+            if after is not None and (not isinstance(after, int) or isinstance(after, bool) or after < 1):
+                self.err(f"system {key!r}: 'dot_after' must be a character position (1 or more)", value, "dot_after")
+            elif after is not None:
+                self.fmap.dots[uri] = after
 
     def refs(self, node, key) -> List[str]:
         """Assumption ids named under `key`, each one the file defines."""
@@ -362,8 +405,12 @@ class _Reader:
             self.err(f"{where}: 'checked' must start with a key of 'sources' ({checked.split()[0]!r} is not one)",
                      node, "checked")
         uri = self.fmap.systems.get(system, {}).get("uri", "")
-        return Code(system, uri, self.text(node, "code", where), self.text(node, "display", where), match,
-                    checked, getattr(node, "line", None))
+        code = self.text(node, "code", where)
+        malformed = self.fmap.malformed(uri, code)
+        if malformed:  # a record written so would not match it: the entry would be dead
+            self.err(f"{where}: {malformed}", node, "code")
+            return None
+        return Code(system, uri, code, self.text(node, "display", where), match, checked, getattr(node, "line", None))
 
     def codes(self, node, where) -> List[Code]:
         found = [self.code(c, f"{where} code") for c in self.listing(node, "codes", where)]
@@ -433,6 +480,20 @@ class _Reader:
                     fmap._prefix.setdefault(c.uri, []).append((item, c))
                 fmap._exact.setdefault((c.uri, fmap.keyed(c.uri, c.code)), []).append((item, c))
 
+    def otherwise_field(self, field_name: str, node):
+        where = f"otherwise.{field_name}"
+        if not isinstance(node, dict):
+            self.err(f"{where} must be a mapping (value, why)", node)
+            return
+        self.only(node, {"value", "why", "assumptions"}, where)
+        if "value" not in node:
+            self.err(f"{where} needs 'value'", node)
+            return
+        value = self.value(field_name, node["value"], node, "value")
+        if value is not None:
+            self.fmap.otherwise[field_name] = Otherwise(value, self.text(node, "why", where),
+                                                        self.refs(node, "assumptions"))
+
     def gap(self, node):
         if not isinstance(node, dict):
             self.err("a gap must be a mapping (field, why)", node)
@@ -444,6 +505,12 @@ class _Reader:
         elif field_name not in self.schema.fields:
             self.err(f"{field_name!r} is not a field of the case schema", node, "field")
         self.fmap.gaps.append({"field": field_name, "value": node.get("value"), "why": self.text(node, "why", "a gap")})
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th... 11th, 12th, 13th, 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"
 
 
 _default: Optional[FhirMap] = None

@@ -11,6 +11,7 @@ from typing import List
 import yaml
 
 from .escape import for_terminal
+from .fhirmap import ordinal
 
 
 def _scalar(value) -> str:
@@ -70,8 +71,9 @@ def gap_field(gap: dict) -> str:
 
 
 def mapping_text(fmap) -> str:
-    """The mapping for a reviewer: each entry with what it sets and its codes, then the
-    patient fields, the states that count, the assumptions and the gaps."""
+    """The mapping for a reviewer: each entry with what it sets and its codes, then how dotted
+    codes are written, the patient fields, the states that count, what a field is when the
+    record does not set it, the assumptions and the gaps."""
     out: List[str] = [f"FHIR mapping {fmap.source} (version {fmap.version}, {fmap.digest})", ""]
     for entry in fmap.entries:
         out.append(f"{entry.name}  [{', '.join(entry.resources)}]  sets {entry_sets(entry)}"
@@ -86,6 +88,9 @@ def mapping_text(fmap) -> str:
         for c in q.codes:
             out.append(f"    {c.label(fmap.names):24} {c.display}  (checked: {c.checked})")
         out.append("    units: " + ", ".join(f"{code} x {factor:g}" for (_, code), factor in q.units.items()))
+    out += [""] + [f"{fmap.system_name(uri)} codes have one dot, after the {ordinal(after)} character: a code matches "
+                   "as published or with that dot left out; with a dot elsewhere it matches nothing"
+                   for uri, after in fmap.dots.items()]
     out += ["", "Patient: age from birthDate at the evaluation date (--as-of); sex from gender ("
             + ", ".join(f"{k} -> {v if v is not None else 'unknown'}" for k, v in fmap.sex_values.items()) + ")",
             "", "Which resources count (their status elements):"]
@@ -96,6 +101,9 @@ def mapping_text(fmap) -> str:
         also = f"; and only {state.also} {', '.join(sorted(state.also_counts))} (or none)" if state.also else ""
         out.append(f"  {rtype}.{state.element}: " + "; ".join(f"{k} {', '.join(v)}" for k, v in kinds.items())
                    + f"; absent counts as {state.absent}{also}")
+    out += ["", "When nothing in the record sets a field:"]
+    out += [f"  {name} = {_value(o.value)}: {o.why}" + (f"  (assumptions {', '.join(o.assumptions)})" if o.assumptions
+                                                        else "") for name, o in fmap.otherwise.items()]
     out += ["", "Assumptions (where the mapping decides more than a code says):"]
     out += [f"  {key}: {text}" for key, text in fmap.assumptions.items()]
     out += ["", "Gaps (fields a record cannot set, and why):"]

@@ -184,11 +184,16 @@ def test_lone_medication_is_no_case():
     assert code == 1 and result["status"] == "error" and result["error"]["field"] == "Bundle.entry"
 
 
-def test_lone_patient_example_is_a_patient_without_diagnosis():
-    """Patient-example.json alone is a Patient with no Condition: the error is about the diagnosis."""
+NO_DIAGNOSIS = "no Condition of the record gives a diagnosis the mapping reads ({})"
+
+
+def test_lone_patient_example_is_out_of_scope():
+    """Patient-example.json alone is a Patient with no Condition: diagnosis other (F12), out of scope,
+    its origin saying why."""
     _, [result] = evaluate(R4 / "Patient-example.json")
-    assert result["id"] == "example"
-    assert result["error"]["field"] == "diagnosis"
+    assert result["id"] == "example" and result["status"] == "ok"
+    assert result["ivig"]["stance"] == "out-of-scope"
+    assert result["origins"]["diagnosis"] == [NO_DIAGNOSIS.format("0 codes not read")]
 
 
 @pytest.fixture
@@ -244,19 +249,32 @@ def test_r4_contained_medication_is_read(tmp_path):
 URN = "urn:uuid:04121321-4af5-424c-a0e1-ed3aab1c349d"  # the fullUrl of Bundle-bundle-references' id-less Patient
 
 
-def test_bundle_references_resolve_relative_absolute_urn_and_versioned():
+def _ok_results(results):
+    return by_id([r for r in results if r["status"] == "ok"])
+
+
+def test_bundle_references_resolve_relative_absolute_and_urn():
     """Bundle-bundle-references.json: Patient/23 gets Observation/123 (relative) and /124 (absolute);
-    the Patient without id gets Observation/12 and its id is its entry's fullUrl (urn:uuid:...); Patient/45
-    gets Observation/47 (Patient/45/_history/2)."""
+    the Patient without id gets Observation/12 and its id is its entry's fullUrl (urn:uuid:...)."""
     code, results = evaluate(R4 / "Bundle-bundle-references.json")
     assert code == 1
-    got = by_id(results)
+    got = _ok_results(results)
+    assert set(got) == {"23", URN}
     assert [u["resource"] for u in got["23"]["unmapped"]][:2] == ["Observation/123", "Observation/124"]
     assert [u["resource"] for u in got[URN]["unmapped"]] == ["Observation/12"]
     assert got[URN]["line"] == 25  # the id-less Patient
-    assert [u["resource"] for u in got["45"]["unmapped"]] == ["Observation/47"]
-    for pid in ("23", URN, "45"):  # no Condition: no diagnosis
-        assert got[pid]["error"]["field"] == "diagnosis"
+    # no Condition: diagnosis other (F12), its origin counting the Observations' codes not read
+    assert got["23"]["origins"]["diagnosis"] == [NO_DIAGNOSIS.format("2 codes not read: see unmapped")]
+    assert got[URN]["origins"]["diagnosis"] == [NO_DIAGNOSIS.format("1 code not read: see unmapped")]
+
+
+def test_bundle_references_versioned_reference_drops_the_version(tmp_path):
+    """Bundle-bundle-references.json without the second version of Patient/45 (entry 8): Patient/45 gets
+    Observation/47, whose subject is Patient/45/_history/2."""
+    document = read_r4("Bundle-bundle-references.json")
+    del document["entry"][8]
+    _, results = evaluate(write(tmp_path / "one-version.json", document))
+    assert [u["resource"] for u in _ok_results(results)["45"]["unmapped"]] == ["Observation/47"]
 
 
 def test_bundle_references_orphans_name_resource_and_path():
@@ -270,16 +288,19 @@ def test_bundle_references_orphans_name_resource_and_path():
     identifier_only = the_error(results, "http://example.org/fhir/Observation/48")  # an orphan: its fullUrl
     assert identifier_only["field"] == "Bundle.entry[10].resource.subject"
     assert identifier_only["message"] == "Observation/48: it has no subject reference, so it belongs to no Patient"
-    second = the_error(results, "Patient/45")
-    assert second["field"] == "Bundle.entry[8].resource"
-    assert "the first is Bundle.entry[7].resource" in second["message"]
+    versions = [r["error"] for r in results if r["id"] == "45"]  # two versions of Patient/45: neither is read
+    assert [e["field"] for e in versions] == ["Bundle.entry[7].resource", "Bundle.entry[8].resource"]
+    assert all(e["message"] == "Patient/45: 2 Patients have the id 45 (Bundle.entry[7].resource "
+                               "(http://example.org/fhir/Patient/45), Bundle.entry[8].resource "
+                               "(http://example.org/fhir/Patient/45)): one record is one patient, so none of them "
+                               "is read" for e in versions)
 
 
 def test_bundle_references_relative_reference_is_read_against_its_own_server():
     """The Observation/14 of http://example.org/fhir-2 says Patient/23, i.e. http://example.org/fhir-2/Patient/23,
     which is not in the Bundle: an orphan, not a resource of http://example.org/fhir/Patient/23."""
     _, results = evaluate(R4 / "Bundle-bundle-references.json")
-    assert "Observation/14" not in [u["resource"] for u in by_id(results)["23"]["unmapped"]]
+    assert "Observation/14" not in [u["resource"] for u in _ok_results(results)["23"]["unmapped"]]
     fields = [r["error"]["field"] for r in results if r["id"] == "http://example.org/fhir-2/Observation/14"]
     assert "Bundle.entry[6].resource.subject.reference" in fields
 
@@ -293,21 +314,23 @@ def test_searchset_bundle_example():
 
 def test_transaction_bundle_example_gives_a_case_per_patient():
     """Bundle-bundle-transaction.json: five Patients (two by urn:uuid and one by conditional PUT without
-    id, two with ids); the entries without a resource (DELETE, GET) and the Parameters are skipped."""
+    id, two with ids); the entries without a resource (DELETE, GET) and the Parameters are skipped.
+    None has a Condition: each is out of scope (F12)."""
     code, results = evaluate(R4 / "Bundle-bundle-transaction.json")
-    assert code == 1
+    assert code == 0
     # a Patient without id is named by its entry's fullUrl
     assert [r["id"] for r in results] == ["urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a",
                                           "urn:uuid:88f151c0-a954-468a-88bd-5ae15c08e059", "123",
                                           "urn:uuid:74891afc-ed52-42a2-bcd7-f13d9b60f096", "123a"]
-    assert all(r["error"]["field"] == "diagnosis" for r in results)
+    assert all(r["ivig"]["stance"] == "out-of-scope" for r in results)
 
 
 def test_document_bundle_father():
     """Bundle-father.json (document): Patient/d1, 71 at 2026-11-25, with four resources not read
-    (two text-only, two with unmapped codes); the Composition and Encounter are ignored."""
+    (two text-only, two with unmapped codes); the Composition and Encounter are ignored. No Condition:
+    out of scope (F12)."""
     _, [result] = evaluate(R4 / "Bundle-father.json")
-    assert result["id"] == "d1" and result["error"]["field"] == "diagnosis"
+    assert result["id"] == "d1" and result["ivig"]["stance"] == "out-of-scope"
     assert [(u["path"], u["reason"].split(":")[0]) for u in result["unmapped"]] == [
         ("Bundle.entry[4].resource.code", "no entry of the mapping has this code"),
         ("Bundle.entry[5].resource.medicationCodeableConcept", "no entry of the mapping has this code"),
@@ -317,7 +340,8 @@ def test_document_bundle_father():
     assert result["origins"]["age"] == ["Patient/d1 birthDate 1955-01-06 (age at 2026-11-25)"]
     assert result["origins"]["sex"] == ["Patient/d1 gender female"]
     out = invoke("fhir", "map", "--explain", "--as-of", AS_OF, R4 / "Bundle-father.json")
-    assert out.exit_code == 1 and "# ERROR: " in out.stdout and "(4 codes not read: see unmapped)" in out.stdout
+    assert out.exit_code == 0 and "# ERROR: " not in out.stdout
+    assert f"diagnosis: other  # {NO_DIAGNOSIS.format('2 codes not read: see unmapped')}\n" in out.stdout
 
 
 # == 2. Golden Bundles, one per diagnosis =============================================
@@ -393,11 +417,13 @@ def test_golden_bundle_round_trips_through_fhir_map(case, golden_results, tmp_pa
     assert outcome(_evaluated_case_file(out.stdout, tmp_path)) == outcome(golden_results[case["id"]])
 
 
-def test_paraproteinemic_pair_round_trip_is_an_error(tmp_path):
-    """G63 + D47.2: `fhir map` exits 1 with the error as a comment, and the codes listed with --explain."""
+def test_paraproteinemic_pair_maps_to_other(tmp_path):
+    """G63 + D47.2: `fhir map --explain` says diagnosis: other and why (F12), and lists both codes."""
     out = invoke("fhir", "map", "--explain", "--as-of", AS_OF, BUNDLES / "paraproteinemic_neuropathy.json")
-    assert out.exit_code == 1
-    assert "# ERROR: " in out.stdout and "no Condition of the record gives a diagnosis" in out.stdout
+    assert out.exit_code == 0 and "# ERROR: " not in out.stdout
+    assert f"diagnosis: other  # {NO_DIAGNOSIS.format('2 codes not read: see unmapped')}\n" in out.stdout
+    assert "#   Condition/pdn-neuro ICD-10-CM G63 " in out.stdout
+    assert "#   Condition/pdn-mgus ICD-10-CM D47.2 " in out.stdout
 
 
 # == 3. Bad data ======================================================================

@@ -1,0 +1,405 @@
+"""FHIR records at the edges (issue 25, "No wrong answer at the edges"), through the real CLI.
+
+1. A malformed ICD code (G61.8.2, G6.182...) is no code: only the code as
+   published (one dot, after the 3rd character) or that code without its dot
+   matches (facts/fhir-map.yaml, `systems`: `dot_after`); anything else is
+   listed under `unmapped` with why, for every system with a dot.
+2. A weight with a comparator (`> 70 kg`) is a bound, not a weight: it sets
+   nothing and says why; a weight written as a text is a structure error
+   naming its path. No dose in grams comes from either.
+3. A record whose diagnosis the mapping does not read is `diagnosis: other`
+   (out of scope) and still gets every warning its facts support: in
+   `ivig evaluate` and in `ivig fhir map` alike, its origin saying why.
+4. Two Patients with one id (in a Bundle or a Bulk export): neither gets
+   advice; each is an error naming the id and where both are.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import ROOT
+from ivig_advisor.cli import main
+
+AS_OF = "2026-11-25"
+CM = "http://hl7.org/fhir/sid/icd-10-cm"
+WHO = "http://hl7.org/fhir/sid/icd-10"
+PCS = "http://www.cms.gov/Medicare/Coding/ICD10"
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+ATC = "http://www.whocc.no/atc"
+
+
+# -- records -------------------------------------------------------------------------
+
+def coding(system, code, display=None):
+    return {"system": system, "code": code, **({"display": display} if display else {})}
+
+
+def patient(pid="p", birth="1970-06-01", gender="female"):
+    return {"resourceType": "Patient", "id": pid, "birthDate": birth, "gender": gender}
+
+
+def condition(rid, *codings, pid="p"):
+    return {"resourceType": "Condition", "id": rid, "subject": {"reference": f"Patient/{pid}"},
+            "code": {"coding": list(codings)}}
+
+
+def weight(rid, value, unit="kg", when="2026-11-01", pid="p", **quantity):
+    return {"resourceType": "Observation", "id": rid, "status": "final", "subject": {"reference": f"Patient/{pid}"},
+            "code": {"coding": [coding(LOINC, "29463-7")]}, "effectiveDateTime": when,
+            "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit, **quantity}}
+
+
+def ivig_order(rid="rx", pid="p"):
+    return {"resourceType": "MedicationRequest", "id": rid, "status": "active", "intent": "order",
+            "subject": {"reference": f"Patient/{pid}"},
+            "medicationCodeableConcept": {"coding": [coding(ATC, "J06BA02")]}}
+
+
+def procedure(rid, *codings, pid="p"):
+    return {"resourceType": "Procedure", "id": rid, "status": "in-progress", "subject": {"reference": f"Patient/{pid}"},
+            "code": {"coding": list(codings)}}
+
+
+def bundle(*resources, urls=None):
+    entries = [{"resource": r} for r in resources]
+    for entry, url in zip(entries, urls or ()):
+        if url:
+            entry["fullUrl"] = url
+    return {"resourceType": "Bundle", "type": "collection", "entry": entries}
+
+
+def write(path: Path, document) -> Path:
+    path.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    return path
+
+
+def write_export(directory: Path, files: dict) -> Path:
+    directory.mkdir()
+    for name, resources in files.items():
+        (directory / name).write_text("".join(json.dumps(r) + "\n" for r in resources), encoding="utf-8")
+    return directory
+
+
+# -- running -------------------------------------------------------------------------
+
+def invoke(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def evaluate(*paths):
+    """`ivig evaluate --format json` of paths: (exit code, results)."""
+    out = invoke("evaluate", "--format", "json", "--quiet", "--as-of", AS_OF, *paths)
+    assert out.exit_code in (0, 1), f"exit {out.exit_code}: {out.output}{out.exception!r}"
+    return out.exit_code, json.loads(out.stdout)
+
+
+def fhir_map(*paths, explain=True):
+    out = invoke("fhir", "map", *(["--explain"] if explain else []), "--as-of", AS_OF, *paths)
+    assert out.exit_code in (0, 1), f"exit {out.exit_code}: {out.output}{out.exception!r}"
+    return out
+
+
+def unmapped_of(result, resource):
+    return [u for u in result.get("unmapped") or [] if u["resource"] == resource]
+
+
+def codes(result):
+    return sorted(w["code"] for w in result["warnings"])
+
+
+# == 1. Malformed ICD codes =============================================================
+
+MALFORMED_CM = ["G61.8.2", "G.61.82", "G61..82", ".G6182.", "G6.182", "G618.2", "G61.82.", "G61."]
+
+
+@pytest.mark.parametrize("code", MALFORMED_CM)
+def test_malformed_icd10cm_code_is_not_mmn(tmp_path, code):
+    """G61.82 (MMN) written with a dot out of place is no code: no MMN, no 140 g; it is listed
+    under unmapped with why, and the record is out of scope (no diagnosis read)."""
+    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, code)), weight("w", 70)))
+    _, [result] = evaluate(path)
+    assert result["status"] == "ok", result["error"]
+    assert result["ivig"]["rule"] == "out-of-scope"
+    assert not (result["dose"] and result["dose"]["total_g"])
+    [entry] = unmapped_of(result, "Condition/dx")
+    assert entry["codes"] == [f"ICD-10-CM {code}"]
+    assert entry["path"] == "Bundle.entry[1].resource.code"
+    assert entry["reason"] == (f"{code} is no ICD-10-CM code as written: its one dot comes after the 3rd "
+                               "character (or is left out)")
+
+
+@pytest.mark.parametrize("code", ["G61.82", "G6182"])
+def test_icd10cm_code_as_published_or_without_its_dot_is_mmn(tmp_path, code):
+    """The code as published and the same code with its dot left out are both MMN (2 g/kg x 70 kg)."""
+    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, code)), weight("w", 70)))
+    _, [result] = evaluate(path)
+    assert result["origins"]["diagnosis"] == [f"Condition/dx ICD-10-CM {code}"]
+    assert result["dose"]["total_g"] == 140.0
+
+
+@pytest.mark.parametrize("system, code, name", [(WHO, "G70..0", "ICD-10"), (WHO, "G7.00", "ICD-10"),
+                                                (CM, "G70.0.1", "ICD-10-CM")])
+def test_malformed_code_of_every_dotted_system_is_unmapped(tmp_path, system, code, name):
+    """The rule is every dotted system's: WHO ICD-10 G70.0 (myasthenia) written G70..0 is no code either."""
+    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(system, code))))
+    _, [result] = evaluate(path)
+    assert result["ivig"]["rule"] == "out-of-scope"
+    [entry] = unmapped_of(result, "Condition/dx")
+    assert entry["reason"].startswith(f"{code} is no {name} code as written")
+
+
+def test_malformed_prefix_code_gives_no_renal_disease(tmp_path):
+    """N18.4 is chronic kidney disease (the N18 prefix) written either way; N1.84 is no code."""
+    path = write(tmp_path / "b.json", bundle(
+        patient(), condition("dx", coding(CM, "G61.82")), condition("ok1", coding(CM, "N18.4")),
+        condition("ok2", coding(CM, "N184"), pid="q"), patient("q"), condition("dq", coding(CM, "G61.82"), pid="q"),
+        condition("bad", coding(CM, "N1.84"), pid="r"), patient("r"), condition("dr", coding(CM, "G61.82"), pid="r")))
+    _, results = evaluate(path)
+    got = {r["id"]: r for r in results}
+    assert got["p"]["origins"]["renal_disease"] == ["Condition/ok1 ICD-10-CM N18.4"]
+    assert got["q"]["origins"]["renal_disease"] == ["Condition/ok2 ICD-10-CM N184"]
+    assert "renal_disease" not in got["r"]["origins"]
+    assert [u["codes"] for u in got["r"]["unmapped"]] == [["ICD-10-CM N1.84"]]
+
+
+def test_a_malformed_coding_beside_a_mapped_one_is_listed(tmp_path):
+    """A Condition coded SNOMED MMN and a malformed ICD-10-CM code: MMN from the SNOMED code, and
+    the malformed one listed under unmapped with why."""
+    path = write(tmp_path / "b.json", bundle(patient(), condition(
+        "dx", coding("http://snomed.info/sct", "230591002"), coding(CM, "G61..82"))))
+    _, [result] = evaluate(path)
+    assert result["origins"]["diagnosis"] == ["Condition/dx SNOMED CT 230591002"]
+    [entry] = unmapped_of(result, "Condition/dx")
+    assert entry["codes"] == ["ICD-10-CM G61..82"] and "is no ICD-10-CM code as written" in entry["reason"]
+
+
+def test_icd10pcs_code_with_a_dot_is_no_plasma_exchange(tmp_path):
+    """ICD-10-PCS codes have no dot: 6A55.0Z3 is not 6A550Z3 (plasma exchange)."""
+    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, "G61.82")),
+                                             procedure("pe", coding(PCS, "6A55.0Z3"))))
+    _, [result] = evaluate(path)
+    assert "planned_cotherapy" not in result["origins"]
+    assert [u["codes"] for u in unmapped_of(result, "Procedure/pe")] == [["ICD-10-PCS 6A55.0Z3"]]
+
+
+def test_fhir_map_explain_lists_the_malformed_code(tmp_path):
+    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, "G6.182"))))
+    out = fhir_map(path)
+    assert "diagnosis: mmn" not in out.stdout
+    assert ("#   Condition/dx ICD-10-CM G6.182: G6.182 is no ICD-10-CM code as written: its one dot comes "
+            "after the 3rd character (or is left out) [Bundle.entry[1].resource.code]") in out.stdout
+
+
+def test_a_mapping_code_that_breaks_its_system_dot_rule_is_refused(tmp_path):
+    """The mapping's own codes follow the rule: a G6.182 in facts/fhir-map.yaml is a load error on its line."""
+    from ivig_advisor.engine.fhirmap import FhirMap, FhirMapInvalid
+    text = (ROOT / "facts" / "fhir-map.yaml").read_text(encoding="utf-8")
+    old = "{system: icd-10-cm, code: G61.82,"
+    assert old in text
+    copy = tmp_path / "fhir-map.yaml"
+    copy.write_text(text.replace(old, "{system: icd-10-cm, code: G6.182,"), encoding="utf-8")
+    with pytest.raises(FhirMapInvalid) as caught:
+        FhirMap.load(copy)
+    [error] = caught.value.errors
+    line = next(n for n, t in enumerate(copy.read_text(encoding="utf-8").splitlines(), 1) if "code: G6.182" in t)
+    assert error.line == line and "G6.182 is no ICD-10-CM code as written" in str(error)
+
+
+# == 2. Weights that are no weight ======================================================
+
+@pytest.mark.parametrize("comparator", ["<", "<=", ">=", ">"])
+def test_weight_with_a_comparator_is_a_bound_not_a_weight(tmp_path, comparator):
+    """MMN with a weight `> 70 kg`: no weight, no dose in grams (it was 140 g); unmapped says why."""
+    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, "G61.82")),
+                                             weight("w", 70, comparator=comparator)))
+    _, [result] = evaluate(path)
+    assert result["status"] == "ok", result["error"]
+    assert "weight_kg" not in result["origins"] and "weight_kg" in result["missing"]
+    assert result["dose"]["total_g"] is None
+    [entry] = unmapped_of(result, "Observation/w")
+    assert entry["path"] == "Bundle.entry[2].resource.valueQuantity"
+    assert entry["reason"] == (f"a body-weight of {comparator} 70 kg is a bound (valueQuantity.comparator), "
+                               "not a weight: it sets nothing")
+
+
+def test_a_bound_later_than_a_weight_leaves_the_weight_unknown(tmp_path):
+    """60 kg in March, `< 90 kg` in November: the latest is a bound, so the weight is not known (an
+    earlier weight does not stand in for the latest); both are listed under unmapped."""
+    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, "G61.82")),
+                                             weight("old", 60, when="2026-03-01"),
+                                             weight("new", 90, when="2026-11-01", comparator="<")))
+    _, [result] = evaluate(path)
+    assert "weight_kg" not in result["origins"] and result["dose"]["total_g"] is None
+    [old] = unmapped_of(result, "Observation/old")
+    assert old["reason"] == "an earlier body-weight: the latest, Observation/new, is a bound, so the weight is unknown"
+    assert unmapped_of(result, "Observation/new")
+
+
+def test_a_weight_later_than_a_bound_counts(tmp_path):
+    """`> 50 kg` in March, 72 kg in November: the latest is a weight, 2 g/kg x 72 kg."""
+    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, "G61.82")),
+                                             weight("old", 50, when="2026-03-01", comparator=">"),
+                                             weight("new", 72, when="2026-11-01")))
+    _, [result] = evaluate(path)
+    assert result["origins"]["weight_kg"] == ["Observation/new LOINC 29463-7 = 72 kg"]
+    assert result["dose"]["total_g"] == 144.0
+
+
+@pytest.mark.parametrize("value, said", [
+    ("70", "a body-weight whose value '70' is not a number (FHIR JSON writes a decimal as a number)"),
+    (True, "not a valid Observation"), ([70], "not a valid Observation"), ({"v": 70}, "not a valid Observation")])
+def test_weight_value_that_is_not_a_number_is_a_structure_error(tmp_path, value, said):
+    """`value: "70"` was silently no weight (the structure check reads it as a decimal): it is an
+    error naming the Observation and the path, as true, a list or an object already were."""
+    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, "G61.82")), weight("w", value)))
+    code, [result] = evaluate(path)
+    assert code == 1 and result["status"] == "error"
+    assert result["error"]["field"] == "Bundle.entry[2].resource.valueQuantity.value"
+    assert result["error"]["message"].startswith(f"Observation/w: {said}")
+
+
+def test_fhir_map_shows_the_bound_as_not_read(tmp_path):
+    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, "G61.82")),
+                                             weight("w", 70, comparator=">")))
+    out = fhir_map(path)
+    assert out.exit_code == 0 and "weight_kg" not in out.stdout
+    assert ("#   Observation/w LOINC 29463-7: a body-weight of > 70 kg is a bound (valueQuantity.comparator), not a "
+            "weight: it sets nothing [Bundle.entry[2].resource.valueQuantity]") in out.stdout
+
+
+# == 3. A diagnosis the mapping does not read ==========================================
+
+def itp_bundle(tmp_path):
+    """Immune thrombocytopenic purpura (D69.3, not in the mapping), an active IVIG order, CKD stage 4
+    (N18.4) and dehydration (E86.0): out of scope, with the critical renal warning."""
+    return write(tmp_path / "itp.json", bundle(
+        patient(),
+        condition("itp-dx", coding(CM, "D69.3", "Immune thrombocytopenic purpura")),
+        condition("ckd", coding(CM, "N18.4")), condition("dehyd", coding(CM, "E86.0")),
+        ivig_order(), weight("w", 70)))
+
+
+ITP_TYPED = "id: p\ndiagnosis: other\nivig_planned: true\nrenal_disease: true\nvolume_depletion: true\n" \
+            "age: 56\nsex: female\nweight_kg: 70\n"
+OTHER_ORIGIN = "no Condition of the record gives a diagnosis the mapping reads (1 code not read: see unmapped)"
+
+
+def test_unmapped_diagnosis_is_other_with_every_warning(tmp_path):
+    """The ITP record gives what the same patient typed as a case gives: out of scope, and the
+    critical renal-failure warning among all the others."""
+    code, [result] = evaluate(itp_bundle(tmp_path))
+    assert code == 0 and result["status"] == "ok", result["error"]
+    (tmp_path / "typed.yaml").write_text(ITP_TYPED, encoding="utf-8")
+    _, [typed] = evaluate(tmp_path / "typed.yaml")
+    assert result["ivig"] == typed["ivig"] and result["ivig"]["stance"] == "out-of-scope"
+    assert codes(result) == codes(typed) and "renal-failure" in codes(result)
+    assert result["max_severity"] == "critical"
+    assert result["origins"]["diagnosis"] == [OTHER_ORIGIN]
+    assert [u["codes"] for u in result["unmapped"]] == [["ICD-10-CM D69.3 Immune thrombocytopenic purpura"]]
+
+
+def test_other_origin_is_on_the_trace(tmp_path):
+    """The trace's diagnosis fact says where `other` came from."""
+    _, [result] = evaluate(itp_bundle(tmp_path))
+    facts = [f for t in result["trace"] for f in t["matched"] if f.get("name") == "diagnosis"]
+    assert facts and all(f["origin"] == [OTHER_ORIGIN] for f in facts)
+
+
+def test_fhir_map_of_unmapped_diagnosis_is_other_and_round_trips(tmp_path):
+    """`ivig fhir map --explain` says diagnosis: other and why; its case file evaluates to the same."""
+    path = itp_bundle(tmp_path)
+    out = fhir_map(path)
+    assert out.exit_code == 0, out.stdout
+    assert f"diagnosis: other  # {OTHER_ORIGIN}\n" in out.stdout
+    assert "#   Condition/itp-dx ICD-10-CM D69.3 Immune thrombocytopenic purpura: no entry of the mapping " \
+           "has this code [Bundle.entry[1].resource.code]" in out.stdout
+    (tmp_path / "mapped.yaml").write_text(fhir_map(path, explain=False).stdout, encoding="utf-8")
+    _, [again] = evaluate(tmp_path / "mapped.yaml")
+    _, [direct] = evaluate(path)
+    assert (again["ivig"], codes(again), again["dose"]) == (direct["ivig"], codes(direct), direct["dose"])
+
+
+def test_record_without_any_condition_is_other(tmp_path):
+    """A Patient alone: out of scope, and its origin counts no code."""
+    _, [result] = evaluate(write(tmp_path / "p.json", patient()))
+    assert result["status"] == "ok" and result["ivig"]["stance"] == "out-of-scope"
+    assert result["origins"]["diagnosis"] == [
+        "no Condition of the record gives a diagnosis the mapping reads (0 codes not read)"]
+
+
+def test_two_diagnoses_are_still_a_conflict_not_other(tmp_path):
+    """`other` is for a record with no diagnosis, never for one with two."""
+    path = write(tmp_path / "b.json", bundle(patient(), condition("c1", coding(CM, "G61.81")),
+                                             condition("c2", coding(CM, "G70.00"))))
+    code, [result] = evaluate(path)
+    assert code == 1 and "two values of diagnosis" in result["error"]["message"]
+
+
+# == 4. Two Patients with one id ========================================================
+
+def twins(tmp_path, urls=None):
+    return write(tmp_path / "twins.json", bundle(
+        patient("p", birth="1970-01-01", gender="female"), patient("p", birth="1950-01-01", gender="male"),
+        condition("dx", coding(CM, "G61.82")), weight("w", 70), urls=urls))
+
+
+def test_two_patients_with_one_id_in_a_bundle_get_no_advice(tmp_path):
+    """Born 1970 F and 1950 M, both Patient/p: two errors (the first got 140 g), each naming both entries."""
+    path = twins(tmp_path)
+    code, results = evaluate(path)
+    assert code == 1
+    assert [(r["id"], r["status"]) for r in results] == [("p", "error"), ("p", "error")]
+    assert [r["error"]["field"] for r in results] == ["Bundle.entry[0].resource", "Bundle.entry[1].resource"]
+    for result in results:
+        assert result["ivig"] is None and result["dose"] is None and not result["warnings"]
+        assert result["error"]["message"].startswith(
+            "Patient/p: 2 Patients have the id p (Bundle.entry[0].resource, Bundle.entry[1].resource): ")
+        assert result["error"]["source"] == str(path)
+
+
+def test_two_patients_with_one_id_are_named_by_their_full_urls(tmp_path):
+    path = twins(tmp_path, urls=["http://a.example/fhir/Patient/p", "urn:uuid:0b8f6f4e-64b8-4a51-9f5a-5d4c0e5a1a11"])
+    _, results = evaluate(path)
+    assert all("Bundle.entry[0].resource (http://a.example/fhir/Patient/p), Bundle.entry[1].resource "
+               "(urn:uuid:0b8f6f4e-64b8-4a51-9f5a-5d4c0e5a1a11)" in r["error"]["message"] for r in results)
+
+
+def test_fhir_map_of_two_patients_with_one_id_is_two_errors(tmp_path):
+    out = fhir_map(twins(tmp_path), explain=False)
+    assert out.exit_code == 1 and out.stdout.count("# ERROR: ") == 2
+    assert out.stdout.count("] Patient/p: 2 Patients have the id p (Bundle.entry[0].resource, ") == 2
+    assert "diagnosis:" not in out.stdout
+
+
+def test_two_patients_with_one_id_in_a_bulk_export_get_no_advice(tmp_path):
+    """The same in a Bulk export (two lines of Patient.ndjson): two errors at their lines, no advice;
+    the export's other patient is evaluated."""
+    export = write_export(tmp_path / "export", {
+        "Patient.ndjson": [patient("p", "1970-01-01", "female"), patient("q"), patient("p", "1950-01-01", "male")],
+        "Condition.ndjson": [condition("dx", coding(CM, "G61.82")), condition("dq", coding(CM, "G61.82"), pid="q")],
+        "Observation.ndjson": [weight("w", 70)]})
+    code, results = evaluate(export)
+    assert code == 1
+    assert [(r["id"], r["status"], r["line"]) for r in results] == [("p", "error", 1), ("p", "error", 3),
+                                                                     ("q", "ok", 2)]
+    for result in results[:2]:
+        assert result["dose"] is None and result["error"]["message"].startswith(
+            "Patient/p: 2 Patients have the id p (Patient.ndjson:1, Patient.ndjson:3): ")
+
+
+# == The mapping for review ===========================================================
+
+def test_fhir_codes_says_the_dot_rule_and_what_a_record_without_diagnosis_is():
+    """`ivig fhir codes` shows a reviewer both decisions, in text and JSON."""
+    text = invoke("fhir", "codes").stdout
+    assert ("ICD-10-CM codes have one dot, after the 3rd character: a code matches as published or with that "
+            "dot left out; with a dot elsewhere it matches nothing") in text
+    assert "  diagnosis = other: no Condition of the record gives a diagnosis the mapping reads  (assumptions F12)" \
+        in text
+    data = json.loads(invoke("fhir", "codes", "--format", "json").stdout)
+    assert data["dots"] == {"ICD-10-CM": 3, "ICD-10": 3}
+    assert data["otherwise"]["diagnosis"]["value"] == "other" and "F12" in data["assumptions"]
