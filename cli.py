@@ -340,15 +340,15 @@ def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache, 
     from contextlib import nullcontext
 
     from ivig_advisor.engine import Advisor
-    from ivig_advisor.engine.atomic import GuardedStream, atomic_writer, refuse_inputs, writable_target
-    from ivig_advisor.engine.batch import fit_workers, write_results
+    from ivig_advisor.engine.atomic import GuardedStream, atomic_writer, writable_target
+    from ivig_advisor.engine.batch import fit_workers, refuse_output_over_inputs, write_results
     from ivig_advisor.engine.caseio import STDIN
     from ivig_advisor.engine.render import Formatter, Progress, output_format, plain_style, terminal_width
     from ivig_advisor.engine.stdio import require_open
 
     fmt = output_format(fmt, output)
     if output:  # before the rules load: a bad target is known at once
-        refuse_inputs(output, paths, sys.stdin)
+        refuse_output_over_inputs(output, paths, sys.stdin)
         writable_target(output)
     else:
         require_open(sys.stdout, "standard output", "write the results to a file with -o FILE")

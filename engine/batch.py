@@ -22,8 +22,9 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
-from .caseio import CaseRecord, read_cases
-from .errors import Stopped, WorkerDied
+from .atomic import refuse_inputs, same_file
+from .caseio import STDIN, CaseRecord, expand_paths, read_cases
+from .errors import OutputRefused, Stopped, WorkerDied
 from .evaluate import Advisor, Result, default_advisor
 
 CHUNK = 64             # cases per task sent to a worker
@@ -126,6 +127,21 @@ def write_results(paths: Iterable[str], advisor: Advisor, stream, formatter, std
                 progress.close()
     writer.close()
     return summary
+
+
+def refuse_output_over_inputs(output: str, paths: Iterable[str], stdin=None) -> None:
+    """OutputRefused if writing the results to `output` would replace an input: a file or standard
+    input named (atomic.refuse_inputs), or a case file that reading a folder finds, unless it is
+    recognisably this program's own earlier results (which the reading then leaves out)."""
+    from .render import is_results_file
+    refuse_inputs(output, paths, stdin)
+    if not os.path.isfile(output):
+        return
+    for path in paths:
+        if path != STDIN and os.path.isdir(path) and any(same_file(f, output) for f in expand_paths([path])):
+            if not is_results_file(output):
+                raise OutputRefused(f"{output} is a case file in the input folder {path}: it would be replaced by "
+                                    "the results; write them to another file")
 
 
 def fit_workers(asked: Optional[int]):

@@ -3,6 +3,7 @@
 import csv
 import functools
 import io
+import json
 import os
 import re
 import shutil
@@ -492,6 +493,35 @@ class ResultWriter:
         if self.fmt == "json":
             self.stream.write("\n]\n")
         self.stream.flush()
+
+
+def is_results_file(path) -> bool:
+    """Whether a file is recognisably results this program wrote (JSON, JSON Lines or CSV), and
+    so may be replaced by a run over the folder it lies in: its first result carries the keys of
+    the result contract and a rules hash, or its first line is the CSV header. Text is not
+    recognisable, and neither is anything else: a case file must never be taken for results."""
+    try:
+        with open(path, encoding="utf-8") as file:
+            first, second = file.readline(RESULT_LINE_LIMIT), file.readline(RESULT_LINE_LIMIT)
+    except (OSError, UnicodeDecodeError):
+        return False
+    if first == ",".join(CSV_COLUMNS) + "\n":
+        return True
+    if first == "[\n":  # a JSON array: one result a line, or none
+        return second == "]\n" or _is_result_line(second.rstrip(",\n"))
+    return _is_result_line(first.rstrip("\n"))
+
+
+RESULT_LINE_LIMIT = 4_000_000  # characters read of a line when recognising results (one result a line)
+
+
+def _is_result_line(line: str) -> bool:
+    try:
+        item = json.loads(line)
+    except ValueError:
+        return False
+    return (isinstance(item, dict) and list(item)[:2] == ["id", "status"] and item["status"] in ("ok", "error")
+            and isinstance(item.get("rules"), dict) and str(item["rules"].get("hash", "")).startswith("sha256:"))
 
 
 class Progress:

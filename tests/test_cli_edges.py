@@ -135,3 +135,65 @@ def test_a_line_break_from_input_is_escaped_in_a_csv_cell(run_cli, tmp_path, cas
     cells = list(csv.reader(io.StringIO(result.stdout)))
     assert [row[0] for row in cells[1:]] == [shown, shown]
     assert cells[2][1] == "error" and "\n" not in cells[2][cells[0].index("error")]
+
+
+# -- an output file that is a case file --------------------------------------------------------
+
+def test_an_output_that_is_a_case_file_found_by_walking_is_refused(tmp_path):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "a.yaml").write_text("diagnosis: mmn\n", encoding="utf-8")
+    run = subprocess.run([*IVIG, "evaluate", "sub", "-o", "sub/a.yaml"], cwd=tmp_path, capture_output=True,
+                         text=True, env=ENV, timeout=120)
+    assert run.returncode == 2, run.stderr
+    assert lines(run.stderr) == ["error: sub/a.yaml is a case file in the input folder sub: it would be replaced by "
+                                 "the results; write them to another file"]
+    assert (sub / "a.yaml").read_text(encoding="utf-8") == "diagnosis: mmn\n"
+
+
+@pytest.mark.parametrize("name, content", [
+    ("cases.jsonl", '{"diagnosis": "mmn"}\n'),
+    ("deep/more.json", '[{"diagnosis": "als"}]\n'),
+    ("table.csv", "id,diagnosis\nx,mmn\n"),
+    ("empty.yml", ""),
+    ("looks-like-results.jsonl", '{"id": "x", "status": "ok"}\n'),  # no rules hash: not recognisably ours
+])
+def test_every_kind_of_walked_case_file_is_kept(run_cli, tmp_path, name, content):
+    target = tmp_path / "sub" / name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(content, encoding="utf-8")
+    (tmp_path / "sub" / "a.yaml").write_text("diagnosis: mmn\n", encoding="utf-8")
+    result = run_cli("evaluate", str(tmp_path / "sub"), "-o", str(target))
+    assert result.exit_code == 2 and "is a case file in the input folder" in result.stderr
+    assert target.read_text(encoding="utf-8") == content
+
+
+@pytest.mark.parametrize("name, fmt", [("out.jsonl", "jsonl"), ("out.json", "json"), ("out.csv", "csv"),
+                                       ("out.ndjson", "jsonl")])
+def test_this_program_s_own_earlier_output_in_the_folder_may_be_replaced(run_cli, tmp_path, name, fmt):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "a.yaml").write_text("diagnosis: mmn\n", encoding="utf-8")
+    (sub / "b.yaml").write_text("diagnosis: nonsense\n", encoding="utf-8")  # an error result among them
+    out = sub / name
+    for _ in range(2):  # the second run replaces the first run's results, and never reads them as cases
+        result = run_cli("evaluate", str(sub), "-o", str(out))
+        assert result.exit_code == 1, result.stderr
+        assert result.stderr.startswith("2 cases: 1 ok, 1 error")
+
+
+def test_an_empty_results_list_of_this_program_may_be_replaced(run_cli, tmp_path):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "out.json").write_text("[\n]\n", encoding="utf-8")  # what a run with no case writes
+    (sub / "a.yaml").write_text("diagnosis: mmn\n", encoding="utf-8")
+    assert run_cli("evaluate", str(sub), "-o", str(sub / "out.json")).exit_code == 0
+
+
+def test_a_file_the_walk_does_not_read_may_be_replaced(run_cli, tmp_path):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "a.yaml").write_text("diagnosis: mmn\n", encoding="utf-8")
+    (sub / "notes.txt").write_text("old notes\n", encoding="utf-8")
+    assert run_cli("evaluate", str(sub), "-o", str(sub / "notes.txt")).exit_code == 0
+    assert (sub / "notes.txt").read_text(encoding="utf-8").startswith("a.yaml  IVIG first-line")
