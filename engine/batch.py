@@ -102,7 +102,8 @@ def evaluate_files(paths: Iterable[str], advisor: Optional[Advisor] = None, stdi
 def write_results(paths: Iterable[str], advisor: Advisor, stream, formatter, stdin=None,
                   workers: Optional[int] = 1, exclude: Optional[str] = None, progress=None, as_of=None):
     """Evaluate every case of `paths` and write each result to `stream`, in
-    input order, in `formatter`'s format; return the batch's Summary.
+    input order, in `formatter`'s format; return the batch's Summary (which names
+    `exclude`, the output file, as where the results went).
 
     Workers render what they evaluate (`formatter` travels to them), so this
     process only writes. On any exit the pool is stopped before the stream
@@ -112,7 +113,7 @@ def write_results(paths: Iterable[str], advisor: Advisor, stream, formatter, std
     from contextlib import closing
 
     from .render import ResultWriter, Summary
-    summary, writer = Summary(), ResultWriter(stream, formatter.fmt)
+    summary, writer = Summary(exclude), ResultWriter(stream, formatter.fmt)
     results = evaluate_files(paths, advisor, stdin=stdin, workers=workers, finish=formatter, exclude=exclude,
                              as_of=as_of)
     with closing(results):

@@ -358,11 +358,15 @@ class TextRenderer:
 class Summary:
     """Counts of a batch as it streams by: constant memory, whatever the batch size."""
 
-    def __init__(self):
+    def __init__(self, output: Optional[str] = None):
+        """`output`: the file the results went to (-o), named at the end of the line."""
         self.statuses, self.stances = Counter(), Counter()
+        self.critical = 0  # cases with a critical warning: the count a reader must not miss
+        self.output = output
 
     def add(self, result):
         self.statuses[result.status] += 1
+        self.critical += bool(result.critical)
         if result.ok:
             self.stances[result.ivig["stance"]] += 1
 
@@ -371,12 +375,14 @@ class Summary:
         return self.statuses["error"] > 0
 
     def __str__(self) -> str:
-        """'12 cases: 11 ok, 1 error; first-line 5, ...'."""
+        """'12 cases: 11 ok, 1 error, 2 with a CRITICAL warning; first-line 5, ...; results in out.csv'."""
         total, errors = sum(self.statuses.values()), self.statuses["error"]
         text = (f"{total} case{'s' if total != 1 else ''}: {self.statuses['ok']} ok, "
-                f"{errors} error{'s' if errors != 1 else ''}")
+                f"{errors} error{'s' if errors != 1 else ''}, {self.critical} with a CRITICAL warning")
         if self.stances:
             text += "; " + ", ".join(f"{k} {v}" for k, v in sorted(self.stances.items()))
+        if self.output:
+            text += f"; results in {for_terminal(self.output)}"
         return text
 
 
@@ -431,6 +437,7 @@ class Formatted:
     status: str
     ivig: Optional[dict]
     text: str
+    critical: tuple = ()  # the codes of its critical warnings
 
     @property
     def ok(self) -> bool:
@@ -465,7 +472,8 @@ class Formatter:
             text = line.getvalue()[:-1]
         else:
             text = to_json(result)
-        return Formatted(result.id, result.status, result.ivig and {"stance": result.ivig["stance"]}, text)
+        return Formatted(result.id, result.status, result.ivig and {"stance": result.ivig["stance"]}, text,
+                         tuple(result.critical))
 
 
 class ResultWriter:

@@ -197,3 +197,22 @@ def test_a_file_the_walk_does_not_read_may_be_replaced(run_cli, tmp_path):
     (sub / "notes.txt").write_text("old notes\n", encoding="utf-8")
     assert run_cli("evaluate", str(sub), "-o", str(sub / "notes.txt")).exit_code == 0
     assert (sub / "notes.txt").read_text(encoding="utf-8").startswith("a.yaml  IVIG first-line")
+
+
+# -- the summary line --------------------------------------------------------------------------
+
+def test_the_summary_counts_critical_warnings_and_names_the_output_file(run_cli, tmp_path):
+    out = tmp_path / "results.csv"
+    result = run_cli("evaluate", str(ROOT / "examples"), "-o", str(out))
+    assert result.exit_code == 0
+    rows = list(csv.DictReader(io.StringIO(out.read_text(encoding="utf-8"))))
+    critical = sum(1 for row in rows if row["critical"])
+    assert critical >= 2  # mmn (steroids planned) and cidp (IgA deficiency), at least
+    assert result.stderr == (f"16 cases: 16 ok, 0 errors, {critical} with a CRITICAL warning; first-line 3, "
+                             "not-effective 2, not-established 5, out-of-scope 1, second-line 4, trial-justified 1; "
+                             f"results in {out}\n")
+
+
+def test_the_summary_of_a_batch_on_standard_output_names_no_file(run_cli):
+    result = run_cli("evaluate", str(ROOT / "examples" / "als.yaml"), "--format", "jsonl")
+    assert result.stderr == "1 case: 1 ok, 0 errors, 0 with a CRITICAL warning; not-effective 1\n"
