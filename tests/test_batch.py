@@ -130,12 +130,30 @@ def test_progress_counts_and_wipes_itself():
 
     class R:
         ok = False
+        critical = ()
 
     for _ in range(3):
         progress.add(R())
     progress.close()
     text = stream.getvalue()
-    assert "3 cases" in text and "3 errors" in text and text.endswith("\r")
+    assert "3 cases" in text and "3 errors" in text and "0 critical" in text and text.endswith("\r")
+    assert "%" not in text and "left" not in text  # no size given: no share, no time left
+    assert text.rstrip("\r").endswith(" " * len(text.split("\r")[-2]))  # wiped whole
+
+
+def test_progress_shows_the_share_of_the_input_read_and_the_time_left(monkeypatch):
+    from ivig_advisor.engine import render
+    clock = iter([100.0, 110.0, 110.0])
+    monkeypatch.setattr(render.time, "monotonic", lambda: next(clock))
+    stream = io.StringIO()
+    progress = Progress(stream, delay=0, every=0, total=4_000, done=lambda: 1_000)
+
+    class R:
+        ok = True
+        critical = ("renal-failure",)
+
+    progress.add(R())  # 10 s for a quarter of the input: 30 s left
+    assert stream.getvalue() == "\r  1 case  25%  0:30 left  0/s  0 errors  1 critical"
 
 
 def test_dask_bag_gives_what_ivig_evaluate_gives(mixed, run_cli):
