@@ -48,10 +48,12 @@ class CardMaker:
                             "display": short(rule.title if rule is not None and rule.title else rule_id, 200)}
         return out
 
-    def cards(self, result, ordered: List[dict], weight: Optional[float], notes: List[str]) -> List[dict]:
+    def cards(self, result, ordered: List[dict], weight: Optional[float], notes: List[str],
+              stance: bool = True) -> List[dict]:
         """The cards of one Result. `ordered`: the IVIG draft orders (MedicationRequests);
-        `notes`: what the service could not get (prefetch keys), said in the stance card."""
-        cards = [self.stance_card(result, bool(ordered), notes)]
+        `notes`: what the service could not get (prefetch keys), said in the stance card;
+        `stance`: False leaves the stance card out (a chart with no disease the review covers)."""
+        cards = [self.stance_card(result, bool(ordered), notes)] if stance else []
         for w in result.warnings:
             if w["severity"] in ("critical", "warning"):
                 cards.append(self.warning_card(w))

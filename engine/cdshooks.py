@@ -10,12 +10,14 @@ as any other FHIR input (engine/fhirio.py): the same case, the same rules, the
 same Result, rendered as cards (engine/cards.py).
 
 A request that is not a hook call this service answers is a HookError with
-the HTTP status the spec asks: 400 (malformed), 404 (no such service), 412
-(required data neither prefetched nor fetchable). Bad data in the record is
-no error of the call: a card says what could not be read.
+the HTTP status the spec asks: 400 (malformed: a prefetch value that is not
+what its template asks for among them), 404 (no such service), 412 (required
+data neither prefetched nor fetchable). Bad data in the record is no error of
+the call: a card says what could not be read.
 """
 
 import datetime as dt
+import json
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -26,13 +28,14 @@ from .cards import CardMaker, short
 from .errors import InvalidSource, IvigError
 from .escape import for_markdown
 from .fhir import medication_codings, medication_reference
-from .fhirio import bundle_cases, is_fhir
+from .fhirio import bundle_cases, is_fhir, is_resource_type
 from .fhirmap import default_map
 from .yamlsrc import SourceError, load_one
 
 HOOKS = ("order-select", "order-sign", "patient-view")
 ORDER_HOOKS = ("order-select", "order-sign")
 _TOKEN = re.compile(r"\{\{\s*context\.([A-Za-z]+)\s*\}\}")
+_TEMPLATE = re.compile(r"([A-Za-z]+)([/?])")  # a read (Patient/{{...}}) or a search (Condition?...) of a type
 
 
 class HookError(IvigError):
@@ -103,8 +106,15 @@ class CdsServices:
         for key in ("label", "url", "topic_system"):
             need(src, key, str, "source")
         prefetch = {}
-        for key, value in need(data, "prefetch", dict, "the file").items():
-            prefetch[str(key)] = {"query": need(value, "query", str, f"prefetch {key}"),
+        prefetches = need(data, "prefetch", dict, "the file")
+        for key, value in prefetches.items():
+            query = need(value, "query", str, f"prefetch {key}")
+            asks = _TEMPLATE.match(query)
+            if not asks or not is_resource_type(asks.group(1)):
+                errors.append(SourceError(f"prefetch {key}: the query {query!r} is no read (Type/id) or search "
+                                          "(Type?...) of a FHIR resource type", source, prefetches.line_of(key), key))
+                continue
+            prefetch[str(key)] = {"query": query, "type": asks.group(1), "search": asks.group(2) == "?",
                                   "required": bool(value.get("required", False)) if isinstance(value, dict) else False}
         reasons = need(data, "override_reasons", dict, "the file")
         for reason in need(reasons, "reasons", list, "override_reasons"):
@@ -123,6 +133,38 @@ class CdsServices:
 
     def service(self, service_id: str) -> Optional[Service]:
         return next((s for s in self.services if s.id == service_id), None)
+
+    def unlike(self, key: str, value, context: dict) -> Optional[str]:
+        """How a value given for prefetch `key` differs from what its template asks (None: it does
+        not). Null and an OperationOutcome are the EHR's word that it has or could get nothing; a
+        read (Patient/{{context.patientId}}) is that resource with that id; a search
+        (Condition?patient=...) is a Bundle of that type's resources (and OperationOutcomes)."""
+        if value is None:
+            return None
+        if not is_fhir(value):
+            return "must be a FHIR resource or Bundle (or null)"
+        if value["resourceType"] == "OperationOutcome":
+            return None
+        spec = self.prefetch[key]
+        wanted, query, kind = spec["type"], _query(spec["query"], context), short(value["resourceType"], 60)
+        asked = short(query, 120)  # said in the answer: a patient id can be long
+        if not spec["search"]:
+            given = value.get("id")
+            if kind != wanted:
+                return f"must be a {wanted} ({asked}), not a {kind}"
+            if not isinstance(given, str) or f"{wanted}/{given}" != query:  # an id is text: 7 is not "7"
+                return f"must be {asked}, not {wanted}/{short(json.dumps(given), 60)}"
+            return None
+        if kind != "Bundle":
+            return f"must be a Bundle of what {asked} finds, not a {kind}"
+        entries = value.get("entry") or []
+        if not isinstance(entries, list):
+            return "is a Bundle whose entry is no list"
+        for i, entry in enumerate(entries):
+            found = entry.get("resource") if isinstance(entry, dict) else None
+            if is_fhir(found) and found["resourceType"] not in (wanted, "OperationOutcome"):
+                return f"holds a {short(found['resourceType'], 60)} (entry[{i}]), which {asked} does not find"
+        return None
 
 
 @dataclass
@@ -179,6 +221,9 @@ class Hooks:
         resources, notes = [], []
         for key, spec in self.services.prefetch.items():
             if key in prefetch:  # null: the EHR has no such data
+                fault = self.services.unlike(key, prefetch[key], request["context"])
+                if fault:
+                    raise HookError(400, f"prefetch '{key}' {fault}")
                 resources.extend(_resources(key, prefetch[key], notes))
             elif spec["required"]:
                 raise HookError(412, f"prefetch '{key}' ({spec['query']}) was not sent and there is no fhirServer "
@@ -188,16 +233,12 @@ class Hooks:
         return resources, notes
 
     def answer(self, service: Service, case, hook: str, orders, notes) -> Answer:
-        # A record whose only fault is that no diagnosis maps can still be advised on (below);
-        # any other error keeps it from being read.
-        readable = all(e.field == "diagnosis" for e in case.errors)
-        if service.trigger == "covered-diagnosis":
-            if case.errors:
-                return Answer({"cards": []})  # no covered diagnosis read: a chart this service has nothing for
-        elif not readable:
+        fmap = default_map()
+        if case.errors:  # never advice from a record misread
+            if service.trigger == "covered-diagnosis":
+                return Answer({"cards": []})
             # whether an IVIG order is among the selected ones is read off the orders' own codes,
             # so that the clinician hears the record could not be read
-            fmap = default_map()
             ordered = any(selected and _orders_ivig(o, fmap) for o, selected in orders)
             return self.unreadable(case) if ordered else Answer({"cards": []})
         origins = case.provenance.origins.get("ivig_planned", []) if case.provenance is not None else []
@@ -205,15 +246,18 @@ class Hooks:
         ivig_orders = [o for o, selected in orders if selected and f"MedicationRequest/{o.get('id')}" in ordered_ids]
         if service.trigger == "ivig-order" and not ivig_orders:
             return Answer({"cards": []})  # no immune globulin among the selected orders: nothing to say
-        # An IVIG order for a disease the review does not cover: its stance is out of scope, and
-        # every adverse-event warning that applies still reaches the clinician.
-        data = dict(case.data, diagnosis="other") if case.errors else case.data
-        result = self.advisor.evaluate_mapping(data, case.source, case.line, case.id)
+        # A chart with no disease the review covers has no stance to show; but a patient who
+        # receives IVIG still gets every adverse-event warning that applies (safety before
+        # efficacy), as does an IVIG order for such a patient, beside its out-of-scope stance.
+        uncovered = service.trigger == "covered-diagnosis" and _uncovered(case.data, fmap)
+        if uncovered and not case.data.get("ivig_planned"):
+            return Answer({"cards": []})
+        result = self.advisor.evaluate_mapping(case.data, case.source, case.line, case.id)
         if case.provenance is not None:
             case.provenance.apply(result)
         if not result.ok:
             return self.unreadable(case, result.error["message"])
-        cards = self.cards.cards(result, ivig_orders, data.get("weight_kg"), notes)
+        cards = self.cards.cards(result, ivig_orders, case.data.get("weight_kg"), notes, stance=not uncovered)
         return Answer({"cards": cards}, [_kept(c) for c in cards], result)
 
     def unreadable(self, case, message: Optional[str] = None) -> Answer:
@@ -223,6 +267,12 @@ class Hooks:
             f"- {for_markdown(e)}" for e in errors)
         card = self.cards.card(short("IVIG advice unavailable: " + errors[0]), "warning", detail, None)
         return Answer({"cards": [card]}, [_kept(card)])
+
+
+def _uncovered(data: dict, fmap) -> bool:
+    """Whether a case from a record holds no disease the review covers: a field the mapping
+    sets `otherwise` (the diagnosis, to other) has that value."""
+    return any(data.get(name) == otherwise.value for name, otherwise in fmap.otherwise.items())
 
 
 def _orders_ivig(order: dict, fmap) -> bool:
@@ -258,7 +308,7 @@ def _check_request(request, service: Service) -> dict:
         raise HookError(400, "'context' is required (an object)")
     for key in ("userId", "patientId"):
         if not isinstance(context.get(key), str) or not context[key]:
-            raise HookError(400, f"context.{key} is required for {hook}")
+            raise HookError(400, f"context.{key} is required for {hook}, as a non-empty string")
     if hook in ORDER_HOOKS:
         orders = context.get("draftOrders")
         if not isinstance(orders, dict) or orders.get("resourceType") != "Bundle" \
@@ -290,22 +340,18 @@ def _query(template: str, context: dict) -> str:
 
 
 def _resources(key: str, value, notes: List[str]) -> list:
-    """The resources a prefetch value holds: a resource, a searchset Bundle's entries, or none
-    (null, an OperationOutcome: the EHR could not get it, said in the notes)."""
+    """The resources a prefetch value holds (one CdsServices.unlike found nothing wrong with): a
+    resource, a searchset Bundle's entries, or none (null, an OperationOutcome: the EHR could not
+    get it, said in the notes)."""
     if value is None:
         return []
-    if not is_fhir(value):
-        raise HookError(400, f"prefetch '{key}' must be a FHIR resource or Bundle (or null)")
     if value["resourceType"] == "OperationOutcome":
         notes.append(f"{key} (the EHR reported an error getting it)")
         return []
     if value["resourceType"] != "Bundle":
         return [value]
-    entries = value.get("entry") or []
-    if not isinstance(entries, list):
-        raise HookError(400, f"prefetch '{key}': Bundle.entry must be a list")
     found = []
-    for entry in entries:
+    for entry in value.get("entry") or []:
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if is_fhir(resource) and resource["resourceType"] != "OperationOutcome":
             found.append(resource)

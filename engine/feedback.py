@@ -6,8 +6,9 @@ patient data) and each feedback the EHR posts (accepted or overridden, the
 override reason, the suggestions taken), so that `ivig audit overrides` can
 show which rules clinicians override and why. Feedback is taken only for
 cards the service issued to the same issuer and tenant, so that no caller
-can fill the file with cards that never were, or speak for another's. The same file keeps the JWT ids already seen (`jti`), so that a token
-replayed to any worker process is refused.
+can fill the file with cards that never were, or speak for another's. The
+same file keeps the JWT ids already seen (`jti`), so that a token replayed
+to any worker process is refused.
 
 Several uvicorn workers write the file at once: it is in WAL mode, every
 write is one short transaction, and a writer waits (busy timeout) rather

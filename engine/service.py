@@ -176,6 +176,10 @@ def create_app(settings: Settings) -> Starlette:
         if missing:  # from the EHR's FHIR server, in threads, so that other calls go on meanwhile
             fetched = await run_in_threadpool(
                 lambda: {key: _fetch(query, body, settings.fhir_timeout) for key, query in missing})
+            for key, query in missing:  # the server's fault, not the caller's: 412, where prefetch is 400
+                fault = hooks.services.unlike(key, fetched[key], body["context"])
+                if fault:
+                    raise HookError(412, f"the FHIR server's answer for prefetch '{key}' {fault}")
             body["prefetch"] = dict(body.get("prefetch") or {}, **fetched)
         # The engine runs here, on the event loop: one call at a time by construction (experta
         # is not thread-safe), in arrival order, with no hand-off to a thread (2 ms a call).
@@ -256,7 +260,10 @@ async def _json_body(request: Request, timeout: float):
     except TimeoutError:
         raise HookError(408, f"the body did not arrive whole within {timeout:g} s") from None
     try:
-        body = json.loads(data, parse_constant=_no_constant)
+        body = json.loads(data, parse_constant=_no_constant, object_pairs_hook=_object)
+    except _KeyTwice as exc:
+        raise HookError(400, f"the body gives the key {repr(exc.args[0])[:80]} twice in one object: "
+                             "which value is meant cannot be known") from None
     except (ValueError, RecursionError) as exc:
         raise HookError(400, f"the body is not valid JSON: {str(exc)[:120]}") from None
     if _depth(body) > MAX_DEPTH:
@@ -283,6 +290,20 @@ def _depth(value) -> int:
             deepest = max(deepest, depth)
             stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
     return deepest
+
+
+class _KeyTwice(ValueError):
+    """A JSON object that gives one key twice; args[0] is the key."""
+
+
+def _object(pairs: list) -> dict:
+    """One JSON object of a body; _KeyTwice when it gives a key twice: the standard library keeps
+    the last value, and which one the EHR meant cannot be known (case files refuse them too)."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen = set()
+        raise _KeyTwice(next(key for key, _ in pairs if key in seen or seen.add(key)))
+    return found
 
 
 def _no_constant(text):

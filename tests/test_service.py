@@ -685,10 +685,12 @@ def test_feedback_round_trip_to_audit_overrides(dev):
     {"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": "2020-12-11T00:00:00Z"}]},
     {"feedback": [{"outcome": "overridden", "outcomeTimestamp": "2020-12-11T00:00:00Z"}]},
     {"feedback": [{"card": "c", "outcome": "overridden"}]},
-    {"feedback": [{"card": "c", "outcome": "overridden", "outcomeTimestamp": "t", "overrideReason": {}}]},
-    {"feedback": [{"card": "c", "outcome": "overridden", "outcomeTimestamp": "t",
+    {"feedback": [{"card": "c", "outcome": "overridden", "outcomeTimestamp": "2020-12-11T00:00:00Z",
+                   "overrideReason": {}}]},
+    {"feedback": [{"card": "c", "outcome": "overridden", "outcomeTimestamp": "2020-12-11T00:00:00Z",
                    "overrideReason": {"reason": {"system": "s"}}}]},
-    {"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": "t", "acceptedSuggestions": ["s"]}]},
+    {"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": "2020-12-11T00:00:00Z",
+                   "acceptedSuggestions": ["s"]}]},
 ])
 def test_malformed_feedback_is_400(dev, body):
     reply = dev.post("/cds-services/ivig-order/feedback", body)
@@ -757,7 +759,8 @@ def test_discovery_and_feedback_need_a_token_for_their_own_url(secure, keys):
     reply = httpx.get(secure.url + "/cds-services", headers=bearer(token), timeout=30)
     assert reply.status_code == 200
     other_validator("discovery").validate(reply.json())
-    body = {"feedback": [{"card": str(uuid.uuid4()), "outcome": "overridden",
+    reply = secure.call(load("order-select-mmn"), headers=bearer(es384(keys, claims(secure))))
+    body = {"feedback": [{"card": cards_of(reply)[0]["uuid"], "outcome": "overridden",
                           "outcomeTimestamp": "2020-12-11T00:00:00Z"}]}
     # a token for the service's URL is not one for its feedback URL
     assert_refused(secure.post("/cds-services/ivig-order/feedback", body,
