@@ -18,7 +18,7 @@ import uuid
 
 import pytest
 
-from test_service import (ISSUER, FakeFhir, Keys, Server, cards_of, claims, dev, es384, fetching,  # noqa: F401
+from test_service import (CDS, ISSUER, FakeFhir, Keys, Server, cards_of, claims, dev, es384, fetching,  # noqa: F401
                           free_port, load, outcome)
 
 BOUND = 30  # seconds a socket waits for the server before the test gives up: a bound, never a speed
@@ -365,3 +365,18 @@ def test_a_feedback_file_from_before_cards_had_their_caller_is_carried_on(tmp_pa
     db = sqlite3.connect(tmp_path / "feedback.sqlite")
     assert db.execute("select count(*) from card where uuid = 'old-card'").fetchone() == (1,)
     db.close()
+
+
+@pytest.mark.parametrize("query", ["Conditon?patient={{context.patientId}}", "{{context.patientId}}", "Patient"])
+def test_a_prefetch_query_that_names_no_read_or_search_of_a_resource_type_is_refused_on_load(tmp_path, query):
+    """What a prefetch value must be is read off its query, so a query it cannot be read off
+    (a misspelt type, no type) is an error of the services file, naming its line."""
+    from ivig_advisor.engine.cdshooks import CdsServices, CdsServicesInvalid
+    lines = (CDS.parent.parent / "facts" / "cds-services.yaml").read_text(encoding="utf-8").splitlines()
+    line = next(n for n, text in enumerate(lines, 1) if text.startswith("  conditions:"))
+    lines[line - 1] = f"  conditions: {{query: {json.dumps(query)}, required: true}}"
+    services = tmp_path / "cds-services.yaml"
+    services.write_text("\n".join(lines) + "\n")
+    with pytest.raises(CdsServicesInvalid) as caught:
+        CdsServices.load(services)
+    assert f"{services}:{line}: [conditions] prefetch conditions: the query" in str(caught.value)
