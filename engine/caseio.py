@@ -572,8 +572,7 @@ class _Json:
             line = self.line_at(i)
             key, i = self.string(i)
             if key in result.key_lines:
-                raise SourceError(f"duplicate key {shown(key)}: first on line {result.key_lines[key]}, "
-                                  f"again on line {line}", self.source, line, key)
+                raise _duplicate_key(key, result.key_lines[key], line, self.source)
             i = _WS.match(s, i).end()
             if s[i:i + 1] != ":":
                 self.fail("expecting ':' after a key", i)
@@ -648,7 +647,7 @@ def _refuse(text):
 _TOKEN = re.compile(r'["\[\]{}]')
 _STRING_PART = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.S)  # up to a closing quote or a lone backslash
 _SCALAR_END = re.compile(r"[ \t\n\r,\]}]")
-_CASES_HEAD = re.compile(r'\{[ \t\n\r]*"cases"[ \t\n\r]*:[ \t\n\r]*\[')
+_CASES_HEAD = re.compile(r'\{[ \t\n\r]*("cases")[ \t\n\r]*:[ \t\n\r]*(?=\[)')  # up to its list's '['
 
 
 class _Buffer:
@@ -691,14 +690,17 @@ class _Buffer:
             if not self.more():
                 return ""
 
-    def starts(self, pattern) -> bool:
-        """Whether the text here matches `pattern` (consumed if so); reads enough to tell."""
+    def starts(self, pattern) -> Optional[int]:
+        """Whether the text here matches `pattern` (consumed if so): the line of the match's
+        first group, or None; reads enough to tell."""
         while len(self.text) - self.pos < 256 and self.more():
             pass
         match = pattern.match(self.text, self.pos)
-        if match:
-            self.advance(match.end())
-        return bool(match)
+        if not match:
+            return None
+        line = self.line + self.text.count("\n", self.pos, match.start(1))
+        self.advance(match.end())
+        return line
 
     def take(self, limit: int = MAX_CASE_CHARS) -> Tuple[Optional[str], int, Optional[SourceError]]:
         """The next value's text and line, or an error for it (it is skipped whole)."""
@@ -763,9 +765,14 @@ class _Buffer:
         return end
 
 
-def _read_json(text: _Text, source: str, name: str) -> Iterator[CaseRecord]:
+def _read_json(text: _Text, source: str, name: str, rewind=None) -> Iterator[CaseRecord]:
     """A JSON file: one case, a list of cases, or {"cases": [...]}; lists are
-    read element by element, so a file of any length takes little memory."""
+    read element by element, so a file of any length takes little memory.
+
+    `rewind()` gives the text again from its start: {"cases": [...]} is read
+    through once without its cases, so that a document giving another key
+    (`cases` twice, say) is refused whole before any case of it is evaluated.
+    Without it (a pipe), such a document is read whole, as one value."""
     buffer = _Buffer(text)
     try:
         if buffer.peek() == "":
@@ -773,11 +780,18 @@ def _read_json(text: _Text, source: str, name: str) -> Iterator[CaseRecord]:
         if buffer.peek() == "[":
             buffer.advance(buffer.pos + 1)
             yield from _json_elements(buffer, source, name)
-        elif buffer.starts(_CASES_HEAD):
+        elif rewind is not None and (line := buffer.starts(_CASES_HEAD)):
+            problem = _beside_cases(buffer, source, line)
+            if problem:
+                yield CaseRecord(None, source, problem.line, name, problem)
+                return
+            buffer = _Buffer(rewind())
+            buffer.peek()
+            buffer.starts(_CASES_HEAD)
+            buffer.advance(buffer.pos + 1)  # its '['
             yield from _json_elements(buffer, source, name)
-            if buffer.peek() != "}":
-                raise SourceError("'cases' must be the only key of a file that holds a list of cases",
-                                  source, buffer.line, "cases")
+            if buffer.peek() != "}":  # refused before, unless the file changed since
+                raise SourceError(_ONLY_CASES, source, buffer.line, "cases")
             buffer.advance(buffer.pos + 1)
         else:  # one value: a case, or a FHIR Bundle, which may be larger
             value, line, error = buffer.take(MAX_DOCUMENT_CHARS)
@@ -790,6 +804,50 @@ def _read_json(text: _Text, source: str, name: str) -> Iterator[CaseRecord]:
             raise SourceError("extra text after the JSON value", source, buffer.line)
     except SourceError as exc:  # the rest of the file cannot be trusted: one error, then stop
         yield CaseRecord(None, source, exc.line, name, exc)
+
+
+_ONLY_CASES = "'cases' must be the only key of a file that holds a list of cases"
+
+
+def _beside_cases(buffer: _Buffer, source: str, line: int) -> Optional[SourceError]:
+    """Why the {"cases": [...]} whose list starts here (its key on `line`) is refused whole
+    (the error of a key after the list, `cases` again or another), or None. Values are passed
+    over, never held (_Buffer.take skips one larger than a case); a list that never ends is
+    left to the reading, which says where."""
+    seen, other = {"cases": line}, None
+    buffer.take()
+    if buffer.peek() == "":
+        return None
+    while buffer.peek() == ",":
+        buffer.advance(buffer.pos + 1)
+        buffer.peek()
+        line = buffer.line
+        key = _json_key(buffer.take()[0])
+        if key in seen:
+            return _duplicate_key(key, seen[key], line, source)
+        other = other or line
+        if key is None or buffer.peek() != ":":
+            break
+        seen[key] = line
+        buffer.advance(buffer.pos + 1)
+        buffer.take()
+    if other is None and buffer.peek() == "}":
+        return None
+    return SourceError(_ONLY_CASES, source, other or buffer.line, "cases")
+
+
+def _json_key(text: Optional[str]) -> Optional[str]:
+    """The key a JSON string's text gives, or None when it is not one."""
+    try:
+        key = json.loads(text) if text and text.startswith('"') else None
+    except ValueError:
+        return None
+    return key if isinstance(key, str) else None
+
+
+def _duplicate_key(key: str, first: int, again: int, source: str) -> SourceError:
+    """The error of a key given twice, as every reader says it (YAML's is yamlsrc's, in the same words)."""
+    return SourceError(f"duplicate key {shown(key)}: first on line {first}, again on line {again}", source, again, key)
 
 
 def _json_elements(buffer: _Buffer, source: str, name: str) -> Iterator[CaseRecord]:
@@ -1199,11 +1257,22 @@ def _read_stream(raw, kind: str, source: str, name: str) -> Iterator[CaseRecord]
     elif kind == "jsonl":
         yield from _jsonl(_decoded(_binary_lines(stream)), source, name)
     elif kind == "json":
-        yield from _read_json(_Text(stream, source), source, name)
+        yield from _read_json(_Text(stream, source), source, name, _rewinder(raw, source))
     elif kind == "csv":
         yield from _read_csv(stream, source, name)
     else:
         yield from _read_yaml(_Text(stream, source), source, name)
+
+
+def _rewinder(raw, source: str):
+    """A function giving the text of a seekable input again from its start, or None (a pipe)."""
+    if not getattr(raw, "seekable", lambda: False)():
+        return None
+
+    def rewind() -> _Text:
+        raw.seek(0)
+        return _Text(_opened(raw, source)[0], source)  # its encoding was found fine the first time
+    return rewind
 
 
 def _read_stdin(stdin, name: str) -> Iterator[CaseRecord]:

@@ -4,7 +4,14 @@ CSV: a quote never closed is the error of the row it opens, and every physical
 line after that row's first is read again as a row of its own (an error naming
 its line where it is one), never swallowed; a quoted cell closed after the size
 limit is one error, and the lines inside it never become cases.
+
+JSON: a document that gives `cases` twice is refused whole, as a duplicate key
+is everywhere else, with no case of it evaluated.
 """
+
+import os
+import threading
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -164,3 +171,63 @@ def test_every_line_after_a_quote_never_closed_is_accounted_for(tmp_path_factory
     got = [(r.line, r.error is None) for r in read_cases([str(path)])]
     wanted = [(number, kind == "good") for number, (kind, _) in enumerate(lines, start=2) if kind != "blank"]
     assert got == (wanted or [(None, False)])  # no row at all: the file's one error
+
+
+# -- JSON: `cases` given twice ---------------------------------------------------------
+
+TWICE = '{"cases": [\n  {"diagnosis": "mmn"}\n],\n "cases": [\n  {"diagnosis": "als"}\n]}\n'
+
+
+def test_a_json_file_with_cases_twice_is_refused_whole(run_cli, tmp_path):
+    (result,) = results_of(run_cli, written(tmp_path, TWICE, "c.json"))
+    assert result["status"] == "error" and result["error"]["field"] == "cases" and result["line"] == 4
+    assert "duplicate key 'cases'" in message(result) and "line 1" in message(result) and "line 4" in message(result)
+
+
+def test_a_long_json_list_before_a_second_cases_is_refused_whole_too(run_cli, tmp_path):
+    """The first list, longer than a case may be, is passed over, not held, to find the second key."""
+    cases = ",\n".join(['{"diagnosis": "mmn", "note": "%s"}' % ("x" * 95_000)] * 12)
+    text = '{"cases": [\n' + cases + '\n],\n"note": 1,\n"cases": []}'
+    assert len(text) > LIMIT
+    (result,) = results_of(run_cli, written(tmp_path, text, "c.json"))
+    assert "duplicate key 'cases'" in message(result) and "again on line 16" in message(result)
+
+
+def test_a_json_file_with_another_key_beside_cases_is_refused_whole(run_cli, tmp_path):
+    text = '{"cases": [{"diagnosis": "mmn"}, {"diagnosis": "als"}],\n "diagnosis": "gbs"}'
+    (result,) = results_of(run_cli, written(tmp_path, text, "c.json"))
+    assert "'cases' must be the only key" in message(result) and result["line"] == 2
+
+
+def test_a_json_cases_list_still_streams_its_cases(run_cli, tmp_path):
+    text = '{"cases": [\n{"diagnosis": "mmn"},\n{"diagnosis": "als"}\n]}'
+    assert seen(results_of(run_cli, written(tmp_path, text, "c.json"))) == [
+        ("c.json:1", "ok", 2), ("c.json:2", "ok", 3)]
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
+def test_a_json_file_that_is_a_pipe_with_cases_twice_is_refused_whole(run_cli, tmp_path):
+    """A pipe cannot be read twice: its document is read whole, and refused whole the same."""
+    path = tmp_path / "c.json"
+    os.mkfifo(path)
+    writer = threading.Thread(target=lambda: path.write_text(TWICE), daemon=True)
+    writer.start()
+    try:
+        (result,) = results_of(run_cli, path)
+    finally:
+        writer.join(timeout=60)
+    assert "duplicate key 'cases'" in message(result) and result["line"] == 4
+
+
+@pytest.mark.parametrize("name, text, line", [
+    ("c.yaml", "cases:\n- {diagnosis: mmn}\ncases:\n- {diagnosis: als}\n", 3),
+    ("c.jsonl", '{"cases": [{"diagnosis": "mmn"}], "cases": [{"diagnosis": "als"}]}\n', 1),
+])
+def test_cases_twice_in_yaml_or_json_lines_is_refused_whole(run_cli, tmp_path, name, text, line):
+    (result,) = results_of(run_cli, written(tmp_path, text, name))
+    assert "duplicate key 'cases'" in message(result) and result["line"] == line
+
+
+def test_cases_twice_on_standard_input_is_refused_whole(run_cli):
+    (result,) = results_of(run_cli, "-", input=TWICE)
+    assert "duplicate key 'cases'" in message(result) and result["line"] == 4
