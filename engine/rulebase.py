@@ -7,11 +7,12 @@ only after the whole base has been read, so one run shows every error.
 """
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
 from . import conditions
 from .schema import CaseSchema
@@ -34,6 +35,7 @@ DOSE_KEYS = ("total_g_per_kg", "g_per_kg_per_day", "days", "repeat", "note")
 REGIMEN_KEYS = ("diagnosis", "situation") + DOSE_KEYS  # a row of the regimen table (regimens.yaml)
 WARN_KEYS = ("code", "severity", "message", "action")
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+YAML_SUFFIXES = (".yaml", ".yml")  # in any case: .YML is YAML to a person and to an editor
 
 
 @dataclass
@@ -226,6 +228,57 @@ class RuleBase:
                    stances=stances, rules=rules, schema=schema, extras=extras, topics=topics,
                    maintenance=maintenance, digest=content.hexdigest())
 
+
+
+def unlisted_files(root, manifest, also_listed: Iterable[str] = ()) -> List[str]:
+    """The YAML files below a rule directory that its manifest does not list (`rule_files`,
+    `data_files`, and `also_listed`), as paths relative to it, sorted.
+
+    The loader reads only what the manifest lists: a reviewer who drops a rule file in,
+    at any depth and with any case of extension (`sub/x.yaml`, `Stray2.YML`), must not
+    think its rules are live. A file counts as listed when a listed name inside the
+    directory leads to it, through links or not; a link in the directory to a file out
+    of it is named like any file. Links to directories are never entered (a file below
+    one inside the directory is found where it is), so a link out or a loop is never
+    followed. Hidden files and directories (`.git`) are not rule files.
+    """
+    if not isinstance(root, Path) or not root.is_dir() or not isinstance(manifest, dict):
+        return []
+    base = os.path.realpath(root)
+    inside = (os.path.realpath(root / name) for name in _manifest_files(manifest) + list(also_listed))
+    listed = {path for path in inside if path.startswith(base + os.sep)}
+    return sorted(path.relative_to(root).as_posix() for path in _yaml_files_below(root)
+                  if os.path.realpath(path) not in listed)
+
+
+def _manifest_files(manifest: dict) -> List[str]:
+    """The file names a manifest lists (rule_files, data_files), those that can name a file."""
+    rule_files, data_files = manifest.get("rule_files"), manifest.get("data_files")
+    names = (list(rule_files) if isinstance(rule_files, list) else []) + \
+        (list(data_files.values()) if isinstance(data_files, dict) else [])
+    return [name for name in names if isinstance(name, str) and name.strip() and "\0" not in name]
+
+
+def _yaml_files_below(root: Path) -> Iterator[Path]:
+    """Every entry below `root` with a YAML name that is not a directory, at any depth,
+    with a stack rather than recursion (a deep tree is no crash); hidden names skipped,
+    links to directories not entered, folders that cannot be read passed over."""
+    folders = [root]
+    while folders:
+        try:
+            with os.scandir(folders.pop()) as listing:
+                entries = [entry for entry in listing if not entry.name.startswith(".")]
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                folder = entry.is_dir(follow_symlinks=False)
+            except OSError:  # gone, or not ours to look at
+                continue
+            if folder:
+                folders.append(Path(entry.path))
+            elif os.path.splitext(entry.name)[1].lower() in YAML_SUFFIXES:
+                yield Path(entry.path)
 
 
 def _layers(manifest, source, errors) -> List[Layer]:

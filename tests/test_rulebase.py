@@ -144,3 +144,44 @@ def test_a_rule_file_not_in_utf8_is_an_error_that_names_it(rules_copy):
     path.write_bytes(path.read_text(encoding="utf-8").encode("utf-16"))
     errors = load_errors(rules_copy)
     assert any(e.source.endswith("mmn.yaml") and "UTF-8" in e.message for e in errors), errors
+
+
+# -- files in the rule directory that the manifest does not list (issue 25) --------------
+
+def _manifest(rules_dir):
+    return yaml.safe_load((rules_dir / "rulebase.yaml").read_text(encoding="utf-8"))
+
+
+def test_the_shipped_rule_directory_has_no_unlisted_file():
+    from ivig_advisor.engine.rulebase import unlisted_files
+    assert unlisted_files(ROOT / "rules", _manifest(ROOT / "rules"), ("rulebase.yaml", "review-log.yaml")) == []
+
+
+def test_an_unlisted_file_is_found_at_any_depth_without_recursion(rules_copy):
+    from ivig_advisor.engine.rulebase import unlisted_files
+    folders = [rules_copy / "d"]
+    for _ in range(1_199):  # deeper than Python's recursion limit (and than Path.mkdir's parents=True)
+        folders.append(folders[-1] / "d")
+    try:
+        for folder in folders:
+            folder.mkdir()
+        (folders[-1] / "x.YAML").write_text("topic: x\n", encoding="utf-8")
+        assert unlisted_files(rules_copy, _manifest(rules_copy), ("rulebase.yaml",)) == ["d/" * 1_200 + "x.YAML"]
+    finally:  # bottom up: pytest's own clean-up of old temporary folders recurses, and could not
+        (folders[-1] / "x.YAML").unlink(missing_ok=True)
+        for folder in reversed(folders):
+            if folder.is_dir():
+                folder.rmdir()
+
+
+def test_a_file_listed_through_a_link_inside_the_directory_is_listed(rules_copy):
+    """The manifest may name a file through a link to a folder of the directory; the file is
+    found where it is, and counts as listed. A link to a listed file is that file too."""
+    from ivig_advisor.engine.rulebase import unlisted_files
+    (rules_copy / "v2").mkdir()
+    (rules_copy / "mmn.yaml").rename(rules_copy / "v2" / "mmn.yaml")
+    (rules_copy / "current").symlink_to(rules_copy / "v2", target_is_directory=True)
+    (rules_copy / "same.yaml").symlink_to(rules_copy / "v2" / "mmn.yaml")
+    mutate(rules_copy / "rulebase.yaml", "  - mmn.yaml\n", "  - current/mmn.yaml\n")
+    RuleBase.load(rules_copy)  # the loader reads it so
+    assert unlisted_files(rules_copy, _manifest(rules_copy), ("rulebase.yaml",)) == []
