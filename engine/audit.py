@@ -16,7 +16,7 @@ from .batch import evaluate_record, evaluate_records
 from .caseio import CaseRecord, pick_case, read_cases
 from .errors import UnknownDiagnosis, UnknownRule, UnknownStage
 from .evaluate import Advisor, Result
-from .rulebase import DOSE_KEYS, STANCE, RuleBase, RuleBaseInvalid, RuleSpec
+from .rulebase import DOSE_KEYS, STANCE, RuleBase, RuleBaseInvalid, RuleSpec, unlisted_files
 from .schema import CaseInvalid
 from .signoff import LOG_NAME, STAGES, ReviewLog, signoff_hash, unsigned
 from .analysis import domains, fields_behind, live_rules
@@ -256,21 +256,15 @@ def check(directory=None, strict: bool = False) -> CheckReport:
 
 
 def unlisted(root, label: str, manifest) -> List[CheckFinding]:
-    """A finding for each YAML file in the rule directory that the manifest does not name.
+    """A finding for each YAML file below the rule directory, at any depth and with any case of
+    extension, that the manifest does not name (rulebase.unlisted_files).
 
     The loader reads only what rulebase.yaml lists: a reviewer who drops a
     rule file in beside the others must not think its rules are live.
     """
-    if not isinstance(root, Path) or not root.is_dir() or not isinstance(manifest, dict):
-        return []
-    named = {"rulebase.yaml", LOG_NAME}
-    for names in (manifest.get("rule_files"), (manifest.get("data_files") or {}).values()
-                  if isinstance(manifest.get("data_files"), dict) else None):
-        named |= {Path(n).as_posix() for n in (names or []) if isinstance(n, str)}
-    return [CheckFinding("unlisted", f"{path.name} is in the rule directory but not listed in rulebase.yaml "
-                                "(rule_files or data_files): its rules are not loaded", f"{label}/{path.name}", 1)
-            for path in sorted(root.iterdir())
-            if path.suffix in (".yaml", ".yml") and not path.name.startswith(".") and path.name not in named]
+    return [CheckFinding("unlisted", f"{name} is in the rule directory but not listed in rulebase.yaml "
+                                     "(rule_files or data_files): its rules are not loaded", f"{label}/{name}", 1)
+            for name in unlisted_files(root, manifest, ("rulebase.yaml", LOG_NAME))]
 
 
 def check_rulebase(rulebase: RuleBase, strict: bool = False) -> CheckReport:

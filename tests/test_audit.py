@@ -400,8 +400,6 @@ def test_a_rule_file_the_manifest_does_not_list_is_a_finding(run_cli, rules_copy
     assert "not loaded" in report["findings"][0]["message"]
 
 
-@pytest.mark.xfail(strict=True, reason="until engine/audit.py's unlisted() calls rulebase.unlisted_files "
-                                      "(issue 25; the lead wires it, then drops this mark)")
 def test_every_yaml_file_below_the_rule_directory_not_listed_is_a_finding(rules_copy, tmp_path):
     """Any depth, any case of the extension; a link out of the directory is never entered, a link
     loop never hangs, and a link in it to a file outside is named (its rules are not loaded)."""
