@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
 from .atomic import refuse_inputs, same_file
-from .caseio import STDIN, CaseRecord, expand_paths, read_cases
+from .caseio import STDIN, CaseRecord, ReadMeter, expand_paths, input_size, read_cases
 from .errors import OutputRefused, Stopped, WorkerDied
 from .evaluate import Advisor, Result, default_advisor
 
@@ -88,14 +88,15 @@ def _finished(result: Result, advisor: Advisor, finish: Optional[Callable]):
 
 def evaluate_files(paths: Iterable[str], advisor: Optional[Advisor] = None, stdin=None,
                    workers: Optional[int] = 1, finish: Optional[Callable] = None,
-                   exclude: Optional[str] = None, as_of=None) -> Iterator:
+                   exclude: Optional[str] = None, as_of=None, meter: Optional[ReadMeter] = None) -> Iterator:
     """Evaluate every case in files, directories or '-' (stdin), lazily, in input order.
 
     `exclude` names a file whose cases are left out: the output file, when it
     lies in a folder being read, so that a run never reads its own results.
     `as_of`: the date a FHIR Patient's age is computed at (default: today).
+    `meter`: follows the bytes read (caseio.ReadMeter).
     """
-    records = read_cases(paths, stdin=stdin, exclude=exclude, as_of=as_of, defer_fhir=True)
+    records = read_cases(paths, stdin=stdin, exclude=exclude, as_of=as_of, defer_fhir=True, meter=meter)
     return evaluate_records(records, advisor, workers, finish)
 
 
@@ -108,14 +109,19 @@ def write_results(paths: Iterable[str], advisor: Advisor, stream, formatter, std
     Workers render what they evaluate (`formatter` travels to them), so this
     process only writes. On any exit the pool is stopped before the stream
     is given back: an output file being written atomically is then removed
-    with no worker still running. `progress`, if given, sees every result.
+    with no worker still running. `progress`, if given, sees every result, and
+    how far through the input's bytes the reading is (render.Progress.measure).
     """
     from contextlib import closing
 
     from .render import ResultWriter, Summary
     summary, writer = Summary(exclude), ResultWriter(stream, formatter.fmt)
+    meter = None
+    if progress:
+        meter = ReadMeter()
+        progress.measure(input_size(paths, stdin), meter.bytes)
     results = evaluate_files(paths, advisor, stdin=stdin, workers=workers, finish=formatter, exclude=exclude,
-                             as_of=as_of)
+                             as_of=as_of, meter=meter)
     with closing(results):
         try:
             for item in results:

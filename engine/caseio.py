@@ -17,11 +17,13 @@ schema reads as it reads an interview's answers (schema.read_value).
 import bisect
 import csv
 import datetime
+import functools
 import io
 import itertools
 import json
 import os
 import re
+import stat
 import sys
 import tempfile
 from dataclasses import dataclass
@@ -111,8 +113,63 @@ def expand_paths(paths: Iterable[str]) -> Iterator[str]:
             yield path
 
 
+class ReadMeter:
+    """How far the reading of a batch has got, in bytes, for a progress line: the size of each
+    file read to its end, and the position in the one being read (a file read twice, a JSON
+    `cases` file checked then streamed, goes back; a pipe's position is not known)."""
+
+    def __init__(self):
+        self.finished, self.current = 0, None
+
+    def reading(self, handle) -> None:
+        self.current = handle
+
+    def read(self, handle) -> None:
+        """`handle` was read to its end (or given up on)."""
+        if handle is self.current:
+            self.finished += _size(handle)
+            self.current = None
+
+    def bytes(self) -> int:
+        try:
+            return self.finished + (self.current.tell() if self.current is not None else 0)
+        except (OSError, ValueError):  # a pipe, or a file closed meanwhile
+            return self.finished
+
+
+def input_size(paths: Iterable[str], stdin=None) -> Optional[int]:
+    """The bytes `read_cases` will read from `paths`, or None when that cannot be known ahead
+    (standard input from a pipe); a progress line shows the share read, as pv does."""
+    total = 0
+    for path in expand_paths(paths):
+        if path == STDIN:
+            stream = getattr(stdin or sys.stdin, "buffer", None)
+            size = _size(stream) if stream is not None and _regular(stream) else None
+        else:
+            size = _size(path)
+        if size is None:
+            return None
+        total += size
+    return total
+
+
+def _size(file) -> Optional[int]:
+    try:
+        return os.fstat(file.fileno()).st_size if hasattr(file, "fileno") else os.path.getsize(file)
+    except (OSError, ValueError):
+        return None
+
+
+def _regular(stream) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None,
-               as_of: Optional[datetime.date] = None, defer_fhir: bool = False) -> Iterator[CaseRecord]:
+               as_of: Optional[datetime.date] = None, defer_fhir: bool = False,
+               meter: Optional[ReadMeter] = None) -> Iterator[CaseRecord]:
     """Every case of every path, in order; `exclude` names a file never read
     from a directory (the output of the run, so that it never reads its own
     results back).
@@ -127,8 +184,10 @@ def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None,
     are read together as one export. `as_of` is the date ages are computed
     at from a Patient's birthDate (default: today). `defer_fhir`: FHIR cases come
     pending, to be read from their resources where they are evaluated (batch workers).
+    `meter`, if given, follows how many bytes have been read (a progress line's share).
     """
     used = set()
+    read_path = functools.partial(_read_path, meter=meter)
 
     def unique(name, path):
         name = path if name in used else name
@@ -139,6 +198,8 @@ def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None,
     exports = {}  # directory -> [(file, name)]: its FHIR NDJSON files, read as one export
     for path in paths:
         if path == STDIN:
+            if meter is not None and _regular(getattr(stdin or sys.stdin, "buffer", None)):
+                meter.reading((stdin or sys.stdin).buffer)
             units.append(("records", _guarded(_read_stdin, stdin or sys.stdin, STDIN_NAME, STDIN_NAME), None))
             continue
         root = Path(path)
@@ -158,10 +219,10 @@ def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None,
                     units.append(("export", exports[group], group))
                 exports[group].append((file, name))
             else:
-                units.append(("records", _guarded(_read_path, file, file, name), None))
+                units.append(("records", _guarded(read_path, file, file, name), None))
     for kind, unit, directory in units:
         if kind == "export":
-            records = (r for f, n in unit for r in _guarded(_read_path, f, f, n)
+            records = (r for f, n in unit for r in _guarded(read_path, f, f, n)
                        if not (r.error is not None and r.error.message == EMPTY_FILE))  # no resource of a type: fine
             yield from _fhir_records(records, unit[0][1], as_of, export=True, base=_export_base(directory),
                                      defer=defer_fhir)
@@ -1235,7 +1296,7 @@ def _csv_row(header, cells, source: str, line: int, name: str) -> CaseRecord:
 
 # -- files and standard input ---------------------------------------------------------
 
-def _read_path(path: str, name: str) -> Iterator[CaseRecord]:
+def _read_path(path: str, name: str, meter: Optional[ReadMeter] = None) -> Iterator[CaseRecord]:
     kind = CASE_SUFFIXES.get(Path(path).suffix.lower())
     if kind is None:
         yield CaseRecord(None, path, None, name, SourceError(
@@ -1246,8 +1307,14 @@ def _read_path(path: str, name: str) -> Iterator[CaseRecord]:
     except OSError as exc:
         yield CaseRecord(None, path, None, name, SourceError(f"cannot read: {exc.strerror}", path))
         return
+    if meter is not None:
+        meter.reading(handle)
     with handle:
-        yield from _read_stream(handle, kind, path, name)
+        try:
+            yield from _read_stream(handle, kind, path, name)
+        finally:
+            if meter is not None:
+                meter.read(handle)
 
 
 def _read_stream(raw, kind: str, source: str, name: str) -> Iterator[CaseRecord]:

@@ -548,9 +548,13 @@ class Progress:
         self.start = time.monotonic()
         self.delay, self.every = delay, every
         self.next = self.start + delay
-        self.total, self.done = (total, done) if total and done else (None, None)
+        self.measure(total, done)
         self.cases = self.errors = self.critical = 0
         self.width = 0  # of the line last drawn, so that close() wipes all of it
+
+    def measure(self, total: Optional[int], done: Optional[Callable[[], int]]) -> None:
+        """Show the share of `total` bytes that `done()` says were read, and the time left."""
+        self.total, self.done = (total, done) if total and done else (None, None)
 
     @property
     def shown(self) -> bool:

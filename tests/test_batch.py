@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -202,21 +203,45 @@ def test_the_readme_dask_recipe_runs_as_a_script_on_a_local_cluster(tmp_path, ru
 
 
 def test_a_long_batch_shows_progress_on_a_terminal(tmp_path):
-    """In a real pseudo-terminal: a counter while it runs, wiped before the summary."""
+    """In a real pseudo-terminal: a counter while it runs, wiped before the summary. The cases
+    are typed at the terminal, a few a second, so the batch lasts as long as the test wants
+    whatever the machine's speed (a file of cases can end before the 1-second silence)."""
     pexpect = pytest.importorskip("pexpect")
-    path = tmp_path / "many.jsonl"
-    path.write_text("".join(json.dumps(dict(GOOD[i % 4], id=f"c{i}")) + "\n" for i in range(2500)), encoding="utf-8")
-    child = pexpect.spawn(sys.executable, ["-m", "ivig_advisor.cli", "evaluate", str(path), "--format", "jsonl",
-                                           "--output", str(tmp_path / "out.jsonl"), "--workers", "1",
-                                           # four situations: cached, the batch ends before the 1-second silence
-                                           "--no-cache"],
-                          encoding="utf-8", timeout=120)
-    child.expect(r"\r  [\d,]+ cases  [\d,]+/s  0 errors")
-    child.expect("2500 cases: 2500 ok, 0 errors")
+    child = pexpect.spawn(sys.executable, ["-m", "ivig_advisor.cli", "evaluate", "-", "--format", "jsonl",
+                                           # one worker: the automatic choice waits for 512 cases first
+                                           "--output", str(tmp_path / "out.jsonl"), "--workers", "1"],
+                          encoding="utf-8", timeout=60, env=dict(os.environ, NO_COLOR="1"))
+    child.setecho(False)
+    for i in range(12):
+        child.sendline(json.dumps(dict(GOOD[i % 4], id=f"c{i}")))
+        time.sleep(0.25)
+    # standard input is a terminal, whose size says nothing: no share, no time left
+    child.expect(r"\r  [\d,]+ cases  [\d,]+/s  0 errors  \d+ critical")
+    child.sendeof()
+    child.expect("12 cases: 12 ok, 0 errors")
     child.expect(pexpect.EOF)
     child.close()
     assert child.exitstatus == 0
-    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 2500
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 12
+
+
+def test_progress_follows_the_bytes_read_to_the_end_of_the_input(tmp_path):
+    """The share on the progress line is the bytes read of the input's size (files, or standard
+    input redirected from one), rising to 100% at the end."""
+    from ivig_advisor.engine import Advisor
+    from ivig_advisor.engine.batch import write_results
+    from ivig_advisor.engine.render import Formatter
+    first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
+    for path, count in ((first, 300), (second, 100)):
+        path.write_text("".join(json.dumps(dict(GOOD[i % 4], id=f"c{i}")) + "\n" for i in range(count)),
+                        encoding="utf-8")
+    for inputs, stdin_from in (([str(first), str(second)], os.devnull), (["-"], first)):
+        shown = io.StringIO()
+        progress = Progress(shown, delay=0, every=0)  # a line drawn for every result
+        with open(stdin_from, encoding="utf-8") as stdin:
+            write_results(inputs, Advisor(), io.StringIO(), Formatter("jsonl"), stdin=stdin, progress=progress)
+        shares = [int(m) for m in re.findall(r"  (\d+)%", shown.getvalue())]
+        assert shares == sorted(shares) and shares[0] < 100 and shares[-1] == 100, shares
 
 
 def test_write_results_is_the_evaluate_command_as_a_library_call(tmp_path):
