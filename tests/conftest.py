@@ -28,6 +28,20 @@ def jsonl(output: str):
     return [json.loads(line) for line in output.splitlines() if line.strip()]
 
 
+def results_of(run_cli, *paths, input=None):
+    """The JSON results of `ivig evaluate PATHS` through the real command (exit 0 or 1)."""
+    out = run_cli("evaluate", "--format", "jsonl", "--quiet", *map(str, paths), input=input)
+    assert out.exit_code in (0, 1), out.output
+    return jsonl(out.stdout)
+
+
+def written(tmp_path, text, name="cases.csv"):
+    """A file of `text` (str: as UTF-8; bytes: as they are) in tmp_path."""
+    path = tmp_path / name
+    path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
+    return path
+
+
 @pytest.fixture
 def rules_copy(tmp_path):
     """An editable copy of the shipped rules/."""

@@ -392,7 +392,7 @@ def test_every_result_carries_the_rules_version_and_content_hash(run_cli, mixed,
     edited = RuleBase.load(rules_copy).stamp["hash"]
     assert edited != stamp["hash"]
     again = subprocess.run([sys.executable, "-c", "from ivig_advisor.engine import RuleBase; import sys; "
-                            f"print(RuleBase.load(sys.argv[1]).stamp['hash'])", str(rules_copy)],
+                            "print(RuleBase.load(sys.argv[1]).stamp['hash'])", str(rules_copy)],
                            capture_output=True, text=True, env=dict(os.environ, PYTHONHASHSEED="7"))
     assert again.stdout.strip() == edited
     schema = tmp_path / "case.yaml"

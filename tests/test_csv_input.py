@@ -17,21 +17,9 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from conftest import jsonl
+from conftest import results_of, written as csv_file
 
 HEADER = "id,diagnosis,weight_kg,walks_unaided,planned_cotherapy\n"
-
-
-def results_of(run_cli, *paths, input=None):
-    out = run_cli("evaluate", "--format", "jsonl", "--quiet", *map(str, paths), input=input)
-    assert out.exit_code in (0, 1), out.output
-    return jsonl(out.stdout)
-
-
-def csv_file(tmp_path, text, name="cases.csv"):
-    path = tmp_path / name
-    path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
-    return path
 
 
 def test_a_row_is_a_case_and_gives_the_result_its_yaml_gives(run_cli, tmp_path):

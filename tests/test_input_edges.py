@@ -11,28 +11,15 @@ is everywhere else, with no case of it evaluated.
 
 import os
 import threading
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import jsonl
+from conftest import results_of, written
 
 ISSUE = "id,diagnosis,walks_unaided,weight_kg\na,gbs,no,70\nb,\"gbs,no,70\nc,gbs,no,70\nd,mmn,,60\n"
 LIMIT = 1_000_000  # caseio.MAX_CASE_CHARS
-
-
-def results_of(run_cli, *paths, input=None):
-    out = run_cli("evaluate", "--format", "jsonl", "--quiet", *map(str, paths), input=input)
-    assert out.exit_code in (0, 1), out.output
-    return jsonl(out.stdout)
-
-
-def written(tmp_path, text, name="cases.csv"):
-    path = tmp_path / name
-    path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
-    return path
 
 
 def seen(results):

@@ -5,17 +5,14 @@ case). Also the paths without a terminal, which must carry no escape codes."""
 import io
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
 import unicodedata
 
 import pexpect
-import pytest
 import yaml
 
-from conftest import ROOT
 from ivig_advisor.engine import Advisor, RuleBase
 from ivig_advisor.engine.analysis import domains
 from ivig_advisor.engine.interview import outcome_key

@@ -487,6 +487,16 @@ def test_null_prefetch_is_no_data_not_412(dev):
     check_response(reply.json())
 
 
+def call_fetching(dev, base: dict, served: dict = None, **fake):
+    """`base` called with its Patient and Conditions left for the service to fetch from a FakeFhir
+    serving `served` (default: what `base` holds); the reply, and the server (what it saw)."""
+    server = FakeFhir(served or base, **fake)
+    try:
+        return dev.call(fetching(base, server.url)), server
+    finally:
+        server.close()
+
+
 class FakeFhir:
     """A FHIR server in a thread: Patient/{id}, Condition?patient=, an empty searchset for the rest."""
 
@@ -553,11 +563,7 @@ def fetching(request: dict, server_url: str) -> dict:
 
 def test_absent_prefetch_is_fetched_from_the_fhir_server_with_the_access_token(dev):
     base = load("order-select-mmn")
-    fake = FakeFhir(base)
-    try:
-        reply = dev.call(fetching(base, fake.url))
-    finally:
-        fake.close()
+    reply, fake = call_fetching(dev, base)
     assert reply.status_code == 200, reply.text
     cards = check_response(reply.json())["cards"]
     assert cards[0]["source"]["topic"]["code"] == "mmn-general"
@@ -578,11 +584,7 @@ def test_fhir_server_down_is_412(dev):
 @pytest.mark.parametrize("status,raw", [(500, None), (401, None), (200, b"<html>not json</html>")])
 def test_fhir_server_failing_is_412(dev, status, raw):
     base = load("order-select-mmn")
-    fake = FakeFhir(base, status=status, raw=raw)
-    try:
-        reply = dev.call(fetching(base, fake.url))
-    finally:
-        fake.close()
+    reply, _ = call_fetching(dev, base, status=status, raw=raw)
     assert reply.status_code == 412, reply.text
 
 
@@ -590,11 +592,7 @@ def test_fhir_server_without_the_patient_is_412(dev):
     base = load("order-select-mmn")
     other = copy.deepcopy(base)
     other["prefetch"]["patient"]["id"] = "someone-else"
-    fake = FakeFhir(other)
-    try:
-        reply = dev.call(fetching(base, fake.url))
-    finally:
-        fake.close()
+    reply, _ = call_fetching(dev, base, served=other)
     assert reply.status_code == 412
 
 

@@ -18,8 +18,8 @@ import uuid
 
 import pytest
 
-from test_service import (CDS, ISSUER, FakeFhir, Keys, Server, cards_of, claims, dev, es384, fetching,  # noqa: F401
-                          free_port, load, outcome)
+from test_service import (CDS, ISSUER, Keys, Server, call_fetching, cards_of, claims, dev, es384,  # noqa: F401
+                          fetching, free_port, load, outcome)
 
 BOUND = 30  # seconds a socket waits for the server before the test gives up: a bound, never a speed
 STALLED = (b"POST /cds-services/ivig-order HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -307,11 +307,7 @@ def test_prefetch_that_is_not_what_its_template_asks_for_is_400_naming_the_key(d
 def test_a_fhir_server_answering_another_type_than_asked_is_412(dev):
     base = load("order-select-mmn")
     patient_in_conditions(base)  # the fake server answers Condition?patient= with what the request holds
-    fake = FakeFhir(base)
-    try:
-        reply = dev.call(fetching(base, fake.url))
-    finally:
-        fake.close()
+    reply, _ = call_fetching(dev, base)
     assert reply.status_code == 412, reply.text
     assert "conditions" in outcome(reply) or "Condition" in outcome(reply)
 
