@@ -13,7 +13,7 @@ from .compiler import Derived, compile_rulebase
 from .rulebase import SEVERITIES, RuleBase, RuleSpec
 from .schema import Case, CaseInvalid
 from .situations import DEFAULT_SIZE, Keyer, SituationCache
-from .words import plain, total_grams
+from .words import GENERAL_PRECAUTIONS, plain, precautions_line, total_grams
 from .yamlsrc import SourceError
 
 
@@ -253,7 +253,9 @@ def _conclude(result: Result, firings, facts: dict, ivig_given: frozenset):
         others = sorted({r.id for r, x in stances if x["stance"] != rec["stance"]})
         if others:
             warnings[("rule-conflict", None)] = {
-                "code": "rule-conflict", "severity": "critical", "rule": rule.id, "action": None,
+                "code": "rule-conflict", "severity": "critical", "applies": "patient", "grade": None,
+                "summary": "The rules disagree on the stance: the rule base needs review",
+                "rule": rule.id, "action": None,
                 "message": f"Rules disagree on the stance: {rule.id} says {rec['stance']}, "
                            f"{', '.join(others)} say otherwise. The rule base needs review."}
     if doses and result.ivig and result.ivig["stance"] in ivig_given:
@@ -266,10 +268,30 @@ def _conclude(result: Result, firings, facts: dict, ivig_given: frozenset):
             "repeat": dose["repeat"], "note": dose["note"], "rule": rule.id}
         if any(d != dose for _, d in doses[1:]):
             warnings[("dose-conflict", None)] = {
-                "code": "dose-conflict", "severity": "critical", "rule": rule.id, "action": None,
+                "code": "dose-conflict", "severity": "critical", "applies": "patient", "grade": None,
+                "summary": "The rules give different doses: the rule base needs review",
+                "rule": rule.id, "action": None,
                 "message": "Rules give different doses: " + ", ".join(r.id for r, _ in doses)
                            + ". The rule base needs review."}
-    result.warnings = sorted(warnings.values(), key=lambda w: SEVERITIES.index(w["severity"]))
+    result.warnings = _grouped(warnings.values())
+
+
+GENERAL = "general-precautions"  # the code of the one entry that holds what applies to every infusion
+
+
+def _grouped(warnings) -> List[dict]:
+    """The warnings as shown: those about this patient, most severe first; then what applies to
+    every infusion as one info entry, the general precautions, listing each with its grade. So
+    max_severity speaks of this patient only, and no output shouts what every patient is told."""
+    own = sorted((w for w in warnings if w.get("applies", "patient") == "patient"),
+                 key=lambda w: SEVERITIES.index(w["severity"]))
+    every = [w for w in warnings if w.get("applies") == "every-infusion"]
+    if every:
+        items = [{k: w[k] for k in ("code", "grade", "summary", "message", "action", "rule")} for w in every]
+        own.append({"code": GENERAL, "severity": "info", "applies": "every-infusion", "grade": None,
+                    "summary": GENERAL_PRECAUTIONS, "message": precautions_line(items), "action": None,
+                    "rule": None, "items": items})
+    return own
 
 
 _default: Optional[Advisor] = None

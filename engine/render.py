@@ -16,8 +16,9 @@ from typing import Callable, List, Optional, TextIO
 
 from .errors import FormatContradicted
 from .escape import for_spreadsheet, for_terminal, json_text
+from .evaluate import GENERAL
 from .rulebase import RuleBase
-from .words import basis_and_refs, dose_line, stance_label
+from .words import basis_and_refs, dose_line, grade_tag, stance_label
 
 STANCE_COLOURS = {"first-line": "green", "second-line": "green", "trial-justified": "yellow",
                   "not-established": "yellow", "not-effective": "red", "out-of-scope": "magenta"}
@@ -233,7 +234,8 @@ class TextRenderer:
         if result.critical:
             headline += "  -  " + s("CRITICAL: " + ", ".join(result.critical), fg="red", bold=True)
         lines = [self.fit(headline, 4)]
-        lines.extend(self.warning_lines(w for w in result.warnings if w["severity"] == "critical"))
+        # what is about this patient, in full, before the stance: critical first
+        lines.extend(self.warning_lines(w for w in result.warnings if w["code"] != GENERAL))
         lines.append(self.fit(f"  {result.ivig['summary']}", 2))
         source = f"; {for_terminal(result.source)}" + (f":{result.line}" if result.line else "") \
             if result.source else ""
@@ -242,10 +244,7 @@ class TextRenderer:
             lines.append(self.fit("  " + s("Dose: ", bold=True) + dose_line(result.dose, patient=True), 8))
             if result.dose.get("note"):
                 lines.append(self.fit(f"    {result.dose['note']}", 4))
-        others = [w for w in result.warnings if w["severity"] != "critical"]
-        if others:
-            lines.append("  " + s("Warnings:", bold=True))
-            lines.extend(self.warning_lines(others))
+        lines.extend(self.precaution_lines(result.warnings))
         lines.extend(self.unknown_lines(result.missing, unknown))
         if result.normalised:  # what was read from another spelling, so a person can check it
             lines.append(self.fit("  " + s("Read as: ", bold=True) + normalised_text(result.normalised), 4))
@@ -297,14 +296,21 @@ class TextRenderer:
         return [f"  {heading}"] + [self.fit(f"    - {item}", 6) for item in unknown] if unknown else []
 
     def warning_lines(self, warnings) -> List[str]:
-        """Each warning as a tagged line, and its action under it."""
+        """Each warning as a tagged line (with the review's grade of the adverse event), and its
+        action under it."""
         lines = []
         for w in warnings:
             tag = self.style(f"{w['severity'].upper():8}", fg=SEVERITY_COLOURS[w["severity"]], bold=True)
-            lines.append(self.fit(f"    {tag} {w['code']}: {w['message']}", 13))
+            grade = f" {grade_tag(w.get('grade'))}" if w.get("grade") else ""
+            lines.append(self.fit(f"    {tag} {w['code']}{grade}: {w['message']}", 13))
             if w.get("action"):
                 lines.append(self.fit(f"             -> {w['action']}", 16))
         return lines
+
+    def precaution_lines(self, warnings) -> List[str]:
+        """What applies to every infusion, said once and quietly: one line, each with its grade."""
+        return [self.fit("  " + self.style(f"{w['summary']}:", dim=True) + " " + w["message"], 4)
+                for w in warnings if w["code"] == GENERAL]
 
     def chain_lines(self, result, prefix: str = "") -> List[str]:
         """The chain behind the stance, the dose and the non-info warnings, as a tree

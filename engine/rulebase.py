@@ -33,7 +33,15 @@ PASSAGE_KEYS = ("quote", "quote_en")  # a passage of the review that several rul
 ACTION_KEYS = ("derive", "recommend", "dose", "warn")
 DOSE_KEYS = ("total_g_per_kg", "g_per_kg_per_day", "days", "repeat", "note")
 REGIMEN_KEYS = ("diagnosis", "situation") + DOSE_KEYS  # a row of the regimen table (regimens.yaml)
-WARN_KEYS = ("code", "severity", "message", "action")
+WARN_KEYS = ("code", "severity", "applies", "grade", "summary", "message", "action")
+# Whom a warning is about: this patient, because of something about them (a risk factor, a planned
+# co-therapy), or every infusion alike. Only the first may be critical or a warning: what holds for
+# every infusion is said once, quietly, among the general precautions.
+APPLIES = ("patient", "every-infusion")
+# How serious the adverse event is in the review's own grading (TR L159-163), kept apart from how
+# loudly it is shown; `not-graded`: an adverse event the review names without a grade (thrombosis).
+GRADES = ("mild", "moderate", "severe", "not-graded")
+SUMMARY_MAX = 140  # characters: a CDS Hooks card's summary, and one line of text
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 YAML_SUFFIXES = (".yaml", ".yml")  # in any case: .YML is YAML to a person and to an editor
 
@@ -554,7 +562,24 @@ def _warning(item, at, err) -> Optional[dict]:
     if not item.get("message"):
         err(f"warning '{code}' needs a message", "then", here)
         return None
-    return {"code": code, "severity": severity, "message": " ".join(str(item["message"]).split()),
+    applies, grade = item.get("applies", "patient"), item.get("grade")
+    if applies not in APPLIES:
+        err(f"warning '{code}': applies must be {' or '.join(APPLIES)}", "then", here)
+        return None
+    if applies == "every-infusion" and severity != "info":
+        err(f"warning '{code}' applies to every infusion, so it is info (one of the general precautions): "
+            "critical and warning are for what is specific to the patient", "then", here)
+        return None
+    if grade is not None and grade not in GRADES:
+        err(f"warning '{code}': grade must be one of {', '.join(GRADES)} (the review's grading)", "then", here)
+        return None
+    summary = " ".join(str(item.get("summary") or "").split())
+    if len(summary) > SUMMARY_MAX:
+        err(f"warning '{code}': the summary has {len(summary)} characters; at most {SUMMARY_MAX}", "then", here)
+        return None
+    message = " ".join(str(item["message"]).split())
+    return {"code": code, "severity": severity, "applies": applies, "grade": grade,
+            "summary": summary or message, "message": message,
             "action": " ".join(str(item["action"]).split()) if item.get("action") else None}
 
 

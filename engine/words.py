@@ -26,6 +26,24 @@ STANCE_PHRASES = {
 }
 
 
+# What applies to every IVIG infusion, said once among the warnings (evaluate._grouped).
+GENERAL_PRECAUTIONS = "General precautions for any IVIG infusion"
+GRADE_WORDS = {"mild": "mild", "moderate": "moderate", "severe": "severe", "not-graded": "not graded by the review"}
+
+
+def grade_tag(grade: Optional[str]) -> str:
+    """'(moderate)' beside an adverse event, in the review's grading; '' where none applies."""
+    return f"({GRADE_WORDS.get(grade, grade)})" if grade else ""
+
+
+def precautions_line(items: List[dict]) -> str:
+    """The general precautions in one line, each with its grade and action:
+    'Infusion reactions early in the infusion (mild): slow the rate. Skin reactions ...'."""
+    return " ".join(" ".join(filter(None, (w["summary"].rstrip("."), grade_tag(w.get("grade")))))
+                    + (f": {w['action'][0].lower()}{w['action'][1:].rstrip('.')}." if w.get("action") else ".")
+                    for w in items)
+
+
 def stance_label(stance: str) -> str:
     """The stance as a headline: 'IVIG first-line'."""
     return STANCE_LABELS.get(stance, stance)
