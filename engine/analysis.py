@@ -136,11 +136,12 @@ def missing_fields(rulebase: RuleBase, facts: dict, undecided: List[RuleSpec], a
     the facts the run derived."""
     derived = derived or {}
     waiting = {n for r in undecided for n in r.derives if not derived.get(n)}
-    lookup = _lookup(rulebase, facts, derived, waiting)
+    implied = rulebase.schema.implied(facts)  # settled by a constraint: never worth finding out
+    lookup = _lookup(rulebase, {**facts, **implied}, derived, waiting)
     fields = rulebase.schema.fields
     wanted = {t.name for r in undecided for t in _pursued(r.when, lookup)
-              if t.name in fields and t.name not in facts}
-    wanted |= {name for name in also if name not in facts}
+              if t.name in fields and t.name not in facts and t.name not in implied}
+    wanted |= {name for name in also if name not in facts and name not in implied}
     return [name for name in fields if name in wanted]
 
 

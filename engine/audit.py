@@ -488,7 +488,8 @@ _NONE = object()
 
 # -- diff -------------------------------------------------------------------
 
-DIFF_DOSE_KEYS = ("total_g_per_kg", "g_per_kg_per_day", "days", "total_g", "repeat")
+DIFF_DOSE_KEYS = ("per", "total_g_per_kg", "g_per_kg_per_day", "days", "total_g", "infusion_g_per_kg", "infusion_g",
+                  "interval", "repeat")
 
 
 def outcome(result: Result) -> dict:

@@ -13,7 +13,7 @@ from .compiler import Derived, compile_rulebase
 from .rulebase import SEVERITIES, RuleBase, RuleSpec
 from .schema import Case, CaseInvalid
 from .situations import DEFAULT_SIZE, Keyer, SituationCache
-from .words import GENERAL_PRECAUTIONS, plain, precautions_line, total_grams
+from .words import GENERAL_PRECAUTIONS, patient_grams, plain, precautions_line
 from .yamlsrc import SourceError
 
 
@@ -261,11 +261,12 @@ def _conclude(result: Result, firings, facts: dict, ivig_given: frozenset):
     if doses and result.ivig and result.ivig["stance"] in ivig_given:
         rule, dose = doses[0]
         weight = facts.get("weight_kg")
+        grams = patient_grams(dose, weight)
         result.dose = {
-            "total_g_per_kg": dose["total_g_per_kg"], "g_per_kg_per_day": dose["g_per_kg_per_day"],
-            "days": dose["days"],
-            "total_g": total_grams(dose, weight),
-            "repeat": dose["repeat"], "note": dose["note"], "rule": rule.id}
+            "per": dose["per"], "total_g_per_kg": dose["total_g_per_kg"], "g_per_kg_per_day": dose["g_per_kg_per_day"],
+            "days": dose["days"], "total_g": grams["total_g"],
+            "infusion_g_per_kg": dose["infusion_g_per_kg"], "infusion_g": grams["infusion_g"],
+            "interval": dose["interval"], "repeat": dose["repeat"], "note": dose["note"], "rule": rule.id}
         if any(d != dose for _, d in doses[1:]):
             warnings[("dose-conflict", None)] = {
                 "code": "dose-conflict", "severity": "critical", "applies": "patient", "grade": None,

@@ -394,9 +394,10 @@ class Summary:
 
 UNMAPPED_SHOWN = 20  # text output: the first codes not read; JSON and CSV hold them all
 
-CSV_COLUMNS = ("id", "status", "stance", "max_severity", "critical", "rule", "total_g_per_kg",
-               "g_per_kg_per_day", "days", "total_g", "repeat", "warnings", "missing", "error", "source", "line",
-               "normalised", "rules_version", "rules_hash", "unmapped")
+CSV_DOSE_KEYS = ("per", "total_g_per_kg", "g_per_kg_per_day", "days", "total_g", "infusion_g_per_kg", "infusion_g",
+                 "interval", "repeat")
+CSV_COLUMNS = ("id", "status", "stance", "max_severity", "critical", "rule", *CSV_DOSE_KEYS, "warnings", "missing",
+               "error", "source", "line", "normalised", "rules_version", "rules_hash", "unmapped")
 
 
 def normalised_text(normalised: List[dict]) -> str:
@@ -426,9 +427,9 @@ def csv_row(result) -> list:
     error = result.error or {}
     row = [result.id, result.status, (result.ivig or {}).get("stance", ""), result.max_severity or "",
            ";".join(result.critical), (result.ivig or {}).get("rule", ""),
-           *("" if dose.get(k) is None else dose[k] for k in ("total_g_per_kg", "g_per_kg_per_day", "days",
-                                                                "total_g", "repeat")),
-           ";".join(w["code"] for w in result.warnings), ";".join(result.missing),
+           *("" if dose.get(k) is None else dose[k] for k in CSV_DOSE_KEYS),
+           ";".join(w["code"] + (f" {grade_tag(w['grade'])}" if w.get("grade") else "") for w in result.warnings),
+           ";".join(result.missing),
            error.get("message", "") + (f" [{error['field']}]" if error.get("field") else ""),
            result.source or "", "" if result.line is None else result.line, normalised_text(result.normalised),
            (result.rules or {}).get("version", ""), (result.rules or {}).get("hash", ""),

@@ -31,7 +31,12 @@ FILE_KEYS = ("topic", "title", "maintenance", "defaults", "rules")
 SOURCE_KEYS = ("section", "refs", "lines", "quote", "quote_en", "cite")
 PASSAGE_KEYS = ("quote", "quote_en")  # a passage of the review that several rules cite (passages.yaml)
 ACTION_KEYS = ("derive", "recommend", "dose", "warn")
-DOSE_KEYS = ("total_g_per_kg", "g_per_kg_per_day", "days", "repeat", "note")
+# A regimen is a course (`per: course`: total_g_per_kg, split as g_per_kg_per_day x days where the
+# review splits it) or a dose per infusion at an interval (`per: infusion`: infusion_g_per_kg every
+# `interval`), never one dressed as the other: a weekly infusion read as a one-day course gives a
+# program the wrong grams.
+DOSE_KEYS = ("per", "total_g_per_kg", "g_per_kg_per_day", "days", "infusion_g_per_kg", "interval", "repeat", "note")
+DOSE_PER = ("course", "infusion")
 REGIMEN_KEYS = ("diagnosis", "situation") + DOSE_KEYS  # a row of the regimen table (regimens.yaml)
 WARN_KEYS = ("code", "severity", "applies", "grade", "summary", "message", "action")
 # Whom a warning is about: this patient, because of something about them (a risk factor, a planned
@@ -462,11 +467,25 @@ def _dose(value, at, err, keys=DOSE_KEYS) -> dict:
         if key not in keys:
             err(f"unknown dose key '{key}'{suggest(key, keys)}", "then", value.line_of(key))
     dose = {k: value.get(k) for k in DOSE_KEYS}
-    for key in ("total_g_per_kg", "g_per_kg_per_day", "days"):
+    dose["per"] = dose["per"] or "course"
+    if dose["per"] not in DOSE_PER:
+        err(f"dose.per must be {' or '.join(DOSE_PER)}", "then", value.line_of("per"))
+        return {}
+    for key in ("total_g_per_kg", "g_per_kg_per_day", "days", "infusion_g_per_kg"):
         number = dose[key]
         if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float)) or number <= 0):
             err(f"dose.{key} must be a positive number or null", "then", value.line_of(key))
             return {}
+    if dose["per"] == "infusion":
+        _infusion_dose(dose, at, err)
+    else:
+        _course_dose(dose, at, err)
+    for key in ("interval", "note"):
+        dose[key] = " ".join(str(dose[key]).split()) if dose[key] else None
+    return dose
+
+
+def _course_dose(dose: dict, at, err) -> None:
     total, per_day, days = dose["total_g_per_kg"], dose["g_per_kg_per_day"], dose["days"]
     if total is None:
         err("dose.total_g_per_kg is required: the review gives at least a total", "then", at)
@@ -474,8 +493,17 @@ def _dose(value, at, err, keys=DOSE_KEYS) -> dict:
         err(f"dose: {per_day} g/kg/day x {days} days is not the total {total} g/kg", "then", at)
     if (per_day is None) != (days is None):
         err("dose: give both g_per_kg_per_day and days, or neither", "then", at)
-    dose["note"] = " ".join(str(dose["note"]).split()) if dose["note"] else None
-    return dose
+    if dose["infusion_g_per_kg"] is not None or dose["interval"] is not None:
+        err("dose: infusion_g_per_kg and interval belong to a dose per infusion (per: infusion)", "then", at)
+
+
+def _infusion_dose(dose: dict, at, err) -> None:
+    if dose["infusion_g_per_kg"] is None or not dose["interval"]:
+        err("dose per infusion: give infusion_g_per_kg and the interval (in words, as the review or study gives it)",
+            "then", at)
+    if any(dose[k] is not None for k in ("total_g_per_kg", "g_per_kg_per_day", "days")):
+        err("dose per infusion: total_g_per_kg, g_per_kg_per_day and days belong to a course (per: course)",
+            "then", at)
 
 
 def _resolve(rules: List[RuleSpec], extras: dict, sources: Dict[str, str], schema: CaseSchema, errors):

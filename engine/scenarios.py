@@ -30,7 +30,7 @@ from .words import suggest
 from .yamlsrc import Located, SourceError, shown
 
 MAX_DESCRIPTION = 300  # characters: a description says what a scenario is about, in a line or two
-DOSE_RESULT_KEYS = ("rule",) + DOSE_KEYS + ("total_g",)  # what `dose:` may compare: a result's dose keys
+DOSE_RESULT_KEYS = ("rule",) + DOSE_KEYS + ("total_g", "infusion_g")  # what `dose:` may compare: a result's dose keys
 JSON_SCHEMA_DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 

@@ -241,6 +241,18 @@ class CaseSchema:
             schema["allOf"] = [r for r in rules if r]
         return schema
 
+    def implied(self, facts: dict) -> dict:
+        """The unknown fields whose value a constraint settles, given the known ones: a ventilated
+        patient does not walk unaided ({needs_ventilation: true} requires {walks_unaided: false}).
+        Only a required equality settles a value; it is never asked for, nor listed as missing."""
+        lookup, out = _lookup(facts), {}
+        for when, require, _, _ in self.constraints:
+            if conditions.evaluate(when, lookup) is True:
+                for test in _equalities(require):
+                    if test.name not in facts:
+                        out[test.name] = test.operand
+        return out
+
     def check_constraints(self, facts: dict) -> bool:
         """Whether a set of facts breaks no constraint (used by exhaustive checks)."""
         lookup = _lookup(facts)
@@ -276,6 +288,15 @@ def _equalities(cond) -> Optional[Dict[str, object]]:
     if not tests or not all(isinstance(t, conditions.Test) and t.op == "eq" for t in tests):
         return None
     return {t.name: t.operand for t in tests}
+
+
+def _equalities(cond) -> list:
+    """The equality tests a condition requires all of: itself, or the parts of an `all`."""
+    if isinstance(cond, conditions.Test):
+        return [cond] if cond.op == "eq" else []
+    if isinstance(cond, conditions.AllOf):
+        return [t for part in cond.items for t in _equalities(part)]
+    return []
 
 
 def _json_constraint(when, require, message: str) -> Optional[dict]:

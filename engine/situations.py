@@ -28,7 +28,7 @@ from typing import Dict, List, Optional, Tuple
 
 from . import conditions
 from .support import SupportReader, projector
-from .words import plain, total_grams
+from .words import patient_grams, plain
 
 DEFAULT_SIZE = 32768  # situations kept per process, about 0.6 KiB each (20 MiB): a worker stays under 64 MiB (bench/)
 # Interned parts kept for sharing, per situation kept: the parts of situations
@@ -58,6 +58,14 @@ class Keyer:
             for test in conditions.tests(conditions.normal(rule.when)):  # `not` pushed down, as compiled
                 if test.name in fields:  # a derived fact: decided by the rules from the fields
                     index.setdefault(test.identity, test)
+        # A constraint that settles a field the rules test (a ventilated patient does not walk unaided)
+        # changes what is missing: its `when` is part of every key and of every support.
+        tested_by_rules = {identity[0] for identity in index}
+        settling = set()
+        for when, require, _, _ in rulebase.schema.constraints:
+            if any(t.name in tested_by_rules for t in conditions.tests(require)):
+                for test in conditions.tests(conditions.normal(when)):
+                    settling.add(index.setdefault(test.identity, test).identity)
         order = {name: i for i, name in enumerate(fields)}
         # field order is the schema's, so that the key never depends on the order rules are written
         identities = sorted(index, key=lambda k: order[k[0]])
@@ -67,7 +75,8 @@ class Keyer:
         self.present_only: Tuple[str, ...] = tuple(
             name for name in READ_BY_RESULT if name in fields and name not in tested)
         presence = tuple(range(len(self.tests) + 1, len(self.tests) + 1 + len(self.present_only)))
-        self.reader = SupportReader(rules, rulebase, {k: i for i, k in enumerate(identities)}, presence)
+        always = tuple(i for i, k in enumerate(identities) if k in settling)
+        self.reader = SupportReader(rules, rulebase, {k: i for i, k in enumerate(identities)}, presence, always)
 
     @property
     def names(self) -> frozenset:
@@ -113,7 +122,7 @@ class Situation:
         r = run.result
         trace = [dict(e, matched=[dict(m, value=None) if m["fact"] == "Finding" else m for m in e["matched"]])
                  for e in r.trace]
-        dose = None if r.dose is None else dict(r.dose, total_g=None)  # the grams are the case's own
+        dose = None if r.dose is None else dict(r.dose, total_g=None, infusion_g=None)  # the grams are the case's own
         self.status = r.status
         self.parts = _shared(tuple(_interned(part, shared) for part in (r.ivig, dose, r.missing, run.derived)),
                              shared)
@@ -147,7 +156,7 @@ class Situation:
         ivig, dose, missing, derived = map(loads, self.parts)
         warnings, trace = [loads(w) for w in self.warnings], [loads(e) for e in self.trace]
         if dose is not None:
-            dose["total_g"] = total_grams(dose, facts.get("weight_kg"))
+            dose.update(patient_grams(dose, facts.get("weight_kg")))
         for entry in trace:
             for fact in entry["matched"]:
                 if fact["fact"] == "Finding":

@@ -206,14 +206,17 @@ class SupportReader:
     """Reads the support of the runs of one engine (its rules) off their keys."""
 
     def __init__(self, rules: Sequence[RuleSpec], rulebase: RuleBase, position: Dict[tuple, int],
-                 presence: Tuple[int, ...]):
+                 presence: Tuple[int, ...], always: Tuple[int, ...] = ()):
         """`position`: each field test's identity (conditions.Test) -> its place in the key;
         `presence`: the places of the fields whose presence the result reads
-        (the weight, for the grams of a dose)."""
+        (the weight, for the grams of a dose); `always`: places every run depends on (the
+        `when` of a schema constraint that settles a field the rules test, which changes
+        what is missing)."""
         fields = rulebase.schema.fields
         self.premises = tuple(_Premise(rule, rulebase, position, fields) for rule in rules)
         self.by_id = {p.rule.id: p for p in self.premises}
         self.presence = sum(1 << i for i in presence)
+        self.always = sum(1 << i for i in always)
 
     def support(self, key: str, run) -> Tuple[int, ...]:
         """The positions of `key` the run of its case depended on, in order."""
@@ -229,7 +232,7 @@ class SupportReader:
             below.append(-floor)
         view = _View(key, run.derived, first, run.waiting)
         fired = set(run.fired)
-        mask = self.presence if run.result.dose is not None else 0
+        mask = self.always | (self.presence if run.result.dose is not None else 0)
         for premise in self.premises:
             horizon = bisect_left(below, -premise.salience)  # the firings before any of a salience below this rule's
             node = premise.node

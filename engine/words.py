@@ -68,11 +68,14 @@ def yes_no(value) -> str:
 
 # -- doses ------------------------------------------------------------------
 
-def total_grams(dose: dict, weight) -> Optional[float]:
-    """The grams of a course for this patient: the total g/kg times the weight in
-    kg, to 0.1 g; None without a weight. (A run and a replay of a cached
-    situation both give the dose's grams here, so they cannot disagree.)"""
-    return round(dose["total_g_per_kg"] * weight, 1) if weight is not None else None
+def patient_grams(dose: dict, weight) -> dict:
+    """The grams for this patient: of the course (`total_g`) or of one infusion (`infusion_g`),
+    the g/kg times the weight in kg, to 0.1 g; None without a weight or where the dose is the
+    other kind. (A run and a replay of a cached situation both give the grams here, so they
+    cannot disagree.)"""
+    def grams(per_kg):
+        return round(per_kg * weight, 1) if weight is not None and per_kg is not None else None
+    return {"total_g": grams(dose.get("total_g_per_kg")), "infusion_g": grams(dose.get("infusion_g_per_kg"))}
 
 
 def dose_line(dose: dict, patient: bool = False) -> str:
@@ -81,6 +84,8 @@ def dose_line(dose: dict, patient: bool = False) -> str:
     With `patient`, what this patient gets follows: the grams (or why they
     are unknown) and when to repeat.
     """
+    if dose.get("per") == "infusion":
+        return _infusion_line(dose, patient)
     total = f"{dose['total_g_per_kg']:g} g/kg"
     if dose.get("g_per_kg_per_day") is not None:
         text = f"{dose['g_per_kg_per_day']:g} g/kg/day x {dose['days']:g} days = {total}"
@@ -90,6 +95,20 @@ def dose_line(dose: dict, patient: bool = False) -> str:
         return text
     if dose.get("total_g") is not None:
         text += f" = {dose['total_g']:g} g for this patient"
+    else:
+        text += " (no weight given: grams unknown)"
+    if dose.get("repeat"):
+        text += f"; {dose['repeat']}"
+    return text
+
+
+def _infusion_line(dose: dict, patient: bool) -> str:
+    """'0.4 g/kg per infusion, weekly ... = 28 g per infusion for this patient': never a course."""
+    text = f"{dose['infusion_g_per_kg']:g} g/kg per infusion, {dose['interval']}"
+    if not patient:
+        return text
+    if dose.get("infusion_g") is not None:
+        text += f" = {dose['infusion_g']:g} g per infusion for this patient"
     else:
         text += " (no weight given: grams unknown)"
     if dose.get("repeat"):
