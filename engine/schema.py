@@ -189,8 +189,11 @@ class CaseSchema:
                 errors.append(SourceError(f"'{name}' is required", source, line, name))
         if not errors:
             lookup = _lookup(facts)
+            broken = []  # a message once: a symmetric pair of constraints (A not with B, B not with A) breaks twice
             for when, require, message, _ in self.constraints:
-                if conditions.evaluate(when, lookup) and conditions.evaluate(require, lookup) is False:
+                if conditions.evaluate(when, lookup) and conditions.evaluate(require, lookup) is False \
+                        and message not in broken:
+                    broken.append(message)
                     first = next(conditions.tests(when)).name
                     errors.append(SourceError(message, source, where(first), first))
         if errors:
@@ -248,9 +251,9 @@ class CaseSchema:
         lookup, out = _lookup(facts), {}
         for when, require, _, _ in self.constraints:
             if conditions.evaluate(when, lookup) is True:
-                for test in _equalities(require):
-                    if test.name not in facts:
-                        out[test.name] = test.operand
+                for name, value in (_equalities(require) or {}).items():
+                    if name not in facts:
+                        out[name] = value
         return out
 
     def check_constraints(self, facts: dict) -> bool:
@@ -288,15 +291,6 @@ def _equalities(cond) -> Optional[Dict[str, object]]:
     if not tests or not all(isinstance(t, conditions.Test) and t.op == "eq" for t in tests):
         return None
     return {t.name: t.operand for t in tests}
-
-
-def _equalities(cond) -> list:
-    """The equality tests a condition requires all of: itself, or the parts of an `all`."""
-    if isinstance(cond, conditions.Test):
-        return [cond] if cond.op == "eq" else []
-    if isinstance(cond, conditions.AllOf):
-        return [t for part in cond.items for t in _equalities(part)]
-    return []
 
 
 def _json_constraint(when, require, message: str) -> Optional[dict]:
