@@ -34,7 +34,3 @@ def test_a_ventilated_patient_is_not_asked_whether_they_walk(run_cli, tmp_path):
     walking = one(run_cli, tmp_path, {"diagnosis": "gbs", "weight_kg": 70})
     assert "walks_unaided" in walking["missing"]  # not settled without the ventilation
 
-
-def test_one_platelet_disorder_settles_the_other(run_cli, tmp_path):
-    result = one(run_cli, tmp_path, {"diagnosis": "gbs", "walks_unaided": False, "thrombocytosis": True})
-    assert "thrombocytopenia" not in result["missing"]
