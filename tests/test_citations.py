@@ -210,13 +210,14 @@ _YEAR = re.compile(r"\b(?:19|20)\d\d\b")  # a publication's year names it, it is
 
 
 def clinician_texts(rule):
-    """What a clinician reads of a rule: its summary, its warnings' messages and
-    actions, its dose's note and repeat (the regimen it names, read in)."""
+    """What a clinician reads of a rule: its summary, its warnings' messages,
+    short summaries (cards) and actions, its dose's note and repeat (the
+    regimen it names, read in)."""
     texts = []
     if "recommend" in rule.then:
         texts.append(rule.then["recommend"]["summary"])
     for warning in rule.warnings:
-        texts += [warning["message"], warning.get("action") or ""]
+        texts += [warning["message"], warning.get("summary") or "", warning.get("action") or ""]
     dose = rule.then.get("dose") or {}
     texts += [dose.get("note") or "", dose.get("repeat") or ""]
     return [t for t in texts if t]
