@@ -98,3 +98,11 @@ pv = {"hookInstance": "d1577c69-dfbe-44ad-ba6d-3e05e953b2ea", "fhirServer": "htt
 pv = copy.deepcopy(pv)
 pv["prefetch"]["conditions"] = searchset(condition("dm-1", "E11.9"))
 (OUT / "patient-view-uncovered.json").write_text(json.dumps(pv, indent=1) + "\n")
+# Issue 26's acceptance patient: MMN on prednisone (an active order: corticosteroids planned, the
+# mapping's F06), with chronic kidney disease (N18.3) and volume depletion (E86.0, dehydration);
+# the chart opened (patient-view), no IVIG order in it
+pv = copy.deepcopy(pv)
+pv["hookInstance"] = "6b0f4c2e-3d7a-4e1b-8f5c-9a2d7e4b1c30"
+pv["prefetch"] = prefetch(mmn + [condition("ckd-1", "N18.3"), condition("dehydration-1", "E86.0")],
+                          medications=searchset(dict(PRED, status="active")))
+(OUT / "patient-view-mmn-prednisone-renal.json").write_text(json.dumps(pv, indent=1) + "\n")
