@@ -1,13 +1,18 @@
 """A Result as CDS Hooks 2.0 cards: another renderer of the same Result.
 
-The stance is one card (`info`, or `warning` when IVIG is ordered where the
-review finds it not effective); each critical or warning-level safety
-warning is a card of its own, critical ones with override reasons, so that
-no critical warning hides in another card's details; a draft order whose
-daily dose differs from the review's regimen for this weight gets a card
-whose suggestion updates the order to that dose. Every card names the review
-and the rule that decided it. Text from the record (ids, codes, displays) is
-escaped for Markdown (escape.for_markdown): an EHR renders `detail`.
+What is about this patient comes first and alone is loud: a card for each
+patient-specific finding (a warning code) at critical or warning level,
+critical ones first and with override reasons, so that no critical warning
+hides in another card's details; then, when a draft order's daily dose
+differs from the review's regimen for this weight, a card whose suggestion
+updates the order to that dose; the stance card last (`info`, or `warning`
+when IVIG is ordered where the review finds it not effective). What applies
+to every infusion gets no card: the stance card's detail lists these general
+precautions, each with the review's grade and its action. A card's summary is
+the warning's own summary (or, while a rule has none that fits, the rule's
+title), never a sentence cut short. Every card names the review and the rule
+that decided it. Text from the record (ids, codes, displays) is escaped for
+Markdown (escape.for_markdown): an EHR renders `detail`.
 """
 
 import json
@@ -16,10 +21,13 @@ import uuid
 from typing import List, Optional
 
 from .escape import for_markdown
+from .evaluate import GENERAL
 from .render import TextRenderer, plain_style
-from .words import dose_line, stance_label
+from .rulebase import SEVERITIES
+from .words import GENERAL_PRECAUTIONS, GRADE_WORDS, dose_line, grade_tag, stance_label
 
 SUMMARY_MAX = 139  # the spec: "<140-character summary"
+LOUD = ("critical", "warning")  # the severities that are a card of their own
 
 
 def short(text: str, limit: int = SUMMARY_MAX) -> str:
@@ -29,6 +37,23 @@ def short(text: str, limit: int = SUMMARY_MAX) -> str:
         return text
     cut = text[:limit - 1].rsplit(" ", 1)[0]
     return cut + "…"
+
+
+def fitting(*candidates: Optional[str]) -> str:
+    """The first candidate that fits a card's summary whole (the last must): a summary is
+    written as one, never a sentence cut short."""
+    texts = [" ".join(str(c).split()) for c in candidates if c]
+    return next(t for t in texts if len(t) <= SUMMARY_MAX)
+
+
+def own_findings(warnings: List[dict], severities=LOUD) -> List[List[dict]]:
+    """The warnings about this patient at `severities`, grouped by finding (their code: two rules
+    may say one thing), in the Result's order (most severe first)."""
+    found = {}
+    for w in warnings:
+        if w.get("applies", "patient") == "patient" and w["severity"] in severities:
+            found.setdefault(w["code"], []).append(w)
+    return list(found.values())
 
 
 class CardMaker:
@@ -50,17 +75,19 @@ class CardMaker:
 
     def cards(self, result, ordered: List[dict], weight: Optional[float], notes: List[str],
               stance: bool = True) -> List[dict]:
-        """The cards of one Result. `ordered`: the IVIG draft orders (MedicationRequests);
-        `notes`: what the service could not get (prefetch keys), said in the stance card;
-        `stance`: False leaves the stance card out (a chart with no disease the review covers)."""
-        cards = [self.stance_card(result, bool(ordered), notes)] if stance else []
-        for w in result.warnings:
-            if w["severity"] in ("critical", "warning"):
-                cards.append(self.warning_card(w))
-        for order in ordered:
-            card = self.dose_card(result, order, weight)
-            if card:
-                cards.append(card)
+        """The cards of one Result: critical, then warnings (the dose card among them), then the
+        stance. `ordered`: the IVIG draft orders (MedicationRequests); `notes`: what the service
+        could not get (prefetch keys), said in the stance card; `stance`: False leaves the stance
+        card out (a chart with no disease the review covers), and a card of the general
+        precautions, when there are any, stands in its place."""
+        cards = [self.warning_card(finding) for finding in own_findings(result.warnings)]
+        cards += filter(None, (self.dose_card(result, order, weight) for order in ordered))
+        cards.sort(key=lambda c: SEVERITIES.index(c["indicator"]))  # stable: the Result's order within each
+        if stance:
+            cards.append(self.stance_card(result, bool(ordered), notes))
+        elif any(w["code"] == GENERAL for w in result.warnings):
+            # safety before efficacy: said even where the review has no stance to give
+            cards.append(self.card(GENERAL_PRECAUTIONS, "info", "\n".join(self.precaution_lines(result)[1:]), None))
         return cards
 
     def stance_card(self, result, ordered: bool, notes: List[str]) -> dict:
@@ -79,6 +106,7 @@ class CardMaker:
             lines += ["", f"**Dose:** {for_markdown(dose_line(result.dose, patient=True))}"]
             if result.dose.get("note"):
                 lines.append(f"_{for_markdown(result.dose['note'])}_")
+        lines += self.precaution_lines(result)
         if result.missing:
             lines += ["", "**Not in the record, and would let more rules decide:** "
                       + ", ".join(for_markdown(m) for m in result.missing)]
@@ -94,16 +122,60 @@ class CardMaker:
         chain = self.text.chain_lines(result) if result.trace else []
         if chain:
             lines += ["", "**How the rules decided:**", "", "```"] + [c.replace("`", "'") for c in chain] + ["```"]
-        return self.card(short(summary), indicator, "\n".join(lines), result.ivig["rule"])
+        return self.card(fitting(summary, f"{stance_label(stance)} (Dalakas 2004)"), indicator, "\n".join(lines),
+                         result.ivig["rule"])
 
-    def warning_card(self, w: dict) -> dict:
-        detail = for_markdown(w["message"]) + (f"\n\n**Action:** {for_markdown(w['action'])}" if w.get("action") else "")
-        card = self.card(short(w["message"]), w["severity"], detail, w.get("rule"))
+    def precaution_lines(self, result) -> List[str]:
+        """Markdown lines, each starting with a blank one: what applies to every infusion (the
+        general precautions) and the advice about this patient too quiet for a card of its own
+        (info), each with the review's grade and its action; nothing when there is neither."""
+        lines = []
+        for w in result.warnings:
+            if w["code"] == GENERAL:
+                lines += ["", f"**{for_markdown(w['summary'])}:**"] + [self.precaution(i) for i in w["items"]]
+        advice = [w for finding in own_findings(result.warnings, ("info",)) for w in finding]
+        if advice:
+            lines += ["", "**Also for this patient:**"] + [self.precaution(w) for w in advice]
+        return lines
+
+    @staticmethod
+    def precaution(w: dict) -> str:
+        """One precaution as a Markdown list item: its summary with the review's grade, the message
+        when it says more, the action, and the rule."""
+        grade = f" {for_markdown(grade_tag(w['grade']))}" if w.get("grade") else ""
+        head = f"**{for_markdown(w['summary'])}**{grade}"
+        text = "" if w["message"] == w["summary"] else f" {for_markdown(w['message'])}"
+        action = f" **Action:** {for_markdown(w['action'])}" if w.get("action") else ""
+        rule = f" (rule `{w['rule']}`)" if w.get("rule") else ""  # an id: [a-z0-9-], safe in a code span
+        return f"- {head}{text}{action}{rule}"
+
+    def warning_card(self, finding: List[dict]) -> dict:
+        """One card for one finding about this patient: the most severe of its warnings decides the
+        indicator, summary and topic; the detail says each, with the review's grade and the action."""
+        w = finding[0]
+        detail = "\n\n---\n\n".join(self.warning_detail(each) for each in finding)
+        card = self.card(self.summary(w), w["severity"], detail, w.get("rule"))
         if w["severity"] == "critical":
             reasons = self.services.override_reasons
             card["overrideReasons"] = [{"system": reasons["system"], "code": r["code"], "display": r["display"]}
                                        for r in reasons["reasons"]]
         return card
+
+    def summary(self, w: dict) -> str:
+        """The warning's summary; the rule's title while the rule has none that fits (a summary
+        defaults to the whole message)."""
+        rule = self.rulebase.by_id.get(w.get("rule") or "")
+        return fitting(w.get("summary"), rule.title if rule is not None else None,
+                       f"IVIG {w['severity']}: see the details")
+
+    @staticmethod
+    def warning_detail(w: dict) -> str:
+        lines = [for_markdown(w["message"])]
+        if w.get("grade"):
+            lines.append(f"**Grade:** {for_markdown(GRADE_WORDS.get(w['grade'], w['grade']))}")
+        if w.get("action"):
+            lines.append(f"**Action:** {for_markdown(w['action'])}")
+        return "\n\n".join(lines)
 
     def dose_card(self, result, order: dict, weight: Optional[float]) -> Optional[dict]:
         """A card whose suggestion sets the order's daily dose to the review's, when they differ."""

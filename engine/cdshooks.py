@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .cards import CardMaker, short
+from .cards import CardMaker, fitting, short
 from .errors import InvalidSource, IvigError
 from .escape import for_markdown
 from .fhir import medication_codings, medication_reference
@@ -265,7 +265,9 @@ class Hooks:
         errors = [message] if message else [e.message for e in case.errors]
         detail = "The record could not be read, so there is no advice:\n\n" + "\n".join(
             f"- {for_markdown(e)}" for e in errors)
-        card = self.cards.card(short("IVIG advice unavailable: " + errors[0]), "warning", detail, None)
+        summary = fitting(f"IVIG advice unavailable: {errors[0]}",
+                          "IVIG advice unavailable: the record could not be read")  # never the error cut short
+        card = self.cards.card(summary, "warning", detail, None)
         return Answer({"cards": [card]}, [_kept(card)])
 
 

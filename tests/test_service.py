@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import http.server
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -220,38 +221,65 @@ def topics(cards):
     return [c["source"].get("topic", {}).get("code") for c in cards]
 
 
+def stance_of(cards) -> dict:
+    """The stance card: the last, after the cards about this patient (issue 26)."""
+    return cards[-1]
+
+
+def said(cards) -> set:
+    """Every rule whose words reach the EHR: a card's topic, or a precaution in a card's detail
+    ('(rule `skin-reactions`)'), so that a test of what a patient is told holds whether a
+    warning is about this patient (a card) or applies to every infusion (a precaution)."""
+    named = {m for c in cards for m in re.findall(r"\(rule `([a-z0-9-]+)`\)", c.get("detail", ""))}
+    return set(topics(cards)) | named
+
+
 def assert_same_as_evaluate(cards, result, weight=None):
-    """The stance card, the warning cards and the dose card say what `ivig evaluate` says."""
+    """The cards say what `ivig evaluate` says: one card per finding about this patient (a
+    warning code) at critical or warning level, critical first, whose summary is the warning's
+    own (never cut short); the dose card among the warnings; the stance card last, whose detail
+    holds the general precautions and the quieter advice; no card for an info-level warning."""
     assert result["status"] == "ok", result["error"]
-    stance = cards[0]
+    stance = stance_of(cards)
     assert stance["source"]["topic"]["code"] == result["ivig"]["rule"]
-    warnings = [w for w in result["warnings"] if w["severity"] in ("critical", "warning")]
-    by_rule = {c["source"]["topic"]["code"]: c for c in cards[1:]}
-    for w in warnings:
+    ranks = [("critical", "warning").index(c["indicator"]) for c in cards[:-1]]
+    assert ranks == sorted(ranks), [c["summary"] for c in cards]
+    own = [w for w in result["warnings"] if w.get("applies", "patient") == "patient"]
+    loud = [w for w in own if w["severity"] in ("critical", "warning")]
+    first = {}
+    for w in loud:
+        first.setdefault(w["code"], w)  # the Result lists the most severe first
+    by_rule = {c["source"]["topic"]["code"]: c for c in cards[:-1]}
+    for w in first.values():
         card = by_rule.get(w["rule"])
         assert card is not None, f"no card for the warning {w['code']} ({w['rule']})"
         assert card["indicator"] == w["severity"]
-        assert card["summary"].rstrip("…")[:60] == w["message"][:60]
+        assert not card["summary"].endswith("…")
+        if len(w["summary"]) < 140:
+            assert card["summary"] == w["summary"]
     dose_rule = (result.get("dose") or {}).get("rule")
-    extra = [c for c in cards[1:] if c["source"]["topic"]["code"] not in {w["rule"] for w in warnings}]
+    extra = [c for c in cards[:-1] if c["source"]["topic"]["code"] not in {w["rule"] for w in first.values()}]
     assert all(c["source"]["topic"]["code"] == dose_rule for c in extra), topics(extra)
     for card in extra:
         daily = round(result["dose"]["g_per_kg_per_day"] * weight, 1)
         resource = card["suggestions"][0]["actions"][0]["resource"]
         assert resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == daily
-    # no info-level warning becomes a card
-    assert not {w["rule"] for w in result["warnings"] if w["severity"] == "info"} & set(topics(cards))
+    # no info-level warning becomes a card; each is said in the stance card's detail
+    quiet = {w["rule"] for w in own if w["severity"] == "info"}
+    quiet |= {i["rule"] for w in result["warnings"] for i in w.get("items", ())}
+    assert not quiet & set(topics(cards))
+    assert quiet <= said([stance]), quiet - said([stance])
 
 
 def test_order_select_mmn_gives_stance_warnings_and_a_dose_update(dev, tmp_path):
     request = load("order-select-mmn")
     cards = cards_of(dev.call(request))
-    stance = cards[0]
+    stance = stance_of(cards)
     assert stance["indicator"] == "info"
     assert stance["summary"].startswith("IVIG first-line for Multifocal motor neuropathy")
     assert stance["source"]["topic"]["code"] == "mmn-general"
     assert {"mmn-avoid-corticosteroids", "skin-reactions", "aseptic-meningitis-any-patient", "thrombosis"} \
-        <= set(topics(cards))
+        <= said(cards)
     dose = [c for c in cards if c.get("suggestions")]
     assert len(dose) == 1 and dose[0]["indicator"] == "warning"
     assert "140 g a day differs from the review's 28 g a day" in dose[0]["summary"]
@@ -273,7 +301,7 @@ def test_order_select_mmn_gives_stance_warnings_and_a_dose_update(dev, tmp_path)
 def test_order_sign_evaluates_every_draft_order_and_a_right_dose_gets_no_dose_card(dev, tmp_path):
     request = load("order-sign-mmn")
     cards = cards_of(dev.call(request))
-    assert cards[0]["source"]["topic"]["code"] == "mmn-general"
+    assert stance_of(cards)["source"]["topic"]["code"] == "mmn-general"
     assert "anaphylaxis-iga-antibodies-unknown" in topics(cards)
     assert not any(c.get("suggestions") for c in cards)  # 28 g a day at 70 kg is the review's dose
     assert_same_as_evaluate(cards, evaluate(request, tmp_path), weight=70)
@@ -292,8 +320,8 @@ def test_order_sign_with_a_wrong_dose_gets_the_dose_card(dev):
 def test_patient_view_with_a_covered_diagnosis(dev, tmp_path):
     request = load("patient-view-cidp")
     cards = cards_of(dev.call(request))
-    assert cards[0]["source"]["topic"]["code"] == "cidp-general"
-    assert cards[0]["indicator"] == "info"
+    assert stance_of(cards)["source"]["topic"]["code"] == "cidp-general"
+    assert stance_of(cards)["indicator"] == "info"
     assert not any(c.get("suggestions") for c in cards)  # no order, no dose card
     assert_same_as_evaluate(cards, evaluate(request, tmp_path))
 
@@ -317,7 +345,7 @@ def test_order_select_whose_selections_leave_out_the_ivig_order_is_no_cards(dev)
 def test_ivig_ordered_where_not_effective_is_a_warning_stance_card(dev, tmp_path):
     request = load("order-select-als")
     cards = check_response(dev.call(request).json())["cards"]
-    stance = cards[0]
+    stance = stance_of(cards)
     assert stance["indicator"] == "warning"
     assert stance["summary"].startswith("IVIG ordered, but not effective for Amyotrophic lateral sclerosis")
     assert stance["source"]["topic"]["code"] == "als-not-effective"
@@ -331,19 +359,19 @@ def test_ivig_for_ms_from_fhir_is_not_established(dev, tmp_path):
     what the record does not give."""
     request = load("order-select-ms")
     cards = check_response(dev.call(request).json())["cards"]
-    assert cards[0]["source"]["topic"]["code"] == "ms-general"
-    assert cards[0]["indicator"] == "info"
-    assert "ms\\_presentation" in cards[0]["detail"]
+    assert stance_of(cards)["source"]["topic"]["code"] == "ms-general"
+    assert stance_of(cards)["indicator"] == "info"
+    assert "ms\\_presentation" in stance_of(cards)["detail"]
     assert_same_as_evaluate(cards, evaluate(request, tmp_path), weight=70)
 
 
 def test_ivig_for_no_covered_diagnosis_still_gives_the_safety_cards(dev):
     cards = check_response(dev.call(load("order-select-uncovered")).json())["cards"]
-    assert cards[0]["source"]["topic"]["code"] == "out-of-scope"
-    assert "no disease the review covers" in cards[0]["summary"]
+    assert stance_of(cards)["source"]["topic"]["code"] == "out-of-scope"
+    assert "no disease the review covers" in stance_of(cards)["summary"]
     # diabetes and an elderly patient: thrombosis; kidney disease without known depletion
-    assert {"thrombosis", "renal-disease-without-known-depletion", "skin-reactions"} <= set(topics(cards))
-    assert all(c["indicator"] in ("warning", "critical") for c in cards[1:])
+    assert {"thrombosis", "renal-disease-without-known-depletion", "skin-reactions"} <= said(cards)
+    assert all(c["indicator"] in ("warning", "critical") for c in cards[:-1])
 
 
 def test_critical_warning_card_has_override_reasons_with_displays(dev, tmp_path):
@@ -476,7 +504,7 @@ def test_optional_prefetch_absent_is_said_in_the_stance_card(dev):
     request = load("order-select-mmn")
     del request["prefetch"]["allergies"]
     cards = check_response(dev.call(request).json())["cards"]
-    assert "allergies \\(not sent\\)" in cards[0]["detail"]
+    assert "allergies \\(not sent\\)" in stance_of(cards)["detail"]
 
 
 def test_null_prefetch_is_no_data_not_412(dev):
@@ -566,7 +594,7 @@ def test_absent_prefetch_is_fetched_from_the_fhir_server_with_the_access_token(d
     reply, fake = call_fetching(dev, base)
     assert reply.status_code == 200, reply.text
     cards = check_response(reply.json())["cards"]
-    assert cards[0]["source"]["topic"]["code"] == "mmn-general"
+    assert stance_of(cards)["source"]["topic"]["code"] == "mmn-general"
     paths = [p for p, _ in fake.seen]
     assert "/fhir/Patient/1288992" in paths
     assert "/fhir/Condition?patient=1288992" in paths
@@ -944,8 +972,8 @@ def test_concurrent_calls_each_get_their_own_patients_cards(dev):
         assert reply.status_code == 200, reply.text
         cards = check_response(reply.json())["cards"]
         kg = 40 + 3 * i
-        assert f"Patient/pt\\-{i} birthDate" in cards[0]["detail"]
-        assert f"= {kg} kg" in cards[0]["detail"]
+        assert f"Patient/pt\\-{i} birthDate" in stance_of(cards)["detail"]
+        assert f"= {kg} kg" in stance_of(cards)["detail"]
         (dose,) = [c for c in cards if c.get("suggestions")]
         resource = dose["suggestions"][0]["actions"][0]["resource"]
         assert resource["id"] == f"ivig-{i}"
