@@ -20,6 +20,7 @@ from click.testing import CliRunner
 from conftest import ROOT
 from ivig_advisor.cli import main
 from ivig_advisor.engine import RuleBase
+from ivig_advisor.engine.escape import for_markdown
 from test_service import Server, cards_of, load, record_bundle, stance_of, topics
 from test_service_edges import on_ivig
 
@@ -163,12 +164,11 @@ def test_general_precautions_are_in_the_stance_card_with_grade_and_action_and_no
     (general,) = [w for w in out["warnings"] if w["code"] == "general-precautions"]
     assert {i["rule"] for i in general["items"]} == set(EVERY_INFUSION)
     lines = detail.splitlines()
-    for rule_id, grade in EVERY_INFUSION.items():
-        (line,) = [line for line in lines if rule_id in line]  # each precaution once, naming its rule
-        assert f"\\({grade}\\)" in line
-    # each with its action, escaped as Markdown (parentheses, the full stop)
-    assert "Slow the infusion rate; they resolve\\. \\(The review gives no rate values\\.\\)" in detail
-    assert "Tell the patient what to watch for in the days after\\." in detail
+    for item in general["items"]:
+        (line,) = [line for line in lines if f"(rule `{item['rule']}`)" in line]  # each precaution once
+        assert f"\\({EVERY_INFUSION[item['rule']]}\\)" in line  # the review's grade
+        assert for_markdown(item["action"]) in line  # its action, escaped as Markdown
+        assert "\\." in line  # (the escaping is there to see: a full stop in every action)
 
 
 def test_precautions_come_after_the_dose_and_before_what_the_record_did_not_say(annotated):
@@ -199,6 +199,9 @@ def test_advice_about_this_patient_too_quiet_for_a_card_is_in_the_stance_detail(
 
 # -- one card per patient-specific finding --------------------------------------------------
 
+SHARED = "aseptic-meningitis"  # the one code both aseptic-meningitis rules give in two_rules_one_finding
+
+
 @pytest.fixture(scope="module")
 def two_rules_one_finding(tmp_path_factory):
     """A rule base in which both aseptic-meningitis rules (one code) fire for a migraine patient."""
@@ -211,6 +214,8 @@ def two_rules_one_finding(tmp_path_factory):
     head, tail = text[:at], text[at:]
     assert "- migraine: false" in tail
     safety.write_text(head + tail.replace("- migraine: false", "- migraine: true", 1), encoding="utf-8")
+    set_warning(rules, "aseptic-meningitis", code=SHARED)
+    set_warning(rules, "aseptic-meningitis-any-patient", code=SHARED, severity="warning", applies="patient")
     server = Server(tmp, "--insecure-dev", "--rules", str(rules))
     server.rules = rules
     yield server
@@ -230,12 +235,12 @@ def test_patient_view_gives_one_card_per_patient_specific_finding(two_rules_one_
     request = with_migraine(load(ACCEPTANCE))
     cards = cards_of(two_rules_one_finding.call(request))
     out = evaluated(request, two_rules_one_finding.rules)
-    fired = [w["rule"] for w in out["warnings"] if w["code"] == "aseptic-meningitis"]
-    assert sorted(fired) == ["aseptic-meningitis", "aseptic-meningitis-any-patient"]  # two rules, one finding
-    meningitis = [c for c in cards if set(topics([c])) & set(fired)]
+    fired = [w for w in out["warnings"] if w["code"] == SHARED]
+    assert sorted(w["rule"] for w in fired) == ["aseptic-meningitis", "aseptic-meningitis-any-patient"]
+    meningitis = [c for c in cards if set(topics([c])) & {w["rule"] for w in fired}]
     assert len(meningitis) == 1, [c["summary"] for c in meningitis]
     # the one card says both rules' words
-    assert "History of migraine" in meningitis[0]["detail"] and "but not only" in meningitis[0]["detail"]
+    assert all(for_markdown(w["message"]) in meningitis[0]["detail"] for w in fired)
     findings = {w["code"] for w in out["warnings"] if w["severity"] in ("critical", "warning")}
     assert len(cards) <= len(findings) + 1
 
