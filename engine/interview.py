@@ -5,10 +5,12 @@ this patient, never twice, and say why a question is asked.
 so the terminal front end (engine.console) and the tests drive the same object. The
 next question is found by re-running the engine on the answers so far: the
 unknown fields that undecided rules test (analysis.undecided_rules) are the
-candidates, in the schema's order, and a candidate is asked only if some
-value of it would change the answer (stance, regimen, dose or warnings).
-Safety questions therefore come only when IVIG is on the table, and weight
-only when a dose will be given.
+candidates, and a candidate is asked only if some value of it would change
+the answer (stance, regimen, dose or warnings). Safety questions therefore
+come only when IVIG is on the table, and weight only when a dose will be
+given. Among the candidates, the one asked first is the one whose answer can
+still change the most serious part of the advice (see SERIOUSNESS), then the
+one that decides the most rules, as MYCIN pursued its goals.
 
 The interview's files are here too, without the terminal: the answers a
 `--resume` file gives (`resume`), and where and how a case and its result
@@ -60,9 +62,23 @@ class Reason:
     cite: str
 
 
-# The parts of the advice, in the order a question about them is ranked (see
-# Interview.impact): the top goals of the consultation.
+# The parts of the advice, the top goals of the consultation (what `why` climbs to).
 GOALS = ("stance", "dose", "warnings")
+
+# What an answer can change, most serious first: the order in which questions are asked
+# (Interview.rank). A warning about this patient (critical, then warning) comes before the
+# stance: the harm the clinician must not miss is to this patient, and a question that can
+# still raise one (steroids planned in MMN) must not wait behind questions that only refine
+# the advice. Within each, an answer that gives or takes away the warning itself comes before
+# one that only rules it in or out for a later question (IgA deficiency, before anti-IgA
+# antibodies decide). The stance comes next: between two stances that both keep IVIG on the
+# table it says how strongly the review supports it. A stance that takes IVIG off the table
+# (MS with established weakness) also puts off every adverse-event question, so it is ranked
+# with the warnings it puts off, and as it decides the most rules it is asked before them:
+# no safety question is asked of a patient whom the next answer takes off IVIG. The dose
+# only turns g/kg into grams or picks the regimen; advice graded info, and what applies to
+# every infusion, come last.
+SERIOUSNESS = ("critical", "warning", "stance", "dose", "info")
 
 
 @dataclass
@@ -120,46 +136,59 @@ class Interview:
     def next_question(self) -> Optional[FieldSpec]:
         """The field whose answer could still change the result, or None when done.
 
-        Questions that could change the stance come first, then the regimen
-        and dose, then the warnings (schema order within each), so that
-        safety questions are asked once the stance is settled.
+        Of the fields some value of which would change the advice, the one
+        whose answer can change its most serious part (SERIOUSNESS) comes
+        first, then the one that decides the most rules, then schema order.
         """
         if "diagnosis" not in self.answers:
             return self.schema.fields["diagnosis"]
-        result = self.evaluate().result
-        best = None
-        for name in result.missing:
+        run = self.evaluate()
+        ranked = []
+        for order, name in enumerate(run.result.missing):
             if name in self.unknown or name in self.answers:
                 continue
-            rank = self.impact(name, result)
-            if rank is not None and (best is None or rank < best[0]):
-                best = (rank, name)
-                if rank == 0:
-                    break
-        return self.schema.fields[best[1]] if best else None
+            rank = self.rank(name, run)
+            if rank is not None:
+                ranked.append((rank, order, name))
+        return self.schema.fields[min(ranked)[2]] if ranked else None
+
+    def rank(self, name: str, run: Run) -> Optional[tuple]:
+        """How soon to ask the field, or None when no value of it, the other answers kept,
+        changes what the clinician is told: (the most serious part of the advice some answer
+        can still change, an index of SERIOUSNESS; 0 when an answer changes it itself, 1 when
+        only for a later question; minus the number of rules its answers decide)."""
+        current, now = outcome_key(run.result), _Outlook(run)
+        changes, serious, decided = False, (len(SERIOUSNESS), 0), set()
+        for run_with_it in self._trials(name):
+            other = _Outlook(run_with_it)
+            changes = changes or other.key != current
+            serious = min(serious, now.seriousness(other))
+            decided |= now.decided(other)
+        return (*serious, -len(decided)) if changes else None
 
     def impact(self, name: str, result: Result) -> Optional[int]:
         """What some value of the field, the other answers kept, would change:
         0 the stance, 1 the regimen or dose, 2 the warnings; None: nothing."""
-        rank = None
-        for changed, _ in self._changes(name, result):
-            if changed == 0:
-                return 0
-            rank = changed if rank is None else min(rank, changed)
-        return rank
+        ranks = [rank for rank, _ in self._changes(name, result)]
+        return min(ranks) if ranks else None
+
+    def _trials(self, name: str):
+        """The run for each value the field can take, the other answers kept (values the
+        other answers rule out by a constraint are left out)."""
+        for value in self.candidates(name):
+            trial = dict(self.case(), **{name: words.plain(value)})
+            try:
+                yield self.evaluate(trial)
+            except CaseInvalid:
+                continue
 
     def _changes(self, name: str, result: Result):
         """(rank as in `impact`, the other result) for each value of the field that changes the result."""
         current = outcome_key(result)
-        for value in self.candidates(name):
-            trial = dict(self.case(), **{name: words.plain(value)})
-            try:
-                other = self.evaluate(trial).result
-            except CaseInvalid:
-                continue  # a value the other answers rule out (a constraint)
-            rank = _rank(current, outcome_key(other))
+        for run in self._trials(name):
+            rank = _rank(current, outcome_key(run.result))
             if rank is not None:
-                yield rank, other
+                yield rank, run.result
 
     def candidates(self, name: str) -> list:
         values = [v for v in self.space.get(name, []) if v is not None]
@@ -312,6 +341,60 @@ class Interview:
         return f" ({', '.join(parts)})" if parts else ""
 
 
+class _Outlook:
+    """What a run says and can still say: the state of each warning about this patient (see
+    `_warning_states`), the stance, the dose and the rest of the advice (outcome_key), and the
+    state of each rule (fired, undecided, or neither)."""
+
+    def __init__(self, run: Run):
+        self.key = outcome_key(run.result)
+        self.warnings = _warning_states(run)
+        self.rules = dict({r.id: "open" for r in run.undecided}, **{r: "fired" for r in run.fired})
+
+    def seriousness(self, other: "_Outlook") -> Tuple[int, int]:
+        """The most serious part of the advice that differs from `other`'s: (an index of
+        SERIOUSNESS, 0 when it differs now, 1 when a warning is only ruled in or out for a
+        later question: given in neither)."""
+        parts = set()
+        for code, severity in self.warnings.keys() | other.warnings.keys():
+            mine, theirs = self.warnings.get((code, severity)), other.warnings.get((code, severity))
+            if mine != theirs:
+                parts.add((SERIOUSNESS.index(severity), int("given" not in (mine, theirs))))
+        if self.key[:2] != other.key[:2]:
+            parts.add((SERIOUSNESS.index("stance"), 0))
+        if self.key[2] != other.key[2]:
+            parts.add((SERIOUSNESS.index("dose"), 0))
+        if self.key != other.key:
+            parts.add((SERIOUSNESS.index("info"), 0))
+        return min(parts, default=(len(SERIOUSNESS), 0))
+
+    def decided(self, other: "_Outlook") -> set:
+        """The rules whose state (fired, undecided, out) differs from `other`'s."""
+        return {rule for rule in self.rules.keys() | other.rules.keys() if self.rules.get(rule) != other.rules.get(rule)}
+
+
+def _warning_states(run: Run) -> Dict[Tuple[str, str], str]:
+    """Each warning about this patient, (code, severity) -> 'given'; 'asked' (a rule not yet
+    decided would give it, and tests a question the interview asks now); or 'waiting' (its
+    rule's questions wait on something else first, as the safety questions of a patient who
+    may not receive IVIG wait on whether IVIG is planned). What applies to every infusion is
+    left out: it is no finding about the patient.
+
+    So an answer that rules a critical warning out (no IgA deficiency) changes it as much as
+    one that raises it, and so does one that puts off the questions that could raise it (a
+    stance that takes IVIG off the table)."""
+    asked_now = set(run.result.missing)
+    states: Dict[Tuple[str, str], str] = {}
+    for rule in run.undecided:
+        tested = {test.name for test in conditions.tests(rule.when)}
+        for w in rule.warnings:
+            if w.get("applies", "patient") == "patient" and states.get((w["code"], w["severity"])) != "asked":
+                states[(w["code"], w["severity"])] = "asked" if tested & asked_now else "waiting"
+    states.update({(w["code"], w["severity"]): "given" for w in run.result.warnings
+                   if w.get("applies", "patient") == "patient"})
+    return states
+
+
 def _rank(current: tuple, other: tuple) -> Optional[int]:
     """Which part of the advice differs between two outcome keys: 0 the stance, 1 the dose, 2 the warnings."""
     if other[:2] != current[:2]:
@@ -330,8 +413,14 @@ def _rules_behind(rank: int, results) -> List[str]:
         return [r.ivig["rule"] for r in ok]
     if rank == 1:
         return [r.dose["rule"] for r in ok if r.dose]
-    given = [{(w["code"], w["rule"]) for w in r.warnings} for r in ok]
+    given = [_warned_by(r) for r in ok]
     return sorted({rule for _, rule in set.union(*given) - set.intersection(*given)})
+
+
+def _warned_by(result: Result) -> set:
+    """(code, rule) of each warning, those gathered among the general precautions too."""
+    return {(w["code"], w["rule"]) for entry in result.warnings for w in entry.get("items", [entry])
+            if w["rule"] is not None}
 
 
 _GOAL_ACTIONS = {"stance": "recommend", "dose": "dose", "warnings": "warn"}  # the action that decides each
@@ -426,5 +515,5 @@ def case_text(case: dict, path, finished: bool) -> str:
             + yaml.safe_dump(case, sort_keys=False, allow_unicode=True))
 
 
-__all__ = ["AnswerError", "GOALS", "Interview", "NO", "Reason", "ResumeError", "Step", "YES", "case_text", "check_save",
-           "choice_names", "outcome_key", "pick_case", "resume", "save_case", "save_paths"]
+__all__ = ["AnswerError", "GOALS", "Interview", "NO", "Reason", "ResumeError", "SERIOUSNESS", "Step", "YES", "case_text",
+           "check_save", "choice_names", "outcome_key", "pick_case", "resume", "save_case", "save_paths"]
