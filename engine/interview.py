@@ -211,7 +211,8 @@ class Interview:
             try:
                 return read_value(spec, text).value
             except ValueError:
-                raise AnswerError("answer yes or no (y/n)" + words.suggest(text.lower(), ["yes", "no"])) from None
+                raise AnswerError("answer yes or no (y/n)" + did_you_mean(text, {"yes": ["yes"], "no": ["no"]})) \
+                    from None
         if spec.type == "enum":
             return self._choice(spec, text)
         if spec.type == "list":
@@ -243,7 +244,7 @@ class Interview:
             return starts[0]
         if starts:  # in the list's order, each once ('m' is ALS by two of its aliases)
             raise AnswerError(f"'{text}' could be {', '.join(starts)}: type more letters or the number")
-        hint = words.suggest(text.lower(), [n.lower() for v in values for n in choice_names(spec, v)])
+        hint = did_you_mean(text, {v: choice_names(spec, v) for v in values}, spec.label)
         how = f"choose a number from the list, or a name (e.g. {values[0]})"
         raise AnswerError(f"'{text}' is not one of the choices" + (f"{hint} {how[0].upper()}{how[1:]}" if hint
                                                                     else f": {how}"))
@@ -441,6 +442,58 @@ _UNSET = object()
 _SKIPPED = object()
 
 
+# -- a typo ---------------------------------------------------------------------
+
+def edit_distance(a: str, b: str) -> int:
+    """The edits that turn `a` into `b`: a character inserted, deleted or replaced, or two
+    neighbours swapped, each one edit (Damerau-Levenshtein, optimal string alignment).
+    A swap must count one: 'mnm' is one edit from 'mmn' as from 'mnd'."""
+    before, row = None, list(range(len(b) + 1))
+    for i, x in enumerate(a, start=1):
+        current = [i]
+        for j, y in enumerate(b, start=1):
+            cost = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + (x != y))
+            if before is not None and i > 1 and j > 1 and x == b[j - 2] and a[i - 2] == y:
+                cost = min(cost, before[j - 2] + 1)
+            current.append(cost)
+        before, row = row, current
+    return row[-1]
+
+
+def nearest(text: str, names: Dict[object, List[str]]) -> List[Tuple[object, str]]:
+    """The choices a mistyped answer is nearest to, each (choice, its nearest name), in the
+    order given: every choice at the least distance, so that two equally near are both named
+    and neither is taken for the other. From three letters on, a name is also matched by its
+    first letters, as an answer may be (a prefix: 'guillian'). Nothing when the nearest is
+    more than a third of the answer's length away (one edit for a short answer), or as far
+    as the answer is long (nothing of it was right)."""
+    typed = text.strip().lower()
+    best = {choice: min(((_distance(typed, n.lower()), n) for n in its_names), key=lambda item: item[0])
+            for choice, its_names in names.items()}
+    least = min((distance for distance, _ in best.values()), default=0)
+    if not typed or least >= len(typed) or least > max(1, len(typed) // 3):
+        return []
+    return [(choice, name) for choice, (distance, name) in best.items() if distance == least]
+
+
+def _distance(typed: str, name: str) -> int:
+    """The edits from an answer to a name, or to the name's first letters (from three typed on)."""
+    whole = edit_distance(typed, name)
+    return min(whole, edit_distance(typed, name[:len(typed)])) if len(typed) >= 3 else whole
+
+
+def did_you_mean(text: str, names: Dict[object, List[str]], label=None) -> str:
+    """"; did you mean 'mmn' (Multifocal motor neuropathy) or 'mnd' (Amyotrophic lateral
+    sclerosis)?": the nearest choices (see `nearest`), each with its full label (`label`:
+    choice -> label) where the name is not the label itself; '' when none is near."""
+    found = nearest(text, names)
+    if not found:
+        return ""
+    said = [f"'{name}'" + (f" ({label(choice)})" if label and label(choice).lower() != name.lower() else "")
+            for choice, name in found]
+    return f"; did you mean {said[0] if len(said) == 1 else ', '.join(said[:-1]) + ' or ' + said[-1]}?"
+
+
 # -- the interview's files ------------------------------------------------------
 
 SAVE_FORMATS = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl"}
@@ -516,4 +569,5 @@ def case_text(case: dict, path, finished: bool) -> str:
 
 
 __all__ = ["AnswerError", "GOALS", "Interview", "NO", "Reason", "ResumeError", "SERIOUSNESS", "Step", "YES", "case_text",
-           "check_save", "choice_names", "outcome_key", "pick_case", "resume", "save_case", "save_paths"]
+           "check_save", "choice_names", "did_you_mean", "edit_distance", "nearest", "outcome_key", "pick_case", "resume",
+           "save_case", "save_paths"]

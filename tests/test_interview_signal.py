@@ -7,7 +7,9 @@ prednisone planned, kidney disease and volume depletion.
 
 import pexpect
 
-from test_interview_terminal import QUESTION, QUESTIONS, SAVE, spawn
+from ivig_advisor.engine import RuleBase
+
+from test_interview_terminal import QUESTION, QUESTIONS, SAVE, question, screen_lines, spawn
 
 # The patient, with no other risk factor: today the steroid question
 # comes after five thrombosis questions.
@@ -18,6 +20,7 @@ MMN_ON_PREDNISONE = {"diagnosis": "mmn", "planned_cotherapy": ["corticosteroids"
 # The same patient at 81 (as in the chart of tests/cds): the thrombosis warning too.
 MMN_ELDERLY = dict(MMN_ON_PREDNISONE, age=81)
 ROWS, COLUMNS = 24, 80
+SCHEMA = RuleBase.load().schema
 
 
 def spoken(value) -> str:
@@ -81,3 +84,34 @@ def test_the_order_comes_from_the_rules_severities(tmp_path, rules_copy):
     mmn.write_text(text[:at] + "severity: info" + text[at + len("severity: critical"):], encoding="utf-8")
     demoted, _ = asked_in_order("--rules", str(rules_copy), cwd=tmp_path, answers=MMN_ON_PREDNISONE)
     assert demoted.index("planned_cotherapy") > demoted.index("volume_depletion"), demoted
+
+
+# -- 4. a typo never silently leads to another disease -------------------------------------------
+
+def test_a_typo_lists_every_equally_near_choice_with_its_label(tmp_path):
+    child = spawn(cwd=tmp_path)
+    question(child)
+    child.sendline("mnm")
+    child.expect("> ")
+    said = " ".join(" ".join(screen_lines(child.before)).split())
+    assert ("did you mean 'mmn' (Multifocal motor neuropathy) or 'mnd' (Amyotrophic lateral sclerosis "
+            "(the MMN mimic))?") in said, said
+    child.sendline("cipd")  # a transposition is one edit
+    child.expect("> ")
+    said = " ".join(" ".join(screen_lines(child.before)).split())
+    assert "did you mean 'cidp' (Chronic inflammatory demyelinating polyneuropathy)?" in said, said
+    child.sendline("mmn")
+    child.expect("→ Multifocal motor neuropathy")
+    for _ in range(2):  # the did-you-mean is for every question's choices: a list's, a yes/no's
+        name = question(child)
+        typo, meant = ("yse", "'yes'") if SCHEMA.fields[name].type == "boolean" else ("cortcosteroids",
+                                                                                      "'corticosteroids'")
+        child.sendline(typo)
+        child.expect(f"did you mean {meant}")
+        child.expect("> ")
+        child.sendline("unknown")
+    question(child)
+    child.sendline("quit")
+    child.expect(SAVE)
+    child.sendline("")
+    child.expect(pexpect.EOF)

@@ -290,8 +290,8 @@ def test_an_abbreviation_echoes_a_typo_gets_a_suggestion_and_m_lists_each_choice
     could_be = re.search(r"'m' could be (.*?): type more letters", ambiguous).group(1).split(", ")
     assert len(could_be) == len(set(could_be)) and "als" in could_be  # ALS by two of its aliases, named once
     child.sendline("gsb")
-    child.expect("did you mean 'gbs'\\?")
     child.expect("> ")
+    assert "did you mean 'gbs' (Guillain-Barré syndrome)?" in " ".join(" ".join(screen_lines(child.before)).split())
     child.sendline("mg")
     child.expect("→ Myasthenia gravis")
     question(child)
