@@ -4,27 +4,32 @@ reads the answers line by line, and offers to save the case.
 `run_interview` is the entry; `check_save_option` refuses a `--save` target
 before the first question. At a terminal, input comes through GNU readline
 or libedit when Python has it (line editing, the session's answers as
-history, Tab completing the question's choices); from a pipe it is read
-plainly, and a scripted interview shows its answers in the transcript.
-Everything from input is shown made safe for a terminal
-(escape.for_terminal), and text is wrapped to the terminal's width
-(render.wrap). Ctrl-C at a question ends the interview (its answers are
-shown and can be saved); SIGTERM and SIGHUP (errors.Stopped) show the
+history, Tab completing the question's choices), and an answer that does not
+fit is asked again; from a pipe it is read plainly, a scripted interview
+shows its answers in the transcript, and an answer that does not fit stops
+it (UnreadableAnswer, exit 2). Everything from input is shown made safe for
+a terminal (escape.for_terminal), and text is wrapped to the terminal's
+width (render.wrap). At the end the verdict comes last (VerdictLast), so
+that the last screen shows it. quit, Ctrl-C at a question or the end of
+input end the interview early: the advice so far and the answers are shown,
+and the answers can be saved; SIGTERM and SIGHUP (errors.Stopped) show the
 answers and unwind at once.
 """
 
 import re
+import shutil
 import sys
 from typing import Callable, Dict, Iterable, List, Optional
 
 import click
 import yaml
 
-from .errors import OutputRefused, Stopped, WriteFailed
+from .errors import IvigError, OutputRefused, Stopped, WriteFailed
 from .escape import for_terminal
-from .evaluate import Advisor
+from .evaluate import GENERAL, Advisor, Result
 from .interview import COMMANDS, NO, YES, AnswerError, Interview, Step, check_save, save_case
-from .render import TextRenderer, plain_style, terminal_width, wrap
+from .render import STANCE_COLOURS, TextRenderer, normalised_text, plain_style, terminal_width, wrap
+from .words import dose_line, stance_label
 
 INTERVIEW_HELP = """At any question you may answer:
   why      which rules need this answer; why again climbs to the goal they serve
@@ -32,11 +37,20 @@ INTERVIEW_HELP = """At any question you may answer:
   back     change the previous answer
   how      the chain of rules so far
   help     this text, and what the question means
-  quit     stop (the answers so far are shown, and can be saved)
+  quit     stop (the advice so far and the answers are shown; they can be saved)
 At a terminal, Tab completes an answer, the arrow keys edit it, and up and down recall earlier ones."""
 
 # The parts of the advice (interview.GOALS) as a `why` names them.
 GOAL_WORDS = {"stance": "the stance on IVIG", "dose": "the dose", "warnings": "the warnings"}
+# Rows kept free under the advice at the end: the save prompt, or the two lines saying where
+# the case and the result were saved, and the shell's prompt after them.
+ROWS_BELOW_ADVICE = 3
+
+
+class UnreadableAnswer(IvigError, ValueError):
+    """A scripted answer (standard input not a terminal) that does not fit its question. The
+    script stops there (exit 2): asking again would take the next line, meant for the next
+    question, as this one's answer, and shift every later answer onto the wrong question."""
 
 
 def say(text, err: bool = False, nl: bool = True) -> None:
@@ -77,12 +91,15 @@ def run_interview(advisor: Advisor, answers: Optional[Dict[str, object]] = None,
                   save_path=None, overwrite: bool = False, style: Callable = plain_style,
                   resumed_from=None) -> bool:
     """Interview at the terminal until no question can change the advice, show the
-    result (or the answers so far) and offer to save; True when it reached the end.
+    result (or the advice and the answers so far) and offer to save; True when it
+    reached the end.
 
     `answers` and `case_id` come from a resumed case file (`resumed_from`);
     `save_path` saves without asking (an existing file is replaced after a yes
-    at the terminal, or with `overwrite`).
+    at the terminal, or with `overwrite`). A scripted answer that does not fit
+    its question raises UnreadableAnswer, naming the question and the line.
     """
+    SCRIPT.line = 0
     return _Console(Interview(advisor, answers), style).run(case_id, save_path, overwrite, resumed_from)
 
 
@@ -112,20 +129,35 @@ class _Console:
                     pass  # the terminal is gone
             raise
         result = session.result() if "diagnosis" in session.answers else None
-        if finished:
+        if result is not None:
             result.id = case_id or "interview"
+        if finished:
             click.echo("")
-            click.echo(self.renderer().render(result, unknown=self.open_questions(result)))
-        elif session.answers:
+            click.echo("\n".join(self.renderer().verdict_last(result, self.open_questions(result), screen_rows())))
+        elif result is not None:
+            self.show_advice_so_far(result)
+        if not finished and session.answers:
             show_answers(session.case(), "The answers so far:")
         case = dict({"id": case_id} if case_id else {}, **session.case())
         if session.answers:
             offer_save(case, result if finished else None, save_path, overwrite)
         return finished
 
-    def renderer(self) -> TextRenderer:
+    def renderer(self) -> "VerdictLast":
         """The text renderer, at the terminal's width now."""
-        return TextRenderer(self.session.advisor.rulebase, style=self.style, width=terminal_width())
+        return VerdictLast(self.session.advisor.rulebase, style=self.style, width=terminal_width())
+
+    def show_advice_so_far(self, result: Result) -> None:
+        """When the interview stops early: the stance and the warnings the answers already
+        decide, and the questions still unknown that could change them."""
+        renderer, still = self.renderer(), self.open_questions(result)
+        click.echo("")
+        show(self.style("The advice so far", bold=True) + " (the interview stopped before the end"
+             + (", so it may change" if still else "") + "):")
+        click.echo("\n".join(renderer.verdict(result) + renderer.precaution_lines(result.warnings)))
+        if still:
+            click.echo("  " + self.style("Still unknown, could change the advice:", bold=True))
+            click.echo("\n".join(renderer.fit(f"    - {question}", 6) for question in still))
 
     def open_questions(self, result) -> List[str]:
         """The questions left unknown that could still change the advice, as the clinician read them."""
@@ -190,7 +222,7 @@ class _Console:
                 continue
             if command == "unknown":
                 if spec.required:
-                    click.echo(self.style("   ✗ the diagnosis is needed: every rule starts from it", fg="red"))
+                    self.refuse(spec, text, "the diagnosis is needed: every rule starts from it")
                     continue
                 session.skip(spec.name)
                 return "answered"
@@ -200,17 +232,31 @@ class _Console:
     def take(self, spec, text: str) -> bool:
         """Record an answer, echoing what a name or number stood for; False (with the reason) if it does not fit."""
         if not text.strip():
-            click.echo("   Please answer, or type unknown, why or help.")
+            self.refuse(spec, text, "an empty line: type unknown to leave it unknown",
+                        shown="   Please answer, or type unknown, why or help.")
             return False
         try:
             value = self.session.parse(spec, text)
             self.session.give(spec.name, value)
         except AnswerError as exc:
-            show(self.style(f"   ✗ {for_terminal(exc)}", fg="red"), 5)
+            self.refuse(spec, text, str(exc))
             return False
         if spec.type in ("enum", "list") and text.strip().lower() != spec.label(value).lower():
             tell(f"   → {spec.label(value)}", 5)  # 'mg' -> Myasthenia gravis: the clinician sees what was taken
         return True
+
+    def refuse(self, spec, text: str, reason: str, shown: Optional[str] = None) -> None:
+        """An answer that does not fit: at a terminal the reason (or `shown`), and the question
+        is asked again; in a script, UnreadableAnswer naming the line, the question and the reason."""
+        if not sys.stdin.isatty():
+            raise UnreadableAnswer(f"line {SCRIPT.line} of standard input: {text.strip()!r} does not answer "
+                                   f"'{spec.question or spec.name}' ({reason}). A script stops at an answer it "
+                                   "cannot use, so that no later answer is taken for another question; nothing "
+                                   "was saved")
+        if shown is not None:
+            click.echo(shown)
+        else:
+            show(self.style(f"   ✗ {for_terminal(reason)}", fg="red"), 5)
 
     def show_help(self, spec) -> None:
         """What the question means (the schema's help and review flag), and the commands."""
@@ -270,6 +316,86 @@ class _Console:
             click.echo("   No answer yet.")
             return
         click.echo("\n".join(self.renderer().chain_lines(session.result(), prefix="   ")))
+
+
+# -- the advice at the end ----------------------------------------------------------
+
+class VerdictLast(TextRenderer):
+    """The result as the interview ends: the chain and the details first, the verdict (the
+    headline, every warning about this patient, the stance and the dose) last, so that the
+    last screen shows what the clinician must not miss (`evaluate`'s text has the same
+    parts in reading order, the verdict first)."""
+
+    def verdict_last(self, result: Result, unknown: List[str], rows: Optional[int] = None) -> List[str]:
+        """The lines of a result, the verdict last. With `rows` (a terminal's height), the
+        verdict is laid out so that the headline and the warnings about this patient are on
+        the last screen: the stance and dose go above the headline when all does not fit, and
+        the headline, which names every critical code, under the warnings when they alone
+        fill the screen."""
+        details = self.detail_lines(result, unknown)
+        head, warns, stance = self.headline(result), self.patient_warning_lines(result), self.stance_lines(result)
+        room = rows - ROWS_BELOW_ADVICE if rows else None
+        if room is None or _height(head + warns + stance) <= room:
+            verdict = head + warns + stance
+        elif _height(head + warns) < room:
+            verdict = stance + [""] + head + warns
+        else:
+            verdict = stance + warns + head
+        return details + [""] + verdict
+
+    def verdict(self, result: Result) -> List[str]:
+        """The headline, every warning about this patient (critical first), the stance and the dose."""
+        return self.headline(result) + self.patient_warning_lines(result) + self.stance_lines(result)
+
+    def headline(self, result: Result) -> List[str]:
+        """The id and the stance, and every critical code: one line, wrapped."""
+        s, stance = self.style, result.ivig["stance"]
+        line = f"{s(for_terminal(result.id), bold=True)}  {s(stance_label(stance), fg=STANCE_COLOURS[stance], bold=True)}"
+        if result.critical:
+            line += "  -  " + s("CRITICAL: " + ", ".join(result.critical), fg="red", bold=True)
+        return [self.fit(line, 4)]
+
+    def patient_warning_lines(self, result: Result) -> List[str]:
+        """The warnings about this patient, in full (what applies to every infusion is a detail)."""
+        return self.warning_lines(w for w in result.warnings if w["code"] != GENERAL)
+
+    def stance_lines(self, result: Result) -> List[str]:
+        """What the review says (the stance's summary and rule) and the dose for this patient."""
+        s = self.style
+        source = f"; {for_terminal(result.source)}" + (f":{result.line}" if result.line else "") \
+            if result.source else ""
+        lines = [self.fit(f"  {result.ivig['summary']}", 2),
+                 self.fit(s(f"  (rule {result.ivig['rule']}{source})", dim=True), 3)]
+        if result.dose:
+            lines.append(self.fit("  " + s("Dose: ", bold=True) + dose_line(result.dose, patient=True), 8))
+            if result.dose.get("note"):
+                lines.append(self.fit(f"    {result.dose['note']}", 4))
+        return lines
+
+    def detail_lines(self, result: Result, unknown: List[str]) -> List[str]:
+        """The chain of rules, then the general precautions, what was read from another
+        spelling, and the questions left unknown that could change the advice."""
+        s, lines = self.style, []
+        if self.chain and result.trace:
+            lines.append("  " + s("How:", bold=True))
+            lines.extend(self.chain_lines(result, prefix="    "))
+        lines.extend(self.precaution_lines(result.warnings))
+        if result.normalised:
+            lines.append(self.fit("  " + s("Read as: ", bold=True) + normalised_text(result.normalised), 4))
+        lines.extend(self.unknown_lines(result.missing, unknown))
+        return lines
+
+
+def _height(lines: List[str]) -> int:
+    """The rows lines take on the screen (a wrapped line holds its breaks)."""
+    return sum(line.count("\n") + 1 for line in lines)
+
+
+def screen_rows() -> Optional[int]:
+    """The rows of the terminal standard output is, or None when it is not one."""
+    if terminal_width() is None:
+        return None
+    return shutil.get_terminal_size().lines
 
 
 def _goals_of(steps: List[Step]) -> List[str]:
@@ -349,8 +475,18 @@ def read_line(prompt: str, choices: Iterable[str] = ()) -> Optional[str]:
     if not line:
         click.echo("")
         return None
+    SCRIPT.line += 1
     say(line.rstrip("\n"))  # a scripted answer shows in the transcript, escaped like all input
     return line.rstrip("\n")
+
+
+class _ScriptPosition:
+    """How many lines of a script (standard input that is not a terminal) were read: the
+    line an unusable answer is on. Reset when an interview starts."""
+    line = 0
+
+
+SCRIPT = _ScriptPosition()
 
 
 def show_answers(case: dict, heading: str) -> None:

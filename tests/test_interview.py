@@ -233,7 +233,7 @@ def test_why_a_bad_answer_and_unknown_in_a_terminal(tmp_path):
     rest = answer_all(child, {"walks_unaided": False, "needs_ventilation": False, "weight_kg": 70})
     result = child.before  # what was shown before the save prompt
     assert first not in rest
-    unknown = result[result.index("Unknown, would let more rules decide:"):result.index("How:")]
+    unknown = result[result.index("Unknown, would let more rules decide:"):]  # after the chain, before the verdict
     assert "- " + SCHEMA.fields[first].question in unknown  # as the clinician read it, not its field name
     child.sendline("")
     child.expect(pexpect.EOF)

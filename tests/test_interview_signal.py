@@ -5,11 +5,17 @@ Through the real command: in a pseudo-terminal of 80 columns by 24 rows
 prednisone planned, kidney disease and volume depletion.
 """
 
+import os
+import re
+import subprocess
+import sys
+
 import pexpect
+import yaml
 
 from ivig_advisor.engine import RuleBase
 
-from test_interview_terminal import QUESTION, QUESTIONS, SAVE, question, screen_lines, spawn
+from test_interview_terminal import QUESTION, QUESTIONS, SAVE, columns, question, screen_lines, spawn
 
 # The issue's patient, with no other risk factor: today the steroid question
 # comes after five thrombosis questions.
@@ -86,6 +92,54 @@ def test_the_order_comes_from_the_rules_severities(tmp_path, rules_copy):
     assert demoted.index("planned_cotherapy") > demoted.index("volume_depletion"), demoted
 
 
+# -- 2. the last screen at 80x24 --------------------------------------------------------------
+
+def last_screen(transcript: str, rows: int = ROWS, width: int = COLUMNS):
+    """The rows a terminal of `rows` x `width` shows at the end of `transcript` (the cursor's
+    row last): each line takes as many rows as its columns need."""
+    shown = []
+    for line in screen_lines(transcript):
+        cut = [line[i:i + width] for i in range(0, max(len(line), 1), width)] if columns(line) > width else [line]
+        shown.extend(cut)
+    return shown[-rows:]
+
+
+def test_the_last_screen_at_80x24_shows_the_headline_and_every_warning_about_the_patient(tmp_path):
+    _, transcript = asked_in_order(cwd=tmp_path, answers=MMN_ELDERLY)
+    screen = last_screen(transcript)
+    text = " ".join(" ".join(screen).split())
+    assert screen[-1].startswith("Save the case to a file?")
+    assert "interview IVIG first-line - CRITICAL: avoid-corticosteroids, renal-failure" in text, "\n".join(screen)
+    for code in ("avoid-corticosteroids", "renal-failure"):
+        assert re.search(rf"^ +CRITICAL +{code}\b", "\n".join(screen), re.M), "\n".join(screen)
+    assert re.search(r"^ +WARNING +thrombosis\b", "\n".join(screen), re.M), "\n".join(screen)
+    # the rest came before: the chain, and the lines no clinician needs on the last screen
+    whole = "\n".join(screen_lines(transcript))
+    assert whole.index("How:") < whole.rindex("CRITICAL: avoid-corticosteroids")
+
+
+# -- 3. quit gives the advice so far -------------------------------------------------------------
+
+def interview(script: str, *args, cwd):
+    """The real command with `script` as its standard input (not a terminal)."""
+    return subprocess.run([sys.executable, "-m", "ivig_advisor.cli", "interview", *args], input=script,
+                          capture_output=True, text=True, cwd=cwd, env=dict(os.environ, NO_COLOR="1"))
+
+
+def test_quit_shows_the_advice_so_far_and_what_is_still_unknown(tmp_path):
+    first = interview("mmn\n", cwd=tmp_path)  # which question comes second is the rules' business
+    second = QUESTIONS[re.findall(r"^\d+\. (.+\?)", first.stdout, re.M)[1]]
+    answer = spoken(MMN_ON_PREDNISONE[second])
+    run = interview(f"mmn\n{answer}\nquit\n", cwd=tmp_path)
+    out = " ".join(run.stdout.split())
+    assert run.returncode == 1, run.stdout + run.stderr
+    advice = out[out.index("The advice so far"):]
+    assert "IVIG first-line" in advice and "avoid-corticosteroids" in advice
+    assert "Still unknown, could change the advice:" in advice
+    assert "Is there pre-existing kidney disease?" in advice  # a question not yet asked
+    assert "diagnosis: mmn" in out  # the answers, as before
+
+
 # -- 4. a typo never silently leads to another disease -------------------------------------------
 
 def test_a_typo_lists_every_equally_near_choice_with_its_label(tmp_path):
@@ -115,3 +169,31 @@ def test_a_typo_lists_every_equally_near_choice_with_its_label(tmp_path):
     child.expect(SAVE)
     child.sendline("")
     child.expect(pexpect.EOF)
+
+
+# -- 5. a script's answer that cannot be read stops the script ------------------------------------
+
+def test_a_scripted_answer_that_cannot_be_read_stops_with_the_question_and_the_line(tmp_path):
+    first = interview("mmn\n", cwd=tmp_path)
+    second = re.findall(r"^\d+\. (.+\?)", first.stdout, re.M)[1]  # 'perhaps' answers none of them
+    run = interview("mmn\nperhaps\n" + "unknown\n" * 30, "--save", "s.yaml", cwd=tmp_path)
+    assert run.returncode == 2, run.stdout + run.stderr
+    assert "line 2 of standard input" in run.stderr and second in run.stderr and "'perhaps'" in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "s.yaml").exists()  # nothing half-answered is saved as if it were the case
+
+
+def test_at_a_terminal_a_bad_answer_is_asked_again(tmp_path):
+    child = spawn("--save", "s.yaml", cwd=tmp_path)
+    question(child)
+    child.sendline("mmn")
+    name = question(child)
+    child.sendline("70,5,x")
+    child.expect("✗")
+    child.expect("> ")
+    child.sendline(spoken(MMN_ON_PREDNISONE[name]))
+    answer_rest(child, MMN_ON_PREDNISONE)
+    child.close()
+    assert child.exitstatus == 0
+    assert yaml.safe_load((tmp_path / "s.yaml").read_text(encoding="utf-8"))[name] == MMN_ON_PREDNISONE[name]
+
