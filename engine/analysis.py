@@ -97,7 +97,10 @@ def _pursued(cond, lookup):
 def _moot(rule: RuleSpec, derived: Dict[str, list]) -> bool:
     """A rule that only derives facts the run already holds cannot change the
     answer: asking for its fields would be a question without consequence
-    (receives_ivig already derived from the stance makes ivig_planned moot)."""
+    (receives_ivig already derived from the stance makes ivig_planned moot).
+    Nor is a rule that asks nothing of its own (`ask: false`) worth pursuing."""
+    if not rule.ask:
+        return True
     if any(k in rule.then for k in ("recommend", "dose", "warn")):
         return False
     return all(value in derived.get(name, []) for name, value in rule.derives.items())

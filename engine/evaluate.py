@@ -284,9 +284,9 @@ def _grouped(warnings) -> List[dict]:
     """The warnings as shown: those about this patient, most severe first; then what applies to
     every infusion as one info entry, the general precautions, listing each with its grade. So
     max_severity speaks of this patient only, and no output shouts what every patient is told."""
-    own = sorted((w for w in warnings if w.get("applies", "patient") == "patient"),
+    own = sorted((w for w in warnings if w["applies"] == "patient"),
                  key=lambda w: SEVERITIES.index(w["severity"]))
-    every = [w for w in warnings if w.get("applies") == "every-infusion"]
+    every = [w for w in warnings if w["applies"] == "every-infusion"]
     if every:
         items = [{k: w[k] for k in ("code", "grade", "summary", "message", "action", "rule")} for w in every]
         own.append({"code": GENERAL, "severity": "info", "applies": "every-infusion", "grade": None,

@@ -428,7 +428,7 @@ def csv_row(result) -> list:
     row = [result.id, result.status, (result.ivig or {}).get("stance", ""), result.max_severity or "",
            ";".join(result.critical), (result.ivig or {}).get("rule", ""),
            *("" if dose.get(k) is None else dose[k] for k in CSV_DOSE_KEYS),
-           ";".join(w["code"] + (f" {grade_tag(w['grade'])}" if w.get("grade") else "") for w in result.warnings),
+           ";".join(w["code"] + (f" ({w['grade']})" if w.get("grade") else "") for w in result.warnings),
            ";".join(result.missing),
            error.get("message", "") + (f" [{error['field']}]" if error.get("field") else ""),
            result.source or "", "" if result.line is None else result.line, normalised_text(result.normalised),

@@ -26,7 +26,7 @@ STATUSES = ("draft", "retired")  # written in a rule; approval is a sign-off in 
 STANCE = "stance"  # the derived fact a `recommend` action sets
 
 RULE_KEYS = ("id", "title", "layer", "when", "then", "basis", "rationale", "claims", "assumptions",
-             "source", "evidence", "flags", "status", "explanation", "changes")
+             "source", "evidence", "flags", "status", "explanation", "changes", "ask")
 FILE_KEYS = ("topic", "title", "maintenance", "defaults", "rules")
 SOURCE_KEYS = ("section", "refs", "lines", "quote", "quote_en", "cite")
 PASSAGE_KEYS = ("quote", "quote_en")  # a passage of the review that several rules cite (passages.yaml)
@@ -46,7 +46,7 @@ APPLIES = ("patient", "every-infusion")
 # How serious the adverse event is in the review's own grading (TR L159-163), kept apart from how
 # loudly it is shown; `not-graded`: an adverse event the review names without a grade (thrombosis).
 GRADES = ("mild", "moderate", "severe", "not-graded")
-SUMMARY_MAX = 140  # characters: a CDS Hooks card's summary, and one line of text
+SUMMARY_MAX = 139  # characters: a CDS Hooks card's summary ("<140 characters", the spec says), and one line of text
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 YAML_SUFFIXES = (".yaml", ".yml")  # in any case: .YML is YAML to a person and to an editor
 
@@ -82,6 +82,10 @@ class RuleSpec:
     status: str = "draft"
     explanation: str = ""
     changes: Tuple[str, ...] = ()  # what changed in the rule, when and why (newest last)
+    # False: the rule takes note of what a case says and never makes a question of its own (its
+    # fields are not asked for, nor listed as missing, on its account): "IVIG is not planned" is
+    # worth saying when a case says it, not worth asking every patient.
+    ask: bool = True
     raw: dict = field(default_factory=dict)
 
     @property
@@ -411,6 +415,11 @@ def _rule(raw: Located, source, line, topic, defaults, layers, stances, errors) 
             f"{', '.join(l.name for l in layers if l.sets_stance)}", "then")
         return None
 
+    ask = raw.get("ask", True)
+    if not isinstance(ask, bool):
+        err("'ask' is true (the default) or false (the rule never makes a question of its own)", "ask")
+        return None
+
     def strings(key):
         value = raw.get(key)
         if value is None:
@@ -423,7 +432,7 @@ def _rule(raw: Located, source, line, topic, defaults, layers, stances, errors) 
                     claims=strings("claims"), assumptions=strings("assumptions"), source=dict(src),
                     evidence=strings("evidence"), flags=strings("flags"), status=status,
                     explanation=" ".join(str(raw.get("explanation", "")).split()),
-                    changes=tuple(" ".join(c.split()) for c in strings("changes")), raw=raw)
+                    changes=tuple(" ".join(c.split()) for c in strings("changes")), ask=ask, raw=raw)
 
 
 def _then(data, source, line, stances, err) -> dict:
@@ -590,9 +599,10 @@ def _warning(item, at, err) -> Optional[dict]:
     if not item.get("message"):
         err(f"warning '{code}' needs a message", "then", here)
         return None
-    applies, grade = item.get("applies", "patient"), item.get("grade")
+    applies, grade = item.get("applies"), item.get("grade")
     if applies not in APPLIES:
-        err(f"warning '{code}': applies must be {' or '.join(APPLIES)}", "then", here)
+        err(f"warning '{code}' needs applies: {' or '.join(APPLIES)} (because of something about this patient, "
+            "or for any infusion)", "then", here)
         return None
     if applies == "every-infusion" and severity != "info":
         err(f"warning '{code}' applies to every infusion, so it is info (one of the general precautions): "
@@ -602,12 +612,16 @@ def _warning(item, at, err) -> Optional[dict]:
         err(f"warning '{code}': grade must be one of {', '.join(GRADES)} (the review's grading)", "then", here)
         return None
     summary = " ".join(str(item.get("summary") or "").split())
+    if not summary:
+        err(f"warning '{code}' needs a summary: at most {SUMMARY_MAX} characters, written as a summary (a CDS "
+            "Hooks card's, never a sentence cut short)", "then", here)
+        return None
     if len(summary) > SUMMARY_MAX:
         err(f"warning '{code}': the summary has {len(summary)} characters; at most {SUMMARY_MAX}", "then", here)
         return None
     message = " ".join(str(item["message"]).split())
     return {"code": code, "severity": severity, "applies": applies, "grade": grade,
-            "summary": summary or message, "message": message,
+            "summary": summary, "message": message,
             "action": " ".join(str(item["action"]).split()) if item.get("action") else None}
 
 

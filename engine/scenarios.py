@@ -24,9 +24,9 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional
 
 from .caseio import SCENARIO_CASE, CaseRecord, read_cases
 from .escape import for_terminal
-from .evaluate import Advisor, Result, default_advisor
-from .rulebase import DOSE_KEYS, SEVERITIES, RuleBase
-from .words import suggest
+from .evaluate import GENERAL, Advisor, Result, default_advisor
+from .rulebase import DOSE_KEYS, GRADES, SEVERITIES, RuleBase
+from .words import dose_line, suggest
 from .yamlsrc import Located, SourceError, shown
 
 MAX_DESCRIPTION = 300  # characters: a description says what a scenario is about, in a line or two
@@ -39,8 +39,8 @@ class Expectation:
     """One key of an `expect:` block: the shape of its value, what its texts
     name (checked on load), and how it is compared with the result."""
     key: str
-    shape: str                   # text | texts | dose | severity | severities
-    names: Optional[str]         # stance | rule | field | severity: what each text must be; None: any text
+    shape: str                   # text | texts | dose | severity | severities | grades
+    names: Optional[str]         # stance | rule | field | severity | grade: what each text must be; None: any text
     meaning: str                 # how the result is compared, for people (ivig schema, the JSON Schema)
 
 
@@ -51,8 +51,12 @@ EXPECTATIONS = {e.key: e for e in (
                 + ") equals the dose's"),
     Expectation("warnings", "texts", None, "the warning codes, exactly, in any order (a code twice when two rules "
                                            "give it)"),
+    Expectation("precautions", "texts", None, "the codes among the general precautions for any IVIG infusion "
+                                              "(the warnings' general-precautions entry), exactly, in any order"),
     Expectation("max_severity", "severity", "severity", "the highest severity among the warnings (null: none)"),
     Expectation("severity", "severities", "severity", "for each warning code written, the severity of its warnings"),
+    Expectation("grade", "grades", "grade", "for each adverse event's code written (a warning or a general "
+                                            "precaution), the review's grade of it"),
     Expectation("fired", "texts", "rule", "rules that fire (others may fire too)"),
     Expectation("not_fired", "texts", "rule", "rules that do not fire"),
     Expectation("missing", "texts", "field", "fields reported missing (others may be too); [] means none is"),
@@ -205,7 +209,7 @@ def _scenario(record: CaseRecord, rulebase: RuleBase) -> Scenario:
 def _known(names: str, rulebase: RuleBase) -> list:
     """The texts a value of kind `names` may be."""
     return {"stance": list(rulebase.stances), "rule": [r.id for r in rulebase.rules],
-            "field": list(rulebase.schema.fields), "severity": list(SEVERITIES)}[names]
+            "field": list(rulebase.schema.fields), "severity": list(SEVERITIES), "grade": list(GRADES)}[names]
 
 
 def _check(key, value, rulebase: RuleBase) -> Optional[str]:
@@ -226,10 +230,11 @@ def _check(key, value, rulebase: RuleBase) -> Optional[str]:
         if "rule" in value:
             return _unknown_name("rule", [value["rule"]], rulebase)
         return None
-    if shape == "severities":
+    if shape in ("severities", "grades"):
+        levels = {"severities": ("severity", SEVERITIES), "grades": ("grade", GRADES)}[shape]
         if not isinstance(value, dict) or not value:
-            return f"'{key}' must map warning codes to a severity ({', '.join(SEVERITIES)})"
-        return _unknown_name("severity", list(value.values()), rulebase)
+            return f"'{key}' must map warning codes to a {levels[0]} ({', '.join(levels[1])})"
+        return _unknown_name(levels[0], list(value.values()), rulebase)
     if shape == "severity" and value is None:
         return None
     if shape in ("text", "severity") and not isinstance(value, str):
@@ -264,14 +269,23 @@ def _compare(key: str, expected, result: Result) -> List[Difference]:
                                                          f"expected {_shown(expected)}, got {_shown(actual)}")]
     if key == "dose":
         return _compare_dose(expected, result.dose)
-    if key == "warnings":
-        actual = [w["code"] for w in result.warnings]
+    if key in ("warnings", "precautions"):
+        actual = [w["code"] for w in (result.warnings if key == "warnings" else _precautions(result))]
         if Counter(actual) == Counter(expected):
             return []
         absent, extra = Counter(expected) - Counter(actual), Counter(actual) - Counter(expected)
         parts = ([f"not given: {', '.join(sorted(absent.elements()))}"] if absent else []) \
             + ([f"not expected: {', '.join(sorted(extra.elements()))}"] if extra else [])
         return [Difference(key, sorted(expected), sorted(actual), "; ".join(parts))]
+    if key == "grade":
+        out = []
+        for code, grade in expected.items():
+            grades = sorted({w.get("grade") or "none" for w in result.warnings + _precautions(result)
+                             if w["code"] == code})
+            if grades != [grade]:
+                got = f"got {', '.join(grades)}" if grades else "there is no such warning or precaution"
+                out.append(Difference(f"grade.{code}", grade, grades or None, f"expected {grade}, {got}"))
+        return out
     if key == "severity":
         out = []
         for code, level in expected.items():
@@ -291,12 +305,16 @@ def _compare(key: str, expected, result: Result) -> List[Difference]:
     return [Difference(key, name, None, f"{name} {said}") for name in expected if not checks[key](name)]
 
 
+def _precautions(result: Result) -> List[dict]:
+    """The items of a result's general precautions (what applies to every infusion)."""
+    return [item for w in result.warnings if w["code"] == GENERAL for item in w["items"]]
+
+
 def _compare_dose(expected, dose) -> List[Difference]:
     if expected is None:
         if dose is None:
             return []
-        return [Difference("dose", None, dose, f"expected no dose, got {dose['total_g_per_kg']:g} g/kg "
-                                               f"(rule {dose['rule']})")]
+        return [Difference("dose", None, dose, f"expected no dose, got {dose_line(dose)} (rule {dose['rule']})")]
     if dose is None:
         return [Difference("dose", expected, None, "expected a dose, got none")]
     return [Difference(f"dose.{k}", v, dose.get(k), f"expected {_shown(v)}, got {_shown(dose.get(k))}")
@@ -352,8 +370,9 @@ def expect_json_schema(rulebase: RuleBase) -> dict:
             schema = {"type": "array", "items": texts(e.names)}
         elif e.shape == "severity":
             schema = {"enum": list(SEVERITIES) + [None]}
-        elif e.shape == "severities":
-            schema = {"type": "object", "additionalProperties": {"enum": list(SEVERITIES)}, "minProperties": 1}
+        elif e.shape in ("severities", "grades"):
+            levels = SEVERITIES if e.shape == "severities" else GRADES
+            schema = {"type": "object", "additionalProperties": {"enum": list(levels)}, "minProperties": 1}
         else:  # dose
             schema = {"anyOf": [{"type": "null"}, {
                 "type": "object", "minProperties": 1, "additionalProperties": False,
