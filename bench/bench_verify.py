@@ -97,7 +97,7 @@ def _test(rnd, ages, weights, field=None, ops=("lt", "ge")):
 
 
 def _warn(i, rnd):
-    return f"{{warn: {{code: bench-{i}, severity: {rnd.choice(['info', 'warning'])}, message: x}}}}"
+    return f"{{warn: {{code: bench-{i}, severity: {rnd.choice(['info', 'warning'])}, applies: patient, summary: x, message: x}}}}"
 
 
 def _disease_rule(i, rnd, ages, weights, bands) -> dict:

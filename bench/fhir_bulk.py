@@ -220,7 +220,10 @@ def patient(rnd, pool: Pool, as_of: dt.date = AS_OF, cotherapy: bool = True):
     _apply(case, entry.current)
 
     # risk factors: 0-3, most current; some resolved (past), some provisional (not counted)
-    for field_name in rnd.sample(sorted(pool.risks), rnd.choices([0, 1, 2, 3], [45, 30, 17, 8])[0]):
+    risks = rnd.sample(sorted(pool.risks), rnd.choices([0, 1, 2, 3], [45, 30, 17, 8])[0])
+    if {"thrombocytopenia", "thrombocytosis"} <= set(risks):  # a platelet count is low or high, not both
+        risks.remove("thrombocytosis")
+    for field_name in risks:
         code, entry = rnd.choice(pool.risks[field_name])
         roll = rnd.random()
         if roll < 0.12:

@@ -172,7 +172,7 @@ def test_a_rule_an_earlier_layer_always_preempts_is_unreachable(run_cli, rules_c
 def test_a_narrower_rule_with_the_same_conclusion_is_subsumed(run_cli, rules_copy):
     add_rule(rules_copy, file="safety.yaml", id="migraine-again", layer="safety",
              when="{all: [{receives_ivig: true}, {migraine: true}, {age: {ge: 40}}]}",
-             then="{warn: {code: aseptic-meningitis, severity: warning, message: x}}")
+             then="{warn: {code: aseptic-meningitis-migraine, severity: warning, applies: patient, summary: x, message: x}}")
     code, report = check_json(run_cli, rules_copy)
     assert code == 1
     assert [(f["kind"], f["rule"]) for f in report["findings"]] == [("subsumed", "migraine-again")]
@@ -185,7 +185,7 @@ def test_a_narrower_rule_with_the_same_conclusion_is_subsumed(run_cli, rules_cop
 ])
 def test_a_warning_given_two_severities_at_once_is_a_conflict(run_cli, rules_copy, layer, when):
     add_rule(rules_copy, file="safety.yaml", id="migraine-critical", layer=layer, when=when,
-             then="{warn: {code: aseptic-meningitis, severity: critical, message: x}}")
+             then="{warn: {code: aseptic-meningitis-migraine, severity: critical, applies: patient, summary: x, message: x}}")
     code, report = check_json(run_cli, rules_copy)
     assert code == 1
     assert [f["kind"] for f in report["findings"]] == ["conflict"]

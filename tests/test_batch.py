@@ -91,7 +91,9 @@ def test_csv_has_one_row_per_case_with_stance_dose_and_warning_codes(run_cli, tm
     rows = list(csv.DictReader(io.StringIO(run_cli("evaluate", str(path), "--format", "csv").stdout)))
     assert list(rows[0]) == list(CSV_COLUMNS) and len(rows) == 2
     assert rows[0]["stance"] == "first-line" and rows[0]["total_g"] == "160.0" and rows[0]["days"] == "5"
-    assert "thrombosis" in rows[0]["warnings"].split(";")
+    # this patient's warnings with the review's grade, then the general precautions as one entry
+    assert rows[0]["warnings"].split(";") == ["thrombosis (not-graded)", "general-precautions"]
+    assert rows[0]["max_severity"] == "warning"
     assert rows[1]["status"] == "error" and rows[1]["line"] == "2" and "not valid JSON" in rows[1]["error"]
 
 

@@ -233,7 +233,7 @@ NOT_RULE = """
         - diagnosis: {in: [als, mmn]}
         - not: {receives_ivig: true}
     then:
-      warn: {code: not-receiving, severity: info, message: x, action: x}
+      warn: {code: not-receiving, severity: info, applies: patient, summary: x, message: x, action: x}
     basis: assumption
     assumptions: [A01]
     rationale: A test of the condition language.

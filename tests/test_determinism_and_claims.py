@@ -110,14 +110,22 @@ def test_any_valid_case_reaches_exactly_one_consistent_answer(case):
     stance = result.ivig["stance"]
     codes = [w["code"] for w in result.warnings]
     assert "rule-conflict" not in codes and "dose-conflict" not in codes
-    # safety before efficacy: whoever receives IVIG is warned, whatever the stance
-    receives = stance not in ("not-effective", "out-of-scope") or case.get("ivig_planned") is True
-    assert ("infusion-reactions" in codes) == receives
+    # safety before efficacy: whoever receives IVIG is warned, whatever the stance, unless the case
+    # says IVIG is not planned (then one line says the warnings are left out)
+    planned = case.get("ivig_planned")
+    receives = planned is True or (planned is None and stance not in ("not-effective", "out-of-scope"))
+    precautions = [i["code"] for w in result.warnings if w["code"] == "general-precautions" for i in w["items"]]
+    assert ("infusion-reactions" in precautions) == receives
+    assert "infusion-reactions" not in codes  # what applies to every infusion is never a warning of its own
+    assert ("adverse-events-not-shown" in codes) == (planned is False and stance not in ("not-effective",
+                                                                                         "out-of-scope"))
     assert result.max_severity == (result.warnings[0]["severity"] if result.warnings else None)
     if stance in SHIPPED_RULES.ivig_given:
-        assert result.dose is not None and result.dose["total_g_per_kg"] > 0
+        assert result.dose is not None
+        grams = "infusion_g" if result.dose["per"] == "infusion" else "total_g"
+        assert result.dose[f"{grams}_per_kg"] > 0
         if "weight_kg" in case:
-            assert result.dose["total_g"] == round(result.dose["total_g_per_kg"] * case["weight_kg"], 1)
+            assert result.dose[grams] == round(result.dose[f"{grams}_per_kg"] * case["weight_kg"], 1)
     else:
         assert result.dose is None
     assert not set(result.missing) & set(case)

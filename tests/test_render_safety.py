@@ -27,8 +27,8 @@ def test_text_puts_critical_warnings_on_the_headline_and_right_under_it(run_cli,
     out = run_cli("evaluate", "--no-chain", str(cases))
     lines = out.output.splitlines()
     assert lines[0].startswith("p1  IVIG not established  -  CRITICAL: anaphylaxis-iga, renal-failure")
-    assert "CRITICAL anaphylaxis-iga:" in lines[1]
-    assert any("CRITICAL renal-failure:" in line for line in lines[2:5])
+    assert "CRITICAL anaphylaxis-iga (severe):" in lines[1]  # with the review's grade of the adverse event
+    assert any("CRITICAL renal-failure (severe):" in line for line in lines[2:5])
     summary = next(i for i, line in enumerate(lines) if "long-term treatment of CIDP" in line)
     criticals = [i for i, line in enumerate(lines) if "CRITICAL" in line and line.startswith("    ")]
     assert max(criticals) < summary, "a critical warning below the summary"

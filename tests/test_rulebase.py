@@ -83,8 +83,9 @@ def test_a_cited_passage_and_a_named_regimen_read_as_if_written_in_the_rule(rule
     named = {r.raw["then"]["dose"]: r for r in rulebase.rules if isinstance(r.raw["then"].get("dose"), str)}
     assert set(named) == set(regimens), "every regimen is used, and every dose comes from the table"
     for name, rule in named.items():
-        assert rule.then["dose"]["total_g_per_kg"] == regimens[name]["total_g_per_kg"]
-        assert rule.then["dose"]["repeat"] == regimens[name]["repeat"]
+        for key in ("per", "total_g_per_kg", "infusion_g_per_kg", "interval", "repeat"):
+            assert rule.then["dose"][key] == (regimens[name].get(key) or ("course" if key == "per" else None)), \
+                (name, key)
 
 
 def test_a_review_rule_without_citation_fails(rules_copy):

@@ -32,22 +32,38 @@ def _is(value, wanted):
     return value is ANY or value == wanted
 
 
-# (what, when it applies, warning code, lowest acceptable severity); checked in
-# the states of the last layer, where these fields are exact.
+# (what, when it applies, warning code, lowest acceptable severity, the review's grade of the adverse
+# event); checked in the states of the last layer, where these fields are exact. What applies to every
+# infusion is said among the general precautions (info); what is about this patient is louder.
 REQUIREMENTS = [
-    ("any patient given IVIG: infusion-rate reactions (C48)", lambda f: True, "infusion-reactions", "info"),
-    ("any patient given IVIG: skin reactions, moderate (C50)", lambda f: True, "skin-reactions", "warning"),
-    ("any patient given IVIG: aseptic meningitis, moderate (C49)", lambda f: True, "aseptic-meningitis", "warning"),
+    ("any patient given IVIG: infusion-rate reactions, mild (C48)", lambda f: True, "infusion-reactions", "info",
+     "mild"),
+    ("any patient given IVIG: skin reactions, moderate (C50)", lambda f: True, "skin-reactions", "info", "moderate"),
+    ("any patient given IVIG without migraine: aseptic meningitis, moderate (C49)",
+     lambda f: not _is(f("migraine"), True), "aseptic-meningitis", "info", "moderate"),
+    ("a history of migraine: aseptic meningitis especially, moderate (C49)",
+     lambda f: _is(f("migraine"), True), "aseptic-meningitis-migraine", "warning", "moderate"),
     ("severe IgA deficiency with anti-IgA antibodies (C51)",
-     lambda f: _is(f("iga_deficiency"), True) and _is(f("anti_iga_antibodies"), True), "anaphylaxis-iga", "critical"),
+     lambda f: _is(f("iga_deficiency"), True) and _is(f("anti_iga_antibodies"), True), "anaphylaxis-iga", "critical",
+     "severe"),
     ("severe IgA deficiency, antibodies unknown (C51, A30)",
-     lambda f: _is(f("iga_deficiency"), True) and _is(f("anti_iga_antibodies"), None), "anaphylaxis-iga", "warning"),
+     lambda f: _is(f("iga_deficiency"), True) and _is(f("anti_iga_antibodies"), None), "anaphylaxis-iga", "warning",
+     "severe"),
+    ("anti-IgA antibodies, IgA level unknown (C51, A30 the other way)",
+     lambda f: _is(f("iga_deficiency"), None) and _is(f("anti_iga_antibodies"), True), "anaphylaxis-iga", "warning",
+     "severe"),
     ("kidney disease with volume depletion (C52)",
-     lambda f: _is(f("renal_disease"), True) and _is(f("volume_depletion"), True), "renal-failure", "critical"),
-    ("kidney disease (C52, A31)", lambda f: _is(f("renal_disease"), True), "renal-failure", "warning"),
-    ("in the thrombosis risk group (C53)", lambda f: f(RISK_GROUP) is True, "thrombosis", "warning"),
+     lambda f: _is(f("renal_disease"), True) and _is(f("volume_depletion"), True), "renal-failure", "critical",
+     "severe"),
+    ("kidney disease, volume status unknown (C52, A31)",
+     lambda f: _is(f("renal_disease"), True) and _is(f("volume_depletion"), None), "renal-failure", "warning",
+     "severe"),
+    ("kidney disease without volume depletion (C52, A31)",
+     lambda f: _is(f("renal_disease"), True), "renal-failure", "info", "severe"),
+    ("in the thrombosis risk group (C53)", lambda f: f(RISK_GROUP) is True, "thrombosis", "warning", "not-graded"),
 ]
-ADVERSE_EVENTS = {code for _, _, code, _ in REQUIREMENTS}
+ADVERSE_EVENTS = {code for _, _, code, _, _ in REQUIREMENTS}
+RECEIVES = "receives_ivig"  # the derived fact that says the patient is given IVIG (rules/scope.yaml)
 
 # The thrombosis risk group is read in the first layer and its fields are
 # merged away after it (the walk keeps one history per merged state), so it
@@ -58,7 +74,7 @@ RISK_FACTORS = [
     ("elderly, 65 or more (A29)", lambda f: f("age") is ANY or any(v is not None and v >= 65 for v in f("age"))),
     ("diabetes", lambda f: _is(f("diabetes"), True)),
     ("thrombocytopenia, as translated", lambda f: _is(f("thrombocytopenia"), True)),
-    ("thrombocytosis, the likelier original (A28)", lambda f: _is(f("thrombocytosis"), True)),
+    ("thrombocytosis, a plausible alternative reading (A28)", lambda f: _is(f("thrombocytosis"), True)),
     ("hypergammaglobulinemia", lambda f: _is(f("hypergammaglobulinemia"), True)),
 ]
 
@@ -79,6 +95,22 @@ class SafetyWalk(_Walk):
         self.violations = []
         self.checked = {what: 0 for what, *_ in REQUIREMENTS + RISK_FACTORS}
         self.quiet = 0
+
+    def after_layer(self, state, layer):
+        """Where `receives_ivig` is decided: it holds exactly for the patients given IVIG (the
+        requirements above are checked only where a warning rule can fire, so a patient left
+        off the table by mistake would never be seen there)."""
+        super().after_layer(state, layer)
+        if not any(RECEIVES in r.derives for r in self.rb.rules if r.layer == layer.name):
+            return
+        stances = state.derived.get(STANCE, ())
+        stance = stances[0] if stances else None
+        planned = state.assign.get("ivig_planned", state.witness.get("ivig_planned", ANY))
+        if planned is ANY:
+            return
+        given = planned is True or (stance is not None and stance not in OFF_THE_TABLE and planned is not False)
+        if given != bool(state.derived.get(RECEIVES)):
+            self.violations.append(f"receives IVIG should be {given} for {state.witness} (stance {stance})")
 
     def fire(self, group, assign, before):
         fired, derived, need = super().fire(group, assign, before)
@@ -117,20 +149,32 @@ class SafetyWalk(_Walk):
             return assign.get(name, ANY)
 
         codes = {w["code"] for r in rules for w in r.warnings}
-        warned = {}
+        warned, grades = {}, {}
         for rule in fired:
             for w in rule.warnings:
                 level = SEVERITIES.index(w["severity"])
                 warned[w["code"]] = min(level, warned.get(w["code"], level))
+                grades.setdefault(w["code"], set()).add(w["grade"])
         stances = derived.get(STANCE, [])
         stance = stances[0] if stances else None
-        if stance not in OFF_THE_TABLE or field("ivig_planned") is True:
-            for what, applies, code, lowest in REQUIREMENTS:
+        planned = field("ivig_planned")
+        if planned is True or (stance not in OFF_THE_TABLE and planned is not False):
+            for what, applies, code, lowest, grade in REQUIREMENTS:
                 if code in codes and applies(field):
                     self.checked[what] += 1
                     if warned.get(code, len(SEVERITIES)) > SEVERITIES.index(lowest):
                         self.violations.append(f"{what}: no {lowest} '{code}' for {assign} (stance {stance})")
-        elif field("ivig_planned") is ANY:
+                    elif grades.get(code) != {grade}:
+                        self.violations.append(f"{what}: '{code}' graded {grades.get(code)}, not {grade}, for "
+                                               f"{assign}")
+        elif stance is not None and stance not in OFF_THE_TABLE:  # IVIG not planned: no adverse event, one line
+            self.quiet += 1
+            given = ADVERSE_EVENTS & set(warned)
+            if given:
+                self.violations.append(f"adverse-event warnings {sorted(given)} with IVIG not planned: {assign}")
+            if "adverse-events-not-shown" in codes and "adverse-events-not-shown" not in warned:
+                self.violations.append(f"IVIG not planned, and no line says the warnings are not shown: {assign}")
+        elif planned is ANY:
             if codes & ADVERSE_EVENTS:
                 self.violations.append(f"IVIG off the table, but ivig_planned never looked at: {assign}")
         else:
@@ -148,7 +192,7 @@ def walk(rulebase):
     if not any(t.name == RISK_GROUP for r in rulebase.rules if r.warnings for t in conditions.tests(r.when)):
         checker.violations.append(f"no warning rule reads the thrombosis risk group ({RISK_GROUP})")
     given = {w["code"] for r in rulebase.rules if r.layer == checker.last for w in r.warnings}
-    for what, _, code, _ in REQUIREMENTS:  # a requirement is checked where its warning is given
+    for what, _, code, _, _ in REQUIREMENTS:  # a requirement is checked where its warning is given
         if code not in given:
             checker.violations.append(f"{what}: no rule gives '{code}'")
     assert all(rule.layer == checker.last for rule in rulebase.rules if rule.warnings), \
@@ -186,6 +230,18 @@ def _retarget(rule_id, when):
     return change
 
 
+def _regrade(rule_id, grade):
+    def change(data):
+        next(r for r in data["rules"] if r["id"] == rule_id)["then"]["warn"]["grade"] = grade
+    return change
+
+
+def _relevel(rule_id, severity):
+    def change(data):
+        next(r for r in data["rules"] if r["id"] == rule_id)["then"]["warn"]["severity"] = severity
+    return change
+
+
 @pytest.mark.parametrize("change, expected", [
     (_drop("thrombosis-risk-thrombocytosis"), "thrombocytosis"),
     (_drop("thrombosis"), "thrombosis risk group"),
@@ -193,7 +249,12 @@ def _retarget(rule_id, when):
     (_retarget("anaphylaxis-iga", {"all": [{"receives_ivig": True}, {"iga_deficiency": True},
                                            {"anti_iga_antibodies": True}, {"migraine": True}]}),
      "anti-IgA"),
-], ids=["risk factor dropped", "group warning dropped", "general warning dropped", "warning narrowed"])
+    (_drop("anaphylaxis-iga-deficiency-unknown"), "IgA level unknown"),
+    (_drop("renal-disease-without-depletion"), "kidney disease without volume depletion"),
+    (_regrade("skin-reactions", "mild"), "skin reactions, moderate"),
+    (_relevel("aseptic-meningitis", "info"), "migraine"),
+], ids=["risk factor dropped", "group warning dropped", "general warning dropped", "warning narrowed",
+        "mirror rule dropped", "info rule dropped", "grade changed", "migraine made quiet"])
 def test_the_walk_finds_a_missing_warning(tmp_path, change, expected):
     checker = walk(_mutated(tmp_path, change))
     assert any(expected in v for v in checker.violations), checker.violations[:3]
@@ -205,9 +266,24 @@ def test_the_walk_finds_warnings_gated_on_efficacy_again(tmp_path):
     shutil.copytree(ROOT / "rules", target)
     scope = target / "scope.yaml"
     text = scope.read_text(encoding="utf-8")
-    old = "when: {stance: {not_in: [not-effective, out-of-scope]}}"
+    old = "        - stance: {not_in: [not-effective, out-of-scope]}\n        - any:"
     assert old in text
-    scope.write_text(text.replace(old, "when: {stance: {in: [first-line, second-line, trial-justified]}}"),
-                     encoding="utf-8")
+    scope.write_text(text.replace(old, "        - stance: {in: [first-line, second-line, trial-justified]}\n"
+                                       "        - any:", 1), encoding="utf-8")
     checker = walk(RuleBase.load(target))
-    assert any("not-established" in v for v in checker.violations)
+    assert any("not-established" in v for v in checker.violations), checker.violations[:3]
+
+
+def test_the_walk_finds_warnings_for_a_patient_with_ivig_not_planned(tmp_path):
+    """The defect of issue 26: ivig_planned false was ignored where the stance keeps IVIG on the table."""
+    target = tmp_path / "rules"
+    shutil.copytree(ROOT / "rules", target)
+    scope = target / "scope.yaml"
+    text = scope.read_text(encoding="utf-8")
+    old = "            - ivig_planned: {known: false}\n            - ivig_planned: true\n"
+    assert old in text
+    scope.write_text(text.replace(old, "            - ivig_planned: {known: false}\n            - ivig_planned: true\n"
+                                       "            - ivig_planned: false\n", 1), encoding="utf-8")
+    checker = walk(RuleBase.load(target))
+    assert any("receives IVIG should be False" in v and "'ivig_planned': False" in v for v in checker.violations), \
+        checker.violations[:3]

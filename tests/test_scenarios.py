@@ -22,8 +22,10 @@ expect:
   not_fired: [gbs-general]
   missing: [migraine]
   not_missing: [walks_unaided]
-  max_severity: warning
-  severity: {skin-reactions: warning}
+  max_severity: info
+  severity: {general-precautions: info}
+  precautions: [skin-reactions, aseptic-meningitis, infusion-reactions]
+  grade: {skin-reactions: moderate, infusion-reactions: mild}
 """
 
 
@@ -73,17 +75,18 @@ def test_a_failing_scenario_shows_each_difference_and_exits_1(run_cli, tmp_path)
         "        stance: expected first-line, got not-established (line 4)",
         "        rule: expected gbs-severe-first-line, got gbs-mild-ambulatory (line 5)",
         "        dose: expected a dose, got none (line 6)",
-        "        warnings: not given: thrombosis; not expected: aseptic-meningitis, infusion-reactions (line 7)",
+        "        warnings: not given: skin-reactions, thrombosis; not expected: general-precautions (line 7)",
         "        fired: gbs-severe did not fire (line 8)",
         "        not_fired: gbs-mild-ambulatory fired (line 9)",
         "        missing: walks_unaided is not reported missing (line 10)",
         "        not_missing: migraine is reported missing (line 11)",
-        "        max_severity: expected critical, got warning (line 12)",
-        "        severity.skin-reactions: expected critical, got warning (line 13)",
+        "        max_severity: expected critical, got info (line 12)",
+        "        severity.skin-reactions: expected critical, there is no such warning (line 13)",
         "        severity.anaphylaxis-iga: expected critical, there is no such warning (line 13)",
         f"FAIL  dosed-said-undosed  ({path}:14)",
     ]
-    assert lines[13].startswith("        dose: expected no dose, got 2 g/kg (rule mmn-dose) (line 16)")
+    assert lines[13].startswith("        dose: expected no dose, got 0.4 g/kg/day x 5 days = 2 g/kg (rule mmn-dose) "
+                                "(line 16)")
     assert lines[14].startswith("        missing: expected none missing, got ")
     assert lines[15:] == [f"PASS  still-fine  ({path}:17)", "3 scenarios: 1 passed, 2 failed, 0 errors"]
 
