@@ -26,10 +26,9 @@ import yaml
 
 from .errors import IvigError, OutputRefused, Stopped, WriteFailed
 from .escape import for_terminal
-from .evaluate import GENERAL, Advisor, Result
+from .evaluate import Advisor, Result
 from .interview import COMMANDS, NO, YES, AnswerError, Interview, Step, check_save, save_case
-from .render import STANCE_COLOURS, TextRenderer, normalised_text, plain_style, terminal_width, wrap
-from .words import dose_line, stance_label
+from .render import TextRenderer, normalised_text, plain_style, terminal_width, wrap
 
 INTERVIEW_HELP = """At any question you may answer:
   why      which rules need this answer; why again climbs to the goal they serve
@@ -346,31 +345,6 @@ class VerdictLast(TextRenderer):
     def verdict(self, result: Result) -> List[str]:
         """The headline, every warning about this patient (critical first), the stance and the dose."""
         return self.headline(result) + self.patient_warning_lines(result) + self.stance_lines(result)
-
-    def headline(self, result: Result) -> List[str]:
-        """The id and the stance, and every critical code: one line, wrapped."""
-        s, stance = self.style, result.ivig["stance"]
-        line = f"{s(for_terminal(result.id), bold=True)}  {s(stance_label(stance), fg=STANCE_COLOURS[stance], bold=True)}"
-        if result.critical:
-            line += "  -  " + s("CRITICAL: " + ", ".join(result.critical), fg="red", bold=True)
-        return [self.fit(line, 4)]
-
-    def patient_warning_lines(self, result: Result) -> List[str]:
-        """The warnings about this patient, in full (what applies to every infusion is a detail)."""
-        return self.warning_lines(w for w in result.warnings if w["code"] != GENERAL)
-
-    def stance_lines(self, result: Result) -> List[str]:
-        """What the review says (the stance's summary and rule) and the dose for this patient."""
-        s = self.style
-        source = f"; {for_terminal(result.source)}" + (f":{result.line}" if result.line else "") \
-            if result.source else ""
-        lines = [self.fit(f"  {result.ivig['summary']}", 2),
-                 self.fit(s(f"  (rule {result.ivig['rule']}{source})", dim=True), 3)]
-        if result.dose:
-            lines.append(self.fit("  " + s("Dose: ", bold=True) + dose_line(result.dose, patient=True), 8))
-            if result.dose.get("note"):
-                lines.append(self.fit(f"    {result.dose['note']}", 4))
-        return lines
 
     def detail_lines(self, result: Result, unknown: List[str]) -> List[str]:
         """The chain of rules, then the general precautions, what was read from another

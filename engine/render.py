@@ -229,21 +229,8 @@ class TextRenderer:
         if not result.ok:
             return "\n".join(self.error_lines(result))
         s = self.style
-        stance = result.ivig["stance"]
-        headline = f"{s(for_terminal(result.id), bold=True)}  {s(stance_label(stance), fg=STANCE_COLOURS[stance], bold=True)}"
-        if result.critical:
-            headline += "  -  " + s("CRITICAL: " + ", ".join(result.critical), fg="red", bold=True)
-        lines = [self.fit(headline, 4)]
         # what is about this patient, in full, before the stance: critical first
-        lines.extend(self.warning_lines(w for w in result.warnings if w["code"] != GENERAL))
-        lines.append(self.fit(f"  {result.ivig['summary']}", 2))
-        source = f"; {for_terminal(result.source)}" + (f":{result.line}" if result.line else "") \
-            if result.source else ""
-        lines.append(self.fit(s(f"  (rule {result.ivig['rule']}{source})", dim=True), 3))
-        if result.dose:
-            lines.append(self.fit("  " + s("Dose: ", bold=True) + dose_line(result.dose, patient=True), 8))
-            if result.dose.get("note"):
-                lines.append(self.fit(f"    {result.dose['note']}", 4))
+        lines = self.headline(result) + self.patient_warning_lines(result) + self.stance_lines(result)
         lines.extend(self.precaution_lines(result.warnings))
         lines.extend(self.unknown_lines(result.missing, unknown))
         if result.normalised:  # what was read from another spelling, so a person can check it
@@ -253,6 +240,31 @@ class TextRenderer:
             lines.append("  " + s("How:", bold=True))
             lines.extend(self.chain_lines(result, prefix="    "))
         return "\n".join(lines)
+
+    def headline(self, result) -> List[str]:
+        """The id and the stance, and every critical code: one line, wrapped."""
+        s, stance = self.style, result.ivig["stance"]
+        line = f"{s(for_terminal(result.id), bold=True)}  {s(stance_label(stance), fg=STANCE_COLOURS[stance], bold=True)}"
+        if result.critical:
+            line += "  -  " + s("CRITICAL: " + ", ".join(result.critical), fg="red", bold=True)
+        return [self.fit(line, 4)]
+
+    def patient_warning_lines(self, result) -> List[str]:
+        """The warnings about this patient, in full (what applies to every infusion is one line apart)."""
+        return self.warning_lines(w for w in result.warnings if w["code"] != GENERAL)
+
+    def stance_lines(self, result) -> List[str]:
+        """What the review says (the stance's summary and rule) and the dose for this patient."""
+        s = self.style
+        source = f"; {for_terminal(result.source)}" + (f":{result.line}" if result.line else "") \
+            if result.source else ""
+        lines = [self.fit(f"  {result.ivig['summary']}", 2),
+                 self.fit(s(f"  (rule {result.ivig['rule']}{source})", dim=True), 3)]
+        if result.dose:
+            lines.append(self.fit("  " + s("Dose: ", bold=True) + dose_line(result.dose, patient=True), 8))
+            if result.dose.get("note"):
+                lines.append(self.fit(f"    {result.dose['note']}", 4))
+        return lines
 
     def error_lines(self, result) -> List[str]:
         """An error result: the headline with where, the message, and the other errors."""
