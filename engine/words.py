@@ -79,36 +79,26 @@ def patient_grams(dose: dict, weight) -> dict:
 
 
 def dose_line(dose: dict, patient: bool = False) -> str:
-    """A regimen as one line: '0.4 g/kg/day x 5 days = 2 g/kg'.
+    """A regimen as one line: '0.4 g/kg/day x 5 days = 2 g/kg', or a dose per infusion at its
+    interval ('0.4 g/kg per infusion, once a week ...'), never written as a course.
 
     With `patient`, what this patient gets follows: the grams (or why they
     are unknown) and when to repeat.
     """
     if dose.get("per") == "infusion":
-        return _infusion_line(dose, patient)
-    total = f"{dose['total_g_per_kg']:g} g/kg"
-    if dose.get("g_per_kg_per_day") is not None:
-        text = f"{dose['g_per_kg_per_day']:g} g/kg/day x {dose['days']:g} days = {total}"
+        text, grams, each = f"{dose['infusion_g_per_kg']:g} g/kg per infusion, {dose['interval']}", "infusion_g", \
+            " per infusion"
     else:
-        text = f"{total} per course (the review gives the total only)"
+        total = f"{dose['total_g_per_kg']:g} g/kg"
+        if dose.get("g_per_kg_per_day") is not None:
+            text = f"{dose['g_per_kg_per_day']:g} g/kg/day x {dose['days']:g} days = {total}"
+        else:
+            text = f"{total} per course (the review gives the total only)"
+        grams, each = "total_g", ""
     if not patient:
         return text
-    if dose.get("total_g") is not None:
-        text += f" = {dose['total_g']:g} g for this patient"
-    else:
-        text += " (no weight given: grams unknown)"
-    if dose.get("repeat"):
-        text += f"; {dose['repeat']}"
-    return text
-
-
-def _infusion_line(dose: dict, patient: bool) -> str:
-    """'0.4 g/kg per infusion, weekly ... = 28 g per infusion for this patient': never a course."""
-    text = f"{dose['infusion_g_per_kg']:g} g/kg per infusion, {dose['interval']}"
-    if not patient:
-        return text
-    if dose.get("infusion_g") is not None:
-        text += f" = {dose['infusion_g']:g} g per infusion for this patient"
+    if dose.get(grams) is not None:
+        text += f" = {dose[grams]:g} g{each} for this patient"
     else:
         text += " (no weight given: grams unknown)"
     if dose.get("repeat"):

@@ -15,7 +15,7 @@ import yaml
 
 from ivig_advisor.engine import RuleBase
 
-from test_interview_terminal import QUESTION, QUESTIONS, SAVE, columns, question, screen_lines, spawn
+from test_interview_terminal import QUESTION, QUESTIONS, SAVE, columns, question, said_after, screen_lines, spawn
 
 # The patient, with no other risk factor: today the steroid question
 # comes after five thrombosis questions.
@@ -145,9 +145,7 @@ def test_quit_shows_the_advice_so_far_and_what_is_still_unknown(tmp_path):
 def test_a_typo_lists_every_equally_near_choice_with_its_label(tmp_path):
     child = spawn(cwd=tmp_path)
     question(child)
-    child.sendline("mnm")
-    child.expect("> ")
-    said = " ".join(" ".join(screen_lines(child.before)).split())
+    said = said_after(child, "mnm")
     assert ("did you mean 'mmn' (Multifocal motor neuropathy) or 'mnd' (Amyotrophic lateral sclerosis "
             "(the MMN mimic))?") in said, said
     child.sendline("cipd")  # a transposition is one edit

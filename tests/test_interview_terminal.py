@@ -78,6 +78,13 @@ def screen_lines(transcript: str):
     return [CONTROL.sub("", line) for line in transcript.replace("\r\n", "\n").split("\n")]
 
 
+def said_after(child, answer: str) -> str:
+    """What the screen says, as one line, after `answer` is typed at a question, up to the next prompt."""
+    child.sendline(answer)
+    child.expect("> ")
+    return joined(child.before)
+
+
 def joined(transcript: str) -> str:
     """The transcript's text with wrapped lines joined (whitespace runs as one space)."""
     return " ".join(" ".join(screen_lines(transcript)).split())
@@ -284,9 +291,7 @@ def test_why_climbs_the_goal_tree_the_rule_base_gives(tmp_path, rules_copy):
 def test_an_abbreviation_echoes_a_typo_gets_a_suggestion_and_m_lists_each_choice_once(tmp_path):
     child = spawn(cwd=tmp_path)
     question(child)
-    child.sendline("m")
-    child.expect("> ")
-    ambiguous = " ".join(" ".join(screen_lines(child.before)).split())
+    ambiguous = said_after(child, "m")
     could_be = re.search(r"'m' could be (.*?): type more letters", ambiguous).group(1).split(", ")
     assert len(could_be) == len(set(could_be)) and "als" in could_be  # ALS by two of its aliases, named once
     child.sendline("gsb")

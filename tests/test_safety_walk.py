@@ -260,30 +260,27 @@ def test_the_walk_finds_a_missing_warning(tmp_path, change, expected):
     assert any(expected in v for v in checker.violations), checker.violations[:3]
 
 
-def test_the_walk_finds_warnings_gated_on_efficacy_again(tmp_path):
-    """The defect of issue 10: warnings only where the stance gives IVIG."""
+def _scope_edited(tmp_path, old, new):
+    """The shipped rules with one text of scope.yaml (which must be there) replaced once."""
     target = tmp_path / "rules"
     shutil.copytree(ROOT / "rules", target)
     scope = target / "scope.yaml"
     text = scope.read_text(encoding="utf-8")
-    old = "        - stance: {not_in: [not-effective, out-of-scope]}\n        - any:"
     assert old in text
-    scope.write_text(text.replace(old, "        - stance: {in: [first-line, second-line, trial-justified]}\n"
-                                       "        - any:", 1), encoding="utf-8")
-    checker = walk(RuleBase.load(target))
+    scope.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return RuleBase.load(target)
+
+
+def test_the_walk_finds_warnings_gated_on_efficacy_again(tmp_path):
+    """The defect of issue 10: warnings only where the stance gives IVIG."""
+    checker = walk(_scope_edited(tmp_path, "        - stance: {not_in: [not-effective, out-of-scope]}\n        - any:",
+                                 "        - stance: {in: [first-line, second-line, trial-justified]}\n        - any:"))
     assert any("not-established" in v for v in checker.violations), checker.violations[:3]
 
 
 def test_the_walk_finds_warnings_for_a_patient_with_ivig_not_planned(tmp_path):
     """The defect of issue 26: ivig_planned false was ignored where the stance keeps IVIG on the table."""
-    target = tmp_path / "rules"
-    shutil.copytree(ROOT / "rules", target)
-    scope = target / "scope.yaml"
-    text = scope.read_text(encoding="utf-8")
-    old = "            - ivig_planned: {known: false}\n            - ivig_planned: true\n"
-    assert old in text
-    scope.write_text(text.replace(old, "            - ivig_planned: {known: false}\n            - ivig_planned: true\n"
-                                       "            - ivig_planned: false\n", 1), encoding="utf-8")
-    checker = walk(RuleBase.load(target))
+    either = "            - ivig_planned: {known: false}\n            - ivig_planned: true\n"
+    checker = walk(_scope_edited(tmp_path, either, either + "            - ivig_planned: false\n"))
     assert any("receives IVIG should be False" in v and "'ivig_planned': False" in v for v in checker.violations), \
         checker.violations[:3]
