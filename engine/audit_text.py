@@ -197,8 +197,8 @@ def witness_text(rulebase: RuleBase, witness: Optional[dict]) -> str:
 def check_text(report: audit.CheckReport, style: Callable = plain_style) -> str:
     rulebase = report.rulebase
     out = []
-    for finding in report.findings:
-        out.append(style(str(finding), fg="red"))
+    for finding in report.findings:  # a file name in the rule directory is input too (esc\e[2J.yaml)
+        out.append(style(for_terminal(finding), fg="red"))
         if rulebase is not None and finding.witness:
             out.append(f"    {witness_text(rulebase, finding.witness)}"
                        + (f"; {finding.combinations:,} combinations" if finding.combinations else ""))

@@ -257,7 +257,9 @@ def unlisted_files(root, manifest, also_listed: Iterable[str] = ()) -> List[str]
     directory leads to it, through links or not; a link in the directory to a file out
     of it is named like any file. Links to directories are never entered (a file below
     one inside the directory is found where it is), so a link out or a loop is never
-    followed. Hidden files and directories (`.git`) are not rule files.
+    followed. Hidden directories (`.git`) are tools' own and are not entered; a hidden YAML
+    file (`.old.yaml`, or one named `.YAML`) is named like any other, since a reviewer who
+    lists the directory with `ls -a` sees a YAML file there.
     """
     if not isinstance(root, Path) or not root.is_dir() or not isinstance(manifest, dict):
         return []
@@ -278,13 +280,13 @@ def _manifest_files(manifest: dict) -> List[str]:
 
 def _yaml_files_below(root: Path) -> Iterator[Path]:
     """Every entry below `root` with a YAML name that is not a directory, at any depth,
-    with a stack rather than recursion (a deep tree is no crash); hidden names skipped,
+    with a stack rather than recursion (a deep tree is no crash); hidden directories and
     links to directories not entered, folders that cannot be read passed over."""
     folders = [root]
     while folders:
         try:
             with os.scandir(folders.pop()) as listing:
-                entries = [entry for entry in listing if not entry.name.startswith(".")]
+                entries = list(listing)
         except OSError:
             continue
         for entry in entries:
@@ -293,8 +295,9 @@ def _yaml_files_below(root: Path) -> Iterator[Path]:
             except OSError:  # gone, or not ours to look at
                 continue
             if folder:
-                folders.append(Path(entry.path))
-            elif os.path.splitext(entry.name)[1].lower() in YAML_SUFFIXES:
+                if not entry.name.startswith("."):
+                    folders.append(Path(entry.path))
+            elif entry.name.lower().endswith(YAML_SUFFIXES):  # '.YAML' too: a YAML file with no stem
                 yield Path(entry.path)
 
 

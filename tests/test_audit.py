@@ -405,7 +405,8 @@ def test_every_yaml_file_below_the_rule_directory_not_listed_is_a_finding(rules_
     loop never hangs, and a link in it to a file outside is named (its rules are not loaded)."""
     rule_file = "topic: stray\nrules: []\n"
     (rules_copy / "sub" / "deeper").mkdir(parents=True)
-    for name in ("Stray2.YML", "sub/x.yaml", "sub/deeper/y.Yaml", "sub/deeper/z.yMl", ".hidden.yaml"):
+    (rules_copy / ".git").mkdir()  # a hidden folder is a tool's: not entered
+    for name in ("Stray2.YML", "sub/x.yaml", "sub/deeper/y.Yaml", "sub/deeper/z.yMl", ".git/hidden.yaml"):
         (rules_copy / name).write_text(rule_file, encoding="utf-8")
     (rules_copy / "sub" / "notes.txt").write_text(rule_file, encoding="utf-8")
     elsewhere = tmp_path / "elsewhere"

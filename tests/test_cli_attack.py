@@ -1,0 +1,68 @@
+"""What an attacker found when re-testing issue 25's fixes, through the real command.
+
+Rule directories' file names on the terminal, audit commands over cases that cannot be read,
+closed and full standard streams in every command (and in click's own --help and --version),
+an interview resumed from a record whose patients all have errors, links to folders in a walked
+folder, an output file that a later walk would read back, and options given twice.
+
+A subprocess where the process's streams matter (a closed descriptor, /dev/full), click's
+CliRunner elsewhere.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from conftest import ROOT, jsonl
+
+IVIG = [sys.executable, "-m", "ivig_advisor.cli"]
+ENV = dict(os.environ, NO_COLOR="1")
+CLOSED = "(ivig was started with it closed)"
+MMN = ROOT / "examples" / "mmn.yaml"
+
+
+def shell(command: str, cwd=None):
+    """`command` run by bash, where `ivig` is the real command (redirections such as >&- apply)."""
+    script = f"ivig() {{ {' '.join(IVIG)} \"$@\"; }}; {command}"
+    return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=300)
+
+
+def lines(text: str) -> list:
+    return [line for line in text.splitlines() if line.strip()]
+
+
+# -- 1. file names in `audit check` ---------------------------------------------------------------
+
+ESCAPE_NAME, NEWLINE_NAME = "a/esc\x1b[2J.yaml", "new\nline.yaml"
+
+
+def test_unlisted_file_names_reach_the_terminal_escaped(run_cli, rules_copy):
+    (rules_copy / "a").mkdir()
+    for name in (ESCAPE_NAME, NEWLINE_NAME):
+        (rules_copy / name).write_text("topic: stray\nrules: []\n", encoding="utf-8")
+    text = run_cli("audit", "check", "--rules", str(rules_copy))
+    assert text.exit_code == 1
+    assert "\x1b" not in text.stdout
+    unlisted = [line for line in text.stdout.splitlines() if "not listed in rulebase.yaml" in line]
+    assert len(unlisted) == 2  # one line each: the name's line break does not split its finding
+    assert unlisted[0].startswith(f"{rules_copy}/a/esc\\e[2J.yaml:1: unlisted: a/esc\\e[2J.yaml is in")
+    assert unlisted[1].startswith(f"{rules_copy}/new\\nline.yaml:1: unlisted: new\\nline.yaml is in")
+    data = run_cli("audit", "check", "--rules", str(rules_copy), "--format", "json")
+    assert "\x1b" not in data.stdout  # JSON escapes it, and keeps the name as it is
+    assert [f["file"] for f in json.loads(data.stdout)["findings"]] == [f"{rules_copy}/{ESCAPE_NAME}",
+                                                                       f"{rules_copy}/{NEWLINE_NAME}"]
+
+
+def test_a_hidden_yaml_file_is_named_and_a_hidden_folder_is_not_entered(run_cli, rules_copy):
+    for name in (".hidden.yaml", ".YAML", ".git/config.yaml", "sub/.also.yml"):
+        (rules_copy / name).parent.mkdir(exist_ok=True)
+        (rules_copy / name).write_text("topic: stray\nrules: []\n", encoding="utf-8")
+    data = run_cli("audit", "check", "--rules", str(rules_copy), "--format", "json")
+    assert data.exit_code == 1
+    assert [f["file"] for f in json.loads(data.stdout)["findings"]] == [
+        f"{rules_copy}/{name}" for name in (".YAML", ".hidden.yaml", "sub/.also.yml")]
