@@ -27,15 +27,17 @@ from typing import Dict, List, Optional
 from .cards import CardMaker, fitting, short
 from .errors import InvalidSource, IvigError
 from .escape import for_markdown
-from .fhir import medication_codings, medication_reference
-from .fhirio import bundle_cases, is_fhir, is_resource_type
+from .fhir import READ_TYPES, SUBJECT, medication_codings, medication_reference
+from .fhirio import bundle_cases, is_fhir, is_resource_type, local_key
 from .fhirmap import default_map
-from .yamlsrc import SourceError, load_one
+from .yamlsrc import SourceError, load_one, shown
 
 HOOKS = ("order-select", "order-sign", "patient-view")
 ORDER_HOOKS = ("order-select", "order-sign")
 _TOKEN = re.compile(r"\{\{\s*context\.([A-Za-z]+)\s*\}\}")
 _TEMPLATE = re.compile(r"([A-Za-z]+)([/?])")  # a read (Patient/{{...}}) or a search (Condition?...) of a type
+# a search's patient parameter (Condition?patient={{context.patientId}}): what it finds is about that patient
+_PATIENT_PARAMETER = re.compile(r"[?&]patient=\{\{\s*context\.([A-Za-z]+)\s*\}\}(?:&|$)")
 
 
 class HookError(IvigError):
@@ -114,7 +116,9 @@ class CdsServices:
                 errors.append(SourceError(f"prefetch {key}: the query {query!r} is no read (Type/id) or search "
                                           "(Type?...) of a FHIR resource type", source, prefetches.line_of(key), key))
                 continue
+            about = _PATIENT_PARAMETER.search(query)
             prefetch[str(key)] = {"query": query, "type": asks.group(1), "search": asks.group(2) == "?",
+                                  "patient": about.group(1) if about else None,
                                   "required": bool(value.get("required", False)) if isinstance(value, dict) else False}
         reasons = need(data, "override_reasons", dict, "the file")
         for reason in need(reasons, "reasons", list, "override_reasons"):
@@ -134,11 +138,12 @@ class CdsServices:
     def service(self, service_id: str) -> Optional[Service]:
         return next((s for s in self.services if s.id == service_id), None)
 
-    def unlike(self, key: str, value, context: dict) -> Optional[str]:
-        """How a value given for prefetch `key` differs from what its template asks (None: it does
-        not). Null and an OperationOutcome are the EHR's word that it has or could get nothing; a
-        read (Patient/{{context.patientId}}) is that resource with that id; a search
-        (Condition?patient=...) is a Bundle of that type's resources (and OperationOutcomes)."""
+    def unlike(self, key: str, value, request: dict) -> Optional[str]:
+        """How a value given for prefetch `key` of a hook call `request` differs from what its
+        template asks (None: it does not). Null and an OperationOutcome are the EHR's word that it
+        has or could get nothing; a read (Patient/{{context.patientId}}) is that resource with that
+        id; a search (Condition?patient=...) is a searchset Bundle whose every entry is a resource
+        of that type (or an OperationOutcome) about that patient."""
         if value is None:
             return None
         if not is_fhir(value):
@@ -146,7 +151,7 @@ class CdsServices:
         if value["resourceType"] == "OperationOutcome":
             return None
         spec = self.prefetch[key]
-        wanted, query, kind = spec["type"], _query(spec["query"], context), short(value["resourceType"], 60)
+        wanted, query, kind = spec["type"], _query(spec["query"], request["context"]), short(value["resourceType"], 60)
         asked = short(query, 120)  # said in the answer: a patient id can be long
         if not spec["search"]:
             given = value.get("id")
@@ -157,13 +162,21 @@ class CdsServices:
             return None
         if kind != "Bundle":
             return f"must be a Bundle of what {asked} finds, not a {kind}"
-        entries = value.get("entry") or []
+        if value.get("type") != "searchset":  # a history or transaction Bundle holds versions or requests
+            return f"must be what a search finds (a searchset Bundle), not a Bundle of type {shown(value.get('type'))}"
+        entries = value.get("entry", [])
         if not isinstance(entries, list):
             return "is a Bundle whose entry is no list"
+        patient = _patient_of(request, spec["patient"])
         for i, entry in enumerate(entries):
             found = entry.get("resource") if isinstance(entry, dict) else None
-            if is_fhir(found) and found["resourceType"] not in (wanted, "OperationOutcome"):
+            if not is_fhir(found):
+                return f"entry[{i}] holds no resource (an object with a resourceType): every entry of a search has one"
+            if found["resourceType"] not in (wanted, "OperationOutcome"):
                 return f"holds a {short(found['resourceType'], 60)} (entry[{i}]), which {asked} does not find"
+            fault = _not_about(found, patient, request) if found["resourceType"] != "OperationOutcome" else None
+            if fault:
+                return f"entry[{i}] {fault}"
         return None
 
 
@@ -192,13 +205,9 @@ class Hooks:
         resources, notes = self.record(request)
         orders = _draft_orders(request["hook"], context)
         bundle = {"resourceType": "Bundle", "type": "collection",
-                  "entry": [{"resource": r} for r in resources + [o for o, _ in orders]]}
-        patient_id = context["patientId"]
-        found = [c.built() for c in bundle_cases(bundle, f"cds-hooks:{request['hookInstance']}", None, as_of)
-                 if c.id == patient_id]
-        if not found:
-            raise HookError(412, f"no Patient/{patient_id} among the prefetched resources or on the FHIR server")
-        return self.answer(service, found[0], request["hook"], orders, notes)
+                  "entry": [_entry(r, request) for r in resources + [o for o, _ in orders]]}
+        case = _patient_case(bundle, request, as_of)
+        return self.answer(service, case, request["hook"], orders, notes)
 
     def to_fetch(self, service_id: str, request) -> List[tuple]:
         """(key, query) of each prefetch key a call leaves out and its FHIR server can give:
@@ -221,7 +230,7 @@ class Hooks:
         resources, notes = [], []
         for key, spec in self.services.prefetch.items():
             if key in prefetch:  # null: the EHR has no such data
-                fault = self.services.unlike(key, prefetch[key], request["context"])
+                fault = self.services.unlike(key, prefetch[key], request)
                 if fault:
                     raise HookError(400, f"prefetch '{key}' {fault}")
                 resources.extend(_resources(key, prefetch[key], notes))
@@ -271,6 +280,68 @@ class Hooks:
         return Answer({"cards": [card]}, [_kept(card)])
 
 
+def _patient_of(request: dict, context_key: Optional[str]) -> Optional[str]:
+    """'Patient/<id>' of the patient a search is about (its patient parameter), else None."""
+    return f"Patient/{request['context'].get(context_key)}" if context_key else None
+
+
+def _patient_url(request: dict) -> Optional[str]:
+    """The call's patient as an absolute reference on its fhirServer (None without one)."""
+    server, patient_id = request.get("fhirServer"), request["context"].get("patientId")
+    if not isinstance(server, str) or not server or not isinstance(patient_id, str):
+        return None
+    return f"{server.rstrip('/')}/Patient/{patient_id}"
+
+
+def _not_about(resource: dict, patient: Optional[str], request: dict) -> Optional[str]:
+    """Why `resource` (one this program reads) is not about `patient` ('Patient/<id>'), else None:
+    a resource about another patient, or about none, is never read as this patient's. The
+    reference is relative, or absolute on the call's fhirServer."""
+    if patient is None or resource["resourceType"] not in READ_TYPES:
+        return None
+    element = SUBJECT.get(resource["resourceType"], "subject")
+    value = resource.get(element)
+    reference = value.get("reference") if isinstance(value, dict) else None
+    if isinstance(reference, str) and local_key(reference) == patient \
+            and ("://" not in reference or _on_fhir_server(reference, request)):
+        return None
+    named = f"{short(resource['resourceType'], 60)}/{short(json.dumps(resource.get('id')), 60)}"
+    said = f"{element} {shown(reference, 80)}" if isinstance(reference, str) else f"no {element} reference"
+    return f"({named}) has {said}: it is not about {short(patient, 80)}, and is never read as this patient's"
+
+
+def _on_fhir_server(reference: str, request: dict) -> bool:
+    """Whether an absolute reference names the call's patient on the call's fhirServer (a
+    version of it too): Patient/1 on another server is another patient."""
+    url = _patient_url(request)
+    return url is not None and (reference == url or reference.startswith(url + "/_history/"))
+
+
+def _entry(resource: dict, request: dict) -> dict:
+    """A Bundle entry of a resource of the call. The Patient's fullUrl is its URL on the call's
+    fhirServer, so that a reference to it written absolute there finds it."""
+    url = _patient_url(request) if resource.get("resourceType") == "Patient" \
+        and resource.get("id") == request["context"]["patientId"] else None
+    return {"fullUrl": url, "resource": resource} if url else {"resource": resource}
+
+
+def _patient_case(bundle: dict, request: dict, as_of):
+    """The patient's case from the call's resources; HookError 412 when its Patient is not
+    among them, 400 when a resource is about no patient of the call (never silently dropped)."""
+    patient_id = request["context"]["patientId"]
+    found, stray = None, None
+    for case in bundle_cases(bundle, f"cds-hooks:{request['hookInstance']}", None, as_of):
+        if case.id == patient_id and found is None:
+            found = case.built()
+        elif case.errors and case.data is None and stray is None:
+            stray = case.errors[0].message
+    if found is None:
+        raise HookError(412, f"no Patient/{short(patient_id, 120)} among the prefetched resources or on the FHIR server")
+    if stray is not None:
+        raise HookError(400, f"a resource of the call is about no patient it names: {short(stray, 200)}")
+    return found
+
+
 def _uncovered(data: dict, fmap) -> bool:
     """Whether a case from a record holds no disease the review covers: a field the mapping
     sets `otherwise` (the diagnosis, to other) has that value."""
@@ -316,10 +387,24 @@ def _check_request(request, service: Service) -> dict:
         if not isinstance(orders, dict) or orders.get("resourceType") != "Bundle" \
                 or not isinstance(orders.get("entry", []), list):
             raise HookError(400, f"context.draftOrders is required for {hook}: a FHIR Bundle of the draft orders")
+        _check_draft_orders(orders.get("entry", []), request)
     if hook == "order-select" and (not isinstance(context.get("selections"), list)
                                    or not all(isinstance(s, str) for s in context["selections"])):
         raise HookError(400, "context.selections is required for order-select: the ids of the selected orders")
     return context
+
+
+def _check_draft_orders(entries: list, request: dict) -> None:
+    """HookError 400 unless each draft order is a resource about the call's patient: an entry
+    that is none, or an order for another patient, would be dropped, and the order with it."""
+    patient = f"Patient/{request['context']['patientId']}"
+    for i, entry in enumerate(entries):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if not is_fhir(resource):
+            raise HookError(400, f"context.draftOrders.entry[{i}] holds no resource (an object with a resourceType)")
+        fault = _not_about(resource, patient, request)
+        if fault:
+            raise HookError(400, f"context.draftOrders.entry[{i}] {fault}")
 
 
 def _draft_orders(hook: str, context: dict) -> list:

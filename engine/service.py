@@ -177,7 +177,7 @@ def create_app(settings: Settings) -> Starlette:
             fetched = await run_in_threadpool(
                 lambda: {key: _fetch(query, body, settings.fhir_timeout) for key, query in missing})
             for key, query in missing:  # the server's fault, not the caller's: 412, where prefetch is 400
-                fault = hooks.services.unlike(key, fetched[key], body["context"])
+                fault = hooks.services.unlike(key, fetched[key], body)
                 if fault:
                     raise HookError(412, f"the FHIR server's answer for prefetch '{key}' {fault}")
             body["prefetch"] = dict(body.get("prefetch") or {}, **fetched)
