@@ -503,8 +503,8 @@ def fhir_codes(fmt, rules_dir):
 
 # -- ivig audit --------------------------------------------------------------
 
-@main.group(epilog=exit_status("a finding (check), a difference (diff), a rule never fired (coverage "
-                               "--require-all)"))
+@main.group(epilog=exit_status("a finding (check), a difference or a case not compared (diff), a case with an "
+                               "error or a rule never fired (coverage)"))
 @click.option("--rules", "rules_dir", type=click.Path(exists=True, file_okay=False), hidden=True,
               help="The old form of each subcommand's --rules: `ivig audit --rules DIR check`.")
 @click.pass_context
@@ -603,14 +603,16 @@ def audit_check(fmt, rules_dir, strict):
     _exit(0 if report.ok else EXIT_FOUND)
 
 
-@audit.command("coverage", epilog=exit_status("with --require-all, some rule never fired"))
+@audit.command("coverage", epilog=exit_status("a case could not be read or evaluated; with --require-all, some "
+                                              "rule never fired"))
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, allow_dash=True))
 @format_option("text", "json")
 @rules_option
 @click.option("--require-all", is_flag=True, help="Exit 1 if some rule never fired.")
 def audit_coverage(paths, fmt, rules_dir, require_all):
     """How often each rule fired over a case corpus (default: the golden cases and
-    examples shipped with the rules, as `show` and `report` read), and the rules never fired."""
+    examples shipped with the rules, as `show` and `report` read), and the rules never fired.
+    A case that cannot be read or evaluated is shown with its error, and exits 1."""
     from ivig_advisor.engine import Advisor
     from ivig_advisor.engine.audit import coverage, default_corpus
     from ivig_advisor.engine.audit_text import coverage_text
@@ -621,8 +623,8 @@ def audit_coverage(paths, fmt, rules_dir, require_all):
         raise click.UsageError("no CASES given, and no golden cases or examples beside the rules: name the case "
                                "files or folders to read")
     report = coverage(Advisor(rulebase), paths, stdin=sys.stdin)
-    _echo_json(report.to_dict()) if fmt == "json" else click.echo(coverage_text(rulebase, report))
-    _exit(EXIT_FOUND if require_all and report.never() else 0)
+    _echo_json(report.to_dict()) if fmt == "json" else click.echo(coverage_text(rulebase, report, _style()))
+    _exit(EXIT_FOUND if not report.ok or (require_all and report.never()) else 0)
 
 
 @audit.command("why-not", epilog=exit_status("not used: a case that cannot be read, chosen or validated is 2"))
@@ -642,7 +644,7 @@ def audit_why_not(case_path, rule_id, fmt, rules_dir, case_id):
     _echo_json(answer.to_dict()) if fmt == "json" else click.echo(why_not_text(rulebase, answer, _style()))
 
 
-@audit.command("diff", epilog=exit_status("some case differs"))
+@audit.command("diff", epilog=exit_status("some case differs, or could not be compared (an error under both)"))
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
 @format_option("text", "json")
 @rules_option
@@ -650,17 +652,20 @@ def audit_why_not(case_path, rule_id, fmt, rules_dir, case_id):
               help="The rule base to compare against (e.g. the rules before an edit).")
 def audit_diff(paths, fmt, rules_dir, base_dir):
     """The cases whose stance, dose or warnings differ between --base and this
-    rule base, side by side. Exit 0 when none differ, 1 when some do (like diff)."""
+    rule base, side by side. Exit 0 when none differ, 1 when some do (like diff), or when a
+    case has an error under both rule bases (it cannot be read or validated): shown, not compared."""
     from ivig_advisor.engine import Advisor
     from ivig_advisor.engine.audit import diff
     from ivig_advisor.engine.audit_text import diff_text
 
-    report = diff(Advisor(_load_rules(base_dir)), Advisor(_load_rules(rules_dir)), paths, stdin=sys.stdin)
+    this = Advisor(_load_rules(rules_dir))
+    report = diff(Advisor(_load_rules(base_dir)), this, paths, stdin=sys.stdin)
     if fmt == "json":
         _echo_json(report.to_dict())
     else:
-        click.echo(diff_text(report, f"base ({base_dir})", f"this ({rules_dir or 'packaged rules'})"))
-    _exit(0 if report.same else EXIT_FOUND)
+        click.echo(diff_text(this.rulebase, report, f"base ({base_dir})", f"this ({rules_dir or 'packaged rules'})",
+                             _style()))
+    _exit(0 if report.ok else EXIT_FOUND)
 
 
 @audit.command("sign")

@@ -308,14 +308,28 @@ def run_corpus(advisor: Advisor, paths: Iterable[str], stdin=None) -> Iterator[R
     return evaluate_records(read_corpus(paths, stdin), advisor)
 
 
+def failed_case(result: Result) -> dict:
+    """A case that could not be read or evaluated, as `audit coverage` and `audit diff` list it:
+    its id, source, line and error, in the result contract's names."""
+    return {"id": result.id, "source": result.source, "line": result.line, "error": result.error}
+
+
 @dataclass
 class CoverageReport:
-    """How often each rule fired over a corpus."""
+    """How often each rule fired over a corpus; the cases that could not be read or
+    evaluated are not counted, and are kept (`failed`) to be shown."""
     cases: int
     errors: int
     fired: Counter        # rule id -> cases in which it fired
     examples: Dict[str, List[str]]  # rule id -> the first few case ids
     rules: List[str] = field(default_factory=list)  # every rule id of the rule base, in order
+    failed: List[Result] = field(default_factory=list)  # the error results, in order
+
+    @property
+    def ok(self) -> bool:
+        """Whether every case was read and evaluated: a corpus with a case that was not
+        must not pass for covered (`ivig audit coverage` exits 1)."""
+        return not self.failed
 
     def never(self, rulebase: Optional[RuleBase] = None) -> List[str]:
         """The rules that fired in no case, in the rule base's order."""
@@ -324,7 +338,7 @@ class CoverageReport:
 
     def to_dict(self) -> dict:
         """`audit coverage --format json`."""
-        return {"cases": self.cases, "errors": self.errors,
+        return {"cases": self.cases, "errors": self.errors, "failed": [failed_case(r) for r in self.failed],
                 "rules": [{"id": r, "fired": self.fired[r], "cases": self.examples.get(r, [])} for r in self.rules],
                 "never_fired": self.never()}
 
@@ -336,6 +350,7 @@ def coverage(advisor: Advisor, paths: Iterable[str], stdin=None, keep: int = 5) 
         report.cases += 1
         if not result.ok:
             report.errors += 1
+            report.failed.append(result)
             continue
         for rule_id in dict.fromkeys(t["rule"] for t in result.trace):
             report.fired[rule_id] += 1
@@ -533,9 +548,11 @@ class Difference:
 
 @dataclass
 class DiffReport:
-    """`audit diff`: how many cases were compared, and those whose outcome differs."""
+    """`audit diff`: how many cases were compared, those whose outcome differs, and those
+    that could not be compared (the same error under both rule bases: unreadable, invalid)."""
     compared: int = 0
     differences: List[Difference] = field(default_factory=list)
+    failed: List[Result] = field(default_factory=list)
 
     @property
     def differ(self) -> int:
@@ -545,18 +562,29 @@ class DiffReport:
     def same(self) -> bool:
         return not self.differences
 
+    @property
+    def ok(self) -> bool:
+        """No case differs, and every case was compared (`ivig audit diff` exits 0)."""
+        return self.same and not self.failed
+
     def to_dict(self) -> dict:
         """`audit diff --format json`."""
-        return {"compared": self.compared, "differ": self.differ, "cases": [d.to_dict() for d in self.differences]}
+        return {"compared": self.compared, "differ": self.differ, "failed": [failed_case(r) for r in self.failed],
+                "cases": [d.to_dict() for d in self.differences]}
 
 
 def diff(base: Advisor, this: Advisor, paths: Iterable[str], stdin=None) -> DiffReport:
     """Run a corpus under two rule bases; the cases whose stance, dose or warnings
-    (or error) differ. Which rule set the stance is shown, not counted."""
+    (or error) differ. Which rule set the stance is shown, not counted. A case with
+    the same error under both is not compared but kept (`failed`): a case that cannot
+    be read says nothing about an edit, and must not pass for one that did not change."""
     report = DiffReport()
     for record in read_corpus(paths, stdin):
         a, b = evaluate_record(record, base), evaluate_record(record, this)
         before, after = outcome(a), outcome(b)
+        if not a.ok and not b.ok and _compared(before) == _compared(after):
+            report.failed.append(b)
+            continue
         report.compared += 1
         if _compared(before) != _compared(after):
             report.differences.append(Difference(b.id, b.source, b.line, before, after))
@@ -564,6 +592,6 @@ def diff(base: Advisor, this: Advisor, paths: Iterable[str], stdin=None) -> Diff
 
 
 __all__ = ["CheckReport", "CoverageReport", "DiffReport", "Difference", "TestStatus", "WhyNot", "check",
-           "check_rulebase", "coverage", "default_corpus", "diagnosis_value", "diff", "fed_by", "feeds", "outcome",
-           "preempted_by", "preempts", "read_corpus", "review_flags", "rule_named", "rule_record", "RuleView", "rules_for",
+           "check_rulebase", "coverage", "default_corpus", "diagnosis_value", "diff", "failed_case", "fed_by",
+           "feeds", "outcome", "preempted_by", "preempts", "read_corpus", "review_flags", "rule_named", "rule_record", "RuleView", "rules_for",
            "regimens", "run_corpus", "unlisted", "why_not", "why_not_in"]

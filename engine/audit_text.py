@@ -7,7 +7,7 @@ from typing import Callable, List, Optional
 
 from . import audit
 from .escape import for_terminal
-from .render import plain_style
+from .render import TextRenderer, plain_style
 from .rulebase import STANCE, RuleBase, RuleSpec
 from .signoff import ReviewLog, unsigned
 from .words import dose_line, provenance, sentence, value_label
@@ -219,8 +219,21 @@ def check_text(report: audit.CheckReport, style: Callable = plain_style) -> str:
     return "\n".join(out)
 
 
-def coverage_text(rulebase: RuleBase, report: audit.CoverageReport) -> str:
-    out = [f"{report.cases} cases ({report.errors} with errors); rules fired:"]
+def failed_lines(rulebase: RuleBase, failed, what: str, style: Callable = plain_style) -> List[str]:
+    """The cases of an audit that could not be read or evaluated, as `ivig evaluate` shows an
+    error result (id, where, the errors), under a heading that says what they were not."""
+    if not failed:
+        return []
+    renderer = TextRenderer(rulebase, style)
+    out = [style(f"{len(failed)} case{'s' if len(failed) != 1 else ''} {what}:", fg="red", bold=True)]
+    for result in failed:
+        out += renderer.error_lines(result)
+    return out
+
+
+def coverage_text(rulebase: RuleBase, report: audit.CoverageReport, style: Callable = plain_style) -> str:
+    counted = ", not counted below" if report.errors else ""
+    out = [f"{report.cases} cases ({report.errors} with errors{counted}); rules fired:"]
     width = max(len(r.id) for r in rulebase.rules)
     for rule in rulebase.rules:
         n = report.fired[rule.id]
@@ -228,6 +241,7 @@ def coverage_text(rulebase: RuleBase, report: audit.CoverageReport) -> str:
         out.append(f"  {rule.id:{width}}  {n:6d}  {share}")
     never = report.never(rulebase)
     out.append(f"Never fired ({len(never)} of {len(rulebase.rules)}): " + (", ".join(never) or "none"))
+    out += failed_lines(rulebase, report.failed, "could not be read or evaluated, and fired nothing", style)
     return "\n".join(out)
 
 
@@ -273,11 +287,12 @@ def _stance_words(outcome: dict) -> str:
     return f"{ivig['stance']} ({ivig['rule']})" if ivig else "—"
 
 
-def diff_text(report: audit.DiffReport, base_label: str, this_label: str) -> str:
+def diff_text(rulebase: RuleBase, report: audit.DiffReport, base_label: str, this_label: str,
+              style: Callable = plain_style) -> str:
     out = []
     for d in report.differences:
         where = f"{d.source}:{d.line}" if d.source and d.line else (d.source or "")
-        out.append(f"{d.id}  {where}")
+        out.append(for_terminal(f"{d.id}  {where}"))  # a case's id and file name are input
         rows = [("", base_label, this_label)]
         for key in d.changed:
             if key == "dose":
@@ -293,7 +308,12 @@ def diff_text(report: audit.DiffReport, base_label: str, this_label: str) -> str
             else:
                 rows.append((key, str(d.base.get(key, "—")), str(d.this.get(key, "—"))))
         width = max(len(r[1]) for r in rows)
-        out += [f"  {a:11} {b:{width}} | {c}" for a, b, c in rows]
+        out += [for_terminal(f"  {a:11} {b:{width}} | {c}") for a, b, c in rows]  # errors and labels: input
         out.append("")
-    out.append(f"{report.differ} of {report.compared} cases differ")
+    out += failed_lines(rulebase, report.failed, "could not be compared (the same error under both rule bases)",
+                        style)
+    n = len(report.failed)
+    out.append(f"{report.differ} of {report.compared} cases differ"
+               + (f"; {n} case{'s' if n != 1 else ''} could not be compared (an error under both rule bases)"
+                  if n else ""))
     return "\n".join(out)

@@ -66,3 +66,42 @@ def test_a_hidden_yaml_file_is_named_and_a_hidden_folder_is_not_entered(run_cli,
     assert data.exit_code == 1
     assert [f["file"] for f in json.loads(data.stdout)["findings"]] == [
         f"{rules_copy}/{name}" for name in (".YAML", ".hidden.yaml", "sub/.also.yml")]
+
+
+# -- 2. audit commands over a case that cannot be read -----------------------------------------
+
+@pytest.fixture
+def bad_case(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("diagnosis: [\n", encoding="utf-8")
+    return path
+
+
+def test_diff_over_a_case_that_cannot_be_read_says_so_and_fails(run_cli, bad_case):
+    text = run_cli("audit", "diff", "--base", str(ROOT / "rules"), str(bad_case), str(MMN))
+    assert text.exit_code == 1, text.output
+    assert f"bad.yaml  ERROR  {bad_case}:2" in text.stdout and "not valid YAML" in text.stdout
+    assert text.stdout.rstrip().endswith("0 of 1 cases differ; 1 case could not be compared (an error "
+                                         "under both rule bases)")
+    data = run_cli("audit", "diff", "--base", str(ROOT / "rules"), str(bad_case), str(MMN), "--format", "json")
+    assert data.exit_code == 1
+    report = json.loads(data.stdout)
+    assert (report["compared"], report["differ"]) == (1, 0)
+    assert [(f["id"], f["source"], f["line"]) for f in report["failed"]] == [("bad.yaml", str(bad_case), 2)]
+    assert report["failed"][0]["error"]["message"].startswith("not valid YAML")
+
+
+def test_coverage_over_a_case_that_cannot_be_read_says_so_and_fails(run_cli, bad_case):
+    text = run_cli("audit", "coverage", str(bad_case), str(MMN))
+    assert text.exit_code == 1, text.output
+    assert text.stdout.startswith("2 cases (1 with errors, not counted below); rules fired:")
+    assert f"bad.yaml  ERROR  {bad_case}:2" in text.stdout
+    data = run_cli("audit", "coverage", str(bad_case), str(MMN), "--format", "json")
+    assert data.exit_code == 1
+    report = json.loads(data.stdout)
+    assert report["errors"] == 1 and [f["id"] for f in report["failed"]] == ["bad.yaml"]
+
+
+def test_coverage_and_diff_of_good_cases_still_succeed(run_cli):
+    assert run_cli("audit", "coverage", str(MMN)).exit_code == 0
+    assert run_cli("audit", "diff", "--base", str(ROOT / "rules"), str(MMN)).exit_code == 0
