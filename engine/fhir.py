@@ -63,10 +63,13 @@ class Provenance:
 
     `origins`: field -> the resources (and codes) that set it; `unmapped`:
     codes and resources the mapping does not read, each with the reason, for
-    a reviewer extending facts/fhir-map.yaml."""
+    a reviewer extending facts/fhir-map.yaml; `normalised`: the codes read
+    from another spelling than their system publishes (F13), as a case
+    file's values read from another spelling are listed."""
     origins: Dict[str, List[str]] = field(default_factory=dict)
     unmapped: List[dict] = field(default_factory=list)
     paths: Dict[str, str] = field(default_factory=dict)  # field -> the FHIR path of the element that set it
+    normalised: List[dict] = field(default_factory=list)  # codes read from another spelling (g61.82 as G61.82)
 
     def apply(self, result) -> None:
         """Put the provenance on a Result: every input fact of its trace names where it came from,
@@ -78,6 +81,8 @@ class Provenance:
                                       f"(from {'; '.join(self.origins[field_name])})"
             result.error["field"] = self.paths.get(field_name, field_name)
         result.unmapped = [dict(u) for u in self.unmapped]
+        # listed where a case file's other spellings are (text 'Read as', CSV, JSON)
+        result.normalised = list(result.normalised or ()) + [dict(n) for n in self.normalised]
         for entry in result.trace:
             for fact in entry["matched"]:
                 if fact["fact"] == "Finding" and fact["name"] in self.origins:
@@ -187,6 +192,7 @@ class _Patient:
         self.settings: Dict[str, List[_Setting]] = {}
         self.weights: List[tuple] = []   # (when, kg, setting, quantity)
         self.unmapped: List[dict] = []
+        self.normalised: List[dict] = []
         self.errors: List[SourceError] = []
         self.read: List[Item] = []       # the resources a code of the mapping matched, and their Medications
 
@@ -340,12 +346,22 @@ class _Patient:
         given = False
         for entry, code, coding in matched:
             for field_name, value in (entry.current if kind == "current" else entry.past).items():
-                origin = f"{item.ref} {self.coding_label(dict(coding, display=None))}"
-                self.give(field_name, value, origin, item, element, entry)
+                self.give(field_name, value, self.code_origin(item, coding, field_name), item, element, entry)
                 given = True
         if not given:
             self.unread(item, element, codings, f"{why}: the mapping sets nothing for a {kind} "
                                                 f"{item.type} ({matched[0][0].name})")
+
+    def code_origin(self, item: Item, coding: dict, field_name: str) -> str:
+        """'Condition/c1 ICD-10-CM G61.82', the origin of a field a coding sets; a code read from
+        another spelling (n18.4 as N18.4, F13) says so, and is listed under `normalised`."""
+        written = self.coding_label(dict(coding, display=None))
+        published = self.fmap.respelled(coding.get("system"), coding.get("code"))
+        if published is None:
+            return f"{item.ref} {written}"
+        system = self.fmap.system_name(coding.get("system"))
+        self.normalised.append({"field": field_name, "written": written, "read": f"{system} {published}"})
+        return f"{item.ref} {written} (read as {published}: {system} publishes its codes upper-case, F13)"
 
     def well_formed(self, item: Item, element: str, codings: List[dict]) -> List[dict]:
         """The codings whose codes are written as their system writes codes; each other one
@@ -360,7 +376,7 @@ class _Patient:
         return kept
 
     def observation(self, item: Item):
-        codings = _codings(item.resource.get("code"))
+        codings = self.well_formed(item, "code", _codings(item.resource.get("code")))
         quantities = [(q, coding) for coding in codings
                       for q, _ in self.fmap.matches(coding.get("system"), coding.get("code")) if isinstance(q, Quantity)]
         if not quantities:
@@ -396,12 +412,32 @@ class _Patient:
                 + ("" if value.get("system") else " with no system") + ": ivig reads "
                 + ", ".join(f"{c} ({self.fmap.system_name(u)})" for u, c in quantity.units), "valueQuantity.code"))
             return
+        disagreement = self.unit_disagreement(quantity, value, unit)
+        if disagreement:
+            self.errors.append(item.error(f"a {quantity.name} whose unit {disagreement}", "valueQuantity"))
+            return
         try:
             number = round(float(value["value"]) * factor, 3)
         except OverflowError:
             number = float("inf")  # the schema's range refuses it, naming the field
         origin = f"{item.ref} {self.coding_label(dict(quantities[0][1], display=None))} = {value['value']} {value.get('code')}"
         self.weights.append((when, number, _Setting(number, origin, item, "valueQuantity", None), quantity))
+
+    @staticmethod
+    def unit_disagreement(quantity: Quantity, value: dict, unit: tuple) -> Optional[str]:
+        """Why a valueQuantity's `unit` text does not say the unit of its code (lb beside code kg:
+        which is meant cannot be told, F14), or None when it says it or is left out."""
+        said = value.get("unit")
+        if said is None:
+            return None
+        named = quantity.unit_named(said)
+        if named == unit:
+            return None
+        if named is not None:
+            return f"{shown(said)} names another unit than its code {unit[1]} ({named[1]}): which is meant " \
+                   "cannot be told, so it is no weight"
+        return f"{shown(said)} is not one ivig can tell is {unit[1]}, its code (it reads " \
+               f"{', '.join(quantity.spellings[unit])}): which is meant cannot be told, so it is no weight"
 
     def bound(self, item: Item, codings: List[dict], quantity: Quantity, value: dict, when):
         """A quantity with a comparator (> 70 kg) is a bound, not a value: it sets nothing, but it
@@ -438,10 +474,10 @@ class _Patient:
 
     def otherwise(self, patient: Item):
         """The mapping's value of each field nothing in the record set (a diagnosis: other), its
-        origin saying why and how many codes were not read. A field given two values is not
-        unset: that stays an error."""
-        unread = sum(len(u["codes"]) for u in self.unmapped)
-        count = f"{unread} code{'' if unread == 1 else 's'} not read" + (": see unmapped" if unread else "")
+        origin saying why and how many entries are listed as not read. A field given two values
+        is not unset: that stays an error."""
+        unread = len(self.unmapped)  # what is listed under unmapped ('Not read (1)'), each entry once
+        count = f"{unread} not read: see unmapped" if unread else "nothing left unread"
         for field_name, default in self.fmap.otherwise.items():
             if field_name not in self.settings:
                 self.give(field_name, default.value, f"{default.why} ({count})", patient, "")
@@ -517,7 +553,7 @@ def patient_case(patient: Item, items: List[Item], fmap: FhirMap, schema, as_of:
             f"cannot be read: {type(failure).__name__}: {shown(failure, 200)}")]
     pid = patient.resource.get("id")
     data = builder.case(pid if isinstance(pid, str) and pid else None, patient)
-    return data, Provenance(builder.origins, builder.unmapped, builder.paths), builder.errors
+    return data, Provenance(builder.origins, builder.unmapped, builder.paths, builder.normalised), builder.errors
 
 
 # -- small readers -----------------------------------------------------------------------

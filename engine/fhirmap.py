@@ -5,11 +5,13 @@ case schema (every field and value it sets must be the schema's), and
 raises FhirMapInvalid listing every problem as file:line. The loaded map
 answers the reader's questions (engine/fhir.py): which entries a coding
 matches (and why a code written against its system's rule matches none),
-what a resource's status makes it, how a weight converts, what a field is
-when nothing in the record sets it.
+what a resource's status makes it, how a weight converts (and whether its
+unit text agrees with its code), what a field is when nothing in the record
+sets it.
 """
 
 import hashlib
+import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -17,7 +19,7 @@ from typing import Dict, List, Optional, Tuple
 
 from .errors import InvalidSource
 from .schema import CaseSchema, check_value
-from .yamlsrc import Located, SourceError, load_one
+from .yamlsrc import Located, SourceError, load_one, shown
 
 SCHEMA_NAME = "ivig-advisor-fhir-map"
 RESOURCE_TYPES = ("Condition", "MedicationRequest", "MedicationStatement", "Procedure", "Observation",
@@ -76,6 +78,16 @@ class State:
 
 
 @dataclass
+class Form:
+    """How a system writes its codes (`form` of a system): what a code as published looks like."""
+    pattern: "re.Pattern"   # a code as published, with its dot where the system has one
+    says: str               # the pattern in words, for a reason a person reads
+    upper_case: bool        # every code is published upper-case: one written lower-case is read upper-cased
+    checked: str
+    assumptions: List[str] = field(default_factory=list)
+
+
+@dataclass
 class Quantity:
     """An Observation whose valueQuantity gives a number field, in the field's unit."""
     name: str
@@ -85,6 +97,14 @@ class Quantity:
     codes: List[Code]
     units: Dict[Tuple[str, str], float]   # (UCUM uri, unit code) -> factor to the field's unit
     assumptions: List[str] = field(default_factory=list)
+    spellings: Dict[Tuple[str, str], Tuple[str, ...]] = field(default_factory=dict)  # unit -> its texts
+
+    def unit_named(self, text) -> Optional[Tuple[str, str]]:
+        """The unit (UCUM uri, code) a valueQuantity's `unit` text names (kg for 'Kilograms'), or None."""
+        if not isinstance(text, str):
+            return None
+        said = " ".join(text.split()).lower()
+        return next((unit for unit, texts in self.spellings.items() if said in texts), None)
 
 
 @dataclass
@@ -105,6 +125,7 @@ class FhirMap:
         self.names: Dict[str, str] = {}        # any accepted uri -> name
         self.canonical: Dict[str, str] = {}    # any accepted uri -> the system's uri
         self.dots: Dict[str, int] = {}         # uri -> the character its codes' one dot comes after
+        self.forms: Dict[str, Form] = {}       # uri -> how the system writes its codes
         self.sources: Dict[str, str] = {}
         self.assumptions: Dict[str, str] = {}
         self.states: Dict[str, State] = {}
@@ -136,27 +157,52 @@ class FhirMap:
         return found
 
     def keyed(self, uri: str, code: str) -> Optional[str]:
-        """A code as it is compared: in a system with a dot (ICD-10-CM G61.82), the code without
-        it, so that G61.82 and G6182 are one code; None when the code is not written as its
-        system writes codes (a dot elsewhere, or a second one)."""
-        after = self.dots.get(uri)
-        if after is None:
-            return code
-        if "." not in code:
-            return code
-        if code.count(".") == 1 and code.index(".") == after and len(code) > after + 1:
-            return code.replace(".", "")
-        return None
+        """A code as it is compared: as its system publishes it (upper-cased where every code is
+        published upper-case) and, in a system with a dot (ICD-10-CM G61.82), without the dot, so
+        that G61.82 and G6182 are one code; None when the code is not written as its system
+        writes codes (whitespace around it, a dot elsewhere or a second one, another form)."""
+        if self._problem(uri, code) is not None:
+            return None
+        return self._cased(uri, code).replace(".", "") if uri in self.dots else self._cased(uri, code)
 
     def malformed(self, system, code) -> Optional[str]:
         """Why a coding's code is not one of its system as written (G6.182 in ICD-10-CM), or None."""
         if not isinstance(system, str) or not isinstance(code, str):
             return None  # not text: the structure check says so
-        uri = self.canonical.get(system, system)
-        if self.keyed(uri, code) is not None:
+        return self._problem(self.canonical.get(system, system), code)
+
+    def respelled(self, system, code) -> Optional[str]:
+        """The code as its system publishes it, when it is read from another spelling (g61.82 is
+        read as G61.82, F13); None when it is read as written or not read at all."""
+        if self.malformed(system, code) is not None or not isinstance(code, str):
             return None
-        return (f"{code} is no {self.system_name(uri)} code as written: its one dot comes after the "
-                f"{ordinal(self.dots[uri])} character (or is left out)")
+        cased = self._cased(self.canonical.get(system, system), code)
+        return cased if cased != code else None
+
+    def _cased(self, uri: str, code: str) -> str:
+        """The code upper-cased when its system publishes every code upper-case (only ASCII letters:
+        a code with any other character is no such code, and is left for the form to refuse)."""
+        form = self.forms.get(uri)
+        return code.upper() if form is not None and form.upper_case and code.isascii() else code
+
+    def _problem(self, uri: str, code: str) -> Optional[str]:
+        """Why `code` is no code of the system `uri` as written, or None: whitespace around it (FHIR's
+        code type allows none), its dot out of place, or not the system's form."""
+        if code != code.strip():
+            return f"{shown(code)} has whitespace before or after it, which FHIR's code type does not allow: " \
+                   "it is no code"
+        name, after = self.system_name(uri), self.dots.get(uri)
+        if after is not None and "." in code and not (
+                code.count(".") == 1 and code.index(".") == after and len(code) > after + 1):
+            return f"{code} is no {name} code as written: its one dot comes after the {ordinal(after)} character " \
+                   "(or is left out)"
+        form = self.forms.get(uri)
+        if form is None:
+            return None
+        dotted = code if after is None or "." in code or len(code) <= after else f"{code[:after]}.{code[after:]}"
+        if not form.pattern.fullmatch(self._cased(uri, dotted)):
+            return f"{code} is no {name} code as written: {name} writes {form.says}"
+        return None
 
     @property
     def dotless(self) -> set:
@@ -183,13 +229,17 @@ class FhirMap:
                          "refines": e.refines, "assumptions": e.assumptions, "note": e.note,
                          "codes": [code(c) for c in e.codes]} for e in self.entries],
             "quantities": [{"name": q.name, "field": q.field, "unit": q.unit, "codes": [code(c) for c in q.codes],
-                            "units": [{"uri": u, "code": c, "factor": f} for (u, c), f in q.units.items()]}
+                            "units": [{"uri": u, "code": c, "factor": f, "spellings": list(q.spellings[(u, c)])}
+                                      for (u, c), f in q.units.items()], "assumptions": q.assumptions}
                            for q in self.quantities],
             "states": {t: {"element": s.element, "kinds": s.kinds, "absent": s.absent, "also": s.also,
                            "also_counts": sorted(s.also_counts)} for t, s in self.states.items()},
             "otherwise": {k: {"value": o.value, "why": o.why, "assumptions": o.assumptions}
                           for k, o in self.otherwise.items()},
             "dots": {self.system_name(uri): after for uri, after in self.dots.items()},
+            "forms": {self.system_name(uri): {"pattern": f.pattern.pattern, "says": f.says, "upper_case": f.upper_case,
+                                              "checked": f.checked, "assumptions": f.assumptions}
+                      for uri, f in self.forms.items()},
             "assumptions": self.assumptions, "gaps": self.gaps, "sources": self.sources}
 
     # -- loading -----------------------------------------------------------------------
@@ -273,11 +323,11 @@ class _Reader:
         if data.get("version") != 1:
             self.err("'version' must be 1 (the only version this ivig reads)", data, "version" if "version" in data else None)
         fmap.version = data.get("version")
-        self.systems(self.mapping(data, "systems", "the mapping"))
         for key, value in self.mapping(data, "sources", "the mapping").items():
             fmap.sources[str(key)] = str(value)
         for key, value in self.mapping(data, "assumptions", "the mapping").items():
             fmap.assumptions[str(key)] = str(value)
+        self.systems(self.mapping(data, "systems", "the mapping"))  # a system's form names sources and assumptions
         for rtype, node in self.mapping(data, "states", "the mapping").items():
             self.state(rtype, node)
         for rtype in RESOURCE_TYPES:
@@ -307,7 +357,7 @@ class _Reader:
             if not isinstance(value, dict):
                 self.err(f"system {key!r} must be a mapping with uri and name", node, key)
                 continue
-            self.only(value, {"uri", "name", "also", "dot_after"}, f"system {key!r}")
+            self.only(value, {"uri", "name", "also", "dot_after", "form"}, f"system {key!r}")
             uri, name = self.text(value, "uri", f"system {key!r}"), self.text(value, "name", f"system {key!r}")
             also = [str(u) for u in self.listing(value, "also", f"system {key!r}", required=False)]
             self.fmap.systems[str(key)] = {"uri": uri, "name": name, "also": also}
@@ -319,6 +369,33 @@ class _Reader:
                 self.err(f"system {key!r}: 'dot_after' must be a character position (1 or more)", value, "dot_after")
             elif after is not None:
                 self.fmap.dots[uri] = after
+            if value.get("form") is not None:
+                self.form(uri, value, f"system {key!r}")
+
+    def form(self, uri: str, system, where: str):
+        """A system's `form`: the pattern of its codes as published, in words, and whether every
+        code is published upper-case."""
+        node = self.mapping(system, "form", where)
+        where = f"{where}: form"
+        self.only(node, {"pattern", "says", "upper_case", "checked", "assumptions"}, where)
+        try:
+            pattern = re.compile(self.text(node, "pattern", where))
+        except re.error as exc:
+            self.err(f"{where}: 'pattern' is no regular expression ({exc})", node, "pattern")
+            return
+        upper = node.get("upper_case", False)
+        if not isinstance(upper, bool):
+            self.err(f"{where}: 'upper_case' must be true or false", node, "upper_case")
+        self.fmap.forms[uri] = Form(pattern, self.text(node, "says", where), upper is True,
+                                    self.checked(node, where), self.refs(node, "assumptions"))
+
+    def checked(self, node, where) -> str:
+        """A `checked`, which names a source of `sources` first."""
+        checked = self.text(node, "checked", where)
+        if checked and checked.split()[0] not in self.fmap.sources:
+            self.err(f"{where}: 'checked' must start with a key of 'sources' ({checked.split()[0]!r} is not one)",
+                     node, "checked")
+        return checked
 
     def refs(self, node, key) -> List[str]:
         """Assumption ids named under `key`, each one the file defines."""
@@ -400,17 +477,29 @@ class _Reader:
         match = str(node.get("match", "code"))
         if match not in MATCHES:
             self.err(f"{where}: 'match' must be code or prefix", node, "match")
-        checked = self.text(node, "checked", where)
-        if checked and checked.split()[0] not in self.fmap.sources:
-            self.err(f"{where}: 'checked' must start with a key of 'sources' ({checked.split()[0]!r} is not one)",
-                     node, "checked")
+        checked = self.checked(node, where)
         uri = self.fmap.systems.get(system, {}).get("uri", "")
         code = self.text(node, "code", where)
-        malformed = self.fmap.malformed(uri, code)
-        if malformed:  # a record written so would not match it: the entry would be dead
-            self.err(f"{where}: {malformed}", node, "code")
+        if not self.as_published(uri, code, node, where):
             return None
+        if match == "prefix" and uri not in self.fmap.forms:  # else 'N18 foo' would be N18
+            self.err(f"{where}: a prefix code needs its system's 'form', so that only codes written as the "
+                     f"system writes them match below {code}", node, "match")
         return Code(system, uri, code, self.text(node, "display", where), match, checked, getattr(node, "line", None))
+
+    def as_published(self, uri: str, code: str, node, where: str) -> bool:
+        """Whether a code of the mapping is written as its system publishes it: a record written
+        otherwise would not match it, or would match it only as another spelling."""
+        malformed = self.fmap.malformed(uri, code)
+        if malformed:
+            self.err(f"{where}: {malformed}", node, "code")
+            return False
+        published = self.fmap.respelled(uri, code)
+        if published:
+            self.err(f"{where}: {self.fmap.system_name(uri)} publishes {code} as {published}, and the mapping "
+                     "writes its codes as published", node, "code")
+            return False
+        return True
 
     def codes(self, node, where) -> List[Code]:
         found = [self.code(c, f"{where} code") for c in self.listing(node, "codes", where)]
@@ -431,16 +520,31 @@ class _Reader:
         unit = self.text(node, "unit", f"quantity {name!r}")
         if spec is not None and spec.unit != unit:
             self.err(f"quantity {name!r}: the field's unit is {spec.unit!r}, not {unit!r}", node, "unit")
-        units = {}
+        units, spellings = {}, {}
         for u in self.listing(node, "units", f"quantity {name!r}"):
             factor = u.get("factor") if isinstance(u, dict) else None
             if not isinstance(factor, (int, float)) or isinstance(factor, bool) or factor <= 0 \
                     or u.get("system") not in self.fmap.systems or not u.get("code"):
                 self.err(f"quantity {name!r}: a unit needs a system of 'systems', a code and a positive factor", u)
                 continue
-            units[(self.fmap.systems[u["system"]]["uri"], str(u["code"]))] = float(factor)
+            self.only(u, {"system", "code", "factor", "spellings", "checked"}, f"quantity {name!r}: unit")
+            key = (self.fmap.systems[u["system"]]["uri"], str(u["code"]))
+            units[key] = float(factor)
+            spellings[key] = self.unit_spellings(u, key, spellings, f"quantity {name!r}: unit {key[1]}")
         self.fmap.quantities.append(Quantity(name, field_name, unit, bool(node.get("latest", True)),
-                                             self.codes(node, f"quantity {name!r}"), units, self.refs(node, "assumptions")))
+                                             self.codes(node, f"quantity {name!r}"), units,
+                                             self.refs(node, "assumptions"), spellings))
+
+    def unit_spellings(self, node, key, known: dict, where: str) -> Tuple[str, ...]:
+        """The texts a valueQuantity's `unit` may say for this unit: its code and `spellings`, lower
+        case; a text that is another unit's too is an error (it could not tell them apart)."""
+        texts = [key[1]] + [str(t) for t in self.listing(node, "spellings", where, required=False)]
+        said = tuple(dict.fromkeys(" ".join(t.split()).lower() for t in texts))
+        for text in said:
+            other = next((k for k, v in known.items() if text in v), None)
+            if other is not None:
+                self.err(f"{where}: {text!r} is a spelling of both {other[1]} and {key[1]}", node, "spellings")
+        return said
 
     def entry(self, node) -> Optional[Entry]:
         if not isinstance(node, dict):

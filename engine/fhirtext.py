@@ -70,9 +70,19 @@ def gap_field(gap: dict) -> str:
     return gap["field"] + (f" = {gap['value']}" if gap["value"] is not None else "")
 
 
+def form_line(name: str, form) -> str:
+    """How a system writes its codes, for a reviewer: the form, and whether lower case is read."""
+    line = f"{name} codes are written as {form.says} (checked: {' '.join(form.checked.split())}); any other " \
+           "code matches nothing, not even below a prefix entry"
+    if form.upper_case:
+        line += "; written in lower case, one is read upper-cased and listed as read so" \
+                + (f" ({', '.join(form.assumptions)})" if form.assumptions else "")
+    return line
+
+
 def mapping_text(fmap) -> str:
-    """The mapping for a reviewer: each entry with what it sets and its codes, then how dotted
-    codes are written, the patient fields, the states that count, what a field is when the
+    """The mapping for a reviewer: each entry with what it sets and its codes, then how codes
+    are written (the dot, each system's form), the patient fields, the states that count, what a field is when the
     record does not set it, the assumptions and the gaps."""
     out: List[str] = [f"FHIR mapping {fmap.source} (version {fmap.version}, {fmap.digest})", ""]
     for entry in fmap.entries:
@@ -87,10 +97,15 @@ def mapping_text(fmap) -> str:
                    + (f"  (assumptions {', '.join(q.assumptions)})" if q.assumptions else ""))
         for c in q.codes:
             out.append(f"    {c.label(fmap.names):24} {c.display}  (checked: {c.checked})")
-        out.append("    units: " + ", ".join(f"{code} x {factor:g}" for (_, code), factor in q.units.items()))
+        out.append("    units: " + ", ".join(f"{code} x {factor:.10g} (written {', '.join(q.spellings[(uri, code)])})"
+                                         for (uri, code), factor in q.units.items()))
+        out.append("    a unit text (valueQuantity.unit) that does not name its code's unit is an error, as a unit "
+                   "not listed is")
     out += [""] + [f"{fmap.system_name(uri)} codes have one dot, after the {ordinal(after)} character: a code matches "
                    "as published or with that dot left out; with a dot elsewhere it matches nothing"
                    for uri, after in fmap.dots.items()]
+    out += [form_line(fmap.system_name(uri), form) for uri, form in fmap.forms.items()]
+    out.append("A code with whitespace before or after it is no code, in every system (FHIR's code type allows none)")
     out += ["", "Patient: age from birthDate at the evaluation date (--as-of); sex from gender ("
             + ", ".join(f"{k} -> {v if v is not None else 'unknown'}" for k, v in fmap.sex_values.items()) + ")",
             "", "Which resources count (their status elements):"]

@@ -193,7 +193,7 @@ def test_lone_patient_example_is_out_of_scope():
     _, [result] = evaluate(R4 / "Patient-example.json")
     assert result["id"] == "example" and result["status"] == "ok"
     assert result["ivig"]["stance"] == "out-of-scope"
-    assert result["origins"]["diagnosis"] == [NO_DIAGNOSIS.format("0 codes not read")]
+    assert result["origins"]["diagnosis"] == [NO_DIAGNOSIS.format("nothing left unread")]
 
 
 @pytest.fixture
@@ -263,9 +263,9 @@ def test_bundle_references_resolve_relative_absolute_and_urn():
     assert [u["resource"] for u in got["23"]["unmapped"]][:2] == ["Observation/123", "Observation/124"]
     assert [u["resource"] for u in got[URN]["unmapped"]] == ["Observation/12"]
     assert got[URN]["line"] == 25  # the id-less Patient
-    # no Condition: diagnosis other (F12), its origin counting the Observations' codes not read
-    assert got["23"]["origins"]["diagnosis"] == [NO_DIAGNOSIS.format("2 codes not read: see unmapped")]
-    assert got[URN]["origins"]["diagnosis"] == [NO_DIAGNOSIS.format("1 code not read: see unmapped")]
+    # no Condition: diagnosis other (F12), its origin counting what unmapped lists (the Observations)
+    assert got["23"]["origins"]["diagnosis"] == [NO_DIAGNOSIS.format("2 not read: see unmapped")]
+    assert got[URN]["origins"]["diagnosis"] == [NO_DIAGNOSIS.format("1 not read: see unmapped")]
 
 
 def test_bundle_references_versioned_reference_drops_the_version(tmp_path):
@@ -341,7 +341,7 @@ def test_document_bundle_father():
     assert result["origins"]["sex"] == ["Patient/d1 gender female"]
     out = invoke("fhir", "map", "--explain", "--as-of", AS_OF, R4 / "Bundle-father.json")
     assert out.exit_code == 0 and "# ERROR: " not in out.stdout
-    assert f"diagnosis: other  # {NO_DIAGNOSIS.format('2 codes not read: see unmapped')}\n" in out.stdout
+    assert f"diagnosis: other  # {NO_DIAGNOSIS.format('4 not read: see unmapped')}\n" in out.stdout
 
 
 # == 2. Golden Bundles, one per diagnosis =============================================
@@ -421,7 +421,7 @@ def test_paraproteinemic_pair_maps_to_other(tmp_path):
     """G63 + D47.2: `fhir map --explain` says diagnosis: other and why (F12), and lists both codes."""
     out = invoke("fhir", "map", "--explain", "--as-of", AS_OF, BUNDLES / "paraproteinemic_neuropathy.json")
     assert out.exit_code == 0 and "# ERROR: " not in out.stdout
-    assert f"diagnosis: other  # {NO_DIAGNOSIS.format('2 codes not read: see unmapped')}\n" in out.stdout
+    assert f"diagnosis: other  # {NO_DIAGNOSIS.format('2 not read: see unmapped')}\n" in out.stdout
     assert "#   Condition/pdn-neuro ICD-10-CM G63 " in out.stdout
     assert "#   Condition/pdn-mgus ICD-10-CM D47.2 " in out.stdout
 

@@ -151,7 +151,7 @@ def test_nested_bundle_entry_is_not_lost(tmp_path):
 
 
 # the origin of the diagnosis of a record no Condition of which is joined to it (F12)
-NO_CONDITION = "no Condition of the record gives a diagnosis the mapping reads (0 codes not read)"
+NO_CONDITION = "no Condition of the record gives a diagnosis the mapping reads (nothing left unread)"
 
 
 def test_bulk_reference_to_another_server_is_not_joined(tmp_path):

@@ -285,7 +285,7 @@ def itp_bundle(tmp_path):
 
 ITP_TYPED = "id: p\ndiagnosis: other\nivig_planned: true\nrenal_disease: true\nvolume_depletion: true\n" \
             "age: 56\nsex: female\nweight_kg: 70\n"
-OTHER_ORIGIN = "no Condition of the record gives a diagnosis the mapping reads (1 code not read: see unmapped)"
+OTHER_ORIGIN = "no Condition of the record gives a diagnosis the mapping reads (1 not read: see unmapped)"
 
 
 def test_unmapped_diagnosis_is_other_with_every_warning(tmp_path):
@@ -324,11 +324,11 @@ def test_fhir_map_of_unmapped_diagnosis_is_other_and_round_trips(tmp_path):
 
 
 def test_record_without_any_condition_is_other(tmp_path):
-    """A Patient alone: out of scope, and its origin counts no code."""
+    """A Patient alone: out of scope, and its origin says nothing is listed as not read."""
     _, [result] = evaluate(write(tmp_path / "p.json", patient()))
     assert result["status"] == "ok" and result["ivig"]["stance"] == "out-of-scope"
     assert result["origins"]["diagnosis"] == [
-        "no Condition of the record gives a diagnosis the mapping reads (0 codes not read)"]
+        "no Condition of the record gives a diagnosis the mapping reads (nothing left unread)"]
 
 
 def test_two_diagnoses_are_still_a_conflict_not_other(tmp_path):
@@ -403,3 +403,273 @@ def test_fhir_codes_says_the_dot_rule_and_what_a_record_without_diagnosis_is():
     data = json.loads(invoke("fhir", "codes", "--format", "json").stdout)
     assert data["dots"] == {"ICD-10-CM": 3, "ICD-10": 3}
     assert data["otherwise"]["diagnosis"]["value"] == "other" and "F12" in data["assumptions"]
+
+
+# == 5. The second round (issue 25 re-tested) ==========================================
+
+SCT = "http://snomed.info/sct"
+ATC_CORTICOSTEROID = "H02AB06"  # prednisolone, below the mapping's H02AB
+
+
+def quantity(value=70, **given):
+    """A body weight's valueQuantity exactly as given (unit, system and code only where named)."""
+    return {"value": value, **given}
+
+
+def observed(rid, value_quantity, when="2026-11-01", pid="p"):
+    return {"resourceType": "Observation", "id": rid, "status": "final", "subject": {"reference": f"Patient/{pid}"},
+            "code": {"coding": [coding(LOINC, "29463-7")]}, "effectiveDateTime": when, "valueQuantity": value_quantity}
+
+
+def mmn_weighing(tmp_path, value_quantity, *more):
+    return write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, "G61.82")),
+                                             observed("w", value_quantity), *more))
+
+
+def text_of(*args):
+    out = invoke(*args)
+    assert out.exit_code in (0, 1), f"exit {out.exit_code}: {out.output}{out.exception!r}"
+    return out.stdout
+
+
+# -- 5.1 a weight whose unit and code disagree --------------------------------------------
+
+@pytest.mark.parametrize("unit, code", [("lb", "kg"), ("lbs", "kg"), ("pounds", "kg"), ("kg", "[lb_av]"),
+                                        ("Kilograms", "[lb_av]"), ("g", "kg"), ("kg", "g"), ("grams", "[lb_av]")])
+def test_a_weight_whose_unit_and_code_disagree_is_not_read(tmp_path, unit, code):
+    """{value 70, unit lb, code kg} was 70 kg and 140 g: if the record meant 70 lb, 2.2 times the dose.
+    Which is meant cannot be told, so it is an error naming valueQuantity, as an unknown unit is."""
+    path = mmn_weighing(tmp_path, quantity(70, unit=unit, system=UCUM, code=code))
+    exit_code, [result] = evaluate(path)
+    assert exit_code == 1 and result["status"] == "error"
+    assert result["dose"] is None and result["ivig"] is None
+    assert result["error"]["field"] == "Bundle.entry[2].resource.valueQuantity"
+    assert result["error"]["message"].startswith(
+        f"Observation/w: a body-weight whose unit '{unit}' names another unit than its code {code}")
+
+
+def test_a_weight_whose_unit_ivig_cannot_name_is_not_read(tmp_path):
+    """A unit text that is no spelling of any unit the mapping knows (stone) cannot be told to agree
+    with the code either: an error, never a dose."""
+    path = mmn_weighing(tmp_path, quantity(11, unit="stone", system=UCUM, code="kg"))
+    exit_code, [result] = evaluate(path)
+    assert exit_code == 1 and result["error"]["field"] == "Bundle.entry[2].resource.valueQuantity"
+    assert "a body-weight whose unit 'stone' is not one ivig can tell is kg" in result["error"]["message"]
+
+
+@pytest.mark.parametrize("given, grams", [
+    (dict(unit="kg", system=UCUM, code="kg"), 140.0), (dict(unit="Kilograms", system=UCUM, code="kg"), 140.0),
+    (dict(unit="KG", system=UCUM, code="kg"), 140.0), (dict(system=UCUM, code="kg"), 140.0),
+    (dict(unit="lbs", system=UCUM, code="[lb_av]", value=154.32), 140.0),
+    (dict(unit="[lb_av]", system=UCUM, code="[lb_av]", value=154.32), 140.0),
+    (dict(unit="pound", system=UCUM, code="[lb_av]", value=154.32), 140.0),
+    (dict(unit="grams", system=UCUM, code="g", value=70000), 140.0)])
+def test_a_unit_that_restates_its_code_is_read(tmp_path, given, grams):
+    """The unit text may say the code's unit in any common spelling, or be left out."""
+    value = given.pop("value", 70)
+    _, [result] = evaluate(mmn_weighing(tmp_path, quantity(value, **given)))
+    assert result["status"] == "ok", result["error"]
+    assert result["dose"]["total_g"] == grams
+
+
+def test_a_unit_given_only_as_text_is_not_read(tmp_path):
+    """`unit: kg` with no UCUM code: the R4 vital-signs profile requires the code, and the text is for
+    people. It is an error naming valueQuantity.code (as before; F14 says why)."""
+    exit_code, [result] = evaluate(mmn_weighing(tmp_path, quantity(70, unit="kg")))
+    assert exit_code == 1 and result["error"]["field"] == "Bundle.entry[2].resource.valueQuantity.code"
+    assert result["error"]["message"].startswith("Observation/w: a body-weight in the unit 'kg' with no system")
+
+
+def test_fhir_codes_lists_each_unit_with_its_spellings():
+    text = text_of("fhir", "codes")
+    assert "    units: kg x 1 (written kg, kgs, kilo, kilos, kilogram, kilograms), " in text
+    assert "[lb_av] x 0.45359237 (written [lb_av], lb, lbs, pound, pounds)" in text
+    data = json.loads(text_of("fhir", "codes", "--format", "json"))
+    [weight_quantity] = data["quantities"]
+    assert {u["code"]: u["spellings"] for u in weight_quantity["units"]}["g"] == ["g", "gm", "gram", "grams"]
+    assert "F14" in data["assumptions"] and "F14" in json.dumps(weight_quantity)
+
+
+def test_a_spelling_of_two_units_is_refused_on_load(tmp_path):
+    """A unit text that names two units of the mapping could never be checked: a load error on its line."""
+    from ivig_advisor.engine.fhirmap import FhirMap, FhirMapInvalid
+    text = (ROOT / "facts" / "fhir-map.yaml").read_text(encoding="utf-8")
+    old = "spellings: [lb, lbs, pound, pounds]"
+    assert old in text
+    copy = tmp_path / "fhir-map.yaml"
+    copy.write_text(text.replace(old, "spellings: [lb, lbs, pound, pounds, kilos]"), encoding="utf-8")
+    with pytest.raises(FhirMapInvalid) as caught:
+        FhirMap.load(copy)
+    [error] = caught.value.errors
+    assert "'kilos' is a spelling of both kg and [lb_av]" in str(error)
+    assert error.line == next(n for n, t in enumerate(copy.read_text(encoding="utf-8").splitlines(), 1)
+                              if "pounds, kilos" in t)
+
+
+# -- 5.2 a prefix entry matches only codes as published -------------------------------------
+
+FORM_CM = ("is no ICD-10-CM code as written: ICD-10-CM writes a letter, two letters or digits, then "
+           "optionally a dot and 1 to 4 letters or digits")
+
+
+@pytest.mark.parametrize("code", ["M33.1 junk", "M33.1-", "M33.19999", "M331ZZZZZ", "M33.1/3", "M33.13X9Z"])
+def test_a_code_below_a_prefix_entry_must_be_well_formed(tmp_path, code):
+    """M33.1 (other dermatomyositis) matched any tail: 'M33.1 junk' was dermatomyositis, second-line,
+    140 g. A code that is not written as ICD-10-CM writes codes matches nothing, and says so."""
+    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, code)), weight("w", 70)))
+    _, [result] = evaluate(path)
+    assert result["status"] == "ok" and result["ivig"]["rule"] == "out-of-scope"
+    assert not (result["dose"] and result["dose"]["total_g"])
+    [entry] = unmapped_of(result, "Condition/dx")
+    assert entry["reason"] == f"{code} {FORM_CM}"
+
+
+@pytest.mark.parametrize("code", ["M33.1", "M33.13", "M3313", "M33.1X"])
+def test_a_well_formed_code_below_a_prefix_entry_is_read(tmp_path, code):
+    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, code)), weight("w", 70)))
+    _, [result] = evaluate(path)
+    assert result["origins"]["diagnosis"] == [f"Condition/dx ICD-10-CM {code}"]
+
+
+@pytest.mark.parametrize("system, code", [(CM, "N18 foo"), (CM, "N18.4 stage 4"), (WHO, "N18.123"),
+                                          (WHO, "N18.A"), (WHO, "N1B.4")])
+def test_a_malformed_kidney_code_sets_no_renal_disease(tmp_path, system, code):
+    """'N18 foo' set renal disease (the N18 prefix); WHO ICD-10 codes have at most two digits after
+    the dot (who-icd10-2019: B18.00 is the longest)."""
+    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, "G61.82")),
+                                             condition("ckd", coding(system, code)), ivig_order(), weight("w", 70)))
+    _, [result] = evaluate(path)
+    assert "renal_disease" not in result["origins"]
+    [entry] = unmapped_of(result, "Condition/ckd")
+    assert " is no ICD-10" in entry["reason"] and " code as written: " in entry["reason"]
+
+
+def test_a_malformed_atc_code_below_a_prefix_entry_is_no_corticosteroid(tmp_path):
+    """ATC H02AB (glucocorticoids) is a prefix entry too: H02AB06 is prednisolone, H02AB06X no code."""
+    def order(rid, code):
+        return dict(ivig_order(rid), medicationCodeableConcept={"coding": [coding(ATC, code)]})
+    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, "G61.82")),
+                                             order("good", ATC_CORTICOSTEROID), patient("q"),
+                                             condition("dq", coding(CM, "G61.82"), pid="q"),
+                                             dict(order("bad", "H02AB06X"), subject={"reference": "Patient/q"})))
+    _, results = evaluate(path)
+    got = {r["id"]: r for r in results}
+    assert got["p"]["origins"]["planned_cotherapy"] == [f"MedicationRequest/good ATC {ATC_CORTICOSTEROID}"]
+    assert "planned_cotherapy" not in got["q"]["origins"]
+    [entry] = unmapped_of(got["q"], "MedicationRequest/bad")
+    assert entry["reason"].startswith("H02AB06X is no ATC code as written: ATC writes ")
+
+
+def test_a_prefix_entry_in_a_system_without_a_form_is_refused_on_load(tmp_path):
+    """A prefix entry whose system does not say how its codes are written would match any tail."""
+    from ivig_advisor.engine.fhirmap import FhirMap, FhirMapInvalid
+    text = (ROOT / "facts" / "fhir-map.yaml").read_text(encoding="utf-8")
+    old = '{system: snomed, code: "709044004", display'
+    assert old in text
+    copy = tmp_path / "fhir-map.yaml"
+    copy.write_text(text.replace(old, '{system: snomed, code: "709044004", match: prefix, display'), encoding="utf-8")
+    with pytest.raises(FhirMapInvalid) as caught:
+        FhirMap.load(copy)
+    [error] = caught.value.errors
+    assert "a prefix code needs its system's 'form'" in str(error)
+
+
+def test_a_mapping_code_not_written_as_its_system_writes_codes_is_refused(tmp_path):
+    """The mapping's own codes follow the form (and are written upper-case, as published)."""
+    from ivig_advisor.engine.fhirmap import FhirMap, FhirMapInvalid
+    text = (ROOT / "facts" / "fhir-map.yaml").read_text(encoding="utf-8")
+    copy = tmp_path / "fhir-map.yaml"
+    copy.write_text(text.replace("{system: icd-10-cm, code: G61.82,", "{system: icd-10-cm, code: G61.82345,")
+                        .replace("{system: icd-10-cm, code: G61.81,", "{system: icd-10-cm, code: g61.81,"),
+                    encoding="utf-8")
+    with pytest.raises(FhirMapInvalid) as caught:
+        FhirMap.load(copy)
+    messages = [str(e) for e in caught.value.errors]
+    assert len(messages) == 2
+    assert any(f"entry 'mmn' code: G61.82345 {FORM_CM}" in m for m in messages)
+    assert any("entry 'cidp' code: ICD-10-CM publishes g61.81 as G61.81, and the mapping writes its codes as published" in m for m in messages)
+
+
+# -- 5.3 lower case and whitespace ------------------------------------------------------------
+
+READ_UPPER = "(read as {}: ICD-10-CM publishes its codes upper-case, F13)"
+
+
+@pytest.mark.parametrize("code, published", [("g61.82", "G61.82"), ("g6182", "G6182"), ("G61.82", None)])
+def test_a_lower_case_icd_code_is_read_upper_cased_and_says_so(tmp_path, code, published):
+    """g61.82 was unmapped as 'no entry of the mapping has this code'. ICD-10-CM publishes its codes
+    upper-case and none differs from another only in case, so it is read as G61.82, and the
+    origin and `normalised` say so (as a case file's other spellings are)."""
+    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, code)), weight("w", 70)))
+    _, [result] = evaluate(path)
+    assert result["dose"]["total_g"] == 140.0 and not result["unmapped"]
+    origin = f"Condition/dx ICD-10-CM {code}" + (f" {READ_UPPER.format(published)}" if published else "")
+    assert result["origins"]["diagnosis"] == [origin]
+    if published:
+        assert result["normalised"] == [{"field": "diagnosis", "written": f"ICD-10-CM {code}",
+                                         "read": f"ICD-10-CM {published}"}]
+    else:
+        assert "normalised" not in result
+
+
+def test_a_lower_case_kidney_code_keeps_the_renal_warning(tmp_path):
+    """n18.4 with an IVIG order lost the renal warning; read as N18.4 it warns, and every output says
+    what was read: text (Read as), CSV (normalised) and `fhir map --explain`."""
+    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, "G61.82")),
+                                             condition("ckd", coding(CM, "n18.4")), ivig_order(), weight("w", 70)))
+    _, [result] = evaluate(path)
+    assert "renal-failure" in codes(result)
+    assert result["origins"]["renal_disease"] == [f"Condition/ckd ICD-10-CM n18.4 {READ_UPPER.format('N18.4')}"]
+    text = text_of("evaluate", "--quiet", "--as-of", AS_OF, path)
+    assert "Read as: renal_disease: ICD-10-CM n18.4 -> ICD-10-CM N18.4" in text
+    csv_text = text_of("evaluate", "--quiet", "--format", "csv", "--as-of", AS_OF, path)
+    assert "renal_disease: ICD-10-CM n18.4 -> ICD-10-CM N18.4" in csv_text
+    assert f"renal_disease: true  # Condition/ckd ICD-10-CM n18.4 {READ_UPPER.format('N18.4')}" in fhir_map(path).stdout
+
+
+def test_a_lower_case_who_code_is_read_upper_cased(tmp_path):
+    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(WHO, "g70.0"))))
+    _, [result] = evaluate(path)
+    assert result["origins"]["diagnosis"] == [
+        "Condition/dx ICD-10 g70.0 (read as G70.0: ICD-10 publishes its codes upper-case, F13)"]
+
+
+@pytest.mark.parametrize("system, code", [(CM, " G61.82"), (CM, "G61.82 "), (CM, "G61.82\n"), (CM, "\tG61.82"),
+                                          (SCT, "230591002 ")])
+def test_a_code_with_whitespace_around_it_says_so(tmp_path, system, code):
+    """' G61.82' was 'its one dot comes after the 3rd character', which is not the problem: FHIR's code
+    type allows no whitespace before or after a code. Not read, and the reason says what is wrong."""
+    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(system, code)), weight("w", 70)))
+    _, [result] = evaluate(path)
+    assert result["ivig"]["rule"] == "out-of-scope"
+    [entry] = unmapped_of(result, "Condition/dx")
+    assert entry["reason"] == (f"'{code}' has whitespace before or after it, which FHIR's code type does not "
+                               "allow: it is no code")
+
+
+def test_fhir_codes_says_how_codes_are_written_and_read():
+    text = text_of("fhir", "codes")
+    assert ("ICD-10-CM codes are written as a letter, two letters or digits, then optionally a dot and 1 to 4 "
+            "letters or digits (checked: cdc-icd10cm-fy2026") in text
+    assert "written in lower case, one is read upper-cased and listed as read so (F13)" in text
+    data = json.loads(text_of("fhir", "codes", "--format", "json"))
+    assert data["forms"]["ICD-10"]["pattern"] == "[A-Z][0-9]{2}(\\.[0-9]{1,2})?"
+    assert data["forms"]["ATC"]["upper_case"] is True and "F13" in data["assumptions"]
+
+
+# -- 5.4 what is listed is what is counted -------------------------------------------------------
+
+def test_the_count_beside_diagnosis_other_is_what_is_listed(tmp_path):
+    """A Condition coded only as text is listed under 'Not read (1)', while the origin beside
+    diagnosis: other said '(0 codes not read)'. The origin counts what is listed, in every output."""
+    path = write(tmp_path / "b.json", bundle(
+        patient(), {"resourceType": "Condition", "id": "dx", "subject": {"reference": "Patient/p"},
+                    "code": {"text": "immune thrombocytopenia"}}, ivig_order(), weight("w", 70)))
+    _, [result] = evaluate(path)
+    assert len(result["unmapped"]) == 1
+    origin = "no Condition of the record gives a diagnosis the mapping reads (1 not read: see unmapped)"
+    assert result["origins"]["diagnosis"] == [origin]
+    explained = fhir_map(path).stdout
+    assert f"diagnosis: other  # {origin}\n" in explained and "# Not read (1):" in explained
+    text = text_of("evaluate", "--quiet", "--as-of", AS_OF, path)
+    assert f"diagnosis: {origin}" in text and "Not read (1;" in text
