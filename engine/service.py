@@ -31,6 +31,7 @@ import gc
 import json
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
@@ -52,6 +53,10 @@ from .jwtauth import Trust, Unauthorized, caller_of
 ENV = "IVIG_SERVE_SETTINGS"   # how `ivig serve` hands settings to each uvicorn worker
 MAX_BODY = 8_000_000          # bytes of one request: a record with its draft orders
 MAX_DEPTH = 100               # nesting of a request: a FHIR resource in a Bundle in a request is ~20
+# A lone surrogate: JSON may write \ud800 alone (RFC 8259, 8.2), but no UTF-8 or UTF-16 text holds
+# it, so nothing can store, log or answer it; its escape is what a UTF-8 body must hold to give one.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 log = logging.getLogger("ivig.serve")
 
 
@@ -268,7 +273,46 @@ async def _json_body(request: Request, timeout: float):
         raise HookError(400, f"the body is not valid JSON: {str(exc)[:120]}") from None
     if _depth(body) > MAX_DEPTH:
         raise HookError(400, f"the body is nested more than {MAX_DEPTH} levels deep: no FHIR record is")
+    where = _lone_surrogate_at(body) if _may_hold_a_surrogate(data) else None
+    if where is not None:
+        raise HookError(400, f"the body's text at {where} holds a lone surrogate (a \\ud800-\\udfff escape "
+                             "without its pair): that is no Unicode character, and no text can hold it")
     return body
+
+
+def _may_hold_a_surrogate(data: bytes) -> bool:
+    """Whether a JSON body may hold a lone surrogate: in UTF-8 only as an escape, so a body
+    without one needs no look (UTF-16 and UTF-32 bodies are looked at whole)."""
+    return not json.detect_encoding(data).startswith("utf-8") or _SURROGATE_ESCAPE.search(data) is not None
+
+
+def _lone_surrogate_at(value) -> Optional[str]:
+    """Where (context.patientId, prefetch.conditions.entry[0].resource.id) the first string or key
+    of a parsed body that holds a lone surrogate is, else None. The path is built only for it."""
+    stack = [(value, None)]  # (node, (parent's trail, step)): a trail is built into a path once found
+    while stack:
+        node, trail = stack.pop()
+        if isinstance(node, str) and _SURROGATE.search(node):
+            return _path_of(trail)
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if _SURROGATE.search(key):
+                    return _path_of((trail, f".{key}"))
+                stack.append((child, (trail, f".{key}")))
+        elif isinstance(node, list):
+            stack.extend((child, (trail, f"[{i}]")) for i, child in enumerate(node))
+    return None
+
+
+def _path_of(trail) -> str:
+    """A trail of steps as a path shown safely: escaped where it cannot be text, and bounded."""
+    steps = []
+    while trail is not None:
+        trail, step = trail
+        steps.append(step)
+    path = "".join(reversed(steps)).lstrip(".") or "the top"
+    shown = path.encode("utf-8", "backslashreplace").decode("utf-8")
+    return shown if len(shown) <= 200 else shown[:200] + "..."
 
 
 async def _body_bytes(request: Request) -> bytearray:
@@ -337,6 +381,10 @@ def _fetch(query: str, request: dict, timeout: float):
     if reply.status_code != 200:
         raise HookError(412, f"the FHIR server answered {reply.status_code} for {query.split('?')[0]}")
     try:
-        return reply.json()
+        answer = reply.json()
     except ValueError:
         raise HookError(412, f"the FHIR server's answer for {query.split('?')[0]} is not JSON") from None
+    where = _lone_surrogate_at(answer)
+    if where is not None:
+        raise HookError(412, f"the FHIR server's answer for {query.split('?')[0]} holds a lone surrogate at {where}")
+    return answer

@@ -154,6 +154,13 @@ def test_a_lone_surrogate_is_400_naming_where_and_no_500(dev, where):
     assert "Traceback" not in log and "not kept" not in log, log
 
 
+def test_a_lone_surrogate_in_a_utf16_body_is_400(dev):
+    text = json.dumps(load("order-select-mmn")).replace('"patientId": "1288992"', '"patientId": "\\ud800"')
+    reply = dev.post("/cds-services/ivig-order", content=text.encode("utf-16"))
+    assert reply.status_code == 400, reply.text
+    assert "context.patientId" in outcome(reply)
+
+
 def test_a_surrogate_pair_is_text_and_is_read(dev):
     """The test above can fail: an escaped pair is one character (U+1F600), and is read."""
     text = json.dumps(load("order-select-mmn")).replace('"userId": "PractitionerRole/123"',
@@ -311,11 +318,11 @@ def test_a_token_with_a_lone_surrogate_is_401_and_no_500(tenant_server):
 
 # -- 5. JWK Set URLs ---------------------------------------------------------------------------
 
-def start(tmp_path: Path, jwks: str):
-    """`ivig serve --trust` with `jwks` as the issuer's JWK Set: (exit status, stderr) when it
-    stops, or ("started", server) when it answers on its port (the caller stops it)."""
+def start(tmp_path: Path, jwks: str, more: str = ""):
+    """`ivig serve --trust` with `jwks` as the issuer's JWK Set (and `more` lines of the issuer):
+    (exit status, stderr) when it stops, or ("started", stderr) once it answers on its port."""
     trust = tmp_path / "trust.yaml"
-    trust.write_text(f"issuers:\n  - iss: {ISSUER}\n    jwks: {json.dumps(jwks)}\n")
+    trust.write_text(f"issuers:\n  - iss: {ISSUER}\n    jwks: {json.dumps(jwks)}\n{more}")
     port = free_port()
     proc = subprocess.Popen([sys.executable, "-m", "ivig_advisor.cli", "serve", "--port", str(port), "--trust",
                              str(trust), "--feedback-db", str(tmp_path / "f.sqlite")],
@@ -346,6 +353,16 @@ def test_a_jwk_set_url_that_is_no_https_url_with_a_host_or_local_file_is_refused
 def test_an_https_url_is_a_url_whatever_the_case_of_its_scheme(tmp_path):
     """HTTPS://host/jwks was looked for as a file ".../HTTPS:/host/jwks" and refused."""
     status, err = start(tmp_path, "HTTPS://ehr.example.org/jwks.json")
+    assert status == "started", err
+
+
+def test_a_tenant_in_the_trust_file_that_is_no_string_is_refused_at_start(tmp_path):
+    """tenant: 1 in YAML is a number, which no token's tenant (a string) could ever equal."""
+    Keys(tmp_path)
+    status, err = start(tmp_path, "ehr-jwks.json", "    tenant: 1\n")
+    assert status == 2, err
+    assert "tenant" in err and "string" in err
+    status, err = start(tmp_path, "ehr-jwks.json", "    tenant: '1'\n")
     assert status == "started", err
 
 
