@@ -16,14 +16,20 @@ The trust file (YAML or JSON):
         jwks: /etc/ivig/ehr-jwks.json          # or https://ehr.example.org/jwks.json
         tenant: 2ddd6c3a                       # optional: the only tenant accepted
 
-A JWK Set URL must be https: keys fetched over plain http could be anyone's.
+A JWK Set URL must be https, with a host (its scheme in any case: HTTPS:// is
+https): keys fetched over plain http could be anyone's. A `file:` URL names a
+file on this machine (file:///etc/ivig/jwks.json); any other text is a path,
+relative to the trust file. A tenant, in the trust file and in a token, is a
+string, compared exactly: the number 1 is not the tenant "1".
 """
 
 import json
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
+from urllib.parse import unquote, urlsplit
 
 from .errors import IvigError
 from .yamlsrc import SourceError, load_one
@@ -31,6 +37,7 @@ from .yamlsrc import SourceError, load_one
 ALGORITHMS = ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
 LEEWAY = 30           # seconds of clock skew allowed on exp and iat
 MAX_LIFETIME = 3600   # best practice: a token lives no more than an hour
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(//)?")  # a URL's scheme (RFC 3986), and whether an authority follows
 
 
 class Unauthorized(IvigError):
@@ -55,11 +62,51 @@ class Issuer:
 
 def caller_of(claims: dict) -> tuple:
     """(issuer, tenant) of a trusted token's claims: whom the service answers, and to whom the
-    cards it issues belong (engine/feedback.py). A tenant that is no string is kept as its JSON."""
-    tenant = claims.get("tenant")
-    if tenant is not None and not isinstance(tenant, str):
-        tenant = json.dumps(tenant, sort_keys=True)
-    return claims["iss"], tenant
+    cards it issues belong (engine/feedback.py). The tenant is a string or None (Trust.verify
+    refuses any other)."""
+    return claims["iss"], claims.get("tenant")
+
+
+def is_text(value) -> bool:
+    """Whether `value` is a string that can be stored and said: no lone surrogate (which JSON
+    can write as an escape, and no UTF-8 or UTF-16 text holds)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def key_location(jwks: str, trust_file: Path) -> Tuple[str, bool]:
+    """(where, remote) of an issuer's JWK Set as the trust file gives it: an https URL with a host
+    (its scheme lower-cased), a `file:` URL's path, or a path relative to the trust file. ValueError
+    saying why for a URL that is none of these: plain http, no host, another scheme, another
+    machine's file."""
+    scheme = _URL.match(jwks)
+    kind = scheme.group(1).lower() if scheme else None
+    if kind is None or (kind not in ("http", "https", "file") and not scheme.group(2)):
+        return str((trust_file.parent / jwks).resolve()), False  # keys:v2.json is a file name
+    try:
+        parts = urlsplit(jwks)
+        parts.port  # noqa: B018 (read for its ValueError: a port that is no number)
+    except ValueError as exc:
+        raise ValueError(f"is not a URL that can be read ({exc})") from None
+    if kind == "http":
+        raise ValueError("is plain http, where anyone on the way could give their own keys: "
+                         "give an https URL or a file")
+    if kind == "https":
+        if not parts.hostname:
+            raise ValueError("is an https URL with no host: give https://host/path")
+        return "https" + jwks[len(kind):], True
+    if kind == "file":
+        if parts.netloc not in ("", "localhost"):
+            raise ValueError(f"is a file on another machine ({parts.netloc}): give a file of this one")
+        if not parts.path.startswith("/"):
+            raise ValueError("is a file URL without an absolute path: give file:///path or a path")
+        return str(Path(unquote(parts.path)).resolve()), False
+    raise ValueError(f"is a {kind} URL: give an https URL or a file")
 
 
 class Trust:
@@ -84,15 +131,16 @@ class Trust:
         for i, node in enumerate(data["issuers"]):
             if not isinstance(node, dict) or not isinstance(node.get("iss"), str) or not isinstance(node.get("jwks"), str):
                 raise TrustInvalid(f"{path}: issuers[{i}] needs 'iss' and 'jwks' (a JWK Set file or https URL)")
-            issuer = Issuer(node["iss"], node["jwks"], node.get("tenant"))
-            if issuer.jwks.lower().startswith("http://"):
-                raise TrustInvalid(f"{path}: issuers[{i}] ({issuer.iss}): the JWK Set {issuer.jwks} is plain http, "
-                                   "where anyone on the way could give their own keys: give an https URL or a file")
-            if not issuer.remote:
-                issuer.jwks = str((Path(path).parent / issuer.jwks).resolve())
-                if not Path(issuer.jwks).is_file():
-                    raise TrustInvalid(f"{path}: issuers[{i}]: no JWK Set file {issuer.jwks}")
-            issuers.append(issuer)
+            if node.get("tenant") is not None and not isinstance(node["tenant"], str):
+                raise TrustInvalid(f"{path}: issuers[{i}] ({node['iss']}): the tenant must be a string (quote it): "
+                                   "a token's tenant is compared with it exactly")
+            try:
+                where, remote = key_location(node["jwks"], Path(path))
+            except ValueError as exc:
+                raise TrustInvalid(f"{path}: issuers[{i}] ({node['iss']}): the JWK Set {node['jwks']} {exc}") from None
+            if not remote and not Path(where).is_file():
+                raise TrustInvalid(f"{path}: issuers[{i}]: no JWK Set file {where}")
+            issuers.append(Issuer(node["iss"], where, node.get("tenant")))
         trust = cls(issuers, str(path))
         for issuer in issuers:
             if not issuer.remote:
@@ -153,8 +201,12 @@ class Trust:
         if not all(isinstance(claims[k], (int, float)) and not isinstance(claims[k], bool) for k in ("iat", "exp")) \
                 or claims["iat"] > time.time() + LEEWAY or claims["exp"] - claims["iat"] > MAX_LIFETIME:
             raise Unauthorized("iat in the future, or a lifetime over an hour")
+        if claims.get("tenant") is not None and not is_text(claims["tenant"]):
+            raise Unauthorized("the tenant is no string (a tenant is text, compared exactly)")
         if issuer.tenant is not None and claims.get("tenant") != issuer.tenant:
             raise Unauthorized("tenant not trusted")
-        if not isinstance(claims["jti"], str) or not first_use(f"{issuer.iss} {claims['jti']}", claims["exp"]):
+        if not is_text(claims["jti"]):
+            raise Unauthorized("the jti is no string")
+        if not first_use(f"{issuer.iss} {claims['jti']}", claims["exp"]):
             raise Unauthorized("jti already used (a replay)")
         return claims
