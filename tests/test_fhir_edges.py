@@ -12,6 +12,12 @@
    `ivig evaluate` and in `ivig fhir map` alike, its origin saying why.
 4. Two Patients with one id (in a Bundle or a Bulk export): neither gets
    advice; each is an error naming the id and where both are.
+5. The same issue re-tested: a weight whose unit text and UCUM code disagree
+   is an error, never a dose (F14); a code below a prefix entry matches only
+   when written in its system's form (`form` in facts/fhir-map.yaml); ICD-10
+   and ATC codes written lower-case are read upper-cased and say so (F13); a
+   code with whitespace around it says so; the origin beside `diagnosis:
+   other` counts what `unmapped` lists.
 """
 
 import json
