@@ -376,7 +376,10 @@ class _Patient:
         return kept
 
     def observation(self, item: Item):
-        codings = self.well_formed(item, "code", _codings(item.resource.get("code")))
+        written = _codings(item.resource.get("code"))
+        codings = self.well_formed(item, "code", written)
+        if written and not codings:
+            return  # each code is listed as no code, with why
         quantities = [(q, coding) for coding in codings
                       for q, _ in self.fmap.matches(coding.get("system"), coding.get("code")) if isinstance(q, Quantity)]
         if not quantities:

@@ -679,3 +679,15 @@ def test_the_count_beside_diagnosis_other_is_what_is_listed(tmp_path):
     assert f"diagnosis: other  # {origin}\n" in explained and "# Not read (1):" in explained
     text = text_of("evaluate", "--quiet", "--as-of", AS_OF, path)
     assert f"diagnosis: {origin}" in text and "Not read (1;" in text
+
+
+def test_a_weight_code_with_whitespace_is_listed_once(tmp_path):
+    """An Observation whose only code is '29463-7 ' is listed once, with why, not a second time as
+    'no entry of the mapping has this code'."""
+    observation = observed("w", quantity(70, system=UCUM, code="kg"))
+    observation["code"] = {"coding": [coding(LOINC, "29463-7 ")]}
+    _, [result] = evaluate(write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, "G61.82")),
+                                                             observation)))
+    assert "weight_kg" not in result["origins"]
+    [entry] = unmapped_of(result, "Observation/w")
+    assert entry["reason"].startswith("'29463-7 ' has whitespace before or after it")
