@@ -6,9 +6,13 @@ patient data) and each feedback the EHR posts (accepted or overridden, the
 override reason, the suggestions taken), so that `ivig audit overrides` can
 show which rules clinicians override and why. Feedback is taken only for
 cards the service issued to the same issuer and tenant, so that no caller
-can fill the file with cards that never were, or speak for another's. The
-same file keeps the JWT ids already seen (`jti`), so that a token replayed
-to any worker process is refused.
+can fill the file with cards that never were, or speak for another's; a
+suggestion accepted is one of that card's own, and the outcome's time is
+neither before the card was issued nor in the future (both within
+CLOCK_SKEW). Every feedback is kept, as the spec asks a client to report
+each action (a card ignored may be acted on later); the audit counts each
+card once, at its latest outcome. The same file keeps the JWT ids already
+seen (`jti`), so that a token replayed to any worker process is refused.
 
 Several uvicorn workers write the file at once: it is in WAL mode, every
 write is one short transaction, and a writer waits (busy timeout) rather
@@ -24,6 +28,8 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
+from .escape import for_terminal
+
 _SCHEMA = """
 create table if not exists card (
     uuid text primary key, service text not null, hook text not null, rule text,
@@ -37,8 +43,12 @@ create table if not exists seen_token (jti text primary key, expires real not nu
 """
 _CALLER_COLUMNS = ("issuer", "tenant")  # of card: added to files written before they were kept
 OUTCOMES = ("accepted", "overridden")
-# CDS Hooks 2.0: outcomeTimestamp is an ISO 8601 date and time in UTC (an offset is read too)
-_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})", re.ASCII)
+# CDS Hooks 2.0: outcomeTimestamp is a date and time in UTC "as profiled in section 5.6 of RFC 3339":
+# seconds required, a fraction allowed; Z or an offset (which names the same instant); T and Z in
+# either case (RFC 3339 5.6, note)
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
+CLOCK_SKEW = 300  # seconds an EHR's clock may be off: an outcome dated later than now, or before its card, by more is refused
+TEXT_MAX = 120    # characters of one reason (or rule) `ivig audit overrides` prints; a longer one is cut, saying so
 
 
 class FeedbackInvalid(ValueError):
@@ -95,6 +105,10 @@ class FeedbackStore:
         service did not issue to `issuer` and `tenant` (None, None: the insecure_dev caller)."""
         items = _checked(body)
         now = time.time()
+        for i, item in enumerate(items):
+            if _instant(item["outcomeTimestamp"]) > now + CLOCK_SKEW:
+                raise FeedbackInvalid(f"feedback[{i}].outcomeTimestamp is in the future: an outcome is dated when "
+                                      "the clinician acted")
         rows = []
         for item in items:
             reason = (item.get("overrideReason") or {}).get("reason") or {}
@@ -103,7 +117,7 @@ class FeedbackStore:
                          json.dumps([s["id"] for s in item.get("acceptedSuggestions", [])]),
                          item["outcomeTimestamp"], now))
         with self._transaction() as db:
-            _check_issued(db, [item["card"] for item in items], service, issuer, tenant)
+            _check_issued(db, items, service, issuer, tenant)
             db.executemany("insert into feedback (card, service, outcome, reason_system, reason_code, reason_display, "
                            "comment, accepted, outcome_time, received) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
         return len(rows)
@@ -120,28 +134,36 @@ class FeedbackStore:
         return True
 
     def overrides(self) -> List[dict]:
-        """Per rule: cards shown, feedback accepted and overridden, and the override reasons given."""
+        """Per rule: cards shown, and of them how many were accepted and overridden, with the
+        override reasons given. Each card counts once, at its latest outcome (by outcomeTimestamp,
+        then arrival): a card overridden four times is one card overridden."""
         db = sqlite3.connect(self.path, timeout=30)
         try:
-            rows = db.execute(
-                "select c.rule, c.indicator, count(distinct c.uuid), "
-                "sum(f.outcome = 'accepted'), sum(f.outcome = 'overridden') "
-                "from card c left join feedback f on f.card = c.uuid group by c.rule, c.indicator "
-                "order by sum(f.outcome = 'overridden') desc, c.rule").fetchall()
-            reasons = db.execute(
-                "select c.rule, coalesce(f.reason_display, f.reason_code, '(no reason given)'), count(*) "
-                "from feedback f join card c on c.uuid = f.card where f.outcome = 'overridden' "
-                "group by 1, 2 order by 3 desc").fetchall()
-            unknown = db.execute("select count(*) from feedback where card not in (select uuid from card)").fetchone()[0]
+            cards = db.execute("select uuid, rule, indicator from card").fetchall()
+            given = db.execute("select card, outcome, coalesce(reason_display, reason_code, '(no reason given)'), "
+                               "outcome_time, id from feedback").fetchall()
         finally:
             db.close()
-        out = [{"rule": rule, "indicator": indicator, "cards": cards, "accepted": accepted or 0,
-                "overridden": overridden or 0,
-                "reasons": [{"reason": r, "count": n} for rr, r, n in reasons if rr == rule]}
-               for rule, indicator, cards, accepted, overridden in rows]
-        if unknown:
+        latest = {}
+        for card, outcome, reason, when, order in sorted(given, key=lambda f: (_instant(f[3]), f[4])):
+            latest[card] = (outcome, reason)
+        rows = {}
+        for uuid, rule, indicator in cards:
+            row = rows.setdefault((rule, indicator), {"rule": rule, "indicator": indicator, "cards": 0, "accepted": 0,
+                                                      "overridden": 0, "reasons": {}})
+            row["cards"] += 1
+            outcome, reason = latest.pop(uuid, (None, None))
+            if outcome in OUTCOMES:
+                row[outcome] += 1
+            if outcome == "overridden":
+                row["reasons"][reason] = row["reasons"].get(reason, 0) + 1
+        out = sorted(rows.values(), key=lambda r: (-r["overridden"], r["rule"] or "", r["indicator"] or ""))
+        for row in out:
+            row["reasons"] = [{"reason": r, "count": n}
+                              for r, n in sorted(row["reasons"].items(), key=lambda rn: (-rn[1], rn[0]))]
+        if latest:  # feedback on cards the file does not hold (one written before cards were checked)
             out.append({"rule": None, "indicator": None, "cards": 0, "accepted": 0, "overridden": 0, "reasons": [],
-                        "unknown_cards": unknown})
+                        "unknown_cards": len(latest)})
         return out
 
 
@@ -220,24 +242,38 @@ class _Transaction:
         self.db.execute("commit" if kind is None else "rollback")
 
 
-def _check_issued(db: sqlite3.Connection, cards: List[str], service: str, issuer, tenant) -> None:
-    """CardUnknown unless each card is one `service` issued to `issuer` and `tenant`."""
-    for i, card in enumerate(cards):
-        found = db.execute("select 1 from card where uuid = ? and service = ? and issuer is ? and tenant is ?",
-                           (card, service, issuer, tenant)).fetchone()
+def _check_issued(db: sqlite3.Connection, items: List[dict], service: str, issuer, tenant) -> None:
+    """CardUnknown unless each item's card is one `service` issued to `issuer` and `tenant`, and
+    each suggestion it accepts one of that card's; FeedbackInvalid when its outcome is dated
+    before the card was issued."""
+    for i, item in enumerate(items):
+        found = db.execute("select created, suggestions from card where uuid = ? and service = ? "
+                           "and issuer is ? and tenant is ?", (item["card"], service, issuer, tenant)).fetchone()
         if found is None:
             raise CardUnknown(f"feedback[{i}].card names no card this service issued to the caller")
+        created, suggestions = found
+        if _instant(item["outcomeTimestamp"]) < created - CLOCK_SKEW:
+            raise FeedbackInvalid(f"feedback[{i}].outcomeTimestamp is before the card was issued "
+                                  f"({dt.datetime.fromtimestamp(created, dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ})")
+        own = set(json.loads(suggestions))
+        for j, accepted in enumerate(item.get("acceptedSuggestions") or ()):
+            if accepted["id"] not in own:
+                raise CardUnknown(f"feedback[{i}].acceptedSuggestions[{j}] names no suggestion of that card"
+                                  + ("" if own else " (it has none: its outcome can only be overridden)"))
+
+
+def _instant(text: str) -> float:
+    """Seconds since the epoch of an RFC 3339 date and time (-inf for one that is none: a row
+    written before times were checked sorts first)."""
+    try:
+        return dt.datetime.fromisoformat(text.upper().replace("Z", "+00:00")).timestamp()
+    except (ValueError, OverflowError, AttributeError):
+        return float("-inf")
 
 
 def _is_timestamp(text: str) -> bool:
-    """Whether `text` is an ISO 8601 date and time with its offset from UTC, a real one."""
-    if not _TIMESTAMP.fullmatch(text):
-        return False
-    try:
-        dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:  # a 13th month, a 31st of June
-        return False
-    return True
+    """Whether `text` is an RFC 3339 date and time (seconds, and Z or an offset), a real one."""
+    return _TIMESTAMP.fullmatch(text) is not None and _instant(text) != float("-inf")  # not a 13th month
 
 
 def _checked(body) -> list:
@@ -254,14 +290,9 @@ def _checked(body) -> list:
         if item["outcome"] not in OUTCOMES:
             raise FeedbackInvalid(f"{where}.outcome must be accepted or overridden")
         if not _is_timestamp(item["outcomeTimestamp"]):
-            raise FeedbackInvalid(f"{where}.outcomeTimestamp must be a date and time in UTC, such as "
-                                  "2021-12-11T10:05:31Z")
-        accepted = item.get("acceptedSuggestions")
-        if item["outcome"] == "accepted" and (not isinstance(accepted, list) or not accepted):
-            raise FeedbackInvalid(f"{where}.acceptedSuggestions is required when the outcome is accepted")
-        if "acceptedSuggestions" in item and (not isinstance(accepted, list)
-                                     or not all(isinstance(s, dict) and isinstance(s.get("id"), str) for s in accepted)):
-            raise FeedbackInvalid(f"{where}.acceptedSuggestions must be a list of {{\"id\": ...}}")
+            raise FeedbackInvalid(f"{where}.outcomeTimestamp must be a date and time in UTC with its seconds "
+                                  "(RFC 3339), such as 2021-12-11T10:05:31Z")
+        _check_accepted(item, where)
         reason = item.get("overrideReason")
         if reason is not None:
             if not isinstance(reason, dict) or not (reason.get("reason") or reason.get("userComment")):
@@ -277,16 +308,45 @@ def _checked(body) -> list:
     return body["feedback"]
 
 
+def _check_accepted(item: dict, where: str) -> None:
+    """FeedbackInvalid unless acceptedSuggestions is a list of distinct {"id": ...}, given when
+    the outcome is accepted and only then (whether each is the card's own is known once the
+    card is found)."""
+    accepted = item.get("acceptedSuggestions")
+    if item["outcome"] == "accepted" and (not isinstance(accepted, list) or not accepted):
+        raise FeedbackInvalid(f"{where}.acceptedSuggestions is required when the outcome is accepted")
+    if "acceptedSuggestions" not in item:
+        return
+    if not isinstance(accepted, list) or not all(isinstance(s, dict) and isinstance(s.get("id"), str) for s in accepted):
+        raise FeedbackInvalid(f"{where}.acceptedSuggestions must be a list of {{\"id\": ...}}")
+    if accepted and item["outcome"] != "accepted":
+        raise FeedbackInvalid(f"{where}.acceptedSuggestions names suggestions taken, but the outcome is "
+                              f"{item['outcome']}")
+    if len({s["id"] for s in accepted}) != len(accepted):
+        raise FeedbackInvalid(f"{where}.acceptedSuggestions names one suggestion twice")
+
+
 def overrides_text(rows: List[dict]) -> str:
-    """`ivig audit overrides` for a person: per rule, cards shown, accepted, overridden, and why."""
+    """`ivig audit overrides` for a person: per rule, cards shown, accepted, overridden (each card
+    at its latest outcome), and why. What feedback said is shown escaped and bounded (_said)."""
     if not rows:
         return "No cards kept yet."
     out = [f"{'rule':40} {'indicator':9} {'cards':>6} {'accepted':>9} {'overridden':>11}"]
     for row in rows:
         if row["rule"] is None and row.get("unknown_cards"):
-            out.append(f"({row['unknown_cards']} feedback items name cards this file does not hold)")
+            out.append(f"({row['unknown_cards']} cards given feedback are not in this file)")
             continue
-        out.append(f"{row['rule'] or '(no rule)':40} {row['indicator'] or '':9} {row['cards']:>6} "
+        out.append(f"{_said(row['rule'] or '(no rule)'):40} {_said(row['indicator'] or ''):9} {row['cards']:>6} "
                    f"{row['accepted']:>9} {row['overridden']:>11}")
-        out += [f"    overridden {r['count']}x: {r['reason']}" for r in row["reasons"]]
+        out += [f"    overridden {r['count']}x: {_said(r['reason'])}" for r in row["reasons"]]
     return "\n".join(out)
+
+
+def _said(text) -> str:
+    """Text from the feedback file for a terminal: every control character escaped
+    (escape.for_terminal, so a display cannot clear the screen or forge a line), and at most
+    TEXT_MAX characters, saying how long it was when cut."""
+    text = str(text)
+    if len(text) <= TEXT_MAX:
+        return for_terminal(text)
+    return f"{for_terminal(text[:TEXT_MAX])}... (cut: {len(text):,} characters in all)"

@@ -20,15 +20,10 @@ from click.testing import CliRunner
 from conftest import ROOT
 from ivig_advisor.cli import main
 from test_service import (ISSUER, Keys, Server, call_fetching, cards_of, claims, dev, es384,  # noqa: F401
-                          free_port, load, outcome, stance_of)
+                          free_port, load, outcome, stamp, stance_of)
 from test_service_edges import feedback_item, stored_feedback
 
 FEEDBACK = "/cds-services/ivig-order/feedback"
-
-
-def stamp(seconds: float = 0) -> str:
-    """An outcomeTimestamp `seconds` from now, as CDS Hooks writes one (RFC 3339, UTC, seconds)."""
-    return (dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 # -- 1. prefetch entries that are no resources, or about another patient -------------------------
@@ -197,10 +192,10 @@ def audit(server, *args) -> str:
 def test_audit_overrides_escapes_and_bounds_what_feedback_said(fresh):
     """An override display with an escape and a line break reached the terminal raw and forged a
     line; a 100,000-character reason code was printed whole."""
-    (card, *_) = cards_of(fresh.call(load("order-select-mmn")))
+    cards = cards_of(fresh.call(load("order-select-mmn")))
     forged = {"code": "x", "system": "http://example.org", "display": "disp\x1b[31mRED\x1b[0m\nFORGED line"}
     huge = {"code": "c" * 100_000, "system": "http://example.org"}
-    for reason in (forged, huge):
+    for card, reason in ((cards[0], forged), (cards[-1], huge)):  # two cards: each counts at its latest outcome
         reply = fresh.post(FEEDBACK, {"feedback": [feedback_item(card["uuid"], outcomeTimestamp=stamp(),
                                                                  overrideReason={"reason": reason})]})
         assert reply.status_code == 200, reply.text
@@ -214,7 +209,7 @@ def test_audit_overrides_escapes_and_bounds_what_feedback_said(fresh):
     raw = audit(fresh, "--format", "json")
     assert "\x1b" not in raw
     reasons = [r["reason"] for row in json.loads(raw) for r in row["reasons"]]
-    assert "c" * 100_000 in reasons or forged["display"] in reasons
+    assert "c" * 100_000 in reasons and forged["display"] in reasons
 
 
 def test_audit_overrides_counts_each_card_once_at_its_latest_outcome(fresh):

@@ -19,7 +19,7 @@ import uuid
 import pytest
 
 from test_service import (CDS, ISSUER, Keys, Server, call_fetching, cards_of, claims, dev, es384,  # noqa: F401
-                          fetching, free_port, load, outcome, said, stance_of)
+                          fetching, free_port, load, outcome, said, stamp, stance_of)
 
 BOUND = 30  # seconds a socket waits for the server before the test gives up: a bound, never a speed
 STALLED = (b"POST /cds-services/ivig-order HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
@@ -162,7 +162,7 @@ def test_a_path_is_logged_with_its_control_characters_escaped(two_issuers):
 # -- feedback ------------------------------------------------------------------------------
 
 def feedback_item(card: str, **change) -> dict:
-    item = {"card": card, "outcome": "overridden", "outcomeTimestamp": "2026-11-26T10:05:31Z"}
+    item = {"card": card, "outcome": "overridden", "outcomeTimestamp": stamp()}
     item.update(change)
     return item
 

@@ -13,7 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from test_service import CDS, check_response, dev  # noqa: F401  (dev: the server fixture)
+from test_service import CDS, check_response, dev, stamp  # noqa: F401  (dev: the server fixture)
 
 REQUESTS = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(CDS.glob("*.json"))}
 SERVICES = ["ivig-order", "ivig-patient"]
@@ -127,12 +127,12 @@ def feedback(dev):  # noqa: F811
     (dose,) = [c for c in cards if c.get("suggestions")]
     return {"feedback": {"feedback": [
         {"card": dose["uuid"], "outcome": "accepted",
-         "acceptedSuggestions": [{"id": dose["suggestions"][0]["uuid"]}], "outcomeTimestamp": "2021-12-11T10:05:31Z"},
+         "acceptedSuggestions": [{"id": dose["suggestions"][0]["uuid"]}], "outcomeTimestamp": stamp()},
         {"card": cards[0]["uuid"], "outcome": "overridden",
          "overrideReason": {"reason": {"code": "d7ecf885", "system": "https://example.com/cds-hooks/override-reason-system",
                                        "display": "a reason"},
                             "userComment": "A comment entered by the clinician."},
-         "outcomeTimestamp": "2020-12-11T00:00:00Z"}]}}
+         "outcomeTimestamp": stamp()}]}}
 
 
 @FUZZ
