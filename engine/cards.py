@@ -3,9 +3,10 @@
 What is about this patient comes first and alone is loud: a card for each
 patient-specific finding (a warning code) at critical or warning level,
 critical ones first and with override reasons, so that no critical warning
-hides in another card's details; then, when a draft order's daily dose
-differs from the review's regimen for this weight, a card whose suggestion
-updates the order to that dose; the stance card last (`info`, or `warning`
+hides in another card's details; then, when a draft order's dose differs
+from the regimen's for this weight (a day's dose for a course, an infusion's
+for a dose per infusion), a card whose suggestion updates the order to that
+dose; the stance card last (`info`, or `warning`
 when IVIG is ordered where the review finds it not effective). What applies
 to every infusion gets no card: the stance card's detail lists these general
 precautions, each with the review's grade and its action. A card's summary is
@@ -178,28 +179,32 @@ class CardMaker:
         return "\n\n".join(lines)
 
     def dose_card(self, result, order: dict, weight: Optional[float]) -> Optional[dict]:
-        """A card whose suggestion sets the order's daily dose to the review's, when they differ."""
+        """A card whose suggestion sets the order's dose to the regimen's, when they differ by more
+        than the tolerance: a day's dose for a course, an infusion's for a dose per infusion (the
+        order's dose is one administration's either way: IVIG is given once a day)."""
         dose = result.dose
-        if not dose or dose.get("g_per_kg_per_day") is None or weight is None:
+        per_kg = (dose or {}).get("infusion_g_per_kg" if _per_infusion(dose) else "g_per_kg_per_day")
+        if per_kg is None or weight is None:
             return None
-        ordered = ordered_grams_a_day(order, weight)
-        daily = round(dose["g_per_kg_per_day"] * weight, 1)
-        if ordered is None or not math.isfinite(ordered) or abs(ordered - daily) <= self.services.dose_tolerance * daily:
+        ordered = ordered_grams(order, weight)
+        wanted = round(per_kg * weight, 1)
+        if ordered is None or not math.isfinite(ordered) or abs(ordered - wanted) <= self.services.dose_tolerance * wanted:
             return None
-        corrected = json.loads(json.dumps(order))  # the whole order, the dose changed: a copy of plain JSON
-        instruction = (corrected.get("dosageInstruction") or [{}])[0]
-        corrected["dosageInstruction"] = [instruction] + list(corrected.get("dosageInstruction") or [])[1:]
-        rate = dict(_first_rate(instruction) or {})
-        rate["doseQuantity"] = {"value": daily, "unit": "g", "system": "http://unitsofmeasure.org", "code": "g"}
-        instruction["doseAndRate"] = [rate]
         regimen = dose_line(dose)
-        label = short(f"Set the dose to {daily:g} g a day for {dose['days']:g} days ({regimen}, {weight:g} kg)")
-        card = self.card(short(f"IVIG dose {ordered:g} g a day differs from the review's {daily:g} g a day"),
-                         "warning",
-                         f"The order gives {ordered:g} g a day. The review's regimen is {for_markdown(regimen)}: "
-                         f"{daily:g} g a day for a patient of {weight:g} kg.", dose.get("rule"))
+        if _per_infusion(dose):
+            label = short(f"Set the dose to {wanted:g} g per infusion ({per_kg:g} g/kg, {weight:g} kg)")
+            summary = short(f"IVIG dose {ordered:g} g per infusion differs from the regimen's {wanted:g} g per infusion")
+            detail = (f"The order gives {ordered:g} g per infusion. The regimen is {for_markdown(regimen)}: "
+                      f"{wanted:g} g per infusion for a patient of {weight:g} kg.")
+        else:
+            label = short(f"Set the dose to {wanted:g} g a day for {dose['days']:g} days ({regimen}, {weight:g} kg)")
+            summary = short(f"IVIG dose {ordered:g} g a day differs from the review's {wanted:g} g a day")
+            detail = (f"The order gives {ordered:g} g a day. The review's regimen is {for_markdown(regimen)}: "
+                      f"{wanted:g} g a day for a patient of {weight:g} kg.")
+        card = self.card(summary, "warning", detail, dose.get("rule"))
         card["suggestions"] = [{"label": label, "uuid": str(uuid.uuid4()), "isRecommended": True,
-                                "actions": [{"type": "update", "description": label, "resource": corrected}]}]
+                                "actions": [{"type": "update", "description": label,
+                                             "resource": _with_dose(order, wanted)}]}]
         card["selectionBehavior"] = "at-most-one"
         return card
 
@@ -209,6 +214,22 @@ class CardMaker:
         if detail:
             card["detail"] = detail
         return card
+
+
+def _per_infusion(dose: Optional[dict]) -> bool:
+    """Whether a Result's dose is a dose per infusion (at an interval), not a course."""
+    return bool(dose) and dose.get("per") == "infusion"
+
+
+def _with_dose(order: dict, grams: float) -> dict:
+    """A copy of the order (plain JSON) whose first dose is `grams` g: what the suggestion updates."""
+    corrected = json.loads(json.dumps(order))
+    instruction = (corrected.get("dosageInstruction") or [{}])[0]
+    corrected["dosageInstruction"] = [instruction] + list(corrected.get("dosageInstruction") or [])[1:]
+    rate = dict(_first_rate(instruction) or {})
+    rate["doseQuantity"] = {"value": grams, "unit": "g", "system": "http://unitsofmeasure.org", "code": "g"}
+    instruction["doseAndRate"] = [rate]
+    return corrected
 
 
 def _diagnosis(result) -> Optional[str]:
@@ -233,9 +254,10 @@ def _first_rate(instruction: dict) -> Optional[dict]:
     return rate if isinstance(rate, dict) else None
 
 
-def ordered_grams_a_day(order: dict, weight: float) -> Optional[float]:
-    """The daily grams an order's first dose gives (IVIG is given once a day), or None
-    when it writes no dose in a unit this reads (g, mg, g/kg, mg/kg)."""
+def ordered_grams(order: dict, weight: float) -> Optional[float]:
+    """The grams an order's first dose gives (one administration: a day's dose, as IVIG is given
+    once a day, or one infusion's), or None when it writes no dose in a unit this reads (g, mg,
+    g/kg, mg/kg)."""
     instructions = order.get("dosageInstruction")
     instruction = instructions[0] if isinstance(instructions, list) and instructions else None
     if not isinstance(instruction, dict):
