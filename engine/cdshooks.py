@@ -305,7 +305,8 @@ def _not_about(resource: dict, patient: Optional[str], request: dict) -> Optiona
     if isinstance(reference, str) and local_key(reference) == patient \
             and ("://" not in reference or _on_fhir_server(reference, request)):
         return None
-    named = f"{short(resource['resourceType'], 60)}/{short(json.dumps(resource.get('id')), 60)}"
+    rid = resource.get("id")
+    named = f"{short(resource['resourceType'], 60)}/{short(rid if isinstance(rid, str) else json.dumps(rid), 60)}"
     said = f"{element} {shown(reference, 80)}" if isinstance(reference, str) else f"no {element} reference"
     return f"({named}) has {said}: it is not about {short(patient, 80)}, and is never read as this patient's"
 
