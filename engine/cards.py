@@ -115,7 +115,8 @@ class CardMaker:
             lines += ["", "**From the record:**"]
             lines += [f"- {for_markdown(k)}: {for_markdown('; '.join(v))}" for k, v in result.origins.items()]
         if result.unmapped:
-            lines += ["", f"**Not read** ({len(result.unmapped)} codes the mapping does not know): "
+            lines += ["", f"**Not read** ({len(result.unmapped)}: codes the mapping does not know, and what it "
+                          "cannot use): "
                       + "; ".join(for_markdown(u["resource"] + (" " + ", ".join(u["codes"]) if u["codes"] else ""))
                                   for u in result.unmapped[:10]) + (" …" if len(result.unmapped) > 10 else "")]
         if notes:
