@@ -102,6 +102,15 @@ def _each(then: str = ""):
     return lambda exc, ctx: [f"error: {e}" for e in exc.errors] + ([f"error: {then}"] if then else [])
 
 
+def _flushes(stream) -> bool:
+    """Whether what is buffered for `stream` can be written."""
+    try:
+        stream.flush()
+    except (OSError, ValueError):
+        return False
+    return True
+
+
 def _kept(ctx) -> str:
     """'; FILE was left as it was' when the command was writing an output file (-o)."""
     output = ctx.params.get("output")
@@ -154,20 +163,19 @@ def _fail(exc: BaseException, ctx: click.Context):
 def _silence_stdout():
     """When standard output cannot be written, send what is still buffered nowhere,
     so that the interpreter's last flush adds no second error."""
-    try:
-        sys.stdout.flush()
-    except (OSError, ValueError):
+    if not _flushes(sys.stdout):
         try:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         except (OSError, ValueError, AttributeError):
             pass
 
 
-def _ends_by_table(invoke):
-    """`invoke` of a command, with whatever it raises ended by `_fail` (click's own ends pass)."""
-    def run(self, ctx):
+def _ends_by_table(method):
+    """A method of a command taking its context (`invoke`, `parse_args`), with whatever it
+    raises ended by `_fail` (click's own ends pass)."""
+    def run(self, ctx, *args):
         try:
-            return invoke(self, ctx)
+            return method(self, ctx, *args)
         except (click.ClickException, click.exceptions.Exit, click.Abort, SystemExit):
             raise
         except BaseException as exc:  # noqa: B036 - every other end is turned into an exit status
@@ -175,9 +183,42 @@ def _ends_by_table(invoke):
     return run
 
 
+# Commands that write nothing on standard output (a service logs on stderr): run with it closed.
+WRITE_NO_STANDARD_OUTPUT = ("serve",)
+
+
+def _streams_needed(command: "Command", ctx: click.Context) -> tuple:
+    """What `command` will read standard input for and write standard output for (None: it will
+    not), from its arguments: a path '-' is read from standard input, and a command writes on
+    standard output unless it writes to a file (-o FILE), or declares otherwise."""
+    reads_dash = any(value == "-" or (isinstance(value, tuple) and "-" in value)
+                     for param in command.params if isinstance(param.type, click.Path) and param.type.allow_dash
+                     for value in [ctx.params.get(param.name)])
+    stdin_for = command.stdin_for or ("'-' has nothing to read" if reads_dash else None)
+    has_output = any(param.name == "output" for param in command.params)
+    writes = command.name not in WRITE_NO_STANDARD_OUTPUT and not ctx.params.get("output")
+    stdout_for = command.stdout_for or (("write to a file with -o FILE" if has_output else "") if writes else None)
+    return stdin_for, stdout_for
+
+
+def _invoke_command(command: "Command", ctx: click.Context):
+    """Check the standard streams the command needs, before it does anything, then run it."""
+    from ivig_advisor.engine.stdio import require_streams
+    require_streams(*_streams_needed(command, ctx))
+    return click.Command.invoke(command, ctx)
+
+
 class Command(click.Command):
-    """An `ivig` command: whatever it raises ends in one line and its own exit status."""
-    invoke = _ends_by_table(click.Command.invoke)
+    """An `ivig` command: a standard stream it needs that was closed at start is said before
+    it does anything (exit 74), and whatever it raises ends in one line and its own exit status.
+
+    `stdin_for`, `stdout_for`: why the command reads standard input or writes standard output
+    whatever its arguments (the interview's answers and questions)."""
+    invoke = _ends_by_table(_invoke_command)
+
+    def __init__(self, *args, stdin_for: str = None, stdout_for: str = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.stdin_for, self.stdout_for = stdin_for, stdout_for
 
 
 class Group(click.Group):
@@ -187,15 +228,21 @@ class Group(click.Group):
 
 
 class Ivig(Group):
-    """The `ivig` group: SIGTERM and SIGHUP unwind like Ctrl-C while a command runs."""
+    """The `ivig` group: a standard stream closed at start gets a stand-in before anything,
+    click's own --help and --version included, so that using it fails in one line (exit 74);
+    SIGTERM and SIGHUP unwind like Ctrl-C while a command runs."""
     group_class = Group
+    parse_args = _ends_by_table(Group.parse_args)  # --help and --version write while parsing
+
+    def main(self, *args, **kwargs):
+        from ivig_advisor.engine.stdio import stand_in
+        stand_in()
+        return super().main(*args, **kwargs)
 
     def invoke(self, ctx):
         import threading
         from contextlib import ExitStack
 
-        from ivig_advisor.engine.stdio import stand_in
-        stand_in()  # a standard stream closed at start fails where it is used, in one line
         with ExitStack() as stack:
             for name in STOP_SIGNALS:  # only the main thread may set handlers (CliRunner in a thread)
                 if hasattr(signal, name) and threading.current_thread() is threading.main_thread():
@@ -344,16 +391,11 @@ def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache, 
     from ivig_advisor.engine.batch import fit_workers, refuse_output_over_inputs, write_results
     from ivig_advisor.engine.caseio import STDIN
     from ivig_advisor.engine.render import Formatter, Progress, output_format, plain_style, terminal_width
-    from ivig_advisor.engine.stdio import require_open
 
     fmt = output_format(fmt, output)
     if output:  # before the rules load: a bad target is known at once
         refuse_output_over_inputs(output, paths, sys.stdin)
         writable_target(output)
-    else:
-        require_open(sys.stdout, "standard output", "write the results to a file with -o FILE")
-    if STDIN in paths:
-        require_open(sys.stdin, "standard input", "'-' has nothing to read")
     workers, note = fit_workers(workers)
     if note:
         click.echo(note, err=True)
@@ -372,7 +414,8 @@ def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache, 
 
 
 @main.command(epilog=exit_status("the interview was stopped before the end (quit, Ctrl-C at a question, "
-                                 "end of input)"))
+                                 "end of input)"),
+              stdin_for="the interview reads its answers there", stdout_for="the interview asks its questions there")
 @rules_option
 @click.option("--resume", "resume_path", type=click.Path(exists=True, dir_okay=False),
               help="Start from the answers in this case file; only what is missing is asked. A file that "
@@ -392,10 +435,7 @@ def interview(rules_dir, resume_path, wanted_id, save_path, overwrite):
     from ivig_advisor.engine import Advisor
     from ivig_advisor.engine.console import check_save_option, run_interview
     from ivig_advisor.engine.interview import resume
-    from ivig_advisor.engine.stdio import require_open
 
-    require_open(sys.stdin, "standard input", "the interview reads its answers there")
-    require_open(sys.stdout, "standard output", "the interview asks its questions there")
     if save_path is not None:
         check_save_option(save_path, overwrite)  # before any question
     advisor = Advisor(_load_rules(rules_dir))
@@ -707,7 +747,7 @@ def audit_report(output, rules_dir, out_path, case_paths):
         raise click.MissingParameter(ctx=click.get_current_context(), param_hint="'-o' / '--output'",
                                      param_type="option")
     summary = write_report(_load_rules(rules_dir), output, list(case_paths) or None)
-    _say(f"wrote {output}: {summary}")
+    _say(f"wrote {output}: {summary}", err=True)  # as every command writing a file says it: standard output is not needed
 
 
 @audit.command("overrides")

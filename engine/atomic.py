@@ -111,12 +111,16 @@ class GuardedStream:
     def write(self, text):
         try:
             return self._file.write(text)
+        except WriteFailed:  # named already (standard output: stdio)
+            raise
         except OSError as exc:
             raise WriteFailed(exc.errno, f"cannot write {self._path}: {exc.strerror}") from None
 
     def flush(self):
         try:
             self._file.flush()
+        except WriteFailed:
+            raise
         except OSError as exc:
             raise WriteFailed(exc.errno, f"cannot write {self._path}: {exc.strerror}") from None
 

@@ -105,3 +105,47 @@ def test_coverage_over_a_case_that_cannot_be_read_says_so_and_fails(run_cli, bad
 def test_coverage_and_diff_of_good_cases_still_succeed(run_cli):
     assert run_cli("audit", "coverage", str(MMN)).exit_code == 0
     assert run_cli("audit", "diff", "--base", str(ROOT / "rules"), str(MMN)).exit_code == 0
+
+
+# -- 3. closed and full standard streams, one way for every command ------------------------------
+
+NOTHING_TO_READ = f"error: standard input is closed {CLOSED}: '-' has nothing to read"
+
+
+@pytest.mark.parametrize("command", ["ivig fhir map -", "ivig test -", "ivig audit coverage -",
+                                     "ivig audit diff --base rules -", "ivig audit why-not - mmn-general"])
+def test_reading_a_closed_standard_input_is_one_line_and_74(command):
+    run = shell(f"{command} <&-", cwd=ROOT)
+    assert run.returncode == 74, run.stderr
+    assert lines(run.stderr) == [NOTHING_TO_READ]
+    assert run.stdout == ""
+
+
+@pytest.mark.parametrize("command", ["ivig --help", "ivig --version", "ivig -h", "ivig audit --help",
+                                     "ivig evaluate --help", "ivig schema"])
+def test_help_and_version_onto_a_full_disk_are_one_line_and_74(command):
+    run = shell(f"{command} >/dev/full")
+    assert run.returncode == 74, run.stderr
+    assert lines(run.stderr) == ["error: cannot write standard output: No space left on device"]
+
+
+@pytest.mark.parametrize("command", ["ivig --help", "ivig --version", "ivig audit --help"])
+def test_help_and_version_into_a_closed_output_are_one_line_and_74(command):
+    run = shell(f"{command} >&-")
+    assert run.returncode == 74, run.stderr
+    assert lines(run.stderr) == [f"error: standard output is closed {CLOSED}"]
+
+
+def test_a_command_that_writes_to_its_output_file_needs_no_standard_output(tmp_path):
+    run = shell(f"ivig audit report -o rep.html --cases {MMN} >&-", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert (tmp_path / "rep.html").read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
+    assert lines(run.stderr)[0].startswith("wrote rep.html: ")
+
+
+def test_a_command_that_prints_is_refused_before_it_does_anything(rules_copy):
+    log = rules_copy / "review-log.yaml"
+    run = shell(f"ivig audit sign --rules {rules_copy} mmn-general --verdict approved --reviewer R >&-")
+    assert run.returncode == 74, run.stderr
+    assert lines(run.stderr) == [f"error: standard output is closed {CLOSED}"]
+    assert not log.exists()  # nothing was recorded

@@ -38,8 +38,8 @@ def lines(text: str) -> list:
 def test_evaluate_with_standard_output_closed_is_one_line_and_74():
     run = shell("ivig evaluate examples >&-", cwd=ROOT)
     assert run.returncode == 74, run.stderr
-    assert lines(run.stderr) == ["error: standard output is closed (ivig was started with it closed): write the "
-                                 "results to a file with -o FILE"]
+    assert lines(run.stderr) == ["error: standard output is closed (ivig was started with it closed): write to a "
+                                 "file with -o FILE"]
 
 
 def test_evaluate_with_standard_input_closed_is_one_line_and_74():
@@ -50,12 +50,13 @@ def test_evaluate_with_standard_input_closed_is_one_line_and_74():
     assert run.stdout == ""
 
 
-@pytest.mark.parametrize("command", ["ivig schema", "ivig audit rules --disease mmn"])
-def test_a_command_that_prints_does_not_succeed_into_a_closed_output(command):
+@pytest.mark.parametrize("command, hint", [("ivig schema", ": write to a file with -o FILE"),
+                                           ("ivig audit rules --disease mmn", "")])
+def test_a_command_that_prints_does_not_succeed_into_a_closed_output(command, hint):
     # click.echo drops text when sys.stdout is None: these exited 0 having printed nothing
     run = shell(f"{command} >&-", cwd=ROOT)
     assert run.returncode == 74
-    assert lines(run.stderr) == ["error: standard output is closed (ivig was started with it closed)"]
+    assert lines(run.stderr) == [f"error: standard output is closed (ivig was started with it closed){hint}"]
 
 
 def test_the_interview_with_standard_input_closed_is_refused_before_any_question():
