@@ -33,6 +33,7 @@ from typing import Iterable, Iterator, Optional, Tuple
 from . import fhirio
 from .atomic import same_file
 from .errors import CaseChoice
+from .schema import CaseInvalid
 from .yamlsrc import (MAX_DEPTH, MAX_NUMBER, MAX_SCALAR, Located, LocatedList, SourceError,
                       read_documents, shown)
 
@@ -86,13 +87,19 @@ def pick_case(records: Iterable[CaseRecord], wanted: Optional[str], source, sche
     file, or the one whose id (`CaseRecord.case_id`) is `wanted`; else CaseChoice.
 
     A file with several cases is refused rather than silently cut to its
-    first: the clinician would go on with another patient's answers.
+    first: the clinician would go on with another patient's answers. When the
+    cases to choose among all have errors, their errors are the reason, not the
+    choice (CaseInvalid): two Patients of one record with one id are two error
+    records, and `--id` cannot tell them apart.
     """
     records = list(records)
     ids = [r.case_id(schema) for r in records]
     listed = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
     if not records:
         raise CaseChoice(f"{source}: no case in the file")
+    among = records if wanted is None else [r for r, i in zip(records, ids) if i == wanted]
+    if len(among) > 1 and all(r.error is not None for r in among):
+        raise CaseInvalid([error for r in among for error in (r.error, *r.others)])
     if wanted is None:
         if len(records) > 1:
             raise CaseChoice(f"{source} holds {len(records)} cases ({listed}); choose one with --id")

@@ -149,3 +149,21 @@ def test_a_command_that_prints_is_refused_before_it_does_anything(rules_copy):
     assert run.returncode == 74, run.stderr
     assert lines(run.stderr) == [f"error: standard output is closed {CLOSED}"]
     assert not log.exists()  # nothing was recorded
+
+
+# -- 4. resuming from a record whose patients all have errors ------------------------------------
+
+def test_resume_from_two_patients_with_one_id_says_why(tmp_path, run_cli):
+    patient = {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1970-01-01"}
+    twin = dict(patient, gender="male", birthDate="1950-01-01")
+    bundle = {"resourceType": "Bundle", "type": "collection",
+              "entry": [{"fullUrl": f"http://x/Patient/p1", "resource": r} for r in (patient, twin)]}
+    path = tmp_path / "dup.json"
+    path.write_text(json.dumps(bundle), encoding="utf-8")
+    for extra in ([], ["--id", "p1"]):
+        run = run_cli("interview", "--resume", str(path), *extra, input="")
+        assert run.exit_code == 2, run.output
+        assert "choose one" not in run.stderr and "2 cases with the id" not in run.stderr
+        assert lines(run.stderr) and all("2 Patients have the id p1" in line for line in lines(run.stderr))
+    why = run_cli("audit", "why-not", str(path), "mmn-general")
+    assert why.exit_code == 2 and "2 Patients have the id p1" in why.stderr
