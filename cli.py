@@ -314,6 +314,11 @@ def _say(text: str, err=False):
     say(text, err=err)
 
 
+def _note(text: str):
+    """A note on stderr about the input (a file a folder's walk left out), escaped: it names files."""
+    _say(text, err=True)
+
+
 def _emit(text: str, output=None):
     """A command's text on standard output, or written atomically to `output` (-o) and said so."""
     if output:
@@ -394,7 +399,7 @@ def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache, 
 
     fmt = output_format(fmt, output)
     if output:  # before the rules load: a bad target is known at once
-        refuse_output_over_inputs(output, paths, sys.stdin)
+        refuse_output_over_inputs(output, paths, sys.stdin, fmt)
         writable_target(output)
     workers, note = fit_workers(workers)
     if note:
@@ -407,7 +412,7 @@ def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache, 
     target = atomic_writer(output) if output else nullcontext(GuardedStream(sys.stdout, "standard output"))
     with target as stream:
         summary = write_results(paths, advisor, stream, formatter, stdin=sys.stdin, workers=workers,
-                                exclude=output, progress=progress, as_of=as_of)
+                                exclude=output, progress=progress, as_of=as_of, notes=_note)
     if not quiet:
         click.echo(str(summary), err=True)
     _exit(EXIT_FOUND if summary.failed else 0)
@@ -512,7 +517,7 @@ def fhir_map(paths, output, rules_dir, wanted_id, explain, as_of):
     from ivig_advisor.engine.fhirtext import case_file
 
     schema = _load_rules(rules_dir).schema  # the case file's fields, in its schema's order
-    records = read_cases(paths, stdin=sys.stdin, as_of=as_of)
+    records = read_cases(paths, stdin=sys.stdin, as_of=as_of, notes=_note)
     if wanted_id is not None:
         records = (r for r in records if r.case_id(schema) == wanted_id)
     failed, found, parts = False, False, []
@@ -662,7 +667,7 @@ def audit_coverage(paths, fmt, rules_dir, require_all):
     if not paths:
         raise click.UsageError("no CASES given, and no golden cases or examples beside the rules: name the case "
                                "files or folders to read")
-    report = coverage(Advisor(rulebase), paths, stdin=sys.stdin)
+    report = coverage(Advisor(rulebase), paths, stdin=sys.stdin, notes=_note)
     _echo_json(report.to_dict()) if fmt == "json" else click.echo(coverage_text(rulebase, report, _style()))
     _exit(EXIT_FOUND if not report.ok or (require_all and report.never()) else 0)
 
@@ -699,7 +704,7 @@ def audit_diff(paths, fmt, rules_dir, base_dir):
     from ivig_advisor.engine.audit_text import diff_text
 
     this = Advisor(_load_rules(rules_dir))
-    report = diff(Advisor(_load_rules(base_dir)), this, paths, stdin=sys.stdin)
+    report = diff(Advisor(_load_rules(base_dir)), this, paths, stdin=sys.stdin, notes=_note)
     if fmt == "json":
         _echo_json(report.to_dict())
     else:

@@ -9,7 +9,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Dict, Iterable, Iterator, List, Optional
+from typing import Callable, Dict, Iterable, Iterator, List, Optional
 
 from . import conditions
 from .batch import evaluate_record, evaluate_records
@@ -285,9 +285,11 @@ def check_rulebase(rulebase: RuleBase, strict: bool = False) -> CheckReport:
 
 # -- case corpora -----------------------------------------------------------
 
-def read_corpus(paths: Iterable[str], stdin=None) -> Iterator[CaseRecord]:
-    """Case records from case files; golden files ({name, case, expect} items) give their cases."""
-    for record in read_cases(paths, stdin=stdin):
+def read_corpus(paths: Iterable[str], stdin=None, notes: Optional[Callable[[str], None]] = None
+                ) -> Iterator[CaseRecord]:
+    """Case records from case files; golden files ({name, case, expect} items) give their cases.
+    `notes`: told what the walk of a folder leaves out (caseio.read_cases)."""
+    for record in read_cases(paths, stdin=stdin, notes=notes):
         data = record.data
         if isinstance(data, dict) and "case" in data and set(data) <= {"name", "case", "expect"}:
             record = CaseRecord(data["case"], record.source, record.line,
@@ -303,9 +305,10 @@ def default_corpus(rulebase: RuleBase) -> List[str]:
     return [str(p) for p in (home / "tests" / "cases", home / "examples") if p.is_dir()]
 
 
-def run_corpus(advisor: Advisor, paths: Iterable[str], stdin=None) -> Iterator[Result]:
+def run_corpus(advisor: Advisor, paths: Iterable[str], stdin=None, notes: Optional[Callable[[str], None]] = None
+               ) -> Iterator[Result]:
     """One Result per case of a corpus, in order."""
-    return evaluate_records(read_corpus(paths, stdin), advisor)
+    return evaluate_records(read_corpus(paths, stdin, notes), advisor)
 
 
 def failed_case(result: Result) -> dict:
@@ -343,10 +346,11 @@ class CoverageReport:
                 "never_fired": self.never()}
 
 
-def coverage(advisor: Advisor, paths: Iterable[str], stdin=None, keep: int = 5) -> CoverageReport:
+def coverage(advisor: Advisor, paths: Iterable[str], stdin=None, keep: int = 5,
+             notes: Optional[Callable[[str], None]] = None) -> CoverageReport:
     """Run a corpus and count, per rule, the cases in which it fired."""
     report = CoverageReport(0, 0, Counter(), {}, [r.id for r in advisor.rulebase.rules])
-    for result in run_corpus(advisor, paths, stdin):
+    for result in run_corpus(advisor, paths, stdin, notes):
         report.cases += 1
         if not result.ok:
             report.errors += 1
@@ -573,13 +577,14 @@ class DiffReport:
                 "cases": [d.to_dict() for d in self.differences]}
 
 
-def diff(base: Advisor, this: Advisor, paths: Iterable[str], stdin=None) -> DiffReport:
+def diff(base: Advisor, this: Advisor, paths: Iterable[str], stdin=None,
+         notes: Optional[Callable[[str], None]] = None) -> DiffReport:
     """Run a corpus under two rule bases; the cases whose stance, dose or warnings
     (or error) differ. Which rule set the stance is shown, not counted. A case with
     the same error under both is not compared but kept (`failed`): a case that cannot
     be read says nothing about an edit, and must not pass for one that did not change."""
     report = DiffReport()
-    for record in read_corpus(paths, stdin):
+    for record in read_corpus(paths, stdin, notes):
         a, b = evaluate_record(record, base), evaluate_record(record, this)
         before, after = outcome(a), outcome(b)
         if not a.ok and not b.ok and _compared(before) == _compared(after):

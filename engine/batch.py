@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
 from .atomic import refuse_inputs, same_file
-from .caseio import STDIN, CaseRecord, ReadMeter, expand_paths, input_size, read_cases
+from .caseio import (CASE_SUFFIXES, RESULTS_SUFFIXES, STDIN, CaseRecord, ReadMeter, expand_paths, input_size,
+                     read_cases, walk)
 from .errors import OutputRefused, Stopped, WorkerDied
 from .evaluate import Advisor, Result, default_advisor
 
@@ -88,20 +89,24 @@ def _finished(result: Result, advisor: Advisor, finish: Optional[Callable]):
 
 def evaluate_files(paths: Iterable[str], advisor: Optional[Advisor] = None, stdin=None,
                    workers: Optional[int] = 1, finish: Optional[Callable] = None,
-                   exclude: Optional[str] = None, as_of=None, meter: Optional[ReadMeter] = None) -> Iterator:
+                   exclude: Optional[str] = None, as_of=None, meter: Optional[ReadMeter] = None,
+                   notes: Optional[Callable[[str], None]] = None) -> Iterator:
     """Evaluate every case in files, directories or '-' (stdin), lazily, in input order.
 
     `exclude` names a file whose cases are left out: the output file, when it
     lies in a folder being read, so that a run never reads its own results.
     `as_of`: the date a FHIR Patient's age is computed at (default: today).
-    `meter`: follows the bytes read (caseio.ReadMeter).
+    `meter`: follows the bytes read (caseio.ReadMeter). `notes`: told what the
+    walk of a folder leaves out (caseio.read_cases).
     """
-    records = read_cases(paths, stdin=stdin, exclude=exclude, as_of=as_of, defer_fhir=True, meter=meter)
+    records = read_cases(paths, stdin=stdin, exclude=exclude, as_of=as_of, defer_fhir=True, meter=meter,
+                         notes=notes)
     return evaluate_records(records, advisor, workers, finish)
 
 
 def write_results(paths: Iterable[str], advisor: Advisor, stream, formatter, stdin=None,
-                  workers: Optional[int] = 1, exclude: Optional[str] = None, progress=None, as_of=None):
+                  workers: Optional[int] = 1, exclude: Optional[str] = None, progress=None, as_of=None,
+                  notes: Optional[Callable[[str], None]] = None):
     """Evaluate every case of `paths` and write each result to `stream`, in
     input order, in `formatter`'s format; return the batch's Summary (which names
     `exclude`, the output file, as where the results went).
@@ -110,7 +115,8 @@ def write_results(paths: Iterable[str], advisor: Advisor, stream, formatter, std
     process only writes. On any exit the pool is stopped before the stream
     is given back: an output file being written atomically is then removed
     with no worker still running. `progress`, if given, sees every result, and
-    how far through the input's bytes the reading is (render.Progress.measure).
+    how far through the input's bytes the reading is (render.Progress.measure);
+    `notes`, what the walk of a folder leaves out.
     """
     from contextlib import closing
 
@@ -121,7 +127,7 @@ def write_results(paths: Iterable[str], advisor: Advisor, stream, formatter, std
         meter = ReadMeter()
         progress.measure(input_size(paths, stdin), meter.bytes)
     results = evaluate_files(paths, advisor, stdin=stdin, workers=workers, finish=formatter, exclude=exclude,
-                             as_of=as_of, meter=meter)
+                             as_of=as_of, meter=meter, notes=notes)
     with closing(results):
         try:
             for item in results:
@@ -136,19 +142,39 @@ def write_results(paths: Iterable[str], advisor: Advisor, stream, formatter, std
     return summary
 
 
-def refuse_output_over_inputs(output: str, paths: Iterable[str], stdin=None) -> None:
+def refuse_output_over_inputs(output: str, paths: Iterable[str], stdin=None, fmt: Optional[str] = None) -> None:
     """OutputRefused if writing the results to `output` would replace an input: a file or standard
-    input named (atomic.refuse_inputs), or a case file that reading a folder finds, unless it is
-    recognisably this program's own earlier results (which the reading then leaves out)."""
+    input named (atomic.refuse_inputs), or a case file that reading a folder finds (through links
+    too), unless it is recognisably this program's own earlier results (which the reading then
+    leaves out). Also if the results, in format `fmt`, would be read back as a case by the next
+    run over a folder they lie in: text named as a case file (sub/new.yaml)."""
     from .render import is_results_file
     refuse_inputs(output, paths, stdin)
-    if not os.path.isfile(output):
-        return
-    for path in paths:
-        if path != STDIN and os.path.isdir(path) and any(same_file(f, output) for f in expand_paths([path])):
-            if not is_results_file(output):
+    folders = [path for path in paths if path != STDIN and os.path.isdir(path)]
+    if os.path.isfile(output):
+        for path in folders:
+            if any(same_file(f, output) for f in expand_paths([path])) and not is_results_file(output):
                 raise OutputRefused(f"{output} is a case file in the input folder {path}: it would be replaced by "
                                     "the results; write them to another file")
+    if fmt is not None and not _recognisable(output, fmt):
+        for path in folders:
+            if os.path.realpath(os.path.dirname(os.path.abspath(output))) in _walked_folders(path):
+                raise OutputRefused(f"{output} is in the input folder {path}, and named as a case file: the next run "
+                                    f"over {path} would read it as a case; name it otherwise (.txt), or write it "
+                                    "elsewhere")
+
+
+def _recognisable(output: str, fmt: str) -> bool:
+    """Whether results in `fmt` written to `output` are left out by a later walk of the folder
+    they lie in (caseio.walk): a name no case file has, or JSON, JSON Lines or CSV named so."""
+    from .render import EXTENSION_FORMATS
+    suffix = os.path.splitext(output)[1].lower()
+    return suffix not in CASE_SUFFIXES or (suffix in RESULTS_SUFFIXES and EXTENSION_FORMATS.get(suffix) == fmt)
+
+
+def _walked_folders(path: str) -> set:
+    """The real paths of the folders that reading the folder `path` enters."""
+    return {os.path.realpath(w.path) for w in walk(Path(path)) if w.kind == "folder"}
 
 
 def fit_workers(asked: Optional[int]):

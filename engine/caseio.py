@@ -28,7 +28,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, Optional, Tuple
+from typing import Callable, Iterable, Iterator, Optional, Tuple
 
 from . import fhirio
 from .atomic import same_file
@@ -112,12 +112,77 @@ def pick_case(records: Iterable[CaseRecord], wanted: Optional[str], source, sche
 
 
 def expand_paths(paths: Iterable[str]) -> Iterator[str]:
-    """Files named, and the case files below directories named (sorted, recursive)."""
+    """Files named, and what the walk of each directory named reads: its case files, and the
+    entries it gives an error (sorted, recursive; see `walk`)."""
     for path in paths:
         if path != STDIN and Path(path).is_dir():
-            yield from (str(child) for child in _case_files(Path(path)))
+            yield from (str(w.path) for w in _case_files(Path(path)))
         else:
             yield path
+
+
+@dataclass
+class Walked:
+    """One entry that walking a folder met: a case file to read (`file`), a folder entered
+    (`folder`), an entry that could not be walked (`error`, an error result: `why`), or one left
+    out (`left`, a note: `why`)."""
+    path: Path
+    kind: str
+    why: str = ""
+
+
+RESULTS_LEFT_OUT = "left out: it holds results of ivig, not cases (name it to read it)"
+
+
+def walk(root: Path) -> list:
+    """Everything below the folder `root` that reading it meets, in the order read: depth first,
+    each folder's entries sorted by name.
+
+    Links to folders are followed, so a folder linked in is read; a folder met again (a link
+    back to a folder above it, or a second link to one) is left out with a note, so that a loop
+    ends and nothing is read twice. A folder that cannot be listed, and an entry with a case
+    file's name that is not a file (a pipe would never end), is an error; a broken link with
+    such a name is read, so its reading says it is broken. A file that is recognisably results
+    of this program (render.is_results_file) is left out with a note: an earlier run's output
+    in the folder is no case. Without recursion, so a deep tree is no crash."""
+    found, seen, pending = [], {}, [root]
+    while pending:
+        path = pending.pop()
+        if path.is_dir():
+            real = os.path.realpath(path)
+            if real in seen:
+                found.append(Walked(path, "left", f"is the folder {seen[real]} again (a link): not read twice"))
+                continue
+            seen[real] = path
+            try:
+                names = sorted(entry.name for entry in os.scandir(path))
+            except OSError as exc:
+                found.append(Walked(path, "error", f"cannot read this folder: {exc.strerror}"))
+                continue
+            found.append(Walked(path, "folder"))
+            pending.extend(path / name for name in reversed(names))
+        elif path.suffix.lower() in CASE_SUFFIXES:
+            found.append(_walked_file(path))
+    return found
+
+
+def _name_below(root: Path, path: Path) -> str:
+    """A walked entry's name: its path below the folder given (the folder's own name for itself)."""
+    return path.relative_to(root).as_posix() if path != root else root.name
+
+
+def _walked_file(path: Path) -> Walked:
+    """A walked entry with a case file's name: read, left out, or an error."""
+    if path.exists() and not path.is_file():
+        return Walked(path, "error", "not a regular file: a folder's walk reads files only (name it to read it)")
+    if path.suffix.lower() in RESULTS_SUFFIXES:
+        from .render import is_results_file
+        if is_results_file(path):
+            return Walked(path, "left", RESULTS_LEFT_OUT)
+    return Walked(path, "file")
+
+
+RESULTS_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv")  # what the results of ivig evaluate are written as
 
 
 class ReadMeter:
@@ -176,10 +241,13 @@ def _regular(stream) -> bool:
 
 def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None,
                as_of: Optional[datetime.date] = None, defer_fhir: bool = False,
-               meter: Optional[ReadMeter] = None) -> Iterator[CaseRecord]:
+               meter: Optional[ReadMeter] = None, notes: Optional[Callable[[str], None]] = None
+               ) -> Iterator[CaseRecord]:
     """Every case of every path, in order; `exclude` names a file never read
     from a directory (the output of the run, so that it never reads its own
-    results back).
+    results back). A directory is read as `walk` says: what it cannot read is an
+    error record naming it, and what it leaves out (a folder met again, an earlier
+    run's results) is said to `notes`, one line each, if given.
 
     A case's default id is its file's name: the path below the directory
     given (``a/p.yaml``), or a file's own name; when that name was already
@@ -211,15 +279,17 @@ def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None,
             continue
         root = Path(path)
         if not root.is_dir():
-            files = [(path, unique(root.name, path))]
-        else:
-            files = [(str(f), unique(f.relative_to(root).as_posix(), str(f)))
-                     for f in _case_files(root) if exclude is None or not same_file(f, exclude)]
+            files = [(path, unique(root.name, path), None)]
+        else:  # (file, name, why it could not be walked) in the walk's order
+            files = [(str(e.path), unique(_name_below(root, e.path), str(e.path)), e.why or None)
+                     for e in _case_files(root, exclude, notes)]
             if not files:
                 units.append(("records", [CaseRecord(None, path, None, unique(root.name, path), SourceError(
                     f"no case files ({', '.join(CASE_SUFFIXES)}) in this directory", path))], None))
-        for file, name in files:
-            if _fhir_export_file(file):
+        for file, name, unwalked in files:
+            if unwalked is not None:
+                units.append(("records", [CaseRecord(None, file, None, name, SourceError(unwalked, file))], None))
+            elif _fhir_export_file(file):
                 group = os.path.abspath(os.path.dirname(file))  # as listed: a link joins the export it is in
                 if group not in exports:
                     exports[group] = []
@@ -343,9 +413,18 @@ def read_jsonl_lines(lines: Iterable[str], source: str) -> Iterator[CaseRecord]:
     return _guarded(lambda _lines, _name: _jsonl(numbered(), source, name), None, source, name)
 
 
-def _case_files(root: Path) -> list:
-    return [child for child in sorted(root.rglob("*"))
-            if child.is_file() and child.suffix.lower() in CASE_SUFFIXES]
+def _case_files(root: Path, exclude: Optional[str] = None, notes: Optional[Callable[[str], None]] = None) -> list:
+    """What reading the folder `root` reads (`walk`): its case files and the entries that are
+    errors, in order, but `exclude`; what it leaves out is said to `notes`."""
+    read = []
+    for entry in walk(root):
+        if exclude is not None and entry.kind != "folder" and same_file(entry.path, exclude):
+            continue  # the run's own output: neither read nor worth a note
+        if entry.kind == "left" and notes is not None:
+            notes(f"note: {entry.path} {entry.why}")
+        elif entry.kind in ("file", "error"):
+            read.append(entry)
+    return read
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

@@ -167,3 +167,99 @@ def test_resume_from_two_patients_with_one_id_says_why(tmp_path, run_cli):
         assert lines(run.stderr) and all("2 Patients have the id p1" in line for line in lines(run.stderr))
     why = run_cli("audit", "why-not", str(path), "mmn-general")
     assert why.exit_code == 2 and "2 Patients have the id p1" in why.stderr
+
+
+# -- 5. links to folders in a walked folder --------------------------------------------------------
+
+@pytest.fixture
+def linked(tmp_path):
+    """sub/a.yaml, and sub/d2link -> ../d2 holding x.yaml."""
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "d2").mkdir()
+    (tmp_path / "sub" / "a.yaml").write_text("diagnosis: mmn\n", encoding="utf-8")
+    (tmp_path / "d2" / "x.yaml").write_text("diagnosis: als\n", encoding="utf-8")
+    (tmp_path / "sub" / "d2link").symlink_to("../d2", target_is_directory=True)
+    return tmp_path
+
+
+def test_a_linked_folder_in_a_walked_folder_is_read(run_cli, linked):
+    out = run_cli("evaluate", str(linked / "sub"), "--format", "jsonl", "-q")
+    assert out.exit_code == 0, out.output
+    assert [(r["id"], r["ivig"]["stance"]) for r in jsonl(out.stdout)] == [("a.yaml", "first-line"),
+                                                                             ("d2link/x.yaml", "not-effective")]
+
+
+def test_output_over_a_case_file_reached_through_a_link_is_refused(run_cli, linked):
+    out = run_cli("evaluate", str(linked / "sub"), "-o", str(linked / "d2" / "x.yaml"))
+    assert out.exit_code == 2 and "is a case file in the input folder" in out.stderr
+    assert (linked / "d2" / "x.yaml").read_text(encoding="utf-8") == "diagnosis: als\n"
+
+
+def test_a_loop_of_links_is_walked_once_and_said(run_cli, linked):
+    (linked / "sub" / "loop").symlink_to(".", target_is_directory=True)
+    (linked / "d2" / "back").symlink_to("../sub", target_is_directory=True)
+    out = run_cli("evaluate", str(linked / "sub"), "--format", "jsonl")
+    assert out.exit_code == 0, out.output
+    assert [r["id"] for r in jsonl(out.stdout)] == ["a.yaml", "d2link/x.yaml"]
+    notes = [line for line in out.stderr.splitlines() if line.startswith("note:")]
+    assert notes == [f"note: {linked}/sub/d2link/back is the folder {linked}/sub again (a link): not read twice",
+                     f"note: {linked}/sub/loop is the folder {linked}/sub again (a link): not read twice"]
+
+
+def test_a_folder_that_cannot_be_read_is_an_error_result(run_cli, linked, monkeypatch):
+    locked = linked / "sub" / "locked"
+    locked.mkdir()
+    (locked / "z.yaml").write_text("diagnosis: mmn\n", encoding="utf-8")
+    listing = os.scandir
+
+    def scandir(path="."):  # what chmod 0 does, for root too (who reads every folder)
+        if Path(path) == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return listing(path)
+    monkeypatch.setattr(os, "scandir", scandir)
+    out = run_cli("evaluate", str(linked / "sub"), "--format", "jsonl", "-q")
+    assert out.exit_code == 1
+    results = jsonl(out.stdout)
+    assert [r["status"] for r in results] == ["ok", "ok", "error"]
+    assert (results[2]["id"], results[2]["error"]["source"]) == ("locked", str(locked))
+    assert results[2]["error"]["message"] == "cannot read this folder: Permission denied"
+
+
+def test_an_entry_named_as_a_case_file_that_is_no_file_is_an_error_result(run_cli, linked):
+    os.mkfifo(linked / "sub" / "pipe.yaml")  # read, it would never end
+    (linked / "sub" / "gone.yaml").symlink_to("nowhere.yaml")
+    out = run_cli("evaluate", str(linked / "sub"), "--format", "jsonl", "-q")
+    assert out.exit_code == 1
+    assert [(r["id"], r["status"], (r["error"] or {}).get("message", "")[:30]) for r in jsonl(out.stdout)] == [
+        ("a.yaml", "ok", ""), ("d2link/x.yaml", "ok", ""), ("gone.yaml", "error", "cannot read: No such file or d"),
+        ("pipe.yaml", "error", "not a regular file: a folder's")]
+
+
+# -- 6. an output file a later walk would read back ----------------------------------------------
+
+def test_a_new_text_output_named_as_a_case_file_in_a_walked_folder_is_refused(run_cli, tmp_path):
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "a.yaml").write_text("diagnosis: mmn\n", encoding="utf-8")
+    for name in ("new.yaml", "deeper/new.YML"):
+        (tmp_path / "sub" / name).parent.mkdir(exist_ok=True)
+        out = run_cli("evaluate", str(tmp_path / "sub"), "-o", str(tmp_path / "sub" / name))
+        assert out.exit_code == 2, out.output
+        assert "the next run over" in out.stderr and "would read it as a case" in out.stderr
+        assert not (tmp_path / "sub" / name).exists()
+    assert run_cli("evaluate", str(tmp_path / "sub"), "-o", str(tmp_path / "sub" / "new.txt")).exit_code == 0
+
+
+def test_earlier_results_in_a_walked_folder_are_left_out_with_a_note(run_cli, tmp_path):
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "a.yaml").write_text("diagnosis: mmn\n", encoding="utf-8")
+    for name in ("old.json", "old.jsonl", "old.csv"):
+        assert run_cli("evaluate", str(MMN), "-o", str(sub / name)).exit_code == 0
+    out = run_cli("evaluate", str(sub), "--format", "jsonl")
+    assert out.exit_code == 0, out.output
+    assert [r["id"] for r in jsonl(out.stdout)] == ["a.yaml"]
+    assert [line for line in out.stderr.splitlines() if line.startswith("note:")] == [
+        f"note: {sub}/{name} left out: it holds results of ivig, not cases (name it to read it)"
+        for name in ("old.csv", "old.json", "old.jsonl")]
+    named = run_cli("evaluate", str(sub / "old.json"), "--format", "jsonl", "-q")
+    assert named.exit_code == 1  # named, it is read, and its results are no cases
