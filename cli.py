@@ -208,13 +208,38 @@ def _invoke_command(command: "Command", ctx: click.Context):
     return click.Command.invoke(command, ctx)
 
 
+def _parsed_once(base):
+    """`base.parse_args`, then a usage error (exit 2) for an option that takes one value given
+    more than once (`-o x1.json -o x2.json`): click lets the last one win without a word."""
+    def parse_args(self, ctx, args):
+        given = list(args)  # click's parser consumes the list it is given
+        rest = base.parse_args(self, ctx, args)
+        if not ctx.resilient_parsing:  # shell completion parses half-typed lines
+            _refuse_repeats(self, ctx, given)
+        return rest
+    return parse_args
+
+
+def _refuse_repeats(command: click.Command, ctx: click.Context, args: list) -> None:
+    _, _, order = command.make_parser(ctx).parse_args(args=args)  # each option once per time it is given
+    single = [p for p in order if isinstance(p, click.Option) and not (p.multiple or p.count or p.is_flag)]
+    for param in dict.fromkeys(single):
+        times = single.count(param)
+        if times > 1:
+            raise click.BadOptionUsage(param.name, f"{' / '.join(param.opts)} is given "
+                                       f"{'twice' if times == 2 else f'{times} times'}; it takes one value: give "
+                                       "it once", ctx=ctx)
+
+
 class Command(click.Command):
-    """An `ivig` command: a standard stream it needs that was closed at start is said before
-    it does anything (exit 74), and whatever it raises ends in one line and its own exit status.
+    """An `ivig` command: an option that takes one value given twice is a usage error (exit 2), a
+    standard stream it needs that was closed at start is said before it does anything (exit 74),
+    and whatever it raises ends in one line and its own exit status.
 
     `stdin_for`, `stdout_for`: why the command reads standard input or writes standard output
     whatever its arguments (the interview's answers and questions)."""
     invoke = _ends_by_table(_invoke_command)
+    parse_args = _parsed_once(click.Command)
 
     def __init__(self, *args, stdin_for: str = None, stdout_for: str = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -225,6 +250,7 @@ class Group(click.Group):
     """A group of `ivig` commands (`ivig audit`)."""
     command_class = Command
     invoke = _ends_by_table(click.Group.invoke)
+    parse_args = _parsed_once(click.Group)
 
 
 class Ivig(Group):
@@ -269,9 +295,18 @@ def format_option(*choices, help=None, by_extension=False):
                         help=help or f"text for a person; {', '.join(choices[1:])} for programs.")
 
 
-def output_option(help):
-    """-o/--output, the file a command writes (atomically)."""
-    return click.option("--output", "-o", "output", type=click.Path(), help=help)
+def output_option(help, dash_is_stdout=True):
+    """-o/--output, the file a command writes (atomically); `-o -` is standard output, as `-` is
+    standard input (never a file named '-'), or refused where a file is the point (`audit report`)."""
+    def dash(ctx, param, value):
+        if value != "-":
+            return value
+        if dash_is_stdout:
+            return None
+        raise click.BadParameter("this command writes a file: name it (-o - would be standard output; "
+                                 "./- is a file named '-')", ctx=ctx, param=param)
+    return click.option("--output", "-o", "output", type=click.Path(), callback=dash,
+                        help=help + (" '-' is standard output." if dash_is_stdout else ""))
 
 
 def as_of_option(f):
@@ -394,7 +429,6 @@ def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache, 
     from ivig_advisor.engine import Advisor
     from ivig_advisor.engine.atomic import GuardedStream, atomic_writer, writable_target
     from ivig_advisor.engine.batch import fit_workers, refuse_output_over_inputs, write_results
-    from ivig_advisor.engine.caseio import STDIN
     from ivig_advisor.engine.render import Formatter, Progress, output_format, plain_style, terminal_width
 
     fmt = output_format(fmt, output)
@@ -737,7 +771,7 @@ def audit_sign(rule_ids, rules_dir, verdict, reviewer, comment, date):
 
 
 @audit.command("report")
-@output_option("The HTML file to write.")
+@output_option("The HTML file to write.", dash_is_stdout=False)
 @rules_option
 @click.option("--out", "out_path", type=click.Path(), hidden=True, help="The old name of --output.")
 @click.option("--cases", "case_paths", multiple=True, type=click.Path(exists=True),

@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
 from conftest import ROOT, jsonl
 
@@ -157,7 +156,7 @@ def test_resume_from_two_patients_with_one_id_says_why(tmp_path, run_cli):
     patient = {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1970-01-01"}
     twin = dict(patient, gender="male", birthDate="1950-01-01")
     bundle = {"resourceType": "Bundle", "type": "collection",
-              "entry": [{"fullUrl": f"http://x/Patient/p1", "resource": r} for r in (patient, twin)]}
+              "entry": [{"fullUrl": "http://x/Patient/p1", "resource": r} for r in (patient, twin)]}
     path = tmp_path / "dup.json"
     path.write_text(json.dumps(bundle), encoding="utf-8")
     for extra in ([], ["--id", "p1"]):
@@ -263,3 +262,43 @@ def test_earlier_results_in_a_walked_folder_are_left_out_with_a_note(run_cli, tm
         for name in ("old.csv", "old.json", "old.jsonl")]
     named = run_cli("evaluate", str(sub / "old.json"), "--format", "jsonl", "-q")
     assert named.exit_code == 1  # named, it is read, and its results are no cases
+
+
+# -- 7. an option given twice, and -o - -----------------------------------------------------------
+
+@pytest.mark.parametrize("args", [
+    ("evaluate", str(MMN), "-o", "x1.json", "-o", "x2.json"),
+    ("evaluate", str(MMN), "--format", "json", "--format", "csv"),
+    ("evaluate", str(MMN), "--rules", str(ROOT / "rules"), "--rules", str(ROOT / "rules")),
+    ("audit", "why-not", str(MMN), "mmn-general", "--id", "a", "--id", "b"),
+    ("schema", "-o", "x1.json", "--output", "x2.json"),
+])
+def test_an_option_given_twice_is_refused(run_cli, tmp_path, args, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = run_cli(*args)
+    assert out.exit_code == 2, out.output
+    assert "given twice" in out.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_option_that_may_be_repeated_still_may(run_cli, tmp_path):
+    out = tmp_path / "r.html"
+    assert run_cli("audit", "report", "-o", str(out), "--cases", str(MMN), "--cases", str(MMN)).exit_code == 0
+
+
+@pytest.mark.parametrize("args", [("evaluate", str(MMN), "--format", "jsonl"), ("schema", "--format", "json"),
+                                  ("fhir", "map", str(ROOT / "tests" / "fhir" / "bundles" / "mmn.json"))])
+def test_output_dash_is_standard_output(run_cli, tmp_path, monkeypatch, args):
+    monkeypatch.chdir(tmp_path)
+    plain = run_cli(*args)
+    dashed = run_cli(*args, "-o", "-")
+    assert dashed.exit_code == plain.exit_code == 0, dashed.output
+    assert dashed.stdout == plain.stdout and dashed.stdout
+    assert list(tmp_path.iterdir()) == []  # no file named '-'
+
+
+def test_a_report_onto_dash_is_refused(run_cli, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = run_cli("audit", "report", "-o", "-")
+    assert out.exit_code == 2 and "-o -" in out.stderr
+    assert list(tmp_path.iterdir()) == []
