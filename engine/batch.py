@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
 from .atomic import refuse_inputs, same_file
-from .caseio import (CASE_SUFFIXES, RESULTS_SUFFIXES, STDIN, CaseRecord, ReadMeter, expand_paths, input_size,
-                     read_cases, walk)
+from .caseio import CASE_SUFFIXES, RESULTS_SUFFIXES, STDIN, CaseRecord, ReadMeter, input_size, read_cases, walk
 from .errors import OutputRefused, Stopped, WorkerDied
 from .evaluate import Advisor, Result, default_advisor
 
@@ -150,18 +149,18 @@ def refuse_output_over_inputs(output: str, paths: Iterable[str], stdin=None, fmt
     run over a folder they lie in: text named as a case file (sub/new.yaml)."""
     from .render import is_results_file
     refuse_inputs(output, paths, stdin)
-    folders = [path for path in paths if path != STDIN and os.path.isdir(path)]
-    if os.path.isfile(output):
-        for path in folders:
-            if any(same_file(f, output) for f in expand_paths([path])) and not is_results_file(output):
-                raise OutputRefused(f"{output} is a case file in the input folder {path}: it would be replaced by "
-                                    "the results; write them to another file")
-    if fmt is not None and not _recognisable(output, fmt):
-        for path in folders:
-            if os.path.realpath(os.path.dirname(os.path.abspath(output))) in _walked_folders(path):
-                raise OutputRefused(f"{output} is in the input folder {path}, and named as a case file: the next run "
-                                    f"over {path} would read it as a case; name it otherwise (.txt), or write it "
-                                    "elsewhere")
+    existing, folder = os.path.isfile(output), os.path.realpath(os.path.dirname(os.path.abspath(output)))
+    for path in (path for path in paths if path != STDIN and os.path.isdir(path)):
+        entries = walk(Path(path))
+        read = (w.path for w in entries if w.kind in ("file", "error"))
+        if existing and any(same_file(f, output) for f in read) and not is_results_file(output):
+            raise OutputRefused(f"{output} is a case file in the input folder {path}: it would be replaced by "
+                                "the results; write them to another file")
+        if fmt is not None and not _recognisable(output, fmt) and \
+                any(w.kind == "folder" and os.path.realpath(w.path) == folder for w in entries):
+            raise OutputRefused(f"{output} is in the input folder {path}, and named as a case file: the next run "
+                                f"over {path} would read it as a case; name it otherwise (.txt), or write it "
+                                "elsewhere")
 
 
 def _recognisable(output: str, fmt: str) -> bool:
@@ -170,11 +169,6 @@ def _recognisable(output: str, fmt: str) -> bool:
     from .render import EXTENSION_FORMATS
     suffix = os.path.splitext(output)[1].lower()
     return suffix not in CASE_SUFFIXES or (suffix in RESULTS_SUFFIXES and EXTENSION_FORMATS.get(suffix) == fmt)
-
-
-def _walked_folders(path: str) -> set:
-    """The real paths of the folders that reading the folder `path` enters."""
-    return {os.path.realpath(w.path) for w in walk(Path(path)) if w.kind == "folder"}
 
 
 def fit_workers(asked: Optional[int]):
