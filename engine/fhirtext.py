@@ -12,11 +12,14 @@ import yaml
 
 from .escape import for_terminal
 from .fhirmap import ordinal
+from .words import plain
 
 
 def _scalar(value) -> str:
     """A value as YAML writes it alone on a line (quoted when a reader would read it otherwise)."""
-    return yaml.safe_dump(value, default_flow_style=True, allow_unicode=True, width=10_000).strip().removesuffix("...").strip()
+    # plain(): a list read from a YAML case file is the reader's own list type, which safe_dump refuses
+    return yaml.safe_dump(plain(value), default_flow_style=True, allow_unicode=True,
+                          width=10_000).strip().removesuffix("...").strip()
 
 
 def _comment(text: str) -> str:

@@ -691,3 +691,10 @@ def test_a_weight_code_with_whitespace_is_listed_once(tmp_path):
     assert "weight_kg" not in result["origins"]
     [entry] = unmapped_of(result, "Observation/w")
     assert entry["reason"].startswith("'29463-7 ' has whitespace before or after it")
+
+
+def test_fhir_map_of_a_case_file_with_a_list_writes_the_list(run_cli, tmp_path):
+    """A YAML case file's list (the reader's own list type) was an internal error (exit 70)."""
+    out = run_cli("fhir", "map", str(ROOT / "examples" / "mmn.yaml"))
+    assert out.exit_code == 0, out.output
+    assert "planned_cotherapy: [corticosteroids]" in out.stdout
