@@ -200,18 +200,25 @@ def test_fhir_map_explain_lists_the_malformed_code(tmp_path):
             "after the 3rd character (or is left out) [Bundle.entry[1].resource.code]") in out.stdout
 
 
-def test_a_mapping_code_that_breaks_its_system_dot_rule_is_refused(tmp_path):
-    """The mapping's own codes follow the rule: a G6.182 in facts/fhir-map.yaml is a load error on its line."""
+def mapping_errors(tmp_path, *changes) -> tuple:
+    """The load errors of a copy of facts/fhir-map.yaml with each (old, new) text replaced once
+    (old must be there), and the copy's lines."""
     from ivig_advisor.engine.fhirmap import FhirMap, FhirMapInvalid
     text = (ROOT / "facts" / "fhir-map.yaml").read_text(encoding="utf-8")
-    old = "{system: icd-10-cm, code: G61.82,"
-    assert old in text
+    for old, new in changes:
+        assert old in text
+        text = text.replace(old, new, 1)
     copy = tmp_path / "fhir-map.yaml"
-    copy.write_text(text.replace(old, "{system: icd-10-cm, code: G6.182,"), encoding="utf-8")
+    copy.write_text(text, encoding="utf-8")
     with pytest.raises(FhirMapInvalid) as caught:
         FhirMap.load(copy)
-    [error] = caught.value.errors
-    line = next(n for n, t in enumerate(copy.read_text(encoding="utf-8").splitlines(), 1) if "code: G6.182" in t)
+    return caught.value.errors, text.splitlines()
+
+
+def test_a_mapping_code_that_breaks_its_system_dot_rule_is_refused(tmp_path):
+    """The mapping's own codes follow the rule: a G6.182 in facts/fhir-map.yaml is a load error on its line."""
+    [error], lines = mapping_errors(tmp_path, ("{system: icd-10-cm, code: G61.82,", "{system: icd-10-cm, code: G6.182,"))
+    line = next(n for n, t in enumerate(lines, 1) if "code: G6.182" in t)
     assert error.line == line and "G6.182 is no ICD-10-CM code as written" in str(error)
 
 
@@ -498,18 +505,10 @@ def test_fhir_codes_lists_each_unit_with_its_spellings():
 
 def test_a_spelling_of_two_units_is_refused_on_load(tmp_path):
     """A unit text that names two units of the mapping could never be checked: a load error on its line."""
-    from ivig_advisor.engine.fhirmap import FhirMap, FhirMapInvalid
-    text = (ROOT / "facts" / "fhir-map.yaml").read_text(encoding="utf-8")
-    old = "spellings: [lb, lbs, pound, pounds]"
-    assert old in text
-    copy = tmp_path / "fhir-map.yaml"
-    copy.write_text(text.replace(old, "spellings: [lb, lbs, pound, pounds, kilos]"), encoding="utf-8")
-    with pytest.raises(FhirMapInvalid) as caught:
-        FhirMap.load(copy)
-    [error] = caught.value.errors
+    [error], lines = mapping_errors(tmp_path, ("spellings: [lb, lbs, pound, pounds]",
+                                               "spellings: [lb, lbs, pound, pounds, kilos]"))
     assert "'kilos' is a spelling of both kg and [lb_av]" in str(error)
-    assert error.line == next(n for n, t in enumerate(copy.read_text(encoding="utf-8").splitlines(), 1)
-                              if "pounds, kilos" in t)
+    assert error.line == next(n for n, t in enumerate(lines, 1) if "pounds, kilos" in t)
 
 
 # -- 5.2 a prefix entry matches only codes as published -------------------------------------
@@ -568,29 +567,16 @@ def test_a_malformed_atc_code_below_a_prefix_entry_is_no_corticosteroid(tmp_path
 
 def test_a_prefix_entry_in_a_system_without_a_form_is_refused_on_load(tmp_path):
     """A prefix entry whose system does not say how its codes are written would match any tail."""
-    from ivig_advisor.engine.fhirmap import FhirMap, FhirMapInvalid
-    text = (ROOT / "facts" / "fhir-map.yaml").read_text(encoding="utf-8")
-    old = '{system: snomed, code: "709044004", display'
-    assert old in text
-    copy = tmp_path / "fhir-map.yaml"
-    copy.write_text(text.replace(old, '{system: snomed, code: "709044004", match: prefix, display'), encoding="utf-8")
-    with pytest.raises(FhirMapInvalid) as caught:
-        FhirMap.load(copy)
-    [error] = caught.value.errors
+    [error], _ = mapping_errors(tmp_path, ('{system: snomed, code: "709044004", display',
+                                           '{system: snomed, code: "709044004", match: prefix, display'))
     assert "a prefix code needs its system's 'form'" in str(error)
 
 
 def test_a_mapping_code_not_written_as_its_system_writes_codes_is_refused(tmp_path):
     """The mapping's own codes follow the form (and are written upper-case, as published)."""
-    from ivig_advisor.engine.fhirmap import FhirMap, FhirMapInvalid
-    text = (ROOT / "facts" / "fhir-map.yaml").read_text(encoding="utf-8")
-    copy = tmp_path / "fhir-map.yaml"
-    copy.write_text(text.replace("{system: icd-10-cm, code: G61.82,", "{system: icd-10-cm, code: G61.82345,")
-                        .replace("{system: icd-10-cm, code: G61.81,", "{system: icd-10-cm, code: g61.81,"),
-                    encoding="utf-8")
-    with pytest.raises(FhirMapInvalid) as caught:
-        FhirMap.load(copy)
-    messages = [str(e) for e in caught.value.errors]
+    errors, _ = mapping_errors(tmp_path, ("{system: icd-10-cm, code: G61.82,", "{system: icd-10-cm, code: G61.82345,"),
+                               ("{system: icd-10-cm, code: G61.81,", "{system: icd-10-cm, code: g61.81,"))
+    messages = [str(e) for e in errors]
     assert len(messages) == 2
     assert any(f"entry 'mmn' code: G61.82345 {FORM_CM}" in m for m in messages)
     assert any("entry 'cidp' code: ICD-10-CM publishes g61.81 as G61.81, and the mapping writes its codes as published" in m for m in messages)

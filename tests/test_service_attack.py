@@ -21,7 +21,7 @@ from conftest import ROOT
 from ivig_advisor.cli import main
 from test_service import (ISSUER, Keys, Server, call_fetching, cards_of, claims, dev, es384,  # noqa: F401
                           free_port, load, outcome, stamp, stance_of)
-from test_service_edges import feedback_item, stored_feedback
+from test_service_edges import feedback_item, signed, stored_feedback
 
 FEEDBACK = "/cds-services/ivig-order/feedback"
 
@@ -284,10 +284,6 @@ def tenant_server(tmp_path_factory):
     server.keys = keys
     yield server
     server.stop()
-
-
-def signed(server, path, **change):
-    return {"Authorization": "Bearer " + es384(server.keys, claims(server, path, **change))}
 
 
 @pytest.mark.parametrize("issued, given", [("1", 1), ("0", 0), ('{"a": 1}', {"a": 1}), ("['a']", ["a"])])
