@@ -529,7 +529,8 @@ def is_results_file(path) -> bool:
     recognisable, and neither is anything else: a case file must never be taken for results."""
     try:
         with open(path, encoding="utf-8") as file:
-            first, second = file.readline(RESULT_LINE_LIMIT), file.readline(RESULT_LINE_LIMIT)
+            first = _line_if_results(file)
+            second = _line_if_results(file) if first == "[\n" else ""
     except (OSError, UnicodeDecodeError):
         return False
     if first == ",".join(CSV_COLUMNS) + "\n":
@@ -540,9 +541,23 @@ def is_results_file(path) -> bool:
 
 
 RESULT_LINE_LIMIT = 4_000_000  # characters read of a line when recognising results (one result a line)
+RESULT_HEAD = 256  # characters of a line that tell whether it can be results: the CSV header fits
+_RESULT_START = re.compile(r'\s*\{\s*"id"\s*:')  # a result's first key is its id
+
+
+def _line_if_results(file) -> str:
+    """The next line, read whole (up to RESULT_LINE_LIMIT) only while its head can begin results:
+    a walk meets this for every JSON and CSV case file, and a FHIR Bundle on one line is megabytes
+    that need not be read, nor parsed, to tell it is no result."""
+    head = file.readline(RESULT_HEAD)
+    if head.endswith("\n") or not _RESULT_START.match(head):
+        return head
+    return head + file.readline(RESULT_LINE_LIMIT - len(head))
 
 
 def _is_result_line(line: str) -> bool:
+    if not _RESULT_START.match(line):
+        return False
     try:
         item = json.loads(line)
     except ValueError:
