@@ -306,7 +306,7 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
     turn = 0                        # the index of the next result to yield
     ahead = workers * IN_FLIGHT * CHUNK  # results kept ahead of their turn, at most (then wait for it)
 
-    unwritten = {}                  # index -> the record's (id, source, line), until its result is yielded
+    unwritten = {}                  # index -> the record, until its result is yielded (named if a worker dies)
     processes = {}                  # worker -> its process, kept to say how it ended if it dies
 
     def send(worker):
@@ -352,7 +352,7 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
         for record in records:
             worker = router.worker_for(record)
             waiting[worker].append((read, record))
-            unwritten[read] = (record.case_id(advisor.rulebase.schema), record.source, record.line)
+            unwritten[read] = record
             read += 1
             if len(waiting[worker]) == CHUNK:
                 send(worker)
@@ -378,7 +378,9 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
         # A worker was killed (kill -9, the kernel's OOM killer): its pool's thread may be stuck
         # reading half a result, so the pools are let go of, as on a signal.
         stopped = True
-        raise WorkerDied(_death_note(processes.values(), turn, unwritten.get(turn)), turn) from None
+        first = unwritten.get(turn)  # named only now: its id is read off its data, which costs on every case
+        named = None if first is None else (first.case_id(advisor.rulebase.schema), first.source, first.line)
+        raise WorkerDied(_death_note(processes.values(), turn, named), turn) from None
     finally:
         # Cancel what no worker has started, everywhere first; then wait for each
         # worker's current chunk. (shutdown(wait=False) would let go of the
