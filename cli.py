@@ -63,9 +63,9 @@ def error_table():
     parameter the error is about. The engine is imported only here, once a
     command has failed.
     """
-    from ivig_advisor.engine.errors import (BadSignOff, CaseChoice, FormatContradicted, InvalidSource, IvigError, LogLocked, LogUnusable,
-                                            NoLogHere, OutputRefused, Stopped, StreamClosed, UnknownDiagnosis,
-                                            UnknownRule, UnknownStage, WorkerDied, WriteFailed)
+    from ivig_advisor.engine.errors import (BadSignOff, CaseChoice, FormatContradicted, InvalidSource, IvigError,
+                                            LogLocked, LogUnusable, NoLogHere, OutputRefused, Stopped, StreamClosed,
+                                            UnknownDiagnosis, UnknownRule, UnknownStage, WorkerDied, WriteFailed)
     return (
         (UnknownRule, EXIT_USAGE, _usage("RULE")),
         (UnknownDiagnosis, EXIT_USAGE, _usage("--disease")),

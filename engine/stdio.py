@@ -63,9 +63,6 @@ class _NamedRaw(io.RawIOBase):
         except OSError as exc:
             raise WriteFailed(exc.errno, f"cannot write standard output: {exc.strerror}") from None
 
-    def close(self) -> None:  # the descriptor is the process's, not this stream's
-        super().close()
-
 
 def stand_in() -> None:
     """Put a stand-in in place of each standard stream that is closed (None), and give the
