@@ -252,12 +252,9 @@ def _conclude(result: Result, firings, facts: dict, ivig_given: frozenset):
         result.ivig = {"stance": rec["stance"], "summary": rec["summary"], "rule": rule.id}
         others = sorted({r.id for r, x in stances if x["stance"] != rec["stance"]})
         if others:
-            warnings[("rule-conflict", None)] = {
-                "code": "rule-conflict", "severity": "critical", "applies": "patient", "grade": None,
-                "summary": "The rules disagree on the stance: the rule base needs review",
-                "rule": rule.id, "action": None,
-                "message": f"Rules disagree on the stance: {rule.id} says {rec['stance']}, "
-                           f"{', '.join(others)} say otherwise. The rule base needs review."}
+            warnings[("rule-conflict", None)] = _conflict(
+                "rule-conflict", rule, "The rules disagree on the stance",
+                f"Rules disagree on the stance: {rule.id} says {rec['stance']}, {', '.join(others)} say otherwise.")
     if doses and result.ivig and result.ivig["stance"] in ivig_given:
         rule, dose = doses[0]
         weight = facts.get("weight_kg")
@@ -268,13 +265,17 @@ def _conclude(result: Result, firings, facts: dict, ivig_given: frozenset):
             "infusion_g_per_kg": dose["infusion_g_per_kg"], "infusion_g": grams["infusion_g"],
             "interval": dose["interval"], "repeat": dose["repeat"], "note": dose["note"], "rule": rule.id}
         if any(d != dose for _, d in doses[1:]):
-            warnings[("dose-conflict", None)] = {
-                "code": "dose-conflict", "severity": "critical", "applies": "patient", "grade": None,
-                "summary": "The rules give different doses: the rule base needs review",
-                "rule": rule.id, "action": None,
-                "message": "Rules give different doses: " + ", ".join(r.id for r, _ in doses)
-                           + ". The rule base needs review."}
+            warnings[("dose-conflict", None)] = _conflict(
+                "dose-conflict", rule, "The rules give different doses",
+                "Rules give different doses: " + ", ".join(r.id for r, _ in doses) + ".")
     result.warnings = _grouped(warnings.values())
+
+
+def _conflict(code: str, rule, what: str, message: str) -> dict:
+    """A critical warning that the rule base contradicts itself for this case (`what` happened)."""
+    return {"code": code, "severity": "critical", "applies": "patient", "grade": None,
+            "summary": f"{what}: the rule base needs review", "rule": rule.id, "action": None,
+            "message": f"{message} The rule base needs review."}
 
 
 GENERAL = "general-precautions"  # the code of the one entry that holds what applies to every infusion

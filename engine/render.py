@@ -615,8 +615,8 @@ class Progress:
             if fraction >= 0.01:
                 where += f"  {_clock(elapsed * (1 - fraction) / fraction)} left"
         rate = self.cases / max(elapsed, 1e-9)
-        return (f"  {self.cases:,} case{'s' if self.cases != 1 else ''}{where}  {rate:,.0f}/s  {self.errors:,} error{'s' if self.errors != 1 else ''}"
-                f"  {self.critical:,} critical")
+        return (f"  {self.cases:,} case{'s' if self.cases != 1 else ''}{where}  {rate:,.0f}/s"
+                f"  {self.errors:,} error{'s' if self.errors != 1 else ''}  {self.critical:,} critical")
 
     def close(self):
         if self.shown:
