@@ -52,7 +52,7 @@ def own_findings(warnings: List[dict], severities=LOUD) -> List[List[dict]]:
     may say one thing), in the Result's order (most severe first)."""
     found = {}
     for w in warnings:
-        if w.get("applies", "patient") == "patient" and w["severity"] in severities:
+        if w["applies"] == "patient" and w["severity"] in severities:
             found.setdefault(w["code"], []).append(w)
     return list(found.values())
 
@@ -164,8 +164,8 @@ class CardMaker:
         return card
 
     def summary(self, w: dict) -> str:
-        """The warning's summary; the rule's title while the rule has none that fits (a summary
-        defaults to the whole message)."""
+        """The warning's summary (the rules' are held to the limit on load); else the rule's title,
+        for a warning the engine itself gives (a rule-base conflict)."""
         rule = self.rulebase.by_id.get(w.get("rule") or "")
         return fitting(w.get("summary"), rule.title if rule is not None else None,
                        f"IVIG {w['severity']}: see the details")

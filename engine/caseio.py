@@ -33,6 +33,7 @@ from typing import Callable, Iterable, Iterator, Optional, Tuple
 from . import fhirio
 from .atomic import same_file
 from .errors import CaseChoice
+from .escape import LONE_SURROGATE, lone_surrogate_at
 from .schema import CaseInvalid
 from .yamlsrc import (MAX_DEPTH, MAX_NUMBER, MAX_SCALAR, Located, LocatedList, SourceError,
                       read_documents, shown)
@@ -427,30 +428,21 @@ def _case_files(root: Path, exclude: Optional[str] = None, notes: Optional[Calla
     return read
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _whole_text(record: CaseRecord) -> CaseRecord:
     """The record, or its error when a text in it holds a lone surrogate
     (JSON's "\\udfff", YAML's "\\uDFFF"): not a character, it cannot be
     shown or written, and would stop the whole run at the output."""
-    if record.data is None or not _SURROGATE.search(_all_text(record.data)):
+    if record.data is None or not LONE_SURROGATE.search(_all_text(record.data)):
         return record  # most records: one pass in C, not a walk in Python (a FHIR resource is deep)
-    stack = [(None, record.data)]
-    while stack:
-        field, value = stack.pop()
-        if isinstance(value, dict):
-            stack.extend((field or str(k), k) for k in value)
-            stack.extend((field or str(k), v) for k, v in value.items())
-        elif isinstance(value, list):
-            stack.extend((field, v) for v in value)
-        elif isinstance(value, str) and _SURROGATE.search(value):
-            at = getattr(record.data, "line_of", lambda _: None)(field) or record.line
-            field = _SURROGATE.sub("?", field) if field else None
-            return CaseRecord(None, record.source, at, record.default_id, SourceError(
-                "a lone surrogate escape (such as \\udfff) is not a character: the text is damaged",
-                record.source, at, field))
-    return record
+    steps = lone_surrogate_at(record.data)
+    if steps is None:
+        return record
+    field = str(steps[0]) if steps and isinstance(record.data, dict) else None  # the case field it is in
+    at = getattr(record.data, "line_of", lambda _: None)(field) or record.line
+    field = LONE_SURROGATE.sub("?", field) if field else None
+    return CaseRecord(None, record.source, at, record.default_id, SourceError(
+        "a lone surrogate escape (such as \\udfff) is not a character: the text is damaged",
+        record.source, at, field))
 
 
 def _all_text(data) -> str:

@@ -10,6 +10,7 @@ detail, which an EHR renders) or `json_text` (JSON).
 
 import json
 import re
+from typing import Optional
 
 # C0 and C1 control characters and DEL; the Unicode marks that reorder or hide
 # what a reader sees ("Trojan Source"): bidirectional overrides, isolates and
@@ -61,6 +62,37 @@ def json_text(data, **options) -> str:
     if text.isascii() and "\x7f" not in text:  # the common case, checked a hundred times faster than the scan
         return text
     return _JSON_RAW.sub(lambda m: json.dumps(m.group())[1:-1], text)
+
+
+# A lone surrogate: JSON may write \ud800 alone (RFC 8259, 8.2) and YAML \uD800, but it is no
+# character: no UTF-8 or UTF-16 text holds it, so nothing can store, show or answer it.
+LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate_at(data) -> Optional[tuple]:
+    """The steps (keys and list indices, from the top) to the first string or key of parsed data
+    that holds a lone surrogate, else None. Without recursion: a FHIR resource nests deep."""
+    stack = [(data, None)]  # (node, (parent's trail, step)): a trail is made steps only once found
+    while stack:
+        node, trail = stack.pop()
+        if isinstance(node, str) and LONE_SURROGATE.search(node):
+            return _steps(trail)
+        if isinstance(node, dict):
+            for key, child in node.items():
+                if isinstance(key, str) and LONE_SURROGATE.search(key):
+                    return _steps((trail, key))
+                stack.append((child, (trail, key)))
+        elif isinstance(node, list):
+            stack.extend((child, (trail, i)) for i, child in enumerate(node))
+    return None
+
+
+def _steps(trail) -> tuple:
+    steps = []
+    while trail is not None:
+        trail, step = trail
+        steps.append(step)
+    return tuple(reversed(steps))
 
 
 def for_spreadsheet(value):

@@ -46,16 +46,14 @@ from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .cdshooks import HookError, Hooks
-from .escape import for_terminal
+from .escape import for_terminal, lone_surrogate_at
 from .feedback import CardKeeper, CardUnknown, FeedbackInvalid, FeedbackStore
 from .jwtauth import Trust, Unauthorized, caller_of
 
 ENV = "IVIG_SERVE_SETTINGS"   # how `ivig serve` hands settings to each uvicorn worker
 MAX_BODY = 8_000_000          # bytes of one request: a record with its draft orders
 MAX_DEPTH = 100               # nesting of a request: a FHIR resource in a Bundle in a request is ~20
-# A lone surrogate: JSON may write \ud800 alone (RFC 8259, 8.2), but no UTF-8 or UTF-16 text holds
-# it, so nothing can store, log or answer it; its escape is what a UTF-8 body must hold to give one.
-_SURROGATE = re.compile("[\ud800-\udfff]")
+# What a UTF-8 body must hold to give a lone surrogate (escape.LONE_SURROGATE): its escape.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 log = logging.getLogger("ivig.serve")
 
@@ -288,30 +286,12 @@ def _may_hold_a_surrogate(data: bytes) -> bool:
 
 def _lone_surrogate_at(value) -> Optional[str]:
     """Where (context.patientId, prefetch.conditions.entry[0].resource.id) the first string or key
-    of a parsed body that holds a lone surrogate is, else None. The path is built only for it."""
-    stack = [(value, None)]  # (node, (parent's trail, step)): a trail is built into a path once found
-    while stack:
-        node, trail = stack.pop()
-        if isinstance(node, str) and _SURROGATE.search(node):
-            return _path_of(trail)
-        if isinstance(node, dict):
-            for key, child in node.items():
-                if _SURROGATE.search(key):
-                    return _path_of((trail, f".{key}"))
-                stack.append((child, (trail, f".{key}")))
-        elif isinstance(node, list):
-            stack.extend((child, (trail, f"[{i}]")) for i, child in enumerate(node))
-    return None
-
-
-def _path_of(trail) -> str:
-    """A trail of steps as a path shown safely: escaped where it cannot be text, and bounded."""
-    steps = []
-    while trail is not None:
-        trail, step = trail
-        steps.append(step)
-    path = "".join(reversed(steps)).lstrip(".") or "the top"
-    shown = path.encode("utf-8", "backslashreplace").decode("utf-8")
+    of a parsed body that holds a lone surrogate is (escape.lone_surrogate_at), else None."""
+    steps = lone_surrogate_at(value)
+    if steps is None:
+        return None
+    path = "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in steps).lstrip(".") or "the top"
+    shown = path.encode("utf-8", "backslashreplace").decode("utf-8")  # escaped where it cannot be text
     return shown if len(shown) <= 200 else shown[:200] + "..."
 
 
