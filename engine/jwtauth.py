@@ -32,6 +32,7 @@ from typing import Dict, List, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
 from .errors import IvigError
+from .escape import LONE_SURROGATE
 from .yamlsrc import SourceError, load_one
 
 ALGORITHMS = ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
@@ -69,14 +70,8 @@ def caller_of(claims: dict) -> tuple:
 
 def is_text(value) -> bool:
     """Whether `value` is a string that can be stored and said: no lone surrogate (which JSON
-    can write as an escape, and no UTF-8 or UTF-16 text holds)."""
-    if not isinstance(value, str):
-        return False
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
+    can write as an escape, and no UTF-8 or UTF-16 text holds: escape.LONE_SURROGATE)."""
+    return isinstance(value, str) and not LONE_SURROGATE.search(value)
 
 
 def key_location(jwks: str, trust_file: Path) -> Tuple[str, bool]:
