@@ -63,7 +63,7 @@ def error_table():
     parameter the error is about. The engine is imported only here, once a
     command has failed.
     """
-    from ivig_advisor.engine.errors import (BadSignOff, CaseChoice, FormatContradicted, InvalidSource, IvigError,
+    from ivig_advisor.engine.base.errors import (BadSignOff, CaseChoice, FormatContradicted, InvalidSource, IvigError,
                                             LogLocked, LogUnusable, NoLogHere, OutputRefused, Stopped, StreamClosed,
                                             UnknownDiagnosis, UnknownRule, UnknownStage, WorkerDied, WriteFailed)
     return (
@@ -120,13 +120,13 @@ def _kept(ctx) -> str:
 def _usage(param):
     """click's usage error about `param` (the usage line, then "Invalid value for ..."), status 2."""
     def raise_it(exc, ctx):
-        from ivig_advisor.engine.escape import for_terminal
+        from ivig_advisor.engine.base.escape import for_terminal
         raise click.BadParameter(for_terminal(str(exc)), ctx=ctx, param_hint=param or exc.param) from None
     return raise_it
 
 
 def _stop(signum, frame):
-    from ivig_advisor.engine.errors import Stopped  # loaded already: the handler is set around a command
+    from ivig_advisor.engine.base.errors import Stopped  # loaded already: the handler is set around a command
     for name in STOP_SIGNALS:  # once: a second signal must not cut the clean-up short
         signal.signal(getattr(signal, name), signal.SIG_IGN)
     raise Stopped(signum)
@@ -135,7 +135,7 @@ def _stop(signum, frame):
 def _fail(exc: BaseException, ctx: click.Context):
     """End the command that raised `exc` as `error_table()` says: the message on
     stderr (the traceback too with --debug), and its exit status."""
-    from ivig_advisor.engine.escape import for_terminal
+    from ivig_advisor.engine.base.escape import for_terminal
     if isinstance(exc, OSError) and exc.errno == 32:  # EPIPE, also as WriteFailed
         _silence_stdout()
         sys.exit(EXIT_PIPE)  # like a process killed by SIGPIPE, quietly: the reader chose to stop
@@ -149,7 +149,7 @@ def _fail(exc: BaseException, ctx: click.Context):
     for line in lines:
         click.echo(for_terminal(line), err=True)
     code = status(exc) if callable(status) else status
-    batch = sys.modules.get("ivig_advisor.engine.batch")  # loaded only if a batch ran
+    batch = sys.modules.get("ivig_advisor.engine.batch.pipeline")  # loaded only if a batch ran
     if batch is not None and batch.abandoned_pools:  # a signal stopped a pool: the interpreter's exit could wait on it for ever
         for stream in (sys.stdout, sys.stderr):
             try:
@@ -203,7 +203,7 @@ def _streams_needed(command: "Command", ctx: click.Context) -> tuple:
 
 def _invoke_command(command: "Command", ctx: click.Context):
     """Check the standard streams the command needs, before it does anything, then run it."""
-    from ivig_advisor.engine.stdio import require_streams
+    from ivig_advisor.engine.base.stdio import require_streams
     require_streams(*_streams_needed(command, ctx))
     return click.Command.invoke(command, ctx)
 
@@ -261,7 +261,7 @@ class Ivig(Group):
     parse_args = _ends_by_table(Group.parse_args)  # --help and --version write while parsing
 
     def main(self, *args, **kwargs):
-        from ivig_advisor.engine.stdio import stand_in
+        from ivig_advisor.engine.base.stdio import stand_in
         stand_in()
         return super().main(*args, **kwargs)
 
@@ -345,7 +345,7 @@ def _complete_rule_ids(ctx, param, incomplete: str) -> list:
 
 def _say(text: str, err=False):
     """Echo text that holds something from input (an id, a path) made safe for a terminal."""
-    from ivig_advisor.engine.console import say
+    from ivig_advisor.engine.clinician.console import say
     say(text, err=err)
 
 
@@ -357,7 +357,7 @@ def _note(text: str):
 def _emit(text: str, output=None):
     """A command's text on standard output, or written atomically to `output` (-o) and said so."""
     if output:
-        from ivig_advisor.engine.atomic import write_text_atomic, writable_target
+        from ivig_advisor.engine.base.atomic import write_text_atomic, writable_target
         writable_target(output)
         write_text_atomic(output, text + "\n")
         _say(f"wrote {output}", err=True)
@@ -367,13 +367,13 @@ def _emit(text: str, output=None):
 
 def _echo_json(data):
     """JSON for programs, that a terminal shows safely too (escape.json_text)."""
-    from ivig_advisor.engine.escape import json_text
+    from ivig_advisor.engine.base.escape import json_text
     click.echo(json_text(data, indent=2))
 
 
 def _style():
     """click.style, or plain text when NO_COLOR is set (https://no-color.org)."""
-    from ivig_advisor.engine.render import plain_style
+    from ivig_advisor.engine.output.render import plain_style
     return plain_style if os.environ.get("NO_COLOR") else click.style
 
 
@@ -427,9 +427,9 @@ def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache, 
     from contextlib import nullcontext
 
     from ivig_advisor.engine import Advisor
-    from ivig_advisor.engine.atomic import GuardedStream, atomic_writer, writable_target
-    from ivig_advisor.engine.batch import fit_workers, refuse_output_over_inputs, write_results
-    from ivig_advisor.engine.render import Formatter, Progress, output_format, plain_style, terminal_width
+    from ivig_advisor.engine.base.atomic import GuardedStream, atomic_writer, writable_target
+    from ivig_advisor.engine.batch.pipeline import fit_workers, refuse_output_over_inputs, write_results
+    from ivig_advisor.engine.output.render import Formatter, Progress, output_format, plain_style, terminal_width
 
     fmt = output_format(fmt, output)
     if output:  # before the rules load: a bad target is known at once
@@ -472,8 +472,8 @@ def interview(rules_dir, resume_path, wanted_id, save_path, overwrite):
     answers in.
     """
     from ivig_advisor.engine import Advisor
-    from ivig_advisor.engine.console import check_save_option, run_interview
-    from ivig_advisor.engine.interview import resume
+    from ivig_advisor.engine.clinician.console import check_save_option, run_interview
+    from ivig_advisor.engine.clinician.interview import resume
 
     if save_path is not None:
         check_save_option(save_path, overwrite)  # before any question
@@ -497,7 +497,7 @@ def run_tests(paths, fmt, rules_dir):
     same files as cases.
     """
     from ivig_advisor.engine import Advisor
-    from ivig_advisor.engine.scenarios import report_text, run_scenarios
+    from ivig_advisor.engine.audit.scenarios import report_text, run_scenarios
 
     report = run_scenarios(paths, Advisor(_load_rules(rules_dir)), stdin=sys.stdin)
     _echo_json(report.to_dict()) if fmt == "json" else click.echo(report_text(report, _style()))
@@ -513,9 +513,9 @@ def run_tests(paths, fmt, rules_dir):
 def show_schema(fmt, output, rules_dir):
     """Every field of a case: name, type, values with labels and aliases, unit
     and range, question and help; or a JSON Schema of case files."""
-    from ivig_advisor.engine.escape import json_text
-    from ivig_advisor.engine.schema import schema_text
-    from ivig_advisor.engine.scenarios import file_json_schema
+    from ivig_advisor.engine.base.escape import json_text
+    from ivig_advisor.engine.core.schema import schema_text
+    from ivig_advisor.engine.audit.scenarios import file_json_schema
 
     rulebase = _load_rules(rules_dir)
     if fmt == "json-schema":
@@ -547,8 +547,8 @@ def fhir_map(paths, output, rules_dir, wanted_id, explain, as_of):
     one YAML document per Patient, which `ivig evaluate` reads back."""
     import datetime
 
-    from ivig_advisor.engine.caseio import read_cases
-    from ivig_advisor.engine.fhirtext import case_file
+    from ivig_advisor.engine.io.cases import read_cases
+    from ivig_advisor.engine.io.fhir.text import case_file
 
     schema = _load_rules(rules_dir).schema  # the case file's fields, in its schema's order
     records = read_cases(paths, stdin=sys.stdin, as_of=as_of, notes=_note)
@@ -573,8 +573,8 @@ def fhir_codes(fmt, rules_dir):
     its codes and where each was checked, the statuses that count, the
     assumptions, and the gaps. With --rules, it is checked against that rule
     base's case schema."""
-    from ivig_advisor.engine.fhirmap import FhirMap, default_map
-    from ivig_advisor.engine.fhirtext import mapping_text
+    from ivig_advisor.engine.io.fhir.mapping import FhirMap, default_map
+    from ivig_advisor.engine.io.fhir.text import mapping_text
 
     fmap = FhirMap.load(schema=_load_rules(rules_dir).schema) if rules_dir else default_map()
     _echo_json(fmap.describe()) if fmt == "json" else click.echo(mapping_text(fmap))
@@ -604,9 +604,9 @@ def audit(ctx, rules_dir):
                                 "stale, retired (or unknown, while the review log has errors).")
 def audit_rules(fmt, rules_dir, disease, basis, status):
     """Every rule in plain language, with its source in the review, basis, status and sign-off."""
-    from ivig_advisor.engine import audit as A
-    from ivig_advisor.engine.audit_text import rules_markdown, rules_text
-    from ivig_advisor.engine.signoff import ReviewLog
+    from ivig_advisor.engine.audit import views as A
+    from ivig_advisor.engine.audit.text import rules_markdown, rules_text
+    from ivig_advisor.engine.audit.signoff import ReviewLog
 
     rulebase = _load_rules(rules_dir)
     rules = A.rules_for(rulebase, A.diagnosis_value(rulebase, disease) if disease else None, basis, status)
@@ -627,8 +627,8 @@ def audit_rules(fmt, rules_dir, disease, basis, status):
 def audit_doses(fmt, rules_dir):
     """The review's regimens as one table (rules/regimens.yaml): diagnosis,
     situation, dose, repeat, and the rules that give each."""
-    from ivig_advisor.engine.audit import regimens
-    from ivig_advisor.engine.audit_text import regimens_markdown, regimens_text
+    from ivig_advisor.engine.audit.views import regimens
+    from ivig_advisor.engine.audit.text import regimens_markdown, regimens_text
 
     rows = regimens(_load_rules(rules_dir))
     if fmt == "json":
@@ -651,8 +651,8 @@ def audit_show(rule_id, fmt, rules_dir, case_paths):
     feeds, the rules it pre-empts and that pre-empt it, and the cases that
     exercise it."""
     from ivig_advisor.engine import Advisor
-    from ivig_advisor.engine.audit import RuleView
-    from ivig_advisor.engine.audit_text import show_text
+    from ivig_advisor.engine.audit.views import RuleView
+    from ivig_advisor.engine.audit.text import show_text
 
     rulebase = _load_rules(rules_dir)
     view = RuleView.of(Advisor(rulebase), rule_id, list(case_paths) or None)
@@ -674,8 +674,8 @@ def audit_check(fmt, rules_dir, strict):
     the rules distinguish: unreachable rules, conflicting stances, doses or
     warning severities, redundant and subsumed rules, and gaps.
     """
-    from ivig_advisor.engine.audit import check
-    from ivig_advisor.engine.audit_text import check_text
+    from ivig_advisor.engine.audit.views import check
+    from ivig_advisor.engine.audit.text import check_text
 
     report = check(rules_dir, strict=strict)
     _echo_json(report.to_dict()) if fmt == "json" else click.echo(check_text(report, _style()))
@@ -693,8 +693,8 @@ def audit_coverage(paths, fmt, rules_dir, require_all):
     examples shipped with the rules, as `show` and `report` read), and the rules never fired.
     A case that cannot be read or evaluated is shown with its error, and exits 1."""
     from ivig_advisor.engine import Advisor
-    from ivig_advisor.engine.audit import coverage, default_corpus
-    from ivig_advisor.engine.audit_text import coverage_text
+    from ivig_advisor.engine.audit.views import coverage, default_corpus
+    from ivig_advisor.engine.audit.text import coverage_text
 
     rulebase = _load_rules(rules_dir)
     paths = paths or default_corpus(rulebase)
@@ -715,8 +715,8 @@ def audit_coverage(paths, fmt, rules_dir, require_all):
 def audit_why_not(case_path, rule_id, fmt, rules_dir, case_id):
     """Which condition of RULE failed for the case in CASE, and what values would make it fire."""
     from ivig_advisor.engine import Advisor
-    from ivig_advisor.engine.audit import why_not_in
-    from ivig_advisor.engine.audit_text import why_not_text
+    from ivig_advisor.engine.audit.views import why_not_in
+    from ivig_advisor.engine.audit.text import why_not_text
 
     rulebase = _load_rules(rules_dir)
     answer = why_not_in(Advisor(rulebase), case_path, rule_id, case_id, stdin=sys.stdin)
@@ -734,8 +734,8 @@ def audit_diff(paths, fmt, rules_dir, base_dir):
     rule base, side by side. Exit 0 when none differ, 1 when some do (like diff), or when a
     case has an error under both rule bases (it cannot be read or validated): shown, not compared."""
     from ivig_advisor.engine import Advisor
-    from ivig_advisor.engine.audit import diff
-    from ivig_advisor.engine.audit_text import diff_text
+    from ivig_advisor.engine.audit.views import diff
+    from ivig_advisor.engine.audit.text import diff_text
 
     this = Advisor(_load_rules(rules_dir))
     report = diff(Advisor(_load_rules(base_dir)), this, paths, stdin=sys.stdin, notes=_note)
@@ -762,7 +762,7 @@ def audit_sign(rule_ids, rules_dir, verdict, reviewer, comment, date):
     sign-off shows as stale. All or nothing: one bad rule id or a damaged log
     records nothing (exit 2).
     """
-    from ivig_advisor.engine.signoff import sign
+    from ivig_advisor.engine.audit.signoff import sign
 
     path, entries = sign(_load_rules(rules_dir), rule_ids, verdict, reviewer, comment, date)
     for entry in entries:
@@ -779,7 +779,7 @@ def audit_sign(rule_ids, rules_dir, verdict, reviewer, comment, date):
 def audit_report(output, rules_dir, out_path, case_paths):
     """One self-contained HTML file for reviewers: rules by disease with provenance,
     status and sign-off, the assumptions, the check, coverage and the rule graph."""
-    from ivig_advisor.engine.report import write_report
+    from ivig_advisor.engine.audit.report import write_report
 
     output = output or out_path
     if not output:
@@ -797,7 +797,7 @@ def audit_report(output, rules_dir, out_path, case_paths):
 def audit_overrides(fmt, rules_dir, db_path):
     """Which rules' cards clinicians accept or override in the EHR, and the reasons they
     give: from the feedback `ivig serve` received."""
-    from ivig_advisor.engine.feedback import FeedbackStore, overrides_text
+    from ivig_advisor.engine.service.feedback import FeedbackStore, overrides_text
 
     rows = FeedbackStore(db_path).overrides()
     _echo_json(rows) if fmt == "json" else click.echo(overrides_text(rows))
@@ -841,7 +841,7 @@ def serve(rules_dir, host, port, workers, trust_path, insecure_dev, public_url, 
     try:
         import uvicorn
 
-        from ivig_advisor.engine.service import ENV, Settings, prepared, uvicorn_options
+        from ivig_advisor.engine.service.app import ENV, Settings, prepared, uvicorn_options
     except ImportError as exc:
         raise click.UsageError(f"ivig serve needs the serve extra (pip install -e \".[serve]\"): {exc}")
     if insecure_dev and host not in LOOPBACK:
@@ -858,7 +858,7 @@ def serve(rules_dir, host, port, workers, trust_path, insecure_dev, public_url, 
     os.environ[ENV] = settings.to_env()
     _say(f"ivig serve: CDS Hooks discovery at {settings.public_url}/cds-services"
          + (" (insecure-dev: no JWT needed)" if insecure_dev else ""), err=True)
-    uvicorn.run("ivig_advisor.engine.service:app_from_environment", factory=True, host=host, port=port,
+    uvicorn.run("ivig_advisor.engine.service.app:app_from_environment", factory=True, host=host, port=port,
                 workers=workers, log_level="warning", **uvicorn_options(settings))
 
 

@@ -44,7 +44,7 @@ import time
 from pathlib import Path
 
 from ivig_advisor.engine import Advisor, CaseInvalid, RuleBase
-from ivig_advisor.engine.analysis import domains
+from ivig_advisor.engine.core.analysis import domains
 
 IVIG = [sys.executable, "-m", "ivig_advisor.cli"]
 SIZES, QUICK_SIZES = (1_000, 10_000, 100_000), (1_000, 4_000)

@@ -37,7 +37,7 @@ from pathlib import Path
 
 import httpx
 
-from ivig_advisor.engine.fhirmap import FhirMap
+from ivig_advisor.engine.io.fhir.mapping import FhirMap
 
 IVIG = [sys.executable, "-m", "ivig_advisor.cli"]
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"

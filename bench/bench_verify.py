@@ -26,7 +26,7 @@ from pathlib import Path
 
 import ivig_advisor
 from ivig_advisor.engine import RuleBase
-from ivig_advisor.engine.verify import verify
+from ivig_advisor.engine.audit.verify import verify
 
 SHIPPED_RULES = Path(ivig_advisor.__file__).resolve().parent / "rules"
 TARGET_N, TARGET_SECONDS = 300, 10.0
@@ -216,11 +216,11 @@ from itertools import product  # noqa: E402
 from math import prod  # noqa: E402
 from typing import Dict, List, Optional  # noqa: E402
 
-from ivig_advisor.engine import conditions  # noqa: E402
-from ivig_advisor.engine.analysis import domains, live_rules  # noqa: E402
-from ivig_advisor.engine.rulebase import STANCE, RuleSpec  # noqa: E402
-from ivig_advisor.engine.schema import CaseSchema  # noqa: E402
-from ivig_advisor.engine.verify import (  # noqa: E402
+from ivig_advisor.engine.core import conditions  # noqa: E402
+from ivig_advisor.engine.core.analysis import domains, live_rules  # noqa: E402
+from ivig_advisor.engine.core.rulebase import STANCE, RuleSpec  # noqa: E402
+from ivig_advisor.engine.core.schema import CaseSchema  # noqa: E402
+from ivig_advisor.engine.audit.verify import (  # noqa: E402
     CheckFinding as Finding, Coverage, Verification, _concludes_all, _groups, _Group, _order, _merged, _Outcome, _State, _UNSET)
 
 

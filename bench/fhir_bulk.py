@@ -51,8 +51,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ivig_advisor.engine.fhirmap import Entry, FhirMap  # noqa: E402
-from ivig_advisor.engine.schema import CaseSchema  # noqa: E402
+from ivig_advisor.engine.io.fhir.mapping import Entry, FhirMap  # noqa: E402
+from ivig_advisor.engine.core.schema import CaseSchema  # noqa: E402
 
 AS_OF = dt.date(2026, 11, 25)
 TYPES = ("Patient", "Condition", "Observation", "MedicationRequest", "Procedure")

@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 from bench import synthetic_cases  # noqa: E402
 from ivig_advisor.engine import Advisor  # noqa: E402
-from ivig_advisor.engine.escape import json_text  # noqa: E402
+from ivig_advisor.engine.base.escape import json_text  # noqa: E402
 
 POOLS = (500, 2_000, 8_000, 30_000)
 N = 10_000

@@ -7,12 +7,15 @@ Public API::
 Nothing clinical lives here: the knowledge is in rules/ and facts/.
 """
 
-from .batch import evaluate_files, evaluate_many
-from .errors import IvigError
-from .evaluate import Advisor, Result, Run, default_advisor, evaluate_case
-from .rulebase import RuleBase, RuleBaseInvalid, RuleSpec
-from .schema import Case, CaseInvalid, CaseSchema
-from .yamlsrc import SourceError
+from . import _moved
+from .batch.pipeline import evaluate_files, evaluate_many
+from .base.errors import IvigError
+from .core.advisor import Advisor, Result, Run, default_advisor, evaluate_case
+from .core.rulebase import RuleBase, RuleBaseInvalid, RuleSpec
+from .core.schema import Case, CaseInvalid, CaseSchema
+from .base.yamlsrc import SourceError
 
 __all__ = ["Advisor", "Case", "CaseInvalid", "CaseSchema", "IvigError", "Result", "RuleBase", "RuleBaseInvalid",
            "RuleSpec", "Run", "SourceError", "default_advisor", "evaluate_case", "evaluate_files", "evaluate_many"]
+
+_moved.install()  # the module paths before the engine had rooms still import

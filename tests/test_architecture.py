@@ -1,34 +1,96 @@
-"""The shape of the code: straight dependencies between the engine's modules.
+"""The shape of the code: the engine's rooms, the layers between them, and no cycle.
 
-Read from the source (every import, including those inside functions), so
-that a lazy import cannot hide a cycle.
+Read from the source (every import, including those inside functions), so that a lazy
+import can neither hide a cycle nor cross a layer.
 """
 
 import ast
+import configparser
+import re
 from pathlib import Path
+
+import pytest
 
 from conftest import ROOT
 
 ENGINE = ROOT / "engine"
-REVIEWER_TOOLS = {"audit", "audit_text", "report", "verify", "signoff"}
+
+# Each room of engine/ and the rooms it may import. base is the ground floor; core stands
+# on it; io (reading cases) and output (writing results) stand on core and never on each
+# other; batch uses both; the clinician's, the reviewer's and the service's rooms stand on
+# all of that and never on each other (the reviewer may run a batch). Nothing imports cli.py.
+LAYERS = {
+    "base": set(),
+    "core": {"base"},
+    "io": {"core", "base"},
+    "output": {"core", "base"},
+    "batch": {"io", "output", "core", "base"},
+    "clinician": {"io", "output", "core", "base"},
+    "audit": {"batch", "io", "output", "core", "base"},
+    "service": {"io", "output", "core", "base"},
+}
+GLUE = {"__init__", "_moved"}  # engine/'s own two modules: the public API and the old paths
 
 
-def engine_imports(path: Path) -> set:
-    """The engine modules a module imports, by name."""
+def module_name(path: Path) -> str:
+    """'core.cache.situations' for engine/core/cache/situations.py ('core.cache' for its __init__)."""
+    parts = list(path.relative_to(ENGINE).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict:
+    return {module_name(p): p for p in ENGINE.rglob("*.py") if "__pycache__" not in p.parts}
+
+
+def imports(path: Path) -> set:
+    """The engine modules (dotted, below engine/) and 'cli' that a module imports."""
+    name = module_name(path)
+    package = name.split(".") if path.stem == "__init__" else name.split(".")[:-1]
+    if name == "":
+        package = []
     found = set()
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom):
-            module = node.module or ""
-            if node.level == 1:  # from . import x / from .x import y
-                found |= {module.split(".")[0]} if module else {a.name for a in node.names}
-            elif module.startswith("ivig_advisor.engine"):
-                rest = module[len("ivig_advisor.engine"):].lstrip(".")
-                found |= {rest.split(".")[0]} if rest else {a.name for a in node.names}
-    return {name for name in found if (ENGINE / f"{name}.py").exists()}
+            if node.level:
+                base = package[:len(package) - node.level + 1] if node.level > 1 else package
+                module = ".".join(base + ([node.module] if node.module else []))
+            elif (node.module or "").startswith("ivig_advisor.engine"):
+                module = node.module[len("ivig_advisor.engine"):].lstrip(".")
+            elif node.module in ("ivig_advisor", "ivig_advisor.cli"):
+                found |= {"cli"} if node.module == "ivig_advisor.cli" or any(a.name == "cli" for a in node.names) \
+                    else set()
+                continue
+            else:
+                continue
+            found |= {f"{module}.{a.name}".strip(".") for a in node.names} | {module}
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.name.startswith("ivig_advisor.engine."):
+                    found.add(alias.name[len("ivig_advisor.engine."):])
+                elif alias.name == "ivig_advisor.cli":
+                    found.add("cli")
+    known = modules()
+    return {m for m in found if m in known or m == "cli"} - {name}
 
 
 def graph() -> dict:
-    return {p.stem: engine_imports(p) for p in ENGINE.glob("*.py") if p.stem != "__init__"}
+    return {name: imports(path) for name, path in modules().items()}
+
+
+def room(module: str) -> str:
+    return module.split(".")[0]
+
+
+def crossings(edges: dict, layers: dict = LAYERS) -> list:
+    """Every import that breaks the layers: (importer, imported)."""
+    bad = []
+    for importer, imported in edges.items():
+        if importer.split(".")[-1] in GLUE or importer == "":
+            continue
+        for target in imported:
+            if target == "cli" or (room(target) != room(importer) and room(target) not in layers[room(importer)]):
+                bad.append((importer, target))
+    return sorted(bad)
 
 
 def cycles(edges: dict) -> list:
@@ -50,6 +112,33 @@ def cycles(edges: dict) -> list:
     return found
 
 
+def test_every_module_lives_in_a_room():
+    loose = [m for m in modules() if "." not in m and m not in GLUE | {""} and m not in LAYERS]
+    assert loose == [], f"modules outside the rooms of engine/: {loose}"
+    assert {m for m in modules() if "." not in m} - GLUE - {""} == set(LAYERS)
+
+
+def test_no_import_breaks_the_layers():
+    assert crossings(graph()) == []
+
+
+def test_the_layer_check_catches_an_upward_import():
+    # broken once on purpose: words (core) reading the renderer (output), and io reading output
+    edges = graph()
+    edges["core.words"] = edges["core.words"] | {"output.render"}
+    edges["io.cases"] = edges["io.cases"] | {"output.render"}
+    edges["service.cards"] = edges["service.cards"] | {"clinician.console", "cli"}
+    assert crossings(edges) == [("core.words", "output.render"), ("io.cases", "output.render"),
+                                ("service.cards", "cli"), ("service.cards", "clinician.console")]
+
+
+def test_the_import_reader_sees_lazy_and_relative_imports(tmp_path):
+    # a function-level import two levels up, as the engine writes them
+    source = ENGINE / "io" / "cases.py"
+    edges = imports(source)
+    assert "core.contract" in edges and "base.escape" in edges
+
+
 def test_the_engine_import_graph_has_no_cycle():
     assert cycles(graph()) == []
 
@@ -60,37 +149,48 @@ def test_the_cycle_finder_finds_a_cycle():
         == [["compiler", "rulebase", "compiler"]]
 
 
-def test_the_interview_uses_none_of_the_reviewers_tools():
-    edges = graph()
-    for module in ("interview", "console"):
-        if module in edges:
-            assert not edges[module] & REVIEWER_TOOLS, (module, edges[module] & REVIEWER_TOOLS)
-
-
 def test_the_evaluation_path_uses_none_of_the_reviewers_tools():
     """Case file -> facts -> engine -> Result -> renderer never loads the audit."""
     edges = graph()
-    reached, todo = set(), ["batch", "render"]
+    reached, todo = set(), ["batch.pipeline", "output.render"]
     while todo:
         module = todo.pop()
         if module not in reached:
             reached.add(module)
             todo.extend(edges.get(module, ()))
-    assert not reached & REVIEWER_TOOLS, reached & REVIEWER_TOOLS
+    assert not {m for m in reached if room(m) in ("audit", "clinician", "service")}
+
+
+def test_setup_cfg_installs_every_room():
+    config = configparser.ConfigParser()
+    config.read(ROOT / "setup.cfg", encoding="utf-8")
+    listed = set(config["options"]["packages"].split())
+    packages = {"ivig_advisor.engine" + ("." + m if m else "") for m, p in modules().items() if p.stem == "__init__"}
+    assert packages <= listed, sorted(packages - listed)
+
+
+@pytest.mark.parametrize("old", sorted(__import__("ivig_advisor.engine._moved", fromlist=["MOVED"]).MOVED))
+def test_the_module_paths_before_the_rooms_still_import(old):
+    import importlib
+    from ivig_advisor.engine._moved import MOVED
+    before = importlib.import_module(f"ivig_advisor.engine.{old}")
+    assert before is importlib.import_module(f"ivig_advisor.engine.{MOVED[old]}")
+    assert before.__spec__.name == f"ivig_advisor.engine.{MOVED[old]}"
+
+
+def test_the_public_api_and_the_documented_paths():
+    import ivig_advisor.engine as engine
+    for name in engine.__all__:
+        assert getattr(engine, name) is not None
+    from ivig_advisor.engine.batch import write_results
+    from ivig_advisor.engine.dask_bag import evaluate_bag  # noqa: F401
+    from ivig_advisor.engine.errors import IvigError
+    from ivig_advisor.engine.render import Formatter  # noqa: F401
+    assert write_results.__module__ == "ivig_advisor.engine.batch.pipeline"
+    assert IvigError is engine.IvigError
 
 
 def test_the_cli_offers_exactly_the_formats_the_renderer_writes():
     from ivig_advisor import cli
-    from ivig_advisor.engine import render
+    from ivig_advisor.engine.output import render
     assert cli.FORMATS == render.FORMATS
-
-
-def test_the_readme_layout_names_every_engine_module_and_no_other():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    row = next(line for line in readme.splitlines() if line.startswith("| `engine/` |"))
-    import re
-    named = set(re.findall(r"`([a-z_]+)`", row))
-    modules = {p.stem for p in ENGINE.glob("*.py") if p.stem != "__init__"}
-    assert modules <= named, f"not in the README's layout: {sorted(modules - named)}"
-    classes = {"Advisor", "Run", "Result", "write_results"}
-    assert named - modules - classes == set(), f"in the layout but not a module: {sorted(named - modules - classes)}"

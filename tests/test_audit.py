@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from conftest import ROOT, mutate
 from ivig_advisor.cli import main
 from ivig_advisor.engine import Advisor, RuleBase
-from ivig_advisor.engine.verify import domains, verify, walk_case
+from ivig_advisor.engine.audit.verify import domains, verify, walk_case
 
 GOLDEN = ROOT / "tests" / "cases" / "golden.yaml"
 GOLDEN_CASES = len(yaml.safe_load(GOLDEN.read_text(encoding="utf-8")))

@@ -14,8 +14,8 @@ import pytest
 
 from conftest import ROOT, jsonl
 from ivig_advisor.engine import evaluate_many
-from ivig_advisor.engine.batch import evaluate_files
-from ivig_advisor.engine.render import CSV_COLUMNS, Progress
+from ivig_advisor.engine.batch.pipeline import evaluate_files
+from ivig_advisor.engine.output.render import CSV_COLUMNS, Progress
 
 GOOD = [{"diagnosis": "mmn", "weight_kg": 70}, {"diagnosis": "gbs", "walks_unaided": False, "age": 70},
         {"diagnosis": "als"}, {"diagnosis": "myasthenia_gravis", "mg_crisis": True, "weight_kg": 60}]
@@ -104,7 +104,7 @@ def test_output_file_is_written_whole_or_not_at_all(run_cli, tmp_path, monkeypat
     assert done.exit_code == 0 and done.stdout == "" and len(jsonl(out.read_text())) == examples
     before = out.read_text()
 
-    from ivig_advisor.engine import render
+    from ivig_advisor.engine.output import render
     real = render.ResultWriter.write
 
     def crash_midway(self, result):
@@ -145,7 +145,7 @@ def test_progress_counts_and_wipes_itself():
 
 
 def test_progress_shows_the_share_of_the_input_read_and_the_time_left(monkeypatch):
-    from ivig_advisor.engine import render
+    from ivig_advisor.engine.output import render
     clock = iter([100.0, 110.0, 110.0])
     monkeypatch.setattr(render.time, "monotonic", lambda: next(clock))
     stream = io.StringIO()
@@ -162,7 +162,7 @@ def test_progress_shows_the_share_of_the_input_read_and_the_time_left(monkeypatc
 def test_dask_bag_gives_what_ivig_evaluate_gives(mixed, run_cli):
     dask = pytest.importorskip("dask")
     import dask.bag as db
-    from ivig_advisor.engine.dask_bag import evaluate_bag
+    from ivig_advisor.engine.batch.dask_bag import evaluate_bag
 
     folder, _ = mixed
     export = str(folder / "export.jsonl")
@@ -231,8 +231,8 @@ def test_progress_follows_the_bytes_read_to_the_end_of_the_input(tmp_path):
     """The share on the progress line is the bytes read of the input's size (files, or standard
     input redirected from one), rising to 100% at the end."""
     from ivig_advisor.engine import Advisor
-    from ivig_advisor.engine.batch import write_results
-    from ivig_advisor.engine.render import Formatter
+    from ivig_advisor.engine.batch.pipeline import write_results
+    from ivig_advisor.engine.output.render import Formatter
     first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     for path, count in ((first, 300), (second, 100)):
         path.write_text("".join(json.dumps(dict(GOOD[i % 4], id=f"c{i}")) + "\n" for i in range(count)),
@@ -253,8 +253,8 @@ def test_write_results_is_the_evaluate_command_as_a_library_call(tmp_path):
     from click.testing import CliRunner
     from ivig_advisor.cli import main
     from ivig_advisor.engine import Advisor
-    from ivig_advisor.engine.batch import write_results
-    from ivig_advisor.engine.render import Formatter
+    from ivig_advisor.engine.batch.pipeline import write_results
+    from ivig_advisor.engine.output.render import Formatter
     (tmp_path / "cases.jsonl").write_text('{"id": "a", "diagnosis": "mmn"}\n{"id": "b", "diagnosis": "mnn"}\n'
                                           '{"id": "c", "diagnosis": "als"}\n', encoding="utf-8")
     stream = io.StringIO()
@@ -267,7 +267,7 @@ def test_write_results_is_the_evaluate_command_as_a_library_call(tmp_path):
 
 def _worker_cache(result, rulebase):
     """Runs in a worker: the size of the cache its Advisor keeps (0: none)."""
-    from ivig_advisor.engine import batch
+    from ivig_advisor.engine.batch import pipeline as batch
     situations = batch._worker_advisor.situations
     return situations.maxsize if situations is not None else 0
 
@@ -275,8 +275,8 @@ def _worker_cache(result, rulebase):
 def test_workers_keep_the_situation_cache_of_the_advisor_they_serve():
     """An empty cache must not read as 'no cache' (the bench found workers running without one)."""
     from ivig_advisor.engine import Advisor
-    from ivig_advisor.engine.batch import evaluate_records
-    from ivig_advisor.engine.caseio import CaseRecord
+    from ivig_advisor.engine.batch.pipeline import evaluate_records
+    from ivig_advisor.engine.io.cases import CaseRecord
     records = [CaseRecord({"diagnosis": "mmn"}, None, None, f"c{i}") for i in range(130)]
     for advisor, expected in ((Advisor(), Advisor().situations.maxsize), (Advisor(cache=100), 100),
                               (Advisor(cache=0), 0)):
@@ -289,12 +289,12 @@ def _where(result, rulebase):
 
 
 def _records(diagnoses):
-    from ivig_advisor.engine.caseio import CaseRecord
+    from ivig_advisor.engine.io.cases import CaseRecord
     return [CaseRecord({"diagnosis": d, "id": f"c{i}"}, None, None, f"c{i}") for i, d in enumerate(diagnoses)]
 
 
 def test_the_cases_of_one_diagnosis_go_to_one_worker_so_each_learns_only_its_situations():
-    from ivig_advisor.engine.batch import evaluate_records
+    from ivig_advisor.engine.batch.pipeline import evaluate_records
     import random
     diagnoses = ["gbs", "mmn"] * 200
     random.Random(7).shuffle(diagnoses)
@@ -307,8 +307,8 @@ def test_the_cases_of_one_diagnosis_go_to_one_worker_so_each_learns_only_its_sit
 def test_a_batch_of_one_diagnosis_still_keeps_every_worker_busy():
     """One diagnosis, each case a situation of its own (all work, no cache hit):
     the home worker falls behind and passes cases on, so both work."""
-    from ivig_advisor.engine.batch import evaluate_records
-    from ivig_advisor.engine.caseio import CaseRecord
+    from ivig_advisor.engine.batch.pipeline import evaluate_records
+    from ivig_advisor.engine.io.cases import CaseRecord
     flags = ("diabetes", "migraine", "renal_disease", "thrombocytosis", "refractory", "hypergammaglobulinemia",
              "thrombocytopenia", "volume_depletion", "iga_deficiency")
     records = [CaseRecord({"diagnosis": "cidp", "id": f"c{i}", "ivig_planned": True, "age": 20 + (i & 1) * 60,
@@ -321,8 +321,8 @@ def test_a_batch_of_one_diagnosis_still_keeps_every_worker_busy():
 
 
 def test_a_rare_diagnosis_whose_chunk_never_fills_does_not_hold_the_batch_back(monkeypatch):
-    from ivig_advisor.engine import batch
-    from ivig_advisor.engine.batch import evaluate_records
+    from ivig_advisor.engine.batch import pipeline as batch
+    from ivig_advisor.engine.batch.pipeline import evaluate_records
     monkeypatch.setattr(batch._Router, "SPILL", 10 ** 9)  # no spilling: the als worker's chunk stays short
     diagnoses = ["gbs"] * 3000
     for i in (1, 700, 2999):
@@ -333,8 +333,8 @@ def test_a_rare_diagnosis_whose_chunk_never_fills_does_not_hold_the_batch_back(m
 
 def _misses(result, rulebase):
     """Runs in a worker: which worker, how many runs its cache has missed so far, and the result."""
-    from ivig_advisor.engine import batch
-    from ivig_advisor.engine.render import to_json
+    from ivig_advisor.engine.batch import pipeline as batch
+    from ivig_advisor.engine.output.render import to_json
     return os.getpid(), batch._worker_advisor.situations.misses, to_json(result)
 
 
@@ -343,9 +343,9 @@ def test_a_situation_one_worker_learnt_is_not_run_again_by_another(monkeypatch):
     all in flight before any result is taken) go to one worker, the rest to the other, which then
     answers the same situation from what the first learnt, and the same as a run would."""
     import itertools
-    from ivig_advisor.engine import batch
-    from ivig_advisor.engine.batch import evaluate_records
-    from ivig_advisor.engine.caseio import CaseRecord
+    from ivig_advisor.engine.batch import pipeline as batch
+    from ivig_advisor.engine.batch.pipeline import evaluate_records
+    from ivig_advisor.engine.io.cases import CaseRecord
     sent = itertools.count()
     monkeypatch.setattr(batch._Router, "worker_for", lambda self, record: 0 if next(sent) < 512 else 1)
     case = {"diagnosis": "cidp", "ivig_planned": True, "age": 70, "diabetes": True, "weight_kg": 80}
@@ -355,13 +355,13 @@ def test_a_situation_one_worker_learnt_is_not_run_again_by_another(monkeypatch):
     for pid, missed, _ in out:
         misses[pid] = max(misses.get(pid, 0), missed)
     assert len(misses) == 2 and sorted(misses.values()) == [0, 1], misses  # without sharing: [1, 1]
-    from ivig_advisor.engine.render import to_json
+    from ivig_advisor.engine.output.render import to_json
     alone = list(evaluate_records(records, workers=1, finish=lambda result, _: to_json(result)))
     assert [text for _, _, text in out] == alone
 
 
 def test_what_waits_for_a_worker_is_bounded_and_forgets_the_oldest(monkeypatch):
-    from ivig_advisor.engine import batch
+    from ivig_advisor.engine.batch import pipeline as batch
     monkeypatch.setattr(batch, "LEARNT_WAITING", 10)
     waiting = batch._Learnt()
     for blob in (b"aaaa", b"bbbb", b"cccc", b"dd"):
@@ -399,7 +399,7 @@ def test_every_result_carries_the_rules_version_and_content_hash(run_cli, mixed,
     assert again.stdout.strip() == edited
     schema = tmp_path / "case.yaml"
     schema.write_text((ROOT / "facts" / "case.yaml").read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
-    from ivig_advisor.engine.schema import CaseSchema
+    from ivig_advisor.engine.core.schema import CaseSchema
     assert RuleBase.load(schema=CaseSchema.load(schema)).stamp["hash"] != stamp["hash"], "the mapping counts too"
 
 
@@ -418,7 +418,7 @@ def test_a_pooled_batch_joins_its_pools_before_it_returns():
     makes Python 3.11 write to a closed pipe at exit)."""
     import threading
     from concurrent.futures.process import _ExecutorManagerThread
-    from ivig_advisor.engine.batch import evaluate_records
+    from ivig_advisor.engine.batch.pipeline import evaluate_records
     assert len(list(evaluate_records(_records(["gbs", "mmn"] * 100), workers=2))) == 200
     assert not [t for t in threading.enumerate() if isinstance(t, _ExecutorManagerThread) and t.is_alive()]
 

@@ -20,7 +20,7 @@ from click.testing import CliRunner
 from conftest import ROOT
 from ivig_advisor.cli import main
 from ivig_advisor.engine import RuleBase
-from ivig_advisor.engine.escape import for_markdown
+from ivig_advisor.engine.base.escape import for_markdown
 from test_service import Server, cards_of, load, record_bundle, stance_of, topics
 from test_service_edges import on_ivig
 

@@ -13,8 +13,8 @@ from conftest import ROOT, mutate
 from ivig_advisor import cli
 from ivig_advisor.cli import main
 from ivig_advisor.engine import Advisor, RuleBase
-from ivig_advisor.engine import audit as A
-from ivig_advisor.engine import errors
+from ivig_advisor.engine.audit import views as A
+from ivig_advisor.engine.base import errors
 
 GOLDEN = ROOT / "tests" / "cases" / "golden.yaml"
 GBS = ROOT / "examples" / "gbs-unable-to-walk.yaml"
@@ -132,7 +132,9 @@ def test_every_library_error_has_a_row_in_the_table():
 # -- one error hierarchy --------------------------------------------------------------
 
 def test_the_library_errors_are_one_hierarchy_importable_where_they_were():
-    from ivig_advisor.engine import atomic, interview, signoff
+    from ivig_advisor.engine.base import atomic
+    from ivig_advisor.engine.clinician import interview
+    from ivig_advisor.engine.audit import signoff
     assert atomic.OutputRefused is errors.OutputRefused and atomic.WriteFailed is errors.WriteFailed
     for name in ("BadSignOff", "LogUnusable", "NoLogHere", "LogLocked"):
         assert getattr(signoff, name) is getattr(errors, name)
@@ -259,8 +261,8 @@ def test_preemption_runs_from_a_stance_setter_to_a_later_stance_layer_of_the_sam
 
 
 def test_a_review_flag_is_shown_where_the_field_is_met(rulebase, capsys):
-    from ivig_advisor.engine.console import _Console
-    from ivig_advisor.engine.interview import Interview
+    from ivig_advisor.engine.clinician.console import _Console
+    from ivig_advisor.engine.clinician.interview import Interview
     flagged = rulebase.schema.fields["thrombocytopenia"]
     assert flagged.review_flag
     shown = run("audit", "show", "thrombosis-risk-group").stdout

@@ -6,8 +6,8 @@ import operator
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from ivig_advisor.engine import conditions
-from ivig_advisor.engine.conditions import UNKNOWN, AllOf, AnyOf, Not, Test as Leaf, evaluate, negate, normal, parse
+from ivig_advisor.engine.core import conditions
+from ivig_advisor.engine.core.conditions import UNKNOWN, AllOf, AnyOf, Not, Test as Leaf, evaluate, negate, normal, parse
 
 T, F, U = True, False, None  # U: cannot be decided yet
 
@@ -270,7 +270,7 @@ def test_evaluate_reads_not_over_a_derived_fact_as_the_engine_does(rules_copy):
 
 
 def test_the_walk_reads_not_over_a_derived_fact_as_the_engine_does(rules_copy):
-    from ivig_advisor.engine.verify import walk_case
+    from ivig_advisor.engine.audit.verify import walk_case
     advisor, rule = _advisor_with_not_rule(rules_copy)
     for data in CASES_FOR_NOT_RULE:
         case = advisor.validate(data)

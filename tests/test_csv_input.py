@@ -86,7 +86,7 @@ def test_spaces_around_a_cell_are_not_part_of_it_and_a_cell_of_spaces_is_empty(r
 
 def test_a_long_file_of_short_rows_is_read_whole(tmp_path):
     """The bound on a row's size is per row: a file far beyond it is read to its end."""
-    from ivig_advisor.engine.caseio import MAX_CASE_CHARS, read_cases
+    from ivig_advisor.engine.io.cases import MAX_CASE_CHARS, read_cases
     row = "mmn," + "4" * 40 + "\n"
     rows = MAX_CASE_CHARS // len(row) + 100
     path = csv_file(tmp_path, "diagnosis,id\n" + row * rows)
@@ -226,7 +226,7 @@ def _cell(value):
 
 @pytest.fixture(scope="module")
 def schema():
-    from ivig_advisor.engine.schema import CaseSchema
+    from ivig_advisor.engine.core.schema import CaseSchema
     return CaseSchema.load()
 
 
@@ -234,7 +234,7 @@ def schema():
 @given(data=st.data(), quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]),
        newline=st.sampled_from(["\n", "\r\n"]))
 def test_any_csv_written_from_valid_cases_reads_back_as_those_cases(schema, data, quoting, newline):
-    from ivig_advisor.engine.caseio import read_cases
+    from ivig_advisor.engine.io.cases import read_cases
     cases = data.draw(st.lists(_case_strategy(schema), min_size=1, max_size=6))
     # Python's writer quotes only the characters of its own line ending: with '\n' it leaves a
     # '\r' in a cell bare, which no spreadsheet writes and the reader refuses (a lone '\r' ends
@@ -275,7 +275,7 @@ def advisor():
 @given(garbage=CSV_GARBAGE)
 def test_fuzz_garbage_rows_never_lose_the_row_before_or_the_file_after(advisor, garbage):
     """Whatever comes after a good row, that row and the next file are evaluated."""
-    from ivig_advisor.engine.batch import evaluate_files
+    from ivig_advisor.engine.batch.pipeline import evaluate_files
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "a.csv").write_bytes(("diagnosis,age\nmmn,40\n" + garbage).encode("utf-8", "surrogateescape"))
         Path(tmp, "z.yaml").write_text("diagnosis: als\n")

@@ -7,8 +7,8 @@ import yaml
 
 from conftest import ROOT
 from ivig_advisor.engine import Advisor, RuleBase
-from ivig_advisor.engine import _experta
-from ivig_advisor.engine.compiler import compile_rulebase
+from ivig_advisor.engine.core import _experta
+from ivig_advisor.engine.core.compiler import compile_rulebase
 
 GOLDEN = yaml.safe_load((ROOT / "tests" / "cases" / "golden.yaml").read_text(encoding="utf-8"))
 
@@ -37,6 +37,6 @@ def test_results_are_the_same_with_and_without_the_trims(monkeypatch):
     cases = [dict(g["case"], id=g["name"]) for g in GOLDEN]
     # diagnoses interleaved, as in a batch: the shared lru_cache is what the trim replaces
     trimmed = [json.dumps(Advisor(cache=0).evaluate_mapping(c).to_dict()) for c in cases]
-    monkeypatch.setattr("ivig_advisor.engine.compiler.trim_overheads", lambda engine: engine)
+    monkeypatch.setattr("ivig_advisor.engine.core.compiler.trim_overheads", lambda engine: engine)
     plain = [json.dumps(Advisor(cache=0).evaluate_mapping(c).to_dict()) for c in cases]
     assert trimmed == plain

@@ -2,7 +2,7 @@
 
 import sqlite3
 
-from ivig_advisor.engine.feedback import CardKeeper, FeedbackStore
+from ivig_advisor.engine.service.feedback import CardKeeper, FeedbackStore
 
 
 def card(i):

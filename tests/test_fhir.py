@@ -814,7 +814,8 @@ def test_contained_corticosteroid_sets_planned_cotherapy(tmp_path):
 @pytest.fixture
 def mutated_map(tmp_path, monkeypatch):
     """Load an edited copy of facts/fhir-map.yaml (never the real file) as the mapping every reader uses."""
-    from ivig_advisor.engine import fhirio, fhirmap
+    from ivig_advisor.engine.io.fhir import bundles as fhirio
+    from ivig_advisor.engine.io.fhir import mapping as fhirmap
 
     def use(old, new):
         text = (ROOT / "facts" / "fhir-map.yaml").read_text(encoding="utf-8")

@@ -254,7 +254,7 @@ def test_bundle_entry_that_is_not_an_object_is_reported(tmp_path):
 
 
 def _read_seconds(path: str) -> float:
-    from ivig_advisor.engine.caseio import read_cases
+    from ivig_advisor.engine.io.cases import read_cases
     best = None
     for _ in range(2):
         start = time.perf_counter()
@@ -280,7 +280,7 @@ def test_reading_an_export_holds_no_copy_of_its_resources(tmp_path):
     import gc
     import tracemalloc
 
-    from ivig_advisor.engine.caseio import read_cases
+    from ivig_advisor.engine.io.cases import read_cases
     patients = 40
     export = write_export(tmp_path / "export", {
         "Patient.ndjson": [patient(f"p{i}") for i in range(patients)],

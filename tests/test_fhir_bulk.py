@@ -132,7 +132,7 @@ def test_one_active_prednisone_request_is_planned_corticosteroids(tmp_path):
 
 
 def test_codes_for_a_list_field_takes_one_item():
-    from ivig_advisor.engine.fhirmap import FhirMap
+    from ivig_advisor.engine.io.fhir.mapping import FhirMap
     fmap = FhirMap.load()
     assert fmap.codes_for("planned_cotherapy", "corticosteroids") \
         == fmap.codes_for("planned_cotherapy", ("corticosteroids",)) != []
@@ -220,7 +220,7 @@ def test_the_sqlite_join_is_removed_after_a_run(made, private_tmp):
 
 def test_the_sqlite_join_is_removed_when_reading_stops_early(made, private_tmp):
     """A reader that takes one case and closes the generator (a consumer that stops early)."""
-    from ivig_advisor.engine.caseio import read_cases
+    from ivig_advisor.engine.io.cases import read_cases
     import datetime as dt
     where, _ = private_tmp
     reader = read_cases([str(made["paths"]["export"])], as_of=dt.date(2026, 11, 25))

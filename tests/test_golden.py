@@ -6,7 +6,7 @@ import pytest
 
 from conftest import ROOT, jsonl
 from ivig_advisor.engine import Advisor, RuleBase
-from ivig_advisor.engine.scenarios import read_scenarios, run_scenarios
+from ivig_advisor.engine.audit.scenarios import read_scenarios, run_scenarios
 
 GOLDEN = ROOT / "tests" / "cases" / "golden.yaml"
 SCENARIOS = list(read_scenarios([str(GOLDEN)], RuleBase.load()))

@@ -150,7 +150,7 @@ def test_every_line_after_a_quote_never_closed_is_accounted_for(tmp_path_factory
     """Rows without a quote and rows that open one that nothing closes (a later such row's quote
     is a stray quote inside the earlier one): each good row is its case, on its line; each bad row
     is its error, on its line; a blank line is nothing."""
-    from ivig_advisor.engine.caseio import read_cases
+    from ivig_advisor.engine.io.cases import read_cases
     rows = ["diagnosis,walks_unaided"] + [text for _, text in lines]
     text = ("\ufeff" if bom else "") + newline.join(rows) + (newline if last_newline else "")
     path = tmp_path_factory.mktemp("csv") / "cases.csv"

@@ -466,7 +466,7 @@ SUFFIXES = st.sampled_from([".yaml", ".json", ".jsonl", ".csv"])
 
 def _evaluate_dir(files, advisor):
     """Read and evaluate like `ivig evaluate DIR` does, in this process."""
-    from ivig_advisor.engine.batch import evaluate_files
+    from ivig_advisor.engine.batch.pipeline import evaluate_files
     with tempfile.TemporaryDirectory() as tmp:
         for name, data in files.items():
             Path(tmp, name).write_bytes(data)

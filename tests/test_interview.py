@@ -12,9 +12,10 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from ivig_advisor.engine import Advisor, RuleBase, conditions
-from ivig_advisor.engine.interview import AnswerError, Interview, outcome_key
-from ivig_advisor.engine.analysis import domains
+from ivig_advisor.engine import Advisor, RuleBase
+from ivig_advisor.engine.core import conditions
+from ivig_advisor.engine.clinician.interview import AnswerError, Interview, outcome_key
+from ivig_advisor.engine.core.analysis import domains
 
 ADVISOR = Advisor(RuleBase.load())
 SCHEMA = ADVISOR.rulebase.schema
@@ -332,7 +333,7 @@ def test_colour_on_a_terminal_and_none_with_no_color(tmp_path, no_color):
 def test_why_answers_at_every_question_and_climbs_to_a_named_top_goal(diagnosis, capsys):
     """Whatever field is asked (even one no rule waits on), each `why` prints an
     answer, and the climb ends at a top goal that names what it is."""
-    from ivig_advisor.engine.console import _Console
+    from ivig_advisor.engine.clinician.console import _Console
     console = _Console(Interview(ADVISOR, {"diagnosis": diagnosis}), style=lambda text, **_: text)
     for name, spec in SCHEMA.fields.items():
         if name == "id":

@@ -14,9 +14,9 @@ import pexpect
 import yaml
 
 from ivig_advisor.engine import Advisor, RuleBase
-from ivig_advisor.engine.analysis import domains
-from ivig_advisor.engine.interview import outcome_key
-from ivig_advisor.engine.words import sentence
+from ivig_advisor.engine.core.analysis import domains
+from ivig_advisor.engine.clinician.interview import outcome_key
+from ivig_advisor.engine.core.words import sentence
 
 ADVISOR = Advisor(RuleBase.load())
 SCHEMA = ADVISOR.rulebase.schema

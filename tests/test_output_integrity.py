@@ -187,7 +187,7 @@ def test_a_reader_that_goes_away_ends_quietly(tmp_path):
 
 
 def test_the_temporary_file_is_synced_before_the_rename(run_cli, cases, tmp_path, monkeypatch):
-    from ivig_advisor.engine import atomic
+    from ivig_advisor.engine.base import atomic
     calls = []
     real_fsync, real_replace = os.fsync, os.replace
     monkeypatch.setattr(atomic.os, "fsync", lambda fd: (calls.append(("fsync", stat.S_ISDIR(os.fstat(fd).st_mode))),
@@ -351,7 +351,7 @@ def test_a_worker_that_dies_is_named_and_not_called_a_bug(old_output):
 
 
 def test_workers_are_capped_at_a_few_per_core(tmp_path):
-    from ivig_advisor.engine.batch import max_workers
+    from ivig_advisor.engine.batch.pipeline import max_workers
     path = tmp_path / "some.jsonl"
     path.write_text("".join(json.dumps(dict(GBS, id=f"c{i}")) + "\n" for i in range(600)), encoding="utf-8")
     asked = max_workers() + 6
@@ -368,7 +368,7 @@ def test_workers_are_capped_at_a_few_per_core(tmp_path):
 
 
 def test_an_internal_failure_has_its_own_exit_code_and_one_line(run_cli, cases, monkeypatch):
-    from ivig_advisor.engine import evaluate
+    from ivig_advisor.engine.core import advisor as evaluate
 
     def bug(self, *args, **kwargs):
         raise KeyError("a bug")

@@ -14,7 +14,7 @@ import pexpect
 import pytest
 
 from conftest import ROOT
-from ivig_advisor.engine.render import Formatter, wrap
+from ivig_advisor.engine.output.render import Formatter, wrap
 
 CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 TREE = set("│├└─")

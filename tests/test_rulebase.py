@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from conftest import ROOT, mutate
-from ivig_advisor.engine import RuleBase, RuleBaseInvalid, conditions
+from ivig_advisor.engine import RuleBase, RuleBaseInvalid
+from ivig_advisor.engine.core import conditions
 
 
 def load_errors(directory):
@@ -154,12 +155,12 @@ def _manifest(rules_dir):
 
 
 def test_the_shipped_rule_directory_has_no_unlisted_file():
-    from ivig_advisor.engine.rulebase import unlisted_files
+    from ivig_advisor.engine.core.rulebase import unlisted_files
     assert unlisted_files(ROOT / "rules", _manifest(ROOT / "rules"), ("rulebase.yaml", "review-log.yaml")) == []
 
 
 def test_an_unlisted_file_is_found_at_any_depth_without_recursion(rules_copy):
-    from ivig_advisor.engine.rulebase import unlisted_files
+    from ivig_advisor.engine.core.rulebase import unlisted_files
     folders = [rules_copy / "d"]
     for _ in range(1_199):  # deeper than Python's recursion limit (and than Path.mkdir's parents=True)
         folders.append(folders[-1] / "d")
@@ -178,7 +179,7 @@ def test_an_unlisted_file_is_found_at_any_depth_without_recursion(rules_copy):
 def test_a_file_listed_through_a_link_inside_the_directory_is_listed(rules_copy):
     """The manifest may name a file through a link to a folder of the directory; the file is
     found where it is, and counts as listed. A link to a listed file is that file too."""
-    from ivig_advisor.engine.rulebase import unlisted_files
+    from ivig_advisor.engine.core.rulebase import unlisted_files
     (rules_copy / "v2").mkdir()
     (rules_copy / "mmn.yaml").rename(rules_copy / "v2" / "mmn.yaml")
     (rules_copy / "current").symlink_to(rules_copy / "v2", target_is_directory=True)

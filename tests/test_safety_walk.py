@@ -15,9 +15,10 @@ import pytest
 import yaml
 
 from conftest import ROOT
-from ivig_advisor.engine import RuleBase, conditions
-from ivig_advisor.engine.rulebase import SEVERITIES, STANCE
-from ivig_advisor.engine.verify import _Walk
+from ivig_advisor.engine import RuleBase
+from ivig_advisor.engine.core import conditions
+from ivig_advisor.engine.core.rulebase import SEVERITIES, STANCE
+from ivig_advisor.engine.audit.verify import _Walk
 
 # Stances after which IVIG may be given: not-effective advises against it, and
 # out-of-scope says nothing; those patients are warned only when the case says

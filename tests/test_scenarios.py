@@ -176,7 +176,7 @@ def test_scenarios_from_standard_input_and_every_format(run_cli, tmp_path):
 
 
 def test_a_file_with_no_scenario_does_not_pass(run_cli, tmp_path):
-    from ivig_advisor.engine.scenarios import run_scenarios
+    from ivig_advisor.engine.audit.scenarios import run_scenarios
     report = run_scenarios([scenario_file(tmp_path, "")])
     assert not report.ok and report.to_dict()["errors"] == 1
     assert not run_scenarios([]).ok  # nothing run is nothing passed

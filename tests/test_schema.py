@@ -108,7 +108,7 @@ def test_a_value_written_as_itself_is_read_and_not_listed(written, read, rulebas
 
 def test_a_number_as_text_reads_as_yaml_reads_it(rulebase):
     """'70' from a CSV cell and 70 from YAML are one fact, of one type: results are identical."""
-    from ivig_advisor.engine.yamlsrc import load_one
+    from ivig_advisor.engine.base.yamlsrc import load_one
     for text in ("70", "070", "70.0", "7e1", "-0", "+70"):
         from_yaml = rulebase.schema.validate(load_one(f"diagnosis: gbs\nage: {text}\n", "x.yaml")).facts["age"]
         from_text = rulebase.schema.validate({"diagnosis": "gbs", "age": text}).facts["age"]
@@ -130,14 +130,14 @@ def test_the_spellings_come_from_the_schema_file(tmp_path):
     (("aliases: [steroids,", "aliases: [steroids; pe,"), "holds ';'"),
 ])
 def test_a_schema_whose_spellings_read_one_word_two_ways_is_refused(tmp_path, edit, words):
-    from ivig_advisor.engine.yamlsrc import SourceError
+    from ivig_advisor.engine.base.yamlsrc import SourceError
     with pytest.raises(SourceError) as info:
         _schema_with(tmp_path, edit)
     assert words in str(info.value)
 
 
 def test_a_text_field_keeps_a_plain_scalar_as_written(rulebase):
-    from ivig_advisor.engine.yamlsrc import load_one
+    from ivig_advisor.engine.base.yamlsrc import load_one
     for written in ("00123", "1.50", "1e3", "true", "12:30"):
         data = load_one(f"id: {written}\ndiagnosis: als\n", "x.yaml")
         assert rulebase.schema.validate(data).id == written
@@ -166,7 +166,7 @@ def test_every_field_documents_itself(rulebase):
 def _schema_with(tmp_path, *edits):
     """The shipped case schema, edited (see conftest.mutate), loaded from a temporary file."""
     from conftest import ROOT, mutate
-    from ivig_advisor.engine.schema import CaseSchema
+    from ivig_advisor.engine.core.schema import CaseSchema
     path = tmp_path / "case.yaml"
     path.write_text((ROOT / "facts" / "case.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     for old, new in edits:

@@ -77,7 +77,7 @@ def test_a_patient_with_no_risk_factor_has_max_severity_info(run_cli, tmp_path):
 
 
 def test_every_adverse_event_shown_carries_the_review_s_grade(run_cli, tmp_path):
-    from ivig_advisor.engine.rulebase import GRADES
+    from ivig_advisor.engine.core.rulebase import GRADES
     results = results_of(run_cli, written(tmp_path, "".join(json.dumps(c) + "\n" for c in golden_and_examples()),
                                           "all.jsonl"))
     adverse = {"infusion-reactions", "skin-reactions", "aseptic-meningitis", "aseptic-meningitis-migraine",

@@ -272,8 +272,9 @@ def test_one_lifecycle_reads_the_same_in_show_rules_the_report_and_check(run_cli
 
 
 def test_the_stage_filter_names_the_stages_and_refuses_others(rules_copy, run_cli):
-    from ivig_advisor.engine import RuleBase, audit
-    from ivig_advisor.engine.errors import UnknownStage
+    from ivig_advisor.engine import RuleBase
+    from ivig_advisor.engine.audit import views as audit
+    from ivig_advisor.engine.base.errors import UnknownStage
     assert sign(run_cli, rules_copy, "mmn-general", "gbs-dose", *SIGN).exit_code == 0
     rulebase = RuleBase.load(rules_copy)
     assert sorted(r.id for r in audit.rules_for(rulebase, stage="approved")) == ["gbs-dose", "mmn-general"]

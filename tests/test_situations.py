@@ -12,11 +12,12 @@ import yaml
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from conftest import ROOT, jsonl
-from ivig_advisor.engine import Advisor, RuleBase, conditions
-from ivig_advisor.engine.analysis import domains, live_rules
-from ivig_advisor.engine.evaluate import Result, Run
-from ivig_advisor.engine.situations import READ_BY_RESULT, Keyer, Situation
-from ivig_advisor.engine.support import projector
+from ivig_advisor.engine import Advisor, RuleBase
+from ivig_advisor.engine.core import conditions
+from ivig_advisor.engine.core.analysis import domains, live_rules
+from ivig_advisor.engine.core.advisor import Result, Run
+from ivig_advisor.engine.core.cache.situations import READ_BY_RESULT, Keyer, Situation
+from ivig_advisor.engine.core.cache.support import projector
 
 RULES = RuleBase.load()
 GOLDEN = yaml.safe_load((ROOT / "tests" / "cases" / "golden.yaml").read_text(encoding="utf-8"))
@@ -234,7 +235,7 @@ def test_the_cache_keeps_at_most_its_size_and_forgets_the_least_recently_used():
 def test_the_parts_shared_between_situations_stay_bounded_too():
     """Parts of forgotten situations are not kept forever: the table of shared
     parts starts again past SHARED_PER_SITUATION per situation kept."""
-    from ivig_advisor.engine.situations import SHARED_PER_SITUATION
+    from ivig_advisor.engine.core.cache.situations import SHARED_PER_SITUATION
     advisor, largest = Advisor(RULES, cache=4), 0
     advisor.engines = PLAIN.engines
     for i in range(300):
@@ -308,7 +309,7 @@ def test_the_run_record_of_a_hit_is_the_runs():
 
 def test_freezing_keeps_types_and_order_even_for_values_python_calls_equal():
     from pickle import loads
-    from ivig_advisor.engine.situations import _interned
+    from ivig_advisor.engine.core.cache.situations import _interned
     shared = {}
     first = _interned({"value": 1, "list": [], "n": 2.0, "items": [1, 2], "t": (1,)}, shared)
     second = _interned({"value": True, "list": {}, "n": 2, "items": [True, 2.0], "t": [1]}, shared)
@@ -321,7 +322,7 @@ def test_freezing_keeps_types_and_order_even_for_values_python_calls_equal():
 
 
 def test_a_batch_that_never_repeats_stores_only_a_sample_and_still_answers_the_same():
-    from ivig_advisor.engine.situations import SAMPLE_WHEN_IDLE
+    from ivig_advisor.engine.core.cache.situations import SAMPLE_WHEN_IDLE
     advisor, keys, cases, rnd = Advisor(RULES), set(), [], random.Random(13)
     PLAIN.situation({"diagnosis": "cidp"})
     tested = sorted(PLAIN.keyers["cidp"].names)

@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 
 from conftest import ROOT
 from ivig_advisor.engine import Advisor, RuleBase
-from ivig_advisor.engine.analysis import domains
-from ivig_advisor.engine.verify import _Walk, verify, walk_case
+from ivig_advisor.engine.core.analysis import domains
+from ivig_advisor.engine.audit.verify import _Walk, verify, walk_case
 
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_verify import reference_verify, summary, threshold_rules  # noqa: E402

@@ -1,6 +1,6 @@
 """The words a person reads (engine/words.py): one wording for each idea."""
 
-from ivig_advisor.engine import words
+from ivig_advisor.engine.core import words
 
 
 def test_a_split_dose_reads_per_day_times_days_equals_total():

@@ -1,0 +1,1460 @@
+"""Reading case files: YAML (one or many documents), JSON, JSONL, CSV, directories, stdin.
+
+Everything streams: cases are yielded one at a time, in file order, and no
+file or standard input is ever held whole (a JSON array is read element by
+element, YAML a block at a time, JSON Lines a line at a time). Each yielded
+record is either a case mapping with where it came from, or an error that
+says where; whatever one line, element, document or file raises becomes that
+record's error, so a broken case never hides the cases around it.
+
+Input is UTF-8 (a byte-order mark is accepted); UTF-16 and UTF-32 are named,
+not misread. JSON is read strictly: duplicate keys, NaN and Infinity are
+refused, with the line of every key kept for error messages. CSV is a
+header row of field names and a case per row; its cells are text, which the
+schema reads as it reads an interview's answers (schema.read_value).
+"""
+
+import bisect
+import csv
+import datetime
+import functools
+import io
+import itertools
+import json
+import os
+import re
+import stat
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator, Optional, Tuple
+
+from .fhir import bundles as fhirio
+from ..base.atomic import same_file
+from ..base.errors import CaseChoice
+from ..base.escape import LONE_SURROGATE, lone_surrogate_at
+from ..core.contract import is_results_file
+from ..core.schema import CaseInvalid
+from ..base.yamlsrc import (MAX_DEPTH, MAX_NUMBER, MAX_SCALAR, Located, LocatedList, SourceError,
+                      read_documents, shown)
+
+CASE_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl",
+                 ".csv": "csv"}
+STDIN = "-"
+STDIN_NAME = "<stdin>"
+BLOCK = 1 << 16              # bytes read at a time
+MAX_CASE_CHARS = 1_000_000   # one JSON element or JSON Lines line; a case is a few hundred
+MAX_DOCUMENT_CHARS = 32_000_000  # a JSON file that is one value: a FHIR Bundle holds a whole record
+UTF8_BOM = b"\xef\xbb\xbf"
+# A scenario's own keys (engine/scenarios.py): beside its case's fields, or
+# beside `case:` holding them. Never case fields: every reader takes them off.
+SCENARIO_KEYS = ("name", "description", "expect")
+EMPTY_FILE, EMPTY_STDIN = "the file holds no case", "standard input holds no case"
+SCENARIO_CASE = "case"
+
+
+@dataclass
+class CaseRecord:
+    """One case as read: its data, or the error that kept it from being read.
+
+    `scenario` holds the scenario keys (name, description, expect) read
+    beside the case, when there were any; `data` is then the case alone."""
+    data: object
+    source: str
+    line: Optional[int]
+    default_id: str
+    error: Optional[SourceError] = None
+    scenario: Optional[Located] = None
+    provenance: Optional[object] = None   # a FHIR case's (fhir.Provenance): where its fields came from
+    pending: Optional[object] = None      # a FHIR case not yet read from its resources (fhirio.Pending)
+    others: tuple = ()                    # errors after `error`, when a record has several
+    id: Optional[str] = None              # an id the record has whatever its data (a FHIR Patient's)
+
+    def resolved(self) -> "CaseRecord":
+        """The record with a pending FHIR case read from its resources (done where it is
+        evaluated: in a worker, for a batch); itself when nothing is pending."""
+        if self.pending is None:
+            return self
+        return _record_of(self.pending.build(), self.default_id)
+
+    def case_id(self, schema) -> str:
+        """The id of the case as read (schema.id_of: its own `id` as written, else
+        `default_id`), valid or not."""
+        return self.id or schema.id_of(self.data, self.default_id)
+
+
+def pick_case(records: Iterable[CaseRecord], wanted: Optional[str], source, schema) -> CaseRecord:
+    """The one record a command that takes one case works on: the only one in the
+    file, or the one whose id (`CaseRecord.case_id`) is `wanted`; else CaseChoice.
+
+    A file with several cases is refused rather than silently cut to its
+    first: the clinician would go on with another patient's answers. When the
+    cases to choose among all have errors, their errors are the reason, not the
+    choice (CaseInvalid): two Patients of one record with one id are two error
+    records, and `--id` cannot tell them apart.
+    """
+    records = list(records)
+    ids = [r.case_id(schema) for r in records]
+    listed = ", ".join(ids[:10]) + (", ..." if len(ids) > 10 else "")
+    if not records:
+        raise CaseChoice(f"{source}: no case in the file")
+    among = records if wanted is None else [r for r, i in zip(records, ids) if i == wanted]
+    if len(among) > 1 and all(r.error is not None for r in among):
+        raise CaseInvalid([error for r in among for error in (r.error, *r.others)])
+    if wanted is None:
+        if len(records) > 1:
+            raise CaseChoice(f"{source} holds {len(records)} cases ({listed}); choose one with --id")
+        return records[0]
+    chosen = [r for r, i in zip(records, ids) if i == wanted]
+    if len(chosen) != 1:
+        raise CaseChoice(f"{source}: {'no case' if not chosen else f'{len(chosen)} cases'} with the id "
+                         f"{wanted!r} (cases: {listed})")
+    return chosen[0]
+
+
+def expand_paths(paths: Iterable[str]) -> Iterator[str]:
+    """Files named, and what the walk of each directory named reads: its case files, and the
+    entries it gives an error (sorted, recursive; see `walk`)."""
+    for path in paths:
+        if path != STDIN and Path(path).is_dir():
+            yield from (str(w.path) for w in _case_files(Path(path)))
+        else:
+            yield path
+
+
+@dataclass
+class Walked:
+    """One entry that walking a folder met: a case file to read (`file`), a folder entered
+    (`folder`), an entry that could not be walked (`error`, an error result: `why`), or one left
+    out (`left`, a note: `why`)."""
+    path: Path
+    kind: str
+    why: str = ""
+
+
+RESULTS_LEFT_OUT = "left out: it holds results of ivig, not cases (name it to read it)"
+
+
+def walk(root: Path) -> list:
+    """Everything below the folder `root` that reading it meets, in the order read: depth first,
+    each folder's entries sorted by name.
+
+    Links to folders are followed, so a folder linked in is read; a folder met again (a link
+    back to a folder above it, or a second link to one) is left out with a note, so that a loop
+    ends and nothing is read twice. A folder that cannot be listed, and an entry with a case
+    file's name that is not a file (a pipe would never end), is an error; a broken link with
+    such a name is read, so its reading says it is broken. A file that is recognisably results
+    of this program (contract.is_results_file) is left out with a note: an earlier run's output
+    in the folder is no case. Without recursion, so a deep tree is no crash."""
+    found, seen, pending = [], {}, [root]
+    while pending:
+        path = pending.pop()
+        if path.is_dir():
+            real = os.path.realpath(path)
+            if real in seen:
+                found.append(Walked(path, "left", f"is the folder {seen[real]} again (a link): not read twice"))
+                continue
+            seen[real] = path
+            try:
+                names = sorted(entry.name for entry in os.scandir(path))
+            except OSError as exc:
+                found.append(Walked(path, "error", f"cannot read this folder: {exc.strerror}"))
+                continue
+            found.append(Walked(path, "folder"))
+            pending.extend(path / name for name in reversed(names))
+        elif path.suffix.lower() in CASE_SUFFIXES:
+            found.append(_walked_file(path))
+    return found
+
+
+def _name_below(root: Path, path: Path) -> str:
+    """A walked entry's name: its path below the folder given (the folder's own name for itself)."""
+    return path.relative_to(root).as_posix() if path != root else root.name
+
+
+def _walked_file(path: Path) -> Walked:
+    """A walked entry with a case file's name: read, left out, or an error."""
+    if path.exists() and not path.is_file():
+        return Walked(path, "error", "not a regular file: a folder's walk reads files only (name it to read it)")
+    if path.suffix.lower() in RESULTS_SUFFIXES:
+        if is_results_file(path):
+            return Walked(path, "left", RESULTS_LEFT_OUT)
+    return Walked(path, "file")
+
+
+RESULTS_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv")  # what the results of ivig evaluate are written as
+
+
+class ReadMeter:
+    """How far the reading of a batch has got, in bytes, for a progress line: the size of each
+    file read to its end, and the position in the one being read (a file read twice, a JSON
+    `cases` file checked then streamed, goes back; a pipe's position is not known)."""
+
+    def __init__(self):
+        self.finished, self.current = 0, None
+
+    def reading(self, handle) -> None:
+        self.current = handle
+
+    def read(self, handle) -> None:
+        """`handle` was read to its end (or given up on)."""
+        if handle is self.current:
+            self.finished += _size(handle)
+            self.current = None
+
+    def bytes(self) -> int:
+        try:
+            return self.finished + (self.current.tell() if self.current is not None else 0)
+        except (OSError, ValueError):  # a pipe, or a file closed meanwhile
+            return self.finished
+
+
+def input_size(paths: Iterable[str], stdin=None) -> Optional[int]:
+    """The bytes `read_cases` will read from `paths`, or None when that cannot be known ahead
+    (standard input from a pipe); a progress line shows the share read, as pv does."""
+    total = 0
+    for path in expand_paths(paths):
+        if path == STDIN:
+            stream = getattr(stdin or sys.stdin, "buffer", None)
+            size = _size(stream) if stream is not None and _regular(stream) else None
+        else:
+            size = _size(path)
+        if size is None:
+            return None
+        total += size
+    return total
+
+
+def _size(file) -> Optional[int]:
+    try:
+        return os.fstat(file.fileno()).st_size if hasattr(file, "fileno") else os.path.getsize(file)
+    except (OSError, ValueError):
+        return None
+
+
+def _regular(stream) -> bool:
+    try:
+        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None,
+               as_of: Optional[datetime.date] = None, defer_fhir: bool = False,
+               meter: Optional[ReadMeter] = None, notes: Optional[Callable[[str], None]] = None
+               ) -> Iterator[CaseRecord]:
+    """Every case of every path, in order; `exclude` names a file never read
+    from a directory (the output of the run, so that it never reads its own
+    results back). A directory is read as `walk` says: what it cannot read is an
+    error record naming it, and what it leaves out (a folder met again, an earlier
+    run's results) is said to `notes`, one line each, if given.
+
+    A case's default id is its file's name: the path below the directory
+    given (``a/p.yaml``), or a file's own name; when that name was already
+    used in this run, the path as given. Several cases in one file are
+    ``name:N``.
+
+    FHIR is recognised by content (engine/fhirio.py): a Bundle gives a case
+    per Patient, and the NDJSON files of a Bulk Data export in one directory
+    are read together as one export. `as_of` is the date ages are computed
+    at from a Patient's birthDate (default: today). `defer_fhir`: FHIR cases come
+    pending, to be read from their resources where they are evaluated (batch workers).
+    `meter`, if given, follows how many bytes have been read (a progress line's share).
+    """
+    used = set()
+    read_path = functools.partial(_read_path, meter=meter)
+
+    def unique(name, path):
+        name = path if name in used else name
+        used.add(name)
+        return name
+
+    units = []  # in order: ("records", the records of a file or stdin, None) or ("export", [(file, name)], directory)
+    exports = {}  # directory -> [(file, name)]: its FHIR NDJSON files, read as one export
+    for path in paths:
+        if path == STDIN:
+            if meter is not None and _regular(getattr(stdin or sys.stdin, "buffer", None)):
+                meter.reading((stdin or sys.stdin).buffer)
+            units.append(("records", _guarded(_read_stdin, stdin or sys.stdin, STDIN_NAME, STDIN_NAME), None))
+            continue
+        root = Path(path)
+        if not root.is_dir():
+            files = [(path, unique(root.name, path), None)]
+        else:  # (file, name, why it could not be walked) in the walk's order
+            files = [(str(e.path), unique(_name_below(root, e.path), str(e.path)), e.why or None)
+                     for e in _case_files(root, exclude, notes)]
+            if not files:
+                units.append(("records", [CaseRecord(None, path, None, unique(root.name, path), SourceError(
+                    f"no case files ({', '.join(CASE_SUFFIXES)}) in this directory", path))], None))
+        for file, name, unwalked in files:
+            if unwalked is not None:
+                units.append(("records", [CaseRecord(None, file, None, name, SourceError(unwalked, file))], None))
+            elif _fhir_export_file(file):
+                group = os.path.abspath(os.path.dirname(file))  # as listed: a link joins the export it is in
+                if group not in exports:
+                    exports[group] = []
+                    units.append(("export", exports[group], group))
+                exports[group].append((file, name))
+            else:
+                units.append(("records", _guarded(read_path, file, file, name), None))
+    for kind, unit, directory in units:
+        if kind == "export":
+            records = (r for f, n in unit for r in _guarded(read_path, f, f, n)
+                       if not (r.error is not None and r.error.message == EMPTY_FILE))  # no resource of a type: fine
+            yield from _fhir_records(records, unit[0][1], as_of, export=True, base=_export_base(directory),
+                                     defer=defer_fhir)
+        else:
+            yield from _fhir_records(unit, None, as_of, defer=defer_fhir)
+
+
+SNIFF_LINES = 20  # lines looked at to tell a FHIR export's file from a file of cases
+
+
+def _fhir_export_file(path: str) -> bool:
+    """Whether a JSON Lines file is part of a FHIR export: one of its first lines is a
+    FHIR resource other than a Bundle (a file of Bundles holds whole records). A damaged
+    line among them costs that line, not the file's reading as an export."""
+    if Path(path).suffix.lower() not in (".ndjson", ".jsonl"):
+        return False
+    try:
+        with open(path, "rb") as handle:
+            looked = 0
+            for line in iter(lambda: handle.readline(MAX_CASE_CHARS), b""):
+                line = line.removeprefix(UTF8_BOM) if looked == 0 else line
+                if not line.strip():
+                    continue
+                looked += 1
+                try:
+                    value = json.loads(line.decode("utf-8"))
+                except (ValueError, RecursionError):  # damaged, nested too deep, or not JSON: look further
+                    value = None
+                if fhirio.is_fhir(value) and value["resourceType"] != "Bundle":
+                    return True
+                if isinstance(value, dict) and not fhirio.is_fhir(value):
+                    return False  # a case
+                if looked >= SNIFF_LINES:
+                    return False
+    except OSError:  # unreadable: the case reader says so
+        return False
+    return False
+
+
+def _record_of(case, default_id: str) -> CaseRecord:
+    """A built FhirCase as a record."""
+    return CaseRecord(case.data, case.source, case.line, default_id, case.errors[0] if case.errors else None,
+                      provenance=case.provenance, others=tuple(case.errors[1:]), id=case.id)
+
+
+def _export_base(directory: str) -> Optional[str]:
+    """The server base of a Bulk export, from the manifest beside its files (its `request`
+    URL, up to the resource or Group the export was asked of), or None without one."""
+    for path in sorted(Path(directory).glob("*.json")):
+        try:
+            if path.stat().st_size > MAX_CASE_CHARS:
+                continue
+            manifest = json.loads(path.read_text(encoding="utf-8-sig"))
+        except (OSError, ValueError):
+            continue
+        if fhirio.is_bulk_manifest(manifest) and isinstance(manifest.get("request"), str):
+            return fhirio.export_base(manifest["request"])
+    return None
+
+
+def _fhir_records(records: Iterable[CaseRecord], name: Optional[str], as_of, export: bool = False,
+                  base: Optional[str] = None, defer: bool = False) -> Iterator[CaseRecord]:
+    """The records, with FHIR turned into cases: each Bundle (or lone resource) into a case per
+    Patient; and a stream of resources (a FHIR export's NDJSON files, standard input whose
+    first record is a resource) joined into a case per Patient (engine/fhirio.py)."""
+    records = iter(records)
+    first = next(records, None)
+    if first is None:
+        return
+    records = itertools.chain([first], records)
+    if export or (first.error is None and fhirio.is_fhir(first.data) and first.data["resourceType"] != "Bundle"
+                  and first.source == STDIN_NAME):
+        lines = ((r.source, r.line, r.error if r.error is not None else r.data) for r in records)
+        yield from _from_fhir(fhirio.bulk_cases(lines, as_of, base), name or first.default_id, defer=defer)
+        return
+    for record in records:
+        if record.error is None and fhirio.is_bulk_manifest(record.data):
+            continue  # the export's table of contents, beside its NDJSON files: no case
+        if record.error is None and fhirio.is_fhir(record.data):
+            yield from _from_fhir(fhirio.bundle_cases(record.data, record.source, record.line, as_of),
+                                  record.default_id, record.source, defer)
+        else:
+            yield record
+
+
+def _from_fhir(cases, name: str, source: Optional[str] = None, defer: bool = False) -> Iterator[CaseRecord]:
+    """FhirCases as records; whatever the FHIR reader raises (a shape nothing foresaw) is one
+    more error record, never the run's end. `defer`: a Patient's case is read from its
+    resources where it is evaluated (CaseRecord.resolved), not here."""
+    number = 0
+    try:
+        for number, case in enumerate(cases, start=1):
+            default_id = case.id or f"{name}:{number}"
+            if case.pending is not None and defer:
+                yield CaseRecord(None, case.source, case.line, default_id, pending=case.pending, id=case.id)
+            else:
+                yield _record_of(case.built(), default_id)
+    except Exception as exc:
+        yield CaseRecord(None, source or name, None, f"{name}:{number + 1}", SourceError(
+            f"cannot be read as FHIR: {type(exc).__name__}: {shown(exc, 200)}", source or name))
+
+
+def read_jsonl_lines(lines: Iterable[str], source: str) -> Iterator[CaseRecord]:
+    """The cases of a JSON Lines file given as its lines, as `read_cases` reads them
+    (line numbers from 1, ids 'name:N'): for readers that hold the lines already."""
+    name = Path(source).name
+
+    def numbered():
+        for number, text in enumerate(lines, start=1):
+            yield number, (text[1:] if number == 1 and text.startswith("\ufeff") else text)
+    return _guarded(lambda _lines, _name: _jsonl(numbered(), source, name), None, source, name)
+
+
+def _case_files(root: Path, exclude: Optional[str] = None, notes: Optional[Callable[[str], None]] = None) -> list:
+    """What reading the folder `root` reads (`walk`): its case files and the entries that are
+    errors, in order, but `exclude`; what it leaves out is said to `notes`."""
+    read = []
+    for entry in walk(root):
+        if exclude is not None and entry.kind != "folder" and same_file(entry.path, exclude):
+            continue  # the run's own output: neither read nor worth a note
+        if entry.kind == "left" and notes is not None:
+            notes(f"note: {entry.path} {entry.why}")
+        elif entry.kind in ("file", "error"):
+            read.append(entry)
+    return read
+
+
+def _whole_text(record: CaseRecord) -> CaseRecord:
+    """The record, or its error when a text in it holds a lone surrogate
+    (JSON's "\\udfff", YAML's "\\uDFFF"): not a character, it cannot be
+    shown or written, and would stop the whole run at the output."""
+    if record.data is None or not LONE_SURROGATE.search(_all_text(record.data)):
+        return record  # most records: one pass in C, not a walk in Python (a FHIR resource is deep)
+    steps = lone_surrogate_at(record.data)
+    if steps is None:
+        return record
+    field = str(steps[0]) if steps and isinstance(record.data, dict) else None  # the case field it is in
+    at = getattr(record.data, "line_of", lambda _: None)(field) or record.line
+    field = LONE_SURROGATE.sub("?", field) if field else None
+    return CaseRecord(None, record.source, at, record.default_id, SourceError(
+        "a lone surrogate escape (such as \\udfff) is not a character: the text is damaged",
+        record.source, at, field))
+
+
+def _all_text(data) -> str:
+    """Every text of a parsed document, keys too, in one string (json.dumps keeps a lone surrogate as it is)."""
+    try:
+        return json.dumps(data, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):  # pragma: no cover - parsed documents serialise
+        return "\ud800"  # let the walk decide
+
+
+def _guarded(read, what, source: str, name: str) -> Iterator[CaseRecord]:
+    """The records of ``read(what, name)``: one file's, with ids 'name:N' when it
+    holds several (a scenario's own name instead, when it has one); one error
+    record when it holds none, or when reading it fails in a way no reader
+    below foresaw (the next file is read all the same)."""
+    return map(_scenario_apart, _numbered(read, what, source, name))
+
+
+def _scenario_apart(record: CaseRecord) -> CaseRecord:
+    """A record whose mapping holds a scenario's keys, with the case alone as its
+    data, the keys in `scenario`, and the scenario's name as its default id.
+
+    The case is the mapping's other keys, or the mapping under `case:` (the
+    layout of tests/cases/golden.yaml); a scenario that gives both, or a
+    `case:` or `name` that is not what it must be, is the record's error."""
+    data = record.data
+    if not isinstance(data, dict) or not any(k in data for k in SCENARIO_KEYS + (SCENARIO_CASE,)) \
+            or fhirio.is_fhir(data):  # a FHIR Patient's `name` is a person's name, not a scenario's
+        return record
+    scenario, case = _located(data, lambda k: k in SCENARIO_KEYS), _located(data, lambda k: k not in SCENARIO_KEYS)
+    problem, at, field = None, None, SCENARIO_CASE
+    if SCENARIO_CASE in case:
+        others = [str(k) for k in case if k != SCENARIO_CASE]
+        at = data.line_of(SCENARIO_CASE) if isinstance(data, Located) else record.line
+        if others:
+            problem = (f"a scenario gives its case under '{SCENARIO_CASE}:' or beside its keys, not both "
+                       f"({', '.join(others[:5])} beside '{SCENARIO_CASE}:')")
+        elif not isinstance(case[SCENARIO_CASE], dict):
+            problem = f"'{SCENARIO_CASE}' must be a mapping of fields"
+        else:  # on the scenario's line: a result names where its scenario starts, whatever the layout
+            case = _located(case[SCENARIO_CASE], lambda k: True)
+            case.line = record.line
+    name = scenario.get("name")
+    if name is not None and (isinstance(name, (dict, list, bool)) or name == ""):
+        problem, at, field = "'name' must be a text that names the scenario", scenario.line_of("name"), "name"
+    if problem:
+        at = at or record.line
+        return CaseRecord(None, record.source, at, record.default_id, SourceError(problem, record.source, at, field))
+    if name is not None:
+        record.default_id = scenario.text_of("name") or str(name)  # name: 00123 is '00123'
+    record.data, record.scenario = case, scenario
+    return record
+
+
+def _located(data: dict, keep) -> Located:
+    """The keys of a mapping that `keep` says, with their lines and texts as written."""
+    part = Located((k, v) for k, v in data.items() if keep(k))
+    part.line = getattr(data, "line", None)
+    part.key_lines = {k: line for k, line in getattr(data, "key_lines", {}).items() if k in part}
+    part.texts = {k: text for k, text in getattr(data, "texts", {}).items() if k in part}
+    return part
+
+
+def _numbered(read, what, source: str, name: str) -> Iterator[CaseRecord]:
+    count, first = 0, None
+    try:
+        for record in read(what, name):
+            record = _whole_text(record)
+            count += 1
+            if count == 1:
+                first = record  # held back: 'name' or 'name:1' is known at the second
+                continue
+            if count == 2:
+                first.default_id = f"{first.default_id}:1"
+                yield first
+            record.default_id = f"{record.default_id}:{count}"
+            yield record
+    except Exception as exc:  # the last resort: this file's error, never the run's
+        if count == 1:
+            first.default_id = f"{first.default_id}:1"
+            yield first
+        count += 1
+        yield CaseRecord(None, source, None, f"{name}:{count}" if count > 1 else name,
+                         SourceError(f"cannot be read: {type(exc).__name__}: {shown(exc, 200)}", source))
+        return
+    if count == 1:
+        yield first
+    elif count == 0:
+        yield CaseRecord(None, source, None, name, SourceError(EMPTY_STDIN if source == STDIN_NAME else EMPTY_FILE,
+                                                               source))
+
+
+# -- bytes and text -------------------------------------------------------------
+
+class _Bytes:
+    """A binary stream with bytes already read put back in front of it."""
+
+    def __init__(self, raw, head: bytes = b""):
+        self.raw, self.head = raw, head
+
+    def read(self, size: int = BLOCK) -> bytes:
+        if self.head:
+            out, self.head = self.head[:size], self.head[size:]
+            return out
+        return self.raw.read(size)
+
+    def readline(self, limit: int) -> bytes:
+        if self.head:
+            cut = self.head.find(b"\n", 0, limit)
+            cut = limit if cut < 0 else cut + 1
+            if cut <= len(self.head):
+                out, self.head = self.head[:cut], self.head[cut:]
+                return out
+            out, self.head = self.head, b""
+            return out + self.raw.readline(limit - len(out))
+        return self.raw.readline(limit)
+
+
+class _EncodedText:
+    """A text stream (io.StringIO, say) read as UTF-8 bytes, for callers that pass one."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def read(self, size: int = BLOCK) -> bytes:
+        return self.stream.read(size).encode("utf-8", "surrogateescape")
+
+    def readline(self, limit: int) -> bytes:
+        return self.stream.readline(limit).encode("utf-8", "surrogateescape")
+
+
+def _encoding_problem(head: bytes) -> Optional[str]:
+    """What a file's first bytes say it is, when that is not UTF-8."""
+    for bom, name in ((b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe\x00\x00", "UTF-32"),
+                      (b"\xfe\xff", "UTF-16"), (b"\xff\xfe", "UTF-16")):
+        if head.startswith(bom):
+            return f"{name} text (it starts with a {name} byte-order mark)"
+    if len(head) >= 4 and (head[:3] == b"\0\0\0" or head[1:4] == b"\0\0\0"):
+        return "UTF-32 text (every character takes four bytes)"
+    if len(head) >= 2 and (head[0] == 0) != (head[1] == 0):
+        return "UTF-16 text (every other byte is zero)"
+    return None
+
+
+def _opened(raw, source) -> Tuple[Optional[_Bytes], Optional[SourceError]]:
+    """A stream past its UTF-8 byte-order mark, or the error naming its encoding."""
+    head = b""
+    while len(head) < 4:
+        more = raw.read(4 - len(head))
+        if not more:
+            break
+        head += more
+    problem = _encoding_problem(head)
+    if problem:
+        return None, SourceError(f"the file is {problem}: save it as UTF-8", source, 1)
+    return _Bytes(raw, head[3:] if head.startswith(UTF8_BOM) else head), None
+
+
+class _Text:
+    """UTF-8 text decoded a block at a time; an undecodable byte is a SourceError
+    naming its line, raised after the text before it has been given out."""
+
+    def __init__(self, raw: _Bytes, source: str):
+        self.raw, self.source = raw, source
+        self.pending, self.newlines, self.failed = b"", 0, None
+
+    def read(self, size: int = -1) -> str:
+        while True:
+            if self.failed:
+                raise self.failed
+            block = self.raw.read(max(size, BLOCK))
+            data, self.pending = self.pending + block, b""
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                if block and exc.reason == "unexpected end of data":  # a character cut by the block
+                    self.pending = data[exc.start:]
+                else:
+                    line = self.newlines + data.count(b"\n", 0, exc.start) + 1
+                    self.failed = SourceError(f"not UTF-8 text: byte 0x{data[exc.start]:02x} on line {line} "
+                                              "cannot be decoded (save the file as UTF-8)", self.source, line)
+                data = data[:exc.start]
+                text = data.decode("utf-8")
+            self.newlines += data.count(b"\n")
+            if text or (not block and not self.failed):
+                return text  # '' only at the end; an error waits until the text before it is read
+
+
+# -- JSON, strictly, with lines ----------------------------------------------------
+
+_WS = re.compile(r"[ \t\n\r]*")
+_NUMBER = re.compile(r"(-?(?:0|[1-9][0-9]*))(\.[0-9]+)?([eE][-+]?[0-9]+)?")
+_LITERALS = (("true", True), ("false", False), ("null", None))
+
+
+class _Json:
+    """A strict JSON parser for one case's text that keeps the line of every
+    key, refuses duplicate keys, NaN and Infinity, and bounds nesting and
+    number length (the standard library's parser does none of these)."""
+
+    def __init__(self, text: str, source: str, line: int):
+        self.s, self.source, self.line0, self.breaks = text, source, line, None
+
+    def parse(self):
+        value, end = self.value(_WS.match(self.s).end(), 0)
+        end = _WS.match(self.s, end).end()
+        if end != len(self.s):
+            self.fail("extra text after the value", end)
+        return value
+
+    def line_at(self, pos: int) -> int:
+        if self.breaks is None:
+            self.breaks = [m.start() for m in re.finditer("\n", self.s)]
+        return self.line0 + bisect.bisect_left(self.breaks, pos)
+
+    def fail(self, message: str, pos: int):
+        raise SourceError(f"not valid JSON: {message}", self.source, self.line_at(pos))
+
+    def value(self, i: int, depth: int):
+        s = self.s
+        c = s[i:i + 1]
+        if c == '"':
+            return self.string(i)
+        if c == "{":
+            return self.mapping(i, depth + 1)
+        if c == "[":
+            return self.array(i, depth + 1)
+        for word, value in _LITERALS:
+            if s.startswith(word, i):
+                return value, i + len(word)
+        number = _NUMBER.match(s, i)
+        if number:
+            if number.end() - i > MAX_NUMBER:
+                self.fail(f"a number of {number.end() - i:,} digits is too long to be meant", i)
+            integer, fraction, exponent = number.groups()
+            text = number.group()
+            return (float(text) if fraction or exponent else int(integer)), number.end()
+        for word in ("NaN", "Infinity", "-Infinity"):
+            if s.startswith(word, i):
+                self.fail(f"{word} is not a number JSON allows", i)
+        self.fail("expecting a value" if c else "the text ends where a value should be", i)
+
+    def string(self, i: int):
+        try:
+            text, end = json.decoder.scanstring(self.s, i + 1, True)
+        except json.JSONDecodeError as exc:
+            self.fail(exc.msg, exc.pos)
+        if len(text) > MAX_SCALAR:
+            self.fail(f"a value of {len(text):,} characters (at most {MAX_SCALAR:,})", i)
+        return text, end
+
+    def nested(self, i: int, depth: int):
+        if depth > MAX_DEPTH:
+            self.fail(f"nested more than {MAX_DEPTH} levels deep", i)
+
+    def mapping(self, i: int, depth: int):
+        self.nested(i, depth)
+        s, result = self.s, Located()
+        result.line, result.key_lines = self.line_at(i), {}
+        i = _WS.match(s, i + 1).end()
+        if s[i:i + 1] == "}":
+            return result, i + 1
+        while True:
+            if s[i:i + 1] != '"':
+                self.fail("expecting a key in double quotes", i)
+            line = self.line_at(i)
+            key, i = self.string(i)
+            if key in result.key_lines:
+                raise _duplicate_key(key, result.key_lines[key], line, self.source)
+            i = _WS.match(s, i).end()
+            if s[i:i + 1] != ":":
+                self.fail("expecting ':' after a key", i)
+            result[key], i = self.value(_WS.match(s, i + 1).end(), depth)
+            result.key_lines[key] = line
+            i = _WS.match(s, i).end()
+            if s[i:i + 1] == ",":
+                i = _WS.match(s, i + 1).end()
+            elif s[i:i + 1] == "}":
+                return result, i + 1
+            else:
+                self.fail("expecting ',' or '}'", i)
+
+    def array(self, i: int, depth: int):
+        self.nested(i, depth)
+        s, result = self.s, LocatedList()
+        result.line, result.item_lines = self.line_at(i), []
+        i = _WS.match(s, i + 1).end()
+        if s[i:i + 1] == "]":
+            return result, i + 1
+        while True:
+            result.item_lines.append(self.line_at(i))
+            item, i = self.value(i, depth)
+            result.append(item)
+            i = _WS.match(s, i).end()
+            if s[i:i + 1] == ",":
+                i = _WS.match(s, i + 1).end()
+            elif s[i:i + 1] == "]":
+                return result, i + 1
+            else:
+                self.fail("expecting ',' or ']'", i)
+
+
+def parse_json(text: str, source: str, line: int = 1):
+    """One JSON value, strictly, with lines (see _Json); raise SourceError.
+
+    A value on one line that cannot be too deep or hold too long a string
+    (most JSON Lines cases) is decoded by the standard library's C decoder,
+    several times faster, with hooks that refuse what _Json refuses; whatever
+    it refuses or fails on is read again by _Json, for the same error message."""
+    if "\n" not in text.rstrip("\r\n") and len(text) <= MAX_SCALAR and text.count("[") + text.count("{") <= MAX_DEPTH:
+        try:
+            return json.loads(text, object_pairs_hook=lambda pairs: _one_line_mapping(pairs, line),
+                              parse_int=_bounded(int), parse_float=_bounded(float), parse_constant=_refuse)
+        except Exception:  # _Json says what is wrong, or reads what the shortcut would not
+            pass
+    return _Json(text, source, line).parse()
+
+
+def _one_line_mapping(pairs, line: int) -> Located:
+    result = Located(pairs)
+    if len(result) != len(pairs):
+        raise ValueError("duplicate key")
+    result.line, result.key_lines = line, dict.fromkeys(result, line)
+    return result
+
+
+def _bounded(kind):
+    def convert(text):
+        if len(text) > MAX_NUMBER:
+            raise ValueError("number too long")
+        return kind(text)
+    return convert
+
+
+def _refuse(text):
+    raise ValueError(f"{text} is not a number JSON allows")
+
+
+# -- JSON files: element by element ------------------------------------------------
+
+_TOKEN = re.compile(r'["\[\]{}]')
+_STRING_PART = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.S)  # up to a closing quote or a lone backslash
+_SCALAR_END = re.compile(r"[ \t\n\r,\]}]")
+_CASES_HEAD = re.compile(r'\{[ \t\n\r]*("cases")[ \t\n\r]*:[ \t\n\r]*(?=\[)')  # up to its list's '['
+
+
+class _Buffer:
+    """Decoded text read a block at a time, with the line of the reading position.
+
+    Values are cut out by matching brackets outside strings, so each one is
+    parsed alone and only one (at most MAX_CASE_CHARS) is ever held."""
+
+    def __init__(self, text: _Text):
+        self.reader, self.text, self.pos, self.line, self.eof = text, "", 0, 1, False
+
+    def more(self) -> bool:
+        """Read another block onto the end; False at the end of the input."""
+        if self.eof:
+            return False
+        # as much again as is held: a value of n characters costs n, not n squared, in copies
+        block = self.reader.read(max(BLOCK, len(self.text) - self.pos))
+        if not block:
+            self.eof = True
+            return False
+        self.text += block
+        return True
+
+    def compact(self) -> None:
+        """Drop the text already read, now and then: never the cost of a copy per case."""
+        if self.pos > BLOCK:
+            self.text, self.pos = self.text[self.pos:], 0
+
+    def advance(self, end: int) -> None:
+        self.line += self.text.count("\n", self.pos, end)
+        self.pos = end
+
+    def peek(self) -> str:
+        """The next character that is not white space ('' at the end), not consumed."""
+        while True:
+            self.advance(_WS.match(self.text, self.pos).end())
+            if self.pos < len(self.text):
+                return self.text[self.pos]
+            self.compact()
+            if not self.more():
+                return ""
+
+    def starts(self, pattern) -> Optional[int]:
+        """Whether the text here matches `pattern` (consumed if so): the line of the match's
+        first group, or None; reads enough to tell."""
+        while len(self.text) - self.pos < 256 and self.more():
+            pass
+        match = pattern.match(self.text, self.pos)
+        if not match:
+            return None
+        line = self.line + self.text.count("\n", self.pos, match.start(1))
+        self.advance(match.end())
+        return line
+
+    def take(self, limit: int = MAX_CASE_CHARS) -> Tuple[Optional[str], int, Optional[SourceError]]:
+        """The next value's text and line, or an error for it (it is skipped whole)."""
+        self.peek()
+        self.compact()
+        line = self.line
+        end = self._end(limit)
+        if end is None:
+            self.advance(len(self.text))
+            return None, line, SourceError(f"the input ends inside the value that starts on line {line}",
+                                           self.reader.source, line)
+        if end < 0:
+            too_large = "too large to be a case" if limit == MAX_CASE_CHARS else \
+                "too large to read (a FHIR record this large: export it as Bulk Data NDJSON)"
+            return None, line, SourceError(f"a value of more than {limit:,} characters: {too_large}",
+                                           self.reader.source, line)
+        text = self.text[self.pos:end]
+        self.advance(end)
+        return text, line, None
+
+    def _end(self, limit: int = MAX_CASE_CHARS) -> Optional[int]:
+        """Where the value at `pos` ends: scanned once, brackets counted outside
+        strings. None if the input ends first; -1 (having skipped it, holding
+        none of it) if it is larger than a case can be."""
+        i, depth, in_string, skipped = self.pos, 0, False, False
+        scalar = self.text[self.pos:self.pos + 1] not in ("[", "{", '"')  # a number, a literal or junk
+        while True:
+            if len(self.text) - self.pos > limit:
+                self.advance(i)
+                self.text, self.pos, i, skipped = self.text[i:], 0, 0, True
+            if scalar:
+                found = _SCALAR_END.search(self.text, i)
+                if found:
+                    return self._ended(found.start(), skipped)
+                i = len(self.text)
+            elif in_string:
+                i = _STRING_PART.match(self.text, i).end()
+                if self.text[i:i + 1] == '"':
+                    in_string, i = False, i + 1
+                    if depth == 0:
+                        return self._ended(i, skipped)
+                    continue
+            else:
+                token = _TOKEN.search(self.text, i)
+                if token:
+                    i = token.end()
+                    if token.group() == '"':
+                        in_string = True
+                        continue
+                    depth += 1 if token.group() in "[{" else -1
+                    if depth <= 0:
+                        return self._ended(i, skipped)
+                    continue
+                i = len(self.text)
+            if not self.more():
+                return len(self.text) if scalar and not skipped else None
+
+    def _ended(self, end: int, skipped: bool) -> int:
+        if skipped:
+            self.advance(end)
+            return -1
+        return end
+
+
+def _read_json(text: _Text, source: str, name: str, rewind=None) -> Iterator[CaseRecord]:
+    """A JSON file: one case, a list of cases, or {"cases": [...]}; lists are
+    read element by element, so a file of any length takes little memory.
+
+    `rewind()` gives the text again from its start: {"cases": [...]} is read
+    through once without its cases, so that a document giving another key
+    (`cases` twice, say) is refused whole before any case of it is evaluated.
+    Without it (a pipe), such a document is read whole, as one value."""
+    buffer = _Buffer(text)
+    try:
+        if buffer.peek() == "":
+            return
+        if buffer.peek() == "[":
+            buffer.advance(buffer.pos + 1)
+            yield from _json_elements(buffer, source, name)
+        elif rewind is not None and (line := buffer.starts(_CASES_HEAD)):
+            problem = _beside_cases(buffer, source, line)
+            if problem:
+                yield CaseRecord(None, source, problem.line, name, problem)
+                return
+            buffer = _Buffer(rewind())
+            buffer.peek()
+            buffer.starts(_CASES_HEAD)
+            buffer.advance(buffer.pos + 1)  # its '['
+            yield from _json_elements(buffer, source, name)
+            if buffer.peek() != "}":  # refused before, unless the file changed since
+                raise SourceError(_ONLY_CASES, source, buffer.line, "cases")
+            buffer.advance(buffer.pos + 1)
+        else:  # one value: a case, or a FHIR Bundle, which may be larger
+            value, line, error = buffer.take(MAX_DOCUMENT_CHARS)
+            if error:
+                yield CaseRecord(None, source, line, name, error)
+                return
+            yield from _parsed(lambda: _cases_of(parse_json(value, source, line), source, name, line),
+                               source, line, name)
+        if buffer.peek() != "":
+            raise SourceError("extra text after the JSON value", source, buffer.line)
+    except SourceError as exc:  # the rest of the file cannot be trusted: one error, then stop
+        yield CaseRecord(None, source, exc.line, name, exc)
+
+
+_ONLY_CASES = "'cases' must be the only key of a file that holds a list of cases"
+
+
+def _beside_cases(buffer: _Buffer, source: str, line: int) -> Optional[SourceError]:
+    """Why the {"cases": [...]} whose list starts here (its key on `line`) is refused whole
+    (the error of a key after the list, `cases` again or another), or None. Values are passed
+    over, never held (_Buffer.take skips one larger than a case); a list that never ends is
+    left to the reading, which says where."""
+    seen, other = {"cases": line}, None
+    buffer.take()
+    if buffer.peek() == "":
+        return None
+    while buffer.peek() == ",":
+        buffer.advance(buffer.pos + 1)
+        buffer.peek()
+        line = buffer.line
+        key = _json_key(buffer.take()[0])
+        if key in seen:
+            return _duplicate_key(key, seen[key], line, source)
+        other = other or line
+        if key is None or buffer.peek() != ":":
+            break
+        seen[key] = line
+        buffer.advance(buffer.pos + 1)
+        buffer.take()
+    if other is None and buffer.peek() == "}":
+        return None
+    return SourceError(_ONLY_CASES, source, other or buffer.line, "cases")
+
+
+def _json_key(text: Optional[str]) -> Optional[str]:
+    """The key a JSON string's text gives, or None when it is not one."""
+    try:
+        key = json.loads(text) if text and text.startswith('"') else None
+    except ValueError:
+        return None
+    return key if isinstance(key, str) else None
+
+
+def _duplicate_key(key: str, first: int, again: int, source: str) -> SourceError:
+    """The error of a key given twice, as every reader says it (YAML's is yamlsrc's, in the same words)."""
+    return SourceError(f"duplicate key {shown(key)}: first on line {first}, again on line {again}", source, again, key)
+
+
+def _json_elements(buffer: _Buffer, source: str, name: str) -> Iterator[CaseRecord]:
+    """The elements of a JSON list whose '[' was just read, each its own record."""
+    if buffer.peek() == "]":
+        buffer.advance(buffer.pos + 1)
+        return
+    while True:
+        value, line, error = buffer.take()
+        if error:
+            yield CaseRecord(None, source, line, name, error)
+        else:
+            yield from _parsed(lambda: [CaseRecord(parse_json(value, source, line), source, line, name)],
+                               source, line, name)
+        after = buffer.peek()
+        if after == "]":
+            buffer.advance(buffer.pos + 1)
+            return
+        if after != ",":
+            raise SourceError(f"not valid JSON: expecting ',' or ']' after the case on line {line}",
+                              source, buffer.line)
+        buffer.advance(buffer.pos + 1)
+
+
+def _parsed(read, source, line, name) -> Iterator[CaseRecord]:
+    """The records `read()` gives, or one error record for whatever it raised."""
+    try:
+        records = list(read())
+    except SourceError as exc:
+        records = [CaseRecord(None, source, exc.line or line, name, exc)]
+    except Exception as exc:
+        records = [CaseRecord(None, source, line, name, SourceError(
+            f"cannot be read: {type(exc).__name__}: {shown(exc, 200)}", source, line))]
+    yield from records
+
+
+# -- JSON Lines: line by line ---------------------------------------------------------
+
+def _binary_lines(raw: _Bytes) -> Iterator[Tuple[int, object]]:
+    """(number, bytes) per line; a line longer than MAX_CASE_CHARS is skipped
+    whole and given as a SourceError instead, so it never fills memory."""
+    number = 0
+    while True:
+        line = raw.readline(MAX_CASE_CHARS + 1)
+        if not line:
+            return
+        number += 1
+        if len(line) > MAX_CASE_CHARS and not line.endswith(b"\n"):
+            while line and not line.endswith(b"\n"):
+                line = raw.readline(BLOCK)
+            yield number, SourceError(f"a line of more than {MAX_CASE_CHARS:,} characters: "
+                                      "too large to be a case", None, number)
+            continue
+        yield number, line
+
+
+def _decoded(lines: Iterable[Tuple[int, object]]) -> Iterator[Tuple[int, object]]:
+    """Each line decoded on its own: one undecodable byte costs one line, not the file."""
+    for number, line in lines:
+        if isinstance(line, bytes):
+            try:
+                line = line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                line = SourceError(_undecodable(line, exc), None, number)
+        yield number, line
+
+
+def _undecodable(line: bytes, exc: UnicodeDecodeError, where: str = "") -> str:
+    """What a line that is not UTF-8 is told: the byte and its column (`where`: of which line)."""
+    return (f"not UTF-8 text: byte 0x{line[exc.start]:02x} at column {exc.start + 1}{where} cannot be decoded "
+            "(save the file as UTF-8)")
+
+
+def _jsonl(lines: Iterable[Tuple[int, object]], source: str, name: str) -> Iterator[CaseRecord]:
+    """One case per line; blank lines are skipped, and each line's error is its own."""
+    for number, text in lines:
+        if isinstance(text, SourceError):
+            text.source = source
+            yield CaseRecord(None, source, number, name, text)
+            continue
+        if not text.strip(" \t\r\n"):
+            continue
+        text = text.rstrip("\r\n")  # the line's end is not part of its value: an error there is on this line
+        yield from _parsed(lambda: [CaseRecord(parse_json(text, source, number), source, number, name)],
+                           source, number, name)
+
+
+# -- YAML ---------------------------------------------------------------------------
+
+def _read_yaml(text, source, name) -> Iterator[CaseRecord]:
+    """`text` is a string or a `_Text`; documents are parsed one at a time, and a
+    document that cannot be built is one error, the others still read."""
+    for document, line, error in read_documents(text, source):
+        if error is not None:
+            yield CaseRecord(None, source, error.line or line, name, error)
+        elif document is not None:
+            yield from _cases_of(document, source, name, line)
+
+
+def _cases_of(document, source, name, line) -> Iterator[CaseRecord]:
+    """A document holds one case (a mapping), a `cases:` list, or a list of cases."""
+    if isinstance(document, dict) and set(document) == {"cases"}:
+        items = document["cases"]
+        if not isinstance(items, list):
+            yield CaseRecord(None, source, line, name, SourceError("'cases' must be a list", source, line, "cases"))
+            return
+    elif isinstance(document, list):
+        items = document
+    else:
+        yield CaseRecord(document, source, line, name)
+        return
+    for i, item in enumerate(items):
+        at = getattr(item, "line", None) or (items.line_of(i) if hasattr(items, "line_of") else line)
+        yield CaseRecord(item, source, at, name)
+
+
+# -- CSV: a header row of field names, then a case per row -----------------------------
+
+# A header as a spreadsheet writes it: names (quoted or not) separated by commas.
+_CSV_HEADER = re.compile(rb'"?[A-Za-z_][A-Za-z0-9_ ]*"?(?:[ \t]*,[ \t]*(?:"?[A-Za-z_][A-Za-z0-9_ ]*"?)?)+\Z')
+
+# csv's own words for what is wrong, and what a person who made the file needs to hear.
+_NEVER_CLOSED = "a quoted cell of this row is never closed: the file ends inside it"
+_STRAY_QUOTE = ('a quote (") inside a cell that is not quoted as a whole, or not doubled: '
+                'quote the cell and write a quote inside it as ""')
+_LONE_CR = "a line break (\\r) inside a cell that is not quoted: save the file with \\n or \\r\\n line endings"
+_CSV_PROBLEMS = (("unexpected end of data", _NEVER_CLOSED), ("expected after", _STRAY_QUOTE),
+                 ("new-line character seen in unquoted field", _LONE_CR))
+_READ_AGAIN = "; the lines after its first are read again, as rows of their own"
+
+# csv.reader's own bound on a cell (131,072 characters) would stop a quoted cell in mid-row,
+# and the rest of the cell would be read as rows: the bound is on a row here (_CsvLines), and
+# csv's is set above it. It is the process's setting, so it is only ever raised.
+csv.field_size_limit(max(csv.field_size_limit(), MAX_CASE_CHARS + 1))
+
+# Where csv.reader (strict, default dialect) stands between two characters, as far as where a
+# row ends goes: a row past the bound on its size is followed with these, without being held.
+_CELL, _BARE, _QUOTED, _QUOTE_SEEN, _LINE_END, _BAD_QUOTE, _BAD_CR = range(7)
+_BROKEN = (_BAD_QUOTE, _BAD_CR)
+_QUOTE, _COMMA, _CR, _LF = b'",\r\n'
+_STEP = {  # state: (the next state after these bytes, the next state after any other)
+    _CELL: ({_QUOTE: _QUOTED, _COMMA: _CELL, _CR: _LINE_END, _LF: _LINE_END}, _BARE),
+    _QUOTE_SEEN: ({_QUOTE: _QUOTED, _COMMA: _CELL, _CR: _LINE_END, _LF: _LINE_END}, _BAD_QUOTE),
+    _LINE_END: ({_CR: _LINE_END, _LF: _LINE_END}, _BAD_CR),
+}
+_BARE_END = re.compile(rb"[,\r\n]")
+
+
+def _csv_scan(data: bytes, state: int) -> int:
+    """The state csv.reader is in after `data`, from `state`. Bytes will do: a quote, a comma,
+    CR and LF are never part of a UTF-8 character. At the end of a line, _QUOTED means the
+    row goes on, _BAD_* that it cannot be read, anything else that it ends there."""
+    i, end = 0, len(data)
+    while i < end and state not in _BROKEN:
+        if state == _QUOTED:  # a quoted cell: up to its next quote
+            i = data.find(b'"', i)
+            if i < 0:
+                return state
+            state = _QUOTE_SEEN
+        elif state == _BARE:  # a cell not quoted: up to its end
+            found = _BARE_END.search(data, i)
+            if not found:
+                return state
+            i = found.start()
+            state = _CELL if data[i] == _COMMA else _LINE_END
+        else:
+            named, other = _STEP[state]
+            state = named.get(data[i], other)
+        i += 1
+    return state
+
+
+class _RowBroken(Exception):
+    """A row that is its own error before it is read: see _CsvLines.__next__."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class _RowTooLarge(Exception):
+    """The row being read has passed the bound on its size: _CsvLines.too_large reads on."""
+
+
+class _CsvLines:
+    """The physical lines of a CSV stream, as csv.reader takes them: numbered, each
+    decoded on its own (an undecodable byte is its row's `problem`).
+
+    The lines of the row being read are kept, up to MAX_CASE_CHARS bytes: a row that
+    cannot be read gives back the lines after its first, to be read again as rows of
+    their own (`broken`), so that a quote never closed swallows no row after it. A row
+    past the bound is followed on without being held (`too_large`), to where it ends."""
+
+    def __init__(self, raw: _Bytes):
+        self.raw = raw
+        self.sources = [raw]     # read in turn: lines given back go in front of the input
+        self.number = 0          # the last line read
+        self.start = 1           # the line the row being read starts on
+        self.kept, self.size = [], 0  # that row's lines, as read, and their bytes
+        self.problem = None      # that row's first undecodable byte, said
+        self.gave_back = False   # whether that row's error gave lines back
+        # Rows that start on a line up to `alone_until` are one line each: they are lines given
+        # back, and a quote one of them leaves open runs on through the same lines as the quote
+        # of the row that gave them back, into the same end; `alone_why` says which.
+        self.alone_until, self.alone_why = 0, ""
+
+    def begin_row(self) -> int:
+        """Start a row: the line it starts on."""
+        self.start, self.kept, self.size, self.problem, self.gave_back = self.number + 1, [], 0, None, False
+        return self.start
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        if self.kept and self.start <= self.alone_until:
+            raise _RowBroken(self.alone_why)  # its second line is not read: it is a row of its own
+        line = self._read(MAX_CASE_CHARS + 1)
+        if not line:
+            raise StopIteration
+        self.number += 1
+        self.kept.append(line)
+        self.size += len(line)
+        if self.size > MAX_CASE_CHARS:
+            raise _RowTooLarge()
+        try:
+            return line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            if self.problem is None:
+                self.problem = _undecodable(line, exc, "" if self.number == self.start else f" of line {self.number}")
+            return line.decode("utf-8", "replace")  # the row's cells still end where they end
+
+    def _read(self, limit: int) -> bytes:
+        """Up to `limit` bytes of the input, to the end of a line at most; b'' at its end."""
+        piece = b""
+        while self.sources and len(piece) < limit and not piece.endswith(b"\n"):
+            more = self.sources[0].readline(limit - len(piece))
+            if more:
+                piece += more
+                continue
+            done = self.sources.pop(0)
+            if done is not self.raw:  # lines given back, read again (the input is its opener's to close)
+                done.close()
+        return piece
+
+    def broken(self, said: str) -> str:
+        """The error of a row csv.reader refused (`said` is csv's message) on the line read last."""
+        why = next((ours for theirs, ours in _CSV_PROBLEMS if theirs in said), f"not valid CSV: {shown(said, 200)}")
+        return self._failed(self._where(why))
+
+    def too_large(self) -> str:
+        """The error of a row past the bound on its size, followed on (held only in a spool file)
+        to the end of the line where it ends, and read on from there; a row that ends at the end of
+        the input inside a quote, or at a quote that breaks it, fails as in `broken`."""
+        alone = self.start <= self.alone_until
+        piece, state, spool = self.kept[-1], (_CELL if len(self.kept) == 1 else _QUOTED), None
+        while True:
+            state = _csv_scan(piece, state)
+            ended = piece.endswith(b"\n")
+            if ended and (state != _QUOTED or alone):
+                break
+            piece = self._read(BLOCK)
+            if not piece:
+                break
+            if ended:
+                self.number += 1
+            if self.number > self.start:  # the lines after the first, should they be given back
+                spool = spool or tempfile.SpooledTemporaryFile(MAX_CASE_CHARS)
+                spool.write(piece)
+        if state in _BROKEN:
+            return self._failed(self._where(_STRAY_QUOTE if state == _BAD_QUOTE else _LONE_CR), spool)
+        if state == _QUOTED and not alone:
+            return self._failed(_NEVER_CLOSED, spool)
+        if spool is not None:
+            spool.close()
+        if state == _QUOTED:
+            return self.alone_why
+        size = f"more than {MAX_CASE_CHARS:,} characters"
+        if self.number == self.start:
+            return f"a line of {size}: too large to be a case"
+        return f"a row of {size} (lines {self.start} to {self.number}): too large to be a case"
+
+    def _where(self, why: str) -> str:
+        return why if self.number == self.start else f"{why} (on line {self.number})"
+
+    def _failed(self, why: str, spool=None) -> str:
+        """`why`, for a row that cannot be read: the lines after its first go back in front
+        of the input, those before the line it failed on to be read as rows of one line."""
+        if self.number > self.start:
+            if spool is not None:
+                spool.seek(0)
+                self.sources.insert(0, spool)
+            self.sources.insert(0, io.BytesIO(b"".join(self.kept[1:])))
+            self.alone_until, self.alone_why = self.number - 1, why
+            self.number, self.gave_back = self.start, True
+        elif spool is not None:
+            spool.close()
+        return why
+
+
+def _read_csv(raw: _Bytes, source: str, name: str) -> Iterator[CaseRecord]:
+    """A CSV file: the first row names the fields, each further row is a case.
+
+    An empty cell is unknown; cells are text, read by the schema (a list
+    field's items separated by ';'). Each row's line is the physical line it
+    starts on, whatever quoted line breaks come before it. A row that cannot
+    be read is its own error, and every line after its first is read again as
+    a row (_CsvLines); a header that cannot be read or names a field twice
+    ends the file."""
+    lines = _CsvLines(raw)
+    rows = csv.reader(lines, strict=True)
+    header = None
+    while True:
+        start = lines.begin_row()
+        try:
+            cells, problem = next(rows), lines.problem
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            problem = lines.broken(str(exc))
+        except _RowTooLarge:
+            problem = lines.too_large()
+        except _RowBroken as exc:
+            problem = exc.message
+        if problem is not None:
+            if header is None:
+                yield CaseRecord(None, source, start, name, SourceError(
+                    problem + "; the header row names the fields, so nothing in this file was read", source, start))
+                return
+            yield CaseRecord(None, source, start, name, SourceError(
+                problem + (_READ_AGAIN if lines.gave_back else ""), source, start))
+            continue
+        if not any(cell.strip() for cell in cells):
+            continue  # a blank line, or a row of empty cells: no case
+        if header is None:
+            header, error = _csv_header(cells, source, start)
+            if error:
+                yield CaseRecord(None, source, start, name, error)
+                return
+            continue
+        yield _csv_row(header, cells, source, start, name)
+
+
+def _csv_header(cells, source: str, line: int):
+    """(the field name of each column, '' for a column without one), or the error that ends the file."""
+    names = [cell.strip() for cell in cells]
+    seen = {}
+    for column, field in enumerate(names, start=1):
+        if field and field in seen:
+            return None, SourceError(f"the header names {shown(field)} twice (columns {seen[field]} and {column}): "
+                                     "nothing in this file was read", source, line, field)
+        seen.setdefault(field, column)
+    named = [n for n in names if n]
+    if len(named) == 1 and ";" in named[0]:
+        return None, SourceError(f"the header {shown(named[0], 60)} is one column: separate the columns with "
+                                 "commas (';' separates the items of a list in one cell)", source, line)
+    if {"status", "stance"} <= set(named):
+        return None, SourceError("this is a file of results (ivig evaluate --format csv), not of cases",
+                                 source, line)
+    return names, None
+
+
+def _csv_row(header, cells, source: str, line: int, name: str) -> CaseRecord:
+    """One row as a case mapping: the fields of its cells that are not empty, all on the row's line."""
+    data = Located()
+    data.line, data.key_lines, data.texts = line, {}, {}
+    for column, cell in enumerate(cells, start=1):
+        text = cell.strip()
+        if not text:
+            continue
+        field = header[column - 1] if column <= len(header) else ""
+        problem = None
+        if not field:
+            problem = f"a value in column {column}, which the header does not name"
+        elif "\x00" in text:
+            problem = "a NUL byte in the cell: the file is damaged, or not text"
+        elif len(text) > MAX_SCALAR:
+            problem = f"a value of {len(text):,} characters (at most {MAX_SCALAR:,})"
+        if problem:
+            return CaseRecord(None, source, line, name, SourceError(problem, source, line, field or None))
+        data[field] = text
+        data.key_lines[field] = line
+    return CaseRecord(data, source, line, name)
+
+
+# -- files and standard input ---------------------------------------------------------
+
+def _read_path(path: str, name: str, meter: Optional[ReadMeter] = None) -> Iterator[CaseRecord]:
+    kind = CASE_SUFFIXES.get(Path(path).suffix.lower())
+    if kind is None:
+        yield CaseRecord(None, path, None, name, SourceError(
+            f"not a case file: use {', '.join(CASE_SUFFIXES)}", path))
+        return
+    try:
+        handle = open(path, "rb")
+    except OSError as exc:
+        yield CaseRecord(None, path, None, name, SourceError(f"cannot read: {exc.strerror}", path))
+        return
+    if meter is not None:
+        meter.reading(handle)
+    with handle:
+        try:
+            yield from _read_stream(handle, kind, path, name)
+        finally:
+            if meter is not None:
+                meter.read(handle)
+
+
+def _read_stream(raw, kind: str, source: str, name: str) -> Iterator[CaseRecord]:
+    stream, error = _opened(raw, source)
+    if error:
+        yield CaseRecord(None, source, 1, name, error)
+    elif kind == "jsonl":
+        yield from _jsonl(_decoded(_binary_lines(stream)), source, name)
+    elif kind == "json":
+        yield from _read_json(_Text(stream, source), source, name, _rewinder(raw, source))
+    elif kind == "csv":
+        yield from _read_csv(stream, source, name)
+    else:
+        yield from _read_yaml(_Text(stream, source), source, name)
+
+
+def _rewinder(raw, source: str):
+    """A function giving the text of a seekable input again from its start, or None (a pipe)."""
+    if not getattr(raw, "seekable", lambda: False)():
+        return None
+
+    def rewind() -> _Text:
+        raw.seek(0)
+        return _Text(_opened(raw, source)[0], source)  # its encoding was found fine the first time
+    return rewind
+
+
+def _read_stdin(stdin, name: str) -> Iterator[CaseRecord]:
+    """Standard input, read as it arrives: JSON Lines when its first line is a
+    whole JSON object, a JSON list when it starts with '[{"' (or '[]'), CSV
+    when it is a header of names separated by commas, YAML otherwise."""
+    raw = getattr(stdin, "buffer", None) or _EncodedText(stdin)
+    stream, error = _opened(raw, STDIN_NAME)
+    if error:
+        yield CaseRecord(None, STDIN_NAME, 1, STDIN_NAME, error)
+        return
+    seen = b""
+    while not seen.strip():  # blank lines first: they decide nothing
+        line = stream.readline(MAX_CASE_CHARS)
+        if not line:
+            break
+        seen += line
+    first = seen.strip()
+    while first.startswith(b"[") and len(first) < 2:  # '[' alone on its line: look at what follows
+        line = stream.readline(MAX_CASE_CHARS)
+        if not line:
+            break
+        seen += line
+        first = seen.strip()
+    stream = _Bytes(stream, seen)
+    yield from _read_stream(stream, _stdin_kind(first), STDIN_NAME, STDIN_NAME)
+
+
+def _stdin_kind(first: bytes) -> str:
+    if first.startswith(b"{") and b"\n" not in first:
+        try:
+            if isinstance(json.loads(first), dict):
+                return "jsonl"
+        except Exception:  # not JSON (or JSON too odd to sniff): YAML will say what is wrong
+            pass
+    if re.match(rb'\[[ \t\r\n]*(?:\{[ \t\r\n]*["}]|\])', first):  # not a YAML flow list: [{diagnosis: als}]
+        return "json"
+    if _CSV_HEADER.match(first):  # YAML would read it as one text, never a case
+        return "csv"
+    return "yaml"

@@ -1,0 +1,582 @@
+"""Renderers: a Result as text for a person, or as JSON / JSON Lines for programs."""
+
+import csv
+import functools
+import io
+import json
+import os
+import re
+import shutil
+import sys
+import time
+import unicodedata
+from collections import Counter
+from dataclasses import dataclass
+from typing import Callable, List, Optional, TextIO
+
+from ..base.errors import FormatContradicted
+from ..core.contract import CSV_COLUMNS, CSV_DOSE_KEYS
+from ..base.escape import for_spreadsheet, for_terminal, json_text
+from ..core.advisor import GENERAL
+from ..core.rulebase import RuleBase
+from ..core.words import basis_and_refs, dose_line, grade_tag, stance_label
+
+STANCE_COLOURS = {"first-line": "green", "second-line": "green", "trial-justified": "yellow",
+                  "not-established": "yellow", "not-effective": "red", "out-of-scope": "magenta"}
+SEVERITY_COLOURS = {"critical": "red", "warning": "yellow", "info": "blue"}
+FORMATS = ("text", "json", "jsonl", "csv")  # what `Formatter` and `ResultWriter` write
+# The format an output file's extension names; any other name is written as text by default.
+EXTENSION_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+
+
+def output_format(asked: Optional[str], output: Optional[str]) -> str:
+    """The format to write: `asked` (--format), else the one the output file's extension names
+    (`results.csv` is CSV, not 24 MB of text in a file called .csv), else text.
+
+    FormatContradicted when `asked` is not the format the extension names."""
+    implied = EXTENSION_FORMATS.get(os.path.splitext(output)[1].lower()) if output else None
+    if asked is not None and implied is not None and asked != implied:
+        raise FormatContradicted(f"{asked} contradicts the output file's name {output} (a "
+                                 f"{os.path.splitext(output)[1]} file is {implied}): leave out --format, or name "
+                                 f"the file for {asked}", "--format")
+    return asked or implied or "text"
+
+
+def to_json(result) -> str:
+    """A result as one line of JSON, safe to show on a terminal (see escape.json_text)."""
+    return json_text(result.to_dict())
+
+
+def plain_style(text, **_):
+    """A `style` that leaves text plain (NO_COLOR, files, pipes); picklable for workers."""
+    return text
+
+
+# -- wrapping text for a terminal -------------------------------------------------
+#
+# Text reaches these functions already made safe (escape.for_terminal): the
+# only escape sequences left are the SGR styles our own `style` adds, which
+# take no columns and are never split. Widths are display columns: an East
+# Asian wide or fullwidth character takes two, a combining mark none.
+
+_SGR = re.compile(r"\x1b\[[0-9;]*m")
+_PIECE = re.compile(r"\x1b\[[0-9;]*m| +|[^ ]")
+
+
+def terminal_width(stream=None) -> Optional[int]:
+    """The columns to wrap text for `stream` (standard output): its terminal's
+    width, or None (no wrapping) when it is not a terminal, so that files and
+    pipes get one line per item, as grep wants."""
+    stream = stream or sys.stdout
+    try:
+        if not stream.isatty():
+            return None
+    except (AttributeError, ValueError):  # a closed or unusual stream
+        return None
+    return shutil.get_terminal_size().columns
+
+
+@functools.lru_cache(maxsize=4096)
+def char_width(char: str) -> int:
+    """The columns one character takes on a terminal."""
+    if unicodedata.combining(char):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+_NON_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def display_width(text: str) -> int:
+    """The columns text takes on a terminal (styles take none)."""
+    if "\x1b" in text:
+        text = _SGR.sub("", text)
+    if text.isascii():
+        return len(text)
+    return len(text) + sum(char_width(c) - 1 for c in _NON_ASCII.findall(text))  # few are not ASCII
+
+
+def wrap(line: str, width: Optional[int], hang: str = "") -> str:
+    """One line broken at spaces to fit `width` columns; each further line starts with `hang`.
+
+    The line's own leading spaces are kept. A word is broken only where it
+    could not fit on any line; East Asian wide text, which has no spaces, may
+    break between its characters (not before closing punctuation). With no
+    width (not a terminal) the line is returned as it is.
+    """
+    if not width or display_width(line) <= width:
+        return line
+    if display_width(hang) > width // 2:  # a narrow terminal: keep room for the text
+        hang = hang[:width // 2]
+    indent = line[:len(line) - len(line.lstrip(" "))]
+    return _Lines(width, hang, indent).fill(_words(line[len(indent):]))
+
+
+# A word and the spaces before it. A short sign ('←', '->', '=', '-') is bound to
+# the word after it, so that no line ends with an arrow pointing at nothing.
+_SPACED = re.compile(r"( *)((?:[^\w\s\[\]()\x1b]{1,2} +)?[^ ]+)")
+_CLOSING = ("Pe", "Pf", "Po")  # punctuation that closes: no line starts with it
+
+
+def _words(text: str):
+    """(the spaces before, the word) for each piece a line may break before."""
+    for glue, word in _SPACED.findall(text):
+        if word.isascii():  # the common case: a word is the run between spaces
+            yield glue, word
+        else:
+            yield from _wide_breaks(glue, word)
+
+
+def _wide_breaks(glue: str, word: str):
+    """A run cut where East Asian wide text may break: before and after a wide
+    character, never before closing punctuation, never inside a style."""
+    out, current, wide_before = [], "", False
+    for piece in _PIECE.findall(word):
+        if piece.startswith(("\x1b", " ")):
+            current += piece
+            wide_before = False
+            continue
+        wide = char_width(piece) == 2
+        breakable = (wide or wide_before) and not unicodedata.category(piece).startswith(_CLOSING)
+        if breakable and _SGR.sub("", current).strip():
+            out.append((glue, current))
+            glue, current = "", ""
+        current += piece
+        wide_before = wide
+    out.append((glue, current))
+    return out
+
+
+class _Lines:
+    """The lines of one wrapped line, as they fill. Glue is spaces: its width is its length."""
+
+    def __init__(self, width: int, hang: str, indent: str):
+        self.width, self.hang = width, hang
+        self.done, self.current, self.used, self.fresh = [], indent, display_width(indent), True
+
+    def fill(self, words) -> str:
+        """Lay out (spaces, word) pairs; the wrapped text."""
+        width = self.width
+        for glue, word in words:
+            size = len(word) if word.isascii() and "\x1b" not in word else display_width(word)
+            if not self.fresh and self.used + len(glue) + size <= width:  # the common case, kept short
+                self.current += glue + word
+                self.used += len(glue) + size
+            else:
+                self.add(word, size)
+        return self.text()
+
+    def add(self, word: str, size: int) -> None:
+        """A word that starts a line, or does not fit on this one: on the next, or broken when no line holds it."""
+        if not self.fresh:
+            self.newline()
+        self.place("", word, size)  # a line starts with its indent only
+
+    def place(self, glue: str, word: str, size: int) -> None:
+        if self.used + len(glue) + size <= self.width:
+            self.current += glue + word
+            self.used += len(glue) + size
+        else:  # longer than any line: break it, a character at a time (styles kept whole)
+            self.current += glue
+            self.used += len(glue)
+            for piece in _PIECE.findall(word):
+                size = display_width(piece)
+                if self.used + size > self.width and not self.fresh:
+                    self.newline()
+                self.current += piece
+                self.used += size
+                self.fresh = self.fresh and size == 0
+        self.fresh = self.fresh and size == 0
+
+    def newline(self) -> None:
+        self.done.append(self.current.rstrip(" "))
+        self.current, self.used, self.fresh = self.hang, display_width(self.hang), True
+
+    def text(self) -> str:
+        return "\n".join(self.done + [self.current.rstrip(" ")])
+
+
+class TextRenderer:
+    """Renders results for a terminal; `style` is click.style or a no-op; `width`
+    the columns to wrap to (None: no wrapping, for files and pipes)."""
+
+    def __init__(self, rulebase: RuleBase, style: Callable = plain_style, chain: bool = True,
+                 width: Optional[int] = None):
+        self.rulebase = rulebase
+        self.style = style
+        self.chain = chain
+        self.width = width
+
+    def value(self, name, value) -> str:
+        spec = self.rulebase.schema.fields.get(name)
+        if spec is not None:
+            return spec.label(value)
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        return str(value)
+
+    def fit(self, line: str, hang) -> str:
+        """A line wrapped to the width; further lines start with `hang` (spaces, or a prefix)."""
+        return wrap(line, self.width, " " * hang if isinstance(hang, int) else hang)
+
+    def render(self, result, unknown: Optional[List[str]] = None) -> str:
+        """A result as lines for a person. Critical warnings stand on the
+        headline and in full right under it, before anything else: a
+        clinician who reads one line still sees them. Text that came from
+        input (ids, sources, error messages) is escaped for the terminal.
+
+        `unknown`: what to report as unknown instead of the missing fields'
+        names, one item a line (the interview gives its questions)."""
+        if not result.ok:
+            return "\n".join(self.error_lines(result))
+        s = self.style
+        # what is about this patient, in full, before the stance: critical first
+        lines = self.headline(result) + self.patient_warning_lines(result) + self.stance_lines(result)
+        lines.extend(self.precaution_lines(result.warnings))
+        lines.extend(self.unknown_lines(result.missing, unknown))
+        if result.normalised:  # what was read from another spelling, so a person can check it
+            lines.append(self.fit("  " + s("Read as: ", bold=True) + normalised_text(result.normalised), 4))
+        lines.extend(self.record_lines(result))
+        if self.chain and result.trace:
+            lines.append("  " + s("How:", bold=True))
+            lines.extend(self.chain_lines(result, prefix="    "))
+        return "\n".join(lines)
+
+    def headline(self, result) -> List[str]:
+        """The id and the stance, and every critical code: one line, wrapped."""
+        s, stance = self.style, result.ivig["stance"]
+        line = f"{s(for_terminal(result.id), bold=True)}  {s(stance_label(stance), fg=STANCE_COLOURS[stance], bold=True)}"
+        if result.critical:
+            line += "  -  " + s("CRITICAL: " + ", ".join(result.critical), fg="red", bold=True)
+        return [self.fit(line, 4)]
+
+    def patient_warning_lines(self, result) -> List[str]:
+        """The warnings about this patient, in full (what applies to every infusion is one line apart)."""
+        return self.warning_lines(w for w in result.warnings if w["code"] != GENERAL)
+
+    def stance_lines(self, result) -> List[str]:
+        """What the review says (the stance's summary and rule) and the dose for this patient."""
+        s = self.style
+        source = f"; {for_terminal(result.source)}" + (f":{result.line}" if result.line else "") \
+            if result.source else ""
+        lines = [self.fit(f"  {result.ivig['summary']}", 2),
+                 self.fit(s(f"  (rule {result.ivig['rule']}{source})", dim=True), 3)]
+        if result.dose:
+            lines.append(self.fit("  " + s("Dose: ", bold=True) + dose_line(result.dose, patient=True), 8))
+            if result.dose.get("note"):
+                lines.append(self.fit(f"    {result.dose['note']}", 4))
+        return lines
+
+    def error_lines(self, result) -> List[str]:
+        """An error result: the headline with where, the message, and the other errors."""
+        s, e = self.style, result.error
+        where = for_terminal(e.get("source") or "")
+        if e.get("line"):
+            where += f":{e['line']}"
+        lines = [self.fit(f"{s(for_terminal(result.id), bold=True)}  {s('ERROR', fg='red', bold=True)}  {where}", 4)]
+        field = f" [{for_terminal(e['field'])}]" if e.get("field") else ""
+        lines.append(self.fit(f"  {for_terminal(e['message'])}{field}", 4))
+        for other in e.get("others", []):
+            at = f"line {other['line']}: " if other.get("line") else ""
+            fld = f" [{for_terminal(other['field'])}]" if other.get("field") else ""
+            lines.append(self.fit(f"  {at}{for_terminal(other['message'])}{fld}", 4))
+        return lines + self.record_lines(result)
+
+    def record_lines(self, result) -> List[str]:
+        """For a case read from FHIR: which resource set each field, and what the mapping did not read."""
+        if result.origins is None:
+            return []
+        s, lines = self.style, []
+        if result.origins:
+            lines.append("  " + s("From the record:", bold=True))
+            lines.extend(self.fit(f"    {name}: " + for_terminal("; ".join(where)), 6)
+                         for name, where in result.origins.items())
+        if result.unmapped:
+            lines.append("  " + s(f"Not read ({len(result.unmapped)}; extend facts/fhir-map.yaml to read them):",
+                                  bold=True))
+            for u in result.unmapped[:UNMAPPED_SHOWN]:
+                codes = f" {'; '.join(u['codes'])}" if u["codes"] else ""
+                lines.append(self.fit(for_terminal(f"    {u['resource']}{codes}: {u['reason']}"), 6))
+            if len(result.unmapped) > UNMAPPED_SHOWN:
+                lines.append(f"    ... and {len(result.unmapped) - UNMAPPED_SHOWN} more (every one in --format json)")
+        return lines
+
+    def unknown_lines(self, missing: List[str], unknown: Optional[List[str]]) -> List[str]:
+        """The unknown fields: their names on one line, or the given items one a line."""
+        heading = self.style("Unknown, would let more rules decide:", bold=True)
+        if unknown is None:
+            return [self.fit(f"  {heading} " + ", ".join(missing), 4)] if missing else []
+        return [f"  {heading}"] + [self.fit(f"    - {item}", 6) for item in unknown] if unknown else []
+
+    def warning_lines(self, warnings) -> List[str]:
+        """Each warning as a tagged line (with the review's grade of the adverse event), and its
+        action under it."""
+        lines = []
+        for w in warnings:
+            tag = self.style(f"{w['severity'].upper():8}", fg=SEVERITY_COLOURS[w["severity"]], bold=True)
+            grade = f" {grade_tag(w.get('grade'))}" if w.get("grade") else ""
+            lines.append(self.fit(f"    {tag} {w['code']}{grade}: {w['message']}", 13))
+            if w.get("action"):
+                lines.append(self.fit(f"             -> {w['action']}", 16))
+        return lines
+
+    def precaution_lines(self, warnings) -> List[str]:
+        """What applies to every infusion, said once and quietly: one line, each with its grade."""
+        return [self.fit("  " + self.style(f"{w['summary']}:", dim=True) + " " + w["message"], 4)
+                for w in warnings if w["code"] == GENERAL]
+
+    def chain_lines(self, result, prefix: str = "") -> List[str]:
+        """The chain behind the stance, the dose and the non-info warnings, as a tree
+        from each conclusion back to the input findings; each line starts with `prefix`."""
+        first_by_rule = {}
+        for entry in result.trace:
+            first_by_rule.setdefault(entry["rule"], entry)
+        outputs = [result.ivig["rule"]]
+        if result.dose:
+            outputs.append(result.dose["rule"])
+        outputs += [w["rule"] for w in result.warnings if w["severity"] != "info"]
+        lines, shown = [], set()
+        for rule_id in dict.fromkeys(outputs):
+            entry = first_by_rule.get(rule_id)
+            if entry is None:
+                continue
+            asserted = ", ".join(f"{a['name']} = {self.value(a['name'], a['value'])}" for a in entry["asserted"])
+            lines.append(self.fit(f"{prefix}{asserted}  ← {self._rule_tag(entry['rule'])}",
+                                  prefix + ("│  " if entry["matched"] else "   ") + "   "))
+            shown.add(rule_id)
+            self._children(entry, first_by_rule, lines, prefix, shown)
+        return lines
+
+    def _rule_tag(self, rule_id) -> str:
+        rule = self.rulebase.by_id.get(rule_id)
+        tag = self.style(rule_id, bold=True)
+        return tag + (self.style(f" [{basis_and_refs(rule)}]", dim=True) if rule else "")
+
+    def _children(self, entry, first_by_rule, lines, indent, shown):
+        matched = entry["matched"]
+        for i, fact in enumerate(matched):
+            last = i == len(matched) - 1
+            branch, deeper = ("└─ ", "   ") if last else ("├─ ", "│  ")
+            text = f"{fact['name']} = {self.value(fact['name'], fact['value'])}"
+            parent = first_by_rule.get(fact.get("from")) if fact["fact"] == "Derived" else None
+            expands = parent is not None and parent["rule"] not in shown
+            # a wrapped line keeps the tree: its own branch continues, and so does a subtree under it
+            hang = indent + deeper + ("│  " if expands and parent["matched"] else "   ") + "   "
+            if parent is None:  # an input: from the case file, or from the FHIR resources that set it
+                origin = "input" if not fact.get("origin") else "from " + for_terminal("; ".join(fact["origin"]))
+                lines.append(self.fit(indent + branch + text + self.style(f"  ({origin})", dim=True), hang))
+            elif not expands:
+                lines.append(self.fit(indent + branch + text + f"  ← {self._rule_tag(parent['rule'])}"
+                                      + self.style(" (as above)", dim=True), hang))
+            else:
+                shown.add(parent["rule"])
+                lines.append(self.fit(indent + branch + text + f"  ← {self._rule_tag(parent['rule'])}", hang))
+                self._children(parent, first_by_rule, lines, indent + deeper, shown)
+
+
+class Summary:
+    """Counts of a batch as it streams by: constant memory, whatever the batch size."""
+
+    def __init__(self, output: Optional[str] = None):
+        """`output`: the file the results went to (-o), named at the end of the line."""
+        self.statuses, self.stances = Counter(), Counter()
+        self.critical = 0  # cases with a critical warning: the count a reader must not miss
+        self.output = output
+
+    def add(self, result):
+        self.statuses[result.status] += 1
+        self.critical += bool(result.critical)
+        if result.ok:
+            self.stances[result.ivig["stance"]] += 1
+
+    @property
+    def failed(self) -> bool:
+        return self.statuses["error"] > 0
+
+    def __str__(self) -> str:
+        """'12 cases: 11 ok, 1 error, 2 with a CRITICAL warning; first-line 5, ...; results in out.csv'."""
+        total, errors = sum(self.statuses.values()), self.statuses["error"]
+        text = (f"{total} case{'s' if total != 1 else ''}: {self.statuses['ok']} ok, "
+                f"{errors} error{'s' if errors != 1 else ''}, {self.critical} with a CRITICAL warning")
+        if self.stances:
+            text += "; " + ", ".join(f"{k} {v}" for k, v in sorted(self.stances.items()))
+        if self.output:
+            text += f"; results in {for_terminal(self.output)}"
+        return text
+
+
+UNMAPPED_SHOWN = 20  # text output: the first codes not read; JSON and CSV hold them all
+
+def normalised_text(normalised: List[dict]) -> str:
+    """'diagnosis: mg -> myasthenia_gravis; weight_kg: 70 kg -> 70', escaped: the written side is input."""
+    return "; ".join(f"{n['field']}: {for_terminal(str(n['written']))} -> {_as_written(n['read'])}"
+                     for n in normalised)
+
+
+def _as_written(value) -> str:
+    """A value as a case file writes it: true/false, a list in brackets."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_as_written(v) for v in value) + "]"
+    return str(value)
+
+
+def csv_row(result) -> list:
+    """One case as a CSV row: warnings are codes, and missing fields names, joined by ';'.
+
+    The highest severity and the critical codes sit beside the stance, so a
+    spreadsheet filtered on the stance still shows them. `unmapped` (last) lists, for a
+    case read from FHIR, the resources and codes the mapping did not read. Every text
+    cell is made safe for spreadsheets (no cell from input can start a formula).
+    """
+    dose = result.dose or {}
+    error = result.error or {}
+    row = [result.id, result.status, (result.ivig or {}).get("stance", ""), result.max_severity or "",
+           ";".join(result.critical), (result.ivig or {}).get("rule", ""),
+           *("" if dose.get(k) is None else dose[k] for k in CSV_DOSE_KEYS),
+           ";".join(w["code"] + (f" ({w['grade']})" if w.get("grade") else "") for w in result.warnings),
+           ";".join(result.missing),
+           error.get("message", "") + (f" [{error['field']}]" if error.get("field") else ""),
+           result.source or "", "" if result.line is None else result.line, normalised_text(result.normalised),
+           (result.rules or {}).get("version", ""), (result.rules or {}).get("hash", ""),
+           "; ".join(u["resource"] + (f" {', '.join(u['codes'])}" if u["codes"] else "") for u in result.unmapped or ())]
+    return [for_spreadsheet(cell) for cell in row]
+
+
+@dataclass
+class Formatted:
+    """A result already rendered, with what the summary and progress need of it."""
+    id: str
+    status: str
+    ivig: Optional[dict]
+    text: str
+    critical: tuple = ()  # the codes of its critical warnings
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class Formatter:
+    """Renders one result as one item of an output format; picklable, so that
+    worker processes can render what they evaluate."""
+
+    def __init__(self, fmt: str, chain: bool = True, style: Callable = plain_style, width: Optional[int] = None):
+        """`width`: the columns text is wrapped to (terminal_width() for a terminal; None: no wrapping)."""
+        if fmt not in FORMATS:
+            raise ValueError(f"no output format '{fmt}' (formats: {', '.join(FORMATS)})")
+        self.fmt, self.chain, self.style, self.width = fmt, chain, style, width
+        self._renderers = {}
+
+    def __getstate__(self):
+        return {"fmt": self.fmt, "chain": self.chain, "style": self.style, "width": self.width, "_renderers": {}}
+
+    def __call__(self, result, rulebase: RuleBase) -> Formatted:
+        if self.fmt == "text":
+            renderer = self._renderers.get(id(rulebase))
+            if renderer is None:
+                renderer = self._renderers[id(rulebase)] = TextRenderer(rulebase, self.style, self.chain, self.width)
+            text = renderer.render(result)
+        elif self.fmt == "csv":
+            # with an empty line terminator the csv module would not quote a
+            # cell holding a newline: write a whole row, then drop its end
+            line = io.StringIO()
+            csv.writer(line, lineterminator="\n").writerow(csv_row(result))
+            text = line.getvalue()[:-1]
+        else:
+            text = to_json(result)
+        return Formatted(result.id, result.status, result.ivig and {"stance": result.ivig["stance"]}, text,
+                         tuple(result.critical))
+
+
+class ResultWriter:
+    """Writes formatted results to a stream: separators, header and footer of each format."""
+
+    def __init__(self, stream: TextIO, fmt: str):
+        self.stream, self.fmt = stream, fmt
+        self.count = 0
+        if fmt == "json":
+            stream.write("[")
+        elif fmt == "csv":
+            csv.writer(stream, lineterminator="\n").writerow(CSV_COLUMNS)
+
+    def write(self, item: Formatted):
+        first = self.count == 0
+        self.count += 1
+        if self.fmt == "text":
+            self.stream.write(("" if first else "\n") + item.text + "\n")
+        elif self.fmt == "json":
+            self.stream.write(("\n" if first else ",\n") + item.text)
+        else:
+            self.stream.write(item.text + "\n")
+
+    def close(self):
+        if self.fmt == "json":
+            self.stream.write("\n]\n")
+        self.stream.flush()
+
+
+class Progress:
+    """A one-line counter on a terminal's stderr for long batches: cases, and how far through the
+    input the reading is, with the time left, when the input's size is known (as pv shows it);
+    the rate, the errors, and the cases with a critical warning.
+
+    Silent for the first second (a short batch shows nothing), then redrawn
+    at most five times a second; `close()` wipes it. `total`: the input's size in
+    bytes (None: unknown, as for a pipe); `done()`: the bytes read so far.
+    """
+
+    def __init__(self, stream: TextIO = None, delay: float = 1.0, every: float = 0.2,
+                 total: Optional[int] = None, done: Optional[Callable[[], int]] = None):
+        self.stream = stream or sys.stderr
+        self.start = time.monotonic()
+        self.delay, self.every = delay, every
+        self.next = self.start + delay
+        self.measure(total, done)
+        self.cases = self.errors = self.critical = 0
+        self.width = 0  # of the line last drawn, so that close() wipes all of it
+
+    def measure(self, total: Optional[int], done: Optional[Callable[[], int]]) -> None:
+        """Show the share of `total` bytes that `done()` says were read, and the time left."""
+        self.total, self.done = (total, done) if total and done else (None, None)
+
+    @property
+    def shown(self) -> bool:
+        return self.width > 0
+
+    def add(self, result):
+        self.cases += 1
+        self.errors += not result.ok
+        self.critical += bool(result.critical)
+        now = time.monotonic()
+        if now >= self.next:
+            self.next = now + self.every
+            line = self.line(now - self.start)
+            self.stream.write("\r" + line.ljust(self.width))
+            self.stream.flush()
+            self.width = max(self.width, len(line))
+
+    def line(self, elapsed: float) -> str:
+        """'  12,345 cases  31%  0:14 left  2,345/s  4 errors  2 critical'."""
+        where = ""
+        if self.total:
+            fraction = min(max(self.done() / self.total, 0.0), 1.0)
+            where = f"  {fraction:.0%}"
+            if fraction >= 0.01:
+                where += f"  {_clock(elapsed * (1 - fraction) / fraction)} left"
+        rate = self.cases / max(elapsed, 1e-9)
+        return (f"  {self.cases:,} case{'s' if self.cases != 1 else ''}{where}  {rate:,.0f}/s"
+                f"  {self.errors:,} error{'s' if self.errors != 1 else ''}  {self.critical:,} critical")
+
+    def close(self):
+        if self.shown:
+            self.stream.write("\r" + " " * self.width + "\r")
+            self.stream.flush()
+
+
+def _clock(seconds: float) -> str:
+    """1:05 for 65 seconds; 1:02:03 past an hour."""
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

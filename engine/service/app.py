@@ -1,0 +1,370 @@
+"""The CDS Hooks 2.0 service over HTTP (Starlette; `ivig serve` runs it under uvicorn).
+
+Routes: `GET /cds-services` (discovery), `POST /cds-services/{id}` (a hook
+call: engine/cdshooks.py does the work), `POST /cds-services/{id}/feedback`
+(engine/feedback.py keeps it). Every route but CORS preflight needs a
+trusted JWT (engine/jwtauth.py) unless the service runs in `insecure_dev`
+mode, which `ivig serve` allows on a loopback address only.
+
+experta engines are not thread-safe: one Advisor per process, run on the
+event loop itself, so that calls run it one at a time, in arrival order; only
+the slow parts that touch no engine go to threads (fetching from the EHR's
+FHIR server; the cards are kept by a writer thread of their own). Worker processes
+(uvicorn --workers) each have their own.
+
+Nothing from a request is logged: not the token, not the record, not the
+cards (a path is, with its control characters escaped). A call that cannot be
+answered gets its status (400, 401, 404, 408, 412, 413, 415) and an
+OperationOutcome saying why (401: no body, as the spec's best practice asks);
+an unexpected failure is a 500 that says only that.
+
+No client holds a connection for ever: its request's headers must arrive
+within `header_timeout` (BoundedH11Protocol: uvicorn has no such bound), its
+body within `body_timeout` (408), and a worker serves `max_connections` open
+connections at a time (uvicorn's limit_concurrency: 503 beyond).
+"""
+
+import asyncio
+import contextlib
+import functools
+import gc
+import json
+import logging
+import os
+import re
+from dataclasses import asdict, dataclass, field
+from typing import List, Optional
+
+import h11
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from .cdshooks import HookError, Hooks
+from ..base.escape import for_terminal, lone_surrogate_at
+from .feedback import CardKeeper, CardUnknown, FeedbackInvalid, FeedbackStore
+from .jwtauth import Trust, Unauthorized, caller_of
+
+ENV = "IVIG_SERVE_SETTINGS"   # how `ivig serve` hands settings to each uvicorn worker
+MAX_BODY = 8_000_000          # bytes of one request: a record with its draft orders
+MAX_DEPTH = 100               # nesting of a request: a FHIR resource in a Bundle in a request is ~20
+# What a UTF-8 body must hold to give a lone surrogate (escape.LONE_SURROGATE): its escape.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+log = logging.getLogger("ivig.serve")
+
+
+@dataclass
+class Settings:
+    """How the service runs; `ivig serve` fills it from its options."""
+    public_url: str = "http://127.0.0.1:8080"   # the base URL clients call: the JWT's aud is built on it
+    trust: Optional[str] = None                 # the trust file (engine/jwtauth.py)
+    insecure_dev: bool = False                  # no JWT at all (loopback only; `ivig serve` checks)
+    feedback_db: str = "ivig-feedback.sqlite"
+    cors_origins: List[str] = field(default_factory=lambda: ["https://sandbox.cds-hooks.org"])
+    rules: Optional[str] = None
+    fhir_timeout: float = 5.0
+    header_timeout: float = 5.0                 # seconds a client has to send a request's headers
+    body_timeout: float = 15.0                  # seconds, from the headers, to send the whole body (8 MB)
+    max_connections: int = 100                  # open connections one worker serves; 503 beyond
+
+    def to_env(self) -> str:
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        return cls(**json.loads(os.environ[ENV]))
+
+
+def app_from_environment() -> Starlette:
+    """The app of one uvicorn worker, from the settings `ivig serve` put in the environment."""
+    return create_app(Settings.from_env())
+
+
+def uvicorn_options(settings: Settings) -> dict:
+    """What uvicorn.run needs beyond the app and the address for `settings` to hold: the HTTP
+    protocol that bounds the time to send headers, and the bound on open connections."""
+    # uvicorn answers 503 once the open connections, the caller's own among them, reach
+    # limit_concurrency: one more than the connections served
+    return {"http": f"{__name__}:BoundedH11Protocol", "limit_concurrency": settings.max_connections + 1}
+
+
+@functools.lru_cache(maxsize=1)
+def _process_settings() -> Settings:
+    """The settings of this worker process (the defaults when `ivig serve` did not start it)."""
+    return Settings.from_env() if ENV in os.environ else Settings()
+
+
+class BoundedH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol, with a bound on the time a client takes to send a request's
+    headers: uvicorn has none, and a client that opens a connection and sends half a request line
+    holds it for ever. The clock starts when the connection opens, or with the first byte of the
+    next request on a kept-alive one (until then uvicorn's keep-alive timeout closes it); when it
+    runs out, the connection is closed: there is no request to answer."""
+
+    header_clock: Optional[asyncio.TimerHandle] = None
+
+    def connection_made(self, transport) -> None:
+        super().connection_made(transport)
+        self._watch_headers()
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        self._watch_headers()
+
+    def connection_lost(self, exc) -> None:
+        self._stop_header_clock()
+        super().connection_lost(exc)
+
+    def _watch_headers(self) -> None:
+        """Start the clock while a request's headers are awaited; stop it once they are read."""
+        awaited = self.conn.their_state is h11.IDLE and not self.transport.is_closing()
+        if not awaited:
+            self._stop_header_clock()
+        elif self.header_clock is None:
+            self.header_clock = self.loop.call_later(_process_settings().header_timeout, self._headers_too_slow)
+
+    def _stop_header_clock(self) -> None:
+        if self.header_clock is not None:
+            self.header_clock.cancel()
+            self.header_clock = None
+
+    def _headers_too_slow(self) -> None:
+        self.header_clock = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            self.transport.close()
+
+
+def prepared(settings: Settings) -> tuple:
+    """(trust, feedback store, rule base) of `settings`, each loaded and checked: what `ivig serve`
+    checks before it starts a worker, so that a bad trust file, feedback path or rule base is
+    said at once (and what each worker's app is built from)."""
+    from ..core.rulebase import RuleBase
+
+    if not settings.insecure_dev and not settings.trust:
+        raise ValueError("a trust file is needed unless the service runs in insecure_dev mode")
+    trust = Trust.load(settings.trust) if settings.trust else None
+    return trust, FeedbackStore(settings.feedback_db), RuleBase.load(settings.rules) if settings.rules else None
+
+
+def create_app(settings: Settings) -> Starlette:
+    """The Starlette app for `settings`."""
+    from ..core.advisor import Advisor
+
+    trust, store, rulebase = prepared(settings)
+    keeper = CardKeeper(store)
+    hooks = Hooks(Advisor(rulebase))
+    hooks.advisor.warm()  # every diagnosis's engine built now: no call pays half a second for one
+    base = settings.public_url.rstrip("/")
+
+    def authorised(request: Request) -> tuple:
+        """(issuer, tenant) of the call's trusted token; (None, None) in insecure_dev mode."""
+        if settings.insecure_dev:
+            return None, None
+        return caller_of(trust.verify(request.headers.get("authorization"), base + request.url.path, store.first_use))
+
+    async def discovery(request: Request):
+        authorised(request)
+        return JSONResponse(hooks.services.discovery())
+
+    async def call(request: Request):
+        caller = authorised(request)
+        body = await _json_body(request, settings.body_timeout)
+        service_id = request.path_params["service"]
+        missing = hooks.to_fetch(service_id, body)
+        if missing:  # from the EHR's FHIR server, in threads, so that other calls go on meanwhile
+            fetched = await run_in_threadpool(
+                lambda: {key: _fetch(query, body, settings.fhir_timeout) for key, query in missing})
+            for key, query in missing:  # the server's fault, not the caller's: 412, where prefetch is 400
+                fault = hooks.services.unlike(key, fetched[key], body)
+                if fault:
+                    raise HookError(412, f"the FHIR server's answer for prefetch '{key}' {fault}")
+            body["prefetch"] = dict(body.get("prefetch") or {}, **fetched)
+        # The engine runs here, on the event loop: one call at a time by construction (experta
+        # is not thread-safe), in arrival order, with no hand-off to a thread (2 ms a call).
+        answer = hooks.call(service_id, body)
+        keeper.keep(service_id, body["hook"], answer.cards, *caller)  # queued: written by the keeper's thread
+        return JSONResponse(answer.response)
+
+    async def feedback(request: Request):
+        caller = authorised(request)
+        service_id = request.path_params["service"]
+        if hooks.services.service(service_id) is None:
+            raise HookError(404, f"no CDS service {service_id!r}")
+        body = await _json_body(request, settings.body_timeout)
+        await run_in_threadpool(keeper.flush)  # the cards it names are in the file first
+        try:
+            count = await run_in_threadpool(store.record, service_id, body, *caller)
+        except FeedbackInvalid as exc:
+            raise HookError(400, str(exc)) from None
+        except CardUnknown as exc:
+            raise HookError(404, str(exc)) from None
+        return JSONResponse({"stored": count})
+
+    async def refused(request: Request, exc: Unauthorized):
+        log.warning("refused a call to %s: %s", _path(request), exc)  # the reason, never the token
+        return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+    async def failed(request: Request, exc: HookError):
+        if exc.status == 408:
+            log.warning("%s: %s", _path(request), exc)
+        # an answer given before the whole body was read ends the connection: what the client
+        # still sends would otherwise keep it open
+        closing = {"Connection": "close"} if exc.status in (408, 413) else None
+        return JSONResponse(_outcome(str(exc)), status_code=exc.status, headers=closing)
+
+    async def gone(request: Request, exc: ClientDisconnect):
+        log.warning("the client went away before its request to %s arrived whole", _path(request))
+        return Response(status_code=400)  # read by no one
+
+    async def broken(request: Request, exc: Exception):
+        log.error("internal error on %s: %s", _path(request), type(exc).__name__)
+        return JSONResponse(_outcome("internal error in the service; nothing was decided"), status_code=500)
+
+    # What start-up built (rule base, engines, mapping) lives as long as the process: out of
+    # the collector's sight, so that a full collection does not walk it in the middle of a call.
+    gc.collect()
+    gc.freeze()
+    routes = [Route("/cds-services", discovery, methods=["GET"]),
+              Route("/cds-services/{service}", call, methods=["POST"]),
+              Route("/cds-services/{service}/feedback", feedback, methods=["POST"])]
+    middleware = [Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
+                             allow_headers=["Authorization", "Content-Type"])]
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        keeper.close()  # the cards still queued are written before the process ends
+
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
+                     exception_handlers={Unauthorized: refused, HookError: failed, ClientDisconnect: gone,
+                                         Exception: broken})
+
+
+def _path(request: Request) -> str:
+    """The path called, as the log shows it: a path can hold any character, an escape among them."""
+    return for_terminal(request.url.path[:200])
+
+
+async def _json_body(request: Request, timeout: float):
+    """The request's JSON body; HookError 413, 415, 408 (not whole within `timeout` seconds)
+    or 400 when it is not one to read."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind not in ("application/json", "application/fhir+json", ""):
+        raise HookError(415, f"the body must be JSON (application/json), not {kind}")
+    size = request.headers.get("content-length")
+    if size is not None and size.isdigit() and int(size) > MAX_BODY:
+        raise HookError(413, f"a body of more than {MAX_BODY:,} bytes")
+    try:
+        data = await asyncio.wait_for(_body_bytes(request), timeout)
+    except TimeoutError:
+        raise HookError(408, f"the body did not arrive whole within {timeout:g} s") from None
+    try:
+        body = json.loads(data, parse_constant=_no_constant, object_pairs_hook=_object)
+    except _KeyTwice as exc:
+        raise HookError(400, f"the body gives the key {repr(exc.args[0])[:80]} twice in one object: "
+                             "which value is meant cannot be known") from None
+    except (ValueError, RecursionError) as exc:
+        raise HookError(400, f"the body is not valid JSON: {str(exc)[:120]}") from None
+    if _depth(body) > MAX_DEPTH:
+        raise HookError(400, f"the body is nested more than {MAX_DEPTH} levels deep: no FHIR record is")
+    where = _lone_surrogate_at(body) if _may_hold_a_surrogate(data) else None
+    if where is not None:
+        raise HookError(400, f"the body's text at {where} holds a lone surrogate (a \\ud800-\\udfff escape "
+                             "without its pair): that is no Unicode character, and no text can hold it")
+    return body
+
+
+def _may_hold_a_surrogate(data: bytes) -> bool:
+    """Whether a JSON body may hold a lone surrogate: in UTF-8 only as an escape, so a body
+    without one needs no look (UTF-16 and UTF-32 bodies are looked at whole)."""
+    return not json.detect_encoding(data).startswith("utf-8") or _SURROGATE_ESCAPE.search(data) is not None
+
+
+def _lone_surrogate_at(value) -> Optional[str]:
+    """Where (context.patientId, prefetch.conditions.entry[0].resource.id) the first string or key
+    of a parsed body that holds a lone surrogate is (escape.lone_surrogate_at), else None."""
+    steps = lone_surrogate_at(value)
+    if steps is None:
+        return None
+    path = "".join(f"[{s}]" if isinstance(s, int) else f".{s}" for s in steps).lstrip(".") or "the top"
+    shown = path.encode("utf-8", "backslashreplace").decode("utf-8")  # escaped where it cannot be text
+    return shown if len(shown) <= 200 else shown[:200] + "..."
+
+
+async def _body_bytes(request: Request) -> bytearray:
+    """The body as it arrives; HookError 413 past MAX_BODY, ClientDisconnect when the client goes."""
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > MAX_BODY:
+            raise HookError(413, f"a body of more than {MAX_BODY:,} bytes")
+    return data
+
+
+def _depth(value) -> int:
+    """How deeply a parsed body nests, found without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, (dict, list)):
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in (node.values() if isinstance(node, dict) else node))
+    return deepest
+
+
+class _KeyTwice(ValueError):
+    """A JSON object that gives one key twice; args[0] is the key."""
+
+
+def _object(pairs: list) -> dict:
+    """One JSON object of a body; _KeyTwice when it gives a key twice: the standard library keeps
+    the last value, and which one the EHR meant cannot be known (case files refuse them too)."""
+    found = dict(pairs)
+    if len(found) != len(pairs):
+        seen = set()
+        raise _KeyTwice(next(key for key, _ in pairs if key in seen or seen.add(key)))
+    return found
+
+
+def _no_constant(text):
+    raise ValueError(f"{text} is not a number JSON allows")
+
+
+def _outcome(message: str) -> dict:
+    """An OperationOutcome saying why a call was not answered (CDS Hooks 3.0 asks for one; 2.0 allows it)."""
+    return {"resourceType": "OperationOutcome",
+            "issue": [{"severity": "error", "code": "processing", "diagnostics": message}]}
+
+
+def _fetch(query: str, request: dict, timeout: float):
+    """A prefetch query run on the call's fhirServer with its access token; HookError 412 when it fails."""
+    import httpx
+    server = str(request["fhirServer"]).rstrip("/")
+    if not server.startswith(("https://", "http://")):
+        raise HookError(400, "fhirServer must be an http(s) URL")
+    auth = request.get("fhirAuthorization") or {}
+    try:
+        reply = httpx.get(f"{server}/{query}", timeout=timeout,
+                          headers={"Authorization": f"Bearer {auth.get('access_token', '')}",
+                                   "Accept": "application/fhir+json"})
+    except httpx.InvalidURL:
+        raise HookError(400, "fhirServer is not a URL that can be called") from None
+    except (httpx.HTTPError, ValueError) as exc:
+        raise HookError(412, f"the FHIR server could not be reached for {query.split('?')[0]}: "
+                             f"{type(exc).__name__}") from None
+    if reply.status_code == 404:
+        return None
+    if reply.status_code != 200:
+        raise HookError(412, f"the FHIR server answered {reply.status_code} for {query.split('?')[0]}")
+    try:
+        answer = reply.json()
+    except ValueError:
+        raise HookError(412, f"the FHIR server's answer for {query.split('?')[0]} is not JSON") from None
+    where = _lone_surrogate_at(answer)
+    if where is not None:
+        raise HookError(412, f"the FHIR server's answer for {query.split('?')[0]} holds a lone surrogate at {where}")
+    return answer

@@ -1,0 +1,352 @@
+"""What clinicians did with the cards: an embedded SQLite file a reviewer can read.
+
+`ivig serve` keeps each card it returns (its uuid, service, hook, the rule
+and indicator, and the issuer and tenant of the token it answered: never
+patient data) and each feedback the EHR posts (accepted or overridden, the
+override reason, the suggestions taken), so that `ivig audit overrides` can
+show which rules clinicians override and why. Feedback is taken only for
+cards the service issued to the same issuer and tenant, so that no caller
+can fill the file with cards that never were, or speak for another's; a
+suggestion accepted is one of that card's own, and the outcome's time is
+neither before the card was issued nor in the future (both within
+CLOCK_SKEW). Every feedback is kept, as the spec asks a client to report
+each action (a card ignored may be acted on later); the audit counts each
+card once, at its latest outcome. The same file keeps the JWT ids already
+seen (`jti`), so that a token replayed to any worker process is refused.
+
+Several uvicorn workers write the file at once: it is in WAL mode, every
+write is one short transaction, and a writer waits (busy timeout) rather
+than fails when another holds the lock.
+"""
+
+import datetime as dt
+import json
+import re
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import List, Optional
+
+from ..base.escape import for_terminal
+
+_SCHEMA = """
+create table if not exists card (
+    uuid text primary key, service text not null, hook text not null, rule text,
+    indicator text not null, summary text not null, suggestions text not null, created real not null);
+create table if not exists feedback (
+    id integer primary key, card text not null, service text not null, outcome text not null,
+    reason_system text, reason_code text, reason_display text, comment text,
+    accepted text not null, outcome_time text not null, received real not null);
+create index if not exists feedback_card on feedback (card);
+create table if not exists seen_token (jti text primary key, expires real not null);
+"""
+_CALLER_COLUMNS = ("issuer", "tenant")  # of card: added to files written before they were kept
+OUTCOMES = ("accepted", "overridden")
+# CDS Hooks 2.0: outcomeTimestamp is a date and time in UTC "as profiled in section 5.6 of RFC 3339":
+# seconds required, a fraction allowed; Z or an offset (which names the same instant); T and Z in
+# either case (RFC 3339 5.6, note)
+_TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
+CLOCK_SKEW = 300  # seconds an EHR's clock may be off: an outcome dated later than now, or before its card, by more is refused
+TEXT_MAX = 120    # characters of one reason (or rule) `ivig audit overrides` prints; a longer one is cut, saying so
+
+
+class FeedbackInvalid(ValueError):
+    """A feedback body that breaks the CDS Hooks 2.0 contract; the message says where."""
+
+
+class CardUnknown(LookupError):
+    """Feedback that names a card this service did not issue to the caller; the message says which."""
+
+
+class FeedbackStore:
+    """The SQLite file; one connection per thread, each write its own transaction."""
+
+    def __init__(self, path):
+        self.path = str(path)
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        db = self._db()
+        db.execute("pragma journal_mode = wal")  # outside a transaction, where it can change
+        db.executescript(_SCHEMA)
+        with self._transaction() as db:
+            have = {row[1] for row in db.execute("pragma table_info(card)")}
+            for column in _CALLER_COLUMNS:
+                if column not in have:
+                    db.execute(f"alter table card add column {column} text")
+
+    def _db(self) -> sqlite3.Connection:
+        db = getattr(self._local, "db", None)
+        if db is None:
+            db = self._local.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            db.execute("pragma busy_timeout = 30000")
+            # WAL with NORMAL sync: a commit is not an fsync (that cost a call several ms); the
+            # file is never corrupted, and a power cut can lose only the last commits
+            db.execute("pragma synchronous = normal")
+        return db
+
+    def _transaction(self) -> "_Transaction":
+        return _Transaction(self._db())
+
+    def keep_many(self, answers: List[tuple]) -> None:
+        """Remember the cards of several answers, (service, hook, cards, issuer, tenant) each, in one
+        transaction, so that feedback can name their rules (CardKeeper's writer thread calls it)."""
+        now = time.time()
+        with self._transaction() as db:
+            db.executemany("insert or ignore into card (uuid, service, hook, rule, indicator, summary, suggestions, "
+                           "created, issuer, tenant) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           [(c["uuid"], service, hook, c.get("rule"), c["indicator"], c["summary"],
+                             json.dumps(c.get("suggestions", [])), now, issuer, tenant)
+                            for service, hook, cards, issuer, tenant in answers for c in cards])
+
+    def record(self, service: str, body, issuer: Optional[str] = None, tenant: Optional[str] = None) -> int:
+        """Store a POSTed feedback body (all of it or none); the number of items stored.
+        FeedbackInvalid when it breaks the spec; CardUnknown when an item names a card this
+        service did not issue to `issuer` and `tenant` (None, None: the insecure_dev caller)."""
+        items = _checked(body)
+        now = time.time()
+        for i, item in enumerate(items):
+            if _instant(item["outcomeTimestamp"]) > now + CLOCK_SKEW:
+                raise FeedbackInvalid(f"feedback[{i}].outcomeTimestamp is in the future: an outcome is dated when "
+                                      "the clinician acted")
+        rows = []
+        for item in items:
+            reason = (item.get("overrideReason") or {}).get("reason") or {}
+            rows.append((item["card"], service, item["outcome"], reason.get("system"), reason.get("code"),
+                         reason.get("display"), (item.get("overrideReason") or {}).get("userComment"),
+                         json.dumps([s["id"] for s in item.get("acceptedSuggestions", [])]),
+                         item["outcomeTimestamp"], now))
+        with self._transaction() as db:
+            _check_issued(db, items, service, issuer, tenant)
+            db.executemany("insert into feedback (card, service, outcome, reason_system, reason_code, reason_display, "
+                           "comment, accepted, outcome_time, received) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        return len(rows)
+
+    def first_use(self, jti: str, expires: float) -> bool:
+        """True the first time a token id is seen (then kept until it expires); False on a replay."""
+        now = time.time()
+        with self._transaction() as db:
+            db.execute("delete from seen_token where expires < ?", (now - 60,))
+            try:
+                db.execute("insert into seen_token values (?, ?)", (jti, expires))
+            except sqlite3.IntegrityError:
+                return False
+        return True
+
+    def overrides(self) -> List[dict]:
+        """Per rule: cards shown, and of them how many were accepted and overridden, with the
+        override reasons given. Each card counts once, at its latest outcome (by outcomeTimestamp,
+        then arrival): a card overridden four times is one card overridden."""
+        db = sqlite3.connect(self.path, timeout=30)
+        try:
+            cards = db.execute("select uuid, rule, indicator from card").fetchall()
+            given = db.execute("select card, outcome, coalesce(reason_display, reason_code, '(no reason given)'), "
+                               "outcome_time, id from feedback").fetchall()
+        finally:
+            db.close()
+        latest = {}
+        for card, outcome, reason, when, order in sorted(given, key=lambda f: (_instant(f[3]), f[4])):
+            latest[card] = (outcome, reason)
+        rows = {}
+        for uuid, rule, indicator in cards:
+            row = rows.setdefault((rule, indicator), {"rule": rule, "indicator": indicator, "cards": 0, "accepted": 0,
+                                                      "overridden": 0, "reasons": {}})
+            row["cards"] += 1
+            outcome, reason = latest.pop(uuid, (None, None))
+            if outcome in OUTCOMES:
+                row[outcome] += 1
+            if outcome == "overridden":
+                row["reasons"][reason] = row["reasons"].get(reason, 0) + 1
+        out = sorted(rows.values(), key=lambda r: (-r["overridden"], r["rule"] or "", r["indicator"] or ""))
+        for row in out:
+            row["reasons"] = [{"reason": r, "count": n}
+                              for r, n in sorted(row["reasons"].items(), key=lambda rn: (-rn[1], rn[0]))]
+        if latest:  # feedback on cards the file does not hold (one written before cards were checked)
+            out.append({"rule": None, "indicator": None, "cards": 0, "accepted": 0, "overridden": 0, "reasons": [],
+                        "unknown_cards": len(latest)})
+        return out
+
+
+class CardKeeper:
+    """Keeps cards from a writer thread of its own, many to a transaction.
+
+    A call only queues its cards; one transaction per call (in a thread per call) had
+    cost every call's latency, and tripled it at the tail. The queue is written every
+    `every` seconds, and whatever is left when the service stops."""
+
+    def __init__(self, store: FeedbackStore, every: float = 0.05):
+        import queue
+        self.store, self.every, self.queue = store, every, queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._write, name="ivig-card-keeper", daemon=True)
+        self.thread.start()
+
+    def keep(self, service: str, hook: str, cards: List[dict], issuer: Optional[str] = None,
+             tenant: Optional[str] = None) -> None:
+        """Queue the cards of one answer, issued to `issuer` and `tenant` (None: no token)."""
+        if cards:
+            self.queue.put((service, hook, cards, issuer, tenant))
+
+    def close(self) -> None:
+        """Write what is queued and stop."""
+        self.queue.put(None)
+        self.thread.join(timeout=30)
+
+    def flush(self) -> None:
+        """Return once every card queued before this call is written (feedback may name them)."""
+        done = threading.Event()
+        self.queue.put(done)
+        done.wait(timeout=30)
+
+    def _write(self) -> None:
+        """Gather what arrives within `every` of the item before (500 answers at most), write it in
+        one transaction; a flush writes at once, and None (close) writes and stops. Items are
+        written in the order they were queued."""
+        import queue
+        item = self.queue.get()
+        while True:
+            batch = []
+            while isinstance(item, tuple) and len(batch) < 500:  # an item read past a full batch starts the next
+                batch.append(item)
+                try:
+                    item = self.queue.get(timeout=self.every)
+                except queue.Empty:
+                    item = False  # nothing more for now
+            self._write_batch(batch)
+            if item is None:
+                return
+            if isinstance(item, threading.Event):
+                item.set()
+            if not isinstance(item, tuple):
+                item = self.queue.get()
+
+    def _write_batch(self, batch: list) -> None:
+        if batch:
+            try:
+                self.store.keep_many(batch)
+            except Exception as exc:  # a full disk, say: the service goes on; the log says so
+                import logging
+                logging.getLogger("ivig.serve").error("cards not kept: %s", type(exc).__name__)
+
+
+class _Transaction:
+    """`with`: one immediate transaction on a connection, committed or rolled back."""
+
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.db.execute("begin immediate")
+        return self.db
+
+    def __exit__(self, kind, value, tb) -> None:
+        self.db.execute("commit" if kind is None else "rollback")
+
+
+def _check_issued(db: sqlite3.Connection, items: List[dict], service: str, issuer, tenant) -> None:
+    """CardUnknown unless each item's card is one `service` issued to `issuer` and `tenant`, and
+    each suggestion it accepts one of that card's; FeedbackInvalid when its outcome is dated
+    before the card was issued."""
+    for i, item in enumerate(items):
+        found = db.execute("select created, suggestions from card where uuid = ? and service = ? "
+                           "and issuer is ? and tenant is ?", (item["card"], service, issuer, tenant)).fetchone()
+        if found is None:
+            raise CardUnknown(f"feedback[{i}].card names no card this service issued to the caller")
+        created, suggestions = found
+        if _instant(item["outcomeTimestamp"]) < created - CLOCK_SKEW:
+            raise FeedbackInvalid(f"feedback[{i}].outcomeTimestamp is before the card was issued "
+                                  f"({dt.datetime.fromtimestamp(created, dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ})")
+        own = set(json.loads(suggestions))
+        for j, accepted in enumerate(item.get("acceptedSuggestions") or ()):
+            if accepted["id"] not in own:
+                raise CardUnknown(f"feedback[{i}].acceptedSuggestions[{j}] names no suggestion of that card"
+                                  + ("" if own else " (it has none: its outcome can only be overridden)"))
+
+
+def _instant(text: str) -> float:
+    """Seconds since the epoch of an RFC 3339 date and time (-inf for one that is none: a row
+    written before times were checked sorts first)."""
+    try:
+        return dt.datetime.fromisoformat(text.upper().replace("Z", "+00:00")).timestamp()
+    except (ValueError, OverflowError, AttributeError):
+        return float("-inf")
+
+
+def _is_timestamp(text: str) -> bool:
+    """Whether `text` is an RFC 3339 date and time (seconds, and Z or an offset), a real one."""
+    return _TIMESTAMP.fullmatch(text) is not None and _instant(text) != float("-inf")  # not a 13th month
+
+
+def _checked(body) -> list:
+    """The feedback items of a body, each checked against CDS Hooks 2.0 section 6."""
+    if not isinstance(body, dict) or not isinstance(body.get("feedback"), list) or not body["feedback"]:
+        raise FeedbackInvalid("the body must be an object with a non-empty 'feedback' array")
+    for i, item in enumerate(body["feedback"]):
+        where = f"feedback[{i}]"
+        if not isinstance(item, dict):
+            raise FeedbackInvalid(f"{where} must be an object")
+        for key in ("card", "outcome", "outcomeTimestamp"):
+            if not isinstance(item.get(key), str) or not item[key]:
+                raise FeedbackInvalid(f"{where}.{key} is required (a string)")
+        if item["outcome"] not in OUTCOMES:
+            raise FeedbackInvalid(f"{where}.outcome must be accepted or overridden")
+        if not _is_timestamp(item["outcomeTimestamp"]):
+            raise FeedbackInvalid(f"{where}.outcomeTimestamp must be a date and time in UTC with its seconds "
+                                  "(RFC 3339), such as 2021-12-11T10:05:31Z")
+        _check_accepted(item, where)
+        reason = item.get("overrideReason")
+        if reason is not None:
+            if not isinstance(reason, dict) or not (reason.get("reason") or reason.get("userComment")):
+                raise FeedbackInvalid(f"{where}.overrideReason needs a reason (a Coding) or a userComment")
+            coding = reason.get("reason")
+            if coding is not None and (not isinstance(coding, dict) or not isinstance(coding.get("code"), str)
+                                       or any(coding.get(k) is not None and not isinstance(coding[k], str)
+                                              for k in ("system", "display"))):
+                raise FeedbackInvalid(f"{where}.overrideReason.reason must be a Coding: code, system and display "
+                                      "are strings")
+            if reason.get("userComment") is not None and not isinstance(reason["userComment"], str):
+                raise FeedbackInvalid(f"{where}.overrideReason.userComment must be a string")
+    return body["feedback"]
+
+
+def _check_accepted(item: dict, where: str) -> None:
+    """FeedbackInvalid unless acceptedSuggestions is a list of distinct {"id": ...}, given when
+    the outcome is accepted and only then (whether each is the card's own is known once the
+    card is found)."""
+    accepted = item.get("acceptedSuggestions")
+    if item["outcome"] == "accepted" and (not isinstance(accepted, list) or not accepted):
+        raise FeedbackInvalid(f"{where}.acceptedSuggestions is required when the outcome is accepted")
+    if "acceptedSuggestions" not in item:
+        return
+    if not isinstance(accepted, list) or not all(isinstance(s, dict) and isinstance(s.get("id"), str) for s in accepted):
+        raise FeedbackInvalid(f"{where}.acceptedSuggestions must be a list of {{\"id\": ...}}")
+    if accepted and item["outcome"] != "accepted":
+        raise FeedbackInvalid(f"{where}.acceptedSuggestions names suggestions taken, but the outcome is "
+                              f"{item['outcome']}")
+    if len({s["id"] for s in accepted}) != len(accepted):
+        raise FeedbackInvalid(f"{where}.acceptedSuggestions names one suggestion twice")
+
+
+def overrides_text(rows: List[dict]) -> str:
+    """`ivig audit overrides` for a person: per rule, cards shown, accepted, overridden (each card
+    at its latest outcome), and why. What feedback said is shown escaped and bounded (_said)."""
+    if not rows:
+        return "No cards kept yet."
+    out = [f"{'rule':40} {'indicator':9} {'cards':>6} {'accepted':>9} {'overridden':>11}"]
+    for row in rows:
+        if row["rule"] is None and row.get("unknown_cards"):
+            out.append(f"({row['unknown_cards']} cards given feedback are not in this file)")
+            continue
+        out.append(f"{_said(row['rule'] or '(no rule)'):40} {_said(row['indicator'] or ''):9} {row['cards']:>6} "
+                   f"{row['accepted']:>9} {row['overridden']:>11}")
+        out += [f"    overridden {r['count']}x: {_said(r['reason'])}" for r in row["reasons"]]
+    return "\n".join(out)
+
+
+def _said(text) -> str:
+    """Text from the feedback file for a terminal: every control character escaped
+    (escape.for_terminal, so a display cannot clear the screen or forge a line), and at most
+    TEXT_MAX characters, saying how long it was when cut."""
+    text = str(text)
+    if len(text) <= TEXT_MAX:
+        return for_terminal(text)
+    return f"{for_terminal(text[:TEXT_MAX])}... (cut: {len(text):,} characters in all)"
