@@ -25,11 +25,11 @@ from ivig_advisor import __version__
 FORMATS = ("text", "json", "jsonl", "csv")  # render.FORMATS, spelled here so that `ivig --help` loads no engine
 AUDIT_FORMATS = ("text", "json", "markdown")
 
-EXIT_FOUND = 1       # what a command reports: a case with an error, a finding, a difference (see each command)
-EXIT_USAGE = 2       # a usage error, or an input that cannot be used (found before anything is written)
-EXIT_INTERNAL = 70   # sysexits.h EX_SOFTWARE: a bug in ivig, whatever the input
-EXIT_WORKER = 71     # sysexits.h EX_OSERR: a worker process died (killed by hand, or out of memory)
-EXIT_IO = 74         # sysexits.h EX_IOERR: a file or standard output could not be read or written
+EXIT_FOUND = 1  # what a command reports: a case with an error, a finding, a difference (see each command)
+EXIT_USAGE = 2  # a usage error, or an input that cannot be used (found before anything is written)
+EXIT_INTERNAL = 70  # sysexits.h EX_SOFTWARE: a bug in ivig, whatever the input
+EXIT_WORKER = 71  # sysexits.h EX_OSERR: a worker process died (killed by hand, or out of memory)
+EXIT_IO = 74  # sysexits.h EX_IOERR: a file or standard output could not be read or written
 EXIT_PIPE = 128 + 13  # the reader of standard output went away, as if killed by SIGPIPE
 STOP_SIGNALS = ("SIGTERM", "SIGHUP")  # handled like Ctrl-C (SIGINT); the status is 128 + the signal's number
 
@@ -54,6 +54,7 @@ Exit status:
 
 # -- how a command ends -------------------------------------------------------------
 
+
 def error_table():
     """How each error ends a command: (class, exit status, how it is shown).
 
@@ -63,9 +64,25 @@ def error_table():
     parameter the error is about. The engine is imported only here, once a
     command has failed.
     """
-    from ivig_advisor.engine.base.errors import (BadSignOff, CaseChoice, FormatContradicted, InvalidSource, IvigError,
-                                            LogLocked, LogUnusable, NoLogHere, OutputRefused, Stopped, StreamClosed,
-                                            UnknownDiagnosis, UnknownRule, UnknownStage, WorkerDied, WriteFailed)
+    from ivig_advisor.engine.base.errors import (
+        BadSignOff,
+        CaseChoice,
+        FormatContradicted,
+        InvalidSource,
+        IvigError,
+        LogLocked,
+        LogUnusable,
+        NoLogHere,
+        OutputRefused,
+        Stopped,
+        StreamClosed,
+        UnknownDiagnosis,
+        UnknownRule,
+        UnknownStage,
+        WorkerDied,
+        WriteFailed,
+    )
+
     return (
         (UnknownRule, EXIT_USAGE, _usage("RULE")),
         (UnknownDiagnosis, EXIT_USAGE, _usage("--disease")),
@@ -73,7 +90,11 @@ def error_table():
         (BadSignOff, EXIT_USAGE, _usage(None)),  # the error names its parameter
         (FormatContradicted, EXIT_USAGE, _usage(None)),
         (CaseChoice, EXIT_USAGE, _one()),
-        (LogUnusable, EXIT_USAGE, _each("the review log is damaged; nothing was recorded (mend the log, then sign again)")),
+        (
+            LogUnusable,
+            EXIT_USAGE,
+            _each("the review log is damaged; nothing was recorded (mend the log, then sign again)"),
+        ),
         (InvalidSource, EXIT_USAGE, _each()),  # a case (CaseInvalid), a rule base (RuleBaseInvalid), ...
         (NoLogHere, EXIT_USAGE, _one("; nothing was recorded")),
         (LogLocked, EXIT_USAGE, _one("; nothing was recorded")),
@@ -84,11 +105,19 @@ def error_table():
         (IvigError, EXIT_USAGE, _one()),  # any other error in what the user gave
         (OSError, EXIT_IO, _one()),
         (KeyboardInterrupt, 128 + signal.SIGINT, lambda exc, ctx: ["ivig: stopped by Ctrl-C (SIGINT)"]),
-        (Stopped, lambda exc: 128 + exc.signum,
-         lambda exc, ctx: [f"ivig: stopped by {signal.Signals(exc.signum).name}"]),
-        (BaseException, EXIT_INTERNAL,
-         lambda exc, ctx: [f"ivig: internal error ({type(exc).__name__}: {exc}); this is a bug in ivig, "
-                           f"not in the input: run again as `ivig --debug ...` for the traceback"]),
+        (
+            Stopped,
+            lambda exc: 128 + exc.signum,
+            lambda exc, ctx: [f"ivig: stopped by {signal.Signals(exc.signum).name}"],
+        ),
+        (
+            BaseException,
+            EXIT_INTERNAL,
+            lambda exc, ctx: [
+                f"ivig: internal error ({type(exc).__name__}: {exc}); this is a bug in ivig, "
+                f"not in the input: run again as `ivig --debug ...` for the traceback"
+            ],
+        ),
     )
 
 
@@ -119,14 +148,18 @@ def _kept(ctx) -> str:
 
 def _usage(param):
     """click's usage error about `param` (the usage line, then "Invalid value for ..."), status 2."""
+
     def raise_it(exc, ctx):
         from ivig_advisor.engine.base.escape import for_terminal
+
         raise click.BadParameter(for_terminal(str(exc)), ctx=ctx, param_hint=param or exc.param) from None
+
     return raise_it
 
 
 def _stop(signum, frame):
     from ivig_advisor.engine.base.errors import Stopped  # loaded already: the handler is set around a command
+
     for name in STOP_SIGNALS:  # once: a second signal must not cut the clean-up short
         signal.signal(getattr(signal, name), signal.SIG_IGN)
     raise Stopped(signum)
@@ -136,6 +169,7 @@ def _fail(exc: BaseException, ctx: click.Context):
     """End the command that raised `exc` as `error_table()` says: the message on
     stderr (the traceback too with --debug), and its exit status."""
     from ivig_advisor.engine.base.escape import for_terminal
+
     if isinstance(exc, OSError) and exc.errno == 32:  # EPIPE, also as WriteFailed
         _silence_stdout()
         sys.exit(EXIT_PIPE)  # like a process killed by SIGPIPE, quietly: the reader chose to stop
@@ -145,12 +179,15 @@ def _fail(exc: BaseException, ctx: click.Context):
         _silence_stdout()
     if ctx.find_root().params.get("debug"):
         import traceback
+
         traceback.print_exception(type(exc), exc, exc.__traceback__)
     for line in lines:
         click.echo(for_terminal(line), err=True)
     code = status(exc) if callable(status) else status
     batch = sys.modules.get("ivig_advisor.engine.batch.pipeline")  # loaded only if a batch ran
-    if batch is not None and batch.abandoned_pools:  # a signal stopped a pool: the interpreter's exit could wait on it for ever
+    if (
+        batch is not None and batch.abandoned_pools
+    ):  # a signal stopped a pool: the interpreter's exit could wait on it for ever
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
@@ -173,6 +210,7 @@ def _silence_stdout():
 def _ends_by_table(method):
     """A method of a command taking its context (`invoke`, `parse_args`), with whatever it
     raises ended by `_fail` (click's own ends pass)."""
+
     def run(self, ctx, *args):
         try:
             return method(self, ctx, *args)
@@ -180,6 +218,7 @@ def _ends_by_table(method):
             raise
         except BaseException as exc:  # noqa: B036 - every other end is turned into an exit status
             _fail(exc, ctx)
+
     return run
 
 
@@ -191,9 +230,12 @@ def _streams_needed(command: "Command", ctx: click.Context) -> tuple:
     """What `command` will read standard input for and write standard output for (None: it will
     not), from its arguments: a path '-' is read from standard input, and a command writes on
     standard output unless it writes to a file (-o FILE), or declares otherwise."""
-    reads_dash = any(value == "-" or (isinstance(value, tuple) and "-" in value)
-                     for param in command.params if isinstance(param.type, click.Path) and param.type.allow_dash
-                     for value in [ctx.params.get(param.name)])
+    reads_dash = any(
+        value == "-" or (isinstance(value, tuple) and "-" in value)
+        for param in command.params
+        if isinstance(param.type, click.Path) and param.type.allow_dash
+        for value in [ctx.params.get(param.name)]
+    )
     stdin_for = command.stdin_for or ("'-' has nothing to read" if reads_dash else None)
     has_output = any(param.name == "output" for param in command.params)
     writes = command.name not in WRITE_NO_STANDARD_OUTPUT and not ctx.params.get("output")
@@ -204,6 +246,7 @@ def _streams_needed(command: "Command", ctx: click.Context) -> tuple:
 def _invoke_command(command: "Command", ctx: click.Context):
     """Check the standard streams the command needs, before it does anything, then run it."""
     from ivig_advisor.engine.base.stdio import require_streams
+
     require_streams(*_streams_needed(command, ctx))
     return click.Command.invoke(command, ctx)
 
@@ -211,12 +254,14 @@ def _invoke_command(command: "Command", ctx: click.Context):
 def _parsed_once(base):
     """`base.parse_args`, then a usage error (exit 2) for an option that takes one value given
     more than once (`-o x1.json -o x2.json`): click lets the last one win without a word."""
+
     def parse_args(self, ctx, args):
         given = list(args)  # click's parser consumes the list it is given
         rest = base.parse_args(self, ctx, args)
         if not ctx.resilient_parsing:  # shell completion parses half-typed lines
             _refuse_repeats(self, ctx, given)
         return rest
+
     return parse_args
 
 
@@ -226,9 +271,13 @@ def _refuse_repeats(command: click.Command, ctx: click.Context, args: list) -> N
     for param in dict.fromkeys(single):
         times = single.count(param)
         if times > 1:
-            raise click.BadOptionUsage(param.name, f"{' / '.join(param.opts)} is given "
-                                       f"{'twice' if times == 2 else f'{times} times'}; it takes one value: give "
-                                       "it once", ctx=ctx)
+            raise click.BadOptionUsage(
+                param.name,
+                f"{' / '.join(param.opts)} is given "
+                f"{'twice' if times == 2 else f'{times} times'}; it takes one value: give "
+                "it once",
+                ctx=ctx,
+            )
 
 
 class Command(click.Command):
@@ -238,6 +287,7 @@ class Command(click.Command):
 
     `stdin_for`, `stdout_for`: why the command reads standard input or writes standard output
     whatever its arguments (the interview's answers and questions)."""
+
     invoke = _ends_by_table(_invoke_command)
     parse_args = _parsed_once(click.Command)
 
@@ -248,6 +298,7 @@ class Command(click.Command):
 
 class Group(click.Group):
     """A group of `ivig` commands (`ivig audit`)."""
+
     command_class = Command
     invoke = _ends_by_table(click.Group.invoke)
     parse_args = _parsed_once(click.Group)
@@ -257,11 +308,13 @@ class Ivig(Group):
     """The `ivig` group: a standard stream closed at start gets a stand-in before anything,
     click's own --help and --version included, so that using it fails in one line (exit 74);
     SIGTERM and SIGHUP unwind like Ctrl-C while a command runs."""
+
     group_class = Group
     parse_args = _ends_by_table(Group.parse_args)  # --help and --version write while parsing
 
     def main(self, *args, **kwargs):
         from ivig_advisor.engine.base.stdio import stand_in
+
         stand_in()
         return super().main(*args, **kwargs)
 
@@ -284,37 +337,63 @@ def _exit(status: int):
 
 # -- the options commands share -------------------------------------------------------
 
+
 def format_option(*choices, help=None, by_extension=False):
     """--format, the rendering (text for a person, the others for programs). `by_extension`: with
     no --format, the output file's extension decides (None is passed on to render.output_format)."""
     if by_extension:
-        return click.option("--format", "fmt", type=click.Choice(choices), default=None,
-                            help=(help or "") + " [default: what the -o file's extension names (.csv, .json, "
-                                                ".jsonl, .ndjson), else text]")
-    return click.option("--format", "fmt", type=click.Choice(choices), default=choices[0], show_default=True,
-                        help=help or f"text for a person; {', '.join(choices[1:])} for programs.")
+        return click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(choices),
+            default=None,
+            help=(help or "") + " [default: what the -o file's extension names (.csv, .json, "
+            ".jsonl, .ndjson), else text]",
+        )
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(choices),
+        default=choices[0],
+        show_default=True,
+        help=help or f"text for a person; {', '.join(choices[1:])} for programs.",
+    )
 
 
 def output_option(help, dash_is_stdout=True):
     """-o/--output, the file a command writes (atomically); `-o -` is standard output, as `-` is
     standard input (never a file named '-'), or refused where a file is the point (`audit report`)."""
+
     def dash(ctx, param, value):
         if value != "-":
             return value
         if dash_is_stdout:
             return None
-        raise click.BadParameter("this command writes a file: name it (-o - would be standard output; "
-                                 "./- is a file named '-')", ctx=ctx, param=param)
-    return click.option("--output", "-o", "output", type=click.Path(), callback=dash,
-                        help=help + (" '-' is standard output." if dash_is_stdout else ""))
+        raise click.BadParameter(
+            "this command writes a file: name it (-o - would be standard output; ./- is a file named '-')",
+            ctx=ctx,
+            param=param,
+        )
+
+    return click.option(
+        "--output",
+        "-o",
+        "output",
+        type=click.Path(),
+        callback=dash,
+        help=help + (" '-' is standard output." if dash_is_stdout else ""),
+    )
 
 
 def as_of_option(f):
     """--as-of DATE: the evaluation date, at which a FHIR Patient's age is read from its birthDate."""
-    return click.option("--as-of", "as_of", type=click.DateTime(formats=["%Y-%m-%d"]),
-                        callback=lambda ctx, param, value: value.date() if value else None,
-                        help="FHIR input: the date at which ages are computed from birthDate, YYYY-MM-DD "
-                             "[default: today].")(f)
+    return click.option(
+        "--as-of",
+        "as_of",
+        type=click.DateTime(formats=["%Y-%m-%d"]),
+        callback=lambda ctx, param, value: value.date() if value else None,
+        help="FHIR input: the date at which ages are computed from birthDate, YYYY-MM-DD [default: today].",
+    )(f)
 
 
 def _group_rules(ctx, param, value):
@@ -324,9 +403,13 @@ def _group_rules(ctx, param, value):
 
 def rules_option(f):
     """--rules DIR, the rule base a command uses."""
-    return click.option("--rules", "rules_dir", type=click.Path(exists=True, file_okay=False),
-                        callback=_group_rules,
-                        help="Use another rule base directory (default: the packaged rules).")(f)
+    return click.option(
+        "--rules",
+        "rules_dir",
+        type=click.Path(exists=True, file_okay=False),
+        callback=_group_rules,
+        help="Use another rule base directory (default: the packaged rules).",
+    )(f)
 
 
 def _complete_rule_ids(ctx, param, incomplete: str) -> list:
@@ -335,6 +418,7 @@ def _complete_rule_ids(ctx, param, incomplete: str) -> list:
     from pathlib import Path
 
     from ivig_advisor.engine import RuleBase
+
     rules_dir = ctx.params.get("rules_dir") or (ctx.parent.params.get("rules_dir") if ctx.parent else None)
     try:
         rulebase = RuleBase.load(Path(rules_dir) if rules_dir else None)
@@ -346,6 +430,7 @@ def _complete_rule_ids(ctx, param, incomplete: str) -> list:
 def _say(text: str, err=False):
     """Echo text that holds something from input (an id, a path) made safe for a terminal."""
     from ivig_advisor.engine.clinician.console import say
+
     say(text, err=err)
 
 
@@ -357,7 +442,8 @@ def _note(text: str):
 def _emit(text: str, output=None):
     """A command's text on standard output, or written atomically to `output` (-o) and said so."""
     if output:
-        from ivig_advisor.engine.base.atomic import write_text_atomic, writable_target
+        from ivig_advisor.engine.base.atomic import writable_target, write_text_atomic
+
         writable_target(output)
         write_text_atomic(output, text + "\n")
         _say(f"wrote {output}", err=True)
@@ -368,25 +454,33 @@ def _emit(text: str, output=None):
 def _echo_json(data):
     """JSON for programs, that a terminal shows safely too (escape.json_text)."""
     from ivig_advisor.engine.base.escape import json_text
+
     click.echo(json_text(data, indent=2))
 
 
 def _style():
     """click.style, or plain text when NO_COLOR is set (https://no-color.org)."""
     from ivig_advisor.engine.output.render import plain_style
+
     return plain_style if os.environ.get("NO_COLOR") else click.style
 
 
 def _load_rules(rules_dir):
     from ivig_advisor.engine import RuleBase
+
     return RuleBase.load(rules_dir)
 
 
 # -- the commands -------------------------------------------------------------------------
 
-@click.group(cls=Ivig, context_settings={"help_option_names": ["-h", "--help"]},
-             epilog=exit_status("some case had an error, a check found something, or the interview "
-                                "stopped early (see each command)"))
+
+@click.group(
+    cls=Ivig,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog=exit_status(
+        "some case had an error, a check found something, or the interview stopped early (see each command)"
+    ),
+)
 @click.version_option(__version__, prog_name="ivig")
 @click.option("--debug", is_flag=True, help="On an internal error, show the traceback.")
 def main(debug):
@@ -400,20 +494,32 @@ def main(debug):
 
 @main.command(epilog=exit_status("some case had an error (its result says which and where)"))
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
-@format_option(*FORMATS, help="text for a person; json (one array), jsonl (one object per line) or csv "
-                              "(one row per case) for programs.", by_extension=True)
-@output_option("Write the results to this file, atomically: it appears whole or not at all. A link is "
-               "written through; an input, a device or a file in a missing folder is refused (exit 2). "
-               "A folder being read never reads it back.")
+@format_option(
+    *FORMATS,
+    help="text for a person; json (one array), jsonl (one object per line) or csv (one row per case) for programs.",
+    by_extension=True,
+)
+@output_option(
+    "Write the results to this file, atomically: it appears whole or not at all. A link is "
+    "written through; an input, a device or a file in a missing folder is refused (exit 2). "
+    "A folder being read never reads it back."
+)
 @rules_option
-@click.option("--workers", "-j", type=click.IntRange(min=1),
-              help="Processes evaluating cases [default: the number of cores, for batches of "
-                   "512 cases or more; at most 2 per core]. Output is identical for any number.")
+@click.option(
+    "--workers",
+    "-j",
+    type=click.IntRange(min=1),
+    help="Processes evaluating cases [default: the number of cores, for batches of "
+    "512 cases or more; at most 2 per core]. Output is identical for any number.",
+)
 @click.option("--no-chain", is_flag=True, help="Text format: leave out the chain of rules.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress line and no summary on stderr.")
-@click.option("--no-cache", is_flag=True,
-              help="Run the rules for every case, even one in a clinical situation seen before "
-                   "(the output is the same; only slower).")
+@click.option(
+    "--no-cache",
+    is_flag=True,
+    help="Run the rules for every case, even one in a clinical situation seen before "
+    "(the output is the same; only slower).",
+)
 @as_of_option
 def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache, as_of):
     """Evaluate case files (YAML, JSON, JSONL, CSV), FHIR R4 records (Bundles, Bulk
@@ -440,31 +546,55 @@ def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache, 
         click.echo(note, err=True)
     advisor = Advisor(_load_rules(rules_dir), **({"cache": 0} if no_cache else {}))
     colour = output is None and sys.stdout.isatty()  # as click.echo does: no escapes into files or pipes
-    formatter = Formatter(fmt, chain=not no_chain, style=_style() if colour else plain_style,
-                          width=terminal_width() if colour else None)  # wrapped for a person, not a file
+    formatter = Formatter(
+        fmt, chain=not no_chain, style=_style() if colour else plain_style, width=terminal_width() if colour else None
+    )  # wrapped for a person, not a file
     progress = Progress() if not quiet and sys.stderr.isatty() else None
     target = atomic_writer(output) if output else nullcontext(GuardedStream(sys.stdout, "standard output"))
     with target as stream:
-        summary = write_results(paths, advisor, stream, formatter, stdin=sys.stdin, workers=workers,
-                                exclude=output, progress=progress, as_of=as_of, notes=_note)
+        summary = write_results(
+            paths,
+            advisor,
+            stream,
+            formatter,
+            stdin=sys.stdin,
+            workers=workers,
+            exclude=output,
+            progress=progress,
+            as_of=as_of,
+            notes=_note,
+        )
     if not quiet:
         click.echo(str(summary), err=True)
     _exit(EXIT_FOUND if summary.failed else 0)
 
 
-@main.command(epilog=exit_status("the interview was stopped before the end (quit, Ctrl-C at a question, "
-                                 "end of input)"),
-              stdin_for="the interview reads its answers there", stdout_for="the interview asks its questions there")
+@main.command(
+    epilog=exit_status("the interview was stopped before the end (quit, Ctrl-C at a question, end of input)"),
+    stdin_for="the interview reads its answers there",
+    stdout_for="the interview asks its questions there",
+)
 @rules_option
-@click.option("--resume", "resume_path", type=click.Path(exists=True, dir_okay=False),
-              help="Start from the answers in this case file; only what is missing is asked. A file that "
-                   "does not give one valid case is refused (exit 2).")
+@click.option(
+    "--resume",
+    "resume_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Start from the answers in this case file; only what is missing is asked. A file that "
+    "does not give one valid case is refused (exit 2).",
+)
 @click.option("--id", "wanted_id", help="The case to resume, when the --resume file holds several.")
-@click.option("--save", "save_path", type=click.Path(dir_okay=False),
-              help="Save the case here (and the result beside it: p.yaml -> p.result.json) without asking. "
-                   "An existing file is replaced only after a yes at the terminal, or with --overwrite.")
-@click.option("--overwrite", is_flag=True,
-              help="Let --save replace existing files without asking (needed when input is not a terminal).")
+@click.option(
+    "--save",
+    "save_path",
+    type=click.Path(dir_okay=False),
+    help="Save the case here (and the result beside it: p.yaml -> p.result.json) without asking. "
+    "An existing file is replaced only after a yes at the terminal, or with --overwrite.",
+)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="Let --save replace existing files without asking (needed when input is not a terminal).",
+)
 def interview(rules_dir, resume_path, wanted_id, save_path, overwrite):
     """Interview in the terminal: only the questions that matter for this patient.
 
@@ -505,17 +635,21 @@ def run_tests(paths, fmt, rules_dir):
 
 
 @main.command("schema")
-@format_option("text", "json", "json-schema",
-               help="text for a person; json (every field as data) or json-schema (a JSON Schema, draft "
-                    "2020-12, of a case file) for programs and form builders.")
+@format_option(
+    "text",
+    "json",
+    "json-schema",
+    help="text for a person; json (every field as data) or json-schema (a JSON Schema, draft "
+    "2020-12, of a case file) for programs and form builders.",
+)
 @output_option("Write to this file, atomically, instead of standard output.")
 @rules_option
 def show_schema(fmt, output, rules_dir):
     """Every field of a case: name, type, values with labels and aliases, unit
     and range, question and help; or a JSON Schema of case files."""
+    from ivig_advisor.engine.audit.scenarios import file_json_schema
     from ivig_advisor.engine.base.escape import json_text
     from ivig_advisor.engine.core.schema import schema_text
-    from ivig_advisor.engine.audit.scenarios import file_json_schema
 
     rulebase = _load_rules(rules_dir)
     if fmt == "json-schema":
@@ -529,6 +663,7 @@ def show_schema(fmt, output, rules_dir):
 
 # -- ivig fhir ----------------------------------------------------------------
 
+
 @main.group(epilog=exit_status("some record could not be read (map)"))
 def fhir():
     """FHIR R4 input: what a record becomes, and the mapping that decides it (facts/fhir-map.yaml)."""
@@ -539,8 +674,11 @@ def fhir():
 @output_option("Write the case file here, atomically, instead of standard output.")
 @rules_option
 @click.option("--id", "wanted_id", help="Only the case of this Patient id.")
-@click.option("--explain", is_flag=True,
-              help="Say, beside each field, which resource and code set it, and list what was not read.")
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Say, beside each field, which resource and code set it, and list what was not read.",
+)
 @as_of_option
 def fhir_map(paths, output, rules_dir, wanted_id, explain, as_of):
     """Print what FHIR records (Bundles, Bulk Data NDJSON) become as a case file:
@@ -582,10 +720,20 @@ def fhir_codes(fmt, rules_dir):
 
 # -- ivig audit --------------------------------------------------------------
 
-@main.group(epilog=exit_status("a finding (check), a difference or a case not compared (diff), a case with an "
-                               "error or a rule never fired (coverage)"))
-@click.option("--rules", "rules_dir", type=click.Path(exists=True, file_okay=False), hidden=True,
-              help="The old form of each subcommand's --rules: `ivig audit --rules DIR check`.")
+
+@main.group(
+    epilog=exit_status(
+        "a finding (check), a difference or a case not compared (diff), a case with an "
+        "error or a rule never fired (coverage)"
+    )
+)
+@click.option(
+    "--rules",
+    "rules_dir",
+    type=click.Path(exists=True, file_okay=False),
+    hidden=True,
+    help="The old form of each subcommand's --rules: `ivig audit --rules DIR check`.",
+)
 @click.pass_context
 def audit(ctx, rules_dir):
     """For clinical reviewers: the rules in plain language, their provenance and
@@ -600,13 +748,16 @@ def audit(ctx, rules_dir):
 @rules_option
 @click.option("--disease", help="Only the rules that can fire for this diagnosis (abbreviations work: mg, gbs).")
 @click.option("--basis", type=click.Choice(("review", "assumption")), help="Only rules on this basis.")
-@click.option("--status", help="Only rules at this stage of their lifecycle: draft, approved, needs-change, "
-                                "stale, retired (or unknown, while the review log has errors).")
+@click.option(
+    "--status",
+    help="Only rules at this stage of their lifecycle: draft, approved, needs-change, "
+    "stale, retired (or unknown, while the review log has errors).",
+)
 def audit_rules(fmt, rules_dir, disease, basis, status):
     """Every rule in plain language, with its source in the review, basis, status and sign-off."""
     from ivig_advisor.engine.audit import views as A
-    from ivig_advisor.engine.audit.text import rules_markdown, rules_text
     from ivig_advisor.engine.audit.signoff import ReviewLog
+    from ivig_advisor.engine.audit.text import rules_markdown, rules_text
 
     rulebase = _load_rules(rules_dir)
     rules = A.rules_for(rulebase, A.diagnosis_value(rulebase, disease) if disease else None, basis, status)
@@ -627,8 +778,8 @@ def audit_rules(fmt, rules_dir, disease, basis, status):
 def audit_doses(fmt, rules_dir):
     """The review's regimens as one table (rules/regimens.yaml): diagnosis,
     situation, dose, repeat, and the rules that give each."""
-    from ivig_advisor.engine.audit.views import regimens
     from ivig_advisor.engine.audit.text import regimens_markdown, regimens_text
+    from ivig_advisor.engine.audit.views import regimens
 
     rows = regimens(_load_rules(rules_dir))
     if fmt == "json":
@@ -643,16 +794,21 @@ def audit_doses(fmt, rules_dir):
 @click.argument("rule_id", metavar="RULE", shell_complete=_complete_rule_ids)
 @format_option("text", "json")
 @rules_option
-@click.option("--cases", "case_paths", multiple=True, type=click.Path(exists=True),
-              help="Case files or directories to find the cases that fire the rule "
-                   "(default: the checkout's tests/cases and examples).")
+@click.option(
+    "--cases",
+    "case_paths",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="Case files or directories to find the cases that fire the rule "
+    "(default: the checkout's tests/cases and examples).",
+)
 def audit_show(rule_id, fmt, rules_dir, case_paths):
     """One rule in full: provenance, evidence, the rules that feed it and that it
     feeds, the rules it pre-empts and that pre-empt it, and the cases that
     exercise it."""
     from ivig_advisor.engine import Advisor
-    from ivig_advisor.engine.audit.views import RuleView
     from ivig_advisor.engine.audit.text import show_text
+    from ivig_advisor.engine.audit.views import RuleView
 
     rulebase = _load_rules(rules_dir)
     view = RuleView.of(Advisor(rulebase), rule_id, list(case_paths) or None)
@@ -674,16 +830,17 @@ def audit_check(fmt, rules_dir, strict):
     the rules distinguish: unreachable rules, conflicting stances, doses or
     warning severities, redundant and subsumed rules, and gaps.
     """
-    from ivig_advisor.engine.audit.views import check
     from ivig_advisor.engine.audit.text import check_text
+    from ivig_advisor.engine.audit.views import check
 
     report = check(rules_dir, strict=strict)
     _echo_json(report.to_dict()) if fmt == "json" else click.echo(check_text(report, _style()))
     _exit(0 if report.ok else EXIT_FOUND)
 
 
-@audit.command("coverage", epilog=exit_status("a case could not be read or evaluated; with --require-all, some "
-                                              "rule never fired"))
+@audit.command(
+    "coverage", epilog=exit_status("a case could not be read or evaluated; with --require-all, some rule never fired")
+)
 @click.argument("paths", nargs=-1, type=click.Path(exists=True, allow_dash=True))
 @format_option("text", "json")
 @rules_option
@@ -693,14 +850,15 @@ def audit_coverage(paths, fmt, rules_dir, require_all):
     examples shipped with the rules, as `show` and `report` read), and the rules never fired.
     A case that cannot be read or evaluated is shown with its error, and exits 1."""
     from ivig_advisor.engine import Advisor
-    from ivig_advisor.engine.audit.views import coverage, default_corpus
     from ivig_advisor.engine.audit.text import coverage_text
+    from ivig_advisor.engine.audit.views import coverage, default_corpus
 
     rulebase = _load_rules(rules_dir)
     paths = paths or default_corpus(rulebase)
     if not paths:
-        raise click.UsageError("no CASES given, and no golden cases or examples beside the rules: name the case "
-                               "files or folders to read")
+        raise click.UsageError(
+            "no CASES given, and no golden cases or examples beside the rules: name the case files or folders to read"
+        )
     report = coverage(Advisor(rulebase), paths, stdin=sys.stdin, notes=_note)
     _echo_json(report.to_dict()) if fmt == "json" else click.echo(coverage_text(rulebase, report, _style()))
     _exit(EXIT_FOUND if not report.ok or (require_all and report.never()) else 0)
@@ -715,8 +873,8 @@ def audit_coverage(paths, fmt, rules_dir, require_all):
 def audit_why_not(case_path, rule_id, fmt, rules_dir, case_id):
     """Which condition of RULE failed for the case in CASE, and what values would make it fire."""
     from ivig_advisor.engine import Advisor
-    from ivig_advisor.engine.audit.views import why_not_in
     from ivig_advisor.engine.audit.text import why_not_text
+    from ivig_advisor.engine.audit.views import why_not_in
 
     rulebase = _load_rules(rules_dir)
     answer = why_not_in(Advisor(rulebase), case_path, rule_id, case_id, stdin=sys.stdin)
@@ -727,23 +885,29 @@ def audit_why_not(case_path, rule_id, fmt, rules_dir, case_id):
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
 @format_option("text", "json")
 @rules_option
-@click.option("--base", "base_dir", required=True, type=click.Path(exists=True, file_okay=False),
-              help="The rule base to compare against (e.g. the rules before an edit).")
+@click.option(
+    "--base",
+    "base_dir",
+    required=True,
+    type=click.Path(exists=True, file_okay=False),
+    help="The rule base to compare against (e.g. the rules before an edit).",
+)
 def audit_diff(paths, fmt, rules_dir, base_dir):
     """The cases whose stance, dose or warnings differ between --base and this
     rule base, side by side. Exit 0 when none differ, 1 when some do (like diff), or when a
     case has an error under both rule bases (it cannot be read or validated): shown, not compared."""
     from ivig_advisor.engine import Advisor
-    from ivig_advisor.engine.audit.views import diff
     from ivig_advisor.engine.audit.text import diff_text
+    from ivig_advisor.engine.audit.views import diff
 
     this = Advisor(_load_rules(rules_dir))
     report = diff(Advisor(_load_rules(base_dir)), this, paths, stdin=sys.stdin, notes=_note)
     if fmt == "json":
         _echo_json(report.to_dict())
     else:
-        click.echo(diff_text(this.rulebase, report, f"base ({base_dir})", f"this ({rules_dir or 'packaged rules'})",
-                             _style()))
+        click.echo(
+            diff_text(this.rulebase, report, f"base ({base_dir})", f"this ({rules_dir or 'packaged rules'})", _style())
+        )
     _exit(0 if report.ok else EXIT_FOUND)
 
 
@@ -774,8 +938,13 @@ def audit_sign(rule_ids, rules_dir, verdict, reviewer, comment, date):
 @output_option("The HTML file to write.", dash_is_stdout=False)
 @rules_option
 @click.option("--out", "out_path", type=click.Path(), hidden=True, help="The old name of --output.")
-@click.option("--cases", "case_paths", multiple=True, type=click.Path(exists=True),
-              help="The corpus for coverage (default: the checkout's tests/cases and examples).")
+@click.option(
+    "--cases",
+    "case_paths",
+    multiple=True,
+    type=click.Path(exists=True),
+    help="The corpus for coverage (default: the checkout's tests/cases and examples).",
+)
 def audit_report(output, rules_dir, out_path, case_paths):
     """One self-contained HTML file for reviewers: rules by disease with provenance,
     status and sign-off, the assumptions, the check, coverage and the rule graph."""
@@ -783,17 +952,26 @@ def audit_report(output, rules_dir, out_path, case_paths):
 
     output = output or out_path
     if not output:
-        raise click.MissingParameter(ctx=click.get_current_context(), param_hint="'-o' / '--output'",
-                                     param_type="option")
+        raise click.MissingParameter(
+            ctx=click.get_current_context(), param_hint="'-o' / '--output'", param_type="option"
+        )
     summary = write_report(_load_rules(rules_dir), output, list(case_paths) or None)
-    _say(f"wrote {output}: {summary}", err=True)  # as every command writing a file says it: standard output is not needed
+    _say(
+        f"wrote {output}: {summary}", err=True
+    )  # as every command writing a file says it: standard output is not needed
 
 
 @audit.command("overrides")
 @format_option("text", "json")
 @rules_option
-@click.option("--db", "db_path", type=click.Path(exists=True, dir_okay=False), default="ivig-feedback.sqlite",
-              show_default=True, help="The feedback file `ivig serve` keeps.")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default="ivig-feedback.sqlite",
+    show_default=True,
+    help="The feedback file `ivig serve` keeps.",
+)
 def audit_overrides(fmt, rules_dir, db_path):
     """Which rules' cards clinicians accept or override in the EHR, and the reasons they
     give: from the feedback `ivig serve` received."""
@@ -812,27 +990,68 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
 @rules_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="The address to listen on.")
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(1, 65535))
-@click.option("--workers", "-j", default=1, show_default=True, type=click.IntRange(min=1),
-              help="Worker processes (each with its own engines).")
-@click.option("--trust", "trust_path", type=click.Path(exists=True, dir_okay=False),
-              help="The issuers whose signed JWTs are accepted, with their JWK Sets (YAML or JSON: "
-                   "issuers: [{iss, jwks}]).")
-@click.option("--insecure-dev", is_flag=True,
-              help="Accept calls without a JWT: for development on a loopback address only.")
-@click.option("--public-url", help="The base URL clients call, which their JWT's aud names "
-                                   "[default: http://HOST:PORT].")
-@click.option("--feedback-db", default="ivig-feedback.sqlite", show_default=True, type=click.Path(dir_okay=False),
-              help="The SQLite file where cards and clinicians' feedback are kept.")
-@click.option("--cors-origin", "cors_origins", multiple=True,
-              help="A browser origin allowed to call (CORS); repeat for several [default: the CDS Hooks sandbox].")
-@click.option("--header-timeout", type=click.FloatRange(min=0, min_open=True),
-              help="Seconds a client has to send a request's headers, then the connection is closed [default: 5].")
-@click.option("--body-timeout", type=click.FloatRange(min=0, min_open=True),
-              help="Seconds a client has, after the headers, to send the whole body, then 408 [default: 15].")
-@click.option("--max-connections", type=click.IntRange(min=1),
-              help="Open connections each worker serves at once; a call beyond them is 503 [default: 100].")
-def serve(rules_dir, host, port, workers, trust_path, insecure_dev, public_url, feedback_db, cors_origins,
-          header_timeout, body_timeout, max_connections):
+@click.option(
+    "--workers",
+    "-j",
+    default=1,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="Worker processes (each with its own engines).",
+)
+@click.option(
+    "--trust",
+    "trust_path",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The issuers whose signed JWTs are accepted, with their JWK Sets (YAML or JSON: issuers: [{iss, jwks}]).",
+)
+@click.option(
+    "--insecure-dev", is_flag=True, help="Accept calls without a JWT: for development on a loopback address only."
+)
+@click.option(
+    "--public-url", help="The base URL clients call, which their JWT's aud names [default: http://HOST:PORT]."
+)
+@click.option(
+    "--feedback-db",
+    default="ivig-feedback.sqlite",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+    help="The SQLite file where cards and clinicians' feedback are kept.",
+)
+@click.option(
+    "--cors-origin",
+    "cors_origins",
+    multiple=True,
+    help="A browser origin allowed to call (CORS); repeat for several [default: the CDS Hooks sandbox].",
+)
+@click.option(
+    "--header-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a client has to send a request's headers, then the connection is closed [default: 5].",
+)
+@click.option(
+    "--body-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Seconds a client has, after the headers, to send the whole body, then 408 [default: 15].",
+)
+@click.option(
+    "--max-connections",
+    type=click.IntRange(min=1),
+    help="Open connections each worker serves at once; a call beyond them is 503 [default: 100].",
+)
+def serve(
+    rules_dir,
+    host,
+    port,
+    workers,
+    trust_path,
+    insecure_dev,
+    public_url,
+    feedback_db,
+    cors_origins,
+    header_timeout,
+    body_timeout,
+    max_connections,
+):
     """Serve the advice as a CDS Hooks 2.0 service: cards in the EHR when a clinician
     orders IVIG (order-select, order-sign) or opens a patient's chart (patient-view).
 
@@ -843,23 +1062,43 @@ def serve(rules_dir, host, port, workers, trust_path, insecure_dev, public_url, 
 
         from ivig_advisor.engine.service.app import ENV, Settings, prepared, uvicorn_options
     except ImportError as exc:
-        raise click.UsageError(f"ivig serve needs the serve extra (pip install -e \".[serve]\"): {exc}")
+        raise click.UsageError(f'ivig serve needs the serve extra (pip install -e ".[serve]"): {exc}') from None
     if insecure_dev and host not in LOOPBACK:
-        raise click.BadParameter("--insecure-dev listens on a loopback address only (127.0.0.1, localhost, ::1)",
-                                 param_hint="'--host'")
+        raise click.BadParameter(
+            "--insecure-dev listens on a loopback address only (127.0.0.1, localhost, ::1)", param_hint="'--host'"
+        )
     if not insecure_dev and not trust_path:
         raise click.UsageError("give --trust FILE (the EHRs whose JWTs to accept), or --insecure-dev on localhost")
-    given = {"header_timeout": header_timeout, "body_timeout": body_timeout, "max_connections": max_connections,
-             "cors_origins": list(cors_origins) or None}
-    settings = Settings(public_url=public_url or f"http://{host}:{port}", trust=trust_path, insecure_dev=insecure_dev,
-                        feedback_db=feedback_db, rules=rules_dir,
-                        **{key: value for key, value in given.items() if value is not None})
+    given = {
+        "header_timeout": header_timeout,
+        "body_timeout": body_timeout,
+        "max_connections": max_connections,
+        "cors_origins": list(cors_origins) or None,
+    }
+    settings = Settings(
+        public_url=public_url or f"http://{host}:{port}",
+        trust=trust_path,
+        insecure_dev=insecure_dev,
+        feedback_db=feedback_db,
+        rules=rules_dir,
+        **{key: value for key, value in given.items() if value is not None},
+    )
     prepared(settings)  # a bad trust file, rule base or feedback path is known now, not in a worker
     os.environ[ENV] = settings.to_env()
-    _say(f"ivig serve: CDS Hooks discovery at {settings.public_url}/cds-services"
-         + (" (insecure-dev: no JWT needed)" if insecure_dev else ""), err=True)
-    uvicorn.run("ivig_advisor.engine.service.app:app_from_environment", factory=True, host=host, port=port,
-                workers=workers, log_level="warning", **uvicorn_options(settings))
+    _say(
+        f"ivig serve: CDS Hooks discovery at {settings.public_url}/cds-services"
+        + (" (insecure-dev: no JWT needed)" if insecure_dev else ""),
+        err=True,
+    )
+    uvicorn.run(
+        "ivig_advisor.engine.service.app:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="warning",
+        **uvicorn_options(settings),
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -50,33 +50,57 @@ IVIG = [sys.executable, "-m", "ivig_advisor.cli"]
 SIZES, QUICK_SIZES = (1_000, 10_000, 100_000), (1_000, 4_000)
 WORKERS = (1, 2)
 MIB = 1024 * 1024
-WORST_ROUNDS = 3   # rounds of the worst case at least (5k cases: half a minute a run)
+WORST_ROUNDS = 3  # rounds of the worst case at least (5k cases: half a minute a run)
 
 # The ranges numbers are drawn from (a real batch's spread, not only the rules' cut values);
 # a number field not named here is drawn over its schema range.
 NUMBER_RANGES = {"age": (1, 100), "weight_kg": (30, 120)}
 # How often each diagnosis comes up in a batch (relative; one not named: 1).
-DIAGNOSES = {"cidp": 25, "gbs": 20, "myasthenia_gravis": 15, "mmn": 10, "paraproteinemic_neuropathy": 5,
-             "dermatomyositis": 5, "multiple_sclerosis": 4, "miller_fisher": 3, "polymyositis": 3,
-             "inclusion_body_myositis": 3, "lems": 2, "stiff_person_syndrome": 2}
+DIAGNOSES = {
+    "cidp": 25,
+    "gbs": 20,
+    "myasthenia_gravis": 15,
+    "mmn": 10,
+    "paraproteinemic_neuropathy": 5,
+    "dermatomyositis": 5,
+    "multiple_sclerosis": 4,
+    "miller_fisher": 3,
+    "polymyositis": 3,
+    "inclusion_body_myositis": 3,
+    "lems": 2,
+    "stiff_person_syndrome": 2,
+}
 # How often a recorded yes/no field is yes (one not named: 1 in 2). Risk factors are uncommon.
-YES = {"iga_deficiency": 0.01, "anti_iga_antibodies": 0.01, "renal_disease": 0.10, "volume_depletion": 0.05,
-       "migraine": 0.12, "diabetes": 0.15, "thrombocytopenia": 0.03, "thrombocytosis": 0.02,
-       "hypergammaglobulinemia": 0.03, "ivig_planned": 0.80, "refractory": 0.30, "needs_ventilation": 0.15,
-       "walks_unaided": 0.30, "plasma_exchange_available": 0.60}
-UNKNOWN = 0.02     # a field the case's diagnosis's rules read is left blank (unknown) this often
-STRAY = 0.03       # a field only other diagnoses' rules read is filled in anyway this often
-LIST_ITEM = 0.15   # each item of a list field (planned co-therapy) is there this often
+YES = {
+    "iga_deficiency": 0.01,
+    "anti_iga_antibodies": 0.01,
+    "renal_disease": 0.10,
+    "volume_depletion": 0.05,
+    "migraine": 0.12,
+    "diabetes": 0.15,
+    "thrombocytopenia": 0.03,
+    "thrombocytosis": 0.02,
+    "hypergammaglobulinemia": 0.03,
+    "ivig_planned": 0.80,
+    "refractory": 0.30,
+    "needs_ventilation": 0.15,
+    "walks_unaided": 0.30,
+    "plasma_exchange_available": 0.60,
+}
+UNKNOWN = 0.02  # a field the case's diagnosis's rules read is left blank (unknown) this often
+STRAY = 0.03  # a field only other diagnoses' rules read is filled in anyway this often
+LIST_ITEM = 0.15  # each item of a list field (planned co-therapy) is there this often
 INVALID = (  # every 50th case is invalid, in one of these ways, in turn
-    lambda case: case.update(age=-1),                                   # out of range
-    lambda case: case.update(diagnosis="scurvy"),                       # not a value of the enum
-    lambda case: case.update(weight_kg="heavy"),                        # not a number
+    lambda case: case.update(age=-1),  # out of range
+    lambda case: case.update(diagnosis="scurvy"),  # not a value of the enum
+    lambda case: case.update(weight_kg="heavy"),  # not a number
     lambda case: case.update(needs_ventilation=True, walks_unaided=True),  # breaks a constraint
-    lambda case: case.pop("diagnosis"),                                 # a required field missing
+    lambda case: case.pop("diagnosis"),  # a required field missing
 )
 
 
 # -- the cases -----------------------------------------------------------------
+
 
 def synthetic_cases(n, seed=2004, uniform=False):
     """Cases like a real batch's, deterministic for a seed; 1 in 50 invalid.
@@ -148,8 +172,9 @@ def _fields_read(rulebase, diagnoses):
 
 
 def _number(rnd, name, spec):
-    low, high = NUMBER_RANGES.get(name, (spec.min if spec.min is not None else 0,
-                                         spec.max if spec.max is not None else 100))
+    low, high = NUMBER_RANGES.get(
+        name, (spec.min if spec.min is not None else 0, spec.max if spec.max is not None else 100)
+    )
     value = rnd.randint(int(low), int(high))
     if spec.type == "number" and rnd.random() < 0.3:
         value = min(high, round(value + rnd.random(), 1))
@@ -163,6 +188,7 @@ def write_jsonl(path, n, uniform=False):
 
 
 # -- in process ----------------------------------------------------------------
+
 
 def has_cache():
     """Whether this build's Advisor has the situation cache (issue 13)."""
@@ -197,7 +223,7 @@ def per_case_ms(advisor, cases):
 
 def unbounded_cache(n, uniform):
     """(hits, valid cases) of a cache that forgets nothing over n generated cases: the most any can hit."""
-    advisor, valid = Advisor(cache=10 ** 9), 0
+    advisor, valid = Advisor(cache=10**9), 0
     for i, case in enumerate(synthetic_cases(n, uniform=uniform)):
         valid += advisor.evaluate_mapping(case, default_id=f"case:{i + 1}").ok
     return advisor.situations.hits, valid
@@ -215,8 +241,17 @@ def cache_in_process(sizes):
         errors += result.status == "error"
         if i + 1 in sizes:
             cache = advisor.situations
-            yield ({"n": i + 1, "seconds": seconds, "hits": cache.hits, "misses": cache.misses,
-                    "size": len(cache), "maxsize": cache.maxsize, "errors": errors})
+            yield (
+                {
+                    "n": i + 1,
+                    "seconds": seconds,
+                    "hits": cache.hits,
+                    "misses": cache.misses,
+                    "size": len(cache),
+                    "maxsize": cache.maxsize,
+                    "errors": errors,
+                }
+            )
 
 
 # -- through the CLI -------------------------------------------------------------
@@ -237,9 +272,9 @@ class TreeSampler(threading.Thread):
         super().__init__(daemon=True)
         self.root, self.interval, self.rescan = root, interval, rescan
         self.stop = threading.Event()
-        self.tree_peak = 0       # the largest sum of RSS over the tree at one sample
-        self.process_peak = 0    # the largest RSS of any single process at one sample
-        self.hwm = 0             # the largest VmHWM (the kernel's peak RSS of a process) seen
+        self.tree_peak = 0  # the largest sum of RSS over the tree at one sample
+        self.process_peak = 0  # the largest RSS of any single process at one sample
+        self.hwm = 0  # the largest VmHWM (the kernel's peak RSS of a process) seen
         self.pids, self.samples = set(), 0
 
     def run(self):
@@ -266,7 +301,7 @@ def _descendants(root):
                     stat = f.read()
             except OSError:
                 continue
-            ppid = int(stat[stat.rindex(b")") + 2:].split()[1])
+            ppid = int(stat[stat.rindex(b")") + 2 :].split()[1])
             children.setdefault(ppid, []).append(int(entry.name))
     out, todo = [], [root]
     while todo:
@@ -310,9 +345,15 @@ def run_cli(path, workers, cache, output):
     proc.stderr.close()
     if proc.returncode not in (0, 1):  # 1: some cases are invalid, on purpose
         raise RuntimeError(f"{' '.join(command)} exited {proc.returncode}:\n{stderr}")
-    return {"seconds": seconds, "tree": sampler.tree_peak / MIB, "process": sampler.process_peak / MIB,
-            "hwm": sampler.hwm / MIB, "processes": len(sampler.pids), "samples": sampler.samples,
-            "sha256": sha256(output)}
+    return {
+        "seconds": seconds,
+        "tree": sampler.tree_peak / MIB,
+        "process": sampler.process_peak / MIB,
+        "hwm": sampler.hwm / MIB,
+        "processes": len(sampler.pids),
+        "samples": sampler.samples,
+        "sha256": sha256(output),
+    }
 
 
 def alternate(path, n, configurations, rounds, tmp, label):
@@ -332,12 +373,21 @@ def alternate(path, n, configurations, rounds, tmp, label):
             if first != output:  # a repeat: the same bytes as the first, then no need to keep it
                 if r["sha256"] != tries[workers, cache][0]["sha256"]:
                     failures += 1
-                    loud_difference(f"{label}, -j {workers}, cache {'on' if cache else 'off'}, round 1 vs "
-                                    f"{round_ + 1}", first, output)
+                    loud_difference(
+                        f"{label}, -j {workers}, cache {'on' if cache else 'off'}, round 1 vs {round_ + 1}",
+                        first,
+                        output,
+                    )
                 output.unlink()
-    rows = {c: dict(each[0], seconds=sum(t["seconds"] for t in each) / len(each), each=[t["seconds"] for t in each],
-                    **{m: max(t[m] for t in each) for m in ("tree", "process", "hwm", "processes")})
-            for c, each in tries.items()}
+    rows = {
+        c: dict(
+            each[0],
+            seconds=sum(t["seconds"] for t in each) / len(each),
+            each=[t["seconds"] for t in each],
+            **{m: max(t[m] for t in each) for m in ("tree", "process", "hwm", "processes")},
+        )
+        for c, each in tries.items()
+    }
     return rows, outputs, failures
 
 
@@ -362,7 +412,11 @@ def first_difference(a, b):
 
 def shorten(line, at, width=160):
     start = max(0, at - width // 2)
-    return ("..." if start else "") + line[start:start + width].rstrip("\n") + ("..." if start + width < len(line) else "")
+    return (
+        ("..." if start else "")
+        + line[start : start + width].rstrip("\n")
+        + ("..." if start + width < len(line) else "")
+    )
 
 
 def loud_difference(label, a, b):
@@ -375,10 +429,13 @@ def loud_difference(label, a, b):
 
 # -- the report ------------------------------------------------------------------
 
+
 def row(n, cache, workers, r, round_):
-    return (f"{n:>8,} {'on' if cache else 'off':>5} {workers:>2} {round_:>5} {r['seconds']:>8.2f} "
-            f"{n / r['seconds']:>8,.0f} {r['seconds'] * 1000 / n:>8.3f} {r['tree']:>6.1f} "
-            f"{r['process']:>7.1f} {r['hwm']:>6.1f} {r['processes']:>5}  {r['sha256'][:16]}")
+    return (
+        f"{n:>8,} {'on' if cache else 'off':>5} {workers:>2} {round_:>5} {r['seconds']:>8.2f} "
+        f"{n / r['seconds']:>8,.0f} {r['seconds'] * 1000 / n:>8.3f} {r['tree']:>6.1f} "
+        f"{r['process']:>7.1f} {r['hwm']:>6.1f} {r['processes']:>5}  {r['sha256'][:16]}"
+    )
 
 
 def ratios(slow, fast):
@@ -418,12 +475,18 @@ def say(*args):
 
 
 def machine():
-    commit = subprocess.run(["git", "-C", str(Path(__file__).parent), "describe", "--always", "--dirty"],
-                            capture_output=True, text=True).stdout.strip() or "?"
+    commit = (
+        subprocess.run(
+            ["git", "-C", str(Path(__file__).parent), "describe", "--always", "--dirty"], capture_output=True, text=True
+        ).stdout.strip()
+        or "?"
+    )
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    return (f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}, {platform.system()} {platform.release()}; code {commit}; "
-            f"load average {load}")
+    return (
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, {platform.system()} {platform.release()}; code {commit}; "
+        f"load average {load}"
+    )
 
 
 def main():
@@ -431,8 +494,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1k and 4k cases only")
     parser.add_argument("--sizes", help="batch sizes to run instead, e.g. 500,2000 (a trial of the bench itself)")
-    parser.add_argument("--rounds", type=int,
-                        help="times each CLI configuration runs, in alternating order (default 2; 1 with --quick or --sizes)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        help="times each CLI configuration runs, in alternating order (default 2; 1 with --quick or --sizes)",
+    )
     args = parser.parse_args()
     rounds = max(1, args.rounds or (1 if args.quick or args.sizes else 2))
     sizes, inproc = (QUICK_SIZES, 500) if args.quick else (SIZES, 2_000)
@@ -446,9 +512,11 @@ def main():
     CLI_NO_CACHE = cli_has_no_cache()
     caches = (False, True) if cached and CLI_NO_CACHE else (False,)
     if len(caches) == 1:
-        say("NOTE: this build has no situation cache "
+        say(
+            "NOTE: this build has no situation cache "
             f"(Advisor(cache=...): {'yes' if cached else 'no'}, evaluate --no-cache: "
-            f"{'yes' if CLI_NO_CACHE else 'no'}); measuring it as it is, cache off")
+            f"{'yes' if CLI_NO_CACHE else 'no'}); measuring it as it is, cache off"
+        )
 
     # -- per case, in process (issue 6), the cache off unless said
     rulebase = RuleBase.load()
@@ -461,12 +529,16 @@ def main():
             pass
     naive, ours = per_case_ms(whole, cases), per_case_ms(split, cases)
     say(f"per case, one engine with all {len(rulebase.rules)} rules: {naive:.2f} ms")
-    say(f"per case, one engine per diagnosis:          {ours:.2f} ms  = {ours / naive:.2f} of it; "
-        + verdict(ours <= naive / 2, f"{ours / naive - 0.5:.2f}"))
+    say(
+        f"per case, one engine per diagnosis:          {ours:.2f} ms  = {ours / naive:.2f} of it; "
+        + verdict(ours <= naive / 2, f"{ours / naive - 0.5:.2f}")
+    )
     if cached:
         warm = per_case_ms(make_advisor(rulebase), cases)
-        say(f"per case, per diagnosis with the cache:       {warm:.2f} ms  = {ours / warm:.2f}x faster "
-            f"({len(cases):,} valid cases, in process)")
+        say(
+            f"per case, per diagnosis with the cache:       {warm:.2f} ms  = {ours / warm:.2f}x faster "
+            f"({len(cases):,} valid cases, in process)"
+        )
 
     # -- the cache's hit rate, in process
     say("\nthe cache in process: Advisor() over the same cases as the CLI runs below")
@@ -477,18 +549,24 @@ def main():
             rate = c["hits"] / looked if looked else 0
             # every miss kept: no situation met was forgotten (or left out by sampling)
             ideal = "; every situation met is kept" if c["size"] == c["misses"] else ""
-            say(f"  {n:>7,} cases: {c['hits']:,} hits, {c['misses']:,} misses = {rate:.1%} hits; "
+            say(
+                f"  {n:>7,} cases: {c['hits']:,} hits, {c['misses']:,} misses = {rate:.1%} hits; "
                 f"{c['size']:,} of at most {c['maxsize']:,} kept{ideal}; "
-                f"{c['seconds'] * 1000 / n:.3f} ms/case; {c['errors']:,} invalid")
+                f"{c['seconds'] * 1000 / n:.3f} ms/case; {c['errors']:,} invalid"
+            )
     else:
         say("  not measured: no cache in this build")
 
     # -- through the CLI
-    say("\nthrough the CLI: evaluate FILE --format jsonl -q -j N [--no-cache] > file; memory in MiB: "
+    say(
+        "\nthrough the CLI: evaluate FILE --format jsonl -q -j N [--no-cache] > file; memory in MiB: "
         "tree = peak sum of RSS over the command and its workers, process = the largest single process "
-        "(both sampled from /proc every 50 ms), hwm = the largest VmHWM (the kernel's own peak RSS of a process)")
-    header = (f"{'cases':>8} {'cache':>5} {'-j':>2} {'round':>5} {'wall s':>8} {'cases/s':>8} {'ms/case':>8} "
-              f"{'tree':>6} {'process':>7} {'hwm':>6} {'procs':>5}  sha256")
+        "(both sampled from /proc every 50 ms), hwm = the largest VmHWM (the kernel's own peak RSS of a process)"
+    )
+    header = (
+        f"{'cases':>8} {'cache':>5} {'-j':>2} {'round':>5} {'wall s':>8} {'cases/s':>8} {'ms/case':>8} "
+        f"{'tree':>6} {'process':>7} {'hwm':>6} {'procs':>5}  sha256"
+    )
     say(f"{rounds} round(s), each configuration once per round, the order reversed every other round")
     say(header)
     configurations = [(workers, cache) for workers in WORKERS for cache in caches]
@@ -506,13 +584,19 @@ def main():
                     identical.append(same)
                     if not same:
                         failures += 1
-                        loud_difference(f"{n:,} cases, -j {workers}, cache off vs on",
-                                        outputs[workers, False], outputs[workers, True])
+                        loud_difference(
+                            f"{n:,} cases, -j {workers}, cache off vs on",
+                            outputs[workers, False],
+                            outputs[workers, True],
+                        )
             for cache in caches:  # 1 vs 2 workers: the contract (issue 6)
                 if runs[n, 1, cache]["sha256"] != runs[n, 2, cache]["sha256"]:
                     failures += 1
-                    loud_difference(f"{n:,} cases, cache {'on' if cache else 'off'}, -j 1 vs -j 2",
-                                    outputs[1, cache], outputs[2, cache])
+                    loud_difference(
+                        f"{n:,} cases, cache {'on' if cache else 'off'}, -j 1 vs -j 2",
+                        outputs[1, cache],
+                        outputs[2, cache],
+                    )
             for output in outputs.values():
                 output.unlink()
             path.unlink()
@@ -521,15 +605,18 @@ def main():
     if True in caches:
         n = 1_000 if args.quick or args.sizes else 5_000
         hits, valid = unbounded_cache(n, uniform=True)
-        say(f"\nworst case for the cache: {n:,} cases drawn uniformly over the fact space; a cache that forgets "
-            f"nothing hits {hits:,} of {valid:,} valid cases ({hits / valid:.1%})")
+        say(
+            f"\nworst case for the cache: {n:,} cases drawn uniformly over the fact space; a cache that forgets "
+            f"nothing hits {hits:,} of {valid:,} valid cases ({hits / valid:.1%})"
+        )
         say(header)
         with tempfile.TemporaryDirectory(prefix="ivig-bench-") as tmp:
             path = Path(tmp) / "uniform.jsonl"
             write_jsonl(path, n, uniform=True)
             # short runs: more rounds, as drift weighs more
-            rows, outputs, differ = alternate(path, n, [(1, c) for c in caches], max(rounds, WORST_ROUNDS), tmp,
-                                              f"worst case, {n:,} cases")
+            rows, outputs, differ = alternate(
+                path, n, [(1, c) for c in caches], max(rounds, WORST_ROUNDS), tmp, f"worst case, {n:,} cases"
+            )
             failures += differ
             worst_rows = {cache: r for (_, cache), r in rows.items()}
             hashes = {cache: output for (_, cache), output in outputs.items()}
@@ -542,43 +629,61 @@ def main():
 
     say("\nspeed-ups (throughput ratios: of the mean times, then each round's own)")
     for n in sizes:
-        parts = [f"2 vs 1 worker, cache {'on' if c else 'off'}: " + shown_ratio(runs[n, 1, c], runs[n, 2, c])
-                 for c in caches]
+        parts = [
+            f"2 vs 1 worker, cache {'on' if c else 'off'}: " + shown_ratio(runs[n, 1, c], runs[n, 2, c]) for c in caches
+        ]
         if True in caches:
-            parts = [f"cache on vs off, -j {w}: " + shown_ratio(runs[n, w, False], runs[n, w, True])
-                     for w in WORKERS] + parts
+            parts = [
+                f"cache on vs off, -j {w}: " + shown_ratio(runs[n, w, False], runs[n, w, True]) for w in WORKERS
+            ] + parts
         say(f"  {n:>7,} cases: " + "; ".join(parts))
 
     if True in caches:
         for n in sizes:  # the cache grows a process that uses it: if the workers' do not, is it on there?
-            grew = {w: max(runs[n, w, True]["process"], runs[n, w, True]["hwm"])
-                    - max(runs[n, w, False]["process"], runs[n, w, False]["hwm"]) for w in WORKERS}
+            grew = {
+                w: max(runs[n, w, True]["process"], runs[n, w, True]["hwm"])
+                - max(runs[n, w, False]["process"], runs[n, w, False]["hwm"])
+                for w in WORKERS
+            }
             if grew[1] > 5 and grew[2] < 2:
-                say(f"  !!! {n:,} cases: the cache grows the one process of -j 1 by {grew[1]:.1f} MiB but the "
-                    f"workers of -j 2 by {grew[2]:.1f} MiB: is the cache on in the workers?")
+                say(
+                    f"  !!! {n:,} cases: the cache grows the one process of -j 1 by {grew[1]:.1f} MiB but the "
+                    f"workers of -j 2 by {grew[2]:.1f} MiB: is the cache on in the workers?"
+                )
 
     say("\ntargets")
     big = sizes[-1]
     if True in caches:
         gain, each = ratios(runs[big, 1, False], runs[big, 1, True])
         note = "" if big == 100_000 else f" (the target is at 100,000; this run stops at {big:,})"
-        say(f"  {big:,} cases, 1 worker, cache on vs off: {shown_ratio(runs[big, 1, False], runs[big, 1, True])}; "
-            + verdict(gain >= 3, f"{3 - gain:.2f}x (wants >= 3x)") + every_round(each, 3) + note)
+        say(
+            f"  {big:,} cases, 1 worker, cache on vs off: {shown_ratio(runs[big, 1, False], runs[big, 1, True])}; "
+            + verdict(gain >= 3, f"{3 - gain:.2f}x (wants >= 3x)")
+            + every_round(each, 3)
+            + note
+        )
     else:
         say("  cache on vs off: not measured (no cache in this build)")
     worst_key = max(runs, key=lambda k: max(runs[k]["process"], runs[k]["hwm"]))
     worst = max(runs[worst_key]["process"], runs[worst_key]["hwm"])
     n, w, c = worst_key
-    say(f"  memory per worker (largest single process of any run; the larger of RSS and VmHWM): "
+    say(
+        f"  memory per worker (largest single process of any run; the larger of RSS and VmHWM): "
         f"{worst:.1f} MiB, at {n:,} cases, -j {w}, cache {'on' if c else 'off'}; "
-        + verdict(worst < 64, f"{worst - 64:.1f} MiB (wants < 64 MiB)"))
+        + verdict(worst < 64, f"{worst - 64:.1f} MiB (wants < 64 MiB)")
+    )
     if worst_rows:
         worst = max(max(r["process"], r["hwm"]) for r in worst_rows.values())
-        say(f"  memory per worker, worst case for the cache (uniform fact space): {worst:.1f} MiB; "
-            + verdict(worst < 64, f"{worst - 64:.1f} MiB (wants < 64 MiB)"))
+        say(
+            f"  memory per worker, worst case for the cache (uniform fact space): {worst:.1f} MiB; "
+            + verdict(worst < 64, f"{worst - 64:.1f} MiB (wants < 64 MiB)")
+        )
     if True in caches:
-        say(f"  output byte-identical, cache on vs off: {sum(identical)} of {len(identical)} runs (every size "
-            f"and worker count, and the worst case); " + verdict(all(identical), f"{len(identical) - sum(identical)} runs DIFFER"))
+        say(
+            f"  output byte-identical, cache on vs off: {sum(identical)} of {len(identical)} runs (every size "
+            f"and worker count, and the worst case); "
+            + verdict(all(identical), f"{len(identical) - sum(identical)} runs DIFFER")
+        )
     else:
         say("  output byte-identical, cache on vs off: not measured (no cache in this build)")
     for n in sizes:
@@ -586,15 +691,19 @@ def main():
             continue
         for c in caches:
             ratio, each = ratios(runs[n, 1, c], runs[n, 2, c])
-            say(f"  {n:,} cases, cache {'on' if c else 'off'}: 2 workers {shown_ratio(runs[n, 1, c], runs[n, 2, c])} "
-                "one; " + verdict(ratio >= 1.8, f"{1.8 - ratio:.2f}x (wants >= 1.8x)") + every_round(each, 1.8))
+            say(
+                f"  {n:,} cases, cache {'on' if c else 'off'}: 2 workers {shown_ratio(runs[n, 1, c], runs[n, 2, c])} "
+                "one; " + verdict(ratio >= 1.8, f"{1.8 - ratio:.2f}x (wants >= 1.8x)") + every_round(each, 1.8)
+            )
     if len(sizes) >= 2:  # flat memory needs two sizes (--sizes may give one)
         small, large = sizes[-2], sizes[-1]
         a, b = (max(runs[m, 2, False]["process"], runs[m, 2, False]["hwm"]) for m in (small, large))
         growth = b / a - 1
-        say(f"  peak memory per process, 2 workers, cache off, {small:,} -> {large:,} cases: "
+        say(
+            f"  peak memory per process, 2 workers, cache off, {small:,} -> {large:,} cases: "
             f"{a:.1f} -> {b:.1f} MiB = {growth:+.1%}; "
-            + verdict(abs(growth) <= 0.05, f"{abs(growth) - 0.05:.1%} over a 5% tolerance"))
+            + verdict(abs(growth) <= 0.05, f"{abs(growth) - 0.05:.1%} over a 5% tolerance")
+        )
     for what in (["--help"], ["--version"]):
         ms = startup_ms(what)
         say(f"  ivig {what[0]}: {ms:.0f} ms; " + verdict(ms < 150, f"{ms - 150:.0f} ms"))

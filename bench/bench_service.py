@@ -42,8 +42,17 @@ from ivig_advisor.engine.io.fhir.mapping import FhirMap
 IVIG = [sys.executable, "-m", "ivig_advisor.cli"]
 ICD = "http://hl7.org/fhir/sid/icd-10-cm"
 RISKS = ("renal_disease", "migraine", "diabetes", "iga_deficiency", "volume_depletion", "thrombocytopenia")
-DIAGNOSES = ("gbs", "cidp", "mmn", "myasthenia_gravis", "dermatomyositis", "lems", "multiple_sclerosis",
-             "inclusion_body_myositis", "stiff_person_syndrome")
+DIAGNOSES = (
+    "gbs",
+    "cidp",
+    "mmn",
+    "myasthenia_gravis",
+    "dermatomyositis",
+    "lems",
+    "multiple_sclerosis",
+    "inclusion_body_myositis",
+    "stiff_person_syndrome",
+)
 
 
 def free_port() -> int:
@@ -55,43 +64,109 @@ def free_port() -> int:
 def patient(rng: random.Random, fmap: FhirMap, n: int) -> dict:
     """One patient's prefetch (Patient, Conditions, weight) and an IVIG draft order."""
     pid = f"p{n}"
+
     def coded(field, value):
         code = next(c for c in fmap.codes_for(field, value) if c.match == "code")
         return {"system": code.uri, "code": code.code}
+
     conditions = [coded("diagnosis", rng.choice(DIAGNOSES))]
     conditions += [coded(r, True) for r in RISKS if rng.random() < 0.15]
+
     def cond(i, coding):
-        return {"resource": {"resourceType": "Condition", "id": f"{pid}-c{i}", "subject": {"reference": f"Patient/{pid}"},
-                             "code": {"coding": [coding]}}}
+        return {
+            "resource": {
+                "resourceType": "Condition",
+                "id": f"{pid}-c{i}",
+                "subject": {"reference": f"Patient/{pid}"},
+                "code": {"coding": [coding]},
+            }
+        }
+
     weight = rng.choice(range(45, 110, 5))
     born = datetime.date(rng.randint(1940, 2005), rng.randint(1, 12), rng.randint(1, 28))
-    order = {"resourceType": "MedicationRequest", "id": f"{pid}-ivig", "status": "draft", "intent": "order",
-             "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": "J06BA02"}]},
-             "subject": {"reference": f"Patient/{pid}"},
-             "dosageInstruction": [{"doseAndRate": [{"doseQuantity": {"value": rng.choice((20, 25, 30, 35)),
-                                                                      "unit": "g", "system": "http://unitsofmeasure.org",
-                                                                      "code": "g"}}]}]}
+    order = {
+        "resourceType": "MedicationRequest",
+        "id": f"{pid}-ivig",
+        "status": "draft",
+        "intent": "order",
+        "medicationCodeableConcept": {"coding": [{"system": "http://www.whocc.no/atc", "code": "J06BA02"}]},
+        "subject": {"reference": f"Patient/{pid}"},
+        "dosageInstruction": [
+            {
+                "doseAndRate": [
+                    {
+                        "doseQuantity": {
+                            "value": rng.choice((20, 25, 30, 35)),
+                            "unit": "g",
+                            "system": "http://unitsofmeasure.org",
+                            "code": "g",
+                        }
+                    }
+                ]
+            }
+        ],
+    }
     prefetch = {
-        "patient": {"resourceType": "Patient", "id": pid, "birthDate": born.isoformat(), "gender": rng.choice(("female", "male"))},
-        "conditions": {"resourceType": "Bundle", "type": "searchset", "entry": [cond(i, c) for i, c in enumerate(conditions)]},
-        "weights": {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": {
-            "resourceType": "Observation", "id": f"{pid}-w", "status": "final", "subject": {"reference": f"Patient/{pid}"},
-            "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
-            "valueQuantity": {"value": weight, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}}}]},
-        "medications": None, "statements": None, "procedures": None, "allergies": None}
+        "patient": {
+            "resourceType": "Patient",
+            "id": pid,
+            "birthDate": born.isoformat(),
+            "gender": rng.choice(("female", "male")),
+        },
+        "conditions": {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [cond(i, c) for i, c in enumerate(conditions)],
+        },
+        "weights": {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "entry": [
+                {
+                    "resource": {
+                        "resourceType": "Observation",
+                        "id": f"{pid}-w",
+                        "status": "final",
+                        "subject": {"reference": f"Patient/{pid}"},
+                        "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+                        "valueQuantity": {
+                            "value": weight,
+                            "unit": "kg",
+                            "system": "http://unitsofmeasure.org",
+                            "code": "kg",
+                        },
+                    }
+                }
+            ],
+        },
+        "medications": None,
+        "statements": None,
+        "procedures": None,
+        "allergies": None,
+    }
     return {"pid": pid, "prefetch": prefetch, "order": order}
 
 
 def request(p: dict) -> dict:
-    return {"hook": "order-select", "hookInstance": str(uuid.uuid4()),
-            "context": {"userId": "Practitioner/bench", "patientId": p["pid"], "selections": [f"MedicationRequest/{p['order']['id']}"],
-                        "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": p["order"]}]}},
-            "prefetch": p["prefetch"]}
+    return {
+        "hook": "order-select",
+        "hookInstance": str(uuid.uuid4()),
+        "context": {
+            "userId": "Practitioner/bench",
+            "patientId": p["pid"],
+            "selections": [f"MedicationRequest/{p['order']['id']}"],
+            "draftOrders": {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": p["order"]}]},
+        },
+        "prefetch": p["prefetch"],
+    }
 
 
 def serve(workers: int, port: int, db: str):
-    proc = subprocess.Popen(IVIG + ["serve", "--insecure-dev", "--port", str(port), "--workers", str(workers),
-                                    "--feedback-db", db], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        IVIG + ["serve", "--insecure-dev", "--port", str(port), "--workers", str(workers), "--feedback-db", db],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 60
     while time.time() < deadline:
         try:
@@ -110,6 +185,7 @@ def load(port: int, patients: list, clients: int, seconds: float, fresh: bool = 
     HTTP client library in Python costs a few ms of CPU a request, which on a 2-core machine
     is taken from the service and would pass for its latency."""
     import asyncio
+
     path = "/cds-services/ivig-order"
     latencies, failures, answers = [], [], {}
     bodies = {p["pid"]: json.dumps(dict(request(p), hookInstance="HOOK-INSTANCE")) for p in patients}
@@ -124,8 +200,10 @@ def load(port: int, patients: list, clients: int, seconds: float, fresh: bool = 
                 if p is None:
                     break
                 body = bodies[p["pid"]].replace("HOOK-INSTANCE", str(uuid.uuid4())).encode()
-                head = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
-                        f"Content-Length: {len(body)}\r\n\r\n").encode()
+                head = (
+                    f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+                    f"Content-Length: {len(body)}\r\n\r\n"
+                ).encode()
                 start = time.perf_counter()
                 writer.write(head + body)
                 await writer.drain()
@@ -155,8 +233,15 @@ def load(port: int, patients: list, clients: int, seconds: float, fresh: bool = 
     asyncio.run(run())
     wall = time.perf_counter() - began
     cuts = statistics.quantiles(latencies, n=100)
-    return {"requests": len(latencies), "rps": len(latencies) / wall, "p50": cuts[49] * 1000,
-            "p95": cuts[94] * 1000, "p99": cuts[98] * 1000, "failures": len(failures), "answers": answers}
+    return {
+        "requests": len(latencies),
+        "rps": len(latencies) / wall,
+        "p50": cuts[49] * 1000,
+        "p95": cuts[94] * 1000,
+        "p99": cuts[98] * 1000,
+        "failures": len(failures),
+        "answers": answers,
+    }
 
 
 def check_against_cli(patients: list, answers: dict) -> list:
@@ -168,8 +253,9 @@ def check_against_cli(patients: list, answers: dict) -> list:
             entries = [{"resource": p["prefetch"]["patient"]}, {"resource": p["order"]}]
             for key in ("conditions", "weights"):
                 entries += p["prefetch"][key]["entry"]
-            Path(tmp, f"{p['pid']}.json").write_text(json.dumps(
-                {"resourceType": "Bundle", "type": "collection", "entry": entries}))
+            Path(tmp, f"{p['pid']}.json").write_text(
+                json.dumps({"resourceType": "Bundle", "type": "collection", "entry": entries})
+            )
         out = subprocess.run(IVIG + ["evaluate", "--format", "jsonl", "-q", tmp], capture_output=True, text=True)
     differ = []
     for line in out.stdout.splitlines():
@@ -191,10 +277,13 @@ def main():
     args = parser.parse_args()
     fmap, rng = FhirMap.load(), random.Random(16)
     patients = [patient(rng, fmap, n) for n in range(args.patients)]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
-                            cwd=Path(__file__).parent).stdout.strip()
-    print(f"# bench_service {datetime.datetime.now():%Y-%m-%d %H:%M}, code {commit}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}; {args.clients} clients, {args.seconds:g} s, {args.patients} patients")
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=Path(__file__).parent
+    ).stdout.strip()
+    print(
+        f"# bench_service {datetime.datetime.now():%Y-%m-%d %H:%M}, code {commit}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}; {args.clients} clients, {args.seconds:g} s, {args.patients} patients"
+    )
     fresh = [patient(rng, fmap, n) for n in range(args.patients, args.patients + 20_000)]
     ok = True
     for workers in args.workers:
@@ -203,8 +292,10 @@ def main():
             proc = serve(workers, port, os.path.join(tmp, "fb.sqlite"))
             try:
                 load(port, patients, 2, len(patients) / 50, fresh=True)  # each patient seen once: the steady state
-                figures = {"repeat": load(port, patients, args.clients, args.seconds),
-                           "fresh": load(port, fresh, args.clients, args.seconds, fresh=True)}
+                figures = {
+                    "repeat": load(port, patients, args.clients, args.seconds),
+                    "fresh": load(port, fresh, args.clients, args.seconds, fresh=True),
+                }
             finally:
                 proc.terminate()
                 proc.wait(timeout=30)
@@ -212,12 +303,14 @@ def main():
             differ = check_against_cli(patients if kind == "repeat" else fresh, found["answers"])
             met = found["p99"] < 100
             ok = ok and met and not differ and not found["failures"]
-            print(f"workers {workers}, {'patients seen before' if kind == 'repeat' else 'every call a new patient'}: "
-                  f"{found['requests']} requests, {found['rps']:.0f} req/s, "
-                  f"p50 {found['p50']:.1f} ms, p95 {found['p95']:.1f} ms, p99 {found['p99']:.1f} ms "
-                  f"({'met' if met else 'MISSED'}: target p99 < 100 ms); non-200: {found['failures']}; "
-                  f"answers that differ from ivig evaluate: {len(differ)} of {len(found['answers'])}"
-                  + (f" ({', '.join(differ[:5])})" if differ else ""))
+            print(
+                f"workers {workers}, {'patients seen before' if kind == 'repeat' else 'every call a new patient'}: "
+                f"{found['requests']} requests, {found['rps']:.0f} req/s, "
+                f"p50 {found['p50']:.1f} ms, p95 {found['p95']:.1f} ms, p99 {found['p99']:.1f} ms "
+                f"({'met' if met else 'MISSED'}: target p99 < 100 ms); non-200: {found['failures']}; "
+                f"answers that differ from ivig evaluate: {len(differ)} of {len(found['answers'])}"
+                + (f" ({', '.join(differ[:5])})" if differ else "")
+            )
     sys.exit(0 if ok else 1)
 
 

@@ -44,11 +44,19 @@ RULE = """
 
 # Each diagnosis with its general stance, which its extra stance rules repeat
 # (so where IVIG is given, the shipped dose rules still give a regimen).
-STANCES = {"gbs": "first-line", "miller_fisher": "not-established", "cidp": "first-line",
-           "mmn": "first-line", "myasthenia_gravis": "second-line", "lems": "second-line",
-           "dermatomyositis": "second-line", "polymyositis": "not-established",
-           "stiff_person_syndrome": "second-line", "multiple_sclerosis": "not-established",
-           "childhood_epilepsy": "not-established"}
+STANCES = {
+    "gbs": "first-line",
+    "miller_fisher": "not-established",
+    "cidp": "first-line",
+    "mmn": "first-line",
+    "myasthenia_gravis": "second-line",
+    "lems": "second-line",
+    "dermatomyositis": "second-line",
+    "polymyositis": "not-established",
+    "stiff_person_syndrome": "second-line",
+    "multiple_sclerosis": "not-established",
+    "childhood_epilepsy": "not-established",
+}
 FLAGS = ["diabetes", "renal_disease", "migraine", "volume_depletion", "thrombocytopenia"]
 
 
@@ -83,7 +91,10 @@ def threshold_rules(directory, n: int, seed: int = 11, source=None, shape: str =
     rules = [RULE.format(id=f"bench-{i}", **make(i, rnd, ages, weights, bands)) for i in range(n)]
     (directory / "bench.yaml").write_text(
         "topic: bench\ntitle: Threshold rules added by the benchmark\nrules:\n" + "".join(rules) + "\n"
-        if rules else "topic: bench\ntitle: none\nrules: []\n", encoding="utf-8")
+        if rules
+        else "topic: bench\ntitle: none\nrules: []\n",
+        encoding="utf-8",
+    )
     manifest = directory / "rulebase.yaml"
     text = manifest.read_text(encoding="utf-8")
     assert "  - safety.yaml\n" in text, "the manifest lists safety.yaml"
@@ -97,7 +108,8 @@ def _test(rnd, ages, weights, field=None, ops=("lt", "ge")):
 
 
 def _warn(i, rnd):
-    return f"{{warn: {{code: bench-{i}, severity: {rnd.choice(['info', 'warning'])}, applies: patient, summary: x, message: x}}}}"
+    severity = rnd.choice(["info", "warning"])
+    return f"{{warn: {{code: bench-{i}, severity: {severity}, applies: patient, summary: x, message: x}}}}"
 
 
 def _disease_rule(i, rnd, ages, weights, bands) -> dict:
@@ -111,15 +123,24 @@ def _disease_rule(i, rnd, ages, weights, bands) -> dict:
             tests.append(_test(rnd, ages, weights, "age"))
         if kind >= 3:
             tests.append(_test(rnd, ages, weights, "weight_kg", ("le", "gt")))
-        return {"layer": "situation", "when": f"{{all: [{', '.join(tests)}]}}",
-                "then": f"{{recommend: {{stance: {STANCES[diagnosis]}, summary: x}}}}"}
+        return {
+            "layer": "situation",
+            "when": f"{{all: [{', '.join(tests)}]}}",
+            "then": f"{{recommend: {{stance: {STANCES[diagnosis]}, summary: x}}}}",
+        }
     if kind < 7:  # a band of one disease
         bands.setdefault(diagnosis, []).append(f"bench_{i}")
-        return {"layer": "classify", "when": f"{{all: [{{diagnosis: {diagnosis}}}, {_test(rnd, ages, weights)}]}}",
-                "then": f"{{derive: {{bench_{i}: true}}}}"}
+        return {
+            "layer": "classify",
+            "when": f"{{all: [{{diagnosis: {diagnosis}}}, {_test(rnd, ages, weights)}]}}",
+            "then": f"{{derive: {{bench_{i}: true}}}}",
+        }
     if kind < 9:  # a warning in one disease
-        return {"layer": "safety", "when": f"{{all: [{{diagnosis: {diagnosis}}}, {_test(rnd, ages, weights)}]}}",
-                "then": _warn(i, rnd)}
+        return {
+            "layer": "safety",
+            "when": f"{{all: [{{diagnosis: {diagnosis}}}, {_test(rnd, ages, weights)}]}}",
+            "then": _warn(i, rnd),
+        }
     return {"layer": "safety", "when": _test(rnd, ages, weights, ops=("ge", "gt")), "then": _warn(i, rnd)}
 
 
@@ -128,11 +149,17 @@ def _shared_rule(i, rnd, ages, weights, bands) -> dict:
     if kind == 0:  # a band on age or weight
         bands.setdefault(None, []).append(f"bench_{i}")
         op = rnd.choice(["lt", "ge"])
-        return {"layer": "classify", "then": f"{{derive: {{bench_{i}: true}}}}",
-                "when": f"{{any: [{{age: {{{op}: {next(ages)}}}}}, {{weight_kg: {{{op}: {next(weights)}}}}}]}}"}
+        return {
+            "layer": "classify",
+            "then": f"{{derive: {{bench_{i}: true}}}}",
+            "when": f"{{any: [{{age: {{{op}: {next(ages)}}}}}, {{weight_kg: {{{op}: {next(weights)}}}}}]}}",
+        }
     if kind == 1:  # a risk factor and an age
-        return {"layer": "safety", "then": _warn(i, rnd),
-                "when": f"{{all: [{{{rnd.choice(FLAGS)}: true}}, {_test(rnd, ages, weights, 'age', ('ge', 'gt'))}]}}"}
+        return {
+            "layer": "safety",
+            "then": _warn(i, rnd),
+            "when": f"{{all: [{{{rnd.choice(FLAGS)}: true}}, {_test(rnd, ages, weights, 'age', ('ge', 'gt'))}]}}",
+        }
     if kind == 2:  # a weight, or a band and a risk factor
         if rnd.random() < 0.5:
             when = f"{{all: [{{{rnd.choice(bands[None])}: true}}, {{{rnd.choice(FLAGS)}: true}}]}}"
@@ -143,8 +170,11 @@ def _shared_rule(i, rnd, ages, weights, bands) -> dict:
     tests = [f"{{diagnosis: {diagnosis}}}", _test(rnd, ages, weights, "age")]
     if kind == 4:
         tests.append(_test(rnd, ages, weights, "weight_kg", ("le", "gt")))
-    return {"layer": "situation", "when": f"{{all: [{', '.join(tests)}]}}",
-            "then": f"{{recommend: {{stance: {STANCES[diagnosis]}, summary: x}}}}"}
+    return {
+        "layer": "situation",
+        "when": f"{{all: [{', '.join(tests)}]}}",
+        "then": f"{{recommend: {{stance: {STANCES[diagnosis]}, summary: x}}}}",
+    }
 
 
 def time_verify(rulebase, check=verify):
@@ -155,47 +185,67 @@ def time_verify(rulebase, check=verify):
 
 def summary(result, witnesses=True):
     """What two walks must agree on: findings (with their witnesses), coverage and reach."""
-    return ([(f.kind, f.message, f.file, f.line, f.rule, f.combinations)
-             + ((sorted(f.witness.items(), key=repr),) if witnesses else ()) for f in result.findings],
-            [(c.diagnosis, c.fields, c.combinations, c.excluded, sorted(c.fired)) for c in result.coverage],
-            sorted((k, v) for k, v in result.reach.items() if v))
+    return (
+        [
+            (f.kind, f.message, f.file, f.line, f.rule, f.combinations)
+            + ((sorted(f.witness.items(), key=repr),) if witnesses else ())
+            for f in result.findings
+        ],
+        [(c.diagnosis, c.fields, c.combinations, c.excluded, sorted(c.fired)) for c in result.coverage],
+        sorted((k, v) for k, v in result.reach.items() if v),
+    )
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[0, 2, 10, 40, 100, 300])
-    parser.add_argument("--shape", choices=["disease", "shared"], default="disease",
-                        help="how the extra rules are spread (see threshold_rules)")
+    parser.add_argument(
+        "--shape",
+        choices=["disease", "shared"],
+        default="disease",
+        help="how the extra rules are spread (see threshold_rules)",
+    )
     parser.add_argument("--rules", type=Path, help="the rule base to add to (default: the shipped rules/)")
-    parser.add_argument("--reference-up-to", type=int, default=10, metavar="N",
-                        help="also time the walk before issue 11, and compare, up to N extra rules")
+    parser.add_argument(
+        "--reference-up-to",
+        type=int,
+        default=10,
+        metavar="N",
+        help="also time the walk before issue 11, and compare, up to N extra rules",
+    )
     parser.add_argument("--profile", type=int, metavar="N", help="profile verify() on N extra rules")
-    parser.add_argument("--limit", type=float, default=600.0,
-                        help="stop growing N once one size takes longer than this (s)")
+    parser.add_argument(
+        "--limit", type=float, default=600.0, help="stop growing N once one size takes longer than this (s)"
+    )
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         if args.profile is not None:
-            rulebase = RuleBase.load(threshold_rules(Path(tmp) / "rules", args.profile, source=args.rules,
-                                                     shape=args.shape))
+            rulebase = RuleBase.load(
+                threshold_rules(Path(tmp) / "rules", args.profile, source=args.rules, shape=args.shape)
+            )
             profiler = cProfile.Profile()
             profiler.runcall(verify, rulebase)
             pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
             return 0
         print(f"shape: {args.shape}")
-        print(f"{'N':>5} {'rules':>6} {'before s':>9} {'after s':>8} {'states before':>14} {'after':>7} "
-              f"{'combinations':>22} {'findings':>9} {'identical':>9}")
+        print(
+            f"{'N':>5} {'rules':>6} {'before s':>9} {'after s':>8} {'states before':>14} {'after':>7} "
+            f"{'combinations':>22} {'findings':>9} {'identical':>9}"
+        )
         met = True
         for n in args.sizes:
-            rulebase = RuleBase.load(threshold_rules(Path(tmp) / f"rules-{n}", n, source=args.rules,
-                                                     shape=args.shape))
+            rulebase = RuleBase.load(threshold_rules(Path(tmp) / f"rules-{n}", n, source=args.rules, shape=args.shape))
             seconds, result = time_verify(rulebase)
             before, states_before, same = "-", "-", "-"
             if n <= args.reference_up_to:
                 old_seconds, old = time_verify(rulebase, reference_verify)
                 before, states_before = f"{old_seconds:.2f}", f"{old.states:,}"
                 same = "yes" if summary(old) == summary(result) else "NO"
-            print(f"{n:>5} {len(rulebase.rules):>6} {before:>9} {seconds:>8.2f} {states_before:>14} "
-                  f"{result.states:>7,} {result.combinations:>22,} {len(result.findings):>9} {same:>9}", flush=True)
+            print(
+                f"{n:>5} {len(rulebase.rules):>6} {before:>9} {seconds:>8.2f} {states_before:>14} "
+                f"{result.states:>7,} {result.combinations:>22,} {len(result.findings):>9} {same:>9}",
+                flush=True,
+            )
             if n == TARGET_N:
                 met = seconds < TARGET_SECONDS
             if seconds > args.limit:
@@ -205,6 +255,7 @@ def main(argv=None):
         if TARGET_N in args.sizes:
             print(f"target: N={TARGET_N} in under {TARGET_SECONDS:.0f} s: {'met' if met else 'NOT met'}")
     return 0
+
 
 # -- the reference: engine/verify.py's walk before issue 11 -------------------------------
 # Slow (its cost grows with the product of every threshold), exact; only the walk
@@ -216,12 +267,25 @@ from itertools import product  # noqa: E402
 from math import prod  # noqa: E402
 from typing import Dict, List, Optional  # noqa: E402
 
+from ivig_advisor.engine.audit.verify import (  # noqa: E402
+    _UNSET,
+    Coverage,
+    Verification,
+    _concludes_all,
+    _Group,
+    _groups,
+    _merged,
+    _order,
+    _Outcome,
+    _State,
+)
+from ivig_advisor.engine.audit.verify import (  # noqa: E402
+    CheckFinding as Finding,
+)
 from ivig_advisor.engine.core import conditions  # noqa: E402
 from ivig_advisor.engine.core.analysis import domains, live_rules  # noqa: E402
 from ivig_advisor.engine.core.rulebase import STANCE, RuleSpec  # noqa: E402
 from ivig_advisor.engine.core.schema import CaseSchema  # noqa: E402
-from ivig_advisor.engine.audit.verify import (  # noqa: E402
-    CheckFinding as Finding, Coverage, Verification, _concludes_all, _groups, _Group, _order, _merged, _Outcome, _State, _UNSET)
 
 
 def reference_verify(rulebase) -> Verification:
@@ -242,12 +306,15 @@ class ReferenceWalk:
         self.findings: Dict[tuple, Finding] = {}
         self.reach: Counter = Counter()
         self.cofire: Dict[str, set] = {}
-        self.by_layer = {l.name: sorted((r for r in rulebase.rules if r.layer == l.name),
-                                        key=lambda r: -r.salience) for l in rulebase.layers}
+        self.by_layer = {
+            l.name: sorted((r for r in rulebase.rules if r.layer == l.name), key=lambda r: -r.salience)
+            for l in rulebase.layers
+        }
         self.derives = {r.id: r.derives for r in rulebase.rules}
         self.groups = {name: _groups(rules, self.schema.fields) for name, rules in self.by_layer.items()}
-        self.constrained = {t.name for w, r, _, _ in self.schema.constraints
-                            for c in (w, r) for t in conditions.tests(c)}
+        self.constrained = {
+            t.name for w, r, _, _ in self.schema.constraints for c in (w, r) for t in conditions.tests(c)
+        }
         self.cache: Dict[tuple, list] = {}
         self.fired_now: set = set()
         severities: Dict[str, set] = {}
@@ -272,8 +339,7 @@ class ReferenceWalk:
         if finding is None:
             # a gap belongs to no rule: it is placed at the diagnosis in the case schema
             where = (rule.file, rule.line) if rule else (self.schema.source, self.schema.fields["diagnosis"].line)
-            self.findings[key] = Finding(kind, message, *where, rule.id if rule else None,
-                                         dict(witness), count)
+            self.findings[key] = Finding(kind, message, *where, rule.id if rule else None, dict(witness), count)
         else:
             finding.combinations += count
 
@@ -285,8 +351,12 @@ class ReferenceWalk:
 
     def live_fields(self, diagnosis) -> List[str]:
         """The fields tested by the rules that the diagnosis alone does not rule out."""
-        names = {t.name for rule in live_rules(self.rb, diagnosis) for t in conditions.tests(rule.when)
-                 if t.name in self.domains and t.name != "diagnosis"}
+        names = {
+            t.name
+            for rule in live_rules(self.rb, diagnosis)
+            for t in conditions.tests(rule.when)
+            if t.name in self.domains and t.name != "diagnosis"
+        }
         return [n for n in self.schema.fields if n in names]
 
     def walk_diagnosis(self, diagnosis) -> Coverage:
@@ -335,13 +405,27 @@ class ReferenceWalk:
                 self.excluded += int(count)
                 continue
             fired = sorted((r for part in combo for r in part.fired), key=lambda r: -r.salience)
-            yield self.conclude(_State(assign, state.derived, int(count), witness, state.stance_layer,
-                                       state.dose, state.stance_rule, state.warned), layer, fired, derived)
+            yield self.conclude(
+                _State(
+                    assign,
+                    state.derived,
+                    int(count),
+                    witness,
+                    state.stance_layer,
+                    state.dose,
+                    state.stance_rule,
+                    state.warned,
+                ),
+                layer,
+                fired,
+                derived,
+            )
 
     def outcomes(self, state: _State, layer_name: str, group: "_Group") -> List["_Outcome"]:
         """The ways one group of a layer's rules can go from this state, merged."""
-        seen = tuple(state.assign.get(n, _UNSET) for n in group.fields) + \
-            tuple(state.derived.get(n) for n in group.derived)
+        seen = tuple(state.assign.get(n, _UNSET) for n in group.fields) + tuple(
+            state.derived.get(n) for n in group.derived
+        )
         key = (layer_name, group.index, seen)
         if key in self.cache:
             return self.cache[key]
@@ -357,8 +441,11 @@ class ReferenceWalk:
                 continue
             visible = {k: v for k, v in added.items() if k in keep}
             new = {k: v for k, v in derived.items() if v != list(state.derived.get(k, ()))}
-            mkey = (tuple(r.id for r in fired), tuple(sorted(visible.items())),
-                    tuple(sorted((k, tuple(v)) for k, v in new.items())))
+            mkey = (
+                tuple(r.id for r in fired),
+                tuple(sorted(visible.items())),
+                tuple(sorted((k, tuple(v)) for k, v in new.items())),
+            )
             if mkey in merged:
                 merged[mkey].weight += weight
             else:
@@ -411,17 +498,32 @@ class ReferenceWalk:
             self.reach[rule.id] += state.count
             self.fired_now.add(rule.id)
             self.cofire[rule.id] = self.cofire.get(rule.id, ids) & ids
-        after = _State(dict(state.assign), {k: tuple(v) for k, v in derived.items() if v},
-                       state.count, state.witness, state.stance_layer, state.dose, state.stance_rule, state.warned)
+        after = _State(
+            dict(state.assign),
+            {k: tuple(v) for k, v in derived.items() if v},
+            state.count,
+            state.witness,
+            state.stance_layer,
+            state.dose,
+            state.stance_rule,
+            state.warned,
+        )
         stances = [r for r in fired if "recommend" in r.then]
         if stances and after.stance_layer is None:
             after.stance_layer, after.stance_rule = layer.name, stances[0].id
         different = sorted({r.then["recommend"]["stance"] for r in stances})
         if len(different) > 1:
             pair = [r for r in stances if r.then["recommend"]["stance"] != stances[0].then["recommend"]["stance"]]
-            self.add("conflict", f"rules {stances[0].id} ({stances[0].then['recommend']['stance']}) and "
-                     f"{pair[0].id} ({pair[0].then['recommend']['stance']}) set different stances "
-                     f"for one case", pair[0], state, state.count, ("conflict", stances[0].id, pair[0].id))
+            self.add(
+                "conflict",
+                f"rules {stances[0].id} ({stances[0].then['recommend']['stance']}) and "
+                f"{pair[0].id} ({pair[0].then['recommend']['stance']}) set different stances "
+                f"for one case",
+                pair[0],
+                state,
+                state.count,
+                ("conflict", stances[0].id, pair[0].id),
+            )
         for rule in fired:
             if "dose" not in rule.then:
                 continue
@@ -429,8 +531,14 @@ class ReferenceWalk:
             if after.dose is None:
                 after.dose = (rule.id, dose)
             elif after.dose[1] != dose:
-                self.add("conflict", f"rules {after.dose[0]} and {rule.id} give different doses for one case",
-                         rule, state, state.count, ("dose-conflict", after.dose[0], rule.id))
+                self.add(
+                    "conflict",
+                    f"rules {after.dose[0]} and {rule.id} give different doses for one case",
+                    rule,
+                    state,
+                    state.count,
+                    ("dose-conflict", after.dose[0], rule.id),
+                )
         self.severity_conflicts(fired, state, after)
         return after
 
@@ -441,9 +549,15 @@ class ReferenceWalk:
             for warning in rule.warnings:
                 other = seen.setdefault(warning["code"], (rule, warning["severity"]))
                 if other[1] != warning["severity"]:
-                    self.add("conflict", f"rules {other[0].id} and {rule.id} give warning "
-                             f"'{warning['code']}' different severities for one case",
-                             rule, state, state.count, ("severity", other[0].id, rule.id))
+                    self.add(
+                        "conflict",
+                        f"rules {other[0].id} and {rule.id} give warning "
+                        f"'{warning['code']}' different severities for one case",
+                        rule,
+                        state,
+                        state.count,
+                        ("severity", other[0].id, rule.id),
+                    )
                 elif warning["code"] in self.multi_severity and other[0] is rule:
                     after.warned += ((warning["code"], warning["severity"], rule.id),)
 
@@ -451,14 +565,26 @@ class ReferenceWalk:
         """Gaps: checked where the layer that should have closed them has run."""
         diagnosis = state.witness["diagnosis"]
         if layer.name == self.last_stance and STANCE not in state.derived:
-            self.add("gap", f"no rule sets a stance for diagnosis '{diagnosis}' in this situation",
-                     None, state, state.count, ("gap", diagnosis))
+            self.add(
+                "gap",
+                f"no rule sets a stance for diagnosis '{diagnosis}' in this situation",
+                None,
+                state,
+                state.count,
+                ("gap", diagnosis),
+            )
         if layer.index == len(self.rb.layers) - 1:
             given = [s for s in state.derived.get(STANCE, ()) if s in self.rb.ivig_given]
             if given and state.dose is None:
-                self.add("gap", f"IVIG is {given[0]} for diagnosis '{diagnosis}' (rule {state.stance_rule}) "
-                         f"but no rule gives a regimen", self.rb.by_id.get(state.stance_rule), state,
-                         state.count, ("dose-gap", diagnosis, given[0]))
+                self.add(
+                    "gap",
+                    f"IVIG is {given[0]} for diagnosis '{diagnosis}' (rule {state.stance_rule}) "
+                    f"but no rule gives a regimen",
+                    self.rb.by_id.get(state.stance_rule),
+                    state,
+                    state.count,
+                    ("dose-gap", diagnosis, given[0]),
+                )
 
     def project(self, state: _State, layer) -> _State:
         seen = self.seen_after[layer.name]
@@ -471,12 +597,13 @@ class ReferenceWalk:
             if self.reach[rule.id]:
                 continue
             if reference_satisfiable(rule, self.domains, self.rb):
-                why = ("its conditions can hold, but never when it could fire: an earlier stance "
-                       "layer always decides first, or a fact it tests is never derived")
+                why = (
+                    "its conditions can hold, but never when it could fire: an earlier stance "
+                    "layer always decides first, or a fact it tests is never derived"
+                )
             else:
                 why = "its conditions can never hold together"
-            self.add("unreachable", f"rule {rule.id} fires in none of the combinations: {why}",
-                     rule, {}, 0)
+            self.add("unreachable", f"rule {rule.id} fires in none of the combinations: {why}", rule, {}, 0)
 
     def redundant(self):
         """A rule that always fires with another that concludes at least as much."""
@@ -489,14 +616,22 @@ class ReferenceWalk:
                     continue
                 if self.reach[other_id] > self.reach[rule.id]:
                     kind, how = "subsumed", "narrower than"
-                elif rule.id in self.cofire.get(other_id, ()) and _concludes_all(rule, other) \
-                        and rule.position < other.position:
+                elif (
+                    rule.id in self.cofire.get(other_id, ())
+                    and _concludes_all(rule, other)
+                    and rule.position < other.position
+                ):
                     continue  # an equivalent pair is reported once, on the later rule
                 else:
                     kind, how = "redundant", "equivalent to"
-                self.add(kind, f"rule {rule.id} is {how} {other_id}: whenever it fires, {other_id} "
-                         f"fires and concludes the same", rule, {}, self.reach[rule.id],
-                         (kind, rule.id, other_id))
+                self.add(
+                    kind,
+                    f"rule {rule.id} is {how} {other_id}: whenever it fires, {other_id} fires and concludes the same",
+                    rule,
+                    {},
+                    self.reach[rule.id],
+                    (kind, rule.id, other_id),
+                )
                 break
 
 
@@ -513,9 +648,10 @@ def reference_satisfiable(rule: RuleSpec, domains: Dict[str, list], rulebase: Ru
         choices.append([[]] + [[v] for v in values])
     for combo in product(*choices):
         table = dict(zip(names, combo))
-        if conditions.evaluate(rule.when, lambda n: table[n]):
+        if conditions.evaluate(rule.when, table.__getitem__):
             return True
     return False
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -51,18 +51,20 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "bench"))
 
-from ivig_advisor.engine.io.fhir.mapping import Entry, FhirMap  # noqa: E402
 from ivig_advisor.engine.core.schema import CaseSchema  # noqa: E402
+from ivig_advisor.engine.io.fhir.mapping import Entry, FhirMap  # noqa: E402
 
 AS_OF = dt.date(2026, 11, 25)
 TYPES = ("Patient", "Condition", "Observation", "MedicationRequest", "Procedure")
 # Codes meant to be unmapped (a mapping cannot give codes it lacks); checked against the mapping on load.
-UNMAPPED = (("icd-10-cm", "I10", "Essential (primary) hypertension"),
-            ("icd-10-cm", "J45.909", "Unspecified asthma, uncomplicated"),
-            ("icd-10-cm", "E78.5", "Hyperlipidemia, unspecified"),
-            ("icd-10-cm", "K21.9", "Gastro-esophageal reflux disease without esophagitis"),
-            ("snomed", "38341003", "Hypertensive disorder"),
-            ("snomed", "195967001", "Asthma"))
+UNMAPPED = (
+    ("icd-10-cm", "I10", "Essential (primary) hypertension"),
+    ("icd-10-cm", "J45.909", "Unspecified asthma, uncomplicated"),
+    ("icd-10-cm", "E78.5", "Hyperlipidemia, unspecified"),
+    ("icd-10-cm", "K21.9", "Gastro-esophageal reflux disease without esophagitis"),
+    ("snomed", "38341003", "Hypertensive disorder"),
+    ("snomed", "195967001", "Asthma"),
+)
 # How common each diagnosis is (relative): bench/bench.py's weights, one not named there 1.
 try:
     from bench import DIAGNOSES  # bench/bench.py
@@ -75,6 +77,7 @@ IGNORED_KEYS = ("source", "line", "origins", "unmapped")
 
 # -- what the mapping offers ------------------------------------------------------
 
+
 class Pool:
     """The codes a generator draws from, each with the entry it belongs to, read off the mapping."""
 
@@ -82,12 +85,12 @@ class Pool:
         self.fmap = fmap or FhirMap.load()
         self.schema = schema or CaseSchema.load()
         fields = self.schema.fields
-        self.diagnoses = {}   # diagnosis -> [(Code, Entry)] of Condition entries
+        self.diagnoses = {}  # diagnosis -> [(Code, Entry)] of Condition entries
         for value in fields["diagnosis"].values:
             found = self.coded("diagnosis", value, "Condition")
             if found:
                 self.diagnoses[value] = found
-        self.risks = {}       # risk field -> [(Code, Entry)]
+        self.risks = {}  # risk field -> [(Code, Entry)]
         for name, spec in fields.items():
             if spec.group == "risk" and spec.type == "boolean":
                 found = self.coded(name, True, "Condition")
@@ -118,8 +121,11 @@ class Pool:
             # a list field's entries hold a tuple of values: codes_for(field, "x") finds none of them
             codes = self.fmap.codes_for(field_name, (value,))
         for code in codes:
-            entries = [e for e, c in self.fmap.matches(code.uri, code.code)
-                       if isinstance(e, Entry) and rtype in e.resources and c == code]
+            entries = [
+                e
+                for e, c in self.fmap.matches(code.uri, code.code)
+                if isinstance(e, Entry) and rtype in e.resources and c == code
+            ]
             if entries:
                 out.append((code, entries[0]))
         return out
@@ -143,6 +149,7 @@ class Pool:
 
 
 # -- one patient --------------------------------------------------------------------
+
 
 def _id(rnd):
     return str(uuid.UUID(int=rnd.getrandbits(128), version=4))
@@ -194,9 +201,16 @@ def patient(rnd, pool: Pool, as_of: dt.date = AS_OF, cotherapy: bool = True):
     gender = rnd.choices(["female", "male", "other", "unknown"], [48, 48, 2, 2])[0]
     if pool.fmap.sex_values.get(gender):
         case["sex"] = pool.fmap.sex_values[gender]
-    out["Patient"].append({"resourceType": "Patient", "id": pid, "active": True,
-                           "identifier": [{"system": "urn:oid:2.16.840.1.113883.3.9999.1", "value": str(rnd.randint(10**7, 10**8))}],
-                           "gender": gender, "birthDate": born.isoformat()})
+    out["Patient"].append(
+        {
+            "resourceType": "Patient",
+            "id": pid,
+            "active": True,
+            "identifier": [{"system": "urn:oid:2.16.840.1.113883.3.9999.1", "value": str(rnd.randint(10**7, 10**8))}],
+            "gender": gender,
+            "birthDate": born.isoformat(),
+        }
+    )
 
     def condition(uri, code, display, clinical, verification=None):
         onset = _day(rnd, max(born, as_of - dt.timedelta(days=3650)), as_of)
@@ -205,18 +219,30 @@ def patient(rnd, pool: Pool, as_of: dt.date = AS_OF, cotherapy: bool = True):
             resource["clinicalStatus"] = _status("condition-clinical", clinical)
         if verification:
             resource["verificationStatus"] = _status("condition-ver-status", verification)
-        resource.update({"category": [_status("condition-category", "encounter-diagnosis")],
-                         "code": _concept(uri, code, display), "subject": subject,
-                         "onsetDateTime": onset.isoformat(), "recordedDate": onset.isoformat()})
+        resource.update(
+            {
+                "category": [_status("condition-category", "encounter-diagnosis")],
+                "code": _concept(uri, code, display),
+                "subject": subject,
+                "onsetDateTime": onset.isoformat(),
+                "recordedDate": onset.isoformat(),
+            }
+        )
         out["Condition"].append(resource)
         return resource["id"]
 
     # the diagnosis: current (active mostly; remission, relapse...; sometimes no clinicalStatus)
     code, entry = rnd.choice(pool.diagnoses[diagnosis])
-    clinical = None if rnd.random() < 0.1 else rnd.choices(
-        states["Condition"]["current"], [10 if s == "active" else 1 for s in states["Condition"]["current"]])[0]
-    notes["diagnosis"] = condition(code.uri, pool.written(code, rnd), code.display, clinical,
-                                   "confirmed" if rnd.random() < 0.5 else None)
+    clinical = (
+        None
+        if rnd.random() < 0.1
+        else rnd.choices(
+            states["Condition"]["current"], [10 if s == "active" else 1 for s in states["Condition"]["current"]]
+        )[0]
+    )
+    notes["diagnosis"] = condition(
+        code.uri, pool.written(code, rnd), code.display, clinical, "confirmed" if rnd.random() < 0.5 else None
+    )
     _apply(case, entry.current)
 
     # risk factors: 0-3, most current; some resolved (past), some provisional (not counted)
@@ -245,7 +271,9 @@ def patient(rnd, pool: Pool, as_of: dt.date = AS_OF, cotherapy: bool = True):
     latest, notes["weights"] = None, []
     for back in reversed(days):  # oldest first
         weight = max(1.5, kg + rnd.uniform(-4, 4))
-        unit = rnd.choices(sorted(pool.units), [{"kg": 70, "[lb_av]": 20, "g": 10}.get(u, 5) for u in sorted(pool.units)])[0]
+        unit = rnd.choices(
+            sorted(pool.units), [{"kg": 70, "[lb_av]": 20, "g": 10}.get(u, 5) for u in sorted(pool.units)]
+        )[0]
         uri, factor = pool.units[unit]
         value = round(weight / factor, 1) if factor >= 0.01 else int(round(weight / factor, -1))
         observation = _weight(rnd, pool, subject, as_of - dt.timedelta(days=back), uri, unit, value, "final")
@@ -253,32 +281,52 @@ def patient(rnd, pool: Pool, as_of: dt.date = AS_OF, cotherapy: bool = True):
         notes["weights"].append(observation["id"])
         latest = observation["id"], round(value * factor, 3)
     if rnd.random() < 0.03:  # a later weight entered in error: not counted
-        out["Observation"].append(_weight(rnd, pool, subject, as_of, *next(
-            (pool.units[u][0], u) for u in sorted(pool.units)), 999, "entered-in-error"))
+        out["Observation"].append(
+            _weight(
+                rnd,
+                pool,
+                subject,
+                as_of,
+                *next((pool.units[u][0], u) for u in sorted(pool.units)),
+                999,
+                "entered-in-error",
+            )
+        )
     notes["weight"], case["weight_kg"] = latest
 
     # treatment
     if rnd.random() < 0.45:
         code, entry = rnd.choice(pool.ivig)
         past = rnd.random() < 0.25
-        out["MedicationRequest"].append(_medication(rnd, code, subject, rnd.choice(
-            states["MedicationRequest"]["past" if past else "current"][:2])))
+        out["MedicationRequest"].append(
+            _medication(rnd, code, subject, rnd.choice(states["MedicationRequest"]["past" if past else "current"][:2]))
+        )
         _apply(case, entry.past if past else entry.current)
     for codes, share in ((pool.steroids, 0.2), (pool.immuno, 0.08)):
         if codes and rnd.random() < share:
             code, entry = rnd.choice(codes)
             past = rnd.random() < 0.2 or not cotherapy
-            out["MedicationRequest"].append(_medication(rnd, code, subject, rnd.choice(
-                states["MedicationRequest"]["past" if past else "current"][:1]), pool))
+            out["MedicationRequest"].append(
+                _medication(
+                    rnd, code, subject, rnd.choice(states["MedicationRequest"]["past" if past else "current"][:1]), pool
+                )
+            )
             _apply(case, entry.past if past else entry.current)
     if rnd.random() < 0.15:
         code, entry = rnd.choice(pool.pex)
         past = rnd.random() < 0.8 or not cotherapy
         status = "completed" if past else rnd.choice(states["Procedure"]["current"][:2])
         when = (as_of - dt.timedelta(days=rnd.randint(30, 900))).isoformat()
-        out["Procedure"].append({"resourceType": "Procedure", "id": _id(rnd), "status": status,
-                                 "code": _concept(code.uri, pool.written(code, rnd), code.display),
-                                 "subject": subject, "performedDateTime": when})
+        out["Procedure"].append(
+            {
+                "resourceType": "Procedure",
+                "id": _id(rnd),
+                "status": status,
+                "code": _concept(code.uri, pool.written(code, rnd), code.display),
+                "subject": subject,
+                "performedDateTime": when,
+            }
+        )
         _apply(case, entry.past if status in states["Procedure"]["past"] else entry.current)
     return out, case, notes
 
@@ -286,11 +334,16 @@ def patient(rnd, pool: Pool, as_of: dt.date = AS_OF, cotherapy: bool = True):
 def _weight(rnd, pool, subject, day, uri, unit, value, status):
     code = rnd.choice(pool.weight.codes)
     moment = f"{day.isoformat()}T{rnd.randint(7, 18):02d}:{rnd.randint(0, 59):02d}:00Z"
-    return {"resourceType": "Observation", "id": _id(rnd), "status": status,
-            "category": [{"coding": [{"system": HL7 + "observation-category", "code": "vital-signs"}]}],
-            "code": _concept(code.uri, code.code, code.display), "subject": subject,
-            "effectiveDateTime": moment,
-            "valueQuantity": {"value": value, "unit": {"[lb_av]": "lb"}.get(unit, unit), "system": uri, "code": unit}}
+    return {
+        "resourceType": "Observation",
+        "id": _id(rnd),
+        "status": status,
+        "category": [{"coding": [{"system": HL7 + "observation-category", "code": "vital-signs"}]}],
+        "code": _concept(code.uri, code.code, code.display),
+        "subject": subject,
+        "effectiveDateTime": moment,
+        "valueQuantity": {"value": value, "unit": {"[lb_av]": "lb"}.get(unit, unit), "system": uri, "code": unit},
+    }
 
 
 def _medication(rnd, code, subject, status, pool=None):
@@ -309,8 +362,10 @@ def _medication(rnd, code, subject, status, pool=None):
 
 # -- the export and the case file -------------------------------------------------------
 
-def generate(out_dir, patients=10_000, seed=2026, per_file=20_000, as_of=AS_OF, case_formats=("yaml", "jsonl"),
-             cotherapy=True):
+
+def generate(
+    out_dir, patients=10_000, seed=2026, per_file=20_000, as_of=AS_OF, case_formats=("yaml", "jsonl"), cotherapy=True
+):
     """Write `out_dir`/export/*.ndjson and `out_dir`/cases.{yaml,jsonl}; return a summary.
 
     The summary: the paths, the number of resources of each type, and `notes` (patient id ->
@@ -331,7 +386,7 @@ def generate(out_dir, patients=10_000, seed=2026, per_file=20_000, as_of=AS_OF, 
     files = {}
     for rtype in TYPES:
         rnd.shuffle(lines[rtype])
-        chunks = [lines[rtype][i:i + per_file] for i in range(0, len(lines[rtype]), per_file)] or [[]]
+        chunks = [lines[rtype][i : i + per_file] for i in range(0, len(lines[rtype]), per_file)] or [[]]
         for number, chunk in enumerate(chunks, start=1):
             if not chunk:
                 continue
@@ -349,8 +404,14 @@ def generate(out_dir, patients=10_000, seed=2026, per_file=20_000, as_of=AS_OF, 
         with open(paths["yaml"], "w", encoding="utf-8") as handle:
             for case in cases:
                 handle.write("---\n" + "".join(f"{k}: {_yaml(v)}\n" for k, v in case.items()))
-    return {"paths": paths, "files": files, "counts": {t: len(lines[t]) for t in TYPES},
-            "patients": patients, "notes": notes, "ids": [c["id"] for c in cases]}
+    return {
+        "paths": paths,
+        "files": files,
+        "counts": {t: len(lines[t]) for t in TYPES},
+        "patients": patients,
+        "notes": notes,
+        "ids": [c["id"] for c in cases],
+    }
 
 
 def _yaml(value):
@@ -360,13 +421,15 @@ def _yaml(value):
 
 # -- comparing results ----------------------------------------------------------------
 
+
 def comparable(result):
     """A result without what says where it came from: source, line, origins, unmapped, and
     the origin of each fact of its trace."""
     out = {k: v for k, v in result.items() if k not in IGNORED_KEYS}
-    out["trace"] = [dict(entry, matched=[{k: v for k, v in fact.items() if k != "origin"}
-                                         for fact in entry.get("matched", ())])
-                    for entry in result.get("trace") or ()]
+    out["trace"] = [
+        dict(entry, matched=[{k: v for k, v in fact.items() if k != "origin"} for fact in entry.get("matched", ())])
+        for entry in result.get("trace") or ()
+    ]
     return out
 
 
@@ -384,12 +447,26 @@ def differences(a_lines, b_lines, limit=5):
 
 # -- the benchmark --------------------------------------------------------------------------
 
+
 def run_cli(path, workers, output):
     """`ivig evaluate PATH --format jsonl -q --as-of 2026-11-25 -j N` into `output`: bench.run_cli's
     time and memory (the process tree's RSS sampled from /proc)."""
     import bench
-    command = [sys.executable, "-m", "ivig_advisor.cli", "evaluate", str(path), "--format", "jsonl", "-q",
-               "--as-of", AS_OF.isoformat(), "-j", str(workers)]
+
+    command = [
+        sys.executable,
+        "-m",
+        "ivig_advisor.cli",
+        "evaluate",
+        str(path),
+        "--format",
+        "jsonl",
+        "-q",
+        "--as-of",
+        AS_OF.isoformat(),
+        "-j",
+        str(workers),
+    ]
     with open(output, "wb") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.PIPE)
@@ -404,9 +481,15 @@ def run_cli(path, workers, output):
     proc.stderr.close()
     if code not in (0, 1):
         raise RuntimeError(f"{' '.join(command)} exited {code}:\n{stderr}")
-    return {"seconds": seconds, "tree": sampler.tree_peak / bench.MIB, "process": sampler.process_peak / bench.MIB,
-            "hwm": sampler.hwm / bench.MIB, "processes": len(sampler.pids), "sha256": bench.sha256(output),
-            "exit": code}
+    return {
+        "seconds": seconds,
+        "tree": sampler.tree_peak / bench.MIB,
+        "process": sampler.process_peak / bench.MIB,
+        "hwm": sampler.hwm / bench.MIB,
+        "processes": len(sampler.pids),
+        "sha256": bench.sha256(output),
+        "exit": code,
+    }
 
 
 def busy():
@@ -424,18 +507,27 @@ def busy():
     return found, os.getloadavg()
 
 
-def benchmark(sizes, workers=(1, 2), formats=("fhir", "yaml", "jsonl"), say=print, seed=2026, per_file=20_000,
-              cotherapy=True):
+def benchmark(
+    sizes, workers=(1, 2), formats=("fhir", "yaml", "jsonl"), say=print, seed=2026, per_file=20_000, cotherapy=True
+):
     """Every size x format x worker count through the CLI; results compared per id. Returns failures."""
     failures = 0
-    header = (f"{'patients':>8} {'input':>5} {'-j':>2} {'wall s':>8} {'ms/pt':>7} {'tree':>6} {'process':>7} "
-              f"{'hwm':>6} {'procs':>5}  sha256")
+    header = (
+        f"{'patients':>8} {'input':>5} {'-j':>2} {'wall s':>8} {'ms/pt':>7} {'tree':>6} {'process':>7} "
+        f"{'hwm':>6} {'procs':>5}  sha256"
+    )
     say(header)
     rows = {}
     with tempfile.TemporaryDirectory(prefix="ivig-fhirbench-") as tmp:
         for n in sizes:
-            made = generate(Path(tmp) / str(n), n, seed=seed, per_file=per_file,
-                            case_formats=tuple(f for f in formats if f != "fhir"), cotherapy=cotherapy)
+            made = generate(
+                Path(tmp) / str(n),
+                n,
+                seed=seed,
+                per_file=per_file,
+                case_formats=tuple(f for f in formats if f != "fhir"),
+                cotherapy=cotherapy,
+            )
             inputs = {"fhir": made["paths"]["export"], **{f: made["paths"][f] for f in formats if f != "fhir"}}
             outputs = {}
             for fmt in formats:
@@ -443,9 +535,11 @@ def benchmark(sizes, workers=(1, 2), formats=("fhir", "yaml", "jsonl"), say=prin
                     output = Path(tmp) / f"out-{n}-{fmt}-{w}.jsonl"
                     r = rows[n, fmt, w] = run_cli(inputs[fmt], w, output)
                     outputs[fmt, w] = output
-                    say(f"{n:>8,} {fmt:>5} {w:>2} {r['seconds']:>8.2f} {r['seconds'] * 1000 / n:>7.3f} "
+                    say(
+                        f"{n:>8,} {fmt:>5} {w:>2} {r['seconds']:>8.2f} {r['seconds'] * 1000 / n:>7.3f} "
                         f"{r['tree']:>6.1f} {r['process']:>7.1f} {r['hwm']:>6.1f} {r['processes']:>5}  "
-                        f"{r['sha256'][:16]}")
+                        f"{r['sha256'][:16]}"
+                    )
             results = {k: [json.loads(x) for x in open(p, encoding="utf-8")] for k, p in outputs.items()}
             for k, lines in results.items():
                 ids = [r["id"] for r in lines]
@@ -463,9 +557,14 @@ def benchmark(sizes, workers=(1, 2), formats=("fhir", "yaml", "jsonl"), say=prin
                     only_a, only_b, differ = differences(results["fhir", w], results[fmt, w])
                     same = not (only_a or only_b or differ)
                     failures += not same
-                    say(f"  {n:,} patients, -j {w}: FHIR vs {fmt} results per id "
-                        + ("equal" if same else f"DIFFER: {len(only_a)} only FHIR, {len(only_b)} only {fmt}, "
-                                               f"first: {differ[:2]}"))
+                    say(
+                        f"  {n:,} patients, -j {w}: FHIR vs {fmt} results per id "
+                        + (
+                            "equal"
+                            if same
+                            else f"DIFFER: {len(only_a)} only FHIR, {len(only_b)} only {fmt}, first: {differ[:2]}"
+                        )
+                    )
             for p in outputs.values():
                 p.unlink()
     return rows, failures
@@ -480,15 +579,19 @@ def main(argv=None):
     parser.add_argument("--bench", action="store_true", help="run the benchmark")
     parser.add_argument("--sizes", default="1000,10000", help="patients per benchmark run, comma-separated")
     parser.add_argument("--formats", default="fhir,yaml,jsonl")
-    parser.add_argument("--no-cotherapy", action="store_true",
-                        help="generate no planned co-therapy (works around the planned_cotherapy bug)")
+    parser.add_argument(
+        "--no-cotherapy",
+        action="store_true",
+        help="generate no planned co-therapy (works around the planned_cotherapy bug)",
+    )
     parser.add_argument("--results", type=Path, help="append the benchmark's figures to this file")
     args = parser.parse_args(argv)
     if not args.bench:
         if args.out is None:
             parser.error("--out is needed to write an export (or --bench)")
-        made = generate(args.out, args.patients, seed=args.seed, per_file=args.per_file,
-                        cotherapy=not args.no_cotherapy)
+        made = generate(
+            args.out, args.patients, seed=args.seed, per_file=args.per_file, cotherapy=not args.no_cotherapy
+        )
         print(f"{args.patients:,} patients: " + ", ".join(f"{k} {v:,}" for k, v in made["counts"].items()))
         print("files: " + ", ".join(f"{k} ({v:,})" for k, v in made["files"].items()))
         print("cases: " + ", ".join(str(p) for k, p in made["paths"].items() if k != "export"))
@@ -498,27 +601,44 @@ def main(argv=None):
     def say(text=""):
         print(text, flush=True)
         lines.append(text)
-    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True,
-                            text=True).stdout.strip()
-    dirty = subprocess.run(["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"],
-                           capture_output=True, text=True).stdout.strip()
+
+    commit = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    dirty = subprocess.run(
+        ["git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True
+    ).stdout.strip()
     others, load = busy()
     began = time.perf_counter()
-    say(f"python bench/fhir_bulk.py --bench --sizes {args.sizes} --formats {args.formats}"
+    say(
+        f"python bench/fhir_bulk.py --bench --sizes {args.sizes} --formats {args.formats}"
         f"{' --no-cotherapy' if args.no_cotherapy else ''}, "
-        f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC")
-    say(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+        f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC"
+    )
+    say(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{platform.system()} {platform.release()}; code {commit}{' (+ uncommitted changes)' if dirty else ''}; "
-        f"load average {', '.join(f'{x:.2f}' for x in load)}")
+        f"load average {', '.join(f'{x:.2f}' for x in load)}"
+    )
     say("other pytest processes at the start: " + ("; ".join(others) if others else "none"))
-    say("memory in MiB: tree = peak sum of RSS over the command and its workers, process = the largest single "
-        "process (sampled from /proc every 20 ms), hwm = the largest VmHWM; ms/pt = wall ms per patient")
+    say(
+        "memory in MiB: tree = peak sum of RSS over the command and its workers, process = the largest single "
+        "process (sampled from /proc every 20 ms), hwm = the largest VmHWM; ms/pt = wall ms per patient"
+    )
     sizes = [int(s) for s in args.sizes.split(",")]
-    rows, failures = benchmark(sizes, formats=tuple(args.formats.split(",")), say=say, seed=args.seed,
-                               per_file=args.per_file, cotherapy=not args.no_cotherapy)
+    rows, failures = benchmark(
+        sizes,
+        formats=tuple(args.formats.split(",")),
+        say=say,
+        seed=args.seed,
+        per_file=args.per_file,
+        cotherapy=not args.no_cotherapy,
+    )
     others, load = busy()
-    say(f"{time.perf_counter() - began:.0f} s in all; load average at the end {', '.join(f'{x:.2f}' for x in load)}; "
-        "other pytest processes at the end: " + ("; ".join(others) if others else "none"))
+    say(
+        f"{time.perf_counter() - began:.0f} s in all; load average at the end {', '.join(f'{x:.2f}' for x in load)}; "
+        "other pytest processes at the end: " + ("; ".join(others) if others else "none")
+    )
     if args.results:
         with open(args.results, "a", encoding="utf-8") as handle:
             handle.write("\n".join(lines) + "\n\n")

@@ -55,8 +55,11 @@ def main():
         hits = cached.situations.hits / (cached.situations.hits + cached.situations.misses)
         same = got == expected
         failed |= not same
-        print(f"{pool:>7,} {hits:>7.1%} {off * 1000 / N:>12.3f} {on * 1000 / N:>11.3f} {off / on:>9.2f}x  "
-              f"{'yes' if same else 'NO: OUTPUT DIFFERS'}", flush=True)
+        print(
+            f"{pool:>7,} {hits:>7.1%} {off * 1000 / N:>12.3f} {on * 1000 / N:>11.3f} {off / on:>9.2f}x  "
+            f"{'yes' if same else 'NO: OUTPUT DIFFERS'}",
+            flush=True,
+        )
     sys.exit(1 if failed else 0)
 
 

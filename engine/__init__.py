@@ -8,14 +8,29 @@ Nothing clinical lives here: the knowledge is in rules/ and facts/.
 """
 
 from . import _moved
-from .batch.pipeline import evaluate_files, evaluate_many
 from .base.errors import IvigError
+from .base.yamlsrc import SourceError
+from .batch.pipeline import evaluate_files, evaluate_many
 from .core.advisor import Advisor, Result, Run, default_advisor, evaluate_case
 from .core.rulebase import RuleBase, RuleBaseInvalid, RuleSpec
 from .core.schema import Case, CaseInvalid, CaseSchema
-from .base.yamlsrc import SourceError
 
-__all__ = ["Advisor", "Case", "CaseInvalid", "CaseSchema", "IvigError", "Result", "RuleBase", "RuleBaseInvalid",
-           "RuleSpec", "Run", "SourceError", "default_advisor", "evaluate_case", "evaluate_files", "evaluate_many"]
+__all__ = [
+    "Advisor",
+    "Case",
+    "CaseInvalid",
+    "CaseSchema",
+    "IvigError",
+    "Result",
+    "RuleBase",
+    "RuleBaseInvalid",
+    "RuleSpec",
+    "Run",
+    "SourceError",
+    "default_advisor",
+    "evaluate_case",
+    "evaluate_files",
+    "evaluate_many",
+]
 
 _moved.install()  # the module paths before the engine had rooms still import

@@ -1,4 +1,5 @@
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -10,6 +11,11 @@ from ivig_advisor.engine import RuleBase
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# pytest-xdist's workers run with COLUMNS=80 and LINES=24 set; a program under test at a
+# pseudo-terminal must read the terminal's own size, as it would for a person
+for _name in ("COLUMNS", "LINES"):
+    os.environ.pop(_name, None)
+
 
 @pytest.fixture(scope="session")
 def rulebase():
@@ -19,8 +25,10 @@ def rulebase():
 @pytest.fixture
 def run_cli():
     """Run the real `ivig` command; returns click's Result."""
+
     def run(*args, input=None):
         return CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+
     return run
 
 

@@ -6,11 +6,9 @@ import can neither hide a cycle nor cross a layer.
 
 import ast
 import configparser
-import re
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT
 
 ENGINE = ROOT / "engine"
@@ -52,13 +50,14 @@ def imports(path: Path) -> set:
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
         if isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package[:len(package) - node.level + 1] if node.level > 1 else package
+                base = package[: len(package) - node.level + 1] if node.level > 1 else package
                 module = ".".join(base + ([node.module] if node.module else []))
             elif (node.module or "").startswith("ivig_advisor.engine"):
-                module = node.module[len("ivig_advisor.engine"):].lstrip(".")
+                module = node.module[len("ivig_advisor.engine") :].lstrip(".")
             elif node.module in ("ivig_advisor", "ivig_advisor.cli"):
-                found |= {"cli"} if node.module == "ivig_advisor.cli" or any(a.name == "cli" for a in node.names) \
-                    else set()
+                found |= (
+                    {"cli"} if node.module == "ivig_advisor.cli" or any(a.name == "cli" for a in node.names) else set()
+                )
                 continue
             else:
                 continue
@@ -66,7 +65,7 @@ def imports(path: Path) -> set:
         elif isinstance(node, ast.Import):
             for alias in node.names:
                 if alias.name.startswith("ivig_advisor.engine."):
-                    found.add(alias.name[len("ivig_advisor.engine."):])
+                    found.add(alias.name[len("ivig_advisor.engine.") :])
                 elif alias.name == "ivig_advisor.cli":
                     found.add("cli")
     known = modules()
@@ -101,7 +100,7 @@ def cycles(edges: dict) -> list:
         state[node] = "open"
         for nxt in sorted(edges.get(node, ())):
             if state.get(nxt) == "open":
-                found.append(path[path.index(nxt):] + [nxt])
+                found.append(path[path.index(nxt) :] + [nxt])
             elif nxt not in state:
                 visit(nxt, path + [nxt])
         state[node] = "done"
@@ -128,8 +127,12 @@ def test_the_layer_check_catches_an_upward_import():
     edges["core.words"] = edges["core.words"] | {"output.render"}
     edges["io.cases"] = edges["io.cases"] | {"output.render"}
     edges["service.cards"] = edges["service.cards"] | {"clinician.console", "cli"}
-    assert crossings(edges) == [("core.words", "output.render"), ("io.cases", "output.render"),
-                                ("service.cards", "cli"), ("service.cards", "clinician.console")]
+    assert crossings(edges) == [
+        ("core.words", "output.render"),
+        ("io.cases", "output.render"),
+        ("service.cards", "cli"),
+        ("service.cards", "clinician.console"),
+    ]
 
 
 def test_the_import_reader_sees_lazy_and_relative_imports(tmp_path):
@@ -145,8 +148,9 @@ def test_the_engine_import_graph_has_no_cycle():
 
 def test_the_cycle_finder_finds_a_cycle():
     # the check above can fail: a loader that compiles (rulebase -> compiler -> rulebase) is a cycle
-    assert cycles({"rulebase": {"compiler"}, "compiler": {"rulebase", "conditions"}, "conditions": set()}) \
-        == [["compiler", "rulebase", "compiler"]]
+    assert cycles({"rulebase": {"compiler"}, "compiler": {"rulebase", "conditions"}, "conditions": set()}) == [
+        ["compiler", "rulebase", "compiler"]
+    ]
 
 
 def test_the_evaluation_path_uses_none_of_the_reviewers_tools():
@@ -172,7 +176,9 @@ def test_setup_cfg_installs_every_room():
 @pytest.mark.parametrize("old", sorted(__import__("ivig_advisor.engine._moved", fromlist=["MOVED"]).MOVED))
 def test_the_module_paths_before_the_rooms_still_import(old):
     import importlib
+
     from ivig_advisor.engine._moved import MOVED
+
     before = importlib.import_module(f"ivig_advisor.engine.{old}")
     assert before is importlib.import_module(f"ivig_advisor.engine.{MOVED[old]}")
     assert before.__spec__.name == f"ivig_advisor.engine.{MOVED[old]}"
@@ -180,12 +186,14 @@ def test_the_module_paths_before_the_rooms_still_import(old):
 
 def test_the_public_api_and_the_documented_paths():
     import ivig_advisor.engine as engine
+
     for name in engine.__all__:
         assert getattr(engine, name) is not None
     from ivig_advisor.engine.batch import write_results
     from ivig_advisor.engine.dask_bag import evaluate_bag  # noqa: F401
     from ivig_advisor.engine.errors import IvigError
     from ivig_advisor.engine.render import Formatter  # noqa: F401
+
     assert write_results.__module__ == "ivig_advisor.engine.batch.pipeline"
     assert IvigError is engine.IvigError
 
@@ -193,4 +201,5 @@ def test_the_public_api_and_the_documented_paths():
 def test_the_cli_offers_exactly_the_formats_the_renderer_writes():
     from ivig_advisor import cli
     from ivig_advisor.engine.output import render
+
     assert cli.FORMATS == render.FORMATS

@@ -11,16 +11,25 @@ import sys
 import time
 
 import pytest
-
 from conftest import ROOT, jsonl
+
 from ivig_advisor.engine import evaluate_many
 from ivig_advisor.engine.batch.pipeline import evaluate_files
 from ivig_advisor.engine.output.render import CSV_COLUMNS, Progress
 
-GOOD = [{"diagnosis": "mmn", "weight_kg": 70}, {"diagnosis": "gbs", "walks_unaided": False, "age": 70},
-        {"diagnosis": "als"}, {"diagnosis": "myasthenia_gravis", "mg_crisis": True, "weight_kg": 60}]
-BAD_LINES = ["not json at all", '{"diagnosis": "flu"}', '{"diagnosis": "gbs", "age": -3}', "[1, 2",
-             '{"diagnosis": "cidp", "colour": "blue"}']
+GOOD = [
+    {"diagnosis": "mmn", "weight_kg": 70},
+    {"diagnosis": "gbs", "walks_unaided": False, "age": 70},
+    {"diagnosis": "als"},
+    {"diagnosis": "myasthenia_gravis", "mg_crisis": True, "weight_kg": 60},
+]
+BAD_LINES = [
+    "not json at all",
+    '{"diagnosis": "flu"}',
+    '{"diagnosis": "gbs", "age": -3}',
+    "[1, 2",
+    '{"diagnosis": "cidp", "colour": "blue"}',
+]
 
 
 @pytest.fixture
@@ -55,8 +64,9 @@ def test_every_case_in_gives_one_result_out_in_order(run_cli, mixed):
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "text", "json"])
 def test_output_is_identical_for_any_number_of_workers(run_cli, mixed, fmt):
     folder, _ = mixed
-    outputs = {n: run_cli("evaluate", str(folder), "--format", fmt, "--workers", str(n), "--quiet").stdout
-               for n in (1, 2, 3)}
+    outputs = {
+        n: run_cli("evaluate", str(folder), "--format", fmt, "--workers", str(n), "--quiet").stdout for n in (1, 2, 3)
+    }
     assert outputs[1] == outputs[2] == outputs[3]
     assert outputs[1].count("c299") == 1
 
@@ -66,8 +76,23 @@ def test_output_is_identical_across_hash_seeds_and_workers(mixed):
     runs = set()
     for seed, workers in (("0", "1"), ("1", "2"), ("12345", "2")):
         env = dict(os.environ, PYTHONHASHSEED=seed)
-        out = subprocess.run([sys.executable, "-m", "ivig_advisor.cli", "evaluate", str(folder), "--format", "jsonl",
-                              "--workers", workers, "--quiet"], capture_output=True, text=True, env=env)
+        out = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ivig_advisor.cli",
+                "evaluate",
+                str(folder),
+                "--format",
+                "jsonl",
+                "--workers",
+                workers,
+                "--quiet",
+            ],
+            capture_output=True,
+            text=True,
+            env=env,
+        )
         assert out.returncode == 1 and out.stdout
         runs.add(out.stdout)
     assert len(runs) == 1
@@ -86,8 +111,10 @@ def test_the_api_matches_the_cli_for_any_workers(mixed):
 
 def test_csv_has_one_row_per_case_with_stance_dose_and_warning_codes(run_cli, tmp_path):
     path = tmp_path / "cases.jsonl"
-    path.write_text(json.dumps({"id": "p1", "diagnosis": "gbs", "walks_unaided": False, "weight_kg": 80, "age": 70})
-                    + "\nbroken\n", encoding="utf-8")
+    path.write_text(
+        json.dumps({"id": "p1", "diagnosis": "gbs", "walks_unaided": False, "weight_kg": 80, "age": 70}) + "\nbroken\n",
+        encoding="utf-8",
+    )
     rows = list(csv.DictReader(io.StringIO(run_cli("evaluate", str(path), "--format", "csv").stdout)))
     assert list(rows[0]) == list(CSV_COLUMNS) and len(rows) == 2
     assert rows[0]["stance"] == "first-line" and rows[0]["total_g"] == "160.0" and rows[0]["days"] == "5"
@@ -105,6 +132,7 @@ def test_output_file_is_written_whole_or_not_at_all(run_cli, tmp_path, monkeypat
     before = out.read_text()
 
     from ivig_advisor.engine.output import render
+
     real = render.ResultWriter.write
 
     def crash_midway(self, result):
@@ -146,6 +174,7 @@ def test_progress_counts_and_wipes_itself():
 
 def test_progress_shows_the_share_of_the_input_read_and_the_time_left(monkeypatch):
     from ivig_advisor.engine.output import render
+
     clock = iter([100.0, 110.0, 110.0])
     monkeypatch.setattr(render.time, "monotonic", lambda: next(clock))
     stream = io.StringIO()
@@ -162,6 +191,7 @@ def test_progress_shows_the_share_of_the_input_read_and_the_time_left(monkeypatc
 def test_dask_bag_gives_what_ivig_evaluate_gives(mixed, run_cli):
     dask = pytest.importorskip("dask")
     import dask.bag as db
+
     from ivig_advisor.engine.batch.dask_bag import evaluate_bag
 
     folder, _ = mixed
@@ -175,8 +205,8 @@ def test_dask_bag_gives_what_ivig_evaluate_gives(mixed, run_cli):
 def _readme_block(heading):
     """The first python block of the README after `heading`, as written."""
     text = (ROOT / "README.md").read_text(encoding="utf-8")
-    after = text[text.index(heading):]
-    return after[after.index("```python\n") + len("```python\n"):after.index("\n```", after.index("```python"))]
+    after = text[text.index(heading) :]
+    return after[after.index("```python\n") + len("```python\n") : after.index("\n```", after.index("```python"))]
 
 
 def test_the_readme_dask_recipe_runs_as_a_script_on_a_local_cluster(tmp_path, run_cli):
@@ -198,8 +228,12 @@ def test_the_readme_dask_recipe_runs_as_a_script_on_a_local_cluster(tmp_path, ru
     assert done.returncode == 0, done.stderr[-3000:]
     for n in range(2):
         written = (tmp_path / "results" / f"{n}.jsonl").read_text(encoding="utf-8")
-        cli = subprocess.run([sys.executable, "-m", "ivig_advisor.cli", "evaluate", f"exports/{n}.jsonl",
-                              "--format", "jsonl", "-q"], cwd=tmp_path, capture_output=True, text=True)
+        cli = subprocess.run(
+            [sys.executable, "-m", "ivig_advisor.cli", "evaluate", f"exports/{n}.jsonl", "--format", "jsonl", "-q"],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+        )
         assert written == cli.stdout and written.endswith("}\n")
         assert json.loads(written.splitlines()[5])["source"] == f"exports/{n}.jsonl"
 
@@ -209,10 +243,25 @@ def test_a_long_batch_shows_progress_on_a_terminal(tmp_path):
     are typed at the terminal, a few a second, so the batch lasts as long as the test wants
     whatever the machine's speed (a file of cases can end before the 1-second silence)."""
     pexpect = pytest.importorskip("pexpect")
-    child = pexpect.spawn(sys.executable, ["-m", "ivig_advisor.cli", "evaluate", "-", "--format", "jsonl",
-                                           # one worker: the automatic choice waits for 512 cases first
-                                           "--output", str(tmp_path / "out.jsonl"), "--workers", "1"],
-                          encoding="utf-8", timeout=60, env=dict(os.environ, NO_COLOR="1"))
+    child = pexpect.spawn(
+        sys.executable,
+        [
+            "-m",
+            "ivig_advisor.cli",
+            "evaluate",
+            "-",
+            "--format",
+            "jsonl",
+            # one worker: the automatic choice waits for 512 cases first
+            "--output",
+            str(tmp_path / "out.jsonl"),
+            "--workers",
+            "1",
+        ],
+        encoding="utf-8",
+        timeout=60,
+        env=dict(os.environ, NO_COLOR="1"),
+    )
     child.setecho(False)
     for i in range(12):
         child.sendline(json.dumps(dict(GOOD[i % 4], id=f"c{i}")))
@@ -233,10 +282,12 @@ def test_progress_follows_the_bytes_read_to_the_end_of_the_input(tmp_path):
     from ivig_advisor.engine import Advisor
     from ivig_advisor.engine.batch.pipeline import write_results
     from ivig_advisor.engine.output.render import Formatter
+
     first, second = tmp_path / "a.jsonl", tmp_path / "b.jsonl"
     for path, count in ((first, 300), (second, 100)):
-        path.write_text("".join(json.dumps(dict(GOOD[i % 4], id=f"c{i}")) + "\n" for i in range(count)),
-                        encoding="utf-8")
+        path.write_text(
+            "".join(json.dumps(dict(GOOD[i % 4], id=f"c{i}")) + "\n" for i in range(count)), encoding="utf-8"
+        )
     for inputs, stdin_from in (([str(first), str(second)], os.devnull), (["-"], first)):
         shown = io.StringIO()
         progress = Progress(shown, delay=0, every=0)  # a line drawn for every result
@@ -250,13 +301,18 @@ def test_write_results_is_the_evaluate_command_as_a_library_call(tmp_path):
     """`ivig evaluate` is parsing and rendering over batch.write_results: the same
     bytes come out of the library, and the Summary counts what was written."""
     import io
+
     from click.testing import CliRunner
+
     from ivig_advisor.cli import main
     from ivig_advisor.engine import Advisor
     from ivig_advisor.engine.batch.pipeline import write_results
     from ivig_advisor.engine.output.render import Formatter
-    (tmp_path / "cases.jsonl").write_text('{"id": "a", "diagnosis": "mmn"}\n{"id": "b", "diagnosis": "mnn"}\n'
-                                          '{"id": "c", "diagnosis": "als"}\n', encoding="utf-8")
+
+    (tmp_path / "cases.jsonl").write_text(
+        '{"id": "a", "diagnosis": "mmn"}\n{"id": "b", "diagnosis": "mnn"}\n{"id": "c", "diagnosis": "als"}\n',
+        encoding="utf-8",
+    )
     stream = io.StringIO()
     summary = write_results([str(tmp_path / "cases.jsonl")], Advisor(), stream, Formatter("json"))
     assert (summary.statuses["ok"], summary.statuses["error"], summary.failed) == (2, 1, True)
@@ -268,6 +324,7 @@ def test_write_results_is_the_evaluate_command_as_a_library_call(tmp_path):
 def _worker_cache(result, rulebase):
     """Runs in a worker: the size of the cache its Advisor keeps (0: none)."""
     from ivig_advisor.engine.batch import pipeline as batch
+
     situations = batch._worker_advisor.situations
     return situations.maxsize if situations is not None else 0
 
@@ -277,9 +334,13 @@ def test_workers_keep_the_situation_cache_of_the_advisor_they_serve():
     from ivig_advisor.engine import Advisor
     from ivig_advisor.engine.batch.pipeline import evaluate_records
     from ivig_advisor.engine.io.cases import CaseRecord
+
     records = [CaseRecord({"diagnosis": "mmn"}, None, None, f"c{i}") for i in range(130)]
-    for advisor, expected in ((Advisor(), Advisor().situations.maxsize), (Advisor(cache=100), 100),
-                              (Advisor(cache=0), 0)):
+    for advisor, expected in (
+        (Advisor(), Advisor().situations.maxsize),
+        (Advisor(cache=100), 100),
+        (Advisor(cache=0), 0),
+    ):
         assert set(evaluate_records(records, advisor, workers=2, finish=_worker_cache)) == {expected}
 
 
@@ -290,12 +351,15 @@ def _where(result, rulebase):
 
 def _records(diagnoses):
     from ivig_advisor.engine.io.cases import CaseRecord
+
     return [CaseRecord({"diagnosis": d, "id": f"c{i}"}, None, None, f"c{i}") for i, d in enumerate(diagnoses)]
 
 
 def test_the_cases_of_one_diagnosis_go_to_one_worker_so_each_learns_only_its_situations():
-    from ivig_advisor.engine.batch.pipeline import evaluate_records
     import random
+
+    from ivig_advisor.engine.batch.pipeline import evaluate_records
+
     diagnoses = ["gbs", "mmn"] * 200
     random.Random(7).shuffle(diagnoses)
     out = list(evaluate_records(_records(diagnoses), workers=2, finish=_where))
@@ -309,11 +373,33 @@ def test_a_batch_of_one_diagnosis_still_keeps_every_worker_busy():
     the home worker falls behind and passes cases on, so both work."""
     from ivig_advisor.engine.batch.pipeline import evaluate_records
     from ivig_advisor.engine.io.cases import CaseRecord
-    flags = ("diabetes", "migraine", "renal_disease", "thrombocytosis", "refractory", "hypergammaglobulinemia",
-             "thrombocytopenia", "volume_depletion", "iga_deficiency")
-    records = [CaseRecord({"diagnosis": "cidp", "id": f"c{i}", "ivig_planned": True, "age": 20 + (i & 1) * 60,
-                           **{name: bool(i >> bit & 1) for bit, name in enumerate(flags, start=1)}},
-                          None, None, f"c{i}") for i in range(1000)]
+
+    flags = (
+        "diabetes",
+        "migraine",
+        "renal_disease",
+        "thrombocytosis",
+        "refractory",
+        "hypergammaglobulinemia",
+        "thrombocytopenia",
+        "volume_depletion",
+        "iga_deficiency",
+    )
+    records = [
+        CaseRecord(
+            {
+                "diagnosis": "cidp",
+                "id": f"c{i}",
+                "ivig_planned": True,
+                "age": 20 + (i & 1) * 60,
+                **{name: bool(i >> bit & 1) for bit, name in enumerate(flags, start=1)},
+            },
+            None,
+            None,
+            f"c{i}",
+        )
+        for i in range(1000)
+    ]
     out = list(evaluate_records(records, workers=2, finish=_where))
     assert [case_id for _, case_id in out] == [f"c{i}" for i in range(1000)]
     shares = sorted(sum(pid == p for pid, _ in out) for p in {pid for pid, _ in out})
@@ -323,7 +409,8 @@ def test_a_batch_of_one_diagnosis_still_keeps_every_worker_busy():
 def test_a_rare_diagnosis_whose_chunk_never_fills_does_not_hold_the_batch_back(monkeypatch):
     from ivig_advisor.engine.batch import pipeline as batch
     from ivig_advisor.engine.batch.pipeline import evaluate_records
-    monkeypatch.setattr(batch._Router, "SPILL", 10 ** 9)  # no spilling: the als worker's chunk stays short
+
+    monkeypatch.setattr(batch._Router, "SPILL", 10**9)  # no spilling: the als worker's chunk stays short
     diagnoses = ["gbs"] * 3000
     for i in (1, 700, 2999):
         diagnoses[i] = "als"
@@ -335,6 +422,7 @@ def _misses(result, rulebase):
     """Runs in a worker: which worker, how many runs its cache has missed so far, and the result."""
     from ivig_advisor.engine.batch import pipeline as batch
     from ivig_advisor.engine.output.render import to_json
+
     return os.getpid(), batch._worker_advisor.situations.misses, to_json(result)
 
 
@@ -343,9 +431,11 @@ def test_a_situation_one_worker_learnt_is_not_run_again_by_another(monkeypatch):
     all in flight before any result is taken) go to one worker, the rest to the other, which then
     answers the same situation from what the first learnt, and the same as a run would."""
     import itertools
+
     from ivig_advisor.engine.batch import pipeline as batch
     from ivig_advisor.engine.batch.pipeline import evaluate_records
     from ivig_advisor.engine.io.cases import CaseRecord
+
     sent = itertools.count()
     monkeypatch.setattr(batch._Router, "worker_for", lambda self, record: 0 if next(sent) < 512 else 1)
     case = {"diagnosis": "cidp", "ivig_planned": True, "age": 70, "diabetes": True, "weight_kg": 80}
@@ -356,12 +446,14 @@ def test_a_situation_one_worker_learnt_is_not_run_again_by_another(monkeypatch):
         misses[pid] = max(misses.get(pid, 0), missed)
     assert len(misses) == 2 and sorted(misses.values()) == [0, 1], misses  # without sharing: [1, 1]
     from ivig_advisor.engine.output.render import to_json
+
     alone = list(evaluate_records(records, workers=1, finish=lambda result, _: to_json(result)))
     assert [text for _, _, text in out] == alone
 
 
 def test_what_waits_for_a_worker_is_bounded_and_forgets_the_oldest(monkeypatch):
     from ivig_advisor.engine.batch import pipeline as batch
+
     monkeypatch.setattr(batch, "LEARNT_WAITING", 10)
     waiting = batch._Learnt()
     for blob in (b"aaaa", b"bbbb", b"cccc", b"dd"):
@@ -372,12 +464,15 @@ def test_what_waits_for_a_worker_is_bounded_and_forgets_the_oldest(monkeypatch):
 
 # -- every result is tied to the rules it ran on -----------------------------------------
 
+
 def test_every_result_carries_the_rules_version_and_content_hash(run_cli, mixed, rules_copy, tmp_path):
     """ok and error results alike, in JSON Lines and CSV; the hash is the rules'
     content (the same in another process, another for any edit), so that an old
     result can be tied to the rules that produced it and re-run on them."""
     from conftest import mutate
+
     from ivig_advisor.engine import RuleBase
+
     folder, _ = mixed
     export = str(folder / "export.jsonl")
     results = jsonl(run_cli("evaluate", export, "--format", "jsonl", "-q", "-j", "2").stdout)
@@ -393,22 +488,45 @@ def test_every_result_carries_the_rules_version_and_content_hash(run_cli, mixed,
     mutate(rules_copy / "mmn.yaml", "title:", "title: (edited)")  # words only: another content
     edited = RuleBase.load(rules_copy).stamp["hash"]
     assert edited != stamp["hash"]
-    again = subprocess.run([sys.executable, "-c", "from ivig_advisor.engine import RuleBase; import sys; "
-                            "print(RuleBase.load(sys.argv[1]).stamp['hash'])", str(rules_copy)],
-                           capture_output=True, text=True, env=dict(os.environ, PYTHONHASHSEED="7"))
+    again = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from ivig_advisor.engine import RuleBase; import sys; print(RuleBase.load(sys.argv[1]).stamp['hash'])",
+            str(rules_copy),
+        ],
+        capture_output=True,
+        text=True,
+        env=dict(os.environ, PYTHONHASHSEED="7"),
+    )
     assert again.stdout.strip() == edited
     schema = tmp_path / "case.yaml"
     schema.write_text((ROOT / "facts" / "case.yaml").read_text(encoding="utf-8") + "\n# edited\n", encoding="utf-8")
     from ivig_advisor.engine.core.schema import CaseSchema
+
     assert RuleBase.load(schema=CaseSchema.load(schema)).stamp["hash"] != stamp["hash"], "the mapping counts too"
 
 
 def test_a_pooled_run_ends_without_noise_on_stderr():
     """The pool is shut down joined: Python 3.11 otherwise writes 'Exception ignored
     ... Bad file descriptor' at exit, into the stderr a pipeline reads."""
-    done = subprocess.run([sys.executable, "-m", "ivig_advisor.cli", "evaluate", str(ROOT / "examples"),
-                           str(ROOT / "tests" / "cases"), "-j", "2", "--format", "jsonl"],
-                          capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ivig_advisor.cli",
+            "evaluate",
+            str(ROOT / "examples"),
+            str(ROOT / "tests" / "cases"),
+            "-j",
+            "2",
+            "--format",
+            "jsonl",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0
     assert done.stderr.count("\n") == 1 and done.stderr.startswith(f"{len(jsonl(done.stdout))} cases: "), done.stderr
 
@@ -418,7 +536,9 @@ def test_a_pooled_batch_joins_its_pools_before_it_returns():
     makes Python 3.11 write to a closed pipe at exit)."""
     import threading
     from concurrent.futures.process import _ExecutorManagerThread
+
     from ivig_advisor.engine.batch.pipeline import evaluate_records
+
     assert len(list(evaluate_records(_records(["gbs", "mmn"] * 100), workers=2))) == 200
     assert not [t for t in threading.enumerate() if isinstance(t, _ExecutorManagerThread) and t.is_alive()]
 

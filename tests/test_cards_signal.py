@@ -16,16 +16,19 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from conftest import ROOT
-from ivig_advisor.cli import main
-from ivig_advisor.engine import RuleBase
-from ivig_advisor.engine.base.escape import for_markdown
 from test_service import Server, cards_of, load, record_bundle, stance_of, topics
 from test_service_edges import on_ivig
 
-EVERY_INFUSION = {"infusion-reactions": "mild", "skin-reactions": "moderate",
-                  "aseptic-meningitis-any-patient": "moderate"}
+from ivig_advisor.cli import main
+from ivig_advisor.engine import RuleBase
+from ivig_advisor.engine.base.escape import for_markdown
+
+EVERY_INFUSION = {
+    "infusion-reactions": "mild",
+    "skin-reactions": "moderate",
+    "aseptic-meningitis-any-patient": "moderate",
+}
 THROMBOSIS_SUMMARY = "In the thrombosis risk group IVIG can raise plasma viscosity: stroke, MI, pulmonary embolism"
 RENAL_SUMMARY = "Kidney disease with volume depletion: IVIG risks acute tubular necrosis"
 
@@ -40,9 +43,15 @@ def set_warning(rules: Path, rule_id: str, **keys) -> None:
             continue
         warn = next(i for i in range(start, len(lines)) if lines[i].strip() == "warn:")
         indent = len(lines[warn + 1]) - len(lines[warn + 1].lstrip())
-        end = next((i for i in range(warn + 1, len(lines))
-                    if lines[i].strip() and len(lines[i]) - len(lines[i].lstrip()) < indent), len(lines))
-        block, kept, skipping = lines[warn + 1:end], [], False
+        end = next(
+            (
+                i
+                for i in range(warn + 1, len(lines))
+                if lines[i].strip() and len(lines[i]) - len(lines[i].lstrip()) < indent
+            ),
+            len(lines),
+        )
+        block, kept, skipping = lines[warn + 1 : end], [], False
         for line in block:
             depth = len(line) - len(line.lstrip())
             if depth == indent:
@@ -50,7 +59,7 @@ def set_warning(rules: Path, rule_id: str, **keys) -> None:
             if not skipping:
                 kept.append(line)
         kept += [" " * indent + f"{key}: {json.dumps(value)}" for key, value in keys.items()]
-        path.write_text("\n".join(lines[:warn + 1] + kept + lines[end:]) + "\n", encoding="utf-8")
+        path.write_text("\n".join(lines[: warn + 1] + kept + lines[end:]) + "\n", encoding="utf-8")
         return
     raise AssertionError(f"no rule {rule_id} in {rules}")
 
@@ -114,6 +123,7 @@ def assert_signal_order(cards: list, stance_rule: str) -> None:
 
 # -- the acceptance patient -----------------------------------------------------------------
 
+
 def test_acceptance_patient_view_gives_the_two_criticals_first_and_at_most_four_cards(annotated):
     cards = cards_of(annotated.call(load(ACCEPTANCE)))
     assert [c["indicator"] for c in cards[:2]] == ["critical", "critical"], [c["summary"] for c in cards]
@@ -135,6 +145,7 @@ def test_acceptance_request_says_steroids_kidney_disease_and_depletion_through_t
 
 # -- the order of cards ---------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", ["order-select-critical", "order-select-mmn", "order-select-als", ACCEPTANCE])
 def test_critical_cards_come_first_then_warnings_then_the_stance(shipped, name):
     request = load(name)
@@ -149,6 +160,7 @@ def test_the_dose_card_is_among_the_warnings_before_the_stance(shipped):
 
 
 # -- the general precautions ----------------------------------------------------------------
+
 
 def stance_detail(cards: list) -> str:
     return stance_of(cards)["detail"]
@@ -247,6 +259,7 @@ def test_patient_view_gives_one_card_per_patient_specific_finding(two_rules_one_
 
 # -- summaries --------------------------------------------------------------------------------
 
+
 def test_a_card_summary_is_the_warnings_summary_never_a_cut_sentence(annotated, shipped):
     cards = cards_of(annotated.call(load(ACCEPTANCE)))
     by_rule = {c["source"]["topic"]["code"]: c for c in cards}
@@ -268,6 +281,7 @@ def test_a_summary_that_fits_no_card_gives_the_rules_title(shipped):
 
 
 # -- the grade --------------------------------------------------------------------------------
+
 
 def test_the_reviews_grade_is_in_the_warning_card(annotated):
     cards = cards_of(annotated.call(load(ACCEPTANCE)))

@@ -12,8 +12,8 @@ rule cites by id (passages.yaml) are checked as the rule shows them.
 import re
 
 import pytest
-
 from conftest import ROOT, results_of, written
+
 from ivig_advisor.engine import RuleBase
 
 REVIEW = ROOT / "tests" / "source" / "review-ja.txt"
@@ -29,8 +29,10 @@ PASSAGES = RULEBASE.extras["passages"]
 _MARK_RUN = re.compile(r"\d+(?:\s*[-~〜,、]\s*\d+)*")
 # What makes a number a quantity, not a mark: a unit or a decimal point after
 # it (2g/kg, 5日, 3 日間, 12~18%, 11 倍, 19名, 2~3ヶ月, 17.23) ...
-_QUANTITY_AFTER = re.compile(r"[A-Za-z%％./\d]|\s*(?:[日年週月カヶヵケ名人例倍万つ型回時分秒歳コ度件%\d]"
-                             r"|(?:g|mg|kg|mL|ml|h)\b)")
+_QUANTITY_AFTER = re.compile(
+    r"[A-Za-z%％./\d]|\s*(?:[日年週月カヶヵケ名人例倍万つ型回時分秒歳コ度件%\d]"
+    r"|(?:g|mg|kg|mL|ml|h)\b)"
+)
 # ... or what stands before it: part of a name or a number (GM1, ICAM-1,
 # 0.4, 2/3, N = 383, PMID: 1515...), an enumeration "(1)", a figure or table
 # (図1, 表1), an ordinal (第3), a molecule (接着分子1, インターロイキン4).
@@ -41,7 +43,7 @@ def reference_marks(text: str) -> set:
     """The reference numbers marked in a line of the review (ranges expanded)."""
     marks = set()
     for run in _MARK_RUN.finditer(text):
-        if _QUANTITY_AFTER.match(text, run.end()) or _NOT_A_MARK_BEFORE.search(text[:run.start()]):
+        if _QUANTITY_AFTER.match(text, run.end()) or _NOT_A_MARK_BEFORE.search(text[: run.start()]):
             continue
         for part in re.split(r"\s*[,、]\s*", run.group()):
             ends = [int(n) for n in re.split(r"\s*[-~〜]\s*", part)]
@@ -56,21 +58,24 @@ def line_text(n: int) -> str:
 MARKS_ANYWHERE = {m for text in LINES for m in reference_marks(text)}
 
 
-@pytest.mark.parametrize("n, marks", [
-    (3, set()),                      # PMID: 15150209
-    (15, set()),                     # MEDLINE(1966-2003)
-    (48, {2, 3, 6, 7, 8, 9, 10, 11}),
-    (63, set()),                     # (図1)
-    (64, set(range(25, 35))),        # 25~34
-    (92, {36, 37, 38}),              # not 0.4, 1, 5, 383, 4
-    (94, {39, 40}),                  # not 1.2, 3 日間, 6 日間, 1年後, 2回目
-    (100, {41, 42}),                 # not 6週間, 60mg, 2日間, 0.2-0.4g/kg
-    (104, {47}),                     # not 12~18%, 2 型, 11 倍
-    (148, {66, 67, 69}),             # not 19名, 第3, 36人, 2~3ヶ月
-    (151, {70, 71}),                 # not 2g/kg, 16名
-    (161, {81, 28, 34}),             # not (2), 5日以内
-    (163, {82, 83}),
-])
+@pytest.mark.parametrize(
+    "n, marks",
+    [
+        (3, set()),  # PMID: 15150209
+        (15, set()),  # MEDLINE(1966-2003)
+        (48, {2, 3, 6, 7, 8, 9, 10, 11}),
+        (63, set()),  # (図1)
+        (64, set(range(25, 35))),  # 25~34
+        (92, {36, 37, 38}),  # not 0.4, 1, 5, 383, 4
+        (94, {39, 40}),  # not 1.2, 3 日間, 6 日間, 1年後, 2回目
+        (100, {41, 42}),  # not 6週間, 60mg, 2日間, 0.2-0.4g/kg
+        (104, {47}),  # not 12~18%, 2 型, 11 倍
+        (148, {66, 67, 69}),  # not 19名, 第3, 36人, 2~3ヶ月
+        (151, {70, 71}),  # not 2g/kg, 16名
+        (161, {81, 28, 34}),  # not (2), 5日以内
+        (163, {82, 83}),
+    ],
+)
 def test_reference_marks_are_read_as_the_review_writes_them(n, marks):
     assert reference_marks(line_text(n)) == marks
 
@@ -114,8 +119,9 @@ def test_each_cited_ref_stands_on_a_cited_line(rule):
             where = [n for n, text in enumerate(LINES, 1) if ref in reference_marks(text)]
             wrong.append(f"ref {ref} is marked on TR L{where}, not on the cited lines {lines}")
         elif ref not in omitted_in_flags(rule):
-            wrong.append(f"ref {ref} is not in the translation, and no flag says "
-                         f"'the translation omits the mark of ref {ref}'")
+            wrong.append(
+                f"ref {ref} is not in the translation, and no flag says 'the translation omits the mark of ref {ref}'"
+            )
     assert wrong == []
 
 
@@ -146,6 +152,7 @@ def test_every_cited_line_exists_and_is_not_blank(rule):
 
 
 # -- quotes ---------------------------------------------------------------------------
+
 
 def _squeezed(text: str) -> str:
     return re.sub(r"\s+", "", text)
@@ -241,14 +248,17 @@ def test_a_figure_a_clinician_reads_is_the_reviews_or_marked_as_the_trial_report
 
 # Trial-report results without a figure, which only a reader can find (issue 26):
 # ref 57's equivalence with plasma exchange (T03), ref 63's prednisone.
-@pytest.mark.parametrize("rule_id", ["gbs-ventilated-full-dose", "gbs-severe-first-line", "cidp-untreated",
-                                     "dm-resistant", "mg-instead-of-pe"])
+@pytest.mark.parametrize(
+    "rule_id",
+    ["gbs-ventilated-full-dose", "gbs-severe-first-line", "cidp-untreated", "dm-resistant", "mg-instead-of-pe"],
+)
 def test_trial_report_results_are_marked_where_a_clinician_reads_them(rule_id):
     assert any(TRIAL_REPORT in t for t in clinician_texts(RULEBASE.by_id[rule_id]))
 
 
-@pytest.mark.parametrize("rule", [r for r in RULES if any(TRIAL_REPORT in t for t in clinician_texts(r))],
-                         ids=lambda r: r.id)
+@pytest.mark.parametrize(
+    "rule", [r for r in RULES if any(TRIAL_REPORT in t for t in clinician_texts(r))], ids=lambda r: r.id
+)
 def test_a_trial_report_figure_has_its_evidence_record(rule):
     assert rule.evidence and set(rule.evidence) <= set(RULEBASE.extras["evidence"])
 
@@ -261,6 +271,7 @@ def test_the_marks_reach_the_clinician_through_the_cli(run_cli, tmp_path):
 
 
 # -- the platelet term, and the planned course the review finds not effective ---------------
+
 
 def test_no_text_calls_thrombocytosis_the_likelier_original():
     """claims.md section 3: the translation's thrombocytopenia is the encoded term
@@ -278,6 +289,9 @@ def test_a_planned_course_against_the_review_quotes_the_review_for_each_disease(
     quote = RULEBASE.by_id["ivig-planned-not-effective"].source["quote"]
     deciding = [r for r in RULES if (r.then.get("recommend") or {}).get("stance") == "not-effective"]
     assert deciding
-    missing = [r.id for r in deciding
-               if not any(stands_in(part, line_text(n)) for part in quote_parts(quote) for n in r.source["lines"])]
+    missing = [
+        r.id
+        for r in deciding
+        if not any(stands_in(part, line_text(n)) for part in quote_parts(quote) for n in r.source["lines"])
+    ]
     assert missing == []

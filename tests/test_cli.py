@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from conftest import ROOT, jsonl
 
 
@@ -45,13 +44,15 @@ def test_json_format_is_one_array_in_input_order(run_cli, tmp_path):
 
 def test_bad_cases_get_errors_with_file_line_and_field_and_the_rest_still_run(run_cli, tmp_path):
     path = tmp_path / "batch.jsonl"
-    path.write_text('{"diagnosis": "mmn"}\n'
-                    '{"diagnosis": "mmn", "wieght_kg": 70}\n'
-                    'this is not json\n'
-                    '\n'
-                    '{"diagnosis": "lems", "age": 300}\n'
-                    '{"diagnosis": "myastenia"}\n'
-                    '{"diagnosis": "als"}\n')
+    path.write_text(
+        '{"diagnosis": "mmn"}\n'
+        '{"diagnosis": "mmn", "wieght_kg": 70}\n'
+        "this is not json\n"
+        "\n"
+        '{"diagnosis": "lems", "age": 300}\n'
+        '{"diagnosis": "myastenia"}\n'
+        '{"diagnosis": "als"}\n'
+    )
     out = run_cli("evaluate", "--format", "jsonl", str(path))
     assert out.exit_code == 1
     results = jsonl(out.stdout)
@@ -82,12 +83,15 @@ def test_yaml_syntax_error_keeps_the_documents_before_it(run_cli, tmp_path):
     assert results[2]["error"]["line"] is not None
 
 
-@pytest.mark.parametrize("payload", [
-    "!!python/object/apply:os.system ['touch {marker}']",
-    "!!python/object/apply:subprocess.call [['touch', '{marker}']]",
-    "!!python/object/apply:builtins.open ['{marker}', 'w']",
-    "!!python/object/new:builtins.open ['{marker}', 'w']",
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        "!!python/object/apply:os.system ['touch {marker}']",
+        "!!python/object/apply:subprocess.call [['touch', '{marker}']]",
+        "!!python/object/apply:builtins.open ['{marker}', 'w']",
+        "!!python/object/new:builtins.open ['{marker}', 'w']",
+    ],
+)
 def test_yaml_tags_are_never_executed(run_cli, tmp_path, payload):
     # The proof is the side effect, not the output: a command that ran would have
     # written its output to the real stdout, and the status is "error" either way.
@@ -116,6 +120,7 @@ def test_usage_errors_exit_2(run_cli):
 
 def test_version(run_cli):
     from ivig_advisor import __version__
+
     out = run_cli("--version")
     assert out.exit_code == 0 and __version__ in out.stdout
 

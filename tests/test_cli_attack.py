@@ -16,7 +16,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from conftest import ROOT, jsonl
 
 IVIG = [sys.executable, "-m", "ivig_advisor.cli"]
@@ -27,7 +26,7 @@ MMN = ROOT / "examples" / "mmn.yaml"
 
 def shell(command: str, cwd=None):
     """`command` run by bash, where `ivig` is the real command (redirections such as >&- apply)."""
-    script = f"ivig() {{ {' '.join(IVIG)} \"$@\"; }}; {command}"
+    script = f'ivig() {{ {" ".join(IVIG)} "$@"; }}; {command}'
     return subprocess.run(["bash", "-c", script], capture_output=True, text=True, env=ENV, cwd=cwd, timeout=300)
 
 
@@ -53,8 +52,10 @@ def test_unlisted_file_names_reach_the_terminal_escaped(run_cli, rules_copy):
     assert unlisted[1].startswith(f"{rules_copy}/new\\nline.yaml:1: unlisted: new\\nline.yaml is in")
     data = run_cli("audit", "check", "--rules", str(rules_copy), "--format", "json")
     assert "\x1b" not in data.stdout  # JSON escapes it, and keeps the name as it is
-    assert [f["file"] for f in json.loads(data.stdout)["findings"]] == [f"{rules_copy}/{ESCAPE_NAME}",
-                                                                       f"{rules_copy}/{NEWLINE_NAME}"]
+    assert [f["file"] for f in json.loads(data.stdout)["findings"]] == [
+        f"{rules_copy}/{ESCAPE_NAME}",
+        f"{rules_copy}/{NEWLINE_NAME}",
+    ]
 
 
 def test_a_hidden_yaml_file_is_named_and_a_hidden_folder_is_not_entered(run_cli, rules_copy):
@@ -64,10 +65,12 @@ def test_a_hidden_yaml_file_is_named_and_a_hidden_folder_is_not_entered(run_cli,
     data = run_cli("audit", "check", "--rules", str(rules_copy), "--format", "json")
     assert data.exit_code == 1
     assert [f["file"] for f in json.loads(data.stdout)["findings"]] == [
-        f"{rules_copy}/{name}" for name in (".YAML", ".hidden.yaml", "sub/.also.yml")]
+        f"{rules_copy}/{name}" for name in (".YAML", ".hidden.yaml", "sub/.also.yml")
+    ]
 
 
 # -- 2. audit commands over a case that cannot be read -----------------------------------------
+
 
 @pytest.fixture
 def bad_case(tmp_path):
@@ -80,8 +83,9 @@ def test_diff_over_a_case_that_cannot_be_read_says_so_and_fails(run_cli, bad_cas
     text = run_cli("audit", "diff", "--base", str(ROOT / "rules"), str(bad_case), str(MMN))
     assert text.exit_code == 1, text.output
     assert f"bad.yaml  ERROR  {bad_case}:2" in text.stdout and "not valid YAML" in text.stdout
-    assert text.stdout.rstrip().endswith("0 of 1 cases differ; 1 case could not be compared (an error "
-                                         "under both rule bases)")
+    assert text.stdout.rstrip().endswith(
+        "0 of 1 cases differ; 1 case could not be compared (an error under both rule bases)"
+    )
     data = run_cli("audit", "diff", "--base", str(ROOT / "rules"), str(bad_case), str(MMN), "--format", "json")
     assert data.exit_code == 1
     report = json.loads(data.stdout)
@@ -111,8 +115,16 @@ def test_coverage_and_diff_of_good_cases_still_succeed(run_cli):
 NOTHING_TO_READ = f"error: standard input is closed {CLOSED}: '-' has nothing to read"
 
 
-@pytest.mark.parametrize("command", ["ivig fhir map -", "ivig test -", "ivig audit coverage -",
-                                     "ivig audit diff --base rules -", "ivig audit why-not - mmn-general"])
+@pytest.mark.parametrize(
+    "command",
+    [
+        "ivig fhir map -",
+        "ivig test -",
+        "ivig audit coverage -",
+        "ivig audit diff --base rules -",
+        "ivig audit why-not - mmn-general",
+    ],
+)
 def test_reading_a_closed_standard_input_is_one_line_and_74(command):
     run = shell(f"{command} <&-", cwd=ROOT)
     assert run.returncode == 74, run.stderr
@@ -120,8 +132,9 @@ def test_reading_a_closed_standard_input_is_one_line_and_74(command):
     assert run.stdout == ""
 
 
-@pytest.mark.parametrize("command", ["ivig --help", "ivig --version", "ivig -h", "ivig audit --help",
-                                     "ivig evaluate --help", "ivig schema"])
+@pytest.mark.parametrize(
+    "command", ["ivig --help", "ivig --version", "ivig -h", "ivig audit --help", "ivig evaluate --help", "ivig schema"]
+)
 def test_help_and_version_onto_a_full_disk_are_one_line_and_74(command):
     run = shell(f"{command} >/dev/full")
     assert run.returncode == 74, run.stderr
@@ -152,11 +165,15 @@ def test_a_command_that_prints_is_refused_before_it_does_anything(rules_copy):
 
 # -- 4. resuming from a record whose patients all have errors ------------------------------------
 
+
 def test_resume_from_two_patients_with_one_id_says_why(tmp_path, run_cli):
     patient = {"resourceType": "Patient", "id": "p1", "gender": "female", "birthDate": "1970-01-01"}
     twin = dict(patient, gender="male", birthDate="1950-01-01")
-    bundle = {"resourceType": "Bundle", "type": "collection",
-              "entry": [{"fullUrl": "http://x/Patient/p1", "resource": r} for r in (patient, twin)]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [{"fullUrl": "http://x/Patient/p1", "resource": r} for r in (patient, twin)],
+    }
     path = tmp_path / "dup.json"
     path.write_text(json.dumps(bundle), encoding="utf-8")
     for extra in ([], ["--id", "p1"]):
@@ -169,6 +186,7 @@ def test_resume_from_two_patients_with_one_id_says_why(tmp_path, run_cli):
 
 
 # -- 5. links to folders in a walked folder --------------------------------------------------------
+
 
 @pytest.fixture
 def linked(tmp_path):
@@ -184,8 +202,10 @@ def linked(tmp_path):
 def test_a_linked_folder_in_a_walked_folder_is_read(run_cli, linked):
     out = run_cli("evaluate", str(linked / "sub"), "--format", "jsonl", "-q")
     assert out.exit_code == 0, out.output
-    assert [(r["id"], r["ivig"]["stance"]) for r in jsonl(out.stdout)] == [("a.yaml", "first-line"),
-                                                                             ("d2link/x.yaml", "not-effective")]
+    assert [(r["id"], r["ivig"]["stance"]) for r in jsonl(out.stdout)] == [
+        ("a.yaml", "first-line"),
+        ("d2link/x.yaml", "not-effective"),
+    ]
 
 
 def test_output_over_a_case_file_reached_through_a_link_is_refused(run_cli, linked):
@@ -201,8 +221,10 @@ def test_a_loop_of_links_is_walked_once_and_said(run_cli, linked):
     assert out.exit_code == 0, out.output
     assert [r["id"] for r in jsonl(out.stdout)] == ["a.yaml", "d2link/x.yaml"]
     notes = [line for line in out.stderr.splitlines() if line.startswith("note:")]
-    assert notes == [f"note: {linked}/sub/d2link/back is the folder {linked}/sub again (a link): not read twice",
-                     f"note: {linked}/sub/loop is the folder {linked}/sub again (a link): not read twice"]
+    assert notes == [
+        f"note: {linked}/sub/d2link/back is the folder {linked}/sub again (a link): not read twice",
+        f"note: {linked}/sub/loop is the folder {linked}/sub again (a link): not read twice",
+    ]
 
 
 def test_a_folder_that_cannot_be_read_is_an_error_result(run_cli, linked, monkeypatch):
@@ -215,6 +237,7 @@ def test_a_folder_that_cannot_be_read_is_an_error_result(run_cli, linked, monkey
         if Path(path) == locked:
             raise PermissionError(13, "Permission denied", str(path))
         return listing(path)
+
     monkeypatch.setattr(os, "scandir", scandir)
     out = run_cli("evaluate", str(linked / "sub"), "--format", "jsonl", "-q")
     assert out.exit_code == 1
@@ -230,11 +253,15 @@ def test_an_entry_named_as_a_case_file_that_is_no_file_is_an_error_result(run_cl
     out = run_cli("evaluate", str(linked / "sub"), "--format", "jsonl", "-q")
     assert out.exit_code == 1
     assert [(r["id"], r["status"], (r["error"] or {}).get("message", "")[:30]) for r in jsonl(out.stdout)] == [
-        ("a.yaml", "ok", ""), ("d2link/x.yaml", "ok", ""), ("gone.yaml", "error", "cannot read: No such file or d"),
-        ("pipe.yaml", "error", "not a regular file: a folder's")]
+        ("a.yaml", "ok", ""),
+        ("d2link/x.yaml", "ok", ""),
+        ("gone.yaml", "error", "cannot read: No such file or d"),
+        ("pipe.yaml", "error", "not a regular file: a folder's"),
+    ]
 
 
 # -- 6. an output file a later walk would read back ----------------------------------------------
+
 
 def test_a_new_text_output_named_as_a_case_file_in_a_walked_folder_is_refused(run_cli, tmp_path):
     (tmp_path / "sub").mkdir()
@@ -259,20 +286,25 @@ def test_earlier_results_in_a_walked_folder_are_left_out_with_a_note(run_cli, tm
     assert [r["id"] for r in jsonl(out.stdout)] == ["a.yaml"]
     assert [line for line in out.stderr.splitlines() if line.startswith("note:")] == [
         f"note: {sub}/{name} left out: it holds results of ivig, not cases (name it to read it)"
-        for name in ("old.csv", "old.json", "old.jsonl")]
+        for name in ("old.csv", "old.json", "old.jsonl")
+    ]
     named = run_cli("evaluate", str(sub / "old.json"), "--format", "jsonl", "-q")
     assert named.exit_code == 1  # named, it is read, and its results are no cases
 
 
 # -- 7. an option given twice, and -o - -----------------------------------------------------------
 
-@pytest.mark.parametrize("args", [
-    ("evaluate", str(MMN), "-o", "x1.json", "-o", "x2.json"),
-    ("evaluate", str(MMN), "--format", "json", "--format", "csv"),
-    ("evaluate", str(MMN), "--rules", str(ROOT / "rules"), "--rules", str(ROOT / "rules")),
-    ("audit", "why-not", str(MMN), "mmn-general", "--id", "a", "--id", "b"),
-    ("schema", "-o", "x1.json", "--output", "x2.json"),
-])
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("evaluate", str(MMN), "-o", "x1.json", "-o", "x2.json"),
+        ("evaluate", str(MMN), "--format", "json", "--format", "csv"),
+        ("evaluate", str(MMN), "--rules", str(ROOT / "rules"), "--rules", str(ROOT / "rules")),
+        ("audit", "why-not", str(MMN), "mmn-general", "--id", "a", "--id", "b"),
+        ("schema", "-o", "x1.json", "--output", "x2.json"),
+    ],
+)
 def test_an_option_given_twice_is_refused(run_cli, tmp_path, args, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = run_cli(*args)
@@ -286,8 +318,14 @@ def test_an_option_that_may_be_repeated_still_may(run_cli, tmp_path):
     assert run_cli("audit", "report", "-o", str(out), "--cases", str(MMN), "--cases", str(MMN)).exit_code == 0
 
 
-@pytest.mark.parametrize("args", [("evaluate", str(MMN), "--format", "jsonl"), ("schema", "--format", "json"),
-                                  ("fhir", "map", str(ROOT / "tests" / "fhir" / "bundles" / "mmn.json"))])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("evaluate", str(MMN), "--format", "jsonl"),
+        ("schema", "--format", "json"),
+        ("fhir", "map", str(ROOT / "tests" / "fhir" / "bundles" / "mmn.json")),
+    ],
+)
 def test_output_dash_is_standard_output(run_cli, tmp_path, monkeypatch, args):
     monkeypatch.chdir(tmp_path)
     plain = run_cli(*args)

@@ -8,8 +8,8 @@ import json
 import click
 import pytest
 from click.testing import CliRunner
-
 from conftest import ROOT, mutate
+
 from ivig_advisor import cli
 from ivig_advisor.cli import main
 from ivig_advisor.engine import Advisor, RuleBase
@@ -33,6 +33,7 @@ def invalid_case(tmp_path):
 
 
 # -- exit statuses, from one table -------------------------------------------------------
+
 
 def test_an_invalid_case_ends_the_same_under_resume_and_why_not(invalid_case):
     resumed = run("interview", "--resume", invalid_case, input="")
@@ -63,12 +64,15 @@ def test_an_id_is_matched_as_written(tmp_path):
     assert json.loads(chosen.stdout)["id"] == "00123"
 
 
-@pytest.mark.parametrize("args, param", [
-    (("audit", "why-not", GBS, "gbs-dosee"), "RULE"),
-    (("audit", "show", "gbs-dosee"), "RULE"),
-    (("audit", "rules", "--disease", "flu"), "--disease"),
-    (("audit", "sign", "gbs-dosee", "--verdict", "approved", "--reviewer", "X"), "RULE"),
-])
+@pytest.mark.parametrize(
+    "args, param",
+    [
+        (("audit", "why-not", GBS, "gbs-dosee"), "RULE"),
+        (("audit", "show", "gbs-dosee"), "RULE"),
+        (("audit", "rules", "--disease", "flu"), "--disease"),
+        (("audit", "sign", "gbs-dosee", "--verdict", "approved", "--reviewer", "X"), "RULE"),
+    ],
+)
 def test_a_name_that_names_nothing_is_a_usage_error_about_its_parameter(args, param, rules_copy):
     if args[1] == "sign":
         args = (*args, "--rules", rules_copy)
@@ -97,9 +101,15 @@ def test_an_unknown_rule_is_refused_before_any_engine_work(monkeypatch):
 
 def test_a_broken_rule_base_ends_every_command_with_its_errors(rules_copy):
     mutate(rules_copy / "mmn.yaml", "      refs: [52]\n", "      refs: [52]\n      bogus: 1\n")
-    for args in (("evaluate", MMN), ("interview",), ("audit", "rules"), ("audit", "show", "mmn-general"),
-                 ("audit", "coverage", MMN), ("audit", "why-not", MMN, "mmn-general"),
-                 ("audit", "diff", "--base", ROOT / "rules", MMN)):
+    for args in (
+        ("evaluate", MMN),
+        ("interview",),
+        ("audit", "rules"),
+        ("audit", "show", "mmn-general"),
+        ("audit", "coverage", MMN),
+        ("audit", "why-not", MMN, "mmn-general"),
+        ("audit", "diff", "--base", ROOT / "rules", MMN),
+    ):
         result = run(*args, "--rules", rules_copy, input="")
         assert result.exit_code == 2, (args, result.output)
         assert result.stderr.startswith("error: ") and "unknown source key 'bogus'" in result.stderr, args
@@ -124,6 +134,7 @@ def test_every_library_error_has_a_row_in_the_table():
             assert first[0] is klass or klass is errors.IvigError, (klass, first)  # its own row, not a catch-all
             assert callable(first[1]) or first[1] in (cli.EXIT_USAGE, cli.EXIT_IO, cli.EXIT_WORKER), klass
     from ivig_advisor.engine import CaseInvalid, IvigError, RuleBaseInvalid
+
     for klass in (CaseInvalid, RuleBaseInvalid):  # beside what they guard, in the one hierarchy
         assert issubclass(klass, errors.InvalidSource) and issubclass(klass, IvigError)
         assert next(row for row in table if issubclass(klass, row[0]))[1] == cli.EXIT_USAGE
@@ -131,17 +142,27 @@ def test_every_library_error_has_a_row_in_the_table():
 
 # -- one error hierarchy --------------------------------------------------------------
 
+
 def test_the_library_errors_are_one_hierarchy_importable_where_they_were():
+    from ivig_advisor.engine.audit import signoff
     from ivig_advisor.engine.base import atomic
     from ivig_advisor.engine.clinician import interview
-    from ivig_advisor.engine.audit import signoff
+
     assert atomic.OutputRefused is errors.OutputRefused and atomic.WriteFailed is errors.WriteFailed
     for name in ("BadSignOff", "LogUnusable", "NoLogHere", "LogLocked"):
         assert getattr(signoff, name) is getattr(errors, name)
     assert interview.ResumeError is errors.CaseChoice
-    builtin = {"OutputRefused": ValueError, "WriteFailed": OSError, "BadSignOff": ValueError,
-               "LogUnusable": ValueError, "NoLogHere": ValueError, "LogLocked": TimeoutError,
-               "CaseChoice": ValueError, "UnknownRule": LookupError, "UnknownDiagnosis": LookupError}
+    builtin = {
+        "OutputRefused": ValueError,
+        "WriteFailed": OSError,
+        "BadSignOff": ValueError,
+        "LogUnusable": ValueError,
+        "NoLogHere": ValueError,
+        "LogLocked": TimeoutError,
+        "CaseChoice": ValueError,
+        "UnknownRule": LookupError,
+        "UnknownDiagnosis": LookupError,
+    }
     for name, base in builtin.items():
         klass = getattr(errors, name)
         assert issubclass(klass, errors.IvigError) and issubclass(klass, base), name
@@ -151,6 +172,7 @@ def test_the_library_errors_are_one_hierarchy_importable_where_they_were():
 
 
 # -- shared options, the same everywhere -----------------------------------------------------
+
 
 def commands(group=main, path=()):
     for name, command in group.commands.items():
@@ -170,18 +192,30 @@ def test_the_shared_options_have_one_name_and_one_place():
         names = [p.name for p in options]
         assert "rules_dir" in names, path  # every command takes --rules DIR
         shared = [n for n in names if n in SHARED]
-        assert names[:len(shared)] == shared == [n for n in SHARED if n in names], (path, names)  # first, in order
+        assert names[: len(shared)] == shared == [n for n in SHARED if n in names], (path, names)  # first, in order
         for option in options:
             if option.name in SHARED:
-                assert option.opts + option.secondary_opts == SHARED[option.name] or \
-                    sorted(option.opts) == sorted(SHARED[option.name]), (path, option.opts)
+                assert option.opts + option.secondary_opts == SHARED[option.name] or sorted(option.opts) == sorted(
+                    SHARED[option.name]
+                ), (path, option.opts)
                 if option.name != "fmt":
                     seen.setdefault(option.name, set()).add(option.help)
     assert len(seen["rules_dir"]) == 1
     formats = {path for path, command in commands() if any(p.name == "fmt" for p in command.params)}
-    assert formats == {("evaluate",), ("audit", "rules"), ("audit", "doses"), ("audit", "show"), ("audit", "check"),
-                       ("audit", "coverage"), ("audit", "why-not"), ("audit", "diff"), ("test",), ("schema",),
-                       ("audit", "overrides"), ("fhir", "codes")}
+    assert formats == {
+        ("evaluate",),
+        ("audit", "rules"),
+        ("audit", "doses"),
+        ("audit", "show"),
+        ("audit", "check"),
+        ("audit", "coverage"),
+        ("audit", "why-not"),
+        ("audit", "diff"),
+        ("test",),
+        ("schema",),
+        ("audit", "overrides"),
+        ("fhir", "codes"),
+    }
 
 
 def test_rules_is_taken_after_the_subcommand_and_in_the_old_place(rules_copy):
@@ -204,6 +238,7 @@ def test_report_writes_to_output_and_to_the_old_out(tmp_path):
 
 # -- each report renders itself ------------------------------------------------------------
 
+
 def test_each_report_is_the_json_the_command_prints(rules_copy):
     advisor = Advisor(RuleBase.load())
 
@@ -217,8 +252,7 @@ def test_each_report_is_the_json_the_command_prints(rules_copy):
 
     check = A.check()
     assert printed("audit", "check") == same(check.to_dict()) and check.to_dict()["ok"] is True
-    assert list(check.to_dict()) == ["ok", "findings", "combinations", "excluded", "states", "signoff",
-                                     "per_diagnosis"]
+    assert list(check.to_dict()) == ["ok", "findings", "combinations", "excluded", "states", "signoff", "per_diagnosis"]
     cover = A.coverage(advisor, [str(MMN), str(GBS)])
     assert printed("audit", "coverage", MMN, GBS) == same(cover.to_dict())
     assert cover.to_dict()["cases"] == 2 and len(cover.to_dict()["rules"]) == len(advisor.rulebase.rules)
@@ -238,6 +272,7 @@ def test_each_report_is_the_json_the_command_prints(rules_copy):
 
 
 # -- precedence and review flags ------------------------------------------------------------
+
 
 def test_show_lists_the_rules_a_rule_preempts_and_is_preempted_by():
     data = json.loads(run("audit", "show", "gbs-severe-first-line", "--format", "json").stdout)
@@ -263,6 +298,7 @@ def test_preemption_runs_from_a_stance_setter_to_a_later_stance_layer_of_the_sam
 def test_a_review_flag_is_shown_where_the_field_is_met(rulebase, capsys):
     from ivig_advisor.engine.clinician.console import _Console
     from ivig_advisor.engine.clinician.interview import Interview
+
     flagged = rulebase.schema.fields["thrombocytopenia"]
     assert flagged.review_flag
     shown = run("audit", "show", "thrombosis-risk-group").stdout

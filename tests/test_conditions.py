@@ -4,10 +4,23 @@
 import operator
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ivig_advisor.engine.core import conditions
-from ivig_advisor.engine.core.conditions import UNKNOWN, AllOf, AnyOf, Not, Test as Leaf, evaluate, negate, normal, parse
+from ivig_advisor.engine.core.conditions import (
+    UNKNOWN,
+    AllOf,
+    AnyOf,
+    Not,
+    evaluate,
+    negate,
+    normal,
+    parse,
+)
+from ivig_advisor.engine.core.conditions import (
+    Test as Leaf,
+)
 
 T, F, U = True, False, None  # U: cannot be decided yet
 
@@ -24,12 +37,27 @@ def ev(data, env: dict):
 
 # -- a missing value is unknown, never false ------------------------------------
 
-@pytest.mark.parametrize("data", [
-    {"x": 1}, {"x": {"ne": 1}}, {"x": {"in": [1, 2]}}, {"x": {"not_in": [1, 2]}},
-    {"x": {"lt": 1}}, {"x": {"le": 1}}, {"x": {"gt": 1}}, {"x": {"ge": 1}},
-    {"x": {"contains": "a"}}, {"x": {"excludes": "a"}}, {"x": {"known": True}}, {"x": {"known": False}},
-    {"not": {"x": 1}}, {"not": {"x": {"ne": 1}}}, {"not": {"not": {"x": 1}}},
-])
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"x": 1},
+        {"x": {"ne": 1}},
+        {"x": {"in": [1, 2]}},
+        {"x": {"not_in": [1, 2]}},
+        {"x": {"lt": 1}},
+        {"x": {"le": 1}},
+        {"x": {"gt": 1}},
+        {"x": {"ge": 1}},
+        {"x": {"contains": "a"}},
+        {"x": {"excludes": "a"}},
+        {"x": {"known": True}},
+        {"x": {"known": False}},
+        {"not": {"x": 1}},
+        {"not": {"x": {"ne": 1}}},
+        {"not": {"not": {"x": 1}}},
+    ],
+)
 def test_a_missing_value_is_unknown_never_false(data):
     assert ev(data, {}) is None
     assert evaluate(normal(parse(data, "test")), lookup_of({})) is None
@@ -38,43 +66,87 @@ def test_a_missing_value_is_unknown_never_false(data):
 
 # -- each operator on a present value, a missing one, a fact with several values --
 
-@pytest.mark.parametrize("data, value, expected", [
-    # eq
-    ({"x": 1}, [1], T), ({"x": 1}, [2], F), ({"x": 1}, UNKNOWN, U),
-    ({"x": {"eq": "a"}}, ["a"], T), ({"x": {"eq": "a"}}, ["b"], F),
-    ({"x": 1}, [2, 1], T), ({"x": 1}, [2, 3], F), ({"x": 1}, [], F),
-    # ne
-    ({"x": {"ne": 1}}, [2], T), ({"x": {"ne": 1}}, [1], F), ({"x": {"ne": 1}}, UNKNOWN, U),
-    ({"x": {"ne": 1}}, [1, 2], T), ({"x": {"ne": 1}}, [1, 1], F), ({"x": {"ne": 1}}, [], F),
-    # in, not_in
-    ({"x": {"in": [1, 2]}}, [2], T), ({"x": {"in": [1, 2]}}, [3], F), ({"x": {"in": [1, 2]}}, UNKNOWN, U),
-    ({"x": {"in": [1, 2]}}, [3, 1], T), ({"x": {"in": [1, 2]}}, [3, 4], F), ({"x": {"in": [1, 2]}}, [], F),
-    ({"x": {"not_in": [1, 2]}}, [3], T), ({"x": {"not_in": [1, 2]}}, [1], F),
-    ({"x": {"not_in": [1, 2]}}, UNKNOWN, U), ({"x": {"not_in": [1, 2]}}, [1, 3], T),
-    ({"x": {"not_in": [1, 2]}}, [1, 2], F), ({"x": {"not_in": [1, 2]}}, [], F),
-    # lt le gt ge, at the threshold and on both sides
-    ({"x": {"lt": 65}}, [64.9], T), ({"x": {"lt": 65}}, [65], F), ({"x": {"lt": 65}}, UNKNOWN, U),
-    ({"x": {"le": 65}}, [65], T), ({"x": {"le": 65}}, [65.1], F), ({"x": {"le": 65}}, UNKNOWN, U),
-    ({"x": {"gt": 65}}, [66], T), ({"x": {"gt": 65}}, [65], F), ({"x": {"gt": 65}}, UNKNOWN, U),
-    ({"x": {"ge": 65}}, [65], T), ({"x": {"ge": 65}}, [64], F), ({"x": {"ge": 65}}, UNKNOWN, U),
-    ({"x": {"ge": 65}}, [10, 70], T), ({"x": {"lt": 65}}, [70, 80], F), ({"x": {"ge": 65}}, [], F),
-    # a comparison never holds for what is not a number (true is not 1)
-    ({"x": {"ge": 1}}, [True], F), ({"x": {"lt": 1}}, [False], F), ({"x": {"lt": 65}}, ["50"], F),
-    # contains, excludes: on a list field's value (a tuple, as the schema gives it)
-    ({"x": {"contains": "a"}}, [("a", "b")], T), ({"x": {"contains": "a"}}, [("b",)], F),
-    ({"x": {"contains": "a"}}, [()], F), ({"x": {"contains": "a"}}, UNKNOWN, U),
-    ({"x": {"excludes": "a"}}, [("b",)], T), ({"x": {"excludes": "a"}}, [()], T),
-    ({"x": {"excludes": "a"}}, [("a",)], F), ({"x": {"excludes": "a"}}, UNKNOWN, U),
-    ({"x": {"contains": "a"}}, ["abc"], F), ({"x": {"excludes": "a"}}, ["bcd"], F),  # text is not a list
-    ({"x": {"contains": "a"}}, [("b",), ("a",)], T), ({"x": {"excludes": "a"}}, [("a",), ("b",)], T),
-    # known: the one test that decides on absence
-    ({"x": {"known": True}}, [0], T), ({"x": {"known": True}}, [False], T), ({"x": {"known": True}}, [], F),
-    ({"x": {"known": True}}, UNKNOWN, U), ({"x": {"known": True}}, [1, 2], T),
-    ({"x": {"known": False}}, [], T), ({"x": {"known": False}}, [0], F), ({"x": {"known": False}}, UNKNOWN, U),
-    # several tests in one mapping must all hold
-    ({"x": {"ge": 18, "lt": 65}}, [40], T), ({"x": {"ge": 18, "lt": 65}}, [70], F),
-    ({"x": {"ge": 18, "lt": 65}}, UNKNOWN, U),
-])
+
+@pytest.mark.parametrize(
+    "data, value, expected",
+    [
+        # eq
+        ({"x": 1}, [1], T),
+        ({"x": 1}, [2], F),
+        ({"x": 1}, UNKNOWN, U),
+        ({"x": {"eq": "a"}}, ["a"], T),
+        ({"x": {"eq": "a"}}, ["b"], F),
+        ({"x": 1}, [2, 1], T),
+        ({"x": 1}, [2, 3], F),
+        ({"x": 1}, [], F),
+        # ne
+        ({"x": {"ne": 1}}, [2], T),
+        ({"x": {"ne": 1}}, [1], F),
+        ({"x": {"ne": 1}}, UNKNOWN, U),
+        ({"x": {"ne": 1}}, [1, 2], T),
+        ({"x": {"ne": 1}}, [1, 1], F),
+        ({"x": {"ne": 1}}, [], F),
+        # in, not_in
+        ({"x": {"in": [1, 2]}}, [2], T),
+        ({"x": {"in": [1, 2]}}, [3], F),
+        ({"x": {"in": [1, 2]}}, UNKNOWN, U),
+        ({"x": {"in": [1, 2]}}, [3, 1], T),
+        ({"x": {"in": [1, 2]}}, [3, 4], F),
+        ({"x": {"in": [1, 2]}}, [], F),
+        ({"x": {"not_in": [1, 2]}}, [3], T),
+        ({"x": {"not_in": [1, 2]}}, [1], F),
+        ({"x": {"not_in": [1, 2]}}, UNKNOWN, U),
+        ({"x": {"not_in": [1, 2]}}, [1, 3], T),
+        ({"x": {"not_in": [1, 2]}}, [1, 2], F),
+        ({"x": {"not_in": [1, 2]}}, [], F),
+        # lt le gt ge, at the threshold and on both sides
+        ({"x": {"lt": 65}}, [64.9], T),
+        ({"x": {"lt": 65}}, [65], F),
+        ({"x": {"lt": 65}}, UNKNOWN, U),
+        ({"x": {"le": 65}}, [65], T),
+        ({"x": {"le": 65}}, [65.1], F),
+        ({"x": {"le": 65}}, UNKNOWN, U),
+        ({"x": {"gt": 65}}, [66], T),
+        ({"x": {"gt": 65}}, [65], F),
+        ({"x": {"gt": 65}}, UNKNOWN, U),
+        ({"x": {"ge": 65}}, [65], T),
+        ({"x": {"ge": 65}}, [64], F),
+        ({"x": {"ge": 65}}, UNKNOWN, U),
+        ({"x": {"ge": 65}}, [10, 70], T),
+        ({"x": {"lt": 65}}, [70, 80], F),
+        ({"x": {"ge": 65}}, [], F),
+        # a comparison never holds for what is not a number (true is not 1)
+        ({"x": {"ge": 1}}, [True], F),
+        ({"x": {"lt": 1}}, [False], F),
+        ({"x": {"lt": 65}}, ["50"], F),
+        # contains, excludes: on a list field's value (a tuple, as the schema gives it)
+        ({"x": {"contains": "a"}}, [("a", "b")], T),
+        ({"x": {"contains": "a"}}, [("b",)], F),
+        ({"x": {"contains": "a"}}, [()], F),
+        ({"x": {"contains": "a"}}, UNKNOWN, U),
+        ({"x": {"excludes": "a"}}, [("b",)], T),
+        ({"x": {"excludes": "a"}}, [()], T),
+        ({"x": {"excludes": "a"}}, [("a",)], F),
+        ({"x": {"excludes": "a"}}, UNKNOWN, U),
+        ({"x": {"contains": "a"}}, ["abc"], F),
+        ({"x": {"excludes": "a"}}, ["bcd"], F),  # text is not a list
+        ({"x": {"contains": "a"}}, [("b",), ("a",)], T),
+        ({"x": {"excludes": "a"}}, [("a",), ("b",)], T),
+        # known: the one test that decides on absence
+        ({"x": {"known": True}}, [0], T),
+        ({"x": {"known": True}}, [False], T),
+        ({"x": {"known": True}}, [], F),
+        ({"x": {"known": True}}, UNKNOWN, U),
+        ({"x": {"known": True}}, [1, 2], T),
+        ({"x": {"known": False}}, [], T),
+        ({"x": {"known": False}}, [0], F),
+        ({"x": {"known": False}}, UNKNOWN, U),
+        # several tests in one mapping must all hold
+        ({"x": {"ge": 18, "lt": 65}}, [40], T),
+        ({"x": {"ge": 18, "lt": 65}}, [70], F),
+        ({"x": {"ge": 18, "lt": 65}}, UNKNOWN, U),
+    ],
+)
 def test_each_operator(data, value, expected):
     env = {} if value is UNKNOWN else {"x": value}
     assert ev(data, env) is expected
@@ -103,9 +175,16 @@ def test_not_is_kleene(a):
     assert ev({"not": {"not": {"a": True}}}, env) is a
 
 
-@pytest.mark.parametrize("values, expected", [
-    ([T, T, T], T), ([T, U, T], U), ([T, U, F], F), ([U, U, U], U), ([F, F, F], F),
-])
+@pytest.mark.parametrize(
+    "values, expected",
+    [
+        ([T, T, T], T),
+        ([T, U, T], U),
+        ([T, U, F], F),
+        ([U, U, U], U),
+        ([F, F, F], F),
+    ],
+)
 def test_all_and_any_of_three(values, expected):
     env = {f"f{i}": VALUE[v] for i, v in enumerate(values) if v is not U}
     items = [{f"f{i}": True} for i in range(3)]
@@ -116,14 +195,21 @@ def test_all_and_any_of_three(values, expected):
 
 # -- not over a fact with several values, or none: the pushed-down reading ----------
 
-@pytest.mark.parametrize("data, value, expected", [
-    # `not x == 1` is "x known and != 1" (module docstring), as the compiled rule reads it
-    ({"not": {"x": 1}}, [2], T), ({"not": {"x": 1}}, [1], F), ({"not": {"x": 1}}, UNKNOWN, U),
-    ({"not": {"x": 1}}, [], F),      # absent: no value that is not 1 (the rule cannot fire)
-    ({"not": {"x": 1}}, [1, 2], T),  # a derived fact with values 1 and 2: one of them is not 1
-    ({"not": {"x": {"known": True}}}, [], T), ({"not": {"x": {"known": False}}}, [], F),
-    ({"not": {"all": [{"x": 1}, {"y": 1}]}}, [2], T),  # y unknown, x known not 1: decided
-])
+
+@pytest.mark.parametrize(
+    "data, value, expected",
+    [
+        # `not x == 1` is "x known and != 1" (module docstring), as the compiled rule reads it
+        ({"not": {"x": 1}}, [2], T),
+        ({"not": {"x": 1}}, [1], F),
+        ({"not": {"x": 1}}, UNKNOWN, U),
+        ({"not": {"x": 1}}, [], F),  # absent: no value that is not 1 (the rule cannot fire)
+        ({"not": {"x": 1}}, [1, 2], T),  # a derived fact with values 1 and 2: one of them is not 1
+        ({"not": {"x": {"known": True}}}, [], T),
+        ({"not": {"x": {"known": False}}}, [], F),
+        ({"not": {"all": [{"x": 1}, {"y": 1}]}}, [2], T),  # y unknown, x known not 1: decided
+    ],
+)
 def test_not_reads_as_pushed_down_to_the_tests(data, value, expected):
     env = {} if value is UNKNOWN else {"x": value}
     assert ev(data, env) is expected
@@ -138,33 +224,63 @@ ITEMS = ["a", "b"]
 
 def _leaf():
     number = st.one_of(
-        st.builds(Leaf, st.sampled_from("pq"), st.sampled_from(["eq", "ne", "lt", "le", "gt", "ge"]),
-                  st.sampled_from(NUMBERS)),
-        st.builds(Leaf, st.sampled_from("pq"), st.sampled_from(["in", "not_in"]),
-                  st.lists(st.sampled_from(NUMBERS), min_size=1, max_size=2, unique=True).map(tuple)))
+        st.builds(
+            Leaf, st.sampled_from("pq"), st.sampled_from(["eq", "ne", "lt", "le", "gt", "ge"]), st.sampled_from(NUMBERS)
+        ),
+        st.builds(
+            Leaf,
+            st.sampled_from("pq"),
+            st.sampled_from(["in", "not_in"]),
+            st.lists(st.sampled_from(NUMBERS), min_size=1, max_size=2, unique=True).map(tuple),
+        ),
+    )
     listed = st.builds(Leaf, st.just("l"), st.sampled_from(["contains", "excludes"]), st.sampled_from(ITEMS))
     known = st.builds(Leaf, st.sampled_from("pql"), st.just("known"), st.booleans())
     return st.one_of(number, listed, known)
 
 
-CONDITIONS = st.recursive(_leaf(), lambda inner: st.one_of(
-    st.lists(inner, min_size=1, max_size=3).map(lambda xs: AllOf(tuple(xs))),
-    st.lists(inner, min_size=1, max_size=3).map(lambda xs: AnyOf(tuple(xs))),
-    inner.map(Not)), max_leaves=8)
+CONDITIONS = st.recursive(
+    _leaf(),
+    lambda inner: st.one_of(
+        st.lists(inner, min_size=1, max_size=3).map(lambda xs: AllOf(tuple(xs))),
+        st.lists(inner, min_size=1, max_size=3).map(lambda xs: AnyOf(tuple(xs))),
+        inner.map(Not),
+    ),
+    max_leaves=8,
+)
 
 LIST_VALUES = st.lists(st.sampled_from(ITEMS), unique=True).map(lambda xs: tuple(sorted(xs)))
 # a case field: one value, or unknown
-SINGLE = st.fixed_dictionaries({}, optional={"p": st.sampled_from(NUMBERS).map(lambda v: [v]),
-                                             "q": st.sampled_from(NUMBERS).map(lambda v: [v]),
-                                             "l": LIST_VALUES.map(lambda v: [v])})
+SINGLE = st.fixed_dictionaries(
+    {},
+    optional={
+        "p": st.sampled_from(NUMBERS).map(lambda v: [v]),
+        "q": st.sampled_from(NUMBERS).map(lambda v: [v]),
+        "l": LIST_VALUES.map(lambda v: [v]),
+    },
+)
 # a derived fact too: several values, or none (known absent)
-ANY_VALUES = st.fixed_dictionaries({}, optional={"p": st.lists(st.sampled_from(NUMBERS), max_size=3),
-                                                 "q": st.lists(st.sampled_from(NUMBERS), max_size=3),
-                                                 "l": st.lists(LIST_VALUES, max_size=2)})
+ANY_VALUES = st.fixed_dictionaries(
+    {},
+    optional={
+        "p": st.lists(st.sampled_from(NUMBERS), max_size=3),
+        "q": st.lists(st.sampled_from(NUMBERS), max_size=3),
+        "l": st.lists(LIST_VALUES, max_size=2),
+    },
+)
 
-OPS = {"eq": operator.eq, "ne": operator.ne, "lt": operator.lt, "le": operator.le, "gt": operator.gt,
-       "ge": operator.ge, "in": lambda v, x: v in x, "not_in": lambda v, x: v not in x,
-       "contains": lambda v, x: x in v, "excludes": lambda v, x: x not in v}
+OPS = {
+    "eq": operator.eq,
+    "ne": operator.ne,
+    "lt": operator.lt,
+    "le": operator.le,
+    "gt": operator.gt,
+    "ge": operator.ge,
+    "in": lambda v, x: v in x,
+    "not_in": lambda v, x: v not in x,
+    "contains": lambda v, x: x in v,
+    "excludes": lambda v, x: x not in v,
+}
 
 
 def kleene(cond, env):
@@ -246,6 +362,7 @@ CASES_FOR_NOT_RULE = ({"diagnosis": "als"}, {"diagnosis": "mmn"}, {"diagnosis": 
 
 def _advisor_with_not_rule(rules_copy):
     from ivig_advisor.engine import Advisor, RuleBase
+
     path = rules_copy / "safety.yaml"
     path.write_text(path.read_text(encoding="utf-8") + NOT_RULE, encoding="utf-8")
     advisor = Advisor(RuleBase.load(rules_copy))
@@ -265,12 +382,14 @@ def test_evaluate_reads_not_over_a_derived_fact_as_the_engine_does(rules_copy):
             if name in fields:
                 return [run.case.facts[name]] if name in run.case.facts else UNKNOWN
             return run.derived.get(name, [])
+
         assert rule.id not in run.fired
         assert evaluate(rule.when, lookup) is False, data
 
 
 def test_the_walk_reads_not_over_a_derived_fact_as_the_engine_does(rules_copy):
     from ivig_advisor.engine.audit.verify import walk_case
+
     advisor, rule = _advisor_with_not_rule(rules_copy)
     for data in CASES_FOR_NOT_RULE:
         case = advisor.validate(data)

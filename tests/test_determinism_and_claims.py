@@ -9,9 +9,10 @@ import sys
 
 import pytest
 import yaml
-from hypothesis import given, settings, strategies as st
-
 from conftest import ROOT
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ivig_advisor.engine import evaluate_case
 
 
@@ -92,8 +93,7 @@ def _case_strategy(schema):
             value = st.floats(min_value=spec.min, max_value=spec.max, allow_nan=False)
         fields[name] = value
     diagnosis = st.sampled_from(sorted(schema.fields["diagnosis"].values))
-    return st.fixed_dictionaries({"diagnosis": diagnosis},
-                                 optional=fields).filter(schema.check_constraints)
+    return st.fixed_dictionaries({"diagnosis": diagnosis}, optional=fields).filter(schema.check_constraints)
 
 
 from ivig_advisor.engine import RuleBase  # noqa: E402
@@ -117,8 +117,9 @@ def test_any_valid_case_reaches_exactly_one_consistent_answer(case):
     precautions = [i["code"] for w in result.warnings if w["code"] == "general-precautions" for i in w["items"]]
     assert ("infusion-reactions" in precautions) == receives
     assert "infusion-reactions" not in codes  # what applies to every infusion is never a warning of its own
-    assert ("adverse-events-not-shown" in codes) == (planned is False and stance not in ("not-effective",
-                                                                                         "out-of-scope"))
+    assert ("adverse-events-not-shown" in codes) == (
+        planned is False and stance not in ("not-effective", "out-of-scope")
+    )
     assert result.max_severity == (result.warnings[0]["severity"] if result.warnings else None)
     if stance in SHIPPED_RULES.ivig_given:
         assert result.dose is not None

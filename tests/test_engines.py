@@ -1,13 +1,13 @@
 """One engine per diagnosis gives the same results as one engine with every rule."""
 
 import yaml
+from conftest import ROOT
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT
 from ivig_advisor.engine import Advisor, RuleBase
-from ivig_advisor.engine.core.analysis import live_rules
 from ivig_advisor.engine.audit.verify import domains, verify
+from ivig_advisor.engine.core.analysis import live_rules
 
 RULES = RuleBase.load()
 SPLIT, WHOLE = Advisor(RULES), Advisor(RULES, per_disease=False)

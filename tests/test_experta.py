@@ -4,8 +4,8 @@ import json
 from importlib.metadata import version
 
 import yaml
-
 from conftest import ROOT
+
 from ivig_advisor.engine import Advisor, RuleBase
 from ivig_advisor.engine.core import _experta
 from ivig_advisor.engine.core.compiler import compile_rulebase
@@ -29,8 +29,11 @@ def test_a_trimmed_engine_holds_what_experta_would_compute():
     assert "get_deffacts" not in vars(plain) and "get_deffacts" in vars(trimmed)
     assert [d.order for d in trimmed.get_deffacts()] == [d.order for d in plain.get_deffacts()]
     # one conflict-set node per rule, or per branch of a rule's `any`
-    assert len(trimmed.matcher._get_conflict_set_nodes()) == len(plain.matcher._get_conflict_set_nodes()) \
+    assert (
+        len(trimmed.matcher._get_conflict_set_nodes())
+        == len(plain.matcher._get_conflict_set_nodes())
         >= len(rulebase.rules)
+    )
 
 
 def test_results_are_the_same_with_and_without_the_trims(monkeypatch):

@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-
 from conftest import ROOT
+
 from ivig_advisor.cli import main
 
 FHIR = ROOT / "tests" / "fhir"
@@ -42,12 +42,15 @@ LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
-NUMERIC_CODE_BUG = ("BUG: since c61c09d only resources whose code matched are validated, so a coding whose code "
-                    "is not a string (invalid FHIR) is never checked: it is listed under unmapped as 'no entry of "
-                    "the mapping has this code', even when the mapping has it (SNOMED written as a JSON number)")
+NUMERIC_CODE_BUG = (
+    "BUG: since c61c09d only resources whose code matched are validated, so a coding whose code "
+    "is not a string (invalid FHIR) is never checked: it is listed under unmapped as 'no entry of "
+    "the mapping has this code', even when the mapping has it (SNOMED written as a JSON number)"
+)
 
 
 # -- helpers -------------------------------------------------------------------------
+
 
 def invoke(*args):
     """Run the real `ivig` in-process; never lets an exception escape (an internal error is exit 70)."""
@@ -70,8 +73,12 @@ def by_id(results):
 def outcome(result):
     """What a result advises, for comparing two results of one patient."""
     assert result["status"] == "ok", result["error"]
-    return (result["ivig"]["stance"], result["ivig"]["rule"], result["dose"] and result["dose"]["total_g"],
-            sorted(w["code"] for w in result["warnings"]))
+    return (
+        result["ivig"]["stance"],
+        result["ivig"]["rule"],
+        result["dose"] and result["dose"]["total_g"],
+        sorted(w["code"] for w in result["warnings"]),
+    )
 
 
 def labels(result):
@@ -87,14 +94,26 @@ def patient(pid, birth="1970-06-01", gender="female", **more):
 
 
 def condition(rid, pid, *codings, **more):
-    return {"resourceType": "Condition", "id": rid, "subject": {"reference": f"Patient/{pid}"},
-            "code": {"coding": list(codings)}, **more}
+    return {
+        "resourceType": "Condition",
+        "id": rid,
+        "subject": {"reference": f"Patient/{pid}"},
+        "code": {"coding": list(codings)},
+        **more,
+    }
 
 
 def weight(rid, pid, value, unit, system=UCUM, when="2026-11-01"):
     quantity = {"value": value, "unit": unit, **({"system": system, "code": unit} if system else {})}
-    return {"resourceType": "Observation", "id": rid, "status": "final", "subject": {"reference": f"Patient/{pid}"},
-            "code": {"coding": [coding(LOINC, "29463-7")]}, "effectiveDateTime": when, "valueQuantity": quantity}
+    return {
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
+        "subject": {"reference": f"Patient/{pid}"},
+        "code": {"coding": [coding(LOINC, "29463-7")]},
+        "effectiveDateTime": when,
+        "valueQuantity": quantity,
+    }
 
 
 def bundle(*resources, kind="collection"):
@@ -120,9 +139,11 @@ def the_error(results, rid):
 # == 1. Official R4 examples ==========================================================
 
 R4_FILES = sorted(p.name for p in R4.glob("*.json"))
-LONE_MEDICATION_BUG = ("BUG: a file holding only a Medication (a Bundle or lone resource with no Patient and no "
-                       "resource joined to one) gives no result at all and exit 0: fhirio._joined counts Medication "
-                       "as a resource ivig reads, so the 'holds no Patient' error is skipped")
+LONE_MEDICATION_BUG = (
+    "BUG: a file holding only a Medication (a Bundle or lone resource with no Patient and no "
+    "resource joined to one) gives no result at all and exit 0: fhirio._joined counts Medication "
+    "as a resource ivig reads, so the 'holds no Patient' error is skipped"
+)
 
 
 def test_r4_examples_are_the_selection_and_small():
@@ -130,9 +151,17 @@ def test_r4_examples_are_the_selection_and_small():
     notice = (R4 / "NOTICE.md").read_text(encoding="utf-8")
     assert "hl7.fhir.r4.examples" in notice and "4.0.1" in notice and "CC0-1.0" in notice
     assert all(f"| {name} |" in notice for name in R4_FILES)
-    assert {"Bundle-bundle-references.json", "Observation-example.json", "Patient-example.json",
-            "AllergyIntolerance-example.json", "Bundle-bundle-example.json", "Bundle-bundle-transaction.json",
-            "Bundle-father.json", "MedicationStatement-example001.json", "Procedure-example.json"} <= set(R4_FILES)
+    assert {
+        "Bundle-bundle-references.json",
+        "Observation-example.json",
+        "Patient-example.json",
+        "AllergyIntolerance-example.json",
+        "Bundle-bundle-example.json",
+        "Bundle-bundle-transaction.json",
+        "Bundle-father.json",
+        "MedicationStatement-example001.json",
+        "Procedure-example.json",
+    } <= set(R4_FILES)
     assert sum(p.stat().st_size for p in R4.iterdir()) < 400_000
 
 
@@ -159,17 +188,21 @@ def test_lone_observation_example_is_an_orphan():
     [result] = results
     assert result["id"] == "Observation/example"
     assert result["error"]["field"] == "Observation.subject.reference"
-    assert result["error"]["message"] == ("Observation/example: its subject 'Patient/example' is no Patient "
-                                          "in the input")
+    assert result["error"]["message"] == (
+        "Observation/example: its subject 'Patient/example' is no Patient in the input"
+    )
 
 
-@pytest.mark.parametrize("name, rid, element", [
-    ("Condition-example.json", "Condition/example", "subject"),
-    ("Procedure-example.json", "Procedure/example", "subject"),
-    ("AllergyIntolerance-example.json", "AllergyIntolerance/example", "patient"),
-    ("MedicationRequest-medrx0303.json", "MedicationRequest/medrx0303", "subject"),
-    ("MedicationStatement-example001.json", "MedicationStatement/example001", "subject"),
-])
+@pytest.mark.parametrize(
+    "name, rid, element",
+    [
+        ("Condition-example.json", "Condition/example", "subject"),
+        ("Procedure-example.json", "Procedure/example", "subject"),
+        ("AllergyIntolerance-example.json", "AllergyIntolerance/example", "patient"),
+        ("MedicationRequest-medrx0303.json", "MedicationRequest/medrx0303", "subject"),
+        ("MedicationStatement-example001.json", "MedicationStatement/example001", "subject"),
+    ],
+)
 def test_lone_r4_resources_name_their_join_element(name, rid, element):
     """A lone resource is joined by its subject, an AllergyIntolerance by `patient`: the orphan error says which."""
     _, [result] = evaluate(R4 / name)
@@ -200,9 +233,17 @@ def test_lone_patient_example_is_out_of_scope():
 def chalmers(tmp_path):
     """The official Patient/example with the official resources about him (unchanged), plus an MMN
     Condition so that he is a case."""
-    resources = [read_r4(n) for n in ("Patient-example.json", "Observation-example.json", "Condition-example.json",
-                                      "Condition-stroke.json", "Procedure-example.json",
-                                      "AllergyIntolerance-example.json")]
+    resources = [
+        read_r4(n)
+        for n in (
+            "Patient-example.json",
+            "Observation-example.json",
+            "Condition-example.json",
+            "Condition-stroke.json",
+            "Procedure-example.json",
+            "AllergyIntolerance-example.json",
+        )
+    ]
     resources.append(condition("mmn", "example", coding(CM, "G61.82")))
     return write(tmp_path / "chalmers.json", bundle(*resources))
 
@@ -236,14 +277,22 @@ def test_r4_patient_example_fields_and_unread_resources(chalmers):
 def test_r4_contained_medication_is_read(tmp_path):
     """MedicationRequest-medrx0303 (unchanged) names its drug by "#med0311", a contained Medication: its
     code is read (and listed as not mapped: a prednisone tablet product, not the substance)."""
-    path = write(tmp_path / "pat1.json", bundle(patient("pat1"), condition("c", "pat1", coding(CM, "G61.82")),
-                                                 read_r4("MedicationRequest-medrx0303.json")))
+    path = write(
+        tmp_path / "pat1.json",
+        bundle(
+            patient("pat1"), condition("c", "pat1", coding(CM, "G61.82")), read_r4("MedicationRequest-medrx0303.json")
+        ),
+    )
     _, [result] = evaluate(path)
     assert result["status"] == "ok"
-    assert result["unmapped"] == [{"resource": "MedicationRequest/medrx0303",
-                                   "path": "Bundle.entry[2].resource.medicationReference",
-                                   "codes": ["SNOMED CT 373994007 Prednisone 5mg tablet (Product)"],
-                                   "reason": "no entry of the mapping has this code"}]
+    assert result["unmapped"] == [
+        {
+            "resource": "MedicationRequest/medrx0303",
+            "path": "Bundle.entry[2].resource.medicationReference",
+            "codes": ["SNOMED CT 373994007 Prednisone 5mg tablet (Product)"],
+            "reason": "no entry of the mapping has this code",
+        }
+    ]
 
 
 URN = "urn:uuid:04121321-4af5-424c-a0e1-ed3aab1c349d"  # the fullUrl of Bundle-bundle-references' id-less Patient
@@ -282,18 +331,24 @@ def test_bundle_references_orphans_name_resource_and_path():
     resource and its path; the second version of Patient/45 is refused, naming the first."""
     _, results = evaluate(R4 / "Bundle-bundle-references.json")
     other = [r["error"] for r in results if r["id"] == "http://example.org/fhir/Observation/14"]
-    assert {"field": "Bundle.entry[5].resource.subject.reference", "source": str(R4 / "Bundle-bundle-references.json"),
-            "line": 124, "message": "Observation/14: its subject 'http://example.org/fhir-2/Patient/1' is no "
-                                    "Patient in the input"} in other
+    assert {
+        "field": "Bundle.entry[5].resource.subject.reference",
+        "source": str(R4 / "Bundle-bundle-references.json"),
+        "line": 124,
+        "message": "Observation/14: its subject 'http://example.org/fhir-2/Patient/1' is no Patient in the input",
+    } in other
     identifier_only = the_error(results, "http://example.org/fhir/Observation/48")  # an orphan: its fullUrl
     assert identifier_only["field"] == "Bundle.entry[10].resource.subject"
     assert identifier_only["message"] == "Observation/48: it has no subject reference, so it belongs to no Patient"
     versions = [r["error"] for r in results if r["id"] == "45"]  # two versions of Patient/45: neither is read
     assert [e["field"] for e in versions] == ["Bundle.entry[7].resource", "Bundle.entry[8].resource"]
-    assert all(e["message"] == "Patient/45: 2 Patients have the id 45 (Bundle.entry[7].resource "
-                               "(http://example.org/fhir/Patient/45), Bundle.entry[8].resource "
-                               "(http://example.org/fhir/Patient/45)): one record is one patient, so none of them "
-                               "is read" for e in versions)
+    assert all(
+        e["message"] == "Patient/45: 2 Patients have the id 45 (Bundle.entry[7].resource "
+        "(http://example.org/fhir/Patient/45), Bundle.entry[8].resource "
+        "(http://example.org/fhir/Patient/45)): one record is one patient, so none of them "
+        "is read"
+        for e in versions
+    )
 
 
 def test_bundle_references_relative_reference_is_read_against_its_own_server():
@@ -319,9 +374,13 @@ def test_transaction_bundle_example_gives_a_case_per_patient():
     code, results = evaluate(R4 / "Bundle-bundle-transaction.json")
     assert code == 0
     # a Patient without id is named by its entry's fullUrl
-    assert [r["id"] for r in results] == ["urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a",
-                                          "urn:uuid:88f151c0-a954-468a-88bd-5ae15c08e059", "123",
-                                          "urn:uuid:74891afc-ed52-42a2-bcd7-f13d9b60f096", "123a"]
+    assert [r["id"] for r in results] == [
+        "urn:uuid:61ebe359-bfdc-4613-8bf2-c5e300945f0a",
+        "urn:uuid:88f151c0-a954-468a-88bd-5ae15c08e059",
+        "123",
+        "urn:uuid:74891afc-ed52-42a2-bcd7-f13d9b60f096",
+        "123a",
+    ]
     assert all(r["ivig"]["stance"] == "out-of-scope" for r in results)
 
 
@@ -345,6 +404,7 @@ def test_document_bundle_father():
 
 
 # == 2. Golden Bundles, one per diagnosis =============================================
+
 
 def _golden_param(case):
     marks = [pytest.mark.xfail(strict=True, reason=case["xfail"])] if case.get("xfail") else []
@@ -428,6 +488,7 @@ def test_paraproteinemic_pair_maps_to_other(tmp_path):
 
 # == 3. Bad data ======================================================================
 
+
 @pytest.fixture
 def bad(tmp_path):
     """A directory for bad-data files, and a good Bundle to evaluate beside them."""
@@ -445,33 +506,44 @@ def _with_good(bad, *paths):
 
 def test_two_diagnoses_are_a_conflict(bad):
     """G61.81 (CIDP) and G70.00 (MG) in one patient: an error naming both codes and the second Condition."""
-    path = write(bad / "conflict.json", bundle(patient("a"), condition("c1", "a", coding(CM, "G61.81")),
-                                               condition("c2", "a", coding(CM, "G70.00"))))
+    path = write(
+        bad / "conflict.json",
+        bundle(patient("a"), condition("c1", "a", coding(CM, "G61.81")), condition("c2", "a", coding(CM, "G70.00"))),
+    )
     error = the_error(_with_good(bad, path), "a")
     assert error["source"] == str(path) and error["field"] == "Bundle.entry[2].resource.code"
-    assert error["message"] == ("Condition/c2: the record gives two values of diagnosis: cidp (Condition/c1 "
-                                "ICD-10-CM G61.81) and myasthenia_gravis (Condition/c2 ICD-10-CM G70.00): "
-                                "evaluate them as separate cases")
+    assert error["message"] == (
+        "Condition/c2: the record gives two values of diagnosis: cidp (Condition/c1 "
+        "ICD-10-CM G61.81) and myasthenia_gravis (Condition/c2 ICD-10-CM G70.00): "
+        "evaluate them as separate cases"
+    )
 
 
 def test_miller_fisher_refines_gbs(bad):
     """SNOMED 1767005 (Fisher syndrome) with G61.0 is no conflict: Miller Fisher refines GBS (F03)."""
-    path = write(bad / "mfs.json", bundle(patient("m"), condition("c1", "m", coding(SCT, "1767005")),
-                                          condition("c2", "m", coding(CM, "G61.0"))))
+    path = write(
+        bad / "mfs.json",
+        bundle(patient("m"), condition("c1", "m", coding(SCT, "1767005")), condition("c2", "m", coding(CM, "G61.0"))),
+    )
     _, [result] = evaluate(path)
     assert result["status"] == "ok", result["error"]
     assert result["ivig"]["rule"] == "miller-fisher-not-established"
     assert result["origins"]["diagnosis"] == ["Condition/c1 SNOMED CT 1767005", "Condition/c2 ICD-10-CM G61.0"]
 
 
-@pytest.mark.parametrize("value, unit, system, said", [
-    (12, "[stone_av]", UCUM, "in the unit '[stone_av]': ivig reads kg (UCUM), g (UCUM), [lb_av] (UCUM)"),
-    (150, "lbs", None, "in the unit 'lbs' with no system: ivig reads"),
-])
+@pytest.mark.parametrize(
+    "value, unit, system, said",
+    [
+        (12, "[stone_av]", UCUM, "in the unit '[stone_av]': ivig reads kg (UCUM), g (UCUM), [lb_av] (UCUM)"),
+        (150, "lbs", None, "in the unit 'lbs' with no system: ivig reads"),
+    ],
+)
 def test_weight_in_an_unknown_unit(bad, value, unit, system, said):
     """A weight ivig cannot convert is an error at valueQuantity.code, never a guess."""
-    path = write(bad / "unit.json", bundle(patient("u"), condition("c", "u", coding(CM, "G61.82")),
-                                           weight("w", "u", value, unit, system)))
+    path = write(
+        bad / "unit.json",
+        bundle(patient("u"), condition("c", "u", coding(CM, "G61.82")), weight("w", "u", value, unit, system)),
+    )
     error = the_error(_with_good(bad, path), "u")
     assert error["field"] == "Bundle.entry[2].resource.valueQuantity.code" and error["source"] == str(path)
     assert error["message"].startswith("Observation/w: a body-weight ") and said in error["message"]
@@ -479,14 +551,21 @@ def test_weight_in_an_unknown_unit(bad, value, unit, system, said):
 
 def test_resource_of_no_patient_in_the_input(bad):
     """A Condition whose subject is not in the input is its own error; its Bundle's Patient is still a case."""
-    path = write(bad / "orphan.json", bundle(patient("p"), condition("c1", "p", coding(CM, "G61.82")),
-                                             condition("c2", "nobody", coding(CM, "G61.81"))))
+    path = write(
+        bad / "orphan.json",
+        bundle(
+            patient("p"), condition("c1", "p", coding(CM, "G61.82")), condition("c2", "nobody", coding(CM, "G61.81"))
+        ),
+    )
     results = _with_good(bad, path)
     assert by_id(results)["p"]["status"] == "ok"
     error = the_error(results, "Condition/c2")
-    assert error == {"message": "Condition/c2: its subject 'Patient/nobody' is no Patient in the input",
-                     "field": "Bundle.entry[2].resource.subject.reference", "source": str(path),
-                     "line": error["line"]}
+    assert error == {
+        "message": "Condition/c2: its subject 'Patient/nobody' is no Patient in the input",
+        "field": "Bundle.entry[2].resource.subject.reference",
+        "source": str(path),
+        "line": error["line"],
+    }
 
 
 def test_malformed_json_file(bad):
@@ -501,8 +580,14 @@ def test_malformed_json_file(bad):
 def test_unknown_clinical_status(bad):
     """clinicalStatus 'bogus' (a required binding) is an error at that element, naming the Condition."""
     status = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "bogus"}]}
-    path = write(bad / "bogus.json", bundle(patient("p"), condition("c1", "p", coding(CM, "G61.82")),
-                                            condition("c2", "p", coding(CM, "N18.3"), clinicalStatus=status)))
+    path = write(
+        bad / "bogus.json",
+        bundle(
+            patient("p"),
+            condition("c1", "p", coding(CM, "G61.82")),
+            condition("c2", "p", coding(CM, "N18.3"), clinicalStatus=status),
+        ),
+    )
     error = the_error(_with_good(bad, path), "p")
     assert error["field"] == "Bundle.entry[2].resource.clinicalStatus"
     assert error["message"].startswith("Condition/c2: clinicalStatus 'bogus' is not one of active, ")
@@ -511,12 +596,24 @@ def test_unknown_clinical_status(bad):
 def test_refuted_condition_is_listed_not_counted(bad):
     """A refuted diagnosis does not count (F02): no conflict, and it is listed under unmapped with why."""
     refuted = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "refuted"}]}
-    path = write(bad / "refuted.json", bundle(patient("p"), condition("c1", "p", coding(CM, "G61.82")),
-                                              condition("c2", "p", coding(CM, "G70.00"), verificationStatus=refuted)))
+    path = write(
+        bad / "refuted.json",
+        bundle(
+            patient("p"),
+            condition("c1", "p", coding(CM, "G61.82")),
+            condition("c2", "p", coding(CM, "G70.00"), verificationStatus=refuted),
+        ),
+    )
     _, [result] = evaluate(path)
     assert result["status"] == "ok" and result["ivig"]["rule"] == "mmn-general"
-    assert result["unmapped"] == [{"resource": "Condition/c2", "path": "Bundle.entry[2].resource.code",
-                                   "codes": ["ICD-10-CM G70.00"], "reason": "verificationStatus refuted: not counted"}]
+    assert result["unmapped"] == [
+        {
+            "resource": "Condition/c2",
+            "path": "Bundle.entry[2].resource.code",
+            "codes": ["ICD-10-CM G70.00"],
+            "reason": "verificationStatus refuted: not counted",
+        }
+    ]
 
 
 def test_structurally_invalid_condition(bad):
@@ -534,8 +631,14 @@ def test_snomed_code_written_as_a_number_is_not_silently_dropped(tmp_path):
     code.coding[0].code, not an ok result without the kidney warning that says the mapping lacks the code."""
     ckd = condition("ckd", "p", coding(SCT, "709044004"))
     ckd["code"]["coding"][0]["code"] = 709044004
-    order = {"resourceType": "MedicationRequest", "id": "rx", "status": "active", "intent": "order",
-             "medicationCodeableConcept": {"coding": [coding(RXNORM, "1809417")]}, "subject": {"reference": "Patient/p"}}
+    order = {
+        "resourceType": "MedicationRequest",
+        "id": "rx",
+        "status": "active",
+        "intent": "order",
+        "medicationCodeableConcept": {"coding": [coding(RXNORM, "1809417")]},
+        "subject": {"reference": "Patient/p"},
+    }
     path = write(tmp_path / "ckd.json", bundle(patient("p"), condition("c", "p", coding(CM, "G61.82")), ckd, order))
     _, [result] = evaluate(path)
     assert result["status"] == "error", [u["reason"] for u in result["unmapped"]]
@@ -562,14 +665,26 @@ def test_invalid_element_of_a_read_resource(bad):
 
 def test_partial_birth_dates(bad):
     """At 2026-11-25, birthDate "1950" could be 75 or 76: age unknown, listed; "1950-01" is 76 (F09)."""
-    path = write(bad / "years.json", bundle(patient("y", "1950"), condition("c1", "y", coding(CM, "G61.82")),
-                                            patient("m", "1950-01"), condition("c2", "m", coding(CM, "G61.82"))))
+    path = write(
+        bad / "years.json",
+        bundle(
+            patient("y", "1950"),
+            condition("c1", "y", coding(CM, "G61.82")),
+            patient("m", "1950-01"),
+            condition("c2", "m", coding(CM, "G61.82")),
+        ),
+    )
     _, results = evaluate(path)
     got = by_id(results)
     assert "age" not in got["y"]["origins"]
-    assert got["y"]["unmapped"] == [{"resource": "Patient/y", "path": "Bundle.entry[0].resource.birthDate", "codes": [],
-                                     "reason": "birthDate 1950 gives an age of 75 or 76 at 2026-11-25: the age stays "
-                                               "unknown"}]
+    assert got["y"]["unmapped"] == [
+        {
+            "resource": "Patient/y",
+            "path": "Bundle.entry[0].resource.birthDate",
+            "codes": [],
+            "reason": "birthDate 1950 gives an age of 75 or 76 at 2026-11-25: the age stays unknown",
+        }
+    ]
     assert got["m"]["origins"]["age"] == ["Patient/m birthDate 1950-01 (age at 2026-11-25)"]
     assert "elderly" in [t["rule"] for t in got["m"]["trace"]]
 
@@ -581,8 +696,10 @@ def test_history_bundle_is_refused(bad):
     assert error["field"] == "Bundle.type" and "a Bundle of type 'history'" in error["message"]
 
 
-@pytest.mark.parametrize("document", [{"resourceType": "Bundle", "type": "collection"},
-                                      {"resourceType": "Bundle", "type": "collection", "entry": []}])
+@pytest.mark.parametrize(
+    "document",
+    [{"resourceType": "Bundle", "type": "collection"}, {"resourceType": "Bundle", "type": "collection", "entry": []}],
+)
 def test_empty_bundle(bad, document):
     """A Bundle with no entry is one error result, not nothing."""
     path = write(bad / "empty.json", document)
@@ -592,8 +709,15 @@ def test_empty_bundle(bad, document):
 
 def test_bundle_with_two_patients(bad):
     """Two Patients in one Bundle: two cases, with the Patients' ids, each with its own resources."""
-    path = write(bad / "two.json", bundle(patient("one"), condition("c1", "one", coding(CM, "G61.82")),
-                                          patient("two"), condition("c2", "two", coding(CM, "G70.00"))))
+    path = write(
+        bad / "two.json",
+        bundle(
+            patient("one"),
+            condition("c1", "one", coding(CM, "G61.82")),
+            patient("two"),
+            condition("c2", "two", coding(CM, "G70.00")),
+        ),
+    )
     code, results = evaluate(path)
     assert code == 0 and [r["id"] for r in results] == ["one", "two"]
     assert [r["ivig"]["rule"] for r in results] == ["mmn-general", "mg-general"]
@@ -602,9 +726,18 @@ def test_bundle_with_two_patients(bad):
 # == 4. Bulk Data exports =============================================================
 
 BULK_PATIENTS = {
-    "b1": [condition("c1", "b1", coding(CM, "G61.81")), weight("o1", "b1", 70, "kg"),
-           {"resourceType": "MedicationRequest", "id": "m1", "status": "active", "intent": "order",
-            "subject": {"reference": "Patient/b1"}, "medicationReference": {"reference": "Medication/ivig"}}],
+    "b1": [
+        condition("c1", "b1", coding(CM, "G61.81")),
+        weight("o1", "b1", 70, "kg"),
+        {
+            "resourceType": "MedicationRequest",
+            "id": "m1",
+            "status": "active",
+            "intent": "order",
+            "subject": {"reference": "Patient/b1"},
+            "medicationReference": {"reference": "Medication/ivig"},
+        },
+    ],
     "b2": [condition("c2", "b2", coding(SCT, "91637004")), weight("o2", "b2", 132, "[lb_av]")],
     "b3": [condition("c3", "b3", coding(CM, "G61.82")), condition("c4", "b3", coding(CM, "N18.4"))],
 }
@@ -670,15 +803,18 @@ def test_bulk_export_as_list_of_files_equals_directory(export):
 
 def test_bulk_export_mixed_with_yaml_and_csv(export, tmp_path):
     """One run reads a YAML case file, a CSV file and a FHIR export: every format keeps working."""
-    (tmp_path / "case.yaml").write_text("id: from-yaml\ndiagnosis: gbs\nwalks_unaided: false\nweight_kg: 70\n",
-                                        encoding="utf-8")
+    (tmp_path / "case.yaml").write_text(
+        "id: from-yaml\ndiagnosis: gbs\nwalks_unaided: false\nweight_kg: 70\n", encoding="utf-8"
+    )
     (tmp_path / "cases.csv").write_text("id,diagnosis,weight_kg\nfrom-csv,mmn,60\n", encoding="utf-8")
     code, results = evaluate(tmp_path / "case.yaml", export, tmp_path / "cases.csv")
     assert code == 0
     assert [r["id"] for r in results] == ["from-yaml", "b1", "b2", "b3", "from-csv"]
     got = by_id(results)
     assert got["from-yaml"]["dose"]["total_g"] == 140.0 and got["from-csv"]["dose"]["total_g"] == 120.0
-    assert "origins" not in got["from-yaml"] and got["b3"]["origins"]["renal_disease"] == ["Condition/c4 ICD-10-CM N18.4"]
+    assert "origins" not in got["from-yaml"] and got["b3"]["origins"]["renal_disease"] == [
+        "Condition/c4 ICD-10-CM N18.4"
+    ]
 
 
 def test_bulk_malformed_line_costs_one_line(export):
@@ -712,8 +848,9 @@ def test_bulk_orphan_and_missing_medication(export):
     code, results = evaluate(export)
     assert code == 1 and [r["id"] for r in results] == ["b1", "b2", "b3", "Condition/lost"]
     assert the_error(results, "b1")["field"] == "MedicationRequest.medicationReference.reference"
-    assert the_error(results, "Condition/lost")["message"] == ("Condition/lost: its subject 'Patient/b9' is no "
-                                                               "Patient in the input")
+    assert the_error(results, "Condition/lost")["message"] == (
+        "Condition/lost: its subject 'Patient/b9' is no Patient in the input"
+    )
 
 
 def test_bulk_patient_with_a_name(export):
@@ -754,16 +891,26 @@ def test_fhir_map_without_explain_is_the_case_file():
     """Without --explain: the same fields, no comments but the header."""
     path = BUNDLES / "mmn.json"
     out = invoke("fhir", "map", "--as-of", AS_OF, path)
-    expected = [line.split("  #")[0] for line in MMN_EXPLAINED.format(path=path).splitlines()
-                if not line.startswith("#   ") and not line.startswith("# Not read")]
+    expected = [
+        line.split("  #")[0]
+        for line in MMN_EXPLAINED.format(path=path).splitlines()
+        if not line.startswith("#   ") and not line.startswith("# Not read")
+    ]
     expected[1] = f"# mmn-1: {path}:8"
     assert out.stdout.splitlines() == expected
 
 
 def test_fhir_map_id_filter(tmp_path):
     """--id keeps one Patient's case; an id no case has is a usage error (exit 2)."""
-    path = write(tmp_path / "two.json", bundle(patient("one"), condition("c1", "one", coding(CM, "G61.82")),
-                                               patient("two"), condition("c2", "two", coding(CM, "G70.00"))))
+    path = write(
+        tmp_path / "two.json",
+        bundle(
+            patient("one"),
+            condition("c1", "one", coding(CM, "G61.82")),
+            patient("two"),
+            condition("c2", "two", coding(CM, "G70.00")),
+        ),
+    )
     out = invoke("fhir", "map", "--id", "two", "--as-of", AS_OF, path)
     assert out.exit_code == 0
     assert out.stdout.count("---") == 1 and "id: two\n" in out.stdout and "diagnosis: myasthenia_gravis\n" in out.stdout
@@ -777,8 +924,9 @@ def test_fhir_codes_lists_every_entry_and_code():
     text = invoke("fhir", "codes")
     data = json.loads(invoke("fhir", "codes", "--format", "json").stdout)
     assert [e["name"] for e in data["entries"]] == [e["name"] for e in mapping["entries"]]
-    assert [[c["code"] for c in e["codes"]] for e in data["entries"]] == \
-        [[str(c["code"]) for c in e["codes"]] for e in mapping["entries"]]
+    assert [[c["code"] for c in e["codes"]] for e in data["entries"]] == [
+        [str(c["code"]) for c in e["codes"]] for e in mapping["entries"]
+    ]
     assert [q["name"] for q in data["quantities"]] == [q["name"] for q in mapping["quantities"]]
     assert set(data["assumptions"]) == set(mapping["assumptions"])
     for entry in mapping["entries"]:
@@ -798,9 +946,15 @@ def test_fhir_codes_text_shows_values_as_the_schema_writes_them():
 def test_contained_corticosteroid_sets_planned_cotherapy(tmp_path):
     """MMN with a prednisone order (contained Medication, SNOMED 116602009) gives planned_cotherapy
     [corticosteroids] and the MMN steroid rule (the list value once reached the case as a tuple, af0d2b2)."""
-    order = {"resourceType": "MedicationRequest", "id": "rx", "status": "active", "intent": "order",
-             "contained": [{"resourceType": "Medication", "id": "med0311", "code": {"coding": [coding(SCT, "116602009")]}}],
-             "medicationReference": {"reference": "#med0311"}, "subject": {"reference": "Patient/p"}}
+    order = {
+        "resourceType": "MedicationRequest",
+        "id": "rx",
+        "status": "active",
+        "intent": "order",
+        "contained": [{"resourceType": "Medication", "id": "med0311", "code": {"coding": [coding(SCT, "116602009")]}}],
+        "medicationReference": {"reference": "#med0311"},
+        "subject": {"reference": "Patient/p"},
+    }
     path = write(tmp_path / "steroid.json", bundle(patient("p"), condition("c", "p", coding(CM, "G61.82")), order))
     _, [result] = evaluate(path)
     assert result["status"] == "ok", result["error"]
@@ -810,6 +964,7 @@ def test_contained_corticosteroid_sets_planned_cotherapy(tmp_path):
 
 
 # == 6. Mutation checks: the tests above can fail =====================================
+
 
 @pytest.fixture
 def mutated_map(tmp_path, monkeypatch):
@@ -826,6 +981,7 @@ def mutated_map(tmp_path, monkeypatch):
         monkeypatch.setattr(fhirio, "default_map", lambda: loaded)
         monkeypatch.setattr(fhirmap, "default_map", lambda: loaded)
         return loaded
+
     return use
 
 

@@ -34,6 +34,7 @@ FORMULA = ("=", "+", "-", "@", "\t", "\r", "\uff1d", "\uff0b", "\uff0d", "\uff20
 
 # -- records -----------------------------------------------------------------------
 
+
 def patient(pid="p1", **more):
     resource = {"resourceType": "Patient", "id": pid, "gender": "male", "birthDate": "1980-01-01"}
     resource.update(more)
@@ -41,24 +42,38 @@ def patient(pid="p1", **more):
 
 
 def condition(cid="c1", pid="p1", code="G61.0", system=ICD10CM, reference=None, **more):
-    resource = {"resourceType": "Condition", "id": cid, "subject": {"reference": reference or f"Patient/{pid}"},
-                "code": {"coding": [{"system": system, "code": code}]}}
+    resource = {
+        "resourceType": "Condition",
+        "id": cid,
+        "subject": {"reference": reference or f"Patient/{pid}"},
+        "code": {"coding": [{"system": system, "code": code}]},
+    }
     resource.update(more)
     return resource
 
 
 def weight(oid="w1", pid="p1", value=70, when="2026-01-01", **more):
-    resource = {"resourceType": "Observation", "id": oid, "status": "final", "subject": {"reference": f"Patient/{pid}"},
-                "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
-                "valueQuantity": {"value": value, "system": "http://unitsofmeasure.org", "code": "kg"},
-                "effectiveDateTime": when}
+    resource = {
+        "resourceType": "Observation",
+        "id": oid,
+        "status": "final",
+        "subject": {"reference": f"Patient/{pid}"},
+        "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+        "valueQuantity": {"value": value, "system": "http://unitsofmeasure.org", "code": "kg"},
+        "effectiveDateTime": when,
+    }
     resource.update(more)
     return resource
 
 
 def medication_request(mid="m1", pid="p1", **more):
-    resource = {"resourceType": "MedicationRequest", "id": mid, "status": "active", "intent": "order",
-                "subject": {"reference": f"Patient/{pid}"}}
+    resource = {
+        "resourceType": "MedicationRequest",
+        "id": mid,
+        "status": "active",
+        "intent": "order",
+        "subject": {"reference": f"Patient/{pid}"},
+    }
     resource.update(more)
     return resource
 
@@ -87,6 +102,7 @@ def write_export(directory: Path, files: dict) -> str:
 
 # -- running ------------------------------------------------------------------------
 
+
 def ivig(*args, input=None):
     result = CliRunner().invoke(main, [str(a) for a in args], input=input)
     assert result.exit_code in (0, 1), (result.exit_code, result.output[-2000:])
@@ -106,10 +122,12 @@ def by_id(found):
 
 # -- bugs: each xfail(strict) until the engine is fixed ------------------------------
 
+
 def test_bulk_patient_with_a_name_is_read(tmp_path):
-    export = write_export(tmp_path / "export", {
-        "Patient.ndjson": [patient(name=[{"family": "Moreau", "given": ["Luc"]}])],
-        "Condition.ndjson": [condition()]})
+    export = write_export(
+        tmp_path / "export",
+        {"Patient.ndjson": [patient(name=[{"family": "Moreau", "given": ["Luc"]}])], "Condition.ndjson": [condition()]},
+    )
     found = by_id(results(export))
     assert set(found) == {"p1"}
     assert found["p1"]["status"] == "ok"
@@ -134,17 +152,22 @@ def test_cotherapy_order_is_read(tmp_path):
 
 
 def test_bundle_line_inside_an_export_is_not_lost(tmp_path):
-    export = write_export(tmp_path / "export", {
-        "Patient.ndjson": [patient("p1"), bundle(patient("p3"), condition("c3", "p3"))],
-        "Condition.ndjson": [condition("c1", "p1")]})
+    export = write_export(
+        tmp_path / "export",
+        {
+            "Patient.ndjson": [patient("p1"), bundle(patient("p3"), condition("c3", "p3"))],
+            "Condition.ndjson": [condition("c1", "p1")],
+        },
+    )
     found = results(export)
     said = json.dumps(found)
     assert "p3" in said or any(r["source"].endswith("Patient.ndjson") and r["line"] == 2 for r in found)
 
 
 def test_nested_bundle_entry_is_not_lost(tmp_path):
-    path = write_json(tmp_path / "b.json", bundle(patient("p1"), condition("c1", "p1"),
-                                                  bundle(patient("p2"), condition("c2", "p2"))))
+    path = write_json(
+        tmp_path / "b.json", bundle(patient("p1"), condition("c1", "p1"), bundle(patient("p2"), condition("c2", "p2")))
+    )
     found = results(path)
     said = json.dumps(found)
     assert "p2" in said or "Bundle.entry[2]" in said
@@ -155,16 +178,21 @@ NO_CONDITION = "no Condition of the record gives a diagnosis the mapping reads (
 
 
 def test_bulk_reference_to_another_server_is_not_joined(tmp_path):
-    export = write_export(tmp_path / "export", {
-        "Patient.ndjson": [patient("p1")],
-        "Condition.ndjson": [condition("c1", reference="https://other.example/fhir/Patient/p1")]})
+    export = write_export(
+        tmp_path / "export",
+        {
+            "Patient.ndjson": [patient("p1")],
+            "Condition.ndjson": [condition("c1", reference="https://other.example/fhir/Patient/p1")],
+        },
+    )
     found = by_id(results(export))
     assert found["p1"]["origins"]["diagnosis"] == [NO_CONDITION]
 
 
 def test_bundle_reference_to_another_server_is_not_joined(tmp_path):
-    path = write_json(tmp_path / "b.json", bundle(
-        patient("p1"), condition("c1", reference="https://other.example/fhir/Patient/p1")))
+    path = write_json(
+        tmp_path / "b.json", bundle(patient("p1"), condition("c1", reference="https://other.example/fhir/Patient/p1"))
+    )
     found = by_id(results(path))
     assert found["p1"]["origins"]["diagnosis"] == [NO_CONDITION]
     assert found["Condition/c1"]["error"]["field"] == "Bundle.entry[1].resource.subject.reference"
@@ -180,24 +208,33 @@ BAD_FIRST_LINES = {
 
 @pytest.mark.parametrize("first", sorted(BAD_FIRST_LINES))
 def test_a_bad_first_line_costs_one_line(tmp_path, first):
-    export = write_export(tmp_path / "export", {
-        "Patient.ndjson": [patient("p1")],
-        "Condition.ndjson": [BAD_FIRST_LINES[first], condition("c1", "p1")]})
+    export = write_export(
+        tmp_path / "export",
+        {"Patient.ndjson": [patient("p1")], "Condition.ndjson": [BAD_FIRST_LINES[first], condition("c1", "p1")]},
+    )
     found = by_id(results(export))
     assert found["p1"]["status"] == "ok", found["p1"]["error"]
 
 
 def test_a_bad_middle_line_costs_one_line(tmp_path):
     """Lines after the first that are broken: each its own error, naming file and line; the rest joined."""
-    export = write_export(tmp_path / "export", {
-        "Patient.ndjson": [patient("p1"), patient("p2")],
-        "Condition.ndjson": [condition("c1", "p1"),
-                             b'{"resourceType": "Condition", "id": "c\xff"}',
-                             '{"resourceType": "Condition", "resourceType": "Condition"}',
-                             '{"resourceType": "Observation", "valueQuantity": {"value": NaN}}',
-                             '{"resourceType": "Condition", "id": "s", "note": [{"text": "\\udfff"}]}',
-                             "", "[]", "5",
-                             condition("c2", "p2", code="G35")]})
+    export = write_export(
+        tmp_path / "export",
+        {
+            "Patient.ndjson": [patient("p1"), patient("p2")],
+            "Condition.ndjson": [
+                condition("c1", "p1"),
+                b'{"resourceType": "Condition", "id": "c\xff"}',
+                '{"resourceType": "Condition", "resourceType": "Condition"}',
+                '{"resourceType": "Observation", "valueQuantity": {"value": NaN}}',
+                '{"resourceType": "Condition", "id": "s", "note": [{"text": "\\udfff"}]}',
+                "",
+                "[]",
+                "5",
+                condition("c2", "p2", code="G35"),
+            ],
+        },
+    )
     found = results(export)
     errors = [(Path(r["source"]).name, r["line"]) for r in found if r["status"] == "error"]
     assert errors == [("Condition.ndjson", n) for n in (2, 3, 4, 5, 7, 8)]
@@ -213,8 +250,10 @@ def test_symlinked_file_joins_the_export_it_is_listed_in(tmp_path):
 
 
 def test_contained_resources_with_one_id_are_an_error(tmp_path):
-    contained = [{"resourceType": "Medication", "id": "m", "code": {"coding": [{"system": ATC, "code": "J06BA02"}]}},
-                 {"resourceType": "Medication", "id": "m", "code": {"coding": [{"system": ATC, "code": "H02AB06"}]}}]
+    contained = [
+        {"resourceType": "Medication", "id": "m", "code": {"coding": [{"system": ATC, "code": "J06BA02"}]}},
+        {"resourceType": "Medication", "id": "m", "code": {"coding": [{"system": ATC, "code": "H02AB06"}]}},
+    ]
     order = medication_request(medicationReference={"reference": "#m"}, contained=contained)
     path = write_json(tmp_path / "b.json", bundle(patient(), condition(), weight(), order))
     [result] = results(path)
@@ -255,6 +294,7 @@ def test_bundle_entry_that_is_not_an_object_is_reported(tmp_path):
 
 def _read_seconds(path: str) -> float:
     from ivig_advisor.engine.io.cases import read_cases
+
     best = None
     for _ in range(2):
         start = time.perf_counter()
@@ -270,8 +310,9 @@ def test_reading_a_large_bundle_is_linear(tmp_path):
     sizes = {}
     for n in (2_000_000, 8_000_000):
         path = tmp_path / f"b{n}.json"
-        path.write_text('{"resourceType": "Bundle", "type": "collection", "x": "' + "\U0001F600" * n + '"}',
-                        encoding="utf-8")
+        path.write_text(
+            '{"resourceType": "Bundle", "type": "collection", "x": "' + "\U0001f600" * n + '"}', encoding="utf-8"
+        )
         sizes[n] = _read_seconds(str(path))
     assert sizes[8_000_000] / sizes[2_000_000] < 7, sizes
 
@@ -281,11 +322,18 @@ def test_reading_an_export_holds_no_copy_of_its_resources(tmp_path):
     import tracemalloc
 
     from ivig_advisor.engine.io.cases import read_cases
+
     patients = 40
-    export = write_export(tmp_path / "export", {
-        "Patient.ndjson": [patient(f"p{i}") for i in range(patients)],
-        "Condition.ndjson": [condition(f"c{i}", f"p{i}", note=[{"text": f"{i}" + "a" * 99_000} for _ in range(5)])
-                             for i in range(patients)]})   # 40 resources of 0.5M characters: 20M in all
+    export = write_export(
+        tmp_path / "export",
+        {
+            "Patient.ndjson": [patient(f"p{i}") for i in range(patients)],
+            "Condition.ndjson": [
+                condition(f"c{i}", f"p{i}", note=[{"text": f"{i}" + "a" * 99_000} for _ in range(5)])
+                for i in range(patients)
+            ],
+        },
+    )  # 40 resources of 0.5M characters: 20M in all
     tracemalloc.start()
     try:
         found = sum(1 for _ in read_cases([export]))
@@ -307,10 +355,14 @@ def hostile_bundle():
     unmapped = condition("c2", code=f"+cmd|' /C calc'!A0{ESC}", system=f"http://evil.example/{ESC}")
     unmapped["code"]["coding"][0]["display"] = display
     unmapped["code"]["text"] = f"@SUM(1+1){BIDI}"
-    return bundle(patient("-A1"), condition(pid="-A1"), weight(pid="-A1"),
-                  dict(unmapped, subject={"reference": "Patient/-A1"}),
-                  condition("c3", reference=f"Patient/x{ESC}"),                 # an orphan with an escape
-                  {"resourceType": "Condition", "id": f"=1+2{BIDI}", "subject": {"reference": "Patient/-A1"}})
+    return bundle(
+        patient("-A1"),
+        condition(pid="-A1"),
+        weight(pid="-A1"),
+        dict(unmapped, subject={"reference": "Patient/-A1"}),
+        condition("c3", reference=f"Patient/x{ESC}"),  # an orphan with an escape
+        {"resourceType": "Condition", "id": f"=1+2{BIDI}", "subject": {"reference": "Patient/-A1"}},
+    )
 
 
 @pytest.mark.parametrize("fmt", ["text", "csv", "json", "jsonl"])
@@ -336,14 +388,12 @@ def test_hostile_unmapped_code_is_escaped_in_text_and_map(tmp_path):
     assert not RAW.search(text)
     mapped = ivig("fhir", "map", "--explain", path).stdout
     assert "\\e[2J" in mapped and not RAW.search(mapped)
-    cells = [c for row in csv.reader(io.StringIO(ivig("evaluate", "-q", "--format", "csv", path).stdout))
-             for c in row]
+    cells = [c for row in csv.reader(io.StringIO(ivig("evaluate", "-q", "--format", "csv", path).stdout)) for c in row]
     assert any("Condition/c2" in c for c in cells)
     assert not [c for c in cells if c.startswith(FORMULA)]
 
 
-@pytest.mark.parametrize("value", ["", "2026-02-30", "0000-01-01", "10000-01-01", "x", "\x1b[31m",
-                                   "2026-01-01T00:00"])
+@pytest.mark.parametrize("value", ["", "2026-02-30", "0000-01-01", "10000-01-01", "x", "\x1b[31m", "2026-01-01T00:00"])
 def test_bad_as_of_is_a_usage_error(tmp_path, value):
     path = write_json(tmp_path / "b.json", bundle(patient(), condition()))
     for command in (["evaluate", "-q"], ["fhir", "map"]):
@@ -352,8 +402,15 @@ def test_bad_as_of_is_a_usage_error(tmp_path, value):
         assert "--as-of" in result.output and "\x1b" not in result.output
 
 
-@pytest.mark.parametrize("birth, problem", [("0000-01-01", "birthDate"), ("2026-02-30", "birthDate"),
-                                            ("9999-12-31", "after the evaluation date"), (19800101, "birthDate")])
+@pytest.mark.parametrize(
+    "birth, problem",
+    [
+        ("0000-01-01", "birthDate"),
+        ("2026-02-30", "birthDate"),
+        ("9999-12-31", "after the evaluation date"),
+        (19800101, "birthDate"),
+    ],
+)
 def test_bad_birth_date_names_the_patient_and_path(tmp_path, birth, problem):
     path = write_json(tmp_path / "b.json", bundle(patient(birthDate=birth), condition()))
     [result] = results(path)
@@ -362,7 +419,7 @@ def test_bad_birth_date_names_the_patient_and_path(tmp_path, birth, problem):
     assert result["error"]["field"] == "Bundle.entry[0].resource.birthDate"
 
 
-@pytest.mark.parametrize("value", [True, "70", 10 ** 99, 1e-300])
+@pytest.mark.parametrize("value", [True, "70", 10**99, 1e-300])
 def test_odd_weight_values_are_no_crash(tmp_path, value):
     path = write_json(tmp_path / "b.json", bundle(patient(), condition(), weight(value=value)))
     [result] = results(path)
@@ -371,8 +428,9 @@ def test_odd_weight_values_are_no_crash(tmp_path, value):
 
 
 def test_many_weights_take_the_latest(tmp_path):
-    weights = [weight(f"w{i}", value=40 + i % 50, when=f"2020-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}Z")
-               for i in range(3000)]
+    weights = [
+        weight(f"w{i}", value=40 + i % 50, when=f"2020-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}Z") for i in range(3000)
+    ]
     weights.append(weight("last", value=81, when="2026-06-01"))
     path = write_json(tmp_path / "b.json", bundle(patient(), condition(), *weights))
     [result] = results(path)
@@ -392,9 +450,10 @@ def test_deep_nesting_is_an_error_not_a_crash(tmp_path):
 
 def test_two_patients_with_one_id_are_two_errors(tmp_path):
     """Neither gets advice (the first did): which one the Condition is about cannot be told."""
-    export = write_export(tmp_path / "export", {
-        "Patient.ndjson": [patient("p1"), patient("p1", gender="female")],
-        "Condition.ndjson": [condition()]})
+    export = write_export(
+        tmp_path / "export",
+        {"Patient.ndjson": [patient("p1"), patient("p1", gender="female")], "Condition.ndjson": [condition()]},
+    )
     found = results(export)
     assert [(r["id"], r["status"], r["line"]) for r in found] == [("p1", "error", 1), ("p1", "error", 2)]
     path = write_json(tmp_path / "b.json", bundle(patient("p1"), patient("p1"), condition()))
@@ -402,9 +461,10 @@ def test_two_patients_with_one_id_are_two_errors(tmp_path):
 
 
 def test_patient_file_last_and_orphans_after_patients(tmp_path):
-    export = write_export(tmp_path / "export", {
-        "A-Condition.ndjson": [condition("c1", "p1"), condition("c9", "p9")],
-        "Z-Patient.ndjson": [patient("p1")]})
+    export = write_export(
+        tmp_path / "export",
+        {"A-Condition.ndjson": [condition("c1", "p1"), condition("c9", "p9")], "Z-Patient.ndjson": [patient("p1")]},
+    )
     found = results(export)
     assert [(r["id"], r["status"]) for r in found] == [("p1", "ok"), ("Condition/c9", "error")]
     assert found[1]["error"]["field"] == "Condition.subject.reference"
@@ -412,10 +472,16 @@ def test_patient_file_last_and_orphans_after_patients(tmp_path):
 
 def test_manifest_beside_the_export_is_no_case(tmp_path):
     export = write_export(tmp_path / "export", {"Patient.ndjson": [patient()], "Condition.ndjson": [condition()]})
-    write_json(tmp_path / "export" / "manifest.json", {
-        "transactionTime": "2026-11-01T00:00:00Z", "request": "https://x.example/$export",
-        "requiresAccessToken": True, "output": [{"type": "Patient", "url": "https://x.example/Patient.ndjson"}],
-        "error": []})
+    write_json(
+        tmp_path / "export" / "manifest.json",
+        {
+            "transactionTime": "2026-11-01T00:00:00Z",
+            "request": "https://x.example/$export",
+            "requiresAccessToken": True,
+            "output": [{"type": "Patient", "url": "https://x.example/Patient.ndjson"}],
+            "error": [],
+        },
+    )
     assert [(r["id"], r["status"]) for r in results(export)] == [("p1", "ok")]
 
 
@@ -435,21 +501,29 @@ def test_crlf_and_bom_export(tmp_path):
 
 
 def test_one_and_two_workers_agree_on_an_export(tmp_path):
-    export = write_export(tmp_path / "export", {
-        "Patient.ndjson": [patient(f"p{i}") for i in range(40)],
-        "Condition.ndjson": [condition(f"c{i}", f"p{i}", code="G35" if i % 3 else "G61.0") for i in range(40)],
-        "Observation.ndjson": [weight(f"w{i}", f"p{i}", value=40 + i) for i in range(40)] + [weight("w0b", "p0",
-                                                                                                   value=-1)]})
+    export = write_export(
+        tmp_path / "export",
+        {
+            "Patient.ndjson": [patient(f"p{i}") for i in range(40)],
+            "Condition.ndjson": [condition(f"c{i}", f"p{i}", code="G35" if i % 3 else "G61.0") for i in range(40)],
+            "Observation.ndjson": [weight(f"w{i}", f"p{i}", value=40 + i) for i in range(40)]
+            + [weight("w0b", "p0", value=-1)],
+        },
+    )
     one = ivig("evaluate", "-q", "--format", "jsonl", "-j", "1", export).stdout
     two = ivig("evaluate", "-q", "--format", "jsonl", "-j", "2", export).stdout
     assert one == two and one.count("\n") == 40
 
 
 def _big_export(directory: Path, patients: int) -> str:
-    return write_export(directory, {
-        "Patient.ndjson": [patient(f"p{i}") for i in range(patients)],
-        "Condition.ndjson": [condition(f"c{i}", f"p{i}") for i in range(patients)],
-        "Observation.ndjson": [weight(f"w{i}", f"p{i}", value=40 + i % 60) for i in range(patients)]})
+    return write_export(
+        directory,
+        {
+            "Patient.ndjson": [patient(f"p{i}") for i in range(patients)],
+            "Condition.ndjson": [condition(f"c{i}", f"p{i}") for i in range(patients)],
+            "Observation.ndjson": [weight(f"w{i}", f"p{i}", value=40 + i % 60) for i in range(patients)],
+        },
+    )
 
 
 @pytest.mark.parametrize("stop", ["SIGTERM", "SIGINT"])
@@ -460,8 +534,18 @@ def test_a_stopped_export_run_leaves_no_temporary_database_and_the_output_as_it_
     output = tmp_path / "out.jsonl"
     output.write_text("as it was\n")
     env = dict(os.environ, TMPDIR=str(temp))
-    command = [str(Path(sys.executable).with_name("ivig")), "evaluate", "-q", "--format", "jsonl", "-j", "1",
-               export, "-o", str(output)]
+    command = [
+        str(Path(sys.executable).with_name("ivig")),
+        "evaluate",
+        "-q",
+        "--format",
+        "jsonl",
+        "-j",
+        "1",
+        export,
+        "-o",
+        str(output),
+    ]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
         deadline = time.monotonic() + 60

@@ -34,8 +34,11 @@ AS_OF = "2026-11-25"
 
 def evaluate(*paths, workers=1):
     """`ivig evaluate PATHS --format jsonl -q --as-of 2026-11-25 -j N`: (exit code, stdout)."""
-    result = CliRunner().invoke(main, ["evaluate", "--format", "jsonl", "-q", "--as-of", AS_OF, "-j", str(workers),
-                                       *map(str, paths)], catch_exceptions=False)
+    result = CliRunner().invoke(
+        main,
+        ["evaluate", "--format", "jsonl", "-q", "--as-of", AS_OF, "-j", str(workers), *map(str, paths)],
+        catch_exceptions=False,
+    )
     return result.exit_code, result.stdout
 
 
@@ -69,6 +72,7 @@ def copy_export(made, tmp_path):
 
 # -- the generator's export -----------------------------------------------------------
 
+
 def test_the_export_is_laid_out_as_a_bulk_export_and_not_grouped_by_patient(made):
     """One set of files per type, Condition and Observation split as servers do; within a type the
     patients come in another order than the Patient file's (the lines are shuffled)."""
@@ -77,8 +81,10 @@ def test_the_export_is_laid_out_as_a_bulk_export_and_not_grouped_by_patient(made
     assert {n.split(".")[0] for n in names} == set(fhir_bulk.TYPES)
     assert "Condition.1.ndjson" in names and "Condition.2.ndjson" in names and "Observation.2.ndjson" in names
     order = [json.loads(x)["id"] for x in (export / "Patient.ndjson").read_text().splitlines()]
-    subjects = [json.loads(x)["subject"]["reference"][len("Patient/"):]
-                for x in (export / "Observation.1.ndjson").read_text().splitlines()]
+    subjects = [
+        json.loads(x)["subject"]["reference"][len("Patient/") :]
+        for x in (export / "Observation.1.ndjson").read_text().splitlines()
+    ]
     adjacent = sum(a == b for a, b in zip(subjects, subjects[1:]))
     assert adjacent < len(subjects) // 10, "a patient's weights are together: the lines are not shuffled"
     firsts = list(dict.fromkeys(subjects))
@@ -102,6 +108,7 @@ def test_every_mapped_code_the_export_uses_is_in_the_mapping_and_the_unmapped_on
 
 # -- FHIR against the case file ----------------------------------------------------------
 
+
 def test_the_export_gives_per_patient_the_results_of_the_case_file(made, runs):
     """Every patient gets one ok result, equal (status, IVIG, dose, warnings, missing, trace...)
     to the YAML case's, leaving out where it came from; patients with planned co-therapy
@@ -117,13 +124,33 @@ def test_the_export_gives_per_patient_the_results_of_the_case_file(made, runs):
 
 def test_one_active_prednisone_request_is_planned_corticosteroids(tmp_path):
     """The smallest record with a list field: an active prednisone order is planned co-therapy."""
-    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [
-        {"resource": {"resourceType": "Patient", "id": "p1", "birthDate": "1970-01-01"}},
-        {"resource": {"resourceType": "Condition", "id": "c1", "subject": {"reference": "Patient/p1"},
-                      "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "G61.0"}]}}},
-        {"resource": {"resourceType": "MedicationRequest", "id": "m1", "status": "active", "intent": "order",
-                      "subject": {"reference": "Patient/p1"}, "medicationCodeableConcept": {"coding": [
-                          {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "8640"}]}}}]}
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"resource": {"resourceType": "Patient", "id": "p1", "birthDate": "1970-01-01"}},
+            {
+                "resource": {
+                    "resourceType": "Condition",
+                    "id": "c1",
+                    "subject": {"reference": "Patient/p1"},
+                    "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "G61.0"}]},
+                }
+            },
+            {
+                "resource": {
+                    "resourceType": "MedicationRequest",
+                    "id": "m1",
+                    "status": "active",
+                    "intent": "order",
+                    "subject": {"reference": "Patient/p1"},
+                    "medicationCodeableConcept": {
+                        "coding": [{"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "8640"}]
+                    },
+                }
+            },
+        ],
+    }
     path = tmp_path / "record.json"
     path.write_text(json.dumps(bundle), encoding="utf-8")
     [result] = lines(evaluate(path)[1])
@@ -133,9 +160,13 @@ def test_one_active_prednisone_request_is_planned_corticosteroids(tmp_path):
 
 def test_codes_for_a_list_field_takes_one_item():
     from ivig_advisor.engine.io.fhir.mapping import FhirMap
+
     fmap = FhirMap.load()
-    assert fmap.codes_for("planned_cotherapy", "corticosteroids") \
-        == fmap.codes_for("planned_cotherapy", ("corticosteroids",)) != []
+    assert (
+        fmap.codes_for("planned_cotherapy", "corticosteroids")
+        == fmap.codes_for("planned_cotherapy", ("corticosteroids",))
+        != []
+    )
 
 
 def test_two_workers_give_the_bytes_of_one(runs):
@@ -160,6 +191,7 @@ def test_origins_name_the_latest_weight_and_the_diagnosis_condition(made, runs):
 
 # -- broken exports -------------------------------------------------------------------------
 
+
 def test_a_malformed_line_is_one_error_naming_file_and_line_and_every_patient_keeps_a_result(made, tmp_path):
     export = copy_export(made, tmp_path)
     path = export / "Condition.2.ndjson"
@@ -169,8 +201,13 @@ def test_a_malformed_line_is_one_error_naming_file_and_line_and_every_patient_ke
     code, stdout = evaluate(export)
     results = lines(stdout)
     assert code == 1
-    bad = [r for r in results if r["status"] == "error" and (r["error"].get("source") or "").endswith(
-        "Condition.2.ndjson") and r["error"].get("line") == 5]
+    bad = [
+        r
+        for r in results
+        if r["status"] == "error"
+        and (r["error"].get("source") or "").endswith("Condition.2.ndjson")
+        and r["error"].get("line") == 5
+    ]
     assert len(bad) == 1, [r["error"] for r in results if r["status"] == "error"]
     assert len(results) == PATIENTS + 1
     assert set(made["ids"]) <= {r["id"] for r in results}
@@ -178,8 +215,12 @@ def test_a_malformed_line_is_one_error_naming_file_and_line_and_every_patient_ke
 
 def test_a_resource_of_no_patient_in_the_export_is_an_error_naming_it(made, tmp_path):
     export = copy_export(made, tmp_path)
-    orphan = {"resourceType": "Condition", "id": "orphan-1", "subject": {"reference": "Patient/nobody"},
-              "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "I10"}]}}
+    orphan = {
+        "resourceType": "Condition",
+        "id": "orphan-1",
+        "subject": {"reference": "Patient/nobody"},
+        "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "I10"}]},
+    }
     with open(export / "Condition.1.ndjson", "a", encoding="utf-8") as handle:
         handle.write(json.dumps(orphan) + "\n")
     code, stdout = evaluate(export)
@@ -192,6 +233,7 @@ def test_a_resource_of_no_patient_in_the_export_is_an_error_naming_it(made, tmp_
 
 
 # -- the temporary join ------------------------------------------------------------------------
+
 
 @pytest.fixture
 def private_tmp(tmp_path, monkeypatch):
@@ -206,6 +248,7 @@ def private_tmp(tmp_path, monkeypatch):
         def __init__(self, *args, **kwargs):
             super().__init__(*args, **kwargs)
             made.append(self.name)
+
     monkeypatch.setattr(tempfile, "TemporaryDirectory", Recording)
     return where, made
 
@@ -220,8 +263,10 @@ def test_the_sqlite_join_is_removed_after_a_run(made, private_tmp):
 
 def test_the_sqlite_join_is_removed_when_reading_stops_early(made, private_tmp):
     """A reader that takes one case and closes the generator (a consumer that stops early)."""
-    from ivig_advisor.engine.io.cases import read_cases
     import datetime as dt
+
+    from ivig_advisor.engine.io.cases import read_cases
+
     where, _ = private_tmp
     reader = read_cases([str(made["paths"]["export"])], as_of=dt.date(2026, 11, 25))
     first = next(reader)

@@ -3,8 +3,8 @@ library function `ivig test` uses (engine.scenarios.run_scenarios), one test
 per scenario; a reviewer adds a case to the file, not to Python."""
 
 import pytest
-
 from conftest import ROOT, jsonl
+
 from ivig_advisor.engine import Advisor, RuleBase
 from ivig_advisor.engine.audit.scenarios import read_scenarios, run_scenarios
 
@@ -22,7 +22,9 @@ def outcomes():
 def results(tmp_path_factory):
     """The golden cases through the real CLI: `ivig evaluate` reads scenario files as cases."""
     from click.testing import CliRunner
+
     from ivig_advisor.cli import main
+
     out = CliRunner().invoke(main, ["evaluate", "--format", "jsonl", "--quiet", str(GOLDEN)])
     assert out.exit_code == 0, out.output
     return {r["id"]: r for r in jsonl(out.output)}

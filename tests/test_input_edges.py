@@ -13,12 +13,11 @@ import os
 import threading
 
 import pytest
+from conftest import results_of, written
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import results_of, written
-
-ISSUE = "id,diagnosis,walks_unaided,weight_kg\na,gbs,no,70\nb,\"gbs,no,70\nc,gbs,no,70\nd,mmn,,60\n"
+ISSUE = 'id,diagnosis,walks_unaided,weight_kg\na,gbs,no,70\nb,"gbs,no,70\nc,gbs,no,70\nd,mmn,,60\n'
 LIMIT = 1_000_000  # caseio.MAX_CASE_CHARS
 
 
@@ -33,6 +32,7 @@ def message(result):
 
 # -- a quote never closed -------------------------------------------------------------
 
+
 def test_the_rows_after_a_quote_never_closed_are_read(run_cli, tmp_path):
     path = written(tmp_path, ISSUE)
     results = results_of(run_cli, path)
@@ -46,24 +46,30 @@ def test_the_rows_after_a_quote_never_closed_are_read_from_standard_input(run_cl
     assert [(r["status"], r["line"]) for r in results] == [("ok", 2), ("error", 3), ("ok", 4), ("ok", 5)]
 
 
-@pytest.mark.parametrize("variant, text", [
-    ("crlf", ISSUE.replace("\n", "\r\n")),
-    ("bom", "\ufeff" + ISSUE),
-    ("bom and crlf", "\ufeff" + ISSUE.replace("\n", "\r\n")),
-])
+@pytest.mark.parametrize(
+    "variant, text",
+    [
+        ("crlf", ISSUE.replace("\n", "\r\n")),
+        ("bom", "\ufeff" + ISSUE),
+        ("bom and crlf", "\ufeff" + ISSUE.replace("\n", "\r\n")),
+    ],
+)
 def test_line_ends_and_a_byte_order_mark_change_nothing(run_cli, tmp_path, variant, text):
     results = results_of(run_cli, written(tmp_path, text))
     assert [(r["status"], r["line"]) for r in results] == [("ok", 2), ("error", 3), ("ok", 4), ("ok", 5)], variant
 
 
 def test_a_blank_line_after_the_bad_row_is_no_case(run_cli, tmp_path):
-    text = "id,diagnosis\na,gbs\nb,\"gbs\n\n   \nc,mmn\n"
+    text = 'id,diagnosis\na,gbs\nb,"gbs\n\n   \nc,mmn\n'
     assert seen(results_of(run_cli, written(tmp_path, text))) == [
-        ("a", "ok", 2), ("cases.csv:2", "error", 3), ("c", "ok", 6)]
+        ("a", "ok", 2),
+        ("cases.csv:2", "error", 3),
+        ("c", "ok", 6),
+    ]
 
 
 def test_a_quote_on_the_last_line_without_a_newline_is_that_rows_error(run_cli, tmp_path):
-    results = results_of(run_cli, written(tmp_path, "id,diagnosis\na,gbs\nb,mmn\nc,\"als"))
+    results = results_of(run_cli, written(tmp_path, 'id,diagnosis\na,gbs\nb,mmn\nc,"als'))
     assert seen(results) == [("a", "ok", 2), ("b", "ok", 3), ("cases.csv:3", "error", 4)]
     assert "never closed" in message(results[2])
 
@@ -81,8 +87,13 @@ def test_a_stray_quote_ends_the_row_it_opens_and_the_line_it_is_on_is_read_again
     line 5; c is read, and line 5 starts a row whose quoted cell legitimately spans two lines."""
     text = 'id,diagnosis\na,gbs\nb,"gbs\nc,mmn\n"multi\nline",als\ne,cidp\n'
     results = results_of(run_cli, written(tmp_path, text))
-    assert seen(results) == [("a", "ok", 2), ("cases.csv:2", "error", 3), ("c", "ok", 4),
-                             ("multi\nline", "ok", 5), ("e", "ok", 7)]
+    assert seen(results) == [
+        ("a", "ok", 2),
+        ("cases.csv:2", "error", 3),
+        ("c", "ok", 4),
+        ("multi\nline", "ok", 5),
+        ("e", "ok", 7),
+    ]
     assert "line 5" in message(results[1])
 
 
@@ -103,11 +114,15 @@ def test_a_bad_byte_inside_a_quoted_cell_costs_its_row_not_the_rows_after(run_cl
 
 # -- cells and rows over the size limits ------------------------------------------------
 
-@pytest.mark.parametrize("cell, words", [
-    ("x" * 200_000 + "\nmore", "at most 100,000"),                  # beyond csv's own field limit
-    ("x" * (LIMIT + 100_000) + "\nmore", "more than 1,000,000"),    # a line beyond a case's limit
-    (("x" * 999 + "\n") * 1_100 + "more", "more than 1,000,000"),   # many lines beyond it
-])
+
+@pytest.mark.parametrize(
+    "cell, words",
+    [
+        ("x" * 200_000 + "\nmore", "at most 100,000"),  # beyond csv's own field limit
+        ("x" * (LIMIT + 100_000) + "\nmore", "more than 1,000,000"),  # a line beyond a case's limit
+        (("x" * 999 + "\n") * 1_100 + "more", "more than 1,000,000"),  # many lines beyond it
+    ],
+)
 def test_a_quoted_cell_over_the_limit_leaves_no_phantom_case(run_cli, tmp_path, cell, words):
     text = 'id,diagnosis,walks_unaided\na,gbs,no\nb,gbs,"' + cell + '"\nc,gbs,no\n'
     results = results_of(run_cli, written(tmp_path, text))
@@ -137,20 +152,24 @@ def test_a_huge_unclosed_cell_on_standard_input_gives_the_rows_after_it(run_cli)
 
 # -- every line accounted for ----------------------------------------------------------
 
-LINES = st.lists(st.one_of(
-    st.tuples(st.just("good"), st.sampled_from(["mmn", "als", "gbs,no"])),
-    st.tuples(st.just("bad"), st.sampled_from(['"mmn', 'x,"mmn', 'mmn,"no'])),
-    st.tuples(st.just("blank"), st.sampled_from(["", " ", ","]))), max_size=25)
+LINES = st.lists(
+    st.one_of(
+        st.tuples(st.just("good"), st.sampled_from(["mmn", "als", "gbs,no"])),
+        st.tuples(st.just("bad"), st.sampled_from(['"mmn', 'x,"mmn', 'mmn,"no'])),
+        st.tuples(st.just("blank"), st.sampled_from(["", " ", ","])),
+    ),
+    max_size=25,
+)
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(lines=LINES, newline=st.sampled_from(["\n", "\r\n"]), bom=st.booleans(), last_newline=st.booleans())
-def test_every_line_after_a_quote_never_closed_is_accounted_for(tmp_path_factory, lines, newline, bom,
-                                                                 last_newline):
+def test_every_line_after_a_quote_never_closed_is_accounted_for(tmp_path_factory, lines, newline, bom, last_newline):
     """Rows without a quote and rows that open one that nothing closes (a later such row's quote
     is a stray quote inside the earlier one): each good row is its case, on its line; each bad row
     is its error, on its line; a blank line is nothing."""
     from ivig_advisor.engine.io.cases import read_cases
+
     rows = ["diagnosis,walks_unaided"] + [text for _, text in lines]
     text = ("\ufeff" if bom else "") + newline.join(rows) + (newline if last_newline else "")
     path = tmp_path_factory.mktemp("csv") / "cases.csv"
@@ -189,7 +208,9 @@ def test_a_json_file_with_another_key_beside_cases_is_refused_whole(run_cli, tmp
 def test_a_json_cases_list_still_streams_its_cases(run_cli, tmp_path):
     text = '{"cases": [\n{"diagnosis": "mmn"},\n{"diagnosis": "als"}\n]}'
     assert seen(results_of(run_cli, written(tmp_path, text, "c.json"))) == [
-        ("c.json:1", "ok", 2), ("c.json:2", "ok", 3)]
+        ("c.json:1", "ok", 2),
+        ("c.json:2", "ok", 3),
+    ]
 
 
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="named pipes")
@@ -206,10 +227,13 @@ def test_a_json_file_that_is_a_pipe_with_cases_twice_is_refused_whole(run_cli, t
     assert "duplicate key 'cases'" in message(result) and result["line"] == 4
 
 
-@pytest.mark.parametrize("name, text, line", [
-    ("c.yaml", "cases:\n- {diagnosis: mmn}\ncases:\n- {diagnosis: als}\n", 3),
-    ("c.jsonl", '{"cases": [{"diagnosis": "mmn"}], "cases": [{"diagnosis": "als"}]}\n', 1),
-])
+@pytest.mark.parametrize(
+    "name, text, line",
+    [
+        ("c.yaml", "cases:\n- {diagnosis: mmn}\ncases:\n- {diagnosis: als}\n", 3),
+        ("c.jsonl", '{"cases": [{"diagnosis": "mmn"}], "cases": [{"diagnosis": "als"}]}\n', 1),
+    ],
+)
 def test_cases_twice_in_yaml_or_json_lines_is_refused_whole(run_cli, tmp_path, name, text, line):
     (result,) = results_of(run_cli, written(tmp_path, text, name))
     assert "duplicate key 'cases'" in message(result) and result["line"] == line

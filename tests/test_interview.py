@@ -10,18 +10,28 @@ import sys
 import pexpect
 import pytest
 import yaml
-
 from conftest import ROOT
+
 from ivig_advisor.engine import Advisor, RuleBase
-from ivig_advisor.engine.core import conditions
 from ivig_advisor.engine.clinician.interview import AnswerError, Interview, outcome_key
+from ivig_advisor.engine.core import conditions
 from ivig_advisor.engine.core.analysis import domains
 
 ADVISOR = Advisor(RuleBase.load())
 SCHEMA = ADVISOR.rulebase.schema
 GOLDEN = yaml.safe_load((ROOT / "tests" / "cases" / "golden.yaml").read_text(encoding="utf-8"))
-SAFETY = {"iga_deficiency", "anti_iga_antibodies", "renal_disease", "volume_depletion", "migraine",
-          "age", "diabetes", "thrombocytopenia", "thrombocytosis", "hypergammaglobulinemia"}
+SAFETY = {
+    "iga_deficiency",
+    "anti_iga_antibodies",
+    "renal_disease",
+    "volume_depletion",
+    "migraine",
+    "age",
+    "diabetes",
+    "thrombocytopenia",
+    "thrombocytosis",
+    "hypergammaglobulinemia",
+}
 
 
 def simulate(case: dict):
@@ -109,7 +119,12 @@ def test_answers_in_many_forms():
             session.parse(walks, text)
     with pytest.raises(AnswerError):
         session.parse(SCHEMA.fields["age"], "200")
-    assert [session.parse(SCHEMA.fields["weight_kg"], t) for t in ("70", "70 kg", "70.5kg", "70 kilos")] == [70, 70, 70.5, 70]
+    assert [session.parse(SCHEMA.fields["weight_kg"], t) for t in ("70", "70 kg", "70.5kg", "70 kilos")] == [
+        70,
+        70,
+        70.5,
+        70,
+    ]
     with pytest.raises(AnswerError, match=r"write decimals with a point \(70\.5\)"):
         session.parse(SCHEMA.fields["weight_kg"], "70,5")
     assert session.parse(SCHEMA.fields["age"], "65 y") == session.parse(SCHEMA.fields["age"], "065") == 65
@@ -137,14 +152,25 @@ def test_back_and_unknown_and_constraints():
 
 QUESTIONS = {spec.question: name for name, spec in SCHEMA.fields.items() if spec.question}
 # The fields the rules that can give a critical warning test.
-CRITICAL_FIELDS = {test.name for rule in ADVISOR.rulebase.rules if any(w["severity"] == "critical" for w in rule.warnings)
-                   for test in conditions.tests(rule.when)}
+CRITICAL_FIELDS = {
+    test.name
+    for rule in ADVISOR.rulebase.rules
+    if any(w["severity"] == "critical" for w in rule.warnings)
+    for test in conditions.tests(rule.when)
+}
 
 
 def spawn(*args, cwd):
     env = dict(os.environ, NO_COLOR="1", TERM="dumb", COLUMNS="200")
-    return pexpect.spawn(sys.executable, ["-m", "ivig_advisor.cli", "interview", *args], cwd=str(cwd), env=env,
-                         encoding="utf-8", timeout=30, dimensions=(50, 200))
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "ivig_advisor.cli", "interview", *args],
+        cwd=str(cwd),
+        env=env,
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(50, 200),
+    )
 
 
 QUESTION = re.compile(r"\n(\d+)\. ([^\r\n]+?\?)")
@@ -183,14 +209,35 @@ def _spoken(value):
 
 
 FAMILIES = {
-    "neuropathy-gbs": {"diagnosis": "gbs", "walks_unaided": False, "needs_ventilation": False, "weight_kg": 70,
-                       "age": 72, "migraine": True, "planned_cotherapy": []},
-    "neuropathy-cidp": {"diagnosis": "cidp", "previously_treated": False, "cidp_variant": False, "diabetes": True,
-                        "weight_kg": 80},
-    "neuropathy-mmn": {"diagnosis": "mmn", "conduction_block": True, "planned_cotherapy": ["corticosteroids"],
-                       "weight_kg": 68},
-    "junction-mg": {"diagnosis": "myasthenia_gravis", "mg_crisis": True, "weight_kg": 60, "iga_deficiency": True,
-                    "anti_iga_antibodies": True},
+    "neuropathy-gbs": {
+        "diagnosis": "gbs",
+        "walks_unaided": False,
+        "needs_ventilation": False,
+        "weight_kg": 70,
+        "age": 72,
+        "migraine": True,
+        "planned_cotherapy": [],
+    },
+    "neuropathy-cidp": {
+        "diagnosis": "cidp",
+        "previously_treated": False,
+        "cidp_variant": False,
+        "diabetes": True,
+        "weight_kg": 80,
+    },
+    "neuropathy-mmn": {
+        "diagnosis": "mmn",
+        "conduction_block": True,
+        "planned_cotherapy": ["corticosteroids"],
+        "weight_kg": 68,
+    },
+    "junction-mg": {
+        "diagnosis": "myasthenia_gravis",
+        "mg_crisis": True,
+        "weight_kg": 60,
+        "iga_deficiency": True,
+        "anti_iga_antibodies": True,
+    },
     "myopathy-dm": {"diagnosis": "dermatomyositis", "refractory": True, "weight_kg": 55},
     "cns-ms": {"diagnosis": "multiple_sclerosis", "ms_presentation": "chronic_optic_neuritis"},
     "out-of-scope": {"diagnosis": "other"},
@@ -234,7 +281,7 @@ def test_why_a_bad_answer_and_unknown_in_a_terminal(tmp_path):
     rest = answer_all(child, {"walks_unaided": False, "needs_ventilation": False, "weight_kg": 70})
     result = child.before  # what was shown before the save prompt
     assert first not in rest
-    unknown = result[result.index("Unknown, would let more rules decide:"):]  # after the chain, before the verdict
+    unknown = result[result.index("Unknown, would let more rules decide:") :]  # after the chain, before the verdict
     assert "- " + SCHEMA.fields[first].question in unknown  # as the clinician read it, not its field name
     child.sendline("")
     child.expect(pexpect.EOF)
@@ -297,8 +344,14 @@ def test_scripted_answers_from_a_pipe(tmp_path):
     # kidney disease, age, diabetes, platelets low and high, co-therapy, migraine, serum
     # globulins), then the stance (a second course, walking), then the weight
     script = "gbs\nno\nno\n50\nno\nno\nno\nnone\nno\nno\nno\nno\n70\n" + "unknown\n" * 30
-    run = subprocess.run([sys.executable, "-m", "ivig_advisor.cli", "interview", "--save", "s.yaml"], input=script,
-                         capture_output=True, text=True, cwd=tmp_path, env=dict(os.environ, NO_COLOR="1"))
+    run = subprocess.run(
+        [sys.executable, "-m", "ivig_advisor.cli", "interview", "--save", "s.yaml"],
+        input=script,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=dict(os.environ, NO_COLOR="1"),
+    )
     assert run.returncode == 0, run.stdout + run.stderr
     assert "IVIG first-line" in run.stdout and "Dose: 0.4 g/kg/day x 5 days = 2 g/kg = 140 g" in run.stdout
     saved = yaml.safe_load((tmp_path / "s.yaml").read_text())
@@ -306,8 +359,14 @@ def test_scripted_answers_from_a_pipe(tmp_path):
 
 
 def test_end_of_input_before_the_end_keeps_the_answers(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "ivig_advisor.cli", "interview", "--save", "p.yaml"], input="mmn\n",
-                         capture_output=True, text=True, cwd=tmp_path, env=dict(os.environ, NO_COLOR="1"))
+    run = subprocess.run(
+        [sys.executable, "-m", "ivig_advisor.cli", "interview", "--save", "p.yaml"],
+        input="mmn\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=dict(os.environ, NO_COLOR="1"),
+    )
     assert run.returncode == 1 and "End of input." in run.stdout and "diagnosis: mmn" in run.stdout
     assert yaml.safe_load((tmp_path / "p.yaml").read_text()) == {"diagnosis": "mmn"}
 
@@ -318,8 +377,14 @@ def test_colour_on_a_terminal_and_none_with_no_color(tmp_path, no_color):
     env.pop("NO_COLOR", None)
     if no_color:
         env["NO_COLOR"] = "1"
-    child = pexpect.spawn(sys.executable, ["-m", "ivig_advisor.cli", "interview"], cwd=str(tmp_path), env=env,
-                          encoding="utf-8", timeout=30)
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "ivig_advisor.cli", "interview"],
+        cwd=str(tmp_path),
+        env=env,
+        encoding="utf-8",
+        timeout=30,
+    )
     child.expect("> ")
     child.sendline("als")
     shown = unknown_until(child, "Save the case to a file")
@@ -334,6 +399,7 @@ def test_why_answers_at_every_question_and_climbs_to_a_named_top_goal(diagnosis,
     """Whatever field is asked (even one no rule waits on), each `why` prints an
     answer, and the climb ends at a top goal that names what it is."""
     from ivig_advisor.engine.clinician.console import _Console
+
     console = _Console(Interview(ADVISOR, {"diagnosis": diagnosis}), style=lambda text, **_: text)
     for name, spec in SCHEMA.fields.items():
         if name == "id":

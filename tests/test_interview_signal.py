@@ -12,17 +12,28 @@ import sys
 
 import pexpect
 import yaml
+from test_interview_terminal import QUESTION, QUESTIONS, SAVE, columns, question, said_after, screen_lines, spawn
 
 from ivig_advisor.engine import RuleBase
 
-from test_interview_terminal import QUESTION, QUESTIONS, SAVE, columns, question, said_after, screen_lines, spawn
-
 # The issue's patient, with no other risk factor: today the steroid question
 # comes after five thrombosis questions.
-MMN_ON_PREDNISONE = {"diagnosis": "mmn", "planned_cotherapy": ["corticosteroids"], "renal_disease": True,
-                     "volume_depletion": True, "age": 58, "weight_kg": 70, "conduction_block": True,
-                     "treatment_phase": "initial", "iga_deficiency": False, "migraine": False, "diabetes": False,
-                     "thrombocytopenia": False, "thrombocytosis": False, "hypergammaglobulinemia": False}
+MMN_ON_PREDNISONE = {
+    "diagnosis": "mmn",
+    "planned_cotherapy": ["corticosteroids"],
+    "renal_disease": True,
+    "volume_depletion": True,
+    "age": 58,
+    "weight_kg": 70,
+    "conduction_block": True,
+    "treatment_phase": "initial",
+    "iga_deficiency": False,
+    "migraine": False,
+    "diabetes": False,
+    "thrombocytopenia": False,
+    "thrombocytosis": False,
+    "hypergammaglobulinemia": False,
+}
 # The same patient at 81 (as in the chart of tests/cds): the thrombosis warning too.
 MMN_ELDERLY = dict(MMN_ON_PREDNISONE, age=81)
 ROWS, COLUMNS = 24, 80
@@ -67,6 +78,7 @@ def asked_in_order(*args, cwd, answers):
 
 # -- 1. the questions that can raise a warning about this patient come first -----------------
 
+
 def test_the_steroid_question_comes_among_the_first_three_after_the_diagnosis(tmp_path):
     asked, _ = asked_in_order(cwd=tmp_path, answers=MMN_ON_PREDNISONE)
     assert asked[0] == "diagnosis"
@@ -87,19 +99,20 @@ def test_the_order_comes_from_the_rules_severities(tmp_path, rules_copy):
     mmn = rules_copy / "mmn.yaml"
     text = mmn.read_text(encoding="utf-8")
     at = text.index("severity: critical", text.index("id: mmn-corticosteroids-planned"))
-    mmn.write_text(text[:at] + "severity: info" + text[at + len("severity: critical"):], encoding="utf-8")
+    mmn.write_text(text[:at] + "severity: info" + text[at + len("severity: critical") :], encoding="utf-8")
     demoted, _ = asked_in_order("--rules", str(rules_copy), cwd=tmp_path, answers=MMN_ON_PREDNISONE)
     assert demoted.index("planned_cotherapy") > demoted.index("volume_depletion"), demoted
 
 
 # -- 2. the last screen at 80x24 --------------------------------------------------------------
 
+
 def last_screen(transcript: str, rows: int = ROWS, width: int = COLUMNS):
     """The rows a terminal of `rows` x `width` shows at the end of `transcript` (the cursor's
     row last): each line takes as many rows as its columns need."""
     shown = []
     for line in screen_lines(transcript):
-        cut = [line[i:i + width] for i in range(0, max(len(line), 1), width)] if columns(line) > width else [line]
+        cut = [line[i : i + width] for i in range(0, max(len(line), 1), width)] if columns(line) > width else [line]
         shown.extend(cut)
     return shown[-rows:]
 
@@ -120,10 +133,17 @@ def test_the_last_screen_at_80x24_shows_the_headline_and_every_warning_about_the
 
 # -- 3. quit gives the advice so far -------------------------------------------------------------
 
+
 def interview(script: str, *args, cwd):
     """The real command with `script` as its standard input (not a terminal)."""
-    return subprocess.run([sys.executable, "-m", "ivig_advisor.cli", "interview", *args], input=script,
-                          capture_output=True, text=True, cwd=cwd, env=dict(os.environ, NO_COLOR="1"))
+    return subprocess.run(
+        [sys.executable, "-m", "ivig_advisor.cli", "interview", *args],
+        input=script,
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=dict(os.environ, NO_COLOR="1"),
+    )
 
 
 def test_quit_shows_the_advice_so_far_and_what_is_still_unknown(tmp_path):
@@ -133,7 +153,7 @@ def test_quit_shows_the_advice_so_far_and_what_is_still_unknown(tmp_path):
     run = interview(f"mmn\n{answer}\nquit\n", cwd=tmp_path)
     out = " ".join(run.stdout.split())
     assert run.returncode == 1, run.stdout + run.stderr
-    advice = out[out.index("The advice so far"):]
+    advice = out[out.index("The advice so far") :]
     assert "IVIG first-line" in advice and "avoid-corticosteroids" in advice
     assert "Still unknown, could change the advice:" in advice
     assert "Is there pre-existing kidney disease?" in advice  # a question not yet asked
@@ -142,12 +162,14 @@ def test_quit_shows_the_advice_so_far_and_what_is_still_unknown(tmp_path):
 
 # -- 4. a typo never silently leads to another disease -------------------------------------------
 
+
 def test_a_typo_lists_every_equally_near_choice_with_its_label(tmp_path):
     child = spawn(cwd=tmp_path)
     question(child)
     said = said_after(child, "mnm")
-    assert ("did you mean 'mmn' (Multifocal motor neuropathy) or 'mnd' (Amyotrophic lateral sclerosis "
-            "(the MMN mimic))?") in said, said
+    assert (
+        "did you mean 'mmn' (Multifocal motor neuropathy) or 'mnd' (Amyotrophic lateral sclerosis (the MMN mimic))?"
+    ) in said, said
     child.sendline("cipd")  # a transposition is one edit
     child.expect("> ")
     said = " ".join(" ".join(screen_lines(child.before)).split())
@@ -156,8 +178,9 @@ def test_a_typo_lists_every_equally_near_choice_with_its_label(tmp_path):
     child.expect("→ Multifocal motor neuropathy")
     for _ in range(2):  # the did-you-mean is for every question's choices: a list's, a yes/no's
         name = question(child)
-        typo, meant = ("yse", "'yes'") if SCHEMA.fields[name].type == "boolean" else ("cortcosteroids",
-                                                                                      "'corticosteroids'")
+        typo, meant = (
+            ("yse", "'yes'") if SCHEMA.fields[name].type == "boolean" else ("cortcosteroids", "'corticosteroids'")
+        )
         child.sendline(typo)
         child.expect(f"did you mean {meant}")
         child.expect("> ")
@@ -170,6 +193,7 @@ def test_a_typo_lists_every_equally_near_choice_with_its_label(tmp_path):
 
 
 # -- 5. a script's answer that cannot be read stops the script ------------------------------------
+
 
 def test_a_scripted_answer_that_cannot_be_read_stops_with_the_question_and_the_line(tmp_path):
     first = interview("mmn\n", cwd=tmp_path)
@@ -194,4 +218,3 @@ def test_at_a_terminal_a_bad_answer_is_asked_again(tmp_path):
     child.close()
     assert child.exitstatus == 0
     assert yaml.safe_load((tmp_path / "s.yaml").read_text(encoding="utf-8"))[name] == MMN_ON_PREDNISONE[name]
-

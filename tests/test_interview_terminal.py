@@ -14,8 +14,8 @@ import pexpect
 import yaml
 
 from ivig_advisor.engine import Advisor, RuleBase
-from ivig_advisor.engine.core.analysis import domains
 from ivig_advisor.engine.clinician.interview import outcome_key
+from ivig_advisor.engine.core.analysis import domains
 from ivig_advisor.engine.core.words import sentence
 
 ADVISOR = Advisor(RuleBase.load())
@@ -39,9 +39,15 @@ def env(colour=False):
 
 
 def spawn(*args, cwd, colour=False, command=("-m", "ivig_advisor.cli", "interview"), home=None):
-    child = pexpect.spawn(sys.executable, [*command, *args], cwd=str(cwd),
-                          env=dict(env(colour), **({"HOME": str(home)} if home else {})), encoding="utf-8",
-                          timeout=30, dimensions=(24, 80))
+    child = pexpect.spawn(
+        sys.executable,
+        [*command, *args],
+        cwd=str(cwd),
+        env=dict(env(colour), **({"HOME": str(home)} if home else {})),
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(24, 80),
+    )
     child.logfile_read = io.StringIO()  # the whole transcript, as the terminal received it
     return child
 
@@ -60,8 +66,9 @@ def finish(child, answers=None):
     while (shown := child.expect([QUESTION, SAVE, pexpect.EOF])) == 0:
         value = (answers or {}).get(QUESTIONS[" ".join(child.match.group(2).split())])
         child.expect("> ")
-        child.sendline("unknown" if value is None else "yes" if value is True else "no" if value is False
-                       else str(value))
+        child.sendline(
+            "unknown" if value is None else "yes" if value is True else "no" if value is False else str(value)
+        )
     if shown == 1:
         child.sendline("")
         child.expect(pexpect.EOF)
@@ -91,6 +98,7 @@ def joined(transcript: str) -> str:
 
 
 # -- line editing, history, completion -------------------------------------------------
+
 
 def test_the_left_arrow_edits_the_answer_and_up_recalls_an_earlier_one(tmp_path):
     home = tmp_path / "home"
@@ -133,8 +141,14 @@ def test_the_prompts_style_is_hidden_from_readline_so_the_cursor_is_right(tmp_pa
     the cursor right after the prompt's visible columns. (Without readline's
     ignore markers it counts the style's bytes as columns, believes the line
     has wrapped, and moves the cursor up a row.)"""
-    child = pexpect.spawn(sys.executable, ["-m", "ivig_advisor.cli", "interview"], cwd=str(tmp_path),
-                          env=env(colour=True), timeout=30, dimensions=(24, 80))
+    child = pexpect.spawn(
+        sys.executable,
+        ["-m", "ivig_advisor.cli", "interview"],
+        cwd=str(tmp_path),
+        env=env(colour=True),
+        timeout=30,
+        dimensions=(24, 80),
+    )
     child.expect(b"> ")
     child.sendline(b"gbs")
     child.expect(rb"\?(?:\x1b\[0m)?\r\n")  # the next question
@@ -172,8 +186,12 @@ def _cursor(output: bytes, width: int = 80):
             kind = token[-1:]
             if kind in b"ABCD":
                 pending = False
-                row, col = {b"A": (row - count, col), b"B": (row + count, col),
-                            b"C": (row, min(col + count, width - 1)), b"D": (row, max(col - count, 0))}[kind]
+                row, col = {
+                    b"A": (row - count, col),
+                    b"B": (row + count, col),
+                    b"C": (row, min(col + count, width - 1)),
+                    b"D": (row, max(col - count, 0)),
+                }[kind]
         elif token == b"\r":
             col, pending = 0, False
         elif token == b"\n":
@@ -192,9 +210,16 @@ def _cursor(output: bytes, width: int = 80):
 
 # -- no escape codes where there is no terminal ------------------------------------------
 
+
 def test_a_piped_interview_carries_no_escape_codes(tmp_path):
-    run = subprocess.run([sys.executable, "-m", "ivig_advisor.cli", "interview"], input="gbs\nwhy\nno\n" + "unknown\n" * 30,
-                         capture_output=True, text=True, cwd=tmp_path, env=env(colour=True))
+    run = subprocess.run(
+        [sys.executable, "-m", "ivig_advisor.cli", "interview"],
+        input="gbs\nwhy\nno\n" + "unknown\n" * 30,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env(colour=True),
+    )
     assert "IVIG first-line" in run.stdout and "[1] These rules test this answer" in run.stdout
     for code in ("\x1b", "\x01", "\x02"):
         assert code not in run.stdout and code not in run.stderr
@@ -203,8 +228,15 @@ def test_a_piped_interview_carries_no_escape_codes(tmp_path):
 def test_output_to_a_file_from_a_terminal_carries_no_escape_codes(tmp_path):
     """Input is a terminal, output a file: readline stays off, so neither its
     codes nor its prompt markers reach the file."""
-    child = pexpect.spawn("/bin/sh", ["-c", f"exec '{sys.executable}' -m ivig_advisor.cli interview > out.txt"],
-                          cwd=str(tmp_path), env=env(colour=True), encoding="utf-8", timeout=30, dimensions=(24, 80))
+    child = pexpect.spawn(
+        "/bin/sh",
+        ["-c", f"exec '{sys.executable}' -m ivig_advisor.cli interview > out.txt"],
+        cwd=str(tmp_path),
+        env=env(colour=True),
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(24, 80),
+    )
     for answer in ["als"] + ["unknown"] * 10 + [""]:
         time.sleep(0.3)
         child.sendline(answer)
@@ -216,8 +248,10 @@ def test_output_to_a_file_from_a_terminal_carries_no_escape_codes(tmp_path):
 
 
 def test_without_readline_the_interview_still_runs(tmp_path):
-    main = ("import sys; sys.modules['readline'] = None; sys.argv = ['ivig', 'interview', '--save', 's.yaml']; "
-            "from ivig_advisor.cli import main; main()")
+    main = (
+        "import sys; sys.modules['readline'] = None; sys.argv = ['ivig', 'interview', '--save', 's.yaml']; "
+        "from ivig_advisor.cli import main; main()"
+    )
     child = spawn(cwd=tmp_path, command=("-c", main))
     question(child)
     child.sendline("mmn")
@@ -229,6 +263,7 @@ def test_without_readline_the_interview_still_runs(tmp_path):
 
 # -- why, up the goal tree ---------------------------------------------------------------
 
+
 def _until(child, field, answers):
     """Answer from `answers` (unknown where silent) until `field` is asked; the answers given."""
     given = {}
@@ -237,8 +272,9 @@ def _until(child, field, answers):
         if name == field:
             return given
         value = answers.get(name)
-        child.sendline("unknown" if value is None else "yes" if value is True else "no" if value is False
-                       else str(value))
+        child.sendline(
+            "unknown" if value is None else "yes" if value is True else "no" if value is False else str(value)
+        )
         if value is not None:
             given[name] = value
 
@@ -252,8 +288,9 @@ def _why(child) -> str:
 
 def test_why_at_the_weight_names_the_dose_rule_then_climbs_to_the_top(tmp_path):
     child = spawn(cwd=tmp_path)
-    given = _until(child, "weight_kg", {"diagnosis": "gbs", "walks_unaided": False,
-                                        "incomplete_recovery_after_ivig": False})
+    given = _until(
+        child, "weight_kg", {"diagnosis": "gbs", "walks_unaided": False, "incomplete_recovery_after_ivig": False}
+    )
     dose_rule = ADVISOR.evaluate_mapping(given).dose["rule"]  # the rule whose g/kg the weight makes grams
     first = _why(child)
     assert "[1] No rule tests this answer" in first and f"[{dose_rule};" in first and "DOSE" in first
@@ -288,6 +325,7 @@ def test_why_climbs_the_goal_tree_the_rule_base_gives(tmp_path, rules_copy):
 
 # -- what the clinician reads ------------------------------------------------------------
 
+
 def test_an_abbreviation_echoes_a_typo_gets_a_suggestion_and_m_lists_each_choice_once(tmp_path):
     child = spawn(cwd=tmp_path)
     question(child)
@@ -321,7 +359,7 @@ def test_the_end_summary_names_questions_and_only_those_that_could_change_the_an
     lines = screen_lines(finish(child, {"diagnosis": "mg", "mg_crisis": True, "weight_kg": 60}))
     start = lines.index("  Unknown, would let more rules decide:")
     listed = []
-    for line in lines[start + 1:]:
+    for line in lines[start + 1 :]:
         if line.startswith("    - "):
             listed.append(line[6:])
         elif line.startswith("      "):  # a wrapped question

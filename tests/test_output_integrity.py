@@ -21,7 +21,6 @@ from pathlib import Path
 import pexpect
 import pytest
 import yaml
-
 from conftest import jsonl
 
 IVIG = [sys.executable, "-m", "ivig_advisor.cli"]
@@ -50,6 +49,7 @@ def leftovers(folder: Path):
 
 
 # -- 1. the output is never one of the inputs ------------------------------------------
+
 
 @pytest.fixture
 def cases(tmp_path):
@@ -92,6 +92,7 @@ def test_output_inside_an_input_folder_is_never_read_as_input(cases):
 
 
 # -- 2. where the output goes ------------------------------------------------------------
+
 
 def test_output_onto_a_symlink_writes_through_it(cases, tmp_path):
     elsewhere = tmp_path / "store"
@@ -150,9 +151,11 @@ def test_output_into_a_folder_that_refuses_writing_is_one_line_exit_2(cases, tmp
 
 def _file_size_limit(size):
     """A preexec_fn: writes past `size` bytes fail (EFBIG), as on a full disk."""
+
     def limit():
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (size, size))
+
     return limit
 
 
@@ -178,8 +181,13 @@ def test_standard_output_on_a_full_disk_is_one_line(cases):
 def test_a_reader_that_goes_away_ends_quietly(tmp_path):
     many = tmp_path / "many.jsonl"
     many.write_text("".join(json.dumps(dict(GBS, id=f"c{i}")) + "\n" for i in range(3000)), encoding="utf-8")
-    child = subprocess.Popen([*IVIG, "evaluate", str(many), "--format", "jsonl", "-j", "2"], env=ENV,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [*IVIG, "evaluate", str(many), "--format", "jsonl", "-j", "2"],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     child.stdout.readline()
     child.stdout.close()  # as `| head -1` does
     stderr = child.stderr.read()
@@ -188,10 +196,12 @@ def test_a_reader_that_goes_away_ends_quietly(tmp_path):
 
 def test_the_temporary_file_is_synced_before_the_rename(run_cli, cases, tmp_path, monkeypatch):
     from ivig_advisor.engine.base import atomic
+
     calls = []
     real_fsync, real_replace = os.fsync, os.replace
-    monkeypatch.setattr(atomic.os, "fsync", lambda fd: (calls.append(("fsync", stat.S_ISDIR(os.fstat(fd).st_mode))),
-                                                        real_fsync(fd))[1])
+    monkeypatch.setattr(
+        atomic.os, "fsync", lambda fd: (calls.append(("fsync", stat.S_ISDIR(os.fstat(fd).st_mode))), real_fsync(fd))[1]
+    )
     monkeypatch.setattr(atomic.os, "replace", lambda a, b: (calls.append(("replace", None)), real_replace(a, b))[1])
     out = tmp_path / "out.jsonl"
     assert run_cli("evaluate", str(cases), "-o", str(out)).exit_code == 0
@@ -199,6 +209,7 @@ def test_the_temporary_file_is_synced_before_the_rename(run_cli, cases, tmp_path
 
 
 # -- 3. process control ---------------------------------------------------------------
+
 
 def descendants(pid):
     """The processes below `pid` (from /proc), living ones only."""
@@ -245,8 +256,9 @@ def endless(*command):
     """`ivig` started on an input that never ends: standard input is a pipe fed cases until the
     process goes away. A batch of any size is done in a few seconds on a fast machine, so a
     signal is sure to arrive mid-batch only if the batch cannot end."""
-    child = subprocess.Popen([*command], env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [*command], env=ENV, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     lines = "".join(json.dumps(dict(GBS, id=f"c{i}")) + "\n" for i in range(1000))
 
     def feed():
@@ -256,6 +268,7 @@ def endless(*command):
                 child.stdin.flush()
         except (OSError, ValueError):  # the process went away: the pipe is broken or closed
             pass
+
     threading.Thread(target=feed, daemon=True).start()
     return child
 
@@ -295,10 +308,12 @@ def test_ctrl_c_at_a_terminal_stops_the_batch_cleanly(old_output):
     `yes` feeds an input that never ends, so the batch is still running when Ctrl-C comes."""
     out = old_output
     line = json.dumps(GBS)
-    ivig_command = " ".join(map(shlex.quote, [*IVIG, "evaluate", "-", "-j", "2", "-o", str(out), "--format",
-                                              "jsonl", "--quiet"]))
-    child = pexpect.spawn("bash", ["-c", f"yes {shlex.quote(line)} | {ivig_command}"], env=ENV, encoding="utf-8",
-                          timeout=30)
+    ivig_command = " ".join(
+        map(shlex.quote, [*IVIG, "evaluate", "-", "-j", "2", "-o", str(out), "--format", "jsonl", "--quiet"])
+    )
+    child = pexpect.spawn(
+        "bash", ["-c", f"yes {shlex.quote(line)} | {ivig_command}"], env=ENV, encoding="utf-8", timeout=30
+    )
     workers = _wait_for_workers(child.pid, count=4)  # yes, ivig and its two workers
     child.sendintr()
     child.expect(pexpect.EOF)
@@ -312,8 +327,9 @@ def test_ctrl_c_at_a_terminal_stops_the_batch_cleanly(old_output):
 
 def test_timeout_stops_the_batch_cleanly(old_output):
     out = old_output
-    child = endless("timeout", "--preserve-status", "4", *IVIG, "evaluate", "-", "-j", "2", "-o", str(out),
-                    "--format", "jsonl")
+    child = endless(
+        "timeout", "--preserve-status", "4", *IVIG, "evaluate", "-", "-j", "2", "-o", str(out), "--format", "jsonl"
+    )
     workers = _wait_for_workers(child.pid, count=3)  # ivig and its two workers
     try:
         child.wait(timeout=30)  # not communicate(): it would close standard input, ending the batch
@@ -340,8 +356,11 @@ def test_a_worker_that_dies_is_named_and_not_called_a_bug(old_output):
     line = one_line(child.stderr.read())
     assert child.returncode == 71, line
     assert re.search(r"a worker process \(pid \d+\) was killed by SIGKILL", line), line
-    assert re.search(r"the first [\d,]+ cases were evaluated; the case c\d+ \(<stdin>:\d+\) and every case after "
-                     r"it have no result", line), line
+    assert re.search(
+        r"the first [\d,]+ cases were evaluated; the case c\d+ \(<stdin>:\d+\) and every case after "
+        r"it have no result",
+        line,
+    ), line
     assert "bug" not in line and f"{out} was left as it was" in line
     assert out.read_text(encoding="utf-8") == "the old results\n" and not leftovers(out.parent)
     deadline = time.monotonic() + 5
@@ -352,11 +371,17 @@ def test_a_worker_that_dies_is_named_and_not_called_a_bug(old_output):
 
 def test_workers_are_capped_at_a_few_per_core(tmp_path):
     from ivig_advisor.engine.batch.pipeline import max_workers
+
     path = tmp_path / "some.jsonl"
     path.write_text("".join(json.dumps(dict(GBS, id=f"c{i}")) + "\n" for i in range(600)), encoding="utf-8")
     asked = max_workers() + 6
-    child = subprocess.Popen([*IVIG, "evaluate", str(path), "-j", str(asked), "--format", "jsonl"], env=ENV,
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [*IVIG, "evaluate", str(path), "-j", str(asked), "--format", "jsonl"],
+        env=ENV,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     most = 0
     while child.poll() is None:
         most = max(most, len(descendants(child.pid)))
@@ -410,8 +435,14 @@ def test_json_output_of_audit_carries_no_raw_control_characters(run_cli, tmp_pat
 def test_a_piped_answer_is_echoed_escaped(tmp_path):
     script = tmp_path / "answers"
     script.write_text("mmn\x1b[2J\x1b]0;pwned\x07\nals\n\n", encoding="utf-8")
-    child = pexpect.spawn("/bin/sh", ["-c", f"{' '.join(IVIG)} interview < {script}"], cwd=str(tmp_path), env=ENV,
-                          encoding="utf-8", timeout=30)
+    child = pexpect.spawn(
+        "/bin/sh",
+        ["-c", f"{' '.join(IVIG)} interview < {script}"],
+        cwd=str(tmp_path),
+        env=ENV,
+        encoding="utf-8",
+        timeout=30,
+    )
     child.expect(pexpect.EOF)
     shown = child.before
     assert "mmn\\e[2J\\e]0;pwned\\x07" in shown and "\x1b" not in shown and "\x07" not in shown
@@ -442,8 +473,15 @@ def interview(*args, answers, cwd):
 
 
 def spawn(*args, cwd):
-    return pexpect.spawn(sys.executable, ["-m", "ivig_advisor.cli", "interview", *args], cwd=str(cwd),
-                         env=dict(ENV, TERM="dumb"), encoding="utf-8", timeout=30, dimensions=(50, 200))
+    return pexpect.spawn(
+        sys.executable,
+        ["-m", "ivig_advisor.cli", "interview", *args],
+        cwd=str(cwd),
+        env=dict(ENV, TERM="dumb"),
+        encoding="utf-8",
+        timeout=30,
+        dimensions=(50, 200),
+    )
 
 
 QUESTION = re.compile(r"\n\d+\. [^\r\n]+\?")
@@ -494,11 +532,14 @@ def test_save_onto_an_existing_file_at_a_terminal_asks_first(tmp_path):
     assert child.exitstatus == 0 and yaml.safe_load((tmp_path / "p.yaml").read_text())["diagnosis"] == "als"
 
 
-@pytest.mark.parametrize("given, case, result", [
-    ("ward.v2/p8", "ward.v2/p8", "ward.v2/p8.result.json"),
-    ("./p7", "p7", "p7.result.json"),
-    ("ward.v2/p9.yaml", "ward.v2/p9.yaml", "ward.v2/p9.result.json"),
-])
+@pytest.mark.parametrize(
+    "given, case, result",
+    [
+        ("ward.v2/p8", "ward.v2/p8", "ward.v2/p8.result.json"),
+        ("./p7", "p7", "p7.result.json"),
+        ("ward.v2/p9.yaml", "ward.v2/p9.yaml", "ward.v2/p9.result.json"),
+    ],
+)
 def test_the_result_is_saved_beside_the_case(tmp_path, given, case, result):
     (tmp_path / "ward.v2").mkdir()
     (tmp_path / "ward.result.json").write_text("keep me\n", encoding="utf-8")
@@ -577,13 +618,13 @@ def test_resume_of_an_empty_file_names_it(tmp_path, name, text):
 
 
 def test_resume_of_a_file_with_several_cases_asks_for_an_id(tmp_path):
-    (tmp_path / "two.jsonl").write_text('{"id": "p1", "diagnosis": "mmn"}\n{"id": "p2", "diagnosis": "gbs"}\n',
-                                        encoding="utf-8")
+    (tmp_path / "two.jsonl").write_text(
+        '{"id": "p1", "diagnosis": "mmn"}\n{"id": "p2", "diagnosis": "gbs"}\n', encoding="utf-8"
+    )
     run = interview("--resume", "two.jsonl", answers="", cwd=tmp_path)
     line = one_line(run.stderr)
     assert run.returncode == 2 and "2 cases" in line and "--id" in line and "p2" in line
-    run = interview("--resume", "two.jsonl", "--id", "p2", "--save", "p2.yaml", answers=UNKNOWNS,
-                    cwd=tmp_path)
+    run = interview("--resume", "two.jsonl", "--id", "p2", "--save", "p2.yaml", answers=UNKNOWNS, cwd=tmp_path)
     assert run.returncode == 0, run.stdout + run.stderr
     saved = yaml.safe_load((tmp_path / "p2.yaml").read_text())
     assert saved["id"] == "p2" and saved["diagnosis"] == "gbs"
@@ -592,6 +633,7 @@ def test_resume_of_a_file_with_several_cases_asks_for_an_id(tmp_path):
 
 
 # -- 6. exit codes in the help --------------------------------------------------------------
+
 
 @pytest.mark.parametrize("command", [[], ["evaluate"], ["interview"], ["audit"]])
 def test_exit_codes_are_in_the_help(run_cli, command):

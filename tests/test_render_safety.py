@@ -10,9 +10,19 @@ import json
 
 import pytest
 
-CRITICAL_CASE = {"id": "p1", "diagnosis": "cidp", "treatment_phase": "maintenance", "iga_deficiency": True,
-                 "anti_iga_antibodies": True, "renal_disease": True, "volume_depletion": True, "migraine": True,
-                 "age": 80, "weight_kg": 70, "planned_cotherapy": []}
+CRITICAL_CASE = {
+    "id": "p1",
+    "diagnosis": "cidp",
+    "treatment_phase": "maintenance",
+    "iga_deficiency": True,
+    "anti_iga_antibodies": True,
+    "renal_disease": True,
+    "volume_depletion": True,
+    "migraine": True,
+    "age": 80,
+    "weight_kg": 70,
+    "planned_cotherapy": [],
+}
 QUIET_CASE = {"id": "p2", "diagnosis": "als", "ivig_planned": False}
 
 
@@ -52,10 +62,18 @@ def test_csv_carries_max_severity_and_the_critical_codes(run_cli, cases):
     assert (rows[1]["max_severity"], rows[1]["critical"]) == ("", "")
 
 
-@pytest.mark.parametrize("hostile, cell", [
-    ("=HYPERLINK(\"http://evil\",\"x\")", "'=HYPERLINK(\"http://evil\",\"x\")"), ("@SUM(1+1)", "'@SUM(1+1)"),
-    ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"), ("-2+3", "'-2+3"), ("\t=1", "\\t=1"), ("＝1", "'＝1"),
-    ("\x1b[2J\x1b[HFAKE", "\\e[2J\\e[HFAKE")])
+@pytest.mark.parametrize(
+    "hostile, cell",
+    [
+        ('=HYPERLINK("http://evil","x")', '\'=HYPERLINK("http://evil","x")'),
+        ("@SUM(1+1)", "'@SUM(1+1)"),
+        ("+cmd|' /C calc'!A0", "'+cmd|' /C calc'!A0"),
+        ("-2+3", "'-2+3"),
+        ("\t=1", "\\t=1"),
+        ("＝1", "'＝1"),
+        ("\x1b[2J\x1b[HFAKE", "\\e[2J\\e[HFAKE"),
+    ],
+)
 def test_csv_cells_from_input_never_start_a_formula_nor_hold_an_escape(run_cli, tmp_path, hostile, cell):
     path = tmp_path / "c.jsonl"
     path.write_text(json.dumps({"id": hostile, "diagnosis": "mmn"}) + "\n", encoding="utf-8")

@@ -12,8 +12,8 @@ import unicodedata
 
 import pexpect
 import pytest
-
 from conftest import ROOT
+
 from ivig_advisor.engine.output.render import Formatter, wrap
 
 CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
@@ -33,8 +33,10 @@ def words(text: str):
 
 # -- render.wrap ---------------------------------------------------------------------
 
-LONG = ("    WARNING  aseptic-meningitis: Aseptic meningitis is a moderate reaction to IVIG, seen especially, "
-        "but not only, in patients with a history of migraine (ref 81).")
+LONG = (
+    "    WARNING  aseptic-meningitis: Aseptic meningitis is a moderate reaction to IVIG, seen especially, "
+    "but not only, in patients with a history of migraine (ref 81)."
+)
 
 
 @pytest.mark.parametrize("width", [36, 47, 80])
@@ -59,8 +61,10 @@ def test_wide_characters_take_two_columns_and_break_between_themselves():
 
 
 def test_wide_text_fills_the_line_rather_than_moving_whole():
-    assert wrap("  The translation says 血小板減少症です", 30, "    ").split("\n") == \
-        ["  The translation says 血小板", "    減少症です"]
+    assert wrap("  The translation says 血小板減少症です", 30, "    ").split("\n") == [
+        "  The translation says 血小板",
+        "    減少症です",
+    ]
 
 
 def test_styles_take_no_columns_and_are_never_split():
@@ -96,6 +100,7 @@ def test_an_arrow_stays_with_the_rule_it_points_to():
 
 # -- `ivig evaluate` at a terminal and into a pipe ------------------------------------------
 
+
 def terminal(*args, cwd=ROOT):
     """`ivig ...` with its standard output in a pseudo-terminal of 80 columns (its
     width from the pty alone): what the terminal showed, and the exit status.
@@ -105,9 +110,16 @@ def terminal(*args, cwd=ROOT):
         env.pop(name, None)
     with tempfile.TemporaryDirectory() as folder:
         command = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "ivig_advisor.cli", *args))
-        out, status = pexpect.run("/bin/sh", args=["-c", f"exec {command} 2>{shlex.quote(folder)}/stderr"],
-                                  cwd=str(cwd), env=env, encoding="utf-8", timeout=120, dimensions=(24, 80),
-                                  withexitstatus=True)
+        out, status = pexpect.run(
+            "/bin/sh",
+            args=["-c", f"exec {command} 2>{shlex.quote(folder)}/stderr"],
+            cwd=str(cwd),
+            env=env,
+            encoding="utf-8",
+            timeout=120,
+            dimensions=(24, 80),
+            withexitstatus=True,
+        )
     return out.replace("\r\n", "\n"), status
 
 
@@ -145,7 +157,9 @@ def test_wide_characters_and_escapes_from_input_fit_the_terminal(tmp_path):
     (tmp_path / "cases.yaml").write_text(
         f"id: {ward}\ndiagnosis: gbs\nwalks_unaided: false\nweight_kg: 60\n---\n"
         f"id: p2\ndiagnosis: {'重症筋無力症の疑いがある患者' * 5}\n---\n"
-        f"id: \"p3\\e[2J\\nFAKE {'x' * 20} {'y ' * 40}\"\ndiagnosis: mmn\n", encoding="utf-8")
+        f'id: "p3\\e[2J\\nFAKE {"x" * 20} {"y " * 40}"\ndiagnosis: mmn\n',
+        encoding="utf-8",
+    )
     shown, status = terminal("evaluate", "-q", "cases.yaml", cwd=tmp_path)
     lines = shown.splitlines()
     assert status == 1  # the second case is an error

@@ -10,13 +10,21 @@ import subprocess
 from html.parser import HTMLParser
 
 import pytest
-
 from conftest import ROOT
 
-BROWSER = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome")
-                if shutil.which(name)), None)
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+BROWSER = next(
+    (shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), None
+)
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 # Loaded beside the report: clicks each in-page link in an iframe and writes
 # what happened into the page, which --dump-dom then prints.
@@ -67,12 +75,25 @@ class _Anchors(HTMLParser):
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     from click.testing import CliRunner
+
     from ivig_advisor.cli import main
+
     out = tmp_path_factory.mktemp("report") / "report.html"
     umask = os.umask(0o022)  # a known umask, so that the file's mode is known: 0o666 & ~0o022
     try:
-        result = CliRunner().invoke(main, ["audit", "report", "--out", str(out),
-                                           "--cases", str(ROOT / "tests" / "cases"), "--cases", str(ROOT / "examples")])
+        result = CliRunner().invoke(
+            main,
+            [
+                "audit",
+                "report",
+                "--out",
+                str(out),
+                "--cases",
+                str(ROOT / "tests" / "cases"),
+                "--cases",
+                str(ROOT / "examples"),
+            ],
+        )
     finally:
         os.umask(umask)
     assert result.exit_code == 0, result.output
@@ -93,7 +114,7 @@ def test_the_report_is_one_self_contained_file(report, rulebase):
     # precedence and the regimen table, each a link to the rule it names
     assert 'pre-empted by <a href="#rule-gbs-second-course">gbs-second-course</a>' in text
     assert re.search(r'<td>0\.4 g/kg/day x 5 days = 2 g/kg</td><td>one course</td><td><a href="#rule-gbs-dose">', text)
-    assert "Static check: <span class=\"ok\">passes</span>" in text
+    assert 'Static check: <span class="ok">passes</span>' in text
     assert re.search(r"[\d,]+ combinations checked exhaustively", text)
     assert 'id="assumption-A01"' in text and 'class="badge draft">draft<' in text
     # the mode a plain open() gives under the umask (0o022), not mkstemp's private 0o600
@@ -105,8 +126,15 @@ def test_the_japanese_quotes_name_common_cjk_fonts_to_fall_back_on(report):
     fonts that carry Japanese on Linux, macOS and Windows, before the generic one."""
     text = report.read_text(encoding="utf-8")
     chain = re.search(r"body\{font:[^;]*?,([^;{}]*)sans-serif;", text).group(1)
-    for font in ("Noto Sans CJK JP", "Source Han Sans JP", "Hiragino Sans", "Yu Gothic", "Meiryo",
-                 "IPAexGothic", "Droid Sans Fallback"):
+    for font in (
+        "Noto Sans CJK JP",
+        "Source Han Sans JP",
+        "Hiragino Sans",
+        "Yu Gothic",
+        "Meiryo",
+        "IPAexGothic",
+        "Droid Sans Fallback",
+    ):
         assert f'"{font}"' in chain, font
     assert "svg text{font-size:11px;font-family:inherit}" in text  # the graph's labels too
     assert "IVIGの使用に関連する有害反応には" in text
@@ -114,6 +142,7 @@ def test_the_japanese_quotes_name_common_cjk_fonts_to_fall_back_on(report):
 
 def test_the_report_shows_sign_offs_and_findings(run_cli, rules_copy, tmp_path):
     from conftest import mutate
+
     run_cli("audit", "--rules", str(rules_copy), "sign", "mmn-general", "--verdict", "approved", "--reviewer", "Dr R")
     mutate(rules_copy / "gbs.yaml", "stance: first-line", "stance: second-line")
     out = tmp_path / "r.html"
@@ -123,15 +152,29 @@ def test_the_report_shows_sign_offs_and_findings(run_cli, rules_copy, tmp_path):
     assert '<td class="bad">gap</td>' in text and "no rule gives a regimen" in text
 
 
-@pytest.mark.skipif(BROWSER is None, reason="no Chromium on this machine: `apt-get install chromium` "
-                                            "(Debian's package; .ci/run installs it) to run the browser test")
+@pytest.mark.skipif(
+    BROWSER is None,
+    reason="no Chromium on this machine: `apt-get install chromium` "
+    "(Debian's package; .ci/run installs it) to run the browser test",
+)
 def test_the_report_renders_in_a_real_browser_and_its_links_work(report, rulebase, tmp_path):
     harness = report.parent / "harness.html"
     harness.write_text(HARNESS, encoding="utf-8")
     profile = tmp_path / "profile"
-    run = subprocess.run([BROWSER, *FLAGS, f"--user-data-dir={profile}", "--allow-file-access-from-files",
-                          "--virtual-time-budget=20000", "--dump-dom", harness.as_uri()],
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run(
+        [
+            BROWSER,
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            "--allow-file-access-from-files",
+            "--virtual-time-budget=20000",
+            "--dump-dom",
+            harness.as_uri(),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     found = re.search(r'<pre id="out">(.*?)</pre>', run.stdout, re.S)
     assert found and found.group(1) != "pending", run.stderr[-2000:]
     seen = json.loads(found.group(1).replace("&amp;", "&").replace("&lt;", "<").replace("&gt;", ">"))
@@ -142,8 +185,18 @@ def test_the_report_renders_in_a_real_browser_and_its_links_work(report, rulebas
     assert seen["title"].startswith("Rule audit: ") and seen["height"] > 5000
 
     shot = tmp_path / "shot.png"
-    subprocess.run([BROWSER, *FLAGS, f"--user-data-dir={profile}", "--window-size=1200,900",
-                    f"--screenshot={shot}", report.as_uri()], capture_output=True, timeout=120)
+    subprocess.run(
+        [
+            BROWSER,
+            *FLAGS,
+            f"--user-data-dir={profile}",
+            "--window-size=1200,900",
+            f"--screenshot={shot}",
+            report.as_uri(),
+        ],
+        capture_output=True,
+        timeout=120,
+    )
     png = shot.read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and int.from_bytes(png[16:20], "big") == 1200
     assert len(png) > 20_000, "a page with text, not a blank one"

@@ -2,8 +2,8 @@
 
 import pytest
 import yaml
-
 from conftest import ROOT, mutate
+
 from ivig_advisor.engine import RuleBase, RuleBaseInvalid
 from ivig_advisor.engine.core import conditions
 
@@ -37,33 +37,99 @@ def test_dose_rules_only_for_stances_that_give_ivig(rulebase):
                 assert set(t.operands) <= rulebase.ivig_given, rule.id
 
 
-@pytest.mark.parametrize("file, old, new, words", [
-    ("mmn.yaml", "id: mmn-general", "id: mmn-maintenance", "duplicate rule id 'mmn-maintenance'"),
-    ("mmn.yaml", "when: {diagnosis: mmn}", "when: {diagnosis: mnn}", "'mnn' is not a value of 'diagnosis'; did you mean 'mmn'?"),
-    ("mmn.yaml", "when: {diagnosis: mmn}", "when: {diagnoses: mmn}", "did you mean 'diagnosis'?"),
-    ("gbs.yaml", "    when: {diagnosis: miller_fisher}", "    when: {diagnosis: miller_fisher, age: {ge: old}}", "'ge' takes a number"),
-    ("regimens.yaml", "  total_g_per_kg: 2.0, g_per_kg_per_day: null, days: null,\n  repeat: \"monthly for 3 months\",\n  note: \"The regimen of the controlled trial (ref 71)",
-     "  total_g_per_kg: 2.0, g_per_kg_per_day: 0.4, days: 4,\n  repeat: \"monthly for 3 months\",\n  note: \"The regimen of the controlled trial (ref 71)",
-     "is not the total 2.0 g/kg"),
-    ("regimens.yaml", "  repeat: \"one course\",\n", "  repeat: \"one course\", per_week: 1,\n", "unknown dose key 'per_week'"),
-    ("regimens.yaml", "gbs: {diagnosis: gbs,", "gbs: {diagnosis: gbss,", "'gbss' is not a diagnosis; did you mean 'gbs'?"),
-    ("gbs.yaml", "      dose: gbs\n", "      dose: gbss\n", "no regimen 'gbss' in regimens.yaml; did you mean 'gbs'?"),
-    ("gbs.yaml", "      dose: gbs\n", "      dose: [gbs]\n", "'dose' must be a mapping, or the id of a regimen"),
-    ("mmn.yaml", "      cite: mmn-study-regimen\n", "      cite: mmn-study-regimn\n",
-     "no passage 'mmn-study-regimn' in passages.yaml; did you mean 'mmn-study-regimen'?"),
-    ("mmn.yaml", "      cite: mmn-steroids-worsen\n", "      cite: mmn-steroids-worsen\n      quote: x\n",
-     "brings its quote from passages.yaml"),
-    ("passages.yaml", "  quote_en: \"Unlike CIDP, MMN does not respond to steroids; rather, steroids may worsen it.\"\n", "",
-     "a passage needs quote and quote_en"),
-    ("passages.yaml", "  quote_en: \"Unlike CIDP", "  quote_english: x\n  quote_en: \"Unlike CIDP", "unknown key 'quote_english'"),
-    ("junction.yaml", "    layer: general\n    when: {diagnosis: lems}", "    layer: generall\n    when: {diagnosis: lems}", "did you mean 'general'?"),
-    ("scope.yaml", "    basis: review\n    claims: [S01]", "    basis: assumption\n    claims: [S01]", "must give its rationale"),
-    ("cidp.yaml", "        stance: first-line\n        summary: >-\n          IVIG is a first-line treatment of CIDP",
-     "        stance: first line\n        summary: >-\n          IVIG is a first-line treatment of CIDP", "needs a stance"),
-    ("safety.yaml", "    claims: [C49]", "    claims: [C99]", "unknown claim 'C99'"),
-    ("gbs.yaml", "    layer: classify\n    when:\n      all:\n        - diagnosis: gbs",
-     "    layer: plan\n    when:\n      all:\n        - diagnosis: gbs", "derives in layer 'plan', after this rule's layer"),
-])
+@pytest.mark.parametrize(
+    "file, old, new, words",
+    [
+        ("mmn.yaml", "id: mmn-general", "id: mmn-maintenance", "duplicate rule id 'mmn-maintenance'"),
+        (
+            "mmn.yaml",
+            "when: {diagnosis: mmn}",
+            "when: {diagnosis: mnn}",
+            "'mnn' is not a value of 'diagnosis'; did you mean 'mmn'?",
+        ),
+        ("mmn.yaml", "when: {diagnosis: mmn}", "when: {diagnoses: mmn}", "did you mean 'diagnosis'?"),
+        (
+            "gbs.yaml",
+            "    when: {diagnosis: miller_fisher}",
+            "    when: {diagnosis: miller_fisher, age: {ge: old}}",
+            "'ge' takes a number",
+        ),
+        (
+            "regimens.yaml",
+            '  total_g_per_kg: 2.0, g_per_kg_per_day: null, days: null,\n  repeat: "monthly for 3 months",\n  note: "The regimen of the controlled trial (ref 71)',
+            '  total_g_per_kg: 2.0, g_per_kg_per_day: 0.4, days: 4,\n  repeat: "monthly for 3 months",\n  note: "The regimen of the controlled trial (ref 71)',
+            "is not the total 2.0 g/kg",
+        ),
+        (
+            "regimens.yaml",
+            '  repeat: "one course",\n',
+            '  repeat: "one course", per_week: 1,\n',
+            "unknown dose key 'per_week'",
+        ),
+        (
+            "regimens.yaml",
+            "gbs: {diagnosis: gbs,",
+            "gbs: {diagnosis: gbss,",
+            "'gbss' is not a diagnosis; did you mean 'gbs'?",
+        ),
+        (
+            "gbs.yaml",
+            "      dose: gbs\n",
+            "      dose: gbss\n",
+            "no regimen 'gbss' in regimens.yaml; did you mean 'gbs'?",
+        ),
+        ("gbs.yaml", "      dose: gbs\n", "      dose: [gbs]\n", "'dose' must be a mapping, or the id of a regimen"),
+        (
+            "mmn.yaml",
+            "      cite: mmn-study-regimen\n",
+            "      cite: mmn-study-regimn\n",
+            "no passage 'mmn-study-regimn' in passages.yaml; did you mean 'mmn-study-regimen'?",
+        ),
+        (
+            "mmn.yaml",
+            "      cite: mmn-steroids-worsen\n",
+            "      cite: mmn-steroids-worsen\n      quote: x\n",
+            "brings its quote from passages.yaml",
+        ),
+        (
+            "passages.yaml",
+            '  quote_en: "Unlike CIDP, MMN does not respond to steroids; rather, steroids may worsen it."\n',
+            "",
+            "a passage needs quote and quote_en",
+        ),
+        (
+            "passages.yaml",
+            '  quote_en: "Unlike CIDP',
+            '  quote_english: x\n  quote_en: "Unlike CIDP',
+            "unknown key 'quote_english'",
+        ),
+        (
+            "junction.yaml",
+            "    layer: general\n    when: {diagnosis: lems}",
+            "    layer: generall\n    when: {diagnosis: lems}",
+            "did you mean 'general'?",
+        ),
+        (
+            "scope.yaml",
+            "    basis: review\n    claims: [S01]",
+            "    basis: assumption\n    claims: [S01]",
+            "must give its rationale",
+        ),
+        (
+            "cidp.yaml",
+            "        stance: first-line\n        summary: >-\n          IVIG is a first-line treatment of CIDP",
+            "        stance: first line\n        summary: >-\n          IVIG is a first-line treatment of CIDP",
+            "needs a stance",
+        ),
+        ("safety.yaml", "    claims: [C49]", "    claims: [C99]", "unknown claim 'C99'"),
+        (
+            "gbs.yaml",
+            "    layer: classify\n    when:\n      all:\n        - diagnosis: gbs",
+            "    layer: plan\n    when:\n      all:\n        - diagnosis: gbs",
+            "derives in layer 'plan', after this rule's layer",
+        ),
+    ],
+)
 def test_broken_rule_base_fails_with_file_line_and_field(rules_copy, file, old, new, words):
     mutate(rules_copy / file, old, new)
     errors = load_errors(rules_copy)
@@ -85,8 +151,10 @@ def test_a_cited_passage_and_a_named_regimen_read_as_if_written_in_the_rule(rule
     assert set(named) == set(regimens), "every regimen is used, and every dose comes from the table"
     for name, rule in named.items():
         for key in ("per", "total_g_per_kg", "infusion_g_per_kg", "interval", "repeat"):
-            assert rule.then["dose"][key] == (regimens[name].get(key) or ("course" if key == "per" else None)), \
-                (name, key)
+            assert rule.then["dose"][key] == (regimens[name].get(key) or ("course" if key == "per" else None)), (
+                name,
+                key,
+            )
 
 
 def test_a_review_rule_without_citation_fails(rules_copy):
@@ -95,18 +163,23 @@ def test_a_review_rule_without_citation_fails(rules_copy):
     start = data.index("  - id: lems-general")
     block_end = data.index("  - id: lems-dose")
     block = data[start:block_end]
-    cut = block[:block.index("    source:")]
+    cut = block[: block.index("    source:")]
     path.write_text(data[:start] + cut + data[block_end:], encoding="utf-8")
     errors = load_errors(rules_copy)
     assert any("must cite the review" in e.message and e.field == "lems-general.source" for e in errors)
 
 
 def test_a_contradictory_stance_in_one_layer_shows_as_a_conflict(rules_copy):
-    mutate(rules_copy / "myopathy.yaml", "        stance: second-line\n        summary: IVIG is effective in aggressive",
-           "        stance: not-effective\n        summary: IVIG is effective in aggressive")
+    mutate(
+        rules_copy / "myopathy.yaml",
+        "        stance: second-line\n        summary: IVIG is effective in aggressive",
+        "        stance: not-effective\n        summary: IVIG is effective in aggressive",
+    )
     from ivig_advisor.engine import Advisor
+
     result = Advisor(RuleBase.load(rules_copy)).evaluate_mapping(
-        {"diagnosis": "dermatomyositis", "refractory": True, "aggressive": True})
+        {"diagnosis": "dermatomyositis", "refractory": True, "aggressive": True}
+    )
     codes = [w["code"] for w in result.warnings]
     assert "rule-conflict" in codes
 
@@ -136,6 +209,7 @@ def test_what_changed_in_a_rule_reaches_the_reviewer(run_cli):
     shown = run_cli("audit", "show", "skin-reactions").output
     assert "Changed: 2026-11-25: severity info -> warning" in shown
     import json
+
     records = {r["id"]: r for r in json.loads(run_cli("audit", "rules", "--format", "json").output)}
     assert records["mmn-maintenance-dose"]["basis"] == "assumption"
     assert any("1-7" in c for c in records["mmn-maintenance-dose"]["changes"])
@@ -150,17 +224,20 @@ def test_a_rule_file_not_in_utf8_is_an_error_that_names_it(rules_copy):
 
 # -- files in the rule directory that the manifest does not list (issue 25) --------------
 
+
 def _manifest(rules_dir):
     return yaml.safe_load((rules_dir / "rulebase.yaml").read_text(encoding="utf-8"))
 
 
 def test_the_shipped_rule_directory_has_no_unlisted_file():
     from ivig_advisor.engine.core.rulebase import unlisted_files
+
     assert unlisted_files(ROOT / "rules", _manifest(ROOT / "rules"), ("rulebase.yaml", "review-log.yaml")) == []
 
 
 def test_an_unlisted_file_is_found_at_any_depth_without_recursion(rules_copy):
     from ivig_advisor.engine.core.rulebase import unlisted_files
+
     folders = [rules_copy / "d"]
     for _ in range(1_199):  # deeper than Python's recursion limit (and than Path.mkdir's parents=True)
         folders.append(folders[-1] / "d")
@@ -180,6 +257,7 @@ def test_a_file_listed_through_a_link_inside_the_directory_is_listed(rules_copy)
     """The manifest may name a file through a link to a folder of the directory; the file is
     found where it is, and counts as listed. A link to a listed file is that file too."""
     from ivig_advisor.engine.core.rulebase import unlisted_files
+
     (rules_copy / "v2").mkdir()
     (rules_copy / "mmn.yaml").rename(rules_copy / "v2" / "mmn.yaml")
     (rules_copy / "current").symlink_to(rules_copy / "v2", target_is_directory=True)

@@ -13,12 +13,12 @@ import shutil
 
 import pytest
 import yaml
-
 from conftest import ROOT
+
 from ivig_advisor.engine import RuleBase
+from ivig_advisor.engine.audit.verify import _Walk
 from ivig_advisor.engine.core import conditions
 from ivig_advisor.engine.core.rulebase import SEVERITIES, STANCE
-from ivig_advisor.engine.audit.verify import _Walk
 
 # Stances after which IVIG may be given: not-effective advises against it, and
 # out-of-scope says nothing; those patients are warned only when the case says
@@ -37,30 +37,70 @@ def _is(value, wanted):
 # event); checked in the states of the last layer, where these fields are exact. What applies to every
 # infusion is said among the general precautions (info); what is about this patient is louder.
 REQUIREMENTS = [
-    ("any patient given IVIG: infusion-rate reactions, mild (C48)", lambda f: True, "infusion-reactions", "info",
-     "mild"),
+    (
+        "any patient given IVIG: infusion-rate reactions, mild (C48)",
+        lambda f: True,
+        "infusion-reactions",
+        "info",
+        "mild",
+    ),
     ("any patient given IVIG: skin reactions, moderate (C50)", lambda f: True, "skin-reactions", "info", "moderate"),
-    ("any patient given IVIG without migraine: aseptic meningitis, moderate (C49)",
-     lambda f: not _is(f("migraine"), True), "aseptic-meningitis", "info", "moderate"),
-    ("a history of migraine: aseptic meningitis especially, moderate (C49)",
-     lambda f: _is(f("migraine"), True), "aseptic-meningitis-migraine", "warning", "moderate"),
-    ("severe IgA deficiency with anti-IgA antibodies (C51)",
-     lambda f: _is(f("iga_deficiency"), True) and _is(f("anti_iga_antibodies"), True), "anaphylaxis-iga", "critical",
-     "severe"),
-    ("severe IgA deficiency, antibodies unknown (C51, A30)",
-     lambda f: _is(f("iga_deficiency"), True) and _is(f("anti_iga_antibodies"), None), "anaphylaxis-iga", "warning",
-     "severe"),
-    ("anti-IgA antibodies, IgA level unknown (C51, A30 the other way)",
-     lambda f: _is(f("iga_deficiency"), None) and _is(f("anti_iga_antibodies"), True), "anaphylaxis-iga", "warning",
-     "severe"),
-    ("kidney disease with volume depletion (C52)",
-     lambda f: _is(f("renal_disease"), True) and _is(f("volume_depletion"), True), "renal-failure", "critical",
-     "severe"),
-    ("kidney disease, volume status unknown (C52, A31)",
-     lambda f: _is(f("renal_disease"), True) and _is(f("volume_depletion"), None), "renal-failure", "warning",
-     "severe"),
-    ("kidney disease without volume depletion (C52, A31)",
-     lambda f: _is(f("renal_disease"), True), "renal-failure", "info", "severe"),
+    (
+        "any patient given IVIG without migraine: aseptic meningitis, moderate (C49)",
+        lambda f: not _is(f("migraine"), True),
+        "aseptic-meningitis",
+        "info",
+        "moderate",
+    ),
+    (
+        "a history of migraine: aseptic meningitis especially, moderate (C49)",
+        lambda f: _is(f("migraine"), True),
+        "aseptic-meningitis-migraine",
+        "warning",
+        "moderate",
+    ),
+    (
+        "severe IgA deficiency with anti-IgA antibodies (C51)",
+        lambda f: _is(f("iga_deficiency"), True) and _is(f("anti_iga_antibodies"), True),
+        "anaphylaxis-iga",
+        "critical",
+        "severe",
+    ),
+    (
+        "severe IgA deficiency, antibodies unknown (C51, A30)",
+        lambda f: _is(f("iga_deficiency"), True) and _is(f("anti_iga_antibodies"), None),
+        "anaphylaxis-iga",
+        "warning",
+        "severe",
+    ),
+    (
+        "anti-IgA antibodies, IgA level unknown (C51, A30 the other way)",
+        lambda f: _is(f("iga_deficiency"), None) and _is(f("anti_iga_antibodies"), True),
+        "anaphylaxis-iga",
+        "warning",
+        "severe",
+    ),
+    (
+        "kidney disease with volume depletion (C52)",
+        lambda f: _is(f("renal_disease"), True) and _is(f("volume_depletion"), True),
+        "renal-failure",
+        "critical",
+        "severe",
+    ),
+    (
+        "kidney disease, volume status unknown (C52, A31)",
+        lambda f: _is(f("renal_disease"), True) and _is(f("volume_depletion"), None),
+        "renal-failure",
+        "warning",
+        "severe",
+    ),
+    (
+        "kidney disease without volume depletion (C52, A31)",
+        lambda f: _is(f("renal_disease"), True),
+        "renal-failure",
+        "info",
+        "severe",
+    ),
     ("in the thrombosis risk group (C53)", lambda f: f(RISK_GROUP) is True, "thrombosis", "warning", "not-graded"),
 ]
 ADVERSE_EVENTS = {code for _, _, code, _, _ in REQUIREMENTS}
@@ -129,14 +169,16 @@ class SafetyWalk(_Walk):
         if value is ANY:
             return ANY
         if isinstance(value, tuple) and name in getattr(self, "numeric", ()):
-            return self.domains[name][value[0]:value[1]]
+            return self.domains[name][value[0] : value[1]]
         return [value]
 
     def check_risk_group(self, assign, rules, derived):
         if not any(RISK_GROUP in r.derives for r in rules):
             return
+
         def field(name):
             return self.values(assign, name) if name == "age" else assign.get(name, ANY)
+
         for what, applies in RISK_FACTORS:
             if applies(field):
                 self.checked[what] += 1
@@ -166,8 +208,7 @@ class SafetyWalk(_Walk):
                     if warned.get(code, len(SEVERITIES)) > SEVERITIES.index(lowest):
                         self.violations.append(f"{what}: no {lowest} '{code}' for {assign} (stance {stance})")
                     elif grades.get(code) != {grade}:
-                        self.violations.append(f"{what}: '{code}' graded {grades.get(code)}, not {grade}, for "
-                                               f"{assign}")
+                        self.violations.append(f"{what}: '{code}' graded {grades.get(code)}, not {grade}, for {assign}")
         elif stance is not None and stance not in OFF_THE_TABLE:  # IVIG not planned: no adverse event, one line
             self.quiet += 1
             given = ADVERSE_EVENTS & set(warned)
@@ -196,8 +237,9 @@ def walk(rulebase):
     for what, _, code, _, _ in REQUIREMENTS:  # a requirement is checked where its warning is given
         if code not in given:
             checker.violations.append(f"{what}: no rule gives '{code}'")
-    assert all(rule.layer == checker.last for rule in rulebase.rules if rule.warnings), \
+    assert all(rule.layer == checker.last for rule in rulebase.rules if rule.warnings), (
         "a warning outside the last layer: the walk checks the last layer only"
+    )
     return checker
 
 
@@ -222,40 +264,67 @@ def _mutated(tmp_path, change):
 def _drop(rule_id):
     def change(data):
         data["rules"] = [r for r in data["rules"] if r["id"] != rule_id]
+
     return change
 
 
 def _retarget(rule_id, when):
     def change(data):
         next(r for r in data["rules"] if r["id"] == rule_id)["when"] = when
+
     return change
 
 
 def _regrade(rule_id, grade):
     def change(data):
         next(r for r in data["rules"] if r["id"] == rule_id)["then"]["warn"]["grade"] = grade
+
     return change
 
 
 def _relevel(rule_id, severity):
     def change(data):
         next(r for r in data["rules"] if r["id"] == rule_id)["then"]["warn"]["severity"] = severity
+
     return change
 
 
-@pytest.mark.parametrize("change, expected", [
-    (_drop("thrombosis-risk-thrombocytosis"), "thrombocytosis"),
-    (_drop("thrombosis"), "thrombosis risk group"),
-    (_drop("aseptic-meningitis-any-patient"), "aseptic meningitis"),
-    (_retarget("anaphylaxis-iga", {"all": [{"receives_ivig": True}, {"iga_deficiency": True},
-                                           {"anti_iga_antibodies": True}, {"migraine": True}]}),
-     "anti-IgA"),
-    (_drop("anaphylaxis-iga-deficiency-unknown"), "IgA level unknown"),
-    (_drop("renal-disease-without-depletion"), "kidney disease without volume depletion"),
-    (_regrade("skin-reactions", "mild"), "skin reactions, moderate"),
-    (_relevel("aseptic-meningitis", "info"), "migraine"),
-], ids=["risk factor dropped", "group warning dropped", "general warning dropped", "warning narrowed",
-        "mirror rule dropped", "info rule dropped", "grade changed", "migraine made quiet"])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (_drop("thrombosis-risk-thrombocytosis"), "thrombocytosis"),
+        (_drop("thrombosis"), "thrombosis risk group"),
+        (_drop("aseptic-meningitis-any-patient"), "aseptic meningitis"),
+        (
+            _retarget(
+                "anaphylaxis-iga",
+                {
+                    "all": [
+                        {"receives_ivig": True},
+                        {"iga_deficiency": True},
+                        {"anti_iga_antibodies": True},
+                        {"migraine": True},
+                    ]
+                },
+            ),
+            "anti-IgA",
+        ),
+        (_drop("anaphylaxis-iga-deficiency-unknown"), "IgA level unknown"),
+        (_drop("renal-disease-without-depletion"), "kidney disease without volume depletion"),
+        (_regrade("skin-reactions", "mild"), "skin reactions, moderate"),
+        (_relevel("aseptic-meningitis", "info"), "migraine"),
+    ],
+    ids=[
+        "risk factor dropped",
+        "group warning dropped",
+        "general warning dropped",
+        "warning narrowed",
+        "mirror rule dropped",
+        "info rule dropped",
+        "grade changed",
+        "migraine made quiet",
+    ],
+)
 def test_the_walk_finds_a_missing_warning(tmp_path, change, expected):
     checker = walk(_mutated(tmp_path, change))
     assert any(expected in v for v in checker.violations), checker.violations[:3]
@@ -274,8 +343,13 @@ def _scope_edited(tmp_path, old, new):
 
 def test_the_walk_finds_warnings_gated_on_efficacy_again(tmp_path):
     """The defect of issue 10: warnings only where the stance gives IVIG."""
-    checker = walk(_scope_edited(tmp_path, "        - stance: {not_in: [not-effective, out-of-scope]}\n        - any:",
-                                 "        - stance: {in: [first-line, second-line, trial-justified]}\n        - any:"))
+    checker = walk(
+        _scope_edited(
+            tmp_path,
+            "        - stance: {not_in: [not-effective, out-of-scope]}\n        - any:",
+            "        - stance: {in: [first-line, second-line, trial-justified]}\n        - any:",
+        )
+    )
     assert any("not-established" in v for v in checker.violations), checker.violations[:3]
 
 
@@ -283,5 +357,6 @@ def test_the_walk_finds_warnings_for_a_patient_with_ivig_not_planned(tmp_path):
     """The defect of issue 26: ivig_planned false was ignored where the stance keeps IVIG on the table."""
     either = "            - ivig_planned: {known: false}\n            - ivig_planned: true\n"
     checker = walk(_scope_edited(tmp_path, either, either + "            - ivig_planned: false\n"))
-    assert any("receives IVIG should be False" in v and "'ivig_planned': False" in v for v in checker.violations), \
+    assert any("receives IVIG should be False" in v and "'ivig_planned': False" in v for v in checker.violations), (
         checker.violations[:3]
+    )

@@ -6,10 +6,9 @@ import json
 
 import pytest
 import yaml
+from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from conftest import ROOT
 
 jsonschema = pytest.importorskip("jsonschema")
 
@@ -20,7 +19,9 @@ GOLDEN = ROOT / "tests" / "cases" / "golden.yaml"
 @pytest.fixture(scope="module")
 def exported():
     from click.testing import CliRunner
+
     from ivig_advisor.cli import main
+
     out = CliRunner().invoke(main, ["schema", "--format", "json-schema"])
     assert out.exit_code == 0, out.output
     return json.loads(out.output)
@@ -52,8 +53,11 @@ def test_json_gives_every_field_as_data(run_cli, rulebase):
     data = json.loads(run_cli("schema", "--format", "json").output)
     assert [f["name"] for f in data["fields"]] == list(rulebase.schema.fields)
     diagnosis = next(f for f in data["fields"] if f["name"] == "diagnosis")
-    assert diagnosis["required"] and {"value": "myasthenia_gravis", "label": "Myasthenia gravis",
-                                      "aliases": ["mg", "myasthenia"]} in diagnosis["values"]
+    assert (
+        diagnosis["required"]
+        and {"value": "myasthenia_gravis", "label": "Myasthenia gravis", "aliases": ["mg", "myasthenia"]}
+        in diagnosis["values"]
+    )
     assert data["spellings"]["list_separator"] == ";" and "none" in data["spellings"]["empty_list"]
 
 
@@ -79,26 +83,29 @@ def test_the_json_schema_accepts_the_golden_file_and_each_golden_case(validator)
     validator.validate({"cases": [item["case"] for item in golden]})
 
 
-@pytest.mark.parametrize("bad", [
-    {"age": 40},                                                   # no diagnosis
-    {"diagnosis": None},
-    {"diagnosis": "gbs", "wieght_kg": 70},                         # unknown field
-    {"diagnosis": "gbs x"},
-    {"diagnosis": "gbs", "age": 121},
-    {"diagnosis": "gbs", "weight_kg": 0.5},
-    {"diagnosis": "gbs", "age": True},                             # a boolean is not a number
-    {"diagnosis": "gbs", "walks_unaided": 1},                      # nor a number a boolean
-    {"diagnosis": "gbs", "planned_cotherapy": ["ivig"]},
-    {"diagnosis": "gbs", "planned_cotherapy": "plasma_exchange"},  # canonical form: a list
-    {"diagnosis": "gbs", "needs_ventilation": True, "walks_unaided": True},  # the schema's constraint
-    {"diagnosis": "gbs", "expect": {"stanse": "first-line"}},
-    {"diagnosis": "gbs", "expect": {"stance": "first line"}},
-    {"diagnosis": "gbs", "expect": {"not_fired": ["gbs-dosse"]}},
-    {"diagnosis": "gbs", "expect": {}},
-    {"name": "x", "case": {"diagnosis": "gbs"}, "age": 4},
-    {"cases": [{"diagnosis": "gbs"}], "extra": 1},
-    [{"diagnosis": "gbs"}, {"diagnosis": "nope"}],
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"age": 40},  # no diagnosis
+        {"diagnosis": None},
+        {"diagnosis": "gbs", "wieght_kg": 70},  # unknown field
+        {"diagnosis": "gbs x"},
+        {"diagnosis": "gbs", "age": 121},
+        {"diagnosis": "gbs", "weight_kg": 0.5},
+        {"diagnosis": "gbs", "age": True},  # a boolean is not a number
+        {"diagnosis": "gbs", "walks_unaided": 1},  # nor a number a boolean
+        {"diagnosis": "gbs", "planned_cotherapy": ["ivig"]},
+        {"diagnosis": "gbs", "planned_cotherapy": "plasma_exchange"},  # canonical form: a list
+        {"diagnosis": "gbs", "needs_ventilation": True, "walks_unaided": True},  # the schema's constraint
+        {"diagnosis": "gbs", "expect": {"stanse": "first-line"}},
+        {"diagnosis": "gbs", "expect": {"stance": "first line"}},
+        {"diagnosis": "gbs", "expect": {"not_fired": ["gbs-dosse"]}},
+        {"diagnosis": "gbs", "expect": {}},
+        {"name": "x", "case": {"diagnosis": "gbs"}, "age": 4},
+        {"cases": [{"diagnosis": "gbs"}], "extra": 1},
+        [{"diagnosis": "gbs"}, {"diagnosis": "nope"}],
+    ],
+)
 def test_the_json_schema_refuses_what_ivig_refuses(validator, bad, rulebase):
     assert not validator.is_valid(bad)
 
@@ -110,6 +117,7 @@ WRONG = [12345, 1.5, -1, "zzz", "", True, False, [1], ["zzz"], [], {"a": 1}, Non
 
 def _verdicts(schema, validator, case):
     from ivig_advisor.engine.core.schema import CaseInvalid
+
     try:
         schema.validate(case)
         accepted = True
@@ -135,6 +143,7 @@ def test_each_field_with_each_kind_of_value_gets_one_verdict_from_both(validator
 
 
 # -- property: on canonical values, the JSON Schema and ivig agree ------------------------
+
 
 def _values(spec):
     """Values of a field: mostly canonical ones, sometimes one that is wrong in any reader (never an alias)."""

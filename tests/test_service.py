@@ -83,6 +83,7 @@ def service_of(request: dict) -> str:
 
 # -- the server processes ------------------------------------------------------------
 
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -98,8 +99,17 @@ class Server:
         self.db = tmp / "feedback.sqlite"
         self.log = tmp / "serve.stderr"
         self._log = open(self.log, "wb")
-        cmd = [sys.executable, "-m", "ivig_advisor.cli", "serve", "--port", str(self.port),
-               "--feedback-db", str(self.db), *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "ivig_advisor.cli",
+            "serve",
+            "--port",
+            str(self.port),
+            "--feedback-db",
+            str(self.db),
+            *args,
+        ]
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT, cwd=str(tmp))
         deadline = time.monotonic() + 90
         while True:
@@ -112,7 +122,7 @@ class Server:
             except httpx.HTTPError:
                 if time.monotonic() > deadline:
                     self.stop()
-                    raise RuntimeError(f"ivig serve did not answer in 90 s: {self.log.read_text()}")
+                    raise RuntimeError(f"ivig serve did not answer in 90 s: {self.log.read_text()}") from None
                 time.sleep(0.2)
 
     def stop(self) -> None:
@@ -132,8 +142,9 @@ class Server:
     def post(self, path: str, body=None, *, content=None, headers=None, timeout=60) -> httpx.Response:
         h = {"Content-Type": "application/json"}
         h.update(headers or {})
-        return httpx.post(self.url + path, content=json.dumps(body) if content is None else content,
-                          headers=h, timeout=timeout)
+        return httpx.post(
+            self.url + path, content=json.dumps(body) if content is None else content, headers=h, timeout=timeout
+        )
 
     def call(self, request: dict, service=None, **kw) -> httpx.Response:
         return self.post(f"/cds-services/{service or service_of(request)}", request, **kw)
@@ -161,8 +172,9 @@ class Keys:
         self.jwks.write_text(json.dumps({"keys": [ec_jwk, rsa_jwk]}))
         self.trust = tmp / "trust.yaml"
         self.trust.write_text(f"issuers:\n  - iss: {ISSUER}\n    jwks: ehr-jwks.json\n")
-        self.ec_public_pem = self.ec.public_key().public_bytes(serialization.Encoding.PEM,
-                                                               serialization.PublicFormat.SubjectPublicKeyInfo)
+        self.ec_public_pem = self.ec.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
 
 
 @pytest.fixture(scope="session")
@@ -178,6 +190,7 @@ def secure(tmp_path_factory, keys):
 
 
 # -- 2. discovery --------------------------------------------------------------------
+
 
 def test_discovery_lists_the_three_hooks_with_prefetch_templates(dev):
     reply = httpx.get(dev.url + "/cds-services", timeout=30)
@@ -200,6 +213,7 @@ def test_discovery_schema_can_fail():
 
 
 # -- 3. hook calls, and the same answer as `ivig evaluate` --------------------------------
+
 
 def record_bundle(request: dict) -> dict:
     """The record a hook call carries (its prefetch and its draft orders) as one FHIR Bundle."""
@@ -285,8 +299,9 @@ def test_order_select_mmn_gives_stance_warnings_and_a_dose_update(dev, tmp_path)
     assert stance["indicator"] == "info"
     assert stance["summary"].startswith("IVIG first-line for Multifocal motor neuropathy")
     assert stance["source"]["topic"]["code"] == "mmn-general"
-    assert {"mmn-avoid-corticosteroids", "skin-reactions", "aseptic-meningitis-any-patient", "thrombosis"} \
-        <= said(cards)
+    assert {"mmn-avoid-corticosteroids", "skin-reactions", "aseptic-meningitis-any-patient", "thrombosis"} <= said(
+        cards
+    )
     dose = [c for c in cards if c.get("suggestions")]
     assert len(dose) == 1 and dose[0]["indicator"] == "warning"
     assert "140 g a day differs from the review's 28 g a day" in dose[0]["summary"]
@@ -296,11 +311,16 @@ def test_order_select_mmn_gives_stance_warnings_and_a_dose_update(dev, tmp_path)
     ordered = request["context"]["draftOrders"]["entry"][1]["resource"]
     corrected = action["resource"]
     assert corrected["id"] == ordered["id"] and corrected["resourceType"] == "MedicationRequest"
-    assert corrected["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"] == \
-        {"value": 28.0, "unit": "g", "system": "http://unitsofmeasure.org", "code": "g"}
+    assert corrected["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"] == {
+        "value": 28.0,
+        "unit": "g",
+        "system": "http://unitsofmeasure.org",
+        "code": "g",
+    }
     # the full order: every other element unchanged
-    assert {k: v for k, v in corrected.items() if k != "dosageInstruction"} == \
-        {k: v for k, v in ordered.items() if k != "dosageInstruction"}
+    assert {k: v for k, v in corrected.items() if k != "dosageInstruction"} == {
+        k: v for k, v in ordered.items() if k != "dosageInstruction"
+    }
     assert len({c["uuid"] for c in cards} | {suggestion["uuid"]}) == len(cards) + 1
     assert_same_as_evaluate(cards, evaluate(request, tmp_path), weight=70)
 
@@ -317,7 +337,8 @@ def test_order_sign_evaluates_every_draft_order_and_a_right_dose_gets_no_dose_ca
 def test_order_sign_with_a_wrong_dose_gets_the_dose_card(dev):
     request = load("order-sign-mmn")
     request["context"]["draftOrders"]["entry"][1]["resource"]["dosageInstruction"][0]["doseAndRate"][0][
-        "doseQuantity"].update(value=35)
+        "doseQuantity"
+    ].update(value=35)
     cards = check_response(dev.call(request).json())["cards"]
     (dose,) = [c for c in cards if c.get("suggestions")]
     assert dose["source"]["topic"]["code"] == "mmn-dose"
@@ -423,6 +444,7 @@ def test_an_ivig_order_that_fails_r4_validation_is_not_silently_dropped(dev, for
 
 # -- 4. errors -------------------------------------------------------------------------
 
+
 def outcome(reply):
     body = reply.json()
     assert body["resourceType"] == "OperationOutcome" and body["issue"][0]["diagnostics"]
@@ -444,8 +466,18 @@ def test_missing_context_ids_are_400(dev, drop):
     assert reply.status_code == 400 and f"context.{drop}" in outcome(reply)
 
 
-@pytest.mark.parametrize("change", ["no-hookInstance", "no-draftOrders", "no-selections", "auth-without-server",
-                                    "prefetch-not-object", "prefetch-not-fhir", "body-a-list"])
+@pytest.mark.parametrize(
+    "change",
+    [
+        "no-hookInstance",
+        "no-draftOrders",
+        "no-selections",
+        "auth-without-server",
+        "prefetch-not-object",
+        "prefetch-not-fhir",
+        "body-a-list",
+    ],
+)
 def test_other_malformed_calls_are_400(dev, change):
     request = load("order-select-mmn")
     if change == "no-hookInstance":
@@ -456,8 +488,13 @@ def test_other_malformed_calls_are_400(dev, change):
         del request["context"]["selections"]
     elif change == "auth-without-server":
         del request["fhirServer"]
-        request["fhirAuthorization"] = {"access_token": "t", "token_type": "Bearer", "expires_in": 300,
-                                        "scope": "user/Patient.read", "subject": "ivig"}
+        request["fhirAuthorization"] = {
+            "access_token": "t",
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "user/Patient.read",
+            "subject": "ivig",
+        }
     elif change == "prefetch-not-object":
         request["prefetch"] = ["x"]
     elif change == "prefetch-not-fhir":
@@ -486,14 +523,20 @@ def test_malformed_json_is_400(dev, content):
 def test_non_json_content_type_is_415(dev):
     reply = dev.post("/cds-services/ivig-order", load("order-select-mmn"), headers={"Content-Type": "text/plain"})
     assert reply.status_code == 415
-    reply = dev.post("/cds-services/ivig-order/feedback", {"feedback": []},
-                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    reply = dev.post(
+        "/cds-services/ivig-order/feedback",
+        {"feedback": []},
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
     assert reply.status_code == 415
 
 
 def test_fhir_json_content_type_is_read(dev):
-    reply = dev.post("/cds-services/ivig-order", load("order-select-mmn"),
-                     headers={"Content-Type": "application/fhir+json; charset=utf-8"})
+    reply = dev.post(
+        "/cds-services/ivig-order",
+        load("order-select-mmn"),
+        headers={"Content-Type": "application/fhir+json; charset=utf-8"},
+    )
     assert reply.status_code == 200
 
 
@@ -590,8 +633,13 @@ TOKEN = "fhir-access-token-" + uuid.uuid4().hex
 def fetching(request: dict, server_url: str) -> dict:
     request = copy.deepcopy(request)
     request["fhirServer"] = server_url
-    request["fhirAuthorization"] = {"access_token": TOKEN, "token_type": "Bearer", "expires_in": 300,
-                                    "scope": "user/Patient.read user/Condition.read", "subject": "ivig-advisor"}
+    request["fhirAuthorization"] = {
+        "access_token": TOKEN,
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": "user/Patient.read user/Condition.read",
+        "subject": "ivig-advisor",
+    }
     del request["prefetch"]["patient"], request["prefetch"]["conditions"]
     return request
 
@@ -638,8 +686,9 @@ def test_invalid_fhir_server_url_is_no_500(dev):
 
 def test_huge_integer_dose_is_no_500(dev):
     request = load("order-select-mmn")
-    request["context"]["draftOrders"]["entry"][1]["resource"]["dosageInstruction"][0]["doseAndRate"][0][
-        "doseQuantity"]["value"] = 10 ** 400
+    request["context"]["draftOrders"]["entry"][1]["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"][
+        "value"
+    ] = 10**400
     reply = dev.call(request)
     assert reply.status_code != 500
 
@@ -649,8 +698,9 @@ def test_a_dose_unit_that_is_not_text_is_no_500(dev, code):
     """Found by the fuzzer (test_service_fuzz): a unit code written as a list was looked up
     in the table of units, and the call was a 500. Now the dose is one this does not read."""
     request = load("order-select-mmn")
-    request["context"]["draftOrders"]["entry"][1]["resource"]["dosageInstruction"][0]["doseAndRate"][0][
-        "doseQuantity"]["code"] = code
+    request["context"]["draftOrders"]["entry"][1]["resource"]["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"][
+        "code"
+    ] = code
     reply = dev.call(request)
     assert reply.status_code == 200, reply.text
 
@@ -676,73 +726,125 @@ def test_body_over_the_limit_is_413(dev):
 
 # -- 5. feedback -----------------------------------------------------------------------
 
+
 def test_feedback_round_trip_to_audit_overrides(dev):
     reply = dev.call(load("order-select-critical"))
     cards = check_response(reply.json())["cards"]
     (critical,) = [c for c in cards if c["indicator"] == "critical"]
     (dose,) = [c for c in cards if c.get("suggestions")]
     reason = critical["overrideReasons"][1]
-    feedback = {"feedback": [
-        {"card": critical["uuid"], "outcome": "overridden", "outcomeTimestamp": stamp(-20),
-         "overrideReason": {"reason": {"system": reason["system"], "code": reason["code"]},
-                            "userComment": "hydrated overnight"}},
-        {"card": dose["uuid"], "outcome": "accepted", "outcomeTimestamp": stamp(-10),
-         "acceptedSuggestions": [{"id": dose["suggestions"][0]["uuid"]}]}]}
+    feedback = {
+        "feedback": [
+            {
+                "card": critical["uuid"],
+                "outcome": "overridden",
+                "outcomeTimestamp": stamp(-20),
+                "overrideReason": {
+                    "reason": {"system": reason["system"], "code": reason["code"]},
+                    "userComment": "hydrated overnight",
+                },
+            },
+            {
+                "card": dose["uuid"],
+                "outcome": "accepted",
+                "outcomeTimestamp": stamp(-10),
+                "acceptedSuggestions": [{"id": dose["suggestions"][0]["uuid"]}],
+            },
+        ]
+    }
     other_validator("feedback").validate(feedback)
     reply = dev.post("/cds-services/ivig-order/feedback", feedback)
     assert reply.status_code == 200, reply.text
     assert reply.json() == {"stored": 2}
     # the reason as a Coding with its display, as an EHR may send it
-    feedback = {"feedback": [{"card": critical["uuid"], "outcome": "overridden",
-                              "outcomeTimestamp": stamp(), "overrideReason": {"reason": reason}}]}
+    feedback = {
+        "feedback": [
+            {
+                "card": critical["uuid"],
+                "outcome": "overridden",
+                "outcomeTimestamp": stamp(),
+                "overrideReason": {"reason": reason},
+            }
+        ]
+    }
     assert dev.post("/cds-services/ivig-order/feedback", feedback).json() == {"stored": 1}
 
-    result = CliRunner().invoke(main, ["audit", "overrides", "--db", str(dev.db), "--format", "json"],
-                                catch_exceptions=False)
+    result = CliRunner().invoke(
+        main, ["audit", "overrides", "--db", str(dev.db), "--format", "json"], catch_exceptions=False
+    )
     assert result.exit_code == 0, result.output
     rows = {r["rule"]: r for r in json.loads(result.output)}
     renal = rows["renal-failure"]
-    assert renal["indicator"] == "critical" and renal["overridden"] >= 1 and renal["accepted"] == 0  # the card, once: at its latest outcome
+    assert (
+        renal["indicator"] == "critical" and renal["overridden"] >= 1 and renal["accepted"] == 0
+    )  # the card, once: at its latest outcome
     assert {"reason": reason["display"], "count": 1} in renal["reasons"]
     assert rows["mmn-dose"]["accepted"] >= 1
     text = CliRunner().invoke(main, ["audit", "overrides", "--db", str(dev.db)], catch_exceptions=False).output
     assert "renal-failure" in text and reason["display"] in text
 
 
-@pytest.mark.parametrize("body", [
-    {},
-    {"feedback": []},
-    {"feedback": "x"},
-    [{"card": "c"}],
-    {"feedback": [{"card": "c", "outcome": "dismissed", "outcomeTimestamp": "2020-12-11T00:00:00Z"}]},
-    {"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": "2020-12-11T00:00:00Z"}]},
-    {"feedback": [{"outcome": "overridden", "outcomeTimestamp": "2020-12-11T00:00:00Z"}]},
-    {"feedback": [{"card": "c", "outcome": "overridden"}]},
-    {"feedback": [{"card": "c", "outcome": "overridden", "outcomeTimestamp": "2020-12-11T00:00:00Z",
-                   "overrideReason": {}}]},
-    {"feedback": [{"card": "c", "outcome": "overridden", "outcomeTimestamp": "2020-12-11T00:00:00Z",
-                   "overrideReason": {"reason": {"system": "s"}}}]},
-    {"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": "2020-12-11T00:00:00Z",
-                   "acceptedSuggestions": ["s"]}]},
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"feedback": []},
+        {"feedback": "x"},
+        [{"card": "c"}],
+        {"feedback": [{"card": "c", "outcome": "dismissed", "outcomeTimestamp": "2020-12-11T00:00:00Z"}]},
+        {"feedback": [{"card": "c", "outcome": "accepted", "outcomeTimestamp": "2020-12-11T00:00:00Z"}]},
+        {"feedback": [{"outcome": "overridden", "outcomeTimestamp": "2020-12-11T00:00:00Z"}]},
+        {"feedback": [{"card": "c", "outcome": "overridden"}]},
+        {
+            "feedback": [
+                {"card": "c", "outcome": "overridden", "outcomeTimestamp": "2020-12-11T00:00:00Z", "overrideReason": {}}
+            ]
+        },
+        {
+            "feedback": [
+                {
+                    "card": "c",
+                    "outcome": "overridden",
+                    "outcomeTimestamp": "2020-12-11T00:00:00Z",
+                    "overrideReason": {"reason": {"system": "s"}},
+                }
+            ]
+        },
+        {
+            "feedback": [
+                {
+                    "card": "c",
+                    "outcome": "accepted",
+                    "outcomeTimestamp": "2020-12-11T00:00:00Z",
+                    "acceptedSuggestions": ["s"],
+                }
+            ]
+        },
+    ],
+)
 def test_malformed_feedback_is_400(dev, body):
     reply = dev.post("/cds-services/ivig-order/feedback", body)
     assert reply.status_code == 400, reply.text
     outcome(reply)
 
 
-@pytest.mark.parametrize("item", [
-    {"acceptedSuggestions": None},
-    {"overrideReason": {"reason": {"code": "a", "system": {"not": "a string"}}}},
-    {"overrideReason": {"reason": {"code": "a", "display": ["x"]}}},
-])
+@pytest.mark.parametrize(
+    "item",
+    [
+        {"acceptedSuggestions": None},
+        {"overrideReason": {"reason": {"code": "a", "system": {"not": "a string"}}}},
+        {"overrideReason": {"reason": {"code": "a", "display": ["x"]}}},
+    ],
+)
 def test_feedback_with_odd_types_is_no_500(dev, item):
-    body = {"feedback": [dict({"card": "c", "outcome": "overridden", "outcomeTimestamp": "2020-12-11T00:00:00Z"},
-                              **item)]}
+    body = {
+        "feedback": [dict({"card": "c", "outcome": "overridden", "outcomeTimestamp": "2020-12-11T00:00:00Z"}, **item)]
+    }
     assert dev.post("/cds-services/ivig-order/feedback", body).status_code == 400  # null and non-strings are refused
 
 
 # -- 6. JWT ------------------------------------------------------------------------------
+
 
 def b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
@@ -750,8 +852,14 @@ def b64(data: bytes) -> str:
 
 def claims(secure, path="/cds-services/ivig-order", **change):
     now = int(time.time())
-    out = {"iss": ISSUER, "aud": secure.url + path, "exp": now + 300, "iat": now, "jti": str(uuid.uuid4()),
-           "tenant": "2ddd6c3a"}
+    out = {
+        "iss": ISSUER,
+        "aud": secure.url + path,
+        "exp": now + 300,
+        "iat": now,
+        "jti": str(uuid.uuid4()),
+        "tenant": "2ddd6c3a",
+    }
     out.update(change)
     return {k: v for k, v in out.items() if v is not None}
 
@@ -793,13 +901,14 @@ def test_discovery_and_feedback_need_a_token_for_their_own_url(secure, keys):
     assert reply.status_code == 200
     other_validator("discovery").validate(reply.json())
     reply = secure.call(load("order-select-mmn"), headers=bearer(es384(keys, claims(secure))))
-    body = {"feedback": [{"card": cards_of(reply)[0]["uuid"], "outcome": "overridden",
-                          "outcomeTimestamp": stamp()}]}
+    body = {"feedback": [{"card": cards_of(reply)[0]["uuid"], "outcome": "overridden", "outcomeTimestamp": stamp()}]}
     # a token for the service's URL is not one for its feedback URL
-    assert_refused(secure.post("/cds-services/ivig-order/feedback", body,
-                               headers=bearer(es384(keys, claims(secure)))))
-    reply = secure.post("/cds-services/ivig-order/feedback", body,
-                        headers=bearer(es384(keys, claims(secure, "/cds-services/ivig-order/feedback"))))
+    assert_refused(secure.post("/cds-services/ivig-order/feedback", body, headers=bearer(es384(keys, claims(secure)))))
+    reply = secure.post(
+        "/cds-services/ivig-order/feedback",
+        body,
+        headers=bearer(es384(keys, claims(secure, "/cds-services/ivig-order/feedback"))),
+    )
     assert reply.status_code == 200
 
 
@@ -833,8 +942,9 @@ REFUSED = {
     "no-exp": lambda s, k: es384(k, claims(s, exp=None)),
     "iat-in-future": lambda s, k: es384(k, claims(s, iat=int(time.time()) + 600, exp=int(time.time()) + 900)),
     "lives-a-day": lambda s, k: es384(k, claims(s, exp=int(time.time()) + 86400)),
-    "signed-by-another-key": lambda s, k: jwt.encode(claims(s), ec.generate_private_key(ec.SECP384R1()),
-                                                     algorithm="ES384", headers={"kid": "ehr-ec-1"}),
+    "signed-by-another-key": lambda s, k: jwt.encode(
+        claims(s), ec.generate_private_key(ec.SECP384R1()), algorithm="ES384", headers={"kid": "ehr-ec-1"}
+    ),
     "garbage": lambda s, k: "not.a.jwt",
 }
 
@@ -896,10 +1006,17 @@ def test_the_log_never_holds_a_token(secure, keys):
 
 # -- 7. CORS -----------------------------------------------------------------------------
 
+
 def preflight(server, origin):
-    return httpx.options(server.url + "/cds-services/ivig-order", timeout=30, headers={
-        "Origin": origin, "Access-Control-Request-Method": "POST",
-        "Access-Control-Request-Headers": "authorization, content-type"})
+    return httpx.options(
+        server.url + "/cds-services/ivig-order",
+        timeout=30,
+        headers={
+            "Origin": origin,
+            "Access-Control-Request-Method": "POST",
+            "Access-Control-Request-Headers": "authorization, content-type",
+        },
+    )
 
 
 def test_cors_preflight_from_the_sandbox_needs_no_jwt(secure):
@@ -924,9 +1041,11 @@ def test_cors_on_a_real_call(dev):
 
 # -- 8. refusing to serve insecurely ------------------------------------------------------
 
+
 def test_insecure_dev_on_a_public_address_is_refused(tmp_path):
-    result = CliRunner().invoke(main, ["serve", "--insecure-dev", "--host", "0.0.0.0",
-                                       "--feedback-db", str(tmp_path / "f.sqlite")])
+    result = CliRunner().invoke(
+        main, ["serve", "--insecure-dev", "--host", "0.0.0.0", "--feedback-db", str(tmp_path / "f.sqlite")]
+    )
     assert result.exit_code == 2
     assert "loopback" in result.output
     assert not (tmp_path / "f.sqlite").exists()
@@ -941,14 +1060,29 @@ def test_serve_without_trust_or_insecure_dev_is_refused(tmp_path):
 def test_serve_with_a_bad_trust_file_does_not_start(tmp_path):
     trust = tmp_path / "trust.yaml"
     trust.write_text("issuers:\n  - iss: https://ehr.example.org/\n    jwks: missing.json\n")
-    proc = subprocess.run([sys.executable, "-m", "ivig_advisor.cli", "serve", "--port", str(free_port()),
-                           "--trust", str(trust), "--feedback-db", str(tmp_path / "f.sqlite")],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "ivig_advisor.cli",
+            "serve",
+            "--port",
+            str(free_port()),
+            "--trust",
+            str(trust),
+            "--feedback-db",
+            str(tmp_path / "f.sqlite"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode != 0
     assert "missing.json" in proc.stderr
 
 
 # -- 9. concurrency ------------------------------------------------------------------------
+
 
 def patient_request(i: int) -> dict:
     """Patient pt-i, MMN, weighing 40 + 3i kg, with an IVIG order of 1 g a day (never the review's dose)."""
@@ -963,9 +1097,16 @@ def patient_request(i: int) -> dict:
     order["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"].update(value=1, unit="g", code="g")
     request["context"]["selections"] = [f"MedicationRequest/ivig-{i}"]
     if i % 2:  # every other patient also has IgA deficiency: one more warning card
-        request["prefetch"]["conditions"]["entry"].append({"resource": {
-            "resourceType": "Condition", "id": "iga", "subject": {"reference": f"Patient/{pid}"},
-            "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "D80.2"}]}}})
+        request["prefetch"]["conditions"]["entry"].append(
+            {
+                "resource": {
+                    "resourceType": "Condition",
+                    "id": "iga",
+                    "subject": {"reference": f"Patient/{pid}"},
+                    "code": {"coding": [{"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "D80.2"}]},
+                }
+            }
+        )
     return request
 
 

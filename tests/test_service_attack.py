@@ -16,17 +16,31 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-
 from conftest import ROOT
-from ivig_advisor.cli import main
-from test_service import (ISSUER, Keys, Server, call_fetching, cards_of, claims, dev, es384,  # noqa: F401
-                          free_port, load, outcome, stamp, stance_of)
+from test_service import (  # noqa: F401 (pytest fixtures, used by name)
+    ISSUER,
+    Keys,
+    Server,
+    call_fetching,
+    cards_of,
+    claims,
+    dev,
+    es384,
+    free_port,
+    load,
+    outcome,
+    stamp,
+    stance_of,
+)
 from test_service_edges import feedback_item, signed, stored_feedback
+
+from ivig_advisor.cli import main
 
 FEEDBACK = "/cds-services/ivig-order/feedback"
 
 
 # -- 1. prefetch entries that are no resources, or about another patient -------------------------
+
 
 def conditions_of(request: dict) -> dict:
     return request["prefetch"]["conditions"]
@@ -35,6 +49,7 @@ def conditions_of(request: dict) -> dict:
 def entries(*values):
     def change(request):
         conditions_of(request)["entry"] = list(values)
+
     change.__name__ = "entries " + json.dumps(values)[:40]
     return change
 
@@ -57,14 +72,22 @@ def bundle_type(kind):
             del conditions_of(request)["type"]
         else:
             conditions_of(request)["type"] = kind
+
     change.__name__ = f"a {kind} Bundle"
     return change
 
 
 NOT_WHAT_A_SEARCH_FINDS = [
-    entries(1, "x", None), entries({"resource": None}), entries({"fullUrl": "x"}),
-    entries({"resource": "Condition/mmn-1"}), entry_not_a_list, condition_of_another_patient,
-    condition_of_no_patient, bundle_type("history"), bundle_type("transaction"), bundle_type(None),
+    entries(1, "x", None),
+    entries({"resource": None}),
+    entries({"fullUrl": "x"}),
+    entries({"resource": "Condition/mmn-1"}),
+    entry_not_a_list,
+    condition_of_another_patient,
+    condition_of_no_patient,
+    bundle_type("history"),
+    bundle_type("transaction"),
+    bundle_type(None),
 ]
 
 
@@ -85,7 +108,8 @@ def test_the_same_conditions_about_this_patient_are_read(dev):
     its subject written as an absolute reference too) gets its stance."""
     request = load("order-select-mmn")
     conditions_of(request)["entry"][0]["resource"]["subject"] = {
-        "reference": "https://ehr.example.org/fhir/Patient/1288992"}
+        "reference": "https://ehr.example.org/fhir/Patient/1288992"
+    }
     assert stance_of(cards_of(dev.call(request)))["source"]["topic"]["code"] == "mmn-general"
 
 
@@ -107,8 +131,9 @@ def draft_order_of_another_patient(request):
     order["subject"] = {"reference": "Patient/other"}
 
 
-@pytest.mark.parametrize("change", [draft_entries_not_resources, draft_order_of_another_patient],
-                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize(
+    "change", [draft_entries_not_resources, draft_order_of_another_patient], ids=lambda f: f.__name__
+)
 def test_draft_orders_that_are_not_this_patients_resources_are_400(dev, change):
     """[1, null] as the draft orders gave 200 with no card: no safety card at the order."""
     request = load("order-select-mmn")
@@ -125,8 +150,10 @@ SURROGATE_AT = {
     "context.userId": ('"userId": "PractitionerRole/123"', '"userId": "\\udc80"'),
     "hookInstance": ('"hookInstance": "3f1c1f4e', '"hookInstance": "\\ud800'),
     "prefetch.conditions.entry[0].resource.id": ('"id": "mmn-1"', '"id": "\\ud800"'),
-    "prefetch.conditions.entry[0].resource.code.coding[0].system":
-        ('"system": "http://hl7.org/fhir/sid/icd-10-cm"', '"system": "\\ud800"'),
+    "prefetch.conditions.entry[0].resource.code.coding[0].system": (
+        '"system": "http://hl7.org/fhir/sid/icd-10-cm"',
+        '"system": "\\ud800"',
+    ),
     "prefetch.conditions.entry[0].resource.code.coding[0].code": ('"code": "G61.82"', '"code": "G61.82\\udfff"'),
     "prefetch.patient": ('"gender": "male"', '"gender": "male", "\\ud800": 1'),
 }
@@ -158,15 +185,17 @@ def test_a_lone_surrogate_in_a_utf16_body_is_400(dev):
 
 def test_a_surrogate_pair_is_text_and_is_read(dev):
     """The test above can fail: an escaped pair is one character (U+1F600), and is read."""
-    text = json.dumps(load("order-select-mmn")).replace('"userId": "PractitionerRole/123"',
-                                                         '"userId": "PractitionerRole/\\ud83d\\ude00"')
+    text = json.dumps(load("order-select-mmn")).replace(
+        '"userId": "PractitionerRole/123"', '"userId": "PractitionerRole/\\ud83d\\ude00"'
+    )
     assert cards_of(dev.post("/cds-services/ivig-order", content=text))
 
 
 def test_a_lone_surrogate_in_feedback_is_400(dev):
     (card, *_) = cards_of(dev.call(load("order-select-mmn")))
-    text = json.dumps({"feedback": [feedback_item(card["uuid"], outcomeTimestamp=stamp(),
-                                                  overrideReason={"userComment": "x"})]})
+    text = json.dumps(
+        {"feedback": [feedback_item(card["uuid"], outcomeTimestamp=stamp(), overrideReason={"userComment": "x"})]}
+    )
     reply = dev.post(FEEDBACK, content=text.replace('"userComment": "x"', '"userComment": "\\ud800"'))
     assert reply.status_code == 400, reply.text
     assert "feedback[0].overrideReason.userComment" in outcome(reply)
@@ -174,6 +203,7 @@ def test_a_lone_surrogate_in_feedback_is_400(dev):
 
 
 # -- 3. ivig audit overrides --------------------------------------------------------------------
+
 
 @pytest.fixture()
 def fresh(tmp_path):
@@ -196,8 +226,10 @@ def test_audit_overrides_escapes_and_bounds_what_feedback_said(fresh):
     forged = {"code": "x", "system": "http://example.org", "display": "disp\x1b[31mRED\x1b[0m\nFORGED line"}
     huge = {"code": "c" * 100_000, "system": "http://example.org"}
     for card, reason in ((cards[0], forged), (cards[-1], huge)):  # two cards: each counts at its latest outcome
-        reply = fresh.post(FEEDBACK, {"feedback": [feedback_item(card["uuid"], outcomeTimestamp=stamp(),
-                                                                 overrideReason={"reason": reason})]})
+        reply = fresh.post(
+            FEEDBACK,
+            {"feedback": [feedback_item(card["uuid"], outcomeTimestamp=stamp(), overrideReason={"reason": reason})]},
+        )
         assert reply.status_code == 200, reply.text
     text = audit(fresh)
     assert "\x1b" not in text
@@ -219,11 +251,16 @@ def test_audit_overrides_counts_each_card_once_at_its_latest_outcome(fresh):
     warning = next(c for c in cards if c["indicator"] != "info" and not c.get("suggestions"))
     rule = warning["source"]["topic"]["code"]
     reason = {"reason": {"code": "r", "system": "http://example.org", "display": "the reason"}}
-    items = [feedback_item(warning["uuid"], outcomeTimestamp=stamp(-5 + i), overrideReason=reason)
-             for i in range(4)]
-    items += [feedback_item(dose["uuid"], outcomeTimestamp=stamp(-10), overrideReason=reason),
-              feedback_item(dose["uuid"], outcome="accepted", outcomeTimestamp=stamp(-1),
-                            acceptedSuggestions=[{"id": dose["suggestions"][0]["uuid"]}])]
+    items = [feedback_item(warning["uuid"], outcomeTimestamp=stamp(-5 + i), overrideReason=reason) for i in range(4)]
+    items += [
+        feedback_item(dose["uuid"], outcomeTimestamp=stamp(-10), overrideReason=reason),
+        feedback_item(
+            dose["uuid"],
+            outcome="accepted",
+            outcomeTimestamp=stamp(-1),
+            acceptedSuggestions=[{"id": dose["suggestions"][0]["uuid"]}],
+        ),
+    ]
     reply = fresh.post(FEEDBACK, {"feedback": items})
     assert reply.json() == {"stored": 6}, reply.text  # every report is kept
     rows = {r["rule"]: r for r in json.loads(audit(fresh, "--format", "json"))}
@@ -235,13 +272,15 @@ def test_audit_overrides_counts_each_card_once_at_its_latest_outcome(fresh):
 
 # -- 4. feedback that names what was never issued, at impossible times, by a tenant no string -----
 
+
 def test_accepted_suggestions_must_be_the_cards_own(dev):
     cards = cards_of(dev.call(load("order-select-mmn")))
     (dose,) = [c for c in cards if c.get("suggestions")]
     plain = next(c for c in cards if not c.get("suggestions"))
     for card, ids in ((dose, ["x"]), (plain, ["x"]), (plain, [dose["suggestions"][0]["uuid"]])):
-        item = feedback_item(card["uuid"], outcome="accepted", outcomeTimestamp=stamp(),
-                             acceptedSuggestions=[{"id": i} for i in ids])
+        item = feedback_item(
+            card["uuid"], outcome="accepted", outcomeTimestamp=stamp(), acceptedSuggestions=[{"id": i} for i in ids]
+        )
         reply = dev.post(FEEDBACK, {"feedback": [item]})
         assert reply.status_code == 404, reply.text
         assert "feedback[0].acceptedSuggestions[0]" in outcome(reply)
@@ -255,8 +294,17 @@ def test_accepted_suggestions_must_be_the_cards_own(dev):
     assert dev.post(FEEDBACK, {"feedback": [accepted]}).json() == {"stored": 1}
 
 
-@pytest.mark.parametrize("when", ["9999-12-31T23:59:59Z", "0001-01-01T00:00:00Z", "0001-01-01T00:00:00+14:00",
-                                  "2021-12-11T10:05Z", "an hour ahead", "a day before the card"])
+@pytest.mark.parametrize(
+    "when",
+    [
+        "9999-12-31T23:59:59Z",
+        "0001-01-01T00:00:00Z",
+        "0001-01-01T00:00:00+14:00",
+        "2021-12-11T10:05Z",
+        "an hour ahead",
+        "a day before the card",
+    ],
+)
 def test_an_outcome_timestamp_in_the_future_before_the_card_or_without_seconds_is_400(dev, when):
     (card, *_) = cards_of(dev.call(load("order-select-mmn")))
     when = {"an hour ahead": stamp(3600), "a day before the card": stamp(-86400)}.get(when, when)
@@ -270,8 +318,11 @@ def test_an_outcome_timestamp_in_the_future_before_the_card_or_without_seconds_i
 def test_an_outcome_timestamp_of_now_is_stored(dev, when):
     (card, *_) = cards_of(dev.call(load("order-select-mmn")))
     now = dt.datetime.now(dt.timezone.utc)
-    when = {"now": stamp(), "now, with a fraction": stamp().replace("Z", ".25Z"),
-            "now, as +01:00": (now + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S+01:00")}[when]
+    when = {
+        "now": stamp(),
+        "now, with a fraction": stamp().replace("Z", ".25Z"),
+        "now, as +01:00": (now + dt.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%S+01:00"),
+    }[when]
     reply = dev.post(FEEDBACK, {"feedback": [feedback_item(card["uuid"], outcomeTimestamp=when)]})
     assert reply.json() == {"stored": 1}, reply.text
 
@@ -309,15 +360,30 @@ def test_a_token_with_a_lone_surrogate_is_401_and_no_500(tenant_server):
 
 # -- 5. JWK Set URLs ---------------------------------------------------------------------------
 
+
 def start(tmp_path: Path, jwks: str, more: str = ""):
     """`ivig serve --trust` with `jwks` as the issuer's JWK Set (and `more` lines of the issuer):
     (exit status, stderr) when it stops, or ("started", stderr) once it answers on its port."""
     trust = tmp_path / "trust.yaml"
     trust.write_text(f"issuers:\n  - iss: {ISSUER}\n    jwks: {json.dumps(jwks)}\n{more}")
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "ivig_advisor.cli", "serve", "--port", str(port), "--trust",
-                             str(trust), "--feedback-db", str(tmp_path / "f.sqlite")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "ivig_advisor.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--trust",
+            str(trust),
+            "--feedback-db",
+            str(tmp_path / "f.sqlite"),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120  # a bound on start-up, never a speed
     while proc.poll() is None:
         try:
@@ -331,8 +397,17 @@ def start(tmp_path: Path, jwks: str, more: str = ""):
     return proc.returncode, proc.stderr.read()
 
 
-@pytest.mark.parametrize("jwks", ["https://", "https:///jwks.json", "https://:443/jwks.json", "HTTP://ehr.example.org/j",
-                                  "file://ehr.example.org/etc/jwks.json", "ftp://ehr.example.org/jwks.json"])
+@pytest.mark.parametrize(
+    "jwks",
+    [
+        "https://",
+        "https:///jwks.json",
+        "https://:443/jwks.json",
+        "HTTP://ehr.example.org/j",
+        "file://ehr.example.org/etc/jwks.json",
+        "ftp://ehr.example.org/jwks.json",
+    ],
+)
 def test_a_jwk_set_url_that_is_no_https_url_with_a_host_or_local_file_is_refused_at_start(tmp_path, jwks):
     status, err = start(tmp_path, jwks)
     assert status == 2, err
@@ -375,12 +450,14 @@ def test_a_file_url_is_read_as_that_file(tmp_path):
 
 # -- 6. a dose per infusion ----------------------------------------------------------------------
 
+
 @pytest.fixture(scope="module")
 def per_infusion(tmp_path_factory):
     """`ivig serve --rules` on a copy of rules/ whose MMN dose rule gives the maintenance regimen
     (0.4 g/kg per infusion): the FHIR mapping reads no treatment phase, so a record cannot ask for
     it, and this is how a dose per infusion reaches a card over HTTP."""
     import shutil
+
     tmp = tmp_path_factory.mktemp("serve-per-infusion")
     shutil.copytree(ROOT / "rules", tmp / "rules")
     mmn = tmp / "rules" / "mmn.yaml"
@@ -397,7 +474,11 @@ def ordering(value, unit) -> dict:
     request = load("order-select-mmn")
     order = request["context"]["draftOrders"]["entry"][1]["resource"]
     order["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"] = {
-        "value": value, "unit": unit, "system": "http://unitsofmeasure.org", "code": unit}
+        "value": value,
+        "unit": unit,
+        "system": "http://unitsofmeasure.org",
+        "code": unit,
+    }
     assert request["prefetch"]["weights"]["entry"][0]["resource"]["valueQuantity"]["value"] == 70
     return request
 

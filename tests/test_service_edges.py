@@ -17,20 +17,38 @@ import time
 import uuid
 
 import pytest
-
-from test_service import (CDS, ISSUER, Keys, Server, call_fetching, cards_of, claims, dev, es384,  # noqa: F401
-                          fetching, free_port, load, outcome, said, stamp, stance_of)
+from test_service import (  # noqa: F401 (pytest fixtures, used by name)
+    CDS,
+    ISSUER,
+    Keys,
+    Server,
+    call_fetching,
+    cards_of,
+    claims,
+    dev,
+    es384,
+    fetching,
+    free_port,
+    load,
+    outcome,
+    said,
+    stamp,
+    stance_of,
+)
 
 BOUND = 30  # seconds a socket waits for the server before the test gives up: a bound, never a speed
-STALLED = (b"POST /cds-services/ivig-order HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
-           b"Content-Length: 100000\r\n\r\n")
+STALLED = (
+    b"POST /cds-services/ivig-order HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+    b"Content-Length: 100000\r\n\r\n"
+)
 
 
 @pytest.fixture(scope="module")
 def brisk(tmp_path_factory):
     """A server that waits 1 s for a request's headers and 1 s for its body."""
-    server = Server(tmp_path_factory.mktemp("serve-brisk"), "--insecure-dev", "--header-timeout", "1",
-                    "--body-timeout", "1")
+    server = Server(
+        tmp_path_factory.mktemp("serve-brisk"), "--insecure-dev", "--header-timeout", "1", "--body-timeout", "1"
+    )
     yield server
     server.stop()
 
@@ -39,8 +57,9 @@ def brisk(tmp_path_factory):
 def crowded(tmp_path_factory):
     """A server that serves two open connections at a time (and waits long for headers, so that
     the idle connections the test holds open stay open)."""
-    server = Server(tmp_path_factory.mktemp("serve-crowded"), "--insecure-dev", "--max-connections", "2",
-                    "--header-timeout", "60")
+    server = Server(
+        tmp_path_factory.mktemp("serve-crowded"), "--insecure-dev", "--max-connections", "2", "--header-timeout", "60"
+    )
     yield server
     server.stop()
 
@@ -72,6 +91,7 @@ def new_log(server, before: int, until) -> str:
 
 # -- a stalled client, a client gone, too many connections ---------------------------------
 
+
 def test_a_stalled_body_is_answered_408_and_the_connection_closed(brisk):
     """Headers and 8 bytes of a 100,000-byte body, then nothing: the connection was held for ever."""
     with connect(brisk) as sock:
@@ -84,8 +104,9 @@ def test_a_stalled_body_is_answered_408_and_the_connection_closed(brisk):
     assert "Traceback" not in brisk.stderr()
 
 
-@pytest.mark.parametrize("sent", ["nothing", "half a request line", "headers without their end",
-                                  "half a request after an answer"])
+@pytest.mark.parametrize(
+    "sent", ["nothing", "half a request line", "headers without their end", "half a request after an answer"]
+)
 def test_stalled_headers_are_cut_off(brisk, sent):
     with connect(brisk) as sock:
         if sent == "half a request after an answer":  # a kept-alive connection: the next request stalls
@@ -93,8 +114,9 @@ def test_stalled_headers_are_cut_off(brisk, sent):
             head = b""
             while b"\r\n\r\n" not in head:
                 head += sock.recv(65536)
-            length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
-                              if line.lower().startswith(b"content-length")))
+            length = int(
+                next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length"))
+            )
             rest = len(head.partition(b"\r\n\r\n")[2])
             while rest < length:
                 rest += len(sock.recv(65536))
@@ -134,13 +156,28 @@ def test_open_connections_beyond_the_limit_are_503(crowded):
 
 # -- trust -------------------------------------------------------------------------------
 
+
 def test_a_jwk_set_over_plain_http_is_refused_at_start(tmp_path):
     trust = tmp_path / "trust.yaml"
     trust.write_text(f"issuers:\n  - iss: {ISSUER}\n    jwks: http://ehr.example.org/jwks.json\n")
     try:
-        proc = subprocess.run([sys.executable, "-m", "ivig_advisor.cli", "serve", "--port", str(free_port()),
-                               "--trust", str(trust), "--feedback-db", str(tmp_path / "f.sqlite")],
-                              capture_output=True, text=True, timeout=60)
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "ivig_advisor.cli",
+                "serve",
+                "--port",
+                str(free_port()),
+                "--trust",
+                str(trust),
+                "--feedback-db",
+                str(tmp_path / "f.sqlite"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
     except subprocess.TimeoutExpired:
         pytest.fail("ivig serve started with a JWK Set fetched over plain http")
     assert proc.returncode == 2, proc.stderr
@@ -160,6 +197,7 @@ def test_a_path_is_logged_with_its_control_characters_escaped(two_issuers):
 
 
 # -- feedback ------------------------------------------------------------------------------
+
 
 def feedback_item(card: str, **change) -> dict:
     item = {"card": card, "outcome": "overridden", "outcomeTimestamp": stamp()}
@@ -182,14 +220,17 @@ def test_feedback_for_a_card_never_issued_is_404_and_not_stored(dev):
     assert made_up not in reply.text
     # one card issued and one made up: nothing of the body is stored
     (card, *_) = cards_of(dev.call(load("order-select-mmn")))
-    reply = dev.post("/cds-services/ivig-order/feedback",
-                     {"feedback": [feedback_item(card["uuid"]), feedback_item(str(uuid.uuid4()))]})
+    reply = dev.post(
+        "/cds-services/ivig-order/feedback",
+        {"feedback": [feedback_item(card["uuid"]), feedback_item(str(uuid.uuid4()))]},
+    )
     assert reply.status_code == 404, reply.text
     assert "feedback[1]" in outcome(reply)
     assert card["uuid"] not in stored_feedback(dev) and made_up not in stored_feedback(dev)
     # the same card on its own is stored: the test can fail
-    assert dev.post("/cds-services/ivig-order/feedback", {"feedback": [feedback_item(card["uuid"])]}).json() \
-        == {"stored": 1}
+    assert dev.post("/cds-services/ivig-order/feedback", {"feedback": [feedback_item(card["uuid"])]}).json() == {
+        "stored": 1
+    }
 
 
 def test_feedback_to_another_service_than_issued_the_card_is_404(dev):
@@ -201,8 +242,9 @@ def test_feedback_to_another_service_than_issued_the_card_is_404(dev):
 @pytest.mark.parametrize("stamp", ["not a date", "2026-13-01T10:00:00Z", "2026-11-26", "2026-11-26T10:05:31"])
 def test_an_outcome_timestamp_that_is_no_utc_date_and_time_is_400(dev, stamp):
     (card, *_) = cards_of(dev.call(load("order-select-mmn")))
-    reply = dev.post("/cds-services/ivig-order/feedback",
-                     {"feedback": [feedback_item(card["uuid"], outcomeTimestamp=stamp)]})
+    reply = dev.post(
+        "/cds-services/ivig-order/feedback", {"feedback": [feedback_item(card["uuid"], outcomeTimestamp=stamp)]}
+    )
     assert reply.status_code == 400, reply.text
     assert "outcomeTimestamp" in outcome(reply)
 
@@ -215,8 +257,9 @@ def two_issuers(tmp_path_factory):
     """A server that trusts two issuers (the same keys, for brevity)."""
     tmp = tmp_path_factory.mktemp("serve-two-issuers")
     keys = Keys(tmp)
-    keys.trust.write_text(f"issuers:\n  - iss: {ISSUER}\n    jwks: ehr-jwks.json\n"
-                          f"  - iss: {OTHER_ISSUER}\n    jwks: ehr-jwks.json\n")
+    keys.trust.write_text(
+        f"issuers:\n  - iss: {ISSUER}\n    jwks: ehr-jwks.json\n  - iss: {OTHER_ISSUER}\n    jwks: ehr-jwks.json\n"
+    )
     server = Server(tmp, "--trust", str(keys.trust))
     server.keys = keys
     yield server
@@ -233,8 +276,11 @@ def test_feedback_from_another_caller_than_the_card_was_issued_to_is_404(two_iss
     reply = server.call(load("order-select-mmn"), headers=signed(server, "/cds-services/ivig-order", tenant="t-1"))
     (card, *_) = cards_of(reply)
     body = {"feedback": [feedback_item(card["uuid"])]}
-    change = {"another issuer": {"iss": OTHER_ISSUER, "tenant": "t-1"}, "another tenant": {"tenant": "t-2"},
-              "no tenant": {"tenant": None}}[caller]
+    change = {
+        "another issuer": {"iss": OTHER_ISSUER, "tenant": "t-1"},
+        "another tenant": {"tenant": "t-2"},
+        "no tenant": {"tenant": None},
+    }[caller]
     reply = server.post(path, body, headers=signed(server, path, **change))
     assert reply.status_code == 404, reply.text
     # the caller it was issued to may give feedback on it
@@ -242,6 +288,7 @@ def test_feedback_from_another_caller_than_the_card_was_issued_to_is_404(two_iss
 
 
 # -- the call's own body ---------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("where", ["hook", "context.patientId"])
 def test_a_key_given_twice_is_400(dev, where):
@@ -269,8 +316,11 @@ def another_patient(request):
 
 
 def patient_in_a_bundle(request):
-    request["prefetch"]["patient"] = {"resourceType": "Bundle", "type": "searchset",
-                                      "entry": [{"resource": request["prefetch"]["patient"]}]}
+    request["prefetch"]["patient"] = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": request["prefetch"]["patient"]}],
+    }
 
 
 def an_observation_among_the_conditions(request):
@@ -286,9 +336,13 @@ def context_patient_id_a_list(request):
 
 
 WRONG_PREFETCH = {
-    patient_in_conditions: "conditions", patient_id_a_list: "patient", another_patient: "patient",
-    patient_in_a_bundle: "patient", an_observation_among_the_conditions: "conditions",
-    a_weight_not_in_a_bundle: "weights", context_patient_id_a_list: "context.patientId",
+    patient_in_conditions: "conditions",
+    patient_id_a_list: "patient",
+    another_patient: "patient",
+    patient_in_a_bundle: "patient",
+    an_observation_among_the_conditions: "conditions",
+    a_weight_not_in_a_bundle: "weights",
+    context_patient_id_a_list: "context.patientId",
 }
 
 
@@ -313,6 +367,7 @@ def test_a_fhir_server_answering_another_type_than_asked_is_412(dev):
 
 
 # -- a chart with no disease the review covers ---------------------------------------------------
+
 
 def on_ivig(request: dict) -> dict:
     """The patient of `request` with an active IVIG order in the record (prefetch medications)."""
@@ -369,6 +424,7 @@ def test_a_prefetch_query_that_names_no_read_or_search_of_a_resource_type_is_ref
     """What a prefetch value must be is read off its query, so a query it cannot be read off
     (a misspelt type, no type) is an error of the services file, naming its line."""
     from ivig_advisor.engine.service.cdshooks import CdsServices, CdsServicesInvalid
+
     lines = (CDS.parent.parent / "facts" / "cds-services.yaml").read_text(encoding="utf-8").splitlines()
     line = next(n for n, text in enumerate(lines, 1) if text.startswith("  conditions:"))
     lines[line - 1] = f"  conditions: {{query: {json.dumps(query)}, required: true}}"

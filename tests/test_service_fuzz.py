@@ -12,21 +12,46 @@ import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
 from test_service import CDS, check_response, dev, stamp  # noqa: F401  (dev: the server fixture)
 
 REQUESTS = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(CDS.glob("*.json"))}
 SERVICES = ["ivig-order", "ivig-patient"]
-FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                        HealthCheck.function_scoped_fixture])
+FUZZ = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 
-scalars = (st.none() | st.booleans() | st.integers(min_value=-10 ** 30, max_value=10 ** 30)
-           | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30)
-           | st.sampled_from(["", "Patient/1288992", "MedicationRequest/ivig-draft-1", "order-select", "patient-view",
-                              "draft", "g", "g/kg", "mg/kg", "J06BA02", "http://www.whocc.no/atc", "Bundle",
-                              "MedicationRequest", "Patient", "Condition", "OperationOutcome"]))
-json_values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=5)
-                           | st.dictionaries(st.text(max_size=12), inner, max_size=5), max_leaves=25)
+scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30)
+    | st.sampled_from(
+        [
+            "",
+            "Patient/1288992",
+            "MedicationRequest/ivig-draft-1",
+            "order-select",
+            "patient-view",
+            "draft",
+            "g",
+            "g/kg",
+            "mg/kg",
+            "J06BA02",
+            "http://www.whocc.no/atc",
+            "Bundle",
+            "MedicationRequest",
+            "Patient",
+            "Condition",
+            "OperationOutcome",
+        ]
+    )
+)
+json_values = st.recursive(
+    scalars,
+    lambda inner: st.lists(inner, max_size=5) | st.dictionaries(st.text(max_size=12), inner, max_size=5),
+    max_leaves=25,
+)
 
 
 def paths(node, prefix=()):
@@ -90,8 +115,12 @@ def mutated(draw, documents):
 
 
 def post(server, service, body):
-    return httpx.post(f"{server.url}/cds-services/{service}", content=json.dumps(body),
-                      headers={"Content-Type": "application/json"}, timeout=120)
+    return httpx.post(
+        f"{server.url}/cds-services/{service}",
+        content=json.dumps(body),
+        headers={"Content-Type": "application/json"},
+        timeout=120,
+    )
 
 
 def assert_answered(reply):
@@ -125,22 +154,43 @@ def feedback(dev):  # noqa: F811
     reply = post(dev, "ivig-order", REQUESTS["order-select-mmn"])
     cards = check_response(reply.json())["cards"]
     (dose,) = [c for c in cards if c.get("suggestions")]
-    return {"feedback": {"feedback": [
-        {"card": dose["uuid"], "outcome": "accepted",
-         "acceptedSuggestions": [{"id": dose["suggestions"][0]["uuid"]}], "outcomeTimestamp": stamp()},
-        {"card": cards[0]["uuid"], "outcome": "overridden",
-         "overrideReason": {"reason": {"code": "d7ecf885", "system": "https://example.com/cds-hooks/override-reason-system",
-                                       "display": "a reason"},
-                            "userComment": "A comment entered by the clinician."},
-         "outcomeTimestamp": stamp()}]}}
+    return {
+        "feedback": {
+            "feedback": [
+                {
+                    "card": dose["uuid"],
+                    "outcome": "accepted",
+                    "acceptedSuggestions": [{"id": dose["suggestions"][0]["uuid"]}],
+                    "outcomeTimestamp": stamp(),
+                },
+                {
+                    "card": cards[0]["uuid"],
+                    "outcome": "overridden",
+                    "overrideReason": {
+                        "reason": {
+                            "code": "d7ecf885",
+                            "system": "https://example.com/cds-hooks/override-reason-system",
+                            "display": "a reason",
+                        },
+                        "userComment": "A comment entered by the clinician.",
+                    },
+                    "outcomeTimestamp": stamp(),
+                },
+            ]
+        }
+    }
 
 
 @FUZZ
 @given(data=st.data())
 def test_mutated_feedback_is_never_a_500(dev, feedback, data):  # noqa: F811
     _, body = data.draw(mutated(feedback))
-    reply = httpx.post(f"{dev.url}/cds-services/ivig-order/feedback", content=json.dumps(body),
-                       headers={"Content-Type": "application/json"}, timeout=60)
+    reply = httpx.post(
+        f"{dev.url}/cds-services/ivig-order/feedback",
+        content=json.dumps(body),
+        headers={"Content-Type": "application/json"},
+        timeout=60,
+    )
     assert reply.status_code in (200, 400, 404, 413), reply.text
     if reply.status_code == 200:
         assert reply.json() == {"stored": len(body["feedback"])}

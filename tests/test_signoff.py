@@ -13,8 +13,8 @@ import sys
 
 import pytest
 import yaml
-
 from conftest import ROOT, mutate
+
 from ivig_advisor.engine import RuleBase
 
 SIGN = ("--verdict", "approved", "--reviewer", "Dr Rev")
@@ -35,16 +35,35 @@ def logged(rules_dir):
 
 def ivig(*args, env=None, cwd=None):
     """The real command in a process of its own."""
-    return subprocess.Popen([sys.executable, "-m", "ivig_advisor.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env, cwd=cwd)
+    return subprocess.Popen(
+        [sys.executable, "-m", "ivig_advisor.cli", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        cwd=cwd,
+    )
 
 
 # -- concurrent writers ---------------------------------------------------------
 
+
 def test_twenty_concurrent_signs_are_all_kept(rules_copy):
     rules = ["mmn-general", "gbs-dose", "mg-dose", "cidp-general"]
-    procs = [ivig("audit", "--rules", str(rules_copy), "sign", rules[i % 4], "--verdict", "approved",
-                  "--reviewer", f"Reviewer {i}") for i in range(20)]
+    procs = [
+        ivig(
+            "audit",
+            "--rules",
+            str(rules_copy),
+            "sign",
+            rules[i % 4],
+            "--verdict",
+            "approved",
+            "--reviewer",
+            f"Reviewer {i}",
+        )
+        for i in range(20)
+    ]
     outcomes = [(p.wait(timeout=120), p.stdout.read(), p.stderr.read()) for p in procs]
     assert all(code == 0 for code, _, _ in outcomes), outcomes
     entries = logged(rules_copy)
@@ -60,21 +79,24 @@ def test_twenty_concurrent_signs_are_all_kept(rules_copy):
 ENTRY = "- rule: mmn-general\n  verdict: approved\n  reviewer: A\n  date: '2026-01-01'\n  hash: x\n"
 
 
-@pytest.mark.parametrize("text, line, words", [
-    ("", 1, "empty"),
-    ("# nothing but a comment\n", 1, "empty"),
-    ("signoffs: []\nnotes: kept here\n", 2, "unknown top-level key 'notes'"),
-    ("notes: first\nsignoffs:\n" + ENTRY, 1, "unknown top-level key 'notes'"),
-    ("signoffs: {}\n", 1, "'signoffs' must be a list"),
-    ("signoffs: 3\n", 1, "'signoffs' must be a list"),
-    (ENTRY, 1, "a mapping with a 'signoffs' list"),
-    ("signoffs:\n- rule: [mmn-general\n", 3, "not valid YAML"),
-    ("signoffs:\n- just a line\n", 2, "a sign-off must be a mapping"),
-    ("signoffs:\n" + ENTRY.replace("  hash: x\n", ""), 2, "'hash' is missing"),
-    ("signoffs:\n" + ENTRY.replace("'2026-01-01'", "2024-02-30"), 2, "date"),
-    ("signoffs:\n" + ENTRY.replace("'2026-01-01'", "not-a-date"), 2, "date"),
-    ("signoffs:\n" + ENTRY.replace("approved", "maybe"), 2, "verdict must be one of"),
-])
+@pytest.mark.parametrize(
+    "text, line, words",
+    [
+        ("", 1, "empty"),
+        ("# nothing but a comment\n", 1, "empty"),
+        ("signoffs: []\nnotes: kept here\n", 2, "unknown top-level key 'notes'"),
+        ("notes: first\nsignoffs:\n" + ENTRY, 1, "unknown top-level key 'notes'"),
+        ("signoffs: {}\n", 1, "'signoffs' must be a list"),
+        ("signoffs: 3\n", 1, "'signoffs' must be a list"),
+        (ENTRY, 1, "a mapping with a 'signoffs' list"),
+        ("signoffs:\n- rule: [mmn-general\n", 3, "not valid YAML"),
+        ("signoffs:\n- just a line\n", 2, "a sign-off must be a mapping"),
+        ("signoffs:\n" + ENTRY.replace("  hash: x\n", ""), 2, "'hash' is missing"),
+        ("signoffs:\n" + ENTRY.replace("'2026-01-01'", "2024-02-30"), 2, "date"),
+        ("signoffs:\n" + ENTRY.replace("'2026-01-01'", "not-a-date"), 2, "date"),
+        ("signoffs:\n" + ENTRY.replace("approved", "maybe"), 2, "verdict must be one of"),
+    ],
+)
 def test_a_corrupted_log_is_refused_and_left_as_it_was(run_cli, rules_copy, text, line, words):
     path = rules_copy / "review-log.yaml"
     path.write_text(text, encoding="utf-8")
@@ -89,11 +111,17 @@ def test_a_corrupted_log_is_refused_and_left_as_it_was(run_cli, rules_copy, text
     assert set(states(run_cli, rules_copy).values()) == {"unreadable"}
 
 
-@pytest.mark.parametrize("text", [
-    "signoffs: []\n", "signoffs: [ ]  # none yet\n", "signoffs:\n", "{signoffs: []}\n",
-    "# comments first\nsignoffs:\n" + ENTRY, "signoffs: [{rule: mmn-general, verdict: approved, reviewer: A, "
-                                             "date: '2026-01-01', hash: x}]\n",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "signoffs: []\n",
+        "signoffs: [ ]  # none yet\n",
+        "signoffs:\n",
+        "{signoffs: []}\n",
+        "# comments first\nsignoffs:\n" + ENTRY,
+        "signoffs: [{rule: mmn-general, verdict: approved, reviewer: A, date: '2026-01-01', hash: x}]\n",
+    ],
+)
 def test_every_valid_shape_of_log_takes_a_sign_off_and_keeps_the_others(run_cli, rules_copy, text):
     path = rules_copy / "review-log.yaml"
     path.write_text(text, encoding="utf-8")
@@ -125,8 +153,18 @@ def test_a_sign_off_for_a_rule_since_removed_is_history_not_corruption(run_cli, 
 
 # -- dates, and all or nothing ----------------------------------------------------------
 
-@pytest.mark.parametrize("date", ["2099-13-45", "not-a-date", "2024-02-30", "2026-1-5", "20260105",
-                                  (datetime.date.today() + datetime.timedelta(days=2)).isoformat()])
+
+@pytest.mark.parametrize(
+    "date",
+    [
+        "2099-13-45",
+        "not-a-date",
+        "2024-02-30",
+        "2026-1-5",
+        "20260105",
+        (datetime.date.today() + datetime.timedelta(days=2)).isoformat(),
+    ],
+)
 def test_a_date_that_is_not_a_real_past_date_is_refused(run_cli, rules_copy, date):
     result = sign(run_cli, rules_copy, "mmn-general", *SIGN, "--date", date)
     assert result.exit_code == 2 and "--date" in result.output, result.output
@@ -151,15 +189,17 @@ def test_one_unknown_rule_records_nothing(run_cli, rules_copy):
 
 # -- staleness ---------------------------------------------------------------------------
 
+
 def test_reordering_layers_makes_the_sign_offs_it_changes_stale(run_cli, rules_copy):
     rules = ("mmn-general", "mmn-without-conduction-block", "gbs-dose")
     assert sign(run_cli, rules_copy, *rules, *SIGN, "--date", "2026-01-02").exit_code == 0
     assert {k: v for k, v in states(run_cli, rules_copy).items() if k in rules} == dict.fromkeys(rules, "approved")
     manifest = rules_copy / "rulebase.yaml"
     text = manifest.read_text(encoding="utf-8")
-    general = text[text.index("  - name: general"):text.index("  - name: plan")]
-    manifest.write_text(text.replace(general, "").replace("  - name: subtype", general + "  - name: subtype"),
-                        encoding="utf-8")
+    general = text[text.index("  - name: general") : text.index("  - name: plan")]
+    manifest.write_text(
+        text.replace(general, "").replace("  - name: subtype", general + "  - name: subtype"), encoding="utf-8"
+    )
     # the answer changed: MMN without conduction block is now first-line
     case = rules_copy.parent / "mmn.yaml"
     case.write_text("diagnosis: mmn\nconduction_block: false\n", encoding="utf-8")
@@ -196,23 +236,35 @@ def test_editing_a_regimen_or_a_cited_passage_stales_the_rules_that_use_it(run_c
     content: the reviewer approved that content, not the id."""
     rules = ("gbs-dose", "mmn-dose", "mmn-general", "gbs-general", "mg-dose")
     assert sign(run_cli, rules_copy, *rules, *SIGN).exit_code == 0
-    mutate(rules_copy / "regimens.yaml", "  total_g_per_kg: 2.0, g_per_kg_per_day: 0.4, days: 5,\n  repeat: \"one course\",\n",
-           "  total_g_per_kg: 2.0, g_per_kg_per_day: 0.4, days: 5,\n  repeat: \"one course, edited\",\n")
+    mutate(
+        rules_copy / "regimens.yaml",
+        '  total_g_per_kg: 2.0, g_per_kg_per_day: 0.4, days: 5,\n  repeat: "one course",\n',
+        '  total_g_per_kg: 2.0, g_per_kg_per_day: 0.4, days: 5,\n  repeat: "one course, edited",\n',
+    )
     now = states(run_cli, rules_copy)
     assert [now[r] for r in rules] == ["stale", "approved", "approved", "approved", "approved"]
-    mutate(rules_copy / "passages.yaml", "IVIG is chosen for the treatment of GBS, MMN and CIDP ...",
-           "IVIG is chosen for GBS, MMN and CIDP ...")
+    mutate(
+        rules_copy / "passages.yaml",
+        "IVIG is chosen for the treatment of GBS, MMN and CIDP ...",
+        "IVIG is chosen for GBS, MMN and CIDP ...",
+    )
     now = states(run_cli, rules_copy)
     assert [now[r] for r in rules] == ["stale", "approved", "stale", "stale", "approved"]
 
 
 # -- where the log lives -----------------------------------------------------------------
 
+
 def installed_copy(tmp_path, checkout=False):
     """The package copied as a non-editable install would lay it out (no .git beside it)."""
     site = tmp_path / "site"
-    shutil.copytree(ROOT, site / "ivig_advisor", ignore=shutil.ignore_patterns(
-        ".git", "tests", "bench", "examples", "*.egg-info", "__pycache__", "review-log.yaml", ".*"))
+    shutil.copytree(
+        ROOT,
+        site / "ivig_advisor",
+        ignore=shutil.ignore_patterns(
+            ".git", "tests", "bench", "examples", "*.egg-info", "__pycache__", "review-log.yaml", ".*"
+        ),
+    )
     if checkout:
         (site / "ivig_advisor" / ".git").mkdir()
     env = dict(os.environ, PYTHONPATH=str(site))
@@ -222,8 +274,13 @@ def installed_copy(tmp_path, checkout=False):
 def test_an_installed_package_is_not_signed_in_place(tmp_path, rules_copy):
     package, env = installed_copy(tmp_path)
     # the copy, not the editable checkout, is what gets imported
-    probe = subprocess.run([sys.executable, "-c", "import ivig_advisor; print(ivig_advisor.__file__)"],
-                           env=env, capture_output=True, text=True, cwd=tmp_path)
+    probe = subprocess.run(
+        [sys.executable, "-c", "import ivig_advisor; print(ivig_advisor.__file__)"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
     assert probe.stdout.strip() == str(package / "__init__.py")
     out, err = ivig("audit", "sign", "mmn-general", *SIGN, env=env, cwd=tmp_path).communicate(timeout=120)
     assert "--rules" in err and "installed" in err, err
@@ -245,6 +302,7 @@ def test_the_rules_of_a_checkout_are_signed_beside_them_and_it_says_where(tmp_pa
 
 # -- one lifecycle --------------------------------------------------------------------
 
+
 def test_one_lifecycle_reads_the_same_in_show_rules_the_report_and_check(run_cli, rules_copy, tmp_path):
     """draft -> approved -> stale, in the same words everywhere; never a file's
     'status: draft' beside a log's 'approved'."""
@@ -255,8 +313,9 @@ def test_one_lifecycle_reads_the_same_in_show_rules_the_report_and_check(run_cli
     views = {
         "show": run_cli("audit", "show", "--rules", str(rules_copy), "mmn-general").output,
         "rules": run_cli("audit", "rules", "--rules", str(rules_copy), "--disease", "mmn").output,
-        "markdown": run_cli("audit", "rules", "--rules", str(rules_copy), "--disease", "mmn",
-                            "--format", "markdown").output,
+        "markdown": run_cli(
+            "audit", "rules", "--rules", str(rules_copy), "--disease", "mmn", "--format", "markdown"
+        ).output,
         "report": report.read_text(encoding="utf-8"),
     }
     for name, text in views.items():
@@ -275,6 +334,7 @@ def test_the_stage_filter_names_the_stages_and_refuses_others(rules_copy, run_cl
     from ivig_advisor.engine import RuleBase
     from ivig_advisor.engine.audit import views as audit
     from ivig_advisor.engine.base.errors import UnknownStage
+
     assert sign(run_cli, rules_copy, "mmn-general", "gbs-dose", *SIGN).exit_code == 0
     rulebase = RuleBase.load(rules_copy)
     assert sorted(r.id for r in audit.rules_for(rulebase, stage="approved")) == ["gbs-dose", "mmn-general"]
@@ -290,6 +350,7 @@ def test_the_stage_filter_names_the_stages_and_refuses_others(rules_copy, run_cl
 @pytest.mark.parametrize("status", ["approved", "reviewed", "needs-change"])
 def test_a_rule_file_cannot_claim_what_only_a_sign_off_gives(rules_copy, status):
     from ivig_advisor.engine import RuleBase, RuleBaseInvalid
+
     path = rules_copy / "mmn.yaml"
     text = path.read_text(encoding="utf-8")
     at = text.index("  - id: mmn-general\n") + len("  - id: mmn-general\n")

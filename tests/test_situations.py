@@ -9,13 +9,14 @@ import random
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings, strategies as st
-
 from conftest import ROOT, jsonl
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
 from ivig_advisor.engine import Advisor, RuleBase
 from ivig_advisor.engine.core import conditions
-from ivig_advisor.engine.core.analysis import domains, live_rules
 from ivig_advisor.engine.core.advisor import Result, Run
+from ivig_advisor.engine.core.analysis import domains, live_rules
 from ivig_advisor.engine.core.cache.situations import READ_BY_RESULT, Keyer, Situation
 from ivig_advisor.engine.core.cache.support import projector
 
@@ -43,7 +44,7 @@ def same_answers(cases, cached=None):
 
 def variant(case, rnd):
     """The same case with other numbers, ids and weights: often the same situation, not always."""
-    out = dict(case, id=f"v{rnd.randrange(10 ** 6)}")
+    out = dict(case, id=f"v{rnd.randrange(10**6)}")
     for name, spec in FIELDS.items():
         if name in out and spec.type in ("number", "integer") and rnd.random() < 0.7:
             low, high = spec.min if spec.min is not None else 0, spec.max if spec.max is not None else 150
@@ -76,13 +77,17 @@ def test_the_cli_gives_the_same_bytes_with_and_without_the_cache(run_cli, tmp_pa
 
 # -- random cases ------------------------------------------------------------------------
 
+
 def field_value(name):
     spec = FIELDS[name]
     if spec.type in ("number", "integer"):
         low, high = spec.min if spec.min is not None else 0, spec.max if spec.max is not None else 150
         cuts = [v for v in SPACE.get(name, []) if v is not None]
-        anywhere = st.integers(int(low), int(high)) if spec.type == "integer" else \
-            st.floats(low, high, allow_nan=False).map(lambda v: round(v, 1))
+        anywhere = (
+            st.integers(int(low), int(high))
+            if spec.type == "integer"
+            else st.floats(low, high, allow_nan=False).map(lambda v: round(v, 1))
+        )
         return st.one_of(st.sampled_from(cuts), anywhere) if cuts else anywhere
     return st.sampled_from([v for v in SPACE[name] if v is not None])
 
@@ -114,11 +119,18 @@ def test_random_cases_give_the_same_results_with_the_cache(batch):
 
 # -- a sample of each diagnosis's fact space ---------------------------------------------
 
+
 @pytest.mark.parametrize("diagnosis", [d for d in SPACE["diagnosis"] if d is not None])
 def test_a_sample_of_each_diagnosis_fact_space(diagnosis):
     rnd = random.Random(diagnosis)
-    tested = sorted({t.name for r in live_rules(RULES, diagnosis) for t in conditions.tests(r.when)
-                     if t.name in FIELDS and t.name != "diagnosis"})
+    tested = sorted(
+        {
+            t.name
+            for r in live_rules(RULES, diagnosis)
+            for t in conditions.tests(r.when)
+            if t.name in FIELDS and t.name != "diagnosis"
+        }
+    )
     sample = []
     for _ in range(120):
         case = {"diagnosis": diagnosis, "weight_kg": 70}
@@ -132,6 +144,7 @@ def test_a_sample_of_each_diagnosis_fact_space(diagnosis):
 
 
 # -- the key --------------------------------------------------------------------------
+
 
 def test_the_key_reads_every_field_some_rule_of_the_engine_tests():
     advisor = Advisor(RULES)
@@ -148,13 +161,21 @@ def test_two_cases_that_differ_in_one_tested_field_are_not_taken_for_one_situati
     cache on, get their own answers. Leaving any such field out of the key fails."""
     checked, plain = set(), PLAIN
     for diagnosis in (d for d in SPACE["diagnosis"] if d is not None):
-        names = sorted({t.name for r in live_rules(RULES, diagnosis) for t in conditions.tests(r.when)
-                        if t.name in FIELDS and t.name != "diagnosis"})
+        names = sorted(
+            {
+                t.name
+                for r in live_rules(RULES, diagnosis)
+                for t in conditions.tests(r.when)
+                if t.name in FIELDS and t.name != "diagnosis"
+            }
+        )
         base = {"diagnosis": diagnosis, "weight_kg": 70}
         for name in names:
             answers = {}
             for value in SPACE[name]:
-                case = dict(base, **({} if value is None else {name: list(value) if isinstance(value, tuple) else value}))
+                case = dict(
+                    base, **({} if value is None else {name: list(value) if isinstance(value, tuple) else value})
+                )
                 if valid(case):
                     answers.setdefault(as_json(plain.evaluate_mapping(case)), case)
             if len(answers) < 2:
@@ -173,9 +194,17 @@ def test_a_field_only_rules_already_false_read_does_not_split_a_situation():
     unknown are one situation with one answer; with it they are three."""
     for renal, situations in ((False, 1), (True, 3)):
         advisor = Advisor(RULES)
-        cases = [{"diagnosis": "myasthenia_gravis", "ivig_planned": True, "age": 40, "weight_kg": 60,
-                  "renal_disease": renal, **depleted} for depleted in
-                 ({"volume_depletion": True}, {"volume_depletion": False}, {})]
+        cases = [
+            {
+                "diagnosis": "myasthenia_gravis",
+                "ivig_planned": True,
+                "age": 40,
+                "weight_kg": 60,
+                "renal_disease": renal,
+                **depleted,
+            }
+            for depleted in ({"volume_depletion": True}, {"volume_depletion": False}, {})
+        ]
         same_answers(cases, advisor)
         assert len(advisor.situations) == situations, renal
         assert advisor.situations.hits == 3 - situations
@@ -187,8 +216,10 @@ def test_a_field_only_rules_needing_a_fact_never_derived_read_does_not_split_a_s
     the patient receives IVIG, and migraine splits it in three."""
     for planned, situations in ((False, 1), (True, 3)):
         advisor = Advisor(RULES)
-        cases = [{"diagnosis": "als", "ivig_planned": planned, "age": 50, "weight_kg": 70, **migraine}
-                 for migraine in ({"migraine": True}, {"migraine": False}, {})]
+        cases = [
+            {"diagnosis": "als", "ivig_planned": planned, "age": 50, "weight_kg": 70, **migraine}
+            for migraine in ({"migraine": True}, {"migraine": False}, {})
+        ]
         same_answers(cases, advisor)
         assert len(advisor.situations) == situations, planned
 
@@ -208,8 +239,10 @@ def test_a_dropped_field_would_be_caught(monkeypatch):
 
     def without_age(self, rules, rulebase):
         original(self, rules, rulebase)
-        self._outcomes = tuple((lambda facts: True) if t.name == "age" else o  # age read as always old
-                               for t, o in zip(self.tests, self._outcomes))
+        self._outcomes = tuple(
+            (lambda facts: True) if t.name == "age" else o  # age read as always old
+            for t, o in zip(self.tests, self._outcomes)
+        )
 
     monkeypatch.setattr(Keyer, "__init__", without_age)
     with pytest.raises(AssertionError):
@@ -217,6 +250,7 @@ def test_a_dropped_field_would_be_caught(monkeypatch):
 
 
 # -- bounded, and safe to change ------------------------------------------------------------
+
 
 def test_the_cache_keeps_at_most_its_size_and_forgets_the_least_recently_used():
     advisor = Advisor(RULES, cache=3)
@@ -236,13 +270,32 @@ def test_the_parts_shared_between_situations_stay_bounded_too():
     """Parts of forgotten situations are not kept forever: the table of shared
     parts starts again past SHARED_PER_SITUATION per situation kept."""
     from ivig_advisor.engine.core.cache.situations import SHARED_PER_SITUATION
+
     advisor, largest = Advisor(RULES, cache=4), 0
     advisor.engines = PLAIN.engines
     for i in range(300):
-        case = {"diagnosis": "cidp", "weight_kg": 70, "ivig_planned": True, "age": 20 + (i % 2) * 60,
-                **{name: bool(i >> bit & 1) for bit, name in enumerate(
-                    ("diabetes", "migraine", "renal_disease", "thrombocytosis", "refractory",
-                     "hypergammaglobulinemia", "thrombocytopenia", "volume_depletion"), start=1)}}
+        case = {
+            "diagnosis": "cidp",
+            "weight_kg": 70,
+            "ivig_planned": True,
+            "age": 20 + (i % 2) * 60,
+            **{
+                name: bool(i >> bit & 1)
+                for bit, name in enumerate(
+                    (
+                        "diabetes",
+                        "migraine",
+                        "renal_disease",
+                        "thrombocytosis",
+                        "refractory",
+                        "hypergammaglobulinemia",
+                        "thrombocytopenia",
+                        "volume_depletion",
+                    ),
+                    start=1,
+                )
+            },
+        }
         advisor.evaluate_mapping(case)
         largest = max(largest, len(advisor.situations.shared))
     assert advisor.situations.misses > 100
@@ -303,13 +356,18 @@ def test_the_run_record_of_a_hit_is_the_runs():
     advisor.run(case)
     hit, fresh = advisor.run(case), plain.run(case)
     assert advisor.situations.hits == 1
-    assert (hit.derived, hit.fired, [r.id for r in hit.undecided]) == \
-        (fresh.derived, fresh.fired, [r.id for r in fresh.undecided])
+    assert (hit.derived, hit.fired, [r.id for r in hit.undecided]) == (
+        fresh.derived,
+        fresh.fired,
+        [r.id for r in fresh.undecided],
+    )
 
 
 def test_freezing_keeps_types_and_order_even_for_values_python_calls_equal():
     from pickle import loads
+
     from ivig_advisor.engine.core.cache.situations import _interned
+
     shared = {}
     first = _interned({"value": 1, "list": [], "n": 2.0, "items": [1, 2], "t": (1,)}, shared)
     second = _interned({"value": True, "list": {}, "n": 2, "items": [True, 2.0], "t": [1]}, shared)
@@ -323,6 +381,7 @@ def test_freezing_keeps_types_and_order_even_for_values_python_calls_equal():
 
 def test_a_batch_that_never_repeats_stores_only_a_sample_and_still_answers_the_same():
     from ivig_advisor.engine.core.cache.situations import SAMPLE_WHEN_IDLE
+
     advisor, keys, cases, rnd = Advisor(RULES), set(), [], random.Random(13)
     PLAIN.situation({"diagnosis": "cidp"})
     tested = sorted(PLAIN.keyers["cidp"].names)
@@ -393,7 +452,7 @@ def check_supports(cases, rnd, support=None):
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cases(), st.integers(0, 2 ** 32))
+@given(cases(), st.integers(0, 2**32))
 def test_a_case_that_agrees_with_a_runs_support_gets_that_run(case, seed):
     """engine/support.py's argument, checked: a random case, then another with every
     field that keeps the key's characters at the first run's support redrawn; the

@@ -11,13 +11,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import ROOT
 from ivig_advisor.engine import Advisor, RuleBase
-from ivig_advisor.engine.core.analysis import domains
 from ivig_advisor.engine.audit.verify import _Walk, verify, walk_case
+from ivig_advisor.engine.core.analysis import domains
 
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_verify import reference_verify, summary, threshold_rules  # noqa: E402
@@ -79,8 +79,9 @@ def test_the_walk_fires_what_experta_fires_with_threshold_rules(data):
     if not rulebase.schema.check_constraints({k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}):
         return
     case = ADVISOR_20.validate(data)
-    fired = sorted({entry["rule"] for entry in ADVISOR_20.evaluate(case).trace},
-                   key=lambda i: rulebase.by_id[i].position)
+    fired = sorted(
+        {entry["rule"] for entry in ADVISOR_20.evaluate(case).trace}, key=lambda i: rulebase.by_id[i].position
+    )
     assert walk_case(rulebase, case.facts) == fired
 
 

@@ -8,13 +8,13 @@ import datetime
 import html
 from typing import List, Optional
 
-from . import views as audit
 from ..base.atomic import write_text_atomic
-from .text import lifecycle_counts
+from ..core import words
 from ..core.advisor import Advisor
 from ..core.rulebase import RuleBase, RuleSpec
+from . import views as audit
 from .signoff import ReviewLog
-from ..core import words
+from .text import lifecycle_counts
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans CJK JP","Noto Sans JP","Source Han Sans JP","Hiragino Sans","Hiragino Kaku Gothic ProN","Yu Gothic","Meiryo","MS PGothic","IPAexGothic","IPAPGothic","TakaoPGothic","VL PGothic","Droid Sans Fallback","WenQuanYi Micro Hei",sans-serif;margin:0;color:#1d232a;background:#fafafa}
@@ -43,20 +43,33 @@ def _rule_link(rule_id: str) -> str:
     return f'<a href="#rule-{_e(rule_id)}">{_e(rule_id)}</a>'
 
 
-def _rule_card(rulebase: RuleBase, rule: RuleSpec, log: ReviewLog, feeds, fed_by, fired: Optional[int],
-               preempts=None, preempted_by=None) -> str:
+def _rule_card(
+    rulebase: RuleBase,
+    rule: RuleSpec,
+    log: ReviewLog,
+    feeds,
+    fed_by,
+    fired: Optional[int],
+    preempts=None,
+    preempted_by=None,
+) -> str:
     signoff = log.state(rule)
     c = words.citation(rule)
-    parts = [f'<article class="rule" id="rule-{_e(rule.id)}">',
-             f'<div><strong>{_e(rule.id)}</strong> — {_e(rule.title)}'
-             f'<span class="badge {rule.basis}">{rule.basis}</span>'
-             f'<span class="badge {signoff.stage}">{_e(signoff.stage)}</span></div>',
-             f'<p class="if">{_e(words.sentence(rulebase, rule))}</p>']
+    parts = [
+        f'<article class="rule" id="rule-{_e(rule.id)}">',
+        f"<div><strong>{_e(rule.id)}</strong> — {_e(rule.title)}"
+        f'<span class="badge {rule.basis}">{rule.basis}</span>'
+        f'<span class="badge {signoff.stage}">{_e(signoff.stage)}</span></div>',
+        f'<p class="if">{_e(words.sentence(rulebase, rule))}</p>',
+    ]
     # assumptions are listed next, as links to the assumptions table
     parts.append(f'<div class="meta">Source: {_e(words.provenance(rule, with_assumptions=False))}</div>')
     if c["assumptions"]:
-        parts.append('<div class="meta">Assumptions: ' + ", ".join(
-            f'<a href="#assumption-{_e(a)}">{_e(a)}</a>' for a in c["assumptions"]) + "</div>")
+        parts.append(
+            '<div class="meta">Assumptions: '
+            + ", ".join(f'<a href="#assumption-{_e(a)}">{_e(a)}</a>' for a in c["assumptions"])
+            + "</div>"
+        )
     if c["quote"]:
         parts.append(f'<div class="quote">「{_e(c["quote"])}」</div>')
     if c["quote_en"]:
@@ -88,8 +101,10 @@ def _graph(rulebase: RuleBase, feeds) -> str:
     col_w, row_h, box_w, top = 235, 20, 215, 30
     height = top + row_h * max(len(c) for c in columns) + 10
     where = {}
-    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{col_w * len(columns)}" height="{height}" '
-           f'role="img" aria-label="rule dependency graph">']
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{col_w * len(columns)}" height="{height}" '
+        f'role="img" aria-label="rule dependency graph">'
+    ]
     for i, (layer, members) in enumerate(zip(rulebase.layers, columns)):
         out.append(f'<text x="{i * col_w + 5}" y="16" font-weight="bold">{_e(layer.name)}</text>')
         for j, rule in enumerate(members):
@@ -100,11 +115,15 @@ def _graph(rulebase: RuleBase, feeds) -> str:
             x2, y2 = where[target]
             sx, sy, tx, ty = x1 + box_w, y1 + 8, x2, y2 + 8
             bend = max(30, abs(tx - sx) / 2)
-            out.append(f'<path d="M{sx},{sy} C{sx + bend},{sy} {tx - bend},{ty} {tx},{ty}" fill="none" '
-                       f'stroke="#8896b0" stroke-width="0.8"><title>{_e(source)} → {_e(target)}</title></path>')
+            out.append(
+                f'<path d="M{sx},{sy} C{sx + bend},{sy} {tx - bend},{ty} {tx},{ty}" fill="none" '
+                f'stroke="#8896b0" stroke-width="0.8"><title>{_e(source)} → {_e(target)}</title></path>'
+            )
     for rule_id, (x, y) in where.items():
-        out.append(f'<a href="#rule-{_e(rule_id)}"><rect x="{x}" y="{y}" width="{box_w}" height="16" rx="3" '
-                   f'fill="#eef2fa" stroke="#8896b0"/><text x="{x + 4}" y="{y + 12}">{_e(rule_id)}</text></a>')
+        out.append(
+            f'<a href="#rule-{_e(rule_id)}"><rect x="{x}" y="{y}" width="{box_w}" height="16" rx="3" '
+            f'fill="#eef2fa" stroke="#8896b0"/><text x="{x + 4}" y="{y + 12}">{_e(rule_id)}</text></a>'
+        )
     out.append("</svg>")
     return "\n".join(out)
 
@@ -123,26 +142,32 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
     counts = log.counts()
     topics = list(dict.fromkeys(r.topic for r in rulebase.rules))
     now = datetime.date.today().isoformat()
-    body = [f"<header><h1>Rule audit: {_e(rulebase.name)}</h1>",
-            f'<div class="meta">Rule base version {_e(rulebase.version)}; report of {now}. '
-            f'{_e(rulebase.manifest.get("source", ""))}</div>',
-            "<nav><ul>"
-            '<li><a href="#summary">Summary</a></li><li><a href="#rules">Rules by disease</a></li>'
-            '<li><a href="#regimens">Regimens</a></li>'
-            '<li><a href="#assumptions">Assumptions</a></li><li><a href="#fhir">FHIR mapping</a></li>'
-            '<li><a href="#check">Static check</a></li>'
-            '<li><a href="#coverage">Coverage</a></li><li><a href="#graph">Dependency graph</a></li>'
-            + "".join(f'<li><a href="#topic-{_e(t)}">{_e(rulebase.topics.get(t) or t)}</a></li>' for t in topics)
-            + "</ul></nav></header><main>"]
+    body = [
+        f"<header><h1>Rule audit: {_e(rulebase.name)}</h1>",
+        f'<div class="meta">Rule base version {_e(rulebase.version)}; report of {now}. '
+        f"{_e(rulebase.manifest.get('source', ''))}</div>",
+        "<nav><ul>"
+        '<li><a href="#summary">Summary</a></li><li><a href="#rules">Rules by disease</a></li>'
+        '<li><a href="#regimens">Regimens</a></li>'
+        '<li><a href="#assumptions">Assumptions</a></li><li><a href="#fhir">FHIR mapping</a></li>'
+        '<li><a href="#check">Static check</a></li>'
+        '<li><a href="#coverage">Coverage</a></li><li><a href="#graph">Dependency graph</a></li>'
+        + "".join(f'<li><a href="#topic-{_e(t)}">{_e(rulebase.topics.get(t) or t)}</a></li>' for t in topics)
+        + "</ul></nav></header><main>",
+    ]
     basis = sum(r.basis == "assumption" for r in rulebase.rules)
-    verdict = ('<span class="ok">passes</span>' if checked.ok
-               else f'<span class="bad">{len(checked.findings)} findings</span>')
-    body += ['<h2 id="summary">Summary</h2><ul>',
-             f"<li>{len(rulebase.rules)} rules: {len(rulebase.rules) - basis} from the review, "
-             f'{basis} resting on assumptions (<a href="#assumptions">list</a>).</li>',
-             f"<li>{_e(lifecycle_counts(counts))}.</li>",
-             f'<li>Static check: {verdict}'
-             + (f"; {v.combinations:,} combinations checked exhaustively." if v else ".") + "</li>"]
+    verdict = (
+        '<span class="ok">passes</span>' if checked.ok else f'<span class="bad">{len(checked.findings)} findings</span>'
+    )
+    body += [
+        '<h2 id="summary">Summary</h2><ul>',
+        f"<li>{len(rulebase.rules)} rules: {len(rulebase.rules) - basis} from the review, "
+        f'{basis} resting on assumptions (<a href="#assumptions">list</a>).</li>',
+        f"<li>{_e(lifecycle_counts(counts))}.</li>",
+        f"<li>Static check: {verdict}"
+        + (f"; {v.combinations:,} combinations checked exhaustively." if v else ".")
+        + "</li>",
+    ]
     if cover:
         body.append(f"<li>Coverage: {cover.cases} cases; {len(cover.never(rulebase))} rules never fired.</li>")
     body.append("</ul>")
@@ -153,31 +178,44 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
         if upkeep:
             body.append('<p class="meta">Maintenance: ' + _e("; ".join(f"{k} {v}" for k, v in upkeep.items())) + "</p>")
         for rule in (r for r in rulebase.rules if r.topic == topic):
-            body.append(_rule_card(rulebase, rule, log, feeds, fed_by,
-                                   cover.fired[rule.id] if cover else None, preempts, preempted_by))
+            body.append(
+                _rule_card(
+                    rulebase, rule, log, feeds, fed_by, cover.fired[rule.id] if cover else None, preempts, preempted_by
+                )
+            )
     body += _regimens(rulebase)
     body += _assumptions(rulebase)
     body += _fhir_mapping()
     body += _check_section(rulebase, checked)
     body += _coverage_section(rulebase, cover)
-    body += ['<h2 id="graph">Dependency graph</h2>',
-             '<p class="meta">Columns are the layers in firing order; a line joins a rule to a rule that '
-             'tests a fact it derives. Each box links to its rule.</p>',
-             f'<div style="overflow-x:auto">{_graph(rulebase, feeds)}</div>', "</main>"]
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>Rule audit: {_e(rulebase.name)}</title><style>{CSS}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+    body += [
+        '<h2 id="graph">Dependency graph</h2>',
+        '<p class="meta">Columns are the layers in firing order; a line joins a rule to a rule that '
+        "tests a fact it derives. Each box links to its rule.</p>",
+        f'<div style="overflow-x:auto">{_graph(rulebase, feeds)}</div>',
+        "</main>",
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>Rule audit: {_e(rulebase.name)}</title><style>{CSS}</style></head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
 
 
 def _regimens(rulebase: RuleBase) -> List[str]:
-    out = ['<h2 id="regimens">Regimens</h2>',
-           '<p class="meta">The review\'s doses at a glance (rules/regimens.yaml), with the rules that give '
-           'each.</p><table><tr><th>regimen</th><th>diagnosis</th><th>situation</th><th>dose</th><th>repeat</th>'
-           '<th>rules</th></tr>']
+    out = [
+        '<h2 id="regimens">Regimens</h2>',
+        '<p class="meta">The review\'s doses at a glance (rules/regimens.yaml), with the rules that give '
+        "each.</p><table><tr><th>regimen</th><th>diagnosis</th><th>situation</th><th>dose</th><th>repeat</th>"
+        "<th>rules</th></tr>",
+    ]
     for row in audit.regimens(rulebase):
-        out.append(f'<tr><td>{_e(row["regimen"] or "(in a rule)")}</td><td>{_e(row["diagnosis_label"] or "—")}</td>'
-                   f'<td>{_e(row["situation"] or "—")}</td><td>{_e(row["dose"])}</td><td>{_e(row["repeat"] or "—")}</td>'
-                   f'<td>{", ".join(_rule_link(r) for r in row["rules"]) or "—"}</td></tr>')
+        out.append(
+            f"<tr><td>{_e(row['regimen'] or '(in a rule)')}</td><td>{_e(row['diagnosis_label'] or '—')}</td>"
+            f"<td>{_e(row['situation'] or '—')}</td><td>{_e(row['dose'])}</td><td>{_e(row['repeat'] or '—')}</td>"
+            f"<td>{', '.join(_rule_link(r) for r in row['rules']) or '—'}</td></tr>"
+        )
     out.append("</table>")
     return out
 
@@ -190,12 +228,16 @@ def _assumptions(rulebase: RuleBase) -> List[str]:
             users.setdefault(name, []).append(rule.id)
         if rule.basis == "assumption" and not rule.assumptions:
             users.setdefault("(unnumbered)", []).append(rule.id)
-    out = ['<h2 id="assumptions">Assumptions</h2>',
-           '<p class="meta">Where the review is vague, the rules decide; each decision is listed here '
-           'with the rules that rest on it.</p><table><tr><th>id</th><th>decision</th><th>rules</th></tr>']
+    out = [
+        '<h2 id="assumptions">Assumptions</h2>',
+        '<p class="meta">Where the review is vague, the rules decide; each decision is listed here '
+        "with the rules that rest on it.</p><table><tr><th>id</th><th>decision</th><th>rules</th></tr>",
+    ]
     for name in list(listed) + [n for n in users if n not in listed]:
-        out.append(f'<tr id="assumption-{_e(name)}"><td>{_e(name)}</td><td>{_e(listed.get(name, ""))}</td>'
-                   f'<td>{", ".join(_rule_link(r) for r in users.get(name, [])) or "—"}</td></tr>')
+        out.append(
+            f'<tr id="assumption-{_e(name)}"><td>{_e(name)}</td><td>{_e(listed.get(name, ""))}</td>'
+            f"<td>{', '.join(_rule_link(r) for r in users.get(name, [])) or '—'}</td></tr>"
+        )
     out.append("</table>")
     return out
 
@@ -204,18 +246,25 @@ def _fhir_mapping() -> List[str]:
     """facts/fhir-map.yaml for the reviewer: what each code sets, where it was checked, its assumptions and gaps."""
     from ..io.fhir.mapping import default_map
     from ..io.fhir.text import entry_sets, gap_field
+
     fmap = default_map()
-    out = ['<h2 id="fhir">FHIR mapping</h2>',
-           f'<p class="meta">How FHIR R4 records become cases ({_e(fmap.source)}, {_e(fmap.digest)}): the codes '
-           'that set each field, and where each code was checked. A code not listed is reported under '
-           '<code>unmapped</code> in the result, never guessed.</p>',
-           '<table><tr><th>entry</th><th>resources</th><th>sets</th><th>codes (checked in)</th></tr>']
+    out = [
+        '<h2 id="fhir">FHIR mapping</h2>',
+        f'<p class="meta">How FHIR R4 records become cases ({_e(fmap.source)}, {_e(fmap.digest)}): the codes '
+        "that set each field, and where each code was checked. A code not listed is reported under "
+        "<code>unmapped</code> in the result, never guessed.</p>",
+        "<table><tr><th>entry</th><th>resources</th><th>sets</th><th>codes (checked in)</th></tr>",
+    ]
     for entry in fmap.entries:
         sets = entry_sets(entry) + (" (" + ", ".join(entry.assumptions) + ")" if entry.assumptions else "")
-        codes = "<br>".join(f"{_e(c.label(fmap.names))} {_e(c.display)} <span class=\"meta\">({_e(c.checked)})</span>"
-                            for c in entry.codes)
-        out.append(f"<tr><td>{_e(entry.name)}</td><td>{_e(', '.join(entry.resources))}</td><td>{_e(sets)}</td>"
-                   f"<td>{codes}</td></tr>")
+        codes = "<br>".join(
+            f'{_e(c.label(fmap.names))} {_e(c.display)} <span class="meta">({_e(c.checked)})</span>'
+            for c in entry.codes
+        )
+        out.append(
+            f"<tr><td>{_e(entry.name)}</td><td>{_e(', '.join(entry.resources))}</td><td>{_e(sets)}</td>"
+            f"<td>{codes}</td></tr>"
+        )
     out.append("</table><h3>Mapping assumptions</h3><table><tr><th>id</th><th>decision</th></tr>")
     out += [f"<tr><td>{_e(k)}</td><td>{_e(v)}</td></tr>" for k, v in fmap.assumptions.items()]
     out.append("</table><h3>Gaps</h3><table><tr><th>field</th><th>why a record cannot set it</th></tr>")
@@ -226,27 +275,34 @@ def _fhir_mapping() -> List[str]:
 
 def _check_section(rulebase: RuleBase, checked: audit.CheckReport) -> List[str]:
     from .text import witness_text
+
     out = ['<h2 id="check">Static check</h2>']
     v = checked.verification
     if v is not None:
-        out.append(f"<p>{v.combinations:,} combinations of the fields the rules test, over "
-                   f"{len(v.coverage)} diagnoses, checked exhaustively ({v.excluded:,} excluded by the "
-                   f"schema's constraints; {v.states:,} distinct states evaluated).</p>")
+        out.append(
+            f"<p>{v.combinations:,} combinations of the fields the rules test, over "
+            f"{len(v.coverage)} diagnoses, checked exhaustively ({v.excluded:,} excluded by the "
+            f"schema's constraints; {v.states:,} distinct states evaluated).</p>"
+        )
     if checked.ok:
         out.append('<p class="ok">No findings: no unreachable, conflicting, redundant or subsumed rule, no gap.</p>')
     else:
         out.append("<table><tr><th>kind</th><th>where</th><th>finding</th></tr>")
         for f in checked.findings:
-            what = _e(f.message) + (f"<br><span class=\"meta\">{_e(witness_text(rulebase, f.witness))}</span>"
-                                    if f.witness else "")
+            what = _e(f.message) + (
+                f'<br><span class="meta">{_e(witness_text(rulebase, f.witness))}</span>' if f.witness else ""
+            )
             rule = f" ({_rule_link(f.rule)})" if f.rule in rulebase.by_id else ""
-            out.append(f'<tr><td class="bad">{_e(f.kind)}</td><td>{_e(f.file)}:{_e(f.line)}{rule}</td>'
-                       f"<td>{what}</td></tr>")
+            out.append(
+                f'<tr><td class="bad">{_e(f.kind)}</td><td>{_e(f.file)}:{_e(f.line)}{rule}</td><td>{what}</td></tr>'
+            )
         out.append("</table>")
     if v is not None:
         out.append("<table><tr><th>diagnosis</th><th>fields tested</th><th>combinations</th></tr>")
-        out += [f"<tr><td>{_e(c.diagnosis)}</td><td>{len(c.fields)}</td><td>{c.combinations:,}</td></tr>"
-                for c in v.coverage]
+        out += [
+            f"<tr><td>{_e(c.diagnosis)}</td><td>{len(c.fields)}</td><td>{c.combinations:,}</td></tr>"
+            for c in v.coverage
+        ]
         out.append("</table>")
     return out
 
@@ -256,11 +312,17 @@ def _coverage_section(rulebase: RuleBase, cover) -> List[str]:
     if cover is None:
         return out + ["<p>No case corpus was given.</p>"]
     never = cover.never(rulebase)
-    out.append(f"<p>{cover.cases} cases ({cover.errors} with errors). Never fired: "
-               + (", ".join(_rule_link(r) for r in never) or "none") + ".</p>")
+    out.append(
+        f"<p>{cover.cases} cases ({cover.errors} with errors). Never fired: "
+        + (", ".join(_rule_link(r) for r in never) or "none")
+        + ".</p>"
+    )
     out.append("<table><tr><th>rule</th><th>cases fired</th><th>e.g.</th></tr>")
-    out += [f"<tr><td>{_rule_link(r.id)}</td><td>{cover.fired[r.id]}</td>"
-            f"<td>{_e(', '.join(cover.examples.get(r.id, [])[:3]))}</td></tr>" for r in rulebase.rules]
+    out += [
+        f"<tr><td>{_rule_link(r.id)}</td><td>{cover.fired[r.id]}</td>"
+        f"<td>{_e(', '.join(cover.examples.get(r.id, [])[:3]))}</td></tr>"
+        for r in rulebase.rules
+    ]
     out.append("</table>")
     return out
 

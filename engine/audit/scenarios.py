@@ -22,12 +22,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, Iterator, List, Optional
 
-from ..io.cases import SCENARIO_CASE, CaseRecord, read_cases
 from ..base.escape import for_terminal
+from ..base.yamlsrc import Located, SourceError, shown
 from ..core.advisor import GENERAL, Advisor, Result, default_advisor
 from ..core.rulebase import DOSE_KEYS, GRADES, SEVERITIES, RuleBase
 from ..core.words import dose_line, suggest
-from ..base.yamlsrc import Located, SourceError, shown
+from ..io.cases import SCENARIO_CASE, CaseRecord, read_cases
 
 MAX_DESCRIPTION = 300  # characters: a description says what a scenario is about, in a line or two
 DOSE_RESULT_KEYS = ("rule",) + DOSE_KEYS + ("total_g", "infusion_g")  # what `dose:` may compare: a result's dose keys
@@ -38,50 +38,77 @@ JSON_SCHEMA_DRAFT = "https://json-schema.org/draft/2020-12/schema"
 class Expectation:
     """One key of an `expect:` block: the shape of its value, what its texts
     name (checked on load), and how it is compared with the result."""
+
     key: str
-    shape: str                   # text | texts | dose | severity | severities | grades
-    names: Optional[str]         # stance | rule | field | severity | grade: what each text must be; None: any text
-    meaning: str                 # how the result is compared, for people (ivig schema, the JSON Schema)
+    shape: str  # text | texts | dose | severity | severities | grades
+    names: Optional[str]  # stance | rule | field | severity | grade: what each text must be; None: any text
+    meaning: str  # how the result is compared, for people (ivig schema, the JSON Schema)
 
 
-EXPECTATIONS = {e.key: e for e in (
-    Expectation("stance", "text", "stance", "the stance, exactly"),
-    Expectation("rule", "text", "rule", "the rule that set the stance"),
-    Expectation("dose", "dose", None, "null: no dose is given; else each key written (" + ", ".join(DOSE_RESULT_KEYS)
-                + ") equals the dose's"),
-    Expectation("warnings", "texts", None, "the warning codes, exactly, in any order (a code twice when two rules "
-                                           "give it)"),
-    Expectation("precautions", "texts", None, "the codes among the general precautions for any IVIG infusion "
-                                              "(the warnings' general-precautions entry), exactly, in any order"),
-    Expectation("max_severity", "severity", "severity", "the highest severity among the warnings (null: none)"),
-    Expectation("severity", "severities", "severity", "for each warning code written, the severity of its warnings"),
-    Expectation("grade", "grades", "grade", "for each adverse event's code written (a warning or a general "
-                                            "precaution), the review's grade of it"),
-    Expectation("fired", "texts", "rule", "rules that fire (others may fire too)"),
-    Expectation("not_fired", "texts", "rule", "rules that do not fire"),
-    Expectation("missing", "texts", "field", "fields reported missing (others may be too); [] means none is"),
-    Expectation("not_missing", "texts", "field", "fields not reported missing"),
-)}
+EXPECTATIONS = {
+    e.key: e
+    for e in (
+        Expectation("stance", "text", "stance", "the stance, exactly"),
+        Expectation("rule", "text", "rule", "the rule that set the stance"),
+        Expectation(
+            "dose",
+            "dose",
+            None,
+            "null: no dose is given; else each key written (" + ", ".join(DOSE_RESULT_KEYS) + ") equals the dose's",
+        ),
+        Expectation(
+            "warnings", "texts", None, "the warning codes, exactly, in any order (a code twice when two rules give it)"
+        ),
+        Expectation(
+            "precautions",
+            "texts",
+            None,
+            "the codes among the general precautions for any IVIG infusion "
+            "(the warnings' general-precautions entry), exactly, in any order",
+        ),
+        Expectation("max_severity", "severity", "severity", "the highest severity among the warnings (null: none)"),
+        Expectation(
+            "severity", "severities", "severity", "for each warning code written, the severity of its warnings"
+        ),
+        Expectation(
+            "grade",
+            "grades",
+            "grade",
+            "for each adverse event's code written (a warning or a general precaution), the review's grade of it",
+        ),
+        Expectation("fired", "texts", "rule", "rules that fire (others may fire too)"),
+        Expectation("not_fired", "texts", "rule", "rules that do not fire"),
+        Expectation("missing", "texts", "field", "fields reported missing (others may be too); [] means none is"),
+        Expectation("not_missing", "texts", "field", "fields not reported missing"),
+    )
+}
 
 
 @dataclass
 class Difference:
     """Where a result differs from what its scenario expects."""
-    key: str                 # the expect key ('dose.total_g' for one key of the dose)
+
+    key: str  # the expect key ('dose.total_g' for one key of the dose)
     expected: object
     actual: object
     message: str
     line: Optional[int] = None  # of the key in the scenario's file
 
     def to_dict(self) -> dict:
-        return {"key": self.key, "expected": self.expected, "actual": self.actual, "message": self.message,
-                "line": self.line}
+        return {
+            "key": self.key,
+            "expected": self.expected,
+            "actual": self.actual,
+            "message": self.message,
+            "line": self.line,
+        }
 
 
 @dataclass
 class Outcome:
     """What running one scenario gave: passed, failed (with the differences) or
     error (the scenario or its case could not be read, checked or evaluated)."""
+
     name: str
     source: Optional[str]
     line: Optional[int]
@@ -91,16 +118,23 @@ class Outcome:
     errors: List[SourceError] = field(default_factory=list)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "status": self.status, "description": self.description,
-                "differences": [d.to_dict() for d in self.differences],
-                "errors": [{"message": e.message, "field": e.field, "source": e.source, "line": e.line}
-                           for e in self.errors],
-                "source": self.source, "line": self.line}
+        return {
+            "name": self.name,
+            "status": self.status,
+            "description": self.description,
+            "differences": [d.to_dict() for d in self.differences],
+            "errors": [
+                {"message": e.message, "field": e.field, "source": e.source, "line": e.line} for e in self.errors
+            ],
+            "source": self.source,
+            "line": self.line,
+        }
 
 
 @dataclass
 class ScenarioReport:
     """The outcomes of a run of scenarios, in the order they were read."""
+
     outcomes: List[Outcome]
 
     def count(self, status: str) -> int:
@@ -112,14 +146,19 @@ class ScenarioReport:
         return bool(self.outcomes) and all(o.status == "passed" for o in self.outcomes)
 
     def to_dict(self) -> dict:
-        return {"scenarios": [o.to_dict() for o in self.outcomes], "passed": self.count("passed"),
-                "failed": self.count("failed"), "errors": self.count("error")}
+        return {
+            "scenarios": [o.to_dict() for o in self.outcomes],
+            "passed": self.count("passed"),
+            "failed": self.count("failed"),
+            "errors": self.count("error"),
+        }
 
 
 @dataclass
 class Scenario:
     """A scenario as read and checked: its case record and its `expect:` block,
     or the errors that keep it from running."""
+
     name: str
     record: CaseRecord
     description: Optional[str] = None
@@ -162,9 +201,15 @@ def read_scenarios(paths: Iterable[str], rulebase: RuleBase, stdin=None) -> Iter
         scenario = _scenario(record, rulebase)
         where = f"{record.source}:{record.line}" if record.line else str(record.source)
         if scenario.name in first_seen and not record.error:
-            scenario.errors.append(SourceError(f"the name {shown(scenario.name)} is used already, at "
-                                               f"{first_seen[scenario.name]}: give each scenario its own",
-                                               record.source, record.line, "name"))
+            scenario.errors.append(
+                SourceError(
+                    f"the name {shown(scenario.name)} is used already, at "
+                    f"{first_seen[scenario.name]}: give each scenario its own",
+                    record.source,
+                    record.line,
+                    "name",
+                )
+            )
         first_seen.setdefault(scenario.name, where)
         yield scenario
 
@@ -180,18 +225,36 @@ def _scenario(record: CaseRecord, rulebase: RuleBase) -> Scenario:
     description = keys.get("description")
     if description is not None:
         if not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
-            scenario.errors.append(SourceError(f"'description' must be a text of at most {MAX_DESCRIPTION} characters",
-                                               source, at("description"), "description"))
+            scenario.errors.append(
+                SourceError(
+                    f"'description' must be a text of at most {MAX_DESCRIPTION} characters",
+                    source,
+                    at("description"),
+                    "description",
+                )
+            )
         else:
             scenario.description = description
     expect = keys.get("expect")
     if expect is None:
-        scenario.errors.append(SourceError("no 'expect:' block: a scenario says what its result must be (keys: "
-                                           f"{', '.join(EXPECTATIONS)})", source, line, "expect"))
+        scenario.errors.append(
+            SourceError(
+                f"no 'expect:' block: a scenario says what its result must be (keys: {', '.join(EXPECTATIONS)})",
+                source,
+                line,
+                "expect",
+            )
+        )
         return scenario
     if not isinstance(expect, dict) or not expect:
-        scenario.errors.append(SourceError("'expect' must be a mapping of at least one of: "
-                                           f"{', '.join(EXPECTATIONS)}", source, at("expect"), "expect"))
+        scenario.errors.append(
+            SourceError(
+                f"'expect' must be a mapping of at least one of: {', '.join(EXPECTATIONS)}",
+                source,
+                at("expect"),
+                "expect",
+            )
+        )
         return scenario
     key_line = expect.line_of if isinstance(expect, Located) else (lambda _: at("expect"))
     for key, value in expect.items():
@@ -206,10 +269,16 @@ def _scenario(record: CaseRecord, rulebase: RuleBase) -> Scenario:
 
 # -- the expect schema: checked on load -----------------------------------------------
 
+
 def _known(names: str, rulebase: RuleBase) -> list:
     """The texts a value of kind `names` may be."""
-    return {"stance": list(rulebase.stances), "rule": [r.id for r in rulebase.rules],
-            "field": list(rulebase.schema.fields), "severity": list(SEVERITIES), "grade": list(GRADES)}[names]
+    return {
+        "stance": list(rulebase.stances),
+        "rule": [r.id for r in rulebase.rules],
+        "field": list(rulebase.schema.fields),
+        "severity": list(SEVERITIES),
+        "grade": list(GRADES),
+    }[names]
 
 
 def _check(key, value, rulebase: RuleBase) -> Optional[str]:
@@ -225,8 +294,9 @@ def _check(key, value, rulebase: RuleBase) -> Optional[str]:
             return "'dose' must be null (no dose) or a mapping of the dose's keys to compare"
         unknown = [k for k in value if k not in DOSE_RESULT_KEYS]
         if unknown:
-            return (f"unknown key {shown(unknown[0])} in 'dose' (keys: {', '.join(DOSE_RESULT_KEYS)})"
-                    + suggest(unknown[0], DOSE_RESULT_KEYS))
+            return f"unknown key {shown(unknown[0])} in 'dose' (keys: {', '.join(DOSE_RESULT_KEYS)})" + suggest(
+                unknown[0], DOSE_RESULT_KEYS
+            )
         if "rule" in value:
             return _unknown_name("rule", [value["rule"]], rulebase)
         return None
@@ -260,13 +330,17 @@ def _kind(value) -> str:
 
 # -- comparing ----------------------------------------------------------------------------
 
+
 def _compare(key: str, expected, result: Result) -> List[Difference]:
     """The differences between one expectation and the result (none: it holds)."""
     ivig = result.ivig or {}
     if key in ("stance", "rule", "max_severity"):
         actual = result.max_severity if key == "max_severity" else ivig.get(key)
-        return [] if actual == expected else [Difference(key, expected, actual,
-                                                         f"expected {_shown(expected)}, got {_shown(actual)}")]
+        return (
+            []
+            if actual == expected
+            else [Difference(key, expected, actual, f"expected {_shown(expected)}, got {_shown(actual)}")]
+        )
     if key == "dose":
         return _compare_dose(expected, result.dose)
     if key in ("warnings", "precautions"):
@@ -274,14 +348,16 @@ def _compare(key: str, expected, result: Result) -> List[Difference]:
         if Counter(actual) == Counter(expected):
             return []
         absent, extra = Counter(expected) - Counter(actual), Counter(actual) - Counter(expected)
-        parts = ([f"not given: {', '.join(sorted(absent.elements()))}"] if absent else []) \
-            + ([f"not expected: {', '.join(sorted(extra.elements()))}"] if extra else [])
+        parts = ([f"not given: {', '.join(sorted(absent.elements()))}"] if absent else []) + (
+            [f"not expected: {', '.join(sorted(extra.elements()))}"] if extra else []
+        )
         return [Difference(key, sorted(expected), sorted(actual), "; ".join(parts))]
     if key == "grade":
         out = []
         for code, grade in expected.items():
-            grades = sorted({w.get("grade") or "none" for w in result.warnings + _precautions(result)
-                             if w["code"] == code})
+            grades = sorted(
+                {w.get("grade") or "none" for w in result.warnings + _precautions(result) if w["code"] == code}
+            )
             if grades != [grade]:
                 got = f"got {', '.join(grades)}" if grades else "there is no such warning or precaution"
                 out.append(Difference(f"grade.{code}", grade, grades or None, f"expected {grade}, {got}"))
@@ -296,12 +372,19 @@ def _compare(key: str, expected, result: Result) -> List[Difference]:
         return out
     fired = [t["rule"] for t in result.trace]
     checks: Dict[str, Callable] = {
-        "fired": lambda name: name in fired, "not_fired": lambda name: name not in fired,
-        "missing": lambda name: name in result.missing, "not_missing": lambda name: name not in result.missing}
+        "fired": lambda name: name in fired,
+        "not_fired": lambda name: name not in fired,
+        "missing": lambda name: name in result.missing,
+        "not_missing": lambda name: name not in result.missing,
+    }
     if key == "missing" and expected == [] and result.missing:
         return [Difference(key, [], list(result.missing), f"expected none missing, got {', '.join(result.missing)}")]
-    said = {"fired": "did not fire", "not_fired": "fired", "missing": "is not reported missing",
-            "not_missing": "is reported missing"}[key]
+    said = {
+        "fired": "did not fire",
+        "not_fired": "fired",
+        "missing": "is not reported missing",
+        "not_missing": "is reported missing",
+    }[key]
     return [Difference(key, name, None, f"{name} {said}") for name in expected if not checks[key](name)]
 
 
@@ -317,8 +400,11 @@ def _compare_dose(expected, dose) -> List[Difference]:
         return [Difference("dose", None, dose, f"expected no dose, got {dose_line(dose)} (rule {dose['rule']})")]
     if dose is None:
         return [Difference("dose", expected, None, "expected a dose, got none")]
-    return [Difference(f"dose.{k}", v, dose.get(k), f"expected {_shown(v)}, got {_shown(dose.get(k))}")
-            for k, v in expected.items() if dose.get(k) != v]
+    return [
+        Difference(f"dose.{k}", v, dose.get(k), f"expected {_shown(v)}, got {_shown(dose.get(k))}")
+        for k, v in expected.items()
+        if dose.get(k) != v
+    ]
 
 
 def _shown(value) -> str:
@@ -329,10 +415,13 @@ def _errors_of(result: Result) -> List[SourceError]:
     """The errors of a result that could not be evaluated, as SourceErrors."""
     error = result.error
     first = SourceError(error["message"], error["source"], error["line"], error["field"])
-    return [first] + [SourceError(o["message"], error["source"], o["line"], o["field"]) for o in error.get("others", [])]
+    return [first] + [
+        SourceError(o["message"], error["source"], o["line"], o["field"]) for o in error.get("others", [])
+    ]
 
 
 # -- for a person ---------------------------------------------------------------------------
+
 
 def report_text(report: ScenarioReport, style: Callable = lambda text, **_: text) -> str:
     """The outcomes, one line each, with the differences and errors under those
@@ -350,18 +439,23 @@ def report_text(report: ScenarioReport, style: Callable = lambda text, **_: text
         for error in outcome.errors:
             lines.append(f"        {for_terminal(error)}")
     total = len(report.outcomes)
-    lines.append(f"{total} scenario{'' if total == 1 else 's'}: {report.count('passed')} passed, "
-                 f"{report.count('failed')} failed, {report.count('error')} "
-                 f"error{'' if report.count('error') == 1 else 's'}")
+    lines.append(
+        f"{total} scenario{'' if total == 1 else 's'}: {report.count('passed')} passed, "
+        f"{report.count('failed')} failed, {report.count('error')} "
+        f"error{'' if report.count('error') == 1 else 's'}"
+    )
     return "\n".join(lines)
 
 
 # -- JSON Schema of the files ivig reads -------------------------------------------------------
 
+
 def expect_json_schema(rulebase: RuleBase) -> dict:
     """The `expect:` block as a JSON Schema object, from EXPECTATIONS."""
+
     def texts(names):
         return {"enum": _known(names, rulebase)} if names else {"type": "string"}
+
     properties = {}
     for key, e in EXPECTATIONS.items():
         if e.shape == "text":
@@ -374,12 +468,27 @@ def expect_json_schema(rulebase: RuleBase) -> dict:
             levels = SEVERITIES if e.shape == "severities" else GRADES
             schema = {"type": "object", "additionalProperties": {"enum": list(levels)}, "minProperties": 1}
         else:  # dose
-            schema = {"anyOf": [{"type": "null"}, {
-                "type": "object", "minProperties": 1, "additionalProperties": False,
-                "properties": {k: ({"enum": _known("rule", rulebase)} if k == "rule" else {}) for k in DOSE_RESULT_KEYS}}]}
+            schema = {
+                "anyOf": [
+                    {"type": "null"},
+                    {
+                        "type": "object",
+                        "minProperties": 1,
+                        "additionalProperties": False,
+                        "properties": {
+                            k: ({"enum": _known("rule", rulebase)} if k == "rule" else {}) for k in DOSE_RESULT_KEYS
+                        },
+                    },
+                ]
+            }
         properties[key] = dict(schema, description=e.meaning)
-    return {"type": "object", "properties": properties, "additionalProperties": False, "minProperties": 1,
-            "description": "What the result of the scenario's case must be (ivig test)."}
+    return {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+        "minProperties": 1,
+        "description": "What the result of the scenario's case must be (ivig test).",
+    }
 
 
 def file_json_schema(rulebase: RuleBase) -> dict:
@@ -394,24 +503,51 @@ def file_json_schema(rulebase: RuleBase) -> dict:
     scenario_keys = {
         "name": {"type": "string", "minLength": 1, "description": "The scenario's name (the case's default id)."},
         "description": {"type": "string", "maxLength": MAX_DESCRIPTION, "description": "What the scenario is about."},
-        "expect": {"$ref": "#/$defs/expect"}}
+        "expect": {"$ref": "#/$defs/expect"},
+    }
     with_keys = dict(case, properties=dict(case["properties"], **scenario_keys))
-    under_case = {"type": "object", "properties": dict(scenario_keys, **{SCENARIO_CASE: {"$ref": "#/$defs/case"}}),
-                  "required": [SCENARIO_CASE], "additionalProperties": False}
+    under_case = {
+        "type": "object",
+        "properties": dict(scenario_keys, **{SCENARIO_CASE: {"$ref": "#/$defs/case"}}),
+        "required": [SCENARIO_CASE],
+        "additionalProperties": False,
+    }
     item = {"$ref": "#/$defs/item"}
     return {
         "$schema": JSON_SCHEMA_DRAFT,
         "title": "ivig-advisor case file",
         "description": "Cases for `ivig evaluate`, and scenarios for `ivig test` (a case with name, description and "
-                       "expect). A field left out, or null, is unknown, never false.",
-        "$defs": {"case": case, "case_with_scenario_keys": with_keys, "scenario_with_case": under_case,
-                  "item": {"anyOf": [{"$ref": "#/$defs/case_with_scenario_keys"}, {"$ref": "#/$defs/scenario_with_case"}]},
-                  "expect": expect_json_schema(rulebase)},
-        "anyOf": [item, {"type": "array", "items": item},
-                  {"type": "object", "properties": {"cases": {"type": "array", "items": item}}, "required": ["cases"],
-                   "additionalProperties": False}],
+        "expect). A field left out, or null, is unknown, never false.",
+        "$defs": {
+            "case": case,
+            "case_with_scenario_keys": with_keys,
+            "scenario_with_case": under_case,
+            "item": {"anyOf": [{"$ref": "#/$defs/case_with_scenario_keys"}, {"$ref": "#/$defs/scenario_with_case"}]},
+            "expect": expect_json_schema(rulebase),
+        },
+        "anyOf": [
+            item,
+            {"type": "array", "items": item},
+            {
+                "type": "object",
+                "properties": {"cases": {"type": "array", "items": item}},
+                "required": ["cases"],
+                "additionalProperties": False,
+            },
+        ],
     }
 
 
-__all__ = ["EXPECTATIONS", "Difference", "Expectation", "Outcome", "Scenario", "ScenarioReport", "expect_json_schema",
-           "file_json_schema", "read_scenarios", "report_text", "run_scenarios"]
+__all__ = [
+    "EXPECTATIONS",
+    "Difference",
+    "Expectation",
+    "Outcome",
+    "Scenario",
+    "ScenarioReport",
+    "expect_json_schema",
+    "file_json_schema",
+    "read_scenarios",
+    "report_text",
+    "run_scenarios",
+]

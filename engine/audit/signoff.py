@@ -30,12 +30,12 @@ from typing import Dict, List, Optional, Tuple
 
 import yaml
 
-from ..core import conditions
 from ..base.atomic import atomic_writer
 from ..base.errors import BadSignOff, LogLocked, LogUnusable, NoLogHere  # noqa: F401 - raised here, imported from here
+from ..base.yamlsrc import LineLoader, LocatedList, SourceError, yaml_error
+from ..core import conditions
 from ..core.rulebase import RuleBase, RuleSpec
 from ..core.words import suggest
-from ..base.yamlsrc import LocatedList, SourceError, LineLoader, yaml_error
 
 LOG_NAME = "review-log.yaml"
 LOCK_NAME = f".{LOG_NAME}.lock"
@@ -60,6 +60,7 @@ signoffs:
 
 
 # -- what a sign-off is tied to ------------------------------------------------
+
 
 def rule_hash(rule: RuleSpec) -> str:
     """A short hash of what a rule says (everything written, except its status)."""
@@ -94,8 +95,13 @@ def _digest(content) -> str:
 
 def _decisive(rule: RuleSpec) -> dict:
     """The part of another rule that can change this one's outcome."""
-    return {"when": rule.raw.get("when"), "layer": rule.layer, "derives": rule.derives,
-            "dose": "dose" in rule.then, "warns": sorted(w["code"] for w in rule.warnings)}
+    return {
+        "when": rule.raw.get("when"),
+        "layer": rule.layer,
+        "derives": rule.derives,
+        "dose": "dose" in rule.then,
+        "warns": sorted(w["code"] for w in rule.warnings),
+    }
 
 
 def _outputs(rule: RuleSpec) -> set:
@@ -112,12 +118,13 @@ class _Dependencies:
 
     def __init__(self, rulebase: RuleBase):
         from ..core.analysis import live_rules
+
         diagnoses: Dict[str, set] = {r.id: set() for r in rulebase.rules}
         for value in rulebase.schema.fields["diagnosis"].values:
             for rule in live_rules(rulebase, value):
                 diagnoses[rule.id].add(value)
         producers: Dict[str, List[RuleSpec]] = {}  # derived name -> the rules that assert it
-        emitters: Dict[str, List[RuleSpec]] = {}   # output -> the rules that assert it
+        emitters: Dict[str, List[RuleSpec]] = {}  # output -> the rules that assert it
         for rule in rulebase.rules:
             for name in rule.derives:
                 producers.setdefault(name, []).append(rule)
@@ -128,8 +135,7 @@ class _Dependencies:
         for rule in rulebase.rules:
             near = {o.id: o for t in conditions.tests(rule.when) for o in producers.get(t.name, ())}
             near.update((o.id, o) for output in _outputs(rule) for o in emitters[output])
-            self.related[rule.id] = [o for o in near.values()
-                                     if o is not rule and diagnoses[rule.id] & diagnoses[o.id]]
+            self.related[rule.id] = [o for o in near.values() if o is not rule and diagnoses[rule.id] & diagnoses[o.id]]
         self.decisive = {r.id: _digest(_decisive(r)) for r in rulebase.rules}
         self.layers = [(l.name, l.sets_stance) for l in rulebase.layers]
         self.hashes: Dict[str, str] = {}
@@ -143,16 +149,20 @@ class _Dependencies:
                         closure[other.id] = other
                         todo.append(other)
             ordered = sorted(closure.values(), key=lambda r: -r.salience)  # firing order
-            self.hashes[rule.id] = _digest({
-                "rule": {k: v for k, v in rule.raw.items() if k != "status"},
-                # as resolved: a regimen (dose: gbs) or passage (cite:) the rule names by id
-                "resolved": {"then": rule.then, "source": rule.source},
-                "layers": self.layers,
-                "context": ["this rule" if r is rule else self.decisive[r.id] for r in ordered]})
+            self.hashes[rule.id] = _digest(
+                {
+                    "rule": {k: v for k, v in rule.raw.items() if k != "status"},
+                    # as resolved: a regimen (dose: gbs) or passage (cite:) the rule names by id
+                    "resolved": {"then": rule.then, "source": rule.source},
+                    "layers": self.layers,
+                    "context": ["this rule" if r is rule else self.decisive[r.id] for r in ordered],
+                }
+            )
         return self.hashes[rule.id]
 
 
 # -- reading the log -------------------------------------------------------------
+
 
 class _LogLoader(LineLoader):
     """Every scalar of the log is text: '2026-01-01' is a date only once checked,
@@ -165,6 +175,7 @@ class _LogLoader(LineLoader):
 class LogContents:
     """A log as read: its valid entries, the errors that make it unusable, and the
     sign-offs of rules no longer in the rule base (history, not corruption)."""
+
     entries: List[dict] = field(default_factory=list)
     errors: List[SourceError] = field(default_factory=list)
     orphans: List[SourceError] = field(default_factory=list)
@@ -194,21 +205,29 @@ def parse_log(text: str, source: str, rulebase: RuleBase) -> LogContents:
         out.errors.append(SourceError("not a review log: nested too deeply", source, 1))
         return out
     except Exception as exc:  # whatever else the reader refuses (a bound, a tag) is this file's error
-        out.errors.append(SourceError(f"not a readable review log: {getattr(exc, 'message', exc)}", source,
-                                      getattr(exc, "line", None) or 1))
+        out.errors.append(
+            SourceError(
+                f"not a readable review log: {getattr(exc, 'message', exc)}", source, getattr(exc, "line", None) or 1
+            )
+        )
         return out
     if data is None:
-        out.errors.append(SourceError("the review log is empty; it needs a line 'signoffs:' "
-                                      "(delete the file to start a new log)", source, 1))
+        out.errors.append(
+            SourceError(
+                "the review log is empty; it needs a line 'signoffs:' (delete the file to start a new log)", source, 1
+            )
+        )
         return out
     if not isinstance(data, dict):
-        out.errors.append(SourceError("the review log must be a mapping with a 'signoffs' list",
-                                      source, getattr(data, "line", 1)))
+        out.errors.append(
+            SourceError("the review log must be a mapping with a 'signoffs' list", source, getattr(data, "line", 1))
+        )
         return out
     for key in data:
         if key != "signoffs":
-            out.errors.append(SourceError(f"unknown top-level key '{key}' (the log holds only 'signoffs')",
-                                          source, data.line_of(key)))
+            out.errors.append(
+                SourceError(f"unknown top-level key '{key}' (the log holds only 'signoffs')", source, data.line_of(key))
+            )
     items = data.get("signoffs", "")
     if "signoffs" not in data:
         out.errors.append(SourceError("the review log has no 'signoffs' list", source, data.line))
@@ -224,8 +243,9 @@ def parse_log(text: str, source: str, rulebase: RuleBase) -> LogContents:
 
 def _entry(item, line, source, rulebase, out: LogContents):
     if not isinstance(item, dict):
-        out.errors.append(SourceError("a sign-off must be a mapping of " + ", ".join(ENTRY_KEYS),
-                                      source, line, kind="review-log"))
+        out.errors.append(
+            SourceError("a sign-off must be a mapping of " + ", ".join(ENTRY_KEYS), source, line, kind="review-log")
+        )
         return
     rule = item.get("rule")
     problems = [f"unknown key '{k}'{suggest(k, ENTRY_KEYS)}" for k in item if k not in ENTRY_KEYS]
@@ -243,11 +263,19 @@ def _entry(item, line, source, rulebase, out: LogContents):
         return
     out.entries.append({k: item[k] for k in ENTRY_KEYS if item.get(k)})
     if rule not in rulebase.by_id:
-        out.orphans.append(SourceError(f"no rule '{rule}'{suggest(rule, rulebase.by_id)} (a sign-off of a "
-                                       "rule no longer in the rule base)", source, line, rule, "review-log"))
+        out.orphans.append(
+            SourceError(
+                f"no rule '{rule}'{suggest(rule, rulebase.by_id)} (a sign-off of a rule no longer in the rule base)",
+                source,
+                line,
+                rule,
+                "review-log",
+            )
+        )
 
 
 # -- where the log lives ---------------------------------------------------------
+
 
 def log_path(rulebase: RuleBase) -> Optional[Path]:
     """The log of a rule base: beside its rules (None for rules not on a file system)."""
@@ -266,9 +294,11 @@ def writable_log_path(rulebase: RuleBase) -> Path:
     if rulebase.packaged:
         package = Path(str(rulebase.root)).parent if path is not None else None
         if package is None or not (package / ".git").exists():
-            raise NoLogHere(f"the packaged rules are installed at {rulebase.root}, not in a checkout: "
-                            "sign the rule base you work on with `ivig audit sign --rules DIR ...` "
-                            "(the log is written beside the rules, in DIR/" + LOG_NAME + ")")
+            raise NoLogHere(
+                f"the packaged rules are installed at {rulebase.root}, not in a checkout: "
+                "sign the rule base you work on with `ivig audit sign --rules DIR ...` "
+                "(the log is written beside the rules, in DIR/" + LOG_NAME + ")"
+            )
     if not os.access(path.parent, os.W_OK):
         raise NoLogHere(f"cannot write the review log in {path.parent}: the directory is not writable")
     return path
@@ -276,12 +306,14 @@ def writable_log_path(rulebase: RuleBase) -> Path:
 
 # -- the log of a rule base --------------------------------------------------------
 
+
 @dataclass
 class SignOff:
     """Where one rule stands with its reviewers."""
-    state: str                    # approved | needs-change | stale | missing | unreadable
+
+    state: str  # approved | needs-change | stale | missing | unreadable
     entry: Optional[dict] = None  # the newest log entry for the rule, if any
-    retired: bool = False         # the rule file says the rule is retired
+    retired: bool = False  # the rule file says the rule is retired
 
     @property
     def stage(self) -> str:
@@ -339,8 +371,12 @@ class ReviewLog:
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
-            return cls(rulebase, LogContents(errors=[SourceError(f"cannot read the review log: {exc}", source, 1)]),
-                       source, path)
+            return cls(
+                rulebase,
+                LogContents(errors=[SourceError(f"cannot read the review log: {exc}", source, 1)]),
+                source,
+                path,
+            )
         return cls(rulebase, parse_log(text, source, rulebase), source, path)
 
     def state(self, rule: RuleSpec) -> SignOff:
@@ -368,13 +404,21 @@ class ReviewLog:
 
 # -- signing -----------------------------------------------------------------------
 
-def new_entries(rulebase: RuleBase, rule_ids: List[str], verdict: str, reviewer: str,
-                comment: Optional[str] = None, date: Optional[str] = None) -> List[dict]:
+
+def new_entries(
+    rulebase: RuleBase,
+    rule_ids: List[str],
+    verdict: str,
+    reviewer: str,
+    comment: Optional[str] = None,
+    date: Optional[str] = None,
+) -> List[dict]:
     """The entries a sign would append, every argument checked first (all or nothing)."""
     unknown = [r for r in rule_ids if r not in rulebase.by_id]
     if unknown:
-        raise BadSignOff("; ".join(f"no rule '{r}'{suggest(r, rulebase.by_id)}" for r in unknown)
-                         + " (nothing was recorded)", "RULE")
+        raise BadSignOff(
+            "; ".join(f"no rule '{r}'{suggest(r, rulebase.by_id)}" for r in unknown) + " (nothing was recorded)", "RULE"
+        )
     if verdict not in VERDICTS:
         raise BadSignOff(f"verdict must be one of {', '.join(VERDICTS)}", "--verdict")
     comment = " ".join((comment or "").split())
@@ -392,16 +436,28 @@ def new_entries(rulebase: RuleBase, rule_ids: List[str], verdict: str, reviewer:
         raise BadSignOff(problem, "--date")
     entries = []
     for rule_id in dict.fromkeys(rule_ids):
-        entry = {"rule": rule_id, "verdict": verdict, "reviewer": reviewer, "date": date,
-                 "hash": signoff_hash(rulebase, rulebase.by_id[rule_id])}
+        entry = {
+            "rule": rule_id,
+            "verdict": verdict,
+            "reviewer": reviewer,
+            "date": date,
+            "hash": signoff_hash(rulebase, rulebase.by_id[rule_id]),
+        }
         if comment:
             entry["comment"] = comment
         entries.append(entry)
     return entries
 
 
-def sign(rulebase: RuleBase, rule_ids: List[str], verdict: str, reviewer: str, comment: Optional[str] = None,
-         date: Optional[str] = None, path: Optional[Path] = None) -> Tuple[Path, List[dict]]:
+def sign(
+    rulebase: RuleBase,
+    rule_ids: List[str],
+    verdict: str,
+    reviewer: str,
+    comment: Optional[str] = None,
+    date: Optional[str] = None,
+    path: Optional[Path] = None,
+) -> Tuple[Path, List[dict]]:
     """Append verdicts on rules to the log; return where it was written and the entries.
 
     All or nothing: every argument is checked before anything is written, and
@@ -416,7 +472,9 @@ def sign(rulebase: RuleBase, rule_ids: List[str], verdict: str, reviewer: str, c
         try:
             text = path.read_text(encoding="utf-8") if path.exists() else HEADER
         except UnicodeDecodeError as exc:  # refused like any damaged log, never appended to
-            raise LogUnusable([SourceError(f"the review log is not UTF-8 text (byte {exc.start})", source, 1)])
+            raise LogUnusable(
+                [SourceError(f"the review log is not UTF-8 text (byte {exc.start})", source, 1)]
+            ) from None
         before = parse_log(text, source, rulebase)
         if before.errors:
             raise LogUnusable(before.errors)

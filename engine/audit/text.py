@@ -5,25 +5,29 @@ import re
 from itertools import groupby
 from typing import Callable, List, Optional
 
-from . import views as audit
 from ..base.escape import for_terminal
-from ..output.render import TextRenderer, plain_style
 from ..core.rulebase import STANCE, RuleBase, RuleSpec
-from .signoff import ReviewLog, unsigned
 from ..core.words import dose_line, provenance, sentence, value_label
+from ..output.render import TextRenderer, plain_style
+from . import views as audit
+from .signoff import ReviewLog, unsigned
 
-def rule_lines(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog], style: Callable = plain_style,
-               full: bool = False) -> List[str]:
+
+def rule_lines(
+    rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog], style: Callable = plain_style, full: bool = False
+) -> List[str]:
     """One rule for a reviewer: plain sentence, provenance, basis, where it is in its lifecycle."""
     s = style
     tag = s(f"[{rule.basis}]", fg="green" if rule.basis == "review" else "yellow")
     # Text from the rules and the log is shown with its control characters
     # made visible (\\e, \\n): an escape sequence in a title must not clear the
     # reviewer's screen or forge a line.
-    lines = [f"{s(rule.id, bold=True)}  {tag} {for_terminal(lifecycle(rule, log))}",
-             f"  {rule.title}",
-             f"  {sentence(rulebase, rule)}",
-             f"  Source: {provenance(rule)}"]
+    lines = [
+        f"{s(rule.id, bold=True)}  {tag} {for_terminal(lifecycle(rule, log))}",
+        f"  {rule.title}",
+        f"  {sentence(rulebase, rule)}",
+        f"  Source: {provenance(rule)}",
+    ]
     lines[1:] = [for_terminal(line) for line in lines[1:]]
     more = []
     if rule.source.get("quote"):
@@ -44,8 +48,10 @@ def rule_lines(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog], sty
         if rule.then.get("dose", {}).get("note"):
             more.append(f"  Dose note: {rule.then['dose']['note']}")
         for w in rule.warnings:
-            more.append(f"  Warns ({w['severity']}) {w['code']}: {w['message']}"
-                        + (f" -> {w['action']}" if w.get("action") else ""))
+            more.append(
+                f"  Warns ({w['severity']}) {w['code']}: {w['message']}"
+                + (f" -> {w['action']}" if w.get("action") else "")
+            )
     lines += [for_terminal(line) for line in more]
     lines.append(s(for_terminal(f"  {rule.file}:{rule.line}"), dim=True))
     return lines
@@ -64,8 +70,9 @@ def lifecycle_counts(counts: dict) -> str:
     return "Lifecycle: " + ", ".join(f"{n} {k}" for k, n in counts.items())
 
 
-def rules_text(rulebase: RuleBase, rules: List[RuleSpec], log: Optional[ReviewLog],
-               style: Callable = plain_style) -> str:
+def rules_text(
+    rulebase: RuleBase, rules: List[RuleSpec], log: Optional[ReviewLog], style: Callable = plain_style
+) -> str:
     out = []
     for topic, members in groupby(rules, key=lambda r: r.topic):
         title = rulebase.topics.get(topic) or topic
@@ -75,8 +82,10 @@ def rules_text(rulebase: RuleBase, rules: List[RuleSpec], log: Optional[ReviewLo
             out.append("")
     if log is not None:
         out.append(lifecycle_counts(log.counts()))
-    out.append(f"{len(rules)} rule{'s' if len(rules) != 1 else ''} "
-               f"({sum(r.basis == 'assumption' for r in rules)} resting on assumptions)")
+    out.append(
+        f"{len(rules)} rule{'s' if len(rules) != 1 else ''} "
+        f"({sum(r.basis == 'assumption' for r in rules)} resting on assumptions)"
+    )
     return "\n".join(out)
 
 
@@ -103,10 +112,14 @@ def rules_markdown(rulebase: RuleBase, rules: List[RuleSpec], log: Optional[Revi
     for topic, members in groupby(rules, key=lambda r: r.topic):
         out += [f"## {md(rulebase.topics.get(topic) or topic)}", ""]
         for rule in members:
-            out += [f"### {md_code(rule.id)} — {md(rule.title)}", "",
-                    f"**{md(sentence(rulebase, rule))}**", "",
-                    f"- basis: {md(rule.basis)}; {md(lifecycle(rule, log))}",
-                    f"- source: {md(provenance(rule))}"]
+            out += [
+                f"### {md_code(rule.id)} — {md(rule.title)}",
+                "",
+                f"**{md(sentence(rulebase, rule))}**",
+                "",
+                f"- basis: {md(rule.basis)}; {md(lifecycle(rule, log))}",
+                f"- source: {md(provenance(rule))}",
+            ]
             if rule.source.get("quote"):
                 out.append(f"- quote: {md(rule.source['quote'])}")
             if rule.source.get("quote_en"):
@@ -140,9 +153,14 @@ def regimens_markdown(rows: List[dict]) -> str:
     """The regimen table as one Markdown table."""
     out = ["| regimen | diagnosis | situation | dose | repeat | rules |", "| --- | --- | --- | --- | --- | --- |"]
     for r in rows:
-        cells = [md_code(r["regimen"]) if r["regimen"] else "(in a rule)", md(r["diagnosis_label"] or "-"),
-                 md(r["situation"] or "-"), md(r["dose"]), md(r["repeat"] or "-"),
-                 ", ".join(md_code(i) for i in r["rules"]) or "none"]
+        cells = [
+            md_code(r["regimen"]) if r["regimen"] else "(in a rule)",
+            md(r["diagnosis_label"] or "-"),
+            md(r["situation"] or "-"),
+            md(r["dose"]),
+            md(r["repeat"] or "-"),
+            ", ".join(md_code(i) for i in r["rules"]) or "none",
+        ]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out)
 
@@ -157,9 +175,11 @@ def show_text(view: audit.RuleView, style: Callable = plain_style) -> str:
     evidence = rulebase.extras.get("evidence") or {}
     for name in rule.evidence:
         record = evidence.get(name) or {}
-        lines.append(f"  Evidence {name}: {record.get('trial', '?')}; {record.get('design', '')}"
-                     + (f", n={record['n']}" if record.get("n") else "")
-                     + (f"; {record['result']}" if record.get("result") else ""))
+        lines.append(
+            f"  Evidence {name}: {record.get('trial', '?')}; {record.get('design', '')}"
+            + (f", n={record['n']}" if record.get("n") else "")
+            + (f"; {record['result']}" if record.get("result") else "")
+        )
     assumptions = (rulebase.extras.get("claims") or {}).get("assumptions") or {}
     for name in rule.assumptions:
         lines.append(f"  Assumption {name}: {assumptions.get(name, '?')}")
@@ -179,11 +199,15 @@ def precedence_lines(rulebase: RuleBase, view: audit.RuleView) -> List[str]:
     """Which rules this rule keeps from firing, and which keep it from firing (a stance
     set by an earlier layer is final)."""
     if not rulebase.layer(view.rule.layer).sets_stance:
-        return [f"  Precedence: none (the layer '{view.rule.layer}' sets no stance; its rules do not pre-empt "
-                "or get pre-empted)"]
+        return [
+            f"  Precedence: none (the layer '{view.rule.layer}' sets no stance; its rules do not pre-empt "
+            "or get pre-empted)"
+        ]
     sets = STANCE in view.rule.derives
-    return ["  Pre-empts: " + (", ".join(view.preempts) or ("no rule" if sets else "no rule (it sets no stance)")),
-            "  Pre-empted by: " + (", ".join(view.preempted_by) or "no rule (no earlier layer sets a stance for it)")]
+    return [
+        "  Pre-empts: " + (", ".join(view.preempts) or ("no rule" if sets else "no rule (it sets no stance)")),
+        "  Pre-empted by: " + (", ".join(view.preempted_by) or "no rule (no earlier layer sets a stance for it)"),
+    ]
 
 
 def witness_text(rulebase: RuleBase, witness: Optional[dict]) -> str:
@@ -200,22 +224,33 @@ def check_text(report: audit.CheckReport, style: Callable = plain_style) -> str:
     for finding in report.findings:  # a file name in the rule directory is input too (esc\e[2J.yaml)
         out.append(style(for_terminal(finding), fg="red"))
         if rulebase is not None and finding.witness:
-            out.append(f"    {witness_text(rulebase, finding.witness)}"
-                       + (f"; {finding.combinations:,} combinations" if finding.combinations else ""))
+            out.append(
+                f"    {witness_text(rulebase, finding.witness)}"
+                + (f"; {finding.combinations:,} combinations" if finding.combinations else "")
+            )
     v = report.verification
     if v is not None:
-        out.append(f"Checked exhaustively: {v.combinations:,} combinations of the fields the rules test, "
-                   f"over {len(v.coverage)} diagnoses ({v.excluded:,} excluded by the schema's constraints; "
-                   f"{v.states:,} distinct states evaluated).")
+        out.append(
+            f"Checked exhaustively: {v.combinations:,} combinations of the fields the rules test, "
+            f"over {len(v.coverage)} diagnoses ({v.excluded:,} excluded by the schema's constraints; "
+            f"{v.states:,} distinct states evaluated)."
+        )
         for c in v.coverage:
             out.append(f"  {c.diagnosis:28} {len(c.fields):2d} fields  {c.combinations:>13,} combinations")
-        out.append("Checks: duplicate ids, schema, provenance (on load); unreachable, conflicting stances, "
-                   "doses and warning severities, redundant and subsumed rules, gaps (exhaustive).")
+        out.append(
+            "Checks: duplicate ids, schema, provenance (on load); unreachable, conflicting stances, "
+            "doses and warning severities, redundant and subsumed rules, gaps (exhaustive)."
+        )
     if report.signoff:
         out.append(lifecycle_counts(report.signoff))
     n = len(report.findings)
-    out.append(style("OK: no findings" if report.ok else f"{n} finding{'s' if n != 1 else ''}",
-                     fg="green" if report.ok else "red", bold=True))
+    out.append(
+        style(
+            "OK: no findings" if report.ok else f"{n} finding{'s' if n != 1 else ''}",
+            fg="green" if report.ok else "red",
+            bold=True,
+        )
+    )
     return "\n".join(out)
 
 
@@ -258,15 +293,21 @@ def why_not_text(rulebase: RuleBase, w: audit.WhyNot, style: Callable = plain_st
         out.append(f"  {'  ' * t.depth}{mark} {t.text}{actual}")
     if w.blocked_by:
         b = w.blocked_by
-        out.append(f"  Blocked: the earlier layer '{b['layer']}' already set the stance "
-                   f"({b['stance']}, rule {b['rule']}); a stance set earlier is final.")
+        out.append(
+            f"  Blocked: the earlier layer '{b['layer']}' already set the stance "
+            f"({b['stance']}, rule {b['rule']}); a stance set earlier is final."
+        )
     if not w.fired:
         if w.fixes:
             out.append("  It would fire if:")
             for change in w.fixes:
-                out.append("    " + " and ".join(
-                    f"{n.replace('_', ' ')} were {value_label(rulebase, n, v) if v is not None else 'unknown'}"
-                    for n, v in change.items()))
+                out.append(
+                    "    "
+                    + " and ".join(
+                        f"{n.replace('_', ' ')} were {value_label(rulebase, n, v) if v is not None else 'unknown'}"
+                        for n, v in change.items()
+                    )
+                )
         else:
             out.append("  No change of one or two fields makes it fire.")
     return "\n".join(out)
@@ -287,8 +328,9 @@ def _stance_words(outcome: dict) -> str:
     return f"{ivig['stance']} ({ivig['rule']})" if ivig else "—"
 
 
-def diff_text(rulebase: RuleBase, report: audit.DiffReport, base_label: str, this_label: str,
-              style: Callable = plain_style) -> str:
+def diff_text(
+    rulebase: RuleBase, report: audit.DiffReport, base_label: str, this_label: str, style: Callable = plain_style
+) -> str:
     out = []
     for d in report.differences:
         where = f"{d.source}:{d.line}" if d.source and d.line else (d.source or "")
@@ -299,8 +341,9 @@ def diff_text(rulebase: RuleBase, report: audit.DiffReport, base_label: str, thi
                 rows.append(("dose", _dose(d.base.get("dose")), _dose(d.this.get("dose"))))
             elif key == "warnings":
                 before, after = (_warning_words(o) for o in (d.base, d.this))
-                rows.append(("warnings", ", ".join(sorted(before - after)) or "—",
-                             ", ".join(sorted(after - before)) or "—"))
+                rows.append(
+                    ("warnings", ", ".join(sorted(before - after)) or "—", ", ".join(sorted(after - before)) or "—")
+                )
             elif key == "ivig":
                 rows.append(("stance", *(_stance_words(o) for o in (d.base, d.this))))
             elif key == "error":
@@ -310,10 +353,10 @@ def diff_text(rulebase: RuleBase, report: audit.DiffReport, base_label: str, thi
         width = max(len(r[1]) for r in rows)
         out += [for_terminal(f"  {a:11} {b:{width}} | {c}") for a, b, c in rows]  # errors and labels: input
         out.append("")
-    out += failed_lines(rulebase, report.failed, "could not be compared (the same error under both rule bases)",
-                        style)
+    out += failed_lines(rulebase, report.failed, "could not be compared (the same error under both rule bases)", style)
     n = len(report.failed)
-    out.append(f"{report.differ} of {report.compared} cases differ"
-               + (f"; {n} case{'s' if n != 1 else ''} could not be compared (an error under both rule bases)"
-                  if n else ""))
+    out.append(
+        f"{report.differ} of {report.compared} cases differ"
+        + (f"; {n} case{'s' if n != 1 else ''} could not be compared (an error under both rule bases)" if n else "")
+    )
     return "\n".join(out)

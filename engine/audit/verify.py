@@ -31,8 +31,8 @@ real experta engine on the golden cases and on random cases.
 
 from bisect import bisect_right
 from collections import Counter
-from fractions import Fraction
 from dataclasses import dataclass, field
+from fractions import Fraction
 from itertools import product
 from math import prod
 from typing import Dict, List, Optional, Tuple
@@ -42,29 +42,39 @@ from ..core.analysis import domains, live_rules
 from ..core.rulebase import STANCE, RuleBase, RuleSpec
 from ..core.schema import CaseSchema
 
+
 @dataclass
 class CheckFinding:
     """One problem found in a rule base, with where it is written."""
+
     kind: str
     message: str
     file: Optional[str] = None
     line: Optional[int] = None
     rule: Optional[str] = None
     witness: Optional[dict] = None  # one case showing it: field -> value (None: unknown)
-    combinations: int = 0           # how many combinations show it
+    combinations: int = 0  # how many combinations show it
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}: " if self.file else ""
         return f"{where}{self.kind}: {self.message}"
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "message": self.message, "file": self.file, "line": self.line,
-                "rule": self.rule, "witness": self.witness, "combinations": self.combinations}
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "file": self.file,
+            "line": self.line,
+            "rule": self.rule,
+            "witness": self.witness,
+            "combinations": self.combinations,
+        }
 
 
 @dataclass
 class Coverage:
     """What one diagnosis's walk covered."""
+
     diagnosis: str
     fields: List[str]
     combinations: int
@@ -76,6 +86,7 @@ class Coverage:
 @dataclass
 class Verification:
     """The result of `verify`: findings, and how much of the fact space was walked."""
+
     findings: List[CheckFinding]
     coverage: List[Coverage] = field(default_factory=list)
     reach: Counter = field(default_factory=Counter)  # rule id -> combinations in which it fires
@@ -99,19 +110,23 @@ class Verification:
 
 @dataclass
 class _State:
-    assign: dict       # field -> value (None: unknown); only what later layers can see
-    derived: dict      # derived name -> tuple of values
-    count: int         # full combinations this state stands for
-    witness: dict      # one full history: every field assigned so far
+    assign: dict  # field -> value (None: unknown); only what later layers can see
+    derived: dict  # derived name -> tuple of values
+    count: int  # full combinations this state stands for
+    witness: dict  # one full history: every field assigned so far
     stance_layer: Optional[str] = None
     dose: Optional[Tuple[str, tuple]] = None  # (rule id, dose) of the first dose
     stance_rule: Optional[str] = None  # the rule that set the stance (not part of the key)
     warned: tuple = ()  # (code, severity, rule) given so far, for codes rules give at several severities
 
     def key(self):
-        return (tuple(sorted(self.assign.items(), key=lambda kv: kv[0])),
-                tuple(sorted(self.derived.items())), self.stance_layer, self.dose[1] if self.dose else None,
-                tuple(sorted({w[:2] for w in self.warned})))
+        return (
+            tuple(sorted(self.assign.items(), key=lambda kv: kv[0])),
+            tuple(sorted(self.derived.items())),
+            self.stance_layer,
+            self.dose[1] if self.dose else None,
+            tuple(sorted({w[:2] for w in self.warned})),
+        )
 
 
 _UNSET = object()  # a field not split on yet (None is "split on, and unknown")
@@ -120,6 +135,7 @@ _UNSET = object()  # a field not split on yet (None is "split on, and unknown")
 @dataclass
 class _Group:
     """Rules of one layer that share fields or derived facts, and what they read."""
+
     index: int
     rules: List[RuleSpec]
     fields: Tuple[str, ...]
@@ -130,10 +146,11 @@ class _Group:
 @dataclass
 class _Outcome:
     """One way a group can go: what fired, what was split on, and its share of the state."""
+
     fired: List[RuleSpec]
-    assign: dict      # the fields split on that later layers (or constraints) can see
-    witness: dict     # every field split on
-    derived: dict     # derived facts added
+    assign: dict  # the fields split on that later layers (or constraints) can see
+    witness: dict  # every field split on
+    derived: dict  # derived facts added
     weight: Fraction
 
 
@@ -141,9 +158,15 @@ def _groups(rules: List[RuleSpec], fields) -> List[_Group]:
     """Split a layer's rules into groups that share no field to split on and no
     fact derived in the layer (the diagnosis and earlier facts are fixed inputs)."""
     made_here = {n for r in rules for n in r.derives}
-    names = {r.id: {t.name for t in conditions.tests(r.when)
-                    if t.name != "diagnosis" and (t.name in fields or t.name in made_here)}
-             | set(r.derives) for r in rules}
+    names = {
+        r.id: {
+            t.name
+            for t in conditions.tests(r.when)
+            if t.name != "diagnosis" and (t.name in fields or t.name in made_here)
+        }
+        | set(r.derives)
+        for r in rules
+    }
     groups: List[List[RuleSpec]] = []
     for rule in rules:
         joined = [g for g in groups if any(names[r.id] & names[rule.id] for r in g)]
@@ -154,9 +177,15 @@ def _groups(rules: List[RuleSpec], fields) -> List[_Group]:
         members.sort(key=lambda r: -r.salience)
         tested = {t.name for r in members for t in conditions.tests(r.when)}
         made = {n for r in members for n in r.derives}
-        out.append(_Group(index, members, tuple(sorted(n for n in tested if n in fields)),
-                          tuple(sorted(n for n in tested if n not in fields and n not in made)),
-                          tuple(r.id for r in members)))
+        out.append(
+            _Group(
+                index,
+                members,
+                tuple(sorted(n for n in tested if n in fields)),
+                tuple(sorted(n for n in tested if n not in fields and n not in made)),
+                tuple(r.id for r in members),
+            )
+        )
     return out
 
 
@@ -173,18 +202,26 @@ class _Walk:
         self.reach: Counter = Counter()
         self.cofire: Dict[str, set] = {}
         self.cofired: set = set()  # the sets of rules seen firing together (cofire is updated once per set)
-        self.by_layer = {l.name: sorted((r for r in rulebase.rules if r.layer == l.name),
-                                        key=lambda r: -r.salience) for l in rulebase.layers}
+        self.by_layer = {
+            l.name: sorted((r for r in rulebase.rules if r.layer == l.name), key=lambda r: -r.salience)
+            for l in rulebase.layers
+        }
         self.derives = {r.id: r.derives for r in rulebase.rules}
         self.tests = {r.id: tuple(conditions.tests(r.when)) for r in rulebase.rules}
         self.compiled = {r.id: _compile(r.when) for r in rulebase.rules}
         self.groups = {name: _groups(rules, self.schema.fields) for name, rules in self.by_layer.items()}
-        self.constrained = {t.name for w, r, _, _ in self.schema.constraints
-                            for c in (w, r) for t in conditions.tests(c)}
+        self.constrained = {
+            t.name for w, r, _, _ in self.schema.constraints for c in (w, r) for t in conditions.tests(c)
+        }
         # numbers are split into intervals of their cut domain (see the module doc); a field a
         # constraint tests keeps its points, since constraints are checked on the witness
-        self.numeric = {name for name in self.domains if name in self.schema.fields and name not in self.constrained
-                        and self.schema.fields[name].type in ("number", "integer")}
+        self.numeric = {
+            name
+            for name in self.domains
+            if name in self.schema.fields
+            and name not in self.constrained
+            and self.schema.fields[name].type in ("number", "integer")
+        }
         self.cache: Dict[tuple, list] = {}
         self.cut_cache: Dict[tuple, tuple] = {}
         self.fired_now: set = set()
@@ -207,8 +244,17 @@ class _Walk:
     # the hooks a subclass overrides to watch every combination: folding (see
     # `foldable`) is exact only with the walk's own, and so is replaying the
     # last layer (see `_settle_last`), which also needs the walk's own bookkeeping
-    FOLD_HOOKS = ("conclude", "record_fired", "stance_conflicts", "dose_conflicts", "severity_conflicts",
-                  "after_layer", "stance_gaps", "dose_gaps", "project")
+    FOLD_HOOKS = (
+        "conclude",
+        "record_fired",
+        "stance_conflicts",
+        "dose_conflicts",
+        "severity_conflicts",
+        "after_layer",
+        "stance_gaps",
+        "dose_gaps",
+        "project",
+    )
     REPLAY_HOOKS = ("add", "settle", "_combine", "fold", "_parts")
 
     def _shortcuts(self):
@@ -216,8 +262,10 @@ class _Walk:
         where it keeps the hooks above, the incremental search (`_search`) where
         it keeps `fire`. A subclass that overrides a hook goes the long way and
         sees every combination (as tests/test_safety_walk.py relies on)."""
+
         def own(names):
             return all(getattr(type(self), name) is getattr(_Walk, name) for name in names)
+
         self.folding = own(self.FOLD_HOOKS)
         self.fast_fire = own(("fire",))
         self.replaying = self.folding and own(self.REPLAY_HOOKS)
@@ -238,8 +286,7 @@ class _Walk:
         if finding is None:
             # a gap belongs to no rule: it is placed at the diagnosis in the case schema
             where = (rule.file, rule.line) if rule else (self.schema.source, self.schema.fields["diagnosis"].line)
-            self.findings[key] = CheckFinding(kind, message, *where, rule.id if rule else None,
-                                         dict(witness), count)
+            self.findings[key] = CheckFinding(kind, message, *where, rule.id if rule else None, dict(witness), count)
         else:
             finding.combinations += count
 
@@ -251,14 +298,18 @@ class _Walk:
 
     def live_fields(self, diagnosis) -> List[str]:
         """The fields tested by the rules that the diagnosis alone does not rule out."""
-        names = {t.name for rule in live_rules(self.rb, diagnosis) for t in conditions.tests(rule.when)
-                 if t.name in self.domains and t.name != "diagnosis"}
+        names = {
+            t.name
+            for rule in live_rules(self.rb, diagnosis)
+            for t in conditions.tests(rule.when)
+            if t.name in self.domains and t.name != "diagnosis"
+        }
         return [n for n in self.schema.fields if n in names]
 
     def prepare(self, diagnosis):
         """Set up the walk of one diagnosis (None: every rule): its live rules in
         groups, what each layer's successors see, and where they cut numbers."""
-        live = set(r.id for r in (self.rb.rules if diagnosis is None else live_rules(self.rb, diagnosis)))
+        live = {r.id for r in (self.rb.rules if diagnosis is None else live_rules(self.rb, diagnosis))}
         self.fold_memo, self.always_memo = {}, {}  # foldable depends on what this diagnosis's later layers see
         self.live_groups: Dict[str, List[_Group]] = {}
         self.reads_now: Dict[str, dict] = {}
@@ -270,18 +321,22 @@ class _Walk:
             rules = [r for r in self.by_layer[layer.name] if r.id in live]
             order = {r.id: g.index for g in self.groups[layer.name] for r in g.rules}
             groups = sorted(_groups(rules, self.schema.fields), key=lambda g: min(order[r.id] for r in g.rules))
-            self.live_groups[layer.name] = [_Group(i, g.rules, g.fields, g.derived, g.key) for i, g in enumerate(groups)]
+            self.live_groups[layer.name] = [
+                _Group(i, g.rules, g.fields, g.derived, g.key) for i, g in enumerate(groups)
+            ]
             for g in groups:  # whether no rule of the group reads a fact the group derives
                 made = {n for r in g.rules for n in self.derives[r.id]}
                 self.flat[g.key] = not any(t.name in made for r in g.rules for t in self.tests[r.id])
             extra = self.seen_after[layer.name] - self.tested_after[layer.name]  # kept by a subclass
             self.seen_now[layer.name] = later_names | extra
             # where later rules can tell numbers apart; a number a subclass keeps is kept as split
-            self.cells_now[layer.name] = {name: self.cuts(name, later_tests.get(name, ()))
-                                          for name in self.numeric if name not in extra}
+            self.cells_now[layer.name] = {
+                name: self.cuts(name, later_tests.get(name, ())) for name in self.numeric if name not in extra
+            }
             keep = self.seen_now[layer.name] | self.constrained  # what of a group's fields later layers read
-            self.reads_now[layer.name] = {g.key: tuple(n in keep and self.cells_now[layer.name].get(n)
-                                                       for n in g.fields) for g in groups}
+            self.reads_now[layer.name] = {
+                g.key: tuple(n in keep and self.cells_now[layer.name].get(n) for n in g.fields) for g in groups
+            }
             for rule in rules:
                 for test in self.tests[rule.id]:
                     later_names.add(test.name)
@@ -330,6 +385,7 @@ class _Walk:
         """Fire a layer over each state, check the gaps it should close, and merge
         the states after it that no later layer can tell apart (their counts
         add up; the first keeps its witness)."""
+
         def settled(state):
             for after in self.settle(state, layer):
                 self.after_layer(after, layer)
@@ -372,8 +428,12 @@ class _Walk:
         with every combination), their ids, and the first outcomes' witness."""
         key = tuple(map(id, folded))
         if key not in self.always_memo:
-            always = [r for part in folded for r in part[0].fired
-                      if all(any(r is o for o in other.fired) for other in part[1:])]
+            always = [
+                r
+                for part in folded
+                for r in part[0].fired
+                if all(any(r is o for o in other.fired) for other in part[1:])
+            ]
             first = {}
             for part in folded:
                 first.update(part[0].witness)
@@ -406,7 +466,8 @@ class _Walk:
                 for name, values in part.derived.items():
                     derived.setdefault(name, []).extend(v for v in values if v not in derived[name])
             if self.constrained and not self.schema.check_constraints(
-                    {k: v for k, v in witness.items() if v is not None}):
+                {k: v for k, v in witness.items() if v is not None}
+            ):
                 self.excluded += count
                 continue
             fired = [r for part in combo for r in part.fired]
@@ -418,8 +479,21 @@ class _Walk:
                 fired += always
             fired.sort(key=lambda r: -r.salience)
             self.combined = (total, common, list(together))
-            yield self.conclude(_State(assign, state.derived, count, witness, state.stance_layer,
-                                       state.dose, state.stance_rule, state.warned), layer, fired, derived)
+            yield self.conclude(
+                _State(
+                    assign,
+                    state.derived,
+                    count,
+                    witness,
+                    state.stance_layer,
+                    state.dose,
+                    state.stance_rule,
+                    state.warned,
+                ),
+                layer,
+                fired,
+                derived,
+            )
         self.combined = (total, common, list(together))
 
     def _settle_last(self, state: _State, layer):
@@ -440,10 +514,16 @@ class _Walk:
         single = [part for part in parts if len(part) == 1 and self._quiet(part, layer)]
         alone = {r.id for part in single for r in part[0].fired}  # rules of quiet groups that go one way
         always = alone | self._always(folded)[0] if folded else alone
-        sig = (tuple(self._content(part) for part in parts if not any(part is p for p in single)),
-               state.stance_layer, state.dose, state.stance_rule, state.warned,
-               tuple(sorted(state.derived.items())), state.witness.get("diagnosis"),
-               tuple(state.witness.get(n) for n in sorted(self.constrained)))
+        sig = (
+            tuple(self._content(part) for part in parts if not any(part is p for p in single)),
+            state.stance_layer,
+            state.dose,
+            state.stance_rule,
+            state.warned,
+            tuple(sorted(state.derived.items())),
+            state.witness.get("diagnosis"),
+            tuple(state.witness.get(n) for n in sorted(self.constrained)),
+        )
         effect = self.effects.get(sig)
         if effect is None:
             total, common = self._learn_effect(sig, state, layer, parts, folded, alone, always)
@@ -465,12 +545,21 @@ class _Walk:
             self.after_layer(after, layer)
         total, common, together = self.combined
         self.effects[sig] = (
-            [(k, Fraction(n - reach.get(k, 0), count)) for k, n in self.reach.items()
-             if n != reach.get(k, 0) and k not in always],
-            [(k, Fraction(f.combinations - found.get(k, 0), count)) for k, f in self.findings.items()
-             if f.combinations != found.get(k, 0)],
-            Fraction(self.excluded - excluded, count), Fraction(total, count),
-            None if common is None else common - alone, [ids - alone for ids in together])
+            [
+                (k, Fraction(n - reach.get(k, 0), count))
+                for k, n in self.reach.items()
+                if n != reach.get(k, 0) and k not in always
+            ],
+            [
+                (k, Fraction(f.combinations - found.get(k, 0), count))
+                for k, f in self.findings.items()
+                if f.combinations != found.get(k, 0)
+            ],
+            Fraction(self.excluded - excluded, count),
+            Fraction(total, count),
+            None if common is None else common - alone,
+            [ids - alone for ids in together],
+        )
         return total, common
 
     def _replay_effect(self, effect, count: int, alone, always):
@@ -502,9 +591,18 @@ class _Walk:
         """What of a group's outcomes `conclude` reads, but the witness."""
         known = self.content_memo.get(id(part))
         if known is None:
-            known = self.content_memo[id(part)] = (part, tuple(
-                (tuple(r.id for r in o.fired), tuple(sorted(o.assign.items())),
-                 tuple(sorted((k, tuple(v)) for k, v in o.derived.items())), o.weight) for o in part))
+            known = self.content_memo[id(part)] = (
+                part,
+                tuple(
+                    (
+                        tuple(r.id for r in o.fired),
+                        tuple(sorted(o.assign.items())),
+                        tuple(sorted((k, tuple(v)) for k, v in o.derived.items())),
+                        o.weight,
+                    )
+                    for o in part
+                ),
+            )
         return known[1]
 
     def _quiet(self, part: List["_Outcome"], layer) -> bool:
@@ -513,12 +611,18 @@ class _Walk:
         fact seen later, or field a constraint tests."""
         seen = self.seen_now[layer.name]
         for outcome in part:
-            if outcome.assign or any(k in seen or k == STANCE for k in outcome.derived) or \
-                    any(k in self.constrained for k in outcome.witness):
+            if (
+                outcome.assign
+                or any(k in seen or k == STANCE for k in outcome.derived)
+                or any(k in self.constrained for k in outcome.witness)
+            ):
                 return False
             for rule in outcome.fired:
-                if "recommend" in rule.then or "dose" in rule.then or \
-                        any(w["code"] in self.multi_severity for w in self.warns[rule.id]):
+                if (
+                    "recommend" in rule.then
+                    or "dose" in rule.then
+                    or any(w["code"] in self.multi_severity for w in self.warns[rule.id])
+                ):
                     return False
         return True
 
@@ -553,8 +657,13 @@ class _Walk:
         cannot tell apart are merged here already (the first keeps its witness,
         as the merge after the layer would keep it)."""
         assign, derived = state.assign, state.derived
-        key = (layer_name, group.key, tuple(assign.get(n, _UNSET) for n in group.fields),
-               tuple(derived.get(n) for n in group.derived), self.reads_now[layer_name].get(group.key))
+        key = (
+            layer_name,
+            group.key,
+            tuple(assign.get(n, _UNSET) for n in group.fields),
+            tuple(derived.get(n) for n in group.derived),
+            self.reads_now[layer_name].get(group.key),
+        )
         known = self.cache.get(key)
         if known is not None:
             return known
@@ -564,9 +673,13 @@ class _Walk:
         made: Dict[tuple, tuple] = {}  # fired ids -> (derived added, its part of the key)
 
         def leaf(added, fired, derived, weight):
-            visible = tuple(sorted(
-                (k, _widen(v, cells[k], len(self.domains[k])) if k in cells else v)
-                for k, v in added.items() if k in keep))
+            visible = tuple(
+                sorted(
+                    (k, _widen(v, cells[k], len(self.domains[k])) if k in cells else v)
+                    for k, v in added.items()
+                    if k in keep
+                )
+            )
             ids = tuple(r.id for r in fired)
             if derived is None:  # the group's rules read no fact they derive: build it once per fired set
                 if ids not in made:
@@ -616,8 +729,10 @@ class _Walk:
                 low, high = assign.get(need, (0, len(self.domains[need])))
                 places = self.group_cuts(group, need)
                 bounds = [low] + [p for p in places if low < p < high] + [high]
-                stack.extend((dict(added, **{need: (a, b)}), weight * Fraction(b - a, high - low))
-                             for a, b in reversed(list(zip(bounds, bounds[1:]))))
+                stack.extend(
+                    (dict(added, **{need: (a, b)}), weight * Fraction(b - a, high - low))
+                    for a, b in reversed(list(zip(bounds, bounds[1:])))
+                )
                 continue
             if need is not None:
                 values = self.domains[need]
@@ -645,8 +760,14 @@ class _Walk:
             asked = [tuple(t.name for t in self.tests[r.id] if t.name in fields) for r in rules]
             reads = [set(names) for names in asked]
             cuts = {name: self.group_cuts(group, name) for name in set().union(*reads) if name in self.numeric}
-            own = [{name: self.cuts(name, [t for t in self.tests[r.id] if t.name == name])
-                    for name in reads[i] if name in cuts} for i, r in enumerate(rules)]
+            own = [
+                {
+                    name: self.cuts(name, [t for t in self.tests[r.id] if t.name == name])
+                    for name in reads[i]
+                    if name in cuts
+                }
+                for i, r in enumerate(rules)
+            ]
             self.search_memo[group.key] = ([self.compiled[r.id] for r in rules], asked, reads, cuts, own)
         return self.search_memo[group.key]
 
@@ -707,8 +828,9 @@ class _Walk:
         for rule in rules:
             if rule.id not in decided:
                 for test in self.tests[rule.id]:
-                    if test.name in fields and (test.name not in assign or
-                                                (test.name in self.numeric and not settled(test.name))):
+                    if test.name in fields and (
+                        test.name not in assign or (test.name in self.numeric and not settled(test.name))
+                    ):
                         return test.name
         return None
 
@@ -718,8 +840,16 @@ class _Walk:
         checks that read one case's conclusions (stance, dose and severity
         conflicts), each carrying forward what later layers' checks need."""
         self.record_fired(state, fired)
-        after = _State(dict(state.assign), {k: tuple(v) for k, v in derived.items() if v},
-                       state.count, state.witness, state.stance_layer, state.dose, state.stance_rule, state.warned)
+        after = _State(
+            dict(state.assign),
+            {k: tuple(v) for k, v in derived.items() if v},
+            state.count,
+            state.witness,
+            state.stance_layer,
+            state.dose,
+            state.stance_rule,
+            state.warned,
+        )
         self.stance_conflicts(fired, state, after, layer)
         self.dose_conflicts(fired, state, after)
         self.severity_conflicts(fired, state, after)
@@ -751,9 +881,16 @@ class _Walk:
         different = sorted({r.then["recommend"]["stance"] for r in stances})
         if len(different) > 1:
             pair = [r for r in stances if r.then["recommend"]["stance"] != stances[0].then["recommend"]["stance"]]
-            self.add("conflict", f"rules {stances[0].id} ({stances[0].then['recommend']['stance']}) and "
-                     f"{pair[0].id} ({pair[0].then['recommend']['stance']}) set different stances "
-                     f"for one case", pair[0], state, state.count, ("conflict", stances[0].id, pair[0].id))
+            self.add(
+                "conflict",
+                f"rules {stances[0].id} ({stances[0].then['recommend']['stance']}) and "
+                f"{pair[0].id} ({pair[0].then['recommend']['stance']}) set different stances "
+                f"for one case",
+                pair[0],
+                state,
+                state.count,
+                ("conflict", stances[0].id, pair[0].id),
+            )
 
     def dose_conflicts(self, fired, state, after):
         """Conflict: rules that fire for one case give different doses, within a
@@ -766,8 +903,14 @@ class _Walk:
             if after.dose is None:
                 after.dose = (rule.id, dose)
             elif after.dose[1] != dose:
-                self.add("conflict", f"rules {after.dose[0]} and {rule.id} give different doses for one case",
-                         rule, state, state.count, ("dose-conflict", after.dose[0], rule.id))
+                self.add(
+                    "conflict",
+                    f"rules {after.dose[0]} and {rule.id} give different doses for one case",
+                    rule,
+                    state,
+                    state.count,
+                    ("dose-conflict", after.dose[0], rule.id),
+                )
 
     def severity_conflicts(self, fired, state, after):
         """Conflict: one warning code at two severities for one case, within a
@@ -778,9 +921,15 @@ class _Walk:
             for warning in rule.warnings:
                 other = seen.setdefault(warning["code"], (rule, warning["severity"]))
                 if other[1] != warning["severity"]:
-                    self.add("conflict", f"rules {other[0].id} and {rule.id} give warning "
-                             f"'{warning['code']}' different severities for one case",
-                             rule, state, state.count, ("severity", other[0].id, rule.id))
+                    self.add(
+                        "conflict",
+                        f"rules {other[0].id} and {rule.id} give warning "
+                        f"'{warning['code']}' different severities for one case",
+                        rule,
+                        state,
+                        state.count,
+                        ("severity", other[0].id, rule.id),
+                    )
                 elif warning["code"] in self.multi_severity and other[0] is rule:
                     after.warned += ((warning["code"], warning["severity"], rule.id),)
 
@@ -795,8 +944,14 @@ class _Walk:
         diagnosis, placed at the diagnosis in the case schema."""
         diagnosis = state.witness["diagnosis"]
         if layer.name == self.last_stance and STANCE not in state.derived:
-            self.add("gap", f"no rule sets a stance for diagnosis '{diagnosis}' in this situation",
-                     None, state, state.count, ("gap", diagnosis))
+            self.add(
+                "gap",
+                f"no rule sets a stance for diagnosis '{diagnosis}' in this situation",
+                None,
+                state,
+                state.count,
+                ("gap", diagnosis),
+            )
 
     def dose_gaps(self, state: _State, layer):
         """Gap: a stance under which IVIG is given, but no rule gives a regimen,
@@ -805,9 +960,15 @@ class _Walk:
         if layer.index == len(self.rb.layers) - 1:
             given = [s for s in state.derived.get(STANCE, ()) if s in self.rb.ivig_given]
             if given and state.dose is None:
-                self.add("gap", f"IVIG is {given[0]} for diagnosis '{diagnosis}' (rule {state.stance_rule}) "
-                         f"but no rule gives a regimen", self.rb.by_id.get(state.stance_rule), state,
-                         state.count, ("dose-gap", diagnosis, given[0]))
+                self.add(
+                    "gap",
+                    f"IVIG is {given[0]} for diagnosis '{diagnosis}' (rule {state.stance_rule}) "
+                    f"but no rule gives a regimen",
+                    self.rb.by_id.get(state.stance_rule),
+                    state,
+                    state.count,
+                    ("dose-gap", diagnosis, given[0]),
+                )
 
     def project(self, state: _State, layer) -> _State:
         """Keep what later layers can see: the fields and facts they test, and of
@@ -832,12 +993,13 @@ class _Walk:
             if self.reach[rule.id]:
                 continue
             if _satisfiable(rule, self.domains, self.rb):
-                why = ("its conditions can hold, but never when it could fire: an earlier stance "
-                       "layer always decides first, or a fact it tests is never derived")
+                why = (
+                    "its conditions can hold, but never when it could fire: an earlier stance "
+                    "layer always decides first, or a fact it tests is never derived"
+                )
             else:
                 why = "its conditions can never hold together"
-            self.add("unreachable", f"rule {rule.id} fires in none of the combinations: {why}",
-                     rule, {}, 0)
+            self.add("unreachable", f"rule {rule.id} fires in none of the combinations: {why}", rule, {}, 0)
 
     def redundant(self):
         """Redundancy and subsumption: a rule that always fires with another that
@@ -851,9 +1013,14 @@ class _Walk:
                 if overlap is None:
                     continue
                 kind, how = overlap
-                self.add(kind, f"rule {rule.id} is {how} {other_id}: whenever it fires, {other_id} "
-                         f"fires and concludes the same", rule, {}, self.reach[rule.id],
-                         (kind, rule.id, other_id))
+                self.add(
+                    kind,
+                    f"rule {rule.id} is {how} {other_id}: whenever it fires, {other_id} fires and concludes the same",
+                    rule,
+                    {},
+                    self.reach[rule.id],
+                    (kind, rule.id, other_id),
+                )
                 break
 
     def _overlap(self, rule: RuleSpec, other: RuleSpec):
@@ -865,8 +1032,7 @@ class _Walk:
             return None
         if self.reach[other.id] > self.reach[rule.id]:
             return "subsumed", "narrower than"
-        if rule.id in self.cofire.get(other.id, ()) and _concludes_all(rule, other) \
-                and rule.position < other.position:
+        if rule.id in self.cofire.get(other.id, ()) and _concludes_all(rule, other) and rule.position < other.position:
             return None  # reported on `other`
         return "redundant", "equivalent to"
 
@@ -910,6 +1076,7 @@ class _Search:
                     value = domains[name][value[0]]
                 return () if value is None else (value,)
             return before.get(name, ())
+
         self.lookup = lookup
 
     def inputs(self) -> list:
@@ -1050,6 +1217,7 @@ def _compile(cond):
             elif verdict == decisive:
                 return decisive
         return None if undecided else not decisive
+
     return evaluate
 
 
@@ -1090,7 +1258,7 @@ def _concludes_all(a: RuleSpec, b: RuleSpec) -> bool:
     """Whether `a` concludes everything `b` does, and shows first where only one is shown."""
     if not _atoms(b) <= _atoms(a):
         return False
-    shown_first = ("recommend" in b.then or "dose" in b.then)
+    shown_first = "recommend" in b.then or "dose" in b.then
     return a.salience > b.salience if shown_first else True
 
 
@@ -1113,7 +1281,7 @@ def _satisfiable(rule: RuleSpec, domains: Dict[str, list], rulebase: RuleBase) -
         choices.append([[]] + [[v] for v in values])
     for combo in product(*choices):
         table = dict(zip(names, combo))
-        if conditions.evaluate(rule.when, lambda n: table[n]):
+        if conditions.evaluate(rule.when, table.__getitem__):
             return True
     return False
 

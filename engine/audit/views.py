@@ -11,27 +11,39 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional
 
-from ..core import conditions
-from ..batch.pipeline import evaluate_record, evaluate_records
-from ..io.cases import CaseRecord, pick_case, read_cases
 from ..base.errors import UnknownDiagnosis, UnknownRule, UnknownStage
+from ..base.yamlsrc import SourceError, load_one
+from ..batch.pipeline import evaluate_record, evaluate_records
+from ..core import conditions
 from ..core.advisor import Advisor, Result
+from ..core.analysis import domains, fields_behind, live_rules
 from ..core.rulebase import DOSE_KEYS, STANCE, RuleBase, RuleBaseInvalid, RuleSpec, unlisted_files
 from ..core.schema import CaseInvalid
-from .signoff import LOG_NAME, STAGES, ReviewLog, signoff_hash, unsigned
-from ..core.analysis import domains, fields_behind, live_rules
-from .verify import CheckFinding, Verification, verify
 from ..core.words import citation, condition_text, dose_line, sentence, suggest, value_label
-from ..base.yamlsrc import SourceError, load_one
+from ..io.cases import CaseRecord, pick_case, read_cases
+from .signoff import LOG_NAME, STAGES, ReviewLog, signoff_hash, unsigned
+from .verify import CheckFinding, Verification, verify
+
 
 def rule_record(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog] = None) -> dict:
     """One rule as a stable JSON object for `audit rules --format json`."""
-    record = {"id": rule.id, "title": rule.title, "topic": rule.topic, "layer": rule.layer,
-              "plain": sentence(rulebase, rule), "basis": rule.basis, "rationale": rule.rationale or None,
-              "citation": citation(rule), "flags": list(rule.flags), "changes": list(rule.changes),
-              "lifecycle": (log.state(rule) if log is not None else unsigned(rule)).stage,
-              "maintenance": rulebase.maintenance.get(rule.topic, {}),
-              "file": rule.file, "line": rule.line, "hash": signoff_hash(rulebase, rule)}
+    record = {
+        "id": rule.id,
+        "title": rule.title,
+        "topic": rule.topic,
+        "layer": rule.layer,
+        "plain": sentence(rulebase, rule),
+        "basis": rule.basis,
+        "rationale": rule.rationale or None,
+        "citation": citation(rule),
+        "flags": list(rule.flags),
+        "changes": list(rule.changes),
+        "lifecycle": (log.state(rule) if log is not None else unsigned(rule)).stage,
+        "maintenance": rulebase.maintenance.get(rule.topic, {}),
+        "file": rule.file,
+        "line": rule.line,
+        "hash": signoff_hash(rulebase, rule),
+    }
     if log is not None:
         signoff = log.state(rule)
         record["signoff"] = {"state": signoff.state, **(signoff.entry or {})}
@@ -39,6 +51,7 @@ def rule_record(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog] = N
 
 
 # -- which rules are which --------------------------------------------------
+
 
 def diagnosis_value(rulebase: RuleBase, text: str) -> str:
     """The diagnosis a reviewer named ('mg', 'MMN', 'myasthenia_gravis'); UnknownDiagnosis if none."""
@@ -61,16 +74,22 @@ def regimens(rulebase: RuleBase) -> List[dict]:
             named.setdefault(written, []).append(rule.id)
         elif "dose" in rule.then:
             rows.append(dict(_regimen_row(rulebase, None, rule.then["dose"], None, None), rules=[rule.id]))
-    return [dict(_regimen_row(rulebase, name, row, row.get("diagnosis"),
-                              row.get("situation")), rules=ids)
-            for name, row in table.items() for ids in [named.get(name, [])]] + rows
+    return [
+        dict(_regimen_row(rulebase, name, row, row.get("diagnosis"), row.get("situation")), rules=ids)
+        for name, row in table.items()
+        for ids in [named.get(name, [])]
+    ] + rows
 
 
 def _regimen_row(rulebase: RuleBase, name, dose: dict, diagnosis, situation) -> dict:
-    return {"regimen": name, "diagnosis": diagnosis,
-            "diagnosis_label": value_label(rulebase, "diagnosis", diagnosis) if diagnosis else None,
-            "situation": " ".join(str(situation).split()) if situation else None,
-            "dose": dose_line(dose), **{k: dose.get(k) for k in DOSE_KEYS}}
+    return {
+        "regimen": name,
+        "diagnosis": diagnosis,
+        "diagnosis_label": value_label(rulebase, "diagnosis", diagnosis) if diagnosis else None,
+        "situation": " ".join(str(situation).split()) if situation else None,
+        "dose": dose_line(dose),
+        **{k: dose.get(k) for k in DOSE_KEYS},
+    }
 
 
 def rule_named(rulebase: RuleBase, rule_id: str) -> RuleSpec:
@@ -80,8 +99,13 @@ def rule_named(rulebase: RuleBase, rule_id: str) -> RuleSpec:
     return rulebase.by_id[rule_id]
 
 
-def rules_for(rulebase: RuleBase, diagnosis: Optional[str] = None, basis: Optional[str] = None,
-              stage: Optional[str] = None, log: Optional[ReviewLog] = None) -> List[RuleSpec]:
+def rules_for(
+    rulebase: RuleBase,
+    diagnosis: Optional[str] = None,
+    basis: Optional[str] = None,
+    stage: Optional[str] = None,
+    log: Optional[ReviewLog] = None,
+) -> List[RuleSpec]:
     """The rules that can fire for a diagnosis (shared safety rules included), filtered
     by basis and by lifecycle stage (signoff.STAGES; read from `log`, else the rule base's own)."""
     if stage is not None and stage not in STAGES:
@@ -122,10 +146,13 @@ def feeds(rulebase: RuleBase) -> Dict[str, List[str]]:
 
     out = {}
     for rule in rulebase.rules:
-        targets = [other for other in rulebase.rules if other is not rule
-                   and diagnoses[rule.id] & diagnoses[other.id]
-                   and any(t.name in rule.derives and passes(t, rule.derives[t.name])
-                           for t in conditions.tests(other.when))]
+        targets = [
+            other
+            for other in rulebase.rules
+            if other is not rule
+            and diagnoses[rule.id] & diagnoses[other.id]
+            and any(t.name in rule.derives and passes(t, rule.derives[t.name]) for t in conditions.tests(other.when))
+        ]
         out[rule.id] = [t.id for t in targets]
     return out
 
@@ -157,10 +184,13 @@ def preempts(rulebase: RuleBase) -> Dict[str, List[str]]:
         if not layer.sets_stance or STANCE not in rule.derives:
             out[rule.id] = []
             continue
-        out[rule.id] = [other.id for other in rulebase.rules
-                        if rulebase.layer(other.layer).sets_stance
-                        and rulebase.layer(other.layer).index > layer.index
-                        and diagnoses[rule.id] & diagnoses[other.id]]
+        out[rule.id] = [
+            other.id
+            for other in rulebase.rules
+            if rulebase.layer(other.layer).sets_stance
+            and rulebase.layer(other.layer).index > layer.index
+            and diagnoses[rule.id] & diagnoses[other.id]
+        ]
     return out
 
 
@@ -171,8 +201,11 @@ def review_flags(rulebase: RuleBase, rule: RuleSpec) -> Dict[str, str]:
     """field -> the schema's review flag (the source's wording is uncertain), for each
     flagged case field the rule tests."""
     fields = rulebase.schema.fields
-    return {t.name: " ".join(str(fields[t.name].review_flag).split())
-            for t in conditions.tests(rule.when) if t.name in fields and fields[t.name].review_flag}
+    return {
+        t.name: " ".join(str(fields[t.name].review_flag).split())
+        for t in conditions.tests(rule.when)
+        if t.name in fields and fields[t.name].review_flag
+    }
 
 
 @dataclass
@@ -180,6 +213,7 @@ class RuleView:
     """`audit show`: one rule with its links to the others (what it feeds and is fed
     by, what it pre-empts and is pre-empted by), the review flags of the fields it
     tests, and the corpus cases that fire it (None: no corpus found)."""
+
     rulebase: RuleBase
     rule: RuleSpec
     log: ReviewLog
@@ -197,24 +231,44 @@ class RuleView:
         rulebase = advisor.rulebase
         rule = rule_named(rulebase, rule_id)
         paths = case_paths or default_corpus(rulebase)
-        cases = [r.id for r in run_corpus(advisor, paths)
-                 if r.ok and any(t["rule"] == rule_id for t in r.trace)] if paths else None
+        cases = (
+            [r.id for r in run_corpus(advisor, paths) if r.ok and any(t["rule"] == rule_id for t in r.trace)]
+            if paths
+            else None
+        )
         edges, over = feeds(rulebase), preempts(rulebase)
-        return cls(rulebase, rule, ReviewLog.load(rulebase), edges[rule_id], fed_by(edges)[rule_id], over[rule_id],
-                   preempted_by(over)[rule_id], review_flags(rulebase, rule), cases)
+        return cls(
+            rulebase,
+            rule,
+            ReviewLog.load(rulebase),
+            edges[rule_id],
+            fed_by(edges)[rule_id],
+            over[rule_id],
+            preempted_by(over)[rule_id],
+            review_flags(rulebase, rule),
+            cases,
+        )
 
     def to_dict(self) -> dict:
         """`audit show --format json`: the rule's record (`rule_record`) and its links."""
-        return dict(rule_record(self.rulebase, self.rule, self.log), feeds=self.feeds, fed_by=self.fed_by,
-                    preempts=self.preempts, preempted_by=self.preempted_by, review_flags=self.review_flags,
-                    cases=self.cases)
+        return dict(
+            rule_record(self.rulebase, self.rule, self.log),
+            feeds=self.feeds,
+            fed_by=self.fed_by,
+            preempts=self.preempts,
+            preempted_by=self.preempted_by,
+            review_flags=self.review_flags,
+            cases=self.cases,
+        )
 
 
 # -- the static check -------------------------------------------------------
 
+
 @dataclass
 class CheckReport:
     """`audit check`: load errors or the verification, and where sign-off stands."""
+
     findings: List[CheckFinding]
     verification: Optional[Verification] = None
     signoff: Dict[str, int] = field(default_factory=dict)
@@ -227,12 +281,20 @@ class CheckReport:
     def to_dict(self) -> dict:
         """`audit check --format json`."""
         v = self.verification
-        return {"ok": self.ok, "findings": [f.to_dict() for f in self.findings],
-                "combinations": v.combinations if v else None, "excluded": v.excluded if v else None,
-                "states": v.states if v else None, "signoff": self.signoff,
-                "per_diagnosis": [{k: getattr(c, k) for k in ("diagnosis", "fields", "combinations",
-                                                              "excluded", "states")}
-                                  for c in v.coverage] if v else []}
+        return {
+            "ok": self.ok,
+            "findings": [f.to_dict() for f in self.findings],
+            "combinations": v.combinations if v else None,
+            "excluded": v.excluded if v else None,
+            "states": v.states if v else None,
+            "signoff": self.signoff,
+            "per_diagnosis": [
+                {k: getattr(c, k) for k in ("diagnosis", "fields", "combinations", "excluded", "states")}
+                for c in v.coverage
+            ]
+            if v
+            else [],
+        }
 
 
 def check(directory=None, strict: bool = False) -> CheckReport:
@@ -250,8 +312,13 @@ def check(directory=None, strict: bool = False) -> CheckReport:
             manifest = load_one((root / "rulebase.yaml").read_text(encoding="utf-8"), "rulebase.yaml")
         except (OSError, SourceError):
             manifest = {}
-        return CheckReport([CheckFinding(e.kind, e.message + (f" [{e.field}]" if e.field else ""), e.source, e.line)
-                            for e in exc.errors] + unlisted(root, str(directory or "rules"), manifest))
+        return CheckReport(
+            [
+                CheckFinding(e.kind, e.message + (f" [{e.field}]" if e.field else ""), e.source, e.line)
+                for e in exc.errors
+            ]
+            + unlisted(root, str(directory or "rules"), manifest)
+        )
     return check_rulebase(rulebase, strict)
 
 
@@ -262,9 +329,16 @@ def unlisted(root, label: str, manifest) -> List[CheckFinding]:
     The loader reads only what rulebase.yaml lists: a reviewer who drops a
     rule file in beside the others must not think its rules are live.
     """
-    return [CheckFinding("unlisted", f"{name} is in the rule directory but not listed in rulebase.yaml "
-                                     "(rule_files or data_files): its rules are not loaded", f"{label}/{name}", 1)
-            for name in unlisted_files(root, manifest, ("rulebase.yaml", LOG_NAME))]
+    return [
+        CheckFinding(
+            "unlisted",
+            f"{name} is in the rule directory but not listed in rulebase.yaml "
+            "(rule_files or data_files): its rules are not loaded",
+            f"{label}/{name}",
+            1,
+        )
+        for name in unlisted_files(root, manifest, ("rulebase.yaml", LOG_NAME))
+    ]
 
 
 def check_rulebase(rulebase: RuleBase, strict: bool = False) -> CheckReport:
@@ -278,22 +352,26 @@ def check_rulebase(rulebase: RuleBase, strict: bool = False) -> CheckReport:
         for rule in rulebase.rules:
             signoff = log.state(rule)
             if signoff.stage != "approved":
-                findings.append(CheckFinding("sign-off", f"rule {rule.id}: {signoff.describe()}",
-                                        rule.file, rule.line, rule.id))
+                findings.append(
+                    CheckFinding("sign-off", f"rule {rule.id}: {signoff.describe()}", rule.file, rule.line, rule.id)
+                )
     return CheckReport(findings, result, log.counts(), rulebase)
 
 
 # -- case corpora -----------------------------------------------------------
 
-def read_corpus(paths: Iterable[str], stdin=None, notes: Optional[Callable[[str], None]] = None
-                ) -> Iterator[CaseRecord]:
+
+def read_corpus(
+    paths: Iterable[str], stdin=None, notes: Optional[Callable[[str], None]] = None
+) -> Iterator[CaseRecord]:
     """Case records from case files; golden files ({name, case, expect} items) give their cases.
     `notes`: told what the walk of a folder leaves out (caseio.read_cases)."""
     for record in read_cases(paths, stdin=stdin, notes=notes):
         data = record.data
         if isinstance(data, dict) and "case" in data and set(data) <= {"name", "case", "expect"}:
-            record = CaseRecord(data["case"], record.source, record.line,
-                                str(data.get("name") or record.default_id), record.error)
+            record = CaseRecord(
+                data["case"], record.source, record.line, str(data.get("name") or record.default_id), record.error
+            )
         yield record
 
 
@@ -305,8 +383,9 @@ def default_corpus(rulebase: RuleBase) -> List[str]:
     return [str(p) for p in (home / "tests" / "cases", home / "examples") if p.is_dir()]
 
 
-def run_corpus(advisor: Advisor, paths: Iterable[str], stdin=None, notes: Optional[Callable[[str], None]] = None
-               ) -> Iterator[Result]:
+def run_corpus(
+    advisor: Advisor, paths: Iterable[str], stdin=None, notes: Optional[Callable[[str], None]] = None
+) -> Iterator[Result]:
     """One Result per case of a corpus, in order."""
     return evaluate_records(read_corpus(paths, stdin, notes), advisor)
 
@@ -321,9 +400,10 @@ def failed_case(result: Result) -> dict:
 class CoverageReport:
     """How often each rule fired over a corpus; the cases that could not be read or
     evaluated are not counted, and are kept (`failed`) to be shown."""
+
     cases: int
     errors: int
-    fired: Counter        # rule id -> cases in which it fired
+    fired: Counter  # rule id -> cases in which it fired
     examples: Dict[str, List[str]]  # rule id -> the first few case ids
     rules: List[str] = field(default_factory=list)  # every rule id of the rule base, in order
     failed: List[Result] = field(default_factory=list)  # the error results, in order
@@ -341,13 +421,18 @@ class CoverageReport:
 
     def to_dict(self) -> dict:
         """`audit coverage --format json`."""
-        return {"cases": self.cases, "errors": self.errors, "failed": [failed_case(r) for r in self.failed],
-                "rules": [{"id": r, "fired": self.fired[r], "cases": self.examples.get(r, [])} for r in self.rules],
-                "never_fired": self.never()}
+        return {
+            "cases": self.cases,
+            "errors": self.errors,
+            "failed": [failed_case(r) for r in self.failed],
+            "rules": [{"id": r, "fired": self.fired[r], "cases": self.examples.get(r, [])} for r in self.rules],
+            "never_fired": self.never(),
+        }
 
 
-def coverage(advisor: Advisor, paths: Iterable[str], stdin=None, keep: int = 5,
-             notes: Optional[Callable[[str], None]] = None) -> CoverageReport:
+def coverage(
+    advisor: Advisor, paths: Iterable[str], stdin=None, keep: int = 5, notes: Optional[Callable[[str], None]] = None
+) -> CoverageReport:
     """Run a corpus and count, per rule, the cases in which it fired."""
     report = CoverageReport(0, 0, Counter(), {}, [r.id for r in advisor.rulebase.rules])
     for result in run_corpus(advisor, paths, stdin, notes):
@@ -366,9 +451,11 @@ def coverage(advisor: Advisor, paths: Iterable[str], stdin=None, keep: int = 5,
 
 # -- why not ----------------------------------------------------------------
 
+
 @dataclass
 class TestStatus:
     """One test of a rule's condition against a case: holds, fails, or unknown."""
+
     text: str
     verdict: Optional[bool]
     actual: str
@@ -381,19 +468,25 @@ class WhyNot:
     case_id: str
     fired: bool
     tests: List[TestStatus]
-    blocked_by: Optional[dict] = None          # the stance an earlier layer set
+    blocked_by: Optional[dict] = None  # the stance an earlier layer set
     fixes: List[Dict[str, object]] = field(default_factory=list)  # changes that make it fire
     result: Optional[Result] = None
 
     def to_dict(self) -> dict:
         """`audit why-not --format json`."""
-        return {"id": self.case_id, "rule": self.rule.id, "fired": self.fired,
-                "tests": [t.__dict__ for t in self.tests], "blocked_by": self.blocked_by,
-                "would_fire_if": self.fixes}
+        return {
+            "id": self.case_id,
+            "rule": self.rule.id,
+            "fired": self.fired,
+            "tests": [t.__dict__ for t in self.tests],
+            "blocked_by": self.blocked_by,
+            "would_fire_if": self.fixes,
+        }
 
 
-def why_not(advisor: Advisor, data: dict, rule_id: str, source=None, line=None, default_id=None,
-            max_fixes: int = 5) -> WhyNot:
+def why_not(
+    advisor: Advisor, data: dict, rule_id: str, source=None, line=None, default_id=None, max_fixes: int = 5
+) -> WhyNot:
     """Why a rule did not fire for a case, and the smallest changes of the case that make it fire.
 
     The condition is read test by test over the case and the facts the run
@@ -424,8 +517,7 @@ def why_not(advisor: Advisor, data: dict, rule_id: str, source=None, line=None, 
     return report
 
 
-def why_not_in(advisor: Advisor, path: str, rule_id: str, case_id: Optional[str] = None,
-               stdin=None) -> WhyNot:
+def why_not_in(advisor: Advisor, path: str, rule_id: str, case_id: Optional[str] = None, stdin=None) -> WhyNot:
     """`why_not` for the case of a case file (golden files give their cases): the only
     one, or the one whose id is `case_id`.
 
@@ -451,6 +543,7 @@ def _walk_condition(rulebase, cond, lookup, out, depth):
             verdict = None if cond.name in rulebase.schema.fields else False
         out.append(TestStatus(condition_text(rulebase, cond), verdict, actual, depth))
         return
+
     def unknown_as_undecided(name):  # an unknown field leaves a branch undecided, not false
         values = lookup(name)
         return values if values or name not in rulebase.schema.fields else conditions.UNKNOWN
@@ -458,7 +551,7 @@ def _walk_condition(rulebase, cond, lookup, out, depth):
     verdict = conditions.evaluate(cond, unknown_as_undecided)
     kind = {conditions.AllOf: "all of", conditions.AnyOf: "any of", conditions.Not: "not"}[type(cond)]
     out.append(TestStatus(kind, verdict, "", depth))
-    for item in (cond.items if not isinstance(cond, conditions.Not) else (cond.item,)):
+    for item in cond.items if not isinstance(cond, conditions.Not) else (cond.item,):
         _walk_condition(rulebase, item, lookup, out, depth + 1)
 
 
@@ -489,7 +582,7 @@ def _fixes(advisor: Advisor, facts: dict, rule: RuleSpec, limit: int) -> List[di
         return found
     pairs = [n for n in names if n in own]
     for i, a in enumerate(pairs):
-        for b in pairs[i + 1:]:
+        for b in pairs[i + 1 :]:
             for va in space[a]:
                 if va == facts.get(a):
                     continue
@@ -507,8 +600,17 @@ _NONE = object()
 
 # -- diff -------------------------------------------------------------------
 
-DIFF_DOSE_KEYS = ("per", "total_g_per_kg", "g_per_kg_per_day", "days", "total_g", "infusion_g_per_kg", "infusion_g",
-                  "interval", "repeat")
+DIFF_DOSE_KEYS = (
+    "per",
+    "total_g_per_kg",
+    "g_per_kg_per_day",
+    "days",
+    "total_g",
+    "infusion_g_per_kg",
+    "infusion_g",
+    "interval",
+    "repeat",
+)
 
 
 def outcome(result: Result) -> dict:
@@ -516,22 +618,30 @@ def outcome(result: Result) -> dict:
     own names and shapes (`ivig evaluate --format json`): status, error, the
     stance (`ivig`), the dose, the warnings (code, severity, rule)."""
     dose = result.dose
-    return {"status": result.status, "error": result.error,
-            "ivig": None if result.ivig is None else {k: result.ivig[k] for k in ("stance", "rule")},
-            "dose": None if dose is None else {k: dose[k] for k in DIFF_DOSE_KEYS},
-            "warnings": [{k: w[k] for k in ("code", "severity", "rule")} for w in result.warnings]}
+    return {
+        "status": result.status,
+        "error": result.error,
+        "ivig": None if result.ivig is None else {k: result.ivig[k] for k in ("stance", "rule")},
+        "dose": None if dose is None else {k: dose[k] for k in DIFF_DOSE_KEYS},
+        "warnings": [{k: w[k] for k in ("code", "severity", "rule")} for w in result.warnings],
+    }
 
 
 def _compared(outcome: dict) -> dict:
     """An outcome as compared: which rule set the stance or gave a warning is shown, not counted."""
-    return {"status": outcome["status"], "error": (outcome["error"] or {}).get("message"),
-            "ivig": (outcome["ivig"] or {}).get("stance"), "dose": outcome["dose"],
-            "warnings": sorted((w["code"], w["severity"]) for w in outcome["warnings"])}
+    return {
+        "status": outcome["status"],
+        "error": (outcome["error"] or {}).get("message"),
+        "ivig": (outcome["ivig"] or {}).get("stance"),
+        "dose": outcome["dose"],
+        "warnings": sorted((w["code"], w["severity"]) for w in outcome["warnings"]),
+    }
 
 
 @dataclass
 class Difference:
     """One case whose outcome differs between two rule bases."""
+
     id: str
     source: Optional[str]
     line: Optional[int]
@@ -546,14 +656,21 @@ class Difference:
 
     def to_dict(self) -> dict:
         """One case of `audit diff --format json`: `id`, `source`, `line` as in a result."""
-        return {"id": self.id, "source": self.source, "line": self.line, "base": self.base,
-                "this": self.this, "changed": self.changed}
+        return {
+            "id": self.id,
+            "source": self.source,
+            "line": self.line,
+            "base": self.base,
+            "this": self.this,
+            "changed": self.changed,
+        }
 
 
 @dataclass
 class DiffReport:
     """`audit diff`: how many cases were compared, those whose outcome differs, and those
     that could not be compared (the same error under both rule bases: unreadable, invalid)."""
+
     compared: int = 0
     differences: List[Difference] = field(default_factory=list)
     failed: List[Result] = field(default_factory=list)
@@ -573,12 +690,17 @@ class DiffReport:
 
     def to_dict(self) -> dict:
         """`audit diff --format json`."""
-        return {"compared": self.compared, "differ": self.differ, "failed": [failed_case(r) for r in self.failed],
-                "cases": [d.to_dict() for d in self.differences]}
+        return {
+            "compared": self.compared,
+            "differ": self.differ,
+            "failed": [failed_case(r) for r in self.failed],
+            "cases": [d.to_dict() for d in self.differences],
+        }
 
 
-def diff(base: Advisor, this: Advisor, paths: Iterable[str], stdin=None,
-         notes: Optional[Callable[[str], None]] = None) -> DiffReport:
+def diff(
+    base: Advisor, this: Advisor, paths: Iterable[str], stdin=None, notes: Optional[Callable[[str], None]] = None
+) -> DiffReport:
     """Run a corpus under two rule bases; the cases whose stance, dose or warnings
     (or error) differ. Which rule set the stance is shown, not counted. A case with
     the same error under both is not compared but kept (`failed`): a case that cannot
@@ -596,7 +718,34 @@ def diff(base: Advisor, this: Advisor, paths: Iterable[str], stdin=None,
     return report
 
 
-__all__ = ["CheckReport", "CoverageReport", "DiffReport", "Difference", "TestStatus", "WhyNot", "check",
-           "check_rulebase", "coverage", "default_corpus", "diagnosis_value", "diff", "failed_case", "fed_by",
-           "feeds", "outcome", "preempted_by", "preempts", "read_corpus", "review_flags", "rule_named", "rule_record", "RuleView", "rules_for",
-           "regimens", "run_corpus", "unlisted", "why_not", "why_not_in"]
+__all__ = [
+    "CheckReport",
+    "CoverageReport",
+    "DiffReport",
+    "Difference",
+    "TestStatus",
+    "WhyNot",
+    "check",
+    "check_rulebase",
+    "coverage",
+    "default_corpus",
+    "diagnosis_value",
+    "diff",
+    "failed_case",
+    "fed_by",
+    "feeds",
+    "outcome",
+    "preempted_by",
+    "preempts",
+    "read_corpus",
+    "review_flags",
+    "rule_named",
+    "rule_record",
+    "RuleView",
+    "rules_for",
+    "regimens",
+    "run_corpus",
+    "unlisted",
+    "why_not",
+    "why_not_in",
+]

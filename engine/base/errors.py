@@ -33,6 +33,7 @@ class InvalidSource(IvigError):
 
 # -- names a user typed -------------------------------------------------------
 
+
 class UnknownRule(IvigError, LookupError):
     """A rule id that is not in the rule base; the message suggests the nearest."""
 
@@ -75,6 +76,7 @@ class FormatContradicted(IvigError, ValueError):
 
 # -- the review log -----------------------------------------------------------------
 
+
 class BadSignOff(IvigError, ValueError):
     """An argument of a sign-off is wrong; `param` names it (RULE, --date, ...)."""
 
@@ -97,6 +99,7 @@ class LogLocked(IvigError, TimeoutError):
 
 # -- signals -----------------------------------------------------------------------
 
+
 class Stopped(BaseException):
     """SIGTERM or SIGHUP arrived: unwinds like KeyboardInterrupt, so that every
     `finally` runs (the pool is shut down, a temporary output file removed)."""
@@ -107,6 +110,7 @@ class Stopped(BaseException):
 
 
 # -- writing files -------------------------------------------------------------------
+
 
 class OutputRefused(IvigError, ValueError):
     """A target that must not or cannot be written; found before writing anything."""
@@ -129,6 +133,7 @@ class StreamClosed(IvigError, OSError):
 
 # -- the machine ----------------------------------------------------------------------
 
+
 class WorkerDied(IvigError, ChildProcessError):
     """A worker process of a batch died (killed by hand, or by the system when memory ran out):
     not a bug, not the input's fault. The message says how it died and from which case on there
@@ -139,6 +144,22 @@ class WorkerDied(IvigError, ChildProcessError):
         self.written = written
 
 
-__all__ = ["BadSignOff", "CaseChoice", "FormatContradicted", "InvalidSource", "IvigError", "LogLocked", "LogUnusable", "NoLogHere",
-           "OutputRefused", "ResumeError", "Stopped", "StreamClosed", "UnknownDiagnosis", "UnknownRule", "UnknownStage",
-           "WorkerDied", "WriteFailed"]
+__all__ = [
+    "BadSignOff",
+    "CaseChoice",
+    "FormatContradicted",
+    "InvalidSource",
+    "IvigError",
+    "LogLocked",
+    "LogUnusable",
+    "NoLogHere",
+    "OutputRefused",
+    "ResumeError",
+    "Stopped",
+    "StreamClosed",
+    "UnknownDiagnosis",
+    "UnknownRule",
+    "UnknownStage",
+    "WorkerDied",
+    "WriteFailed",
+]

@@ -16,8 +16,7 @@ from typing import Optional
 # what a reader sees ("Trojan Source"): bidirectional overrides, isolates and
 # marks, zero-width characters, line and paragraph separators, the soft
 # hyphen, the byte-order mark and the tag characters.
-_INVISIBLE = ("\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff"
-              "\U000e0000-\U000e007f")
+_INVISIBLE = "\u00ad\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff\U000e0000-\U000e007f"
 _UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_INVISIBLE}]")
 # what json.dumps(ensure_ascii=False) leaves raw (it escapes C0 itself)
 _JSON_RAW = re.compile(f"[\x7f-\x9f{_INVISIBLE}]")
@@ -40,9 +39,17 @@ def for_terminal(text) -> str:
 def _escaped(text: str, unsafe) -> str:
     if not unsafe.search(text):
         return text
-    return unsafe.sub(lambda m: _NAMED.get(m.group(), f"\\x{ord(m.group()):02x}" if ord(m.group()) < 0x100
-                                           else f"\\u{ord(m.group()):04x}" if ord(m.group()) < 0x10000
-                                           else f"\\U{ord(m.group()):08x}"), text)
+    return unsafe.sub(
+        lambda m: _NAMED.get(
+            m.group(),
+            f"\\x{ord(m.group()):02x}"
+            if ord(m.group()) < 0x100
+            else f"\\u{ord(m.group()):04x}"
+            if ord(m.group()) < 0x10000
+            else f"\\U{ord(m.group()):08x}",
+        ),
+        text,
+    )
 
 
 # One encoder for the common case (json.dumps builds one per call unless called

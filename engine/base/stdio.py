@@ -86,8 +86,12 @@ def _named(stream: io.TextIOWrapper) -> io.TextIOWrapper:
         fd = stream.fileno()
     except (OSError, ValueError):
         return stream
-    return io.TextIOWrapper(io.BufferedWriter(_NamedRaw(fd)), encoding=stream.encoding, errors=stream.errors,
-                            line_buffering=stream.line_buffering)
+    return io.TextIOWrapper(
+        io.BufferedWriter(_NamedRaw(fd)),
+        encoding=stream.encoding,
+        errors=stream.errors,
+        line_buffering=stream.line_buffering,
+    )
 
 
 def is_closed(stream) -> bool:

@@ -33,10 +33,10 @@ try:
 except ImportError:  # pragma: no cover - PyYAML built without libyaml
     _Parser = None
 
-MAX_DEPTH = 50              # nesting of mappings and lists; cases are flat, rules ~13 deep
-MAX_SCALAR = 100_000        # characters in one value
-MAX_ALIAS_VALUES = 10_000   # values that aliases may add to one document
-MAX_NUMBER = 100            # characters of a number; longer digit strings stay text
+MAX_DEPTH = 50  # nesting of mappings and lists; cases are flat, rules ~13 deep
+MAX_SCALAR = 100_000  # characters in one value
+MAX_ALIAS_VALUES = 10_000  # values that aliases may add to one document
+MAX_NUMBER = 100  # characters of a number; longer digit strings stay text
 
 
 class Located(dict):
@@ -130,12 +130,14 @@ class _Resolver(BaseResolver):
 _Resolver.yaml_implicit_resolvers = {}
 _Resolver.add_implicit_resolver(BOOL, re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF"))
 _Resolver.add_implicit_resolver(INT, re.compile(r"^[-+]?[0-9]+$"), list("-+0123456789"))
-_Resolver.add_implicit_resolver(FLOAT, re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$"),
-                                list("-+.0123456789"))
+_Resolver.add_implicit_resolver(
+    FLOAT, re.compile(r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$"), list("-+.0123456789")
+)
 _Resolver.add_implicit_resolver(NULL, re.compile(r"^(?:~|null|Null|NULL|)$"), ["~", "n", "N", ""])
 
 
 # -- constructing: plain values only, bounded -----------------------------------
+
 
 class _Constructor(BaseConstructor):
     """Builds Located mappings, LocatedLists and plain scalars, after measuring the document."""
@@ -168,8 +170,10 @@ def _measure(root) -> None:
         if id(node) in seen:
             expanded += 1
             if expanded > MAX_ALIAS_VALUES:
-                raise _Refused(f"aliases (*name) expand to more than {MAX_ALIAS_VALUES:,} values: "
-                               "refused as an alias bomb", _line(node))
+                raise _Refused(
+                    f"aliases (*name) expand to more than {MAX_ALIAS_VALUES:,} values: refused as an alias bomb",
+                    _line(node),
+                )
         else:
             seen.add(id(node))
             nodes += 1
@@ -233,8 +237,11 @@ def _mapping(loader, node) -> Located:
         if not isinstance(key, (str, int, float, bool)) and key is not None:
             raise _Refused("a mapping key must be a plain scalar", _line(key_node))
         if key in result.key_lines:
-            raise _Refused(f"duplicate key {shown(key)}: first on line {result.key_lines[key]}, "
-                           f"again on line {_line(key_node)}", _line(key_node), str(key))
+            raise _Refused(
+                f"duplicate key {shown(key)}: first on line {result.key_lines[key]}, again on line {_line(key_node)}",
+                _line(key_node),
+                str(key),
+            )
         result.key_lines[key] = _line(key_node)
         value = loader.construct_object(value_node, deep=True)
         if isinstance(value_node, ScalarNode) and not isinstance(value, str):
@@ -253,14 +260,23 @@ def _sequence(loader, node) -> LocatedList:
 
 
 _Constructor.yaml_constructors = {}
-for _tag, _build in [(STR, _scalar), (INT, _int), (FLOAT, _float), (BOOL, _bool), (NULL, _null),
-                     (MAP, _mapping), (SEQ, _sequence), (None, _undefined)]:
+for _tag, _build in [
+    (STR, _scalar),
+    (INT, _int),
+    (FLOAT, _float),
+    (BOOL, _bool),
+    (NULL, _null),
+    (MAP, _mapping),
+    (SEQ, _sequence),
+    (None, _undefined),
+]:
     _Constructor.add_constructor(_tag, _build)
 
 
 # LineLoader: the YAML 1.2 core loader that records lines (the C parser when
 # PyYAML has it); signoff subclasses it for the review log.
 if _Parser is not None:
+
     class LineLoader(_Parser, _Constructor, _Resolver):
         def __init__(self, stream):
             _Parser.__init__(self, stream)
@@ -283,6 +299,7 @@ else:  # pragma: no cover - PyYAML without libyaml
 
 
 # -- reading -------------------------------------------------------------------
+
 
 def yaml_error(exc: yaml.YAMLError, source: str) -> SourceError:
     """A YAML syntax error as a SourceError at the line where the parser stopped."""

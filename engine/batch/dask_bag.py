@@ -23,26 +23,27 @@ dask.distributed); nothing here distributes work by hand.
 """
 
 import os
-from functools import lru_cache
+from functools import cache
 from itertools import groupby
 from pathlib import Path
 from typing import Iterable, List, Optional, Tuple
 
-from .pipeline import evaluate_record
-from ..io.cases import read_jsonl_lines
 from ..base.escape import json_text
 from ..core.advisor import Advisor
 from ..core.rulebase import RuleBase
+from ..io.cases import read_jsonl_lines
+from .pipeline import evaluate_record
 
 
-@lru_cache(maxsize=None)
+@cache
 def _advisor(rules_dir: Optional[str]) -> Advisor:
     """One compiled rule base per worker process (and per rule base)."""
     return Advisor(RuleBase.load(Path(rules_dir) if rules_dir else None))
 
 
-def evaluate_lines(items: Iterable[Tuple[str, str]], rules_dir: Optional[str] = None,
-                   relative_to: Optional[str] = None) -> List[dict]:
+def evaluate_lines(
+    items: Iterable[Tuple[str, str]], rules_dir: Optional[str] = None, relative_to: Optional[str] = None
+) -> List[dict]:
     """Evaluate one partition of `(line, path)` pairs; one result dict per case, in order.
     `relative_to`: a directory (absolute) that paths are named relative to."""
     advisor = _advisor(rules_dir)
@@ -72,7 +73,7 @@ def to_jsonl(results, pattern: str, **to_textfiles):
 
 
 def _named(path: str, relative_to: Optional[str]) -> str:
-    path = path[len("file://"):] if path.startswith("file://") else path
+    path = path[len("file://") :] if path.startswith("file://") else path
     if relative_to is None:
         return path
     relative = os.path.relpath(path, relative_to)

@@ -23,15 +23,15 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 
 from ..base.atomic import refuse_inputs, same_file
-from ..io.cases import CASE_SUFFIXES, RESULTS_SUFFIXES, STDIN, CaseRecord, ReadMeter, input_size, read_cases, walk
 from ..base.errors import OutputRefused, Stopped, WorkerDied
 from ..core.advisor import Advisor, Result, default_advisor
+from ..io.cases import CASE_SUFFIXES, RESULTS_SUFFIXES, STDIN, CaseRecord, ReadMeter, input_size, read_cases, walk
 
-CHUNK = 64             # cases per task sent to a worker
-IN_FLIGHT = 4          # tasks per worker queued at once: enough to keep it busy, bounded for memory
-POOL_MIN_CASES = 512   # below this, starting processes costs more than it saves (automatic mode)
-WORKERS_PER_CORE = 2   # evaluation is CPU-bound: more processes than this only cost memory
-POLL = 0.5             # seconds between checks that the workers are alive, while waiting on them
+CHUNK = 64  # cases per task sent to a worker
+IN_FLIGHT = 4  # tasks per worker queued at once: enough to keep it busy, bounded for memory
+POOL_MIN_CASES = 512  # below this, starting processes costs more than it saves (automatic mode)
+WORKERS_PER_CORE = 2  # evaluation is CPU-bound: more processes than this only cost memory
+POLL = 0.5  # seconds between checks that the workers are alive, while waiting on them
 LEARNT_WAITING = 8 * 1024 * 1024  # bytes of situations kept per worker until its next chunk; then the oldest go
 
 
@@ -60,8 +60,12 @@ def evaluate_record(record: CaseRecord, advisor: Advisor) -> Result:
     return result
 
 
-def evaluate_records(records: Iterable[CaseRecord], advisor: Optional[Advisor] = None,
-                     workers: Optional[int] = 1, finish: Optional[Callable] = None) -> Iterator:
+def evaluate_records(
+    records: Iterable[CaseRecord],
+    advisor: Optional[Advisor] = None,
+    workers: Optional[int] = 1,
+    finish: Optional[Callable] = None,
+) -> Iterator:
     """Evaluate records lazily, in order.
 
     `workers`: 1 evaluates here; N > 1 uses a pool of N processes (at most
@@ -86,10 +90,17 @@ def _finished(result: Result, advisor: Advisor, finish: Optional[Callable]):
     return result if finish is None else finish(result, advisor.rulebase)
 
 
-def evaluate_files(paths: Iterable[str], advisor: Optional[Advisor] = None, stdin=None,
-                   workers: Optional[int] = 1, finish: Optional[Callable] = None,
-                   exclude: Optional[str] = None, as_of=None, meter: Optional[ReadMeter] = None,
-                   notes: Optional[Callable[[str], None]] = None) -> Iterator:
+def evaluate_files(
+    paths: Iterable[str],
+    advisor: Optional[Advisor] = None,
+    stdin=None,
+    workers: Optional[int] = 1,
+    finish: Optional[Callable] = None,
+    exclude: Optional[str] = None,
+    as_of=None,
+    meter: Optional[ReadMeter] = None,
+    notes: Optional[Callable[[str], None]] = None,
+) -> Iterator:
     """Evaluate every case in files, directories or '-' (stdin), lazily, in input order.
 
     `exclude` names a file whose cases are left out: the output file, when it
@@ -98,14 +109,22 @@ def evaluate_files(paths: Iterable[str], advisor: Optional[Advisor] = None, stdi
     `meter`: follows the bytes read (caseio.ReadMeter). `notes`: told what the
     walk of a folder leaves out (caseio.read_cases).
     """
-    records = read_cases(paths, stdin=stdin, exclude=exclude, as_of=as_of, defer_fhir=True, meter=meter,
-                         notes=notes)
+    records = read_cases(paths, stdin=stdin, exclude=exclude, as_of=as_of, defer_fhir=True, meter=meter, notes=notes)
     return evaluate_records(records, advisor, workers, finish)
 
 
-def write_results(paths: Iterable[str], advisor: Advisor, stream, formatter, stdin=None,
-                  workers: Optional[int] = 1, exclude: Optional[str] = None, progress=None, as_of=None,
-                  notes: Optional[Callable[[str], None]] = None):
+def write_results(
+    paths: Iterable[str],
+    advisor: Advisor,
+    stream,
+    formatter,
+    stdin=None,
+    workers: Optional[int] = 1,
+    exclude: Optional[str] = None,
+    progress=None,
+    as_of=None,
+    notes: Optional[Callable[[str], None]] = None,
+):
     """Evaluate every case of `paths` and write each result to `stream`, in
     input order, in `formatter`'s format; return the batch's Summary (which names
     `exclude`, the output file, as where the results went).
@@ -120,13 +139,23 @@ def write_results(paths: Iterable[str], advisor: Advisor, stream, formatter, std
     from contextlib import closing
 
     from ..output.render import ResultWriter, Summary
+
     summary, writer = Summary(exclude), ResultWriter(stream, formatter.fmt)
     meter = None
     if progress:
         meter = ReadMeter()
         progress.measure(input_size(paths, stdin), meter.bytes)
-    results = evaluate_files(paths, advisor, stdin=stdin, workers=workers, finish=formatter, exclude=exclude,
-                             as_of=as_of, meter=meter, notes=notes)
+    results = evaluate_files(
+        paths,
+        advisor,
+        stdin=stdin,
+        workers=workers,
+        finish=formatter,
+        exclude=exclude,
+        as_of=as_of,
+        meter=meter,
+        notes=notes,
+    )
     with closing(results):
         try:
             for item in results:
@@ -148,25 +177,34 @@ def refuse_output_over_inputs(output: str, paths: Iterable[str], stdin=None, fmt
     leaves out). Also if the results, in format `fmt`, would be read back as a case by the next
     run over a folder they lie in: text named as a case file (sub/new.yaml)."""
     from ..core.contract import is_results_file
+
     refuse_inputs(output, paths, stdin)
     existing, folder = os.path.isfile(output), os.path.realpath(os.path.dirname(os.path.abspath(output)))
     for path in (path for path in paths if path != STDIN and os.path.isdir(path)):
         entries = walk(Path(path))
         read = (w.path for w in entries if w.kind in ("file", "error"))
         if existing and any(same_file(f, output) for f in read) and not is_results_file(output):
-            raise OutputRefused(f"{output} is a case file in the input folder {path}: it would be replaced by "
-                                "the results; write them to another file")
-        if fmt is not None and not _recognisable(output, fmt) and \
-                any(w.kind == "folder" and os.path.realpath(w.path) == folder for w in entries):
-            raise OutputRefused(f"{output} is in the input folder {path}, and named as a case file: the next run "
-                                f"over {path} would read it as a case; name it otherwise (.txt), or write it "
-                                "elsewhere")
+            raise OutputRefused(
+                f"{output} is a case file in the input folder {path}: it would be replaced by "
+                "the results; write them to another file"
+            )
+        if (
+            fmt is not None
+            and not _recognisable(output, fmt)
+            and any(w.kind == "folder" and os.path.realpath(w.path) == folder for w in entries)
+        ):
+            raise OutputRefused(
+                f"{output} is in the input folder {path}, and named as a case file: the next run "
+                f"over {path} would read it as a case; name it otherwise (.txt), or write it "
+                "elsewhere"
+            )
 
 
 def _recognisable(output: str, fmt: str) -> bool:
     """Whether results in `fmt` written to `output` are left out by a later walk of the folder
     they lie in (caseio.walk): a name no case file has, or JSON, JSON Lines or CSV named so."""
     from ..output.render import EXTENSION_FORMATS
+
     suffix = os.path.splitext(output)[1].lower()
     return suffix not in CASE_SUFFIXES or (suffix in RESULTS_SUFFIXES and EXTENSION_FORMATS.get(suffix) == fmt)
 
@@ -175,12 +213,15 @@ def fit_workers(asked: Optional[int]):
     """The number of workers to use for `asked`, and a note when it was more than this machine can use."""
     if asked is None or asked <= max_workers():
         return asked, None
-    return max_workers(), (f"ivig: --workers {asked} is more than this machine can use; using {max_workers()} "
-                           f"({WORKERS_PER_CORE} per core)")
+    return max_workers(), (
+        f"ivig: --workers {asked} is more than this machine can use; using {max_workers()} "
+        f"({WORKERS_PER_CORE} per core)"
+    )
 
 
-def evaluate_many(cases: Iterable[dict], advisor: Optional[Advisor] = None,
-                  workers: Optional[int] = 1) -> Iterator[Result]:
+def evaluate_many(
+    cases: Iterable[dict], advisor: Optional[Advisor] = None, workers: Optional[int] = 1
+) -> Iterator[Result]:
     """Evaluate case mappings lazily, in order; case N without an id is called 'case:N'.
 
     >>> [r.ivig["stance"] for r in evaluate_many([{"diagnosis": "mmn"}, {"diagnosis": "als"}])]
@@ -200,6 +241,7 @@ def _start_worker(directory: Optional[str], per_disease: bool, cache: int, finis
     global _worker_advisor, _worker_finish
     _own_signals(bound)
     from ..core.rulebase import RuleBase
+
     rulebase = RuleBase.load(Path(directory) if directory else None)
     _worker_advisor, _worker_finish = Advisor(rulebase, per_disease=per_disease, cache=cache), finish
     if _worker_advisor.situations is not None:
@@ -214,8 +256,9 @@ def _evaluate_chunk(records: List[CaseRecord], learnt_elsewhere: Iterable[bytes]
     if cache is not None:
         for learnt in learnt_elsewhere:
             cache.adopt(learnt, _worker_advisor.rulebase.by_id)
-    results = [_finished(evaluate_record(record, _worker_advisor), _worker_advisor, _worker_finish)
-               for record in records]
+    results = [
+        _finished(evaluate_record(record, _worker_advisor), _worker_advisor, _worker_finish) for record in records
+    ]
     return results, cache.take_learnt() if cache is not None else b""
 
 
@@ -241,6 +284,7 @@ def _die_with_parent():
     parent = os.getppid()
     try:
         import ctypes
+
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # pragma: no cover - not Linux
@@ -295,19 +339,22 @@ def _pooled(records: Iterator[CaseRecord], advisor: Advisor, workers: int, finis
     # only safe to ask for when that thread is the main one, which ends with the process.
     bound = threading.current_thread() is threading.main_thread()
     cache = advisor.situations.maxsize if advisor.situations is not None else 0
-    pools = [ProcessPoolExecutor(1, initializer=_start_worker,
-                                 initargs=(directory, advisor.per_disease, cache, finish, bound))
-             for _ in range(workers)]
+    pools = [
+        ProcessPoolExecutor(
+            1, initializer=_start_worker, initargs=(directory, advisor.per_disease, cache, finish, bound)
+        )
+        for _ in range(workers)
+    ]
     router = _Router(workers)
-    waiting = [[] for _ in pools]   # per worker: (index, record) not yet sent
+    waiting = [[] for _ in pools]  # per worker: (index, record) not yet sent
     learnt = [_Learnt() for _ in pools]  # per worker: situations the others learnt, not yet sent to it
-    in_flight = deque()             # (future, indices, worker), in the order sent
-    done = {}                       # index -> result, for results that came back ahead of their turn
-    turn = 0                        # the index of the next result to yield
+    in_flight = deque()  # (future, indices, worker), in the order sent
+    done = {}  # index -> result, for results that came back ahead of their turn
+    turn = 0  # the index of the next result to yield
     ahead = workers * IN_FLIGHT * CHUNK  # results kept ahead of their turn, at most (then wait for it)
 
-    unwritten = {}                  # index -> the record, until its result is yielded (named if a worker dies)
-    processes = {}                  # worker -> its process, kept to say how it ended if it dies
+    unwritten = {}  # index -> the record, until its result is yielded (named if a worker dies)
+    processes = {}  # worker -> its process, kept to say how it ended if it dies
 
     def send(worker):
         chunk, waiting[worker] = waiting[worker], []
@@ -411,6 +458,7 @@ def _wait_alive(futures, processes, return_when=ALL_COMPLETED) -> None:
 def _death_note(processes, written: int, first: Optional[tuple]) -> str:
     """What to say when a worker died: which one and how, and from which case on there are no results."""
     from ..base.escape import for_terminal
+
     processes, dead = list(processes), []
     for _ in range(20):  # the pool's own thread may be reaping the dead one this very moment
         dead = [p for p in processes if p.exitcode is not None]
@@ -434,8 +482,7 @@ def _death_note(processes, written: int, first: Optional[tuple]) -> str:
         case_id, source, line = first
         where = f"{source}:{line}" if source and line else (source or "")
         rest = f"; the case {case_id}{f' ({where})' if where else ''} and every case after it have no result"
-    return for_terminal(f"a worker process {how} (killed by hand, or by the system when memory ran out?): "
-                        f"{done}{rest}")
+    return for_terminal(f"a worker process {how} (killed by hand, or by the system when memory ran out?): {done}{rest}")
 
 
 class _Learnt:
@@ -490,5 +537,6 @@ def _silence(thread: threading.Thread) -> None:
         def hook(args):
             if args.thread not in _silenced:
                 previous(args)
+
         threading.excepthook = hook
     _silenced.add(thread)

@@ -27,8 +27,8 @@ import yaml
 from ..base.errors import IvigError, OutputRefused, Stopped, WriteFailed
 from ..base.escape import for_terminal
 from ..core.advisor import Advisor, Result
-from .interview import COMMANDS, NO, YES, AnswerError, Interview, Step, check_save, save_case
 from ..output.render import TextRenderer, normalised_text, plain_style, terminal_width, wrap
+from .interview import COMMANDS, NO, YES, AnswerError, Interview, Step, check_save, save_case
 
 INTERVIEW_HELP = """At any question you may answer:
   why      which rules need this answer; why again climbs to the goal they serve
@@ -86,9 +86,15 @@ def check_save_option(path, overwrite: bool) -> None:
         raise OutputRefused(f"--save {path!r}: {exc.strerror or exc}") from None
 
 
-def run_interview(advisor: Advisor, answers: Optional[Dict[str, object]] = None, case_id: Optional[str] = None,
-                  save_path=None, overwrite: bool = False, style: Callable = plain_style,
-                  resumed_from=None) -> bool:
+def run_interview(
+    advisor: Advisor,
+    answers: Optional[Dict[str, object]] = None,
+    case_id: Optional[str] = None,
+    save_path=None,
+    overwrite: bool = False,
+    style: Callable = plain_style,
+    resumed_from=None,
+) -> bool:
     """Interview at the terminal until no question can change the advice, show the
     result (or the advice and the answers so far) and offer to save; True when it
     reached the end.
@@ -111,8 +117,10 @@ class _Console:
 
     def run(self, case_id, save_path, overwrite, resumed_from) -> bool:
         session, style = self.session, self.style
-        show(style("IVIG advice after Dalakas, JAMA 2004", bold=True)
-             + " - type why, unknown, back, how, help or quit at any question.")
+        show(
+            style("IVIG advice after Dalakas, JAMA 2004", bold=True)
+            + " - type why, unknown, back, how, help or quit at any question."
+        )
         if session.answers:
             tell(f"Resumed from {resumed_from}: {len(session.answers)} answers given.")
         try:
@@ -151,8 +159,12 @@ class _Console:
         decide, and the questions still unknown that could change them."""
         renderer, still = self.renderer(), self.open_questions(result)
         click.echo("")
-        show(self.style("The advice so far", bold=True) + " (the interview stopped before the end"
-             + (", so it may change" if still else "") + "):")
+        show(
+            self.style("The advice so far", bold=True)
+            + " (the interview stopped before the end"
+            + (", so it may change" if still else "")
+            + "):"
+        )
         click.echo("\n".join(renderer.verdict(result) + renderer.precaution_lines(result.warnings)))
         if still:
             click.echo("  " + self.style("Still unknown, could change the advice:", bold=True))
@@ -183,8 +195,11 @@ class _Console:
         """The question, its unit and range, and its choices, numbered."""
         safe = for_terminal
         click.echo("")
-        show(self.style(f"{number}. {safe(spec.question or spec.name)}", bold=True)
-             + safe(self.session.range_text(spec)), len(f"{number}. "))
+        show(
+            self.style(f"{number}. {safe(spec.question or spec.name)}", bold=True)
+            + safe(self.session.range_text(spec)),
+            len(f"{number}. "),
+        )
         for i, value in enumerate(spec.values, start=1):
             tell(f"   {i:2d}) {spec.values[value].get('label', value)}  [{value}]", 7)
 
@@ -214,8 +229,10 @@ class _Console:
                 continue
             if command == "back":
                 undone = session.back()
-                tell(f"   Back to: {session.schema.fields[undone].question}" if undone
-                     else "   Nothing to go back to.", 5)
+                tell(
+                    f"   Back to: {session.schema.fields[undone].question}" if undone else "   Nothing to go back to.",
+                    5,
+                )
                 if undone:
                     return "back"
                 continue
@@ -231,8 +248,12 @@ class _Console:
     def take(self, spec, text: str) -> bool:
         """Record an answer, echoing what a name or number stood for; False (with the reason) if it does not fit."""
         if not text.strip():
-            self.refuse(spec, text, "an empty line: type unknown to leave it unknown",
-                        shown="   Please answer, or type unknown, why or help.")
+            self.refuse(
+                spec,
+                text,
+                "an empty line: type unknown to leave it unknown",
+                shown="   Please answer, or type unknown, why or help.",
+            )
             return False
         try:
             value = self.session.parse(spec, text)
@@ -248,10 +269,12 @@ class _Console:
         """An answer that does not fit: at a terminal the reason (or `shown`), and the question
         is asked again; in a script, UnreadableAnswer naming the line, the question and the reason."""
         if not sys.stdin.isatty():
-            raise UnreadableAnswer(f"line {SCRIPT.line} of standard input: {text.strip()!r} does not answer "
-                                   f"'{spec.question or spec.name}' ({reason}). A script stops at an answer it "
-                                   "cannot use, so that no later answer is taken for another question; nothing "
-                                   "was saved")
+            raise UnreadableAnswer(
+                f"line {SCRIPT.line} of standard input: {text.strip()!r} does not answer "
+                f"'{spec.question or spec.name}' ({reason}). A script stops at an answer it "
+                "cannot use, so that no later answer is taken for another question; nothing "
+                "was saved"
+            )
         if shown is not None:
             click.echo(shown)
         else:
@@ -270,17 +293,25 @@ class _Console:
         tree each time, then the top goal, then that nothing is higher."""
         steps = self.session.why_chain(spec.name)
         if not steps:  # not reached by the questions the interview chooses; an answer all the same
-            tell("   No rule is waiting on this answer now." + (f" ({' '.join(spec.help.split())})" if spec.help
-                                                              else ""), 5)
+            tell(
+                "   No rule is waiting on this answer now."
+                + (f" ({' '.join(spec.help.split())})" if spec.help else ""),
+                5,
+            )
         elif level < len(steps):
             self.show_step(spec, steps, level)
             if level == 0:
                 self.show_review_flag(spec)
         elif level == len(steps):
-            tell(f"   [{level + 1}] That is the top goal: {_joined(_goals_of(steps))}, what this consultation "
-                 "decides for the patient.", 7)
+            tell(
+                f"   [{level + 1}] That is the top goal: {_joined(_goals_of(steps))}, what this consultation "
+                "decides for the patient.",
+                7,
+            )
         else:
-            tell(f"   Nothing is above the top goal ({_joined(_goals_of(steps))}). Answer the question, or type help.", 5)
+            tell(
+                f"   Nothing is above the top goal ({_joined(_goals_of(steps))}). Answer the question, or type help.", 5
+            )
 
     def show_step(self, spec, steps: List[Step], level: int) -> None:
         """One step of `why`: what it explains, the rules waiting on it, and where the next `why` leads."""
@@ -300,14 +331,20 @@ class _Console:
             tell(f"   - {reason.sentence}" + (f"  [{reason.rule}; {reason.cite}]" if reason.cite else ""), 5)
         if level == 0 and not step.tested and spec.help:
             tell(f"     ({' '.join(spec.help.split())})", 6)  # the schema says what the answer is used for
-        tell("   (why again: " + (f"why {_joined(n.replace('_', ' ') for n in feeds)} matters)" if feeds
-                                   else "the goal these rules serve)"), 5)
+        tell(
+            "   (why again: "
+            + (
+                f"why {_joined(n.replace('_', ' ') for n in feeds)} matters)"
+                if feeds
+                else "the goal these rules serve)"
+            ),
+            5,
+        )
 
     def show_review_flag(self, spec) -> None:
         """The schema's note that the source's wording behind this question is uncertain."""
         if spec.review_flag:
-            show(self.style(f"   Review flag: {for_terminal(' '.join(str(spec.review_flag).split()))}",
-                            fg="yellow"), 5)
+            show(self.style(f"   Review flag: {for_terminal(' '.join(str(spec.review_flag).split()))}", fg="yellow"), 5)
 
     def show_how(self) -> None:
         session = self.session
@@ -318,6 +355,7 @@ class _Console:
 
 
 # -- the advice at the end ----------------------------------------------------------
+
 
 class VerdictLast(TextRenderer):
     """The result as the interview ends: the chain and the details first, the verdict (the
@@ -417,7 +455,7 @@ def line_editor():
 def _complete(text: str, state: int) -> Optional[str]:
     """readline's completer: the state-th choice that starts with what was typed (any case)."""
     typed = text.lstrip()
-    matches = [text[:len(text) - len(typed)] + c for c in _COMPLETIONS if c.lower().startswith(typed.lower())]
+    matches = [text[: len(text) - len(typed)] + c for c in _COMPLETIONS if c.lower().startswith(typed.lower())]
     return matches[state] if state < len(matches) else None
 
 
@@ -457,6 +495,7 @@ def read_line(prompt: str, choices: Iterable[str] = ()) -> Optional[str]:
 class _ScriptPosition:
     """How many lines of a script (standard input that is not a terminal) were read: the
     line an unusable answer is on. Reset when an interview starts."""
+
     line = 0
 
 

@@ -20,8 +20,8 @@ engine.console.
 
 import datetime
 import errno
-import os
 import json
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,25 +29,34 @@ from typing import Dict, List, Optional, Tuple
 
 import yaml
 
-from ..core import conditions
 from ..base.atomic import writable_target, write_text_atomic
-from ..core.analysis import domains
-from ..io.cases import pick_case, read_cases
 from ..base.errors import ResumeError
+from ..core import conditions, words
 from ..core.advisor import Advisor, Result, Run
+from ..core.analysis import domains
 from ..core.rulebase import STANCE, RuleSpec
-from ..core import words
 from ..core.schema import CaseInvalid, FieldSpec, read_value
+from ..io.cases import pick_case, read_cases
 
 # Answers to the console's own yes/no prompts (save the case?). A field's yes or
 # no is read by the schema (read_value), as in files, where 1 and 0 are not booleans.
 YES = {"y", "yes", "true", "t", "1", "si", "oui", "ja", "positive", "present"}
 NO = {"n", "no", "false", "f", "0", "non", "nein", "negative", "absent", "none"}
-COMMANDS = {"why": "why", "?": "why", "unknown": "unknown", "u": "unknown", "skip": "unknown",
-            "back": "back", "b": "back", "help": "help", "h": "help", "quit": "quit", "q": "quit",
-            "exit": "quit", "how": "how"}
-
-
+COMMANDS = {
+    "why": "why",
+    "?": "why",
+    "unknown": "unknown",
+    "u": "unknown",
+    "skip": "unknown",
+    "back": "back",
+    "b": "back",
+    "help": "help",
+    "h": "help",
+    "quit": "quit",
+    "q": "quit",
+    "exit": "quit",
+    "how": "how",
+}
 
 
 class AnswerError(ValueError):
@@ -57,6 +66,7 @@ class AnswerError(ValueError):
 @dataclass
 class Reason:
     """Why a field is asked: a rule still waiting on it, and what it would conclude."""
+
     rule: str
     sentence: str
     cite: str
@@ -91,6 +101,7 @@ class Step:
     rule tests the field and the answer is used by a rule's conclusion (the
     weight turns a dose rule's g/kg into grams).
     """
+
     needs: List[str]
     reasons: List[Reason]
     goals: List[str]
@@ -102,8 +113,12 @@ def outcome_key(result: Result) -> tuple:
     if not result.ok:
         return ("error", result.error["message"])
     dose = tuple(sorted((result.dose or {}).items()))
-    return (result.ivig["stance"], result.ivig["rule"], dose,
-            tuple(sorted((w["code"], w["severity"]) for w in result.warnings)))
+    return (
+        result.ivig["stance"],
+        result.ivig["rule"],
+        dose,
+        tuple(sorted((w["code"], w["severity"]) for w in result.warnings)),
+    )
 
 
 class Interview:
@@ -113,7 +128,7 @@ class Interview:
         self.advisor = advisor
         self.schema = advisor.rulebase.schema
         self.answers: Dict[str, object] = dict(answers or {})
-        self.unknown: List[str] = []          # fields the clinician chose to leave unknown
+        self.unknown: List[str] = []  # fields the clinician chose to leave unknown
         self.history: List[Tuple[str, object]] = []  # (field, previous state) for `back`
         self.space = domains(advisor.rulebase)
 
@@ -211,8 +226,9 @@ class Interview:
             try:
                 return read_value(spec, text).value
             except ValueError:
-                raise AnswerError("answer yes or no (y/n)" + did_you_mean(text, {"yes": ["yes"], "no": ["no"]})) \
-                    from None
+                raise AnswerError(
+                    "answer yes or no (y/n)" + did_you_mean(text, {"yes": ["yes"], "no": ["no"]})
+                ) from None
         if spec.type == "enum":
             return self._choice(spec, text)
         if spec.type == "list":
@@ -221,8 +237,10 @@ class Interview:
             return sorted({self._choice(spec, part) for part in text.replace(";", ",").split(",") if part.strip()})
         if spec.type in ("integer", "number"):
             if re.fullmatch(r"\s*[-+]?\d+,\d+.*", text):  # '70,5' is 70.5 to some and 705 to others
-                raise AnswerError(f"write decimals with a point ({text.replace(',', '.', 1)}), "
-                                  f"as case files do{self.range_text(spec)}")
+                raise AnswerError(
+                    f"write decimals with a point ({text.replace(',', '.', 1)}), "
+                    f"as case files do{self.range_text(spec)}"
+                )
             try:
                 return read_value(spec, text).value
             except ValueError as exc:
@@ -237,17 +255,24 @@ class Interview:
         exact = spec.alias_of(text)
         if exact is not None:
             return exact
-        starts = [v for v in values if text and any(n.lower().startswith(text.lower()) or
-                                                    n.startswith(text.lower().replace(" ", "_"))
-                                                    for n in choice_names(spec, v))]
+        starts = [
+            v
+            for v in values
+            if text
+            and any(
+                n.lower().startswith(text.lower()) or n.startswith(text.lower().replace(" ", "_"))
+                for n in choice_names(spec, v)
+            )
+        ]
         if len(starts) == 1:
             return starts[0]
         if starts:  # in the list's order, each once ('m' is ALS by two of its aliases)
             raise AnswerError(f"'{text}' could be {', '.join(starts)}: type more letters or the number")
         hint = did_you_mean(text, {v: choice_names(spec, v) for v in values}, spec.label)
         how = f"choose a number from the list, or a name (e.g. {values[0]})"
-        raise AnswerError(f"'{text}' is not one of the choices" + (f"{hint} {how[0].upper()}{how[1:]}" if hint
-                                                                    else f": {how}"))
+        raise AnswerError(
+            f"'{text}' is not one of the choices" + (f"{hint} {how[0].upper()}{how[1:]}" if hint else f": {how}")
+        )
 
     @staticmethod
     def choices(spec: FieldSpec) -> List[str]:
@@ -303,13 +328,28 @@ class Interview:
         """
         spec = self.schema.fields[name]
         if spec.required:  # every rule tests it: the first step would be the whole rule base
-            return [Step([name], [Reason("all", f"Every rule starts from the {name.replace('_', ' ')}: it decides "
-                                                "which of the review's recommendations apply.", "")], list(GOALS))]
+            return [
+                Step(
+                    [name],
+                    [
+                        Reason(
+                            "all",
+                            f"Every rule starts from the {name.replace('_', ' ')}: it decides "
+                            "which of the review's recommendations apply.",
+                            "",
+                        )
+                    ],
+                    list(GOALS),
+                )
+            ]
         run = self.evaluate()
         steps, wanted, seen = [], [name], set()
         while wanted:
-            found = [r for r in run.undecided if r.id not in seen
-                     and set(wanted) & {t.name for t in conditions.tests(r.when)}]
+            found = [
+                r
+                for r in run.undecided
+                if r.id not in seen and set(wanted) & {t.name for t in conditions.tests(r.when)}
+            ]
             if not found:
                 break
             seen.update(r.id for r in found)
@@ -335,8 +375,13 @@ class Interview:
     def range_text(spec: FieldSpec) -> str:
         parts = []
         if spec.min is not None or spec.max is not None:
-            parts.append(f"{spec.min:g} to {spec.max:g}" if spec.min is not None and spec.max is not None
-                         else f"at least {spec.min:g}" if spec.min is not None else f"at most {spec.max:g}")
+            parts.append(
+                f"{spec.min:g} to {spec.max:g}"
+                if spec.min is not None and spec.max is not None
+                else f"at least {spec.min:g}"
+                if spec.min is not None
+                else f"at most {spec.max:g}"
+            )
         if spec.unit:
             parts.append(spec.unit)
         return f" ({', '.join(parts)})" if parts else ""
@@ -350,7 +395,7 @@ class _Outlook:
     def __init__(self, run: Run):
         self.key = outcome_key(run.result)
         self.warnings = _warning_states(run)
-        self.rules = dict({r.id: "open" for r in run.undecided}, **{r: "fired" for r in run.fired})
+        self.rules = dict({r.id: "open" for r in run.undecided}, **dict.fromkeys(run.fired, "fired"))
 
     def seriousness(self, other: "_Outlook") -> Tuple[int, int]:
         """The most serious part of the advice that differs from `other`'s: (an index of
@@ -371,7 +416,9 @@ class _Outlook:
 
     def decided(self, other: "_Outlook") -> set:
         """The rules whose state (fired, undecided, out) differs from `other`'s."""
-        return {rule for rule in self.rules.keys() | other.rules.keys() if self.rules.get(rule) != other.rules.get(rule)}
+        return {
+            rule for rule in self.rules.keys() | other.rules.keys() if self.rules.get(rule) != other.rules.get(rule)
+        }
 
 
 def _warning_states(run: Run) -> Dict[Tuple[str, str], str]:
@@ -391,8 +438,9 @@ def _warning_states(run: Run) -> Dict[Tuple[str, str], str]:
         for w in rule.warnings:
             if w.get("applies", "patient") == "patient" and states.get((w["code"], w["severity"])) != "asked":
                 states[(w["code"], w["severity"])] = "asked" if tested & asked_now else "waiting"
-    states.update({(w["code"], w["severity"]): "given" for w in run.result.warnings
-                   if w.get("applies", "patient") == "patient"})
+    states.update(
+        {(w["code"], w["severity"]): "given" for w in run.result.warnings if w.get("applies", "patient") == "patient"}
+    )
     return states
 
 
@@ -420,8 +468,12 @@ def _rules_behind(rank: int, results) -> List[str]:
 
 def _warned_by(result: Result) -> set:
     """(code, rule) of each warning, those gathered among the general precautions too."""
-    return {(w["code"], w["rule"]) for entry in result.warnings for w in entry.get("items", [entry])
-            if w["rule"] is not None}
+    return {
+        (w["code"], w["rule"])
+        for entry in result.warnings
+        for w in entry.get("items", [entry])
+        if w["rule"] is not None
+    }
 
 
 _GOAL_ACTIONS = {"stance": "recommend", "dose": "dose", "warnings": "warn"}  # the action that decides each
@@ -443,6 +495,7 @@ _SKIPPED = object()
 
 
 # -- a typo ---------------------------------------------------------------------
+
 
 def edit_distance(a: str, b: str) -> int:
     """The edits that turn `a` into `b`: a character inserted, deleted or replaced, or two
@@ -468,8 +521,10 @@ def nearest(text: str, names: Dict[object, List[str]]) -> List[Tuple[object, str
     more than a third of the answer's length away (one edit for a short answer), or as far
     as the answer is long (nothing of it was right)."""
     typed = text.strip().lower()
-    best = {choice: min(((_distance(typed, n.lower()), n) for n in its_names), key=lambda item: item[0])
-            for choice, its_names in names.items()}
+    best = {
+        choice: min(((_distance(typed, n.lower()), n) for n in its_names), key=lambda item: item[0])
+        for choice, its_names in names.items()
+    }
     least = min((distance for distance, _ in best.values()), default=0)
     if not typed or least >= len(typed) or least > max(1, len(typed) // 3):
         return []
@@ -479,18 +534,20 @@ def nearest(text: str, names: Dict[object, List[str]]) -> List[Tuple[object, str
 def _distance(typed: str, name: str) -> int:
     """The edits from an answer to a name, or to the name's first letters (from three typed on)."""
     whole = edit_distance(typed, name)
-    return min(whole, edit_distance(typed, name[:len(typed)])) if len(typed) >= 3 else whole
+    return min(whole, edit_distance(typed, name[: len(typed)])) if len(typed) >= 3 else whole
 
 
 def did_you_mean(text: str, names: Dict[object, List[str]], label=None) -> str:
-    """"; did you mean 'mmn' (Multifocal motor neuropathy) or 'mnd' (Amyotrophic lateral
+    """ "; did you mean 'mmn' (Multifocal motor neuropathy) or 'mnd' (Amyotrophic lateral
     sclerosis)?": the nearest choices (see `nearest`), each with its full label (`label`:
     choice -> label) where the name is not the label itself; '' when none is near."""
     found = nearest(text, names)
     if not found:
         return ""
-    said = [f"'{name}'" + (f" ({label(choice)})" if label and label(choice).lower() != name.lower() else "")
-            for choice, name in found]
+    said = [
+        f"'{name}'" + (f" ({label(choice)})" if label and label(choice).lower() != name.lower() else "")
+        for choice, name in found
+    ]
     return f"; did you mean {said[0] if len(said) == 1 else ', '.join(said[:-1]) + ' or ' + said[-1]}?"
 
 
@@ -536,7 +593,7 @@ def check_save(path, with_result: bool, overwrite: bool = False) -> List[Path]:
     existing files, joined) when a file exists and `overwrite` is false;
     both before anything is written.
     """
-    targets = list(save_paths(path)[:2 if with_result else 1])
+    targets = list(save_paths(path)[: 2 if with_result else 1])
     for target in targets:
         writable_target(target)
     existing = [str(t) for t in targets if t.exists()]
@@ -565,11 +622,32 @@ def case_text(case: dict, path, finished: bool) -> str:
         return json.dumps(case, ensure_ascii=False, indent=2) + "\n"
     if kind == "jsonl":
         return json.dumps(case, ensure_ascii=False) + "\n"
-    return (f"# Case from ivig interview, {datetime.date.today().isoformat()}"
-            f"{'' if finished else ' (stopped before the end)'}; unknown fields are left out.\n"
-            + yaml.safe_dump(case, sort_keys=False, allow_unicode=True))
+    return (
+        f"# Case from ivig interview, {datetime.date.today().isoformat()}"
+        f"{'' if finished else ' (stopped before the end)'}; unknown fields are left out.\n"
+        + yaml.safe_dump(case, sort_keys=False, allow_unicode=True)
+    )
 
 
-__all__ = ["AnswerError", "GOALS", "Interview", "NO", "Reason", "ResumeError", "SERIOUSNESS", "Step", "YES", "case_text",
-           "check_save", "choice_names", "did_you_mean", "edit_distance", "nearest", "outcome_key", "pick_case", "resume",
-           "save_case", "save_paths"]
+__all__ = [
+    "AnswerError",
+    "GOALS",
+    "Interview",
+    "NO",
+    "Reason",
+    "ResumeError",
+    "SERIOUSNESS",
+    "Step",
+    "YES",
+    "case_text",
+    "check_save",
+    "choice_names",
+    "did_you_mean",
+    "edit_distance",
+    "nearest",
+    "outcome_key",
+    "pick_case",
+    "resume",
+    "save_case",
+    "save_paths",
+]

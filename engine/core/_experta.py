@@ -10,12 +10,22 @@ package imports experta through here, never directly.
 import collections
 import collections.abc
 
-for _name in ("Mapping", "MutableMapping", "Sequence", "MutableSequence",
-              "Iterable", "Iterator", "Callable", "Hashable", "Set", "MutableSet"):
+for _name in (
+    "Mapping",
+    "MutableMapping",
+    "Sequence",
+    "MutableSequence",
+    "Iterable",
+    "Iterator",
+    "Callable",
+    "Hashable",
+    "Set",
+    "MutableSet",
+):
     if not hasattr(collections, _name):
         setattr(collections, _name, getattr(collections.abc, _name))
 
-from experta import AS, NOT, OR, AND, Fact, KnowledgeEngine, L, P, Rule  # noqa: E402
+from experta import AND, AS, NOT, OR, Fact, KnowledgeEngine, L, P, Rule  # noqa: E402
 from experta.matchers.rete import ReteMatcher  # noqa: E402
 from experta.strategies import DepthStrategy  # noqa: E402
 
@@ -44,5 +54,17 @@ def trim_overheads(engine: KnowledgeEngine) -> KnowledgeEngine:
     return engine
 
 
-__all__ = ["AS", "AND", "NOT", "OR", "Fact", "KnowledgeEngine", "L", "P", "Rule",
-           "DepthStrategy", "EXPERTA_VERSION", "trim_overheads"]
+__all__ = [
+    "AS",
+    "AND",
+    "NOT",
+    "OR",
+    "Fact",
+    "KnowledgeEngine",
+    "L",
+    "P",
+    "Rule",
+    "DepthStrategy",
+    "EXPERTA_VERSION",
+    "trim_overheads",
+]

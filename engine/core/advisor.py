@@ -8,18 +8,19 @@ import itertools
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
+from ..base.yamlsrc import SourceError
 from .analysis import live_rules, missing_fields, undecided_rules
+from .cache.situations import DEFAULT_SIZE, Keyer, SituationCache
 from .compiler import Derived, compile_rulebase
 from .rulebase import SEVERITIES, RuleBase, RuleSpec
 from .schema import Case, CaseInvalid
-from .cache.situations import DEFAULT_SIZE, Keyer, SituationCache
 from .words import GENERAL_PRECAUTIONS, patient_grams, plain, precautions_line
-from ..base.yamlsrc import SourceError
 
 
 @dataclass
 class Result:
     """The answer for one case, in the shape of the result contract."""
+
     id: str
     status: str = "ok"
     error: Optional[dict] = None
@@ -58,9 +59,17 @@ class Result:
         (after `missing`) only when some value was read from another spelling,
         so that the result of a case written in the values themselves is as it was;
         `origins` and `unmapped` only for a case read from FHIR."""
-        out = {"id": self.id, "status": self.status, "error": self.error, "ivig": self.ivig,
-               "max_severity": self.max_severity, "dose": self.dose, "warnings": self.warnings,
-               "trace": self.trace, "missing": self.missing}
+        out = {
+            "id": self.id,
+            "status": self.status,
+            "error": self.error,
+            "ivig": self.ivig,
+            "max_severity": self.max_severity,
+            "dose": self.dose,
+            "warnings": self.warnings,
+            "trace": self.trace,
+            "missing": self.missing,
+        }
         if self.normalised:
             out["normalised"] = self.normalised
         if self.origins is not None:  # a case read from FHIR (engine/fhir.py)
@@ -72,8 +81,7 @@ class Result:
     def failure(cls, case_id: str, errors: List[SourceError]) -> "Result":
         """A result for a case that could not be evaluated."""
         first = errors[0]
-        error = {"message": first.message, "field": first.field, "source": first.source,
-                 "line": first.line}
+        error = {"message": first.message, "field": first.field, "source": first.source, "line": first.line}
         if len(errors) > 1:
             error["others"] = [{"message": e.message, "field": e.field, "line": e.line} for e in errors[1:]]
         return cls(id=case_id, status="error", error=error, source=first.source, line=first.line)
@@ -82,8 +90,7 @@ class Result:
 class Advisor:
     """A rule base compiled once, evaluating case after case."""
 
-    def __init__(self, rulebase: Optional[RuleBase] = None, per_disease: bool = True,
-                 cache: int = DEFAULT_SIZE):
+    def __init__(self, rulebase: Optional[RuleBase] = None, per_disease: bool = True, cache: int = DEFAULT_SIZE):
         """`per_disease`: one engine per diagnosis, each holding only the rules
         that can fire for it (same results, a fraction of the cost per case);
         False: one engine with every rule. `cache`: how many clinical
@@ -92,7 +99,7 @@ class Advisor:
         self.rulebase = rulebase or RuleBase.load()
         self.per_disease = per_disease
         self.engines: dict = {}  # diagnosis (None: every rule) -> a running engine
-        self.keyers: dict = {}   # the same keys -> the Keyer of that engine's situations
+        self.keyers: dict = {}  # the same keys -> the Keyer of that engine's situations
         self.situations = SituationCache(cache) if cache else None
         self.order = list(self.rulebase.schema.fields)
         self.stamp = self.rulebase.stamp
@@ -189,8 +196,9 @@ class Advisor:
         result.trace = [_trace_entry(f, rule_of_fact) for f in firings]
         _conclude(result, firings, case.facts, self.rulebase.ivig_given)
         waiting = set()
-        undecided = undecided_rules(self.rulebase, case.facts, derived, set(fired), stance_layers, engine.rules,
-                                    waiting=waiting)
+        undecided = undecided_rules(
+            self.rulebase, case.facts, derived, set(fired), stance_layers, engine.rules, waiting=waiting
+        )
         also = ["weight_kg"] if result.dose else []  # grams need the weight
         result.missing = missing_fields(self.rulebase, case.facts, undecided, also, derived)
         return Run(case, result, derived, fired, undecided, frozenset(waiting))
@@ -199,6 +207,7 @@ class Advisor:
 @dataclass
 class Run:
     """One run of the rules over a case: its Result, and what the run derived and decided."""
+
     case: Case
     result: Result
     derived: Dict[str, list]  # derived fact -> the values asserted, in firing order (the stance too)
@@ -228,11 +237,13 @@ def _fact_entry(fact, asserted_by) -> dict:
     return entry
 
 
-
 def _trace_entry(firing, asserted_by) -> dict:
-    return {"rule": firing.rule.id, "layer": firing.rule.layer,
-            "matched": [_fact_entry(f, asserted_by) for f in firing.matched],
-            "asserted": firing.asserted}
+    return {
+        "rule": firing.rule.id,
+        "layer": firing.rule.layer,
+        "matched": [_fact_entry(f, asserted_by) for f in firing.matched],
+        "asserted": firing.asserted,
+    }
 
 
 def _conclude(result: Result, firings, facts: dict, ivig_given: frozenset):
@@ -253,29 +264,50 @@ def _conclude(result: Result, firings, facts: dict, ivig_given: frozenset):
         others = sorted({r.id for r, x in stances if x["stance"] != rec["stance"]})
         if others:
             warnings[("rule-conflict", None)] = _conflict(
-                "rule-conflict", rule, "The rules disagree on the stance",
-                f"Rules disagree on the stance: {rule.id} says {rec['stance']}, {', '.join(others)} say otherwise.")
+                "rule-conflict",
+                rule,
+                "The rules disagree on the stance",
+                f"Rules disagree on the stance: {rule.id} says {rec['stance']}, {', '.join(others)} say otherwise.",
+            )
     if doses and result.ivig and result.ivig["stance"] in ivig_given:
         rule, dose = doses[0]
         weight = facts.get("weight_kg")
         grams = patient_grams(dose, weight)
         result.dose = {
-            "per": dose["per"], "total_g_per_kg": dose["total_g_per_kg"], "g_per_kg_per_day": dose["g_per_kg_per_day"],
-            "days": dose["days"], "total_g": grams["total_g"],
-            "infusion_g_per_kg": dose["infusion_g_per_kg"], "infusion_g": grams["infusion_g"],
-            "interval": dose["interval"], "repeat": dose["repeat"], "note": dose["note"], "rule": rule.id}
+            "per": dose["per"],
+            "total_g_per_kg": dose["total_g_per_kg"],
+            "g_per_kg_per_day": dose["g_per_kg_per_day"],
+            "days": dose["days"],
+            "total_g": grams["total_g"],
+            "infusion_g_per_kg": dose["infusion_g_per_kg"],
+            "infusion_g": grams["infusion_g"],
+            "interval": dose["interval"],
+            "repeat": dose["repeat"],
+            "note": dose["note"],
+            "rule": rule.id,
+        }
         if any(d != dose for _, d in doses[1:]):
             warnings[("dose-conflict", None)] = _conflict(
-                "dose-conflict", rule, "The rules give different doses",
-                "Rules give different doses: " + ", ".join(r.id for r, _ in doses) + ".")
+                "dose-conflict",
+                rule,
+                "The rules give different doses",
+                "Rules give different doses: " + ", ".join(r.id for r, _ in doses) + ".",
+            )
     result.warnings = _grouped(warnings.values())
 
 
 def _conflict(code: str, rule, what: str, message: str) -> dict:
     """A critical warning that the rule base contradicts itself for this case (`what` happened)."""
-    return {"code": code, "severity": "critical", "applies": "patient", "grade": None,
-            "summary": f"{what}: the rule base needs review", "rule": rule.id, "action": None,
-            "message": f"{message} The rule base needs review."}
+    return {
+        "code": code,
+        "severity": "critical",
+        "applies": "patient",
+        "grade": None,
+        "summary": f"{what}: the rule base needs review",
+        "rule": rule.id,
+        "action": None,
+        "message": f"{message} The rule base needs review.",
+    }
 
 
 GENERAL = "general-precautions"  # the code of the one entry that holds what applies to every infusion
@@ -285,14 +317,23 @@ def _grouped(warnings) -> List[dict]:
     """The warnings as shown: those about this patient, most severe first; then what applies to
     every infusion as one info entry, the general precautions, listing each with its grade. So
     max_severity speaks of this patient only, and no output shouts what every patient is told."""
-    own = sorted((w for w in warnings if w["applies"] == "patient"),
-                 key=lambda w: SEVERITIES.index(w["severity"]))
+    own = sorted((w for w in warnings if w["applies"] == "patient"), key=lambda w: SEVERITIES.index(w["severity"]))
     every = [w for w in warnings if w["applies"] == "every-infusion"]
     if every:
         items = [{k: w[k] for k in ("code", "grade", "summary", "message", "action", "rule")} for w in every]
-        own.append({"code": GENERAL, "severity": "info", "applies": "every-infusion", "grade": None,
-                    "summary": GENERAL_PRECAUTIONS, "message": precautions_line(items), "action": None,
-                    "rule": None, "items": items})
+        own.append(
+            {
+                "code": GENERAL,
+                "severity": "info",
+                "applies": "every-infusion",
+                "grade": None,
+                "summary": GENERAL_PRECAUTIONS,
+                "message": precautions_line(items),
+                "action": None,
+                "rule": None,
+                "items": items,
+            }
+        )
     return own
 
 

@@ -20,9 +20,15 @@ from . import conditions
 from .rulebase import RuleBase, RuleSpec
 
 
-def undecided_rules(rulebase: RuleBase, facts: dict, derived: Dict[str, list], fired: Set[str],
-                    stance_layers: Set[str], rules: Optional[List[RuleSpec]] = None,
-                    waiting: Optional[Set[str]] = None) -> List[RuleSpec]:
+def undecided_rules(
+    rulebase: RuleBase,
+    facts: dict,
+    derived: Dict[str, list],
+    fired: Set[str],
+    stance_layers: Set[str],
+    rules: Optional[List[RuleSpec]] = None,
+    waiting: Optional[Set[str]] = None,
+) -> List[RuleSpec]:
     """The rules that did not fire and whose premise is not yet false, in layer order.
 
     `derived` maps each derived name to the values the run asserted;
@@ -37,8 +43,9 @@ def undecided_rules(rulebase: RuleBase, facts: dict, derived: Dict[str, list], f
     lookup = _lookup(rulebase, facts, derived, unknown_derived)
 
     for layer in rulebase.layers:
-        earlier_stance = any(l in stance_layers for l in
-                             (x.name for x in rulebase.layers if x.sets_stance and x.index < layer.index))
+        earlier_stance = any(
+            l in stance_layers for l in (x.name for x in rulebase.layers if x.sets_stance and x.index < layer.index)
+        )
         in_layer = [r for r in rules if r.layer == layer.name and r.id not in fired]
         if layer.sets_stance and earlier_stance:
             continue  # the stance is already set by an earlier layer: these rules cannot fire
@@ -62,11 +69,13 @@ def _lookup(rulebase: RuleBase, facts: dict, derived: Dict[str, list], unknown_d
     """Three-valued lookup over a run: a case field is its value or unknown; a
     derived fact its values, unknown while a rule still undecided may assert
     it, absent otherwise."""
+
     def lookup(name):
         if name in rulebase.schema.fields:
             return [facts[name]] if name in facts else conditions.UNKNOWN
         values = derived.get(name, [])
         return conditions.UNKNOWN if not values and name in unknown_derived else values
+
     return lookup
 
 
@@ -114,6 +123,7 @@ def _relevant(rulebase: RuleBase, pending: List[RuleSpec], lookup) -> List[RuleS
     (Age is not missing for a patient who will not receive IVIG, though it
     would still decide whether they are "elderly".)
     """
+
     def pursued(rule):
         return {t.name for t in _pursued(rule.when, lookup)}
 
@@ -130,8 +140,9 @@ def _relevant(rulebase: RuleBase, pending: List[RuleSpec], lookup) -> List[RuleS
     return [r for r in pending if r in keep]
 
 
-def missing_fields(rulebase: RuleBase, facts: dict, undecided: List[RuleSpec], also=(),
-                   derived: Optional[Dict[str, list]] = None) -> List[str]:
+def missing_fields(
+    rulebase: RuleBase, facts: dict, undecided: List[RuleSpec], also=(), derived: Optional[Dict[str, list]] = None
+) -> List[str]:
     """The unknown case fields worth finding out now for the undecided rules
     (and `also`), in schema order: a field in a branch already decided is left
     out (a non-LEMS patient is never asked whether LEMS is refractory), and so
@@ -142,8 +153,12 @@ def missing_fields(rulebase: RuleBase, facts: dict, undecided: List[RuleSpec], a
     implied = rulebase.schema.implied(facts)  # settled by a constraint: never worth finding out
     lookup = _lookup(rulebase, {**facts, **implied}, derived, waiting)
     fields = rulebase.schema.fields
-    wanted = {t.name for r in undecided for t in _pursued(r.when, lookup)
-              if t.name in fields and t.name not in facts and t.name not in implied}
+    wanted = {
+        t.name
+        for r in undecided
+        for t in _pursued(r.when, lookup)
+        if t.name in fields and t.name not in facts and t.name not in implied
+    }
     wanted |= {name for name in also if name not in facts and name not in implied}
     return [name for name in fields if name in wanted]
 
@@ -158,7 +173,7 @@ def live_rules(rulebase: RuleBase, diagnosis: str) -> List[RuleSpec]:
     while True:
         made = {name for rule in live for name in rule.derives}
 
-        def lookup(name):
+        def lookup(name, made=made):
             if name == "diagnosis":
                 return [diagnosis]
             if name in rulebase.schema.fields or name in made:
@@ -186,6 +201,7 @@ def fields_behind(rulebase: RuleBase, rule: RuleSpec, seen=None) -> set:
 
 
 # -- the fact space ----------------------------------------------------------
+
 
 def domains(rulebase: RuleBase) -> Dict[str, list]:
     """The values each tested field can take, cut at the thresholds the rules use.

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import List
 
 from . import conditions
-from ._experta import AS, NOT, OR, AND, Fact, KnowledgeEngine, L, P, Rule, trim_overheads
+from ._experta import AND, AS, NOT, OR, Fact, KnowledgeEngine, L, P, Rule, trim_overheads
 from .rulebase import STANCE, RuleBase, RuleSpec
 from .words import dose_line
 
@@ -32,6 +32,7 @@ class Derived(Fact):
 @dataclass
 class Firing:
     """One rule firing: what it matched and what it asserted."""
+
     rule: RuleSpec
     matched: List[Fact]
     asserted: List[dict] = field(default_factory=list)
@@ -41,7 +42,7 @@ class AdvisorEngine(KnowledgeEngine):
     """The knowledge engine; subclasses carry the compiled rules."""
 
     rulebase: RuleBase = None
-    rules: List[RuleSpec] = []       # the rules compiled in, in rule-base order
+    rules: List[RuleSpec] = []  # the rules compiled in, in rule-base order
     tested: frozenset = frozenset()  # the names they test
 
     def __init__(self):
@@ -56,16 +57,14 @@ class AdvisorEngine(KnowledgeEngine):
         # In schema order, so fact ids never depend on the input's order; only
         # the fields some rule here tests; and in one declare, so the Rete
         # settles once instead of once per fact.
-        findings = [Finding(name=name, value=facts[name]) for name in order
-                    if name in facts and name in self.tested]
+        findings = [Finding(name=name, value=facts[name]) for name in order if name in facts and name in self.tested]
         if findings:
             self.declare(*findings)
         self.run()
         return self.firings
 
     def fire(self, rule: RuleSpec, bound: dict):
-        matched = sorted((f for f in bound.values() if isinstance(f, Fact)),
-                         key=lambda f: f["__factid__"])
+        matched = sorted((f for f in bound.values() if isinstance(f, Fact)), key=lambda f: f["__factid__"])
         firing = Firing(rule, matched)
         self.firings.append(firing)
         for name, value in rule.derives.items():
@@ -78,7 +77,6 @@ class AdvisorEngine(KnowledgeEngine):
             firing.asserted.append({"name": "dose", "value": dose_line(rule.then["dose"])})
         for warning in rule.warnings:
             firing.asserted.append({"name": "warning", "value": warning["code"]})
-
 
 
 def _pattern(test: conditions.Test, cls, binding):
@@ -103,6 +101,7 @@ def _compile_condition(cond, kind_of, counter):
 
 def compile_rule(spec: RuleSpec, rulebase: RuleBase) -> Rule:
     """One experta Rule for one rule spec."""
+
     def kind_of(name):
         return Finding if name in rulebase.schema.fields else Derived
 
@@ -127,8 +126,11 @@ def compile_rule(spec: RuleSpec, rulebase: RuleBase) -> Rule:
 def compile_rulebase(rulebase: RuleBase, rules=None) -> type:
     """The engine class holding every rule of `rules` (default: the whole base)."""
     rules = rulebase.rules if rules is None else rules
-    members = {"rulebase": rulebase, "rules": list(rules),
-               "tested": frozenset(t.name for r in rules for t in conditions.tests(r.when))}
+    members = {
+        "rulebase": rulebase,
+        "rules": list(rules),
+        "tested": frozenset(t.name for r in rules for t in conditions.tests(r.when)),
+    }
     for spec in rules:
         members["rule_" + spec.id.replace("-", "_")] = compile_rule(spec, rulebase)
     return type("IvigEngine", (AdvisorEngine,), members)

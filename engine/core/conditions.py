@@ -25,19 +25,39 @@ from typing import Callable, Optional, Tuple, Union
 from ..base.yamlsrc import Located, SourceError
 
 OPS = ("eq", "ne", "in", "not_in", "lt", "le", "gt", "ge", "contains", "excludes", "known")
-NEGATION = {"eq": "ne", "ne": "eq", "in": "not_in", "not_in": "in", "lt": "ge", "ge": "lt",
-            "le": "gt", "gt": "le", "contains": "excludes", "excludes": "contains"}
+NEGATION = {
+    "eq": "ne",
+    "ne": "eq",
+    "in": "not_in",
+    "not_in": "in",
+    "lt": "ge",
+    "ge": "lt",
+    "le": "gt",
+    "gt": "le",
+    "contains": "excludes",
+    "excludes": "contains",
+}
 COMBINATORS = ("all", "any", "not")
 
 # How a condition reads to a person.
-OP_WORDS = {"eq": "is", "ne": "is not", "in": "is one of", "not_in": "is none of",
-            "lt": "<", "le": "≤", "gt": ">", "ge": "≥",
-            "contains": "includes", "excludes": "does not include"}
+OP_WORDS = {
+    "eq": "is",
+    "ne": "is not",
+    "in": "is one of",
+    "not_in": "is none of",
+    "lt": "<",
+    "le": "≤",
+    "gt": ">",
+    "ge": "≥",
+    "contains": "includes",
+    "excludes": "does not include",
+}
 
 
 @dataclass(frozen=True)
 class Test:
     """One test of one named fact."""
+
     name: str
     op: str
     operand: object
@@ -109,7 +129,7 @@ def parse(data, source: str, line: Optional[int] = None) -> Condition:
         return located.line_of(key) if located is not None else line
 
     if len(data) == 1:
-        (key, value), = data.items()
+        ((key, value),) = data.items()
         if key in ("all", "any"):
             if not isinstance(value, list) or not value:
                 raise SourceError(f"'{key}' takes a non-empty list of conditions", source, at(key))
@@ -128,8 +148,9 @@ def parse(data, source: str, line: Optional[int] = None) -> Condition:
                 raise SourceError(f"no test given for '{name}'", source, at(name))
             for op, operand in spec.items():
                 if op not in OPS:
-                    raise SourceError(f"unknown test '{op}' for '{name}' (tests: {', '.join(OPS)})",
-                                      source, at(name), name)
+                    raise SourceError(
+                        f"unknown test '{op}' for '{name}' (tests: {', '.join(OPS)})", source, at(name), name
+                    )
                 tests.append(Test(name, op, _operand(op, operand, name, source, at(name)), at(name)))
         elif isinstance(spec, list):
             raise SourceError(f"'{name}': write a list of values as {{in: [...]}}", source, at(name), name)
@@ -223,8 +244,11 @@ def evaluate(cond: Condition, lookup: Callable) -> Optional[bool]:
     return None if None in results else False
 
 
-def describe(cond: Condition, label: Callable = lambda name, value: str(value),
-             name_label: Callable = lambda name: name.replace("_", " ")) -> str:
+def describe(
+    cond: Condition,
+    label: Callable = lambda name, value: str(value),
+    name_label: Callable = lambda name: name.replace("_", " "),
+) -> str:
     """A plain-language reading of a condition."""
     if isinstance(cond, Test):
         name = name_label(cond.name)

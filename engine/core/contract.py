@@ -5,10 +5,35 @@ run's results out rather than reading them as cases."""
 import json
 import re
 
-CSV_DOSE_KEYS = ("per", "total_g_per_kg", "g_per_kg_per_day", "days", "total_g", "infusion_g_per_kg", "infusion_g",
-                 "interval", "repeat")
-CSV_COLUMNS = ("id", "status", "stance", "max_severity", "critical", "rule", *CSV_DOSE_KEYS, "warnings", "missing",
-               "error", "source", "line", "normalised", "rules_version", "rules_hash", "unmapped")
+CSV_DOSE_KEYS = (
+    "per",
+    "total_g_per_kg",
+    "g_per_kg_per_day",
+    "days",
+    "total_g",
+    "infusion_g_per_kg",
+    "infusion_g",
+    "interval",
+    "repeat",
+)
+CSV_COLUMNS = (
+    "id",
+    "status",
+    "stance",
+    "max_severity",
+    "critical",
+    "rule",
+    *CSV_DOSE_KEYS,
+    "warnings",
+    "missing",
+    "error",
+    "source",
+    "line",
+    "normalised",
+    "rules_version",
+    "rules_hash",
+    "unmapped",
+)
 
 
 def is_results_file(path) -> bool:
@@ -51,5 +76,10 @@ def _is_result_line(line: str) -> bool:
         item = json.loads(line)
     except ValueError:
         return False
-    return (isinstance(item, dict) and list(item)[:2] == ["id", "status"] and item["status"] in ("ok", "error")
-            and isinstance(item.get("rules"), dict) and str(item["rules"].get("hash", "")).startswith("sha256:"))
+    return (
+        isinstance(item, dict)
+        and list(item)[:2] == ["id", "status"]
+        and item["status"] in ("ok", "error")
+        and isinstance(item.get("rules"), dict)
+        and str(item["rules"].get("hash", "")).startswith("sha256:")
+    )

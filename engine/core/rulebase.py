@@ -14,19 +14,35 @@ from importlib import resources
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional, Tuple
 
+from ..base.errors import InvalidSource
+from ..base.yamlsrc import Located, SourceError, load_one
 from . import conditions
 from .schema import CaseSchema
-from ..base.errors import InvalidSource
 from .words import suggest
-from ..base.yamlsrc import Located, SourceError, load_one
 
 SEVERITIES = ("critical", "warning", "info")
 BASES = ("review", "assumption")
 STATUSES = ("draft", "retired")  # written in a rule; approval is a sign-off in the review log (signoff.py)
 STANCE = "stance"  # the derived fact a `recommend` action sets
 
-RULE_KEYS = ("id", "title", "layer", "when", "then", "basis", "rationale", "claims", "assumptions",
-             "source", "evidence", "flags", "status", "explanation", "changes", "ask")
+RULE_KEYS = (
+    "id",
+    "title",
+    "layer",
+    "when",
+    "then",
+    "basis",
+    "rationale",
+    "claims",
+    "assumptions",
+    "source",
+    "evidence",
+    "flags",
+    "status",
+    "explanation",
+    "changes",
+    "ask",
+)
 FILE_KEYS = ("topic", "title", "maintenance", "defaults", "rules")
 SOURCE_KEYS = ("section", "refs", "lines", "quote", "quote_en", "cite")
 PASSAGE_KEYS = ("quote", "quote_en")  # a passage of the review that several rules cite (passages.yaml)
@@ -62,6 +78,7 @@ class Layer:
 @dataclass
 class RuleSpec:
     """One rule as written, checked, with where it was written."""
+
     id: str
     title: str
     layer: str
@@ -108,10 +125,22 @@ class RuleBaseInvalid(InvalidSource):
 class RuleBase:
     """The rules, their layers and the case schema they are written against."""
 
-    def __init__(self, *, root, label: str, packaged: bool, manifest: dict, layers: List[Layer],
-                 stances: Dict[str, bool], rules: List[RuleSpec], schema: CaseSchema,
-                 extras: Dict[str, object], topics: Dict[str, str], maintenance: Dict[str, dict],
-                 digest: str = ""):
+    def __init__(
+        self,
+        *,
+        root,
+        label: str,
+        packaged: bool,
+        manifest: dict,
+        layers: List[Layer],
+        stances: Dict[str, bool],
+        rules: List[RuleSpec],
+        schema: CaseSchema,
+        extras: Dict[str, object],
+        topics: Dict[str, str],
+        maintenance: Dict[str, dict],
+        digest: str = "",
+    ):
         """Built whole by `load`; the arguments are what it read."""
         self.root = root  # where the files are: a Path, or a Traversable for the packaged rules
         self.label = label  # how errors name that place
@@ -171,7 +200,7 @@ class RuleBase:
                 text = root.joinpath(name).read_text(encoding="utf-8-sig")
             except UnicodeDecodeError as exc:  # a rule file saved as UTF-16 is an error that names it
                 raise SourceError(f"not UTF-8 text (byte {exc.start}): save it as UTF-8", f"{label}/{name}") from None
-            content.update(f"\0{name}\0{text}".encode("utf-8"))
+            content.update(f"\0{name}\0{text}".encode())
             return load_one(text, f"{label}/{name}")
 
         def outside(name) -> Optional[str]:
@@ -194,8 +223,13 @@ class RuleBase:
         try:
             manifest = read("rulebase.yaml")
         except (OSError, SourceError) as exc:
-            raise RuleBaseInvalid([exc if isinstance(exc, SourceError)
-                                   else SourceError(f"cannot read the manifest: {exc}", f"{label}/rulebase.yaml")])
+            raise RuleBaseInvalid(
+                [
+                    exc
+                    if isinstance(exc, SourceError)
+                    else SourceError(f"cannot read the manifest: {exc}", f"{label}/rulebase.yaml")
+                ]
+            ) from None
         msource = f"{label}/rulebase.yaml"
         layers = _layers(manifest, msource, errors)
         stances = _stances(manifest, msource, errors)
@@ -210,8 +244,13 @@ class RuleBase:
             try:
                 data = read(name)
             except OSError as exc:
-                errors.append(SourceError(f"cannot read rule file '{name}': {exc.strerror}", msource,
-                                          manifest["rule_files"].line_of(index)))
+                errors.append(
+                    SourceError(
+                        f"cannot read rule file '{name}': {exc.strerror}",
+                        msource,
+                        manifest["rule_files"].line_of(index),
+                    )
+                )
                 continue
             except SourceError as exc:
                 errors.append(exc)
@@ -231,8 +270,11 @@ class RuleBase:
             try:
                 extras[key], sources[key] = read(name), f"{label}/{name}"
             except (OSError, SourceError) as exc:
-                errors.append(exc if isinstance(exc, SourceError)
-                              else SourceError(f"cannot read data file '{name}': {exc.strerror}", msource, line))
+                errors.append(
+                    exc
+                    if isinstance(exc, SourceError)
+                    else SourceError(f"cannot read data file '{name}': {exc.strerror}", msource, line)
+                )
         if not errors:
             _resolve(rules, extras, sources, schema, errors)
         if not errors:
@@ -241,10 +283,20 @@ class RuleBase:
             _check_references(rules, extras, errors)
         if errors:
             raise RuleBaseInvalid(errors)
-        return cls(root=root, label=label, packaged=directory is None, manifest=manifest, layers=layers,
-                   stances=stances, rules=rules, schema=schema, extras=extras, topics=topics,
-                   maintenance=maintenance, digest=content.hexdigest())
-
+        return cls(
+            root=root,
+            label=label,
+            packaged=directory is None,
+            manifest=manifest,
+            layers=layers,
+            stances=stances,
+            rules=rules,
+            schema=schema,
+            extras=extras,
+            topics=topics,
+            maintenance=maintenance,
+            digest=content.hexdigest(),
+        )
 
 
 def unlisted_files(root, manifest, also_listed: Iterable[str] = ()) -> List[str]:
@@ -266,15 +318,17 @@ def unlisted_files(root, manifest, also_listed: Iterable[str] = ()) -> List[str]
     base = os.path.realpath(root)
     inside = (os.path.realpath(root / name) for name in _manifest_files(manifest) + list(also_listed))
     listed = {path for path in inside if path.startswith(base + os.sep)}
-    return sorted(path.relative_to(root).as_posix() for path in _yaml_files_below(root)
-                  if os.path.realpath(path) not in listed)
+    return sorted(
+        path.relative_to(root).as_posix() for path in _yaml_files_below(root) if os.path.realpath(path) not in listed
+    )
 
 
 def _manifest_files(manifest: dict) -> List[str]:
     """The file names a manifest lists (rule_files, data_files), those that can name a file."""
     rule_files, data_files = manifest.get("rule_files"), manifest.get("data_files")
-    names = (list(rule_files) if isinstance(rule_files, list) else []) + \
-        (list(data_files.values()) if isinstance(data_files, dict) else [])
+    names = (list(rule_files) if isinstance(rule_files, list) else []) + (
+        list(data_files.values()) if isinstance(data_files, dict) else []
+    )
     return [name for name in names if isinstance(name, str) and name.strip() and "\0" not in name]
 
 
@@ -311,8 +365,14 @@ def _layers(manifest, source, errors) -> List[Layer]:
         if not isinstance(item, dict) or not isinstance(item.get("name"), str):
             errors.append(SourceError("a layer needs a 'name'", source, items.line_of(i)))
             continue
-        layers.append(Layer(item["name"], bool(item.get("sets_stance", False)),
-                            " ".join(str(item.get("help", "")).split()), len(layers)))
+        layers.append(
+            Layer(
+                item["name"],
+                bool(item.get("sets_stance", False)),
+                " ".join(str(item.get("help", "")).split()),
+                len(layers),
+            )
+        )
     return layers
 
 
@@ -324,10 +384,19 @@ def _stances(manifest, source, errors) -> Dict[str, bool]:
         return {}
     out: Dict[str, bool] = {}
     for i, item in enumerate(items):
-        if (not isinstance(item, dict) or not isinstance(item.get("name"), str)
-                or not ID_PATTERN.match(item["name"]) or not isinstance(item.get("gives_ivig"), bool)):
-            errors.append(SourceError("a stance needs a 'name' (lower-case words joined by '-') and "
-                                      "'gives_ivig: true' or 'false'", source, items.line_of(i)))
+        if (
+            not isinstance(item, dict)
+            or not isinstance(item.get("name"), str)
+            or not ID_PATTERN.match(item["name"])
+            or not isinstance(item.get("gives_ivig"), bool)
+        ):
+            errors.append(
+                SourceError(
+                    "a stance needs a 'name' (lower-case words joined by '-') and 'gives_ivig: true' or 'false'",
+                    source,
+                    items.line_of(i),
+                )
+            )
             continue
         out[item["name"]] = item["gives_ivig"]
     return out
@@ -339,8 +408,9 @@ def _rule_file(data, source, layers, stances, errors) -> List[RuleSpec]:
         return []
     for key in data:
         if key not in FILE_KEYS:
-            errors.append(SourceError(f"unknown rule-file key '{key}'{suggest(key, FILE_KEYS)}",
-                                      source, data.line_of(key)))
+            errors.append(
+                SourceError(f"unknown rule-file key '{key}'{suggest(key, FILE_KEYS)}", source, data.line_of(key))
+            )
     topic = str(data.get("topic", Path(source).stem))
     defaults = data.get("defaults") or {}
     out = []
@@ -355,11 +425,17 @@ def _rule_file(data, source, layers, stances, errors) -> List[RuleSpec]:
     return out
 
 
-
 def _rule(raw: Located, source, line, topic, defaults, layers, stances, errors) -> Optional[RuleSpec]:
     def err(message, key=None, at=None, kind="schema"):
-        errors.append(SourceError(message, source, at or (raw.line_of(key) if key else line),
-                                  f"{raw.get('id', '?')}.{key}" if key else raw.get("id"), kind))
+        errors.append(
+            SourceError(
+                message,
+                source,
+                at or (raw.line_of(key) if key else line),
+                f"{raw.get('id', '?')}.{key}" if key else raw.get("id"),
+                kind,
+            )
+        )
 
     before = len(errors)
     for key in raw:
@@ -380,8 +456,11 @@ def _rule(raw: Located, source, line, topic, defaults, layers, stances, errors) 
         err(f"basis must be one of {', '.join(BASES)}", "basis")
     status = raw.get("status", defaults.get("status", "draft"))
     if status in ("reviewed", "approved", "needs-change"):
-        err(f"status '{status}' is not written in a rule: a reviewer's sign-off gives it "
-            "(`ivig audit sign`); a rule's status is draft or retired", "status")
+        err(
+            f"status '{status}' is not written in a rule: a reviewer's sign-off gives it "
+            "(`ivig audit sign`); a rule's status is draft or retired",
+            "status",
+        )
     elif status not in STATUSES:
         err(f"status must be one of {', '.join(STATUSES)}", "status")
     src = raw.get("source") or {}
@@ -392,14 +471,24 @@ def _rule(raw: Located, source, line, topic, defaults, layers, stances, errors) 
         if key not in SOURCE_KEYS:
             err(f"unknown source key '{key}'{suggest(key, SOURCE_KEYS)}", "source", src.line_of(key))
     if src.get("cite") and (src.get("quote") or src.get("quote_en")):
-        err(f"source.cite '{src['cite']}' brings its quote from passages.yaml: drop quote and quote_en here",
-            "source", src.line_of("cite"))
+        err(
+            f"source.cite '{src['cite']}' brings its quote from passages.yaml: drop quote and quote_en here",
+            "source",
+            src.line_of("cite"),
+        )
     if src.get("quote") and not str(src.get("quote_en") or "").strip():
-        err("a quote from the translation needs its English rendering: source.quote_en", "source",
-            src.line_of("quote"), kind="provenance")
+        err(
+            "a quote from the translation needs its English rendering: source.quote_en",
+            "source",
+            src.line_of("quote"),
+            kind="provenance",
+        )
     if raw["basis"] == "review" and not (src.get("refs") or src.get("quote") or src.get("cite")):
-        err("a rule with basis 'review' must cite the review: source.refs, source.quote or source.cite", "source",
-            kind="provenance")
+        err(
+            "a rule with basis 'review' must cite the review: source.refs, source.quote or source.cite",
+            "source",
+            kind="provenance",
+        )
     if raw["basis"] == "assumption" and not str(raw.get("rationale", "")).strip():
         err("a rule with basis 'assumption' must give its rationale", "rationale", kind="provenance")
     if not raw.get("claims"):
@@ -414,8 +503,11 @@ def _rule(raw: Located, source, line, topic, defaults, layers, stances, errors) 
         return None
     layer = next(l for l in layers if l.name == raw["layer"])
     if "recommend" in then and not layer.sets_stance:
-        err(f"layer '{layer.name}' does not set the stance; a 'recommend' belongs in "
-            f"{', '.join(l.name for l in layers if l.sets_stance)}", "then")
+        err(
+            f"layer '{layer.name}' does not set the stance; a 'recommend' belongs in "
+            f"{', '.join(l.name for l in layers if l.sets_stance)}",
+            "then",
+        )
         return None
 
     ask = raw.get("ask", True)
@@ -429,13 +521,28 @@ def _rule(raw: Located, source, line, topic, defaults, layers, stances, errors) 
             return ()
         return tuple(str(v) for v in (value if isinstance(value, list) else [value]))
 
-    return RuleSpec(id=rule_id, title=" ".join(str(raw["title"]).split()), layer=raw["layer"],
-                    when=when, then=then, basis=raw["basis"], file=source, line=line, topic=topic,
-                    rationale=" ".join(str(raw.get("rationale", "")).split()),
-                    claims=strings("claims"), assumptions=strings("assumptions"), source=dict(src),
-                    evidence=strings("evidence"), flags=strings("flags"), status=status,
-                    explanation=" ".join(str(raw.get("explanation", "")).split()),
-                    changes=tuple(" ".join(c.split()) for c in strings("changes")), ask=ask, raw=raw)
+    return RuleSpec(
+        id=rule_id,
+        title=" ".join(str(raw["title"]).split()),
+        layer=raw["layer"],
+        when=when,
+        then=then,
+        basis=raw["basis"],
+        file=source,
+        line=line,
+        topic=topic,
+        rationale=" ".join(str(raw.get("rationale", "")).split()),
+        claims=strings("claims"),
+        assumptions=strings("assumptions"),
+        source=dict(src),
+        evidence=strings("evidence"),
+        flags=strings("flags"),
+        status=status,
+        explanation=" ".join(str(raw.get("explanation", "")).split()),
+        changes=tuple(" ".join(c.split()) for c in strings("changes")),
+        ask=ask,
+        raw=raw,
+    )
 
 
 def _then(data, source, line, stances, err) -> dict:
@@ -511,11 +618,13 @@ def _course_dose(dose: dict, at, err) -> None:
 
 def _infusion_dose(dose: dict, at, err) -> None:
     if dose["infusion_g_per_kg"] is None or not dose["interval"]:
-        err("dose per infusion: give infusion_g_per_kg and the interval (in words, as the review or study gives it)",
-            "then", at)
+        err(
+            "dose per infusion: give infusion_g_per_kg and the interval (in words, as the review or study gives it)",
+            "then",
+            at,
+        )
     if any(dose[k] is not None for k in ("total_g_per_kg", "g_per_kg_per_day", "days")):
-        err("dose per infusion: total_g_per_kg, g_per_kg_per_day and days belong to a course (per: course)",
-            "then", at)
+        err("dose per infusion: total_g_per_kg, g_per_kg_per_day and days belong to a course (per: course)", "then", at)
 
 
 def _resolve(rules: List[RuleSpec], extras: dict, sources: Dict[str, str], schema: CaseSchema, errors):
@@ -530,8 +639,14 @@ def _resolve(rules: List[RuleSpec], extras: dict, sources: Dict[str, str], schem
     diagnosis = schema.fields.get("diagnosis")
     for name, row in (extras.get("regimens") or {}).items():
         if name in regimens and diagnosis and row.get("diagnosis") not in (None, *diagnosis.values):
-            errors.append(SourceError(f"'{row['diagnosis']}' is not a diagnosis{suggest(row['diagnosis'], diagnosis.values)}",
-                                      sources["regimens"], row.line_of("diagnosis"), f"regimens.{name}.diagnosis"))
+            errors.append(
+                SourceError(
+                    f"'{row['diagnosis']}' is not a diagnosis{suggest(row['diagnosis'], diagnosis.values)}",
+                    sources["regimens"],
+                    row.line_of("diagnosis"),
+                    f"regimens.{name}.diagnosis",
+                )
+            )
     for rule in rules:
         cite = rule.source.get("cite")
         if cite is not None:
@@ -562,7 +677,7 @@ def _table(extras: dict, sources: Dict[str, str], key: str, keys, errors) -> Dic
     for name, record in data.items():
         line = data.line_of(name)
 
-        def err(message, _field=None, at=None, kind="schema", _name=name):
+        def err(message, _field=None, at=None, kind="schema", _name=name, line=line):
             errors.append(SourceError(message, source, at or line, f"{key}.{_name}", kind))
 
         if not isinstance(name, str) or not ID_PATTERN.match(name) or not isinstance(record, dict):
@@ -577,8 +692,10 @@ def _table(extras: dict, sources: Dict[str, str], key: str, keys, errors) -> Dic
             if k not in keys:
                 err(f"unknown key '{k}'{suggest(k, keys)}", at=record.line_of(k))
         if not all(str(record.get(k) or "").strip() for k in keys):
-            err(f"a passage needs {' and '.join(keys)}: the translation's words and their English rendering",
-                kind="provenance")
+            err(
+                f"a passage needs {' and '.join(keys)}: the translation's words and their English rendering",
+                kind="provenance",
+            )
             continue
         out[name] = {k: str(record[k]) for k in keys}
     return out
@@ -604,28 +721,46 @@ def _warning(item, at, err) -> Optional[dict]:
         return None
     applies, grade = item.get("applies"), item.get("grade")
     if applies not in APPLIES:
-        err(f"warning '{code}' needs applies: {' or '.join(APPLIES)} (because of something about this patient, "
-            "or for any infusion)", "then", here)
+        err(
+            f"warning '{code}' needs applies: {' or '.join(APPLIES)} (because of something about this patient, "
+            "or for any infusion)",
+            "then",
+            here,
+        )
         return None
     if applies == "every-infusion" and severity != "info":
-        err(f"warning '{code}' applies to every infusion, so it is info (one of the general precautions): "
-            "critical and warning are for what is specific to the patient", "then", here)
+        err(
+            f"warning '{code}' applies to every infusion, so it is info (one of the general precautions): "
+            "critical and warning are for what is specific to the patient",
+            "then",
+            here,
+        )
         return None
     if grade is not None and grade not in GRADES:
         err(f"warning '{code}': grade must be one of {', '.join(GRADES)} (the review's grading)", "then", here)
         return None
     summary = " ".join(str(item.get("summary") or "").split())
     if not summary:
-        err(f"warning '{code}' needs a summary: at most {SUMMARY_MAX} characters, written as a summary (a CDS "
-            "Hooks card's, never a sentence cut short)", "then", here)
+        err(
+            f"warning '{code}' needs a summary: at most {SUMMARY_MAX} characters, written as a summary (a CDS "
+            "Hooks card's, never a sentence cut short)",
+            "then",
+            here,
+        )
         return None
     if len(summary) > SUMMARY_MAX:
         err(f"warning '{code}': the summary has {len(summary)} characters; at most {SUMMARY_MAX}", "then", here)
         return None
     message = " ".join(str(item["message"]).split())
-    return {"code": code, "severity": severity, "applies": applies, "grade": grade,
-            "summary": summary, "message": message,
-            "action": " ".join(str(item["action"]).split()) if item.get("action") else None}
+    return {
+        "code": code,
+        "severity": severity,
+        "applies": applies,
+        "grade": grade,
+        "summary": summary,
+        "message": message,
+        "action": " ".join(str(item["action"]).split()) if item.get("action") else None,
+    }
 
 
 def _order(rules: List[RuleSpec], layers: List[Layer]):
@@ -647,16 +782,24 @@ def _check_names(rules: List[RuleSpec], layers: List[Layer], schema: CaseSchema,
     seen: Dict[str, RuleSpec] = {}
     for rule in rules:
         if rule.id in seen:
-            errors.append(SourceError(f"duplicate rule id '{rule.id}' (first at {seen[rule.id].file}:"
-                                      f"{seen[rule.id].line})", rule.file, rule.line, rule.id, "duplicate-id"))
+            errors.append(
+                SourceError(
+                    f"duplicate rule id '{rule.id}' (first at {seen[rule.id].file}:{seen[rule.id].line})",
+                    rule.file,
+                    rule.line,
+                    rule.id,
+                    "duplicate-id",
+                )
+            )
         seen.setdefault(rule.id, rule)
     index = {l.name: l.index for l in layers}
     produced: Dict[str, List[RuleSpec]] = {}
     for rule in rules:
         for name in rule.derives:
             if name in schema.fields:
-                errors.append(SourceError(f"'{name}' is a case field; a rule cannot derive it",
-                                          rule.file, rule.line, rule.id))
+                errors.append(
+                    SourceError(f"'{name}' is a case field; a rule cannot derive it", rule.file, rule.line, rule.id)
+                )
             produced.setdefault(name, []).append(rule)
     for rule in rules:
         for test in conditions.tests(rule.when):
@@ -669,40 +812,57 @@ def _check_names(rules: List[RuleSpec], layers: List[Layer], schema: CaseSchema,
             makers = produced.get(test.name)
             if not makers:
                 known = list(schema.fields) + list(produced)
-                errors.append(SourceError(f"'{test.name}' is neither a case field nor derived by any rule"
-                                          f"{suggest(test.name, known)}", *where))
+                errors.append(
+                    SourceError(
+                        f"'{test.name}' is neither a case field nor derived by any rule{suggest(test.name, known)}",
+                        *where,
+                    )
+                )
                 continue
             values = {m.derives[test.name] for m in makers}
             if test.op in ("eq", "ne") and test.operand not in values:
-                errors.append(SourceError(f"no rule derives {test.name} = {test.operand!r} "
-                                          f"(derived values: {sorted(map(str, values))})", *where))
+                errors.append(
+                    SourceError(
+                        f"no rule derives {test.name} = {test.operand!r} (derived values: {sorted(map(str, values))})",
+                        *where,
+                    )
+                )
             late = [m for m in makers if index[m.layer] > index[rule.layer]]
             negative = test.op == "known" and test.operand is False  # a NOT pattern
             same = [m for m in makers if index[m.layer] == index[rule.layer]]
             if late or (negative and same):
                 other = (late or same)[0]
-                errors.append(SourceError(
-                    f"tests '{test.name}', which rule '{other.id}' derives in layer '{other.layer}', "
-                    f"{'after' if late else 'in the same layer as'} this rule's layer '{rule.layer}'",
-                    *where))
+                errors.append(
+                    SourceError(
+                        f"tests '{test.name}', which rule '{other.id}' derives in layer '{other.layer}', "
+                        f"{'after' if late else 'in the same layer as'} this rule's layer '{rule.layer}'",
+                        *where,
+                    )
+                )
 
 
 def _check_references(rules: List[RuleSpec], extras: dict, errors):
     """Claims, assumptions and evidence a rule names must exist in the data files."""
     claims = extras.get("claims") or {}
-    known = {"claims": set(claims.get("claims") or ()) | set(claims.get("not_encoded") or ()),
-             "assumptions": set(claims.get("assumptions") or ()),
-             "evidence": set(extras.get("evidence") or ())}
+    known = {
+        "claims": set(claims.get("claims") or ()) | set(claims.get("not_encoded") or ()),
+        "assumptions": set(claims.get("assumptions") or ()),
+        "evidence": set(extras.get("evidence") or ()),
+    }
     if not any(known.values()):
         return  # a rule base without data files: nothing to check against
     for rule in rules:
-        for kind, names in (("claims", rule.claims), ("assumptions", rule.assumptions),
-                            ("evidence", rule.evidence)):
+        for kind, names in (("claims", rule.claims), ("assumptions", rule.assumptions), ("evidence", rule.evidence)):
             for name in names:
                 if name not in known[kind]:
-                    errors.append(SourceError(f"unknown {kind[:-1] if kind != 'evidence' else kind} "
-                                              f"'{name}'{suggest(name, known[kind])}",
-                                              rule.file, rule.raw.line_of(kind), f"{rule.id}.{kind}"))
+                    errors.append(
+                        SourceError(
+                            f"unknown {kind[:-1] if kind != 'evidence' else kind} '{name}'{suggest(name, known[kind])}",
+                            rule.file,
+                            rule.raw.line_of(kind),
+                            f"{rule.id}.{kind}",
+                        )
+                    )
 
 
 def _check_field_test(test: conditions.Test, spec) -> Optional[str]:

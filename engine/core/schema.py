@@ -18,10 +18,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Optional, Tuple
 
-from . import conditions
 from ..base.errors import InvalidSource
-from .words import plain, suggest
 from ..base.yamlsrc import DECIMAL_FLOAT, DECIMAL_INT, MAX_NUMBER, Located, SourceError, load_one, shown
+from . import conditions
+from .words import plain, suggest
 
 TYPES = ("string", "integer", "number", "boolean", "enum", "list")
 LIST_SEPARATOR = ";"  # between the items of a list field written as text (a CSV cell)
@@ -32,6 +32,7 @@ class Spellings:
     """The schema's other ways to write a value (facts/case.yaml, `spellings`):
     words for yes and no, words for a list with no item, and the ways to write
     each unit after a number. All lower case; matched in any case."""
+
     yes: Tuple[str, ...] = ()
     no: Tuple[str, ...] = ()
     empty_list: Tuple[str, ...] = ()
@@ -41,6 +42,7 @@ class Spellings:
 class Reading(NamedTuple):
     """A value read for a field: the value, and whether it was written otherwise
     (an alias, a label, another case, a unit, another word for yes or no)."""
+
     value: object
     normalised: bool
 
@@ -48,6 +50,7 @@ class Reading(NamedTuple):
 @dataclass
 class FieldSpec:
     """One field of the case schema."""
+
     name: str
     type: str
     group: str
@@ -98,6 +101,7 @@ class Case:
 
     `normalised` lists the values read from another spelling than the value
     itself, in the order written: ``{"field", "written", "read"}``."""
+
     id: str
     facts: Dict[str, object]
     source: Optional[str] = None
@@ -116,8 +120,14 @@ class CaseInvalid(InvalidSource):
 class CaseSchema:
     """The fields a case may have, their domains, and the constraints between them."""
 
-    def __init__(self, fields: Dict[str, FieldSpec], groups: Dict[str, str],
-                 constraints: list, source: str, spellings: Optional[Spellings] = None):
+    def __init__(
+        self,
+        fields: Dict[str, FieldSpec],
+        groups: Dict[str, str],
+        constraints: list,
+        source: str,
+        spellings: Optional[Spellings] = None,
+    ):
         self.fields = fields
         self.groups = groups
         self.constraints = constraints
@@ -133,7 +143,7 @@ class CaseSchema:
         try:
             text = ref.read_text(encoding="utf-8-sig")
         except UnicodeDecodeError as exc:  # a schema saved as UTF-16, say: its error, not a traceback
-            raise SourceError(f"not UTF-8 text ({exc.reason} at byte {exc.start}): save it as UTF-8", source)
+            raise SourceError(f"not UTF-8 text ({exc.reason} at byte {exc.start}): save it as UTF-8", source) from None
         data = load_one(text, source)
         if not isinstance(data, Located) or not isinstance(data.get("fields"), dict):
             raise SourceError("the case schema needs a 'fields' mapping", source, 1)
@@ -157,13 +167,15 @@ class CaseSchema:
         schema.digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
         return schema
 
-    def validate(self, data, source: Optional[str] = None, line: Optional[int] = None,
-                 default_id: Optional[str] = None) -> Case:
+    def validate(
+        self, data, source: Optional[str] = None, line: Optional[int] = None, default_id: Optional[str] = None
+    ) -> Case:
         """Check one case mapping; return a Case or raise CaseInvalid with every problem."""
         line = getattr(data, "line", None) or line
         if not isinstance(data, dict):
-            raise CaseInvalid([SourceError(
-                f"a case must be a mapping of fields, not {type(data).__name__}", source, line)])
+            raise CaseInvalid(
+                [SourceError(f"a case must be a mapping of fields, not {type(data).__name__}", source, line)]
+            )
         errors, facts, normalised = [], {}, []
 
         def where(key):
@@ -182,8 +194,13 @@ class CaseSchema:
                 errors.append(SourceError(str(exc), source, where(key), key))
                 continue
             if changed:
-                normalised.append({"field": key, "written": plain(list(value) if isinstance(value, list) else value),
-                                   "read": plain(facts[key])})
+                normalised.append(
+                    {
+                        "field": key,
+                        "written": plain(list(value) if isinstance(value, list) else value),
+                        "read": plain(facts[key]),
+                    }
+                )
         for name, spec in self.fields.items():
             if spec.required and name not in facts and not any(e.field == name for e in errors):
                 errors.append(SourceError(f"'{name}' is required", source, line, name))
@@ -191,8 +208,11 @@ class CaseSchema:
             lookup = _lookup(facts)
             broken = []  # a message once: a symmetric pair of constraints (A not with B, B not with A) breaks twice
             for when, require, message, _ in self.constraints:
-                if conditions.evaluate(when, lookup) and conditions.evaluate(require, lookup) is False \
-                        and message not in broken:
+                if (
+                    conditions.evaluate(when, lookup)
+                    and conditions.evaluate(require, lookup) is False
+                    and message not in broken
+                ):
                     broken.append(message)
                     first = next(conditions.tests(when)).name
                     errors.append(SourceError(message, source, where(first), first))
@@ -220,25 +240,48 @@ class CaseSchema:
         flag), and the spellings every field of a type takes: `ivig schema --format json`."""
         fields = []
         for spec in self.fields.values():
-            fields.append({
-                "name": spec.name, "type": spec.type, "group": spec.group, "required": spec.required,
-                "values": [{"value": v, "label": about.get("label", v), "aliases": list(about.get("aliases", []))}
-                           for v, about in spec.values.items()],
-                "unit": spec.unit, "unit_aliases": list(spec.unit_names[1:]), "min": spec.min, "max": spec.max,
-                "question": spec.question, "help": spec.help,
-                "review_flag": " ".join(str(spec.review_flag).split()) if spec.review_flag else None})
+            fields.append(
+                {
+                    "name": spec.name,
+                    "type": spec.type,
+                    "group": spec.group,
+                    "required": spec.required,
+                    "values": [
+                        {"value": v, "label": about.get("label", v), "aliases": list(about.get("aliases", []))}
+                        for v, about in spec.values.items()
+                    ],
+                    "unit": spec.unit,
+                    "unit_aliases": list(spec.unit_names[1:]),
+                    "min": spec.min,
+                    "max": spec.max,
+                    "question": spec.question,
+                    "help": spec.help,
+                    "review_flag": " ".join(str(spec.review_flag).split()) if spec.review_flag else None,
+                }
+            )
         words = self.spellings
-        return {"fields": fields, "groups": dict(self.groups),
-                "spellings": {"yes": ["true", "yes"] + list(words.yes), "no": ["false", "no"] + list(words.no),
-                              "empty_list": list(words.empty_list), "list_separator": LIST_SEPARATOR}}
+        return {
+            "fields": fields,
+            "groups": dict(self.groups),
+            "spellings": {
+                "yes": ["true", "yes"] + list(words.yes),
+                "no": ["false", "no"] + list(words.no),
+                "empty_list": list(words.empty_list),
+                "list_separator": LIST_SEPARATOR,
+            },
+        }
 
     def json_schema(self) -> dict:
         """One case as a JSON Schema (draft 2020-12) object: a property per field in
         its canonical form (what a pipeline should write; `read_value` also reads
         labels, aliases and spellings), the required fields, and each constraint
         that is a plain equality of fields (`if`/`then`)."""
-        schema = {"type": "object", "properties": {n: _json_property(s) for n, s in self.fields.items()},
-                  "required": [n for n, s in self.fields.items() if s.required], "additionalProperties": False}
+        schema = {
+            "type": "object",
+            "properties": {n: _json_property(s) for n, s in self.fields.items()},
+            "required": [n for n, s in self.fields.items() if s.required],
+            "additionalProperties": False,
+        }
         rules = [_json_constraint(when, require, message) for when, require, message, _ in self.constraints]
         if any(rules):
             schema["allOf"] = [r for r in rules if r]
@@ -259,23 +302,29 @@ class CaseSchema:
     def check_constraints(self, facts: dict) -> bool:
         """Whether a set of facts breaks no constraint (used by exhaustive checks)."""
         lookup = _lookup(facts)
-        return not any(conditions.evaluate(w, lookup) and conditions.evaluate(r, lookup) is False
-                       for w, r, _, _ in self.constraints)
+        return not any(
+            conditions.evaluate(w, lookup) and conditions.evaluate(r, lookup) is False
+            for w, r, _, _ in self.constraints
+        )
 
 
 def _json_property(spec: FieldSpec) -> dict:
     """A field as a JSON Schema property: null (unknown) unless required; enum
     values with their labels as titles, as form builders show them."""
     nullable = [] if spec.required else [{"type": "null"}]
-    about = {"title": spec.question or spec.name,
-             "description": spec.help + (f" Unit: {spec.unit}." if spec.unit else "")}
+    about = {
+        "title": spec.question or spec.name,
+        "description": spec.help + (f" Unit: {spec.unit}." if spec.unit else ""),
+    }
     choices = [{"const": value, "title": v.get("label", value)} for value, v in spec.values.items()]
     if spec.type == "enum":
         return dict(about, oneOf=choices + nullable)
     if spec.type == "list":
         return dict(about, type=["array", "null"], items={"oneOf": choices})
     # a text field also takes a number, as written: `id: 00123` is '00123'
-    kind = {"string": ["string", "number"], "boolean": ["boolean"], "number": ["number"], "integer": ["integer"]}[spec.type]
+    kind = {"string": ["string", "number"], "boolean": ["boolean"], "number": ["number"], "integer": ["integer"]}[
+        spec.type
+    ]
     out = dict(about, type=kind + ([] if spec.required else ["null"]))
     if spec.min is not None:
         out["minimum"] = spec.min
@@ -286,8 +335,13 @@ def _json_property(spec: FieldSpec) -> dict:
 
 def _equalities(cond) -> Optional[Dict[str, object]]:
     """{field: value} when a condition only asks fields to equal values, else None."""
-    tests = [cond] if isinstance(cond, conditions.Test) else list(getattr(cond, "items", ())) \
-        if isinstance(cond, conditions.AllOf) else []
+    tests = (
+        [cond]
+        if isinstance(cond, conditions.Test)
+        else list(getattr(cond, "items", ()))
+        if isinstance(cond, conditions.AllOf)
+        else []
+    )
     if not tests or not all(isinstance(t, conditions.Test) and t.op == "eq" for t in tests):
         return None
     return {t.name: t.operand for t in tests}
@@ -299,9 +353,11 @@ def _json_constraint(when, require, message: str) -> Optional[dict]:
     if_equal, then_equal = _equalities(when), _equalities(require)
     if if_equal is None or then_equal is None:
         return None
-    return {"description": message,
-            "if": {"properties": {n: {"const": v} for n, v in if_equal.items()}, "required": list(if_equal)},
-            "then": {"properties": {n: {"anyOf": [{"const": v}, {"type": "null"}]} for n, v in then_equal.items()}}}
+    return {
+        "description": message,
+        "if": {"properties": {n: {"const": v} for n, v in if_equal.items()}, "required": list(if_equal)},
+        "then": {"properties": {n: {"anyOf": [{"const": v}, {"type": "null"}]} for n, v in then_equal.items()}},
+    }
 
 
 def schema_text(schema: "CaseSchema") -> str:
@@ -309,11 +365,14 @@ def schema_text(schema: "CaseSchema") -> str:
     aliases, unit and range, question and help; and how values may be written."""
     described = schema.describe()
     words = described["spellings"]
-    lines = ["Case fields (facts/case.yaml). A field left out, or null, is unknown, never false.",
-             "Values are read in any case: an enum value or list item also as its label or an alias; yes/no "
-             f"fields as {', '.join(words['yes'])} / {', '.join(words['no'])}; a list in one text with its items "
-             f"separated by '{words['list_separator']}', or {' or '.join(words['empty_list'])} for no item; "
-             "a number with its unit after it.", ""]
+    lines = [
+        "Case fields (facts/case.yaml). A field left out, or null, is unknown, never false.",
+        "Values are read in any case: an enum value or list item also as its label or an alias; yes/no "
+        f"fields as {', '.join(words['yes'])} / {', '.join(words['no'])}; a list in one text with its items "
+        f"separated by '{words['list_separator']}', or {' or '.join(words['empty_list'])} for no item; "
+        "a number with its unit after it.",
+        "",
+    ]
     by_group: Dict[str, list] = {}
     for item in described["fields"]:
         by_group.setdefault(item["group"], []).append(item)
@@ -326,10 +385,17 @@ def schema_text(schema: "CaseSchema") -> str:
 
 
 def _field_lines(item: dict) -> List[str]:
-    kind = {"string": "text", "boolean": "yes/no", "enum": "one of", "list": "a list of"}.get(item["type"], item["type"])
+    kind = {"string": "text", "boolean": "yes/no", "enum": "one of", "list": "a list of"}.get(
+        item["type"], item["type"]
+    )
     if item["min"] is not None or item["max"] is not None:
-        kind += f", {item['min']:g}-{item['max']:g}" if item["min"] is not None and item["max"] is not None \
-            else f", at least {item['min']:g}" if item["min"] is not None else f", at most {item['max']:g}"
+        kind += (
+            f", {item['min']:g}-{item['max']:g}"
+            if item["min"] is not None and item["max"] is not None
+            else f", at least {item['min']:g}"
+            if item["min"] is not None
+            else f", at most {item['max']:g}"
+        )
     if item["unit"]:
         kind += f" {item['unit']}" + (f" (also: {', '.join(item['unit_aliases'])})" if item["unit_aliases"] else "")
     lines = [f"  {item['name']}  {kind}{'  (required)' if item['required'] else ''}"]
@@ -368,22 +434,37 @@ def _spellings(data, source, line) -> Spellings:
         if word in YES_NO or (word in yes and word in no):
             raise SourceError(f"spellings: {shown(word)} is read as both yes and no", source, at("yes"), "spellings")
         if DECIMAL_FLOAT.match(word):  # `walks_unaided: 1` must stay an error: a boolean is not a number
-            raise SourceError(f"spellings: {shown(word)} is a number, never a yes or a no", source, at("yes"), "spellings")
+            raise SourceError(
+                f"spellings: {shown(word)} is a number, never a yes or a no", source, at("yes"), "spellings"
+            )
     units = data.get("units") or {}
     if not isinstance(units, dict):
         raise SourceError("spellings: units must map a unit to its other spellings", source, at("units"), "spellings")
-    return Spellings(yes, no, _words(data.get("empty_list"), "empty_list", source, at("empty_list")),
-                     {str(unit): _words(names, f"units: {unit}", source, at("units")) for unit, names in units.items()})
+    return Spellings(
+        yes,
+        no,
+        _words(data.get("empty_list"), "empty_list", source, at("empty_list")),
+        {str(unit): _words(names, f"units: {unit}", source, at("units")) for unit, names in units.items()},
+    )
 
 
 def _field_spec(name, spec, groups, spellings, source, line) -> FieldSpec:
     if not isinstance(spec, dict):
         raise SourceError(f"field '{name}' must be a mapping", source, line, name)
-    unknown = set(spec) - {"type", "group", "values", "required", "min", "max", "unit",
-                           "question", "help", "review_flag"}
+    unknown = set(spec) - {
+        "type",
+        "group",
+        "values",
+        "required",
+        "min",
+        "max",
+        "unit",
+        "question",
+        "help",
+        "review_flag",
+    }
     if unknown:
-        raise SourceError(f"field '{name}' has unknown keys: {', '.join(sorted(unknown))}",
-                          source, line, name)
+        raise SourceError(f"field '{name}' has unknown keys: {', '.join(sorted(unknown))}", source, line, name)
     kind = spec.get("type")
     if kind not in TYPES:
         raise SourceError(f"field '{name}' has type {kind!r}; types: {', '.join(TYPES)}", source, line, name)
@@ -397,25 +478,50 @@ def _field_spec(name, spec, groups, spellings, source, line) -> FieldSpec:
     for value, about in values.items():
         extra = set(about) - {"label", "aliases"}
         if extra:  # e.g. an unquoted comma in a flow mapping's label
-            raise SourceError(f"value '{value}' of field '{name}' has unknown keys: {', '.join(map(str, sorted(extra, key=str)))}"
-                              " (quote a label that holds a comma)", source, line, name)
+            raise SourceError(
+                f"value '{value}' of field '{name}' has unknown keys: {', '.join(map(str, sorted(extra, key=str)))}"
+                " (quote a label that holds a comma)",
+                source,
+                line,
+                name,
+            )
         aliases = about.get("aliases", [])
         if not isinstance(aliases, list) or not all(isinstance(a, str) for a in aliases):
-            raise SourceError(f"the aliases of value '{value}' of field '{name}' must be a list of texts",
-                              source, line, name)
+            raise SourceError(
+                f"the aliases of value '{value}' of field '{name}' must be a list of texts", source, line, name
+            )
         for alias in [value, about.get("label", "")] + aliases:
             key = str(alias).strip().lower()
             if key and named.setdefault(key, value) != value:
-                raise SourceError(f"{shown(alias)} names two values of field '{name}': "
-                                  f"'{named[key]}' and '{value}'", source, line, name)
+                raise SourceError(
+                    f"{shown(alias)} names two values of field '{name}': '{named[key]}' and '{value}'",
+                    source,
+                    line,
+                    name,
+                )
             if kind == "list" and LIST_SEPARATOR in key:
-                raise SourceError(f"{shown(alias)} of field '{name}' holds '{LIST_SEPARATOR}', which separates "
-                                  "the items of a list written as text", source, line, name)
-    return FieldSpec(name=name, type=kind, group=group, values=values,
-                     required=bool(spec.get("required", False)), min=spec.get("min"),
-                     max=spec.get("max"), unit=spec.get("unit"), question=spec.get("question"),
-                     help=" ".join(str(spec.get("help", "")).split()),
-                     review_flag=spec.get("review_flag"), line=line, spellings=spellings)
+                raise SourceError(
+                    f"{shown(alias)} of field '{name}' holds '{LIST_SEPARATOR}', which separates "
+                    "the items of a list written as text",
+                    source,
+                    line,
+                    name,
+                )
+    return FieldSpec(
+        name=name,
+        type=kind,
+        group=group,
+        values=values,
+        required=bool(spec.get("required", False)),
+        min=spec.get("min"),
+        max=spec.get("max"),
+        unit=spec.get("unit"),
+        question=spec.get("question"),
+        help=" ".join(str(spec.get("help", "")).split()),
+        review_flag=spec.get("review_flag"),
+        line=line,
+        spellings=spellings,
+    )
 
 
 def _unknown_field(key, fields) -> str:
@@ -476,8 +582,10 @@ def _not_a_number(spec: FieldSpec, value) -> str:
             if pattern.match(text):
                 return f"{shown(value)} is not a number as written ({form}): write it in decimal"
         if _NUMBER_WITH_COMMA.match(text):
-            return (f"{shown(value)} has a comma, which may mark decimals or thousands: write the number "
-                    "with a decimal point and no separator")
+            return (
+                f"{shown(value)} has a comma, which may mark decimals or thousands: write the number "
+                "with a decimal point and no separator"
+            )
         if text.lower() in YES_NO or text.lower() in spec.spellings.yes + spec.spellings.no:
             return f"'{spec.name}' must be a number, not {shown(value)}: a number is never a yes or a no"
         return f"'{spec.name}' must be a number, not the text {shown(value)}"
@@ -488,8 +596,10 @@ def _not_a_number(spec: FieldSpec, value) -> str:
 # quoted value), optionally followed by its unit: '70', '070' (seventy),
 # '70.5 kg', '65y'. Digits are ASCII only: Python's int() would read other
 # scripts' digits and underscores, which a person does not mean.
-_NUMBER_TEXT = re.compile(r"(?P<number>[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)"
-                          r"(?:\s*(?P<unit>[^\W\d_][^\d]*?)\.?)?\Z")
+_NUMBER_TEXT = re.compile(
+    r"(?P<number>[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?)"
+    r"(?:\s*(?P<unit>[^\W\d_][^\d]*?)\.?)?\Z"
+)
 _NUMBER_WITH_COMMA = re.compile(r"[-+]?[0-9]+(?:,[0-9]+)+(?:\.[0-9]*)?(?:\s*[^\W\d_][^\d]*)?\Z")
 
 
@@ -504,8 +614,9 @@ def _number_of_text(spec: FieldSpec, text: str) -> Reading:
         if not spec.unit:
             raise ValueError(f"'{spec.name}' takes a plain number, not {shown(text)}")
         if unit not in spec.unit_names:
-            raise ValueError(f"{shown(text)}: '{spec.name}' is in {spec.unit}, not {shown(unit)}"
-                             + suggest(unit, spec.unit_names))
+            raise ValueError(
+                f"{shown(text)}: '{spec.name}' is in {spec.unit}, not {shown(unit)}" + suggest(unit, spec.unit_names)
+            )
     value = int(number) if DECIMAL_INT.match(number) else float(number)
     if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"'{spec.name}' is {shown(text)}: too large to be a number")
@@ -516,7 +627,7 @@ def _check_number(spec: FieldSpec, value):
     """The number if it fits the field; ValueError saying why not."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         raise ValueError(_not_a_number(spec, value))
-    if isinstance(value, int) and abs(value) > 10 ** 15:  # beyond any range, and beyond a float's digits
+    if isinstance(value, int) and abs(value) > 10**15:  # beyond any range, and beyond a float's digits
         raise ValueError(f"'{spec.name}' is a number of more than 15 digits: too large")
     if spec.type == "integer" and not float(value).is_integer():
         raise ValueError(f"'{spec.name}' must be a whole number")
@@ -546,13 +657,18 @@ def _boolean(spec: FieldSpec, value) -> Reading:
         if word in spec.spellings.yes or word in spec.spellings.no:
             return Reading(word in spec.spellings.yes, True)
         if DECIMAL_FLOAT.match(word):
-            raise ValueError(f"'{spec.name}' must be true or false (or yes or no), not {shown(value)}: "
-                             "a boolean is never a number")
+            raise ValueError(
+                f"'{spec.name}' must be true or false (or yes or no), not {shown(value)}: a boolean is never a number"
+            )
         words = list(YES_NO) + list(spec.spellings.yes + spec.spellings.no)
-        raise ValueError(f"'{spec.name}' must be true or false (or yes or no), not {shown(value)}"
-                         + (suggest(word, words) if len(word) > 2 else ""))
-    raise ValueError(f"'{spec.name}' must be true or false (or yes or no), not {_read(value)}"
-                     + (": a boolean is never a number" if isinstance(value, (int, float)) else ""))
+        raise ValueError(
+            f"'{spec.name}' must be true or false (or yes or no), not {shown(value)}"
+            + (suggest(word, words) if len(word) > 2 else "")
+        )
+    raise ValueError(
+        f"'{spec.name}' must be true or false (or yes or no), not {_read(value)}"
+        + (": a boolean is never a number" if isinstance(value, (int, float)) else "")
+    )
 
 
 def _choice(spec: FieldSpec, value) -> Reading:
@@ -576,9 +692,11 @@ def _items(spec: FieldSpec, value) -> Reading:
             return Reading((), True)
         items = [item.strip() for item in text.split(LIST_SEPARATOR) if item.strip()]
         if not items:
-            raise ValueError(f"'{spec.name}' is an empty text: write "
-                             f"{' or '.join(repr(w) for w in ('[]',) + spec.spellings.empty_list[:1])} for no item, "
-                             "or leave the field out when it is unknown")
+            raise ValueError(
+                f"'{spec.name}' is an empty text: write "
+                f"{' or '.join(repr(w) for w in ('[]',) + spec.spellings.empty_list[:1])} for no item, "
+                "or leave the field out when it is unknown"
+            )
         readings = [_choice(spec, item) for item in items]
     elif isinstance(value, list):
         readings = [_choice(spec, item) for item in value]

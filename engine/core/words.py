@@ -15,14 +15,20 @@ from . import conditions
 # The stance as a headline ("IVIG first-line") and inside a sentence ("IVIG is first-line").
 # A stance the manifest adds without words here reads as its own name.
 STANCE_LABELS = {
-    "first-line": "IVIG first-line", "second-line": "IVIG second-line",
-    "trial-justified": "IVIG trial justified", "not-established": "IVIG not established",
-    "not-effective": "IVIG not effective", "out-of-scope": "Out of scope",
+    "first-line": "IVIG first-line",
+    "second-line": "IVIG second-line",
+    "trial-justified": "IVIG trial justified",
+    "not-established": "IVIG not established",
+    "not-effective": "IVIG not effective",
+    "out-of-scope": "Out of scope",
 }
 STANCE_PHRASES = {
-    "first-line": "IVIG is first-line", "second-line": "IVIG is second-line",
-    "trial-justified": "a trial of IVIG is justified", "not-established": "IVIG is not established",
-    "not-effective": "IVIG is not effective", "out-of-scope": "the case is outside the review",
+    "first-line": "IVIG is first-line",
+    "second-line": "IVIG is second-line",
+    "trial-justified": "a trial of IVIG is justified",
+    "not-established": "IVIG is not established",
+    "not-effective": "IVIG is not effective",
+    "out-of-scope": "the case is outside the review",
 }
 
 
@@ -39,9 +45,11 @@ def grade_tag(grade: Optional[str]) -> str:
 def precautions_line(items: List[dict]) -> str:
     """The general precautions in one line, each with its grade and action:
     'Infusion reactions early in the infusion (mild): slow the rate. Skin reactions ...'."""
-    return " ".join(" ".join(filter(None, (w["summary"].rstrip("."), grade_tag(w.get("grade")))))
-                    + (f": {w['action'][0].lower()}{w['action'][1:].rstrip('.')}." if w.get("action") else ".")
-                    for w in items)
+    return " ".join(
+        " ".join(filter(None, (w["summary"].rstrip("."), grade_tag(w.get("grade")))))
+        + (f": {w['action'][0].lower()}{w['action'][1:].rstrip('.')}." if w.get("action") else ".")
+        for w in items
+    )
 
 
 def stance_label(stance: str) -> str:
@@ -50,7 +58,7 @@ def stance_label(stance: str) -> str:
 
 
 def suggest(word, choices) -> str:
-    """"; did you mean 'x'?" for the closest of `choices`, or ''."""
+    """ "; did you mean 'x'?" for the closest of `choices`, or ''."""
     close = difflib.get_close_matches(str(word), [str(c) for c in choices], n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
 
@@ -68,13 +76,16 @@ def yes_no(value) -> str:
 
 # -- doses ------------------------------------------------------------------
 
+
 def patient_grams(dose: dict, weight) -> dict:
     """The grams for this patient: of the course (`total_g`) or of one infusion (`infusion_g`),
     the g/kg times the weight in kg, to 0.1 g; None without a weight or where the dose is the
     other kind. (A run and a replay of a cached situation both give the grams here, so they
     cannot disagree.)"""
+
     def grams(per_kg):
         return round(per_kg * weight, 1) if weight is not None and per_kg is not None else None
+
     return {"total_g": grams(dose.get("total_g_per_kg")), "infusion_g": grams(dose.get("infusion_g_per_kg"))}
 
 
@@ -86,8 +97,11 @@ def dose_line(dose: dict, patient: bool = False) -> str:
     are unknown) and when to repeat.
     """
     if dose.get("per") == "infusion":
-        text, grams, each = f"{dose['infusion_g_per_kg']:g} g/kg per infusion, {dose['interval']}", "infusion_g", \
-            " per infusion"
+        text, grams, each = (
+            f"{dose['infusion_g_per_kg']:g} g/kg per infusion, {dose['interval']}",
+            "infusion_g",
+            " per infusion",
+        )
     else:
         total = f"{dose['total_g_per_kg']:g} g/kg"
         if dose.get("g_per_kg_per_day") is not None:
@@ -107,6 +121,7 @@ def dose_line(dose: dict, patient: bool = False) -> str:
 
 
 # -- rules in plain language -------------------------------------------------
+
 
 def value_label(rulebase, name: str, value) -> str:
     """How a value reads to a person (the schema's labels for case fields)."""
@@ -144,13 +159,21 @@ def sentence(rulebase, rule) -> str:
 
 # -- citations ---------------------------------------------------------------
 
+
 def citation(rule) -> dict:
     """Where in the review a rule comes from, as data."""
     src = rule.source or {}
-    return {"section": src.get("section"), "passage": src.get("cite"), "refs": list(src.get("refs") or []),
-            "lines": list(src.get("lines") or []), "quote": src.get("quote"),
-            "quote_en": src.get("quote_en"), "claims": list(rule.claims),
-            "assumptions": list(rule.assumptions), "evidence": list(rule.evidence)}
+    return {
+        "section": src.get("section"),
+        "passage": src.get("cite"),
+        "refs": list(src.get("refs") or []),
+        "lines": list(src.get("lines") or []),
+        "quote": src.get("quote"),
+        "quote_en": src.get("quote_en"),
+        "claims": list(rule.claims),
+        "assumptions": list(rule.assumptions),
+        "evidence": list(rule.evidence),
+    }
 
 
 def provenance(rule, with_assumptions: bool = True) -> str:

@@ -30,21 +30,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional, Tuple
 
-from .fhir import bundles as fhirio
 from ..base.atomic import same_file
 from ..base.errors import CaseChoice
 from ..base.escape import LONE_SURROGATE, lone_surrogate_at
+from ..base.yamlsrc import MAX_DEPTH, MAX_NUMBER, MAX_SCALAR, Located, LocatedList, SourceError, read_documents, shown
 from ..core.contract import is_results_file
 from ..core.schema import CaseInvalid
-from ..base.yamlsrc import (MAX_DEPTH, MAX_NUMBER, MAX_SCALAR, Located, LocatedList, SourceError,
-                      read_documents, shown)
+from .fhir import bundles as fhirio
 
-CASE_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl",
-                 ".csv": "csv"}
+CASE_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 STDIN = "-"
 STDIN_NAME = "<stdin>"
-BLOCK = 1 << 16              # bytes read at a time
-MAX_CASE_CHARS = 1_000_000   # one JSON element or JSON Lines line; a case is a few hundred
+BLOCK = 1 << 16  # bytes read at a time
+MAX_CASE_CHARS = 1_000_000  # one JSON element or JSON Lines line; a case is a few hundred
 MAX_DOCUMENT_CHARS = 32_000_000  # a JSON file that is one value: a FHIR Bundle holds a whole record
 UTF8_BOM = b"\xef\xbb\xbf"
 # A scenario's own keys (engine/scenarios.py): beside its case's fields, or
@@ -60,16 +58,17 @@ class CaseRecord:
 
     `scenario` holds the scenario keys (name, description, expect) read
     beside the case, when there were any; `data` is then the case alone."""
+
     data: object
     source: str
     line: Optional[int]
     default_id: str
     error: Optional[SourceError] = None
     scenario: Optional[Located] = None
-    provenance: Optional[object] = None   # a FHIR case's (fhir.Provenance): where its fields came from
-    pending: Optional[object] = None      # a FHIR case not yet read from its resources (fhirio.Pending)
-    others: tuple = ()                    # errors after `error`, when a record has several
-    id: Optional[str] = None              # an id the record has whatever its data (a FHIR Patient's)
+    provenance: Optional[object] = None  # a FHIR case's (fhir.Provenance): where its fields came from
+    pending: Optional[object] = None  # a FHIR case not yet read from its resources (fhirio.Pending)
+    others: tuple = ()  # errors after `error`, when a record has several
+    id: Optional[str] = None  # an id the record has whatever its data (a FHIR Patient's)
 
     def resolved(self) -> "CaseRecord":
         """The record with a pending FHIR case read from its resources (done where it is
@@ -108,8 +107,9 @@ def pick_case(records: Iterable[CaseRecord], wanted: Optional[str], source, sche
         return records[0]
     chosen = [r for r, i in zip(records, ids) if i == wanted]
     if len(chosen) != 1:
-        raise CaseChoice(f"{source}: {'no case' if not chosen else f'{len(chosen)} cases'} with the id "
-                         f"{wanted!r} (cases: {listed})")
+        raise CaseChoice(
+            f"{source}: {'no case' if not chosen else f'{len(chosen)} cases'} with the id {wanted!r} (cases: {listed})"
+        )
     return chosen[0]
 
 
@@ -128,6 +128,7 @@ class Walked:
     """One entry that walking a folder met: a case file to read (`file`), a folder entered
     (`folder`), an entry that could not be walked (`error`, an error result: `why`), or one left
     out (`left`, a note: `why`)."""
+
     path: Path
     kind: str
     why: str = ""
@@ -240,10 +241,15 @@ def _regular(stream) -> bool:
         return False
 
 
-def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None,
-               as_of: Optional[datetime.date] = None, defer_fhir: bool = False,
-               meter: Optional[ReadMeter] = None, notes: Optional[Callable[[str], None]] = None
-               ) -> Iterator[CaseRecord]:
+def read_cases(
+    paths: Iterable[str],
+    stdin=None,
+    exclude: Optional[str] = None,
+    as_of: Optional[datetime.date] = None,
+    defer_fhir: bool = False,
+    meter: Optional[ReadMeter] = None,
+    notes: Optional[Callable[[str], None]] = None,
+) -> Iterator[CaseRecord]:
     """Every case of every path, in order; `exclude` names a file never read
     from a directory (the output of the run, so that it never reads its own
     results back). A directory is read as `walk` says: what it cannot read is an
@@ -282,11 +288,26 @@ def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None,
         if not root.is_dir():
             files = [(path, unique(root.name, path), None)]
         else:  # (file, name, why it could not be walked) in the walk's order
-            files = [(str(e.path), unique(_name_below(root, e.path), str(e.path)), e.why or None)
-                     for e in _case_files(root, exclude, notes)]
+            files = [
+                (str(e.path), unique(_name_below(root, e.path), str(e.path)), e.why or None)
+                for e in _case_files(root, exclude, notes)
+            ]
             if not files:
-                units.append(("records", [CaseRecord(None, path, None, unique(root.name, path), SourceError(
-                    f"no case files ({', '.join(CASE_SUFFIXES)}) in this directory", path))], None))
+                units.append(
+                    (
+                        "records",
+                        [
+                            CaseRecord(
+                                None,
+                                path,
+                                None,
+                                unique(root.name, path),
+                                SourceError(f"no case files ({', '.join(CASE_SUFFIXES)}) in this directory", path),
+                            )
+                        ],
+                        None,
+                    )
+                )
         for file, name, unwalked in files:
             if unwalked is not None:
                 units.append(("records", [CaseRecord(None, file, None, name, SourceError(unwalked, file))], None))
@@ -300,10 +321,15 @@ def read_cases(paths: Iterable[str], stdin=None, exclude: Optional[str] = None,
                 units.append(("records", _guarded(read_path, file, file, name), None))
     for kind, unit, directory in units:
         if kind == "export":
-            records = (r for f, n in unit for r in _guarded(read_path, f, f, n)
-                       if not (r.error is not None and r.error.message == EMPTY_FILE))  # no resource of a type: fine
-            yield from _fhir_records(records, unit[0][1], as_of, export=True, base=_export_base(directory),
-                                     defer=defer_fhir)
+            records = (
+                r
+                for f, n in unit
+                for r in _guarded(read_path, f, f, n)
+                if not (r.error is not None and r.error.message == EMPTY_FILE)
+            )  # no resource of a type: fine
+            yield from _fhir_records(
+                records, unit[0][1], as_of, export=True, base=_export_base(directory), defer=defer_fhir
+            )
         else:
             yield from _fhir_records(unit, None, as_of, defer=defer_fhir)
 
@@ -342,8 +368,16 @@ def _fhir_export_file(path: str) -> bool:
 
 def _record_of(case, default_id: str) -> CaseRecord:
     """A built FhirCase as a record."""
-    return CaseRecord(case.data, case.source, case.line, default_id, case.errors[0] if case.errors else None,
-                      provenance=case.provenance, others=tuple(case.errors[1:]), id=case.id)
+    return CaseRecord(
+        case.data,
+        case.source,
+        case.line,
+        default_id,
+        case.errors[0] if case.errors else None,
+        provenance=case.provenance,
+        others=tuple(case.errors[1:]),
+        id=case.id,
+    )
 
 
 def _export_base(directory: str) -> Optional[str]:
@@ -361,8 +395,14 @@ def _export_base(directory: str) -> Optional[str]:
     return None
 
 
-def _fhir_records(records: Iterable[CaseRecord], name: Optional[str], as_of, export: bool = False,
-                  base: Optional[str] = None, defer: bool = False) -> Iterator[CaseRecord]:
+def _fhir_records(
+    records: Iterable[CaseRecord],
+    name: Optional[str],
+    as_of,
+    export: bool = False,
+    base: Optional[str] = None,
+    defer: bool = False,
+) -> Iterator[CaseRecord]:
     """The records, with FHIR turned into cases: each Bundle (or lone resource) into a case per
     Patient; and a stream of resources (a FHIR export's NDJSON files, standard input whose
     first record is a resource) joined into a case per Patient (engine/fhirio.py)."""
@@ -371,8 +411,12 @@ def _fhir_records(records: Iterable[CaseRecord], name: Optional[str], as_of, exp
     if first is None:
         return
     records = itertools.chain([first], records)
-    if export or (first.error is None and fhirio.is_fhir(first.data) and first.data["resourceType"] != "Bundle"
-                  and first.source == STDIN_NAME):
+    if export or (
+        first.error is None
+        and fhirio.is_fhir(first.data)
+        and first.data["resourceType"] != "Bundle"
+        and first.source == STDIN_NAME
+    ):
         lines = ((r.source, r.line, r.error if r.error is not None else r.data) for r in records)
         yield from _from_fhir(fhirio.bulk_cases(lines, as_of, base), name or first.default_id, defer=defer)
         return
@@ -380,8 +424,12 @@ def _fhir_records(records: Iterable[CaseRecord], name: Optional[str], as_of, exp
         if record.error is None and fhirio.is_bulk_manifest(record.data):
             continue  # the export's table of contents, beside its NDJSON files: no case
         if record.error is None and fhirio.is_fhir(record.data):
-            yield from _from_fhir(fhirio.bundle_cases(record.data, record.source, record.line, as_of),
-                                  record.default_id, record.source, defer)
+            yield from _from_fhir(
+                fhirio.bundle_cases(record.data, record.source, record.line, as_of),
+                record.default_id,
+                record.source,
+                defer,
+            )
         else:
             yield record
 
@@ -399,8 +447,13 @@ def _from_fhir(cases, name: str, source: Optional[str] = None, defer: bool = Fal
             else:
                 yield _record_of(case.built(), default_id)
     except Exception as exc:
-        yield CaseRecord(None, source or name, None, f"{name}:{number + 1}", SourceError(
-            f"cannot be read as FHIR: {type(exc).__name__}: {shown(exc, 200)}", source or name))
+        yield CaseRecord(
+            None,
+            source or name,
+            None,
+            f"{name}:{number + 1}",
+            SourceError(f"cannot be read as FHIR: {type(exc).__name__}: {shown(exc, 200)}", source or name),
+        )
 
 
 def read_jsonl_lines(lines: Iterable[str], source: str) -> Iterator[CaseRecord]:
@@ -411,6 +464,7 @@ def read_jsonl_lines(lines: Iterable[str], source: str) -> Iterator[CaseRecord]:
     def numbered():
         for number, text in enumerate(lines, start=1):
             yield number, (text[1:] if number == 1 and text.startswith("\ufeff") else text)
+
     return _guarded(lambda _lines, _name: _jsonl(numbered(), source, name), None, source, name)
 
 
@@ -440,9 +494,18 @@ def _whole_text(record: CaseRecord) -> CaseRecord:
     field = str(steps[0]) if steps and isinstance(record.data, dict) else None  # the case field it is in
     at = getattr(record.data, "line_of", lambda _: None)(field) or record.line
     field = LONE_SURROGATE.sub("?", field) if field else None
-    return CaseRecord(None, record.source, at, record.default_id, SourceError(
-        "a lone surrogate escape (such as \\udfff) is not a character: the text is damaged",
-        record.source, at, field))
+    return CaseRecord(
+        None,
+        record.source,
+        at,
+        record.default_id,
+        SourceError(
+            "a lone surrogate escape (such as \\udfff) is not a character: the text is damaged",
+            record.source,
+            at,
+            field,
+        ),
+    )
 
 
 def _all_text(data) -> str:
@@ -469,8 +532,11 @@ def _scenario_apart(record: CaseRecord) -> CaseRecord:
     layout of tests/cases/golden.yaml); a scenario that gives both, or a
     `case:` or `name` that is not what it must be, is the record's error."""
     data = record.data
-    if not isinstance(data, dict) or not any(k in data for k in SCENARIO_KEYS + (SCENARIO_CASE,)) \
-            or fhirio.is_fhir(data):  # a FHIR Patient's `name` is a person's name, not a scenario's
+    if (
+        not isinstance(data, dict)
+        or not any(k in data for k in SCENARIO_KEYS + (SCENARIO_CASE,))
+        or fhirio.is_fhir(data)
+    ):  # a FHIR Patient's `name` is a person's name, not a scenario's
         return record
     scenario, case = _located(data, lambda k: k in SCENARIO_KEYS), _located(data, lambda k: k not in SCENARIO_KEYS)
     problem, at, field = None, None, SCENARIO_CASE
@@ -478,8 +544,10 @@ def _scenario_apart(record: CaseRecord) -> CaseRecord:
         others = [str(k) for k in case if k != SCENARIO_CASE]
         at = data.line_of(SCENARIO_CASE) if isinstance(data, Located) else record.line
         if others:
-            problem = (f"a scenario gives its case under '{SCENARIO_CASE}:' or beside its keys, not both "
-                       f"({', '.join(others[:5])} beside '{SCENARIO_CASE}:')")
+            problem = (
+                f"a scenario gives its case under '{SCENARIO_CASE}:' or beside its keys, not both "
+                f"({', '.join(others[:5])} beside '{SCENARIO_CASE}:')"
+            )
         elif not isinstance(case[SCENARIO_CASE], dict):
             problem = f"'{SCENARIO_CASE}' must be a mapping of fields"
         else:  # on the scenario's line: a result names where its scenario starts, whatever the layout
@@ -525,17 +593,24 @@ def _numbered(read, what, source: str, name: str) -> Iterator[CaseRecord]:
             first.default_id = f"{first.default_id}:1"
             yield first
         count += 1
-        yield CaseRecord(None, source, None, f"{name}:{count}" if count > 1 else name,
-                         SourceError(f"cannot be read: {type(exc).__name__}: {shown(exc, 200)}", source))
+        yield CaseRecord(
+            None,
+            source,
+            None,
+            f"{name}:{count}" if count > 1 else name,
+            SourceError(f"cannot be read: {type(exc).__name__}: {shown(exc, 200)}", source),
+        )
         return
     if count == 1:
         yield first
     elif count == 0:
-        yield CaseRecord(None, source, None, name, SourceError(EMPTY_STDIN if source == STDIN_NAME else EMPTY_FILE,
-                                                               source))
+        yield CaseRecord(
+            None, source, None, name, SourceError(EMPTY_STDIN if source == STDIN_NAME else EMPTY_FILE, source)
+        )
 
 
 # -- bytes and text -------------------------------------------------------------
+
 
 class _Bytes:
     """A binary stream with bytes already read put back in front of it."""
@@ -576,8 +651,12 @@ class _EncodedText:
 
 def _encoding_problem(head: bytes) -> Optional[str]:
     """What a file's first bytes say it is, when that is not UTF-8."""
-    for bom, name in ((b"\x00\x00\xfe\xff", "UTF-32"), (b"\xff\xfe\x00\x00", "UTF-32"),
-                      (b"\xfe\xff", "UTF-16"), (b"\xff\xfe", "UTF-16")):
+    for bom, name in (
+        (b"\x00\x00\xfe\xff", "UTF-32"),
+        (b"\xff\xfe\x00\x00", "UTF-32"),
+        (b"\xfe\xff", "UTF-16"),
+        (b"\xff\xfe", "UTF-16"),
+    ):
         if head.startswith(bom):
             return f"{name} text (it starts with a {name} byte-order mark)"
     if len(head) >= 4 and (head[:3] == b"\0\0\0" or head[1:4] == b"\0\0\0"):
@@ -619,12 +698,16 @@ class _Text:
                 text = data.decode("utf-8")
             except UnicodeDecodeError as exc:
                 if block and exc.reason == "unexpected end of data":  # a character cut by the block
-                    self.pending = data[exc.start:]
+                    self.pending = data[exc.start :]
                 else:
                     line = self.newlines + data.count(b"\n", 0, exc.start) + 1
-                    self.failed = SourceError(f"not UTF-8 text: byte 0x{data[exc.start]:02x} on line {line} "
-                                              "cannot be decoded (save the file as UTF-8)", self.source, line)
-                data = data[:exc.start]
+                    self.failed = SourceError(
+                        f"not UTF-8 text: byte 0x{data[exc.start]:02x} on line {line} "
+                        "cannot be decoded (save the file as UTF-8)",
+                        self.source,
+                        line,
+                    )
+                data = data[: exc.start]
                 text = data.decode("utf-8")
             self.newlines += data.count(b"\n")
             if text or (not block and not self.failed):
@@ -663,7 +746,7 @@ class _Json:
 
     def value(self, i: int, depth: int):
         s = self.s
-        c = s[i:i + 1]
+        c = s[i : i + 1]
         if c == '"':
             return self.string(i)
         if c == "{":
@@ -703,24 +786,24 @@ class _Json:
         s, result = self.s, Located()
         result.line, result.key_lines = self.line_at(i), {}
         i = _WS.match(s, i + 1).end()
-        if s[i:i + 1] == "}":
+        if s[i : i + 1] == "}":
             return result, i + 1
         while True:
-            if s[i:i + 1] != '"':
+            if s[i : i + 1] != '"':
                 self.fail("expecting a key in double quotes", i)
             line = self.line_at(i)
             key, i = self.string(i)
             if key in result.key_lines:
                 raise _duplicate_key(key, result.key_lines[key], line, self.source)
             i = _WS.match(s, i).end()
-            if s[i:i + 1] != ":":
+            if s[i : i + 1] != ":":
                 self.fail("expecting ':' after a key", i)
             result[key], i = self.value(_WS.match(s, i + 1).end(), depth)
             result.key_lines[key] = line
             i = _WS.match(s, i).end()
-            if s[i:i + 1] == ",":
+            if s[i : i + 1] == ",":
                 i = _WS.match(s, i + 1).end()
-            elif s[i:i + 1] == "}":
+            elif s[i : i + 1] == "}":
                 return result, i + 1
             else:
                 self.fail("expecting ',' or '}'", i)
@@ -730,16 +813,16 @@ class _Json:
         s, result = self.s, LocatedList()
         result.line, result.item_lines = self.line_at(i), []
         i = _WS.match(s, i + 1).end()
-        if s[i:i + 1] == "]":
+        if s[i : i + 1] == "]":
             return result, i + 1
         while True:
             result.item_lines.append(self.line_at(i))
             item, i = self.value(i, depth)
             result.append(item)
             i = _WS.match(s, i).end()
-            if s[i:i + 1] == ",":
+            if s[i : i + 1] == ",":
                 i = _WS.match(s, i + 1).end()
-            elif s[i:i + 1] == "]":
+            elif s[i : i + 1] == "]":
                 return result, i + 1
             else:
                 self.fail("expecting ',' or ']'", i)
@@ -754,8 +837,13 @@ def parse_json(text: str, source: str, line: int = 1):
     it refuses or fails on is read again by _Json, for the same error message."""
     if "\n" not in text.rstrip("\r\n") and len(text) <= MAX_SCALAR and text.count("[") + text.count("{") <= MAX_DEPTH:
         try:
-            return json.loads(text, object_pairs_hook=lambda pairs: _one_line_mapping(pairs, line),
-                              parse_int=_bounded(int), parse_float=_bounded(float), parse_constant=_refuse)
+            return json.loads(
+                text,
+                object_pairs_hook=lambda pairs: _one_line_mapping(pairs, line),
+                parse_int=_bounded(int),
+                parse_float=_bounded(float),
+                parse_constant=_refuse,
+            )
         except Exception:  # _Json says what is wrong, or reads what the shortcut would not
             pass
     return _Json(text, source, line).parse()
@@ -774,6 +862,7 @@ def _bounded(kind):
         if len(text) > MAX_NUMBER:
             raise ValueError("number too long")
         return kind(text)
+
     return convert
 
 
@@ -813,7 +902,7 @@ class _Buffer:
     def compact(self) -> None:
         """Drop the text already read, now and then: never the cost of a copy per case."""
         if self.pos > BLOCK:
-            self.text, self.pos = self.text[self.pos:], 0
+            self.text, self.pos = self.text[self.pos :], 0
 
     def advance(self, end: int) -> None:
         self.line += self.text.count("\n", self.pos, end)
@@ -849,14 +938,23 @@ class _Buffer:
         end = self._end(limit)
         if end is None:
             self.advance(len(self.text))
-            return None, line, SourceError(f"the input ends inside the value that starts on line {line}",
-                                           self.reader.source, line)
+            return (
+                None,
+                line,
+                SourceError(f"the input ends inside the value that starts on line {line}", self.reader.source, line),
+            )
         if end < 0:
-            too_large = "too large to be a case" if limit == MAX_CASE_CHARS else \
-                "too large to read (a FHIR record this large: export it as Bulk Data NDJSON)"
-            return None, line, SourceError(f"a value of more than {limit:,} characters: {too_large}",
-                                           self.reader.source, line)
-        text = self.text[self.pos:end]
+            too_large = (
+                "too large to be a case"
+                if limit == MAX_CASE_CHARS
+                else "too large to read (a FHIR record this large: export it as Bulk Data NDJSON)"
+            )
+            return (
+                None,
+                line,
+                SourceError(f"a value of more than {limit:,} characters: {too_large}", self.reader.source, line),
+            )
+        text = self.text[self.pos : end]
         self.advance(end)
         return text, line, None
 
@@ -865,7 +963,7 @@ class _Buffer:
         strings. None if the input ends first; -1 (having skipped it, holding
         none of it) if it is larger than a case can be."""
         i, depth, in_string, skipped = self.pos, 0, False, False
-        scalar = self.text[self.pos:self.pos + 1] not in ("[", "{", '"')  # a number, a literal or junk
+        scalar = self.text[self.pos : self.pos + 1] not in ("[", "{", '"')  # a number, a literal or junk
         while True:
             if len(self.text) - self.pos > limit:
                 self.advance(i)
@@ -877,7 +975,7 @@ class _Buffer:
                 i = len(self.text)
             elif in_string:
                 i = _STRING_PART.match(self.text, i).end()
-                if self.text[i:i + 1] == '"':
+                if self.text[i : i + 1] == '"':
                     in_string, i = False, i + 1
                     if depth == 0:
                         return self._ended(i, skipped)
@@ -937,8 +1035,9 @@ def _read_json(text: _Text, source: str, name: str, rewind=None) -> Iterator[Cas
             if error:
                 yield CaseRecord(None, source, line, name, error)
                 return
-            yield from _parsed(lambda: _cases_of(parse_json(value, source, line), source, name, line),
-                               source, line, name)
+            yield from _parsed(
+                lambda: _cases_of(parse_json(value, source, line), source, name, line), source, line, name
+            )
         if buffer.peek() != "":
             raise SourceError("extra text after the JSON value", source, buffer.line)
     except SourceError as exc:  # the rest of the file cannot be trusted: one error, then stop
@@ -999,15 +1098,20 @@ def _json_elements(buffer: _Buffer, source: str, name: str) -> Iterator[CaseReco
         if error:
             yield CaseRecord(None, source, line, name, error)
         else:
-            yield from _parsed(lambda: [CaseRecord(parse_json(value, source, line), source, line, name)],
-                               source, line, name)
+            yield from _parsed(
+                lambda value=value, line=line: [CaseRecord(parse_json(value, source, line), source, line, name)],
+                source,
+                line,
+                name,
+            )
         after = buffer.peek()
         if after == "]":
             buffer.advance(buffer.pos + 1)
             return
         if after != ",":
-            raise SourceError(f"not valid JSON: expecting ',' or ']' after the case on line {line}",
-                              source, buffer.line)
+            raise SourceError(
+                f"not valid JSON: expecting ',' or ']' after the case on line {line}", source, buffer.line
+            )
         buffer.advance(buffer.pos + 1)
 
 
@@ -1018,12 +1122,20 @@ def _parsed(read, source, line, name) -> Iterator[CaseRecord]:
     except SourceError as exc:
         records = [CaseRecord(None, source, exc.line or line, name, exc)]
     except Exception as exc:
-        records = [CaseRecord(None, source, line, name, SourceError(
-            f"cannot be read: {type(exc).__name__}: {shown(exc, 200)}", source, line))]
+        records = [
+            CaseRecord(
+                None,
+                source,
+                line,
+                name,
+                SourceError(f"cannot be read: {type(exc).__name__}: {shown(exc, 200)}", source, line),
+            )
+        ]
     yield from records
 
 
 # -- JSON Lines: line by line ---------------------------------------------------------
+
 
 def _binary_lines(raw: _Bytes) -> Iterator[Tuple[int, object]]:
     """(number, bytes) per line; a line longer than MAX_CASE_CHARS is skipped
@@ -1037,8 +1149,10 @@ def _binary_lines(raw: _Bytes) -> Iterator[Tuple[int, object]]:
         if len(line) > MAX_CASE_CHARS and not line.endswith(b"\n"):
             while line and not line.endswith(b"\n"):
                 line = raw.readline(BLOCK)
-            yield number, SourceError(f"a line of more than {MAX_CASE_CHARS:,} characters: "
-                                      "too large to be a case", None, number)
+            yield (
+                number,
+                SourceError(f"a line of more than {MAX_CASE_CHARS:,} characters: too large to be a case", None, number),
+            )
             continue
         yield number, line
 
@@ -1056,8 +1170,10 @@ def _decoded(lines: Iterable[Tuple[int, object]]) -> Iterator[Tuple[int, object]
 
 def _undecodable(line: bytes, exc: UnicodeDecodeError, where: str = "") -> str:
     """What a line that is not UTF-8 is told: the byte and its column (`where`: of which line)."""
-    return (f"not UTF-8 text: byte 0x{line[exc.start]:02x} at column {exc.start + 1}{where} cannot be decoded "
-            "(save the file as UTF-8)")
+    return (
+        f"not UTF-8 text: byte 0x{line[exc.start]:02x} at column {exc.start + 1}{where} cannot be decoded "
+        "(save the file as UTF-8)"
+    )
 
 
 def _jsonl(lines: Iterable[Tuple[int, object]], source: str, name: str) -> Iterator[CaseRecord]:
@@ -1070,11 +1186,16 @@ def _jsonl(lines: Iterable[Tuple[int, object]], source: str, name: str) -> Itera
         if not text.strip(" \t\r\n"):
             continue
         text = text.rstrip("\r\n")  # the line's end is not part of its value: an error there is on this line
-        yield from _parsed(lambda: [CaseRecord(parse_json(text, source, number), source, number, name)],
-                           source, number, name)
+        yield from _parsed(
+            lambda text=text, number=number: [CaseRecord(parse_json(text, source, number), source, number, name)],
+            source,
+            number,
+            name,
+        )
 
 
 # -- YAML ---------------------------------------------------------------------------
+
 
 def _read_yaml(text, source, name) -> Iterator[CaseRecord]:
     """`text` is a string or a `_Text`; documents are parsed one at a time, and a
@@ -1110,11 +1231,16 @@ _CSV_HEADER = re.compile(rb'"?[A-Za-z_][A-Za-z0-9_ ]*"?(?:[ \t]*,[ \t]*(?:"?[A-Z
 
 # csv's own words for what is wrong, and what a person who made the file needs to hear.
 _NEVER_CLOSED = "a quoted cell of this row is never closed: the file ends inside it"
-_STRAY_QUOTE = ('a quote (") inside a cell that is not quoted as a whole, or not doubled: '
-                'quote the cell and write a quote inside it as ""')
+_STRAY_QUOTE = (
+    'a quote (") inside a cell that is not quoted as a whole, or not doubled: '
+    'quote the cell and write a quote inside it as ""'
+)
 _LONE_CR = "a line break (\\r) inside a cell that is not quoted: save the file with \\n or \\r\\n line endings"
-_CSV_PROBLEMS = (("unexpected end of data", _NEVER_CLOSED), ("expected after", _STRAY_QUOTE),
-                 ("new-line character seen in unquoted field", _LONE_CR))
+_CSV_PROBLEMS = (
+    ("unexpected end of data", _NEVER_CLOSED),
+    ("expected after", _STRAY_QUOTE),
+    ("new-line character seen in unquoted field", _LONE_CR),
+)
 _READ_AGAIN = "; the lines after its first are read again, as rows of their own"
 
 # csv.reader's own bound on a cell (131,072 characters) would stop a quoted cell in mid-row,
@@ -1182,12 +1308,12 @@ class _CsvLines:
 
     def __init__(self, raw: _Bytes):
         self.raw = raw
-        self.sources = [raw]     # read in turn: lines given back go in front of the input
-        self.number = 0          # the last line read
-        self.start = 1           # the line the row being read starts on
+        self.sources = [raw]  # read in turn: lines given back go in front of the input
+        self.number = 0  # the last line read
+        self.start = 1  # the line the row being read starts on
         self.kept, self.size = [], 0  # that row's lines, as read, and their bytes
-        self.problem = None      # that row's first undecodable byte, said
-        self.gave_back = False   # whether that row's error gave lines back
+        self.problem = None  # that row's first undecodable byte, said
+        self.gave_back = False  # whether that row's error gave lines back
         # Rows that start on a line up to `alone_until` are one line each: they are lines given
         # back, and a quote one of them leaves open runs on through the same lines as the quote
         # of the row that gave them back, into the same end; `alone_why` says which.
@@ -1313,11 +1439,23 @@ def _read_csv(raw: _Bytes, source: str, name: str) -> Iterator[CaseRecord]:
             problem = exc.message
         if problem is not None:
             if header is None:
-                yield CaseRecord(None, source, start, name, SourceError(
-                    problem + "; the header row names the fields, so nothing in this file was read", source, start))
+                yield CaseRecord(
+                    None,
+                    source,
+                    start,
+                    name,
+                    SourceError(
+                        problem + "; the header row names the fields, so nothing in this file was read", source, start
+                    ),
+                )
                 return
-            yield CaseRecord(None, source, start, name, SourceError(
-                problem + (_READ_AGAIN if lines.gave_back else ""), source, start))
+            yield CaseRecord(
+                None,
+                source,
+                start,
+                name,
+                SourceError(problem + (_READ_AGAIN if lines.gave_back else ""), source, start),
+            )
             continue
         if not any(cell.strip() for cell in cells):
             continue  # a blank line, or a row of empty cells: no case
@@ -1336,16 +1474,24 @@ def _csv_header(cells, source: str, line: int):
     seen = {}
     for column, field in enumerate(names, start=1):
         if field and field in seen:
-            return None, SourceError(f"the header names {shown(field)} twice (columns {seen[field]} and {column}): "
-                                     "nothing in this file was read", source, line, field)
+            return None, SourceError(
+                f"the header names {shown(field)} twice (columns {seen[field]} and {column}): "
+                "nothing in this file was read",
+                source,
+                line,
+                field,
+            )
         seen.setdefault(field, column)
     named = [n for n in names if n]
     if len(named) == 1 and ";" in named[0]:
-        return None, SourceError(f"the header {shown(named[0], 60)} is one column: separate the columns with "
-                                 "commas (';' separates the items of a list in one cell)", source, line)
+        return None, SourceError(
+            f"the header {shown(named[0], 60)} is one column: separate the columns with "
+            "commas (';' separates the items of a list in one cell)",
+            source,
+            line,
+        )
     if {"status", "stance"} <= set(named):
-        return None, SourceError("this is a file of results (ivig evaluate --format csv), not of cases",
-                                 source, line)
+        return None, SourceError("this is a file of results (ivig evaluate --format csv), not of cases", source, line)
     return names, None
 
 
@@ -1374,11 +1520,11 @@ def _csv_row(header, cells, source: str, line: int, name: str) -> CaseRecord:
 
 # -- files and standard input ---------------------------------------------------------
 
+
 def _read_path(path: str, name: str, meter: Optional[ReadMeter] = None) -> Iterator[CaseRecord]:
     kind = CASE_SUFFIXES.get(Path(path).suffix.lower())
     if kind is None:
-        yield CaseRecord(None, path, None, name, SourceError(
-            f"not a case file: use {', '.join(CASE_SUFFIXES)}", path))
+        yield CaseRecord(None, path, None, name, SourceError(f"not a case file: use {', '.join(CASE_SUFFIXES)}", path))
         return
     try:
         handle = open(path, "rb")
@@ -1417,6 +1563,7 @@ def _rewinder(raw, source: str):
     def rewind() -> _Text:
         raw.seek(0)
         return _Text(_opened(raw, source)[0], source)  # its encoding was found fine the first time
+
     return rewind
 
 

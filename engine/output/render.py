@@ -3,7 +3,6 @@
 import csv
 import functools
 import io
-import json
 import os
 import re
 import shutil
@@ -15,14 +14,20 @@ from dataclasses import dataclass
 from typing import Callable, List, Optional, TextIO
 
 from ..base.errors import FormatContradicted
-from ..core.contract import CSV_COLUMNS, CSV_DOSE_KEYS
 from ..base.escape import for_spreadsheet, for_terminal, json_text
 from ..core.advisor import GENERAL
+from ..core.contract import CSV_COLUMNS, CSV_DOSE_KEYS
 from ..core.rulebase import RuleBase
 from ..core.words import basis_and_refs, dose_line, grade_tag, stance_label
 
-STANCE_COLOURS = {"first-line": "green", "second-line": "green", "trial-justified": "yellow",
-                  "not-established": "yellow", "not-effective": "red", "out-of-scope": "magenta"}
+STANCE_COLOURS = {
+    "first-line": "green",
+    "second-line": "green",
+    "trial-justified": "yellow",
+    "not-established": "yellow",
+    "not-effective": "red",
+    "out-of-scope": "magenta",
+}
 SEVERITY_COLOURS = {"critical": "red", "warning": "yellow", "info": "blue"}
 FORMATS = ("text", "json", "jsonl", "csv")  # what `Formatter` and `ResultWriter` write
 # The format an output file's extension names; any other name is written as text by default.
@@ -36,9 +41,12 @@ def output_format(asked: Optional[str], output: Optional[str]) -> str:
     FormatContradicted when `asked` is not the format the extension names."""
     implied = EXTENSION_FORMATS.get(os.path.splitext(output)[1].lower()) if output else None
     if asked is not None and implied is not None and asked != implied:
-        raise FormatContradicted(f"{asked} contradicts the output file's name {output} (a "
-                                 f"{os.path.splitext(output)[1]} file is {implied}): leave out --format, or name "
-                                 f"the file for {asked}", "--format")
+        raise FormatContradicted(
+            f"{asked} contradicts the output file's name {output} (a "
+            f"{os.path.splitext(output)[1]} file is {implied}): leave out --format, or name "
+            f"the file for {asked}",
+            "--format",
+        )
     return asked or implied or "text"
 
 
@@ -107,9 +115,9 @@ def wrap(line: str, width: Optional[int], hang: str = "") -> str:
     if not width or display_width(line) <= width:
         return line
     if display_width(hang) > width // 2:  # a narrow terminal: keep room for the text
-        hang = hang[:width // 2]
-    indent = line[:len(line) - len(line.lstrip(" "))]
-    return _Lines(width, hang, indent).fill(_words(line[len(indent):]))
+        hang = hang[: width // 2]
+    indent = line[: len(line) - len(line.lstrip(" "))]
+    return _Lines(width, hang, indent).fill(_words(line[len(indent) :]))
 
 
 # A word and the spaces before it. A short sign ('←', '->', '=', '-') is bound to
@@ -200,8 +208,9 @@ class TextRenderer:
     """Renders results for a terminal; `style` is click.style or a no-op; `width`
     the columns to wrap to (None: no wrapping, for files and pipes)."""
 
-    def __init__(self, rulebase: RuleBase, style: Callable = plain_style, chain: bool = True,
-                 width: Optional[int] = None):
+    def __init__(
+        self, rulebase: RuleBase, style: Callable = plain_style, chain: bool = True, width: Optional[int] = None
+    ):
         self.rulebase = rulebase
         self.style = style
         self.chain = chain
@@ -245,7 +254,9 @@ class TextRenderer:
     def headline(self, result) -> List[str]:
         """The id and the stance, and every critical code: one line, wrapped."""
         s, stance = self.style, result.ivig["stance"]
-        line = f"{s(for_terminal(result.id), bold=True)}  {s(stance_label(stance), fg=STANCE_COLOURS[stance], bold=True)}"
+        line = (
+            f"{s(for_terminal(result.id), bold=True)}  {s(stance_label(stance), fg=STANCE_COLOURS[stance], bold=True)}"
+        )
         if result.critical:
             line += "  -  " + s("CRITICAL: " + ", ".join(result.critical), fg="red", bold=True)
         return [self.fit(line, 4)]
@@ -257,10 +268,13 @@ class TextRenderer:
     def stance_lines(self, result) -> List[str]:
         """What the review says (the stance's summary and rule) and the dose for this patient."""
         s = self.style
-        source = f"; {for_terminal(result.source)}" + (f":{result.line}" if result.line else "") \
-            if result.source else ""
-        lines = [self.fit(f"  {result.ivig['summary']}", 2),
-                 self.fit(s(f"  (rule {result.ivig['rule']}{source})", dim=True), 3)]
+        source = (
+            f"; {for_terminal(result.source)}" + (f":{result.line}" if result.line else "") if result.source else ""
+        )
+        lines = [
+            self.fit(f"  {result.ivig['summary']}", 2),
+            self.fit(s(f"  (rule {result.ivig['rule']}{source})", dim=True), 3),
+        ]
         if result.dose:
             lines.append(self.fit("  " + s("Dose: ", bold=True) + dose_line(result.dose, patient=True), 8))
             if result.dose.get("note"):
@@ -289,11 +303,13 @@ class TextRenderer:
         s, lines = self.style, []
         if result.origins:
             lines.append("  " + s("From the record:", bold=True))
-            lines.extend(self.fit(f"    {name}: " + for_terminal("; ".join(where)), 6)
-                         for name, where in result.origins.items())
+            lines.extend(
+                self.fit(f"    {name}: " + for_terminal("; ".join(where)), 6) for name, where in result.origins.items()
+            )
         if result.unmapped:
-            lines.append("  " + s(f"Not read ({len(result.unmapped)}; extend facts/fhir-map.yaml to read them):",
-                                  bold=True))
+            lines.append(
+                "  " + s(f"Not read ({len(result.unmapped)}; extend facts/fhir-map.yaml to read them):", bold=True)
+            )
             for u in result.unmapped[:UNMAPPED_SHOWN]:
                 codes = f" {'; '.join(u['codes'])}" if u["codes"] else ""
                 lines.append(self.fit(for_terminal(f"    {u['resource']}{codes}: {u['reason']}"), 6))
@@ -322,8 +338,11 @@ class TextRenderer:
 
     def precaution_lines(self, warnings) -> List[str]:
         """What applies to every infusion, said once and quietly: one line, each with its grade."""
-        return [self.fit("  " + self.style(f"{w['summary']}:", dim=True) + " " + w["message"], 4)
-                for w in warnings if w["code"] == GENERAL]
+        return [
+            self.fit("  " + self.style(f"{w['summary']}:", dim=True) + " " + w["message"], 4)
+            for w in warnings
+            if w["code"] == GENERAL
+        ]
 
     def chain_lines(self, result, prefix: str = "") -> List[str]:
         """The chain behind the stance, the dose and the non-info warnings, as a tree
@@ -341,8 +360,12 @@ class TextRenderer:
             if entry is None:
                 continue
             asserted = ", ".join(f"{a['name']} = {self.value(a['name'], a['value'])}" for a in entry["asserted"])
-            lines.append(self.fit(f"{prefix}{asserted}  ← {self._rule_tag(entry['rule'])}",
-                                  prefix + ("│  " if entry["matched"] else "   ") + "   "))
+            lines.append(
+                self.fit(
+                    f"{prefix}{asserted}  ← {self._rule_tag(entry['rule'])}",
+                    prefix + ("│  " if entry["matched"] else "   ") + "   ",
+                )
+            )
             shown.add(rule_id)
             self._children(entry, first_by_rule, lines, prefix, shown)
         return lines
@@ -366,8 +389,16 @@ class TextRenderer:
                 origin = "input" if not fact.get("origin") else "from " + for_terminal("; ".join(fact["origin"]))
                 lines.append(self.fit(indent + branch + text + self.style(f"  ({origin})", dim=True), hang))
             elif not expands:
-                lines.append(self.fit(indent + branch + text + f"  ← {self._rule_tag(parent['rule'])}"
-                                      + self.style(" (as above)", dim=True), hang))
+                lines.append(
+                    self.fit(
+                        indent
+                        + branch
+                        + text
+                        + f"  ← {self._rule_tag(parent['rule'])}"
+                        + self.style(" (as above)", dim=True),
+                        hang,
+                    )
+                )
             else:
                 shown.add(parent["rule"])
                 lines.append(self.fit(indent + branch + text + f"  ← {self._rule_tag(parent['rule'])}", hang))
@@ -396,8 +427,10 @@ class Summary:
     def __str__(self) -> str:
         """'12 cases: 11 ok, 1 error, 2 with a CRITICAL warning; first-line 5, ...; results in out.csv'."""
         total, errors = sum(self.statuses.values()), self.statuses["error"]
-        text = (f"{total} case{'s' if total != 1 else ''}: {self.statuses['ok']} ok, "
-                f"{errors} error{'s' if errors != 1 else ''}, {self.critical} with a CRITICAL warning")
+        text = (
+            f"{total} case{'s' if total != 1 else ''}: {self.statuses['ok']} ok, "
+            f"{errors} error{'s' if errors != 1 else ''}, {self.critical} with a CRITICAL warning"
+        )
         if self.stances:
             text += "; " + ", ".join(f"{k} {v}" for k, v in sorted(self.stances.items()))
         if self.output:
@@ -407,10 +440,10 @@ class Summary:
 
 UNMAPPED_SHOWN = 20  # text output: the first codes not read; JSON and CSV hold them all
 
+
 def normalised_text(normalised: List[dict]) -> str:
     """'diagnosis: mg -> myasthenia_gravis; weight_kg: 70 kg -> 70', escaped: the written side is input."""
-    return "; ".join(f"{n['field']}: {for_terminal(str(n['written']))} -> {_as_written(n['read'])}"
-                     for n in normalised)
+    return "; ".join(f"{n['field']}: {for_terminal(str(n['written']))} -> {_as_written(n['read'])}" for n in normalised)
 
 
 def _as_written(value) -> str:
@@ -432,21 +465,31 @@ def csv_row(result) -> list:
     """
     dose = result.dose or {}
     error = result.error or {}
-    row = [result.id, result.status, (result.ivig or {}).get("stance", ""), result.max_severity or "",
-           ";".join(result.critical), (result.ivig or {}).get("rule", ""),
-           *("" if dose.get(k) is None else dose[k] for k in CSV_DOSE_KEYS),
-           ";".join(w["code"] + (f" ({w['grade']})" if w.get("grade") else "") for w in result.warnings),
-           ";".join(result.missing),
-           error.get("message", "") + (f" [{error['field']}]" if error.get("field") else ""),
-           result.source or "", "" if result.line is None else result.line, normalised_text(result.normalised),
-           (result.rules or {}).get("version", ""), (result.rules or {}).get("hash", ""),
-           "; ".join(u["resource"] + (f" {', '.join(u['codes'])}" if u["codes"] else "") for u in result.unmapped or ())]
+    row = [
+        result.id,
+        result.status,
+        (result.ivig or {}).get("stance", ""),
+        result.max_severity or "",
+        ";".join(result.critical),
+        (result.ivig or {}).get("rule", ""),
+        *("" if dose.get(k) is None else dose[k] for k in CSV_DOSE_KEYS),
+        ";".join(w["code"] + (f" ({w['grade']})" if w.get("grade") else "") for w in result.warnings),
+        ";".join(result.missing),
+        error.get("message", "") + (f" [{error['field']}]" if error.get("field") else ""),
+        result.source or "",
+        "" if result.line is None else result.line,
+        normalised_text(result.normalised),
+        (result.rules or {}).get("version", ""),
+        (result.rules or {}).get("hash", ""),
+        "; ".join(u["resource"] + (f" {', '.join(u['codes'])}" if u["codes"] else "") for u in result.unmapped or ()),
+    ]
     return [for_spreadsheet(cell) for cell in row]
 
 
 @dataclass
 class Formatted:
     """A result already rendered, with what the summary and progress need of it."""
+
     id: str
     status: str
     ivig: Optional[dict]
@@ -486,8 +529,9 @@ class Formatter:
             text = line.getvalue()[:-1]
         else:
             text = to_json(result)
-        return Formatted(result.id, result.status, result.ivig and {"stance": result.ivig["stance"]}, text,
-                         tuple(result.critical))
+        return Formatted(
+            result.id, result.status, result.ivig and {"stance": result.ivig["stance"]}, text, tuple(result.critical)
+        )
 
 
 class ResultWriter:
@@ -527,8 +571,14 @@ class Progress:
     bytes (None: unknown, as for a pipe); `done()`: the bytes read so far.
     """
 
-    def __init__(self, stream: TextIO = None, delay: float = 1.0, every: float = 0.2,
-                 total: Optional[int] = None, done: Optional[Callable[[], int]] = None):
+    def __init__(
+        self,
+        stream: TextIO = None,
+        delay: float = 1.0,
+        every: float = 0.2,
+        total: Optional[int] = None,
+        done: Optional[Callable[[], int]] = None,
+    ):
         self.stream = stream or sys.stderr
         self.start = time.monotonic()
         self.delay, self.every = delay, every
@@ -566,8 +616,10 @@ class Progress:
             if fraction >= 0.01:
                 where += f"  {_clock(elapsed * (1 - fraction) / fraction)} left"
         rate = self.cases / max(elapsed, 1e-9)
-        return (f"  {self.cases:,} case{'s' if self.cases != 1 else ''}{where}  {rate:,.0f}/s"
-                f"  {self.errors:,} error{'s' if self.errors != 1 else ''}  {self.critical:,} critical")
+        return (
+            f"  {self.cases:,} case{'s' if self.cases != 1 else ''}{where}  {rate:,.0f}/s"
+            f"  {self.errors:,} error{'s' if self.errors != 1 else ''}  {self.critical:,} critical"
+        )
 
     def close(self):
         if self.shown:

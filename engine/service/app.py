@@ -45,14 +45,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from .cdshooks import HookError, Hooks
 from ..base.escape import for_terminal, lone_surrogate_at
+from .cdshooks import HookError, Hooks
 from .feedback import CardKeeper, CardUnknown, FeedbackInvalid, FeedbackStore
 from .jwtauth import Trust, Unauthorized, caller_of
 
-ENV = "IVIG_SERVE_SETTINGS"   # how `ivig serve` hands settings to each uvicorn worker
-MAX_BODY = 8_000_000          # bytes of one request: a record with its draft orders
-MAX_DEPTH = 100               # nesting of a request: a FHIR resource in a Bundle in a request is ~20
+ENV = "IVIG_SERVE_SETTINGS"  # how `ivig serve` hands settings to each uvicorn worker
+MAX_BODY = 8_000_000  # bytes of one request: a record with its draft orders
+MAX_DEPTH = 100  # nesting of a request: a FHIR resource in a Bundle in a request is ~20
 # What a UTF-8 body must hold to give a lone surrogate (escape.LONE_SURROGATE): its escape.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 log = logging.getLogger("ivig.serve")
@@ -61,16 +61,17 @@ log = logging.getLogger("ivig.serve")
 @dataclass
 class Settings:
     """How the service runs; `ivig serve` fills it from its options."""
-    public_url: str = "http://127.0.0.1:8080"   # the base URL clients call: the JWT's aud is built on it
-    trust: Optional[str] = None                 # the trust file (engine/jwtauth.py)
-    insecure_dev: bool = False                  # no JWT at all (loopback only; `ivig serve` checks)
+
+    public_url: str = "http://127.0.0.1:8080"  # the base URL clients call: the JWT's aud is built on it
+    trust: Optional[str] = None  # the trust file (engine/jwtauth.py)
+    insecure_dev: bool = False  # no JWT at all (loopback only; `ivig serve` checks)
     feedback_db: str = "ivig-feedback.sqlite"
     cors_origins: List[str] = field(default_factory=lambda: ["https://sandbox.cds-hooks.org"])
     rules: Optional[str] = None
     fhir_timeout: float = 5.0
-    header_timeout: float = 5.0                 # seconds a client has to send a request's headers
-    body_timeout: float = 15.0                  # seconds, from the headers, to send the whole body (8 MB)
-    max_connections: int = 100                  # open connections one worker serves; 503 beyond
+    header_timeout: float = 5.0  # seconds a client has to send a request's headers
+    body_timeout: float = 15.0  # seconds, from the headers, to send the whole body (8 MB)
+    max_connections: int = 100  # open connections one worker serves; 503 beyond
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -178,8 +179,9 @@ def create_app(settings: Settings) -> Starlette:
         missing = hooks.to_fetch(service_id, body)
         if missing:  # from the EHR's FHIR server, in threads, so that other calls go on meanwhile
             fetched = await run_in_threadpool(
-                lambda: {key: _fetch(query, body, settings.fhir_timeout) for key, query in missing})
-            for key, query in missing:  # the server's fault, not the caller's: 412, where prefetch is 400
+                lambda: {key: _fetch(query, body, settings.fhir_timeout) for key, query in missing}
+            )
+            for key, _query in missing:  # the server's fault, not the caller's: 412, where prefetch is 400
                 fault = hooks.services.unlike(key, fetched[key], body)
                 if fault:
                     raise HookError(412, f"the FHIR server's answer for prefetch '{key}' {fault}")
@@ -229,19 +231,31 @@ def create_app(settings: Settings) -> Starlette:
     # the collector's sight, so that a full collection does not walk it in the middle of a call.
     gc.collect()
     gc.freeze()
-    routes = [Route("/cds-services", discovery, methods=["GET"]),
-              Route("/cds-services/{service}", call, methods=["POST"]),
-              Route("/cds-services/{service}/feedback", feedback, methods=["POST"])]
-    middleware = [Middleware(CORSMiddleware, allow_origins=settings.cors_origins, allow_methods=["GET", "POST"],
-                             allow_headers=["Authorization", "Content-Type"])]
+    routes = [
+        Route("/cds-services", discovery, methods=["GET"]),
+        Route("/cds-services/{service}", call, methods=["POST"]),
+        Route("/cds-services/{service}/feedback", feedback, methods=["POST"]),
+    ]
+    middleware = [
+        Middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type"],
+        )
+    ]
+
     @contextlib.asynccontextmanager
     async def lifespan(app):
         yield
         keeper.close()  # the cards still queued are written before the process ends
 
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan,
-                     exception_handlers={Unauthorized: refused, HookError: failed, ClientDisconnect: gone,
-                                         Exception: broken})
+    return Starlette(
+        routes=routes,
+        middleware=middleware,
+        lifespan=lifespan,
+        exception_handlers={Unauthorized: refused, HookError: failed, ClientDisconnect: gone, Exception: broken},
+    )
 
 
 def _path(request: Request) -> str:
@@ -265,16 +279,22 @@ async def _json_body(request: Request, timeout: float):
     try:
         body = json.loads(data, parse_constant=_no_constant, object_pairs_hook=_object)
     except _KeyTwice as exc:
-        raise HookError(400, f"the body gives the key {repr(exc.args[0])[:80]} twice in one object: "
-                             "which value is meant cannot be known") from None
+        raise HookError(
+            400,
+            f"the body gives the key {repr(exc.args[0])[:80]} twice in one object: "
+            "which value is meant cannot be known",
+        ) from None
     except (ValueError, RecursionError) as exc:
         raise HookError(400, f"the body is not valid JSON: {str(exc)[:120]}") from None
     if _depth(body) > MAX_DEPTH:
         raise HookError(400, f"the body is nested more than {MAX_DEPTH} levels deep: no FHIR record is")
     where = _lone_surrogate_at(body) if _may_hold_a_surrogate(data) else None
     if where is not None:
-        raise HookError(400, f"the body's text at {where} holds a lone surrogate (a \\ud800-\\udfff escape "
-                             "without its pair): that is no Unicode character, and no text can hold it")
+        raise HookError(
+            400,
+            f"the body's text at {where} holds a lone surrogate (a \\ud800-\\udfff escape "
+            "without its pair): that is no Unicode character, and no text can hold it",
+        )
     return body
 
 
@@ -336,26 +356,32 @@ def _no_constant(text):
 
 def _outcome(message: str) -> dict:
     """An OperationOutcome saying why a call was not answered (CDS Hooks 3.0 asks for one; 2.0 allows it)."""
-    return {"resourceType": "OperationOutcome",
-            "issue": [{"severity": "error", "code": "processing", "diagnostics": message}]}
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [{"severity": "error", "code": "processing", "diagnostics": message}],
+    }
 
 
 def _fetch(query: str, request: dict, timeout: float):
     """A prefetch query run on the call's fhirServer with its access token; HookError 412 when it fails."""
     import httpx
+
     server = str(request["fhirServer"]).rstrip("/")
     if not server.startswith(("https://", "http://")):
         raise HookError(400, "fhirServer must be an http(s) URL")
     auth = request.get("fhirAuthorization") or {}
     try:
-        reply = httpx.get(f"{server}/{query}", timeout=timeout,
-                          headers={"Authorization": f"Bearer {auth.get('access_token', '')}",
-                                   "Accept": "application/fhir+json"})
+        reply = httpx.get(
+            f"{server}/{query}",
+            timeout=timeout,
+            headers={"Authorization": f"Bearer {auth.get('access_token', '')}", "Accept": "application/fhir+json"},
+        )
     except httpx.InvalidURL:
         raise HookError(400, "fhirServer is not a URL that can be called") from None
     except (httpx.HTTPError, ValueError) as exc:
-        raise HookError(412, f"the FHIR server could not be reached for {query.split('?')[0]}: "
-                             f"{type(exc).__name__}") from None
+        raise HookError(
+            412, f"the FHIR server could not be reached for {query.split('?')[0]}: {type(exc).__name__}"
+        ) from None
     if reply.status_code == 404:
         return None
     if reply.status_code != 200:

@@ -23,9 +23,9 @@ from typing import List, Optional
 
 from ..base.escape import for_markdown
 from ..core.advisor import GENERAL
-from ..output.render import TextRenderer, plain_style
 from ..core.rulebase import SEVERITIES
 from ..core.words import GENERAL_PRECAUTIONS, GRADE_WORDS, dose_line, grade_tag, stance_label
+from ..output.render import TextRenderer, plain_style
 
 SUMMARY_MAX = 139  # the spec: "<140-character summary"
 LOUD = ("critical", "warning")  # the severities that are a card of their own
@@ -36,7 +36,7 @@ def short(text: str, limit: int = SUMMARY_MAX) -> str:
     text = " ".join(str(text).split())
     if len(text) <= limit:
         return text
-    cut = text[:limit - 1].rsplit(" ", 1)[0]
+    cut = text[: limit - 1].rsplit(" ", 1)[0]
     return cut + "…"
 
 
@@ -70,12 +70,16 @@ class CardMaker:
         out = {"label": src["label"] + (f" (rule {rule_id})" if rule_id else ""), "url": src["url"]}
         if rule_id:
             rule = self.rulebase.by_id.get(rule_id)
-            out["topic"] = {"system": src["topic_system"], "code": rule_id,
-                            "display": short(rule.title if rule is not None and rule.title else rule_id, 200)}
+            out["topic"] = {
+                "system": src["topic_system"],
+                "code": rule_id,
+                "display": short(rule.title if rule is not None and rule.title else rule_id, 200),
+            }
         return out
 
-    def cards(self, result, ordered: List[dict], weight: Optional[float], notes: List[str],
-              stance: bool = True) -> List[dict]:
+    def cards(
+        self, result, ordered: List[dict], weight: Optional[float], notes: List[str], stance: bool = True
+    ) -> List[dict]:
         """The cards of one Result: critical, then warnings (the dose card among them), then the
         stance. `ordered`: the IVIG draft orders (MedicationRequests); `notes`: what the service
         could not get (prefetch keys), said in the stance card; `stance`: False leaves the stance
@@ -93,8 +97,11 @@ class CardMaker:
 
     def stance_card(self, result, ordered: bool, notes: List[str]) -> dict:
         stance = result.ivig["stance"]
-        diagnosis = self.rulebase.schema.fields["diagnosis"].values.get(
-            _diagnosis(result), {}).get("label", _diagnosis(result) or "this disease")
+        diagnosis = (
+            self.rulebase.schema.fields["diagnosis"]
+            .values.get(_diagnosis(result), {})
+            .get("label", _diagnosis(result) or "this disease")
+        )
         if stance == "out-of-scope":
             summary = "IVIG: the record gives no disease the review covers (Dalakas 2004)"
         else:
@@ -109,23 +116,33 @@ class CardMaker:
                 lines.append(f"_{for_markdown(result.dose['note'])}_")
         lines += self.precaution_lines(result)
         if result.missing:
-            lines += ["", "**Not in the record, and would let more rules decide:** "
-                      + ", ".join(for_markdown(m) for m in result.missing)]
+            lines += [
+                "",
+                "**Not in the record, and would let more rules decide:** "
+                + ", ".join(for_markdown(m) for m in result.missing),
+            ]
         if result.origins:
             lines += ["", "**From the record:**"]
             lines += [f"- {for_markdown(k)}: {for_markdown('; '.join(v))}" for k, v in result.origins.items()]
         if result.unmapped:
-            lines += ["", f"**Not read** ({len(result.unmapped)}: codes the mapping does not know, and what it "
-                          "cannot use): "
-                      + "; ".join(for_markdown(u["resource"] + (" " + ", ".join(u["codes"]) if u["codes"] else ""))
-                                  for u in result.unmapped[:10]) + (" …" if len(result.unmapped) > 10 else "")]
+            lines += [
+                "",
+                f"**Not read** ({len(result.unmapped)}: codes the mapping does not know, and what it "
+                "cannot use): "
+                + "; ".join(
+                    for_markdown(u["resource"] + (" " + ", ".join(u["codes"]) if u["codes"] else ""))
+                    for u in result.unmapped[:10]
+                )
+                + (" …" if len(result.unmapped) > 10 else ""),
+            ]
         if notes:
             lines += ["", "**Not provided by the EHR:** " + "; ".join(for_markdown(n) for n in notes)]
         chain = self.text.chain_lines(result) if result.trace else []
         if chain:
             lines += ["", "**How the rules decided:**", "", "```"] + [c.replace("`", "'") for c in chain] + ["```"]
-        return self.card(fitting(summary, f"{stance_label(stance)} (Dalakas 2004)"), indicator, "\n".join(lines),
-                         result.ivig["rule"])
+        return self.card(
+            fitting(summary, f"{stance_label(stance)} (Dalakas 2004)"), indicator, "\n".join(lines), result.ivig["rule"]
+        )
 
     def precaution_lines(self, result) -> List[str]:
         """Markdown lines, each starting with a blank one: what applies to every infusion (the
@@ -159,16 +176,18 @@ class CardMaker:
         card = self.card(self.summary(w), w["severity"], detail, w.get("rule"))
         if w["severity"] == "critical":
             reasons = self.services.override_reasons
-            card["overrideReasons"] = [{"system": reasons["system"], "code": r["code"], "display": r["display"]}
-                                       for r in reasons["reasons"]]
+            card["overrideReasons"] = [
+                {"system": reasons["system"], "code": r["code"], "display": r["display"]} for r in reasons["reasons"]
+            ]
         return card
 
     def summary(self, w: dict) -> str:
         """The warning's summary (the rules' are held to the limit on load); else the rule's title,
         for a warning the engine itself gives (a rule-base conflict)."""
         rule = self.rulebase.by_id.get(w.get("rule") or "")
-        return fitting(w.get("summary"), rule.title if rule is not None else None,
-                       f"IVIG {w['severity']}: see the details")
+        return fitting(
+            w.get("summary"), rule.title if rule is not None else None, f"IVIG {w['severity']}: see the details"
+        )
 
     @staticmethod
     def warning_detail(w: dict) -> str:
@@ -189,29 +208,43 @@ class CardMaker:
             return None
         ordered = ordered_grams(order, weight)
         wanted = round(per_kg * weight, 1)
-        if ordered is None or not math.isfinite(ordered) or abs(ordered - wanted) <= self.services.dose_tolerance * wanted:
+        if (
+            ordered is None
+            or not math.isfinite(ordered)
+            or abs(ordered - wanted) <= self.services.dose_tolerance * wanted
+        ):
             return None
         regimen = dose_line(dose)
         if _per_infusion(dose):
             label = short(f"Set the dose to {wanted:g} g per infusion ({per_kg:g} g/kg, {weight:g} kg)")
-            summary = short(f"IVIG dose {ordered:g} g per infusion differs from the regimen's {wanted:g} g per infusion")
-            detail = (f"The order gives {ordered:g} g per infusion. The regimen is {for_markdown(regimen)}: "
-                      f"{wanted:g} g per infusion for a patient of {weight:g} kg.")
+            summary = short(
+                f"IVIG dose {ordered:g} g per infusion differs from the regimen's {wanted:g} g per infusion"
+            )
+            detail = (
+                f"The order gives {ordered:g} g per infusion. The regimen is {for_markdown(regimen)}: "
+                f"{wanted:g} g per infusion for a patient of {weight:g} kg."
+            )
         else:
             label = short(f"Set the dose to {wanted:g} g a day for {dose['days']:g} days ({regimen}, {weight:g} kg)")
             summary = short(f"IVIG dose {ordered:g} g a day differs from the review's {wanted:g} g a day")
-            detail = (f"The order gives {ordered:g} g a day. The review's regimen is {for_markdown(regimen)}: "
-                      f"{wanted:g} g a day for a patient of {weight:g} kg.")
+            detail = (
+                f"The order gives {ordered:g} g a day. The review's regimen is {for_markdown(regimen)}: "
+                f"{wanted:g} g a day for a patient of {weight:g} kg."
+            )
         card = self.card(summary, "warning", detail, dose.get("rule"))
-        card["suggestions"] = [{"label": label, "uuid": str(uuid.uuid4()), "isRecommended": True,
-                                "actions": [{"type": "update", "description": label,
-                                             "resource": _with_dose(order, wanted)}]}]
+        card["suggestions"] = [
+            {
+                "label": label,
+                "uuid": str(uuid.uuid4()),
+                "isRecommended": True,
+                "actions": [{"type": "update", "description": label, "resource": _with_dose(order, wanted)}],
+            }
+        ]
         card["selectionBehavior"] = "at-most-one"
         return card
 
     def card(self, summary: str, indicator: str, detail: str, rule_id: Optional[str]) -> dict:
-        card = {"uuid": str(uuid.uuid4()), "summary": summary, "indicator": indicator,
-                "source": self.source(rule_id)}
+        card = {"uuid": str(uuid.uuid4()), "summary": summary, "indicator": indicator, "source": self.source(rule_id)}
         if detail:
             card["detail"] = detail
         return card

@@ -24,13 +24,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from .cards import CardMaker, fitting, short
 from ..base.errors import InvalidSource, IvigError
 from ..base.escape import for_markdown
-from ..io.fhir.resources import READ_TYPES, SUBJECT, medication_codings, medication_reference
+from ..base.yamlsrc import SourceError, load_one, shown
 from ..io.fhir.bundles import bundle_cases, is_fhir, is_resource_type, local_key
 from ..io.fhir.mapping import default_map
-from ..base.yamlsrc import SourceError, load_one, shown
+from ..io.fhir.resources import READ_TYPES, SUBJECT, medication_codings, medication_reference
+from .cards import CardMaker, fitting, short
 
 HOOKS = ("order-select", "order-sign", "patient-view")
 ORDER_HOOKS = ("order-select", "order-sign")
@@ -64,6 +64,7 @@ class Service:
 @dataclass
 class CdsServices:
     """The services file, loaded and checked."""
+
     services: List[Service]
     source: dict
     prefetch: Dict[str, dict]
@@ -96,14 +97,33 @@ class CdsServices:
             hooks = need(node, "hooks", list, "a service")
             for hook in hooks:
                 if hook not in HOOKS:
-                    errors.append(SourceError(f"hook {hook!r} is not one of {', '.join(HOOKS)}", source,
-                                              getattr(node, "line", None), "hooks"))
+                    errors.append(
+                        SourceError(
+                            f"hook {hook!r} is not one of {', '.join(HOOKS)}",
+                            source,
+                            getattr(node, "line", None),
+                            "hooks",
+                        )
+                    )
             trigger = need(node, "trigger", str, "a service")
             if trigger not in ("ivig-order", "covered-diagnosis"):
-                errors.append(SourceError(f"trigger {trigger!r} is not ivig-order or covered-diagnosis", source,
-                                          getattr(node, "line", None), "trigger"))
-            services.append(Service(need(node, "id", str, "a service"), hooks, need(node, "title", str, "a service"),
-                                    " ".join(need(node, "description", str, "a service").split()), trigger))
+                errors.append(
+                    SourceError(
+                        f"trigger {trigger!r} is not ivig-order or covered-diagnosis",
+                        source,
+                        getattr(node, "line", None),
+                        "trigger",
+                    )
+                )
+            services.append(
+                Service(
+                    need(node, "id", str, "a service"),
+                    hooks,
+                    need(node, "title", str, "a service"),
+                    " ".join(need(node, "description", str, "a service").split()),
+                    trigger,
+                )
+            )
         src = need(data, "source", dict, "the file")
         for key in ("label", "url", "topic_system"):
             need(src, key, str, "source")
@@ -113,13 +133,24 @@ class CdsServices:
             query = need(value, "query", str, f"prefetch {key}")
             asks = _TEMPLATE.match(query)
             if not asks or not is_resource_type(asks.group(1)):
-                errors.append(SourceError(f"prefetch {key}: the query {query!r} is no read (Type/id) or search "
-                                          "(Type?...) of a FHIR resource type", source, prefetches.line_of(key), key))
+                errors.append(
+                    SourceError(
+                        f"prefetch {key}: the query {query!r} is no read (Type/id) or search "
+                        "(Type?...) of a FHIR resource type",
+                        source,
+                        prefetches.line_of(key),
+                        key,
+                    )
+                )
                 continue
             about = _PATIENT_PARAMETER.search(query)
-            prefetch[str(key)] = {"query": query, "type": asks.group(1), "search": asks.group(2) == "?",
-                                  "patient": about.group(1) if about else None,
-                                  "required": bool(value.get("required", False)) if isinstance(value, dict) else False}
+            prefetch[str(key)] = {
+                "query": query,
+                "type": asks.group(1),
+                "search": asks.group(2) == "?",
+                "patient": about.group(1) if about else None,
+                "required": bool(value.get("required", False)) if isinstance(value, dict) else False,
+            }
         reasons = need(data, "override_reasons", dict, "the file")
         for reason in need(reasons, "reasons", list, "override_reasons"):
             need(reason, "code", str, "an override reason")
@@ -132,8 +163,13 @@ class CdsServices:
     def discovery(self) -> dict:
         """GET /cds-services: one entry per service and hook (one id may serve two hooks)."""
         templates = {key: p["query"] for key, p in self.prefetch.items()}
-        return {"services": [{"hook": hook, "title": s.title, "description": s.description, "id": s.id,
-                              "prefetch": dict(templates)} for s in self.services for hook in s.hooks]}
+        return {
+            "services": [
+                {"hook": hook, "title": s.title, "description": s.description, "id": s.id, "prefetch": dict(templates)}
+                for s in self.services
+                for hook in s.hooks
+            ]
+        }
 
     def service(self, service_id: str) -> Optional[Service]:
         return next((s for s in self.services if s.id == service_id), None)
@@ -183,6 +219,7 @@ class CdsServices:
 @dataclass
 class Answer:
     """A call's response body, and what the feedback store keeps of each card."""
+
     response: dict
     cards: List[dict] = field(default_factory=list)  # uuid, rule, code, indicator per card
     result: Optional[object] = None
@@ -204,8 +241,11 @@ class Hooks:
         context = _check_request(request, service)
         resources, notes = self.record(request)
         orders = _draft_orders(request["hook"], context)
-        bundle = {"resourceType": "Bundle", "type": "collection",
-                  "entry": [_entry(r, request) for r in resources + [o for o, _ in orders]]}
+        bundle = {
+            "resourceType": "Bundle",
+            "type": "collection",
+            "entry": [_entry(r, request) for r in resources + [o for o, _ in orders]],
+        }
         case = _patient_case(bundle, request, as_of)
         return self.answer(service, case, request["hook"], orders, notes)
 
@@ -215,11 +255,18 @@ class Hooks:
         if self.services.service(service_id) is None or not isinstance(request, dict):
             return []
         prefetch, context = request.get("prefetch"), request.get("context")
-        if not (isinstance(prefetch, (dict, type(None))) and isinstance(context, dict)
-                and request.get("fhirServer") and request.get("fhirAuthorization")):
+        if not (
+            isinstance(prefetch, (dict, type(None)))
+            and isinstance(context, dict)
+            and request.get("fhirServer")
+            and request.get("fhirAuthorization")
+        ):
             return []
-        return [(key, _query(spec["query"], context)) for key, spec in self.services.prefetch.items()
-                if key not in (prefetch or {})]
+        return [
+            (key, _query(spec["query"], context))
+            for key, spec in self.services.prefetch.items()
+            if key not in (prefetch or {})
+        ]
 
     def record(self, request: dict) -> tuple:
         """The resources of the patient's record (what `prefetch` holds, fetched keys too), and
@@ -235,8 +282,11 @@ class Hooks:
                     raise HookError(400, f"prefetch '{key}' {fault}")
                 resources.extend(_resources(key, prefetch[key], notes))
             elif spec["required"]:
-                raise HookError(412, f"prefetch '{key}' ({spec['query']}) was not sent and there is no fhirServer "
-                                     "with fhirAuthorization to fetch it from")
+                raise HookError(
+                    412,
+                    f"prefetch '{key}' ({spec['query']}) was not sent and there is no fhirServer "
+                    "with fhirAuthorization to fetch it from",
+                )
             else:
                 notes.append(f"{key} (not sent)")
         return resources, notes
@@ -273,9 +323,11 @@ class Hooks:
         """A card that says what in the record could not be read: never advice from a record misread."""
         errors = [message] if message else [e.message for e in case.errors]
         detail = "The record could not be read, so there is no advice:\n\n" + "\n".join(
-            f"- {for_markdown(e)}" for e in errors)
-        summary = fitting(f"IVIG advice unavailable: {errors[0]}",
-                          "IVIG advice unavailable: the record could not be read")  # never the error cut short
+            f"- {for_markdown(e)}" for e in errors
+        )
+        summary = fitting(
+            f"IVIG advice unavailable: {errors[0]}", "IVIG advice unavailable: the record could not be read"
+        )  # never the error cut short
         card = self.cards.card(summary, "warning", detail, None)
         return Answer({"cards": [card]}, [_kept(card)])
 
@@ -302,8 +354,11 @@ def _not_about(resource: dict, patient: Optional[str], request: dict) -> Optiona
     element = SUBJECT.get(resource["resourceType"], "subject")
     value = resource.get(element)
     reference = value.get("reference") if isinstance(value, dict) else None
-    if isinstance(reference, str) and local_key(reference) == patient \
-            and ("://" not in reference or _on_fhir_server(reference, request)):
+    if (
+        isinstance(reference, str)
+        and local_key(reference) == patient
+        and ("://" not in reference or _on_fhir_server(reference, request))
+    ):
         return None
     rid = resource.get("id")
     named = f"{short(resource['resourceType'], 60)}/{short(rid if isinstance(rid, str) else json.dumps(rid), 60)}"
@@ -321,8 +376,11 @@ def _on_fhir_server(reference: str, request: dict) -> bool:
 def _entry(resource: dict, request: dict) -> dict:
     """A Bundle entry of a resource of the call. The Patient's fullUrl is its URL on the call's
     fhirServer, so that a reference to it written absolute there finds it."""
-    url = _patient_url(request) if resource.get("resourceType") == "Patient" \
-        and resource.get("id") == request["context"]["patientId"] else None
+    url = (
+        _patient_url(request)
+        if resource.get("resourceType") == "Patient" and resource.get("id") == request["context"]["patientId"]
+        else None
+    )
     return {"fullUrl": url, "resource": resource} if url else {"resource": resource}
 
 
@@ -337,7 +395,9 @@ def _patient_case(bundle: dict, request: dict, as_of):
         elif case.errors and case.data is None and stray is None:
             stray = case.errors[0].message
     if found is None:
-        raise HookError(412, f"no Patient/{short(patient_id, 120)} among the prefetched resources or on the FHIR server")
+        raise HookError(
+            412, f"no Patient/{short(patient_id, 120)} among the prefetched resources or on the FHIR server"
+        )
     if stray is not None:
         raise HookError(400, f"a resource of the call is about no patient it names: {short(stray, 200)}")
     return found
@@ -353,17 +413,27 @@ def _orders_ivig(order: dict, fmap) -> bool:
     """Whether a draft order's medication (its codes, or those of a contained Medication it
     names) is one the mapping reads as IVIG (an entry that sets ivig_planned)."""
     target = medication_reference(order)
-    contained = [r for r in order.get("contained") or ()
-                 if isinstance(r, dict) and target is not None and f"#{r.get('id')}" == target]
-    return any("ivig_planned" in getattr(entry, "current", {})
-               for coding in medication_codings(order, contained)
-               for entry, _ in fmap.matches(coding.get("system"), coding.get("code")))
+    contained = [
+        r
+        for r in order.get("contained") or ()
+        if isinstance(r, dict) and target is not None and f"#{r.get('id')}" == target
+    ]
+    return any(
+        "ivig_planned" in getattr(entry, "current", {})
+        for coding in medication_codings(order, contained)
+        for entry, _ in fmap.matches(coding.get("system"), coding.get("code"))
+    )
 
 
 def _kept(card: dict) -> dict:
     topic = card["source"].get("topic") or {}
-    return {"uuid": card["uuid"], "rule": topic.get("code"), "indicator": card["indicator"],
-            "summary": card["summary"], "suggestions": [s["uuid"] for s in card.get("suggestions", [])]}
+    return {
+        "uuid": card["uuid"],
+        "rule": topic.get("code"),
+        "indicator": card["indicator"],
+        "summary": card["summary"],
+        "suggestions": [s["uuid"] for s in card.get("suggestions", [])],
+    }
 
 
 def _check_request(request, service: Service) -> dict:
@@ -385,12 +455,16 @@ def _check_request(request, service: Service) -> dict:
             raise HookError(400, f"context.{key} is required for {hook}, as a non-empty string")
     if hook in ORDER_HOOKS:
         orders = context.get("draftOrders")
-        if not isinstance(orders, dict) or orders.get("resourceType") != "Bundle" \
-                or not isinstance(orders.get("entry", []), list):
+        if (
+            not isinstance(orders, dict)
+            or orders.get("resourceType") != "Bundle"
+            or not isinstance(orders.get("entry", []), list)
+        ):
             raise HookError(400, f"context.draftOrders is required for {hook}: a FHIR Bundle of the draft orders")
         _check_draft_orders(orders.get("entry", []), request)
-    if hook == "order-select" and (not isinstance(context.get("selections"), list)
-                                   or not all(isinstance(s, str) for s in context["selections"])):
+    if hook == "order-select" and (
+        not isinstance(context.get("selections"), list) or not all(isinstance(s, str) for s in context["selections"])
+    ):
         raise HookError(400, "context.selections is required for order-select: the ids of the selected orders")
     return context
 

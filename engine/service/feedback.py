@@ -47,8 +47,10 @@ OUTCOMES = ("accepted", "overridden")
 # seconds required, a fraction allowed; Z or an offset (which names the same instant); T and Z in
 # either case (RFC 3339 5.6, note)
 _TIMESTAMP = re.compile(r"\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})", re.ASCII)
-CLOCK_SKEW = 300  # seconds an EHR's clock may be off: an outcome dated later than now, or before its card, by more is refused
-TEXT_MAX = 120    # characters of one reason (or rule) `ivig audit overrides` prints; a longer one is cut, saying so
+CLOCK_SKEW = (
+    300  # seconds an EHR's clock may be off: an outcome dated later than now, or before its card, by more is refused
+)
+TEXT_MAX = 120  # characters of one reason (or rule) `ivig audit overrides` prints; a longer one is cut, saying so
 
 
 class FeedbackInvalid(ValueError):
@@ -93,11 +95,26 @@ class FeedbackStore:
         transaction, so that feedback can name their rules (CardKeeper's writer thread calls it)."""
         now = time.time()
         with self._transaction() as db:
-            db.executemany("insert or ignore into card (uuid, service, hook, rule, indicator, summary, suggestions, "
-                           "created, issuer, tenant) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                           [(c["uuid"], service, hook, c.get("rule"), c["indicator"], c["summary"],
-                             json.dumps(c.get("suggestions", [])), now, issuer, tenant)
-                            for service, hook, cards, issuer, tenant in answers for c in cards])
+            db.executemany(
+                "insert or ignore into card (uuid, service, hook, rule, indicator, summary, suggestions, "
+                "created, issuer, tenant) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [
+                    (
+                        c["uuid"],
+                        service,
+                        hook,
+                        c.get("rule"),
+                        c["indicator"],
+                        c["summary"],
+                        json.dumps(c.get("suggestions", [])),
+                        now,
+                        issuer,
+                        tenant,
+                    )
+                    for service, hook, cards, issuer, tenant in answers
+                    for c in cards
+                ],
+            )
 
     def record(self, service: str, body, issuer: Optional[str] = None, tenant: Optional[str] = None) -> int:
         """Store a POSTed feedback body (all of it or none); the number of items stored.
@@ -107,19 +124,33 @@ class FeedbackStore:
         now = time.time()
         for i, item in enumerate(items):
             if _instant(item["outcomeTimestamp"]) > now + CLOCK_SKEW:
-                raise FeedbackInvalid(f"feedback[{i}].outcomeTimestamp is in the future: an outcome is dated when "
-                                      "the clinician acted")
+                raise FeedbackInvalid(
+                    f"feedback[{i}].outcomeTimestamp is in the future: an outcome is dated when the clinician acted"
+                )
         rows = []
         for item in items:
             reason = (item.get("overrideReason") or {}).get("reason") or {}
-            rows.append((item["card"], service, item["outcome"], reason.get("system"), reason.get("code"),
-                         reason.get("display"), (item.get("overrideReason") or {}).get("userComment"),
-                         json.dumps([s["id"] for s in item.get("acceptedSuggestions", [])]),
-                         item["outcomeTimestamp"], now))
+            rows.append(
+                (
+                    item["card"],
+                    service,
+                    item["outcome"],
+                    reason.get("system"),
+                    reason.get("code"),
+                    reason.get("display"),
+                    (item.get("overrideReason") or {}).get("userComment"),
+                    json.dumps([s["id"] for s in item.get("acceptedSuggestions", [])]),
+                    item["outcomeTimestamp"],
+                    now,
+                )
+            )
         with self._transaction() as db:
             _check_issued(db, items, service, issuer, tenant)
-            db.executemany("insert into feedback (card, service, outcome, reason_system, reason_code, reason_display, "
-                           "comment, accepted, outcome_time, received) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+            db.executemany(
+                "insert into feedback (card, service, outcome, reason_system, reason_code, reason_display, "
+                "comment, accepted, outcome_time, received) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
         return len(rows)
 
     def first_use(self, jti: str, expires: float) -> bool:
@@ -140,17 +171,21 @@ class FeedbackStore:
         db = sqlite3.connect(self.path, timeout=30)
         try:
             cards = db.execute("select uuid, rule, indicator from card").fetchall()
-            given = db.execute("select card, outcome, coalesce(reason_display, reason_code, '(no reason given)'), "
-                               "outcome_time, id from feedback").fetchall()
+            given = db.execute(
+                "select card, outcome, coalesce(reason_display, reason_code, '(no reason given)'), "
+                "outcome_time, id from feedback"
+            ).fetchall()
         finally:
             db.close()
         latest = {}
-        for card, outcome, reason, when, order in sorted(given, key=lambda f: (_instant(f[3]), f[4])):
+        for card, outcome, reason, _when, _order in sorted(given, key=lambda f: (_instant(f[3]), f[4])):
             latest[card] = (outcome, reason)
         rows = {}
         for uuid, rule, indicator in cards:
-            row = rows.setdefault((rule, indicator), {"rule": rule, "indicator": indicator, "cards": 0, "accepted": 0,
-                                                      "overridden": 0, "reasons": {}})
+            row = rows.setdefault(
+                (rule, indicator),
+                {"rule": rule, "indicator": indicator, "cards": 0, "accepted": 0, "overridden": 0, "reasons": {}},
+            )
             row["cards"] += 1
             outcome, reason = latest.pop(uuid, (None, None))
             if outcome in OUTCOMES:
@@ -159,11 +194,21 @@ class FeedbackStore:
                 row["reasons"][reason] = row["reasons"].get(reason, 0) + 1
         out = sorted(rows.values(), key=lambda r: (-r["overridden"], r["rule"] or "", r["indicator"] or ""))
         for row in out:
-            row["reasons"] = [{"reason": r, "count": n}
-                              for r, n in sorted(row["reasons"].items(), key=lambda rn: (-rn[1], rn[0]))]
+            row["reasons"] = [
+                {"reason": r, "count": n} for r, n in sorted(row["reasons"].items(), key=lambda rn: (-rn[1], rn[0]))
+            ]
         if latest:  # feedback on cards the file does not hold (one written before cards were checked)
-            out.append({"rule": None, "indicator": None, "cards": 0, "accepted": 0, "overridden": 0, "reasons": [],
-                        "unknown_cards": len(latest)})
+            out.append(
+                {
+                    "rule": None,
+                    "indicator": None,
+                    "cards": 0,
+                    "accepted": 0,
+                    "overridden": 0,
+                    "reasons": [],
+                    "unknown_cards": len(latest),
+                }
+            )
         return out
 
 
@@ -176,12 +221,14 @@ class CardKeeper:
 
     def __init__(self, store: FeedbackStore, every: float = 0.05):
         import queue
+
         self.store, self.every, self.queue = store, every, queue.SimpleQueue()
         self.thread = threading.Thread(target=self._write, name="ivig-card-keeper", daemon=True)
         self.thread.start()
 
-    def keep(self, service: str, hook: str, cards: List[dict], issuer: Optional[str] = None,
-             tenant: Optional[str] = None) -> None:
+    def keep(
+        self, service: str, hook: str, cards: List[dict], issuer: Optional[str] = None, tenant: Optional[str] = None
+    ) -> None:
         """Queue the cards of one answer, issued to `issuer` and `tenant` (None: no token)."""
         if cards:
             self.queue.put((service, hook, cards, issuer, tenant))
@@ -202,6 +249,7 @@ class CardKeeper:
         one transaction; a flush writes at once, and None (close) writes and stops. Items are
         written in the order they were queued."""
         import queue
+
         item = self.queue.get()
         while True:
             batch = []
@@ -225,6 +273,7 @@ class CardKeeper:
                 self.store.keep_many(batch)
             except Exception as exc:  # a full disk, say: the service goes on; the log says so
                 import logging
+
                 logging.getLogger("ivig.serve").error("cards not kept: %s", type(exc).__name__)
 
 
@@ -247,19 +296,25 @@ def _check_issued(db: sqlite3.Connection, items: List[dict], service: str, issue
     each suggestion it accepts one of that card's; FeedbackInvalid when its outcome is dated
     before the card was issued."""
     for i, item in enumerate(items):
-        found = db.execute("select created, suggestions from card where uuid = ? and service = ? "
-                           "and issuer is ? and tenant is ?", (item["card"], service, issuer, tenant)).fetchone()
+        found = db.execute(
+            "select created, suggestions from card where uuid = ? and service = ? and issuer is ? and tenant is ?",
+            (item["card"], service, issuer, tenant),
+        ).fetchone()
         if found is None:
             raise CardUnknown(f"feedback[{i}].card names no card this service issued to the caller")
         created, suggestions = found
         if _instant(item["outcomeTimestamp"]) < created - CLOCK_SKEW:
-            raise FeedbackInvalid(f"feedback[{i}].outcomeTimestamp is before the card was issued "
-                                  f"({dt.datetime.fromtimestamp(created, dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ})")
+            raise FeedbackInvalid(
+                f"feedback[{i}].outcomeTimestamp is before the card was issued "
+                f"({dt.datetime.fromtimestamp(created, dt.timezone.utc):%Y-%m-%dT%H:%M:%SZ})"
+            )
         own = set(json.loads(suggestions))
         for j, accepted in enumerate(item.get("acceptedSuggestions") or ()):
             if accepted["id"] not in own:
-                raise CardUnknown(f"feedback[{i}].acceptedSuggestions[{j}] names no suggestion of that card"
-                                  + ("" if own else " (it has none: its outcome can only be overridden)"))
+                raise CardUnknown(
+                    f"feedback[{i}].acceptedSuggestions[{j}] names no suggestion of that card"
+                    + ("" if own else " (it has none: its outcome can only be overridden)")
+                )
 
 
 def _instant(text: str) -> float:
@@ -290,19 +345,24 @@ def _checked(body) -> list:
         if item["outcome"] not in OUTCOMES:
             raise FeedbackInvalid(f"{where}.outcome must be accepted or overridden")
         if not _is_timestamp(item["outcomeTimestamp"]):
-            raise FeedbackInvalid(f"{where}.outcomeTimestamp must be a date and time in UTC with its seconds "
-                                  "(RFC 3339), such as 2021-12-11T10:05:31Z")
+            raise FeedbackInvalid(
+                f"{where}.outcomeTimestamp must be a date and time in UTC with its seconds "
+                "(RFC 3339), such as 2021-12-11T10:05:31Z"
+            )
         _check_accepted(item, where)
         reason = item.get("overrideReason")
         if reason is not None:
             if not isinstance(reason, dict) or not (reason.get("reason") or reason.get("userComment")):
                 raise FeedbackInvalid(f"{where}.overrideReason needs a reason (a Coding) or a userComment")
             coding = reason.get("reason")
-            if coding is not None and (not isinstance(coding, dict) or not isinstance(coding.get("code"), str)
-                                       or any(coding.get(k) is not None and not isinstance(coding[k], str)
-                                              for k in ("system", "display"))):
-                raise FeedbackInvalid(f"{where}.overrideReason.reason must be a Coding: code, system and display "
-                                      "are strings")
+            if coding is not None and (
+                not isinstance(coding, dict)
+                or not isinstance(coding.get("code"), str)
+                or any(coding.get(k) is not None and not isinstance(coding[k], str) for k in ("system", "display"))
+            ):
+                raise FeedbackInvalid(
+                    f"{where}.overrideReason.reason must be a Coding: code, system and display are strings"
+                )
             if reason.get("userComment") is not None and not isinstance(reason["userComment"], str):
                 raise FeedbackInvalid(f"{where}.overrideReason.userComment must be a string")
     return body["feedback"]
@@ -317,11 +377,14 @@ def _check_accepted(item: dict, where: str) -> None:
         raise FeedbackInvalid(f"{where}.acceptedSuggestions is required when the outcome is accepted")
     if "acceptedSuggestions" not in item:
         return
-    if not isinstance(accepted, list) or not all(isinstance(s, dict) and isinstance(s.get("id"), str) for s in accepted):
-        raise FeedbackInvalid(f"{where}.acceptedSuggestions must be a list of {{\"id\": ...}}")
+    if not isinstance(accepted, list) or not all(
+        isinstance(s, dict) and isinstance(s.get("id"), str) for s in accepted
+    ):
+        raise FeedbackInvalid(f'{where}.acceptedSuggestions must be a list of {{"id": ...}}')
     if accepted and item["outcome"] != "accepted":
-        raise FeedbackInvalid(f"{where}.acceptedSuggestions names suggestions taken, but the outcome is "
-                              f"{item['outcome']}")
+        raise FeedbackInvalid(
+            f"{where}.acceptedSuggestions names suggestions taken, but the outcome is {item['outcome']}"
+        )
     if len({s["id"] for s in accepted}) != len(accepted):
         raise FeedbackInvalid(f"{where}.acceptedSuggestions names one suggestion twice")
 
@@ -336,8 +399,10 @@ def overrides_text(rows: List[dict]) -> str:
         if row["rule"] is None and row.get("unknown_cards"):
             out.append(f"({row['unknown_cards']} cards given feedback are not in this file)")
             continue
-        out.append(f"{_said(row['rule'] or '(no rule)'):40} {_said(row['indicator'] or ''):9} {row['cards']:>6} "
-                   f"{row['accepted']:>9} {row['overridden']:>11}")
+        out.append(
+            f"{_said(row['rule'] or '(no rule)'):40} {_said(row['indicator'] or ''):9} {row['cards']:>6} "
+            f"{row['accepted']:>9} {row['overridden']:>11}"
+        )
         out += [f"    overridden {r['count']}x: {_said(r['reason'])}" for r in row["reasons"]]
     return "\n".join(out)
 

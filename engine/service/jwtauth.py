@@ -36,8 +36,8 @@ from ..base.escape import LONE_SURROGATE
 from ..base.yamlsrc import SourceError, load_one
 
 ALGORITHMS = ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
-LEEWAY = 30           # seconds of clock skew allowed on exp and iat
-MAX_LIFETIME = 3600   # best practice: a token lives no more than an hour
+LEEWAY = 30  # seconds of clock skew allowed on exp and iat
+MAX_LIFETIME = 3600  # best practice: a token lives no more than an hour
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(//)?")  # a URL's scheme (RFC 3986), and whether an authority follows
 
 
@@ -89,12 +89,13 @@ def key_location(jwks: str, trust_file: Path) -> Tuple[str, bool]:
     except ValueError as exc:
         raise ValueError(f"is not a URL that can be read ({exc})") from None
     if kind == "http":
-        raise ValueError("is plain http, where anyone on the way could give their own keys: "
-                         "give an https URL or a file")
+        raise ValueError(
+            "is plain http, where anyone on the way could give their own keys: give an https URL or a file"
+        )
     if kind == "https":
         if not parts.hostname:
             raise ValueError("is an https URL with no host: give https://host/path")
-        return "https" + jwks[len(kind):], True
+        return "https" + jwks[len(kind) :], True
     if kind == "file":
         if parts.netloc not in ("", "localhost"):
             raise ValueError(f"is a file on another machine ({parts.netloc}): give a file of this one")
@@ -110,7 +111,7 @@ class Trust:
     def __init__(self, issuers: List[Issuer], source: str = ""):
         self.issuers: Dict[str, Issuer] = {i.iss: i for i in issuers}
         self.source = source
-        self._keys: Dict[str, object] = {}   # iss -> PyJWKSet or PyJWKClient
+        self._keys: Dict[str, object] = {}  # iss -> PyJWKSet or PyJWKClient
 
     @classmethod
     def load(cls, path) -> "Trust":
@@ -124,11 +125,17 @@ class Trust:
             raise TrustInvalid(f"{path}: needs 'issuers', a list of {{iss, jwks}}")
         issuers = []
         for i, node in enumerate(data["issuers"]):
-            if not isinstance(node, dict) or not isinstance(node.get("iss"), str) or not isinstance(node.get("jwks"), str):
+            if (
+                not isinstance(node, dict)
+                or not isinstance(node.get("iss"), str)
+                or not isinstance(node.get("jwks"), str)
+            ):
                 raise TrustInvalid(f"{path}: issuers[{i}] needs 'iss' and 'jwks' (a JWK Set file or https URL)")
             if node.get("tenant") is not None and not isinstance(node["tenant"], str):
-                raise TrustInvalid(f"{path}: issuers[{i}] ({node['iss']}): the tenant must be a string (quote it): "
-                                   "a token's tenant is compared with it exactly")
+                raise TrustInvalid(
+                    f"{path}: issuers[{i}] ({node['iss']}): the tenant must be a string (quote it): "
+                    "a token's tenant is compared with it exactly"
+                )
             try:
                 where, remote = key_location(node["jwks"], Path(path))
             except ValueError as exc:
@@ -144,6 +151,7 @@ class Trust:
 
     def _key_source(self, issuer: Issuer):
         import jwt
+
         source = self._keys.get(issuer.iss)
         if source is None:
             if issuer.remote:
@@ -160,9 +168,10 @@ class Trust:
         """The claims of a trusted token for a call to `audience` (the endpoint's URL);
         Unauthorized otherwise. `first_use(jti, exp)` is False for a replayed token."""
         import jwt
+
         if not authorization or not authorization.startswith("Bearer "):
             raise Unauthorized("no bearer token")
-        token = authorization[len("Bearer "):].strip()
+        token = authorization[len("Bearer ") :].strip()
         try:
             header = jwt.get_unverified_header(token)
             claims = jwt.decode(token, options={"verify_signature": False})
@@ -187,14 +196,24 @@ class Trust:
                 key = next((k.key for k in source.keys if k.key_id == kid), None)
                 if key is None:
                     raise Unauthorized("no key with this kid")
-            claims = jwt.decode(token, key, algorithms=[alg], audience=audience, issuer=issuer.iss, leeway=LEEWAY,
-                                options={"require": ["iss", "aud", "exp", "iat", "jti"]})
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=[alg],
+                audience=audience,
+                issuer=issuer.iss,
+                leeway=LEEWAY,
+                options={"require": ["iss", "aud", "exp", "iat", "jti"]},
+            )
         except Unauthorized:
             raise
         except Exception as exc:  # PyJWTError, or a TypeError when the alg does not fit the kid's key
             raise Unauthorized(f"token refused: {type(exc).__name__}") from None
-        if not all(isinstance(claims[k], (int, float)) and not isinstance(claims[k], bool) for k in ("iat", "exp")) \
-                or claims["iat"] > time.time() + LEEWAY or claims["exp"] - claims["iat"] > MAX_LIFETIME:
+        if (
+            not all(isinstance(claims[k], (int, float)) and not isinstance(claims[k], bool) for k in ("iat", "exp"))
+            or claims["iat"] > time.time() + LEEWAY
+            or claims["exp"] - claims["iat"] > MAX_LIFETIME
+        ):
             raise Unauthorized("iat in the future, or a lifetime over an hour")
         if claims.get("tenant") is not None and not is_text(claims["tenant"]):
             raise Unauthorized("the tenant is no string (a tenant is text, compared exactly)")

@@ -27,8 +27,8 @@ from pickle import HIGHEST_PROTOCOL, dumps, loads
 from typing import Dict, List, Optional, Tuple
 
 from .. import conditions
-from .support import SupportReader, projector
 from ..words import patient_grams, plain
+from .support import SupportReader, projector
 
 DEFAULT_SIZE = 32768  # situations kept per process, about 0.6 KiB each (20 MiB): a worker stays under 64 MiB (bench/)
 # Interned parts kept for sharing, per situation kept: the parts of situations
@@ -73,7 +73,8 @@ class Keyer:
         self._outcomes = tuple(_outcome(test) for test in self.tests)
         tested = {test.name for test in self.tests}
         self.present_only: Tuple[str, ...] = tuple(
-            name for name in READ_BY_RESULT if name in fields and name not in tested)
+            name for name in READ_BY_RESULT if name in fields and name not in tested
+        )
         presence = tuple(range(len(self.tests) + 1, len(self.tests) + 1 + len(self.present_only)))
         always = tuple(i for i, k in enumerate(identities) if k in settling)
         self.reader = SupportReader(rules, rulebase, {k: i for i, k in enumerate(identities)}, presence, always)
@@ -116,16 +117,18 @@ class Situation:
     1, 2.0 is not 2, a tuple is not a list), and unpickling in C is what makes
     a hit cheap.
     """
+
     __slots__ = ("status", "parts", "warnings", "trace", "undecided", "waiting", "entry")
 
     def __init__(self, run, shared: dict):
         r = run.result
-        trace = [dict(e, matched=[dict(m, value=None) if m["fact"] == "Finding" else m for m in e["matched"]])
-                 for e in r.trace]
+        trace = [
+            dict(e, matched=[dict(m, value=None) if m["fact"] == "Finding" else m for m in e["matched"]])
+            for e in r.trace
+        ]
         dose = None if r.dose is None else dict(r.dose, total_g=None, infusion_g=None)  # the grams are the case's own
         self.status = r.status
-        self.parts = _shared(tuple(_interned(part, shared) for part in (r.ivig, dose, r.missing, run.derived)),
-                             shared)
+        self.parts = _shared(tuple(_interned(part, shared) for part in (r.ivig, dose, r.missing, run.derived)), shared)
         self.warnings = _shared(tuple(_interned(w, shared) for w in r.warnings), shared)
         self.trace = _shared(tuple(_interned(e, shared) for e in trace), shared)
         self.undecided = tuple(run.undecided)
@@ -162,8 +165,17 @@ class Situation:
                 if fact["fact"] == "Finding":
                     fact["value"] = plain(facts[fact["name"]])
         fired = list(dict.fromkeys(entry["rule"] for entry in trace))  # as the run lists them: first firing first
-        result = result_type(id=case.id, status=self.status, ivig=ivig, dose=dose, warnings=warnings,
-                             trace=trace, missing=missing, source=case.source, line=case.line)
+        result = result_type(
+            id=case.id,
+            status=self.status,
+            ivig=ivig,
+            dose=dose,
+            warnings=warnings,
+            trace=trace,
+            missing=missing,
+            source=case.source,
+            line=case.line,
+        )
         return run_type(case, result, derived, fired, list(self.undecided), self.waiting)
 
 
@@ -181,6 +193,7 @@ def _shared(value, shared: dict):
 
 class _Shape:
     """The situations of one engine stored under one set of key positions."""
+
     __slots__ = ("positions", "project", "table")
 
     def __init__(self, positions: Tuple[int, ...]):
@@ -200,7 +213,7 @@ class SituationCache:
     def __init__(self, maxsize: int = DEFAULT_SIZE):
         self.maxsize = maxsize
         self.hits = self.misses = 0
-        self._entries: "OrderedDict[tuple, Situation]" = OrderedDict()  # (engine, positions, chars) -> situation
+        self._entries: OrderedDict[tuple, Situation] = OrderedDict()  # (engine, positions, chars) -> situation
         self._shapes: Dict[object, List[_Shape]] = {}  # engine -> its shapes, most used first
         self._shape_of: Dict[tuple, _Shape] = {}  # (engine, positions) -> that shape
         self.shared: dict = {}  # the interned parts of the situations (see Situation)
@@ -273,7 +286,7 @@ class SituationCache:
         workers made of their own runs, handed on by the batch that started
         them; nothing read from a file is ever unpickled. `rules`: the rule
         base's rules by id (both processes load the same rule base)."""
-        for key, positions, situation in (loads(learnt) if learnt else ()):
+        for key, positions, situation in loads(learnt) if learnt else ():
             engine, chars = key
             shape = self._shape_of.get((engine, positions))
             if shape is None or shape.project(chars) not in shape.table:

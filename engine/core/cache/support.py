@@ -53,13 +53,14 @@ NEVER = float("inf")  # the step a fact never asserted is asserted at
 
 class _View:
     """One run, as the support reads it."""
+
     __slots__ = ("key", "derived", "first", "waiting")
 
     def __init__(self, key: str, derived: Dict[str, list], first: Dict[str, int], waiting: frozenset):
-        self.key = key            # the case's key: one character per test
-        self.derived = derived    # derived name -> the values the run asserted
-        self.first = first        # derived name -> the step (1-based) that first asserted it
-        self.waiting = waiting    # derived names the analysis read as unknown
+        self.key = key  # the case's key: one character per test
+        self.derived = derived  # derived name -> the values the run asserted
+        self.first = first  # derived name -> the step (1-based) that first asserted it
+        self.waiting = waiting  # derived names the analysis read as unknown
 
 
 # Each node of a premise (in negation normal form) answers three questions, as
@@ -68,6 +69,7 @@ class _View:
 #                  lower salience fires before step h;
 #   fixed(v, h):   a support that fixes how it matches at every step;
 #   false(v):      a support showing the analysis reads it false.
+
 
 class _FieldTest:
     def __init__(self, position: int, test: conditions.Test):
@@ -190,6 +192,7 @@ def _node(cond, position: Dict[tuple, int], fields):
 
 class _Premise:
     """One rule, as the support reads it."""
+
     __slots__ = ("rule", "node", "salience", "layer", "earlier_stances")
 
     def __init__(self, rule: RuleSpec, rulebase: RuleBase, position, fields):
@@ -205,8 +208,14 @@ class _Premise:
 class SupportReader:
     """Reads the support of the runs of one engine (its rules) off their keys."""
 
-    def __init__(self, rules: Sequence[RuleSpec], rulebase: RuleBase, position: Dict[tuple, int],
-                 presence: Tuple[int, ...], always: Tuple[int, ...] = ()):
+    def __init__(
+        self,
+        rules: Sequence[RuleSpec],
+        rulebase: RuleBase,
+        position: Dict[tuple, int],
+        presence: Tuple[int, ...],
+        always: Tuple[int, ...] = (),
+    ):
         """`position`: each field test's identity (conditions.Test) -> its place in the key;
         `presence`: the places of the fields whose presence the result reads
         (the weight, for the grams of a dose); `always`: places every run depends on (the

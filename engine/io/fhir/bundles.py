@@ -22,9 +22,9 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from .resources import READ_TYPES, SUBJECT, Item, Provenance, medication_reference, patient_case
-from .mapping import default_map
 from ...base.yamlsrc import SourceError, shown
+from .mapping import default_map
+from .resources import READ_TYPES, SUBJECT, Item, Provenance, medication_reference, patient_case
 
 # Bundle types that hold a record; the others hold versions or replies.
 RECORD_BUNDLES = ("collection", "searchset", "transaction", "batch", "document", "message")
@@ -35,10 +35,11 @@ class FhirCase:
     """One Patient's case mapping and the errors that keep it from being evaluated (a
     resource's error has no data); or, `pending`, the Patient and its resources still to be
     read into one (`built()`), which a worker process can do as well as the reader."""
+
     data: Optional[dict]
     source: str
     line: Optional[int]
-    id: Optional[str]                 # the Patient's id, or the resource an error is about
+    id: Optional[str]  # the Patient's id, or the resource an error is about
     errors: List[SourceError] = field(default_factory=list)
     provenance: Optional[Provenance] = None
     pending: Optional["Pending"] = None
@@ -52,22 +53,28 @@ class FhirCase:
 class Pending:
     """A Patient joined to its resources, with the Medications they name already found (the
     join's indexes stay with the reader): everything the mapping needs, and picklable."""
+
     patient: Item
     items: List[Item]
-    medications: Dict[tuple, Item]   # (index in items, reference) -> the Medication
+    medications: Dict[tuple, Item]  # (index in items, reference) -> the Medication
     as_of: Optional[dt.date]
 
     def build(self) -> FhirCase:
         index = {id(item): i for i, item in enumerate(self.items)}
         data, provenance, errors = patient_case(
-            self.patient, self.items, default_map(), default_schema(), _today(self.as_of),
-            lambda item, reference: self.medications.get((index.get(id(item)), reference)))
+            self.patient,
+            self.items,
+            default_map(),
+            default_schema(),
+            _today(self.as_of),
+            lambda item, reference: self.medications.get((index.get(id(item)), reference)),
+        )
         # the data stays beside its errors (what was read); a record whose diagnosis the mapping
         # does not read has none: it is `other` (facts/fhir-map.yaml, otherwise), with every warning
         return FhirCase(data, self.patient.source, self.patient.line, _patient_id(self.patient), errors, provenance)
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def is_resource_type(name: str) -> bool:
     """Whether `name` is a FHIR resource type (fhir.resources' R4B models, which read R4:
     a misspelt 'Conditon' is none, nor is a data type such as Coding)."""
@@ -75,6 +82,7 @@ def is_resource_type(name: str) -> bool:
         return False
     from fhir.resources.R4B import get_fhir_model_class
     from fhir.resources.R4B.resource import Resource
+
     try:
         model = get_fhir_model_class(name)
     except Exception:
@@ -89,13 +97,18 @@ def is_fhir(value) -> bool:
 
 def is_bulk_manifest(value) -> bool:
     """Whether a parsed document is a Bulk Data export's manifest (transactionTime, output[])."""
-    return isinstance(value, dict) and "transactionTime" in value and isinstance(value.get("output"), list) \
+    return (
+        isinstance(value, dict)
+        and "transactionTime" in value
+        and isinstance(value.get("output"), list)
         and "resourceType" not in value
+    )
 
 
 def default_schema():
     """The packaged case schema, which the mapping is checked against (loaded once)."""
     from ...core.schema import CaseSchema
+
     global _SCHEMA
     if _SCHEMA is None:
         _SCHEMA = CaseSchema.load()
@@ -110,6 +123,7 @@ def _today(as_of: Optional[dt.date]) -> dt.date:
 
 
 # -- references ------------------------------------------------------------------
+
 
 def local_key(reference) -> Optional[str]:
     """'Type/id' of a relative or absolute RESTful reference (its version dropped), else None."""
@@ -146,29 +160,47 @@ def _subject(item: Item) -> Tuple[str, Optional[str]]:
 
 def _contained(item: Item, reference: str) -> Optional[Item]:
     """The contained resource `#id` names: the one with that id (None when none, or several, has it)."""
-    found = [Item(r, item.source, getattr(r, "line", item.line), f"{item.path}.contained[{i}]")
-             for i, r in enumerate(item.resource.get("contained") or ())
-             if isinstance(r, dict) and isinstance(r.get("id"), str) and r["id"] and f"#{r['id']}" == reference]
+    found = [
+        Item(r, item.source, getattr(r, "line", item.line), f"{item.path}.contained[{i}]")
+        for i, r in enumerate(item.resource.get("contained") or ())
+        if isinstance(r, dict) and isinstance(r.get("id"), str) and r["id"] and f"#{r['id']}" == reference
+    ]
     return found[0] if len(found) == 1 else None
 
 
 # -- Bundles and lone resources ---------------------------------------------------------
 
-def bundle_cases(document: dict, source: str, line: Optional[int], as_of: Optional[dt.date] = None) -> Iterator[FhirCase]:
+
+def bundle_cases(
+    document: dict, source: str, line: Optional[int], as_of: Optional[dt.date] = None
+) -> Iterator[FhirCase]:
     """The cases of one FHIR document: a Bundle (one case per Patient in it) or a lone resource."""
     if document.get("resourceType") != "Bundle":
         items = [Item(document, source, line, document["resourceType"])]
     else:
         kind = document.get("type")
         if kind not in RECORD_BUNDLES:
-            yield FhirCase(None, source, line, None, [SourceError(
-                f"a Bundle of type {shown(kind)}: ivig reads {', '.join(RECORD_BUNDLES)} Bundles, which hold a record",
-                source, getattr(document, "line_of", lambda k: line)("type"), "Bundle.type")])
+            yield FhirCase(
+                None,
+                source,
+                line,
+                None,
+                [
+                    SourceError(
+                        f"a Bundle of type {shown(kind)}: ivig reads {', '.join(RECORD_BUNDLES)} Bundles, "
+                        "which hold a record",
+                        source,
+                        getattr(document, "line_of", lambda k: line)("type"),
+                        "Bundle.type",
+                    )
+                ],
+            )
             return
         entries = document.get("entry") or []
         if not isinstance(entries, list):
-            yield FhirCase(None, source, line, None, [SourceError("Bundle.entry must be a list", source, line,
-                                                                  "Bundle.entry")])
+            yield FhirCase(
+                None, source, line, None, [SourceError("Bundle.entry must be a list", source, line, "Bundle.entry")]
+            )
             return
         items = []
         for i, entry in enumerate(entries):
@@ -188,11 +220,23 @@ def bundle_cases(document: dict, source: str, line: Optional[int], as_of: Option
                 continue
             else:
                 url = entry.get("fullUrl")
-                items.append(Item(resource, source, getattr(resource, "line", None) or line,
-                                  f"{where}.resource", url if isinstance(url, str) else None))
+                items.append(
+                    Item(
+                        resource,
+                        source,
+                        getattr(resource, "line", None) or line,
+                        f"{where}.resource",
+                        url if isinstance(url, str) else None,
+                    )
+                )
                 continue
-            yield FhirCase(None, source, at, f"{os.path.basename(source)}:{where}",
-                           [SourceError(problem, source, at, f"{where}.resource" if resource is not None else where)])
+            yield FhirCase(
+                None,
+                source,
+                at,
+                f"{os.path.basename(source)}:{where}",
+                [SourceError(problem, source, at, f"{where}.resource" if resource is not None else where)],
+            )
     yield from _joined(items, source, line, _BundleIndex(items), as_of)
 
 
@@ -241,9 +285,20 @@ def _joined(items: List[Item], source: str, line, index: "_BundleIndex", as_of) 
             continue
         joined[id(target)].append(item)
     if not patients and not any(i.type in READ_TYPES and i.type not in ("Patient", "Medication") for i in items):
-        yield FhirCase(None, source, line, None, [SourceError(
-            "the Bundle holds no Patient and no resource ivig reads ("
-            + ", ".join(READ_TYPES) + ")", source, line, "Bundle.entry")])
+        yield FhirCase(
+            None,
+            source,
+            line,
+            None,
+            [
+                SourceError(
+                    "the Bundle holds no Patient and no resource ivig reads (" + ", ".join(READ_TYPES) + ")",
+                    source,
+                    line,
+                    "Bundle.entry",
+                )
+            ],
+        )
         return
 
     def medication(item: Item, reference: str) -> Optional[Item]:
@@ -264,9 +319,18 @@ def _duplicate(patient: Item, same: List[Item], place: Callable[[Item], str]) ->
     one of them with the other's record). Each is named by `place`."""
     rid = patient.resource.get("id")
     name = f"the id {rid}" if isinstance(rid, str) and rid else f"the fullUrl {patient.full_url}"
-    return FhirCase(None, patient.source, patient.line, _patient_id(patient), [patient.error(
-        f"{len(same)} Patients have {name} ({', '.join(place(p) for p in same)}): one record is one patient, "
-        "so none of them is read")])
+    return FhirCase(
+        None,
+        patient.source,
+        patient.line,
+        _patient_id(patient),
+        [
+            patient.error(
+                f"{len(same)} Patients have {name} ({', '.join(place(p) for p in same)}): one record is one patient, "
+                "so none of them is read"
+            )
+        ],
+    )
 
 
 def _entry_place(item: Item) -> str:
@@ -280,13 +344,21 @@ def _line_place(item: Item) -> str:
 
 
 def _orphan(item: Item, element: str, reference: Optional[str], why: Optional[str] = None) -> FhirCase:
-    problem = (f"its {element} {shown(reference)} is no Patient in the input" if reference
-               else f"it has no {element} reference, so it belongs to no Patient")
+    problem = (
+        f"its {element} {shown(reference)} is no Patient in the input"
+        if reference
+        else f"it has no {element} reference, so it belongs to no Patient"
+    )
     if why:
         problem += f": {why}"
     # its id: Observation/14, or its fullUrl when it has one (two servers' Observation/14 are two resources)
-    return FhirCase(None, item.source, item.line, item.full_url or item.ref,
-                    [item.error(problem, f"{element}.reference" if reference else element)])
+    return FhirCase(
+        None,
+        item.source,
+        item.line,
+        item.full_url or item.ref,
+        [item.error(problem, f"{element}.reference" if reference else element)],
+    )
 
 
 def _case(patient: Item, items: List[Item], medication, as_of) -> FhirCase:
@@ -299,8 +371,9 @@ def _case(patient: Item, items: List[Item], medication, as_of) -> FhirCase:
             found = medication(item, target)
             if found is not None:
                 medications[(i, target)] = found
-    return FhirCase(None, patient.source, patient.line, _patient_id(patient),
-                    pending=Pending(patient, items, medications, as_of))
+    return FhirCase(
+        None, patient.source, patient.line, _patient_id(patient), pending=Pending(patient, items, medications, as_of)
+    )
 
 
 def _patient_id(patient: Item) -> Optional[str]:
@@ -310,6 +383,7 @@ def _patient_id(patient: Item) -> Optional[str]:
 
 
 # -- Bulk Data exports -----------------------------------------------------------------
+
 
 def export_base(request: str) -> Optional[str]:
     """The server base of a Bulk export's kick-off request URL: https://x/fhir/ of
@@ -325,8 +399,9 @@ def export_base(request: str) -> Optional[str]:
     return "/".join(parts) + "/"
 
 
-def bulk_cases(lines: Iterable[Tuple[str, int, object]], as_of: Optional[dt.date] = None,
-               base: Optional[str] = None) -> Iterator[FhirCase]:
+def bulk_cases(
+    lines: Iterable[Tuple[str, int, object]], as_of: Optional[dt.date] = None, base: Optional[str] = None
+) -> Iterator[FhirCase]:
     """The cases of a Bulk Data export, given as (source, line, parsed resource or SourceError)
     for every line of its NDJSON files. Errors of single lines come first, as they are read;
     then one case per Patient, in the order of the Patients; then resources whose subject is no
@@ -365,36 +440,60 @@ def _bulk(db, lines, as_of, base: Optional[str]) -> Iterator[FhirCase]:
             yield FhirCase(None, source, number, at, [value])
             continue
         if not is_fhir(value):
-            yield FhirCase(None, source, number, at, [SourceError(
-                "a line of a FHIR export that is no FHIR resource (it names no resourceType)", source, number)])
+            yield FhirCase(
+                None,
+                source,
+                number,
+                at,
+                [
+                    SourceError(
+                        "a line of a FHIR export that is no FHIR resource (it names no resourceType)", source, number
+                    )
+                ],
+            )
             continue
         rtype = value["resourceType"]
         if rtype == "Bundle":  # a whole record on one line: read as any Bundle
             yield from bundle_cases(value, source, number, as_of)
             continue
         if not is_resource_type(rtype):
-            yield FhirCase(None, source, number, at, [SourceError(
-                f"{shown(rtype)} is not a FHIR R4 resource type", source, number, "resourceType")])
+            yield FhirCase(
+                None,
+                source,
+                number,
+                at,
+                [SourceError(f"{shown(rtype)} is not a FHIR R4 resource type", source, number, "resourceType")],
+            )
             continue
         body = json.dumps(value, ensure_ascii=False)
         item = Item(value, source, number, rtype)
         if rtype == "Patient":
             rid = value.get("id")
             if not isinstance(rid, str) or not rid:
-                yield FhirCase(None, source, number, at, [item.error("a Patient without an id cannot be joined "
-                                                                     "to its resources", "id")])
+                yield FhirCase(
+                    None,
+                    source,
+                    number,
+                    at,
+                    [item.error("a Patient without an id cannot be joined to its resources", "id")],
+                )
                 continue
             try:  # the unique key, not a set in memory: memory stays flat in the number of patients
-                db.execute("insert into patient (key, source, line, body) values (?, ?, ?, ?)",
-                           (f"Patient/{rid}", source, number, body))
+                db.execute(
+                    "insert into patient (key, source, line, body) values (?, ?, ?, ?)",
+                    (f"Patient/{rid}", source, number, body),
+                )
             except sqlite3.IntegrityError:  # each of them is an error, where the first would have been a case
-                db.execute("insert into duplicate (key, source, line, body) values (?, ?, ?, ?)",
-                           (f"Patient/{rid}", source, number, body))
+                db.execute(
+                    "insert into duplicate (key, source, line, body) values (?, ?, ?, ?)",
+                    (f"Patient/{rid}", source, number, body),
+                )
         elif rtype == "Medication":
             rid = value.get("id")
             if isinstance(rid, str) and rid:
-                db.execute("insert or ignore into medication values (?, ?, ?, ?)",
-                           (f"Medication/{rid}", source, number, body))
+                db.execute(
+                    "insert or ignore into medication values (?, ?, ?, ?)", (f"Medication/{rid}", source, number, body)
+                )
         elif rtype in READ_TYPES:
             element, reference = _subject(item)
             key = local_key(reference)
@@ -402,12 +501,20 @@ def _bulk(db, lines, as_of, base: Optional[str]) -> Iterator[FhirCase]:
                 yield _orphan(item, element, reference)
                 continue
             if _foreign(reference, base):
-                yield _orphan(item, element, reference, "an absolute reference to a server this export is not from"
-                              if base else "an absolute reference, and no manifest beside the export says "
-                              "which server it is from (put the export's manifest .json beside its files)")
+                yield _orphan(
+                    item,
+                    element,
+                    reference,
+                    "an absolute reference to a server this export is not from"
+                    if base
+                    else "an absolute reference, and no manifest beside the export says "
+                    "which server it is from (put the export's manifest .json beside its files)",
+                )
                 continue
-            db.execute("insert into resource (patient, source, line, path, body) values (?, ?, ?, ?, ?)",
-                       (key, source, number, rtype, body))
+            db.execute(
+                "insert into resource (patient, source, line, path, body) values (?, ?, ?, ?, ?)",
+                (key, source, number, rtype, body),
+            )
     db.execute("create index resource_patient on resource (patient, seq)")
 
     def medication(item: Item, reference: str) -> Optional[Item]:
@@ -420,19 +527,25 @@ def _bulk(db, lines, as_of, base: Optional[str]) -> Iterator[FhirCase]:
         return Item(json.loads(row[2]), row[0], row[1], "Medication") if row else None
 
     for key, source, number, body, twice in db.execute(
-            "select key, source, line, body, exists (select 1 from duplicate where duplicate.key = patient.key) "
-            "from patient order by seq"):
+        "select key, source, line, body, exists (select 1 from duplicate where duplicate.key = patient.key) "
+        "from patient order by seq"
+    ):
         if twice:
             same = [Item(json.loads(body), source, number, "Patient")] + [
-                Item(json.loads(b), s, n, "Patient") for s, n, b in db.execute(
-                    "select source, line, body from duplicate where key = ? order by seq", (key,))]
+                Item(json.loads(b), s, n, "Patient")
+                for s, n, b in db.execute("select source, line, body from duplicate where key = ? order by seq", (key,))
+            ]
             yield from (_duplicate(patient, same, _line_place) for patient in same)
             continue
-        items = [Item(json.loads(b), s, n, p) for s, n, p, b in db.execute(
-            "select source, line, path, body from resource where patient = ? order by seq", (key,))]
+        items = [
+            Item(json.loads(b), s, n, p)
+            for s, n, p, b in db.execute(
+                "select source, line, path, body from resource where patient = ? order by seq", (key,)
+            )
+        ]
         yield _case(Item(json.loads(body), source, number, "Patient"), items, medication, as_of)
     for source, number, path, body in db.execute(
-            "select source, line, path, body from resource where patient not in (select key from patient) "
-            "order by seq"):
+        "select source, line, path, body from resource where patient not in (select key from patient) order by seq"
+    ):
         item = Item(json.loads(body), source, number, path)
         yield _orphan(item, *_subject(item))

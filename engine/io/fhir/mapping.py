@@ -18,16 +18,35 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
 from ...base.errors import InvalidSource
-from ...core.schema import CaseSchema, check_value
 from ...base.yamlsrc import Located, SourceError, load_one, shown
+from ...core.schema import CaseSchema, check_value
 
 SCHEMA_NAME = "ivig-advisor-fhir-map"
-RESOURCE_TYPES = ("Condition", "MedicationRequest", "MedicationStatement", "Procedure", "Observation",
-                  "AllergyIntolerance")
+RESOURCE_TYPES = (
+    "Condition",
+    "MedicationRequest",
+    "MedicationStatement",
+    "Procedure",
+    "Observation",
+    "AllergyIntolerance",
+)
 STATE_KINDS = ("current", "past", "ignore")
 MATCHES = ("code", "prefix")
-TOP_KEYS = {"schema", "version", "fhir_version", "checked_on", "systems", "sources", "assumptions", "states",
-            "patient", "quantities", "entries", "otherwise", "gaps"}
+TOP_KEYS = {
+    "schema",
+    "version",
+    "fhir_version",
+    "checked_on",
+    "systems",
+    "sources",
+    "assumptions",
+    "states",
+    "patient",
+    "quantities",
+    "entries",
+    "otherwise",
+    "gaps",
+}
 
 
 class FhirMapInvalid(InvalidSource):
@@ -38,7 +57,8 @@ class FhirMapInvalid(InvalidSource):
 class Code:
     """One code of an entry: a coding matches it when its system is `uri` and
     its code is `code` (or starts with it, for `match: prefix`)."""
-    system: str   # the key in `systems` (icd-10-cm)
+
+    system: str  # the key in `systems` (icd-10-cm)
     uri: str
     code: str
     display: str
@@ -53,6 +73,7 @@ class Code:
 @dataclass
 class Entry:
     """Codes that, on a resource of one of `resources`, set case fields."""
+
     name: str
     resources: Tuple[str, ...]
     current: Dict[str, object]
@@ -67,10 +88,11 @@ class Entry:
 @dataclass
 class State:
     """How the status elements of one resource type decide whether it counts."""
+
     element: str
-    kinds: Dict[str, str]             # status code -> current | past | ignore
-    absent: str                       # what a resource without the element counts as
-    also: Optional[str] = None        # a second element (Condition.verificationStatus)
+    kinds: Dict[str, str]  # status code -> current | past | ignore
+    absent: str  # what a resource without the element counts as
+    also: Optional[str] = None  # a second element (Condition.verificationStatus)
     also_counts: frozenset = frozenset()
     also_known: frozenset = frozenset()
     also_absent_counts: bool = True
@@ -80,9 +102,10 @@ class State:
 @dataclass
 class Form:
     """How a system writes its codes (`form` of a system): what a code as published looks like."""
-    pattern: "re.Pattern"   # a code as published, with its dot where the system has one
-    says: str               # the pattern in words, for a reason a person reads
-    upper_case: bool        # every code is published upper-case: one written lower-case is read upper-cased
+
+    pattern: "re.Pattern"  # a code as published, with its dot where the system has one
+    says: str  # the pattern in words, for a reason a person reads
+    upper_case: bool  # every code is published upper-case: one written lower-case is read upper-cased
     checked: str
     assumptions: List[str] = field(default_factory=list)
 
@@ -90,12 +113,13 @@ class Form:
 @dataclass
 class Quantity:
     """An Observation whose valueQuantity gives a number field, in the field's unit."""
+
     name: str
     field: str
     unit: str
     latest: bool
     codes: List[Code]
-    units: Dict[Tuple[str, str], float]   # (UCUM uri, unit code) -> factor to the field's unit
+    units: Dict[Tuple[str, str], float]  # (UCUM uri, unit code) -> factor to the field's unit
     assumptions: List[str] = field(default_factory=list)
     spellings: Dict[Tuple[str, str], Tuple[str, ...]] = field(default_factory=dict)  # unit -> its texts
 
@@ -110,6 +134,7 @@ class Quantity:
 @dataclass
 class Otherwise:
     """What a field is when nothing in a record sets it, and why (said in the field's origin)."""
+
     value: object
     why: str
     assumptions: List[str] = field(default_factory=list)
@@ -121,11 +146,11 @@ class FhirMap:
     def __init__(self, source: str):
         self.source = source
         self.version = None
-        self.systems: Dict[str, dict] = {}     # key -> {uri, name, also}
-        self.names: Dict[str, str] = {}        # any accepted uri -> name
-        self.canonical: Dict[str, str] = {}    # any accepted uri -> the system's uri
-        self.dots: Dict[str, int] = {}         # uri -> the character its codes' one dot comes after
-        self.forms: Dict[str, Form] = {}       # uri -> how the system writes its codes
+        self.systems: Dict[str, dict] = {}  # key -> {uri, name, also}
+        self.names: Dict[str, str] = {}  # any accepted uri -> name
+        self.canonical: Dict[str, str] = {}  # any accepted uri -> the system's uri
+        self.dots: Dict[str, int] = {}  # uri -> the character its codes' one dot comes after
+        self.forms: Dict[str, Form] = {}  # uri -> how the system writes its codes
         self.sources: Dict[str, str] = {}
         self.assumptions: Dict[str, str] = {}
         self.states: Dict[str, State] = {}
@@ -189,13 +214,19 @@ class FhirMap:
         """Why `code` is no code of the system `uri` as written, or None: whitespace around it (FHIR's
         code type allows none), its dot out of place, or not the system's form."""
         if code != code.strip():
-            return f"{shown(code)} has whitespace before or after it, which FHIR's code type does not allow: " \
-                   "it is no code"
+            return (
+                f"{shown(code)} has whitespace before or after it, which FHIR's code type does not allow: it is no code"
+            )
         name, after = self.system_name(uri), self.dots.get(uri)
-        if after is not None and "." in code and not (
-                code.count(".") == 1 and code.index(".") == after and len(code) > after + 1):
-            return f"{code} is no {name} code as written: its one dot comes after the {ordinal(after)} character " \
-                   "(or is left out)"
+        if (
+            after is not None
+            and "." in code
+            and not (code.count(".") == 1 and code.index(".") == after and len(code) > after + 1)
+        ):
+            return (
+                f"{code} is no {name} code as written: its one dot comes after the {ordinal(after)} character "
+                "(or is left out)"
+            )
         form = self.forms.get(uri)
         if form is None:
             return None
@@ -214,33 +245,84 @@ class FhirMap:
 
     def codes_for(self, field_name: str, value) -> List[Code]:
         """The codes of the entries that set `field_name` to `value` when current (for generators and tests)."""
+
         def sets(given):  # a list field's value is the tuple of its items
             return given == value or (isinstance(given, tuple) and value in given)
+
         return [c for e in self.entries if field_name in e.current and sets(e.current[field_name]) for c in e.codes]
 
     def describe(self) -> dict:
         """The mapping as data: `ivig fhir codes --format json`."""
+
         def code(c: Code):
-            return {"system": self.system_name(c.uri), "uri": c.uri, "code": c.code, "match": c.match,
-                    "display": c.display, "checked": c.checked}
+            return {
+                "system": self.system_name(c.uri),
+                "uri": c.uri,
+                "code": c.code,
+                "match": c.match,
+                "display": c.display,
+                "checked": c.checked,
+            }
+
         return {
-            "source": self.source, "version": self.version, "digest": self.digest,
-            "entries": [{"name": e.name, "resources": list(e.resources), "current": e.current, "past": e.past,
-                         "refines": e.refines, "assumptions": e.assumptions, "note": e.note,
-                         "codes": [code(c) for c in e.codes]} for e in self.entries],
-            "quantities": [{"name": q.name, "field": q.field, "unit": q.unit, "codes": [code(c) for c in q.codes],
-                            "units": [{"uri": u, "code": c, "factor": f, "spellings": list(q.spellings[(u, c)])}
-                                      for (u, c), f in q.units.items()], "assumptions": q.assumptions}
-                           for q in self.quantities],
-            "states": {t: {"element": s.element, "kinds": s.kinds, "absent": s.absent, "also": s.also,
-                           "also_counts": sorted(s.also_counts)} for t, s in self.states.items()},
-            "otherwise": {k: {"value": o.value, "why": o.why, "assumptions": o.assumptions}
-                          for k, o in self.otherwise.items()},
+            "source": self.source,
+            "version": self.version,
+            "digest": self.digest,
+            "entries": [
+                {
+                    "name": e.name,
+                    "resources": list(e.resources),
+                    "current": e.current,
+                    "past": e.past,
+                    "refines": e.refines,
+                    "assumptions": e.assumptions,
+                    "note": e.note,
+                    "codes": [code(c) for c in e.codes],
+                }
+                for e in self.entries
+            ],
+            "quantities": [
+                {
+                    "name": q.name,
+                    "field": q.field,
+                    "unit": q.unit,
+                    "codes": [code(c) for c in q.codes],
+                    "units": [
+                        {"uri": u, "code": c, "factor": f, "spellings": list(q.spellings[(u, c)])}
+                        for (u, c), f in q.units.items()
+                    ],
+                    "assumptions": q.assumptions,
+                }
+                for q in self.quantities
+            ],
+            "states": {
+                t: {
+                    "element": s.element,
+                    "kinds": s.kinds,
+                    "absent": s.absent,
+                    "also": s.also,
+                    "also_counts": sorted(s.also_counts),
+                }
+                for t, s in self.states.items()
+            },
+            "otherwise": {
+                k: {"value": o.value, "why": o.why, "assumptions": o.assumptions} for k, o in self.otherwise.items()
+            },
             "dots": {self.system_name(uri): after for uri, after in self.dots.items()},
-            "forms": {self.system_name(uri): {"pattern": f.pattern.pattern, "says": f.says, "upper_case": f.upper_case,
-                                              "checked": f.checked, "assumptions": f.assumptions}
-                      for uri, f in self.forms.items()},
-            "assumptions": self.assumptions, "gaps": self.gaps, "sources": self.sources}
+            "forms": {
+                self.system_name(uri): {
+                    "pattern": f.pattern.pattern,
+                    "says": f.says,
+                    "upper_case": f.upper_case,
+                    "checked": f.checked,
+                    "assumptions": f.assumptions,
+                }
+                for uri, f in self.forms.items()
+            },
+            "assumptions": self.assumptions,
+            "gaps": self.gaps,
+            "sources": self.sources,
+        }
 
     # -- loading -----------------------------------------------------------------------
 
@@ -321,7 +403,9 @@ class _Reader:
         if data.get("schema") != SCHEMA_NAME:
             self.err(f"'schema' must be {SCHEMA_NAME}", data, "schema" if "schema" in data else None)
         if data.get("version") != 1:
-            self.err("'version' must be 1 (the only version this ivig reads)", data, "version" if "version" in data else None)
+            self.err(
+                "'version' must be 1 (the only version this ivig reads)", data, "version" if "version" in data else None
+            )
         fmap.version = data.get("version")
         for key, value in self.mapping(data, "sources", "the mapping").items():
             fmap.sources[str(key)] = str(value)
@@ -386,15 +470,23 @@ class _Reader:
         upper = node.get("upper_case", False)
         if not isinstance(upper, bool):
             self.err(f"{where}: 'upper_case' must be true or false", node, "upper_case")
-        self.fmap.forms[uri] = Form(pattern, self.text(node, "says", where), upper is True,
-                                    self.checked(node, where), self.refs(node, "assumptions"))
+        self.fmap.forms[uri] = Form(
+            pattern,
+            self.text(node, "says", where),
+            upper is True,
+            self.checked(node, where),
+            self.refs(node, "assumptions"),
+        )
 
     def checked(self, node, where) -> str:
         """A `checked`, which names a source of `sources` first."""
         checked = self.text(node, "checked", where)
         if checked and checked.split()[0] not in self.fmap.sources:
-            self.err(f"{where}: 'checked' must start with a key of 'sources' ({checked.split()[0]!r} is not one)",
-                     node, "checked")
+            self.err(
+                f"{where}: 'checked' must start with a key of 'sources' ({checked.split()[0]!r} is not one)",
+                node,
+                "checked",
+            )
         return checked
 
     def refs(self, node, key) -> List[str]:
@@ -483,8 +575,12 @@ class _Reader:
         if not self.as_published(uri, code, node, where):
             return None
         if match == "prefix" and uri not in self.fmap.forms:  # else 'N18 foo' would be N18
-            self.err(f"{where}: a prefix code needs its system's 'form', so that only codes written as the "
-                     f"system writes them match below {code}", node, "match")
+            self.err(
+                f"{where}: a prefix code needs its system's 'form', so that only codes written as the "
+                f"system writes them match below {code}",
+                node,
+                "match",
+            )
         return Code(system, uri, code, self.text(node, "display", where), match, checked, getattr(node, "line", None))
 
     def as_published(self, uri: str, code: str, node, where: str) -> bool:
@@ -496,8 +592,12 @@ class _Reader:
             return False
         published = self.fmap.respelled(uri, code)
         if published:
-            self.err(f"{where}: {self.fmap.system_name(uri)} publishes {code} as {published}, and the mapping "
-                     "writes its codes as published", node, "code")
+            self.err(
+                f"{where}: {self.fmap.system_name(uri)} publishes {code} as {published}, and the mapping "
+                "writes its codes as published",
+                node,
+                "code",
+            )
             return False
         return True
 
@@ -523,17 +623,31 @@ class _Reader:
         units, spellings = {}, {}
         for u in self.listing(node, "units", f"quantity {name!r}"):
             factor = u.get("factor") if isinstance(u, dict) else None
-            if not isinstance(factor, (int, float)) or isinstance(factor, bool) or factor <= 0 \
-                    or u.get("system") not in self.fmap.systems or not u.get("code"):
+            if (
+                not isinstance(factor, (int, float))
+                or isinstance(factor, bool)
+                or factor <= 0
+                or u.get("system") not in self.fmap.systems
+                or not u.get("code")
+            ):
                 self.err(f"quantity {name!r}: a unit needs a system of 'systems', a code and a positive factor", u)
                 continue
             self.only(u, {"system", "code", "factor", "spellings", "checked"}, f"quantity {name!r}: unit")
             key = (self.fmap.systems[u["system"]]["uri"], str(u["code"]))
             units[key] = float(factor)
             spellings[key] = self.unit_spellings(u, key, spellings, f"quantity {name!r}: unit {key[1]}")
-        self.fmap.quantities.append(Quantity(name, field_name, unit, bool(node.get("latest", True)),
-                                             self.codes(node, f"quantity {name!r}"), units,
-                                             self.refs(node, "assumptions"), spellings))
+        self.fmap.quantities.append(
+            Quantity(
+                name,
+                field_name,
+                unit,
+                bool(node.get("latest", True)),
+                self.codes(node, f"quantity {name!r}"),
+                units,
+                self.refs(node, "assumptions"),
+                spellings,
+            )
+        )
 
     def unit_spellings(self, node, key, known: dict, where: str) -> Tuple[str, ...]:
         """The texts a valueQuantity's `unit` may say for this unit: its code and `spellings`, lower
@@ -561,12 +675,20 @@ class _Reader:
         for part in ("current", "past", "refines"):
             values = self.mapping(node, part, where, required=part == "current")
             sets[part] = {str(k): self.value(str(k), v, values, k) for k, v in values.items()}
-        for k, v in sets["refines"].items():
+        for k, _v in sets["refines"].items():
             if sets["current"].get(k) is None:
                 self.err(f"{where}: refines {k} but sets no {k} of its own", node, "refines")
-        return Entry(name, tuple(kinds), sets["current"], sets["past"], sets["refines"], self.codes(node, where),
-                     self.refs(node, "assumptions"), self.text(node, "note", where, required=False),
-                     getattr(node, "line", None))
+        return Entry(
+            name,
+            tuple(kinds),
+            sets["current"],
+            sets["past"],
+            sets["refines"],
+            self.codes(node, where),
+            self.refs(node, "assumptions"),
+            self.text(node, "note", where, required=False),
+            getattr(node, "line", None),
+        )
 
     def check_codes_unique(self):
         """Index every code; a code in two entries of one resource type would be read twice."""
@@ -577,8 +699,14 @@ class _Reader:
                 for kind in kinds:
                     key = (kind, c.uri, fmap.keyed(c.uri, c.code), c.match)
                     if key in seen and seen[key] is not item:
-                        self.errors.append(SourceError(f"{c.label(fmap.names)} is in two entries for {kind}: "
-                                                       f"{seen[key].name!r} and {item.name!r}", self.source, c.line))
+                        self.errors.append(
+                            SourceError(
+                                f"{c.label(fmap.names)} is in two entries for {kind}: "
+                                f"{seen[key].name!r} and {item.name!r}",
+                                self.source,
+                                c.line,
+                            )
+                        )
                     seen[key] = item
                 if c.match == "prefix":
                     fmap._prefix.setdefault(c.uri, []).append((item, c))
@@ -595,8 +723,9 @@ class _Reader:
             return
         value = self.value(field_name, node["value"], node, "value")
         if value is not None:
-            self.fmap.otherwise[field_name] = Otherwise(value, self.text(node, "why", where),
-                                                        self.refs(node, "assumptions"))
+            self.fmap.otherwise[field_name] = Otherwise(
+                value, self.text(node, "why", where), self.refs(node, "assumptions")
+            )
 
     def gap(self, node):
         if not isinstance(node, dict):

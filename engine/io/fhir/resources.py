@@ -21,11 +21,19 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
-from .mapping import Entry, FhirMap, Quantity
 from ...base.yamlsrc import Located, SourceError, shown
+from .mapping import Entry, FhirMap, Quantity
 
-READ_TYPES = ("Patient", "Condition", "Observation", "MedicationRequest", "MedicationStatement", "Procedure",
-              "AllergyIntolerance", "Medication")
+READ_TYPES = (
+    "Patient",
+    "Condition",
+    "Observation",
+    "MedicationRequest",
+    "MedicationStatement",
+    "Procedure",
+    "AllergyIntolerance",
+    "Medication",
+)
 # The element that joins a resource to its Patient.
 SUBJECT = {"AllergyIntolerance": "patient"}
 _DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
@@ -34,10 +42,11 @@ _DATE = re.compile(r"(\d{4})(?:-(\d{2})(?:-(\d{2}))?)?")
 @dataclass
 class Item:
     """One resource as read: where it is (file, line, FHIR path) and how to name it."""
+
     resource: dict
     source: str
     line: Optional[int]
-    path: str                 # Bundle.entry[3].resource, or the resource type in an NDJSON line
+    path: str  # Bundle.entry[3].resource, or the resource type in an NDJSON line
     full_url: Optional[str] = None  # the Bundle entry's fullUrl
 
     @property
@@ -66,6 +75,7 @@ class Provenance:
     a reviewer extending facts/fhir-map.yaml; `normalised`: the codes read
     from another spelling than their system publishes (F13), as a case
     file's values read from another spelling are listed."""
+
     origins: Dict[str, List[str]] = field(default_factory=dict)
     unmapped: List[dict] = field(default_factory=list)
     paths: Dict[str, str] = field(default_factory=dict)  # field -> the FHIR path of the element that set it
@@ -77,8 +87,9 @@ class Provenance:
         result.origins = {k: list(v) for k, v in self.origins.items()}
         field_name = (result.error or {}).get("field")
         if field_name in self.origins:  # an error about a field read from the record: said where in it
-            result.error["message"] = f"{field_name}: {result.error['message']} " \
-                                      f"(from {'; '.join(self.origins[field_name])})"
+            result.error["message"] = (
+                f"{field_name}: {result.error['message']} (from {'; '.join(self.origins[field_name])})"
+            )
             result.error["field"] = self.paths.get(field_name, field_name)
         result.unmapped = [dict(u) for u in self.unmapped]
         # listed where a case file's other spellings are (text 'Read as', CSV, JSON)
@@ -101,8 +112,9 @@ def structure_problems(item: Item) -> List[Tuple[str, str]]:
     except Exception:  # pragma: no cover - a model the package lacks: nothing to check against
         return []
     try:  # a digest, not the text: a resource may be a million characters
-        known = hashlib.sha256(json.dumps(item.resource, sort_keys=True, ensure_ascii=False)
-                               .encode("utf-8", "surrogatepass")).digest()
+        known = hashlib.sha256(
+            json.dumps(item.resource, sort_keys=True, ensure_ascii=False).encode("utf-8", "surrogatepass")
+        ).digest()
     except (TypeError, ValueError, RecursionError):  # pragma: no cover - parsed JSON always serialises
         known = None
     if known is not None and known in _VALID:
@@ -114,8 +126,10 @@ def structure_problems(item: Item) -> List[Tuple[str, str]]:
         errors = getattr(exc, "errors", None)
         if not callable(errors):
             return [("", f"not a valid {item.type}: {shown(exc, 200)}")]
-        return [(_element_path(p.get("loc", ())), f"not a valid {item.type}: {p.get('msg', 'invalid')}")
-                for p in errors()[:50]]
+        return [
+            (_element_path(p.get("loc", ())), f"not a valid {item.type}: {p.get('msg', 'invalid')}")
+            for p in errors()[:50]
+        ]
     if known is not None:
         _VALID[known] = True
         if len(_VALID) > _VALID_SIZE:
@@ -129,8 +143,17 @@ def structure_problems(item: Item) -> List[Tuple[str, str]]:
 READ_ELEMENTS = {
     "Patient": ("id", "birthDate", "gender"),
     "Condition": ("id", "code", "clinicalStatus", "verificationStatus", "subject"),
-    "Observation": ("id", "code", "status", "subject", "valueQuantity", "effectiveDateTime", "effectivePeriod",
-                    "effectiveInstant", "issued"),
+    "Observation": (
+        "id",
+        "code",
+        "status",
+        "subject",
+        "valueQuantity",
+        "effectiveDateTime",
+        "effectivePeriod",
+        "effectiveInstant",
+        "issued",
+    ),
     "MedicationRequest": ("id", "status", "subject", "medicationCodeableConcept", "medicationReference"),
     "MedicationStatement": ("id", "status", "subject", "medicationCodeableConcept", "medicationReference"),
     "Procedure": ("id", "code", "status", "subject"),
@@ -158,6 +181,7 @@ def _model(rtype: str):
     model = _MODELS.get(rtype)
     if model is None:
         from fhir.resources.R4B import get_fhir_model_class  # 0.4 s to import: only when FHIR is read
+
         model = _MODELS[rtype] = get_fhir_model_class(rtype)
     return model
 
@@ -174,9 +198,11 @@ def _element_path(loc) -> str:
 
 # -- one patient ---------------------------------------------------------------
 
+
 @dataclass
 class _Setting:
     """A value a resource gives a field."""
+
     value: object
     origin: str
     item: Item
@@ -190,18 +216,22 @@ class _Patient:
     def __init__(self, fmap: FhirMap, schema, as_of: dt.date, medication: Callable[[Item, str], Optional[Item]]):
         self.fmap, self.schema, self.as_of, self.medication = fmap, schema, as_of, medication
         self.settings: Dict[str, List[_Setting]] = {}
-        self.weights: List[tuple] = []   # (when, kg, setting, quantity)
+        self.weights: List[tuple] = []  # (when, kg, setting, quantity)
         self.unmapped: List[dict] = []
         self.normalised: List[dict] = []
         self.errors: List[SourceError] = []
-        self.read: List[Item] = []       # the resources a code of the mapping matched, and their Medications
+        self.read: List[Item] = []  # the resources a code of the mapping matched, and their Medications
 
     def give(self, field_name, value, origin, item, element, entry=None):
         self.settings.setdefault(field_name, []).append(_Setting(value, origin, item, element, entry))
 
     def unread(self, item: Item, element: str, codings: List[dict], reason: str):
-        entry = {"resource": item.ref, "path": f"{item.path}.{element}", "codes": [self.coding_label(c) for c in codings],
-                 "reason": reason}
+        entry = {
+            "resource": item.ref,
+            "path": f"{item.path}.{element}",
+            "codes": [self.coding_label(c) for c in codings],
+            "reason": reason,
+        }
         self.unmapped.append(entry)
 
     def coding_label(self, coding) -> str:
@@ -221,16 +251,18 @@ class _Patient:
         gender = resource.get("gender")
         if gender is not None:
             if gender not in self.fmap.sex_values:
-                self.errors.append(item.error(f"gender {shown(gender)} is not one of "
-                                              f"{', '.join(self.fmap.sex_values)}", "gender"))
+                self.errors.append(
+                    item.error(f"gender {shown(gender)} is not one of {', '.join(self.fmap.sex_values)}", "gender")
+                )
             elif self.fmap.sex_values[gender] is not None:
                 self.give("sex", self.fmap.sex_values[gender], f"{item.ref} gender {gender}", item, "gender")
 
     def age(self, item: Item, birth):
         match = _DATE.fullmatch(birth) if isinstance(birth, str) else None
         if not match:
-            self.errors.append(item.error(f"birthDate {shown(birth)} is not a FHIR date (YYYY, YYYY-MM or "
-                                          "YYYY-MM-DD)", "birthDate"))
+            self.errors.append(
+                item.error(f"birthDate {shown(birth)} is not a FHIR date (YYYY, YYYY-MM or YYYY-MM-DD)", "birthDate")
+            )
             return
         try:
             first, last = _date_range(*match.groups())
@@ -238,14 +270,21 @@ class _Patient:
             self.errors.append(item.error(f"birthDate {shown(birth)} is not a date of the calendar", "birthDate"))
             return
         if first > self.as_of:
-            self.errors.append(item.error(f"birthDate {birth} is after the evaluation date {self.as_of} "
-                                          "(--as-of)", "birthDate"))
+            self.errors.append(
+                item.error(f"birthDate {birth} is after the evaluation date {self.as_of} (--as-of)", "birthDate")
+            )
             return
         oldest, youngest = _years(first, self.as_of), _years(min(last, self.as_of), self.as_of)
         if oldest != youngest:
-            self.unmapped.append({"resource": item.ref, "path": f"{item.path}.birthDate", "codes": [],
-                                  "reason": f"birthDate {birth} gives an age of {youngest} or {oldest} at "
-                                            f"{self.as_of}: the age stays unknown"})
+            self.unmapped.append(
+                {
+                    "resource": item.ref,
+                    "path": f"{item.path}.birthDate",
+                    "codes": [],
+                    "reason": f"birthDate {birth} gives an age of {youngest} or {oldest} at "
+                    f"{self.as_of}: the age stays unknown",
+                }
+            )
             return
         self.give("age", oldest, f"{item.ref} birthDate {birth} (age at {self.as_of})", item, "birthDate")
 
@@ -273,7 +312,9 @@ class _Patient:
         ok, code = self.status(item, spec.element, spec.kinds)
         if not ok:
             return None
-        kind, said = (spec.absent, f"no {spec.element}") if code is None else (spec.kinds[code], f"{spec.element} {code}")
+        kind, said = (
+            (spec.absent, f"no {spec.element}") if code is None else (spec.kinds[code], f"{spec.element} {code}")
+        )
         if spec.also:
             ok, also = self.status(item, spec.also, sorted(spec.also_known))
             if not ok:
@@ -291,8 +332,9 @@ class _Patient:
         codes = _status_codes(value)
         found = next((c for c in codes if c in known), None)
         if found is None:
-            self.errors.append(item.error(f"{element} {shown(codes[0] if codes else value)} is not one of "
-                                          f"{', '.join(known)}", element))
+            self.errors.append(
+                item.error(f"{element} {shown(codes[0] if codes else value)} is not one of {', '.join(known)}", element)
+            )
             return False, None
         return True, found
 
@@ -304,27 +346,49 @@ class _Patient:
             return "medicationCodeableConcept", medication_codings(resource, [])
         target = medication_reference(resource)
         if target is None:
-            self.errors.append(item.error("has no medication (medicationCodeableConcept or medicationReference)",
-                                          "medication[x]"))
+            self.errors.append(
+                item.error("has no medication (medicationCodeableConcept or medicationReference)", "medication[x]")
+            )
             return None, None
         medication = self.medication(item, target)
-        if medication is None and target.startswith("#") and sum(
-                isinstance(r, dict) and f"#{r.get('id')}" == target for r in item.resource.get("contained") or ()) > 1:
-            self.errors.append(item.error(f"two contained resources have the id {shown(target[1:])}: which "
-                                          "medication is meant cannot be told", "contained"))
+        if (
+            medication is None
+            and target.startswith("#")
+            and sum(isinstance(r, dict) and f"#{r.get('id')}" == target for r in item.resource.get("contained") or ())
+            > 1
+        ):
+            self.errors.append(
+                item.error(
+                    f"two contained resources have the id {shown(target[1:])}: which "
+                    "medication is meant cannot be told",
+                    "contained",
+                )
+            )
             return None, None
         if medication is None:
-            self.errors.append(item.error(f"medicationReference {shown(target)} is no Medication in the input",
-                                          "medicationReference.reference"))
+            self.errors.append(
+                item.error(
+                    f"medicationReference {shown(target)} is no Medication in the input",
+                    "medicationReference.reference",
+                )
+            )
             return None, None
         self.read.append(medication)
         return "medicationReference", medication_codings(resource, [medication.resource])
 
     def coded(self, item: Item, element: str, codings: List[dict], kind: str, why: str):
         if not codings:
-            self.unread(item, element, [], "no coding: " + (
-                f"text only ({shown(item.resource.get(element, {}).get('text'), 60)})"
-                if isinstance(item.resource.get(element), dict) and item.resource[element].get("text") else "not coded"))
+            self.unread(
+                item,
+                element,
+                [],
+                "no coding: "
+                + (
+                    f"text only ({shown(item.resource.get(element, {}).get('text'), 60)})"
+                    if isinstance(item.resource.get(element), dict) and item.resource[element].get("text")
+                    else "not coded"
+                ),
+            )
             return
         if any(not isinstance(c.get("code"), str) or not isinstance(c.get("system", ""), str) for c in codings):
             self.read.append(item)  # a code that is not text: the structure check says where (never "unmapped")
@@ -344,13 +408,17 @@ class _Patient:
             self.unread(item, element, codings, f"{why}: not counted")
             return
         given = False
-        for entry, code, coding in matched:
+        for entry, _code, coding in matched:
             for field_name, value in (entry.current if kind == "current" else entry.past).items():
                 self.give(field_name, value, self.code_origin(item, coding, field_name), item, element, entry)
                 given = True
         if not given:
-            self.unread(item, element, codings, f"{why}: the mapping sets nothing for a {kind} "
-                                                f"{item.type} ({matched[0][0].name})")
+            self.unread(
+                item,
+                element,
+                codings,
+                f"{why}: the mapping sets nothing for a {kind} {item.type} ({matched[0][0].name})",
+            )
 
     def code_origin(self, item: Item, coding: dict, field_name: str) -> str:
         """'Condition/c1 ICD-10-CM G61.82', the origin of a field a coding sets; a code read from
@@ -380,8 +448,12 @@ class _Patient:
         codings = self.well_formed(item, "code", written)
         if written and not codings:
             return  # each code is listed as no code, with why
-        quantities = [(q, coding) for coding in codings
-                      for q, _ in self.fmap.matches(coding.get("system"), coding.get("code")) if isinstance(q, Quantity)]
+        quantities = [
+            (q, coding)
+            for coding in codings
+            for q, _ in self.fmap.matches(coding.get("system"), coding.get("code"))
+            if isinstance(q, Quantity)
+        ]
         if not quantities:
             self.unread(item, "code", codings, "no entry of the mapping has this code")
             return
@@ -399,8 +471,13 @@ class _Patient:
             return
         if not isinstance(value["value"], (int, float)) or isinstance(value["value"], bool):
             # "70" passes the structure check (pydantic reads it as a decimal), but FHIR JSON writes a number
-            self.errors.append(item.error(f"a {quantity.name} whose value {shown(value['value'])} is not a number "
-                                          "(FHIR JSON writes a decimal as a number)", "valueQuantity.value"))
+            self.errors.append(
+                item.error(
+                    f"a {quantity.name} whose value {shown(value['value'])} is not a number "
+                    "(FHIR JSON writes a decimal as a number)",
+                    "valueQuantity.value",
+                )
+            )
             return
         when = _effective(item.resource)
         if value.get("comparator") is not None:
@@ -410,10 +487,15 @@ class _Patient:
         factor = quantity.units.get(unit)
         if factor is None:
             written = value.get("code") or value.get("unit")
-            self.errors.append(item.error(
-                f"a {quantity.name} in the unit {shown(written)}"
-                + ("" if value.get("system") else " with no system") + ": ivig reads "
-                + ", ".join(f"{c} ({self.fmap.system_name(u)})" for u, c in quantity.units), "valueQuantity.code"))
+            self.errors.append(
+                item.error(
+                    f"a {quantity.name} in the unit {shown(written)}"
+                    + ("" if value.get("system") else " with no system")
+                    + ": ivig reads "
+                    + ", ".join(f"{c} ({self.fmap.system_name(u)})" for u, c in quantity.units),
+                    "valueQuantity.code",
+                )
+            )
             return
         disagreement = self.unit_disagreement(quantity, value, unit)
         if disagreement:
@@ -423,7 +505,8 @@ class _Patient:
             number = round(float(value["value"]) * factor, 3)
         except OverflowError:
             number = float("inf")  # the schema's range refuses it, naming the field
-        origin = f"{item.ref} {self.coding_label(dict(quantities[0][1], display=None))} = {value['value']} {value.get('code')}"
+        label = self.coding_label(dict(quantities[0][1], display=None))
+        origin = f"{item.ref} {label} = {value['value']} {value.get('code')}"
         self.weights.append((when, number, _Setting(number, origin, item, "valueQuantity", None), quantity))
 
     @staticmethod
@@ -437,18 +520,26 @@ class _Patient:
         if named == unit:
             return None
         if named is not None:
-            return f"{shown(said)} names another unit than its code {unit[1]} ({named[1]}): which is meant " \
-                   "cannot be told, so it is no weight"
-        return f"{shown(said)} is not one ivig can tell is {unit[1]}, its code (it reads " \
-               f"{', '.join(quantity.spellings[unit])}): which is meant cannot be told, so it is no weight"
+            return (
+                f"{shown(said)} names another unit than its code {unit[1]} ({named[1]}): which is meant "
+                "cannot be told, so it is no weight"
+            )
+        return (
+            f"{shown(said)} is not one ivig can tell is {unit[1]}, its code (it reads "
+            f"{', '.join(quantity.spellings[unit])}): which is meant cannot be told, so it is no weight"
+        )
 
     def bound(self, item: Item, codings: List[dict], quantity: Quantity, value: dict, when):
         """A quantity with a comparator (> 70 kg) is a bound, not a value: it sets nothing, but it
         takes part in which is the latest (a later bound leaves the value unknown)."""
         unit = value.get("code") or value.get("unit") or ""
         said = " ".join(str(part)[:40] for part in (value["comparator"], value["value"], unit) if part != "")
-        self.unread(item, "valueQuantity", codings, f"a {quantity.name} of {said} is a bound "
-                                                    "(valueQuantity.comparator), not a weight: it sets nothing")
+        self.unread(
+            item,
+            "valueQuantity",
+            codings,
+            f"a {quantity.name} of {said} is a bound (valueQuantity.comparator), not a weight: it sets nothing",
+        )
         self.weights.append((when, None, _Setting(None, item.ref, item, "valueQuantity"), quantity))
 
     # -- the case ------------------------------------------------------------------------------
@@ -471,8 +562,11 @@ class _Patient:
             data.key_lines[field_name] = settings[0].item.line
             origins[field_name] = list(dict.fromkeys(s.origin for s in settings))
         self.origins = origins
-        self.paths = {name: ".".join(filter(None, (settings[0].item.path, settings[0].element)))
-                      for name, settings in self.settings.items() if name in origins}
+        self.paths = {
+            name: ".".join(filter(None, (settings[0].item.path, settings[0].element)))
+            for name, settings in self.settings.items()
+            if name in origins
+        }
         return data
 
     def otherwise(self, patient: Item):
@@ -497,17 +591,22 @@ class _Patient:
             if len({n for n, _ in chosen}) > 1:
                 a, b = chosen[0][1], next(s for n, s in chosen if n != chosen[0][0])
                 when = f"at {latest}" if latest else "with no date"
-                self.errors.append(b.item.error(f"two {quantity.name} values {when}: {a.origin} and {b.origin}",
-                                                "valueQuantity"))
+                self.errors.append(
+                    b.item.error(f"two {quantity.name} values {when}: {a.origin} and {b.origin}", "valueQuantity")
+                )
                 continue
             self.settings.setdefault(quantity.field, []).append(chosen[0][1])
 
     def superseded(self, quantity: Quantity, bound: _Setting, weights: List[tuple]):
         """List the values (at_latest, setting) that a latest bound leaves unused: the value is unknown."""
         for at_latest, setting in weights:
-            self.unread(setting.item, "valueQuantity", _codings(setting.item.resource.get("code")),
-                        f"{'another' if at_latest else 'an earlier'} {quantity.name}: the latest, {bound.origin}, "
-                        "is a bound, so the weight is unknown")
+            self.unread(
+                setting.item,
+                "valueQuantity",
+                _codings(setting.item.resource.get("code")),
+                f"{'another' if at_latest else 'an earlier'} {quantity.name}: the latest, {bound.origin}, "
+                "is a bound, so the weight is unknown",
+            )
 
     def resolve(self, field_name: str, settings: List[_Setting]):
         spec = self.schema.fields.get(field_name)
@@ -522,15 +621,26 @@ class _Patient:
         if len(values) > 1:
             a = next(s for s in settings if s.value == values[0])
             b = next(s for s in settings if s.value == values[1])
-            self.errors.append(b.item.error(
-                f"the record gives two values of {field_name}: {values[0]} ({a.origin}) and {values[1]} ({b.origin})"
-                + (": evaluate them as separate cases" if field_name == "diagnosis" else ""), b.element))
+            self.errors.append(
+                b.item.error(
+                    f"the record gives two values of {field_name}: "
+                    f"{values[0]} ({a.origin}) and {values[1]} ({b.origin})"
+                    + (": evaluate them as separate cases" if field_name == "diagnosis" else ""),
+                    b.element,
+                )
+            )
             return None
         return values[0]
 
 
-def patient_case(patient: Item, items: List[Item], fmap: FhirMap, schema, as_of: dt.date,
-                 medication: Callable[[Item, str], Optional[Item]]):
+def patient_case(
+    patient: Item,
+    items: List[Item],
+    fmap: FhirMap,
+    schema,
+    as_of: dt.date,
+    medication: Callable[[Item, str], Optional[Item]],
+):
     """(case mapping, Provenance, errors) of one Patient and its resources."""
     builder = _Patient(fmap, schema, as_of, medication)
     try:
@@ -549,17 +659,27 @@ def patient_case(patient: Item, items: List[Item], fmap: FhirMap, schema, as_of:
             if _read_element(item.type, element):
                 structure.append(item.error(message + (f" ({element})" if element else ""), element or None))
             else:
-                builder.unmapped.append({"resource": item.ref, "path": f"{item.path}.{element}", "codes": [],
-                                         "reason": f"{message} ({element}): not read, so it decides nothing"})
+                builder.unmapped.append(
+                    {
+                        "resource": item.ref,
+                        "path": f"{item.path}.{element}",
+                        "codes": [],
+                        "reason": f"{message} ({element}): not read, so it decides nothing",
+                    }
+                )
     if structure or failure is not None:
-        return None, Provenance(), structure or [patient.error(
-            f"cannot be read: {type(failure).__name__}: {shown(failure, 200)}")]
+        return (
+            None,
+            Provenance(),
+            structure or [patient.error(f"cannot be read: {type(failure).__name__}: {shown(failure, 200)}")],
+        )
     pid = patient.resource.get("id")
     data = builder.case(pid if isinstance(pid, str) and pid else None, patient)
     return data, Provenance(builder.origins, builder.unmapped, builder.paths, builder.normalised), builder.errors
 
 
 # -- small readers -----------------------------------------------------------------------
+
 
 def _codings(concept) -> List[dict]:
     if not isinstance(concept, dict):
@@ -604,7 +724,7 @@ def _date_range(year, month, day) -> Tuple[dt.date, dt.date]:
     if month:
         m = int(month)
         first = dt.date(y, m, 1)
-        last = (dt.date(y + (m == 12), m % 12 + 1, 1) - dt.timedelta(days=1))
+        last = dt.date(y + (m == 12), m % 12 + 1, 1) - dt.timedelta(days=1)
         return first, last
     return dt.date(y, 1, 1), dt.date(y, 12, 31)
 
