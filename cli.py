@@ -65,7 +65,6 @@ def error_table():
     command has failed.
     """
     from ivig_advisor.engine.base.errors import (
-        BadSignOff,
         CaseChoice,
         FormatContradicted,
         InvalidSource,
@@ -74,6 +73,7 @@ def error_table():
         LogUnusable,
         NoLogHere,
         OutputRefused,
+        SignOffInvalid,
         Stopped,
         StreamClosed,
         UnknownDiagnosis,
@@ -87,7 +87,7 @@ def error_table():
         (UnknownRule, EXIT_USAGE, _usage("RULE")),
         (UnknownDiagnosis, EXIT_USAGE, _usage("--disease")),
         (UnknownStage, EXIT_USAGE, _usage("--status")),
-        (BadSignOff, EXIT_USAGE, _usage(None)),  # the error names its parameter
+        (SignOffInvalid, EXIT_USAGE, _usage(None)),  # the error names its parameter
         (FormatContradicted, EXIT_USAGE, _usage(None)),
         (CaseChoice, EXIT_USAGE, _one()),
         (

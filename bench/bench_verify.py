@@ -267,9 +267,10 @@ from itertools import product  # noqa: E402
 from math import prod  # noqa: E402
 from typing import Dict, List, Optional  # noqa: E402
 
-from ivig_advisor.engine.audit.verify import (  # noqa: E402
+from ivig_advisor.engine.audit.verify import (  # noqa: E402  # noqa: E402
     _UNSET,
     Coverage,
+    Finding,
     Verification,
     _concludes_all,
     _Group,
@@ -278,9 +279,6 @@ from ivig_advisor.engine.audit.verify import (  # noqa: E402
     _order,
     _Outcome,
     _State,
-)
-from ivig_advisor.engine.audit.verify import (  # noqa: E402
-    CheckFinding as Finding,
 )
 from ivig_advisor.engine.core import conditions  # noqa: E402
 from ivig_advisor.engine.core.analysis import domains, live_rules  # noqa: E402
@@ -475,7 +473,7 @@ class ReferenceWalk:
             for rule in rules:
                 if rule.id in decided:
                     continue
-                verdict = conditions.evaluate(rule.when, lookup)
+                verdict = conditions.truth(rule.when, lookup)
                 if verdict is None:
                     continue
                 decided[rule.id], progress = verdict, True
@@ -648,7 +646,7 @@ def reference_satisfiable(rule: RuleSpec, domains: Dict[str, list], rulebase: Ru
         choices.append([[]] + [[v] for v in values])
     for combo in product(*choices):
         table = dict(zip(names, combo))
-        if conditions.evaluate(rule.when, table.__getitem__):
+        if conditions.truth(rule.when, table.__getitem__):
             return True
     return False
 

@@ -149,13 +149,13 @@ def test_the_library_errors_are_one_hierarchy_importable_where_they_were():
     from ivig_advisor.engine.clinician import interview
 
     assert atomic.OutputRefused is errors.OutputRefused and atomic.WriteFailed is errors.WriteFailed
-    for name in ("BadSignOff", "LogUnusable", "NoLogHere", "LogLocked"):
+    for name in ("SignOffInvalid", "LogUnusable", "NoLogHere", "LogLocked"):
         assert getattr(signoff, name) is getattr(errors, name)
     assert interview.ResumeError is errors.CaseChoice
     builtin = {
         "OutputRefused": ValueError,
         "WriteFailed": OSError,
-        "BadSignOff": ValueError,
+        "SignOffInvalid": ValueError,
         "LogUnusable": ValueError,
         "NoLogHere": ValueError,
         "LogLocked": TimeoutError,

@@ -1,4 +1,4 @@
-"""The condition language's three-valued logic (engine.conditions): `evaluate`,
+"""The condition language's three-valued logic (engine.conditions): `truth`,
 `negate` and `normal`. A missing value is unknown, never false."""
 
 import operator
@@ -13,10 +13,10 @@ from ivig_advisor.engine.core.conditions import (
     AllOf,
     AnyOf,
     Not,
-    evaluate,
     negate,
     normal,
     parse,
+    truth,
 )
 from ivig_advisor.engine.core.conditions import (
     Test as Leaf,
@@ -32,7 +32,7 @@ def lookup_of(env: dict):
 
 
 def ev(data, env: dict):
-    return evaluate(parse(data, "test"), lookup_of(env))
+    return truth(parse(data, "test"), lookup_of(env))
 
 
 # -- a missing value is unknown, never false ------------------------------------
@@ -60,8 +60,8 @@ def ev(data, env: dict):
 )
 def test_a_missing_value_is_unknown_never_false(data):
     assert ev(data, {}) is None
-    assert evaluate(normal(parse(data, "test")), lookup_of({})) is None
-    assert evaluate(negate(parse(data, "test")), lookup_of({})) is None
+    assert truth(normal(parse(data, "test")), lookup_of({})) is None
+    assert truth(negate(parse(data, "test")), lookup_of({})) is None
 
 
 # -- each operator on a present value, a missing one, a fact with several values --
@@ -213,7 +213,7 @@ def test_all_and_any_of_three(values, expected):
 def test_not_reads_as_pushed_down_to_the_tests(data, value, expected):
     env = {} if value is UNKNOWN else {"x": value}
     assert ev(data, env) is expected
-    assert evaluate(normal(parse(data, "test")), lookup_of(env)) is expected
+    assert truth(normal(parse(data, "test")), lookup_of(env)) is expected
 
 
 # -- negate and normal: properties over random conditions and assignments --------
@@ -307,14 +307,14 @@ def has_not(cond) -> bool:
 @settings(max_examples=500, deadline=None)
 @given(CONDITIONS, SINGLE)
 def test_evaluate_is_kleenes_logic_over_case_fields(cond, env):
-    assert evaluate(cond, lookup_of(env)) is kleene(cond, env)
+    assert truth(cond, lookup_of(env)) is kleene(cond, env)
 
 
 @settings(max_examples=500, deadline=None)
 @given(CONDITIONS, SINGLE)
 def test_negate_is_the_complement_over_case_fields(cond, env):
     lookup = lookup_of(env)
-    assert evaluate(negate(cond), lookup) is KLEENE_NOT[evaluate(cond, lookup)]
+    assert truth(negate(cond), lookup) is KLEENE_NOT[truth(cond, lookup)]
     assert not has_not(negate(cond))
 
 
@@ -325,8 +325,8 @@ def test_normal_preserves_meaning_for_any_facts(cond, env):
     (engine.compiler) run normal(when), the analysis evaluates `when` itself."""
     lookup = lookup_of(env)
     assert not has_not(normal(cond))
-    assert evaluate(normal(cond), lookup) is evaluate(cond, lookup)
-    assert evaluate(negate(negate(cond)), lookup) is evaluate(cond, lookup)
+    assert truth(normal(cond), lookup) is truth(cond, lookup)
+    assert truth(negate(negate(cond)), lookup) is truth(cond, lookup)
     assert [t.name for t in conditions.tests(normal(cond))] == [t.name for t in conditions.tests(cond)]
 
 
@@ -384,7 +384,7 @@ def test_evaluate_reads_not_over_a_derived_fact_as_the_engine_does(rules_copy):
             return run.derived.get(name, [])
 
         assert rule.id not in run.fired
-        assert evaluate(rule.when, lookup) is False, data
+        assert truth(rule.when, lookup) is False, data
 
 
 def test_the_walk_reads_not_over_a_derived_fact_as_the_engine_does(rules_copy):

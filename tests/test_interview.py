@@ -13,7 +13,7 @@ import yaml
 from conftest import ROOT
 
 from ivig_advisor.engine import Advisor, RuleBase
-from ivig_advisor.engine.clinician.interview import AnswerError, Interview, outcome_key
+from ivig_advisor.engine.clinician.interview import AnswerInvalid, Interview, outcome_key
 from ivig_advisor.engine.core import conditions
 from ivig_advisor.engine.core.analysis import domains
 
@@ -110,14 +110,14 @@ def test_answers_in_many_forms():
     assert session.parse(diagnosis, "lem") == "lems"
     assert session.parse(diagnosis, "GBS") == "gbs"
     assert session.parse(diagnosis, "3") == list(diagnosis.values)[2]
-    with pytest.raises(AnswerError, match="could be"):
+    with pytest.raises(AnswerInvalid, match="could be"):
         session.parse(diagnosis, "m")
     walks = SCHEMA.fields["walks_unaided"]
     assert [session.parse(walks, t) for t in ("y", "Yes", "TRUE", "n", "no", "Absent")] == [True] * 3 + [False] * 3
     for text in ("maybe", "1", "0"):  # one contract with files: a yes/no is never a number
-        with pytest.raises(AnswerError, match="yes or no"):
+        with pytest.raises(AnswerInvalid, match="yes or no"):
             session.parse(walks, text)
-    with pytest.raises(AnswerError):
+    with pytest.raises(AnswerInvalid):
         session.parse(SCHEMA.fields["age"], "200")
     assert [session.parse(SCHEMA.fields["weight_kg"], t) for t in ("70", "70 kg", "70.5kg", "70 kilos")] == [
         70,
@@ -125,10 +125,10 @@ def test_answers_in_many_forms():
         70.5,
         70,
     ]
-    with pytest.raises(AnswerError, match=r"write decimals with a point \(70\.5\)"):
+    with pytest.raises(AnswerInvalid, match=r"write decimals with a point \(70\.5\)"):
         session.parse(SCHEMA.fields["weight_kg"], "70,5")
     assert session.parse(SCHEMA.fields["age"], "65 y") == session.parse(SCHEMA.fields["age"], "065") == 65
-    with pytest.raises(AnswerError, match="answer a number"):
+    with pytest.raises(AnswerInvalid, match="answer a number"):
         session.parse(SCHEMA.fields["weight_kg"], "70 lb")
     assert session.parse(SCHEMA.fields["planned_cotherapy"], "2, plasma") == ["corticosteroids", "plasma_exchange"]
     assert session.parse(SCHEMA.fields["planned_cotherapy"], "none") == []
@@ -138,7 +138,7 @@ def test_back_and_unknown_and_constraints():
     session = Interview(ADVISOR)
     session.give("diagnosis", "gbs")
     session.give("needs_ventilation", True)
-    with pytest.raises(AnswerError, match="cannot walk unaided"):
+    with pytest.raises(AnswerInvalid, match="cannot walk unaided"):
         session.give("walks_unaided", True)
     session.skip("walks_unaided")
     assert session.back() == "walks_unaided" and "walks_unaided" not in session.unknown

@@ -31,7 +31,7 @@ from typing import Dict, List, Optional, Tuple
 import yaml
 
 from ..base.atomic import atomic_writer
-from ..base.errors import BadSignOff, LogLocked, LogUnusable, NoLogHere  # noqa: F401 - raised here, imported from here
+from ..base.errors import LogLocked, LogUnusable, NoLogHere, SignOffInvalid  # noqa: F401 - raised here, imported from here
 from ..base.yamlsrc import LineLoader, LocatedList, SourceError, yaml_error
 from ..core import conditions
 from ..core.rulebase import RuleBase, RuleSpec
@@ -416,24 +416,24 @@ def new_entries(
     """The entries a sign would append, every argument checked first (all or nothing)."""
     unknown = [r for r in rule_ids if r not in rulebase.by_id]
     if unknown:
-        raise BadSignOff(
+        raise SignOffInvalid(
             "; ".join(f"no rule '{r}'{suggest(r, rulebase.by_id)}" for r in unknown) + " (nothing was recorded)", "RULE"
         )
     if verdict not in VERDICTS:
-        raise BadSignOff(f"verdict must be one of {', '.join(VERDICTS)}", "--verdict")
+        raise SignOffInvalid(f"verdict must be one of {', '.join(VERDICTS)}", "--verdict")
     comment = " ".join((comment or "").split())
     if verdict == "needs-change" and not comment:
-        raise BadSignOff("a 'needs-change' verdict needs a comment saying what to change", "--comment")
+        raise SignOffInvalid("a 'needs-change' verdict needs a comment saying what to change", "--comment")
     reviewer = " ".join((reviewer or "").split())
     if not reviewer:
-        raise BadSignOff("a sign-off needs the reviewer's name", "--reviewer")
+        raise SignOffInvalid("a sign-off needs the reviewer's name", "--reviewer")
     today = datetime.date.today()
     date = today.isoformat() if date is None else date
     problem = date_problem(date)
     if problem is None and datetime.date.fromisoformat(date) > today:
         problem = f"{date} is after today ({today.isoformat()}): a review is dated when it was done"
     if problem:
-        raise BadSignOff(problem, "--date")
+        raise SignOffInvalid(problem, "--date")
     entries = []
     for rule_id in dict.fromkeys(rule_ids):
         entry = {

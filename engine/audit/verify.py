@@ -44,7 +44,7 @@ from ..core.schema import CaseSchema
 
 
 @dataclass
-class CheckFinding:
+class Finding:
     """One problem found in a rule base, with where it is written."""
 
     kind: str
@@ -87,7 +87,7 @@ class Coverage:
 class Verification:
     """The result of `verify`: findings, and how much of the fact space was walked."""
 
-    findings: List[CheckFinding]
+    findings: List[Finding]
     coverage: List[Coverage] = field(default_factory=list)
     reach: Counter = field(default_factory=Counter)  # rule id -> combinations in which it fires
 
@@ -198,7 +198,7 @@ class _Walk:
         self.domains = domains(rulebase)
         if fixed is not None:  # one case: every field takes its one value
             self.domains = {name: [fixed.get(name)] for name in self.domains}
-        self.findings: Dict[tuple, CheckFinding] = {}
+        self.findings: Dict[tuple, Finding] = {}
         self.reach: Counter = Counter()
         self.cofire: Dict[str, set] = {}
         self.cofired: set = set()  # the sets of rules seen firing together (cofire is updated once per set)
@@ -286,7 +286,7 @@ class _Walk:
         if finding is None:
             # a gap belongs to no rule: it is placed at the diagnosis in the case schema
             where = (rule.file, rule.line) if rule else (self.schema.source, self.schema.fields["diagnosis"].line)
-            self.findings[key] = CheckFinding(kind, message, *where, rule.id if rule else None, dict(witness), count)
+            self.findings[key] = Finding(kind, message, *where, rule.id if rule else None, dict(witness), count)
         else:
             finding.combinations += count
 
@@ -1281,12 +1281,12 @@ def _satisfiable(rule: RuleSpec, domains: Dict[str, list], rulebase: RuleBase) -
         choices.append([[]] + [[v] for v in values])
     for combo in product(*choices):
         table = dict(zip(names, combo))
-        if conditions.evaluate(rule.when, table.__getitem__):
+        if conditions.truth(rule.when, table.__getitem__):
             return True
     return False
 
 
-def _order(finding: CheckFinding):
+def _order(finding: Finding):
     return (finding.file or "", finding.line or 0, finding.kind, finding.message)
 
 

@@ -22,7 +22,7 @@ from ..core.schema import CaseInvalid
 from ..core.words import citation, condition_text, dose_line, sentence, suggest, value_label
 from ..io.cases import CaseRecord, pick_case, read_cases
 from .signoff import LOG_NAME, STAGES, ReviewLog, signoff_hash, unsigned
-from .verify import CheckFinding, Verification, verify
+from .verify import Finding, Verification, verify
 
 
 def rule_record(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog] = None) -> dict:
@@ -269,7 +269,7 @@ class RuleView:
 class CheckReport:
     """`audit check`: load errors or the verification, and where sign-off stands."""
 
-    findings: List[CheckFinding]
+    findings: List[Finding]
     verification: Optional[Verification] = None
     signoff: Dict[str, int] = field(default_factory=dict)
     rulebase: Optional[RuleBase] = None
@@ -298,7 +298,7 @@ class CheckReport:
 
 
 def check(directory=None, strict: bool = False) -> CheckReport:
-    """Load a rule base and verify it; every problem is a CheckFinding with file:line.
+    """Load a rule base and verify it; every problem is a Finding with file:line.
 
     Load errors (schema, unknown names, duplicate ids, missing provenance) stop
     before the exhaustive walk, which needs a rule base that loads. `strict`
@@ -313,16 +313,13 @@ def check(directory=None, strict: bool = False) -> CheckReport:
         except (OSError, SourceError):
             manifest = {}
         return CheckReport(
-            [
-                CheckFinding(e.kind, e.message + (f" [{e.field}]" if e.field else ""), e.source, e.line)
-                for e in exc.errors
-            ]
+            [Finding(e.kind, e.message + (f" [{e.field}]" if e.field else ""), e.source, e.line) for e in exc.errors]
             + unlisted(root, str(directory or "rules"), manifest)
         )
     return check_rulebase(rulebase, strict)
 
 
-def unlisted(root, label: str, manifest) -> List[CheckFinding]:
+def unlisted(root, label: str, manifest) -> List[Finding]:
     """A finding for each YAML file below the rule directory, at any depth and with any case of
     extension, that the manifest does not name (rulebase.unlisted_files).
 
@@ -330,7 +327,7 @@ def unlisted(root, label: str, manifest) -> List[CheckFinding]:
     rule file in beside the others must not think its rules are live.
     """
     return [
-        CheckFinding(
+        Finding(
             "unlisted",
             f"{name} is in the rule directory but not listed in rulebase.yaml "
             "(rule_files or data_files): its rules are not loaded",
@@ -346,14 +343,14 @@ def check_rulebase(rulebase: RuleBase, strict: bool = False) -> CheckReport:
     result = verify(rulebase)
     log = ReviewLog.load(rulebase)
     findings = list(result.findings)
-    findings += [CheckFinding("review-log", e.message, e.source, e.line, e.field) for e in log.errors]
+    findings += [Finding("review-log", e.message, e.source, e.line, e.field) for e in log.errors]
     findings += unlisted(rulebase.root, rulebase.label, rulebase.manifest)
     if strict:
         for rule in rulebase.rules:
             signoff = log.state(rule)
             if signoff.stage != "approved":
                 findings.append(
-                    CheckFinding("sign-off", f"rule {rule.id}: {signoff.describe()}", rule.file, rule.line, rule.id)
+                    Finding("sign-off", f"rule {rule.id}: {signoff.describe()}", rule.file, rule.line, rule.id)
                 )
     return CheckReport(findings, result, log.counts(), rulebase)
 
@@ -533,7 +530,7 @@ def why_not_in(advisor: Advisor, path: str, rule_id: str, case_id: Optional[str]
 
 def _walk_condition(rulebase, cond, lookup, out, depth):
     if isinstance(cond, conditions.Test):
-        verdict = conditions.evaluate(cond, lookup)
+        verdict = conditions.truth(cond, lookup)
         values = lookup(cond.name)
         if cond.name in rulebase.schema.fields:
             actual = value_label(rulebase, cond.name, values[0]) if values else "unknown"
@@ -548,7 +545,7 @@ def _walk_condition(rulebase, cond, lookup, out, depth):
         values = lookup(name)
         return values if values or name not in rulebase.schema.fields else conditions.UNKNOWN
 
-    verdict = conditions.evaluate(cond, unknown_as_undecided)
+    verdict = conditions.truth(cond, unknown_as_undecided)
     kind = {conditions.AllOf: "all of", conditions.AnyOf: "any of", conditions.Not: "not"}[type(cond)]
     out.append(TestStatus(kind, verdict, "", depth))
     for item in cond.items if not isinstance(cond, conditions.Not) else (cond.item,):
@@ -567,7 +564,7 @@ def _fixes(advisor: Advisor, facts: dict, rule: RuleSpec, limit: int) -> List[di
         trial = {k: v for k, v in dict(facts, **change).items() if v is not None}
         if not rulebase.schema.check_constraints(trial):
             return False
-        firings = advisor.engine_for(trial).evaluate(trial, advisor.order)
+        firings = advisor.engine_for(trial).firings_for(trial, advisor.order)
         return any(f.rule.id == rule.id for f in firings)
 
     found = []

@@ -77,7 +77,7 @@ class FormatContradicted(IvigError, ValueError):
 # -- the review log -----------------------------------------------------------------
 
 
-class BadSignOff(IvigError, ValueError):
+class SignOffInvalid(IvigError, ValueError):
     """An argument of a sign-off is wrong; `param` names it (RULE, --date, ...)."""
 
     def __init__(self, message: str, param: str):
@@ -145,7 +145,7 @@ class WorkerDied(IvigError, ChildProcessError):
 
 
 __all__ = [
-    "BadSignOff",
+    "SignOffInvalid",
     "CaseChoice",
     "FormatContradicted",
     "InvalidSource",

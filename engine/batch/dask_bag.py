@@ -41,7 +41,7 @@ def _advisor(rules_dir: Optional[str]) -> Advisor:
     return Advisor(RuleBase.load(Path(rules_dir) if rules_dir else None))
 
 
-def evaluate_lines(
+def result_dicts(
     items: Iterable[Tuple[str, str]], rules_dir: Optional[str] = None, relative_to: Optional[str] = None
 ) -> List[dict]:
     """Evaluate one partition of `(line, path)` pairs; one result dict per case, in order.
@@ -62,7 +62,7 @@ def evaluate_bag(bag, rules_dir: Optional[str] = None, relative_to: Optional[str
     since a worker's may differ), as `ivig evaluate` names the files it was
     given. None keeps them absolute."""
     base = os.path.abspath(relative_to) if relative_to is not None else None
-    return bag.map_partitions(evaluate_lines, rules_dir, base)
+    return bag.map_partitions(result_dicts, rules_dir, base)
 
 
 def to_jsonl(results, pattern: str, **to_textfiles):

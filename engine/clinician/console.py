@@ -7,7 +7,7 @@ or libedit when Python has it (line editing, the session's answers as
 history, Tab completing the question's choices), and an answer that does not
 fit is asked again; from a pipe it is read plainly, a scripted interview
 shows its answers in the transcript, and an answer that does not fit stops
-it (UnreadableAnswer, exit 2). Everything from input is shown made safe for
+it (ScriptedAnswerInvalid, exit 2). Everything from input is shown made safe for
 a terminal (escape.for_terminal), and text is wrapped to the terminal's
 width (render.wrap). At the end the verdict comes last (VerdictLast), so
 that the last screen shows it. quit, Ctrl-C at a question or the end of
@@ -28,7 +28,7 @@ from ..base.errors import IvigError, OutputRefused, Stopped, WriteFailed
 from ..base.escape import for_terminal
 from ..core.advisor import Advisor, Result
 from ..output.render import TextRenderer, normalised_text, plain_style, terminal_width, wrap
-from .interview import COMMANDS, NO, YES, AnswerError, Interview, Step, check_save, save_case
+from .interview import COMMANDS, NO, YES, AnswerInvalid, Interview, Step, check_save, save_case
 
 INTERVIEW_HELP = """At any question you may answer:
   why      which rules need this answer; why again climbs to the goal they serve
@@ -46,7 +46,7 @@ GOAL_WORDS = {"stance": "the stance on IVIG", "dose": "the dose", "warnings": "t
 ROWS_BELOW_ADVICE = 3
 
 
-class UnreadableAnswer(IvigError, ValueError):
+class ScriptedAnswerInvalid(IvigError, ValueError):
     """A scripted answer (standard input not a terminal) that does not fit its question. The
     script stops there (exit 2): asking again would take the next line, meant for the next
     question, as this one's answer, and shift every later answer onto the wrong question."""
@@ -102,7 +102,7 @@ def run_interview(
     `answers` and `case_id` come from a resumed case file (`resumed_from`);
     `save_path` saves without asking (an existing file is replaced after a yes
     at the terminal, or with `overwrite`). A scripted answer that does not fit
-    its question raises UnreadableAnswer, naming the question and the line.
+    its question raises ScriptedAnswerInvalid, naming the question and the line.
     """
     SCRIPT.line = 0
     return _Console(Interview(advisor, answers), style).run(case_id, save_path, overwrite, resumed_from)
@@ -258,7 +258,7 @@ class _Console:
         try:
             value = self.session.parse(spec, text)
             self.session.give(spec.name, value)
-        except AnswerError as exc:
+        except AnswerInvalid as exc:
             self.refuse(spec, text, str(exc))
             return False
         if spec.type in ("enum", "list") and text.strip().lower() != spec.label(value).lower():
@@ -267,9 +267,9 @@ class _Console:
 
     def refuse(self, spec, text: str, reason: str, shown: Optional[str] = None) -> None:
         """An answer that does not fit: at a terminal the reason (or `shown`), and the question
-        is asked again; in a script, UnreadableAnswer naming the line, the question and the reason."""
+        is asked again; in a script, ScriptedAnswerInvalid naming the line, the question and the reason."""
         if not sys.stdin.isatty():
-            raise UnreadableAnswer(
+            raise ScriptedAnswerInvalid(
                 f"line {SCRIPT.line} of standard input: {text.strip()!r} does not answer "
                 f"'{spec.question or spec.name}' ({reason}). A script stops at an answer it "
                 "cannot use, so that no later answer is taken for another question; nothing "

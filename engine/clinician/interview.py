@@ -59,7 +59,7 @@ COMMANDS = {
 }
 
 
-class AnswerError(ValueError):
+class AnswerInvalid(ValueError):
     """An answer that does not fit the question; the message says why."""
 
 
@@ -138,13 +138,13 @@ class Interview:
         """The answers as a case mapping, in schema order (the case-file contract)."""
         return {name: self.answers[name] for name in self.schema.fields if name in self.answers}
 
-    def evaluate(self, answers: Optional[dict] = None) -> Run:
+    def run(self, answers: Optional[dict] = None) -> Run:
         """The run of the rules over the answers (or over other answers)."""
         data = self.case() if answers is None else answers
         return self.advisor.run(self.advisor.validate(data))
 
     def result(self) -> Result:
-        return self.evaluate().result
+        return self.run().result
 
     # -- the next question --------------------------------------------------
 
@@ -157,7 +157,7 @@ class Interview:
         """
         if "diagnosis" not in self.answers:
             return self.schema.fields["diagnosis"]
-        run = self.evaluate()
+        run = self.run()
         ranked = []
         for order, name in enumerate(run.result.missing):
             if name in self.unknown or name in self.answers:
@@ -193,7 +193,7 @@ class Interview:
         for value in self.candidates(name):
             trial = dict(self.case(), **{name: words.plain(value)})
             try:
-                yield self.evaluate(trial)
+                yield self.run(trial)
             except CaseInvalid:
                 continue
 
@@ -220,13 +220,13 @@ class Interview:
     # -- answers ------------------------------------------------------------
 
     def parse(self, spec: FieldSpec, text: str):
-        """The typed value of an answer, or AnswerError saying what would fit."""
+        """The typed value of an answer, or AnswerInvalid saying what would fit."""
         text = text.strip()
         if spec.type == "boolean":  # the schema's reader, as files and CSV cells are read: never 1 or 0
             try:
                 return read_value(spec, text).value
             except ValueError:
-                raise AnswerError(
+                raise AnswerInvalid(
                     "answer yes or no (y/n)" + did_you_mean(text, {"yes": ["yes"], "no": ["no"]})
                 ) from None
         if spec.type == "enum":
@@ -237,14 +237,14 @@ class Interview:
             return sorted({self._choice(spec, part) for part in text.replace(";", ",").split(",") if part.strip()})
         if spec.type in ("integer", "number"):
             if re.fullmatch(r"\s*[-+]?\d+,\d+.*", text):  # '70,5' is 70.5 to some and 705 to others
-                raise AnswerError(
+                raise AnswerInvalid(
                     f"write decimals with a point ({text.replace(',', '.', 1)}), "
                     f"as case files do{self.range_text(spec)}"
                 )
             try:
                 return read_value(spec, text).value
             except ValueError as exc:
-                raise AnswerError(f"answer a number{self.range_text(spec)}: {exc}") from None
+                raise AnswerInvalid(f"answer a number{self.range_text(spec)}: {exc}") from None
         return text
 
     def _choice(self, spec: FieldSpec, text: str):
@@ -267,10 +267,10 @@ class Interview:
         if len(starts) == 1:
             return starts[0]
         if starts:  # in the list's order, each once ('m' is ALS by two of its aliases)
-            raise AnswerError(f"'{text}' could be {', '.join(starts)}: type more letters or the number")
+            raise AnswerInvalid(f"'{text}' could be {', '.join(starts)}: type more letters or the number")
         hint = did_you_mean(text, {v: choice_names(spec, v) for v in values}, spec.label)
         how = f"choose a number from the list, or a name (e.g. {values[0]})"
-        raise AnswerError(
+        raise AnswerInvalid(
             f"'{text}' is not one of the choices" + (f"{hint} {how[0].upper()}{how[1:]}" if hint else f": {how}")
         )
 
@@ -283,12 +283,12 @@ class Interview:
         return list(dict.fromkeys(n for v in spec.values for n in [v, *spec.values[v].get("aliases", [])]))
 
     def give(self, name: str, value) -> None:
-        """Record an answer; raises AnswerError when the case it makes is invalid."""
+        """Record an answer; raises AnswerInvalid when the case it makes is invalid."""
         trial = dict(self.case(), **{name: value})
         try:
             self.advisor.validate(trial)
         except CaseInvalid as exc:
-            raise AnswerError("; ".join(e.message for e in exc.errors)) from None
+            raise AnswerInvalid("; ".join(e.message for e in exc.errors)) from None
         self.history.append((name, self.answers.get(name, _UNSET)))
         self.answers[name] = value
 
@@ -342,7 +342,7 @@ class Interview:
                     list(GOALS),
                 )
             ]
-        run = self.evaluate()
+        run = self.run()
         steps, wanted, seen = [], [name], set()
         while wanted:
             found = [
@@ -630,7 +630,7 @@ def case_text(case: dict, path, finished: bool) -> str:
 
 
 __all__ = [
-    "AnswerError",
+    "AnswerInvalid",
     "GOALS",
     "Interview",
     "NO",

@@ -11,7 +11,7 @@ from typing import Dict, List, Optional
 from ..base.yamlsrc import SourceError
 from .analysis import live_rules, missing_fields, undecided_rules
 from .cache.situations import DEFAULT_SIZE, Keyer, SituationCache
-from .compiler import Derived, compile_rulebase
+from .compiler import TRACE_KIND, Derived, compile_rulebase
 from .rulebase import SEVERITIES, RuleBase, RuleSpec
 from .schema import Case, CaseInvalid
 from .words import GENERAL_PRECAUTIONS, patient_grams, plain, precautions_line
@@ -179,7 +179,7 @@ class Advisor:
         return run
 
     def _run(self, case: Case, engine) -> "Run":
-        firings = engine.evaluate(case.facts, self.order)
+        firings = engine.firings_for(case.facts, self.order)
         rule_of_fact = {fact_id: firings[i].rule.id for fact_id, i in engine.asserted_by.items()}
         firings = _canonical(firings)
         result = Result(id=case.id, source=case.source, line=case.line)
@@ -231,7 +231,7 @@ def _canonical(firings):
 
 
 def _fact_entry(fact, asserted_by) -> dict:
-    entry = {"fact": type(fact).__name__, "name": fact["name"], "value": plain(fact["value"])}
+    entry = {"fact": TRACE_KIND[type(fact)], "name": fact["name"], "value": plain(fact["value"])}
     if isinstance(fact, Derived):
         entry["from"] = asserted_by.get(fact["__factid__"])
     return entry

@@ -53,7 +53,7 @@ def undecided_rules(
         while changed:  # a layer's rules may feed each other
             changed = False
             for rule in in_layer:
-                if rule in pending or conditions.evaluate(rule.when, lookup) is not None:
+                if rule in pending or conditions.truth(rule.when, lookup) is not None:
                     continue
                 if _moot(rule, derived):
                     continue
@@ -86,7 +86,7 @@ def _pursued(cond, lookup):
     antibodies wait for IgA deficiency, and the safety fields of a patient
     who may not receive IVIG wait until it is known whether they will (what
     decides `receives_ivig` comes first). In an `any`, every open branch."""
-    if conditions.evaluate(cond, lookup) is not None:
+    if conditions.truth(cond, lookup) is not None:
         return
     if isinstance(cond, conditions.Test):
         yield cond
@@ -180,7 +180,7 @@ def live_rules(rulebase: RuleBase, diagnosis: str) -> List[RuleSpec]:
                 return conditions.UNKNOWN
             return []
 
-        still = [r for r in live if conditions.evaluate(r.when, lookup) is not False]
+        still = [r for r in live if conditions.truth(r.when, lookup) is not False]
         if len(still) == len(live):
             return live
         live = still

@@ -2,7 +2,7 @@
 
 Working memory holds two kinds of fact:
 
-- ``Finding(name=..., value=...)``: one per known field of the case;
+- ``Given(name=..., value=...)``: one per known field of the case;
 - ``Derived(name=..., value=..., layer=...)``: asserted by rules (derived
   classifications, the stance, the dose, warnings).
 
@@ -21,12 +21,17 @@ from .rulebase import STANCE, RuleBase, RuleSpec
 from .words import dose_line
 
 
-class Finding(Fact):
+class Given(Fact):
     """A known field of the case."""
 
 
 class Derived(Fact):
     """A fact a rule asserted."""
+
+
+# A fact's kind as a result's trace names it: the JSON contract calls a given fact a "Finding"
+# (its name before the code called it Given, kept so that readers of results do not break).
+TRACE_KIND = {Given: "Finding", Derived: "Derived"}
 
 
 @dataclass
@@ -49,7 +54,7 @@ class AdvisorEngine(KnowledgeEngine):
         super().__init__()
         trim_overheads(self)
 
-    def evaluate(self, facts: dict, order) -> List[Firing]:
+    def firings_for(self, facts: dict, order) -> List[Firing]:
         """Run the rules over a case's facts; return the firings in order."""
         self.reset()
         self.firings: List[Firing] = []
@@ -57,7 +62,7 @@ class AdvisorEngine(KnowledgeEngine):
         # In schema order, so fact ids never depend on the input's order; only
         # the fields some rule here tests; and in one declare, so the Rete
         # settles once instead of once per fact.
-        findings = [Finding(name=name, value=facts[name]) for name in order if name in facts and name in self.tested]
+        findings = [Given(name=name, value=facts[name]) for name in order if name in facts and name in self.tested]
         if findings:
             self.declare(*findings)
         self.run()
@@ -103,7 +108,7 @@ def compile_rule(spec: RuleSpec, rulebase: RuleBase) -> Rule:
     """One experta Rule for one rule spec."""
 
     def kind_of(name):
-        return Finding if name in rulebase.schema.fields else Derived
+        return Given if name in rulebase.schema.fields else Derived
 
     cond = conditions.normal(spec.when)
     patterns = [_compile_condition(cond, kind_of, [])]

@@ -214,7 +214,7 @@ def tests(cond: Condition):
 UNKNOWN = object()
 
 
-def evaluate(cond: Condition, lookup: Callable) -> Optional[bool]:
+def truth(cond: Condition, lookup: Callable) -> Optional[bool]:
     """True, False, or None (cannot be decided yet) in Kleene's logic.
 
     A test on a fact with several values holds when one of them passes it, as
@@ -233,8 +233,8 @@ def evaluate(cond: Condition, lookup: Callable) -> Optional[bool]:
             return None
         return any(cond.holds(v) for v in values)
     if isinstance(cond, Not):
-        return evaluate(negate(cond.item), lookup)
-    results = [evaluate(c, lookup) for c in cond.items]
+        return truth(negate(cond.item), lookup)
+    results = [truth(c, lookup) for c in cond.items]
     if isinstance(cond, AllOf):
         if False in results:
             return False

@@ -209,8 +209,8 @@ class CaseSchema:
             broken = []  # a message once: a symmetric pair of constraints (A not with B, B not with A) breaks twice
             for when, require, message, _ in self.constraints:
                 if (
-                    conditions.evaluate(when, lookup)
-                    and conditions.evaluate(require, lookup) is False
+                    conditions.truth(when, lookup)
+                    and conditions.truth(require, lookup) is False
                     and message not in broken
                 ):
                     broken.append(message)
@@ -293,7 +293,7 @@ class CaseSchema:
         Only a required equality settles a value; it is never asked for, nor listed as missing."""
         lookup, out = _lookup(facts), {}
         for when, require, _, _ in self.constraints:
-            if conditions.evaluate(when, lookup) is True:
+            if conditions.truth(when, lookup) is True:
                 for name, value in (_equalities(require) or {}).items():
                     if name not in facts:
                         out[name] = value
@@ -303,8 +303,7 @@ class CaseSchema:
         """Whether a set of facts breaks no constraint (used by exhaustive checks)."""
         lookup = _lookup(facts)
         return not any(
-            conditions.evaluate(w, lookup) and conditions.evaluate(r, lookup) is False
-            for w, r, _, _ in self.constraints
+            conditions.truth(w, lookup) and conditions.truth(r, lookup) is False for w, r, _, _ in self.constraints
         )
 
 

@@ -46,8 +46,8 @@ from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..base.escape import for_terminal, lone_surrogate_at
-from .cdshooks import HookError, Hooks
-from .feedback import CardKeeper, CardUnknown, FeedbackInvalid, FeedbackStore
+from .cdshooks import HookRefused, Hooks
+from .feedback import CardKeeper, FeedbackInvalid, FeedbackStore, UnknownCard
 from .jwtauth import Trust, Unauthorized, caller_of
 
 ENV = "IVIG_SERVE_SETTINGS"  # how `ivig serve` hands settings to each uvicorn worker
@@ -184,7 +184,7 @@ def create_app(settings: Settings) -> Starlette:
             for key, _query in missing:  # the server's fault, not the caller's: 412, where prefetch is 400
                 fault = hooks.services.unlike(key, fetched[key], body)
                 if fault:
-                    raise HookError(412, f"the FHIR server's answer for prefetch '{key}' {fault}")
+                    raise HookRefused(412, f"the FHIR server's answer for prefetch '{key}' {fault}")
             body["prefetch"] = dict(body.get("prefetch") or {}, **fetched)
         # The engine runs here, on the event loop: one call at a time by construction (experta
         # is not thread-safe), in arrival order, with no hand-off to a thread (2 ms a call).
@@ -196,22 +196,22 @@ def create_app(settings: Settings) -> Starlette:
         caller = authorised(request)
         service_id = request.path_params["service"]
         if hooks.services.service(service_id) is None:
-            raise HookError(404, f"no CDS service {service_id!r}")
+            raise HookRefused(404, f"no CDS service {service_id!r}")
         body = await _json_body(request, settings.body_timeout)
         await run_in_threadpool(keeper.flush)  # the cards it names are in the file first
         try:
             count = await run_in_threadpool(store.record, service_id, body, *caller)
         except FeedbackInvalid as exc:
-            raise HookError(400, str(exc)) from None
-        except CardUnknown as exc:
-            raise HookError(404, str(exc)) from None
+            raise HookRefused(400, str(exc)) from None
+        except UnknownCard as exc:
+            raise HookRefused(404, str(exc)) from None
         return JSONResponse({"stored": count})
 
     async def refused(request: Request, exc: Unauthorized):
         log.warning("refused a call to %s: %s", _path(request), exc)  # the reason, never the token
         return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
 
-    async def failed(request: Request, exc: HookError):
+    async def failed(request: Request, exc: HookRefused):
         if exc.status == 408:
             log.warning("%s: %s", _path(request), exc)
         # an answer given before the whole body was read ends the connection: what the client
@@ -254,7 +254,7 @@ def create_app(settings: Settings) -> Starlette:
         routes=routes,
         middleware=middleware,
         lifespan=lifespan,
-        exception_handlers={Unauthorized: refused, HookError: failed, ClientDisconnect: gone, Exception: broken},
+        exception_handlers={Unauthorized: refused, HookRefused: failed, ClientDisconnect: gone, Exception: broken},
     )
 
 
@@ -264,33 +264,33 @@ def _path(request: Request) -> str:
 
 
 async def _json_body(request: Request, timeout: float):
-    """The request's JSON body; HookError 413, 415, 408 (not whole within `timeout` seconds)
+    """The request's JSON body; HookRefused 413, 415, 408 (not whole within `timeout` seconds)
     or 400 when it is not one to read."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if kind not in ("application/json", "application/fhir+json", ""):
-        raise HookError(415, f"the body must be JSON (application/json), not {kind}")
+        raise HookRefused(415, f"the body must be JSON (application/json), not {kind}")
     size = request.headers.get("content-length")
     if size is not None and size.isdigit() and int(size) > MAX_BODY:
-        raise HookError(413, f"a body of more than {MAX_BODY:,} bytes")
+        raise HookRefused(413, f"a body of more than {MAX_BODY:,} bytes")
     try:
         data = await asyncio.wait_for(_body_bytes(request), timeout)
     except TimeoutError:
-        raise HookError(408, f"the body did not arrive whole within {timeout:g} s") from None
+        raise HookRefused(408, f"the body did not arrive whole within {timeout:g} s") from None
     try:
         body = json.loads(data, parse_constant=_no_constant, object_pairs_hook=_object)
     except _KeyTwice as exc:
-        raise HookError(
+        raise HookRefused(
             400,
             f"the body gives the key {repr(exc.args[0])[:80]} twice in one object: "
             "which value is meant cannot be known",
         ) from None
     except (ValueError, RecursionError) as exc:
-        raise HookError(400, f"the body is not valid JSON: {str(exc)[:120]}") from None
+        raise HookRefused(400, f"the body is not valid JSON: {str(exc)[:120]}") from None
     if _depth(body) > MAX_DEPTH:
-        raise HookError(400, f"the body is nested more than {MAX_DEPTH} levels deep: no FHIR record is")
+        raise HookRefused(400, f"the body is nested more than {MAX_DEPTH} levels deep: no FHIR record is")
     where = _lone_surrogate_at(body) if _may_hold_a_surrogate(data) else None
     if where is not None:
-        raise HookError(
+        raise HookRefused(
             400,
             f"the body's text at {where} holds a lone surrogate (a \\ud800-\\udfff escape "
             "without its pair): that is no Unicode character, and no text can hold it",
@@ -316,12 +316,12 @@ def _lone_surrogate_at(value) -> Optional[str]:
 
 
 async def _body_bytes(request: Request) -> bytearray:
-    """The body as it arrives; HookError 413 past MAX_BODY, ClientDisconnect when the client goes."""
+    """The body as it arrives; HookRefused 413 past MAX_BODY, ClientDisconnect when the client goes."""
     data = bytearray()
     async for chunk in request.stream():
         data += chunk
         if len(data) > MAX_BODY:
-            raise HookError(413, f"a body of more than {MAX_BODY:,} bytes")
+            raise HookRefused(413, f"a body of more than {MAX_BODY:,} bytes")
     return data
 
 
@@ -363,12 +363,12 @@ def _outcome(message: str) -> dict:
 
 
 def _fetch(query: str, request: dict, timeout: float):
-    """A prefetch query run on the call's fhirServer with its access token; HookError 412 when it fails."""
+    """A prefetch query run on the call's fhirServer with its access token; HookRefused 412 when it fails."""
     import httpx
 
     server = str(request["fhirServer"]).rstrip("/")
     if not server.startswith(("https://", "http://")):
-        raise HookError(400, "fhirServer must be an http(s) URL")
+        raise HookRefused(400, "fhirServer must be an http(s) URL")
     auth = request.get("fhirAuthorization") or {}
     try:
         reply = httpx.get(
@@ -377,20 +377,20 @@ def _fetch(query: str, request: dict, timeout: float):
             headers={"Authorization": f"Bearer {auth.get('access_token', '')}", "Accept": "application/fhir+json"},
         )
     except httpx.InvalidURL:
-        raise HookError(400, "fhirServer is not a URL that can be called") from None
+        raise HookRefused(400, "fhirServer is not a URL that can be called") from None
     except (httpx.HTTPError, ValueError) as exc:
-        raise HookError(
+        raise HookRefused(
             412, f"the FHIR server could not be reached for {query.split('?')[0]}: {type(exc).__name__}"
         ) from None
     if reply.status_code == 404:
         return None
     if reply.status_code != 200:
-        raise HookError(412, f"the FHIR server answered {reply.status_code} for {query.split('?')[0]}")
+        raise HookRefused(412, f"the FHIR server answered {reply.status_code} for {query.split('?')[0]}")
     try:
         answer = reply.json()
     except ValueError:
-        raise HookError(412, f"the FHIR server's answer for {query.split('?')[0]} is not JSON") from None
+        raise HookRefused(412, f"the FHIR server's answer for {query.split('?')[0]} is not JSON") from None
     where = _lone_surrogate_at(answer)
     if where is not None:
-        raise HookError(412, f"the FHIR server's answer for {query.split('?')[0]} holds a lone surrogate at {where}")
+        raise HookRefused(412, f"the FHIR server's answer for {query.split('?')[0]} holds a lone surrogate at {where}")
     return answer

@@ -9,7 +9,7 @@ record from `prefetch`, builds one FHIR collection Bundle of the record and the 
 as any other FHIR input (engine/fhirio.py): the same case, the same rules, the
 same Result, rendered as cards (engine/cards.py).
 
-A request that is not a hook call this service answers is a HookError with
+A request that is not a hook call this service answers is a HookRefused with
 the HTTP status the spec asks: 400 (malformed: a prefetch value that is not
 what its template asks for among them), 404 (no such service), 412 (required
 data neither prefetched nor fetchable). Bad data in the record is no error of
@@ -40,7 +40,7 @@ _TEMPLATE = re.compile(r"([A-Za-z]+)([/?])")  # a read (Patient/{{...}}) or a se
 _PATIENT_PARAMETER = re.compile(r"[?&]patient=\{\{\s*context\.([A-Za-z]+)\s*\}\}(?:&|$)")
 
 
-class HookError(IvigError):
+class HookRefused(IvigError):
     """A call the service cannot answer, with its HTTP status."""
 
     def __init__(self, status: int, message: str):
@@ -234,10 +234,10 @@ class Hooks:
         self.cards = CardMaker(self.services, advisor.rulebase)
 
     def call(self, service_id: str, request, as_of: Optional[dt.date] = None) -> Answer:
-        """The answer to POST /cds-services/{service_id}; HookError when the call is not one to answer."""
+        """The answer to POST /cds-services/{service_id}; HookRefused when the call is not one to answer."""
         service = self.services.service(service_id)
         if service is None:
-            raise HookError(404, f"no CDS service {service_id!r} (GET /cds-services lists them)")
+            raise HookRefused(404, f"no CDS service {service_id!r} (GET /cds-services lists them)")
         context = _check_request(request, service)
         resources, notes = self.record(request)
         orders = _draft_orders(request["hook"], context)
@@ -270,19 +270,19 @@ class Hooks:
 
     def record(self, request: dict) -> tuple:
         """The resources of the patient's record (what `prefetch` holds, fetched keys too), and
-        notes on what could not be had; HookError 412 when a required key is neither."""
+        notes on what could not be had; HookRefused 412 when a required key is neither."""
         prefetch = request.get("prefetch") or {}
         if not isinstance(prefetch, dict):
-            raise HookError(400, "'prefetch' must be an object of prefetched resources")
+            raise HookRefused(400, "'prefetch' must be an object of prefetched resources")
         resources, notes = [], []
         for key, spec in self.services.prefetch.items():
             if key in prefetch:  # null: the EHR has no such data
                 fault = self.services.unlike(key, prefetch[key], request)
                 if fault:
-                    raise HookError(400, f"prefetch '{key}' {fault}")
+                    raise HookRefused(400, f"prefetch '{key}' {fault}")
                 resources.extend(_resources(key, prefetch[key], notes))
             elif spec["required"]:
-                raise HookError(
+                raise HookRefused(
                     412,
                     f"prefetch '{key}' ({spec['query']}) was not sent and there is no fhirServer "
                     "with fhirAuthorization to fetch it from",
@@ -385,7 +385,7 @@ def _entry(resource: dict, request: dict) -> dict:
 
 
 def _patient_case(bundle: dict, request: dict, as_of):
-    """The patient's case from the call's resources; HookError 412 when its Patient is not
+    """The patient's case from the call's resources; HookRefused 412 when its Patient is not
     among them, 400 when a resource is about no patient of the call (never silently dropped)."""
     patient_id = request["context"]["patientId"]
     found, stray = None, None
@@ -395,11 +395,11 @@ def _patient_case(bundle: dict, request: dict, as_of):
         elif case.errors and case.data is None and stray is None:
             stray = case.errors[0].message
     if found is None:
-        raise HookError(
+        raise HookRefused(
             412, f"no Patient/{short(patient_id, 120)} among the prefetched resources or on the FHIR server"
         )
     if stray is not None:
-        raise HookError(400, f"a resource of the call is about no patient it names: {short(stray, 200)}")
+        raise HookRefused(400, f"a resource of the call is about no patient it names: {short(stray, 200)}")
     return found
 
 
@@ -437,22 +437,22 @@ def _kept(card: dict) -> dict:
 
 
 def _check_request(request, service: Service) -> dict:
-    """The request's context, once the call is one this service answers (else HookError 400)."""
+    """The request's context, once the call is one this service answers (else HookRefused 400)."""
     if not isinstance(request, dict):
-        raise HookError(400, "the request body must be a JSON object")
+        raise HookRefused(400, "the request body must be a JSON object")
     hook = request.get("hook")
     if hook not in service.hooks:
-        raise HookError(400, f"service {service.id!r} answers the hooks {', '.join(service.hooks)}, not {hook!r}")
+        raise HookRefused(400, f"service {service.id!r} answers the hooks {', '.join(service.hooks)}, not {hook!r}")
     if not isinstance(request.get("hookInstance"), str) or not request["hookInstance"]:
-        raise HookError(400, "'hookInstance' is required (a UUID for this call)")
+        raise HookRefused(400, "'hookInstance' is required (a UUID for this call)")
     if request.get("fhirAuthorization") is not None and not request.get("fhirServer"):
-        raise HookError(400, "'fhirServer' is required when 'fhirAuthorization' is given")
+        raise HookRefused(400, "'fhirServer' is required when 'fhirAuthorization' is given")
     context = request.get("context")
     if not isinstance(context, dict):
-        raise HookError(400, "'context' is required (an object)")
+        raise HookRefused(400, "'context' is required (an object)")
     for key in ("userId", "patientId"):
         if not isinstance(context.get(key), str) or not context[key]:
-            raise HookError(400, f"context.{key} is required for {hook}, as a non-empty string")
+            raise HookRefused(400, f"context.{key} is required for {hook}, as a non-empty string")
     if hook in ORDER_HOOKS:
         orders = context.get("draftOrders")
         if (
@@ -460,26 +460,26 @@ def _check_request(request, service: Service) -> dict:
             or orders.get("resourceType") != "Bundle"
             or not isinstance(orders.get("entry", []), list)
         ):
-            raise HookError(400, f"context.draftOrders is required for {hook}: a FHIR Bundle of the draft orders")
+            raise HookRefused(400, f"context.draftOrders is required for {hook}: a FHIR Bundle of the draft orders")
         _check_draft_orders(orders.get("entry", []), request)
     if hook == "order-select" and (
         not isinstance(context.get("selections"), list) or not all(isinstance(s, str) for s in context["selections"])
     ):
-        raise HookError(400, "context.selections is required for order-select: the ids of the selected orders")
+        raise HookRefused(400, "context.selections is required for order-select: the ids of the selected orders")
     return context
 
 
 def _check_draft_orders(entries: list, request: dict) -> None:
-    """HookError 400 unless each draft order is a resource about the call's patient: an entry
+    """HookRefused 400 unless each draft order is a resource about the call's patient: an entry
     that is none, or an order for another patient, would be dropped, and the order with it."""
     patient = f"Patient/{request['context']['patientId']}"
     for i, entry in enumerate(entries):
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not is_fhir(resource):
-            raise HookError(400, f"context.draftOrders.entry[{i}] holds no resource (an object with a resourceType)")
+            raise HookRefused(400, f"context.draftOrders.entry[{i}] holds no resource (an object with a resourceType)")
         fault = _not_about(resource, patient, request)
         if fault:
-            raise HookError(400, f"context.draftOrders.entry[{i}] {fault}")
+            raise HookRefused(400, f"context.draftOrders.entry[{i}] {fault}")
 
 
 def _draft_orders(hook: str, context: dict) -> list:

@@ -57,7 +57,7 @@ class FeedbackInvalid(ValueError):
     """A feedback body that breaks the CDS Hooks 2.0 contract; the message says where."""
 
 
-class CardUnknown(LookupError):
+class UnknownCard(LookupError):
     """Feedback that names a card this service did not issue to the caller; the message says which."""
 
 
@@ -118,7 +118,7 @@ class FeedbackStore:
 
     def record(self, service: str, body, issuer: Optional[str] = None, tenant: Optional[str] = None) -> int:
         """Store a POSTed feedback body (all of it or none); the number of items stored.
-        FeedbackInvalid when it breaks the spec; CardUnknown when an item names a card this
+        FeedbackInvalid when it breaks the spec; UnknownCard when an item names a card this
         service did not issue to `issuer` and `tenant` (None, None: the insecure_dev caller)."""
         items = _checked(body)
         now = time.time()
@@ -292,7 +292,7 @@ class _Transaction:
 
 
 def _check_issued(db: sqlite3.Connection, items: List[dict], service: str, issuer, tenant) -> None:
-    """CardUnknown unless each item's card is one `service` issued to `issuer` and `tenant`, and
+    """UnknownCard unless each item's card is one `service` issued to `issuer` and `tenant`, and
     each suggestion it accepts one of that card's; FeedbackInvalid when its outcome is dated
     before the card was issued."""
     for i, item in enumerate(items):
@@ -301,7 +301,7 @@ def _check_issued(db: sqlite3.Connection, items: List[dict], service: str, issue
             (item["card"], service, issuer, tenant),
         ).fetchone()
         if found is None:
-            raise CardUnknown(f"feedback[{i}].card names no card this service issued to the caller")
+            raise UnknownCard(f"feedback[{i}].card names no card this service issued to the caller")
         created, suggestions = found
         if _instant(item["outcomeTimestamp"]) < created - CLOCK_SKEW:
             raise FeedbackInvalid(
@@ -311,7 +311,7 @@ def _check_issued(db: sqlite3.Connection, items: List[dict], service: str, issue
         own = set(json.loads(suggestions))
         for j, accepted in enumerate(item.get("acceptedSuggestions") or ()):
             if accepted["id"] not in own:
-                raise CardUnknown(
+                raise UnknownCard(
                     f"feedback[{i}].acceptedSuggestions[{j}] names no suggestion of that card"
                     + ("" if own else " (it has none: its outcome can only be overridden)")
                 )
