@@ -333,7 +333,7 @@ def test_workers_keep_the_situation_cache_of_the_advisor_they_serve():
     """An empty cache must not read as 'no cache' (the bench found workers running without one)."""
     from ivig_advisor.engine import Advisor
     from ivig_advisor.engine.batch.pipeline import evaluate_records
-    from ivig_advisor.engine.io.cases import CaseRecord
+    from ivig_advisor.engine.io.record import CaseRecord
 
     records = [CaseRecord({"diagnosis": "mmn"}, None, None, f"c{i}") for i in range(130)]
     for advisor, expected in (
@@ -350,7 +350,7 @@ def _where(result, rulebase):
 
 
 def _records(diagnoses):
-    from ivig_advisor.engine.io.cases import CaseRecord
+    from ivig_advisor.engine.io.record import CaseRecord
 
     return [CaseRecord({"diagnosis": d, "id": f"c{i}"}, None, None, f"c{i}") for i, d in enumerate(diagnoses)]
 
@@ -372,7 +372,7 @@ def test_a_batch_of_one_diagnosis_still_keeps_every_worker_busy():
     """One diagnosis, each case a situation of its own (all work, no cache hit):
     the home worker falls behind and passes cases on, so both work."""
     from ivig_advisor.engine.batch.pipeline import evaluate_records
-    from ivig_advisor.engine.io.cases import CaseRecord
+    from ivig_advisor.engine.io.record import CaseRecord
 
     flags = (
         "diabetes",
@@ -434,7 +434,7 @@ def test_a_situation_one_worker_learnt_is_not_run_again_by_another(monkeypatch):
 
     from ivig_advisor.engine.batch import pipeline as batch
     from ivig_advisor.engine.batch.pipeline import evaluate_records
-    from ivig_advisor.engine.io.cases import CaseRecord
+    from ivig_advisor.engine.io.record import CaseRecord
 
     sent = itertools.count()
     monkeypatch.setattr(batch._Router, "worker_for", lambda self, record: 0 if next(sent) < 512 else 1)

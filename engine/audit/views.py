@@ -20,7 +20,8 @@ from ..core.analysis import domains, fields_behind, live_rules
 from ..core.rulebase import DOSE_KEYS, STANCE, RuleBase, RuleBaseInvalid, RuleSpec, unlisted_files
 from ..core.schema import CaseInvalid
 from ..core.words import citation, condition_text, dose_line, sentence, suggest, value_label
-from ..io.cases import CaseRecord, pick_case, read_cases
+from ..io.cases import pick_case, read_cases
+from ..io.record import CaseRecord
 from .signoff import LOG_NAME, STAGES, ReviewLog, signoff_hash, unsigned
 from .verify import Finding, Verification, verify
 

@@ -37,10 +37,9 @@ from ..base.yamlsrc import MAX_DEPTH, MAX_NUMBER, MAX_SCALAR, Located, LocatedLi
 from ..core.contract import is_results_file
 from ..core.schema import CaseInvalid
 from .fhir import bundles as fhirio
+from .record import STDIN, STDIN_NAME, CaseRecord
 
 CASE_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
-STDIN = "-"
-STDIN_NAME = "<stdin>"
 BLOCK = 1 << 16  # bytes read at a time
 MAX_CASE_CHARS = 1_000_000  # one JSON element or JSON Lines line; a case is a few hundred
 MAX_DOCUMENT_CHARS = 32_000_000  # a JSON file that is one value: a FHIR Bundle holds a whole record
@@ -50,37 +49,6 @@ UTF8_BOM = b"\xef\xbb\xbf"
 SCENARIO_KEYS = ("name", "description", "expect")
 EMPTY_FILE, EMPTY_STDIN = "the file holds no case", "standard input holds no case"
 SCENARIO_CASE = "case"
-
-
-@dataclass
-class CaseRecord:
-    """One case as read: its data, or the error that kept it from being read.
-
-    `scenario` holds the scenario keys (name, description, expect) read
-    beside the case, when there were any; `data` is then the case alone."""
-
-    data: object
-    source: str
-    line: Optional[int]
-    default_id: str
-    error: Optional[SourceError] = None
-    scenario: Optional[Located] = None
-    provenance: Optional[object] = None  # a FHIR case's (fhir.Provenance): where its fields came from
-    pending: Optional[object] = None  # a FHIR case not yet read from its resources (fhirio.Pending)
-    others: tuple = ()  # errors after `error`, when a record has several
-    id: Optional[str] = None  # an id the record has whatever its data (a FHIR Patient's)
-
-    def resolved(self) -> "CaseRecord":
-        """The record with a pending FHIR case read from its resources (done where it is
-        evaluated: in a worker, for a batch); itself when nothing is pending."""
-        if self.pending is None:
-            return self
-        return _record_of(self.pending.build(), self.default_id)
-
-    def case_id(self, schema) -> str:
-        """The id of the case as read (schema.id_of: its own `id` as written, else
-        `default_id`), valid or not."""
-        return self.id or schema.id_of(self.data, self.default_id)
 
 
 def pick_case(records: Iterable[CaseRecord], wanted: Optional[str], source, schema) -> CaseRecord:
@@ -366,20 +334,6 @@ def _fhir_export_file(path: str) -> bool:
     return False
 
 
-def _record_of(case, default_id: str) -> CaseRecord:
-    """A built FhirCase as a record."""
-    return CaseRecord(
-        case.data,
-        case.source,
-        case.line,
-        default_id,
-        case.errors[0] if case.errors else None,
-        provenance=case.provenance,
-        others=tuple(case.errors[1:]),
-        id=case.id,
-    )
-
-
 def _export_base(directory: str) -> Optional[str]:
     """The server base of a Bulk export, from the manifest beside its files (its `request`
     URL, up to the resource or Group the export was asked of), or None without one."""
@@ -445,7 +399,7 @@ def _from_fhir(cases, name: str, source: Optional[str] = None, defer: bool = Fal
             if case.pending is not None and defer:
                 yield CaseRecord(None, case.source, case.line, default_id, pending=case.pending, id=case.id)
             else:
-                yield _record_of(case.built(), default_id)
+                yield CaseRecord.of_fhir(case.built(), default_id)
     except Exception as exc:
         yield CaseRecord(
             None,
