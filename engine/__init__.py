@@ -11,7 +11,8 @@ from . import _moved
 from .base.errors import IvigError
 from .base.yamlsrc import SourceError
 from .batch.pipeline import evaluate_files, evaluate_many
-from .core.advisor import Advisor, Result, Run, default_advisor, evaluate_case
+from .core.advisor import Advisor, default_advisor, evaluate_case
+from .core.result import Result, Run
 from .core.rulebase import RuleBase, RuleBaseInvalid, RuleSpec
 from .core.schema import Case, CaseInvalid, CaseSchema
 

@@ -1,90 +1,19 @@
-"""Evaluating cases: validated facts -> engine run -> Result.
+"""Evaluating cases: validated facts -> engine run -> Result (result.py).
 
 `evaluate_case(mapping)` is the one-call API; `Advisor` keeps one compiled
 engine and reuses it (experta's ``reset()``) for every case it evaluates.
 """
 
 import itertools
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from typing import List, Optional
 
-from ..base.yamlsrc import SourceError
 from .analysis import live_rules, missing_fields, undecided_rules
 from .cache.situations import DEFAULT_SIZE, Keyer, SituationCache
 from .compiler import TRACE_KIND, Derived, compile_rulebase
-from .rulebase import SEVERITIES, RuleBase, RuleSpec
+from .result import Result, Run
+from .rulebase import SEVERITIES, RuleBase
 from .schema import Case, CaseInvalid
 from .words import GENERAL_PRECAUTIONS, patient_grams, plain, precautions_line
-
-
-@dataclass
-class Result:
-    """The answer for one case, in the shape of the result contract."""
-
-    id: str
-    status: str = "ok"
-    error: Optional[dict] = None
-    ivig: Optional[dict] = None
-    dose: Optional[dict] = None
-    warnings: List[dict] = field(default_factory=list)
-    trace: List[dict] = field(default_factory=list)
-    missing: List[str] = field(default_factory=list)
-    source: Optional[str] = None
-    line: Optional[int] = None
-    normalised: List[dict] = field(default_factory=list)  # the case's (schema.Case.normalised)
-    origins: Optional[Dict[str, List[str]]] = None  # a FHIR case's: field -> the resources that set it
-    unmapped: Optional[List[dict]] = None  # a FHIR case's: what in the record the mapping does not read
-    rules: Optional[dict] = None  # the rules it ran on: name, version, content hash (RuleBase.stamp)
-
-    @property
-    def ok(self) -> bool:
-        return self.status == "ok"
-
-    @property
-    def max_severity(self) -> Optional[str]:
-        """The highest severity among the warnings (critical, warning, info), or None.
-
-        Carried beside the stance so that a consumer who filters on the stance
-        alone (a CSV column, a JSON query) still sees a critical warning.
-        """
-        return min((w["severity"] for w in self.warnings), key=SEVERITIES.index, default=None)
-
-    @property
-    def critical(self) -> List[str]:
-        """The codes of the critical warnings, in order."""
-        return [w["code"] for w in self.warnings if w["severity"] == "critical"]
-
-    def to_dict(self) -> dict:
-        """The JSON form: the result contract's keys, in its order. `normalised`
-        (after `missing`) only when some value was read from another spelling,
-        so that the result of a case written in the values themselves is as it was;
-        `origins` and `unmapped` only for a case read from FHIR."""
-        out = {
-            "id": self.id,
-            "status": self.status,
-            "error": self.error,
-            "ivig": self.ivig,
-            "max_severity": self.max_severity,
-            "dose": self.dose,
-            "warnings": self.warnings,
-            "trace": self.trace,
-            "missing": self.missing,
-        }
-        if self.normalised:
-            out["normalised"] = self.normalised
-        if self.origins is not None:  # a case read from FHIR (engine/fhir.py)
-            out["origins"], out["unmapped"] = self.origins, self.unmapped
-        out.update(source=self.source, line=self.line, rules=self.rules)
-        return out
-
-    @classmethod
-    def failure(cls, case_id: str, errors: List[SourceError]) -> "Result":
-        """A result for a case that could not be evaluated."""
-        first = errors[0]
-        error = {"message": first.message, "field": first.field, "source": first.source, "line": first.line}
-        if len(errors) > 1:
-            error["others"] = [{"message": e.message, "field": e.field, "line": e.line} for e in errors[1:]]
-        return cls(id=case_id, status="error", error=error, source=first.source, line=first.line)
 
 
 class Advisor:
@@ -163,7 +92,7 @@ class Advisor:
 
         A case in a situation seen before is answered from the cache."""
         run = self._run_or_replay(case)
-        run.result.normalised = [dict(n) for n in case.normalised]  # the case's own, never a cached case's
+        run.result.source_notes.normalised = [dict(n) for n in case.normalised]  # the case's own, never a cached case's
         run.result.rules = dict(self.stamp)
         return run
 
@@ -173,7 +102,7 @@ class Advisor:
         key, engine = self.situation(case.facts)
         known = self.situations.get(key)
         if known is not None:
-            return known.replay(case, Result, Run)
+            return known.replay(case)
         run = self._run(case, engine)
         self.situations.store(key, run, self.keyers[key[0]])
         return run
@@ -202,18 +131,6 @@ class Advisor:
         also = ["weight_kg"] if result.dose else []  # grams need the weight
         result.missing = missing_fields(self.rulebase, case.facts, undecided, also, derived)
         return Run(case, result, derived, fired, undecided, frozenset(waiting))
-
-
-@dataclass
-class Run:
-    """One run of the rules over a case: its Result, and what the run derived and decided."""
-
-    case: Case
-    result: Result
-    derived: Dict[str, list]  # derived fact -> the values asserted, in firing order (the stance too)
-    fired: List[str]  # the ids of the rules that fired, in firing order
-    undecided: List[RuleSpec]  # rules that did not fire but might, once a missing field is known
-    waiting: frozenset = frozenset()  # derived facts a rule not yet false may still assert (read as unknown)
 
 
 def _canonical(firings):
@@ -358,4 +275,6 @@ def evaluate_case(mapping: dict, rulebase: Optional[RuleBase] = None) -> Result:
     return advisor.evaluate_mapping(mapping)
 
 
+# Result and Run live in result.py; named here too, for the modules that import them from
+# the advisor and for the path before the engine had rooms (`ivig_advisor.engine.evaluate`)
 __all__ = ["Advisor", "Result", "Run", "evaluate_case", "default_advisor"]

@@ -243,8 +243,9 @@ class TextRenderer:
         lines = self.headline(result) + self.patient_warning_lines(result) + self.stance_lines(result)
         lines.extend(self.precaution_lines(result.warnings))
         lines.extend(self.unknown_lines(result.missing, unknown))
-        if result.normalised:  # what was read from another spelling, so a person can check it
-            lines.append(self.fit("  " + s("Read as: ", bold=True) + normalised_text(result.normalised), 4))
+        normalised = result.source_notes.normalised
+        if normalised:  # what was read from another spelling, so a person can check it
+            lines.append(self.fit("  " + s("Read as: ", bold=True) + normalised_text(normalised), 4))
         lines.extend(self.record_lines(result))
         if self.chain and result.trace:
             lines.append("  " + s("How:", bold=True))
@@ -298,23 +299,22 @@ class TextRenderer:
 
     def record_lines(self, result) -> List[str]:
         """For a case read from FHIR: which resource set each field, and what the mapping did not read."""
-        if result.origins is None:
+        origins, unmapped = result.source_notes.origins, result.source_notes.unmapped
+        if origins is None:
             return []
         s, lines = self.style, []
-        if result.origins:
+        if origins:
             lines.append("  " + s("From the record:", bold=True))
             lines.extend(
-                self.fit(f"    {name}: " + for_terminal("; ".join(where)), 6) for name, where in result.origins.items()
+                self.fit(f"    {name}: " + for_terminal("; ".join(where)), 6) for name, where in origins.items()
             )
-        if result.unmapped:
-            lines.append(
-                "  " + s(f"Not read ({len(result.unmapped)}; extend facts/fhir-map.yaml to read them):", bold=True)
-            )
-            for u in result.unmapped[:UNMAPPED_SHOWN]:
+        if unmapped:
+            lines.append("  " + s(f"Not read ({len(unmapped)}; extend facts/fhir-map.yaml to read them):", bold=True))
+            for u in unmapped[:UNMAPPED_SHOWN]:
                 codes = f" {'; '.join(u['codes'])}" if u["codes"] else ""
                 lines.append(self.fit(for_terminal(f"    {u['resource']}{codes}: {u['reason']}"), 6))
-            if len(result.unmapped) > UNMAPPED_SHOWN:
-                lines.append(f"    ... and {len(result.unmapped) - UNMAPPED_SHOWN} more (every one in --format json)")
+            if len(unmapped) > UNMAPPED_SHOWN:
+                lines.append(f"    ... and {len(unmapped) - UNMAPPED_SHOWN} more (every one in --format json)")
         return lines
 
     def unknown_lines(self, missing: List[str], unknown: Optional[List[str]]) -> List[str]:
@@ -478,10 +478,13 @@ def csv_row(result) -> list:
         error.get("message", "") + (f" [{error['field']}]" if error.get("field") else ""),
         result.source or "",
         "" if result.line is None else result.line,
-        normalised_text(result.normalised),
+        normalised_text(result.source_notes.normalised),
         (result.rules or {}).get("version", ""),
         (result.rules or {}).get("hash", ""),
-        "; ".join(u["resource"] + (f" {', '.join(u['codes'])}" if u["codes"] else "") for u in result.unmapped or ()),
+        "; ".join(
+            u["resource"] + (f" {', '.join(u['codes'])}" if u["codes"] else "")
+            for u in result.source_notes.unmapped or ()
+        ),
     ]
     return [for_spreadsheet(cell) for cell in row]
 

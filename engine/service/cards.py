@@ -121,19 +121,20 @@ class CardMaker:
                 "**Not in the record, and would let more rules decide:** "
                 + ", ".join(for_markdown(m) for m in result.missing),
             ]
-        if result.origins:
+        origins, unmapped = result.source_notes.origins, result.source_notes.unmapped
+        if origins:
             lines += ["", "**From the record:**"]
-            lines += [f"- {for_markdown(k)}: {for_markdown('; '.join(v))}" for k, v in result.origins.items()]
-        if result.unmapped:
+            lines += [f"- {for_markdown(k)}: {for_markdown('; '.join(v))}" for k, v in origins.items()]
+        if unmapped:
             lines += [
                 "",
-                f"**Not read** ({len(result.unmapped)}: codes the mapping does not know, and what it "
+                f"**Not read** ({len(unmapped)}: codes the mapping does not know, and what it "
                 "cannot use): "
                 + "; ".join(
                     for_markdown(u["resource"] + (" " + ", ".join(u["codes"]) if u["codes"] else ""))
-                    for u in result.unmapped[:10]
+                    for u in unmapped[:10]
                 )
-                + (" …" if len(result.unmapped) > 10 else ""),
+                + (" …" if len(unmapped) > 10 else ""),
             ]
         if notes:
             lines += ["", "**Not provided by the EHR:** " + "; ".join(for_markdown(n) for n in notes)]

@@ -27,6 +27,7 @@ from pickle import HIGHEST_PROTOCOL, dumps, loads
 from typing import Dict, List, Optional, Tuple
 
 from .. import conditions
+from ..result import Result, Run
 from ..words import patient_grams, plain
 from .support import SupportReader, projector
 
@@ -153,7 +154,7 @@ class Situation:
         self.waiting = _shared(self.waiting, shared)
         return self
 
-    def replay(self, case, result_type, run_type):
+    def replay(self, case) -> Run:
         """The run of this situation for `case`: fresh objects, the case's own values."""
         facts = case.facts
         ivig, dose, missing, derived = map(loads, self.parts)
@@ -165,7 +166,7 @@ class Situation:
                 if fact["fact"] == "Finding":
                     fact["value"] = plain(facts[fact["name"]])
         fired = list(dict.fromkeys(entry["rule"] for entry in trace))  # as the run lists them: first firing first
-        result = result_type(
+        result = Result(
             id=case.id,
             status=self.status,
             ivig=ivig,
@@ -176,7 +177,7 @@ class Situation:
             source=case.source,
             line=case.line,
         )
-        return run_type(case, result, derived, fired, list(self.undecided), self.waiting)
+        return Run(case, result, derived, fired, list(self.undecided), self.waiting)
 
 
 def _interned(value, shared: dict) -> bytes:

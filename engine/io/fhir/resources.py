@@ -84,16 +84,17 @@ class Provenance:
     def apply(self, result) -> None:
         """Put the provenance on a Result: every input fact of its trace names where it came from,
         and an error about a field names the resources that gave it."""
-        result.origins = {k: list(v) for k, v in self.origins.items()}
+        notes = result.source_notes
+        notes.origins = {k: list(v) for k, v in self.origins.items()}
         field_name = (result.error or {}).get("field")
         if field_name in self.origins:  # an error about a field read from the record: said where in it
             result.error["message"] = (
                 f"{field_name}: {result.error['message']} (from {'; '.join(self.origins[field_name])})"
             )
             result.error["field"] = self.paths.get(field_name, field_name)
-        result.unmapped = [dict(u) for u in self.unmapped]
+        notes.unmapped = [dict(u) for u in self.unmapped]
         # listed where a case file's other spellings are (text 'Read as', CSV, JSON)
-        result.normalised = list(result.normalised or ()) + [dict(n) for n in self.normalised]
+        notes.normalised = list(notes.normalised or ()) + [dict(n) for n in self.normalised]
         for entry in result.trace:
             for fact in entry["matched"]:
                 if fact["fact"] == "Finding" and fact["name"] in self.origins:
