@@ -38,12 +38,10 @@ from ..core.contract import is_results_file
 from ..core.schema import CaseInvalid
 from .fhir import bundles as fhirio
 from .record import STDIN, STDIN_NAME, CaseRecord
+from .stream import BLOCK, MAX_CASE_CHARS, UTF8_BOM, EncodedText, PeekedBytes, Utf8Text, undecodable, utf8_stream
 
 CASE_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
-BLOCK = 1 << 16  # bytes read at a time
-MAX_CASE_CHARS = 1_000_000  # one JSON element or JSON Lines line; a case is a few hundred
 MAX_DOCUMENT_CHARS = 32_000_000  # a JSON file that is one value: a FHIR Bundle holds a whole record
-UTF8_BOM = b"\xef\xbb\xbf"
 # A scenario's own keys (engine/scenarios.py): beside its case's fields, or
 # beside `case:` holding them. Never case fields: every reader takes them off.
 SCENARIO_KEYS = ("name", "description", "expect")
@@ -563,111 +561,6 @@ def _numbered(read, what, source: str, name: str) -> Iterator[CaseRecord]:
         )
 
 
-# -- bytes and text -------------------------------------------------------------
-
-
-class _Bytes:
-    """A binary stream with bytes already read put back in front of it."""
-
-    def __init__(self, raw, head: bytes = b""):
-        self.raw, self.head = raw, head
-
-    def read(self, size: int = BLOCK) -> bytes:
-        if self.head:
-            out, self.head = self.head[:size], self.head[size:]
-            return out
-        return self.raw.read(size)
-
-    def readline(self, limit: int) -> bytes:
-        if self.head:
-            cut = self.head.find(b"\n", 0, limit)
-            cut = limit if cut < 0 else cut + 1
-            if cut <= len(self.head):
-                out, self.head = self.head[:cut], self.head[cut:]
-                return out
-            out, self.head = self.head, b""
-            return out + self.raw.readline(limit - len(out))
-        return self.raw.readline(limit)
-
-
-class _EncodedText:
-    """A text stream (io.StringIO, say) read as UTF-8 bytes, for callers that pass one."""
-
-    def __init__(self, stream):
-        self.stream = stream
-
-    def read(self, size: int = BLOCK) -> bytes:
-        return self.stream.read(size).encode("utf-8", "surrogateescape")
-
-    def readline(self, limit: int) -> bytes:
-        return self.stream.readline(limit).encode("utf-8", "surrogateescape")
-
-
-def _encoding_problem(head: bytes) -> Optional[str]:
-    """What a file's first bytes say it is, when that is not UTF-8."""
-    for bom, name in (
-        (b"\x00\x00\xfe\xff", "UTF-32"),
-        (b"\xff\xfe\x00\x00", "UTF-32"),
-        (b"\xfe\xff", "UTF-16"),
-        (b"\xff\xfe", "UTF-16"),
-    ):
-        if head.startswith(bom):
-            return f"{name} text (it starts with a {name} byte-order mark)"
-    if len(head) >= 4 and (head[:3] == b"\0\0\0" or head[1:4] == b"\0\0\0"):
-        return "UTF-32 text (every character takes four bytes)"
-    if len(head) >= 2 and (head[0] == 0) != (head[1] == 0):
-        return "UTF-16 text (every other byte is zero)"
-    return None
-
-
-def _opened(raw, source) -> Tuple[Optional[_Bytes], Optional[SourceError]]:
-    """A stream past its UTF-8 byte-order mark, or the error naming its encoding."""
-    head = b""
-    while len(head) < 4:
-        more = raw.read(4 - len(head))
-        if not more:
-            break
-        head += more
-    problem = _encoding_problem(head)
-    if problem:
-        return None, SourceError(f"the file is {problem}: save it as UTF-8", source, 1)
-    return _Bytes(raw, head[3:] if head.startswith(UTF8_BOM) else head), None
-
-
-class _Text:
-    """UTF-8 text decoded a block at a time; an undecodable byte is a SourceError
-    naming its line, raised after the text before it has been given out."""
-
-    def __init__(self, raw: _Bytes, source: str):
-        self.raw, self.source = raw, source
-        self.pending, self.newlines, self.failed = b"", 0, None
-
-    def read(self, size: int = -1) -> str:
-        while True:
-            if self.failed:
-                raise self.failed
-            block = self.raw.read(max(size, BLOCK))
-            data, self.pending = self.pending + block, b""
-            try:
-                text = data.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                if block and exc.reason == "unexpected end of data":  # a character cut by the block
-                    self.pending = data[exc.start :]
-                else:
-                    line = self.newlines + data.count(b"\n", 0, exc.start) + 1
-                    self.failed = SourceError(
-                        f"not UTF-8 text: byte 0x{data[exc.start]:02x} on line {line} "
-                        "cannot be decoded (save the file as UTF-8)",
-                        self.source,
-                        line,
-                    )
-                data = data[: exc.start]
-                text = data.decode("utf-8")
-            self.newlines += data.count(b"\n")
-            if text or (not block and not self.failed):
-                return text  # '' only at the end; an error waits until the text before it is read
-
-
 # -- JSON, strictly, with lines ----------------------------------------------------
 
 _WS = re.compile(r"[ \t\n\r]*")
@@ -838,7 +731,7 @@ class _Buffer:
     Values are cut out by matching brackets outside strings, so each one is
     parsed alone and only one (at most MAX_CASE_CHARS) is ever held."""
 
-    def __init__(self, text: _Text):
+    def __init__(self, text: Utf8Text):
         self.reader, self.text, self.pos, self.line, self.eof = text, "", 0, 1, False
 
     def more(self) -> bool:
@@ -956,7 +849,7 @@ class _Buffer:
         return end
 
 
-def _read_json(text: _Text, source: str, name: str, rewind=None) -> Iterator[CaseRecord]:
+def _read_json(text: Utf8Text, source: str, name: str, rewind=None) -> Iterator[CaseRecord]:
     """A JSON file: one case, a list of cases, or {"cases": [...]}; lists are
     read element by element, so a file of any length takes little memory.
 
@@ -1091,7 +984,7 @@ def _parsed(read, source, line, name) -> Iterator[CaseRecord]:
 # -- JSON Lines: line by line ---------------------------------------------------------
 
 
-def _binary_lines(raw: _Bytes) -> Iterator[Tuple[int, object]]:
+def _binary_lines(raw: PeekedBytes) -> Iterator[Tuple[int, object]]:
     """(number, bytes) per line; a line longer than MAX_CASE_CHARS is skipped
     whole and given as a SourceError instead, so it never fills memory."""
     number = 0
@@ -1118,16 +1011,8 @@ def _decoded(lines: Iterable[Tuple[int, object]]) -> Iterator[Tuple[int, object]
             try:
                 line = line.decode("utf-8")
             except UnicodeDecodeError as exc:
-                line = SourceError(_undecodable(line, exc), None, number)
+                line = SourceError(undecodable(line, exc), None, number)
         yield number, line
-
-
-def _undecodable(line: bytes, exc: UnicodeDecodeError, where: str = "") -> str:
-    """What a line that is not UTF-8 is told: the byte and its column (`where`: of which line)."""
-    return (
-        f"not UTF-8 text: byte 0x{line[exc.start]:02x} at column {exc.start + 1}{where} cannot be decoded "
-        "(save the file as UTF-8)"
-    )
 
 
 def _jsonl(lines: Iterable[Tuple[int, object]], source: str, name: str) -> Iterator[CaseRecord]:
@@ -1152,7 +1037,7 @@ def _jsonl(lines: Iterable[Tuple[int, object]], source: str, name: str) -> Itera
 
 
 def _read_yaml(text, source, name) -> Iterator[CaseRecord]:
-    """`text` is a string or a `_Text`; documents are parsed one at a time, and a
+    """`text` is a string or a `Utf8Text`; documents are parsed one at a time, and a
     document that cannot be built is one error, the others still read."""
     for document, line, error in read_documents(text, source):
         if error is not None:
@@ -1260,7 +1145,7 @@ class _CsvLines:
     their own (`broken`), so that a quote never closed swallows no row after it. A row
     past the bound is followed on without being held (`too_large`), to where it ends."""
 
-    def __init__(self, raw: _Bytes):
+    def __init__(self, raw: PeekedBytes):
         self.raw = raw
         self.sources = [raw]  # read in turn: lines given back go in front of the input
         self.number = 0  # the last line read
@@ -1296,7 +1181,7 @@ class _CsvLines:
             return line.decode("utf-8")
         except UnicodeDecodeError as exc:
             if self.problem is None:
-                self.problem = _undecodable(line, exc, "" if self.number == self.start else f" of line {self.number}")
+                self.problem = undecodable(line, exc, "" if self.number == self.start else f" of line {self.number}")
             return line.decode("utf-8", "replace")  # the row's cells still end where they end
 
     def _read(self, limit: int) -> bytes:
@@ -1367,7 +1252,7 @@ class _CsvLines:
         return why
 
 
-def _read_csv(raw: _Bytes, source: str, name: str) -> Iterator[CaseRecord]:
+def _read_csv(raw: PeekedBytes, source: str, name: str) -> Iterator[CaseRecord]:
     """A CSV file: the first row names the fields, each further row is a case.
 
     An empty cell is unknown; cells are text, read by the schema (a list
@@ -1496,17 +1381,17 @@ def _read_path(path: str, name: str, meter: Optional[ReadMeter] = None) -> Itera
 
 
 def _read_stream(raw, kind: str, source: str, name: str) -> Iterator[CaseRecord]:
-    stream, error = _opened(raw, source)
+    stream, error = utf8_stream(raw, source)
     if error:
         yield CaseRecord(None, source, 1, name, error)
     elif kind == "jsonl":
         yield from _jsonl(_decoded(_binary_lines(stream)), source, name)
     elif kind == "json":
-        yield from _read_json(_Text(stream, source), source, name, _rewinder(raw, source))
+        yield from _read_json(Utf8Text(stream, source), source, name, _rewinder(raw, source))
     elif kind == "csv":
         yield from _read_csv(stream, source, name)
     else:
-        yield from _read_yaml(_Text(stream, source), source, name)
+        yield from _read_yaml(Utf8Text(stream, source), source, name)
 
 
 def _rewinder(raw, source: str):
@@ -1514,9 +1399,9 @@ def _rewinder(raw, source: str):
     if not getattr(raw, "seekable", lambda: False)():
         return None
 
-    def rewind() -> _Text:
+    def rewind() -> Utf8Text:
         raw.seek(0)
-        return _Text(_opened(raw, source)[0], source)  # its encoding was found fine the first time
+        return Utf8Text(utf8_stream(raw, source)[0], source)  # its encoding was found fine the first time
 
     return rewind
 
@@ -1525,8 +1410,8 @@ def _read_stdin(stdin, name: str) -> Iterator[CaseRecord]:
     """Standard input, read as it arrives: JSON Lines when its first line is a
     whole JSON object, a JSON list when it starts with '[{"' (or '[]'), CSV
     when it is a header of names separated by commas, YAML otherwise."""
-    raw = getattr(stdin, "buffer", None) or _EncodedText(stdin)
-    stream, error = _opened(raw, STDIN_NAME)
+    raw = getattr(stdin, "buffer", None) or EncodedText(stdin)
+    stream, error = utf8_stream(raw, STDIN_NAME)
     if error:
         yield CaseRecord(None, STDIN_NAME, 1, STDIN_NAME, error)
         return
@@ -1543,7 +1428,7 @@ def _read_stdin(stdin, name: str) -> Iterator[CaseRecord]:
             break
         seen += line
         first = seen.strip()
-    stream = _Bytes(stream, seen)
+    stream = PeekedBytes(stream, seen)
     yield from _read_stream(stream, _stdin_kind(first), STDIN_NAME, STDIN_NAME)
 
 
