@@ -14,7 +14,6 @@ header row of field names and a case per row; its cells are text, which the
 schema reads as it reads an interview's answers (schema.read_value).
 """
 
-import bisect
 import csv
 import datetime
 import functools
@@ -33,10 +32,11 @@ from typing import Callable, Iterable, Iterator, Optional, Tuple
 from ..base.atomic import same_file
 from ..base.errors import CaseChoice
 from ..base.escape import LONE_SURROGATE, lone_surrogate_at
-from ..base.yamlsrc import MAX_DEPTH, MAX_NUMBER, MAX_SCALAR, Located, LocatedList, SourceError, read_documents, shown
+from ..base.yamlsrc import MAX_SCALAR, Located, SourceError, read_documents, shown
 from ..core.contract import is_results_file
 from ..core.schema import CaseInvalid
 from .fhir import bundles as fhirio
+from .jsonparse import WHITESPACE, duplicate_key, parse_json
 from .record import STDIN, STDIN_NAME, CaseRecord
 from .stream import BLOCK, MAX_CASE_CHARS, UTF8_BOM, EncodedText, PeekedBytes, Utf8Text, undecodable, utf8_stream
 
@@ -561,162 +561,6 @@ def _numbered(read, what, source: str, name: str) -> Iterator[CaseRecord]:
         )
 
 
-# -- JSON, strictly, with lines ----------------------------------------------------
-
-_WS = re.compile(r"[ \t\n\r]*")
-_NUMBER = re.compile(r"(-?(?:0|[1-9][0-9]*))(\.[0-9]+)?([eE][-+]?[0-9]+)?")
-_LITERALS = (("true", True), ("false", False), ("null", None))
-
-
-class _Json:
-    """A strict JSON parser for one case's text that keeps the line of every
-    key, refuses duplicate keys, NaN and Infinity, and bounds nesting and
-    number length (the standard library's parser does none of these)."""
-
-    def __init__(self, text: str, source: str, line: int):
-        self.s, self.source, self.line0, self.breaks = text, source, line, None
-
-    def parse(self):
-        value, end = self.value(_WS.match(self.s).end(), 0)
-        end = _WS.match(self.s, end).end()
-        if end != len(self.s):
-            self.fail("extra text after the value", end)
-        return value
-
-    def line_at(self, pos: int) -> int:
-        if self.breaks is None:
-            self.breaks = [m.start() for m in re.finditer("\n", self.s)]
-        return self.line0 + bisect.bisect_left(self.breaks, pos)
-
-    def fail(self, message: str, pos: int):
-        raise SourceError(f"not valid JSON: {message}", self.source, self.line_at(pos))
-
-    def value(self, i: int, depth: int):
-        s = self.s
-        c = s[i : i + 1]
-        if c == '"':
-            return self.string(i)
-        if c == "{":
-            return self.mapping(i, depth + 1)
-        if c == "[":
-            return self.array(i, depth + 1)
-        for word, value in _LITERALS:
-            if s.startswith(word, i):
-                return value, i + len(word)
-        number = _NUMBER.match(s, i)
-        if number:
-            if number.end() - i > MAX_NUMBER:
-                self.fail(f"a number of {number.end() - i:,} digits is too long to be meant", i)
-            integer, fraction, exponent = number.groups()
-            text = number.group()
-            return (float(text) if fraction or exponent else int(integer)), number.end()
-        for word in ("NaN", "Infinity", "-Infinity"):
-            if s.startswith(word, i):
-                self.fail(f"{word} is not a number JSON allows", i)
-        self.fail("expecting a value" if c else "the text ends where a value should be", i)
-
-    def string(self, i: int):
-        try:
-            text, end = json.decoder.scanstring(self.s, i + 1, True)
-        except json.JSONDecodeError as exc:
-            self.fail(exc.msg, exc.pos)
-        if len(text) > MAX_SCALAR:
-            self.fail(f"a value of {len(text):,} characters (at most {MAX_SCALAR:,})", i)
-        return text, end
-
-    def nested(self, i: int, depth: int):
-        if depth > MAX_DEPTH:
-            self.fail(f"nested more than {MAX_DEPTH} levels deep", i)
-
-    def mapping(self, i: int, depth: int):
-        self.nested(i, depth)
-        s, result = self.s, Located()
-        result.line, result.key_lines = self.line_at(i), {}
-        i = _WS.match(s, i + 1).end()
-        if s[i : i + 1] == "}":
-            return result, i + 1
-        while True:
-            if s[i : i + 1] != '"':
-                self.fail("expecting a key in double quotes", i)
-            line = self.line_at(i)
-            key, i = self.string(i)
-            if key in result.key_lines:
-                raise _duplicate_key(key, result.key_lines[key], line, self.source)
-            i = _WS.match(s, i).end()
-            if s[i : i + 1] != ":":
-                self.fail("expecting ':' after a key", i)
-            result[key], i = self.value(_WS.match(s, i + 1).end(), depth)
-            result.key_lines[key] = line
-            i = _WS.match(s, i).end()
-            if s[i : i + 1] == ",":
-                i = _WS.match(s, i + 1).end()
-            elif s[i : i + 1] == "}":
-                return result, i + 1
-            else:
-                self.fail("expecting ',' or '}'", i)
-
-    def array(self, i: int, depth: int):
-        self.nested(i, depth)
-        s, result = self.s, LocatedList()
-        result.line, result.item_lines = self.line_at(i), []
-        i = _WS.match(s, i + 1).end()
-        if s[i : i + 1] == "]":
-            return result, i + 1
-        while True:
-            result.item_lines.append(self.line_at(i))
-            item, i = self.value(i, depth)
-            result.append(item)
-            i = _WS.match(s, i).end()
-            if s[i : i + 1] == ",":
-                i = _WS.match(s, i + 1).end()
-            elif s[i : i + 1] == "]":
-                return result, i + 1
-            else:
-                self.fail("expecting ',' or ']'", i)
-
-
-def parse_json(text: str, source: str, line: int = 1):
-    """One JSON value, strictly, with lines (see _Json); raise SourceError.
-
-    A value on one line that cannot be too deep or hold too long a string
-    (most JSON Lines cases) is decoded by the standard library's C decoder,
-    several times faster, with hooks that refuse what _Json refuses; whatever
-    it refuses or fails on is read again by _Json, for the same error message."""
-    if "\n" not in text.rstrip("\r\n") and len(text) <= MAX_SCALAR and text.count("[") + text.count("{") <= MAX_DEPTH:
-        try:
-            return json.loads(
-                text,
-                object_pairs_hook=lambda pairs: _one_line_mapping(pairs, line),
-                parse_int=_bounded(int),
-                parse_float=_bounded(float),
-                parse_constant=_refuse,
-            )
-        except Exception:  # _Json says what is wrong, or reads what the shortcut would not
-            pass
-    return _Json(text, source, line).parse()
-
-
-def _one_line_mapping(pairs, line: int) -> Located:
-    result = Located(pairs)
-    if len(result) != len(pairs):
-        raise ValueError("duplicate key")
-    result.line, result.key_lines = line, dict.fromkeys(result, line)
-    return result
-
-
-def _bounded(kind):
-    def convert(text):
-        if len(text) > MAX_NUMBER:
-            raise ValueError("number too long")
-        return kind(text)
-
-    return convert
-
-
-def _refuse(text):
-    raise ValueError(f"{text} is not a number JSON allows")
-
-
 # -- JSON files: element by element ------------------------------------------------
 
 _TOKEN = re.compile(r'["\[\]{}]')
@@ -758,7 +602,7 @@ class _Buffer:
     def peek(self) -> str:
         """The next character that is not white space ('' at the end), not consumed."""
         while True:
-            self.advance(_WS.match(self.text, self.pos).end())
+            self.advance(WHITESPACE.match(self.text, self.pos).end())
             if self.pos < len(self.text):
                 return self.text[self.pos]
             self.compact()
@@ -909,7 +753,7 @@ def _beside_cases(buffer: _Buffer, source: str, line: int) -> Optional[SourceErr
         line = buffer.line
         key = _json_key(buffer.take()[0])
         if key in seen:
-            return _duplicate_key(key, seen[key], line, source)
+            return duplicate_key(key, seen[key], line, source)
         other = other or line
         if key is None or buffer.peek() != ":":
             break
@@ -928,11 +772,6 @@ def _json_key(text: Optional[str]) -> Optional[str]:
     except ValueError:
         return None
     return key if isinstance(key, str) else None
-
-
-def _duplicate_key(key: str, first: int, again: int, source: str) -> SourceError:
-    """The error of a key given twice, as every reader says it (YAML's is yamlsrc's, in the same words)."""
-    return SourceError(f"duplicate key {shown(key)}: first on line {first}, again on line {again}", source, again, key)
 
 
 def _json_elements(buffer: _Buffer, source: str, name: str) -> Iterator[CaseRecord]:
