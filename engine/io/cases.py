@@ -27,7 +27,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator, Optional, Tuple
+from typing import Callable, Iterable, Iterator, Optional
 
 from ..base.atomic import same_file
 from ..base.errors import CaseChoice
@@ -35,9 +35,9 @@ from ..base.escape import LONE_SURROGATE, lone_surrogate_at
 from ..base.yamlsrc import MAX_SCALAR, Located, SourceError, read_documents, shown
 from ..core.contract import is_results_file
 from ..core.schema import CaseInvalid
-from .documents import cases_of, records_or_error
+from .documents import cases_of
 from .fhir import bundles as fhirio
-from .jsonparse import parse_json
+from .jsonlines import read_jsonl, stream_lines
 from .jsonstream import read_json
 from .record import STDIN, STDIN_NAME, CaseRecord
 from .stream import BLOCK, MAX_CASE_CHARS, UTF8_BOM, EncodedText, PeekedBytes, Utf8Text, undecodable, utf8_stream
@@ -418,7 +418,7 @@ def read_jsonl_lines(lines: Iterable[str], source: str) -> Iterator[CaseRecord]:
         for number, text in enumerate(lines, start=1):
             yield number, (text[1:] if number == 1 and text.startswith("\ufeff") else text)
 
-    return _guarded(lambda _lines, _name: _jsonl(numbered(), source, name), None, source, name)
+    return _guarded(lambda _lines, _name: read_jsonl(numbered(), source, name), None, source, name)
 
 
 def _case_files(root: Path, exclude: Optional[str] = None, notes: Optional[Callable[[str], None]] = None) -> list:
@@ -559,58 +559,6 @@ def _numbered(read, what, source: str, name: str) -> Iterator[CaseRecord]:
     elif count == 0:
         yield CaseRecord(
             None, source, None, name, SourceError(EMPTY_STDIN if source == STDIN_NAME else EMPTY_FILE, source)
-        )
-
-
-# -- JSON Lines: line by line ---------------------------------------------------------
-
-
-def _binary_lines(raw: PeekedBytes) -> Iterator[Tuple[int, object]]:
-    """(number, bytes) per line; a line longer than MAX_CASE_CHARS is skipped
-    whole and given as a SourceError instead, so it never fills memory."""
-    number = 0
-    while True:
-        line = raw.readline(MAX_CASE_CHARS + 1)
-        if not line:
-            return
-        number += 1
-        if len(line) > MAX_CASE_CHARS and not line.endswith(b"\n"):
-            while line and not line.endswith(b"\n"):
-                line = raw.readline(BLOCK)
-            yield (
-                number,
-                SourceError(f"a line of more than {MAX_CASE_CHARS:,} characters: too large to be a case", None, number),
-            )
-            continue
-        yield number, line
-
-
-def _decoded(lines: Iterable[Tuple[int, object]]) -> Iterator[Tuple[int, object]]:
-    """Each line decoded on its own: one undecodable byte costs one line, not the file."""
-    for number, line in lines:
-        if isinstance(line, bytes):
-            try:
-                line = line.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                line = SourceError(undecodable(line, exc), None, number)
-        yield number, line
-
-
-def _jsonl(lines: Iterable[Tuple[int, object]], source: str, name: str) -> Iterator[CaseRecord]:
-    """One case per line; blank lines are skipped, and each line's error is its own."""
-    for number, text in lines:
-        if isinstance(text, SourceError):
-            text.source = source
-            yield CaseRecord(None, source, number, name, text)
-            continue
-        if not text.strip(" \t\r\n"):
-            continue
-        text = text.rstrip("\r\n")  # the line's end is not part of its value: an error there is on this line
-        yield from records_or_error(
-            lambda text=text, number=number: [CaseRecord(parse_json(text, source, number), source, number, name)],
-            source,
-            number,
-            name,
         )
 
 
@@ -949,7 +897,7 @@ def _read_stream(raw, kind: str, source: str, name: str) -> Iterator[CaseRecord]
     if error:
         yield CaseRecord(None, source, 1, name, error)
     elif kind == "jsonl":
-        yield from _jsonl(_decoded(_binary_lines(stream)), source, name)
+        yield from read_jsonl(stream_lines(stream), source, name)
     elif kind == "json":
         yield from read_json(Utf8Text(stream, source), source, name, _rewinder(raw, source))
     elif kind == "csv":
