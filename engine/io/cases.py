@@ -19,7 +19,6 @@ import functools
 import itertools
 import json
 import os
-import re
 import stat
 import sys
 from dataclasses import dataclass
@@ -38,9 +37,9 @@ from .fhir import bundles as fhirio
 from .jsonlines import read_jsonl, stream_lines
 from .jsonstream import read_json
 from .record import STDIN, STDIN_NAME, CaseRecord
-from .stream import MAX_CASE_CHARS, UTF8_BOM, EncodedText, PeekedBytes, Utf8Text, utf8_stream
+from .sniffing import CASE_SUFFIXES, is_fhir_export_file, sniff_stdin
+from .stream import MAX_CASE_CHARS, EncodedText, Utf8Text, utf8_stream
 
-CASE_SUFFIXES = {".yaml": "yaml", ".yml": "yaml", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
 # A scenario's own keys (engine/scenarios.py): beside its case's fields, or
 # beside `case:` holding them. Never case fields: every reader takes them off.
 SCENARIO_KEYS = ("name", "description", "expect")
@@ -276,7 +275,7 @@ def read_cases(
         for file, name, unwalked in files:
             if unwalked is not None:
                 units.append(("records", [CaseRecord(None, file, None, name, SourceError(unwalked, file))], None))
-            elif _fhir_export_file(file):
+            elif is_fhir_export_file(file):
                 group = os.path.abspath(os.path.dirname(file))  # as listed: a link joins the export it is in
                 if group not in exports:
                     exports[group] = []
@@ -297,38 +296,6 @@ def read_cases(
             )
         else:
             yield from _fhir_records(unit, None, as_of, defer=defer_fhir)
-
-
-SNIFF_LINES = 20  # lines looked at to tell a FHIR export's file from a file of cases
-
-
-def _fhir_export_file(path: str) -> bool:
-    """Whether a JSON Lines file is part of a FHIR export: one of its first lines is a
-    FHIR resource other than a Bundle (a file of Bundles holds whole records). A damaged
-    line among them costs that line, not the file's reading as an export."""
-    if Path(path).suffix.lower() not in (".ndjson", ".jsonl"):
-        return False
-    try:
-        with open(path, "rb") as handle:
-            looked = 0
-            for line in iter(lambda: handle.readline(MAX_CASE_CHARS), b""):
-                line = line.removeprefix(UTF8_BOM) if looked == 0 else line
-                if not line.strip():
-                    continue
-                looked += 1
-                try:
-                    value = json.loads(line.decode("utf-8"))
-                except (ValueError, RecursionError):  # damaged, nested too deep, or not JSON: look further
-                    value = None
-                if fhirio.is_fhir(value) and value["resourceType"] != "Bundle":
-                    return True
-                if isinstance(value, dict) and not fhirio.is_fhir(value):
-                    return False  # a case
-                if looked >= SNIFF_LINES:
-                    return False
-    except OSError:  # unreadable: the case reader says so
-        return False
-    return False
 
 
 def _export_base(directory: str) -> Optional[str]:
@@ -573,12 +540,6 @@ def _read_yaml(text, source, name) -> Iterator[CaseRecord]:
             yield from cases_of(document, source, name, line)
 
 
-# -- CSV: a header row of field names, then a case per row -----------------------------
-
-# A header as a spreadsheet writes it: names (quoted or not) separated by commas.
-_CSV_HEADER = re.compile(rb'"?[A-Za-z_][A-Za-z0-9_ ]*"?(?:[ \t]*,[ \t]*(?:"?[A-Za-z_][A-Za-z0-9_ ]*"?)?)+\Z')
-
-
 # -- files and standard input ---------------------------------------------------------
 
 
@@ -629,40 +590,11 @@ def _rewinder(raw, source: str):
 
 
 def _read_stdin(stdin, name: str) -> Iterator[CaseRecord]:
-    """Standard input, read as it arrives: JSON Lines when its first line is a
-    whole JSON object, a JSON list when it starts with '[{"' (or '[]'), CSV
-    when it is a header of names separated by commas, YAML otherwise."""
+    """Standard input, read as it arrives, in the format its first line says (sniffing.sniff_stdin)."""
     raw = getattr(stdin, "buffer", None) or EncodedText(stdin)
     stream, error = utf8_stream(raw, STDIN_NAME)
     if error:
         yield CaseRecord(None, STDIN_NAME, 1, STDIN_NAME, error)
         return
-    seen = b""
-    while not seen.strip():  # blank lines first: they decide nothing
-        line = stream.readline(MAX_CASE_CHARS)
-        if not line:
-            break
-        seen += line
-    first = seen.strip()
-    while first.startswith(b"[") and len(first) < 2:  # '[' alone on its line: look at what follows
-        line = stream.readline(MAX_CASE_CHARS)
-        if not line:
-            break
-        seen += line
-        first = seen.strip()
-    stream = PeekedBytes(stream, seen)
-    yield from _read_stream(stream, _stdin_kind(first), STDIN_NAME, STDIN_NAME)
-
-
-def _stdin_kind(first: bytes) -> str:
-    if first.startswith(b"{") and b"\n" not in first:
-        try:
-            if isinstance(json.loads(first), dict):
-                return "jsonl"
-        except Exception:  # not JSON (or JSON too odd to sniff): YAML will say what is wrong
-            pass
-    if re.match(rb'\[[ \t\r\n]*(?:\{[ \t\r\n]*["}]|\])', first):  # not a YAML flow list: [{diagnosis: als}]
-        return "json"
-    if _CSV_HEADER.match(first):  # YAML would read it as one text, never a case
-        return "csv"
-    return "yaml"
+    kind, stream = sniff_stdin(stream)
+    yield from _read_stream(stream, kind, STDIN_NAME, STDIN_NAME)
