@@ -25,9 +25,11 @@ from typing import Callable, Iterable, Iterator, List, Optional, Tuple
 from ..base.atomic import refuse_inputs, same_file
 from ..base.errors import OutputRefused, Stopped, WorkerDied
 from ..core.advisor import Advisor, Result, default_advisor
-from ..io.cases import RESULTS_SUFFIXES, ReadMeter, input_size, read_cases, walk
+from ..io.cases import read_cases
+from ..io.meter import ReadMeter, input_size
 from ..io.record import STDIN, CaseRecord
 from ..io.sniffing import CASE_SUFFIXES
+from ..io.walk import RESULTS_SUFFIXES, walk
 
 CHUNK = 64  # cases per task sent to a worker
 IN_FLIGHT = 4  # tasks per worker queued at once: enough to keep it busy, bounded for memory

@@ -19,26 +19,24 @@ import functools
 import itertools
 import json
 import os
-import stat
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
-from ..base.atomic import same_file
 from ..base.errors import CaseChoice
 from ..base.escape import LONE_SURROGATE, lone_surrogate_at
 from ..base.yamlsrc import Located, SourceError, read_documents, shown
-from ..core.contract import is_results_file
 from ..core.schema import CaseInvalid
 from .csvcases import read_csv
 from .documents import cases_of
 from .fhir import bundles as fhirio
 from .jsonlines import read_jsonl, stream_lines
 from .jsonstream import read_json
+from .meter import ReadMeter
 from .record import STDIN, STDIN_NAME, CaseRecord
 from .sniffing import CASE_SUFFIXES, is_fhir_export_file, sniff_stdin
 from .stream import MAX_CASE_CHARS, EncodedText, Utf8Text, utf8_stream
+from .walk import case_files, name_below
 
 # A scenario's own keys (engine/scenarios.py): beside its case's fields, or
 # beside `case:` holding them. Never case fields: every reader takes them off.
@@ -75,134 +73,6 @@ def pick_case(records: Iterable[CaseRecord], wanted: Optional[str], source, sche
             f"{source}: {'no case' if not chosen else f'{len(chosen)} cases'} with the id {wanted!r} (cases: {listed})"
         )
     return chosen[0]
-
-
-def expand_paths(paths: Iterable[str]) -> Iterator[str]:
-    """Files named, and what the walk of each directory named reads: its case files, and the
-    entries it gives an error (sorted, recursive; see `walk`)."""
-    for path in paths:
-        if path != STDIN and Path(path).is_dir():
-            yield from (str(w.path) for w in _case_files(Path(path)))
-        else:
-            yield path
-
-
-@dataclass
-class Walked:
-    """One entry that walking a folder met: a case file to read (`file`), a folder entered
-    (`folder`), an entry that could not be walked (`error`, an error result: `why`), or one left
-    out (`left`, a note: `why`)."""
-
-    path: Path
-    kind: str
-    why: str = ""
-
-
-RESULTS_LEFT_OUT = "left out: it holds results of ivig, not cases (name it to read it)"
-
-
-def walk(root: Path) -> list:
-    """Everything below the folder `root` that reading it meets, in the order read: depth first,
-    each folder's entries sorted by name.
-
-    Links to folders are followed, so a folder linked in is read; a folder met again (a link
-    back to a folder above it, or a second link to one) is left out with a note, so that a loop
-    ends and nothing is read twice. A folder that cannot be listed, and an entry with a case
-    file's name that is not a file (a pipe would never end), is an error; a broken link with
-    such a name is read, so its reading says it is broken. A file that is recognisably results
-    of this program (contract.is_results_file) is left out with a note: an earlier run's output
-    in the folder is no case. Without recursion, so a deep tree is no crash."""
-    found, seen, pending = [], {}, [root]
-    while pending:
-        path = pending.pop()
-        if path.is_dir():
-            real = os.path.realpath(path)
-            if real in seen:
-                found.append(Walked(path, "left", f"is the folder {seen[real]} again (a link): not read twice"))
-                continue
-            seen[real] = path
-            try:
-                names = sorted(entry.name for entry in os.scandir(path))
-            except OSError as exc:
-                found.append(Walked(path, "error", f"cannot read this folder: {exc.strerror}"))
-                continue
-            found.append(Walked(path, "folder"))
-            pending.extend(path / name for name in reversed(names))
-        elif path.suffix.lower() in CASE_SUFFIXES:
-            found.append(_walked_file(path))
-    return found
-
-
-def _name_below(root: Path, path: Path) -> str:
-    """A walked entry's name: its path below the folder given (the folder's own name for itself)."""
-    return path.relative_to(root).as_posix() if path != root else root.name
-
-
-def _walked_file(path: Path) -> Walked:
-    """A walked entry with a case file's name: read, left out, or an error."""
-    if path.exists() and not path.is_file():
-        return Walked(path, "error", "not a regular file: a folder's walk reads files only (name it to read it)")
-    if path.suffix.lower() in RESULTS_SUFFIXES:
-        if is_results_file(path):
-            return Walked(path, "left", RESULTS_LEFT_OUT)
-    return Walked(path, "file")
-
-
-RESULTS_SUFFIXES = (".json", ".jsonl", ".ndjson", ".csv")  # what the results of ivig evaluate are written as
-
-
-class ReadMeter:
-    """How far the reading of a batch has got, in bytes, for a progress line: the size of each
-    file read to its end, and the position in the one being read (a file read twice, a JSON
-    `cases` file checked then streamed, goes back; a pipe's position is not known)."""
-
-    def __init__(self):
-        self.finished, self.current = 0, None
-
-    def reading(self, handle) -> None:
-        self.current = handle
-
-    def read(self, handle) -> None:
-        """`handle` was read to its end (or given up on)."""
-        if handle is self.current:
-            self.finished += _size(handle)
-            self.current = None
-
-    def bytes(self) -> int:
-        try:
-            return self.finished + (self.current.tell() if self.current is not None else 0)
-        except (OSError, ValueError):  # a pipe, or a file closed meanwhile
-            return self.finished
-
-
-def input_size(paths: Iterable[str], stdin=None) -> Optional[int]:
-    """The bytes `read_cases` will read from `paths`, or None when that cannot be known ahead
-    (standard input from a pipe); a progress line shows the share read, as pv does."""
-    total = 0
-    for path in expand_paths(paths):
-        if path == STDIN:
-            stream = getattr(stdin or sys.stdin, "buffer", None)
-            size = _size(stream) if stream is not None and _regular(stream) else None
-        else:
-            size = _size(path)
-        if size is None:
-            return None
-        total += size
-    return total
-
-
-def _size(file) -> Optional[int]:
-    try:
-        return os.fstat(file.fileno()).st_size if hasattr(file, "fileno") else os.path.getsize(file)
-    except (OSError, ValueError):
-        return None
-
-
-def _regular(stream) -> bool:
-    try:
-        return stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def read_cases(
@@ -244,8 +114,8 @@ def read_cases(
     exports = {}  # directory -> [(file, name)]: its FHIR NDJSON files, read as one export
     for path in paths:
         if path == STDIN:
-            if meter is not None and _regular(getattr(stdin or sys.stdin, "buffer", None)):
-                meter.reading((stdin or sys.stdin).buffer)
+            if meter is not None:
+                meter.reading_stdin(stdin or sys.stdin)
             units.append(("records", _guarded(_read_stdin, stdin or sys.stdin, STDIN_NAME, STDIN_NAME), None))
             continue
         root = Path(path)
@@ -253,8 +123,8 @@ def read_cases(
             files = [(path, unique(root.name, path), None)]
         else:  # (file, name, why it could not be walked) in the walk's order
             files = [
-                (str(e.path), unique(_name_below(root, e.path), str(e.path)), e.why or None)
-                for e in _case_files(root, exclude, notes)
+                (str(e.path), unique(name_below(root, e.path), str(e.path)), e.why or None)
+                for e in case_files(root, exclude, notes)
             ]
             if not files:
                 units.append(
@@ -384,20 +254,6 @@ def read_jsonl_lines(lines: Iterable[str], source: str) -> Iterator[CaseRecord]:
             yield number, (text[1:] if number == 1 and text.startswith("\ufeff") else text)
 
     return _guarded(lambda _lines, _name: read_jsonl(numbered(), source, name), None, source, name)
-
-
-def _case_files(root: Path, exclude: Optional[str] = None, notes: Optional[Callable[[str], None]] = None) -> list:
-    """What reading the folder `root` reads (`walk`): its case files and the entries that are
-    errors, in order, but `exclude`; what it leaves out is said to `notes`."""
-    read = []
-    for entry in walk(root):
-        if exclude is not None and entry.kind != "folder" and same_file(entry.path, exclude):
-            continue  # the run's own output: neither read nor worth a note
-        if entry.kind == "left" and notes is not None:
-            notes(f"note: {entry.path} {entry.why}")
-        elif entry.kind in ("file", "error"):
-            read.append(entry)
-    return read
 
 
 def _whole_text(record: CaseRecord) -> CaseRecord:
