@@ -27,8 +27,9 @@ from ..base.yamlsrc import Located, SourceError, shown
 from ..core.advisor import GENERAL, Advisor, Result, default_advisor
 from ..core.rulebase import DOSE_KEYS, GRADES, SEVERITIES, RuleBase
 from ..core.words import dose_line, suggest
-from ..io.cases import SCENARIO_CASE, read_cases
+from ..io.cases import read_cases
 from ..io.record import CaseRecord
+from ..io.scenario import SCENARIO_CASE
 
 MAX_DESCRIPTION = 300  # characters: a description says what a scenario is about, in a line or two
 DOSE_RESULT_KEYS = ("rule",) + DOSE_KEYS + ("total_g", "infusion_g")  # what `dose:` may compare: a result's dose keys
