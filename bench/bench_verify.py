@@ -1,4 +1,4 @@
-"""Benchmark of `ivig audit check` (engine.verify) on rule bases with many threshold rules.
+"""Benchmark of `ivig audit check` (engine.audit.check) on rule bases with many threshold rules.
 
     python bench/bench_verify.py                 # N = 0, 2, 10, 40, 100, 300
     python bench/bench_verify.py --sizes 0 2 10  # other sizes
@@ -26,7 +26,7 @@ from pathlib import Path
 
 import ivig_advisor
 from ivig_advisor.engine import RuleBase
-from ivig_advisor.engine.audit.verify import verify
+from ivig_advisor.engine.audit.check import verify
 
 SHIPPED_RULES = Path(ivig_advisor.__file__).resolve().parent / "rules"
 TARGET_N, TARGET_SECONDS = 300, 10.0
@@ -259,7 +259,7 @@ def main(argv=None):
 
 # -- the reference: engine/verify.py's walk before issue 11 -------------------------------
 # Slow (its cost grows with the product of every threshold), exact; only the walk
-# and `_satisfiable` changed, the rest of engine.verify is shared.
+# and `satisfiable` changed, the rest (now engine/audit/check/) is shared.
 
 from collections import Counter  # noqa: E402
 from fractions import Fraction  # noqa: E402
@@ -267,19 +267,15 @@ from itertools import product  # noqa: E402
 from math import prod  # noqa: E402
 from typing import Dict, List, Optional  # noqa: E402
 
-from ivig_advisor.engine.audit.verify import (  # noqa: E402  # noqa: E402
-    _UNSET,
-    Coverage,
-    Finding,
-    Verification,
-    _concludes_all,
-    _Group,
-    _groups,
-    _merged,
-    _order,
-    _Outcome,
-    _State,
-)
+from ivig_advisor.engine.audit.check.checks import concludes_all as _concludes_all  # noqa: E402
+from ivig_advisor.engine.audit.check.findings import Coverage, Finding, Verification  # noqa: E402
+from ivig_advisor.engine.audit.check.findings import order as _order  # noqa: E402
+from ivig_advisor.engine.audit.check.outcomes import Outcome as _Outcome  # noqa: E402
+from ivig_advisor.engine.audit.check.space import UNSET as _UNSET  # noqa: E402
+from ivig_advisor.engine.audit.check.space import Group as _Group  # noqa: E402
+from ivig_advisor.engine.audit.check.space import State as _State  # noqa: E402
+from ivig_advisor.engine.audit.check.space import groups_of as _groups  # noqa: E402
+from ivig_advisor.engine.audit.check.walk import merged as _merged  # noqa: E402
 from ivig_advisor.engine.core import conditions  # noqa: E402
 from ivig_advisor.engine.core.analysis import domains, live_rules  # noqa: E402
 from ivig_advisor.engine.core.rulebase import STANCE, RuleSpec  # noqa: E402

@@ -18,7 +18,8 @@ from hypothesis import strategies as st
 
 from ivig_advisor.cli import main
 from ivig_advisor.engine import Advisor, RuleBase
-from ivig_advisor.engine.audit.verify import domains, verify, walk_case
+from ivig_advisor.engine.audit.check import verify, walk_case
+from ivig_advisor.engine.core.analysis import domains
 
 GOLDEN = ROOT / "tests" / "cases" / "golden.yaml"
 GOLDEN_CASES = len(yaml.safe_load(GOLDEN.read_text(encoding="utf-8")))

@@ -388,7 +388,7 @@ def test_evaluate_reads_not_over_a_derived_fact_as_the_engine_does(rules_copy):
 
 
 def test_the_walk_reads_not_over_a_derived_fact_as_the_engine_does(rules_copy):
-    from ivig_advisor.engine.audit.verify import walk_case
+    from ivig_advisor.engine.audit.check import walk_case
 
     advisor, rule = _advisor_with_not_rule(rules_copy)
     for data in CASES_FOR_NOT_RULE:

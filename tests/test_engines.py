@@ -6,8 +6,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ivig_advisor.engine import Advisor, RuleBase
-from ivig_advisor.engine.audit.verify import domains, verify
-from ivig_advisor.engine.core.analysis import live_rules
+from ivig_advisor.engine.audit.check import verify
+from ivig_advisor.engine.core.analysis import domains, live_rules
 
 RULES = RuleBase.load()
 SPLIT, WHOLE = Advisor(RULES), Advisor(RULES, per_disease=False)

@@ -3,7 +3,7 @@
 The adverse events of the review (TR L159-163, claims C48-C53) belong to
 IVIG, not to a disease: every patient who receives or is about to receive
 IVIG must get every warning that applies. This test walks every diagnosis's
-fact space exhaustively, as `ivig audit check` does (verify's layer-by-layer
+fact space exhaustively, as `ivig audit check` does (its layer-by-layer
 walk, which tests/test_audit.py holds to the experta engine), and checks the
 requirements below in every state the walk reaches. The requirements are
 written here, from the review, independently of the rules they check.
@@ -16,7 +16,7 @@ import yaml
 from conftest import ROOT
 
 from ivig_advisor.engine import RuleBase
-from ivig_advisor.engine.audit.verify import _Walk
+from ivig_advisor.engine.audit.check import Walk
 from ivig_advisor.engine.core import conditions
 from ivig_advisor.engine.core.rulebase import SEVERITIES, STANCE
 
@@ -120,7 +120,7 @@ RISK_FACTORS = [
 ]
 
 
-class SafetyWalk(_Walk):
+class SafetyWalk(Walk):
     """The verifier's walk, checking the requirements on every input it fires rules on.
 
     The walk merges histories that no later rule can tell apart, and inside

@@ -16,7 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ivig_advisor.engine import Advisor, RuleBase
-from ivig_advisor.engine.audit.verify import _Walk, verify, walk_case
+from ivig_advisor.engine.audit.check import Walk, verify, walk_case
 from ivig_advisor.engine.core.analysis import domains
 
 sys.path.insert(0, str(ROOT / "bench"))
@@ -85,7 +85,7 @@ def test_the_walk_fires_what_experta_fires_with_threshold_rules(data):
     assert walk_case(rulebase, case.facts) == fired
 
 
-class Counting(_Walk):
+class Counting(Walk):
     """A walk that overrides the hook, as a safety check would: it must see every state."""
 
     def __init__(self, rulebase):

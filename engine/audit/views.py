@@ -22,8 +22,8 @@ from ..core.schema import CaseInvalid
 from ..core.words import citation, condition_text, dose_line, sentence, suggest, value_label
 from ..io.cases import pick_case, read_cases
 from ..io.record import CaseRecord
+from .check import Finding, Verification, verify
 from .signoff import LOG_NAME, STAGES, ReviewLog, signoff_hash, unsigned
-from .verify import Finding, Verification, verify
 
 
 def rule_record(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog] = None) -> dict:
