@@ -39,7 +39,7 @@ MOVED = {
     "console": "clinician.console",
     "audit_text": "audit.text",
     "report": "audit.report",
-    "verify": "audit.verify",
+    "verify": "audit.check",
     "signoff": "audit.signoff",
     "scenarios": "audit.scenarios",
     "cdshooks": "service.cdshooks",
