@@ -5,7 +5,7 @@ engine and reuses it (experta's ``reset()``) for every case it evaluates.
 """
 
 import itertools
-from typing import List, Optional
+from typing import Dict, List, Optional, Set, Tuple
 
 from .analysis import live_rules, missing_fields, undecided_rules
 from .cache.situations import DEFAULT_SIZE, Keyer, SituationCache
@@ -112,7 +112,9 @@ class Advisor:
         rule_of_fact = {fact_id: firings[i].rule.id for fact_id, i in engine.asserted_by.items()}
         firings = _canonical(firings)
         result = Result(id=case.id, source=case.source, line=case.line)
-        derived, stance_layers, fired = {}, set(), []
+        derived: Dict[str, list] = {}
+        stance_layers: Set[str] = set()
+        fired: List[str] = []
         for firing in firings:
             if firing.rule.id not in fired:
                 fired.append(firing.rule.id)
@@ -124,7 +126,7 @@ class Advisor:
                 stance_layers.add(firing.rule.layer)
         result.trace = [_trace_entry(f, rule_of_fact) for f in firings]
         _conclude(result, firings, case.facts, self.rulebase.ivig_given)
-        waiting = set()
+        waiting: Set[str] = set()
         undecided = undecided_rules(
             self.rulebase, case.facts, derived, set(fired), stance_layers, engine.rules, waiting=waiting
         )
@@ -165,7 +167,8 @@ def _trace_entry(firing, asserted_by) -> dict:
 
 def _conclude(result: Result, firings, facts: dict, ivig_given: frozenset):
     """Read the stance, dose and warnings off the firings, in firing order."""
-    stances, doses, warnings = [], [], {}
+    stances, doses = [], []
+    warnings: Dict[Tuple[str, Optional[str]], dict] = {}  # (code, rule id; None: a conflict) -> the warning
     for firing in firings:
         rule, then = firing.rule, firing.rule.then
         if "recommend" in then:

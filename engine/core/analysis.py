@@ -219,6 +219,7 @@ def domains(rulebase: RuleBase) -> Dict[str, list]:
     out = {}
     for name, operands in tested.items():
         spec = rulebase.schema.fields[name]
+        values: list
         if spec.type == "boolean":
             values = [True, False]
         elif spec.type == "enum":

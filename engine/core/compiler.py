@@ -13,7 +13,7 @@ every rule is the same generic function; what it asserts is data.
 """
 
 from dataclasses import dataclass, field
-from typing import List
+from typing import Dict, List, Optional
 
 from . import conditions
 from ._experta import AND, AS, NOT, OR, Fact, KnowledgeEngine, L, P, Rule, trim_overheads
@@ -46,7 +46,7 @@ class Firing:
 class AdvisorEngine(KnowledgeEngine):
     """The knowledge engine; subclasses carry the compiled rules."""
 
-    rulebase: RuleBase = None
+    rulebase: Optional[RuleBase] = None  # each compiled class's own (compile_rulebase)
     rules: List[RuleSpec] = []  # the rules compiled in, in rule-base order
     tested: frozenset = frozenset()  # the names they test
 
@@ -58,7 +58,7 @@ class AdvisorEngine(KnowledgeEngine):
         """Run the rules over a case's facts; return the firings in order."""
         self.reset()
         self.firings: List[Firing] = []
-        self.asserted_by = {}
+        self.asserted_by: Dict[int, int] = {}  # a derived fact's id -> the index of the firing that asserted it
         # In schema order, so fact ids never depend on the input's order; only
         # the fields some rule here tests; and in one declare, so the Rete
         # settles once instead of once per fact.

@@ -20,7 +20,7 @@ and rendered in plain language for reviewers.
 """
 
 from dataclasses import dataclass
-from typing import Callable, Optional, Tuple, Union
+from typing import Any, Callable, Iterator, Optional, Tuple, Union
 
 from ..base.yamlsrc import Located, SourceError
 
@@ -60,7 +60,7 @@ class Test:
 
     name: str
     op: str
-    operand: object
+    operand: Any  # a YAML scalar; a tuple of them (in, not_in); True or False (known)
     line: Optional[int] = None
 
     @property
@@ -99,19 +99,19 @@ class Test:
 
 @dataclass(frozen=True)
 class AllOf:
-    items: Tuple
+    items: Tuple["Condition", ...]
     line: Optional[int] = None
 
 
 @dataclass(frozen=True)
 class AnyOf:
-    items: Tuple
+    items: Tuple["Condition", ...]
     line: Optional[int] = None
 
 
 @dataclass(frozen=True)
 class Not:
-    item: object
+    item: "Condition"
     line: Optional[int] = None
 
 
@@ -198,7 +198,7 @@ def normal(cond: Condition) -> Condition:
     return cond
 
 
-def tests(cond: Condition):
+def tests(cond: Condition) -> Iterator[Test]:
     """Every test in a condition, in reading order."""
     if isinstance(cond, Test):
         yield cond

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, TypedDict, Union
 
 from ..base.errors import InvalidSource
-from ..base.yamlsrc import Located, SourceError, load_one
+from ..base.yamlsrc import Located, LocatedList, SourceError, load_one
 from . import conditions
 from .rulespec import APPLIES, BASES, DOSE_KEYS, DOSE_PER, GRADES, SEVERITIES, STANCE, STATUSES, Layer, RuleSpec
 from .schema import CaseSchema
@@ -130,7 +130,7 @@ def read_rulebase(directory: Optional[Path], schema: CaseSchema) -> RuleBasePart
     extras, sources = _data_files(files, manifest, errors)
     _check_whole(rules, layers, extras, sources, schema, errors)
     if errors:
-        raise RuleBaseInvalid(errors)
+        raise RuleBaseInvalid(errors)  # type: ignore[arg-type]  # base.errors.InvalidSource takes List[object]
     return RuleBaseParts(
         root=files.root,
         label=files.label,
@@ -229,9 +229,9 @@ def _check_whole(
 
 
 def _layers(manifest, source, errors) -> List[Layer]:
-    layers = []
+    layers: List[Layer] = []
     items = manifest.get("layers") if isinstance(manifest, dict) else None
-    if not isinstance(items, list) or not items:
+    if not isinstance(items, LocatedList) or not items:
         errors.append(SourceError("the manifest needs a list of 'layers'", source, 1))
         return layers
     for i, item in enumerate(items):
@@ -252,7 +252,7 @@ def _layers(manifest, source, errors) -> List[Layer]:
 def _stances(manifest, source, errors) -> Dict[str, bool]:
     """The manifest's stances: name -> whether the stance gives IVIG (a regimen follows)."""
     items = manifest.get("stances") if isinstance(manifest, dict) else None
-    if not isinstance(items, list) or not items:
+    if not isinstance(items, LocatedList) or not items:
         errors.append(SourceError("the manifest needs a list of 'stances' (name, gives_ivig)", source, 1))
         return {}
     out: Dict[str, bool] = {}
@@ -276,7 +276,7 @@ def _stances(manifest, source, errors) -> Dict[str, bool]:
 
 
 def _rule_file(data, source, layers, stances, errors) -> List[RuleSpec]:
-    if not isinstance(data, dict) or not isinstance(data.get("rules"), list):
+    if not isinstance(data, Located) or not isinstance(data.get("rules"), LocatedList):
         errors.append(SourceError("a rule file needs a 'rules' list", source, getattr(data, "line", 1)))
         return []
     for key in data:
@@ -289,7 +289,7 @@ def _rule_file(data, source, layers, stances, errors) -> List[RuleSpec]:
     out = []
     for i, raw in enumerate(data["rules"]):
         line = data["rules"].line_of(i)
-        if not isinstance(raw, dict):
+        if not isinstance(raw, Located):
             errors.append(SourceError("a rule must be a mapping", source, line))
             continue
         rule = _rule(raw, source, line, topic, defaults, layers, stances, errors)
@@ -376,12 +376,14 @@ def _check_rule_header(raw: Located, defaults, layers: List[Layer], err: Err) ->
     return status
 
 
-def _rule_source(raw: Located, err: Err) -> Any:
-    """The rule's `source` (where in the review it comes from), its keys checked; {} if none."""
-    src = raw.get("source") or {}
-    if not isinstance(src, dict):
+def _rule_source(raw: Located, err: Err) -> dict:
+    """The rule's `source` (where in the review it comes from), checked; {} if none."""
+    src = raw.get("source")
+    if not src:
+        return {}
+    if not isinstance(src, Located):
         err("source must be a mapping", "source")
-        src = {}
+        return {}
     for key in src:
         if key not in SOURCE_KEYS:
             err(f"unknown source key '{key}'{suggest(key, SOURCE_KEYS)}", "source", src.line_of(key))
@@ -391,12 +393,6 @@ def _rule_source(raw: Located, err: Err) -> Any:
             "source",
             src.line_of("cite"),
         )
-    return src
-
-
-def _check_provenance(raw: Located, src: Any, err: Err) -> None:
-    """A rule says where it comes from: the review, quoted in English too, or the rationale of an
-    assumption; and the claims it encodes."""
     if src.get("quote") and not str(src.get("quote_en") or "").strip():
         err(
             "a quote from the translation needs its English rendering: source.quote_en",
@@ -404,6 +400,12 @@ def _check_provenance(raw: Located, src: Any, err: Err) -> None:
             src.line_of("quote"),
             kind="provenance",
         )
+    return src
+
+
+def _check_provenance(raw: Located, src: dict, err: Err) -> None:
+    """A rule says where it comes from: the review (its `source`), or the rationale of an
+    assumption; and the claims it encodes."""
     if raw["basis"] == "review" and not (src.get("refs") or src.get("quote") or src.get("cite")):
         err(
             "a rule with basis 'review' must cite the review: source.refs, source.quote or source.cite",
@@ -463,7 +465,7 @@ def _then(data, source, line, stances, err) -> dict:
     if not isinstance(data, dict) or not data:
         err("'then' must be a mapping of actions: " + ", ".join(ACTION_KEYS), "then")
         return {}
-    out = {}
+    out: Dict[str, Any] = {}
     for key, value in data.items():
         at = data.line_of(key) if isinstance(data, Located) else line
         if key not in ACTION_KEYS:
@@ -493,7 +495,7 @@ def _dose(value, at, err, keys=DOSE_KEYS) -> dict:
     instead name a row (`dose: gbs`), resolved once the table is read."""
     if isinstance(value, str) and ID_PATTERN.match(value):
         return {"regimen": value}
-    if not isinstance(value, dict):
+    if not isinstance(value, Located):
         err("'dose' must be a mapping, or the id of a regimen in regimens.yaml", "then", at)
         return {}
     for key in value:
@@ -584,7 +586,7 @@ def _table(extras: dict, sources: Dict[str, str], key: str, keys, errors) -> Dic
     if data is None:
         return {}
     source = sources[key]
-    if not isinstance(data, dict):
+    if not isinstance(data, Located):
         errors.append(SourceError(f"{key} must be a mapping of id: record", source, 1))
         return {}
     out = {}
@@ -594,7 +596,7 @@ def _table(extras: dict, sources: Dict[str, str], key: str, keys, errors) -> Dic
         def err(message, _field=None, at=None, kind="schema", _name=name, line=line):
             errors.append(SourceError(message, source, at or line, f"{key}.{_name}", kind))
 
-        if not isinstance(name, str) or not ID_PATTERN.match(name) or not isinstance(record, dict):
+        if not isinstance(name, str) or not ID_PATTERN.match(name) or not isinstance(record, Located):
             err("a record needs an id of lower-case words joined by '-' and a mapping")
             continue
         if key == "regimens":

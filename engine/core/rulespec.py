@@ -5,6 +5,7 @@ The keys a rule file may use, and the checking, are the loader's (loader.py)."""
 from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
+from ..base.yamlsrc import Located
 from . import conditions
 
 SEVERITIES = ("critical", "warning", "info")
@@ -65,7 +66,7 @@ class RuleSpec:
     # fields are not asked for, nor listed as missing, on its account): "IVIG is not planned" is
     # worth saying when a case says it, not worth asking every patient.
     ask: bool = True
-    raw: dict = field(default_factory=dict)
+    raw: Located = field(default_factory=Located)  # the rule as written, with the line of each key
 
     @property
     def derives(self) -> Dict[str, object]:

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Dict, List, NamedTuple, Optional, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
 from ..base.errors import InvalidSource
 from ..base.yamlsrc import DECIMAL_FLOAT, DECIMAL_INT, MAX_NUMBER, Located, SourceError, load_one, shown
@@ -43,7 +43,7 @@ class Reading(NamedTuple):
     """A value read for a field: the value, and whether it was written otherwise
     (an alias, a label, another case, a unit, another word for yes or no)."""
 
-    value: object
+    value: Any  # of the field's type: text, number, yes or no, a sorted tuple of texts (a list field)
     normalised: bool
 
 
@@ -113,7 +113,7 @@ class CaseInvalid(InvalidSource):
     """A case that breaks the schema; `errors` are SourceErrors, the first is the headline."""
 
     def __init__(self, errors: List[SourceError]):
-        super().__init__(errors)
+        super().__init__(errors)  # type: ignore[arg-type]  # base.errors.InvalidSource takes List[object]
         self.args = (str(errors[0]),)  # the message is the headline: one case, one line
 
 
@@ -138,7 +138,7 @@ class CaseSchema:
     @classmethod
     def load(cls, path: Optional[Path] = None) -> "CaseSchema":
         """Read and check the schema file (default: the packaged facts/case.yaml)."""
-        ref = resources.files("ivig_advisor").joinpath("facts", "case.yaml") if path is None else Path(path)
+        ref = resources.files("ivig_advisor").joinpath("facts").joinpath("case.yaml") if path is None else Path(path)
         source = "facts/case.yaml" if path is None else str(path)
         try:
             text = ref.read_text(encoding="utf-8-sig")
@@ -324,7 +324,7 @@ def _json_property(spec: FieldSpec) -> dict:
     kind = {"string": ["string", "number"], "boolean": ["boolean"], "number": ["number"], "integer": ["integer"]}[
         spec.type
     ]
-    out = dict(about, type=kind + ([] if spec.required else ["null"]))
+    out: Dict[str, object] = dict(about, type=kind + ([] if spec.required else ["null"]))
     if spec.min is not None:
         out["minimum"] = spec.min
     if spec.max is not None:
@@ -470,10 +470,10 @@ def _field_spec(name, spec, groups, spellings, source, line) -> FieldSpec:
     if kind in ("enum", "list") and not spec.get("values"):
         raise SourceError(f"field '{name}' of type {kind} needs 'values'", source, line, name)
     group = spec.get("group")
-    if group not in groups:
+    if group is None or group not in groups:  # a field without a group is in none
         raise SourceError(f"field '{name}' is in unknown group {group!r}", source, line, name)
     values = {str(k): dict(v or {}) for k, v in (spec.get("values") or {}).items()}
-    named = {}  # every name of a value, lower case -> the value: one name, one value
+    named: Dict[str, str] = {}  # every name of a value, lower case -> the value: one name, one value
     for value, about in values.items():
         extra = set(about) - {"label", "aliases"}
         if extra:  # e.g. an unquoted comma in a flow mapping's label

@@ -120,6 +120,7 @@ class Situation:
     """
 
     __slots__ = ("status", "parts", "warnings", "trace", "undecided", "waiting", "entry")
+    entry: tuple  # where the cache keeps it: (engine, positions, characters), set by SituationCache.put
 
     def __init__(self, run, shared: dict):
         r = run.result
@@ -235,7 +236,7 @@ class SituationCache:
 
     def _search(self, key):
         engine, chars = key
-        shapes = self._shapes.get(engine, ())
+        shapes = self._shapes.get(engine, [])
         for i, shape in enumerate(shapes):
             part = shape.project(chars)
             situation = shape.table.get(part)

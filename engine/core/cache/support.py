@@ -230,7 +230,8 @@ class SupportReader:
     def support(self, key: str, run) -> Tuple[int, ...]:
         """The positions of `key` the run of its case depended on, in order."""
         steps = [self.by_id[entry["rule"]] for entry in run.result.trace]  # the firings, in order
-        first, stance_at = {}, {}
+        first: Dict[str, int] = {}  # derived fact -> the step that first asserted it
+        stance_at: Dict[str, int] = {}  # layer -> the step that first set the stance there
         below, floor = [], NEVER  # below[j]: minus the lowest salience among firings 1..j+1 (ascending)
         for step, premise in enumerate(steps, start=1):
             for name in premise.rule.derives:
