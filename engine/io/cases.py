@@ -16,7 +16,6 @@ schema reads as it reads an interview's answers (schema.read_value).
 
 import datetime
 import functools
-import itertools
 import json
 import os
 import sys
@@ -29,14 +28,14 @@ from ..base.yamlsrc import SourceError, read_documents, shown
 from ..core.schema import CaseInvalid
 from .csvcases import read_csv
 from .documents import cases_of
-from .fhir import bundles as fhirio
+from .fhir.records import export_records, fhir_records, manifest_base
 from .jsonlines import read_jsonl, stream_lines
 from .jsonstream import read_json
 from .meter import ReadMeter
 from .record import STDIN, STDIN_NAME, CaseRecord
 from .scenario import scenario_apart
 from .sniffing import CASE_SUFFIXES, is_fhir_export_file, sniff_stdin
-from .stream import MAX_CASE_CHARS, EncodedText, Utf8Text, utf8_stream
+from .stream import EncodedText, Utf8Text, utf8_stream
 from .walk import case_files, name_below
 
 EMPTY_FILE, EMPTY_STDIN = "the file holds no case", "standard input holds no case"
@@ -92,7 +91,7 @@ def read_cases(
     used in this run, the path as given. Several cases in one file are
     ``name:N``.
 
-    FHIR is recognised by content (engine/fhirio.py): a Bundle gives a case
+    FHIR is recognised by content (io/fhir/bundles.py): a Bundle gives a case
     per Patient, and the NDJSON files of a Bulk Data export in one directory
     are read together as one export. `as_of` is the date ages are computed
     at from a Patient's birthDate (default: today). `defer_fhir`: FHIR cases come
@@ -158,87 +157,9 @@ def read_cases(
                 for r in _guarded(read_path, f, f, n)
                 if not (r.error is not None and r.error.message == EMPTY_FILE)
             )  # no resource of a type: fine
-            yield from _fhir_records(
-                records, unit[0][1], as_of, export=True, base=_export_base(directory), defer=defer_fhir
-            )
+            yield from export_records(records, unit[0][1], as_of, manifest_base(directory), defer_fhir)
         else:
-            yield from _fhir_records(unit, None, as_of, defer=defer_fhir)
-
-
-def _export_base(directory: str) -> Optional[str]:
-    """The server base of a Bulk export, from the manifest beside its files (its `request`
-    URL, up to the resource or Group the export was asked of), or None without one."""
-    for path in sorted(Path(directory).glob("*.json")):
-        try:
-            if path.stat().st_size > MAX_CASE_CHARS:
-                continue
-            manifest = json.loads(path.read_text(encoding="utf-8-sig"))
-        except (OSError, ValueError):
-            continue
-        if fhirio.is_bulk_manifest(manifest) and isinstance(manifest.get("request"), str):
-            return fhirio.export_base(manifest["request"])
-    return None
-
-
-def _fhir_records(
-    records: Iterable[CaseRecord],
-    name: Optional[str],
-    as_of,
-    export: bool = False,
-    base: Optional[str] = None,
-    defer: bool = False,
-) -> Iterator[CaseRecord]:
-    """The records, with FHIR turned into cases: each Bundle (or lone resource) into a case per
-    Patient; and a stream of resources (a FHIR export's NDJSON files, standard input whose
-    first record is a resource) joined into a case per Patient (engine/fhirio.py)."""
-    records = iter(records)
-    first = next(records, None)
-    if first is None:
-        return
-    records = itertools.chain([first], records)
-    if export or (
-        first.error is None
-        and fhirio.is_fhir(first.data)
-        and first.data["resourceType"] != "Bundle"
-        and first.source == STDIN_NAME
-    ):
-        lines = ((r.source, r.line, r.error if r.error is not None else r.data) for r in records)
-        yield from _from_fhir(fhirio.bulk_cases(lines, as_of, base), name or first.default_id, defer=defer)
-        return
-    for record in records:
-        if record.error is None and fhirio.is_bulk_manifest(record.data):
-            continue  # the export's table of contents, beside its NDJSON files: no case
-        if record.error is None and fhirio.is_fhir(record.data):
-            yield from _from_fhir(
-                fhirio.bundle_cases(record.data, record.source, record.line, as_of),
-                record.default_id,
-                record.source,
-                defer,
-            )
-        else:
-            yield record
-
-
-def _from_fhir(cases, name: str, source: Optional[str] = None, defer: bool = False) -> Iterator[CaseRecord]:
-    """FhirCases as records; whatever the FHIR reader raises (a shape nothing foresaw) is one
-    more error record, never the run's end. `defer`: a Patient's case is read from its
-    resources where it is evaluated (CaseRecord.resolved), not here."""
-    number = 0
-    try:
-        for number, case in enumerate(cases, start=1):
-            default_id = case.id or f"{name}:{number}"
-            if case.pending is not None and defer:
-                yield CaseRecord(None, case.source, case.line, default_id, pending=case.pending, id=case.id)
-            else:
-                yield CaseRecord.of_fhir(case.built(), default_id)
-    except Exception as exc:
-        yield CaseRecord(
-            None,
-            source or name,
-            None,
-            f"{name}:{number + 1}",
-            SourceError(f"cannot be read as FHIR: {type(exc).__name__}: {shown(exc, 200)}", source or name),
-        )
+            yield from fhir_records(unit, as_of, defer_fhir)
 
 
 def read_jsonl_lines(lines: Iterable[str], source: str) -> Iterator[CaseRecord]:

@@ -1,10 +1,10 @@
 """FHIR records in: Bundles and Bulk Data exports, joined into one case per Patient.
 
-caseio recognises FHIR by content and hands over what it parsed: a Bundle
+io/ recognises FHIR by content (sniffing.py, fhir/records.py) and hands over what it parsed: a Bundle
 (or a lone resource) as one document, or a Bulk Data export as a stream of
 (source, line, resource) from its NDJSON files. This module joins each
 Patient to the resources that reference it and gives `FhirCase`s, which
-caseio turns into case records like any other.
+fhir/records.py turns into case records like any other.
 
 A Bulk export puts each resource type in its own files, so one patient's
 resources are spread across the whole export. They are joined on disk, in a
