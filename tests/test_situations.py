@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 
 from ivig_advisor.engine import Advisor, RuleBase
 from ivig_advisor.engine.core import conditions
-from ivig_advisor.engine.core.advisor import Result, Run
 from ivig_advisor.engine.core.analysis import domains, live_rules
 from ivig_advisor.engine.core.cache.situations import READ_BY_RESULT, Keyer, Situation
 from ivig_advisor.engine.core.cache.support import projector
@@ -445,7 +444,7 @@ def check_supports(cases, rnd, support=None):
         other = agreeing_case(case, positions, rnd)
         moved += other != dict(case, id="other")
         validated = PLAIN.validate(other)
-        replayed = Situation(first, {}).replay(validated, Result, Run)
+        replayed = Situation(first, {}).replay(validated)
         replayed.result.rules, replayed.result.normalised = dict(PLAIN.stamp), validated.normalised  # as Advisor.run
         assert run_record(replayed) == run_record(PLAIN.run(validated)), (case, other, positions)
     return moved

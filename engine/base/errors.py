@@ -15,7 +15,7 @@ here: `schema.CaseInvalid` (a case) and `rulebase.RuleBaseInvalid` (a rule
 base).
 """
 
-from typing import List
+from typing import Sequence
 
 
 class IvigError(Exception):
@@ -26,7 +26,7 @@ class InvalidSource(IvigError):
     """A file that breaks its contract; `errors` lists every SourceError (file:line: message), the
     first is the headline."""
 
-    def __init__(self, errors: List[object]):
+    def __init__(self, errors: Sequence[object]):
         super().__init__("\n".join(str(e) for e in errors))
         self.errors = list(errors)
 

@@ -130,7 +130,7 @@ def read_rulebase(directory: Optional[Path], schema: CaseSchema) -> RuleBasePart
     extras, sources = _data_files(files, manifest, errors)
     _check_whole(rules, layers, extras, sources, schema, errors)
     if errors:
-        raise RuleBaseInvalid(errors)  # type: ignore[arg-type]  # base.errors.InvalidSource takes List[object]
+        raise RuleBaseInvalid(errors)
     return RuleBaseParts(
         root=files.root,
         label=files.label,

@@ -113,7 +113,7 @@ class CaseInvalid(InvalidSource):
     """A case that breaks the schema; `errors` are SourceErrors, the first is the headline."""
 
     def __init__(self, errors: List[SourceError]):
-        super().__init__(errors)  # type: ignore[arg-type]  # base.errors.InvalidSource takes List[object]
+        super().__init__(errors)
         self.args = (str(errors[0]),)  # the message is the headline: one case, one line
 
 
