@@ -265,3 +265,44 @@ def test_a_file_listed_through_a_link_inside_the_directory_is_listed(rules_copy)
     mutate(rules_copy / "rulebase.yaml", "  - mmn.yaml\n", "  - current/mmn.yaml\n")
     RuleBase.load(rules_copy)  # the loader reads it so
     assert unlisted_files(rules_copy, _manifest(rules_copy), ("rulebase.yaml",)) == []
+
+
+# -- a value of the wrong type is an error at its file and line, never a crash ------------
+
+
+def _line_starting(path, start):
+    """The 1-based number of the first line of `path` that begins with `start`."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return next(number for number, line in enumerate(lines, start=1) if line.startswith(start))
+
+
+def assert_refused_at(run_cli, rules_dir, where, field):
+    """A broken rule base as a reviewer meets it: `ivig evaluate --rules` exits 2 with the
+    error `where: [field] ...` (`where` is file:line), and `ivig audit check --rules` exits 1
+    with it as a finding (a load error is a finding there); never an internal error."""
+    case = rules_dir.parent / "case.json"
+    case.write_text('{"diagnosis": "gbs"}', encoding="utf-8")
+    evaluated = run_cli("evaluate", "--rules", str(rules_dir), str(case))
+    checked = run_cli("audit", "check", "--rules", str(rules_dir))
+    for result in (evaluated, checked):
+        assert "internal error" not in result.output and "Traceback" not in result.output, result.output
+    assert evaluated.exit_code == 2, evaluated.output
+    assert f"error: {rules_dir}/{where}: [{field}] " in evaluated.output, evaluated.output
+    assert checked.exit_code == 1, checked.output
+    assert any(
+        line.startswith(f"{rules_dir}/{where}: schema: ") and line.endswith(f"[{field}]")
+        for line in checked.output.splitlines()
+    ), checked.output
+
+
+@pytest.mark.parametrize("key", ["defaults", "maintenance"])
+@pytest.mark.parametrize("value", ["draft", "1", "[status, draft]"])
+def test_a_rule_files_defaults_or_maintenance_that_is_no_mapping_is_refused_at_its_line(
+    run_cli, rules_copy, key, value
+):
+    path = rules_copy / "cidp.yaml"
+    line = _line_starting(path, f"{key}:")
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[line - 1] = f"{key}: {value}\n"
+    path.write_text("".join(lines), encoding="utf-8")
+    assert_refused_at(run_cli, rules_copy, f"cidp.yaml:{line}", key)

@@ -17,7 +17,7 @@ from ..base.errors import InvalidSource
 from ..base.yamlsrc import Located, LocatedList, SourceError, load_one
 from . import conditions
 from .rulespec import APPLIES, BASES, DOSE_KEYS, DOSE_PER, GRADES, SEVERITIES, STANCE, STATUSES, Layer, RuleSpec
-from .schema import CaseSchema
+from .schema import CaseSchema, _read
 from .words import suggest
 
 if TYPE_CHECKING:
@@ -43,6 +43,8 @@ RULE_KEYS = (
     "ask",
 )
 FILE_KEYS = ("topic", "title", "maintenance", "defaults", "rules")
+# What a rule file's mappings hold, for the error when one is written as something else
+FILE_MAPPINGS = {"defaults": "status: draft or retired", "maintenance": "author, specialist, version"}
 SOURCE_KEYS = ("section", "refs", "lines", "quote", "quote_en", "cite")
 PASSAGE_KEYS = ("quote", "quote_en")  # a passage of the review that several rules cite (passages.yaml)
 ACTION_KEYS = ("derive", "recommend", "dose", "warn")
@@ -188,11 +190,11 @@ def _rule_files(
         read, data = _listed_file(files, name, manifest["rule_files"].line_of(index), "rule", errors)
         if not read:
             continue
-        rules.extend(_rule_file(data, files.source(name), layers, stances, errors))
-        if isinstance(data, dict):
+        if isinstance(data, Located):
             topic = str(data.get("topic", Path(name).stem))
             topics[topic] = " ".join(str(data.get("title", "")).split())
-            maintenance[topic] = dict(data.get("maintenance") or {})
+            maintenance[topic] = dict(_file_mapping(data, "maintenance", files.source(name), errors))
+        rules.extend(_rule_file(data, files.source(name), layers, stances, errors))
     return rules, topics, maintenance
 
 
@@ -285,7 +287,7 @@ def _rule_file(data, source, layers, stances, errors) -> List[RuleSpec]:
                 SourceError(f"unknown rule-file key '{key}'{suggest(key, FILE_KEYS)}", source, data.line_of(key))
             )
     topic = str(data.get("topic", Path(source).stem))
-    defaults = data.get("defaults") or {}
+    defaults = _file_mapping(data, "defaults", source, errors)
     out = []
     for i, raw in enumerate(data["rules"]):
         line = data["rules"].line_of(i)
@@ -296,6 +298,19 @@ def _rule_file(data, source, layers, stances, errors) -> List[RuleSpec]:
         if rule is not None:
             out.append(rule)
     return out
+
+
+def _file_mapping(data: Located, key: str, source: str, errors: List[SourceError]) -> dict:
+    """A rule file's mapping `key` (FILE_MAPPINGS), {} when it is not written or null; a value
+    of another kind (text, number, list) is an error at its line, and reads as {}."""
+    value = data.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        message = f"'{key}' must be a mapping ({FILE_MAPPINGS[key]}), not {_read(value)}"
+        errors.append(SourceError(message, source, data.line_of(key), key))
+        return {}
+    return value
 
 
 def _rule(raw: Located, source, line, topic, defaults, layers, stances, errors) -> Optional[RuleSpec]:
