@@ -1,5 +1,7 @@
 """Loading the rule language: the shipped base is clean; broken bases fail with file:line."""
 
+import re
+
 import pytest
 import yaml
 from conftest import ROOT, mutate
@@ -306,3 +308,14 @@ def test_a_rule_files_defaults_or_maintenance_that_is_no_mapping_is_refused_at_i
     lines[line - 1] = f"{key}: {value}\n"
     path.write_text("".join(lines), encoding="utf-8")
     assert_refused_at(run_cli, rules_copy, f"cidp.yaml:{line}", key)
+
+
+@pytest.mark.parametrize("value", ["scope.yaml", "9"])
+def test_a_manifests_rule_files_that_is_no_list_is_refused_at_its_line(run_cli, rules_copy, value):
+    path = rules_copy / "rulebase.yaml"
+    line = _line_starting(path, "rule_files:")
+    path.write_text(
+        re.sub(r"rule_files:\n(  - .*\n)+", f"rule_files: {value}\n", path.read_text(encoding="utf-8")),
+        encoding="utf-8",
+    )
+    assert_refused_at(run_cli, rules_copy, f"rulebase.yaml:{line}", "rule_files")

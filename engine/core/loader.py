@@ -43,8 +43,13 @@ RULE_KEYS = (
     "ask",
 )
 FILE_KEYS = ("topic", "title", "maintenance", "defaults", "rules")
-# What a rule file's mappings hold, for the error when one is written as something else
-FILE_MAPPINGS = {"defaults": "status: draft or retired", "maintenance": "author, specialist, version"}
+# The parts of a manifest or rule file that hold other values: key -> the kind, and what it
+# holds in words, for the error when one is written as something else (a text, a number)
+PARTS = {
+    "rule_files": (list, "a list of file names"),
+    "defaults": (dict, "a mapping (status: draft or retired)"),
+    "maintenance": (dict, "a mapping (author, specialist, version)"),
+}
 SOURCE_KEYS = ("section", "refs", "lines", "quote", "quote_en", "cite")
 PASSAGE_KEYS = ("quote", "quote_en")  # a passage of the review that several rules cite (passages.yaml)
 ACTION_KEYS = ("derive", "recommend", "dose", "warn")
@@ -162,7 +167,9 @@ def _manifest(files: RuleDirectory) -> Any:
         raise RuleBaseInvalid([error]) from None
 
 
-def _listed_file(files: RuleDirectory, name: Any, line: int, kind: str, errors: List[SourceError]) -> Tuple[bool, Any]:
+def _listed_file(
+    files: RuleDirectory, name: Any, line: Optional[int], kind: str, errors: List[SourceError]
+) -> Tuple[bool, Any]:
     """(True, the data) of a file the manifest lists at `line` as a `kind` file (rule, data),
     or (False, None) with the reason in `errors`: outside the directory, unreadable, bad YAML."""
     problem = files.outside(name)
@@ -186,14 +193,15 @@ def _rule_files(
     rules: List[RuleSpec] = []
     topics: Dict[str, str] = {}
     maintenance: Dict[str, dict] = {}
-    for index, name in enumerate(manifest.get("rule_files") or []):
-        read, data = _listed_file(files, name, manifest["rule_files"].line_of(index), "rule", errors)
+    listed = _part(manifest, "rule_files", files.source(MANIFEST), errors) or LocatedList()
+    for index, name in enumerate(listed):
+        read, data = _listed_file(files, name, listed.line_of(index), "rule", errors)
         if not read:
             continue
         if isinstance(data, Located):
             topic = str(data.get("topic", Path(name).stem))
             topics[topic] = " ".join(str(data.get("title", "")).split())
-            maintenance[topic] = dict(_file_mapping(data, "maintenance", files.source(name), errors))
+            maintenance[topic] = dict(_part(data, "maintenance", files.source(name), errors) or {})
         rules.extend(_rule_file(data, files.source(name), layers, stances, errors))
     return rules, topics, maintenance
 
@@ -287,7 +295,7 @@ def _rule_file(data, source, layers, stances, errors) -> List[RuleSpec]:
                 SourceError(f"unknown rule-file key '{key}'{suggest(key, FILE_KEYS)}", source, data.line_of(key))
             )
     topic = str(data.get("topic", Path(source).stem))
-    defaults = _file_mapping(data, "defaults", source, errors)
+    defaults = _part(data, "defaults", source, errors) or {}
     out = []
     for i, raw in enumerate(data["rules"]):
         line = data["rules"].line_of(i)
@@ -300,17 +308,15 @@ def _rule_file(data, source, layers, stances, errors) -> List[RuleSpec]:
     return out
 
 
-def _file_mapping(data: Located, key: str, source: str, errors: List[SourceError]) -> dict:
-    """A rule file's mapping `key` (FILE_MAPPINGS), {} when it is not written or null; a value
-    of another kind (text, number, list) is an error at its line, and reads as {}."""
-    value = data.get(key)
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        message = f"'{key}' must be a mapping ({FILE_MAPPINGS[key]}), not {_read(value)}"
-        errors.append(SourceError(message, source, data.line_of(key), key))
-        return {}
-    return value
+def _part(data: Any, key: str, source: str, errors: List[SourceError]) -> Any:
+    """The part `key` (PARTS) of a manifest or rule file, None when it is not written, is null
+    or `data` is no mapping; a value of another kind is an error at its line, and reads as None."""
+    value = data.get(key) if isinstance(data, Located) else None
+    kind, holds = PARTS[key]
+    if value is None or isinstance(value, kind):
+        return value
+    errors.append(SourceError(f"'{key}' must be {holds}, not {_read(value)}", source, data.line_of(key), key))
+    return None
 
 
 def _rule(raw: Located, source, line, topic, defaults, layers, stances, errors) -> Optional[RuleSpec]:
