@@ -319,3 +319,11 @@ def test_a_manifests_rule_files_that_is_no_list_is_refused_at_its_line(run_cli, 
         encoding="utf-8",
     )
     assert_refused_at(run_cli, rules_copy, f"rulebase.yaml:{line}", "rule_files")
+
+
+@pytest.mark.parametrize("value", ["[not-established]", "{name: not-established}"])
+def test_a_recommended_stance_that_is_no_text_is_refused_at_its_line(run_cli, rules_copy, value):
+    path = rules_copy / "cidp.yaml"
+    mutate(path, "        stance: not-established\n", f"        stance: {value}\n")
+    line = _line_starting(path, f"        stance: {value}")
+    assert_refused_at(run_cli, rules_copy, f"cidp.yaml:{line}", "cidp-maintenance.then")

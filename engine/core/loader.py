@@ -499,16 +499,32 @@ def _then(data, source, line, stances, err) -> dict:
             else:
                 out["derive"] = dict(value)
         elif key == "recommend":
-            if not isinstance(value, dict) or value.get("stance") not in stances or not value.get("summary"):
-                err(f"'recommend' needs a stance ({', '.join(stances)}) and a summary", "then", at)
-            else:
-                out["recommend"] = {"stance": value["stance"], "summary": " ".join(str(value["summary"]).split())}
+            recommend = _recommend(value, at, stances, err)
+            if recommend:
+                out["recommend"] = recommend
         elif key == "dose":
             out["dose"] = _dose(value, at, err)
         else:
             items = value if isinstance(value, list) else [value]
             out["warn"] = [w for w in (_warning(item, at, err) for item in items) if w]
     return out
+
+
+def _recommend(value, at, stances: Dict[str, bool], err: Err) -> Optional[dict]:
+    """A rule's `recommend`, checked: one of the manifest's stances and a summary (on one line);
+    None (the error given to `err`) when it is wrong."""
+    stance = value.get("stance") if isinstance(value, Located) else None
+    if stance is not None and not isinstance(stance, str):  # a list or mapping is no name of a stance
+        err(
+            f"recommend.stance must be one of {', '.join(stances)}, not {_read(stance)}",
+            "then",
+            value.line_of("stance"),
+        )
+        return None
+    if stance not in stances or not value.get("summary"):
+        err(f"'recommend' needs a stance ({', '.join(stances)}) and a summary", "then", at)
+        return None
+    return {"stance": stance, "summary": " ".join(str(value["summary"]).split())}
 
 
 def _dose(value, at, err, keys=DOSE_KEYS) -> dict:
