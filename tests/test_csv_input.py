@@ -97,7 +97,8 @@ def test_spaces_around_a_cell_are_not_part_of_it_and_a_cell_of_spaces_is_empty(r
 
 def test_a_long_file_of_short_rows_is_read_whole(tmp_path):
     """The bound on a row's size is per row: a file far beyond it is read to its end."""
-    from ivig_advisor.engine.io.cases import MAX_CASE_CHARS, read_cases
+    from ivig_advisor.engine.io.cases import read_cases
+    from ivig_advisor.engine.io.stream import MAX_CASE_CHARS
 
     row = "mmn," + "4" * 40 + "\n"
     rows = MAX_CASE_CHARS // len(row) + 100

@@ -1,4 +1,7 @@
-"""Reading case files: YAML (one or many documents), JSON, JSONL, CSV, directories, stdin.
+"""Reading cases, the entry points: read_cases (every case of files, folders and standard input),
+pick_case (the one case a command works on) and read_jsonl_lines (lines held already). The
+modules beside this one do the work: plan (what to read), readers (each format), guard (what
+every input's records pass through), fhir/records (FHIR cases).
 
 Everything streams: cases are yielded one at a time, in file order, and no
 file or standard input is ever held whole (a JSON array is read element by
@@ -16,29 +19,20 @@ schema reads as it reads an interview's answers (schema.read_value).
 
 import datetime
 import functools
-import json
-import os
 import sys
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
 from ..base.errors import CaseChoice
-from ..base.escape import LONE_SURROGATE, lone_surrogate_at
-from ..base.yamlsrc import SourceError, read_documents, shown
+from ..base.yamlsrc import SourceError
 from ..core.schema import CaseInvalid
-from .csvcases import read_csv
-from .documents import cases_of
 from .fhir.records import export_records, fhir_records, manifest_base
-from .jsonlines import read_jsonl, stream_lines
-from .jsonstream import read_json
+from .guard import EMPTY_FILE, guarded
+from .jsonlines import read_jsonl
 from .meter import ReadMeter
-from .record import STDIN, STDIN_NAME, CaseRecord
-from .scenario import scenario_apart
-from .sniffing import CASE_SUFFIXES, is_fhir_export_file, sniff_stdin
-from .stream import EncodedText, Utf8Text, utf8_stream
-from .walk import case_files, name_below
-
-EMPTY_FILE, EMPTY_STDIN = "the file holds no case", "standard input holds no case"
+from .plan import ReadExport, ReadStdin, Unreadable, plan_reading
+from .readers import read_path, read_stdin
+from .record import STDIN_NAME, CaseRecord
 
 
 def pick_case(records: Iterable[CaseRecord], wanted: Optional[str], source, schema) -> CaseRecord:
@@ -98,68 +92,30 @@ def read_cases(
     pending, to be read from their resources where they are evaluated (batch workers).
     `meter`, if given, follows how many bytes have been read (a progress line's share).
     """
-    used = set()
-    read_path = functools.partial(_read_path, meter=meter)
-
-    def unique(name, path):
-        name = path if name in used else name
-        used.add(name)
-        return name
-
-    units = []  # in order: ("records", the records of a file or stdin, None) or ("export", [(file, name)], directory)
-    exports = {}  # directory -> [(file, name)]: its FHIR NDJSON files, read as one export
-    for path in paths:
-        if path == STDIN:
-            if meter is not None:
-                meter.reading_stdin(stdin or sys.stdin)
-            units.append(("records", _guarded(_read_stdin, stdin or sys.stdin, STDIN_NAME, STDIN_NAME), None))
-            continue
-        root = Path(path)
-        if not root.is_dir():
-            files = [(path, unique(root.name, path), None)]
-        else:  # (file, name, why it could not be walked) in the walk's order
-            files = [
-                (str(e.path), unique(name_below(root, e.path), str(e.path)), e.why or None)
-                for e in case_files(root, exclude, notes)
-            ]
-            if not files:
-                units.append(
-                    (
-                        "records",
-                        [
-                            CaseRecord(
-                                None,
-                                path,
-                                None,
-                                unique(root.name, path),
-                                SourceError(f"no case files ({', '.join(CASE_SUFFIXES)}) in this directory", path),
-                            )
-                        ],
-                        None,
-                    )
-                )
-        for file, name, unwalked in files:
-            if unwalked is not None:
-                units.append(("records", [CaseRecord(None, file, None, name, SourceError(unwalked, file))], None))
-            elif is_fhir_export_file(file):
-                group = os.path.abspath(os.path.dirname(file))  # as listed: a link joins the export it is in
-                if group not in exports:
-                    exports[group] = []
-                    units.append(("export", exports[group], group))
-                exports[group].append((file, name))
-            else:
-                units.append(("records", _guarded(read_path, file, file, name), None))
-    for kind, unit, directory in units:
-        if kind == "export":
-            records = (
-                r
-                for f, n in unit
-                for r in _guarded(read_path, f, f, n)
-                if not (r.error is not None and r.error.message == EMPTY_FILE)
-            )  # no resource of a type: fine
-            yield from export_records(records, unit[0][1], as_of, manifest_base(directory), defer_fhir)
+    stdin = stdin or sys.stdin
+    work = plan_reading(paths, exclude, notes)
+    if meter is not None and any(isinstance(item, ReadStdin) for item in work):
+        meter.reading_stdin(stdin)  # before anything is read (a file read later takes the meter over)
+    read_file = functools.partial(read_path, meter=meter)
+    for item in work:
+        if isinstance(item, Unreadable):
+            yield CaseRecord(None, item.path, None, item.name, SourceError(item.why, item.path))
+        elif isinstance(item, ReadExport):
+            records = _export_files(item, read_file)
+            yield from export_records(records, item.files[0].name, as_of, manifest_base(item.directory), defer_fhir)
+        elif isinstance(item, ReadStdin):
+            yield from fhir_records(guarded(read_stdin, stdin, STDIN_NAME, STDIN_NAME), as_of, defer_fhir)
         else:
-            yield from fhir_records(unit, as_of, defer_fhir)
+            yield from fhir_records(guarded(read_file, item.path, item.path, item.name), as_of, defer_fhir)
+
+
+def _export_files(export: ReadExport, read_file) -> Iterator[CaseRecord]:
+    """The records of an export's files, one file after another; a file that holds no resource is
+    no error (the export had none of its type)."""
+    for file in export.files:
+        for record in guarded(read_file, file.path, file.path, file.name):
+            if not (record.error is not None and record.error.message == EMPTY_FILE):
+                yield record
 
 
 def read_jsonl_lines(lines: Iterable[str], source: str) -> Iterator[CaseRecord]:
@@ -171,154 +127,4 @@ def read_jsonl_lines(lines: Iterable[str], source: str) -> Iterator[CaseRecord]:
         for number, text in enumerate(lines, start=1):
             yield number, (text[1:] if number == 1 and text.startswith("\ufeff") else text)
 
-    return _guarded(lambda _lines, _name: read_jsonl(numbered(), source, name), None, source, name)
-
-
-def _whole_text(record: CaseRecord) -> CaseRecord:
-    """The record, or its error when a text in it holds a lone surrogate
-    (JSON's "\\udfff", YAML's "\\uDFFF"): not a character, it cannot be
-    shown or written, and would stop the whole run at the output."""
-    if record.data is None or not LONE_SURROGATE.search(_all_text(record.data)):
-        return record  # most records: one pass in C, not a walk in Python (a FHIR resource is deep)
-    steps = lone_surrogate_at(record.data)
-    if steps is None:
-        return record
-    field = str(steps[0]) if steps and isinstance(record.data, dict) else None  # the case field it is in
-    at = getattr(record.data, "line_of", lambda _: None)(field) or record.line
-    field = LONE_SURROGATE.sub("?", field) if field else None
-    return CaseRecord(
-        None,
-        record.source,
-        at,
-        record.default_id,
-        SourceError(
-            "a lone surrogate escape (such as \\udfff) is not a character: the text is damaged",
-            record.source,
-            at,
-            field,
-        ),
-    )
-
-
-def _all_text(data) -> str:
-    """Every text of a parsed document, keys too, in one string (json.dumps keeps a lone surrogate as it is)."""
-    try:
-        return json.dumps(data, ensure_ascii=False, default=str)
-    except (TypeError, ValueError, RecursionError):  # pragma: no cover - parsed documents serialise
-        return "\ud800"  # let the walk decide
-
-
-def _guarded(read, what, source: str, name: str) -> Iterator[CaseRecord]:
-    """The records of ``read(what, name)``: one file's, with ids 'name:N' when it
-    holds several (a scenario's own name instead, when it has one); one error
-    record when it holds none, or when reading it fails in a way no reader
-    below foresaw (the next file is read all the same)."""
-    return map(scenario_apart, _numbered(read, what, source, name))
-
-
-def _numbered(read, what, source: str, name: str) -> Iterator[CaseRecord]:
-    count, first = 0, None
-    try:
-        for record in read(what, name):
-            record = _whole_text(record)
-            count += 1
-            if count == 1:
-                first = record  # held back: 'name' or 'name:1' is known at the second
-                continue
-            if count == 2:
-                first.default_id = f"{first.default_id}:1"
-                yield first
-            record.default_id = f"{record.default_id}:{count}"
-            yield record
-    except Exception as exc:  # the last resort: this file's error, never the run's
-        if count == 1:
-            first.default_id = f"{first.default_id}:1"
-            yield first
-        count += 1
-        yield CaseRecord(
-            None,
-            source,
-            None,
-            f"{name}:{count}" if count > 1 else name,
-            SourceError(f"cannot be read: {type(exc).__name__}: {shown(exc, 200)}", source),
-        )
-        return
-    if count == 1:
-        yield first
-    elif count == 0:
-        yield CaseRecord(
-            None, source, None, name, SourceError(EMPTY_STDIN if source == STDIN_NAME else EMPTY_FILE, source)
-        )
-
-
-# -- YAML ---------------------------------------------------------------------------
-
-
-def _read_yaml(text, source, name) -> Iterator[CaseRecord]:
-    """`text` is a string or a `Utf8Text`; documents are parsed one at a time, and a
-    document that cannot be built is one error, the others still read."""
-    for document, line, error in read_documents(text, source):
-        if error is not None:
-            yield CaseRecord(None, source, error.line or line, name, error)
-        elif document is not None:
-            yield from cases_of(document, source, name, line)
-
-
-# -- files and standard input ---------------------------------------------------------
-
-
-def _read_path(path: str, name: str, meter: Optional[ReadMeter] = None) -> Iterator[CaseRecord]:
-    kind = CASE_SUFFIXES.get(Path(path).suffix.lower())
-    if kind is None:
-        yield CaseRecord(None, path, None, name, SourceError(f"not a case file: use {', '.join(CASE_SUFFIXES)}", path))
-        return
-    try:
-        handle = open(path, "rb")
-    except OSError as exc:
-        yield CaseRecord(None, path, None, name, SourceError(f"cannot read: {exc.strerror}", path))
-        return
-    if meter is not None:
-        meter.reading(handle)
-    with handle:
-        try:
-            yield from _read_stream(handle, kind, path, name)
-        finally:
-            if meter is not None:
-                meter.read(handle)
-
-
-def _read_stream(raw, kind: str, source: str, name: str) -> Iterator[CaseRecord]:
-    stream, error = utf8_stream(raw, source)
-    if error:
-        yield CaseRecord(None, source, 1, name, error)
-    elif kind == "jsonl":
-        yield from read_jsonl(stream_lines(stream), source, name)
-    elif kind == "json":
-        yield from read_json(Utf8Text(stream, source), source, name, _rewinder(raw, source))
-    elif kind == "csv":
-        yield from read_csv(stream, source, name)
-    else:
-        yield from _read_yaml(Utf8Text(stream, source), source, name)
-
-
-def _rewinder(raw, source: str):
-    """A function giving the text of a seekable input again from its start, or None (a pipe)."""
-    if not getattr(raw, "seekable", lambda: False)():
-        return None
-
-    def rewind() -> Utf8Text:
-        raw.seek(0)
-        return Utf8Text(utf8_stream(raw, source)[0], source)  # its encoding was found fine the first time
-
-    return rewind
-
-
-def _read_stdin(stdin, name: str) -> Iterator[CaseRecord]:
-    """Standard input, read as it arrives, in the format its first line says (sniffing.sniff_stdin)."""
-    raw = getattr(stdin, "buffer", None) or EncodedText(stdin)
-    stream, error = utf8_stream(raw, STDIN_NAME)
-    if error:
-        yield CaseRecord(None, STDIN_NAME, 1, STDIN_NAME, error)
-        return
-    kind, stream = sniff_stdin(stream)
-    yield from _read_stream(stream, kind, STDIN_NAME, STDIN_NAME)
+    return guarded(lambda _lines, _name: read_jsonl(numbered(), source, name), None, source, name)
