@@ -280,8 +280,9 @@ def _line_starting(path, start):
 
 def assert_refused_at(run_cli, rules_dir, where, field):
     """A broken rule base as a reviewer meets it: `ivig evaluate --rules` exits 2 with the
-    error `where: [field] ...` (`where` is file:line), and `ivig audit check --rules` exits 1
-    with it as a finding (a load error is a finding there); never an internal error."""
+    error `where: [field] ...` (`where` is file:line; `field` None: an error of the whole file),
+    and `ivig audit check --rules` exits 1 with it as a finding (a load error is a finding
+    there); never an internal error."""
     case = rules_dir.parent / "case.json"
     case.write_text('{"diagnosis": "gbs"}', encoding="utf-8")
     evaluated = run_cli("evaluate", "--rules", str(rules_dir), str(case))
@@ -289,10 +290,11 @@ def assert_refused_at(run_cli, rules_dir, where, field):
     for result in (evaluated, checked):
         assert "internal error" not in result.output and "Traceback" not in result.output, result.output
     assert evaluated.exit_code == 2, evaluated.output
-    assert f"error: {rules_dir}/{where}: [{field}] " in evaluated.output, evaluated.output
+    assert f"error: {rules_dir}/{where}: {f'[{field}] ' if field else ''}" in evaluated.output, evaluated.output
     assert checked.exit_code == 1, checked.output
     assert any(
-        line.startswith(f"{rules_dir}/{where}: schema: ") and line.endswith(f"[{field}]")
+        line.startswith(f"{rules_dir}/{where}: schema: ")
+        and (line.endswith(f"[{field}]") if field else "[" not in line)
         for line in checked.output.splitlines()
     ), checked.output
 
@@ -327,3 +329,9 @@ def test_a_recommended_stance_that_is_no_text_is_refused_at_its_line(run_cli, ru
     mutate(path, "        stance: not-established\n", f"        stance: {value}\n")
     line = _line_starting(path, f"        stance: {value}")
     assert_refused_at(run_cli, rules_copy, f"cidp.yaml:{line}", "cidp-maintenance.then")
+
+
+@pytest.mark.parametrize("text", ["", "rules\n", "- layers\n"])
+def test_a_manifest_that_is_no_mapping_is_refused_at_its_first_line(run_cli, rules_copy, text):
+    (rules_copy / "rulebase.yaml").write_text(text, encoding="utf-8")
+    assert_refused_at(run_cli, rules_copy, "rulebase.yaml:1", None)

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from importlib.abc import Traversable
 
 MANIFEST = "rulebase.yaml"
+MANIFEST_KEYS = ("name", "version", "layers", "stances", "rule_files", "data_files")
 RULE_KEYS = (
     "id",
     "title",
@@ -154,10 +155,11 @@ def read_rulebase(directory: Optional[Path], schema: CaseSchema) -> RuleBasePart
     )
 
 
-def _manifest(files: RuleDirectory) -> Any:
-    """The manifest, read; one that cannot be read stops the loading (nothing else can be)."""
+def _manifest(files: RuleDirectory) -> Located:
+    """The manifest, read; one that cannot be read, or is no mapping, stops the loading (nothing
+    else can be)."""
     try:
-        return files.read(MANIFEST)
+        manifest = files.read(MANIFEST)
     except (OSError, SourceError) as exc:
         error = (
             exc
@@ -165,6 +167,11 @@ def _manifest(files: RuleDirectory) -> Any:
             else SourceError(f"cannot read the manifest: {exc}", files.source(MANIFEST))
         )
         raise RuleBaseInvalid([error]) from None
+    if not isinstance(manifest, Located):
+        written = "an empty file" if manifest is None else _read(manifest)
+        message = f"the manifest must be a mapping ({', '.join(MANIFEST_KEYS)}), not {written}"
+        raise RuleBaseInvalid([SourceError(message, files.source(MANIFEST), getattr(manifest, "line", 1))])
+    return manifest
 
 
 def _listed_file(
@@ -240,7 +247,7 @@ def _check_whole(
 
 def _layers(manifest, source, errors) -> List[Layer]:
     layers: List[Layer] = []
-    items = manifest.get("layers") if isinstance(manifest, dict) else None
+    items = manifest.get("layers")
     if not isinstance(items, LocatedList) or not items:
         errors.append(SourceError("the manifest needs a list of 'layers'", source, 1))
         return layers
@@ -261,7 +268,7 @@ def _layers(manifest, source, errors) -> List[Layer]:
 
 def _stances(manifest, source, errors) -> Dict[str, bool]:
     """The manifest's stances: name -> whether the stance gives IVIG (a regimen follows)."""
-    items = manifest.get("stances") if isinstance(manifest, dict) else None
+    items = manifest.get("stances")
     if not isinstance(items, LocatedList) or not items:
         errors.append(SourceError("the manifest needs a list of 'stances' (name, gives_ivig)", source, 1))
         return {}
