@@ -335,3 +335,13 @@ def test_a_recommended_stance_that_is_no_text_is_refused_at_its_line(run_cli, ru
 def test_a_manifest_that_is_no_mapping_is_refused_at_its_first_line(run_cli, rules_copy, text):
     (rules_copy / "rulebase.yaml").write_text(text, encoding="utf-8")
     assert_refused_at(run_cli, rules_copy, "rulebase.yaml:1", None)
+
+
+@pytest.mark.parametrize("value", ["claims.yaml", "[claims.yaml, evidence.yaml]"])
+def test_a_manifests_data_files_that_is_no_mapping_is_refused_at_its_line(run_cli, rules_copy, value):
+    path = rules_copy / "rulebase.yaml"
+    line = _line_starting(path, "data_files:")
+    path.write_text(
+        re.sub(r"data_files:\n(  .*\n)+", f"data_files: {value}\n", path.read_text(encoding="utf-8")), encoding="utf-8"
+    )
+    assert_refused_at(run_cli, rules_copy, f"rulebase.yaml:{line}", "data_files")

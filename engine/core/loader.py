@@ -48,6 +48,7 @@ FILE_KEYS = ("topic", "title", "maintenance", "defaults", "rules")
 # holds in words, for the error when one is written as something else (a text, a number)
 PARTS = {
     "rule_files": (list, "a list of file names"),
+    "data_files": (dict, "a mapping of name: file name (claims, evidence, passages, regimens)"),
     "defaults": (dict, "a mapping (status: draft or retired)"),
     "maintenance": (dict, "a mapping (author, specialist, version)"),
 }
@@ -220,8 +221,9 @@ def _data_files(
     and how errors name each."""
     extras: Dict[str, object] = {}
     sources: Dict[str, str] = {}
-    for key, name in (manifest.get("data_files") or {}).items():
-        read, data = _listed_file(files, name, manifest["data_files"].line_of(key), "data", errors)
+    listed = _part(manifest, "data_files", files.source(MANIFEST), errors) or Located()
+    for key, name in listed.items():
+        read, data = _listed_file(files, name, listed.line_of(key), "data", errors)
         if read:
             extras[key], sources[key] = data, files.source(name)
     return extras, sources
