@@ -5,7 +5,7 @@ answers (schema.read_value). A row that cannot be read is its own error (csvline
 that cannot be read, names a field twice or is a file of results ends the file."""
 
 import csv
-from typing import Iterator
+from typing import Iterator, Optional, Tuple
 
 from ..base.yamlsrc import MAX_SCALAR, Located, SourceError, shown
 from .csvlines import CsvLines, RowBroken, RowTooLarge
@@ -29,35 +29,15 @@ def read_csv(raw: PeekedBytes, source: str, name: str) -> Iterator[CaseRecord]:
     header = None
     while True:
         start = lines.begin_row()
-        try:
-            cells, problem = next(rows), lines.problem
-        except StopIteration:
+        row = _next_row(rows, lines)
+        if row is None:
             return
-        except csv.Error as exc:
-            problem = lines.broken(str(exc))
-        except RowTooLarge:
-            problem = lines.too_large()
-        except RowBroken as exc:
-            problem = exc.message
+        cells, problem = row
         if problem is not None:
+            said = _said(problem, header is None, lines.gave_back)
+            yield CaseRecord(None, source, start, name, SourceError(said, source, start))
             if header is None:
-                yield CaseRecord(
-                    None,
-                    source,
-                    start,
-                    name,
-                    SourceError(
-                        problem + "; the header row names the fields, so nothing in this file was read", source, start
-                    ),
-                )
                 return
-            yield CaseRecord(
-                None,
-                source,
-                start,
-                name,
-                SourceError(problem + (_READ_AGAIN if lines.gave_back else ""), source, start),
-            )
             continue
         if not any(cell.strip() for cell in cells):
             continue  # a blank line, or a row of empty cells: no case
@@ -68,6 +48,29 @@ def read_csv(raw: PeekedBytes, source: str, name: str) -> Iterator[CaseRecord]:
                 return
             continue
         yield _csv_row(header, cells, source, start, name)
+
+
+def _next_row(rows, lines: CsvLines) -> Optional[Tuple[Optional[list], Optional[str]]]:
+    """The next row's cells and what keeps it from being read (None when it was read), or None
+    at the end of the file. The row's bounds and broken quotes are told by `lines` (CsvLines)."""
+    try:
+        return next(rows), lines.problem
+    except StopIteration:
+        return None
+    except csv.Error as exc:
+        return None, lines.broken(str(exc))
+    except RowTooLarge:
+        return None, lines.too_large()
+    except RowBroken as exc:
+        return None, exc.message
+
+
+def _said(problem: str, in_header: bool, gave_back: bool) -> str:
+    """The error of a row that cannot be read: in the header it ends the file, elsewhere the
+    lines it gave back are read again."""
+    if in_header:
+        return problem + "; the header row names the fields, so nothing in this file was read"
+    return problem + (_READ_AGAIN if gave_back else "")
 
 
 def _csv_header(cells, source: str, line: int):
