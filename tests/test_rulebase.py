@@ -345,3 +345,17 @@ def test_a_manifests_data_files_that_is_no_mapping_is_refused_at_its_line(run_cl
         re.sub(r"data_files:\n(  .*\n)+", f"data_files: {value}\n", path.read_text(encoding="utf-8")), encoding="utf-8"
     )
     assert_refused_at(run_cli, rules_copy, f"rulebase.yaml:{line}", "data_files")
+
+
+@pytest.mark.parametrize("value", ["[mmn-study-regimen]", "{id: mmn-study-regimen}"])
+def test_a_cited_passage_that_is_no_text_is_refused_at_its_line(run_cli, rules_copy, value):
+    path = rules_copy / "mmn.yaml"
+    mutate(path, "      cite: mmn-study-regimen\n", f"      cite: {value}\n")
+    line = _line_starting(path, f"      cite: {value}")
+    assert_refused_at(run_cli, rules_copy, f"mmn.yaml:{line}", f"{_rule_at(path, line)}.source")
+
+
+def _rule_at(path, line):
+    """The id of the rule of a rule file that `line` is in."""
+    lines = path.read_text(encoding="utf-8").splitlines()[:line]
+    return next(l.split("id:")[1].strip() for l in reversed(lines) if l.startswith("  - id:"))

@@ -417,6 +417,13 @@ def _rule_source(raw: Located, err: Err) -> dict:
     for key in src:
         if key not in SOURCE_KEYS:
             err(f"unknown source key '{key}'{suggest(key, SOURCE_KEYS)}", "source", src.line_of(key))
+    cite = src.get("cite")
+    if cite is not None and not isinstance(cite, str):
+        err(
+            f"source.cite must be the id of a passage in passages.yaml, not {_read(cite)}",
+            "source",
+            src.line_of("cite"),
+        )
     if src.get("cite") and (src.get("quote") or src.get("quote_en")):
         err(
             f"source.cite '{src['cite']}' brings its quote from passages.yaml: drop quote and quote_en here",
