@@ -355,6 +355,14 @@ def test_a_cited_passage_that_is_no_text_is_refused_at_its_line(run_cli, rules_c
     assert_refused_at(run_cli, rules_copy, f"mmn.yaml:{line}", f"{_rule_at(path, line)}.source")
 
 
+@pytest.mark.parametrize("value", ["[true]", "{yes: true}"])
+def test_a_derived_value_that_is_no_single_value_is_refused_at_its_line(run_cli, rules_copy, value):
+    path = rules_copy / "cidp.yaml"
+    mutate(path, "      derive: {treated_as_cidp: true}\n", f"      derive: {{treated_as_cidp: {value}}}\n")
+    line = _line_starting(path, "      derive: {treated_as_cidp:")
+    assert_refused_at(run_cli, rules_copy, f"cidp.yaml:{line}", "cidp-is-cidp.then")
+
+
 def _rule_at(path, line):
     """The id of the rule of a rule file that `line` is in."""
     lines = path.read_text(encoding="utf-8").splitlines()[:line]

@@ -508,12 +508,9 @@ def _then(data, source, line, stances, err) -> dict:
         if key not in ACTION_KEYS:
             err(f"unknown action '{key}'{suggest(key, ACTION_KEYS)}", "then", at)
         elif key == "derive":
-            if not isinstance(value, dict) or not value:
-                err("'derive' takes a mapping of name: value", "then", at)
-            elif any(k == STANCE for k in value):
-                err("the stance is set with 'recommend', not 'derive'", "then", at)
-            else:
-                out["derive"] = dict(value)
+            derive = _derive(value, at, err)
+            if derive:
+                out["derive"] = derive
         elif key == "recommend":
             recommend = _recommend(value, at, stances, err)
             if recommend:
@@ -524,6 +521,23 @@ def _then(data, source, line, stances, err) -> dict:
             items = value if isinstance(value, list) else [value]
             out["warn"] = [w for w in (_warning(item, at, err) for item in items) if w]
     return out
+
+
+def _derive(value, at, err: Err) -> Optional[dict]:
+    """A rule's `derive`, checked: facts by name, each a single value that a condition can
+    test; None (the error given to `err`) when it is wrong."""
+    if not isinstance(value, Located) or not value:
+        err("'derive' takes a mapping of name: value", "then", at)
+        return None
+    if any(k == STANCE for k in value):
+        err("the stance is set with 'recommend', not 'derive'", "then", at)
+        return None
+    for name, fact in value.items():
+        if isinstance(fact, (list, dict)):
+            message = f"derive.{name} must be a single value (a text, a number, true or false), not {_read(fact)}"
+            err(message, "then", value.line_of(name))
+            return None
+    return dict(value)
 
 
 def _recommend(value, at, stances: Dict[str, bool], err: Err) -> Optional[dict]:
