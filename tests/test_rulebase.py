@@ -363,6 +363,23 @@ def test_a_derived_value_that_is_no_single_value_is_refused_at_its_line(run_cli,
     assert_refused_at(run_cli, rules_copy, f"cidp.yaml:{line}", "cidp-is-cidp.then")
 
 
+@pytest.mark.parametrize(
+    "old, new",
+    [
+        ("        - paraprotein_class: {in: [igg, iga]}", "        - paraprotein_class: {in: [igg, [iga]]}"),
+        ("        - paraprotein_class: {in: [igg, iga]}", "        - paraprotein_class: {not_in: [{igg: iga}]}"),
+        ("        - stance: {in: [first-line, trial-justified]}", "        - stance: {in: [[first-line]]}"),
+    ],
+)
+def test_a_condition_with_a_list_or_mapping_among_its_values_is_refused_at_its_line(run_cli, rules_copy, old, new):
+    name = "paraprotein.yaml" if "paraprotein" in old else "cidp.yaml"
+    path = rules_copy / name
+    mutate(path, old + "\n", new + "\n")
+    line = _line_starting(path, new)
+    fact = new.split(":")[0].strip(" -")
+    assert_refused_at(run_cli, rules_copy, f"{name}:{line}", f"{_rule_at(path, line)}.when.{fact}")
+
+
 def _rule_at(path, line):
     """The id of the rule of a rule file that `line` is in."""
     lines = path.read_text(encoding="utf-8").splitlines()[:line]

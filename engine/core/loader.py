@@ -764,12 +764,24 @@ def _check_names(rules: List[RuleSpec], layers: List[Layer], schema: CaseSchema,
     for rule in rules:
         for test in conditions.tests(rule.when):
             where = (rule.file, test.line or rule.line, f"{rule.id}.when.{test.name}")
-            if test.name in schema.fields:
+            nested = _nested_operand(test)
+            if nested:
+                problems = [nested]
+            elif test.name in schema.fields:
                 problem = _check_field_test(test, schema.fields[test.name])
                 problems = [problem] if problem else []
             else:
                 problems = _derived_test_problems(test, rule, produced, index, schema)
             errors.extend(SourceError(message, *where) for message in problems)
+
+
+def _nested_operand(test: conditions.Test) -> Optional[str]:
+    """Why a test names a list or mapping among its values (`in: [igg, [iga]]`), or None: no
+    fact has such a value, so the test could never hold, and it cannot be compared or kept."""
+    for value in test.operands:
+        if isinstance(value, (list, dict)):
+            return f"'{test.op}' takes single values (texts, numbers, true or false), not {_read(value)} among them"
+    return None
 
 
 def _check_unique_ids(rules: List[RuleSpec], errors: List[SourceError]) -> None:
