@@ -380,6 +380,28 @@ def test_a_condition_with_a_list_or_mapping_among_its_values_is_refused_at_its_l
     assert_refused_at(run_cli, rules_copy, f"{name}:{line}", f"{_rule_at(path, line)}.when.{fact}")
 
 
+@pytest.mark.parametrize(
+    "file, old, new, line_of, field",
+    [
+        ("claims.yaml", None, "3.5\n", None, "claims"),
+        ("claims.yaml", "assumptions:\n", "assumptions: 7\nassumptions_were:\n", "assumptions: 7", "assumptions"),
+        ("claims.yaml", "claims:\n", "claims: [C01]\nclaims_were:\n", "claims: [C01]", "claims"),
+        ("evidence.yaml", None, "- ref36\n", None, "evidence"),
+        ("evidence.yaml", "ref36: {", "ref36: a trial\nref36_was: {", "ref36: a trial", "evidence.ref36"),
+        ("regimens.yaml", None, "true\n", None, "regimens"),
+        ("passages.yaml", None, "[a passage]\n", None, "passages"),
+    ],
+)
+def test_a_data_file_of_the_wrong_shape_is_refused_at_its_line(run_cli, rules_copy, file, old, new, line_of, field):
+    path = rules_copy / file
+    if old is None:
+        path.write_text(new, encoding="utf-8")
+    else:
+        mutate(path, old, new)
+    line = _line_starting(path, line_of) if line_of else 1
+    assert_refused_at(run_cli, rules_copy, f"{file}:{line}", field)
+
+
 def _rule_at(path, line):
     """The id of the rule of a rule file that `line` is in."""
     lines = path.read_text(encoding="utf-8").splitlines()[:line]

@@ -51,6 +51,17 @@ PARTS = {
     "data_files": (dict, "a mapping of name: file name (claims, evidence, passages, regimens)"),
     "defaults": (dict, "a mapping (status: draft or retired)"),
     "maintenance": (dict, "a mapping (author, specialist, version)"),
+    "claims": (dict, "a mapping of id: the claim in words"),
+    "not_encoded": (dict, "a mapping of id: why no rule encodes the claim"),
+    "assumptions": (dict, "a mapping of id: the decision taken"),
+}
+# What the data files hold, by their key in the manifest's data_files, for the error when one
+# holds something else (an empty file holds nothing, and is read so)
+DATA_FILES = {
+    "claims": "a mapping (claims, not_encoded, assumptions)",
+    "evidence": "a mapping of id: record",
+    "passages": "a mapping of id: record",
+    "regimens": "a mapping of id: record",
 }
 SOURCE_KEYS = ("section", "refs", "lines", "quote", "quote_en", "cite")
 PASSAGE_KEYS = ("quote", "quote_en")  # a passage of the review that several rules cite (passages.yaml)
@@ -224,9 +235,29 @@ def _data_files(
     listed = _part(manifest, "data_files", files.source(MANIFEST), errors) or Located()
     for key, name in listed.items():
         read, data = _listed_file(files, name, listed.line_of(key), "data", errors)
-        if read:
+        if read and _data_file_holds(key, data, files.source(name), errors):
             extras[key], sources[key] = data, files.source(name)
     return extras, sources
+
+
+def _data_file_holds(key: str, data: Any, source: str, errors: List[SourceError]) -> bool:
+    """Whether the data file `key` holds what DATA_FILES says, its parts (claims) and records
+    (evidence) too; each error at its line. A file of the wrong kind is not read further."""
+    if key not in DATA_FILES or data is None:
+        return True
+    if not isinstance(data, Located):
+        message = f"{key} must be {DATA_FILES[key]}, not {_read(data)}"
+        errors.append(SourceError(message, source, getattr(data, "line", None) or 1, key))
+        return False
+    if key == "claims":
+        for part in ("claims", "not_encoded", "assumptions"):
+            _part(data, part, source, errors)
+    if key == "evidence":  # a record is read by its fields (trial, design, n, ...) in the audit
+        for name, record in data.items():
+            if not isinstance(record, dict):
+                message = f"an evidence record must be a mapping (trial, design, n, result, ...), not {_read(record)}"
+                errors.append(SourceError(message, source, data.line_of(name), f"evidence.{name}"))
+    return True
 
 
 def _check_whole(
@@ -650,12 +681,9 @@ def _resolve(rules: List[RuleSpec], extras: dict, sources: Dict[str, str], schem
 def _table(extras: dict, sources: Dict[str, str], key: str, keys, errors) -> Dict[str, dict]:
     """A data file of records by id (passages, regimens), each checked."""
     data = extras.get(key)
-    if data is None:
+    if not isinstance(data, Located):  # none, or refused as it was read (_data_file_holds)
         return {}
     source = sources[key]
-    if not isinstance(data, Located):
-        errors.append(SourceError(f"{key} must be a mapping of id: record", source, 1))
-        return {}
     out = {}
     for name, record in data.items():
         line = data.line_of(name)
