@@ -14,40 +14,6 @@ from .scenario import scenario_apart
 EMPTY_FILE, EMPTY_STDIN = "the file holds no case", "standard input holds no case"
 
 
-def _whole_text(record: CaseRecord) -> CaseRecord:
-    """The record, or its error when a text in it holds a lone surrogate
-    (JSON's "\\udfff", YAML's "\\uDFFF"): not a character, it cannot be
-    shown or written, and would stop the whole run at the output."""
-    if record.data is None or not LONE_SURROGATE.search(_all_text(record.data)):
-        return record  # most records: one pass in C, not a walk in Python (a FHIR resource is deep)
-    steps = lone_surrogate_at(record.data)
-    if steps is None:
-        return record
-    field = str(steps[0]) if steps and isinstance(record.data, dict) else None  # the case field it is in
-    at = getattr(record.data, "line_of", lambda _: None)(field) or record.line
-    field = LONE_SURROGATE.sub("?", field) if field else None
-    return CaseRecord(
-        None,
-        record.source,
-        at,
-        record.default_id,
-        SourceError(
-            "a lone surrogate escape (such as \\udfff) is not a character: the text is damaged",
-            record.source,
-            at,
-            field,
-        ),
-    )
-
-
-def _all_text(data) -> str:
-    """Every text of a parsed document, keys too, in one string (json.dumps keeps a lone surrogate as it is)."""
-    try:
-        return json.dumps(data, ensure_ascii=False, default=str)
-    except (TypeError, ValueError, RecursionError):  # pragma: no cover - parsed documents serialise
-        return "\ud800"  # let the walk decide
-
-
 def guarded(read, what, source: str, name: str) -> Iterator[CaseRecord]:
     """The records of ``read(what, name)``: one file's, with ids 'name:N' when it
     holds several (a scenario's own name instead, when it has one); one error
@@ -90,3 +56,37 @@ def _numbered(read, what, source: str, name: str) -> Iterator[CaseRecord]:
         yield CaseRecord(
             None, source, None, name, SourceError(EMPTY_STDIN if source == STDIN_NAME else EMPTY_FILE, source)
         )
+
+
+def _whole_text(record: CaseRecord) -> CaseRecord:
+    """The record, or its error when a text in it holds a lone surrogate
+    (JSON's "\\udfff", YAML's "\\uDFFF"): not a character, it cannot be
+    shown or written, and would stop the whole run at the output."""
+    if record.data is None or not LONE_SURROGATE.search(_all_text(record.data)):
+        return record  # most records: one pass in C, not a walk in Python (a FHIR resource is deep)
+    steps = lone_surrogate_at(record.data)
+    if steps is None:
+        return record
+    field = str(steps[0]) if steps and isinstance(record.data, dict) else None  # the case field it is in
+    at = getattr(record.data, "line_of", lambda _: None)(field) or record.line
+    field = LONE_SURROGATE.sub("?", field) if field else None
+    return CaseRecord(
+        None,
+        record.source,
+        at,
+        record.default_id,
+        SourceError(
+            "a lone surrogate escape (such as \\udfff) is not a character: the text is damaged",
+            record.source,
+            at,
+            field,
+        ),
+    )
+
+
+def _all_text(data) -> str:
+    """Every text of a parsed document, keys too, in one string (json.dumps keeps a lone surrogate as it is)."""
+    try:
+        return json.dumps(data, ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):  # pragma: no cover - parsed documents serialise
+        return "\ud800"  # let the walk decide
