@@ -13,7 +13,8 @@ import yaml
 from conftest import ROOT
 
 from ivig_advisor.engine import Advisor, RuleBase
-from ivig_advisor.engine.clinician.interview import AnswerInvalid, Interview, outcome_key
+from ivig_advisor.engine.base.errors import AnswerInvalid
+from ivig_advisor.engine.clinician.interview import Interview, outcome_key
 from ivig_advisor.engine.core import conditions
 from ivig_advisor.engine.core.analysis import domains
 

@@ -423,7 +423,8 @@ def test_a_feedback_file_from_before_cards_had_their_caller_is_carried_on(tmp_pa
 def test_a_prefetch_query_that_names_no_read_or_search_of_a_resource_type_is_refused_on_load(tmp_path, query):
     """What a prefetch value must be is read off its query, so a query it cannot be read off
     (a misspelt type, no type) is an error of the services file, naming its line."""
-    from ivig_advisor.engine.service.cdshooks import CdsServices, CdsServicesInvalid
+    from ivig_advisor.engine.base.errors import CdsServicesInvalid
+    from ivig_advisor.engine.service.cdshooks import CdsServices
 
     lines = (CDS.parent.parent / "facts" / "cds-services.yaml").read_text(encoding="utf-8").splitlines()
     line = next(n for n, text in enumerate(lines, 1) if text.startswith("  conditions:"))

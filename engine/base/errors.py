@@ -97,6 +97,50 @@ class LogLocked(IvigError, TimeoutError):
     """Another process holds the review log's lock; nothing was written."""
 
 
+# -- the interview ---------------------------------------------------------------
+
+
+class AnswerInvalid(IvigError, ValueError):
+    """An answer that does not fit the question; the message says why."""
+
+
+class ScriptedAnswerInvalid(IvigError, ValueError):
+    """A scripted answer (standard input not a terminal) that does not fit its question. The
+    script stops there (exit 2): asking again would take the next line, meant for the next
+    question, as this one's answer, and shift every later answer onto the wrong question."""
+
+
+# -- the service -----------------------------------------------------------------
+
+
+class Unauthorized(IvigError):
+    """A call whose token is missing or not trusted; the message is for the log, never the client."""
+
+
+class TrustInvalid(IvigError, ValueError):
+    """A trust file that cannot be used; the message names the file and the problem."""
+
+
+class HookRefused(IvigError):
+    """A call the service cannot answer, with its HTTP status."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class CdsServicesInvalid(InvalidSource):
+    """facts/cds-services.yaml breaks its contract."""
+
+
+class FeedbackInvalid(IvigError, ValueError):
+    """A feedback body that breaks the CDS Hooks 2.0 contract; the message says where."""
+
+
+class UnknownCard(IvigError, LookupError):
+    """Feedback that names a card this service did not issue to the caller; the message says which."""
+
+
 # -- signals -----------------------------------------------------------------------
 
 

@@ -24,11 +24,11 @@ from typing import Callable, Dict, Iterable, List, Optional
 import click
 import yaml
 
-from ..base.errors import IvigError, OutputRefused, Stopped, WriteFailed
+from ..base.errors import AnswerInvalid, OutputRefused, ScriptedAnswerInvalid, Stopped, WriteFailed
 from ..base.escape import for_terminal
 from ..core.advisor import Advisor, Result
 from ..output.render import TextRenderer, normalised_text, plain_style, terminal_width, wrap
-from .interview import COMMANDS, NO, YES, AnswerInvalid, Interview, Step, check_save, save_case
+from .interview import COMMANDS, NO, YES, Interview, Step, check_save, save_case
 
 INTERVIEW_HELP = """At any question you may answer:
   why      which rules need this answer; why again climbs to the goal they serve
@@ -44,12 +44,6 @@ GOAL_WORDS = {"stance": "the stance on IVIG", "dose": "the dose", "warnings": "t
 # Rows kept free under the advice at the end: the save prompt, or the two lines saying where
 # the case and the result were saved, and the shell's prompt after them.
 ROWS_BELOW_ADVICE = 3
-
-
-class ScriptedAnswerInvalid(IvigError, ValueError):
-    """A scripted answer (standard input not a terminal) that does not fit its question. The
-    script stops there (exit 2): asking again would take the next line, meant for the next
-    question, as this one's answer, and shift every later answer onto the wrong question."""
 
 
 def say(text, err: bool = False, nl: bool = True) -> None:

@@ -30,7 +30,7 @@ from typing import Dict, List, Optional, Tuple
 import yaml
 
 from ..base.atomic import writable_target, write_text_atomic
-from ..base.errors import ResumeError
+from ..base.errors import AnswerInvalid, ResumeError
 from ..core import conditions, words
 from ..core.advisor import Advisor, Result, Run
 from ..core.analysis import domains
@@ -57,10 +57,6 @@ COMMANDS = {
     "exit": "quit",
     "how": "how",
 }
-
-
-class AnswerInvalid(ValueError):
-    """An answer that does not fit the question; the message says why."""
 
 
 @dataclass

@@ -45,10 +45,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
+from ..base.errors import FeedbackInvalid, HookRefused, Unauthorized, UnknownCard
 from ..base.escape import for_terminal, lone_surrogate_at
-from .cdshooks import HookRefused, Hooks
-from .feedback import CardKeeper, FeedbackInvalid, FeedbackStore, UnknownCard
-from .jwtauth import Trust, Unauthorized, caller_of
+from .cdshooks import Hooks
+from .feedback import CardKeeper, FeedbackStore
+from .jwtauth import Trust, caller_of
 
 ENV = "IVIG_SERVE_SETTINGS"  # how `ivig serve` hands settings to each uvicorn worker
 MAX_BODY = 8_000_000  # bytes of one request: a record with its draft orders

@@ -24,7 +24,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from ..base.errors import InvalidSource, IvigError
+from ..base.errors import CdsServicesInvalid, HookRefused
 from ..base.escape import for_markdown
 from ..base.yamlsrc import SourceError, load_one, shown
 from ..io.fhir.bundles import bundle_cases, is_fhir, is_resource_type, local_key
@@ -38,18 +38,6 @@ _TOKEN = re.compile(r"\{\{\s*context\.([A-Za-z]+)\s*\}\}")
 _TEMPLATE = re.compile(r"([A-Za-z]+)([/?])")  # a read (Patient/{{...}}) or a search (Condition?...) of a type
 # a search's patient parameter (Condition?patient={{context.patientId}}): what it finds is about that patient
 _PATIENT_PARAMETER = re.compile(r"[?&]patient=\{\{\s*context\.([A-Za-z]+)\s*\}\}(?:&|$)")
-
-
-class HookRefused(IvigError):
-    """A call the service cannot answer, with its HTTP status."""
-
-    def __init__(self, status: int, message: str):
-        super().__init__(message)
-        self.status = status
-
-
-class CdsServicesInvalid(InvalidSource):
-    """facts/cds-services.yaml breaks its contract."""
 
 
 @dataclass

@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 from typing import List, Optional
 
+from ..base.errors import FeedbackInvalid, UnknownCard
 from ..base.escape import for_terminal
 
 _SCHEMA = """
@@ -51,14 +52,6 @@ CLOCK_SKEW = (
     300  # seconds an EHR's clock may be off: an outcome dated later than now, or before its card, by more is refused
 )
 TEXT_MAX = 120  # characters of one reason (or rule) `ivig audit overrides` prints; a longer one is cut, saying so
-
-
-class FeedbackInvalid(ValueError):
-    """A feedback body that breaks the CDS Hooks 2.0 contract; the message says where."""
-
-
-class UnknownCard(LookupError):
-    """Feedback that names a card this service did not issue to the caller; the message says which."""
 
 
 class FeedbackStore:

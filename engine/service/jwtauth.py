@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
-from ..base.errors import IvigError
+from ..base.errors import TrustInvalid, Unauthorized
 from ..base.escape import LONE_SURROGATE
 from ..base.yamlsrc import SourceError, load_one
 
@@ -39,14 +39,6 @@ ALGORITHMS = ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS
 LEEWAY = 30  # seconds of clock skew allowed on exp and iat
 MAX_LIFETIME = 3600  # best practice: a token lives no more than an hour
 _URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):(//)?")  # a URL's scheme (RFC 3986), and whether an authority follows
-
-
-class Unauthorized(IvigError):
-    """A call whose token is missing or not trusted; the message is for the log, never the client."""
-
-
-class TrustInvalid(IvigError, ValueError):
-    """A trust file that cannot be used; the message names the file and the problem."""
 
 
 @dataclass
