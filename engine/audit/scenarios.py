@@ -4,7 +4,7 @@ A scenario is a case with a `name`, an optional short `description`, and an
 `expect:` block saying what its result must be. Its fields are written beside
 those keys (a case file with `name:` and `expect:` added) or under `case:`
 (the layout of tests/cases/golden.yaml). Any file `ivig evaluate` reads may
-hold scenarios, since every reader takes the scenario keys off (caseio), so a
+hold scenarios, since every reader takes the scenario keys off (io.scenario), so a
 reviewer adds a test by adding a case to a file, as in Drools' test
 scenarios, without touching Python.
 

@@ -1,7 +1,7 @@
 """What a clinical reviewer asks of a rule base, as data: each rule in plain
 language with its provenance, how rules feed each other, the static check,
 coverage over a case corpus, why a rule did not fire, and what changes between
-two rule bases. Renderers (engine.audit_text, engine.report) turn these into
+two rule bases. Renderers (audit.text, audit.report) turn these into
 text, Markdown, JSON and HTML.
 """
 
@@ -363,7 +363,7 @@ def read_corpus(
     paths: Iterable[str], stdin=None, notes: Optional[Callable[[str], None]] = None
 ) -> Iterator[CaseRecord]:
     """Case records from case files; golden files ({name, case, expect} items) give their cases.
-    `notes`: told what the walk of a folder leaves out (caseio.read_cases)."""
+    `notes`: told what the walk of a folder leaves out (io.cases.read_cases)."""
     for record in read_cases(paths, stdin=stdin, notes=notes):
         data = record.data
         if isinstance(data, dict) and "case" in data and set(data) <= {"name", "case", "expect"}:

@@ -557,7 +557,7 @@ def resume(advisor: Advisor, path, wanted: Optional[str] = None) -> Tuple[Dict[s
     the case has none: the file's name is no patient's id).
 
     Raises errors.CaseChoice when the file does not give exactly one case
-    (caseio.pick_case), CaseInvalid when that case cannot be read or validated,
+    (io.cases.pick_case), CaseInvalid when that case cannot be read or validated,
     or when the cases to choose among all have errors (two Patients with one id:
     their errors, not a choice, are the reason).
     """

@@ -23,7 +23,7 @@ class Advisor:
         """`per_disease`: one engine per diagnosis, each holding only the rules
         that can fire for it (same results, a fraction of the cost per case);
         False: one engine with every rule. `cache`: how many clinical
-        situations to remember (engine/situations.py; the same results, a
+        situations to remember (core/cache/situations.py; the same results, a
         fraction of the cost for a case like one seen before); 0: none."""
         self.rulebase = rulebase or RuleBase.load()
         self.per_disease = per_disease

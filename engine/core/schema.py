@@ -227,7 +227,7 @@ class CaseSchema:
         ``name:N`` for the Nth case of a file), else 'case'.
 
         The one rule for a case's id: the result of a case that failed
-        validation, `--id` choosing a case of a file (caseio.pick_case)."""
+        validation, `--id` choosing a case of a file (io.cases.pick_case)."""
         value = data.get("id") if isinstance(data, dict) else None
         spec = self.fields.get("id")
         if value is not None and spec is not None:

@@ -1,9 +1,9 @@
 """The CDS Hooks 2.0 service over HTTP (Starlette; `ivig serve` runs it under uvicorn).
 
 Routes: `GET /cds-services` (discovery), `POST /cds-services/{id}` (a hook
-call: engine/cdshooks.py does the work), `POST /cds-services/{id}/feedback`
-(engine/feedback.py keeps it). Every route but CORS preflight needs a
-trusted JWT (engine/jwtauth.py) unless the service runs in `insecure_dev`
+call: service/cdshooks.py does the work), `POST /cds-services/{id}/feedback`
+(service/feedback.py keeps it). Every route but CORS preflight needs a
+trusted JWT (service/jwtauth.py) unless the service runs in `insecure_dev`
 mode, which `ivig serve` allows on a loopback address only.
 
 experta engines are not thread-safe: one Advisor per process, run on the
@@ -64,7 +64,7 @@ class Settings:
     """How the service runs; `ivig serve` fills it from its options."""
 
     public_url: str = "http://127.0.0.1:8080"  # the base URL clients call: the JWT's aud is built on it
-    trust: Optional[str] = None  # the trust file (engine/jwtauth.py)
+    trust: Optional[str] = None  # the trust file (service/jwtauth.py)
     insecure_dev: bool = False  # no JWT at all (loopback only; `ivig serve` checks)
     feedback_db: str = "ivig-feedback.sqlite"
     cors_origins: List[str] = field(default_factory=lambda: ["https://sandbox.cds-hooks.org"])

@@ -1,13 +1,13 @@
 """CDS Hooks 2.0 as a library: discovery, and a hook call's request -> cards.
 
-No web framework here (engine/service.py serves it over HTTP): `CdsServices`
+No web framework here (service/app.py serves it over HTTP): `CdsServices`
 reads facts/cds-services.yaml; `Hooks.to_fetch` says which prefetch keys the
 EHR left out and its FHIR server can give (the caller fetches them into
 `prefetch`: service.py does, over HTTP, away from the engine);
 `Hooks.call(service_id, request)` checks the request, gathers the patient's
 record from `prefetch`, builds one FHIR collection Bundle of the record and the draft orders, and reads it
-as any other FHIR input (engine/fhirio.py): the same case, the same rules, the
-same Result, rendered as cards (engine/cards.py).
+as any other FHIR input (io/fhir/bundles.py): the same case, the same rules, the
+same Result, rendered as cards (service/cards.py).
 
 A request that is not a hook call this service answers is a HookRefused with
 the HTTP status the spec asks: 400 (malformed: a prefetch value that is not

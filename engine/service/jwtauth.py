@@ -55,7 +55,7 @@ class Issuer:
 
 def caller_of(claims: dict) -> tuple:
     """(issuer, tenant) of a trusted token's claims: whom the service answers, and to whom the
-    cards it issues belong (engine/feedback.py). The tenant is a string or None (Trust.verify
+    cards it issues belong (service/feedback.py). The tenant is a string or None (Trust.verify
     refuses any other)."""
     return claims["iss"], claims.get("tenant")
 

@@ -9,7 +9,7 @@ are one situation when the only age test is ``age >= 65``. A case's key
 A run reads only some of them: a rule already false for the case (MYCIN's
 "skip a rule whose premise is already false") reads nothing more, and a rule
 whose premise needs a fact the run never derived reads nothing at all. So a
-run is stored under its *support* (engine/support.py): the positions of the
+run is stored under its *support* (core/cache/support.py): the positions of the
 key it depended on, and the characters there. A later case whose key agrees
 on those positions fires the same rules in the same order, and its result is
 the stored one, with what is the case's own read from the case: its id,
@@ -49,7 +49,7 @@ class Keyer:
     Each distinct test of a case field (in negation normal form, as the rules
     are compiled) gives 1 or 0 on the case's value, or '-' when the field is
     unknown; then, after '|', 1 or 0 for the presence of each field the result
-    reads. The support of a run (engine/support.py) is a set of its positions.
+    reads. The support of a run (core/cache/support.py) is a set of its positions.
     """
 
     def __init__(self, rules, rulebase):
@@ -209,7 +209,7 @@ class SituationCache:
     A situation is found by its support: the cache tries each set of positions
     stored situations of the case's engine depend on, most used first, and
     takes a situation whose characters there are the case's. Any one found is
-    right (engine/support.py).
+    right (core/cache/support.py).
     """
 
     def __init__(self, maxsize: int = DEFAULT_SIZE):
@@ -283,7 +283,7 @@ class SituationCache:
         """Keep the situations another worker of the same batch learnt (`take_learnt`).
 
         Any situation stored under a support is right for every case that agrees
-        there, whichever process ran it (engine/support.py), so a situation is
+        there, whichever process ran it (core/cache/support.py), so a situation is
         run once per batch rather than once per worker. The pickle is one our own
         workers made of their own runs, handed on by the batch that started
         them; nothing read from a file is ever unpickled. `rules`: the rule

@@ -3,7 +3,7 @@
 `FhirMap.load()` reads and checks the file against its own contract and the
 case schema (every field and value it sets must be the schema's), and
 raises FhirMapInvalid listing every problem as file:line. The loaded map
-answers the reader's questions (engine/fhir.py): which entries a coding
+answers the reader's questions (io/fhir/resources.py): which entries a coding
 matches (and why a code written against its system's rule matches none),
 what a resource's status makes it, how a weight converts (and whether its
 unit text agrees with its code), what a field is when nothing in the record

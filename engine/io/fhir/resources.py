@@ -4,8 +4,8 @@
 a case mapping (validated later by the schema, like any case file), a
 `Provenance` (which resource set which field, and the codes nothing maps),
 or the errors that keep the record from being read. What the codes mean is
-data (facts/fhir-map.yaml, engine/fhirmap.py); how records are read and
-joined (Bundles, Bulk Data NDJSON) is engine/fhirio.py.
+data (facts/fhir-map.yaml, io/fhir/mapping.py); how records are read and
+joined (Bundles, Bulk Data NDJSON) is io/fhir/bundles.py.
 
 Resources are checked for structure with `fhir.resources` (its R4B models,
 which read R4 data: the package has no R4 models for pydantic 2); status
