@@ -184,7 +184,7 @@ def _fail(exc: BaseException, ctx: click.Context):
     for line in lines:
         click.echo(for_terminal(line), err=True)
     code = status(exc) if callable(status) else status
-    batch = sys.modules.get("ivig_advisor.engine.batch.pipeline")  # loaded only if a batch ran
+    batch = sys.modules.get("ivig_advisor.engine.batch.pool")  # loaded only if a batch ran
     if (
         batch is not None and batch.abandoned_pools
     ):  # a signal stopped a pool: the interpreter's exit could wait on it for ever

@@ -323,9 +323,9 @@ def test_write_results_is_the_evaluate_command_as_a_library_call(tmp_path):
 
 def _worker_cache(result, rulebase):
     """Runs in a worker: the size of the cache its Advisor keeps (0: none)."""
-    from ivig_advisor.engine.batch import pipeline as batch
+    from ivig_advisor.engine.batch import pool
 
-    situations = batch._worker_advisor.situations
+    situations = pool._worker_advisor.situations
     return situations.maxsize if situations is not None else 0
 
 
@@ -407,10 +407,10 @@ def test_a_batch_of_one_diagnosis_still_keeps_every_worker_busy():
 
 
 def test_a_rare_diagnosis_whose_chunk_never_fills_does_not_hold_the_batch_back(monkeypatch):
-    from ivig_advisor.engine.batch import pipeline as batch
+    from ivig_advisor.engine.batch import pool
     from ivig_advisor.engine.batch.pipeline import evaluate_records
 
-    monkeypatch.setattr(batch._Router, "SPILL", 10**9)  # no spilling: the als worker's chunk stays short
+    monkeypatch.setattr(pool._Router, "SPILL", 10**9)  # no spilling: the als worker's chunk stays short
     diagnoses = ["gbs"] * 3000
     for i in (1, 700, 2999):
         diagnoses[i] = "als"
@@ -420,10 +420,10 @@ def test_a_rare_diagnosis_whose_chunk_never_fills_does_not_hold_the_batch_back(m
 
 def _misses(result, rulebase):
     """Runs in a worker: which worker, how many runs its cache has missed so far, and the result."""
-    from ivig_advisor.engine.batch import pipeline as batch
+    from ivig_advisor.engine.batch import pool
     from ivig_advisor.engine.output.render import to_json
 
-    return os.getpid(), batch._worker_advisor.situations.misses, to_json(result)
+    return os.getpid(), pool._worker_advisor.situations.misses, to_json(result)
 
 
 def test_a_situation_one_worker_learnt_is_not_run_again_by_another(monkeypatch):
@@ -432,12 +432,12 @@ def test_a_situation_one_worker_learnt_is_not_run_again_by_another(monkeypatch):
     answers the same situation from what the first learnt, and the same as a run would."""
     import itertools
 
-    from ivig_advisor.engine.batch import pipeline as batch
+    from ivig_advisor.engine.batch import pool
     from ivig_advisor.engine.batch.pipeline import evaluate_records
     from ivig_advisor.engine.io.record import CaseRecord
 
     sent = itertools.count()
-    monkeypatch.setattr(batch._Router, "worker_for", lambda self, record: 0 if next(sent) < 512 else 1)
+    monkeypatch.setattr(pool._Router, "worker_for", lambda self, record: 0 if next(sent) < 512 else 1)
     case = {"diagnosis": "cidp", "ivig_planned": True, "age": 70, "diabetes": True, "weight_kg": 80}
     records = [CaseRecord(dict(case, id=f"c{i}", weight_kg=60 + i % 40), None, None, f"c{i}") for i in range(640)]
     out = list(evaluate_records(records, workers=2, finish=_misses))
@@ -452,10 +452,10 @@ def test_a_situation_one_worker_learnt_is_not_run_again_by_another(monkeypatch):
 
 
 def test_what_waits_for_a_worker_is_bounded_and_forgets_the_oldest(monkeypatch):
-    from ivig_advisor.engine.batch import pipeline as batch
+    from ivig_advisor.engine.batch import pool
 
-    monkeypatch.setattr(batch, "LEARNT_WAITING", 10)
-    waiting = batch._Learnt()
+    monkeypatch.setattr(pool, "LEARNT_WAITING", 10)
+    waiting = pool._Learnt()
     for blob in (b"aaaa", b"bbbb", b"cccc", b"dd"):
         waiting.add(blob)
     assert waiting.size == 10 and waiting.take() == [b"bbbb", b"cccc", b"dd"]
