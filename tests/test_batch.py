@@ -202,42 +202,6 @@ def test_dask_bag_gives_what_ivig_evaluate_gives(mixed, run_cli):
         assert evaluate_bag(bag).compute() == expected
 
 
-def _readme_block(heading):
-    """The first python block of the README after `heading`, as written."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    after = text[text.index(heading) :]
-    return after[after.index("```python\n") + len("```python\n") : after.index("\n```", after.index("```python"))]
-
-
-def test_the_readme_dask_recipe_runs_as_a_script_on_a_local_cluster(tmp_path, run_cli):
-    """The recipe pasted into a script: on dask.distributed's LocalCluster of
-    worker processes (the scheduler a cluster runs), each result file is what
-    `ivig evaluate --format jsonl` writes for its export, byte for byte, last
-    line ended, sources named as the CLI names them."""
-    pytest.importorskip("distributed")
-    exports = tmp_path / "exports"
-    exports.mkdir()
-    for n in range(2):
-        lines = [json.dumps(dict(GOOD[(i + n) % 4], id=f"e{n}-{i}")) for i in range(40)]
-        lines.insert(5, BAD_LINES[n])
-        (exports / f"{n}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    script = tmp_path / "recipe.py"
-    script.write_text(_readme_block("### Beyond one machine: Dask"), encoding="utf-8")
-    assert 'if __name__ == "__main__":' in script.read_text(encoding="utf-8")
-    done = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-    for n in range(2):
-        written = (tmp_path / "results" / f"{n}.jsonl").read_text(encoding="utf-8")
-        cli = subprocess.run(
-            [sys.executable, "-m", "ivig_advisor.cli", "evaluate", f"exports/{n}.jsonl", "--format", "jsonl", "-q"],
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-        )
-        assert written == cli.stdout and written.endswith("}\n")
-        assert json.loads(written.splitlines()[5])["source"] == f"exports/{n}.jsonl"
-
-
 def test_a_long_batch_shows_progress_on_a_terminal(tmp_path):
     """In a real pseudo-terminal: a counter while it runs, wiped before the summary. The cases
     are typed at the terminal, a few a second, so the batch lasts as long as the test wants
