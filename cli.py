@@ -535,7 +535,9 @@ def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache, 
     from ivig_advisor.engine import Advisor
     from ivig_advisor.engine.base.atomic import GuardedStream, atomic_writer, writable_target
     from ivig_advisor.engine.batch.pipeline import fit_workers, refuse_output_over_inputs, write_results
-    from ivig_advisor.engine.output.render import Formatter, Progress, output_format, plain_style, terminal_width
+    from ivig_advisor.engine.output.progress import Progress
+    from ivig_advisor.engine.output.render import Formatter, output_format, plain_style
+    from ivig_advisor.engine.output.wrap import terminal_width
 
     fmt = output_format(fmt, output)
     if output:  # before the rules load: a bad target is known at once

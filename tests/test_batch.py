@@ -15,7 +15,8 @@ from conftest import ROOT, jsonl
 
 from ivig_advisor.engine import evaluate_many
 from ivig_advisor.engine.batch.pipeline import evaluate_files
-from ivig_advisor.engine.output.render import CSV_COLUMNS, Progress
+from ivig_advisor.engine.output.progress import Progress
+from ivig_advisor.engine.output.render import CSV_COLUMNS
 
 GOOD = [
     {"diagnosis": "mmn", "weight_kg": 70},
@@ -173,18 +174,18 @@ def test_progress_counts_and_wipes_itself():
 
 
 def test_progress_shows_the_share_of_the_input_read_and_the_time_left(monkeypatch):
-    from ivig_advisor.engine.output import render
+    from ivig_advisor.engine.output import progress
 
     clock = iter([100.0, 110.0, 110.0])
-    monkeypatch.setattr(render.time, "monotonic", lambda: next(clock))
+    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
     stream = io.StringIO()
-    progress = Progress(stream, delay=0, every=0, total=4_000, done=lambda: 1_000)
+    shown = Progress(stream, delay=0, every=0, total=4_000, done=lambda: 1_000)
 
     class R:
         ok = True
         critical = ("renal-failure",)
 
-    progress.add(R())  # 10 s for a quarter of the input: 30 s left
+    shown.add(R())  # 10 s for a quarter of the input: 30 s left
     assert stream.getvalue() == "\r  1 case  25%  0:30 left  0/s  0 errors  1 critical"
 
 

@@ -1,4 +1,4 @@
-"""Text for a person wraps to the terminal: render.wrap itself, and `ivig
+"""Text for a person wraps to the terminal: wrap.wrap itself, and `ivig
 evaluate` in a real pseudo-terminal of 80 columns against the same command
 writing to a pipe (one line per item, unwrapped)."""
 
@@ -14,7 +14,8 @@ import pexpect
 import pytest
 from conftest import ROOT
 
-from ivig_advisor.engine.output.render import Formatter, wrap
+from ivig_advisor.engine.output.render import Formatter
+from ivig_advisor.engine.output.wrap import wrap
 
 CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 TREE = set("│├└─")
@@ -31,7 +32,7 @@ def words(text: str):
     return [w for w in CONTROL.sub("", text).split() if not set(w) <= TREE]
 
 
-# -- render.wrap ---------------------------------------------------------------------
+# -- wrap.wrap -----------------------------------------------------------------------
 
 LONG = (
     "    WARNING  aseptic-meningitis: Aseptic meningitis is a moderate reaction to IVIG, seen especially, "

@@ -125,7 +125,7 @@ def write_results(
     process only writes. On any exit the pool is stopped before the stream
     is given back: an output file being written atomically is then removed
     with no worker still running. `progress`, if given, sees every result, and
-    how far through the input's bytes the reading is (render.Progress.measure);
+    how far through the input's bytes the reading is (progress.Progress.measure);
     `notes`, what the walk of a folder leaves out.
     """
     from contextlib import closing

@@ -27,7 +27,8 @@ import yaml
 from ..base.errors import AnswerInvalid, OutputRefused, ScriptedAnswerInvalid, Stopped, WriteFailed
 from ..base.escape import for_terminal
 from ..core.advisor import Advisor, Result
-from ..output.render import TextRenderer, normalised_text, plain_style, terminal_width, wrap
+from ..output.render import TextRenderer, normalised_text, plain_style
+from ..output.wrap import terminal_width, wrap
 from .interview import COMMANDS, NO, YES, Interview, Step, check_save, save_case
 
 INTERVIEW_HELP = """At any question you may answer:

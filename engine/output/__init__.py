@@ -1,2 +1,2 @@
-"""Writing results: one Result rendered as text, JSON, JSON Lines or CSV, and the progress
-line. Imports core/ and base/, never io/."""
+"""Writing results: one Result rendered as text, JSON, JSON Lines or CSV (render), text wrapped
+to a terminal (wrap), and the progress line (progress). Imports core/ and base/, never io/."""
