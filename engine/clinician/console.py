@@ -9,7 +9,7 @@ fit is asked again; from a pipe it is read plainly, a scripted interview
 shows its answers in the transcript, and an answer that does not fit stops
 it (ScriptedAnswerInvalid, exit 2). Everything from input is shown made safe for
 a terminal (escape.for_terminal), and text is wrapped to the terminal's
-width (render.wrap). At the end the verdict comes last (VerdictLast), so
+width (output.wrap). At the end the verdict comes last (VerdictLast), so
 that the last screen shows it. quit, Ctrl-C at a question or the end of
 input end the interview early: the advice so far and the answers are shown,
 and the answers can be saved; SIGTERM and SIGHUP (errors.Stopped) show the
