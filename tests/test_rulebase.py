@@ -4,7 +4,7 @@ import re
 
 import pytest
 import yaml
-from conftest import ROOT, mutate
+from helpers import ROOT, mutate
 
 from ivig_advisor.engine import RuleBase, RuleBaseInvalid
 from ivig_advisor.engine.core import conditions
@@ -400,6 +400,26 @@ def test_a_data_file_of_the_wrong_shape_is_refused_at_its_line(run_cli, rules_co
         mutate(path, old, new)
     line = _line_starting(path, line_of) if line_of else 1
     assert_refused_at(run_cli, rules_copy, f"{file}:{line}", field)
+
+
+@pytest.mark.parametrize(
+    "start, new, row",
+    [
+        ('  repeat: "one course",', "  repeat: {every: month},", "gbs"),
+        ('  repeat: "one course",', "  repeat: [one course],", "gbs"),
+        ('  interval: "once a week', "  interval: [once a week],", "mmn-maintenance"),
+        ('  note: "A total of at least 2 g/kg', "  note: [a total of at least 2 g/kg]}", "gbs"),
+    ],
+)
+def test_a_regimens_text_written_as_a_list_or_mapping_is_refused_at_its_line(run_cli, rules_copy, start, new, row):
+    """repeat, interval and note are texts a clinician reads: a list or mapping there was
+    shown as Python writes it, and made `ivig audit check` crash."""
+    path = rules_copy / "regimens.yaml"
+    line = _line_starting(path, start)
+    lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[line - 1] = new + "\n"
+    path.write_text("".join(lines), encoding="utf-8")
+    assert_refused_at(run_cli, rules_copy, f"regimens.yaml:{line}", f"regimens.{row}")
 
 
 def _rule_at(path, line):

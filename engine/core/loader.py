@@ -609,6 +609,10 @@ def _dose(value, at, err, keys=DOSE_KEYS) -> dict:
         if number is not None and (isinstance(number, bool) or not isinstance(number, (int, float)) or number <= 0):
             err(f"dose.{key} must be a positive number or null", "then", value.line_of(key))
             return {}
+    for key in ("interval", "repeat", "note"):  # words a clinician reads with the dose
+        if isinstance(dose[key], (list, dict)):
+            err(f"dose.{key} must be a text or null, not {_read(dose[key])}", "then", value.line_of(key))
+            return {}
     if dose["per"] == "infusion":
         _infusion_dose(dose, at, err)
     else:
