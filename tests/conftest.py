@@ -1,15 +1,14 @@
-import json
+"""The fixtures the tests share; the plain functions are in helpers.py."""
+
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import ROOT, Keys, Server
 
 from ivig_advisor.cli import main
-from ivig_advisor.engine import RuleBase
-
-ROOT = Path(__file__).resolve().parent.parent
+from ivig_advisor.engine import Advisor, RuleBase
 
 # pytest-xdist's workers run with COLUMNS=80 and LINES=24 set; a program under test at a
 # pseudo-terminal must read the terminal's own size, as it would for a person
@@ -17,9 +16,18 @@ for _name in ("COLUMNS", "LINES"):
     os.environ.pop(_name, None)
 
 
+# -- fixtures ----------------------------------------------------------------------------
+
+
 @pytest.fixture(scope="session")
 def rulebase():
     return RuleBase.load()
+
+
+@pytest.fixture(scope="module")
+def advisor():
+    """An Advisor of the shipped rules, one per module (its cache of situations is its own)."""
+    return Advisor()
 
 
 @pytest.fixture
@@ -32,24 +40,6 @@ def run_cli():
     return run
 
 
-def jsonl(output: str):
-    return [json.loads(line) for line in output.splitlines() if line.strip()]
-
-
-def results_of(run_cli, *paths, input=None):
-    """The JSON results of `ivig evaluate PATHS` through the real command (exit 0 or 1)."""
-    out = run_cli("evaluate", "--format", "jsonl", "--quiet", *map(str, paths), input=input)
-    assert out.exit_code in (0, 1), out.output
-    return jsonl(out.stdout)
-
-
-def written(tmp_path, text, name="cases.csv"):
-    """A file of `text` (str: as UTF-8; bytes: as they are) in tmp_path."""
-    path = tmp_path / name
-    path.write_bytes(text.encode("utf-8") if isinstance(text, str) else text)
-    return path
-
-
 @pytest.fixture
 def rules_copy(tmp_path):
     """An editable copy of the shipped rules/."""
@@ -58,8 +48,23 @@ def rules_copy(tmp_path):
     return target
 
 
-def mutate(path, old, new):
-    """Replace the first `old` in a file by `new` (which must be there)."""
-    text = path.read_text(encoding="utf-8")
-    assert old in text
-    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+@pytest.fixture(scope="session")
+def dev(tmp_path_factory):
+    """`ivig serve --insecure-dev` (no JWT), one per session."""
+    server = Server(tmp_path_factory.mktemp("serve-dev"), "--insecure-dev")
+    yield server
+    server.stop()
+    assert server.proc.returncode is not None  # no orphan process
+
+
+@pytest.fixture(scope="session")
+def keys(tmp_path_factory):
+    return Keys(tmp_path_factory.mktemp("keys"))
+
+
+@pytest.fixture(scope="session")
+def secure(tmp_path_factory, keys):
+    """`ivig serve` trusting `keys` (JWTs signed with them), one per session."""
+    server = Server(tmp_path_factory.mktemp("serve-secure"), "--trust", str(keys.trust))
+    yield server
+    server.stop()

@@ -9,7 +9,7 @@ import configparser
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 ENGINE = ROOT / "engine"
 

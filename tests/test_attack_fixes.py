@@ -3,21 +3,8 @@ reproduced through the real CLI."""
 
 import json
 import shutil
-import subprocess
-import sys
 
-from conftest import ROOT
-
-
-def ivig(*args, stdin=None, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "ivig_advisor.cli", *map(str, args)],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=cwd,
-    )
+from helpers import ROOT, ivig
 
 
 def test_a_lone_surrogate_costs_its_own_case_not_the_run(run_cli, tmp_path):
@@ -59,9 +46,9 @@ def test_signing_into_a_log_that_is_not_utf8_is_refused_and_leaves_it(tmp_path):
 
 
 def test_save_names_that_are_not_files_are_refused_or_asked_again(tmp_path):
-    empty = ivig("interview", "--save", "", stdin="other\nno\n", cwd=tmp_path)
+    empty = ivig("interview", "--save", "", input="other\nno\n", cwd=tmp_path)
     assert empty.returncode == 2 and "not a file name" in empty.stderr
-    asked = ivig("interview", stdin="other\nno\n.\n/\nunknown\nhelp\nquit\n", cwd=tmp_path)
+    asked = ivig("interview", input="other\nno\n.\n/\nunknown\nhelp\nquit\n", cwd=tmp_path)
     assert asked.returncode == 0, asked.stderr
     assert "not a file name" in asked.stdout and "diagnosis: other" in asked.stdout  # the answers are shown
     assert list(tmp_path.iterdir()) == []  # no file named 'unknown' or 'help'

@@ -12,9 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import ROOT, mutate
+from helpers import ROOT, cut_point_cases, mutate
 from hypothesis import HealthCheck, assume, given, settings
-from hypothesis import strategies as st
 
 from ivig_advisor.cli import main
 from ivig_advisor.engine import Advisor, RuleBase
@@ -68,15 +67,8 @@ def test_the_walk_fires_what_experta_fires_on_every_golden_case(rulebase):
 SHIPPED = Advisor(RuleBase.load())
 
 
-@st.composite
-def cut_cases(draw):
-    facts = {name: draw(st.sampled_from(values)) for name, values in domains(SHIPPED.rulebase).items()}
-    facts["diagnosis"] = facts["diagnosis"] or "gbs"
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in facts.items() if v is not None}
-
-
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cut_cases())
+@given(cut_point_cases(SHIPPED.rulebase, diagnosis="gbs"))
 def test_the_walk_fires_what_experta_fires_on_random_cases(data):
     advisor, rulebase = SHIPPED, SHIPPED.rulebase
     assume(rulebase.schema.check_constraints({k: tuple(v) if isinstance(v, list) else v for k, v in data.items()}))

@@ -11,7 +11,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, jsonl
+from helpers import ROOT, jsonl
 
 from ivig_advisor.engine import evaluate_many
 from ivig_advisor.engine.batch.pipeline import evaluate_files
@@ -434,7 +434,7 @@ def test_every_result_carries_the_rules_version_and_content_hash(run_cli, mixed,
     """ok and error results alike, in JSON Lines and CSV; the hash is the rules'
     content (the same in another process, another for any edit), so that an old
     result can be tied to the rules that produced it and re-run on them."""
-    from conftest import mutate
+    from helpers import mutate
 
     from ivig_advisor.engine import RuleBase
 

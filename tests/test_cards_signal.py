@@ -16,9 +16,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT
-from test_service import Server, cards_of, load, record_bundle, stance_of, topics
-from test_service_edges import on_ivig
+from helpers import ROOT, Server, cards_of, load, on_ivig, record_bundle, stance_of, topics
 
 from ivig_advisor.cli import main
 from ivig_advisor.engine import RuleBase

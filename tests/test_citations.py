@@ -12,7 +12,7 @@ rule cites by id (passages.yaml) are checked as the rule shows them.
 import re
 
 import pytest
-from conftest import ROOT, results_of, written
+from helpers import ROOT, results_of, written
 
 from ivig_advisor.engine import RuleBase
 

@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from conftest import ROOT, jsonl
+from helpers import ROOT, jsonl
 
 
 def test_examples_all_evaluate_ok(run_cli):

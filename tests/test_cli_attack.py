@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, jsonl
+from helpers import ROOT, jsonl
 
 IVIG = [sys.executable, "-m", "ivig_advisor.cli"]
 ENV = dict(os.environ, NO_COLOR="1")

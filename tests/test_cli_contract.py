@@ -8,7 +8,7 @@ import json
 import click
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, mutate
+from helpers import ROOT, mutate
 
 from ivig_advisor import cli
 from ivig_advisor.cli import main

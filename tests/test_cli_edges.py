@@ -15,7 +15,7 @@ import sys
 
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT, jsonl
+from helpers import ROOT, jsonl
 
 from ivig_advisor.cli import main
 

@@ -14,8 +14,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import results_of
-from conftest import written as csv_file
+from helpers import results_of
+from helpers import written as csv_file
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -304,13 +304,6 @@ CSV_GARBAGE = st.lists(
     ),
     max_size=40,
 ).map("".join)
-
-
-@pytest.fixture(scope="module")
-def advisor():
-    from ivig_advisor.engine import Advisor
-
-    return Advisor()
 
 
 @settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

@@ -29,7 +29,7 @@ from typing import List, Optional
 
 import pytest
 import yaml
-from conftest import ROOT
+from helpers import ROOT
 from test_architecture import ENGINE, LAYERS
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]

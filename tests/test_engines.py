@@ -1,13 +1,13 @@
 """One engine per diagnosis gives the same results as one engine with every rule."""
 
 import yaml
-from conftest import ROOT
+from helpers import ROOT, cut_point_cases
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from ivig_advisor.engine import Advisor, RuleBase
 from ivig_advisor.engine.audit.check import verify
-from ivig_advisor.engine.core.analysis import domains, live_rules
+from ivig_advisor.engine.core.analysis import live_rules
 
 RULES = RuleBase.load()
 SPLIT, WHOLE = Advisor(RULES), Advisor(RULES, per_disease=False)
@@ -31,15 +31,8 @@ def test_golden_cases_give_identical_results():
         assert SPLIT.evaluate_mapping(item["case"]).to_dict() == WHOLE.evaluate_mapping(item["case"]).to_dict()
 
 
-@st.composite
-def cases(draw):
-    facts = {name: draw(st.sampled_from(values)) for name, values in domains(RULES).items()}
-    facts["weight_kg"] = draw(st.one_of(st.none(), st.integers(20, 150)))
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in facts.items() if v is not None}
-
-
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cases())
+@given(cut_point_cases(RULES, weight_kg=st.one_of(st.none(), st.integers(20, 150))))
 @example({"diagnosis": "miller_fisher", "planned_cotherapy": ["immunosuppressants", "plasma_exchange"]})
 def test_random_cases_give_identical_results(data):
     # the example: an `any` matched two ways, and experta ordered the two

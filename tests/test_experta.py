@@ -4,7 +4,7 @@ import json
 from importlib.metadata import version
 
 import yaml
-from conftest import ROOT
+from helpers import ROOT
 
 from ivig_advisor.engine import Advisor, RuleBase
 from ivig_advisor.engine.core import _experta

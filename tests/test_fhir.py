@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import yaml
 from click.testing import CliRunner
-from conftest import ROOT
+from helpers import ROOT
 
 from ivig_advisor.cli import main
 

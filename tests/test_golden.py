@@ -3,7 +3,7 @@ library function `ivig test` uses (engine.scenarios.run_scenarios), one test
 per scenario; a reviewer adds a case to the file, not to Python."""
 
 import pytest
-from conftest import ROOT, jsonl
+from helpers import ROOT, jsonl
 
 from ivig_advisor.engine import Advisor, RuleBase
 from ivig_advisor.engine.audit.scenarios import read_scenarios, run_scenarios

@@ -13,7 +13,7 @@ import os
 import threading
 
 import pytest
-from conftest import results_of, written
+from helpers import results_of, written
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import jsonl, mutate
+from helpers import jsonl, mutate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -584,13 +584,6 @@ def _evaluate_dir(files, advisor):
         for name, data in files.items():
             Path(tmp, name).write_bytes(data)
         return [r.to_dict() for r in evaluate_files([tmp], advisor)]
-
-
-@pytest.fixture(scope="module")
-def advisor():
-    from ivig_advisor.engine import Advisor
-
-    return Advisor()
 
 
 def _check_neighbours(results):

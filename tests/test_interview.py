@@ -10,7 +10,8 @@ import sys
 import pexpect
 import pytest
 import yaml
-from conftest import ROOT
+from helpers import ROOT
+from helpers import spawn_wide as spawn
 
 from ivig_advisor.engine import Advisor, RuleBase
 from ivig_advisor.engine.base.errors import AnswerInvalid
@@ -159,19 +160,6 @@ CRITICAL_FIELDS = {
     if any(w["severity"] == "critical" for w in rule.warnings)
     for test in conditions.tests(rule.when)
 }
-
-
-def spawn(*args, cwd):
-    env = dict(os.environ, NO_COLOR="1", TERM="dumb", COLUMNS="200")
-    return pexpect.spawn(
-        sys.executable,
-        ["-m", "ivig_advisor.cli", "interview", *args],
-        cwd=str(cwd),
-        env=env,
-        encoding="utf-8",
-        timeout=30,
-        dimensions=(50, 200),
-    )
 
 
 QUESTION = re.compile(r"\n(\d+)\. ([^\r\n]+?\?)")

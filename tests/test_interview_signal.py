@@ -12,7 +12,7 @@ import sys
 
 import pexpect
 import yaml
-from test_interview_terminal import QUESTION, QUESTIONS, SAVE, columns, question, said_after, screen_lines, spawn
+from helpers import QUESTION, QUESTIONS, SAVE, columns, question, said_after, screen_lines, spawn
 
 from ivig_advisor.engine import RuleBase
 

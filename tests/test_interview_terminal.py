@@ -2,16 +2,26 @@
 key sequences (arrows, Tab, Ctrl-A), and what the engine received (the saved
 case). Also the paths without a terminal, which must carry no escape codes."""
 
-import io
-import os
 import re
 import subprocess
 import sys
 import time
-import unicodedata
 
 import pexpect
 import yaml
+from helpers import (
+    CONTROL,
+    QUESTION,
+    QUESTIONS,
+    SAVE,
+    columns,
+    joined,
+    question,
+    said_after,
+    screen_lines,
+    spawn,
+    terminal_env,
+)
 
 from ivig_advisor.engine import Advisor, RuleBase
 from ivig_advisor.engine.clinician.interview import outcome_key
@@ -20,44 +30,7 @@ from ivig_advisor.engine.core.words import sentence
 
 ADVISOR = Advisor(RuleBase.load())
 SCHEMA = ADVISOR.rulebase.schema
-QUESTIONS = {spec.question: name for name, spec in SCHEMA.fields.items() if spec.question}
-QUESTION = re.compile(r"\n(?:\x1b\[[0-9;]*m)*(\d+)\. ([^?]+\?)")  # may be wrapped
-SAVE = "Save the case to a file"
 LEFT, UP, TAB, CTRL_A = "\x1b[D", "\x1b[A", "\t", "\x01"
-# what a terminal does not show as text: styles, cursor moves, readline's redisplay
-CONTROL = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x00-\x08\x0b-\x1f]")
-
-
-def env(colour=False):
-    """A terminal's environment; its width comes from the pty alone (no COLUMNS)."""
-    out = dict(os.environ, TERM="xterm")
-    for name in ("COLUMNS", "LINES", "NO_COLOR"):
-        out.pop(name, None)
-    if not colour:
-        out["NO_COLOR"] = "1"
-    return out
-
-
-def spawn(*args, cwd, colour=False, command=("-m", "ivig_advisor.cli", "interview"), home=None):
-    child = pexpect.spawn(
-        sys.executable,
-        [*command, *args],
-        cwd=str(cwd),
-        env=dict(env(colour), **({"HOME": str(home)} if home else {})),
-        encoding="utf-8",
-        timeout=30,
-        dimensions=(24, 80),
-    )
-    child.logfile_read = io.StringIO()  # the whole transcript, as the terminal received it
-    return child
-
-
-def question(child):
-    """The field of the next question."""
-    child.expect(QUESTION)
-    name = QUESTIONS[" ".join(child.match.group(2).split())]
-    child.expect("> ")
-    return name
 
 
 def finish(child, answers=None):
@@ -74,27 +47,6 @@ def finish(child, answers=None):
         child.expect(pexpect.EOF)
     child.close()
     return child.logfile_read.getvalue()
-
-
-def columns(text: str) -> int:
-    """Display columns: East Asian wide and fullwidth characters take two."""
-    return sum(0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
-
-
-def screen_lines(transcript: str):
-    return [CONTROL.sub("", line) for line in transcript.replace("\r\n", "\n").split("\n")]
-
-
-def said_after(child, answer: str) -> str:
-    """What the screen says, as one line, after `answer` is typed at a question, up to the next prompt."""
-    child.sendline(answer)
-    child.expect("> ")
-    return joined(child.before)
-
-
-def joined(transcript: str) -> str:
-    """The transcript's text with wrapped lines joined (whitespace runs as one space)."""
-    return " ".join(" ".join(screen_lines(transcript)).split())
 
 
 # -- line editing, history, completion -------------------------------------------------
@@ -145,7 +97,7 @@ def test_the_prompts_style_is_hidden_from_readline_so_the_cursor_is_right(tmp_pa
         sys.executable,
         ["-m", "ivig_advisor.cli", "interview"],
         cwd=str(tmp_path),
-        env=env(colour=True),
+        env=terminal_env(colour=True),
         timeout=30,
         dimensions=(24, 80),
     )
@@ -218,7 +170,7 @@ def test_a_piped_interview_carries_no_escape_codes(tmp_path):
         capture_output=True,
         text=True,
         cwd=tmp_path,
-        env=env(colour=True),
+        env=terminal_env(colour=True),
     )
     assert "IVIG first-line" in run.stdout and "[1] These rules test this answer" in run.stdout
     for code in ("\x1b", "\x01", "\x02"):
@@ -232,7 +184,7 @@ def test_output_to_a_file_from_a_terminal_carries_no_escape_codes(tmp_path):
         "/bin/sh",
         ["-c", f"exec '{sys.executable}' -m ivig_advisor.cli interview > out.txt"],
         cwd=str(tmp_path),
-        env=env(colour=True),
+        env=terminal_env(colour=True),
         encoding="utf-8",
         timeout=30,
         dimensions=(24, 80),

@@ -14,7 +14,6 @@ import shlex
 import signal
 import stat
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -22,19 +21,12 @@ from pathlib import Path
 import pexpect
 import pytest
 import yaml
-from conftest import jsonl
+from helpers import IVIG, ivig, jsonl, plain_env
+from helpers import spawn_wide as spawn
 
-IVIG = [sys.executable, "-m", "ivig_advisor.cli"]
-ENV = dict(os.environ, NO_COLOR="1")
+ENV = plain_env()
 GBS = {"diagnosis": "gbs", "walks_unaided": False, "weight_kg": 70, "age": 60}
 CASES = "".join(json.dumps(dict(GBS, id=f"c{i}")) + "\n" for i in range(5))
-
-
-def ivig(*args, cwd=None, timeout=120, **kw):
-    """Run the real `ivig` in a subprocess; text in and out."""
-    if "stdout" not in kw and "stderr" not in kw:
-        kw["capture_output"] = True
-    return subprocess.run([*IVIG, *map(str, args)], cwd=cwd, text=True, env=ENV, timeout=timeout, **kw)
 
 
 def one_line(stderr: str) -> str:
@@ -480,18 +472,6 @@ UNKNOWNS = "unknown\n" * 40  # whatever else the rules ask; lines left over are 
 
 def interview(*args, answers, cwd):
     return ivig("interview", *args, input=answers, cwd=cwd)
-
-
-def spawn(*args, cwd):
-    return pexpect.spawn(
-        sys.executable,
-        ["-m", "ivig_advisor.cli", "interview", *args],
-        cwd=str(cwd),
-        env=dict(ENV, TERM="dumb"),
-        encoding="utf-8",
-        timeout=30,
-        dimensions=(50, 200),
-    )
 
 
 QUESTION = re.compile(r"\n\d+\. [^\r\n]+\?")

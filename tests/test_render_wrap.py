@@ -12,7 +12,7 @@ import unicodedata
 
 import pexpect
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 from ivig_advisor.engine.output.render import Formatter
 from ivig_advisor.engine.output.wrap import wrap

@@ -10,7 +10,7 @@ import subprocess
 from html.parser import HTMLParser
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 BROWSER = next(
     (shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), None
@@ -141,7 +141,7 @@ def test_the_japanese_quotes_name_common_cjk_fonts_to_fall_back_on(report):
 
 
 def test_the_report_shows_sign_offs_and_findings(run_cli, rules_copy, tmp_path):
-    from conftest import mutate
+    from helpers import mutate
 
     run_cli("audit", "--rules", str(rules_copy), "sign", "mmn-general", "--verdict", "approved", "--reviewer", "Dr R")
     mutate(rules_copy / "gbs.yaml", "stance: first-line", "stance: second-line")

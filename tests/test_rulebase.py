@@ -4,7 +4,7 @@ import re
 
 import pytest
 import yaml
-from conftest import ROOT, mutate
+from helpers import ROOT, mutate
 
 from ivig_advisor.engine import RuleBase, RuleBaseInvalid
 from ivig_advisor.engine.core import conditions

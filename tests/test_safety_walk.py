@@ -13,7 +13,7 @@ import shutil
 
 import pytest
 import yaml
-from conftest import ROOT
+from helpers import ROOT
 
 from ivig_advisor.engine import RuleBase
 from ivig_advisor.engine.audit.check import Walk

@@ -5,7 +5,7 @@ and `ivig evaluate` reading the same files as cases."""
 import json
 
 import pytest
-from conftest import ROOT, jsonl, mutate
+from helpers import ROOT, jsonl, mutate
 
 PASSING = """\
 name: gbs-cannot-walk

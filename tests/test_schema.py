@@ -202,8 +202,8 @@ def test_every_field_documents_itself(rulebase):
 
 
 def _schema_with(tmp_path, *edits):
-    """The shipped case schema, edited (see conftest.mutate), loaded from a temporary file."""
-    from conftest import ROOT, mutate
+    """The shipped case schema, edited (see helpers.mutate), loaded from a temporary file."""
+    from helpers import ROOT, mutate
 
     from ivig_advisor.engine.core.schema import CaseSchema
 

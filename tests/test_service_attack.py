@@ -16,23 +16,24 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import CliRunner
-from conftest import ROOT
-from test_service import (  # noqa: F401 (pytest fixtures, used by name)
+from helpers import (
     ISSUER,
+    ROOT,
     Keys,
     Server,
     call_fetching,
     cards_of,
     claims,
-    dev,
     es384,
+    feedback_item,
     free_port,
     load,
     outcome,
+    signed,
     stamp,
     stance_of,
+    stored_feedback,
 )
-from test_service_edges import feedback_item, signed, stored_feedback
 
 from ivig_advisor.cli import main
 

@@ -17,23 +17,22 @@ import time
 import uuid
 
 import pytest
-from test_service import (  # noqa: F401 (pytest fixtures, used by name)
+from helpers import (
     CDS,
     ISSUER,
     Keys,
     Server,
     call_fetching,
     cards_of,
-    claims,
-    dev,
-    es384,
-    fetching,
+    feedback_item,
     free_port,
     load,
+    on_ivig,
     outcome,
     said,
-    stamp,
+    signed,
     stance_of,
+    stored_feedback,
 )
 
 BOUND = 30  # seconds a socket waits for the server before the test gives up: a bound, never a speed
@@ -199,20 +198,6 @@ def test_a_path_is_logged_with_its_control_characters_escaped(two_issuers):
 # -- feedback ------------------------------------------------------------------------------
 
 
-def feedback_item(card: str, **change) -> dict:
-    item = {"card": card, "outcome": "overridden", "outcomeTimestamp": stamp()}
-    item.update(change)
-    return item
-
-
-def stored_feedback(server) -> list:
-    db = sqlite3.connect(server.db)
-    try:
-        return [row[0] for row in db.execute("select card from feedback")]
-    finally:
-        db.close()
-
-
 def test_feedback_for_a_card_never_issued_is_404_and_not_stored(dev):
     made_up = "x" * 50_000
     reply = dev.post("/cds-services/ivig-order/feedback", {"feedback": [feedback_item(made_up)]})
@@ -264,10 +249,6 @@ def two_issuers(tmp_path_factory):
     server.keys = keys
     yield server
     server.stop()
-
-
-def signed(server, path, **change):
-    return {"Authorization": "Bearer " + es384(server.keys, claims(server, path, **change))}
 
 
 @pytest.mark.parametrize("caller", ["another issuer", "another tenant", "no tenant"])
@@ -367,14 +348,6 @@ def test_a_fhir_server_answering_another_type_than_asked_is_412(dev):
 
 
 # -- a chart with no disease the review covers ---------------------------------------------------
-
-
-def on_ivig(request: dict) -> dict:
-    """The patient of `request` with an active IVIG order in the record (prefetch medications)."""
-    order = copy.deepcopy(load("order-select-uncovered")["context"]["draftOrders"]["entry"][0]["resource"])
-    order.update(id="ivig-active-1", status="active")
-    request["prefetch"]["medications"]["entry"].append({"resource": order})
-    return request
 
 
 def test_patient_view_with_no_covered_disease_but_on_ivig_gets_the_safety_cards_and_no_stance(dev):

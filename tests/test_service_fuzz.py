@@ -10,9 +10,9 @@ import json
 
 import httpx
 import pytest
+from helpers import CDS, check_response, stamp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_service import CDS, check_response, dev, stamp  # noqa: F401  (dev: the server fixture)
 
 REQUESTS = {p.stem: json.loads(p.read_text(encoding="utf-8")) for p in sorted(CDS.glob("*.json"))}
 SERVICES = ["ivig-order", "ivig-patient"]
@@ -134,13 +134,13 @@ def assert_answered(reply):
 
 @FUZZ
 @given(body=json_values, service=st.sampled_from(SERVICES))
-def test_random_json_is_never_a_500(dev, body, service):  # noqa: F811
+def test_random_json_is_never_a_500(dev, body, service):
     assert_answered(post(dev, service, body))
 
 
 @FUZZ
 @given(case=mutated(REQUESTS), other_service=st.booleans())
-def test_mutated_requests_are_never_a_500(dev, case, other_service):  # noqa: F811
+def test_mutated_requests_are_never_a_500(dev, case, other_service):
     name, body = case
     service = "ivig-patient" if name.startswith("patient-view") else "ivig-order"
     if other_service:
@@ -149,7 +149,7 @@ def test_mutated_requests_are_never_a_500(dev, case, other_service):  # noqa: F8
 
 
 @pytest.fixture(scope="module")
-def feedback(dev):  # noqa: F811
+def feedback(dev):
     """Feedback on two cards the service issued (it takes no other): one accepted, one overridden."""
     reply = post(dev, "ivig-order", REQUESTS["order-select-mmn"])
     cards = check_response(reply.json())["cards"]
@@ -183,7 +183,7 @@ def feedback(dev):  # noqa: F811
 
 @FUZZ
 @given(data=st.data())
-def test_mutated_feedback_is_never_a_500(dev, feedback, data):  # noqa: F811
+def test_mutated_feedback_is_never_a_500(dev, feedback, data):
     _, body = data.draw(mutated(feedback))
     reply = httpx.post(
         f"{dev.url}/cds-services/ivig-order/feedback",
@@ -198,7 +198,7 @@ def test_mutated_feedback_is_never_a_500(dev, feedback, data):  # noqa: F811
 
 @pytest.mark.parametrize("depth", [200, 900])
 @pytest.mark.parametrize("kind", ["list", "dict"])
-def test_deep_nesting_in_an_ivig_order_is_answered(dev, depth, kind):  # noqa: F811
+def test_deep_nesting_in_an_ivig_order_is_answered(dev, depth, kind):
     body = copy.deepcopy(REQUESTS["order-select-mmn"])
     body["context"]["draftOrders"]["entry"][1]["resource"]["note"] = [{"text": "x", "extension": deep(depth, kind)}]
     assert_answered(post(dev, "ivig-order", body))

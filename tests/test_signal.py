@@ -5,7 +5,7 @@ under-warned. Through the real command (click's CliRunner) and the golden cases.
 import json
 
 import pytest
-from conftest import ROOT, results_of, written
+from helpers import ROOT, results_of, written
 
 
 def one(run_cli, tmp_path, case: dict):

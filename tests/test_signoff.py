@@ -13,7 +13,7 @@ import sys
 
 import pytest
 import yaml
-from conftest import ROOT, mutate
+from helpers import ROOT, mutate, started
 
 from ivig_advisor.engine import RuleBase
 
@@ -33,25 +33,13 @@ def logged(rules_dir):
     return yaml.safe_load((rules_dir / "review-log.yaml").read_text(encoding="utf-8"))["signoffs"]
 
 
-def ivig(*args, env=None, cwd=None):
-    """The real command in a process of its own."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "ivig_advisor.cli", *args],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=env,
-        cwd=cwd,
-    )
-
-
 # -- concurrent writers ---------------------------------------------------------
 
 
 def test_twenty_concurrent_signs_are_all_kept(rules_copy):
     rules = ["mmn-general", "gbs-dose", "mg-dose", "cidp-general"]
     procs = [
-        ivig(
+        started(
             "audit",
             "--rules",
             str(rules_copy),
@@ -69,7 +57,7 @@ def test_twenty_concurrent_signs_are_all_kept(rules_copy):
     entries = logged(rules_copy)
     assert sorted(e["reviewer"] for e in entries) == sorted(f"Reviewer {i}" for i in range(20))
     assert not list(rules_copy.glob(".review-log.yaml.*.tmp"))  # no temporary file left behind
-    shown = ivig("audit", "--rules", str(rules_copy), "rules", "--format", "json")
+    shown = started("audit", "--rules", str(rules_copy), "rules", "--format", "json")
     records = json.loads(shown.communicate(timeout=120)[0])
     assert {r["id"]: r["signoff"]["state"] for r in records if r["id"] in rules} == dict.fromkeys(rules, "approved")
 
@@ -282,10 +270,10 @@ def test_an_installed_package_is_not_signed_in_place(tmp_path, rules_copy):
         cwd=tmp_path,
     )
     assert probe.stdout.strip() == str(package / "__init__.py")
-    out, err = ivig("audit", "sign", "mmn-general", *SIGN, env=env, cwd=tmp_path).communicate(timeout=120)
+    out, err = started("audit", "sign", "mmn-general", *SIGN, env=env, cwd=tmp_path).communicate(timeout=120)
     assert "--rules" in err and "installed" in err, err
     assert not (package / "rules" / "review-log.yaml").exists()
-    proc = ivig("audit", "--rules", str(rules_copy), "sign", "mmn-general", *SIGN, env=env, cwd=tmp_path)
+    proc = started("audit", "--rules", str(rules_copy), "sign", "mmn-general", *SIGN, env=env, cwd=tmp_path)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     assert str(rules_copy / "review-log.yaml") in out
@@ -293,7 +281,7 @@ def test_an_installed_package_is_not_signed_in_place(tmp_path, rules_copy):
 
 def test_the_rules_of_a_checkout_are_signed_beside_them_and_it_says_where(tmp_path):
     package, env = installed_copy(tmp_path, checkout=True)
-    proc = ivig("audit", "sign", "mmn-general", *SIGN, env=env, cwd=tmp_path)
+    proc = started("audit", "sign", "mmn-general", *SIGN, env=env, cwd=tmp_path)
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
     log = package / "rules" / "review-log.yaml"

@@ -9,7 +9,7 @@ import random
 
 import pytest
 import yaml
-from conftest import ROOT, jsonl
+from helpers import ROOT, jsonl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

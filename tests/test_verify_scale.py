@@ -11,9 +11,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT, cut_point_cases
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from ivig_advisor.engine import Advisor, RuleBase
 from ivig_advisor.engine.audit.check import Walk, verify, walk_case
@@ -63,16 +62,8 @@ RULES_20 = RuleBase.load(threshold_rules(Path(tempfile.mkdtemp()) / "rules", 20)
 ADVISOR_20 = Advisor(RULES_20)
 
 
-@st.composite
-def cases_20(draw):
-    space = domains(RULES_20)
-    facts = {name: draw(st.sampled_from(values)) for name, values in space.items()}
-    facts["diagnosis"] = facts["diagnosis"] or "mmn"
-    return {k: (list(v) if isinstance(v, tuple) else v) for k, v in facts.items() if v is not None}
-
-
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(cases_20())
+@given(cut_point_cases(RULES_20, diagnosis="mmn"))
 def test_the_walk_fires_what_experta_fires_with_threshold_rules(data):
     """The interval walk, one case at a time, against the real engine."""
     rulebase = RULES_20
