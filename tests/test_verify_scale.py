@@ -21,6 +21,9 @@ from ivig_advisor.engine.core.analysis import domains
 sys.path.insert(0, str(ROOT / "bench"))
 from bench_verify import reference_verify, summary, threshold_rules  # noqa: E402
 
+# the walk against bench/'s reference at scale: a benchmark's loops, in the whole suite only
+pytestmark = pytest.mark.slow
+
 
 def generated(tmp_path, n, shape="disease"):
     return RuleBase.load(threshold_rules(tmp_path / f"rules-{shape}-{n}", n, shape=shape))
