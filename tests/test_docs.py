@@ -29,7 +29,7 @@ from typing import List, Optional
 
 import pytest
 import yaml
-from helpers import ROOT
+from helpers import ROOT, ivig
 from test_architecture import ENGINE, LAYERS
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -226,12 +226,7 @@ def dask_results_are_ivig_evaluate(folder: Path):
     assert exports
     for n, export in enumerate(exports):
         written = (folder / "results" / f"{n}.jsonl").read_text(encoding="utf-8")
-        cli = subprocess.run(
-            [sys.executable, "-m", "ivig_advisor.cli", "evaluate", f"exports/{export.name}", "--format", "jsonl", "-q"],
-            cwd=folder,
-            capture_output=True,
-            text=True,
-        )
+        cli = ivig("evaluate", f"exports/{export.name}", "--format", "jsonl", "-q", cwd=folder)
         assert written == cli.stdout and written.endswith("}\n")
         sources = {json.loads(line)["source"] for line in written.splitlines()}
         assert sources == {f"exports/{export.name}"}
@@ -272,23 +267,17 @@ def yaml_kind(data) -> Optional[str]:
     return None
 
 
-def ivig(folder: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-m", "ivig_advisor.cli", *args], cwd=folder, capture_output=True, text=True, timeout=600
-    )
-
-
 def check_yaml(block: Block, folder: Path):
     data = yaml.safe_load(block.text)
     kind = yaml_kind(data)
     if kind == "case file":
         (folder / "case.yaml").write_text(block.text, encoding="utf-8")
-        done = ivig(folder, "evaluate", "case.yaml", "--format", "jsonl", "-q")
+        done = ivig("evaluate", "case.yaml", "--format", "jsonl", "-q", cwd=folder)
         assert done.returncode == 0, done.stdout + done.stderr
         assert all(json.loads(line)["status"] == "ok" for line in done.stdout.splitlines())
     elif kind == "scenario file":
         (folder / "scenarios.yaml").write_text(block.text, encoding="utf-8")
-        done = ivig(folder, "test", "scenarios.yaml")
+        done = ivig("test", "scenarios.yaml", cwd=folder)
         assert done.returncode == 0, done.stdout + done.stderr
     elif kind == "rules":
         shipped = shipped_rules()
