@@ -402,6 +402,17 @@ def test_a_data_file_of_the_wrong_shape_is_refused_at_its_line(run_cli, rules_co
     assert_refused_at(run_cli, rules_copy, f"{file}:{line}", field)
 
 
+def test_an_evidence_record_left_null_loads_and_shows(run_cli, rules_copy):
+    """A record named but not written yet (null) is no record of the wrong shape: the audit
+    shows it as unknown, as before records were checked."""
+    with (rules_copy / "evidence.yaml").open("a", encoding="utf-8") as evidence:
+        evidence.write("ref99: null\n")
+    mutate(rules_copy / "gbs.yaml", "    evidence: [ref36", "    evidence: [ref99, ref36")
+    shown = run_cli("audit", "show", "--rules", str(rules_copy), "gbs-severe")
+    assert shown.exit_code == 0, shown.output
+    assert "Evidence ref99: ?" in shown.output
+
+
 @pytest.mark.parametrize(
     "start, new, row",
     [

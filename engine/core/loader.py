@@ -254,7 +254,7 @@ def _data_file_holds(key: str, data: Any, source: str, errors: List[SourceError]
             _part(data, part, source, errors)
     if key == "evidence":  # a record is read by its fields (trial, design, n, ...) in the audit
         for name, record in data.items():
-            if not isinstance(record, dict):
+            if record is not None and not isinstance(record, dict):  # null: a record not written yet
                 message = f"an evidence record must be a mapping (trial, design, n, result, ...), not {_read(record)}"
                 errors.append(SourceError(message, source, data.line_of(name), f"evidence.{name}"))
     return True
