@@ -11,7 +11,7 @@ N = 300 in under 10 s). Each line says whether it is met.
 adds n rules with numeric thresholds on age and weight at distinct cut
 points: classify rules that derive a fact of their own, safety warnings
 (some testing those facts), and stance rules in the situation layer, some
-with two thresholds. tests/test_verify_scale.py imports it.
+with two thresholds. tests/audit/test_check_scale.py imports it.
 """
 
 import argparse

@@ -204,7 +204,7 @@ def of_the_tests(obj) -> bool:
     if not (inspect.isfunction(obj) or inspect.isclass(obj)):
         return False
     try:
-        return Path(inspect.getfile(obj)).resolve().parent == TESTS
+        return TESTS in Path(inspect.getfile(obj)).resolve().parents
     except TypeError:  # a built-in
         return False
 

@@ -4,7 +4,7 @@ The adverse events of the review (TR L159-163, claims C48-C53) belong to
 IVIG, not to a disease: every patient who receives or is about to receive
 IVIG must get every warning that applies. This test walks every diagnosis's
 fact space exhaustively, as `ivig audit check` does (its layer-by-layer
-walk, which tests/test_audit.py holds to the experta engine), and checks the
+walk, which tests/audit/test_views.py holds to the experta engine), and checks the
 requirements below in every state the walk reaches. The requirements are
 written here, from the review, independently of the rules they check.
 """

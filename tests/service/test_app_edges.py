@@ -3,7 +3,7 @@
 A client that stalls or goes away, more connections than the service serves, a
 JWK Set over plain http, feedback for a card the service never issued, a key given
 twice, and prefetch that is not what its template asks for. The servers are real
-`ivig serve` processes (tests/test_service.py's Server); the timeouts are set short
+`ivig serve` processes (tests/service/test_app.py's Server); the timeouts are set short
 here, so that nothing waits for the defaults.
 """
 

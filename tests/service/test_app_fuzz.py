@@ -2,7 +2,7 @@
 
 Bodies are random JSON, or the requests of tests/cds mutated: a key dropped, a
 value replaced by random JSON or by a value of the wrong type, a huge string, deep
-nesting. They go to the insecure-dev server of tests/test_service.py.
+nesting. They go to the insecure-dev server of tests/service/test_app.py.
 """
 
 import copy

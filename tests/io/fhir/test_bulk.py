@@ -19,10 +19,10 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from helpers import ROOT
 
 from ivig_advisor.cli import main
 
-ROOT = Path(__file__).resolve().parent.parent
 _spec = importlib.util.spec_from_file_location("fhir_bulk", ROOT / "bench" / "fhir_bulk.py")
 fhir_bulk = importlib.util.module_from_spec(_spec)
 sys.modules.setdefault("fhir_bulk", fhir_bulk)
