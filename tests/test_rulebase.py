@@ -1,12 +1,18 @@
 """Loading the rule language: the shipped base is clean; broken bases fail with file:line."""
 
+import copy
+import functools
 import re
+import shutil
 
 import pytest
 import yaml
 from helpers import ROOT, mutate
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ivig_advisor.engine import RuleBase, RuleBaseInvalid
+from ivig_advisor.engine.base.yamlsrc import load_one
 from ivig_advisor.engine.core import conditions
 
 
@@ -437,3 +443,181 @@ def _rule_at(path, line):
     """The id of the rule of a rule file that `line` is in."""
     lines = path.read_text(encoding="utf-8").splitlines()[:line]
     return next(l.split("id:")[1].strip() for l in reversed(lines) if l.startswith("  - id:"))
+
+
+# -- any one value of the shipped rules changed: loaded, or errors at a file and line ------
+
+
+SHIPPED = sorted(path.name for path in (ROOT / "rules").glob("*.yaml"))  # the manifest, rule and data files
+# Words the rules use, so that a changed value is often nearly right, and a mapping written in
+# a value's place often has the keys the loader looks for
+WORDS = (
+    "x",
+    "",
+    "   ",
+    "gbs",
+    "mmn",
+    "first-line",
+    "not-established",
+    "classify",
+    "general",
+    "review",
+    "assumption",
+    "critical",
+    "info",
+    "patient",
+    "every-infusion",
+    "draft",
+    "approved",
+    "course",
+    "infusion",
+    "scope.yaml",
+    "../x.yaml",
+    "/etc/passwd",
+    "stance",
+    "diagnosis",
+    "weight_kg",
+    "C01",
+    "A01",
+)
+KEYS = st.sampled_from(
+    (
+        "name",
+        "stance",
+        "summary",
+        "code",
+        "severity",
+        "applies",
+        "message",
+        "per",
+        "total_g_per_kg",
+        "days",
+        "status",
+        "all",
+        "any",
+        "not",
+        "diagnosis",
+        "eq",
+        "in",
+        "ge",
+        "quote",
+        "cite",
+    )
+) | st.one_of(st.text(max_size=8), st.integers(), st.booleans(), st.none())  # a key YAML reads as no text
+SCALARS = st.none() | st.booleans() | st.integers() | st.floats() | st.sampled_from(WORDS) | st.text(max_size=30)
+VALUES = (
+    SCALARS
+    | st.lists(SCALARS, max_size=4)
+    | st.dictionaries(KEYS, SCALARS, max_size=4)
+    | st.recursive(SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=3))
+    | st.integers(min_value=1, max_value=60).map(lambda depth: functools.reduce(lambda v, _: [v], range(depth), "x"))
+)
+
+
+def _plain(value):
+    """A value as the loader's reader gives it (Located, LocatedList), in plain dicts and lists."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_plain(item) for item in value]
+    return value
+
+
+@functools.cache
+def _shipped(name):
+    """A shipped file as the loader reads it, in plain values; and the path to each of its values
+    (the file itself included), as keys and indexes."""
+    data = _plain(load_one((ROOT / "rules" / name).read_text(encoding="utf-8"), name))
+    paths = []
+
+    def walk(value, path):
+        paths.append(path)
+        items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+        for key, item in items:
+            walk(item, (*path, key))
+
+    walk(data, ())
+    return data, paths
+
+
+@functools.cache
+def _places():
+    """Where one value can be changed, by what it is part of: kind -> [(file name, path)], so
+    that the manifest's few values are changed as often as a rule's or a warning's."""
+    rule_files = set(_shipped("rulebase.yaml")[0]["rule_files"])
+    every = [(name, path) for name in SHIPPED for path in _shipped(name)[1]]
+
+    def where(wanted):
+        return [(name, path) for name, path in every if wanted(name, path)]
+
+    return {
+        "manifest": where(lambda name, path: name == "rulebase.yaml"),
+        "rule file": where(lambda name, path: name in rule_files and len(path) <= 1),
+        "rule": where(lambda name, path: name in rule_files and len(path) == 3),
+        "action": where(lambda name, path: "then" in path),
+        "warning": where(lambda name, path: "warn" in path),
+        "dose": where(lambda name, path: name == "regimens.yaml"),
+        "data file": where(lambda name, path: name not in rule_files and name != "rulebase.yaml"),
+        "anywhere": every,
+    }
+
+
+@st.composite
+def one_value_changed(draw):
+    """(file name, the file's data with one value anywhere in it replaced, where) of the shipped rules."""
+    places = _places()
+    name, path = draw(st.sampled_from(places[draw(st.sampled_from(sorted(places)))]))
+    value = draw(VALUES)
+    if not path:
+        return name, value, path
+    data = copy.deepcopy(_shipped(name)[0])
+    functools.reduce(lambda inner, key: inner[key], path[:-1], data)[path[-1]] = value
+    return name, data, path
+
+
+@pytest.fixture(scope="module")
+def rules_to_change(tmp_path_factory):
+    """A copy of the shipped rules/ that each example changes one file of, and puts back."""
+    target = tmp_path_factory.mktemp("changed") / "rules"
+    shutil.copytree(ROOT / "rules", target)
+    return target
+
+
+def _written(data) -> str:
+    return yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+
+
+def test_the_shipped_rules_written_back_from_their_values_load_as_they_are(rules_to_change, rulebase):
+    """What the property test below changes is the shipped rules as values, written back as
+    YAML: unchanged, they load to the very rules shipped (so each example starts from them)."""
+    for name in SHIPPED:
+        (rules_to_change / name).write_text(_written(_shipped(name)[0]), encoding="utf-8")
+    try:
+        again = RuleBase.load(rules_to_change)
+    finally:
+        for name in SHIPPED:
+            shutil.copyfile(ROOT / "rules" / name, rules_to_change / name)
+
+    def read(rules):  # what a rule is, but the lines it was written at
+        return [(r.id, r.then, [(t.name, t.op, t.operand) for t in conditions.tests(r.when)], r.source) for r in rules]
+
+    assert read(again.rules) == read(rulebase.rules)
+
+
+# A modest number, as it runs in the fast set (whose profile lowers it further); each example
+# loads a whole rule base
+@settings(max_examples=50, deadline=None)
+@given(change=one_value_changed())
+def test_any_one_value_changed_loads_or_is_an_error_at_a_file_and_line(rules_to_change, rulebase, change):
+    """Whatever one value of the manifest, a rule file, a rule, a warning, a dose or a data file
+    is replaced by (a text, a number, a list, a mapping, null, a deep structure), the rule base
+    loads, or every error names a file of the directory and a line: never another exception."""
+    name, data, _ = change
+    (rules_to_change / name).write_text(_written(data), encoding="utf-8")
+    try:
+        RuleBase.load(rules_to_change, rulebase.schema)
+    except RuleBaseInvalid as exc:
+        for error in exc.errors:
+            assert error.source.startswith(f"{rules_to_change}/") and error.line, str(error)
+    finally:
+        shutil.copyfile(ROOT / "rules" / name, rules_to_change / name)

@@ -2,7 +2,7 @@
 
 One partition per file keeps every line number and case id exactly as
 `ivig evaluate` gives them; each Dask worker process compiles the rule base
-once and reuses it for every partition it runs. The recipe (README, "Beyond
+once and reuses it for every partition it runs. The recipe (docs/analyst.md, "Beyond
 one machine"), as a script::
 
     import dask.bag as db
