@@ -284,6 +284,12 @@ def _line_starting(path, start):
     return next(number for number, line in enumerate(lines, start=1) if line.startswith(start))
 
 
+def _rule_at(path, line):
+    """The id of the rule of a rule file that `line` is in."""
+    lines = path.read_text(encoding="utf-8").splitlines()[:line]
+    return next(l.split("id:")[1].strip() for l in reversed(lines) if l.startswith("  - id:"))
+
+
 def assert_refused_at(run_cli, rules_dir, where, field):
     """A broken rule base as a reviewer meets it: `ivig evaluate --rules` exits 2 with the
     error `where: [field] ...` (`where` is file:line; `field` None: an error of the whole file),
@@ -437,12 +443,6 @@ def test_a_regimens_text_written_as_a_list_or_mapping_is_refused_at_its_line(run
     lines[line - 1] = new + "\n"
     path.write_text("".join(lines), encoding="utf-8")
     assert_refused_at(run_cli, rules_copy, f"regimens.yaml:{line}", f"regimens.{row}")
-
-
-def _rule_at(path, line):
-    """The id of the rule of a rule file that `line` is in."""
-    lines = path.read_text(encoding="utf-8").splitlines()[:line]
-    return next(l.split("id:")[1].strip() for l in reversed(lines) if l.startswith("  - id:"))
 
 
 # -- any one value of the shipped rules changed: loaded, or errors at a file and line ------
