@@ -149,14 +149,14 @@ def pytest_collection_modifyitems(config, items):
 
 
 def leaves_slow_out(config) -> bool:
-    """The run leaves the slow tests out unless it says which tests it wants: --all, -m, -k,
-    --lf, or a file or a test named on the command line (`pytest tests/test_x.py::name`
-    runs that test, slow or not). A folder, or nothing (tests/), is the fast set."""
+    """The run of the whole tree (`pytest`, `pytest tests/`) leaves the slow tests out; a run
+    that says which tests it wants runs them, slow or not: --all, -m, -k, --lf, or a folder
+    below tests/, a file or a test named on the command line (tests/service/, tests/x/test_y.py::name)."""
     option = config.option
     if option.run_all or option.markexpr or option.keyword or getattr(option, "lf", False):
         return False
     here = config.invocation_params.dir
-    return all((here / arg.split("::")[0]).is_dir() for arg in config.args)
+    return all((here / arg.split("::")[0]).resolve() == TESTS for arg in config.args)
 
 
 def is_slow(item) -> bool:
