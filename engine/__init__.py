@@ -8,8 +8,7 @@ Nothing clinical lives here: the knowledge is in rules/ and facts/.
 """
 
 from . import _moved
-from .base.errors import IvigError
-from .base.yamlsrc import SourceError
+from .base.errors import IvigError, SourceError
 from .batch.pipeline import evaluate_files, evaluate_many
 from .core.advisor import Advisor, default_advisor, evaluate_case
 from .core.result import Result, Run

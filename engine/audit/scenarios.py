@@ -22,8 +22,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, Iterator, List, Optional
 
+from ..base.errors import SourceError
 from ..base.escape import for_terminal
-from ..base.yamlsrc import Located, SourceError, shown
+from ..base.yamlsrc import Located, shown
 from ..core.advisor import GENERAL, Advisor, Result, default_advisor
 from ..core.rulebase import DOSE_KEYS, GRADES, SEVERITIES, RuleBase
 from ..core.words import dose_line, suggest

@@ -31,8 +31,8 @@ from typing import Dict, List, Optional, Tuple
 import yaml
 
 from ..base.atomic import atomic_writer
-from ..base.errors import LogLocked, LogUnusable, NoLogHere, SignOffInvalid  # noqa: F401 - raised here, imported from here
-from ..base.yamlsrc import LineLoader, LocatedList, SourceError, yaml_error
+from ..base.errors import LogLocked, LogUnusable, NoLogHere, SignOffInvalid, SourceError  # noqa: F401 - raised here, imported from here
+from ..base.yamlsrc import LineLoader, LocatedList, yaml_error
 from ..core import conditions
 from ..core.rulebase import RuleBase, RuleSpec
 from ..core.words import suggest

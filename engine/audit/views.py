@@ -11,8 +11,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional
 
-from ..base.errors import UnknownDiagnosis, UnknownRule, UnknownStage
-from ..base.yamlsrc import SourceError, load_one
+from ..base.errors import SourceError, UnknownDiagnosis, UnknownRule, UnknownStage
+from ..base.yamlsrc import load_one
 from ..batch.pipeline import evaluate_record, evaluate_records
 from ..core import conditions
 from ..core.advisor import Advisor, Result

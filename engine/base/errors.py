@@ -15,18 +15,40 @@ here: `schema.CaseInvalid` (a case) and `rulebase.RuleBaseInvalid` (a rule
 base).
 """
 
-from typing import Sequence
+from dataclasses import dataclass
+from typing import Optional, Sequence
 
 
 class IvigError(Exception):
     """An error in what the user gave ivig, said in the message; not a bug."""
 
 
+@dataclass
+class SourceError(Exception):
+    """A problem in a file, with the place it was found."""
+
+    message: str
+    source: Optional[str] = None
+    line: Optional[int] = None
+    field: Optional[str] = None
+    kind: str = "schema"  # what an audit calls it: schema, duplicate-id, provenance, ...
+
+    def __reduce__(self):  # so that an error crosses to and from worker processes
+        return (SourceError, (self.message, self.source, self.line, self.field, self.kind))
+
+    def __str__(self):
+        where = self.source or "<input>"
+        if self.line is not None:
+            where = f"{where}:{self.line}"
+        field = f" [{self.field}]" if self.field else ""
+        return f"{where}:{field} {self.message}"
+
+
 class InvalidSource(IvigError):
     """A file that breaks its contract; `errors` lists every SourceError (file:line: message), the
     first is the headline."""
 
-    def __init__(self, errors: Sequence[object]):
+    def __init__(self, errors: Sequence[SourceError]):
         super().__init__("\n".join(str(e) for e in errors))
         self.errors = list(errors)
 

@@ -19,13 +19,14 @@ would otherwise stand for a billion strings).
 """
 
 import re
-from dataclasses import dataclass
 from typing import Iterator, Optional, Tuple
 
 import yaml
 from yaml.constructor import BaseConstructor
 from yaml.nodes import MappingNode, ScalarNode, SequenceNode
 from yaml.resolver import BaseResolver
+
+from .errors import SourceError
 
 # libyaml's parser when present: the same safety, several times the speed.
 try:
@@ -68,27 +69,6 @@ class LocatedList(list):
             return self.item_lines[index]
         except IndexError:
             return self.line
-
-
-@dataclass
-class SourceError(Exception):
-    """A problem in a file, with the place it was found."""
-
-    message: str
-    source: Optional[str] = None
-    line: Optional[int] = None
-    field: Optional[str] = None
-    kind: str = "schema"  # what an audit calls it: schema, duplicate-id, provenance, ...
-
-    def __reduce__(self):  # so that an error crosses to and from worker processes
-        return (SourceError, (self.message, self.source, self.line, self.field, self.kind))
-
-    def __str__(self):
-        where = self.source or "<input>"
-        if self.line is not None:
-            where = f"{where}:{self.line}"
-        field = f" [{self.field}]" if self.field else ""
-        return f"{where}:{field} {self.message}"
 
 
 class _Refused(Exception):

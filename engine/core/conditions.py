@@ -22,7 +22,8 @@ and rendered in plain language for reviewers.
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Optional, Tuple, Union
 
-from ..base.yamlsrc import Located, SourceError
+from ..base.errors import SourceError
+from ..base.yamlsrc import Located
 
 OPS = ("eq", "ne", "in", "not_in", "lt", "le", "gt", "ge", "contains", "excludes", "known")
 NEGATION = {

@@ -13,8 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, TypedDict, Union
 
-from ..base.errors import InvalidSource
-from ..base.yamlsrc import Located, LocatedList, SourceError, load_one
+from ..base.errors import InvalidSource, SourceError
+from ..base.yamlsrc import Located, LocatedList, load_one
 from . import conditions
 from .rulespec import APPLIES, BASES, DOSE_KEYS, DOSE_PER, GRADES, SEVERITIES, STANCE, STATUSES, Layer, RuleSpec
 from .schema import CaseSchema, _read

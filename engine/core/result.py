@@ -9,7 +9,7 @@ the facts derived, the rules fired and those still undecided.
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional
 
-from ..base.yamlsrc import SourceError
+from ..base.errors import SourceError
 from .rulebase import SEVERITIES, RuleSpec
 from .schema import Case
 

@@ -18,8 +18,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-from ..base.errors import InvalidSource
-from ..base.yamlsrc import DECIMAL_FLOAT, DECIMAL_INT, MAX_NUMBER, Located, SourceError, load_one, shown
+from ..base.errors import InvalidSource, SourceError
+from ..base.yamlsrc import DECIMAL_FLOAT, DECIMAL_INT, MAX_NUMBER, Located, load_one, shown
 from . import conditions
 from .words import plain, suggest
 

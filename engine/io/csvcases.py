@@ -7,7 +7,8 @@ that cannot be read, names a field twice or is a file of results ends the file."
 import csv
 from typing import Iterator, Optional, Tuple
 
-from ..base.yamlsrc import MAX_SCALAR, Located, SourceError, shown
+from ..base.errors import SourceError
+from ..base.yamlsrc import MAX_SCALAR, Located, shown
 from .csvlines import CsvLines, RowBroken, RowTooLarge
 from .record import CaseRecord
 from .stream import PeekedBytes

@@ -4,7 +4,8 @@ JSON Lines and YAML readers share these."""
 
 from typing import Iterator
 
-from ..base.yamlsrc import SourceError, shown
+from ..base.errors import SourceError
+from ..base.yamlsrc import shown
 from .record import CaseRecord
 
 

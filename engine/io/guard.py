@@ -6,8 +6,9 @@ a reader raises that no reader foresaw one error record, so the next input is re
 import json
 from typing import Iterator
 
+from ..base.errors import SourceError
 from ..base.escape import LONE_SURROGATE, lone_surrogate_at
-from ..base.yamlsrc import SourceError, shown
+from ..base.yamlsrc import shown
 from .record import STDIN_NAME, CaseRecord
 from .scenario import scenario_apart
 

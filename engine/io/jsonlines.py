@@ -3,7 +3,7 @@ is skipped without being held, and an undecodable byte or a broken value costs i
 
 from typing import Iterable, Iterator, Tuple
 
-from ..base.yamlsrc import SourceError
+from ..base.errors import SourceError
 from .documents import records_or_error
 from .jsonparse import parse_json
 from .record import CaseRecord

@@ -6,7 +6,8 @@ import bisect
 import json
 import re
 
-from ..base.yamlsrc import MAX_DEPTH, MAX_NUMBER, MAX_SCALAR, Located, LocatedList, SourceError, shown
+from ..base.errors import SourceError
+from ..base.yamlsrc import MAX_DEPTH, MAX_NUMBER, MAX_SCALAR, Located, LocatedList, shown
 
 WHITESPACE = re.compile(r"[ \t\n\r]*")
 _NUMBER = re.compile(r"(-?(?:0|[1-9][0-9]*))(\.[0-9]+)?([eE][-+]?[0-9]+)?")

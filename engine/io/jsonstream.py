@@ -7,7 +7,7 @@ import json
 import re
 from typing import Iterator, Optional, Tuple
 
-from ..base.yamlsrc import SourceError
+from ..base.errors import SourceError
 from .documents import cases_of, records_or_error
 from .jsonparse import WHITESPACE, duplicate_key, parse_json
 from .record import CaseRecord

@@ -4,7 +4,8 @@ its first line (sniffing), YAML a document at a time, and the meter told what is
 from pathlib import Path
 from typing import Iterator, Optional
 
-from ..base.yamlsrc import SourceError, read_documents
+from ..base.errors import SourceError
+from ..base.yamlsrc import read_documents
 from .csvcases import read_csv
 from .documents import cases_of
 from .jsonlines import read_jsonl, stream_lines

@@ -7,7 +7,8 @@ for standard input (which the paths given name as STDIN)."""
 from dataclasses import dataclass
 from typing import Optional
 
-from ..base.yamlsrc import Located, SourceError
+from ..base.errors import SourceError
+from ..base.yamlsrc import Located
 
 STDIN = "-"
 STDIN_NAME = "<stdin>"

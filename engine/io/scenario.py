@@ -2,7 +2,8 @@
 each case its name, description and expected result, beside the case's fields or beside `case:`
 holding them, and every reader hands the case on alone."""
 
-from ..base.yamlsrc import Located, SourceError
+from ..base.errors import SourceError
+from ..base.yamlsrc import Located
 from .fhir import bundles
 from .record import CaseRecord
 

@@ -3,7 +3,7 @@ UTF-32 named rather than misread, and an undecodable byte told by its line and c
 
 from typing import Optional, Tuple
 
-from ..base.yamlsrc import SourceError
+from ..base.errors import SourceError
 
 BLOCK = 1 << 16  # bytes read at a time
 MAX_CASE_CHARS = 1_000_000  # one JSON element or JSON Lines line; a case is a few hundred

@@ -24,9 +24,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Dict, List, Optional
 
-from ..base.errors import CdsServicesInvalid, HookRefused
+from ..base.errors import CdsServicesInvalid, HookRefused, SourceError
 from ..base.escape import for_markdown
-from ..base.yamlsrc import SourceError, load_one, shown
+from ..base.yamlsrc import load_one, shown
 from ..io.fhir.bundles import bundle_cases, is_fhir, is_resource_type, local_key
 from ..io.fhir.mapping import default_map
 from ..io.fhir.resources import READ_TYPES, SUBJECT, medication_codings, medication_reference

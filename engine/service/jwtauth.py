@@ -31,9 +31,9 @@ from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 from urllib.parse import unquote, urlsplit
 
-from ..base.errors import TrustInvalid, Unauthorized
+from ..base.errors import SourceError, TrustInvalid, Unauthorized
 from ..base.escape import LONE_SURROGATE
-from ..base.yamlsrc import SourceError, load_one
+from ..base.yamlsrc import load_one
 
 ALGORITHMS = ["ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"]
 LEEWAY = 30  # seconds of clock skew allowed on exp and iat

@@ -166,7 +166,7 @@ def test_the_spellings_come_from_the_schema_file(tmp_path):
     ],
 )
 def test_a_schema_whose_spellings_read_one_word_two_ways_is_refused(tmp_path, edit, words):
-    from ivig_advisor.engine.base.yamlsrc import SourceError
+    from ivig_advisor.engine.base.errors import SourceError
 
     with pytest.raises(SourceError) as info:
         _schema_with(tmp_path, edit)

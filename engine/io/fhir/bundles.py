@@ -22,7 +22,8 @@ import tempfile
 from dataclasses import dataclass, field
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
-from ...base.yamlsrc import SourceError, shown
+from ...base.errors import SourceError
+from ...base.yamlsrc import shown
 from .mapping import default_map
 from .resources import READ_TYPES, SUBJECT, Item, Provenance, medication_reference, patient_case
 

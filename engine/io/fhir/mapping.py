@@ -17,8 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from ...base.errors import InvalidSource
-from ...base.yamlsrc import Located, SourceError, load_one, shown
+from ...base.errors import InvalidSource, SourceError
+from ...base.yamlsrc import Located, load_one, shown
 from ...core.schema import CaseSchema, check_value
 
 SCHEMA_NAME = "ivig-advisor-fhir-map"

@@ -8,7 +8,8 @@ import json
 from pathlib import Path
 from typing import Iterable, Iterator, Optional
 
-from ...base.yamlsrc import SourceError, shown
+from ...base.errors import SourceError
+from ...base.yamlsrc import shown
 from ..record import STDIN_NAME, CaseRecord
 from ..stream import MAX_CASE_CHARS
 from . import bundles

@@ -21,7 +21,8 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Callable, Dict, List, Optional, Tuple
 
-from ...base.yamlsrc import Located, SourceError, shown
+from ...base.errors import SourceError
+from ...base.yamlsrc import Located, shown
 from .mapping import Entry, FhirMap, Quantity
 
 READ_TYPES = (
