@@ -8,12 +8,12 @@ Nothing clinical lives here: the knowledge is in rules/ and facts/.
 """
 
 from . import _moved
-from .base.errors import IvigError, SourceError
+from .base.errors import CaseInvalid, IvigError, RuleBaseInvalid, SourceError
 from .batch.pipeline import evaluate_files, evaluate_many
 from .core.advisor import Advisor, default_advisor, evaluate_case
 from .core.result import Result, Run
-from .core.rulebase import RuleBase, RuleBaseInvalid, RuleSpec
-from .core.schema import Case, CaseInvalid, CaseSchema
+from .core.rulebase import RuleBase, RuleSpec
+from .core.schema import Case, CaseSchema
 
 __all__ = [
     "Advisor",

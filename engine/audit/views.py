@@ -11,14 +11,13 @@ from importlib import resources
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional
 
-from ..base.errors import SourceError, UnknownDiagnosis, UnknownRule, UnknownStage
+from ..base.errors import CaseInvalid, RuleBaseInvalid, SourceError, UnknownDiagnosis, UnknownRule, UnknownStage
 from ..base.yamlsrc import load_one
 from ..batch.pipeline import evaluate_record, evaluate_records
 from ..core import conditions
 from ..core.advisor import Advisor, Result
 from ..core.analysis import domains, fields_behind, live_rules
-from ..core.rulebase import DOSE_KEYS, STANCE, RuleBase, RuleBaseInvalid, RuleSpec, unlisted_files
-from ..core.schema import CaseInvalid
+from ..core.rulebase import DOSE_KEYS, STANCE, RuleBase, RuleSpec, unlisted_files
 from ..core.words import citation, condition_text, dose_line, sentence, suggest, value_label
 from ..io.cases import pick_case, read_cases
 from ..io.record import CaseRecord

@@ -53,6 +53,22 @@ class InvalidSource(IvigError):
         self.errors = list(errors)
 
 
+class CaseInvalid(InvalidSource):
+    """A case that breaks the schema; `errors` are SourceErrors, the first is the headline."""
+
+    def __init__(self, errors: Sequence[SourceError]):
+        super().__init__(errors)
+        self.args = (str(errors[0]),)  # the message is the headline: one case, one line
+
+
+class RuleBaseInvalid(InvalidSource):
+    """A rule base with errors; `errors` lists every SourceError found."""
+
+
+class FhirMapInvalid(InvalidSource):
+    """A mapping file that breaks its contract; `errors` lists every problem."""
+
+
 # -- names a user typed -------------------------------------------------------
 
 

@@ -30,12 +30,12 @@ from typing import Dict, List, Optional, Tuple
 import yaml
 
 from ..base.atomic import writable_target, write_text_atomic
-from ..base.errors import AnswerInvalid, ResumeError
+from ..base.errors import AnswerInvalid, CaseInvalid, ResumeError
 from ..core import conditions, words
 from ..core.advisor import Advisor, Result, Run
 from ..core.analysis import domains
 from ..core.rulebase import STANCE, RuleSpec
-from ..core.schema import CaseInvalid, FieldSpec, read_value
+from ..core.schema import FieldSpec, read_value
 from ..io.cases import pick_case, read_cases
 
 # Answers to the console's own yes/no prompts (save the case?). A field's yes or

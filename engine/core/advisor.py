@@ -7,12 +7,13 @@ engine and reuses it (experta's ``reset()``) for every case it evaluates.
 import itertools
 from typing import Dict, List, Optional, Set, Tuple
 
+from ..base.errors import CaseInvalid
 from .analysis import live_rules, missing_fields, undecided_rules
 from .cache.situations import DEFAULT_SIZE, Keyer, SituationCache
 from .compiler import TRACE_KIND, Derived, compile_rulebase
 from .result import Result, Run
 from .rulebase import SEVERITIES, RuleBase
-from .schema import Case, CaseInvalid
+from .schema import Case
 from .words import GENERAL_PRECAUTIONS, patient_grams, plain, precautions_line
 
 

@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, TypedDict, Union
 
-from ..base.errors import InvalidSource, SourceError
+from ..base.errors import RuleBaseInvalid, SourceError
 from ..base.yamlsrc import Located, LocatedList, load_one
 from . import conditions
 from .rulespec import APPLIES, BASES, DOSE_KEYS, DOSE_PER, GRADES, SEVERITIES, STANCE, STATUSES, Layer, RuleSpec
@@ -73,10 +73,6 @@ ID_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 # How a check reports a problem of a rule: err(message, key, at line, kind)
 Err = Callable[..., None]
-
-
-class RuleBaseInvalid(InvalidSource):
-    """A rule base with errors; `errors` lists every SourceError found."""
 
 
 class RuleBaseParts(TypedDict):

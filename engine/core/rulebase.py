@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional
 
-from .loader import RuleBaseInvalid, read_rulebase
+from ..base.errors import RuleBaseInvalid
+from .loader import read_rulebase
 from .rulespec import APPLIES, BASES, DOSE_KEYS, DOSE_PER, GRADES, SEVERITIES, STANCE, STATUSES, Layer, RuleSpec
 from .schema import CaseSchema
 

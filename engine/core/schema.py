@@ -18,7 +18,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Dict, List, NamedTuple, Optional, Tuple
 
-from ..base.errors import InvalidSource, SourceError
+from ..base.errors import CaseInvalid, SourceError
 from ..base.yamlsrc import DECIMAL_FLOAT, DECIMAL_INT, MAX_NUMBER, Located, load_one, shown
 from . import conditions
 from .words import plain, suggest
@@ -107,14 +107,6 @@ class Case:
     source: Optional[str] = None
     line: Optional[int] = None
     normalised: List[dict] = field(default_factory=list)
-
-
-class CaseInvalid(InvalidSource):
-    """A case that breaks the schema; `errors` are SourceErrors, the first is the headline."""
-
-    def __init__(self, errors: List[SourceError]):
-        super().__init__(errors)
-        self.args = (str(errors[0]),)  # the message is the headline: one case, one line
 
 
 class CaseSchema:

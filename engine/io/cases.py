@@ -23,8 +23,7 @@ import sys
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Optional
 
-from ..base.errors import CaseChoice, SourceError
-from ..core.schema import CaseInvalid
+from ..base.errors import CaseChoice, CaseInvalid, SourceError
 from .fhir.records import export_records, fhir_records, manifest_base
 from .guard import EMPTY_FILE, guarded
 from .jsonlines import read_jsonl

@@ -116,7 +116,7 @@ WRONG = [12345, 1.5, -1, "zzz", "", True, False, [1], ["zzz"], [], {"a": 1}, Non
 
 
 def _verdicts(schema, validator, case):
-    from ivig_advisor.engine.core.schema import CaseInvalid
+    from ivig_advisor.engine.base.errors import CaseInvalid
 
     try:
         schema.validate(case)

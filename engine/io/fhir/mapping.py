@@ -17,7 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Dict, List, Optional, Tuple
 
-from ...base.errors import InvalidSource, SourceError
+from ...base.errors import FhirMapInvalid, SourceError
 from ...base.yamlsrc import Located, load_one, shown
 from ...core.schema import CaseSchema, check_value
 
@@ -47,10 +47,6 @@ TOP_KEYS = {
     "otherwise",
     "gaps",
 }
-
-
-class FhirMapInvalid(InvalidSource):
-    """A mapping file that breaks its contract; `errors` lists every problem."""
 
 
 @dataclass(frozen=True)

@@ -243,7 +243,8 @@ def test_fhir_map_explain_lists_the_malformed_code(tmp_path):
 def mapping_errors(tmp_path, *changes) -> tuple:
     """The load errors of a copy of facts/fhir-map.yaml with each (old, new) text replaced once
     (old must be there), and the copy's lines."""
-    from ivig_advisor.engine.io.fhir.mapping import FhirMap, FhirMapInvalid
+    from ivig_advisor.engine.base.errors import FhirMapInvalid
+    from ivig_advisor.engine.io.fhir.mapping import FhirMap
 
     text = (ROOT / "facts" / "fhir-map.yaml").read_text(encoding="utf-8")
     for old, new in changes:
