@@ -13,8 +13,6 @@ import copy
 import hashlib
 import hmac
 import json
-import subprocess
-import sys
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -36,6 +34,7 @@ from helpers import (
     es384,
     fetching,
     free_port,
+    ivig,
     load,
     outcome,
     record_bundle,
@@ -793,23 +792,7 @@ def test_serve_without_trust_or_insecure_dev_is_refused(tmp_path):
 def test_serve_with_a_bad_trust_file_does_not_start(tmp_path):
     trust = tmp_path / "trust.yaml"
     trust.write_text("issuers:\n  - iss: https://ehr.example.org/\n    jwks: missing.json\n")
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "ivig_advisor.cli",
-            "serve",
-            "--port",
-            str(free_port()),
-            "--trust",
-            str(trust),
-            "--feedback-db",
-            str(tmp_path / "f.sqlite"),
-        ],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = ivig("serve", "--port", free_port(), "--trust", trust, "--feedback-db", tmp_path / "f.sqlite", timeout=120)
     assert proc.returncode != 0
     assert "missing.json" in proc.stderr
 

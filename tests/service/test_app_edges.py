@@ -12,7 +12,6 @@ import json
 import socket
 import sqlite3
 import subprocess
-import sys
 import time
 import uuid
 
@@ -26,6 +25,7 @@ from helpers import (
     cards_of,
     feedback_item,
     free_port,
+    ivig,
     load,
     on_ivig,
     outcome,
@@ -160,22 +160,8 @@ def test_a_jwk_set_over_plain_http_is_refused_at_start(tmp_path):
     trust = tmp_path / "trust.yaml"
     trust.write_text(f"issuers:\n  - iss: {ISSUER}\n    jwks: http://ehr.example.org/jwks.json\n")
     try:
-        proc = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "ivig_advisor.cli",
-                "serve",
-                "--port",
-                str(free_port()),
-                "--trust",
-                str(trust),
-                "--feedback-db",
-                str(tmp_path / "f.sqlite"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
+        proc = ivig(
+            "serve", "--port", free_port(), "--trust", trust, "--feedback-db", tmp_path / "f.sqlite", timeout=60
         )
     except subprocess.TimeoutExpired:
         pytest.fail("ivig serve started with a JWK Set fetched over plain http")
