@@ -17,6 +17,7 @@ from ..batch.pipeline import evaluate_record, evaluate_records
 from ..core import conditions
 from ..core.advisor import Advisor, Result
 from ..core.analysis import domains, fields_behind, live_rules
+from ..core.contract import RESULT_DOSE_KEYS
 from ..core.rulebase import DOSE_KEYS, STANCE, RuleBase, RuleSpec, unlisted_files
 from ..core.words import citation, condition_text, dose_line, sentence, suggest, value_label
 from ..io.cases import pick_case, read_cases
@@ -597,18 +598,6 @@ _NONE = object()
 
 # -- diff -------------------------------------------------------------------
 
-DIFF_DOSE_KEYS = (
-    "per",
-    "total_g_per_kg",
-    "g_per_kg_per_day",
-    "days",
-    "total_g",
-    "infusion_g_per_kg",
-    "infusion_g",
-    "interval",
-    "repeat",
-)
-
 
 def outcome(result: Result) -> dict:
     """What a reviewer compares between two rule bases, in the result contract's
@@ -619,7 +608,7 @@ def outcome(result: Result) -> dict:
         "status": result.status,
         "error": result.error,
         "ivig": None if result.ivig is None else {k: result.ivig[k] for k in ("stance", "rule")},
-        "dose": None if dose is None else {k: dose[k] for k in DIFF_DOSE_KEYS},
+        "dose": None if dose is None else {k: dose[k] for k in RESULT_DOSE_KEYS},
         "warnings": [{k: w[k] for k in ("code", "severity", "rule")} for w in result.warnings],
     }
 

@@ -5,7 +5,8 @@ run's results out rather than reading them as cases."""
 import json
 import re
 
-CSV_DOSE_KEYS = (
+# the dose keys of a result, in the order its CSV row and `audit diff` show them
+RESULT_DOSE_KEYS = (
     "per",
     "total_g_per_kg",
     "g_per_kg_per_day",
@@ -23,7 +24,7 @@ CSV_COLUMNS = (
     "max_severity",
     "critical",
     "rule",
-    *CSV_DOSE_KEYS,
+    *RESULT_DOSE_KEYS,
     "warnings",
     "missing",
     "error",

@@ -12,7 +12,7 @@ from typing import Callable, List, Optional, TextIO
 from ..base.errors import FormatContradicted
 from ..base.escape import for_spreadsheet, for_terminal, json_text
 from ..core.advisor import GENERAL
-from ..core.contract import CSV_COLUMNS, CSV_DOSE_KEYS
+from ..core.contract import CSV_COLUMNS, RESULT_DOSE_KEYS
 from ..core.rulebase import RuleBase
 from ..core.words import basis_and_refs, dose_line, grade_tag, stance_label
 from .wrap import wrap
@@ -325,7 +325,7 @@ def csv_row(result) -> list:
         result.max_severity or "",
         ";".join(result.critical),
         (result.ivig or {}).get("rule", ""),
-        *("" if dose.get(k) is None else dose[k] for k in CSV_DOSE_KEYS),
+        *("" if dose.get(k) is None else dose[k] for k in RESULT_DOSE_KEYS),
         ";".join(w["code"] + (f" ({w['grade']})" if w.get("grade") else "") for w in result.warnings),
         ";".join(result.missing),
         error.get("message", "") + (f" [{error['field']}]" if error.get("field") else ""),
