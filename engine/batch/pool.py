@@ -76,9 +76,9 @@ class Scheduler:
         directory = None if rulebase.packaged else str(rulebase.root)
         # PR_SET_PDEATHSIG fires when the *thread* that started the worker ends:
         # only safe to ask for when that thread is the main one, which ends with the process.
-        bound = threading.current_thread() is threading.main_thread()
+        parent = os.getpid() if threading.current_thread() is threading.main_thread() else None
         cache = self.advisor.situations.maxsize if self.advisor.situations is not None else 0
-        setup = (directory, self.advisor.per_disease, cache, self.work, bound)
+        setup = (directory, self.advisor.per_disease, cache, self.work, parent)
         return [ProcessPoolExecutor(1, initializer=_start_worker, initargs=setup) for _ in range(self.workers)]
 
     def _in_order(self, records: Iterator[CaseRecord]) -> Iterator:
@@ -249,9 +249,9 @@ _worker_advisor: Optional[Advisor] = None
 _worker_work: Optional[Callable] = None
 
 
-def _start_worker(directory: Optional[str], per_disease: bool, cache: int, work: Callable, bound: bool):
+def _start_worker(directory: Optional[str], per_disease: bool, cache: int, work: Callable, parent: Optional[int]):
     global _worker_advisor, _worker_work
-    _own_signals(bound)
+    _own_signals(parent)
     from ..core.rulebase import RuleBase
 
     rulebase = RuleBase.load(Path(directory) if directory else None)
@@ -272,26 +272,28 @@ def _evaluate_chunk(records: List[CaseRecord], learnt_elsewhere: Iterable[bytes]
     return results, cache.take_learnt() if cache is not None else b""
 
 
-def _own_signals(bound: bool):
+def _own_signals(parent: Optional[int]):
     """A worker leaves stopping to the process that started it.
 
     Ctrl-C reaches every process of the terminal's group: the parent stops the
     pool, so a worker ignores SIGINT and finishes its chunk rather than dying
     with a traceback. SIGTERM and SIGHUP end a worker at once (the parent's
-    handlers, inherited through fork, are reset). When `bound`, a worker also
-    ends when its parent dies, even by SIGKILL (Linux), rather than wait
-    forever on a queue nobody writes to.
+    handlers, inherited through fork, are reset). Given the pid of the `parent`
+    that started it, a worker also ends when that parent dies, even by SIGKILL
+    (Linux), rather than wait forever on a queue nobody writes to.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for name in ("SIGTERM", "SIGHUP"):
         if hasattr(signal, name):
             signal.signal(getattr(signal, name), signal.SIG_DFL)
-    if bound:
-        _die_with_parent()
+    if parent is not None:
+        _die_with_parent(parent)
 
 
-def _die_with_parent():
-    parent = os.getppid()
+def _die_with_parent(parent: int):
+    """End this process when `parent` ends; at once if it has ended already. The pid is the
+    one the parent gave, not getppid() read here: a worker forked just before its parent
+    was stopped starts after it died, already adopted by init, and would wait for ever."""
     try:
         import ctypes
 
@@ -299,7 +301,7 @@ def _die_with_parent():
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):  # pragma: no cover - not Linux
         return
-    if os.getppid() != parent:  # the parent died before the line above
+    if os.getppid() != parent:  # the parent died before the line above, or before this worker ran
         os._exit(1)
 
 
