@@ -17,7 +17,7 @@ from ..base.errors import RuleBaseInvalid, SourceError
 from ..base.yamlsrc import Located, LocatedList, load_one
 from . import conditions
 from .rulespec import APPLIES, BASES, DOSE_KEYS, DOSE_PER, GRADES, SEVERITIES, STANCE, STATUSES, Layer, RuleSpec
-from .schema import CaseSchema, _read
+from .schema import CaseSchema, spelled
 from .words import suggest
 
 if TYPE_CHECKING:
@@ -176,7 +176,7 @@ def _manifest(files: RuleDirectory) -> Located:
         )
         raise RuleBaseInvalid([error]) from None
     if not isinstance(manifest, Located):
-        written = "an empty file" if manifest is None else _read(manifest)
+        written = "an empty file" if manifest is None else spelled(manifest)
         message = f"the manifest must be a mapping ({', '.join(MANIFEST_KEYS)}), not {written}"
         raise RuleBaseInvalid([SourceError(message, files.source(MANIFEST), getattr(manifest, "line", 1))])
     return manifest
@@ -242,7 +242,7 @@ def _data_file_holds(key: str, data: Any, source: str, errors: List[SourceError]
     if key not in DATA_FILES or data is None:
         return True
     if not isinstance(data, Located):
-        message = f"{key} must be {DATA_FILES[key]}, not {_read(data)}"
+        message = f"{key} must be {DATA_FILES[key]}, not {spelled(data)}"
         errors.append(SourceError(message, source, getattr(data, "line", None) or 1, key))
         return False
     if key == "claims":
@@ -251,7 +251,7 @@ def _data_file_holds(key: str, data: Any, source: str, errors: List[SourceError]
     if key == "evidence":  # a record is read by its fields (trial, design, n, ...) in the audit
         for name, record in data.items():
             if record is not None and not isinstance(record, dict):  # null: a record not written yet
-                message = f"an evidence record must be a mapping (trial, design, n, result, ...), not {_read(record)}"
+                message = f"an evidence record must be a mapping (trial, design, n, result, ...), not {spelled(record)}"
                 errors.append(SourceError(message, source, data.line_of(name), f"evidence.{name}"))
     return True
 
@@ -351,7 +351,7 @@ def _part(data: Any, key: str, source: str, errors: List[SourceError]) -> Any:
     kind, holds = PARTS[key]
     if value is None or isinstance(value, kind):
         return value
-    errors.append(SourceError(f"'{key}' must be {holds}, not {_read(value)}", source, data.line_of(key), key))
+    errors.append(SourceError(f"'{key}' must be {holds}, not {spelled(value)}", source, data.line_of(key), key))
     return None
 
 
@@ -447,7 +447,7 @@ def _rule_source(raw: Located, err: Err) -> dict:
     cite = src.get("cite")
     if cite is not None and not isinstance(cite, str):
         err(
-            f"source.cite must be the id of a passage in passages.yaml, not {_read(cite)}",
+            f"source.cite must be the id of a passage in passages.yaml, not {spelled(cite)}",
             "source",
             src.line_of("cite"),
         )
@@ -561,7 +561,7 @@ def _derive(value, at, err: Err) -> Optional[dict]:
         return None
     for name, fact in value.items():
         if isinstance(fact, (list, dict)):
-            message = f"derive.{name} must be a single value (a text, a number, true or false), not {_read(fact)}"
+            message = f"derive.{name} must be a single value (a text, a number, true or false), not {spelled(fact)}"
             err(message, "then", value.line_of(name))
             return None
     return dict(value)
@@ -573,7 +573,7 @@ def _recommend(value, at, stances: Dict[str, bool], err: Err) -> Optional[dict]:
     stance = value.get("stance") if isinstance(value, Located) else None
     if stance is not None and not isinstance(stance, str):  # a list or mapping is no name of a stance
         err(
-            f"recommend.stance must be one of {', '.join(stances)}, not {_read(stance)}",
+            f"recommend.stance must be one of {', '.join(stances)}, not {spelled(stance)}",
             "then",
             value.line_of("stance"),
         )
@@ -607,7 +607,7 @@ def _dose(value, at, err, keys=DOSE_KEYS) -> dict:
             return {}
     for key in ("interval", "repeat", "note"):  # words a clinician reads with the dose
         if isinstance(dose[key], (list, dict)):
-            err(f"dose.{key} must be a text or null, not {_read(dose[key])}", "then", value.line_of(key))
+            err(f"dose.{key} must be a text or null, not {spelled(dose[key])}", "then", value.line_of(key))
             return {}
     if dose["per"] == "infusion":
         _infusion_dose(dose, at, err)
@@ -808,7 +808,7 @@ def _nested_operand(test: conditions.Test) -> Optional[str]:
     fact has such a value, so the test could never hold, and it cannot be compared or kept."""
     for value in test.operands:
         if isinstance(value, (list, dict)):
-            return f"'{test.op}' takes single values (texts, numbers, true or false), not {_read(value)} among them"
+            return f"'{test.op}' takes single values (texts, numbers, true or false), not {spelled(value)} among them"
     return None
 
 

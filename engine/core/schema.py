@@ -520,7 +520,7 @@ def _unknown_field(key, fields) -> str:
     return message + suggest(key, fields)
 
 
-def _read(value) -> str:
+def spelled(value) -> str:
     """A value as the file wrote it, for an error: JSON's spelling of true, false, null."""
     if isinstance(value, bool) or value is None:
         return {True: "'true'", False: "'false'", None: "'null'"}[value]
@@ -530,7 +530,7 @@ def _read(value) -> str:
 
 
 def _unknown_value(spec: FieldSpec, value) -> str:
-    message = f"{_read(value)} is not an allowed value of '{spec.name}' ({', '.join(spec.values)})"
+    message = f"{spelled(value)} is not an allowed value of '{spec.name}' ({', '.join(spec.values)})"
     if not isinstance(value, str):  # a suggestion for false or 3 would be a guess ('als'?)
         return message
     # a value spelt nearly right, else a label or alias: 'mnm' is mmn, never MND (als), its mimic
@@ -580,7 +580,7 @@ def _not_a_number(spec: FieldSpec, value) -> str:
         if text.lower() in YES_NO or text.lower() in spec.spellings.yes + spec.spellings.no:
             return f"'{spec.name}' must be a number, not {shown(value)}: a number is never a yes or a no"
         return f"'{spec.name}' must be a number, not the text {shown(value)}"
-    return f"'{spec.name}' must be a number, not {_read(value)}"
+    return f"'{spec.name}' must be a number, not {spelled(value)}"
 
 
 # A number as a person writes it in a text (a spreadsheet cell, an answer, a
@@ -657,7 +657,7 @@ def _boolean(spec: FieldSpec, value) -> Reading:
             + (suggest(word, words) if len(word) > 2 else "")
         )
     raise ValueError(
-        f"'{spec.name}' must be true or false (or yes or no), not {_read(value)}"
+        f"'{spec.name}' must be true or false (or yes or no), not {spelled(value)}"
         + (": a boolean is never a number" if isinstance(value, (int, float)) else "")
     )
 
@@ -711,7 +711,7 @@ def read_value(spec: FieldSpec, value) -> Reading:
     kind = spec.type
     if kind == "string":
         if isinstance(value, bool) or not isinstance(value, (str, int, float)) or value != value:
-            raise ValueError(f"'{spec.name}' must be text, not {_read(value)}")
+            raise ValueError(f"'{spec.name}' must be text, not {spelled(value)}")
         return Reading(str(value), False)
     if kind == "boolean":
         return _boolean(spec, value)
