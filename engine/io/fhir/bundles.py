@@ -20,7 +20,7 @@ import os
 import sqlite3
 import tempfile
 from dataclasses import dataclass, field
-from typing import Callable, Dict, Iterable, Iterator, List, Optional, Tuple
+from typing import Callable, Dict, Generator, Iterable, Iterator, List, Optional, Tuple
 
 from ...base.errors import SourceError
 from ...base.yamlsrc import shown
@@ -179,66 +179,64 @@ def bundle_cases(
     if document.get("resourceType") != "Bundle":
         items = [Item(document, source, line, document["resourceType"])]
     else:
-        kind = document.get("type")
-        if kind not in RECORD_BUNDLES:
-            yield FhirCase(
-                None,
-                source,
-                line,
-                None,
-                [
-                    SourceError(
-                        f"a Bundle of type {shown(kind)}: ivig reads {', '.join(RECORD_BUNDLES)} Bundles, "
-                        "which hold a record",
-                        source,
-                        getattr(document, "line_of", lambda k: line)("type"),
-                        "Bundle.type",
-                    )
-                ],
-            )
+        problem = _unreadable_bundle(document, source, line)
+        if problem is not None:
+            yield FhirCase(None, source, line, None, [problem])
             return
-        entries = document.get("entry") or []
-        if not isinstance(entries, list):
-            yield FhirCase(
-                None, source, line, None, [SourceError("Bundle.entry must be a list", source, line, "Bundle.entry")]
-            )
-            return
-        items = []
-        for i, entry in enumerate(entries):
-            resource = entry.get("resource") if isinstance(entry, dict) else None
-            at, where = getattr(entry, "line", line), f"Bundle.entry[{i}]"
-            problem = None
-            if not isinstance(entry, dict):
-                problem = "a Bundle entry must be an object"
-            elif resource is None:
-                continue  # a DELETE in a transaction, a search outcome: no resource to read
-            elif not is_fhir(resource):
-                problem = "the entry's resource names no resourceType"
-            elif not is_resource_type(resource["resourceType"]):
-                problem = f"{shown(resource['resourceType'])} is not a FHIR R4 resource type"
-            elif resource["resourceType"] == "Bundle":  # a Bundle in a Bundle: its own record
-                yield from bundle_cases(resource, source, getattr(resource, "line", at), as_of)
-                continue
-            else:
-                url = entry.get("fullUrl")
-                items.append(
-                    Item(
-                        resource,
-                        source,
-                        getattr(resource, "line", None) or line,
-                        f"{where}.resource",
-                        url if isinstance(url, str) else None,
-                    )
-                )
-                continue
-            yield FhirCase(
-                None,
-                source,
-                at,
-                f"{os.path.basename(source)}:{where}",
-                [SourceError(problem, source, at, f"{where}.resource" if resource is not None else where)],
-            )
+        items = yield from _entry_items(document.get("entry") or [], source, line, as_of)
     yield from _joined(items, source, line, _BundleIndex(items), as_of)
+
+
+def _unreadable_bundle(document: dict, source: str, line: Optional[int]) -> Optional[SourceError]:
+    """Why a Bundle cannot be read at all (its type holds no record, or its entry is no list), else None."""
+    kind = document.get("type")
+    if kind not in RECORD_BUNDLES:
+        return SourceError(
+            f"a Bundle of type {shown(kind)}: ivig reads {', '.join(RECORD_BUNDLES)} Bundles, which hold a record",
+            source,
+            getattr(document, "line_of", lambda k: line)("type"),
+            "Bundle.type",
+        )
+    if not isinstance(document.get("entry") or [], list):
+        return SourceError("Bundle.entry must be a list", source, line, "Bundle.entry")
+    return None
+
+
+def _entry_items(
+    entries: list, source: str, line: Optional[int], as_of: Optional[dt.date]
+) -> Generator[FhirCase, None, List[Item]]:
+    """The resources of a Bundle's entries, to be joined; on the way, in entry order, it yields
+    the error of each entry that cannot be read and the cases of each Bundle in the Bundle."""
+    items = []
+    for i, entry in enumerate(entries):
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        at, where = getattr(entry, "line", line), f"Bundle.entry[{i}]"
+        if isinstance(entry, dict) and resource is None:
+            continue  # a DELETE in a transaction, a search outcome: no resource to read
+        problem = _entry_problem(entry, resource)
+        if problem is not None:
+            error = SourceError(problem, source, at, f"{where}.resource" if resource is not None else where)
+            yield FhirCase(None, source, at, f"{os.path.basename(source)}:{where}", [error])
+        elif resource["resourceType"] == "Bundle":  # a Bundle in a Bundle: its own record
+            yield from bundle_cases(resource, source, getattr(resource, "line", at), as_of)
+        else:
+            url = entry.get("fullUrl")
+            at_resource = getattr(resource, "line", None) or line
+            items.append(
+                Item(resource, source, at_resource, f"{where}.resource", url if isinstance(url, str) else None)
+            )
+    return items
+
+
+def _entry_problem(entry, resource) -> Optional[str]:
+    """Why a Bundle entry that is not empty cannot be read, else None."""
+    if not isinstance(entry, dict):
+        return "a Bundle entry must be an object"
+    if not is_fhir(resource):
+        return "the entry's resource names no resourceType"
+    if not is_resource_type(resource["resourceType"]):
+        return f"{shown(resource['resourceType'])} is not a FHIR R4 resource type"
+    return None
 
 
 class _BundleIndex:
@@ -434,89 +432,93 @@ def _foreign(reference: str, base: Optional[str]) -> bool:
 
 
 def _bulk(db, lines, as_of, base: Optional[str]) -> Iterator[FhirCase]:
+    """Reads the export's lines into `db` (yielding their errors as they come), then joins it:
+    the Patients' cases in the order of the Patients, then the resources of no Patient."""
     db.executescript(_TABLES)
     for source, number, value in lines:
-        at = f"{os.path.basename(source)}:{number}"  # the id of a line's own error: where it is
-        if isinstance(value, SourceError):
-            yield FhirCase(None, source, number, at, [value])
-            continue
-        if not is_fhir(value):
-            yield FhirCase(
-                None,
-                source,
-                number,
-                at,
-                [
-                    SourceError(
-                        "a line of a FHIR export that is no FHIR resource (it names no resourceType)", source, number
-                    )
-                ],
-            )
-            continue
-        rtype = value["resourceType"]
-        if rtype == "Bundle":  # a whole record on one line: read as any Bundle
-            yield from bundle_cases(value, source, number, as_of)
-            continue
-        if not is_resource_type(rtype):
-            yield FhirCase(
-                None,
-                source,
-                number,
-                at,
-                [SourceError(f"{shown(rtype)} is not a FHIR R4 resource type", source, number, "resourceType")],
-            )
-            continue
-        body = json.dumps(value, ensure_ascii=False)
-        item = Item(value, source, number, rtype)
-        if rtype == "Patient":
-            rid = value.get("id")
-            if not isinstance(rid, str) or not rid:
-                yield FhirCase(
-                    None,
-                    source,
-                    number,
-                    at,
-                    [item.error("a Patient without an id cannot be joined to its resources", "id")],
-                )
-                continue
-            try:  # the unique key, not a set in memory: memory stays flat in the number of patients
-                db.execute(
-                    "insert into patient (key, source, line, body) values (?, ?, ?, ?)",
-                    (f"Patient/{rid}", source, number, body),
-                )
-            except sqlite3.IntegrityError:  # each of them is an error, where the first would have been a case
-                db.execute(
-                    "insert into duplicate (key, source, line, body) values (?, ?, ?, ?)",
-                    (f"Patient/{rid}", source, number, body),
-                )
-        elif rtype == "Medication":
-            rid = value.get("id")
-            if isinstance(rid, str) and rid:
-                db.execute(
-                    "insert or ignore into medication values (?, ?, ?, ?)", (f"Medication/{rid}", source, number, body)
-                )
-        elif rtype in READ_TYPES:
-            element, reference = _subject(item)
-            key = local_key(reference)
-            if key is None or not key.startswith("Patient/"):
-                yield _orphan(item, element, reference)
-                continue
-            if _foreign(reference, base):
-                yield _orphan(
-                    item,
-                    element,
-                    reference,
-                    "an absolute reference to a server this export is not from"
-                    if base
-                    else "an absolute reference, and no manifest beside the export says "
-                    "which server it is from (put the export's manifest .json beside its files)",
-                )
-                continue
-            db.execute(
-                "insert into resource (patient, source, line, path, body) values (?, ?, ?, ?, ?)",
-                (key, source, number, rtype, body),
-            )
+        yield from _read_line(db, source, number, value, as_of, base)
     db.execute("create index resource_patient on resource (patient, seq)")
+    yield from _patient_cases(db, as_of, base)
+    yield from _resources_of_no_patient(db)
+
+
+def _read_line(db, source: str, number: int, value, as_of, base: Optional[str]) -> Iterator[FhirCase]:
+    """One line of an export: its error, or the cases of a Bundle on it, or its resource kept in `db`."""
+    at = f"{os.path.basename(source)}:{number}"  # the id of a line's own error: where it is
+    if isinstance(value, SourceError):
+        yield FhirCase(None, source, number, at, [value])
+        return
+    if not is_fhir(value):
+        message = "a line of a FHIR export that is no FHIR resource (it names no resourceType)"
+        yield FhirCase(None, source, number, at, [SourceError(message, source, number)])
+        return
+    rtype = value["resourceType"]
+    if rtype == "Bundle":  # a whole record on one line: read as any Bundle
+        yield from bundle_cases(value, source, number, as_of)
+        return
+    if not is_resource_type(rtype):
+        error = SourceError(f"{shown(rtype)} is not a FHIR R4 resource type", source, number, "resourceType")
+        yield FhirCase(None, source, number, at, [error])
+        return
+    body = json.dumps(value, ensure_ascii=False)
+    item = Item(value, source, number, rtype)
+    if rtype == "Patient":
+        yield from _keep_patient(db, item, body, at)
+    elif rtype == "Medication":
+        _keep_medication(db, item, body)
+    elif rtype in READ_TYPES:
+        yield from _keep_resource(db, item, body, base)
+
+
+def _keep_patient(db, item: Item, body: str, at: str) -> Iterator[FhirCase]:
+    """Keeps a Patient in `db` (a second one of its id as a duplicate), or yields why it cannot be joined."""
+    rid = item.resource.get("id")
+    if not isinstance(rid, str) or not rid:
+        error = item.error("a Patient without an id cannot be joined to its resources", "id")
+        yield FhirCase(None, item.source, item.line, at, [error])
+        return
+    row = (f"Patient/{rid}", item.source, item.line, body)
+    try:  # the unique key, not a set in memory: memory stays flat in the number of patients
+        db.execute("insert into patient (key, source, line, body) values (?, ?, ?, ?)", row)
+    except sqlite3.IntegrityError:  # each of them is an error, where the first would have been a case
+        db.execute("insert into duplicate (key, source, line, body) values (?, ?, ?, ?)", row)
+
+
+def _keep_medication(db, item: Item, body: str) -> None:
+    """Keeps a Medication with an id in `db` (the first of that id), for the resources that name it."""
+    rid = item.resource.get("id")
+    if isinstance(rid, str) and rid:
+        db.execute(
+            "insert or ignore into medication values (?, ?, ?, ?)", (f"Medication/{rid}", item.source, item.line, body)
+        )
+
+
+def _keep_resource(db, item: Item, body: str, base: Optional[str]) -> Iterator[FhirCase]:
+    """Keeps a resource in `db` under the Patient it names, or yields why it belongs to no Patient of the export."""
+    element, reference = _subject(item)
+    key = local_key(reference)
+    if key is None or not key.startswith("Patient/"):
+        yield _orphan(item, element, reference)
+        return
+    if _foreign(reference, base):
+        yield _orphan(
+            item,
+            element,
+            reference,
+            "an absolute reference to a server this export is not from"
+            if base
+            else "an absolute reference, and no manifest beside the export says "
+            "which server it is from (put the export's manifest .json beside its files)",
+        )
+        return
+    db.execute(
+        "insert into resource (patient, source, line, path, body) values (?, ?, ?, ?, ?)",
+        (key, item.source, item.line, item.type, body),
+    )
+
+
+def _export_medication(db, base: Optional[str]) -> Callable[[Item, str], Optional[Item]]:
+    """Finds the Medication a resource of the export names: contained in it, or kept in `db`."""
 
     def medication(item: Item, reference: str) -> Optional[Item]:
         if reference.startswith("#"):
@@ -527,6 +529,12 @@ def _bulk(db, lines, as_of, base: Optional[str]) -> Iterator[FhirCase]:
         row = db.execute("select source, line, body from medication where key = ?", (key,)).fetchone()
         return Item(json.loads(row[2]), row[0], row[1], "Medication") if row else None
 
+    return medication
+
+
+def _patient_cases(db, as_of, base: Optional[str]) -> Iterator[FhirCase]:
+    """One case per Patient kept in `db`, in the export's order; Patients sharing an id give an error each."""
+    medication = _export_medication(db, base)
     for key, source, number, body, twice in db.execute(
         "select key, source, line, body, exists (select 1 from duplicate where duplicate.key = patient.key) "
         "from patient order by seq"
@@ -545,6 +553,10 @@ def _bulk(db, lines, as_of, base: Optional[str]) -> Iterator[FhirCase]:
             )
         ]
         yield _case(Item(json.loads(body), source, number, "Patient"), items, medication, as_of)
+
+
+def _resources_of_no_patient(db) -> Iterator[FhirCase]:
+    """The error of each resource kept in `db` whose Patient is not in the export, in the export's order."""
     for source, number, path, body in db.execute(
         "select source, line, path, body from resource where patient not in (select key from patient) order by seq"
     ):
