@@ -155,89 +155,110 @@ def prepared(settings: Settings) -> tuple:
 
 def create_app(settings: Settings) -> Starlette:
     """The Starlette app for `settings`."""
-    from ..core.advisor import Advisor
+    service = _Service(settings)
+    _freeze_what_startup_built()
+    return Starlette(
+        routes=service.routes(),
+        middleware=_cors(settings),
+        lifespan=service.lifespan,
+        exception_handlers={Unauthorized: _refused, HookRefused: _failed, ClientDisconnect: _gone, Exception: _broken},
+    )
 
-    trust, store, rulebase = prepared(settings)
-    keeper = CardKeeper(store)
-    hooks = Hooks(Advisor(rulebase))
-    hooks.advisor.warm()  # every diagnosis's engine built now: no call pays half a second for one
-    base = settings.public_url.rstrip("/")
 
-    def authorised(request: Request) -> tuple:
+class _Service:
+    """What one worker's routes share: its settings, trust, feedback store, card keeper and hooks."""
+
+    def __init__(self, settings: Settings):
+        from ..core.advisor import Advisor
+
+        self.settings = settings
+        self.trust, self.store, rulebase = prepared(settings)
+        self.keeper = CardKeeper(self.store)
+        self.hooks = Hooks(Advisor(rulebase))
+        self.hooks.advisor.warm()  # every diagnosis's engine built now: no call pays half a second for one
+        self.base = settings.public_url.rstrip("/")
+
+    def routes(self) -> list:
+        """The three routes: discovery, a hook call, and feedback on a call's cards."""
+        return [
+            Route("/cds-services", self.discovery, methods=["GET"]),
+            Route("/cds-services/{service}", self.call, methods=["POST"]),
+            Route("/cds-services/{service}/feedback", self.feedback, methods=["POST"]),
+        ]
+
+    def authorised(self, request: Request) -> tuple:
         """(issuer, tenant) of the call's trusted token; (None, None) in insecure_dev mode."""
-        if settings.insecure_dev:
+        if self.settings.insecure_dev:
             return None, None
-        return caller_of(trust.verify(request.headers.get("authorization"), base + request.url.path, store.first_use))
+        return caller_of(
+            self.trust.verify(request.headers.get("authorization"), self.base + request.url.path, self.store.first_use)
+        )
 
-    async def discovery(request: Request):
-        authorised(request)
-        return JSONResponse(hooks.services.discovery())
+    async def discovery(self, request: Request):
+        """GET /cds-services: the services and their prefetch templates."""
+        self.authorised(request)
+        return JSONResponse(self.hooks.services.discovery())
 
-    async def call(request: Request):
-        caller = authorised(request)
-        body = await _json_body(request, settings.body_timeout)
+    async def call(self, request: Request):
+        """POST /cds-services/{service}: a hook call, answered with cards (which the keeper keeps)."""
+        caller = self.authorised(request)
+        body = await _json_body(request, self.settings.body_timeout)
         service_id = request.path_params["service"]
-        missing = hooks.to_fetch(service_id, body)
+        await self._fetch_missing_prefetch(service_id, body)
+        # The engine runs here, on the event loop: one call at a time by construction (experta
+        # is not thread-safe), in arrival order, with no hand-off to a thread (2 ms a call).
+        answer = self.hooks.call(service_id, body)
+        self.keeper.keep(service_id, body["hook"], answer.cards, *caller)  # queued: written by the keeper's thread
+        return JSONResponse(answer.response)
+
+    async def _fetch_missing_prefetch(self, service_id: str, body: dict) -> None:
+        """Add to the call's prefetch what the EHR left out and its FHIR server gives; HookRefused 412
+        when the server's answer is not what the template asks."""
+        missing = self.hooks.to_fetch(service_id, body)
         if missing:  # from the EHR's FHIR server, in threads, so that other calls go on meanwhile
             fetched = await run_in_threadpool(
-                lambda: {key: _fetch(query, body, settings.fhir_timeout) for key, query in missing}
+                lambda: {key: _fetch(query, body, self.settings.fhir_timeout) for key, query in missing}
             )
             for key, _query in missing:  # the server's fault, not the caller's: 412, where prefetch is 400
-                fault = hooks.services.unlike(key, fetched[key], body)
+                fault = self.hooks.services.unlike(key, fetched[key], body)
                 if fault:
                     raise HookRefused(412, f"the FHIR server's answer for prefetch '{key}' {fault}")
             body["prefetch"] = dict(body.get("prefetch") or {}, **fetched)
-        # The engine runs here, on the event loop: one call at a time by construction (experta
-        # is not thread-safe), in arrival order, with no hand-off to a thread (2 ms a call).
-        answer = hooks.call(service_id, body)
-        keeper.keep(service_id, body["hook"], answer.cards, *caller)  # queued: written by the keeper's thread
-        return JSONResponse(answer.response)
 
-    async def feedback(request: Request):
-        caller = authorised(request)
+    async def feedback(self, request: Request):
+        """POST /cds-services/{service}/feedback: the clinician's word on cards, stored."""
+        caller = self.authorised(request)
         service_id = request.path_params["service"]
-        if hooks.services.service(service_id) is None:
+        if self.hooks.services.service(service_id) is None:
             raise HookRefused(404, f"no CDS service {service_id!r}")
-        body = await _json_body(request, settings.body_timeout)
-        await run_in_threadpool(keeper.flush)  # the cards it names are in the file first
+        body = await _json_body(request, self.settings.body_timeout)
+        await run_in_threadpool(self.keeper.flush)  # the cards it names are in the file first
         try:
-            count = await run_in_threadpool(store.record, service_id, body, *caller)
+            count = await run_in_threadpool(self.store.record, service_id, body, *caller)
         except FeedbackInvalid as exc:
             raise HookRefused(400, str(exc)) from None
         except UnknownCard as exc:
             raise HookRefused(404, str(exc)) from None
         return JSONResponse({"stored": count})
 
-    async def refused(request: Request, exc: Unauthorized):
-        log.warning("refused a call to %s: %s", _path(request), exc)  # the reason, never the token
-        return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app):
+        """The app's life: when it ends, the cards still queued are written before the process ends."""
+        yield
+        self.keeper.close()
 
-    async def failed(request: Request, exc: HookRefused):
-        if exc.status == 408:
-            log.warning("%s: %s", _path(request), exc)
-        # an answer given before the whole body was read ends the connection: what the client
-        # still sends would otherwise keep it open
-        closing = {"Connection": "close"} if exc.status in (408, 413) else None
-        return JSONResponse(_outcome(str(exc)), status_code=exc.status, headers=closing)
 
-    async def gone(request: Request, exc: ClientDisconnect):
-        log.warning("the client went away before its request to %s arrived whole", _path(request))
-        return Response(status_code=400)  # read by no one
-
-    async def broken(request: Request, exc: Exception):
-        log.error("internal error on %s: %s", _path(request), type(exc).__name__)
-        return JSONResponse(_outcome("internal error in the service; nothing was decided"), status_code=500)
-
+def _freeze_what_startup_built() -> None:
+    """Move what start-up built out of the garbage collector's sight."""
     # What start-up built (rule base, engines, mapping) lives as long as the process: out of
     # the collector's sight, so that a full collection does not walk it in the middle of a call.
     gc.collect()
     gc.freeze()
-    routes = [
-        Route("/cds-services", discovery, methods=["GET"]),
-        Route("/cds-services/{service}", call, methods=["POST"]),
-        Route("/cds-services/{service}/feedback", feedback, methods=["POST"]),
-    ]
-    middleware = [
+
+
+def _cors(settings: Settings) -> list:
+    """The CORS middleware: GET and POST with a token and a JSON body, from `settings.cors_origins`."""
+    return [
         Middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
@@ -246,17 +267,33 @@ def create_app(settings: Settings) -> Starlette:
         )
     ]
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app):
-        yield
-        keeper.close()  # the cards still queued are written before the process ends
 
-    return Starlette(
-        routes=routes,
-        middleware=middleware,
-        lifespan=lifespan,
-        exception_handlers={Unauthorized: refused, HookRefused: failed, ClientDisconnect: gone, Exception: broken},
-    )
+async def _refused(request: Request, exc: Unauthorized):
+    """401 with no body for a call without a trusted token."""
+    log.warning("refused a call to %s: %s", _path(request), exc)  # the reason, never the token
+    return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+async def _failed(request: Request, exc: HookRefused):
+    """The refusal's status with an OperationOutcome saying why."""
+    if exc.status == 408:
+        log.warning("%s: %s", _path(request), exc)
+    # an answer given before the whole body was read ends the connection: what the client
+    # still sends would otherwise keep it open
+    closing = {"Connection": "close"} if exc.status in (408, 413) else None
+    return JSONResponse(_outcome(str(exc)), status_code=exc.status, headers=closing)
+
+
+async def _gone(request: Request, exc: ClientDisconnect):
+    """400 (read by no one) for a client that went away before its request arrived whole."""
+    log.warning("the client went away before its request to %s arrived whole", _path(request))
+    return Response(status_code=400)  # read by no one
+
+
+async def _broken(request: Request, exc: Exception):
+    """500 for an unexpected failure, saying only that."""
+    log.error("internal error on %s: %s", _path(request), type(exc).__name__)
+    return JSONResponse(_outcome("internal error in the service; nothing was decided"), status_code=500)
 
 
 def _path(request: Request) -> str:

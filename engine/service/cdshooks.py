@@ -62,90 +62,17 @@ class CdsServices:
 
     @classmethod
     def load(cls, path: Optional[Path] = None) -> "CdsServices":
-        ref = resources.files("ivig_advisor").joinpath("facts", "cds-services.yaml") if path is None else Path(path)
-        source = "facts/cds-services.yaml" if path is None else str(path)
-        try:
-            data = load_one(ref.read_text(encoding="utf-8-sig"), source)
-        except SourceError as exc:
-            raise CdsServicesInvalid([exc]) from None
-        errors = []
-
-        def need(node, key, kind, where):
-            value = node.get(key) if isinstance(node, dict) else None
-            if not isinstance(value, kind):
-                line = node.line_of(key) if hasattr(node, "line_of") else None
-                errors.append(SourceError(f"{where} needs '{key}' ({kind.__name__})", source, line, key))
-                return kind()
-            return value
-
-        if not isinstance(data, dict) or data.get("schema") != "ivig-advisor-cds-services" or data.get("version") != 1:
-            raise CdsServicesInvalid([SourceError("not an ivig-advisor-cds-services file of version 1", source, 1)])
-        services = []
-        for node in need(data, "services", list, "the file"):
-            hooks = need(node, "hooks", list, "a service")
-            for hook in hooks:
-                if hook not in HOOKS:
-                    errors.append(
-                        SourceError(
-                            f"hook {hook!r} is not one of {', '.join(HOOKS)}",
-                            source,
-                            getattr(node, "line", None),
-                            "hooks",
-                        )
-                    )
-            trigger = need(node, "trigger", str, "a service")
-            if trigger not in ("ivig-order", "covered-diagnosis"):
-                errors.append(
-                    SourceError(
-                        f"trigger {trigger!r} is not ivig-order or covered-diagnosis",
-                        source,
-                        getattr(node, "line", None),
-                        "trigger",
-                    )
-                )
-            services.append(
-                Service(
-                    need(node, "id", str, "a service"),
-                    hooks,
-                    need(node, "title", str, "a service"),
-                    " ".join(need(node, "description", str, "a service").split()),
-                    trigger,
-                )
-            )
-        src = need(data, "source", dict, "the file")
-        for key in ("label", "url", "topic_system"):
-            need(src, key, str, "source")
-        prefetch = {}
-        prefetches = need(data, "prefetch", dict, "the file")
-        for key, value in prefetches.items():
-            query = need(value, "query", str, f"prefetch {key}")
-            asks = _TEMPLATE.match(query)
-            if not asks or not is_resource_type(asks.group(1)):
-                errors.append(
-                    SourceError(
-                        f"prefetch {key}: the query {query!r} is no read (Type/id) or search "
-                        "(Type?...) of a FHIR resource type",
-                        source,
-                        prefetches.line_of(key),
-                        key,
-                    )
-                )
-                continue
-            about = _PATIENT_PARAMETER.search(query)
-            prefetch[str(key)] = {
-                "query": query,
-                "type": asks.group(1),
-                "search": asks.group(2) == "?",
-                "patient": about.group(1) if about else None,
-                "required": bool(value.get("required", False)) if isinstance(value, dict) else False,
-            }
-        reasons = need(data, "override_reasons", dict, "the file")
-        for reason in need(reasons, "reasons", list, "override_reasons"):
-            need(reason, "code", str, "an override reason")
-            need(reason, "display", str, "an override reason")  # the spec: every reason has a display
+        """The services file at `path` (facts/cds-services.yaml when None), checked; CdsServicesInvalid
+        with every fault found."""
+        data, source = _services_file(path)
+        reader = _ServicesReader(source)
+        services = [reader.service(node) for node in reader.need(data, "services", list, "the file")]
+        src = reader.source_of(data)
+        prefetch = reader.prefetch(data)
+        reasons = reader.override_reasons(data)
         tolerance = data.get("dose_tolerance", 0.05)
-        if errors:
-            raise CdsServicesInvalid(errors)
+        if reader.errors:
+            raise CdsServicesInvalid(reader.errors)
         return cls(services, dict(src), prefetch, dict(reasons), float(tolerance), source)
 
     def discovery(self) -> dict:
@@ -202,6 +129,103 @@ class CdsServices:
             if fault:
                 return f"entry[{i}] {fault}"
         return None
+
+
+def _services_file(path: Optional[Path]) -> tuple:
+    """(data, name for errors) of the services file at `path` (the packaged one when None);
+    CdsServicesInvalid when it is not YAML or not an ivig-advisor-cds-services file of version 1."""
+    ref = resources.files("ivig_advisor").joinpath("facts", "cds-services.yaml") if path is None else Path(path)
+    source = "facts/cds-services.yaml" if path is None else str(path)
+    try:
+        data = load_one(ref.read_text(encoding="utf-8-sig"), source)
+    except SourceError as exc:
+        raise CdsServicesInvalid([exc]) from None
+    if not isinstance(data, dict) or data.get("schema") != "ivig-advisor-cds-services" or data.get("version") != 1:
+        raise CdsServicesInvalid([SourceError("not an ivig-advisor-cds-services file of version 1", source, 1)])
+    return data, source
+
+
+class _ServicesReader:
+    """Reads the parts of one services file, gathering every fault (in file order) rather than
+    stopping at the first: `errors`."""
+
+    def __init__(self, source: str):
+        self.source = source
+        self.errors: List[SourceError] = []
+
+    def need(self, node, key, kind, where):
+        """node[key] when it is a `kind`; else a fault noted and an empty `kind`."""
+        value = node.get(key) if isinstance(node, dict) else None
+        if not isinstance(value, kind):
+            line = node.line_of(key) if hasattr(node, "line_of") else None
+            self.errors.append(SourceError(f"{where} needs '{key}' ({kind.__name__})", self.source, line, key))
+            return kind()
+        return value
+
+    def service(self, node) -> Service:
+        """One entry of `services`, its hooks and trigger checked."""
+        hooks = self.need(node, "hooks", list, "a service")
+        for hook in hooks:
+            if hook not in HOOKS:
+                self._fault_at(node, f"hook {hook!r} is not one of {', '.join(HOOKS)}", "hooks")
+        trigger = self.need(node, "trigger", str, "a service")
+        if trigger not in ("ivig-order", "covered-diagnosis"):
+            self._fault_at(node, f"trigger {trigger!r} is not ivig-order or covered-diagnosis", "trigger")
+        return Service(
+            self.need(node, "id", str, "a service"),
+            hooks,
+            self.need(node, "title", str, "a service"),
+            " ".join(self.need(node, "description", str, "a service").split()),
+            trigger,
+        )
+
+    def _fault_at(self, node, message: str, key: str) -> None:
+        """Note a fault in `key` of a service, at the service's line."""
+        self.errors.append(SourceError(message, self.source, getattr(node, "line", None), key))
+
+    def source_of(self, data: dict) -> dict:
+        """The file's `source` (the review the cards cite), its label, url and topic_system checked."""
+        src = self.need(data, "source", dict, "the file")
+        for key in ("label", "url", "topic_system"):
+            self.need(src, key, str, "source")
+        return src
+
+    def prefetch(self, data: dict) -> Dict[str, dict]:
+        """The prefetch templates by key: each query's type, whether it is a search, the context key
+        of its patient, and whether it is required."""
+        prefetch = {}
+        prefetches = self.need(data, "prefetch", dict, "the file")
+        for key, value in prefetches.items():
+            query = self.need(value, "query", str, f"prefetch {key}")
+            asks = _TEMPLATE.match(query)
+            if not asks or not is_resource_type(asks.group(1)):
+                self.errors.append(
+                    SourceError(
+                        f"prefetch {key}: the query {query!r} is no read (Type/id) or search "
+                        "(Type?...) of a FHIR resource type",
+                        self.source,
+                        prefetches.line_of(key),
+                        key,
+                    )
+                )
+                continue
+            about = _PATIENT_PARAMETER.search(query)
+            prefetch[str(key)] = {
+                "query": query,
+                "type": asks.group(1),
+                "search": asks.group(2) == "?",
+                "patient": about.group(1) if about else None,
+                "required": bool(value.get("required", False)) if isinstance(value, dict) else False,
+            }
+        return prefetch
+
+    def override_reasons(self, data: dict) -> dict:
+        """The file's override_reasons, each reason's code and display checked."""
+        reasons = self.need(data, "override_reasons", dict, "the file")
+        for reason in self.need(reasons, "reasons", list, "override_reasons"):
+            self.need(reason, "code", str, "an override reason")
+            self.need(reason, "display", str, "an override reason")  # the spec: every reason has a display
+        return reasons
 
 
 @dataclass
