@@ -3,6 +3,7 @@
 - the checkout and small file helpers;
 - the real `ivig` in a process of its own, or at a pseudo-terminal (pexpect), and reading
   an interview's screen;
+- FHIR records built and evaluated in-process (tests/io/fhir);
 - hypothesis strategies over cases;
 - the CDS Hooks service over real HTTP: a server process, keys, tokens, a fake FHIR server.
 
@@ -31,10 +32,12 @@ import httpx
 import jsonschema
 import jwt
 import pexpect
+from click.testing import CliRunner
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from hypothesis import strategies as st
 
+from ivig_advisor.cli import main
 from ivig_advisor.engine.core.analysis import domains
 from ivig_advisor.engine.core.schema import CaseSchema
 
@@ -174,6 +177,48 @@ def said_after(child, answer: str) -> str:
 def joined(transcript: str) -> str:
     """The transcript's text with wrapped lines joined (whitespace runs as one space)."""
     return " ".join(" ".join(screen_lines(transcript)).split())
+
+
+# -- FHIR records, evaluated in-process -----------------------------------------------------
+
+AS_OF = "2026-11-25"  # the day FHIR cases are evaluated on (--as-of): an age from a birth date stays put
+CM = "http://hl7.org/fhir/sid/icd-10-cm"
+LOINC = "http://loinc.org"
+UCUM = "http://unitsofmeasure.org"
+
+
+def coding(system, code, display=None) -> dict:
+    return {"system": system, "code": code, **({"display": display} if display else {})}
+
+
+def body_weight(rid, value_quantity: dict, pid="p", when="2026-11-01") -> dict:
+    """An Observation of body weight (LOINC 29463-7) with its valueQuantity exactly as given."""
+    return {
+        "resourceType": "Observation",
+        "id": rid,
+        "status": "final",
+        "subject": {"reference": f"Patient/{pid}"},
+        "code": {"coding": [coding(LOINC, "29463-7")]},
+        "effectiveDateTime": when,
+        "valueQuantity": value_quantity,
+    }
+
+
+def write_json(path: Path, document) -> Path:
+    path.write_text(json.dumps(document, indent=1), encoding="utf-8")
+    return path
+
+
+def invoke(*args):
+    """Run the real `ivig` in-process; never lets an exception escape (an internal error is exit 70)."""
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def evaluate_json(*paths, as_of=AS_OF):
+    """`ivig evaluate --format json` of paths, in-process: (exit code, results)."""
+    out = invoke("evaluate", "--format", "json", "--quiet", *(["--as-of", as_of] if as_of else []), *paths)
+    assert out.exit_code in (0, 1), f"exit {out.exit_code}: {out.output}{out.exception!r}"
+    return out.exit_code, json.loads(out.stdout)
 
 
 # -- hypothesis strategies ----------------------------------------------------------------

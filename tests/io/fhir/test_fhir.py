@@ -21,25 +21,17 @@ fixed they turn into failures, to be unmarked.
 
 import copy
 import json
-from pathlib import Path
 
 import pytest
 import yaml
-from click.testing import CliRunner
-from helpers import ROOT
-
-from ivig_advisor.cli import main
+from helpers import AS_OF, CM, LOINC, ROOT, UCUM, body_weight, coding, evaluate_json, invoke, write_json
 
 FHIR = ROOT / "tests" / "fhir"
 R4 = FHIR / "r4-examples"
 BUNDLES = FHIR / "bundles"
 GOLDEN = yaml.safe_load((FHIR / "golden.yaml").read_text(encoding="utf-8"))
-AS_OF = "2026-11-25"
 
-CM = "http://hl7.org/fhir/sid/icd-10-cm"
 SCT = "http://snomed.info/sct"
-LOINC = "http://loinc.org"
-UCUM = "http://unitsofmeasure.org"
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
 NUMERIC_CODE_BUG = (
@@ -50,18 +42,6 @@ NUMERIC_CODE_BUG = (
 
 
 # -- helpers -------------------------------------------------------------------------
-
-
-def invoke(*args):
-    """Run the real `ivig` in-process; never lets an exception escape (an internal error is exit 70)."""
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def evaluate(*paths, as_of=AS_OF):
-    """`ivig evaluate --format json` of paths: (exit code, results)."""
-    out = invoke("evaluate", "--format", "json", "--quiet", *(["--as-of", as_of] if as_of else []), *paths)
-    assert out.exit_code in (0, 1), f"exit {out.exit_code}: {out.output}{out.exception!r}"
-    return out.exit_code, json.loads(out.stdout)
 
 
 def by_id(results):
@@ -85,10 +65,6 @@ def labels(result):
     return [c for u in result.get("unmapped") or [] for c in u["codes"]]
 
 
-def coding(system, code, display=None):
-    return {"system": system, "code": code, **({"display": display} if display else {})}
-
-
 def patient(pid, birth="1970-06-01", gender="female", **more):
     return {"resourceType": "Patient", "id": pid, "birthDate": birth, "gender": gender, **more}
 
@@ -105,24 +81,11 @@ def condition(rid, pid, *codings, **more):
 
 def weight(rid, pid, value, unit, system=UCUM, when="2026-11-01"):
     quantity = {"value": value, "unit": unit, **({"system": system, "code": unit} if system else {})}
-    return {
-        "resourceType": "Observation",
-        "id": rid,
-        "status": "final",
-        "subject": {"reference": f"Patient/{pid}"},
-        "code": {"coding": [coding(LOINC, "29463-7")]},
-        "effectiveDateTime": when,
-        "valueQuantity": quantity,
-    }
+    return body_weight(rid, quantity, pid, when)
 
 
 def bundle(*resources, kind="collection"):
     return {"resourceType": "Bundle", "type": kind, "entry": [{"resource": r} for r in resources]}
-
-
-def write(path: Path, document) -> Path:
-    path.write_text(json.dumps(document, indent=1), encoding="utf-8")
-    return path
 
 
 def read_r4(name):
@@ -183,7 +146,7 @@ def test_every_r4_example_evaluates_without_internal_error(name):
 def test_lone_observation_example_is_an_orphan():
     """Observation-example.json alone: its Patient/example is not in the input, so one error result
     naming the resource and the subject.reference path (not a case without a patient)."""
-    code, results = evaluate(R4 / "Observation-example.json")
+    code, results = evaluate_json(R4 / "Observation-example.json")
     assert code == 1
     [result] = results
     assert result["id"] == "Observation/example"
@@ -205,7 +168,7 @@ def test_lone_observation_example_is_an_orphan():
 )
 def test_lone_r4_resources_name_their_join_element(name, rid, element):
     """A lone resource is joined by its subject, an AllergyIntolerance by `patient`: the orphan error says which."""
-    _, [result] = evaluate(R4 / name)
+    _, [result] = evaluate_json(R4 / name)
     assert result["id"] == rid
     assert result["error"]["field"] == f"{rid.split('/')[0]}.{element}.reference"
     assert f"its {element} 'Patient/" in result["error"]["message"]
@@ -213,7 +176,7 @@ def test_lone_r4_resources_name_their_join_element(name, rid, element):
 
 def test_lone_medication_is_no_case():
     """A lone Medication belongs to no Patient and is no record: one error result."""
-    code, [result] = evaluate(R4 / "Medication-med0311.json")
+    code, [result] = evaluate_json(R4 / "Medication-med0311.json")
     assert code == 1 and result["status"] == "error" and result["error"]["field"] == "Bundle.entry"
 
 
@@ -223,7 +186,7 @@ NO_DIAGNOSIS = "no Condition of the record gives a diagnosis the mapping reads (
 def test_lone_patient_example_is_out_of_scope():
     """Patient-example.json alone is a Patient with no Condition: diagnosis other (F12), out of scope,
     its origin saying why."""
-    _, [result] = evaluate(R4 / "Patient-example.json")
+    _, [result] = evaluate_json(R4 / "Patient-example.json")
     assert result["id"] == "example" and result["status"] == "ok"
     assert result["ivig"]["stance"] == "out-of-scope"
     assert result["origins"]["diagnosis"] == [NO_DIAGNOSIS.format("nothing left unread")]
@@ -245,13 +208,13 @@ def chalmers(tmp_path):
         )
     ]
     resources.append(condition("mmn", "example", coding(CM, "G61.82")))
-    return write(tmp_path / "chalmers.json", bundle(*resources))
+    return write_json(tmp_path / "chalmers.json", bundle(*resources))
 
 
 def test_r4_body_weight_in_pounds_converts_to_kg(chalmers):
     """185 [lb_av] x 0.45359237 = 83.915 kg (rounded to grams), read from the first matching coding;
     the dose is 2 g/kg of it."""
-    _, [result] = evaluate(chalmers)
+    _, [result] = evaluate_json(chalmers)
     assert result["id"] == "example"
     assert result["origins"]["weight_kg"] == ["Observation/example LOINC 29463-7 = 185 [lb_av]"]
     assert result["dose"]["total_g"] == pytest.approx(2 * 83.915, abs=0.05)
@@ -262,7 +225,7 @@ def test_r4_body_weight_in_pounds_converts_to_kg(chalmers):
 def test_r4_patient_example_fields_and_unread_resources(chalmers):
     """birthDate 1974-12-25 gives 51 at 2026-11-25, gender male; the official Conditions, Procedure and
     AllergyIntolerance are listed as not read, each with its path."""
-    _, [result] = evaluate(chalmers)
+    _, [result] = evaluate_json(chalmers)
     assert result["origins"]["age"] == ["Patient/example birthDate 1974-12-25 (age at 2026-11-25)"]
     assert result["origins"]["sex"] == ["Patient/example gender male"]
     unread = {u["resource"]: (u["path"], u["codes"]) for u in result["unmapped"]}
@@ -277,13 +240,13 @@ def test_r4_patient_example_fields_and_unread_resources(chalmers):
 def test_r4_contained_medication_is_read(tmp_path):
     """MedicationRequest-medrx0303 (unchanged) names its drug by "#med0311", a contained Medication: its
     code is read (and listed as not mapped: a prednisone tablet product, not the substance)."""
-    path = write(
+    path = write_json(
         tmp_path / "pat1.json",
         bundle(
             patient("pat1"), condition("c", "pat1", coding(CM, "G61.82")), read_r4("MedicationRequest-medrx0303.json")
         ),
     )
-    _, [result] = evaluate(path)
+    _, [result] = evaluate_json(path)
     assert result["status"] == "ok"
     assert result["unmapped"] == [
         {
@@ -305,7 +268,7 @@ def _ok_results(results):
 def test_bundle_references_resolve_relative_absolute_and_urn():
     """Bundle-bundle-references.json: Patient/23 gets Observation/123 (relative) and /124 (absolute);
     the Patient without id gets Observation/12 and its id is its entry's fullUrl (urn:uuid:...)."""
-    code, results = evaluate(R4 / "Bundle-bundle-references.json")
+    code, results = evaluate_json(R4 / "Bundle-bundle-references.json")
     assert code == 1
     got = _ok_results(results)
     assert set(got) == {"23", URN}
@@ -322,14 +285,14 @@ def test_bundle_references_versioned_reference_drops_the_version(tmp_path):
     Observation/47, whose subject is Patient/45/_history/2."""
     document = read_r4("Bundle-bundle-references.json")
     del document["entry"][8]
-    _, results = evaluate(write(tmp_path / "one-version.json", document))
+    _, results = evaluate_json(write_json(tmp_path / "one-version.json", document))
     assert [u["resource"] for u in _ok_results(results)["45"]["unmapped"]] == ["Observation/47"]
 
 
 def test_bundle_references_orphans_name_resource_and_path():
     """The other-server reference and the identifier-only reference are orphan errors naming the
     resource and its path; the second version of Patient/45 is refused, naming the first."""
-    _, results = evaluate(R4 / "Bundle-bundle-references.json")
+    _, results = evaluate_json(R4 / "Bundle-bundle-references.json")
     other = [r["error"] for r in results if r["id"] == "http://example.org/fhir/Observation/14"]
     assert {
         "field": "Bundle.entry[5].resource.subject.reference",
@@ -354,7 +317,7 @@ def test_bundle_references_orphans_name_resource_and_path():
 def test_bundle_references_relative_reference_is_read_against_its_own_server():
     """The Observation/14 of http://example.org/fhir-2 says Patient/23, i.e. http://example.org/fhir-2/Patient/23,
     which is not in the Bundle: an orphan, not a resource of http://example.org/fhir/Patient/23."""
-    _, results = evaluate(R4 / "Bundle-bundle-references.json")
+    _, results = evaluate_json(R4 / "Bundle-bundle-references.json")
     assert "Observation/14" not in [u["resource"] for u in _ok_results(results)["23"]["unmapped"]]
     fields = [r["error"]["field"] for r in results if r["id"] == "http://example.org/fhir-2/Observation/14"]
     assert "Bundle.entry[6].resource.subject.reference" in fields
@@ -362,7 +325,7 @@ def test_bundle_references_relative_reference_is_read_against_its_own_server():
 
 def test_searchset_bundle_example():
     """Bundle-bundle-example.json (searchset): its MedicationRequest's Patient/347 is not in the page."""
-    code, [result] = evaluate(R4 / "Bundle-bundle-example.json")
+    code, [result] = evaluate_json(R4 / "Bundle-bundle-example.json")
     assert code == 1 and result["id"] == "https://example.com/base/MedicationRequest/3123"  # an orphan: its fullUrl
     assert result["error"]["field"] == "Bundle.entry[0].resource.subject.reference"
 
@@ -371,7 +334,7 @@ def test_transaction_bundle_example_gives_a_case_per_patient():
     """Bundle-bundle-transaction.json: five Patients (two by urn:uuid and one by conditional PUT without
     id, two with ids); the entries without a resource (DELETE, GET) and the Parameters are skipped.
     None has a Condition: each is out of scope (F12)."""
-    code, results = evaluate(R4 / "Bundle-bundle-transaction.json")
+    code, results = evaluate_json(R4 / "Bundle-bundle-transaction.json")
     assert code == 0
     # a Patient without id is named by its entry's fullUrl
     assert [r["id"] for r in results] == [
@@ -388,7 +351,7 @@ def test_document_bundle_father():
     """Bundle-father.json (document): Patient/d1, 71 at 2026-11-25, with four resources not read
     (two text-only, two with unmapped codes); the Composition and Encounter are ignored. No Condition:
     out of scope (F12)."""
-    _, [result] = evaluate(R4 / "Bundle-father.json")
+    _, [result] = evaluate_json(R4 / "Bundle-father.json")
     assert result["id"] == "d1" and result["ivig"]["stance"] == "out-of-scope"
     assert [(u["path"], u["reason"].split(":")[0]) for u in result["unmapped"]] == [
         ("Bundle.entry[4].resource.code", "no entry of the mapping has this code"),
@@ -417,7 +380,7 @@ GOLDEN_PARAMS = [_golden_param(c) for c in GOLDEN]
 @pytest.fixture(scope="module")
 def golden_results():
     """Every golden Bundle in one run, by the real CLI."""
-    _, results = evaluate(*sorted(BUNDLES.glob("*.json")))
+    _, results = evaluate_json(*sorted(BUNDLES.glob("*.json")))
     return by_id(results)
 
 
@@ -462,7 +425,7 @@ def test_golden_bundle(case, golden_results):
 def _evaluated_case_file(text, tmp_path):
     path = tmp_path / "mapped.yaml"
     path.write_text(text, encoding="utf-8")
-    _, [result] = evaluate(path, as_of=None)
+    _, [result] = evaluate_json(path, as_of=None)
     return result
 
 
@@ -492,13 +455,13 @@ def test_paraproteinemic_pair_maps_to_other(tmp_path):
 @pytest.fixture
 def bad(tmp_path):
     """A directory for bad-data files, and a good Bundle to evaluate beside them."""
-    write(tmp_path / "good.json", bundle(patient("good"), condition("g", "good", coding(CM, "G61.82"))))
+    write_json(tmp_path / "good.json", bundle(patient("good"), condition("g", "good", coding(CM, "G61.82"))))
     return tmp_path
 
 
 def _with_good(bad, *paths):
     """Evaluate the bad files and then good.json: the good patient is still evaluated."""
-    code, results = evaluate(*paths, bad / "good.json")
+    code, results = evaluate_json(*paths, bad / "good.json")
     assert code == 1
     assert by_id(results)["good"]["status"] == "ok"
     return results
@@ -506,7 +469,7 @@ def _with_good(bad, *paths):
 
 def test_two_diagnoses_are_a_conflict(bad):
     """G61.81 (CIDP) and G70.00 (MG) in one patient: an error naming both codes and the second Condition."""
-    path = write(
+    path = write_json(
         bad / "conflict.json",
         bundle(patient("a"), condition("c1", "a", coding(CM, "G61.81")), condition("c2", "a", coding(CM, "G70.00"))),
     )
@@ -521,11 +484,11 @@ def test_two_diagnoses_are_a_conflict(bad):
 
 def test_miller_fisher_refines_gbs(bad):
     """SNOMED 1767005 (Fisher syndrome) with G61.0 is no conflict: Miller Fisher refines GBS (F03)."""
-    path = write(
+    path = write_json(
         bad / "mfs.json",
         bundle(patient("m"), condition("c1", "m", coding(SCT, "1767005")), condition("c2", "m", coding(CM, "G61.0"))),
     )
-    _, [result] = evaluate(path)
+    _, [result] = evaluate_json(path)
     assert result["status"] == "ok", result["error"]
     assert result["ivig"]["rule"] == "miller-fisher-not-established"
     assert result["origins"]["diagnosis"] == ["Condition/c1 SNOMED CT 1767005", "Condition/c2 ICD-10-CM G61.0"]
@@ -540,7 +503,7 @@ def test_miller_fisher_refines_gbs(bad):
 )
 def test_weight_in_an_unknown_unit(bad, value, unit, system, said):
     """A weight ivig cannot convert is an error at valueQuantity.code, never a guess."""
-    path = write(
+    path = write_json(
         bad / "unit.json",
         bundle(patient("u"), condition("c", "u", coding(CM, "G61.82")), weight("w", "u", value, unit, system)),
     )
@@ -551,7 +514,7 @@ def test_weight_in_an_unknown_unit(bad, value, unit, system, said):
 
 def test_resource_of_no_patient_in_the_input(bad):
     """A Condition whose subject is not in the input is its own error; its Bundle's Patient is still a case."""
-    path = write(
+    path = write_json(
         bad / "orphan.json",
         bundle(
             patient("p"), condition("c1", "p", coding(CM, "G61.82")), condition("c2", "nobody", coding(CM, "G61.81"))
@@ -580,7 +543,7 @@ def test_malformed_json_file(bad):
 def test_unknown_clinical_status(bad):
     """clinicalStatus 'bogus' (a required binding) is an error at that element, naming the Condition."""
     status = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-clinical", "code": "bogus"}]}
-    path = write(
+    path = write_json(
         bad / "bogus.json",
         bundle(
             patient("p"),
@@ -596,7 +559,7 @@ def test_unknown_clinical_status(bad):
 def test_refuted_condition_is_listed_not_counted(bad):
     """A refuted diagnosis does not count (F02): no conflict, and it is listed under unmapped with why."""
     refuted = {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/condition-ver-status", "code": "refuted"}]}
-    path = write(
+    path = write_json(
         bad / "refuted.json",
         bundle(
             patient("p"),
@@ -604,7 +567,7 @@ def test_refuted_condition_is_listed_not_counted(bad):
             condition("c2", "p", coding(CM, "G70.00"), verificationStatus=refuted),
         ),
     )
-    _, [result] = evaluate(path)
+    _, [result] = evaluate_json(path)
     assert result["status"] == "ok" and result["ivig"]["rule"] == "mmn-general"
     assert result["unmapped"] == [
         {
@@ -620,7 +583,7 @@ def test_structurally_invalid_condition(bad):
     """code.coding[0].code = 5 (not a string): an error naming the exact FHIR path."""
     broken = condition("c2", "p", coding(CM, "G61.81"))
     broken["code"]["coding"][0]["code"] = 5
-    path = write(bad / "invalid.json", bundle(patient("p"), condition("c1", "p", coding(CM, "G61.82")), broken))
+    path = write_json(bad / "invalid.json", bundle(patient("p"), condition("c1", "p", coding(CM, "G61.82")), broken))
     error = the_error(_with_good(bad, path), "p")
     assert error["field"] == "Bundle.entry[2].resource.code.coding[0].code"
     assert error["message"].startswith("Condition/c2: not a valid Condition: ")
@@ -639,8 +602,10 @@ def test_snomed_code_written_as_a_number_is_not_silently_dropped(tmp_path):
         "medicationCodeableConcept": {"coding": [coding(RXNORM, "1809417")]},
         "subject": {"reference": "Patient/p"},
     }
-    path = write(tmp_path / "ckd.json", bundle(patient("p"), condition("c", "p", coding(CM, "G61.82")), ckd, order))
-    _, [result] = evaluate(path)
+    path = write_json(
+        tmp_path / "ckd.json", bundle(patient("p"), condition("c", "p", coding(CM, "G61.82")), ckd, order)
+    )
+    _, [result] = evaluate_json(path)
     assert result["status"] == "error", [u["reason"] for u in result["unmapped"]]
     assert result["error"]["field"] == "Bundle.entry[2].resource.code.coding[0].code"
 
@@ -650,13 +615,13 @@ def test_invalid_element_of_a_read_resource(bad):
     (it is a CodeableConcept) is an error at its path; recordedDate "yesterday", an element the
     mapping does not read, is listed under unmapped and decides nothing."""
     dm = condition("dm", "p", coding(CM, "E11.9"), clinicalStatus="active")
-    path = write(bad / "status.json", bundle(patient("p"), condition("c1", "p", coding(CM, "G61.82")), dm))
+    path = write_json(bad / "status.json", bundle(patient("p"), condition("c1", "p", coding(CM, "G61.82")), dm))
     error = the_error(_with_good(bad, path), "p")
     assert error["field"] == "Bundle.entry[2].resource.clinicalStatus"
     assert error["message"].startswith("Condition/dm: not a valid Condition: ")
     dm = condition("dm", "q", coding(CM, "E11.9"), recordedDate="yesterday")
-    path = write(bad / "recorded.json", bundle(patient("q"), condition("c1", "q", coding(CM, "G61.82")), dm))
-    _, results = evaluate(path)
+    path = write_json(bad / "recorded.json", bundle(patient("q"), condition("c1", "q", coding(CM, "G61.82")), dm))
+    _, results = evaluate_json(path)
     [result] = results
     assert result["status"] == "ok" and result["origins"]["diabetes"] == ["Condition/dm ICD-10-CM E11.9"]
     [note] = [u for u in result["unmapped"] if u["path"] == "Bundle.entry[2].resource.recordedDate"]
@@ -665,7 +630,7 @@ def test_invalid_element_of_a_read_resource(bad):
 
 def test_partial_birth_dates(bad):
     """At 2026-11-25, birthDate "1950" could be 75 or 76: age unknown, listed; "1950-01" is 76 (F09)."""
-    path = write(
+    path = write_json(
         bad / "years.json",
         bundle(
             patient("y", "1950"),
@@ -674,7 +639,7 @@ def test_partial_birth_dates(bad):
             condition("c2", "m", coding(CM, "G61.82")),
         ),
     )
-    _, results = evaluate(path)
+    _, results = evaluate_json(path)
     got = by_id(results)
     assert "age" not in got["y"]["origins"]
     assert got["y"]["unmapped"] == [
@@ -691,7 +656,7 @@ def test_partial_birth_dates(bad):
 
 def test_history_bundle_is_refused(bad):
     """A history Bundle holds versions, not a record: an error at Bundle.type."""
-    path = write(bad / "history.json", bundle(patient("h"), kind="history"))
+    path = write_json(bad / "history.json", bundle(patient("h"), kind="history"))
     error = the_error(_with_good(bad, path), "history.json:1")
     assert error["field"] == "Bundle.type" and "a Bundle of type 'history'" in error["message"]
 
@@ -702,14 +667,14 @@ def test_history_bundle_is_refused(bad):
 )
 def test_empty_bundle(bad, document):
     """A Bundle with no entry is one error result, not nothing."""
-    path = write(bad / "empty.json", document)
+    path = write_json(bad / "empty.json", document)
     error = the_error(_with_good(bad, path), "empty.json:1")
     assert error["field"] == "Bundle.entry" and error["message"].startswith("the Bundle holds no Patient")
 
 
 def test_bundle_with_two_patients(bad):
     """Two Patients in one Bundle: two cases, with the Patients' ids, each with its own resources."""
-    path = write(
+    path = write_json(
         bad / "two.json",
         bundle(
             patient("one"),
@@ -718,7 +683,7 @@ def test_bundle_with_two_patients(bad):
             condition("c2", "two", coding(CM, "G70.00")),
         ),
     )
-    code, results = evaluate(path)
+    code, results = evaluate_json(path)
     assert code == 0 and [r["id"] for r in results] == ["one", "two"]
     assert [r["ivig"]["rule"] for r in results] == ["mmn-general", "mg-general"]
 
@@ -769,7 +734,7 @@ def one_bundle_each(tmp_path):
     folder = tmp_path / "bundles"
     folder.mkdir()
     for pid, resources in BULK_PATIENTS.items():
-        write(folder / f"{pid}.json", bundle(patient(pid, BIRTHS[pid]), *resources, IVIG_MEDICATION))
+        write_json(folder / f"{pid}.json", bundle(patient(pid, BIRTHS[pid]), *resources, IVIG_MEDICATION))
     return folder
 
 
@@ -780,9 +745,9 @@ def _comparable(result):
 def test_bulk_export_as_directory_equals_one_bundle_each(export, one_bundle_each):
     """A directory of NDJSON is one export joined per Patient; each case equals its Bundle's, but for where
     it was read (source, line, the FHIR paths)."""
-    code, results = evaluate(export)
+    code, results = evaluate_json(export)
     assert code == 0 and [r["id"] for r in results] == ["b1", "b2", "b3"]
-    _, expected = evaluate(one_bundle_each)
+    _, expected = evaluate_json(one_bundle_each)
     bulk, bundles = by_id(results), by_id(expected)
     for pid in BULK_PATIENTS:
         got, want = _comparable(bulk[pid]), _comparable(bundles[pid])
@@ -796,8 +761,8 @@ def test_bulk_export_as_directory_equals_one_bundle_each(export, one_bundle_each
 
 def test_bulk_export_as_list_of_files_equals_directory(export):
     """Naming the export's files gives what naming its directory gives."""
-    _, as_directory = evaluate(export)
-    _, as_files = evaluate(*sorted(export.glob("*.ndjson")))
+    _, as_directory = evaluate_json(export)
+    _, as_files = evaluate_json(*sorted(export.glob("*.ndjson")))
     assert as_files == as_directory
 
 
@@ -807,7 +772,7 @@ def test_bulk_export_mixed_with_yaml_and_csv(export, tmp_path):
         "id: from-yaml\ndiagnosis: gbs\nwalks_unaided: false\nweight_kg: 70\n", encoding="utf-8"
     )
     (tmp_path / "cases.csv").write_text("id,diagnosis,weight_kg\nfrom-csv,mmn,60\n", encoding="utf-8")
-    code, results = evaluate(tmp_path / "case.yaml", export, tmp_path / "cases.csv")
+    code, results = evaluate_json(tmp_path / "case.yaml", export, tmp_path / "cases.csv")
     assert code == 0
     assert [r["id"] for r in results] == ["from-yaml", "b1", "b2", "b3", "from-csv"]
     got = by_id(results)
@@ -822,7 +787,7 @@ def test_bulk_malformed_line_costs_one_line(export):
     path = export / "Condition.ndjson"
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     path.write_text(lines[0] + '{"resourceType": "Condition", "id": "cut", \n' + "".join(lines[1:]), encoding="utf-8")
-    code, results = evaluate(export)
+    code, results = evaluate_json(export)
     assert code == 1
     [error] = [r["error"] for r in results if r["status"] == "error"]
     assert error["source"] == str(path) and error["message"].startswith("not valid JSON")
@@ -834,7 +799,7 @@ def test_bulk_malformed_line_names_its_line(export):
     path = export / "Condition.ndjson"
     lines = path.read_text(encoding="utf-8").splitlines(keepends=True)
     path.write_text(lines[0] + '{"resourceType": "Condition", "id": "cut", \n' + "".join(lines[1:]), encoding="utf-8")
-    _, results = evaluate(export)
+    _, results = evaluate_json(export)
     [error] = [r["error"] for r in results if r["status"] == "error"]
     assert error["line"] == 2
 
@@ -845,7 +810,7 @@ def test_bulk_orphan_and_missing_medication(export):
     _ndjson(export / "Medication.ndjson", [dict(IVIG_MEDICATION, id="other")])
     with (export / "Condition.ndjson").open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(condition("lost", "b9", coding(CM, "G61.82"))) + "\n")
-    code, results = evaluate(export)
+    code, results = evaluate_json(export)
     assert code == 1 and [r["id"] for r in results] == ["b1", "b2", "b3", "Condition/lost"]
     assert the_error(results, "b1")["field"] == "MedicationRequest.medicationReference.reference"
     assert the_error(results, "Condition/lost")["message"] == (
@@ -857,7 +822,7 @@ def test_bulk_patient_with_a_name(export):
     """A Patient with a human name is a Patient like any other."""
     rows = [patient(pid, birth, name=[{"family": "Doe", "given": ["Jo"]}]) for pid, birth in BIRTHS.items()]
     _ndjson(export / "Patient.ndjson", rows)
-    code, results = evaluate(export)
+    code, results = evaluate_json(export)
     assert code == 0 and [r["id"] for r in results] == ["b1", "b2", "b3"]
 
 
@@ -902,7 +867,7 @@ def test_fhir_map_without_explain_is_the_case_file():
 
 def test_fhir_map_id_filter(tmp_path):
     """--id keeps one Patient's case; an id no case has is a usage error (exit 2)."""
-    path = write(
+    path = write_json(
         tmp_path / "two.json",
         bundle(
             patient("one"),
@@ -955,8 +920,8 @@ def test_contained_corticosteroid_sets_planned_cotherapy(tmp_path):
         "medicationReference": {"reference": "#med0311"},
         "subject": {"reference": "Patient/p"},
     }
-    path = write(tmp_path / "steroid.json", bundle(patient("p"), condition("c", "p", coding(CM, "G61.82")), order))
-    _, [result] = evaluate(path)
+    path = write_json(tmp_path / "steroid.json", bundle(patient("p"), condition("c", "p", coding(CM, "G61.82")), order))
+    _, [result] = evaluate_json(path)
     assert result["status"] == "ok", result["error"]
     assert result["origins"]["planned_cotherapy"] == ["MedicationRequest/rx SNOMED CT 116602009"]
     rules = [t["rule"] for t in result["trace"]]
@@ -1017,7 +982,7 @@ def test_mutation_wrong_golden_expectation_fails(golden_results):
 def test_mutation_removed_code_breaks_the_golden_bundle(mutated_map):
     """Without the SNOMED MMN code in the mapping, the MMN golden Bundle no longer gives a case."""
     mutated_map('      - {system: snomed, code: "230591002"', '      - {system: snomed, code: "230591009"')
-    _, [result] = evaluate(BUNDLES / "mmn.json")
+    _, [result] = evaluate_json(BUNDLES / "mmn.json")
     case = next(c for c in GOLDEN if c["id"] == "mmn-1")
     with pytest.raises(AssertionError):
         test_golden_bundle(case, {"mmn-1": result})

@@ -24,25 +24,14 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
-from helpers import ROOT
+from helpers import AS_OF, CM, LOINC, ROOT, UCUM, body_weight, coding, evaluate_json, invoke, write_json
 
-from ivig_advisor.cli import main
-
-AS_OF = "2026-11-25"
-CM = "http://hl7.org/fhir/sid/icd-10-cm"
 WHO = "http://hl7.org/fhir/sid/icd-10"
 PCS = "http://www.cms.gov/Medicare/Coding/ICD10"
-LOINC = "http://loinc.org"
-UCUM = "http://unitsofmeasure.org"
 ATC = "http://www.whocc.no/atc"
 
 
 # -- records -------------------------------------------------------------------------
-
-
-def coding(system, code, display=None):
-    return {"system": system, "code": code, **({"display": display} if display else {})}
 
 
 def patient(pid="p", birth="1970-06-01", gender="female"):
@@ -59,15 +48,7 @@ def condition(rid, *codings, pid="p"):
 
 
 def weight(rid, value, unit="kg", when="2026-11-01", pid="p", **quantity):
-    return {
-        "resourceType": "Observation",
-        "id": rid,
-        "status": "final",
-        "subject": {"reference": f"Patient/{pid}"},
-        "code": {"coding": [coding(LOINC, "29463-7")]},
-        "effectiveDateTime": when,
-        "valueQuantity": {"value": value, "unit": unit, "system": UCUM, "code": unit, **quantity},
-    }
+    return body_weight(rid, {"value": value, "unit": unit, "system": UCUM, "code": unit, **quantity}, pid, when)
 
 
 def ivig_order(rid="rx", pid="p"):
@@ -99,11 +80,6 @@ def bundle(*resources, urls=None):
     return {"resourceType": "Bundle", "type": "collection", "entry": entries}
 
 
-def write(path: Path, document) -> Path:
-    path.write_text(json.dumps(document, indent=1), encoding="utf-8")
-    return path
-
-
 def write_export(directory: Path, files: dict) -> Path:
     directory.mkdir()
     for name, resources in files.items():
@@ -112,17 +88,6 @@ def write_export(directory: Path, files: dict) -> Path:
 
 
 # -- running -------------------------------------------------------------------------
-
-
-def invoke(*args):
-    return CliRunner().invoke(main, [str(a) for a in args])
-
-
-def evaluate(*paths):
-    """`ivig evaluate --format json` of paths: (exit code, results)."""
-    out = invoke("evaluate", "--format", "json", "--quiet", "--as-of", AS_OF, *paths)
-    assert out.exit_code in (0, 1), f"exit {out.exit_code}: {out.output}{out.exception!r}"
-    return out.exit_code, json.loads(out.stdout)
 
 
 def fhir_map(*paths, explain=True):
@@ -148,8 +113,8 @@ MALFORMED_CM = ["G61.8.2", "G.61.82", "G61..82", ".G6182.", "G6.182", "G618.2", 
 def test_malformed_icd10cm_code_is_not_mmn(tmp_path, code):
     """G61.82 (MMN) written with a dot out of place is no code: no MMN, no 140 g; it is listed
     under unmapped with why, and the record is out of scope (no diagnosis read)."""
-    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, code)), weight("w", 70)))
-    _, [result] = evaluate(path)
+    path = write_json(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, code)), weight("w", 70)))
+    _, [result] = evaluate_json(path)
     assert result["status"] == "ok", result["error"]
     assert result["ivig"]["rule"] == "out-of-scope"
     assert not (result["dose"] and result["dose"]["total_g"])
@@ -164,8 +129,8 @@ def test_malformed_icd10cm_code_is_not_mmn(tmp_path, code):
 @pytest.mark.parametrize("code", ["G61.82", "G6182"])
 def test_icd10cm_code_as_published_or_without_its_dot_is_mmn(tmp_path, code):
     """The code as published and the same code with its dot left out are both MMN (2 g/kg x 70 kg)."""
-    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, code)), weight("w", 70)))
-    _, [result] = evaluate(path)
+    path = write_json(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, code)), weight("w", 70)))
+    _, [result] = evaluate_json(path)
     assert result["origins"]["diagnosis"] == [f"Condition/dx ICD-10-CM {code}"]
     assert result["dose"]["total_g"] == 140.0
 
@@ -175,8 +140,8 @@ def test_icd10cm_code_as_published_or_without_its_dot_is_mmn(tmp_path, code):
 )
 def test_malformed_code_of_every_dotted_system_is_unmapped(tmp_path, system, code, name):
     """The rule is every dotted system's: WHO ICD-10 G70.0 (myasthenia) written G70..0 is no code either."""
-    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(system, code))))
-    _, [result] = evaluate(path)
+    path = write_json(tmp_path / "b.json", bundle(patient(), condition("dx", coding(system, code))))
+    _, [result] = evaluate_json(path)
     assert result["ivig"]["rule"] == "out-of-scope"
     [entry] = unmapped_of(result, "Condition/dx")
     assert entry["reason"].startswith(f"{code} is no {name} code as written")
@@ -184,7 +149,7 @@ def test_malformed_code_of_every_dotted_system_is_unmapped(tmp_path, system, cod
 
 def test_malformed_prefix_code_gives_no_renal_disease(tmp_path):
     """N18.4 is chronic kidney disease (the N18 prefix) written either way; N1.84 is no code."""
-    path = write(
+    path = write_json(
         tmp_path / "b.json",
         bundle(
             patient(),
@@ -198,7 +163,7 @@ def test_malformed_prefix_code_gives_no_renal_disease(tmp_path):
             condition("dr", coding(CM, "G61.82"), pid="r"),
         ),
     )
-    _, results = evaluate(path)
+    _, results = evaluate_json(path)
     got = {r["id"]: r for r in results}
     assert got["p"]["origins"]["renal_disease"] == ["Condition/ok1 ICD-10-CM N18.4"]
     assert got["q"]["origins"]["renal_disease"] == ["Condition/ok2 ICD-10-CM N184"]
@@ -209,11 +174,11 @@ def test_malformed_prefix_code_gives_no_renal_disease(tmp_path):
 def test_a_malformed_coding_beside_a_mapped_one_is_listed(tmp_path):
     """A Condition coded SNOMED MMN and a malformed ICD-10-CM code: MMN from the SNOMED code, and
     the malformed one listed under unmapped with why."""
-    path = write(
+    path = write_json(
         tmp_path / "b.json",
         bundle(patient(), condition("dx", coding("http://snomed.info/sct", "230591002"), coding(CM, "G61..82"))),
     )
-    _, [result] = evaluate(path)
+    _, [result] = evaluate_json(path)
     assert result["origins"]["diagnosis"] == ["Condition/dx SNOMED CT 230591002"]
     [entry] = unmapped_of(result, "Condition/dx")
     assert entry["codes"] == ["ICD-10-CM G61..82"] and "is no ICD-10-CM code as written" in entry["reason"]
@@ -221,17 +186,17 @@ def test_a_malformed_coding_beside_a_mapped_one_is_listed(tmp_path):
 
 def test_icd10pcs_code_with_a_dot_is_no_plasma_exchange(tmp_path):
     """ICD-10-PCS codes have no dot: 6A55.0Z3 is not 6A550Z3 (plasma exchange)."""
-    path = write(
+    path = write_json(
         tmp_path / "b.json",
         bundle(patient(), condition("dx", coding(CM, "G61.82")), procedure("pe", coding(PCS, "6A55.0Z3"))),
     )
-    _, [result] = evaluate(path)
+    _, [result] = evaluate_json(path)
     assert "planned_cotherapy" not in result["origins"]
     assert [u["codes"] for u in unmapped_of(result, "Procedure/pe")] == [["ICD-10-PCS 6A55.0Z3"]]
 
 
 def test_fhir_map_explain_lists_the_malformed_code(tmp_path):
-    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, "G6.182"))))
+    path = write_json(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, "G6.182"))))
     out = fhir_map(path)
     assert "diagnosis: mmn" not in out.stdout
     assert (
@@ -272,11 +237,11 @@ def test_a_mapping_code_that_breaks_its_system_dot_rule_is_refused(tmp_path):
 @pytest.mark.parametrize("comparator", ["<", "<=", ">=", ">"])
 def test_weight_with_a_comparator_is_a_bound_not_a_weight(tmp_path, comparator):
     """MMN with a weight `> 70 kg`: no weight, no dose in grams (it was 140 g); unmapped says why."""
-    path = write(
+    path = write_json(
         tmp_path / "b.json",
         bundle(patient(), condition("dx", coding(CM, "G61.82")), weight("w", 70, comparator=comparator)),
     )
-    _, [result] = evaluate(path)
+    _, [result] = evaluate_json(path)
     assert result["status"] == "ok", result["error"]
     assert "weight_kg" not in result["origins"] and "weight_kg" in result["missing"]
     assert result["dose"]["total_g"] is None
@@ -290,7 +255,7 @@ def test_weight_with_a_comparator_is_a_bound_not_a_weight(tmp_path, comparator):
 def test_a_bound_later_than_a_weight_leaves_the_weight_unknown(tmp_path):
     """60 kg in March, `< 90 kg` in November: the latest is a bound, so the weight is not known (an
     earlier weight does not stand in for the latest); both are listed under unmapped."""
-    path = write(
+    path = write_json(
         tmp_path / "b.json",
         bundle(
             patient(),
@@ -299,7 +264,7 @@ def test_a_bound_later_than_a_weight_leaves_the_weight_unknown(tmp_path):
             weight("new", 90, when="2026-11-01", comparator="<"),
         ),
     )
-    _, [result] = evaluate(path)
+    _, [result] = evaluate_json(path)
     assert "weight_kg" not in result["origins"] and result["dose"]["total_g"] is None
     [old] = unmapped_of(result, "Observation/old")
     assert old["reason"] == "an earlier body-weight: the latest, Observation/new, is a bound, so the weight is unknown"
@@ -308,7 +273,7 @@ def test_a_bound_later_than_a_weight_leaves_the_weight_unknown(tmp_path):
 
 def test_a_weight_later_than_a_bound_counts(tmp_path):
     """`> 50 kg` in March, 72 kg in November: the latest is a weight, 2 g/kg x 72 kg."""
-    path = write(
+    path = write_json(
         tmp_path / "b.json",
         bundle(
             patient(),
@@ -317,7 +282,7 @@ def test_a_weight_later_than_a_bound_counts(tmp_path):
             weight("new", 72, when="2026-11-01"),
         ),
     )
-    _, [result] = evaluate(path)
+    _, [result] = evaluate_json(path)
     assert result["origins"]["weight_kg"] == ["Observation/new LOINC 29463-7 = 72 kg"]
     assert result["dose"]["total_g"] == 144.0
 
@@ -334,15 +299,15 @@ def test_a_weight_later_than_a_bound_counts(tmp_path):
 def test_weight_value_that_is_not_a_number_is_a_structure_error(tmp_path, value, said):
     """`value: "70"` was silently no weight (the structure check reads it as a decimal): it is an
     error naming the Observation and the path, as true, a list or an object already were."""
-    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, "G61.82")), weight("w", value)))
-    code, [result] = evaluate(path)
+    path = write_json(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, "G61.82")), weight("w", value)))
+    code, [result] = evaluate_json(path)
     assert code == 1 and result["status"] == "error"
     assert result["error"]["field"] == "Bundle.entry[2].resource.valueQuantity.value"
     assert result["error"]["message"].startswith(f"Observation/w: {said}")
 
 
 def test_fhir_map_shows_the_bound_as_not_read(tmp_path):
-    path = write(
+    path = write_json(
         tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, "G61.82")), weight("w", 70, comparator=">"))
     )
     out = fhir_map(path)
@@ -359,7 +324,7 @@ def test_fhir_map_shows_the_bound_as_not_read(tmp_path):
 def itp_bundle(tmp_path):
     """Immune thrombocytopenic purpura (D69.3, not in the mapping), an active IVIG order, CKD stage 4
     (N18.4) and dehydration (E86.0): out of scope, with the critical renal warning."""
-    return write(
+    return write_json(
         tmp_path / "itp.json",
         bundle(
             patient(),
@@ -382,10 +347,10 @@ OTHER_ORIGIN = "no Condition of the record gives a diagnosis the mapping reads (
 def test_unmapped_diagnosis_is_other_with_every_warning(tmp_path):
     """The ITP record gives what the same patient typed as a case gives: out of scope, and the
     critical renal-failure warning among all the others."""
-    code, [result] = evaluate(itp_bundle(tmp_path))
+    code, [result] = evaluate_json(itp_bundle(tmp_path))
     assert code == 0 and result["status"] == "ok", result["error"]
     (tmp_path / "typed.yaml").write_text(ITP_TYPED, encoding="utf-8")
-    _, [typed] = evaluate(tmp_path / "typed.yaml")
+    _, [typed] = evaluate_json(tmp_path / "typed.yaml")
     assert result["ivig"] == typed["ivig"] and result["ivig"]["stance"] == "out-of-scope"
     assert codes(result) == codes(typed) and "renal-failure" in codes(result)
     assert result["max_severity"] == "critical"
@@ -395,7 +360,7 @@ def test_unmapped_diagnosis_is_other_with_every_warning(tmp_path):
 
 def test_other_origin_is_on_the_trace(tmp_path):
     """The trace's diagnosis fact says where `other` came from."""
-    _, [result] = evaluate(itp_bundle(tmp_path))
+    _, [result] = evaluate_json(itp_bundle(tmp_path))
     facts = [f for t in result["trace"] for f in t["matched"] if f.get("name") == "diagnosis"]
     assert facts and all(f["origin"] == [OTHER_ORIGIN] for f in facts)
 
@@ -411,14 +376,14 @@ def test_fhir_map_of_unmapped_diagnosis_is_other_and_round_trips(tmp_path):
         "has this code [Bundle.entry[1].resource.code]" in out.stdout
     )
     (tmp_path / "mapped.yaml").write_text(fhir_map(path, explain=False).stdout, encoding="utf-8")
-    _, [again] = evaluate(tmp_path / "mapped.yaml")
-    _, [direct] = evaluate(path)
+    _, [again] = evaluate_json(tmp_path / "mapped.yaml")
+    _, [direct] = evaluate_json(path)
     assert (again["ivig"], codes(again), again["dose"]) == (direct["ivig"], codes(direct), direct["dose"])
 
 
 def test_record_without_any_condition_is_other(tmp_path):
     """A Patient alone: out of scope, and its origin says nothing is listed as not read."""
-    _, [result] = evaluate(write(tmp_path / "p.json", patient()))
+    _, [result] = evaluate_json(write_json(tmp_path / "p.json", patient()))
     assert result["status"] == "ok" and result["ivig"]["stance"] == "out-of-scope"
     assert result["origins"]["diagnosis"] == [
         "no Condition of the record gives a diagnosis the mapping reads (nothing left unread)"
@@ -427,11 +392,11 @@ def test_record_without_any_condition_is_other(tmp_path):
 
 def test_two_diagnoses_are_still_a_conflict_not_other(tmp_path):
     """`other` is for a record with no diagnosis, never for one with two."""
-    path = write(
+    path = write_json(
         tmp_path / "b.json",
         bundle(patient(), condition("c1", coding(CM, "G61.81")), condition("c2", coding(CM, "G70.00"))),
     )
-    code, [result] = evaluate(path)
+    code, [result] = evaluate_json(path)
     assert code == 1 and "two values of diagnosis" in result["error"]["message"]
 
 
@@ -439,7 +404,7 @@ def test_two_diagnoses_are_still_a_conflict_not_other(tmp_path):
 
 
 def twins(tmp_path, urls=None):
-    return write(
+    return write_json(
         tmp_path / "twins.json",
         bundle(
             patient("p", birth="1970-01-01", gender="female"),
@@ -454,7 +419,7 @@ def twins(tmp_path, urls=None):
 def test_two_patients_with_one_id_in_a_bundle_get_no_advice(tmp_path):
     """Born 1970 F and 1950 M, both Patient/p: two errors (the first got 140 g), each naming both entries."""
     path = twins(tmp_path)
-    code, results = evaluate(path)
+    code, results = evaluate_json(path)
     assert code == 1
     assert [(r["id"], r["status"]) for r in results] == [("p", "error"), ("p", "error")]
     assert [r["error"]["field"] for r in results] == ["Bundle.entry[0].resource", "Bundle.entry[1].resource"]
@@ -468,7 +433,7 @@ def test_two_patients_with_one_id_in_a_bundle_get_no_advice(tmp_path):
 
 def test_two_patients_with_one_id_are_named_by_their_full_urls(tmp_path):
     path = twins(tmp_path, urls=["http://a.example/fhir/Patient/p", "urn:uuid:0b8f6f4e-64b8-4a51-9f5a-5d4c0e5a1a11"])
-    _, results = evaluate(path)
+    _, results = evaluate_json(path)
     assert all(
         "Bundle.entry[0].resource (http://a.example/fhir/Patient/p), Bundle.entry[1].resource "
         "(urn:uuid:0b8f6f4e-64b8-4a51-9f5a-5d4c0e5a1a11)" in r["error"]["message"]
@@ -494,7 +459,7 @@ def test_two_patients_with_one_id_in_a_bulk_export_get_no_advice(tmp_path):
             "Observation.ndjson": [weight("w", 70)],
         },
     )
-    code, results = evaluate(export)
+    code, results = evaluate_json(export)
     assert code == 1
     assert [(r["id"], r["status"], r["line"]) for r in results] == [
         ("p", "error", 1),
@@ -536,22 +501,10 @@ def quantity(value=70, **given):
     return {"value": value, **given}
 
 
-def observed(rid, value_quantity, when="2026-11-01", pid="p"):
-    return {
-        "resourceType": "Observation",
-        "id": rid,
-        "status": "final",
-        "subject": {"reference": f"Patient/{pid}"},
-        "code": {"coding": [coding(LOINC, "29463-7")]},
-        "effectiveDateTime": when,
-        "valueQuantity": value_quantity,
-    }
-
-
 def mmn_weighing(tmp_path, value_quantity, *more):
-    return write(
+    return write_json(
         tmp_path / "b.json",
-        bundle(patient(), condition("dx", coding(CM, "G61.82")), observed("w", value_quantity), *more),
+        bundle(patient(), condition("dx", coding(CM, "G61.82")), body_weight("w", value_quantity), *more),
     )
 
 
@@ -581,7 +534,7 @@ def test_a_weight_whose_unit_and_code_disagree_is_not_read(tmp_path, unit, code)
     """{value 70, unit lb, code kg} was 70 kg and 140 g: if the record meant 70 lb, 2.2 times the dose.
     Which is meant cannot be told, so it is an error naming valueQuantity, as an unknown unit is."""
     path = mmn_weighing(tmp_path, quantity(70, unit=unit, system=UCUM, code=code))
-    exit_code, [result] = evaluate(path)
+    exit_code, [result] = evaluate_json(path)
     assert exit_code == 1 and result["status"] == "error"
     assert result["dose"] is None and result["ivig"] is None
     assert result["error"]["field"] == "Bundle.entry[2].resource.valueQuantity"
@@ -594,7 +547,7 @@ def test_a_weight_whose_unit_ivig_cannot_name_is_not_read(tmp_path):
     """A unit text that is no spelling of any unit the mapping knows (stone) cannot be told to agree
     with the code either: an error, never a dose."""
     path = mmn_weighing(tmp_path, quantity(11, unit="stone", system=UCUM, code="kg"))
-    exit_code, [result] = evaluate(path)
+    exit_code, [result] = evaluate_json(path)
     assert exit_code == 1 and result["error"]["field"] == "Bundle.entry[2].resource.valueQuantity"
     assert "a body-weight whose unit 'stone' is not one ivig can tell is kg" in result["error"]["message"]
 
@@ -615,7 +568,7 @@ def test_a_weight_whose_unit_ivig_cannot_name_is_not_read(tmp_path):
 def test_a_unit_that_restates_its_code_is_read(tmp_path, given, grams):
     """The unit text may say the code's unit in any common spelling, or be left out."""
     value = given.pop("value", 70)
-    _, [result] = evaluate(mmn_weighing(tmp_path, quantity(value, **given)))
+    _, [result] = evaluate_json(mmn_weighing(tmp_path, quantity(value, **given)))
     assert result["status"] == "ok", result["error"]
     assert result["dose"]["total_g"] == grams
 
@@ -623,7 +576,7 @@ def test_a_unit_that_restates_its_code_is_read(tmp_path, given, grams):
 def test_a_unit_given_only_as_text_is_not_read(tmp_path):
     """`unit: kg` with no UCUM code: the R4 vital-signs profile requires the code, and the text is for
     people. It is an error naming valueQuantity.code (as before; F14 says why)."""
-    exit_code, [result] = evaluate(mmn_weighing(tmp_path, quantity(70, unit="kg")))
+    exit_code, [result] = evaluate_json(mmn_weighing(tmp_path, quantity(70, unit="kg")))
     assert exit_code == 1 and result["error"]["field"] == "Bundle.entry[2].resource.valueQuantity.code"
     assert result["error"]["message"].startswith("Observation/w: a body-weight in the unit 'kg' with no system")
 
@@ -659,8 +612,8 @@ FORM_CM = (
 def test_a_code_below_a_prefix_entry_must_be_well_formed(tmp_path, code):
     """M33.1 (other dermatomyositis) matched any tail: 'M33.1 junk' was dermatomyositis, second-line,
     140 g. A code that is not written as ICD-10-CM writes codes matches nothing, and says so."""
-    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, code)), weight("w", 70)))
-    _, [result] = evaluate(path)
+    path = write_json(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, code)), weight("w", 70)))
+    _, [result] = evaluate_json(path)
     assert result["status"] == "ok" and result["ivig"]["rule"] == "out-of-scope"
     assert not (result["dose"] and result["dose"]["total_g"])
     [entry] = unmapped_of(result, "Condition/dx")
@@ -669,8 +622,8 @@ def test_a_code_below_a_prefix_entry_must_be_well_formed(tmp_path, code):
 
 @pytest.mark.parametrize("code", ["M33.1", "M33.13", "M3313", "M33.1X"])
 def test_a_well_formed_code_below_a_prefix_entry_is_read(tmp_path, code):
-    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, code)), weight("w", 70)))
-    _, [result] = evaluate(path)
+    path = write_json(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, code)), weight("w", 70)))
+    _, [result] = evaluate_json(path)
     assert result["origins"]["diagnosis"] == [f"Condition/dx ICD-10-CM {code}"]
 
 
@@ -680,7 +633,7 @@ def test_a_well_formed_code_below_a_prefix_entry_is_read(tmp_path, code):
 def test_a_malformed_kidney_code_sets_no_renal_disease(tmp_path, system, code):
     """'N18 foo' set renal disease (the N18 prefix); WHO ICD-10 codes have at most two digits after
     the dot (who-icd10-2019: B18.00 is the longest)."""
-    path = write(
+    path = write_json(
         tmp_path / "b.json",
         bundle(
             patient(),
@@ -690,7 +643,7 @@ def test_a_malformed_kidney_code_sets_no_renal_disease(tmp_path, system, code):
             weight("w", 70),
         ),
     )
-    _, [result] = evaluate(path)
+    _, [result] = evaluate_json(path)
     assert "renal_disease" not in result["origins"]
     [entry] = unmapped_of(result, "Condition/ckd")
     assert " is no ICD-10" in entry["reason"] and " code as written: " in entry["reason"]
@@ -702,7 +655,7 @@ def test_a_malformed_atc_code_below_a_prefix_entry_is_no_corticosteroid(tmp_path
     def order(rid, code):
         return dict(ivig_order(rid), medicationCodeableConcept={"coding": [coding(ATC, code)]})
 
-    path = write(
+    path = write_json(
         tmp_path / "b.json",
         bundle(
             patient(),
@@ -713,7 +666,7 @@ def test_a_malformed_atc_code_below_a_prefix_entry_is_no_corticosteroid(tmp_path
             dict(order("bad", "H02AB06X"), subject={"reference": "Patient/q"}),
         ),
     )
-    _, results = evaluate(path)
+    _, results = evaluate_json(path)
     got = {r["id"]: r for r in results}
     assert got["p"]["origins"]["planned_cotherapy"] == [f"MedicationRequest/good ATC {ATC_CORTICOSTEROID}"]
     assert "planned_cotherapy" not in got["q"]["origins"]
@@ -756,8 +709,8 @@ def test_a_lower_case_icd_code_is_read_upper_cased_and_says_so(tmp_path, code, p
     """g61.82 was unmapped as 'no entry of the mapping has this code'. ICD-10-CM publishes its codes
     upper-case and none differs from another only in case, so it is read as G61.82, and the
     origin and `normalised` say so (as a case file's other spellings are)."""
-    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, code)), weight("w", 70)))
-    _, [result] = evaluate(path)
+    path = write_json(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, code)), weight("w", 70)))
+    _, [result] = evaluate_json(path)
     assert result["dose"]["total_g"] == 140.0 and not result["unmapped"]
     origin = f"Condition/dx ICD-10-CM {code}" + (f" {READ_UPPER.format(published)}" if published else "")
     assert result["origins"]["diagnosis"] == [origin]
@@ -772,7 +725,7 @@ def test_a_lower_case_icd_code_is_read_upper_cased_and_says_so(tmp_path, code, p
 def test_a_lower_case_kidney_code_keeps_the_renal_warning(tmp_path):
     """n18.4 with an IVIG order lost the renal warning; read as N18.4 it warns, and every output says
     what was read: text (Read as), CSV (normalised) and `fhir map --explain`."""
-    path = write(
+    path = write_json(
         tmp_path / "b.json",
         bundle(
             patient(),
@@ -782,7 +735,7 @@ def test_a_lower_case_kidney_code_keeps_the_renal_warning(tmp_path):
             weight("w", 70),
         ),
     )
-    _, [result] = evaluate(path)
+    _, [result] = evaluate_json(path)
     assert "renal-failure" in codes(result)
     assert result["origins"]["renal_disease"] == [f"Condition/ckd ICD-10-CM n18.4 {READ_UPPER.format('N18.4')}"]
     text = text_of("evaluate", "--quiet", "--as-of", AS_OF, path)
@@ -793,8 +746,8 @@ def test_a_lower_case_kidney_code_keeps_the_renal_warning(tmp_path):
 
 
 def test_a_lower_case_who_code_is_read_upper_cased(tmp_path):
-    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(WHO, "g70.0"))))
-    _, [result] = evaluate(path)
+    path = write_json(tmp_path / "b.json", bundle(patient(), condition("dx", coding(WHO, "g70.0"))))
+    _, [result] = evaluate_json(path)
     assert result["origins"]["diagnosis"] == [
         "Condition/dx ICD-10 g70.0 (read as G70.0: ICD-10 publishes its codes upper-case, F13)"
     ]
@@ -806,8 +759,8 @@ def test_a_lower_case_who_code_is_read_upper_cased(tmp_path):
 def test_a_code_with_whitespace_around_it_says_so(tmp_path, system, code):
     """' G61.82' was 'its one dot comes after the 3rd character', which is not the problem: FHIR's code
     type allows no whitespace before or after a code. Not read, and the reason says what is wrong."""
-    path = write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(system, code)), weight("w", 70)))
-    _, [result] = evaluate(path)
+    path = write_json(tmp_path / "b.json", bundle(patient(), condition("dx", coding(system, code)), weight("w", 70)))
+    _, [result] = evaluate_json(path)
     assert result["ivig"]["rule"] == "out-of-scope"
     [entry] = unmapped_of(result, "Condition/dx")
     assert entry["reason"] == (
@@ -833,7 +786,7 @@ def test_fhir_codes_says_how_codes_are_written_and_read():
 def test_the_count_beside_diagnosis_other_is_what_is_listed(tmp_path):
     """A Condition coded only as text is listed under 'Not read (1)', while the origin beside
     diagnosis: other said '(0 codes not read)'. The origin counts what is listed, in every output."""
-    path = write(
+    path = write_json(
         tmp_path / "b.json",
         bundle(
             patient(),
@@ -847,7 +800,7 @@ def test_the_count_beside_diagnosis_other_is_what_is_listed(tmp_path):
             weight("w", 70),
         ),
     )
-    _, [result] = evaluate(path)
+    _, [result] = evaluate_json(path)
     assert len(result["unmapped"]) == 1
     origin = "no Condition of the record gives a diagnosis the mapping reads (1 not read: see unmapped)"
     assert result["origins"]["diagnosis"] == [origin]
@@ -860,10 +813,10 @@ def test_the_count_beside_diagnosis_other_is_what_is_listed(tmp_path):
 def test_a_weight_code_with_whitespace_is_listed_once(tmp_path):
     """An Observation whose only code is '29463-7 ' is listed once, with why, not a second time as
     'no entry of the mapping has this code'."""
-    observation = observed("w", quantity(70, system=UCUM, code="kg"))
+    observation = body_weight("w", quantity(70, system=UCUM, code="kg"))
     observation["code"] = {"coding": [coding(LOINC, "29463-7 ")]}
-    _, [result] = evaluate(
-        write(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, "G61.82")), observation))
+    _, [result] = evaluate_json(
+        write_json(tmp_path / "b.json", bundle(patient(), condition("dx", coding(CM, "G61.82")), observation))
     )
     assert "weight_kg" not in result["origins"]
     [entry] = unmapped_of(result, "Observation/w")
