@@ -25,7 +25,8 @@ from typing import Callable, Dict, Iterable, Iterator, List, Optional
 from ..base.errors import SourceError
 from ..base.escape import for_terminal
 from ..base.yamlsrc import Located, shown
-from ..core.advisor import GENERAL, Advisor, Result, default_advisor
+from ..core.advisor import GENERAL, Advisor, default_advisor
+from ..core.result import Result
 from ..core.rulebase import DOSE_KEYS, GRADES, SEVERITIES, RuleBase
 from ..core.words import dose_line, suggest
 from ..io.cases import read_cases

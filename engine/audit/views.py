@@ -15,9 +15,10 @@ from ..base.errors import CaseInvalid, RuleBaseInvalid, SourceError, UnknownDiag
 from ..base.yamlsrc import load_one
 from ..batch.pipeline import evaluate_record, evaluate_records
 from ..core import conditions
-from ..core.advisor import Advisor, Result
+from ..core.advisor import Advisor
 from ..core.analysis import domains, fields_behind, live_rules
 from ..core.contract import RESULT_DOSE_KEYS
+from ..core.result import Result
 from ..core.rulebase import DOSE_KEYS, STANCE, RuleBase, RuleSpec, unlisted_files
 from ..core.words import citation, condition_text, dose_line, sentence, suggest, value_label
 from ..io.cases import pick_case, read_cases

@@ -13,7 +13,8 @@ from typing import Callable, Iterable, Iterator, Optional
 
 from ..base.atomic import refuse_inputs, same_file
 from ..base.errors import OutputRefused
-from ..core.advisor import Advisor, Result, default_advisor
+from ..core.advisor import Advisor, default_advisor
+from ..core.result import Result
 from ..io.cases import read_cases
 from ..io.meter import ReadMeter, input_size
 from ..io.record import STDIN, CaseRecord

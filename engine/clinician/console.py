@@ -26,7 +26,8 @@ import yaml
 
 from ..base.errors import AnswerInvalid, OutputRefused, ScriptedAnswerInvalid, Stopped, WriteFailed
 from ..base.escape import for_terminal
-from ..core.advisor import Advisor, Result
+from ..core.advisor import Advisor
+from ..core.result import Result
 from ..output.render import TextRenderer, normalised_text, plain_style
 from ..output.wrap import terminal_width, wrap
 from .interview import COMMANDS, NO, YES, Interview, Step, check_save, save_case

@@ -32,8 +32,9 @@ import yaml
 from ..base.atomic import writable_target, write_text_atomic
 from ..base.errors import AnswerInvalid, CaseInvalid, ResumeError
 from ..core import conditions, words
-from ..core.advisor import Advisor, Result, Run
+from ..core.advisor import Advisor
 from ..core.analysis import domains
+from ..core.result import Result, Run
 from ..core.rulebase import STANCE, RuleSpec
 from ..core.schema import FieldSpec, read_value
 from ..io.cases import pick_case, read_cases
