@@ -9,6 +9,7 @@ from typing import Dict, List, Optional, Set, Tuple
 
 from ..base.errors import CaseInvalid
 from .analysis import live_rules, missing_fields, undecided_rules
+from .attach import LaterEvidenceAttacher
 from .cache.situations import DEFAULT_SIZE, Keyer, SituationCache
 from .compiler import TRACE_KIND, Derived, compile_rulebase
 from .result import Result, Run
@@ -33,6 +34,7 @@ class Advisor:
         self.situations = SituationCache(cache) if cache else None
         self.order = list(self.rulebase.schema.fields)
         self.stamp = self.rulebase.stamp
+        self.later = LaterEvidenceAttacher(self.rulebase)
 
     def engine_for(self, facts: dict):
         """The engine that runs a case: its diagnosis's, built on first use.
@@ -91,8 +93,11 @@ class Advisor:
         beyond its Result: the derived facts, the rules fired and the rules
         still undecided (what `missing`, the interview and `why-not` read).
 
-        A case in a situation seen before is answered from the cache."""
+        A case in a situation seen before is answered from the cache. The later evidence that
+        speaks to the case is attached after (core/attach.py): it reads what the rules
+        concluded and never changes it."""
         run = self._run_or_replay(case)
+        self.later.attach(run)  # after the rules have decided, and after the cache: the case's own
         run.result.source_notes.normalised = [dict(n) for n in case.normalised]  # the case's own, never a cached case's
         run.result.rules = dict(self.stamp)
         return run

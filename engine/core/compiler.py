@@ -104,14 +104,19 @@ def _compile_condition(cond, kind_of, counter):
     return AND(*parts) if isinstance(cond, conditions.AllOf) else OR(*parts)
 
 
+def compile_condition(when: conditions.Condition, kind_of):
+    """The experta pattern of a condition (in negation normal form), each test bound to a name so
+    that a firing learns which facts it matched; `kind_of(name)`: Given or Derived."""
+    return _compile_condition(conditions.normal(when), kind_of, [])
+
+
 def compile_rule(spec: RuleSpec, rulebase: RuleBase) -> Rule:
     """One experta Rule for one rule spec."""
 
     def kind_of(name):
         return Given if name in rulebase.schema.fields else Derived
 
-    cond = conditions.normal(spec.when)
-    patterns = [_compile_condition(cond, kind_of, [])]
+    patterns = [compile_condition(spec.when, kind_of)]
     layer = rulebase.layer(spec.layer)
     if layer.sets_stance:
         # A stance set by an earlier layer is final: later layers only fill

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Ty
 from ..base.errors import RuleBaseInvalid, SourceError
 from ..base.yamlsrc import Located, LocatedList, load_one
 from . import conditions
+from .later import LaterEvidence, read_later_evidence
 from .rulespec import APPLIES, BASES, DOSE_KEYS, DOSE_PER, GRADES, SEVERITIES, STANCE, STATUSES, Layer, RuleSpec
 from .schema import CaseSchema, spelled
 from .words import suggest
@@ -24,7 +25,7 @@ if TYPE_CHECKING:
     from importlib.abc import Traversable
 
 MANIFEST = "rulebase.yaml"
-MANIFEST_KEYS = ("name", "version", "layers", "stances", "rule_files", "data_files")
+MANIFEST_KEYS = ("name", "version", "layers", "stances", "rule_files", "data_files", "later_evidence")
 RULE_KEYS = (
     "id",
     "title",
@@ -89,6 +90,7 @@ class RuleBaseParts(TypedDict):
     extras: Dict[str, object]
     topics: Dict[str, str]
     maintenance: Dict[str, dict]
+    later: LaterEvidence
     digest: str
 
 
@@ -145,6 +147,7 @@ def read_rulebase(directory: Optional[Path], schema: CaseSchema) -> RuleBasePart
     rules, topics, maintenance = _rule_files(files, manifest, layers, stances, errors)
     extras, sources = _data_files(files, manifest, errors)
     _check_whole(rules, layers, extras, sources, schema, errors)
+    later = _later_evidence(files, manifest, rules, schema, topics, errors)
     if errors:
         raise RuleBaseInvalid(errors)
     return RuleBaseParts(
@@ -159,6 +162,7 @@ def read_rulebase(directory: Optional[Path], schema: CaseSchema) -> RuleBasePart
         extras=extras,
         topics=topics,
         maintenance=maintenance,
+        later=later,
         digest=files.content.hexdigest(),
     )
 
@@ -234,6 +238,20 @@ def _data_files(
         if read and _data_file_holds(key, data, files.source(name), errors):
             extras[key], sources[key] = data, files.source(name)
     return extras, sources
+
+
+def _later_evidence(
+    files: RuleDirectory, manifest: Any, rules: List[RuleSpec], schema: CaseSchema, topics, errors
+) -> LaterEvidence:
+    """The later-evidence file the manifest names (`later_evidence`), read and checked (later.py);
+    none when the manifest names none."""
+    name = manifest.get("later_evidence")
+    if name is None:
+        return LaterEvidence()
+    read, data = _listed_file(files, name, manifest.line_of("later_evidence"), "later-evidence", errors)
+    if not read:
+        return LaterEvidence(file=files.source(str(name)))
+    return read_later_evidence(data, files.source(name), schema, rules, topics, errors)
 
 
 def _data_file_holds(key: str, data: Any, source: str, errors: List[SourceError]) -> bool:

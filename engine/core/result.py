@@ -49,6 +49,8 @@ class Result:
     ivig: Optional[dict] = None
     dose: Optional[dict] = None
     warnings: List[dict] = field(default_factory=list)
+    # the later evidence that speaks to this case (core/attach.py): beside the review's stance, never in it
+    later_evidence: List[dict] = field(default_factory=list)
     trace: List[dict] = field(default_factory=list)
     missing: List[str] = field(default_factory=list)
     source: Optional[str] = None
@@ -110,6 +112,7 @@ class Result:
             "max_severity": self.max_severity,
             "dose": self.dose,
             "warnings": self.warnings,
+            "later_evidence": self.later_evidence,
             "trace": self.trace,
             "missing": self.missing,
         }

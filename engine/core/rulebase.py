@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Dict, Iterable, Iterator, List, Optional
 
 from ..base.errors import RuleBaseInvalid
+from .later import LaterEvidence
 from .loader import read_rulebase
 from .rulespec import APPLIES, BASES, DOSE_KEYS, DOSE_PER, GRADES, SEVERITIES, STANCE, STATUSES, Layer, RuleSpec
 from .schema import CaseSchema
@@ -35,6 +36,7 @@ class RuleBase:
         extras: Dict[str, object],
         topics: Dict[str, str],
         maintenance: Dict[str, dict],
+        later: Optional[LaterEvidence] = None,
         digest: str = "",
     ):
         """Built whole by `load`; the arguments are what it read."""
@@ -49,6 +51,7 @@ class RuleBase:
         self.extras = extras  # data files named by the manifest (evidence, claims, ...)
         self.topics = topics  # topic -> the title of its rule file
         self.maintenance = maintenance  # topic -> author, specialist, version (Arden's slots)
+        self.later = later or LaterEvidence()  # the later evidence shown beside the rules (later.py)
         self.by_id = {r.id: r for r in rules}
         self.digest = digest  # sha256 of the schema and every file read, in order
 
@@ -110,10 +113,12 @@ def unlisted_files(root, manifest, also_listed: Iterable[str] = ()) -> List[str]
 
 
 def _manifest_files(manifest: dict) -> List[str]:
-    """The file names a manifest lists (rule_files, data_files), those that can name a file."""
+    """The file names a manifest lists (rule_files, data_files, later_evidence), those that can name a file."""
     rule_files, data_files = manifest.get("rule_files"), manifest.get("data_files")
-    names = (list(rule_files) if isinstance(rule_files, list) else []) + (
-        list(data_files.values()) if isinstance(data_files, dict) else []
+    names = (
+        (list(rule_files) if isinstance(rule_files, list) else [])
+        + (list(data_files.values()) if isinstance(data_files, dict) else [])
+        + [manifest.get("later_evidence")]
     )
     return [name for name in names if isinstance(name, str) and name.strip() and "\0" not in name]
 

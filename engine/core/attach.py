@@ -1,0 +1,157 @@
+"""Attaching later evidence to a case: the entries of the later-evidence file (later.py)
+compiled onto an experta engine of their own, run over a case's facts and the facts its rules
+derived, after the review's rules have decided.
+
+An entry's situation is matched exactly as a rule's condition is (the same condition language,
+compiled by the same compiler onto the same kind of fact), but on a separate engine that reads
+the run and asserts nothing: the review's stance, dose and warnings cannot depend on it. What
+an entry adds to a Result is its note (`later_evidence`) and, for an entry that reports harm in
+the patient's situation, its finding among the patient's warnings, marked as later evidence.
+"""
+
+from typing import Dict, List, Tuple
+
+from . import conditions
+from ._experta import Fact, KnowledgeEngine, Rule, trim_overheads
+from .compiler import TRACE_KIND, Derived, Given, compile_condition
+from .later import LaterEntry
+from .result import Run
+from .rulebase import SEVERITIES, RuleBase
+from .words import plain
+
+MEMO_SIZE = 4096  # situations remembered: a key is the few values the entries test
+
+
+class _NoteEngine(KnowledgeEngine):
+    """The engine the entries are compiled onto: each firing notes an entry and what it matched."""
+
+    def __init__(self):
+        super().__init__()
+        trim_overheads(self)
+        self.notes: List[Tuple[LaterEntry, List[Fact]]] = []
+
+    def note(self, entry: LaterEntry, bound: dict) -> None:
+        matched = sorted((f for f in bound.values() if isinstance(f, Fact)), key=lambda f: f["__factid__"])
+        self.notes.append((entry, matched))
+
+
+def _compiled(rulebase: RuleBase, entries: List[LaterEntry]) -> type:
+    """The engine class holding one experta Rule per entry, firing in the order written."""
+
+    def kind_of(name):
+        return Given if name in rulebase.schema.fields else Derived
+
+    members: Dict[str, object] = {}
+    for position, entry in enumerate(entries):
+
+        def rhs(engine, entry=entry, **bound):
+            engine.note(entry, bound)
+
+        rhs.__name__ = entry.id
+        pattern = compile_condition(entry.when, kind_of)
+        members["entry_" + entry.id.replace("-", "_")] = Rule(pattern, salience=len(entries) - position)(rhs)
+    return type("LaterEvidenceEngine", (_NoteEngine,), members)
+
+
+class LaterEvidenceAttacher:
+    """The later evidence of a rule base, compiled once, attached to run after run."""
+
+    def __init__(self, rulebase: RuleBase):
+        self.rulebase = rulebase
+        self.entries = rulebase.later.live()
+        self.by_id = {e.id: e for e in self.entries}
+        self.fields = rulebase.schema.fields
+        tested = {t.name for e in self.entries for t in conditions.tests(e.when)}
+        self.given = [name for name in self.fields if name in tested]  # schema order: fact ids never vary
+        self.derived = sorted(tested - set(self.fields))
+        self.engine = _compiled(rulebase, self.entries)() if self.entries else None
+        self.memo: Dict[tuple, list] = {}
+
+    def attach(self, run: Run) -> None:
+        """Put the entries that speak to this case on its Result: their notes (`later_evidence`),
+        and the findings of those that report harm among its warnings."""
+        result = run.result
+        if not result.ok or self.engine is None:
+            return
+        notes = self._notes(run.case.facts, run.derived)
+        result.later_evidence = [dict(n, matched=[dict(m) for m in n["matched"]]) for n in notes]
+        harm = [_harm_warning(self.by_id[n["id"]]) for n in notes if n["harm"]]
+        review = [w for w in result.warnings if "later_evidence" not in w]  # attached twice, added once
+        result.warnings = _with_harm(review, harm) if harm else review
+
+    def _notes(self, facts: dict, derived: Dict[str, list]) -> list:
+        key = (
+            tuple((name, _hashable(facts[name])) for name in self.given if name in facts),
+            tuple((name, tuple(derived[name])) for name in self.derived if name in derived),
+        )
+        notes = self.memo.get(key)
+        if notes is None:
+            if len(self.memo) >= MEMO_SIZE:
+                self.memo.clear()
+            notes = self.memo[key] = self._run(facts, derived)
+        return notes
+
+    def _run(self, facts: dict, derived: Dict[str, list]) -> list:
+        engine = self.engine
+        assert engine is not None  # attach() runs no entries on a rule base that has none
+        engine.reset()
+        engine.notes = []
+        known = [Given(name=name, value=facts[name]) for name in self.given if name in facts]
+        known += [Derived(name=name, value=v) for name in self.derived for v in derived.get(name, ())]
+        if known:
+            engine.declare(*known)
+        engine.run()
+        return [_note(entry, matched) for entry, matched in engine.notes]
+
+
+def _hashable(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _note(entry: LaterEntry, matched: List[Fact]) -> dict:
+    """The note of an entry on a Result: what it is, what it found, where to read it, and the
+    facts of the case it attached on (its trace)."""
+    return {
+        "id": entry.id,
+        "title": entry.title,
+        "kind": entry.kind,
+        "relation": entry.relation,
+        "year": entry.year,
+        "citation": entry.citation,
+        "pmid": entry.pmid,
+        "doi": entry.doi,
+        "link": entry.link,
+        "finding": entry.finding,
+        "speaks_to": list(entry.speaks_to),
+        "harm": entry.harm["code"] if entry.harm else None,
+        "matched": [{"fact": TRACE_KIND[type(f)], "name": f["name"], "value": plain(f["value"])} for f in matched],
+    }
+
+
+def _harm_warning(entry: LaterEntry) -> dict:
+    """The finding of an entry that reports harm, as a warning about this patient: no rule of the
+    review's gives it (`rule`: None); `later_evidence` names the entry and `citation` its source."""
+    harm = entry.harm or {}
+    return {
+        "code": harm["code"],
+        "severity": harm["severity"],
+        "applies": "patient",
+        "grade": None,
+        "summary": harm["summary"],
+        "message": harm["message"],
+        "action": harm["action"],
+        "rule": None,
+        "later_evidence": entry.id,
+        "citation": f"{entry.cited} ({entry.year})",
+    }
+
+
+def _with_harm(warnings: List[dict], harm: List[dict]) -> List[dict]:
+    """The warnings with the harm findings among those about this patient, most severe first (the
+    review's before later evidence at one severity); what applies to every infusion stays last."""
+    own = [w for w in warnings if w["applies"] == "patient"] + harm
+    own.sort(key=lambda w: SEVERITIES.index(w["severity"]))
+    return own + [w for w in warnings if w["applies"] != "patient"]
+
+
+__all__ = ["LaterEvidenceAttacher"]
