@@ -45,7 +45,7 @@ class Expectation:
 
     key: str
     shape: str  # text | texts | dose | severity | severities | grades
-    names: Optional[str]  # stance | rule | field | severity | grade: what each text must be; None: any text
+    names: Optional[str]  # stance | rule | field | severity | grade | entry: what each text must be; None: any text
     meaning: str  # how the result is compared, for people (ivig schema, the JSON Schema)
 
 
@@ -69,6 +69,12 @@ EXPECTATIONS = {
             None,
             "the codes among the general precautions for any IVIG infusion "
             "(the warnings' general-precautions entry), exactly, in any order",
+        ),
+        Expectation(
+            "later_evidence",
+            "texts",
+            "entry",
+            "the ids of the later-evidence entries shown with the case (Since 2004), exactly, in any order",
         ),
         Expectation("max_severity", "severity", "severity", "the highest severity among the warnings (null: none)"),
         Expectation(
@@ -282,6 +288,7 @@ def _known(names: str, rulebase: RuleBase) -> list:
         "field": list(rulebase.schema.fields),
         "severity": list(SEVERITIES),
         "grade": list(GRADES),
+        "entry": [e.id for e in rulebase.later.entries],
     }[names]
 
 
@@ -347,8 +354,12 @@ def _compare(key: str, expected, result: Result) -> List[Difference]:
         )
     if key == "dose":
         return _compare_dose(expected, result.dose)
-    if key in ("warnings", "precautions"):
-        actual = [w["code"] for w in (result.warnings if key == "warnings" else _precautions(result))]
+    if key in ("warnings", "precautions", "later_evidence"):
+        actual = (
+            [n["id"] for n in result.later_evidence]
+            if key == "later_evidence"
+            else [w["code"] for w in (result.warnings if key == "warnings" else _precautions(result))]
+        )
         if Counter(actual) == Counter(expected):
             return []
         absent, extra = Counter(expected) - Counter(actual), Counter(actual) - Counter(expected)

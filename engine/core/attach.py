@@ -101,7 +101,10 @@ class LaterEvidenceAttacher:
         if known:
             engine.declare(*known)
         engine.run()
-        return [_note(entry, matched) for entry, matched in engine.notes]
+        first = {}  # an entry whose `any` matched in two ways fired twice: noted once, on its first match
+        for entry, matched in engine.notes:
+            first.setdefault(entry.id, _note(entry, matched))
+        return list(first.values())
 
 
 def _hashable(value):

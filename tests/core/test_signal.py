@@ -52,9 +52,11 @@ RISK_FIELDS = (
 
 
 def no_risk_factor(case: dict) -> bool:
-    """Nothing about this patient that the review names as a risk, and no co-therapy planned."""
+    """Nothing about this patient that the review names as a risk, no co-therapy planned, and
+    no situation a later trial reports harm in (a second GBS course: SID-GBS, issue 28)."""
     return (
         not any(case.get(name) is True for name in RISK_FIELDS)
+        and not (case["diagnosis"] == "gbs" and case.get("incomplete_recovery_after_ivig") is True)
         and (case.get("age") or 0) < 65
         and not case.get("planned_cotherapy")
         and case["diagnosis"] != "paraproteinemic_neuropathy"
