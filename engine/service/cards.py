@@ -14,21 +14,46 @@ the warning's own summary (or, while a rule has none that fits, the rule's
 title), never a sentence cut short. Every card names the review and the rule
 that decided it. Text from the record (ids, codes, displays) is escaped for
 Markdown (escape.for_markdown): an EHR renders `detail`.
+
+Later evidence (issue 28) stands beside the review, never in it: the stance
+card's detail ends its advice with a quiet "Since 2004" part, one line per
+later source that speaks to the case, linked to the source (and the links in
+the card's `links`); its summary, indicator and source stay the review's. A
+harm finding of later evidence (a warning with `later_evidence`, no rule) is
+a card like the review's findings, as loud as its severity, but its source is
+the later source (its label says "Later evidence, not the review", its url
+the source, its topic the entry) and its detail cites it.
 """
 
 import json
 import math
+import urllib.parse
 import uuid
 from typing import List, Optional
 
 from ..base.escape import for_markdown
 from ..core.advisor import GENERAL
+from ..core.later import REVIEW_YEAR
 from ..core.rulebase import SEVERITIES
 from ..core.words import GENERAL_PRECAUTIONS, GRADE_WORDS, dose_line, grade_tag, stance_label
 from ..output.render import TextRenderer, plain_style
 
 SUMMARY_MAX = 139  # the spec: "<140-character summary"
 LOUD = ("critical", "warning")  # the severities that are a card of their own
+SINCE = f"Since {REVIEW_YEAR}"
+LATER_MARK = "Later evidence, not the review"
+# the code system of a harm card's topic: the entries of the rule base's later-evidence file, beside its rules
+LATER_TOPIC = "later-evidence"
+# how an entry bears on the review's statement, as a line of the "Since 2004" part says it
+RELATION_WORDS = {
+    "confirms": "confirms the review",
+    "extends": "extends the review",
+    "contradicts": "contradicts the review",
+    "reports-harm": "reports harm",
+}
+# a URL's characters that may stand in a Markdown link's destination as they are: the others
+# (parentheses, brackets, angle brackets, spaces, backslashes...) are percent-encoded
+_URL_SAFE = ":/?#@!$&'*+,;=%~-._"
 
 
 def short(text: str, limit: int = SUMMARY_MAX) -> str:
@@ -77,6 +102,20 @@ class CardMaker:
             }
         return out
 
+    def later_source(self, entry_id: str) -> dict:
+        """A later source, as the source of the card of its harm finding: marked as later evidence,
+        never the review, with its link, and the entry as the card's topic (what feedback counts)."""
+        entry = self.rulebase.later.by_id[entry_id]
+        return {
+            "label": f"{LATER_MARK}: {entry.citation}",
+            "url": entry.link,
+            "topic": {
+                "system": f"{self.services.source['topic_system']}/{LATER_TOPIC}",
+                "code": entry.id,
+                "display": short(entry.title, 200),
+            },
+        }
+
     def cards(
         self, result, ordered: List[dict], weight: Optional[float], notes: List[str], stance: bool = True
     ) -> List[dict]:
@@ -92,7 +131,8 @@ class CardMaker:
             cards.append(self.stance_card(result, bool(ordered), notes))
         elif any(w["code"] == GENERAL for w in result.warnings):
             # safety before efficacy: said even where the review has no stance to give
-            cards.append(self.card(GENERAL_PRECAUTIONS, "info", "\n".join(self.precaution_lines(result)[1:]), None))
+            lines = self.precaution_lines(result)[1:] + self.since_lines(result)
+            cards.append(self.with_links(self.card(GENERAL_PRECAUTIONS, "info", "\n".join(lines), None), result))
         return cards
 
     def stance_card(self, result, ordered: bool, notes: List[str]) -> dict:
@@ -115,6 +155,7 @@ class CardMaker:
             if result.dose.get("note"):
                 lines.append(f"_{for_markdown(result.dose['note'])}_")
         lines += self.precaution_lines(result)
+        lines += self.since_lines(result)
         if result.missing:
             lines += [
                 "",
@@ -141,9 +182,37 @@ class CardMaker:
         chain = self.text.chain_lines(result) if result.trace else []
         if chain:
             lines += ["", "**How the rules decided:**", "", "```"] + [c.replace("`", "'") for c in chain] + ["```"]
-        return self.card(
+        card = self.card(
             fitting(summary, f"{stance_label(stance)} (Dalakas 2004)"), indicator, "\n".join(lines), result.ivig["rule"]
         )
+        return self.with_links(card, result)
+
+    @staticmethod
+    def since_lines(result) -> List[str]:
+        """Markdown lines, starting with a blank one: the later evidence that speaks to this case,
+        a part of its own after the review's advice, one quiet line per source (its year, kind,
+        how it bears on the review, its title linked to the source); nothing when none does."""
+        notes = result.later_evidence
+        if not notes:
+            return []
+        head = f"**{SINCE}** (later evidence, beside the review's advice and not part of it):"
+        return ["", head] + [
+            f"- {n['year']}, {for_markdown(n['kind'].replace('-', ' '))}, "
+            f"{for_markdown(RELATION_WORDS.get(n['relation'], n['relation']))}: {markdown_link(n['title'], n['link'])}"
+            for n in notes
+        ]
+
+    @staticmethod
+    def with_links(card: dict, result) -> dict:
+        """`card` with a link to each later source that speaks to this case (CDS Hooks `links`: an
+        EHR that shows no link in the Markdown of `detail` shows these)."""
+        links = [
+            {"label": f"{SINCE} ({n['year']}): {' '.join(n['title'].split())}", "url": n["link"], "type": "absolute"}
+            for n in result.later_evidence
+        ]
+        if links:
+            card["links"] = links
+        return card
 
     def precaution_lines(self, result) -> List[str]:
         """Markdown lines, each starting with a blank one: what applies to every infusion (the
@@ -174,7 +243,9 @@ class CardMaker:
         indicator, summary and topic; the detail says each, with the review's grade and the action."""
         w = finding[0]
         detail = "\n\n---\n\n".join(self.warning_detail(each) for each in finding)
-        card = self.card(self.summary(w), w["severity"], detail, w.get("rule"))
+        # a finding of later evidence is no rule's: its source is the later source (one code, one entry)
+        source = self.later_source(w["later_evidence"]) if w.get("later_evidence") else None
+        card = self.card(self.summary(w), w["severity"], detail, w.get("rule"), source)
         if w["severity"] == "critical":
             reasons = self.services.override_reasons
             card["overrideReasons"] = [
@@ -190,13 +261,17 @@ class CardMaker:
             w.get("summary"), rule.title if rule is not None else None, f"IVIG {w['severity']}: see the details"
         )
 
-    @staticmethod
-    def warning_detail(w: dict) -> str:
+    def warning_detail(self, w: dict) -> str:
+        """A warning in a card's detail: its message, the review's grade, the action and, for a
+        finding of later evidence, its citation linked to the source."""
         lines = [for_markdown(w["message"])]
         if w.get("grade"):
             lines.append(f"**Grade:** {for_markdown(GRADE_WORDS.get(w['grade'], w['grade']))}")
         if w.get("action"):
             lines.append(f"**Action:** {for_markdown(w['action'])}")
+        if w.get("later_evidence"):
+            link = self.rulebase.later.by_id[w["later_evidence"]].link
+            lines.append(f"**Source** ({LATER_MARK.lower()}): {markdown_link(w['citation'], link)}")
         return "\n\n".join(lines)
 
     def dose_card(self, result, order: dict, weight: Optional[float]) -> Optional[dict]:
@@ -244,11 +319,25 @@ class CardMaker:
         card["selectionBehavior"] = "at-most-one"
         return card
 
-    def card(self, summary: str, indicator: str, detail: str, rule_id: Optional[str]) -> dict:
-        card = {"uuid": str(uuid.uuid4()), "summary": summary, "indicator": indicator, "source": self.source(rule_id)}
+    def card(
+        self, summary: str, indicator: str, detail: str, rule_id: Optional[str], source: Optional[dict] = None
+    ) -> dict:
+        """A card; its source is `source`, else the review with the rule `rule_id` as its topic."""
+        card = {
+            "uuid": str(uuid.uuid4()),
+            "summary": summary,
+            "indicator": indicator,
+            "source": source or self.source(rule_id),
+        }
         if detail:
             card["detail"] = detail
         return card
+
+
+def markdown_link(text: str, url: str) -> str:
+    """A Markdown link to `url` whose text is `text`, escaped (it cannot become markup or another
+    link); the URL percent-encoded where Markdown would read it otherwise (a DOI's parentheses)."""
+    return f"[{for_markdown(text)}]({urllib.parse.quote(url, safe=_URL_SAFE)})"
 
 
 def _per_infusion(dose: Optional[dict]) -> bool:

@@ -90,6 +90,12 @@ def evaluate(request: dict, tmp_path) -> dict:
     return out
 
 
+def topic_of(warning: dict) -> str:
+    """The topic of a warning's card: its rule, or for a harm finding of later evidence (no rule's,
+    issue 28) its entry."""
+    return warning["rule"] or warning["later_evidence"]
+
+
 def assert_same_as_evaluate(cards, result, weight=None):
     """The cards say what `ivig evaluate` says: one card per finding about this patient (a
     warning code) at critical or warning level, critical first, whose summary is the warning's
@@ -107,14 +113,14 @@ def assert_same_as_evaluate(cards, result, weight=None):
         first.setdefault(w["code"], w)  # the Result lists the most severe first
     by_rule = {c["source"]["topic"]["code"]: c for c in cards[:-1]}
     for w in first.values():
-        card = by_rule.get(w["rule"])
-        assert card is not None, f"no card for the warning {w['code']} ({w['rule']})"
+        card = by_rule.get(topic_of(w))
+        assert card is not None, f"no card for the warning {w['code']} ({topic_of(w)})"
         assert card["indicator"] == w["severity"]
         assert not card["summary"].endswith("…")
         if len(w["summary"]) < 140:
             assert card["summary"] == w["summary"]
     dose_rule = (result.get("dose") or {}).get("rule")
-    extra = [c for c in cards[:-1] if c["source"]["topic"]["code"] not in {w["rule"] for w in first.values()}]
+    extra = [c for c in cards[:-1] if c["source"]["topic"]["code"] not in {topic_of(w) for w in first.values()}]
     assert all(c["source"]["topic"]["code"] == dose_rule for c in extra), topics(extra)
     for card in extra:
         daily = round(result["dose"]["g_per_kg_per_day"] * weight, 1)
