@@ -55,8 +55,11 @@ def wrap(line: str, width: Optional[int], hang: str = "") -> str:
 
     The line's own leading spaces are kept. A word is broken only where it
     could not fit on any line; East Asian wide text, which has no spaces, may
-    break between its characters (not before closing punctuation). With no
-    width (not a terminal) the line is returned as it is.
+    break between its characters (not before closing punctuation). A link is
+    never broken: one that does not fit after the hang starts its line at the
+    first column, and one wider than the terminal is left whole (a broken link
+    cannot be opened or copied). With no width (not a terminal) the line is
+    returned as it is.
     """
     if not width or display_width(line) <= width:
         return line
@@ -70,6 +73,7 @@ def wrap(line: str, width: Optional[int], hang: str = "") -> str:
 # the word after it, so that no line ends with an arrow pointing at nothing.
 _SPACED = re.compile(r"( *)((?:[^\w\s\[\]()\x1b]{1,2} +)?[^ ]+)")
 _CLOSING = ("Pe", "Pf", "Po")  # punctuation that closes: no line starts with it
+_LINK = re.compile(r"https?://")
 
 
 def _words(text: str):
@@ -121,9 +125,13 @@ class _Lines:
         return self.text()
 
     def add(self, word: str, size: int) -> None:
-        """A word that starts a line, or does not fit on this one: on the next, or broken when no line holds it."""
+        """A word that starts a line, or does not fit on this one: on the next, or broken when no line
+        holds it; a link that does not fit after the hang on a line of its own, whole."""
         if not self.fresh:
             self.newline()
+        if self.used + size > self.width and _LINK.match(_SGR.sub("", word)):
+            self.current, self.used, self.fresh = word, size, False
+            return
         self.place("", word, size)  # a line starts with its indent only
 
     def place(self, glue: str, word: str, size: int) -> None:

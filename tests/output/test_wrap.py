@@ -93,6 +93,20 @@ def test_only_a_word_longer_than_any_line_is_broken():
     assert lines[-1].strip().endswith("and more")
 
 
+@pytest.mark.parametrize("width", [40, 80])
+def test_a_link_is_never_broken(width):
+    """A link that does not fit after the hang starts its line at the first column, and one wider
+    than the terminal is left whole: a broken link can be neither opened nor copied."""
+    link = "http://www.fda.gov/BiologicsBloodVaccines/SafetyAvailability/ucm375096.htm"
+    dim, reset = "\x1b[2m", "\x1b[0m"
+    line = f"             Source: US FDA Safety Communication (2013), {dim}{link}{reset} and after"
+    lines = wrap(line, width, " " * 13).split("\n")
+    at = next(i for i, x in enumerate(lines) if link in CONTROL.sub("", x))  # whole, on one line
+    assert CONTROL.sub("", lines[at]).startswith(link)  # from the first column: it did not fit after the hang
+    assert all(columns(x) <= width for x in lines if link not in x)
+    assert words("\n".join(lines)) == words(line)
+
+
 def test_an_arrow_stays_with_the_rule_it_points_to():
     line = "    warning = renal-failure  ← renal-disease-without-known-depletion [assumption]"
     lines = wrap(line, 50, "    │     ").split("\n")
@@ -102,12 +116,13 @@ def test_an_arrow_stays_with_the_rule_it_points_to():
 # -- `ivig evaluate` at a terminal and into a pipe ------------------------------------------
 
 
-def terminal(*args, cwd=ROOT):
+def terminal(*args, cwd=ROOT, colour=False):
     """`ivig ...` with its standard output in a pseudo-terminal of 80 columns (its
     width from the pty alone): what the terminal showed, and the exit status.
-    Standard error goes to a file: the text for a person is the subject here."""
+    Standard error goes to a file: the text for a person is the subject here.
+    Without `colour`, NO_COLOR is set."""
     env = dict(os.environ, TERM="xterm", NO_COLOR="1")
-    for name in ("COLUMNS", "LINES"):
+    for name in ("COLUMNS", "LINES", *(["NO_COLOR"] if colour else [])):
         env.pop(name, None)
     with tempfile.TemporaryDirectory() as folder:
         command = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "ivig_advisor.cli", *args))
