@@ -26,6 +26,7 @@ CSV_COLUMNS = (
     "rule",
     *RESULT_DOSE_KEYS,
     "warnings",
+    "later_evidence",  # the ids of the later-evidence entries shown with the case ('Since 2004')
     "missing",
     "error",
     "source",

@@ -5,6 +5,7 @@ wrapped to the terminal by wrap; the progress line is progress's."""
 import csv
 import io
 import os
+import re
 from collections import Counter
 from dataclasses import dataclass
 from typing import Callable, List, Optional, TextIO
@@ -13,6 +14,7 @@ from ..base.errors import FormatContradicted
 from ..base.escape import for_spreadsheet, for_terminal, json_text
 from ..core.advisor import GENERAL
 from ..core.contract import CSV_COLUMNS, RESULT_DOSE_KEYS
+from ..core.later import REVIEW_YEAR
 from ..core.rulebase import RuleBase
 from ..core.words import basis_and_refs, dose_line, grade_tag, stance_label
 from .wrap import wrap
@@ -29,6 +31,13 @@ SEVERITY_COLOURS = {"critical": "red", "warning": "yellow", "info": "blue"}
 FORMATS = ("text", "json", "jsonl", "csv")  # what `Formatter` and `ResultWriter` write
 # The format an output file's extension names; any other name is written as text by default.
 EXTENSION_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
+# How a later source bears on the review's statement (later.RELATIONS), as a line of text says it.
+RELATION_WORDS = {
+    "confirms": "confirms the review",
+    "extends": "extends the review",
+    "contradicts": "contradicts the review",
+    "reports-harm": "reports harm",
+}
 
 
 def output_format(asked: Optional[str], output: Optional[str]) -> str:
@@ -94,6 +103,7 @@ class TextRenderer:
         s = self.style
         # what is about this patient, in full, before the stance: critical first
         lines = self.headline(result) + self.patient_warning_lines(result) + self.stance_lines(result)
+        lines.extend(self.since_lines(result))
         lines.extend(self.precaution_lines(result.warnings))
         lines.extend(self.unknown_lines(result.missing, unknown))
         normalised = result.source_notes.normalised
@@ -115,19 +125,25 @@ class TextRenderer:
             line += "  -  " + s("CRITICAL: " + ", ".join(result.critical), fg="red", bold=True)
         return [self.fit(line, 4)]
 
-    def patient_warning_lines(self, result) -> List[str]:
-        """The warnings about this patient, in full (what applies to every infusion is one line apart)."""
-        return self.warning_lines(w for w in result.warnings if w["code"] != GENERAL)
+    def patient_warning_lines(self, result, most_severe_last: bool = False) -> List[str]:
+        """The warnings about this patient, in full (what applies to every infusion is one line apart),
+        most severe first; with `most_severe_last`, in the reverse order, so that read upwards from a
+        headline under them they come as they do in reading order. A finding of later evidence is
+        marked so, with its source and where to read it."""
+        links = {note["id"]: note["link"] for note in result.later_evidence}
+        warnings = [w for w in result.warnings if w["code"] != GENERAL]  # most severe first (advisor)
+        return self.warning_lines(reversed(warnings) if most_severe_last else warnings, links)
 
     def stance_lines(self, result) -> List[str]:
-        """What the review says (the stance's summary and rule) and the dose for this patient."""
+        """What the review says (the stance's summary and rule, named as the review's) and the dose for
+        this patient."""
         s = self.style
         source = (
             f"; {for_terminal(result.source)}" + (f":{result.line}" if result.line else "") if result.source else ""
         )
         lines = [
             self.fit(f"  {result.ivig['summary']}", 2),
-            self.fit(s(f"  (rule {result.ivig['rule']}{source})", dim=True), 3),
+            self.fit(s(f"  (the review, {REVIEW_YEAR}: rule {result.ivig['rule']}{source})", dim=True), 3),
         ]
         if result.dose:
             lines.append(self.fit("  " + s("Dose: ", bold=True) + dose_line(result.dose, patient=True), 8))
@@ -177,16 +193,39 @@ class TextRenderer:
             return [self.fit(f"  {heading} " + ", ".join(missing), 4)] if missing else []
         return [f"  {heading}"] + [self.fit(f"    - {item}", 6) for item in unknown] if unknown else []
 
-    def warning_lines(self, warnings) -> List[str]:
+    def warning_lines(self, warnings, links: Optional[dict] = None) -> List[str]:
         """Each warning as a tagged line (with the review's grade of the adverse event), and its
-        action under it."""
+        action under it. A finding of later evidence (no rule of the review's gives it) is as loud
+        as its severity, but marked '(later evidence)' and followed by its source; `links`: where
+        to read each entry, by its id."""
         lines = []
         for w in warnings:
             tag = self.style(f"{w['severity'].upper():8}", fg=SEVERITY_COLOURS[w["severity"]], bold=True)
-            grade = f" {grade_tag(w.get('grade'))}" if w.get("grade") else ""
-            lines.append(self.fit(f"    {tag} {w['code']}{grade}: {w['message']}", 13))
+            later = w.get("later_evidence")
+            mark = " (later evidence)" if later else f" {grade_tag(w.get('grade'))}" if w.get("grade") else ""
+            lines.append(self.fit(f"    {tag} {w['code']}{mark}: {w['message']}", 13))
             if w.get("action"):
                 lines.append(self.fit(f"             -> {w['action']}", 16))
+            if later:
+                link = (links or {}).get(later)
+                source = for_terminal(w["citation"] + (f", {link}" if link else ""))
+                lines.append(self.fit(f"             {self.style('Source:', dim=True)} {source}", 13))
+        return lines
+
+    def since_lines(self, result) -> List[str]:
+        """The later evidence that speaks to this case ('Since 2004'), beside the review's advice and
+        never in it: quiet, one line an entry (its year, kind and relation to the review, what it
+        found, its source and where to read it); none when no entry speaks to the case."""
+        if not result.later_evidence:
+            return []
+        s = self.style
+        heading = f"  {s(f'Since {REVIEW_YEAR}:', bold=True)} later evidence beside the review's advice, not part of it"
+        lines = [self.fit(heading, 4)]
+        for note in result.later_evidence:
+            what = f"{note['kind'].replace('-', ' ')}, {RELATION_WORDS[note['relation']]}"
+            found = for_terminal(f"    {note['year']}  {what}: {note['title']}. ")
+            source = s(for_terminal(f"{short_citation(note['citation'])}, {note['link']}"), dim=True)
+            lines.append(self.fit(found + source, 10))
         return lines
 
     def precaution_lines(self, warnings) -> List[str]:
@@ -206,7 +245,8 @@ class TextRenderer:
         outputs = [result.ivig["rule"]]
         if result.dose:
             outputs.append(result.dose["rule"])
-        outputs += [w["rule"] for w in result.warnings if w["severity"] != "info"]
+        # a finding of later evidence has no rule (`rule`: None): the tree is the review's reasoning
+        outputs += [w["rule"] for w in result.warnings if w["severity"] != "info" and w["rule"] is not None]
         lines, shown = [], set()
         for rule_id in dict.fromkeys(outputs):
             entry = first_by_rule.get(rule_id)
@@ -308,8 +348,18 @@ def _as_written(value) -> str:
     return str(value)
 
 
+_ET_AL = re.compile(r"^([^,.]+), [^.]*\bet al\.\s*")  # 'Hughes RAC, Donofrio P, ..., et al. ' up to the journal
+
+
+def short_citation(citation: str) -> str:
+    """A citation with its list of authors cut to the first ('Hughes RAC et al. Lancet Neurol 2008;...');
+    one that lists every author, or none, as it is."""
+    return _ET_AL.sub(r"\1 et al. ", citation, count=1)
+
+
 def csv_row(result) -> list:
-    """One case as a CSV row: warnings are codes, and missing fields names, joined by ';'.
+    """One case as a CSV row: warnings are codes, and missing fields names, joined by ';'; so are
+    the ids of the later-evidence entries that speak to it (`later_evidence`).
 
     The highest severity and the critical codes sit beside the stance, so a
     spreadsheet filtered on the stance still shows them. `unmapped` (last) lists, for a
@@ -327,6 +377,7 @@ def csv_row(result) -> list:
         (result.ivig or {}).get("rule", ""),
         *("" if dose.get(k) is None else dose[k] for k in RESULT_DOSE_KEYS),
         ";".join(w["code"] + (f" ({w['grade']})" if w.get("grade") else "") for w in result.warnings),
+        ";".join(note["id"] for note in result.later_evidence),
         ";".join(result.missing),
         error.get("message", "") + (f" [{error['field']}]" if error.get("field") else ""),
         result.source or "",
