@@ -161,7 +161,8 @@ class _Console:
             + (", so it may change" if still else "")
             + "):"
         )
-        click.echo("\n".join(renderer.verdict(result) + renderer.precaution_lines(result.warnings)))
+        advice = renderer.verdict(result) + renderer.since_lines(result) + renderer.precaution_lines(result.warnings)
+        click.echo("\n".join(advice))
         if still:
             click.echo("  " + self.style("Still unknown, could change the advice:", bold=True))
             click.echo("\n".join(renderer.fit(f"    - {question}", 6) for question in still))
@@ -364,7 +365,8 @@ class VerdictLast(TextRenderer):
         verdict is laid out so that the headline and the warnings about this patient are on
         the last screen: the stance and dose go above the headline when all does not fit, and
         the headline, which names every critical code, under the warnings when they alone
-        fill the screen."""
+        fill the screen, the most severe warnings last, right above it: what scrolls off is
+        the least severe (findings of later evidence add warnings that can fill a screen)."""
         details = self.detail_lines(result, unknown)
         head, warns, stance = self.headline(result), self.patient_warning_lines(result), self.stance_lines(result)
         room = rows - ROWS_BELOW_ADVICE if rows else None
@@ -373,7 +375,7 @@ class VerdictLast(TextRenderer):
         elif _height(head + warns) < room:
             verdict = stance + [""] + head + warns
         else:
-            verdict = stance + warns + head
+            verdict = stance + self.patient_warning_lines(result, most_severe_last=True) + head
         return details + [""] + verdict
 
     def verdict(self, result: Result) -> List[str]:
@@ -382,7 +384,8 @@ class VerdictLast(TextRenderer):
 
     def detail_lines(self, result: Result, unknown: List[str]) -> List[str]:
         """The chain of rules, then the general precautions, what was read from another
-        spelling, and the questions left unknown that could change the advice."""
+        spelling, the questions left unknown that could change the advice, and the later
+        evidence ('Since 2004'), right above the review's stance in the verdict."""
         s, lines = self.style, []
         if self.chain and result.trace:
             lines.append("  " + s("How:", bold=True))
@@ -391,6 +394,7 @@ class VerdictLast(TextRenderer):
         if result.normalised:
             lines.append(self.fit("  " + s("Read as: ", bold=True) + normalised_text(result.normalised), 4))
         lines.extend(self.unknown_lines(result.missing, unknown))
+        lines.extend(self.since_lines(result))
         return lines
 
 

@@ -330,9 +330,9 @@ def test_resume_asks_only_what_is_missing(tmp_path):
 
 def test_scripted_answers_from_a_pipe(tmp_path):
     # in the order the rules give: what can raise a warning about this patient (IgA deficiency,
-    # kidney disease, age, diabetes, platelets low and high, co-therapy, migraine, serum
-    # globulins), then the stance (a second course, walking), then the weight
-    script = "gbs\nno\nno\n50\nno\nno\nno\nnone\nno\nno\nno\nno\n70\n" + "unknown\n" * 30
+    # kidney disease, a second course: harm found since 2004, age, diabetes, platelets low and
+    # high, co-therapy, migraine, serum globulins), then the stance (walking), then the weight
+    script = "gbs\nno\nno\nno\n50\nno\nno\nno\nnone\nno\nno\nno\n70\n" + "unknown\n" * 30
     run = subprocess.run(
         [sys.executable, "-m", "ivig_advisor.cli", "interview", "--save", "s.yaml"],
         input=script,

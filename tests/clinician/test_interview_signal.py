@@ -117,7 +117,7 @@ def last_screen(transcript: str, rows: int = ROWS, width: int = COLUMNS):
     return shown[-rows:]
 
 
-def test_the_last_screen_at_80x24_shows_the_headline_and_every_warning_about_the_patient(tmp_path):
+def test_the_last_screen_at_80x24_shows_the_headline_and_the_most_severe_warnings_about_the_patient(tmp_path):
     _, transcript = asked_in_order(cwd=tmp_path, answers=MMN_ELDERLY)
     screen = last_screen(transcript)
     text = " ".join(" ".join(screen).split())
@@ -129,6 +129,32 @@ def test_the_last_screen_at_80x24_shows_the_headline_and_every_warning_about_the
     # the rest came before: the chain, and the lines no clinician needs on the last screen
     whole = "\n".join(screen_lines(transcript))
     assert whole.index("How:") < whole.rindex("CRITICAL: avoid-corticosteroids")
+
+
+# A second GBS course for a patient with two critical risks: later evidence adds two harm findings
+# (SID-GBS, the FDA's boxed warning), and the warnings alone fill more than a screen.
+GBS_SECOND_COURSE_AT_RISK = {
+    "diagnosis": "gbs",
+    "incomplete_recovery_after_ivig": True,
+    "walks_unaided": False,
+    "age": 81,
+    "renal_disease": True,
+    "volume_depletion": True,
+    "iga_deficiency": True,
+    "anti_iga_antibodies": True,
+    "weight_kg": 70,
+}
+
+
+def test_when_the_warnings_fill_the_screen_the_critical_ones_stand_right_above_the_headline(tmp_path):
+    _, transcript = asked_in_order(cwd=tmp_path, answers=GBS_SECOND_COURSE_AT_RISK)
+    screen = "\n".join(last_screen(transcript))
+    assert re.search(r"^interview +IVIG not established +- +CRITICAL: anaphylaxis-iga, renal-failure", screen, re.M)
+    for code in ("anaphylaxis-iga", "renal-failure"):
+        assert re.search(rf"^ +CRITICAL +{code}\b", screen, re.M), screen
+    whole = "\n".join(screen_lines(transcript))  # the harm findings were shown whole, above
+    for code in ("later-second-gbs-course-harm", "later-thrombosis-boxed-warning"):
+        assert re.search(rf"^ +WARNING +{code} \(later evidence\):", whole, re.M), code
 
 
 # -- 3. quit gives the advice so far -------------------------------------------------------------
