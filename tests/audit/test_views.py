@@ -623,6 +623,7 @@ def test_shell_completion_offers_rule_ids_of_the_rules_named(rules_copy):
     """`_IVIG_COMPLETE` (click's protocol, as bash calls it) completes a rule id for
     show, why-not and sign, from --rules when given."""
     mutate(rules_copy / "mmn.yaml", "id: mmn-general\n", "id: mmn-general-renamed\n")
+    mutate(rules_copy / "later-evidence.yaml", "[mmn-general,", "[mmn-general-renamed,")  # the entry speaking to it
 
     def complete(words):
         env = dict(os.environ, _IVIG_COMPLETE="bash_complete", COMP_WORDS=words, COMP_CWORD=str(len(words.split()) - 1))
