@@ -412,19 +412,25 @@ def rules_option(f):
     )(f)
 
 
-def _complete_rule_ids(ctx, param, incomplete: str) -> list:
-    """Shell completion of a rule id (`_IVIG_COMPLETE`), from the rule base the
-    command line names with --rules, else the packaged one; nothing if it does not load."""
+def _completion_rulebase(ctx):
+    """The rule base a command line being completed names with --rules, else the packaged one;
+    None if it does not load."""
     from pathlib import Path
 
     from ivig_advisor.engine import RuleBase
 
     rules_dir = ctx.params.get("rules_dir") or (ctx.parent.params.get("rules_dir") if ctx.parent else None)
     try:
-        rulebase = RuleBase.load(Path(rules_dir) if rules_dir else None)
+        return RuleBase.load(Path(rules_dir) if rules_dir else None)
     except Exception:  # noqa: BLE001 - completion must never print a traceback into the shell
-        return []
-    return [rule.id for rule in rulebase.rules if rule.id.startswith(incomplete)]
+        return None
+
+
+def _complete_rule_ids(ctx, param, incomplete: str) -> list:
+    """Shell completion of a rule id (`_IVIG_COMPLETE`), from the rule base the
+    command line names with --rules, else the packaged one; nothing if it does not load."""
+    rulebase = _completion_rulebase(ctx)
+    return [rule.id for rule in rulebase.rules if rule.id.startswith(incomplete)] if rulebase else []
 
 
 def _say(text: str, err=False):
@@ -739,9 +745,10 @@ def fhir_codes(fmt, rules_dir):
 @click.pass_context
 def audit(ctx, rules_dir):
     """For clinical reviewers: the rules in plain language, their provenance and
-    sign-off, a static check, coverage, why a rule did not fire, and what an
-    edit changes. Each subcommand takes --rules DIR (also accepted before the
-    subcommand, as `ivig audit --rules DIR check`)."""
+    sign-off, the later evidence beside them (since 2004), a static check,
+    coverage, why a rule did not fire, and what an edit changes. Each subcommand
+    takes --rules DIR (also accepted before the subcommand, as
+    `ivig audit --rules DIR check`)."""
     ctx.obj = {"rules_dir": rules_dir}
 
 
@@ -820,17 +827,48 @@ def audit_show(rule_id, fmt, rules_dir, case_paths):
         click.echo(show_text(view, _style()))
 
 
+@audit.command("evidence")
+@format_option(*AUDIT_FORMATS, help="text for a person; markdown for a review document; json for programs.")
+@rules_option
+def audit_evidence(fmt, rules_dir):
+    """The later evidence beside the review (since 2004): every entry with its situation in
+    words, what it found, its kind, relation, year, source, quote and where it was read, its
+    harm finding and its sign-off; then the leads that could not be confirmed (gaps)."""
+    from ivig_advisor.engine.audit.evidence import evidence_listing
+    from ivig_advisor.engine.audit.signoff import ReviewLog
+    from ivig_advisor.engine.audit.text import evidence_markdown, evidence_text
+
+    rulebase = _load_rules(rules_dir)
+    log = ReviewLog.load(rulebase)
+    for error in log.errors:
+        _say(f"warning: {error}", err=True)
+    listing = evidence_listing(rulebase, log)
+    if fmt == "json":
+        _echo_json(listing)
+    elif fmt == "markdown":
+        click.echo(evidence_markdown(listing))
+    else:
+        click.echo(evidence_text(listing, _style()))
+
+
 @audit.command("check", epilog=exit_status("a finding"))
 @format_option("text", "json")
 @rules_option
-@click.option("--strict", is_flag=True, help="Also fail on rules without a current 'approved' sign-off.")
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Also fail on rules and later-evidence entries without a current 'approved' sign-off, and on notes.",
+)
 def audit_check(fmt, rules_dir, strict):
     """Static verification, exhaustive over the fact space; exit 1 on any finding.
 
     On load: schema errors, unknown fields or values, duplicate ids, missing
     provenance. Then, for every diagnosis and every combination of the values
     the rules distinguish: unreachable rules, conflicting stances, doses or
-    warning severities, redundant and subsumed rules, and gaps.
+    warning severities, redundant and subsumed rules, and gaps. Of the later
+    evidence: situations that can never hold, harm resting on neither a
+    controlled trial nor a regulator, retired rules spoken to; a source not
+    checked for three years is a note (a finding with --strict).
     """
     from ivig_advisor.engine.audit.text import check_text
     from ivig_advisor.engine.audit.views import check
@@ -913,26 +951,35 @@ def audit_diff(paths, fmt, rules_dir, base_dir):
     _exit(0 if report.ok else EXIT_FOUND)
 
 
+def _complete_signable_ids(ctx, param, incomplete: str) -> list:
+    """Shell completion of what `audit sign` takes: a rule's id, or a later-evidence entry's."""
+    rulebase = _completion_rulebase(ctx)
+    ids = [rule.id for rule in rulebase.rules] + [entry.id for entry in rulebase.later.entries] if rulebase else []
+    return [i for i in ids if i.startswith(incomplete)]
+
+
 @audit.command("sign")
-@click.argument("rule_ids", metavar="RULE...", nargs=-1, required=True, shell_complete=_complete_rule_ids)
+@click.argument("rule_ids", metavar="RULE...", nargs=-1, required=True, shell_complete=_complete_signable_ids)
 @rules_option
 @click.option("--verdict", type=click.Choice(("approved", "needs-change")), required=True)
 @click.option("--reviewer", required=True, help="Who gives the verdict.")
 @click.option("--comment", help="What to change (required with needs-change).")
 @click.option("--date", help="The date of the review (default: today), YYYY-MM-DD.")
 def audit_sign(rule_ids, rules_dir, verdict, reviewer, comment, date):
-    """Record a reviewer's verdict on rules in the review log beside the rules.
+    """Record a reviewer's verdict on rules, or on later-evidence entries (by their ids, as
+    `ivig audit evidence` lists them), in the review log beside the rules.
 
     The verdict is tied to a hash of what decides the rule's outcome: edit the
     rule, a rule that feeds or pre-empts it, or the layer order, and the
-    sign-off shows as stale. All or nothing: one bad rule id or a damaged log
-    records nothing (exit 2).
+    sign-off shows as stale; an entry's, when the entry, a rule that decides
+    its situation, or a rule it speaks to changes. All or nothing: one bad id
+    or a damaged log records nothing (exit 2).
     """
-    from ivig_advisor.engine.audit.signoff import sign
+    from ivig_advisor.engine.audit.signoff import sign, signed_id
 
     path, entries = sign(_load_rules(rules_dir), rule_ids, verdict, reviewer, comment, date)
     for entry in entries:
-        _say(f"{entry['rule']}: {verdict} by {entry['reviewer']} on {entry['date']} (hash {entry['hash']})")
+        _say(f"{signed_id(entry)}: {verdict} by {entry['reviewer']} on {entry['date']} (hash {entry['hash']})")
     _say(f"recorded {len(entries)} sign-off{'s' if len(entries) != 1 else ''} in {path}")
 
 
@@ -949,7 +996,8 @@ def audit_sign(rule_ids, rules_dir, verdict, reviewer, comment, date):
 )
 def audit_report(output, rules_dir, out_path, case_paths):
     """One self-contained HTML file for reviewers: rules by disease with provenance,
-    status and sign-off, the assumptions, the check, coverage and the rule graph."""
+    status and sign-off, what changed since 2004 beside each disease's rules, the
+    assumptions, the check, coverage and the rule graph."""
     from ivig_advisor.engine.audit.report import write_report
 
     output = output or out_path

@@ -1,7 +1,9 @@
 """The reviewers' HTML report: one self-contained file (no script, no network)
 that a reviewer can open and mail. It holds the rules by disease with their
-provenance and lifecycle (draft, approved, stale...), the assumptions, the static check, coverage
-over a case corpus, and the rule dependency graph as inline SVG.
+provenance and lifecycle (draft, approved, stale...), and beside each disease's
+rules what changed since 2004 (the later evidence, each entry linked to the rules
+it speaks to), the assumptions, the static check, coverage over a case corpus,
+and the rule dependency graph as inline SVG.
 """
 
 import datetime
@@ -11,10 +13,12 @@ from typing import List, Optional
 from ..base.atomic import write_text_atomic
 from ..core import words
 from ..core.advisor import Advisor
+from ..core.later import LaterEntry
 from ..core.rulebase import RuleBase, RuleSpec
 from . import views as audit
+from .evidence import in_words, spoken_of
 from .signoff import ReviewLog
-from .text import lifecycle_counts
+from .text import EVIDENCE_LIFECYCLE, lifecycle_counts
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans CJK JP","Noto Sans JP","Source Han Sans JP","Hiragino Sans","Hiragino Kaku Gothic ProN","Yu Gothic","Meiryo","MS PGothic","IPAexGothic","IPAPGothic","TakaoPGothic","VL PGothic","Droid Sans Fallback","WenQuanYi Micro Hei",sans-serif;margin:0;color:#1d232a;background:#fafafa}
@@ -32,6 +36,12 @@ article.rule:target{outline:3px solid #f0b400}
 table{border-collapse:collapse;width:100%;background:#fff}td,th{border:1px solid #dde;padding:4px 8px;text-align:left;vertical-align:top}
 .ok{color:#176d2c;font-weight:600}.bad{color:#a11;font-weight:600}
 svg text{font-size:11px;font-family:inherit}svg a:hover rect{fill:#ffe9a8}
+.beside{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:16px;align-items:start}
+@media (max-width:800px){.beside{grid-template-columns:minmax(0,1fr)}}
+aside.since h4{margin:10px 0 4px}.since>.meta{margin:0 0 6px}
+article.evidence{background:#fffdf4;border:1px solid #e4dab6;border-radius:6px;padding:8px 12px;margin:10px 0;font-size:.93em}
+article.evidence:target{outline:3px solid #f0b400}.harm{color:#a11;border-color:#a11}
+.relation{color:#2a4d8f;border-color:#2a4d8f}.link{overflow-wrap:anywhere;font-family:ui-monospace,monospace;font-size:.9em}
 """
 
 
@@ -43,6 +53,10 @@ def _rule_link(rule_id: str) -> str:
     return f'<a href="#rule-{_e(rule_id)}">{_e(rule_id)}</a>'
 
 
+def _evidence_link(entry_id: str) -> str:
+    return f'<a href="#evidence-{_e(entry_id)}">{_e(entry_id)}</a>'
+
+
 def _rule_card(
     rulebase: RuleBase,
     rule: RuleSpec,
@@ -52,6 +66,7 @@ def _rule_card(
     fired: Optional[int],
     preempts=None,
     preempted_by=None,
+    later=None,
 ) -> str:
     signoff = log.state(rule)
     c = words.citation(rule)
@@ -88,11 +103,76 @@ def _rule_card(
         links.append("pre-empts " + ", ".join(_rule_link(r) for r in preempts[rule.id]))
     if preempted_by and preempted_by[rule.id]:
         links.append("pre-empted by " + ", ".join(_rule_link(r) for r in preempted_by[rule.id]))
+    if later and later.get(rule.id):
+        links.append("later evidence " + ", ".join(_evidence_link(e) for e in later[rule.id]))
     if fired is not None:
         links.append(f"fired in {fired} corpus case{'s' if fired != 1 else ''}")
     links.append(f"written at {_e(rule.file)}:{rule.line}")
     parts.append('<div class="meta">' + " · ".join(links) + "</div></article>")
     return "\n".join(parts)
+
+
+def _beside_since_2004(rulebase: RuleBase, topic: str, cards: List[str], log: ReviewLog) -> List[str]:
+    """A topic's rule cards, and beside them what changed since 2004 for that topic (none: the cards)."""
+    entries = [e for e in rulebase.later.entries if e.topic == topic]
+    if not entries:
+        return cards
+    return [
+        '<div class="beside"><div class="rules-of-topic">',
+        *cards,
+        f'</div><aside class="since" aria-label="What changed since 2004: {_e(rulebase.topics.get(topic) or topic)}">',
+        "<h4>What changed since 2004</h4>",
+        '<p class="meta">Later trials, guidelines and regulators, beside the review\'s rules and never in them: '
+        "the stance, dose and warnings stay the review's; harm is shown among the patient's warnings, "
+        "marked as later evidence.</p>",
+        *(_evidence_card(rulebase, entry, log) for entry in entries),
+        "</aside></div>",
+    ]
+
+
+def _evidence_card(rulebase: RuleBase, entry: LaterEntry, log: ReviewLog) -> str:
+    """One later-evidence entry: what it is, what it found, the rules it speaks to (links),
+    its source (the address as text: the report opens nothing), its harm finding, its sign-off."""
+    signoff = log.state(entry)
+    relation = "harm" if entry.harm else "relation"
+    parts = [
+        f'<article class="evidence" id="evidence-{_e(entry.id)}">',
+        f"<div><strong>{_e(entry.id)}</strong> — {_e(entry.title)}"
+        f'<span class="badge {relation}">{_e(in_words(entry.relation))}</span>'
+        f'<span class="badge {signoff.stage}">{_e(signoff.stage)}</span></div>',
+        f'<div class="meta">{entry.year} · {_e(in_words(entry.kind))} · {_e(in_words(entry.relation))} · '
+        f"speaks to {', '.join(_rule_link(r) for r in entry.speaks_to)}</div>",
+        f"<p>{_e(entry.finding)}</p>",
+        f'<div class="meta">Situation: {_e(words.condition_text(rulebase, entry.when))}</div>',
+        f'<div class="quote">“{_e(entry.quote)}”</div>',
+        f'<div class="meta">Source: {_e(entry.cited)}<br><span class="link">{_e(entry.link)}</span><br>'
+        f'read at <span class="link">{_e(entry.read_at)}</span>, checked {_e(entry.checked)}</div>',
+    ]
+    if entry.harm:
+        harm = entry.harm
+        parts.append(f'<div class="harm">Harm ({_e(harm["severity"])}) {_e(harm["code"])}: {_e(harm["summary"])}</div>')
+    parts += [f'<div class="change">Changed: {_e(change)}</div>' for change in entry.changes]
+    parts.append(
+        f'<div class="meta">Lifecycle: {_e(signoff.describe())} · written at {_e(entry.file)}:{entry.line}</div>'
+    )
+    return "\n".join(parts + ["</article>"])
+
+
+def _since_2004(rulebase: RuleBase, log: ReviewLog) -> List[str]:
+    """The later evidence as a whole: where it is kept, its lifecycle, and the leads not confirmed."""
+    later = rulebase.later
+    if not later.entries and not later.gaps:
+        return []
+    out = [
+        '<h2 id="since-2004">Since 2004</h2>',
+        f'<p class="meta">{_e(later.title)} ({_e(later.file)}): each entry is shown beside the rules of its '
+        "disease above. " + _e(lifecycle_counts(log.counts(later.entries), EVIDENCE_LIFECYCLE)) + ".</p>",
+        '<h3>Gaps</h3><p class="meta">Leads that could not be confirmed against their source: '
+        "listed, never used.</p><table><tr><th>lead</th><th>citation</th><th>why</th></tr>",
+    ]
+    out += [f"<tr><td>{_e(g.lead)}</td><td>{_e(g.citation)}</td><td>{_e(g.why)}</td></tr>" for g in later.gaps]
+    out.append("</table>")
+    return out
 
 
 def _graph(rulebase: RuleBase, feeds) -> str:
@@ -141,6 +221,7 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
     v = checked.verification
     counts = log.counts()
     topics = list(dict.fromkeys(r.topic for r in rulebase.rules))
+    later = spoken_of(rulebase)
     now = datetime.date.today().isoformat()
     body = [
         f"<header><h1>Rule audit: {_e(rulebase.name)}</h1>",
@@ -148,7 +229,7 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
         f"{_e(rulebase.manifest.get('source', ''))}</div>",
         "<nav><ul>"
         '<li><a href="#summary">Summary</a></li><li><a href="#rules">Rules by disease</a></li>'
-        '<li><a href="#regimens">Regimens</a></li>'
+        '<li><a href="#since-2004">Since 2004</a></li><li><a href="#regimens">Regimens</a></li>'
         '<li><a href="#assumptions">Assumptions</a></li><li><a href="#fhir">FHIR mapping</a></li>'
         '<li><a href="#check">Static check</a></li>'
         '<li><a href="#coverage">Coverage</a></li><li><a href="#graph">Dependency graph</a></li>'
@@ -168,6 +249,14 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
         + (f"; {v.combinations:,} combinations checked exhaustively." if v else ".")
         + "</li>",
     ]
+    entries = rulebase.later.entries
+    if entries:
+        harm = sum(bool(e.harm) for e in rulebase.later.live())
+        body.append(
+            f"<li>Since 2004: {len(entries)} later-evidence entries beside the rules ({harm} reporting harm), "
+            f"{len(rulebase.later.gaps)} leads not confirmed "
+            f'(<a href="#since-2004">list</a>); {_e(lifecycle_counts(log.counts(entries), EVIDENCE_LIFECYCLE))}.</li>'
+        )
     if cover:
         body.append(f"<li>Coverage: {cover.cases} cases; {len(cover.never(rulebase))} rules never fired.</li>")
     body.append("</ul>")
@@ -177,12 +266,23 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
         upkeep = rulebase.maintenance.get(topic)
         if upkeep:
             body.append('<p class="meta">Maintenance: ' + _e("; ".join(f"{k} {v}" for k, v in upkeep.items())) + "</p>")
-        for rule in (r for r in rulebase.rules if r.topic == topic):
-            body.append(
-                _rule_card(
-                    rulebase, rule, log, feeds, fed_by, cover.fired[rule.id] if cover else None, preempts, preempted_by
-                )
+        cards = [
+            _rule_card(
+                rulebase,
+                rule,
+                log,
+                feeds,
+                fed_by,
+                cover.fired[rule.id] if cover else None,
+                preempts,
+                preempted_by,
+                later,
             )
+            for rule in rulebase.rules
+            if rule.topic == topic
+        ]
+        body += _beside_since_2004(rulebase, topic, cards, log)
+    body += _since_2004(rulebase, log)
     body += _regimens(rulebase)
     body += _assumptions(rulebase)
     body += _fhir_mapping()

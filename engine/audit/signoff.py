@@ -8,6 +8,12 @@ and its sign-off is *stale*. The log is append-only; the newest entry for a
 rule is the one that counts, and the older ones stay as history (Arden
 Syntax's maintenance slots keep the same record inside each module).
 
+A later-evidence entry (core/later.py) is reviewed the same way: its sign-off
+names it under `evidence:` instead of `rule:` (the two share no id: the loader
+forbids it), and its hash is that of the entry as written, of the rules that
+decide whether its situation holds, and of the statements of the rules it
+speaks to (`evidence_hash`).
+
 The log is the record reviewers read, diff and merge in version control, so it
 stays one YAML file, the only copy. Concurrent `sign` runs take an exclusive
 lock on a lock file beside it around read, check, append and the atomic
@@ -26,7 +32,7 @@ import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple, Union
 
 import yaml
 
@@ -34,6 +40,7 @@ from ..base.atomic import atomic_writer
 from ..base.errors import LogLocked, LogUnusable, NoLogHere, SignOffInvalid, SourceError  # noqa: F401 - raised here, imported from here
 from ..base.yamlsrc import LineLoader, LocatedList, yaml_error
 from ..core import conditions
+from ..core.later import LaterEntry
 from ..core.rulebase import RuleBase, RuleSpec
 from ..core.words import suggest
 
@@ -47,16 +54,18 @@ STATES = ("approved", "needs-change", "stale", "missing", "unreadable")
 # the newest verdict; stale when the rule changed after it; retired when the
 # rule file says so. `unknown` while the log has errors.
 STAGES = ("draft", "approved", "needs-change", "stale", "retired", "unknown")
-ENTRY_KEYS = ("rule", "verdict", "reviewer", "date", "hash", "comment")
-REQUIRED_KEYS = ("rule", "verdict", "reviewer", "date", "hash")
+ENTRY_KEYS = ("rule", "evidence", "verdict", "reviewer", "date", "hash", "comment")
+SUBJECTS = ("rule", "evidence")  # what a sign-off is about: a rule, or a later-evidence entry (one of them)
+REQUIRED_KEYS = ("verdict", "reviewer", "date", "hash")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 HEADER = """\
 # Clinical reviewers' verdicts on the rules, newest last; `ivig audit sign` appends.
 # A verdict holds for the rule's outcome whose hash it records: edit the rule, a
 # rule that feeds or pre-empts it, or the layer order, and the sign-off is stale
-# until a reviewer looks again.
+# until a reviewer looks again. A later-evidence entry is named by `evidence:`.
 signoffs:
 """
+Signable = Union[RuleSpec, LaterEntry]
 
 
 # -- what a sign-off is tied to ------------------------------------------------
@@ -79,10 +88,32 @@ def signoff_hash(rulebase: RuleBase, rule: RuleSpec) -> str:
     count, so an MMN edit leaves GBS sign-offs alone; titles, quotes and
     messages of other rules are not part of this rule's outcome.
     """
+    return _dependencies(rulebase).hash_of(rule)
+
+
+def evidence_hash(rulebase: RuleBase, entry: LaterEntry) -> str:
+    """A short hash of everything a reviewer judged in a later-evidence entry.
+
+    That is the entry as written (status aside: retiring it is not a new
+    claim); the decisive part of the rules that derive a fact its situation
+    tests, and transitively theirs, with the layer order (what decides whether
+    the entry attaches to a case, as for a rule); and the statements (what
+    they conclude, and from which passage) of the rules it speaks to, since
+    its relation (confirms, contradicts...) was judged against them.
+    """
+    return _dependencies(rulebase).hash_of_entry(entry)
+
+
+def current_hash(rulebase: RuleBase, item: Signable) -> str:
+    """The hash a sign-off of a rule or of a later-evidence entry must record to hold."""
+    return evidence_hash(rulebase, item) if isinstance(item, LaterEntry) else signoff_hash(rulebase, item)
+
+
+def _dependencies(rulebase: RuleBase) -> "_Dependencies":
     cache = _hash_cache.get(rulebase)
     if cache is None:
         cache = _hash_cache[rulebase] = _Dependencies(rulebase)
-    return cache.hash_of(rule)
+    return cache
 
 
 _hash_cache: "weakref.WeakKeyDictionary[RuleBase, _Dependencies]" = weakref.WeakKeyDictionary()
@@ -138,27 +169,44 @@ class _Dependencies:
             self.related[rule.id] = [o for o in near.values() if o is not rule and diagnoses[rule.id] & diagnoses[o.id]]
         self.decisive = {r.id: _digest(_decisive(r)) for r in rulebase.rules}
         self.layers = [(l.name, l.sets_stance) for l in rulebase.layers]
+        self.producers = producers
+        self.statements = {r.id: {"then": r.then, "source": r.source} for r in rulebase.rules}
         self.hashes: Dict[str, str] = {}
+
+    def closure(self, start: List[RuleSpec]) -> List[RuleSpec]:
+        """`start` and the rules their outcomes depend on, transitively, in firing order."""
+        found, todo = {r.id: r for r in start}, list(start)
+        while todo:
+            for other in self.related[todo.pop().id]:
+                if other.id not in found:
+                    found[other.id] = other
+                    todo.append(other)
+        return sorted(found.values(), key=lambda r: -r.salience)
 
     def hash_of(self, rule: RuleSpec) -> str:
         if rule.id not in self.hashes:
-            closure, todo = {rule.id: rule}, [rule]
-            while todo:
-                for other in self.related[todo.pop().id]:
-                    if other.id not in closure:
-                        closure[other.id] = other
-                        todo.append(other)
-            ordered = sorted(closure.values(), key=lambda r: -r.salience)  # firing order
             self.hashes[rule.id] = _digest(
                 {
                     "rule": {k: v for k, v in rule.raw.items() if k != "status"},
                     # as resolved: a regimen (dose: gbs) or passage (cite:) the rule names by id
                     "resolved": {"then": rule.then, "source": rule.source},
                     "layers": self.layers,
-                    "context": ["this rule" if r is rule else self.decisive[r.id] for r in ordered],
+                    "context": ["this rule" if r is rule else self.decisive[r.id] for r in self.closure([rule])],
                 }
             )
         return self.hashes[rule.id]
+
+    def hash_of_entry(self, entry: LaterEntry) -> str:
+        """See `evidence_hash`. Not cached: an entry is not a rule, and its id may be any."""
+        feeding = {r.id: r for t in conditions.tests(entry.when) for r in self.producers.get(t.name, ())}
+        return _digest(
+            {
+                "evidence": {k: v for k, v in entry.raw.items() if k != "status"},
+                "speaks_to": {rule_id: self.statements.get(rule_id) for rule_id in entry.speaks_to},
+                "layers": self.layers,
+                "context": [self.decisive[r.id] for r in self.closure(list(feeding.values()))],
+            }
+        )
 
 
 # -- reading the log -------------------------------------------------------------
@@ -247,9 +295,14 @@ def _entry(item, line, source, rulebase, out: LogContents):
             SourceError("a sign-off must be a mapping of " + ", ".join(ENTRY_KEYS), source, line, kind="review-log")
         )
         return
-    rule = item.get("rule")
+    subject = subject_of(item)
+    rule = subject[1] if subject else item.get("rule")
     problems = [f"unknown key '{k}'{suggest(k, ENTRY_KEYS)}" for k in item if k not in ENTRY_KEYS]
     problems += [f"'{k}' must be text" for k in ENTRY_KEYS if k in item and not isinstance(item[k], str)]
+    if not any(item.get(k) for k in SUBJECTS):
+        problems.append("'rule' is missing (or 'evidence', for a later-evidence entry)")
+    elif all(k in item for k in SUBJECTS):
+        problems.append("a sign-off names a 'rule' or an 'evidence' entry, not both")
     problems += [f"'{k}' is missing" for k in REQUIRED_KEYS if not item.get(k)]
     if item.get("verdict") and item["verdict"] not in VERDICTS:
         problems.append(f"verdict must be one of {', '.join(VERDICTS)}")
@@ -262,16 +315,39 @@ def _entry(item, line, source, rulebase, out: LogContents):
     if problems:
         return
     out.entries.append({k: item[k] for k in ENTRY_KEYS if item.get(k)})
-    if rule not in rulebase.by_id:
-        out.orphans.append(
-            SourceError(
-                f"no rule '{rule}'{suggest(rule, rulebase.by_id)} (a sign-off of a rule no longer in the rule base)",
-                source,
-                line,
-                rule,
-                "review-log",
-            )
+    orphan = _orphan(rulebase, subject)
+    if orphan:
+        out.orphans.append(SourceError(orphan, source, line, rule, "review-log"))
+
+
+def subject_of(entry: dict) -> Optional[Tuple[str, str]]:
+    """What a sign-off is about: ('rule', id) or ('evidence', id); None if it names neither."""
+    return next(((k, entry[k]) for k in SUBJECTS if isinstance(entry.get(k), str) and entry[k]), None)
+
+
+def signed_id(entry: dict) -> str:
+    """The id of the rule or later-evidence entry a (well-formed) sign-off is about."""
+    subject = subject_of(entry)
+    assert subject is not None, "a sign-off read from the log names what it is about"
+    return subject[1]
+
+
+def _orphan(rulebase: RuleBase, subject: Tuple[str, str]) -> Optional[str]:
+    """Why a well-formed sign-off is about nothing in the rule base (history, not corruption), or None."""
+    what, item_id = subject
+    if what == "rule":
+        if item_id in rulebase.by_id:
+            return None
+        return (
+            f"no rule '{item_id}'{suggest(item_id, rulebase.by_id)} (a sign-off of a rule no longer in the rule base)"
         )
+    entries = rulebase.later.by_id
+    if item_id in entries:
+        return None
+    return (
+        f"no later-evidence entry '{item_id}'{suggest(item_id, entries)} "
+        "(a sign-off of an entry no longer in the rule base)"
+    )
 
 
 # -- where the log lives ---------------------------------------------------------
@@ -309,11 +385,12 @@ def writable_log_path(rulebase: RuleBase) -> Path:
 
 @dataclass
 class SignOff:
-    """Where one rule stands with its reviewers."""
+    """Where one rule (or later-evidence entry) stands with its reviewers."""
 
     state: str  # approved | needs-change | stale | missing | unreadable
     entry: Optional[dict] = None  # the newest log entry for the rule, if any
     retired: bool = False  # the rule file says the rule is retired
+    subject: str = "the rule"  # what changed, when the sign-off is stale
 
     @property
     def stage(self) -> str:
@@ -334,13 +411,23 @@ class SignOff:
         if e.get("comment"):
             text += f": {e['comment']}"
         if self.state == "stale":
-            return f"stale: {text}; the rule, or what decides its outcome, has changed since"
+            return f"stale: {text}; {self.subject}, or what decides its outcome, has changed since"
         return text if stage == e["verdict"] else f"{stage}; {text}"
 
 
-def unsigned(rule: RuleSpec) -> SignOff:
-    """Where a rule stands with no sign-off read for it: draft, or retired if its file says so."""
-    return SignOff("missing", retired=rule.status == "retired")
+def unsigned(rule: Signable) -> SignOff:
+    """Where a rule (or later-evidence entry) stands with no sign-off read for it: draft, or
+    retired if its file says so."""
+    return _signoff("missing", rule)
+
+
+def _signoff(state: str, item: Signable, entry: Optional[dict] = None) -> SignOff:
+    subject = "the entry" if isinstance(item, LaterEntry) else "the rule"
+    return SignOff(state, entry, item.status == "retired", subject)
+
+
+def _subject_key(item: Signable) -> Tuple[str, str]:
+    return ("evidence" if isinstance(item, LaterEntry) else "rule", item.id)
 
 
 class ReviewLog:
@@ -357,9 +444,9 @@ class ReviewLog:
         self.readable = not contents.errors
         self.source = source
         self.path = path
-        self.latest: Dict[str, dict] = {}
+        self.latest: Dict[Tuple[str, str], dict] = {}  # ('rule' or 'evidence', id) -> its newest sign-off
         for entry in self.entries:
-            self.latest[entry["rule"]] = entry
+            self.latest[subject_of(entry)] = entry
 
     @classmethod
     def load(cls, rulebase: RuleBase, path: Optional[Path] = None) -> "ReviewLog":
@@ -379,23 +466,23 @@ class ReviewLog:
             )
         return cls(rulebase, parse_log(text, source, rulebase), source, path)
 
-    def state(self, rule: RuleSpec) -> SignOff:
-        """Where a rule stands with its reviewers (its `stage` is its lifecycle)."""
-        retired = rule.status == "retired"
+    def state(self, item: Signable) -> SignOff:
+        """Where a rule or a later-evidence entry stands with its reviewers (its `stage` is its lifecycle)."""
         if not self.readable:
-            return SignOff("unreadable", retired=retired)
-        entry = self.latest.get(rule.id)
+            return _signoff("unreadable", item)
+        entry = self.latest.get(_subject_key(item))
         if entry is None:
-            return unsigned(rule)
-        if entry["hash"] != signoff_hash(self.rulebase, rule):
-            return SignOff("stale", entry, retired)
-        return SignOff(entry["verdict"], entry, retired)
+            return unsigned(item)
+        if entry["hash"] != current_hash(self.rulebase, item):
+            return _signoff("stale", item, entry)
+        return _signoff(entry["verdict"], item, entry)
 
-    def counts(self) -> Dict[str, int]:
-        """How many rules are at each stage of the lifecycle (unknown and retired only when some are)."""
+    def counts(self, items: Optional[List[Signable]] = None) -> Dict[str, int]:
+        """How many rules (or `items`: later-evidence entries) are at each stage of the lifecycle
+        (unknown and retired only when some are)."""
         out = dict.fromkeys(STAGES, 0)
-        for rule in self.rulebase.rules:
-            out[self.state(rule).stage] += 1
+        for item in self.rulebase.rules if items is None else items:
+            out[self.state(item).stage] += 1
         for rare in ("retired", "unknown"):
             if not out[rare]:
                 del out[rare]
@@ -403,6 +490,11 @@ class ReviewLog:
 
 
 # -- signing -----------------------------------------------------------------------
+
+
+def signables(rulebase: RuleBase) -> Dict[str, Signable]:
+    """What a reviewer signs, by id: every rule, then every later-evidence entry."""
+    return {**rulebase.by_id, **rulebase.later.by_id}
 
 
 def new_entries(
@@ -413,11 +505,13 @@ def new_entries(
     comment: Optional[str] = None,
     date: Optional[str] = None,
 ) -> List[dict]:
-    """The entries a sign would append, every argument checked first (all or nothing)."""
-    unknown = [r for r in rule_ids if r not in rulebase.by_id]
+    """The entries a sign would append, every argument checked first (all or nothing). An id
+    is a rule's or a later-evidence entry's (they share none)."""
+    signable = signables(rulebase)
+    unknown = [r for r in rule_ids if r not in signable]
     if unknown:
         raise SignOffInvalid(
-            "; ".join(f"no rule '{r}'{suggest(r, rulebase.by_id)}" for r in unknown) + " (nothing was recorded)", "RULE"
+            "; ".join(f"no rule '{r}'{suggest(r, signable)}" for r in unknown) + " (nothing was recorded)", "RULE"
         )
     if verdict not in VERDICTS:
         raise SignOffInvalid(f"verdict must be one of {', '.join(VERDICTS)}", "--verdict")
@@ -436,12 +530,13 @@ def new_entries(
         raise SignOffInvalid(problem, "--date")
     entries = []
     for rule_id in dict.fromkeys(rule_ids):
+        item = signable[rule_id]
         entry = {
-            "rule": rule_id,
+            _subject_key(item)[0]: rule_id,
             "verdict": verdict,
             "reviewer": reviewer,
             "date": date,
-            "hash": signoff_hash(rulebase, rulebase.by_id[rule_id]),
+            "hash": current_hash(rulebase, item),
         }
         if comment:
             entry["comment"] = comment

@@ -10,6 +10,7 @@ from ..core.rulebase import STANCE, RuleBase, RuleSpec
 from ..core.words import dose_line, provenance, sentence, value_label
 from ..output.render import TextRenderer, plain_style
 from . import views as audit
+from .evidence import STALE_AFTER_YEARS, in_words
 from .signoff import ReviewLog, unsigned
 
 
@@ -65,9 +66,12 @@ def lifecycle(rule: RuleSpec, log: Optional[ReviewLog]) -> str:
     return log.state(rule).describe()
 
 
-def lifecycle_counts(counts: dict) -> str:
+def lifecycle_counts(counts: dict, label: str = "Lifecycle") -> str:
     """'Lifecycle: 82 draft, 2 approved, 0 needs-change, 1 stale' (ReviewLog.counts)."""
-    return "Lifecycle: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+    return f"{label}: " + ", ".join(f"{n} {k}" for k, n in counts.items())
+
+
+EVIDENCE_LIFECYCLE = "Later evidence"  # the label of the entries' lifecycle counts
 
 
 def rules_text(
@@ -228,6 +232,7 @@ def check_text(report: audit.CheckReport, style: Callable = plain_style) -> str:
                 f"    {witness_text(rulebase, finding.witness)}"
                 + (f"; {finding.combinations:,} combinations" if finding.combinations else "")
             )
+    out += [style(for_terminal(f"{note} (a note: --strict fails on it)"), fg="yellow") for note in report.notes]
     v = report.verification
     if v is not None:
         out.append(
@@ -239,10 +244,15 @@ def check_text(report: audit.CheckReport, style: Callable = plain_style) -> str:
             out.append(f"  {c.diagnosis:28} {len(c.fields):2d} fields  {c.combinations:>13,} combinations")
         out.append(
             "Checks: duplicate ids, schema, provenance (on load); unreachable, conflicting stances, "
-            "doses and warning severities, redundant and subsumed rules, gaps (exhaustive)."
+            "doses and warning severities, redundant and subsumed rules, gaps (exhaustive); "
+            "later evidence: situations that can never hold, harm resting on neither a controlled trial "
+            "nor a regulator, retired rules spoken to, sources not checked for "
+            f"{STALE_AFTER_YEARS} years (a note)."
         )
     if report.signoff:
         out.append(lifecycle_counts(report.signoff))
+    if report.evidence_signoff:
+        out.append(lifecycle_counts(report.evidence_signoff, EVIDENCE_LIFECYCLE))
     n = len(report.findings)
     out.append(
         style(
@@ -359,4 +369,106 @@ def diff_text(
         f"{report.differ} of {report.compared} cases differ"
         + (f"; {n} case{'s' if n != 1 else ''} could not be compared (an error under both rule bases)" if n else "")
     )
+    return "\n".join(out)
+
+
+# -- later evidence ----------------------------------------------------------
+
+
+def _by_topic(entries: List[dict]) -> dict:
+    """The entries of `evidence_listing` by topic, each topic where its first entry is."""
+    topics: dict = {}
+    for entry in entries:
+        topics.setdefault(entry["topic"], []).append(entry)
+    return topics
+
+
+def _about(entry: dict) -> str:
+    """'2021 · controlled trial · reports harm · speaks to gbs-second-course'."""
+    return (
+        f"{entry['year']} · {in_words(entry['kind'])} · {in_words(entry['relation'])} · "
+        f"speaks to {', '.join(entry['speaks_to'])}"
+    )
+
+
+def _read(entry: dict) -> str:
+    """Where the quote was read, and when."""
+    return f"read at {entry['source']['read_at']}, checked {entry['source']['checked']}"
+
+
+def _harm_line(entry: dict) -> Optional[str]:
+    harm = entry["harm_finding"]
+    return f"Harm ({harm['severity']}) {harm['code']}: {harm['summary']}" if harm else None
+
+
+def evidence_lines(entry: dict, style: Callable = plain_style) -> List[str]:
+    """One later-evidence entry for a reviewer: what it is, the situation it speaks to, what it
+    found, its source and quote, its harm finding, and where it stands with its reviewers."""
+    tag = style(f"[{in_words(entry['relation'])}]", fg="red" if entry["harm"] else "cyan")
+    # everything below is the file's text: shown with its control characters made visible
+    lines = [
+        f"  {entry['title']}",
+        f"  {_about(entry)}",
+        f"  Situation: {entry['situation']}",
+        f"  Found: {entry['finding']}",
+        f"  Source: {entry['cited']}",
+        f"  Link: {entry['link']}",
+        f'  Quote: "{entry["source"]["quote"]}" ({_read(entry)})',
+    ]
+    harm = _harm_line(entry)
+    if harm:
+        lines.append(f"  {harm}")
+    lines += [f"  Changed: {change}" for change in entry["changes"]]
+    return (
+        [f"{style(for_terminal(entry['id']), bold=True)}  {tag} {for_terminal(entry['signoff_text'])}"]
+        + [for_terminal(line) for line in lines]
+        + [style(for_terminal(f"  {entry['file']}:{entry['line']}"), dim=True)]
+    )
+
+
+def evidence_text(listing: dict, style: Callable = plain_style) -> str:
+    """`ivig audit evidence`: every entry by topic, then the gaps, the lifecycle and the counts."""
+    out = [style(for_terminal(listing["title"] or "Later evidence"), bold=True), ""]
+    for topic, entries in _by_topic(listing["entries"]).items():
+        out.append(style(for_terminal(f"== {entries[0]['topic_title']} ({topic}) =="), bold=True))
+        for entry in entries:
+            out += evidence_lines(entry, style) + [""]
+    gaps = listing["gaps"]
+    if gaps:
+        out.append(style("== Gaps: leads not confirmed against their source, never used ==", bold=True))
+        for gap in gaps:
+            out += [for_terminal(f"- {gap['lead']}"), for_terminal(f"  Citation: {gap['citation']}")]
+            out += [for_terminal(f"  Why: {gap['why']}"), ""]
+    entries = listing["entries"]
+    retired = sum(e["status"] == "retired" for e in entries)
+    out.append(lifecycle_counts(listing["lifecycle"], EVIDENCE_LIFECYCLE))
+    out.append(f"{len(entries)} entries ({retired} retired), {len(gaps)} gap{'s' if len(gaps) != 1 else ''}")
+    return "\n".join(out)
+
+
+def evidence_markdown(listing: dict) -> str:
+    """`ivig audit evidence --format markdown`: a review document of the entries and gaps."""
+    out = [f"# {md(listing['title'] or 'Later evidence')}", ""]
+    for entries in _by_topic(listing["entries"]).values():
+        out += [f"## {md(entries[0]['topic_title'])}", ""]
+        for entry in entries:
+            source = entry["source"]
+            out += [
+                f"### {md_code(entry['id'])} — {md(entry['title'])}",
+                "",
+                f"- {md(_about(entry))}; {md(entry['signoff_text'])}",
+                f"- situation: {md(entry['situation'])}",
+                f"- finding: {md(entry['finding'])}",
+                f"- source: {md(entry['cited'])} — {md(entry['link'])}",
+                f"- quote: “{md(source['quote'])}” ({md(_read(entry))})",
+            ]
+            harm = _harm_line(entry)
+            if harm:
+                out.append(f"- {md(harm)}")
+            out += [f"- changed: {md(change)}" for change in entry["changes"]]
+            where = f"{entry['file']}:{entry['line']}"
+            out += [f"- written at {md_code(where)}", ""]
+    if listing["gaps"]:
+        out += ["## Gaps", "", "Leads not confirmed against their source, never used:", ""]
+        out += [f"- **{md(g['lead'])}** ({md(g['citation'])}): {md(g['why'])}" for g in listing["gaps"]]
     return "\n".join(out)

@@ -24,6 +24,7 @@ from ..core.words import citation, condition_text, dose_line, sentence, suggest,
 from ..io.cases import pick_case, read_cases
 from ..io.record import CaseRecord
 from .check import Finding, Verification, verify
+from .evidence import check_evidence
 from .signoff import LOG_NAME, STAGES, ReviewLog, signoff_hash, unsigned
 
 
@@ -269,12 +270,16 @@ class RuleView:
 
 @dataclass
 class CheckReport:
-    """`audit check`: load errors or the verification, and where sign-off stands."""
+    """`audit check`: load errors or the verification, and where sign-off stands (of the rules,
+    and of the later-evidence entries); `notes` are what a reviewer should look at that does not
+    fail the check (a source to read again), findings under --strict."""
 
     findings: List[Finding]
     verification: Optional[Verification] = None
     signoff: Dict[str, int] = field(default_factory=dict)
     rulebase: Optional[RuleBase] = None
+    notes: List[Finding] = field(default_factory=list)
+    evidence_signoff: Dict[str, int] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -286,10 +291,12 @@ class CheckReport:
         return {
             "ok": self.ok,
             "findings": [f.to_dict() for f in self.findings],
+            "notes": [f.to_dict() for f in self.notes],
             "combinations": v.combinations if v else None,
             "excluded": v.excluded if v else None,
             "states": v.states if v else None,
             "signoff": self.signoff,
+            "evidence_signoff": self.evidence_signoff,
             "per_diagnosis": [
                 {k: getattr(c, k) for k in ("diagnosis", "fields", "combinations", "excluded", "states")}
                 for c in v.coverage
@@ -341,20 +348,35 @@ def unlisted(root, label: str, manifest) -> List[Finding]:
 
 
 def check_rulebase(rulebase: RuleBase, strict: bool = False) -> CheckReport:
-    """`check` for a rule base already loaded."""
+    """`check` for a rule base already loaded, and its later evidence (audit.evidence)."""
     result = verify(rulebase)
     log = ReviewLog.load(rulebase)
     findings = list(result.findings)
     findings += [Finding("review-log", e.message, e.source, e.line, e.field) for e in log.errors]
     findings += unlisted(rulebase.root, rulebase.label, rulebase.manifest)
+    later, notes = check_evidence(rulebase, result)
+    findings += later
     if strict:
-        for rule in rulebase.rules:
-            signoff = log.state(rule)
-            if signoff.stage != "approved":
-                findings.append(
-                    Finding("sign-off", f"rule {rule.id}: {signoff.describe()}", rule.file, rule.line, rule.id)
-                )
-    return CheckReport(findings, result, log.counts(), rulebase)
+        findings += notes + unapproved(rulebase, log)
+        notes = []
+    entries = rulebase.later.entries
+    return CheckReport(findings, result, log.counts(), rulebase, notes, log.counts(entries) if entries else {})
+
+
+def unapproved(rulebase: RuleBase, log: ReviewLog) -> List[Finding]:
+    """--strict: a finding for each rule, and each live later-evidence entry, without a current
+    'approved' sign-off (a retired entry is shown to no one, so asks for none)."""
+    out = []
+    for rule in rulebase.rules:
+        signoff = log.state(rule)
+        if signoff.stage != "approved":
+            out.append(Finding("sign-off", f"rule {rule.id}: {signoff.describe()}", rule.file, rule.line, rule.id))
+    for entry in rulebase.later.live():
+        signoff = log.state(entry)
+        if signoff.stage != "approved":
+            message = f"later evidence {entry.id}: {signoff.describe()}"
+            out.append(Finding("sign-off", message, entry.file, entry.line, entry.id))
+    return out
 
 
 # -- case corpora -----------------------------------------------------------
@@ -714,6 +736,7 @@ __all__ = [
     "WhyNot",
     "check",
     "check_rulebase",
+    "unapproved",
     "coverage",
     "default_corpus",
     "diagnosis_value",
