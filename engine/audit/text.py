@@ -462,9 +462,9 @@ def evidence_markdown(listing: dict) -> str:
                 f"- source: {md(entry['cited'])} — {md(entry['link'])}",
                 f"- quote: “{md(source['quote'])}” ({md(_read(entry))})",
             ]
-            harm = _harm_line(entry)
+            harm = entry["harm_finding"]
             if harm:
-                out.append(f"- {md(harm)}")
+                out.append(f"- harm ({md(harm['severity'])}) {md_code(harm['code'])}: {md(harm['summary'])}")
             out += [f"- changed: {md(change)}" for change in entry["changes"]]
             where = f"{entry['file']}:{entry['line']}"
             out += [f"- written at {md_code(where)}", ""]
