@@ -37,11 +37,17 @@ CSV_COLUMNS = (
     "unmapped",
 )
 
+# The CSV headers of earlier releases: their results files are still results, left out of a walk
+# over their folder and replaceable by a run, never read as cases.
+EARLIER_CSV_HEADERS = (tuple(c for c in CSV_COLUMNS if c != "later_evidence"),)  # before issue 28
+CSV_HEADERS = frozenset(",".join(columns) + "\n" for columns in (CSV_COLUMNS, *EARLIER_CSV_HEADERS))
+
 
 def is_results_file(path) -> bool:
     """Whether a file is recognisably results this program wrote (JSON, JSON Lines or CSV), and
     so may be replaced by a run over the folder it lies in: its first result carries the keys of
-    the result contract and a rules hash, or its first line is the CSV header. Text is not
+    the result contract and a rules hash, or its first line is the CSV header (this release's
+    or an earlier one's). Text is not
     recognisable, and neither is anything else: a case file must never be taken for results."""
     try:
         with open(path, encoding="utf-8") as file:
@@ -49,7 +55,7 @@ def is_results_file(path) -> bool:
             second = _line_if_results(file) if first == "[\n" else ""
     except (OSError, UnicodeDecodeError):
         return False
-    if first == ",".join(CSV_COLUMNS) + "\n":
+    if first in CSV_HEADERS:
         return True
     if first == "[\n":  # a JSON array: one result a line, or none
         return second == "]\n" or _is_result_line(second.rstrip(",\n"))

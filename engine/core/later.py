@@ -22,6 +22,7 @@ from ..base.yamlsrc import Located, LocatedList
 from . import conditions
 from .rulespec import RuleSpec
 from .schema import CaseSchema, spelled
+from .valuecheck import ID_PATTERN, field_test_problem, nested_operand_problem, warning_problem
 from .words import suggest
 
 FILE_KEYS = ("title", "maintenance", "defaults", "entries", "gaps")
@@ -53,7 +54,6 @@ KINDS = ("controlled-trial", "observational-study", "guideline", "regulatory-act
 RELATIONS = ("confirms", "extends", "contradicts", "reports-harm")
 STATUSES = ("draft", "retired")  # approval is a sign-off in the review log, as for a rule
 REVIEW_YEAR = 2004
-ID_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 PMID_PATTERN = re.compile(r"^[1-9][0-9]{0,8}$")
 DOI_PATTERN = re.compile(r"^10\.[0-9]{4,9}/\S+$")
 URL_PATTERN = re.compile(r"^https?://[^\s/]+\.[^\s/]+(/\S*)?$")
@@ -299,15 +299,13 @@ class _Context:
         except SourceError as exc:
             self.errors.append(exc)
             return None
-        # the rules' own check of a field's test, shared: a test a rule could not write, no entry can
-        from .loader import _check_field_test, _nested_operand
-
+        # the rules' own check of a field's test (valuecheck.py): a test a rule could not write, no entry can
         before = len(self.errors)
         for test in conditions.tests(when):
             where = (self.source, test.line or raw.line_of("when"), f"{raw['id']}.when.{test.name}")
-            problem = _nested_operand(test)
+            problem = nested_operand_problem(test)
             if problem is None and test.name in self.schema.fields:
-                problem = _check_field_test(test, self.schema.fields[test.name])
+                problem = field_test_problem(test, self.schema.fields[test.name])
             elif problem is None:
                 problem = self._derived_problem(test)
             if problem:
@@ -334,13 +332,11 @@ class _Context:
         if not isinstance(harm, Located):
             err("an entry that reports harm needs its finding: harm (code, severity, summary, message)", "harm")
             return None
-        from .loader import _warning_problem
-
         here = harm.line_of("code")
         for key in harm:
             if key not in HARM_KEYS:
                 err(f"unknown harm key '{key}'{suggest(key, HARM_KEYS)}", "harm", harm.line_of(key))
-        problem = _warning_problem(dict(harm, applies="patient"))
+        problem = warning_problem(dict(harm, applies="patient"))
         if problem is None and harm["code"] in self.warning_codes:
             problem = f"harm code '{harm['code']}' is a rule's warning code: later evidence has codes of its own"
         if problem is None and harm["severity"] == "info":

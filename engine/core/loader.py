@@ -17,8 +17,9 @@ from ..base.errors import RuleBaseInvalid, SourceError
 from ..base.yamlsrc import Located, LocatedList, load_one
 from . import conditions
 from .later import LaterEvidence, read_later_evidence
-from .rulespec import APPLIES, BASES, DOSE_KEYS, DOSE_PER, GRADES, SEVERITIES, STANCE, STATUSES, Layer, RuleSpec
+from .rulespec import BASES, DOSE_KEYS, DOSE_PER, STANCE, STATUSES, Layer, RuleSpec
 from .schema import CaseSchema, spelled
+from .valuecheck import ID_PATTERN, field_test_problem, nested_operand_problem, warning_problem
 from .words import suggest
 
 if TYPE_CHECKING:
@@ -69,8 +70,6 @@ PASSAGE_KEYS = ("quote", "quote_en")  # a passage of the review that several rul
 ACTION_KEYS = ("derive", "recommend", "dose", "warn")
 REGIMEN_KEYS = ("diagnosis", "situation") + DOSE_KEYS  # a row of the regimen table (regimens.yaml)
 WARN_KEYS = ("code", "severity", "applies", "grade", "summary", "message", "action")
-SUMMARY_MAX = 139  # characters: a CDS Hooks card's summary ("<140 characters", the spec says), and one line of text
-ID_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
 
 # How a check reports a problem of a rule: err(message, key, at line, kind)
 Err = Callable[..., None]
@@ -740,7 +739,7 @@ def _warning(item, at, err) -> Optional[dict]:
     for key in item:
         if key not in WARN_KEYS:
             err(f"unknown warning key '{key}'{suggest(key, WARN_KEYS)}", "then", here)
-    problem = _warning_problem(item)
+    problem = warning_problem(item)
     if problem:
         err(problem, "then", here)
         return None
@@ -753,39 +752,6 @@ def _warning(item, at, err) -> Optional[dict]:
         "message": " ".join(str(item["message"]).split()),
         "action": " ".join(str(item["action"]).split()) if item.get("action") else None,
     }
-
-
-def _warning_problem(item: dict) -> Optional[str]:
-    """The first thing wrong with a warning's values, or None."""
-    code, severity = item.get("code"), item.get("severity")
-    if not isinstance(code, str) or not ID_PATTERN.match(code):
-        return "a warning needs a code of lower-case words joined by '-'"
-    if severity not in SEVERITIES:
-        return f"warning '{code}' needs a severity: {', '.join(SEVERITIES)}"
-    if not item.get("message"):
-        return f"warning '{code}' needs a message"
-    applies, grade = item.get("applies"), item.get("grade")
-    if applies not in APPLIES:
-        return (
-            f"warning '{code}' needs applies: {' or '.join(APPLIES)} (because of something about this patient, "
-            "or for any infusion)"
-        )
-    if applies == "every-infusion" and severity != "info":
-        return (
-            f"warning '{code}' applies to every infusion, so it is info (one of the general precautions): "
-            "critical and warning are for what is specific to the patient"
-        )
-    if grade is not None and grade not in GRADES:
-        return f"warning '{code}': grade must be one of {', '.join(GRADES)} (the review's grading)"
-    summary = " ".join(str(item.get("summary") or "").split())
-    if not summary:
-        return (
-            f"warning '{code}' needs a summary: at most {SUMMARY_MAX} characters, written as a summary (a CDS "
-            "Hooks card's, never a sentence cut short)"
-        )
-    if len(summary) > SUMMARY_MAX:
-        return f"warning '{code}': the summary has {len(summary)} characters; at most {SUMMARY_MAX}"
-    return None
 
 
 def _order(rules: List[RuleSpec], layers: List[Layer]):
@@ -810,24 +776,15 @@ def _check_names(rules: List[RuleSpec], layers: List[Layer], schema: CaseSchema,
     for rule in rules:
         for test in conditions.tests(rule.when):
             where = (rule.file, test.line or rule.line, f"{rule.id}.when.{test.name}")
-            nested = _nested_operand(test)
+            nested = nested_operand_problem(test)
             if nested:
                 problems = [nested]
             elif test.name in schema.fields:
-                problem = _check_field_test(test, schema.fields[test.name])
+                problem = field_test_problem(test, schema.fields[test.name])
                 problems = [problem] if problem else []
             else:
                 problems = _derived_test_problems(test, rule, produced, index, schema)
             errors.extend(SourceError(message, *where) for message in problems)
-
-
-def _nested_operand(test: conditions.Test) -> Optional[str]:
-    """Why a test names a list or mapping among its values (`in: [igg, [iga]]`), or None: no
-    fact has such a value, so the test could never hold, and it cannot be compared or kept."""
-    for value in test.operands:
-        if isinstance(value, (list, dict)):
-            return f"'{test.op}' takes single values (texts, numbers, true or false), not {spelled(value)} among them"
-    return None
 
 
 def _check_unique_ids(rules: List[RuleSpec], errors: List[SourceError]) -> None:
@@ -912,26 +869,3 @@ def _check_references(rules: List[RuleSpec], extras: dict, errors):
                             f"{rule.id}.{kind}",
                         )
                     )
-
-
-def _check_field_test(test: conditions.Test, spec) -> Optional[str]:
-    """Why a test cannot apply to a case field, or None."""
-    if test.op == "known":
-        return None
-    kind = spec.type
-    operands = test.operands
-    if test.op in ("lt", "le", "gt", "ge"):
-        return None if kind in ("number", "integer") else f"'{test.op}' compares numbers; '{spec.name}' is {kind}"
-    if test.op in ("contains", "excludes"):
-        if kind != "list":
-            return f"'{test.op}' applies to lists; '{spec.name}' is {kind}"
-    elif kind == "list":
-        return f"'{spec.name}' is a list: test it with contains/excludes"
-    for value in operands:
-        if kind in ("enum", "list") and value not in spec.values:
-            return f"'{value}' is not a value of '{spec.name}'{suggest(value, spec.values)}"
-        if kind == "boolean" and not isinstance(value, bool):
-            return f"'{spec.name}' is yes/no: compare it with true or false, not {value!r}"
-        if kind in ("number", "integer") and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            return f"'{spec.name}' is a number, not {value!r}"
-    return None

@@ -340,3 +340,19 @@ def test_a_report_onto_dash_is_refused(run_cli, tmp_path, monkeypatch):
     out = run_cli("audit", "report", "-o", "-")
     assert out.exit_code == 2 and "-o -" in out.stderr
     assert list(tmp_path.iterdir()) == []
+
+
+def test_results_written_before_the_later_evidence_column_are_still_left_out(run_cli, tmp_path):
+    """A results CSV of the release before issue 28 (no `later_evidence` column) is an earlier run's
+    results: a walk leaves it out, it is never read as cases nor overwritten as one."""
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    (sub / "a.yaml").write_text("diagnosis: mmn\n", encoding="utf-8")
+    earlier = "id,status,stance,max_severity,critical,rule,per,total_g_per_kg,g_per_kg_per_day,days,total_g,"
+    earlier += "infusion_g_per_kg,infusion_g,interval,repeat,warnings,missing,error,source,line,normalised,"
+    earlier += "rules_version,rules_hash,unmapped\nold,ok,first-line,info,,mmn-general,,,,,,,,,,,,,,,,,,\n"
+    (sub / "old.csv").write_text(earlier, encoding="utf-8")
+    out = run_cli("evaluate", str(sub), "--format", "jsonl")
+    assert out.exit_code == 0, out.output
+    assert [r["id"] for r in jsonl(out.stdout)] == ["a.yaml"]
+    assert f"note: {sub}/old.csv left out: it holds results of ivig, not cases (name it to read it)" in out.stderr
