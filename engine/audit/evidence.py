@@ -31,7 +31,6 @@ from .signoff import ReviewLog, evidence_hash
 STALE_AFTER_YEARS = 3
 # The one exception to "beside, never in": harm shown among a patient's warnings rests on a
 # later controlled trial or a regulator's action, never on a weaker source.
-HARM_KINDS = ("controlled-trial", "regulatory-action")
 
 
 # -- the listing ----------------------------------------------------------------------------
@@ -127,16 +126,6 @@ def _entry_findings(rulebase: RuleBase, entry: LaterEntry, fired: Dict[str, froz
                 "when",
                 f"its situation can never hold ({condition_text(rulebase, entry.when)}): no case the "
                 "schema allows, with what the rules can derive for its diagnosis, meets it, so no one sees it",
-            )
-        )
-    if entry.harm and entry.kind not in HARM_KINDS:
-        out.append(
-            _finding(
-                "harm-source",
-                entry,
-                "kind",
-                f"it reports harm, shown among the patient's warnings, but rests on a {in_words(entry.kind)}: "
-                f"harm is shown only where a {' or a '.join(in_words(k) for k in HARM_KINDS)} reports it",
             )
         )
     retired = [r for r in entry.speaks_to if rulebase.by_id[r].status == "retired"]
@@ -239,7 +228,6 @@ def _subsets(values) -> List[list]:
 
 
 __all__ = [
-    "HARM_KINDS",
     "STALE_AFTER_YEARS",
     "check_evidence",
     "entry_record",

@@ -52,6 +52,14 @@ GAP_KEYS = ("lead", "citation", "why")
 KINDS = ("controlled-trial", "observational-study", "guideline", "regulatory-action", "review")
 # How it bears on the review's statement. `reports-harm` is the one relation that carries a finding.
 RELATIONS = ("confirms", "extends", "contradicts", "reports-harm")
+# Whose report of harm is shown among the patient's warnings: a controlled trial's or a regulator's
+HARM_KINDS = ("controlled-trial", "regulatory-action")
+RELATION_WORDS = {  # how each relation reads beside the review's advice, in every output
+    "confirms": "confirms the review",
+    "extends": "extends the review",
+    "contradicts": "contradicts the review",
+    "reports-harm": "reports harm",
+}
 STATUSES = ("draft", "retired")  # approval is a sign-off in the review log, as for a rule
 REVIEW_YEAR = 2004
 PMID_PATTERN = re.compile(r"^[1-9][0-9]{0,8}$")
@@ -339,6 +347,11 @@ class _Context:
         problem = warning_problem(dict(harm, applies="patient"))
         if problem is None and harm["code"] in self.warning_codes:
             problem = f"harm code '{harm['code']}' is a rule's warning code: later evidence has codes of its own"
+        if problem is None and raw["kind"] not in HARM_KINDS:
+            problem = (
+                f"a harm finding rests on a {' or a '.join(k.replace('-', ' ') for k in HARM_KINDS)}, "
+                f"and this one's kind is {raw['kind']}: write it as a note (relation extends)"
+            )
         if problem is None and harm["severity"] == "info":
             problem = "a harm finding is about this patient: its severity is critical or warning"
         if problem:
@@ -418,4 +431,13 @@ def _date(text: str) -> Optional[datetime.date]:
         return None
 
 
-__all__ = ["KINDS", "RELATIONS", "Gap", "LaterEntry", "LaterEvidence", "read_later_evidence"]
+__all__ = [
+    "HARM_KINDS",
+    "KINDS",
+    "RELATIONS",
+    "RELATION_WORDS",
+    "Gap",
+    "LaterEntry",
+    "LaterEvidence",
+    "read_later_evidence",
+]

@@ -14,7 +14,7 @@ from ..base.errors import FormatContradicted
 from ..base.escape import for_spreadsheet, for_terminal, json_text
 from ..core.advisor import GENERAL
 from ..core.contract import CSV_COLUMNS, RESULT_DOSE_KEYS
-from ..core.later import REVIEW_YEAR
+from ..core.later import RELATION_WORDS, REVIEW_YEAR
 from ..core.rulebase import RuleBase
 from ..core.words import basis_and_refs, dose_line, grade_tag, stance_label
 from .wrap import wrap
@@ -32,12 +32,6 @@ FORMATS = ("text", "json", "jsonl", "csv")  # what `Formatter` and `ResultWriter
 # The format an output file's extension names; any other name is written as text by default.
 EXTENSION_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 # How a later source bears on the review's statement (later.RELATIONS), as a line of text says it.
-RELATION_WORDS = {
-    "confirms": "confirms the review",
-    "extends": "extends the review",
-    "contradicts": "contradicts the review",
-    "reports-harm": "reports harm",
-}
 
 
 def output_format(asked: Optional[str], output: Optional[str]) -> str:

@@ -33,7 +33,7 @@ from typing import List, Optional
 
 from ..base.escape import for_markdown
 from ..core.advisor import GENERAL
-from ..core.later import REVIEW_YEAR
+from ..core.later import RELATION_WORDS, REVIEW_YEAR
 from ..core.rulebase import SEVERITIES
 from ..core.words import GENERAL_PRECAUTIONS, GRADE_WORDS, dose_line, grade_tag, stance_label
 from ..output.render import TextRenderer, plain_style
@@ -45,12 +45,6 @@ LATER_MARK = "Later evidence, not the review"
 # the code system of a harm card's topic: the entries of the rule base's later-evidence file, beside its rules
 LATER_TOPIC = "later-evidence"
 # how an entry bears on the review's statement, as a line of the "Since 2004" part says it
-RELATION_WORDS = {
-    "confirms": "confirms the review",
-    "extends": "extends the review",
-    "contradicts": "contradicts the review",
-    "reports-harm": "reports harm",
-}
 # a URL's characters that may stand in a Markdown link's destination as they are: the others
 # (parentheses, brackets, angle brackets, spaces, backslashes...) are percent-encoded
 _URL_SAFE = ":/?#@!$&'*+,;=%~-._"
