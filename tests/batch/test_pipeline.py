@@ -119,8 +119,14 @@ def test_csv_has_one_row_per_case_with_stance_dose_and_warning_codes(run_cli, tm
     rows = list(csv.DictReader(io.StringIO(run_cli("evaluate", str(path), "--format", "csv").stdout)))
     assert list(rows[0]) == list(CSV_COLUMNS) and len(rows) == 2
     assert rows[0]["stance"] == "first-line" and rows[0]["total_g"] == "160.0" and rows[0]["days"] == "5"
-    # this patient's warnings with the review's grade, then the general precautions as one entry
-    assert rows[0]["warnings"].split(";") == ["thrombosis (not-graded)", "general-precautions"]
+    # this patient's warnings with the review's grade (a later report of harm has none), then the
+    # general precautions as one entry; the later evidence shown with the case, by id
+    assert rows[0]["warnings"].split(";") == [
+        "thrombosis (not-graded)",
+        "later-thrombosis-boxed-warning",
+        "general-precautions",
+    ]
+    assert rows[0]["later_evidence"] == "fda-2013-thrombosis-risk"
     assert rows[0]["max_severity"] == "warning"
     assert rows[1]["status"] == "error" and rows[1]["line"] == "2" and "not valid JSON" in rows[1]["error"]
 
