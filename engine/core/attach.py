@@ -91,7 +91,8 @@ class _Notes:
         first: Dict[str, dict] = {}  # an entry whose `any` matched in two ways fired twice: noted once
         for entry, matched in engine.notes:
             first.setdefault(entry.id, _note(entry, matched))
-        return list(first.values())
+        # what reports harm in this patient's situation first, then the rest as the file orders them
+        return sorted(first.values(), key=lambda note: note["harm"] is None)
 
 
 class LaterEvidenceAttacher:
@@ -167,7 +168,7 @@ def _harm_warning(entry: LaterEntry) -> dict:
         "action": harm["action"],
         "rule": None,
         "later_evidence": entry.id,
-        "citation": f"{entry.cited} ({entry.year})",
+        "citation": entry.cited,
     }
 
 

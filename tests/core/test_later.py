@@ -200,5 +200,6 @@ def test_an_entry_attaches_exactly_when_its_condition_holds(case):
             return [facts[name]] if name in facts else []
         return list(derived.get(name, []))
 
-    expected = [e.id for e in RULES.later.live() if conditions.truth(e.when, lookup) is True]
+    holds = [e for e in RULES.later.live() if conditions.truth(e.when, lookup) is True]
+    expected = [e.id for e in holds if e.harm] + [e.id for e in holds if not e.harm]  # harm first
     assert [n["id"] for n in run.result.later_evidence] == expected

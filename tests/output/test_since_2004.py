@@ -111,7 +111,7 @@ def test_a_harm_finding_is_a_patient_warning_marked_as_later_evidence_and_cited(
         assert lines[at].startswith(f"    WARNING  {code} (later evidence): "), lines[at]
         assert at < summary, "among the patient's warnings, before the stance"
         assert lines[at + 1].startswith("             -> ")
-        assert lines[at + 2] == f"             Source: {entry.cited} ({entry.year}), {entry.link}"
+        assert lines[at + 2] == f"             Source: {entry.cited}, {entry.link}"
     # the review's own warning is not marked
     assert any(line.startswith("    WARNING  thrombosis (not graded by the review): ") for line in lines)
 

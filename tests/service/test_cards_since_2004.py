@@ -127,7 +127,7 @@ def assert_marked_harm(card: dict, entry, rules=None) -> None:
     (cited,) = [
         line for line in detail.split("\n\n") if line.startswith("**Source** (later evidence, not the review): ")
     ]
-    assert links_in(cited) == [(for_markdown(f"{entry.cited} ({entry.year})"), entry.link)], cited
+    assert links_in(cited) == [(for_markdown(entry.cited), entry.link)], cited
 
 
 # -- a harm finding is its own card, marked later evidence ---------------------------------------
