@@ -243,11 +243,10 @@ def check_text(report: audit.CheckReport, style: Callable = plain_style) -> str:
         for c in v.coverage:
             out.append(f"  {c.diagnosis:28} {len(c.fields):2d} fields  {c.combinations:>13,} combinations")
         out.append(
-            "Checks: duplicate ids, schema, provenance (on load); unreachable, conflicting stances, "
-            "doses and warning severities, redundant and subsumed rules, gaps (exhaustive); "
-            "later evidence: situations that can never hold, harm resting on neither a controlled trial "
-            "nor a regulator, retired rules spoken to, sources not checked for "
-            f"{STALE_AFTER_YEARS} years (a note)."
+            "Checks: duplicate ids, schema, provenance, later evidence's sources and harm (on load); "
+            "unreachable, conflicting stances, doses and warning severities, redundant and subsumed rules, "
+            "gaps (exhaustive); later evidence: situations that can never hold, retired rules spoken to, "
+            f"sources not checked for {STALE_AFTER_YEARS} years (a note)."
         )
     if report.signoff:
         out.append(lifecycle_counts(report.signoff))
