@@ -31,7 +31,6 @@ SEVERITY_COLOURS = {"critical": "red", "warning": "yellow", "info": "blue"}
 FORMATS = ("text", "json", "jsonl", "csv")  # what `Formatter` and `ResultWriter` write
 # The format an output file's extension names; any other name is written as text by default.
 EXTENSION_FORMATS = {".csv": "csv", ".json": "json", ".jsonl": "jsonl", ".ndjson": "jsonl"}
-# How a later source bears on the review's statement (later.RELATIONS), as a line of text says it.
 
 
 def output_format(asked: Optional[str], output: Optional[str]) -> str:
