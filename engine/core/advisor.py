@@ -12,8 +12,8 @@ from .analysis import live_rules, missing_fields, undecided_rules
 from .attach import LaterEvidenceAttacher
 from .cache.situations import DEFAULT_SIZE, Keyer, SituationCache
 from .compiler import TRACE_KIND, Derived, compile_rulebase
-from .result import Result, Run
-from .rulebase import SEVERITIES, RuleBase
+from .result import Result, Run, patient_first
+from .rulebase import RuleBase
 from .schema import Case
 from .words import GENERAL_PRECAUTIONS, patient_grams, plain, precautions_line
 
@@ -34,7 +34,7 @@ class Advisor:
         self.situations = SituationCache(cache) if cache else None
         self.order = list(self.rulebase.schema.fields)
         self.stamp = self.rulebase.stamp
-        self.later = LaterEvidenceAttacher(self.rulebase)
+        self.attacher = LaterEvidenceAttacher(self.rulebase)  # the later evidence, after the rules
 
     def engine_for(self, facts: dict):
         """The engine that runs a case: its diagnosis's, built on first use.
@@ -54,6 +54,7 @@ class Advisor:
         """Build every diagnosis's engine now (a service does, so that no call pays for one)."""
         for diagnosis in self.rulebase.schema.fields["diagnosis"].values:
             self.engine_for({"diagnosis": diagnosis})
+            self.attacher.warm(diagnosis)
 
     def _engine_key(self, facts: dict):
         return facts.get("diagnosis") if self.per_disease else None
@@ -97,7 +98,7 @@ class Advisor:
         speaks to the case is attached after (core/attach.py): it reads what the rules
         concluded and never changes it."""
         run = self._run_or_replay(case)
-        self.later.attach(run)  # after the rules have decided, and after the cache: the case's own
+        self.attacher.attach(run)  # after the rules have decided, and after the cache: the case's own
         run.result.source_notes.normalised = [dict(n) for n in case.normalised]  # the case's own, never a cached case's
         run.result.rules = dict(self.stamp)
         return run
@@ -243,7 +244,7 @@ def _grouped(warnings) -> List[dict]:
     """The warnings as shown: those about this patient, most severe first; then what applies to
     every infusion as one info entry, the general precautions, listing each with its grade. So
     max_severity speaks of this patient only, and no output shouts what every patient is told."""
-    own = sorted((w for w in warnings if w["applies"] == "patient"), key=lambda w: SEVERITIES.index(w["severity"]))
+    own = patient_first(w for w in warnings if w["applies"] == "patient")
     every = [w for w in warnings if w["applies"] == "every-infusion"]
     if every:
         items = [{k: w[k] for k in ("code", "grade", "summary", "message", "action", "rule")} for w in every]

@@ -15,8 +15,8 @@ from . import conditions
 from ._experta import Fact, KnowledgeEngine, Rule, trim_overheads
 from .compiler import TRACE_KIND, Derived, Given, compile_condition
 from .later import LaterEntry
-from .result import Run
-from .rulebase import SEVERITIES, RuleBase
+from .result import Run, patient_first
+from .rulebase import RuleBase
 from .words import plain
 
 MEMO_SIZE = 4096  # situations remembered: a key is the few values the entries test
@@ -67,9 +67,11 @@ class _Notes:
     def notes(self, facts: dict, derived: Dict[str, list]) -> list:
         if self.engine is None:
             return []
+        # everything the engine is given, each value with its type: 70 and 70.0, or 1 and True, are
+        # equal in Python but not the same fact to show in a note's `matched`
         key = (
-            tuple((name, _hashable(facts[name])) for name in self.given if name in facts),
-            tuple((name, tuple(derived[name])) for name in self.derived if name in derived),
+            tuple((name, _typed(facts[name])) for name in self.given if name in facts),
+            tuple((name, tuple(map(_typed, derived[name]))) for name in self.derived if name in derived),
         )
         notes = self.memo.get(key)
         if notes is None:
@@ -111,10 +113,18 @@ class LaterEvidenceAttacher:
         if not result.ok or not self.entries:
             return
         notes = self._for(run.case.facts.get("diagnosis")).notes(run.case.facts, run.derived)
-        result.later_evidence = [dict(n, matched=[dict(m) for m in n["matched"]]) for n in notes]
+        # each Result its own copies: the memo's notes are shared by every case in one situation
+        result.later_evidence = [
+            dict(n, speaks_to=list(n["speaks_to"]), matched=[dict(m) for m in n["matched"]]) for n in notes
+        ]
         harm = [_harm_warning(self.by_id[n["id"]]) for n in notes if n["harm"]]
-        review = [w for w in result.warnings if "later_evidence" not in w]  # attached twice, added once
-        result.warnings = _with_harm(review, harm) if harm else review
+        # a Result attached again (attach is public) keeps one finding of each, not two
+        review = [w for w in result.warnings if "later_evidence" not in w]
+        result.warnings = patient_first(review + harm) if harm else review
+
+    def warm(self, diagnosis) -> None:
+        """Compile the engine of this diagnosis's entries now (a service does, so no call pays for it)."""
+        self._for(diagnosis)
 
     def _for(self, diagnosis) -> _Notes:
         """The engine of the entries that can hold for this diagnosis, all else unknown: an engine
@@ -130,8 +140,9 @@ class LaterEvidenceAttacher:
         return notes
 
 
-def _hashable(value):
-    return tuple(value) if isinstance(value, list) else value
+def _typed(value):
+    """A fact's value as a memo key: hashable, and told apart from an equal value of another type."""
+    return (type(value).__name__, tuple(value) if isinstance(value, list) else value)
 
 
 def _note(entry: LaterEntry, matched: List[Fact]) -> dict:
@@ -169,15 +180,8 @@ def _harm_warning(entry: LaterEntry) -> dict:
         "rule": None,
         "later_evidence": entry.id,
         "citation": entry.cited,
+        "link": entry.link,
     }
-
-
-def _with_harm(warnings: List[dict], harm: List[dict]) -> List[dict]:
-    """The warnings with the harm findings among those about this patient, most severe first (the
-    review's before later evidence at one severity); what applies to every infusion stays last."""
-    own = [w for w in warnings if w["applies"] == "patient"] + harm
-    own.sort(key=lambda w: SEVERITIES.index(w["severity"]))
-    return own + [w for w in warnings if w["applies"] != "patient"]
 
 
 __all__ = ["LaterEvidenceAttacher"]

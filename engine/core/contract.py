@@ -26,7 +26,6 @@ CSV_COLUMNS = (
     "rule",
     *RESULT_DOSE_KEYS,
     "warnings",
-    "later_evidence",  # the ids of the later-evidence entries shown with the case ('Since 2004')
     "missing",
     "error",
     "source",
@@ -35,6 +34,8 @@ CSV_COLUMNS = (
     "rules_version",
     "rules_hash",
     "unmapped",
+    # last, added after the others: a reader of columns by position finds them where they were
+    "later_evidence",  # the ids of the later-evidence entries shown with the case ('Since 2004')
 )
 
 # The CSV headers of earlier releases: their results files are still results, left out of a walk

@@ -135,6 +135,13 @@ class Result:
         return cls(id=case_id, status="error", error=error, source=first.source, line=first.line)
 
 
+def patient_first(warnings) -> List[dict]:
+    """The warnings in the order every output shows them: those about this patient, most severe
+    first (a stable sort: at one severity, as given), then what applies to every infusion."""
+    own = sorted((w for w in warnings if w["applies"] == "patient"), key=lambda w: SEVERITIES.index(w["severity"]))
+    return own + [w for w in warnings if w["applies"] != "patient"]
+
+
 @dataclass
 class Run:
     """One run of the rules over a case: its Result, and what the run derived and decided."""
@@ -147,4 +154,4 @@ class Run:
     waiting: frozenset = frozenset()  # derived facts a rule not yet false may still assert (read as unknown)
 
 
-__all__ = ["Result", "Run", "SourceNotes"]
+__all__ = ["Result", "Run", "SourceNotes", "patient_first"]

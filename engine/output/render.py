@@ -115,7 +115,9 @@ class TextRenderer:
             f"{s(for_terminal(result.id), bold=True)}  {s(stance_label(stance), fg=STANCE_COLOURS[stance], bold=True)}"
         )
         if result.critical:
-            line += "  -  " + s("CRITICAL: " + ", ".join(result.critical), fg="red", bold=True)
+            later = {w["code"] for w in result.warnings if w.get("later_evidence")}
+            codes = [f"{code} (later evidence)" if code in later else code for code in result.critical]
+            line += "  -  " + s("CRITICAL: " + ", ".join(codes), fg="red", bold=True)
         return [self.fit(line, 4)]
 
     def patient_warning_lines(self, result, most_severe_last: bool = False) -> List[str]:
@@ -123,9 +125,8 @@ class TextRenderer:
         most severe first; with `most_severe_last`, in the reverse order, so that read upwards from a
         headline under them they come as they do in reading order. A finding of later evidence is
         marked so, with its source and where to read it."""
-        links = {note["id"]: note["link"] for note in result.later_evidence}
         warnings = [w for w in result.warnings if w["code"] != GENERAL]  # most severe first (advisor)
-        return self.warning_lines(reversed(warnings) if most_severe_last else warnings, links)
+        return self.warning_lines(reversed(warnings) if most_severe_last else warnings)
 
     def stance_lines(self, result) -> List[str]:
         """What the review says (the stance's summary and rule, named as the review's) and the dose for
@@ -186,22 +187,20 @@ class TextRenderer:
             return [self.fit(f"  {heading} " + ", ".join(missing), 4)] if missing else []
         return [f"  {heading}"] + [self.fit(f"    - {item}", 6) for item in unknown] if unknown else []
 
-    def warning_lines(self, warnings, links: Optional[dict] = None) -> List[str]:
+    def warning_lines(self, warnings) -> List[str]:
         """Each warning as a tagged line (with the review's grade of the adverse event), and its
         action under it. A finding of later evidence (no rule of the review's gives it) is as loud
-        as its severity, but marked '(later evidence)' and followed by its source; `links`: where
-        to read each entry, by its id."""
+        as its severity, but marked '(later evidence)' and followed by its source and link."""
         lines = []
         for w in warnings:
             tag = self.style(f"{w['severity'].upper():8}", fg=SEVERITY_COLOURS[w["severity"]], bold=True)
-            later = w.get("later_evidence")
-            mark = " (later evidence)" if later else f" {grade_tag(w.get('grade'))}" if w.get("grade") else ""
+            entry_id = w.get("later_evidence")
+            mark = " (later evidence)" if entry_id else f" {grade_tag(w.get('grade'))}" if w.get("grade") else ""
             lines.append(self.fit(f"    {tag} {w['code']}{mark}: {w['message']}", 13))
             if w.get("action"):
                 lines.append(self.fit(f"             -> {w['action']}", 16))
-            if later:
-                link = (links or {}).get(later)
-                source = for_terminal(w["citation"] + (f", {link}" if link else ""))
+            if entry_id:
+                source = for_terminal(f"{w['citation']}, {w['link']}")
                 lines.append(self.fit(f"             {self.style('Source:', dim=True)} {source}", 13))
         return lines
 
@@ -218,7 +217,9 @@ class TextRenderer:
             what = f"{note['kind'].replace('-', ' ')}, {RELATION_WORDS[note['relation']]}"
             found = for_terminal(f"    {note['year']}  {what}: {note['title']}. ")
             source = s(for_terminal(f"{short_citation(note['citation'])}, {note['link']}"), dim=True)
-            lines.append(self.fit(found + source, 10))
+            # its finding is among the warnings above, in full: here it is named, not said again
+            above = f" {s('(warning ' + note['harm'] + ' above)', dim=True)}" if note["harm"] else ""
+            lines.append(self.fit(found + source + above, 10))
         return lines
 
     def precaution_lines(self, warnings) -> List[str]:
@@ -355,8 +356,9 @@ def csv_row(result) -> list:
     the ids of the later-evidence entries that speak to it (`later_evidence`).
 
     The highest severity and the critical codes sit beside the stance, so a
-    spreadsheet filtered on the stance still shows them. `unmapped` (last) lists, for a
-    case read from FHIR, the resources and codes the mapping did not read. Every text
+    spreadsheet filtered on the stance still shows them. `unmapped` lists, for a case read
+    from FHIR, the resources and codes the mapping did not read; `later_evidence` comes last,
+    so that the columns before it are where they were before it was added. Every text
     cell is made safe for spreadsheets (no cell from input can start a formula).
     """
     dose = result.dose or {}
@@ -370,7 +372,6 @@ def csv_row(result) -> list:
         (result.ivig or {}).get("rule", ""),
         *("" if dose.get(k) is None else dose[k] for k in RESULT_DOSE_KEYS),
         ";".join(w["code"] + (f" ({w['grade']})" if w.get("grade") else "") for w in result.warnings),
-        ";".join(note["id"] for note in result.later_evidence),
         ";".join(result.missing),
         error.get("message", "") + (f" [{error['field']}]" if error.get("field") else ""),
         result.source or "",
@@ -382,6 +383,7 @@ def csv_row(result) -> list:
             u["resource"] + (f" {', '.join(u['codes'])}" if u["codes"] else "")
             for u in result.source_notes.unmapped or ()
         ),
+        ";".join(note["id"] for note in result.later_evidence),
     ]
     return [for_spreadsheet(cell) for cell in row]
 

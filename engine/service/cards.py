@@ -44,7 +44,6 @@ SINCE = f"Since {REVIEW_YEAR}"
 LATER_MARK = "Later evidence, not the review"
 # the code system of a harm card's topic: the entries of the rule base's later-evidence file, beside its rules
 LATER_TOPIC = "later-evidence"
-# how an entry bears on the review's statement, as a line of the "Since 2004" part says it
 # a URL's characters that may stand in a Markdown link's destination as they are: the others
 # (parentheses, brackets, angle brackets, spaces, backslashes...) are percent-encoded
 _URL_SAFE = ":/?#@!$&'*+,;=%~-._"
@@ -264,8 +263,7 @@ class CardMaker:
         if w.get("action"):
             lines.append(f"**Action:** {for_markdown(w['action'])}")
         if w.get("later_evidence"):
-            link = self.rulebase.later.by_id[w["later_evidence"]].link
-            lines.append(f"**Source** ({LATER_MARK.lower()}): {markdown_link(w['citation'], link)}")
+            lines.append(f"**Source** ({LATER_MARK.lower()}): {markdown_link(w['citation'], w['link'])}")
         return "\n\n".join(lines)
 
     def dose_card(self, result, order: dict, weight: Optional[float]) -> Optional[dict]:

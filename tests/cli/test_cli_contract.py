@@ -253,7 +253,17 @@ def test_each_report_is_the_json_the_command_prints(rules_copy):
 
     check = A.check()
     assert printed("audit", "check") == same(check.to_dict()) and check.to_dict()["ok"] is True
-    assert list(check.to_dict()) == ["ok", "findings", "combinations", "excluded", "states", "signoff", "per_diagnosis"]
+    assert list(check.to_dict()) == [
+        "ok",
+        "findings",
+        "notes",
+        "combinations",
+        "excluded",
+        "states",
+        "signoff",
+        "evidence_signoff",
+        "per_diagnosis",
+    ]
     cover = A.coverage(advisor, [str(MMN), str(GBS)])
     assert printed("audit", "coverage", MMN, GBS) == same(cover.to_dict())
     assert cover.to_dict()["cases"] == 2 and len(cover.to_dict()["rules"]) == len(advisor.rulebase.rules)

@@ -83,7 +83,8 @@ def assert_entry_line(line: str, entry_id: str):
     """One entry on one line: its year, kind and relation, what it found, and where to read it."""
     entry = LATER[entry_id]
     assert line.startswith(f"    {entry.year}  {entry.kind.replace('-', ' ')}, {RELATION_WORDS[entry.relation]}: ")
-    assert entry.title in line and line.rstrip().endswith(entry.link), line
+    ending = entry.link + (f" (warning {entry.harm['code']} above)" if entry.harm else "")
+    assert entry.title in line and line.rstrip().endswith(ending), line
     author = entry.citation.split(",")[0]
     assert author in line, line  # the source, named
 
@@ -146,7 +147,7 @@ def test_a_case_without_later_evidence_has_no_section(run_cli, cases):
 def test_csv_lists_the_entries_beside_the_warnings(run_cli, cases):
     rows = list(csv.DictReader(io.StringIO(run_cli("evaluate", "--format", "csv", "-q", str(cases)).stdout)))
     header = list(rows[0])
-    assert header[header.index("warnings") + 1] == "later_evidence"
+    assert header[-1] == "later_evidence"  # last: every other column is where it was before
     by_id = {row["id"]: row for row in rows}
     assert GBS_NOTES <= set(by_id["g2"]["later_evidence"].split(";"))
     assert set(GBS_HARM) <= set(by_id["g2"]["warnings"].split(";"))  # harm codes among the warnings

@@ -446,7 +446,7 @@ def check_supports(cases, rnd, support=None):
         validated = PLAIN.validate(other)
         replayed = Situation(first, {}).replay(validated)
         replayed.result.rules, replayed.result.normalised = dict(PLAIN.stamp), validated.normalised  # as Advisor.run
-        PLAIN.later.attach(replayed)  # as Advisor.run: the later evidence is the case's own, after the cache
+        PLAIN.attacher.attach(replayed)  # as Advisor.run: the later evidence is the case's own, after the cache
         assert run_record(replayed) == run_record(PLAIN.run(validated)), (case, other, positions)
     return moved
 
