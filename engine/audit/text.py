@@ -353,6 +353,9 @@ def diff_text(
                 rows.append(
                     ("warnings", ", ".join(sorted(before - after)) or "—", ", ".join(sorted(after - before)) or "—")
                 )
+            elif key == "later_evidence":
+                before, after = (set(o.get("later_evidence", ())) for o in (d.base, d.this))
+                rows.append((key, ", ".join(sorted(before - after)) or "—", ", ".join(sorted(after - before)) or "—"))
             elif key == "ivig":
                 rows.append(("stance", *(_stance_words(o) for o in (d.base, d.this))))
             elif key == "error":

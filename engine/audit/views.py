@@ -625,7 +625,8 @@ _NONE = object()
 def outcome(result: Result) -> dict:
     """What a reviewer compares between two rule bases, in the result contract's
     own names and shapes (`ivig evaluate --format json`): status, error, the
-    stance (`ivig`), the dose, the warnings (code, severity, rule)."""
+    stance (`ivig`), the dose, the warnings (code, severity, rule), and the
+    later evidence shown with the case (the ids of its entries)."""
     dose = result.dose
     return {
         "status": result.status,
@@ -633,6 +634,7 @@ def outcome(result: Result) -> dict:
         "ivig": None if result.ivig is None else {k: result.ivig[k] for k in ("stance", "rule")},
         "dose": None if dose is None else {k: dose[k] for k in RESULT_DOSE_KEYS},
         "warnings": [{k: w[k] for k in ("code", "severity", "rule")} for w in result.warnings],
+        "later_evidence": [note["id"] for note in result.later_evidence],
     }
 
 
@@ -644,6 +646,7 @@ def _compared(outcome: dict) -> dict:
         "ivig": (outcome["ivig"] or {}).get("stance"),
         "dose": outcome["dose"],
         "warnings": sorted((w["code"], w["severity"]) for w in outcome["warnings"]),
+        "later_evidence": sorted(outcome.get("later_evidence", ())),
     }
 
 
@@ -659,7 +662,7 @@ class Difference:
 
     @property
     def changed(self) -> List[str]:
-        """The parts of the outcome that differ (status, error, ivig, dose, warnings)."""
+        """The parts of the outcome that differ (status, error, ivig, dose, warnings, later_evidence)."""
         before, after = _compared(self.base), _compared(self.this)
         return [k for k in before if before[k] != after[k]]
 

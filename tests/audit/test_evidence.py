@@ -343,3 +343,17 @@ def test_sign_completes_the_ids_of_entries_as_of_rules():
 
     assert complete("ivig audit sign gbs-dose sid-g") == [SID]
     assert complete("ivig audit sign mmn-genera") == ["mmn-general"]
+
+
+def test_audit_diff_shows_the_later_evidence_an_edit_adds_or_takes_away(run_cli, rules_copy):
+    """An edit to later-evidence.yaml changes what some patients are shown: `audit diff` lists them,
+    as it lists a change of stance, dose or warnings."""
+    set_when(rules_copy, "efns-pns-mmn-2006", "{all: [{diagnosis: mmn}, {conduction_block: false}]}")
+    mmn = str(Path(__file__).resolve().parents[2] / "examples" / "mmn.yaml")
+    shown = run_cli("audit", "diff", "--rules", str(rules_copy), "--base", "rules", mmn)
+    assert shown.exit_code == 1, shown.output
+    assert re.search(r"later_evidence\s+efns-pns-mmn-2006\s+\| —", shown.output), shown.output
+    data = json.loads(
+        run_cli("audit", "diff", "--rules", str(rules_copy), "--base", "rules", mmn, "--format", "json").stdout
+    )
+    assert [d["changed"] for d in data["cases"]] == [["later_evidence"]]
