@@ -94,12 +94,13 @@ def signoff_hash(rulebase: RuleBase, rule: RuleSpec) -> str:
 def evidence_hash(rulebase: RuleBase, entry: LaterEntry) -> str:
     """A short hash of everything a reviewer judged in a later-evidence entry.
 
-    That is the entry as written (status aside: retiring it is not a new
-    claim); the decisive part of the rules that derive a fact its situation
-    tests, and transitively theirs, with the layer order (what decides whether
-    the entry attaches to a case, as for a rule); and the statements (what
-    they conclude, and from which passage) of the rules it speaks to, since
-    its relation (confirms, contradicts...) was judged against them.
+    That is the entry as written (`_judged`: its status, history and the date
+    its source was last checked aside); the decisive part of the rules that
+    derive a fact its situation tests, and transitively theirs, for the
+    diagnoses its situation can hold for, with the layer order (what decides
+    whether the entry attaches to a case, as for a rule); and the statements
+    (what they conclude, and from which passage) of the rules it speaks to,
+    since its relation (confirms, contradicts...) was judged against them.
     """
     return _dependencies(rulebase).hash_of_entry(entry)
 
@@ -150,6 +151,7 @@ class _Dependencies:
     def __init__(self, rulebase: RuleBase):
         from ..core.analysis import live_rules
 
+        self.rulebase = rulebase
         diagnoses: Dict[str, set] = {r.id: set() for r in rulebase.rules}
         for value in rulebase.schema.fields["diagnosis"].values:
             for rule in live_rules(rulebase, value):
@@ -167,17 +169,21 @@ class _Dependencies:
             near = {o.id: o for t in conditions.tests(rule.when) for o in producers.get(t.name, ())}
             near.update((o.id, o) for output in _outputs(rule) for o in emitters[output])
             self.related[rule.id] = [o for o in near.values() if o is not rule and diagnoses[rule.id] & diagnoses[o.id]]
+        self.diagnoses = diagnoses  # rule id -> the diagnoses it can fire for
         self.decisive = {r.id: _digest(_decisive(r)) for r in rulebase.rules}
         self.layers = [(l.name, l.sets_stance) for l in rulebase.layers]
         self.producers = producers
         self.statements = {r.id: {"then": r.then, "source": r.source} for r in rulebase.rules}
         self.hashes: Dict[str, str] = {}
 
-    def closure(self, start: List[RuleSpec]) -> List[RuleSpec]:
-        """`start` and the rules their outcomes depend on, transitively, in firing order."""
+    def closure(self, start: List[RuleSpec], within: Optional[set] = None) -> List[RuleSpec]:
+        """`start` and the rules their outcomes depend on, transitively, in firing order; with
+        `within`, only rules that can fire for one of those diagnoses."""
         found, todo = {r.id: r for r in start}, list(start)
         while todo:
             for other in self.related[todo.pop().id]:
+                if within is not None and not self.diagnoses[other.id] & within:
+                    continue
                 if other.id not in found:
                     found[other.id] = other
                     todo.append(other)
@@ -198,15 +204,42 @@ class _Dependencies:
 
     def hash_of_entry(self, entry: LaterEntry) -> str:
         """See `evidence_hash`. Not cached: an entry is not a rule, and its id may be any."""
-        feeding = {r.id: r for t in conditions.tests(entry.when) for r in self.producers.get(t.name, ())}
+        within = self.entry_diagnoses(entry)
+        feeding = {
+            r.id: r
+            for t in conditions.tests(entry.when)
+            for r in self.producers.get(t.name, ())
+            if self.diagnoses[r.id] & within
+        }
         return _digest(
             {
-                "evidence": {k: v for k, v in entry.raw.items() if k != "status"},
+                "evidence": _judged(entry.raw),
                 "speaks_to": {rule_id: self.statements.get(rule_id) for rule_id in entry.speaks_to},
                 "layers": self.layers,
-                "context": [self.decisive[r.id] for r in self.closure(list(feeding.values()))],
+                "context": [self.decisive[r.id] for r in self.closure(list(feeding.values()), within)],
             }
         )
+
+    def entry_diagnoses(self, entry: LaterEntry) -> set:
+        """The diagnoses an entry's situation can hold for, all else unknown: only their rules can
+        decide whether it attaches (a GBS rule never decides a dermatomyositis entry)."""
+        values = self.rulebase.schema.fields["diagnosis"].values
+        return {d for d in values if conditions.truth(entry.when, _diagnosis_only(d)) is not False}
+
+
+def _diagnosis_only(diagnosis: str):
+    """A lookup that knows the diagnosis and nothing else (conditions.truth)."""
+    return lambda name: [diagnosis] if name == "diagnosis" else conditions.UNKNOWN
+
+
+def _judged(raw) -> dict:
+    """What a reviewer judged of an entry as written: all of it but its status (retiring it is no
+    new claim), its `changes` (its history) and the date its source was last checked (a re-check
+    that finds the quote on the page as before is no new claim; a changed quote or page is)."""
+    out = {k: v for k, v in raw.items() if k not in ("status", "changes")}
+    if isinstance(out.get("source"), dict):
+        out["source"] = {k: v for k, v in out["source"].items() if k != "checked"}
+    return out
 
 
 # -- reading the log -------------------------------------------------------------

@@ -357,3 +357,22 @@ def test_audit_diff_shows_the_later_evidence_an_edit_adds_or_takes_away(run_cli,
         run_cli("audit", "diff", "--rules", str(rules_copy), "--base", "rules", mmn, "--format", "json").stdout
     )
     assert [d["changed"] for d in data["cases"]] == [["later_evidence"]]
+
+
+DM_HARM = "proderm-dermatomyositis-thrombosis"
+
+
+def test_an_entry_is_not_made_stale_by_a_rule_of_another_disease_nor_by_re_dating_its_check(run_cli, rules_copy):
+    """A sign-off goes stale on what the reviewer judged: not on a GBS rule for a dermatomyositis
+    entry, nor on a re-check that leaves the quote and the page as they were (the stale-source
+    note asks for that re-check every few years)."""
+    assert audit(run_cli, rules_copy, "sign", DM_HARM, *SIGN).exit_code == 0
+    mutate(
+        rules_copy / "gbs.yaml",
+        "natural course of\n          the disease confounds",
+        "natural course of\n          GBS confounds",
+    )
+    edit_entry(rules_copy, DM_HARM, r'checked: "2026-12-06"', 'checked: "2026-12-05"')
+    assert records(run_cli, rules_copy)[DM_HARM]["lifecycle"] == "approved"
+    edit_entry(rules_copy, DM_HARM, r"reduced the rate of TEEs", "reduced the rate of thromboses")  # the quote
+    assert records(run_cli, rules_copy)[DM_HARM]["lifecycle"] == "stale"
