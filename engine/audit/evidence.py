@@ -29,8 +29,6 @@ from .signoff import ReviewLog, evidence_hash
 # revise every few years (the EFNS/PNS MMN guideline of 2006 was revised in 2010, then by
 # EAN/PNS in 2021), and a label, an erratum or a retraction can change what was quoted at any time.
 STALE_AFTER_YEARS = 3
-# The one exception to "beside, never in": harm shown among a patient's warnings rests on a
-# later controlled trial or a regulator's action, never on a weaker source.
 
 
 # -- the listing ----------------------------------------------------------------------------
