@@ -953,9 +953,10 @@ def audit_diff(paths, fmt, rules_dir, base_dir):
 
 def _complete_signable_ids(ctx, param, incomplete: str) -> list:
     """Shell completion of what `audit sign` takes: a rule's id, or a later-evidence entry's."""
+    from ivig_advisor.engine.audit.signoff import signables
+
     rulebase = _completion_rulebase(ctx)
-    ids = [rule.id for rule in rulebase.rules] + [entry.id for entry in rulebase.later.entries] if rulebase else []
-    return [i for i in ids if i.startswith(incomplete)]
+    return [i for i in signables(rulebase) if i.startswith(incomplete)] if rulebase else []
 
 
 @audit.command("sign")

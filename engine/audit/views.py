@@ -366,16 +366,12 @@ def check_rulebase(rulebase: RuleBase, strict: bool = False) -> CheckReport:
 def unapproved(rulebase: RuleBase, log: ReviewLog) -> List[Finding]:
     """--strict: a finding for each rule, and each live later-evidence entry, without a current
     'approved' sign-off (a retired entry is shown to no one, so asks for none)."""
+    signed = [("rule", rule) for rule in rulebase.rules] + [("later evidence", e) for e in rulebase.later.live()]
     out = []
-    for rule in rulebase.rules:
-        signoff = log.state(rule)
+    for kind, item in signed:
+        signoff = log.state(item)
         if signoff.stage != "approved":
-            out.append(Finding("sign-off", f"rule {rule.id}: {signoff.describe()}", rule.file, rule.line, rule.id))
-    for entry in rulebase.later.live():
-        signoff = log.state(entry)
-        if signoff.stage != "approved":
-            message = f"later evidence {entry.id}: {signoff.describe()}"
-            out.append(Finding("sign-off", message, entry.file, entry.line, entry.id))
+            out.append(Finding("sign-off", f"{kind} {item.id}: {signoff.describe()}", item.file, item.line, item.id))
     return out
 
 
