@@ -8,6 +8,7 @@ and the rule dependency graph as inline SVG.
 
 import datetime
 import html
+from dataclasses import dataclass
 from typing import List, Optional
 
 from ..base.atomic import write_text_atomic
@@ -57,17 +58,35 @@ def _evidence_link(entry_id: str) -> str:
     return f'<a href="#evidence-{_e(entry_id)}">{_e(entry_id)}</a>'
 
 
-def _rule_card(
-    rulebase: RuleBase,
-    rule: RuleSpec,
-    log: ReviewLog,
-    feeds,
-    fed_by,
-    fired: Optional[int],
-    preempts=None,
-    preempted_by=None,
-    later=None,
-) -> str:
+@dataclass
+class _Neighbours:
+    """What each rule's card links to, by rule id: the rules it feeds and is fed by, those it
+    pre-empts and is pre-empted by, and the later-evidence entries that speak to it."""
+
+    feeds: dict
+    fed_by: dict
+    preempts: dict
+    preempted_by: dict
+    evidence: dict
+
+    @classmethod
+    def of(cls, rulebase: RuleBase) -> "_Neighbours":
+        feeds, preempts = audit.feeds(rulebase), audit.preempts(rulebase)
+        return cls(feeds, audit.fed_by(feeds), preempts, audit.preempted_by(preempts), spoken_of(rulebase))
+
+    def links(self, rule_id: str) -> List[str]:
+        """The card's links to its neighbours, each kind on its own part of the line."""
+        kinds = (
+            ("fed by", self.fed_by, _rule_link),
+            ("feeds", self.feeds, _rule_link),
+            ("pre-empts", self.preempts, _rule_link),
+            ("pre-empted by", self.preempted_by, _rule_link),
+            ("later evidence", self.evidence, _evidence_link),
+        )
+        return [f"{label} " + ", ".join(map(link, near[rule_id])) for label, near, link in kinds if near.get(rule_id)]
+
+
+def _rule_card(rulebase: RuleBase, rule: RuleSpec, log: ReviewLog, near: _Neighbours, fired: Optional[int]) -> str:
     signoff = log.state(rule)
     c = words.citation(rule)
     parts = [
@@ -94,17 +113,7 @@ def _rule_card(
     parts += [f'<div class="flag">Flag: {_e(flag)}</div>' for flag in rule.flags]
     parts += [f'<div class="change">Changed: {_e(change)}</div>' for change in rule.changes]
     parts.append(f'<div class="meta">Lifecycle: {_e(signoff.describe())}</div>')
-    links = []
-    if fed_by[rule.id]:
-        links.append("fed by " + ", ".join(_rule_link(r) for r in fed_by[rule.id]))
-    if feeds[rule.id]:
-        links.append("feeds " + ", ".join(_rule_link(r) for r in feeds[rule.id]))
-    if preempts and preempts[rule.id]:
-        links.append("pre-empts " + ", ".join(_rule_link(r) for r in preempts[rule.id]))
-    if preempted_by and preempted_by[rule.id]:
-        links.append("pre-empted by " + ", ".join(_rule_link(r) for r in preempted_by[rule.id]))
-    if later and later.get(rule.id):
-        links.append("later evidence " + ", ".join(_evidence_link(e) for e in later[rule.id]))
+    links = near.links(rule.id)
     if fired is not None:
         links.append(f"fired in {fired} corpus case{'s' if fired != 1 else ''}")
     links.append(f"written at {_e(rule.file)}:{rule.line}")
@@ -211,19 +220,38 @@ def _graph(rulebase: RuleBase, feeds) -> str:
 def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> str:
     """The report as one HTML string (see the module doc)."""
     log = ReviewLog.load(rulebase)
-    feeds = audit.feeds(rulebase)
-    fed_by = audit.fed_by(feeds)
-    preempts = audit.preempts(rulebase)
-    preempted_by = audit.preempted_by(preempts)
+    near = _Neighbours.of(rulebase)
     checked = audit.check_rulebase(rulebase)
     paths = case_paths if case_paths is not None else audit.default_corpus(rulebase)
     cover = audit.coverage(Advisor(rulebase), paths) if paths else None
-    v = checked.verification
-    counts = log.counts()
     topics = list(dict.fromkeys(r.topic for r in rulebase.rules))
-    later = spoken_of(rulebase)
+    body = _header(rulebase, topics) + _summary(rulebase, log, checked, cover)
+    body += _rules_by_disease(rulebase, topics, log, near, cover)
+    body += _since_2004(rulebase, log)
+    body += _regimens(rulebase)
+    body += _assumptions(rulebase)
+    body += _fhir_mapping()
+    body += _check_section(rulebase, checked)
+    body += _coverage_section(rulebase, cover)
+    body += [
+        '<h2 id="graph">Dependency graph</h2>',
+        '<p class="meta">Columns are the layers in firing order; a line joins a rule to a rule that '
+        "tests a fact it derives. Each box links to its rule.</p>",
+        f'<div style="overflow-x:auto">{_graph(rulebase, near.feeds)}</div>',
+        "</main>",
+    ]
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>Rule audit: {_e(rulebase.name)}</title><style>{CSS}</style></head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )
+
+
+def _header(rulebase: RuleBase, topics: List[str]) -> List[str]:
+    """The title, the rule base's version and source, the date, and the table of contents."""
     now = datetime.date.today().isoformat()
-    body = [
+    return [
         f"<header><h1>Rule audit: {_e(rulebase.name)}</h1>",
         f'<div class="meta">Rule base version {_e(rulebase.version)}; report of {now}. '
         f"{_e(rulebase.manifest.get('source', ''))}</div>",
@@ -236,15 +264,20 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
         + "".join(f'<li><a href="#topic-{_e(t)}">{_e(rulebase.topics.get(t) or t)}</a></li>' for t in topics)
         + "</ul></nav></header><main>",
     ]
+
+
+def _summary(rulebase: RuleBase, log: ReviewLog, checked, cover) -> List[str]:
+    """The rules by basis and lifecycle, the check's verdict, the later evidence, the coverage."""
+    v = checked.verification
     basis = sum(r.basis == "assumption" for r in rulebase.rules)
     verdict = (
         '<span class="ok">passes</span>' if checked.ok else f'<span class="bad">{len(checked.findings)} findings</span>'
     )
-    body += [
+    out = [
         '<h2 id="summary">Summary</h2><ul>',
         f"<li>{len(rulebase.rules)} rules: {len(rulebase.rules) - basis} from the review, "
         f'{basis} resting on assumptions (<a href="#assumptions">list</a>).</li>',
-        f"<li>{_e(lifecycle_counts(counts))}.</li>",
+        f"<li>{_e(lifecycle_counts(log.counts()))}.</li>",
         f"<li>Static check: {verdict}"
         + (f"; {v.combinations:,} combinations checked exhaustively." if v else ".")
         + "</li>",
@@ -252,55 +285,32 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
     entries = rulebase.later.entries
     if entries:
         harm = sum(bool(e.harm) for e in rulebase.later.live())
-        body.append(
+        out.append(
             f"<li>Since 2004: {len(entries)} later-evidence entries beside the rules ({harm} reporting harm), "
             f"{len(rulebase.later.gaps)} leads not confirmed "
             f'(<a href="#since-2004">list</a>); {_e(lifecycle_counts(log.counts(entries), EVIDENCE_LIFECYCLE))}.</li>'
         )
     if cover:
-        body.append(f"<li>Coverage: {cover.cases} cases; {len(cover.never(rulebase))} rules never fired.</li>")
-    body.append("</ul>")
-    body.append('<h2 id="rules">Rules by disease</h2>')
+        out.append(f"<li>Coverage: {cover.cases} cases; {len(cover.never(rulebase))} rules never fired.</li>")
+    out.append("</ul>")
+    return out
+
+
+def _rules_by_disease(rulebase: RuleBase, topics: List[str], log: ReviewLog, near: _Neighbours, cover) -> List[str]:
+    """Each topic's rule cards, with beside them what changed since 2004 for it."""
+    out = ['<h2 id="rules">Rules by disease</h2>']
     for topic in topics:
-        body.append(f'<h3 id="topic-{_e(topic)}">{_e(rulebase.topics.get(topic) or topic)}</h3>')
+        out.append(f'<h3 id="topic-{_e(topic)}">{_e(rulebase.topics.get(topic) or topic)}</h3>')
         upkeep = rulebase.maintenance.get(topic)
         if upkeep:
-            body.append('<p class="meta">Maintenance: ' + _e("; ".join(f"{k} {v}" for k, v in upkeep.items())) + "</p>")
+            out.append('<p class="meta">Maintenance: ' + _e("; ".join(f"{k} {v}" for k, v in upkeep.items())) + "</p>")
         cards = [
-            _rule_card(
-                rulebase,
-                rule,
-                log,
-                feeds,
-                fed_by,
-                cover.fired[rule.id] if cover else None,
-                preempts,
-                preempted_by,
-                later,
-            )
+            _rule_card(rulebase, rule, log, near, cover.fired[rule.id] if cover else None)
             for rule in rulebase.rules
             if rule.topic == topic
         ]
-        body += _beside_since_2004(rulebase, topic, cards, log)
-    body += _since_2004(rulebase, log)
-    body += _regimens(rulebase)
-    body += _assumptions(rulebase)
-    body += _fhir_mapping()
-    body += _check_section(rulebase, checked)
-    body += _coverage_section(rulebase, cover)
-    body += [
-        '<h2 id="graph">Dependency graph</h2>',
-        '<p class="meta">Columns are the layers in firing order; a line joins a rule to a rule that '
-        "tests a fact it derives. Each box links to its rule.</p>",
-        f'<div style="overflow-x:auto">{_graph(rulebase, feeds)}</div>',
-        "</main>",
-    ]
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>Rule audit: {_e(rulebase.name)}</title><style>{CSS}</style></head><body>\n"
-        + "\n".join(body)
-        + "\n</body></html>\n"
-    )
+        out += _beside_since_2004(rulebase, topic, cards, log)
+    return out
 
 
 def _regimens(rulebase: RuleBase) -> List[str]:
