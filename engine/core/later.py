@@ -14,11 +14,13 @@ confirmed is a `gap`, listed, never an entry.
 
 import datetime
 import re
+import urllib.parse
 from dataclasses import dataclass, field
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..base.errors import SourceError
-from ..base.yamlsrc import Located, LocatedList
+from ..base.escape import for_terminal
+from ..base.yamlsrc import Located, LocatedList, shown
 from . import conditions
 from .rulespec import RuleSpec
 from .schema import CaseSchema, spelled
@@ -26,6 +28,7 @@ from .valuecheck import ID_PATTERN, field_test_problem, nested_operand_problem, 
 from .words import suggest
 
 FILE_KEYS = ("title", "maintenance", "defaults", "entries", "gaps")
+DEFAULT_KEYS = ("status",)  # what `defaults` may set for every entry
 ENTRY_KEYS = (
     "id",
     "title",
@@ -45,8 +48,12 @@ ENTRY_KEYS = (
     "changes",
 )
 REQUIRED = ("id", "title", "topic", "when", "kind", "relation", "year", "citation", "speaks_to", "finding", "source")
+TEXTS = ("title", "citation", "finding")  # an entry's words, shown to a clinician
 SOURCE_KEYS = ("quote", "read_at", "checked")
 HARM_KEYS = ("code", "severity", "summary", "message", "action")
+HARM_TEXTS = ("summary", "message", "action")
+# a harm finding's code is its own: never a rule's, nor one the engine gives (general-precautions)
+HARM_CODE_PREFIX = "later-"
 GAP_KEYS = ("lead", "citation", "why")
 # What kind of source an entry rests on; a regulatory action may have neither PMID nor DOI.
 KINDS = ("controlled-trial", "observational-study", "guideline", "regulatory-action", "review")
@@ -62,10 +69,26 @@ RELATION_WORDS = {  # how each relation reads beside the review's advice, in eve
 }
 STATUSES = ("draft", "retired")  # approval is a sign-off in the review log, as for a rule
 REVIEW_YEAR = 2004
-PMID_PATTERN = re.compile(r"^[1-9][0-9]{0,8}$")
-DOI_PATTERN = re.compile(r"^10\.[0-9]{4,9}/\S+$")
-URL_PATTERN = re.compile(r"^https?://[^\s/]+\.[^\s/]+(/\S*)?$")
-DATE_PATTERN = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+# A situation is a diagnosis and a few facts. An `all` of `any`s is as many alternatives as the
+# product of theirs, each a rule of its own on the engine (2^14 took 90 s a case), a thousand
+# tests overflowed the stack, and the audit walks every value of every fact tested (3^10 of
+# them for 10 facts, for each diagnosis): bounded on load, far above what an entry needs.
+MAX_TESTS = 32
+MAX_FACTS = 8  # distinct facts tested, the diagnosis aside
+MAX_ALTERNATIVES = 32
+# Matched whole (fullmatch): `$` alone lets a trailing line break through.
+PMID_PATTERN = re.compile(r"[1-9][0-9]{0,8}")
+DOI_PATTERN = re.compile(r"10\.[0-9]{4,9}/\S+")
+# An http(s) address as a link needs it: a host with a dot, ASCII, and only the characters RFC 3986
+# allows in a path, query and fragment (no quote, angle bracket, backslash, space or control).
+URL_PATTERN = re.compile(
+    r"https?://[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+"
+    r"(?::[0-9]{1,5})?(?:[/?#][A-Za-z0-9\-._~:/?#@!$&'()*+,;=%]*)?"
+)
+DATE_PATTERN = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+PUBMED = "https://pubmed.ncbi.nlm.nih.gov/{}/"
+DOI_RESOLVER = "https://doi.org/"
+DOI_SAFE = "/;:()"  # a DOI's characters that stay as written in its link; the others are percent-encoded
 
 
 @dataclass
@@ -96,12 +119,15 @@ class LaterEntry:
 
     @property
     def link(self) -> str:
-        """Where a clinician reads the source: its PubMed abstract, else its DOI, else the page read."""
-        if self.pmid:
-            return f"https://pubmed.ncbi.nlm.nih.gov/{self.pmid}/"
-        if self.doi:
-            return f"https://doi.org/{self.doi}"
-        return self.read_at
+        """Where a clinician reads the source: its PubMed abstract, else its DOI (percent-encoded),
+        else the page read; always an http(s) address (URL_PATTERN), or '' when none is one."""
+        candidates = [
+            PUBMED.format(self.pmid) if self.pmid else "",
+            DOI_RESOLVER + urllib.parse.quote(str(self.doi), safe=DOI_SAFE) if self.doi else "",
+            self.read_at,
+        ]
+        # the loader lets no other through; an entry built otherwise must not make a link of javascript:
+        return next((url for url in candidates if isinstance(url, str) and URL_PATTERN.fullmatch(url)), "")
 
     @property
     def cited(self) -> str:
@@ -152,23 +178,96 @@ def read_later_evidence(
     rules (the derived facts an entry may test, the rules it speaks to, the warning codes its harm
     may not take) and the topics of the rule files; each problem appended to `errors`."""
     later = LaterEvidence(file=source)
-    if not isinstance(data, Located) or not isinstance(data.get("entries"), LocatedList):
-        errors.append(SourceError("the later-evidence file needs an 'entries' list", source, getattr(data, "line", 1)))
+    entries = data.get("entries") if isinstance(data, Located) else None
+    if not isinstance(entries, LocatedList):
+        line = data.line_of("entries") if isinstance(data, Located) else getattr(data, "line", None)
+        errors.append(SourceError("the later-evidence file needs an 'entries' list", source, line or 1, "entries"))
         return later
     for key in data:
         if key not in FILE_KEYS:
-            errors.append(SourceError(f"unknown key '{key}'{suggest(key, FILE_KEYS)}", source, data.line_of(key)))
-    later.title = " ".join(str(data.get("title") or "").split())
-    later.maintenance = dict(data.get("maintenance") or {}) if isinstance(data.get("maintenance"), dict) else {}
-    defaults: dict = data["defaults"] if isinstance(data.get("defaults"), dict) else {}
+            message = f"unknown key {shown(key)}{suggest(key, FILE_KEYS)}"
+            errors.append(SourceError(message, source, data.line_of(key), _named(key)))
+    later.title = _file_title(data, source, errors)
+    later.maintenance = _maintenance(data, source, errors)
+    default = _default_status(data, source, errors)
     context = _Context(source, schema, rules, topics, today or datetime.date.today(), errors)
-    for i, raw in enumerate(data["entries"]):
-        entry = context.entry(raw, data["entries"].line_of(i), defaults)
+    for i, raw in enumerate(entries):
+        entry = context.entry(raw, entries.line_of(i), default)
         if entry is not None:
             later.entries.append(entry)
     later.gaps = _gaps(data.get("gaps"), data, source, errors)
     context.check_unique(later.entries)
     return later
+
+
+def hidden_character(text: str) -> Optional[str]:
+    """The first control or invisible character of `text` (an escape sequence, a bidirectional
+    override, a zero-width space...), as an escape a person can read (\\e, \\u202e), or None."""
+    return next((for_terminal(c) for c in text if for_terminal(c) != c), None)
+
+
+def _text_problem(value: Any) -> Optional[str]:
+    """Why `value` cannot be words shown to a person (to follow the name of its field), or None.
+
+    A control or invisible character has no place in a quote or a finding: what a clinician reads
+    would not be what the file says (a bidi override reorders it, an escape clears the screen)."""
+    if not isinstance(value, str):
+        return f"is text, not {spelled(value)}"
+    hidden = hidden_character(_line(value))
+    if hidden:
+        return f"holds {hidden}, a control or invisible character: write the text as it is read"
+    return None
+
+
+def _named(value: Any) -> str:
+    """A name from the file for an error's field, cut short: a key can be 90,000 characters long."""
+    return shown(value)[1:-1]
+
+
+def _file_title(data: Located, source: str, errors: List[SourceError]) -> str:
+    title = data.get("title")
+    problem = None if title is None else _text_problem(title)
+    if problem:
+        errors.append(SourceError(f"title {problem}", source, data.line_of("title"), "title"))
+        return ""
+    return _line(title or "")
+
+
+def _maintenance(data: Located, source: str, errors: List[SourceError]) -> dict:
+    """Who maintains the file (author, specialist, version): texts and numbers."""
+    maintenance = data.get("maintenance")
+    if maintenance is None:
+        return {}
+    if not isinstance(maintenance, Located):
+        message = f"maintenance is a mapping (author, specialist, version), not {spelled(maintenance)}"
+        errors.append(SourceError(message, source, data.line_of("maintenance"), "maintenance"))
+        return {}
+    for key, value in maintenance.items():
+        problem = None if isinstance(value, (int, float)) and not isinstance(value, bool) else _text_problem(value)
+        if problem:
+            where = f"maintenance.{_named(key)}"
+            errors.append(SourceError(f"{where} {problem}", source, maintenance.line_of(key), where))
+    return dict(maintenance)
+
+
+def _default_status(data: Located, source: str, errors: List[SourceError]) -> str:
+    """The status of an entry that names none (`defaults`), checked once, at its line."""
+    defaults = data.get("defaults")
+    if defaults is None:
+        return "draft"
+    if not isinstance(defaults, Located):
+        message = f"defaults is a mapping ({', '.join(DEFAULT_KEYS)}), not {spelled(defaults)}"
+        errors.append(SourceError(message, source, data.line_of("defaults"), "defaults"))
+        return "draft"
+    for key in defaults:
+        if key not in DEFAULT_KEYS:
+            message = f"unknown default {shown(key)}{suggest(key, DEFAULT_KEYS)} (defaults: {', '.join(DEFAULT_KEYS)})"
+            errors.append(SourceError(message, source, defaults.line_of(key), "defaults"))
+    status = defaults.get("status", "draft")
+    if status not in STATUSES:
+        errors.append(SourceError(_STATUS_WORDS, source, defaults.line_of("status"), "defaults.status"))
+        return "draft"
+    return status
 
 
 class _Context:
@@ -183,37 +282,35 @@ class _Context:
             for name, value in rule.derives.items():
                 self.derived.setdefault(name, set()).add(value)
 
-    def entry(self, raw: Any, line: int, defaults: dict) -> Optional[LaterEntry]:
+    def entry(self, raw: Any, line: int, default_status: str) -> Optional[LaterEntry]:
         """One entry, checked and built; None when it has errors."""
         if not isinstance(raw, Located):
-            self.errors.append(SourceError("an entry must be a mapping", self.source, line))
+            self.errors.append(SourceError(f"an entry must be a mapping, not {spelled(raw)}", self.source, line))
             return None
         before = len(self.errors)
         err = self._err(raw, line)
         for key in raw:
             if key not in ENTRY_KEYS:
-                err(f"unknown entry key '{key}'{suggest(key, ENTRY_KEYS)}", key)
+                err(f"unknown entry key {shown(key)}{suggest(key, ENTRY_KEYS)}", key, raw.line_of(key))
         for key in REQUIRED:
-            if raw.get(key) in (None, "", []):
+            if _missing(raw.get(key)):
                 err(f"the entry has no '{key}'{_WHY.get(key, '')}", key if key in raw else None, kind="provenance")
         if len(self.errors) > before:
             return None
         self._check_header(raw, err)
+        self._check_texts(raw, err)
         source = self._check_source(raw, err)
         when = self._when(raw)
         harm = self._check_harm(raw, err)
-        status = raw.get("status", defaults.get("status", "draft"))
+        status = raw.get("status", default_status)
         if status not in STATUSES:
-            err(
-                f"status must be one of {', '.join(STATUSES)}; approval is a reviewer's sign-off (`ivig audit sign`)",
-                "status",
-            )
+            err(_STATUS_WORDS, "status")
         if len(self.errors) > before or when is None:
             return None
         return LaterEntry(
             id=raw["id"],
             title=_line(raw["title"]),
-            topic=str(raw["topic"]),
+            topic=raw["topic"],
             when=when,
             kind=raw["kind"],
             relation=raw["relation"],
@@ -221,13 +318,13 @@ class _Context:
             citation=_line(raw["citation"]),
             finding=_line(raw["finding"]),
             quote=_line(source["quote"]),
-            read_at=str(source["read_at"]),
-            checked=str(source["checked"]),
+            read_at=source["read_at"],
+            checked=source["checked"],
             speaks_to=tuple(raw["speaks_to"]),
             file=self.source,
             line=line,
             pmid=str(raw["pmid"]) if raw.get("pmid") is not None else None,
-            doi=str(raw["doi"]) if raw.get("doi") is not None else None,
+            doi=raw.get("doi"),
             harm=harm,
             status=status,
             changes=tuple(_line(c) for c in (raw.get("changes") or ())),
@@ -235,24 +332,29 @@ class _Context:
         )
 
     def _err(self, raw: Located, line: int):
+        """How an entry's problem is appended: at the line of `key` (or `at`), its field `id.key`."""
+        entry_id = _named(raw.get("id", "?"))
+
         def err(message, key=None, at=None, kind="schema"):
-            where = at or (raw.line_of(key) if key else line)
-            self.errors.append(
-                SourceError(message, self.source, where, f"{raw.get('id', '?')}.{key}" if key else raw.get("id"), kind)
-            )
+            where = at or (raw.line_of(key) if key is not None else line)
+            field = f"{entry_id}.{_named(key)}" if key is not None else entry_id
+            self.errors.append(SourceError(message, self.source, where, field, kind))
 
         return err
 
     def _check_header(self, raw: Located, err) -> None:
         """The id, topic, kind, relation, year, identifiers and the rules it speaks to."""
-        if not isinstance(raw["id"], str) or not ID_PATTERN.match(raw["id"]):
+        if not isinstance(raw["id"], str) or not ID_PATTERN.fullmatch(raw["id"]):
             err("an id is lower-case words joined by '-'", "id")
         elif raw["id"] in self.rule_ids:
             err(f"'{raw['id']}' is the id of a rule: an entry needs an id of its own", "id")
-        if raw["topic"] not in self.topics:
-            err(f"unknown topic '{raw['topic']}'{suggest(raw['topic'], self.topics)} (the rule files' topics)", "topic")
+        topic = raw["topic"]
+        if not isinstance(topic, str):
+            err(f"topic is the topic of a rule file ({', '.join(self.topics)}), not {spelled(topic)}", "topic")
+        elif topic not in self.topics:
+            err(f"unknown topic {shown(topic)}{suggest(topic, self.topics)} (the rule files' topics)", "topic")
         if raw["kind"] not in KINDS:
-            err(f"kind must be one of {', '.join(KINDS)}", "kind")
+            err(f"kind must be one of {', '.join(KINDS)}, not {spelled(raw['kind'])}", "kind")
         if raw["relation"] not in RELATIONS:
             err(f"relation must be one of {', '.join(RELATIONS)} (to the review's statement)", "relation")
         year = raw["year"]
@@ -265,52 +367,84 @@ class _Context:
         else:
             for rule_id in speaks:
                 if rule_id not in self.rule_ids:
-                    err(f"speaks_to: no rule '{rule_id}'{suggest(rule_id, self.rule_ids)}", "speaks_to")
+                    err(f"speaks_to: no rule {shown(rule_id)}{suggest(rule_id, self.rule_ids)}", "speaks_to")
 
     def _check_identifiers(self, raw: Located, err) -> None:
         """A PMID and a DOI of their form; at least one, except for a regulator's action."""
         pmid, doi = raw.get("pmid"), raw.get("doi")
-        if pmid is not None and (isinstance(pmid, bool) or not PMID_PATTERN.match(str(pmid))):
+        if pmid is not None and (isinstance(pmid, bool) or not PMID_PATTERN.fullmatch(str(pmid))):
             err(f"a PMID is its number, not {spelled(pmid)}", "pmid")
-        if doi is not None and not (isinstance(doi, str) and DOI_PATTERN.match(doi)):
-            err(f"a DOI is written 10.NNNN/suffix, not {spelled(doi)}", "doi")
+        if doi is not None and not (isinstance(doi, str) and DOI_PATTERN.fullmatch(doi) and not hidden_character(doi)):
+            err(f"a DOI is written 10.NNNN/suffix, with no space or control character, not {spelled(doi)}", "doi")
         if pmid is None and doi is None and raw["kind"] != "regulatory-action":
             err("a published source needs its PMID or DOI (pmid, doi)", kind="provenance")
+
+    def _check_texts(self, raw: Located, err) -> None:
+        """The words a clinician reads (title, citation, finding) and the changes: text, shown as written."""
+        for key in TEXTS:
+            problem = _text_problem(raw[key])
+            if problem:
+                err(f"{key} {problem}", key)
+        changes = raw.get("changes")
+        if changes is None:
+            return
+        if not isinstance(changes, LocatedList) or not all(isinstance(c, str) for c in changes):
+            err("changes is a list of dated notes (each a text): what changed in the entry, and why", "changes")
+            return
+        for i, change in enumerate(changes):
+            problem = _text_problem(change)
+            if problem:
+                err(f"a change {problem}", "changes", changes.line_of(i))
 
     def _check_source(self, raw: Located, err) -> dict:
         """Where the entry was read: the quoted sentence, the page, the date checked."""
         src = raw["source"]
         if not isinstance(src, Located):
-            err("source is a mapping: quote, read_at, checked", "source")
+            err(f"source is a mapping: quote, read_at, checked; not {spelled(src)}", "source")
             return {}
         for key in src:
             if key not in SOURCE_KEYS:
-                err(f"unknown source key '{key}'{suggest(key, SOURCE_KEYS)}", "source", src.line_of(key))
+                err(f"unknown source key {shown(key)}{suggest(key, SOURCE_KEYS)}", f"source.{key}", src.line_of(key))
         for key in SOURCE_KEYS:
             if not isinstance(src.get(key), str) or not src[key].strip():
-                err(f"source.{key} is missing: {_SOURCE_WHY[key]}", "source", src.line_of(key), kind="provenance")
-        if isinstance(src.get("read_at"), str) and src["read_at"].strip() and not URL_PATTERN.match(src["read_at"]):
-            err(f"source.read_at must be the address of the page read, not {spelled(src['read_at'])}", "source")
+                message = f"source.{key} is missing: {_SOURCE_WHY[key]}"
+                err(message, f"source.{key}", src.line_of(key), kind="provenance")
+        problem = _text_problem(src.get("quote")) if isinstance(src.get("quote"), str) else None
+        if problem:
+            err(f"source.quote {problem}", "source.quote", src.line_of("quote"))
+        read_at = src.get("read_at")
+        if isinstance(read_at, str) and read_at.strip() and not URL_PATTERN.fullmatch(read_at):
+            message = f"source.read_at must be the http(s) address of the page read, not {spelled(read_at)}"
+            err(message, "source.read_at", src.line_of("read_at"))
         checked = src.get("checked")
         if isinstance(checked, str) and checked.strip():
             day = _date(checked)
             if day is None:
-                err(f"source.checked is a date, YYYY-MM-DD, not {spelled(checked)}", "source", src.line_of("checked"))
+                err(
+                    f"source.checked is a date, YYYY-MM-DD, not {spelled(checked)}",
+                    "source.checked",
+                    src.line_of("checked"),
+                )
             elif day > self.today:
-                err(f"source.checked {checked} is after today", "source", src.line_of("checked"))
+                err(f"source.checked {checked} is after today", "source.checked", src.line_of("checked"))
         return src
 
     def _when(self, raw: Located) -> Optional[conditions.Condition]:
-        """The situation, parsed; every name it tests a case field or a fact a rule derives."""
+        """The situation, parsed and of a bounded size; every name it tests a case field or a fact a rule derives."""
         try:
             when = conditions.parse(raw["when"], self.source, raw.line_of("when"))
         except SourceError as exc:
             self.errors.append(exc)
             return None
+        entry_id = _named(raw["id"])
+        too_big = _size_problem(when)
+        if too_big:
+            self.errors.append(SourceError(too_big, self.source, raw.line_of("when"), f"{entry_id}.when"))
+            return None
         # the rules' own check of a field's test (valuecheck.py): a test a rule could not write, no entry can
         before = len(self.errors)
         for test in conditions.tests(when):
-            where = (self.source, test.line or raw.line_of("when"), f"{raw['id']}.when.{test.name}")
+            where = (self.source, test.line or raw.line_of("when"), f"{entry_id}.when.{_named(test.name)}")
             problem = nested_operand_problem(test)
             if problem is None and test.name in self.schema.fields:
                 problem = field_test_problem(test, self.schema.fields[test.name])
@@ -324,14 +458,14 @@ class _Context:
         values = self.derived.get(test.name)
         if values is None:
             known = list(self.schema.fields) + list(self.derived)
-            return f"'{test.name}' is neither a case field nor derived by any rule{suggest(test.name, known)}"
+            return f"{shown(test.name)} is neither a case field nor derived by any rule{suggest(test.name, known)}"
         if test.op in ("eq", "ne") and test.operand not in values:
-            return f"no rule derives {test.name} = {test.operand!r} (derived values: {sorted(map(str, values))})"
+            return f"no rule derives {test.name} = {shown(test.operand)} (derived values: {sorted(map(str, values))})"
         return None
 
     def _check_harm(self, raw: Located, err) -> Optional[dict]:
         """The finding of an entry that reports harm: a warning about this patient, with a code of
-        its own; only such an entry has one."""
+        its own; only such an entry has one. Each problem at the line of the key at fault."""
         harm = raw.get("harm")
         if raw["relation"] != "reports-harm":
             if harm is not None:
@@ -340,22 +474,36 @@ class _Context:
         if not isinstance(harm, Located):
             err("an entry that reports harm needs its finding: harm (code, severity, summary, message)", "harm")
             return None
-        here = harm.line_of("code")
         for key in harm:
             if key not in HARM_KEYS:
-                err(f"unknown harm key '{key}'{suggest(key, HARM_KEYS)}", "harm", harm.line_of(key))
-        problem = warning_problem(dict(harm, applies="patient"))
+                err(f"unknown harm key {shown(key)}{suggest(key, HARM_KEYS)}", f"harm.{key}", harm.line_of(key))
+        key, problem = _harm_problem(harm)
         if problem is None and harm["code"] in self.warning_codes:
-            problem = f"harm code '{harm['code']}' is a rule's warning code: later evidence has codes of its own"
-        if problem is None and raw["kind"] not in HARM_KINDS:
-            problem = (
-                f"a harm finding rests on a {' or a '.join(k.replace('-', ' ') for k in HARM_KINDS)}, "
-                f"and this one's kind is {raw['kind']}: write it as a note (relation extends)"
+            key, problem = (
+                "code",
+                f"harm code '{harm['code']}' is a rule's warning code: later evidence has codes of its own",
+            )
+        if problem is None and not harm["code"].startswith(HARM_CODE_PREFIX):
+            key, problem = (
+                "code",
+                (
+                    f"a harm code starts with '{HARM_CODE_PREFIX}' (later evidence has codes of its own, "
+                    f"never the review's nor the engine's), not {shown(harm['code'])}"
+                ),
+            )
+        if problem is None and raw["kind"] in KINDS and raw["kind"] not in HARM_KINDS:
+            key, problem = (
+                "harm",
+                (
+                    f"a harm finding rests on a {' or a '.join(k.replace('-', ' ') for k in HARM_KINDS)}, "
+                    f"and this one's kind is {raw['kind']}: write it as a note (relation extends)"
+                ),
             )
         if problem is None and harm["severity"] == "info":
-            problem = "a harm finding is about this patient: its severity is critical or warning"
+            key, problem = "severity", "a harm finding is about this patient: its severity is critical or warning"
         if problem:
-            err(problem, "harm", here)
+            # a problem of the finding as a whole (its kind) is named at its code
+            err(problem, "harm" if key == "harm" else f"harm.{key}", harm.line_of("code" if key == "harm" else key))
             return None
         return {
             "code": harm["code"],
@@ -379,9 +527,65 @@ class _Context:
                 other = codes.setdefault(entry.harm["code"], entry)
                 if other is not entry:
                     message = f"harm code '{entry.harm['code']}' is also entry '{other.id}''s"
-                    self.errors.append(SourceError(message, entry.file, entry.raw.line_of("harm"), f"{entry.id}.harm"))
+                    line = entry.raw["harm"].line_of("code")
+                    self.errors.append(SourceError(message, entry.file, line, f"{entry.id}.harm.code"))
 
 
+# a warning every value of which is right: what _harm_problem puts one value of a harm finding into
+_GOOD_WARNING = {"code": "later-x", "severity": "warning", "summary": "x", "message": "x", "applies": "patient"}
+
+
+def _harm_problem(harm: Located) -> Tuple[str, Optional[str]]:
+    """The key at fault and the first thing wrong with a harm finding's values, as for a rule's
+    warning (valuecheck.warning_problem), its words text too; ('', None) when nothing is."""
+    problem = warning_problem(dict(harm, applies="patient"))
+    if problem:
+        return _at_fault(harm), problem
+    for key in HARM_TEXTS:
+        text = _text_problem(harm[key]) if harm.get(key) is not None else None
+        if text:
+            return key, f"harm.{key} {text}"
+    return "", None
+
+
+def _at_fault(harm: Located) -> str:
+    """The first of a harm finding's keys whose value alone makes a good warning wrong."""
+    for key in ("code", "severity", "message", "summary"):
+        if warning_problem(dict(_GOOD_WARNING, **{key: harm.get(key)})):
+            return key
+    return "code"
+
+
+def _size_problem(when: conditions.Condition) -> Optional[str]:
+    """Why a situation is too big to match or to walk (MAX_TESTS, MAX_FACTS, MAX_ALTERNATIVES), or None."""
+    tests = list(conditions.tests(when))
+    facts = {t.name for t in tests} - {"diagnosis"}
+    alternatives = _alternatives(conditions.normal(when))
+    if len(tests) > MAX_TESTS:
+        return f"the situation has {len(tests)} tests (at most {MAX_TESTS}): a situation is a diagnosis and a few facts"
+    if len(facts) > MAX_FACTS:
+        return f"the situation tests {len(facts)} facts besides the diagnosis (at most {MAX_FACTS})"
+    if alternatives > MAX_ALTERNATIVES:
+        return (
+            f"the situation is more than {MAX_ALTERNATIVES} alternatives (each 'any' within an 'all' multiplies "
+            "them): write it as several entries, or with 'in'"
+        )
+    return None
+
+
+def _alternatives(cond: conditions.Condition) -> int:
+    """How many alternatives a condition in negation normal form is to the engine (an `all`
+    multiplies its items', an `any` adds them), counted no further than MAX_ALTERNATIVES + 1."""
+    if isinstance(cond, conditions.Test):
+        return 1
+    counts = [_alternatives(c) for c in cond.items]
+    total = 1 if isinstance(cond, conditions.AllOf) else 0
+    for count in counts:
+        total = total * count if isinstance(cond, conditions.AllOf) else total + count
+    return min(total, MAX_ALTERNATIVES + 1)
+
+
+_STATUS_WORDS = f"status must be one of {', '.join(STATUSES)}; approval is a reviewer's sign-off (`ivig audit sign`)"
 _WHY = {
     "source": ": no entry without a source that was read (quote, read_at, checked)",
     "citation": ": who published it, where and when",
@@ -401,21 +605,46 @@ def _gaps(items: Any, data: Located, source: str, errors: List[SourceError]) -> 
     if items is None:
         return []
     if not isinstance(items, LocatedList):
-        errors.append(SourceError("'gaps' is a list of leads (lead, citation, why)", source, data.line_of("gaps")))
+        message = f"'gaps' is a list of leads (lead, citation, why), not {spelled(items)}"
+        errors.append(SourceError(message, source, data.line_of("gaps"), "gaps"))
         return []
     out = []
     for i, item in enumerate(items):
         line = items.line_of(i) or data.line_of("gaps") or 1
-        if not isinstance(item, Located) or not all(str(item.get(k) or "").strip() for k in GAP_KEYS):
-            errors.append(SourceError(f"a gap names its {', '.join(GAP_KEYS)}", source, line, "gaps"))
-            continue
-        for key in item:
-            if key not in GAP_KEYS:
-                errors.append(
-                    SourceError(f"unknown gap key '{key}'{suggest(key, GAP_KEYS)}", source, item.line_of(key))
-                )
-        out.append(Gap(_line(item["lead"]), _line(item["citation"]), _line(item["why"]), line))
+        gap = _gap(item, line, source, errors)
+        if gap is not None:
+            out.append(gap)
     return out
+
+
+def _gap(item: Any, line: int, source: str, errors: List[SourceError]) -> Optional[Gap]:
+    """One gap, checked: each of its keys, text."""
+    if not isinstance(item, Located):
+        errors.append(SourceError(f"a gap names its {', '.join(GAP_KEYS)}, not {spelled(item)}", source, line, "gaps"))
+        return None
+    before = len(errors)
+    for key in item:
+        if key not in GAP_KEYS:
+            message = f"unknown gap key {shown(key)}{suggest(key, GAP_KEYS)}"
+            errors.append(SourceError(message, source, item.line_of(key), f"gaps.{_named(key)}"))
+    for key in GAP_KEYS:
+        if _missing(item.get(key)):
+            message = f"a gap names its {', '.join(GAP_KEYS)}: this one has no '{key}'"
+            errors.append(SourceError(message, source, item.line_of(key) if key in item else line, f"gaps.{key}"))
+        elif _text_problem(item[key]):
+            errors.append(SourceError(f"{key} {_text_problem(item[key])}", source, item.line_of(key), f"gaps.{key}"))
+    if len(errors) > before:
+        return None
+    return Gap(_line(item["lead"]), _line(item["citation"]), _line(item["why"]), line)
+
+
+def _missing(value: Any) -> bool:
+    """Whether a value is not there: null, blank text, an empty list or mapping."""
+    return (
+        value is None
+        or (isinstance(value, str) and not value.strip())
+        or (isinstance(value, (list, dict)) and not value)
+    )
 
 
 def _line(text: Any) -> str:
@@ -423,7 +652,7 @@ def _line(text: Any) -> str:
 
 
 def _date(text: str) -> Optional[datetime.date]:
-    if not DATE_PATTERN.match(text):
+    if not DATE_PATTERN.fullmatch(text):
         return None
     try:
         return datetime.date.fromisoformat(text)
@@ -439,5 +668,6 @@ __all__ = [
     "Gap",
     "LaterEntry",
     "LaterEvidence",
+    "hidden_character",
     "read_later_evidence",
 ]
