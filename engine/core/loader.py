@@ -19,7 +19,7 @@ from . import conditions
 from .later import LaterEvidence, read_later_evidence
 from .rulespec import BASES, DOSE_KEYS, DOSE_PER, STANCE, STATUSES, Layer, RuleSpec
 from .schema import CaseSchema, spelled
-from .valuecheck import ID_PATTERN, field_test_problem, nested_operand_problem, warning_problem
+from .valuecheck import ID_PATTERN, LATER_PREFIX, field_test_problem, nested_operand_problem, warning_problem
 from .words import suggest
 
 if TYPE_CHECKING:
@@ -740,6 +740,11 @@ def _warning(item, at, err) -> Optional[dict]:
         if key not in WARN_KEYS:
             err(f"unknown warning key '{key}'{suggest(key, WARN_KEYS)}", "then", here)
     problem = warning_problem(item)
+    if problem is None and str(item["code"]).startswith(LATER_PREFIX):
+        problem = (
+            f"warning '{item['code']}': '{LATER_PREFIX}' is the mark of later evidence's findings; "
+            "a rule's code is its own"
+        )
     if problem:
         err(problem, "then", here)
         return None

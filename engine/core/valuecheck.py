@@ -13,6 +13,10 @@ from .words import suggest
 
 SUMMARY_MAX = 139  # characters: a CDS Hooks card's summary ("<140 characters", the spec says), and one line of text
 ID_PATTERN = re.compile(r"^[a-z][a-z0-9]*(-[a-z0-9]+)*$")
+# The mark of a finding of later evidence (later.py): every output tells it from the review's own
+# findings by this start of its code (the CSV's warnings, the headline's critical codes), so a
+# harm finding's code has it and a rule's never does.
+LATER_PREFIX = "later-"
 
 
 def warning_problem(item: dict) -> Optional[str]:

@@ -203,3 +203,31 @@ def test_an_entry_attaches_exactly_when_its_condition_holds(case):
     holds = [e for e in RULES.later.live() if conditions.truth(e.when, lookup) is True]
     expected = [e.id for e in holds if e.harm] + [e.id for e in holds if not e.harm]  # harm first
     assert [n["id"] for n in run.result.later_evidence] == expected
+
+
+def test_a_rule_may_not_take_a_code_of_later_evidence(rules_copy, run_cli):
+    """`later-` names a finding of later evidence in every output (the CSV's warnings, the headline's
+    critical codes): a rule's own warning never wears it."""
+    path = rules_copy / "safety.yaml"
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text.replace("        code: thrombosis\n", "        code: later-thrombosis\n", 1), encoding="utf-8")
+    result = run_cli("evaluate", "--rules", str(rules_copy), "examples/")
+    assert result.exit_code != 0 and "safety.yaml:" in result.output
+    assert "'later-' is the mark of later evidence" in result.output
+
+
+def test_the_cache_gives_the_same_later_evidence_as_no_cache():
+    """Attaching after the cache (Advisor.run) and not before: a case answered from a situation
+    seen before gets its own later evidence, the same as a run from scratch."""
+    cached, plain = Advisor(RULES), WITH
+    cases = [
+        {"diagnosis": "gbs", "incomplete_recovery_after_ivig": True, "age": 70},
+        {"diagnosis": "gbs", "incomplete_recovery_after_ivig": True, "age": 40},
+        {"diagnosis": "dermatomyositis", "age": 72, "refractory": True},
+        {"diagnosis": "dermatomyositis", "age": 30, "refractory": True},
+        {"diagnosis": "cidp", "treatment_phase": "maintenance", "weight_kg": 70},
+        {"diagnosis": "cidp", "treatment_phase": "maintenance", "weight_kg": 71.5},
+    ]
+    for case in cases * 2:
+        validated = cached.validate(case)
+        assert cached.evaluate(validated).to_dict() == plain.evaluate(validated).to_dict(), case
