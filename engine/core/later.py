@@ -541,6 +541,8 @@ def _harm_problem(harm: Located) -> Tuple[str, Optional[str]]:
     problem = warning_problem(dict(harm, applies="patient"))
     if problem:
         return _at_fault(harm), problem
+    if not ID_PATTERN.fullmatch(harm["code"]):  # warning_problem's `match` lets a trailing line break through
+        return "code", "a harm code is lower-case words joined by '-'"
     for key in HARM_TEXTS:
         text = _text_problem(harm[key]) if harm.get(key) is not None else None
         if text:

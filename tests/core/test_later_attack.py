@@ -313,6 +313,13 @@ ATTACKS = [
     ),
     pytest.param(
         "      code: later-attack-harm\n",
+        '      code: "later-attack-harm\\n"\n',
+        "attack-entry.harm.code",
+        "lower-case words",
+        id="harm-code-line-break",
+    ),
+    pytest.param(
+        "      code: later-attack-harm\n",
         f"      code: {HARM_ENTRY.harm['code']}\n",
         "attack-entry.harm.code",
         f"also entry '{HARM_ENTRY.id}'",
