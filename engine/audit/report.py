@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import List, Optional
 
 from ..base.atomic import write_text_atomic
+from ..base.escape import for_terminal
 from ..core import words
 from ..core.advisor import Advisor
 from ..core.later import LaterEntry
@@ -47,7 +48,9 @@ article.evidence:target{outline:3px solid #f0b400}.harm{color:#a11;border-color:
 
 
 def _e(text) -> str:
-    return html.escape("" if text is None else str(text))
+    """Text from a rule or data file, safe in the page: HTML escaped, and its control and invisible
+    characters (an escape, a bidi override) shown as visible escapes, as in the terminal."""
+    return html.escape(for_terminal("" if text is None else text))
 
 
 def _rule_link(rule_id: str) -> str:

@@ -113,8 +113,10 @@ class RuleDirectory:
         """The YAML file `name`, read with its lines (yamlsrc.load_one), and added to the hash."""
         try:
             text = self.root.joinpath(name).read_text(encoding="utf-8-sig")
-        except UnicodeDecodeError as exc:  # a rule file saved as UTF-16 is an error that names it
-            raise SourceError(f"not UTF-8 text (byte {exc.start}): save it as UTF-8", self.source(name)) from None
+        except UnicodeDecodeError as exc:  # a rule file saved as UTF-16 is an error that names it, and where
+            line = exc.object[: exc.start].count(b"\n") + 1
+            message = f"not UTF-8 text (byte {exc.start}): save it as UTF-8"
+            raise SourceError(message, self.source(name), line) from None
         self.content.update(f"\0{name}\0{text}".encode())
         return load_one(text, self.source(name))
 
@@ -244,9 +246,9 @@ def _later_evidence(
 ) -> LaterEvidence:
     """The later-evidence file the manifest names (`later_evidence`), read and checked (later.py);
     none when the manifest names none."""
-    name = manifest.get("later_evidence")
-    if name is None:
+    if "later_evidence" not in manifest:  # a rule base without later evidence; a key left empty is an error
         return LaterEvidence()
+    name = manifest["later_evidence"]
     read, data = _listed_file(files, name, manifest.line_of("later_evidence"), "later-evidence", errors)
     if not read:
         return LaterEvidence(file=files.source(str(name)))
@@ -323,7 +325,7 @@ def _stances(manifest, source, errors) -> Dict[str, bool]:
         if (
             not isinstance(item, dict)
             or not isinstance(item.get("name"), str)
-            or not ID_PATTERN.match(item["name"])
+            or not ID_PATTERN.fullmatch(item["name"])
             or not isinstance(item.get("gives_ivig"), bool)
         ):
             errors.append(
@@ -431,7 +433,7 @@ def _check_rule_keys(raw: Located, err: Err) -> None:
 
 def _check_rule_header(raw: Located, defaults, layers: List[Layer], err: Err) -> Any:
     """The rule's id, layer, basis and status checked; its status (the file's default if unwritten)."""
-    if not isinstance(raw["id"], str) or not ID_PATTERN.match(raw["id"]):
+    if not isinstance(raw["id"], str) or not ID_PATTERN.fullmatch(raw["id"]):
         err("an id is lower-case words joined by '-'", "id")
     layer_names = [l.name for l in layers]
     if raw["layer"] not in layer_names:
@@ -604,7 +606,7 @@ def _recommend(value, at, stances: Dict[str, bool], err: Err) -> Optional[dict]:
 def _dose(value, at, err, keys=DOSE_KEYS) -> dict:
     """A dose as written in a rule, or a row of the regimen table; a rule may
     instead name a row (`dose: gbs`), resolved once the table is read."""
-    if isinstance(value, str) and ID_PATTERN.match(value):
+    if isinstance(value, str) and ID_PATTERN.fullmatch(value):
         return {"regimen": value}
     if not isinstance(value, Located):
         err("'dose' must be a mapping, or the id of a regimen in regimens.yaml", "then", at)
@@ -708,7 +710,7 @@ def _table(extras: dict, sources: Dict[str, str], key: str, keys, errors) -> Dic
         def err(message, _field=None, at=None, kind="schema", _name=name, line=line):
             errors.append(SourceError(message, source, at or line, f"{key}.{_name}", kind))
 
-        if not isinstance(name, str) or not ID_PATTERN.match(name) or not isinstance(record, Located):
+        if not isinstance(name, str) or not ID_PATTERN.fullmatch(name) or not isinstance(record, Located):
             err("a record needs an id of lower-case words joined by '-' and a mapping")
             continue
         if key == "regimens":

@@ -22,7 +22,7 @@ LATER_PREFIX = "later-"
 def warning_problem(item: dict) -> Optional[str]:
     """The first thing wrong with a warning's values, or None."""
     code, severity = item.get("code"), item.get("severity")
-    if not isinstance(code, str) or not ID_PATTERN.match(code):
+    if not isinstance(code, str) or not ID_PATTERN.fullmatch(code):
         return "a warning needs a code of lower-case words joined by '-'"
     if severity not in SEVERITIES:
         return f"warning '{code}' needs a severity: {', '.join(SEVERITIES)}"

@@ -196,9 +196,10 @@ class TextRenderer:
             tag = self.style(f"{w['severity'].upper():8}", fg=SEVERITY_COLOURS[w["severity"]], bold=True)
             entry_id = w.get("later_evidence")
             mark = " (later evidence)" if entry_id else f" {grade_tag(w.get('grade'))}" if w.get("grade") else ""
-            lines.append(self.fit(f"    {tag} {w['code']}{mark}: {w['message']}", 13))
+            # a warning's words are a rule file's, or the later-evidence file's: text from a file
+            lines.append(self.fit(f"    {tag} {w['code']}{mark}: {for_terminal(w['message'])}", 13))
             if w.get("action"):
-                lines.append(self.fit(f"             -> {w['action']}", 16))
+                lines.append(self.fit(f"             -> {for_terminal(w['action'])}", 16))
             if entry_id:
                 source = for_terminal(f"{w['citation']}, {w['link']}")
                 lines.append(self.fit(f"             {self.style('Source:', dim=True)} {source}", 13))

@@ -31,7 +31,7 @@ import urllib.parse
 import uuid
 from typing import List, Optional
 
-from ..base.escape import for_markdown
+from ..base.escape import for_markdown, for_terminal
 from ..core.advisor import GENERAL
 from ..core.later import RELATION_WORDS, REVIEW_YEAR
 from ..core.rulebase import SEVERITIES
@@ -61,7 +61,8 @@ def short(text: str, limit: int = SUMMARY_MAX) -> str:
 def fitting(*candidates: Optional[str]) -> str:
     """The first candidate that fits a card's summary whole (the last must): a summary is
     written as one, never a sentence cut short."""
-    texts = [" ".join(str(c).split()) for c in candidates if c]
+    # plain text an EHR shows as it is: a control or invisible character in it is shown escaped
+    texts = [for_terminal(" ".join(str(c).split())) for c in candidates if c]
     return next(t for t in texts if len(t) <= SUMMARY_MAX)
 
 
@@ -100,12 +101,12 @@ class CardMaker:
         never the review, with its link, and the entry as the card's topic (what feedback counts)."""
         entry = self.rulebase.later.by_id[entry_id]
         return {
-            "label": f"{LATER_MARK}: {entry.citation}",
+            "label": for_terminal(f"{LATER_MARK}: {entry.citation}"),  # plain text, as the EHR shows it
             "url": entry.link,
             "topic": {
                 "system": f"{self.services.source['topic_system']}/{LATER_TOPIC}",
                 "code": entry.id,
-                "display": short(entry.title, 200),
+                "display": short(for_terminal(entry.title), 200),
             },
         }
 
@@ -200,7 +201,11 @@ class CardMaker:
         """`card` with a link to each later source that speaks to this case (CDS Hooks `links`: an
         EHR that shows no link in the Markdown of `detail` shows these)."""
         links = [
-            {"label": f"{SINCE} ({n['year']}): {' '.join(n['title'].split())}", "url": n["link"], "type": "absolute"}
+            {
+                "label": for_terminal(f"{SINCE} ({n['year']}): {' '.join(n['title'].split())}"),
+                "url": n["link"],
+                "type": "absolute",
+            }
             for n in result.later_evidence
         ]
         if links:

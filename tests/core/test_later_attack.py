@@ -457,11 +457,6 @@ def test_a_five_megabyte_quote_is_refused_in_a_short_message(rules_copy, run_cli
     assert_refused(rules_copy, run_cli, line, None, "characters")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/core/loader.py RuleDirectory.read: a UnicodeDecodeError names the byte, not the line; "
-    "it should pass line = the count of b'\\n' before exc.start, + 1",
-)
 def test_bytes_that_are_not_utf8_are_refused_at_their_line(rules_copy, run_cli):
     line = with_entry(rules_copy)
     path = rules_copy / FILE
@@ -628,11 +623,6 @@ def test_hidden_characters_let_through_are_escaped_in_the_results(hidden, run_cl
     assert "attack-entry" in out.stdout and not UNSAFE.search(out.stdout.replace("\n", "").replace("\r", ""))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/output/render.py TextRenderer.warning_lines: a warning's message and action are shown "
-    "unescaped (a harm finding's come from the later-evidence file): wrap them in for_terminal",
-)
 @pytest.mark.parametrize("colour", [False, True])
 def test_hidden_characters_let_through_are_escaped_in_the_text(hidden, run_cli, colour):
     if colour:  # at a terminal: the renderer with click's styles, as the CLI makes it for a tty
@@ -653,11 +643,6 @@ def test_hidden_characters_let_through_are_escaped_in_audit_evidence(hidden, run
     assert not UNSAFE.search(out.stdout.replace("\n", ""))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/audit/report.py _e: html.escape leaves control characters and bidi overrides raw in the "
-    "page; escape them as for_terminal does (or as &#x...; references)",
-)
 def test_hidden_characters_let_through_are_escaped_in_the_report(hidden, run_cli, tmp_path):
     report = tmp_path / "report.html"
     assert run_cli("audit", "report", "--rules", str(hidden), "-o", str(report)).exit_code == 0
@@ -665,12 +650,6 @@ def test_hidden_characters_let_through_are_escaped_in_the_report(hidden, run_cli
     assert "attack-entry" in html and not UNSAFE.search(html.replace("\n", ""))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/service/cards.py CardMaker.summary, later_source and with_links: a harm card's summary, its "
-    "source's label and topic display, and the links' labels hold the entry's harm summary, citation and title "
-    "raw (plain text an EHR shows): pass them through for_terminal",
-)
 def test_hidden_characters_let_through_are_escaped_in_the_cards(hidden):
     rules = RuleBase.load(hidden)
     advisor = Advisor(rules, cache=0)
@@ -746,11 +725,6 @@ def test_a_later_evidence_file_that_cannot_be_read_is_an_error_at_the_manifest_l
     assert checked.exit_code == 1 and said in checked.output
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine/core/loader.py _later_evidence: `later_evidence: null` (or an empty value) reads as no "
-    "file, silently: every harm finding of later evidence is gone; only a manifest without the key has none",
-)
 def test_a_later_evidence_key_left_empty_is_an_error_not_no_evidence(rules_copy, run_cli):
     line = manifest_names(rules_copy, "null")
     with pytest.raises(RuleBaseInvalid) as caught:
