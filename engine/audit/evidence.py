@@ -25,18 +25,7 @@ from .check import Finding, Verification
 from .check.space import verdict
 from .signoff import ReviewLog, evidence_hash
 
-# A source is read again once this many years have passed since it was checked: guideline bodies
-# revise every few years (the EFNS/PNS MMN guideline of 2006 was revised in 2010, then by
-# EAN/PNS in 2021), and a label, an erratum or a retraction can change what was quoted at any time.
-STALE_AFTER_YEARS = 3
-
-
 # -- the listing ----------------------------------------------------------------------------
-
-
-def in_words(name: str) -> str:
-    """A kind or relation as a reader reads it: 'controlled trial', 'reports harm'."""
-    return name.replace("-", " ")
 
 
 def entry_record(rulebase: RuleBase, entry: LaterEntry, log: ReviewLog) -> dict:
@@ -111,7 +100,7 @@ def check_evidence(
     live = rulebase.later.live()
     fired = {c.diagnosis: c.fired for c in verification.coverage}
     found = [f for e in live for f in _entry_findings(rulebase, e, fired)]
-    return found, stale_sources(live, today or datetime.date.today())
+    return found, stale_sources(live, rulebase.later.recheck_after_years, today or datetime.date.today())
 
 
 def _entry_findings(rulebase: RuleBase, entry: LaterEntry, fired: Dict[str, frozenset]) -> List[Finding]:
@@ -140,13 +129,16 @@ def _entry_findings(rulebase: RuleBase, entry: LaterEntry, fired: Dict[str, froz
     return out
 
 
-def stale_sources(entries: Iterable[LaterEntry], today: datetime.date) -> List[Finding]:
-    """A note for each entry whose source was last checked STALE_AFTER_YEARS or more years ago."""
-    out = []
+def stale_sources(entries: Iterable[LaterEntry], after_years: Optional[int], today: datetime.date) -> List[Finding]:
+    """A note for each entry whose source was last checked `after_years` or more years ago (the
+    file's `recheck_after_years`; none when the file sets none)."""
+    out: List[Finding] = []
+    if after_years is None:
+        return out
     for entry in entries:
         checked = datetime.date.fromisoformat(entry.checked)
         years = today.year - checked.year - ((today.month, today.day) < (checked.month, checked.day))
-        if years >= STALE_AFTER_YEARS:
+        if years >= after_years:
             source = entry.raw.get("source")
             line = source.line_of("checked") if hasattr(source, "line_of") else None
             out.append(
@@ -226,7 +218,6 @@ def _subsets(values) -> List[list]:
 
 
 __all__ = [
-    "STALE_AFTER_YEARS",
     "check_evidence",
     "entry_record",
     "evidence_listing",
@@ -234,5 +225,4 @@ __all__ = [
     "reachable",
     "spoken_of",
     "stale_sources",
-    "in_words",
 ]

@@ -15,10 +15,10 @@ from ..base.atomic import write_text_atomic
 from ..base.escape import for_terminal
 from ..core import words
 from ..core.advisor import Advisor
-from ..core.later import LaterEntry
+from ..core.later import RELATION_WORDS, LaterEntry, kind_words
 from ..core.rulebase import RuleBase, RuleSpec
 from . import views as audit
-from .evidence import in_words, spoken_of
+from .evidence import spoken_of
 from .signoff import ReviewLog
 from .text import EVIDENCE_LIFECYCLE, lifecycle_counts
 
@@ -150,9 +150,9 @@ def _evidence_card(rulebase: RuleBase, entry: LaterEntry, log: ReviewLog) -> str
     parts = [
         f'<article class="evidence" id="evidence-{_e(entry.id)}">',
         f"<div><strong>{_e(entry.id)}</strong> — {_e(entry.title)}"
-        f'<span class="badge {relation}">{_e(in_words(entry.relation))}</span>'
+        f'<span class="badge {relation}">{_e(RELATION_WORDS[entry.relation])}</span>'
         f'<span class="badge {signoff.stage}">{_e(signoff.stage)}</span></div>',
-        f'<div class="meta">{entry.year} · {_e(in_words(entry.kind))} · {_e(in_words(entry.relation))} · '
+        f'<div class="meta">{entry.year} · {_e(kind_words(entry.kind))} · {_e(RELATION_WORDS[entry.relation])} · '
         f"speaks to {', '.join(_rule_link(r) for r in entry.speaks_to)}</div>",
         f"<p>{_e(entry.finding)}</p>",
         f'<div class="meta">Situation: {_e(words.condition_text(rulebase, entry.when))}</div>',

@@ -6,11 +6,11 @@ from itertools import groupby
 from typing import Callable, List, Optional
 
 from ..base.escape import for_terminal
+from ..core.later import RELATION_WORDS, kind_words
 from ..core.rulebase import STANCE, RuleBase, RuleSpec
 from ..core.words import dose_line, provenance, sentence, value_label
 from ..output.render import TextRenderer, plain_style
 from . import views as audit
-from .evidence import STALE_AFTER_YEARS, in_words
 from .signoff import ReviewLog, unsigned
 
 
@@ -246,7 +246,7 @@ def check_text(report: audit.CheckReport, style: Callable = plain_style) -> str:
             "Checks: duplicate ids, schema, provenance, later evidence's sources and harm (on load); "
             "unreachable, conflicting stances, doses and warning severities, redundant and subsumed rules, "
             "gaps (exhaustive); later evidence: situations that can never hold, retired rules spoken to, "
-            f"sources not checked for {STALE_AFTER_YEARS} years (a note)."
+            "sources not checked within the file's recheck_after_years (a note)."
         )
     if report.signoff:
         out.append(lifecycle_counts(report.signoff))
@@ -362,8 +362,8 @@ def diff_text(
                 rows.append(("error", *((o["error"] or {}).get("message", "—") for o in (d.base, d.this))))
             else:
                 rows.append((key, str(d.base.get(key, "—")), str(d.this.get(key, "—"))))
-        width = max(len(r[1]) for r in rows)
-        out += [for_terminal(f"  {a:11} {b:{width}} | {c}") for a, b, c in rows]  # errors and labels: input
+        label, width = max(11, *(len(r[0]) for r in rows)), max(len(r[1]) for r in rows)
+        out += [for_terminal(f"  {a:{label}} {b:{width}} | {c}") for a, b, c in rows]  # errors and labels: input
         out.append("")
     out += failed_lines(rulebase, report.failed, "could not be compared (the same error under both rule bases)", style)
     n = len(report.failed)
@@ -388,7 +388,7 @@ def _by_topic(entries: List[dict]) -> dict:
 def _about(entry: dict) -> str:
     """'2021 · controlled trial · reports harm · speaks to gbs-second-course'."""
     return (
-        f"{entry['year']} · {in_words(entry['kind'])} · {in_words(entry['relation'])} · "
+        f"{entry['year']} · {kind_words(entry['kind'])} · {RELATION_WORDS[entry['relation']]} · "
         f"speaks to {', '.join(entry['speaks_to'])}"
     )
 
@@ -406,7 +406,7 @@ def _harm_line(entry: dict) -> Optional[str]:
 def evidence_lines(entry: dict, style: Callable = plain_style) -> List[str]:
     """One later-evidence entry for a reviewer: what it is, the situation it speaks to, what it
     found, its source and quote, its harm finding, and where it stands with its reviewers."""
-    tag = style(f"[{in_words(entry['relation'])}]", fg="red" if entry["harm"] else "cyan")
+    tag = style(f"[{RELATION_WORDS[entry['relation']]}]", fg="red" if entry["harm"] else "cyan")
     # everything below is the file's text: shown with its control characters made visible
     lines = [
         f"  {entry['title']}",

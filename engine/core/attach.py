@@ -146,23 +146,10 @@ def _typed(value):
 
 
 def _note(entry: LaterEntry, matched: List[Fact]) -> dict:
-    """The note of an entry on a Result: what it is, what it found, where to read it, and the
-    facts of the case it attached on (its trace)."""
-    return {
-        "id": entry.id,
-        "title": entry.title,
-        "kind": entry.kind,
-        "relation": entry.relation,
-        "year": entry.year,
-        "citation": entry.citation,
-        "pmid": entry.pmid,
-        "doi": entry.doi,
-        "link": entry.link,
-        "finding": entry.finding,
-        "speaks_to": list(entry.speaks_to),
-        "harm": entry.harm["code"] if entry.harm else None,
-        "matched": [{"fact": TRACE_KIND[type(f)], "name": f["name"], "value": plain(f["value"])} for f in matched],
-    }
+    """The note of an entry on a Result: the entry (LaterEntry.as_note) and the facts of the case
+    it attached on (its trace)."""
+    matched_facts = [{"fact": TRACE_KIND[type(f)], "name": f["name"], "value": plain(f["value"])} for f in matched]
+    return dict(entry.as_note(), matched=matched_facts)
 
 
 def _harm_warning(entry: LaterEntry) -> dict:

@@ -16,17 +16,25 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple, Ty
 from ..base.errors import RuleBaseInvalid, SourceError
 from ..base.yamlsrc import Located, LocatedList, load_one
 from . import conditions
-from .later import LaterEvidence, read_later_evidence
+from .later import LaterEvidence
+from .laterfile import read_later_evidence
 from .rulespec import BASES, DOSE_KEYS, DOSE_PER, STANCE, STATUSES, Layer, RuleSpec
 from .schema import CaseSchema, spelled
-from .valuecheck import ID_PATTERN, LATER_PREFIX, field_test_problem, nested_operand_problem, warning_problem
+from .valuecheck import (
+    ID_PATTERN,
+    LATER_PREFIX,
+    derived_test_problem,
+    field_test_problem,
+    nested_operand_problem,
+    warning_problem,
+)
 from .words import suggest
 
 if TYPE_CHECKING:
     from importlib.abc import Traversable
 
 MANIFEST = "rulebase.yaml"
-MANIFEST_KEYS = ("name", "version", "layers", "stances", "rule_files", "data_files", "later_evidence")
+MANIFEST_KEYS = ("name", "version", "layers", "stances", "rule_files", "data_files", "later_evidence", "review_year")
 RULE_KEYS = (
     "id",
     "title",
@@ -252,7 +260,19 @@ def _later_evidence(
     read, data = _listed_file(files, name, manifest.line_of("later_evidence"), "later-evidence", errors)
     if not read:
         return LaterEvidence(file=files.source(str(name)))
-    return read_later_evidence(data, files.source(name), schema, rules, topics, errors)
+    return read_later_evidence(
+        data, files.source(name), schema, rules, topics, errors, _review_year(files, manifest, errors)
+    )
+
+
+def _review_year(files: RuleDirectory, manifest: Any, errors: List[SourceError]) -> Optional[int]:
+    """The review's year (`review_year`), a year as written, or None when the manifest gives none."""
+    year = manifest.get("review_year")
+    if year is None or (isinstance(year, int) and not isinstance(year, bool) and 1900 <= year <= 2200):
+        return year
+    message = f"review_year is the year the review was published, not {spelled(year)}"
+    errors.append(SourceError(message, files.source(MANIFEST), manifest.line_of("review_year"), "review_year"))
+    return None
 
 
 def _data_file_holds(key: str, data: Any, source: str, errors: List[SourceError]) -> bool:
@@ -835,13 +855,11 @@ def _derived_test_problems(
     not the value tested, or a rule derives it only in a later layer (or, for a test that it is
     not known, in the same one)."""
     makers = produced.get(test.name)
+    values = {m.derives[test.name] for m in makers} if makers else None
+    problem = derived_test_problem(test, values, list(schema.fields) + list(produced))
     if not makers:
-        known = list(schema.fields) + list(produced)
-        return [f"'{test.name}' is neither a case field nor derived by any rule{suggest(test.name, known)}"]
-    problems = []
-    values = {m.derives[test.name] for m in makers}
-    if test.op in ("eq", "ne") and test.operand not in values:
-        problems.append(f"no rule derives {test.name} = {test.operand!r} (derived values: {sorted(map(str, values))})")
+        return [problem] if problem else []
+    problems = [problem] if problem else []
     late = [m for m in makers if index[m.layer] > index[rule.layer]]
     negative = test.op == "known" and test.operand is False  # a NOT pattern
     same = [m for m in makers if index[m.layer] == index[rule.layer]]

@@ -68,6 +68,12 @@ class RuleBase:
         return frozenset(name for name, gives in self.stances.items() if gives)
 
     @property
+    def review_year(self) -> Optional[int]:
+        """The year of the review the rules encode (the manifest's `review_year`), or None."""
+        year = self.manifest.get("review_year")
+        return year if isinstance(year, int) and not isinstance(year, bool) else None
+
+    @property
     def name(self) -> str:
         return str(self.manifest.get("name", "rules"))
 

@@ -4,8 +4,9 @@ severity, whom it applies to, grade, summary). The loader (loader.py) and the la
 file (later.py) both use them, so that an entry can say nothing a rule could not."""
 
 import re
-from typing import Optional
+from typing import List, Optional
 
+from ..base.yamlsrc import shown
 from . import conditions
 from .rulespec import APPLIES, GRADES, SEVERITIES
 from .schema import spelled
@@ -81,4 +82,14 @@ def field_test_problem(test: conditions.Test, spec) -> Optional[str]:
             return f"'{spec.name}' is yes/no: compare it with true or false, not {value!r}"
         if kind in ("number", "integer") and (isinstance(value, bool) or not isinstance(value, (int, float))):
             return f"'{spec.name}' is a number, not {value!r}"
+    return None
+
+
+def derived_test_problem(test: conditions.Test, values: Optional[set], known: List[str]) -> Optional[str]:
+    """Why a test of a name that is no case field cannot hold: no rule derives it (`values` None),
+    or none derives the value it compares with; `known`: the names it could have meant."""
+    if values is None:
+        return f"{shown(test.name)} is neither a case field nor derived by any rule{suggest(test.name, known)}"
+    if test.op in ("eq", "ne") and test.operand not in values:
+        return f"no rule derives {test.name} = {shown(test.operand)} (derived values: {sorted(map(str, values))})"
     return None

@@ -14,7 +14,7 @@ from ..base.errors import FormatContradicted
 from ..base.escape import for_spreadsheet, for_terminal, json_text
 from ..core.advisor import GENERAL
 from ..core.contract import CSV_COLUMNS, RESULT_DOSE_KEYS
-from ..core.later import RELATION_WORDS, REVIEW_YEAR
+from ..core.later import RELATION_WORDS, kind_words, since
 from ..core.rulebase import RuleBase
 from ..core.words import basis_and_refs, dose_line, grade_tag, stance_label
 from .wrap import wrap
@@ -67,6 +67,8 @@ class TextRenderer:
         self, rulebase: RuleBase, style: Callable = plain_style, chain: bool = True, width: Optional[int] = None
     ):
         self.rulebase = rulebase
+        year = rulebase.review_year
+        self.review = f"the review, {year}" if year else "the review"  # whose stance it is, always said
         self.style = style
         self.chain = chain
         self.width = width
@@ -137,7 +139,7 @@ class TextRenderer:
         )
         lines = [
             self.fit(f"  {result.ivig['summary']}", 2),
-            self.fit(s(f"  (the review, {REVIEW_YEAR}: rule {result.ivig['rule']}{source})", dim=True), 3),
+            self.fit(s(f"  ({self.review}: rule {result.ivig['rule']}{source})", dim=True), 3),
         ]
         if result.dose:
             lines.append(self.fit("  " + s("Dose: ", bold=True) + dose_line(result.dose, patient=True), 8))
@@ -212,10 +214,11 @@ class TextRenderer:
         if not result.later_evidence:
             return []
         s = self.style
-        heading = f"  {s(f'Since {REVIEW_YEAR}:', bold=True)} later evidence beside the review's advice, not part of it"
+        heading = s(since(self.rulebase.review_year) + ":", bold=True)
+        heading = f"  {heading} later evidence beside the review's advice, not part of it"
         lines = [self.fit(heading, 4)]
         for note in result.later_evidence:
-            what = f"{note['kind'].replace('-', ' ')}, {RELATION_WORDS[note['relation']]}"
+            what = f"{kind_words(note['kind'])}, {RELATION_WORDS[note['relation']]}"
             found = for_terminal(f"    {note['year']}  {what}: {note['title']}. ")
             source = s(for_terminal(f"{short_citation(note['citation'])}, {note['link']}"), dim=True)
             # its finding is among the warnings above, in full: here it is named, not said again

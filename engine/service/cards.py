@@ -33,14 +33,13 @@ from typing import List, Optional
 
 from ..base.escape import for_markdown, for_terminal
 from ..core.advisor import GENERAL
-from ..core.later import RELATION_WORDS, REVIEW_YEAR
+from ..core.later import RELATION_WORDS, kind_words, since
 from ..core.rulebase import SEVERITIES
 from ..core.words import GENERAL_PRECAUTIONS, GRADE_WORDS, dose_line, grade_tag, stance_label
 from ..output.render import TextRenderer, plain_style
 
 SUMMARY_MAX = 139  # the spec: "<140-character summary"
 LOUD = ("critical", "warning")  # the severities that are a card of their own
-SINCE = f"Since {REVIEW_YEAR}"
 LATER_MARK = "Later evidence, not the review"
 # the code system of a harm card's topic: the entries of the rule base's later-evidence file, beside its rules
 LATER_TOPIC = "later-evidence"
@@ -181,28 +180,28 @@ class CardMaker:
         )
         return self.with_links(card, result)
 
-    @staticmethod
-    def since_lines(result) -> List[str]:
+    def since_lines(self, result) -> List[str]:
         """Markdown lines, starting with a blank one: the later evidence that speaks to this case,
         a part of its own after the review's advice, one quiet line per source (its year, kind,
         how it bears on the review, its title linked to the source); nothing when none does."""
         notes = result.later_evidence
         if not notes:
             return []
-        head = f"**{SINCE}** (later evidence, beside the review's advice and not part of it):"
+        heading = since(self.rulebase.review_year)
+        head = f"**{heading}** (later evidence, beside the review's advice and not part of it):"
         return ["", head] + [
-            f"- {n['year']}, {for_markdown(n['kind'].replace('-', ' '))}, "
+            f"- {n['year']}, {for_markdown(kind_words(n['kind']))}, "
             f"{for_markdown(RELATION_WORDS.get(n['relation'], n['relation']))}: {markdown_link(n['title'], n['link'])}"
             for n in notes
         ]
 
-    @staticmethod
-    def with_links(card: dict, result) -> dict:
+    def with_links(self, card: dict, result) -> dict:
         """`card` with a link to each later source that speaks to this case (CDS Hooks `links`: an
         EHR that shows no link in the Markdown of `detail` shows these)."""
+        heading = since(self.rulebase.review_year)
         links = [
             {
-                "label": for_terminal(f"{SINCE} ({n['year']}): {' '.join(n['title'].split())}"),
+                "label": for_terminal(f"{heading} ({n['year']}): {' '.join(n['title'].split())}"),
                 "url": n["link"],
                 "type": "absolute",
             }

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from ivig_advisor.engine import Advisor, RuleBase
 from ivig_advisor.engine.base.errors import RuleBaseInvalid
-from ivig_advisor.engine.core import later
+from ivig_advisor.engine.core import laterfile
 from ivig_advisor.engine.output.render import TextRenderer
 from ivig_advisor.engine.service.cards import CardMaker
 from ivig_advisor.engine.service.cdshooks import CdsServices
@@ -604,7 +604,7 @@ def hidden(rules_copy, monkeypatch):
     for key in ("title", "citation", "finding", "quote", "summary", "message", "action"):
         text = re.sub(rf"^(\s+{key}): (.*)$", lambda m: f'{m[1]}: "{m[2]} {HIDDEN}"', text, flags=re.M)
     add_entry(rules_copy, text)
-    monkeypatch.setattr(later, "hidden_character", lambda text: None)
+    monkeypatch.setattr(laterfile, "hidden_character", lambda text: None)
     entry = RuleBase.load(rules_copy).later.by_id["attack-entry"]
     assert "\x1b[2J" in entry.title and "\u202e" in entry.harm["message"]
     (rules_copy.parent / "p1.json").write_text(json.dumps(CASE))
