@@ -231,3 +231,24 @@ def test_the_cache_gives_the_same_later_evidence_as_no_cache():
     for case in cases * 2:
         validated = cached.validate(case)
         assert cached.evaluate(validated).to_dict() == plain.evaluate(validated).to_dict(), case
+
+
+def test_the_reviews_year_is_data_and_no_entry_is_from_before_it(rules_copy, run_cli):
+    """'the review, 2004' and 'Since 2004' come from the manifest's review_year; an entry dated
+    before it is refused at its line, and a year that is no year at the manifest's."""
+    assert RULES.review_year == 2004
+    manifest = rules_copy / "rulebase.yaml"
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace("review_year: 2004", "review_year: 2003"))
+    shown = run_cli("evaluate", "--rules", str(rules_copy), "examples/mmn.yaml").output
+    assert "(the review, 2003: rule mmn-general" in shown and "Since 2003:" in shown
+    line = edited(rules_copy, "    year: 2006\n", "    year: 2002\n")
+    assert any(
+        f"later-evidence.yaml:{line}:" in e and "year must be a year from 2003" in e for e in load_errors(rules_copy)
+    )
+    manifest.write_text(manifest.read_text(encoding="utf-8").replace("review_year: 2003", "review_year: soon"))
+    assert any("rulebase.yaml:" in e and "review_year is the year" in e for e in load_errors(rules_copy))
+
+
+def test_the_recheck_interval_is_the_files(rules_copy):
+    edited(rules_copy, "recheck_after_years: 3\n", "recheck_after_years: 0\n")
+    assert any("recheck_after_years is a number of years, 1 or more" in e for e in load_errors(rules_copy))
