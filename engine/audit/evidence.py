@@ -29,8 +29,11 @@ from .signoff import ReviewLog, evidence_hash
 
 
 def entry_record(rulebase: RuleBase, entry: LaterEntry, log: ReviewLog) -> dict:
-    """One entry as a stable JSON object for `audit evidence --format json`, with its sign-off."""
+    """One entry as a stable JSON object for `audit evidence --format json`: the note a result
+    carries (LaterEntry.as_note), and what a reviewer reads beside it (its sign-off, situation in
+    words, source, harm finding, changes, where it is written and its hash)."""
     signoff = log.state(entry)
+    note = entry.as_note()
     return {
         "id": entry.id,
         "title": entry.title,
@@ -40,19 +43,13 @@ def entry_record(rulebase: RuleBase, entry: LaterEntry, log: ReviewLog) -> dict:
         "signoff_text": signoff.describe(),
         "topic": entry.topic,
         "topic_title": rulebase.topics.get(entry.topic) or entry.topic,
-        "kind": entry.kind,
-        "relation": entry.relation,
-        "year": entry.year,
-        "citation": entry.citation,
-        "pmid": entry.pmid,
-        "doi": entry.doi,
+        **{k: note[k] for k in ("kind", "relation", "year", "citation", "pmid", "doi")},
         "cited": entry.cited,
-        "link": entry.link,
+        "link": note["link"],
         "situation": condition_text(rulebase, entry.when),  # as `audit show` words a rule's condition
-        "speaks_to": list(entry.speaks_to),
-        "finding": entry.finding,
+        **{k: note[k] for k in ("speaks_to", "finding")},
         "source": {"quote": entry.quote, "read_at": entry.read_at, "checked": entry.checked},
-        "harm": entry.harm["code"] if entry.harm else None,
+        "harm": note["harm"],
         "harm_finding": entry.harm,
         "changes": list(entry.changes),
         "file": entry.file,

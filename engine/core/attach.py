@@ -31,6 +31,7 @@ class _NoteEngine(KnowledgeEngine):
         self.notes: List[Tuple[LaterEntry, List[Fact]]] = []
 
     def note(self, entry: LaterEntry, bound: dict) -> None:
+        """An entry's rule fired: note it, with the facts it matched, in the order of their ids."""
         matched = sorted((f for f in bound.values() if isinstance(f, Fact)), key=lambda f: f["__factid__"])
         self.notes.append((entry, matched))
 
@@ -65,6 +66,8 @@ class _Notes:
         self.memo: Dict[tuple, list] = {}
 
     def notes(self, facts: dict, derived: Dict[str, list]) -> list:
+        """The notes of the entries whose situation holds for these facts and derived facts; from
+        the memo when the values the entries test (each with its type) were seen before."""
         if self.engine is None:
             return []
         # everything the engine is given, each value with its type: 70 and 70.0, or 1 and True, are

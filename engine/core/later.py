@@ -143,7 +143,7 @@ class LaterEvidence:
 
     @property
     def by_id(self) -> Dict[str, LaterEntry]:
-        """The entries by id, retired ones too."""
+        """The entries by id, retired ones too (a few dozen: built when asked)."""
         return {e.id: e for e in self.entries}
 
     def live(self) -> List[LaterEntry]:
