@@ -518,3 +518,15 @@ def fetching(request: dict, server_url: str) -> dict:
     }
     del request["prefetch"]["patient"], request["prefetch"]["conditions"]
     return request
+
+
+def section(lines, heading: str, item: str) -> list:
+    """The lines of a part of an output: the first line starting with `heading`, then the lines
+    after it that start with `item` (the part's entries), up to the first that does not."""
+    start = next(i for i, line in enumerate(lines) if line.startswith(heading))
+    part = [lines[start]]
+    for line in lines[start + 1 :]:
+        if not line.startswith(item):
+            break
+        part.append(line)
+    return part

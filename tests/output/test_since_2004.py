@@ -11,6 +11,7 @@ import json
 import re
 
 import pytest
+from helpers import section
 from test_wrap import columns, terminal, words
 
 from ivig_advisor.engine import RuleBase
@@ -70,13 +71,7 @@ def blocks(text: str) -> dict:
 
 def since_lines(lines):
     """The lines of the 'Since 2004' section: its heading, then the entries (indented deeper)."""
-    start = next(i for i, line in enumerate(lines) if line.startswith("  Since 2004:"))
-    section = [lines[start]]
-    for line in lines[start + 1 :]:
-        if not line.startswith("    "):
-            break
-        section.append(line)
-    return section
+    return section(lines, "  Since 2004:", "    ")
 
 
 def assert_entry_line(line: str, entry_id: str):

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import ROOT, Server, cards_of, check_response, feedback_item, load, on_ivig, stance_of, topics
+from helpers import ROOT, Server, cards_of, check_response, feedback_item, load, on_ivig, section, stance_of, topics
 from test_cards import evaluated
 
 from ivig_advisor.cli import main
@@ -96,14 +96,7 @@ def harm_card(cards: list, entry_id: str) -> dict:
 
 def since_part(detail: str) -> list:
     """The lines of the stance card's "Since 2004" part: its heading, then one line per entry."""
-    lines = detail.splitlines()
-    start = next(i for i, line in enumerate(lines) if line.startswith("**Since 2004"))
-    part = [lines[start]]
-    for line in lines[start + 1 :]:
-        if not line.startswith("- "):
-            break
-        part.append(line)
-    return part
+    return section(detail.splitlines(), "**Since 2004", "- ")
 
 
 def links_in(line: str) -> list:
