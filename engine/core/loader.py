@@ -399,6 +399,7 @@ def _rule(raw: Located, source, line, topic, defaults, layers, stances, errors) 
     err = _rule_err(raw, source, line, errors)
     before = len(errors)
     _check_rule_keys(raw, err)
+    _check_notes_are_text(raw, err)
     if len(errors) > before:
         return None
     status = _check_rule_header(raw, defaults, layers, err)
@@ -449,6 +450,20 @@ def _check_rule_keys(raw: Located, err: Err) -> None:
     for key in ("id", "title", "layer", "when", "then", "basis"):
         if key not in raw:
             err(f"the rule has no '{key}'")
+
+
+NOTE_KEYS = ("claims", "assumptions", "evidence", "flags", "changes")  # a rule's lists of texts
+
+
+def _check_notes_are_text(raw: Located, err: Err) -> None:
+    """Every item of a rule's lists of texts is text. An item `2026-11-25, new: what changed` is a
+    mapping to YAML (its ': '), and would reach a reviewer as a Python dict: quote it, or fold it."""
+    for key in NOTE_KEYS:
+        items = raw.get(key)
+        for i, item in enumerate(items if isinstance(items, LocatedList) else ()):
+            if not isinstance(item, str):
+                at = items.line_of(i)
+                err(f"{key}: each item is text, not {spelled(item)}: put it in quotes, or write it with >-", key, at)
 
 
 def _check_rule_header(raw: Located, defaults, layers: List[Layer], err: Err) -> Any:

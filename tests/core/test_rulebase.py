@@ -621,3 +621,20 @@ def test_any_one_value_changed_loads_or_is_an_error_at_a_file_and_line(rules_to_
             assert error.source.startswith(f"{rules_to_change}/") and error.line, str(error)
     finally:
         shutil.copyfile(ROOT / "rules" / name, rules_to_change / name)
+
+
+def test_a_note_of_a_rule_that_reads_as_a_mapping_is_an_error_at_its_line(rules_copy, run_cli):
+    """`- 2026-11-25, new (issue 10): a case can ...` is a mapping to YAML (the ': '), and the
+    reviewer read a Python dict ("Changed: {'2026-11-25, new (issue 10)': ...}"): every item of
+    changes, flags, claims, assumptions and evidence is text, or the rule does not load."""
+    mutate(rules_copy / "mmn.yaml", "    claims: [C25]", "    changes:\n      - 2026-12-06, new: a note\n    claims: [C25]")
+    text = (rules_copy / "mmn.yaml").read_text(encoding="utf-8")
+    line = text[: text.index("      - 2026-12-06, new: a note")].count("\n") + 1
+    result = run_cli("audit", "check", "--rules", str(rules_copy))
+    assert result.exit_code == 1
+    assert f"mmn.yaml:{line}" in result.output and "changes: each item is text" in result.output
+
+
+def test_no_text_of_a_shipped_rule_shows_as_a_python_mapping(run_cli):
+    shown = run_cli("audit", "rules").output + run_cli("audit", "show", "thrombosis-risk-thrombocytosis").output
+    assert "Changed: {" not in shown and "{'" not in shown
