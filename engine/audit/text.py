@@ -244,6 +244,7 @@ def check_text(report: audit.CheckReport, style: Callable = plain_style) -> str:
             out.append(f"  {c.diagnosis:28} {len(c.fields):2d} fields  {c.combinations:>13,} combinations")
         out.append(
             "Checks: duplicate ids, schema, provenance, later evidence's sources and harm (on load); "
+            "a rule's words against the numbers its condition compares; "
             "unreachable, conflicting stances, doses and warning severities, redundant and subsumed rules, "
             "gaps (exhaustive); later evidence: situations that can never hold, retired rules spoken to, "
             "sources not checked within the file's recheck_after_years (a note)."

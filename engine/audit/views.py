@@ -26,6 +26,7 @@ from ..io.record import CaseRecord
 from .check import Finding, Verification, verify
 from .evidence import check_evidence
 from .signoff import LOG_NAME, STAGES, ReviewLog, signoff_hash, unsigned
+from .wording import wording_findings
 
 
 def rule_record(rulebase: RuleBase, rule: RuleSpec, log: Optional[ReviewLog] = None) -> dict:
@@ -354,6 +355,7 @@ def check_rulebase(rulebase: RuleBase, strict: bool = False) -> CheckReport:
     findings = list(result.findings)
     findings += [Finding("review-log", e.message, e.source, e.line, e.field) for e in log.errors]
     findings += unlisted(rulebase.root, rulebase.label, rulebase.manifest)
+    findings += wording_findings(rulebase)
     later, notes = check_evidence(rulebase, result)
     findings += later
     if strict:

@@ -460,7 +460,9 @@ def _check_notes_are_text(raw: Located, err: Err) -> None:
     mapping to YAML (its ': '), and would reach a reviewer as a Python dict: quote it, or fold it."""
     for key in NOTE_KEYS:
         items = raw.get(key)
-        for i, item in enumerate(items if isinstance(items, LocatedList) else ()):
+        if not isinstance(items, LocatedList):
+            continue
+        for i, item in enumerate(items):
             if not isinstance(item, str):
                 at = items.line_of(i)
                 err(f"{key}: each item is text, not {spelled(item)}: put it in quotes, or write it with >-", key, at)

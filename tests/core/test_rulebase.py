@@ -627,7 +627,9 @@ def test_a_note_of_a_rule_that_reads_as_a_mapping_is_an_error_at_its_line(rules_
     """`- 2026-11-25, new (issue 10): a case can ...` is a mapping to YAML (the ': '), and the
     reviewer read a Python dict ("Changed: {'2026-11-25, new (issue 10)': ...}"): every item of
     changes, flags, claims, assumptions and evidence is text, or the rule does not load."""
-    mutate(rules_copy / "mmn.yaml", "    claims: [C25]", "    changes:\n      - 2026-12-06, new: a note\n    claims: [C25]")
+    mutate(
+        rules_copy / "mmn.yaml", "    claims: [C25]", "    changes:\n      - 2026-12-06, new: a note\n    claims: [C25]"
+    )
     text = (rules_copy / "mmn.yaml").read_text(encoding="utf-8")
     line = text[: text.index("      - 2026-12-06, new: a note")].count("\n") + 1
     result = run_cli("audit", "check", "--rules", str(rules_copy))
