@@ -799,6 +799,41 @@ def audit_doses(fmt, rules_dir):
         click.echo(regimens_text(rows, _style()))
 
 
+@audit.command("table")
+@click.argument("diagnoses", metavar="[DIAGNOSIS]...", nargs=-1)
+@format_option(*AUDIT_FORMATS, help="text for a terminal; markdown for a review document; json for programs.")
+@rules_option
+@click.option(
+    "--shared/--no-shared",
+    default=None,
+    help="The table of the rules every disease shares too (default: with no DIAGNOSIS).",
+)
+def audit_table(diagnoses, fmt, rules_dir, shared):
+    """Each diagnosis's rules as a decision table: rows the rules in firing order, columns the
+    fields they test, cells the tests, and what each row concludes; the hit policy, and the
+    gaps and conflicts the exhaustive check finds (abbreviations work: mg, gbs)."""
+    import shutil
+
+    from ivig_advisor.engine.audit import views as A
+    from ivig_advisor.engine.audit.check.walk import verify
+    from ivig_advisor.engine.audit.table import decision_tables, table_markdown, table_text
+    from ivig_advisor.engine.base.errors import UnknownDiagnosis
+
+    rulebase = _load_rules(rules_dir)
+    try:
+        named = [A.diagnosis_value(rulebase, d) for d in diagnoses]
+    except UnknownDiagnosis as exc:
+        raise click.BadParameter(str(exc), param_hint="DIAGNOSIS") from None
+    tables = decision_tables(rulebase, named or None, verify(rulebase), shared if shared is not None else not named)
+    if fmt == "json":
+        _echo_json([t.to_dict() for t in tables])
+    elif fmt == "markdown":
+        click.echo("\n\n".join(table_markdown(t) for t in tables))
+    else:
+        width = shutil.get_terminal_size((80, 24)).columns if sys.stdout.isatty() else 80
+        click.echo("\n\n".join(table_text(t, max(width, 60)) for t in tables))
+
+
 @audit.command("show")
 @click.argument("rule_id", metavar="RULE", shell_complete=_complete_rule_ids)
 @format_option("text", "json")

@@ -20,6 +20,7 @@ from ..core.rulebase import RuleBase, RuleSpec
 from . import views as audit
 from .evidence import spoken_of
 from .signoff import ReviewLog
+from .table import decision_tables, table_html
 from .text import EVIDENCE_LIFECYCLE, lifecycle_counts
 
 CSS = """
@@ -230,6 +231,7 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
     topics = list(dict.fromkeys(r.topic for r in rulebase.rules))
     body = _header(rulebase, topics) + _summary(rulebase, log, checked, cover)
     body += _rules_by_disease(rulebase, topics, log, near, cover)
+    body += _decision_tables(rulebase, checked.verification)
     body += _since_2004(rulebase, log)
     body += _regimens(rulebase)
     body += _assumptions(rulebase)
@@ -260,6 +262,7 @@ def _header(rulebase: RuleBase, topics: List[str]) -> List[str]:
         f"{_e(rulebase.manifest.get('source', ''))}</div>",
         "<nav><ul>"
         '<li><a href="#summary">Summary</a></li><li><a href="#rules">Rules by disease</a></li>'
+        '<li><a href="#tables">Decision tables</a></li>'
         '<li><a href="#since-2004">Since 2004</a></li><li><a href="#regimens">Regimens</a></li>'
         '<li><a href="#assumptions">Assumptions</a></li><li><a href="#fhir">FHIR mapping</a></li>'
         '<li><a href="#check">Static check</a></li>'
@@ -296,6 +299,18 @@ def _summary(rulebase: RuleBase, log: ReviewLog, checked, cover) -> List[str]:
     if cover:
         out.append(f"<li>Coverage: {cover.cases} cases; {len(cover.never(rulebase))} rules never fired.</li>")
     out.append("</ul>")
+    return out
+
+
+def _decision_tables(rulebase: RuleBase, verification) -> List[str]:
+    """Each disease's rules as a decision table (audit/table.py), then those every disease shares."""
+    out = [
+        '<h2 id="tables">Decision tables</h2>',
+        '<p class="meta">Each disease\'s rules as a grid: rows in firing order, a column per field '
+        "tested, what each row concludes; the rules every disease shares are the last table.</p>",
+    ]
+    for table in decision_tables(rulebase, None, verification):
+        out += [f'<h3 id="table-{_e(table.diagnosis)}">{_e(table.label)}</h3>', table_html(table)]
     return out
 
 

@@ -215,6 +215,7 @@ def test_the_shared_options_have_one_name_and_one_place():
         ("schema",),
         ("audit", "overrides"),
         ("audit", "evidence"),
+        ("audit", "table"),
         ("fhir", "codes"),
     }
 
