@@ -72,3 +72,14 @@ def test_a_gap_the_check_finds_is_shown_under_the_table_with_its_patient(run_cli
 def test_an_unknown_diagnosis_is_a_usage_error_naming_it(run_cli):
     result = run_cli("audit", "table", "flu")
     assert result.exit_code == 2 and "Invalid value for DIAGNOSIS: no diagnosis 'flu'" in result.output
+
+
+def test_the_report_has_a_decision_table_per_disease(run_cli, tmp_path):
+    report = tmp_path / "report.html"
+    assert run_cli("audit", "report", "-o", str(report)).exit_code == 0
+    page = report.read_text(encoding="utf-8")
+    assert '<h2 id="tables">Decision tables</h2>' in page and 'href="#tables"' in page
+    tables = page[page.index('<h2 id="tables">') :]
+    assert '<h3 id="table-mmn">Multifocal motor neuropathy</h3>' in tables
+    assert '<a href="#rule-mmn-general">mmn-general</a>' in tables
+    assert tables.count('class="decision"') == len(RULES.schema.fields["diagnosis"].values) + 1  # and the shared one
