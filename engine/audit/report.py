@@ -101,7 +101,9 @@ def _rule_card(rulebase: RuleBase, rule: RuleSpec, log: ReviewLog, near: _Neighb
         f'<p class="if">{_e(words.sentence(rulebase, rule))}</p>',
     ]
     # assumptions are listed next, as links to the assumptions table
-    parts.append(f'<div class="meta">Source: {_e(words.provenance(rule, with_assumptions=False))}</div>')
+    parts.append(
+        f'<div class="meta">Source: {_e(words.provenance(rule, with_assumptions=False, with_claims=False))}</div>'
+    )
     if c["assumptions"]:
         parts.append(
             '<div class="meta">Assumptions: '
@@ -118,6 +120,8 @@ def _rule_card(rulebase: RuleBase, rule: RuleSpec, log: ReviewLog, near: _Neighb
     parts += [f'<div class="change">Changed: {_e(change)}</div>' for change in rule.changes]
     parts.append(f'<div class="meta">Lifecycle: {_e(signoff.describe())}</div>')
     links = near.links(rule.id)
+    if c["claims"]:  # after the rules it feeds: in reading order, what it is, then where it comes from
+        links.append("claims " + ", ".join(f'<a href="#claim-{_e(x)}">{_e(x)}</a>' for x in c["claims"]))
     if fired is not None:
         links.append(f"fired in {fired} corpus case{'s' if fired != 1 else ''}")
     links.append(f"written at {_e(rule.file)}:{rule.line}")
@@ -229,12 +233,13 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
     paths = case_paths if case_paths is not None else audit.default_corpus(rulebase)
     cover = audit.coverage(Advisor(rulebase), paths) if paths else None
     topics = list(dict.fromkeys(r.topic for r in rulebase.rules))
-    body = _header(rulebase, topics) + _summary(rulebase, log, checked, cover)
+    body = _header(rulebase, topics) + _summary(rulebase, log, checked, cover) + _glossary(rulebase)
     body += _rules_by_disease(rulebase, topics, log, near, cover)
     body += _decision_tables(rulebase, checked.verification)
     body += _since_2004(rulebase, log)
     body += _regimens(rulebase)
     body += _assumptions(rulebase)
+    body += _claims(rulebase)
     body += _fhir_mapping()
     body += _check_section(rulebase, checked)
     body += _coverage_section(rulebase, cover)
@@ -264,7 +269,8 @@ def _header(rulebase: RuleBase, topics: List[str]) -> List[str]:
         '<li><a href="#summary">Summary</a></li><li><a href="#rules">Rules by disease</a></li>'
         '<li><a href="#tables">Decision tables</a></li>'
         '<li><a href="#since-2004">Since 2004</a></li><li><a href="#regimens">Regimens</a></li>'
-        '<li><a href="#assumptions">Assumptions</a></li><li><a href="#fhir">FHIR mapping</a></li>'
+        '<li><a href="#assumptions">Assumptions</a></li><li><a href="#claims">Claims</a></li>'
+        '<li><a href="#glossary">Glossary</a></li><li><a href="#fhir">FHIR mapping</a></li>'
         '<li><a href="#check">Static check</a></li>'
         '<li><a href="#coverage">Coverage</a></li><li><a href="#graph">Dependency graph</a></li>'
         + "".join(f'<li><a href="#topic-{_e(t)}">{_e(rulebase.topics.get(t) or t)}</a></li>' for t in topics)
@@ -344,6 +350,37 @@ def _regimens(rulebase: RuleBase) -> List[str]:
             f"<td>{_e(row['situation'] or '—')}</td><td>{_e(row['dose'])}</td><td>{_e(row['repeat'] or '—')}</td>"
             f"<td>{', '.join(_rule_link(r) for r in row['rules']) or '—'}</td></tr>"
         )
+    out.append("</table>")
+    return out
+
+
+def _glossary(rulebase: RuleBase) -> List[str]:
+    """The tool's own words, each in plain words (the rule base's glossary data file)."""
+    terms = rulebase.extras.get("glossary") or {}
+    if not terms:
+        return []
+    items = "".join(
+        f"<dt>{_e(term)}</dt><dd>{_e(' '.join(str(meaning).split()))}</dd>" for term, meaning in terms.items()
+    )
+    return ['<h2 id="glossary">Glossary</h2>', f'<dl class="glossary">{items}</dl>']
+
+
+def _claims(rulebase: RuleBase) -> List[str]:
+    """The review's claims (rules/claims.yaml), each with the rules that encode it, or why none does."""
+    data = rulebase.extras.get("claims") or {}
+    listed, not_encoded = data.get("claims") or {}, data.get("not_encoded") or {}
+    users: dict = {}
+    for rule in rulebase.rules:
+        for name in rule.claims:
+            users.setdefault(name, []).append(rule.id)
+    out = [
+        '<h2 id="claims">Claims</h2>',
+        '<p class="meta">The review\'s statements the rules encode (shared/source/claims.md), each with '
+        "the rules that encode it, or why none does.</p><table><tr><th>id</th><th>claim</th><th>rules</th></tr>",
+    ]
+    for name, claim in listed.items():
+        encoded = ", ".join(_rule_link(r) for r in users.get(name, [])) or _e(not_encoded.get(name, "—"))
+        out.append(f'<tr id="claim-{_e(name)}"><td>{_e(name)}</td><td>{_e(claim)}</td><td>{encoded}</td></tr>')
     out.append("</table>")
     return out
 

@@ -58,7 +58,7 @@ FILE_KEYS = ("topic", "title", "maintenance", "defaults", "rules")
 # holds in words, for the error when one is written as something else (a text, a number)
 PARTS = {
     "rule_files": (list, "a list of file names"),
-    "data_files": (dict, "a mapping of name: file name (claims, evidence, passages, regimens)"),
+    "data_files": (dict, "a mapping of name: file name (claims, evidence, passages, regimens, glossary)"),
     "defaults": (dict, "a mapping (status: draft or retired)"),
     "maintenance": (dict, "a mapping (author, specialist, version)"),
     "claims": (dict, "a mapping of id: the claim in words"),
@@ -72,6 +72,7 @@ DATA_FILES = {
     "evidence": "a mapping of id: record",
     "passages": "a mapping of id: record",
     "regimens": "a mapping of id: record",
+    "glossary": "a mapping of term: what it means, in plain words",
 }
 SOURCE_KEYS = ("section", "refs", "lines", "quote", "quote_en", "cite")
 PASSAGE_KEYS = ("quote", "quote_en")  # a passage of the review that several rules cite (passages.yaml)
@@ -287,6 +288,11 @@ def _data_file_holds(key: str, data: Any, source: str, errors: List[SourceError]
     if key == "claims":
         for part in ("claims", "not_encoded", "assumptions"):
             _part(data, part, source, errors)
+    if key == "glossary":  # shown to reviewers as it is written: each meaning is text
+        for term, meaning in data.items():
+            if not isinstance(meaning, str) or not meaning.strip():
+                message = f"a glossary entry is its meaning in words, not {spelled(meaning)}"
+                errors.append(SourceError(message, source, data.line_of(term), f"glossary.{term}"))
     if key == "evidence":  # a record is read by its fields (trial, design, n, ...) in the audit
         for name, record in data.items():
             if record is not None and not isinstance(record, dict):  # null: a record not written yet

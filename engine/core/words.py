@@ -176,8 +176,9 @@ def citation(rule) -> dict:
     }
 
 
-def provenance(rule, with_assumptions: bool = True) -> str:
-    """The citation as one line: section; refs; TR lines; claims; assumptions; evidence."""
+def provenance(rule, with_assumptions: bool = True, with_claims: bool = True) -> str:
+    """The citation as one line: section; refs; TR lines; claims; assumptions; evidence (claims and
+    assumptions left out for a view that links each to its entry)."""
     c = citation(rule)
     parts = [c["section"]] if c["section"] else []
     if c["passage"]:
@@ -186,7 +187,7 @@ def provenance(rule, with_assumptions: bool = True) -> str:
         parts.append("refs " + ", ".join(map(str, c["refs"])))
     if c["lines"]:
         parts.append("TR L" + ", ".join(map(str, c["lines"])))
-    if c["claims"]:
+    if c["claims"] and with_claims:
         parts.append("claims " + ", ".join(c["claims"]))
     if c["assumptions"] and with_assumptions:
         parts.append("assumptions " + ", ".join(c["assumptions"]))

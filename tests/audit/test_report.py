@@ -167,6 +167,9 @@ def test_the_report_renders_in_a_real_browser_and_its_links_work(report, rulebas
             *FLAGS,
             f"--user-data-dir={profile}",
             "--allow-file-access-from-files",
+            # the harness follows every in-page link, more than 200 of them: chromium throttles a page
+            # that changes its URL that often (IPC flooding protection), and would stop following them
+            "--disable-ipc-flooding-protection",
             "--virtual-time-budget=20000",
             "--dump-dom",
             harness.as_uri(),

@@ -640,3 +640,12 @@ def test_a_note_of_a_rule_that_reads_as_a_mapping_is_an_error_at_its_line(rules_
 def test_no_text_of_a_shipped_rule_shows_as_a_python_mapping(run_cli):
     shown = run_cli("audit", "rules").output + run_cli("audit", "show", "thrombosis-risk-thrombocytosis").output
     assert "Changed: {" not in shown and "{'" not in shown
+
+
+def test_a_glossary_entry_is_words(rules_copy):
+    mutate(rules_copy / "glossary.yaml", "stance: >-", "stance: [a, list]\nstance_old: >-")
+    with pytest.raises(RuleBaseInvalid) as caught:
+        RuleBase.load(rules_copy)
+    assert any(
+        "glossary.yaml:" in str(e) and "a glossary entry is its meaning in words" in str(e) for e in caught.value.errors
+    )
