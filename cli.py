@@ -957,7 +957,7 @@ def audit_why_not(case_path, rule_id, fmt, rules_dir, case_id):
 
 
 @audit.command("diff", epilog=exit_status("some case differs, or could not be compared (an error under both)"))
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
+@click.argument("paths", metavar="[CASES]...", nargs=-1, type=click.Path(exists=True, allow_dash=True))
 @format_option("text", "json")
 @rules_option
 @click.option(
@@ -969,14 +969,21 @@ def audit_why_not(case_path, rule_id, fmt, rules_dir, case_id):
 )
 def audit_diff(paths, fmt, rules_dir, base_dir):
     """The cases whose stance, dose or warnings differ between --base and this
-    rule base, side by side. Exit 0 when none differ, 1 when some do (like diff), or when a
-    case has an error under both rule bases (it cannot be read or validated): shown, not compared."""
+    rule base, side by side (default CASES: the golden cases and examples beside the rules,
+    or beside --base), and what changed in each rule's text. Exit 0 when no case differs, 1 when some do
+    (like diff), or when a case has an error under both rule bases (it cannot be read or
+    validated): shown, not compared."""
     from ivig_advisor.engine import Advisor
     from ivig_advisor.engine.audit.text import diff_text
-    from ivig_advisor.engine.audit.views import diff
+    from ivig_advisor.engine.audit.views import default_corpus, diff
 
-    this = Advisor(_load_rules(rules_dir))
-    report = diff(Advisor(_load_rules(base_dir)), this, paths, stdin=sys.stdin, notes=_note)
+    this, base = Advisor(_load_rules(rules_dir)), Advisor(_load_rules(base_dir))
+    paths = paths or default_corpus(this.rulebase) or default_corpus(base.rulebase)
+    if not paths:
+        raise click.UsageError(
+            "no CASES given, and no golden cases or examples beside the rules: name the case files or folders to read"
+        )
+    report = diff(base, this, paths, stdin=sys.stdin, notes=_note)
     if fmt == "json":
         _echo_json(report.to_dict())
     else:

@@ -367,12 +367,26 @@ def diff_text(
         out += [for_terminal(f"  {a:{label}} {b:{width}} | {c}") for a, b, c in rows]  # errors and labels: input
         out.append("")
     out += failed_lines(rulebase, report.failed, "could not be compared (the same error under both rule bases)", style)
+    out += _rule_change_lines(report.rules)
     n = len(report.failed)
     out.append(
         f"{report.differ} of {report.compared} cases differ"
         + (f"; {n} case{'s' if n != 1 else ''} could not be compared (an error under both rule bases)" if n else "")
     )
     return "\n".join(out)
+
+
+def _rule_change_lines(changes) -> List[str]:
+    """What was edited in the rules' text: each rule changed, added or removed, its YAML diffed."""
+    if not changes:
+        return []
+    out = [
+        f"Rules changed ({len(changes)}): "
+        + ", ".join(f"{c.id}" + ("" if c.change == "changed" else f" ({c.change})") for c in changes)
+    ]
+    for change in changes:
+        out += [for_terminal(line) for line in change.diff]  # the files' words: escaped
+    return out + [""]
 
 
 # -- later evidence ----------------------------------------------------------

@@ -5,11 +5,14 @@ two rule bases. Renderers (audit.text, audit.report) turn these into
 text, Markdown, JSON and HTML.
 """
 
+import difflib
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Callable, Dict, Iterable, Iterator, List, Optional
+
+import yaml
 
 from ..base.errors import CaseInvalid, RuleBaseInvalid, SourceError, UnknownDiagnosis, UnknownRule, UnknownStage
 from ..base.yamlsrc import load_one
@@ -677,13 +680,61 @@ class Difference:
 
 
 @dataclass
+class RuleChange:
+    """A rule whose text differs between two rule bases: changed, added or removed, and the
+    difference of its YAML, line by line (unified diff)."""
+
+    id: str
+    change: str
+    diff: List[str]
+
+    def to_dict(self) -> dict:
+        return {"id": self.id, "change": self.change, "diff": self.diff}
+
+
+def rule_changes(base: RuleBase, this: RuleBase) -> List[RuleChange]:
+    """The rules whose text differs between `base` and `this`, in this rule base's order, then
+    those removed: a reviewer reads what was edited, not only what it changed for patients."""
+    out = []
+    for rule_id in list(this.by_id) + [r for r in base.by_id if r not in this.by_id]:
+        old, new = base.by_id.get(rule_id), this.by_id.get(rule_id)
+        before, after = _rule_yaml(old), _rule_yaml(new)
+        if before == after:
+            continue
+        change = "added" if old is None else "removed" if new is None else "changed"
+        where = [f"{r.file}:{r.line}" if r else "/dev/null" for r in (old, new)]
+        lines = difflib.unified_diff(before, after, f"base {where[0]}", f"this {where[1]}", lineterm="")
+        out.append(RuleChange(rule_id, change, list(lines)))
+    return out
+
+
+def _rule_yaml(rule: Optional[RuleSpec]) -> List[str]:
+    """A rule as YAML, a line each, as a rule file writes it (a list item); none for no rule."""
+    if rule is None:
+        return []
+    text = yaml.safe_dump([_plain(rule.raw)], sort_keys=False, allow_unicode=True, width=100)
+    return ["  " + line if line else line for line in text.splitlines()]
+
+
+def _plain(value):
+    """What the loader read (Located mappings and lists), as plain dicts and lists."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+@dataclass
 class DiffReport:
     """`audit diff`: how many cases were compared, those whose outcome differs, and those
-    that could not be compared (the same error under both rule bases: unreadable, invalid)."""
+    that could not be compared (the same error under both rule bases: unreadable, invalid);
+    and the rules whose text differs."""
 
     compared: int = 0
     differences: List[Difference] = field(default_factory=list)
     failed: List[Result] = field(default_factory=list)
+    rules: List[RuleChange] = field(default_factory=list)
 
     @property
     def differ(self) -> int:
@@ -705,6 +756,7 @@ class DiffReport:
             "differ": self.differ,
             "failed": [failed_case(r) for r in self.failed],
             "cases": [d.to_dict() for d in self.differences],
+            "rules": [r.to_dict() for r in self.rules],
         }
 
 
@@ -715,7 +767,7 @@ def diff(
     (or error) differ. Which rule set the stance is shown, not counted. A case with
     the same error under both is not compared but kept (`failed`): a case that cannot
     be read says nothing about an edit, and must not pass for one that did not change."""
-    report = DiffReport()
+    report = DiffReport(rules=rule_changes(base.rulebase, this.rulebase))
     for record in read_corpus(paths, stdin, notes):
         a, b = evaluate_record(record, base), evaluate_record(record, this)
         before, after = outcome(a), outcome(b)
@@ -733,6 +785,8 @@ __all__ = [
     "CoverageReport",
     "DiffReport",
     "Difference",
+    "RuleChange",
+    "rule_changes",
     "TestStatus",
     "WhyNot",
     "check",

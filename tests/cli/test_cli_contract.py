@@ -274,11 +274,11 @@ def test_each_report_is_the_json_the_command_prints(rules_copy):
     assert list(why.to_dict()) == ["id", "rule", "fired", "tests", "blocked_by", "would_fire_if"]
     assert list(cover.to_dict()) == ["cases", "errors", "failed", "rules", "never_fired"]
     mutate(rules_copy / "safety.yaml", "severity: critical", "severity: warning")
-    report = A.diff(advisor, Advisor(RuleBase.load(rules_copy)), [str(GOLDEN)])
+    report = A.diff(Advisor(RuleBase.load(ROOT / "rules")), Advisor(RuleBase.load(rules_copy)), [str(GOLDEN)])
     data = report.to_dict()
     assert data["compared"] == report.compared == len(list(A.read_corpus([str(GOLDEN)])))
     assert data["differ"] == len(data["cases"]) == len(report.differences) >= 1
-    assert list(data) == ["compared", "differ", "failed", "cases"]
+    assert list(data) == ["compared", "differ", "failed", "cases", "rules"]
     assert list(data["cases"][0]) == ["id", "source", "line", "base", "this", "changed"]
     assert printed("audit", "diff", "--rules", rules_copy, "--base", ROOT / "rules", GOLDEN) == same(data)
 
