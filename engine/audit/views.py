@@ -23,7 +23,7 @@ from ..core.analysis import domains, fields_behind, live_rules
 from ..core.contract import RESULT_DOSE_KEYS
 from ..core.result import Result
 from ..core.rulebase import DOSE_KEYS, STANCE, RuleBase, RuleSpec, unlisted_files
-from ..core.words import citation, condition_text, dose_line, sentence, suggest, value_label
+from ..core.words import citation, condition_text, dose_line, plain, sentence, suggest, value_label
 from ..io.cases import pick_case, read_cases
 from ..io.record import CaseRecord
 from .check import Finding, Verification, verify
@@ -712,17 +712,8 @@ def _rule_yaml(rule: Optional[RuleSpec]) -> List[str]:
     """A rule as YAML, a line each, as a rule file writes it (a list item); none for no rule."""
     if rule is None:
         return []
-    text = yaml.safe_dump([_plain(rule.raw)], sort_keys=False, allow_unicode=True, width=100)
+    text = yaml.safe_dump([plain(rule.raw)], sort_keys=False, allow_unicode=True, width=100)
     return ["  " + line if line else line for line in text.splitlines()]
-
-
-def _plain(value):
-    """What the loader read (Located mappings and lists), as plain dicts and lists."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
 
 
 @dataclass

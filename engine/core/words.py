@@ -64,9 +64,12 @@ def suggest(word, choices) -> str:
 
 
 def plain(value):
-    """A value as JSON has it: a tuple (or experta's frozenlist) becomes a list."""
+    """A value as JSON and YAML have it: a tuple, experta's frozenlist or the reader's LocatedList
+    becomes a list, and a mapping (the reader's Located) a dict."""
     if isinstance(value, (tuple, list)) or type(value).__name__ == "frozenlist":
         return [plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
     return value
 
 

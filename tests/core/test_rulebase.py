@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from ivig_advisor.engine import RuleBase, RuleBaseInvalid
 from ivig_advisor.engine.base.yamlsrc import load_one
 from ivig_advisor.engine.core import conditions
+from ivig_advisor.engine.core.words import plain
 
 
 def load_errors(directory):
@@ -514,20 +515,11 @@ VALUES = (
 )
 
 
-def _plain(value):
-    """A value as the loader's reader gives it (Located, LocatedList), in plain dicts and lists."""
-    if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_plain(item) for item in value]
-    return value
-
-
 @functools.cache
 def _shipped(name):
     """A shipped file as the loader reads it, in plain values; and the path to each of its values
     (the file itself included), as keys and indexes."""
-    data = _plain(load_one((ROOT / "rules" / name).read_text(encoding="utf-8"), name))
+    data = plain(load_one((ROOT / "rules" / name).read_text(encoding="utf-8"), name))
     paths = []
 
     def walk(value, path):
