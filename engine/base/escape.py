@@ -36,6 +36,13 @@ def for_terminal(text) -> str:
     return _escaped(str(text), _UNSAFE)
 
 
+def hidden_character(text: str) -> Optional[str]:
+    """The first character of `text` that `for_terminal` would escape (a control character, a
+    bidirectional override, a zero-width space...), as it shows it (\\e, \\u202e), or None."""
+    found = _UNSAFE.search(text)
+    return for_terminal(found.group()) if found else None
+
+
 def _escaped(text: str, unsafe) -> str:
     if not unsafe.search(text):
         return text

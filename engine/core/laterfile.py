@@ -10,7 +10,7 @@ import re
 from typing import Any, Dict, List, Optional, Tuple
 
 from ..base.errors import SourceError
-from ..base.escape import for_terminal
+from ..base.escape import hidden_character  # by this name: a test lets hidden characters through
 from ..base.yamlsrc import Located, LocatedList, shown
 from . import conditions
 from .later import HARM_KINDS, KINDS, RELATIONS, STATUSES, URL_PATTERN, Gap, LaterEntry, LaterEvidence
@@ -112,12 +112,6 @@ def read_later_evidence(
     later.gaps = _gaps(data.get("gaps"), data, source, errors)
     context.check_unique(later.entries)
     return later
-
-
-def hidden_character(text: str) -> Optional[str]:
-    """The first control or invisible character of `text` (an escape sequence, a bidirectional
-    override, a zero-width space...), as an escape a person can read (\\e, \\u202e), or None."""
-    return next((for_terminal(c) for c in text if for_terminal(c) != c), None)
 
 
 def _text_problem(value: Any) -> Optional[str]:
