@@ -223,13 +223,10 @@ class _Dependencies:
     def entry_diagnoses(self, entry: LaterEntry) -> set:
         """The diagnoses an entry's situation can hold for, all else unknown: only their rules can
         decide whether it attaches (a GBS rule never decides a dermatomyositis entry)."""
+        from ..core.analysis import may_hold_for
+
         values = self.rulebase.schema.fields["diagnosis"].values
-        return {d for d in values if conditions.truth(entry.when, _diagnosis_only(d)) is not False}
-
-
-def _diagnosis_only(diagnosis: str):
-    """A lookup that knows the diagnosis and nothing else (conditions.truth)."""
-    return lambda name: [diagnosis] if name == "diagnosis" else conditions.UNKNOWN
+        return {d for d in values if may_hold_for(entry.when, d)}
 
 
 def _judged(raw) -> dict:

@@ -163,6 +163,12 @@ def missing_fields(
     return [name for name in fields if name in wanted]
 
 
+def may_hold_for(cond: conditions.Condition, diagnosis) -> bool:
+    """Whether a condition can hold for a patient with this diagnosis, all else unknown (every
+    other field and every derived fact)."""
+    return conditions.truth(cond, lambda name: [diagnosis] if name == "diagnosis" else conditions.UNKNOWN) is not False
+
+
 def live_rules(rulebase: RuleBase, diagnosis: str) -> List[RuleSpec]:
     """The rules that can fire for a patient with this diagnosis, all else unknown.
 

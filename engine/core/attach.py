@@ -13,6 +13,7 @@ from typing import Dict, List, Tuple
 
 from . import conditions
 from ._experta import Fact, KnowledgeEngine, Rule, trim_overheads
+from .analysis import may_hold_for
 from .compiler import TRACE_KIND, Derived, Given, compile_condition
 from .later import LaterEntry
 from .result import Run, patient_first
@@ -134,11 +135,7 @@ class LaterEvidenceAttacher:
         of 24 entries costs per case what one of 5 does not (as the rules' engines per diagnosis)."""
         notes = self.per_diagnosis.get(diagnosis)
         if notes is None:
-
-            def lookup(name):
-                return [diagnosis] if name == "diagnosis" else conditions.UNKNOWN
-
-            entries = [e for e in self.entries if conditions.truth(e.when, lookup) is not False]
+            entries = [e for e in self.entries if may_hold_for(e.when, diagnosis)]
             notes = self.per_diagnosis[diagnosis] = _Notes(self.rulebase, entries)
         return notes
 
