@@ -13,7 +13,7 @@ patient that shows each: what no row covers, at a glance.
 
 import html
 import textwrap
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Dict, List, Optional
 
 from ..base.escape import for_terminal
@@ -66,11 +66,7 @@ class DecisionTable:
             "columns": self.columns,
             "derived": self.derived,
             "hit_policy": self.hit_policy,
-            "rows": [
-                {"rule": r.rule, "alternative": r.alternative, "layer": r.layer, "cells": r.cells, "outcome": r.outcome}
-                | {"fires": r.fires}
-                for r in self.rows
-            ],
+            "rows": [asdict(r) for r in self.rows],  # rule, alternative, layer, cells, outcome, fires
             "findings": [f.to_dict() for f in self.findings],
             "combinations": self.combinations,
         }
