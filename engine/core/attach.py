@@ -14,7 +14,7 @@ from typing import Dict, List, Tuple
 from . import conditions
 from ._experta import Fact, KnowledgeEngine, Rule, trim_overheads
 from .analysis import may_hold_for
-from .compiler import TRACE_KIND, Derived, Given, compile_condition
+from .compiler import TRACE_KIND, Derived, Given, compile_condition, fact_kind
 from .later import LaterEntry
 from .result import Run, patient_first
 from .rulebase import RuleBase
@@ -39,10 +39,7 @@ class _NoteEngine(KnowledgeEngine):
 
 def _compiled(rulebase: RuleBase, entries: List[LaterEntry]) -> type:
     """The engine class holding one experta Rule per entry, firing in the order written."""
-
-    def kind_of(name):
-        return Given if name in rulebase.schema.fields else Derived
-
+    kind_of = fact_kind(rulebase)  # as the rules' patterns are compiled
     members: Dict[str, object] = {}
     for position, entry in enumerate(entries):
 

@@ -110,13 +110,15 @@ def compile_condition(when: conditions.Condition, kind_of):
     return _compile_condition(conditions.normal(when), kind_of, [])
 
 
+def fact_kind(rulebase: RuleBase):
+    """The kind of fact a name is in working memory: Given for a case field, Derived otherwise."""
+    fields = rulebase.schema.fields
+    return lambda name: Given if name in fields else Derived
+
+
 def compile_rule(spec: RuleSpec, rulebase: RuleBase) -> Rule:
     """One experta Rule for one rule spec."""
-
-    def kind_of(name):
-        return Given if name in rulebase.schema.fields else Derived
-
-    patterns = [compile_condition(spec.when, kind_of)]
+    patterns = [compile_condition(spec.when, fact_kind(rulebase))]
     layer = rulebase.layer(spec.layer)
     if layer.sets_stance:
         # A stance set by an earlier layer is final: later layers only fill
