@@ -1018,12 +1018,30 @@ def audit_sign(rule_ids, rules_dir, verdict, reviewer, comment, date):
     its situation, or a rule it speaks to changes. All or nothing: one bad id
     or a damaged log records nothing (exit 2).
     """
-    from ivig_advisor.engine.audit.signoff import sign, signed_id
+    from ivig_advisor.engine.audit.signoff import git_identity, sign, signed_id, writable_log_path
 
-    path, entries = sign(_load_rules(rules_dir), rule_ids, verdict, reviewer, comment, date)
+    rulebase = _load_rules(rules_dir)
+    identity = git_identity(writable_log_path(rulebase).parent)
+    path, entries = sign(rulebase, rule_ids, verdict, reviewer, comment, date, identity=identity)
     for entry in entries:
         _say(f"{signed_id(entry)}: {verdict} by {entry['reviewer']} on {entry['date']} (hash {entry['hash']})")
     _say(f"recorded {len(entries)} sign-off{'s' if len(entries) != 1 else ''} in {path}")
+
+
+@audit.command("review")
+@rules_option
+@click.option("--reviewer", required=True, help="Who gives the verdicts (recorded with the git identity, if any).")
+@click.option("--host", default="127.0.0.1", show_default=True, help="A loopback address to listen on.")
+@click.option("--port", default=0, show_default=True, type=click.IntRange(0, 65535), help="0: any free port.")
+@click.option("--no-browser", is_flag=True, help="Do not open the page in a browser; only print its address.")
+def audit_review(rules_dir, reviewer, host, port, no_browser):
+    """Serve the report on a loopback address with approve / needs-change on each
+    rule card, writing the review log beside the rules as `audit sign` does (the
+    same lock); the page shows each rule's lifecycle as verdicts are given.
+    Ctrl-C stops it. Needs the serve extra: pip install -e ".[serve]"."""
+    from ivig_advisor.engine.audit.review import serve_review
+
+    serve_review(rules_dir, reviewer, host=host, port=port, open_browser=not no_browser, say=_say)
 
 
 @audit.command("report")

@@ -54,7 +54,9 @@ STATES = ("approved", "needs-change", "stale", "missing", "unreadable")
 # the newest verdict; stale when the rule changed after it; retired when the
 # rule file says so. `unknown` while the log has errors.
 STAGES = ("draft", "approved", "needs-change", "stale", "retired", "unknown")
-ENTRY_KEYS = ("rule", "evidence", "verdict", "reviewer", "date", "hash", "comment")
+ENTRY_KEYS = ("rule", "evidence", "verdict", "reviewer", "identity", "date", "hash", "comment")
+# `identity`: the git identity (user.name <user.email>) of the machine the verdict was given on, where
+# there is one; `reviewer` is the name the reviewer gave, which a log reader trusts no further
 SUBJECTS = ("rule", "evidence")  # what a sign-off is about: a rule, or a later-evidence entry (one of them)
 REQUIRED_KEYS = ("verdict", "reviewer", "date", "hash")
 DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -534,6 +536,7 @@ def new_entries(
     reviewer: str,
     comment: Optional[str] = None,
     date: Optional[str] = None,
+    identity: Optional[str] = None,
 ) -> List[dict]:
     """The entries a sign would append, every argument checked first (all or nothing). An id
     is a rule's or a later-evidence entry's (they share none)."""
@@ -568,10 +571,32 @@ def new_entries(
             "date": date,
             "hash": current_hash(rulebase, item),
         }
+        if identity:
+            entry["identity"] = " ".join(identity.split())
         if comment:
             entry["comment"] = comment
         entries.append(entry)
     return entries
+
+
+def git_identity(where: Path) -> Optional[str]:
+    """The git identity ("name <email>") configured for the checkout holding `where`, or None where
+    there is no git or no identity: recorded beside the name a reviewer types, never instead of it."""
+    import subprocess
+
+    def config(key: str) -> str:
+        try:
+            done = subprocess.run(
+                ["git", "-C", str(where), "config", key], capture_output=True, text=True, timeout=5, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return ""
+        return " ".join(done.stdout.split()) if done.returncode == 0 else ""
+
+    name, email = config("user.name"), config("user.email")
+    if not name and not email:
+        return None
+    return f"{name} <{email}>" if email else name
 
 
 def sign(
@@ -582,6 +607,7 @@ def sign(
     comment: Optional[str] = None,
     date: Optional[str] = None,
     path: Optional[Path] = None,
+    identity: Optional[str] = None,
 ) -> Tuple[Path, List[dict]]:
     """Append verdicts on rules to the log; return where it was written and the entries.
 
@@ -590,7 +616,7 @@ def sign(
     refused (LogUnusable). The new file replaces the old in one rename, so a
     crash never leaves half an entry.
     """
-    entries = new_entries(rulebase, list(rule_ids), verdict, reviewer, comment, date)
+    entries = new_entries(rulebase, list(rule_ids), verdict, reviewer, comment, date, identity)
     path = Path(os.path.abspath(path if path is not None else writable_log_path(rulebase)))
     source = str(path)
     with _locked(path.parent / f".{path.name}.lock"):
