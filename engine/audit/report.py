@@ -9,7 +9,7 @@ and the rule dependency graph as inline SVG.
 import datetime
 import html
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Callable, List, Optional, Union
 
 from ..base.atomic import write_text_atomic
 from ..base.escape import for_terminal
@@ -19,7 +19,7 @@ from ..core.later import RELATION_WORDS, LaterEntry, kind_words
 from ..core.rulebase import RuleBase, RuleSpec
 from . import views as audit
 from .evidence import spoken_of
-from .signoff import ReviewLog
+from .signoff import ReviewLog, SignOff
 from .table import decision_tables, table_html
 from .text import EVIDENCE_LIFECYCLE, lifecycle_counts
 
@@ -63,6 +63,29 @@ def _evidence_link(entry_id: str) -> str:
 
 
 @dataclass
+class Additions:
+    """What `ivig audit review` (audit/review.py) adds to the report it serves; the static report has
+    none. With them, each card's lifecycle badge and text carry ids (`stage-ID`, `lifecycle-ID`) that
+    the page updates as verdicts are given."""
+
+    card: Callable[[Union[RuleSpec, LaterEntry], SignOff], str]  # HTML at the end of a rule's or entry's card
+    head: str = ""  # HTML at the end of <head>
+    tail: str = ""  # HTML at the end of <body>
+
+
+def _stage_badge(item_id: str, signoff: SignOff, additions: Optional[Additions]) -> str:
+    """The card's lifecycle badge (approved, draft...); with an id the review page updates it by."""
+    live = f' id="stage-{_e(item_id)}"' if additions else ""
+    return f'<span class="badge {signoff.stage}"{live}>{_e(signoff.stage)}</span>'
+
+
+def _lifecycle_text(item_id: str, signoff: SignOff, additions: Optional[Additions]) -> str:
+    """The card's lifecycle in words; in an element the review page updates by its id."""
+    text = _e(signoff.describe())
+    return f'<span id="lifecycle-{_e(item_id)}">{text}</span>' if additions else text
+
+
+@dataclass
 class _Neighbours:
     """What each rule's card links to, by rule id: the rules it feeds and is fed by, those it
     pre-empts and is pre-empted by, and the later-evidence entries that speak to it."""
@@ -90,14 +113,21 @@ class _Neighbours:
         return [f"{label} " + ", ".join(map(link, near[rule_id])) for label, near, link in kinds if near.get(rule_id)]
 
 
-def _rule_card(rulebase: RuleBase, rule: RuleSpec, log: ReviewLog, near: _Neighbours, fired: Optional[int]) -> str:
+def _rule_card(
+    rulebase: RuleBase,
+    rule: RuleSpec,
+    log: ReviewLog,
+    near: _Neighbours,
+    fired: Optional[int],
+    additions: Optional[Additions] = None,
+) -> str:
     signoff = log.state(rule)
     c = words.citation(rule)
     parts = [
         f'<article class="rule" id="rule-{_e(rule.id)}">',
         f"<div><strong>{_e(rule.id)}</strong> — {_e(rule.title)}"
         f'<span class="badge {rule.basis}">{rule.basis}</span>'
-        f'<span class="badge {signoff.stage}">{_e(signoff.stage)}</span></div>',
+        f"{_stage_badge(rule.id, signoff, additions)}</div>",
         f'<p class="if">{_e(words.sentence(rulebase, rule))}</p>',
     ]
     # assumptions are listed next, as links to the assumptions table
@@ -118,18 +148,23 @@ def _rule_card(rulebase: RuleBase, rule: RuleSpec, log: ReviewLog, near: _Neighb
         parts.append(f'<div class="meta">Rationale: {_e(rule.rationale)}</div>')
     parts += [f'<div class="flag">Flag: {_e(flag)}</div>' for flag in rule.flags]
     parts += [f'<div class="change">Changed: {_e(change)}</div>' for change in rule.changes]
-    parts.append(f'<div class="meta">Lifecycle: {_e(signoff.describe())}</div>')
+    parts.append(f'<div class="meta">Lifecycle: {_lifecycle_text(rule.id, signoff, additions)}</div>')
     links = near.links(rule.id)
     if c["claims"]:  # after the rules it feeds: in reading order, what it is, then where it comes from
         links.append("claims " + ", ".join(f'<a href="#claim-{_e(x)}">{_e(x)}</a>' for x in c["claims"]))
     if fired is not None:
         links.append(f"fired in {fired} corpus case{'s' if fired != 1 else ''}")
     links.append(f"written at {_e(rule.file)}:{rule.line}")
-    parts.append('<div class="meta">' + " · ".join(links) + "</div></article>")
+    parts.append('<div class="meta">' + " · ".join(links) + "</div>")
+    if additions:
+        parts.append(additions.card(rule, signoff))
+    parts[-1] += "</article>"
     return "\n".join(parts)
 
 
-def _beside_since_2004(rulebase: RuleBase, topic: str, cards: List[str], log: ReviewLog) -> List[str]:
+def _beside_since_2004(
+    rulebase: RuleBase, topic: str, cards: List[str], log: ReviewLog, additions: Optional[Additions] = None
+) -> List[str]:
     """A topic's rule cards, and beside them what changed since 2004 for that topic (none: the cards)."""
     entries = [e for e in rulebase.later.entries if e.topic == topic]
     if not entries:
@@ -142,12 +177,12 @@ def _beside_since_2004(rulebase: RuleBase, topic: str, cards: List[str], log: Re
         '<p class="meta">Later trials, guidelines and regulators, beside the review\'s rules and never in them: '
         "the stance, dose and warnings stay the review's; harm is shown among the patient's warnings, "
         "marked as later evidence.</p>",
-        *(_evidence_card(rulebase, entry, log) for entry in entries),
+        *(_evidence_card(rulebase, entry, log, additions) for entry in entries),
         "</aside></div>",
     ]
 
 
-def _evidence_card(rulebase: RuleBase, entry: LaterEntry, log: ReviewLog) -> str:
+def _evidence_card(rulebase: RuleBase, entry: LaterEntry, log: ReviewLog, additions: Optional[Additions] = None) -> str:
     """One later-evidence entry: what it is, what it found, the rules it speaks to (links),
     its source (the address as text: the report opens nothing), its harm finding, its sign-off."""
     signoff = log.state(entry)
@@ -156,7 +191,7 @@ def _evidence_card(rulebase: RuleBase, entry: LaterEntry, log: ReviewLog) -> str
         f'<article class="evidence" id="evidence-{_e(entry.id)}">',
         f"<div><strong>{_e(entry.id)}</strong> — {_e(entry.title)}"
         f'<span class="badge {relation}">{_e(RELATION_WORDS[entry.relation])}</span>'
-        f'<span class="badge {signoff.stage}">{_e(signoff.stage)}</span></div>',
+        f"{_stage_badge(entry.id, signoff, additions)}</div>",
         f'<div class="meta">{entry.year} · {_e(kind_words(entry.kind))} · {_e(RELATION_WORDS[entry.relation])} · '
         f"speaks to {', '.join(_rule_link(r) for r in entry.speaks_to)}</div>",
         f"<p>{_e(entry.finding)}</p>",
@@ -170,8 +205,11 @@ def _evidence_card(rulebase: RuleBase, entry: LaterEntry, log: ReviewLog) -> str
         parts.append(f'<div class="harm">Harm ({_e(harm["severity"])}) {_e(harm["code"])}: {_e(harm["summary"])}</div>')
     parts += [f'<div class="change">Changed: {_e(change)}</div>' for change in entry.changes]
     parts.append(
-        f'<div class="meta">Lifecycle: {_e(signoff.describe())} · written at {_e(entry.file)}:{entry.line}</div>'
+        f'<div class="meta">Lifecycle: {_lifecycle_text(entry.id, signoff, additions)} · '
+        f"written at {_e(entry.file)}:{entry.line}</div>"
     )
+    if additions:
+        parts.append(additions.card(entry, signoff))
     return "\n".join(parts + ["</article>"])
 
 
@@ -225,8 +263,11 @@ def _graph(rulebase: RuleBase, feeds) -> str:
     return "\n".join(out)
 
 
-def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> str:
-    """The report as one HTML string (see the module doc)."""
+def build_report(
+    rulebase: RuleBase, case_paths: Optional[List[str]] = None, additions: Optional[Additions] = None
+) -> str:
+    """The report as one HTML string (see the module doc); with `additions`, the page `ivig audit
+    review` serves (a form on each card, its lifecycle live)."""
     log = ReviewLog.load(rulebase)
     near = _Neighbours.of(rulebase)
     checked = audit.check_rulebase(rulebase)
@@ -234,7 +275,7 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
     cover = audit.coverage(Advisor(rulebase), paths) if paths else None
     topics = list(dict.fromkeys(r.topic for r in rulebase.rules))
     body = _header(rulebase, topics) + _summary(rulebase, log, checked, cover) + _glossary(rulebase)
-    body += _rules_by_disease(rulebase, topics, log, near, cover)
+    body += _rules_by_disease(rulebase, topics, log, near, cover, additions)
     body += _decision_tables(rulebase, checked.verification)
     body += _since_2004(rulebase, log)
     body += _regimens(rulebase)
@@ -250,11 +291,12 @@ def build_report(rulebase: RuleBase, case_paths: Optional[List[str]] = None) -> 
         f'<div style="overflow-x:auto">{_graph(rulebase, near.feeds)}</div>',
         "</main>",
     ]
+    head, tail = (additions.head, additions.tail) if additions else ("", "")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>Rule audit: {_e(rulebase.name)}</title><style>{CSS}</style></head><body>\n"
+        f"<title>Rule audit: {_e(rulebase.name)}</title><style>{CSS}</style>{head}</head><body>\n"
         + "\n".join(body)
-        + "\n</body></html>\n"
+        + f"\n{tail}</body></html>\n"
     )
 
 
@@ -320,7 +362,14 @@ def _decision_tables(rulebase: RuleBase, verification) -> List[str]:
     return out
 
 
-def _rules_by_disease(rulebase: RuleBase, topics: List[str], log: ReviewLog, near: _Neighbours, cover) -> List[str]:
+def _rules_by_disease(
+    rulebase: RuleBase,
+    topics: List[str],
+    log: ReviewLog,
+    near: _Neighbours,
+    cover,
+    additions: Optional[Additions] = None,
+) -> List[str]:
     """Each topic's rule cards, with beside them what changed since 2004 for it."""
     out = ['<h2 id="rules">Rules by disease</h2>']
     for topic in topics:
@@ -329,11 +378,11 @@ def _rules_by_disease(rulebase: RuleBase, topics: List[str], log: ReviewLog, nea
         if upkeep:
             out.append('<p class="meta">Maintenance: ' + _e("; ".join(f"{k} {v}" for k, v in upkeep.items())) + "</p>")
         cards = [
-            _rule_card(rulebase, rule, log, near, cover.fired[rule.id] if cover else None)
+            _rule_card(rulebase, rule, log, near, cover.fired[rule.id] if cover else None, additions)
             for rule in rulebase.rules
             if rule.topic == topic
         ]
-        out += _beside_since_2004(rulebase, topic, cards, log)
+        out += _beside_since_2004(rulebase, topic, cards, log, additions)
     return out
 
 
