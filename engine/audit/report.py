@@ -70,6 +70,7 @@ class Additions:
 
     card: Callable[[Union[RuleSpec, LaterEntry], SignOff], str]  # HTML at the end of a rule's or entry's card
     head: str = ""  # HTML at the end of <head>
+    top: str = ""  # HTML at the start of <main>, above the summary
     tail: str = ""  # HTML at the end of <body>
 
 
@@ -274,7 +275,8 @@ def build_report(
     paths = case_paths if case_paths is not None else audit.default_corpus(rulebase)
     cover = audit.coverage(Advisor(rulebase), paths) if paths else None
     topics = list(dict.fromkeys(r.topic for r in rulebase.rules))
-    body = _header(rulebase, topics) + _summary(rulebase, log, checked, cover) + _glossary(rulebase)
+    body = _header(rulebase, topics) + ([additions.top] if additions else [])
+    body += _summary(rulebase, log, checked, cover) + _glossary(rulebase)
     body += _rules_by_disease(rulebase, topics, log, near, cover, additions)
     body += _decision_tables(rulebase, checked.verification)
     body += _since_2004(rulebase, log)
