@@ -385,7 +385,9 @@ HEADERS = {
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",  # a verdict is a click: no other page may frame this one
     "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
+    # none to another site; not no-referrer, with which a browser sends a form's POST as from
+    # Origin: null, which the Origin check must refuse
+    "Referrer-Policy": "same-origin",
 }
 
 
