@@ -894,7 +894,13 @@ def audit_evidence(fmt, rules_dir):
     is_flag=True,
     help="Also fail on rules and later-evidence entries without a current 'approved' sign-off, and on notes.",
 )
-def audit_check(fmt, rules_dir, strict):
+@click.option(
+    "--against",
+    metavar="BASE",
+    help="Also compare with the rule base BASE (a directory, or a git revision such as main) over every "
+    "patient, and fail on each safety regression no reviewer has acknowledged (audit sign --acknowledge).",
+)
+def audit_check(fmt, rules_dir, strict, against):
     """Static verification, exhaustive over the fact space; exit 1 on any finding.
 
     On load: schema errors, unknown fields or values, duplicate ids, missing
@@ -904,11 +910,16 @@ def audit_check(fmt, rules_dir, strict):
     evidence: situations that can never hold, harm resting on neither a
     controlled trial nor a regulator, retired rules spoken to; a source not
     checked for three years is a note (a finding with --strict).
+
+    With --against BASE, the edit from BASE to these rules is walked over every
+    patient too: a warning lost or given to fewer patients, a severity lowered, a
+    dose raised, a stance more favourable to IVIG is a safety regression, listed
+    first, with a representative patient, until a reviewer acknowledges it.
     """
     from ivig_advisor.engine.audit.text import check_text
     from ivig_advisor.engine.audit.views import check
 
-    report = check(rules_dir, strict=strict)
+    report = check(rules_dir, strict=strict, against=against)
     _echo_json(report.to_dict()) if fmt == "json" else click.echo(check_text(report, _style()))
     _exit(0 if report.ok else EXIT_FOUND)
 
@@ -956,34 +967,50 @@ def audit_why_not(case_path, rule_id, fmt, rules_dir, case_id):
     _echo_json(answer.to_dict()) if fmt == "json" else click.echo(why_not_text(rulebase, answer, _style()))
 
 
-@audit.command("diff", epilog=exit_status("some case differs, or could not be compared (an error under both)"))
+@audit.command(
+    "diff",
+    epilog=exit_status("the advice differs for some patient, or a case could not be compared (an error under both)"),
+)
 @click.argument("paths", metavar="[CASES]...", nargs=-1, type=click.Path(exists=True, allow_dash=True))
 @format_option("text", "json")
 @rules_option
 @click.option(
     "--base",
     "base_dir",
+    metavar="DIR|GIT-REV",
     required=True,
-    type=click.Path(exists=True, file_okay=False),
-    help="The rule base to compare against (e.g. the rules before an edit).",
+    help="The rule base to compare against: a directory, or a git revision (main, HEAD~1) of the rules' repository.",
 )
-def audit_diff(paths, fmt, rules_dir, base_dir):
-    """The cases whose stance, dose or warnings differ between --base and this
-    rule base, side by side (default CASES: the golden cases and examples beside the rules,
-    or beside --base), and what changed in each rule's text. Exit 0 when no case differs, 1 when some do
-    (like diff), or when a case has an error under both rule bases (it cannot be read or
-    validated): shown, not compared."""
+@click.option(
+    "--cases-only", is_flag=True, help="Compare over the cases only, not over every patient (the exhaustive walk)."
+)
+def audit_diff(paths, fmt, rules_dir, base_dir, cases_only):
+    """What changes for patients between --base and this rule base, and what changed in
+    each rule's text.
+
+    Over every patient: the exhaustive walk of `audit check` over both rule bases
+    finds each way the stance, dose or warnings change, with how many combinations
+    show it, one representative patient and the rules behind it, safety regressions
+    first. Over the cases: those whose outcome differs, side by side (default
+    CASES: the golden cases and examples beside the rules, or beside --base).
+    Exit 0 when nothing differs, 1 when something does (like diff), or when a
+    case has an error under both rule bases (it cannot be read or validated): shown,
+    not compared."""
     from ivig_advisor.engine import Advisor
+    from ivig_advisor.engine.audit.against import load_base
+    from ivig_advisor.engine.audit.impact import impact
     from ivig_advisor.engine.audit.text import diff_text
     from ivig_advisor.engine.audit.views import default_corpus, diff
 
-    this, base = Advisor(_load_rules(rules_dir)), Advisor(_load_rules(base_dir))
+    this = Advisor(_load_rules(rules_dir))
+    base = Advisor(load_base(base_dir, this.rulebase))
     paths = paths or default_corpus(this.rulebase) or default_corpus(base.rulebase)
     if not paths:
         raise click.UsageError(
             "no CASES given, and no golden cases or examples beside the rules: name the case files or folders to read"
         )
     report = diff(base, this, paths, stdin=sys.stdin, notes=_note)
+    report.impact = None if cases_only else impact(base, this)
     if fmt == "json":
         _echo_json(report.to_dict())
     else:
@@ -1002,13 +1029,22 @@ def _complete_signable_ids(ctx, param, incomplete: str) -> list:
 
 
 @audit.command("sign")
-@click.argument("rule_ids", metavar="RULE...", nargs=-1, required=True, shell_complete=_complete_signable_ids)
+@click.argument("rule_ids", metavar="[RULE]...", nargs=-1, shell_complete=_complete_signable_ids)
 @rules_option
-@click.option("--verdict", type=click.Choice(("approved", "needs-change")), required=True)
+@click.option("--verdict", type=click.Choice(("approved", "needs-change")), help="The verdict on RULE...")
 @click.option("--reviewer", required=True, help="Who gives the verdict.")
 @click.option("--comment", help="What to change (required with needs-change).")
 @click.option("--date", help="The date of the review (default: today), YYYY-MM-DD.")
-def audit_sign(rule_ids, rules_dir, verdict, reviewer, comment, date):
+@click.option(
+    "--acknowledge",
+    "regression_ids",
+    metavar="ID",
+    multiple=True,
+    help="Instead of a verdict: accept the safety regression ID that `audit check --against BASE` found.",
+)
+@click.option("--against", metavar="BASE", help="With --acknowledge: the rule base the check compared with.")
+@click.option("--reason", help="With --acknowledge: why the change is accepted (required).")
+def audit_sign(rule_ids, rules_dir, verdict, reviewer, comment, date, regression_ids, against, reason):
     """Record a reviewer's verdict on rules, or on later-evidence entries (by their ids, as
     `ivig audit evidence` lists them), in the review log beside the rules.
 
@@ -1017,15 +1053,42 @@ def audit_sign(rule_ids, rules_dir, verdict, reviewer, comment, date):
     sign-off shows as stale; an entry's, when the entry, a rule that decides
     its situation, or a rule it speaks to changes. All or nothing: one bad id
     or a damaged log records nothing (exit 2).
+
+    With --acknowledge ID --against BASE --reason TEXT (and no RULE): accept
+    a safety regression that `ivig audit check --against BASE` lists, so that
+    the check passes on it; the id changes if the rules behind it are edited again.
     """
     from ivig_advisor.engine.audit.signoff import git_identity, sign, signed_id, writable_log_path
 
     rulebase = _load_rules(rules_dir)
     identity = git_identity(writable_log_path(rulebase).parent)
+    if regression_ids:
+        _acknowledge(rulebase, rule_ids, verdict, regression_ids, against, reason, reviewer, date, identity)
+        return
+    if not rule_ids:
+        raise click.UsageError("name the RULE(s) to sign, or a regression to --acknowledge")
+    if not verdict:
+        raise click.MissingParameter(param_hint="'--verdict'", param_type="option")
     path, entries = sign(rulebase, rule_ids, verdict, reviewer, comment, date, identity=identity)
     for entry in entries:
         _say(f"{signed_id(entry)}: {verdict} by {entry['reviewer']} on {entry['date']} (hash {entry['hash']})")
     _say(f"recorded {len(entries)} sign-off{'s' if len(entries) != 1 else ''} in {path}")
+
+
+def _acknowledge(rulebase, rule_ids, verdict, regression_ids, against, reason, reviewer, date, identity):
+    """`audit sign --acknowledge`: the regressions named, found again against BASE, recorded."""
+    from ivig_advisor.engine.audit.signoff import acknowledge
+    from ivig_advisor.engine.audit.views import regressions
+
+    if rule_ids or verdict:
+        raise click.UsageError("--acknowledge records an acknowledgement, not a verdict on RULE: give one or the other")
+    if not against:
+        raise click.MissingParameter(param_hint="'--against'", param_type="option")
+    found = regressions(rulebase, against, regression_ids)
+    path, entries = acknowledge(rulebase, found, reason, reviewer, date, identity=identity)
+    for entry in entries:
+        _say(f"{entry['acknowledge']}: acknowledged by {entry['reviewer']} on {entry['date']}: {entry['regression']}")
+    _say(f"recorded {len(entries)} acknowledgement{'s' if len(entries) != 1 else ''} in {path}")
 
 
 @audit.command("review")

@@ -55,6 +55,11 @@ STATES = ("approved", "needs-change", "stale", "missing", "unreadable")
 # rule file says so. `unknown` while the log has errors.
 STAGES = ("draft", "approved", "needs-change", "stale", "retired", "unknown")
 ENTRY_KEYS = ("rule", "evidence", "verdict", "reviewer", "identity", "date", "hash", "comment")
+# An acknowledgement: a reviewer has seen a safety regression that `audit check --against` found
+# (audit/impact.py) and accepts it, for a reason; it names the regression by its id
+ACK_KEYS = ("acknowledge", "regression", "reason", "reviewer", "identity", "date")
+ACK_REQUIRED = ("acknowledge", "reason", "reviewer", "date")
+ACK_ID = re.compile(r"^R-[0-9a-f]{10}$")
 # `identity`: the git identity (user.name <user.email>) of the machine the verdict was given on, where
 # there is one; `reviewer` is the name the reviewer gave, which a log reader trusts no further
 SUBJECTS = ("rule", "evidence")  # what a sign-off is about: a rule, or a later-evidence entry (one of them)
@@ -321,7 +326,25 @@ def parse_log(text: str, source: str, rulebase: RuleBase) -> LogContents:
     return out
 
 
+def _acknowledgement(item: dict, line, source, out: LogContents):
+    """An acknowledgement of a safety regression, checked: its keys, its id's form, its date."""
+    problems = [f"unknown key '{k}'{suggest(k, ACK_KEYS)}" for k in item if k not in ACK_KEYS]
+    problems += [f"'{k}' must be text" for k in ACK_KEYS if k in item and not isinstance(item[k], str)]
+    problems += [f"'{k}' is missing" for k in ACK_REQUIRED if not item.get(k)]
+    if isinstance(item.get("acknowledge"), str) and not ACK_ID.match(item["acknowledge"]):
+        problems.append(f"'{item['acknowledge']}' is not a regression's id (R- and 10 hex digits)")
+    if isinstance(item.get("date"), str) and item["date"]:
+        problems += [p for p in [date_problem(item["date"])] if p]
+    for problem in problems:
+        out.errors.append(SourceError(problem, source, line, None, "review-log"))
+    if not problems:
+        out.entries.append({k: item[k] for k in ACK_KEYS if item.get(k)})
+
+
 def _entry(item, line, source, rulebase, out: LogContents):
+    if isinstance(item, dict) and "acknowledge" in item:
+        _acknowledgement(item, line, source, out)
+        return
     if not isinstance(item, dict):
         out.errors.append(
             SourceError("a sign-off must be a mapping of " + ", ".join(ENTRY_KEYS), source, line, kind="review-log")
@@ -477,8 +500,12 @@ class ReviewLog:
         self.source = source
         self.path = path
         self.latest: Dict[Tuple[str, str], dict] = {}  # ('rule' or 'evidence', id) -> its newest sign-off
+        self.acknowledged: Dict[str, dict] = {}  # a safety regression's id -> its newest acknowledgement
         for entry in self.entries:
-            self.latest[subject_of(entry)] = entry
+            if "acknowledge" in entry:
+                self.acknowledged[entry["acknowledge"]] = entry
+            else:
+                self.latest[subject_of(entry)] = entry
 
     @classmethod
     def load(cls, rulebase: RuleBase, path: Optional[Path] = None) -> "ReviewLog":
@@ -617,6 +644,40 @@ def sign(
     crash never leaves half an entry.
     """
     entries = new_entries(rulebase, list(rule_ids), verdict, reviewer, comment, date, identity)
+    return append(rulebase, entries, path)
+
+
+def acknowledge(
+    rulebase: RuleBase,
+    regressions: Dict[str, str],
+    reason: str,
+    reviewer: str,
+    date: Optional[str] = None,
+    path: Optional[Path] = None,
+    identity: Optional[str] = None,
+) -> Tuple[Path, List[dict]]:
+    """Append acknowledgements of safety regressions (id -> what changed, in words) to the log, for
+    a reason; as `sign` appends, all or nothing."""
+    reason = " ".join((reason or "").split())
+    if not reason:
+        raise SignOffInvalid("an acknowledgement needs the reason the change is accepted", "--reason")
+    reviewer = " ".join((reviewer or "").split())
+    if not reviewer:
+        raise SignOffInvalid("an acknowledgement needs the reviewer's name", "--reviewer")
+    date = datetime.date.today().isoformat() if date is None else date
+    problem = date_problem(date)
+    if problem:
+        raise SignOffInvalid(problem, "--date")
+    entries = []
+    for regression_id, words in regressions.items():
+        entry = {"acknowledge": regression_id, "regression": " ".join(words.split()), "reason": reason}
+        entry.update({"reviewer": reviewer, "identity": " ".join((identity or "").split()), "date": date})
+        entries.append({k: v for k, v in entry.items() if v})
+    return append(rulebase, entries, path)
+
+
+def append(rulebase: RuleBase, entries: List[dict], path: Optional[Path] = None) -> Tuple[Path, List[dict]]:
+    """Append checked entries to the review log under its lock (see `sign`)."""
     path = Path(os.path.abspath(path if path is not None else writable_log_path(rulebase)))
     source = str(path)
     with _locked(path.parent / f".{path.name}.lock"):

@@ -233,6 +233,7 @@ def check_text(report: audit.CheckReport, style: Callable = plain_style) -> str:
                 + (f"; {finding.combinations:,} combinations" if finding.combinations else "")
             )
     out += [style(for_terminal(f"{note} (a note: --strict fails on it)"), fg="yellow") for note in report.notes]
+    out += [style(for_terminal(str(f)), fg="yellow") for f in report.acknowledged]
     v = report.verification
     if v is not None:
         out.append(
@@ -249,6 +250,8 @@ def check_text(report: audit.CheckReport, style: Callable = plain_style) -> str:
             "gaps (exhaustive); later evidence: situations that can never hold, retired rules spoken to, "
             "sources not checked within the file's recheck_after_years (a note)."
         )
+    if report.impact is not None:
+        out.append(for_terminal(impact_summary(report.impact, report.against)))
     if report.signoff:
         out.append(lifecycle_counts(report.signoff))
     if report.evidence_signoff:
@@ -262,6 +265,50 @@ def check_text(report: audit.CheckReport, style: Callable = plain_style) -> str:
         )
     )
     return "\n".join(out)
+
+
+def impact_lines(rulebase: RuleBase, impact, base_label: str, style: Callable = plain_style) -> List[str]:
+    """`audit diff` over every patient: each change (safety regressions first, loud), where it
+    holds, one patient showing it and the rules behind it; then what the walk covered."""
+    out = ["Over every patient (the walk of `audit check`, over both rule bases):"]
+    for change in impact.changes:
+        head = f"SAFETY REGRESSION {change.id}" if change.regression else "change"
+        out.append(
+            style(
+                for_terminal(f"  {head}: {change.describe()}"),
+                fg="red" if change.regression else None,
+                bold=change.regression,
+            )
+        )
+        where = ", ".join(f"{d} ({n:,})" for d, n in change.diagnoses.items())
+        out.append(for_terminal(f"      in {where} combinations"))
+        out.append(for_terminal(f"      {witness_text(rulebase, change.witness)}"))
+        out.append(
+            for_terminal(
+                f"      behind it: base {', '.join(change.base_rules) or '(no rule)'}; "
+                f"this {', '.join(change.this_rules) or '(no rule)'}; edited: {', '.join(change.edited) or '(none)'}"
+            )
+        )
+    return out + [for_terminal(impact_summary(impact, base_label)), ""]
+
+
+def impact_summary(impact, against: str) -> str:
+    """One line: what comparing with BASE over every patient covered and found."""
+    if not impact.walked:
+        return f"Compared with {against}: the rules that can fire are the same, word for word, for every diagnosis."
+    n, r, d = len(impact.changes), len(impact.regressions), len(impact.walked)
+    return (
+        f"Compared with {against} over every patient of "
+        + (
+            f"{d} diagnos{'es' if d != 1 else 'is'} whose rules differ ({', '.join(impact.walked)}; "
+            "the others' rules are the same, word for word): "
+            if d < impact.diagnoses
+            else "every diagnosis: "
+        )
+        + f"{impact.combinations:,} combinations in {impact.regions:,} regions; the advice differs in "
+        f"{impact.differing:,} regions ({impact.changed_combinations:,} combinations): "
+        f"{n} change{'s' if n != 1 else ''}, {r} of them safety regression{'s' if r != 1 else ''}."
+    )
 
 
 def failed_lines(rulebase: RuleBase, failed, what: str, style: Callable = plain_style) -> List[str]:
@@ -341,7 +388,9 @@ def _stance_words(outcome: dict) -> str:
 def diff_text(
     rulebase: RuleBase, report: audit.DiffReport, base_label: str, this_label: str, style: Callable = plain_style
 ) -> str:
-    out = []
+    out = impact_lines(rulebase, report.impact, base_label, style) if report.impact is not None else []
+    if report.impact is not None:
+        out.append("Over the cases:")
     for d in report.differences:
         where = f"{d.source}:{d.line}" if d.source and d.line else (d.source or "")
         out.append(for_terminal(f"{d.id}  {where}"))  # a case's id and file name are input

@@ -5,16 +5,21 @@ two rule bases. Renderers (audit.text, audit.report) turn these into
 text, Markdown, JSON and HTML.
 """
 
-import difflib
 from collections import Counter
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Dict, Iterable, Iterator, List, Optional
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional
 
-import yaml
-
-from ..base.errors import CaseInvalid, RuleBaseInvalid, SourceError, UnknownDiagnosis, UnknownRule, UnknownStage
+from ..base.errors import (
+    CaseInvalid,
+    RuleBaseInvalid,
+    SignOffInvalid,
+    SourceError,
+    UnknownDiagnosis,
+    UnknownRule,
+    UnknownStage,
+)
 from ..base.yamlsrc import load_one
 from ..batch.pipeline import evaluate_record, evaluate_records
 from ..core import conditions
@@ -23,11 +28,12 @@ from ..core.analysis import domains, fields_behind, live_rules
 from ..core.contract import RESULT_DOSE_KEYS
 from ..core.result import Result
 from ..core.rulebase import DOSE_KEYS, STANCE, RuleBase, RuleSpec, unlisted_files
-from ..core.words import citation, condition_text, dose_line, plain, sentence, suggest, value_label
+from ..core.words import citation, condition_text, dose_line, sentence, suggest, value_label
 from ..io.cases import pick_case, read_cases
 from ..io.record import CaseRecord
 from .check import Finding, Verification, verify
 from .evidence import check_evidence
+from .rulediff import RuleChange, rule_changes
 from .signoff import LOG_NAME, STAGES, ReviewLog, signoff_hash, unsigned
 from .wording import wording_findings
 
@@ -284,6 +290,9 @@ class CheckReport:
     rulebase: Optional[RuleBase] = None
     notes: List[Finding] = field(default_factory=list)
     evidence_signoff: Dict[str, int] = field(default_factory=dict)
+    impact: Optional[Any] = None  # with --against: what the edit changes for patients (impact.Impact)
+    acknowledged: List[Finding] = field(default_factory=list)  # with --against: regressions a reviewer accepted
+    against: Optional[str] = None  # the rule base named by --against
 
     @property
     def ok(self) -> bool:
@@ -301,6 +310,9 @@ class CheckReport:
             "states": v.states if v else None,
             "signoff": self.signoff,
             "evidence_signoff": self.evidence_signoff,
+            "against": None
+            if self.impact is None
+            else dict(self.impact.to_dict(), base=self.against, acknowledged=[f.to_dict() for f in self.acknowledged]),
             "per_diagnosis": [
                 {k: getattr(c, k) for k in ("diagnosis", "fields", "combinations", "excluded", "states")}
                 for c in v.coverage
@@ -310,7 +322,7 @@ class CheckReport:
         }
 
 
-def check(directory=None, strict: bool = False) -> CheckReport:
+def check(directory=None, strict: bool = False, against: Optional[str] = None) -> CheckReport:
     """Load a rule base and verify it; every problem is a Finding with file:line.
 
     Load errors (schema, unknown names, duplicate ids, missing provenance) stop
@@ -329,7 +341,44 @@ def check(directory=None, strict: bool = False) -> CheckReport:
             [Finding(e.kind, e.message + (f" [{e.field}]" if e.field else ""), e.source, e.line) for e in exc.errors]
             + unlisted(root, str(directory or "rules"), manifest)
         )
-    return check_rulebase(rulebase, strict)
+    report = check_rulebase(rulebase, strict)
+    if against is not None:
+        regressions_against(report, rulebase, against)
+    return report
+
+
+def regressions_against(report: CheckReport, rulebase: RuleBase, against: str):
+    """`check --against`: the safety regressions of this rule base against the one named
+    (audit/impact.py) go first among the findings, until acknowledged in the review log; the
+    acknowledged ones are listed apart, with who accepted them and why."""
+    from .against import load_base
+    from .impact import impact, regression_findings
+
+    base = load_base(against, rulebase)
+    report.impact = impact(Advisor(base), Advisor(rulebase))
+    log = ReviewLog.load(rulebase)
+    findings, notes = regression_findings(report.impact, rulebase, against, log.acknowledged)
+    report.findings[:0] = findings
+    report.acknowledged, report.against = notes, against
+
+
+def regressions(rulebase: RuleBase, against: str, ids: Iterable[str]) -> Dict[str, str]:
+    """The safety regressions named by `ids` that this rule base has against `against`, id -> the
+    change in words (for the review log); an id that is not one of them is refused, naming those
+    that are (SignOffInvalid), so that a typo acknowledges nothing."""
+    from .against import load_base
+    from .impact import impact
+
+    found = {c.id: c for c in impact(Advisor(load_base(against, rulebase)), Advisor(rulebase)).regressions}
+    unknown = [i for i in ids if i not in found]
+    if unknown:
+        known = ", ".join(found) or "none"
+        raise SignOffInvalid(
+            f"no safety regression {', '.join(unknown)} against {against} (those there are: {known}); "
+            "nothing was recorded",
+            "--acknowledge",
+        )
+    return {i: f"{found[i].describe()} ({', '.join(found[i].diagnoses)})" for i in dict.fromkeys(ids)}
 
 
 def unlisted(root, label: str, manifest) -> List[Finding]:
@@ -680,43 +729,6 @@ class Difference:
 
 
 @dataclass
-class RuleChange:
-    """A rule whose text differs between two rule bases: changed, added or removed, and the
-    difference of its YAML, line by line (unified diff)."""
-
-    id: str
-    change: str
-    diff: List[str]
-
-    def to_dict(self) -> dict:
-        return {"id": self.id, "change": self.change, "diff": self.diff}
-
-
-def rule_changes(base: RuleBase, this: RuleBase) -> List[RuleChange]:
-    """The rules whose text differs between `base` and `this`, in this rule base's order, then
-    those removed: a reviewer reads what was edited, not only what it changed for patients."""
-    out = []
-    for rule_id in list(this.by_id) + [r for r in base.by_id if r not in this.by_id]:
-        old, new = base.by_id.get(rule_id), this.by_id.get(rule_id)
-        before, after = _rule_yaml(old), _rule_yaml(new)
-        if before == after:
-            continue
-        change = "added" if old is None else "removed" if new is None else "changed"
-        where = [f"{r.file}:{r.line}" if r else "/dev/null" for r in (old, new)]
-        lines = difflib.unified_diff(before, after, f"base {where[0]}", f"this {where[1]}", lineterm="")
-        out.append(RuleChange(rule_id, change, list(lines)))
-    return out
-
-
-def _rule_yaml(rule: Optional[RuleSpec]) -> List[str]:
-    """A rule as YAML, a line each, as a rule file writes it (a list item); none for no rule."""
-    if rule is None:
-        return []
-    text = yaml.safe_dump([plain(rule.raw)], sort_keys=False, allow_unicode=True, width=100)
-    return ["  " + line if line else line for line in text.splitlines()]
-
-
-@dataclass
 class DiffReport:
     """`audit diff`: how many cases were compared, those whose outcome differs, and those
     that could not be compared (the same error under both rule bases: unreadable, invalid);
@@ -726,6 +738,7 @@ class DiffReport:
     differences: List[Difference] = field(default_factory=list)
     failed: List[Result] = field(default_factory=list)
     rules: List[RuleChange] = field(default_factory=list)
+    impact: Optional[Any] = None  # over every patient (impact.Impact); None: the cases only
 
     @property
     def differ(self) -> int:
@@ -737,8 +750,9 @@ class DiffReport:
 
     @property
     def ok(self) -> bool:
-        """No case differs, and every case was compared (`ivig audit diff` exits 0)."""
-        return self.same and not self.failed
+        """No case differs, every case was compared, and no patient's advice changes (`ivig audit
+        diff` exits 0)."""
+        return self.same and not self.failed and not (self.impact is not None and self.impact.changes)
 
     def to_dict(self) -> dict:
         """`audit diff --format json`."""
@@ -748,6 +762,7 @@ class DiffReport:
             "failed": [failed_case(r) for r in self.failed],
             "cases": [d.to_dict() for d in self.differences],
             "rules": [r.to_dict() for r in self.rules],
+            "every_patient": None if self.impact is None else self.impact.to_dict(),
         }
 
 

@@ -131,6 +131,11 @@ class NoLogHere(IvigError, ValueError):
     """The rule base has no place where a sign-off may be written."""
 
 
+class BaseUnknown(IvigError, ValueError):
+    """The rule base to compare against (--base, --against) is neither a directory nor a git
+    revision of the repository holding the rules."""
+
+
 class LogLocked(IvigError, TimeoutError):
     """Another process holds the review log's lock; nothing was written."""
 

@@ -136,10 +136,12 @@ class FactSpace:
     in groups with their tests and compiled conditions, what each layer's
     successors test, and where tests cut a number."""
 
-    def __init__(self, rulebase: RuleBase, fixed: Optional[dict] = None):
+    def __init__(self, rulebase: RuleBase, fixed: Optional[dict] = None, shared: Optional[Dict[str, list]] = None):
         self.rb = rulebase
         self.schema: CaseSchema = rulebase.schema
-        self.domains = domains(rulebase)
+        # `shared`: cut domains common to two rule bases, so that their walks' intervals are the same
+        # (compare.py); by default each field is cut where this rule base's tests cut it
+        self.domains = shared if shared is not None else domains(rulebase)
         if fixed is not None:  # one case: every field takes its one value
             self.domains = {name: [fixed.get(name)] for name in self.domains}
         self.by_layer = {

@@ -31,8 +31,8 @@ class Walk:
     FOLD_HOOKS = ("conclude", "after_layer", "project")
     REPLAY_HOOKS = ("settle", "_combine", "_parts")
 
-    def __init__(self, rulebase: RuleBase, fixed: Optional[dict] = None):
-        self.space = FactSpace(rulebase, fixed)
+    def __init__(self, rulebase: RuleBase, fixed: Optional[dict] = None, shared: Optional[dict] = None):
+        self.space = FactSpace(rulebase, fixed, shared)
         # what a subclass reads: the rule base, each field's cut domain, the numbers walked as intervals
         self.rb, self.domains, self.numeric = rulebase, self.space.domains, self.space.numeric
         self.findings = Findings(rulebase.schema)

@@ -1,0 +1,197 @@
+"""Two rule bases compared over the whole fact space (`compare`): every region of
+cases where their stance, dose or warnings differ, with how many combinations it
+holds and one case from it. The exhaustive half of `ivig audit diff`, and what
+`ivig audit check --against` reads for safety regressions (audit/impact.py).
+
+It is the check's own walk (walk.py), run once over a *pair* rule base
+(`pair_rulebase`) that holds both sides' rules, each side's layers interleaved
+with the other's, over cut domains common to both (a number is cut wherever
+either side's tests cut it). The two sides share the case's fields and nothing
+else: each rule's derived facts are renamed for its side, and what a rule
+concludes (stance, dose, warnings) becomes derived facts of its side that the
+walk keeps to the end. The engine's one rule about layers, that a stance set by
+an earlier stance layer is final, is written out as a condition of each later
+stance rule (its side's earlier stance layers set none), as the compiled rule
+carries it (core/compiler.py). So the walk splits a field where either side
+needs it and merges states that neither side can tell apart: its final states
+are the regions where the base concludes one thing and this rule base another,
+or the same, exactly (see the package doc). Each region's witness is one case
+of it, which the real engine can be run on; audit/impact.py does, and holds the
+walk to it.
+"""
+
+import copy
+from dataclasses import dataclass, replace
+from math import prod
+from types import SimpleNamespace
+from typing import Dict, List, Optional, Tuple
+
+from ...core import conditions
+from ...core.analysis import domains
+from ...core.rulebase import RuleBase, RuleSpec
+from ...core.rulespec import STANCE, Layer
+from .space import State
+from .walk import Walk
+
+SIDES = ("base", "this")
+
+
+def _stance(side: str) -> str:
+    return f"{side}:{STANCE}"
+
+
+def _stance_set(side: str, layer: str) -> str:
+    return f"{side}:stance-set-in:{layer}"
+
+
+def _dose(side: str) -> str:
+    return f"{side}:dose"
+
+
+def _warning(side: str, code: str) -> str:
+    return f"{side}:warn:{code}"
+
+
+@dataclass(frozen=True)
+class Conclusion:
+    """What one rule base concludes for a region: its stances (one, unless rules of a
+    layer conflict; none: no rule set one), its doses (one, unless rules conflict), and
+    its warnings as (code, severity) pairs."""
+
+    stances: Tuple[str, ...]
+    doses: Tuple[tuple, ...]  # each a dose as sorted (key, value) pairs
+    warnings: Tuple[Tuple[str, str], ...]
+
+
+@dataclass
+class Region:
+    """Cases of one diagnosis where the base concludes `base` and this rule base `this`."""
+
+    diagnosis: str
+    base: Conclusion
+    this: Conclusion
+    combinations: int
+    witness: dict  # field -> value (None: unknown): one case of the region
+
+    @property
+    def differs(self) -> bool:
+        return self.base != self.this
+
+
+def _renamed(cond, side: str, fields) -> conditions.Condition:
+    """A condition with each derived name it tests renamed for its side (case fields are shared)."""
+    if isinstance(cond, conditions.Test):
+        return cond if cond.name in fields else replace(cond, name=f"{side}:{cond.name}")
+    if isinstance(cond, conditions.Not):
+        return replace(cond, item=_renamed(cond.item, side, fields))
+    return replace(cond, items=tuple(_renamed(c, side, fields) for c in cond.items))
+
+
+def _side_rule(rule: RuleSpec, side: str, rulebase: RuleBase, index: Dict[str, int]) -> RuleSpec:
+    """One rule on its side of the pair: tests and derived facts renamed, and what it concludes as
+    derived facts of its side; a stance rule of a later stance layer fires only where no earlier
+    stance layer of its side set a stance."""
+    fields = rulebase.schema.fields
+    when = _renamed(rule.when, side, fields)
+    derive = {f"{side}:{k}": v for k, v in (rule.then.get("derive") or {}).items()}
+    if "recommend" in rule.then:
+        derive[_stance(side)] = rule.then["recommend"]["stance"]
+        derive[_stance_set(side, rule.layer)] = True
+        earlier = [l.name for l in rulebase.layers if l.sets_stance and l.index < index[rule.layer]]
+        if earlier:
+            final = tuple(conditions.Test(_stance_set(side, name), "known", False) for name in earlier)
+            when = conditions.AllOf((when, *final))
+    if "dose" in rule.then:
+        derive[_dose(side)] = tuple(sorted(rule.then["dose"].items()))
+    for w in rule.warnings:
+        derive[_warning(side, w["code"])] = w["severity"]
+    return replace(rule, id=f"{side}:{rule.id}", layer=f"{side}:{rule.layer}", when=when, then={"derive": derive})
+
+
+def pair_rulebase(base: RuleBase, this: RuleBase) -> RuleBase:
+    """Both rule bases as one, for the walk (see the module doc): the layers of the two interleaved
+    (the base's first of each pair), none of them a stance layer to the walk."""
+    sides = {"base": base, "this": this}
+    layers = sorted(
+        ((layer.index, n, side, layer) for n, side in enumerate(SIDES) for layer in sides[side].layers),
+        key=lambda item: item[:2],
+    )
+    pair_layers = [Layer(f"{side}:{layer.name}", False, layer.help, i) for i, (_, _, side, layer) in enumerate(layers)]
+    rules = []
+    for side in SIDES:
+        rb = sides[side]
+        index = {layer.name: layer.index for layer in rb.layers}
+        rules += [_side_rule(rule, side, rb, index) for rule in rb.rules]
+    pair = copy.copy(this)
+    pair.layers, pair.rules, pair.by_id = pair_layers, rules, {r.id: r for r in rules}
+    return pair
+
+
+def shared_domains(base: RuleBase, this: RuleBase) -> Dict[str, list]:
+    """Each field's values cut wherever either rule base's tests cut it (the schema is the same)."""
+    return domains(SimpleNamespace(rules=list(base.rules) + list(this.rules), schema=this.schema))
+
+
+class _PairWalk(Walk):
+    """The walk over a pair rule base: the check's walk, keeping each side's conclusions to the end."""
+
+    def __init__(self, pair: RuleBase, shared: dict):
+        super().__init__(pair, shared=shared)
+        kept = {name for rule in pair.rules for name in rule.derives if _concluded(name)}
+        for name in self.space.seen_after:
+            self.space.seen_after[name] |= kept
+
+    def after_layer(self, state: State, layer):
+        """No gap to check: the pair's layers set no stance (and overriding this hook turns off the
+        folding of quiet groups, which would drop the warnings it keeps)."""
+
+    def final_states(self, diagnosis: str) -> List[State]:
+        """Every layer of the pair, for one diagnosis; the states after the last."""
+        self._prepare(diagnosis)
+        self.tally.start_diagnosis()
+        total = prod(len(self.space.domains[n]) for n in self.space.live_fields(diagnosis))
+        states = [State({"diagnosis": diagnosis}, {}, total, {"diagnosis": diagnosis})]
+        for layer in self.rb.layers:
+            states = self.walk_layer(states, layer)
+        self.tally.end_diagnosis()
+        return states
+
+
+def _concluded(name: str) -> bool:
+    """Whether a derived name of the pair is one of a side's conclusions."""
+    return any(name == _stance(s) or name == _dose(s) or name.startswith(f"{s}:warn:") for s in SIDES)
+
+
+def conclusion(state: State, side: str) -> Conclusion:
+    """What one side concludes in a final state of the pair's walk."""
+    derived = state.derived
+    prefix = f"{side}:warn:"
+    warnings = sorted(
+        (name[len(prefix) :], v) for name, values in derived.items() if name.startswith(prefix) for v in values
+    )
+    return Conclusion(
+        tuple(sorted(derived.get(_stance(side), ()))), tuple(sorted(derived.get(_dose(side), ()))), tuple(warnings)
+    )
+
+
+def compare(base: RuleBase, this: RuleBase, diagnoses: Optional[List[str]] = None) -> List[Region]:
+    """Every region of the fact space, per diagnosis, with what each rule base concludes
+    in it (see the module doc); regions where both conclude alike included."""
+    walk = _PairWalk(pair_rulebase(base, this), shared_domains(base, this))
+    regions: List[Region] = []
+    for diagnosis in this.schema.fields["diagnosis"].values if diagnoses is None else diagnoses:
+        regions += _regions(diagnosis, walk.final_states(diagnosis))
+    return regions
+
+
+def _regions(diagnosis: str, states: List[State]) -> List[Region]:
+    """The final states as regions, one per pair of conclusions (counts add up, the first keeps
+    its witness)."""
+    out: Dict[tuple, Region] = {}
+    for state in states:
+        key = (conclusion(state, "base"), conclusion(state, "this"))
+        if key in out:
+            out[key].combinations += state.count
+        else:
+            out[key] = Region(diagnosis, key[0], key[1], state.count, dict(state.witness))
+    return list(out.values())
