@@ -196,9 +196,11 @@ def _verdict_form(run: ReviewRun, rulebase: RuleBase, item: Signable, note: Opti
     hidden = {"token": run.token, "id": item.id, "hash": current_hash(rulebase, item)}
     # the comment goes back into the reviewer's own textarea as typed (HTML-escaped, newlines kept)
     comment = html.escape(said.comment) if said else ""
+    # a plain form's answer keeps the action's fragment: a refusal opens the page at the card
+    action = f"/verdict#{card_anchor(rulebase, item.id)}"
     return "\n".join(
         [
-            f'<form class="verdict" method="post" action="/verdict" data-id="{_e(item.id)}">',
+            f'<form class="verdict" method="post" action="{_e(action)}" data-id="{_e(item.id)}">',
             *(f'<input type="hidden" name="{name}" value="{_e(value)}">' for name, value in hidden.items()),
             f'<label>Comment (needed for needs-change)<textarea name="comment" rows="2">{comment}</textarea></label>',
             '<button type="submit" name="verdict" value="approved">Approve</button>',
@@ -209,12 +211,15 @@ def _verdict_form(run: ReviewRun, rulebase: RuleBase, item: Signable, note: Opti
     )
 
 
-def _banner(run: ReviewRun, rulebase: RuleBase) -> str:
-    """Who the verdicts are recorded as, and where."""
+def _banner(run: ReviewRun, rulebase: RuleBase, note: Optional[CardNote]) -> str:
+    """Who the verdicts are recorded as, and where; a refusal about no card of the page (an unknown id)."""
     who = run.reviewer + (f" ({run.identity})" if run.identity else "")
+    stray = note is not None and note.item_id not in signables(rulebase)
     return (
         f'<div class="reviewing">Reviewing as <strong>{_e(who)}</strong>: each verdict is recorded in '
-        f"{_e(str(writable_log_path(rulebase)))}, as <code>ivig audit sign</code> records it.</div>"
+        f"{_e(str(writable_log_path(rulebase)))}, as <code>ivig audit sign</code> records it."
+        + (f'<p class="said error" role="alert">{_e(note.error)}</p>' if stray else "")
+        + "</div>"
     )
 
 
@@ -224,7 +229,7 @@ def page(run: ReviewRun, nonce: str, note: Optional[CardNote] = None) -> str:
     additions = Additions(
         card=lambda item, signoff: _verdict_form(run, rulebase, item, note),
         head=STYLE,
-        top=_banner(run, rulebase),
+        top=_banner(run, rulebase, note),
         tail=f'<script nonce="{nonce}">{SCRIPT.replace("POLL_MS", str(POLL_SECONDS * 1000))}</script>',
     )
     with run.building:  # one rule engine at a time (the report's coverage runs one)
@@ -267,7 +272,7 @@ def give(run: ReviewRun, verdict: Verdict) -> dict:
     except InvalidSource as exc:
         raise _unloadable(exc, "; nothing was recorded") from None
     item = signables(rulebase).get(verdict.item_id)
-    if item is not None and not hmac.compare_digest(verdict.shown_hash, current_hash(rulebase, item)):
+    if item is not None and verdict.shown_hash != current_hash(rulebase, item):  # a hash is no secret
         raise HookRefused(
             409,
             f"{verdict.item_id} changed since this page was shown, or what decides its outcome did: "
@@ -503,11 +508,16 @@ def serve_review(
             say(f"ivig audit review: the report with a verdict on each card at {url}")
             say(f"verdicts are recorded as {run.reviewer}" + (f" ({run.identity})" if run.identity else ""))
             say("Ctrl-C stops it.")
-            if open_browser:
-                threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+            if open_browser:  # in a thread: a browser may take its time to start
+                threading.Thread(target=_open_browser, args=(url, say), daemon=True).start()
 
         config = uvicorn.Config(review_app(run, address, bound), log_level="warning", lifespan="off")
         _announcing(uvicorn, started)(config).run(sockets=[sock])
+
+
+def _open_browser(url: str, say: Callable[[str], None]) -> None:
+    if not webbrowser.open(url):
+        say("no browser could be opened here: open the address above in one")
 
 
 def _serve_extra():

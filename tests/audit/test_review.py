@@ -157,7 +157,8 @@ def test_a_verdict_by_fetch_answers_json_and_the_lifecycle_endpoint_follows_the_
 
 def test_a_later_evidence_entry_is_signed_on_its_card_too(rules_copy, client, page):
     form = forms_of(page)["sid-gbs-second-course"]
-    assert post(client, form, verdict="approved").status_code == 303
+    answer = post(client, form, verdict="approved")
+    assert answer.status_code == 303 and answer.headers["location"] == "/#evidence-sid-gbs-second-course"
     (entry,) = logged(rules_copy)
     assert entry["evidence"] == "sid-gbs-second-course" and "rule" not in entry
 
@@ -167,6 +168,7 @@ def test_a_later_evidence_entry_is_signed_on_its_card_too(rules_copy, client, pa
 
 def test_needs_change_without_a_comment_is_refused_on_the_card_and_nothing_is_written(rules_copy, client, page):
     form = forms_of(page)["gbs-dose"]
+    assert form["action"] == "/verdict#rule-gbs-dose"  # a refused plain form opens the page at its card
     plain = post(client, form, verdict="needs-change", comment="   ")
     assert plain.status_code == 400
     card = plain.text.split('id="rule-gbs-dose"', 1)[1].split("</article>", 1)[0]
@@ -180,6 +182,9 @@ def test_needs_change_without_a_comment_is_refused_on_the_card_and_nothing_is_wr
 def test_an_unknown_id_or_verdict_is_refused(rules_copy, client, page):
     form = forms_of(page)["gbs-dose"]
     assert post(client, form, json_reply=True, id="gbs-dosee", verdict="approved").status_code == 400
+    plain = post(client, form, id="gbs-dosee", verdict="approved")  # no card to show it on: the page's top
+    assert plain.status_code == 400
+    assert "no rule &#x27;gbs-dosee&#x27;" in plain.text.split('<h2 id="summary">', 1)[0]
     assert post(client, form, json_reply=True, verdict="fine").status_code == 400
     assert post(client, form, json_reply=True, verdict=None).status_code == 400
     assert not (rules_copy / "review-log.yaml").exists()
@@ -213,6 +218,11 @@ def test_a_rule_edited_since_the_page_was_shown_is_not_signed_on_the_old_page(ru
     mutate(rules_copy / "gbs.yaml", "- id: gbs-dose\n    title: ", "- id: gbs-dose\n    title: Edited, ")
     answer = post(client, forms_of(page)["gbs-dose"], json_reply=True, verdict="approved")
     assert answer.status_code == 409 and "changed since this page was shown" in answer.json()["error"]
+    for other in ("", "é", "0" * 16):  # any other hash, even one that is not ASCII, is not this page's
+        assert (
+            post(client, forms_of(page)["mmn-general"], json_reply=True, verdict="approved", hash=other).status_code
+            == 409
+        )
     assert not (rules_copy / "review-log.yaml").exists()
     fresh = forms_of(client.get("/").text)["gbs-dose"]  # reloaded, the page signs the rule as it is now
     assert post(client, fresh, verdict="approved").status_code == 303

@@ -187,9 +187,13 @@ def test_the_forms_work_without_script(served, rules_copy, tmp_path):
         assert _text(driver, "lifecycle-cidp-general").startswith(f"approved by {REVIEWER} on ")
 
         _click(driver, "gbs-dose", "needs-change")  # refused: the page comes back with the reason on the card
-        WebDriverWait(driver, 30).until(lambda d: d.current_url.endswith("/verdict"))
+        WebDriverWait(driver, 30).until(lambda d: d.current_url.endswith("/verdict#rule-gbs-dose"))
         said = _wait_for(driver, "said-gbs-dose", lambda t: t != "")
         assert said == "a 'needs-change' verdict needs a comment saying what to change"
+        top, height = driver.execute_script(
+            "return [document.getElementById('rule-gbs-dose').getBoundingClientRect().top, window.innerHeight]"
+        )
+        assert -2 <= top < height / 2, "the page opens at the card that says why"
     finally:
         driver.quit()
     assert [(e["rule"], e["verdict"]) for e in _logged(rules_copy)] == [("cidp-general", "approved")]
