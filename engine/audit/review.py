@@ -98,6 +98,10 @@ def _host_names(address: str, port: int) -> set:
 # -- one run ---------------------------------------------------------------------------------
 
 
+def _silent(text: str) -> None:
+    """Say nothing (a run that has no terminal, as in tests)."""
+
+
 @dataclass
 class ReviewRun:
     """One run of `ivig audit review`: whose verdicts, on which rules, and the run's secrets."""
@@ -105,13 +109,13 @@ class ReviewRun:
     rules_dir: Optional[str]
     reviewer: str
     identity: Optional[str]  # git's "name <email>" on this machine, recorded beside the reviewer's name
-    say: Callable[[str], None] = lambda text: None  # the command's way to say a line on the terminal
+    say: Callable[[str], None] = _silent  # the command's way to say a line on the terminal
     key: str = field(default_factory=lambda: secrets.token_urlsafe(32))  # in the printed address; then a cookie
     token: str = field(default_factory=lambda: secrets.token_urlsafe(32))  # in each form (CSRF)
     building: threading.Lock = field(default_factory=threading.Lock)  # one page built at a time
 
     @classmethod
-    def open(cls, rules_dir: Optional[str], reviewer: str, say: Callable[[str], None] = lambda text: None):
+    def open(cls, rules_dir: Optional[str], reviewer: str, say: Callable[[str], None] = _silent) -> "ReviewRun":
         """Check what a verdict will need before anything listens: the rule base loads, the
         reviewer's name is one, and the log has a place beside the rules (NoLogHere otherwise)."""
         rulebase = RuleBase.load(rules_dir)
