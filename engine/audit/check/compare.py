@@ -27,7 +27,7 @@ from types import SimpleNamespace
 from typing import Dict, List, Optional, Tuple
 
 from ...core import conditions
-from ...core.analysis import domains
+from ...core.analysis import domains, live_rules
 from ...core.rulebase import RuleBase, RuleSpec
 from ...core.rulespec import STANCE, Layer
 from .space import State
@@ -87,17 +87,79 @@ def _renamed(cond, side: str, fields) -> conditions.Condition:
     return replace(cond, items=tuple(_renamed(c, side, fields) for c in cond.items))
 
 
-def _side_rule(rule: RuleSpec, side: str, rulebase: RuleBase, index: Dict[str, int]) -> RuleSpec:
+def meaning(rule: RuleSpec) -> tuple:
+    """What decides when a rule fires and what it concludes, and nothing of where it is written:
+    its id, layer, salience, condition (without line numbers) and action (a named regimen read in)."""
+
+    def bare(cond):
+        if isinstance(cond, conditions.Test):
+            return (cond.name, cond.op, cond.operand)
+        if isinstance(cond, conditions.Not):
+            return ("not", bare(cond.item))
+        return (type(cond).__name__, tuple(bare(c) for c in cond.items))
+
+    return (rule.id, rule.layer, rule.salience, bare(rule.when), repr(_plain(rule.then)))
+
+
+def _plain(value):
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+def twins(base: RuleBase, this: RuleBase) -> Dict[str, set]:
+    """The rules whose two copies always agree, and the derived names only they make.
+
+    A rule is a twin where it means the same on both sides (`meaning`), neither recommends nor
+    gives a dose, reads only case fields and names only twins make, makes no name and gives no
+    warning code that a rule other than a twin makes or gives on either side: then its copies fire in the same cases and
+    conclude alike, so the pair holds it once, as a rule of neither side, and its warnings are
+    left out of both sides' conclusions (they could not differ). Found to a fixed point; with
+    different layers, none."""
+    empty: Dict[str, set] = {"rules": set(), "names": set()}  # names: made by twins only
+    if [(l.name, l.sets_stance) for l in base.layers] != [(l.name, l.sets_stance) for l in this.layers]:
+        return empty
+    fields = this.schema.fields
+    same = {r.id for r in this.rules if r.id in base.by_id and meaning(base.by_id[r.id]) == meaning(r)}
+    # the walk checks the schema's constraints on the fields split so far, so a rule that tests a
+    # constrained field keeps its copies: without them the field would be counted but never split
+    constrained = {t.name for w, r, _, _ in this.schema.constraints for c in (w, r) for t in conditions.tests(c)}
+    same = {
+        i
+        for i in same
+        if not ({"recommend", "dose"} & set(this.by_id[i].then))
+        and not any(t.name in constrained for t in conditions.tests(this.by_id[i].when))
+    }
+    rules = [*base.rules, *this.rules]
+    while True:
+        made_by_others = {n for r in rules if r.id not in same for n in r.derives}
+        codes_of_others = {w["code"] for r in rules if r.id not in same for w in r.warnings}
+        kept = {
+            i
+            for i in same
+            if not any(t.name not in fields and t.name in made_by_others for t in conditions.tests(this.by_id[i].when))
+            and not ({w["code"] for w in this.by_id[i].warnings} & codes_of_others)
+            and not (set(this.by_id[i].derives) & made_by_others)
+        }
+        if kept == same:
+            made = {n for i in same for n in this.by_id[i].derives}
+            return {"rules": same, "names": made - made_by_others}
+        same = kept
+
+
+def _side_rule(rule: RuleSpec, side: str, rulebase: RuleBase, layer: str, shared: set) -> RuleSpec:
     """One rule on its side of the pair: tests and derived facts renamed, and what it concludes as
     derived facts of its side; a stance rule of a later stance layer fires only where no earlier
     stance layer of its side set a stance."""
     fields = rulebase.schema.fields
-    when = _renamed(rule.when, side, fields)
+    when = _renamed(rule.when, side, set(fields) | shared)
     derive = {f"{side}:{k}": v for k, v in (rule.then.get("derive") or {}).items()}
     if "recommend" in rule.then:
         derive[_stance(side)] = rule.then["recommend"]["stance"]
         derive[_stance_set(side, rule.layer)] = True
-        earlier = [l.name for l in rulebase.layers if l.sets_stance and l.index < index[rule.layer]]
+        earlier = [l.name for l in rulebase.layers if l.sets_stance and l.index < rulebase.layer(rule.layer).index]
         if earlier:
             final = tuple(conditions.Test(_stance_set(side, name), "known", False) for name in earlier)
             when = conditions.AllOf((when, *final))
@@ -105,23 +167,49 @@ def _side_rule(rule: RuleSpec, side: str, rulebase: RuleBase, index: Dict[str, i
         derive[_dose(side)] = tuple(sorted(rule.then["dose"].items()))
     for w in rule.warnings:
         derive[_warning(side, w["code"])] = w["severity"]
-    return replace(rule, id=f"{side}:{rule.id}", layer=f"{side}:{rule.layer}", when=when, then={"derive": derive})
+    return replace(rule, id=f"{side}:{rule.id}", layer=layer, when=when, then={"derive": derive})
 
 
 def pair_rulebase(base: RuleBase, this: RuleBase) -> RuleBase:
-    """Both rule bases as one, for the walk (see the module doc): the layers of the two interleaved
-    (the base's first of each pair), none of them a stance layer to the walk."""
+    """Both rule bases as one, for the walk (see the module doc), none of its layers a stance layer
+    to the walk. Where the two have the same layers, each layer holds both sides' rules, so that a
+    field both sides test is split once, in the layer that reads it, and dropped after it; else the
+    layers of the two are interleaved (the base's first of each pair)."""
     sides = {"base": base, "this": this}
-    layers = sorted(
-        ((layer.index, n, side, layer) for n, side in enumerate(SIDES) for layer in sides[side].layers),
-        key=lambda item: item[:2],
-    )
-    pair_layers = [Layer(f"{side}:{layer.name}", False, layer.help, i) for i, (_, _, side, layer) in enumerate(layers)]
+    twin = twins(base, this)
+    if [l.name for l in base.layers] == [l.name for l in this.layers]:
+        pair_layers = [Layer(l.name, False, l.help, l.index) for l in this.layers]
+
+        def layer_of(side: str, name: str) -> str:
+            return name
+
+    else:
+        layers = sorted(
+            ((layer.index, n, side, layer) for n, side in enumerate(SIDES) for layer in sides[side].layers),
+            key=lambda item: item[:2],
+        )
+        pair_layers = [
+            Layer(f"{side}:{layer.name}", False, layer.help, i) for i, (_, _, side, layer) in enumerate(layers)
+        ]
+
+        def layer_of(side: str, name: str) -> str:
+            return f"{side}:{name}"
+
     rules = []
     for side in SIDES:
         rb = sides[side]
-        index = {layer.name: layer.index for layer in rb.layers}
-        rules += [_side_rule(rule, side, rb, index) for rule in rb.rules]
+        rules += [
+            _side_rule(rule, side, rb, layer_of(side, rule.layer), twin["names"])
+            for rule in rb.rules
+            if rule.id not in twin["rules"]
+        ]
+    # a twin that makes a fact some other rule reads is held once, in the base's layer; its
+    # facts keep their own names, which both sides' rules read (`_renamed` leaves them alone)
+    readers = {t.name for r in rules for t in conditions.tests(r.when)}
+    for rule in this.rules:
+        if rule.id in twin["rules"] and set(rule.derives) & readers:
+            then = {"derive": dict(rule.then.get("derive") or {})}
+            rules.append(replace(rule, id=f"both:{rule.id}", layer=layer_of("base", rule.layer), then=then))
     pair = copy.copy(this)
     pair.layers, pair.rules, pair.by_id = pair_layers, rules, {r.id: r for r in rules}
     return pair
@@ -145,11 +233,10 @@ class _PairWalk(Walk):
         """No gap to check: the pair's layers set no stance (and overriding this hook turns off the
         folding of quiet groups, which would drop the warnings it keeps)."""
 
-    def final_states(self, diagnosis: str) -> List[State]:
-        """Every layer of the pair, for one diagnosis; the states after the last."""
+    def final_states(self, diagnosis: str, total: int) -> List[State]:
+        """Every layer of the pair, for one diagnosis of `total` combinations; the states after the last."""
         self._prepare(diagnosis)
         self.tally.start_diagnosis()
-        total = prod(len(self.space.domains[n]) for n in self.space.live_fields(diagnosis))
         states = [State({"diagnosis": diagnosis}, {}, total, {"diagnosis": diagnosis})]
         for layer in self.rb.layers:
             states = self.walk_layer(states, layer)
@@ -177,10 +264,21 @@ def conclusion(state: State, side: str) -> Conclusion:
 def compare(base: RuleBase, this: RuleBase, diagnoses: Optional[List[str]] = None) -> List[Region]:
     """Every region of the fact space, per diagnosis, with what each rule base concludes
     in it (see the module doc); regions where both conclude alike included."""
-    walk = _PairWalk(pair_rulebase(base, this), shared_domains(base, this))
+    shared = shared_domains(base, this)
+    walk = _PairWalk(pair_rulebase(base, this), shared)
     regions: List[Region] = []
     for diagnosis in this.schema.fields["diagnosis"].values if diagnoses is None else diagnoses:
-        regions += _regions(diagnosis, walk.final_states(diagnosis))
+        # the combinations of the fields either rule base tests (as `audit check` counts them), though
+        # the pair leaves out the twins and what only they test: those fields are never split
+        names = {
+            t.name
+            for rb in (base, this)
+            for rule in live_rules(rb, diagnosis)
+            for t in conditions.tests(rule.when)
+            if t.name in shared and t.name != "diagnosis"
+        }
+        total = prod(len(shared[n]) for n in names)
+        regions += _regions(diagnosis, walk.final_states(diagnosis, total))
     return regions
 
 
