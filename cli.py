@@ -1118,7 +1118,13 @@ def audit_review(rules_dir, reviewer, host, port, no_browser):
     type=click.Path(exists=True),
     help="The corpus for coverage (default: the checkout's tests/cases and examples).",
 )
-def audit_report(output, rules_dir, out_path, case_paths):
+@click.option(
+    "--against",
+    metavar="BASE",
+    help="List first the safety regressions of the edit from BASE (a directory, or a git revision), "
+    "as `audit check --against` finds them.",
+)
+def audit_report(output, rules_dir, out_path, case_paths, against):
     """One self-contained HTML file for reviewers: rules by disease with provenance,
     status and sign-off, what changed since 2004 beside each disease's rules, the
     assumptions, the check, coverage and the rule graph."""
@@ -1129,7 +1135,7 @@ def audit_report(output, rules_dir, out_path, case_paths):
         raise click.MissingParameter(
             ctx=click.get_current_context(), param_hint="'-o' / '--output'", param_type="option"
         )
-    summary = write_report(_load_rules(rules_dir), output, list(case_paths) or None)
+    summary = write_report(_load_rules(rules_dir), output, list(case_paths) or None, against=against)
     _say(
         f"wrote {output}: {summary}", err=True
     )  # as every command writing a file says it: standard output is not needed

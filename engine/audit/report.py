@@ -21,7 +21,7 @@ from . import views as audit
 from .evidence import spoken_of
 from .signoff import ReviewLog, SignOff
 from .table import decision_tables, table_html
-from .text import EVIDENCE_LIFECYCLE, lifecycle_counts
+from .text import EVIDENCE_LIFECYCLE, impact_summary, lifecycle_counts, witness_text
 
 CSS = """
 body{font:15px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans CJK JP","Noto Sans JP","Source Han Sans JP","Hiragino Sans","Hiragino Kaku Gothic ProN","Yu Gothic","Meiryo","MS PGothic","IPAexGothic","IPAPGothic","TakaoPGothic","VL PGothic","Droid Sans Fallback","WenQuanYi Micro Hei",sans-serif;margin:0;color:#1d232a;background:#fafafa}
@@ -265,17 +265,23 @@ def _graph(rulebase: RuleBase, feeds) -> str:
 
 
 def build_report(
-    rulebase: RuleBase, case_paths: Optional[List[str]] = None, additions: Optional[Additions] = None
+    rulebase: RuleBase,
+    case_paths: Optional[List[str]] = None,
+    additions: Optional[Additions] = None,
+    against: Optional[str] = None,
 ) -> str:
     """The report as one HTML string (see the module doc); with `additions`, the page `ivig audit
-    review` serves (a form on each card, its lifecycle live)."""
+    review` serves (a form on each card, its lifecycle live); with `against` (a rule base's
+    directory or a git revision), the safety regressions of the edit from it, first."""
     log = ReviewLog.load(rulebase)
     near = _Neighbours.of(rulebase)
     checked = audit.check_rulebase(rulebase)
+    if against is not None:
+        audit.regressions_against(checked, rulebase, against)
     paths = case_paths if case_paths is not None else audit.default_corpus(rulebase)
     cover = audit.coverage(Advisor(rulebase), paths) if paths else None
     topics = list(dict.fromkeys(r.topic for r in rulebase.rules))
-    body = _header(rulebase, topics) + ([additions.top] if additions else [])
+    body = _header(rulebase, topics) + _regressions(rulebase, checked) + ([additions.top] if additions else [])
     body += _summary(rulebase, log, checked, cover) + _glossary(rulebase)
     body += _rules_by_disease(rulebase, topics, log, near, cover, additions)
     body += _decision_tables(rulebase, checked.verification)
@@ -490,8 +496,6 @@ def _fhir_mapping() -> List[str]:
 
 
 def _check_section(rulebase: RuleBase, checked: audit.CheckReport) -> List[str]:
-    from .text import witness_text
-
     out = ['<h2 id="check">Static check</h2>']
     v = checked.verification
     if v is not None:
@@ -543,8 +547,30 @@ def _coverage_section(rulebase: RuleBase, cover) -> List[str]:
     return out
 
 
-def write_report(rulebase: RuleBase, out_path, case_paths: Optional[List[str]] = None) -> str:
+def _regressions(rulebase: RuleBase, checked) -> List[str]:
+    """With --against: the safety regressions of the edit, before anything else, those not yet
+    acknowledged loudest; then those a reviewer accepted, with who and why."""
+    if checked.impact is None:
+        return []
+    out = [f'<h2 id="regressions">Safety regressions against {_e(checked.against)}</h2>']
+    out.append(f'<p class="meta">{_e(impact_summary(checked.impact, checked.against))}</p>')
+    open_ = [f for f in checked.findings if f.kind == "regression"]
+    for finding in open_:
+        where = f"{finding.file}:{finding.line}: " if finding.file else ""
+        out.append(f'<div class="finding critical"><strong>{_e(where)}</strong>{_e(finding.message)}')
+        if finding.witness:
+            out.append(f"<br><em>{_e(witness_text(rulebase, finding.witness))}</em>")
+        out.append("</div>")
+    out += [f'<div class="finding">{_e(str(f))}</div>' for f in checked.acknowledged]
+    if not open_ and not checked.acknowledged:
+        out.append("<p>None: no patient's advice is made less safe by the edit.</p>")
+    return out
+
+
+def write_report(
+    rulebase: RuleBase, out_path, case_paths: Optional[List[str]] = None, against: Optional[str] = None
+) -> str:
     """Write the report atomically; return a one-line summary."""
-    text = build_report(rulebase, case_paths)
+    text = build_report(rulebase, case_paths, against=against)
     write_text_atomic(out_path, text)
     return f"{len(rulebase.rules)} rules, {len(text) // 1024} KiB"
