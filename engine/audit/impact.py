@@ -24,7 +24,7 @@ from ..core.analysis import live_rules
 from ..core.result import Result
 from ..core.rulebase import RuleBase
 from ..core.rulespec import SEVERITIES
-from .check.compare import Conclusion, Region, compare
+from .check.compare import Conclusion, Region, compare, meaning
 from .check.findings import Finding
 from .rulediff import rule_changes
 from .signoff import rule_hash
@@ -155,8 +155,9 @@ def impact(base: Advisor, this: Advisor) -> Impact:
 
 def differing_diagnoses(base: RuleBase, this: RuleBase) -> List[str]:
     """The diagnoses whose patients the two rule bases may advise differently: all, if the layers
-    or stances differ; else those for which the rules that can fire differ in what they say (a
-    diagnosis whose live rules are the same, word for word, in the same layers, gets the same advice)."""
+    or stances differ; else those for which the rules that can fire differ in what they mean (a
+    diagnosis whose live rules say the same, a named regimen read in, in the same layers, gets the
+    same advice)."""
     values = list(this.schema.fields["diagnosis"].values)
     if [(l.name, l.sets_stance) for l in base.layers] != [(l.name, l.sets_stance) for l in this.layers]:
         return values
@@ -164,7 +165,7 @@ def differing_diagnoses(base: RuleBase, this: RuleBase) -> List[str]:
         return values
 
     def said(rulebase: RuleBase, diagnosis: str) -> set:
-        return {(r.id, r.layer, r.salience, rule_hash(r)) for r in live_rules(rulebase, diagnosis)}
+        return {meaning(r) for r in live_rules(rulebase, diagnosis)}
 
     return [d for d in values if said(base, d) != said(this, d)]
 
