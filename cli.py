@@ -1100,7 +1100,8 @@ def _acknowledge(rulebase, rule_ids, verdict, regression_ids, against, reason, r
 def audit_review(rules_dir, reviewer, host, port, no_browser):
     """Serve the report on a loopback address with approve / needs-change on each
     rule card, writing the review log beside the rules as `audit sign` does (the
-    same lock); the page shows each rule's lifecycle as verdicts are given.
+    same lock); the page shows each rule's lifecycle as verdicts are given. Open the
+    address it prints: it carries this run's key (other users of the machine get no page).
     Ctrl-C stops it. Needs the serve extra: pip install -e ".[serve]"."""
     from ivig_advisor.engine.audit.review import serve_review
 

@@ -61,6 +61,7 @@ from .signoff import (
 
 MAX_FORM_BYTES = 16 * 1024  # a verdict's form: ids, a token, a hash and a comment
 POLL_SECONDS = 4  # how often the page asks for every lifecycle (verdicts given elsewhere)
+PAGE_LOCK_TIMEOUT = 5.0  # seconds a verdict from the page waits for another sign to let go of the log
 LOCALHOST = "127.0.0.1"  # what `--host localhost` listens on: the name is never resolved
 # signoff's refusals, as the page shows them: what was sent is wrong; the log cannot take it
 # now (damaged, or not writable); another sign holds its lock
@@ -284,7 +285,13 @@ def give(run: ReviewRun, verdict: Verdict) -> dict:
         )
     try:
         path, _ = sign(
-            rulebase, [verdict.item_id], verdict.verdict, run.reviewer, verdict.comment or None, identity=run.identity
+            rulebase,
+            [verdict.item_id],
+            verdict.verdict,
+            run.reviewer,
+            verdict.comment or None,
+            identity=run.identity,
+            lock_timeout=PAGE_LOCK_TIMEOUT,
         )
     except tuple(k for k, _ in SIGN_REFUSALS) as exc:
         status = next(status for k, status in SIGN_REFUSALS if isinstance(exc, k))

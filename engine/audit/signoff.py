@@ -635,6 +635,7 @@ def sign(
     date: Optional[str] = None,
     path: Optional[Path] = None,
     identity: Optional[str] = None,
+    lock_timeout: Optional[float] = None,
 ) -> Tuple[Path, List[dict]]:
     """Append verdicts on rules to the log; return where it was written and the entries.
 
@@ -644,7 +645,7 @@ def sign(
     crash never leaves half an entry.
     """
     entries = new_entries(rulebase, list(rule_ids), verdict, reviewer, comment, date, identity)
-    return append(rulebase, entries, path)
+    return append(rulebase, entries, path, lock_timeout)
 
 
 def acknowledge(
@@ -676,11 +677,14 @@ def acknowledge(
     return append(rulebase, entries, path)
 
 
-def append(rulebase: RuleBase, entries: List[dict], path: Optional[Path] = None) -> Tuple[Path, List[dict]]:
-    """Append checked entries to the review log under its lock (see `sign`)."""
+def append(
+    rulebase: RuleBase, entries: List[dict], path: Optional[Path] = None, lock_timeout: Optional[float] = None
+) -> Tuple[Path, List[dict]]:
+    """Append checked entries to the review log under its lock (see `sign`), waiting for it at most
+    `lock_timeout` seconds (default LOCK_TIMEOUT)."""
     path = Path(os.path.abspath(path if path is not None else writable_log_path(rulebase)))
     source = str(path)
-    with _locked(path.parent / f".{path.name}.lock"):
+    with _locked(path.parent / f".{path.name}.lock", lock_timeout):
         try:
             text = path.read_text(encoding="utf-8") if path.exists() else HEADER
         except UnicodeDecodeError as exc:  # refused like any damaged log, never appended to
@@ -726,7 +730,7 @@ def _dump(entries: List[dict]) -> str:
 
 
 @contextmanager
-def _locked(lock_path: Path, timeout: float = LOCK_TIMEOUT):
+def _locked(lock_path: Path, timeout: Optional[float] = None):
     """Hold an exclusive lock on `lock_path` (created if need be) for the block.
 
     The lock file is never removed: removing it would let two writers lock
@@ -735,7 +739,7 @@ def _locked(lock_path: Path, timeout: float = LOCK_TIMEOUT):
     """
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
     try:
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + (LOCK_TIMEOUT if timeout is None else timeout)
         while not _try_lock(fd):
             if time.monotonic() > deadline:
                 raise LogLocked(f"the review log is locked by another process ({lock_path}); try again")

@@ -280,8 +280,13 @@ def impact_lines(rulebase: RuleBase, impact, base_label: str, style: Callable = 
                 bold=change.regression,
             )
         )
-        where = ", ".join(f"{d} ({n:,})" for d, n in change.diagnoses.items())
-        out.append(for_terminal(f"      in {where} combinations"))
+        n = len(change.diagnoses)
+        out.append(
+            for_terminal(
+                f"      in {n} diagnos{'es' if n != 1 else 'is'} ({change.combinations:,} combinations): "
+                + ", ".join(change.diagnoses)
+            )
+        )
         out.append(for_terminal(f"      {witness_text(rulebase, change.witness)}"))
         out.append(
             for_terminal(

@@ -165,7 +165,8 @@ class TrustInvalid(IvigError, ValueError):
 
 
 class HookRefused(IvigError):
-    """A call the service cannot answer, with its HTTP status."""
+    """A request a server of ivig cannot answer (a CDS Hooks call, a verdict posted to `audit
+    review`), with its HTTP status."""
 
     def __init__(self, status: int, message: str):
         super().__init__(message)

@@ -202,8 +202,7 @@ def test_a_damaged_log_is_shown_as_an_error_and_left_as_it_was(rules_copy, clien
 
 
 def test_a_held_lock_is_shown_as_an_error_and_nothing_is_written(rules_copy, client, page, monkeypatch):
-    # wait 0.2 s for the lock, not signoff's two minutes (its default, read when _locked was defined)
-    monkeypatch.setattr(signoff._locked.__wrapped__, "__defaults__", (0.2,))
+    monkeypatch.setattr(review, "PAGE_LOCK_TIMEOUT", 0.2)  # not the page's few seconds
     lock = os.open(rules_copy / ".review-log.yaml.lock", os.O_RDWR | os.O_CREAT)
     try:
         fcntl.flock(lock, fcntl.LOCK_EX)  # another `ivig audit sign` holds it
