@@ -8,6 +8,7 @@ and the rule dependency graph as inline SVG.
 
 import datetime
 import html
+import textwrap
 from dataclasses import dataclass
 from typing import Callable, List, Optional, Union
 
@@ -15,6 +16,7 @@ from ..base.atomic import write_text_atomic
 from ..base.escape import for_terminal
 from ..core import words
 from ..core.advisor import Advisor
+from ..core.analysis import live_rules
 from ..core.later import RELATION_WORDS, LaterEntry, kind_words
 from ..core.rulebase import RuleBase, RuleSpec
 from . import views as audit
@@ -39,6 +41,7 @@ article.rule:target{outline:3px solid #f0b400}
 table{border-collapse:collapse;width:100%;background:#fff}td,th{border:1px solid #dde;padding:4px 8px;text-align:left;vertical-align:top}
 .ok{color:#176d2c;font-weight:600}.bad{color:#a11;font-weight:600}
 svg text{font-size:11px;font-family:inherit}svg a:hover rect{fill:#ffe9a8}
+details.graph{margin:6px 0}details.graph>summary{cursor:pointer}.graph-frame{overflow-x:auto;margin:6px 0}
 .beside{display:grid;grid-template-columns:minmax(0,3fr) minmax(0,2fr);gap:16px;align-items:start}
 @media (max-width:800px){.beside{grid-template-columns:minmax(0,1fr)}}
 aside.since h4{margin:10px 0 4px}.since>.meta{margin:0 0 6px}
@@ -231,37 +234,129 @@ def _since_2004(rulebase: RuleBase, log: ReviewLog) -> List[str]:
     return out
 
 
-def _graph(rulebase: RuleBase, feeds) -> str:
-    """Rules in columns by layer; an edge where a rule tests a fact another derives."""
-    columns = [[r for r in rulebase.rules if r.layer == layer.name] for layer in rulebase.layers]
-    col_w, row_h, box_w, top = 235, 20, 215, 30
-    height = top + row_h * max(len(c) for c in columns) + 10
-    where = {}
+# The graph's geometry, in px: seven layer columns fit the page's 1052 px column; a rule id wraps
+# at hyphens onto lines of 17 characters, which fit its box in 11 px DejaVu Sans (a wide sans: up
+# to 7.4 px a character); the whole id and the rule's title are in the box's tooltip.
+GRAPH_COLUMN, GRAPH_BOX, GRAPH_TOP, GRAPH_LINE, GRAPH_CHARS = 148, 136, 30, 13, 17
+
+
+@dataclass
+class _Box:
+    """A rule's box in a graph: where it is and its label's lines."""
+
+    rule: RuleSpec
+    x: int
+    y: int
+    lines: List[str]
+
+    @property
+    def height(self) -> int:
+        return GRAPH_LINE * len(self.lines) + 5
+
+    @property
+    def middle(self) -> float:
+        return self.y + self.height / 2
+
+
+def _graph_section(rulebase: RuleBase, feeds) -> List[str]:
+    """One graph per diagnosis, each folded in a <details> (no script needed to choose one): the
+    rules that can fire for it (analysis.live_rules), then, if any, the rules no diagnosis reaches,
+    so that every rule is a box in some graph."""
+    live = {value: live_rules(rulebase, value) for value in rulebase.schema.fields["diagnosis"].values}
+    everywhere = set.intersection(*({r.id for r in rules} for rules in live.values()))
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" width="{col_w * len(columns)}" height="{height}" '
-        f'role="img" aria-label="rule dependency graph">'
+        '<h2 id="graph">Dependency graph</h2>',
+        '<p class="meta">One graph per diagnosis: the rules that can fire for a patient with it. '
+        "Columns are the layers in firing order (a layer where none of them sits is left out); a line "
+        "joins a rule to a rule that tests a fact it derives. Each box links to its rule; grey boxes are "
+        "the rules that can fire whatever the diagnosis.</p>",
     ]
-    for i, (layer, members) in enumerate(zip(rulebase.layers, columns)):
-        out.append(f'<text x="{i * col_w + 5}" y="16" font-weight="bold">{_e(layer.name)}</text>')
-        for j, rule in enumerate(members):
-            where[rule.id] = (i * col_w + 5, top + j * row_h)
-    for source, targets in feeds.items():
-        x1, y1 = where[source]
-        for target in targets:
-            x2, y2 = where[target]
-            sx, sy, tx, ty = x1 + box_w, y1 + 8, x2, y2 + 8
-            bend = max(30, abs(tx - sx) / 2)
-            out.append(
-                f'<path d="M{sx},{sy} C{sx + bend},{sy} {tx - bend},{ty} {tx},{ty}" fill="none" '
-                f'stroke="#8896b0" stroke-width="0.8"><title>{_e(source)} → {_e(target)}</title></path>'
-            )
-    for rule_id, (x, y) in where.items():
-        out.append(
-            f'<a href="#rule-{_e(rule_id)}"><rect x="{x}" y="{y}" width="{box_w}" height="16" rx="3" '
-            f'fill="#eef2fa" stroke="#8896b0"/><text x="{x + 4}" y="{y + 12}">{_e(rule_id)}</text></a>'
-        )
+    for value, rules in live.items():
+        label = words.value_label(rulebase, "diagnosis", value)
+        shared = sum(r.id in everywhere for r in rules)
+        summary = f"{label}: {len(rules)} rules can fire, {shared} of them shared by every diagnosis"
+        out.append(_disease_graph(rulebase, value, summary, rules, feeds, everywhere))
+    reached = {r.id for rules in live.values() for r in rules}
+    unreached = [r for r in rulebase.rules if r.id not in reached]
+    if unreached:
+        summary = f"No diagnosis: {len(unreached)} rules that can fire for none"
+        out.append(_disease_graph(rulebase, "no-diagnosis", summary, unreached, feeds, everywhere))
+    return out
+
+
+def _disease_graph(rulebase: RuleBase, key: str, summary: str, rules: List[RuleSpec], feeds, everywhere) -> str:
+    """One folded graph (none drawn for no rules); its SVG scrolls inside its own frame when the
+    window is narrower than it."""
+    graph = _graph(rulebase, summary, rules, feeds, everywhere) if rules else ""
+    return (
+        f'<details class="graph" id="graph-{_e(key)}"><summary>{_e(summary)}</summary>'
+        f'<div class="graph-frame">{graph}</div></details>'
+    )
+
+
+def _graph(rulebase: RuleBase, name: str, rules: List[RuleSpec], feeds, everywhere) -> str:
+    """`rules` in columns by layer (only the layers they sit in); an edge where a rule tests a fact
+    another derives. A rule in `everywhere` (it fires whatever the diagnosis) is drawn grey."""
+    layers = [layer.name for layer in rulebase.layers if any(r.layer == layer.name for r in rules)]
+    boxes = {box.rule.id: box for box in _layout(layers, rules)}
+    width = GRAPH_COLUMN * (len(layers) - 1) + GRAPH_BOX + 10
+    height = max(box.y + box.height for box in boxes.values()) + 10
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'role="img" aria-label="rule dependency graph: {_e(name)}">'
+    ]
+    out += [
+        f'<text class="layer" x="{i * GRAPH_COLUMN + 5}" y="16" font-weight="bold">{_e(layer)}</text>'
+        for i, layer in enumerate(layers)
+    ]
+    out += [
+        _edge(boxes[source], boxes[target]) for source in boxes for target in feeds.get(source, ()) if target in boxes
+    ]
+    out += [_box(box, box.rule.id in everywhere) for box in boxes.values()]
     out.append("</svg>")
     return "\n".join(out)
+
+
+def _layout(layers: List[str], rules: List[RuleSpec]) -> List[_Box]:
+    """Each rule's box: in its layer's column, below the one before it."""
+    boxes = []
+    for i, layer in enumerate(layers):
+        y = GRAPH_TOP
+        for rule in (r for r in rules if r.layer == layer):
+            box = _Box(rule, i * GRAPH_COLUMN + 5, y, textwrap.wrap(rule.id, GRAPH_CHARS) or [""])
+            boxes.append(box)
+            y += box.height + 4
+    return boxes
+
+
+def _edge(source: _Box, target: _Box) -> str:
+    """A curve from the right of the deriving rule's box to the left of the testing rule's; to a
+    rule in the same column (or one before), a loop in the gap on the right of the two boxes."""
+    sx, sy, ty = source.x + GRAPH_BOX, source.middle, target.middle
+    if target.x > source.x:
+        tx = target.x
+        bend = max(30, (tx - sx) / 2)
+        curve = f"C{sx + bend},{sy} {tx - bend},{ty} {tx},{ty}"
+    else:
+        tx, bulge = target.x + GRAPH_BOX, (GRAPH_COLUMN - GRAPH_BOX) + 2  # stays in the gap
+        curve = f"C{sx + bulge},{sy} {tx + bulge},{ty} {tx},{ty}"
+    return (
+        f'<path d="M{sx},{sy} {curve}" fill="none" '
+        f'stroke="#8896b0" stroke-width="0.8"><title>{_e(source.rule.id)} → {_e(target.rule.id)}</title></path>'
+    )
+
+
+def _box(box: _Box, shared: bool) -> str:
+    """A rule's box, a link to its card; its id (wrapped) in the box, id and title in its tooltip."""
+    fill, stroke = ("#f0f0f2", "#a4a8b0") if shared else ("#eef2fa", "#8896b0")
+    lines = "".join(
+        f'<tspan x="{box.x + 5}" dy="{GRAPH_LINE if n else 0}">{_e(line)}</tspan>' for n, line in enumerate(box.lines)
+    )
+    return (
+        f'<a href="#rule-{_e(box.rule.id)}"><title>{_e(box.rule.id)}: {_e(box.rule.title)}</title>'
+        f'<rect x="{box.x}" y="{box.y}" width="{GRAPH_BOX}" height="{box.height}" rx="3" fill="{fill}" '
+        f'stroke="{stroke}"/><text y="{box.y + GRAPH_LINE}">{lines}</text></a>'
+    )
 
 
 def build_report(
@@ -292,13 +387,7 @@ def build_report(
     body += _fhir_mapping()
     body += _check_section(rulebase, checked)
     body += _coverage_section(rulebase, cover)
-    body += [
-        '<h2 id="graph">Dependency graph</h2>',
-        '<p class="meta">Columns are the layers in firing order; a line joins a rule to a rule that '
-        "tests a fact it derives. Each box links to its rule.</p>",
-        f'<div style="overflow-x:auto">{_graph(rulebase, near.feeds)}</div>',
-        "</main>",
-    ]
+    body += _graph_section(rulebase, near.feeds) + ["</main>"]
     head, tail = (additions.head, additions.tail) if additions else ("", "")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
