@@ -17,14 +17,16 @@ rules behind it, so that a further edit of those rules asks again.
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional
 
 from ..core.advisor import GENERAL, Advisor
 from ..core.analysis import live_rules
 from ..core.result import Result
 from ..core.rulebase import RuleBase
 from ..core.rulespec import SEVERITIES
-from .check.compare import Conclusion, Region, compare, meaning
+from ..core.valuecheck import LATER_PREFIX
+from ..core.words import plain as _plain
+from .check.compare import CONFLICTS, Conclusion, Region, compare, harm_meaning, meaning
 from .check.findings import Finding
 from .rulediff import rule_changes
 from .signoff import rule_hash
@@ -71,6 +73,8 @@ class Change:
             "severity-raised": "severity raised",
             "dose-raised": "dose raised or changed",
             "dose-lowered": "dose lowered",
+            "conflict-added": "the rules now disagree",
+            "conflict-resolved": "the rules no longer disagree",
             "stance-more-favourable": "stance more favourable to IVIG",
             "stance-less-favourable": "stance less favourable to IVIG",
         }[self.kind]
@@ -124,7 +128,7 @@ class Impact:
 def impact(base: Advisor, this: Advisor) -> Impact:
     """Compare two rule bases over every patient (see the module doc); each change with its
     representative patient run through both real engines, which must show it."""
-    edited = {c.id for c in rule_changes(base.rulebase, this.rulebase)}
+    edited = {c.id for c in rule_changes(base.rulebase, this.rulebase)} | _entries_changed(base.rulebase, this.rulebase)
     walked = differing_diagnoses(base.rulebase, this.rulebase)
     regions = compare(base.rulebase, this.rulebase, walked)
     changes: Dict[tuple, Change] = {}
@@ -136,10 +140,7 @@ def impact(base: Advisor, this: Advisor) -> Impact:
     for change in changes.values():
         if change.kind == "warning-narrowed" and change.subject not in given:
             change.kind = "warning-lost"  # no patient gets it any more
-    out = sorted(
-        changes.values(),
-        key=lambda c: (not c.regression, REGRESSIONS.index(c.kind) if c.regression else 0, c.kind, c.subject),
-    )
+    out = sorted(changes.values(), key=_order)
     for change in out:
         _explain(change, base, this, edited)
     return Impact(
@@ -153,6 +154,18 @@ def impact(base: Advisor, this: Advisor) -> Impact:
     )
 
 
+def _order(change: Change) -> tuple:
+    """Regressions first, by kind; the review's own warnings before the later evidence's harm
+    findings that follow them (beside the review, never before it)."""
+    rank = REGRESSIONS.index(change.kind) if change.regression else len(REGRESSIONS)
+    return (rank, change.kind, change.subject.startswith(LATER_PREFIX), change.subject)
+
+
+def _entries_changed(base: RuleBase, this: RuleBase) -> set:
+    """The later-evidence entries whose harm finding or situation differs between the two."""
+    return {entry_id for entry_id, *_ in harm_meaning(base) ^ harm_meaning(this)}
+
+
 def differing_diagnoses(base: RuleBase, this: RuleBase) -> List[str]:
     """The diagnoses whose patients the two rule bases may advise differently: all, if the layers
     or stances differ; else those for which the rules that can fire differ in what they mean (a
@@ -161,7 +174,7 @@ def differing_diagnoses(base: RuleBase, this: RuleBase) -> List[str]:
     values = list(this.schema.fields["diagnosis"].values)
     if [(l.name, l.sets_stance) for l in base.layers] != [(l.name, l.sets_stance) for l in this.layers]:
         return values
-    if base.stances != this.stances:
+    if base.stances != this.stances or harm_meaning(base) != harm_meaning(this):
         return values
 
     def said(rulebase: RuleBase, diagnosis: str) -> set:
@@ -189,21 +202,22 @@ def _changes(region: Region, this: RuleBase) -> List[Change]:
     a, b = region.base, region.this
     out = []
     rank = {name: i for i, name in enumerate(this.stances)}  # most favourable to IVIG first
-    if a.stances != b.stances:
-        before, after = (min((rank.get(s, len(rank)) for s in c.stances), default=len(rank)) for c in (a, b))
+    if a.stance != b.stance:
+        before, after = (len(rank) if c.stance is None else rank.get(c.stance, len(rank)) for c in (a, b))
         kind = "stance-more-favourable" if after < before else "stance-less-favourable"
-        out.append(Change(kind, "stance", _stance_words(a), _stance_words(b)))
-    doses = [_given_dose(c, this) for c in (a, b)]
-    if doses[0] != doses[1]:
-        kind = "dose-lowered" if doses[1] is None or _lower(doses[1], doses[0]) else "dose-raised"
-        out.append(Change(kind, "dose", doses[0], doses[1]))
+        out.append(Change(kind, "stance", a.stance, b.stance))
+    if a.dose != b.dose:
+        kind = "dose-lowered" if b.dose is None or _lower(b.dose, a.dose) else "dose-raised"
+        out.append(Change(kind, "dose", a.dose, b.dose))
     before, after = _severities(a), _severities(b)
     order = {s: i for i, s in enumerate(SEVERITIES)}  # most severe first
     for code in sorted(before.keys() | after.keys()):
         old, new = before.get(code), after.get(code)
         if old == new:
             continue
-        if new is None:
+        if code in CONFLICTS:  # the check's own conflict finding speaks for a new one
+            kind = "conflict-added" if old is None else "conflict-resolved"
+        elif new is None:
             kind = "warning-narrowed"
         elif old is None:
             kind = "warning-added"
@@ -223,30 +237,17 @@ def _severities(conclusion: Conclusion) -> Dict[str, str]:
     return out
 
 
-def _stance_words(conclusion: Conclusion) -> Optional[str]:
-    return " / ".join(conclusion.stances) or None
-
-
-def _given_dose(conclusion: Conclusion, rulebase: RuleBase) -> Optional[Tuple[tuple, ...]]:
-    """The doses shown with a conclusion: only under a stance that gives IVIG (as the engine shows them)."""
-    if not any(rulebase.stances.get(s) for s in conclusion.stances):
-        return None
-    return conclusion.doses or None
-
-
-def _lower(after, before) -> bool:
-    """Whether every dose `after` is lower than or equal to every dose `before`, key by key, on the
-    numbers both give, with no other key changed: only then is a changed dose not a regression."""
+def _lower(after: tuple, before: Optional[tuple]) -> bool:
+    """Whether the dose `after` is lower than or equal to `before`, key by key, on the numbers both
+    give, with no other key changed: only then is a changed dose not a regression."""
     if before is None:
         return False
-    for new in after:
-        for old in before:
-            new_d, old_d = dict(new), dict(old)
-            for key in new_d.keys() | old_d.keys():
-                x, y = new_d.get(key), old_d.get(key)
-                numbers = isinstance(x, (int, float)) and isinstance(y, (int, float))
-                if (numbers and x > y) or (not numbers and x != y):
-                    return False
+    new, old = dict(after), dict(before)
+    for key in new.keys() | old.keys():
+        x, y = new.get(key), old.get(key)
+        numbers = isinstance(x, (int, float)) and isinstance(y, (int, float))
+        if (numbers and x > y) or (not numbers and x != y):
+            return False
     return True
 
 
@@ -264,7 +265,7 @@ def _explain(change: Change, base: Advisor, this: Advisor, edited: set):
     change.base_rules, change.this_rules = (_behind(result, change.subject) for result in results)
     fired = {f["rule"] for result in results for f in result.trace}
     change.edited = sorted(fired & edited)
-    change.id = _change_id(change, base.rulebase, this.rulebase)
+    change.id = _change_id(change, base.rulebase, this.rulebase, edited)
 
 
 def _shown(result: Result, subject: str):
@@ -286,7 +287,8 @@ def _behind(result: Result, subject: str) -> List[str]:
         return [result.ivig["rule"]] if result.ivig else []
     if subject == "dose":
         return [result.dose["rule"]] if result.dose else []
-    return sorted({w["rule"] for w in _all_warnings(result) if w["code"] == subject and w.get("rule")})
+    given = [w for w in _all_warnings(result) if w["code"] == subject]
+    return sorted({w.get("rule") or f"later evidence {w.get('later_evidence')}" for w in given})
 
 
 def _all_warnings(result: Result) -> List[dict]:
@@ -300,15 +302,23 @@ def _all_warnings(result: Result) -> List[dict]:
     return out
 
 
-def _change_id(change: Change, base: RuleBase, this: RuleBase) -> str:
-    """A regression's id: a hash of what changed, for whom, and the edited rules behind it as
-    written on each side, so that editing them again makes a new id to acknowledge."""
+def _change_id(change: Change, base: RuleBase, this: RuleBase, edited: set) -> str:
+    """A regression's id: a hash of what changed, for whom, and every edited rule (or later-evidence
+    entry) that can fire for its diagnoses, as written on each side, so that editing any of them
+    again, or another edit that reaches the same patients, makes a new id to acknowledge (not
+    only the rules that fired for the one patient shown)."""
+    live = {r.id for d in change.diagnoses for rb in (base, this) for r in live_rules(rb, d)}
+    behind = sorted((live | {e.id for rb in (base, this) for e in rb.later.entries}) & edited)
 
     def hashes(rulebase: RuleBase):
-        return [rule_hash(rulebase.by_id[r]) if r in rulebase.by_id else None for r in change.edited]
+        later = rulebase.later.by_id
+        return [
+            rule_hash(rulebase.by_id[i]) if i in rulebase.by_id else repr(_plain(later[i].raw)) if i in later else None
+            for i in behind
+        ]
 
     content = [sorted(change.diagnoses), change.kind, change.subject, repr(change.before), repr(change.after)]
-    content += [change.edited, hashes(base), hashes(this)]
+    content += [behind, hashes(base), hashes(this)]
     return "R-" + hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:10]
 
 
@@ -316,7 +326,7 @@ def _words(value) -> str:
     if value is None:
         return "(none)"
     if isinstance(value, tuple):
-        return "; ".join(_dose_words(dict(d)) for d in value)
+        return _dose_words(dict(value))
     return str(value)
 
 
@@ -326,9 +336,7 @@ def _dose_words(dose: dict) -> str:
 
 
 def _jsonable(value):
-    if isinstance(value, tuple):
-        return [dict(d) for d in value]
-    return value
+    return dict(value) if isinstance(value, tuple) else value
 
 
 def regression_findings(impact: Impact, this: RuleBase, against: str, acknowledged: Dict[str, dict]):
@@ -348,8 +356,8 @@ def regression_findings(impact: Impact, this: RuleBase, against: str, acknowledg
             continue
         message = (
             f"safety regression {change.id} against {against}: {change.describe()}, "
-            f"in {', '.join(change.diagnoses)}; behind it: base {', '.join(change.base_rules) or '(no rule)'}, "
-            f"this {', '.join(change.this_rules) or '(no rule)'}; edited: {', '.join(change.edited) or '(none)'}. "
+            f"in {', '.join(change.diagnoses)}; behind it: base {', '.join(change.base_rules) or '(none)'}, "
+            f"this {', '.join(change.this_rules) or '(none)'}; edited: {', '.join(change.edited) or '(none)'}. "
             f"A reviewer who accepts it: ivig audit sign --against {against} --acknowledge {change.id} "
             '--reason "..." --reviewer NAME'
         )

@@ -38,7 +38,7 @@ import yaml
 
 from ..base.atomic import atomic_writer
 from ..base.errors import LogLocked, LogUnusable, NoLogHere, SignOffInvalid, SourceError  # noqa: F401 - raised here, imported from here
-from ..base.yamlsrc import LineLoader, LocatedList, yaml_error
+from ..base.yamlsrc import MAX_SCALAR, LineLoader, LocatedList, yaml_error
 from ..core import conditions
 from ..core.later import LaterEntry
 from ..core.rulebase import RuleBase, RuleSpec
@@ -501,7 +501,7 @@ class ReviewLog:
         self.path = path
         self.latest: Dict[Tuple[str, str], dict] = {}  # ('rule' or 'evidence', id) -> its newest sign-off
         self.acknowledged: Dict[str, dict] = {}  # a safety regression's id -> its newest acknowledgement
-        for entry in self.entries:
+        for entry in self.entries if self.readable else ():  # a damaged log may hide a newer entry
             if "acknowledge" in entry:
                 self.acknowledged[entry["acknowledge"]] = entry
             else:
@@ -576,6 +576,7 @@ def new_entries(
     if verdict not in VERDICTS:
         raise SignOffInvalid(f"verdict must be one of {', '.join(VERDICTS)}", "--verdict")
     comment = " ".join((comment or "").split())
+    _within_bound(comment, "--comment")
     if verdict == "needs-change" and not comment:
         raise SignOffInvalid("a 'needs-change' verdict needs a comment saying what to change", "--comment")
     reviewer = " ".join((reviewer or "").split())
@@ -648,6 +649,15 @@ def sign(
     return append(rulebase, entries, path, lock_timeout)
 
 
+def _within_bound(text: str, param: str):
+    """Refuse a text longer than the log's reader takes back (a value of at most MAX_SCALAR
+    characters): it would be written, then refuse to read."""
+    if len(text) > MAX_SCALAR:
+        raise SignOffInvalid(
+            f"{len(text):,} characters, longer than a review log holds (at most {MAX_SCALAR:,})", param
+        )
+
+
 def acknowledge(
     rulebase: RuleBase,
     regressions: Dict[str, str],
@@ -662,6 +672,7 @@ def acknowledge(
     reason = " ".join((reason or "").split())
     if not reason:
         raise SignOffInvalid("an acknowledgement needs the reason the change is accepted", "--reason")
+    _within_bound(reason, "--reason")
     reviewer = " ".join((reviewer or "").split())
     if not reviewer:
         raise SignOffInvalid("an acknowledgement needs the reviewer's name", "--reviewer")

@@ -290,8 +290,8 @@ def impact_lines(rulebase: RuleBase, impact, base_label: str, style: Callable = 
         out.append(for_terminal(f"      {witness_text(rulebase, change.witness)}"))
         out.append(
             for_terminal(
-                f"      behind it: base {', '.join(change.base_rules) or '(no rule)'}; "
-                f"this {', '.join(change.this_rules) or '(no rule)'}; edited: {', '.join(change.edited) or '(none)'}"
+                f"      behind it: base {', '.join(change.base_rules) or '(none)'}; "
+                f"this {', '.join(change.this_rules) or '(none)'}; edited: {', '.join(change.edited) or '(none)'}"
             )
         )
     return out + [for_terminal(impact_summary(impact, base_label)), ""]

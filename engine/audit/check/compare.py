@@ -30,6 +30,7 @@ from ...core import conditions
 from ...core.analysis import domains, live_rules
 from ...core.rulebase import RuleBase, RuleSpec
 from ...core.rulespec import STANCE, Layer
+from ...core.words import plain as _plain
 from .space import State
 from .walk import Walk
 
@@ -44,22 +45,30 @@ def _stance_set(side: str, layer: str) -> str:
     return f"{side}:stance-set-in:{layer}"
 
 
+def _stance_by(side: str) -> str:
+    return f"{side}:stance-by"  # (salience, stance) of each stance rule fired: the first fired wins
+
+
 def _dose(side: str) -> str:
-    return f"{side}:dose"
+    return f"{side}:dose"  # (salience, dose) of each dose rule fired
 
 
 def _warning(side: str, code: str) -> str:
     return f"{side}:warn:{code}"
 
 
+CONFLICTS = ("rule-conflict", "dose-conflict")  # the engine's warnings that the rules disagree
+
+
 @dataclass(frozen=True)
 class Conclusion:
-    """What one rule base concludes for a region: its stances (one, unless rules of a
-    layer conflict; none: no rule set one), its doses (one, unless rules conflict), and
-    its warnings as (code, severity) pairs."""
+    """What one rule base concludes for a region, as the engine shows it (core/advisor.py): the
+    stance of the first stance rule fired (None: no rule set one), the first dose under a stance
+    that gives IVIG, and the warnings as (code, severity) pairs, the later evidence's harm and the
+    engine's own conflict warnings among them."""
 
-    stances: Tuple[str, ...]
-    doses: Tuple[tuple, ...]  # each a dose as sorted (key, value) pairs
+    stance: Optional[str]
+    dose: Optional[tuple]  # as sorted (key, value) pairs
     warnings: Tuple[Tuple[str, str], ...]
 
 
@@ -91,22 +100,16 @@ def meaning(rule: RuleSpec) -> tuple:
     """What decides when a rule fires and what it concludes, and nothing of where it is written:
     its id, layer, salience, condition (without line numbers) and action (a named regimen read in)."""
 
-    def bare(cond):
-        if isinstance(cond, conditions.Test):
-            return (cond.name, cond.op, cond.operand)
-        if isinstance(cond, conditions.Not):
-            return ("not", bare(cond.item))
-        return (type(cond).__name__, tuple(bare(c) for c in cond.items))
-
-    return (rule.id, rule.layer, rule.salience, bare(rule.when), repr(_plain(rule.then)))
+    return (rule.id, rule.layer, rule.salience, _bare(rule.when), repr(_plain(rule.then)))
 
 
-def _plain(value):
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+def _bare(cond):
+    """A condition without its line numbers."""
+    if isinstance(cond, conditions.Test):
+        return (cond.name, cond.op, cond.operand)
+    if isinstance(cond, conditions.Not):
+        return ("not", _bare(cond.item))
+    return (type(cond).__name__, tuple(_bare(c) for c in cond.items))
 
 
 def twins(base: RuleBase, this: RuleBase) -> Dict[str, set]:
@@ -158,16 +161,46 @@ def _side_rule(rule: RuleSpec, side: str, rulebase: RuleBase, layer: str, shared
     derive = {f"{side}:{k}": v for k, v in (rule.then.get("derive") or {}).items()}
     if "recommend" in rule.then:
         derive[_stance(side)] = rule.then["recommend"]["stance"]
+        derive[_stance_by(side)] = (rule.salience, rule.then["recommend"]["stance"])
         derive[_stance_set(side, rule.layer)] = True
         earlier = [l.name for l in rulebase.layers if l.sets_stance and l.index < rulebase.layer(rule.layer).index]
         if earlier:
             final = tuple(conditions.Test(_stance_set(side, name), "known", False) for name in earlier)
             when = conditions.AllOf((when, *final))
     if "dose" in rule.then:
-        derive[_dose(side)] = tuple(sorted(rule.then["dose"].items()))
+        derive[_dose(side)] = (rule.salience, tuple(sorted(rule.then["dose"].items())))
     for w in rule.warnings:
         derive[_warning(side, w["code"])] = w["severity"]
     return replace(rule, id=f"{side}:{rule.id}", layer=layer, when=when, then={"derive": derive})
+
+
+LATER = "later-evidence"  # the pair's last layer: the later evidence's harm findings, after every rule
+
+
+def _harm_rules(rulebase: RuleBase, side: str, shared: set) -> List[RuleSpec]:
+    """The later evidence's harm findings of one side as rules of the pair's last layer: each
+    entry's situation (read after the rules, as core/attach.py reads it) gives its warning."""
+    fields = set(rulebase.schema.fields) | shared
+    return [
+        RuleSpec(
+            id=f"{side}:later:{entry.id}",
+            title=entry.title,
+            layer=LATER,
+            when=_renamed(entry.when, side, fields),
+            then={"derive": {_warning(side, entry.harm["code"]): entry.harm["severity"]}},
+            basis="review",
+            file=entry.file,
+            line=entry.line,
+            topic=entry.topic,
+        )
+        for entry in rulebase.later.live()
+        if entry.harm
+    ]
+
+
+def harm_meaning(rulebase: RuleBase) -> set:
+    """What decides the later evidence's harm findings: each live entry's situation and finding."""
+    return {(e.id, repr(_bare(e.when)), repr(_plain(e.harm))) for e in rulebase.later.live() if e.harm}
 
 
 def pair_rulebase(base: RuleBase, this: RuleBase) -> RuleBase:
@@ -195,6 +228,7 @@ def pair_rulebase(base: RuleBase, this: RuleBase) -> RuleBase:
         def layer_of(side: str, name: str) -> str:
             return f"{side}:{name}"
 
+    pair_layers.append(Layer(LATER, False, "The later evidence's harm findings.", len(pair_layers)))
     rules = []
     for side in SIDES:
         rb = sides[side]
@@ -203,6 +237,7 @@ def pair_rulebase(base: RuleBase, this: RuleBase) -> RuleBase:
             for rule in rb.rules
             if rule.id not in twin["rules"]
         ]
+        rules += _harm_rules(rb, side, twin["names"])
     # a twin that makes a fact some other rule reads is held once, in the base's layer; its
     # facts keep their own names, which both sides' rules read (`_renamed` leaves them alone)
     readers = {t.name for r in rules for t in conditions.tests(r.when)}
@@ -246,19 +281,27 @@ class _PairWalk(Walk):
 
 def _concluded(name: str) -> bool:
     """Whether a derived name of the pair is one of a side's conclusions."""
-    return any(name == _stance(s) or name == _dose(s) or name.startswith(f"{s}:warn:") for s in SIDES)
+    return any(name in (_stance_by(s), _dose(s)) or name.startswith(f"{s}:warn:") for s in SIDES)
 
 
-def conclusion(state: State, side: str) -> Conclusion:
-    """What one side concludes in a final state of the pair's walk."""
+def conclusion(state: State, side: str, gives_ivig: Dict[str, bool]) -> Conclusion:
+    """What one side concludes in a final state of the pair's walk, as its engine shows it: the
+    first stance and dose fired (by salience, as the walk and the engine fire them), a dose only
+    under a stance that gives IVIG (`gives_ivig`: the side's stances), and a critical conflict
+    warning where the stances, or the doses shown, disagree."""
     derived = state.derived
     prefix = f"{side}:warn:"
-    warnings = sorted(
-        (name[len(prefix) :], v) for name, values in derived.items() if name.startswith(prefix) for v in values
-    )
-    return Conclusion(
-        tuple(sorted(derived.get(_stance(side), ()))), tuple(sorted(derived.get(_dose(side), ()))), tuple(warnings)
-    )
+    warnings = {(name[len(prefix) :], v) for name, values in derived.items() if name.startswith(prefix) for v in values}
+    stances, doses = derived.get(_stance_by(side), ()), derived.get(_dose(side), ())
+    stance = max(stances, key=lambda fired: fired[0])[1] if stances else None
+    if len({s for _, s in stances}) > 1:
+        warnings.add(("rule-conflict", "critical"))
+    dose = None
+    if doses and stance is not None and gives_ivig.get(stance):
+        dose = max(doses, key=lambda fired: fired[0])[1]
+        if len({d for _, d in doses}) > 1:
+            warnings.add(("dose-conflict", "critical"))
+    return Conclusion(stance, dose, tuple(sorted(warnings)))
 
 
 def compare(base: RuleBase, this: RuleBase, diagnoses: Optional[List[str]] = None) -> List[Region]:
@@ -278,16 +321,16 @@ def compare(base: RuleBase, this: RuleBase, diagnoses: Optional[List[str]] = Non
             if t.name in shared and t.name != "diagnosis"
         }
         total = prod(len(shared[n]) for n in names)
-        regions += _regions(diagnosis, walk.final_states(diagnosis, total))
+        regions += _regions(diagnosis, walk.final_states(diagnosis, total), base.stances, this.stances)
     return regions
 
 
-def _regions(diagnosis: str, states: List[State]) -> List[Region]:
+def _regions(diagnosis: str, states: List[State], base_gives: dict, this_gives: dict) -> List[Region]:
     """The final states as regions, one per pair of conclusions (counts add up, the first keeps
     its witness)."""
     out: Dict[tuple, Region] = {}
     for state in states:
-        key = (conclusion(state, "base"), conclusion(state, "this"))
+        key = (conclusion(state, "base", base_gives), conclusion(state, "this", this_gives))
         if key in out:
             out[key].combinations += state.count
         else:
