@@ -998,7 +998,6 @@ def audit_diff(paths, fmt, rules_dir, base_dir, cases_only):
     not compared."""
     from ivig_advisor.engine import Advisor
     from ivig_advisor.engine.audit.against import load_base
-    from ivig_advisor.engine.audit.impact import impact
     from ivig_advisor.engine.audit.text import diff_text
     from ivig_advisor.engine.audit.views import default_corpus, diff
 
@@ -1009,8 +1008,7 @@ def audit_diff(paths, fmt, rules_dir, base_dir, cases_only):
         raise click.UsageError(
             "no CASES given, and no golden cases or examples beside the rules: name the case files or folders to read"
         )
-    report = diff(base, this, paths, stdin=sys.stdin, notes=_note)
-    report.impact = None if cases_only else impact(base, this)
+    report = diff(base, this, paths, stdin=sys.stdin, notes=_note, every_patient=not cases_only)
     if fmt == "json":
         _echo_json(report.to_dict())
     else:

@@ -310,15 +310,15 @@ class CheckReport:
             "states": v.states if v else None,
             "signoff": self.signoff,
             "evidence_signoff": self.evidence_signoff,
-            "against": None
-            if self.impact is None
-            else dict(self.impact.to_dict(), base=self.against, acknowledged=[f.to_dict() for f in self.acknowledged]),
             "per_diagnosis": [
                 {k: getattr(c, k) for k in ("diagnosis", "fields", "combinations", "excluded", "states")}
                 for c in v.coverage
             ]
             if v
             else [],
+            "against": None
+            if self.impact is None
+            else dict(self.impact.to_dict(), base=self.against, acknowledged=[f.to_dict() for f in self.acknowledged]),
         }
 
 
@@ -767,13 +767,22 @@ class DiffReport:
 
 
 def diff(
-    base: Advisor, this: Advisor, paths: Iterable[str], stdin=None, notes: Optional[Callable[[str], None]] = None
+    base: Advisor,
+    this: Advisor,
+    paths: Iterable[str],
+    stdin=None,
+    notes: Optional[Callable[[str], None]] = None,
+    every_patient: bool = True,
 ) -> DiffReport:
     """Run a corpus under two rule bases; the cases whose stance, dose or warnings
     (or error) differ. Which rule set the stance is shown, not counted. A case with
     the same error under both is not compared but kept (`failed`): a case that cannot
-    be read says nothing about an edit, and must not pass for one that did not change."""
+    be read says nothing about an edit, and must not pass for one that did not change.
+    `every_patient`: first compare the two over the whole fact space (audit/impact.py)."""
+    from .impact import impact
+
     report = DiffReport(rules=rule_changes(base.rulebase, this.rulebase))
+    report.impact = impact(base, this) if every_patient else None
     for record in read_corpus(paths, stdin, notes):
         a, b = evaluate_record(record, base), evaluate_record(record, this)
         before, after = outcome(a), outcome(b)

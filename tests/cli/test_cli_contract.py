@@ -264,6 +264,7 @@ def test_each_report_is_the_json_the_command_prints(rules_copy):
         "signoff",
         "evidence_signoff",
         "per_diagnosis",
+        "against",  # with --against: the edit over every patient (None without)
     ]
     cover = A.coverage(advisor, [str(MMN), str(GBS)])
     assert printed("audit", "coverage", MMN, GBS) == same(cover.to_dict())
@@ -278,7 +279,7 @@ def test_each_report_is_the_json_the_command_prints(rules_copy):
     data = report.to_dict()
     assert data["compared"] == report.compared == len(list(A.read_corpus([str(GOLDEN)])))
     assert data["differ"] == len(data["cases"]) == len(report.differences) >= 1
-    assert list(data) == ["compared", "differ", "failed", "cases", "rules"]
+    assert list(data) == ["compared", "differ", "failed", "cases", "rules", "every_patient"]
     assert list(data["cases"][0]) == ["id", "source", "line", "base", "this", "changed"]
     assert printed("audit", "diff", "--rules", rules_copy, "--base", ROOT / "rules", GOLDEN) == same(data)
 
