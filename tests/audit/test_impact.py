@@ -191,13 +191,19 @@ def _git(where, *args):
                    capture_output=True)  # fmt: skip
 
 
-def test_against_a_git_revision_reads_the_rules_as_they_were(run_cli, tmp_path):
+def _repo_of_the_rules(tmp_path):
+    """A git repository holding a copy of the shipped rules, committed."""
     repo = tmp_path / "repo"
     repo.mkdir()
     subprocess.run(["cp", "-r", SHIPPED, str(repo / "rules")], check=True)
     _git(repo, "init", "-q")
     _git(repo, "add", "rules")
     _git(repo, "commit", "-qm", "rules")
+    return repo
+
+
+def test_against_a_git_revision_reads_the_rules_as_they_were(run_cli, tmp_path):
+    repo = _repo_of_the_rules(tmp_path)
     mutate(repo / "rules" / "safety.yaml", RAISE_THE_AGE[1], RAISE_THE_AGE[2])
     status, data = check_against(run_cli, repo / "rules", "HEAD")
     assert status == 1 and "thrombosis" in regressions(data)[0]["message"]
@@ -288,12 +294,7 @@ def test_a_patient_whose_advice_changes_lies_in_a_change_found(raised_age, data)
 
 def test_a_folder_named_like_the_revision_gives_way_to_it(run_cli, tmp_path, monkeypatch):
     """`--against main` beside a folder called main that holds no rule base reads the branch."""
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    subprocess.run(["cp", "-r", SHIPPED, str(repo / "rules")], check=True)
-    _git(repo, "init", "-q")
-    _git(repo, "add", "rules")
-    _git(repo, "commit", "-qm", "rules")
+    repo = _repo_of_the_rules(tmp_path)
     _git(repo, "tag", "before")
     mutate(repo / "rules" / LOWER_A_CRITICAL[0], LOWER_A_CRITICAL[1], LOWER_A_CRITICAL[2])
     monkeypatch.chdir(tmp_path)
