@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import re
+import time
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
@@ -50,6 +51,7 @@ from ..base.escape import for_terminal, lone_surrogate_at
 from .cdshooks import Hooks
 from .feedback import CardKeeper, FeedbackStore
 from .jwtauth import Trust, caller_of
+from .paging import next_link, read_pages
 
 ENV = "IVIG_SERVE_SETTINGS"  # how `ivig serve` hands settings to each uvicorn worker
 MAX_BODY = 8_000_000  # bytes of one request: a record with its draft orders
@@ -205,9 +207,10 @@ class _Service:
         body = await _json_body(request, self.settings.body_timeout)
         service_id = request.path_params["service"]
         await self._fetch_missing_prefetch(service_id, body)
+        partial = await self._read_every_page(body)
         # The engine runs here, on the event loop: one call at a time by construction (experta
         # is not thread-safe), in arrival order, with no hand-off to a thread (2 ms a call).
-        answer = self.hooks.call(service_id, body)
+        answer = self.hooks.call(service_id, body, partial=partial)
         self.keeper.keep(service_id, body["hook"], answer.cards, *caller)  # queued: written by the keeper's thread
         return JSONResponse(answer.response)
 
@@ -224,6 +227,18 @@ class _Service:
                 if fault:
                     raise HookRefused(412, f"the FHIR server's answer for prefetch '{key}' {fault}")
             body["prefetch"] = dict(body.get("prefetch") or {}, **fetched)
+
+    async def _read_every_page(self, body) -> dict:
+        """Follow the `next` links of the call's searchsets on its FHIR server (paging.py), in a
+        thread, within the FHIR timeout for them all; the keys read in part, with why."""
+        prefetch = body.get("prefetch") if isinstance(body, dict) else None
+        if not isinstance(prefetch, dict) or not any(next_link(value) for value in prefetch.values()):
+            return {}
+        limit = self.settings.fhir_timeout
+        deadline = time.monotonic() + limit
+        return await run_in_threadpool(
+            lambda: read_pages(prefetch, body, lambda url, left: _page(url, body, min(left, limit)), deadline)
+        )
 
     async def feedback(self, request: Request):
         """POST /cds-services/{service}/feedback: the clinician's word on cards, stored."""
@@ -402,33 +417,45 @@ def _outcome(message: str) -> dict:
 
 def _fetch(query: str, request: dict, timeout: float):
     """A prefetch query run on the call's fhirServer with its access token; HookRefused 412 when it fails."""
-    import httpx
-
     server = str(request["fhirServer"]).rstrip("/")
     if not server.startswith(("https://", "http://")):
         raise HookRefused(400, "fhirServer must be an http(s) URL")
+    return _get(f"{server}/{query}", query.split("?")[0], request, timeout)
+
+
+def _page(url: str, request: dict, timeout: float):
+    """The next page of a search (paging.py), or None when the FHIR server does not give it."""
+    try:
+        return _get(url, "a next page", request, timeout)
+    except HookRefused:
+        return None
+
+
+def _get(url: str, what: str, request: dict, timeout: float):
+    """GET a FHIR URL with the call's access token; HookRefused 412 (400: not a URL) when it fails,
+    None for a 404."""
+    import httpx
+
     auth = request.get("fhirAuthorization") or {}
     try:
         reply = httpx.get(
-            f"{server}/{query}",
+            url,
             timeout=timeout,
             headers={"Authorization": f"Bearer {auth.get('access_token', '')}", "Accept": "application/fhir+json"},
         )
     except httpx.InvalidURL:
         raise HookRefused(400, "fhirServer is not a URL that can be called") from None
     except (httpx.HTTPError, ValueError) as exc:
-        raise HookRefused(
-            412, f"the FHIR server could not be reached for {query.split('?')[0]}: {type(exc).__name__}"
-        ) from None
+        raise HookRefused(412, f"the FHIR server could not be reached for {what}: {type(exc).__name__}") from None
     if reply.status_code == 404:
         return None
     if reply.status_code != 200:
-        raise HookRefused(412, f"the FHIR server answered {reply.status_code} for {query.split('?')[0]}")
+        raise HookRefused(412, f"the FHIR server answered {reply.status_code} for {what}")
     try:
         answer = reply.json()
     except ValueError:
-        raise HookRefused(412, f"the FHIR server's answer for {query.split('?')[0]} is not JSON") from None
+        raise HookRefused(412, f"the FHIR server's answer for {what} is not JSON") from None
     where = _lone_surrogate_at(answer)
     if where is not None:
-        raise HookRefused(412, f"the FHIR server's answer for {query.split('?')[0]} holds a lone surrogate at {where}")
+        raise HookRefused(412, f"the FHIR server's answer for {what} holds a lone surrogate at {where}")
     return answer

@@ -31,6 +31,7 @@ from ..io.fhir.bundles import bundle_cases, is_fhir, is_resource_type, local_key
 from ..io.fhir.mapping import default_map
 from ..io.fhir.resources import READ_TYPES, SUBJECT, medication_codings, medication_reference
 from .cards import CardMaker, fitting, short
+from .paging import next_link
 
 HOOKS = ("order-select", "order-sign", "patient-view")
 ORDER_HOOKS = ("order-select", "order-sign")
@@ -245,13 +246,18 @@ class Hooks:
         self.services = services or CdsServices.load()
         self.cards = CardMaker(self.services, advisor.rulebase)
 
-    def call(self, service_id: str, request, as_of: Optional[dt.date] = None) -> Answer:
-        """The answer to POST /cds-services/{service_id}; HookRefused when the call is not one to answer."""
+    def call(
+        self, service_id: str, request, as_of: Optional[dt.date] = None, partial: Optional[Dict[str, str]] = None
+    ) -> Answer:
+        """The answer to POST /cds-services/{service_id}; HookRefused when the call is not one to answer.
+        `partial`: the prefetch keys whose later pages could not be read, with why (paging.py); a
+        searchset still holding a `next` link is read in part whatever it says."""
         service = self.services.service(service_id)
         if service is None:
             raise HookRefused(404, f"no CDS service {service_id!r} (GET /cds-services lists them)")
         context = _check_request(request, service)
         resources, notes = self.record(request)
+        unread = {key: (partial or {}).get(key, "its later pages were not read") for key in _paged(request)}
         orders = _draft_orders(request["hook"], context)
         bundle = {
             "resourceType": "Bundle",
@@ -259,7 +265,7 @@ class Hooks:
             "entry": [_entry(r, request) for r in resources + [o for o, _ in orders]],
         }
         case = _patient_case(bundle, request, as_of)
-        return self.answer(service, case, request["hook"], orders, notes)
+        return _with_unread(self.answer(service, case, request["hook"], orders, notes), unread, orders, self.cards)
 
     def to_fetch(self, service_id: str, request) -> List[tuple]:
         """(key, query) of each prefetch key a call leaves out and its FHIR server can give:
@@ -506,6 +512,32 @@ def _draft_orders(hook: str, context: dict) -> list:
             ref = f"{resource['resourceType']}/{resource.get('id')}"
             out.append((resource, hook == "order-sign" or ref in selections))
     return out
+
+
+def _paged(request: dict) -> List[str]:
+    """The prefetch keys whose searchset still holds a `next` link: read in part."""
+    prefetch = request.get("prefetch") or {}
+    return [key for key, value in prefetch.items() if next_link(value) is not None]
+
+
+def _with_unread(answer: Answer, unread: Dict[str, str], orders, cards: CardMaker) -> Answer:
+    """An answer from a record read in part says so on a card of its own, after any critical card
+    and before the rest, whatever else it says: with no other card (no diagnosis the review covers
+    on the pages read), the pages not read may hold one. An order call for no IVIG stays silent:
+    its orders are in the call, read whole, and it says nothing of a record."""
+    if not unread or (orders and answer.result is None and not answer.response["cards"]):
+        return answer
+    detail = (
+        "Part of the patient's record could not be read, so this advice may miss what it holds "
+        "(a diagnosis, a risk factor, a co-therapy):\n\n"
+        + "\n".join(f"- {for_markdown(key)}: {for_markdown(why)}" for key, why in unread.items())
+    )
+    card = cards.card("Record read in part: the advice may miss what the unread pages hold", "warning", detail, None)
+    shown = answer.response["cards"]
+    at = next((i for i, c in enumerate(shown) if c.get("indicator") != "critical"), len(shown))
+    answer.response["cards"] = shown[:at] + [card] + shown[at:]
+    answer.cards.insert(min(at, len(answer.cards)), _kept(card))
+    return answer
 
 
 def _query(template: str, context: dict) -> str:
