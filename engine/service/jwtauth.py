@@ -4,7 +4,8 @@ Each call carries `Authorization: Bearer <JWT>`, signed by the EHR with an
 asymmetric key. A token is accepted only when its issuer (`iss`) is one the
 service was told to trust, its signature verifies against that issuer's JWK
 Set (a file, or a URL configured here: a `jku` in the token is used only when
-it is that URL, never fetched on the token's word), its `kid` names a key of
+it is that URL or one of the issuer's `jku` allowlist, never fetched on the
+token's word), its `kid` names a key of
 the set, its algorithm is an asymmetric one (never `none` or HMAC), `aud`
 is the endpoint being called, `exp` has not passed, `iat` is not in the
 future, and its `jti` has not been seen before (replay), across all workers.
@@ -15,6 +16,13 @@ The trust file (YAML or JSON):
       - iss: https://ehr.example.org/
         jwks: /etc/ivig/ehr-jwks.json          # or https://ehr.example.org/jwks.json
         tenant: 2ddd6c3a                       # optional: the only tenant accepted
+        jku:                                   # optional: the JWK Set URLs its tokens may name
+          - https://ehr.example.org/.well-known/jwks.json
+
+A token whose header names a `jku` is verified with the keys at that URL when it is the issuer's
+configured JWK Set or on its `jku` list (each an https URL with a host, fetched and cached as the
+configured one is); any other `jku` is refused and never fetched (CDS Hooks 2.0: a service SHOULD
+keep an allowlist of JWK Set URLs). The HL7 sandbox sends a `jku` with every token.
 
 A JWK Set URL must be https, with a host (its scheme in any case: HTTPS:// is
 https): keys fetched over plain http could be anyone's. A `file:` URL names a
@@ -46,6 +54,7 @@ class Issuer:
     iss: str
     jwks: str
     tenant: Optional[str] = None
+    jku: Tuple[str, ...] = ()  # the JWK Set URLs its tokens may name in their header (https)
 
     @property
     def remote(self) -> bool:
@@ -97,6 +106,24 @@ def key_location(jwks: str, trust_file: Path) -> Tuple[str, bool]:
     raise ValueError(f"is a {kind} URL: give an https URL or a file")
 
 
+def _jku_list(node: dict, i: int, path) -> Tuple[str, ...]:
+    """An issuer's `jku` allowlist as the trust file gives it: https URLs with a host, exactly as a
+    token names them; TrustInvalid for anything else."""
+    listed = node.get("jku", [])
+    if isinstance(listed, str):
+        listed = [listed]
+    if not isinstance(listed, list):
+        raise TrustInvalid(f"{path}: issuers[{i}] ({node['iss']}): 'jku' must be a list of https URLs")
+    for url in listed:
+        try:
+            remote = isinstance(url, str) and key_location(url, Path(path))[1]
+        except ValueError as exc:
+            raise TrustInvalid(f"{path}: issuers[{i}] ({node['iss']}): the jku {url} {exc}") from None
+        if not remote:
+            raise TrustInvalid(f"{path}: issuers[{i}] ({node['iss']}): the jku {url!r} is not an https URL")
+    return tuple(listed)
+
+
 class Trust:
     """The issuers a service trusts, with their keys."""
 
@@ -134,16 +161,22 @@ class Trust:
                 raise TrustInvalid(f"{path}: issuers[{i}] ({node['iss']}): the JWK Set {node['jwks']} {exc}") from None
             if not remote and not Path(where).is_file():
                 raise TrustInvalid(f"{path}: issuers[{i}]: no JWK Set file {where}")
-            issuers.append(Issuer(node["iss"], where, node.get("tenant")))
+            issuers.append(Issuer(node["iss"], where, node.get("tenant"), _jku_list(node, i, path)))
         trust = cls(issuers, str(path))
         for issuer in issuers:
             if not issuer.remote:
                 trust._key_source(issuer)  # a bad key file is known at start, not at the first call
         return trust
 
-    def _key_source(self, issuer: Issuer):
+    def _key_source(self, issuer: Issuer, jku: Optional[str] = None):
+        """The keys a token of `issuer` is verified with: those of the JWK Set its header names
+        (`jku`, one the trust file allows), else the issuer's configured set."""
         import jwt
 
+        if jku is not None and jku != issuer.jwks:
+            if jku not in self._keys:
+                self._keys[jku] = jwt.PyJWKClient(jku, cache_keys=True, lifespan=300, timeout=5)
+            return self._keys[jku]
         source = self._keys.get(issuer.iss)
         if source is None:
             if issuer.remote:
@@ -178,9 +211,10 @@ class Trust:
         issuer = self.issuers.get(iss) if isinstance(iss, str) else None
         if issuer is None:
             raise Unauthorized("issuer not trusted")
-        if header.get("jku") is not None and header["jku"] != issuer.jwks:
-            raise Unauthorized("jku is not the issuer's configured JWK Set")
-        source = self._key_source(issuer)
+        jku = header.get("jku")
+        if jku is not None and jku != issuer.jwks and jku not in issuer.jku:
+            raise Unauthorized("jku is neither the issuer's configured JWK Set nor on its jku list")
+        source = self._key_source(issuer, jku)
         try:
             if isinstance(source, jwt.PyJWKClient):
                 key = source.get_signing_key(kid).key
