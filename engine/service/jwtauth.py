@@ -18,6 +18,13 @@ The trust file (YAML or JSON):
         tenant: 2ddd6c3a                       # optional: the only tenant accepted
         jku:                                   # optional: the JWK Set URLs its tokens may name
           - https://ehr.example.org/.well-known/jwks.json
+        fhir_servers:                          # the FHIR servers its calls' access tokens may go to
+          - https://ehr.example.org/fhir
+
+The service sends a call's access token only to a `fhirServer` on its issuer's `fhir_servers`
+list (https base URLs; a call's server is on it when it is the base or below it): a trusted
+caller cannot make the service take its token to any other URL. An issuer without the list
+gets nothing fetched (its EHR must prefetch).
 
 A token whose header names a `jku` is verified with the keys at that URL when it is the issuer's
 configured JWK Set or on its `jku` list (each an https URL with a host, fetched and cached as the
@@ -55,6 +62,7 @@ class Issuer:
     jwks: str
     tenant: Optional[str] = None
     jku: Tuple[str, ...] = ()  # the JWK Set URLs its tokens may name in their header (https)
+    fhir_servers: Tuple[str, ...] = ()  # the FHIR server base URLs its calls' tokens may go to (https)
 
     @property
     def remote(self) -> bool:
@@ -106,22 +114,34 @@ def key_location(jwks: str, trust_file: Path) -> Tuple[str, bool]:
     raise ValueError(f"is a {kind} URL: give an https URL or a file")
 
 
-def _jku_list(node: dict, i: int, path) -> Tuple[str, ...]:
-    """An issuer's `jku` allowlist as the trust file gives it: https URLs with a host, exactly as a
-    token names them; TrustInvalid for anything else."""
-    listed = node.get("jku", [])
+def _https_list(node: dict, key: str, i: int, path) -> Tuple[str, ...]:
+    """An issuer's allowlist of URLs (`jku`, `fhir_servers`) as the trust file gives it: https URLs
+    with a host, kept as written (a token names a jku exactly); TrustInvalid for anything else."""
+    listed = node.get(key, [])
     if isinstance(listed, str):
         listed = [listed]
     if not isinstance(listed, list):
-        raise TrustInvalid(f"{path}: issuers[{i}] ({node['iss']}): 'jku' must be a list of https URLs")
+        raise TrustInvalid(f"{path}: issuers[{i}] ({node['iss']}): '{key}' must be a list of https URLs")
     for url in listed:
         try:
             remote = isinstance(url, str) and key_location(url, Path(path))[1]
         except ValueError as exc:
-            raise TrustInvalid(f"{path}: issuers[{i}] ({node['iss']}): the jku {url} {exc}") from None
+            raise TrustInvalid(f"{path}: issuers[{i}] ({node['iss']}): the {key} {url} {exc}") from None
         if not remote:
-            raise TrustInvalid(f"{path}: issuers[{i}] ({node['iss']}): the jku {url!r} is not an https URL")
+            raise TrustInvalid(f"{path}: issuers[{i}] ({node['iss']}): the {key} {url!r} is not an https URL")
     return tuple(listed)
+
+
+def fhir_server_refused(server, allowed: Tuple[str, ...]) -> Optional[str]:
+    """Why a call's `fhirServer` may not have its access token (None: it may): not a URL, or at
+    none of the `allowed` base URLs (the same scheme, host and port, and a path at or below)."""
+    from .paging import on_server
+
+    if not isinstance(server, str):
+        return "fhirServer is not a URL"
+    if not any(on_server(server, base) for base in allowed):
+        return "its fhirServer is not on its issuer's fhir_servers list in the trust file, so no token goes there"
+    return None
 
 
 class Trust:
@@ -161,7 +181,8 @@ class Trust:
                 raise TrustInvalid(f"{path}: issuers[{i}] ({node['iss']}): the JWK Set {node['jwks']} {exc}") from None
             if not remote and not Path(where).is_file():
                 raise TrustInvalid(f"{path}: issuers[{i}]: no JWK Set file {where}")
-            issuers.append(Issuer(node["iss"], where, node.get("tenant"), _jku_list(node, i, path)))
+            jku, servers = _https_list(node, "jku", i, path), _https_list(node, "fhir_servers", i, path)
+            issuers.append(Issuer(node["iss"], where, node.get("tenant"), jku, servers))
         trust = cls(issuers, str(path))
         for issuer in issuers:
             if not issuer.remote:
