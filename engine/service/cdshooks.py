@@ -9,6 +9,12 @@ record from `prefetch`, builds one FHIR collection Bundle of the record and the 
 as any other FHIR input (io/fhir/bundles.py): the same case, the same rules, the
 same Result, rendered as cards (service/cards.py).
 
+Each hook has a service id of its own in discovery (a client keying services by URL loses
+none); `ivig-order`, once the one id of both order hooks, still answers them, unlisted
+(facts/cds-services.yaml says why, and how order-sign's cards still replace order-select's).
+A call is checked whole before anything is fetched for it (`Hooks.to_fetch` refuses it as
+`Hooks.call` would): no empty token goes to a FHIR server.
+
 A request that is not a hook call this service answers is a HookRefused with
 the HTTP status the spec asks: 400 (malformed: a prefetch value that is not
 what its template asks for among them), 404 (no such service), 412 (required
@@ -25,7 +31,7 @@ from pathlib import Path
 from typing import Dict, List, Optional
 
 from ..base.errors import CdsServicesInvalid, HookRefused, SourceError
-from ..base.escape import for_markdown
+from ..base.escape import for_markdown, json_text
 from ..base.yamlsrc import load_one, shown
 from ..io.fhir.bundles import bundle_cases, is_fhir, is_resource_type, local_key
 from ..io.fhir.mapping import default_map
@@ -39,15 +45,32 @@ _TOKEN = re.compile(r"\{\{\s*context\.([A-Za-z]+)\s*\}\}")
 _TEMPLATE = re.compile(r"([A-Za-z]+)([/?])")  # a read (Patient/{{...}}) or a search (Condition?...) of a type
 # a search's patient parameter (Condition?patient={{context.patientId}}): what it finds is about that patient
 _PATIENT_PARAMETER = re.compile(r"[?&]patient=\{\{\s*context\.([A-Za-z]+)\s*\}\}(?:&|$)")
+# fhirAuthorization's fields (CDS Hooks 2.0, "Passing the Access Token to the CDS Service"): each
+# is REQUIRED, and what the service needs of it; `patient` is conditional, checked when given.
+_AUTHORIZATION = {
+    "access_token": (str, "the access token for fhirServer, a non-empty string"),
+    "token_type": (str, "Bearer"),
+    "expires_in": (int, "the token's lifetime in seconds, a whole number"),
+    "scope": (str, "the scopes the token grants, a non-empty string"),
+    "subject": (str, "this service's OAuth 2.0 client id, a non-empty string"),
+}
+# Discovery's word that a service's cards replace those of others (CDS Hooks 2.0 reserves
+# `extension` for what the spec does not define; reverse-domain names keep it unique).
+REPLACES_EXTENSION = "org.ivig-advisor.replaces-cards-of"
 
 
 @dataclass
 class Service:
+    """One service of the services file: the hooks its id answers, and how discovery shows it."""
+
     id: str
     hooks: List[str]
     title: str
     description: str
     trigger: str
+    replaces: List[str] = field(default_factory=list)  # the services whose cards its cards replace
+    usage: Optional[str] = None  # discovery's usageRequirements
+    listed: bool = True  # in discovery; an unlisted id still answers its hooks (an old id)
 
 
 @dataclass
@@ -67,7 +90,9 @@ class CdsServices:
         with every fault found."""
         data, source = _services_file(path)
         reader = _ServicesReader(source)
-        services = [reader.service(node) for node in reader.need(data, "services", list, "the file")]
+        nodes = reader.need(data, "services", list, "the file")
+        services = [reader.service(node) for node in nodes]
+        reader.one_service_per_hook(nodes, services)
         src = reader.source_of(data)
         prefetch = reader.prefetch(data)
         reasons = reader.override_reasons(data)
@@ -77,15 +102,25 @@ class CdsServices:
         return cls(services, dict(src), prefetch, dict(reasons), float(tolerance), source)
 
     def discovery(self) -> dict:
-        """GET /cds-services: one entry per service and hook (one id may serve two hooks)."""
-        templates = {key: p["query"] for key, p in self.prefetch.items()}
-        return {
-            "services": [
-                {"hook": hook, "title": s.title, "description": s.description, "id": s.id, "prefetch": dict(templates)}
-                for s in self.services
-                for hook in s.hooks
-            ]
+        """GET /cds-services: one entry per listed service and hook, each hook under an id of its
+        own (a client that keys services by URL loses none); a service whose cards replace
+        others' says so (the spec's stale guidance, which one shared id would otherwise carry)."""
+        return {"services": [self._described(s, hook) for s in self.services if s.listed for hook in s.hooks]}
+
+    def _described(self, service: Service, hook: str) -> dict:
+        """The discovery entry of `service` for `hook`."""
+        entry = {
+            "hook": hook,
+            "title": service.title,
+            "description": service.description,
+            "id": service.id,
+            "prefetch": {key: p["query"] for key, p in self.prefetch.items()},
         }
+        if service.usage:
+            entry["usageRequirements"] = service.usage
+        if service.replaces:
+            entry["extension"] = {REPLACES_EXTENSION: list(service.replaces)}
+        return entry
 
     def service(self, service_id: str) -> Optional[Service]:
         return next((s for s in self.services if s.id == service_id), None)
@@ -178,7 +213,40 @@ class _ServicesReader:
             self.need(node, "title", str, "a service"),
             " ".join(self.need(node, "description", str, "a service").split()),
             trigger,
+            self._optional(node, "replaces", list, []),
+            " ".join(self._optional(node, "usage", str, "").split()) or None,
+            self._optional(node, "listed", bool, True),
         )
+
+    def _optional(self, node, key, kind, default):
+        """node[key] when given (a fault noted when it is no `kind`), else `default`."""
+        if not isinstance(node, dict) or key not in node:
+            return default
+        return self.need(node, key, kind, "a service")
+
+    def one_service_per_hook(self, nodes: list, services: List[Service]) -> None:
+        """Note the faults that would make a client lose or double a hook's cards: an id given
+        twice (a client keying by URL keeps one), two listed services for one hook (a client calling
+        each shows every card twice), a `replaces` that names no listed service."""
+        listed_ids = {s.id for s in services if s.listed}
+        seen_ids, listed_hooks = set(), {}
+        for node, service in zip(nodes, services):
+            if service.id in seen_ids:
+                self._fault_at(node, f"the id {service.id!r} is given twice: each service needs its own", "id")
+            seen_ids.add(service.id)
+            for hook in [h for h in service.hooks if h in HOOKS] if service.listed else ():  # others: a fault noted
+                if hook in listed_hooks:
+                    self._fault_at(
+                        node,
+                        f"{hook} is listed for {listed_hooks[hook]!r} and {service.id!r}: a client calling "
+                        "each would show every card twice (one listed service per hook; `listed: false` "
+                        "for an old id)",
+                        "hooks",
+                    )
+                listed_hooks.setdefault(hook, service.id)
+            for other in service.replaces:
+                if not isinstance(other, str) or other not in listed_ids or other == service.id:
+                    self._fault_at(node, f"replaces {other!r}, which is no other listed service", "replaces")
 
     def _fault_at(self, node, message: str, key: str) -> None:
         """Note a fault in `key` of a service, at the service's line."""
@@ -252,10 +320,7 @@ class Hooks:
         """The answer to POST /cds-services/{service_id}; HookRefused when the call is not one to answer.
         `partial`: the prefetch keys whose later pages could not be read, with why (paging.py); a
         searchset still holding a `next` link is read in part whatever it says."""
-        service = self.services.service(service_id)
-        if service is None:
-            raise HookRefused(404, f"no CDS service {service_id!r} (GET /cds-services lists them)")
-        context = _check_request(request, service)
+        service, context = self.checked(service_id, request)
         resources, notes = self.record(request)
         unread = {key: (partial or {}).get(key, "its later pages were not read") for key in _paged(request)}
         orders = _draft_orders(request["hook"], context)
@@ -267,11 +332,20 @@ class Hooks:
         case = _patient_case(bundle, request, as_of)
         return _with_unread(self.answer(service, case, request["hook"], orders, notes), unread, orders, self.cards)
 
+    def checked(self, service_id: str, request) -> tuple:
+        """(service, context) of a call this service answers; HookRefused 404 (no such service)
+        or 400 (a malformed call, said with the field)."""
+        service = self.services.service(service_id)
+        if service is None:
+            raise HookRefused(404, f"no CDS service {service_id!r} (GET /cds-services lists them)")
+        return service, _check_request(request, service)
+
     def to_fetch(self, service_id: str, request) -> List[tuple]:
         """(key, query) of each prefetch key a call leaves out and its FHIR server can give:
-        what the service fetches (away from the engine) before it answers the call."""
-        if self.services.service(service_id) is None or not isinstance(request, dict):
-            return []
+        what the service fetches (away from the engine) before it answers the call. The call
+        is checked first (HookRefused, as `call` refuses it): nothing is fetched for a malformed
+        call, and no token that is not one (an empty Bearer header) goes to the FHIR server."""
+        self.checked(service_id, request)
         prefetch, context = request.get("prefetch"), request.get("context")
         if not (
             isinstance(prefetch, (dict, type(None)))
@@ -463,6 +537,7 @@ def _check_request(request, service: Service) -> dict:
         raise HookRefused(400, f"service {service.id!r} answers the hooks {', '.join(service.hooks)}, not {hook!r}")
     if not isinstance(request.get("hookInstance"), str) or not request["hookInstance"]:
         raise HookRefused(400, "'hookInstance' is required (a UUID for this call)")
+    _check_fhir_authorization(request.get("fhirAuthorization"))
     if request.get("fhirAuthorization") is not None and not request.get("fhirServer"):
         raise HookRefused(400, "'fhirServer' is required when 'fhirAuthorization' is given")
     context = request.get("context")
@@ -480,11 +555,85 @@ def _check_request(request, service: Service) -> dict:
         ):
             raise HookRefused(400, f"context.draftOrders is required for {hook}: a FHIR Bundle of the draft orders")
         _check_draft_orders(orders.get("entry", []), request)
-    if hook == "order-select" and (
-        not isinstance(context.get("selections"), list) or not all(isinstance(s, str) for s in context["selections"])
-    ):
-        raise HookRefused(400, "context.selections is required for order-select: the ids of the selected orders")
+    if hook == "order-select":
+        _check_selections(context)
     return context
+
+
+def _check_fhir_authorization(authorization) -> None:
+    """HookRefused 400 unless fhirAuthorization is omitted (or null: no token) or the object the
+    spec defines, naming the first field that is not: a token missing would be sent as an empty
+    Bearer header, and the FHIR server's refusal read as a server not reached (412)."""
+    if authorization is None:
+        return
+    if not isinstance(authorization, dict):
+        raise HookRefused(
+            400,
+            f"'fhirAuthorization' must be an object ({', '.join(_AUTHORIZATION)}), not {_json_kind(authorization)}",
+        )
+    for key, (kind, what) in _AUTHORIZATION.items():
+        value = authorization.get(key)
+        if not isinstance(value, kind) or isinstance(value, bool) or value == "":
+            given = "missing" if key not in authorization else "empty" if value == "" else f"not {_json_kind(value)}"
+            raise HookRefused(400, f"fhirAuthorization.{key} is required: {what} ({given})")
+    # OAuth 2.0 token types are case-insensitive (RFC 6749, 5.1); the spec fixes this one
+    if authorization["token_type"].lower() != "bearer":
+        raise HookRefused(
+            400, f"fhirAuthorization.token_type must be Bearer, not {_quoted(authorization['token_type'])}"
+        )
+    patient = authorization.get("patient")
+    if "patient" in authorization and (not isinstance(patient, str) or not patient):
+        raise HookRefused(
+            400, f"fhirAuthorization.patient, when given, is the FHIR id of a patient, not {_json_kind(patient)}"
+        )
+
+
+def _check_selections(context: dict) -> None:
+    """HookRefused 400 unless each of context.selections names a draft order as the spec writes
+    it (Type/id: "MedicationRequest/103"): a selection that names none would be read as no
+    order selected, and the call answered with no card and no word."""
+    selections = context.get("selections")
+    if not isinstance(selections, list):
+        raise HookRefused(
+            400, "context.selections is required for order-select: the references (Type/id) of the selected orders"
+        )
+    orders = [_reference(e.get("resource")) for e in context["draftOrders"].get("entry") or ()]
+    for i, selection in enumerate(selections):
+        if isinstance(selection, str) and selection in orders:
+            continue
+        said = _quoted(selection) if isinstance(selection, str) else _json_kind(selection)
+        meant = [ref for ref in orders if ref and ref.split("/", 1)[1] == selection]
+        hint = f"; write it {meant[0]}" if len(meant) == 1 else ""
+        raise HookRefused(
+            400,
+            f"context.selections[{i}] {said} names no order of context.draftOrders as the spec writes one "
+            f"(Type/id, e.g. MedicationRequest/103){hint}",
+        )
+
+
+def _reference(resource) -> Optional[str]:
+    """'Type/id' of a resource (how selections name a draft order), or None when it has no id."""
+    if not is_fhir(resource) or not isinstance(resource.get("id"), str) or not resource["id"]:
+        return None
+    return f"{resource['resourceType']}/{resource['id']}"
+
+
+def _quoted(text: str, limit: int = 80) -> str:
+    """A value of the call for a message: quoted as JSON with what a terminal would act on
+    escaped, and cut short (its length said) so that a huge value makes no huge message."""
+    if len(text) <= limit:
+        return json_text(text)
+    return f"{json_text(text[:limit])}... ({len(text):,} characters)"
+
+
+def _json_kind(value) -> str:
+    """What a JSON value is, for a message that must not echo it (a token, a huge object)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true or false"
+    kinds = {str: "a string", int: "a number", float: "a number", list: "a list", dict: "an object"}
+    return next((name for kind, name in kinds.items() if isinstance(value, kind)), "a value")
 
 
 def _check_draft_orders(entries: list, request: dict) -> None:
@@ -509,8 +658,8 @@ def _draft_orders(hook: str, context: dict) -> list:
     for entry in context["draftOrders"].get("entry") or []:
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if is_fhir(resource):
-            ref = f"{resource['resourceType']}/{resource.get('id')}"
-            out.append((resource, hook == "order-sign" or ref in selections))
+            ref = _reference(resource)
+            out.append((resource, hook == "order-sign" or (ref is not None and ref in selections)))
     return out
 
 

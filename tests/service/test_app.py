@@ -65,7 +65,11 @@ def test_discovery_lists_the_three_hooks_with_prefetch_templates(dev):
     body = reply.json()
     other_validator("discovery").validate(body)
     by_hook = {(s["hook"], s["id"]) for s in body["services"]}
-    assert by_hook == {("order-select", "ivig-order"), ("order-sign", "ivig-order"), ("patient-view", "ivig-patient")}
+    assert by_hook == {
+        ("order-select", "ivig-order-select"),
+        ("order-sign", "ivig-order-sign"),
+        ("patient-view", "ivig-patient"),
+    }
     for service in body["services"]:
         assert service["prefetch"]["patient"] == "Patient/{{context.patientId}}"
         assert service["prefetch"]["conditions"] == "Condition?patient={{context.patientId}}"
