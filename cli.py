@@ -1162,8 +1162,6 @@ def audit_overrides(fmt, rules_dir, db_path):
 
 # -- ivig serve ----------------------------------------------------------------
 
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
-
 
 @main.command("serve")
 @rules_option
@@ -1217,6 +1215,28 @@ LOOPBACK = ("127.0.0.1", "localhost", "::1")
     type=click.IntRange(min=1),
     help="Open connections each worker serves at once; a call beyond them is 503 [default: 100].",
 )
+@click.option(
+    "--ssl-certfile",
+    type=click.Path(exists=True, dir_okay=False),
+    help="Serve https with this certificate (PEM, its chain after it; the key too unless --ssl-keyfile).",
+)
+@click.option(
+    "--ssl-keyfile",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The certificate's private key (PEM, unencrypted).",
+)
+@click.option(
+    "--behind-proxy",
+    is_flag=True,
+    help="A reverse proxy terminates TLS in front of the service: listen beyond loopback without it, "
+    "and take the proxy's X-Forwarded-For/Proto.",
+)
+@click.option(
+    "--forwarded-allow-ips",
+    default="127.0.0.1",
+    show_default=True,
+    help="With --behind-proxy: the proxy's addresses (comma-separated), whose X-Forwarded-* alone are taken.",
+)
 def serve(
     rules_dir,
     host,
@@ -1230,24 +1250,32 @@ def serve(
     header_timeout,
     body_timeout,
     max_connections,
+    ssl_certfile,
+    ssl_keyfile,
+    behind_proxy,
+    forwarded_allow_ips,
 ):
     """Serve the advice as a CDS Hooks 2.0 service: cards in the EHR when a clinician
     orders IVIG (order-select, order-sign) or opens a patient's chart (patient-view).
+
+    Plain http on a loopback address only: beyond it, https (--ssl-certfile) or a reverse
+    proxy that terminates TLS (--behind-proxy). GET /healthz and /readyz answer a load balancer.
 
     Needs the serve extra: pip install -e ".[serve]".
     """
     try:
         import uvicorn
 
-        from ivig_advisor.engine.service.app import ENV, Settings, prepared, uvicorn_options
+        from ivig_advisor.engine.service.app import ENV, Settings, is_loopback, prepared, uvicorn_options
     except ImportError as exc:
         raise click.UsageError(f'ivig serve needs the serve extra (pip install -e ".[serve]"): {exc}') from None
-    if insecure_dev and host not in LOOPBACK:
-        raise click.BadParameter(
-            "--insecure-dev listens on a loopback address only (127.0.0.1, localhost, ::1)", param_hint="'--host'"
-        )
+    _refuse_unsafe_listening(host, is_loopback(host), insecure_dev, bool(ssl_certfile), behind_proxy)
     if not insecure_dev and not trust_path:
         raise click.UsageError("give --trust FILE (the EHRs whose JWTs to accept), or --insecure-dev on localhost")
+    if ssl_keyfile and not ssl_certfile:
+        raise click.UsageError("--ssl-keyfile needs --ssl-certfile: the certificate the key serves")
+    if behind_proxy and not public_url and not insecure_dev:
+        raise click.UsageError("--behind-proxy needs --public-url: the https:// URL the EHR calls through the proxy")
     given = {
         "header_timeout": header_timeout,
         "body_timeout": body_timeout,
@@ -1255,14 +1283,18 @@ def serve(
         "cors_origins": list(cors_origins) or None,
     }
     settings = Settings(
-        public_url=public_url or f"http://{host}:{port}",
+        public_url=public_url or _served_url(host, port, bool(ssl_certfile)),
         trust=trust_path,
         insecure_dev=insecure_dev,
         feedback_db=feedback_db,
         rules=rules_dir,
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
+        behind_proxy=behind_proxy,
+        forwarded_allow_ips=forwarded_allow_ips,
         **{key: value for key, value in given.items() if value is not None},
     )
-    prepared(settings)  # a bad trust file, rule base or feedback path is known now, not in a worker
+    prepared(settings)  # a bad trust file, certificate, rule base or feedback path is known now, not in a worker
     os.environ[ENV] = settings.to_env()
     _say(
         f"ivig serve: CDS Hooks discovery at {settings.public_url}/cds-services"
@@ -1278,6 +1310,30 @@ def serve(
         log_level="warning",
         **uvicorn_options(settings),
     )
+
+
+def _refuse_unsafe_listening(host: str, loopback: bool, insecure_dev: bool, tls: bool, behind_proxy: bool) -> None:
+    """A usage error for an address `ivig serve` must not listen on as asked: beyond loopback, no
+    --insecure-dev (no token asked), and no plain http unless a reverse proxy terminates TLS."""
+    if loopback:
+        return
+    if insecure_dev:
+        raise click.BadParameter(
+            "--insecure-dev listens on a loopback address only (127.0.0.0/8, ::1, localhost)", param_hint="'--host'"
+        )
+    if not tls and not behind_proxy:
+        raise click.BadParameter(
+            f"{host} is beyond loopback, where the EHR's tokens and patients' records must not travel in "
+            "plain http: give --ssl-certfile and --ssl-keyfile (https), or --behind-proxy when a reverse "
+            "proxy terminates TLS in front of the service",
+            param_hint="'--host'",
+        )
+
+
+def _served_url(host: str, port: int, tls: bool) -> str:
+    """The URL the service answers at, as a client writes it (an IPv6 address in brackets)."""
+    shown = f"[{host}]" if ":" in host and not host.startswith("[") else host
+    return f"{'https' if tls else 'http'}://{shown}:{port}"
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,9 +2,15 @@
 
 Routes: `GET /cds-services` (discovery), `POST /cds-services/{id}` (a hook
 call: service/cdshooks.py does the work), `POST /cds-services/{id}/feedback`
-(service/feedback.py keeps it). Every route but CORS preflight needs a
-trusted JWT (service/jwtauth.py) unless the service runs in `insecure_dev`
-mode, which `ivig serve` allows on a loopback address only.
+(service/feedback.py keeps it), and for a load balancer `GET /healthz` (the
+process answers) and `GET /readyz` (its engines are warm). Every route but
+CORS preflight and health needs a trusted JWT (service/jwtauth.py) unless the
+service runs in `insecure_dev` mode, where the app itself answers a loopback
+caller on a loopback address alone (403 otherwise), however it is run.
+
+Each worker warms its engines when it starts (its lifespan), in a thread, while
+it already answers: /readyz is 503 until they are warm, and a hook call that
+arrives meanwhile waits for them (the engine is never used by two at once).
 
 experta engines are not thread-safe: one Advisor per process, run on the
 event loop itself, so that calls run it one at a time, in arrival order; only
@@ -28,11 +34,14 @@ import asyncio
 import contextlib
 import functools
 import gc
+import ipaddress
 import json
 import logging
 import os
 import re
+import ssl
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
 
@@ -46,7 +55,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ..base.errors import FeedbackInvalid, HookRefused, Unauthorized, UnknownCard
+from ..base.errors import FeedbackInvalid, HookRefused, IvigError, Unauthorized, UnknownCard
 from ..base.escape import for_terminal, lone_surrogate_at
 from .cdshooks import Hooks
 from .feedback import CardKeeper, FeedbackStore
@@ -58,6 +67,7 @@ MAX_BODY = 8_000_000  # bytes of one request: a record with its draft orders
 MAX_DEPTH = 100  # nesting of a request: a FHIR resource in a Bundle in a request is ~20
 # What a UTF-8 body must hold to give a lone surrogate (escape.LONE_SURROGATE): its escape.
 _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+NOT_KEPT = {"Cache-Control": "no-store"}  # health is now, never a cached answer
 log = logging.getLogger("ivig.serve")
 
 
@@ -75,6 +85,14 @@ class Settings:
     header_timeout: float = 5.0  # seconds a client has to send a request's headers
     body_timeout: float = 15.0  # seconds, from the headers, to send the whole body (8 MB)
     max_connections: int = 100  # open connections one worker serves; 503 beyond
+    ssl_certfile: Optional[str] = None  # https with this certificate (PEM; the key too, without ssl_keyfile)
+    ssl_keyfile: Optional[str] = None
+    behind_proxy: bool = False  # a reverse proxy terminates TLS: its X-Forwarded-For/Proto are taken
+    forwarded_allow_ips: str = "127.0.0.1"  # the proxy's addresses (comma-separated), whose headers alone count
+
+    @property
+    def tls(self) -> bool:
+        return bool(self.ssl_certfile)
 
     def to_env(self) -> str:
         return json.dumps(asdict(self))
@@ -91,10 +109,70 @@ def app_from_environment() -> Starlette:
 
 def uvicorn_options(settings: Settings) -> dict:
     """What uvicorn.run needs beyond the app and the address for `settings` to hold: the HTTP
-    protocol that bounds the time to send headers, and the bound on open connections."""
+    protocol that bounds the time to send headers, the bound on open connections, the certificate,
+    and whose X-Forwarded-* headers to take (a reverse proxy's alone; none without one)."""
     # uvicorn answers 503 once the open connections, the caller's own among them, reach
     # limit_concurrency: one more than the connections served
-    return {"http": f"{__name__}:BoundedH11Protocol", "limit_concurrency": settings.max_connections + 1}
+    options = {"http": f"{__name__}:BoundedH11Protocol", "limit_concurrency": settings.max_connections + 1}
+    # uvicorn takes X-Forwarded-* from 127.0.0.1 by default: without a proxy, any local process could
+    # name another caller (and an insecure_dev app would believe it)
+    options["proxy_headers"] = settings.behind_proxy
+    if settings.behind_proxy:
+        options["forwarded_allow_ips"] = settings.forwarded_allow_ips
+    if settings.tls:
+        options.update(ssl_certfile=settings.ssl_certfile, ssl_keyfile=settings.ssl_keyfile)
+    return options
+
+
+def is_loopback(host: str) -> bool:
+    """Whether `host` (an address, or the name localhost) is this machine's loopback: 127.0.0.0/8
+    or ::1, IPv4 ones written as IPv6 too (::ffff:127.0.0.1, how a dual-stack socket sees them)."""
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False  # another name: whatever it resolves to, it is not known to be loopback
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+class TlsInvalid(IvigError, ValueError):
+    """A certificate or key `ivig serve` cannot serve https with; the message names the file."""
+
+
+def check_tls(settings: Settings) -> None:
+    """TlsInvalid unless the certificate and key of `settings` (if any) give a TLS server: said
+    before any worker listens, naming the file at fault, never by a traceback in a worker."""
+    if not settings.tls:
+        if settings.ssl_keyfile:
+            raise TlsInvalid(f"a key ({settings.ssl_keyfile}) without its certificate: give the certificate too")
+        return
+    certfile, keyfile = settings.ssl_certfile, settings.ssl_keyfile
+    try:  # the certificate alone first, so that a fault is laid at the right file
+        ssl.create_default_context(cafile=certfile)
+    except (ssl.SSLError, OSError) as exc:
+        raise TlsInvalid(f"the certificate {certfile} cannot be read as a PEM certificate: {_why(exc)}") from None
+    key = keyfile or certfile
+    try:
+        ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(certfile, keyfile, password=_encrypted(key))
+    except (ssl.SSLError, OSError) as exc:
+        raise TlsInvalid(f"the key {key} cannot serve the certificate {certfile}: {_why(exc)}") from None
+
+
+def _encrypted(keyfile: str):
+    """The password callback for `keyfile`: TlsInvalid, since uvicorn would ask for its password at a
+    terminal a service has not."""
+
+    def refuse():
+        raise TlsInvalid(f"the key {keyfile} is encrypted: give it unencrypted, readable by the service alone")
+
+    return refuse
+
+
+def _why(exc: Exception) -> str:
+    """What OpenSSL or the system says of a file, in a few words."""
+    return getattr(exc, "reason", None) or getattr(exc, "strerror", None) or type(exc).__name__
 
 
 @functools.lru_cache(maxsize=1)
@@ -146,11 +224,13 @@ class BoundedH11Protocol(H11Protocol):
 def prepared(settings: Settings) -> tuple:
     """(trust, feedback store, rule base) of `settings`, each loaded and checked: what `ivig serve`
     checks before it starts a worker, so that a bad trust file, feedback path or rule base is
-    said at once (and what each worker's app is built from)."""
+    said at once (and what each worker's app is built from); TlsInvalid for a certificate or key
+    that cannot serve https."""
     from ..core.rulebase import RuleBase
 
     if not settings.insecure_dev and not settings.trust:
         raise ValueError("a trust file is needed unless the service runs in insecure_dev mode")
+    check_tls(settings)
     trust = Trust.load(settings.trust) if settings.trust else None
     return trust, FeedbackStore(settings.feedback_db), RuleBase.load(settings.rules) if settings.rules else None
 
@@ -158,10 +238,10 @@ def prepared(settings: Settings) -> tuple:
 def create_app(settings: Settings) -> Starlette:
     """The Starlette app for `settings`."""
     service = _Service(settings)
-    _freeze_what_startup_built()
+    guard = [Middleware(_LoopbackOnly)] if settings.insecure_dev else []  # outermost: before CORS
     return Starlette(
         routes=service.routes(),
-        middleware=_cors(settings),
+        middleware=guard + _cors(settings),
         lifespan=service.lifespan,
         exception_handlers={Unauthorized: _refused, HookRefused: _failed, ClientDisconnect: _gone, Exception: _broken},
     )
@@ -177,16 +257,52 @@ class _Service:
         self.trust, self.store, rulebase = prepared(settings)
         self.keeper = CardKeeper(self.store)
         self.hooks = Hooks(Advisor(rulebase))
-        self.hooks.advisor.warm()  # every diagnosis's engine built now: no call pays half a second for one
+        self.warming: Optional[asyncio.Future] = None  # the warm-up, once started (lifespan, or a first call)
         self.base = settings.public_url.rstrip("/")
 
     def routes(self) -> list:
-        """The three routes: discovery, a hook call, and feedback on a call's cards."""
+        """Discovery, a hook call, feedback on a call's cards, and health for a load balancer."""
         return [
             Route("/cds-services", self.discovery, methods=["GET"]),
             Route("/cds-services/{service}", self.call, methods=["POST"]),
             Route("/cds-services/{service}/feedback", self.feedback, methods=["POST"]),
+            Route("/healthz", self.health, methods=["GET"]),
+            Route("/readyz", self.readiness, methods=["GET"]),
         ]
+
+    def warm(self) -> None:
+        """Build every diagnosis's engine and answer one call of each hook, so that no call pays
+        for a first time (half a second in a cold worker); then keep what start-up built out of
+        the garbage collector's sight."""
+        self.hooks.advisor.warm()
+        for service_id, request in _warm_up_calls(self.hooks.services):
+            try:
+                self.hooks.call(service_id, request)  # its cards are kept nowhere
+            except HookRefused as exc:  # a call less warmed, no worse: said, for whoever changes the calls
+                log.warning("the warm-up call of %s was refused: %s", service_id, exc)
+        _freeze_what_startup_built()
+
+    def start_warming(self) -> asyncio.Future:
+        """The warm-up, in a thread (the event loop meanwhile answers health and discovery); started once."""
+        if self.warming is None:
+            self.warming = asyncio.ensure_future(run_in_threadpool(self.warm))
+        return self.warming
+
+    def ready(self) -> bool:
+        """Whether the engines are warm: the warm-up ran, and did not fail."""
+        return self.warming is not None and self.warming.done() and self.warming.exception() is None
+
+    async def health(self, request: Request):
+        """GET /healthz: the process answers (no token: a load balancer asks)."""
+        return JSONResponse({"status": "ok"}, headers=NOT_KEPT)
+
+    async def readiness(self, request: Request):
+        """GET /readyz: 200 with the rule base's hash (what an upgrade changes) once the engines are
+        warm, 503 before; nothing else about the rules, nothing about patients."""
+        if not self.ready():
+            return JSONResponse({"status": "warming"}, status_code=503, headers=NOT_KEPT)
+        rules_hash = self.hooks.advisor.rulebase.stamp["hash"]
+        return JSONResponse({"status": "ready", "rules_hash": rules_hash}, headers=NOT_KEPT)
 
     def authorised(self, request: Request) -> tuple:
         """(issuer, tenant) of the call's trusted token; (None, None) in insecure_dev mode."""
@@ -208,6 +324,7 @@ class _Service:
         service_id = request.path_params["service"]
         await self._fetch_missing_prefetch(service_id, body)
         partial = await self._read_every_page(body)
+        await asyncio.shield(self.start_warming())  # the engine is the warm-up's until it is warm
         # The engine runs here, on the event loop: one call at a time by construction (experta
         # is not thread-safe), in arrival order, with no hand-off to a thread (2 ms a call).
         answer = self.hooks.call(service_id, body, partial=partial)
@@ -258,9 +375,87 @@ class _Service:
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app):
-        """The app's life: when it ends, the cards still queued are written before the process ends."""
+        """The app's life: it starts warming its engines, and when it ends, the cards still queued
+        are written before the process ends."""
+        self.start_warming().add_done_callback(_said_if_failed)
         yield
         self.keeper.close()
+
+
+def _said_if_failed(warming: asyncio.Future) -> None:
+    """Log a warm-up that failed: the worker then never says it is ready."""
+    if not warming.cancelled() and warming.exception() is not None:
+        log.error("the engines could not be warmed: %s", type(warming.exception()).__name__)
+
+
+def _warm_up_calls(services) -> list:
+    """(service id, call) of one call of each hook each listed service answers (its cards kept nowhere)."""
+    return [(service.id, _warm_up_call(hook)) for service in services.services for hook in service.hooks]
+
+
+def _warm_up_call(hook: str) -> dict:
+    """A call of `hook` about a made-up patient whose record holds one resource of each kind the
+    prefetch reads and one draft order, all coded in words alone: each is read as FHIR is (the first
+    read of a kind is the slow one), and no rule has anything to say about them (no clinical content)."""
+    subject = {"reference": "Patient/warm-up"}
+    words = {"text": "warm-up"}
+    order = {"resourceType": "MedicationRequest", "id": "warm-up-order", "status": "draft", "intent": "order"}
+    order.update(subject=subject, medicationCodeableConcept=words)
+    kinds = {
+        "conditions": {"resourceType": "Condition", "code": words},
+        "medications": {"resourceType": "MedicationRequest", "status": "active", "intent": "order"},
+        "statements": {"resourceType": "MedicationStatement", "status": "active"},
+        "procedures": {"resourceType": "Procedure", "status": "completed", "code": words},
+        "allergies": {"resourceType": "AllergyIntolerance", "patient": subject, "code": words},
+    }
+    prefetch = {"patient": {"resourceType": "Patient", "id": "warm-up"}}
+    for key, resource in kinds.items():
+        resource = dict(resource, id=f"warm-up-{key}")
+        if resource["resourceType"] in ("MedicationRequest", "MedicationStatement"):
+            resource["medicationCodeableConcept"] = words
+        if resource["resourceType"] != "AllergyIntolerance":
+            resource["subject"] = subject
+        prefetch[key] = {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": resource}]}
+    context = {
+        "patientId": "warm-up",
+        "userId": "Practitioner/warm-up",
+        "selections": ["MedicationRequest/warm-up-order"],
+    }
+    context["draftOrders"] = {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": order}]}
+    return {"hook": hook, "hookInstance": str(uuid.uuid4()), "context": context, "prefetch": prefetch}
+
+
+class _LoopbackOnly:
+    """ASGI middleware of an insecure_dev app (no token asked): a request is answered only when it
+    reaches a loopback address from a loopback caller (ASGI scope's server and client, the client
+    as a trusted proxy names it), else 403 saying why. `ivig serve` refuses such an app on another
+    address at once; this holds wherever the app runs (uvicorn on 0.0.0.0, another server)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] not in ("http", "websocket") or _loopback_both_ends(scope):
+            return await self.app(scope, receive, send)
+        log.warning("refused a request to %s: insecure-dev answers loopback alone", for_terminal(scope["path"][:200]))
+        if scope["type"] == "websocket":
+            return await send({"type": "websocket.close", "code": 1008})
+        message = (
+            "this service runs in insecure-dev mode (no token asked) and answers a loopback caller "
+            "on a loopback address alone (127.0.0.0/8, ::1)"
+        )
+        await JSONResponse(_outcome(message), status_code=403)(scope, receive, send)
+
+
+def _loopback_both_ends(scope) -> bool:
+    """Whether the request's server address and its client are loopback addresses (unknown: not)."""
+    ends = (scope.get("server"), scope.get("client"))
+    return all(end and isinstance(end[0], str) and _is_loopback_address(end[0]) for end in ends)
+
+
+def _is_loopback_address(host: str) -> bool:
+    """is_loopback for an address alone: a scope's name (TestClient's 'testserver') is no address."""
+    return host != "localhost" and is_loopback(host)
 
 
 def _freeze_what_startup_built() -> None:
