@@ -8,7 +8,6 @@ import shutil
 import subprocess
 
 import pytest
-
 from helpers import ROOT
 
 README = (ROOT / "README.md").read_text(encoding="utf-8")
