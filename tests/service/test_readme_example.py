@@ -18,8 +18,8 @@ def example():
     part = README[README.index("## In the EHR") : README.index("## Where to go next")]
     command = re.search(r"```sh\n(.*?)```", part, re.S).group(1)
     curl = command.split("\n", 1)[1].replace("\\\n", " ")
-    shown = re.search(r"```text\n(.*?)```", part, re.S).group(1).splitlines()
-    return curl, [tuple(line.split(None, 1)) for line in shown]
+    rows = re.findall(r"^\| (critical|warning|info) \| (.*) \|$", part, re.M)
+    return curl, [(indicator, summary) for indicator, summary in rows]
 
 
 def test_the_readme_curl_gives_the_cards_it_shows(dev):
