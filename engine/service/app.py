@@ -44,6 +44,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass, field
 from typing import List, Optional
+from urllib.parse import urlsplit
 
 import h11
 from starlette.applications import Starlette
@@ -59,7 +60,7 @@ from ..base.errors import FeedbackInvalid, HookRefused, IvigError, Unauthorized,
 from ..base.escape import for_terminal, lone_surrogate_at
 from .cdshooks import Hooks
 from .feedback import CardKeeper, FeedbackStore
-from .jwtauth import Trust, caller_of
+from .jwtauth import Trust, caller_of, fhir_server_refused
 from .paging import next_link, read_pages
 
 ENV = "IVIG_SERVE_SETTINGS"  # how `ivig serve` hands settings to each uvicorn worker
@@ -322,14 +323,39 @@ class _Service:
         caller = self.authorised(request)
         body = await _json_body(request, self.settings.body_timeout)
         service_id = request.path_params["service"]
-        await self._fetch_missing_prefetch(service_id, body)
-        partial = await self._read_every_page(body)
+        refused = self.token_refused(caller[0], body)
+        if refused is None:
+            await self._fetch_missing_prefetch(service_id, body)
+            partial = await self._read_every_page(body)
+        else:  # the token goes nowhere: what would need it is said, never fetched
+            missing = self.hooks.to_fetch(service_id, body)
+            if missing:
+                raise HookRefused(412, f"prefetch '{missing[0][0]}' was not sent, and {refused}")
+            partial = {key: refused for key, value in (body.get("prefetch") or {}).items() if next_link(value)}
         await asyncio.shield(self.start_warming())  # the engine is the warm-up's until it is warm
         # The engine runs here, on the event loop: one call at a time by construction (experta
         # is not thread-safe), in arrival order, with no hand-off to a thread (2 ms a call).
         answer = self.hooks.call(service_id, body, partial=partial)
         self.keeper.keep(service_id, body["hook"], answer.cards, *caller)  # queued: written by the keeper's thread
         return JSONResponse(answer.response)
+
+    def token_refused(self, issuer: Optional[str], body) -> Optional[str]:
+        """Why the call's access token may not go to its `fhirServer` (None: it may, or there is
+        none): a trusted issuer's calls only to the FHIR servers the trust file lists for it
+        (jwtauth.fhir_server_refused); in insecure_dev, with no trust file, a server on this
+        machine or one reached over https."""
+        if not isinstance(body, dict) or not body.get("fhirServer") or not body.get("fhirAuthorization"):
+            return None
+        server = body["fhirServer"]
+        if self.settings.insecure_dev:
+            try:
+                parts = urlsplit(server) if isinstance(server, str) else None
+                ok = parts is not None and (parts.scheme == "https" or is_loopback(parts.hostname or ""))
+            except ValueError:
+                ok = False
+            return None if ok else "its fhirServer is neither on this machine nor https, so no token goes there"
+        issuer = self.trust.issuers.get(issuer) if issuer is not None else None
+        return fhir_server_refused(server, issuer.fhir_servers if issuer else ())
 
     async def _fetch_missing_prefetch(self, service_id: str, body: dict) -> None:
         """Add to the call's prefetch what the EHR left out and its FHIR server gives; HookRefused 412

@@ -2,7 +2,7 @@
 `fhir_servers` list in the trust file, https, never to any URL a trusted caller names."""
 
 import pytest
-from helpers import Keys
+from helpers import FakeFhir, Keys, claims, es384, fetching, load, outcome
 
 from ivig_advisor.engine.base.errors import TrustInvalid
 from ivig_advisor.engine.service.jwtauth import Trust, fhir_server_refused
@@ -52,3 +52,30 @@ def test_a_token_goes_only_to_a_listed_fhir_server(server, refused):
 
 def test_an_issuer_without_the_list_sends_its_token_nowhere():
     assert fhir_server_refused("https://ehr.example.org/fhir", ()) is not None
+
+
+# -- over real HTTP: the service sends no token where it may not ---------------------------------
+
+
+def test_a_trusted_call_to_an_unlisted_fhir_server_fetches_nothing_and_says_why(secure, keys):
+    base = load("order-select-mmn")
+    fake = FakeFhir(base)
+    try:
+        request = fetching(base, fake.url)  # the trust file lists no fhir_servers for the issuer
+        reply = secure.call(request, headers={"Authorization": "Bearer " + es384(keys, claims(secure))})
+    finally:
+        fake.close()
+    assert reply.status_code == 412, reply.text
+    assert "not on its issuer's fhir_servers list" in outcome(reply)
+    assert fake.seen == []  # the token went nowhere
+
+
+def test_an_insecure_dev_call_sends_its_token_to_this_machine_or_https_alone(dev):
+    reply = dev.call(fetching(load("order-select-mmn"), "http://192.0.2.7/fhir"))  # plain http elsewhere
+    assert reply.status_code == 412 and "neither on this machine nor https" in outcome(reply)
+    base = load("order-select-mmn")
+    fake = FakeFhir(base)
+    try:
+        assert dev.call(fetching(base, fake.url)).status_code == 200 and fake.seen  # loopback: fetched
+    finally:
+        fake.close()
