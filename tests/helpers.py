@@ -454,6 +454,16 @@ def call_fetching(dev, base: dict, served: dict = None, **fake):
         server.close()
 
 
+def send_fhir(handler: http.server.BaseHTTPRequestHandler, body) -> None:
+    """Answer a fake FHIR server's GET with `body` as FHIR JSON (200)."""
+    data = json.dumps(body).encode()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/fhir+json")
+    handler.send_header("Content-Length", str(len(data)))
+    handler.end_headers()
+    handler.wfile.write(data)
+
+
 class FakeFhir:
     """A FHIR server in a thread: Patient/{id}, Condition?patient=, an empty searchset for the rest."""
 
@@ -485,12 +495,7 @@ class FakeFhir:
                     return
                 else:
                     body = {"resourceType": "Bundle", "type": "searchset", "entry": []}
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/fhir+json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_fhir(self, body)
 
             def log_message(self, *args):
                 pass

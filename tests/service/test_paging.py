@@ -4,11 +4,10 @@ else, or the cards say it was read in part; over real HTTP, against a FHIR serve
 
 import copy
 import http.server
-import json
 import threading
 
 import pytest
-from helpers import TOKEN, check_response, load
+from helpers import TOKEN, check_response, load, send_fhir
 
 from ivig_advisor.engine.service.paging import MAX_PAGES, on_server
 
@@ -36,12 +35,7 @@ class PagedFhir:
                     self.send_response(404)
                     self.end_headers()
                     return
-                data = json.dumps(body).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/fhir+json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                send_fhir(self, body)
 
             def log_message(self, *args):
                 pass
