@@ -199,6 +199,16 @@ def normal(cond: Condition) -> Condition:
     return cond
 
 
+def identity(cond: Condition) -> tuple:
+    """What a condition asks, whatever lines it was written on: equal for conditions written alike
+    (Test.identity, for a whole condition)."""
+    if isinstance(cond, Test):
+        return cond.identity
+    if isinstance(cond, Not):
+        return ("not", identity(cond.item))
+    return (type(cond).__name__, tuple(identity(c) for c in cond.items))
+
+
 def tests(cond: Condition) -> Iterator[Test]:
     """Every test in a condition, in reading order."""
     if isinstance(cond, Test):

@@ -27,11 +27,11 @@ from types import SimpleNamespace
 from typing import Dict, List, Optional, Tuple
 
 from ...core import conditions
-from ...core.analysis import domains, live_rules
+from ...core.analysis import domains
 from ...core.rulebase import RuleBase, RuleSpec
 from ...core.rulespec import STANCE, Layer
 from ...core.words import plain as _plain
-from .space import State
+from .space import State, constrained_fields, live_fields
 from .walk import Walk
 
 SIDES = ("base", "this")
@@ -100,16 +100,7 @@ def meaning(rule: RuleSpec) -> tuple:
     """What decides when a rule fires and what it concludes, and nothing of where it is written:
     its id, layer, salience, condition (without line numbers) and action (a named regimen read in)."""
 
-    return (rule.id, rule.layer, rule.salience, _bare(rule.when), repr(_plain(rule.then)))
-
-
-def _bare(cond):
-    """A condition without its line numbers."""
-    if isinstance(cond, conditions.Test):
-        return (cond.name, cond.op, cond.operand)
-    if isinstance(cond, conditions.Not):
-        return ("not", _bare(cond.item))
-    return (type(cond).__name__, tuple(_bare(c) for c in cond.items))
+    return (rule.id, rule.layer, rule.salience, conditions.identity(rule.when), repr(_plain(rule.then)))
 
 
 def twins(base: RuleBase, this: RuleBase) -> Dict[str, set]:
@@ -117,10 +108,10 @@ def twins(base: RuleBase, this: RuleBase) -> Dict[str, set]:
 
     A rule is a twin where it means the same on both sides (`meaning`), neither recommends nor
     gives a dose, reads only case fields and names only twins make, makes no name and gives no
-    warning code that a rule other than a twin makes or gives on either side: then its copies fire in the same cases and
-    conclude alike, so the pair holds it once, as a rule of neither side, and its warnings are
-    left out of both sides' conclusions (they could not differ). Found to a fixed point; with
-    different layers, none."""
+    warning code that a rule other than a twin makes or gives on either side: then its copies
+    fire in the same cases and conclude alike, so the pair holds it once, as a rule of neither
+    side, and its warnings are left out of both sides' conclusions (they could not differ).
+    Found to a fixed point; with different layers, none."""
     empty: Dict[str, set] = {"rules": set(), "names": set()}  # names: made by twins only
     if [(l.name, l.sets_stance) for l in base.layers] != [(l.name, l.sets_stance) for l in this.layers]:
         return empty
@@ -128,7 +119,7 @@ def twins(base: RuleBase, this: RuleBase) -> Dict[str, set]:
     same = {r.id for r in this.rules if r.id in base.by_id and meaning(base.by_id[r.id]) == meaning(r)}
     # the walk checks the schema's constraints on the fields split so far, so a rule that tests a
     # constrained field keeps its copies: without them the field would be counted but never split
-    constrained = {t.name for w, r, _, _ in this.schema.constraints for c in (w, r) for t in conditions.tests(c)}
+    constrained = constrained_fields(this.schema)
     same = {
         i
         for i in same
@@ -200,7 +191,7 @@ def _harm_rules(rulebase: RuleBase, side: str, shared: set) -> List[RuleSpec]:
 
 def harm_meaning(rulebase: RuleBase) -> set:
     """What decides the later evidence's harm findings: each live entry's situation and finding."""
-    return {(e.id, repr(_bare(e.when)), repr(_plain(e.harm))) for e in rulebase.later.live() if e.harm}
+    return {(e.id, repr(conditions.identity(e.when)), repr(_plain(e.harm))) for e in rulebase.later.live() if e.harm}
 
 
 def pair_rulebase(base: RuleBase, this: RuleBase) -> RuleBase:
@@ -313,13 +304,7 @@ def compare(base: RuleBase, this: RuleBase, diagnoses: Optional[List[str]] = Non
     for diagnosis in this.schema.fields["diagnosis"].values if diagnoses is None else diagnoses:
         # the combinations of the fields either rule base tests (as `audit check` counts them), though
         # the pair leaves out the twins and what only they test: those fields are never split
-        names = {
-            t.name
-            for rb in (base, this)
-            for rule in live_rules(rb, diagnosis)
-            for t in conditions.tests(rule.when)
-            if t.name in shared and t.name != "diagnosis"
-        }
+        names = {name for rb in (base, this) for name in live_fields(rb, diagnosis, shared)}
         total = prod(len(shared[n]) for n in names)
         regions += _regions(diagnosis, walk.final_states(diagnosis, total), base.stances, this.stances)
     return regions

@@ -129,6 +129,23 @@ def verdict(test: conditions.Test, value) -> bool:
     return value is not None and test.holds(value)
 
 
+def constrained_fields(schema: CaseSchema) -> set:
+    """The fields the schema's constraints test."""
+    return {t.name for w, r, _, _ in schema.constraints for c in (w, r) for t in conditions.tests(c)}
+
+
+def live_fields(rulebase: RuleBase, diagnosis, domains: Dict[str, list]) -> List[str]:
+    """The fields of `domains` tested by the rules that the diagnosis alone does not rule out, in
+    the schema's order."""
+    names = {
+        t.name
+        for rule in live_rules(rulebase, diagnosis)
+        for t in conditions.tests(rule.when)
+        if t.name in domains and t.name != "diagnosis"
+    }
+    return [n for n in rulebase.schema.fields if n in names]
+
+
 class FactSpace:
     """The fact space of one rule base, and what the walk reads of its rules:
     each field's cut domain (for one case: its one value), the numbers walked
@@ -153,9 +170,7 @@ class FactSpace:
         self.compiled = {r.id: compile_condition(r.when) for r in rulebase.rules}
         self.warns = {r.id: tuple(r.warnings) for r in rulebase.rules}
         self.groups = {name: groups_of(rules, self.schema.fields) for name, rules in self.by_layer.items()}
-        self.constrained = {
-            t.name for w, r, _, _ in self.schema.constraints for c in (w, r) for t in conditions.tests(c)
-        }
+        self.constrained = constrained_fields(self.schema)
         # numbers are split into intervals of their cut domain (see the package doc); a field a
         # constraint tests keeps its points, since constraints are checked on the witness
         self.numeric = {
@@ -184,13 +199,7 @@ class FactSpace:
 
     def live_fields(self, diagnosis) -> List[str]:
         """The fields tested by the rules that the diagnosis alone does not rule out."""
-        names = {
-            t.name
-            for rule in live_rules(self.rb, diagnosis)
-            for t in conditions.tests(rule.when)
-            if t.name in self.domains and t.name != "diagnosis"
-        }
-        return [n for n in self.schema.fields if n in names]
+        return live_fields(self.rb, diagnosis, self.domains)
 
     def cuts(self, name, tests) -> tuple:
         """The places in a number's cut domain where one of `tests` changes its verdict,
