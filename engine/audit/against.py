@@ -25,9 +25,11 @@ def load_base(spec: str, this: RuleBase) -> RuleBase:
     if os.path.isfile(os.path.join(spec, "rulebase.yaml")):
         return RuleBase.load(Path(spec))
     where = Path(str(this.root)).resolve()
-    top = _git(where, "rev-parse", "--show-toplevel")
+    top = git_output(where, "rev-parse", "--show-toplevel")
     # a name that starts with '-' would read as an option of git's
-    commit = _git(where, "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}") if top and spec[:1] != "-" else ""
+    commit = (
+        git_output(where, "rev-parse", "--verify", "--quiet", f"{spec}^{{commit}}") if top and spec[:1] != "-" else ""
+    )
     if os.path.isdir(spec) and not commit:
         return RuleBase.load(Path(spec))
     if not top or not commit:
@@ -63,10 +65,12 @@ def _at_revision(error: SourceError, tmp: str, spec: str) -> SourceError:
     return dataclasses.replace(error, source=source)
 
 
-def _git(where: Path, *args: str) -> str:
+def git_output(where: Path, *args: str, timeout: float = 30) -> str:
     """A git command's output in `where`, stripped; '' where git is missing or refuses."""
     try:
-        done = subprocess.run(["git", "-C", str(where), *args], capture_output=True, text=True, timeout=30, check=False)
+        done = subprocess.run(
+            ["git", "-C", str(where), *args], capture_output=True, text=True, timeout=timeout, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return ""
     return done.stdout.strip() if done.returncode == 0 else ""

@@ -14,8 +14,6 @@ acknowledgement names the regression by an id that hashes what changed and the e
 rules behind it, so that a further edit of those rules asks again.
 """
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
@@ -29,7 +27,7 @@ from ..core.words import plain as _plain
 from .check.compare import CONFLICTS, Conclusion, Region, compare, harm_meaning, meaning
 from .check.findings import Finding
 from .rulediff import rule_changes
-from .signoff import rule_hash
+from .signoff import digest, rule_hash
 
 REGRESSIONS = ("warning-lost", "warning-narrowed", "severity-lowered", "dose-raised", "stance-more-favourable")
 
@@ -319,7 +317,7 @@ def _change_id(change: Change, base: RuleBase, this: RuleBase, edited: set) -> s
 
     content = [sorted(change.diagnoses), change.kind, change.subject, repr(change.before), repr(change.after)]
     content += [behind, hashes(base), hashes(this)]
-    return "R-" + hashlib.sha256(json.dumps(content, sort_keys=True).encode()).hexdigest()[:10]
+    return "R-" + digest(content)[:10]
 
 
 def _words(value) -> str:

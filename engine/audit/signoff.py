@@ -80,7 +80,7 @@ Signable = Union[RuleSpec, LaterEntry]
 
 def rule_hash(rule: RuleSpec) -> str:
     """A short hash of what a rule says (everything written, except its status)."""
-    return _digest({k: v for k, v in rule.raw.items() if k != "status"})
+    return digest({k: v for k, v in rule.raw.items() if k != "status"})
 
 
 def signoff_hash(rulebase: RuleBase, rule: RuleSpec) -> str:
@@ -127,7 +127,8 @@ def _dependencies(rulebase: RuleBase) -> "_Dependencies":
 _hash_cache: "weakref.WeakKeyDictionary[RuleBase, _Dependencies]" = weakref.WeakKeyDictionary()
 
 
-def _digest(content) -> str:
+def digest(content) -> str:
+    """16 hex digits of the sha256 of `content` as JSON (keys sorted): what a hash records."""
     text = json.dumps(content, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
@@ -177,7 +178,7 @@ class _Dependencies:
             near.update((o.id, o) for output in _outputs(rule) for o in emitters[output])
             self.related[rule.id] = [o for o in near.values() if o is not rule and diagnoses[rule.id] & diagnoses[o.id]]
         self.diagnoses = diagnoses  # rule id -> the diagnoses it can fire for
-        self.decisive = {r.id: _digest(_decisive(r)) for r in rulebase.rules}
+        self.decisive = {r.id: digest(_decisive(r)) for r in rulebase.rules}
         self.layers = [(l.name, l.sets_stance) for l in rulebase.layers]
         self.producers = producers
         self.statements = {r.id: {"then": r.then, "source": r.source} for r in rulebase.rules}
@@ -198,7 +199,7 @@ class _Dependencies:
 
     def hash_of(self, rule: RuleSpec) -> str:
         if rule.id not in self.hashes:
-            self.hashes[rule.id] = _digest(
+            self.hashes[rule.id] = digest(
                 {
                     "rule": {k: v for k, v in rule.raw.items() if k != "status"},
                     # as resolved: a regimen (dose: gbs) or passage (cite:) the rule names by id
@@ -218,7 +219,7 @@ class _Dependencies:
             for r in self.producers.get(t.name, ())
             if self.diagnoses[r.id] & within
         }
-        return _digest(
+        return digest(
             {
                 "evidence": _judged(entry.raw),
                 "speaks_to": {rule_id: self.statements.get(rule_id) for rule_id in entry.speaks_to},
@@ -610,18 +611,9 @@ def new_entries(
 def git_identity(where: Path) -> Optional[str]:
     """The git identity ("name <email>") configured for the checkout holding `where`, or None where
     there is no git or no identity: recorded beside the name a reviewer types, never instead of it."""
-    import subprocess
+    from .against import git_output
 
-    def config(key: str) -> str:
-        try:
-            done = subprocess.run(
-                ["git", "-C", str(where), "config", key], capture_output=True, text=True, timeout=5, check=False
-            )
-        except (OSError, subprocess.SubprocessError):
-            return ""
-        return " ".join(done.stdout.split()) if done.returncode == 0 else ""
-
-    name, email = config("user.name"), config("user.email")
+    name, email = (" ".join(git_output(where, "config", key, timeout=5).split()) for key in ("user.name", "user.email"))
     if not name and not email:
         return None
     return f"{name} <{email}>" if email else name
