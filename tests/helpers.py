@@ -454,6 +454,13 @@ def call_fetching(dev, base: dict, served: dict = None, **fake):
         server.close()
 
 
+def git(where, *args) -> None:
+    """A git command in `where`, as a test's own committer (no identity needed on the machine)."""
+    subprocess.run(
+        ["git", "-C", str(where), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True, capture_output=True
+    )
+
+
 def send_fhir(handler: http.server.BaseHTTPRequestHandler, body) -> None:
     """Answer a fake FHIR server's GET with `body` as FHIR JSON (200)."""
     data = json.dumps(body).encode()

@@ -8,7 +8,7 @@ from collections import Counter
 
 import pytest
 import yaml
-from helpers import ROOT, mutate
+from helpers import ROOT, git, mutate
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -186,19 +186,14 @@ def test_sign_names_either_rules_or_a_regression(run_cli, rules_copy):
     assert no_base.exit_code == 2 and "--against" in no_base.output
 
 
-def _git(where, *args):
-    subprocess.run(["git", "-C", str(where), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True,
-                   capture_output=True)  # fmt: skip
-
-
 def _repo_of_the_rules(tmp_path):
     """A git repository holding a copy of the shipped rules, committed."""
     repo = tmp_path / "repo"
     repo.mkdir()
     subprocess.run(["cp", "-r", SHIPPED, str(repo / "rules")], check=True)
-    _git(repo, "init", "-q")
-    _git(repo, "add", "rules")
-    _git(repo, "commit", "-qm", "rules")
+    git(repo, "init", "-q")
+    git(repo, "add", "rules")
+    git(repo, "commit", "-qm", "rules")
     return repo
 
 
@@ -295,7 +290,7 @@ def test_a_patient_whose_advice_changes_lies_in_a_change_found(raised_age, data)
 def test_a_folder_named_like_the_revision_gives_way_to_it(run_cli, tmp_path, monkeypatch):
     """`--against main` beside a folder called main that holds no rule base reads the branch."""
     repo = _repo_of_the_rules(tmp_path)
-    _git(repo, "tag", "before")
+    git(repo, "tag", "before")
     mutate(repo / "rules" / LOWER_A_CRITICAL[0], LOWER_A_CRITICAL[1], LOWER_A_CRITICAL[2])
     monkeypatch.chdir(tmp_path)
     (tmp_path / "before").mkdir()  # an unrelated folder of the same name

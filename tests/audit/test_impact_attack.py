@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import CONTROL, ROOT, mutate, plain_env
+from helpers import CONTROL, ROOT, git, mutate, plain_env
 
 from ivig_advisor.engine import Advisor, RuleBase
 from ivig_advisor.engine.audit.check.compare import shared_domains
@@ -430,12 +430,6 @@ def test_a_reason_longer_than_the_log_takes_is_refused_as_an_option(run_cli, low
 # -- hostile --against values -----------------------------------------------------------------
 
 
-def _git(where, *args):
-    subprocess.run(
-        ["git", "-C", str(where), "-c", "user.name=t", "-c", "user.email=t@t", *args], check=True, capture_output=True
-    )
-
-
 @pytest.fixture(scope="module")
 def history(tmp_path_factory):
     """A repository of the rules with revisions: `no-rules` (rules/ absent), `good`, `broken` (a rule in a
@@ -443,28 +437,28 @@ def history(tmp_path_factory):
     tree); the work tree holds the good rules."""
     repo = tmp_path_factory.mktemp("history") / "repo"
     repo.mkdir()
-    _git(repo, "init", "-q")
+    git(repo, "init", "-q")
     (repo / "README").write_text("x\n", encoding="utf-8")
-    _git(repo, "add", "README")
-    _git(repo, "commit", "-qm", "no rules")
-    _git(repo, "tag", "no-rules")
+    git(repo, "add", "README")
+    git(repo, "commit", "-qm", "no rules")
+    git(repo, "tag", "no-rules")
     shutil.copytree(SHIPPED, repo / "rules")
-    _git(repo, "add", "rules")
-    _git(repo, "commit", "-qm", "rules")
-    _git(repo, "tag", "good")
+    git(repo, "add", "rules")
+    git(repo, "commit", "-qm", "rules")
+    git(repo, "tag", "good")
     safety = repo / "rules" / "safety.yaml"
     good = safety.read_text(encoding="utf-8")
     safety.write_text(good.replace("    layer: classify", "    layer: nosuch", 1), encoding="utf-8")
-    _git(repo, "commit", "-qam", "broken")
-    _git(repo, "tag", "broken")
+    git(repo, "commit", "-qam", "broken")
+    git(repo, "tag", "broken")
     safety.write_text(good, encoding="utf-8")
     (repo / "rules" / "passwd.txt").symlink_to("/etc/passwd")
     (repo / "rules" / "up").symlink_to("../../../../../etc")
-    _git(repo, "add", "rules")
-    _git(repo, "commit", "-qm", "links")
-    _git(repo, "tag", "links")
-    _git(repo, "rm", "-q", "rules/passwd.txt", "rules/up")
-    _git(repo, "commit", "-qm", "no links")
+    git(repo, "add", "rules")
+    git(repo, "commit", "-qm", "links")
+    git(repo, "tag", "links")
+    git(repo, "rm", "-q", "rules/passwd.txt", "rules/up")
+    git(repo, "commit", "-qm", "no links")
     return repo
 
 
