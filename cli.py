@@ -1154,10 +1154,65 @@ def audit_report(output, rules_dir, out_path, case_paths, against):
 def audit_overrides(fmt, rules_dir, db_path):
     """Which rules' cards clinicians accept or override in the EHR, and the reasons they
     give: from the feedback `ivig serve` received."""
-    from ivig_advisor.engine.service.feedback import FeedbackStore, overrides_text
+    from ivig_advisor.engine.service.feedback import overrides, overrides_text
 
-    rows = FeedbackStore(db_path).overrides()
+    rows = overrides(db_path)  # read-only: the file is never created nor changed
     _echo_json(rows) if fmt == "json" else click.echo(overrides_text(rows))
+
+
+def _period_end(end: bool):
+    """A click callback reading --since (`end` False) or --until (True) as calls.instant does."""
+
+    def read(ctx, param, value):
+        from ivig_advisor.engine.service.calls import instant, until_instant
+
+        try:
+            return None if value is None else (until_instant if end else instant)(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), ctx=ctx, param=param) from None
+
+    return read
+
+
+@audit.command("calls")
+@format_option("text", "json", "csv")
+@click.option(
+    "--db",
+    "db_path",
+    type=click.Path(exists=True, dir_okay=False),
+    default="ivig-feedback.sqlite",
+    show_default=True,
+    help="The feedback file `ivig serve` keeps (--feedback-db), which holds the trail of calls.",
+)
+@click.option(
+    "--since", metavar="WHEN", callback=_period_end(False), help="Calls from this ISO date or date and time on (UTC)."
+)
+@click.option(
+    "--until",
+    metavar="WHEN",
+    callback=_period_end(True),
+    help="Calls up to this ISO date and time, or to the end of this date (UTC).",
+)
+@click.option("--issuer", help="Calls of this issuer alone (as the trust file names it).")
+@click.option("--status", type=int, help="Calls answered with this HTTP status alone.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=0),
+    help="The latest calls listed [default: 20 in text, all in json and csv]; the summary counts every call chosen.",
+)
+def audit_calls(fmt, db_path, since, until, issuer, status, limit):
+    """The trail of CDS Hooks calls `ivig serve` answered: calls by status, by service and
+    hook, latency percentiles, cards by indicator, records read in part, then the latest
+    calls, each with its time, status, latency, caller (issuer and tenant) and hookInstance.
+    No patient data is kept. Read-only, also while the service runs."""
+    from ivig_advisor.engine.service.calls import CallQuery, calls_csv, calls_text, report
+
+    query = CallQuery(since=since, until=until, issuer=issuer, status=status)
+    got = report(db_path, query, limit=20 if limit is None and fmt == "text" else limit)
+    if fmt == "json":
+        _echo_json(got)
+    else:
+        click.echo(calls_text(got) if fmt == "text" else calls_csv(got["calls"]), nl=fmt == "text")
 
 
 # -- ivig serve ----------------------------------------------------------------

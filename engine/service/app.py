@@ -15,8 +15,12 @@ arrives meanwhile waits for them (the engine is never used by two at once).
 experta engines are not thread-safe: one Advisor per process, run on the
 event loop itself, so that calls run it one at a time, in arrival order; only
 the slow parts that touch no engine go to threads (fetching from the EHR's
-FHIR server; the cards are kept by a writer thread of their own). Worker processes
-(uvicorn --workers) each have their own.
+FHIR server; the cards, and the rows of the trail of calls, are kept by a writer
+thread of their own). Worker processes (uvicorn --workers) each have their own.
+
+Every POST to a service or to its feedback, answered or refused, leaves a row in the
+trail of calls (calls.py, CallTrail around the whole app): the caller, the service and
+hook, the status, the latency, the cards by indicator; never patient data.
 
 Nothing from a request is logged: not the token, not the record, not the
 cards (a path is, with its control characters escaped). A call that cannot be
@@ -58,6 +62,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..base.errors import FeedbackInvalid, HookRefused, IvigError, Unauthorized, UnknownCard
 from ..base.escape import for_terminal, lone_surrogate_at
+from .calls import CallTrail, note_of
 from .cdshooks import Hooks
 from .feedback import CardKeeper, FeedbackStore
 from .jwtauth import Trust, caller_of, fhir_server_refused
@@ -80,6 +85,7 @@ class Settings:
     trust: Optional[str] = None  # the trust file (service/jwtauth.py)
     insecure_dev: bool = False  # no JWT at all (loopback only; `ivig serve` checks)
     feedback_db: str = "ivig-feedback.sqlite"
+    keep_calls_days: Optional[float] = None  # the trail of calls forgets those older (None: keeps them all)
     cors_origins: List[str] = field(default_factory=lambda: ["https://sandbox.cds-hooks.org"])
     rules: Optional[str] = None
     fhir_timeout: float = 5.0
@@ -239,10 +245,12 @@ def prepared(settings: Settings) -> tuple:
 def create_app(settings: Settings) -> Starlette:
     """The Starlette app for `settings`."""
     service = _Service(settings)
-    guard = [Middleware(_LoopbackOnly)] if settings.insecure_dev else []  # outermost: before CORS
+    # the trail outermost, so that it notes every answer, the guard's refusals too; the guard before CORS
+    trail = [Middleware(CallTrail, keep=service.keeper.keep_call, rules_hash=service.rules_hash)]
+    guard = [Middleware(_LoopbackOnly)] if settings.insecure_dev else []
     return Starlette(
         routes=service.routes(),
-        middleware=guard + _cors(settings),
+        middleware=trail + guard + _cors(settings),
         lifespan=service.lifespan,
         exception_handlers={Unauthorized: _refused, HookRefused: _failed, ClientDisconnect: _gone, Exception: _broken},
     )
@@ -256,8 +264,10 @@ class _Service:
 
         self.settings = settings
         self.trust, self.store, rulebase = prepared(settings)
-        self.keeper = CardKeeper(self.store)
+        self.keeper = CardKeeper(self.store, keep_calls_days=settings.keep_calls_days)
         self.hooks = Hooks(Advisor(rulebase))
+        self.rules_hash = self.hooks.advisor.rulebase.stamp["hash"]
+        self.known_hooks = {hook for service in self.hooks.services.services for hook in service.hooks}
         self.warming: Optional[asyncio.Future] = None  # the warm-up, once started (lifespan, or a first call)
         self.base = settings.public_url.rstrip("/")
 
@@ -302,16 +312,18 @@ class _Service:
         warm, 503 before; nothing else about the rules, nothing about patients."""
         if not self.ready():
             return JSONResponse({"status": "warming"}, status_code=503, headers=NOT_KEPT)
-        rules_hash = self.hooks.advisor.rulebase.stamp["hash"]
-        return JSONResponse({"status": "ready", "rules_hash": rules_hash}, headers=NOT_KEPT)
+        return JSONResponse({"status": "ready", "rules_hash": self.rules_hash}, headers=NOT_KEPT)
 
     def authorised(self, request: Request) -> tuple:
-        """(issuer, tenant) of the call's trusted token; (None, None) in insecure_dev mode."""
+        """(issuer, tenant) of the call's trusted token; (None, None) in insecure_dev mode. The call's
+        trail notes them (calls.py)."""
         if self.settings.insecure_dev:
             return None, None
-        return caller_of(
+        caller = caller_of(
             self.trust.verify(request.headers.get("authorization"), self.base + request.url.path, self.store.first_use)
         )
+        note_of(request.scope).caller(*caller)
+        return caller
 
     async def discovery(self, request: Request):
         """GET /cds-services: the services and their prefetch templates."""
@@ -322,6 +334,8 @@ class _Service:
         """POST /cds-services/{service}: a hook call, answered with cards (which the keeper keeps)."""
         caller = self.authorised(request)
         body = await _json_body(request, self.settings.body_timeout)
+        note = note_of(request.scope)
+        note.heard(body, self.known_hooks)
         service_id = request.path_params["service"]
         refused = self.token_refused(caller[0], body)
         if refused is None:
@@ -337,6 +351,7 @@ class _Service:
         # is not thread-safe), in arrival order, with no hand-off to a thread (2 ms a call).
         answer = self.hooks.call(service_id, body, partial=partial)
         self.keeper.keep(service_id, body["hook"], answer.cards, *caller)  # queued: written by the keeper's thread
+        note.answered(answer.response["cards"], body.get("prefetch"), self.hooks.services.prefetch)
         return JSONResponse(answer.response)
 
     def token_refused(self, issuer: Optional[str], body) -> Optional[str]:
@@ -397,6 +412,7 @@ class _Service:
             raise HookRefused(400, str(exc)) from None
         except UnknownCard as exc:
             raise HookRefused(404, str(exc)) from None
+        note_of(request.scope).stored = count
         return JSONResponse({"stored": count})
 
     @contextlib.asynccontextmanager

@@ -12,11 +12,14 @@ neither before the card was issued nor in the future (both within
 CLOCK_SKEW). Every feedback is kept, as the spec asks a client to report
 each action (a card ignored may be acted on later); the audit counts each
 card once, at its latest outcome. The same file keeps the JWT ids already
-seen (`jti`), so that a token replayed to any worker process is refused.
+seen (`jti`), so that a token replayed to any worker process is refused, and
+the trail of calls (service/calls.py: who called, what they got, how fast;
+never patient data), written with the cards.
 
 Several uvicorn workers write the file at once: it is in WAL mode, every
 write is one short transaction, and a writer waits (busy timeout) rather
-than fails when another holds the lock.
+than fails when another holds the lock. An audit reads it read-only
+(`read_only`), beside a running service, and never creates or changes it.
 """
 
 import datetime as dt
@@ -26,9 +29,9 @@ import sqlite3
 import threading
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Sequence
 
-from ..base.errors import FeedbackInvalid, UnknownCard
+from ..base.errors import FeedbackInvalid, IvigError, UnknownCard
 from ..base.escape import for_terminal
 
 _SCHEMA = """
@@ -41,8 +44,34 @@ create table if not exists feedback (
     accepted text not null, outcome_time text not null, received real not null);
 create index if not exists feedback_card on feedback (card);
 create table if not exists seen_token (jti text primary key, expires real not null);
+create table if not exists call (
+    id integer primary key, time real not null, kind text not null, service text not null, hook text,
+    hook_instance text, issuer text, tenant text, status integer, latency_ms real, cards integer not null,
+    critical integer not null, warning integer not null, info integer not null, partial text, stored integer,
+    rules_hash text);
+create index if not exists call_time on call (time);
 """
 _CALLER_COLUMNS = ("issuer", "tenant")  # of card: added to files written before they were kept
+# A row of the call trail as calls.CallNote.row gives it (the `call` table above, but its id)
+CALL_COLUMNS = (
+    "time",
+    "kind",
+    "service",
+    "hook",
+    "hook_instance",
+    "issuer",
+    "tenant",
+    "status",
+    "latency_ms",
+    "cards",
+    "critical",
+    "warning",
+    "info",
+    "partial",
+    "stored",
+    "rules_hash",
+)
+_KEEP_CALL = f"insert into call ({', '.join(CALL_COLUMNS)}) values ({', '.join(':' + c for c in CALL_COLUMNS)})"
 OUTCOMES = ("accepted", "overridden")
 # CDS Hooks 2.0: outcomeTimestamp is a date and time in UTC "as profiled in section 5.6 of RFC 3339":
 # seconds required, a fraction allowed; Z or an offset (which names the same instant); T and Z in
@@ -52,6 +81,10 @@ CLOCK_SKEW = (
     300  # seconds an EHR's clock may be off: an outcome dated later than now, or before its card, by more is refused
 )
 TEXT_MAX = 120  # characters of one reason (or rule) `ivig audit overrides` prints; a longer one is cut, saying so
+
+
+class FeedbackFileUnreadable(IvigError, ValueError):
+    """A file an audit cannot read as the one `ivig serve` keeps; the message names it and says why."""
 
 
 class FeedbackStore:
@@ -83,11 +116,16 @@ class FeedbackStore:
     def _transaction(self) -> "_Transaction":
         return _Transaction(self._db())
 
-    def keep_many(self, answers: List[tuple]) -> None:
-        """Remember the cards of several answers, (service, hook, cards, issuer, tenant) each, in one
-        transaction, so that feedback can name their rules (CardKeeper's writer thread calls it)."""
+    def keep_many(self, answers: List[tuple], calls: Sequence[dict] = (), forget_calls_before=None) -> None:
+        """Remember the cards of several answers, (service, hook, cards, issuer, tenant) each, so that
+        feedback can name their rules, and rows of the call trail (CALL_COLUMNS each), in one
+        transaction (CardKeeper's writer thread calls it); and forget the calls made before
+        `forget_calls_before` (seconds since the epoch), if given."""
         now = time.time()
         with self._transaction() as db:
+            db.executemany(_KEEP_CALL, calls)
+            if forget_calls_before is not None:
+                db.execute("delete from call where time < ?", (forget_calls_before,))
             db.executemany(
                 "insert or ignore into card (uuid, service, hook, rule, indicator, summary, suggestions, "
                 "created, issuer, tenant) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -157,65 +195,97 @@ class FeedbackStore:
                 return False
         return True
 
-    def overrides(self) -> List[dict]:
-        """Per rule: cards shown, and of them how many were accepted and overridden, with the
-        override reasons given. Each card counts once, at its latest outcome (by outcomeTimestamp,
-        then arrival): a card overridden four times is one card overridden."""
-        db = sqlite3.connect(self.path, timeout=30)
-        try:
-            cards = db.execute("select uuid, rule, indicator from card").fetchall()
-            given = db.execute(
-                "select card, outcome, coalesce(reason_display, reason_code, '(no reason given)'), "
-                "outcome_time, id from feedback"
-            ).fetchall()
-        finally:
-            db.close()
-        latest = {}
-        for card, outcome, reason, _when, _order in sorted(given, key=lambda f: (_instant(f[3]), f[4])):
-            latest[card] = (outcome, reason)
-        rows = {}
-        for uuid, rule, indicator in cards:
-            row = rows.setdefault(
-                (rule, indicator),
-                {"rule": rule, "indicator": indicator, "cards": 0, "accepted": 0, "overridden": 0, "reasons": {}},
-            )
-            row["cards"] += 1
-            outcome, reason = latest.pop(uuid, (None, None))
-            if outcome in OUTCOMES:
-                row[outcome] += 1
-            if outcome == "overridden":
-                row["reasons"][reason] = row["reasons"].get(reason, 0) + 1
-        out = sorted(rows.values(), key=lambda r: (-r["overridden"], r["rule"] or "", r["indicator"] or ""))
-        for row in out:
-            row["reasons"] = [
-                {"reason": r, "count": n} for r, n in sorted(row["reasons"].items(), key=lambda rn: (-rn[1], rn[0]))
-            ]
-        if latest:  # feedback on cards the file does not hold (one written before cards were checked)
-            out.append(
-                {
-                    "rule": None,
-                    "indicator": None,
-                    "cards": 0,
-                    "accepted": 0,
-                    "overridden": 0,
-                    "reasons": [],
-                    "unknown_cards": len(latest),
-                }
-            )
-        return out
+
+def read_only(path, table: str, lacking: str) -> sqlite3.Connection:
+    """A read-only connection to the file `ivig serve` keeps at `path`, which holds `table`: never
+    created nor written, so that an audit can read it beside a running service (WAL lets both).
+    FeedbackFileUnreadable naming the file when it does not exist, is no SQLite file, or holds no
+    `table` (`lacking` says what that means)."""
+    where = Path(path)
+    if not where.is_file():
+        raise FeedbackFileUnreadable(f"{path}: no such file (the --feedback-db of `ivig serve`)")
+    try:  # a URI, so that SQLite opens the file read-only: an empty file stays empty
+        db = sqlite3.connect(where.absolute().as_uri() + "?mode=ro", uri=True, timeout=30, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise FeedbackFileUnreadable(f"{path}: cannot be opened: {exc}") from None
+    try:
+        db.execute("pragma busy_timeout = 30000")
+        found = db.execute("select 1 from sqlite_master where type = 'table' and name = ?", (table,)).fetchone()
+    except sqlite3.DatabaseError as exc:
+        db.close()
+        raise FeedbackFileUnreadable(f"{path} is not the SQLite file `ivig serve` keeps: {exc}") from None
+    if found is None:
+        db.close()
+        raise FeedbackFileUnreadable(f"{path} {lacking}")
+    return db
+
+
+def overrides(path) -> List[dict]:
+    """Per rule, from the file `ivig serve` keeps at `path`: cards shown, and of them how many
+    were accepted and overridden, with the override reasons given. Each card counts once, at its
+    latest outcome (by outcomeTimestamp, then arrival): a card overridden four times is one card
+    overridden. FeedbackFileUnreadable for a file that is not one (read_only)."""
+    db = read_only(path, "card", "holds no cards: it is not a feedback file `ivig serve` wrote")
+    try:
+        db.execute("begin")  # one snapshot of both tables, whatever a running service writes
+        cards = db.execute("select uuid, rule, indicator from card").fetchall()
+        given = db.execute(
+            "select card, outcome, coalesce(reason_display, reason_code, '(no reason given)'), "
+            "outcome_time, id from feedback"
+        ).fetchall()
+    finally:
+        db.close()
+    latest = {}
+    for card, outcome, reason, _when, _order in sorted(given, key=lambda f: (_instant(f[3]), f[4])):
+        latest[card] = (outcome, reason)
+    rows: dict = {}
+    for uuid, rule, indicator in cards:
+        row = rows.setdefault(
+            (rule, indicator),
+            {"rule": rule, "indicator": indicator, "cards": 0, "accepted": 0, "overridden": 0, "reasons": {}},
+        )
+        row["cards"] += 1
+        outcome, reason = latest.pop(uuid, (None, None))
+        if outcome in OUTCOMES:
+            row[outcome] += 1
+        if outcome == "overridden":
+            row["reasons"][reason] = row["reasons"].get(reason, 0) + 1
+    out = sorted(rows.values(), key=lambda r: (-r["overridden"], r["rule"] or "", r["indicator"] or ""))
+    for row in out:
+        row["reasons"] = [
+            {"reason": r, "count": n} for r, n in sorted(row["reasons"].items(), key=lambda rn: (-rn[1], rn[0]))
+        ]
+    if latest:  # feedback on cards the file does not hold (one written before cards were checked)
+        out.append(
+            {
+                "rule": None,
+                "indicator": None,
+                "cards": 0,
+                "accepted": 0,
+                "overridden": 0,
+                "reasons": [],
+                "unknown_cards": len(latest),
+            }
+        )
+    return out
 
 
 class CardKeeper:
-    """Keeps cards from a writer thread of its own, many to a transaction.
+    """Keeps cards, and the rows of the call trail, from a writer thread of its own, many to a
+    transaction.
 
-    A call only queues its cards; one transaction per call (in a thread per call) had
-    cost every call's latency, and tripled it at the tail. The queue is written every
-    `every` seconds, and whatever is left when the service stops."""
+    A call only queues its cards and its row; one transaction per call (in a thread per call)
+    had cost every call's latency, and tripled it at the tail. The queue is written every
+    `every` seconds, and whatever is left when the service stops. With `keep_calls_days`, the
+    calls older than that are forgotten (at most once an hour, in the transaction of a batch)."""
 
-    def __init__(self, store: FeedbackStore, every: float = 0.05):
+    def __init__(self, store: FeedbackStore, every: float = 0.05, keep_calls_days: Optional[float] = None):
         import queue
 
-        self.store, self.every, self.queue = store, every, queue.SimpleQueue()
+        self.store, self.every = store, every
+        self.queue: queue.SimpleQueue[object] = queue.SimpleQueue()  # ("card"/"call", item), a flush or a close
+        self.keep_calls_days = keep_calls_days
+        self.forgot_at = float("-inf")  # when calls were last forgotten (time.monotonic)
         self.thread = threading.Thread(target=self._write, name="ivig-card-keeper", daemon=True)
         self.thread.start()
 
@@ -224,7 +294,11 @@ class CardKeeper:
     ) -> None:
         """Queue the cards of one answer, issued to `issuer` and `tenant` (None: no token)."""
         if cards:
-            self.queue.put((service, hook, cards, issuer, tenant))
+            self.queue.put(("card", (service, hook, cards, issuer, tenant)))
+
+    def keep_call(self, row: dict) -> None:
+        """Queue a row of the call trail (CALL_COLUMNS: calls.CallNote.row)."""
+        self.queue.put(("call", row))
 
     def close(self) -> None:
         """Write what is queued and stop."""
@@ -232,20 +306,20 @@ class CardKeeper:
         self.thread.join(timeout=30)
 
     def flush(self) -> None:
-        """Return once every card queued before this call is written (feedback may name them)."""
+        """Return once every card and call queued before this call is written (feedback may name them)."""
         done = threading.Event()
         self.queue.put(done)
         done.wait(timeout=30)
 
     def _write(self) -> None:
-        """Gather what arrives within `every` of the item before (500 answers at most), write it in
+        """Gather what arrives within `every` of the item before (500 items at most), write it in
         one transaction; a flush writes at once, and None (close) writes and stops. Items are
         written in the order they were queued."""
         import queue
 
         item = self.queue.get()
         while True:
-            batch = []
+            batch: list = []
             while isinstance(item, tuple) and len(batch) < 500:  # an item read past a full batch starts the next
                 batch.append(item)
                 try:
@@ -262,12 +336,21 @@ class CardKeeper:
 
     def _write_batch(self, batch: list) -> None:
         if batch:
+            answers = [item for kind, item in batch if kind == "card"]
+            calls = [item for kind, item in batch if kind == "call"]
             try:
-                self.store.keep_many(batch)
+                self.store.keep_many(answers, calls, self._forget_before())
             except Exception as exc:  # a full disk, say: the service goes on; the log says so
                 import logging
 
-                logging.getLogger("ivig.serve").error("cards not kept: %s", type(exc).__name__)
+                logging.getLogger("ivig.serve").error("cards and calls not kept: %s", type(exc).__name__)
+
+    def _forget_before(self) -> Optional[float]:
+        """The time before which calls are forgotten in this batch: once an hour, with keep_calls_days."""
+        if self.keep_calls_days is None or time.monotonic() - self.forgot_at < 3600:
+            return None
+        self.forgot_at = time.monotonic()
+        return time.time() - self.keep_calls_days * 86400
 
 
 class _Transaction:
@@ -384,7 +467,7 @@ def _check_accepted(item: dict, where: str) -> None:
 
 def overrides_text(rows: List[dict]) -> str:
     """`ivig audit overrides` for a person: per rule, cards shown, accepted, overridden (each card
-    at its latest outcome), and why. What feedback said is shown escaped and bounded (_said)."""
+    at its latest outcome), and why. What feedback said is shown escaped and bounded (said)."""
     if not rows:
         return "No cards kept yet."
     out = [f"{'rule':40} {'indicator':9} {'cards':>6} {'accepted':>9} {'overridden':>11}"]
@@ -393,14 +476,14 @@ def overrides_text(rows: List[dict]) -> str:
             out.append(f"({row['unknown_cards']} cards given feedback are not in this file)")
             continue
         out.append(
-            f"{_said(row['rule'] or '(no rule)'):40} {_said(row['indicator'] or ''):9} {row['cards']:>6} "
+            f"{said(row['rule'] or '(no rule)'):40} {said(row['indicator'] or ''):9} {row['cards']:>6} "
             f"{row['accepted']:>9} {row['overridden']:>11}"
         )
-        out += [f"    overridden {r['count']}x: {_said(r['reason'])}" for r in row["reasons"]]
+        out += [f"    overridden {r['count']}x: {said(r['reason'])}" for r in row["reasons"]]
     return "\n".join(out)
 
 
-def _said(text) -> str:
+def said(text) -> str:
     """Text from the feedback file for a terminal: every control character escaped
     (escape.for_terminal, so a display cannot clear the screen or forge a line), and at most
     TEXT_MAX characters, saying how long it was when cut."""
