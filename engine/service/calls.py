@@ -246,7 +246,7 @@ def _summary(db, query: CallQuery) -> dict:
         "last": _shown_time(last),
         "by_status": [{"status": status, "calls": n} for status, n in by_status],
         "by_service": [{"kind": k, "service": s, "hook": h, "calls": n} for k, s, h, n in by_service],
-        "latency_ms": _latency(db, query, calls),
+        "latency_ms": _latency(db, query),
         "cards": dict(zip(("total", *INDICATORS), cards)),
         "read_in_part": _read_in_part(db, query),
         "feedback": {"posts": posts, "stored": stored},
@@ -254,16 +254,20 @@ def _summary(db, query: CallQuery) -> dict:
     }
 
 
-def _latency(db, query: CallQuery, calls: int) -> dict:
-    """The latency percentiles (nearest rank) and maximum of the chosen calls, in ms (None: no call)."""
+def _latency(db, query: CallQuery) -> dict:
+    """The latency percentiles (nearest rank) and maximum of the chosen calls, in ms (None: no
+    call); from one sorted read, however many percentiles (a sort each took seconds on 500,000 calls)."""
     where, args = query.where("latency_ms is not null")
-    out: Dict[str, Optional[float]] = {}
-    for p in PERCENTILES:
-        rank = max(math.ceil(p / 100 * calls) - 1, 0)
-        found = db.execute(f"select latency_ms from call {where} order by latency_ms limit 1 offset ?", [*args, rank])
-        out[f"p{p}"] = _ms((found.fetchone() or (None,))[0])
-    out["max"] = _ms(db.execute(f"select max(latency_ms) from call {where}", args).fetchone()[0])
-    return out
+    (timed,) = db.execute(f"select count(*) from call {where}", args).fetchone()
+    ranks = {f"p{p}": max(math.ceil(p / 100 * timed) - 1, 0) for p in PERCENTILES}
+    ranks["max"] = timed - 1
+    at_rank: Dict[int, float] = {}
+    if timed:
+        ordered = db.execute(f"select latency_ms from call {where} order by latency_ms", args)
+        for rank, (latency,) in enumerate(ordered):
+            if rank in ranks.values():
+                at_rank[rank] = latency
+    return {name: _ms(at_rank.get(rank)) for name, rank in ranks.items()}
 
 
 def _read_in_part(db, query: CallQuery) -> dict:
@@ -323,10 +327,7 @@ def calls_text(got: dict) -> str:
     out = [f"{n} call{_s(n)}, {summary['first']} to {summary['last']}", "", f"{'status':>6}  {'calls':>7}"]
     out += [f"{_status(s['status']):>6}  {s['calls']:>7}" for s in summary["by_status"]]
     out += ["", f"{'service':28} {'hook':20} {'calls':>7}"]
-    out += [
-        f"{said(s['service']):28} {said(s['hook'] or '') if s['kind'] == 'hook' else '(feedback)':20} {s['calls']:>7}"
-        for s in summary["by_service"]
-    ]
+    out += [f"{said(s['service']):28} {_hook(s):20} {s['calls']:>7}" for s in summary["by_service"]]
     out += ["", _latency_line(summary["latency_ms"]), _cards_line(summary["cards"])]
     part = summary["read_in_part"]
     keys = ", ".join(f"{said(k)}: {v}" for k, v in sorted(part["keys"].items()))
@@ -348,8 +349,13 @@ _HEADER = (
 )
 
 
+def _hook(row: dict) -> str:
+    """The hook of a row or a summary's line, as the text shows it."""
+    return "(feedback)" if row["kind"] == "feedback" else said(row["hook"] or "-")
+
+
 def _call_line(row: dict) -> str:
-    hook = "(feedback)" if row["kind"] == "feedback" else said(row["hook"] or "-")
+    hook = _hook(row)
     cards = f"{row['critical']}/{row['warning']}/{row['info']}"
     latency = "-" if row["latency_ms"] is None else f"{row['latency_ms']:.1f}"
     return (
