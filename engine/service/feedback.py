@@ -276,10 +276,12 @@ class CardKeeper:
 
     A call only queues its cards and its row; one transaction per call (in a thread per call)
     had cost every call's latency, and tripled it at the tail. The queue is written every
-    `every` seconds, and whatever is left when the service stops. With `keep_calls_days`, the
+    `every` seconds, and whatever is left when the service stops, or when the process ends
+    without stopping it (an app embedded, or under a test client). With `keep_calls_days`, the
     calls older than that are forgotten (at most once an hour, in the transaction of a batch)."""
 
     def __init__(self, store: FeedbackStore, every: float = 0.05, keep_calls_days: Optional[float] = None):
+        import atexit
         import queue
 
         self.store, self.every = store, every
@@ -288,6 +290,7 @@ class CardKeeper:
         self.forgot_at = float("-inf")  # when calls were last forgotten (time.monotonic)
         self.thread = threading.Thread(target=self._write, name="ivig-card-keeper", daemon=True)
         self.thread.start()
+        atexit.register(self.close)  # before the daemon thread is stopped mid-queue; once closed, a no-op
 
     def keep(
         self, service: str, hook: str, cards: List[dict], issuer: Optional[str] = None, tenant: Optional[str] = None
@@ -301,9 +304,10 @@ class CardKeeper:
         self.queue.put(("call", row))
 
     def close(self) -> None:
-        """Write what is queued and stop."""
-        self.queue.put(None)
-        self.thread.join(timeout=30)
+        """Write what is queued and stop (again: nothing)."""
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join(timeout=30)
 
     def flush(self) -> None:
         """Return once every card and call queued before this call is written (feedback may name them)."""

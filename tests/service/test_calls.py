@@ -12,13 +12,15 @@ import csv
 import io
 import json
 import sqlite3
+import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
 from click.testing import CliRunner
-from helpers import ISSUER, Keys, Server, cards_of, feedback_item, load, signed
+from helpers import CDS, ISSUER, Keys, Server, cards_of, feedback_item, load, signed
 from test_health import InThread
 
 from ivig_advisor.cli import main
@@ -382,3 +384,24 @@ def test_calls_older_than_the_days_kept_are_forgotten(tmp_path):
         assert reply.status_code == 200, reply.text
     (row,) = report(db)["calls"]
     assert row["hook_instance"] == load("order-select-mmn")["hookInstance"]
+
+
+def test_what_is_queued_when_the_process_ends_without_the_app_s_shutdown_is_written(tmp_path):
+    """An app whose lifespan never ends (embedded, or under a test client, as docs/integrator.md
+    shows it) lost the rows its keeper had not written yet when the process ended."""
+    db = tmp_path / "feedback.sqlite"
+    script = (
+        "import json, sys\n"
+        "from starlette.testclient import TestClient\n"
+        "from ivig_advisor.engine.service.app import Settings, create_app\n"
+        "app = create_app(Settings(insecure_dev=True, feedback_db=sys.argv[1]))\n"
+        "client = TestClient(app, base_url='http://127.0.0.1:8080', client=('127.0.0.1', 50000))\n"
+        "call = json.load(open(sys.argv[2]))\n"
+        "assert client.post('/cds-services/ivig-order-select', json=call).status_code == 200\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(db), str(CDS / "order-select-mmn.json")], capture_output=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    (row,) = report(db)["calls"]
+    assert row["status"] == 200 and row["cards"] > 0
