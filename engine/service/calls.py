@@ -333,7 +333,8 @@ def calls_text(got: dict) -> str:
     keys = ", ".join(f"{said(k)}: {v}" for k, v in sorted(part["keys"].items()))
     out.append(f"read in part: {part['calls']} call{_s(part['calls'])}" + (f" ({keys})" if keys else ""))
     feedback = summary["feedback"]
-    out.append(f"feedback: {feedback['posts']} post{_s(feedback['posts'])}, {feedback['stored']} outcomes stored")
+    posts, stored = feedback["posts"], feedback["stored"]
+    out.append(f"feedback: {posts} post{_s(posts)}, {stored} outcome{_s(stored)} stored")
     out += [
         f"rule base {said(r['rules_hash'] or '(none)')}: {r['calls']} call{_s(r['calls'])}" for r in summary["rules"]
     ]
