@@ -211,6 +211,9 @@ def read_only(path, table: str, lacking: str) -> sqlite3.Connection:
     try:
         db.execute("pragma busy_timeout = 30000")
         found = db.execute("select 1 from sqlite_master where type = 'table' and name = ?", (table,)).fetchone()
+    except sqlite3.OperationalError as exc:  # locked for good, or a WAL file it may not open beside it
+        db.close()
+        raise FeedbackFileUnreadable(f"{path}: cannot be read: {exc}") from None
     except sqlite3.DatabaseError as exc:
         db.close()
         raise FeedbackFileUnreadable(f"{path} is not the SQLite file `ivig serve` keeps: {exc}") from None
