@@ -328,7 +328,7 @@ class _Service:
     async def discovery(self, request: Request):
         """GET /cds-services: the services and their prefetch templates."""
         self.authorised(request)
-        return JSONResponse(self.hooks.services.discovery())
+        return JSONResponse(self.hooks.discovery())
 
     async def call(self, request: Request):
         """POST /cds-services/{service}: a hook call, answered with cards (which the keeper keeps)."""

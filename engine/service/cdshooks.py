@@ -57,6 +57,9 @@ _AUTHORIZATION = {
 # Discovery's word that a service's cards replace those of others (CDS Hooks 2.0 reserves
 # `extension` for what the spec does not define; reverse-domain names keep it unique).
 REPLACES_EXTENSION = "org.ivig-advisor.replaces-cards-of"
+# the rule base that answers (name, version, content hash), in discovery and on every response: an
+# EHR that logs what it was told can tell which rules told it, across an upgrade
+RULES_EXTENSION = "org.ivig-advisor.rules"
 
 
 @dataclass
@@ -330,7 +333,17 @@ class Hooks:
             "entry": [_entry(r, request) for r in resources + [o for o, _ in orders]],
         }
         case = _patient_case(bundle, request, as_of)
-        return _with_unread(self.answer(service, case, request["hook"], orders, notes), unread, orders, self.cards)
+        answer = _with_unread(self.answer(service, case, request["hook"], orders, notes), unread, orders, self.cards)
+        answer.response["extension"] = {RULES_EXTENSION: self.advisor.rulebase.stamp}
+        return answer
+
+    def discovery(self) -> dict:
+        """GET /cds-services: the listed services (CdsServices.discovery), each naming the rule
+        base that answers it."""
+        found = self.services.discovery()
+        for entry in found["services"]:
+            entry["extension"] = dict(entry.get("extension") or {}, **{RULES_EXTENSION: self.advisor.rulebase.stamp})
+        return found
 
     def checked(self, service_id: str, request) -> tuple:
         """(service, context) of a call this service answers; HookRefused 404 (no such service)

@@ -202,13 +202,13 @@ def test_patient_view_with_a_covered_diagnosis(dev, tmp_path):
 def test_patient_view_without_a_covered_diagnosis_is_no_cards(dev):
     reply = dev.call(load("patient-view-uncovered"))
     assert reply.status_code == 200
-    assert check_response(reply.json()) == {"cards": []}
+    assert check_response(reply.json())["cards"] == []
 
 
 def test_order_select_whose_selections_leave_out_the_ivig_order_is_no_cards(dev):
     reply = dev.call(load("order-select-unselected"))
     assert reply.status_code == 200
-    assert check_response(reply.json()) == {"cards": []}
+    assert check_response(reply.json())["cards"] == []
     # the same call with the IVIG order selected does get cards: the test can fail
     request = load("order-select-unselected")
     request["context"]["selections"].append("MedicationRequest/ivig-draft-1")
