@@ -1292,6 +1292,12 @@ def audit_calls(fmt, db_path, since, until, issuer, status, limit):
     show_default=True,
     help="With --behind-proxy: the proxy's addresses (comma-separated), whose X-Forwarded-* alone are taken.",
 )
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Check the settings (trust file, certificate, database, rules) as a start would, say what would be "
+    "served, and exit without listening.",
+)
 def serve(
     rules_dir,
     host,
@@ -1309,6 +1315,7 @@ def serve(
     ssl_keyfile,
     behind_proxy,
     forwarded_allow_ips,
+    check,
 ):
     """Serve the advice as a CDS Hooks 2.0 service: cards in the EHR when a clinician
     orders IVIG (order-select, order-sign) or opens a patient's chart (patient-view).
@@ -1349,7 +1356,10 @@ def serve(
         forwarded_allow_ips=forwarded_allow_ips,
         **{key: value for key, value in given.items() if value is not None},
     )
-    prepared(settings)  # a bad trust file, certificate, rule base or feedback path is known now, not in a worker
+    trust, _store, rulebase = prepared(settings)  # a bad trust file, certificate, rule base or database: now
+    if check:
+        _say(_serve_check_text(settings, host, port, workers, trust, rulebase))
+        return
     os.environ[ENV] = settings.to_env()
     _say(
         f"ivig serve: CDS Hooks discovery at {settings.public_url}/cds-services"
@@ -1383,6 +1393,44 @@ def _refuse_unsafe_listening(host: str, loopback: bool, insecure_dev: bool, tls:
             "proxy terminates TLS in front of the service",
             param_hint="'--host'",
         )
+
+
+def _serve_check_text(settings, host: str, port: int, workers: int, trust, rulebase) -> str:
+    """What `ivig serve --check` found: where and how it would listen, and what it would serve."""
+    from ivig_advisor.engine.core.rulebase import RuleBase
+
+    stamp = (rulebase or RuleBase.load()).stamp
+    transport = "https" if settings.ssl_certfile else "http behind a TLS proxy" if settings.behind_proxy else "http"
+    callers = "none: --insecure-dev, no token asked" if settings.insecure_dev else ", ".join(trust.issuers)
+    return "\n".join(
+        [
+            "ivig serve --check: the settings are sound; nothing was started",
+            f"  listen       {host}:{port} ({transport}), {workers} worker{'s' if workers != 1 else ''}",
+            f"  public URL   {settings.public_url}",
+            f"  issuers      {callers}",
+            f"  database     {settings.feedback_db}",
+            f"  rules        {stamp['name']} {stamp['version']} {stamp['hash']}",
+        ]
+    )
+
+
+# -- ivig backup ---------------------------------------------------------------
+
+
+@main.command("backup")
+@click.argument("database", type=click.Path(dir_okay=False))
+@click.argument("destination", type=click.Path())
+def backup_command(database, destination):
+    """Copy the SQLite file `ivig serve` keeps (--feedback-db: cards, feedback, the trail of
+    calls) to DESTINATION, a new file or a folder (there named for the file and the UTC time),
+    while the service runs: one consistent state, checked, never over an existing file.
+    Prints the copy's path."""
+    from ivig_advisor.engine.service.backup import backup
+
+    done = backup(database, destination)
+    _say(str(done.path))
+    rows = ", ".join(f"{table} {count:,}" for table, count in done.rows.items())
+    _say(f"ivig backup: {done.size:,} bytes, checked; rows: {rows}", err=True)
 
 
 def _served_url(host: str, port: int, tls: bool) -> str:

@@ -197,6 +197,10 @@ class Stopped(BaseException):
         self.signum = signum
 
 
+class StoreUnreadable(IvigError, ValueError):
+    """The service's SQLite file is missing or no SQLite file (a backup or a report of it)."""
+
+
 # -- writing files -------------------------------------------------------------------
 
 
