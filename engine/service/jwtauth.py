@@ -29,7 +29,9 @@ gets nothing fetched (its EHR must prefetch).
 A token whose header names a `jku` is verified with the keys at that URL when it is the issuer's
 configured JWK Set or on its `jku` list (each an https URL with a host, fetched and cached as the
 configured one is); any other `jku` is refused and never fetched (CDS Hooks 2.0: a service SHOULD
-keep an allowlist of JWK Set URLs). The HL7 sandbox sends a `jku` with every token.
+keep an allowlist of JWK Set URLs). The HL7 sandbox sends a `jku` with every token. Where the
+issuer's keys are a file that has the token's `kid`, that key verifies it and nothing is fetched:
+a hospital that reaches no jku (air-gapped) still takes the sandbox's tokens with its key as a file.
 
 A JWK Set URL must be https, with a host (its scheme in any case: HTTPS:// is
 https): keys fetched over plain http could be anyone's. A `file:` URL names a
@@ -189,12 +191,14 @@ class Trust:
                 trust._key_source(issuer)  # a bad key file is known at start, not at the first call
         return trust
 
-    def _key_source(self, issuer: Issuer, jku: Optional[str] = None):
+    def _key_source(self, issuer: Issuer, jku: Optional[str] = None, kid: Optional[str] = None):
         """The keys a token of `issuer` is verified with: those of the JWK Set its header names
-        (`jku`, one the trust file allows), else the issuer's configured set."""
+        (`jku`, one the trust file allows), else the issuer's configured set. A key file that has
+        the token's `kid` serves whatever the jku: its keys are trusted for the issuer anyway, and
+        an air-gapped hospital reaches no jku (the HL7 sandbox names one in every token)."""
         import jwt
 
-        if jku is not None and jku != issuer.jwks:
+        if jku is not None and jku != issuer.jwks and not (kid is not None and self._has_in_file(issuer, kid)):
             if jku not in self._keys:
                 self._keys[jku] = jwt.PyJWKClient(jku, cache_keys=True, lifespan=300, timeout=5)
             return self._keys[jku]
@@ -209,6 +213,12 @@ class Trust:
                     raise TrustInvalid(f"{issuer.jwks}: not a JWK Set: {exc}") from None
             self._keys[issuer.iss] = source
         return source
+
+    def _has_in_file(self, issuer: Issuer, kid: str) -> bool:
+        """Whether the issuer's keys are given as a file and one of them is `kid`."""
+        if issuer.remote:
+            return False
+        return any(key.key_id == kid for key in self._key_source(issuer).keys)
 
     def verify(self, authorization: Optional[str], audience: str, first_use) -> dict:
         """The claims of a trusted token for a call to `audience` (the endpoint's URL);
@@ -235,7 +245,7 @@ class Trust:
         jku = header.get("jku")
         if jku is not None and jku != issuer.jwks and jku not in issuer.jku:
             raise Unauthorized("jku is neither the issuer's configured JWK Set nor on its jku list")
-        source = self._key_source(issuer, jku)
+        source = self._key_source(issuer, jku, kid)
         try:
             if isinstance(source, jwt.PyJWKClient):
                 key = source.get_signing_key(kid).key

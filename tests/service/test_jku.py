@@ -1,5 +1,7 @@
 """A token naming a `jku` (issue 30: the HL7 sandbox sends one with every token): verified with the
-keys at that URL when the trust file lists it for the issuer, refused and never fetched otherwise."""
+keys at that URL when the trust file lists it for the issuer (or, where the issuer's key file has the
+token's `kid`, with that key, fetching nothing: an air-gapped hospital reaches no jku), refused and
+never fetched otherwise."""
 
 import json
 import time
@@ -7,6 +9,7 @@ import uuid
 
 import jwt
 import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
 from helpers import Keys, es384
 
 from ivig_advisor.engine.base.errors import TrustInvalid, Unauthorized
@@ -51,10 +54,37 @@ def verify(trust, bearer):
     return trust.verify(bearer, AUD, lambda jti, exp: True)
 
 
-def test_a_listed_jku_is_fetched_and_verifies_with_keys_given_as_a_file(keys, tmp_path, fetched):
+def test_a_listed_jku_whose_kid_is_in_the_key_file_verifies_and_is_not_fetched(keys, tmp_path, monkeypatch):
+    """Air-gapped: the sandbox's key given as a file, its jku listed, its URL out of reach."""
+    seen = []
+
+    def unreachable(client):
+        seen.append(client.uri)
+        raise jwt.PyJWKClientConnectionError("no route to host")
+
+    monkeypatch.setattr(jwt.PyJWKClient, "fetch_data", unreachable)
     trust = trust_with(keys, tmp_path, f"    jku: [{LISTED}]\n")
     assert verify(trust, token(keys, jku=LISTED))["iss"] == ISS
-    assert fetched == [LISTED]
+    assert seen == []
+
+
+def test_a_listed_jku_is_fetched_for_a_kid_the_key_file_lacks(keys, tmp_path, monkeypatch):
+    other = ec.generate_private_key(ec.SECP384R1())
+    jwk = json.loads(jwt.algorithms.ECAlgorithm.to_jwk(other.public_key()))
+    jwk.update(kid="at-the-jku-only", alg="ES384", use="sig")
+    seen = []
+
+    def fetch_data(client):
+        seen.append(client.uri)
+        return {"keys": [jwk]}
+
+    monkeypatch.setattr(jwt.PyJWKClient, "fetch_data", fetch_data)
+    trust = trust_with(keys, tmp_path, f"    jku: [{LISTED}]\n")
+    now = int(time.time())
+    claims = {"iss": ISS, "aud": AUD, "exp": now + 300, "iat": now, "jti": str(uuid.uuid4())}
+    signed = jwt.encode(claims, other, algorithm="ES384", headers={"kid": "at-the-jku-only", "jku": LISTED})
+    assert verify(trust, "Bearer " + signed)["iss"] == ISS
+    assert seen == [LISTED]
 
 
 def test_a_jku_not_listed_is_refused_and_never_fetched(keys, tmp_path, fetched):
