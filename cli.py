@@ -1293,6 +1293,11 @@ def audit_calls(fmt, db_path, since, until, issuer, status, limit):
     help="With --behind-proxy: the proxy's addresses (comma-separated), whose X-Forwarded-* alone are taken.",
 )
 @click.option(
+    "--keep-calls-days",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Forget the calls the trail keeps (ivig audit calls) once older than this many days [default: keep them all].",
+)
+@click.option(
     "--check",
     is_flag=True,
     help="Check the settings (trust file, certificate, database, rules) as a start would, say what would be "
@@ -1315,6 +1320,7 @@ def serve(
     ssl_keyfile,
     behind_proxy,
     forwarded_allow_ips,
+    keep_calls_days,
     check,
 ):
     """Serve the advice as a CDS Hooks 2.0 service: cards in the EHR when a clinician
@@ -1343,6 +1349,7 @@ def serve(
         "body_timeout": body_timeout,
         "max_connections": max_connections,
         "cors_origins": list(cors_origins) or None,
+        "keep_calls_days": keep_calls_days,
     }
     settings = Settings(
         public_url=public_url or _served_url(host, port, bool(ssl_certfile)),
@@ -1408,7 +1415,8 @@ def _serve_check_text(settings, host: str, port: int, workers: int, trust, ruleb
             f"  listen       {host}:{port} ({transport}), {workers} worker{'s' if workers != 1 else ''}",
             f"  public URL   {settings.public_url}",
             f"  issuers      {callers}",
-            f"  database     {settings.feedback_db}",
+            f"  database     {settings.feedback_db}"
+            + (f", calls kept {settings.keep_calls_days:g} days" if settings.keep_calls_days else ""),
             f"  rules        {stamp['name']} {stamp['version']} {stamp['hash']}",
         ]
     )

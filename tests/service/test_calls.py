@@ -435,3 +435,18 @@ def test_a_call_insecure_dev_refuses_beyond_loopback_is_kept_with_its_403(tmp_pa
         proc.wait(timeout=30)
     (row,) = report(db)["calls"]
     assert row["status"] == 403 and row["service"] == "ivig-order-select" and row["hook"] is None
+
+
+def test_serve_keep_calls_days_reaches_the_workers(tmp_path):
+    """`ivig serve --keep-calls-days 2`: the option, through the environment, reaches each worker's keeper."""
+    old = dict.fromkeys(CALL_COLUMNS)
+    old.update(time=time.time() - 3 * 86400, kind="hook", service="ivig-order-select", status=200)
+    old.update(cards=0, critical=0, warning=0, info=0)
+    FeedbackStore(tmp_path / "feedback.sqlite").keep_many([], [old])
+    server = Server(tmp_path, "--insecure-dev", "--keep-calls-days", "2", "--workers", "2")
+    try:
+        assert server.call(load("order-select-mmn")).status_code == 200
+    finally:
+        server.stop()
+    (row,) = report(tmp_path / "feedback.sqlite")["calls"]
+    assert row["hook_instance"] == load("order-select-mmn")["hookInstance"]
