@@ -11,10 +11,12 @@ A test that calls `ivig`, `started`, `spawn` or `Server` runs a process of its o
 conftest.py marks it slow.
 """
 
+import asyncio
 import copy
 import datetime as dt
 import http.server
 import io
+import ipaddress
 import json
 import os
 import re
@@ -387,6 +389,44 @@ class Server:
 
     def call(self, request: dict, service=None, **kw) -> httpx.Response:
         return self.post(f"/cds-services/{service or service_of(request)}", request, **kw)
+
+
+class InThread:
+    """The app of `settings` under a real uvicorn in a thread of this process, on a free loopback port."""
+
+    def __init__(self, settings):
+        import uvicorn
+
+        from ivig_advisor.engine.service.app import create_app
+
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        deadline = time.monotonic() + 60
+        while not self.server.started:
+            assert time.monotonic() < deadline and self.thread.is_alive(), "uvicorn did not start"
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *exc):
+        self.server.should_exit = True
+        self.thread.join(timeout=30)
+
+
+def outside_address():
+    """An address of this machine that is not loopback, or None."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("198.51.100.1", 9))  # no packet is sent: the route says which address
+            address = probe.getsockname()[0]
+    except OSError:
+        return None
+    return None if ipaddress.ip_address(address).is_loopback else address
 
 
 class Keys:

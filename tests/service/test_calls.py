@@ -21,9 +21,19 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 from click.testing import CliRunner
-from helpers import CDS, ISSUER, Keys, Server, cards_of, feedback_item, free_port, load, signed
-from test_health import InThread
-from test_transport import outside_address
+from helpers import (
+    CDS,
+    ISSUER,
+    InThread,
+    Keys,
+    Server,
+    cards_of,
+    feedback_item,
+    free_port,
+    load,
+    outside_address,
+    signed,
+)
 
 from ivig_advisor.cli import main
 from ivig_advisor.engine.service.app import ENV, Settings

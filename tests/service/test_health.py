@@ -4,17 +4,16 @@ rule base's hash. Over real HTTP: `ivig serve` in a process of its own (conftest
 app under uvicorn in a thread of this process, where the warm-up can be held back to see the service
 not ready yet."""
 
-import asyncio
 import threading
 import time
 
 import httpx
 import pytest
-from helpers import free_port, load
+from helpers import InThread, load
 
 from ivig_advisor.engine.core.advisor import Advisor
 from ivig_advisor.engine.core.rulebase import RuleBase
-from ivig_advisor.engine.service.app import Settings, create_app
+from ivig_advisor.engine.service.app import Settings
 
 
 def ready_reply(url: str, give_up_after: float = 120) -> httpx.Response:
@@ -42,31 +41,6 @@ def test_readyz_once_warm_says_ready_with_the_rule_base_hash_alone(secure):
 def test_health_routes_take_no_body_and_no_other_method(secure):
     assert httpx.post(secure.url + "/healthz", timeout=10).status_code == 405
     assert httpx.post(secure.url + "/readyz", timeout=10).status_code == 405
-
-
-class InThread:
-    """The app of `settings` under a real uvicorn in a thread of this process, on a free loopback port."""
-
-    def __init__(self, settings: Settings):
-        import uvicorn
-
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=lambda: asyncio.run(self.server.serve()), daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        deadline = time.monotonic() + 60
-        while not self.server.started:
-            assert time.monotonic() < deadline and self.thread.is_alive(), "uvicorn did not start"
-            time.sleep(0.05)
-        return self
-
-    def __exit__(self, *exc):
-        self.server.should_exit = True
-        self.thread.join(timeout=30)
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ self-signed, made here, and the client trusts it alone."""
 import datetime as dt
 import ipaddress
 import os
-import socket
 import ssl
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from helpers import IVIG, Server, claims, es384, free_port, ivig, load, outcome, plain_env
+from helpers import IVIG, Server, claims, es384, free_port, ivig, load, outcome, outside_address, plain_env
 
 from ivig_advisor.engine.service.app import ENV, Settings
 
@@ -229,17 +228,6 @@ def test_forwarded_headers_from_anyone_but_the_proxy_are_not_taken(tmp_path, opt
 
 
 # -- insecure-dev answers loopback alone, in the app itself ------------------------------------------
-
-
-def outside_address():
-    """An address of this machine that is not loopback, or None."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.connect(("198.51.100.1", 9))  # no packet is sent: the route says which address
-            address = probe.getsockname()[0]
-    except OSError:
-        return None
-    return None if ipaddress.ip_address(address).is_loopback else address
 
 
 def test_insecure_dev_app_under_uvicorn_on_every_address_answers_loopback_alone(tmp_path):
