@@ -26,7 +26,11 @@ for _name in (
         setattr(collections, _name, getattr(collections.abc, _name))
 
 from experta import AND, AS, NOT, OR, Fact, KnowledgeEngine, L, P, Rule  # noqa: E402
+from experta.abstract import Matcher  # noqa: E402
+from experta.activation import Activation  # noqa: E402
+from experta.fact import InitialFact  # noqa: E402
 from experta.matchers.rete import ReteMatcher  # noqa: E402
+from experta.matchers.rete.utils import prepare_rule  # noqa: E402
 from experta.strategies import DepthStrategy  # noqa: E402
 
 EXPERTA_VERSION = "1.9.4"  # what `trim_overheads` assumes of experta's insides (tests/test_experta.py pins it)
@@ -65,6 +69,11 @@ __all__ = [
     "P",
     "Rule",
     "DepthStrategy",
+    "Matcher",
+    "Activation",
+    "InitialFact",
+    "ReteMatcher",
+    "prepare_rule",
     "EXPERTA_VERSION",
     "trim_overheads",
 ]
