@@ -1176,6 +1176,7 @@ def _period_end(end: bool):
 
 @audit.command("calls")
 @format_option("text", "json", "csv")
+@rules_option
 @click.option(
     "--db",
     "db_path",
@@ -1200,7 +1201,7 @@ def _period_end(end: bool):
     type=click.IntRange(min=0),
     help="The latest calls listed [default: 20 in text, all in json and csv]; the summary counts every call chosen.",
 )
-def audit_calls(fmt, db_path, since, until, issuer, status, limit):
+def audit_calls(fmt, rules_dir, db_path, since, until, issuer, status, limit):
     """The trail of CDS Hooks calls `ivig serve` answered: calls by status, by service and
     hook, latency percentiles, cards by indicator, records read in part, then the latest
     calls, each with its time, status, latency, caller (issuer and tenant) and hookInstance.
@@ -1428,7 +1429,8 @@ def _serve_check_text(settings, host: str, port: int, workers: int, trust, ruleb
 @main.command("backup")
 @click.argument("database", type=click.Path(dir_okay=False))
 @click.argument("destination", type=click.Path())
-def backup_command(database, destination):
+@rules_option
+def backup_command(database, destination, rules_dir):
     """Copy the SQLite file `ivig serve` keeps (--feedback-db: cards, feedback, the trail of
     calls) to DESTINATION, a new file or a folder (there named for the file and the UTC time),
     while the service runs: one consistent state, checked, never over an existing file.

@@ -214,6 +214,7 @@ def test_the_shared_options_have_one_name_and_one_place():
         ("test",),
         ("schema",),
         ("audit", "overrides"),
+        ("audit", "calls"),
         ("audit", "evidence"),
         ("audit", "table"),
         ("fhir", "codes"),
