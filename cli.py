@@ -1435,11 +1435,12 @@ def backup_command(database, destination, rules_dir):
     calls) to DESTINATION, a new file or a folder (there named for the file and the UTC time),
     while the service runs: one consistent state, checked, never over an existing file.
     Prints the copy's path."""
+    from ivig_advisor.engine.base.escape import for_terminal
     from ivig_advisor.engine.service.backup import backup
 
     done = backup(database, destination)
-    _say(str(done.path))
-    rows = ", ".join(f"{table} {count:,}" for table, count in done.rows.items())
+    _say(for_terminal(done.path))  # one line, whatever the name holds (_say keeps a newline)
+    rows = ", ".join(f"{for_terminal(table)} {count:,}" for table, count in done.rows.items())
     _say(f"ivig backup: {done.size:,} bytes, checked; rows: {rows}", err=True)
 
 

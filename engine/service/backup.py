@@ -5,9 +5,12 @@ already seen. Copying it with `cp` while the service runs can catch a write half
 what is still in its `-wal` file; SQLite's online backup copies one consistent state, whatever
 the writers do meanwhile. The copy is checked (`pragma integrity_check`) and synced before it is
 given its name, and a backup never replaces a file: an older backup is never lost to a newer one.
+Only that file is copied (one with its cards): a nightly backup of the wrong file would be found
+useless only when it is restored. The copy is readable by its owner alone (0600), as clinical logs.
 """
 
 import datetime as dt
+import errno
 import os
 import sqlite3
 import tempfile
@@ -17,6 +20,8 @@ from typing import Dict, Iterator
 from urllib.parse import quote
 
 from ..base.errors import OutputRefused, StoreUnreadable, WriteFailed
+
+LOCK_WAIT = 5.0  # seconds a backup waits for a lock that keeps readers out (the service's own never do: WAL)
 
 
 @dataclass(frozen=True)
@@ -31,41 +36,70 @@ class Backup:
 def backup(source, destination) -> Backup:
     """Copy the SQLite file `source` to `destination`: a new file, or a folder, where the copy is
     named `<name>-<UTC time>.sqlite` (`-2`, `-3`... after it for another copy in the same second).
-    StoreUnreadable when `source` is no SQLite file (it is never created); OutputRefused when the
-    destination file exists or its folder does not."""
+    StoreUnreadable when `source` is not the file `ivig serve` keeps (it is never created), or is
+    locked too long; OutputRefused when the destination file exists, has a `-wal` or `-journal`
+    file beside it, or its folder does not exist or cannot be written; WriteFailed when the disk
+    fills. Nothing is left behind but the copy."""
+    folder_named = str(destination).endswith(("/", os.sep))  # Path() forgets the slash that says "a folder"
     source, destination = Path(source), Path(destination)
     into_folder = destination.is_dir()
+    if folder_named and not into_folder:
+        raise OutputRefused(f"{destination}{os.sep}: no such folder")
     names = _names_in(destination, source) if into_folder else iter([_new_file(destination)])
-    reader = _open_existing(source)
     folder = destination if into_folder else destination.parent
-    fd, temporary = tempfile.mkstemp(prefix=".ivig-backup-", suffix=".part", dir=folder)
-    os.close(fd)
+    reader = _open_existing(source)
     try:
-        rows = _copy(reader, source, temporary)
-        target = _link(temporary, names)
-        _sync(folder)
-    except sqlite3.Error as exc:
-        raise StoreUnreadable(f"{source}: {exc}") from None
+        temporary = _temporary_in(folder, destination)
+        try:
+            rows = _copy(reader, source, temporary, folder)
+            target = _link(temporary, names)
+            _sync(folder)
+        finally:
+            os.unlink(temporary)
     finally:
         reader.close()
-        os.unlink(temporary)
     return Backup(target, target.stat().st_size, rows)
 
 
-def _copy(reader: sqlite3.Connection, source: Path, temporary: str) -> Dict[str, int]:
-    """One consistent state of `source` (its WAL included) into `temporary`, checked and synced;
-    the rows of each of its tables."""
-    copy = sqlite3.connect(temporary)
+def _temporary_in(folder: Path, destination: Path) -> str:
+    """A new empty file in `folder`, for the copy until it is whole; OutputRefused naming
+    `destination` when the folder cannot be written."""
     try:
+        fd, temporary = tempfile.mkstemp(prefix=".ivig-backup-", suffix=".part", dir=folder)
+    except OSError as exc:
+        raise OutputRefused(f"{destination}: cannot write in the folder {folder}: {exc.strerror}") from None
+    os.close(fd)
+    return temporary
+
+
+def _copy(reader: sqlite3.Connection, source: Path, temporary: str, folder: Path) -> Dict[str, int]:
+    """The state of `source` that `reader` holds (its WAL included) into `temporary`, checked and
+    synced; the rows of each of its tables."""
+    copy = sqlite3.connect(temporary, isolation_level=None)
+    try:
+        copy.execute("pragma journal_mode = off")  # a failed copy is thrown away whole: no -journal to leave
         reader.backup(copy)
         problems = copy.execute("pragma integrity_check").fetchall()
         if problems != [("ok",)]:
             raise WriteFailed(0, f"the copy of {source} fails SQLite's integrity check: {problems[0][0]}")
         rows = _rows(copy)
+    except sqlite3.Error as exc:
+        raise _fault(exc, source, folder) from None
     finally:
         copy.close()
     _sync(temporary)
     return rows
+
+
+def _fault(exc: sqlite3.Error, source: Path, folder: Path) -> Exception:
+    """What SQLite's backup failed at: writing the copy into `folder` (WriteFailed: a full disk,
+    an I/O error), or else reading `source` (StoreUnreadable)."""
+    name = getattr(exc, "sqlite_errorname", "")  # Python 3.11 on; before it, the message alone
+    if name == "SQLITE_FULL" or "disk is full" in str(exc):
+        return WriteFailed(errno.ENOSPC, f"cannot write the copy in {folder}: the disk is full")
+    if name in ("SQLITE_IOERR_WRITE", "SQLITE_IOERR_FSYNC"):
+        return WriteFailed(errno.EIO, f"cannot write the copy in {folder}: {exc}")
+    return StoreUnreadable(f"{source}: {exc}")
 
 
 def _link(temporary: str, names: Iterator[Path]) -> Path:
@@ -86,6 +120,13 @@ def _new_file(destination: Path) -> Path:
         raise OutputRefused(f"{destination}: exists; a backup never replaces a file")
     if not destination.parent.is_dir():
         raise OutputRefused(f"{destination}: no such folder: {destination.parent}")
+    for journal in ("-wal", "-journal"):
+        beside = Path(f"{destination}{journal}")
+        if os.path.lexists(beside):  # left by a writer that crashed, or by a file moved away without it
+            raise OutputRefused(
+                f"{beside} exists: SQLite would read it into the copy as the last writes of its file; "
+                "move it aside with the file it belongs to"
+            )
     return destination
 
 
@@ -98,22 +139,51 @@ def _names_in(folder: Path, source: Path) -> Iterator[Path]:
 
 
 def _open_existing(source: Path) -> sqlite3.Connection:
-    """A connection to `source`, which must be an SQLite file: never one created. Read-write where
-    allowed, so that the last connection to close folds in and removes the `-wal` and `-shm` files
-    it had to open (a read-only one leaves them); read-only for a user who may only read it."""
-    if not source.is_file():
+    """A connection to `source`, which must be the file `ivig serve` keeps (one with its cards):
+    never one created. Read-write where allowed, so that the last connection to close folds in and
+    removes the `-wal` and `-shm` files it had to open (a read-only one leaves them); read-only
+    for a user who may only read it."""
+    if not os.path.exists(source):
         raise StoreUnreadable(f"{source}: no such file (the service's --feedback-db)")
-    path, refused = quote(str(source.resolve())), None
+    if not source.is_file():  # a pipe, a device: SQLite would wait on it, or read it for ever
+        raise StoreUnreadable(f"{source}: not a regular file (the service's --feedback-db is one)")
+    refused = None
     for mode in ("rw", "ro"):
         try:
-            db = sqlite3.connect(f"file:{path}?mode={mode}", uri=True)
-            db.execute("select count(*) from sqlite_master").fetchone()  # "file is not a database" is raised here
-            return db
-        except sqlite3.OperationalError as exc:  # not writable by this user, say: read-only next
+            return _holding_cards(_reading(source, mode), source)
+        except sqlite3.OperationalError as exc:  # locked, or not writable by this user: read-only next
+            if "locked" in str(exc):
+                raise StoreUnreadable(
+                    f"{source}: locked by another program for {LOCK_WAIT:g} s; nothing was copied: "
+                    "try again once it lets go"
+                ) from None
             refused = exc
-        except sqlite3.Error as exc:
+        except sqlite3.Error as exc:  # "file is not a database"
             raise StoreUnreadable(f"{source}: not an SQLite file the service wrote ({exc})") from None
     raise StoreUnreadable(f"{source}: cannot be read ({refused})")
+
+
+def _reading(source: Path, mode: str) -> sqlite3.Connection:
+    """A connection to `source` in `mode` (rw, ro) that holds a read transaction: the copy is of the
+    state checked, and no lock a writer takes meanwhile can stall the copy (SQLite's backup would
+    wait on it for ever, deaf to signals)."""
+    db = sqlite3.connect(f"file:{quote(str(source.resolve()))}?mode={mode}", uri=True, timeout=LOCK_WAIT)
+    try:
+        db.isolation_level = None  # the transaction is begun here, and held until the connection closes
+        db.execute("begin")
+        db.execute("select count(*) from sqlite_master").fetchone()  # the read begins; "file is not a database"
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def _holding_cards(db: sqlite3.Connection, source: Path) -> sqlite3.Connection:
+    """`db`, if it keeps cards: another program's file, or an empty one, would restore nothing."""
+    if db.execute("select 1 from sqlite_master where type = 'table' and name = 'card'").fetchone() is None:
+        db.close()
+        raise StoreUnreadable(f"{source}: holds no cards: it is not the file `ivig serve` keeps (--feedback-db)")
+    return db
 
 
 def _rows(db: sqlite3.Connection) -> Dict[str, int]:

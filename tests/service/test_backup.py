@@ -2,14 +2,17 @@
 while writers write it, with what is still in its WAL, checked, and never over a file; and
 `ivig serve --check`, which checks a start's settings without listening. Through the real CLI."""
 
+import gc
 import os
 import shutil
 import sqlite3
+import stat
 import subprocess
 import sys
 import threading
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from helpers import Keys, invoke
 
@@ -17,9 +20,9 @@ from ivig_advisor.cli import main
 from ivig_advisor.engine.service.feedback import FeedbackStore
 
 
-def store_with_cards(path: Path, count: int) -> FeedbackStore:
+def store_with_cards(path: Path, count: int, name: str = "card") -> FeedbackStore:
     store = FeedbackStore(path)
-    cards = [{"uuid": f"card-{i}", "indicator": "info", "summary": "s"} for i in range(count)]
+    cards = [{"uuid": f"{name}-{i}", "indicator": "info", "summary": "s"} for i in range(count)]
     store.keep_many([("ivig-order-select", "order-select", cards, None, None)])
     return store
 
@@ -33,7 +36,30 @@ def cards_in(path: Path) -> int:
 
 
 def leftovers(folder: Path) -> list:
-    return [p.name for p in folder.iterdir() if p.name.endswith(".part")]
+    """The temporary files of a backup left in `folder`, SQLite's own beside them (-journal, -wal) too."""
+    return [p.name for p in folder.iterdir() if p.name.startswith(".ivig-backup-")]
+
+
+def ivig(*args, prefix=()):
+    """`ivig` in a process of its own: (exit status, stdout, stderr)."""
+    done = subprocess.run(
+        [*prefix, sys.executable, "-m", "ivig_advisor.cli", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    return done.returncode, done.stdout, done.stderr
+
+
+def unprivileged() -> list:
+    """What runs a command with the folder permissions an ordinary user has: root writes in any
+    folder, so as root the capabilities that let it are dropped (setpriv)."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv is not installed: root cannot be kept out of a folder")
+    drop = "-dac_override,-dac_read_search"
+    return ["setpriv", f"--bounding-set={drop}", f"--inh-caps={drop}", "--"]
 
 
 def test_the_copy_holds_what_is_still_in_the_wal(tmp_path):
@@ -124,10 +150,154 @@ def test_a_source_that_is_no_sqlite_file_is_an_error(tmp_path):
 def test_a_path_with_control_characters_is_escaped_on_the_terminal(tmp_path):
     db = tmp_path / "ivig.sqlite"
     store_with_cards(db, 1)
-    hostile = tmp_path / "copy\x1b[2J.sqlite"
+    hostile = tmp_path / "copy\x1b[2J\nFAKE.sqlite"
     out = invoke("backup", db, hostile)
     assert out.exit_code == 0, out.output
     assert "\x1b" not in out.stdout and hostile.is_file()
+    assert out.stdout.count("\n") == 1 and "\\nFAKE" in out.stdout  # one line: the newline shown, not printed
+
+
+def test_a_table_name_is_escaped_on_the_terminal(tmp_path):
+    db = tmp_path / "ivig.sqlite"
+    store_with_cards(db, 1)
+    hostile = sqlite3.connect(db)
+    hostile.execute('create table "x\x1b[2J\nFAKE" (a)')
+    hostile.close()
+    out = invoke("backup", db, tmp_path / "copy.sqlite")
+    assert out.exit_code == 0, out.output
+    assert out.stderr.count("\n") == 1 and "\x1b" not in out.stderr and "x\\e[2J\\nFAKE 0" in out.stderr
+
+
+def test_the_copy_is_readable_by_its_owner_alone(tmp_path):
+    db = tmp_path / "ivig.sqlite"
+    store_with_cards(db, 1)
+    db.chmod(0o644)
+    assert invoke("backup", db, tmp_path / "copy.sqlite").exit_code == 0
+    assert stat.S_IMODE((tmp_path / "copy.sqlite").stat().st_mode) == 0o600  # clinical logs: not the source's 0644
+
+
+def test_a_folder_that_cannot_be_written_is_refused_naming_it(tmp_path):
+    db = tmp_path / "ivig.sqlite"
+    store_with_cards(db, 2)
+    closed = tmp_path / "closed"
+    closed.mkdir(mode=0o555)
+    for destination in (closed, closed / "copy.sqlite"):
+        status, stdout, stderr = ivig("backup", db, destination, prefix=unprivileged())
+        assert status == 2, stderr
+        assert stderr == f"error: {destination}: cannot write in the folder {closed}: Permission denied\n"
+    assert list(closed.iterdir()) == []
+
+
+def test_a_trailing_slash_names_a_folder_that_must_exist(tmp_path):
+    db = tmp_path / "ivig.sqlite"
+    store_with_cards(db, 1)
+    out = invoke("backup", db, f"{tmp_path / 'backups'}/")  # the folder was not made (or not mounted)
+    assert out.exit_code == 2
+    assert f"{tmp_path / 'backups'}/: no such folder" in out.stderr
+    assert not (tmp_path / "backups").exists()  # not a file named like the folder, which every later backup refuses
+
+
+def test_a_name_with_a_wal_file_beside_it_is_refused(tmp_path):
+    # a restore after a crash: the current file was put aside, but its -wal stayed, which SQLite
+    # would read into the copy given that name as the last writes of "its" file
+    db = tmp_path / "ivig.sqlite"
+    store_with_cards(db, 2)
+    old_backup = tmp_path / "old-backup.sqlite"
+    assert invoke("backup", db, old_backup).exit_code == 0
+    crashed = store_with_cards(db, 5, name="later")  # open: its writes are in ivig.sqlite-wal
+    db.rename(tmp_path / "ivig.sqlite.replaced")
+    assert (tmp_path / "ivig.sqlite-wal").stat().st_size > 0
+    out = invoke("backup", old_backup, db)
+    assert out.exit_code == 2
+    assert f"{db}-wal exists" in out.stderr and not db.exists()
+    del crashed
+
+
+def test_a_source_that_is_no_file_is_refused_as_such(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    for source in (fifo, Path("/dev/zero")):
+        out = invoke("backup", source, tmp_path / "copy.sqlite")  # a pipe must not hang it
+        assert out.exit_code == 2
+        assert f"error: {source}: not a regular file" in out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fifo"]
+
+
+def test_an_sqlite_file_that_is_not_the_services_is_refused(tmp_path):
+    # a backup of the wrong file would be found useless only when it is restored
+    other = tmp_path / "other.sqlite"
+    db = sqlite3.connect(other)
+    db.execute("create table patient (name text)")
+    db.commit()
+    db.close()
+    empty = tmp_path / "empty.sqlite"
+    empty.touch()  # SQLite takes an empty file for an empty database
+    for source in (other, empty):
+        before = source.read_bytes()
+        out = invoke("backup", source, tmp_path / "copy.sqlite")
+        assert out.exit_code == 2
+        assert f"error: {source}: holds no cards: it is not the file `ivig serve` keeps" in out.stderr
+        assert source.read_bytes() == before and not (tmp_path / "copy.sqlite").exists() and not leftovers(tmp_path)
+
+
+def test_a_file_an_older_service_wrote_is_copied(tmp_path):
+    older = tmp_path / "ivig.sqlite"  # cards only: before the feedback, the token ids and the trail were kept
+    db = sqlite3.connect(older)
+    db.execute("create table card (uuid text primary key)")
+    db.execute("insert into card values ('c1')")
+    db.commit()
+    db.close()
+    out = invoke("backup", older, tmp_path / "copy.sqlite")
+    assert out.exit_code == 0, out.output
+    assert cards_in(tmp_path / "copy.sqlite") == 1
+
+
+LOCKER = """
+import sqlite3, sys, time
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("pragma locking_mode = exclusive")  # readers too are kept out, WAL or not
+db.execute("begin exclusive")
+db.execute("delete from card")
+print("locked", flush=True)
+time.sleep(600)
+"""
+
+
+def test_a_file_a_writer_keeps_locked_is_refused_after_a_bounded_wait(tmp_path):
+    db = tmp_path / "ivig.sqlite"
+    store_with_cards(db, 3)
+    gc.collect()  # the store's connection, held in a reference cycle, is closed: the locker's alone is left
+    locker = subprocess.Popen([sys.executable, "-c", LOCKER, str(db)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert locker.stdout.readline() == "locked\n"
+        status, stdout, stderr = ivig("backup", db, tmp_path / "copy.sqlite")
+    finally:
+        locker.kill()
+        locker.wait()
+    assert status == 2, stderr
+    assert stderr.startswith(f"error: {db}: locked by another program") and "nothing was copied" in stderr
+    assert not (tmp_path / "copy.sqlite").exists() and not leftovers(tmp_path)
+    assert cards_in(db) == 3
+
+
+def test_a_full_disk_is_said_and_leaves_no_temporary_file(tmp_path):
+    db = tmp_path / "ivig.sqlite"
+    store = FeedbackStore(db)
+    cards = [{"uuid": f"c{i}", "indicator": "info", "summary": "s" * 1000} for i in range(2000)]
+    store.keep_many([("ivig-order-select", "order-select", cards, None, None)])
+    small = tmp_path / "small"
+    small.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(small)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"a small file system cannot be mounted here: {mounted.stderr.decode().strip()}")
+    try:
+        status, stdout, stderr = ivig("backup", db, small)
+        left = sorted(p.name for p in small.iterdir())
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+    assert status == 74, stderr
+    assert stderr.startswith(f"error: cannot write the copy in {small}: the disk is full"), stderr
+    assert left == [] and stdout == ""
 
 
 def test_the_source_is_read_and_left_as_it_was(tmp_path):
