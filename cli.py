@@ -1404,21 +1404,23 @@ def _refuse_unsafe_listening(host: str, loopback: bool, insecure_dev: bool, tls:
 
 
 def _serve_check_text(settings, host: str, port: int, workers: int, trust, rulebase) -> str:
-    """What `ivig serve --check` found: where and how it would listen, and what it would serve."""
+    """What `ivig serve --check` found: where and how it would listen, and what it would serve; each
+    value read escaped, so that a newline in one (an issuer, a path) cannot print a line of its own."""
+    from ivig_advisor.engine.base.escape import for_terminal as shown
     from ivig_advisor.engine.core.rulebase import RuleBase
 
     stamp = (rulebase or RuleBase.load()).stamp
     transport = "https" if settings.ssl_certfile else "http behind a TLS proxy" if settings.behind_proxy else "http"
-    callers = "none: --insecure-dev, no token asked" if settings.insecure_dev else ", ".join(trust.issuers)
+    callers = "none: --insecure-dev, no token asked" if settings.insecure_dev else ", ".join(map(shown, trust.issuers))
     return "\n".join(
         [
             "ivig serve --check: the settings are sound; nothing was started",
-            f"  listen       {host}:{port} ({transport}), {workers} worker{'s' if workers != 1 else ''}",
-            f"  public URL   {settings.public_url}",
+            f"  listen       {shown(host)}:{port} ({transport}), {workers} worker{'s' if workers != 1 else ''}",
+            f"  public URL   {shown(settings.public_url)}",
             f"  issuers      {callers}",
-            f"  database     {settings.feedback_db}"
+            f"  database     {shown(settings.feedback_db)}"
             + (f", calls kept {settings.keep_calls_days:g} days" if settings.keep_calls_days else ""),
-            f"  rules        {stamp['name']} {stamp['version']} {stamp['hash']}",
+            f"  rules        {shown(stamp['name'])} {shown(stamp['version'])} {stamp['hash']}",
         ]
     )
 
