@@ -79,6 +79,9 @@ def _copy(reader: sqlite3.Connection, source: Path, temporary: str, folder: Path
     try:
         copy.execute("pragma journal_mode = off")  # a failed copy is thrown away whole: no -journal to leave
         reader.backup(copy)
+        # one file, not WAL as its source: readable where no -shm can be made beside it (a share
+        # mounted read-only), and `ivig serve` turns WAL on again when it opens a restored copy
+        copy.execute("pragma journal_mode = delete")
         problems = copy.execute("pragma integrity_check").fetchall()
         if problems != [("ok",)]:
             raise WriteFailed(0, f"the copy of {source} fails SQLite's integrity check: {problems[0][0]}")

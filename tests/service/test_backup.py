@@ -404,3 +404,18 @@ def test_serve_check_says_which_database_it_cannot_use(tmp_path):
     for database, why in ((junk, "not an SQLite file"), (junk / "ivig.sqlite", "not a folder")):
         out = check("--trust", keys.trust, "--feedback-db", database)
         assert out.exit_code == 2 and f"{database}" in out.stderr and why in out.stderr, out.output
+
+
+def test_a_backup_on_a_read_only_medium_can_be_restored(tmp_path):
+    # the copies kept on a share mounted read-only, or by a user who may only read them: SQLite
+    # cannot read a WAL-mode file where it may not make its -shm file
+    db = tmp_path / "ivig.sqlite"
+    store_with_cards(db, 4)
+    kept = tmp_path / "kept"
+    kept.mkdir()
+    assert invoke("backup", db, kept / "copy.sqlite").exit_code == 0
+    kept.chmod(0o555)
+    restored = tmp_path / "restored.sqlite"
+    status, stdout, stderr = ivig("backup", kept / "copy.sqlite", restored, prefix=unprivileged())
+    assert status == 0, stderr
+    assert cards_in(restored) == 4 and sorted(p.name for p in kept.iterdir()) == ["copy.sqlite"]
