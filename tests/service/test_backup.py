@@ -5,6 +5,7 @@ while writers write it, with what is still in its WAL, checked, and never over a
 import gc
 import os
 import shutil
+import signal
 import sqlite3
 import stat
 import subprocess
@@ -419,3 +420,31 @@ def test_a_backup_on_a_read_only_medium_can_be_restored(tmp_path):
     status, stdout, stderr = ivig("backup", kept / "copy.sqlite", restored, prefix=unprivileged())
     assert status == 0, stderr
     assert cards_in(restored) == 4 and sorted(p.name for p in kept.iterdir()) == ["copy.sqlite"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_mid_copy_leaves_no_temporary_file(tmp_path, signum):
+    db = tmp_path / "ivig.sqlite"
+    store = FeedbackStore(db)
+    for batch in range(6):  # about 30 MB: the copy takes a while
+        cards = [{"uuid": f"c{batch}-{i}", "indicator": "info", "summary": "s" * 1000} for i in range(5000)]
+        store.keep_many([("ivig-order-select", "order-select", cards, None, None)])
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    running = subprocess.Popen(
+        [sys.executable, "-m", "ivig_advisor.cli", "backup", str(db), str(folder)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # as at a terminal, even if ignored here
+    )
+    while not any(folder.iterdir()) and running.poll() is None:
+        pass  # until the copy has begun
+    running.send_signal(signum)
+    stdout, stderr = running.communicate(timeout=120)
+    left = sorted(p.name for p in folder.iterdir())
+    if running.returncode == 0:  # it had finished: the copy is whole
+        assert len(left) == 1 and cards_in(folder / left[0]) == 30000, (left, stderr)
+    else:
+        assert running.returncode == 128 + signum, stderr
+        assert not leftovers(folder), left
