@@ -123,14 +123,25 @@ def _new_file(destination: Path) -> Path:
         raise OutputRefused(f"{destination}: exists; a backup never replaces a file")
     if not destination.parent.is_dir():
         raise OutputRefused(f"{destination}: no such folder: {destination.parent}")
-    for journal in ("-wal", "-journal"):
-        beside = Path(f"{destination}{journal}")
-        if os.path.lexists(beside):  # left by a writer that crashed, or by a file moved away without it
+    _refuse_sqlite_neighbours(destination)
+    return destination
+
+
+def _refuse_sqlite_neighbours(destination: Path) -> None:
+    """OutputRefused where SQLite would mix the copy with another file: a -wal or -journal beside
+    its name (read into the copy as its last writes), or a name that is another file's -wal, -shm
+    or -journal (deleted when that file is next opened)."""
+    for end in ("-wal", "-shm", "-journal"):
+        beside, owner = Path(f"{destination}{end}"), str(destination)[: -len(end)]
+        if end != "-shm" and os.path.lexists(beside):  # left by a writer that crashed, or by a file moved alone
             raise OutputRefused(
                 f"{beside} exists: SQLite would read it into the copy as the last writes of its file; "
                 "move it aside with the file it belongs to"
             )
-    return destination
+        if str(destination).endswith(end) and os.path.lexists(owner):
+            raise OutputRefused(
+                f"{destination}: SQLite takes it for a file of {owner}, and would delete it: give the copy another name"
+            )
 
 
 def _names_in(folder: Path, source: Path) -> Iterator[Path]:

@@ -448,3 +448,20 @@ def test_a_signal_mid_copy_leaves_no_temporary_file(tmp_path, signum):
     else:
         assert running.returncode == 128 + signum, stderr
         assert not leftovers(folder), left
+
+
+def test_a_name_sqlite_takes_for_a_files_journal_is_refused(tmp_path):
+    # SQLite deletes a copy named ivig.sqlite-wal the next time ivig.sqlite is opened, as a WAL of no use
+    db = tmp_path / "ivig.sqlite"
+    store_with_cards(db, 2)
+    served = tmp_path / "srv"
+    served.mkdir()
+    shutil.copyfile(db, served / "ivig.sqlite")  # the service's file, the service stopped
+    for end in ("-wal", "-shm", "-journal"):
+        out = invoke("backup", db, f"{served / 'ivig.sqlite'}{end}")
+        assert out.exit_code == 2, out.output
+        assert (
+            f"error: {served / 'ivig.sqlite'}{end}: SQLite takes it for a file of {served / 'ivig.sqlite'}"
+            in out.stderr
+        )
+    assert sorted(p.name for p in served.iterdir()) == ["ivig.sqlite"]
