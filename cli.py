@@ -526,8 +526,16 @@ def main(debug):
     help="Run the rules for every case, even one in a clinical situation seen before "
     "(the output is the same; only slower).",
 )
+@click.option(
+    "--matcher",
+    type=click.Choice(("compiled", "rete")),  # core/compiler.py MATCHERS
+    default="compiled",
+    show_default=True,
+    help="How facts are matched to rules: compiled from the rules, or experta's own Rete, "
+    "the reference (the output is the same; only slower).",
+)
 @as_of_option
-def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache, as_of):
+def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache, matcher, as_of):
     """Evaluate case files (YAML, JSON, JSONL, CSV), FHIR R4 records (Bundles, Bulk
     Data NDJSON exports), directories (recursively) or - for stdin.
 
@@ -552,7 +560,7 @@ def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache, 
     workers, note = fit_workers(workers)
     if note:
         click.echo(note, err=True)
-    advisor = Advisor(_load_rules(rules_dir), **({"cache": 0} if no_cache else {}))
+    advisor = Advisor(_load_rules(rules_dir), matcher=matcher, **({"cache": 0} if no_cache else {}))
     colour = output is None and sys.stdout.isatty()  # as click.echo does: no escapes into files or pipes
     formatter = Formatter(
         fmt, chain=not no_chain, style=_style() if colour else plain_style, width=terminal_width() if colour else None

@@ -78,7 +78,7 @@ class Scheduler:
         # only safe to ask for when that thread is the main one, which ends with the process.
         parent = os.getpid() if threading.current_thread() is threading.main_thread() else None
         cache = self.advisor.situations.maxsize if self.advisor.situations is not None else 0
-        setup = (directory, self.advisor.per_disease, cache, self.work, parent)
+        setup = (directory, self.advisor.per_disease, cache, self.advisor.matcher, self.work, parent)
         return [ProcessPoolExecutor(1, initializer=_start_worker, initargs=setup) for _ in range(self.workers)]
 
     def _in_order(self, records: Iterator[CaseRecord]) -> Iterator:
@@ -249,13 +249,16 @@ _worker_advisor: Optional[Advisor] = None
 _worker_work: Optional[Callable] = None
 
 
-def _start_worker(directory: Optional[str], per_disease: bool, cache: int, work: Callable, parent: Optional[int]):
+def _start_worker(
+    directory: Optional[str], per_disease: bool, cache: int, matcher: str, work: Callable, parent: Optional[int]
+):
     global _worker_advisor, _worker_work
     _own_signals(parent)
     from ..core.rulebase import RuleBase
 
     rulebase = RuleBase.load(Path(directory) if directory else None)
-    _worker_advisor, _worker_work = Advisor(rulebase, per_disease=per_disease, cache=cache), work
+    _worker_advisor = Advisor(rulebase, per_disease=per_disease, cache=cache, matcher=matcher)
+    _worker_work = work
     if _worker_advisor.situations is not None:
         _worker_advisor.situations.share_learning()
 

@@ -11,7 +11,7 @@ from ..base.errors import CaseInvalid
 from .analysis import live_rules, missing_fields, undecided_rules
 from .attach import LaterEvidenceAttacher
 from .cache.situations import DEFAULT_SIZE, Keyer, SituationCache
-from .compiler import TRACE_KIND, Derived, compile_rulebase
+from .compiler import DEFAULT_MATCHER, TRACE_KIND, Derived, compile_rulebase, matcher_class
 from .result import Result, Run, patient_first
 from .rulebase import RuleBase
 from .schema import Case
@@ -21,14 +21,24 @@ from .words import GENERAL_PRECAUTIONS, patient_grams, plain, precautions_line
 class Advisor:
     """A rule base compiled once, evaluating case after case."""
 
-    def __init__(self, rulebase: Optional[RuleBase] = None, per_disease: bool = True, cache: int = DEFAULT_SIZE):
+    def __init__(
+        self,
+        rulebase: Optional[RuleBase] = None,
+        per_disease: bool = True,
+        cache: int = DEFAULT_SIZE,
+        matcher: str = DEFAULT_MATCHER,
+    ):
         """`per_disease`: one engine per diagnosis, each holding only the rules
         that can fire for it (same results, a fraction of the cost per case);
         False: one engine with every rule. `cache`: how many clinical
         situations to remember (core/cache/situations.py; the same results, a
-        fraction of the cost for a case like one seen before); 0: none."""
+        fraction of the cost for a case like one seen before); 0: none.
+        `matcher`: how the engines match facts to rules, "compiled" (core/matcher.py)
+        or "rete" (experta's own, the reference): the same results."""
+        matcher_class(matcher)  # an unknown name is refused here, not at the first case
         self.rulebase = rulebase or RuleBase.load()
         self.per_disease = per_disease
+        self.matcher = matcher
         self.engines: dict = {}  # diagnosis (None: every rule) -> a running engine
         self.keyers: dict = {}  # the same keys -> the Keyer of that engine's situations
         self.situations = SituationCache(cache) if cache else None
@@ -47,7 +57,7 @@ class Advisor:
         engine = self.engines.get(key)
         if engine is None:
             rules = None if key is None else live_rules(self.rulebase, key)
-            engine = self.engines[key] = compile_rulebase(self.rulebase, rules)()
+            engine = self.engines[key] = compile_rulebase(self.rulebase, rules, self.matcher)()
         return engine
 
     def warm(self) -> None:

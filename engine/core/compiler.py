@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from . import conditions
-from ._experta import AND, AS, NOT, OR, Fact, KnowledgeEngine, L, P, Rule, trim_overheads
+from ._experta import AND, AS, NOT, OR, Fact, KnowledgeEngine, L, P, ReteMatcher, Rule, trim_overheads
+from .matcher import CompiledMatcher
 from .rulebase import STANCE, RuleBase, RuleSpec
 from .words import dose_line
 
@@ -48,6 +49,8 @@ class AdvisorEngine(KnowledgeEngine):
 
     rulebase: Optional[RuleBase] = None  # each compiled class's own (compile_rulebase)
     rules: List[RuleSpec] = []  # the rules compiled in, in rule-base order
+    experta_rules: tuple = ()  # their experta Rules, in the same order
+    matching_key: tuple = ()  # what the compiled matcher's code depends on (matching_key)
     tested: frozenset = frozenset()  # the names they test
 
     def __init__(self):
@@ -135,14 +138,45 @@ def compile_rule(spec: RuleSpec, rulebase: RuleBase) -> Rule:
     return Rule(*patterns, salience=spec.salience)(rhs)
 
 
-def compile_rulebase(rulebase: RuleBase, rules=None) -> type:
-    """The engine class holding every rule of `rules` (default: the whole base)."""
+# The matchers an engine can be built with: the compiled one (core/matcher.py), and experta's
+# own Rete, the reference it is proven equal to (tests/core/test_matcher.py).
+MATCHERS = {"compiled": CompiledMatcher, "rete": ReteMatcher}
+DEFAULT_MATCHER = "compiled"  # what the Advisor uses unless told
+
+
+def matcher_class(name: str) -> type:
+    """The matcher class of a name in MATCHERS; ValueError for any other."""
+    if name not in MATCHERS:
+        raise ValueError(f"unknown matcher {name!r} (matchers: {', '.join(MATCHERS)})")
+    return MATCHERS[name]
+
+
+def matching_key(rulebase: RuleBase, rules) -> tuple:
+    """All that the patterns of `rules` are compiled from: the rule base's hash and, since a rule
+    base built in memory has none of its own, each rule's condition and layer, the layers and
+    which names are case fields. Engines of equal keys share their compiled matcher."""
+    fields = rulebase.schema.fields
+    return (
+        rulebase.digest,
+        tuple((r.id, r.layer, conditions.identity(r.when)) for r in rules),
+        tuple((l.name, l.sets_stance, l.index) for l in rulebase.layers),
+        tuple(sorted({t.name for r in rules for t in conditions.tests(r.when) if t.name in fields})),
+    )
+
+
+def compile_rulebase(rulebase: RuleBase, rules=None, matcher: str = "rete") -> type:
+    """The engine class holding every rule of `rules` (default: the whole base), matched by
+    `matcher` (MATCHERS; experta's own unless asked: the Advisor asks for DEFAULT_MATCHER)."""
     rules = rulebase.rules if rules is None else rules
+    compiled = [compile_rule(spec, rulebase) for spec in rules]
     members = {
+        "__matcher__": matcher_class(matcher),
         "rulebase": rulebase,
         "rules": list(rules),
+        "experta_rules": tuple(compiled),
+        "matching_key": matching_key(rulebase, rules),
         "tested": frozenset(t.name for r in rules for t in conditions.tests(r.when)),
     }
-    for spec in rules:
-        members["rule_" + spec.id.replace("-", "_")] = compile_rule(spec, rulebase)
+    for spec, rule in zip(rules, compiled):
+        members["rule_" + spec.id.replace("-", "_")] = rule
     return type("IvigEngine", (AdvisorEngine,), members)
