@@ -37,9 +37,9 @@ def backup(source, destination) -> Backup:
     """Copy the SQLite file `source` to `destination`: a new file, or a folder, where the copy is
     named `<name>-<UTC time>.sqlite` (`-2`, `-3`... after it for another copy in the same second).
     StoreUnreadable when `source` is not the file `ivig serve` keeps (it is never created), or is
-    locked too long; OutputRefused when the destination file exists, has a `-wal` or `-journal`
-    file beside it, or its folder does not exist or cannot be written; WriteFailed when the disk
-    fills. Nothing is left behind but the copy."""
+    locked too long; OutputRefused when the destination file exists, is one SQLite would mix with
+    another file's (_refuse_sqlite_neighbours), or its folder does not exist or cannot be written;
+    WriteFailed when the disk fills. Nothing is left behind but the copy."""
     folder_named = str(destination).endswith(("/", os.sep))  # Path() forgets the slash that says "a folder"
     source, destination = Path(source), Path(destination)
     into_folder = destination.is_dir()
@@ -119,6 +119,7 @@ def _link(temporary: str, names: Iterator[Path]) -> Path:
 
 
 def _new_file(destination: Path) -> Path:
+    """`destination`, a name for the copy that no file has, in a folder that exists; else OutputRefused."""
     if os.path.lexists(destination):
         raise OutputRefused(f"{destination}: exists; a backup never replaces a file")
     if not destination.parent.is_dir():
