@@ -452,7 +452,9 @@ def _emit(text: str, output=None):
 
         writable_target(output)
         write_text_atomic(output, text + "\n")
-        _say(f"wrote {output}", err=True)
+        from ivig_advisor.engine.base.escape import for_terminal
+
+        _say("wrote " + for_terminal(str(output)), err=True)  # one line, whatever the name holds
     else:
         click.echo(text)
 
@@ -1372,9 +1374,12 @@ def serve(
         forwarded_allow_ips=forwarded_allow_ips,
         **{key: value for key, value in given.items() if value is not None},
     )
-    trust, _store, rulebase = prepared(settings)  # a bad trust file, certificate, rule base or database: now
+    # a bad trust file, certificate, rule base or database is said now; --check creates and writes nothing
+    trust, _store, rulebase = prepared(settings, store=not check)
     if check:
-        _say(_serve_check_text(settings, host, port, workers, trust, rulebase))
+        from ivig_advisor.engine.service.feedback import store_check
+
+        _say(_serve_check_text(settings, host, port, workers, trust, rulebase, store_check(settings.feedback_db)))
         return
     os.environ[ENV] = settings.to_env()
     _say(
@@ -1411,7 +1416,7 @@ def _refuse_unsafe_listening(host: str, loopback: bool, insecure_dev: bool, tls:
         )
 
 
-def _serve_check_text(settings, host: str, port: int, workers: int, trust, rulebase) -> str:
+def _serve_check_text(settings, host: str, port: int, workers: int, trust, rulebase, database: str) -> str:
     """What `ivig serve --check` found: where and how it would listen, and what it would serve; each
     value read escaped, so that a newline in one (an issuer, a path) cannot print a line of its own."""
     from ivig_advisor.engine.base.escape import for_terminal as shown
@@ -1426,7 +1431,7 @@ def _serve_check_text(settings, host: str, port: int, workers: int, trust, ruleb
             f"  listen       {shown(host)}:{port} ({transport}), {workers} worker{'s' if workers != 1 else ''}",
             f"  public URL   {shown(settings.public_url)}",
             f"  issuers      {callers}",
-            f"  database     {shown(settings.feedback_db)}"
+            f"  database     {shown(settings.feedback_db)} ({database})"
             + (f", calls kept {settings.keep_calls_days:g} days" if settings.keep_calls_days else ""),
             f"  rules        {shown(stamp['name'])} {shown(stamp['version'])} {stamp['hash']}",
         ]

@@ -64,7 +64,7 @@ from ..base.errors import FeedbackInvalid, HookRefused, IvigError, Unauthorized,
 from ..base.escape import for_terminal, lone_surrogate_at
 from .calls import CallTrail, note_of
 from .cdshooks import Hooks
-from .feedback import CardKeeper, FeedbackStore
+from .feedback import CardKeeper, FeedbackStore, store_check
 from .jwtauth import Trust, caller_of, fhir_server_refused
 from .paging import next_link, read_pages
 
@@ -228,18 +228,20 @@ class BoundedH11Protocol(H11Protocol):
             self.transport.close()
 
 
-def prepared(settings: Settings) -> tuple:
+def prepared(settings: Settings, store: bool = True) -> tuple:
     """(trust, feedback store, rule base) of `settings`, each loaded and checked: what `ivig serve`
     checks before it starts a worker, so that a bad trust file, feedback path or rule base is
     said at once (and what each worker's app is built from); TlsInvalid for a certificate or key
-    that cannot serve https."""
+    that cannot serve https. `store=False` (`ivig serve --check`): the feedback file is looked at
+    (feedback.store_check), never created nor written, and the store is None."""
     from ..core.rulebase import RuleBase
 
     if not settings.insecure_dev and not settings.trust:
         raise ValueError("a trust file is needed unless the service runs in insecure_dev mode")
     check_tls(settings)
     trust = Trust.load(settings.trust) if settings.trust else None
-    return trust, FeedbackStore(settings.feedback_db), RuleBase.load(settings.rules) if settings.rules else None
+    kept = FeedbackStore(settings.feedback_db) if store else store_check(settings.feedback_db)
+    return trust, kept if store else None, RuleBase.load(settings.rules) if settings.rules else None
 
 
 def create_app(settings: Settings) -> Starlette:

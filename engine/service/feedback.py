@@ -24,6 +24,7 @@ than fails when another holds the lock. An audit reads it read-only
 
 import datetime as dt
 import json
+import os
 import re
 import sqlite3
 import threading
@@ -91,17 +92,30 @@ class FeedbackStore:
     """The SQLite file; one connection per thread, each write its own transaction."""
 
     def __init__(self, path):
+        """Open the file at `path`, made with its folders if missing, its tables added if older;
+        FeedbackFileUnreadable naming it when it cannot be (no SQLite file, a folder not writable)."""
         self.path = str(path)
-        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
         self._local = threading.local()
-        db = self._db()
-        db.execute("pragma journal_mode = wal")  # outside a transaction, where it can change
-        db.executescript(_SCHEMA)
-        with self._transaction() as db:
-            have = {row[1] for row in db.execute("pragma table_info(card)")}
-            for column in _CALLER_COLUMNS:
-                if column not in have:
-                    db.execute(f"alter table card add column {column} text")
+        try:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            db = self._db()
+            db.execute("pragma journal_mode = wal")  # outside a transaction, where it can change
+            db.executescript(_SCHEMA)
+            with self._transaction() as db:
+                have = {row[1] for row in db.execute("pragma table_info(card)")}
+                for column in _CALLER_COLUMNS:
+                    if column not in have:
+                        db.execute(f"alter table card add column {column} text")
+        except sqlite3.OperationalError as exc:
+            raise FeedbackFileUnreadable(f"{path}: cannot be opened or written: {exc}") from None
+        except sqlite3.DatabaseError as exc:
+            raise FeedbackFileUnreadable(
+                f"{path}: not an SQLite file the service can keep its cards in: {exc}"
+            ) from None
+        except FileExistsError:  # a file where a folder of the path should be
+            raise FeedbackFileUnreadable(f"{path}: a file on its path is not a folder") from None
+        except OSError as exc:
+            raise FeedbackFileUnreadable(f"{path}: its folder cannot be made: {exc.strerror}") from None
 
     def _db(self) -> sqlite3.Connection:
         db = getattr(self._local, "db", None)
@@ -194,6 +208,30 @@ class FeedbackStore:
             except sqlite3.IntegrityError:
                 return False
         return True
+
+
+def store_check(path) -> str:
+    """What a start would find at `path`, found without creating or writing anything (`ivig serve
+    --check`): the cards in the file `ivig serve` keeps, or that it is to be created where the
+    nearest folder that exists can be written; FeedbackFileUnreadable naming the path otherwise."""
+    where = Path(path)
+    if where.is_file() and where.stat().st_size:
+        db = read_only(where, "card", "holds no cards: it is not a file `ivig serve` keeps")
+        try:
+            (count,) = db.execute("select count(*) from card").fetchone()
+        finally:
+            db.close()
+        return f"{count:,} card{'s' if count != 1 else ''} kept"
+    if where.exists() and not where.is_file():
+        raise FeedbackFileUnreadable(f"{path}: not a regular file")
+    folder = where.parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise FeedbackFileUnreadable(f"{path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise FeedbackFileUnreadable(f"{path}: to be created, but {folder} cannot be written")
+    return "to be created at the first start"
 
 
 def read_only(path, table: str, lacking: str) -> sqlite3.Connection:

@@ -172,6 +172,8 @@ class Trust:
                 or not isinstance(node.get("jwks"), str)
             ):
                 raise TrustInvalid(f"{path}: issuers[{i}] needs 'iss' and 'jwks' (a JWK Set file or https URL)")
+            if not is_text(node["iss"]) or any(c < " " or "\x7f" <= c <= "\x9f" for c in node["iss"]):
+                raise TrustInvalid(f"{path}: issuers[{i}]: the iss holds a control character; an issuer is a URL")
             if node.get("tenant") is not None and not isinstance(node["tenant"], str):
                 raise TrustInvalid(
                     f"{path}: issuers[{i}] ({node['iss']}): the tenant must be a string (quote it): "

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ROOT, jsonl
+from helpers import ROOT, invoke, jsonl
 
 IVIG = [sys.executable, "-m", "ivig_advisor.cli"]
 ENV = dict(os.environ, NO_COLOR="1")
@@ -356,3 +356,11 @@ def test_results_written_before_the_later_evidence_column_are_still_left_out(run
     assert out.exit_code == 0, out.output
     assert [r["id"] for r in jsonl(out.stdout)] == ["a.yaml"]
     assert f"note: {sub}/old.csv left out: it holds results of ivig, not cases (name it to read it)" in out.stderr
+
+
+def test_an_output_path_with_a_newline_is_said_on_one_line(tmp_path):
+    target = tmp_path / "schema\nFORGED.txt"
+    result = invoke("schema", "-o", target)
+    assert result.exit_code == 0, result.output
+    assert target.is_file()
+    assert len(result.stderr.splitlines()) == 1 and "FORGED" in result.stderr, result.stderr

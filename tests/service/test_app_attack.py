@@ -36,6 +36,8 @@ from helpers import (
 )
 
 from ivig_advisor.cli import main
+from ivig_advisor.engine.base.errors import TrustInvalid
+from ivig_advisor.engine.service.jwtauth import Trust
 
 FEEDBACK = "/cds-services/ivig-order/feedback"
 
@@ -431,6 +433,15 @@ def test_a_tenant_in_the_trust_file_that_is_no_string_is_refused_at_start(tmp_pa
     assert "tenant" in err and "string" in err
     status, err = start(tmp_path, "ehr-jwks.json", "    tenant: '1'\n")
     assert status == "started", err
+
+
+@pytest.mark.parametrize("iss", ['"https://ehr\\nFORGED"', '"https://ehr\\u001b[2J"', '"https://ehr\\ud800"'])
+def test_an_issuer_with_control_characters_is_refused_at_start(tmp_path, iss):
+    """An issuer is a URL: one holding a newline or an escape printed lines of its own (serve --check)."""
+    Keys(tmp_path)
+    (tmp_path / "trust.yaml").write_text(f"issuers:\n  - iss: {iss}\n    jwks: ehr-jwks.json\n")
+    with pytest.raises(TrustInvalid, match="iss"):
+        Trust.load(tmp_path / "trust.yaml")
 
 
 def test_a_file_url_is_read_as_that_file(tmp_path):

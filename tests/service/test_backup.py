@@ -362,14 +362,6 @@ def test_serve_check_shows_what_it_read_escaped(tmp_path):
     assert "\x1b" not in out.stdout and "https://ehr\\e[2J\\n  issuers      FORGED" in out.stdout
 
 
-NEEDS_PREPARED_WITHOUT_STORE = (
-    "serve --check opens the FeedbackStore through app.prepared, which creates the file, its folders and its "
-    "tables: app.prepared(settings, store=False) for --check is asked of app.py's owner "
-    "(notes/issue30-attack-backup-notes.md); remove this mark with that change"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=NEEDS_PREPARED_WITHOUT_STORE)
 def test_serve_check_creates_no_database_nor_folder(tmp_path):
     # run by hand as root before an upgrade, or with a typo, a check must leave the disk as it was
     keys = Keys(tmp_path)
@@ -378,7 +370,6 @@ def test_serve_check_creates_no_database_nor_folder(tmp_path):
     assert not (tmp_path / "var").exists()
 
 
-@pytest.mark.xfail(strict=True, reason=NEEDS_PREPARED_WITHOUT_STORE)
 def test_serve_check_writes_nothing_into_an_existing_file(tmp_path):
     # a new version's check, beside the old service, must not add its columns to the live file
     keys = Keys(tmp_path)
@@ -393,18 +384,22 @@ def test_serve_check_writes_nothing_into_an_existing_file(tmp_path):
     assert other.read_bytes() == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="FeedbackStore lets sqlite3's DatabaseError and OperationalError out (exit 70, 'a bug in ivig'), "
-    "for ivig serve too: asked of feedback.py's owner (notes/issue30-attack-backup-notes.md)",
-)
 def test_serve_check_says_which_database_it_cannot_use(tmp_path):
     keys = Keys(tmp_path)
     junk = tmp_path / "junk.sqlite"
     junk.write_bytes(b"not a database" * 500)
-    for database, why in ((junk, "not an SQLite file"), (junk / "ivig.sqlite", "not a folder")):
+    for database, why in ((junk, "not the SQLite file"), (junk / "ivig.sqlite", "not a folder")):
         out = check("--trust", keys.trust, "--feedback-db", database)
         assert out.exit_code == 2 and f"{database}" in out.stderr and why in out.stderr, out.output
+
+
+def test_serve_says_which_database_it_cannot_use_before_it_listens(tmp_path):
+    keys = Keys(tmp_path)
+    junk = tmp_path / "junk.sqlite"
+    junk.write_bytes(b"not a database" * 500)
+    for database, why in ((junk, "not an SQLite file"), (junk / "ivig.sqlite", "not a folder")):
+        out = CliRunner().invoke(main, ["serve", "--trust", str(keys.trust), "--feedback-db", str(database)])
+        assert out.exit_code == 2 and f"{database}" in out.stderr and why in out.stderr, out.output  # not 70, a bug
 
 
 def test_a_backup_on_a_read_only_medium_can_be_restored(tmp_path):

@@ -142,7 +142,8 @@ def test_the_hospital_page_runs_as_written(tmp_path):
     assert len(backups) == 3 and all(re.fullmatch(r"ivig-\d{8}T\d{6}Z(-\d+)?\.sqlite", name) for name in backups), (
         backups
     )
-    assert (tmp_path / "var/lib/ivig/ivig.sqlite.replaced").is_file()  # put aside, never deleted
+    [aside] = (tmp_path / "var/lib/ivig").glob("replaced-*")  # put aside, never deleted
+    assert (aside / "ivig.sqlite").is_file()
 
 
 def test_every_block_of_the_page_is_one_the_test_runs_or_writes():
