@@ -27,11 +27,20 @@ line, and the run exits 1); two workers at least 1.8x one at 10k cases and
 above. Issue 6: per-disease engines cost at most half of one engine with
 every rule; peak memory per process flat (5%) between the two largest batches
 with the cache off; `ivig --help` and `ivig --version` under 150 ms.
+
+The matchers (issue 31): when `ivig evaluate` takes --matcher, every CLI run above is made with
+each matcher (`--matchers`, default rete and compiled), in the same alternating rounds, and the
+targets above are given for each. Then: at the largest size, the compiled matcher at least 3x
+experta's Rete (the matcher before issue 31) with the cache off, and faster than it with the
+cache on; the output byte-identical between the matchers, at every size, 1 and 2 workers, cache
+on and off, and in the worst case. The service's p99 is bench_service.py's to measure;
+the miss path in process against CLIPS is bench/clips.py's.
 """
 
 import argparse
 import hashlib
 import inspect
+import itertools
 import json
 import os
 import platform
@@ -50,6 +59,7 @@ IVIG = [sys.executable, "-m", "ivig_advisor.cli"]
 SIZES, QUICK_SIZES = (1_000, 10_000, 100_000), (1_000, 4_000)
 WORKERS = (1, 2)
 MIB = 1024 * 1024
+MATCHERS = ("rete", "compiled")  # issue 31: experta's own matcher (the reference) and ours
 WORST_ROUNDS = 3  # rounds of the worst case at least (5k cases: half a minute a run)
 
 # The ranges numbers are drawn from (a real batch's spread, not only the rules' cut values);
@@ -201,6 +211,17 @@ def cli_has_no_cache():
     return "--no-cache" in out.stdout
 
 
+def cli_has_matcher():
+    """Whether this build's `ivig evaluate` takes --matcher (issue 31)."""
+    out = subprocess.run([*IVIG, "evaluate", "--help"], capture_output=True, text=True, check=True)
+    return "--matcher" in out.stdout
+
+
+def with_matcher(label, matcher):
+    """A label naming the matcher too, when the runs name one."""
+    return f"{label}, matcher {matcher}" if matcher else label
+
+
 def make_advisor(rulebase=None, per_disease=True, cache=None):
     """An Advisor; cache=0 is an Advisor without the cache, also on a build that has none."""
     if cache is None:
@@ -326,11 +347,14 @@ def _memory(pid):
     return (found[b"VmRSS"], found[b"VmHWM"]) if len(found) == 2 else None
 
 
-def run_cli(path, workers, cache, output):
-    """One `ivig evaluate` of `path` into `output`: wall time, memory, the output's sha256."""
+def run_cli(path, workers, cache, output, matcher=None):
+    """One `ivig evaluate` of `path` into `output`: wall time, memory, the output's sha256.
+    `matcher`: passed as --matcher (None: the CLI's own choice, no option given)."""
     command = [*IVIG, "evaluate", str(path), "--format", "jsonl", "-q", "-j", str(workers)]
     if not cache and CLI_NO_CACHE:
         command.append("--no-cache")
+    if matcher:
+        command += ["--matcher", matcher]
     with open(output, "wb") as out:
         start = time.perf_counter()
         proc = subprocess.Popen(command, stdout=out, stderr=subprocess.PIPE)
@@ -357,24 +381,27 @@ def run_cli(path, workers, cache, output):
 
 
 def alternate(path, n, configurations, rounds, tmp, label):
-    """Run each (workers, cache) of `configurations` on `path` once per round, the order
+    """Run each (workers, cache, matcher) of `configurations` on `path` once per round, the order
     reversed every other round (ABBA), printing a row per run. Returns (rows, outputs,
     failures): per configuration, its row with the mean time, each round's time and the
     largest memory of any round; its first output (a repeat's output, once compared with
     it, is removed); and how many repeats gave other bytes than the first."""
     outputs, tries, failures = {}, {c: [] for c in configurations}, 0
     for round_ in range(rounds):
-        for workers, cache in configurations[::-1] if round_ % 2 else configurations:
-            output = Path(tmp) / f"out-{label}-{workers}-{'on' if cache else 'off'}-{round_}.jsonl"
-            r = run_cli(path, workers, cache, output)
-            tries[workers, cache].append(r)
-            say(row(n, cache, workers, r, round_ + 1))
-            first = outputs.setdefault((workers, cache), output)
+        for workers, cache, matcher in configurations[::-1] if round_ % 2 else configurations:
+            config = workers, cache, matcher
+            name = f"out-{label}-{workers}-{'on' if cache else 'off'}-{matcher or 'default'}-{round_}.jsonl"
+            output = Path(tmp) / name
+            r = run_cli(path, workers, cache, output, matcher)
+            tries[config].append(r)
+            say(row(n, cache, workers, r, round_ + 1, matcher))
+            first = outputs.setdefault(config, output)
             if first != output:  # a repeat: the same bytes as the first, then no need to keep it
-                if r["sha256"] != tries[workers, cache][0]["sha256"]:
+                if r["sha256"] != tries[config][0]["sha256"]:
                     failures += 1
                     loud_difference(
-                        f"{label}, -j {workers}, cache {'on' if cache else 'off'}, round 1 vs {round_ + 1}",
+                        with_matcher(f"{label}, -j {workers}, cache {'on' if cache else 'off'}", matcher)
+                        + f", round 1 vs {round_ + 1}",
                         first,
                         output,
                     )
@@ -430,9 +457,11 @@ def loud_difference(label, a, b):
 # -- the report ------------------------------------------------------------------
 
 
-def row(n, cache, workers, r, round_):
+def row(n, cache, workers, r, round_, matcher=None):
     return (
-        f"{n:>8,} {'on' if cache else 'off':>5} {workers:>2} {round_:>5} {r['seconds']:>8.2f} "
+        f"{n:>8,} {'on' if cache else 'off':>5} {workers:>2} "
+        + (f"{matcher:>8} " if matcher else "")
+        + f"{round_:>5} {r['seconds']:>8.2f} "
         f"{n / r['seconds']:>8,.0f} {r['seconds'] * 1000 / n:>8.3f} {r['tree']:>6.1f} "
         f"{r['process']:>7.1f} {r['hwm']:>6.1f} {r['processes']:>5}  {r['sha256'][:16]}"
     )
@@ -489,6 +518,52 @@ def machine():
     )
 
 
+def compare_matchers(label, rows, outputs, matchers, same):
+    """The outputs of one configuration under each matcher, against the first (issue 31: byte-identical).
+    Adds one bool a comparison to `same`; returns how many differ, each shown loudly."""
+    differ = 0
+    for (workers, cache, matcher), r in rows.items():
+        reference = (workers, cache, matchers[0])
+        if matcher == matchers[0] or reference not in rows:
+            continue
+        ok = r["sha256"] == rows[reference]["sha256"]
+        same.append(ok)
+        if not ok:
+            differ += 1
+            loud_difference(
+                f"{label}, -j {workers}, cache {'on' if cache else 'off'}, matcher {matchers[0]} vs {matcher}",
+                outputs[reference],
+                outputs[workers, cache, matcher],
+            )
+    return differ
+
+
+def matcher_targets(runs, big, matchers, caches, same):
+    """Issue 31's targets through the CLI: the compiled matcher against experta's Rete (the matcher
+    before it) at the largest size, and the output byte-identical between them."""
+    if not {"rete", "compiled"} <= set(matchers):
+        why = "`ivig evaluate` has no --matcher" if matchers == (None,) else "it needs both rete and compiled"
+        say(f"  compiled vs rete matcher (issue 31): not measured ({why})")
+        return
+    note = "" if big == 100_000 else f" (the target is at 100,000; this run stops at {big:,})"
+    for workers, cache in itertools.product(WORKERS, caches):
+        rete, compiled = runs[big, workers, cache, "rete"], runs[big, workers, cache, "compiled"]
+        gain, each = ratios(rete, compiled)
+        target = 1 if cache else 3  # cache on: faster than the Rete's; cache off: 3x as fast
+        met = gain > target if cache else gain >= target
+        say(
+            f"  {big:,} cases, -j {workers}, cache {'on' if cache else 'off'}: compiled vs rete "
+            f"{shown_ratio(rete, compiled)}; "
+            + verdict(met, f"{target - gain:.2f}x (wants {'>' if cache else '>='} {target}x)")
+            + every_round(each, target)
+            + note
+        )
+    say(
+        f"  output byte-identical, matcher {matchers[0]} vs the others: {sum(same)} of {len(same)} runs (every size, "
+        "worker count and cache, and the worst case); " + verdict(all(same), f"{len(same) - sum(same)} runs DIFFER")
+    )
+
+
 def main():
     global CLI_NO_CACHE
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -498,6 +573,10 @@ def main():
         "--rounds",
         type=int,
         help="times each CLI configuration runs, in alternating order (default 2; 1 with --quick or --sizes)",
+    )
+    parser.add_argument(
+        "--matchers",
+        help=f"matchers to run every CLI configuration with, if `ivig evaluate` has --matcher ({','.join(MATCHERS)})",
     )
     args = parser.parse_args()
     rounds = max(1, args.rounds or (1 if args.quick or args.sizes else 2))
@@ -517,6 +596,10 @@ def main():
             f"(Advisor(cache=...): {'yes' if cached else 'no'}, evaluate --no-cache: "
             f"{'yes' if CLI_NO_CACHE else 'no'}); measuring it as it is, cache off"
         )
+    matchers = tuple(args.matchers.split(",")) if args.matchers else MATCHERS
+    if not cli_has_matcher():
+        matchers = (None,)
+        say("NOTE: this build's `ivig evaluate` has no --matcher (issue 31): measuring it with the matcher it has")
 
     # -- per case, in process (issue 6), the cache off unless said
     rulebase = RuleBase.load()
@@ -558,45 +641,51 @@ def main():
         say("  not measured: no cache in this build")
 
     # -- through the CLI
+    named = matchers != (None,)
     say(
-        "\nthrough the CLI: evaluate FILE --format jsonl -q -j N [--no-cache] > file; memory in MiB: "
+        "\nthrough the CLI: evaluate FILE --format jsonl -q -j N [--no-cache]"
+        + (" --matcher M" if named else "")
+        + " > file; memory in MiB: "
         "tree = peak sum of RSS over the command and its workers, process = the largest single process "
         "(both sampled from /proc every 50 ms), hwm = the largest VmHWM (the kernel's own peak RSS of a process)"
     )
     header = (
-        f"{'cases':>8} {'cache':>5} {'-j':>2} {'round':>5} {'wall s':>8} {'cases/s':>8} {'ms/case':>8} "
+        f"{'cases':>8} {'cache':>5} {'-j':>2} "
+        + (f"{'matcher':>8} " if named else "")
+        + f"{'round':>5} {'wall s':>8} {'cases/s':>8} {'ms/case':>8} "
         f"{'tree':>6} {'process':>7} {'hwm':>6} {'procs':>5}  sha256"
     )
     say(f"{rounds} round(s), each configuration once per round, the order reversed every other round")
     say(header)
-    configurations = [(workers, cache) for workers in WORKERS for cache in caches]
-    runs, identical, failures = {}, [], 0
+    configurations = [(workers, cache, m) for m in matchers for workers in WORKERS for cache in caches]
+    runs, identical, same_matchers, failures = {}, [], [], 0
     with tempfile.TemporaryDirectory(prefix="ivig-bench-") as tmp:
         for n in sizes:
             path = Path(tmp) / f"{n}.jsonl"
             write_jsonl(path, n)
             rows, outputs, differ = alternate(path, n, configurations, rounds, tmp, f"{n:,} cases")
-            failures += differ
+            failures += differ + compare_matchers(f"{n:,} cases", rows, outputs, matchers, same_matchers)
             runs.update(((n, *c), r) for c, r in rows.items())
-            for workers in WORKERS:  # cache on vs off: the target
-                if True in caches:
-                    same = runs[n, workers, True]["sha256"] == runs[n, workers, False]["sha256"]
-                    identical.append(same)
-                    if not same:
+            for m in matchers:
+                for workers in WORKERS:  # cache on vs off: the target
+                    if True in caches:
+                        same = runs[n, workers, True, m]["sha256"] == runs[n, workers, False, m]["sha256"]
+                        identical.append(same)
+                        if not same:
+                            failures += 1
+                            loud_difference(
+                                with_matcher(f"{n:,} cases, -j {workers}, cache off vs on", m),
+                                outputs[workers, False, m],
+                                outputs[workers, True, m],
+                            )
+                for cache in caches:  # 1 vs 2 workers: the contract (issue 6)
+                    if runs[n, 1, cache, m]["sha256"] != runs[n, 2, cache, m]["sha256"]:
                         failures += 1
                         loud_difference(
-                            f"{n:,} cases, -j {workers}, cache off vs on",
-                            outputs[workers, False],
-                            outputs[workers, True],
+                            with_matcher(f"{n:,} cases, cache {'on' if cache else 'off'}, -j 1 vs -j 2", m),
+                            outputs[1, cache, m],
+                            outputs[2, cache, m],
                         )
-            for cache in caches:  # 1 vs 2 workers: the contract (issue 6)
-                if runs[n, 1, cache]["sha256"] != runs[n, 2, cache]["sha256"]:
-                    failures += 1
-                    loud_difference(
-                        f"{n:,} cases, cache {'on' if cache else 'off'}, -j 1 vs -j 2",
-                        outputs[1, cache],
-                        outputs[2, cache],
-                    )
             for output in outputs.values():
                 output.unlink()
             path.unlink()
@@ -615,61 +704,76 @@ def main():
             write_jsonl(path, n, uniform=True)
             # short runs: more rounds, as drift weighs more
             rows, outputs, differ = alternate(
-                path, n, [(1, c) for c in caches], max(rounds, WORST_ROUNDS), tmp, f"worst case, {n:,} cases"
+                path,
+                n,
+                [(1, c, m) for m in matchers for c in caches],
+                max(rounds, WORST_ROUNDS),
+                tmp,
+                f"worst case, {n:,} cases",
             )
-            failures += differ
-            worst_rows = {cache: r for (_, cache), r in rows.items()}
-            hashes = {cache: output for (_, cache), output in outputs.items()}
-            same = worst_rows[True]["sha256"] == worst_rows[False]["sha256"]
-            identical.append(same)
-            if not same:
-                failures += 1
-                loud_difference(f"worst case, {n:,} cases, -j 1, cache off vs on", hashes[False], hashes[True])
-        say(f"  cache on vs off: {shown_ratio(worst_rows[False], worst_rows[True])}")
+            failures += differ + compare_matchers(f"worst case, {n:,} cases", rows, outputs, matchers, same_matchers)
+            worst_rows = {(cache, m): r for (_, cache, m), r in rows.items()}
+            for m in matchers:
+                same = worst_rows[True, m]["sha256"] == worst_rows[False, m]["sha256"]
+                identical.append(same)
+                if not same:
+                    failures += 1
+                    loud_difference(
+                        with_matcher(f"worst case, {n:,} cases, -j 1, cache off vs on", m),
+                        outputs[1, False, m],
+                        outputs[1, True, m],
+                    )
+        for m in matchers:
+            say(f"  {with_matcher('cache on vs off', m)}: {shown_ratio(worst_rows[False, m], worst_rows[True, m])}")
 
     say("\nspeed-ups (throughput ratios: of the mean times, then each round's own)")
-    for n in sizes:
-        parts = [
-            f"2 vs 1 worker, cache {'on' if c else 'off'}: " + shown_ratio(runs[n, 1, c], runs[n, 2, c]) for c in caches
-        ]
-        if True in caches:
+    for m in matchers:
+        for n in sizes:
             parts = [
-                f"cache on vs off, -j {w}: " + shown_ratio(runs[n, w, False], runs[n, w, True]) for w in WORKERS
-            ] + parts
-        say(f"  {n:>7,} cases: " + "; ".join(parts))
+                f"2 vs 1 worker, cache {'on' if c else 'off'}: " + shown_ratio(runs[n, 1, c, m], runs[n, 2, c, m])
+                for c in caches
+            ]
+            if True in caches:
+                parts = [
+                    f"cache on vs off, -j {w}: " + shown_ratio(runs[n, w, False, m], runs[n, w, True, m])
+                    for w in WORKERS
+                ] + parts
+            say(f"  {with_matcher(f'{n:>7,} cases', m)}: " + "; ".join(parts))
 
     if True in caches:
-        for n in sizes:  # the cache grows a process that uses it: if the workers' do not, is it on there?
+        for m, n in itertools.product(matchers, sizes):  # the cache grows a process that uses it: in the workers?
             grew = {
-                w: max(runs[n, w, True]["process"], runs[n, w, True]["hwm"])
-                - max(runs[n, w, False]["process"], runs[n, w, False]["hwm"])
+                w: max(runs[n, w, True, m]["process"], runs[n, w, True, m]["hwm"])
+                - max(runs[n, w, False, m]["process"], runs[n, w, False, m]["hwm"])
                 for w in WORKERS
             }
             if grew[1] > 5 and grew[2] < 2:
                 say(
-                    f"  !!! {n:,} cases: the cache grows the one process of -j 1 by {grew[1]:.1f} MiB but the "
-                    f"workers of -j 2 by {grew[2]:.1f} MiB: is the cache on in the workers?"
+                    f"  !!! {with_matcher(f'{n:,} cases', m)}: the cache grows the one process of -j 1 by "
+                    f"{grew[1]:.1f} MiB but the workers of -j 2 by {grew[2]:.1f} MiB: is the cache on in the workers?"
                 )
 
     say("\ntargets")
     big = sizes[-1]
-    if True in caches:
-        gain, each = ratios(runs[big, 1, False], runs[big, 1, True])
-        note = "" if big == 100_000 else f" (the target is at 100,000; this run stops at {big:,})"
-        say(
-            f"  {big:,} cases, 1 worker, cache on vs off: {shown_ratio(runs[big, 1, False], runs[big, 1, True])}; "
-            + verdict(gain >= 3, f"{3 - gain:.2f}x (wants >= 3x)")
-            + every_round(each, 3)
-            + note
-        )
-    else:
-        say("  cache on vs off: not measured (no cache in this build)")
+    for m in matchers:
+        if True in caches:
+            gain, each = ratios(runs[big, 1, False, m], runs[big, 1, True, m])
+            note = "" if big == 100_000 else f" (the target is at 100,000; this run stops at {big:,})"
+            say(
+                f"  {with_matcher(f'{big:,} cases, 1 worker', m)}, cache on vs off: "
+                f"{shown_ratio(runs[big, 1, False, m], runs[big, 1, True, m])}; "
+                + verdict(gain >= 3, f"{3 - gain:.2f}x (wants >= 3x)")
+                + every_round(each, 3)
+                + note
+            )
+        else:
+            say("  cache on vs off: not measured (no cache in this build)")
     worst_key = max(runs, key=lambda k: max(runs[k]["process"], runs[k]["hwm"]))
     worst = max(runs[worst_key]["process"], runs[worst_key]["hwm"])
-    n, w, c = worst_key
+    n, w, c, m = worst_key
     say(
         f"  memory per worker (largest single process of any run; the larger of RSS and VmHWM): "
-        f"{worst:.1f} MiB, at {n:,} cases, -j {w}, cache {'on' if c else 'off'}; "
+        f"{worst:.1f} MiB, at {with_matcher(f'{n:,} cases, -j {w}, cache ' + ('on' if c else 'off'), m)}; "
         + verdict(worst < 64, f"{worst - 64:.1f} MiB (wants < 64 MiB)")
     )
     if worst_rows:
@@ -681,29 +785,32 @@ def main():
     if True in caches:
         say(
             f"  output byte-identical, cache on vs off: {sum(identical)} of {len(identical)} runs (every size "
-            f"and worker count, and the worst case); "
+            f"and worker count, and the worst case{', with each matcher' if named else ''}); "
             + verdict(all(identical), f"{len(identical) - sum(identical)} runs DIFFER")
         )
     else:
         say("  output byte-identical, cache on vs off: not measured (no cache in this build)")
-    for n in sizes:
+    for m, n in itertools.product(matchers, sizes):
         if n < 10_000:
             continue
         for c in caches:
-            ratio, each = ratios(runs[n, 1, c], runs[n, 2, c])
+            ratio, each = ratios(runs[n, 1, c, m], runs[n, 2, c, m])
             say(
-                f"  {n:,} cases, cache {'on' if c else 'off'}: 2 workers {shown_ratio(runs[n, 1, c], runs[n, 2, c])} "
+                f"  {with_matcher(f'{n:,} cases', m)}, cache {'on' if c else 'off'}: 2 workers "
+                f"{shown_ratio(runs[n, 1, c, m], runs[n, 2, c, m])} "
                 "one; " + verdict(ratio >= 1.8, f"{1.8 - ratio:.2f}x (wants >= 1.8x)") + every_round(each, 1.8)
             )
     if len(sizes) >= 2:  # flat memory needs two sizes (--sizes may give one)
         small, large = sizes[-2], sizes[-1]
-        a, b = (max(runs[m, 2, False]["process"], runs[m, 2, False]["hwm"]) for m in (small, large))
-        growth = b / a - 1
-        say(
-            f"  peak memory per process, 2 workers, cache off, {small:,} -> {large:,} cases: "
-            f"{a:.1f} -> {b:.1f} MiB = {growth:+.1%}; "
-            + verdict(abs(growth) <= 0.05, f"{abs(growth) - 0.05:.1%} over a 5% tolerance")
-        )
+        for m in matchers:
+            a, b = (max(runs[k, 2, False, m]["process"], runs[k, 2, False, m]["hwm"]) for k in (small, large))
+            growth = b / a - 1
+            say(
+                f"  {with_matcher('peak memory per process', m)}, 2 workers, cache off, {small:,} -> {large:,} cases: "
+                f"{a:.1f} -> {b:.1f} MiB = {growth:+.1%}; "
+                + verdict(abs(growth) <= 0.05, f"{abs(growth) - 0.05:.1%} over a 5% tolerance")
+            )
+    matcher_targets(runs, big, matchers, caches, same_matchers)
     for what in (["--help"], ["--version"]):
         ms = startup_ms(what)
         say(f"  ivig {what[0]}: {ms:.0f} ms; " + verdict(ms < 150, f"{ms - 150:.0f} ms"))
