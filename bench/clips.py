@@ -11,9 +11,10 @@ experta, and writes the same patterns in CLIPS: one deftemplate for Given facts 
 one for Derived facts (with their layer); a defrule for each branch of a rule's condition in
 disjunctive normal form (experta fires a rule once per branch that matches: so does this), at the
 rule's own salience, with the stance layers' `not` on an earlier layer's stance. Each test becomes
-a predicate that means what `conditions.Test.holds` means in Python (see `_predicate`: a value's
-Python type travels beside it, so that True is not 1 where an order is asked, a string is never a
-symbol, and an int and a float are equal as Python has them). The right-hand side asserts the
+a constraint that means what `conditions.Test.holds` means in Python: CLIPS's own literal
+constraints for equality, a predicate for an order or a list's items (see `_constraint` and
+`_constants`: a value's Python type travels beside it, so that True is not 1 where an order is
+asked, a string is never a symbol, and an int and a float are equal as Python has them). The right-hand side asserts the
 rule's Derived facts and adds the firing to a global trail (its branch, the indices of the facts
 it matched, the indices of the facts it asserted), which Python reads once the run is over. A test
 the translation cannot express is reported (`Untranslatable`), never written by hand.
@@ -47,6 +48,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from importlib.metadata import version
 from pathlib import Path
 from typing import Dict, List, Optional
 
@@ -639,7 +641,7 @@ def main():
     began = time.perf_counter()
 
     say(machine())
-    say(f"clipspy {_version('clipspy')}; {datetime.date.today()}")
+    say(f"clipspy {version('clipspy')}; {datetime.date.today()}")
     rulebase = RuleBase.load()
     translation = translate(rulebase)
     if args.write_clp:
@@ -677,12 +679,6 @@ def main():
     rules.close()
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     say(f"\n{time.perf_counter() - began:.0f} s in all; load average at the end {load}")
-
-
-def _version(name: str) -> str:
-    from importlib.metadata import version
-
-    return version(name)
 
 
 if __name__ == "__main__":
