@@ -39,25 +39,28 @@ def undecided_rules(
     """
     rules = rulebase.rules if rules is None else rules
     pending: List[RuleSpec] = []
+    pending_ids: Set[str] = set()  # rules told apart by id: RuleSpec's == compares every field, slowly
     unknown_derived: Set[str] = set() if waiting is None else waiting
     lookup = _lookup(rulebase, facts, derived, unknown_derived)
+    not_fired = _not_fired_by_layer(rules, fired)
 
     for layer in rulebase.layers:
         earlier_stance = any(
             l in stance_layers for l in (x.name for x in rulebase.layers if x.sets_stance and x.index < layer.index)
         )
-        in_layer = [r for r in rules if r.layer == layer.name and r.id not in fired]
+        in_layer = not_fired.get(layer.name, [])
         if layer.sets_stance and earlier_stance:
             continue  # the stance is already set by an earlier layer: these rules cannot fire
         changed = True
         while changed:  # a layer's rules may feed each other
             changed = False
             for rule in in_layer:
-                if rule in pending or conditions.truth(rule.when, lookup) is not None:
+                if rule.id in pending_ids or conditions.truth(rule.when, lookup) is not None:
                     continue
                 if _moot(rule, derived):
                     continue
                 pending.append(rule)
+                pending_ids.add(rule.id)
                 for name in rule.derives:
                     if not derived.get(name) and name not in unknown_derived:
                         unknown_derived.add(name)
@@ -65,13 +68,24 @@ def undecided_rules(
     return _relevant(rulebase, pending, lookup)
 
 
+def _not_fired_by_layer(rules: List[RuleSpec], fired: Set[str]) -> Dict[str, List[RuleSpec]]:
+    """The rules that did not fire, by layer, each layer's in the order given."""
+    out: Dict[str, List[RuleSpec]] = {}
+    for rule in rules:
+        if rule.id not in fired:
+            out.setdefault(rule.layer, []).append(rule)
+    return out
+
+
 def _lookup(rulebase: RuleBase, facts: dict, derived: Dict[str, list], unknown_derived: Set[str]):
     """Three-valued lookup over a run: a case field is its value or unknown; a
     derived fact its values, unknown while a rule still undecided may assert
     it, absent otherwise."""
 
+    fields = rulebase.schema.fields
+
     def lookup(name):
-        if name in rulebase.schema.fields:
+        if name in fields:
             return [facts[name]] if name in facts else conditions.UNKNOWN
         values = derived.get(name, [])
         return conditions.UNKNOWN if not values and name in unknown_derived else values
@@ -127,17 +141,19 @@ def _relevant(rulebase: RuleBase, pending: List[RuleSpec], lookup) -> List[RuleS
     def pursued(rule):
         return {t.name for t in _pursued(rule.when, lookup)}
 
-    keep = [r for r in pending if any(k in r.then for k in ("recommend", "dose", "warn"))]
-    names = set().union(*(pursued(r) for r in keep))
+    keep = {
+        r.id for r in pending if any(k in r.then for k in ("recommend", "dose", "warn"))
+    }  # by id, as in undecided_rules
+    names = set().union(*(pursued(r) for r in pending if r.id in keep))
     changed = True
     while changed:
         changed = False
         for rule in pending:
-            if rule not in keep and names & set(rule.derives):
-                keep.append(rule)
+            if rule.id not in keep and names & set(rule.derives):
+                keep.add(rule.id)
                 names |= pursued(rule)
                 changed = True
-    return [r for r in pending if r in keep]
+    return [r for r in pending if r.id in keep]
 
 
 def missing_fields(
@@ -147,7 +163,12 @@ def missing_fields(
     (and `also`), in schema order: a field in a branch already decided is left
     out (a non-LEMS patient is never asked whether LEMS is refractory), and so
     is one behind a conclusion not yet reached (see `_pursued`). `derived`:
-    the facts the run derived."""
+    the facts the run derived.
+
+    Its lookup is not `undecided_rules`' own: it also reads the fields a
+    constraint settles (so the question behind one is asked), and reads as
+    unknown only what the undecided rules may still derive. One lookup for
+    both would change `missing` (tests/core/test_analysis.py)."""
     derived = derived or {}
     waiting = {n for r in undecided for n in r.derives if not derived.get(n)}
     implied = rulebase.schema.implied(facts)  # settled by a constraint: never worth finding out

@@ -233,7 +233,9 @@ def truth(cond: Condition, lookup: Callable) -> Optional[bool]:
     tests, as the compiled rules read it (``not x == 1``: x known and != 1):
     over a case field that is Kleene's not; over a derived fact with several
     values, or none, it is not (``not x == 1`` holds for x = [1, 2], and not
-    for x absent)."""
+    for x absent). The lookup must answer the same for a name every time it
+    is asked: the items of an `all` or an `any` after the one that decides
+    it are not read."""
     if isinstance(cond, Test):
         values = lookup(cond.name)
         if cond.op == "known":
@@ -245,14 +247,15 @@ def truth(cond: Condition, lookup: Callable) -> Optional[bool]:
         return any(cond.holds(v) for v in values)
     if isinstance(cond, Not):
         return truth(negate(cond.item), lookup)
-    results = [truth(c, lookup) for c in cond.items]
-    if isinstance(cond, AllOf):
-        if False in results:
-            return False
-        return None if None in results else True
-    if True in results:
-        return True
-    return None if None in results else False
+    # Kleene: one False decides an `all`, one True an `any`; the rest need not be read
+    decisive = isinstance(cond, AnyOf)
+    undecided = False
+    for item in cond.items:
+        result = truth(item, lookup)
+        if result is decisive:
+            return decisive
+        undecided = undecided or result is None
+    return None if undecided else not decisive
 
 
 def describe(
