@@ -220,13 +220,23 @@ def tests(cond: Condition) -> Iterator[Test]:
             yield from tests(item)
 
 
-# Three-valued evaluation. `lookup(name)` gives UNKNOWN, or the list of the
-# values the name has (an empty list: known to be absent).
+# Three-valued evaluation, for the analysis (what a case could still decide), not for
+# evaluating a case: see `truth`. `lookup(name)` gives UNKNOWN, or the list of the values the
+# name has (an empty list: known to be absent).
 UNKNOWN = object()
 
 
 def truth(cond: Condition, lookup: Callable) -> Optional[bool]:
     """True, False, or None (cannot be decided yet) in Kleene's logic.
+
+    It serves the analysis, not evaluation: what the rules could still decide
+    once a missing field is known (analysis.py: `missing`, the interview,
+    why-not). The analysis's lookup reads a field the case lacks as UNKNOWN,
+    so ``{x: {known: false}}`` on a missing x is None (undecided: x may yet
+    be found out), where the engine, which reads the case as it is, fires
+    the rule (x is absent, which is what the test asks). To ask what the
+    engine's tests make of a case, give a lookup that reads a missing field
+    as absent (``[]``); tests/core/test_conditions.py pins both readings.
 
     A test on a fact with several values holds when one of them passes it, as
     a rule's pattern matches any one fact. `not` is read pushed down to the
