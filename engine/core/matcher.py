@@ -240,31 +240,34 @@ class _Source:
 def generate(positives: List[Pattern], negatives: List[Pattern]):
     """The function of one branch: `match(index)` -> the tuples of facts it matches.
 
-    A negative pattern shares no variable with the others, so any fact that fits it blocks
-    the whole branch: those are looked at first. Then each positive pattern's candidates,
-    and their product."""
+    Most calls find a pattern with no fact of its kind and name yet (a derived fact not yet
+    derived): every positive pattern's facts are looked up first. A negative pattern shares no
+    variable with the others, so any fact that fits it blocks the whole branch. Then each
+    positive pattern's candidates, and their product."""
     source = _Source()
     source.lines.append("def match(index):")
+    buckets = [f"b{i}" for i in range(len(positives))]
+    for name, pattern in zip(buckets, positives):
+        source.lines.append(f"    {name} = index.get({source.constant(pattern.bucket)})")
+    source.lines.append(f"    if not ({' and '.join(buckets)}): return ()")
     for pattern in negatives:
         bucket, test = source.constant(pattern.bucket), source.test("y", pattern)
         if not test:
             source.lines.append(f"    if index.get({bucket}): return ()")
         else:
             source.lines += [f"    for y in index.get({bucket}, ()):", f"        if {test}: return ()"]
-    names = []
-    for i, pattern in enumerate(positives):
-        bucket, test = source.constant(pattern.bucket), source.test("x", pattern)
-        name = f"c{i}"
-        names.append(name)
+    candidates = []
+    for i, (bucket, pattern) in enumerate(zip(buckets, positives)):
+        test = source.test("x", pattern)
         if test:
-            source.lines.append(f"    {name} = [x for x in index.get({bucket}, ()) if {test}]")
+            source.lines += [f"    c{i} = [x for x in {bucket} if {test}]", f"    if not c{i}: return ()"]
+            candidates.append(f"c{i}")
         else:
-            source.lines.append(f"    {name} = index.get({bucket}, ())")
-        source.lines.append(f"    if not {name}: return ()")
-    if len(names) == 1:
-        source.lines.append(f"    return [(x,) for x in {names[0]}]")
+            candidates.append(bucket)
+    if len(candidates) == 1:
+        source.lines.append(f"    return [(x,) for x in {candidates[0]}]")
     else:
-        source.lines.append(f"    return list(_product({', '.join(names)}))")
+        source.lines.append(f"    return list(_product({', '.join(candidates)}))")
     return source.compiled()
 
 
@@ -274,11 +277,13 @@ def generate(positives: List[Pattern], negatives: List[Pattern]):
 class Program:
     """Every branch of an engine's rules, compiled, and which branches a fact can change.
 
-    A fact can add matches to a branch only through one of its positive patterns; through a
-    negative one it can only take away matches, so a branch with none is not looked at again."""
+    A fact can add matches to a branch only through one of its positive patterns, and only once
+    each of them has some fact of its kind and name (most branches wait for a fact derived later);
+    through a negative one it can only take away matches, so a branch with none is not looked at."""
 
     def __init__(self, prepared_rules):
         self.branches: List[Branch] = []
+        self.needs: List[int] = []  # per branch: how many index keys its positive patterns look under
         self.shape: List[int] = []  # the number of branches of each rule, in order
         self.positive: Dict[tuple, Tuple[int, ...]] = {}  # index key -> the branches it can add to
         self.negative: Dict[tuple, Tuple[int, ...]] = {}  # index key -> the branches it can block
@@ -292,6 +297,7 @@ class Program:
     def _add(self, position: int, positives: List[Pattern], negatives: List[Pattern]) -> None:
         number = len(self.branches)
         self.branches.append(Branch(position, tuple(str(p.bind) for p in positives), generate(positives, negatives)))
+        self.needs.append(len({p.bucket for p in positives}))
         for patterns, dispatch in ((positives, self.positive), (negatives, self.negative)):
             for bucket in dict.fromkeys(p.bucket for p in patterns):
                 dispatch[bucket] = dispatch.get(bucket, ()) + (number,)
@@ -356,6 +362,7 @@ class CompiledMatcher(Matcher):
         """Forget every fact and every match (experta's reset, before InitialFact is declared)."""
         self.index: Dict[tuple, list] = {}
         self.matches: List[dict] = [{} for _ in self.program.branches]  # per branch: key -> activation
+        self.filled = [0] * len(self.program.branches)  # per branch: its positive keys with a fact
 
     def changes(self, adding=None, deleting=None):
         """The activations the facts declared (`adding`) and retracted (`deleting`) since the
@@ -412,27 +419,30 @@ class CompiledMatcher(Matcher):
         return keys
 
     def _learn(self, fact, touched: set) -> None:
+        index, program, filled, matches = self.index, self.program, self.filled, self.matches
         for key in self._keys(fact):
-            self.index.setdefault(key, []).append(fact)
-            self._touch(key, touched, blocks=True)
+            bucket = index.get(key)
+            if bucket is None:
+                bucket = index[key] = []
+            first = not bucket
+            bucket.append(fact)
+            needs = program.needs
+            for number in program.positive.get(key, ()):
+                if first:
+                    filled[number] += 1
+                if filled[number] == needs[number]:
+                    touched.add(number)
+            touched.update(number for number in program.negative.get(key, ()) if matches[number])
 
     def _forget(self, fact, touched: set) -> None:
+        index, program, filled = self.index, self.program, self.filled
         for key in self._keys(fact):
-            bucket = self.index.get(key, [])
-            for i, held in enumerate(bucket):
-                if held is fact:
-                    del bucket[i]
-                    self._touch(key, touched, blocks=False)
-                    break
-
-    def _touch(self, key: tuple, touched: set, blocks: bool) -> None:
-        """The branches a change of the facts under `key` can change: those it is a positive
-        pattern of, and those it is a negative pattern of; of those, when the change `blocks`
-        (a fact declared), only the ones that match something now."""
-        touched.update(self.program.positive.get(key, ()))
-        negative = self.program.negative.get(key, ())
-        if blocks:
-            matches = self.matches
-            touched.update(number for number in negative if matches[number])
-        else:
-            touched.update(negative)
+            bucket = index.get(key, [])
+            if not any(held is fact for held in bucket):
+                continue
+            bucket[:] = [held for held in bucket if held is not fact]
+            for number in program.positive.get(key, ()):
+                if not bucket:
+                    filled[number] -= 1
+                touched.add(number)  # it may lose matches
+            touched.update(program.negative.get(key, ()))  # it may gain some
