@@ -51,6 +51,7 @@ from ._experta import AND, NOT, OR, Activation, Fact, L, Matcher, P, prepare_rul
 ANY_NAME = object()  # the index key of every fact of a kind, for a pattern that names none
 _NO_NAME = object()  # a fact with no name (InitialFact)
 _MISSING = object()  # a key the fact does not have: experta's check then fails
+_NO_MATCHES: dict = {}  # what a branch matches before it matches anything (never written to)
 
 
 class NotCompilable(TypeError):
@@ -361,7 +362,9 @@ class CompiledMatcher(Matcher):
     def reset(self) -> None:
         """Forget every fact and every match (experta's reset, before InitialFact is declared)."""
         self.index: Dict[tuple, list] = {}
-        self.matches: List[dict] = [{} for _ in self.program.branches]  # per branch: key -> activation
+        # per branch: key -> activation; one empty dict shared until a branch matches (a branch's
+        # matches are replaced whole, never changed in place: _rematch)
+        self.matches: List[dict] = [_NO_MATCHES] * len(self.program.branches)
         self.filled = [0] * len(self.program.branches)  # per branch: its positive keys with a fact
 
     def changes(self, adding=None, deleting=None):
@@ -388,7 +391,7 @@ class CompiledMatcher(Matcher):
         now = {}
         for facts in found:
             key = tuple(map(id, facts))  # the facts stay alive while an activation holds them
-            activation = before.pop(key, None)
+            activation = before.get(key)
             if activation is None:
                 rule = branch.rule
                 activation = CompiledActivation(
@@ -397,11 +400,16 @@ class CompiledMatcher(Matcher):
                 added.append(activation)
             now[key] = activation
         # New objects, as the Rete's are: experta's DepthStrategy keys activations through an
-        # lru_cache, and an activation's equality changes once the agenda has set its `key`;
-        # handed back with its key set, one can meet a stale entry of an earlier equal activation
+        # lru_cache, and an activation's equality changes once the agenda has set its `key`.
+        # Handed back with its key set, one can meet a stale entry of an earlier equal activation
         # there and be given another's key, and then stays on the agenda (seen: a general stance
-        # rule fired after a situation's stance). One with no key yet never meets one.
-        removed.extend(CompiledActivation(old.rule, old.facts, old.context, old.rule_hash) for old in before.values())
+        # rule fired after a situation's stance), or the cache breaks (seen: CPython 3.11 crashed
+        # in it). One with no key yet never meets one.
+        removed.extend(
+            CompiledActivation(old.rule, old.facts, old.context, old.rule_hash)
+            for key, old in before.items()
+            if key not in now
+        )
         self.matches[number] = now
 
     def _keys(self, fact) -> tuple:
