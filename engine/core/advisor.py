@@ -156,10 +156,12 @@ def _canonical(firings):
     """The firings with the activations of one rule in a fixed order.
 
     A rule whose `any` matches in two ways fires once per way, at one
-    salience; experta orders such activations by its network, which differs
-    between an engine holding one diagnosis's rules and one holding all. Put
-    in the order of what they matched, the trace is the same in every engine
-    and every run."""
+    salience; experta's Rete orders such activations by its network, which
+    differs between an engine holding one diagnosis's rules and one holding
+    all, and from run to run (it follows Python's hashes); the compiled
+    matcher by the order its branches are written. Put in the order of what
+    they matched, the trace is the same in every engine, with either matcher,
+    in every run."""
     out = []
     for _, run in itertools.groupby(firings, key=lambda f: f.rule.id):
         out.extend(sorted(run, key=lambda f: [(type(x).__name__, x["name"], repr(x["value"])) for x in f.matched]))
