@@ -41,6 +41,7 @@ FORALL, a constraint that binds) is refused with NotCompilable: the engine
 then needs experta's own matcher.
 """
 
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from itertools import product
@@ -310,17 +311,21 @@ _PROGRAMS: "OrderedDict[tuple, Program]" = OrderedDict()
 PROGRAMS_KEPT = 64  # engine classes' programs kept in a process (one per diagnosis, and all rules, per rule base)
 
 
+_COMPILING = threading.Lock()  # engines may be built in several threads (a service's)
+
+
 def program_for(key: tuple, prepared_rules) -> Program:
     """The program of the rules `key` names (compiler.matching_key), compiled on first use."""
-    program = _PROGRAMS.get(key)
-    if program is None:
-        program = _PROGRAMS[key] = Program(prepared_rules)
-        while len(_PROGRAMS) > PROGRAMS_KEPT:
-            _PROGRAMS.popitem(last=False)
-    else:
-        _PROGRAMS.move_to_end(key)
-        if program.shape != [len(branches_of(rule)) for rule in prepared_rules]:
-            raise NotCompilable("two rule sets under one key")  # the key names what the compiler read
+    with _COMPILING:
+        program = _PROGRAMS.get(key)
+        if program is None:
+            program = _PROGRAMS[key] = Program(prepared_rules)
+            while len(_PROGRAMS) > PROGRAMS_KEPT:
+                _PROGRAMS.popitem(last=False)
+        else:
+            _PROGRAMS.move_to_end(key)
+    if program.shape != [len(branches_of(rule)) for rule in prepared_rules]:
+        raise NotCompilable("two rule sets under one key")  # the key names what the compiler read
     return program
 
 

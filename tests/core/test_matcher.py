@@ -32,7 +32,7 @@ from hypothesis import strategies as st
 from ivig_advisor.engine import Advisor, RuleBase
 from ivig_advisor.engine.audit.check.walk import Walk
 from ivig_advisor.engine.core import conditions, matcher
-from ivig_advisor.engine.core._experta import DepthStrategy, Matcher, ReteMatcher
+from ivig_advisor.engine.core._experta import Activation, DepthStrategy, Matcher, ReteMatcher
 from ivig_advisor.engine.core.compiler import MATCHERS, Derived, Given, compile_rulebase
 from ivig_advisor.engine.core.matcher import CompiledMatcher, NotCompilable
 from ivig_advisor.engine.io.cases import read_cases
@@ -411,6 +411,18 @@ def test_a_removed_activation_is_a_new_one():
     engine.matcher.changes = watched
     engine.firings_for({"diagnosis": "mmn", "conduction_block": False}, list(RULES.schema.fields))
     assert removed and all(key is None and all(a is not b for b in given) for a, key in removed)
+
+
+def test_a_compiled_activation_equals_and_hashes_as_expertas_own():
+    """The strategy and the proof put both kinds in one dict: equal ones must hash alike."""
+    engine = compile_rulebase(RULES, None, "compiled")()
+    engine.firings_for({"diagnosis": "mmn", "conduction_block": False}, list(RULES.schema.fields))
+    (first, *_) = [a for m in engine.matcher.matches for a in m.values()]
+    plain = Activation(first.rule, first.facts, first.context)
+    plain.key = first.key  # the agenda's key
+    assert type(first) is not Activation and first == plain and plain == first and hash(first) == hash(plain)
+    plain.key = (0, [])
+    assert first != plain and plain != first
 
 
 def test_engines_of_the_same_rules_share_their_program_and_keep_their_own_rules():
