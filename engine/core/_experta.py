@@ -248,9 +248,7 @@ def _feature_check(self, data, is_fact=True):
             if not self.what.startswith("__") and not self.what.endswith("__"):
                 try:
                     for p in self.what.split("__"):
-                        if p.isnumeric():
-                            p = int(p)
-                        record = record[p]
+                        record = record[int(p) if p.isnumeric() else p]
                 except (IndexError, KeyError, TypeError):
                     return False
         else:

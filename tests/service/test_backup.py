@@ -350,16 +350,15 @@ def test_serve_check_exits_without_listening(tmp_path):
 
 
 def test_serve_check_shows_what_it_read_escaped(tmp_path):
-    # an issuer, a URL or a path can hold a newline that would print a line of its own
-    Keys(tmp_path)  # ehr-jwks.json, which the trust file names
-    hostile = tmp_path / "hostile.yaml"
-    hostile.write_text('issuers:\n  - iss: "https://ehr\\e[2J\\n  issuers      FORGED"\n    jwks: ehr-jwks.json\n')
-    database = tmp_path / "db\nFORGED" / "ivig.sqlite"
-    out = check("--trust", hostile, "--public-url", "https://x\n  FORGED", "--feedback-db", database)
+    # a URL or a path can hold a newline that would print a line of its own (an issuer that holds
+    # one is refused at start: test_app_attack.py)
+    keys = Keys(tmp_path)
+    database = tmp_path / "db\x1b[2J\nFORGED" / "ivig.sqlite"
+    out = check("--trust", keys.trust, "--public-url", "https://x\n  issuers      FORGED", "--feedback-db", database)
     assert out.exit_code == 0, out.output
     lines = out.stdout.splitlines()
     assert [line.split()[0] for line in lines[1:]] == ["listen", "public", "issuers", "database", "rules"], lines
-    assert "\x1b" not in out.stdout and "https://ehr\\e[2J\\n  issuers      FORGED" in out.stdout
+    assert "\x1b" not in out.stdout and "https://x\\n  issuers      FORGED" in out.stdout
 
 
 def test_serve_check_creates_no_database_nor_folder(tmp_path):
