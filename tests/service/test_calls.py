@@ -262,7 +262,7 @@ def test_filters_choose_the_calls_and_the_summary_counts_only_them(run):
 
 # -- what a caller names, escaped ------------------------------------------------------------------------
 
-HOSTILE_ISSUER = "=cmd|' /C calc'!A0\x1b[2J"
+HOSTILE_ISSUER = "=cmd|' /C calc'!A0"  # a control character in an issuer is refused at start (test_app_attack)
 HOSTILE_TENANT = '=HYPERLINK("http://evil.example")\x1b[31m\nFORGED 200'
 HOSTILE_SERVICE = "=cmd\x1b[2J"
 
@@ -273,7 +273,7 @@ def hostile(tmp_path_factory):
     terminal and a spreadsheet; stopped once called."""
     tmp = tmp_path_factory.mktemp("serve-hostile")
     keys = Keys(tmp)
-    keys.trust.write_text("issuers:\n  - iss: \"=cmd|' /C calc'!A0\\e[2J\"\n    jwks: ehr-jwks.json\n")
+    keys.trust.write_text("issuers:\n  - iss: \"=cmd|' /C calc'!A0\"\n    jwks: ehr-jwks.json\n")
     server = Server(tmp, "--trust", str(keys.trust))
     server.keys = keys
     try:
