@@ -1150,17 +1150,22 @@ def audit_report(output, rules_dir, out_path, case_paths, against):
     )  # as every command writing a file says it: standard output is not needed
 
 
+def feedback_db_option(what: str):
+    """--db FILE, the SQLite file `ivig serve` keeps, which an audit reads (it must exist)."""
+    return click.option(
+        "--db",
+        "db_path",
+        type=click.Path(exists=True, dir_okay=False),
+        default="ivig-feedback.sqlite",
+        show_default=True,
+        help=f"The feedback file `ivig serve` keeps (--feedback-db){what}.",
+    )
+
+
 @audit.command("overrides")
 @format_option("text", "json")
 @rules_option
-@click.option(
-    "--db",
-    "db_path",
-    type=click.Path(exists=True, dir_okay=False),
-    default="ivig-feedback.sqlite",
-    show_default=True,
-    help="The feedback file `ivig serve` keeps.",
-)
+@feedback_db_option("")
 def audit_overrides(fmt, rules_dir, db_path):
     """Which rules' cards clinicians accept or override in the EHR, and the reasons they
     give: from the feedback `ivig serve` received."""
@@ -1187,14 +1192,7 @@ def _period_end(end: bool):
 @audit.command("calls")
 @format_option("text", "json", "csv")
 @rules_option
-@click.option(
-    "--db",
-    "db_path",
-    type=click.Path(exists=True, dir_okay=False),
-    default="ivig-feedback.sqlite",
-    show_default=True,
-    help="The feedback file `ivig serve` keeps (--feedback-db), which holds the trail of calls.",
-)
+@feedback_db_option(", which holds the trail of calls")
 @click.option(
     "--since", metavar="WHEN", callback=_period_end(False), help="Calls from this ISO date or date and time on (UTC)."
 )

@@ -12,6 +12,7 @@ conftest.py marks it slow.
 """
 
 import asyncio
+import contextlib
 import copy
 import datetime as dt
 import http.server
@@ -427,6 +428,32 @@ def outside_address():
     except OSError:
         return None
     return None if ipaddress.ip_address(address).is_loopback else address
+
+
+@contextlib.contextmanager
+def insecure_dev_on_every_address(db: Path):
+    """The insecure-dev app under uvicorn run directly on 0.0.0.0 (not through `ivig serve`, which
+    refuses that), keeping its cards and calls in `db`: yields its port once it answers on loopback."""
+    from ivig_advisor.engine.service.app import ENV, Settings
+
+    port = free_port()
+    env = dict(os.environ, **{ENV: Settings(insecure_dev=True, feedback_db=str(db)).to_env()})
+    app = "ivig_advisor.engine.service.app:app_from_environment"
+    command = [sys.executable, "-m", "uvicorn", "--factory", app, "--host", "0.0.0.0", "--port", str(port)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
+                break
+            except httpx.HTTPError:
+                assert proc.poll() is None and time.monotonic() < deadline, "uvicorn did not answer"
+                time.sleep(0.2)
+        yield port
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
 
 
 class Keys:

@@ -11,7 +11,6 @@ import copy
 import csv
 import io
 import json
-import os
 import sqlite3
 import subprocess
 import sys
@@ -29,14 +28,14 @@ from helpers import (
     Server,
     cards_of,
     feedback_item,
-    free_port,
+    insecure_dev_on_every_address,
     load,
     outside_address,
     signed,
 )
 
 from ivig_advisor.cli import main
-from ivig_advisor.engine.service.app import ENV, Settings
+from ivig_advisor.engine.service.app import Settings
 from ivig_advisor.engine.service.cdshooks import Hooks
 from ivig_advisor.engine.service.feedback import CALL_COLUMNS, FeedbackStore
 
@@ -424,25 +423,10 @@ def test_a_call_insecure_dev_refuses_beyond_loopback_is_kept_with_its_403(tmp_pa
     outside = outside_address()
     if outside is None:
         pytest.skip("this machine has no address but loopback")
-    port, db = free_port(), tmp_path / "f.sqlite"
-    env = dict(os.environ, **{ENV: Settings(insecure_dev=True, feedback_db=str(db)).to_env()})
-    app = "ivig_advisor.engine.service.app:app_from_environment"
-    command = [sys.executable, "-m", "uvicorn", "--factory", app, "--host", "0.0.0.0", "--port", str(port)]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None and time.monotonic() < deadline, "uvicorn did not answer"
-                time.sleep(0.2)
+    db = tmp_path / "f.sqlite"
+    with insecure_dev_on_every_address(db) as port:
         reply = httpx.post(f"http://{outside}:{port}{ORDER}", json=load("order-select-mmn"), timeout=30)
         assert reply.status_code == 403, reply.text
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
     (row,) = report(db)["calls"]
     assert row["status"] == 403 and row["service"] == "ivig-order-select" and row["hook"] is None
 

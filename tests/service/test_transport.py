@@ -8,10 +8,8 @@ self-signed, made here, and the client trusts it alone."""
 
 import datetime as dt
 import ipaddress
-import os
 import ssl
 import subprocess
-import sys
 import time
 
 import httpx
@@ -20,9 +18,19 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from helpers import IVIG, Server, claims, es384, free_port, ivig, load, outcome, outside_address, plain_env
-
-from ivig_advisor.engine.service.app import ENV, Settings
+from helpers import (
+    IVIG,
+    Server,
+    claims,
+    es384,
+    free_port,
+    insecure_dev_on_every_address,
+    ivig,
+    load,
+    outcome,
+    outside_address,
+    plain_env,
+)
 
 # -- a certificate, and `ivig serve` over https ----------------------------------------------
 
@@ -234,20 +242,7 @@ def test_insecure_dev_app_under_uvicorn_on_every_address_answers_loopback_alone(
     outside = outside_address()
     if outside is None:
         pytest.skip("this machine has no address but loopback")
-    port = free_port()
-    env = dict(os.environ, **{ENV: Settings(insecure_dev=True, feedback_db=str(tmp_path / "f.sqlite")).to_env()})
-    app = "ivig_advisor.engine.service.app:app_from_environment"
-    command = [sys.executable, "-m", "uvicorn", "--factory", app, "--host", "0.0.0.0", "--port", str(port)]
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 90
-        while True:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=5)
-                break
-            except httpx.HTTPError:
-                assert proc.poll() is None and time.monotonic() < deadline, "uvicorn did not answer"
-                time.sleep(0.2)
+    with insecure_dev_on_every_address(tmp_path / "f.sqlite") as port:
         for path in ("/cds-services", "/healthz"):
             reply = httpx.get(f"http://{outside}:{port}{path}", timeout=30)
             assert reply.status_code == 403, reply.text
@@ -257,9 +252,6 @@ def test_insecure_dev_app_under_uvicorn_on_every_address_answers_loopback_alone(
         )
         assert reply.status_code == 403 and "cards" not in reply.json()
         assert httpx.get(f"http://127.0.0.1:{port}/cds-services", timeout=30).status_code == 200
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
 
 
 def test_insecure_dev_on_a_public_address_is_still_refused_by_serve(tmp_path):
