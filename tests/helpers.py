@@ -21,6 +21,7 @@ import ipaddress
 import json
 import os
 import re
+import shutil
 import socket
 import sqlite3
 import subprocess
@@ -454,6 +455,24 @@ def insecure_dev_on_every_address(db: Path):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# Debian's chromium and its chromedriver, for the tests that drive a real browser (None: not installed),
+# and the flags a headless chromium needs on a machine with no network beyond loopback
+CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser") if shutil.which(name)), None)
+CHROMEDRIVER = shutil.which("chromedriver") or next(
+    (path for path in ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver") if os.access(path, os.X_OK)), None
+)
+HEADLESS_FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+)
 
 
 class Keys:

@@ -11,23 +11,14 @@ from collections import Counter
 from html.parser import HTMLParser
 
 import pytest
-from helpers import ROOT
+from helpers import HEADLESS_FLAGS, ROOT
 
 from ivig_advisor.engine.core.analysis import live_rules
 
 BROWSER = next(
     (shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), None
 )
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+FLAGS = list(HEADLESS_FLAGS)
 
 # Loaded beside the report: clicks each in-page link in an iframe and writes
 # what happened into the page, which --dump-dom then prints.

@@ -9,21 +9,16 @@ import json
 import os
 import re
 import select
-import shutil
 import signal
 import subprocess
 import time
 
 import pytest
 import yaml
-from helpers import IVIG, ivig, plain_env
+from helpers import CHROMEDRIVER, CHROMIUM, IVIG, ivig, plain_env
 
 pytestmark = pytest.mark.slow
 
-CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser") if shutil.which(name)), None)
-CHROMEDRIVER = shutil.which("chromedriver") or next(
-    (path for path in ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver") if os.access(path, os.X_OK)), None
-)
 webdriver = pytest.importorskip(
     "selenium.webdriver",
     reason='no selenium: pip install -e ".[test]" (or pip install selenium) to run the browser test',

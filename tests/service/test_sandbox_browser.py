@@ -28,7 +28,6 @@ import functools
 import http.server
 import json
 import os
-import shutil
 import sqlite3
 import ssl
 import threading
@@ -41,7 +40,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from helpers import ISSUER, Keys, Server, cards_of, load, send_fhir, signed
+from helpers import CHROMEDRIVER, CHROMIUM, HEADLESS_FLAGS, ISSUER, Keys, Server, cards_of, load, send_fhir, signed
 
 pytestmark = pytest.mark.slow
 
@@ -52,10 +51,6 @@ if not SANDBOX:
         "sandbox built from its source (github.com/cds-hooks/sandbox)",
         allow_module_level=True,
     )
-CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser") if shutil.which(name)), None)
-CHROMEDRIVER = shutil.which("chromedriver") or next(
-    (path for path in ("/usr/bin/chromedriver", "/usr/lib/chromium/chromedriver") if os.access(path, os.X_OK)), None
-)
 webdriver = pytest.importorskip(
     "selenium.webdriver",
     reason='no selenium: pip install -e ".[test]" (or pip install selenium) to run the sandbox test',
@@ -349,14 +344,7 @@ def chromium(profile: Path):
     options = Options()
     options.binary_location = CHROMIUM
     for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
+        *HEADLESS_FLAGS,
         "--disable-dev-shm-usage",
         "--no-proxy-server",
         "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
