@@ -14,13 +14,20 @@ The door also takes off experta costs that change nothing it computes
   once, where experta's walks to a node through every path to it;
 - experta's logging is asked first whether it would log (below, "experta's
   logging, asked first"), where experta calls it unasked about 500 times a
-  case with its watchers off.
+  case with its watchers off;
+- its per-fact and per-activation bookkeeping is done with fewer calls
+  (below, "experta's per-fact and per-activation work, leaner"), and
+  `new_fact` makes a fact as `Fact.__init__` makes it.
 """
 
+import bisect
 import collections
 import collections.abc
+import inspect
 from contextlib import suppress
+from itertools import chain
 from logging import DEBUG, INFO, NOTSET
+from typing import Dict
 
 for _name in (
     "Mapping",
@@ -39,8 +46,10 @@ for _name in (
 
 import experta  # noqa: E402
 from experta import AND, AS, NOT, OR, Fact, KnowledgeEngine, L, P, Rule, watchers  # noqa: E402
-from experta.abstract import Matcher  # noqa: E402
+from experta.abstract import Matcher, Strategy  # noqa: E402
 from experta.activation import Activation  # noqa: E402
+from experta.agenda import Agenda  # noqa: E402
+from experta.conditionalelement import ConditionalElement  # noqa: E402
 from experta.fact import InitialFact  # noqa: E402
 from experta.factlist import FactList  # noqa: E402
 from experta.matchers.rete import ReteMatcher, check, nodes  # noqa: E402
@@ -49,6 +58,7 @@ from experta.matchers.rete.mixins import NoMemory  # noqa: E402
 from experta.matchers.rete.token import Token  # noqa: E402
 from experta.matchers.rete.utils import prepare_rule  # noqa: E402
 from experta.strategies import DepthStrategy  # noqa: E402
+from experta.utils import freeze  # noqa: E402
 
 EXPERTA_VERSION = "1.9.4"  # what the door assumes of experta's insides (tests/core/test_experta.py pins it)
 
@@ -65,8 +75,9 @@ def trim_overheads(engine: KnowledgeEngine) -> KnowledgeEngine:
       once per path to it: about 400 visits a case for about 200 nodes. The
       nodes that have a memory to wipe are found once; a reset wipes each once
       (`_reset_each_node_once`).
-    - `reset()` finds the engine's DefFacts with `inspect.getmembers` on every
-      call. They are fixed by the class: found once.
+    - `reset()` finds the engine's DefFacts with `inspect.getmembers`, and reads
+      each one's signature, on every call. They are fixed by the class: found
+      and read once (`_engine_reset` reads what is kept here).
 
     Each gives what experta would have computed; results stay byte-identical.
     """
@@ -77,6 +88,7 @@ def trim_overheads(engine: KnowledgeEngine) -> KnowledgeEngine:
         matcher.reset = _reset_each_node_once(matcher)
     deffacts = type(engine).get_deffacts(engine)
     engine.get_deffacts = lambda: deffacts
+    engine._deffacts_read = tuple((deffact, _names_taken(deffact)) for deffact in deffacts)
     return engine
 
 
@@ -128,12 +140,13 @@ def _reset_each_node_once(matcher: ReteMatcher):
 # with the watchers on the log says what experta's own code says (a record's pathname and
 # line then name this module).
 
-_MATCH, _MATCHER, _FACTS, _RULES, _AGENDA = (
+_MATCH, _MATCHER, _FACTS, _RULES, _AGENDA, _ACTIVATIONS = (
     watchers.MATCH,
     watchers.MATCHER,
     watchers.FACTS,
     watchers.RULES,
     watchers.AGENDA,
+    watchers.ACTIVATIONS,
 )
 
 
@@ -278,19 +291,30 @@ def _where_check(self, context):
 
 
 def _factlist_declare(self, fact):
-    """Assert (in clips terminology) a fact (experta's `FactList.declare`)."""
+    """Assert (in clips terminology) a fact (experta's `FactList.declare`; for a plain fact
+    (`plain_kind`), what its `validate`, `_get_fact_id` and `__factid__` do, written in place)."""
     if not isinstance(fact, Fact):
         raise ValueError("The fact must descend the Fact class.")
 
-    # Validate fact, will raise on validation error.
-    fact.validate()
+    plain = plain_kind(type(fact))
+    if plain:  # no field to validate; its id is its kind and its items but the special ones
+        fact_id = frozenset(
+            [fact.__class__]
+            + [(k, v) for k, v in fact.items() if not (isinstance(k, str) and k[:2] == "__" and k[-2:] == "__")]
+        )
+    else:
+        # Validate fact, will raise on validation error.
+        fact.validate()
 
-    fact_id = self._get_fact_id(fact)
+        fact_id = self._get_fact_id(fact)
 
     if self.duplication or fact_id not in self.reference_counter:
         # Assign the ID to the fact
         idx = self.last_index
-        fact.__factid__ = idx
+        if plain:
+            dict.__setitem__(fact, "__factid__", idx)
+        else:
+            fact.__factid__ = idx
 
         # Insert the fact in the factlist
         self[idx] = fact
@@ -368,8 +392,160 @@ def _engine_run(self, steps=float("inf")):
     self.running = False
 
 
+# -- experta's per-fact and per-activation work, leaner ------------------------------------------
+#
+# With the matching compiled (core/matcher.py), what is left of a case's time in experta is its
+# bookkeeping: each fact made key by key through `Fact.__setitem__` (which asks the fact's id
+# and dispatches `freeze` per value), checked by two method calls, keyed by a third; every
+# reset reading its DefFacts' signatures again; every activation keyed by the strategy through
+# an lru_cache that can never answer (below). The functions here are experta 1.9.4's, with
+# those steps written in place or kept from the last call; each computes what experta's does.
+
+
+def _names_taken(deffact):
+    """The keyword names a DefFacts takes (None: any), as experta's `reset` reads its signature."""
+    signature = inspect.signature(deffact)
+    if any(p.kind == inspect.Parameter.VAR_KEYWORD for p in signature.parameters.values()):
+        return None
+    return set(signature.parameters.keys())
+
+
+def _engine_reset(self, **kwargs):
+    """Performs a reset as per CLIPS behaviour (experta's `KnowledgeEngine.reset`), each DefFacts'
+    signature read once per engine (`trim_overheads`) instead of at every reset."""
+    self.agenda = Agenda()
+    self.facts = FactList()
+
+    self.matcher.reset()
+
+    deffacts = []
+    read = getattr(self, "_deffacts_read", None)
+    if read is None:  # an engine the door has not trimmed
+        read = [(deffact, _names_taken(deffact)) for deffact in self.get_deffacts()]
+    for deffact, names in read:
+        if names is not None:
+            # There is not **kwargs defined. Pass only the defined names.
+            deffacts.append(deffact(**{k: v for k, v in kwargs.items() if k in names}))
+        else:
+            deffacts.append(deffact(**kwargs))
+
+    # Declare all facts yielded by deffacts
+    self._KnowledgeEngine__declare(*chain.from_iterable(deffacts))
+
+    self.running = False
+
+
+def _engine_declare(self, *facts):
+    """Internal declaration method (experta's `KnowledgeEngine.__declare`); for plain facts
+    (`plain_kind`), `Fact.has_field_constraints` and `Fact.has_nested_accessor` written in place."""
+    if all(plain_kind(type(f)) for f in facts):
+        for f in facts:
+            for v in f.values():
+                if isinstance(v, ConditionalElement):
+                    raise TypeError("Declared facts cannot contain conditional elements")
+        for f in facts:
+            for k in f:
+                if "__" in str(k).strip("__"):  # noqa: B005 (experta's test, as written)
+                    raise KeyError("Cannot declare facts containing double underscores as keys.")
+    elif any(f.has_field_constraints() for f in facts):
+        raise TypeError("Declared facts cannot contain conditional elements")
+    elif any(f.has_nested_accessor() for f in facts):
+        raise KeyError("Cannot declare facts containing double underscores as keys.")
+    last_inserted = None
+    declare = self.facts.declare
+    for fact in facts:
+        last_inserted = declare(fact)
+
+    if not self.running:
+        added, removed = self.get_activations()
+        self.strategy.update_agenda(self.agenda, added, removed)
+
+    return last_inserted
+
+
+def _strategy_update_agenda(self, agenda, added, removed):
+    """experta's `Strategy.update_agenda`, its `watchers.worth` test written in place."""
+    if NOTSET < _ACTIVATIONS.level <= INFO:  # watchers.worth('ACTIVATIONS', 'INFO')
+        for act in removed:
+            _ACTIVATIONS.info(
+                " <== %r: %s %s",
+                getattr(act.rule, "__name__", None),
+                ", ".join(str(f) for f in act.facts),
+                "[EXECUTED]" if act not in agenda.activations else "",
+            )
+
+        for act in added:
+            _ACTIVATIONS.info(" ==> %r: %s", getattr(act.rule, "__name__", None), ", ".join(str(f) for f in act.facts))
+
+    self._update_agenda(agenda, added, removed)
+
+
+# DepthStrategy.get_key is an lru_cache over activations, and can never give back anything but
+# what it computes. An activation is keyed as soon as the cache is asked, so every activation the
+# cache holds has a key; an activation's equality includes its key, and a matcher (experta's Rete
+# and core/matcher.py alike) hands the strategy new activations, without one: none is ever equal
+# to one held, and a lookup can only hit the very same object, whose key is then what it was. And
+# an activation equal to a held one anyway has equal facts (with their ids) and an equal rule (with
+# its salience), hence the same key. Computed each time, it is the same, without hashing every
+# activation (its rule's whole condition tree, for experta's own) and keeping 128 of them alive.
+_depth_key = DepthStrategy.get_key.__wrapped__
+
+
+def _depth_update_agenda(self, agenda, added, removed):
+    """experta's `DepthStrategy._update_agenda`, each key computed by `get_key`'s own function."""
+    for act in removed:
+        act.key = _depth_key(self, act)
+        idx = bisect.bisect_left(agenda.activations, act)
+        for o in (0, 1, -1):
+            try:
+                if agenda.activations[idx + o] == act:
+                    del agenda.activations[idx + o]
+                else:
+                    continue
+            except IndexError:
+                pass
+            else:
+                break
+    for act in added:
+        act.key = _depth_key(self, act)
+        bisect.insort(agenda.activations, act)
+
+
+# What `Fact.__setitem__` leaves a value as: `freeze` gives these back as they are.
+_FROZEN_AS_IS = frozenset({str, int, float, bool, type(None)})
+
+# What a kind of fact must take from Fact as it is for the steps above to be written in place.
+_FACTS_OWN = ("__init__", "__setitem__", "validate", "has_field_constraints", "has_nested_accessor", "__factid__")
+_PLAIN_KINDS: Dict[type, bool] = {}
+
+
+def plain_kind(kind: type) -> bool:
+    """Whether a kind of fact is made, checked, validated and numbered by Fact's own code, and has
+    no field to validate (as Given, Derived and InitialFact): what the door writes in place of
+    those calls is then what they do."""
+    plain = _PLAIN_KINDS.get(kind)
+    if plain is None:
+        own = (getattr(kind, name) is getattr(Fact, name) for name in _FACTS_OWN)
+        fields = getattr(kind, "__fields__", None)  # what experta's Validable metaclass gives a Fact
+        plain = _PLAIN_KINDS[kind] = issubclass(kind, Fact) and not fields and all(own)
+    return plain
+
+
+def new_fact(kind: type, **fields) -> Fact:
+    """`kind(**fields)`: the fact experta's `Fact.__init__` makes, each value frozen as its
+    `__setitem__` freezes it, without their per-key calls. A kind that is not plain
+    (`plain_kind`) is made by its own code."""
+    if not plain_kind(kind):
+        return kind(**fields)
+    fact: Fact = dict.__new__(kind)
+    for key, value in fields.items():
+        dict.__setitem__(fact, key, value if type(value) in _FROZEN_AS_IS else freeze(value))
+    fact._Fact__defaults = {}
+    return fact
+
+
 # (experta's class, the attribute replaced, the door's version)
-_ASKED_FIRST = (
+_REPLACED = (
     (rete_abstract.Node, "reset", _node_reset),
     (rete_abstract.OneInputNode, "activate", _one_input_activate),
     (rete_abstract.TwoInputNode, "activate_left", _two_input_activate_left),
@@ -384,12 +560,16 @@ _ASKED_FIRST = (
     (FactList, "declare", _factlist_declare),
     (FactList, "retract", _factlist_retract),
     (KnowledgeEngine, "run", _engine_run),
+    (KnowledgeEngine, "reset", _engine_reset),
+    (KnowledgeEngine, "_KnowledgeEngine__declare", _engine_declare),
+    (Strategy, "update_agenda", _strategy_update_agenda),
+    (DepthStrategy, "_update_agenda", _depth_update_agenda),
 )
 # experta's own functions, as they were before the door replaced them: (class, attribute) -> function
-EXPERTA_ORIGINALS = {(owner, name): vars(owner)[name] for owner, name, _ in _ASKED_FIRST}
+EXPERTA_ORIGINALS = {(owner, name): vars(owner)[name] for owner, name, _ in _REPLACED}
 
 if experta.__version__ == EXPERTA_VERSION:
-    for _owner, _attribute, _ours in _ASKED_FIRST:
+    for _owner, _attribute, _ours in _REPLACED:
         setattr(_owner, _attribute, _ours)
 
 
@@ -409,6 +589,8 @@ __all__ = [
     "InitialFact",
     "ReteMatcher",
     "prepare_rule",
+    "new_fact",
+    "plain_kind",
     "EXPERTA_VERSION",
     "EXPERTA_ORIGINALS",
     "trim_overheads",

@@ -9,15 +9,18 @@ from importlib.metadata import version
 
 import pytest
 import yaml
-from experta import watchers
+from experta import W, watchers
+from experta.fact import Field
 from experta.matchers.rete import mixins
 from experta.matchers.rete import nodes as rete_nodes
 from helpers import ROOT
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ivig_advisor.engine import Advisor, RuleBase
 from ivig_advisor.engine.core import _experta
 from ivig_advisor.engine.core.analysis import live_rules
-from ivig_advisor.engine.core.compiler import compile_rulebase
+from ivig_advisor.engine.core.compiler import Derived, Given, compile_rulebase
 
 GOLDEN_FILE = ROOT / "tests" / "cases" / "golden.yaml"
 GOLDEN = yaml.safe_load(GOLDEN_FILE.read_text(encoding="utf-8"))
@@ -29,6 +32,9 @@ def test_the_installed_experta_is_the_one_the_trims_assume():
     KnowledgeEngine.get_deffacts: another experta must be looked at before it is used."""
     assert version("experta") == _experta.EXPERTA_VERSION
     assert hasattr(_experta.ReteMatcher._get_conflict_set_nodes, "__wrapped__"), "no longer an lru_cache"
+    assert hasattr(_experta.DepthStrategy.get_key, "cache_info"), (
+        "no longer an lru_cache: read _depth_key's proof again"
+    )
 
 
 def test_a_trimmed_engine_holds_what_experta_would_compute():
@@ -59,6 +65,7 @@ def test_results_are_the_same_with_and_without_the_door(monkeypatch, matcher):
         monkeypatch.setattr(f"ivig_advisor.engine.core.{module}.trim_overheads", lambda engine: engine)
     for (owner, name), original in _experta.EXPERTA_ORIGINALS.items():
         monkeypatch.setattr(owner, name, original)  # experta's code as it was written
+    monkeypatch.setattr("ivig_advisor.engine.core.compiler.new_fact", lambda kind, **fields: kind(**fields))
     plain = [json.dumps(Advisor(cache=0, matcher=matcher).evaluate_mapping(c).to_dict()) for c in cases]
     assert trimmed == plain
 
@@ -183,6 +190,10 @@ PINNED_SOURCES = {
     "FactList.declare": "52fe4f426ae1ac60",
     "FactList.retract": "e542645bee216252",
     "KnowledgeEngine.run": "39279e7bc3bcee39",
+    "KnowledgeEngine.reset": "e7d3eec3963bd04b",
+    "KnowledgeEngine._KnowledgeEngine__declare": "95990fea48314ed4",
+    "Strategy.update_agenda": "ea1287bbbd877517",
+    "DepthStrategy._update_agenda": "deb2f6264a188da7",
 }
 
 
@@ -262,3 +273,94 @@ def test_with_expertas_watchers_on_the_log_says_what_expertas_own_code_says(watc
     assert logged() == (fired, door)
     assert {name.rsplit(".", 1)[1] for name, _, _ in door} >= {"MATCH", "MATCHER", "FACTS", "RULES"}
     assert any(message.startswith("Node <") and message.endswith("> reset") for _, _, message in door)
+
+
+# -- experta's per-fact and per-activation work, leaner (issue 31) -----------------------------
+
+FIELD_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+        | st.frozensets(st.integers(), max_size=3)
+    ),
+    max_leaves=8,
+)
+
+
+def fact_state(fact) -> tuple:
+    """All a fact is: its kind, its items with each value's type (a list frozen is a frozenlist,
+    not a tuple), its attributes, its repr and hash."""
+    return (
+        type(fact),
+        [(k, type(v), v) for k, v in fact.items()],
+        vars(fact),
+        repr(fact),
+        hash(fact),
+    )
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    kind=st.sampled_from([Given, Derived, _experta.InitialFact]),
+    fields=st.dictionaries(st.sampled_from(["name", "value", "layer", "other"]), FIELD_VALUES, max_size=4),
+)
+def test_new_fact_makes_the_fact_experta_makes(kind, fields):
+    made, own = _experta.new_fact(kind, **fields), kind(**fields)
+    assert fact_state(made) == fact_state(own)
+    for fact in (made, own):
+        _experta.FactList().declare(fact)
+    assert fact_state(made) == fact_state(own) and made["__factid__"] == own["__factid__"] == 0
+
+
+class _Checked(_experta.Fact):
+    """A kind with a field to validate: not plain."""
+
+    value = Field(int, mandatory=True)
+
+
+class _OwnInit(_experta.Fact):
+    def __init__(self, **fields):
+        super().__init__(**fields)
+        self.made_by_own_init = True
+
+
+def test_a_kind_that_is_not_plain_is_made_checked_and_numbered_by_its_own_code():
+    assert all(_experta.plain_kind(k) for k in (Given, Derived, _experta.InitialFact))
+    assert not _experta.plain_kind(_Checked) and not _experta.plain_kind(_OwnInit)
+    assert _experta.new_fact(_OwnInit, name="x").made_by_own_init
+    with pytest.raises(ValueError, match="Invalid value on field 'value'"):
+        _experta.FactList().declare(_experta.new_fact(_Checked, value="not a number"))
+    with pytest.raises(ValueError, match="Mandatory field 'value'"):
+        _experta.FactList().declare(_experta.new_fact(_Checked))
+
+
+@pytest.mark.parametrize("fact", [Given(name=W()), Given(name="x", a__b=1)], ids=["a constraint", "a nested key"])
+def test_the_door_refuses_what_experta_refuses(fact):
+    """experta's own errors, for the checks the door writes in place."""
+    engine = compile_rulebase(RuleBase.load())()
+    engine.reset()
+    with pytest.raises((TypeError, KeyError)) as door:
+        engine.declare(fact)
+    with pytest.raises((TypeError, KeyError)) as own:
+        _experta.EXPERTA_ORIGINALS[(_experta.KnowledgeEngine, "_KnowledgeEngine__declare")](engine, fact)
+    assert (type(door.value), door.value.args) == (type(own.value), own.value.args)
+
+
+@pytest.mark.parametrize("matcher", ["rete", "compiled"])
+def test_each_activation_gets_the_key_expertas_cached_get_key_gives(monkeypatch, rulebase, matcher):
+    """The door keys an activation with get_key's own function, not through its lru_cache, which
+    can only give back what it computes (the proof is at `_depth_key`): over the golden cases,
+    each key is what experta's cached get_key gives for it at that moment."""
+    compute, asked = _experta._depth_key, []
+
+    def both(strategy, activation):
+        got = compute(strategy, activation)
+        asked.append(got == _experta.DepthStrategy.get_key(strategy, activation))
+        return got
+
+    monkeypatch.setattr(_experta, "_depth_key", both)
+    advisor = Advisor(cache=0, matcher=matcher)
+    for golden in GOLDEN:
+        advisor.evaluate_mapping(dict(golden["case"], id=golden["name"]))
+    assert len(asked) > 500 and all(asked)
