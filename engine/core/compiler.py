@@ -13,10 +13,11 @@ every rule is the same generic function; what it asserts is data.
 """
 
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from operator import itemgetter
+from typing import Dict, List, Optional, Tuple
 
 from . import conditions
-from ._experta import AND, AS, NOT, OR, Fact, KnowledgeEngine, L, P, ReteMatcher, Rule, trim_overheads
+from ._experta import AND, AS, NOT, OR, Fact, KnowledgeEngine, L, P, ReteMatcher, Rule, new_fact, trim_overheads
 from .matcher import CompiledMatcher
 from .rulebase import STANCE, RuleBase, RuleSpec
 from .words import dose_line
@@ -65,26 +66,44 @@ class AdvisorEngine(KnowledgeEngine):
         # In schema order, so fact ids never depend on the input's order; only
         # the fields some rule here tests; and in one declare, so the Rete
         # settles once instead of once per fact.
-        findings = [Given(name=name, value=facts[name]) for name in order if name in facts and name in self.tested]
+        findings = [new_fact(Given, name=name, value=facts[name]) for name in self._tested_in(order) if name in facts]
         if findings:
             self.declare(*findings)
         self.run()
         return self.firings
 
-    def fire(self, rule: RuleSpec, bound: dict):
-        matched = sorted((f for f in bound.values() if isinstance(f, Fact)), key=lambda f: f["__factid__"])
+    def _tested_in(self, order) -> list:
+        """The names of `order` some rule here tests, in its order (kept for the last order asked)."""
+        if getattr(self, "_order", None) != order:
+            self._order, self._tested_order = list(order), [name for name in order if name in self.tested]
+        return self._tested_order
+
+    def fire(self, rule: RuleSpec, bound: dict, derives: Tuple[tuple, ...], told: Tuple[dict, ...]):
+        """A rule fired on the facts `bound`: note the firing, declare what it `derives` (name,
+        value pairs) and note what it asserted, those and what it `told` (its dose and warnings:
+        `asserted`)."""
+        matched = sorted((f for f in bound.values() if isinstance(f, Fact)), key=_FACT_ID)
         firing = Firing(rule, matched)
         self.firings.append(firing)
-        for name, value in rule.derives.items():
-            fact = Derived(name=name, value=value, layer=rule.layer)
-            declared = self.declare(fact)
+        number = len(self.firings) - 1
+        for name, value in derives:
+            declared = self.declare(new_fact(Derived, name=name, value=value, layer=rule.layer))
             if declared is not None:
-                self.asserted_by[declared["__factid__"]] = len(self.firings) - 1
-            firing.asserted.append({"name": name, "value": value})
-        if "dose" in rule.then:
-            firing.asserted.append({"name": "dose", "value": dose_line(rule.then["dose"])})
-        for warning in rule.warnings:
-            firing.asserted.append({"name": "warning", "value": warning["code"]})
+                self.asserted_by[declared["__factid__"]] = number
+        firing.asserted = [{"name": name, "value": value} for name, value in derives] + [dict(t) for t in told]
+
+
+_FACT_ID = itemgetter("__factid__")
+
+
+def asserted(spec: RuleSpec) -> Tuple[Tuple[tuple, ...], Tuple[dict, ...]]:
+    """What a rule asserts when it fires: its derived facts (name, value pairs, the stance among
+    them) and the rest of what its firing notes: its dose, as a line, and its warnings' codes."""
+    told = []
+    if "dose" in spec.then:
+        told.append({"name": "dose", "value": dose_line(spec.then["dose"])})
+    told += [{"name": "warning", "value": warning["code"]} for warning in spec.warnings]
+    return tuple(spec.derives.items()), tuple(told)
 
 
 def _pattern(test: conditions.Test, cls, binding):
@@ -131,8 +150,10 @@ def compile_rule(spec: RuleSpec, rulebase: RuleBase) -> Rule:
         if earlier:
             patterns.append(NOT(Derived(name=STANCE, layer=P(lambda v, e=earlier: v in e))))
 
+    derives, told = asserted(spec)  # once, not at every firing
+
     def rhs(engine, **bound):
-        engine.fire(spec, bound)
+        engine.fire(spec, bound, derives, told)
 
     rhs.__name__ = spec.id
     return Rule(*patterns, salience=spec.salience)(rhs)

@@ -10,10 +10,13 @@ by its kind, its name and its value and binds it to a name of its own; a
 negative pattern (`NOT`) tests the same way and binds nothing. No two patterns
 share a variable, so a rule's matches are the products of the facts each of
 its positive patterns accepts, unless some fact fits one of its negative
-patterns. This matcher computes exactly that, with one Python function per
-branch of a rule, generated from the compiled rule (never from input: the
-constants a test compares with are passed to the function, not written into
-its text), over an index of the facts by (kind, name).
+patterns. This matcher computes exactly that: as the Rete's alpha network, each
+distinct pattern keeps the facts that pass it (its alpha memory), and each fact
+is tested once against the patterns of its kind and name by one Python function
+generated from the compiled rules (never from input: the constants a test
+compares with are passed to the function, not written into its text); a branch
+of a rule is the product of its positive patterns' memories while its negative
+ones are empty. There is no beta network: nothing is joined.
 
 What it gives experta is what the ReteMatcher gives, by construction:
 
@@ -43,9 +46,9 @@ then needs experta's own matcher.
 
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import product
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from ._experta import AND, NOT, OR, Activation, Fact, L, Matcher, P, prepare_rule
 
@@ -78,12 +81,14 @@ class Pattern:
 
 @dataclass(frozen=True)
 class Branch:
-    """One conjunction of a rule in disjunctive normal form, compiled: `match(index)` gives
-    each tuple of facts (one per positive pattern) that it matches now."""
+    """One conjunction of a rule in disjunctive normal form, compiled: the alpha memories (see
+    Program) of its positive patterns, whose product is what it matches, and of its negative
+    ones, any fact in which blocks it."""
 
     rule: int  # the rule's position in the engine
     binds: Tuple[str, ...]  # the context key of each positive pattern, in order
-    match: Callable[[dict], list]
+    positives: Tuple[int, ...]  # the alpha memory of each positive pattern, in order
+    negatives: Tuple[int, ...]  # the alpha memories of its negative patterns
 
 
 class CompiledActivation(Activation):
@@ -206,7 +211,7 @@ def split(elements: tuple) -> Tuple[List[Pattern], List[Pattern]]:
     return positives, negatives
 
 
-# -- generating a branch's function -----------------------------------------------------------
+# -- generating the tests of the facts of one index key ----------------------------------------
 
 
 class _Source:
@@ -215,7 +220,7 @@ class _Source:
 
     def __init__(self):
         self.lines: List[str] = []
-        self.constants: Dict[str, object] = {"_MISSING": _MISSING, "_product": product}
+        self.constants: Dict[str, object] = {"_MISSING": _MISSING}
 
     def constant(self, value) -> str:
         name = f"k{len(self.constants)}"
@@ -223,7 +228,8 @@ class _Source:
         return name
 
     def test(self, var: str, pattern: Pattern) -> str:
-        """The expression that is true when the fact `var` passes the pattern's checks."""
+        """The expression that is true when the fact `var` passes the pattern's checks (experta's
+        FeatureCheck: a key the fact lacks fails; `L` compares with `==`, `P` calls)."""
         parts = []
         for key, how, value in pattern.checks:
             k = self.constant(key)
@@ -236,40 +242,18 @@ class _Source:
     def compiled(self):
         namespace = dict(self.constants)
         exec(compile("\n".join(self.lines), "<ivig compiled matcher>", "exec"), namespace)  # noqa: S102
-        return namespace["match"]
+        return namespace["passed"]
 
 
-def generate(positives: List[Pattern], negatives: List[Pattern]):
-    """The function of one branch: `match(index)` -> the tuples of facts it matches.
-
-    Most calls find a pattern with no fact of its kind and name yet (a derived fact not yet
-    derived): every positive pattern's facts are looked up first. A negative pattern shares no
-    variable with the others, so any fact that fits it blocks the whole branch. Then each
-    positive pattern's candidates, and their product."""
+def generate(patterns: List[Tuple[int, Pattern]]):
+    """The function of one index key: `passed(fact)` -> the alpha memories (numbers) of the
+    patterns, among `patterns` (number, pattern), whose checks the fact passes, in order."""
     source = _Source()
-    source.lines.append("def match(index):")
-    buckets = [f"b{i}" for i in range(len(positives))]
-    for name, pattern in zip(buckets, positives):
-        source.lines.append(f"    {name} = index.get({source.constant(pattern.bucket)})")
-    source.lines.append(f"    if not ({' and '.join(buckets)}): return ()")
-    for pattern in negatives:
-        bucket, test = source.constant(pattern.bucket), source.test("y", pattern)
-        if not test:
-            source.lines.append(f"    if index.get({bucket}): return ()")
-        else:
-            source.lines += [f"    for y in index.get({bucket}, ()):", f"        if {test}: return ()"]
-    candidates = []
-    for i, (bucket, pattern) in enumerate(zip(buckets, positives)):
+    source.lines += ["def passed(x):", "    out = []"]
+    for number, pattern in patterns:
         test = source.test("x", pattern)
-        if test:
-            source.lines += [f"    c{i} = [x for x in {bucket} if {test}]", f"    if not c{i}: return ()"]
-            candidates.append(f"c{i}")
-        else:
-            candidates.append(bucket)
-    if len(candidates) == 1:
-        source.lines.append(f"    return [(x,) for x in {candidates[0]}]")
-    else:
-        source.lines.append(f"    return list(_product({', '.join(candidates)}))")
+        source.lines.append(f"    if {test}: out.append({number})" if test else f"    out.append({number})")
+    source.lines.append("    return out")
     return source.compiled()
 
 
@@ -277,34 +261,55 @@ def generate(positives: List[Pattern], negatives: List[Pattern]):
 
 
 class Program:
-    """Every branch of an engine's rules, compiled, and which branches a fact can change.
+    """Every branch of an engine's rules, compiled onto an alpha network, as in a Rete.
 
-    A fact can add matches to a branch only through one of its positive patterns, and only once
-    each of them has some fact of its kind and name (most branches wait for a fact derived later);
-    through a negative one it can only take away matches, so a branch with none is not looked at."""
+    Each distinct pattern (kind, name and checks) has an alpha memory: the facts that pass it, in
+    the order they were declared. A fact is tested once against every pattern of its index key
+    (one generated function per key), and a branch's matches are the product of its positive
+    patterns' memories while its negative ones are empty. So a fact changes only the branches one
+    of whose patterns it passes: through a positive one it can add matches, once each positive
+    memory holds a fact; through a negative one only take them away, so a branch with none is not
+    looked at."""
 
     def __init__(self, prepared_rules):
         self.branches: List[Branch] = []
-        self.needs: List[int] = []  # per branch: how many index keys its positive patterns look under
         self.shape: List[int] = []  # the number of branches of each rule, in order
-        self.positive: Dict[tuple, Tuple[int, ...]] = {}  # index key -> the branches it can add to
-        self.negative: Dict[tuple, Tuple[int, ...]] = {}  # index key -> the branches it can block
+        self.memories: Dict[Pattern, int] = {}  # a distinct pattern (its bind aside) -> its alpha memory
+        self.by_key: Dict[tuple, List[Tuple[int, Pattern]]] = {}  # index key -> its patterns, numbered
+        self.positive: List[Tuple[int, ...]] = []  # per alpha memory: the branches it can add to
+        self.negative: List[Tuple[int, ...]] = []  # per alpha memory: the branches it can block
+        self.needs: List[int] = []  # per branch: how many distinct alpha memories its positive patterns read
         self.wide: set = set()  # kinds some pattern matches whatever their name
         for position, rule in enumerate(prepared_rules):
             conjunctions = branches_of(rule)
             self.shape.append(len(conjunctions))
             for elements in conjunctions:
                 self._add(position, *split(elements))
+        self.tests: Dict[tuple, Callable] = {key: generate(patterns) for key, patterns in self.by_key.items()}
+
+    def _memory(self, pattern: Pattern) -> int:
+        """The alpha memory of a pattern, shared by every equal pattern (whatever it binds)."""
+        unbound = replace(pattern, bind=None)
+        number = self.memories.get(unbound)
+        if number is None:
+            number = self.memories[unbound] = len(self.positive)
+            self.positive.append(())
+            self.negative.append(())
+            self.by_key.setdefault(pattern.bucket, []).append((number, unbound))
+            if pattern.name is ANY_NAME:
+                self.wide.add(pattern.kind)
+        return number
 
     def _add(self, position: int, positives: List[Pattern], negatives: List[Pattern]) -> None:
         number = len(self.branches)
-        self.branches.append(Branch(position, tuple(str(p.bind) for p in positives), generate(positives, negatives)))
-        self.needs.append(len({p.bucket for p in positives}))
-        for patterns, dispatch in ((positives, self.positive), (negatives, self.negative)):
-            for bucket in dict.fromkeys(p.bucket for p in patterns):
-                dispatch[bucket] = dispatch.get(bucket, ()) + (number,)
-                if bucket[1] is ANY_NAME:
-                    self.wide.add(bucket[0])
+        reads = tuple(self._memory(p) for p in positives)
+        blocks = tuple(self._memory(p) for p in negatives)
+        self.branches.append(Branch(position, tuple(str(p.bind) for p in positives), reads, blocks))
+        self.needs.append(len(set(reads)))
+        for memory in dict.fromkeys(reads):
+            self.positive[memory] += (number,)
+        for memory in dict.fromkeys(blocks):
+            self.negative[memory] += (number,)
 
 
 _PROGRAMS: "OrderedDict[tuple, Program]" = OrderedDict()
@@ -366,11 +371,11 @@ class CompiledMatcher(Matcher):
 
     def reset(self) -> None:
         """Forget every fact and every match (experta's reset, before InitialFact is declared)."""
-        self.index: Dict[tuple, list] = {}
+        self.alpha: List[list] = [[] for _ in self.program.positive]  # per alpha memory: its facts
         # per branch: key -> activation; one empty dict shared until a branch matches (a branch's
         # matches are replaced whole, never changed in place: _rematch)
         self.matches: List[dict] = [_NO_MATCHES] * len(self.program.branches)
-        self.filled = [0] * len(self.program.branches)  # per branch: its positive keys with a fact
+        self.filled = [0] * len(self.program.branches)  # per branch: its positive memories holding a fact
 
     def changes(self, adding=None, deleting=None):
         """The activations the facts declared (`adding`) and retracted (`deleting`) since the
@@ -387,12 +392,16 @@ class CompiledMatcher(Matcher):
         return added, removed
 
     def _rematch(self, number: int, added: list, removed: list) -> None:
-        """A branch matched again over the index: what is new is added, what is gone removed,
-        what stays is kept (so that it is never activated twice)."""
+        """A branch matched again over the alpha memories: what is new is added, what is gone
+        removed, what stays is kept (so that it is never activated twice)."""
         branch = self.program.branches[number]
-        found, before = branch.match(self.index), self.matches[number]
-        if not found and not before:
-            return
+        alpha, before = self.alpha, self.matches[number]
+        if any(alpha[memory] for memory in branch.negatives):
+            found: Iterable[tuple] = ()
+        elif len(branch.positives) == 1:
+            found = [(fact,) for fact in alpha[branch.positives[0]]]
+        else:
+            found = product(*[alpha[memory] for memory in branch.positives])
         now = {}
         for facts in found:
             key = tuple(map(id, facts))  # the facts stay alive while an activation holds them
@@ -415,47 +424,43 @@ class CompiledMatcher(Matcher):
             for key, old in before.items()
             if key not in now
         )
-        self.matches[number] = now
+        self.matches[number] = now if now else _NO_MATCHES
 
-    def _keys(self, fact) -> tuple:
-        """The index keys of a fact: by kind and name, and by kind alone where a pattern needs it."""
-        kind = type(fact)
-        name = fact.get("name", _NO_NAME)
-        keys: tuple = ()
+    def _passed(self, fact) -> list:
+        """The alpha memories whose patterns the fact passes: those of its kind and name, and
+        those of its kind alone where a pattern names none."""
+        kind, tests = type(fact), self.program.tests
         try:
-            hash(name)
-            keys = ((kind, name),)
+            test = tests.get((kind, fact.get("name", _NO_NAME)))
         except TypeError:  # a name no pattern can be indexed by
-            pass
+            test = None
+        passed = test(fact) if test is not None else []
         if kind in self.program.wide:
-            keys += ((kind, ANY_NAME),)
-        return keys
+            passed += tests[(kind, ANY_NAME)](fact)
+        return passed
 
     def _learn(self, fact, touched: set) -> None:
-        index, program, filled, matches = self.index, self.program, self.filled, self.matches
-        for key in self._keys(fact):
-            bucket = index.get(key)
-            if bucket is None:
-                bucket = index[key] = []
-            first = not bucket
-            bucket.append(fact)
-            needs = program.needs
-            for number in program.positive.get(key, ()):
-                if first:
+        program, alpha, filled, matches = self.program, self.alpha, self.filled, self.matches
+        needs = program.needs
+        for memory in self._passed(fact):
+            facts = alpha[memory]
+            facts.append(fact)
+            for number in program.positive[memory]:
+                if len(facts) == 1:
                     filled[number] += 1
                 if filled[number] == needs[number]:
                     touched.add(number)
-            touched.update(number for number in program.negative.get(key, ()) if matches[number])
+            touched.update(number for number in program.negative[memory] if matches[number])
 
     def _forget(self, fact, touched: set) -> None:
-        index, program, filled = self.index, self.program, self.filled
-        for key in self._keys(fact):
-            bucket = index.get(key, [])
-            if not any(held is fact for held in bucket):
+        program, alpha, filled = self.program, self.alpha, self.filled
+        for memory in self._passed(fact):
+            facts = alpha[memory]
+            if not any(held is fact for held in facts):
                 continue
-            bucket[:] = [held for held in bucket if held is not fact]
-            for number in program.positive.get(key, ()):
-                if not bucket:
+            facts[:] = [held for held in facts if held is not fact]
+            for number in program.positive[memory]:
+                if not facts:
                     filled[number] -= 1
                 touched.add(number)  # it may lose matches
-            touched.update(program.negative.get(key, ()))  # it may gain some
+            touched.update(program.negative[memory])  # it may gain some

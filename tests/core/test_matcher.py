@@ -158,12 +158,13 @@ def lockstep():
 
 
 def lockstep_advisor(per_disease: bool, rulebase: RuleBase = RULES) -> Advisor:
-    """An Advisor with no cache whose engines (each diagnosis's, and every rule's) run in
-    lockstep, reporting to `advisor.tally`."""
+    """An Advisor with no cache whose engines (each diagnosis's, every rule's, and the later
+    evidence's) run in lockstep, reporting to `advisor.tally`."""
     with lockstep() as tally:
         advisor = Advisor(rulebase, per_disease=per_disease, cache=0, matcher="lockstep")
         for diagnosis in [*rulebase.schema.fields["diagnosis"].values, None]:
             advisor.engine_for({"diagnosis": diagnosis} if diagnosis else {})
+            advisor.attacher.warm(diagnosis)  # the later evidence's engines too
     advisor.tally = tally
     return advisor
 
@@ -321,7 +322,7 @@ MUTATIONS = {
 @pytest.mark.parametrize("mutation", MUTATIONS)
 def test_a_mutated_generator_fails_the_region_proof(monkeypatch, mutation):
     name, where, change, diagnosis = MUTATIONS[mutation]
-    generate, mutated = matcher.generate, []
+    split, mutated = matcher.split, []
 
     def changed(patterns, here):
         if where != here:
@@ -330,9 +331,11 @@ def test_a_mutated_generator_fails_the_region_proof(monkeypatch, mutation):
         mutated.extend(p for p, q in zip(patterns, out) if p is not q)
         return [p for p in out if p is not None]
 
-    monkeypatch.setattr(
-        matcher, "generate", lambda pos, neg: generate(changed(pos, "positive"), changed(neg, "negative"))
-    )
+    def mutated_split(elements):
+        positives, negatives = split(elements)
+        return changed(positives, "positive"), changed(negatives, "negative")
+
+    monkeypatch.setattr(matcher, "split", mutated_split)
     monkeypatch.setattr(matcher, "_PROGRAMS", OrderedDict())  # compiled anew, mutated
     advisor = lockstep_advisor(True)
     assert mutated, "the mutation changed no pattern"
@@ -351,7 +354,7 @@ ORDER_OF_TWINS = f"""
 from ivig_advisor.engine import Advisor
 from ivig_advisor.engine.core.compiler import AdvisorEngine
 fire, seen = AdvisorEngine.fire, []
-AdvisorEngine.fire = lambda self, rule, bound: (seen.append(sorted(bound)), fire(self, rule, bound))
+AdvisorEngine.fire = lambda self, rule, bound, *rest: (seen.append(sorted(bound)), fire(self, rule, bound, *rest))
 for name in ("rete", "compiled"):
     Advisor(cache=0, matcher=name).evaluate_mapping({TWINS!r})
     print(name, seen)
