@@ -33,8 +33,9 @@ class Advisor:
         False: one engine with every rule. `cache`: how many clinical
         situations to remember (core/cache/situations.py; the same results, a
         fraction of the cost for a case like one seen before); 0: none.
-        `matcher`: how the engines match facts to rules, "compiled" (core/matcher.py)
-        or "rete" (experta's own, the reference): the same results."""
+        `matcher`: how the engines (the rules' and the later evidence's) match
+        facts to rules, "compiled" (core/matcher.py) or "rete" (experta's own,
+        the reference): the same results."""
         matcher_class(matcher)  # an unknown name is refused here, not at the first case
         self.rulebase = rulebase or RuleBase.load()
         self.per_disease = per_disease
@@ -44,7 +45,7 @@ class Advisor:
         self.situations = SituationCache(cache) if cache else None
         self.order = list(self.rulebase.schema.fields)
         self.stamp = self.rulebase.stamp
-        self.attacher = LaterEvidenceAttacher(self.rulebase)  # the later evidence, after the rules
+        self.attacher = LaterEvidenceAttacher(self.rulebase, matcher)  # the later evidence, after the rules
 
     def engine_for(self, facts: dict):
         """The engine that runs a case: its diagnosis's, built on first use.

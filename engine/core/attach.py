@@ -12,9 +12,9 @@ the patient's situation, its finding among the patient's warnings, marked as lat
 from typing import Dict, List, Tuple
 
 from . import conditions
-from ._experta import Fact, KnowledgeEngine, Rule, trim_overheads
+from ._experta import Fact, KnowledgeEngine, Rule, new_fact, trim_overheads
 from .analysis import may_hold_for
-from .compiler import TRACE_KIND, Derived, Given, compile_condition, fact_kind
+from .compiler import DEFAULT_MATCHER, TRACE_KIND, Derived, Given, compile_condition, fact_kind, matcher_class
 from .later import LaterEntry
 from .result import Run, patient_first
 from .rulebase import RuleBase
@@ -37,10 +37,12 @@ class _NoteEngine(KnowledgeEngine):
         self.notes.append((entry, matched))
 
 
-def _compiled(rulebase: RuleBase, entries: List[LaterEntry]) -> type:
-    """The engine class holding one experta Rule per entry, firing in the order written."""
+def _compiled(rulebase: RuleBase, entries: List[LaterEntry], matcher: str) -> type:
+    """The engine class holding one experta Rule per entry, firing in the order written, matched
+    by `matcher` (compiler.MATCHERS), as the rules' engines are."""
     kind_of = fact_kind(rulebase)  # as the rules' patterns are compiled
-    members: Dict[str, object] = {}
+    members: Dict[str, object] = {"__matcher__": matcher_class(matcher)}
+    rules = []
     for position, entry in enumerate(entries):
 
         def rhs(engine, entry=entry, **bound):
@@ -48,7 +50,17 @@ def _compiled(rulebase: RuleBase, entries: List[LaterEntry]) -> type:
 
         rhs.__name__ = entry.id
         pattern = compile_condition(entry.when, kind_of)
-        members["entry_" + entry.id.replace("-", "_")] = Rule(pattern, salience=len(entries) - position)(rhs)
+        rule = members["entry_" + entry.id.replace("-", "_")] = Rule(pattern, salience=len(entries) - position)(rhs)
+        rules.append(rule)
+    # what the compiled matcher reads of an engine class (as compiler.compile_rulebase gives it):
+    # the Rules in order, and all their patterns are compiled from
+    members["experta_rules"] = tuple(rules)
+    members["matching_key"] = (
+        "later evidence",
+        rulebase.digest,
+        tuple((e.id, conditions.identity(e.when)) for e in entries),
+        tuple(sorted({t.name for e in entries for t in conditions.tests(e.when) if kind_of(t.name) is Given})),
+    )
     return type("LaterEvidenceEngine", (_NoteEngine,), members)
 
 
@@ -56,11 +68,11 @@ class _Notes:
     """The entries that can speak to one diagnosis, on their own engine, with a memo of the
     notes by the values they test (the same values, the same notes)."""
 
-    def __init__(self, rulebase: RuleBase, entries: List[LaterEntry]):
+    def __init__(self, rulebase: RuleBase, entries: List[LaterEntry], matcher: str):
         tested = {t.name for e in entries for t in conditions.tests(e.when)}
         self.given = [name for name in rulebase.schema.fields if name in tested]  # schema order: ids never vary
         self.derived = sorted(tested - set(rulebase.schema.fields))
-        self.engine = _compiled(rulebase, entries)() if entries else None
+        self.engine = _compiled(rulebase, entries, matcher)() if entries else None
         self.memo: Dict[tuple, list] = {}
 
     def notes(self, facts: dict, derived: Dict[str, list]) -> list:
@@ -86,8 +98,8 @@ class _Notes:
         assert engine is not None
         engine.reset()
         engine.notes = []
-        known = [Given(name=name, value=facts[name]) for name in self.given if name in facts]
-        known += [Derived(name=name, value=v) for name in self.derived for v in derived.get(name, ())]
+        known = [new_fact(Given, name=name, value=facts[name]) for name in self.given if name in facts]
+        known += [new_fact(Derived, name=name, value=v) for name in self.derived for v in derived.get(name, ())]
         if known:
             engine.declare(*known)
         engine.run()
@@ -101,8 +113,9 @@ class _Notes:
 class LaterEvidenceAttacher:
     """The later evidence of a rule base, compiled once per diagnosis, attached to run after run."""
 
-    def __init__(self, rulebase: RuleBase):
-        self.rulebase = rulebase
+    def __init__(self, rulebase: RuleBase, matcher: str = DEFAULT_MATCHER):
+        matcher_class(matcher)  # an unknown name is refused here, not at the first case
+        self.rulebase, self.matcher = rulebase, matcher
         self.entries = rulebase.later.live()
         self.by_id = {e.id: e for e in self.entries}
         self.per_diagnosis: Dict[object, _Notes] = {}
@@ -133,7 +146,7 @@ class LaterEvidenceAttacher:
         notes = self.per_diagnosis.get(diagnosis)
         if notes is None:
             entries = [e for e in self.entries if may_hold_for(e.when, diagnosis)]
-            notes = self.per_diagnosis[diagnosis] = _Notes(self.rulebase, entries)
+            notes = self.per_diagnosis[diagnosis] = _Notes(self.rulebase, entries, self.matcher)
         return notes
 
 
