@@ -20,7 +20,7 @@ and rendered in plain language for reviewers.
 """
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Iterator, Optional, Tuple, Union
 
 from ..base.errors import SourceError
 from ..base.yamlsrc import Located
@@ -246,26 +246,65 @@ def truth(cond: Condition, lookup: Callable) -> Optional[bool]:
     for x absent). The lookup must answer the same for a name every time it
     is asked: the items of an `all` or an `any` after the one that decides
     it are not read."""
+    return _truth_of(cond)(lookup)
+
+
+# Each condition's three-valued evaluation as a closure, made once: the analysis asks it of every
+# rule not fired, for every case. By the condition's identity (a rule's condition lives as long as
+# its rule base), the condition kept with it so that its id is not reused while it is kept.
+_TRUTHS: Dict[int, tuple] = {}
+TRUTHS_KEPT = 16384  # conditions: those of a few rule bases, and of the audit's walks
+
+
+def _truth_of(cond: Condition) -> Callable:
+    kept = _TRUTHS.get(id(cond))
+    if kept is not None and kept[0] is cond:
+        return kept[1]
+    if len(_TRUTHS) >= TRUTHS_KEPT:
+        _TRUTHS.clear()
+    made = _truth_function(cond)
+    _TRUTHS[id(cond)] = (cond, made)
+    return made
+
+
+def _truth_function(cond: Condition) -> Callable:
+    """`truth(cond, lookup)` as a function of the lookup (see `truth`)."""
     if isinstance(cond, Test):
-        values = lookup(cond.name)
+        name, holds, operand = cond.name, cond.holds, cond.operand
         if cond.op == "known":
+
+            def known(lookup):
+                values = lookup(name)
+                return None if values is UNKNOWN else bool(values) == operand
+
+            return known
+
+        def test(lookup):
+            values = lookup(name)
             if values is UNKNOWN:
                 return None
-            return bool(values) == cond.operand
-        if values is UNKNOWN:
-            return None
-        return any(cond.holds(v) for v in values)
+            for value in values:
+                if holds(value):
+                    return True
+            return False
+
+        return test
     if isinstance(cond, Not):
-        return truth(negate(cond.item), lookup)
+        return _truth_function(negate(cond.item))
     # Kleene: one False decides an `all`, one True an `any`; the rest need not be read
+    items = tuple(_truth_function(item) for item in cond.items)
     decisive = isinstance(cond, AnyOf)
-    undecided = False
-    for item in cond.items:
-        result = truth(item, lookup)
-        if result is decisive:
-            return decisive
-        undecided = undecided or result is None
-    return None if undecided else not decisive
+
+    def junction(lookup):
+        undecided = False
+        for item in items:
+            result = item(lookup)
+            if result is decisive:
+                return decisive
+            undecided = undecided or result is None
+        return None if undecided else not decisive
+
+    return junction
 
 
 def describe(

@@ -423,3 +423,12 @@ def test_known_false_on_a_missing_field_is_undecided_for_the_analysis_where_the_
     assert truth(rule.when, analysis) is None
     as_the_engine_reads = lambda name: {**known, **run.derived}.get(name, [])  # noqa: E731
     assert truth(rule.when, as_the_engine_reads) is True
+
+
+def test_a_conditions_evaluation_is_made_once_and_never_given_to_another():
+    """truth keeps each condition's evaluation, by the condition's id (issue 31): kept, it is the
+    same function; and an id another condition held before is not read as that one's."""
+    one, two = parse({"x": 1}, "test"), parse({"x": 2}, "test")
+    assert conditions._truth_of(one) is conditions._truth_of(one)
+    conditions._TRUTHS[id(two)] = (one, conditions._truth_of(one))  # as if `one` had lived where `two` is
+    assert truth(two, lookup_of({"x": [2]})) is True and truth(one, lookup_of({"x": [2]})) is False
