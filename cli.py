@@ -385,6 +385,18 @@ def output_option(help, dash_is_stdout=True):
     )
 
 
+def matcher_option(f):
+    """--matcher compiled|rete: how the engines match facts to rules (the same output either way)."""
+    return click.option(
+        "--matcher",
+        type=click.Choice(("compiled", "rete")),  # core/compiler.py MATCHERS (test_matcher.py holds them equal)
+        default="compiled",
+        show_default=True,
+        help="How facts are matched to rules: compiled from the rules, or experta's own Rete, "
+        "the reference (the output is the same; only slower).",
+    )(f)
+
+
 def as_of_option(f):
     """--as-of DATE: the evaluation date, at which a FHIR Patient's age is read from its birthDate."""
     return click.option(
@@ -528,14 +540,7 @@ def main(debug):
     help="Run the rules for every case, even one in a clinical situation seen before "
     "(the output is the same; only slower).",
 )
-@click.option(
-    "--matcher",
-    type=click.Choice(("compiled", "rete")),  # core/compiler.py MATCHERS
-    default="compiled",
-    show_default=True,
-    help="How facts are matched to rules: compiled from the rules, or experta's own Rete, "
-    "the reference (the output is the same; only slower).",
-)
+@matcher_option
 @as_of_option
 def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache, matcher, as_of):
     """Evaluate case files (YAML, JSON, JSONL, CSV), FHIR R4 records (Bundles, Bulk
@@ -1306,6 +1311,7 @@ def audit_calls(fmt, rules_dir, db_path, since, until, issuer, status, limit):
     type=click.FloatRange(min=0, min_open=True),
     help="Forget the calls the trail keeps (ivig audit calls) once older than this many days [default: keep them all].",
 )
+@matcher_option
 @click.option(
     "--check",
     is_flag=True,
@@ -1330,6 +1336,7 @@ def serve(
     behind_proxy,
     forwarded_allow_ips,
     keep_calls_days,
+    matcher,
     check,
 ):
     """Serve the advice as a CDS Hooks 2.0 service: cards in the EHR when a clinician
@@ -1361,6 +1368,7 @@ def serve(
         "keep_calls_days": keep_calls_days,
     }
     settings = Settings(
+        matcher=matcher,
         public_url=public_url or _served_url(host, port, bool(ssl_certfile)),
         trust=trust_path,
         insecure_dev=insecure_dev,

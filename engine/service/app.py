@@ -96,6 +96,7 @@ class Settings:
     ssl_keyfile: Optional[str] = None
     behind_proxy: bool = False  # a reverse proxy terminates TLS: its X-Forwarded-For/Proto are taken
     forwarded_allow_ips: str = "127.0.0.1"  # the proxy's addresses (comma-separated), whose headers alone count
+    matcher: str = "compiled"  # how the engines match facts to rules (core/compiler.py MATCHERS): the same cards
 
     @property
     def tls(self) -> bool:
@@ -267,7 +268,7 @@ class _Service:
         self.settings = settings
         self.trust, self.store, rulebase = prepared(settings)
         self.keeper = CardKeeper(self.store, keep_calls_days=settings.keep_calls_days)
-        self.hooks = Hooks(Advisor(rulebase))
+        self.hooks = Hooks(Advisor(rulebase, matcher=self.settings.matcher))
         self.rules_hash = self.hooks.advisor.rulebase.stamp["hash"]
         self.known_hooks = {hook for service in self.hooks.services.services for hook in service.hooks}
         self.warming: Optional[asyncio.Future] = None  # the warm-up, once started (lifespan, or a first call)

@@ -24,9 +24,11 @@ import pytest
 from click.testing import CliRunner
 from cryptography.hazmat.primitives.asymmetric import ec
 from helpers import (
+    CDS,
     ISSUER,
     SCHEMAS,
     TOKEN,
+    Server,
     call_fetching,
     cards_of,
     check_response,
@@ -854,3 +856,35 @@ def test_concurrent_calls_each_get_their_own_patients_cards(dev):
         assert resource["subject"]["reference"] == f"Patient/pt-{i}"
         assert resource["dosageInstruction"][0]["doseAndRate"][0]["doseQuantity"]["value"] == round(0.4 * kg, 1)
         assert ("anaphylaxis-iga-antibodies-unknown" in topics(cards)) == bool(i % 2)
+
+
+# -- the matcher (issue 31) -------------------------------------------------------------
+
+
+def without_ids(body):
+    """A reply with each card's uuid left out: the one part two services never share."""
+    if isinstance(body, dict):
+        return {k: without_ids(v) for k, v in body.items() if k != "uuid"}
+    if isinstance(body, list):
+        return [without_ids(v) for v in body]
+    return body
+
+
+def test_served_with_expertas_rete_every_request_gets_the_same_answer(dev, tmp_path):
+    """`ivig serve --matcher rete`: experta's own matcher, the reference, behind the same service:
+    every request of tests/cds gets the answer the default (compiled) service gives."""
+    from ivig_advisor.engine.service.app import Settings, _Service
+
+    handed = Settings(insecure_dev=True, feedback_db=str(tmp_path / "in-process.sqlite"), matcher="rete").to_env()
+    assert _Service(Settings(**json.loads(handed))).hooks.advisor.matcher == "rete"  # as each worker gets it
+    rete = Server(tmp_path, "--insecure-dev", "--matcher", "rete")
+    try:
+        answered = 0
+        for path in sorted(CDS.glob("*.json")):
+            request = json.loads(path.read_text(encoding="utf-8"))
+            theirs, ours = rete.call(request), dev.call(request)
+            assert (theirs.status_code, without_ids(theirs.json())) == (ours.status_code, without_ids(ours.json()))
+            answered += theirs.status_code == 200 and bool(theirs.json()["cards"])
+        assert answered >= 5
+    finally:
+        rete.stop()
