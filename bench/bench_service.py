@@ -169,9 +169,11 @@ def request(p: dict) -> dict:
     }
 
 
-def serve(workers: int, port: int, db: str):
+def serve(workers: int, port: int, db: str, matcher: str):
     proc = subprocess.Popen(
-        IVIG + ["serve", "--insecure-dev", "--port", str(port), "--workers", str(workers), "--feedback-db", db],
+        IVIG
+        + ["serve", "--insecure-dev", "--port", str(port), "--workers", str(workers), "--feedback-db", db]
+        + ["--matcher", matcher],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -405,6 +407,9 @@ def main():
     parser.add_argument(
         "--wrk", action="store_true", help="also run the 20 clients as wrk (apt install wrk), a client in C"
     )
+    parser.add_argument(
+        "--matcher", default="compiled", help="the service's matcher (ivig serve --matcher): compiled or rete"
+    )
     args = parser.parse_args()
     fmap, rng = FhirMap.load(), random.Random(16)
     patients = [patient(rng, fmap, n) for n in range(args.patients)]
@@ -413,7 +418,8 @@ def main():
     ).stdout.strip()
     print(
         f"# bench_service {datetime.datetime.now():%Y-%m-%d %H:%M}, code {commit}, {os.cpu_count()} cores, "
-        f"Python {platform.python_version()}; {args.clients} clients, {args.seconds:g} s, {args.patients} patients"
+        f"Python {platform.python_version()}; {args.clients} clients, {args.seconds:g} s, {args.patients} patients; "
+        f"matcher {args.matcher}"
     )
     drawn = iter(range(args.patients, 10**9))
 
@@ -426,7 +432,7 @@ def main():
         at_rate, by_client = {}, None
         with tempfile.TemporaryDirectory() as tmp:
             port = free_port()
-            proc = serve(workers, port, os.path.join(tmp, "fb.sqlite"))
+            proc = serve(workers, port, os.path.join(tmp, "fb.sqlite"), args.matcher)
             try:
                 load(port, patients, 2, len(patients) / 50, fresh=True)  # each patient seen once: the steady state
                 fresh = new_patients(int(args.seconds * 1500))
