@@ -165,7 +165,10 @@ def _canonical(firings):
     in every run."""
     out = []
     for _, run in itertools.groupby(firings, key=lambda f: f.rule.id):
-        out.extend(sorted(run, key=lambda f: [(type(x).__name__, x["name"], repr(x["value"])) for x in f.matched]))
+        group = list(run)
+        if len(group) > 1:  # one firing is in its order already
+            group.sort(key=lambda f: [(type(x).__name__, x["name"], repr(x["value"])) for x in f.matched])
+        out.extend(group)
     return out
 
 
