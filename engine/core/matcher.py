@@ -288,11 +288,17 @@ class Program:
         self.tests: Dict[tuple, Callable] = {key: generate(patterns) for key, patterns in self.by_key.items()}
 
     def _memory(self, pattern: Pattern) -> int:
-        """The alpha memory of a pattern, shared by every equal pattern (whatever it binds)."""
+        """The alpha memory of a pattern, shared by every equal pattern (whatever it binds); one of
+        its own for a pattern that cannot be told equal (a constant that cannot be hashed)."""
         unbound = replace(pattern, bind=None)
-        number = self.memories.get(unbound)
+        try:
+            number = self.memories.get(unbound)
+        except TypeError:
+            number, unbound = None, pattern
         if number is None:
-            number = self.memories[unbound] = len(self.positive)
+            number = len(self.positive)
+            if unbound is not pattern:
+                self.memories[unbound] = number
             self.positive.append(())
             self.negative.append(())
             self.by_key.setdefault(pattern.bucket, []).append((number, unbound))

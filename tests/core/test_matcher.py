@@ -466,3 +466,14 @@ def test_a_rule_of_another_shape_is_refused(shape_name):
     elements, words = other_shapes()[shape_name]
     with pytest.raises(NotCompilable, match=words):
         matcher.split(elements)
+
+
+def test_a_pattern_with_a_constant_that_cannot_be_hashed_gets_an_alpha_memory_of_its_own():
+    """Equal patterns share an alpha memory, told equal by their hash; one whose constant has none
+    (never written by the compiler) is compiled all the same, on its own."""
+    program = matcher.Program(())
+    odd = matcher.Pattern(Given, "x", (("value", "eq", ["a"]),), "f1")
+    plain = matcher.Pattern(Given, "x", (("value", "eq", "a"),), "f1")
+    again = matcher.Pattern(Given, "x", (("value", "eq", "a"),), "f2")
+    assert program._memory(odd) != program._memory(odd)
+    assert program._memory(plain) == program._memory(again) != program._memory(odd)
