@@ -515,7 +515,19 @@ def _depth_update_agenda(self, agenda, added, removed):
 _FROZEN_AS_IS = frozenset({str, int, float, bool, type(None)})
 
 # What a kind of fact must take from Fact as it is for the steps above to be written in place.
-_FACTS_OWN = ("__init__", "__setitem__", "validate", "has_field_constraints", "has_nested_accessor", "__factid__")
+_FACTS_OWN = (
+    "__init__",
+    "__setitem__",
+    "validate",
+    "has_field_constraints",
+    "has_nested_accessor",
+    "is_special",
+    "__factid__",
+    "keys",
+    "values",
+    "items",
+    "__iter__",
+)
 _PLAIN_KINDS: Dict[type, bool] = {}
 
 
@@ -535,7 +547,7 @@ def new_fact(kind: type, **fields) -> Fact:
     """`kind(**fields)`: the fact experta's `Fact.__init__` makes, each value frozen as its
     `__setitem__` freezes it, without their per-key calls. A kind that is not plain
     (`plain_kind`) is made by its own code."""
-    if not plain_kind(kind):
+    if not plain_kind(kind) or "__factid__" in fields:  # experta's __setitem__ refuses a set id
         return kind(**fields)
     fact: Fact = dict.__new__(kind)
     for key, value in fields.items():

@@ -209,12 +209,6 @@ class HiddenKeys(Fact):
         return [k for k in super().keys() if k != "a__b"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="plain_kind does not look at is_special: the door's fact id keeps keys experta's drops, "
-    "so a duplicate is declared and retract's counter (experta's _get_fact_id) disagrees; add "
-    "'is_special' to _experta._FACTS_OWN",
-)
 def test_a_kind_with_its_own_is_special_is_numbered_as_experta_numbers_it(monkeypatch):
     def make_two():
         facts = FactList()
@@ -228,12 +222,6 @@ def test_a_kind_with_its_own_is_special_is_numbered_as_experta_numbers_it(monkey
     assert door == own
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="_engine_declare reads a plain fact's keys by iterating it, experta's has_nested_accessor "
-    "by keys(): a kind overriding keys() is refused by the door and declared by experta; add 'keys' "
-    "(and 'values', 'items', '__iter__') to _experta._FACTS_OWN",
-)
 def test_a_kind_with_its_own_keys_is_checked_as_experta_checks_it(monkeypatch):
     def declare():
         engine = KnowledgeEngine()
@@ -247,12 +235,6 @@ def test_a_kind_with_its_own_keys_is_checked_as_experta_checks_it(monkeypatch):
     assert door == own
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="new_fact writes __factid__ given as a field, where Fact.__init__ then refuses any later "
-    "key (RuntimeError: it reads the fact as declared); new_fact could hand a fields mapping "
-    "holding '__factid__' to kind(**fields)",
-)
 def test_new_fact_with_a_factid_field_does_what_fact_init_does():
     assert outcome(lambda: _experta.new_fact(Given, __factid__=3, name="x")) == outcome(
         lambda: Given(__factid__=3, name="x")
