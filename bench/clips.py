@@ -63,7 +63,7 @@ from clips.values import clips_value  # noqa: E402
 
 sys.path.insert(0, str(HERE))
 
-from bench import machine, say, synthetic_cases  # noqa: E402
+from bench import machine, say, valid_cases  # noqa: E402
 from ivig_advisor.engine import Advisor, CaseInvalid, RuleBase  # noqa: E402
 from ivig_advisor.engine.core import conditions  # noqa: E402
 from ivig_advisor.engine.core.advisor import _conclude  # noqa: E402
@@ -487,17 +487,6 @@ def golden_cases(advisor: Advisor):
     return out
 
 
-def generated_cases(advisor: Advisor, n: int, uniform: bool):
-    """The bench's generated cases (bench.synthetic_cases), validated: the invalid 1 in 50 left out."""
-    out = []
-    for data in synthetic_cases(n, uniform=uniform):
-        try:
-            out.append(advisor.validate(data))
-        except CaseInvalid:
-            pass
-    return out
-
-
 # -- the project's configurations --------------------------------------------------------
 
 
@@ -679,8 +668,8 @@ def main():
     say("\nthe check: every case through CLIPS and through the project in every configuration")
     reader = Advisor(rulebase, cache=0)
     n_generated = max(n_check, n_timed)  # every case timed is checked first
-    realistic = generated_cases(reader, n_generated, uniform=False)
-    uniform = generated_cases(reader, n_generated, uniform=True)
+    realistic = valid_cases(reader, n_generated, uniform=False)
+    uniform = valid_cases(reader, n_generated, uniform=True)
     mixes = {"golden and examples": golden_cases(reader), "realistic": realistic, "uniform": uniform}
     checked = check(rules, rulebase, advisors, mixes)
     say(f"  0 disagreements over {checked:,} cases x {len(advisors)} configurations")

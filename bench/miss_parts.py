@@ -29,19 +29,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-from bench import machine, synthetic_cases  # noqa: E402
-from ivig_advisor.engine import Advisor, CaseInvalid  # noqa: E402
+from bench import machine, valid_cases  # noqa: E402
+from ivig_advisor.engine import Advisor  # noqa: E402
 from ivig_advisor.engine.core.matcher import CompiledMatcher  # noqa: E402
-
-
-def valid_cases(advisor: Advisor, n: int, uniform: bool) -> list:
-    cases = []
-    for mapping in synthetic_cases(n, uniform=uniform):
-        try:
-            cases.append(advisor.validate(mapping))
-        except CaseInvalid:
-            pass
-    return cases
 
 
 def recorded_calls(advisor: Advisor, cases: list) -> list:
