@@ -62,6 +62,7 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from ..base.errors import FeedbackInvalid, HookRefused, IvigError, Unauthorized, UnknownCard
 from ..base.escape import for_terminal, lone_surrogate_at
+from ..core.compiler import DEFAULT_MATCHER
 from .calls import CallTrail, note_of
 from .cdshooks import Hooks
 from .feedback import CardKeeper, FeedbackStore, store_check
@@ -96,7 +97,7 @@ class Settings:
     ssl_keyfile: Optional[str] = None
     behind_proxy: bool = False  # a reverse proxy terminates TLS: its X-Forwarded-For/Proto are taken
     forwarded_allow_ips: str = "127.0.0.1"  # the proxy's addresses (comma-separated), whose headers alone count
-    matcher: str = "compiled"  # how the engines match facts to rules (core/compiler.py MATCHERS): the same cards
+    matcher: str = DEFAULT_MATCHER  # how the engines match facts to rules (core/compiler.py MATCHERS): the same cards
 
     @property
     def tls(self) -> bool:

@@ -33,7 +33,7 @@ from ivig_advisor.engine import Advisor, RuleBase
 from ivig_advisor.engine.audit.check.walk import Walk
 from ivig_advisor.engine.core import conditions, matcher
 from ivig_advisor.engine.core._experta import Activation, DepthStrategy, Matcher, ReteMatcher
-from ivig_advisor.engine.core.compiler import MATCHERS, Derived, Given, compile_rulebase
+from ivig_advisor.engine.core.compiler import DEFAULT_MATCHER, MATCHERS, Derived, Given, compile_rulebase
 from ivig_advisor.engine.core.matcher import CompiledMatcher, NotCompilable
 from ivig_advisor.engine.io.cases import read_cases
 
@@ -204,11 +204,15 @@ def test_an_unknown_matcher_is_refused(run_cli):
     assert out.exit_code == 2 and "'clips' is not one of 'compiled', 'rete'" in out.output
 
 
-def test_the_option_offers_every_matcher_the_engine_has():
-    from ivig_advisor.cli import evaluate
+@pytest.mark.parametrize("command", ["evaluate", "serve"])
+def test_the_option_offers_every_matcher_the_engine_has(command):
+    """cli.py writes the names (it does not import the engine to start): they must be the engine's,
+    and its default the Advisor's."""
+    from ivig_advisor import cli
 
-    (option,) = [p for p in evaluate.params if p.name == "matcher"]
+    (option,) = [p for p in getattr(cli, command).params if p.name == "matcher"]
     assert sorted(option.type.choices) == sorted(MATCHERS)
+    assert option.default == DEFAULT_MATCHER
 
 
 # -- the proof ------------------------------------------------------------------------------
