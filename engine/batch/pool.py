@@ -56,12 +56,18 @@ class Scheduler:
 
     def results(self, records: Iterator[CaseRecord]) -> Iterator:
         """The results of `records`, in input order. On any exit every worker is stopped: joined
-        when the batch ends or is closed, let go of on a signal or when a worker died (WorkerDied)."""
+        when the batch ends, or is closed early once the chunks started are done; let go of on a
+        signal (also one raised where the results are read) or when a worker died (WorkerDied)."""
         self.pools = self._start_pools()
         try:
             yield from self._in_order(records)
         except (Stopped, KeyboardInterrupt):
             self.stopped = True
+            raise
+        except GeneratorExit as closed:
+            # Closed early by whoever reads the results: a signal raised there, while a result
+            # was being written, stops as one raised here does (it is on the close's context).
+            self.stopped = _by_a_signal(closed)
             raise
         except BrokenProcessPool:
             # A worker was killed (kill -9, the kernel's OOM killer): its pool's thread may be stuck
@@ -168,6 +174,22 @@ class Scheduler:
             if any(process.exitcode is not None for process in self.processes.values()):
                 raise BrokenProcessPool("a worker process died")
 
+    def _finish_started(self) -> None:
+        """Wait for the chunks the workers have started, if the batch was left before its end.
+        A worker that died meanwhile (`timeout` sends SIGTERM to the workers too), or a signal
+        that comes while waiting, stops the batch: joining the pools would wait for ever on a
+        worker killed while it sent a result."""
+        started = [future for future, _, _ in self.in_flight if not future.cancelled()]
+        try:
+            self._wait_alive(started)
+        except BrokenProcessPool:
+            self.stopped = True
+        except (Stopped, KeyboardInterrupt):
+            self.stopped = True
+            for pool in self.pools:
+                _abandon(pool)
+            raise
+
     def _died(self) -> WorkerDied:
         """The error that a worker died, naming the first case without a result."""
         first = self.unwritten.get(self.turn)  # named only now: its id is read off its data, which costs on every case
@@ -181,6 +203,8 @@ class Scheduler:
         "Exception ignored ... Bad file descriptor".)"""
         for future, _, _ in self.in_flight:
             future.cancel()
+        if not self.stopped:
+            self._finish_started()
         for pool in self.pools:
             if self.stopped:
                 _abandon(pool)
@@ -347,6 +371,16 @@ def _how_it_ended(code: Optional[int]) -> str:
         return f"was killed by {signal.Signals(-code).name}"
     except ValueError:
         return f"was killed by signal {-code}"
+
+
+def _by_a_signal(closed: GeneratorExit) -> bool:
+    """Whether a generator was `closed` because a signal is stopping the process: Stopped or
+    KeyboardInterrupt, raised where its results were read, is on the close's context (through
+    the GeneratorExit of each generator closed on the way)."""
+    cause = closed.__context__
+    while isinstance(cause, GeneratorExit):
+        cause = cause.__context__
+    return isinstance(cause, (Stopped, KeyboardInterrupt))
 
 
 def _abandon(pool: ProcessPoolExecutor) -> None:
