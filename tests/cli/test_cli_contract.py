@@ -4,6 +4,8 @@ command; one error hierarchy in the library; each report renders itself to
 JSON; precedence and review flags shown where a person meets them."""
 
 import json
+import subprocess
+import sys
 
 import click
 import pytest
@@ -323,3 +325,18 @@ def test_a_review_flag_is_shown_where_the_field_is_met(rulebase, capsys):
     assert capsys.readouterr().out.startswith("   Review flag: The translation says")
     console.show_review_flag(rulebase.schema.fields["diagnosis"])
     assert capsys.readouterr().out == ""
+
+
+@pytest.mark.parametrize("args", [["--help"], ["--version"], ["evaluate", "--help"]])
+def test_help_and_version_import_no_engine(args):
+    """`ivig --help` stays fast (under 150 ms, bench/bench.py) by not importing what it does not
+    use: the compiler, experta, the batch machinery. Counted by the modules loaded, not timed."""
+    script = (
+        "import sys\nfrom ivig_advisor.cli import main\n"
+        f"try:\n    main({args!r})\nexcept SystemExit:\n    pass\n"
+        "heavy = ('experta', 'ivig_advisor.engine.core.compiler', 'ivig_advisor.engine.batch.pipeline', 'yaml')\n"
+        "print(sorted(name for name in sys.modules if name.startswith(heavy)), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout, done.stderr
+    assert done.stderr.strip() == "[]", done.stderr
