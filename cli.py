@@ -618,7 +618,8 @@ def evaluate(paths, fmt, output, rules_dir, workers, no_chain, quiet, no_cache, 
     is_flag=True,
     help="Let --save replace existing files without asking (needed when input is not a terminal).",
 )
-def interview(rules_dir, resume_path, wanted_id, save_path, overwrite):
+@matcher_option
+def interview(rules_dir, resume_path, wanted_id, save_path, overwrite, matcher):
     """Interview in the terminal: only the questions that matter for this patient.
 
     Answers are read line by line, so the interview can be scripted by piping
@@ -630,7 +631,7 @@ def interview(rules_dir, resume_path, wanted_id, save_path, overwrite):
 
     if save_path is not None:
         check_save_option(save_path, overwrite)  # before any question
-    advisor = Advisor(_load_rules(rules_dir))
+    advisor = Advisor(_load_rules(rules_dir), matcher=matcher)
     answers, case_id = resume(advisor, resume_path, wanted_id) if resume_path else ({}, None)
     finished = run_interview(advisor, answers, case_id, save_path, overwrite, _style(), resumed_from=resume_path)
     _exit(0 if finished else EXIT_FOUND)
@@ -640,7 +641,8 @@ def interview(rules_dir, resume_path, wanted_id, save_path, overwrite):
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, allow_dash=True))
 @format_option("text", "json")
 @rules_option
-def run_tests(paths, fmt, rules_dir):
+@matcher_option
+def run_tests(paths, fmt, rules_dir, matcher):
     """Run scenario files: cases with an `expect:` block (stance, rule, dose,
     warnings, max_severity, severity, fired, not_fired, missing, not_missing).
 
@@ -652,7 +654,7 @@ def run_tests(paths, fmt, rules_dir):
     from ivig_advisor.engine import Advisor
     from ivig_advisor.engine.audit.scenarios import report_text, run_scenarios
 
-    report = run_scenarios(paths, Advisor(_load_rules(rules_dir)), stdin=sys.stdin)
+    report = run_scenarios(paths, Advisor(_load_rules(rules_dir), matcher=matcher), stdin=sys.stdin)
     _echo_json(report.to_dict()) if fmt == "json" else click.echo(report_text(report, _style()))
     _exit(0 if report.ok else EXIT_FOUND)
 

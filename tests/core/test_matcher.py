@@ -204,7 +204,46 @@ def test_an_unknown_matcher_is_refused(run_cli):
     assert out.exit_code == 2 and "'clips' is not one of 'compiled', 'rete'" in out.output
 
 
-@pytest.mark.parametrize("command", ["evaluate", "serve"])
+@pytest.fixture
+def by_matcher(run_cli, monkeypatch):
+    """Run a command with `--matcher` rete, then compiled: their results, after checking that
+    each run matched with the matcher it was given (the compiled one's calls are counted)."""
+    calls = []
+    changes = CompiledMatcher.changes
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return changes(self, *args, **kwargs)
+
+    monkeypatch.setattr(CompiledMatcher, "changes", counted)
+
+    def run(*args, input=None):
+        rete = run_cli(*args[:1], "--matcher", "rete", *args[1:], input=input)
+        assert not calls, "--matcher rete matched with the compiled matcher"
+        compiled = run_cli(*args[:1], "--matcher", "compiled", *args[1:], input=input)
+        assert calls
+        return rete, compiled
+
+    return run
+
+
+def test_scenarios_pass_alike_with_either_matcher(by_matcher):
+    """`ivig test --matcher rete` runs a reviewer's scenarios on the reference matcher."""
+    rete, compiled = by_matcher("test", "--format", "json", str(ROOT / "tests" / "cases" / "golden.yaml"))
+    assert rete.exit_code == compiled.exit_code == 0, rete.output + compiled.output
+    assert rete.stdout == compiled.stdout and '"passed"' in rete.stdout
+
+
+@pytest.mark.parametrize("diagnosis", ["gbs", "mmn", "myasthenia_gravis", "als"])
+def test_an_interview_asks_and_answers_alike_with_either_matcher(by_matcher, diagnosis):
+    """The questions an interview asks come from the rules that could still fire: the same with
+    the reference matcher, to the last character of what is shown."""
+    rete, compiled = by_matcher("interview", input=f"{diagnosis}\n" + "no\n" * 6 + "70\n" + "unknown\n" * 30)
+    assert rete.exit_code == compiled.exit_code, rete.output + compiled.output
+    assert rete.output == compiled.output and "IVIG" in rete.output
+
+
+@pytest.mark.parametrize("command", ["evaluate", "serve", "interview", "run_tests"])
 def test_the_option_offers_every_matcher_the_engine_has(command):
     """cli.py writes the names (it does not import the engine to start): they must be the engine's,
     and its default the Advisor's."""
