@@ -6,9 +6,11 @@ import copy
 import http.server
 import threading
 
+import httpx
 import pytest
-from helpers import TOKEN, check_response, load, send_fhir
+from helpers import TOKEN, InThread, check_response, load, send_fhir
 
+from ivig_advisor.engine.service.app import Settings
 from ivig_advisor.engine.service.paging import MAX_PAGES, on_server
 
 READ_IN_PART = "Record read in part"
@@ -16,15 +18,19 @@ READ_IN_PART = "Record read in part"
 
 class PagedFhir:
     """A FHIR server in a thread serving `pages` (path below /fhir/ -> body); what it was asked, with
-    which Authorization header, is in `seen`."""
+    which Authorization header, is in `seen`; the clients' (host, port) it was asked from, one for
+    each connection, in `connections`."""
 
     def __init__(self, pages=None, endless=False):
-        self.seen, self.pages = [], pages or {}
+        self.seen, self.pages, self.connections = [], pages or {}, set()
         fake = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # a connection serves the next page too, if the client keeps it
+
             def do_GET(self):
                 fake.seen.append((self.path, self.headers.get("Authorization")))
+                fake.connections.add(self.client_address)
                 path = self.path.split("/fhir/", 1)[-1]
                 if endless:  # every page has a next one
                     n = int(path.rsplit("/", 1)[-1]) if path.startswith("page/") else 0
@@ -33,6 +39,7 @@ class PagedFhir:
                     body = fake.pages[path]
                 else:
                     self.send_response(404)
+                    self.send_header("Content-Length", "0")
                     self.end_headers()
                     return
                 send_fhir(self, body)
@@ -132,16 +139,24 @@ def test_a_next_page_on_another_host_is_not_fetched_and_the_token_goes_nowhere(d
         elsewhere.close()
 
 
-def test_a_search_with_endless_pages_stops_and_says_so(dev):
+def test_a_search_with_endless_pages_stops_and_says_so(tmp_path):
+    """The bound on pages, alone, and every page over one connection. The time a call has for its
+    pages (fhir_timeout, 5 s by default) is set far beyond what 50 pages take, so that it cannot
+    stop the reading first: when each page built an HTTP client of its own, 50 pages took 4.3 to
+    5.7 s under load (a 2-core machine, CI's workers), and the default time stopped the reading at
+    41 to 43 pages ("could not be read in the time a call has", an honest card, not this one)."""
     endless = PagedFhir(endless=True)
+    settings = Settings(insecure_dev=True, feedback_db=str(tmp_path / "feedback.sqlite"), fhir_timeout=120)
     try:
         whole = load("patient-view-mmn-prednisone-renal")
         request = paged(whole, endless, condition_ids(whole))  # all on page 1, then empty pages for ever
         request["prefetch"]["conditions"]["link"][1]["url"] = f"{endless.url}/page/1"
-        reply = dev.call(request)
+        with InThread(settings) as served:
+            reply = httpx.post(served.url + "/cds-services/ivig-patient", json=request, timeout=180)
         assert any(s.startswith(READ_IN_PART) for s, _ in shown(reply))
         assert f"more than {MAX_PAGES + 1} pages" in str(reply.json())
         assert len(endless.seen) == MAX_PAGES
+        assert len(endless.connections) == 1, "one client for the call's pages, its connection kept"
     finally:
         endless.close()
 
