@@ -298,14 +298,21 @@ def test_a_signal_stops_the_batch_cleanly(old_output, signum, code):
 
 def test_ctrl_c_at_a_terminal_stops_the_batch_cleanly(old_output):
     """Ctrl-C reaches the whole process group: the workers must not die with tracebacks.
-    `yes` feeds an input that never ends, so the batch is still running when Ctrl-C comes."""
+    `yes` feeds an input that never ends, so the batch is still running when Ctrl-C comes. It runs
+    in a session of its own (setsid), out of Ctrl-C's reach, and ends on the broken pipe: bash, told
+    of Ctrl-C, ends by SIGINT itself (no exit status) when the last member of the pipeline it reaps
+    died of SIGINT, so a `yes` killed by Ctrl-C after ivig had ended hid ivig's 130 on a loaded machine."""
     out = old_output
     line = json.dumps(GBS)
     ivig_command = " ".join(
         map(shlex.quote, [*IVIG, "evaluate", "-", "-j", "2", "-o", str(out), "--format", "jsonl", "--quiet"])
     )
     child = pexpect.spawn(
-        "bash", ["-c", f"yes {shlex.quote(line)} | {ivig_command}"], env=ENV, encoding="utf-8", timeout=30
+        "bash",
+        ["-c", f"setsid yes {shlex.quote(line)} 2>/dev/null | {ivig_command}"],
+        env=ENV,
+        encoding="utf-8",
+        timeout=30,
     )
     workers = _wait_for_workers(child.pid, count=4)  # yes, ivig and its two workers
     child.sendintr()
