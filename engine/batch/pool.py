@@ -186,8 +186,6 @@ class Scheduler:
             self.stopped = True
         except (Stopped, KeyboardInterrupt):
             self.stopped = True
-            for pool in self.pools:
-                _abandon(pool)
             raise
 
     def _died(self) -> WorkerDied:
@@ -203,13 +201,15 @@ class Scheduler:
         "Exception ignored ... Bad file descriptor".)"""
         for future, _, _ in self.in_flight:
             future.cancel()
-        if not self.stopped:
-            self._finish_started()
-        for pool in self.pools:
-            if self.stopped:
-                _abandon(pool)
-            else:
-                pool.shutdown(wait=True, cancel_futures=True)
+        try:
+            if not self.stopped:
+                self._finish_started()
+        finally:  # a signal while waiting is raised on, once every pool is let go of
+            for pool in self.pools:
+                if self.stopped:
+                    _abandon(pool)
+                else:
+                    pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _Router:
